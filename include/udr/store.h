@@ -1,0 +1,150 @@
+/*
+ * udr/store.h - the content-addressed chunk store.
+ *
+ * Bytes in, BLAKE3-256 hash out.  The same bytes are stored once (dedup).
+ * Every write is atomic and durable when the call returns (temp file, fsync,
+ * link, directory fsync); a reader never sees a partial chunk.  A store handle
+ * may be shared by any number of threads, and any number of processes may
+ * use the same store directory at once.
+ */
+#ifndef UDR_STORE_H
+#define UDR_STORE_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An open chunk store (opaque, thread-safe). */
+typedef struct udr_store udr_store;
+
+/**
+ * Open the chunk store in directory path.
+ * @param[out] out the new handle; close with udr_store_close
+ * @param path the chunk store directory (e.g. "data/chunks")
+ * @param flags UDR_OPEN_CREATE to create the directory and its config when
+ *        missing
+ * @return 0; UDR_EINVAL for a NULL or empty path; UDR_ENOTFOUND when the
+ *         directory is not a chunk store and UDR_OPEN_CREATE was not given;
+ *         UDR_ECORRUPT when its config is unreadable or of an unknown format;
+ *         UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_open(udr_store **out, const char *path, unsigned int flags);
+
+/** Close a store handle (accepts NULL). */
+UDR_EXTERN void udr_store_close(udr_store *store);
+
+/** The directory the store was opened at (borrowed, lives as long as store). */
+UDR_EXTERN const char *udr_store_path(const udr_store *store);
+
+/**
+ * Store len bytes; durable when the call returns.
+ * @param[out] out the BLAKE3-256 of the bytes (also when they already existed)
+ * @return 0; UDR_EINVAL (data NULL with len > 0); UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_put(udr_hash *out, udr_store *store, const void *data, size_t len);
+
+/**
+ * Store everything readable from fd (from its current offset to end of
+ * file), streaming with bounded memory.  Nothing is published when a read
+ * fails midway.
+ * @return as udr_store_put; UDR_EIO names the failing read.
+ */
+UDR_EXTERN int udr_store_put_fd(udr_hash *out, udr_store *store, int fd);
+
+/** Store the content of the file at path, streaming.  As udr_store_put_fd;
+ *  UDR_ENOTFOUND when the file does not exist. */
+UDR_EXTERN int udr_store_put_file(udr_hash *out, udr_store *store, const char *path);
+
+/**
+ * 1 when the chunk exists, 0 when it does not, a negative UDR_E* on error
+ * (UDR_EIO).
+ */
+UDR_EXTERN int udr_store_exists(udr_store *store, const udr_hash *hash);
+
+/**
+ * The stored size of a chunk in bytes.
+ * @return 0; UDR_ENOTFOUND; UDR_EIO.
+ */
+UDR_EXTERN int udr_store_size(uint64_t *out, udr_store *store, const udr_hash *hash);
+
+/**
+ * Read a whole chunk into memory, without rehashing.
+ * @param[out] out a buffer owned by the caller, freed with udr_free (non-NULL
+ *             also for an empty chunk)
+ * @param[out] out_len its length
+ * @return 0; UDR_ENOTFOUND; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_get(void **out, size_t *out_len, udr_store *store, const udr_hash *hash);
+
+/**
+ * As udr_store_get, then rehash: a mismatch is UDR_ECORRUPT naming the chunk
+ * and nothing is returned.
+ */
+UDR_EXTERN int udr_store_get_verified(void **out, size_t *out_len, udr_store *store,
+                                      const udr_hash *hash);
+
+/** Flags for the streaming reads. */
+#define UDR_GET_VERIFY 0x1u /**< rehash while reading; a mismatch is UDR_ECORRUPT */
+
+/**
+ * Stream a chunk into fd with bounded memory.  With UDR_GET_VERIFY the bytes
+ * are hashed as they are written and a mismatch is reported as UDR_ECORRUPT
+ * at the end: the bytes already written to fd must then be discarded by the
+ * caller (udr_store_get_file does that for files).
+ * @return 0; UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO.
+ */
+UDR_EXTERN int udr_store_get_fd(udr_store *store, const udr_hash *hash, int fd, unsigned int flags);
+
+/**
+ * Write a chunk to the file at path, atomically: the file appears (replacing
+ * any file of that name) only when all bytes were written and, with
+ * UDR_GET_VERIFY, verified.  On failure nothing is left at path.
+ * @return as udr_store_get_fd.
+ */
+UDR_EXTERN int udr_store_get_file(udr_store *store, const udr_hash *hash, const char *path,
+                                  unsigned int flags);
+
+/** Called by udr_store_foreach for each stored chunk; non-zero stops. */
+typedef int (*udr_store_foreach_cb)(const udr_hash *hash, void *payload);
+
+/**
+ * Call cb for every chunk in the store (in no particular order).
+ * @return 0; the callback's non-zero value when it stopped; UDR_EIO.
+ */
+UDR_EXTERN int udr_store_foreach(udr_store *store, udr_store_foreach_cb cb, void *payload);
+
+/** One problem found by a check (fsck). Pointers are valid during the call. */
+typedef struct udr_problem {
+	int code;             /**< UDR_ECORRUPT, UDR_ENOTFOUND or UDR_EIO */
+	const char *object;   /**< the hash, table or version concerned */
+	const char *path;     /**< the file concerned */
+	const char *message;  /**< what is wrong */
+} udr_problem;
+
+/** Called for each problem; non-zero stops the check. */
+typedef int (*udr_problem_cb)(const udr_problem *problem, void *payload);
+
+/** What a check did. */
+typedef struct udr_check_stats {
+	uint64_t objects;      /**< chunks or metadata files checked */
+	uint64_t bytes;        /**< bytes rehashed */
+	uint64_t problems;     /**< problems reported */
+	uint64_t temp_removed; /**< abandoned temp files removed */
+} udr_check_stats;
+
+/**
+ * Check every chunk (rehash against its name, look for stray files) and remove
+ * temp files left by dead writers.  Each problem is passed to cb (may be NULL).
+ * @param[out] stats what was checked (may be NULL)
+ * @return 0 when clean; UDR_ECORRUPT when a problem was found; UDR_EIO when
+ *         the check itself could not run.
+ */
+UDR_EXTERN int udr_store_fsck(udr_check_stats *stats, udr_store *store, udr_problem_cb cb,
+                              void *payload);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

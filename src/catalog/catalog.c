@@ -1,0 +1,613 @@
+/*
+ * catalog.c - tables, versions and the commit log on one commit point.
+ *
+ * A version file tables/<T>/<N>.json names the commit that made it; the
+ * commit record log/<seq>.json names each version file with the BLAKE3 of its
+ * bytes.  A version is visible only when both agree, so the creation of the
+ * commit record (link(), never replacing) is the single atomic commit point
+ * of every change, whatever number of tables it touches.  HEAD and
+ * tables/<T>/LATEST are caches that readers verify and probe past.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+#include "catalog/catalog_internal.h"
+
+char *udr__version_path(const udr_catalog *c, const char *table, uint64_t version)
+{
+	size_t n = strlen(c->tablesdir) + strlen(table) + SEQ_DIGITS + 16;
+	char *p = malloc(n);
+	if (!p) {
+		udr__error_oom();
+		return NULL;
+	}
+	snprintf(p, n, "%s/%s/%020llu.json", c->tablesdir, table, (unsigned long long)version);
+	return p;
+}
+
+char *udr__commit_path(const udr_catalog *c, uint64_t seq)
+{
+	size_t n = strlen(c->logdir) + SEQ_DIGITS + 16;
+	char *p = malloc(n);
+	if (!p) {
+		udr__error_oom();
+		return NULL;
+	}
+	snprintf(p, n, "%s/%020llu.json", c->logdir, (unsigned long long)seq);
+	return p;
+}
+
+static char *table_file(const udr_catalog *c, const char *table, const char *name)
+{
+	size_t n = strlen(c->tablesdir) + strlen(table) + strlen(name) + 3;
+	char *p = malloc(n);
+	if (!p) {
+		udr__error_oom();
+		return NULL;
+	}
+	snprintf(p, n, "%s/%s/%s", c->tablesdir, table, name);
+	return p;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+void udr_catalog_close(udr_catalog *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->tmpdir);
+	free(c->logdir);
+	free(c->tablesdir);
+	free(c->lockpath);
+	free(c->headpath);
+	free(c);
+}
+
+int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsigned int flags)
+{
+	udr_catalog *c;
+	struct stat st;
+	int rc;
+	if (!out || !path || !*path)
+		return udr__error_set(UDR_EINVAL, "invalid argument: empty catalog path");
+	*out = NULL;
+	if (!(c = calloc(1, sizeof(*c))))
+		return udr__error_oom();
+	c->store = store;
+	if (!(c->path = strdup(path))) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	{
+		size_t n = strlen(c->path);
+		while (n > 1 && c->path[n - 1] == '/')
+			c->path[--n] = '\0';
+	}
+	c->tmpdir = udr__path_join(c->path, "tmp");
+	c->logdir = udr__path_join(c->path, "log");
+	c->tablesdir = udr__path_join(c->path, "tables");
+	c->lockpath = udr__path_join(c->path, "lock");
+	c->headpath = udr__path_join(c->path, "HEAD");
+	if (!c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath) {
+		rc = UDR_ENOMEM;
+		goto fail;
+	}
+	if (UDR_IO->stat(c->path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		if (!(flags & UDR_OPEN_CREATE)) {
+			rc = udr__error_set(UDR_ENOTFOUND, "not a catalog: %s does not exist", c->path);
+			goto fail;
+		}
+		if ((rc = udr__mkdirs(c->path)) < 0)
+			goto fail;
+	}
+	rc = udr__check_config(c->path, "udr-catalog", CATALOG_FORMAT);
+	if (rc == UDR_ENOTFOUND && (flags & UDR_OPEN_CREATE)) {
+		static const char cfg[] = "{\"format\": 1, \"kind\": \"udr-catalog\"}\n";
+		char *cfgpath = udr__path_join(c->path, "config.json");
+		if (!cfgpath) {
+			rc = UDR_ENOMEM;
+			goto fail;
+		}
+		if ((rc = udr__mkdir(c->tmpdir, NULL)) == 0 && (rc = udr__mkdir(c->logdir, NULL)) == 0 &&
+		    (rc = udr__mkdir(c->tablesdir, NULL)) == 0) {
+			rc = udr__write_file_atomic(c->tmpdir, cfgpath, cfg, sizeof(cfg) - 1, UDR__PUBLISH_NEW, true);
+			if (rc >= 0)
+				rc = udr__fsync_parent(c->path);
+		}
+		free(cfgpath);
+	}
+	if (rc < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	udr_catalog_close(c);
+	return rc;
+}
+
+/* ---- lock ---------------------------------------------------------------- */
+
+int udr__catalog_lock(int *fd, udr_catalog *c)
+{
+	*fd = UDR_IO->open(c->lockpath, O_RDWR | O_CREAT, 0644);
+	if (*fd < 0)
+		return udr__error_io(errno, "cannot open catalog lock %s", c->lockpath);
+	if (UDR_IO->flock(*fd, LOCK_EX) < 0) {
+		int err = errno;
+		UDR_IO->close(*fd);
+		*fd = -1;
+		return udr__error_io(err, "cannot lock catalog %s", c->lockpath);
+	}
+	return 0;
+}
+
+void udr__catalog_unlock(int fd)
+{
+	if (fd >= 0)
+		UDR_IO->close(fd); /* closing the descriptor releases the flock */
+}
+
+/* ---- small cache files --------------------------------------------------- */
+
+static int read_number_file(uint64_t *out, const char *path)
+{
+	char *text = NULL;
+	size_t len;
+	int rc = udr__read_file(&text, &len, path, 64);
+	if (rc < 0) {
+		udr_error_clear();
+		return -1;
+	}
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		len--;
+	rc = udr__parse_u64(out, text, len);
+	free(text);
+	return rc;
+}
+
+void udr__write_number_file(udr_catalog *c, const char *path, uint64_t n)
+{
+	char text[32];
+	int len = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)n);
+	/* A cache: no fsync, errors ignored; readers verify it and probe past. */
+	if (udr__write_file_atomic(c->tmpdir, path, text, (size_t)len, UDR__PUBLISH_REPLACE, false) < 0)
+		udr_error_clear();
+}
+
+static bool file_exists(const char *path)
+{
+	struct stat st;
+	return UDR_IO->stat(path, &st) == 0;
+}
+
+static bool commit_exists(udr_catalog *c, uint64_t seq)
+{
+	char *p = udr__commit_path(c, seq);
+	bool r = p && file_exists(p);
+	free(p);
+	return r;
+}
+
+/* Largest seq named in log/ (recovery path when HEAD is unusable). */
+static int scan_log_max(uint64_t *out, udr_catalog *c)
+{
+	DIR *d = opendir(c->logdir);
+	struct dirent *e;
+	uint64_t max = 0;
+	if (!d)
+		return udr__error_io(errno, "cannot list %s", c->logdir);
+	while ((e = readdir(d)) != NULL) {
+		uint64_t s;
+		size_t n = strlen(e->d_name);
+		if (n == SEQ_DIGITS + 5 && strcmp(e->d_name + SEQ_DIGITS, ".json") == 0 &&
+		    udr__parse_u64(&s, e->d_name, SEQ_DIGITS) == 0 && s > max)
+			max = s;
+	}
+	closedir(d);
+	*out = max;
+	return 0;
+}
+
+int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
+{
+	uint64_t h;
+	if (read_number_file(&h, c->headpath) < 0 || (h > 0 && !commit_exists(c, h))) {
+		int rc = scan_log_max(&h, c);
+		if (rc < 0)
+			return rc;
+		/* the scan finds the max; fall back to the first gap below it */
+		uint64_t s = 0;
+		while (s < h && commit_exists(c, s + 1))
+			s++;
+		h = s;
+	}
+	while (commit_exists(c, h + 1))
+		h++;
+	*out = h;
+	return 0;
+}
+
+int udr_catalog_head(uint64_t *out, udr_catalog *c)
+{
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_head");
+	return udr__catalog_true_head(out, c);
+}
+
+/* ---- commit records ------------------------------------------------------ */
+
+void udr_commit_free(udr_commit *cm)
+{
+	if (!cm)
+		return;
+	for (size_t i = 0; i < cm->nchanges; i++)
+		free(cm->changes[i].table);
+	free(cm->changes);
+	free(cm->branch);
+	free(cm->author);
+	free(cm->message);
+	free(cm);
+}
+
+static int commit_from_json(udr_commit **out, const char *text, size_t len, const char *path, uint64_t seq)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), *changes, *x;
+	udr_commit *cm = NULL;
+	size_t i;
+	int rc = 0;
+	if (!o)
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: %s (line %d)", path, jerr.text,
+		                      jerr.line);
+	changes = json_object_get(o, "changes");
+	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "seq")) ||
+	    (uint64_t)json_integer_value(json_object_get(o, "seq")) != seq ||
+	    !json_is_integer(json_object_get(o, "parent")) || !json_is_integer(json_object_get(o, "time_ms")) ||
+	    !json_is_string(json_object_get(o, "branch")) || !json_is_string(json_object_get(o, "author")) ||
+	    !json_is_array(changes) || json_array_size(changes) == 0) {
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: missing or mistyped fields", path);
+		goto done;
+	}
+	if (!(cm = calloc(1, sizeof(*cm))) ||
+	    !(cm->changes = calloc(json_array_size(changes), sizeof(udr_change))) ||
+	    !(cm->branch = strdup(json_string_value(json_object_get(o, "branch")))) ||
+	    !(cm->author = strdup(json_string_value(json_object_get(o, "author"))))) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	cm->seq = seq;
+	cm->parent = (uint64_t)json_integer_value(json_object_get(o, "parent"));
+	cm->time_ms = (int64_t)json_integer_value(json_object_get(o, "time_ms"));
+	x = json_object_get(o, "message");
+	if (json_is_string(x) && !(cm->message = strdup(json_string_value(x)))) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	json_array_foreach(changes, i, x) {
+		json_t *t = json_object_get(x, "table"), *ov = json_object_get(x, "old"),
+		       *nv = json_object_get(x, "new"), *dg = json_object_get(x, "digest");
+		udr_change *ch = &cm->changes[i];
+		if (!json_is_string(t) || udr_table_name_check(json_string_value(t)) < 0 || !json_is_integer(ov) ||
+		    !json_is_integer(nv) || json_integer_value(nv) < 1 || json_integer_value(ov) < 0 ||
+		    !json_is_string(dg) || udr_hash_fromhex(&ch->digest, json_string_value(dg)) < 0) {
+			rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad change %zu", path, i);
+			goto done;
+		}
+		if (!(ch->table = strdup(json_string_value(t)))) {
+			rc = udr__error_oom();
+			goto done;
+		}
+		ch->old_version = (uint64_t)json_integer_value(ov);
+		ch->new_version = (uint64_t)json_integer_value(nv);
+		cm->nchanges++;
+	}
+done:
+	json_decref(o);
+	if (rc < 0)
+		udr_commit_free(cm);
+	else
+		*out = cm;
+	return rc;
+}
+
+int udr__commit_read(udr_commit **out, udr_catalog *c, uint64_t seq)
+{
+	char *path = udr__commit_path(c, seq), *text = NULL;
+	size_t len;
+	int rc;
+	if (!path)
+		return UDR_ENOMEM;
+	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
+	if (rc == UDR_ENOTFOUND) {
+		uint64_t head;
+		if (udr__catalog_true_head(&head, c) == 0 && seq <= head)
+			rc = udr__error_set(UDR_ECORRUPT, "commit record %s is missing (the log has %llu commits)",
+			                    path, (unsigned long long)head);
+		else
+			rc = udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)seq);
+	}
+	if (rc == 0)
+		rc = commit_from_json(out, text, len, path, seq);
+	free(text);
+	free(path);
+	return rc;
+}
+
+int udr_catalog_get_commit(udr_commit **out, udr_catalog *c, uint64_t seq)
+{
+	if (!out || !c || seq == 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument: commit sequence numbers start at 1");
+	return udr__commit_read(out, c, seq);
+}
+
+/* ---- versions ------------------------------------------------------------ */
+
+/* Read and check the version file; 1 committed (*out set if out), 0 not
+ * committed (absent or orphan), <0 error. */
+static int load_checked(udr_version **out, udr_catalog *c, const char *table, uint64_t version)
+{
+	char *path = udr__version_path(c, table, version), *text = NULL;
+	udr_version *v = NULL;
+	udr_commit *cm = NULL;
+	size_t len;
+	int rc, attempt;
+	if (!path)
+		return UDR_ENOMEM;
+	for (attempt = 0; attempt < 2; attempt++) {
+		udr_hash digest;
+		const udr_change *ch = NULL;
+		rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
+		if (rc == UDR_ENOTFOUND) {
+			udr_error_clear();
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break;
+		if ((rc = udr__version_from_json(&v, text, len, path)) < 0)
+			break;
+		if (strcmp(v->table, table) != 0 || v->version != version || v->commit_seq == 0) {
+			rc = udr__error_set(UDR_ECORRUPT, "corrupt version file %s: it names table %s version %llu",
+			                    path, v->table, (unsigned long long)v->version);
+			break;
+		}
+		rc = udr__commit_read(&cm, c, v->commit_seq);
+		if (rc == UDR_ENOTFOUND) { /* written by a commit that never happened */
+			udr_error_clear();
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break;
+		for (size_t i = 0; i < cm->nchanges; i++)
+			if (strcmp(cm->changes[i].table, table) == 0 && cm->changes[i].new_version == version)
+				ch = &cm->changes[i];
+		if (!ch) { /* an orphan whose commit number another commit took */
+			rc = 0;
+			break;
+		}
+		udr_hash_buf(&digest, text, len);
+		if (udr_hash_equal(&digest, &ch->digest)) {
+			if (v->parent != ch->old_version) {
+				rc = udr__error_set(UDR_ECORRUPT, "corrupt version file %s: parent disagrees with commit %llu",
+				                    path, (unsigned long long)cm->seq);
+				break;
+			}
+			rc = 1;
+			break;
+		}
+		/* An orphan can be replaced by the committed file between our two
+		 * reads; once the commit record exists the file never changes, so
+		 * a second mismatch is damage. */
+		rc = udr__error_set(UDR_ECORRUPT,
+		                    "corrupt version file %s: its digest does not match commit record %llu (tampered or damaged)",
+		                    path, (unsigned long long)cm->seq);
+		free(text);
+		text = NULL;
+		udr_version_free(v);
+		v = NULL;
+		udr_commit_free(cm);
+		cm = NULL;
+	}
+	free(text);
+	free(path);
+	udr_commit_free(cm);
+	if (rc == 1 && out)
+		*out = v;
+	else
+		udr_version_free(v);
+	return rc;
+}
+
+int udr__version_load(udr_version **out, udr_catalog *c, const char *table, uint64_t version)
+{
+	return load_checked(out, c, table, version);
+}
+
+static int version_file_exists(udr_catalog *c, const char *table, uint64_t version)
+{
+	char *p = udr__version_path(c, table, version);
+	int r;
+	if (!p)
+		return UDR_ENOMEM;
+	r = file_exists(p) ? 1 : 0;
+	free(p);
+	return r;
+}
+
+/* committed(table, n) with a cheap stat first */
+static int is_committed(udr_catalog *c, const char *table, uint64_t version)
+{
+	int rc = version_file_exists(c, table, version);
+	if (rc <= 0)
+		return rc;
+	return load_checked(NULL, c, table, version);
+}
+
+int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
+{
+	char *lp = table_file(c, table, "LATEST");
+	uint64_t n = 0, lo, hi;
+	int rc;
+	if (!lp)
+		return UDR_ENOMEM;
+	if (read_number_file(&n, lp) == 0 && n > 0) {
+		rc = is_committed(c, table, n);
+		if (rc < 0)
+			goto done;
+		if (rc == 0)
+			n = 0; /* a cache that lies: search from scratch */
+	}
+	if (n == 0) {
+		/* Committed versions are exactly 1..L: gallop then bisect. */
+		lo = 0;
+		hi = 1;
+		while ((rc = is_committed(c, table, hi)) == 1) {
+			lo = hi;
+			if (hi > UINT64_MAX / 2)
+				break;
+			hi *= 2;
+		}
+		if (rc < 0)
+			goto done;
+		while (hi - lo > 1) {
+			uint64_t mid = lo + (hi - lo) / 2;
+			if ((rc = is_committed(c, table, mid)) < 0)
+				goto done;
+			if (rc)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		n = lo;
+	}
+	while ((rc = is_committed(c, table, n + 1)) == 1)
+		n++;
+	if (rc < 0)
+		goto done;
+	rc = 0;
+	*out = n;
+done:
+	free(lp);
+	return rc;
+}
+
+int udr_catalog_latest(uint64_t *out, udr_catalog *c, const char *table)
+{
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_latest");
+	if ((rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if ((rc = udr__table_latest(out, c, table)) < 0)
+		return rc;
+	if (*out == 0)
+		return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
+	return 0;
+}
+
+int udr_catalog_get_version(udr_version **out, udr_catalog *c, const char *table, uint64_t version)
+{
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_get_version");
+	*out = NULL;
+	if ((rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if (version == 0 && (rc = udr_catalog_latest(&version, c, table)) < 0)
+		return rc;
+	rc = load_checked(out, c, table, version);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		uint64_t latest = 0;
+		if (udr__table_latest(&latest, c, table) == 0 && latest == 0)
+			return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
+		return udr__error_set(UDR_ENOTFOUND, "table %s has no version %llu (latest is %llu)", table,
+		                      (unsigned long long)version, (unsigned long long)latest);
+	}
+	return 0;
+}
+
+int udr_catalog_list_versions(uint64_t **out, size_t *count, udr_catalog *c, const char *table)
+{
+	uint64_t latest, *arr;
+	size_t bytes;
+	int rc;
+	if (!out || !count)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_list_versions");
+	if ((rc = udr_catalog_latest(&latest, c, table)) < 0)
+		return rc;
+	if (latest > SIZE_MAX || !udr__mul_ok((size_t)latest, sizeof(uint64_t), &bytes) ||
+	    !(arr = malloc(bytes)))
+		return udr__error_oom();
+	for (uint64_t i = 0; i < latest; i++)
+		arr[i] = i + 1;
+	*out = arr;
+	*count = (size_t)latest;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
+{
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	if (!out || !count || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_list_tables");
+	if (!(d = opendir(c->tablesdir)))
+		return udr__error_io(errno, "cannot list %s", c->tablesdir);
+	while ((e = readdir(d)) != NULL) {
+		uint64_t latest = 0;
+		if (e->d_name[0] == '.' || udr_table_name_check(e->d_name) < 0) {
+			udr_error_clear();
+			continue;
+		}
+		if ((rc = udr__table_latest(&latest, c, e->d_name)) < 0)
+			break;
+		if (latest == 0)
+			continue;
+		if (n == cap) {
+			char **p;
+			cap = cap ? cap * 2 : 16;
+			if (!(p = realloc(names, cap * sizeof(*names)))) {
+				rc = udr__error_oom();
+				break;
+			}
+			names = p;
+		}
+		if (!(names[n] = strdup(e->d_name))) {
+			rc = udr__error_oom();
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (rc < 0) {
+		udr_strarray_free(names, n);
+		return rc;
+	}
+	qsort(names, n, sizeof(*names), cmp_str);
+	*out = names;
+	*count = n;
+	return 0;
+}

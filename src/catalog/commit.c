@@ -1,0 +1,373 @@
+/*
+ * commit.c - the commit step.  Outside the lock: validate, check chunks.
+ * Under the writer lock: find the true head, check version numbers, publish
+ * each version file durably (it names the coming commit), then publish the
+ * commit record with link() - the commit point - and fsync its directory.
+ * Caches (HEAD, LATEST) are refreshed after the commit point.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "util/util.h"
+#include "catalog/catalog_internal.h"
+
+static void author_name(char *out, size_t outsz)
+{
+	const char *env = getenv("UDR_AUTHOR");
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+	if (env && *env) {
+		snprintf(out, outsz, "%s", env);
+		return;
+	}
+	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_name) {
+		snprintf(out, outsz, "%s", res->pw_name);
+		return;
+	}
+	env = getenv("USER");
+	snprintf(out, outsz, "%s", env && *env ? env : "unknown");
+}
+
+static int commit_to_json(char **out, size_t *out_len, const udr_commit *cm)
+{
+	json_t *o = json_object(), *changes = json_array();
+	char when[40];
+	char hex[UDR_HASH_HEXSIZE + 1];
+	json_t *author;
+	int fail = 0;
+	if (!o || !changes) {
+		json_decref(o);
+		json_decref(changes);
+		return udr__error_oom();
+	}
+	udr__format_time(when, sizeof(when), cm->time_ms);
+	author = json_string(cm->author);
+	if (!author)
+		author = json_string("unknown");
+	fail |= json_object_set_new(o, "format", json_integer(1));
+	fail |= json_object_set_new(o, "seq", json_integer((json_int_t)cm->seq));
+	fail |= json_object_set_new(o, "parent", json_integer((json_int_t)cm->parent));
+	fail |= json_object_set_new(o, "time", json_string(when));
+	fail |= json_object_set_new(o, "time_ms", json_integer(cm->time_ms));
+	fail |= json_object_set_new(o, "branch", json_string(cm->branch));
+	fail |= json_object_set_new(o, "author", author);
+	fail |= json_object_set_new(o, "message", cm->message ? json_string(cm->message) : json_null());
+	for (size_t i = 0; i < cm->nchanges && !fail; i++) {
+		json_t *ch = json_object();
+		udr_hash_tohex(hex, &cm->changes[i].digest);
+		fail |= !ch;
+		fail |= json_object_set_new(ch, "table", json_string(cm->changes[i].table));
+		fail |= json_object_set_new(ch, "old", json_integer((json_int_t)cm->changes[i].old_version));
+		fail |= json_object_set_new(ch, "new", json_integer((json_int_t)cm->changes[i].new_version));
+		fail |= json_object_set_new(ch, "digest", json_string(hex));
+		fail |= json_array_append_new(changes, ch);
+	}
+	fail |= json_object_set(o, "changes", changes);
+	if (!fail)
+		*out = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
+	json_decref(o);
+	json_decref(changes);
+	if (fail)
+		return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
+	if (!*out)
+		return udr__error_oom();
+	*out_len = strlen(*out);
+	return 0;
+}
+
+/* Saved caller-visible fields, restored when a commit fails. */
+struct saved {
+	uint64_t version, parent, seq;
+	int64_t created_ms;
+	bool wrote;
+};
+
+static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const udr__commit_opts *o)
+{
+	int rc;
+	if (!c || !vs || n == 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument: nothing to commit");
+	for (size_t i = 0; i < n; i++) {
+		if (!vs[i])
+			return udr__error_set(UDR_EINVAL, "invalid argument: version %zu is NULL", i);
+		if ((rc = udr_table_name_check(vs[i]->table)) < 0)
+			return rc;
+		if (!o->assign && vs[i]->version == 0)
+			return udr__error_set(UDR_EINVAL, "invalid version 0 for table %s: versions start at 1",
+			                      vs[i]->table);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(vs[i]->table, vs[j]->table) == 0)
+				return udr__error_set(UDR_EINVAL, "table %s appears twice in one commit", vs[i]->table);
+		for (size_t k = 0; k < vs[i]->nmeta; k++)
+			if (!vs[i]->meta[k].key || !*vs[i]->meta[k].key || !vs[i]->meta[k].value)
+				return udr__error_set(UDR_EINVAL, "table %s: bad metadata entry", vs[i]->table);
+		if (c->store) {
+			for (size_t k = 0; k < vs[i]->nchunks; k++) {
+				rc = udr_store_exists(c->store, &vs[i]->chunks[k]);
+				if (rc < 0)
+					return rc;
+				if (rc == 0) {
+					char hex[UDR_HASH_HEXSIZE + 1];
+					udr_hash_tohex(hex, &vs[i]->chunks[k]);
+					return udr__error_set(UDR_ENOTFOUND,
+					                      "chunk %s not found in the store (table %s); nothing committed",
+					                      hex, vs[i]->table);
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* The commit seq of a table's latest version (0 when none). */
+static int latest_commit_seq(uint64_t *seq, udr_catalog *c, const char *table, uint64_t latest)
+{
+	udr_version *v = NULL;
+	int rc;
+	*seq = 0;
+	if (latest == 0)
+		return 0;
+	rc = udr__version_load(&v, c, table, latest);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		*seq = v->commit_seq;
+	udr_version_free(v);
+	return 0;
+}
+
+static int publish_version(udr_catalog *c, udr_version *v, udr_hash *digest)
+{
+	char *text = NULL, *path = NULL, *dir = NULL;
+	size_t len;
+	bool created;
+	int rc;
+	if ((rc = udr__version_to_json(&text, &len, v)) < 0)
+		return rc;
+	udr_hash_buf(digest, text, len);
+	if (!(dir = udr__path_join(c->tablesdir, v->table)) || !(path = udr__version_path(c, v->table, v->version))) {
+		rc = UDR_ENOMEM;
+		goto done;
+	}
+	if ((rc = udr__mkdir(dir, &created)) < 0)
+		goto done;
+	if (created && (rc = udr__fsync_dir(c->tablesdir)) < 0)
+		goto done;
+	/* REPLACE: a file under this name can only be an orphan of a crashed
+	 * commit, since the number is latest + 1 and we hold the lock. */
+	rc = udr__write_file_atomic(c->tmpdir, path, text, len, UDR__PUBLISH_REPLACE, true);
+done:
+	free(text);
+	free(path);
+	free(dir);
+	return rc;
+}
+
+/* Publish the commit record: 0 committed and durable; 1 committed but its
+ * durability is unknown (directory fsync failed, error set); <0 not
+ * committed. */
+static int publish_record(udr_catalog *c, const udr_commit *cm)
+{
+	char *text = NULL, *path = NULL;
+	udr__tmp t = {-1, NULL};
+	size_t len = 0;
+	int rc;
+	if ((rc = commit_to_json(&text, &len, cm)) < 0)
+		return rc;
+	if (!(path = udr__commit_path(c, cm->seq))) {
+		rc = UDR_ENOMEM;
+		goto done;
+	}
+	if ((rc = udr__tmp_create(&t, c->tmpdir)) < 0)
+		goto done;
+	if ((rc = udr__write_all(t.fd, text, len, t.path)) < 0 ||
+	    (rc = udr__write_all(t.fd, "\n", 1, t.path)) < 0)
+		goto done;
+	if (UDR_IO->fsync(t.fd) < 0) {
+		rc = udr__error_io(errno, "fsync of commit record %s failed", path);
+		goto done;
+	}
+	if (UDR_IO->link(t.path, path) < 0) {
+		int err = errno;
+		if (err == EEXIST)
+			rc = udr__error_set(UDR_ECORRUPT, "commit record %s already exists", path);
+		else
+			rc = udr__error_io(err, "cannot publish commit record %s", path);
+		goto done;
+	}
+	/* ---- commit point: the record is visible ---- */
+	if (udr__fsync_parent(path) < 0) {
+		udr__error_set(UDR_EIO, "commit %llu is visible but may not survive a crash: %s",
+		               (unsigned long long)cm->seq, udr_error_last()->message);
+		rc = 1;
+	}
+done:
+	udr__tmp_discard(&t);
+	free(text);
+	free(path);
+	return rc;
+}
+
+int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *vs, size_t n,
+                                 const udr__commit_opts *o)
+{
+	struct saved *saved = NULL;
+	udr_commit cm;
+	udr_commit *prev = NULL;
+	char author[256];
+	uint64_t head = 0;
+	int lockfd = -1, rc;
+	bool committed = false;
+
+	memset(&cm, 0, sizeof(cm));
+	if ((rc = check_inputs(c, vs, n, o)) < 0)
+		return rc;
+	if (!(saved = calloc(n, sizeof(*saved))) || !(cm.changes = calloc(n, sizeof(udr_change))))  {
+		free(saved);
+		return udr__error_oom();
+	}
+	for (size_t i = 0; i < n; i++) {
+		saved[i].version = vs[i]->version;
+		saved[i].parent = vs[i]->parent;
+		saved[i].seq = vs[i]->commit_seq;
+		saved[i].created_ms = vs[i]->created_ms;
+	}
+	author_name(author, sizeof(author));
+
+	if ((rc = udr__catalog_lock(&lockfd, c)) < 0)
+		goto done;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0)
+		goto done;
+	udr__tmp_clean(c->tmpdir, NULL);
+	if (head > 0 && (rc = udr__commit_read(&prev, c, head)) < 0)
+		goto done;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t latest, lseq;
+		if ((rc = udr__table_latest(&latest, c, vs[i]->table)) < 0)
+			goto done;
+		if (o->snapshot) {
+			if ((rc = latest_commit_seq(&lseq, c, vs[i]->table, latest)) < 0)
+				goto done;
+			if (lseq > o->snapshot) {
+				rc = udr__error_set(UDR_ECONFLICT,
+				                    "conflict on table %s: commit %llu changed it after this transaction's "
+				                    "snapshot (commit %llu)",
+				                    vs[i]->table, (unsigned long long)lseq, (unsigned long long)o->snapshot);
+				goto done;
+			}
+		}
+		if (o->assign) {
+			vs[i]->version = latest + 1;
+		} else if (vs[i]->version != latest + 1) {
+			if (latest == 0)
+				rc = udr__error_set(UDR_ECONFLICT,
+				                    "conflict on table %s: version %llu cannot be committed, expected version 1 "
+				                    "(the table is new)",
+				                    vs[i]->table, (unsigned long long)vs[i]->version);
+			else
+				rc = udr__error_set(UDR_ECONFLICT,
+				                    "conflict on table %s: version %llu cannot be committed, expected version "
+				                    "%llu (latest is %llu)",
+				                    vs[i]->table, (unsigned long long)vs[i]->version,
+				                    (unsigned long long)latest + 1, (unsigned long long)latest);
+			goto done;
+		}
+		cm.changes[i].table = vs[i]->table;
+		cm.changes[i].old_version = latest;
+		cm.changes[i].new_version = vs[i]->version;
+	}
+	for (size_t i = 0; i < o->ncheck; i++) {
+		uint64_t latest, lseq;
+		if ((rc = udr__table_latest(&latest, c, o->check_tables[i])) < 0 ||
+		    (rc = latest_commit_seq(&lseq, c, o->check_tables[i], latest)) < 0)
+			goto done;
+		if (lseq > o->snapshot) {
+			rc = udr__error_set(UDR_ECONFLICT,
+			                    "conflict: table %s, read by this transaction, was changed by commit %llu after "
+			                    "its snapshot (commit %llu)",
+			                    o->check_tables[i], (unsigned long long)lseq, (unsigned long long)o->snapshot);
+			goto done;
+		}
+	}
+
+	cm.seq = head + 1;
+	cm.parent = head;
+	cm.time_ms = udr__now_ms();
+	if (prev && prev->time_ms > cm.time_ms)
+		cm.time_ms = prev->time_ms; /* the log's time never goes backwards */
+	cm.branch = (char *)(o->branch ? o->branch : "main");
+	cm.author = author;
+	cm.message = (char *)(o->message ? o->message : (n == 1 ? vs[0]->message : NULL));
+	cm.nchanges = n;
+	for (size_t i = 0; i < n; i++) {
+		vs[i]->parent = cm.changes[i].old_version;
+		vs[i]->commit_seq = cm.seq;
+		if (vs[i]->created_ms == 0)
+			vs[i]->created_ms = cm.time_ms;
+		if ((rc = publish_version(c, vs[i], &cm.changes[i].digest)) < 0)
+			goto done;
+		saved[i].wrote = true;
+	}
+	rc = publish_record(c, &cm);
+	if (rc >= 0) {
+		committed = true;
+		for (size_t i = 0; i < n; i++) {
+			char *lp = udr__path_join(c->tablesdir, vs[i]->table), *lf = NULL;
+			if (lp && (lf = udr__path_join(lp, "LATEST")) != NULL)
+				udr__write_number_file(c, lf, vs[i]->version);
+			free(lp);
+			free(lf);
+		}
+		udr__write_number_file(c, c->headpath, cm.seq);
+		if (rc == 1)
+			rc = UDR_EIO; /* the message was set by publish_record */
+		if (seq_out)
+			*seq_out = cm.seq;
+	}
+done:
+	if (!committed) {
+		int keep = rc;
+		for (size_t i = 0; i < n; i++) {
+			if (saved[i].wrote) {
+				char *p = udr__version_path(c, vs[i]->table, vs[i]->version);
+				if (p)
+					UDR_IO->unlink(p);
+				free(p);
+			}
+			vs[i]->version = saved[i].version;
+			vs[i]->parent = saved[i].parent;
+			vs[i]->commit_seq = saved[i].seq;
+			vs[i]->created_ms = saved[i].created_ms;
+		}
+		rc = keep;
+	}
+	udr__catalog_unlock(lockfd);
+	udr_commit_free(prev);
+	free(cm.changes);
+	free(saved);
+	return rc;
+}
+
+int udr_catalog_commit(udr_catalog *c, udr_version *v)
+{
+	udr_version *vs[1] = {v};
+	udr__commit_opts o;
+	memset(&o, 0, sizeof(o));
+	return udr__catalog_commit_versions(NULL, c, vs, 1, &o);
+}
+
+int udr_catalog_commit_next(udr_catalog *c, udr_version *v)
+{
+	udr_version *vs[1] = {v};
+	udr__commit_opts o;
+	memset(&o, 0, sizeof(o));
+	o.assign = true;
+	return udr__catalog_commit_versions(NULL, c, vs, 1, &o);
+}

@@ -1,0 +1,292 @@
+/*
+ * fsck.c - the catalog check: every commit record from 1 to the head, every
+ * version file it names (digest, fields, parent chain), that each table's
+ * versions are exactly 1..latest, that every chunk named exists (when the
+ * catalog has a store), stray files, and cache repair.  Under the writer
+ * lock it also removes orphans: version files of commits that never
+ * happened, and abandoned temp files.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+#include "catalog/catalog_internal.h"
+
+struct tbl {
+	char *name;
+	uint64_t latest; /* per the log */
+};
+
+struct ck {
+	udr_catalog *c;
+	udr_check_stats *stats;
+	udr_problem_cb cb;
+	void *payload;
+	bool stop;
+	struct tbl *tables;
+	size_t ntables, cap;
+};
+
+static void problem(struct ck *k, int code, const char *object, const char *path, const char *fmt, ...)
+	UDR__PRINTF(5, 6);
+
+static void problem(struct ck *k, int code, const char *object, const char *path, const char *fmt, ...)
+{
+	char msg[1200];
+	udr_problem p;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	k->stats->problems++;
+	p.code = code;
+	p.object = object;
+	p.path = path ? path : "";
+	p.message = msg;
+	if (k->cb && k->cb(&p, k->payload) != 0)
+		k->stop = true;
+}
+
+static struct tbl *table_get(struct ck *k, const char *name)
+{
+	for (size_t i = 0; i < k->ntables; i++)
+		if (strcmp(k->tables[i].name, name) == 0)
+			return &k->tables[i];
+	if (k->ntables == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 16;
+		struct tbl *p = realloc(k->tables, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		k->tables = p;
+		k->cap = cap;
+	}
+	k->tables[k->ntables].name = strdup(name);
+	if (!k->tables[k->ntables].name)
+		return NULL;
+	k->tables[k->ntables].latest = 0;
+	return &k->tables[k->ntables++];
+}
+
+static void check_chunks(struct ck *k, const udr_version *v, const char *path)
+{
+	char obj[UDR_TABLE_NAME_MAX + 32];
+	if (!k->c->store)
+		return;
+	snprintf(obj, sizeof(obj), "%s@%llu", v->table, (unsigned long long)v->version);
+	for (size_t i = 0; i < v->nchunks && !k->stop; i++) {
+		int rc = udr_store_exists(k->c->store, &v->chunks[i]);
+		if (rc != 1) {
+			char hex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(hex, &v->chunks[i]);
+			problem(k, UDR_ENOTFOUND, obj, path, "version %s names chunk %s, which is missing from the store",
+			        obj, hex);
+		}
+	}
+}
+
+static int check_commit(struct ck *k, uint64_t seq)
+{
+	udr_commit *cm = NULL;
+	char obj[48];
+	int rc;
+	snprintf(obj, sizeof(obj), "commit %llu", (unsigned long long)seq);
+	k->stats->objects++;
+	rc = udr__commit_read(&cm, k->c, seq);
+	if (rc == UDR_ENOMEM)
+		return rc;
+	if (rc < 0) {
+		char *p = udr__commit_path(k->c, seq);
+		problem(k, rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, obj, p, "%s", udr_error_last()->message);
+		free(p);
+		return 0;
+	}
+	if (cm->parent != seq - 1 && strcmp(cm->branch, "main") == 0) {
+		char *p = udr__commit_path(k->c, seq);
+		problem(k, UDR_ECORRUPT, obj, p, "commit %llu names parent %llu, expected %llu", (unsigned long long)seq,
+		        (unsigned long long)cm->parent, (unsigned long long)seq - 1);
+		free(p);
+	}
+	for (size_t i = 0; i < cm->nchanges && !k->stop; i++) {
+		const udr_change *ch = &cm->changes[i];
+		struct tbl *t = table_get(k, ch->table);
+		udr_version *v = NULL;
+		char *vp = udr__version_path(k->c, ch->table, ch->new_version);
+		if (!t || !vp) {
+			free(vp);
+			udr_commit_free(cm);
+			return udr__error_oom();
+		}
+		if (ch->old_version != t->latest || ch->new_version != t->latest + 1)
+			problem(k, UDR_ECORRUPT, ch->table, vp,
+			        "commit %llu makes table %s go from version %llu to %llu, but the log had it at %llu",
+			        (unsigned long long)seq, ch->table, (unsigned long long)ch->old_version,
+			        (unsigned long long)ch->new_version, (unsigned long long)t->latest);
+		if (ch->new_version > t->latest)
+			t->latest = ch->new_version;
+		k->stats->objects++;
+		rc = udr__version_load(&v, k->c, ch->table, ch->new_version);
+		if (rc == UDR_ENOMEM) {
+			free(vp);
+			udr_commit_free(cm);
+			return rc;
+		}
+		if (rc < 0)
+			problem(k, UDR_ECORRUPT, ch->table, vp, "%s", udr_error_last()->message);
+		else if (rc == 0)
+			problem(k, UDR_ECORRUPT, ch->table, vp,
+			        "version %llu of table %s, made by commit %llu, is missing or does not match the commit",
+			        (unsigned long long)ch->new_version, ch->table, (unsigned long long)seq);
+		else
+			check_chunks(k, v, vp);
+		udr_version_free(v);
+		free(vp);
+	}
+	udr_commit_free(cm);
+	return 0;
+}
+
+/* Look at every file under tables/<T>/: numbered files beyond the log's
+ * latest are orphans (removed under the lock), anything else is stray. */
+static int check_table_dir(struct ck *k, const char *name, bool locked)
+{
+	char *dir = udr__path_join(k->c->tablesdir, name);
+	struct tbl *t = NULL;
+	DIR *d;
+	struct dirent *e;
+	if (!dir)
+		return UDR_ENOMEM;
+	for (size_t i = 0; i < k->ntables; i++)
+		if (strcmp(k->tables[i].name, name) == 0)
+			t = &k->tables[i];
+	if (!(d = opendir(dir))) {
+		problem(k, UDR_ECORRUPT, name, dir, "table entry is not a readable directory");
+		free(dir);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL && !k->stop) {
+		uint64_t ver;
+		size_t n = strlen(e->d_name);
+		char *p;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || strcmp(e->d_name, "LATEST") == 0)
+			continue;
+		if (!(p = udr__path_join(dir, e->d_name))) {
+			closedir(d);
+			free(dir);
+			return UDR_ENOMEM;
+		}
+		if (n == SEQ_DIGITS + 5 && strcmp(e->d_name + SEQ_DIGITS, ".json") == 0 &&
+		    udr__parse_u64(&ver, e->d_name, SEQ_DIGITS) == 0 && ver > 0) {
+			if ((!t || ver > t->latest) && locked)
+				UDR_IO->unlink(p); /* orphan of a commit that never happened */
+		} else {
+			problem(k, UDR_ECORRUPT, name, p, "stray file in table directory");
+		}
+		free(p);
+	}
+	closedir(d);
+	if (locked && t) {
+		char *lf = udr__path_join(dir, "LATEST");
+		if (lf)
+			udr__write_number_file(k->c, lf, t->latest);
+		free(lf);
+	}
+	free(dir);
+	return 0;
+}
+
+int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, void *payload)
+{
+	udr_check_stats local;
+	struct ck k;
+	uint64_t head = 0;
+	int lockfd = -1, rc;
+	DIR *d;
+	struct dirent *e;
+	if (!c)
+		return udr__error_set(UDR_EINVAL, "invalid argument: catalog is NULL");
+	memset(&k, 0, sizeof(k));
+	memset(&local, 0, sizeof(local));
+	k.c = c;
+	k.stats = stats ? stats : &local;
+	memset(k.stats, 0, sizeof(*k.stats));
+	k.cb = cb;
+	k.payload = payload;
+	/* The lock keeps committers out while orphans are told apart from
+	 * commits in progress. */
+	if ((rc = udr__catalog_lock(&lockfd, c)) < 0)
+		return rc;
+	if ((rc = udr__tmp_clean(c->tmpdir, &k.stats->temp_removed)) < 0)
+		goto done;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0)
+		goto done;
+	for (uint64_t s = 1; s <= head && !k.stop; s++)
+		if ((rc = check_commit(&k, s)) < 0)
+			goto done;
+	/* records past a gap are unreachable: the log has lost a commit */
+	if (!(d = opendir(c->logdir))) {
+		rc = udr__error_io(errno, "cannot list %s", c->logdir);
+		goto done;
+	}
+	while ((e = readdir(d)) != NULL && !k.stop) {
+		uint64_t s = 0;
+		bool numbered;
+		char *p;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		numbered = strlen(e->d_name) == SEQ_DIGITS + 5 && strcmp(e->d_name + SEQ_DIGITS, ".json") == 0 &&
+		           udr__parse_u64(&s, e->d_name, SEQ_DIGITS) == 0;
+		if (numbered && s > 0 && s <= head)
+			continue;
+		p = udr__path_join(c->logdir, e->d_name);
+		problem(&k, UDR_ECORRUPT, e->d_name, p,
+		        numbered && s > head ? "commit record beyond a gap in the log (an earlier record is missing)"
+		                             : "stray file in commit log");
+		free(p);
+	}
+	closedir(d);
+	if (!(d = opendir(c->tablesdir))) {
+		rc = udr__error_io(errno, "cannot list %s", c->tablesdir);
+		goto done;
+	}
+	while ((e = readdir(d)) != NULL && !k.stop) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (udr_table_name_check(e->d_name) < 0) {
+			char *p = udr__path_join(c->tablesdir, e->d_name);
+			udr_error_clear();
+			problem(&k, UDR_ECORRUPT, e->d_name, p, "stray entry in tables directory (not a table name)");
+			free(p);
+			continue;
+		}
+		if ((rc = check_table_dir(&k, e->d_name, true)) < 0)
+			break;
+	}
+	closedir(d);
+	if (rc < 0)
+		goto done;
+	/* a table the log knows but whose directory is gone */
+	for (size_t i = 0; i < k.ntables && !k.stop; i++) {
+		char *dir = udr__path_join(c->tablesdir, k.tables[i].name);
+		struct stat st;
+		if (dir && UDR_IO->stat(dir, &st) < 0)
+			problem(&k, UDR_ECORRUPT, k.tables[i].name, dir, "table directory is missing");
+		free(dir);
+	}
+	udr__write_number_file(c, c->headpath, head);
+	rc = 0;
+done:
+	udr__catalog_unlock(lockfd);
+	for (size_t i = 0; i < k.ntables; i++)
+		free(k.tables[i].name);
+	free(k.tables);
+	if (rc < 0)
+		return rc;
+	if (k.stats->problems)
+		return udr__error_set(UDR_ECORRUPT, "catalog %s: %llu problem(s) found", c->path,
+		                      (unsigned long long)k.stats->problems);
+	return 0;
+}

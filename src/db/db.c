@@ -1,0 +1,110 @@
+/*
+ * db.c - one handle over a store root: <root>/chunks and <root>/catalog,
+ * with the catalog checking chunks against the store.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+
+#define ROOT_FORMAT 1
+
+struct udr_db {
+	char *path;
+	udr_store *store;
+	udr_catalog *catalog;
+};
+
+void udr_db_close(udr_db *db)
+{
+	if (!db)
+		return;
+	udr_catalog_close(db->catalog);
+	udr_store_close(db->store);
+	free(db->path);
+	free(db);
+}
+
+int udr_db_open(udr_db **out, const char *path, unsigned int flags)
+{
+	udr_db *db;
+	char *sub = NULL;
+	struct stat st;
+	int rc;
+	if (!out || !path || !*path)
+		return udr__error_set(UDR_EINVAL, "invalid argument: empty store path");
+	*out = NULL;
+	if (!(db = calloc(1, sizeof(*db))) || !(db->path = strdup(path))) {
+		free(db);
+		return udr__error_oom();
+	}
+	if (UDR_IO->stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		if (!(flags & UDR_OPEN_CREATE)) {
+			rc = udr__error_set(UDR_ENOTFOUND, "not a udr store: %s does not exist (run udr init)", path);
+			goto fail;
+		}
+		if ((rc = udr__mkdirs(path)) < 0)
+			goto fail;
+	}
+	rc = udr__check_config(path, "udr-store", ROOT_FORMAT);
+	if (rc == UDR_ENOTFOUND && !(flags & UDR_OPEN_CREATE)) {
+		rc = udr__error_set(UDR_ENOTFOUND, "not a udr store: %s (run udr init)", path);
+		goto fail;
+	}
+	if (rc < 0 && rc != UDR_ENOTFOUND)
+		goto fail;
+	if (!(sub = udr__path_join(path, "chunks"))) {
+		rc = UDR_ENOMEM;
+		goto fail;
+	}
+	if ((rc = udr_store_open(&db->store, sub, flags)) < 0)
+		goto fail;
+	free(sub);
+	if (!(sub = udr__path_join(path, "catalog"))) {
+		rc = UDR_ENOMEM;
+		goto fail;
+	}
+	if ((rc = udr_catalog_open(&db->catalog, sub, db->store, flags)) < 0)
+		goto fail;
+	free(sub);
+	sub = NULL;
+	if (udr__check_config(path, "udr-store", ROOT_FORMAT) == UDR_ENOTFOUND) {
+		/* written last: a root with a config has both of its parts */
+		static const char cfg[] = "{\"format\": 1, \"kind\": \"udr-store\"}\n";
+		char *cfgpath = udr__path_join(path, "config.json");
+		if (!cfgpath) {
+			rc = UDR_ENOMEM;
+			goto fail;
+		}
+		udr_error_clear();
+		rc = udr__write_file_atomic(udr__store_tmpdir(db->store), cfgpath, cfg, sizeof(cfg) - 1,
+		                            UDR__PUBLISH_NEW, true);
+		free(cfgpath);
+		if (rc < 0)
+			goto fail;
+	}
+	*out = db;
+	return 0;
+fail:
+	free(sub);
+	udr_db_close(db);
+	return rc;
+}
+
+udr_store *udr_db_store(udr_db *db)
+{
+	return db ? db->store : NULL;
+}
+
+udr_catalog *udr_db_catalog(udr_db *db)
+{
+	return db ? db->catalog : NULL;
+}
+
+const char *udr_db_path(const udr_db *db)
+{
+	return db ? db->path : NULL;
+}

@@ -1,0 +1,453 @@
+/*
+ * fs.c - durable file helpers over the I/O table: temp files held under an
+ * flock, the publish step of the durability protocol (fsync, link or
+ * rename, directory fsync), small-file reads, paths, time and buffers.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+char *udr__path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n;
+	char *p;
+	if (!udr__add_ok(la, lb, &n) || !udr__add_ok(n, 2, &n)) {
+		udr__error_oom();
+		return NULL;
+	}
+	p = malloc(n);
+	if (!p) {
+		udr__error_oom();
+		return NULL;
+	}
+	memcpy(p, a, la);
+	if (la && a[la - 1] != '/')
+		p[la++] = '/';
+	memcpy(p + la, b, lb + 1);
+	return p;
+}
+
+int udr__mkdir(const char *path, bool *created)
+{
+	if (created)
+		*created = false;
+	if (UDR_IO->mkdir(path, 0755) == 0) {
+		if (created)
+			*created = true;
+		return 0;
+	}
+	if (errno == EEXIST) {
+		struct stat st;
+		if (UDR_IO->stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+		return udr__error_set(UDR_EIO, "cannot create directory %s: a file of that name exists", path);
+	}
+	return udr__error_os(errno, "cannot create directory %s", path);
+}
+
+int udr__mkdirs(const char *path)
+{
+	char *p = strdup(path);
+	int rc = 0;
+	if (!p)
+		return udr__error_oom();
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		rc = udr__mkdir(p, NULL);
+		*s = '/';
+		if (rc < 0)
+			goto out;
+	}
+	rc = udr__mkdir(p, NULL);
+out:
+	free(p);
+	return rc;
+}
+
+int udr__fsync_dir(const char *dir)
+{
+	int fd = UDR_IO->open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return udr__error_io(errno, "cannot open directory %s for fsync", dir);
+	if (UDR_IO->fsync(fd) < 0) {
+		int err = errno;
+		UDR_IO->close(fd);
+		return udr__error_io(err, "fsync of directory %s failed", dir);
+	}
+	UDR_IO->close(fd);
+	return 0;
+}
+
+int udr__fsync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int rc;
+	if (!slash)
+		return udr__fsync_dir(".");
+	if (slash == path)
+		return udr__fsync_dir("/");
+	dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return udr__error_oom();
+	rc = udr__fsync_dir(dir);
+	free(dir);
+	return rc;
+}
+
+int udr__read_full(int fd, void *buf, size_t len, size_t *got, const char *what)
+{
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = UDR_IO->read(fd, (char *)buf + off, len - off);
+		if (n < 0)
+			return udr__error_io(errno, "read of %s failed", what);
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	*got = off;
+	return 0;
+}
+
+int udr__write_all(int fd, const void *data, size_t len, const char *what)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = UDR_IO->write(fd, p, len);
+		if (n < 0)
+			return udr__error_io(errno, "write to %s failed", what);
+		if (n == 0)
+			return udr__error_io(EIO, "write to %s made no progress", what);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int udr__read_file(char **out, size_t *out_len, const char *path, size_t max)
+{
+	int fd = UDR_IO->open(path, O_RDONLY, 0);
+	struct stat st;
+	char *buf;
+	size_t got;
+	int rc;
+	if (fd < 0)
+		return udr__error_os(errno, "cannot open %s", path);
+	if (UDR_IO->fstat(fd, &st) < 0) {
+		rc = udr__error_io(errno, "cannot stat %s", path);
+		UDR_IO->close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		UDR_IO->close(fd);
+		return udr__error_set(UDR_ECORRUPT, "%s: not a regular file of at most %zu bytes", path, max);
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		UDR_IO->close(fd);
+		return udr__error_oom();
+	}
+	rc = udr__read_full(fd, buf, (size_t)st.st_size, &got, path);
+	UDR_IO->close(fd);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	if (out_len)
+		*out_len = got;
+	return 0;
+}
+
+int udr__tmp_create(udr__tmp *t, const char *tmpdir)
+{
+	for (int attempt = 0; attempt < 16; attempt++) {
+		uint64_t r;
+		char name[64];
+		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			r = (uint64_t)udr__now_ms() ^ ((uint64_t)attempt << 40) ^ (uint64_t)(uintptr_t)t;
+		snprintf(name, sizeof(name), "%ld-%016llx.tmp", (long)getpid(), (unsigned long long)r);
+		t->path = udr__path_join(tmpdir, name);
+		if (!t->path)
+			return UDR_ENOMEM;
+		t->fd = UDR_IO->open(t->path, O_RDWR | O_CREAT | O_EXCL, 0644);
+		if (t->fd >= 0) {
+			if (UDR_IO->flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
+				int err = errno;
+				udr__tmp_discard(t);
+				return udr__error_io(err, "cannot lock temp file in %s", tmpdir);
+			}
+			return 0;
+		}
+		if (errno != EEXIST) {
+			int err = errno;
+			free(t->path);
+			t->path = NULL;
+			t->fd = -1;
+			return udr__error_io(err, "cannot create temp file in %s", tmpdir);
+		}
+		free(t->path);
+		t->path = NULL;
+	}
+	t->fd = -1;
+	return udr__error_set(UDR_EIO, "cannot create a unique temp file in %s", tmpdir);
+}
+
+void udr__tmp_close(udr__tmp *t)
+{
+	if (t->fd >= 0)
+		UDR_IO->close(t->fd);
+	t->fd = -1;
+	free(t->path);
+	t->path = NULL;
+}
+
+void udr__tmp_discard(udr__tmp *t)
+{
+	if (t->path)
+		UDR_IO->unlink(t->path);
+	udr__tmp_close(t);
+}
+
+int udr__tmp_publish(udr__tmp *t, const char *final, enum udr__publish_mode mode, bool sync)
+{
+	int rc = 0;
+	if (sync && UDR_IO->fsync(t->fd) < 0) {
+		rc = udr__error_io(errno, "fsync of temp file for %s failed", final);
+		udr__tmp_discard(t);
+		return rc;
+	}
+	if (mode == UDR__PUBLISH_NEW) {
+		if (UDR_IO->link(t->path, final) < 0) {
+			int err = errno;
+			udr__tmp_discard(t);
+			if (err == EEXIST)
+				return 1;
+			return udr__error_io(err, "cannot publish %s", final);
+		}
+		/* The final name holds the data; a failed unlink only leaves a
+		 * temp file behind, which fsck removes. */
+		udr__tmp_discard(t);
+	} else {
+		if (UDR_IO->rename(t->path, final) < 0) {
+			int err = errno;
+			udr__tmp_discard(t);
+			return udr__error_io(err, "cannot publish %s", final);
+		}
+		udr__tmp_close(t);
+	}
+	if (sync)
+		rc = udr__fsync_parent(final);
+	return rc;
+}
+
+int udr__write_file_atomic(const char *tmpdir, const char *final, const void *data, size_t len,
+                           enum udr__publish_mode mode, bool sync)
+{
+	udr__tmp t = {-1, NULL};
+	int rc = udr__tmp_create(&t, tmpdir);
+	if (rc < 0)
+		return rc;
+	rc = udr__write_all(t.fd, data, len, t.path);
+	if (rc < 0) {
+		udr__tmp_discard(&t);
+		return rc;
+	}
+	return udr__tmp_publish(&t, final, mode, sync);
+}
+
+static bool owner_alive(const char *name)
+{
+	char *end;
+	long pid = strtol(name, &end, 10);
+	if (end == name || *end != '-' || pid <= 0)
+		return false;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int udr__tmp_clean(const char *tmpdir, uint64_t *removed)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		return udr__error_io(errno, "cannot list %s", tmpdir);
+	}
+	while ((e = readdir(d)) != NULL) {
+		char *p;
+		int fd;
+		if (e->d_name[0] == '.')
+			continue;
+		p = udr__path_join(tmpdir, e->d_name);
+		if (!p) {
+			closedir(d);
+			return UDR_ENOMEM;
+		}
+		/* A temp file's name starts with its creator's pid: a live
+		 * creator may not have taken the lock yet, so it is left alone.
+		 * (A reused pid only delays the cleanup.) */
+		if (owner_alive(e->d_name)) {
+			free(p);
+			continue;
+		}
+		fd = UDR_IO->open(p, O_RDONLY, 0);
+		if (fd >= 0) {
+			/* A live writer holds the lock for the file's whole life. */
+			if (UDR_IO->flock(fd, LOCK_EX | LOCK_NB) == 0) {
+				if (UDR_IO->unlink(p) == 0 && removed)
+					(*removed)++;
+			}
+			UDR_IO->close(fd);
+		}
+		free(p);
+	}
+	closedir(d);
+	return 0;
+}
+
+int64_t udr__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void udr__format_time(char *out, size_t outsz, int64_t ms)
+{
+	time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	int frac = (int)(ms - (int64_t)s * 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+int udr__parse_time(int64_t *out, const char *text)
+{
+	struct tm tm;
+	int ms = 0;
+	const char *p;
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p) {
+		memset(&tm, 0, sizeof(tm));
+		p = strptime(text, "%Y-%m-%d", &tm);
+		if (!p)
+			return -1;
+	}
+	if (*p == '.') {
+		int digits = 0;
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (digits < 3) {
+				ms = ms * 10 + (*p - '0');
+				digits++;
+			}
+			p++;
+		}
+		if (digits == 0)
+			return -1;
+		while (digits++ < 3)
+			ms *= 10;
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if (strcmp(p, "+00:00") == 0)
+		p += 6;
+	if (*p != '\0')
+		return -1;
+	*out = (int64_t)timegm(&tm) * 1000 + ms;
+	return 0;
+}
+
+int udr__buf_grow(udr__buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+	if (!udr__add_ok(b->len, extra, &need) || !udr__add_ok(need, 1, &need))
+		return udr__error_oom();
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		if (!udr__mul_ok(cap, 2, &cap))
+			return udr__error_oom();
+	p = realloc(b->ptr, cap);
+	if (!p)
+		return udr__error_oom();
+	b->ptr = p;
+	b->cap = cap;
+	return 0;
+}
+
+int udr__buf_put(udr__buf *b, const void *data, size_t len)
+{
+	int rc = udr__buf_grow(b, len);
+	if (rc < 0)
+		return rc;
+	memcpy(b->ptr + b->len, data, len);
+	b->len += len;
+	b->ptr[b->len] = '\0';
+	return 0;
+}
+
+int udr__buf_puts(udr__buf *b, const char *s)
+{
+	return udr__buf_put(b, s, strlen(s));
+}
+
+int udr__buf_printf(udr__buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return udr__error_set(UDR_ERROR, "formatting failed");
+	rc = udr__buf_grow(b, (size_t)n);
+	if (rc < 0)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void udr__buf_free(udr__buf *b)
+{
+	free(b->ptr);
+	b->ptr = NULL;
+	b->len = b->cap = 0;
+}
+
+int udr__parse_u64(uint64_t *out, const char *text, size_t len)
+{
+	uint64_t v = 0;
+	if (len == 0 || len > 20)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] < '0' || text[i] > '9')
+			return -1;
+		if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(text[i] - '0'), &v))
+			return -1;
+	}
+	*out = v;
+	return 0;
+}

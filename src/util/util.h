@@ -1,0 +1,130 @@
+/*
+ * util.h - internal utilities shared by every module of libudr: the error
+ * state, the I/O table wrappers, durable file helpers, paths, time, buffers.
+ * Names with the udr__ prefix are internal and may change at any time.
+ */
+#ifndef UDR_UTIL_H
+#define UDR_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <udr/udr.h>
+#include <udr/sys/io.h>
+
+#if defined(__GNUC__)
+#define UDR__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define UDR__UNUSED __attribute__((unused))
+#else
+#define UDR__PRINTF(a, b)
+#define UDR__UNUSED
+#endif
+
+/* ---- errors (error.c) -------------------------------------------------- */
+
+/* Set the thread's last error; returns code so callers can `return`. */
+int udr__error_set(int code, const char *fmt, ...) UDR__PRINTF(2, 3);
+/* Set an I/O error from errno err: "<what>: <strerror> (errno N)".  ENOENT
+ * maps to UDR_ENOTFOUND, ENOMEM to UDR_ENOMEM, everything else UDR_EIO. */
+int udr__error_os(int err, const char *fmt, ...) UDR__PRINTF(2, 3);
+/* Same, but every errno maps to UDR_EIO (ENOENT included). */
+int udr__error_io(int err, const char *fmt, ...) UDR__PRINTF(2, 3);
+int udr__error_oom(void);
+/* Copy printable text for quoting user input in messages (escapes bytes
+ * outside 0x20..0x7e, truncates long values). */
+void udr__quote(char *out, size_t outsz, const char *in);
+
+/* ---- I/O table (io.c) -------------------------------------------------- */
+
+const udr_io_methods *udr__io(void);
+#define UDR_IO (udr__io())
+
+/* ---- files (fs.c) ------------------------------------------------------ */
+
+/* Join two path parts with '/'; NULL on OOM (error set). */
+char *udr__path_join(const char *a, const char *b);
+/* mkdir that accepts EEXIST; *created (may be NULL) tells if it made it. */
+int udr__mkdir(const char *path, bool *created);
+/* mkdir -p for dir and its parents under an existing base. */
+int udr__mkdirs(const char *path);
+/* fsync a directory by path. */
+int udr__fsync_dir(const char *dir);
+/* fsync the directory that contains path. */
+int udr__fsync_parent(const char *path);
+/* Read a whole small file (up to max bytes; larger is UDR_ECORRUPT).  The
+ * buffer is NUL-terminated.  Missing file: UDR_ENOTFOUND. */
+int udr__read_file(char **out, size_t *out_len, const char *path, size_t max);
+/* Write all of len bytes to fd through the I/O table. */
+int udr__write_all(int fd, const void *data, size_t len, const char *what);
+/* Read up to len bytes (short only at EOF); *got receives the count. */
+int udr__read_full(int fd, void *buf, size_t len, size_t *got, const char *what);
+
+/*
+ * A temp file in tmpdir, named <pid>-<random>.tmp and held under an flock
+ * for its whole life, so that a checker can tell an abandoned temp file (lock
+ * free) from one a live writer is using.
+ */
+typedef struct udr__tmp {
+	int fd;
+	char *path;
+} udr__tmp;
+int udr__tmp_create(udr__tmp *t, const char *tmpdir);
+/* Close and unlink (safe on a zeroed or already-finished struct). */
+void udr__tmp_discard(udr__tmp *t);
+/* Close without unlinking (after it was published). */
+void udr__tmp_close(udr__tmp *t);
+/* Remove abandoned temp files in tmpdir; counts them into *removed. */
+int udr__tmp_clean(const char *tmpdir, uint64_t *removed);
+
+enum udr__publish_mode {
+	UDR__PUBLISH_NEW,     /* the name must be new: EEXIST is reported as 1 */
+	UDR__PUBLISH_REPLACE  /* replace any file of that name */
+};
+/*
+ * Durable publish of a complete temp file: fsync it, give it its final name
+ * (link for NEW, rename for REPLACE), unlink the temp name, fsync the
+ * directory.  Returns 0, 1 when mode is NEW and the name already existed
+ * (the temp file is discarded), or a negative error.  t is finished either way.
+ */
+int udr__tmp_publish(udr__tmp *t, const char *final, enum udr__publish_mode mode, bool sync);
+/* Write a small file durably via a temp file in tmpdir. */
+int udr__write_file_atomic(const char *tmpdir, const char *final, const void *data, size_t len,
+                           enum udr__publish_mode mode, bool sync);
+
+/* ---- misc -------------------------------------------------------------- */
+
+int64_t udr__now_ms(void);
+/* ISO-8601 UTC with milliseconds: 2026-11-28T20:18:03.123Z (out >= 32). */
+void udr__format_time(char *out, size_t outsz, int64_t ms);
+/* Parse the format above (and without ms / with +00:00); -1 on error. */
+int udr__parse_time(int64_t *out, const char *text);
+
+/* Growable byte buffer. */
+typedef struct udr__buf {
+	char *ptr;
+	size_t len;
+	size_t cap;
+} udr__buf;
+int udr__buf_grow(udr__buf *b, size_t extra);
+int udr__buf_put(udr__buf *b, const void *data, size_t len);
+int udr__buf_puts(udr__buf *b, const char *s);
+int udr__buf_printf(udr__buf *b, const char *fmt, ...) UDR__PRINTF(2, 3);
+void udr__buf_free(udr__buf *b);
+
+/* Overflow-checked size arithmetic: false on overflow. */
+static inline bool udr__mul_ok(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool udr__add_ok(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_add_overflow(a, b, out);
+}
+
+/* Strict decimal parse of an unsigned 64-bit number; -1 on error. */
+int udr__parse_u64(uint64_t *out, const char *text, size_t len);
+
+#endif
