@@ -8,5 +8,7 @@
 #include "store.h"
 #include "catalog.h"
 #include "db.h"
+#include "txn.h"
+#include "log.h"
 
 #endif

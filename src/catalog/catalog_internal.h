@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 #include <udr/catalog.h>
+#include <udr/log.h>
+#include <udr/txn.h>
 
 #define CATALOG_FORMAT 1
 #define SEQ_DIGITS 20
@@ -53,7 +55,7 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table);
  * The commit step: under the writer lock, publish the version files of
  * versions[0..n) and then one commit record naming them all.  When assign is
  * true each version number is assigned as latest + 1; otherwise each must be
- * latest + 1 (else UDR_ECONFLICT).  If snapshot is non-zero, a table whose
+ * latest + 1 (else UDR_ECONFLICT).  With use_snapshot, a table whose
  * latest commit is newer than snapshot also conflicts (first committer
  * wins); check_tables/ncheck list extra tables that must be unchanged since
  * snapshot (serializable reads).  On success the versions are filled in
@@ -61,6 +63,7 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table);
  */
 typedef struct udr__commit_opts {
 	bool assign;
+	bool use_snapshot; /* check conflicts against snapshot */
 	uint64_t snapshot;
 	const char *const *check_tables;
 	size_t ncheck;
@@ -70,4 +73,8 @@ typedef struct udr__commit_opts {
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *versions, size_t n,
                                  const udr__commit_opts *opts);
 
+
+
+/* Largest version of table (<= latest) made by a commit <= seq; 0 if none. */
+int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq);
 #endif

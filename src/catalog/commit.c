@@ -252,7 +252,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		uint64_t latest, lseq;
 		if ((rc = udr__table_latest(&latest, c, vs[i]->table)) < 0)
 			goto done;
-		if (o->snapshot) {
+		if (o->use_snapshot) {
 			if ((rc = latest_commit_seq(&lseq, c, vs[i]->table, latest)) < 0)
 				goto done;
 			if (lseq > o->snapshot) {
