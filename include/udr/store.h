@@ -106,6 +106,18 @@ UDR_EXTERN int udr_store_get_fd(udr_store *store, const udr_hash *hash, int fd, 
 UDR_EXTERN int udr_store_get_file(udr_store *store, const udr_hash *hash, const char *path,
                                   unsigned int flags);
 
+/**
+ * Where the content of a chunk can be read in place: when the store keeps it
+ * as one plain file holding exactly the content (no compression, no
+ * pieces), the path of that file.  Readers must treat the file as read-only.
+ * @param[out] out malloc'd path, freed with udr_free (set only when 0 is
+ *             returned)
+ * @return 0 with a path; 1 when the content exists but is not stored as one
+ *         plain file (read it with udr_store_get_fd / udr_store_get_file);
+ *         UDR_ENOTFOUND; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_local_path(char **out, udr_store *store, const udr_hash *hash);
+
 /** Called by udr_store_foreach for each stored chunk; non-zero stops. */
 typedef int (*udr_store_foreach_cb)(const udr_hash *hash, void *payload);
 

@@ -529,6 +529,26 @@ int udr_store_size(uint64_t *out, udr_store *s, const udr_hash *h)
 	return rc;
 }
 
+int udr_store_local_path(char **out, udr_store *s, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	struct stat st;
+	char *p;
+	if (!out || !s || !h)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_local_path");
+	if (!(p = chunk_path(s, h, hex)))
+		return UDR_ENOMEM;
+	if (UDR_IO->stat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int err = errno;
+		free(p);
+		if (err == ENOENT || err == ENOTDIR || err == 0)
+			return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+		return udr__error_io(err, "cannot stat chunk %s", hex);
+	}
+	*out = p;
+	return 0;
+}
+
 static bool is_hex(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
