@@ -39,7 +39,10 @@ UDR_EXTERN void udr_store_close(udr_store *store);
 UDR_EXTERN const char *udr_store_path(const udr_store *store);
 
 /**
- * Store len bytes; durable when the call returns.
+ * Store len bytes; durable when the call returns.  Content larger than the
+ * store's chunk_max is split into content-defined pieces (each itself
+ * content-addressed and shared) listed by a manifest; the hash is always the
+ * BLAKE3 of the whole content.
  * @param[out] out the BLAKE3-256 of the bytes (also when they already existed)
  * @return 0; UDR_EINVAL (data NULL with len > 0); UDR_EIO; UDR_ENOMEM.
  */
@@ -117,6 +120,72 @@ UDR_EXTERN int udr_store_get_file(udr_store *store, const udr_hash *hash, const 
  *         UDR_ENOTFOUND; UDR_EIO; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_store_local_path(char **out, udr_store *store, const udr_hash *hash);
+
+/** Settings chosen when a store is created (docs/ARCHITECTURE.md says how
+ *  the defaults were picked). */
+typedef struct udr_store_config {
+	unsigned int version;   /**< UDR_STORE_CONFIG_VERSION */
+	int format;             /**< 2 (default): pieces, compression, deltas; 1: raw files only */
+	uint32_t chunk_min;     /**< content-defined chunking: smallest piece (0: default) */
+	uint32_t chunk_avg;     /**< average piece, a power of two (0: default) */
+	uint32_t chunk_max;     /**< largest piece; content up to this size stays one piece (0: default) */
+	int compression_level;  /**< zstd level 1..19; 0: no compression; -1: default */
+	int delta_max_depth;    /**< longest chain of deltas (0: default; 1 disables deltas) */
+} udr_store_config;
+#define UDR_STORE_CONFIG_VERSION 1
+#define UDR_STORE_CONFIG_INIT {UDR_STORE_CONFIG_VERSION, 2, 0, 0, 0, -1, 0}
+
+/**
+ * Open the chunk store in path, creating it with the settings cfg when it
+ * does not exist and UDR_OPEN_CREATE is given (cfg NULL: defaults; cfg is
+ * ignored for an existing store).
+ * @return as udr_store_open; UDR_EINVAL for unusable settings.
+ */
+UDR_EXTERN int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags,
+                                  const udr_store_config *cfg);
+
+/** The settings of an open store. */
+UDR_EXTERN void udr_store_get_config(udr_store_config *out, const udr_store *store);
+
+/** Options of a put. */
+typedef struct udr_put_options {
+	unsigned int version;       /**< UDR_PUT_OPTIONS_VERSION */
+	const udr_hash *base;       /**< content to store new pieces as deltas against (the table's
+	                                 previous version, say); NULL: none; absent base: ignored */
+	void (*progress)(uint64_t bytes_done, void *payload); /**< called now and then (may be NULL) */
+	void *progress_payload;
+} udr_put_options;
+#define UDR_PUT_OPTIONS_VERSION 1
+#define UDR_PUT_OPTIONS_INIT {UDR_PUT_OPTIONS_VERSION, NULL, NULL, NULL}
+
+/**
+ * udr_store_put_fd with options (opts NULL: defaults).  For a regular file
+ * the size is checked at the end: input that shrank or grew while it was
+ * read fails with UDR_EIO and nothing is published under its hash.
+ */
+UDR_EXTERN int udr_store_put_fd_ext(udr_hash *out, udr_store *store, int fd, const udr_put_options *opts);
+
+/** udr_store_put_file with options. */
+UDR_EXTERN int udr_store_put_file_ext(udr_hash *out, udr_store *store, const char *path,
+                                      const udr_put_options *opts);
+
+/** What a store holds (udr_store_stats). */
+typedef struct udr_store_stats {
+	uint64_t contents;       /**< distinct contents that are not only pieces of others */
+	uint64_t pieces;         /**< stored pieces (raw, compressed or delta objects) */
+	uint64_t manifests;      /**< chunked contents */
+	uint64_t compressed;     /**< pieces stored as zstd frames */
+	uint64_t deltas;         /**< pieces stored as deltas */
+	uint64_t logical_bytes;  /**< size of all distinct contents */
+	uint64_t unique_bytes;   /**< size of all distinct pieces, before compression */
+	uint64_t stored_bytes;   /**< bytes of all object files */
+} udr_store_stats;
+
+/**
+ * Count what the store holds (reads every manifest and object header).
+ * @return 0; UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_stats_get(udr_store_stats *out, udr_store *store);
 
 /** Called by udr_store_foreach for each stored chunk; non-zero stops. */
 typedef int (*udr_store_foreach_cb)(const udr_hash *hash, void *payload);

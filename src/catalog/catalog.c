@@ -606,7 +606,8 @@ int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
 		udr_strarray_free(names, n);
 		return rc;
 	}
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
 	*out = names;
 	*count = n;
 	return 0;

@@ -29,6 +29,7 @@ struct ck {
 	bool stop;
 	struct tbl *tables;
 	size_t ntables, cap;
+	uint64_t head;
 };
 
 static void problem(struct ck *k, int code, const char *object, const char *path, const char *fmt, ...)
@@ -149,6 +150,40 @@ static int check_commit(struct ck *k, uint64_t seq)
 	return 0;
 }
 
+/*
+ * A version file beyond the log's latest version is deleted only when it is
+ * provably the leftover of a commit that never happened: it names a commit
+ * past the head, or a readable commit record that does not list it.  When
+ * its record is damaged it is evidence, and stays.
+ */
+static bool is_orphan(struct ck *k, const char *table, uint64_t ver, const char *path)
+{
+	char *text = NULL;
+	size_t len;
+	udr_version *v = NULL;
+	udr_commit *cm = NULL;
+	bool orphan = false;
+	if (udr__read_file(&text, &len, path, UDR__MAX_META_FILE) < 0 ||
+	    udr__version_from_json(&v, text, len, path) < 0) {
+		udr_error_clear();
+		free(text);
+		return false; /* unreadable: report, never delete */
+	}
+	if (v->commit_seq > k->head) {
+		orphan = true;
+	} else if (udr__commit_read(&cm, k->c, v->commit_seq) == 0) {
+		orphan = true;
+		for (size_t i = 0; i < cm->nchanges; i++)
+			if (strcmp(cm->changes[i].table, table) == 0 && cm->changes[i].new_version == ver)
+				orphan = false;
+	}
+	udr_error_clear();
+	udr_commit_free(cm);
+	udr_version_free(v);
+	free(text);
+	return orphan;
+}
+
 /* Look at every file under tables/<T>/: numbered files beyond the log's
  * latest are orphans (removed under the lock), anything else is stray. */
 static int check_table_dir(struct ck *k, const char *name, bool locked)
@@ -180,8 +215,8 @@ static int check_table_dir(struct ck *k, const char *name, bool locked)
 		}
 		if (n == SEQ_DIGITS + 5 && strcmp(e->d_name + SEQ_DIGITS, ".json") == 0 &&
 		    udr__parse_u64(&ver, e->d_name, SEQ_DIGITS) == 0 && ver > 0) {
-			if ((!t || ver > t->latest) && locked)
-				UDR_IO->unlink(p); /* orphan of a commit that never happened */
+			if ((!t || ver > t->latest) && locked && is_orphan(k, name, ver, p))
+				UDR_IO->unlink(p); /* leftover of a commit that never happened */
 		} else {
 			problem(k, UDR_ECORRUPT, name, p, "stray file in table directory");
 		}
@@ -223,6 +258,7 @@ int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, 
 		goto done;
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		goto done;
+	k.head = head;
 	for (uint64_t s = 1; s <= head && !k.stop; s++)
 		if ((rc = check_commit(&k, s)) < 0)
 			goto done;

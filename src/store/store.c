@@ -1,8 +1,7 @@
 /*
- * store.c - the content-addressed chunk store: chunks/ab/cd/<hash> holds the
- * raw bytes whose BLAKE3-256 is <hash>.  Writes go through a locked temp
- * file in tmp/, fsync, link() under the final name (EEXIST: the same bytes
- * are already there), directory fsync.  Reads never lock.
+ * store.c - the content-addressed chunk store: open and config, the public
+ * put/get/exists API over the object kinds (object.c) and the put engine
+ * (ingest.c), walking, fsck and stats.  Reads never lock.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,45 +14,66 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <zstd.h>
 
 #include "util/util.h"
 #include "store/store_internal.h"
 
-#define STORE_FORMAT 1
-#define IO_BUFSZ ((size_t)1 << 20)
+/* Defaults, chosen by measurement (docs/ARCHITECTURE.md, "Chunking"). */
+#define DEF_MIN ((uint32_t)16 << 10)
+#define DEF_AVG ((uint32_t)64 << 10)
+#define DEF_MAX ((uint32_t)256 << 10)
+#define DEF_LEVEL 3
+#define DEF_DEPTH 50
 
-struct udr_store {
-	char *path;
-	char *tmpdir;
-	size_t pathlen;
-};
+int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o);
 
-/* <path>/ab/cd/<64 hex> */
-#define CHUNK_PATH_EXTRA (1 + 2 + 1 + 2 + 1 + UDR_HASH_HEXSIZE + 1)
-
-static char *chunk_path(const udr_store *s, const udr_hash *h, char *hex)
+static int resolve_config(udr_store_config *c, const udr_store_config *in)
 {
-	char *p = malloc(s->pathlen + CHUNK_PATH_EXTRA);
-	if (!p) {
-		udr__error_oom();
-		return NULL;
-	}
-	udr_hash_tohex(hex, h);
-	memcpy(p, s->path, s->pathlen);
-	snprintf(p + s->pathlen, CHUNK_PATH_EXTRA, "/%.2s/%.2s/%s", hex, hex + 2, hex);
-	return p;
+	udr_store_config def = UDR_STORE_CONFIG_INIT;
+	udr__cdc probe;
+	*c = in ? *in : def;
+	if (c->version != UDR_STORE_CONFIG_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown store config version %u", c->version);
+	if (c->format != 1 && c->format != 2)
+		return udr__error_set(UDR_EINVAL, "unknown store format %d (1 or 2)", c->format);
+	if (!c->chunk_avg)
+		c->chunk_avg = DEF_AVG;
+	if (!c->chunk_min)
+		c->chunk_min = c->chunk_avg / 4 < DEF_MIN ? c->chunk_avg / 4 : DEF_MIN;
+	if (!c->chunk_max)
+		c->chunk_max = c->chunk_avg * 4;
+	if (c->compression_level < 0)
+		c->compression_level = DEF_LEVEL;
+	if (!c->delta_max_depth)
+		c->delta_max_depth = DEF_DEPTH;
+	if (c->compression_level > 19 || c->delta_max_depth < 1 || c->delta_max_depth > UDR__DELTA_DEPTH_HARD_MAX)
+		return udr__error_set(UDR_EINVAL, "invalid store settings: compression level %d (0..19), delta depth %d "
+		                      "(1..%d)", c->compression_level, c->delta_max_depth, UDR__DELTA_DEPTH_HARD_MAX);
+	if (c->format == 2 && (c->chunk_max > UDR__PIECE_HARD_MAX ||
+	                       udr__cdc_init(&probe, c->chunk_min, c->chunk_avg, c->chunk_max) < 0))
+		return udr__error_set(UDR_EINVAL,
+		                      "invalid chunk sizes min %u avg %u max %u: need 64 <= min <= avg <= max <= 64 MiB, "
+		                      "avg a power of two", c->chunk_min, c->chunk_avg, c->chunk_max);
+	return 0;
 }
 
-static int write_config(const char *path, const char *tmpdir)
+static int write_config(const char *path, const char *tmpdir, const udr_store_config *c)
 {
 	char *cfg = udr__path_join(path, "config.json");
-	char text[160];
+	char text[512];
 	int rc;
 	if (!cfg)
 		return UDR_ENOMEM;
-	snprintf(text, sizeof(text),
-	         "{\"format\": %d, \"kind\": \"udr-chunk-store\", \"layout\": \"fanout-2-2\"}\n",
-	         STORE_FORMAT);
+	if (c->format == 1)
+		snprintf(text, sizeof(text), "{\"format\": 1, \"kind\": \"udr-chunk-store\", \"layout\": \"fanout-2-2\"}\n");
+	else
+		snprintf(text, sizeof(text),
+		         "{\"format\": 2, \"kind\": \"udr-chunk-store\", \"layout\": \"fanout-2-2\",\n"
+		         " \"chunking\": {\"algorithm\": \"fastcdc-2020\", \"min\": %u, \"avg\": %u, \"max\": %u},\n"
+		         " \"compression\": {\"algorithm\": \"zstd\", \"level\": %d},\n"
+		         " \"delta\": {\"max_depth\": %d}}\n",
+		         c->chunk_min, c->chunk_avg, c->chunk_max, c->compression_level, c->delta_max_depth);
 	rc = udr__write_file_atomic(tmpdir, cfg, text, strlen(text), UDR__PUBLISH_NEW, true);
 	free(cfg);
 	return rc < 0 ? rc : 0;
@@ -85,33 +105,85 @@ int udr__check_config(const char *dir, const char *kind, int max_format)
 	           json_integer_value(json_object_get(root, "format")) > max_format) {
 		rc = udr__error_set(UDR_ECORRUPT, "%s: format %lld is not supported by this udr (max %d)", cfg,
 		                    (long long)json_integer_value(json_object_get(root, "format")), max_format);
+	} else {
+		rc = (int)json_integer_value(json_object_get(root, "format"));
 	}
 	json_decref(root);
 	free(cfg);
 	return rc;
 }
 
-int udr_store_open(udr_store **out, const char *path, unsigned int flags)
+/* Read the store's settings from its config (format already checked). */
+static int load_settings(udr_store *s, int format)
+{
+	char *cfg = udr__path_join(s->path, "config.json"), *text = NULL;
+	json_t *root = NULL, *ch, *co, *de;
+	udr_store_config c = UDR_STORE_CONFIG_INIT;
+	int rc;
+	if (!cfg)
+		return UDR_ENOMEM;
+	s->format = format;
+	if (format == 1) {
+		free(cfg);
+		return 0;
+	}
+	if ((rc = udr__read_file(&text, NULL, cfg, 1 << 16)) < 0)
+		goto done;
+	root = json_loads(text, 0, NULL);
+	ch = json_object_get(root, "chunking");
+	co = json_object_get(root, "compression");
+	de = json_object_get(root, "delta");
+	if (!json_is_integer(json_object_get(ch, "min")) || !json_is_integer(json_object_get(ch, "avg")) ||
+	    !json_is_integer(json_object_get(ch, "max")) || !json_is_integer(json_object_get(co, "level")) ||
+	    !json_is_integer(json_object_get(de, "max_depth"))) {
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: settings missing", cfg);
+		goto done;
+	}
+	c.chunk_min = (uint32_t)json_integer_value(json_object_get(ch, "min"));
+	c.chunk_avg = (uint32_t)json_integer_value(json_object_get(ch, "avg"));
+	c.chunk_max = (uint32_t)json_integer_value(json_object_get(ch, "max"));
+	c.compression_level = (int)json_integer_value(json_object_get(co, "level"));
+	c.delta_max_depth = (int)json_integer_value(json_object_get(de, "max_depth"));
+	if ((rc = resolve_config(&c, &c)) < 0) {
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: %s", cfg, udr_error_last()->message);
+		goto done;
+	}
+	udr__cdc_init(&s->cdc, c.chunk_min, c.chunk_avg, c.chunk_max);
+	s->threshold = c.chunk_max;
+	s->level = c.compression_level;
+	s->max_depth = c.delta_max_depth;
+	rc = 0;
+done:
+	json_decref(root);
+	free(text);
+	free(cfg);
+	return rc;
+}
+
+int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags, const udr_store_config *cfgin)
 {
 	udr_store *s;
+	udr_store_config cfg;
 	struct stat st;
 	int rc;
 	if (!out || !path || !*path)
 		return udr__error_set(UDR_EINVAL, "invalid argument: empty chunk store path");
 	*out = NULL;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return udr__error_oom();
-	s->path = strdup(path);
-	if (!s->path) {
+	if ((flags & UDR_OPEN_CREATE) && (rc = resolve_config(&cfg, cfgin)) < 0)
+		return rc;
+	if (!(s = calloc(1, sizeof(*s))) || !(s->path = strdup(path))) {
 		free(s);
 		return udr__error_oom();
 	}
 	s->pathlen = strlen(s->path);
 	while (s->pathlen > 1 && s->path[s->pathlen - 1] == '/')
 		s->path[--s->pathlen] = '\0';
-	s->tmpdir = udr__path_join(s->path, "tmp");
-	if (!s->tmpdir) {
+	{
+		const char *env = getenv("UDR_THREADS");
+		long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+		s->threads = n < 1 ? 1 : n > 16 ? 16 : (int)n;
+	}
+	if (!(s->tmpdir = udr__path_join(s->path, "tmp"))) {
 		rc = UDR_ENOMEM;
 		goto fail;
 	}
@@ -123,21 +195,45 @@ int udr_store_open(udr_store **out, const char *path, unsigned int flags)
 		if ((rc = udr__mkdirs(s->path)) < 0)
 			goto fail;
 	}
-	if ((rc = udr__mkdir(s->tmpdir, NULL)) < 0)
-		goto fail;
-	rc = udr__check_config(s->path, "udr-chunk-store", STORE_FORMAT);
+	rc = udr__check_config(s->path, "udr-chunk-store", UDR__STORE_FORMAT_MAX);
 	if (rc == UDR_ENOTFOUND && (flags & UDR_OPEN_CREATE)) {
-		rc = write_config(s->path, s->tmpdir);
-		if (rc == 0)
-			rc = udr__fsync_parent(s->path);
+		udr_error_clear();
+		if ((rc = udr__mkdir(s->tmpdir, NULL)) < 0 || (rc = write_config(s->path, s->tmpdir, &cfg)) < 0 ||
+		    (rc = udr__fsync_parent(s->path)) < 0)
+			goto fail;
+		rc = udr__check_config(s->path, "udr-chunk-store", UDR__STORE_FORMAT_MAX);
 	}
 	if (rc < 0)
+		goto fail;
+	if ((rc = load_settings(s, rc)) < 0 || (rc = udr__mkdir(s->tmpdir, NULL)) < 0)
 		goto fail;
 	*out = s;
 	return 0;
 fail:
 	udr_store_close(s);
 	return rc;
+}
+
+int udr_store_open(udr_store **out, const char *path, unsigned int flags)
+{
+	return udr_store_open_ext(out, path, flags, NULL);
+}
+
+void udr_store_get_config(udr_store_config *out, const udr_store *s)
+{
+	udr_store_config def = UDR_STORE_CONFIG_INIT;
+	*out = def;
+	out->format = s->format;
+	if (s->format == 2) {
+		out->chunk_min = (uint32_t)s->cdc.min;
+		out->chunk_avg = (uint32_t)s->cdc.avg;
+		out->chunk_max = (uint32_t)s->cdc.max;
+		out->compression_level = s->level;
+		out->delta_max_depth = s->max_depth;
+	} else {
+		out->compression_level = 0;
+		out->delta_max_depth = 1;
+	}
 }
 
 void udr_store_close(udr_store *s)
@@ -159,9 +255,7 @@ const char *udr__store_tmpdir(const udr_store *s)
 	return s->tmpdir;
 }
 
-/* Make sure chunks/ab/cd exists; a directory we create is made durable in
- * its parent before anything is published inside it. */
-static int ensure_fanout(const udr_store *s, const char *final)
+int udr__store_fanout(const udr_store *s, const char *final)
 {
 	char dir[4096];
 	size_t n = s->pathlen + 3;
@@ -187,125 +281,28 @@ static int ensure_fanout(const udr_store *s, const char *final)
 	return 0;
 }
 
-/*
- * Is the chunk already stored with the expected size?  1 yes, 0 no (absent,
- * or present with a wrong size: a damaged chunk that this put repairs), <0
- * error.  A chunk published a moment ago by another writer may still wait
- * for that writer's directory fsync; syncing it here too makes "durable when
- * put returns" hold for every caller, at no cost for older chunks.
- */
-static int already_stored(const char *final, uint64_t size, bool *damaged)
-{
-	struct stat st;
-	*damaged = false;
-	if (UDR_IO->stat(final, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return udr__error_io(errno, "cannot stat chunk %s", final);
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
-		*damaged = true;
-		return 0;
-	}
-	if (time(NULL) - st.st_ctime < 5) {
-		int rc = udr__fsync_parent(final);
-		if (rc < 0)
-			return rc;
-	}
-	return 1;
-}
-
-static int publish_chunk(udr_store *s, udr__tmp *t, const char *final, bool damaged)
-{
-	int rc = ensure_fanout(s, final);
-	if (rc < 0) {
-		udr__tmp_discard(t);
-		return rc;
-	}
-	rc = udr__tmp_publish(t, final, damaged ? UDR__PUBLISH_REPLACE : UDR__PUBLISH_NEW, true);
-	if (rc == 1) /* a concurrent writer published the same bytes first */
-		rc = udr__fsync_parent(final);
-	return rc < 0 ? rc : 0;
-}
-
 int udr_store_put(udr_hash *out, udr_store *s, const void *data, size_t len)
 {
-	char hex[UDR_HASH_HEXSIZE + 1];
-	udr__tmp t = {-1, NULL};
-	char *final;
-	bool damaged;
-	int rc;
 	if (!out || !s || (!data && len))
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_put");
-	udr_hash_buf(out, data ? data : "", len);
-	if (!(final = chunk_path(s, out, hex)))
-		return UDR_ENOMEM;
-	rc = already_stored(final, len, &damaged);
-	if (rc != 0)
-		goto done;
-	if ((rc = udr__tmp_create(&t, s->tmpdir)) < 0)
-		goto done;
-	if ((rc = udr__write_all(t.fd, data, len, t.path)) < 0) {
-		udr__tmp_discard(&t);
-		goto done;
-	}
-	rc = publish_chunk(s, &t, final, damaged);
-done:
-	free(final);
-	return rc < 0 ? rc : 0;
+	return udr__ingest(out, s, -1, data ? data : "", len, NULL);
+}
+
+int udr_store_put_fd_ext(udr_hash *out, udr_store *s, int fd, const udr_put_options *o)
+{
+	if (!out || !s || fd < 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_put_fd");
+	if (o && o->version != UDR_PUT_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown put options version %u", o->version);
+	return udr__ingest(out, s, fd, NULL, 0, o);
 }
 
 int udr_store_put_fd(udr_hash *out, udr_store *s, int fd)
 {
-	char hex[UDR_HASH_HEXSIZE + 1];
-	udr__tmp t = {-1, NULL};
-	udr_hasher *h = NULL;
-	char *buf = NULL, *final = NULL;
-	uint64_t total = 0;
-	bool damaged;
-	int rc;
-	if (!out || !s || fd < 0)
-		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_put_fd");
-	if ((rc = udr_hasher_new(&h)) < 0)
-		return rc;
-	if (!(buf = malloc(IO_BUFSZ))) {
-		rc = udr__error_oom();
-		goto done;
-	}
-	if ((rc = udr__tmp_create(&t, s->tmpdir)) < 0)
-		goto done;
-	for (;;) {
-		ssize_t n = UDR_IO->read(fd, buf, IO_BUFSZ);
-		if (n < 0) {
-			rc = udr__error_io(errno, "read of input failed after %llu bytes; nothing stored",
-			                   (unsigned long long)total);
-			goto done;
-		}
-		if (n == 0)
-			break;
-		udr_hasher_update(h, buf, (size_t)n);
-		if ((rc = udr__write_all(t.fd, buf, (size_t)n, t.path)) < 0)
-			goto done;
-		total += (uint64_t)n;
-	}
-	udr_hasher_final(h, out);
-	if (!(final = chunk_path(s, out, hex))) {
-		rc = UDR_ENOMEM;
-		goto done;
-	}
-	rc = already_stored(final, total, &damaged);
-	if (rc != 0)
-		goto done;
-	rc = publish_chunk(s, &t, final, damaged);
-done:
-	udr__tmp_discard(&t); /* no-op when published */
-	udr_hasher_free(h);
-	free(buf);
-	free(final);
-	return rc < 0 ? rc : 0;
+	return udr_store_put_fd_ext(out, s, fd, NULL);
 }
 
-int udr_store_put_file(udr_hash *out, udr_store *s, const char *path)
+int udr_store_put_file_ext(udr_hash *out, udr_store *s, const char *path, const udr_put_options *o)
 {
 	struct stat st;
 	int fd, rc;
@@ -319,79 +316,68 @@ int udr_store_put_file(udr_hash *out, udr_store *s, const char *path)
 		return udr__error_set(UDR_EINVAL, "input %s is a directory", path);
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	rc = udr_store_put_fd(out, s, fd);
+	rc = udr_store_put_fd_ext(out, s, fd, o);
 	UDR_IO->close(fd);
 	return rc;
 }
 
-static int open_chunk(int *fd, struct stat *st, udr_store *s, const udr_hash *h, char **pathp)
+int udr_store_put_file(udr_hash *out, udr_store *s, const char *path)
 {
-	char hex[UDR_HASH_HEXSIZE + 1];
-	char *p;
-	if (!s || !h)
-		return udr__error_set(UDR_EINVAL, "invalid argument: store or hash is NULL");
-	if (!(p = chunk_path(s, h, hex)))
-		return UDR_ENOMEM;
-	*fd = UDR_IO->open(p, O_RDONLY, 0);
-	if (*fd < 0) {
-		int err = errno;
-		free(p);
-		if (err == ENOENT)
-			return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
-		return udr__error_io(err, "cannot open chunk %s", hex);
+	return udr_store_put_file_ext(out, s, path, NULL);
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+struct membuf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static int mem_sink(const void *d, size_t n, void *payload)
+{
+	struct membuf *m = payload;
+	if (m->len + n > m->cap) {
+		size_t cap = m->cap ? m->cap : 4096;
+		unsigned char *q;
+		while (cap < m->len + n)
+			cap *= 2;
+		if (!(q = realloc(m->p, cap)))
+			return udr__error_oom();
+		m->p = q;
+		m->cap = cap;
 	}
-	if (UDR_IO->fstat(*fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		int err = errno;
-		UDR_IO->close(*fd);
-		free(p);
-		return udr__error_set(UDR_ECORRUPT, "chunk %s: not a regular file (%s)", hex, strerror(err));
-	}
-	if (pathp)
-		*pathp = p;
-	else
-		free(p);
+	memcpy(m->p + m->len, d, n);
+	m->len += n;
 	return 0;
 }
 
 static int get_impl(void **out, size_t *out_len, udr_store *s, const udr_hash *h, bool verify)
 {
-	struct stat st;
-	char hex[UDR_HASH_HEXSIZE + 1];
-	char *buf;
-	size_t got;
-	int fd, rc;
-	if (!out || !out_len)
-		return udr__error_set(UDR_EINVAL, "invalid argument: output is NULL");
-	if ((rc = open_chunk(&fd, &st, s, h, NULL)) < 0)
+	struct membuf m = {NULL, 0, 0};
+	uint64_t size;
+	int rc;
+	if (!out || !out_len || !s || !h)
+		return udr__error_set(UDR_EINVAL, "invalid argument: output, store or hash is NULL");
+	if ((rc = udr__content_size(&size, s, h)) < 0)
 		return rc;
-	udr_hash_tohex(hex, h);
-	if ((uint64_t)st.st_size >= SIZE_MAX) {
-		UDR_IO->close(fd);
+	if (size >= SIZE_MAX / 2)
 		return udr__error_oom();
-	}
-	if (!(buf = malloc((size_t)st.st_size + 1))) {
-		UDR_IO->close(fd);
+	m.cap = (size_t)size + 1;
+	if (!(m.p = malloc(m.cap)))
 		return udr__error_oom();
-	}
-	rc = udr__read_full(fd, buf, (size_t)st.st_size, &got, hex);
-	UDR_IO->close(fd);
-	if (rc == 0 && got != (size_t)st.st_size)
-		rc = udr__error_set(UDR_ECORRUPT, "chunk %s: file shrank while read", hex);
-	if (rc == 0 && verify) {
-		udr_hash actual;
-		udr_hash_buf(&actual, buf, got);
-		if (!udr_hash_equal(&actual, h)) {
-			char ahex[UDR_HASH_HEXSIZE + 1];
-			udr_hash_tohex(ahex, &actual);
-			rc = udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its content hashes to %s", hex, ahex);
-		}
+	rc = udr__content_stream(s, h, verify, mem_sink, &m);
+	if (rc == 0 && m.len != size) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, h);
+		rc = udr__error_set(UDR_ECORRUPT, "chunk %s: decoded %zu bytes, expected %llu", hex, m.len,
+		                    (unsigned long long)size);
 	}
 	if (rc < 0) {
-		free(buf);
+		free(m.p);
 		return rc;
 	}
-	*out = buf;
-	*out_len = got;
+	*out = m.p;
+	*out_len = m.len;
 	return 0;
 }
 
@@ -405,56 +391,16 @@ int udr_store_get_verified(void **out, size_t *out_len, udr_store *s, const udr_
 	return get_impl(out, out_len, s, h, true);
 }
 
+static int fd_sink(const void *d, size_t n, void *payload)
+{
+	return udr__write_all(*(int *)payload, d, n, "output");
+}
+
 int udr_store_get_fd(udr_store *s, const udr_hash *h, int outfd, unsigned int flags)
 {
-	char hex[UDR_HASH_HEXSIZE + 1];
-	struct stat st;
-	udr_hasher *hs = NULL;
-	char *buf = NULL;
-	uint64_t total = 0;
-	int fd, rc;
-	if ((rc = open_chunk(&fd, &st, s, h, NULL)) < 0)
-		return rc;
-	udr_hash_tohex(hex, h);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if ((flags & UDR_GET_VERIFY) && (rc = udr_hasher_new(&hs)) < 0)
-		goto done;
-	if (!(buf = malloc(IO_BUFSZ))) {
-		rc = udr__error_oom();
-		goto done;
-	}
-	for (;;) {
-		ssize_t n = UDR_IO->read(fd, buf, IO_BUFSZ);
-		if (n < 0) {
-			rc = udr__error_io(errno, "read of chunk %s failed", hex);
-			goto done;
-		}
-		if (n == 0)
-			break;
-		if (hs)
-			udr_hasher_update(hs, buf, (size_t)n);
-		if ((rc = udr__write_all(outfd, buf, (size_t)n, "output")) < 0)
-			goto done;
-		total += (uint64_t)n;
-	}
-	if (total != (uint64_t)st.st_size) {
-		rc = udr__error_set(UDR_ECORRUPT, "chunk %s: file changed size while read", hex);
-		goto done;
-	}
-	if (hs) {
-		udr_hash actual;
-		udr_hasher_final(hs, &actual);
-		if (!udr_hash_equal(&actual, h)) {
-			char ahex[UDR_HASH_HEXSIZE + 1];
-			udr_hash_tohex(ahex, &actual);
-			rc = udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its content hashes to %s", hex, ahex);
-		}
-	}
-done:
-	UDR_IO->close(fd);
-	udr_hasher_free(hs);
-	free(buf);
-	return rc;
+	if (!s || !h || outfd < 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_get_fd");
+	return udr__content_stream(s, h, (flags & UDR_GET_VERIFY) != 0, fd_sink, &outfd);
 }
 
 int udr_store_get_file(udr_store *s, const udr_hash *h, const char *path, unsigned int flags)
@@ -464,15 +410,23 @@ int udr_store_get_file(udr_store *s, const udr_hash *h, const char *path, unsign
 	int fd, rc;
 	if (!s || !h || !path || !*path)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_get_file");
+	if ((rc = udr_store_exists(s, h)) <= 0) {
+		if (rc == 0) {
+			char hex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(hex, h);
+			rc = udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+		}
+		return rc;
+	}
 	n = strlen(path) + 48;
 	if (!(tmp = malloc(n)))
 		return udr__error_oom();
 	snprintf(tmp, n, "%s.udr-tmp-%ld-%lld", path, (long)getpid(), (long long)udr__now_ms());
 	fd = UDR_IO->open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	if (fd < 0) {
-		rc = udr__error_os(errno, "cannot create output file %s", tmp);
+		rc = udr__error_io(errno, "cannot create output file %s", tmp);
 		free(tmp);
-		return rc == UDR_ENOTFOUND ? udr__error_set(UDR_EIO, "%s", udr_error_last()->message) : rc;
+		return rc;
 	}
 	rc = udr_store_get_fd(s, h, fd, flags);
 	if (UDR_IO->close(fd) < 0 && rc == 0)
@@ -487,85 +441,75 @@ int udr_store_get_file(udr_store *s, const udr_hash *h, const char *path, unsign
 
 int udr_store_exists(udr_store *s, const udr_hash *h)
 {
-	char hex[UDR_HASH_HEXSIZE + 1];
-	struct stat st;
-	char *p;
+	enum udr__kind kind;
 	int rc;
 	if (!s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument: store or hash is NULL");
-	if (!(p = chunk_path(s, h, hex)))
-		return UDR_ENOMEM;
-	if (UDR_IO->stat(p, &st) == 0)
-		rc = S_ISREG(st.st_mode) ? 1 : 0;
-	else if (errno == ENOENT || errno == ENOTDIR)
-		rc = 0;
-	else
-		rc = udr__error_io(errno, "cannot stat chunk %s", hex);
-	free(p);
-	return rc;
+	if ((rc = udr__obj_locate(&kind, NULL, NULL, s, h)) < 0)
+		return rc;
+	return kind != UDR__K_NONE;
 }
 
 int udr_store_size(uint64_t *out, udr_store *s, const udr_hash *h)
 {
-	char hex[UDR_HASH_HEXSIZE + 1];
-	struct stat st;
-	char *p;
-	int rc = 0;
 	if (!out || !s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_size");
-	if (!(p = chunk_path(s, h, hex)))
-		return UDR_ENOMEM;
-	if (UDR_IO->stat(p, &st) == 0) {
-		if (S_ISREG(st.st_mode))
-			*out = (uint64_t)st.st_size;
-		else
-			rc = udr__error_set(UDR_ECORRUPT, "chunk %s: not a regular file", hex);
-	} else if (errno == ENOENT || errno == ENOTDIR) {
-		rc = udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
-	} else {
-		rc = udr__error_io(errno, "cannot stat chunk %s", hex);
-	}
-	free(p);
-	return rc;
+	return udr__content_size(out, s, h);
 }
 
 int udr_store_local_path(char **out, udr_store *s, const udr_hash *h)
 {
-	char hex[UDR_HASH_HEXSIZE + 1];
-	struct stat st;
-	char *p;
+	enum udr__kind kind;
+	char *p = NULL;
+	int rc;
 	if (!out || !s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_local_path");
-	if (!(p = chunk_path(s, h, hex)))
-		return UDR_ENOMEM;
-	if (UDR_IO->stat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int err = errno;
+	if ((rc = udr__obj_locate(&kind, NULL, &p, s, h)) < 0)
+		return rc;
+	if (kind == UDR__K_NONE) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, h);
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	}
+	if (kind != UDR__K_RAW) {
 		free(p);
-		if (err == ENOENT || err == ENOTDIR || err == 0)
-			return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
-		return udr__error_io(err, "cannot stat chunk %s", hex);
+		return 1;
 	}
 	*out = p;
 	return 0;
 }
+
+/* ---- walking ---------------------------------------------------------------- */
 
 static bool is_hex(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
-	return s[n] == '\0';
+	return true;
 }
 
-/*
- * Walk chunks/ab/cd/<hash>.  For each well-formed chunk name call visit;
- * for anything else under the fan-out call stray (may be NULL).
- */
-typedef int (*walk_visit)(const udr_hash *h, const char *path, void *payload);
+/* The kind an object file name stands for, or UDR__K_NONE for a stray. */
+static enum udr__kind name_kind(const char *name, const char *prefix)
+{
+	size_t n = strlen(name);
+	if (n < UDR_HASH_HEXSIZE || !is_hex(name, UDR_HASH_HEXSIZE) || strncmp(name, prefix, 4) != 0)
+		return UDR__K_NONE;
+	if (n == UDR_HASH_HEXSIZE)
+		return UDR__K_RAW;
+	if (strcmp(name + UDR_HASH_HEXSIZE, ".zst") == 0)
+		return UDR__K_ZST;
+	if (strcmp(name + UDR_HASH_HEXSIZE, ".m") == 0)
+		return UDR__K_MANIFEST;
+	if (strcmp(name + UDR_HASH_HEXSIZE, ".d") == 0)
+		return UDR__K_DELTA;
+	return UDR__K_NONE;
+}
+
+typedef int (*walk_visit)(const udr_hash *h, enum udr__kind kind, const char *path, void *payload);
 typedef int (*walk_stray)(const char *path, void *payload);
 
-static int walk_dir(const char *dir, int level, const char *prefix, walk_visit visit, walk_stray stray,
-                    void *payload)
+static int walk_dir(const char *dir, int level, const char *prefix, walk_visit visit, walk_stray stray, void *payload)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -574,6 +518,7 @@ static int walk_dir(const char *dir, int level, const char *prefix, walk_visit v
 		return udr__error_io(errno, "cannot list %s", dir);
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		const char *name = e->d_name;
+		enum udr__kind kind;
 		char *p;
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
@@ -587,11 +532,13 @@ static int walk_dir(const char *dir, int level, const char *prefix, walk_visit v
 			char pre[5];
 			snprintf(pre, sizeof(pre), "%s%s", prefix, name);
 			rc = walk_dir(p, level + 1, pre, visit, stray, payload);
-		} else if (level == 2 && strlen(name) == UDR_HASH_HEXSIZE && is_hex(name, UDR_HASH_HEXSIZE) &&
-		           strncmp(name, prefix, 4) == 0) {
+		} else if (level == 2 && (kind = name_kind(name, prefix)) != UDR__K_NONE) {
 			udr_hash h;
-			udr_hash_fromhex(&h, name);
-			rc = visit(&h, p, payload);
+			char hex[UDR_HASH_HEXSIZE + 1];
+			memcpy(hex, name, UDR_HASH_HEXSIZE);
+			hex[UDR_HASH_HEXSIZE] = '\0';
+			udr_hash_fromhex(&h, hex);
+			rc = visit(&h, kind, p, payload);
 		} else if (stray) {
 			rc = stray(p, payload);
 		}
@@ -606,9 +553,10 @@ struct foreach_ctx {
 	void *payload;
 };
 
-static int foreach_visit(const udr_hash *h, const char *path, void *payload)
+static int foreach_visit(const udr_hash *h, enum udr__kind kind, const char *path, void *payload)
 {
 	struct foreach_ctx *c = payload;
+	(void)kind;
 	(void)path;
 	return c->cb(h, c->payload);
 }
@@ -621,12 +569,13 @@ int udr_store_foreach(udr_store *s, udr_store_foreach_cb cb, void *payload)
 	return walk_dir(s->path, 0, "", foreach_visit, NULL, &c);
 }
 
+/* ---- fsck ----------------------------------------------------------------- */
+
 struct fsck_ctx {
+	udr_store *s;
 	udr_check_stats *stats;
 	udr_problem_cb cb;
 	void *payload;
-	char *buf;
-	int stop;
 };
 
 static int report(struct fsck_ctx *c, int code, const char *object, const char *path, const char *fmt, ...)
@@ -634,7 +583,7 @@ static int report(struct fsck_ctx *c, int code, const char *object, const char *
 
 static int report(struct fsck_ctx *c, int code, const char *object, const char *path, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[1400];
 	udr_problem p;
 	va_list ap;
 	va_start(ap, fmt);
@@ -646,55 +595,55 @@ static int report(struct fsck_ctx *c, int code, const char *object, const char *
 	p.path = path;
 	p.message = msg;
 	if (c->cb && c->cb(&p, c->payload) != 0)
-		return c->stop = 1;
+		return 1;
 	return 0;
 }
 
-static int fsck_visit(const udr_hash *h, const char *path, void *payload)
+static int count_sink(const void *d, size_t n, void *payload)
+{
+	(void)d;
+	*(uint64_t *)payload += n;
+	return 0;
+}
+
+static int fsck_visit(const udr_hash *h, enum udr__kind kind, const char *path, void *payload)
 {
 	struct fsck_ctx *c = payload;
 	char hex[UDR_HASH_HEXSIZE + 1];
-	udr_hasher *hs;
-	int fd, rc = 0;
+	uint64_t n = 0;
+	int rc;
 	udr_hash_tohex(hex, h);
 	c->stats->objects++;
-	fd = UDR_IO->open(path, O_RDONLY, 0);
-	if (fd < 0)
-		return report(c, UDR_EIO, hex, path, "cannot open chunk: %s", strerror(errno));
-	if ((rc = udr_hasher_new(&hs)) < 0) {
-		UDR_IO->close(fd);
-		return rc;
+	/* Every object decodes to bytes that hash to its name; for a manifest
+	 * that covers each of its pieces and the whole content. */
+	if (kind == UDR__K_RAW || kind == UDR__K_MANIFEST) {
+		enum udr__kind found;
+		if ((rc = udr__obj_locate(&found, NULL, NULL, c->s, h)) < 0)
+			return report(c, rc, hex, path, "%s", udr_error_last()->message);
+		if (found != kind)
+			return report(c, UDR_ECORRUPT, hex, path, "chunk %s is stored twice, in different forms", hex);
 	}
-	for (;;) {
-		ssize_t n = UDR_IO->read(fd, c->buf, IO_BUFSZ);
-		if (n < 0) {
-			rc = report(c, UDR_EIO, hex, path, "read failed: %s", strerror(errno));
-			goto done;
-		}
-		if (n == 0)
-			break;
-		c->stats->bytes += (uint64_t)n;
-		udr_hasher_update(hs, c->buf, (size_t)n);
+	if (kind == UDR__K_RAW || kind == UDR__K_MANIFEST) {
+		rc = udr__content_stream(c->s, h, true, count_sink, &n);
+	} else {
+		unsigned char *d = NULL;
+		size_t dl;
+		rc = udr__piece_load(&d, &dl, NULL, c->s, h, UINT64_MAX, true);
+		n = dl;
+		free(d);
 	}
-	{
-		udr_hash actual;
-		udr_hasher_final(hs, &actual);
-		if (!udr_hash_equal(&actual, h)) {
-			char ahex[UDR_HASH_HEXSIZE + 1];
-			udr_hash_tohex(ahex, &actual);
-			rc = report(c, UDR_ECORRUPT, hex, path, "corrupt chunk: content hashes to %s", ahex);
-		}
-	}
-done:
-	udr_hasher_free(hs);
-	UDR_IO->close(fd);
-	return rc;
+	if (rc == UDR_ENOMEM || rc == UDR_EIO)
+		return report(c, rc, hex, path, "%s", udr_error_last()->message);
+	if (rc < 0)
+		return report(c, UDR_ECORRUPT, hex, path, "%s", udr_error_last()->message);
+	c->stats->bytes += n;
+	return 0;
 }
 
 static int fsck_stray(const char *path, void *payload)
 {
 	struct fsck_ctx *c = payload;
-	return report(c, UDR_ECORRUPT, path, path, "stray file in chunk store (not a chunk name)");
+	return report(c, UDR_ECORRUPT, path, path, "stray file in chunk store (not an object name)");
 }
 
 int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void *payload)
@@ -704,21 +653,125 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 	int rc;
 	if (!s)
 		return udr__error_set(UDR_EINVAL, "invalid argument: store is NULL");
+	c.s = s;
 	c.stats = stats ? stats : &local;
 	memset(c.stats, 0, sizeof(*c.stats));
 	c.cb = cb;
 	c.payload = payload;
-	c.stop = 0;
 	if ((rc = udr__tmp_clean(s->tmpdir, &c.stats->temp_removed)) < 0)
 		return rc;
-	if (!(c.buf = malloc(IO_BUFSZ)))
-		return udr__error_oom();
 	rc = walk_dir(s->path, 0, "", fsck_visit, fsck_stray, &c);
-	free(c.buf);
 	if (rc < 0)
 		return rc;
 	if (c.stats->problems)
 		return udr__error_set(UDR_ECORRUPT, "chunk store %s: %llu problem(s) found", s->path,
 		                      (unsigned long long)c.stats->problems);
 	return 0;
+}
+
+/* ---- stats ---------------------------------------------------------------- */
+
+struct hset {
+	udr_hash *v;
+	size_t n, cap;
+};
+
+static int hset_add(struct hset *hs, const udr_hash *h)
+{
+	if (hs->n == hs->cap) {
+		size_t cap = hs->cap ? hs->cap * 2 : 1024;
+		udr_hash *p = realloc(hs->v, cap * sizeof(*p));
+		if (!p)
+			return udr__error_oom();
+		hs->v = p;
+		hs->cap = cap;
+	}
+	hs->v[hs->n++] = *h;
+	return 0;
+}
+
+static int hcmp(const void *a, const void *b)
+{
+	return memcmp(a, b, UDR_HASH_SIZE);
+}
+
+struct sized {
+	udr_hash h;
+	uint64_t size;
+};
+
+struct stats_ctx {
+	udr_store *s;
+	udr_store_stats *st;
+	struct sized *pieces; /* every piece-kind object, with its size */
+	size_t npieces, cap_pieces;
+	struct hset referenced; /* pieces named by manifests */
+};
+
+static int stats_visit(const udr_hash *h, enum udr__kind kind, const char *path, void *payload)
+{
+	struct stats_ctx *c = payload;
+	struct stat st;
+	uint64_t size = 0;
+	int rc;
+	if (UDR_IO->stat(path, &st) == 0)
+		c->st->stored_bytes += (uint64_t)st.st_size;
+	if (kind == UDR__K_MANIFEST) {
+		udr__manifest m;
+		if ((rc = udr__manifest_load(&m, c->s, h)) < 0)
+			return rc;
+		c->st->manifests++;
+		c->st->contents++;
+		c->st->logical_bytes += m.total;
+		rc = 0;
+		for (uint64_t i = 0; i < m.npieces && rc == 0; i++)
+			rc = hset_add(&c->referenced, &m.pieces[i].hash);
+		udr__manifest_free(&m);
+		return rc;
+	}
+	if ((rc = udr__content_size(&size, c->s, h)) < 0)
+		return rc;
+	c->st->pieces++;
+	c->st->unique_bytes += size;
+	if (kind == UDR__K_ZST)
+		c->st->compressed++;
+	if (kind == UDR__K_DELTA)
+		c->st->deltas++;
+	if (c->npieces == c->cap_pieces) {
+		size_t cap = c->cap_pieces ? c->cap_pieces * 2 : 1024;
+		struct sized *p = realloc(c->pieces, cap * sizeof(*p));
+		if (!p)
+			return udr__error_oom();
+		c->pieces = p;
+		c->cap_pieces = cap;
+	}
+	c->pieces[c->npieces].h = *h;
+	c->pieces[c->npieces].size = size;
+	c->npieces++;
+	return 0;
+}
+
+int udr_store_stats_get(udr_store_stats *out, udr_store *s)
+{
+	struct stats_ctx c;
+	int rc;
+	if (!out || !s)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_stats_get");
+	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.st = out;
+	rc = walk_dir(s->path, 0, "", stats_visit, NULL, &c);
+	if (rc == 0 && c.referenced.n)
+		qsort(c.referenced.v, c.referenced.n, sizeof(udr_hash), hcmp);
+	/* a piece no manifest names is content of its own */
+	for (size_t i = 0; rc == 0 && i < c.npieces; i++) {
+		if (c.referenced.n && bsearch(&c.pieces[i].h, c.referenced.v, c.referenced.n, sizeof(udr_hash), hcmp))
+			continue;
+		out->contents++;
+		out->logical_bytes += c.pieces[i].size;
+	}
+	free(c.pieces);
+	free(c.referenced.v);
+	return rc < 0 ? rc : 0;
 }

@@ -1,16 +1,97 @@
 /*
- * store_internal.h - what other modules of libudr may use of the store.
+ * store_internal.h - the chunk store's insides, shared by its files
+ * (store.c: open, config, public API; object.c: object kinds, manifests,
+ * decoding; ingest.c: the put engine) and what other modules may use.
  */
 #ifndef UDR_STORE_INTERNAL_H
 #define UDR_STORE_INTERNAL_H
 
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <udr/store.h>
 
-/* The store's temp directory (same file system as its chunks). */
-const char *udr__store_tmpdir(const udr_store *s);
+#include "store/cdc.h"
 
+#define UDR__STORE_FORMAT_MAX 2
+/* Hard limits that protect readers from damaged files. */
+#define UDR__PIECE_HARD_MAX ((size_t)64 << 20)
+#define UDR__DELTA_DEPTH_HARD_MAX 255
+
+struct udr_store {
+	char *path;
+	char *tmpdir;
+	size_t pathlen;
+	int format;        /* 1: raw objects only; 2: pieces, compression, deltas */
+	udr__cdc cdc;      /* format 2 */
+	size_t threshold;  /* content larger than this is chunked */
+	int level;         /* zstd level, 0: no compression */
+	int max_depth;     /* longest delta chain */
+	int threads;       /* ingest workers */
+};
+
+/* The kinds of objects, by file-name suffix (docs/FORMAT.md). */
+enum udr__kind {
+	UDR__K_NONE = 0,
+	UDR__K_RAW,      /* <hash>      the bytes */
+	UDR__K_ZST,      /* <hash>.zst  one zstd frame */
+	UDR__K_MANIFEST, /* <hash>.m    list of pieces */
+	UDR__K_DELTA     /* <hash>.d    zstd frame against one base piece */
+};
+
+/* Path of an object of a given kind (malloc'd; hex receives the hash). */
+char *udr__obj_path(const udr_store *s, const udr_hash *h, enum udr__kind kind, char *hex);
+/* Which kind is stored for h (UDR__K_NONE when absent); st and path (may be
+ * NULL) receive the file's stat and malloc'd path. */
+int udr__obj_locate(enum udr__kind *kind, struct stat *st, char **path, const udr_store *s, const udr_hash *h);
+
+/* A parsed manifest. */
+typedef struct udr__piece {
+	udr_hash hash;
+	uint32_t size;
+} udr__piece;
+typedef struct udr__manifest {
+	uint64_t total;
+	uint64_t npieces;
+	udr__piece *pieces;
+} udr__manifest;
+/* Parse and validate manifest bytes for content `h` (NULL: skip the name
+ * check). UDR_ECORRUPT naming `what` on any inconsistency. */
+int udr__manifest_parse(udr__manifest *m, const unsigned char *data, size_t len, const udr_hash *h,
+                        const char *what);
+int udr__manifest_encode(unsigned char **out, size_t *out_len, const udr__manifest *m, const udr_hash *h);
+void udr__manifest_free(udr__manifest *m);
+int udr__manifest_load(udr__manifest *m, const udr_store *s, const udr_hash *h);
+
+/*
+ * Decode a piece-sized object (raw, zst or delta) into memory.  expect is
+ * the size it must have (UINT64_MAX: any).  With verify the bytes are
+ * rehashed.  depth (may be NULL) receives the delta depth (0: not a delta).
+ * Damage is UDR_ECORRUPT naming the piece.
+ */
+int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                    uint64_t expect, bool verify);
+
+/* Decode any object's full content into the sink, piece by piece. */
+typedef int (*udr__sink)(const void *data, size_t len, void *payload);
+int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload);
+/* The content's size without reading it all. */
+int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h);
+
+/* zstd helpers with per-thread contexts. */
+int udr__zstd_compress(unsigned char **out, size_t *out_len, const void *src, size_t len, int level,
+                       const void *prefix, size_t prefix_len);
+
+/* Delta header: "UDRD", version 1, depth, 2 reserved, u32 raw size, base hash. */
+#define UDR__DELTA_HDR 44
+int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char *frame, size_t flen, int depth,
+                      uint32_t raw_size, const udr_hash *base);
+
+const char *udr__store_tmpdir(const udr_store *s);
 /* Check <dir>/config.json: kind must match and format be 1..max_format.
  * UDR_ENOTFOUND when it is missing, UDR_ECORRUPT when unusable. */
 int udr__check_config(const char *dir, const char *kind, int max_format);
+
+/* Make sure chunks/ab/cd exists for the object path `final`. */
+int udr__store_fanout(const udr_store *s, const char *final);
 
 #endif

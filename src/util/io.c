@@ -87,15 +87,29 @@ static int d_flock(int fd, int op)
 	return rc;
 }
 
+static int d_link_fd(int fd, const char *to)
+{
+	/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc path with
+	 * AT_SYMLINK_FOLLOW does the same for everybody. */
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
+}
+
+static int d_syncfs(int fd)
+{
+	return syncfs(fd);
+}
+
 static const udr_io_methods default_methods = {
 	UDR_IO_METHODS_VERSION, d_open, d_close, d_read, d_pread, d_write, d_fsync,
-	d_link, d_rename, d_unlink, d_mkdir, d_stat, d_fstat, d_flock,
+	d_link, d_rename, d_unlink, d_mkdir, d_stat, d_fstat, d_flock, d_link_fd, d_syncfs,
 };
 
 static _Atomic(const udr_io_methods *) current_methods = &default_methods;
 
 #ifdef UDR_FAULT_INJECTION
-enum fault_op { F_NONE, F_OPEN, F_WRITE, F_FSYNC, F_LINK, F_RENAME, F_UNLINK, F_MKDIR };
+enum fault_op { F_NONE, F_OPEN, F_WRITE, F_FSYNC, F_LINK, F_RENAME, F_UNLINK, F_MKDIR, F_SYNCFS };
 static enum fault_op fault_op = F_NONE;
 static long fault_n;
 static int fault_crash;
@@ -126,17 +140,19 @@ static int f_link(const char *a, const char *b) { return fault_hit(F_LINK) ? -1 
 static int f_rename(const char *a, const char *b) { return fault_hit(F_RENAME) ? -1 : d_rename(a, b); }
 static int f_unlink(const char *p) { return fault_hit(F_UNLINK) ? -1 : d_unlink(p); }
 static int f_mkdir(const char *p, mode_t m) { return fault_hit(F_MKDIR) ? -1 : d_mkdir(p, m); }
+static int f_link_fd(int fd, const char *to) { return fault_hit(F_LINK) ? -1 : d_link_fd(fd, to); }
+static int f_syncfs(int fd) { return fault_hit(F_SYNCFS) ? -1 : d_syncfs(fd); }
 
 static const udr_io_methods fault_methods = {
 	UDR_IO_METHODS_VERSION, f_open, d_close, d_read, d_pread, f_write, f_fsync,
-	f_link, f_rename, f_unlink, f_mkdir, d_stat, d_fstat, d_flock,
+	f_link, f_rename, f_unlink, f_mkdir, d_stat, d_fstat, d_flock, f_link_fd, f_syncfs,
 };
 
 static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
 
 static void fault_init(void)
 {
-	static const char *names[] = {"", "open", "write", "fsync", "link", "rename", "unlink", "mkdir"};
+	static const char *names[] = {"", "open", "write", "fsync", "link", "rename", "unlink", "mkdir", "syncfs"};
 	const char *spec = getenv("UDR_FAULT");
 	char op[16];
 	char action[16];
@@ -171,7 +187,7 @@ int udr_io_set(const udr_io_methods *m)
 	}
 	if (m->version != UDR_IO_METHODS_VERSION || !m->open || !m->close || !m->read || !m->pread ||
 	    !m->write || !m->fsync || !m->link || !m->rename || !m->unlink || !m->mkdir || !m->stat ||
-	    !m->fstat || !m->flock)
+	    !m->fstat || !m->flock || !m->link_fd || !m->syncfs)
 		return udr__error_set(UDR_EINVAL, "invalid I/O methods table (version %d)", m->version);
 	atomic_store(&current_methods, m);
 	return 0;

@@ -35,6 +35,11 @@ typedef struct udr_io_methods {
 	int (*stat)(const char *path, struct stat *st);
 	int (*fstat)(int fd, struct stat *st);
 	int (*flock)(int fd, int operation);
+	/** Give the open file fd (possibly an unnamed O_TMPFILE file) the name
+	 *  to; fails with EEXIST when to exists. */
+	int (*link_fd)(int fd, const char *to);
+	/** Flush the whole file system that holds fd (data and metadata). */
+	int (*syncfs)(int fd);
 } udr_io_methods;
 
 /**

@@ -1,0 +1,123 @@
+/*
+ * cli/cli.h - shared declarations of the udr command-line tool.
+ *
+ * The CLI uses only the public API (<udr/udr.h>).  Each command is one entry
+ * of the table in main.c; helpers for errors, exit codes, argument parsing and
+ * JSON output live in util.c.
+ */
+#ifndef UDR_CLI_H
+#define UDR_CLI_H
+
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <udr/udr.h>
+
+/** Exit codes of the udr tool (documented in `udr --help`). */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_NOTFOUND = 1,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_CONFLICT = 3,
+	CLI_EXIT_CORRUPT = 4,
+	CLI_EXIT_IO = 5
+};
+
+/** State shared by all commands. */
+typedef struct cli_ctx {
+	const char *store_dir; /**< --store, $UDR_STORE or "./data" */
+} cli_ctx;
+
+/** One command: name, one-line summary, usage text, handler. */
+typedef struct cli_command {
+	const char *name;
+	const char *summary;
+	const char *usage; /**< full help text printed by --help */
+	int (*run)(cli_ctx *ctx, int argc, char **argv);
+} cli_command;
+
+/* Commands (cmd_*.c).  argv[0] is the command name; they return an exit code. */
+int cli_cmd_init(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_hash(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_put(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_get(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_exists(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_show(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv);
+
+/** The command table (main.c). */
+const cli_command *cli_find_command(const char *name);
+
+/* Messages and exit codes (util.c). */
+
+/** Print "udr: <formatted message>" to stderr. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Map a negative UDR_E* code to a CLI exit code. */
+int cli_exit_code(int udr_code);
+
+/** Report the library's last error ("udr: <message>") and map code to an exit code. */
+int cli_fail(int udr_code);
+
+/** Print usage of cmd to stderr with "udr: <why>" first; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/** Print the help text of cmd to stdout; returns CLI_EXIT_OK. */
+int cli_help(const cli_command *cmd);
+
+/* Argument parsing (util.c). */
+
+/**
+ * Parse the options of a command with getopt_long.  Every command knows
+ * -h/--help and --store DIR; extra options are given as a getopt_long table
+ * and a short-option string.  Calls on_opt for each extra option.
+ * @return -1 to go on (optind then indexes the first operand), or an exit code
+ *         to return at once (help printed, usage error reported).
+ */
+typedef int (*cli_opt_fn)(int opt, const char *arg, void *payload);
+int cli_parse_options(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
+                      const char *shortopts, const struct option *longopts,
+                      cli_opt_fn on_opt, void *payload);
+
+/** getopt_long values of the options every command accepts. */
+#define CLI_OPT_STORE 0x100
+#define CLI_OPT_FIRST 0x101 /* first value free for a command's own long options */
+
+/** Long options every command accepts; end a command's table with this. */
+#define CLI_COMMON_LONGOPTS                                  \
+	{ "help", no_argument, NULL, 'h' },                  \
+	{ "store", required_argument, NULL, CLI_OPT_STORE }, \
+	{ NULL, 0, NULL, 0 }
+
+/** Parse a hash operand; on error reports it and returns CLI_EXIT_USAGE. */
+int cli_parse_hash(udr_hash *out, const char *text);
+
+/** Parse a version number (decimal, >= 1); on error returns CLI_EXIT_USAGE. */
+int cli_parse_version(uint64_t *out, const char *text);
+
+/** Check a table name with the library; on error returns CLI_EXIT_USAGE. */
+int cli_check_table(const char *name);
+
+/* The store (util.c). */
+
+/**
+ * Open the store root ctx->store_dir without creating it.  A missing store is
+ * reported as "not a udr store: DIR (run udr init)".
+ * @return 0 or an exit code.
+ */
+int cli_open_db(udr_db **out, const cli_ctx *ctx);
+
+/* Output (util.c). */
+
+/** Write s as a JSON string literal (quoted, escaped) to f. */
+void cli_json_string(FILE *f, const char *s);
+
+/** Flush and close stdout; on a write error report it and return CLI_EXIT_IO. */
+int cli_finish_stdout(int code);
+
+#endif

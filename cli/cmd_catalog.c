@@ -1,0 +1,312 @@
+/*
+ * cli/cmd_catalog.c - the catalog commands: commit, show, versions, tables.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+#define NOPERANDS(argc) ((argc) - optind)
+
+enum { OPT_META = CLI_OPT_FIRST, OPT_NEXT, OPT_JSON };
+
+/* ---- commit ---- */
+
+struct commit_opts {
+	const char *message; /* NULL: none */
+	char **meta;         /* KEY=VALUE arguments, in order */
+	size_t nmeta;
+	int next;
+};
+
+static int commit_opt(int opt, const char *arg, void *payload)
+{
+	struct commit_opts *o = payload;
+
+	switch (opt) {
+	case 'm':
+		o->message = arg;
+		break;
+	case OPT_META:
+		/* o->meta has room for argc entries: one per argument at most. */
+		o->meta[o->nmeta++] = (char *)arg;
+		break;
+	default:
+		o->next = 1;
+		break;
+	}
+	return -1;
+}
+
+/* Apply -m and --meta to v; returns an exit code. */
+static int commit_apply_meta(udr_version *v, const struct commit_opts *o)
+{
+	size_t i;
+	int rc;
+
+	if (o->message && (rc = udr_version_set_message(v, o->message)) != 0)
+		return cli_fail(rc);
+	for (i = 0; i < o->nmeta; i++) {
+		char *eq = strchr(o->meta[i], '=');
+
+		if (!eq || eq == o->meta[i]) {
+			cli_errorf("invalid --meta \"%s\" (expected KEY=VALUE with a non-empty KEY)",
+			           o->meta[i]);
+			return CLI_EXIT_USAGE;
+		}
+		*eq = '\0';
+		rc = udr_version_set_meta(v, o->meta[i], eq + 1);
+		*eq = '=';
+		if (rc)
+			return cli_fail(rc);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Build the version from the operands TABLE [VERSION] HASH...; exit code. */
+static int commit_build(udr_version **out, const struct commit_opts *o, int argc, char **argv)
+{
+	const char *table = argv[optind];
+	uint64_t number = 0;
+	udr_version *v = NULL;
+	udr_hash h;
+	int i = optind + 1, rc;
+
+	if ((rc = cli_check_table(table)) != 0)
+		return rc;
+	if (!o->next && (rc = cli_parse_version(&number, argv[i++])) != 0)
+		return rc;
+	if ((rc = udr_version_new(&v, table, number)) != 0)
+		return cli_fail(rc);
+	for (; i < argc; i++) {
+		if ((rc = cli_parse_hash(&h, argv[i])) != 0)
+			goto fail;
+		if ((rc = udr_version_add_chunk(v, &h)) != 0) {
+			rc = cli_fail(rc);
+			goto fail;
+		}
+	}
+	if ((rc = commit_apply_meta(v, o)) != 0)
+		goto fail;
+	*out = v;
+	return CLI_EXIT_OK;
+fail:
+	udr_version_free(v);
+	return rc;
+}
+
+int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "message", required_argument, NULL, 'm' },
+		{ "meta", required_argument, NULL, OPT_META },
+		{ "next", no_argument, NULL, OPT_NEXT },
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("commit");
+	struct commit_opts o = { NULL, NULL, 0, 0 };
+	udr_version *v = NULL;
+	udr_db *db = NULL;
+	int rc;
+
+	o.meta = calloc((size_t)argc, sizeof(*o.meta));
+	if (!o.meta) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	rc = cli_parse_options(ctx, self, argc, argv, "m:", longopts, commit_opt, &o);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) < (o.next ? 1 : 2)) {
+		rc = cli_usage_error(self, NOPERANDS(argc) ? "missing VERSION (or --next)"
+		                                           : "missing TABLE");
+		goto out;
+	}
+	if ((rc = commit_build(&v, &o, argc, argv)) != 0)
+		goto out;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	if (o.next)
+		rc = udr_catalog_commit_next(udr_db_catalog(db), v);
+	else
+		rc = udr_catalog_commit(udr_db_catalog(db), v);
+	if (rc == 0)
+		printf("%" PRIu64 "\n", v->version);
+	else
+		rc = cli_fail(rc);
+out:
+	udr_db_close(db);
+	udr_version_free(v);
+	free(o.meta);
+	return rc;
+}
+
+/* ---- show ---- */
+
+/* Format ms since the epoch as ISO-8601 UTC with milliseconds. */
+static void format_time(char out[80], int64_t ms)
+{
+	int64_t secs = ms / 1000, rem = ms % 1000;
+	time_t t;
+	struct tm tm;
+
+	if (rem < 0) { /* floor, not truncation, for times before 1970 */
+		rem += 1000;
+		secs -= 1;
+	}
+	t = (time_t)secs;
+	if (!gmtime_r(&t, &tm)) {
+		snprintf(out, 80, "%s", "invalid");
+		return;
+	}
+	snprintf(out, 80, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
+}
+
+static void print_version_json(const udr_version *v)
+{
+	char when[80], hex[UDR_HASH_HEXSIZE + 1];
+	size_t i;
+
+	format_time(when, v->created_ms);
+	fputs("{\n  \"table\": ", stdout);
+	cli_json_string(stdout, v->table);
+	printf(",\n  \"version\": %" PRIu64 ",\n  \"parent\": %" PRIu64 ",\n", v->version,
+	       v->parent);
+	printf("  \"created\": \"%s\",\n  \"created_ms\": %" PRId64 ",\n", when, v->created_ms);
+	fputs("  \"message\": ", stdout);
+	if (v->message)
+		cli_json_string(stdout, v->message);
+	else
+		fputs("null", stdout);
+	fputs(",\n  \"metadata\": {", stdout);
+	for (i = 0; i < v->nmeta; i++) {
+		fputs(i ? ",\n    " : "\n    ", stdout);
+		cli_json_string(stdout, v->meta[i].key);
+		fputs(": ", stdout);
+		cli_json_string(stdout, v->meta[i].value);
+	}
+	fputs(v->nmeta ? "\n  },\n  \"chunks\": [" : "},\n  \"chunks\": [", stdout);
+	for (i = 0; i < v->nchunks; i++) {
+		udr_hash_tohex(hex, &v->chunks[i]);
+		printf("%s\"%s\"", i ? ",\n    " : "\n    ", hex);
+	}
+	fputs(v->nchunks ? "\n  ],\n" : "],\n", stdout);
+	printf("  \"commit\": %" PRIu64 "\n}\n", v->commit_seq);
+}
+
+/* --json, accepted by every listing command (show prints JSON anyway). */
+static const struct option json_longopts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	CLI_COMMON_LONGOPTS
+};
+
+static int json_opt(int opt, const char *arg, void *payload)
+{
+	*(int *)payload = 1;
+	return -1;
+}
+
+int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("show");
+	uint64_t number = 0;
+	udr_version *v = NULL;
+	udr_db *db;
+	int json = 0;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, json_longopts, json_opt, &json);
+
+	if (rc >= 0)
+		return rc;
+	if (NOPERANDS(argc) < 1 || NOPERANDS(argc) > 2)
+		return cli_usage_error(self, NOPERANDS(argc) ? "too many arguments"
+		                                             : "missing TABLE");
+	if ((rc = cli_check_table(argv[optind])) != 0)
+		return rc;
+	if (NOPERANDS(argc) == 2 && (rc = cli_parse_version(&number, argv[optind + 1])) != 0)
+		return rc;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc = udr_catalog_get_version(&v, udr_db_catalog(db), argv[optind], number);
+	if (rc == 0)
+		print_version_json(v);
+	else
+		rc = cli_fail(rc);
+	udr_version_free(v);
+	udr_db_close(db);
+	return rc;
+}
+
+/* ---- versions, tables ---- */
+
+int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("versions");
+	uint64_t *list = NULL;
+	size_t n = 0, i;
+	udr_db *db;
+	int json = 0;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, json_longopts, json_opt, &json);
+
+	if (rc >= 0)
+		return rc;
+	if (NOPERANDS(argc) != 1)
+		return cli_usage_error(self, NOPERANDS(argc) ? "too many arguments"
+		                                             : "missing TABLE");
+	if ((rc = cli_check_table(argv[optind])) != 0)
+		return rc;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc = udr_catalog_list_versions(&list, &n, udr_db_catalog(db), argv[optind]);
+	if (rc) {
+		rc = cli_fail(rc);
+	} else if (json) {
+		fputc('[', stdout);
+		for (i = 0; i < n; i++)
+			printf("%s%" PRIu64, i ? ", " : "", list[i]);
+		fputs("]\n", stdout);
+	} else {
+		for (i = 0; i < n; i++)
+			printf("%" PRIu64 "\n", list[i]);
+	}
+	udr_free(list);
+	udr_db_close(db);
+	return rc;
+}
+
+int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("tables");
+	char **names = NULL;
+	size_t n = 0, i;
+	udr_db *db;
+	int json = 0;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, json_longopts, json_opt, &json);
+
+	if (rc >= 0)
+		return rc;
+	if (NOPERANDS(argc) > 0)
+		return cli_usage_error(self, "too many arguments");
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc = udr_catalog_list_tables(&names, &n, udr_db_catalog(db));
+	if (rc) {
+		rc = cli_fail(rc);
+	} else if (json) {
+		fputc('[', stdout);
+		for (i = 0; i < n; i++) {
+			fputs(i ? ", " : "", stdout);
+			cli_json_string(stdout, names[i]);
+		}
+		fputs("]\n", stdout);
+	} else {
+		for (i = 0; i < n; i++)
+			printf("%s\n", names[i]);
+	}
+	udr_strarray_free(names, n);
+	udr_db_close(db);
+	return rc;
+}

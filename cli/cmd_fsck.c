@@ -1,0 +1,101 @@
+/*
+ * cli/cmd_fsck.c - `udr fsck`: check the chunk store, then the catalog,
+ * printing one line per problem and a summary.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define PLURAL(n) ((n) == 1 ? "" : "s")
+
+struct fsck_state {
+	const char *what; /* "chunk" or "catalog" */
+	int in_catalog;
+	uint64_t printed;
+};
+
+/*
+ * The first word of a problem line.  A chunk-store problem concerns the chunk
+ * itself; a catalog UDR_ENOTFOUND is a version naming something that is not
+ * there (a missing chunk), so the version is "broken", not missing.
+ */
+static const char *problem_kind(int code, int in_catalog)
+{
+	switch (code) {
+	case UDR_ECORRUPT:
+		return "corrupt";
+	case UDR_ENOTFOUND:
+		return in_catalog ? "broken" : "missing";
+	case UDR_EIO:
+		return "unreadable";
+	default:
+		return "bad";
+	}
+}
+
+/* One line per problem: "<kind> <what> <object>: <message> (<path>)". */
+static int print_problem(const udr_problem *p, void *payload)
+{
+	struct fsck_state *st = payload;
+	const char *object = p->object ? p->object : p->path ? p->path : "?";
+	const char *message = p->message ? p->message : udr_strerror(p->code);
+
+	printf("%s %s %s: %s", problem_kind(p->code, st->in_catalog), st->what, object, message);
+	/* The path helps to find the file, unless the message already names it. */
+	if (p->path && p->path != object && !strstr(message, p->path))
+		printf(" (%s)", p->path);
+	putchar('\n');
+	st->printed++;
+	return 0;
+}
+
+/* Run one check; returns its UDR code after reporting an aborted check. */
+static int run_check(int rc, const char *what)
+{
+	if (rc != 0 && rc != UDR_ECORRUPT) {
+		const udr_error *e = udr_error_last();
+
+		cli_errorf("%s check failed: %s", what,
+		           e->message && e->message[0] ? e->message : udr_strerror(rc));
+	}
+	return rc;
+}
+
+int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = { CLI_COMMON_LONGOPTS };
+	const cli_command *self = cli_find_command("fsck");
+	udr_check_stats cs = { 0 }, ms = { 0 };
+	struct fsck_state chunk_state = { "chunk", 0, 0 }, cat_state = { "catalog", 1, 0 };
+	uint64_t problems;
+	udr_db *db;
+	int rc_store, rc_cat;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, NULL, NULL);
+
+	if (rc >= 0)
+		return rc;
+	if (optind < argc)
+		return cli_usage_error(self, "too many arguments");
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc_store = run_check(udr_store_fsck(&cs, udr_db_store(db), print_problem, &chunk_state),
+	                     "chunk store");
+	rc_cat = run_check(udr_catalog_fsck(&ms, udr_db_catalog(db), print_problem, &cat_state),
+	                   "catalog");
+	udr_db_close(db);
+
+	problems = chunk_state.printed + cat_state.printed;
+	printf("fsck: %" PRIu64 " chunk%s (%" PRIu64 " bytes) and %" PRIu64
+	       " catalog file%s checked, %" PRIu64 " problem%s, %" PRIu64
+	       " temp file%s removed\n",
+	       cs.objects, PLURAL(cs.objects), cs.bytes, ms.objects, PLURAL(ms.objects),
+	       problems, PLURAL(problems), cs.temp_removed + ms.temp_removed,
+	       PLURAL(cs.temp_removed + ms.temp_removed));
+	if (problems > 0 || rc_store == UDR_ECORRUPT || rc_cat == UDR_ECORRUPT)
+		return CLI_EXIT_CORRUPT;
+	if (rc_store || rc_cat)
+		return cli_exit_code(rc_store ? rc_store : rc_cat);
+	return CLI_EXIT_OK;
+}

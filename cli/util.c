@@ -1,0 +1,233 @@
+/*
+ * cli/util.c - helpers shared by the udr commands: error reporting and exit
+ * codes, option parsing, operand checks, opening the store, JSON strings.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+void cli_errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("udr: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_exit_code(int udr_code)
+{
+	switch (udr_code) {
+	case UDR_OK:
+		return CLI_EXIT_OK;
+	case UDR_EINVAL:
+		return CLI_EXIT_USAGE;
+	case UDR_ENOTFOUND:
+		return CLI_EXIT_NOTFOUND;
+	case UDR_ECONFLICT:
+		return CLI_EXIT_CONFLICT;
+	case UDR_ECORRUPT:
+		return CLI_EXIT_CORRUPT;
+	default: /* UDR_EIO, UDR_ENOMEM, UDR_ELOCKED, UDR_ERROR */
+		return CLI_EXIT_IO;
+	}
+}
+
+int cli_fail(int udr_code)
+{
+	const udr_error *e = udr_error_last();
+
+	if (e->message && e->message[0])
+		cli_errorf("%s", e->message);
+	else
+		cli_errorf("%s", udr_strerror(udr_code));
+	return cli_exit_code(udr_code);
+}
+
+int cli_help(const cli_command *cmd)
+{
+	fputs(cmd->usage, stdout);
+	return CLI_EXIT_OK;
+}
+
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("udr: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (cmd)
+		fputs(cmd->usage, stderr);
+	return CLI_EXIT_USAGE;
+}
+
+/* The name of the option getopt just rejected, for the message. */
+static const char *rejected_option(char **argv, char *buf, size_t size)
+{
+	if (optopt) {
+		snprintf(buf, size, "-%c", optopt);
+		return buf;
+	}
+	return argv[optind - 1];
+}
+
+int cli_parse_options(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
+                      const char *shortopts, const struct option *longopts,
+                      cli_opt_fn on_opt, void *payload)
+{
+	char opts[64], name[8];
+	int opt, rc;
+
+	/* ':' first: a missing option argument is reported as ':', not '?'. */
+	snprintf(opts, sizeof(opts), ":h%s", shortopts ? shortopts : "");
+	optind = 0; /* GNU: full re-initialisation, main() parsed before us */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			return cli_help(cmd);
+		case CLI_OPT_STORE:
+			ctx->store_dir = optarg;
+			break;
+		case ':':
+			return cli_usage_error(cmd, "option %s requires an argument",
+			                       rejected_option(argv, name, sizeof(name)));
+		case '?':
+			return cli_usage_error(cmd, "unknown option %s",
+			                       rejected_option(argv, name, sizeof(name)));
+		default:
+			rc = on_opt ? on_opt(opt, optarg, payload) : CLI_EXIT_USAGE;
+			if (rc >= 0)
+				return rc;
+			break;
+		}
+	}
+	return -1;
+}
+
+int cli_parse_hash(udr_hash *out, const char *text)
+{
+	int rc = udr_hash_fromhex(out, text);
+
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+}
+
+int cli_parse_version(uint64_t *out, const char *text)
+{
+	uint64_t v = 0;
+	const char *p;
+
+	for (p = text; *p; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			break;
+		v = v * 10 + d;
+	}
+	if (p == text || *p || v == 0) {
+		cli_errorf("invalid version number \"%s\" (expected an integer >= 1)", text);
+		return CLI_EXIT_USAGE;
+	}
+	*out = v;
+	return CLI_EXIT_OK;
+}
+
+int cli_check_table(const char *name)
+{
+	int rc = udr_table_name_check(name);
+
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+}
+
+int cli_open_db(udr_db **out, const cli_ctx *ctx)
+{
+	int rc = udr_db_open(out, ctx->store_dir, 0);
+
+	if (rc == UDR_ENOTFOUND) {
+		cli_errorf("not a udr store: %s (run udr init)", ctx->store_dir);
+		return CLI_EXIT_NOTFOUND;
+	}
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+}
+
+/*
+ * Length of the valid UTF-8 sequence at s (1..4), or 0 when s does not start
+ * one (bad lead byte, truncated, overlong, surrogate, above U+10FFFF).
+ */
+static size_t utf8_seqlen(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	if (cp >= 0xd800 && cp <= 0xdfff)
+		return 0;
+	return n;
+}
+
+void cli_json_string(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	while (*p) {
+		size_t n;
+
+		if (*p == '"' || *p == '\\') {
+			fputc('\\', f);
+			fputc(*p++, f);
+		} else if (*p < 0x20) {
+			fprintf(f, "\\u%04x", *p++);
+		} else if ((n = utf8_seqlen(p)) > 0) {
+			fwrite(p, 1, n, f);
+			p += n;
+		} else {
+			/* Not UTF-8: emit U+FFFD so the output stays valid JSON. */
+			fputs("\\ufffd", f);
+			p++;
+		}
+	}
+	fputc('"', f);
+}
+
+int cli_finish_stdout(int code)
+{
+	int failed = fflush(stdout) != 0 || ferror(stdout);
+	int err = errno;
+
+	if (fclose(stdout) != 0 && !failed) {
+		failed = 1;
+		err = errno;
+	}
+	if (!failed)
+		return code;
+	cli_errorf("error writing to standard output: %s", strerror(err ? err : EIO));
+	return code ? code : CLI_EXIT_IO;
+}

@@ -1,0 +1,302 @@
+/*
+ * udr/query.h - SQL over table versions through DuckDB: import files or query
+ * results as Parquet parts, query any version (time travel, several versions
+ * in one query), the changelog as a table, row diffs, export.
+ *
+ * This module lives in its own library, libudr_query, which links DuckDB; the
+ * core libudr does not depend on it.  The syntax of table references
+ * ("users@3", "users@2026-11-01T12:00:00Z", ...) and the caching of parts
+ * are described in docs/QUERY.md.
+ *
+ * A udr_query handle owns one in-memory DuckDB database over an open udr_db.
+ * Use it from one thread at a time (open one handle per thread); results are
+ * independent of the handle once returned.
+ */
+#ifndef UDR_QUERY_H
+#define UDR_QUERY_H
+
+#include <string.h>
+
+#include "common.h"
+#include "db.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A query session over one store root (opaque; one thread at a time). */
+typedef struct udr_query udr_query;
+
+/** A materialized query result (opaque, immutable, thread-safe to read). */
+typedef struct udr_result udr_result;
+
+/** Value kinds, for parameters and result columns. */
+#define UDR_TYPE_NULL   0 /**< SQL NULL (parameters only) */
+#define UDR_TYPE_BOOL   1 /**< BOOLEAN: i64 is 0 or 1 */
+#define UDR_TYPE_INT64  2 /**< TINYINT..BIGINT, UTINYINT..UINTEGER: i64 */
+#define UDR_TYPE_DOUBLE 3 /**< FLOAT, DOUBLE: f64 */
+#define UDR_TYPE_TEXT   4 /**< VARCHAR: str/len, UTF-8 */
+#define UDR_TYPE_BLOB   5 /**< BLOB: str/len, raw bytes */
+#define UDR_TYPE_OTHER  6 /**< any other DuckDB type (DECIMAL, DATE, TIMESTAMP,
+                               HUGEINT, UBIGINT, LIST, STRUCT, ...): str/len
+                               hold DuckDB's text form (CAST(x AS VARCHAR)).
+                               As a parameter: the text, cast by DuckDB. */
+
+/**
+ * One value: a bound parameter, or a cell of a result.  For results, str
+ * is borrowed from the result (NUL-terminated, len bytes without the NUL)
+ * and lives until udr_result_free.  For parameters, str (TEXT, BLOB, OTHER)
+ * is read during the call only.
+ */
+typedef struct udr_value {
+	int type;          /**< UDR_TYPE_* ; UDR_TYPE_NULL for a NULL cell */
+	int64_t i64;       /**< BOOL, INT64 */
+	double f64;        /**< DOUBLE */
+	const char *str;   /**< TEXT, BLOB, OTHER */
+	size_t len;        /**< length of str in bytes */
+} udr_value;
+
+/** Parameter constructors. */
+static inline udr_value udr_value_null(void)
+{
+	udr_value v = {UDR_TYPE_NULL, 0, 0.0, NULL, 0};
+	return v;
+}
+static inline udr_value udr_value_bool(int b)
+{
+	udr_value v = {UDR_TYPE_BOOL, b ? 1 : 0, 0.0, NULL, 0};
+	return v;
+}
+static inline udr_value udr_value_int64(int64_t i)
+{
+	udr_value v = {UDR_TYPE_INT64, i, 0.0, NULL, 0};
+	return v;
+}
+static inline udr_value udr_value_double(double d)
+{
+	udr_value v = {UDR_TYPE_DOUBLE, 0, d, NULL, 0};
+	return v;
+}
+static inline udr_value udr_value_text(const char *s)
+{
+	udr_value v = {UDR_TYPE_TEXT, 0, 0.0, s, s ? strlen(s) : 0};
+	return v;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+#define UDR_QUERY_OPTIONS_VERSION 1
+/** Options of udr_query_open. */
+typedef struct udr_query_options {
+	unsigned int version;     /**< UDR_QUERY_OPTIONS_VERSION */
+	const char *cache_dir;    /**< where parts that cannot be read in place are
+	                               materialized, and import temp files;
+	                               NULL: <root>/cache/query (see docs/QUERY.md) */
+	int threads;              /**< DuckDB worker threads; 0: DuckDB's default (cores) */
+	const char *memory_limit; /**< DuckDB memory limit, e.g. "4GB"; NULL: default */
+	int verify;               /**< 1 (default through _INIT): rehash each part once
+	                               per process before first use; 0: trust the store */
+} udr_query_options;
+#define UDR_QUERY_OPTIONS_INIT {UDR_QUERY_OPTIONS_VERSION, NULL, 0, NULL, 1}
+
+/**
+ * Open a query session over db.
+ * @param[out] out the session, closed with udr_query_close
+ * @param db the store root; borrowed, it must outlive the session
+ * @param opts NULL for defaults
+ * @return 0; UDR_EINVAL (NULL db, unknown options version, bad DuckDB
+ *         setting, quoting DuckDB's message); UDR_EIO (cache directory);
+ *         UDR_ENOMEM; UDR_ERROR when DuckDB cannot start.
+ */
+UDR_EXTERN int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts);
+
+/** Close a session (accepts NULL).  Results already returned stay valid. */
+UDR_EXTERN void udr_query_close(udr_query *q);
+
+/* ---- SQL ----------------------------------------------------------------- */
+
+/**
+ * Run one SQL statement.  Table references are resolved against the catalog
+ * first (docs/QUERY.md): a bare name is the table's latest version, as of the
+ * catalog head when the call starts (one consistent snapshot for all
+ * tables); NAME@REF selects a version ("users@3", "users@latest",
+ * "users@2026-11-01T12:00:00Z", "users@commit:12"); the views udr_log and
+ * udr_tables show the changelog and the tables.  Names that are not UDR
+ * tables (DuckDB functions, CTEs, ...) are left to DuckDB.
+ * @param[out] out the result, freed with udr_result_free; may be NULL to
+ *             run a statement for its effect only
+ * @param sql one statement, with ? (or $1, $2 ...) placeholders
+ * @param params values for the placeholders, in order (NULL when nparams 0);
+ *        never splice values into sql
+ * @return 0; UDR_EINVAL for a SQL error (the message is DuckDB's), a
+ *         malformed reference or a parameter count mismatch; UDR_ENOTFOUND
+ *         naming an unknown table, version, branch, tag or time;
+ *         UDR_ECORRUPT naming a damaged or missing part; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_sql(udr_result **out, udr_query *q, const char *sql,
+                             const udr_value *params, size_t nparams);
+
+/** File formats for import, export and udr_query_sql_to_file. */
+#define UDR_FORMAT_AUTO    0 /**< from the file name's extension */
+#define UDR_FORMAT_PARQUET 1 /**< .parquet, .pq */
+#define UDR_FORMAT_CSV     2 /**< .csv, .tsv, .txt (optionally .gz/.zst) */
+#define UDR_FORMAT_JSON    3 /**< .json: a JSON array on export; array or
+                                  newline-delimited on import */
+#define UDR_FORMAT_NDJSON  4 /**< .ndjson, .jsonl: one object per line */
+
+/**
+ * Run a query and write its result to a file through DuckDB's COPY (streams;
+ * nothing is held in memory).  The file appears atomically (temp name in the
+ * same directory, then rename).
+ * @param format UDR_FORMAT_*; AUTO takes it from path's extension
+ * @param[out] rows rows written (may be NULL)
+ * @return as udr_query_sql; UDR_EINVAL for an unknown format; UDR_EIO.
+ */
+UDR_EXTERN int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *sql,
+                                     const udr_value *params, size_t nparams, const char *path,
+                                     int format);
+
+/* ---- import / export ------------------------------------------------------ */
+
+#define UDR_IMPORT_OVERWRITE 0 /**< the new version holds only the imported rows */
+#define UDR_IMPORT_APPEND    1 /**< the new version keeps the previous version's
+                                    parts (no data copied) and adds new ones */
+
+#define UDR_IMPORT_OPTIONS_VERSION 1
+/** Options of the imports. */
+typedef struct udr_import_options {
+	unsigned int version;  /**< UDR_IMPORT_OPTIONS_VERSION */
+	int format;            /**< UDR_FORMAT_*, AUTO from the first file's extension */
+	int mode;              /**< UDR_IMPORT_OVERWRITE or UDR_IMPORT_APPEND */
+	const char *message;   /**< commit message (may be NULL) */
+	const char *ref;       /**< reserved for branches: NULL */
+} udr_import_options;
+#define UDR_IMPORT_OPTIONS_INIT {UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL}
+
+/**
+ * Import files (all of one format) as the next version of table.  The rows
+ * are written as Parquet parts of up to 983,040 rows (8 row groups of
+ * 122,880) or ~128 MB, each stored as one chunk; the version's metadata gets
+ * udr.format = "parquet", udr.schema (JSON array of {"name","type"}),
+ * udr.rows, and udr.source.  With UDR_IMPORT_APPEND the columns must match
+ * the previous version's by name and order (CSV and JSON are read with its
+ * types; Parquet types must be equal), else UDR_EINVAL naming the column.
+ * @param[out] version the committed version number (may be NULL)
+ * @param files nfiles >= 1 paths
+ * @param opts NULL for defaults (overwrite, format from the extension)
+ * @return 0; UDR_EINVAL (bad table name, unknown format, unreadable content
+ *         with DuckDB's message, schema mismatch); UDR_ENOTFOUND (a file, or
+ *         the previous version of an append: no such table); UDR_ECORRUPT;
+ *         UDR_EIO; UDR_ENOMEM.  Nothing is committed on error.
+ */
+UDR_EXTERN int udr_query_import(uint64_t *version, udr_query *q, const char *table,
+                                const char *const *files, size_t nfiles,
+                                const udr_import_options *opts);
+
+/**
+ * Import the result of a query (which may read UDR tables, as in
+ * udr_query_sql) as the next version of table.  opts->format is ignored.
+ * @return as udr_query_import and udr_query_sql.
+ */
+UDR_EXTERN int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table,
+                                    const char *sql, const udr_value *params, size_t nparams,
+                                    const udr_import_options *opts);
+
+/**
+ * Export a table version to a file (atomically, as udr_query_sql_to_file).
+ * @param ref the version: NULL or "latest", a number, a UTC time, or
+ *        "commit:N" (docs/QUERY.md); table may also be given as "NAME@REF"
+ *        with ref NULL
+ * @param format UDR_FORMAT_*; AUTO from path's extension
+ * @param[out] rows rows written (may be NULL)
+ * @return 0; UDR_EINVAL; UDR_ENOTFOUND (table, version); UDR_ECORRUPT; UDR_EIO.
+ */
+UDR_EXTERN int udr_query_export(uint64_t *rows, udr_query *q, const char *table, const char *ref,
+                                const char *path, int format);
+
+/**
+ * Row differences between two versions of a table, joined on key columns:
+ * one row per added, removed or changed row (unchanged rows are left out),
+ * ordered by the key.  Columns: "change" ('added', 'removed' or 'changed'),
+ * the key columns, then for every other column C of either version "old.C"
+ * and "new.C" (NULL where the row or the column is absent).
+ * @param ref1, ref2 the old and new versions (as for udr_query_export)
+ * @param keys nkeys >= 1 column names, present in both versions and unique
+ *        in each (else UDR_EINVAL naming the column or a duplicated key)
+ * @return as udr_query_sql.
+ */
+UDR_EXTERN int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table,
+                                   const char *ref1, const char *ref2,
+                                   const char *const *keys, size_t nkeys);
+
+/**
+ * Resolve a table reference to a committed version number without running
+ * a query ("users", "users@3", "users@2026-11-01", or table + ref).
+ * @return 0; UDR_EINVAL (malformed); UDR_ENOTFOUND naming what is missing.
+ */
+UDR_EXTERN int udr_query_resolve(uint64_t *version, udr_query *q, const char *table, const char *ref);
+
+/* ---- results --------------------------------------------------------------- */
+
+/** Free a result (accepts NULL). */
+UDR_EXTERN void udr_result_free(udr_result *r);
+
+/** Number of columns. */
+UDR_EXTERN size_t udr_result_column_count(const udr_result *r);
+
+/** Number of rows; for a statement without rows (DDL) 0. */
+UDR_EXTERN size_t udr_result_row_count(const udr_result *r);
+
+/** Column name (borrowed, lives as long as r); NULL when col is out of range. */
+UDR_EXTERN const char *udr_result_column_name(const udr_result *r, size_t col);
+
+/** Column kind, UDR_TYPE_*; -1 when col is out of range. */
+UDR_EXTERN int udr_result_column_type(const udr_result *r, size_t col);
+
+/** DuckDB's type name ("BIGINT", "DECIMAL(10,2)", "INTEGER[]", ...;
+ *  borrowed); NULL when col is out of range. */
+UDR_EXTERN const char *udr_result_column_type_name(const udr_result *r, size_t col);
+
+/**
+ * One cell, typed as its column (UDR_TYPE_NULL for a NULL cell).
+ * @return 0; UDR_EINVAL when row or col is out of range.
+ */
+UDR_EXTERN int udr_result_get(udr_value *out, const udr_result *r, size_t row, size_t col);
+
+/** 1 when the cell is NULL, 0 when not, UDR_EINVAL when out of range. */
+UDR_EXTERN int udr_result_is_null(const udr_result *r, size_t row, size_t col);
+
+/**
+ * One cell as text, as DuckDB prints it (CAST(x AS VARCHAR)).
+ * @param[out] out malloc'd NUL-terminated text freed with udr_free; NULL for
+ *             a NULL cell
+ * @param[out] len its length in bytes (may be NULL)
+ * @return 0; UDR_EINVAL (out of range); UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_result_text(char **out, size_t *len, const udr_result *r, size_t row, size_t col);
+
+/** Output formats of udr_result_format. */
+#define UDR_OUTPUT_TABLE 0 /**< aligned text table with a header and a row count */
+#define UDR_OUTPUT_CSV   1 /**< RFC 4180 CSV with a header line */
+#define UDR_OUTPUT_JSON  2 /**< a JSON array of objects (numbers and booleans
+                                as JSON values, everything else as strings) */
+#define UDR_OUTPUT_NDJSON 3 /**< one JSON object per line */
+
+/**
+ * Render a whole result as text.
+ * @param[out] out malloc'd NUL-terminated text freed with udr_free
+ * @param[out] len its length (may be NULL)
+ * @return 0; UDR_EINVAL (unknown format); UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_result_format(char **out, size_t *len, const udr_result *r, int format);
+
+/**
+ * Render a result to a file descriptor, streaming row by row.
+ * @return 0; UDR_EINVAL; UDR_EIO naming the failed write; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_result_write(const udr_result *r, int fd, int format);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,78 @@
+/*
+ * query_internal.h - internals of the query module (libudr_query): the SQL
+ * reference scanner (sqlref.c, no DuckDB), the session (query.c), results
+ * (result.c) and import/export/diff (import.c).
+ */
+#ifndef UDR_QUERY_INTERNAL_H
+#define UDR_QUERY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <udr/query.h>
+#include "util/util.h"
+
+/* ---- table references (sqlref.c) ------------------------------------------ */
+
+enum udr__ref_kind {
+	UDR__REF_LATEST,  /* bare name, NAME@latest, NAME@branch:main */
+	UDR__REF_VERSION, /* NAME@3 */
+	UDR__REF_TIME,    /* NAME@2026-11-01T12:00:00Z */
+	UDR__REF_COMMIT,  /* NAME@commit:12 */
+	UDR__REF_BRANCH,  /* NAME@branch:dev (only main exists for now) */
+	UDR__REF_TAG      /* NAME@tag:v1 (not supported yet: not found) */
+};
+
+#define UDR__REF_TEXT_MAX 128
+
+typedef struct udr__ref {
+	enum udr__ref_kind kind;
+	uint64_t num;                       /* VERSION, COMMIT */
+	int64_t time_ms;                    /* TIME */
+	char text[UDR__REF_TEXT_MAX + 1];   /* the ref as written (for messages), branch/tag name */
+} udr__ref;
+
+/* Parse the text after '@' (exactly len bytes).  0 or UDR_EINVAL quoting it. */
+int udr__ref_parse(udr__ref *out, const char *text, size_t len);
+
+/* Built-in views the scanner recognizes. */
+#define UDR__SPECIAL_NONE   0
+#define UDR__SPECIAL_LOG    1 /* udr_log */
+#define UDR__SPECIAL_TABLES 2 /* udr_tables */
+
+/* One table reference found in SQL text. */
+typedef struct udr__sqlref {
+	size_t start, end;   /* byte span in the SQL text */
+	char table[UDR_TABLE_NAME_MAX + 1];
+	bool has_ref;        /* NAME@REF (rewritten); else a bare name (left as is) */
+	int special;         /* UDR__SPECIAL_* (bare udr_log / udr_tables) */
+	udr__ref ref;
+} udr__sqlref;
+
+/* Returns 1 when name is a table with a committed version, 0 when not,
+ * negative on error. */
+typedef int (*udr__table_exists_fn)(const char *name, void *payload);
+
+/*
+ * Scan sql (a DuckDB statement or script) for table references, skipping
+ * string literals ('...', E'...', $tag$...$tag$), comments (--, nested
+ * block comments) and parameters.  Unquoted NAME@REF must name an existing
+ * table (else UDR_ENOTFOUND naming it) and a valid ref (else UDR_EINVAL).
+ * Quoted "NAME@REF" counts when NAME is an existing table.  Bare names (quoted
+ * or not) are reported when they name an existing table; udr_log and
+ * udr_tables as specials.
+ * @param[out] out array freed with free()
+ */
+int udr__sql_scan(udr__sqlref **out, size_t *count, const char *sql, udr__table_exists_fn exists,
+                  void *payload);
+
+/* Append name as a double-quoted SQL identifier / single-quoted literal. */
+int udr__sql_ident(udr__buf *b, const char *name);
+int udr__sql_literal(udr__buf *b, const char *text);
+
+/* ---- results (result.c) ---------------------------------------------------- */
+
+/* Materialize a DuckDB result (consumed and destroyed by the call). */
+int udr__result_from_duckdb(udr_result **out, void *duckdb_result_ptr);
+
+#endif

@@ -1,0 +1,929 @@
+/*
+ * result.c - query results: a DuckDB result copied into plain column arrays
+ * (typed values for booleans, integers and doubles, text for everything
+ * else), the accessors of udr/query.h, and the text table / CSV / JSON
+ * renderers used by the CLI and the Python bindings.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <duckdb.h>
+
+#include "query/query_internal.h"
+
+typedef struct rcol {
+	char *name;
+	char *type_name;
+	int kind;          /* UDR_TYPE_* */
+	duckdb_type dtype;
+	uint8_t *nulls;    /* 1 = NULL */
+	int64_t *i64;      /* BOOL, INT64 */
+	double *f64;       /* DOUBLE */
+	size_t *off;       /* TEXT, BLOB, OTHER: offset into arena */
+	size_t *slen;
+	udr__buf arena;
+} rcol;
+
+struct udr_result {
+	size_t ncols;
+	size_t nrows, cap;
+	rcol *cols;
+};
+
+/* ---- type names -------------------------------------------------------------- */
+
+static int type_name(udr__buf *b, duckdb_logical_type t);
+
+static int type_name_simple(udr__buf *b, duckdb_type id)
+{
+	static const struct {
+		duckdb_type id;
+		const char *name;
+	} names[] = {
+		{DUCKDB_TYPE_BOOLEAN, "BOOLEAN"},   {DUCKDB_TYPE_TINYINT, "TINYINT"},
+		{DUCKDB_TYPE_SMALLINT, "SMALLINT"}, {DUCKDB_TYPE_INTEGER, "INTEGER"},
+		{DUCKDB_TYPE_BIGINT, "BIGINT"},     {DUCKDB_TYPE_UTINYINT, "UTINYINT"},
+		{DUCKDB_TYPE_USMALLINT, "USMALLINT"}, {DUCKDB_TYPE_UINTEGER, "UINTEGER"},
+		{DUCKDB_TYPE_UBIGINT, "UBIGINT"},   {DUCKDB_TYPE_FLOAT, "FLOAT"},
+		{DUCKDB_TYPE_DOUBLE, "DOUBLE"},     {DUCKDB_TYPE_TIMESTAMP, "TIMESTAMP"},
+		{DUCKDB_TYPE_DATE, "DATE"},         {DUCKDB_TYPE_TIME, "TIME"},
+		{DUCKDB_TYPE_INTERVAL, "INTERVAL"}, {DUCKDB_TYPE_HUGEINT, "HUGEINT"},
+		{DUCKDB_TYPE_UHUGEINT, "UHUGEINT"}, {DUCKDB_TYPE_VARCHAR, "VARCHAR"},
+		{DUCKDB_TYPE_BLOB, "BLOB"},         {DUCKDB_TYPE_TIMESTAMP_S, "TIMESTAMP_S"},
+		{DUCKDB_TYPE_TIMESTAMP_MS, "TIMESTAMP_MS"}, {DUCKDB_TYPE_TIMESTAMP_NS, "TIMESTAMP_NS"},
+		{DUCKDB_TYPE_UUID, "UUID"},         {DUCKDB_TYPE_BIT, "BIT"},
+		{DUCKDB_TYPE_TIME_TZ, "TIME WITH TIME ZONE"},
+		{DUCKDB_TYPE_TIMESTAMP_TZ, "TIMESTAMP WITH TIME ZONE"},
+		{DUCKDB_TYPE_BIGNUM, "BIGNUM"},     {DUCKDB_TYPE_SQLNULL, "\"NULL\""},
+		{DUCKDB_TYPE_TIME_NS, "TIME_NS"},   {DUCKDB_TYPE_ENUM, "ENUM"},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].id == id)
+			return udr__buf_puts(b, names[i].name);
+	return udr__buf_printf(b, "TYPE%d", (int)id);
+}
+
+static int child_list(udr__buf *b, duckdb_logical_type t, idx_t n, bool is_union)
+{
+	int rc = 0;
+	for (idx_t i = 0; rc == 0 && i < n; i++) {
+		char *nm = is_union ? duckdb_union_type_member_name(t, i) : duckdb_struct_type_child_name(t, i);
+		duckdb_logical_type ct = is_union ? duckdb_union_type_member_type(t, i)
+		                                  : duckdb_struct_type_child_type(t, i);
+		if (i)
+			rc = udr__buf_puts(b, ", ");
+		if (rc == 0)
+			rc = udr__sql_ident(b, nm ? nm : "");
+		if (rc == 0)
+			rc = udr__buf_puts(b, " ");
+		if (rc == 0)
+			rc = type_name(b, ct);
+		duckdb_free(nm);
+		duckdb_destroy_logical_type(&ct);
+	}
+	return rc;
+}
+
+static int type_name(udr__buf *b, duckdb_logical_type t)
+{
+	duckdb_type id = duckdb_get_type_id(t);
+	char *alias = duckdb_logical_type_get_alias(t);
+	int rc = 0;
+	if (alias) {
+		rc = udr__buf_puts(b, alias);
+		duckdb_free(alias);
+		return rc;
+	}
+	switch (id) {
+	case DUCKDB_TYPE_DECIMAL:
+		return udr__buf_printf(b, "DECIMAL(%u,%u)", (unsigned)duckdb_decimal_width(t),
+		                       (unsigned)duckdb_decimal_scale(t));
+	case DUCKDB_TYPE_LIST: {
+		duckdb_logical_type c = duckdb_list_type_child_type(t);
+		rc = type_name(b, c);
+		duckdb_destroy_logical_type(&c);
+		return rc ? rc : udr__buf_puts(b, "[]");
+	}
+	case DUCKDB_TYPE_ARRAY: {
+		duckdb_logical_type c = duckdb_array_type_child_type(t);
+		rc = type_name(b, c);
+		duckdb_destroy_logical_type(&c);
+		return rc ? rc : udr__buf_printf(b, "[%" PRIu64 "]", (uint64_t)duckdb_array_type_array_size(t));
+	}
+	case DUCKDB_TYPE_MAP: {
+		duckdb_logical_type k = duckdb_map_type_key_type(t), v = duckdb_map_type_value_type(t);
+		rc = udr__buf_puts(b, "MAP(");
+		if (rc == 0)
+			rc = type_name(b, k);
+		if (rc == 0)
+			rc = udr__buf_puts(b, ", ");
+		if (rc == 0)
+			rc = type_name(b, v);
+		duckdb_destroy_logical_type(&k);
+		duckdb_destroy_logical_type(&v);
+		return rc ? rc : udr__buf_puts(b, ")");
+	}
+	case DUCKDB_TYPE_STRUCT:
+		rc = udr__buf_puts(b, "STRUCT(");
+		if (rc == 0)
+			rc = child_list(b, t, duckdb_struct_type_child_count(t), false);
+		return rc ? rc : udr__buf_puts(b, ")");
+	case DUCKDB_TYPE_UNION:
+		rc = udr__buf_puts(b, "UNION(");
+		if (rc == 0)
+			rc = child_list(b, t, duckdb_union_type_member_count(t), true);
+		return rc ? rc : udr__buf_puts(b, ")");
+	default:
+		return type_name_simple(b, id);
+	}
+}
+
+/* ---- values of any type, through duckdb_value ------------------------------- */
+
+static duckdb_value vec_value(duckdb_vector v, duckdb_logical_type t, idx_t row);
+
+static duckdb_hugeint to_hugeint(int64_t x)
+{
+	duckdb_hugeint h;
+	h.lower = (uint64_t)x;
+	h.upper = x < 0 ? -1 : 0;
+	return h;
+}
+
+static duckdb_value list_value(duckdb_vector child, duckdb_logical_type ct, idx_t off, idx_t len,
+                               int kind)
+{
+	duckdb_value *vals = calloc(len ? len : 1, sizeof(*vals));
+	duckdb_value res = NULL;
+	if (!vals)
+		return NULL;
+	for (idx_t i = 0; i < len; i++)
+		vals[i] = vec_value(child, ct, off + i);
+	if (kind == 0)
+		res = duckdb_create_list_value(ct, vals, len);
+	else
+		res = duckdb_create_array_value(ct, vals, len);
+	for (idx_t i = 0; i < len; i++)
+		duckdb_destroy_value(&vals[i]);
+	free(vals);
+	return res;
+}
+
+static duckdb_value vec_value(duckdb_vector v, duckdb_logical_type t, idx_t row)
+{
+	uint64_t *validity = duckdb_vector_get_validity(v);
+	void *data = duckdb_vector_get_data(v);
+	duckdb_type id = duckdb_get_type_id(t);
+	if (validity && !duckdb_validity_row_is_valid(validity, row))
+		return duckdb_create_null_value();
+	switch (id) {
+	case DUCKDB_TYPE_BOOLEAN: return duckdb_create_bool(((bool *)data)[row]);
+	case DUCKDB_TYPE_TINYINT: return duckdb_create_int8(((int8_t *)data)[row]);
+	case DUCKDB_TYPE_SMALLINT: return duckdb_create_int16(((int16_t *)data)[row]);
+	case DUCKDB_TYPE_INTEGER: return duckdb_create_int32(((int32_t *)data)[row]);
+	case DUCKDB_TYPE_BIGINT: return duckdb_create_int64(((int64_t *)data)[row]);
+	case DUCKDB_TYPE_UTINYINT: return duckdb_create_uint8(((uint8_t *)data)[row]);
+	case DUCKDB_TYPE_USMALLINT: return duckdb_create_uint16(((uint16_t *)data)[row]);
+	case DUCKDB_TYPE_UINTEGER: return duckdb_create_uint32(((uint32_t *)data)[row]);
+	case DUCKDB_TYPE_UBIGINT: return duckdb_create_uint64(((uint64_t *)data)[row]);
+	case DUCKDB_TYPE_HUGEINT: return duckdb_create_hugeint(((duckdb_hugeint *)data)[row]);
+	case DUCKDB_TYPE_UHUGEINT: return duckdb_create_uhugeint(((duckdb_uhugeint *)data)[row]);
+	case DUCKDB_TYPE_FLOAT: return duckdb_create_float(((float *)data)[row]);
+	case DUCKDB_TYPE_DOUBLE: return duckdb_create_double(((double *)data)[row]);
+	case DUCKDB_TYPE_DATE: return duckdb_create_date(((duckdb_date *)data)[row]);
+	case DUCKDB_TYPE_TIME: return duckdb_create_time(((duckdb_time *)data)[row]);
+	case DUCKDB_TYPE_TIME_NS: return duckdb_create_time_ns(((duckdb_time_ns *)data)[row]);
+	case DUCKDB_TYPE_TIME_TZ: return duckdb_create_time_tz_value(((duckdb_time_tz *)data)[row]);
+	case DUCKDB_TYPE_TIMESTAMP: return duckdb_create_timestamp(((duckdb_timestamp *)data)[row]);
+	case DUCKDB_TYPE_TIMESTAMP_TZ: return duckdb_create_timestamp_tz(((duckdb_timestamp *)data)[row]);
+	case DUCKDB_TYPE_TIMESTAMP_S: return duckdb_create_timestamp_s(((duckdb_timestamp_s *)data)[row]);
+	case DUCKDB_TYPE_TIMESTAMP_MS: return duckdb_create_timestamp_ms(((duckdb_timestamp_ms *)data)[row]);
+	case DUCKDB_TYPE_TIMESTAMP_NS: return duckdb_create_timestamp_ns(((duckdb_timestamp_ns *)data)[row]);
+	case DUCKDB_TYPE_INTERVAL: return duckdb_create_interval(((duckdb_interval *)data)[row]);
+	case DUCKDB_TYPE_VARCHAR: {
+		duckdb_string_t *s = &((duckdb_string_t *)data)[row];
+		return duckdb_create_varchar_length(duckdb_string_t_data(s), duckdb_string_t_length(*s));
+	}
+	case DUCKDB_TYPE_BLOB: {
+		duckdb_string_t *s = &((duckdb_string_t *)data)[row];
+		return duckdb_create_blob((const uint8_t *)duckdb_string_t_data(s), duckdb_string_t_length(*s));
+	}
+	case DUCKDB_TYPE_UUID: {
+		/* stored as a hugeint with the top bit flipped (so it sorts) */
+		duckdb_hugeint h = ((duckdb_hugeint *)data)[row];
+		duckdb_uhugeint u;
+		u.lower = h.lower;
+		u.upper = (uint64_t)h.upper ^ (UINT64_C(1) << 63);
+		return duckdb_create_uuid(u);
+	}
+	case DUCKDB_TYPE_DECIMAL: {
+		duckdb_decimal d;
+		d.width = duckdb_decimal_width(t);
+		d.scale = duckdb_decimal_scale(t);
+		switch (duckdb_decimal_internal_type(t)) {
+		case DUCKDB_TYPE_SMALLINT: d.value = to_hugeint(((int16_t *)data)[row]); break;
+		case DUCKDB_TYPE_INTEGER: d.value = to_hugeint(((int32_t *)data)[row]); break;
+		case DUCKDB_TYPE_BIGINT: d.value = to_hugeint(((int64_t *)data)[row]); break;
+		default: d.value = ((duckdb_hugeint *)data)[row]; break;
+		}
+		return duckdb_create_decimal(d);
+	}
+	case DUCKDB_TYPE_ENUM: {
+		uint64_t idx;
+		switch (duckdb_enum_internal_type(t)) {
+		case DUCKDB_TYPE_UTINYINT: idx = ((uint8_t *)data)[row]; break;
+		case DUCKDB_TYPE_USMALLINT: idx = ((uint16_t *)data)[row]; break;
+		default: idx = ((uint32_t *)data)[row]; break;
+		}
+		return duckdb_create_enum_value(t, idx);
+	}
+	case DUCKDB_TYPE_LIST: {
+		duckdb_list_entry e = ((duckdb_list_entry *)data)[row];
+		duckdb_logical_type ct = duckdb_list_type_child_type(t);
+		duckdb_value r = list_value(duckdb_list_vector_get_child(v), ct, e.offset, e.length, 0);
+		duckdb_destroy_logical_type(&ct);
+		return r;
+	}
+	case DUCKDB_TYPE_ARRAY: {
+		idx_t size = duckdb_array_type_array_size(t);
+		duckdb_logical_type ct = duckdb_array_type_child_type(t);
+		duckdb_value r = list_value(duckdb_array_vector_get_child(v), ct, row * size, size, 1);
+		duckdb_destroy_logical_type(&ct);
+		return r;
+	}
+	case DUCKDB_TYPE_STRUCT: {
+		idx_t n = duckdb_struct_type_child_count(t);
+		duckdb_value *vals = calloc(n ? n : 1, sizeof(*vals)), r;
+		if (!vals)
+			return NULL;
+		for (idx_t i = 0; i < n; i++) {
+			duckdb_logical_type ct = duckdb_struct_type_child_type(t, i);
+			vals[i] = vec_value(duckdb_struct_vector_get_child(v, i), ct, row);
+			duckdb_destroy_logical_type(&ct);
+		}
+		r = duckdb_create_struct_value(t, vals);
+		for (idx_t i = 0; i < n; i++)
+			duckdb_destroy_value(&vals[i]);
+		free(vals);
+		return r;
+	}
+	case DUCKDB_TYPE_MAP: {
+		duckdb_list_entry e = ((duckdb_list_entry *)data)[row];
+		duckdb_vector entries = duckdb_list_vector_get_child(v);
+		duckdb_logical_type kt = duckdb_map_type_key_type(t), vt = duckdb_map_type_value_type(t);
+		duckdb_value *keys = calloc(e.length ? e.length : 1, sizeof(*keys));
+		duckdb_value *vals = calloc(e.length ? e.length : 1, sizeof(*vals));
+		duckdb_value r = NULL;
+		if (keys && vals) {
+			for (idx_t i = 0; i < e.length; i++) {
+				keys[i] = vec_value(duckdb_struct_vector_get_child(entries, 0), kt, e.offset + i);
+				vals[i] = vec_value(duckdb_struct_vector_get_child(entries, 1), vt, e.offset + i);
+			}
+			r = duckdb_create_map_value(t, keys, vals, e.length);
+			for (idx_t i = 0; i < e.length; i++) {
+				duckdb_destroy_value(&keys[i]);
+				duckdb_destroy_value(&vals[i]);
+			}
+		}
+		free(keys);
+		free(vals);
+		duckdb_destroy_logical_type(&kt);
+		duckdb_destroy_logical_type(&vt);
+		return r;
+	}
+	case DUCKDB_TYPE_UNION: {
+		duckdb_vector tags = duckdb_struct_vector_get_child(v, 0);
+		uint8_t tag = ((uint8_t *)duckdb_vector_get_data(tags))[row];
+		duckdb_logical_type mt = duckdb_union_type_member_type(t, tag);
+		duckdb_value m = vec_value(duckdb_struct_vector_get_child(v, (idx_t)tag + 1), mt, row);
+		duckdb_value r = duckdb_create_union_value(t, tag, m);
+		duckdb_destroy_value(&m);
+		duckdb_destroy_logical_type(&mt);
+		return r;
+	}
+	default: /* BIT, BIGNUM: rare; shown as a marker rather than guessed */
+		return duckdb_create_varchar("(unsupported type)");
+	}
+}
+
+/* ---- building ---------------------------------------------------------------- */
+
+static int kind_of(duckdb_type id)
+{
+	switch (id) {
+	case DUCKDB_TYPE_BOOLEAN: return UDR_TYPE_BOOL;
+	case DUCKDB_TYPE_TINYINT: case DUCKDB_TYPE_SMALLINT: case DUCKDB_TYPE_INTEGER:
+	case DUCKDB_TYPE_BIGINT: case DUCKDB_TYPE_UTINYINT: case DUCKDB_TYPE_USMALLINT:
+	case DUCKDB_TYPE_UINTEGER:
+		return UDR_TYPE_INT64;
+	case DUCKDB_TYPE_FLOAT: case DUCKDB_TYPE_DOUBLE: return UDR_TYPE_DOUBLE;
+	case DUCKDB_TYPE_VARCHAR: return UDR_TYPE_TEXT;
+	case DUCKDB_TYPE_BLOB: return UDR_TYPE_BLOB;
+	default: return UDR_TYPE_OTHER;
+	}
+}
+
+void udr_result_free(udr_result *r)
+{
+	if (!r)
+		return;
+	for (size_t c = 0; c < r->ncols; c++) {
+		rcol *col = &r->cols[c];
+		free(col->name);
+		free(col->type_name);
+		free(col->nulls);
+		free(col->i64);
+		free(col->f64);
+		free(col->off);
+		free(col->slen);
+		udr__buf_free(&col->arena);
+	}
+	free(r->cols);
+	free(r);
+}
+
+static int grow_rows(udr_result *r, size_t need)
+{
+	size_t cap = r->cap ? r->cap : 1024;
+	while (cap < need)
+		if (!udr__mul_ok(cap, 2, &cap))
+			return udr__error_oom();
+	if (cap == r->cap)
+		return 0;
+	for (size_t c = 0; c < r->ncols; c++) {
+		rcol *col = &r->cols[c];
+		void *p;
+		size_t bytes;
+		if (!(p = realloc(col->nulls, cap)))
+			return udr__error_oom();
+		col->nulls = p;
+		if (col->kind == UDR_TYPE_BOOL || col->kind == UDR_TYPE_INT64) {
+			if (!udr__mul_ok(cap, sizeof(int64_t), &bytes) || !(p = realloc(col->i64, bytes)))
+				return udr__error_oom();
+			col->i64 = p;
+		} else if (col->kind == UDR_TYPE_DOUBLE) {
+			if (!udr__mul_ok(cap, sizeof(double), &bytes) || !(p = realloc(col->f64, bytes)))
+				return udr__error_oom();
+			col->f64 = p;
+		} else {
+			if (!udr__mul_ok(cap, sizeof(size_t), &bytes) || !(p = realloc(col->off, bytes)))
+				return udr__error_oom();
+			col->off = p;
+			if (!(p = realloc(col->slen, bytes)))
+				return udr__error_oom();
+			col->slen = p;
+		}
+	}
+	r->cap = cap;
+	return 0;
+}
+
+static int put_str(rcol *col, size_t row, const char *s, size_t len)
+{
+	int rc;
+	col->off[row] = col->arena.len;
+	col->slen[row] = len;
+	if ((rc = udr__buf_put(&col->arena, s, len)) < 0)
+		return rc;
+	return udr__buf_put(&col->arena, "", 1); /* keep the NUL in the arena */
+}
+
+static int fill_column(rcol *col, duckdb_vector v, duckdb_logical_type t, size_t base, idx_t n)
+{
+	uint64_t *validity = duckdb_vector_get_validity(v);
+	void *data = duckdb_vector_get_data(v);
+	for (idx_t i = 0; i < n; i++) {
+		size_t row = base + i;
+		int rc = 0;
+		if (validity && !duckdb_validity_row_is_valid(validity, i)) {
+			col->nulls[row] = 1;
+			if (col->off) {
+				col->off[row] = 0;
+				col->slen[row] = 0;
+			}
+			continue;
+		}
+		col->nulls[row] = 0;
+		switch (col->dtype) {
+		case DUCKDB_TYPE_BOOLEAN: col->i64[row] = ((bool *)data)[i] ? 1 : 0; break;
+		case DUCKDB_TYPE_TINYINT: col->i64[row] = ((int8_t *)data)[i]; break;
+		case DUCKDB_TYPE_SMALLINT: col->i64[row] = ((int16_t *)data)[i]; break;
+		case DUCKDB_TYPE_INTEGER: col->i64[row] = ((int32_t *)data)[i]; break;
+		case DUCKDB_TYPE_BIGINT: col->i64[row] = ((int64_t *)data)[i]; break;
+		case DUCKDB_TYPE_UTINYINT: col->i64[row] = ((uint8_t *)data)[i]; break;
+		case DUCKDB_TYPE_USMALLINT: col->i64[row] = ((uint16_t *)data)[i]; break;
+		case DUCKDB_TYPE_UINTEGER: col->i64[row] = ((uint32_t *)data)[i]; break;
+		case DUCKDB_TYPE_FLOAT: col->f64[row] = ((float *)data)[i]; break;
+		case DUCKDB_TYPE_DOUBLE: col->f64[row] = ((double *)data)[i]; break;
+		case DUCKDB_TYPE_VARCHAR:
+		case DUCKDB_TYPE_BLOB: {
+			duckdb_string_t *s = &((duckdb_string_t *)data)[i];
+			rc = put_str(col, row, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+			break;
+		}
+		default: {
+			duckdb_value val = vec_value(v, t, i);
+			char *text = val ? duckdb_get_varchar(val) : NULL;
+			if (!val || !text)
+				rc = udr__error_set(UDR_ENOMEM, "cannot convert a value of column '%s' to text",
+				                    col->name);
+			else
+				rc = put_str(col, row, text, strlen(text));
+			duckdb_free(text);
+			duckdb_destroy_value(&val);
+			break;
+		}
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int udr__result_from_duckdb(udr_result **out, void *ptr)
+{
+	duckdb_result *res = ptr;
+	udr_result *r = calloc(1, sizeof(*r));
+	duckdb_logical_type *types = NULL;
+	duckdb_data_chunk chunk;
+	int rc = 0;
+	if (!r) {
+		duckdb_destroy_result(res);
+		return udr__error_oom();
+	}
+	r->ncols = duckdb_column_count(res);
+	if (r->ncols && (!(r->cols = calloc(r->ncols, sizeof(*r->cols))) ||
+	                 !(types = calloc(r->ncols, sizeof(*types))))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t c = 0; c < r->ncols && rc == 0; c++) {
+		rcol *col = &r->cols[c];
+		const char *nm = duckdb_column_name(res, c);
+		udr__buf tn = {0};
+		types[c] = duckdb_column_logical_type(res, c);
+		col->dtype = duckdb_get_type_id(types[c]);
+		col->kind = kind_of(col->dtype);
+		if ((rc = type_name(&tn, types[c])) < 0)
+			break;
+		col->type_name = tn.ptr ? tn.ptr : strdup("");
+		if (!(col->name = strdup(nm ? nm : "")) || !col->type_name)
+			rc = udr__error_oom();
+	}
+	while (rc == 0 && (chunk = duckdb_fetch_chunk(*res)) != NULL) {
+		idx_t n = duckdb_data_chunk_get_size(chunk);
+		size_t need;
+		if (!udr__add_ok(r->nrows, n, &need) || (rc = grow_rows(r, need)) < 0) {
+			if (rc == 0)
+				rc = udr__error_oom();
+		}
+		for (size_t c = 0; rc == 0 && c < r->ncols; c++)
+			rc = fill_column(&r->cols[c], duckdb_data_chunk_get_vector(chunk, c), types[c], r->nrows, n);
+		if (rc == 0)
+			r->nrows = need;
+		duckdb_destroy_data_chunk(&chunk);
+	}
+out:
+	for (size_t c = 0; types && c < r->ncols; c++)
+		duckdb_destroy_logical_type(&types[c]);
+	free(types);
+	duckdb_destroy_result(res);
+	if (rc < 0) {
+		udr_result_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+/* ---- accessors ----------------------------------------------------------------- */
+
+size_t udr_result_column_count(const udr_result *r)
+{
+	return r ? r->ncols : 0;
+}
+
+size_t udr_result_row_count(const udr_result *r)
+{
+	return r ? r->nrows : 0;
+}
+
+const char *udr_result_column_name(const udr_result *r, size_t col)
+{
+	return r && col < r->ncols ? r->cols[col].name : NULL;
+}
+
+int udr_result_column_type(const udr_result *r, size_t col)
+{
+	return r && col < r->ncols ? r->cols[col].kind : -1;
+}
+
+const char *udr_result_column_type_name(const udr_result *r, size_t col)
+{
+	return r && col < r->ncols ? r->cols[col].type_name : NULL;
+}
+
+static int range_error(const udr_result *r, size_t row, size_t col)
+{
+	if (!r)
+		return udr__error_set(UDR_EINVAL, "result is NULL");
+	return udr__error_set(UDR_EINVAL, "cell (%zu, %zu) out of range (%zu rows, %zu columns)", row,
+	                      col, r->nrows, r->ncols);
+}
+
+int udr_result_is_null(const udr_result *r, size_t row, size_t col)
+{
+	if (!r || row >= r->nrows || col >= r->ncols)
+		return range_error(r, row, col);
+	return r->cols[col].nulls[row] ? 1 : 0;
+}
+
+int udr_result_get(udr_value *out, const udr_result *r, size_t row, size_t col)
+{
+	const rcol *c;
+	if (!out)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_result_get");
+	memset(out, 0, sizeof(*out));
+	if (!r || row >= r->nrows || col >= r->ncols)
+		return range_error(r, row, col);
+	c = &r->cols[col];
+	if (c->nulls[row]) {
+		out->type = UDR_TYPE_NULL;
+		return 0;
+	}
+	out->type = c->kind;
+	switch (c->kind) {
+	case UDR_TYPE_BOOL:
+	case UDR_TYPE_INT64: out->i64 = c->i64[row]; break;
+	case UDR_TYPE_DOUBLE: out->f64 = c->f64[row]; break;
+	default:
+		out->str = c->arena.ptr + c->off[row];
+		out->len = c->slen[row];
+		break;
+	}
+	return 0;
+}
+
+/* Text of a cell into b (appended); *is_null set for NULL. */
+static int cell_text(udr__buf *b, const udr_result *r, size_t row, size_t col, bool *is_null)
+{
+	const rcol *c = &r->cols[col];
+	*is_null = c->nulls[row] != 0;
+	if (*is_null)
+		return 0;
+	switch (c->kind) {
+	case UDR_TYPE_BOOL: return udr__buf_puts(b, c->i64[row] ? "true" : "false");
+	case UDR_TYPE_INT64: return udr__buf_printf(b, "%" PRId64, c->i64[row]);
+	case UDR_TYPE_DOUBLE: {
+		duckdb_value v = c->dtype == DUCKDB_TYPE_FLOAT ? duckdb_create_float((float)c->f64[row])
+		                                               : duckdb_create_double(c->f64[row]);
+		char *s = duckdb_get_varchar(v);
+		int rc = s ? udr__buf_puts(b, s) : udr__buf_printf(b, "%.17g", c->f64[row]);
+		duckdb_free(s);
+		duckdb_destroy_value(&v);
+		return rc;
+	}
+	case UDR_TYPE_BLOB: {
+		duckdb_value v = duckdb_create_blob((const uint8_t *)c->arena.ptr + c->off[row], c->slen[row]);
+		char *s = duckdb_get_varchar(v);
+		int rc = s ? udr__buf_puts(b, s) : udr__error_oom();
+		duckdb_free(s);
+		duckdb_destroy_value(&v);
+		return rc;
+	}
+	default: return udr__buf_put(b, c->arena.ptr + c->off[row], c->slen[row]);
+	}
+}
+
+int udr_result_text(char **out, size_t *len, const udr_result *r, size_t row, size_t col)
+{
+	udr__buf b = {0};
+	bool is_null;
+	int rc;
+	if (!out)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_result_text");
+	*out = NULL;
+	if (len)
+		*len = 0;
+	if (!r || row >= r->nrows || col >= r->ncols)
+		return range_error(r, row, col);
+	if ((rc = cell_text(&b, r, row, col, &is_null)) < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	if (is_null)
+		return 0;
+	if (!b.ptr && !(b.ptr = calloc(1, 1)))
+		return udr__error_oom();
+	*out = b.ptr;
+	if (len)
+		*len = b.len;
+	return 0;
+}
+
+/* ---- renderers ------------------------------------------------------------------ */
+
+typedef struct sink {
+	udr__buf buf;
+	int fd;           /* -1: keep everything in buf */
+} sink;
+
+static int sink_flush(sink *s, bool force)
+{
+	size_t done = 0;
+	if (s->fd < 0 || (!force && s->buf.len < (64u << 10)))
+		return 0;
+	while (done < s->buf.len) {
+		ssize_t w = write(s->fd, s->buf.ptr + done, s->buf.len - done);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return udr__error_io(errno, "cannot write the query result");
+		}
+		done += (size_t)w;
+	}
+	s->buf.len = 0;
+	return 0;
+}
+
+/* Display width of UTF-8 text (code points; good enough for aligned output). */
+static size_t utf8_width(const char *s, size_t n)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			w++;
+	return w;
+}
+
+#define CELL_MAX_WIDTH 80
+
+/* The text shown in a table cell: control characters escaped, truncated. */
+static int display_text(udr__buf *out, const udr_result *r, size_t row, size_t col)
+{
+	udr__buf t = {0};
+	bool is_null;
+	size_t w = 0;
+	int rc = cell_text(&t, r, row, col, &is_null);
+	out->len = 0;
+	if (rc == 0 && is_null)
+		rc = udr__buf_puts(out, "NULL");
+	for (size_t i = 0; rc == 0 && !is_null && i < t.len; i++) {
+		unsigned char ch = (unsigned char)t.ptr[i];
+		if ((ch & 0xC0) != 0x80 && ++w > CELL_MAX_WIDTH) {
+			rc = udr__buf_puts(out, "…");
+			break;
+		}
+		if (ch == '\n')
+			rc = udr__buf_puts(out, "\\n");
+		else if (ch == '\t')
+			rc = udr__buf_puts(out, "\\t");
+		else if (ch < 0x20 || ch == 0x7f)
+			rc = udr__buf_printf(out, "\\x%02x", ch);
+		else
+			rc = udr__buf_put(out, &t.ptr[i], 1);
+	}
+	if (rc == 0 && !out->ptr)
+		rc = udr__buf_puts(out, "");
+	udr__buf_free(&t);
+	return rc;
+}
+
+static bool right_aligned(int kind)
+{
+	return kind == UDR_TYPE_INT64 || kind == UDR_TYPE_DOUBLE;
+}
+
+static int pad(udr__buf *b, size_t n)
+{
+	int rc = 0;
+	while (rc == 0 && n--)
+		rc = udr__buf_put(b, " ", 1);
+	return rc;
+}
+
+static int render_table(sink *s, const udr_result *r)
+{
+	size_t *width = calloc(r->ncols ? r->ncols : 1, sizeof(*width));
+	udr__buf cell = {0};
+	int rc = 0;
+	if (!width)
+		return udr__error_oom();
+	for (size_t c = 0; c < r->ncols; c++) {
+		width[c] = utf8_width(r->cols[c].name, strlen(r->cols[c].name));
+		if (width[c] > CELL_MAX_WIDTH)
+			width[c] = CELL_MAX_WIDTH + 1;
+	}
+	for (size_t row = 0; rc == 0 && row < r->nrows; row++)
+		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
+			size_t w;
+			if ((rc = display_text(&cell, r, row, c)) < 0)
+				break;
+			w = utf8_width(cell.ptr, cell.len);
+			if (w > width[c])
+				width[c] = w;
+		}
+	/* header, rule, rows */
+	for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
+		const char *nm = r->cols[c].name;
+		size_t w = utf8_width(nm, strlen(nm));
+		rc = udr__buf_puts(&s->buf, c ? " | " : "");
+		if (rc == 0)
+			rc = udr__buf_puts(&s->buf, nm);
+		if (rc == 0 && c + 1 < r->ncols)
+			rc = pad(&s->buf, width[c] > w ? width[c] - w : 0);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&s->buf, "\n");
+	for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
+		rc = udr__buf_puts(&s->buf, c ? "-+-" : "");
+		for (size_t k = 0; rc == 0 && k < width[c]; k++)
+			rc = udr__buf_put(&s->buf, "-", 1);
+	}
+	if (rc == 0 && r->ncols)
+		rc = udr__buf_puts(&s->buf, "\n");
+	for (size_t row = 0; rc == 0 && row < r->nrows; row++) {
+		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
+			size_t w;
+			if ((rc = display_text(&cell, r, row, c)) < 0)
+				break;
+			w = utf8_width(cell.ptr, cell.len);
+			rc = udr__buf_puts(&s->buf, c ? " | " : "");
+			if (rc == 0 && right_aligned(r->cols[c].kind))
+				rc = pad(&s->buf, width[c] - w);
+			if (rc == 0)
+				rc = udr__buf_put(&s->buf, cell.ptr, cell.len);
+			if (rc == 0 && !right_aligned(r->cols[c].kind) && c + 1 < r->ncols)
+				rc = pad(&s->buf, width[c] - w);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&s->buf, "\n");
+		if (rc == 0)
+			rc = sink_flush(s, false);
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&s->buf, "(%zu row%s)\n", r->nrows, r->nrows == 1 ? "" : "s");
+	udr__buf_free(&cell);
+	free(width);
+	return rc;
+}
+
+static int csv_field(udr__buf *b, const char *s, size_t n)
+{
+	bool quote = false;
+	int rc = 0;
+	for (size_t i = 0; i < n && !quote; i++)
+		if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r')
+			quote = true;
+	if (!quote)
+		return udr__buf_put(b, s, n);
+	rc = udr__buf_put(b, "\"", 1);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = s[i] == '"' ? udr__buf_put(b, "\"\"", 2) : udr__buf_put(b, &s[i], 1);
+	return rc ? rc : udr__buf_put(b, "\"", 1);
+}
+
+static int render_csv(sink *s, const udr_result *r)
+{
+	udr__buf cell = {0};
+	int rc = 0;
+	for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
+		if (c)
+			rc = udr__buf_put(&s->buf, ",", 1);
+		if (rc == 0)
+			rc = csv_field(&s->buf, r->cols[c].name, strlen(r->cols[c].name));
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&s->buf, "\r\n");
+	for (size_t row = 0; rc == 0 && row < r->nrows; row++) {
+		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
+			bool is_null;
+			cell.len = 0;
+			if (c)
+				rc = udr__buf_put(&s->buf, ",", 1);
+			if (rc == 0)
+				rc = cell_text(&cell, r, row, c, &is_null);
+			if (rc == 0 && !is_null) {
+				/* an empty string must differ from NULL (an empty field) */
+				rc = cell.len == 0 ? udr__buf_puts(&s->buf, "\"\"")
+				                   : csv_field(&s->buf, cell.ptr, cell.len);
+			}
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&s->buf, "\r\n");
+		if (rc == 0)
+			rc = sink_flush(s, false);
+	}
+	udr__buf_free(&cell);
+	return rc;
+}
+
+static int json_string(udr__buf *b, const char *s, size_t n)
+{
+	int rc = udr__buf_put(b, "\"", 1);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		switch (ch) {
+		case '"': rc = udr__buf_puts(b, "\\\""); break;
+		case '\\': rc = udr__buf_puts(b, "\\\\"); break;
+		case '\n': rc = udr__buf_puts(b, "\\n"); break;
+		case '\r': rc = udr__buf_puts(b, "\\r"); break;
+		case '\t': rc = udr__buf_puts(b, "\\t"); break;
+		default:
+			rc = ch < 0x20 || ch == 0x7f ? udr__buf_printf(b, "\\u%04x", ch) : udr__buf_put(b, &s[i], 1);
+		}
+	}
+	return rc ? rc : udr__buf_put(b, "\"", 1);
+}
+
+static int render_json(sink *s, const udr_result *r, bool lines)
+{
+	udr__buf cell = {0};
+	int rc = lines ? 0 : udr__buf_puts(&s->buf, "[");
+	for (size_t row = 0; rc == 0 && row < r->nrows; row++) {
+		if (!lines)
+			rc = udr__buf_puts(&s->buf, row ? ",\n" : "\n");
+		if (rc == 0)
+			rc = udr__buf_puts(&s->buf, "{");
+		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
+			const rcol *col = &r->cols[c];
+			bool is_null;
+			if (c)
+				rc = udr__buf_puts(&s->buf, ", ");
+			if (rc == 0)
+				rc = json_string(&s->buf, col->name, strlen(col->name));
+			if (rc == 0)
+				rc = udr__buf_puts(&s->buf, ": ");
+			if (rc != 0)
+				break;
+			cell.len = 0;
+			if ((rc = cell_text(&cell, r, row, c, &is_null)) < 0)
+				break;
+			if (is_null)
+				rc = udr__buf_puts(&s->buf, "null");
+			else if (col->kind == UDR_TYPE_BOOL || col->kind == UDR_TYPE_INT64)
+				rc = udr__buf_put(&s->buf, cell.ptr, cell.len);
+			else if (col->kind == UDR_TYPE_DOUBLE)
+				rc = isfinite(col->f64[row]) ? udr__buf_put(&s->buf, cell.ptr, cell.len)
+				                             : udr__buf_puts(&s->buf, "null");
+			else
+				rc = json_string(&s->buf, cell.ptr, cell.len);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&s->buf, lines ? "}\n" : "}");
+		if (rc == 0)
+			rc = sink_flush(s, false);
+	}
+	if (rc == 0 && !lines)
+		rc = udr__buf_puts(&s->buf, r->nrows ? "\n]\n" : "]\n");
+	udr__buf_free(&cell);
+	return rc;
+}
+
+static int render(sink *s, const udr_result *r, int format)
+{
+	switch (format) {
+	case UDR_OUTPUT_TABLE: return render_table(s, r);
+	case UDR_OUTPUT_CSV: return render_csv(s, r);
+	case UDR_OUTPUT_JSON: return render_json(s, r, false);
+	case UDR_OUTPUT_NDJSON: return render_json(s, r, true);
+	default: return udr__error_set(UDR_EINVAL, "unknown output format %d", format);
+	}
+}
+
+int udr_result_format(char **out, size_t *len, const udr_result *r, int format)
+{
+	sink s = {{0}, -1};
+	int rc;
+	if (!out || !r)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_result_format");
+	*out = NULL;
+	if ((rc = render(&s, r, format)) == 0 && !s.buf.ptr)
+		rc = udr__buf_puts(&s.buf, "");
+	if (rc < 0) {
+		udr__buf_free(&s.buf);
+		return rc;
+	}
+	*out = s.buf.ptr;
+	if (len)
+		*len = s.buf.len;
+	return 0;
+}
+
+int udr_result_write(const udr_result *r, int fd, int format)
+{
+	sink s = {{0}, fd};
+	int rc;
+	if (!r || fd < 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_result_write");
+	rc = render(&s, r, format);
+	if (rc == 0)
+		rc = sink_flush(&s, true);
+	udr__buf_free(&s.buf);
+	return rc;
+}

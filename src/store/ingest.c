@@ -1,0 +1,809 @@
+/*
+ * ingest.c - the put engine.  Content up to the store's chunk_max becomes
+ * one object (compressed when that pays, or a delta against a base).
+ * Larger content is cut by FastCDC; worker threads hash, deduplicate,
+ * encode and write the pieces while the calling thread reads, cuts and
+ * hashes the whole content.  Pieces are written into unnamed O_TMPFILE files
+ * and published in batches:
+ *
+ *   syncfs   - every piece of the batch is durable, none has a name yet;
+ *   linkat   - each gets its final name (EEXIST: the same bytes exist);
+ *   syncfs   - the names are durable;
+ *
+ * and the manifest is published last with the usual temp/fsync/link/fsync.
+ * A crash at any point leaves only complete, durable pieces under their
+ * names, so dedup can trust every name it finds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+
+#define BATCH_PIECES 256
+#define BATCH_BYTES ((uint64_t)128 << 20)
+
+int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o);
+
+/* ---- input --------------------------------------------------------------- */
+
+struct src {
+	int fd;
+	const unsigned char *mem;
+	size_t memlen, mempos;
+	uint64_t total;
+};
+
+static int src_fill(struct src *in, unsigned char *buf, size_t want, size_t *got, bool *eof)
+{
+	*got = 0;
+	if (in->mem) {
+		size_t n = in->memlen - in->mempos;
+		if (n > want)
+			n = want;
+		memcpy(buf, in->mem + in->mempos, n);
+		in->mempos += n;
+		*got = n;
+		*eof = in->mempos == in->memlen;
+		in->total += n;
+		return 0;
+	}
+	while (*got < want) {
+		ssize_t n = UDR_IO->read(in->fd, buf + *got, want - *got);
+		if (n < 0)
+			return udr__error_io(errno, "read of input failed after %llu bytes; nothing stored",
+			                     (unsigned long long)(in->total + *got));
+		if (n == 0) {
+			*eof = true;
+			break;
+		}
+		*got += (size_t)n;
+	}
+	in->total += *got;
+	return 0;
+}
+
+/* ---- delta bases ----------------------------------------------------------- */
+
+struct base {
+	bool active;
+	uint64_t total;
+	uint64_t npieces;
+	udr__piece *pieces;
+	uint64_t *offsets;
+	uint64_t input_size; /* size of the new content when known, else 0 */
+};
+
+static int base_load(struct base *b, udr_store *s, const udr_hash *h)
+{
+	enum udr__kind kind;
+	int rc;
+	memset(b, 0, sizeof(*b));
+	if (!h || s->format < 2)
+		return 0;
+	if ((rc = udr__obj_locate(&kind, NULL, NULL, s, h)) < 0)
+		return rc;
+	if (kind == UDR__K_NONE)
+		return 0; /* an absent base is ignored (documented) */
+	if (kind == UDR__K_MANIFEST) {
+		udr__manifest m;
+		uint64_t off = 0;
+		if ((rc = udr__manifest_load(&m, s, h)) < 0)
+			return rc;
+		if (!(b->offsets = malloc((size_t)m.npieces * sizeof(uint64_t)))) {
+			udr__manifest_free(&m);
+			return udr__error_oom();
+		}
+		for (uint64_t i = 0; i < m.npieces; i++) {
+			b->offsets[i] = off;
+			off += m.pieces[i].size;
+		}
+		b->pieces = m.pieces;
+		b->npieces = m.npieces;
+		b->total = m.total;
+	} else {
+		uint64_t size;
+		if ((rc = udr__content_size(&size, s, h)) < 0)
+			return rc;
+		if (size == 0 || size > UDR__PIECE_HARD_MAX)
+			return 0;
+		if (!(b->pieces = malloc(sizeof(udr__piece))) || !(b->offsets = calloc(1, sizeof(uint64_t)))) {
+			free(b->pieces);
+			return udr__error_oom();
+		}
+		b->pieces[0].hash = *h;
+		b->pieces[0].size = (uint32_t)size;
+		b->npieces = 1;
+		b->total = size;
+	}
+	b->active = true;
+	return 0;
+}
+
+static void base_free(struct base *b)
+{
+	free(b->pieces);
+	free(b->offsets);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The base piece most likely to resemble new bytes at [off, off+len): the
+ * one holding the same relative position (edits shift content a little). */
+static const udr_hash *base_pick(const struct base *b, uint64_t off, size_t len)
+{
+	uint64_t pos = off + len / 2, lo = 0, hi;
+	if (!b->active)
+		return NULL;
+	if (b->input_size)
+		pos = (uint64_t)((double)pos * (double)b->total / (double)b->input_size);
+	if (pos >= b->total)
+		pos = b->total - 1;
+	hi = b->npieces;
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (b->offsets[mid] <= pos)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &b->pieces[lo].hash;
+}
+
+/* ---- encoding ------------------------------------------------------------- */
+
+struct enc {
+	enum udr__kind kind;
+	unsigned char *bytes; /* NULL for raw: the input itself */
+	size_t len;
+};
+
+static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr_hash *base)
+{
+	unsigned char *z = NULL;
+	size_t zlen = 0;
+	int rc;
+	e->kind = UDR__K_RAW;
+	e->bytes = NULL;
+	e->len = len;
+	if (s->format < 2 || len < 64)
+		return 0;
+	if (base) {
+		unsigned char *bd = NULL, *frame = NULL;
+		size_t bl, fl;
+		int depth = 0;
+		rc = udr__piece_load(&bd, &bl, &depth, s, base, UINT64_MAX, false);
+		if (rc == 0 && depth + 1 <= s->max_depth) {
+			rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, bd, bl);
+			if (rc == 0 && fl + UDR__DELTA_HDR < len) {
+				unsigned char *obj;
+				size_t ol;
+				if ((rc = udr__delta_encode(&obj, &ol, frame, fl, depth + 1, (uint32_t)len, base)) == 0) {
+					e->kind = UDR__K_DELTA;
+					e->bytes = obj;
+					e->len = ol;
+				}
+			}
+			free(frame);
+		}
+		free(bd);
+		if (rc < 0 && rc != UDR_ENOMEM) {
+			udr_error_clear(); /* an unusable base only means: no delta */
+			rc = 0;
+		}
+		if (rc < 0)
+			return rc;
+		if (e->kind == UDR__K_DELTA && e->len < len / 16)
+			return 0; /* good enough: skip trying plain compression */
+	}
+	if (s->level > 0) {
+		if ((rc = udr__zstd_compress(&z, &zlen, data, len, s->level, NULL, 0)) < 0)
+			return rc;
+		/* compression must pay: at least ~3% smaller */
+		if (zlen < len - len / 32 && zlen < e->len) {
+			free(e->bytes);
+			e->kind = UDR__K_ZST;
+			e->bytes = z;
+			e->len = zlen;
+			return 0;
+		}
+		free(z);
+	}
+	return 0;
+}
+
+/* Is some form of h stored?  A name younger than a few seconds may wait for
+ * another writer's sync; *recent tells the caller to sync before relying on
+ * it. */
+static int stored(const udr_store *s, const udr_hash *h, bool *recent)
+{
+	enum udr__kind kind;
+	struct stat st;
+	int rc = udr__obj_locate(&kind, &st, NULL, s, h);
+	if (rc < 0)
+		return rc;
+	if (kind == UDR__K_NONE)
+		return 0;
+	if (recent && time(NULL) - st.st_ctime < 5)
+		*recent = true;
+	return 1;
+}
+
+/* ---- single objects --------------------------------------------------------- */
+
+static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, size_t len, const struct base *b)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	struct enc e;
+	udr__tmp t = {-1, NULL};
+	bool recent = false;
+	char *final = NULL;
+	int rc;
+	udr_hash_buf(out, data, len);
+	if ((rc = stored(s, out, &recent)) < 0)
+		return rc;
+	if (rc == 1) {
+		if (recent) {
+			char *p = udr__obj_path(s, out, UDR__K_RAW, hex);
+			if (!p)
+				return UDR_ENOMEM;
+			rc = udr__fsync_parent(p);
+			free(p);
+		}
+		return rc < 0 ? rc : 0;
+	}
+	if ((rc = encode(&e, s, data, len, base_pick(b, 0, len))) < 0)
+		return rc;
+	if (!(final = udr__obj_path(s, out, e.kind, hex))) {
+		rc = UDR_ENOMEM;
+		goto done;
+	}
+	if ((rc = udr__tmp_create(&t, s->tmpdir)) < 0)
+		goto done;
+	if ((rc = udr__write_all(t.fd, e.bytes ? e.bytes : data, e.len, t.path)) < 0) {
+		udr__tmp_discard(&t);
+		goto done;
+	}
+	if ((rc = udr__store_fanout(s, final)) < 0) {
+		udr__tmp_discard(&t);
+		goto done;
+	}
+	rc = udr__tmp_publish(&t, final, UDR__PUBLISH_NEW, true);
+	if (rc == 1) /* a concurrent writer published the same bytes first */
+		rc = udr__fsync_parent(final);
+done:
+	free(e.bytes);
+	free(final);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- chunked content ------------------------------------------------------- */
+
+struct pending {
+	int fd;
+	char *tmp;   /* named temp file when O_TMPFILE is not available */
+	char *final;
+};
+
+struct job {
+	uint64_t index;
+	uint64_t offset;
+	unsigned char *data;
+	size_t len;
+	struct job *next;
+};
+
+struct engine {
+	udr_store *s;
+	struct base *base;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_job, cv_done, cv_space;
+	struct job *head, *tail;
+	size_t queued, queue_max;
+	size_t busy;
+	bool stop;
+	int err;
+	char errmsg[1024];
+	udr__piece *results; /* by piece index */
+	size_t cap_results;
+	struct pending *pend;
+	size_t npend, cap_pend;
+	bool recent;
+	bool no_tmpfile;
+};
+
+static void engine_fail(struct engine *g, int rc)
+{
+	/* called with g->mu held */
+	if (!g->err) {
+		g->err = rc;
+		snprintf(g->errmsg, sizeof(g->errmsg), "%s", udr_error_last()->message);
+	}
+}
+
+static int add_pending(struct engine *g, int fd, char *tmp, char *final)
+{
+	if (g->npend == g->cap_pend) {
+		size_t cap = g->cap_pend ? g->cap_pend * 2 : 64;
+		struct pending *p = realloc(g->pend, cap * sizeof(*p));
+		if (!p)
+			return udr__error_oom();
+		g->pend = p;
+		g->cap_pend = cap;
+	}
+	g->pend[g->npend].fd = fd;
+	g->pend[g->npend].tmp = tmp;
+	g->pend[g->npend].final = final;
+	g->npend++;
+	return 0;
+}
+
+/* Hash, dedup, encode and write one piece into an unnamed file. */
+static int process(struct engine *g, struct job *j, udr_hash *h)
+{
+	udr_store *s = g->s;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	struct enc e;
+	bool recent = false;
+	char *final = NULL, *tmp = NULL;
+	int fd = -1, rc;
+	udr_hash_buf(h, j->data, j->len);
+	if ((rc = stored(s, h, &recent)) < 0)
+		return rc;
+	if (rc == 1) {
+		if (recent) {
+			pthread_mutex_lock(&g->mu);
+			g->recent = true;
+			pthread_mutex_unlock(&g->mu);
+		}
+		return 0;
+	}
+	if ((rc = encode(&e, s, j->data, j->len, base_pick(g->base, j->offset, j->len))) < 0)
+		return rc;
+	if (!(final = udr__obj_path(s, h, e.kind, hex))) {
+		rc = UDR_ENOMEM;
+		goto done;
+	}
+	if (!g->no_tmpfile) {
+		fd = UDR_IO->open(s->tmpdir, O_TMPFILE | O_RDWR, 0644);
+		if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT))
+			g->no_tmpfile = true;
+		else if (fd < 0) {
+			rc = udr__error_io(errno, "cannot create temp file in %s", s->tmpdir);
+			goto done;
+		}
+	}
+	if (fd < 0) {
+		udr__tmp t = {-1, NULL};
+		if ((rc = udr__tmp_create(&t, s->tmpdir)) < 0)
+			goto done;
+		fd = t.fd;
+		tmp = t.path;
+	}
+	if ((rc = udr__write_all(fd, e.bytes ? e.bytes : j->data, e.len, tmp ? tmp : "temp file")) < 0)
+		goto done;
+	pthread_mutex_lock(&g->mu);
+	rc = add_pending(g, fd, tmp, final);
+	pthread_mutex_unlock(&g->mu);
+	if (rc == 0) {
+		fd = -1;
+		tmp = final = NULL;
+	}
+done:
+	if (fd >= 0)
+		UDR_IO->close(fd);
+	if (tmp)
+		UDR_IO->unlink(tmp);
+	free(tmp);
+	free(final);
+	free(e.bytes);
+	return rc;
+}
+
+static void run_job(struct engine *g, struct job *j)
+{
+	udr_hash h;
+	int rc = process(g, j, &h);
+	pthread_mutex_lock(&g->mu);
+	if (rc < 0)
+		engine_fail(g, rc);
+	else {
+		g->results[j->index].hash = h;
+		g->results[j->index].size = (uint32_t)j->len;
+	}
+	pthread_mutex_unlock(&g->mu);
+	free(j->data);
+	free(j);
+}
+
+static void *worker(void *arg)
+{
+	struct engine *g = arg;
+	for (;;) {
+		struct job *j;
+		pthread_mutex_lock(&g->mu);
+		while (!g->head && !g->stop)
+			pthread_cond_wait(&g->cv_job, &g->mu);
+		if (!g->head && g->stop) {
+			pthread_mutex_unlock(&g->mu);
+			return NULL;
+		}
+		j = g->head;
+		g->head = j->next;
+		if (!g->head)
+			g->tail = NULL;
+		g->queued--;
+		g->busy++;
+		pthread_cond_signal(&g->cv_space);
+		pthread_mutex_unlock(&g->mu);
+		run_job(g, j);
+		pthread_mutex_lock(&g->mu);
+		g->busy--;
+		if (!g->busy && !g->head)
+			pthread_cond_broadcast(&g->cv_done);
+		pthread_mutex_unlock(&g->mu);
+	}
+}
+
+static int submit(struct engine *g, struct job *j, int nthreads)
+{
+	if (nthreads == 0) {
+		run_job(g, j);
+		return g->err;
+	}
+	pthread_mutex_lock(&g->mu);
+	while (g->queued >= g->queue_max && !g->err)
+		pthread_cond_wait(&g->cv_space, &g->mu);
+	if (g->err) {
+		pthread_mutex_unlock(&g->mu);
+		free(j->data);
+		free(j);
+		return g->err;
+	}
+	j->next = NULL;
+	if (g->tail)
+		g->tail->next = j;
+	else
+		g->head = j;
+	g->tail = j;
+	g->queued++;
+	pthread_cond_signal(&g->cv_job);
+	pthread_mutex_unlock(&g->mu);
+	return 0;
+}
+
+static void wait_idle(struct engine *g, int nthreads)
+{
+	if (nthreads == 0)
+		return;
+	pthread_mutex_lock(&g->mu);
+	while (g->head || g->busy)
+		pthread_cond_wait(&g->cv_done, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void discard_pending(struct engine *g)
+{
+	for (size_t i = 0; i < g->npend; i++) {
+		UDR_IO->close(g->pend[i].fd);
+		if (g->pend[i].tmp)
+			UDR_IO->unlink(g->pend[i].tmp);
+		free(g->pend[i].tmp);
+		free(g->pend[i].final);
+	}
+	g->npend = 0;
+}
+
+static int sync_store(udr_store *s)
+{
+	int fd = UDR_IO->open(s->path, O_RDONLY | O_DIRECTORY, 0), rc = 0;
+	if (fd < 0)
+		return udr__error_io(errno, "cannot open %s", s->path);
+	if (UDR_IO->syncfs(fd) < 0)
+		rc = udr__error_io(errno, "syncfs of the file system holding %s failed", s->path);
+	UDR_IO->close(fd);
+	return rc;
+}
+
+/* Publish the batch: data durable, then names, then names durable. */
+static int flush(struct engine *g)
+{
+	int rc = 0;
+	if (g->npend == 0 && !g->recent)
+		return 0;
+	if ((rc = sync_store(g->s)) < 0)
+		goto done;
+	for (size_t i = 0; i < g->npend; i++) {
+		struct pending *p = &g->pend[i];
+		int r;
+		if ((rc = udr__store_fanout(g->s, p->final)) < 0)
+			goto done;
+		r = p->tmp ? UDR_IO->link(p->tmp, p->final) : UDR_IO->link_fd(p->fd, p->final);
+		if (r < 0 && errno != EEXIST) {
+			rc = udr__error_io(errno, "cannot publish %s", p->final);
+			goto done;
+		}
+	}
+	rc = sync_store(g->s);
+	g->recent = false;
+done:
+	discard_pending(g);
+	return rc;
+}
+
+static int publish_manifest(udr_store *s, const udr_hash *h, const udr__manifest *m)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	unsigned char *bytes = NULL;
+	size_t len;
+	char *final;
+	int rc;
+	if (!(final = udr__obj_path(s, h, UDR__K_MANIFEST, hex)))
+		return UDR_ENOMEM;
+	if ((rc = udr__manifest_encode(&bytes, &len, m, h)) == 0 && (rc = udr__store_fanout(s, final)) == 0) {
+		rc = udr__write_file_atomic(s->tmpdir, final, bytes, len, UDR__PUBLISH_NEW, true);
+		if (rc == 1)
+			rc = udr__fsync_parent(final);
+	}
+	free(bytes);
+	free(final);
+	return rc < 0 ? rc : 0;
+}
+
+static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned char *buf, size_t bufcap,
+                       size_t have, bool eof, struct base *b, const udr_put_options *o)
+{
+	struct engine g;
+	udr_hasher *whole = NULL;
+	pthread_t tids[16];
+	int nthreads = s->threads > 1 ? s->threads : 0, started = 0, rc = 0;
+	size_t start = 0, batch_pieces = 0;
+	uint64_t offset = 0, index = 0, batch_bytes = 0;
+	udr__manifest m;
+
+	memset(&g, 0, sizeof(g));
+	g.s = s;
+	g.base = b;
+	g.queue_max = (size_t)nthreads * 2 + 2;
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv_job, NULL);
+	pthread_cond_init(&g.cv_done, NULL);
+	pthread_cond_init(&g.cv_space, NULL);
+	if ((rc = udr_hasher_new(&whole)) < 0)
+		goto out;
+	for (int i = 0; i < nthreads; i++) {
+		if (pthread_create(&tids[i], NULL, worker, &g) != 0)
+			break;
+		started++;
+	}
+	if (nthreads && !started)
+		nthreads = 0;
+	for (;;) {
+		while (have - start >= s->cdc.max || (eof && have > start)) {
+			size_t cut = udr__cdc_cut(&s->cdc, buf + start, have - start, eof);
+			struct job *j;
+			if (index == g.cap_results) {
+				size_t cap = g.cap_results ? g.cap_results * 2 : 1024;
+				udr__piece *p;
+				pthread_mutex_lock(&g.mu);
+				p = realloc(g.results, cap * sizeof(*p));
+				if (p) {
+					g.results = p;
+					g.cap_results = cap;
+				}
+				pthread_mutex_unlock(&g.mu);
+				if (!p) {
+					rc = udr__error_oom();
+					goto out;
+				}
+			}
+			if (!(j = malloc(sizeof(*j))) || !(j->data = malloc(cut))) {
+				free(j);
+				rc = udr__error_oom();
+				goto out;
+			}
+			memcpy(j->data, buf + start, cut);
+			j->len = cut;
+			j->index = index++;
+			j->offset = offset;
+			udr_hasher_update(whole, buf + start, cut);
+			start += cut;
+			offset += cut;
+			if ((rc = submit(&g, j, nthreads)) < 0)
+				goto out;
+			batch_bytes += cut;
+			if (++batch_pieces >= BATCH_PIECES || batch_bytes >= BATCH_BYTES) {
+				wait_idle(&g, nthreads);
+				if ((rc = g.err) < 0 || (rc = flush(&g)) < 0)
+					goto out;
+				batch_pieces = 0;
+				batch_bytes = 0;
+			}
+		}
+		if (eof)
+			break;
+		memmove(buf, buf + start, have - start);
+		have -= start;
+		start = 0;
+		{
+			size_t got;
+			if ((rc = src_fill(in, buf + have, bufcap - have, &got, &eof)) < 0)
+				goto out;
+			have += got;
+		}
+		if (o && o->progress)
+			o->progress(offset, o->progress_payload);
+	}
+	wait_idle(&g, nthreads);
+	if ((rc = g.err) < 0)
+		goto out;
+	if (in->fd >= 0) {
+		struct stat st;
+		if (UDR_IO->fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode) && b->input_size &&
+		    (uint64_t)st.st_size != b->input_size) {
+			rc = udr__error_set(UDR_EIO, "input changed size while it was read (%llu bytes, now %llu); "
+			                    "nothing stored", (unsigned long long)b->input_size,
+			                    (unsigned long long)st.st_size);
+			goto out;
+		}
+	}
+	g.recent = true; /* the final sync also covers pieces found, not written */
+	if ((rc = flush(&g)) < 0)
+		goto out;
+	udr_hasher_final(whole, out);
+	m.total = offset;
+	m.npieces = index;
+	m.pieces = g.results;
+	{
+		enum udr__kind kind;
+		if ((rc = udr__obj_locate(&kind, NULL, NULL, s, out)) < 0)
+			goto out;
+		if (kind == UDR__K_NONE)
+			rc = publish_manifest(s, out, &m);
+	}
+out:
+	if (rc < 0 && g.err == 0) {
+		pthread_mutex_lock(&g.mu);
+		g.err = rc;
+		snprintf(g.errmsg, sizeof(g.errmsg), "%s", udr_error_last()->message);
+		pthread_mutex_unlock(&g.mu);
+	}
+	pthread_mutex_lock(&g.mu);
+	g.stop = true;
+	pthread_cond_broadcast(&g.cv_job);
+	pthread_mutex_unlock(&g.mu);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	while (g.head) {
+		struct job *j = g.head;
+		g.head = j->next;
+		free(j->data);
+		free(j);
+	}
+	discard_pending(&g);
+	if (o && o->progress && rc >= 0)
+		o->progress(offset, o->progress_payload);
+	if (g.err < 0)
+		rc = udr__error_set(g.err, "%s", g.errmsg);
+	free(g.pend);
+	free(g.results);
+	udr_hasher_free(whole);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv_job);
+	pthread_cond_destroy(&g.cv_done);
+	pthread_cond_destroy(&g.cv_space);
+	return rc < 0 ? rc : 0;
+}
+
+/* Format 1 stores: one raw file, streamed through a temp file. */
+int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsigned char *head, size_t headlen,
+                        bool eof);
+int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsigned char *head, size_t headlen,
+                        bool eof)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	udr__tmp t = {-1, NULL};
+	udr_hasher *h = NULL;
+	unsigned char *buf = NULL;
+	char *final = NULL;
+	bool recent = false;
+	int rc;
+	if ((rc = udr_hasher_new(&h)) < 0)
+		return rc;
+	if ((rc = udr__tmp_create(&t, s->tmpdir)) < 0)
+		goto done;
+	udr_hasher_update(h, head, headlen);
+	if ((rc = udr__write_all(t.fd, head, headlen, t.path)) < 0)
+		goto done;
+	if (!eof && !(buf = malloc((size_t)1 << 20))) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	while (!eof) {
+		size_t got;
+		if ((rc = src_fill(in, buf, (size_t)1 << 20, &got, &eof)) < 0)
+			goto done;
+		udr_hasher_update(h, buf, got);
+		if ((rc = udr__write_all(t.fd, buf, got, t.path)) < 0)
+			goto done;
+	}
+	udr_hasher_final(h, out);
+	if ((rc = stored(s, out, &recent)) != 0)
+		goto done;
+	if (!(final = udr__obj_path(s, out, UDR__K_RAW, hex))) {
+		rc = UDR_ENOMEM;
+		goto done;
+	}
+	if ((rc = udr__store_fanout(s, final)) < 0)
+		goto done;
+	rc = udr__tmp_publish(&t, final, UDR__PUBLISH_NEW, true);
+	if (rc == 1)
+		rc = udr__fsync_parent(final);
+done:
+	udr__tmp_discard(&t);
+	udr_hasher_free(h);
+	free(buf);
+	free(final);
+	return rc < 0 ? rc : 0;
+}
+
+int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o)
+{
+	struct src in = {fd, mem, memlen, 0, 0};
+	struct base b;
+	unsigned char *buf;
+	size_t bufcap, have = 0;
+	bool eof = false;
+	int rc;
+	memset(&b, 0, sizeof(b));
+	if (s->format < 2) {
+		/* one raw object; memory input hashes in place */
+		if (mem)
+			return udr__put_raw_stream(out, s, &in, mem, memlen, true);
+		return udr__put_raw_stream(out, s, &in, (const unsigned char *)"", 0, false);
+	}
+	if ((rc = base_load(&b, s, o ? o->base : NULL)) < 0)
+		return rc;
+	if (fd >= 0) {
+		struct stat st;
+		if (UDR_IO->fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			off_t pos = lseek(fd, 0, SEEK_CUR);
+			b.input_size = (uint64_t)st.st_size - (pos > 0 ? (uint64_t)pos : 0);
+		}
+	} else {
+		b.input_size = memlen;
+	}
+	if (mem && memlen <= s->threshold) {
+		rc = put_single(out, s, mem, memlen, &b);
+		base_free(&b);
+		return rc;
+	}
+	bufcap = s->cdc.max * 2 > ((size_t)8 << 20) ? s->cdc.max * 2 : ((size_t)8 << 20);
+	if (!(buf = malloc(bufcap))) {
+		base_free(&b);
+		return udr__error_oom();
+	}
+	rc = src_fill(&in, buf, s->threshold + 1, &have, &eof);
+	if (rc == 0 && eof && have <= s->threshold) {
+		if (fd >= 0 && b.input_size && have != b.input_size)
+			rc = udr__error_set(UDR_EIO, "input changed size while it was read (%llu bytes expected, %zu read); "
+			                    "nothing stored", (unsigned long long)b.input_size, have);
+		else
+			rc = put_single(out, s, buf, have, &b);
+	} else if (rc == 0) {
+		size_t got = 0;
+		if (!eof)
+			rc = src_fill(&in, buf + have, bufcap - have, &got, &eof);
+		if (rc == 0)
+			rc = put_chunked(out, s, &in, buf, bufcap, have + got, eof, &b, o);
+	}
+	free(buf);
+	base_free(&b);
+	return rc;
+}

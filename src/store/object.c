@@ -1,0 +1,581 @@
+/*
+ * object.c - the kinds of stored objects and how they decode: raw files,
+ * standard zstd frames, manifests listing the pieces of chunked content, and
+ * delta pieces (a zstd frame compressed against one base piece as its
+ * reference prefix).  Every size and checksum is checked before bytes are
+ * handed out, so even unverified reads never return a damaged piece's bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+
+#define MANIFEST_HDR 64
+#define MANIFEST_ENTRY 36
+
+static const char *const kind_suffix[] = {"", "", ".zst", ".m", ".d"};
+
+char *udr__obj_path(const udr_store *s, const udr_hash *h, enum udr__kind kind, char *hex)
+{
+	size_t n = s->pathlen + 1 + 2 + 1 + 2 + 1 + UDR_HASH_HEXSIZE + 5;
+	char *p = malloc(n);
+	if (!p) {
+		udr__error_oom();
+		return NULL;
+	}
+	udr_hash_tohex(hex, h);
+	snprintf(p, n, "%s/%.2s/%.2s/%s%s", s->path, hex, hex + 2, hex, kind_suffix[kind]);
+	return p;
+}
+
+int udr__obj_locate(enum udr__kind *kind, struct stat *st, char **pathp, const udr_store *s, const udr_hash *h)
+{
+	static const enum udr__kind order[] = {UDR__K_RAW, UDR__K_ZST, UDR__K_MANIFEST, UDR__K_DELTA};
+	char hex[UDR_HASH_HEXSIZE + 1];
+	struct stat local;
+	if (!st)
+		st = &local;
+	*kind = UDR__K_NONE;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		char *p = udr__obj_path(s, h, order[i], hex);
+		if (!p)
+			return UDR_ENOMEM;
+		if (UDR_IO->stat(p, st) == 0) {
+			if (!S_ISREG(st->st_mode)) {
+				free(p);
+				return udr__error_set(UDR_ECORRUPT, "chunk %s: object is not a regular file", hex);
+			}
+			*kind = order[i];
+			if (pathp)
+				*pathp = p;
+			else
+				free(p);
+			return 0;
+		}
+		if (errno != ENOENT && errno != ENOTDIR) {
+			int err = errno;
+			free(p);
+			return udr__error_io(err, "cannot stat chunk %s", hex);
+		}
+		free(p);
+	}
+	return 0;
+}
+
+/* ---- little-endian fields ------------------------------------------------ */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- manifests ----------------------------------------------------------- */
+
+int udr__manifest_encode(unsigned char **out, size_t *out_len, const udr__manifest *m, const udr_hash *h)
+{
+	size_t n, body;
+	unsigned char *b;
+	udr_hash tail;
+	if (m->npieces > SIZE_MAX / MANIFEST_ENTRY || !udr__mul_ok((size_t)m->npieces, MANIFEST_ENTRY, &body) ||
+	    !udr__add_ok(body, MANIFEST_HDR + UDR_HASH_SIZE, &n))
+		return udr__error_oom();
+	if (!(b = calloc(1, n)))
+		return udr__error_oom();
+	memcpy(b, "UDRM", 4);
+	b[4] = 1;
+	put_u64(b + 8, m->total);
+	put_u64(b + 16, m->npieces);
+	memcpy(b + 24, h->bytes, UDR_HASH_SIZE);
+	for (uint64_t i = 0; i < m->npieces; i++) {
+		unsigned char *e = b + MANIFEST_HDR + i * MANIFEST_ENTRY;
+		memcpy(e, m->pieces[i].hash.bytes, UDR_HASH_SIZE);
+		put_u32(e + 32, m->pieces[i].size);
+	}
+	udr_hash_buf(&tail, b, n - UDR_HASH_SIZE);
+	memcpy(b + n - UDR_HASH_SIZE, tail.bytes, UDR_HASH_SIZE);
+	*out = b;
+	*out_len = n;
+	return 0;
+}
+
+int udr__manifest_parse(udr__manifest *m, const unsigned char *d, size_t len, const udr_hash *h, const char *what)
+{
+	uint64_t n, sum = 0;
+	udr_hash tail;
+	memset(m, 0, sizeof(*m));
+	if (len < MANIFEST_HDR + UDR_HASH_SIZE || memcmp(d, "UDRM", 4) != 0 || d[4] != 1)
+		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: bad header", what);
+	n = get_u64(d + 16);
+	if (n == 0 || n > (len - MANIFEST_HDR - UDR_HASH_SIZE) / MANIFEST_ENTRY ||
+	    n * MANIFEST_ENTRY + MANIFEST_HDR + UDR_HASH_SIZE != len)
+		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: size does not match its %llu pieces", what,
+		                      (unsigned long long)n);
+	udr_hash_buf(&tail, d, len - UDR_HASH_SIZE);
+	if (memcmp(tail.bytes, d + len - UDR_HASH_SIZE, UDR_HASH_SIZE) != 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: checksum mismatch", what);
+	if (h && memcmp(d + 24, h->bytes, UDR_HASH_SIZE) != 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: it describes other content", what);
+	if (!(m->pieces = malloc((size_t)n * sizeof(udr__piece))))
+		return udr__error_oom();
+	for (uint64_t i = 0; i < n; i++) {
+		const unsigned char *e = d + MANIFEST_HDR + i * MANIFEST_ENTRY;
+		memcpy(m->pieces[i].hash.bytes, e, UDR_HASH_SIZE);
+		m->pieces[i].size = get_u32(e + 32);
+		if (m->pieces[i].size == 0 || m->pieces[i].size > UDR__PIECE_HARD_MAX) {
+			udr__manifest_free(m);
+			return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: piece %llu has size %u", what,
+			                      (unsigned long long)i, (unsigned)get_u32(e + 32));
+		}
+		sum += m->pieces[i].size;
+	}
+	m->total = get_u64(d + 8);
+	m->npieces = n;
+	if (sum != m->total) {
+		udr__manifest_free(m);
+		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: pieces add up to %llu bytes, not %llu", what,
+		                      (unsigned long long)sum, (unsigned long long)get_u64(d + 8));
+	}
+	return 0;
+}
+
+void udr__manifest_free(udr__manifest *m)
+{
+	free(m->pieces);
+	m->pieces = NULL;
+	m->npieces = 0;
+}
+
+static int read_object(unsigned char **out, size_t *len, const udr_store *s, const udr_hash *h,
+                       enum udr__kind kind, size_t max)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	char *p = udr__obj_path(s, h, kind, hex), *buf = NULL;
+	int rc;
+	if (!p)
+		return UDR_ENOMEM;
+	rc = udr__read_file(&buf, len, p, max);
+	free(p);
+	if (rc == UDR_ENOTFOUND)
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	if (rc == UDR_ECORRUPT)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: object larger than any valid one", hex);
+	*out = (unsigned char *)buf;
+	return rc;
+}
+
+int udr__manifest_load(udr__manifest *m, const udr_store *s, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	unsigned char *d = NULL;
+	size_t len;
+	int rc = read_object(&d, &len, s, h, UDR__K_MANIFEST, (size_t)1 << 31);
+	if (rc < 0)
+		return rc;
+	udr_hash_tohex(hex, h);
+	rc = udr__manifest_parse(m, d, len, h, hex);
+	free(d);
+	return rc;
+}
+
+/* ---- zstd with per-thread contexts --------------------------------------- */
+
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+struct zctx {
+	ZSTD_CCtx *c;
+	ZSTD_DCtx *d;
+};
+
+static void zfree(void *p)
+{
+	struct zctx *z = p;
+	ZSTD_freeCCtx(z->c);
+	ZSTD_freeDCtx(z->d);
+	free(z);
+}
+
+static void zkey_init(void)
+{
+	pthread_key_create(&zkey, zfree);
+}
+
+static struct zctx *zget(void)
+{
+	struct zctx *z;
+	pthread_once(&zonce, zkey_init);
+	z = pthread_getspecific(zkey);
+	if (!z) {
+		if (!(z = calloc(1, sizeof(*z))))
+			return NULL;
+		z->c = ZSTD_createCCtx();
+		z->d = ZSTD_createDCtx();
+		if (!z->c || !z->d || pthread_setspecific(zkey, z) != 0) {
+			zfree(z);
+			return NULL;
+		}
+	}
+	return z;
+}
+
+int udr__zstd_compress(unsigned char **out, size_t *out_len, const void *src, size_t len, int level,
+                       const void *prefix, size_t prefix_len)
+{
+	struct zctx *z = zget();
+	size_t cap = ZSTD_compressBound(len), r;
+	unsigned char *buf;
+	if (!z || !(buf = malloc(cap)))
+		return udr__error_oom();
+	ZSTD_CCtx_reset(z->c, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setParameter(z->c, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(z->c, ZSTD_c_contentSizeFlag, 1);
+	if (prefix && prefix_len) {
+		int wlog = 10;
+		while (wlog < 30 && ((size_t)1 << wlog) < prefix_len + len)
+			wlog++;
+		ZSTD_CCtx_setParameter(z->c, ZSTD_c_windowLog, wlog);
+		ZSTD_CCtx_refPrefix(z->c, prefix, prefix_len);
+	}
+	r = ZSTD_compress2(z->c, buf, cap, src, len);
+	if (ZSTD_isError(r)) {
+		free(buf);
+		return udr__error_set(UDR_ERROR, "zstd compression failed: %s", ZSTD_getErrorName(r));
+	}
+	*out = buf;
+	*out_len = r;
+	return 0;
+}
+
+static int zstd_decompress(unsigned char **out, size_t *out_len, const unsigned char *src, size_t len,
+                           const void *prefix, size_t prefix_len, const char *hex)
+{
+	struct zctx *z = zget();
+	unsigned long long size = ZSTD_getFrameContentSize(src, len);
+	unsigned char *buf;
+	size_t r;
+	if (!z)
+		return udr__error_oom();
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > UDR__PIECE_HARD_MAX)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged zstd frame (bad header)", hex);
+	if (!(buf = malloc(size ? size : 1)))
+		return udr__error_oom();
+	ZSTD_DCtx_reset(z->d, ZSTD_reset_session_and_parameters);
+	ZSTD_DCtx_setParameter(z->d, ZSTD_d_windowLogMax, 31);
+	if (prefix && prefix_len)
+		ZSTD_DCtx_refPrefix(z->d, prefix, prefix_len);
+	r = ZSTD_decompressDCtx(z->d, buf, size ? size : 1, src, len);
+	if (ZSTD_isError(r) || r != size) {
+		free(buf);
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged zstd frame (%s)", hex,
+		                      ZSTD_isError(r) ? ZSTD_getErrorName(r) : "wrong size");
+	}
+	*out = buf;
+	*out_len = r;
+	return 0;
+}
+
+/* ---- pieces -------------------------------------------------------------- */
+
+static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                            uint64_t expect, bool verify, int max_depth)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	enum udr__kind kind;
+	struct stat st;
+	unsigned char *raw = NULL, *dec = NULL, *base = NULL;
+	size_t rawlen = 0, declen = 0, baselen = 0;
+	int rc, d = 0;
+	udr_hash_tohex(hex, h);
+	if ((rc = udr__obj_locate(&kind, &st, NULL, s, h)) < 0)
+		return rc;
+	switch (kind) {
+	case UDR__K_NONE:
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	case UDR__K_MANIFEST:
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: a manifest where a piece was expected", hex);
+	case UDR__K_RAW:
+		if ((uint64_t)st.st_size > UDR__PIECE_HARD_MAX)
+			return udr__error_set(UDR_EINVAL, "chunk %s: too large to decode in memory", hex);
+		if ((rc = read_object(&dec, &declen, s, h, kind, UDR__PIECE_HARD_MAX)) < 0)
+			return rc;
+		break;
+	case UDR__K_ZST:
+		if ((rc = read_object(&raw, &rawlen, s, h, kind, UDR__PIECE_HARD_MAX + 4096)) < 0)
+			return rc;
+		rc = zstd_decompress(&dec, &declen, raw, rawlen, NULL, 0, hex);
+		free(raw);
+		if (rc < 0)
+			return rc;
+		break;
+	case UDR__K_DELTA: {
+		udr_hash bh;
+		int bdepth = 0;
+		if ((rc = read_object(&raw, &rawlen, s, h, kind, UDR__PIECE_HARD_MAX + 4096)) < 0)
+			return rc;
+		d = rawlen >= UDR__DELTA_HDR ? raw[5] : 0;
+		if (rawlen < UDR__DELTA_HDR || memcmp(raw, "UDRD", 4) != 0 || raw[4] != 1 || d < 1 || d >= max_depth) {
+			free(raw);
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", hex);
+		}
+		memcpy(bh.bytes, raw + 12, UDR_HASH_SIZE);
+		/* the base must be shallower: damaged chains cannot loop */
+		rc = piece_load_depth(&base, &baselen, &bdepth, s, &bh, UINT64_MAX, false, d);
+		if (rc < 0) {
+			char bhex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(bhex, &bh);
+			free(raw);
+			return udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "chunk %s: its delta base %s: %s", hex,
+			                      bhex, udr_error_last()->message);
+		}
+		rc = zstd_decompress(&dec, &declen, raw + UDR__DELTA_HDR, rawlen - UDR__DELTA_HDR, base, baselen, hex);
+		if (rc == 0 && declen != get_u32(raw + 8))
+			rc = udr__error_set(UDR_ECORRUPT, "chunk %s: delta decodes to the wrong size", hex);
+		free(raw);
+		free(base);
+		if (rc < 0) {
+			free(dec);
+			return rc;
+		}
+		break;
+	}
+	}
+	if (expect != UINT64_MAX && declen != expect) {
+		free(dec);
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: has %zu bytes, expected %llu", hex, declen,
+		                      (unsigned long long)expect);
+	}
+	if (verify) {
+		udr_hash a;
+		udr_hash_buf(&a, dec, declen);
+		if (!udr_hash_equal(&a, h)) {
+			char ahex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(ahex, &a);
+			free(dec);
+			return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its content hashes to %s", hex, ahex);
+		}
+	}
+	*out = dec;
+	*out_len = declen;
+	if (depth)
+		*depth = d;
+	return 0;
+}
+
+int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                    uint64_t expect, bool verify)
+{
+	return piece_load_depth(out, out_len, depth, s, h, expect, verify, UDR__DELTA_DEPTH_HARD_MAX + 1);
+}
+
+/* ---- whole contents ------------------------------------------------------ */
+
+static int stream_raw(udr_store *s, const udr_hash *h, const struct stat *st, const char *path, bool verify,
+                      udr__sink sink, void *payload)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	const size_t bufsz = (size_t)1 << 20;
+	udr_hasher *hs = NULL;
+	unsigned char *buf;
+	uint64_t total = 0;
+	int fd, rc = 0;
+	(void)s;
+	udr_hash_tohex(hex, h);
+	if ((fd = UDR_IO->open(path, O_RDONLY, 0)) < 0)
+		return udr__error_os(errno, "cannot open chunk %s", hex);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (!(buf = malloc(bufsz)) || (verify && udr_hasher_new(&hs) < 0)) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	for (;;) {
+		ssize_t n = UDR_IO->read(fd, buf, bufsz);
+		if (n < 0) {
+			rc = udr__error_io(errno, "read of chunk %s failed", hex);
+			goto done;
+		}
+		if (n == 0)
+			break;
+		if (hs)
+			udr_hasher_update(hs, buf, (size_t)n);
+		if ((rc = sink(buf, (size_t)n, payload)) < 0)
+			goto done;
+		total += (uint64_t)n;
+	}
+	if (total != (uint64_t)st->st_size) {
+		rc = udr__error_set(UDR_ECORRUPT, "chunk %s: file changed size while read", hex);
+	} else if (hs) {
+		udr_hash a;
+		udr_hasher_final(hs, &a);
+		if (!udr_hash_equal(&a, h)) {
+			char ahex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(ahex, &a);
+			rc = udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its content hashes to %s", hex, ahex);
+		}
+	}
+done:
+	UDR_IO->close(fd);
+	free(buf);
+	udr_hasher_free(hs);
+	return rc;
+}
+
+static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	udr__manifest m;
+	udr_hasher *hs = NULL;
+	int rc;
+	udr_hash_tohex(hex, h);
+	if ((rc = udr__manifest_load(&m, s, h)) < 0)
+		return rc;
+	if (verify && (rc = udr_hasher_new(&hs)) < 0)
+		goto done;
+	for (uint64_t i = 0; i < m.npieces; i++) {
+		unsigned char *d = NULL;
+		size_t dl;
+		rc = udr__piece_load(&d, &dl, NULL, s, &m.pieces[i].hash, m.pieces[i].size, verify);
+		if (rc < 0) {
+			rc = udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "content %s, piece %llu of %llu: %s", hex,
+			                    (unsigned long long)i + 1, (unsigned long long)m.npieces, udr_error_last()->message);
+			goto done;
+		}
+		if (hs)
+			udr_hasher_update(hs, d, dl);
+		rc = sink(d, dl, payload);
+		free(d);
+		if (rc < 0)
+			goto done;
+	}
+	if (hs) {
+		udr_hash a;
+		udr_hasher_final(hs, &a);
+		if (!udr_hash_equal(&a, h))
+			rc = udr__error_set(UDR_ECORRUPT, "content %s is corrupt: its pieces hash to something else", hex);
+	}
+done:
+	udr_hasher_free(hs);
+	udr__manifest_free(&m);
+	return rc;
+}
+
+int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
+{
+	enum udr__kind kind;
+	struct stat st;
+	char *path = NULL;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	unsigned char *d = NULL;
+	size_t dl;
+	int rc;
+	if ((rc = udr__obj_locate(&kind, &st, &path, s, h)) < 0)
+		return rc;
+	udr_hash_tohex(hex, h);
+	switch (kind) {
+	case UDR__K_NONE:
+		rc = udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+		break;
+	case UDR__K_RAW:
+		rc = stream_raw(s, h, &st, path, verify, sink, payload);
+		break;
+	case UDR__K_MANIFEST:
+		rc = stream_manifest(s, h, verify, sink, payload);
+		break;
+	default:
+		if ((rc = udr__piece_load(&d, &dl, NULL, s, h, UINT64_MAX, verify)) == 0)
+			rc = sink(d, dl, payload);
+		free(d);
+		break;
+	}
+	free(path);
+	return rc;
+}
+
+int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
+{
+	enum udr__kind kind;
+	struct stat st;
+	char *path = NULL;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	unsigned char hdr[MANIFEST_HDR];
+	size_t got = 0;
+	int fd, rc;
+	if ((rc = udr__obj_locate(&kind, &st, &path, s, h)) < 0)
+		return rc;
+	udr_hash_tohex(hex, h);
+	if (kind == UDR__K_NONE)
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	if (kind == UDR__K_RAW) {
+		*out = (uint64_t)st.st_size;
+		free(path);
+		return 0;
+	}
+	fd = UDR_IO->open(path, O_RDONLY, 0);
+	free(path);
+	if (fd < 0)
+		return udr__error_os(errno, "cannot open chunk %s", hex);
+	rc = udr__read_full(fd, hdr, sizeof(hdr), &got, hex);
+	UDR_IO->close(fd);
+	if (rc < 0)
+		return rc;
+	if (kind == UDR__K_MANIFEST) {
+		if (got < 24 || memcmp(hdr, "UDRM", 4) != 0)
+			return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: bad header", hex);
+		*out = get_u64(hdr + 8);
+	} else if (kind == UDR__K_DELTA) {
+		if (got < 12 || memcmp(hdr, "UDRD", 4) != 0)
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", hex);
+		*out = get_u32(hdr + 8);
+	} else {
+		unsigned long long n = ZSTD_getFrameContentSize(hdr, got);
+		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged zstd frame (bad header)", hex);
+		*out = n;
+	}
+	return 0;
+}
+
+int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char *frame, size_t flen, int depth,
+                      uint32_t raw_size, const udr_hash *base)
+{
+	unsigned char *b = malloc(UDR__DELTA_HDR + flen);
+	if (!b)
+		return udr__error_oom();
+	memcpy(b, "UDRD", 4);
+	b[4] = 1;
+	b[5] = (unsigned char)depth;
+	b[6] = b[7] = 0;
+	put_u32(b + 8, raw_size);
+	memcpy(b + 12, base->bytes, UDR_HASH_SIZE);
+	memcpy(b + UDR__DELTA_HDR, frame, flen);
+	*out = b;
+	*out_len = UDR__DELTA_HDR + flen;
+	return 0;
+}

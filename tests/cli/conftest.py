@@ -1,0 +1,117 @@
+"""Fixtures for the end-to-end tests of the udr command-line tool.
+
+ctest passes the binary as UDR_BIN; run by hand, the tests fall back to the
+build directories of the source tree.
+"""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+SOURCE_DIR = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _find_bin():
+    env = os.environ.get("UDR_BIN")
+    if env:
+        return os.path.abspath(env)
+    for d in ("build-cli", "build"):
+        p = SOURCE_DIR / d / "udr"
+        if p.exists():
+            return str(p)
+    pytest.exit("udr binary not found: set UDR_BIN", returncode=2)
+
+
+UDR_BIN = _find_bin()
+FAULT_INJECTION = os.environ.get("UDR_FAULT_INJECTION") == "1"
+
+
+class Result:
+    """What one run of udr did."""
+
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr.decode("utf-8", "replace")
+
+    @property
+    def out(self):
+        return self.stdout.decode("utf-8")
+
+    def __repr__(self):
+        return "Result(code=%r, stdout=%r, stderr=%r)" % (
+            self.code, self.stdout[:400], self.stderr[:400])
+
+
+def base_env(extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("UDR_") or k == "UDR_FAULT_INJECTION"}
+    env.pop("UDR_FAULT", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_udr(*args, input=b"", cwd=None, env=None, stdout=subprocess.PIPE):
+    """Run udr with exactly args (no --store added)."""
+    if isinstance(input, str):
+        input = input.encode()
+    proc = subprocess.run([UDR_BIN, *map(str, args)], input=input, stdout=stdout,
+                          stderr=subprocess.PIPE, cwd=cwd, env=base_env(env),
+                          timeout=120)
+    return Result(proc)
+
+
+class Udr:
+    """udr bound to one store directory (--store DIR before the command)."""
+
+    def __init__(self, root):
+        self.root = pathlib.Path(root)
+
+    def __call__(self, *args, **kw):
+        return run_udr("--store", self.root, *args, **kw)
+
+    def ok(self, *args, **kw):
+        r = self(*args, **kw)
+        assert r.code == 0, r
+        return r
+
+    def put(self, data):
+        r = self.ok("put", "-", input=data)
+        h = r.out.strip()
+        assert len(h) == 64, r
+        return h
+
+    def chunk_path(self, h):
+        return self.root / "chunks" / h[:2] / h[2:4] / h
+
+    @property
+    def catalog(self):
+        return self.root / "catalog"
+
+
+@pytest.fixture
+def run():
+    return run_udr
+
+
+@pytest.fixture
+def udr(tmp_path):
+    """An initialised, empty store."""
+    u = Udr(tmp_path / "store")
+    u.ok("init")
+    return u
+
+
+def tree_snapshot(root):
+    """Every file under root with its size and content, for "nothing written" checks."""
+    root = pathlib.Path(root)
+    snap = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_file():
+            snap[rel] = p.read_bytes()
+        else:
+            snap[rel] = None
+    return snap

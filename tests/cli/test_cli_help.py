@@ -1,0 +1,108 @@
+"""udr --help, help COMMAND, --version, usage errors."""
+import pytest
+
+COMMANDS = ["init", "hash", "put", "get", "exists", "commit", "show",
+            "versions", "tables", "fsck", "help"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"]])
+def test_main_help(run, args):
+    r = run(*args)
+    assert r.code == 0, r
+    assert r.out.startswith("usage: udr")
+    for cmd in COMMANDS:
+        assert "\n  %s " % cmd in r.out
+    assert "Exit status" in r.out
+    assert r.stderr == ""
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_command_help(run, tmp_path, cmd, flag):
+    # --help works without a store and never touches one.
+    r = run("--store", tmp_path / "none", cmd, flag)
+    assert r.code == 0, r
+    assert r.out.startswith("usage: udr %s" % cmd), r
+    assert r.stderr == ""
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help_command(run, cmd):
+    r = run("help", cmd)
+    assert r.code == 0, r
+    assert r.out.startswith("usage: udr %s" % cmd)
+
+
+def test_help_unknown_command(run):
+    r = run("help", "frobnicate")
+    assert r.code == 2
+    assert "udr: unknown command" in r.stderr and "frobnicate" in r.stderr
+
+
+def test_exists_help_documents_output(run):
+    r = run("exists", "--help")
+    assert "0" in r.out and "1" in r.out and "nothing" in r.out
+
+
+def test_version(run):
+    r = run("--version")
+    assert r.code == 0
+    assert r.out.startswith("udr ")
+    assert r.out.split()[1][0].isdigit()
+
+
+def test_no_command(run):
+    r = run()
+    assert r.code == 2
+    assert r.stdout == b""
+    assert r.stderr.startswith("udr: ")
+    assert "usage: udr" in r.stderr
+
+
+def test_unknown_command(run):
+    r = run("frobnicate")
+    assert r.code == 2
+    assert r.stdout == b""
+    assert 'udr: unknown command "frobnicate"' in r.stderr
+    assert "usage: udr" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["--bogus", "tables"], ["-x", "tables"]])
+def test_unknown_global_option(run, args):
+    r = run(*args)
+    assert r.code == 2
+    assert "unknown option" in r.stderr and args[0] in r.stderr
+    assert "usage: udr" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["init", "hash", "put", "get", "exists", "commit",
+                                 "show", "versions", "tables", "fsck"])
+def test_unknown_command_option(run, tmp_path, cmd):
+    r = run("--store", tmp_path, cmd, "--bogus")
+    assert r.code == 2, r
+    assert "udr: unknown option --bogus" in r.stderr
+    assert ("usage: udr %s" % cmd) in r.stderr
+    assert r.stdout == b""
+
+
+def test_missing_option_argument(run, tmp_path):
+    r = run("--store")
+    assert r.code == 2
+    assert "requires an argument" in r.stderr
+    r = run("--store", tmp_path, "get", "0" * 64, "-o")
+    assert r.code == 2
+    assert "requires an argument" in r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["init", "extra"], ["hash", "a", "b"], ["put", "a", "b"], ["get"],
+    ["get", "a", "b"], ["exists"], ["commit"], ["commit", "t"], ["show"],
+    ["show", "t", "1", "2"], ["versions"], ["versions", "a", "b"],
+    ["tables", "x"], ["fsck", "x"], ["help", "a", "b"],
+])
+def test_wrong_operand_count(udr, args):
+    r = udr(*args)
+    assert r.code == 2, r
+    assert r.stderr.startswith("udr: ")
+    assert "usage: udr" in r.stderr

@@ -1,0 +1,344 @@
+"""udr init, hash, put, get, exists: the chunk store from the command line."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import FAULT_INJECTION, UDR_BIN, Udr, run_udr
+
+SIZES = [0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 65535, 65536, 65537, 3 << 20]
+EMPTY_HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+
+def b3sum(path):
+    out = subprocess.run(["b3sum", str(path)], check=True, capture_output=True).stdout
+    h, name = out.decode().split(None, 1)
+    assert name.strip() == str(path)
+    return h
+
+
+def data_of(size, seed=0):
+    return os.urandom(size) if seed == 0 else bytes((i * seed) % 251 for i in range(size))
+
+
+# ---- init, store location ----
+
+def test_init_creates_store(run, tmp_path):
+    root = tmp_path / "s"
+    r = run("--store", root, "init")
+    assert r.code == 0, r
+    assert "initialized" in r.out and str(root) in r.out
+    assert (root / "chunks").is_dir() and (root / "catalog").is_dir()
+
+
+def test_init_existing_store_says_so(run, tmp_path):
+    root = tmp_path / "s"
+    assert run("--store", root, "init").code == 0
+    h = Udr(root).put(b"keep me")
+    r = run("--store", root, "init")
+    assert r.code == 0, r
+    assert "already exists" in r.out
+    assert Udr(root)("exists", h).code == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["put", "-"], ["get", EMPTY_HASH], ["exists", EMPTY_HASH], ["commit", "t", "1"],
+    ["commit", "t", "--next"], ["show", "t"], ["versions", "t"], ["tables"], ["fsck"],
+])
+def test_missing_store(run, tmp_path, args):
+    root = tmp_path / "nostore"
+    r = run("--store", root, *args)
+    assert r.code == 1, r
+    assert r.stderr == "udr: not a udr store: %s (run udr init)\n" % root
+    assert r.stdout == b""
+    assert not root.exists()
+
+
+def test_store_env(run, tmp_path):
+    root = tmp_path / "envstore"
+    assert run("init", env={"UDR_STORE": str(root)}).code == 0
+    r = run("put", "-", input=b"x", env={"UDR_STORE": str(root)})
+    assert r.code == 0, r
+    assert Udr(root).chunk_path(r.out.strip()).exists()
+
+
+def test_store_option_beats_env(run, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run("--store", a, "init").code == 0
+    r = run("--store", a, "put", input=b"y", env={"UDR_STORE": str(b)})
+    assert r.code == 0, r
+    assert not b.exists()
+    assert Udr(a).chunk_path(r.out.strip()).exists()
+
+
+def test_store_option_after_command(run, tmp_path):
+    root = tmp_path / "late"
+    assert run("init", "--store", root).code == 0
+    assert (root / "chunks").is_dir()
+    assert run("tables", "--store", root).code == 0
+
+
+def test_default_store_is_data_in_cwd(run, tmp_path):
+    assert run("init", cwd=tmp_path).code == 0
+    assert (tmp_path / "data" / "chunks").is_dir()
+    r = run("put", input=b"default", cwd=tmp_path)
+    assert r.code == 0, r
+    assert Udr(tmp_path / "data").chunk_path(r.out.strip()).exists()
+    r = run("tables", cwd=tmp_path / "data")  # no ./data there
+    assert r.code == 1
+    assert "not a udr store: ./data" in r.stderr
+
+
+# ---- hash ----
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hash_matches_b3sum(run, tmp_path, size):
+    f = tmp_path / "in.bin"
+    data = data_of(size)
+    f.write_bytes(data)
+    expect = b3sum(f)
+    r = run("hash", f)
+    assert r.code == 0, r
+    assert r.out == expect + "\n"
+    r = run("hash", "-", input=data)
+    assert r.out == expect + "\n"
+
+
+def test_hash_stdin_default(run):
+    r = run("hash", input=b"")
+    assert r.code == 0
+    assert r.out == EMPTY_HASH + "\n"
+
+
+def test_hash_needs_no_store(run, tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"abc")
+    r = run("--store", tmp_path / "nostore", "hash", f)
+    assert r.code == 0, r
+    assert r.out.strip() == b3sum(f)
+    assert not (tmp_path / "nostore").exists()
+
+
+def test_hash_stdin_redirected_file(run, tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(data_of(100000, 7))
+    with open(f, "rb") as fh:
+        proc = subprocess.run([UDR_BIN, "hash"], stdin=fh,
+                              capture_output=True)
+    assert proc.stdout.decode().strip() == b3sum(f)
+
+
+def test_hash_missing_file(run, tmp_path):
+    r = run("hash", tmp_path / "nope")
+    assert r.code == 1
+    assert r.stderr.startswith("udr: ") and "nope" in r.stderr
+
+
+def test_hash_directory_is_io_error(run, tmp_path):
+    r = run("hash", tmp_path)
+    assert r.code == 5, r
+    assert r.stderr.startswith("udr: ")
+
+
+# ---- put, layout, dedup ----
+
+@pytest.mark.parametrize("size", SIZES)
+def test_put_matches_b3sum_and_layout(udr, tmp_path, size):
+    f = tmp_path / "in.bin"
+    data = data_of(size)
+    f.write_bytes(data)
+    expect = b3sum(f)
+    r = udr("put", f)
+    assert r.code == 0, r
+    assert r.out == expect + "\n"
+    p = udr.chunk_path(expect)
+    assert p.is_file()
+    assert p.read_bytes() == data
+    assert udr.put(data) == expect
+
+
+def test_put_dedup(udr, tmp_path):
+    data = data_of(5000)
+    h1 = udr.put(data)
+    f = tmp_path / "f"
+    f.write_bytes(data)
+    h2 = udr.ok("put", f).out.strip()
+    assert h1 == h2
+    copies = [p for p in (udr.root / "chunks").rglob(h1)]
+    assert copies == [udr.chunk_path(h1)]
+    assert [p.name for p in (udr.root / "chunks").rglob("*") if p.is_file()
+            and len(p.name) == 64] == [h1]
+
+
+def test_put_missing_file(udr, tmp_path):
+    r = udr("put", tmp_path / "nope")
+    assert r.code == 1, r
+    assert r.stderr.startswith("udr: ")
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs -DUDR_FAULT_INJECTION=ON")
+def test_put_io_error_exit_5(udr):
+    r = udr("put", input=b"fault", env={"UDR_FAULT": "fsync:1:eio"})
+    assert r.code == 5, r
+    assert r.stderr.startswith("udr: ")
+    assert r.stdout == b""
+
+
+# ---- get, exists ----
+
+def test_get_roundtrip_stdout(udr):
+    data = data_of(200000)
+    h = udr.put(data)
+    r = udr("get", h)
+    assert r.code == 0, r
+    assert r.stdout == data
+    r = udr("get", h, "--verify")
+    assert r.code == 0, r
+    assert r.stdout == data
+
+
+def test_get_empty_chunk(udr):
+    h = udr.put(b"")
+    assert h == EMPTY_HASH
+    assert udr.ok("get", h).stdout == b""
+    assert udr.ok("get", "--verify", h).stdout == b""
+
+
+def test_get_to_file(udr, tmp_path):
+    data = data_of(70000)
+    h = udr.put(data)
+    out = tmp_path / "out.bin"
+    r = udr("get", h, "-o", out)
+    assert r.code == 0, r
+    assert r.stdout == b""
+    assert out.read_bytes() == data
+    out2 = tmp_path / "out2.bin"
+    udr.ok("get", "--verify", "--output", out2, h)
+    assert out2.read_bytes() == data
+
+
+def test_get_uppercase_hash(udr):
+    h = udr.put(b"case")
+    assert udr.ok("get", h.upper()).stdout == b"case"
+
+
+def test_get_missing_chunk(udr, tmp_path):
+    r = udr("get", "ab" * 32)
+    assert r.code == 1, r
+    assert r.stderr.startswith("udr: ")
+    r = udr("get", "ab" * 32, "-o", tmp_path / "o")
+    assert r.code == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_exists(udr):
+    h = udr.put(b"present")
+    r = udr("exists", h)
+    assert (r.code, r.stdout, r.stderr) == (0, b"", "")
+    r = udr("exists", "cd" * 32)
+    assert (r.code, r.stdout, r.stderr) == (1, b"", "")
+
+
+@pytest.mark.parametrize("bad", ["a" * 63, "a" * 65, "g" * 64, "xyz", ""])
+@pytest.mark.parametrize("cmd", ["get", "exists"])
+def test_bad_hash(udr, cmd, bad):
+    r = udr(cmd, bad)
+    assert r.code == 2, r
+    assert r.stderr.startswith("udr: ")
+    if bad:
+        assert bad in r.stderr
+    assert r.stdout == b""
+
+
+def test_get_to_dev_full_is_io_error(udr):
+    h = udr.put(b"z" * 10000)
+    with open("/dev/full", "wb") as full:
+        r = run_udr("--store", udr.root, "get", h, stdout=full)
+    assert r.code == 5, r
+    assert r.stderr.startswith("udr: ")
+    with open("/dev/full", "wb") as full:
+        r = run_udr("--store", udr.root, "get", "--verify", h, stdout=full)
+    assert r.code == 5, r
+
+
+def test_put_output_to_dev_full(udr):
+    with open("/dev/full", "wb") as full:
+        r = run_udr("--store", udr.root, "put", input=b"q", stdout=full)
+    assert r.code == 5, r
+    assert "udr: " in r.stderr
+
+
+# ---- corruption ----
+
+def flip_byte(path, offset=0):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
+
+
+def truncate(path):
+    data = path.read_bytes()
+    os.chmod(path, 0o644)
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", [flip_byte, truncate])
+@pytest.mark.parametrize("size", [100, 3 << 20])
+def test_corrupt_chunk_get_verify(udr, tmp_path, damage, size):
+    data = data_of(size)
+    h = udr.put(data)
+    damage(udr.chunk_path(h))
+    r = udr("get", "--verify", h)
+    assert r.code == 4, r
+    assert r.stdout == b""  # corrupt bytes never reach stdout
+    assert r.stderr.startswith("udr: ") and h in r.stderr
+    out = tmp_path / "out"
+    r = udr("get", "--verify", h, "-o", out)
+    assert r.code == 4, r
+    assert not out.exists()
+    r = udr("fsck")
+    assert r.code == 4, r
+    assert h in r.out
+
+
+def test_fsck_clean(udr):
+    udr.put(b"one")
+    h = udr.put(b"two")
+    udr.ok("commit", "t", "1", h)
+    r = udr("fsck")
+    assert r.code == 0, r
+    lines = r.out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fsck: ")
+    assert "0 problems" in lines[0]
+
+
+def test_fsck_reports_each_problem(udr):
+    hashes = [udr.put(b"chunk %d" % i) for i in range(3)]
+    for h in hashes[:2]:
+        flip_byte(udr.chunk_path(h))
+    r = udr("fsck")
+    assert r.code == 4, r
+    bad = [line for line in r.out.splitlines() if not line.startswith("fsck: ")]
+    assert len(bad) == 2
+    for h in hashes[:2]:
+        assert any(line.startswith("corrupt chunk %s: " % h) for line in bad), r.out
+    assert hashes[2] not in r.out
+    assert "2 problems" in r.out.splitlines()[-1]
+
+
+def test_big_chunk_get_verify_two_pass(udr, tmp_path):
+    # Above 64 MiB `get --verify` to stdout verifies in a first pass instead
+    # of in memory; corrupt bytes must still never reach stdout.
+    f = tmp_path / "big"
+    data = os.urandom(1 << 20) * 65 + b"tail"
+    f.write_bytes(data)
+    h = udr.ok("put", f).out.strip()
+    assert h == b3sum(f)
+    r = udr("get", "--verify", h)
+    assert r.code == 0 and r.stdout == data
+    p = udr.chunk_path(h)
+    flip_byte(p, len(data) - 1)
+    r = udr("get", "--verify", h)
+    assert r.code == 4, r
+    assert r.stdout == b""
