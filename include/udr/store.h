@@ -130,7 +130,7 @@ typedef struct udr_store_config {
 	uint32_t chunk_avg;     /**< average piece, a power of two (0: default) */
 	uint32_t chunk_max;     /**< largest piece; content up to this size stays one piece (0: default) */
 	int compression_level;  /**< zstd level 1..19; 0: no compression; -1: default */
-	int delta_max_depth;    /**< longest chain of deltas (0: default; 1 disables deltas) */
+	int delta_max_depth;    /**< longest chain of deltas, 1..255 (0: default, 50) */
 } udr_store_config;
 #define UDR_STORE_CONFIG_VERSION 1
 #define UDR_STORE_CONFIG_INIT {UDR_STORE_CONFIG_VERSION, 2, 0, 0, 0, -1, 0}

@@ -70,6 +70,56 @@ int udr__sql_scan(udr__sqlref **out, size_t *count, const char *sql, udr__table_
 int udr__sql_ident(udr__buf *b, const char *name);
 int udr__sql_literal(udr__buf *b, const char *text);
 
+/* ---- sessions (query.c) ---------------------------------------------------- */
+
+#include <duckdb.h>
+
+/* A DuckDB view over one table version (or a bare name: the latest). */
+typedef struct udr__view {
+	char *name;        /* DuckDB view name: "users" or "users@3" */
+	char *table;
+	uint64_t version;
+	udr_hash *parts;
+	char **paths;      /* where DuckDB reads each part */
+	bool *cached;      /* path is in the cache (may be trimmed: re-check) */
+	size_t nparts;
+} udr__view;
+
+struct udr_query {
+	udr_db *db;
+	udr_store *store;
+	udr_catalog *cat;
+	duckdb_database ddb;
+	duckdb_connection con;
+	char *cache_dir;   /* materialized parts: <cache_dir>/<hash>.parquet */
+	char *tmp_dir;     /* <cache_dir>/tmp: import parts, DuckDB spill files */
+	bool verify;
+	udr__view *views;
+	size_t nviews, capviews;
+	bool log_built;
+	uint64_t log_seq;  /* udr_log holds commits 1..log_seq */
+	bool tables_built;
+	uint64_t tables_head;
+	unsigned long counter;
+};
+
+/* Run SQL (one or more statements, no parameters), errors mapped. */
+int udr__q_exec(udr_query *q, const char *sql);
+/* Run one statement with parameters; out may be NULL. */
+int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
+/* Map a DuckDB error message to a UDR error code (and set it). */
+int udr__q_error(udr_query *q, const char *msg);
+/* Rewrite table references of sql, creating the views they need. */
+int udr__q_rewrite(char **out, udr_query *q, const char *sql);
+/* Resolve "NAME", "NAME@REF" or (NAME, REF) to a committed version. */
+int udr__q_resolve(udr_version **out, udr_query *q, const char *table, const char *ref);
+/* Make sure the view "table@N" for v exists; *name borrowed from q. */
+int udr__q_view(const char **name, udr_query *q, const udr_version *v);
+/* A fresh path under tmp_dir (not created), malloc'd. */
+char *udr__q_tmp_path(udr_query *q, const char *what);
+/* DESCRIBE a relation: column names and DuckDB type names (strarrays). */
+int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql);
+
 /* ---- results (result.c) ---------------------------------------------------- */
 
 /* Materialize a DuckDB result (consumed and destroyed by the call). */

@@ -694,9 +694,18 @@ static int display_text(udr__buf *out, const udr_result *r, size_t row, size_t c
 	return rc;
 }
 
-static bool right_aligned(int kind)
+/* Numbers that are not int64/double (UBIGINT, HUGEINT, DECIMAL): their
+ * text is a valid JSON number and they align right. */
+static bool numeric_other(const rcol *c)
 {
-	return kind == UDR_TYPE_INT64 || kind == UDR_TYPE_DOUBLE;
+	return c->kind == UDR_TYPE_OTHER &&
+	       (c->dtype == DUCKDB_TYPE_UBIGINT || c->dtype == DUCKDB_TYPE_HUGEINT ||
+	        c->dtype == DUCKDB_TYPE_UHUGEINT || c->dtype == DUCKDB_TYPE_DECIMAL);
+}
+
+static bool right_aligned(const rcol *c)
+{
+	return c->kind == UDR_TYPE_INT64 || c->kind == UDR_TYPE_DOUBLE || numeric_other(c);
 }
 
 static int pad(udr__buf *b, size_t n)
@@ -754,11 +763,11 @@ static int render_table(sink *s, const udr_result *r)
 				break;
 			w = utf8_width(cell.ptr, cell.len);
 			rc = udr__buf_puts(&s->buf, c ? " | " : "");
-			if (rc == 0 && right_aligned(r->cols[c].kind))
+			if (rc == 0 && right_aligned(&r->cols[c]))
 				rc = pad(&s->buf, width[c] - w);
 			if (rc == 0)
 				rc = udr__buf_put(&s->buf, cell.ptr, cell.len);
-			if (rc == 0 && !right_aligned(r->cols[c].kind) && c + 1 < r->ncols)
+			if (rc == 0 && !right_aligned(&r->cols[c]) && c + 1 < r->ncols)
 				rc = pad(&s->buf, width[c] - w);
 		}
 		if (rc == 0)
@@ -866,7 +875,7 @@ static int render_json(sink *s, const udr_result *r, bool lines)
 				break;
 			if (is_null)
 				rc = udr__buf_puts(&s->buf, "null");
-			else if (col->kind == UDR_TYPE_BOOL || col->kind == UDR_TYPE_INT64)
+			else if (col->kind == UDR_TYPE_BOOL || col->kind == UDR_TYPE_INT64 || numeric_other(col))
 				rc = udr__buf_put(&s->buf, cell.ptr, cell.len);
 			else if (col->kind == UDR_TYPE_DOUBLE)
 				rc = isfinite(col->f64[row]) ? udr__buf_put(&s->buf, cell.ptr, cell.len)

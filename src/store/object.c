@@ -447,40 +447,147 @@ done:
 	return rc;
 }
 
+/*
+ * Read-ahead: up to `window` pieces after the one being emitted are decoded
+ * by worker threads; the caller's thread emits them in order.  Memory stays
+ * bounded by window x piece size.
+ */
+struct ra_slot {
+	uint64_t index;  /* piece held, UINT64_MAX when free */
+	unsigned char *data;
+	size_t len;
+	int rc;
+	char msg[512];
+	bool ready;
+};
+
+struct readahead {
+	udr_store *s;
+	const udr__manifest *m;
+	bool verify;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t next;    /* next piece to hand to a worker */
+	uint64_t emitted; /* pieces emitted so far */
+	size_t window;
+	struct ra_slot *slots;
+	bool stop;
+};
+
+static void *ra_worker(void *arg)
+{
+	struct readahead *r = arg;
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		uint64_t i;
+		struct ra_slot *sl;
+		unsigned char *d = NULL;
+		size_t dl = 0;
+		int rc;
+		while (!r->stop && r->next < r->m->npieces && r->next >= r->emitted + r->window)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->stop || r->next >= r->m->npieces)
+			break;
+		i = r->next++;
+		pthread_mutex_unlock(&r->mu);
+		rc = udr__piece_load(&d, &dl, NULL, r->s, &r->m->pieces[i].hash, r->m->pieces[i].size, r->verify);
+		pthread_mutex_lock(&r->mu);
+		sl = &r->slots[i % r->window];
+		sl->index = i;
+		sl->data = d;
+		sl->len = dl;
+		sl->rc = rc;
+		if (rc < 0)
+			snprintf(sl->msg, sizeof(sl->msg), "%s", udr_error_last()->message);
+		sl->ready = true;
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
 static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	udr__manifest m;
 	udr_hasher *hs = NULL;
-	int rc;
+	struct readahead r;
+	pthread_t tids[16];
+	int nthreads = 0, rc;
 	udr_hash_tohex(hex, h);
 	if ((rc = udr__manifest_load(&m, s, h)) < 0)
 		return rc;
+	memset(&r, 0, sizeof(r));
 	if (verify && (rc = udr_hasher_new(&hs)) < 0)
 		goto done;
+	r.s = s;
+	r.m = &m;
+	r.verify = verify;
+	r.window = (size_t)(s->threads > 1 ? s->threads * 4 : 1);
+	if (!(r.slots = calloc(r.window, sizeof(*r.slots)))) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	if (s->threads > 1 && m.npieces > 1)
+		for (int i = 0; i < s->threads && i < 16; i++)
+			if (pthread_create(&tids[nthreads], NULL, ra_worker, &r) == 0)
+				nthreads++;
 	for (uint64_t i = 0; i < m.npieces; i++) {
 		unsigned char *d = NULL;
-		size_t dl;
-		rc = udr__piece_load(&d, &dl, NULL, s, &m.pieces[i].hash, m.pieces[i].size, verify);
+		size_t dl = 0;
+		if (nthreads) {
+			struct ra_slot *sl = &r.slots[i % r.window];
+			pthread_mutex_lock(&r.mu);
+			while (!(sl->ready && sl->index == i))
+				pthread_cond_wait(&r.cv, &r.mu);
+			d = sl->data;
+			dl = sl->len;
+			rc = sl->rc;
+			if (rc < 0)
+				udr__error_set(rc, "%s", sl->msg);
+			sl->ready = false;
+			sl->data = NULL;
+			r.emitted = i + 1;
+			pthread_cond_broadcast(&r.cv);
+			pthread_mutex_unlock(&r.mu);
+		} else {
+			rc = udr__piece_load(&d, &dl, NULL, s, &m.pieces[i].hash, m.pieces[i].size, verify);
+		}
 		if (rc < 0) {
 			rc = udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "content %s, piece %llu of %llu: %s", hex,
 			                    (unsigned long long)i + 1, (unsigned long long)m.npieces, udr_error_last()->message);
-			goto done;
+			free(d);
+			break;
 		}
 		if (hs)
 			udr_hasher_update(hs, d, dl);
 		rc = sink(d, dl, payload);
 		free(d);
 		if (rc < 0)
-			goto done;
+			break;
 	}
-	if (hs) {
+	if (nthreads) {
+		pthread_mutex_lock(&r.mu);
+		r.stop = true;
+		pthread_cond_broadcast(&r.cv);
+		pthread_mutex_unlock(&r.mu);
+		for (int i = 0; i < nthreads; i++)
+			pthread_join(tids[i], NULL);
+		for (size_t i = 0; i < r.window; i++)
+			free(r.slots[i].data);
+	}
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
+	if (rc == 0 && hs) {
 		udr_hash a;
 		udr_hasher_final(hs, &a);
 		if (!udr_hash_equal(&a, h))
 			rc = udr__error_set(UDR_ECORRUPT, "content %s is corrupt: its pieces hash to something else", hex);
 	}
 done:
+	free(r.slots);
 	udr_hasher_free(hs);
 	udr__manifest_free(&m);
 	return rc;
@@ -537,6 +644,15 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 		free(path);
 		return 0;
 	}
+	if (kind == UDR__K_MANIFEST) {
+		udr__manifest m;
+		free(path);
+		if ((rc = udr__manifest_load(&m, s, h)) < 0)
+			return rc;
+		*out = m.total;
+		udr__manifest_free(&m);
+		return 0;
+	}
 	fd = UDR_IO->open(path, O_RDONLY, 0);
 	free(path);
 	if (fd < 0)
@@ -545,11 +661,7 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 	UDR_IO->close(fd);
 	if (rc < 0)
 		return rc;
-	if (kind == UDR__K_MANIFEST) {
-		if (got < 24 || memcmp(hdr, "UDRM", 4) != 0)
-			return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: bad header", hex);
-		*out = get_u64(hdr + 8);
-	} else if (kind == UDR__K_DELTA) {
+	if (kind == UDR__K_DELTA) {
 		if (got < 12 || memcmp(hdr, "UDRD", 4) != 0)
 			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", hex);
 		*out = get_u32(hdr + 8);

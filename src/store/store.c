@@ -362,7 +362,9 @@ static int get_impl(void **out, size_t *out_len, udr_store *s, const udr_hash *h
 		return rc;
 	if (size >= SIZE_MAX / 2)
 		return udr__error_oom();
-	m.cap = (size_t)size + 1;
+	/* the size comes from a header: grow towards it, never trust it for one
+	 * big allocation */
+	m.cap = (size_t)(size < ((uint64_t)64 << 20) ? size : ((uint64_t)64 << 20)) + 1;
 	if (!(m.p = malloc(m.cap)))
 		return udr__error_oom();
 	rc = udr__content_stream(s, h, verify, mem_sink, &m);

@@ -1,0 +1,943 @@
+/*
+ * import.c - data in and out of table versions through DuckDB: import files
+ * or a query result as Parquet parts (overwrite or append), export a version,
+ * write any query to a file, and row diffs between two versions.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "query/query_internal.h"
+
+/*
+ * Part geometry.  DuckDB parallelizes Parquet scans by row group and its own
+ * writer's default row group is 122,880 rows (60 vectors of 2,048), so that
+ * is the row group size.  A part holds up to 8 row groups (983,040 rows) or
+ * about 128 MB, whichever comes first: big enough that per-file costs (open,
+ * footer, one chunk in the store) vanish next to the scan, small enough that
+ * an append or a re-import of a slice stores little, that GC and dedup work
+ * at a useful granularity, and that parts stream through the store's 1 MiB
+ * buffers quickly.
+ */
+#define PART_COPY_OPTIONS \
+	"FORMAT parquet, ROW_GROUP_SIZE 122880, ROW_GROUPS_PER_FILE 8, FILE_SIZE_BYTES '128MB'"
+
+#define APPEND_RETRIES 16
+
+/* ---- formats ---------------------------------------------------------------------- */
+
+static bool ends_with_ci(const char *s, size_t n, const char *suffix)
+{
+	size_t k = strlen(suffix);
+	return n >= k && strncasecmp(s + n - k, suffix, k) == 0;
+}
+
+static int format_of_path(const char *path)
+{
+	size_t n = strlen(path);
+	if (ends_with_ci(path, n, ".gz"))
+		n -= 3;
+	else if (ends_with_ci(path, n, ".zst"))
+		n -= 4;
+	else if (ends_with_ci(path, n, ".zstd"))
+		n -= 5;
+	if (ends_with_ci(path, n, ".parquet") || ends_with_ci(path, n, ".pq"))
+		return UDR_FORMAT_PARQUET;
+	if (ends_with_ci(path, n, ".csv") || ends_with_ci(path, n, ".tsv") || ends_with_ci(path, n, ".txt"))
+		return UDR_FORMAT_CSV;
+	if (ends_with_ci(path, n, ".ndjson") || ends_with_ci(path, n, ".jsonl"))
+		return UDR_FORMAT_NDJSON;
+	if (ends_with_ci(path, n, ".json"))
+		return UDR_FORMAT_JSON;
+	return UDR_FORMAT_AUTO;
+}
+
+static int resolve_format(int format, const char *path)
+{
+	char qp[200];
+	if (format >= UDR_FORMAT_PARQUET && format <= UDR_FORMAT_NDJSON)
+		return format;
+	if (format != UDR_FORMAT_AUTO)
+		return udr__error_set(UDR_EINVAL, "unknown format %d", format);
+	if ((format = format_of_path(path)) == UDR_FORMAT_AUTO) {
+		udr__quote(qp, sizeof(qp), path);
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot tell the format of '%s' from its extension (use .parquet, .csv, "
+		                      ".json, .ndjson or give the format)",
+		                      qp);
+	}
+	return format;
+}
+
+static const char *format_name(int f)
+{
+	switch (f) {
+	case UDR_FORMAT_PARQUET: return "parquet";
+	case UDR_FORMAT_CSV: return "csv";
+	case UDR_FORMAT_JSON: return "json";
+	case UDR_FORMAT_NDJSON: return "ndjson";
+	default: return "?";
+	}
+}
+
+/* COPY options for writing format f. */
+static const char *copy_options(int f)
+{
+	switch (f) {
+	case UDR_FORMAT_PARQUET: return "FORMAT parquet";
+	case UDR_FORMAT_CSV: return "FORMAT csv, HEADER true";
+	case UDR_FORMAT_JSON: return "FORMAT json, ARRAY true";
+	default: return "FORMAT json";
+	}
+}
+
+/* ---- schemas ------------------------------------------------------------------------ */
+
+typedef struct schema {
+	char **names;
+	char **types;
+	size_t n;
+} schema;
+
+static void schema_free(schema *s)
+{
+	udr_strarray_free(s->names, s->n);
+	udr_strarray_free(s->types, s->n);
+	memset(s, 0, sizeof(*s));
+}
+
+static int schema_json(char **out, const schema *s)
+{
+	json_t *arr = json_array();
+	int rc = 0;
+	if (!arr)
+		return udr__error_oom();
+	for (size_t i = 0; i < s->n && rc == 0; i++) {
+		json_t *o = json_pack("{s:s, s:s}", "name", s->names[i], "type", s->types[i]);
+		if (!o || json_array_append_new(arr, o) < 0)
+			rc = udr__error_oom();
+	}
+	if (rc == 0 && !(*out = json_dumps(arr, JSON_COMPACT)))
+		rc = udr__error_oom();
+	json_decref(arr);
+	return rc;
+}
+
+static int schema_parse(schema *s, const udr_version *v)
+{
+	const char *text = udr_version_get_meta(v, "udr.schema");
+	json_error_t jerr;
+	json_t *arr, *col;
+	size_t i;
+	int rc = 0;
+	memset(s, 0, sizeof(*s));
+	arr = text ? json_loads(text, 0, &jerr) : NULL;
+	if (!arr || !json_is_array(arr)) {
+		json_decref(arr);
+		return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": missing or unreadable udr.schema",
+		                      v->table, v->version);
+	}
+	s->n = json_array_size(arr);
+	if (!(s->names = calloc(s->n ? s->n : 1, sizeof(char *))) ||
+	    !(s->types = calloc(s->n ? s->n : 1, sizeof(char *)))) {
+		json_decref(arr);
+		free(s->names);
+		memset(s, 0, sizeof(*s));
+		return udr__error_oom();
+	}
+	json_array_foreach(arr, i, col) {
+		const char *nm = json_string_value(json_object_get(col, "name"));
+		const char *ty = json_string_value(json_object_get(col, "type"));
+		if (!nm || !ty) {
+			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": bad column %zu in udr.schema",
+			                    v->table, v->version, i);
+			break;
+		}
+		if (!(s->names[i] = strdup(nm)) || !(s->types[i] = strdup(ty))) {
+			rc = udr__error_oom();
+			break;
+		}
+	}
+	json_decref(arr);
+	if (rc < 0)
+		schema_free(s);
+	return rc;
+}
+
+/* The schema of a version: udr.schema, else what DuckDB sees. */
+static int version_schema(schema *s, udr_query *q, const udr_version *v)
+{
+	const char *name;
+	udr__buf b = {0};
+	int rc;
+	if (udr_version_get_meta(v, "udr.schema"))
+		return schema_parse(s, v);
+	memset(s, 0, sizeof(*s));
+	if ((rc = udr__q_view(&name, q, v)) < 0)
+		return rc;
+	rc = udr__buf_puts(&b, "SELECT * FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, name);
+	if (rc == 0)
+		rc = udr__q_describe(&s->names, &s->types, &s->n, q, b.ptr);
+	udr__buf_free(&b);
+	return rc;
+}
+
+/* Same column names in the same order (and same types when check_types). */
+static int schema_match(const schema *old, const schema *neu, const char *table, bool check_types)
+{
+	char a[200], b[200];
+	if (old->n != neu->n) {
+		return udr__error_set(UDR_EINVAL,
+		                      "schema mismatch appending to table %s: it has %zu columns, the new data %zu",
+		                      table, old->n, neu->n);
+	}
+	for (size_t i = 0; i < old->n; i++) {
+		if (strcmp(old->names[i], neu->names[i]) != 0) {
+			udr__quote(a, sizeof(a), old->names[i]);
+			udr__quote(b, sizeof(b), neu->names[i]);
+			return udr__error_set(UDR_EINVAL,
+			                      "schema mismatch appending to table %s: column %zu is '%s' in the "
+			                      "table but '%s' in the new data",
+			                      table, i + 1, a, b);
+		}
+		if (check_types && strcmp(old->types[i], neu->types[i]) != 0) {
+			udr__quote(a, sizeof(a), old->names[i]);
+			return udr__error_set(UDR_EINVAL,
+			                      "schema mismatch appending to table %s: column '%s' is %s in the "
+			                      "table but %s in the new data",
+			                      table, a, old->types[i], neu->types[i]);
+		}
+	}
+	return 0;
+}
+
+/* ---- temp directories ------------------------------------------------------------------ */
+
+static void rmtree_flat(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (d) {
+		while ((e = readdir(d)) != NULL) {
+			char *p;
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			if ((p = udr__path_join(dir, e->d_name)) != NULL) {
+				unlink(p);
+				free(p);
+			}
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+typedef struct part_file {
+	uint64_t seq;
+	char *path;
+} part_file;
+
+static int part_cmp(const void *a, const void *b)
+{
+	const part_file *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The files DuckDB wrote into dir (data_<N>.parquet), in order. */
+static int list_parts(part_file **out, size_t *count, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	part_file *parts = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	if (!d) {
+		if (errno == ENOENT) {
+			*out = NULL;
+			*count = 0;
+			return 0;
+		}
+		return udr__error_io(errno, "cannot list %s", dir);
+	}
+	while ((e = readdir(d)) != NULL) {
+		const char *nm = e->d_name, *us, *dot;
+		uint64_t seq = 0;
+		if (nm[0] == '.')
+			continue;
+		us = strrchr(nm, '_');
+		dot = strrchr(nm, '.');
+		if (!us || !dot || dot < us || udr__parse_u64(&seq, us + 1, (size_t)(dot - us - 1)) < 0)
+			seq = UINT64_MAX; /* unexpected name: keep, after the numbered ones */
+		if (n == cap) {
+			size_t c2 = cap ? cap * 2 : 16;
+			part_file *p = realloc(parts, c2 * sizeof(*p));
+			if (!p) {
+				rc = udr__error_oom();
+				break;
+			}
+			parts = p;
+			cap = c2;
+		}
+		parts[n].seq = seq;
+		if (!(parts[n].path = udr__path_join(dir, nm))) {
+			rc = UDR_ENOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(parts[i].path);
+		free(parts);
+		return rc;
+	}
+	if (n)
+		qsort(parts, n, sizeof(*parts), part_cmp);
+	*out = parts;
+	*count = n;
+	return 0;
+}
+
+static void parts_free(part_file *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i].path);
+	free(p);
+}
+
+/* ---- the common import path ------------------------------------------------------------- */
+
+typedef struct import_src {
+	const char *select_sql;   /* a query producing the rows */
+	const udr_value *params;
+	size_t nparams;
+	const char *source;       /* udr.source: csv, parquet, json, sql */
+} import_src;
+
+static int64_t result_count(const udr_result *r)
+{
+	udr_value v;
+	if (r && udr_result_row_count(r) > 0 && udr_result_get(&v, r, 0, 0) == 0 && v.type == UDR_TYPE_INT64)
+		return v.i64;
+	return -1;
+}
+
+/* Rows of a version: udr.rows, else count them. */
+static int version_rows(uint64_t *out, udr_query *q, const udr_version *v)
+{
+	const char *rows = udr_version_get_meta(v, "udr.rows");
+	const char *name;
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	int64_t n;
+	int rc;
+	if (rows && udr__parse_u64(out, rows, strlen(rows)) == 0)
+		return 0;
+	if ((rc = udr__q_view(&name, q, v)) < 0)
+		return rc;
+	rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, name);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0);
+	udr__buf_free(&b);
+	if (rc < 0)
+		return rc;
+	n = result_count(r);
+	udr_result_free(r);
+	*out = n < 0 ? 0 : (uint64_t)n;
+	return 0;
+}
+
+/* The previous version for an append; *out NULL when the table is new. */
+static int previous_version(udr_version **out, udr_query *q, const char *table)
+{
+	int rc = udr_catalog_get_version(out, q->cat, table, 0);
+	if (rc == UDR_ENOTFOUND) {
+		udr_error_clear();
+		*out = NULL;
+		return 0;
+	}
+	return rc;
+}
+
+static int do_import(uint64_t *version, udr_query *q, const char *table, const import_src *src,
+                     const udr_import_options *opts, const schema *expect)
+{
+	char *dir = NULL, *schema_text = NULL, rowbuf[32];
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	part_file *files = NULL;
+	size_t nfiles = 0;
+	udr_hash *hashes = NULL;
+	schema got = {0};
+	udr_version *prev = NULL, *v = NULL;
+	int64_t rows;
+	int rc;
+
+	if (!(dir = udr__q_tmp_path(q, "import")))
+		return UDR_ENOMEM;
+	/* 1. DuckDB writes the rows as Parquet parts into a fresh directory */
+	rc = udr__buf_puts(&b, "COPY (");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, src->select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") TO ");
+	if (rc == 0)
+		rc = udr__sql_literal(&b, dir);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, src->params, src->nparams);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto out;
+	rows = result_count(r);
+	udr_result_free(r);
+	r = NULL;
+	if (rows < 0) {
+		rc = udr__error_set(UDR_ERROR, "DuckDB did not report the number of rows written");
+		goto out;
+	}
+	if ((rc = list_parts(&files, &nfiles, dir)) < 0)
+		goto out;
+	if (nfiles == 0) {
+		rc = udr__error_set(UDR_ERROR, "DuckDB wrote no Parquet file for table %s", table);
+		goto out;
+	}
+	/* 2. the schema DuckDB will read back */
+	rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
+	if (rc == 0)
+		rc = udr__sql_literal(&b, files[0].path);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ")");
+	if (rc == 0)
+		rc = udr__q_describe(&got.names, &got.types, &got.n, q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto out;
+	if (expect && (rc = schema_match(expect, &got, table, true)) < 0)
+		goto out;
+	if ((rc = schema_json(&schema_text, &got)) < 0)
+		goto out;
+	/* 3. store the parts (an empty result keeps its one empty part: it
+	 *    carries the schema) */
+	if (!(hashes = calloc(nfiles, sizeof(*hashes)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < nfiles; i++) {
+		if ((rc = udr_store_put_file(&hashes[i], q->store, files[i].path)) < 0)
+			goto out;
+		unlink(files[i].path);
+	}
+	/* 4. commit; an append retries when another writer got in first */
+	for (int attempt = 0;; attempt++) {
+		uint64_t base_rows = 0;
+		udr_version_free(v);
+		v = NULL;
+		udr_version_free(prev);
+		prev = NULL;
+		if (opts->mode == UDR_IMPORT_APPEND) {
+			if ((rc = previous_version(&prev, q, table)) < 0)
+				goto out;
+			if (prev) {
+				schema old;
+				if ((rc = version_schema(&old, q, prev)) < 0)
+					goto out;
+				rc = schema_match(&old, &got, table, true);
+				schema_free(&old);
+				if (rc < 0 || (rc = version_rows(&base_rows, q, prev)) < 0)
+					goto out;
+			}
+		}
+		if ((rc = udr_version_new(&v, table, prev ? prev->version + 1 : 1)) < 0)
+			goto out;
+		for (size_t i = 0; prev && i < prev->nchunks && rc == 0; i++)
+			rc = udr_version_add_chunk(v, &prev->chunks[i]);
+		for (size_t i = 0; i < nfiles && rc == 0; i++)
+			rc = udr_version_add_chunk(v, &hashes[i]);
+		snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, base_rows + (uint64_t)rows);
+		if (rc == 0)
+			rc = udr_version_set_meta(v, "udr.format", "parquet");
+		if (rc == 0)
+			rc = udr_version_set_meta(v, "udr.schema", schema_text);
+		if (rc == 0)
+			rc = udr_version_set_meta(v, "udr.rows", rowbuf);
+		if (rc == 0)
+			rc = udr_version_set_meta(v, "udr.source", src->source);
+		if (rc == 0 && opts->message)
+			rc = udr_version_set_message(v, opts->message);
+		if (rc < 0)
+			goto out;
+		if (opts->mode == UDR_IMPORT_APPEND)
+			rc = udr_catalog_commit(q->cat, v);
+		else
+			rc = udr_catalog_commit_next(q->cat, v);
+		if (rc == UDR_ECONFLICT && attempt < APPEND_RETRIES) {
+			udr_error_clear();
+			continue;
+		}
+		break;
+	}
+	if (rc == 0 && version)
+		*version = v->version;
+out:
+	udr_result_free(r);
+	parts_free(files, nfiles);
+	free(hashes);
+	free(schema_text);
+	schema_free(&got);
+	udr_version_free(prev);
+	udr_version_free(v);
+	rmtree_flat(dir);
+	free(dir);
+	return rc;
+}
+
+static int check_import_args(udr_query *q, const char *table, const udr_import_options *opts)
+{
+	if (!q || !table)
+		return udr__error_set(UDR_EINVAL, "invalid argument: NULL session or table");
+	if (opts->version != UDR_IMPORT_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
+	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
+		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
+	if (opts->ref && *opts->ref && strcmp(opts->ref, "main") != 0 && strcmp(opts->ref, "branch:main") != 0)
+		return udr__error_set(UDR_ENOTFOUND, "branch '%s' not found (only 'main' exists)", opts->ref);
+	return udr_table_name_check(table);
+}
+
+/* read_csv([...]) etc. over files; types forces column types (append). */
+static int reader_sql(udr__buf *b, int format, const char *const *files, size_t nfiles, const schema *types)
+{
+	const char *fn = format == UDR_FORMAT_PARQUET ? "read_parquet"
+	                 : format == UDR_FORMAT_CSV   ? "read_csv"
+	                                              : "read_json_auto";
+	int rc = udr__buf_printf(b, "SELECT * FROM %s([", fn);
+	for (size_t i = 0; rc == 0 && i < nfiles; i++) {
+		if (i)
+			rc = udr__buf_puts(b, ", ");
+		if (rc == 0)
+			rc = udr__sql_literal(b, files[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(b, "]");
+	if (rc == 0 && format == UDR_FORMAT_NDJSON)
+		rc = udr__buf_puts(b, ", format = 'newline_delimited'");
+	if (rc == 0 && types && types->n && format != UDR_FORMAT_PARQUET) {
+		rc = udr__buf_puts(b, format == UDR_FORMAT_CSV ? ", types = {" : ", columns = {");
+		for (size_t i = 0; rc == 0 && i < types->n; i++) {
+			if (i)
+				rc = udr__buf_puts(b, ", ");
+			if (rc == 0)
+				rc = udr__sql_literal(b, types->names[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(b, ": ");
+			if (rc == 0)
+				rc = udr__sql_literal(b, types->types[i]);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(b, "}");
+	}
+	return rc ? rc : udr__buf_puts(b, ")");
+}
+
+int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
+                     size_t nfiles, const udr_import_options *opts)
+{
+	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	udr__buf b = {0};
+	schema old = {0};
+	udr_version *prev = NULL;
+	import_src src;
+	int rc, format;
+	if (!opts)
+		opts = &def;
+	if ((rc = check_import_args(q, table, opts)) < 0)
+		return rc;
+	if (!files || nfiles == 0)
+		return udr__error_set(UDR_EINVAL, "no file to import into table %s", table);
+	for (size_t i = 0; i < nfiles; i++) {
+		struct stat st;
+		char qp[300];
+		if (!files[i])
+			return udr__error_set(UDR_EINVAL, "file %zu is NULL", i + 1);
+		udr__quote(qp, sizeof(qp), files[i]);
+		if (stat(files[i], &st) < 0)
+			return udr__error_os(errno, "cannot import '%s'", qp);
+		if (S_ISDIR(st.st_mode))
+			return udr__error_set(UDR_EINVAL, "cannot import '%s': it is a directory", qp);
+	}
+	if ((format = resolve_format(opts->format, files[0])) < 0)
+		return format;
+	if (opts->mode == UDR_IMPORT_APPEND) {
+		/* CSV and JSON types are guessed from the data: read new data with
+		 * the table's types instead, after checking the column names. */
+		if ((rc = previous_version(&prev, q, table)) < 0)
+			return rc;
+		if (prev && format != UDR_FORMAT_PARQUET) {
+			schema neu = {0};
+			if ((rc = version_schema(&old, q, prev)) < 0)
+				goto out;
+			if ((rc = reader_sql(&b, format, files, nfiles, NULL)) < 0)
+				goto out;
+			rc = udr__q_describe(&neu.names, &neu.types, &neu.n, q, b.ptr);
+			udr__buf_free(&b);
+			if (rc == 0)
+				rc = schema_match(&old, &neu, table, false);
+			schema_free(&neu);
+			if (rc < 0)
+				goto out;
+		}
+	}
+	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : NULL)) < 0)
+		goto out;
+	src.select_sql = b.ptr;
+	src.params = NULL;
+	src.nparams = 0;
+	src.source = format == UDR_FORMAT_NDJSON ? "json" : format_name(format);
+	rc = do_import(version, q, table, &src, opts, NULL);
+out:
+	udr__buf_free(&b);
+	schema_free(&old);
+	udr_version_free(prev);
+	return rc;
+}
+
+int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
+                         const udr_value *params, size_t nparams, const udr_import_options *opts)
+{
+	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	char *rewritten = NULL;
+	import_src src;
+	int rc;
+	if (!opts)
+		opts = &def;
+	if ((rc = check_import_args(q, table, opts)) < 0)
+		return rc;
+	if (!sql)
+		return udr__error_set(UDR_EINVAL, "no query to import into table %s", table);
+	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
+		return rc;
+	src.select_sql = rewritten;
+	src.params = params;
+	src.nparams = nparams;
+	src.source = "sql";
+	rc = do_import(version, q, table, &src, opts, NULL);
+	free(rewritten);
+	return rc;
+}
+
+/* ---- writing files ------------------------------------------------------------------------ */
+
+/* COPY (select_sql) TO path atomically: temp name in the same directory. */
+static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, const udr_value *params,
+                        size_t nparams, const char *path, int format)
+{
+	char *tmp = NULL, suffix[96];
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	int64_t n;
+	int rc;
+	if (!path || !*path)
+		return udr__error_set(UDR_EINVAL, "no output path");
+	if ((format = resolve_format(format, path)) < 0)
+		return format;
+	snprintf(suffix, sizeof(suffix), ".udr-tmp-%ld-%lu", (long)getpid(), ++q->counter);
+	if (!(tmp = malloc(strlen(path) + strlen(suffix) + 1)))
+		return udr__error_oom();
+	strcpy(tmp, path);
+	strcat(tmp, suffix);
+	rc = udr__buf_puts(&b, "COPY (");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") TO ");
+	if (rc == 0)
+		rc = udr__sql_literal(&b, tmp);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, " (%s)", copy_options(format));
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, params, nparams);
+	udr__buf_free(&b);
+	if (rc == 0) {
+		n = result_count(r);
+		if (rename(tmp, path) < 0)
+			rc = udr__error_io(errno, "cannot rename %s to %s", tmp, path);
+		else if (rows)
+			*rows = n < 0 ? 0 : (uint64_t)n;
+	}
+	if (rc < 0)
+		unlink(tmp);
+	udr_result_free(r);
+	free(tmp);
+	return rc;
+}
+
+int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *sql, const udr_value *params,
+                          size_t nparams, const char *path, int format)
+{
+	char *rewritten = NULL;
+	int rc;
+	if (!q || !sql)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql_to_file");
+	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
+		return rc;
+	rc = copy_to_file(rows, q, rewritten, params, nparams, path, format);
+	free(rewritten);
+	return rc;
+}
+
+int udr_query_export(uint64_t *rows, udr_query *q, const char *table, const char *ref, const char *path,
+                     int format)
+{
+	udr_version *v = NULL;
+	const char *name;
+	udr__buf b = {0};
+	int rc;
+	if (!q || !table)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_export");
+	if ((rc = udr__q_resolve(&v, q, table, ref)) < 0)
+		return rc;
+	if ((rc = udr__q_view(&name, q, v)) == 0) {
+		rc = udr__buf_puts(&b, "SELECT * FROM ");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, name);
+		if (rc == 0)
+			rc = copy_to_file(rows, q, b.ptr, NULL, 0, path, format);
+	}
+	udr__buf_free(&b);
+	udr_version_free(v);
+	return rc;
+}
+
+/* ---- row diffs ------------------------------------------------------------------------------- */
+
+static ssize_t schema_index(const schema *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* "old.C" / "new.C" */
+static int prefixed_ident(udr__buf *b, const char *prefix, const char *name)
+{
+	udr__buf t = {0};
+	int rc = udr__buf_printf(&t, "%s.%s", prefix, name);
+	if (rc == 0)
+		rc = udr__sql_ident(b, t.ptr);
+	udr__buf_free(&t);
+	return rc;
+}
+
+static int key_list(udr__buf *b, const char *alias, const char *const *keys, size_t nkeys)
+{
+	int rc = 0;
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		if (k)
+			rc = udr__buf_puts(b, ", ");
+		if (rc == 0 && alias)
+			rc = udr__buf_printf(b, "%s.", alias);
+		if (rc == 0)
+			rc = udr__sql_ident(b, keys[k]);
+	}
+	return rc;
+}
+
+/* Fails with UDR_EINVAL when a key value occurs twice in view. */
+static int check_unique(udr_query *q, const char *view, uint64_t version, const char *const *keys,
+                        size_t nkeys, const char *table)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	int rc = udr__buf_puts(&b, "SELECT ");
+	if (rc == 0)
+		rc = key_list(&b, NULL, keys, nkeys);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, view);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " GROUP BY ALL HAVING count(*) > 1 LIMIT 1");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0);
+	udr__buf_free(&b);
+	if (rc == 0 && udr_result_row_count(r) > 0) {
+		char *txt = NULL;
+		udr_result_text(&txt, NULL, r, 0, 0);
+		rc = udr__error_set(UDR_EINVAL,
+		                    "the key is not unique in table %s version %" PRIu64 " (e.g. %s occurs more "
+		                    "than once): diff-rows needs a unique key",
+		                    table, version, txt ? txt : "NULL");
+		udr_free(txt);
+	}
+	udr_result_free(r);
+	return rc;
+}
+
+int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const char *ref1,
+                        const char *ref2, const char *const *keys, size_t nkeys)
+{
+	udr_version *v1 = NULL, *v2 = NULL;
+	const char *n1, *n2;
+	schema s1 = {0}, s2 = {0};
+	udr__buf b = {0};
+	char **cols = NULL;
+	size_t ncols = 0;
+	int rc;
+	if (!out || !q || !table || !keys || nkeys == 0)
+		return udr__error_set(UDR_EINVAL, "diff-rows needs a table, two versions and at least one key column");
+	*out = NULL;
+	for (size_t k = 0; k < nkeys; k++)
+		if (!keys[k] || !*keys[k])
+			return udr__error_set(UDR_EINVAL, "empty key column name");
+	if ((rc = udr__q_resolve(&v1, q, table, ref1)) < 0 || (rc = udr__q_resolve(&v2, q, table, ref2)) < 0)
+		goto out;
+	if ((rc = version_schema(&s1, q, v1)) < 0 || (rc = version_schema(&s2, q, v2)) < 0)
+		goto out;
+	if ((rc = udr__q_view(&n1, q, v1)) < 0 || (rc = udr__q_view(&n2, q, v2)) < 0)
+		goto out;
+	/* view names are owned by q and may move when q->views grows: re-find */
+	{
+		char a[UDR_TABLE_NAME_MAX + 32], c[UDR_TABLE_NAME_MAX + 32];
+		snprintf(a, sizeof(a), "%s@%" PRIu64, v1->table, v1->version);
+		snprintf(c, sizeof(c), "%s@%" PRIu64, v2->table, v2->version);
+		for (size_t k = 0; k < nkeys; k++) {
+			char qk[200];
+			udr__quote(qk, sizeof(qk), keys[k]);
+			if (schema_index(&s1, keys[k]) < 0 || schema_index(&s2, keys[k]) < 0) {
+				rc = udr__error_set(UDR_EINVAL, "key column '%s' is not in table %s version %" PRIu64,
+				                    qk, table, schema_index(&s1, keys[k]) < 0 ? v1->version : v2->version);
+				goto out;
+			}
+			for (size_t j = 0; j < k; j++)
+				if (strcmp(keys[j], keys[k]) == 0) {
+					rc = udr__error_set(UDR_EINVAL, "key column '%s' is given twice", qk);
+					goto out;
+				}
+		}
+		if ((rc = check_unique(q, a, v1->version, keys, nkeys, table)) < 0 ||
+		    (rc = check_unique(q, c, v2->version, keys, nkeys, table)) < 0)
+			goto out;
+		/* the other columns: old's order, then the ones only new has */
+		if (!(cols = calloc(s1.n + s2.n + 1, sizeof(*cols)))) {
+			rc = udr__error_oom();
+			goto out;
+		}
+		for (size_t i = 0; i < s1.n + s2.n; i++) {
+			const char *nm = i < s1.n ? s1.names[i] : s2.names[i - s1.n];
+			bool is_key = false, seen = false;
+			for (size_t k = 0; k < nkeys; k++)
+				is_key = is_key || strcmp(keys[k], nm) == 0;
+			for (size_t j = 0; j < ncols; j++)
+				seen = seen || strcmp(cols[j], nm) == 0;
+			if (!is_key && !seen)
+				cols[ncols++] = (char *)nm;
+		}
+		rc = udr__buf_puts(&b, "SELECT CASE WHEN o.\"__udr_old\" IS NULL THEN 'added' "
+		                       "WHEN n.\"__udr_new\" IS NULL THEN 'removed' ELSE 'changed' END AS change");
+		for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+			rc = udr__buf_puts(&b, ", COALESCE(o.");
+			if (rc == 0)
+				rc = udr__sql_ident(&b, keys[k]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, ", n.");
+			if (rc == 0)
+				rc = udr__sql_ident(&b, keys[k]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, ") AS ");
+			if (rc == 0)
+				rc = udr__sql_ident(&b, keys[k]);
+		}
+		for (size_t i = 0; rc == 0 && i < ncols; i++) {
+			bool in1 = schema_index(&s1, cols[i]) >= 0, in2 = schema_index(&s2, cols[i]) >= 0;
+			rc = udr__buf_puts(&b, in1 ? ", o." : ", NULL");
+			if (rc == 0 && in1)
+				rc = udr__sql_ident(&b, cols[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, " AS ");
+			if (rc == 0)
+				rc = prefixed_ident(&b, "old", cols[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, in2 ? ", n." : ", NULL");
+			if (rc == 0 && in2)
+				rc = udr__sql_ident(&b, cols[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, " AS ");
+			if (rc == 0)
+				rc = prefixed_ident(&b, "new", cols[i]);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " FROM (SELECT *, true AS \"__udr_old\" FROM ");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, a);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") o FULL OUTER JOIN (SELECT *, true AS \"__udr_new\" FROM ");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, c);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") n ON ");
+		for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+			rc = udr__buf_puts(&b, k ? " AND o." : "o.");
+			if (rc == 0)
+				rc = udr__sql_ident(&b, keys[k]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, " IS NOT DISTINCT FROM n.");
+			if (rc == 0)
+				rc = udr__sql_ident(&b, keys[k]);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " WHERE o.\"__udr_old\" IS NULL OR n.\"__udr_new\" IS NULL");
+		for (size_t i = 0; rc == 0 && i < ncols; i++) {
+			bool in1 = schema_index(&s1, cols[i]) >= 0, in2 = schema_index(&s2, cols[i]) >= 0;
+			rc = udr__buf_puts(&b, " OR ");
+			if (rc == 0 && in1 && in2) {
+				rc = udr__buf_puts(&b, "o.");
+				if (rc == 0)
+					rc = udr__sql_ident(&b, cols[i]);
+				if (rc == 0)
+					rc = udr__buf_puts(&b, " IS DISTINCT FROM n.");
+				if (rc == 0)
+					rc = udr__sql_ident(&b, cols[i]);
+			} else if (rc == 0) {
+				/* a column only one side has: changed when it holds a value */
+				rc = udr__buf_puts(&b, in1 ? "o." : "n.");
+				if (rc == 0)
+					rc = udr__sql_ident(&b, cols[i]);
+				if (rc == 0)
+					rc = udr__buf_puts(&b, " IS NOT NULL");
+			}
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " ORDER BY ");
+		for (size_t k = 0; rc == 0 && k < nkeys; k++)
+			rc = udr__buf_printf(&b, "%s%zu", k ? ", " : "", k + 2);
+		if (rc == 0)
+			rc = udr__q_run(out, q, b.ptr, NULL, 0);
+	}
+	(void)n1;
+	(void)n2;
+out:
+	free(cols);
+	udr__buf_free(&b);
+	schema_free(&s1);
+	schema_free(&s2);
+	udr_version_free(v1);
+	udr_version_free(v2);
+	return rc;
+}

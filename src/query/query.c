@@ -1,0 +1,1033 @@
+/*
+ * query.c - the query session: an in-memory DuckDB over a udr_db.  Table
+ * references in SQL become temporary views over a version's parts, read in
+ * place from the store when a part is one plain file, else materialized once
+ * into a content-addressed cache; every part is verified against its hash
+ * once per process before DuckDB reads it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "query/query_internal.h"
+
+/* ---- verified parts (process-wide) -------------------------------------------- */
+
+/* A part is verified once per process: keyed by its hash and the identity of
+ * the file that was hashed, so a replaced or rewritten file is hashed again. */
+typedef struct vent {
+	udr_hash h;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns;
+} vent;
+
+static pthread_mutex_t g_vmu = PTHREAD_MUTEX_INITIALIZER;
+static vent *g_vents;
+static size_t g_nvents, g_capvents;
+
+static int vent_cmp(const vent *a, const vent *b)
+{
+	int c = memcmp(a->h.bytes, b->h.bytes, UDR_HASH_SIZE);
+	if (c)
+		return c;
+	if (a->dev != b->dev)
+		return a->dev < b->dev ? -1 : 1;
+	if (a->ino != b->ino)
+		return a->ino < b->ino ? -1 : 1;
+	if (a->size != b->size)
+		return a->size < b->size ? -1 : 1;
+	if (a->mtime_ns != b->mtime_ns)
+		return a->mtime_ns < b->mtime_ns ? -1 : 1;
+	return 0;
+}
+
+/* Index where e is or would be; *found set when it is there. */
+static size_t vent_find(const vent *e, bool *found)
+{
+	size_t lo = 0, hi = g_nvents;
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = vent_cmp(&g_vents[mid], e);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void vent_of(vent *e, const udr_hash *h, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->h = *h;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->size = st->st_size;
+	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static bool vent_known(const udr_hash *h, const struct stat *st)
+{
+	vent e;
+	bool found;
+	vent_of(&e, h, st);
+	pthread_mutex_lock(&g_vmu);
+	vent_find(&e, &found);
+	pthread_mutex_unlock(&g_vmu);
+	return found;
+}
+
+static void vent_add(const udr_hash *h, const struct stat *st)
+{
+	vent e;
+	bool found;
+	size_t at;
+	vent_of(&e, h, st);
+	pthread_mutex_lock(&g_vmu);
+	at = vent_find(&e, &found);
+	if (!found) {
+		if (g_nvents == g_capvents) {
+			size_t cap = g_capvents ? g_capvents * 2 : 64;
+			vent *p = realloc(g_vents, cap * sizeof(*p));
+			if (!p)
+				goto out; /* not remembering only costs a rehash later */
+			g_vents = p;
+			g_capvents = cap;
+		}
+		memmove(&g_vents[at + 1], &g_vents[at], (g_nvents - at) * sizeof(*g_vents));
+		g_vents[at] = e;
+		g_nvents++;
+	}
+out:
+	pthread_mutex_unlock(&g_vmu);
+}
+
+/* Hash the file at path once per process; a mismatch is UDR_ECORRUPT. */
+static int verify_file(const char *path, const udr_hash *h, const udr_version *v)
+{
+	struct stat st;
+	udr_hash got;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	int fd, rc;
+	udr_hash_tohex(hex, h);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is missing (%s)",
+			                      v->table, v->version, hex, path);
+		return udr__error_io(errno, "cannot open part %s (%s)", hex, path);
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = udr__error_io(errno, "cannot stat part %s (%s)", hex, path);
+		close(fd);
+		return rc;
+	}
+	if (vent_known(h, &st)) {
+		close(fd);
+		return 0;
+	}
+	rc = udr_hash_fd(&got, fd);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (!udr_hash_equal(&got, h))
+		return udr__error_set(UDR_ECORRUPT,
+		                      "table %s version %" PRIu64 ": part %s is damaged (its content does not "
+		                      "match its hash; file %s)",
+		                      v->table, v->version, hex, path);
+	vent_add(h, &st);
+	return 0;
+}
+
+/* ---- parts ---------------------------------------------------------------------------- */
+
+static char *cache_path(udr_query *q, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1], name[UDR_HASH_HEXSIZE + 16];
+	udr_hash_tohex(hex, h);
+	snprintf(name, sizeof(name), "%s.parquet", hex);
+	return udr__path_join(q->cache_dir, name);
+}
+
+/* Materialize a part into the cache (verified while written). */
+static int materialize(udr_query *q, const udr_hash *h, const char *path, const udr_version *v)
+{
+	struct stat st;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	int rc = udr_store_get_file(q->store, h, path, UDR_GET_VERIFY);
+	if (rc < 0) {
+		udr_hash_tohex(hex, h);
+		if (rc == UDR_ENOTFOUND)
+			return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is missing from the store",
+			                      v->table, v->version, hex);
+		if (rc == UDR_ECORRUPT)
+			return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is damaged: %s",
+			                      v->table, v->version, hex, udr_error_last()->message);
+		return rc;
+	}
+	if (stat(path, &st) == 0)
+		vent_add(h, &st);
+	return 0;
+}
+
+/* Where DuckDB reads part h: in place, or from the cache. */
+static int part_path(char **out, bool *cached, udr_query *q, const udr_hash *h, const udr_version *v)
+{
+	char *p = NULL, hex[UDR_HASH_HEXSIZE + 1];
+	int rc = udr_store_local_path(&p, q->store, h);
+	*cached = false;
+	if (rc == 0) {
+		if (q->verify && (rc = verify_file(p, h, v)) < 0) {
+			free(p);
+			return rc;
+		}
+		*out = p;
+		return 0;
+	}
+	if (rc == UDR_ENOTFOUND) {
+		udr_hash_tohex(hex, h);
+		return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is missing from the store",
+		                      v->table, v->version, hex);
+	}
+	if (rc < 0)
+		return rc;
+	/* 1: not one plain file (compressed, pieces ...): read it from the cache */
+	udr_error_clear();
+	if (!(p = cache_path(q, h)))
+		return UDR_ENOMEM;
+	*cached = true;
+	if (access(p, F_OK) == 0) {
+		if (!q->verify || (rc = verify_file(p, h, v)) == 0) {
+			*out = p;
+			return 0;
+		}
+		if (rc != UDR_ECORRUPT) {
+			free(p);
+			return rc;
+		}
+		udr_error_clear(); /* a damaged cache file is just rewritten */
+	}
+	if ((rc = materialize(q, h, p, v)) < 0) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+static bool is_hex64(const char *s)
+{
+	for (int i = 0; i < UDR_HASH_HEXSIZE; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int udr__q_error(udr_query *q, const char *msg)
+{
+	if (!msg || !*msg)
+		msg = "unknown DuckDB error";
+	/* A part that DuckDB cannot read (truncated, not Parquet): name it. */
+	for (const char *s = msg; q && s[0]; s++) {
+		udr_hash h;
+		char hex[UDR_HASH_HEXSIZE + 1];
+		if (!(s == msg || s[-1] == '/') || strlen(s) < UDR_HASH_HEXSIZE || !is_hex64(s))
+			continue;
+		memcpy(hex, s, UDR_HASH_HEXSIZE);
+		hex[UDR_HASH_HEXSIZE] = '\0';
+		if (udr_hash_fromhex(&h, hex) < 0) {
+			udr_error_clear();
+			continue;
+		}
+		for (size_t i = 0; i < q->nviews; i++)
+			for (size_t k = 0; k < q->views[i].nparts; k++)
+				if (udr_hash_equal(&q->views[i].parts[k], &h))
+					return udr__error_set(UDR_ECORRUPT,
+					                      "table %s version %" PRIu64 ": part %s is not readable: %s",
+					                      q->views[i].table, q->views[i].version, hex, msg);
+	}
+	if (strncmp(msg, "Catalog Error", 13) == 0 && strstr(msg, "does not exist"))
+		return udr__error_set(UDR_ENOTFOUND, "%s", msg);
+	if (strncmp(msg, "Out of Memory Error", 19) == 0)
+		return udr__error_set(UDR_ENOMEM, "%s", msg);
+	return udr__error_set(UDR_EINVAL, "%s", msg);
+}
+
+int udr__q_exec(udr_query *q, const char *sql)
+{
+	duckdb_result res;
+	int rc = 0;
+	if (duckdb_query(q->con, sql, &res) == DuckDBError)
+		rc = udr__q_error(q, duckdb_result_error(&res));
+	duckdb_destroy_result(&res);
+	return rc;
+}
+
+static int bind_params(udr_query *q, duckdb_prepared_statement st, const udr_value *params, size_t n)
+{
+	idx_t want = duckdb_nparams(st);
+	if (want != n)
+		return udr__error_set(UDR_EINVAL, "the statement has %llu parameter%s but %zu value%s given",
+		                      (unsigned long long)want, want == 1 ? "" : "s", n, n == 1 ? " was" : "s were");
+	for (size_t i = 0; i < n; i++) {
+		const udr_value *v = &params[i];
+		idx_t at = (idx_t)i + 1;
+		duckdb_state s;
+		switch (v->type) {
+		case UDR_TYPE_NULL: s = duckdb_bind_null(st, at); break;
+		case UDR_TYPE_BOOL: s = duckdb_bind_boolean(st, at, v->i64 != 0); break;
+		case UDR_TYPE_INT64: s = duckdb_bind_int64(st, at, v->i64); break;
+		case UDR_TYPE_DOUBLE: s = duckdb_bind_double(st, at, v->f64); break;
+		case UDR_TYPE_TEXT:
+		case UDR_TYPE_OTHER:
+			if (!v->str && v->len)
+				return udr__error_set(UDR_EINVAL, "parameter %zu: NULL text", i + 1);
+			s = duckdb_bind_varchar_length(st, at, v->str ? v->str : "", v->len);
+			break;
+		case UDR_TYPE_BLOB:
+			if (!v->str && v->len)
+				return udr__error_set(UDR_EINVAL, "parameter %zu: NULL blob", i + 1);
+			s = duckdb_bind_blob(st, at, v->str ? v->str : "", v->len);
+			break;
+		default:
+			return udr__error_set(UDR_EINVAL, "parameter %zu: unknown type %d", i + 1, v->type);
+		}
+		if (s == DuckDBError)
+			return udr__error_set(UDR_EINVAL, "parameter %zu cannot be bound: %s", i + 1,
+			                      duckdb_prepare_error(st) ? duckdb_prepare_error(st) : "type mismatch");
+	}
+	return 0;
+}
+
+int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
+{
+	duckdb_result res;
+	int rc = 0;
+	if (nparams == 0) {
+		/* without parameters: a whole script may run (last result kept) */
+		if (duckdb_query(q->con, sql, &res) == DuckDBError) {
+			rc = udr__q_error(q, duckdb_result_error(&res));
+			duckdb_destroy_result(&res);
+			return rc;
+		}
+	} else {
+		duckdb_prepared_statement st = NULL;
+		if (!params)
+			return udr__error_set(UDR_EINVAL, "parameters are NULL");
+		if (duckdb_prepare(q->con, sql, &st) == DuckDBError) {
+			rc = udr__q_error(q, duckdb_prepare_error(st));
+			duckdb_destroy_prepare(&st);
+			return rc;
+		}
+		if ((rc = bind_params(q, st, params, nparams)) < 0) {
+			duckdb_destroy_prepare(&st);
+			return rc;
+		}
+		if (duckdb_execute_prepared(st, &res) == DuckDBError) {
+			rc = udr__q_error(q, duckdb_result_error(&res));
+			duckdb_destroy_result(&res);
+			duckdb_destroy_prepare(&st);
+			return rc;
+		}
+		duckdb_destroy_prepare(&st);
+	}
+	if (out)
+		return udr__result_from_duckdb(out, &res);
+	duckdb_destroy_result(&res);
+	return 0;
+}
+
+/* ---- sessions ----------------------------------------------------------------------------- */
+
+static int set_config(duckdb_config cfg, const char *name, const char *value)
+{
+	if (duckdb_set_config(cfg, name, value) == DuckDBError)
+		return udr__error_set(UDR_EINVAL, "invalid DuckDB setting %s = '%s'", name, value);
+	return 0;
+}
+
+int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
+{
+	udr_query_options def = UDR_QUERY_OPTIONS_INIT;
+	duckdb_config cfg = NULL;
+	udr_query *q;
+	char *err = NULL, *spill = NULL, threads[32];
+	int rc;
+	if (!out || !db)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_open");
+	if (!opts)
+		opts = &def;
+	if (opts->version != UDR_QUERY_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_query_options version %u", opts->version);
+	if (!(q = calloc(1, sizeof(*q))))
+		return udr__error_oom();
+	q->db = db;
+	q->store = udr_db_store(db);
+	q->cat = udr_db_catalog(db);
+	q->verify = opts->verify != 0;
+	if (opts->cache_dir && *opts->cache_dir)
+		q->cache_dir = strdup(opts->cache_dir);
+	else {
+		char *c = udr__path_join(udr_db_path(db), "cache");
+		q->cache_dir = c ? udr__path_join(c, "query") : NULL;
+		free(c);
+	}
+	if (!q->cache_dir || !(q->tmp_dir = udr__path_join(q->cache_dir, "tmp")) ||
+	    !(spill = udr__path_join(q->tmp_dir, "duckdb"))) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	if ((rc = udr__mkdirs(q->tmp_dir)) < 0)
+		goto fail;
+	if (duckdb_create_config(&cfg) == DuckDBError) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	/* No network: Parquet and JSON are built in; nothing is installed. */
+	if ((rc = set_config(cfg, "autoinstall_known_extensions", "false")) < 0 ||
+	    (rc = set_config(cfg, "temp_directory", spill)) < 0)
+		goto fail;
+	if (opts->threads > 0) {
+		snprintf(threads, sizeof(threads), "%d", opts->threads);
+		if ((rc = set_config(cfg, "threads", threads)) < 0)
+			goto fail;
+	}
+	if (opts->memory_limit && (rc = set_config(cfg, "memory_limit", opts->memory_limit)) < 0)
+		goto fail;
+	if (duckdb_open_ext(NULL, &q->ddb, cfg, &err) == DuckDBError) {
+		rc = udr__error_set(UDR_ERROR, "cannot start DuckDB: %s", err ? err : "unknown error");
+		duckdb_free(err);
+		q->ddb = NULL;
+		goto fail;
+	}
+	if (duckdb_connect(q->ddb, &q->con) == DuckDBError) {
+		rc = udr__error_set(UDR_ERROR, "cannot connect to DuckDB");
+		q->con = NULL;
+		goto fail;
+	}
+	/* Parts are immutable (content-addressed): their Parquet footers can be
+	 * cached for the life of the session. */
+	if ((rc = udr__q_exec(q, "SET parquet_metadata_cache = true")) < 0)
+		goto fail;
+	duckdb_destroy_config(&cfg);
+	free(spill);
+	*out = q;
+	return 0;
+fail:
+	if (cfg)
+		duckdb_destroy_config(&cfg);
+	free(spill);
+	udr_query_close(q);
+	return rc;
+}
+
+static void view_free(udr__view *v)
+{
+	free(v->name);
+	free(v->table);
+	free(v->parts);
+	for (size_t i = 0; v->paths && i < v->nparts; i++)
+		free(v->paths[i]);
+	free(v->paths);
+	free(v->cached);
+	memset(v, 0, sizeof(*v));
+}
+
+void udr_query_close(udr_query *q)
+{
+	if (!q)
+		return;
+	if (q->con)
+		duckdb_disconnect(&q->con);
+	if (q->ddb)
+		duckdb_close(&q->ddb);
+	for (size_t i = 0; i < q->nviews; i++)
+		view_free(&q->views[i]);
+	free(q->views);
+	free(q->cache_dir);
+	free(q->tmp_dir);
+	free(q);
+}
+
+char *udr__q_tmp_path(udr_query *q, const char *what)
+{
+	char name[128];
+	unsigned int rnd;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, &rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
+		rnd = (unsigned int)udr__now_ms();
+	if (fd >= 0)
+		close(fd);
+	snprintf(name, sizeof(name), "%s-%ld-%lu-%08x", what, (long)getpid(), ++q->counter, rnd);
+	return udr__path_join(q->tmp_dir, name);
+}
+
+/* ---- views over versions --------------------------------------------------------------------- */
+
+static udr__view *view_find(udr_query *q, const char *name)
+{
+	for (size_t i = 0; i < q->nviews; i++)
+		if (strcmp(q->views[i].name, name) == 0)
+			return &q->views[i];
+	return NULL;
+}
+
+/* DuckDB type names from udr.schema are spliced into SQL: allow only what
+ * type names are made of. */
+static bool type_text_ok(const char *t)
+{
+	if (!*t)
+		return false;
+	for (const char *p = t; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      strchr("_ (),[]", *p)))
+			return false;
+	return true;
+}
+
+/* SELECT over a version without parts: typed NULLs, no rows. */
+static int empty_select(udr__buf *b, const udr_version *v)
+{
+	const char *schema = udr_version_get_meta(v, "udr.schema");
+	json_error_t jerr;
+	json_t *arr = schema ? json_loads(schema, 0, &jerr) : NULL;
+	size_t i;
+	json_t *col;
+	int rc = 0;
+	if (!arr || !json_is_array(arr) || json_array_size(arr) == 0) {
+		json_decref(arr);
+		return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 " has no parts and no usable udr.schema",
+		                      v->table, v->version);
+	}
+	rc = udr__buf_puts(b, "SELECT ");
+	json_array_foreach(arr, i, col) {
+		const char *name = json_string_value(json_object_get(col, "name"));
+		const char *type = json_string_value(json_object_get(col, "type"));
+		if (!name || !type || !type_text_ok(type)) {
+			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": bad column %zu in udr.schema",
+			                    v->table, v->version, i);
+			break;
+		}
+		if (rc == 0 && i)
+			rc = udr__buf_puts(b, ", ");
+		if (rc == 0)
+			rc = udr__buf_printf(b, "CAST(NULL AS %s) AS ", type);
+		if (rc == 0)
+			rc = udr__sql_ident(b, name);
+		if (rc)
+			break;
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(b, " LIMIT 0");
+	json_decref(arr);
+	return rc;
+}
+
+static int create_view(udr_query *q, const udr__view *vw, const udr_version *v)
+{
+	const char *fmt = udr_version_get_meta(v, "udr.format");
+	udr__buf b = {0};
+	int rc = udr__buf_puts(&b, "CREATE OR REPLACE TEMP VIEW ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, vw->name);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " AS ");
+	if (rc == 0 && vw->nparts == 0) {
+		rc = empty_select(&b, v);
+	} else if (rc == 0) {
+		const char *reader;
+		if (!fmt || strcmp(fmt, "parquet") == 0)
+			reader = "read_parquet";
+		else if (strcmp(fmt, "csv") == 0)
+			reader = "read_csv";
+		else if (strcmp(fmt, "json") == 0)
+			reader = "read_json_auto";
+		else {
+			char qf[64];
+			udr__quote(qf, sizeof(qf), fmt);
+			udr__buf_free(&b);
+			return udr__error_set(UDR_EINVAL, "table %s version %" PRIu64 ": unsupported udr.format '%s'",
+			                      v->table, v->version, qf);
+		}
+		rc = udr__buf_printf(&b, "SELECT * FROM %s([", reader);
+		for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
+			if (i)
+				rc = udr__buf_puts(&b, ", ");
+			if (rc == 0)
+				rc = udr__sql_literal(&b, vw->paths[i]);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&b, "])");
+	}
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	return rc;
+}
+
+/* Cached parts may have been trimmed since the view was made: bring them back. */
+static int view_refresh(udr_query *q, udr__view *vw, const udr_version *v)
+{
+	for (size_t i = 0; i < vw->nparts; i++) {
+		int rc;
+		if (!vw->cached[i] || access(vw->paths[i], F_OK) == 0)
+			continue;
+		if ((rc = materialize(q, &vw->parts[i], vw->paths[i], v)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Ensure view name exists over version v. */
+static int ensure_view(const char **out, udr_query *q, const char *name, const udr_version *v)
+{
+	udr__view *vw = view_find(q, name), nv;
+	int rc = 0;
+	if (vw && strcmp(vw->table, v->table) == 0 && vw->version == v->version) {
+		if ((rc = view_refresh(q, vw, v)) < 0)
+			return rc;
+		*out = vw->name;
+		return 0;
+	}
+	memset(&nv, 0, sizeof(nv));
+	nv.nparts = v->nchunks;
+	nv.version = v->version;
+	if (!(nv.name = strdup(name)) || !(nv.table = strdup(v->table)) ||
+	    !(nv.parts = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.parts))) ||
+	    !(nv.paths = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.paths))) ||
+	    !(nv.cached = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.cached)))) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	for (size_t i = 0; i < v->nchunks; i++) {
+		nv.parts[i] = v->chunks[i];
+		if ((rc = part_path(&nv.paths[i], &nv.cached[i], q, &v->chunks[i], v)) < 0)
+			goto fail;
+	}
+	if (!vw && q->nviews == q->capviews) {
+		size_t cap = q->capviews ? q->capviews * 2 : 16;
+		udr__view *p = realloc(q->views, cap * sizeof(*p));
+		if (!p) {
+			rc = udr__error_oom();
+			goto fail;
+		}
+		q->views = p;
+		q->capviews = cap;
+	}
+	/* register first, so that an error while creating it can name its parts */
+	if (vw)
+		view_free(vw);
+	else
+		vw = &q->views[q->nviews++];
+	*vw = nv;
+	if ((rc = create_view(q, vw, v)) < 0) {
+		/* keep the entry (for error messages) but make sure it is rebuilt */
+		vw->version = 0;
+		return rc;
+	}
+	*out = vw->name;
+	return 0;
+fail:
+	view_free(&nv);
+	return rc;
+}
+
+int udr__q_view(const char **name, udr_query *q, const udr_version *v)
+{
+	char buf[UDR_TABLE_NAME_MAX + 32];
+	snprintf(buf, sizeof(buf), "%s@%" PRIu64, v->table, v->version);
+	return ensure_view(name, q, buf, v);
+}
+
+/* ---- resolving references -------------------------------------------------------------------- */
+
+static int resolve_ref(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
+                       uint64_t head)
+{
+	char qt[UDR_TABLE_NAME_MAX * 4 + 8], qr[UDR__REF_TEXT_MAX * 4 + 8];
+	int rc;
+	udr__quote(qt, sizeof(qt), table);
+	udr__quote(qr, sizeof(qr), ref->text);
+	switch (ref->kind) {
+	case UDR__REF_BRANCH:
+		if (strcmp(ref->text, "main") != 0)
+			return udr__error_set(UDR_ENOTFOUND, "branch '%s' not found (only 'main' exists)", qr);
+		/* fall through */
+	case UDR__REF_LATEST:
+		rc = head ? udr_catalog_get_version_at_seq(out, q->cat, table, head)
+		          : udr_catalog_get_version(out, q->cat, table, 0);
+		if (rc == UDR_ENOTFOUND)
+			return udr__error_set(UDR_ENOTFOUND, "table '%s' not found", qt);
+		return rc;
+	case UDR__REF_VERSION:
+		rc = udr_catalog_get_version(out, q->cat, table, ref->num);
+		if (rc == UDR_ENOTFOUND) {
+			uint64_t latest = 0;
+			if (udr_catalog_latest(&latest, q->cat, table) < 0)
+				return udr__error_set(UDR_ENOTFOUND, "table '%s' not found", qt);
+			return udr__error_set(UDR_ENOTFOUND, "table '%s' has no version %" PRIu64 " (latest is %" PRIu64 ")",
+			                      qt, ref->num, latest);
+		}
+		return rc;
+	case UDR__REF_TIME:
+		rc = udr_catalog_get_version_at_time(out, q->cat, table, ref->time_ms);
+		if (rc == UDR_ENOTFOUND)
+			return udr__error_set(UDR_ENOTFOUND, "table '%s' had no version at %s", qt, qr);
+		return rc;
+	case UDR__REF_COMMIT:
+		if (ref->num > head)
+			return udr__error_set(UDR_ENOTFOUND, "commit %" PRIu64 " not found (the last is %" PRIu64 ")",
+			                      ref->num, head);
+		rc = udr_catalog_get_version_at_seq(out, q->cat, table, ref->num);
+		if (rc == UDR_ENOTFOUND)
+			return udr__error_set(UDR_ENOTFOUND, "table '%s' had no version at commit %" PRIu64, qt, ref->num);
+		return rc;
+	case UDR__REF_TAG:
+		return udr__error_set(UDR_ENOTFOUND, "tag '%s' not found", qr);
+	}
+	return udr__error_set(UDR_EINVAL, "bad reference");
+}
+
+int udr__q_resolve(udr_version **out, udr_query *q, const char *table, const char *ref)
+{
+	char name[UDR_TABLE_NAME_MAX + 1], qt[200];
+	const char *at;
+	udr__ref r;
+	uint64_t head = 0;
+	int rc;
+	if (!out || !q || !table)
+		return udr__error_set(UDR_EINVAL, "invalid argument: table is NULL");
+	at = strchr(table, '@');
+	if (at) {
+		if (ref)
+			return udr__error_set(UDR_EINVAL, "a reference is given twice (in the table and as ref)");
+		ref = at + 1;
+	}
+	if ((size_t)(at ? at - table : (ptrdiff_t)strlen(table)) > UDR_TABLE_NAME_MAX) {
+		udr__quote(qt, sizeof(qt), table);
+		return udr__error_set(UDR_EINVAL, "invalid table name '%s'", qt);
+	}
+	memcpy(name, table, at ? (size_t)(at - table) : strlen(table));
+	name[at ? (size_t)(at - table) : strlen(table)] = '\0';
+	if ((rc = udr_table_name_check(name)) < 0)
+		return rc;
+	if (!ref || !*ref) {
+		memset(&r, 0, sizeof(r));
+		r.kind = UDR__REF_LATEST;
+	} else if ((rc = udr__ref_parse(&r, ref, strlen(ref))) < 0) {
+		return rc;
+	}
+	if ((rc = udr_catalog_head(&head, q->cat)) < 0)
+		return rc;
+	return resolve_ref(out, q, name, &r, head);
+}
+
+int udr_query_resolve(uint64_t *version, udr_query *q, const char *table, const char *ref)
+{
+	udr_version *v = NULL;
+	int rc;
+	if (!version || !q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_resolve");
+	if ((rc = udr__q_resolve(&v, q, table, ref)) < 0)
+		return rc;
+	*version = v->version;
+	udr_version_free(v);
+	return 0;
+}
+
+/* ---- udr_log and udr_tables ------------------------------------------------------------------ */
+
+static int appender_error(duckdb_appender *app, const char *what)
+{
+	const char *e = duckdb_appender_error(*app);
+	int rc = udr__error_set(UDR_ERROR, "cannot fill %s: %s", what, e ? e : "appender error");
+	duckdb_appender_destroy(app);
+	return rc;
+}
+
+static duckdb_state append_text(duckdb_appender app, const char *s)
+{
+	return s ? duckdb_append_varchar(app, s) : duckdb_append_null(app);
+}
+
+static duckdb_timestamp ts_of_ms(int64_t ms)
+{
+	duckdb_timestamp t;
+	t.micros = ms * 1000;
+	return t;
+}
+
+static int ensure_log(udr_query *q, uint64_t head)
+{
+	udr_log_query lq = UDR_LOG_QUERY_INIT;
+	udr_commit **commits = NULL;
+	size_t n = 0;
+	duckdb_appender app;
+	int rc;
+	if (!q->log_built) {
+		rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_log (seq BIGINT, time TIMESTAMP, "
+		                    "branch VARCHAR, author VARCHAR, message VARCHAR, \"table\" VARCHAR, "
+		                    "old_version BIGINT, new_version BIGINT)");
+		if (rc < 0)
+			return rc;
+		q->log_built = true;
+		q->log_seq = 0;
+	}
+	if (q->log_seq >= head)
+		return 0;
+	lq.since_seq = q->log_seq; /* incremental: the log only grows */
+	if ((rc = udr_catalog_log(&commits, &n, q->cat, &lq)) < 0)
+		return rc;
+	if (duckdb_appender_create_ext(q->con, "temp", "main", "udr_log", &app) == DuckDBError) {
+		udr_commit_array_free(commits, n);
+		return appender_error(&app, "udr_log");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const udr_commit *c = commits[i];
+		if (c->seq > head)
+			break;
+		for (size_t k = 0; k < c->nchanges; k++) {
+			if (duckdb_append_int64(app, (int64_t)c->seq) || duckdb_append_timestamp(app, ts_of_ms(c->time_ms)) ||
+			    append_text(app, c->branch) || append_text(app, c->author) ||
+			    append_text(app, c->message) || append_text(app, c->changes[k].table) ||
+			    duckdb_append_int64(app, (int64_t)c->changes[k].old_version) ||
+			    duckdb_append_int64(app, (int64_t)c->changes[k].new_version) || duckdb_appender_end_row(app)) {
+				udr_commit_array_free(commits, n);
+				return appender_error(&app, "udr_log");
+			}
+		}
+		q->log_seq = c->seq;
+	}
+	udr_commit_array_free(commits, n);
+	if (duckdb_appender_close(app) == DuckDBError)
+		return appender_error(&app, "udr_log");
+	duckdb_appender_destroy(&app);
+	return 0;
+}
+
+static int ensure_tables(udr_query *q, uint64_t head)
+{
+	char **names = NULL;
+	size_t n = 0;
+	duckdb_appender app;
+	int rc;
+	if (q->tables_built && q->tables_head == head)
+		return 0;
+	rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_tables (name VARCHAR, version BIGINT, "
+	                    "rows BIGINT, parts BIGINT, format VARCHAR, created TIMESTAMP, "
+	                    "\"commit\" BIGINT, message VARCHAR)");
+	if (rc < 0)
+		return rc;
+	if ((rc = udr_catalog_list_tables(&names, &n, q->cat)) < 0)
+		return rc;
+	if (duckdb_appender_create_ext(q->con, "temp", "main", "udr_tables", &app) == DuckDBError) {
+		udr_strarray_free(names, n);
+		return appender_error(&app, "udr_tables");
+	}
+	for (size_t i = 0; i < n; i++) {
+		udr_version *v = NULL;
+		const char *rows, *fmt;
+		uint64_t nrows = 0;
+		rc = udr_catalog_get_version_at_seq(&v, q->cat, names[i], head);
+		if (rc == UDR_ENOTFOUND) { /* created after the snapshot */
+			udr_error_clear();
+			continue;
+		}
+		if (rc < 0) {
+			duckdb_appender_destroy(&app);
+			udr_strarray_free(names, n);
+			return rc;
+		}
+		rows = udr_version_get_meta(v, "udr.rows");
+		fmt = udr_version_get_meta(v, "udr.format");
+		if (duckdb_append_varchar(app, v->table) || duckdb_append_int64(app, (int64_t)v->version) ||
+		    (rows && udr__parse_u64(&nrows, rows, strlen(rows)) == 0 ? duckdb_append_int64(app, (int64_t)nrows)
+		                                                             : duckdb_append_null(app)) ||
+		    duckdb_append_int64(app, (int64_t)v->nchunks) || append_text(app, fmt) ||
+		    duckdb_append_timestamp(app, ts_of_ms(v->created_ms)) ||
+		    duckdb_append_int64(app, (int64_t)v->commit_seq) || append_text(app, v->message) ||
+		    duckdb_appender_end_row(app)) {
+			udr_version_free(v);
+			udr_strarray_free(names, n);
+			return appender_error(&app, "udr_tables");
+		}
+		udr_version_free(v);
+	}
+	udr_strarray_free(names, n);
+	if (duckdb_appender_close(app) == DuckDBError)
+		return appender_error(&app, "udr_tables");
+	duckdb_appender_destroy(&app);
+	q->tables_built = true;
+	q->tables_head = head;
+	return 0;
+}
+
+/* ---- rewriting SQL ------------------------------------------------------------------------------ */
+
+typedef struct exists_memo {
+	udr_query *q;
+	char **names;
+	int *results;
+	size_t n, cap;
+} exists_memo;
+
+static int exists_cb(const char *name, void *payload)
+{
+	exists_memo *m = payload;
+	uint64_t latest = 0;
+	int rc;
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->names[i], name) == 0)
+			return m->results[i];
+	rc = udr_catalog_latest(&latest, m->q->cat, name);
+	if (rc == UDR_ENOTFOUND || rc == UDR_EINVAL) {
+		udr_error_clear();
+		rc = 0;
+	} else if (rc == 0) {
+		rc = 1;
+	} else {
+		return rc;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		char **pn = realloc(m->names, cap * sizeof(*pn));
+		int *pr;
+		if (!pn)
+			return rc;
+		m->names = pn;
+		if (!(pr = realloc(m->results, cap * sizeof(*pr))))
+			return rc;
+		m->results = pr;
+		m->cap = cap;
+	}
+	if ((m->names[m->n] = strdup(name)) != NULL)
+		m->results[m->n++] = rc;
+	return rc;
+}
+
+int udr__q_rewrite(char **out, udr_query *q, const char *sql)
+{
+	exists_memo memo = {q, NULL, NULL, 0, 0};
+	udr__sqlref *refs = NULL;
+	size_t nrefs = 0, pos = 0;
+	uint64_t head = 0;
+	udr__buf b = {0};
+	int rc;
+	rc = udr__sql_scan(&refs, &nrefs, sql, exists_cb, &memo);
+	for (size_t i = 0; i < memo.n; i++)
+		free(memo.names[i]);
+	free(memo.names);
+	free(memo.results);
+	if (rc < 0)
+		return rc;
+	/* one snapshot for every bare name and @latest of this statement */
+	if ((rc = udr_catalog_head(&head, q->cat)) < 0)
+		goto out;
+	for (size_t i = 0; rc == 0 && i < nrefs; i++) {
+		const udr__sqlref *r = &refs[i];
+		udr_version *v = NULL;
+		const char *name;
+		if (r->special == UDR__SPECIAL_LOG) {
+			rc = ensure_log(q, head);
+			continue;
+		}
+		if (r->special == UDR__SPECIAL_TABLES) {
+			rc = ensure_tables(q, head);
+			continue;
+		}
+		if ((rc = resolve_ref(&v, q, r->table, &r->ref, head)) < 0)
+			break;
+		if (r->has_ref) {
+			rc = udr__q_view(&name, q, v);
+			if (rc == 0)
+				rc = udr__buf_put(&b, sql + pos, r->start - pos);
+			if (rc == 0)
+				rc = udr__sql_ident(&b, name);
+			pos = r->end;
+		} else {
+			rc = ensure_view(&name, q, r->table, v);
+		}
+		udr_version_free(v);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, sql + pos);
+out:
+	free(refs);
+	if (rc < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	*out = b.ptr;
+	return 0;
+}
+
+int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
+{
+	char *rewritten = NULL;
+	int rc;
+	if (out)
+		*out = NULL;
+	if (!q || !sql)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql");
+	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
+		return rc;
+	rc = udr__q_run(out, q, rewritten, params, nparams);
+	free(rewritten);
+	return rc;
+}
+
+int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	char **nm = NULL, **ty = NULL;
+	size_t rows;
+	int rc = udr__buf_printf(&b, "DESCRIBE %s", relation_sql);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0);
+	udr__buf_free(&b);
+	if (rc < 0)
+		return rc;
+	rows = udr_result_row_count(r);
+	if (!(nm = calloc(rows ? rows : 1, sizeof(*nm))) || !(ty = calloc(rows ? rows : 1, sizeof(*ty)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < rows; i++) {
+		udr_value a, t;
+		if ((rc = udr_result_get(&a, r, i, 0)) < 0 || (rc = udr_result_get(&t, r, i, 1)) < 0)
+			goto out;
+		if (!(nm[i] = strdup(a.str ? a.str : "")) || !(ty[i] = strdup(t.str ? t.str : ""))) {
+			rc = udr__error_oom();
+			goto out;
+		}
+	}
+	*names = nm;
+	*types = ty;
+	*n = rows;
+	nm = ty = NULL;
+out:
+	if (nm)
+		udr_strarray_free(nm, rows);
+	if (ty)
+		udr_strarray_free(ty, rows);
+	udr_result_free(r);
+	return rc;
+}
