@@ -27,6 +27,7 @@ enum {
 /** State shared by all commands. */
 typedef struct cli_ctx {
 	const char *store_dir; /**< --store, $UDR_STORE or "./data" */
+	int quiet;             /**< --quiet: no progress display */
 } cli_ctx;
 
 /** One command: name, one-line summary, usage text, handler. */
@@ -48,6 +49,19 @@ int cli_cmd_show(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_log(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_watch(cli_ctx *ctx, int argc, char **argv);
+
+/* SQL over table versions (cmd_query.c); without the query module (DuckDB)
+ * they report that it is missing and return CLI_EXIT_USAGE. */
+int cli_cmd_import(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_export(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv);
+
+/** `udr commit --spec FILE` (cmd_spec.c): an atomic multi-table commit. */
+int cli_commit_spec(cli_ctx *ctx, const char *spec_path);
 
 /** The command table (main.c). */
 const cli_command *cli_find_command(const char *name);
@@ -88,9 +102,11 @@ int cli_parse_options(cli_ctx *ctx, const cli_command *cmd, int argc, char **arg
 #define CLI_OPT_STORE 0x100
 #define CLI_OPT_FIRST 0x101 /* first value free for a command's own long options */
 
-/** Long options every command accepts; end a command's table with this. */
+/** Long options every command accepts (-q/--quiet too); end a command's
+ *  table with this. */
 #define CLI_COMMON_LONGOPTS                                  \
 	{ "help", no_argument, NULL, 'h' },                  \
+	{ "quiet", no_argument, NULL, 'q' },                 \
 	{ "store", required_argument, NULL, CLI_OPT_STORE }, \
 	{ NULL, 0, NULL, 0 }
 
@@ -103,6 +119,14 @@ int cli_parse_version(uint64_t *out, const char *text);
 /** Check a table name with the library; on error returns CLI_EXIT_USAGE. */
 int cli_check_table(const char *name);
 
+/**
+ * Parse a non-negative decimal integer no larger than max; with suffixes
+ * allowed, K, M or G (case-insensitive, optionally followed by "iB" or "B")
+ * multiply by 1024, 1024^2, 1024^3.  On error reports "invalid WHAT" quoting
+ * text and returns CLI_EXIT_USAGE.
+ */
+int cli_parse_uint(uint64_t *out, const char *text, uint64_t max, int suffixes, const char *what);
+
 /* The store (util.c). */
 
 /**
@@ -112,6 +136,14 @@ int cli_check_table(const char *name);
  */
 int cli_open_db(udr_db **out, const cli_ctx *ctx);
 
+/**
+ * Store FILE ("-" or NULL: standard input) with a progress display, deltas
+ * against base (may be NULL) (cmd_store.c).  Reports errors.
+ * @return 0 or an exit code.
+ */
+int cli_put_input(udr_hash *out, const cli_ctx *ctx, udr_store *store, const char *path,
+                  const udr_hash *base);
+
 /* Output (util.c). */
 
 /** Write s as a JSON string literal (quoted, escaped) to f. */
@@ -119,5 +151,38 @@ void cli_json_string(FILE *f, const char *s);
 
 /** Flush and close stdout; on a write error report it and return CLI_EXIT_IO. */
 int cli_finish_stdout(int code);
+
+/** Format ms since the epoch as ISO-8601 UTC with milliseconds. */
+void cli_format_time(char out[80], int64_t ms);
+
+/** A byte count for humans: "512 B", "1.5 KiB", "3.0 MiB" ... */
+void cli_format_size(char out[32], uint64_t bytes);
+
+/* Progress display on stderr (progress.c). */
+
+/**
+ * A progress line ("LABEL  12.0 MiB / 64.0 MiB  18%  95.2 MiB/s  ETA 0:01")
+ * redrawn on stderr with \r at most 10 times a second and cleared at the end.
+ * Only shown when stderr is a terminal and --quiet was not given; otherwise
+ * cli_progress_start returns NULL, and every function accepts NULL.
+ */
+typedef struct cli_progress cli_progress;
+
+/**
+ * Start a display.  total: the expected size (0: unknown, no percentage or
+ * ETA).  poll_fd >= 0: a thread samples that descriptor's file offset every
+ * 100 ms as the bytes done (for writes the library makes); -1: the caller
+ * reports with cli_progress_update / cli_progress_put_cb.
+ */
+cli_progress *cli_progress_start(const cli_ctx *ctx, const char *label, uint64_t total, int poll_fd);
+
+/** Report bytes done (redraws when 100 ms passed since the last drawing). */
+void cli_progress_update(cli_progress *p, uint64_t done);
+
+/** udr_put_options.progress adapter: payload is the cli_progress. */
+void cli_progress_put_cb(uint64_t done, void *payload);
+
+/** Stop the display, clear its line and free it. */
+void cli_progress_finish(cli_progress *p);
 
 #endif

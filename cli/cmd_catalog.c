@@ -11,7 +11,7 @@
 
 #define NOPERANDS(argc) ((argc) - optind)
 
-enum { OPT_META = CLI_OPT_FIRST, OPT_NEXT, OPT_JSON };
+enum { OPT_META = CLI_OPT_FIRST, OPT_NEXT, OPT_JSON, OPT_FILE, OPT_SPEC, OPT_AT };
 
 /* ---- commit ---- */
 
@@ -20,6 +20,8 @@ struct commit_opts {
 	char **meta;         /* KEY=VALUE arguments, in order */
 	size_t nmeta;
 	int next;
+	const char *file; /* --file: store it and commit it */
+	const char *spec; /* --spec: a multi-table commit */
 };
 
 static int commit_opt(int opt, const char *arg, void *payload)
@@ -33,6 +35,12 @@ static int commit_opt(int opt, const char *arg, void *payload)
 	case OPT_META:
 		/* o->meta has room for argc entries: one per argument at most. */
 		o->meta[o->nmeta++] = (char *)arg;
+		break;
+	case OPT_FILE:
+		o->file = arg;
+		break;
+	case OPT_SPEC:
+		o->spec = arg;
 		break;
 	default:
 		o->next = 1;
@@ -98,16 +106,44 @@ fail:
 	return rc;
 }
 
+/*
+ * Store FILE as the one chunk of v, with deltas against the table's latest
+ * version when that is a single chunk (the usual "new version of a file").
+ * Returns an exit code.
+ */
+static int commit_add_file(udr_version *v, const cli_ctx *ctx, udr_db *db, const char *file)
+{
+	udr_version *prev = NULL;
+	udr_hash base, h;
+	int has_base = 0;
+	int rc = udr_catalog_get_version(&prev, udr_db_catalog(db), v->table, 0);
+
+	if (rc == 0 && prev->nchunks == 1) {
+		base = prev->chunks[0];
+		has_base = 1;
+	}
+	udr_version_free(prev);
+	if (rc && rc != UDR_ENOTFOUND)
+		return cli_fail(rc);
+	if ((rc = cli_put_input(&h, ctx, udr_db_store(db), file, has_base ? &base : NULL)) != 0)
+		return rc;
+	if ((rc = udr_version_add_chunk(v, &h)) != 0)
+		return cli_fail(rc);
+	return CLI_EXIT_OK;
+}
+
 int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "message", required_argument, NULL, 'm' },
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "next", no_argument, NULL, OPT_NEXT },
+		{ "file", required_argument, NULL, OPT_FILE },
+		{ "spec", required_argument, NULL, OPT_SPEC },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("commit");
-	struct commit_opts o = { NULL, NULL, 0, 0 };
+	struct commit_opts o = { NULL, NULL, 0, 0, NULL, NULL };
 	udr_version *v = NULL;
 	udr_db *db = NULL;
 	int rc;
@@ -120,6 +156,18 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	rc = cli_parse_options(ctx, self, argc, argv, "m:", longopts, commit_opt, &o);
 	if (rc >= 0)
 		goto out;
+	if (o.spec) {
+		if (NOPERANDS(argc) > 0 || o.next || o.file || o.message || o.nmeta)
+			rc = cli_usage_error(self, "--spec takes no TABLE, VERSION, HASH, --next, "
+			                           "--file, -m or --meta (they are in the spec)");
+		else
+			rc = cli_commit_spec(ctx, o.spec);
+		goto out;
+	}
+	if (o.file && NOPERANDS(argc) > (o.next ? 1 : 2)) {
+		rc = cli_usage_error(self, "--file cannot be combined with HASH operands");
+		goto out;
+	}
 	if (NOPERANDS(argc) < (o.next ? 1 : 2)) {
 		rc = cli_usage_error(self, NOPERANDS(argc) ? "missing VERSION (or --next)"
 		                                           : "missing TABLE");
@@ -128,6 +176,8 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	if ((rc = commit_build(&v, &o, argc, argv)) != 0)
 		goto out;
 	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	if (o.file && (rc = commit_add_file(v, ctx, db, o.file)) != 0)
 		goto out;
 	if (o.next)
 		rc = udr_catalog_commit_next(udr_db_catalog(db), v);
@@ -146,32 +196,12 @@ out:
 
 /* ---- show ---- */
 
-/* Format ms since the epoch as ISO-8601 UTC with milliseconds. */
-static void format_time(char out[80], int64_t ms)
-{
-	int64_t secs = ms / 1000, rem = ms % 1000;
-	time_t t;
-	struct tm tm;
-
-	if (rem < 0) { /* floor, not truncation, for times before 1970 */
-		rem += 1000;
-		secs -= 1;
-	}
-	t = (time_t)secs;
-	if (!gmtime_r(&t, &tm)) {
-		snprintf(out, 80, "%s", "invalid");
-		return;
-	}
-	snprintf(out, 80, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
-}
-
 static void print_version_json(const udr_version *v)
 {
 	char when[80], hex[UDR_HASH_HEXSIZE + 1];
 	size_t i;
 
-	format_time(when, v->created_ms);
+	cli_format_time(when, v->created_ms);
 	fputs("{\n  \"table\": ", stdout);
 	cli_json_string(stdout, v->table);
 	printf(",\n  \"version\": %" PRIu64 ",\n  \"parent\": %" PRIu64 ",\n", v->version,
@@ -210,14 +240,36 @@ static int json_opt(int opt, const char *arg, void *payload)
 	return -1;
 }
 
+struct show_opts {
+	int json;
+	const char *at; /* --at TIME */
+};
+
+static int show_opt(int opt, const char *arg, void *payload)
+{
+	struct show_opts *o = payload;
+
+	if (opt == OPT_AT)
+		o->at = arg;
+	else
+		o->json = 1;
+	return -1;
+}
+
 int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "at", required_argument, NULL, OPT_AT },
+		CLI_COMMON_LONGOPTS
+	};
 	const cli_command *self = cli_find_command("show");
+	struct show_opts o = { 0, NULL };
 	uint64_t number = 0;
+	int64_t at_ms = 0;
 	udr_version *v = NULL;
 	udr_db *db;
-	int json = 0;
-	int rc = cli_parse_options(ctx, self, argc, argv, NULL, json_longopts, json_opt, &json);
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, show_opt, &o);
 
 	if (rc >= 0)
 		return rc;
@@ -226,11 +278,18 @@ int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
 		                                             : "missing TABLE");
 	if ((rc = cli_check_table(argv[optind])) != 0)
 		return rc;
+	if (NOPERANDS(argc) == 2 && o.at)
+		return cli_usage_error(self, "give either VERSION or --at, not both");
 	if (NOPERANDS(argc) == 2 && (rc = cli_parse_version(&number, argv[optind + 1])) != 0)
 		return rc;
+	if (o.at && (rc = udr_time_parse(&at_ms, o.at)) != 0)
+		return cli_fail(rc);
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	rc = udr_catalog_get_version(&v, udr_db_catalog(db), argv[optind], number);
+	if (o.at)
+		rc = udr_catalog_get_version_at_time(&v, udr_db_catalog(db), argv[optind], at_ms);
+	else
+		rc = udr_catalog_get_version(&v, udr_db_catalog(db), argv[optind], number);
 	if (rc == 0)
 		print_version_json(v);
 	else

@@ -1,8 +1,10 @@
 /*
- * cli/cmd_store.c - the chunk-store commands: init, hash, put, get, exists.
+ * cli/cmd_store.c - the chunk-store commands: init, hash, put, get, exists,
+ * stats.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,28 +46,132 @@ static void print_hash(const udr_hash *h)
 	printf("%s\n", hex);
 }
 
+/* Settings of a new store given to init; set[] says which were given. */
+struct init_opts {
+	udr_store_config cfg;
+	int given;       /* number of settings given */
+	int chunk_given; /* of them, format-2 only settings */
+};
+
+enum { OPT_FORMAT = CLI_OPT_FIRST, OPT_CHUNK_MIN, OPT_CHUNK_AVG, OPT_CHUNK_MAX, OPT_LEVEL,
+       OPT_DEPTH, OPT_BASE, OPT_VERIFY, OPT_JSON };
+
+static int init_opt(int opt, const char *arg, void *payload)
+{
+	struct init_opts *o = payload;
+	uint64_t v;
+	int rc;
+
+	switch (opt) {
+	case OPT_FORMAT:
+		if (strcmp(arg, "1") != 0 && strcmp(arg, "2") != 0) {
+			cli_errorf("invalid --format \"%s\" (expected 1 or 2)", arg);
+			return CLI_EXIT_USAGE;
+		}
+		o->cfg.format = arg[0] - '0';
+		break;
+	case OPT_CHUNK_MIN:
+	case OPT_CHUNK_AVG:
+	case OPT_CHUNK_MAX:
+		if ((rc = cli_parse_uint(&v, arg, UINT32_MAX, 1, "chunk size")) != 0)
+			return rc;
+		if (v == 0) {
+			cli_errorf("invalid chunk size \"%s\" (must be > 0)", arg);
+			return CLI_EXIT_USAGE;
+		}
+		if (opt == OPT_CHUNK_MIN)
+			o->cfg.chunk_min = (uint32_t)v;
+		else if (opt == OPT_CHUNK_AVG)
+			o->cfg.chunk_avg = (uint32_t)v;
+		else
+			o->cfg.chunk_max = (uint32_t)v;
+		o->chunk_given++;
+		break;
+	case OPT_LEVEL:
+		if ((rc = cli_parse_uint(&v, arg, 19, 0, "compression level")) != 0)
+			return rc;
+		o->cfg.compression_level = (int)v;
+		o->chunk_given++;
+		break;
+	default: /* OPT_DEPTH */
+		if ((rc = cli_parse_uint(&v, arg, 255, 0, "delta depth")) != 0)
+			return rc;
+		if (v == 0) {
+			cli_errorf("invalid delta depth \"%s\" (1 to 255; 1 disables deltas)", arg);
+			return CLI_EXIT_USAGE;
+		}
+		o->cfg.delta_max_depth = (int)v;
+		o->chunk_given++;
+		break;
+	}
+	o->given++;
+	return -1;
+}
+
 int cli_cmd_init(cli_ctx *ctx, int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "chunk-min", required_argument, NULL, OPT_CHUNK_MIN },
+		{ "chunk-avg", required_argument, NULL, OPT_CHUNK_AVG },
+		{ "chunk-max", required_argument, NULL, OPT_CHUNK_MAX },
+		{ "compression-level", required_argument, NULL, OPT_LEVEL },
+		{ "delta-depth", required_argument, NULL, OPT_DEPTH },
+		CLI_COMMON_LONGOPTS
+	};
 	const cli_command *self = cli_find_command("init");
+	struct init_opts o = { UDR_STORE_CONFIG_INIT, 0, 0 };
+	udr_store_config got;
+	udr_store *store = NULL;
 	udr_db *db = NULL;
-	int rc = cli_parse_options(ctx, self, argc, argv, NULL, common_longopts, NULL, NULL);
+	char *chunks;
+	size_t n;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, init_opt, &o);
 
 	if (rc >= 0)
 		return rc;
 	if (NOPERANDS(argc) > 0)
 		return cli_usage_error(self, "too many arguments");
+	if (o.cfg.format == 1 && o.chunk_given)
+		return cli_usage_error(self, "--chunk-*, --compression-level and --delta-depth "
+		                             "need format 2");
 	rc = udr_db_open(&db, ctx->store_dir, 0);
 	if (rc == 0) {
-		printf("udr store already exists at %s\n", ctx->store_dir);
 		udr_db_close(db);
+		if (o.given) {
+			cli_errorf("a udr store already exists at %s: its settings are fixed at "
+			           "creation (init without options leaves it as it is)", ctx->store_dir);
+			return CLI_EXIT_USAGE;
+		}
+		printf("udr store already exists at %s\n", ctx->store_dir);
 		return CLI_EXIT_OK;
 	}
 	if (rc != UDR_ENOTFOUND)
 		return cli_fail(rc);
+	/* The chunk store first, with the settings: udr_db_open then finds it
+	 * and creates the catalog and the root's config (written last). */
+	n = strlen(ctx->store_dir) + sizeof("/chunks");
+	if (!(chunks = malloc(n))) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	snprintf(chunks, n, "%s/chunks", ctx->store_dir);
+	rc = udr_store_open_ext(&store, chunks, UDR_OPEN_CREATE, &o.cfg);
+	free(chunks);
+	if (rc)
+		return cli_fail(rc);
+	udr_store_get_config(&got, store);
+	udr_store_close(store);
+	if (o.given && got.format != o.cfg.format) {
+		/* A chunk store left by an interrupted init keeps its settings. */
+		cli_errorf("%s/chunks already exists with format %d: its settings are fixed at "
+		           "creation", ctx->store_dir, got.format);
+		return CLI_EXIT_USAGE;
+	}
 	rc = udr_db_open(&db, ctx->store_dir, UDR_OPEN_CREATE);
 	if (rc)
 		return cli_fail(rc);
-	printf("initialized empty udr store at %s\n", ctx->store_dir);
+	printf("initialized empty udr store at %s (format %d)\n", ctx->store_dir, got.format);
 	udr_db_close(db);
 	return CLI_EXIT_OK;
 }
@@ -116,29 +222,79 @@ int cli_cmd_hash(cli_ctx *ctx, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* Size of fd when it is a regular file read from its start, else 0. */
+static uint64_t input_size(int fd)
+{
+	struct stat st;
+	off_t off;
+
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	off = lseek(fd, 0, SEEK_CUR);
+	return off >= 0 && off <= st.st_size ? (uint64_t)(st.st_size - off) : 0;
+}
+
+int cli_put_input(udr_hash *out, const cli_ctx *ctx, udr_store *store, const char *path,
+                  const udr_hash *base)
+{
+	udr_put_options po = UDR_PUT_OPTIONS_INIT;
+	cli_progress *prog;
+	int fd, code = 0, rc;
+
+	if (open_input(path, &fd, &code))
+		return code;
+	prog = cli_progress_start(ctx, "put", input_size(fd), -1);
+	po.base = base;
+	po.progress = prog ? cli_progress_put_cb : NULL;
+	po.progress_payload = prog;
+	rc = udr_store_put_fd_ext(out, store, fd, &po);
+	cli_progress_finish(prog);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+}
+
+struct put_opts {
+	udr_hash base;
+	int has_base;
+};
+
+static int put_opt(int opt, const char *arg, void *payload)
+{
+	struct put_opts *o = payload;
+	int rc = udr_hash_fromhex(&o->base, arg);
+
+	if (rc) {
+		cli_errorf("invalid --base: %s", udr_error_last()->message);
+		return CLI_EXIT_USAGE;
+	}
+	o->has_base = 1;
+	return -1;
+}
+
 int cli_cmd_put(cli_ctx *ctx, int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "base", required_argument, NULL, OPT_BASE },
+		CLI_COMMON_LONGOPTS
+	};
 	const cli_command *self = cli_find_command("put");
-	const char *path;
-	udr_db *db;
+	struct put_opts o;
 	udr_hash h;
-	int rc = cli_parse_options(ctx, self, argc, argv, NULL, common_longopts, NULL, NULL);
+	udr_db *db;
+	int rc;
 
+	memset(&o, 0, sizeof(o));
+	rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, put_opt, &o);
 	if (rc >= 0)
 		return rc;
 	if (NOPERANDS(argc) > 1)
 		return cli_usage_error(self, "too many arguments");
-	path = argv[optind];
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	if (!path || strcmp(path, "-") == 0)
-		rc = udr_store_put_fd(&h, udr_db_store(db), STDIN_FILENO);
-	else
-		rc = udr_store_put_file(&h, udr_db_store(db), path);
+	rc = cli_put_input(&h, ctx, udr_db_store(db), argv[optind], o.has_base ? &o.base : NULL);
 	if (rc == 0)
 		print_hash(&h);
-	else
-		rc = cli_fail(rc);
 	udr_db_close(db);
 	return rc;
 }
@@ -187,12 +343,67 @@ static int get_verified_stdout(udr_store *store, const udr_hash *h)
 	return udr_store_get_fd(store, h, STDOUT_FILENO, UDR_GET_VERIFY);
 }
 
+static int progress_wanted(const cli_ctx *ctx)
+{
+	return !ctx->quiet && isatty(STDERR_FILENO);
+}
+
+/*
+ * `get -o FILE` with a progress display: as udr_store_get_file (a temp file
+ * next to FILE, renamed over it only when complete and verified), but into
+ * a descriptor of ours, whose offset a thread samples for the display.
+ */
+static int get_file_progress(const cli_ctx *ctx, udr_store *store, const udr_hash *h,
+                             const char *path, unsigned flags)
+{
+	cli_progress *prog;
+	uint64_t total;
+	size_t n = strlen(path) + 48;
+	char *tmp;
+	int fd, rc;
+
+	{
+		/* only regular files take the temp-and-rename route: renaming over
+		 * a device such as /dev/null would replace it */
+		struct stat st;
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+			return udr_store_get_file(store, h, path, flags) ? cli_fail(udr_error_last()->code) : CLI_EXIT_OK;
+	}
+	if ((rc = udr_store_size(&total, store, h)) != 0)
+		return cli_fail(rc);
+	if (!(tmp = malloc(n))) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	snprintf(tmp, n, "%s.udr-get-%ld.tmp", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		cli_errorf("cannot create output file %s: %s", tmp, strerror(errno));
+		free(tmp);
+		return CLI_EXIT_IO;
+	}
+	prog = cli_progress_start(ctx, "get", total, fd);
+	rc = udr_store_get_fd(store, h, fd, flags);
+	cli_progress_finish(prog);
+	rc = rc ? cli_fail(rc) : CLI_EXIT_OK;
+	if (close(fd) != 0 && rc == 0) {
+		cli_errorf("cannot write %s: %s", tmp, strerror(errno));
+		rc = CLI_EXIT_IO;
+	}
+	if (rc == 0 && rename(tmp, path) != 0) {
+		cli_errorf("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		rc = CLI_EXIT_IO;
+	}
+	if (rc)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
 struct get_opts {
 	const char *output;
 	int verify;
 };
-
-enum { OPT_VERIFY = CLI_OPT_FIRST };
 
 static int get_opt(int opt, const char *arg, void *payload)
 {
@@ -231,13 +442,25 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
 	flags = o.verify ? UDR_GET_VERIFY : 0;
+	if (o.output && progress_wanted(ctx)) {
+		rc = get_file_progress(ctx, udr_db_store(db), &h, o.output, flags);
+		udr_db_close(db);
+		return rc;
+	}
 	if (o.output) {
 		rc = udr_store_get_file(udr_db_store(db), &h, o.output, flags);
 	} else if (o.verify) {
 		rc = get_verified_stdout(udr_db_store(db), &h);
 	} else {
+		cli_progress *prog;
+		uint64_t total = 0;
+
 		fflush(stdout); /* the library writes to the descriptor directly */
+		/* Progress when stdout is a file (its offset can be sampled). */
+		prog = progress_wanted(ctx) && udr_store_size(&total, udr_db_store(db), &h) == 0
+		       ? cli_progress_start(ctx, "get", total, STDOUT_FILENO) : NULL;
 		rc = udr_store_get_fd(udr_db_store(db), &h, STDOUT_FILENO, 0);
+		cli_progress_finish(prog);
 	}
 	if (rc)
 		rc = cli_fail(rc);
@@ -265,4 +488,73 @@ int cli_cmd_exists(cli_ctx *ctx, int argc, char **argv)
 	rc = rc == 1 ? CLI_EXIT_OK : rc == 0 ? CLI_EXIT_NOTFOUND : cli_fail(rc);
 	udr_db_close(db);
 	return rc;
+}
+
+static double ratio(uint64_t num, uint64_t den)
+{
+	return den ? (double)num / (double)den : 1.0;
+}
+
+static void print_size_line(const char *label, uint64_t bytes)
+{
+	char human[32];
+
+	cli_format_size(human, bytes);
+	printf("%-19s %s (%" PRIu64 " bytes)\n", label, human, bytes);
+}
+
+static int stats_opt(int opt, const char *arg, void *payload)
+{
+	*(int *)payload = 1;
+	return -1;
+}
+
+int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("stats");
+	udr_store_config cfg;
+	udr_store_stats st;
+	udr_db *db;
+	int json = 0;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, stats_opt, &json);
+
+	if (rc >= 0)
+		return rc;
+	if (NOPERANDS(argc) > 0)
+		return cli_usage_error(self, "too many arguments");
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc = udr_store_stats_get(&st, udr_db_store(db));
+	udr_store_get_config(&cfg, udr_db_store(db));
+	udr_db_close(db);
+	if (rc)
+		return cli_fail(rc);
+	if (json) {
+		printf("{\"format\": %d, \"contents\": %" PRIu64 ", \"pieces\": %" PRIu64
+		       ", \"manifests\": %" PRIu64 ", \"compressed\": %" PRIu64
+		       ", \"deltas\": %" PRIu64 ", \"logical_bytes\": %" PRIu64
+		       ", \"unique_bytes\": %" PRIu64 ", \"stored_bytes\": %" PRIu64
+		       ", \"dedup_ratio\": %.4f, \"compression_ratio\": %.4f}\n",
+		       cfg.format, st.contents, st.pieces, st.manifests, st.compressed, st.deltas,
+		       st.logical_bytes, st.unique_bytes, st.stored_bytes,
+		       ratio(st.logical_bytes, st.unique_bytes),
+		       ratio(st.unique_bytes, st.stored_bytes));
+		return CLI_EXIT_OK;
+	}
+	printf("%-19s %d\n", "format:", cfg.format);
+	printf("%-19s %" PRIu64 "\n", "contents:", st.contents);
+	printf("%-19s %" PRIu64 "\n", "pieces:", st.pieces);
+	printf("%-19s %" PRIu64 "\n", "manifests:", st.manifests);
+	printf("%-19s %" PRIu64 "\n", "compressed pieces:", st.compressed);
+	printf("%-19s %" PRIu64 "\n", "delta pieces:", st.deltas);
+	print_size_line("logical size:", st.logical_bytes);
+	print_size_line("unique size:", st.unique_bytes);
+	print_size_line("stored size:", st.stored_bytes);
+	printf("%-19s %.2f\n", "dedup ratio:", ratio(st.logical_bytes, st.unique_bytes));
+	printf("%-19s %.2f\n", "compression ratio:", ratio(st.unique_bytes, st.stored_bytes));
+	return CLI_EXIT_OK;
 }

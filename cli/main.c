@@ -21,6 +21,8 @@ static const char main_usage[] =
 	"Global options:\n"
 	"  --store DIR   the store root (default: $UDR_STORE, else ./data);\n"
 	"                every command also accepts --store after its name\n"
+	"  -q, --quiet   no progress display (shown on stderr for long puts and\n"
+	"                gets when it is a terminal)\n"
 	"  -h, --help    show this help (COMMAND --help: help on COMMAND)\n"
 	"  --version     show the version\n"
 	"\n"
@@ -39,10 +41,25 @@ static const char main_usage_tail[] =
 
 static const cli_command commands[] = {
 	{ "init", "create the store",
-	  "usage: udr init\n"
+	  "usage: udr init [--format 1|2] [--chunk-min N] [--chunk-avg N] [--chunk-max N]\n"
+	  "                [--compression-level N] [--delta-depth N]\n"
 	  "\n"
 	  "Create the store at the --store directory (DIR/chunks, DIR/catalog).\n"
-	  "Running it on an existing store is harmless and says so.\n",
+	  "Running it on an existing store is harmless and says so; giving settings\n"
+	  "for an existing store is an error (exit 2): they are fixed at creation.\n"
+	  "  --format 1|2             2 (default): content larger than --chunk-max is\n"
+	  "                           split into content-defined pieces, pieces are\n"
+	  "                           compressed (zstd) and stored as deltas when\n"
+	  "                           that is smaller; 1: each content is one plain\n"
+	  "                           file holding exactly its bytes\n"
+	  "  --chunk-min N            smallest piece (default 16K)\n"
+	  "  --chunk-avg N            average piece, a power of two (default 64K)\n"
+	  "  --chunk-max N            largest piece (default 4 x avg); smaller content\n"
+	  "                           stays one piece\n"
+	  "  --compression-level N    zstd level 1..19, 0: no compression (default 3)\n"
+	  "  --delta-depth N          longest chain of deltas, 1 disables deltas\n"
+	  "                           (default 50)\n"
+	  "Sizes take the suffixes K, M, G (powers of 1024).\n",
 	  cli_cmd_init },
 	{ "hash", "print the BLAKE3 hash of a file without storing it",
 	  "usage: udr hash [FILE|-]\n"
@@ -52,11 +69,14 @@ static const cli_command commands[] = {
 	  "no store.\n",
 	  cli_cmd_hash },
 	{ "put", "store a file, print its hash",
-	  "usage: udr put [FILE|-]\n"
+	  "usage: udr put [--base HASH] [FILE|-]\n"
 	  "\n"
 	  "Store the content of FILE (standard input when FILE is - or missing)\n"
-	  "as one chunk and print its hash.  Storing the same bytes twice keeps\n"
-	  "one copy.\n",
+	  "and print its hash.  Storing the same bytes twice keeps one copy.\n"
+	  "  --base HASH  a similar content already stored (an older version of\n"
+	  "               the file): new pieces are stored as deltas against its\n"
+	  "               pieces when that is smaller; an absent base is ignored\n"
+	  "Shows progress on stderr when it is a terminal (not with --quiet).\n",
 	  cli_cmd_put },
 	{ "get", "write a chunk to standard output or a file",
 	  "usage: udr get HASH [-o FILE] [--verify]\n"
@@ -65,7 +85,9 @@ static const cli_command commands[] = {
 	  "  -o, --output FILE  write to FILE atomically (it appears complete or\n"
 	  "                     not at all)\n"
 	  "  --verify           rehash the content; on a mismatch nothing is\n"
-	  "                     written and the exit status is 4\n",
+	  "                     written and the exit status is 4\n"
+	  "Shows progress on stderr when it is a terminal (not with --quiet) and\n"
+	  "the output is a file.\n",
 	  cli_cmd_get },
 	{ "exists", "test whether a chunk is stored",
 	  "usage: udr exists HASH\n"
@@ -73,9 +95,11 @@ static const cli_command commands[] = {
 	  "Exit with status 0 when the chunk HASH is stored, 1 when it is not.\n"
 	  "Prints nothing (like test(1)); errors go to stderr.\n",
 	  cli_cmd_exists },
-	{ "commit", "commit a table version",
+	{ "commit", "commit a table version, or several tables at once",
 	  "usage: udr commit TABLE VERSION [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
 	  "       udr commit TABLE --next [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
+	  "       udr commit TABLE --next --file PATH [-m MESSAGE] [--meta KEY=VALUE]...\n"
+	  "       udr commit --spec FILE|-\n"
 	  "\n"
 	  "Commit the chunks HASH... (in this order) as version VERSION of TABLE;\n"
 	  "VERSION must be the latest version + 1 (1 for a new table), otherwise\n"
@@ -85,17 +109,47 @@ static const cli_command commands[] = {
 	  "  -m, --message MESSAGE  the version's message\n"
 	  "  --meta KEY=VALUE       a metadata entry (repeatable)\n"
 	  "  --next                 commit as the next version\n"
+	  "  --file PATH            store PATH (- for standard input) and commit it\n"
+	  "                         as the version's one chunk, in one step; when the\n"
+	  "                         latest version is one chunk, new pieces are\n"
+	  "                         stored as deltas against it\n"
+	  "  --spec FILE            commit several tables atomically, as described\n"
+	  "                         by the JSON spec FILE (- for standard input)\n"
 	  "Table names: 1 to 128 characters of [A-Za-z0-9_.-], not starting with\n"
-	  "'.' or '-'.\n",
+	  "'.' or '-'.\n"
+	  "\n"
+	  "The spec of --spec is one JSON object:\n"
+	  "  {\"message\": \"nightly load\",         the commit's message (optional)\n"
+	  "   \"isolation\": \"snapshot\",           or \"serializable\" (optional)\n"
+	  "   \"tables\": [                        one entry per table, at least one\n"
+	  "     {\"table\": \"sales\",               the table (required, each once)\n"
+	  "      \"chunks\": [\"<hash>\", ...],      stored chunks (optional)\n"
+	  "      \"files\": [\"path\", ...],         files to store, their hashes\n"
+	  "                                      appended after chunks (optional;\n"
+	  "                                      paths relative to the current\n"
+	  "                                      directory)\n"
+	  "      \"message\": \"...\",               the version's message (optional;\n"
+	  "                                      default: the commit's message)\n"
+	  "      \"metadata\": {\"k\": \"v\"},         string metadata (optional)\n"
+	  "      \"version\": 4}]}                  the version it must become\n"
+	  "                                      (optional; else the next one)\n"
+	  "Every table gets its next version through one commit record: all become\n"
+	  "visible at once or none does.  Unknown keys are refused.  Prints\n"
+	  "\"commit SEQ\", then TABLE@VERSION for each table.  An invalid spec exits 2\n"
+	  "and a missing chunk or file 1, with nothing committed; a conflict with a\n"
+	  "concurrent commit (or a \"version\" that is not the next) exits 3.\n",
 	  cli_cmd_commit },
 	{ "show", "print a table version as JSON",
-	  "usage: udr show TABLE [VERSION] [--json]\n"
+	  "usage: udr show TABLE [VERSION | --at TIME] [--json]\n"
 	  "\n"
 	  "Print version VERSION (default: the latest) of TABLE as a JSON object:\n"
 	  "table, version, parent (0 for the first version), created (ISO-8601\n"
 	  "UTC), created_ms, message (null when none), metadata, chunks, commit\n"
 	  "(the sequence number of the commit that made it).  --json is accepted\n"
-	  "for symmetry with the other listing commands.\n",
+	  "for symmetry with the other listing commands.\n"
+	  "  --at TIME  the version that was the latest at TIME, an ISO-8601 UTC\n"
+	  "             time (2026-11-01T12:00:00Z, fraction optional) or a date\n"
+	  "             (2026-11-01); exit 1 when the table had no version then\n",
 	  cli_cmd_show },
 	{ "versions", "list the versions of a table",
 	  "usage: udr versions TABLE [--json]\n"
@@ -109,6 +163,47 @@ static const cli_command commands[] = {
 	  "Print the names of all tables, one per line, sorted.\n"
 	  "  --json  print a JSON array of strings instead\n",
 	  cli_cmd_tables },
+	{ "log", "list commits, newest first",
+	  "usage: udr log [--since SEQ] [--since-time TIME] [--table TABLE]...\n"
+	  "               [--branch BRANCH] [--limit N] [--reverse] [--json]\n"
+	  "\n"
+	  "Print the commit log, newest first: each commit as a line\n"
+	  "\"commit SEQ (BRANCH) TIME AUTHOR\", its message indented by four spaces\n"
+	  "(when it has one), and one line \"  TABLE: OLD -> NEW\" per table version\n"
+	  "it made (OLD is \"new\" for a table's first version).\n"
+	  "  --since SEQ         only commits after commit SEQ\n"
+	  "  --since-time TIME   only commits made at or after TIME (ISO-8601 UTC)\n"
+	  "  --table TABLE       only commits that changed TABLE (repeatable: any)\n"
+	  "  --branch BRANCH     only commits on BRANCH\n"
+	  "  --limit N           at most N commits\n"
+	  "  --reverse           oldest first\n"
+	  "  --json              a JSON array of objects: seq, parent, time, time_ms,\n"
+	  "                      branch, author, message (null when none), changes\n"
+	  "                      (table, old, new, digest)\n",
+	  cli_cmd_log },
+	{ "watch", "follow the commit log",
+	  "usage: udr watch [--since SEQ] [--table TABLE]... [--branch BRANCH] [--json]\n"
+	  "\n"
+	  "Print each new commit as soon as it is made, oldest first, in the format\n"
+	  "of `udr log` (--json: one JSON object per line), flushing after each.\n"
+	  "Runs until interrupted (SIGINT, SIGTERM: exit 0).\n"
+	  "  --since SEQ      first replay the commits after commit SEQ (0: all)\n"
+	  "  --table TABLE    only commits that changed TABLE (repeatable: any)\n"
+	  "  --branch BRANCH  only commits on BRANCH\n"
+	  "  --json           one JSON object per commit and line\n",
+	  cli_cmd_watch },
+	{ "stats", "show what the chunk store holds",
+	  "usage: udr stats [--json]\n"
+	  "\n"
+	  "Print what the chunk store holds: the number of contents, pieces,\n"
+	  "manifests (contents split into pieces), compressed pieces and delta\n"
+	  "pieces; logical size (all distinct contents), unique size (all distinct\n"
+	  "pieces, uncompressed), stored size (the object files); dedup ratio\n"
+	  "(logical / unique) and compression ratio (unique / stored).\n"
+	  "  --json  one JSON object: format, contents, pieces, manifests,\n"
+	  "          compressed, deltas, logical_bytes, unique_bytes, stored_bytes,\n"
+	  "          dedup_ratio, compression_ratio\n",
+	  cli_cmd_stats },
 	{ "fsck", "check the chunk store and the catalog",
 	  "usage: udr fsck\n"
 	  "\n"
@@ -117,6 +212,88 @@ static const cli_command commands[] = {
 	  "Prints one line per problem and a summary; exits 0 when clean, 4 when\n"
 	  "problems were found.\n",
 	  cli_cmd_fsck },
+	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
+	  "usage: udr import TABLE FILE... [--format F] [--append] [-m MESSAGE]\n"
+	  "       udr import TABLE --sql QUERY [-p VALUE]... [--append] [-m MESSAGE]\n"
+	  "\n"
+	  "Import the rows of FILE... (all of one format) or the result of QUERY as\n"
+	  "the next version of TABLE, stored as Parquet parts (up to 983,040 rows\n"
+	  "each, one chunk per part, read in place by queries).  Prints the\n"
+	  "version number committed.  Nothing is committed on error.\n"
+	  "  --format F         csv, parquet, json or ndjson (default: from the\n"
+	  "                     extension: .csv .tsv .txt, .parquet .pq, .json,\n"
+	  "                     .ndjson .jsonl, each optionally .gz or .zst)\n"
+	  "  --append           the new version keeps the previous version's parts\n"
+	  "                     unchanged and adds the new rows as new parts; the\n"
+	  "                     columns must match by name, order and type (exit 2\n"
+	  "                     naming the column otherwise)\n"
+	  "  --sql QUERY        import the result of QUERY (which may read tables,\n"
+	  "                     as in `udr sql`) instead of files\n"
+	  "  -p, --param VALUE  a value for the next ? of QUERY (see `udr sql`)\n"
+	  "  -m, --message MSG  the version's message\n"
+	  "  --threads N, --memory-limit SIZE   DuckDB settings (default: all\n"
+	  "                     cores, DuckDB's default limit)\n"
+	  "The version's metadata records udr.format, udr.schema, udr.rows and\n"
+	  "udr.source.  A file that cannot be read exits 2 with DuckDB's message,\n"
+	  "a missing file 1.\n",
+	  cli_cmd_import },
+	{ "export", "write a table version to a Parquet, CSV or JSON file",
+	  "usage: udr export TABLE[@REF] OUT [--format F]\n"
+	  "\n"
+	  "Write version REF of TABLE (default: the latest) to OUT, atomically (it\n"
+	  "appears complete or not at all), and print the number of rows.\n"
+	  "  --format F  parquet, csv, json (one JSON array) or ndjson (default:\n"
+	  "              from OUT's extension)\n"
+	  "REF: a version number (users@3), latest, a UTC time or date\n"
+	  "(users@2026-11-01T12:00:00Z, users@2026-11-01: the version current\n"
+	  "then), commit:SEQ (current right after that commit), branch:main.\n",
+	  cli_cmd_export },
+	{ "sql", "run a SQL query over table versions",
+	  "usage: udr sql QUERY [-p VALUE]... [--csv | --json | --ndjson | -o FILE]\n"
+	  "\n"
+	  "Run one SQL statement (DuckDB's dialect) and print its result as an\n"
+	  "aligned table (default), CSV, a JSON array of objects or NDJSON, or\n"
+	  "write it to FILE.  Each table name reads that table's latest version\n"
+	  "on the default branch, all as of one snapshot; NAME@REF reads another:\n"
+	  "  users@3                  version 3\n"
+	  "  users@latest             the latest version\n"
+	  "  users@2026-11-01T12:00:00Z, users@2026-11-01\n"
+	  "                           the version current at that UTC time\n"
+	  "  users@commit:12          the version current right after commit 12\n"
+	  "  users@branch:main        the latest version on branch main\n"
+	  "  \"my-table@3\"             quoted: for names that are not plain SQL\n"
+	  "                           identifiers (allowed for any reference)\n"
+	  "Write NAME@REF without spaces; two versions can be joined in one\n"
+	  "query (FROM users@3 a JOIN users@5 b USING (id)).  The views udr_log\n"
+	  "(the changelog: seq, time, branch, author, message, \"table\",\n"
+	  "old_version, new_version) and udr_tables list the history and tables.\n"
+	  "  -p, --param VALUE  a value for the next ? placeholder, bound by DuckDB\n"
+	  "                     (never spliced into the query): text as given, or\n"
+	  "                     int:N, float:X, bool:true|false, text:S, null\n"
+	  "  --csv              CSV with a header line (NULL is an empty field)\n"
+	  "  --json             a JSON array of objects\n"
+	  "  --ndjson           one JSON object per line\n"
+	  "  --table            an aligned table (the default)\n"
+	  "  -o, --output FILE  write the result to FILE (streamed, atomically):\n"
+	  "                     .parquet, .csv, .json or .ndjson; prints the rows\n"
+	  "  --format F         the format of FILE when its extension says none\n"
+	  "  --threads N, --memory-limit SIZE   DuckDB settings\n"
+	  "A SQL error exits 2 with DuckDB's message; an unknown table, version,\n"
+	  "time or branch exits 1 naming it; a damaged part of a version exits 4\n"
+	  "naming the chunk.\n",
+	  cli_cmd_sql },
+	{ "diff-rows", "show rows added, removed and changed between two versions",
+	  "usage: udr diff-rows TABLE REF1 REF2 --key COL[,COL...] [--csv | --json | --ndjson]\n"
+	  "\n"
+	  "Compare versions REF1 (old) and REF2 (new) of TABLE, matching rows by\n"
+	  "the key columns, and print one row per added, removed or changed row,\n"
+	  "ordered by the key: change (added, removed, changed), the key columns,\n"
+	  "then old.C and new.C for every other column C (NULL where absent).\n"
+	  "REF1, REF2: as after @ in `udr sql` (3, latest, 2026-11-01, commit:12).\n"
+	  "  --key COL[,COL...]  the key columns (repeatable); they must exist in\n"
+	  "                      both versions and be unique in each (else exit 2)\n"
+	  "  --csv, --json, --ndjson, --table   the output format (as `udr sql`)\n",
+	  cli_cmd_diff_rows },
 	{ "help", "show help on a command",
 	  "usage: udr help [COMMAND]\n"
 	  "\n"
@@ -195,7 +372,7 @@ static int parse_global(cli_ctx *ctx, int argc, char **argv)
 
 	opterr = 0;
 	/* '+': stop at the command name, its options are its own. */
-	while ((opt = getopt_long(argc, argv, "+:h", main_longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:hq", main_longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			print_main_usage(stdout);
@@ -203,6 +380,9 @@ static int parse_global(cli_ctx *ctx, int argc, char **argv)
 		case OPT_VERSION:
 			printf("udr %s\n", udr_libversion());
 			return CLI_EXIT_OK;
+		case 'q':
+			ctx->quiet = 1;
+			break;
 		case CLI_OPT_STORE:
 			ctx->store_dir = optarg;
 			break;
@@ -228,6 +408,7 @@ static int run(int argc, char **argv)
 	int rc;
 
 	ctx.store_dir = env && env[0] ? env : "./data";
+	ctx.quiet = 0;
 	rc = parse_global(&ctx, argc, argv);
 	if (rc >= 0)
 		return rc;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -89,13 +90,16 @@ int cli_parse_options(cli_ctx *ctx, const cli_command *cmd, int argc, char **arg
 	int opt, rc;
 
 	/* ':' first: a missing option argument is reported as ':', not '?'. */
-	snprintf(opts, sizeof(opts), ":h%s", shortopts ? shortopts : "");
+	snprintf(opts, sizeof(opts), ":hq%s", shortopts ? shortopts : "");
 	optind = 0; /* GNU: full re-initialisation, main() parsed before us */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return cli_help(cmd);
+		case 'q':
+			ctx->quiet = 1;
+			break;
 		case CLI_OPT_STORE:
 			ctx->store_dir = optarg;
 			break;
@@ -140,6 +144,41 @@ int cli_parse_version(uint64_t *out, const char *text)
 	}
 	*out = v;
 	return CLI_EXIT_OK;
+}
+
+int cli_parse_uint(uint64_t *out, const char *text, uint64_t max, int suffixes, const char *what)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p;
+
+	for (p = text; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			goto bad;
+		v = v * 10 + d;
+	}
+	if (p == text)
+		goto bad;
+	if (suffixes && *p) {
+		switch (*p) {
+		case 'k': case 'K': mult = (uint64_t)1 << 10; break;
+		case 'm': case 'M': mult = (uint64_t)1 << 20; break;
+		case 'g': case 'G': mult = (uint64_t)1 << 30; break;
+		default: goto bad;
+		}
+		p++;
+		if (strcmp(p, "iB") == 0 || strcmp(p, "B") == 0)
+			p += strlen(p);
+	}
+	if (*p || v > UINT64_MAX / mult || v * mult > max)
+		goto bad;
+	*out = v * mult;
+	return CLI_EXIT_OK;
+bad:
+	cli_errorf("invalid %s \"%s\" (expected an integer from 0 to %llu%s)", what, text,
+	           (unsigned long long)max, suffixes ? ", suffixes K, M, G allowed" : "");
+	return CLI_EXIT_USAGE;
 }
 
 int cli_check_table(const char *name)
@@ -230,4 +269,40 @@ int cli_finish_stdout(int code)
 		return code;
 	cli_errorf("error writing to standard output: %s", strerror(err ? err : EIO));
 	return code ? code : CLI_EXIT_IO;
+}
+
+void cli_format_time(char out[80], int64_t ms)
+{
+	int64_t secs = ms / 1000, rem = ms % 1000;
+	time_t t;
+	struct tm tm;
+
+	if (rem < 0) { /* floor, not truncation, for times before 1970 */
+		rem += 1000;
+		secs -= 1;
+	}
+	t = (time_t)secs;
+	if (!gmtime_r(&t, &tm)) {
+		snprintf(out, 80, "%s", "invalid");
+		return;
+	}
+	snprintf(out, 80, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
+}
+
+void cli_format_size(char out[32], uint64_t bytes)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = (double)bytes;
+	int u = -1;
+
+	if (bytes < 1024) {
+		snprintf(out, 32, "%llu B", (unsigned long long)bytes);
+		return;
+	}
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, 32, "%.1f %s", v, units[u]);
 }

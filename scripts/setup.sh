@@ -20,6 +20,12 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# DuckDB (optional: the query module and `udr sql` need it) from npm.
+if command -v npm >/dev/null 2>&1 || { [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null 2>&1; }; then
+	sh "$(dirname "$0")/fetch-duckdb.sh" || echo "setup: DuckDB not fetched; the query module will not be built" >&2
+else
+	echo "setup: npm not available; the query module will not be built" >&2
+fi
 ls -d /usr/share/cargo/registry/blake3-*/c >/dev/null 2>&1 || {
 	echo "setup: BLAKE3 C sources not found under /usr/share/cargo/registry" >&2
 	exit 1

@@ -154,9 +154,15 @@ typedef struct udr_put_options {
 	                                 previous version, say); NULL: none; absent base: ignored */
 	void (*progress)(uint64_t bytes_done, void *payload); /**< called now and then (may be NULL) */
 	void *progress_payload;
+	unsigned int flags;         /**< UDR_PUT_* */
 } udr_put_options;
 #define UDR_PUT_OPTIONS_VERSION 1
-#define UDR_PUT_OPTIONS_INIT {UDR_PUT_OPTIONS_VERSION, NULL, NULL, NULL}
+#define UDR_PUT_OPTIONS_INIT {UDR_PUT_OPTIONS_VERSION, NULL, NULL, NULL, 0}
+
+/** Store the content as one plain file, whatever its size: not chunked,
+ *  compressed nor delta'd, so udr_store_local_path can hand it to readers
+ *  that read in place (Parquet parts read by DuckDB, say). */
+#define UDR_PUT_WHOLE 0x1u
 
 /**
  * udr_store_put_fd with options (opts NULL: defaults).  For a regular file

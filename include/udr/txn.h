@@ -36,7 +36,8 @@ typedef struct udr_txn_options {
 /**
  * Begin a transaction on catalog (which must outlive it), taking a snapshot.
  * @param opts NULL for defaults
- * @return 0; UDR_EINVAL (unknown isolation or branch); UDR_EIO; UDR_ENOMEM.
+ * @return 0; UDR_EINVAL (unknown options version or isolation);
+ *         UDR_ENOTFOUND (unknown branch); UDR_EIO; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_txn_begin(udr_txn **out, udr_catalog *catalog, const udr_txn_options *opts);
 

@@ -332,11 +332,20 @@ int udr__commit_read(udr_commit **out, udr_catalog *c, uint64_t seq)
 	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
 	if (rc == UDR_ENOTFOUND) {
 		uint64_t head;
-		if (udr__catalog_true_head(&head, c) == 0 && seq <= head)
-			rc = udr__error_set(UDR_ECORRUPT, "commit record %s is missing (the log has %llu commits)",
-			                    path, (unsigned long long)head);
-		else
-			rc = udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)seq);
+		/* One head probe, taken after the failed read: if it covers seq,
+		 * a writer linked the record since (records never go away once
+		 * linked), so it must be readable now; if not, the commit had not
+		 * happened when we looked. */
+		if ((rc = udr__catalog_true_head(&head, c)) == 0) {
+			if (seq <= head) {
+				rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
+				if (rc == UDR_ENOTFOUND)
+					rc = udr__error_set(UDR_ECORRUPT, "commit record %s is missing (the log has %llu commits)",
+					                    path, (unsigned long long)head);
+			} else {
+				rc = udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)seq);
+			}
+		}
 	}
 	if (rc == 0)
 		rc = commit_from_json(out, text, len, path, seq);
@@ -378,9 +387,8 @@ static int load_checked(udr_version **out, udr_catalog *c, const char *table, ui
 			break;
 		if ((rc = udr__version_from_json(&v, text, len, path)) < 0)
 			break;
-		if (strcmp(v->table, table) != 0 || v->version != version || v->commit_seq == 0) {
-			rc = udr__error_set(UDR_ECORRUPT, "corrupt version file %s: it names table %s version %llu",
-			                    path, v->table, (unsigned long long)v->version);
+		if (v->commit_seq == 0) {
+			rc = udr__error_set(UDR_ECORRUPT, "corrupt version file %s: it names no commit", path);
 			break;
 		}
 		rc = udr__commit_read(&cm, c, v->commit_seq);
@@ -394,8 +402,13 @@ static int load_checked(udr_version **out, udr_catalog *c, const char *table, ui
 		for (size_t i = 0; i < cm->nchanges; i++)
 			if (strcmp(cm->changes[i].table, table) == 0 && cm->changes[i].new_version == version)
 				ch = &cm->changes[i];
-		if (!ch) { /* an orphan whose commit number another commit took */
+		if (!ch) { /* an orphan (or a copy) that no commit lists here */
 			rc = 0;
+			break;
+		}
+		if (strcmp(v->table, table) != 0 || v->version != version) {
+			rc = udr__error_set(UDR_ECORRUPT, "corrupt version file %s: it names table %s version %llu",
+			                    path, v->table, (unsigned long long)v->version);
 			break;
 		}
 		udr_hash_buf(&digest, text, len);
@@ -467,8 +480,17 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
 		rc = is_committed(c, table, n);
 		if (rc < 0)
 			goto done;
-		if (rc == 0)
-			n = 0; /* a cache that lies: search from scratch */
+		if (rc == 0) {
+			/* LATEST is only written after version n's commit point, and
+			 * committed files never go away: this is damage, not a cache
+			 * to ignore (ignoring it would hand version n out again). */
+			char *vp = udr__version_path(c, table, n);
+			rc = udr__error_set(UDR_ECORRUPT,
+			                    "table %s: version %llu is committed but its file %s is missing or damaged",
+			                    table, (unsigned long long)n, vp ? vp : "?");
+			free(vp);
+			goto done;
+		}
 	}
 	if (n == 0) {
 		/* Committed versions are exactly 1..L: gallop then bisect. */
@@ -533,8 +555,19 @@ int udr_catalog_get_version(udr_version **out, udr_catalog *c, const char *table
 		return rc;
 	if (rc == 0) {
 		uint64_t latest = 0;
-		if (udr__table_latest(&latest, c, table) == 0 && latest == 0)
+		if ((rc = udr__table_latest(&latest, c, table)) < 0)
+			return rc;
+		if (latest == 0)
 			return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
+		if (version < latest) {
+			/* committed versions are exactly 1..latest */
+			char *vp = udr__version_path(c, table, version);
+			rc = udr__error_set(UDR_ECORRUPT, "table %s: version %llu is committed (the table is at %llu) but "
+			                    "its file %s is missing or damaged", table, (unsigned long long)version,
+			                    (unsigned long long)latest, vp ? vp : "?");
+			free(vp);
+			return rc;
+		}
 		return udr__error_set(UDR_ENOTFOUND, "table %s has no version %llu (latest is %llu)", table,
 		                      (unsigned long long)version, (unsigned long long)latest);
 	}

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,41 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 		}
 	}
 	return 0;
+}
+
+/*
+ * A table with no committed version file whose directory exists: either the
+ * leftover of a crashed first commit, or version files that were lost.
+ * Search the log (rare, O(log size)) before handing out version 1 again.
+ */
+static int check_really_new(udr_catalog *c, const char *table, uint64_t head)
+{
+	char *dir = udr__path_join(c->tablesdir, table);
+	struct stat st;
+	int rc = 0;
+	if (!dir)
+		return UDR_ENOMEM;
+	if (UDR_IO->stat(dir, &st) < 0) {
+		free(dir);
+		return 0; /* never created: a new table */
+	}
+	for (uint64_t s = head; s >= 1 && rc == 0; s--) {
+		udr_commit *cm = NULL;
+		if ((rc = udr__commit_read(&cm, c, s)) < 0)
+			break;
+		for (size_t i = 0; i < cm->nchanges; i++)
+			if (strcmp(cm->changes[i].table, table) == 0) {
+				rc = udr__error_set(UDR_ECORRUPT,
+				                    "table %s: commit %llu made its version %llu, but the version files in %s are "
+				                    "missing; refusing to reuse version numbers",
+				                    table, (unsigned long long)s, (unsigned long long)cm->changes[i].new_version,
+				                    dir);
+				break;
+			}
+		udr_commit_free(cm);
+	}
+	free(dir);
+	return rc;
 }
 
 /* The commit seq of a table's latest version (0 when none). */
@@ -251,6 +287,8 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	for (size_t i = 0; i < n; i++) {
 		uint64_t latest, lseq;
 		if ((rc = udr__table_latest(&latest, c, vs[i]->table)) < 0)
+			goto done;
+		if (latest == 0 && (rc = check_really_new(c, vs[i]->table, head)) < 0)
 			goto done;
 		if (o->use_snapshot) {
 			if ((rc = latest_commit_seq(&lseq, c, vs[i]->table, latest)) < 0)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
@@ -223,6 +224,14 @@ static int check_table_dir(struct ck *k, const char *name, bool locked)
 		free(p);
 	}
 	closedir(d);
+	if (locked && !t) {
+		/* leftover of a crashed first commit: nothing the log names */
+		char *lf = udr__path_join(dir, "LATEST");
+		if (lf)
+			UDR_IO->unlink(lf);
+		free(lf);
+		rmdir(dir); /* fails, harmlessly, if anything else is left */
+	}
 	if (locked && t) {
 		char *lf = udr__path_join(dir, "LATEST");
 		if (lf)

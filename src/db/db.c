@@ -71,7 +71,10 @@ int udr_db_open(udr_db **out, const char *path, unsigned int flags)
 		goto fail;
 	free(sub);
 	sub = NULL;
-	if (udr__check_config(path, "udr-store", ROOT_FORMAT) == UDR_ENOTFOUND) {
+	rc = udr__check_config(path, "udr-store", ROOT_FORMAT);
+	if (rc < 0 && rc != UDR_ENOTFOUND)
+		goto fail;
+	if (rc == UDR_ENOTFOUND) {
 		/* written last: a root with a config has both of its parts */
 		static const char cfg[] = "{\"format\": 1, \"kind\": \"udr-store\"}\n";
 		char *cfgpath = udr__path_join(path, "config.json");

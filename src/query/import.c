@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +318,72 @@ static void parts_free(part_file *p, size_t n)
 	free(p);
 }
 
+/* Store the parts with two threads: hashing and writing them into the
+ * store is CPU-bound and parts are independent (the store is thread-safe).
+ * Each part is stored whole (UDR_PUT_WHOLE: one plain file, no pieces, no
+ * compression) so queries read it in place.  The errors of the first
+ * failing part win. */
+typedef struct put_job {
+	udr_hash *hashes;
+	udr_store *store;
+	part_file *files;
+	size_t n;
+	size_t next;
+	int rc;
+	char msg[512];
+	pthread_mutex_t mu;
+} put_job;
+
+static void *put_worker(void *arg)
+{
+	put_job *j = arg;
+	udr_put_options whole = UDR_PUT_OPTIONS_INIT;
+	whole.flags = UDR_PUT_WHOLE;
+	for (;;) {
+		size_t i;
+		int rc;
+		pthread_mutex_lock(&j->mu);
+		i = j->rc < 0 ? j->n : j->next++;
+		pthread_mutex_unlock(&j->mu);
+		if (i >= j->n)
+			return NULL;
+		/* whole: one plain file, so queries read the part in place
+		 * (udr_store_local_path) instead of materializing a copy */
+		rc = udr_store_put_file_ext(&j->hashes[i], j->store, j->files[i].path, &whole);
+		if (rc < 0) {
+			pthread_mutex_lock(&j->mu);
+			if (j->rc == 0) {
+				j->rc = rc;
+				snprintf(j->msg, sizeof(j->msg), "%s", udr_error_last()->message);
+			}
+			pthread_mutex_unlock(&j->mu);
+			return NULL;
+		}
+		unlink(j->files[i].path);
+	}
+}
+
+static int put_parts(udr_hash *hashes, udr_store *store, part_file *files, size_t n)
+{
+	put_job j;
+	pthread_t t;
+	bool threaded;
+	memset(&j, 0, sizeof(j));
+	j.hashes = hashes;
+	j.store = store;
+	j.files = files;
+	j.n = n;
+	pthread_mutex_init(&j.mu, NULL);
+	threaded = n > 1 && pthread_create(&t, NULL, put_worker, &j) == 0;
+	put_worker(&j);
+	if (threaded)
+		pthread_join(t, NULL);
+	pthread_mutex_destroy(&j.mu);
+	if (j.rc < 0)
+		return udr__error_set(j.rc, "%s", j.msg);
+	return 0;
+}
+
 /* ---- the common import path ------------------------------------------------------------- */
 
 typedef struct import_src {
@@ -438,11 +505,8 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		rc = udr__error_oom();
 		goto out;
 	}
-	for (size_t i = 0; i < nfiles; i++) {
-		if ((rc = udr_store_put_file(&hashes[i], q->store, files[i].path)) < 0)
-			goto out;
-		unlink(files[i].path);
-	}
+	if ((rc = put_parts(hashes, q->store, files, nfiles)) < 0)
+		goto out;
 	/* 4. commit; an append retries when another writer got in first */
 	for (int attempt = 0;; attempt++) {
 		uint64_t base_rows = 0;

@@ -169,7 +169,11 @@ static int materialize(udr_query *q, const udr_hash *h, const char *path, const 
 {
 	struct stat st;
 	char hex[UDR_HASH_HEXSIZE + 1];
-	int rc = udr_store_get_file(q->store, h, path, UDR_GET_VERIFY);
+	int rc;
+	/* the cache may have been trimmed as a whole */
+	if (access(q->cache_dir, F_OK) != 0 && (rc = udr__mkdirs(q->cache_dir)) < 0)
+		return rc;
+	rc = udr_store_get_file(q->store, h, path, UDR_GET_VERIFY);
 	if (rc < 0) {
 		udr_hash_tohex(hex, h);
 		if (rc == UDR_ENOTFOUND)
@@ -470,7 +474,10 @@ char *udr__q_tmp_path(udr_query *q, const char *what)
 {
 	char name[128];
 	unsigned int rnd;
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	int fd;
+	if (access(q->tmp_dir, F_OK) != 0 && udr__mkdirs(q->tmp_dir) < 0)
+		return NULL;
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || read(fd, &rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
 		rnd = (unsigned int)udr__now_ms();
 	if (fd >= 0)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,8 +28,21 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 
-#define BATCH_PIECES 256
-#define BATCH_BYTES ((uint64_t)128 << 20)
+#define BATCH_PIECES_MAX 1024
+#define BATCH_BYTES ((uint64_t)256 << 20)
+
+/* Pieces per batch: each holds a descriptor until its batch is published. */
+static size_t batch_pieces_limit(void)
+{
+	struct rlimit rl;
+	size_t n = BATCH_PIECES_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		size_t avail = rl.rlim_cur > 128 ? (size_t)(rl.rlim_cur - 128) / 2 : 16;
+		if (avail < n)
+			n = avail < 16 ? 16 : avail;
+	}
+	return n;
+}
 
 int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o);
 
@@ -78,8 +92,13 @@ struct base {
 	uint64_t npieces;
 	udr__piece *pieces;
 	uint64_t *offsets;
+	uint64_t *by_hash;   /* piece indexes sorted by hash, for re-anchoring */
+	uint64_t cursor;     /* where in the base the next new piece most likely starts */
 	uint64_t input_size; /* size of the new content when known, else 0 */
+	uint64_t file_size;  /* st_size of a regular input file at the start */
 };
+
+static int base_index(struct base *b);
 
 static int base_load(struct base *b, udr_store *s, const udr_hash *h)
 {
@@ -124,25 +143,78 @@ static int base_load(struct base *b, udr_store *s, const udr_hash *h)
 		b->total = size;
 	}
 	b->active = true;
+	return base_index(b);
+}
+
+static const struct base *sort_base; /* qsort has no payload argument */
+
+static int cmp_by_hash(const void *a, const void *b)
+{
+	return memcmp(sort_base->pieces[*(const uint64_t *)a].hash.bytes,
+	              sort_base->pieces[*(const uint64_t *)b].hash.bytes, UDR_HASH_SIZE);
+}
+
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int base_index(struct base *b)
+{
+	if (!(b->by_hash = malloc((size_t)b->npieces * sizeof(uint64_t))))
+		return udr__error_oom();
+	for (uint64_t i = 0; i < b->npieces; i++)
+		b->by_hash[i] = i;
+	pthread_mutex_lock(&sort_mu);
+	sort_base = b;
+	qsort(b->by_hash, (size_t)b->npieces, sizeof(uint64_t), cmp_by_hash);
+	pthread_mutex_unlock(&sort_mu);
 	return 0;
+}
+
+/* Index of the base piece with hash h, or UINT64_MAX. */
+static uint64_t base_find(const struct base *b, const udr_hash *h)
+{
+	uint64_t lo = 0, hi = b->npieces;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(b->pieces[b->by_hash[mid]].hash.bytes, h->bytes, UDR_HASH_SIZE);
+		if (c == 0)
+			return b->by_hash[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return UINT64_MAX;
 }
 
 static void base_free(struct base *b)
 {
 	free(b->pieces);
 	free(b->offsets);
+	free(b->by_hash);
 	memset(b, 0, sizeof(*b));
 }
 
-/* The base piece most likely to resemble new bytes at [off, off+len): the
- * one holding the same relative position (edits shift content a little). */
-static const udr_hash *base_pick(const struct base *b, uint64_t off, size_t len)
+/*
+ * The base piece most likely to resemble the next new piece, whose hash is
+ * h and length len, called for the pieces in order.  The new content is
+ * walked in step with the base: a piece found in the base re-anchors the
+ * cursor after it (CDC boundaries fall on the same content in both, so
+ * after an edit the pieces line up again); otherwise the cursor advances by
+ * the piece's length and the base piece holding the middle of that span is
+ * chosen.  (Scaling offsets by the size ratio instead drifts by a whole
+ * piece every few pieces when a table grows at its end.)
+ */
+static const udr_hash *base_next(struct base *b, const udr_hash *h, size_t len)
 {
-	uint64_t pos = off + len / 2, lo = 0, hi;
+	uint64_t i, pos, lo = 0, hi;
 	if (!b->active)
 		return NULL;
-	if (b->input_size)
-		pos = (uint64_t)((double)pos * (double)b->total / (double)b->input_size);
+	if ((i = base_find(b, h)) != UINT64_MAX) {
+		b->cursor = b->offsets[i] + b->pieces[i].size;
+		return NULL; /* the same bytes: a dedup hit, no delta needed */
+	}
+	pos = b->cursor + len / 2;
+	b->cursor += len;
 	if (pos >= b->total)
 		pos = b->total - 1;
 	hi = b->npieces;
@@ -202,6 +274,16 @@ static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t
 		if (e->kind == UDR__K_DELTA && e->len < len / 16)
 			return 0; /* good enough: skip trying plain compression */
 	}
+	if (s->level > 0 && len >= 32768) {
+		/* probe: random or already-compressed bytes are not worth a full
+		 * pass (zstd level 1 on 4 KiB costs ~1% of the full one) */
+		if ((rc = udr__zstd_compress(&z, &zlen, data + len / 2 - 2048, 4096, 1, NULL, 0)) < 0)
+			return rc;
+		free(z);
+		z = NULL;
+		if (zlen >= 4096 - 4096 / 32)
+			return 0;
+	}
 	if (s->level > 0) {
 		if ((rc = udr__zstd_compress(&z, &zlen, data, len, s->level, NULL, 0)) < 0)
 			return rc;
@@ -237,7 +319,7 @@ static int stored(const udr_store *s, const udr_hash *h, bool *recent)
 
 /* ---- single objects --------------------------------------------------------- */
 
-static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, size_t len, const struct base *b)
+static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, size_t len, struct base *b)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	struct enc e;
@@ -258,7 +340,7 @@ static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, si
 		}
 		return rc < 0 ? rc : 0;
 	}
-	if ((rc = encode(&e, s, data, len, base_pick(b, 0, len))) < 0)
+	if ((rc = encode(&e, s, data, len, base_next(b, out, len))) < 0)
 		return rc;
 	if (!(final = udr__obj_path(s, out, e.kind, hex))) {
 		rc = UDR_ENOMEM;
@@ -270,7 +352,7 @@ static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, si
 		udr__tmp_discard(&t);
 		goto done;
 	}
-	if ((rc = udr__store_fanout(s, final)) < 0) {
+	if ((rc = udr__store_fanout(s, final, true)) < 0) {
 		udr__tmp_discard(&t);
 		goto done;
 	}
@@ -294,6 +376,8 @@ struct pending {
 struct job {
 	uint64_t index;
 	uint64_t offset;
+	udr_hash hash;           /* of data, computed by the reading thread */
+	const udr_hash *base;    /* delta base piece, or NULL */
 	unsigned char *data;
 	size_t len;
 	struct job *next;
@@ -353,7 +437,7 @@ static int process(struct engine *g, struct job *j, udr_hash *h)
 	bool recent = false;
 	char *final = NULL, *tmp = NULL;
 	int fd = -1, rc;
-	udr_hash_buf(h, j->data, j->len);
+	*h = j->hash;
 	if ((rc = stored(s, h, &recent)) < 0)
 		return rc;
 	if (rc == 1) {
@@ -364,7 +448,7 @@ static int process(struct engine *g, struct job *j, udr_hash *h)
 		}
 		return 0;
 	}
-	if ((rc = encode(&e, s, j->data, j->len, base_pick(g->base, j->offset, j->len))) < 0)
+	if ((rc = encode(&e, s, j->data, j->len, j->base)) < 0)
 		return rc;
 	if (!(final = udr__obj_path(s, h, e.kind, hex))) {
 		rc = UDR_ENOMEM;
@@ -511,18 +595,32 @@ static int sync_store(udr_store *s)
 	return rc;
 }
 
-/* Publish the batch: data durable, then names, then names durable. */
+/* Publish the finished pieces: data durable, then names, then names
+ * durable.  Workers keep encoding meanwhile; what they finish later goes to
+ * the next batch. */
 static int flush(struct engine *g)
 {
+	struct pending *list;
+	size_t n;
+	bool recent;
 	int rc = 0;
-	if (g->npend == 0 && !g->recent)
-		return 0;
+	pthread_mutex_lock(&g->mu);
+	list = g->pend;
+	n = g->npend;
+	recent = g->recent;
+	g->pend = NULL;
+	g->npend = g->cap_pend = 0;
+	g->recent = false;
+	pthread_mutex_unlock(&g->mu);
+	if (n == 0 && !recent)
+		goto done;
 	if ((rc = sync_store(g->s)) < 0)
 		goto done;
-	for (size_t i = 0; i < g->npend; i++) {
-		struct pending *p = &g->pend[i];
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = &list[i];
 		int r;
-		if ((rc = udr__store_fanout(g->s, p->final)) < 0)
+		/* no fsync of new directories: the syncfs below covers them */
+		if ((rc = udr__store_fanout(g->s, p->final, false)) < 0)
 			goto done;
 		r = p->tmp ? UDR_IO->link(p->tmp, p->final) : UDR_IO->link_fd(p->fd, p->final);
 		if (r < 0 && errno != EEXIST) {
@@ -531,9 +629,15 @@ static int flush(struct engine *g)
 		}
 	}
 	rc = sync_store(g->s);
-	g->recent = false;
 done:
-	discard_pending(g);
+	for (size_t i = 0; i < n; i++) {
+		UDR_IO->close(list[i].fd);
+		if (list[i].tmp)
+			UDR_IO->unlink(list[i].tmp);
+		free(list[i].tmp);
+		free(list[i].final);
+	}
+	free(list);
 	return rc;
 }
 
@@ -546,7 +650,7 @@ static int publish_manifest(udr_store *s, const udr_hash *h, const udr__manifest
 	int rc;
 	if (!(final = udr__obj_path(s, h, UDR__K_MANIFEST, hex)))
 		return UDR_ENOMEM;
-	if ((rc = udr__manifest_encode(&bytes, &len, m, h)) == 0 && (rc = udr__store_fanout(s, final)) == 0) {
+	if ((rc = udr__manifest_encode(&bytes, &len, m, h)) == 0 && (rc = udr__store_fanout(s, final, true)) == 0) {
 		rc = udr__write_file_atomic(s->tmpdir, final, bytes, len, UDR__PUBLISH_NEW, true);
 		if (rc == 1)
 			rc = udr__fsync_parent(final);
@@ -563,7 +667,7 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 	udr_hasher *whole = NULL;
 	pthread_t tids[16];
 	int nthreads = s->threads > 1 ? s->threads : 0, started = 0, rc = 0;
-	size_t start = 0, batch_pieces = 0;
+	size_t start = 0, batch_pieces = 0, batch_limit = batch_pieces_limit();
 	uint64_t offset = 0, index = 0, batch_bytes = 0;
 	udr__manifest m;
 
@@ -610,6 +714,8 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 			}
 			memcpy(j->data, buf + start, cut);
 			j->len = cut;
+			udr_hash_buf(&j->hash, j->data, cut);
+			j->base = base_next(b, &j->hash, cut);
 			j->index = index++;
 			j->offset = offset;
 			udr_hasher_update(whole, buf + start, cut);
@@ -618,8 +724,8 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 			if ((rc = submit(&g, j, nthreads)) < 0)
 				goto out;
 			batch_bytes += cut;
-			if (++batch_pieces >= BATCH_PIECES || batch_bytes >= BATCH_BYTES) {
-				wait_idle(&g, nthreads);
+			if (++batch_pieces >= batch_limit || batch_bytes >= BATCH_BYTES) {
+				/* publish what the workers finished; they keep going */
 				if ((rc = g.err) < 0 || (rc = flush(&g)) < 0)
 					goto out;
 				batch_pieces = 0;
@@ -645,11 +751,11 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 		goto out;
 	if (in->fd >= 0) {
 		struct stat st;
-		if (UDR_IO->fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode) && b->input_size &&
-		    (uint64_t)st.st_size != b->input_size) {
-			rc = udr__error_set(UDR_EIO, "input changed size while it was read (%llu bytes, now %llu); "
-			                    "nothing stored", (unsigned long long)b->input_size,
-			                    (unsigned long long)st.st_size);
+		if (UDR_IO->fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode) && b->file_size &&
+		    ((uint64_t)st.st_size != b->file_size || offset != b->input_size)) {
+			rc = udr__error_set(UDR_EIO, "input changed size while it was read (%llu bytes expected, %llu "
+			                    "read, file now %llu); nothing stored", (unsigned long long)b->input_size,
+			                    (unsigned long long)offset, (unsigned long long)st.st_size);
 			goto out;
 		}
 	}
@@ -701,7 +807,8 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-/* Format 1 stores: one raw file, streamed through a temp file. */
+/* Format 1 stores and UDR_PUT_WHOLE: one raw file, streamed through a temp
+ * file. */
 int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsigned char *head, size_t headlen,
                         bool eof);
 int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsigned char *head, size_t headlen,
@@ -740,7 +847,7 @@ int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsig
 		rc = UDR_ENOMEM;
 		goto done;
 	}
-	if ((rc = udr__store_fanout(s, final)) < 0)
+	if ((rc = udr__store_fanout(s, final, true)) < 0)
 		goto done;
 	rc = udr__tmp_publish(&t, final, UDR__PUBLISH_NEW, true);
 	if (rc == 1)
@@ -762,7 +869,7 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 	bool eof = false;
 	int rc;
 	memset(&b, 0, sizeof(b));
-	if (s->format < 2) {
+	if (s->format < 2 || (o && (o->flags & UDR_PUT_WHOLE))) {
 		/* one raw object; memory input hashes in place */
 		if (mem)
 			return udr__put_raw_stream(out, s, &in, mem, memlen, true);
@@ -774,7 +881,9 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 		struct stat st;
 		if (UDR_IO->fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 			off_t pos = lseek(fd, 0, SEEK_CUR);
-			b.input_size = (uint64_t)st.st_size - (pos > 0 ? (uint64_t)pos : 0);
+			uint64_t start = pos > 0 ? (uint64_t)pos : 0;
+			b.file_size = (uint64_t)st.st_size;
+			b.input_size = start < b.file_size ? b.file_size - start : 0;
 		}
 	} else {
 		b.input_size = memlen;
@@ -791,7 +900,7 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 	}
 	rc = src_fill(&in, buf, s->threshold + 1, &have, &eof);
 	if (rc == 0 && eof && have <= s->threshold) {
-		if (fd >= 0 && b.input_size && have != b.input_size)
+		if (fd >= 0 && b.file_size && have != b.input_size)
 			rc = udr__error_set(UDR_EIO, "input changed size while it was read (%llu bytes expected, %zu read); "
 			                    "nothing stored", (unsigned long long)b.input_size, have);
 		else

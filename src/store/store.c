@@ -207,6 +207,7 @@ int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags, co
 		goto fail;
 	if ((rc = load_settings(s, rc)) < 0 || (rc = udr__mkdir(s->tmpdir, NULL)) < 0)
 		goto fail;
+	s->fanout_known = calloc(65536 / 8, 1); /* a cache: NULL only costs mkdirs */
 	*out = s;
 	return 0;
 fail:
@@ -242,6 +243,7 @@ void udr_store_close(udr_store *s)
 		return;
 	free(s->path);
 	free(s->tmpdir);
+	free(s->fanout_known);
 	free(s);
 }
 
@@ -255,29 +257,44 @@ const char *udr__store_tmpdir(const udr_store *s)
 	return s->tmpdir;
 }
 
-int udr__store_fanout(const udr_store *s, const char *final)
+static int hexdigit(char c)
+{
+	return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+int udr__store_fanout(const udr_store *s, const char *final, bool sync)
 {
 	char dir[4096];
 	size_t n = s->pathlen + 3;
-	bool created;
+	const char *hx = final + s->pathlen + 1; /* "ab/cd/..." */
+	unsigned idx = (unsigned)(hexdigit(hx[0]) << 12 | hexdigit(hx[1]) << 8 | hexdigit(hx[3]) << 4 | hexdigit(hx[4]));
+	bool created, made = false;
 	int rc;
+	if (s->fanout_known && (__atomic_load_n(&s->fanout_known[idx >> 3], __ATOMIC_ACQUIRE) & (1u << (idx & 7))))
+		return 0;
 	if (s->pathlen + 7 >= sizeof(dir))
 		return udr__error_set(UDR_EINVAL, "chunk store path too long: %s", s->path);
 	memcpy(dir, final, n);
 	dir[n] = '\0';
 	if ((rc = udr__mkdir(dir, &created)) < 0)
 		return rc;
-	if (created && (rc = udr__fsync_dir(s->path)) < 0)
+	made |= created;
+	if (created && sync && (rc = udr__fsync_dir(s->path)) < 0)
 		return rc;
 	memcpy(dir, final, n + 3);
 	dir[n + 3] = '\0';
 	if ((rc = udr__mkdir(dir, &created)) < 0)
 		return rc;
-	if (created) {
+	made |= created;
+	if (created && sync) {
 		dir[n] = '\0';
 		if ((rc = udr__fsync_dir(dir)) < 0)
 			return rc;
 	}
+	/* Only directories made durable (or found existing) are remembered; one
+	 * created unsynced waits for the caller's syncfs. */
+	if (s->fanout_known && (sync || !made))
+		__atomic_fetch_or(&s->fanout_known[idx >> 3], (unsigned char)(1u << (idx & 7)), __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -419,6 +436,21 @@ int udr_store_get_file(udr_store *s, const udr_hash *h, const char *path, unsign
 			rc = udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
 		}
 		return rc;
+	}
+	{
+		/* A device, pipe or socket (/dev/null, /dev/stdout, a fifo) is
+		 * written in place: renaming over it would replace the node. */
+		struct stat st;
+		if (UDR_IO->stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+			if (S_ISDIR(st.st_mode))
+				return udr__error_set(UDR_EINVAL, "output %s is a directory", path);
+			if ((fd = UDR_IO->open(path, O_WRONLY, 0)) < 0)
+				return udr__error_io(errno, "cannot open output %s", path);
+			rc = udr_store_get_fd(s, h, fd, flags);
+			if (UDR_IO->close(fd) < 0 && rc == 0)
+				rc = udr__error_io(errno, "close of %s failed", path);
+			return rc;
+		}
 	}
 	n = strlen(path) + 48;
 	if (!(tmp = malloc(n)))

@@ -27,6 +27,7 @@ struct udr_store {
 	int level;         /* zstd level, 0: no compression */
 	int max_depth;     /* longest delta chain */
 	int threads;       /* ingest workers */
+	unsigned char *fanout_known; /* bit per ab/cd directory known to exist */
 };
 
 /* The kinds of objects, by file-name suffix (docs/FORMAT.md). */
@@ -91,7 +92,9 @@ const char *udr__store_tmpdir(const udr_store *s);
  * UDR_ENOTFOUND when it is missing, UDR_ECORRUPT when unusable. */
 int udr__check_config(const char *dir, const char *kind, int max_format);
 
-/* Make sure chunks/ab/cd exists for the object path `final`. */
-int udr__store_fanout(const udr_store *s, const char *final);
+/* Make sure chunks/ab/cd exists for the object path `final`; with sync,
+ * a directory created is made durable in its parent right away (callers
+ * that syncfs afterwards pass false). */
+int udr__store_fanout(const udr_store *s, const char *final, bool sync);
 
 #endif

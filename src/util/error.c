@@ -34,9 +34,13 @@ void udr_error_clear(void)
 
 static int error_vset(int code, const char *suffix, const char *fmt, va_list ap)
 {
-	int n = vsnprintf(tls_error.msg, sizeof(tls_error.msg), fmt, ap);
-	if (suffix && n >= 0 && (size_t)n < sizeof(tls_error.msg))
-		snprintf(tls_error.msg + n, sizeof(tls_error.msg) - (size_t)n, "%s", suffix);
+	/* Format into a scratch buffer first: callers may pass the previous
+	 * message (udr_error_last()->message) as an argument to wrap it. */
+	char tmp[sizeof(tls_error.msg)];
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	if (suffix && n >= 0 && (size_t)n < sizeof(tmp))
+		snprintf(tmp + n, sizeof(tmp) - (size_t)n, "%s", suffix);
+	memcpy(tls_error.msg, tmp, sizeof(tmp));
 	tls_error.err.code = code;
 	tls_error.err.message = tls_error.msg;
 	return code;

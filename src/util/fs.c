@@ -371,7 +371,18 @@ int udr__parse_time(int64_t *out, const char *text)
 		p += 6;
 	if (*p != '\0')
 		return -1;
-	*out = (int64_t)timegm(&tm) * 1000 + ms;
+	{
+		/* strptime accepts 2026-02-30 and timegm rolls it over: refuse
+		 * any date that does not come back unchanged */
+		struct tm check;
+		/* read the fields before timegm, which normalizes tm in place */
+		int y = tm.tm_year, mo = tm.tm_mon, d = tm.tm_mday, h = tm.tm_hour, mi = tm.tm_min, sec = tm.tm_sec;
+		time_t t = timegm(&tm);
+		if (!gmtime_r(&t, &check) || check.tm_year != y || check.tm_mon != mo || check.tm_mday != d ||
+		    check.tm_hour != h || check.tm_min != mi || check.tm_sec != sec)
+			return -1;
+		*out = (int64_t)t * 1000 + ms;
+	}
 	return 0;
 }
 

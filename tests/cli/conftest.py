@@ -84,7 +84,20 @@ class Udr:
         return h
 
     def chunk_path(self, h):
+        """Where a content is one plain file (format 1; small raw content in 2)."""
         return self.root / "chunks" / h[:2] / h[2:4] / h
+
+    def objects(self, h):
+        """The object files named after h, by suffix: "" (raw), ".zst", ".m", ".d"."""
+        d = self.root / "chunks" / h[:2] / h[2:4]
+        if not d.is_dir():
+            return {}
+        return {p.name[64:]: p for p in d.iterdir() if p.name.startswith(h)}
+
+    def object_files(self):
+        """Every object file of the chunk store (not config.json, not tmp/)."""
+        return [p for p in (self.root / "chunks").rglob("*")
+                if p.is_file() and p.parent.parent.parent == self.root / "chunks"]
 
     @property
     def catalog(self):
@@ -98,9 +111,17 @@ def run():
 
 @pytest.fixture
 def udr(tmp_path):
-    """An initialised, empty store."""
+    """An initialised, empty store (the default format)."""
     u = Udr(tmp_path / "store")
     u.ok("init")
+    return u
+
+
+@pytest.fixture
+def udr1(tmp_path):
+    """An initialised, empty format-1 store: every content one plain file."""
+    u = Udr(tmp_path / "store1")
+    u.ok("init", "--format", "1")
     return u
 
 

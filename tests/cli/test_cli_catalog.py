@@ -323,8 +323,6 @@ def test_show_corrupt_commit_record(udr):
     assert rec.name in r.out
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: udr_catalog_fsck deletes the version "
-                   "files of a corrupt commit record as orphans (see the CLI report)")
 def test_fsck_keeps_versions_of_corrupt_commit_record(udr):
     (a,) = put_some(udr, 1)
     udr.ok("commit", "t", "1", a)
@@ -336,11 +334,14 @@ def test_fsck_keeps_versions_of_corrupt_commit_record(udr):
     assert udr("show", "t", "1").code == 4
 
 
-def test_stale_caches_are_ignored(udr):
+# A LATEST naming a version past the end is damage, not staleness (LATEST is
+# written only after that version's commit point): not tested here.
+@pytest.mark.parametrize("latest", [b"1\n", b"junk\n", b""])
+def test_stale_caches_are_ignored(udr, latest):
     (a,) = put_some(udr, 1)
     udr.ok("commit", "t", "1", a)
     udr.ok("commit", "t", "2", a)
-    for cache, junk in ((udr.catalog / "tables" / "t" / "LATEST", b"7\n"),
+    for cache, junk in ((udr.catalog / "tables" / "t" / "LATEST", latest),
                         (udr.catalog / "HEAD", b"junk\n")):
         if cache.exists():
             _rewrite(cache, junk)

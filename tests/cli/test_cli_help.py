@@ -2,7 +2,7 @@
 import pytest
 
 COMMANDS = ["init", "hash", "put", "get", "exists", "commit", "show",
-            "versions", "tables", "fsck", "help"]
+            "versions", "tables", "log", "watch", "stats", "fsck", "help"]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"]])
@@ -77,7 +77,8 @@ def test_unknown_global_option(run, args):
 
 
 @pytest.mark.parametrize("cmd", ["init", "hash", "put", "get", "exists", "commit",
-                                 "show", "versions", "tables", "fsck"])
+                                 "show", "versions", "tables", "log", "watch", "stats",
+                                 "fsck"])
 def test_unknown_command_option(run, tmp_path, cmd):
     r = run("--store", tmp_path, cmd, "--bogus")
     assert r.code == 2, r
@@ -99,10 +100,27 @@ def test_missing_option_argument(run, tmp_path):
     ["init", "extra"], ["hash", "a", "b"], ["put", "a", "b"], ["get"],
     ["get", "a", "b"], ["exists"], ["commit"], ["commit", "t"], ["show"],
     ["show", "t", "1", "2"], ["versions"], ["versions", "a", "b"],
-    ["tables", "x"], ["fsck", "x"], ["help", "a", "b"],
+    ["tables", "x"], ["fsck", "x"], ["help", "a", "b"], ["log", "x"], ["watch", "x"],
+    ["stats", "x"], ["show", "t", "1", "--at", "2026-01-01"],
+    ["commit", "t", "--spec", "-"], ["commit", "t", "--next", "--file", "f", "0" * 64],
 ])
 def test_wrong_operand_count(udr, args):
     r = udr(*args)
     assert r.code == 2, r
     assert r.stderr.startswith("udr: ")
     assert "usage: udr" in r.stderr
+
+
+def test_commit_help_documents_spec(run):
+    r = run("commit", "--help")
+    assert r.code == 0
+    for word in ('"tables"', '"chunks"', '"files"', '"metadata"', '"isolation"',
+                 "serializable", "--spec", "--file"):
+        assert word in r.out, word
+
+
+@pytest.mark.parametrize("args", [["-q", "tables"], ["--quiet", "tables"],
+                                  ["tables", "-q"], ["tables", "--quiet"]])
+def test_quiet_option_accepted(udr, args):
+    r = udr(*args)
+    assert r.code == 0, r

@@ -142,19 +142,89 @@ def test_hash_directory_is_io_error(run, tmp_path):
 
 # ---- put, layout, dedup ----
 
+CHUNK_MAX = 256 << 10  # the default chunk_max: larger content is split
+
+
 @pytest.mark.parametrize("size", SIZES)
-def test_put_matches_b3sum_and_layout(udr, tmp_path, size):
+def test_put_matches_b3sum_and_layout_format1(udr1, tmp_path, size):
+    # Format 1: every content is one plain file holding exactly its bytes.
     f = tmp_path / "in.bin"
     data = data_of(size)
     f.write_bytes(data)
     expect = b3sum(f)
-    r = udr("put", f)
+    r = udr1("put", f)
     assert r.code == 0, r
     assert r.out == expect + "\n"
-    p = udr.chunk_path(expect)
+    p = udr1.chunk_path(expect)
     assert p.is_file()
     assert p.read_bytes() == data
-    assert udr.put(data) == expect
+    assert udr1.objects(expect) == {"": p}
+    assert udr1.object_files() == [p]
+    assert udr1.put(data) == expect
+    assert udr1.ok("get", expect).stdout == data
+
+
+@pytest.mark.parametrize("size", [s for s in SIZES if s <= CHUNK_MAX])
+def test_layout_format2_small_incompressible_is_raw(udr, tmp_path, size):
+    f = tmp_path / "in.bin"
+    data = data_of(size)
+    f.write_bytes(data)
+    h = udr.ok("put", f).out.strip()
+    assert h == b3sum(f)
+    assert udr.objects(h) == {"": udr.chunk_path(h)}
+    assert udr.chunk_path(h).read_bytes() == data
+    assert udr.object_files() == [udr.chunk_path(h)]
+
+
+@pytest.mark.parametrize("size", [4096, 65536, CHUNK_MAX])
+def test_layout_format2_compressible_is_zstd(udr, tmp_path, size):
+    data = (b"udr compresses repetitive content %d\n" % size) * (size // 36 + 1)
+    data = data[:size]
+    h = udr.put(data)
+    objs = udr.objects(h)
+    assert list(objs) == [".zst"], objs
+    z = objs[".zst"]
+    assert z.stat().st_size < size // 4
+    # A standard zstd frame: the zstd tool turns it back into the content.
+    out = subprocess.run(["zstd", "-d", "-c", str(z)], check=True, capture_output=True).stdout
+    assert out == data
+    assert udr.ok("get", "--verify", h).stdout == data
+
+
+def pieces_of(udr, h):
+    """The piece files of a content stored alone in its store (all objects but its own)."""
+    return [p for p in udr.object_files() if not p.name.startswith(h)]
+
+
+@pytest.mark.parametrize("size", [CHUNK_MAX + 1, 3 << 20])
+def test_layout_format2_large_is_manifest_and_pieces(udr, tmp_path, size):
+    f = tmp_path / "in.bin"
+    data = data_of(size)
+    f.write_bytes(data)
+    h = udr.ok("put", f).out.strip()
+    assert h == b3sum(f)
+    assert list(udr.objects(h)) == [".m"]
+    pieces = pieces_of(udr, h)
+    assert len(pieces) >= 2
+    # Random bytes do not compress: the pieces are raw, together the content.
+    assert all(len(p.name) == 64 for p in pieces), pieces
+    assert all(p.stat().st_size <= CHUNK_MAX for p in pieces)
+    assert sum(p.stat().st_size for p in pieces) == size
+    got = b"".join(p.read_bytes() for p in pieces)  # in no particular order
+    assert bytes(sorted(got)) == bytes(sorted(data))
+    assert udr.ok("get", "--verify", h).stdout == data
+    assert udr.put(data) == h  # dedup: nothing new
+    assert len(udr.object_files()) == len(pieces) + 1
+
+
+def test_layout_format2_large_compressible(udr):
+    data = b"".join(b"row %08d,some,text,%d\n" % (i, i % 7) for i in range(200000))
+    h = udr.put(data)
+    assert list(udr.objects(h)) == [".m"]
+    pieces = pieces_of(udr, h)
+    assert pieces and all(p.name.endswith(".zst") for p in pieces), pieces
+    assert sum(p.stat().st_size for p in pieces) < len(data) // 3
+    assert udr.ok("get", "--verify", h).stdout == data
 
 
 def test_put_dedup(udr, tmp_path):
@@ -284,8 +354,9 @@ def truncate(path):
 
 
 @pytest.mark.parametrize("damage", [flip_byte, truncate])
-@pytest.mark.parametrize("size", [100, 3 << 20])
-def test_corrupt_chunk_get_verify(udr, tmp_path, damage, size):
+@pytest.mark.parametrize("fmt, size", [(1, 100), (1, 3 << 20), (2, 100)])
+def test_corrupt_chunk_get_verify(udr, udr1, tmp_path, damage, fmt, size):
+    udr = udr1 if fmt == 1 else udr
     data = data_of(size)
     h = udr.put(data)
     damage(udr.chunk_path(h))
@@ -327,9 +398,40 @@ def test_fsck_reports_each_problem(udr):
     assert "2 problems" in r.out.splitlines()[-1]
 
 
-def test_big_chunk_get_verify_two_pass(udr, tmp_path):
+def delete(path):
+    os.unlink(path)
+
+
+@pytest.mark.parametrize("damage", [flip_byte, truncate, delete])
+def test_corrupt_piece(udr, tmp_path, damage):
+    # Format 2, large content: damage to one piece fails the content.
+    data = data_of(3 << 20)
+    h = udr.put(data)
+    pieces = pieces_of(udr, h)
+    piece = sorted(pieces)[len(pieces) // 2]
+    damage(piece)
+    r = udr("get", "--verify", h)
+    assert r.code == 4, r
+    assert r.stdout == b""
+    assert r.stderr.startswith("udr: ") and h in r.stderr and "piece" in r.stderr, r
+    assert piece.name[:64] in r.stderr, r.stderr  # which piece
+    out = tmp_path / "out"
+    r = udr("get", "--verify", h, "-o", out)
+    assert r.code == 4, r
+    assert not out.exists()
+    r = udr("fsck")
+    assert r.code == 4, r
+    lines = [line for line in r.out.splitlines() if not line.startswith("fsck: ")]
+    assert any(h in line and piece.name[:64] in line for line in lines), r.out
+    if damage is not delete:
+        assert any(line.startswith("corrupt chunk %s: " % piece.name) for line in lines), r.out
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_big_chunk_get_verify_two_pass(udr, udr1, tmp_path, fmt):
     # Above 64 MiB `get --verify` to stdout verifies in a first pass instead
     # of in memory; corrupt bytes must still never reach stdout.
+    udr = udr1 if fmt == 1 else udr
     f = tmp_path / "big"
     data = os.urandom(1 << 20) * 65 + b"tail"
     f.write_bytes(data)
@@ -337,8 +439,36 @@ def test_big_chunk_get_verify_two_pass(udr, tmp_path):
     assert h == b3sum(f)
     r = udr("get", "--verify", h)
     assert r.code == 0 and r.stdout == data
-    p = udr.chunk_path(h)
-    flip_byte(p, len(data) - 1)
+    if fmt == 1:
+        p = udr.chunk_path(h)
+        flip_byte(p, len(data) - 1)
+    else:
+        # the last piece (raw: random bytes), so that all others stream first
+        (p,) = [q for q in pieces_of(udr, h) if q.read_bytes().endswith(b"tail")]
+        flip_byte(p, p.stat().st_size - 1)
     r = udr("get", "--verify", h)
     assert r.code == 4, r
     assert r.stdout == b""
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_get_into_a_fifo_keeps_the_fifo(udr, tmp_path, verify):
+    # `get -o` renames a temp file over a regular output file; a special file
+    # (a FIFO here, /dev/null in the bug that led to this test) must be
+    # written in place, never replaced by a regular file.
+    import stat
+    import threading
+    data = os.urandom(300_000)
+    h = udr.put(data)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    args = ["get", h, "-o", str(fifo)] + (["--verify"] if verify else [])
+    r = udr(*args)
+    reader.join(timeout=30)
+    assert r.code == 0, r
+    assert got and got[0] == data
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pipe")) == ["pipe"]

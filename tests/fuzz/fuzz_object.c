@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	kind = kinds[data[0] % 4];
-	if (!(path = udr__obj_path(store, &target, kind, hex)) || udr__store_fanout(store, path) < 0)
+	if (!(path = udr__obj_path(store, &target, kind, hex)) || udr__store_fanout(store, path, true) < 0)
 		abort();
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)

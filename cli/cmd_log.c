@@ -1,0 +1,300 @@
+/*
+ * cli/cmd_log.c - the changelog commands: `udr log` queries the commit log,
+ * `udr watch` follows it and prints each commit as it is made.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define NOPERANDS(argc) ((argc) - optind)
+
+/* How long watch waits for a commit before it looks at its stop flag. */
+#define WATCH_POLL_MS 100
+
+enum { OPT_SINCE = CLI_OPT_FIRST, OPT_SINCE_TIME, OPT_TABLE, OPT_BRANCH, OPT_LIMIT,
+       OPT_REVERSE, OPT_JSON };
+
+struct log_opts {
+	udr_log_query q;
+	const char **tables; /* room for argc names */
+	int since_given;
+	int json;
+};
+
+static int log_opt(int opt, const char *arg, void *payload)
+{
+	struct log_opts *o = payload;
+	uint64_t n;
+	int rc;
+
+	switch (opt) {
+	case OPT_SINCE:
+		if ((rc = cli_parse_uint(&o->q.since_seq, arg, UINT64_MAX, 0, "--since")) != 0)
+			return rc;
+		o->since_given = 1;
+		break;
+	case OPT_SINCE_TIME:
+		if ((rc = udr_time_parse(&o->q.since_ms, arg)) != 0)
+			return cli_fail(rc);
+		break;
+	case OPT_TABLE:
+		if ((rc = cli_check_table(arg)) != 0)
+			return rc;
+		o->tables[o->q.ntables++] = arg;
+		break;
+	case OPT_BRANCH:
+		o->q.branch = arg;
+		break;
+	case OPT_LIMIT:
+		if ((rc = cli_parse_uint(&n, arg, SIZE_MAX, 0, "--limit")) != 0)
+			return rc;
+		if (n == 0) {
+			cli_errorf("invalid --limit \"%s\" (expected an integer >= 1)", arg);
+			return CLI_EXIT_USAGE;
+		}
+		o->q.limit = (size_t)n;
+		break;
+	case OPT_REVERSE:
+		o->q.newest_first = 0;
+		break;
+	default: /* OPT_JSON */
+		o->json = 1;
+		break;
+	}
+	return -1;
+}
+
+static void print_commit_text(const udr_commit *c)
+{
+	char when[80];
+	const char *m;
+	size_t i;
+
+	cli_format_time(when, c->time_ms);
+	printf("commit %" PRIu64 " (%s) %s %s\n", c->seq, c->branch ? c->branch : "?", when,
+	       c->author ? c->author : "?");
+	if (c->message) {
+		/* Indented, line by line, so a message cannot fake a header. */
+		for (m = c->message; *m;) {
+			size_t n = strcspn(m, "\n");
+
+			printf("    %.*s\n", (int)n, m);
+			m += n + (m[n] == '\n');
+		}
+	}
+	for (i = 0; i < c->nchanges; i++) {
+		const udr_change *ch = &c->changes[i];
+
+		if (ch->old_version)
+			printf("  %s: %" PRIu64 " -> %" PRIu64 "\n", ch->table, ch->old_version,
+			       ch->new_version);
+		else
+			printf("  %s: new -> %" PRIu64 "\n", ch->table, ch->new_version);
+	}
+}
+
+/* One commit as a one-line JSON object. */
+static void print_commit_json(const udr_commit *c)
+{
+	char when[80], hex[UDR_HASH_HEXSIZE + 1];
+	size_t i;
+
+	cli_format_time(when, c->time_ms);
+	printf("{\"seq\": %" PRIu64 ", \"parent\": %" PRIu64 ", \"time\": \"%s\", "
+	       "\"time_ms\": %" PRId64 ", \"branch\": ", c->seq, c->parent, when, c->time_ms);
+	cli_json_string(stdout, c->branch ? c->branch : "");
+	fputs(", \"author\": ", stdout);
+	cli_json_string(stdout, c->author ? c->author : "");
+	fputs(", \"message\": ", stdout);
+	if (c->message)
+		cli_json_string(stdout, c->message);
+	else
+		fputs("null", stdout);
+	fputs(", \"changes\": [", stdout);
+	for (i = 0; i < c->nchanges; i++) {
+		udr_hash_tohex(hex, &c->changes[i].digest);
+		fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
+		cli_json_string(stdout, c->changes[i].table);
+		printf(", \"old\": %" PRIu64 ", \"new\": %" PRIu64 ", \"digest\": \"%s\"}",
+		       c->changes[i].old_version, c->changes[i].new_version, hex);
+	}
+	fputs("]}", stdout);
+}
+
+/* Parse the options shared by log and watch; -1 to go on, else an exit code. */
+static int parse_log_options(struct log_opts *o, cli_ctx *ctx, const cli_command *self, int argc,
+                             char **argv, const struct option *longopts)
+{
+	udr_log_query init = UDR_LOG_QUERY_INIT;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->q = init;
+	o->q.newest_first = 1;
+	if (!(o->tables = calloc((size_t)argc + 1, sizeof(*o->tables)))) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	o->q.tables = o->tables;
+	rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, log_opt, o);
+	if (rc >= 0)
+		return rc;
+	if (NOPERANDS(argc) > 0)
+		return cli_usage_error(self, "too many arguments");
+	if (o->q.ntables == 0)
+		o->q.tables = NULL;
+	return -1;
+}
+
+int cli_cmd_log(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "since-time", required_argument, NULL, OPT_SINCE_TIME },
+		{ "table", required_argument, NULL, OPT_TABLE },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "reverse", no_argument, NULL, OPT_REVERSE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("log");
+	struct log_opts o;
+	udr_commit **commits = NULL;
+	size_t n = 0, i;
+	udr_db *db = NULL;
+	int rc = parse_log_options(&o, ctx, self, argc, argv, longopts);
+
+	if (rc >= 0)
+		goto out;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	if ((rc = udr_catalog_log(&commits, &n, udr_db_catalog(db), &o.q)) != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
+	if (o.json)
+		fputs(n ? "[\n" : "[", stdout);
+	for (i = 0; i < n; i++) {
+		if (o.json) {
+			print_commit_json(commits[i]);
+			fputs(i + 1 < n ? ",\n" : "\n", stdout);
+		} else {
+			print_commit_text(commits[i]);
+		}
+	}
+	if (o.json)
+		fputs("]\n", stdout);
+out:
+	udr_commit_array_free(commits, n);
+	udr_db_close(db);
+	free(o.tables);
+	return rc;
+}
+
+/* ---- watch ---- */
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* SIGINT and SIGTERM end the watch cleanly (exit 0): no SA_RESTART, so a
+ * blocking wait returns early, and the loop looks at the flag. */
+static void install_stop_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_cmd_watch(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "table", required_argument, NULL, OPT_TABLE },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "json", no_argument, NULL, OPT_JSON },
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("watch");
+	struct log_opts o;
+	udr_catalog *cat;
+	udr_db *db = NULL;
+	uint64_t cursor, head;
+	int rc = parse_log_options(&o, ctx, self, argc, argv, longopts);
+
+	if (rc >= 0)
+		goto out;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	cat = udr_db_catalog(db);
+	cursor = o.q.since_seq;
+	if (!o.since_given && (rc = udr_catalog_head(&cursor, cat)) != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
+	o.q.newest_first = 0;
+	install_stop_handlers();
+	/* Replay first (--since), then wait for each new head. */
+	rc = 1;
+	while (!watch_stop) {
+		udr_commit **commits = NULL;
+		size_t n = 0, i;
+
+		if (rc == 1) {
+			o.q.since_seq = cursor;
+			if ((rc = udr_catalog_head(&head, cat)) == 0)
+				rc = udr_catalog_log(&commits, &n, cat, &o.q);
+			if (rc) {
+				rc = cli_fail(rc);
+				goto out;
+			}
+			for (i = 0; i < n; i++) {
+				if (o.json) {
+					print_commit_json(commits[i]);
+					putchar('\n');
+				} else {
+					print_commit_text(commits[i]);
+				}
+				if (fflush(stdout) != 0)
+					break; /* reported by cli_finish_stdout */
+			}
+			/* Commits up to head were all looked at, also those the
+			 * filters dropped. */
+			if (n && commits[n - 1]->seq > head)
+				head = commits[n - 1]->seq;
+			if (head > cursor)
+				cursor = head;
+			udr_commit_array_free(commits, n);
+			if (ferror(stdout)) {
+				rc = CLI_EXIT_IO;
+				goto out;
+			}
+		}
+		rc = udr_catalog_wait(NULL, cat, cursor, WATCH_POLL_MS);
+		if (rc < 0) {
+			if (watch_stop)
+				break;
+			rc = cli_fail(rc);
+			goto out;
+		}
+	}
+	rc = CLI_EXIT_OK;
+out:
+	udr_db_close(db);
+	free(o.tables);
+	return rc;
+}

@@ -1,0 +1,503 @@
+/*
+ * cli/cmd_query.c - the SQL commands over table versions: import, export,
+ * sql, diff-rows.  They drive the query module (<udr/query.h>, DuckDB);
+ * built without it (no UDR_HAVE_QUERY), each command only says so.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define NO_QUERY_MODULE "this udr was built without the query module (DuckDB)"
+
+#ifndef UDR_HAVE_QUERY
+
+/* --help still works (with a note); anything else is refused, exit 2. */
+static int no_query(const char *name, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command(name);
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			cli_help(self);
+			printf("\nNot available: %s.\n", NO_QUERY_MODULE);
+			return CLI_EXIT_OK;
+		}
+	}
+	cli_errorf("%s", NO_QUERY_MODULE);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	return no_query("import", argc, argv);
+}
+
+int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	return no_query("export", argc, argv);
+}
+
+int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	return no_query("sql", argc, argv);
+}
+
+int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	return no_query("diff-rows", argc, argv);
+}
+
+#else /* UDR_HAVE_QUERY */
+
+#include <errno.h>
+#include <udr/query.h>
+
+#define NOPERANDS(argc) ((argc) - optind)
+
+enum { OPT_FORMAT = CLI_OPT_FIRST, OPT_APPEND, OPT_SQL, OPT_CSV, OPT_JSON, OPT_NDJSON,
+       OPT_TABLE, OPT_KEY, OPT_META, OPT_THREADS, OPT_MEMORY };
+
+/* Everything the four commands accept; each lists only its own options. */
+struct query_opts {
+	int format;           /* --format: UDR_FORMAT_* */
+	int output;           /* UDR_OUTPUT_* for results on standard output */
+	int append;           /* import --append */
+	const char *message;  /* import -m */
+	const char *sql;      /* import --sql */
+	const char *out;      /* sql -o FILE */
+	udr_value *params;    /* -p VALUE, room for argc */
+	size_t nparams;
+	char **keys;          /* diff-rows --key, each maybe COL,COL; room for argc */
+	size_t nkeys;
+	udr_query_options qo; /* --threads, --memory-limit */
+};
+
+static int parse_format(int *out, const char *name)
+{
+	static const struct { const char *name; int format; } formats[] = {
+		{ "parquet", UDR_FORMAT_PARQUET }, { "csv", UDR_FORMAT_CSV },
+		{ "json", UDR_FORMAT_JSON }, { "ndjson", UDR_FORMAT_NDJSON },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		if (strcmp(formats[i].name, name) == 0) {
+			*out = formats[i].format;
+			return CLI_EXIT_OK;
+		}
+	}
+	cli_errorf("invalid --format \"%s\" (expected parquet, csv, json or ndjson)", name);
+	return CLI_EXIT_USAGE;
+}
+
+/*
+ * A parameter: text as given, or typed by a prefix (int:, float:, bool:,
+ * text:), or NULL for exactly "null".  Text keeps pointing into argv.
+ */
+static int parse_param(udr_value *out, const char *arg)
+{
+	char *end = NULL;
+
+	if (strcmp(arg, "null") == 0) {
+		*out = udr_value_null();
+	} else if (strncmp(arg, "int:", 4) == 0) {
+		long long i;
+
+		errno = 0;
+		i = strtoll(arg + 4, &end, 10);
+		if (!arg[4] || *end || errno)
+			goto bad;
+		*out = udr_value_int64((int64_t)i);
+	} else if (strncmp(arg, "float:", 6) == 0) {
+		double d;
+
+		errno = 0;
+		d = strtod(arg + 6, &end);
+		if (!arg[6] || *end || errno == ERANGE)
+			goto bad;
+		*out = udr_value_double(d);
+	} else if (strncmp(arg, "bool:", 5) == 0) {
+		if (strcmp(arg + 5, "true") == 0 || strcmp(arg + 5, "1") == 0)
+			*out = udr_value_bool(1);
+		else if (strcmp(arg + 5, "false") == 0 || strcmp(arg + 5, "0") == 0)
+			*out = udr_value_bool(0);
+		else
+			goto bad;
+	} else if (strncmp(arg, "text:", 5) == 0) {
+		*out = udr_value_text(arg + 5);
+	} else {
+		*out = udr_value_text(arg);
+	}
+	return CLI_EXIT_OK;
+bad:
+	cli_errorf("invalid parameter \"%s\" (int:N, float:X, bool:true|false, text:S, null or text)",
+	           arg);
+	return CLI_EXIT_USAGE;
+}
+
+static int query_opt(int opt, const char *arg, void *payload)
+{
+	struct query_opts *o = payload;
+	uint64_t n;
+	int rc;
+
+	switch (opt) {
+	case OPT_FORMAT:
+		return (rc = parse_format(&o->format, arg)) != 0 ? rc : -1;
+	case OPT_APPEND:
+		o->append = 1;
+		break;
+	case 'm':
+		o->message = arg;
+		break;
+	case OPT_SQL:
+		o->sql = arg;
+		break;
+	case 'o':
+		o->out = arg;
+		break;
+	case 'p':
+		if ((rc = parse_param(&o->params[o->nparams], arg)) != 0)
+			return rc;
+		o->nparams++;
+		break;
+	case OPT_CSV:
+		o->output = UDR_OUTPUT_CSV;
+		break;
+	case OPT_JSON:
+		o->output = UDR_OUTPUT_JSON;
+		break;
+	case OPT_NDJSON:
+		o->output = UDR_OUTPUT_NDJSON;
+		break;
+	case OPT_TABLE:
+		o->output = UDR_OUTPUT_TABLE;
+		break;
+	case OPT_KEY:
+		o->keys[o->nkeys++] = (char *)arg;
+		break;
+	case OPT_META:
+		/* udr_import_options has no metadata entries (yet); refuse
+		 * rather than drop them silently. */
+		cli_errorf("--meta is not supported by import yet (only -m)");
+		return CLI_EXIT_USAGE;
+	case OPT_THREADS:
+		if ((rc = cli_parse_uint(&n, arg, 1024, 0, "--threads")) != 0)
+			return rc;
+		o->qo.threads = (int)n;
+		break;
+	case OPT_MEMORY:
+		o->qo.memory_limit = arg;
+		break;
+	default:
+		return CLI_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* Session options every command accepts. */
+#define QUERY_SESSION_LONGOPTS                                        \
+	{ "threads", required_argument, NULL, OPT_THREADS },          \
+	{ "memory-limit", required_argument, NULL, OPT_MEMORY }
+
+/* Parse options; room for one parameter / key per argument.  -1 to go on. */
+static int query_parse(struct query_opts *o, cli_ctx *ctx, const cli_command *self, int argc,
+                       char **argv, const char *shortopts, const struct option *longopts)
+{
+	udr_query_options qo = UDR_QUERY_OPTIONS_INIT;
+
+	memset(o, 0, sizeof(*o));
+	o->qo = qo;
+	o->output = UDR_OUTPUT_TABLE;
+	o->params = calloc((size_t)argc + 1, sizeof(*o->params));
+	o->keys = calloc((size_t)argc + 1, sizeof(*o->keys));
+	if (!o->params || !o->keys) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	return cli_parse_options(ctx, self, argc, argv, shortopts, longopts, query_opt, o);
+}
+
+static void query_opts_release(struct query_opts *o)
+{
+	free(o->params);
+	free(o->keys);
+}
+
+/* Open the store (not creating it) and a query session; exit code. */
+static int query_open(udr_db **db, udr_query **q, const cli_ctx *ctx, const struct query_opts *o)
+{
+	int rc;
+
+	*db = NULL;
+	*q = NULL;
+	if ((rc = cli_open_db(db, ctx)) != 0)
+		return rc;
+	if ((rc = udr_query_open(q, *db, &o->qo)) != 0) {
+		rc = cli_fail(rc);
+		udr_db_close(*db);
+		*db = NULL;
+	}
+	return rc;
+}
+
+static void query_close(udr_db *db, udr_query *q)
+{
+	udr_query_close(q);
+	udr_db_close(db);
+}
+
+/* Write a result to standard output in the chosen format; exit code. */
+static int write_result(const udr_result *r, int output)
+{
+	int rc;
+
+	/* the result goes straight to the descriptor: nothing may be buffered */
+	fflush(stdout);
+	rc = udr_result_write(r, STDOUT_FILENO, output);
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+}
+
+/* ---- import ---- */
+
+int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "append", no_argument, NULL, OPT_APPEND },
+		{ "message", required_argument, NULL, 'm' },
+		{ "meta", required_argument, NULL, OPT_META },
+		{ "sql", required_argument, NULL, OPT_SQL },
+		{ "param", required_argument, NULL, 'p' },
+		QUERY_SESSION_LONGOPTS,
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("import");
+	udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
+	struct query_opts o;
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	uint64_t version = 0;
+	const char *table;
+	int rc = query_parse(&o, ctx, self, argc, argv, "m:p:", longopts);
+
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) < 1) {
+		rc = cli_usage_error(self, "missing TABLE");
+		goto out;
+	}
+	if (o.sql && NOPERANDS(argc) > 1) {
+		rc = cli_usage_error(self, "--sql takes no FILE operands");
+		goto out;
+	}
+	if (!o.sql && NOPERANDS(argc) < 2) {
+		rc = cli_usage_error(self, "missing FILE (or --sql QUERY)");
+		goto out;
+	}
+	if (!o.sql && o.nparams) {
+		rc = cli_usage_error(self, "-p/--param needs --sql");
+		goto out;
+	}
+	if (o.sql && o.format) {
+		rc = cli_usage_error(self, "--format applies to files, not to --sql");
+		goto out;
+	}
+	table = argv[optind];
+	if ((rc = cli_check_table(table)) != 0)
+		goto out;
+	io.format = o.format;
+	io.mode = o.append ? UDR_IMPORT_APPEND : UDR_IMPORT_OVERWRITE;
+	io.message = o.message;
+	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
+		goto out;
+	if (o.sql)
+		rc = udr_query_import_sql(&version, q, table, o.sql, o.params, o.nparams, &io);
+	else
+		rc = udr_query_import(&version, q, table, (const char *const *)argv + optind + 1,
+		                      (size_t)(argc - optind - 1), &io);
+	if (rc == 0)
+		printf("%" PRIu64 "\n", version);
+	else
+		rc = cli_fail(rc);
+out:
+	query_close(db, q);
+	query_opts_release(&o);
+	return rc;
+}
+
+/* ---- export ---- */
+
+int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		QUERY_SESSION_LONGOPTS,
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("export");
+	struct query_opts o;
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	uint64_t rows = 0;
+	int rc = query_parse(&o, ctx, self, argc, argv, NULL, longopts);
+
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 2) {
+		rc = cli_usage_error(self, NOPERANDS(argc) < 2 ? "missing TABLE[@REF] or OUT"
+		                                               : "too many arguments");
+		goto out;
+	}
+	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
+		goto out;
+	rc = udr_query_export(&rows, q, argv[optind], NULL, argv[optind + 1], o.format);
+	if (rc == 0)
+		printf("%" PRIu64 " rows\n", rows);
+	else
+		rc = cli_fail(rc);
+out:
+	query_close(db, q);
+	query_opts_release(&o);
+	return rc;
+}
+
+/* ---- sql ---- */
+
+int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "param", required_argument, NULL, 'p' },
+		{ "csv", no_argument, NULL, OPT_CSV },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "ndjson", no_argument, NULL, OPT_NDJSON },
+		{ "table", no_argument, NULL, OPT_TABLE },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		QUERY_SESSION_LONGOPTS,
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("sql");
+	struct query_opts o;
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	udr_result *r = NULL;
+	int rc = query_parse(&o, ctx, self, argc, argv, "p:o:", longopts);
+
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 1) {
+		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments (quote the query)"
+		                                           : "missing QUERY");
+		goto out;
+	}
+	if (o.format && !o.out) {
+		rc = cli_usage_error(self, "--format applies to -o FILE");
+		goto out;
+	}
+	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
+		goto out;
+	if (o.out) {
+		uint64_t rows = 0;
+
+		rc = udr_query_sql_to_file(&rows, q, argv[optind], o.params, o.nparams, o.out,
+		                           o.format);
+		if (rc == 0)
+			printf("%" PRIu64 " rows\n", rows);
+		else
+			rc = cli_fail(rc);
+	} else if ((rc = udr_query_sql(&r, q, argv[optind], o.params, o.nparams)) != 0) {
+		rc = cli_fail(rc);
+	} else {
+		rc = write_result(r, o.output);
+	}
+out:
+	udr_result_free(r);
+	query_close(db, q);
+	query_opts_release(&o);
+	return rc;
+}
+
+/* ---- diff-rows ---- */
+
+int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "csv", no_argument, NULL, OPT_CSV },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "ndjson", no_argument, NULL, OPT_NDJSON },
+		{ "table", no_argument, NULL, OPT_TABLE },
+		QUERY_SESSION_LONGOPTS,
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("diff-rows");
+	struct query_opts o;
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	udr_result *r = NULL;
+	const char **cols = NULL;
+	char *buf = NULL;
+	size_t ncols = 0, room = 0, i;
+	int rc = query_parse(&o, ctx, self, argc, argv, NULL, longopts);
+
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 3) {
+		rc = cli_usage_error(self, NOPERANDS(argc) < 3 ? "expected TABLE REF1 REF2"
+		                                               : "too many arguments");
+		goto out;
+	}
+	if (!o.nkeys) {
+		rc = cli_usage_error(self, "missing --key COL[,COL...]");
+		goto out;
+	}
+	/* --key a,b --key c: join into one copy "a,b,c" and split on commas */
+	for (i = 0; i < o.nkeys; i++)
+		room += strlen(o.keys[i]) + 1;
+	buf = malloc(room + 1);
+	cols = calloc(room, sizeof(*cols)); /* at most one name per byte */
+	if (!buf || !cols) {
+		cli_errorf("out of memory");
+		rc = CLI_EXIT_IO;
+		goto out;
+	}
+	buf[0] = '\0';
+	for (i = 0; i < o.nkeys; i++) {
+		strcat(buf, o.keys[i]);
+		strcat(buf, ",");
+	}
+	{
+		char *save = NULL, *tok;
+
+		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			cols[ncols++] = tok;
+	}
+	if (!ncols) {
+		rc = cli_usage_error(self, "--key names no column");
+		goto out;
+	}
+	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
+		goto out;
+	rc = udr_query_diff_rows(&r, q, argv[optind], argv[optind + 1], argv[optind + 2], cols,
+	                         ncols);
+	rc = rc ? cli_fail(rc) : write_result(r, o.output);
+out:
+	free(buf);
+	free(cols);
+	udr_result_free(r);
+	query_close(db, q);
+	query_opts_release(&o);
+	return rc;
+}
+
+#endif /* UDR_HAVE_QUERY */

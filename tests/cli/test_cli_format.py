@@ -1,0 +1,228 @@
+"""udr init settings, put --base, commit --file, stats: chunk-store format 2."""
+import json
+import os
+
+import pytest
+
+from conftest import Udr, tree_snapshot
+
+
+def stats(udr):
+    r = udr.ok("stats", "--json")
+    return json.loads(r.out)
+
+
+def edited(data, offset, patch=b"EDITED!!"):
+    return data[:offset] + patch + data[offset + len(patch):]
+
+
+# ---- init settings ----
+
+def test_init_default_is_format2(run, tmp_path):
+    root = tmp_path / "s"
+    r = run("--store", root, "init")
+    assert r.code == 0, r
+    cfg = json.loads((root / "chunks" / "config.json").read_text())
+    assert cfg["format"] == 2
+    assert stats(Udr(root))["format"] == 2
+
+
+def test_init_format1(run, tmp_path):
+    root = tmp_path / "s"
+    r = run("--store", root, "init", "--format", "1")
+    assert r.code == 0, r
+    assert json.loads((root / "chunks" / "config.json").read_text())["format"] == 1
+    u = Udr(root)
+    data = os.urandom(1 << 20)
+    h = u.put(data)
+    assert u.objects(h) == {"": u.chunk_path(h)}
+    assert u.chunk_path(h).read_bytes() == data
+    assert stats(u)["format"] == 1
+
+
+def test_init_settings_are_used(run, tmp_path):
+    root = tmp_path / "s"
+    r = run("--store", root, "init", "--chunk-min", "4K", "--chunk-avg", "16k",
+            "--chunk-max", "64KiB", "--compression-level", "0", "--delta-depth", "7")
+    assert r.code == 0, r
+    cfg = json.loads((root / "chunks" / "config.json").read_text())
+    assert (cfg["chunking"]["min"], cfg["chunking"]["avg"], cfg["chunking"]["max"]) == \
+        (4096, 16384, 65536)
+    assert cfg["compression"]["level"] == 0
+    assert cfg["delta"]["max_depth"] == 7
+    u = Udr(root)
+    # 100 KB > chunk-max 64 KiB: split; level 0: compressible pieces stay raw.
+    data = b"all the same " * 8000
+    h = u.put(data)
+    assert list(u.objects(h)) == [".m"]
+    assert not any(p.name.endswith(".zst") for p in u.object_files())
+    assert u.ok("get", "--verify", h).stdout == data
+
+
+def test_init_size_suffix_m(run, tmp_path):
+    root = tmp_path / "s"
+    assert run("--store", root, "init", "--chunk-avg", "1M", "--chunk-max", "4M").code == 0
+    cfg = json.loads((root / "chunks" / "config.json").read_text())
+    assert (cfg["chunking"]["avg"], cfg["chunking"]["max"]) == (1 << 20, 4 << 20)
+
+
+@pytest.mark.parametrize("args", [
+    ["--format", "3"], ["--format", "0"], ["--format", "x"],
+    ["--chunk-avg", "100K"],               # not a power of two
+    ["--chunk-min", "64K", "--chunk-avg", "16K"],  # min > avg
+    ["--chunk-max", "1G"],                 # above the 64 MiB hard limit
+    ["--chunk-max", "10X"], ["--chunk-max", "-1"], ["--chunk-max", ""], ["--chunk-min", "0"],
+    ["--compression-level", "20"], ["--compression-level", "-1"],
+    ["--compression-level", "fast"],
+    ["--delta-depth", "0"], ["--delta-depth", "256"],
+    ["--format", "1", "--chunk-max", "1M"],   # format 1 has no pieces
+    ["--format", "1", "--compression-level", "3"],
+])
+def test_init_invalid_settings(run, tmp_path, args):
+    root = tmp_path / "s"
+    r = run("--store", root, "init", *args)
+    assert r.code == 2, r
+    assert r.stderr.startswith("udr: ")
+    assert r.stdout == b""
+    assert not root.exists()
+
+
+def test_init_options_on_existing_store(run, tmp_path):
+    root = tmp_path / "s"
+    assert run("--store", root, "init").code == 0
+    snap = tree_snapshot(root)
+    for args in (["--format", "1"], ["--format", "2"], ["--chunk-max", "1M"],
+                 ["--compression-level", "9"]):
+        r = run("--store", root, "init", *args)
+        assert r.code == 2, r
+        assert "fixed at creation" in r.stderr
+    assert tree_snapshot(root) == snap
+    r = run("--store", root, "init")
+    assert r.code == 0 and "already exists" in r.out
+
+
+# ---- put --base, commit --file, stats ----
+
+@pytest.fixture
+def three_mib(tmp_path):
+    data = os.urandom(3 << 20)
+    f = tmp_path / "v1.bin"
+    f.write_bytes(data)
+    return f, data
+
+
+def test_stats_empty(udr):
+    st = stats(udr)
+    for k in ("contents", "pieces", "manifests", "compressed", "deltas", "logical_bytes",
+              "unique_bytes", "stored_bytes"):
+        assert st[k] == 0, k
+    text = udr.ok("stats").out
+    assert "contents:" in text and "dedup ratio:" in text
+
+
+def test_stats_dedup_and_deltas(udr, tmp_path, three_mib):
+    f, data = three_mib
+    h1 = udr.ok("put", f).out.strip()
+    assert udr.ok("put", f).out.strip() == h1
+    st1 = stats(udr)
+    assert st1["contents"] == 1 and st1["manifests"] == 1
+    assert st1["logical_bytes"] == len(data)
+    assert st1["unique_bytes"] == len(data)
+    assert st1["deltas"] == 0
+    assert st1["pieces"] >= 3
+    g = tmp_path / "v2.bin"
+    data2 = edited(data, 1 << 20)
+    g.write_bytes(data2)
+    h2 = udr.ok("put", "--base", h1, g).out.strip()
+    assert h2 != h1
+    assert udr.ok("get", "--verify", h2).stdout == data2
+    st = stats(udr)
+    assert st["contents"] == 2
+    assert st["manifests"] == 2
+    assert st["logical_bytes"] == 2 * len(data)
+    assert st["deltas"] > 0, st
+    assert st["dedup_ratio"] > 1.5, st
+    assert st["unique_bytes"] < st["logical_bytes"]
+    # the edited piece costs little: a delta, not a new copy
+    assert st["stored_bytes"] < st1["stored_bytes"] + (64 << 10), (st1, st)
+    assert abs(st["dedup_ratio"] - st["logical_bytes"] / st["unique_bytes"]) < 0.001
+    assert abs(st["compression_ratio"] - st["unique_bytes"] / st["stored_bytes"]) < 0.001
+    text = udr.ok("stats").out
+    assert "delta pieces:       %d" % st["deltas"] in text
+    assert "MiB" in text
+    assert "dedup ratio:        %.2f" % st["dedup_ratio"] in text
+    assert udr("fsck").code == 0
+
+
+def test_put_without_base_makes_no_delta(udr, tmp_path, three_mib):
+    f, data = three_mib
+    udr.ok("put", f)
+    g = tmp_path / "v2.bin"
+    g.write_bytes(edited(data, 1 << 20))
+    udr.ok("put", g)
+    assert stats(udr)["deltas"] == 0
+
+
+def test_put_base_absent_still_works(udr, tmp_path):
+    data = os.urandom(1 << 20)
+    absent = "ab" * 32
+    h = udr.ok("put", "--base", absent, "-", input=data).out.strip()
+    assert udr.ok("get", "--verify", h).stdout == data
+    assert udr("exists", absent).code == 1
+    h2 = udr.ok("put", "--base", h, input=b"small").out.strip()  # base larger: fine
+    assert udr.ok("get", h2).stdout == b"small"
+
+
+@pytest.mark.parametrize("bad", ["xyz", "a" * 63, ""])
+def test_put_bad_base(udr, bad):
+    snap = tree_snapshot(udr.root)
+    r = udr("put", "--base", bad, input=b"data")
+    assert r.code == 2, r
+    assert "--base" in r.stderr
+    assert tree_snapshot(udr.root) == snap
+
+
+def test_commit_file_next_uses_latest_as_base(udr, tmp_path, three_mib):
+    f, data = three_mib
+    r = udr("commit", "docs", "--next", "--file", f, "-m", "v1", "--meta", "k=v")
+    assert r.code == 0, r
+    assert r.out == "1\n"
+    v1 = json.loads(udr.ok("show", "docs").out)
+    assert v1["chunks"] == [udr.ok("hash", f).out.strip()]
+    assert (v1["message"], v1["metadata"]) == ("v1", {"k": "v"})
+    g = tmp_path / "v2.bin"
+    data2 = edited(data, 2 << 20)
+    g.write_bytes(data2)
+    assert udr.ok("commit", "docs", "--next", "--file", g).out == "2\n"
+    v2 = json.loads(udr.ok("show", "docs").out)
+    assert v2["version"] == 2 and len(v2["chunks"]) == 1
+    assert udr.ok("get", "--verify", v2["chunks"][0]).stdout == data2
+    assert stats(udr)["deltas"] > 0
+    # standard input works too
+    assert udr.ok("commit", "docs", "--next", "--file", "-", input=b"three").out == "3\n"
+    assert json.loads(udr.ok("show", "docs").out)["chunks"] == [udr.put(b"three")]
+
+
+def test_commit_file_no_base_when_latest_has_several_chunks(udr, tmp_path, three_mib):
+    f, data = three_mib
+    h = udr.ok("put", f).out.strip()
+    udr.ok("commit", "t", "1", h, udr.put(b"second chunk"))
+    g = tmp_path / "v2.bin"
+    g.write_bytes(edited(data, 1 << 20))
+    assert udr.ok("commit", "t", "--next", "--file", g).out == "2\n"
+    assert stats(udr)["deltas"] == 0
+
+
+def test_commit_file_with_version(udr, tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"hello")
+    assert udr.ok("commit", "t", "1", "--file", f).out == "1\n"
+    r = udr("commit", "t", "1", "--file", f)
+    assert r.code == 3, r
+
+
+def test_commit_file_missing(udr, tmp_path):
+    r = udr("commit", "t", "--next", "--file", tmp_path / "nope")
+    assert r.code == 1, r
+    assert "nope" in r.stderr
+    assert udr.ok("tables").out == ""
