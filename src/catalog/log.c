@@ -44,6 +44,7 @@ void udr_commit_array_free(udr_commit **a, size_t n)
 static int version_seq(uint64_t *seq, udr_catalog *c, const char *table, uint64_t version)
 {
 	udr_version *v = NULL;
+	*seq = 0;
 	int rc = udr__version_load(&v, c, table, version);
 	if (rc == 0)
 		return udr__error_set(UDR_ECORRUPT, "table %s: version %llu vanished while reading", table,
@@ -58,7 +59,7 @@ static int version_seq(uint64_t *seq, udr_catalog *c, const char *table, uint64_
 /* Largest version of table (<= latest) made by a commit <= seq; 0 if none. */
 int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq)
 {
-	uint64_t lo = 0, hi, s;
+	uint64_t lo = 0, hi, s = 0;
 	int rc;
 	*out = 0;
 	if (latest == 0)

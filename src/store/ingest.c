@@ -307,7 +307,25 @@ static int stored(const udr_store *s, const udr_hash *h, bool *recent)
 {
 	enum udr__kind kind;
 	struct stat st;
-	int rc = udr__obj_locate(&kind, &st, NULL, s, h);
+	int rc;
+	{
+		/* a fan-out directory not known to exist is looked at first: in a
+		 * young store most pieces land in a directory that does not exist,
+		 * and one stat then answers for all four object names */
+		char hex[UDR_HASH_HEXSIZE + 1];
+		unsigned idx = (unsigned)(h->bytes[0] << 8 | h->bytes[1]);
+		if (!s->fanout_known || !(__atomic_load_n(&s->fanout_known[idx >> 3], __ATOMIC_ACQUIRE) & (1u << (idx & 7)))) {
+			char *p = udr__obj_path(s, h, UDR__K_RAW, hex);
+			if (!p)
+				return UDR_ENOMEM;
+			p[s->pathlen + 6] = '\0'; /* <path>/ab/cd */
+			rc = UDR_IO->stat(p, &st);
+			free(p);
+			if (rc < 0 && errno == ENOENT)
+				return 0;
+		}
+	}
+	rc = udr__obj_locate(&kind, &st, NULL, s, h);
 	if (rc < 0)
 		return rc;
 	if (kind == UDR__K_NONE)

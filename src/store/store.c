@@ -20,9 +20,9 @@
 #include "store/store_internal.h"
 
 /* Defaults, chosen by measurement (docs/ARCHITECTURE.md, "Chunking"). */
-#define DEF_MIN ((uint32_t)16 << 10)
-#define DEF_AVG ((uint32_t)64 << 10)
-#define DEF_MAX ((uint32_t)256 << 10)
+#define DEF_MIN ((uint32_t)32 << 10)
+#define DEF_AVG ((uint32_t)128 << 10)
+#define DEF_MAX ((uint32_t)512 << 10)
 #define DEF_LEVEL 3
 #define DEF_DEPTH 50
 
@@ -163,7 +163,7 @@ done:
 int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags, const udr_store_config *cfgin)
 {
 	udr_store *s;
-	udr_store_config cfg;
+	udr_store_config cfg = UDR_STORE_CONFIG_INIT;
 	struct stat st;
 	int rc;
 	if (!out || !path || !*path)
@@ -563,8 +563,8 @@ static int walk_dir(const char *dir, int level, const char *prefix, walk_visit v
 			break;
 		}
 		if (level < 2 && strlen(name) == 2 && is_hex(name, 2)) {
-			char pre[5];
-			snprintf(pre, sizeof(pre), "%s%s", prefix, name);
+			char pre[8];
+			snprintf(pre, sizeof(pre), "%.2s%.2s", prefix, name);
 			rc = walk_dir(p, level + 1, pre, visit, stray, payload);
 		} else if (level == 2 && (kind = name_kind(name, prefix)) != UDR__K_NONE) {
 			udr_hash h;

@@ -142,7 +142,7 @@ int udr__read_file(char **out, size_t *out_len, const char *path, size_t max)
 	int fd = UDR_IO->open(path, O_RDONLY, 0);
 	struct stat st;
 	char *buf;
-	size_t got;
+	size_t got = 0;
 	int rc;
 	if (fd < 0)
 		return udr__error_os(errno, "cannot open %s", path);

@@ -2,7 +2,8 @@
 import pytest
 
 COMMANDS = ["init", "hash", "put", "get", "exists", "commit", "show",
-            "versions", "tables", "log", "watch", "stats", "fsck", "help"]
+            "versions", "tables", "log", "watch", "stats", "fsck", "help",
+            "import", "export", "sql", "diff-rows"]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"]])

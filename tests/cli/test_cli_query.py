@@ -322,7 +322,7 @@ def test_parts_stored_whole_and_read_in_place(udr, tmp_path):
     objs = udr.objects(h)
     assert set(objs) == {""}, objs  # one raw file: no .m manifest, no .zst
     assert objs[""] == udr.chunk_path(h)
-    assert udr.chunk_path(h).stat().st_size > 256 * 1024
+    assert udr.chunk_path(h).stat().st_size > 512 * 1024
     assert udr.chunk_path(h).read_bytes()[:4] == b"PAR1"
     assert sql(udr, "SELECT count(*) AS n, count(DISTINCT id) AS d FROM big") == [
         {"n": 40000, "d": 40000}]

@@ -142,7 +142,7 @@ def test_hash_directory_is_io_error(run, tmp_path):
 
 # ---- put, layout, dedup ----
 
-CHUNK_MAX = 256 << 10  # the default chunk_max: larger content is split
+CHUNK_MAX = 512 << 10  # the default chunk_max: larger content is split
 
 
 @pytest.mark.parametrize("size", SIZES)
