@@ -129,8 +129,9 @@ static int fault_hit(enum fault_op op)
 
 static int f_open(const char *p, int fl, mode_t m)
 {
-	/* only opens that create count: reads are not interesting crash points */
-	if ((fl & O_CREAT) && fault_hit(F_OPEN))
+	/* only opens that create count (O_TMPFILE too): reads are not
+	 * interesting crash points */
+	if (((fl & O_CREAT) || (fl & O_TMPFILE) == O_TMPFILE) && fault_hit(F_OPEN))
 		return -1;
 	return d_open(p, fl, m);
 }

@@ -1,0 +1,252 @@
+/*
+ * pydb.c - udr.Database, returned by udr.open(path): one handle over a store
+ * root (<root>/chunks and <root>/catalog).  Its .store and .catalog share
+ * the database's handles and keep the Database object alive.  Its
+ * transaction/changes/subscribe are the catalog's (pytxn.c, pylog.c); the
+ * SQL methods (sql, read, write, export, diff_rows) come from pyquery.c and
+ * are added to the type at module initialisation.
+ */
+#include "udrpy.h"
+
+#include <stddef.h>
+
+static void db_pin_close(udrpy_pin *pin)
+{
+	udr_db *h = pin->handle;
+
+	pin->handle = NULL;
+	/* The query session borrows the handle: it goes first. */
+	udrpy_query_close((udrpy_db *)((char *)pin - offsetof(udrpy_db, pin)));
+	udr_db_close(h);
+}
+
+udr_db *udrpy_db_enter(udrpy_db *d)
+{
+	if (udrpy_pin_acquire(&d->pin) < 0)
+		return NULL;
+	return d->pin.handle;
+}
+
+void udrpy_db_leave(udrpy_db *d)
+{
+	udrpy_pin_release(&d->pin);
+}
+
+static PyObject *db_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"path", "create", NULL};
+	PyObject *path = NULL;
+	int create = 1, rc;
+	udr_db *h = NULL;
+	udrpy_db *d;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|p:open", kwlist, PyUnicode_FSConverter,
+	                                 &path, &create))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_db_open(&h, PyBytes_AS_STRING(path), create ? UDR_OPEN_CREATE : 0);
+	Py_END_ALLOW_THREADS
+	if (rc < 0) {
+		Py_DECREF(path);
+		return udrpy_raise(rc);
+	}
+	d = (udrpy_db *)type->tp_alloc(type, 0);
+	if (d == NULL) {
+		udr_db_close(h);
+		Py_DECREF(path);
+		return NULL;
+	}
+	if (udrpy_query_setup(d) < 0) {
+		udr_db_close(h);
+		Py_DECREF(path);
+		Py_DECREF(d);
+		return NULL;
+	}
+	d->pin.handle = h;
+	d->pin.close = db_pin_close;
+	d->pin.what = "database";
+	d->path = PyUnicode_DecodeFSDefaultAndSize(PyBytes_AS_STRING(path),
+	                                           PyBytes_GET_SIZE(path));
+	Py_DECREF(path);
+	if (d->path == NULL) {
+		Py_DECREF(d);
+		return NULL;
+	}
+	return (PyObject *)d;
+}
+
+PyObject *udrpy_open(PyObject *module, PyObject *args, PyObject *kwds)
+{
+	(void)module;
+	return db_new(&udrpy_DatabaseType, args, kwds);
+}
+
+static int db_traverse(udrpy_db *d, visitproc visit, void *arg)
+{
+	Py_VISIT(d->store);
+	Py_VISIT(d->catalog);
+	return 0;
+}
+
+static int db_clear(udrpy_db *d)
+{
+	Py_CLEAR(d->store);
+	Py_CLEAR(d->catalog);
+	return 0;
+}
+
+static void db_dealloc(udrpy_db *d)
+{
+	PyObject_GC_UnTrack(d);
+	if (d->weakreflist != NULL)
+		PyObject_ClearWeakRefs((PyObject *)d);
+	db_clear(d);
+	if (d->pin.handle != NULL)
+		db_pin_close(&d->pin);
+	udrpy_query_teardown(d);
+	Py_CLEAR(d->path);
+	Py_TYPE(d)->tp_free((PyObject *)d);
+}
+
+static PyObject *db_repr(udrpy_db *d)
+{
+	return PyUnicode_FromFormat("<udr.Database %R%s>", d->path ? d->path : Py_None,
+	                            d->pin.closed ? " (closed)" : "");
+}
+
+static int db_check_open(udrpy_db *d)
+{
+	if (d->pin.closed || d->pin.handle == NULL) {
+		udrpy_raise_msg(udrpy_Error, UDR_ERROR, "the database is closed");
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *db_get_store(udrpy_db *d, void *closure)
+{
+	(void)closure;
+	if (db_check_open(d) < 0)
+		return NULL;
+	if (d->store == NULL) {
+		d->store = udrpy_store_from_db(d);
+		if (d->store == NULL)
+			return NULL;
+	}
+	return Py_NewRef(d->store);
+}
+
+static PyObject *db_get_catalog(udrpy_db *d, void *closure)
+{
+	(void)closure;
+	if (db_check_open(d) < 0)
+		return NULL;
+	if (d->catalog == NULL) {
+		PyObject *store = db_get_store(d, NULL);
+
+		if (store == NULL)
+			return NULL;
+		d->catalog = udrpy_catalog_from_db(d, store);
+		Py_DECREF(store);
+		if (d->catalog == NULL)
+			return NULL;
+	}
+	return Py_NewRef(d->catalog);
+}
+
+static PyObject *db_get_path(udrpy_db *d, void *closure)
+{
+	(void)closure;
+	return Py_NewRef(d->path ? d->path : Py_None);
+}
+
+static PyObject *db_get_closed(udrpy_db *d, void *closure)
+{
+	(void)closure;
+	return PyBool_FromLong(d->pin.closed);
+}
+
+PyDoc_STRVAR(close_doc,
+"close() -> None\n\n"
+"Close the database and with it its store and catalog (idempotent); calls\n"
+"running in other threads finish first.  Further use of db.store or\n"
+"db.catalog raises udr.Error.");
+
+static PyObject *db_close(udrpy_db *d, PyObject *unused)
+{
+	(void)unused;
+	udrpy_pin_close(&d->pin);
+	Py_RETURN_NONE;
+}
+
+/* transaction / changes / subscribe: the catalog's, on db.catalog. */
+static PyObject *db_forward(udrpy_db *d, PyObject *args, PyObject *kwds,
+                            PyObject *(*fn)(PyObject *, PyObject *, PyObject *))
+{
+	PyObject *cat = db_get_catalog(d, NULL), *r;
+
+	if (cat == NULL)
+		return NULL;
+	r = fn(cat, args, kwds);
+	Py_DECREF(cat);
+	return r;
+}
+
+static PyObject *db_transaction(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	return db_forward(d, args, kwds, udrpy_txn_begin);
+}
+
+static PyObject *db_changes(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	return db_forward(d, args, kwds, udrpy_log_changes);
+}
+
+static PyObject *db_subscribe(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	return db_forward(d, args, kwds, udrpy_log_subscribe);
+}
+
+static PyMethodDef db_methods[] = {
+	{"close", (PyCFunction)db_close, METH_NOARGS, close_doc},
+	{"transaction", (PyCFunction)(void (*)(void))db_transaction,
+	 METH_VARARGS | METH_KEYWORDS, UDRPY_TRANSACTION_DOC},
+	{"changes", (PyCFunction)(void (*)(void))db_changes, METH_VARARGS | METH_KEYWORDS,
+	 UDRPY_CHANGES_DOC},
+	{"subscribe", (PyCFunction)(void (*)(void))db_subscribe, METH_VARARGS | METH_KEYWORDS,
+	 UDRPY_SUBSCRIBE_DOC},
+	UDRPY_CTX_DOCS,
+	{NULL, NULL, 0, NULL}};
+
+static PyGetSetDef db_getset[] = {
+	{"store", (getter)db_get_store, NULL,
+	 "The ChunkStore of the database (<root>/chunks), sharing its handle.", NULL},
+	{"catalog", (getter)db_get_catalog, NULL,
+	 "The Catalog of the database (<root>/catalog), checking commits against\n"
+	 "the store, sharing its handle.", NULL},
+	{"path", (getter)db_get_path, NULL, "The root directory (str).", NULL},
+	{"closed", (getter)db_get_closed, NULL, "True once closed.", NULL},
+	{NULL, NULL, NULL, NULL, NULL}};
+
+PyDoc_STRVAR(db_doc,
+"Database(path, create=True)\n\n"
+"An open store root: <path>/chunks (db.store) and <path>/catalog\n"
+"(db.catalog).  Usually obtained from udr.open(path).  Created when missing\n"
+"unless create is False (then NotFoundError).  Thread-safe.  A context\n"
+"manager: `with udr.open(p) as db: ...` closes it at the end.");
+
+PyTypeObject udrpy_DatabaseType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "udr.Database",
+	.tp_basicsize = sizeof(udrpy_db),
+	.tp_dealloc = (destructor)db_dealloc,
+	.tp_repr = (reprfunc)db_repr,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+	.tp_doc = db_doc,
+	.tp_traverse = (traverseproc)db_traverse,
+	.tp_clear = (inquiry)db_clear,
+	.tp_weaklistoffset = offsetof(udrpy_db, weakreflist),
+	.tp_methods = db_methods,
+	.tp_getset = db_getset,
+	.tp_new = db_new,
+};

@@ -1,0 +1,1128 @@
+/*
+ * pyquery.c - SQL over table versions (include/udr/query.h, DuckDB):
+ * Database.sql / read / write / export / diff_rows and udr.Result.
+ *
+ * A Database has one udr_query session, opened on first use and closed with
+ * the database handle.  A session is used by one thread at a time, so calls
+ * take the database's session lock (waiting for it without the GIL); results
+ * are independent of the session and read without it.  Built without DuckDB
+ * (no .deps/duckdb) every method raises udr.Error("built without the query
+ * module").
+ */
+#include "udrpy.h"
+
+#include <datetime.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef UDRPY_HAVE_QUERY
+#include <udr/query.h>
+#endif
+
+/* ---- session -------------------------------------------------------------- */
+
+int udrpy_query_setup(udrpy_db *d)
+{
+	if (PyDateTimeAPI == NULL) {
+		PyDateTime_IMPORT;
+		if (PyDateTimeAPI == NULL)
+			return -1;
+	}
+	d->query = NULL;
+	d->qlock = PyThread_allocate_lock();
+	if (d->qlock == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	return 0;
+}
+
+void udrpy_query_teardown(udrpy_db *d)
+{
+	if (d->qlock != NULL) {
+		PyThread_free_lock(d->qlock);
+		d->qlock = NULL;
+	}
+}
+
+/* Called with no call in flight (the database pin is idle). */
+void udrpy_query_close(udrpy_db *d)
+{
+#ifdef UDRPY_HAVE_QUERY
+	if (d->query != NULL) {
+		udr_query_close(d->query);
+		d->query = NULL;
+	}
+#else
+	(void)d;
+#endif
+}
+
+#ifndef UDRPY_HAVE_QUERY
+
+static PyObject *no_query(PyObject *self, PyObject *args, PyObject *kwds)
+{
+	(void)self;
+	(void)args;
+	(void)kwds;
+	return udrpy_raise_msg(udrpy_Error, UDR_ERROR, "built without the query module");
+}
+
+#define NO_QUERY(name, doc)                                                    \
+	{name, (PyCFunction)(void (*)(void))no_query, METH_VARARGS | METH_KEYWORDS, doc}
+
+PyMethodDef udrpy_query_methods[] = {
+	NO_QUERY("sql", "sql(query, params=None, versions=None) -> Result (needs the query module)"),
+	NO_QUERY("read", "read(table, version=None, branch=None) -> Result (needs the query module)"),
+	NO_QUERY("write", "write(table, data, mode='overwrite', ...) -> int (needs the query module)"),
+	NO_QUERY("export", "export(table, path, version=None, format=None) -> int (needs the query module)"),
+	NO_QUERY("diff_rows", "diff_rows(table, old, new, keys) -> Result (needs the query module)"),
+	{NULL, NULL, 0, NULL}};
+
+PyTypeObject udrpy_ResultType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "udr.Result",
+	.tp_basicsize = sizeof(PyObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "Result - a query result (unavailable: built without the query module).",
+};
+
+#else /* UDRPY_HAVE_QUERY */
+
+/* Enter the database and take its session (opened on first use): the
+ * session, or NULL with an exception set.  Leave with session_leave. */
+static udr_query *session_enter(udrpy_db *d)
+{
+	udr_db *h = udrpy_db_enter(d);
+	int rc = 0;
+
+	if (h == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	PyThread_acquire_lock(d->qlock, WAIT_LOCK);
+	if (d->query == NULL) {
+		udr_query *q = NULL;
+
+		rc = udr_query_open(&q, h, NULL);
+		d->query = q;
+	}
+	Py_END_ALLOW_THREADS
+	if (rc < 0) {
+		udrpy_raise(rc);
+		PyThread_release_lock(d->qlock);
+		udrpy_db_leave(d);
+		return NULL;
+	}
+	return d->query;
+}
+
+static void session_leave(udrpy_db *d)
+{
+	PyThread_release_lock(d->qlock);
+	udrpy_db_leave(d);
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+/* Parameters as udr_values; strings point into objects kept in *keep. */
+static int params_from_obj(udr_value **out, size_t *n, PyObject **keep, PyObject *params)
+{
+	PyObject *seq;
+	udr_value *vals;
+	Py_ssize_t count;
+
+	*out = NULL;
+	*n = 0;
+	*keep = NULL;
+	if (params == Py_None)
+		return 0;
+	if (PyUnicode_Check(params) || PyBytes_Check(params) || PyDict_Check(params)) {
+		PyErr_Format(PyExc_TypeError, "params must be a sequence of values, not %.100s",
+		             Py_TYPE(params)->tp_name);
+		return -1;
+	}
+	seq = PySequence_List(params);
+	if (seq == NULL)
+		return -1;
+	count = PyList_GET_SIZE(seq);
+	vals = PyMem_Calloc((size_t)count + 1, sizeof *vals);
+	if (vals == NULL) {
+		Py_DECREF(seq);
+		PyErr_NoMemory();
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < count; i++) {
+		PyObject *o = PyList_GET_ITEM(seq, i), *conv = NULL;
+		udr_value *v = &vals[i];
+		Py_ssize_t len;
+
+		if (o == Py_None) {
+			*v = udr_value_null();
+		} else if (PyBool_Check(o)) {
+			*v = udr_value_bool(o == Py_True);
+		} else if (PyLong_Check(o)) {
+			int overflow = 0;
+			long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+
+			if (x == -1 && PyErr_Occurred())
+				goto fail;
+			if (overflow) {
+				/* Beyond int64: DuckDB casts the text (HUGEINT, ...). */
+				conv = PyObject_Str(o);
+				v->type = UDR_TYPE_OTHER;
+			} else {
+				*v = udr_value_int64(x);
+			}
+		} else if (PyFloat_Check(o)) {
+			*v = udr_value_double(PyFloat_AS_DOUBLE(o));
+		} else if (PyUnicode_Check(o)) {
+			conv = Py_NewRef(o);
+			v->type = UDR_TYPE_TEXT;
+		} else if (PyBytes_Check(o) || PyByteArray_Check(o) || PyMemoryView_Check(o)) {
+			conv = PyBytes_FromObject(o);
+			v->type = UDR_TYPE_BLOB;
+		} else if (PyDateTime_Check(o) || PyDate_Check(o) || PyTime_Check(o) ||
+		           PyObject_HasAttrString(o, "as_tuple") /* Decimal */ ||
+		           strcmp(Py_TYPE(o)->tp_name, "UUID") == 0) {
+			/* DuckDB casts the text to the expected type. */
+			conv = PyObject_Str(o);
+			v->type = UDR_TYPE_OTHER;
+		} else {
+			PyErr_Format(PyExc_TypeError,
+			             "parameter %zd: unsupported type %.100s (use None, bool, int, "
+			             "float, str, bytes, datetime, date, time or Decimal)",
+			             i + 1, Py_TYPE(o)->tp_name);
+			goto fail;
+		}
+		if (conv == NULL && (v->type == UDR_TYPE_TEXT || v->type == UDR_TYPE_BLOB ||
+		                     v->type == UDR_TYPE_OTHER))
+			goto fail;
+		if (conv != NULL) {
+			if (PyBytes_Check(conv)) {
+				v->str = PyBytes_AS_STRING(conv);
+				v->len = (size_t)PyBytes_GET_SIZE(conv);
+			} else {
+				v->str = PyUnicode_AsUTF8AndSize(conv, &len);
+				v->len = (size_t)len;
+				if (v->str == NULL) {
+					Py_DECREF(conv);
+					goto fail;
+				}
+			}
+			/* Keep it alive: replace the item in our private list. */
+			PyList_SetItem(seq, i, conv);
+		}
+	}
+	*out = vals;
+	*n = (size_t)count;
+	*keep = seq;
+	return 0;
+fail:
+	PyMem_Free(vals);
+	Py_DECREF(seq);
+	return -1;
+}
+
+static PyObject *cell(const udr_result *r, size_t row, size_t col)
+{
+	udr_value v;
+	int rc = udr_result_get(&v, r, row, col);
+
+	if (rc < 0)
+		return udrpy_raise(rc);
+	switch (v.type) {
+	case UDR_TYPE_NULL: Py_RETURN_NONE;
+	case UDR_TYPE_BOOL: return PyBool_FromLong(v.i64 != 0);
+	case UDR_TYPE_INT64: return PyLong_FromLongLong(v.i64);
+	case UDR_TYPE_DOUBLE: return PyFloat_FromDouble(v.f64);
+	case UDR_TYPE_BLOB: return PyBytes_FromStringAndSize(v.str, (Py_ssize_t)v.len);
+	default:
+		return PyUnicode_DecodeUTF8(v.str ? v.str : "", (Py_ssize_t)v.len,
+		                            "backslashreplace");
+	}
+}
+
+/* ---- udr.Result ------------------------------------------------------- */
+
+typedef struct {
+	PyObject_HEAD
+	udr_result *r;
+	size_t rows, cols;
+	size_t pos;            /* next row of fetchone / iteration */
+	PyObject *columns;     /* list of str, cached */
+} udrpy_result;
+
+static PyObject *result_wrap(udr_result *r)
+{
+	udrpy_result *o = PyObject_New(udrpy_result, &udrpy_ResultType);
+
+	if (o == NULL) {
+		udr_result_free(r);
+		return NULL;
+	}
+	o->r = r;
+	o->rows = udr_result_row_count(r);
+	o->cols = udr_result_column_count(r);
+	o->pos = 0;
+	o->columns = NULL;
+	return (PyObject *)o;
+}
+
+static void result_dealloc(udrpy_result *o)
+{
+	udr_result_free(o->r);
+	Py_XDECREF(o->columns);
+	PyObject_Free(o);
+}
+
+static PyObject *row_tuple(udrpy_result *o, size_t row)
+{
+	PyObject *t = PyTuple_New((Py_ssize_t)o->cols);
+
+	for (size_t c = 0; t != NULL && c < o->cols; c++) {
+		PyObject *x = cell(o->r, row, c);
+
+		if (x == NULL)
+			Py_CLEAR(t);
+		else
+			PyTuple_SET_ITEM(t, (Py_ssize_t)c, x);
+	}
+	return t;
+}
+
+static PyObject *result_get_columns(udrpy_result *o, void *closure)
+{
+	(void)closure;
+	if (o->columns == NULL) {
+		PyObject *list = PyList_New((Py_ssize_t)o->cols);
+
+		for (size_t c = 0; list != NULL && c < o->cols; c++) {
+			const char *n = udr_result_column_name(o->r, c);
+			PyObject *s = PyUnicode_DecodeUTF8(n ? n : "", (Py_ssize_t)(n ? strlen(n) : 0),
+			                                   "backslashreplace");
+
+			if (s == NULL)
+				Py_CLEAR(list);
+			else
+				PyList_SET_ITEM(list, (Py_ssize_t)c, s);
+		}
+		if (list == NULL)
+			return NULL;
+		o->columns = list;
+	}
+	return PyList_GetSlice(o->columns, 0, PY_SSIZE_T_MAX);
+}
+
+static PyObject *result_get_types(udrpy_result *o, void *closure)
+{
+	PyObject *list = PyList_New((Py_ssize_t)o->cols);
+
+	(void)closure;
+	for (size_t c = 0; list != NULL && c < o->cols; c++) {
+		const char *n = udr_result_column_type_name(o->r, c);
+		PyObject *s = PyUnicode_FromString(n ? n : "");
+
+		if (s == NULL)
+			Py_CLEAR(list);
+		else
+			PyList_SET_ITEM(list, (Py_ssize_t)c, s);
+	}
+	return list;
+}
+
+static PyObject *result_get_rowcount(udrpy_result *o, void *closure)
+{
+	(void)closure;
+	return PyLong_FromSize_t(o->rows);
+}
+
+PyDoc_STRVAR(fetchone_doc,
+"fetchone() -> tuple | None\n\n"
+"The next row (from the result's cursor) as a tuple, or None at the end.");
+
+static PyObject *result_fetchone(udrpy_result *o, PyObject *unused)
+{
+	(void)unused;
+	if (o->pos >= o->rows)
+		Py_RETURN_NONE;
+	return row_tuple(o, o->pos++);
+}
+
+static PyObject *rows_list(udrpy_result *o, size_t from, size_t to)
+{
+	PyObject *list = PyList_New((Py_ssize_t)(to - from));
+
+	for (size_t i = from; list != NULL && i < to; i++) {
+		PyObject *t = row_tuple(o, i);
+
+		if (t == NULL)
+			Py_CLEAR(list);
+		else
+			PyList_SET_ITEM(list, (Py_ssize_t)(i - from), t);
+	}
+	return list;
+}
+
+PyDoc_STRVAR(fetchall_doc,
+"fetchall() -> list[tuple]\n\n"
+"The remaining rows (all of them on a fresh result) as tuples; moves the\n"
+"cursor to the end.");
+
+static PyObject *result_fetchall(udrpy_result *o, PyObject *unused)
+{
+	size_t from = o->pos;
+
+	(void)unused;
+	o->pos = o->rows;
+	return rows_list(o, from < o->rows ? from : o->rows, o->rows);
+}
+
+PyDoc_STRVAR(fetchmany_doc,
+"fetchmany(size=1) -> list[tuple]\n\n"
+"Up to size next rows.");
+
+static PyObject *result_fetchmany(udrpy_result *o, PyObject *args)
+{
+	Py_ssize_t size = 1;
+	size_t from = o->pos, to;
+
+	if (!PyArg_ParseTuple(args, "|n:fetchmany", &size))
+		return NULL;
+	if (size < 0)
+		size = 0;
+	to = from + (size_t)size > o->rows ? o->rows : from + (size_t)size;
+	if (from > to)
+		from = to;
+	o->pos = to;
+	return rows_list(o, from, to);
+}
+
+PyDoc_STRVAR(to_dicts_doc,
+"to_dicts() -> list[dict]\n\n"
+"Every row (regardless of the cursor) as a dict from column name to value.");
+
+static PyObject *result_to_dicts(udrpy_result *o, PyObject *unused)
+{
+	PyObject *cols = result_get_columns(o, NULL), *list;
+
+	(void)unused;
+	if (cols == NULL)
+		return NULL;
+	list = PyList_New((Py_ssize_t)o->rows);
+	for (size_t i = 0; list != NULL && i < o->rows; i++) {
+		PyObject *d = PyDict_New();
+
+		for (size_t c = 0; d != NULL && c < o->cols; c++) {
+			PyObject *x = cell(o->r, i, c);
+
+			if (x == NULL || PyDict_SetItem(d, PyList_GET_ITEM(cols, c), x) < 0)
+				Py_CLEAR(d);
+			Py_XDECREF(x);
+		}
+		if (d == NULL)
+			Py_CLEAR(list);
+		else
+			PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+	}
+	Py_DECREF(cols);
+	return list;
+}
+
+PyDoc_STRVAR(df_doc,
+"df() -> pandas.DataFrame\n\n"
+"Every row as a pandas DataFrame with the result's column names (needs\n"
+"pandas; ImportError otherwise).");
+
+static PyObject *result_df(udrpy_result *o, PyObject *unused)
+{
+	PyObject *pandas, *rows, *cols, *r;
+
+	(void)unused;
+	pandas = PyImport_ImportModule("pandas");
+	if (pandas == NULL)
+		return NULL;
+	rows = rows_list(o, 0, o->rows);
+	cols = result_get_columns(o, NULL);
+	if (rows == NULL || cols == NULL) {
+		Py_XDECREF(rows);
+		Py_XDECREF(cols);
+		Py_DECREF(pandas);
+		return NULL;
+	}
+	{
+		PyObject *cls = PyObject_GetAttrString(pandas, "DataFrame");
+
+		r = cls ? PyObject_CallMethod(cls, "from_records", "OO", rows, cols) : NULL;
+		Py_XDECREF(cls);
+	}
+	Py_DECREF(rows);
+	Py_DECREF(cols);
+	Py_DECREF(pandas);
+	return r;
+}
+
+static PyObject *result_iternext(udrpy_result *o)
+{
+	if (o->pos >= o->rows)
+		return NULL;
+	return row_tuple(o, o->pos++);
+}
+
+static Py_ssize_t result_len(udrpy_result *o)
+{
+	return (Py_ssize_t)o->rows;
+}
+
+static PyObject *result_repr(udrpy_result *o)
+{
+	PyObject *cols = result_get_columns(o, NULL), *r;
+
+	if (cols == NULL)
+		return NULL;
+	r = PyUnicode_FromFormat("<udr.Result %zu rows, columns=%R>", o->rows, cols);
+	Py_DECREF(cols);
+	return r;
+}
+
+static PySequenceMethods result_as_sequence = {
+	.sq_length = (lenfunc)result_len,
+};
+
+static PyMethodDef result_methods[] = {
+	{"fetchone", (PyCFunction)result_fetchone, METH_NOARGS, fetchone_doc},
+	{"fetchall", (PyCFunction)result_fetchall, METH_NOARGS, fetchall_doc},
+	{"fetchmany", (PyCFunction)result_fetchmany, METH_VARARGS, fetchmany_doc},
+	{"to_dicts", (PyCFunction)result_to_dicts, METH_NOARGS, to_dicts_doc},
+	{"df", (PyCFunction)result_df, METH_NOARGS, df_doc},
+	{NULL, NULL, 0, NULL}};
+
+static PyGetSetDef result_getset[] = {
+	{"columns", (getter)result_get_columns, NULL, "The column names (list of str).", NULL},
+	{"types", (getter)result_get_types, NULL,
+	 "DuckDB's type name of each column ('BIGINT', 'DECIMAL(10,2)', ...).", NULL},
+	{"rowcount", (getter)result_get_rowcount, NULL, "The number of rows.", NULL},
+	{NULL, NULL, NULL, NULL, NULL}};
+
+PyDoc_STRVAR(result_doc,
+"Result - a materialized query result from Database.sql, read or\n"
+"diff_rows, independent of the database once returned.\n\n"
+"Values: BIGINT and smaller integers -> int, DOUBLE/FLOAT -> float,\n"
+"BOOLEAN -> bool, VARCHAR -> str, BLOB -> bytes, NULL -> None; every other\n"
+"type (DECIMAL, DATE, TIMESTAMP, HUGEINT, UBIGINT, LIST, ...) -> str, as\n"
+"DuckDB prints it.  fetchone()/fetchmany()/fetchall() and iteration read\n"
+"from a cursor; len(), to_dicts() and df() cover every row.");
+
+PyTypeObject udrpy_ResultType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "udr.Result",
+	.tp_basicsize = sizeof(udrpy_result),
+	.tp_dealloc = (destructor)result_dealloc,
+	.tp_repr = (reprfunc)result_repr,
+	.tp_as_sequence = &result_as_sequence,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = result_doc,
+	.tp_iter = PyObject_SelfIter,
+	.tp_iternext = (iternextfunc)result_iternext,
+	.tp_methods = result_methods,
+	.tp_getset = result_getset,
+};
+
+/* ---- references ----------------------------------------------------------- */
+
+#define REF_TEXT_MAX 160
+
+/* A version reference as text: None -> NULL (latest), int -> "N", aware
+ * datetime -> ISO UTC, str -> as given (borrowed from obj).  buf holds
+ * formatted text.  0, or -1 with an exception set. */
+static int ref_text(const char **out, char *buf, PyObject *obj, const char *what)
+{
+	*out = NULL;
+	if (obj == Py_None)
+		return 0;
+	if (PyUnicode_Check(obj)) {
+		*out = udrpy_cstr(obj, what);
+		return *out == NULL ? -1 : 0;
+	}
+	if (PyDateTime_Check(obj)) {
+		int64_t ms;
+
+		if (udrpy_ms_from_datetime(&ms, obj, what) < 0)
+			return -1;
+		udr_time_format(buf, REF_TEXT_MAX, ms);
+		*out = buf;
+		return 0;
+	}
+	if (PyLong_Check(obj) && !PyBool_Check(obj)) {
+		uint64_t n;
+
+		if (udrpy_version_from_obj(&n, obj, 1) < 0)
+			return -1;
+		snprintf(buf, REF_TEXT_MAX, "%llu", (unsigned long long)n);
+		*out = buf;
+		return 0;
+	}
+	PyErr_Format(PyExc_TypeError,
+	             "%s must be an int, a str reference, a datetime or None, not %.100s", what,
+	             Py_TYPE(obj)->tp_name);
+	return -1;
+}
+
+/* The statement's first keyword, skipping blanks and comments: its offset
+ * (or the offset of '(' ), -1 when the text ends. */
+static size_t skip_blank(const char *s, size_t i)
+{
+	for (;;) {
+		while (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '\f')
+			i++;
+		if (s[i] == '-' && s[i + 1] == '-') {
+			while (s[i] != '\0' && s[i] != '\n')
+				i++;
+		} else if (s[i] == '/' && s[i + 1] == '*') {
+			int depth = 1;
+
+			i += 2;
+			while (s[i] != '\0' && depth > 0) {
+				if (s[i] == '/' && s[i + 1] == '*') {
+					depth++;
+					i += 2;
+				} else if (s[i] == '*' && s[i + 1] == '/') {
+					depth--;
+					i += 2;
+				} else {
+					i++;
+				}
+			}
+		} else {
+			return i;
+		}
+	}
+}
+
+static int is_ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '$' || (unsigned char)c >= 0x80;
+}
+
+/* Does s[i..] start with keyword kw (case-insensitive, whole word)? */
+static int keyword_at(const char *s, size_t i, const char *kw)
+{
+	size_t n = strlen(kw);
+
+	return strncasecmp(s + i, kw, n) == 0 && !is_ident_char(s[i + n]);
+}
+
+/* Pin table versions in a query: prepend CTEs `"name" AS (SELECT * FROM
+ * "name@N")` (merged into a leading WITH), so that every unqualified
+ * reference to name, column qualifiers included, reads version N.  Names
+ * are checked table names and N a number, so nothing can be injected.
+ * Returns a PyMem_Malloc'd string, or NULL with an exception set. */
+static char *pin_versions(const char *sql, char *const *names, const uint64_t *nums,
+                          size_t n)
+{
+	size_t i = skip_blank(sql, 0), cap, len = 0, at;
+	int with = 0;
+	char *out;
+
+	if (keyword_at(sql, i, "with")) {
+		with = 1;
+		at = skip_blank(sql, i + 4);
+		if (keyword_at(sql, at, "recursive"))
+			at += 9;
+		else
+			at = i + 4;
+	} else if (keyword_at(sql, i, "select") || keyword_at(sql, i, "from") ||
+	           keyword_at(sql, i, "values") || keyword_at(sql, i, "table") || sql[i] == '(') {
+		at = i;
+	} else {
+		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                "versions= needs a query (SELECT, WITH, FROM, VALUES or TABLE "
+		                "statement); pin versions in other statements with NAME@VERSION");
+		return NULL;
+	}
+	cap = strlen(sql) + 16;
+	for (size_t k = 0; k < n; k++)
+		cap += 2 * strlen(names[k]) + 64;
+	out = PyMem_Malloc(cap);
+	if (out == NULL) {
+		PyErr_NoMemory();
+		return NULL;
+	}
+	memcpy(out, sql, at);
+	len = at;
+	len += (size_t)snprintf(out + len, cap - len, with ? " " : "WITH ");
+	for (size_t k = 0; k < n; k++)
+		len += (size_t)snprintf(out + len, cap - len, "%s\"%s\" AS (SELECT * FROM \"%s@%llu\")",
+		                        k ? ", " : "", names[k], names[k],
+		                        (unsigned long long)nums[k]);
+	len += (size_t)snprintf(out + len, cap - len, with ? ", " : " ");
+	memcpy(out + len, sql + at, strlen(sql + at) + 1);
+	return out;
+}
+
+/* ---- Database methods ------------------------------------------------------ */
+
+typedef struct {
+	char **names;
+	char **refs;    /* NULL entries: latest */
+	uint64_t *nums;
+	size_t n;
+} pins;
+
+static void pins_free(pins *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		PyMem_Free(p->names[i]);
+		PyMem_Free(p->refs[i]);
+	}
+	PyMem_Free(p->names);
+	PyMem_Free(p->refs);
+	PyMem_Free(p->nums);
+}
+
+static char *mem_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = PyMem_Malloc(n);
+
+	if (d != NULL)
+		memcpy(d, s, n);
+	return d;
+}
+
+static int pins_from_obj(pins *p, PyObject *versions)
+{
+	PyObject *items;
+	Py_ssize_t n;
+
+	memset(p, 0, sizeof *p);
+	if (versions == Py_None)
+		return 0;
+	if (!PyDict_Check(versions) && !PyMapping_Check(versions)) {
+		PyErr_Format(PyExc_TypeError, "versions must be a dict of table to version, not %.100s",
+		             Py_TYPE(versions)->tp_name);
+		return -1;
+	}
+	items = PyMapping_Items(versions);
+	if (items == NULL)
+		return -1;
+	n = PyList_GET_SIZE(items);
+	p->names = PyMem_Calloc((size_t)n + 1, sizeof *p->names);
+	p->refs = PyMem_Calloc((size_t)n + 1, sizeof *p->refs);
+	p->nums = PyMem_Calloc((size_t)n + 1, sizeof *p->nums);
+	if (p->names == NULL || p->refs == NULL || p->nums == NULL) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *kv = PyList_GET_ITEM(items, i);
+		const char *name = udrpy_cstr(PyTuple_GET_ITEM(kv, 0), "table name"), *ref;
+		char buf[REF_TEXT_MAX];
+		int rc;
+
+		if (name == NULL)
+			goto fail;
+		if ((rc = udr_table_name_check(name)) < 0) {
+			udrpy_raise(rc);
+			goto fail;
+		}
+		if (ref_text(&ref, buf, PyTuple_GET_ITEM(kv, 1), "version") < 0)
+			goto fail;
+		p->n = (size_t)i + 1;
+		p->names[i] = mem_strdup(name);
+		p->refs[i] = ref ? mem_strdup(ref) : NULL;
+		if (p->names[i] == NULL || (ref && p->refs[i] == NULL)) {
+			PyErr_NoMemory();
+			goto fail;
+		}
+	}
+	Py_DECREF(items);
+	return 0;
+fail:
+	Py_DECREF(items);
+	pins_free(p);
+	memset(p, 0, sizeof *p);
+	return -1;
+}
+
+PyDoc_STRVAR(sql_doc,
+"sql(query, params=None, versions=None) -> Result\n\n"
+"Run one SQL statement over the tables (docs/QUERY.md): a bare table name\n"
+"is its latest version (one snapshot for the whole statement); NAME@REF\n"
+"picks one ('users@3', 'users@2026-11-01T12:00:00Z', 'users@commit:12').\n"
+"params fill ? (or $1, ...) placeholders: None, bool, int, float, str,\n"
+"bytes, or datetime/date/time/Decimal (passed as text, cast by DuckDB).\n"
+"versions={'users': 3} pins the unqualified references to a table in a\n"
+"query (values: a version number, a reference string, or an aware\n"
+"datetime).  Raises InvalidArgumentError for a SQL error (DuckDB's message),\n"
+"NotFoundError for an unknown table or version, IntegrityError for a\n"
+"damaged part.  The GIL is released while the query runs.");
+
+static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"query", "params", "versions", NULL};
+	PyObject *qobj, *pobj = Py_None, *vobj = Py_None, *keep = NULL;
+	const char *sql;
+	char *pinned = NULL;
+	udr_value *vals = NULL;
+	size_t nvals = 0;
+	udr_result *r = NULL;
+	udr_query *q;
+	pins p;
+	int rc = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:sql", kwlist, &qobj, &pobj, &vobj))
+		return NULL;
+	if ((sql = udrpy_cstr(qobj, "query")) == NULL)
+		return NULL;
+	if (pins_from_obj(&p, vobj) < 0)
+		return NULL;
+	if (params_from_obj(&vals, &nvals, &keep, pobj) < 0) {
+		pins_free(&p);
+		return NULL;
+	}
+	if ((q = session_enter(d)) == NULL)
+		goto done;
+	if (p.n > 0) {
+		Py_BEGIN_ALLOW_THREADS
+		for (size_t i = 0; rc == 0 && i < p.n; i++)
+			rc = udr_query_resolve(&p.nums[i], q, p.names[i], p.refs[i]);
+		Py_END_ALLOW_THREADS
+		if (rc == 0 && (pinned = pin_versions(sql, p.names, p.nums, p.n)) == NULL)
+			rc = 1; /* exception set */
+	}
+	if (rc == 0) {
+		const char *text = pinned ? pinned : sql;
+
+		Py_BEGIN_ALLOW_THREADS
+		rc = udr_query_sql(&r, q, text, vals, nvals);
+		Py_END_ALLOW_THREADS
+	}
+	if (rc < 0)
+		udrpy_raise(rc);
+	session_leave(d);
+done:
+	PyMem_Free(pinned);
+	PyMem_Free(vals);
+	Py_XDECREF(keep);
+	pins_free(&p);
+	if (rc != 0 || PyErr_Occurred()) {
+		udr_result_free(r);
+		return NULL;
+	}
+	return result_wrap(r);
+}
+
+/* The version number of table at ref (NULL: latest), then a Result of
+ * SELECT * over it.  name may be "NAME@REF" when ref is NULL. */
+static PyObject *select_version(udrpy_db *d, const char *table, const char *ref)
+{
+	char name[UDR_TABLE_NAME_MAX + 1], sql[UDR_TABLE_NAME_MAX + 64];
+	const char *at = strchr(table, '@');
+	size_t nlen = at ? (size_t)(at - table) : strlen(table);
+	udr_result *r = NULL;
+	udr_query *q;
+	uint64_t num = 0;
+	int rc;
+
+	if (nlen > UDR_TABLE_NAME_MAX)
+		nlen = UDR_TABLE_NAME_MAX;
+	memcpy(name, table, nlen);
+	name[nlen] = '\0';
+	if ((q = session_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_resolve(&num, q, table, ref);
+	if (rc == 0) {
+		/* resolve checked the name ([A-Za-z0-9_.-]): safe to quote. */
+		snprintf(sql, sizeof sql, "SELECT * FROM \"%s@%llu\"", name, (unsigned long long)num);
+		rc = udr_query_sql(&r, q, sql, NULL, 0);
+	}
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		udrpy_raise(rc);
+	session_leave(d);
+	return rc < 0 ? NULL : result_wrap(r);
+}
+
+PyDoc_STRVAR(read_doc,
+"read(table, version=None, branch=None) -> Result\n\n"
+"Every row of a table version: the latest (of branch, when given), or\n"
+"version (a number, a reference such as 'commit:12' or '2026-11-01', or an\n"
+"aware datetime).  table may also be 'NAME@REF'.  Raises NotFoundError for\n"
+"an unknown table, version or branch.");
+
+static PyObject *db_read(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"table", "version", "branch", NULL};
+	PyObject *tobj, *vobj = Py_None, *bobj = Py_None;
+	char buf[REF_TEXT_MAX];
+	const char *table, *ref;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:read", kwlist, &tobj, &vobj, &bobj))
+		return NULL;
+	if ((table = udrpy_cstr(tobj, "table name")) == NULL)
+		return NULL;
+	if (ref_text(&ref, buf, vobj, "version") < 0)
+		return NULL;
+	if (bobj != Py_None) {
+		const char *b = udrpy_cstr(bobj, "branch");
+
+		if (b == NULL)
+			return NULL;
+		if (ref != NULL)
+			return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                       "give version or branch, not both");
+		if (strlen(b) > REF_TEXT_MAX - 16)
+			return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                       "invalid branch name %R", bobj);
+		snprintf(buf, sizeof buf, "branch:%s", b);
+		ref = buf;
+	}
+	return select_version(d, table, ref);
+}
+
+static int format_arg(int *out, PyObject *obj)
+{
+	static const struct { const char *name; int fmt; } formats[] = {
+		{"auto", UDR_FORMAT_AUTO}, {"parquet", UDR_FORMAT_PARQUET},
+		{"csv", UDR_FORMAT_CSV}, {"json", UDR_FORMAT_JSON},
+		{"ndjson", UDR_FORMAT_NDJSON}, {"jsonl", UDR_FORMAT_NDJSON}};
+	const char *s;
+
+	*out = UDR_FORMAT_AUTO;
+	if (obj == Py_None)
+		return 0;
+	if ((s = udrpy_cstr(obj, "format")) == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+		if (strcasecmp(s, formats[i].name) == 0) {
+			*out = formats[i].fmt;
+			return 0;
+		}
+	udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+	                "unknown format %R: use 'parquet', 'csv', 'json' or 'ndjson'", obj);
+	return -1;
+}
+
+PyDoc_STRVAR(export_doc,
+"export(table, path, version=None, format=None) -> int\n\n"
+"Write a table version (latest unless version: a number, reference string\n"
+"or aware datetime; table may be 'NAME@REF') to a file, atomically, and\n"
+"return the number of rows.  format: 'parquet', 'csv', 'json' (an array)\n"
+"or 'ndjson'; None takes it from path's extension.");
+
+static PyObject *db_export(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"table", "path", "version", "format", NULL};
+	PyObject *tobj, *path = NULL, *vobj = Py_None, *fobj = Py_None;
+	char buf[REF_TEXT_MAX];
+	const char *table, *ref;
+	uint64_t rows = 0;
+	udr_query *q;
+	int fmt, rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO&|OO:export", kwlist, &tobj,
+	                                 PyUnicode_FSConverter, &path, &vobj, &fobj))
+		return NULL;
+	if ((table = udrpy_cstr(tobj, "table name")) == NULL ||
+	    ref_text(&ref, buf, vobj, "version") < 0 || format_arg(&fmt, fobj) < 0 ||
+	    (q = session_enter(d)) == NULL) {
+		Py_DECREF(path);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_export(&rows, q, table, ref, PyBytes_AS_STRING(path), fmt);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		udrpy_raise(rc);
+	session_leave(d);
+	Py_DECREF(path);
+	return rc < 0 ? NULL : PyLong_FromUnsignedLongLong(rows);
+}
+
+PyDoc_STRVAR(diff_rows_doc,
+"diff_rows(table, old, new, keys) -> Result\n\n"
+"Row differences between two versions of a table (old, new: numbers,\n"
+"reference strings or aware datetimes) joined on keys (a column name or a\n"
+"list of them, unique in each version): one row per added, removed or\n"
+"changed row, ordered by key, with columns change ('added', 'removed',\n"
+"'changed'), the keys, then old.C and new.C for every other column C.");
+
+static PyObject *db_diff_rows(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"table", "old", "new", "keys", NULL};
+	PyObject *tobj, *o1, *o2, *kobj, *kseq;
+	char b1[REF_TEXT_MAX], b2[REF_TEXT_MAX];
+	const char *table, *r1, *r2, **keys = NULL;
+	udr_result *r = NULL;
+	Py_ssize_t nk;
+	udr_query *q;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO:diff_rows", kwlist, &tobj, &o1, &o2,
+	                                 &kobj))
+		return NULL;
+	if ((table = udrpy_cstr(tobj, "table name")) == NULL ||
+	    ref_text(&r1, b1, o1, "old") < 0 || ref_text(&r2, b2, o2, "new") < 0)
+		return NULL;
+	kseq = PyUnicode_Check(kobj) ? PyTuple_Pack(1, kobj) : PySequence_Tuple(kobj);
+	if (kseq == NULL)
+		return NULL;
+	nk = PyTuple_GET_SIZE(kseq);
+	if (nk == 0) {
+		Py_DECREF(kseq);
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                       "diff_rows needs at least one key column");
+	}
+	keys = PyMem_Calloc((size_t)nk, sizeof *keys);
+	if (keys == NULL) {
+		Py_DECREF(kseq);
+		return PyErr_NoMemory();
+	}
+	for (Py_ssize_t i = 0; i < nk; i++)
+		if ((keys[i] = udrpy_cstr(PyTuple_GET_ITEM(kseq, i), "key column")) == NULL)
+			goto fail;
+	if ((q = session_enter(d)) == NULL)
+		goto fail;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_diff_rows(&r, q, table, r1, r2, keys, (size_t)nk);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		udrpy_raise(rc);
+	session_leave(d);
+	PyMem_Free(keys);
+	Py_DECREF(kseq);
+	return rc < 0 ? NULL : result_wrap(r);
+fail:
+	PyMem_Free(keys);
+	Py_DECREF(kseq);
+	return NULL;
+}
+
+/* Is obj a path (str, bytes or os.PathLike)? */
+static int is_path(PyObject *obj)
+{
+	return PyUnicode_Check(obj) || PyBytes_Check(obj) ||
+	       PyObject_HasAttrString(obj, "__fspath__");
+}
+
+PyDoc_STRVAR(write_doc,
+"write(table, data, mode='overwrite', *, format=None, message=None) -> int\n\n"
+"Import data as the next version of table and return its number.  data is\n"
+"a file path (or a list of paths, all of one format: Parquet, CSV, JSON,\n"
+"NDJSON, by extension or format=), a list of dicts (rows), a dict of\n"
+"columns (name -> list of values), or a pandas DataFrame; in-memory data\n"
+"goes through a temporary NDJSON file, which keeps the JSON types (int ->\n"
+"BIGINT, float -> DOUBLE, bool -> BOOLEAN, str -> VARCHAR, None -> NULL).\n"
+"mode 'overwrite' makes a version of only this data; 'append' keeps the\n"
+"previous version's parts (columns must match by name and order; a missing\n"
+"table is created).  Raises InvalidArgumentError for unreadable data or a\n"
+"schema mismatch, NotFoundError for a missing file; nothing is committed\n"
+"on error.");
+
+static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"table", "data", "mode", "format", "message", NULL};
+	PyObject *tobj, *data, *fobj = Py_None, *mobj = Py_None, *paths = NULL, *tmp = NULL;
+	const char *table, *mode = "overwrite", **files = NULL;
+	udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
+	uint64_t version = 0;
+	Py_ssize_t nfiles = 0;
+	udr_query *q;
+	int rc = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|s$OO:write", kwlist, &tobj, &data, &mode,
+	                                 &fobj, &mobj))
+		return NULL;
+	if ((table = udrpy_cstr(tobj, "table name")) == NULL)
+		return NULL;
+	if (strcmp(mode, "overwrite") == 0)
+		io.mode = UDR_IMPORT_OVERWRITE;
+	else if (strcmp(mode, "append") == 0)
+		io.mode = UDR_IMPORT_APPEND;
+	else
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                       "invalid mode '%s': must be 'overwrite' or 'append'", mode);
+	if (format_arg(&io.format, fobj) < 0)
+		return NULL;
+	if (mobj != Py_None && (io.message = udrpy_cstr(mobj, "message")) == NULL)
+		return NULL;
+	/* Paths: one, or a non-empty list/tuple of them. */
+	if (is_path(data)) {
+		paths = PyList_New(1);
+		if (paths == NULL)
+			return NULL;
+		PyList_SET_ITEM(paths, 0, Py_NewRef(data));
+	} else if ((PyList_Check(data) || PyTuple_Check(data)) && PySequence_Size(data) > 0 &&
+	           is_path(PySequence_Fast_GET_ITEM(data, 0))) {
+		paths = PySequence_List(data);
+		if (paths == NULL)
+			return NULL;
+	} else {
+		PyObject *mod = PyImport_ImportModule("udr._data");
+
+		if (mod == NULL)
+			return NULL;
+		tmp = PyObject_CallMethod(mod, "write_temp", "O", data);
+		Py_DECREF(mod);
+		if (tmp == NULL)
+			return NULL;
+		paths = PyList_New(1);
+		if (paths == NULL)
+			goto done;
+		PyList_SET_ITEM(paths, 0, Py_NewRef(tmp));
+		io.format = UDR_FORMAT_NDJSON;
+	}
+	nfiles = PyList_GET_SIZE(paths);
+	files = PyMem_Calloc((size_t)nfiles, sizeof *files);
+	if (files == NULL) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	/* Each item becomes its filesystem bytes, kept in paths. */
+	for (Py_ssize_t i = 0; i < nfiles; i++) {
+		PyObject *b = NULL;
+
+		if (!PyUnicode_FSConverter(PyList_GET_ITEM(paths, i), &b))
+			goto done;
+		PyList_SetItem(paths, i, b);
+		files[i] = PyBytes_AS_STRING(b);
+	}
+	if ((q = session_enter(d)) == NULL)
+		goto done;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_import(&version, q, table, files, (size_t)nfiles, &io);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		udrpy_raise(rc);
+	session_leave(d);
+done:
+	if (tmp != NULL) {
+		PyObject *b = NULL;
+
+		if (PyUnicode_FSConverter(tmp, &b)) {
+			unlink(PyBytes_AS_STRING(b));
+			Py_DECREF(b);
+		}
+		Py_DECREF(tmp);
+	}
+	PyMem_Free(files);
+	Py_XDECREF(paths);
+	if (rc < 0 || PyErr_Occurred())
+		return NULL;
+	return PyLong_FromUnsignedLongLong(version);
+}
+
+PyMethodDef udrpy_query_methods[] = {
+	{"sql", (PyCFunction)(void (*)(void))db_sql, METH_VARARGS | METH_KEYWORDS, sql_doc},
+	{"read", (PyCFunction)(void (*)(void))db_read, METH_VARARGS | METH_KEYWORDS, read_doc},
+	{"write", (PyCFunction)(void (*)(void))db_write, METH_VARARGS | METH_KEYWORDS, write_doc},
+	{"export", (PyCFunction)(void (*)(void))db_export, METH_VARARGS | METH_KEYWORDS,
+	 export_doc},
+	{"diff_rows", (PyCFunction)(void (*)(void))db_diff_rows, METH_VARARGS | METH_KEYWORDS,
+	 diff_rows_doc},
+	{NULL, NULL, 0, NULL}};
+
+#endif /* UDRPY_HAVE_QUERY */

@@ -1,0 +1,399 @@
+"""Type stubs of udr, the Python bindings of libudr (implemented in udr._udr)."""
+
+import datetime
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, NamedTuple, Optional, Union
+
+from typing_extensions import Self, final
+
+try:
+    from collections.abc import Buffer as _Buffer  # Python >= 3.12
+except ImportError:  # pragma: no cover
+    _Buffer = Any  # type: ignore[misc,assignment]
+
+StrPath = Union[str, "os.PathLike[str]", bytes, "os.PathLike[bytes]"]
+_FileDescriptorLike = Union[int, Any]
+
+__version__: str
+HASH_HEXSIZE: int
+TABLE_NAME_MAX: int
+HAVE_QUERY: bool
+"""True when built with the DuckDB query module (Database.sql and friends)."""
+
+# A version reference: a number, a string ('latest', '3', 'commit:12',
+# '2026-11-01T12:00:00Z'), or a timezone-aware datetime.
+_Ref = Union[int, str, datetime.datetime]
+_Value = Any  # None | bool | int | float | str | bytes
+
+class Error(Exception):
+    """Base class of every error raised by libudr."""
+
+    code: int
+
+class NotFoundError(Error, KeyError):
+    """A chunk, table, version or store does not exist."""
+
+class ConflictError(Error):
+    """The version number is not latest + 1; the message states the expected one."""
+
+class IntegrityError(Error):
+    """Stored data or metadata is damaged."""
+
+class InvalidArgumentError(Error, ValueError):
+    """Bad hash, table name, version number, ..."""
+
+class IOError(Error, OSError):
+    """An operating-system I/O error."""
+
+class LockedError(Error):
+    """A lock could not be taken without waiting."""
+
+def hash(data: _Buffer, /) -> str:
+    """BLAKE3-256 of a bytes-like object as 64 lowercase hex digits (as b3sum)."""
+
+def hash_file(path: StrPath, /) -> str:
+    """BLAKE3-256 of a file's content, streaming."""
+
+def open(path: StrPath, create: bool = True) -> Database:
+    """Open (creating when missing unless create is False) a store root."""
+
+@final
+class ChunkStore:
+    """The content-addressed chunk store in a directory."""
+
+    def __init__(self, path: StrPath, create: bool = True) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def put(self, data: _Buffer, /) -> str:
+        """Store bytes (any C-contiguous buffer, not copied); return the hash."""
+    def get(self, hash: str, /) -> bytes:
+        """The bytes of a chunk, without rehashing."""
+    def get_verified(self, hash: str, /) -> bytes:
+        """The bytes of a chunk, rehashed; IntegrityError on mismatch."""
+    def exists(self, hash: str, /) -> bool:
+        """Whether a chunk is stored."""
+    def __contains__(self, hash: object, /) -> bool: ...
+    def size(self, hash: str, /) -> int:
+        """The size of a chunk in bytes."""
+    def put_file(self, path: StrPath, /) -> str:
+        """Store a file's content, streaming; return the hash."""
+    def get_file(self, hash: str, path: StrPath, verify: bool = True) -> None:
+        """Write a chunk to a file atomically, streaming."""
+    def put_fd(self, fd: _FileDescriptorLike, /) -> str:
+        """Store everything readable from a file descriptor, streaming."""
+    def get_fd(self, hash: str, fd: _FileDescriptorLike, verify: bool = True) -> None:
+        """Write a chunk into a file descriptor, streaming."""
+    def hashes(self) -> list[str]:
+        """The hashes of all stored chunks, sorted."""
+    def close(self) -> None:
+        """Close the store (idempotent)."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+PyChunkStore = ChunkStore
+
+@final
+class TableVersion:
+    """One version of a table: ordered chunk hashes plus metadata."""
+
+    def __init__(
+        self,
+        table_name: str,
+        version: int,
+        chunk_hashes: Iterable[str] = ...,
+        message: Optional[str] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+    ) -> None: ...
+    @property
+    def table_name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def chunk_hashes(self) -> list[str]: ...
+    @property
+    def created_at(self) -> Optional[datetime.datetime]:
+        """UTC creation time; None until committed."""
+    @property
+    def created_ms(self) -> Optional[int]: ...
+    @property
+    def parent_version(self) -> Optional[int]: ...
+    @property
+    def commit_seq(self) -> Optional[int]: ...
+    @property
+    def message(self) -> Optional[str]: ...
+    @property
+    def metadata(self) -> dict[str, str]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __ne__(self, other: object) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+PyTableVersion = TableVersion
+
+class Event(NamedTuple):
+    """One commit of the changelog (a struct sequence, tuple-like)."""
+
+    seq: int
+    time: datetime.datetime
+    time_ms: int
+    branch: str
+    author: str
+    message: Optional[str]
+    changes: list[tuple[str, int, int]]
+    parent: int
+
+@final
+class Transaction:
+    """A multi-table snapshot-isolated transaction; a context manager."""
+
+    @property
+    def snapshot(self) -> int: ...
+    @property
+    def state(self) -> Literal["active", "committed", "aborted"]: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def isolation(self) -> Literal["snapshot", "serializable"]: ...
+    @property
+    def message(self) -> Optional[str]: ...
+    @property
+    def seq(self) -> Optional[int]: ...
+    def write(
+        self,
+        table_or_version: Union[str, TableVersion],
+        chunks: Optional[Iterable[str]] = None,
+        message: Optional[str] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+    ) -> int:
+        """Stage the next version of a table; return its number."""
+    def get_version(self, table: str, version: Optional[int] = None) -> TableVersion:
+        """A version as the transaction sees it (snapshot + staged writes)."""
+    def latest(self, table: str, /) -> int:
+        """Latest version number as the transaction sees it (0: none)."""
+    def commit(self) -> int:
+        """Commit atomically; return the commit seq (0: nothing staged)."""
+    def abort(self) -> None:
+        """Abandon the transaction (idempotent)."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+@final
+class Subscription:
+    """Follows the changelog: an iterator of Event, or a callback thread."""
+
+    @property
+    def cursor(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def error(self) -> Optional[BaseException]: ...
+    def __iter__(self) -> Iterator[Event]: ...
+    def __next__(self) -> Event: ...
+    def poll(self, timeout: Optional[float] = None) -> Optional[Event]:
+        """The next event, or None after timeout seconds or when closed."""
+    def close(self) -> None:
+        """Stop (and join the callback thread); idempotent."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+@final
+class Result:
+    """A materialized query result."""
+
+    @property
+    def columns(self) -> list[str]: ...
+    @property
+    def types(self) -> list[str]: ...
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Optional[tuple[_Value, ...]]:
+        """The next row, or None at the end."""
+    def fetchmany(self, size: int = 1, /) -> list[tuple[_Value, ...]]:
+        """Up to size next rows."""
+    def fetchall(self) -> list[tuple[_Value, ...]]:
+        """The remaining rows."""
+    def to_dicts(self) -> list[dict[str, _Value]]:
+        """Every row as a dict."""
+    def df(self) -> Any:
+        """Every row as a pandas.DataFrame (needs pandas)."""
+    def __iter__(self) -> Iterator[tuple[_Value, ...]]: ...
+    def __next__(self) -> tuple[_Value, ...]: ...
+    def __len__(self) -> int: ...
+
+@final
+class Catalog:
+    """The versioned table catalog in a directory."""
+
+    def __init__(
+        self, path: StrPath, store: Optional[ChunkStore] = None, create: bool = True
+    ) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def store(self) -> Optional[ChunkStore]: ...
+    @property
+    def closed(self) -> bool: ...
+    def commit(self, version: TableVersion, /) -> None:
+        """Commit version.version (must be latest + 1)."""
+    def commit_next(self, version: TableVersion, /) -> int:
+        """Commit as latest + 1; return the assigned number."""
+    def get_version(self, table: str, version: Optional[int] = None) -> TableVersion:
+        """A version of a table (the latest when version is None)."""
+    def latest(self, table: str, /) -> int:
+        """The latest version number of a table."""
+    def list_versions(self, table: str, /) -> list[int]:
+        """The version numbers of a table, ascending."""
+    def list_tables(self) -> list[str]:
+        """The names of all tables, sorted."""
+    def head(self) -> int:
+        """The last commit sequence number (0 when empty)."""
+    def get_version_at(self, table: str, when: datetime.datetime) -> TableVersion:
+        """The version current at an aware datetime (naive: InvalidArgumentError)."""
+    def get_version_at_seq(self, table: str, seq: int) -> TableVersion:
+        """The version current right after commit seq."""
+    def seq_at(self, when: datetime.datetime, /) -> int:
+        """The last commit seq at or before an aware datetime."""
+    def transaction(
+        self,
+        *,
+        isolation: Literal["snapshot", "serializable"] = "snapshot",
+        message: Optional[str] = None,
+        branch: Optional[str] = None,
+    ) -> Transaction:
+        """Begin a transaction."""
+    def changes(
+        self,
+        since: Optional[int] = None,
+        *,
+        since_time: Optional[datetime.datetime] = None,
+        tables: Union[str, Iterable[str], None] = None,
+        branch: Optional[str] = None,
+        limit: Optional[int] = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """The commits of the changelog."""
+    def subscribe(
+        self,
+        since: Optional[int] = None,
+        *,
+        since_time: Optional[datetime.datetime] = None,
+        tables: Union[str, Iterable[str], None] = None,
+        branch: Optional[str] = None,
+        callback: Optional[Callable[[Event], Any]] = None,
+    ) -> Subscription:
+        """Follow the changelog (from now unless since/since_time)."""
+    def close(self) -> None:
+        """Close the catalog (idempotent)."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+PyCatalog = Catalog
+
+@final
+class Database:
+    """An open store root: db.store and db.catalog."""
+
+    def __init__(self, path: StrPath, create: bool = True) -> None: ...
+    @property
+    def store(self) -> ChunkStore: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def transaction(
+        self,
+        *,
+        isolation: Literal["snapshot", "serializable"] = "snapshot",
+        message: Optional[str] = None,
+        branch: Optional[str] = None,
+    ) -> Transaction:
+        """Begin a transaction (db.catalog.transaction)."""
+    def changes(
+        self,
+        since: Optional[int] = None,
+        *,
+        since_time: Optional[datetime.datetime] = None,
+        tables: Union[str, Iterable[str], None] = None,
+        branch: Optional[str] = None,
+        limit: Optional[int] = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """The commits of the changelog."""
+    def subscribe(
+        self,
+        since: Optional[int] = None,
+        *,
+        since_time: Optional[datetime.datetime] = None,
+        tables: Union[str, Iterable[str], None] = None,
+        branch: Optional[str] = None,
+        callback: Optional[Callable[[Event], Any]] = None,
+    ) -> Subscription:
+        """Follow the changelog (from now unless since/since_time)."""
+    def sql(
+        self,
+        query: str,
+        params: Optional[Sequence[Any]] = None,
+        versions: Optional[Mapping[str, _Ref]] = None,
+    ) -> Result:
+        """Run one SQL statement (query module)."""
+    def read(
+        self, table: str, version: Optional[_Ref] = None, branch: Optional[str] = None
+    ) -> Result:
+        """Every row of a table version."""
+    def write(
+        self,
+        table: str,
+        data: Any,
+        mode: Literal["overwrite", "append"] = "overwrite",
+        *,
+        format: Optional[str] = None,
+        message: Optional[str] = None,
+    ) -> int:
+        """Import a file, rows, columns or a DataFrame as the next version."""
+    def export(
+        self,
+        table: str,
+        path: StrPath,
+        version: Optional[_Ref] = None,
+        format: Optional[str] = None,
+    ) -> int:
+        """Write a table version to a file; return the row count."""
+    def diff_rows(
+        self, table: str, old: _Ref, new: _Ref, keys: Union[str, Sequence[str]]
+    ) -> Result:
+        """Row differences between two versions, joined on keys."""
+    def close(self) -> None:
+        """Close the database, its store and catalog (idempotent)."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...

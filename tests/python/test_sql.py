@@ -1,0 +1,244 @@
+"""SQL through the query module: Database.sql / read / write / export / diff_rows."""
+
+import csv
+import datetime
+import decimal
+import json
+
+import pytest
+
+import udr
+
+pytestmark = pytest.mark.skipif(not udr.HAVE_QUERY, reason="built without the query module")
+
+UTC = datetime.timezone.utc
+
+
+@pytest.fixture
+def users(db):
+    db.write("users", [{"id": 1, "name": "ann", "score": 1.5, "ok": True},
+                       {"id": 2, "name": "bob", "score": None, "ok": False}])
+    db.write("users", {"id": [3], "name": ["cy"], "score": [2.0], "ok": [True]}, mode="append")
+    return db
+
+
+def test_result_types(db):
+    r = db.sql("SELECT 1::BIGINT AS i, 2.5::DOUBLE AS d, true AS b, 'x' AS t, "
+               "'\\x01\\x02'::BLOB AS bl, NULL AS n, 1.25::DECIMAL(4,2) AS dec, "
+               "DATE '2026-11-01' AS dt, [1, 2] AS l")
+    assert r.columns == ["i", "d", "b", "t", "bl", "n", "dec", "dt", "l"]
+    assert r.types[:4] == ["BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR"]
+    assert len(r) == 1 and r.rowcount == 1
+    row = r.fetchone()
+    assert row == (1, 2.5, True, "x", b"\x01\x02", None, "1.25", "2026-11-01", "[1, 2]")
+    assert type(row[0]) is int and type(row[1]) is float and type(row[2]) is bool
+    assert r.fetchone() is None
+
+
+def test_cursor_iteration_and_dicts(db):
+    r = db.sql("SELECT * FROM range(5) t(x)")
+    assert r.fetchone() == (0,)
+    assert r.fetchmany(2) == [(1,), (2,)]
+    assert list(r) == [(3,), (4,)]
+    assert r.fetchall() == []
+    assert r.to_dicts() == [{"x": i} for i in range(5)]
+    assert db.sql("SELECT 42 AS a").fetchall() == [(42,)]
+    assert "udr.Result" in repr(r)
+
+
+def test_params(db):
+    r = db.sql("SELECT ? AS a, ? AS b, ? AS c, ? AS d, ? AS e, ?::BIGINT + 1 AS f, $1 AS g",
+               [5, "héllo", 1.5, None, True, 41, ])
+    assert r.fetchone() == (5, "héllo", 1.5, None, True, 42, 5)
+    assert db.sql("SELECT ?::BLOB AS b", [b"\x00\xff"]).fetchall() == [(b"\x00\xff",)]
+    assert db.sql("SELECT ?::DATE AS d", [datetime.date(2026, 1, 2)]).fetchall() == \
+        [("2026-01-02",)]
+    assert db.sql("SELECT ?::DECIMAL(5,2) AS d", [decimal.Decimal("1.50")]).fetchall() == \
+        [("1.50",)]
+    assert db.sql("SELECT ?::HUGEINT AS h", [2 ** 70]).fetchall() == [(str(2 ** 70),)]
+    # Parameters are values, never SQL.
+    assert db.sql("SELECT ? AS s", ["'); DROP TABLE x; --"]).fetchall() == \
+        [("'); DROP TABLE x; --",)]
+    with pytest.raises(udr.InvalidArgumentError):
+        db.sql("SELECT ?, ?", [1])
+    with pytest.raises(TypeError):
+        db.sql("SELECT ?", [object()])
+    with pytest.raises(TypeError):
+        db.sql("SELECT ?", "x")
+
+
+def test_errors(db, users):
+    with pytest.raises(udr.InvalidArgumentError) as ei:
+        db.sql("SELEC 1")
+    assert "syntax error" in str(ei.value).lower()
+    with pytest.raises(udr.NotFoundError):
+        db.sql("SELECT * FROM no_such_table")
+    with pytest.raises(udr.NotFoundError):
+        db.sql("SELECT * FROM users@9")
+    with pytest.raises(udr.NotFoundError):
+        db.read("nope")
+    with pytest.raises(udr.NotFoundError):
+        db.read("users", version=7)
+    with pytest.raises(TypeError):
+        db.sql(b"SELECT 1")
+
+
+def test_write_read_round_trip(db, users):
+    r = db.read("users")
+    assert r.columns == ["id", "name", "score", "ok"]
+    assert r.types == ["BIGINT", "VARCHAR", "DOUBLE", "BOOLEAN"]
+    assert sorted(r.fetchall()) == [(1, "ann", 1.5, True), (2, "bob", None, False),
+                                    (3, "cy", 2.0, True)]
+    assert len(db.read("users", version=1)) == 2
+    assert len(db.read("users@1")) == 2
+    assert len(db.read("users", branch="main")) == 3
+    with pytest.raises(udr.NotFoundError):
+        db.read("users", branch="dev")
+    with pytest.raises(udr.InvalidArgumentError):
+        db.read("users", version=1, branch="main")
+    assert db.catalog.latest("users") == 2
+    v = db.catalog.get_version("users")
+    assert v.metadata["udr.rows"] == "3"
+    # Overwrite replaces the rows.
+    assert db.write("users", [{"id": 9, "name": "z", "score": 0.5, "ok": False}],
+                    message="reset") == 3
+    assert db.read("users").fetchall() == [(9, "z", 0.5, False)]
+    assert db.catalog.get_version("users").message == "reset"
+    # Time travel by an aware datetime.
+    assert len(db.read("users", version=datetime.datetime.now(UTC))) == 1
+
+
+def test_write_append_schema_mismatch(db, users):
+    with pytest.raises(udr.InvalidArgumentError):
+        db.write("users", [{"other": 1}], mode="append")
+    assert db.catalog.latest("users") == 2
+    with pytest.raises(udr.InvalidArgumentError):
+        db.write("users", [{"id": 1}], mode="upsert")
+
+
+def test_write_bad_data(db):
+    with pytest.raises(ValueError):
+        db.write("t", [])
+    with pytest.raises(ValueError):
+        db.write("t", {"a": [1, 2], "b": [1]})
+    with pytest.raises(TypeError):
+        db.write("t", [1, 2])
+    with pytest.raises(TypeError):
+        db.write("t", [{"b": b"bytes"}])
+    with pytest.raises(udr.NotFoundError):
+        db.write("t", "/nonexistent/file.csv")
+    assert db.catalog.list_tables() == []
+
+
+def test_write_files_and_export(db, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,name\n1,a\n2,b\n")
+    assert db.write("f", str(src)) == 1
+    assert db.write("f", [src], mode="append") == 2
+    assert db.sql("SELECT count(*) FROM f").fetchall() == [(4,)]
+    out = tmp_path / "out.csv"
+    assert db.export("f", str(out), version=1) == 2
+    with open(out, newline="") as f:
+        assert list(csv.reader(f)) == [["id", "name"], ["1", "a"], ["2", "b"]]
+    outj = tmp_path / "out.json"
+    assert db.export("f", outj, format="json") == 4
+    assert len(json.loads(outj.read_text())) == 4
+    outp = tmp_path / "out.parquet"
+    assert db.export("f", outp) == 4
+    assert db.write("g", outp) == 1
+    assert db.sql("SELECT sum(id) FROM g").fetchall() == [("6",)]  # HUGEINT: text
+    assert db.sql("SELECT sum(id)::BIGINT FROM g").fetchall() == [(6,)]
+    with pytest.raises(udr.InvalidArgumentError):
+        db.export("f", str(out), format="xml")
+    with pytest.raises(udr.NotFoundError):
+        db.export("nope", str(out))
+
+
+def test_versions_pin(db, users):
+    assert db.sql("SELECT count(*) FROM users").fetchall() == [(3,)]
+    assert db.sql("SELECT count(*) FROM users", versions={"users": 1}).fetchall() == [(2,)]
+    # Column qualifiers, aliases, a leading WITH and comments keep working.
+    assert db.sql("SELECT users.id FROM users ORDER BY 1",
+                  versions={"users": 1}).fetchall() == [(1,), (2,)]
+    assert db.sql("SELECT u.id FROM users u ORDER BY 1",
+                  versions={"users": "1"}).fetchall() == [(1,), (2,)]
+    assert db.sql("-- c\n/* x */ WITH k AS (SELECT 1 AS one) SELECT count(*) FROM users, k",
+                  versions={"users": 1}).fetchall() == [(2,)]
+    # Explicit references are not affected; both versions in one query.
+    assert db.sql("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM users@2)",
+                  versions={"users": 1}).fetchall() == [(2, 3)]
+    assert db.sql("SELECT count(*) FROM users", versions={"users": "commit:1"}).fetchall() \
+        == [(2,)]
+    when = db.catalog.get_version("users", 1).created_at
+    assert db.sql("SELECT count(*) FROM users", versions={"users": when}).fetchall() == [(2,)]
+    with pytest.raises(udr.NotFoundError):
+        db.sql("SELECT 1", versions={"users": 9})
+    with pytest.raises(udr.NotFoundError):
+        db.sql("SELECT 1", versions={"ghost": 1})
+    with pytest.raises(udr.InvalidArgumentError):
+        db.sql("SELECT 1", versions={'users"; DROP': 1})
+    with pytest.raises(udr.InvalidArgumentError):
+        db.sql("SELECT 1", versions={"users": "bogus ref"})
+    with pytest.raises(udr.InvalidArgumentError):
+        db.sql("DESCRIBE users", versions={"users": 1})
+
+
+def test_diff_rows(db, users):
+    db.write("users", [{"id": 1, "name": "ann", "score": 9.0, "ok": True},
+                       {"id": 3, "name": "cy", "score": 2.0, "ok": True},
+                       {"id": 4, "name": "dee", "score": 1.0, "ok": False}])
+    d = db.diff_rows("users", 2, 3, "id")
+    assert d.columns[:2] == ["change", "id"]
+    rows = {r["id"]: r for r in d.to_dicts()}
+    assert rows[1]["change"] == "changed" and rows[1]["old.score"] == 1.5
+    assert rows[1]["new.score"] == 9.0
+    assert rows[2]["change"] == "removed"
+    assert rows[4]["change"] == "added" and rows[4]["new.name"] == "dee"
+    assert 3 not in rows
+    assert len(db.diff_rows("users", "1", "latest", ["id"])) >= 1
+    with pytest.raises(udr.InvalidArgumentError):
+        db.diff_rows("users", 2, 3, "nosuchcol")
+    with pytest.raises(udr.InvalidArgumentError):
+        db.diff_rows("users", 2, 3, [])
+
+
+def test_df_needs_pandas(db):
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError):
+            db.sql("SELECT 1 AS a").df()
+        return
+    df = db.sql("SELECT 1 AS a, 'x' AS b").df()
+    assert list(df.columns) == ["a", "b"] and len(df) == 1
+    assert db.write("p", df) == 1
+    assert db.read("p").fetchall() == [(1, "x")]
+
+
+def test_sql_threads_share_session(db, users):
+    import threading
+    errs = []
+
+    def run():
+        try:
+            for _ in range(20):
+                assert db.sql("SELECT count(*) FROM users").fetchall() == [(3,)]
+        except Exception as e:  # pragma: no cover - reported below
+            errs.append(e)
+
+    ths = [threading.Thread(target=run) for _ in range(4)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert errs == []
+
+
+def test_sql_after_close(tmp_path):
+    d = udr.open(str(tmp_path / "r"))
+    assert d.sql("SELECT 1").fetchall() == [(1,)]
+    r = d.sql("SELECT 2")
+    d.close()
+    assert r.fetchall() == [(2,)]  # results outlive the session
+    with pytest.raises(udr.Error):
+        d.sql("SELECT 1")
