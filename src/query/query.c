@@ -244,10 +244,30 @@ static bool is_hex64(const char *s)
 	return true;
 }
 
+/*
+ * DuckDB 1.4's prepare errors carry their "LINE n: ... ^" context twice;
+ * keep the message up to the first copy when the tail repeats exactly.
+ */
+static const char *dedup_context(char *buf, size_t bufsz, const char *msg)
+{
+	const char *first = strstr(msg, "\n\nLINE "), *second;
+	size_t n;
+	if (!first || !(second = strstr(first + 2, "\n\nLINE ")))
+		return msg;
+	n = strlen(second);
+	if ((size_t)(second - first) != n || memcmp(first, second, n) != 0 || (size_t)(second - msg) >= bufsz)
+		return msg;
+	memcpy(buf, msg, (size_t)(second - msg));
+	buf[second - msg] = '\0';
+	return buf;
+}
+
 int udr__q_error(udr_query *q, const char *msg)
 {
+	char trimmed[4096];
 	if (!msg || !*msg)
 		msg = "unknown DuckDB error";
+	msg = dedup_context(trimmed, sizeof(trimmed), msg);
 	/* A part that DuckDB cannot read (truncated, not Parquet): name it. */
 	for (const char *s = msg; q && s[0]; s++) {
 		udr_hash h;

@@ -233,6 +233,8 @@ def test_sql_error_is_invalid_with_duckdb_message(udr, tmp_path):
     r = udr("sql", "SELEC 1")
     assert r.code == 2 and r.stdout == b""
     assert r.stderr.startswith("udr: ") and "syntax error" in r.stderr
+    # DuckDB repeats its "LINE 1: ... ^" context; the message shows it once
+    assert r.stderr.count("LINE 1:") == 1, r.stderr
     r = udr("sql", "SELECT nope FROM u")
     assert r.code == 2 and "nope" in r.stderr and "Binder Error" in r.stderr
     r = udr("sql", "SELECT 'x'::INTEGER")
