@@ -94,7 +94,7 @@ def test_kill9_random_moments(tmp_path):
 # ---- deterministic crashes at the n-th I/O call (fault-injection builds) ----
 
 needs_fi = pytest.mark.skipif(not FAULT_INJECTION, reason="library built without UDR_FAULT_INJECTION")
-OPS = ["open", "write", "fsync", "link", "rename", "unlink", "mkdir"]
+OPS = ["open", "write", "fsync", "syncfs", "link", "rename", "unlink", "mkdir"]
 NMAX = 150
 
 

@@ -177,7 +177,7 @@ def test_txn_kill9_random_moments(tmp_path):
 # ---- deterministic crashes at the n-th I/O call (fault-injection builds) ----
 
 needs_fi = pytest.mark.skipif(not FAULT_INJECTION, reason="library built without UDR_FAULT_INJECTION")
-OPS = ["fsync", "link", "rename", "open", "write", "mkdir", "unlink"]
+OPS = ["fsync", "syncfs", "link", "rename", "open", "write", "mkdir", "unlink"]
 NMAX = 200
 
 
