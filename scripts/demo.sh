@@ -22,7 +22,18 @@ run versions demo_users
 run show demo_users 1
 echo "\$ udr get <hash of version 1> --verify   (time travel: the data as it was)"
 "$UDR" get "$H1" --verify
+if "$UDR" sql "SELECT 1" >/dev/null 2>&1; then
+	echo "# the same data as a table you can query with SQL, version by version"
+	run import demo_people /tmp/udr-demo-users-v1.csv -m "day 1"
+	run import demo_people /tmp/udr-demo-users-v2.csv -m "day 2"
+	V=$("$UDR" versions demo_people | tail -1)
+	P=$((V - 1))
+	run sql "SELECT n.id, n.name FROM \"demo_people@$V\" n ANTI JOIN \"demo_people@$P\" o USING (id)"
+	run diff-rows demo_people "$P" "$V" --key id
+	run sql "SELECT seq, \"table\", new_version, message FROM udr_log ORDER BY seq DESC LIMIT 3"
+fi
 run tables
+run stats
 run fsck
 rm -f /tmp/udr-demo-users-v1.csv /tmp/udr-demo-users-v2.csv
 echo "demo done: the store is in ./data (run it again to add more versions)"
