@@ -40,6 +40,7 @@ typedef struct cli_command {
 
 /* Commands (cmd_*.c).  argv[0] is the command name; they return an exit code. */
 int cli_cmd_init(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_upgrade(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_hash(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_put(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_get(cli_ctx *ctx, int argc, char **argv);

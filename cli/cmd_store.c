@@ -97,7 +97,7 @@ static int init_opt(int opt, const char *arg, void *payload)
 		if ((rc = cli_parse_uint(&v, arg, 255, 0, "delta depth")) != 0)
 			return rc;
 		if (v == 0) {
-			cli_errorf("invalid delta depth \"%s\" (1 to 255; 1 disables deltas)", arg);
+			cli_errorf("invalid delta depth \"%s\" (1 to 255)", arg);
 			return CLI_EXIT_USAGE;
 		}
 		o->cfg.delta_max_depth = (int)v;
@@ -173,6 +173,57 @@ int cli_cmd_init(cli_ctx *ctx, int argc, char **argv)
 		return cli_fail(rc);
 	printf("initialized empty udr store at %s (format %d)\n", ctx->store_dir, got.format);
 	udr_db_close(db);
+	return CLI_EXIT_OK;
+}
+
+int cli_cmd_upgrade(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "chunk-min", required_argument, NULL, OPT_CHUNK_MIN },
+		{ "chunk-avg", required_argument, NULL, OPT_CHUNK_AVG },
+		{ "chunk-max", required_argument, NULL, OPT_CHUNK_MAX },
+		{ "compression-level", required_argument, NULL, OPT_LEVEL },
+		{ "delta-depth", required_argument, NULL, OPT_DEPTH },
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("upgrade");
+	struct init_opts o = { UDR_STORE_CONFIG_INIT, 0, 0 };
+	udr_store_config before, after;
+	udr_store *store = NULL;
+	udr_db *db = NULL;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, init_opt, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (NOPERANDS(argc) > 0)
+		return cli_usage_error(self, "too many arguments");
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	udr_store_get_config(&before, udr_db_store(db));
+	udr_db_close(db);
+	{
+		size_t n = strlen(ctx->store_dir) + sizeof("/chunks");
+		char *chunks = malloc(n);
+		if (!chunks) {
+			cli_errorf("out of memory");
+			return CLI_EXIT_IO;
+		}
+		snprintf(chunks, n, "%s/chunks", ctx->store_dir);
+		rc = udr_store_upgrade(chunks, o.given ? &o.cfg : NULL);
+		if (rc == 0)
+			rc = udr_store_open(&store, chunks, 0);
+		free(chunks);
+	}
+	if (rc)
+		return cli_fail(rc);
+	udr_store_get_config(&after, store);
+	udr_store_close(store);
+	if (before.format == after.format)
+		printf("the chunk store is already format %d\n", after.format);
+	else
+		printf("upgraded the chunk store from format %d to format %d (pieces of %u/%u/%u bytes, "
+		       "zstd level %d, delta depth %d)\n", before.format, after.format, after.chunk_min,
+		       after.chunk_avg, after.chunk_max, after.compression_level, after.delta_max_depth);
 	return CLI_EXIT_OK;
 }
 

@@ -52,15 +52,27 @@ static const cli_command commands[] = {
 	  "                           compressed (zstd) and stored as deltas when\n"
 	  "                           that is smaller; 1: each content is one plain\n"
 	  "                           file holding exactly its bytes\n"
-	  "  --chunk-min N            smallest piece (default 16K)\n"
-	  "  --chunk-avg N            average piece, a power of two (default 64K)\n"
+	  "  --chunk-min N            smallest piece (default 32K)\n"
+	  "  --chunk-avg N            average piece, a power of two (default 128K)\n"
 	  "  --chunk-max N            largest piece (default 4 x avg); smaller content\n"
 	  "                           stays one piece\n"
 	  "  --compression-level N    zstd level 1..19, 0: no compression (default 3)\n"
-	  "  --delta-depth N          longest chain of deltas, 1 disables deltas\n"
-	  "                           (default 50)\n"
+	  "  --delta-depth N          longest chain of deltas, 1..255 (default 50;\n"
+	  "                           1: every delta's base is stored in full)\n"
 	  "Sizes take the suffixes K, M, G (powers of 1024).\n",
 	  cli_cmd_init },
+	{ "upgrade", "upgrade a format-1 chunk store to format 2 in place",
+	  "usage: udr upgrade [--chunk-min N] [--chunk-avg N] [--chunk-max N]\n"
+	  "                   [--compression-level N] [--delta-depth N]\n"
+	  "\n"
+	  "Switch the store's chunks from format 1 (one plain file per content) to\n"
+	  "format 2 (pieces, compression, deltas) with the settings given (as for\n"
+	  "init; defaults otherwise).  Every object a format-1 store holds is\n"
+	  "valid in format 2, so only the config changes, atomically; existing\n"
+	  "content stays as it is and new content is stored the new way.  On a\n"
+	  "store already at format 2 it does nothing (exit 0), or refuses settings\n"
+	  "(exit 2): they are fixed at creation.\n",
+	  cli_cmd_upgrade },
 	{ "hash", "print the BLAKE3 hash of a file without storing it",
 	  "usage: udr hash [FILE|-]\n"
 	  "\n"

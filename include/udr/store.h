@@ -144,6 +144,20 @@ typedef struct udr_store_config {
 UDR_EXTERN int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags,
                                   const udr_store_config *cfg);
 
+/**
+ * Upgrade the format-1 chunk store at path to format 2 in place, with the
+ * settings cfg (NULL: defaults; cfg->format must be 2).  A format-1 store
+ * holds only raw objects, which format 2 reads as they are, so only the
+ * config changes (atomically, durably); handles already open keep working
+ * (a format-1 handle goes on writing raw objects, still valid).  New content
+ * is then chunked, compressed and delta'd.
+ * @return 0 (also for a store already at format 2 when cfg is NULL);
+ *         UDR_EINVAL (bad settings, or settings given for a store already at
+ *         format 2, whose settings are fixed); UDR_ENOTFOUND; UDR_ECORRUPT;
+ *         UDR_EIO.
+ */
+UDR_EXTERN int udr_store_upgrade(const char *path, const udr_store_config *cfg);
+
 /** The settings of an open store. */
 UDR_EXTERN void udr_store_get_config(udr_store_config *out, const udr_store *store);
 

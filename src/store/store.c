@@ -58,7 +58,16 @@ static int resolve_config(udr_store_config *c, const udr_store_config *in)
 	return 0;
 }
 
+static int write_config_mode(const char *path, const char *tmpdir, const udr_store_config *c,
+                             enum udr__publish_mode mode);
+
 static int write_config(const char *path, const char *tmpdir, const udr_store_config *c)
+{
+	return write_config_mode(path, tmpdir, c, UDR__PUBLISH_NEW);
+}
+
+static int write_config_mode(const char *path, const char *tmpdir, const udr_store_config *c,
+                             enum udr__publish_mode mode)
 {
 	char *cfg = udr__path_join(path, "config.json");
 	char text[512];
@@ -74,9 +83,33 @@ static int write_config(const char *path, const char *tmpdir, const udr_store_co
 		         " \"compression\": {\"algorithm\": \"zstd\", \"level\": %d},\n"
 		         " \"delta\": {\"max_depth\": %d}}\n",
 		         c->chunk_min, c->chunk_avg, c->chunk_max, c->compression_level, c->delta_max_depth);
-	rc = udr__write_file_atomic(tmpdir, cfg, text, strlen(text), UDR__PUBLISH_NEW, true);
+	rc = udr__write_file_atomic(tmpdir, cfg, text, strlen(text), mode, true);
 	free(cfg);
 	return rc < 0 ? rc : 0;
+}
+
+int udr_store_upgrade(const char *path, const udr_store_config *cfgin)
+{
+	udr_store_config cfg;
+	udr_store *s = NULL;
+	int rc;
+	if (cfgin && cfgin->format != 2)
+		return udr__error_set(UDR_EINVAL, "a chunk store can only be upgraded to format 2");
+	if ((rc = resolve_config(&cfg, cfgin)) < 0)
+		return rc;
+	if ((rc = udr_store_open(&s, path, 0)) < 0)
+		return rc;
+	if (s->format == 2) {
+		udr_store_close(s);
+		if (cfgin)
+			return udr__error_set(UDR_EINVAL, "chunk store %s is already format 2: its settings are fixed at "
+			                      "creation", path);
+		return 0;
+	}
+	/* rename over config.json: readers see the old or the new config */
+	rc = write_config_mode(s->path, s->tmpdir, &cfg, UDR__PUBLISH_REPLACE);
+	udr_store_close(s);
+	return rc;
 }
 
 int udr__check_config(const char *dir, const char *kind, int max_format)

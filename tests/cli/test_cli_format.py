@@ -226,3 +226,48 @@ def test_commit_file_missing(udr, tmp_path):
     assert r.code == 1, r
     assert "nope" in r.stderr
     assert udr.ok("tables").out == ""
+
+
+# ---- upgrade ----
+
+def test_upgrade_format1_in_place(run, tmp_path):
+    root = tmp_path / "s"
+    assert run("--store", root, "init", "--format", "1").code == 0
+    u = Udr(root)
+    old = os.urandom(3 << 20)
+    h_old = u.put(old)
+    assert u.ok("commit", "t", "--next", h_old).out.strip() == "1"
+    assert (root / "chunks" / h_old[:2] / h_old[2:4] / h_old).stat().st_size == len(old)
+    r = u("upgrade")
+    assert r.code == 0, r
+    assert "from format 1 to format 2" in r.out
+    cfg = json.loads((root / "chunks" / "config.json").read_text())
+    assert cfg["format"] == 2 and cfg["chunking"]["avg"] == 131072
+    # old content reads as before; new large content is chunked
+    assert u.ok("get", "--verify", h_old).stdout == old
+    assert json.loads(u.ok("show", "t").out)["chunks"] == [h_old]
+    new = os.urandom(3 << 20)
+    h_new = u.put(new)
+    assert (root / "chunks" / h_new[:2] / h_new[2:4] / (h_new + ".m")).exists()
+    assert u.ok("get", "--verify", h_new).stdout == new
+    assert u("fsck").code == 0
+    # again: nothing to do; settings for a format-2 store are refused
+    r = u("upgrade")
+    assert r.code == 0 and "already format 2" in r.out
+    r = u("upgrade", "--chunk-avg", "64K")
+    assert r.code == 2 and "fixed at creation" in r.stderr
+
+
+def test_upgrade_with_settings_and_bad_input(run, tmp_path):
+    root = tmp_path / "s"
+    assert run("--store", root, "init", "--format", "1").code == 0
+    u = Udr(root)
+    r = u("upgrade", "--chunk-avg", "1000")  # not a power of two
+    assert r.code == 2, r
+    assert json.loads((root / "chunks" / "config.json").read_text())["format"] == 1
+    r = u("upgrade", "--chunk-avg", "64K", "--compression-level", "0")
+    assert r.code == 0, r
+    cfg = json.loads((root / "chunks" / "config.json").read_text())
+    assert cfg["chunking"]["avg"] == 65536 and cfg["compression"]["level"] == 0
+    r = run("--store", tmp_path / "none", "upgrade")
+    assert r.code == 1 and "not a udr store" in r.stderr
