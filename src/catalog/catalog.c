@@ -460,16 +460,26 @@ static int version_file_exists(udr_catalog *c, const char *table, uint64_t versi
 	return r;
 }
 
-/* committed(table, n) with a cheap stat first */
-static int is_committed(udr_catalog *c, const char *table, uint64_t version)
+/* committed(table, n) with a cheap stat first; with keep, a committed
+ * version that was loaded replaces *keep (so a caller that wants the
+ * latest version does not load it a second time). */
+static int is_committed(udr_catalog *c, const char *table, uint64_t version, udr_version **keep)
 {
+	udr_version *v = NULL;
 	int rc = version_file_exists(c, table, version);
 	if (rc <= 0)
 		return rc;
-	return load_checked(NULL, c, table, version);
+	rc = load_checked(keep ? &v : NULL, c, table, version);
+	if (rc == 1 && keep) {
+		udr_version_free(*keep);
+		*keep = v;
+	}
+	return rc;
 }
 
-int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
+/* The latest committed version number; with keep, also that version (or
+ * NULL when the search did not end on a loaded one). */
+static int table_latest(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table)
 {
 	char *lp = table_file(c, table, "LATEST");
 	uint64_t n = 0, lo, hi;
@@ -477,7 +487,7 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
 	if (!lp)
 		return UDR_ENOMEM;
 	if (read_number_file(&n, lp) == 0 && n > 0) {
-		rc = is_committed(c, table, n);
+		rc = is_committed(c, table, n, keep);
 		if (rc < 0)
 			goto done;
 		if (rc == 0) {
@@ -496,7 +506,7 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
 		/* Committed versions are exactly 1..L: gallop then bisect. */
 		lo = 0;
 		hi = 1;
-		while ((rc = is_committed(c, table, hi)) == 1) {
+		while ((rc = is_committed(c, table, hi, keep)) == 1) {
 			lo = hi;
 			if (hi > UINT64_MAX / 2)
 				break;
@@ -506,7 +516,7 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
 			goto done;
 		while (hi - lo > 1) {
 			uint64_t mid = lo + (hi - lo) / 2;
-			if ((rc = is_committed(c, table, mid)) < 0)
+			if ((rc = is_committed(c, table, mid, keep)) < 0)
 				goto done;
 			if (rc)
 				lo = mid;
@@ -515,15 +525,24 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
 		}
 		n = lo;
 	}
-	while ((rc = is_committed(c, table, n + 1)) == 1)
+	while ((rc = is_committed(c, table, n + 1, keep)) == 1)
 		n++;
 	if (rc < 0)
 		goto done;
 	rc = 0;
 	*out = n;
 done:
+	if (keep && *keep && (rc < 0 || (*keep)->version != n)) {
+		udr_version_free(*keep);
+		*keep = NULL;
+	}
 	free(lp);
 	return rc;
+}
+
+int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
+{
+	return table_latest(out, NULL, c, table);
 }
 
 int udr_catalog_latest(uint64_t *out, udr_catalog *c, const char *table)
@@ -548,8 +567,17 @@ int udr_catalog_get_version(udr_version **out, udr_catalog *c, const char *table
 	*out = NULL;
 	if ((rc = udr_table_name_check(table)) < 0)
 		return rc;
-	if (version == 0 && (rc = udr_catalog_latest(&version, c, table)) < 0)
-		return rc;
+	if (version == 0) {
+		udr_version *kept = NULL;
+		if ((rc = table_latest(&version, &kept, c, table)) < 0)
+			return rc;
+		if (version == 0)
+			return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
+		if (kept) { /* found and verified while looking for the latest */
+			*out = kept;
+			return 0;
+		}
+	}
 	rc = load_checked(out, c, table, version);
 	if (rc < 0)
 		return rc;

@@ -33,25 +33,12 @@ struct ck {
 	uint64_t head;
 };
 
-static void problem(struct ck *k, int code, const char *object, const char *path, const char *fmt, ...)
-	UDR__PRINTF(5, 6);
-
-static void problem(struct ck *k, int code, const char *object, const char *path, const char *fmt, ...)
-{
-	char msg[1200];
-	udr_problem p;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	k->stats->problems++;
-	p.code = code;
-	p.object = object;
-	p.path = path ? path : "";
-	p.message = msg;
-	if (k->cb && k->cb(&p, k->payload) != 0)
-		k->stop = true;
-}
+/* report a problem; the check stops when the callback asks to */
+#define problem(k, code, object, path, ...)                                                   \
+	do {                                                                                      \
+		if (udr__problem((k)->stats, (k)->cb, (k)->payload, code, object, path, __VA_ARGS__)) \
+			(k)->stop = true;                                                             \
+	} while (0)
 
 static struct tbl *table_get(struct ck *k, const char *name)
 {

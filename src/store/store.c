@@ -645,26 +645,8 @@ struct fsck_ctx {
 	void *payload;
 };
 
-static int report(struct fsck_ctx *c, int code, const char *object, const char *path, const char *fmt, ...)
-	UDR__PRINTF(5, 6);
-
-static int report(struct fsck_ctx *c, int code, const char *object, const char *path, const char *fmt, ...)
-{
-	char msg[1400];
-	udr_problem p;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	c->stats->problems++;
-	p.code = code;
-	p.object = object;
-	p.path = path;
-	p.message = msg;
-	if (c->cb && c->cb(&p, c->payload) != 0)
-		return 1;
-	return 0;
-}
+#define report(c, code, object, path, ...) \
+	udr__problem((c)->stats, (c)->cb, (c)->payload, code, object, path, __VA_ARGS__)
 
 static int count_sink(const void *d, size_t n, void *payload)
 {

@@ -320,6 +320,23 @@ int udr__tmp_clean(const char *tmpdir, uint64_t *removed)
 	return 0;
 }
 
+int udr__problem(udr_check_stats *stats, udr_problem_cb cb, void *payload, int code, const char *object,
+                 const char *path, const char *fmt, ...)
+{
+	char msg[1400];
+	udr_problem p;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	stats->problems++;
+	p.code = code;
+	p.object = object;
+	p.path = path ? path : "";
+	p.message = msg;
+	return cb && cb(&p, payload) != 0 ? 1 : 0;
+}
+
 int64_t udr__now_ms(void)
 {
 	struct timespec ts;

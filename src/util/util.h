@@ -94,6 +94,13 @@ int udr__tmp_publish(udr__tmp *t, const char *final, enum udr__publish_mode mode
 int udr__write_file_atomic(const char *tmpdir, const char *final, const void *data, size_t len,
                            enum udr__publish_mode mode, bool sync);
 
+/* ---- checks (fs.c) ----------------------------------------------------- */
+
+/* Count a problem found by a check and pass it to cb (may be NULL).
+ * Returns 1 when the callback asks to stop, else 0. */
+int udr__problem(udr_check_stats *stats, udr_problem_cb cb, void *payload, int code, const char *object,
+                 const char *path, const char *fmt, ...) UDR__PRINTF(7, 8);
+
 /* ---- misc -------------------------------------------------------------- */
 
 int64_t udr__now_ms(void);
