@@ -20,6 +20,13 @@ extern "C" {
 
 /** Longest table name, in bytes. */
 #define UDR_TABLE_NAME_MAX 128
+/** Limits a commit checks before it writes anything (UDR_EINVAL beyond):
+ *  a message, one metadata key or value, all metadata of a version, and
+ *  the chunks of one version (each costs 67 bytes of its version file). */
+#define UDR_MESSAGE_MAX ((size_t)1 << 20)
+#define UDR_META_KEY_MAX ((size_t)1024)
+#define UDR_META_TOTAL_MAX ((size_t)16 << 20)
+#define UDR_CHUNKS_MAX ((size_t)8 << 20)
 
 /** One string-to-string metadata entry. */
 typedef struct udr_meta {

@@ -72,6 +72,7 @@ void udr_catalog_close(udr_catalog *c)
 	free(c->tablesdir);
 	free(c->lockpath);
 	free(c->headpath);
+	free(c->statedir);
 	free(c);
 }
 
@@ -100,7 +101,8 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 	c->tablesdir = udr__path_join(c->path, "tables");
 	c->lockpath = udr__path_join(c->path, "lock");
 	c->headpath = udr__path_join(c->path, "HEAD");
-	if (!c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath) {
+	c->statedir = udr__path_join(c->path, "state");
+	if (!c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath || !c->statedir) {
 		rc = UDR_ENOMEM;
 		goto fail;
 	}
@@ -220,21 +222,73 @@ static int scan_log_max(uint64_t *out, udr_catalog *c)
 	return 0;
 }
 
-int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
+/*
+ * The true head.  HEAD is written after every commit point, so a HEAD that
+ * names a missing record means a record was lost, and a record beyond a
+ * missing one means the log has a gap: both are damage, reported (strict)
+ * rather than taken as an earlier head, which would hand sequence numbers
+ * out a second time.  Without a usable HEAD the log directory is listed.
+ */
+int udr__head_find(uint64_t *out, udr__head_info *info, udr_catalog *c)
 {
-	uint64_t h;
-	if (read_number_file(&h, c->headpath) < 0 || (h > 0 && !commit_exists(c, h))) {
-		int rc = scan_log_max(&h, c);
+	uint64_t h = 0, cache = 0;
+	memset(info, 0, sizeof(*info));
+	if (read_number_file(&cache, c->headpath) == 0) {
+		info->cache = cache;
+		info->cache_ok = true;
+	}
+	if (info->cache_ok && cache > 0 && !commit_exists(c, cache))
+		info->cache_missing = true;
+	if (info->cache_ok && !info->cache_missing) {
+		h = cache;
+	again:
+		while (commit_exists(c, h + 1))
+			h++;
+		/* a writer that died between its commit point and HEAD leaves
+		 * HEAD behind by one; older writers refreshed it every 16th
+		 * commit: a record within that reach past the end is a gap.
+		 * Records are created in order and never removed, so if h + 1 is
+		 * still missing after s was seen, the gap is real and not a
+		 * commit that raced this probe. */
+		for (uint64_t s = h + 2; s <= h + 17 && !info->beyond; s++)
+			if (commit_exists(c, s)) {
+				if (commit_exists(c, h + 1))
+					goto again;
+				info->beyond = s;
+			}
+	} else {
+		uint64_t max = 0;
+		int rc = scan_log_max(&max, c);
 		if (rc < 0)
 			return rc;
-		/* the scan finds the max; fall back to the first gap below it */
-		uint64_t s = 0;
-		while (s < h && commit_exists(c, s + 1))
-			s++;
-		h = s;
+		while (h < max && commit_exists(c, h + 1))
+			h++;
+		if (h < max)
+			info->beyond = max;
 	}
-	while (commit_exists(c, h + 1))
-		h++;
+	*out = h;
+	return 0;
+}
+
+int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
+{
+	udr__head_info info;
+	uint64_t h;
+	int rc = udr__head_find(&h, &info, c);
+	if (rc < 0)
+		return rc;
+	if (info.cache_missing) {
+		char *p = udr__commit_path(c, info.cache);
+		rc = udr__error_set(UDR_ECORRUPT, "catalog %s: HEAD names commit %llu but its record %s is missing "
+		                    "(a commit record was lost; see udr fsck)", c->path, (unsigned long long)info.cache,
+		                    p ? p : "?");
+		free(p);
+		return rc;
+	}
+	if (info.beyond)
+		return udr__error_set(UDR_ECORRUPT, "catalog %s: the commit log has a gap: record %llu is missing but "
+		                      "record %llu exists (see udr fsck)", c->path, (unsigned long long)h + 1,
+		                      (unsigned long long)info.beyond);
 	*out = h;
 	return 0;
 }
@@ -259,99 +313,6 @@ void udr_commit_free(udr_commit *cm)
 	free(cm->author);
 	free(cm->message);
 	free(cm);
-}
-
-static int commit_from_json(udr_commit **out, const char *text, size_t len, const char *path, uint64_t seq)
-{
-	json_error_t jerr;
-	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), *changes, *x;
-	udr_commit *cm = NULL;
-	size_t i;
-	int rc = 0;
-	if (!o)
-		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: %s (line %d)", path, jerr.text,
-		                      jerr.line);
-	changes = json_object_get(o, "changes");
-	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "seq")) ||
-	    (uint64_t)json_integer_value(json_object_get(o, "seq")) != seq ||
-	    !json_is_integer(json_object_get(o, "parent")) || !json_is_integer(json_object_get(o, "time_ms")) ||
-	    !json_is_string(json_object_get(o, "branch")) || !json_is_string(json_object_get(o, "author")) ||
-	    !json_is_array(changes) || json_array_size(changes) == 0) {
-		rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: missing or mistyped fields", path);
-		goto done;
-	}
-	if (!(cm = calloc(1, sizeof(*cm))) ||
-	    !(cm->changes = calloc(json_array_size(changes), sizeof(udr_change))) ||
-	    !(cm->branch = strdup(json_string_value(json_object_get(o, "branch")))) ||
-	    !(cm->author = strdup(json_string_value(json_object_get(o, "author"))))) {
-		rc = udr__error_oom();
-		goto done;
-	}
-	cm->seq = seq;
-	cm->parent = (uint64_t)json_integer_value(json_object_get(o, "parent"));
-	cm->time_ms = (int64_t)json_integer_value(json_object_get(o, "time_ms"));
-	x = json_object_get(o, "message");
-	if (json_is_string(x) && !(cm->message = strdup(json_string_value(x)))) {
-		rc = udr__error_oom();
-		goto done;
-	}
-	json_array_foreach(changes, i, x) {
-		json_t *t = json_object_get(x, "table"), *ov = json_object_get(x, "old"),
-		       *nv = json_object_get(x, "new"), *dg = json_object_get(x, "digest");
-		udr_change *ch = &cm->changes[i];
-		if (!json_is_string(t) || udr_table_name_check(json_string_value(t)) < 0 || !json_is_integer(ov) ||
-		    !json_is_integer(nv) || json_integer_value(nv) < 1 || json_integer_value(ov) < 0 ||
-		    !json_is_string(dg) || udr_hash_fromhex(&ch->digest, json_string_value(dg)) < 0) {
-			rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad change %zu", path, i);
-			goto done;
-		}
-		if (!(ch->table = strdup(json_string_value(t)))) {
-			rc = udr__error_oom();
-			goto done;
-		}
-		ch->old_version = (uint64_t)json_integer_value(ov);
-		ch->new_version = (uint64_t)json_integer_value(nv);
-		cm->nchanges++;
-	}
-done:
-	json_decref(o);
-	if (rc < 0)
-		udr_commit_free(cm);
-	else
-		*out = cm;
-	return rc;
-}
-
-int udr__commit_read(udr_commit **out, udr_catalog *c, uint64_t seq)
-{
-	char *path = udr__commit_path(c, seq), *text = NULL;
-	size_t len;
-	int rc;
-	if (!path)
-		return UDR_ENOMEM;
-	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
-	if (rc == UDR_ENOTFOUND) {
-		uint64_t head;
-		/* One head probe, taken after the failed read: if it covers seq,
-		 * a writer linked the record since (records never go away once
-		 * linked), so it must be readable now; if not, the commit had not
-		 * happened when we looked. */
-		if ((rc = udr__catalog_true_head(&head, c)) == 0) {
-			if (seq <= head) {
-				rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
-				if (rc == UDR_ENOTFOUND)
-					rc = udr__error_set(UDR_ECORRUPT, "commit record %s is missing (the log has %llu commits)",
-					                    path, (unsigned long long)head);
-			} else {
-				rc = udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)seq);
-			}
-		}
-	}
-	if (rc == 0)
-		rc = commit_from_json(out, text, len, path, seq);
-	free(text);
-	free(path);
-	return rc;
 }
 
 int udr_catalog_get_commit(udr_commit **out, udr_catalog *c, uint64_t seq)
@@ -477,14 +438,57 @@ static int is_committed(udr_catalog *c, const char *table, uint64_t version, udr
 	return rc;
 }
 
+/*
+ * The latest version as the log says (the window of the head record, over
+ * its checkpoint), then its file checked: 1 answered, 0 when the head
+ * record is format 1 (no window: the caller searches the version files).
+ * A committed latest whose file is missing or damaged is an integrity
+ * error, never an older latest.
+ */
+static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table)
+{
+	udr__tentry e;
+	udr_version *v = NULL;
+	uint64_t head;
+	int rc;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0)
+		return rc;
+	if ((rc = udr__state_lookup(&e, c, head, table)) < 0)
+		return rc;
+	if (rc == 2)
+		return 0;
+	if (e.version > 0) {
+		if ((rc = load_checked(keep ? &v : NULL, c, table, e.version)) < 0)
+			return rc;
+		if (rc == 0) {
+			char *vp = udr__version_path(c, table, e.version);
+			rc = udr__error_set(UDR_ECORRUPT,
+			                    "table %s: version %llu was made by commit %llu, but its file %s is missing or "
+			                    "does not match that commit",
+			                    table, (unsigned long long)e.version, (unsigned long long)e.seq, vp ? vp : "?");
+			free(vp);
+			return rc;
+		}
+		if (keep) {
+			udr_version_free(*keep);
+			*keep = v;
+		}
+	}
+	*out = e.version;
+	return 1;
+}
+
 /* The latest committed version number; with keep, also that version (or
  * NULL when the search did not end on a loaded one). */
 static int table_latest(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table)
 {
-	char *lp = table_file(c, table, "LATEST");
+	char *lp;
 	uint64_t n = 0, lo, hi;
 	int rc;
-	if (!lp)
+	if ((rc = latest_from_log(out, keep, c, table)) != 0)
+		return rc < 0 ? rc : 0;
+	/* a log of format-1 records (older stores): search the version files */
+	if (!(lp = table_file(c, table, "LATEST")))
 		return UDR_ENOMEM;
 	if (read_number_file(&n, lp) == 0 && n > 0) {
 		rc = is_committed(c, table, n, keep);
@@ -635,6 +639,33 @@ int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
 	int rc = 0;
 	if (!out || !count || !c)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_list_tables");
+	{
+		/* the log knows every table; a table whose directory was lost
+		 * is listed and then fails on its latest file, not left out */
+		udr__tstate st;
+		uint64_t head;
+		bool known;
+		if ((rc = udr__catalog_true_head(&head, c)) < 0 || (rc = udr__state_at(&st, &known, c, head)) < 0)
+			return rc;
+		if (known) {
+			if (st.n && !(names = calloc(st.n, sizeof(*names))))
+				rc = udr__error_oom();
+			for (size_t i = 0; i < st.n && rc == 0; i++) {
+				uint64_t latest;
+				if ((rc = udr__table_latest(&latest, c, st.e[i].table)) == 0 &&
+				    !(names[n++] = strdup(st.e[i].table)))
+					rc = udr__error_oom();
+			}
+			udr__tstate_free(&st);
+			if (rc < 0) {
+				udr_strarray_free(names, n);
+				return rc;
+			}
+			*out = names; /* sorted like the state */
+			*count = n;
+			return 0;
+		}
+	}
 	if (!(d = opendir(c->tablesdir)))
 		return udr__error_io(errno, "cannot list %s", c->tablesdir);
 	while ((e = readdir(d)) != NULL) {

@@ -11,6 +11,11 @@
 #include <udr/txn.h>
 
 #define CATALOG_FORMAT 1
+#define RECORD_FORMAT 2
+/* A new checkpoint every CHECKPOINT_EVERY commits, or sooner when the
+ * window would hold more than CHECKPOINT_WINDOW tables. */
+#define CHECKPOINT_EVERY 64
+#define CHECKPOINT_WINDOW 512
 #define SEQ_DIGITS 20
 #define UDR__MAX_META_FILE (1u << 30) /* a version of ~14M chunks */
 
@@ -21,6 +26,7 @@ struct udr_catalog {
 	char *tablesdir;
 	char *lockpath;
 	char *headpath;
+	char *statedir;
 	udr_store *store; /* borrowed, may be NULL */
 };
 
@@ -38,11 +44,79 @@ void udr__catalog_unlock(int fd);
 /* Write a cache file holding one number (no fsync, errors ignored). */
 void udr__write_number_file(udr_catalog *c, const char *path, uint64_t n);
 
-/* The true last commit sequence number: HEAD cache, then probing forward. */
+/* The true last commit sequence number: HEAD cache, then probing forward;
+ * UDR_ECORRUPT when HEAD names a missing record or the log has a gap. */
 int udr__catalog_true_head(uint64_t *out, udr_catalog *c);
+/* The same, reporting what it found instead of failing (for fsck). */
+typedef struct udr__head_info {
+	uint64_t cache;     /* what HEAD says */
+	bool cache_ok;      /* HEAD was readable */
+	bool cache_missing; /* HEAD names a record that does not exist */
+	uint64_t beyond;    /* a record found past the end of the gap-free log (0: none) */
+} udr__head_info;
+int udr__head_find(uint64_t *out, udr__head_info *info, udr_catalog *c);
 
 /* Read a commit record; seq beyond the head is UDR_ENOTFOUND. */
 int udr__commit_read(udr_commit **out, udr_catalog *c, uint64_t seq);
+
+/* ---- table states (state.c) ----------------------------------------------
+ * A table state maps each table to its latest version and the commit that
+ * made it, sorted by table name.  The state at commit S is the checkpoint
+ * state/<B>.json (the state at commit B, the record's base) plus the
+ * record's window (every table changed by commits B+1..S). */
+typedef struct udr__tentry {
+	char *table;
+	uint64_t version; /* 0: none */
+	uint64_t seq;     /* the commit that made it */
+} udr__tentry;
+typedef struct udr__tstate {
+	udr__tentry *e;
+	size_t n, cap;
+} udr__tstate;
+void udr__tstate_free(udr__tstate *s);
+const udr__tentry *udr__tstate_find(const udr__tstate *s, const char *table);
+int udr__tstate_set(udr__tstate *s, const char *table, uint64_t version, uint64_t seq);
+/* dst gets every entry of src (src's win). */
+int udr__tstate_merge(udr__tstate *dst, const udr__tstate *src);
+int udr__tstate_copy(udr__tstate *dst, const udr__tstate *src);
+bool udr__tstate_equal(const udr__tstate *a, const udr__tstate *b);
+
+/* A commit record with what format 2 adds to udr_commit (FORMAT.md). */
+typedef struct udr__record {
+	udr_commit *cm;
+	udr_hash digest;      /* BLAKE3 of the record file's bytes */
+	bool legacy;          /* format 1: no check, prev, base or window */
+	bool has_prev;
+	udr_hash prev;        /* digest of record seq - 1 */
+	uint64_t base;        /* the checkpoint the window is relative to */
+	udr_hash base_state;  /* digest of state/<base>.json (base > 0) */
+	udr__tstate window;   /* tables changed by commits base+1 .. seq */
+} udr__record;
+void udr__record_free(udr__record *r);
+/* Read and verify record seq (UDR_ENOTFOUND beyond the head, UDR_ECORRUPT
+ * when missing below it or damaged).  r is zeroed first. */
+int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq);
+/* The sealed bytes of record cm (format 2) with r's extra fields. */
+int udr__record_encode(char **out, size_t *out_len, const udr_commit *cm, const udr__record *r);
+
+/* Checkpoints: state/<seq>.json, sealed. */
+char *udr__state_path(const udr_catalog *c, uint64_t seq);
+int udr__state_encode(char **out, size_t *out_len, const udr__tstate *s, uint64_t seq);
+/* Write the checkpoint of state s at commit seq (no fsync: the commit's
+ * syncfs covers it); *digest receives its digest. */
+int udr__state_write(udr_hash *digest, udr_catalog *c, const udr__tstate *s, uint64_t seq);
+/* The state at record r's base (verified against r's base_state; a missing
+ * or damaged checkpoint is rebuilt from the log). */
+int udr__state_base(udr__tstate *out, udr_catalog *c, const udr__record *r);
+/* The full state at commit seq (0: empty).  *known is false when seq's
+ * record is format 1 (no window): callers then fall back to the version
+ * files. */
+int udr__state_at(udr__tstate *out, bool *known, udr_catalog *c, uint64_t seq);
+/* One table's entry at commit seq: 1 found (entry copied, table borrowed),
+ * 0 table absent at seq, 2 seq's record is format 1 (unknown). */
+int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table);
+/* The state at commit seq by reading records 1..seq (legacy logs). */
+int udr__state_scan(udr__tstate *out, udr_catalog *c, uint64_t seq);
 
 /* Is version `version` of `table` committed?  1, 0, or <0 error.  When out is
  * not NULL the committed version is returned in it. */

@@ -35,59 +35,44 @@ static void author_name(char *out, size_t outsz)
 	snprintf(out, outsz, "%s", env && *env ? env : "unknown");
 }
 
-static int commit_to_json(char **out, size_t *out_len, const udr_commit *cm)
-{
-	json_t *o = json_object(), *changes = json_array();
-	char when[40];
-	char hex[UDR_HASH_HEXSIZE + 1];
-	json_t *author;
-	int fail = 0;
-	if (!o || !changes) {
-		json_decref(o);
-		json_decref(changes);
-		return udr__error_oom();
-	}
-	udr__format_time(when, sizeof(when), cm->time_ms);
-	author = json_string(cm->author);
-	if (!author)
-		author = json_string("unknown");
-	fail |= json_object_set_new(o, "format", json_integer(1));
-	fail |= json_object_set_new(o, "seq", json_integer((json_int_t)cm->seq));
-	fail |= json_object_set_new(o, "parent", json_integer((json_int_t)cm->parent));
-	fail |= json_object_set_new(o, "time", json_string(when));
-	fail |= json_object_set_new(o, "time_ms", json_integer(cm->time_ms));
-	fail |= json_object_set_new(o, "branch", json_string(cm->branch));
-	fail |= json_object_set_new(o, "author", author);
-	fail |= json_object_set_new(o, "message", cm->message ? json_string(cm->message) : json_null());
-	for (size_t i = 0; i < cm->nchanges && !fail; i++) {
-		json_t *ch = json_object();
-		udr_hash_tohex(hex, &cm->changes[i].digest);
-		fail |= !ch;
-		fail |= json_object_set_new(ch, "table", json_string(cm->changes[i].table));
-		fail |= json_object_set_new(ch, "old", json_integer((json_int_t)cm->changes[i].old_version));
-		fail |= json_object_set_new(ch, "new", json_integer((json_int_t)cm->changes[i].new_version));
-		fail |= json_object_set_new(ch, "digest", json_string(hex));
-		fail |= json_array_append_new(changes, ch);
-	}
-	fail |= json_object_set(o, "changes", changes);
-	if (!fail)
-		*out = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
-	json_decref(o);
-	json_decref(changes);
-	if (fail)
-		return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
-	if (!*out)
-		return udr__error_oom();
-	*out_len = strlen(*out);
-	return 0;
-}
-
 /* Saved caller-visible fields, restored when a commit fails. */
 struct saved {
 	uint64_t version, parent, seq;
 	int64_t created_ms;
 	bool wrote;
 };
+
+/* Sizes are checked before anything is written: a version or record too
+ * large for readers (UDR__MAX_META_FILE) must never be committed. */
+static int check_sizes(const udr_version *v, const udr__commit_opts *o)
+{
+	size_t total = 0, n;
+	const char *msg = o->message ? o->message : v->message;
+	if (msg && (n = strnlen(msg, UDR_MESSAGE_MAX + 1)) > UDR_MESSAGE_MAX)
+		return udr__error_set(UDR_EINVAL, "table %s: the commit message is longer than %zu bytes; nothing committed",
+		                      v->table, UDR_MESSAGE_MAX);
+	if (v->message && strnlen(v->message, UDR_MESSAGE_MAX + 1) > UDR_MESSAGE_MAX)
+		return udr__error_set(UDR_EINVAL, "table %s: the version message is longer than %zu bytes; nothing committed",
+		                      v->table, UDR_MESSAGE_MAX);
+	if (v->nchunks > UDR_CHUNKS_MAX)
+		return udr__error_set(UDR_EINVAL, "table %s: %zu chunks in one version, more than %zu; nothing committed",
+		                      v->table, v->nchunks, UDR_CHUNKS_MAX);
+	for (size_t k = 0; k < v->nmeta; k++) {
+		size_t kl, vl;
+		if (!v->meta[k].key || !*v->meta[k].key || !v->meta[k].value)
+			return udr__error_set(UDR_EINVAL, "table %s: bad metadata entry", v->table);
+		kl = strnlen(v->meta[k].key, UDR_META_KEY_MAX + 1);
+		vl = strnlen(v->meta[k].value, UDR_META_TOTAL_MAX + 1);
+		if (kl > UDR_META_KEY_MAX)
+			return udr__error_set(UDR_EINVAL, "table %s: a metadata key is longer than %zu bytes; nothing committed",
+			                      v->table, UDR_META_KEY_MAX);
+		total += kl + vl;
+		if (total > UDR_META_TOTAL_MAX)
+			return udr__error_set(UDR_EINVAL, "table %s: metadata of more than %zu bytes; nothing committed",
+			                      v->table, UDR_META_TOTAL_MAX);
+	}
+	return 0;
+}
 
 static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const udr__commit_opts *o)
 {
@@ -105,9 +90,8 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(vs[i]->table, vs[j]->table) == 0)
 				return udr__error_set(UDR_EINVAL, "table %s appears twice in one commit", vs[i]->table);
-		for (size_t k = 0; k < vs[i]->nmeta; k++)
-			if (!vs[i]->meta[k].key || !*vs[i]->meta[k].key || !vs[i]->meta[k].value)
-				return udr__error_set(UDR_EINVAL, "table %s: bad metadata entry", vs[i]->table);
+		if ((rc = check_sizes(vs[i], o)) < 0)
+			return rc;
 		if (c->store) {
 			for (size_t k = 0; k < vs[i]->nchunks; k++) {
 				rc = udr_store_exists(c->store, &vs[i]->chunks[k]);
@@ -186,6 +170,11 @@ static int publish_version(udr_catalog *c, udr_version *v, udr_hash *digest)
 	int rc;
 	if ((rc = udr__version_to_json(&text, &len, v)) < 0)
 		return rc;
+	if (len > UDR__MAX_META_FILE) {
+		free(text);
+		return udr__error_set(UDR_EINVAL, "table %s: its version file would be %zu bytes, over the limit of %u",
+		                      v->table, len, UDR__MAX_META_FILE);
+	}
 	udr_hash_buf(digest, text, len);
 	if (!(dir = udr__path_join(c->tablesdir, v->table)) || !(path = udr__version_path(c, v->table, v->version))) {
 		rc = UDR_ENOMEM;
@@ -208,13 +197,13 @@ done:
 /* Publish the commit record: 0 committed and durable; 1 committed but its
  * durability is unknown (directory fsync failed, error set); <0 not
  * committed. */
-static int publish_record(udr_catalog *c, const udr_commit *cm)
+static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__record *ext)
 {
 	char *text = NULL, *path = NULL;
 	udr__tmp t = {-1, NULL};
 	size_t len = 0;
 	int rc;
-	if ((rc = commit_to_json(&text, &len, cm)) < 0)
+	if ((rc = udr__record_encode(&text, &len, cm, ext)) < 0)
 		return rc;
 	if (!(path = udr__commit_path(c, cm->seq))) {
 		rc = UDR_ENOMEM;
@@ -222,8 +211,7 @@ static int publish_record(udr_catalog *c, const udr_commit *cm)
 	}
 	if ((rc = udr__tmp_create(&t, c->tmpdir)) < 0)
 		goto done;
-	if ((rc = udr__write_all(t.fd, text, len, t.path)) < 0 ||
-	    (rc = udr__write_all(t.fd, "\n", 1, t.path)) < 0)
+	if ((rc = udr__write_all(t.fd, text, len, t.path)) < 0)
 		goto done;
 	/* One syncfs makes everything written for this commit durable - the
 	 * version files with their names (and new table directories) and the
@@ -254,18 +242,57 @@ done:
 	return rc;
 }
 
+/*
+ * What the new record adds (FORMAT.md): the previous record's digest, and
+ * its window over a base checkpoint.  The window goes on from the previous
+ * record's until CHECKPOINT_EVERY commits or CHECKPOINT_WINDOW tables; then
+ * the state at the previous commit is written as state/<head>.json (before
+ * the commit point, so the same syncfs makes it durable) and becomes the
+ * base.  After a format-1 record (older stores) the state is computed once
+ * from the whole log.
+ */
+static int record_ext(udr__record *ext, udr_catalog *c, const udr__record *prev, const udr_commit *cm)
+{
+	uint64_t head = cm->seq - 1;
+	int rc = 0;
+	if (head > 0) {
+		ext->has_prev = true;
+		ext->prev = prev->digest;
+	}
+	if (head > 0 && (prev->legacy || head - prev->base >= CHECKPOINT_EVERY || prev->window.n >= CHECKPOINT_WINDOW)) {
+		udr__tstate st;
+		if (prev->legacy)
+			rc = udr__state_scan(&st, c, head);
+		else if ((rc = udr__state_base(&st, c, prev)) == 0)
+			rc = udr__tstate_merge(&st, &prev->window);
+		if (rc == 0)
+			rc = udr__state_write(&ext->base_state, c, &st, head);
+		udr__tstate_free(&st);
+		ext->base = head;
+	} else if (head > 0) {
+		ext->base = prev->base;
+		ext->base_state = prev->base_state;
+		rc = udr__tstate_copy(&ext->window, &prev->window);
+	}
+	for (size_t i = 0; i < cm->nchanges && rc == 0; i++)
+		rc = udr__tstate_set(&ext->window, cm->changes[i].table, cm->changes[i].new_version, cm->seq);
+	return rc;
+}
+
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *vs, size_t n,
                                  const udr__commit_opts *o)
 {
 	struct saved *saved = NULL;
 	udr_commit cm;
-	udr_commit *prev = NULL;
+	udr__record prev, ext;
 	char author[256];
 	uint64_t head = 0;
 	int lockfd = -1, rc;
 	bool committed = false;
 
 	memset(&cm, 0, sizeof(cm));
+	memset(&prev, 0, sizeof(prev));
+	memset(&ext, 0, sizeof(ext));
 	if ((rc = check_inputs(c, vs, n, o)) < 0)
 		return rc;
 	if (!(saved = calloc(n, sizeof(*saved))) || !(cm.changes = calloc(n, sizeof(udr_change))))  {
@@ -285,7 +312,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		goto done;
 	udr__tmp_clean(c->tmpdir, NULL);
-	if (head > 0 && (rc = udr__commit_read(&prev, c, head)) < 0)
+	if (head > 0 && (rc = udr__record_read(&prev, c, head)) < 0)
 		goto done;
 
 	for (size_t i = 0; i < n; i++) {
@@ -342,8 +369,8 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	cm.seq = head + 1;
 	cm.parent = head;
 	cm.time_ms = udr__now_ms();
-	if (prev && prev->time_ms > cm.time_ms)
-		cm.time_ms = prev->time_ms; /* the log's time never goes backwards */
+	if (prev.cm && prev.cm->time_ms > cm.time_ms)
+		cm.time_ms = prev.cm->time_ms; /* the log's time never goes backwards */
 	cm.branch = (char *)(o->branch ? o->branch : "main");
 	cm.author = author;
 	cm.message = (char *)(o->message ? o->message : (n == 1 ? vs[0]->message : NULL));
@@ -357,21 +384,16 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 			goto done;
 		saved[i].wrote = true;
 	}
-	rc = publish_record(c, &cm);
+	if ((rc = record_ext(&ext, c, &prev, &cm)) < 0)
+		goto done;
+	rc = publish_record(c, &cm, &ext);
 	if (rc >= 0) {
 		committed = true;
-		for (size_t i = 0; i < n; i++) {
-			char *lp = udr__path_join(c->tablesdir, vs[i]->table), *lf = NULL;
-			if (lp && (lf = udr__path_join(lp, "LATEST")) != NULL)
-				udr__write_number_file(c, lf, vs[i]->version);
-			free(lp);
-			free(lf);
-		}
-		/* HEAD is only a starting point for readers, who probe past it
-		 * with one stat per commit: refreshing it every 16 commits saves
-		 * a file creation per commit for at most 15 stats per probe */
-		if (cm.seq % 16 == 0 || cm.seq < 16)
-			udr__write_number_file(c, c->headpath, cm.seq);
+		/* HEAD after every commit point: readers start there, and a HEAD
+		 * naming a missing record tells a lost record from the end of
+		 * the log (no fsync: a HEAD left behind by a crash is probed
+		 * past) */
+		udr__write_number_file(c, c->headpath, cm.seq);
 		if (rc == 1)
 			rc = UDR_EIO; /* the message was set by publish_record */
 		if (seq_out)
@@ -395,7 +417,8 @@ done:
 		rc = keep;
 	}
 	udr__catalog_unlock(lockfd);
-	udr_commit_free(prev);
+	udr__record_free(&prev);
+	udr__record_free(&ext);
 	free(cm.changes);
 	free(saved);
 	return rc;

@@ -31,6 +31,16 @@ struct ck {
 	struct tbl *tables;
 	size_t ntables, cap;
 	uint64_t head;
+	/* what the records must agree with, built while walking them */
+	udr__tstate state;    /* tables after the commits checked so far */
+	udr__tstate window;   /* tables changed since the current base */
+	uint64_t base;        /* the current base checkpoint */
+	udr_hash base_digest; /* its digest */
+	bool prev_legacy;     /* the previous record was format 1 */
+	bool unsure;          /* a damaged record since the current base */
+	bool have_prev;
+	udr_hash prev_digest; /* digest of the previous record */
+	int64_t prev_time;
 };
 
 /* report a problem; the check stops when the callback asks to */
@@ -77,38 +87,115 @@ static void check_chunks(struct ck *k, const udr_version *v, const char *path)
 	}
 }
 
+/*
+ * A record's base must be the previous commit (a new checkpoint) or the
+ * base of the record before it; its checkpoint file must hold the state the
+ * log produces there.  A missing or damaged checkpoint is rewritten: it is
+ * derived from the records, whose digests name it.
+ */
+static int check_base(struct ck *k, const udr__record *r, const char *path, const char *obj)
+{
+	uint64_t seq = r->cm->seq;
+	if (r->base == seq - 1 && seq > 1) {
+		char *text = NULL, *file = NULL, *sp;
+		size_t len, flen;
+		int rc;
+		if ((rc = udr__state_encode(&text, &len, &k->state, seq - 1)) < 0)
+			return rc;
+		udr_hash_buf(&k->base_digest, text, len);
+		k->base = seq - 1;
+		k->unsure = false;
+		udr__tstate_free(&k->window);
+		if (!(sp = udr__state_path(k->c, k->base))) {
+			free(text);
+			return UDR_ENOMEM;
+		}
+		rc = udr__read_file(&file, &flen, sp, UDR__MAX_META_FILE);
+		if (rc == UDR_ENOMEM) {
+			free(text);
+			free(sp);
+			return rc;
+		}
+		if (rc < 0 || flen != len || memcmp(file, text, len) != 0) {
+			if (rc == 0)
+				problem(k, UDR_ECORRUPT, obj, sp, "checkpoint of commit %llu is damaged (rewritten from the log)",
+				        (unsigned long long)k->base);
+			udr_error_clear();
+			if (udr__write_file_atomic(k->c->tmpdir, sp, text, len, UDR__PUBLISH_REPLACE, true) < 0 &&
+			    udr__mkdir(k->c->statedir, NULL) == 0)
+				udr__write_file_atomic(k->c->tmpdir, sp, text, len, UDR__PUBLISH_REPLACE, true);
+			udr_error_clear();
+		}
+		free(file);
+		free(text);
+		free(sp);
+	} else if (k->unsure) {
+		return 1; /* nothing to compare with until the next checkpoint */
+	} else if (k->prev_legacy || r->base != k->base) {
+		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names base %llu, expected %llu",
+		        (unsigned long long)seq, (unsigned long long)r->base,
+		        (unsigned long long)(k->prev_legacy ? seq - 1 : k->base));
+		return 0;
+	}
+	if (r->base > 0 && !udr_hash_equal(&r->base_state, &k->base_digest))
+		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names a checkpoint of commit %llu that the log does not produce",
+		        (unsigned long long)seq, (unsigned long long)r->base);
+	return 0;
+}
+
 static int check_commit(struct ck *k, uint64_t seq)
 {
-	udr_commit *cm = NULL;
-	char obj[48];
+	udr__record r;
+	udr_commit *cm;
+	char obj[48], *path;
+	bool skip_window = false;
 	int rc;
 	snprintf(obj, sizeof(obj), "commit %llu", (unsigned long long)seq);
 	k->stats->objects++;
-	rc = udr__commit_read(&cm, k->c, seq);
-	if (rc == UDR_ENOMEM)
+	if (!(path = udr__commit_path(k->c, seq)))
+		return UDR_ENOMEM;
+	rc = udr__record_read(&r, k->c, seq);
+	if (rc == UDR_ENOMEM) {
+		free(path);
 		return rc;
+	}
 	if (rc < 0) {
-		char *p = udr__commit_path(k->c, seq);
-		problem(k, rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, obj, p, "%s", udr_error_last()->message);
-		free(p);
+		problem(k, rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, obj, path, "%s", udr_error_last()->message);
+		/* what follows can't be checked against this record */
+		k->have_prev = false;
+		k->unsure = true;
+		free(path);
 		return 0;
 	}
-	if (cm->parent != seq - 1 && strcmp(cm->branch, "main") == 0) {
-		char *p = udr__commit_path(k->c, seq);
-		problem(k, UDR_ECORRUPT, obj, p, "commit %llu names parent %llu, expected %llu", (unsigned long long)seq,
+	cm = r.cm;
+	if (cm->parent != seq - 1 && strcmp(cm->branch, "main") == 0)
+		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names parent %llu, expected %llu", (unsigned long long)seq,
 		        (unsigned long long)cm->parent, (unsigned long long)seq - 1);
-		free(p);
+	if (seq > 1 && cm->time_ms < k->prev_time)
+		problem(k, UDR_ECORRUPT, obj, path, "commit %llu is older than commit %llu (the log's time goes backwards)",
+		        (unsigned long long)seq, (unsigned long long)seq - 1);
+	k->prev_time = cm->time_ms;
+	if (!r.legacy) {
+		if (k->have_prev && (!r.has_prev || !udr_hash_equal(&r.prev, &k->prev_digest)))
+			problem(k, UDR_ECORRUPT, obj, path, "commit %llu does not name the digest of record %llu",
+			        (unsigned long long)seq, (unsigned long long)seq - 1);
+		if ((rc = check_base(k, &r, path, obj)) < 0)
+			goto out;
+		skip_window = rc == 1;
 	}
 	for (size_t i = 0; i < cm->nchanges && !k->stop; i++) {
 		const udr_change *ch = &cm->changes[i];
 		struct tbl *t = table_get(k, ch->table);
 		udr_version *v = NULL;
 		char *vp = udr__version_path(k->c, ch->table, ch->new_version);
-		if (!t || !vp) {
+		if (!t || !vp || udr__tstate_set(&k->state, ch->table, ch->new_version, seq) < 0 ||
+		    udr__tstate_set(&k->window, ch->table, ch->new_version, seq) < 0) {
 			free(vp);
-			udr_commit_free(cm);
-			return udr__error_oom();
+			rc = udr__error_oom();
+			goto out;
 		}
+		if (k->unsure && ch->old_version > t->latest)
+			t->latest = ch->old_version; /* a damaged record before this one may have made it */
 		if (ch->old_version != t->latest || ch->new_version != t->latest + 1)
 			problem(k, UDR_ECORRUPT, ch->table, vp,
 			        "commit %llu makes table %s go from version %llu to %llu, but the log had it at %llu",
@@ -120,8 +207,7 @@ static int check_commit(struct ck *k, uint64_t seq)
 		rc = udr__version_load(&v, k->c, ch->table, ch->new_version);
 		if (rc == UDR_ENOMEM) {
 			free(vp);
-			udr_commit_free(cm);
-			return rc;
+			goto out;
 		}
 		if (rc < 0)
 			problem(k, UDR_ECORRUPT, ch->table, vp, "%s", udr_error_last()->message);
@@ -134,15 +220,28 @@ static int check_commit(struct ck *k, uint64_t seq)
 		udr_version_free(v);
 		free(vp);
 	}
-	udr_commit_free(cm);
-	return 0;
+	if (!r.legacy && !skip_window && !udr__tstate_equal(&r.window, &k->window))
+		problem(k, UDR_ECORRUPT, obj, path, "commit %llu: its window of changed tables disagrees with the log",
+		        (unsigned long long)seq);
+	k->have_prev = true;
+	k->prev_digest = r.digest;
+	k->prev_legacy = r.legacy;
+	rc = 0;
+out:
+	udr__record_free(&r);
+	free(path);
+	return rc;
 }
 
 /*
  * A version file beyond the log's latest version is deleted only when it is
- * provably the leftover of a commit that never happened: it names a commit
- * past the head, or a readable commit record that does not list it.  When
- * its record is damaged it is evidence, and stays.
+ * provably the leftover of a commit that never happened: the commit it names
+ * is in the log, intact, and does not list it.  One that names a commit past
+ * the head stays: it may be the leftover of an interrupted commit (the next
+ * commit of its table replaces it) or the last trace of a lost record, and
+ * only the second is worth a report - HEAD, written after every commit
+ * point, tells which.  Unreadable files and files whose record is damaged
+ * are evidence, and stay.
  */
 static bool is_orphan(struct ck *k, const char *table, uint64_t ver, const char *path)
 {
@@ -157,9 +256,7 @@ static bool is_orphan(struct ck *k, const char *table, uint64_t ver, const char 
 		free(text);
 		return false; /* unreadable: report, never delete */
 	}
-	if (v->commit_seq > k->head) {
-		orphan = true;
-	} else if (udr__commit_read(&cm, k->c, v->commit_seq) == 0) {
+	if (v->commit_seq <= k->head && udr__commit_read(&cm, k->c, v->commit_seq) == 0) {
 		orphan = true;
 		for (size_t i = 0; i < cm->nchanges; i++)
 			if (strcmp(cm->changes[i].table, table) == 0 && cm->changes[i].new_version == ver)
@@ -233,7 +330,8 @@ int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, 
 {
 	udr_check_stats local;
 	struct ck k;
-	uint64_t head = 0;
+	uint64_t head = 0, beyond = 0;
+	udr__head_info hinfo;
 	int lockfd = -1, rc;
 	DIR *d;
 	struct dirent *e;
@@ -252,34 +350,40 @@ int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, 
 		return rc;
 	if ((rc = udr__tmp_clean(c->tmpdir, &k.stats->temp_removed)) < 0)
 		goto done;
-	if ((rc = udr__catalog_true_head(&head, c)) < 0)
+	if ((rc = udr__head_find(&head, &hinfo, c)) < 0)
 		goto done;
 	k.head = head;
-	for (uint64_t s = 1; s <= head && !k.stop; s++)
-		if ((rc = check_commit(&k, s)) < 0)
-			goto done;
-	/* records past a gap are unreachable: the log has lost a commit */
+	if (hinfo.cache_missing)
+		problem(&k, UDR_ECORRUPT, "HEAD", c->headpath,
+		        "HEAD names commit %llu, but the log ends at %llu: commit records were lost (or HEAD is damaged); "
+		        "commits are refused until this is resolved",
+		        (unsigned long long)hinfo.cache, (unsigned long long)head);
+	/* records past a gap are checked too: the log has lost a commit,
+	 * and every record that is left is evidence */
 	if (!(d = opendir(c->logdir))) {
 		rc = udr__error_io(errno, "cannot list %s", c->logdir);
 		goto done;
 	}
 	while ((e = readdir(d)) != NULL && !k.stop) {
 		uint64_t s = 0;
-		bool numbered;
 		char *p;
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		numbered = strlen(e->d_name) == SEQ_DIGITS + 5 && strcmp(e->d_name + SEQ_DIGITS, ".json") == 0 &&
-		           udr__parse_u64(&s, e->d_name, SEQ_DIGITS) == 0;
-		if (numbered && s > 0 && s <= head)
+		if (strlen(e->d_name) == SEQ_DIGITS + 5 && strcmp(e->d_name + SEQ_DIGITS, ".json") == 0 &&
+		    udr__parse_u64(&s, e->d_name, SEQ_DIGITS) == 0 && s > 0) {
+			if (s > head && s > beyond)
+				beyond = s;
 			continue;
+		}
 		p = udr__path_join(c->logdir, e->d_name);
-		problem(&k, UDR_ECORRUPT, e->d_name, p,
-		        numbered && s > head ? "commit record beyond a gap in the log (an earlier record is missing)"
-		                             : "stray file in commit log");
+		problem(&k, UDR_ECORRUPT, e->d_name, p, "stray file in commit log");
 		free(p);
 	}
 	closedir(d);
+	k.head = beyond > head ? beyond : head;
+	for (uint64_t s = 1; s <= k.head && !k.stop; s++)
+		if ((rc = check_commit(&k, s)) < 0)
+			goto done;
 	if (!(d = opendir(c->tablesdir))) {
 		rc = udr__error_io(errno, "cannot list %s", c->tablesdir);
 		goto done;
@@ -308,10 +412,15 @@ int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, 
 			problem(&k, UDR_ECORRUPT, k.tables[i].name, dir, "table directory is missing");
 		free(dir);
 	}
-	udr__write_number_file(c, c->headpath, head);
+	/* HEAD is evidence of how far the log went: rebuilt only when it
+	 * contradicts nothing */
+	if (!hinfo.cache_missing && !beyond && (!hinfo.cache_ok || hinfo.cache != head))
+		udr__write_number_file(c, c->headpath, head);
 	rc = 0;
 done:
 	udr__catalog_unlock(lockfd);
+	udr__tstate_free(&k.state);
+	udr__tstate_free(&k.window);
 	for (size_t i = 0; i < k.ntables; i++)
 		free(k.tables[i].name);
 	free(k.tables);

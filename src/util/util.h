@@ -101,6 +101,18 @@ int udr__write_file_atomic(const char *tmpdir, const char *final, const void *da
 int udr__problem(udr_check_stats *stats, udr_problem_cb cb, void *payload, int code, const char *object,
                  const char *path, const char *fmt, ...) UDR__PRINTF(7, 8);
 
+/* ---- sealed JSON files (seal.c) ---------------------------------------- */
+
+/* `,"check":"<64 hex>"}\n`: what a seal adds at the end of a file. */
+#define UDR__SEAL_TAIL 77
+/* Seal the compact JSON object text[0..len) (ending in '}', no newline):
+ * realloc'd to end in `,"check":"<BLAKE3 of the bytes before it>"}\n`. */
+int udr__seal(char **text, size_t *len);
+/* 1: sealed and intact; 0: no seal at the end (the caller decides whether
+ * an unsealed file is acceptable, e.g. an older format); UDR_ECORRUPT
+ * naming `what` and path when the check does not match. */
+int udr__unseal(const char *text, size_t len, const char *path, const char *what);
+
 /* ---- misc -------------------------------------------------------------- */
 
 int64_t udr__now_ms(void);

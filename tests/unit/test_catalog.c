@@ -465,13 +465,22 @@ static void catalog_stale_caches_are_repaired(void **state)
 		udr_version_free(v);
 		udr_catalog_close(c2);
 	}
-	/* A LATEST above the truth: committed files never vanish, so it is
-	 * damage, reported as such; fsck rebuilds the cache from the log. */
+	/* LATEST is a cache of older stores that the log makes needless: even
+	 * one above the truth is not believed. */
 	th_write_file(latest, "99\n", 3);
+	expect_latest(f, "t", 3);
+	/* HEAD is written after every commit point: one naming a missing
+	 * record says records were lost, and nothing may be committed over
+	 * them (the sequence numbers would be handed out again). */
+	th_write_file(head, "99\n", 3);
 	{
-		uint64_t l = 0;
-		assert_int_equal(udr_catalog_latest(&l, f->cat, "t"), UDR_ECORRUPT);
+		uint64_t hd = 0;
+		assert_int_equal(udr_catalog_head(&hd, f->cat), UDR_ECORRUPT);
 		th_assert_error(UDR_ECORRUPT, "99");
+		assert_int_equal(commit_one(f, "t", 0, "refused", NULL), UDR_ECORRUPT);
+		assert_int_equal(udr_catalog_fsck(NULL, f->cat, NULL, NULL), UDR_ECORRUPT);
+		assert_int_equal(udr_catalog_head(&hd, f->cat), UDR_ECORRUPT); /* fsck kept the evidence */
+		th_write_file(head, "3", 1);
 		assert_int_equal(udr_catalog_fsck(NULL, f->cat, NULL, NULL), 0);
 		expect_latest(f, "t", 3);
 	}
