@@ -471,30 +471,37 @@ static int run_error(udr_query *q, const char *msg)
 	return udr__q_error(q, msg);
 }
 
+/* Parse sql into exactly one statement (*ext, destroyed by the caller on 0). */
+static int extract_one(duckdb_extracted_statements *ext, udr_query *q, const char *sql)
+{
+	idx_t n = duckdb_extract_statements(q->con, sql, ext);
+	const char *e = n == 0 ? duckdb_extract_statements_error(*ext) : NULL;
+	int rc;
+	if (n == 1)
+		return 0;
+	if (e && *e)
+		rc = udr__q_error(q, e);
+	else if (n == 0)
+		rc = udr__error_set(UDR_EINVAL, "no SQL statement given");
+	else
+		rc = udr__error_set(UDR_EINVAL, "only one SQL statement may be run at a time (%llu given)",
+		                    (unsigned long long)n);
+	duckdb_destroy_extracted(ext);
+	return rc;
+}
+
 int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
                int kind)
 {
 	duckdb_extracted_statements ext = NULL;
 	duckdb_prepared_statement st = NULL;
 	duckdb_result res;
-	idx_t n;
 	int rc = 0;
 	if (nparams && !params)
 		return udr__error_set(UDR_EINVAL, "parameters are NULL");
 	/* exactly one statement: a second one is never run */
-	n = duckdb_extract_statements(q->con, sql, &ext);
-	if (n != 1) {
-		const char *e = n == 0 ? duckdb_extract_statements_error(ext) : NULL;
-		if (e && *e)
-			rc = udr__q_error(q, e);
-		else if (n == 0)
-			rc = udr__error_set(UDR_EINVAL, "no SQL statement given");
-		else
-			rc = udr__error_set(UDR_EINVAL, "only one SQL statement may be run at a time (%llu given)",
-			                    (unsigned long long)n);
-		duckdb_destroy_extracted(&ext);
+	if ((rc = extract_one(&ext, q, sql)) < 0)
 		return rc;
-	}
 	q->scan_rc = 0;
 	if ((rc = check_first_keyword(sql, kind)) < 0)
 		goto out;
@@ -1464,20 +1471,9 @@ int udr__q_check(udr_query *q, const char *sql, int kind)
 {
 	duckdb_extracted_statements ext = NULL;
 	duckdb_prepared_statement st = NULL;
-	idx_t n = duckdb_extract_statements(q->con, sql, &ext);
-	int rc = 0;
-	if (n != 1) {
-		const char *e = n == 0 ? duckdb_extract_statements_error(ext) : NULL;
-		if (e && *e)
-			rc = udr__q_error(q, e);
-		else if (n == 0)
-			rc = udr__error_set(UDR_EINVAL, "no SQL statement given");
-		else
-			rc = udr__error_set(UDR_EINVAL, "only one SQL statement may be run at a time (%llu given)",
-			                    (unsigned long long)n);
-		duckdb_destroy_extracted(&ext);
+	int rc = extract_one(&ext, q, sql);
+	if (rc < 0)
 		return rc;
-	}
 	q->scan_rc = 0;
 	if ((rc = check_first_keyword(sql, kind)) < 0)
 		;
