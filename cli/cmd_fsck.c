@@ -8,6 +8,10 @@
 
 #include "cli.h"
 
+#ifdef UDR_HAVE_QUERY
+#include <udr/query.h>
+#endif
+
 #define PLURAL(n) ((n) == 1 ? "" : "s")
 
 struct fsck_state {
@@ -84,6 +88,15 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	                     "chunk store");
 	rc_cat = run_check(udr_catalog_fsck(&ms, udr_db_catalog(db), print_problem, &cat_state),
 	                   "catalog");
+#ifdef UDR_HAVE_QUERY
+	/* part directories of killed imports (<root>/cache/query/tmp/import-*) */
+	{
+		uint64_t stale = 0;
+
+		if (run_check(udr_query_clean_temp(&stale, db, NULL), "query temp") == 0)
+			ms.temp_removed += stale;
+	}
+#endif
 	udr_db_close(db);
 
 	problems = chunk_state.printed + cat_state.printed;

@@ -121,8 +121,12 @@ UDR_EXTERN void udr_query_close(udr_query *q);
  * catalog head when the call starts (one consistent snapshot for all
  * tables); NAME@REF selects a version ("users@3", "users@latest",
  * "users@2026-11-01T12:00:00Z", "users@commit:12"); the views udr_log and
- * udr_tables show the changelog and the tables.  Names that are not UDR
- * tables (DuckDB functions, CTEs, ...) are left to DuckDB.
+ * udr_tables show the changelog and the tables.  Names are resolved only
+ * where DuckDB binds a table (a replacement scan): columns, aliases and
+ * CTEs of the same name are left alone.  Exactly one statement runs;
+ * statements that could write files (COPY, EXPORT, ATTACH, SET, PRAGMA,
+ * CALL, EXPLAIN ANALYZE ...) are refused with UDR_EINVAL (docs/QUERY.md,
+ * "What SQL may touch").
  * @param[out] out the result, freed with udr_result_free; may be NULL to
  *             run a statement for its effect only
  * @param sql one statement, with ? (or $1, $2 ...) placeholders
@@ -147,7 +151,8 @@ UDR_EXTERN int udr_query_sql(udr_result **out, udr_query *q, const char *sql,
 /**
  * Run a query and write its result to a file through DuckDB's COPY (streams;
  * nothing is held in memory).  The file appears atomically (temp name in the
- * same directory, then rename).
+ * same directory, then rename).  sql must be exactly one query; a path whose
+ * directory resolves inside the store root is refused (UDR_EINVAL).
  * @param format UDR_FORMAT_*; AUTO takes it from path's extension
  * @param[out] rows rows written (may be NULL)
  * @return as udr_query_sql; UDR_EINVAL for an unknown format; UDR_EIO.
@@ -235,6 +240,17 @@ UDR_EXTERN int udr_query_diff_rows(udr_result **out, udr_query *q, const char *t
  * @return 0; UDR_EINVAL (malformed); UDR_ENOTFOUND naming what is missing.
  */
 UDR_EXTERN int udr_query_resolve(uint64_t *version, udr_query *q, const char *table, const char *ref);
+
+/**
+ * Remove what killed imports left behind: the part directories
+ * <cache_dir>/tmp/import-* whose import is no longer running (each live
+ * import holds an flock on its directory).  Imports call it themselves;
+ * `udr fsck` calls it too.  Needs no session.
+ * @param[out] removed directories removed (may be NULL)
+ * @param cache_dir NULL for <root>/cache/query (as udr_query_options)
+ * @return 0; UDR_EINVAL; UDR_EIO (the directory cannot be listed); UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir);
 
 /* ---- results --------------------------------------------------------------- */
 

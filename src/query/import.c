@@ -6,12 +6,14 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -244,6 +246,115 @@ static void rmtree_flat(const char *dir)
 	rmdir(dir);
 }
 
+/*
+ * A fresh directory for an import's parts, under <cache_dir>/tmp, held
+ * under flock for the import's whole life: a directory whose lock can be
+ * taken belongs to a dead import (udr_query_clean_temp removes it).
+ */
+static int make_import_dir(char **out, int *lockfd, udr_query *q)
+{
+	for (int attempt = 0; attempt < 8; attempt++) {
+		struct stat a, b;
+		char *dir = udr__q_tmp_path(q, "import");
+		int fd;
+		if (!dir)
+			return udr_error_last()->code ? udr_error_last()->code : udr__error_oom();
+		if (mkdir(dir, 0777) < 0) {
+			int rc = udr__error_io(errno, "cannot create the import directory %s", dir);
+			free(dir);
+			return rc;
+		}
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+			int rc = udr__error_io(errno, "cannot lock the import directory %s", dir);
+			if (fd >= 0)
+				close(fd);
+			rmdir(dir);
+			free(dir);
+			return rc;
+		}
+		/* a cleaner that took the lock first has removed it: make another */
+		if (fstat(fd, &a) == 0 && a.st_nlink > 0 && stat(dir, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev) {
+			*out = dir;
+			*lockfd = fd;
+			return 0;
+		}
+		close(fd);
+		free(dir);
+	}
+	return udr__error_set(UDR_EIO, "cannot create an import directory in %s", q->tmp_dir);
+}
+
+static int clean_temp_dir(uint64_t *removed, const char *tmp_dir)
+{
+	DIR *d = opendir(tmp_dir);
+	struct dirent *e;
+	if (!d) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return udr__error_io(errno, "cannot list %s", tmp_dir);
+	}
+	while ((e = readdir(d)) != NULL) {
+		char *p;
+		int fd;
+		if (strncmp(e->d_name, "import-", 7) != 0 || !(p = udr__path_join(tmp_dir, e->d_name)))
+			continue;
+		fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			/* its import is gone (the kernel dropped the lock) */
+			rmtree_flat(p);
+			if (access(p, F_OK) != 0)
+				(*removed)++;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(p);
+	}
+	closedir(d);
+	return 0;
+}
+
+int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir)
+{
+	char *cache = NULL, *tmp = NULL;
+	uint64_t n = 0;
+	int rc;
+	if (!db)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_clean_temp");
+	if (cache_dir && *cache_dir) {
+		cache = strdup(cache_dir);
+	} else {
+		char *c = udr__path_join(udr_db_path(db), "cache");
+		cache = c ? udr__path_join(c, "query") : NULL;
+		free(c);
+	}
+	if (!cache || !(tmp = udr__path_join(cache, "tmp"))) {
+		free(cache);
+		return udr__error_oom();
+	}
+	rc = clean_temp_dir(&n, tmp);
+	free(cache);
+	free(tmp);
+	if (removed)
+		*removed = n;
+	return rc;
+}
+
+/*
+ * A user's query whose rows are written (import --sql, sql -o): exactly one
+ * statement that returns rows, checked on its own before it is put inside
+ * COPY ( ... ) on lines of its own (so a trailing comment ends there).
+ * Trailing semicolons are dropped (in place).
+ */
+static int user_query(char *sql, udr_query *q)
+{
+	size_t n = strlen(sql);
+	while (n && (isspace((unsigned char)sql[n - 1]) || sql[n - 1] == ';'))
+		sql[--n] = '\0';
+	return udr__q_check(q, sql, UDR__RUN_SELECT);
+}
+
 typedef struct part_file {
 	uint64_t seq;
 	char *path;
@@ -391,6 +502,7 @@ typedef struct import_src {
 	const udr_value *params;
 	size_t nparams;
 	const char *source;       /* udr.source: csv, parquet, json, sql */
+	int kind;                 /* UDR__RUN_ANY (ours) or UDR__RUN_COPY (a user's query) */
 } import_src;
 
 static int64_t result_count(const udr_result *r)
@@ -418,7 +530,7 @@ static int version_rows(uint64_t *out, udr_query *q, const udr_version *v)
 	if (rc == 0)
 		rc = udr__sql_ident(&b, name);
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0);
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
 	udr__buf_free(&b);
 	if (rc < 0)
 		return rc;
@@ -452,22 +564,27 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	schema got = {0};
 	udr_version *prev = NULL, *v = NULL;
 	int64_t rows;
-	int rc;
+	int rc, lockfd = -1;
 
-	if (!(dir = udr__q_tmp_path(q, "import")))
-		return UDR_ENOMEM;
+	{
+		uint64_t stale = 0; /* imports killed earlier left their parts here */
+		(void)udr_query_clean_temp(&stale, q->db, q->cache_dir);
+		udr_error_clear();
+	}
+	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
+		return rc;
 	/* 1. DuckDB writes the rows as Parquet parts into a fresh directory */
-	rc = udr__buf_puts(&b, "COPY (");
+	rc = udr__buf_puts(&b, "COPY (\n");
 	if (rc == 0)
 		rc = udr__buf_puts(&b, src->select_sql);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, ") TO ");
+		rc = udr__buf_puts(&b, "\n) TO ");
 	if (rc == 0)
 		rc = udr__sql_literal(&b, dir);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, src->params, src->nparams);
+		rc = udr__q_run(&r, q, b.ptr, src->params, src->nparams, src->kind);
 	udr__buf_free(&b);
 	if (rc < 0)
 		goto out;
@@ -487,7 +604,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	/* 2. the schema DuckDB will read back */
 	rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
 	if (rc == 0)
-		rc = udr__sql_literal(&b, files[0].path);
+		rc = udr__sql_read_path(&b, files[0].path);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, ")");
 	if (rc == 0)
@@ -568,6 +685,7 @@ out:
 	udr_version_free(v);
 	rmtree_flat(dir);
 	free(dir);
+	close(lockfd);
 	return rc;
 }
 
@@ -595,10 +713,14 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 		if (i)
 			rc = udr__buf_puts(b, ", ");
 		if (rc == 0)
-			rc = udr__sql_literal(b, files[i]);
+			rc = udr__sql_read_path(b, files[i]);
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(b, "]");
+	/* files with different columns: the union of their columns by name
+	 * (NULL where a file lacks one), never only the first file's */
+	if (rc == 0 && nfiles > 1)
+		rc = udr__buf_puts(b, ", union_by_name = true");
 	if (rc == 0 && format == UDR_FORMAT_NDJSON)
 		rc = udr__buf_puts(b, ", format = 'newline_delimited'");
 	if (rc == 0 && types && types->n && format != UDR_FORMAT_PARQUET) {
@@ -673,6 +795,7 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	src.params = NULL;
 	src.nparams = 0;
 	src.source = format == UDR_FORMAT_NDJSON ? "json" : format_name(format);
+	src.kind = UDR__RUN_ANY;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:
 	udr__buf_free(&b);
@@ -696,10 +819,15 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 		return udr__error_set(UDR_EINVAL, "no query to import into table %s", table);
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
+	if ((rc = user_query(rewritten, q)) < 0) {
+		free(rewritten);
+		return rc;
+	}
 	src.select_sql = rewritten;
 	src.params = params;
 	src.nparams = nparams;
 	src.source = "sql";
+	src.kind = UDR__RUN_COPY;
 	rc = do_import(version, q, table, &src, opts, NULL);
 	free(rewritten);
 	return rc;
@@ -709,7 +837,7 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 
 /* COPY (select_sql) TO path atomically: temp name in the same directory. */
 static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, const udr_value *params,
-                        size_t nparams, const char *path, int format)
+                        size_t nparams, const char *path, int format, int kind)
 {
 	char *tmp = NULL, suffix[96];
 	udr__buf b = {0};
@@ -720,22 +848,24 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
 		return udr__error_set(UDR_EINVAL, "no output path");
 	if ((format = resolve_format(format, path)) < 0)
 		return format;
+	if ((rc = udr__q_check_output(q, path)) < 0)
+		return rc;
 	snprintf(suffix, sizeof(suffix), ".udr-tmp-%ld-%lu", (long)getpid(), ++q->counter);
 	if (!(tmp = malloc(strlen(path) + strlen(suffix) + 1)))
 		return udr__error_oom();
 	strcpy(tmp, path);
 	strcat(tmp, suffix);
-	rc = udr__buf_puts(&b, "COPY (");
+	rc = udr__buf_puts(&b, "COPY (\n");
 	if (rc == 0)
 		rc = udr__buf_puts(&b, select_sql);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, ") TO ");
+		rc = udr__buf_puts(&b, "\n) TO ");
 	if (rc == 0)
-		rc = udr__sql_literal(&b, tmp);
+		rc = udr__sql_literal(&b, tmp); /* COPY TO takes its path literally */
 	if (rc == 0)
 		rc = udr__buf_printf(&b, " (%s)", copy_options(format));
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, params, nparams);
+		rc = udr__q_run(&r, q, b.ptr, params, nparams, kind);
 	udr__buf_free(&b);
 	if (rc == 0) {
 		n = result_count(r);
@@ -760,7 +890,8 @@ int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *sql, const u
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql_to_file");
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
-	rc = copy_to_file(rows, q, rewritten, params, nparams, path, format);
+	if ((rc = user_query(rewritten, q)) == 0)
+		rc = copy_to_file(rows, q, rewritten, params, nparams, path, format, UDR__RUN_COPY);
 	free(rewritten);
 	return rc;
 }
@@ -781,7 +912,7 @@ int udr_query_export(uint64_t *rows, udr_query *q, const char *table, const char
 		if (rc == 0)
 			rc = udr__sql_ident(&b, name);
 		if (rc == 0)
-			rc = copy_to_file(rows, q, b.ptr, NULL, 0, path, format);
+			rc = copy_to_file(rows, q, b.ptr, NULL, 0, path, format, UDR__RUN_ANY);
 	}
 	udr__buf_free(&b);
 	udr_version_free(v);
@@ -839,7 +970,7 @@ static int check_unique(udr_query *q, const char *view, uint64_t version, const 
 	if (rc == 0)
 		rc = udr__buf_puts(&b, " GROUP BY ALL HAVING count(*) > 1 LIMIT 1");
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0);
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
 	udr__buf_free(&b);
 	if (rc == 0 && udr_result_row_count(r) > 0) {
 		char *txt = NULL;
@@ -992,7 +1123,7 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 		for (size_t k = 0; rc == 0 && k < nkeys; k++)
 			rc = udr__buf_printf(&b, "%s%zu", k ? ", " : "", k + 2);
 		if (rc == 0)
-			rc = udr__q_run(out, q, b.ptr, NULL, 0);
+			rc = udr__q_run(out, q, b.ptr, NULL, 0, UDR__RUN_ANY);
 	}
 	(void)n1;
 	(void)n2;

@@ -5,6 +5,7 @@
  * into a content-addressed cache; every part is verified against its hash
  * once per process before DuckDB reads it.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -340,43 +342,193 @@ static int bind_params(udr_query *q, duckdb_prepared_statement st, const udr_val
 	return 0;
 }
 
-int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
+/* Skip blanks and comments from s; the rest of the text. */
+static const char *skip_blank_sql(const char *s)
 {
+	for (;;) {
+		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
+			s++;
+		if (s[0] == '-' && s[1] == '-') {
+			while (*s && *s != '\n')
+				s++;
+		} else if (s[0] == '/' && s[1] == '*') {
+			int depth = 1;
+			s += 2;
+			while (*s && depth) {
+				if (s[0] == '/' && s[1] == '*')
+					depth++, s += 2;
+				else if (s[0] == '*' && s[1] == '/')
+					depth--, s += 2;
+				else
+					s++;
+			}
+		} else {
+			return s;
+		}
+	}
+}
+
+/* The leading keyword at s is word (case-insensitive); *end after it. */
+static bool keyword_is(const char *s, const char *word, const char **end)
+{
+	size_t n = strlen(word);
+	if (strncasecmp(s, word, n) != 0 || ((unsigned char)s[n] >= 0x80) || isalnum((unsigned char)s[n]) ||
+	    s[n] == '_')
+		return false;
+	if (end)
+		*end = s + n;
+	return true;
+}
+
+/*
+ * Which statements may run.  A user's statement (UDR__RUN_USER) may read
+ * anything and change only the session's in-memory catalog: COPY, EXPORT,
+ * ATTACH, SET, PRAGMA, CALL, LOAD, EXPLAIN ANALYZE and the like are refused,
+ * as they can write files (into the store, too).
+ */
+static int check_kind(duckdb_prepared_statement st, const char *sql, int kind)
+{
+	duckdb_statement_type t = st ? duckdb_prepared_statement_type(st) : DUCKDB_STATEMENT_TYPE_INVALID;
+	const char *after;
+	switch (kind) {
+	case UDR__RUN_ANY:
+		return 0;
+	case UDR__RUN_SELECT:
+		if (t == DUCKDB_STATEMENT_TYPE_SELECT)
+			return 0;
+		return udr__error_set(UDR_EINVAL, "the query must be one SELECT statement (a query that "
+		                                  "returns rows, e.g. SELECT, WITH, FROM, VALUES, TABLE)");
+	case UDR__RUN_COPY:
+		if (t == DUCKDB_STATEMENT_TYPE_COPY)
+			return 0;
+		return udr__error_set(UDR_EINVAL, "the query must be one SELECT statement");
+	default:
+		break;
+	}
+	switch (t) {
+	case DUCKDB_STATEMENT_TYPE_EXPLAIN:
+		if (keyword_is(skip_blank_sql(sql), "explain", &after) &&
+		    (keyword_is(skip_blank_sql(after), "analyze", NULL) ||
+		     keyword_is(skip_blank_sql(after), "analyse", NULL)))
+			break; /* runs the statement explained, which may be a COPY */
+		return 0;
+	case DUCKDB_STATEMENT_TYPE_SELECT:
+	case DUCKDB_STATEMENT_TYPE_INSERT:
+	case DUCKDB_STATEMENT_TYPE_UPDATE:
+	case DUCKDB_STATEMENT_TYPE_DELETE:
+	case DUCKDB_STATEMENT_TYPE_CREATE:
+	case DUCKDB_STATEMENT_TYPE_DROP:
+	case DUCKDB_STATEMENT_TYPE_ALTER:
+		return 0;
+	default:
+		break;
+	}
+	return udr__error_set(UDR_EINVAL,
+	                      "this kind of statement is not allowed in udr SQL (it could write files, "
+	                      "change settings or attach databases): only queries (SELECT, WITH, VALUES, "
+	                      "DESCRIBE, EXPLAIN) and statements on the session's own temporary tables "
+	                      "(CREATE, INSERT, UPDATE, DELETE, DROP, ALTER) run; write results with "
+	                      "`udr sql -o FILE` or `udr export`");
+}
+
+/*
+ * Before DuckDB even prepares a user's statement (binding EXPORT DATABASE
+ * already creates its directory), its first keyword must start a statement
+ * of an allowed kind; check_kind checks the prepared statement's type too.
+ */
+static int check_first_keyword(const char *sql, int kind)
+{
+	static const char *const queries[] = {"select", "with", "from", "values", "table", "describe", "desc",
+	                                      "show", "summarize", "pivot", "unpivot", NULL};
+	static const char *const others[] = {"explain", "create", "insert", "update", "delete", "drop", "alter", NULL};
+	const char *s = skip_blank_sql(sql), *after;
+	if (kind != UDR__RUN_USER && kind != UDR__RUN_SELECT)
+		return 0;
+	if (*s == '(' || *s == '\0')
+		return 0; /* a parenthesized query; or nothing: DuckDB says so */
+	for (size_t i = 0; queries[i]; i++)
+		if (keyword_is(s, queries[i], NULL))
+			return 0;
+	for (size_t i = 0; kind == UDR__RUN_USER && others[i]; i++) {
+		if (!keyword_is(s, others[i], &after))
+			continue;
+		if (i == 0 && (keyword_is(skip_blank_sql(after), "analyze", NULL) ||
+		               keyword_is(skip_blank_sql(after), "analyse", NULL)))
+			break; /* EXPLAIN ANALYZE runs the statement it explains */
+		return 0;
+	}
+	return check_kind(NULL, sql, kind);
+}
+
+/* An error from DuckDB, or the one the replacement scan set while binding. */
+static int run_error(udr_query *q, const char *msg)
+{
+	if (q->scan_rc < 0) {
+		int rc = q->scan_rc;
+		q->scan_rc = 0;
+		return udr__error_set(rc, "%s", q->scan_msg);
+	}
+	return udr__q_error(q, msg);
+}
+
+/* Parse sql into exactly one statement (*ext, destroyed by the caller on 0). */
+static int extract_one(duckdb_extracted_statements *ext, udr_query *q, const char *sql)
+{
+	idx_t n = duckdb_extract_statements(q->con, sql, ext);
+	const char *e = n == 0 ? duckdb_extract_statements_error(*ext) : NULL;
+	int rc;
+	if (n == 1)
+		return 0;
+	if (e && *e)
+		rc = udr__q_error(q, e);
+	else if (n == 0)
+		rc = udr__error_set(UDR_EINVAL, "no SQL statement given");
+	else
+		rc = udr__error_set(UDR_EINVAL, "only one SQL statement may be run at a time (%llu given)",
+		                    (unsigned long long)n);
+	duckdb_destroy_extracted(ext);
+	return rc;
+}
+
+int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
+               int kind)
+{
+	duckdb_extracted_statements ext = NULL;
+	duckdb_prepared_statement st = NULL;
 	duckdb_result res;
 	int rc = 0;
-	if (nparams == 0) {
-		/* without parameters: a whole script may run (last result kept) */
-		if (duckdb_query(q->con, sql, &res) == DuckDBError) {
-			rc = udr__q_error(q, duckdb_result_error(&res));
-			duckdb_destroy_result(&res);
-			return rc;
-		}
-	} else {
-		duckdb_prepared_statement st = NULL;
-		if (!params)
-			return udr__error_set(UDR_EINVAL, "parameters are NULL");
-		if (duckdb_prepare(q->con, sql, &st) == DuckDBError) {
-			rc = udr__q_error(q, duckdb_prepare_error(st));
-			duckdb_destroy_prepare(&st);
-			return rc;
-		}
-		if ((rc = bind_params(q, st, params, nparams)) < 0) {
-			duckdb_destroy_prepare(&st);
-			return rc;
-		}
-		if (duckdb_execute_prepared(st, &res) == DuckDBError) {
-			rc = udr__q_error(q, duckdb_result_error(&res));
-			duckdb_destroy_result(&res);
-			duckdb_destroy_prepare(&st);
-			return rc;
-		}
-		duckdb_destroy_prepare(&st);
+	if (nparams && !params)
+		return udr__error_set(UDR_EINVAL, "parameters are NULL");
+	/* exactly one statement: a second one is never run */
+	if ((rc = extract_one(&ext, q, sql)) < 0)
+		return rc;
+	q->scan_rc = 0;
+	if ((rc = check_first_keyword(sql, kind)) < 0)
+		goto out;
+	if (duckdb_prepare_extracted_statement(q->con, ext, 0, &st) == DuckDBError) {
+		rc = run_error(q, duckdb_prepare_error(st));
+		goto out;
+	}
+	if ((rc = check_kind(st, sql, kind)) < 0 || (rc = bind_params(q, st, params, nparams)) < 0)
+		goto out;
+	if (duckdb_execute_prepared(st, &res) == DuckDBError) {
+		rc = run_error(q, duckdb_result_error(&res));
+		duckdb_destroy_result(&res);
+		goto out;
 	}
 	if (out)
-		return udr__result_from_duckdb(out, &res);
-	duckdb_destroy_result(&res);
-	return 0;
+		rc = udr__result_from_duckdb(out, &res);
+	else
+		duckdb_destroy_result(&res);
+out:
+	q->scan_rc = 0;
+	duckdb_destroy_prepare(&st);
+	duckdb_destroy_extracted(&ext);
+	return rc;
 }
+
+static void replacement_scan(duckdb_replacement_scan_info info, const char *name, void *data);
+static void view_free(udr__view *v);
 
 /* ---- sessions ----------------------------------------------------------------------------- */
 
@@ -418,8 +570,8 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 		rc = udr__error_oom();
 		goto fail;
 	}
-	if ((rc = udr__mkdirs(q->tmp_dir)) < 0)
-		goto fail;
+	/* Nothing is created here: a read-only store can be queried.  The
+	 * cache and temp directories are made when first written. */
 	if (duckdb_create_config(&cfg) == DuckDBError) {
 		rc = udr__error_oom();
 		goto fail;
@@ -447,9 +599,13 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 		goto fail;
 	}
 	/* Parts are immutable (content-addressed): their Parquet footers can be
-	 * cached for the life of the session. */
-	if ((rc = udr__q_exec(q, "SET parquet_metadata_cache = true")) < 0)
+	 * cached for the life of the session.  Then the configuration is locked:
+	 * SQL cannot change settings (temp_directory, profiling_output ...). */
+	if ((rc = udr__q_exec(q, "SET parquet_metadata_cache = true")) < 0 ||
+	    (rc = udr__q_exec(q, "SET lock_configuration = true")) < 0)
 		goto fail;
+	/* table names are resolved where DuckDB binds a table, and only there */
+	duckdb_add_replacement_scan(q->ddb, replacement_scan, q, NULL);
 	duckdb_destroy_config(&cfg);
 	free(spill);
 	*out = q;
@@ -506,7 +662,57 @@ char *udr__q_tmp_path(udr_query *q, const char *what)
 	return udr__path_join(q->tmp_dir, name);
 }
 
-/* ---- views over versions --------------------------------------------------------------------- */
+/* ---- paths DuckDB reads ------------------------------------------------------------------------ */
+
+/*
+ * DuckDB's readers take a path as a glob pattern (*, ? and [...], in every
+ * component) and expand a leading '~'.  A path handed to a reader is made
+ * absolute and its metacharacters are escaped as one-character classes
+ * ([*], [?], [[]), so it names exactly one file.  (COPY ... TO takes its
+ * path literally.)
+ */
+char *udr__q_read_path(const char *path)
+{
+	udr__buf b = {0};
+	char *cwd = NULL;
+	int rc = 0;
+	if (path[0] != '/') {
+		if (!(cwd = getcwd(NULL, 0))) {
+			udr__error_io(errno, "cannot get the working directory");
+			return NULL;
+		}
+		rc = udr__buf_puts(&b, cwd);
+		if (rc == 0 && !(b.len && b.ptr[b.len - 1] == '/'))
+			rc = udr__buf_puts(&b, "/");
+		free(cwd);
+	}
+	for (const char *p = path; rc == 0 && *p; p++) {
+		if (*p == '*' || *p == '?' || *p == '[')
+			rc = udr__buf_printf(&b, "[%c]", *p);
+		else
+			rc = udr__buf_put(&b, p, 1);
+	}
+	if (rc == 0 && !b.ptr)
+		rc = udr__buf_puts(&b, "");
+	if (rc < 0) {
+		udr__buf_free(&b);
+		return NULL;
+	}
+	return b.ptr;
+}
+
+int udr__sql_read_path(udr__buf *b, const char *path)
+{
+	char *p = udr__q_read_path(path);
+	int rc;
+	if (!p)
+		return udr_error_last()->code ? udr_error_last()->code : UDR_ENOMEM;
+	rc = udr__sql_literal(b, p);
+	free(p);
+	return rc;
+}
+
+/* ---- table versions bound in SQL ------------------------------------------------------------- */
 
 static udr__view *view_find(udr_query *q, const char *name)
 {
@@ -516,17 +722,101 @@ static udr__view *view_find(udr_query *q, const char *name)
 	return NULL;
 }
 
-/* DuckDB type names from udr.schema are spliced into SQL: allow only what
- * type names are made of. */
+/*
+ * A DuckDB type name from udr.schema, checked against the grammar of type
+ * names (it is the only text of a version that becomes SQL): NAME, NAME(N),
+ * NAME(N,M) for DECIMAL/NUMERIC/VARCHAR, STRUCT(f T, ...), UNION(f T, ...),
+ * MAP(T, T), LIST(T), TIMESTAMP/TIME WITH TIME ZONE, each with [] or [N]
+ * suffixes.  No other '(' is allowed, so no function can be called.
+ */
+static bool type_word(const char **p, char *w, size_t wsz)
+{
+	size_t n = 0;
+	if (!(isalpha((unsigned char)**p) || **p == '_'))
+		return false;
+	while (isalnum((unsigned char)**p) || **p == '_') {
+		if (n + 1 >= wsz)
+			return false;
+		w[n++] = *(*p)++;
+	}
+	w[n] = '\0';
+	return true;
+}
+
+static bool type_digits(const char **p)
+{
+	if (!isdigit((unsigned char)**p))
+		return false;
+	while (isdigit((unsigned char)**p))
+		(*p)++;
+	return true;
+}
+
+static bool type_ok(const char **p, int depth)
+{
+	char w[64];
+	if (depth > 16 || !type_word(p, w, sizeof(w)))
+		return false;
+	if (strcasecmp(w, "STRUCT") == 0 || strcasecmp(w, "UNION") == 0) {
+		char f[64];
+		if (*(*p)++ != '(')
+			return false;
+		do {
+			while (**p == ' ')
+				(*p)++;
+			if (!type_word(p, f, sizeof(f)) || *(*p)++ != ' ' || !type_ok(p, depth + 1))
+				return false;
+		} while (**p == ',' && (*p)++);
+		if (*(*p)++ != ')')
+			return false;
+	} else if (strcasecmp(w, "MAP") == 0 || strcasecmp(w, "LIST") == 0) {
+		bool map = strcasecmp(w, "MAP") == 0;
+		if (*(*p)++ != '(' || !type_ok(p, depth + 1))
+			return false;
+		if (map) {
+			if (*(*p)++ != ',')
+				return false;
+			while (**p == ' ')
+				(*p)++;
+			if (!type_ok(p, depth + 1))
+				return false;
+		}
+		if (*(*p)++ != ')')
+			return false;
+	} else if (strcasecmp(w, "DECIMAL") == 0 || strcasecmp(w, "NUMERIC") == 0 ||
+	           strcasecmp(w, "VARCHAR") == 0) {
+		if (**p == '(') {
+			(*p)++;
+			if (!type_digits(p))
+				return false;
+			if (**p == ',') {
+				(*p)++;
+				while (**p == ' ')
+					(*p)++;
+				if (!type_digits(p))
+					return false;
+			}
+			if (*(*p)++ != ')')
+				return false;
+		}
+	} else if ((strcasecmp(w, "TIMESTAMP") == 0 || strcasecmp(w, "TIME") == 0) &&
+	           strncasecmp(*p, " WITH TIME ZONE", 15) == 0) {
+		*p += 15;
+	}
+	while (**p == '[') {
+		(*p)++;
+		while (isdigit((unsigned char)**p))
+			(*p)++;
+		if (*(*p)++ != ']')
+			return false;
+	}
+	return true;
+}
+
 static bool type_text_ok(const char *t)
 {
-	if (!*t)
-		return false;
-	for (const char *p = t; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		      strchr("_ (),[]", *p)))
-			return false;
-	return true;
+	const char *p = t;
+	return type_ok(&p, 0) && *p == '\0';
 }
 
 /* SELECT over a version without parts: typed NULLs, no rows. */
@@ -558,58 +848,16 @@ static int empty_select(udr__buf *b, const udr_version *v)
 			rc = udr__buf_printf(b, "CAST(NULL AS %s) AS ", type);
 		if (rc == 0)
 			rc = udr__sql_ident(b, name);
-		if (rc)
+		if (rc < 0)
 			break;
 	}
+	json_decref(arr);
 	if (rc == 0)
 		rc = udr__buf_puts(b, " LIMIT 0");
-	json_decref(arr);
 	return rc;
 }
 
-static int create_view(udr_query *q, const udr__view *vw, const udr_version *v)
-{
-	const char *fmt = udr_version_get_meta(v, "udr.format");
-	udr__buf b = {0};
-	int rc = udr__buf_puts(&b, "CREATE OR REPLACE TEMP VIEW ");
-	if (rc == 0)
-		rc = udr__sql_ident(&b, vw->name);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, " AS ");
-	if (rc == 0 && vw->nparts == 0) {
-		rc = empty_select(&b, v);
-	} else if (rc == 0) {
-		const char *reader;
-		if (!fmt || strcmp(fmt, "parquet") == 0)
-			reader = "read_parquet";
-		else if (strcmp(fmt, "csv") == 0)
-			reader = "read_csv";
-		else if (strcmp(fmt, "json") == 0)
-			reader = "read_json_auto";
-		else {
-			char qf[64];
-			udr__quote(qf, sizeof(qf), fmt);
-			udr__buf_free(&b);
-			return udr__error_set(UDR_EINVAL, "table %s version %" PRIu64 ": unsupported udr.format '%s'",
-			                      v->table, v->version, qf);
-		}
-		rc = udr__buf_printf(&b, "SELECT * FROM %s([", reader);
-		for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
-			if (i)
-				rc = udr__buf_puts(&b, ", ");
-			if (rc == 0)
-				rc = udr__sql_literal(&b, vw->paths[i]);
-		}
-		if (rc == 0)
-			rc = udr__buf_puts(&b, "])");
-	}
-	if (rc == 0)
-		rc = udr__q_exec(q, b.ptr);
-	udr__buf_free(&b);
-	return rc;
-}
-
-/* Cached parts may have been trimmed since the view was made: bring them back. */
+/* Cached parts may have been trimmed since the version was bound: bring them back. */
 static int view_refresh(udr_query *q, udr__view *vw, const udr_version *v)
 {
 	for (size_t i = 0; i < vw->nparts; i++) {
@@ -622,15 +870,18 @@ static int view_refresh(udr_query *q, udr__view *vw, const udr_version *v)
 	return 0;
 }
 
-/* Ensure view name exists over version v. */
-static int ensure_view(const char **out, udr_query *q, const char *name, const udr_version *v)
+/* The parts of version v, verified (or materialized) for DuckDB to read. */
+static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 {
-	udr__view *vw = view_find(q, name), nv;
+	char name[UDR_TABLE_NAME_MAX + 32];
+	udr__view *vw, nv;
 	int rc = 0;
-	if (vw && strcmp(vw->table, v->table) == 0 && vw->version == v->version) {
+	snprintf(name, sizeof(name), "%s@%" PRIu64, v->table, v->version);
+	vw = view_find(q, name);
+	if (vw && vw->version == v->version) {
 		if ((rc = view_refresh(q, vw, v)) < 0)
 			return rc;
-		*out = vw->name;
+		*out = vw;
 		return 0;
 	}
 	memset(&nv, 0, sizeof(nv));
@@ -643,11 +894,8 @@ static int ensure_view(const char **out, udr_query *q, const char *name, const u
 		rc = udr__error_oom();
 		goto fail;
 	}
-	for (size_t i = 0; i < v->nchunks; i++) {
+	for (size_t i = 0; i < v->nchunks; i++)
 		nv.parts[i] = v->chunks[i];
-		if ((rc = part_path(&nv.paths[i], &nv.cached[i], q, &v->chunks[i], v)) < 0)
-			goto fail;
-	}
 	if (!vw && q->nviews == q->capviews) {
 		size_t cap = q->capviews ? q->capviews * 2 : 16;
 		udr__view *p = realloc(q->views, cap * sizeof(*p));
@@ -658,18 +906,18 @@ static int ensure_view(const char **out, udr_query *q, const char *name, const u
 		q->views = p;
 		q->capviews = cap;
 	}
-	/* register first, so that an error while creating it can name its parts */
+	/* register first (version 0 until verified), so that errors can name its parts */
 	if (vw)
 		view_free(vw);
 	else
 		vw = &q->views[q->nviews++];
 	*vw = nv;
-	if ((rc = create_view(q, vw, v)) < 0) {
-		/* keep the entry (for error messages) but make sure it is rebuilt */
-		vw->version = 0;
-		return rc;
-	}
-	*out = vw->name;
+	vw->version = 0;
+	for (size_t i = 0; i < v->nchunks; i++)
+		if ((rc = part_path(&vw->paths[i], &vw->cached[i], q, &v->chunks[i], v)) < 0)
+			return rc;
+	vw->version = v->version;
+	*out = vw;
 	return 0;
 fail:
 	view_free(&nv);
@@ -678,9 +926,129 @@ fail:
 
 int udr__q_view(const char **name, udr_query *q, const udr_version *v)
 {
-	char buf[UDR_TABLE_NAME_MAX + 32];
-	snprintf(buf, sizeof(buf), "%s@%" PRIu64, v->table, v->version);
-	return ensure_view(name, q, buf, v);
+	udr__view *vw;
+	int rc = ensure_view(&vw, q, v);
+	if (rc == 0)
+		*name = vw->name;
+	return rc;
+}
+
+static int resolve_ref(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
+                       uint64_t head);
+
+/* The table function and its parameters that read version v. */
+static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_version *v)
+{
+	const char *fmt = udr_version_get_meta(v, "udr.format");
+	duckdb_logical_type vt = NULL;
+	duckdb_value *vals = NULL, list = NULL;
+	udr__view *vw;
+	int rc;
+	if ((rc = ensure_view(&vw, q, v)) < 0)
+		return rc;
+	if (vw->nparts == 0) {
+		udr__buf b = {0};
+		duckdb_value text;
+		if ((rc = empty_select(&b, v)) < 0) {
+			udr__buf_free(&b);
+			return rc;
+		}
+		text = duckdb_create_varchar(b.ptr);
+		udr__buf_free(&b);
+		if (!text)
+			return udr__error_oom();
+		duckdb_replacement_scan_set_function_name(info, "query");
+		duckdb_replacement_scan_add_parameter(info, text);
+		duckdb_destroy_value(&text);
+		return 0;
+	}
+	if (fmt && strcmp(fmt, "parquet") != 0 && strcmp(fmt, "csv") != 0 && strcmp(fmt, "json") != 0) {
+		char qf[64];
+		udr__quote(qf, sizeof(qf), fmt);
+		return udr__error_set(UDR_EINVAL, "table %s version %" PRIu64 ": unsupported udr.format '%s'",
+		                      v->table, v->version, qf);
+	}
+	if (!(vals = calloc(vw->nparts, sizeof(*vals))) || !(vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR))) {
+		free(vals);
+		return udr__error_oom();
+	}
+	rc = 0;
+	for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
+		char *p = udr__q_read_path(vw->paths[i]);
+		if (!p || !(vals[i] = duckdb_create_varchar(p)))
+			rc = udr__error_oom();
+		free(p);
+	}
+	if (rc == 0 && !(list = duckdb_create_list_value(vt, vals, vw->nparts)))
+		rc = udr__error_oom();
+	if (rc == 0) {
+		duckdb_replacement_scan_set_function_name(info, !fmt || strcmp(fmt, "parquet") == 0 ? "read_parquet"
+		                                                : strcmp(fmt, "csv") == 0       ? "read_csv"
+		                                                                                : "read_json_auto");
+		duckdb_replacement_scan_add_parameter(info, list);
+	}
+	for (size_t i = 0; i < vw->nparts; i++)
+		if (vals[i])
+			duckdb_destroy_value(&vals[i]);
+	free(vals);
+	if (list)
+		duckdb_destroy_value(&list);
+	duckdb_destroy_logical_type(&vt);
+	return rc;
+}
+
+/* Resolve a table name DuckDB is binding: NAME or NAME@REF. */
+static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const char *name)
+{
+	char table[UDR_TABLE_NAME_MAX + 1];
+	const char *at = strchr(name, '@');
+	size_t tlen = at ? (size_t)(at - name) : strlen(name);
+	uint64_t latest = 0;
+	udr_version *v = NULL;
+	udr__ref ref;
+	int rc;
+	if (tlen == 0 || tlen > UDR_TABLE_NAME_MAX)
+		return 0;
+	memcpy(table, name, tlen);
+	table[tlen] = '\0';
+	if (udr_table_name_check(table) < 0 || (!at && strcmp(table, "udr_log") == 0) ||
+	    (!at && strcmp(table, "udr_tables") == 0)) {
+		udr_error_clear();
+		return 0; /* not a UDR table: DuckDB says it does not exist */
+	}
+	rc = udr_catalog_latest(&latest, q->cat, table);
+	if (rc == UDR_ENOTFOUND || rc == UDR_EINVAL) {
+		udr_error_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (!at) {
+		memset(&ref, 0, sizeof(ref));
+		ref.kind = UDR__REF_LATEST;
+	} else if ((rc = udr__ref_parse(&ref, at + 1, strlen(at + 1))) < 0) {
+		return rc;
+	}
+	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0)
+		return rc;
+	rc = scan_of(info, q, v);
+	udr_version_free(v);
+	return rc;
+}
+
+static void replacement_scan(duckdb_replacement_scan_info info, const char *name, void *data)
+{
+	udr_query *q = data;
+	int rc;
+	if (q->scan_rc < 0) {
+		duckdb_replacement_scan_set_error(info, q->scan_msg);
+		return;
+	}
+	if ((rc = bind_table(info, q, name)) < 0) {
+		q->scan_rc = rc;
+		snprintf(q->scan_msg, sizeof(q->scan_msg), "%s", udr_error_last()->message);
+		duckdb_replacement_scan_set_error(info, q->scan_msg);
+	}
 }
 
 /* ---- resolving references -------------------------------------------------------------------- */
@@ -949,6 +1317,13 @@ static int exists_cb(const char *name, void *payload)
 	return rc;
 }
 
+/*
+ * Table names are resolved by the replacement scan, where DuckDB binds a
+ * table and only there.  What is left to do on the text: an unquoted
+ * NAME@REF (not an identifier) becomes the quoted name "NAME@REF"; the
+ * built-in tables udr_log and udr_tables are brought up to date when named;
+ * the statement's snapshot (catalog head) is taken.
+ */
 int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 {
 	exists_memo memo = {q, NULL, NULL, 0, 0};
@@ -967,10 +1342,10 @@ int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 	/* one snapshot for every bare name and @latest of this statement */
 	if ((rc = udr_catalog_head(&head, q->cat)) < 0)
 		goto out;
+	q->snap_head = head;
 	for (size_t i = 0; rc == 0 && i < nrefs; i++) {
 		const udr__sqlref *r = &refs[i];
-		udr_version *v = NULL;
-		const char *name;
+		char *name;
 		if (r->special == UDR__SPECIAL_LOG) {
 			rc = ensure_log(q, head);
 			continue;
@@ -979,19 +1354,17 @@ int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 			rc = ensure_tables(q, head);
 			continue;
 		}
-		if ((rc = resolve_ref(&v, q, r->table, &r->ref, head)) < 0)
+		if (!r->has_ref || sql[r->start] == '"')
+			continue;
+		if (!(name = strndup(sql + r->start, r->end - r->start))) {
+			rc = udr__error_oom();
 			break;
-		if (r->has_ref) {
-			rc = udr__q_view(&name, q, v);
-			if (rc == 0)
-				rc = udr__buf_put(&b, sql + pos, r->start - pos);
-			if (rc == 0)
-				rc = udr__sql_ident(&b, name);
-			pos = r->end;
-		} else {
-			rc = ensure_view(&name, q, r->table, v);
 		}
-		udr_version_free(v);
+		rc = udr__buf_put(&b, sql + pos, r->start - pos);
+		if (rc == 0)
+			rc = udr__sql_ident(&b, name);
+		free(name);
+		pos = r->end;
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(&b, sql + pos);
@@ -1015,7 +1388,7 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql");
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
-	rc = udr__q_run(out, q, rewritten, params, nparams);
+	rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
 	free(rewritten);
 	return rc;
 }
@@ -1028,7 +1401,7 @@ int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const
 	size_t rows;
 	int rc = udr__buf_printf(&b, "DESCRIBE %s", relation_sql);
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0);
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
 	udr__buf_free(&b);
 	if (rc < 0)
 		return rc;
@@ -1056,5 +1429,60 @@ out:
 	if (ty)
 		udr_strarray_free(ty, rows);
 	udr_result_free(r);
+	return rc;
+}
+
+/* ---- what SQL may write -------------------------------------------------------------------- */
+
+int udr__q_check_output(udr_query *q, const char *path)
+{
+	char *dir = NULL, *rdir = NULL, *root = NULL, qp[300];
+	const char *slash = strrchr(path, '/');
+	int rc = 0;
+	size_t n;
+	if (!slash)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return udr__error_oom();
+	rdir = realpath(dir, NULL);
+	root = realpath(udr_db_path(q->db), NULL);
+	/* a directory that does not resolve cannot be written into: COPY says so */
+	if (rdir && root) {
+		n = strlen(root);
+		if (strncmp(rdir, root, n) == 0 && (rdir[n] == '\0' || rdir[n] == '/' || n == 1)) {
+			udr__quote(qp, sizeof(qp), path);
+			rc = udr__error_set(UDR_EINVAL,
+			                    "refusing to write '%s': it is inside the store (%s), which only udr "
+			                    "itself writes",
+			                    qp, root);
+		}
+	}
+	free(dir);
+	free(rdir);
+	free(root);
+	return rc;
+}
+
+int udr__q_check(udr_query *q, const char *sql, int kind)
+{
+	duckdb_extracted_statements ext = NULL;
+	duckdb_prepared_statement st = NULL;
+	int rc = extract_one(&ext, q, sql);
+	if (rc < 0)
+		return rc;
+	q->scan_rc = 0;
+	if ((rc = check_first_keyword(sql, kind)) < 0)
+		;
+	else if (duckdb_prepare_extracted_statement(q->con, ext, 0, &st) == DuckDBError)
+		rc = run_error(q, duckdb_prepare_error(st));
+	else
+		rc = check_kind(st, sql, kind);
+	q->scan_rc = 0;
+	duckdb_destroy_prepare(&st);
+	duckdb_destroy_extracted(&ext);
 	return rc;
 }

@@ -58,9 +58,10 @@ typedef int (*udr__table_exists_fn)(const char *name, void *payload);
  * string literals ('...', E'...', $tag$...$tag$), comments (--, nested
  * block comments) and parameters.  Unquoted NAME@REF must name an existing
  * table (else UDR_ENOTFOUND naming it) and a valid ref (else UDR_EINVAL).
- * Quoted "NAME@REF" counts when NAME is an existing table.  Bare names (quoted
- * or not) are reported when they name an existing table; udr_log and
- * udr_tables as specials.
+ * Quoted "NAME@REF" counts when NAME is an existing table.  Bare names are
+ * not reported (the replacement scan resolves the ones DuckDB binds);
+ * udr_log and udr_tables are reported as specials.  A call of
+ * enable_logging() (which writes files) is UDR_EINVAL.
  * @param[out] out array freed with free()
  */
 int udr__sql_scan(udr__sqlref **out, size_t *count, const char *sql, udr__table_exists_fn exists,
@@ -74,9 +75,9 @@ int udr__sql_literal(udr__buf *b, const char *text);
 
 #include <duckdb.h>
 
-/* A DuckDB view over one table version (or a bare name: the latest). */
+/* The parts of one table version bound in SQL (verified or materialized). */
 typedef struct udr__view {
-	char *name;        /* DuckDB view name: "users" or "users@3" */
+	char *name;        /* "users@3" */
 	char *table;
 	uint64_t version;
 	udr_hash *parts;
@@ -101,19 +102,38 @@ struct udr_query {
 	bool tables_built;
 	uint64_t tables_head;
 	unsigned long counter;
+	uint64_t snap_head; /* the catalog head the current statement reads */
+	int scan_rc;        /* an error of the replacement scan, for the statement */
+	char scan_msg[1024];
 };
+
+/* Kinds of statements udr__q_run accepts. */
+#define UDR__RUN_ANY    0 /* our own SQL */
+#define UDR__RUN_USER   1 /* a user's statement: reads, and the session's temp tables */
+#define UDR__RUN_SELECT 2 /* a user's query whose rows are written (import, -o) */
+#define UDR__RUN_COPY   3 /* our COPY around a user's query */
 
 /* Run SQL (one or more statements, no parameters), errors mapped. */
 int udr__q_exec(udr_query *q, const char *sql);
-/* Run one statement with parameters; out may be NULL. */
-int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
+/* Run exactly one statement (UDR__RUN_* kind) with parameters; out may be NULL. */
+int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
+               int kind);
+/* path made absolute, glob metacharacters escaped, for DuckDB's readers (malloc'd) */
+char *udr__q_read_path(const char *path);
+/* ... appended as a SQL string literal */
+int udr__sql_read_path(udr__buf *b, const char *path);
+/* Prepare sql (exactly one statement of the kind) without running it. */
+int udr__q_check(udr_query *q, const char *sql, int kind);
+/* UDR_EINVAL when path (a file to be written) would land inside the store root */
+int udr__q_check_output(udr_query *q, const char *path);
 /* Map a DuckDB error message to a UDR error code (and set it). */
 int udr__q_error(udr_query *q, const char *msg);
 /* Rewrite table references of sql, creating the views they need. */
 int udr__q_rewrite(char **out, udr_query *q, const char *sql);
 /* Resolve "NAME", "NAME@REF" or (NAME, REF) to a committed version. */
 int udr__q_resolve(udr_version **out, udr_query *q, const char *table, const char *ref);
-/* Make sure the view "table@N" for v exists; *name borrowed from q. */
+/* Make sure the parts of v are ready to read; *name ("table@N", which
+ * SQL can name as "table@N") borrowed from q. */
 int udr__q_view(const char **name, udr_query *q, const udr_version *v);
 /* A fresh path under tmp_dir (not created), malloc'd. */
 char *udr__q_tmp_path(udr_query *q, const char *what);

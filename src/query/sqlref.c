@@ -165,6 +165,8 @@ static int push(scan_state *st, size_t start, size_t end, const char *table, siz
                 bool has_ref, int special, const udr__ref *ref)
 {
 	udr__sqlref *r;
+	if (tlen > UDR_TABLE_NAME_MAX)
+		tlen = UDR_TABLE_NAME_MAX;
 	if (st->n == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 8, bytes;
 		udr__sqlref *p;
@@ -231,9 +233,7 @@ static int quoted_ident(scan_state *st, size_t start, size_t end, const char *te
 	}
 	if ((special = special_of(text, len, false)) != UDR__SPECIAL_NONE)
 		return push(st, start, end, text, len, false, special, NULL);
-	if ((rc = table_exists(st, text, len)) <= 0)
-		return rc;
-	return push(st, start, end, text, len, false, UDR__SPECIAL_NONE, NULL);
+	return 0; /* a bare name is resolved where DuckDB binds it, if it does */
 }
 
 /* Skip a '...' literal starting at s[i] == '\''; backslash escapes when esc. */
@@ -407,8 +407,17 @@ int udr__sql_scan(udr__sqlref **out, size_t *count, const char *s, udr__table_ex
 				rc = push(&st, start, j, s + start, len, false, special, NULL);
 				continue;
 			}
-			if ((rc = table_exists(&st, s + start, len)) > 0)
-				rc = push(&st, start, j, s + start, len, false, UDR__SPECIAL_NONE, NULL);
+			if (len == 14 && strncasecmp(s + start, "enable_logging", 14) == 0) {
+				size_t k = j;
+				while (k < n && isspace((unsigned char)s[k]))
+					k++;
+				if (k < n && s[k] == '(') {
+					/* its file storage writes wherever it is told */
+					rc = udr__error_set(UDR_EINVAL, "enable_logging() is not allowed in udr SQL "
+					                                "(it can write files)");
+					break;
+				}
+			}
 			continue;
 		}
 		prev = (char)c;

@@ -390,3 +390,202 @@ def test_help(run, tmp_path, cmd):
     if cmd != "import":
         assert "2026-11-01" in r.out  # the reference syntax
     assert "\n  %s " % cmd in run("--help").out
+
+
+# ---- never wrong data (issue "Never wrong data, never a reused version") ----
+
+def test_import_multi_file_csv_union_by_name(udr, tmp_path):
+    """3. Files with different columns: the union by name, no column dropped."""
+    x2 = write(tmp_path / "x2.csv", "id\n2\n")
+    x1 = write(tmp_path / "x1.csv", "id,extra\n1,10\n")
+    x3 = write(tmp_path / "x3.csv", "id,extra,more\n3,30,300\n")
+    assert imp(udr, "m1", x2, x1, x3) == 1
+    assert sql(udr, "SELECT * FROM m1 ORDER BY id") == [
+        {"id": 1, "extra": 10, "more": None},
+        {"id": 2, "extra": None, "more": None},
+        {"id": 3, "extra": 30, "more": 300}]
+
+
+def test_import_paths_are_literal_not_globs(udr, tmp_path):
+    """4. A path with *, ? or [ ] names that one file, never the files it matches."""
+    write(tmp_path / "b1.csv", "id\n1\n")
+    write(tmp_path / "b[1].csv", "id\n99\n")
+    write(tmp_path / "a1.csv", "id\n5\n")
+    write(tmp_path / "a?.csv", "id\n7\n")
+    write(tmp_path / "x*y.csv", "id\n8\n")
+    write(tmp_path / "xzy.csv", "id\n9\n")
+    assert imp(udr, "gb", str(tmp_path / "b[1].csv")) == 1
+    assert sql(udr, "SELECT id FROM gb") == [{"id": 99}]
+    assert imp(udr, "ga", str(tmp_path / "a?.csv")) == 1
+    assert sql(udr, "SELECT id FROM ga") == [{"id": 7}]
+    # relative, from the working directory
+    r = udr("import", "gx", "x*y.csv", cwd=tmp_path)
+    assert r.code == 0, r
+    assert sql(udr, "SELECT id FROM gx") == [{"id": 8}]
+    # no such file: not found, even though a pattern would match others
+    r = udr("import", "gn", str(tmp_path / "b?.csv"))
+    assert r.code == 1, r
+
+
+def test_sql_store_root_with_glob_chars_reads_only_its_own_parts(tmp_path):
+    """4. A store directory named st* does not read the parts of stA."""
+    from conftest import Udr
+    star, other = Udr(tmp_path / "st*"), Udr(tmp_path / "stA")
+    star.ok("init")
+    other.ok("init")
+    imp(star, "t", write(tmp_path / "one.csv", "id\n1\n"))
+    imp(other, "t", write(tmp_path / "two.csv", "id\n2\n"))
+    # the same part name in both stores would hide the bug: different data
+    assert sql(star, "SELECT id FROM t") == [{"id": 1}]
+    assert sql(other, "SELECT id FROM t") == [{"id": 2}]
+    out = tmp_path / "e.csv"
+    assert star.ok("export", "t", out).out.strip() == "1 rows"
+    assert out.read_text() == "id\n1\n"
+    assert imp(star, "t", write(tmp_path / "three.csv", "id\n3\n"), "--append") == 2
+    assert sql(star, "SELECT id FROM t ORDER BY id") == [{"id": 1}, {"id": 3}]
+
+
+def test_table_named_like_a_column_is_resolved_only_where_bound(udr, tmp_path):
+    """10. A table named `name` does not capture the column or alias `name`."""
+    imp(udr, "name", write(tmp_path / "n.csv", "x\n1\n"))
+    imp(udr, "users", write(tmp_path / "u.csv", "id,name\n1,ann\n2,bob\n"))
+    assert sql(udr, "SELECT name FROM users ORDER BY id") == [{"name": "ann"}, {"name": "bob"}]
+    assert sql(udr, "SELECT 'x' AS name") == [{"name": "x"}]
+    assert sql(udr, "SELECT u.name FROM users u WHERE u.name = 'bob'") == [{"name": "bob"}]
+    assert sql(udr, "SELECT x FROM name") == [{"x": 1}]
+    assert sql(udr, 'SELECT x FROM "name@1"') == [{"x": 1}]
+    assert sql(udr, "SELECT x FROM name@latest") == [{"x": 1}]
+    # a damaged table that is only named as a column is never read: no hashing
+    imp(udr, "big", write(tmp_path / "b.csv", "id\n1\n"))
+    p = udr.chunk_path(show(udr, "big")["chunks"][0])
+    os.chmod(p, 0o644)
+    p.write_bytes(b"garbage")
+    assert sql(udr, "SELECT 1 AS big") == [{"big": 1}]
+    assert sql(udr, "WITH big AS (SELECT 2 AS v) SELECT v FROM big") == [{"v": 2}]
+    r = udr("sql", "SELECT * FROM big")
+    assert r.code == 4, r
+
+
+def test_sql_cannot_write_into_the_store(udr, tmp_path):
+    """11. COPY/EXPORT/ATTACH/logging, outputs inside the store, several
+    statements and spliced queries are refused; reads of the user's files work."""
+    from conftest import tree_snapshot
+    data = write(tmp_path / "d.csv", "id\n1\n2\n")
+    imp(udr, "t", data)
+    root = udr.root
+    before = tree_snapshot(root / "chunks"), tree_snapshot(root / "catalog"), \
+        (root / "config.json").read_bytes()
+    target = root / "chunks" / "x.csv"
+    refused = [
+        "COPY (SELECT 1) TO '%s'" % (root / "config.json"),
+        "COPY t TO '%s'" % target,
+        "EXPORT DATABASE '%s'" % (root / "exp"),
+        "ATTACH '%s' AS a" % (root / "a.db"),
+        "SELECT * FROM enable_logging(storage := 'file', storage_path := '%s')" % (root / "logs"),
+        "EXPLAIN ANALYZE COPY (SELECT 1) TO '%s'" % target,
+        "SET temp_directory = '%s'" % (root / "chunks"),
+        "PRAGMA enable_profiling",
+        "SELECT 1; COPY (SELECT 1) TO '%s'" % target,
+    ]
+    for q in refused:
+        r = udr("sql", q)
+        assert r.code == 2, (q, r)
+    assert "only one SQL statement" in udr("sql", "SELECT 1; SELECT 2").stderr
+    # outputs inside the store, by any path that resolves there
+    for out in (root / "config.json", root / "chunks" / "n.csv", tmp_path / "." / "store" / "x.csv"):
+        r = udr("export", "t", out)
+        assert r.code == 2 and "inside the store" in r.stderr, (out, r)
+        r = udr("sql", "SELECT * FROM t", "-o", out)
+        assert r.code == 2 and "inside the store" in r.stderr, (out, r)
+    # a query spliced into COPY ( ... ) TO cannot write a second file
+    side = tmp_path / "side.csv"
+    r = udr("sql", "SELECT 1 AS a) TO '%s'; COPY (SELECT 1" % side, "-o", tmp_path / "o.csv")
+    assert r.code == 2, r
+    r = udr("sql", "SELECT 1 AS a) TO '%s' (FORMAT csv); --" % side, "-o", tmp_path / "o.csv")
+    assert r.code == 2, r
+    r = udr("import", "t2", "--sql", "SELECT 1 AS a) TO '%s' (FORMAT csv); --" % side)
+    assert r.code == 2, r
+    assert not side.exists() and not (tmp_path / "o.csv").exists()
+    assert (tree_snapshot(root / "chunks"), tree_snapshot(root / "catalog"),
+            (root / "config.json").read_bytes()) == before
+    for name in ("exp", "a.db", "logs"):
+        assert not (root / name).exists(), name
+    assert udr("fsck").code == 0
+    # reads of the user's own files still work, and writes outside the store
+    assert sql(udr, "SELECT count(*) AS n FROM read_csv('%s')" % data) == [{"n": 2}]
+    assert udr.ok("sql", "SELECT * FROM t ORDER BY id -- a comment", "-o",
+                  tmp_path / "o.csv").out.strip() == "2 rows"
+    assert (tmp_path / "o.csv").read_text() == "id\n1\n2\n"
+    assert udr.ok("sql", "SELECT 1 AS a;", "--csv").out == "a\r\n1\r\n"
+    assert imp(udr, "t3", "--sql", "SELECT * FROM read_csv('%s') ;" % data) == 1
+    assert sql(udr, "SELECT count(*) AS n FROM t3") == [{"n": 2}]
+
+
+def test_sql_on_read_only_store(udr, tmp_path):
+    """12. Queries work on a store nobody may write (no cache/ is created)."""
+    import shutil
+    import stat
+    import subprocess
+    from conftest import UDR_BIN, base_env
+    import tempfile
+    from conftest import Udr
+    imp(udr, "t", write(tmp_path / "d.csv", "id\n1\n2\n"))
+    # a copy where another user can reach it (pytest's tmp_path is 0700)
+    top = tempfile.mkdtemp(prefix="udr-ro-")
+    os.chmod(top, 0o755)
+    shutil.copytree(udr.root, os.path.join(top, "store"), symlinks=True,
+                    ignore=shutil.ignore_patterns("cache"))
+    udr = Udr(os.path.join(top, "store"))
+    cmd = [UDR_BIN, "--store", str(udr.root), "sql", "SELECT sum(id) AS s FROM t", "--csv"]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv")
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+    for p in [udr.root, *udr.root.rglob("*")]:
+        mode = p.stat().st_mode
+        p.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) | stat.S_IROTH |
+                (stat.S_IXOTH if p.is_dir() else 0))
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(),
+                           timeout=120)
+        assert r.returncode == 0, r
+        assert r.stdout == b"s\r\n3\r\n"
+        assert not (udr.root / "cache").exists()
+    finally:
+        for p in [udr.root, *udr.root.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+        shutil.rmtree(top)
+
+
+def test_stale_import_temp_dirs_are_removed(udr, tmp_path):
+    """12. Part directories of killed imports are removed by the next import
+    and by fsck; a live import's directory (locked) is kept."""
+    import fcntl
+    tmp = udr.root / "cache" / "query" / "tmp"
+    imp(udr, "t", write(tmp_path / "d.csv", "id\n1\n"))
+
+    def stale(n):
+        d = tmp / ("import-999999-%d-deadbeef" % n)
+        d.mkdir(parents=True)
+        (d / "data_0.parquet").write_bytes(b"x" * 100)
+        return d
+
+    live = tmp / "import-1-1-00000000"
+    live.mkdir(parents=True)
+    fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        s1 = stale(1)
+        r = udr("fsck")
+        assert r.code == 0, r
+        assert "1 temp file removed" in r.out, r
+        assert not s1.exists() and live.exists()
+        s2 = stale(2)
+        assert imp(udr, "t", write(tmp_path / "e.csv", "id\n2\n"), "--append") == 2
+        assert not s2.exists() and live.exists()
+        assert sorted(p.name for p in tmp.iterdir() if p.name.startswith("import-")) == [live.name]
+    finally:
+        os.close(fd)
+    r = udr("fsck")
+    assert r.code == 0 and "1 temp file removed" in r.out, r
+    assert not live.exists()

@@ -242,3 +242,17 @@ def test_sql_after_close(tmp_path):
     assert r.fetchall() == [(2,)]  # results outlive the session
     with pytest.raises(udr.Error):
         d.sql("SELECT 1")
+
+
+def test_table_named_like_a_column_is_resolved_only_where_bound(db, users):
+    """A table named `name` is not what the column or alias `name` means;
+    versions= pins still work (CTE over the quoted "users@N")."""
+    db.write("name", [{"x": 1}])
+    assert db.sql("SELECT name FROM users ORDER BY id").fetchall() == [("ann",), ("bob",), ("cy",)]
+    assert db.sql("SELECT 'x' AS name").fetchall() == [("x",)]
+    assert db.sql("SELECT x FROM name").fetchall() == [(1,)]
+    assert db.sql("SELECT count(*) FROM users", versions={"users": 1}).fetchall() == [(2,)]
+    with pytest.raises(udr.InvalidArgumentError):
+        db.sql("SELECT 1; SELECT 2")
+    with pytest.raises(udr.InvalidArgumentError):
+        db.sql("COPY (SELECT 1) TO '/dev/null'")

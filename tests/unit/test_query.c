@@ -171,13 +171,14 @@ static void test_query__scan_skips_literals_and_comments(void **state)
 {
 	udr__sqlref *refs = NULL;
 	const char *sql = "SELECT 'users@3', E'it\\'s users@4', $$users@5$$, $q$ users@6 $q$ -- users@7\n"
-	                  "/* users@8 /* nested users@9 */ still */ , x.users, \"a@b\", ?, $1 FROM users";
+	                  "/* users@8 /* nested users@9 */ still */ , x.users, \"a@b\", ?, $1, users FROM users@1";
 	size_t n = scan(sql, &refs);
 	(void)state;
+	/* bare names are left to the replacement scan: only users@1 */
 	assert_int_equal(n, 1);
 	assert_string_equal(refs[0].table, "users");
-	assert_false(refs[0].has_ref);
-	assert_int_equal(refs[0].start, strlen(sql) - 5);
+	assert_true(refs[0].has_ref);
+	assert_int_equal(refs[0].start, strlen(sql) - 7);
 	free(refs);
 }
 
@@ -227,6 +228,17 @@ static void test_query__scan_rejects_bad_refs(void **state)
 			print_error("accepted: %s\n", bad[i]);
 		assert_int_equal(rc, UDR_EINVAL);
 		th_assert_error(UDR_EINVAL, "malformed version reference");
+	}
+	{
+		/* its file storage writes files anywhere: refused, wherever it is called */
+		udr__sqlref *refs = NULL;
+		size_t n = 0;
+		assert_int_equal(udr__sql_scan(&refs, &n, "SELECT * FROM Enable_Logging (storage := 'file')",
+		                               fake_exists, NULL),
+		                 UDR_EINVAL);
+		th_assert_error(UDR_EINVAL, "enable_logging");
+		assert_int_equal(udr__sql_scan(&refs, &n, "SELECT 1 AS enable_logging", fake_exists, NULL), 0);
+		free(refs);
 	}
 	{
 		udr__sqlref *refs = NULL;
