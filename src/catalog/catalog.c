@@ -116,7 +116,6 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 	}
 	rc = udr__check_config(c->path, "udr-catalog", CATALOG_FORMAT);
 	if (rc == UDR_ENOTFOUND && (flags & UDR_OPEN_CREATE)) {
-		static const char cfg[] = "{\"format\": 1, \"kind\": \"udr-catalog\"}\n";
 		char *cfgpath = udr__path_join(c->path, "config.json");
 		if (!cfgpath) {
 			rc = UDR_ENOMEM;
@@ -124,7 +123,8 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 		}
 		if ((rc = udr__mkdir(c->tmpdir, NULL)) == 0 && (rc = udr__mkdir(c->logdir, NULL)) == 0 &&
 		    (rc = udr__mkdir(c->tablesdir, NULL)) == 0) {
-			rc = udr__write_file_atomic(c->tmpdir, cfgpath, cfg, sizeof(cfg) - 1, UDR__PUBLISH_NEW, true);
+			rc = udr__config_write(c->tmpdir, cfgpath, "{\"format\":1,\"kind\":\"udr-catalog\",\"sealed\":true}",
+			                       UDR__PUBLISH_NEW);
 			if (rc >= 0)
 				rc = udr__fsync_parent(c->path);
 		}

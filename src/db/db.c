@@ -33,6 +33,7 @@ int udr_db_open(udr_db **out, const char *path, unsigned int flags)
 	udr_db *db;
 	char *sub = NULL;
 	struct stat st;
+	bool root_exists;
 	int rc;
 	if (!out || !path || !*path)
 		return udr__error_set(UDR_EINVAL, "invalid argument: empty store path");
@@ -56,19 +57,20 @@ int udr_db_open(udr_db **out, const char *path, unsigned int flags)
 	}
 	if (rc < 0 && rc != UDR_ENOTFOUND)
 		goto fail;
+	root_exists = rc > 0;
 	if (!(sub = udr__path_join(path, "chunks"))) {
 		rc = UDR_ENOMEM;
 		goto fail;
 	}
 	if ((rc = udr_store_open(&db->store, sub, flags)) < 0)
-		goto fail;
+		goto part_missing;
 	free(sub);
 	if (!(sub = udr__path_join(path, "catalog"))) {
 		rc = UDR_ENOMEM;
 		goto fail;
 	}
 	if ((rc = udr_catalog_open(&db->catalog, sub, db->store, flags)) < 0)
-		goto fail;
+		goto part_missing;
 	free(sub);
 	sub = NULL;
 	rc = udr__check_config(path, "udr-store", ROOT_FORMAT);
@@ -76,21 +78,25 @@ int udr_db_open(udr_db **out, const char *path, unsigned int flags)
 		goto fail;
 	if (rc == UDR_ENOTFOUND) {
 		/* written last: a root with a config has both of its parts */
-		static const char cfg[] = "{\"format\": 1, \"kind\": \"udr-store\"}\n";
 		char *cfgpath = udr__path_join(path, "config.json");
 		if (!cfgpath) {
 			rc = UDR_ENOMEM;
 			goto fail;
 		}
 		udr_error_clear();
-		rc = udr__write_file_atomic(udr__store_tmpdir(db->store), cfgpath, cfg, sizeof(cfg) - 1,
-		                            UDR__PUBLISH_NEW, true);
+		rc = udr__config_write(udr__store_tmpdir(db->store), cfgpath,
+		                       "{\"format\":1,\"kind\":\"udr-store\",\"sealed\":true}", UDR__PUBLISH_NEW);
 		free(cfgpath);
 		if (rc < 0)
 			goto fail;
 	}
 	*out = db;
 	return 0;
+part_missing:
+	/* the root's config is written last, after both parts: a part that
+	 * is not there under a root that is is damage, not a missing store */
+	if (rc == UDR_ENOTFOUND && root_exists)
+		rc = udr__error_set(UDR_ECORRUPT, "damaged udr store %s: %s", path, udr_error_last()->message);
 fail:
 	free(sub);
 	udr_db_close(db);

@@ -75,15 +75,16 @@ static int write_config_mode(const char *path, const char *tmpdir, const udr_sto
 	if (!cfg)
 		return UDR_ENOMEM;
 	if (c->format == 1)
-		snprintf(text, sizeof(text), "{\"format\": 1, \"kind\": \"udr-chunk-store\", \"layout\": \"fanout-2-2\"}\n");
+		snprintf(text, sizeof(text),
+		         "{\"format\":1,\"kind\":\"udr-chunk-store\",\"layout\":\"fanout-2-2\",\"sealed\":true}");
 	else
 		snprintf(text, sizeof(text),
-		         "{\"format\": 2, \"kind\": \"udr-chunk-store\", \"layout\": \"fanout-2-2\",\n"
-		         " \"chunking\": {\"algorithm\": \"fastcdc-2020\", \"min\": %u, \"avg\": %u, \"max\": %u},\n"
-		         " \"compression\": {\"algorithm\": \"zstd\", \"level\": %d},\n"
-		         " \"delta\": {\"max_depth\": %d}}\n",
+		         "{\"format\":2,\"kind\":\"udr-chunk-store\",\"layout\":\"fanout-2-2\","
+		         "\"chunking\":{\"algorithm\":\"fastcdc-2020\",\"min\":%u,\"avg\":%u,\"max\":%u},"
+		         "\"compression\":{\"algorithm\":\"zstd\",\"level\":%d},"
+		         "\"delta\":{\"max_depth\":%d},\"sealed\":true}",
 		         c->chunk_min, c->chunk_avg, c->chunk_max, c->compression_level, c->delta_max_depth);
-	rc = udr__write_file_atomic(tmpdir, cfg, text, strlen(text), mode, true);
+	rc = udr__config_write(tmpdir, cfg, text, mode);
 	free(cfg);
 	return rc < 0 ? rc : 0;
 }
@@ -118,19 +119,29 @@ int udr__check_config(const char *dir, const char *kind, int max_format)
 	char *text = NULL;
 	json_t *root;
 	json_error_t jerr;
-	int rc;
+	size_t len;
+	int rc, sealed;
 	if (!cfg)
 		return UDR_ENOMEM;
-	rc = udr__read_file(&text, NULL, cfg, 1 << 16);
+	rc = udr__read_file(&text, &len, cfg, 1 << 16);
 	if (rc < 0) {
 		if (rc == UDR_ENOTFOUND)
 			udr__error_set(UDR_ENOTFOUND, "not a %s: %s is missing", kind, cfg);
 		free(cfg);
 		return rc;
 	}
+	/* configs written since format-2 records are sealed; an unsealed one
+	 * is an older config, unless it says it was sealed */
+	if ((sealed = udr__unseal(text, len, cfg, "config")) < 0) {
+		free(text);
+		free(cfg);
+		return sealed;
+	}
 	root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	free(text);
-	if (!root || !json_is_object(root) || !json_is_integer(json_object_get(root, "format")) ||
+	if (root && !sealed && json_object_get(root, "sealed")) {
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: its check is missing or damaged", cfg);
+	} else if (!root || !json_is_object(root) || !json_is_integer(json_object_get(root, "format")) ||
 	    !json_is_string(json_object_get(root, "kind")) ||
 	    strcmp(json_string_value(json_object_get(root, "kind")), kind) != 0) {
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: not a %s config", cfg, kind);

@@ -59,3 +59,17 @@ int udr__unseal(const char *text, size_t len, const char *path, const char *what
 		                      what, path);
 	return 1;
 }
+
+int udr__config_write(const char *tmpdir, const char *path, const char *json, enum udr__publish_mode mode)
+{
+	size_t len = strlen(json);
+	char *text = malloc(len + 1);
+	int rc;
+	if (!text)
+		return udr__error_oom();
+	memcpy(text, json, len + 1);
+	if ((rc = udr__seal(&text, &len)) == 0)
+		rc = udr__write_file_atomic(tmpdir, path, text, len, mode, true);
+	free(text);
+	return rc;
+}

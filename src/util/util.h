@@ -112,6 +112,11 @@ int udr__seal(char **text, size_t *len);
  * an unsealed file is acceptable, e.g. an older format); UDR_ECORRUPT
  * naming `what` and path when the check does not match. */
 int udr__unseal(const char *text, size_t len, const char *path, const char *what);
+/* Write a config file: json is a compact object that ends with
+ * `"sealed":true}` (so a damaged seal can't pass for an older, unsealed
+ * config); sealed, then written durably.  Returns as
+ * udr__write_file_atomic. */
+int udr__config_write(const char *tmpdir, const char *path, const char *json, enum udr__publish_mode mode);
 
 /* ---- misc -------------------------------------------------------------- */
 
