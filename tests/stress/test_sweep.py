@@ -360,7 +360,7 @@ def build_store(base):
         s.p_versions.append(info)
     assert [i["version"] for i in s.p_versions] == [1, 2, 3, 4]
     s.head = len(commits)
-    assert s.head > 16 and s.head % 16 != 0, s.head  # HEAD exists, names an older record
+    assert s.head > 16, s.head
     assert os.path.exists(os.path.join(s.root, "catalog", "HEAD"))
     c["partA"] = s.p_versions[0]["chunks"][0]
     c["partC"] = s.p_versions[2]["chunks"][0]
@@ -393,16 +393,22 @@ def build_store(base):
                   if h != base_hash and os.path.basename(obj_file(R, h))[64:]
                   == os.path.basename(base_file)[64:]]
     p2_rec, p4_rec = s.p_versions[1]["commit"], s.p_versions[3]["commit"]
-    # P's latest is the last commit; P's version 2 was made by commit 16,
-    # the one HEAD names (so "record-old" is also the record HEAD points at).
+    # P's latest is the last commit (the one HEAD names); P's version 2 was
+    # made by commit 16.
     assert p4_rec == s.head and p2_rec == 16, (p2_rec, p4_rec)
 
     # Another valid chunk store config: the settings of another store.
     other = os.path.join(base, "other")
     assert run_udr(other, ["init", "--chunk-avg", "64K", "--compression-level", "5",
                            "--delta-depth", "10"]).returncode == 0
+    # LATEST caches are written by older versions of udr only (the log is
+    # the authority now): plant the ones such a udr would have left, with
+    # the true values, so that damage to them is swept too.
+    for t, v in (("P", 4), ("D", 3)):
+        open(os.path.join(cat, "tables", t, "LATEST"), "w").write("%d\n" % v)
     latest_d = os.path.join(cat, "tables", "D", "LATEST")
     head_text = open(os.path.join(cat, "HEAD"), "rb").read()
+    assert head_text == b"%d\n" % s.head, head_text  # HEAD follows every commit
 
     s.files = {
         "raw": (obj_file(R, c["raw"]), obj_file(R, c["raw2"])),
@@ -416,14 +422,13 @@ def build_store(base):
         "version-latest": (vfile(4), vfile(3)),
         "record-old": (rfile(p2_rec), rfile(p2_rec - 1)),
         "record-latest": (rfile(p4_rec), rfile(p4_rec - 1)),
-        "HEAD": (os.path.join(cat, "HEAD"), head_text.replace(b"16", b"8")),
+        "HEAD": (os.path.join(cat, "HEAD"), b"8\n"),
         "LATEST": (os.path.join(cat, "tables", "P", "LATEST"), latest_d),
         "config-root": (os.path.join(R, "config.json"), None),
         "config-chunks": (os.path.join(R, "chunks", "config.json"),
                           os.path.join(other, "chunks", "config.json")),
         "config-catalog": (os.path.join(cat, "config.json"), None),
     }
-    assert b"16" in head_text, head_text
     for k in ("raw", "zst", "piece", "delta", "delta-base", "part"):
         a, b = s.files[k]
         assert open(a, "rb").read() != open(b, "rb").read(), k
