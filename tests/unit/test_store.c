@@ -889,87 +889,116 @@ static void store_get_verifies_raw_by_default(void **state)
 	free(p);
 }
 
+/* Three chunked contents in a small_store: rnd (random: raw pieces), txt
+ * (text: zstd pieces) and txt2 (txt edited, put from the file in2 with txt
+ * as its base: delta pieces). */
+#define KINDS_SIZE 200000
+struct kinds {
+	unsigned char rnd[KINDS_SIZE], txt[KINDS_SIZE], txt2[KINDS_SIZE];
+	udr_hash hr, ht, ht2;
+	char *in, *in2; /* files holding rnd and txt2 */
+};
+
+static struct kinds *kinds_put(fx *f, udr_store *st)
+{
+	struct kinds *k = calloc(1, sizeof(*k));
+	udr_put_options po = UDR_PUT_OPTIONS_INIT;
+	th_fill(k->rnd, KINDS_SIZE, 1);
+	for (size_t i = 0; i < KINDS_SIZE; i++)
+		k->txt[i] = (unsigned char)("row,1234,abcdef\n"[i % 16] + (i / 4096) % 7);
+	memcpy(k->txt2, k->txt, KINDS_SIZE);
+	for (size_t i = 0; i < KINDS_SIZE; i += 5000)
+		k->txt2[i] ^= 0x20; /* a few edits in every piece: deltas pay */
+	k->in = th_join(f->dir, "in");
+	k->in2 = th_join(f->dir, "in2");
+	th_write_file(k->in, k->rnd, KINDS_SIZE);
+	th_write_file(k->in2, k->txt2, KINDS_SIZE);
+	assert_int_equal(udr_store_put(&k->hr, st, k->rnd, KINDS_SIZE), 0);
+	assert_int_equal(udr_store_put(&k->ht, st, k->txt, KINDS_SIZE), 0);
+	po.base = &k->ht;
+	assert_int_equal(udr_store_put_file_ext(&k->ht2, st, k->in2, &po), 0);
+	return k;
+}
+
+static void kinds_free(struct kinds *k)
+{
+	free(k->in);
+	free(k->in2);
+	free(k);
+}
+
+/* The base piece a delta object names. */
+static udr_hash delta_base(const char *delta_path)
+{
+	size_t dl = 0;
+	unsigned char *d = (unsigned char *)th_read_file(delta_path, &dl);
+	udr_hash bh;
+	assert_non_null(d);
+	assert_true(dl > 44);
+	memcpy(bh.bytes, d + 12, 32);
+	free(d);
+	return bh;
+}
+
 /* Damage to each object kind (raw piece, zstd piece, manifest, delta, a
  * delta's base) fails every read. */
 static void store_get_verifies_every_kind(void **state)
 {
 	fx *f = *state;
 	udr_store *st = small_store(f, "kinds");
-	size_t n = 200000;
-	unsigned char *rnd = malloc(n), *txt = malloc(n), *txt2 = malloc(n);
-	udr_hash hr, ht, ht2;
-	udr_put_options po = UDR_PUT_OPTIONS_INIT;
-	char *in = th_join(f->dir, "in2"), *p;
-	th_fill(rnd, n, 1);
-	for (size_t i = 0; i < n; i++)
-		txt[i] = (unsigned char)("row,1234,abcdef\n"[i % 16] + (i / 4096) % 7);
-	memcpy(txt2, txt, n);
-	for (size_t i = 0; i < n; i += 5000)
-		txt2[i] ^= 0x20; /* a few edits in every piece: deltas pay */
-	assert_int_equal(udr_store_put(&hr, st, rnd, n), 0);
-	assert_int_equal(udr_store_put(&ht, st, txt, n), 0);
-	th_write_file(in, txt2, n);
-	po.base = &ht;
-	assert_int_equal(udr_store_put_file_ext(&ht2, st, in, &po), 0);
-	assert_reads_ok(f, st, &hr, rnd, n);
-	assert_reads_ok(f, st, &ht2, txt2, n);
+	struct kinds *k = kinds_put(f, st);
+	size_t n = KINDS_SIZE;
+	char *p;
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
+	assert_reads_ok(f, st, &k->ht2, k->txt2, n);
 
 	/* a raw piece: one flipped bit */
-	p = piece_file(st, &hr, "", 3);
+	p = piece_file(st, &k->hr, "", 3);
 	assert_non_null(p);
 	th_flip_bit(p, 100);
-	assert_reads_fail(f, st, &hr);
+	assert_reads_fail(f, st, &k->hr);
 	th_flip_bit(p, 100);
-	assert_reads_ok(f, st, &hr, rnd, n);
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
 	free(p);
 	/* the manifest */
-	p = th_object_path(udr_store_path(st), &hr);
+	p = th_object_path(udr_store_path(st), &k->hr);
 	assert_int_equal(strcmp(p + strlen(p) - 2, ".m"), 0);
 	th_flip_bit(p, 70);
-	assert_reads_fail(f, st, &hr);
+	assert_reads_fail(f, st, &k->hr);
 	th_flip_bit(p, 70);
 	free(p);
 	/* a zstd piece of the text */
-	p = piece_file(st, &ht, ".zst", 0);
+	p = piece_file(st, &k->ht, ".zst", 0);
 	assert_non_null(p);
 	th_flip_bit(p, 20);
-	assert_reads_fail(f, st, &ht);
+	assert_reads_fail(f, st, &k->ht);
 	th_flip_bit(p, 20);
 	free(p);
 	/* a delta piece */
-	p = piece_file(st, &ht2, ".d", 0);
+	p = piece_file(st, &k->ht2, ".d", 0);
 	assert_non_null(p);
 	th_flip_bit(p, 60);
-	assert_reads_fail(f, st, &ht2);
+	assert_reads_fail(f, st, &k->ht2);
 	th_flip_bit(p, 60);
-	assert_reads_ok(f, st, &ht2, txt2, n);
-	/* the delta's base, made raw with its exact bytes flipped: the delta
-	 * decodes against the base's bytes, which must be verified */
+	assert_reads_ok(f, st, &k->ht2, k->txt2, n);
+	/* the delta's base, made raw with one byte flipped: the delta decodes
+	 * against the base's bytes, which must be verified */
 	{
-		size_t dl = 0;
-		unsigned char *d = (unsigned char *)th_read_file(p, &dl);
-		udr_hash bh;
+		udr_hash bh = delta_base(p);
 		void *bb = NULL;
 		size_t bl = 0;
-		char *bpath, *braw;
-		memcpy(bh.bytes, d + 12, 32);
-		free(d);
+		char *bpath = th_object_path(udr_store_path(st), &bh), *braw = th_chunk_path(udr_store_path(st), &bh);
 		assert_int_equal(udr_store_get(&bb, &bl, st, &bh), 0);
-		bpath = th_object_path(udr_store_path(st), &bh);
-		braw = th_chunk_path(udr_store_path(st), &bh);
 		unlink(bpath);
 		((unsigned char *)bb)[bl / 2] ^= 1;
 		th_write_file(braw, bb, bl);
 		udr_free(bb);
-		assert_reads_fail(f, st, &ht2);
+		assert_reads_fail(f, st, &k->ht2);
 		free(bpath);
 		free(braw);
 	}
 	free(p);
-	free(in);
-	free(rnd);
-	free(txt);
-	free(txt2);
+	kinds_free(k);
 	udr_store_close(st);
 }
 
@@ -1024,77 +1053,55 @@ static void store_reput_repairs_pieces_and_manifest(void **state)
 {
 	fx *f = *state;
 	udr_store *st = small_store(f, "rep");
-	size_t n = 200000;
-	unsigned char *rnd = malloc(n), *txt = malloc(n), *txt2 = malloc(n);
-	udr_hash hr, ht, ht2, h;
-	udr_put_options po = UDR_PUT_OPTIONS_INIT;
-	char *in = th_join(f->dir, "in"), *in2 = th_join(f->dir, "in2"), *p;
+	struct kinds *k = kinds_put(f, st);
+	size_t n = KINDS_SIZE;
 	uint64_t repaired = 99;
-	th_fill(rnd, n, 2);
-	for (size_t i = 0; i < n; i++)
-		txt[i] = (unsigned char)("row,1234,abcdef\n"[i % 16] + (i / 4096) % 7);
-	memcpy(txt2, txt, n);
-	for (size_t i = 0; i < n; i += 5000)
-		txt2[i] ^= 0x20;
-	th_write_file(in, rnd, n);
-	th_write_file(in2, txt2, n);
-	assert_int_equal(udr_store_put(&hr, st, rnd, n), 0);
-	assert_int_equal(udr_store_put(&ht, st, txt, n), 0);
-	po.base = &ht;
-	assert_int_equal(udr_store_put_file_ext(&ht2, st, in2, &po), 0);
+	udr_hash h;
+	char *p;
 
 	/* nothing damaged: nothing repaired */
-	assert_int_equal(udr_store_repair_file(&h, &repaired, st, in), 0);
-	assert_true(udr_hash_equal(&h, &hr));
+	assert_int_equal(udr_store_repair_file(&h, &repaired, st, k->in), 0);
+	assert_true(udr_hash_equal(&h, &k->hr));
 	assert_int_equal(repaired, 0);
 	/* two damaged pieces, one truncated to nothing */
-	p = piece_file(st, &hr, "", 1);
+	p = piece_file(st, &k->hr, "", 1);
 	th_flip_bit(p, 1);
 	free(p);
-	p = piece_file(st, &hr, "", 4);
+	p = piece_file(st, &k->hr, "", 4);
 	th_truncate(p, 0);
 	free(p);
-	assert_reads_fail(f, st, &hr);
-	assert_int_equal(udr_store_repair_file(&h, &repaired, st, in), 0);
+	assert_reads_fail(f, st, &k->hr);
+	assert_int_equal(udr_store_repair_file(&h, &repaired, st, k->in), 0);
 	assert_int_equal(repaired, 2);
-	assert_reads_ok(f, st, &hr, rnd, n);
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
 	/* the manifest, by a plain put from memory */
-	p = th_object_path(udr_store_path(st), &hr);
+	p = th_object_path(udr_store_path(st), &k->hr);
 	th_flip_bit(p, 64 + 5);
-	assert_reads_fail(f, st, &hr);
-	assert_int_equal(udr_store_put(&h, st, rnd, n), 0);
-	assert_reads_ok(f, st, &hr, rnd, n);
+	assert_reads_fail(f, st, &k->hr);
+	assert_int_equal(udr_store_put(&h, st, k->rnd, n), 0);
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
 	free(p);
 	/* a delta's base piece damaged: re-putting the delta'd content stores
 	 * its piece anew; re-putting the base content repairs the base */
-	p = piece_file(st, &ht2, ".d", 0);
+	p = piece_file(st, &k->ht2, ".d", 0);
 	assert_non_null(p);
 	{
-		size_t dl = 0;
-		unsigned char *d = (unsigned char *)th_read_file(p, &dl);
-		udr_hash bh;
-		char *bpath;
-		memcpy(bh.bytes, d + 12, 32);
-		free(d);
-		bpath = th_object_path(udr_store_path(st), &bh);
+		udr_hash bh = delta_base(p);
+		char *bpath = th_object_path(udr_store_path(st), &bh);
 		th_truncate(bpath, 5);
 		free(bpath);
 	}
 	free(p);
-	assert_reads_fail(f, st, &ht2);
-	assert_reads_fail(f, st, &ht);
-	assert_int_equal(udr_store_repair_file(&h, &repaired, st, in2), 0);
-	assert_true(udr_hash_equal(&h, &ht2));
+	assert_reads_fail(f, st, &k->ht2);
+	assert_reads_fail(f, st, &k->ht);
+	assert_int_equal(udr_store_repair_file(&h, &repaired, st, k->in2), 0);
+	assert_true(udr_hash_equal(&h, &k->ht2));
 	assert_true(repaired >= 1);
-	assert_reads_ok(f, st, &ht2, txt2, n);
-	assert_int_equal(udr_store_put(&h, st, txt, n), 0);
-	assert_reads_ok(f, st, &ht, txt, n);
+	assert_reads_ok(f, st, &k->ht2, k->txt2, n);
+	assert_int_equal(udr_store_put(&h, st, k->txt, n), 0);
+	assert_reads_ok(f, st, &k->ht, k->txt, n);
 	assert_int_equal(udr_store_fsck(NULL, st, NULL, NULL), 0);
-	free(in);
-	free(in2);
-	free(rnd);
-	free(txt);
-	free(txt2);
+	kinds_free(k);
 	udr_store_close(st);
 }
 
