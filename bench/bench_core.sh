@@ -137,6 +137,26 @@ pf=$(timeit "$UDR" --store "$WORK/core_store" put "$FILE")
 rm -rf "$WORK/core_store"
 sync
 
+# ---- 2b. get: verified (the default) vs --no-verify ------------------------------
+# The cost of verification (each piece rehashed before it is written, the
+# whole content at the end), page cache warm: the mixed file as pieces
+# (format 2), and as one plain object (format 1, above 64 MiB: streamed).
+GV=() GN=() G1V=() G1N=()
+rm -rf "$WORK/core_get" "$WORK/core_get1"
+"$UDR" --store "$WORK/core_get" init >/dev/null
+"$UDR" --store "$WORK/core_get1" init --format 1 >/dev/null
+gh=$("$UDR" --store "$WORK/core_get" put "$FILE")
+"$UDR" --store "$WORK/core_get1" put "$FILE" >/dev/null
+"$UDR" --store "$WORK/core_get" get "$gh" >"$NULL"
+for r in $(seq "$ROUNDS"); do
+	GV+=("$(timeit "$UDR" --store "$WORK/core_get" get "$gh")")
+	GN+=("$(timeit "$UDR" --store "$WORK/core_get" get --no-verify "$gh")")
+	G1V+=("$(timeit "$UDR" --store "$WORK/core_get1" get "$gh")")
+	G1N+=("$(timeit "$UDR" --store "$WORK/core_get1" get --no-verify "$gh")")
+done
+gv=$(min "${GV[@]}") gn=$(min "${GN[@]}") g1v=$(min "${G1V[@]}") g1n=$(min "${G1N[@]}")
+rm -rf "$WORK/core_get" "$WORK/core_get1"
+
 # ---- 3. small durable puts and gets -------------------------------------------
 rm -rf "$WORK/core_fsync" "$WORK/core_small"
 sync
@@ -167,8 +187,12 @@ r=$(div "$put_rate" "$fs_rate")
 row "$NPUT durable 4 KiB puts (chunks/s)" "$put_rate" "$fs_rate" "$r" "" "context"
 row "  peer: C loop write+fsync file+fsync dir (/s)" "" "$fs_rate" "" "" ""
 row "$NPUT 4 KiB gets, warm, best of 3 (chunks/s)" "$get_rate" "" "" "" "info"
+row "get pieces, warm (s; peer: get --no-verify)" "$gv" "$gn" "$(div "$gn" "$gv")" "" "info"
+row "  throughput" "$(mib "$gv")" "$(mib "$gn")" "" "" ""
+row "get one plain object, warm (s; peer: idem)" "$g1v" "$g1n" "$(div "$g1n" "$g1v")" "" "info"
+row "  throughput" "$(mib "$g1v")" "$(mib "$g1n")" "" "" ""
 echo
-echo "samples (s): hash udr ${HU[*]} | b3sum ${HB[*]} | put ${PU[*]} | cp+sync ${PC[*]} | fsync-loop halves $f1 $f2 (n=$NFSYNC each)"
+echo "samples (s): hash udr ${HU[*]} | b3sum ${HB[*]} | put ${PU[*]} | cp+sync ${PC[*]} | fsync-loop halves $f1 $f2 (n=$NFSYNC each) | get ${GV[*]} | get --no-verify ${GN[*]} | get plain ${G1V[*]} | get plain --no-verify ${G1N[*]}"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "${KEEP_DATA:-0}" = 1 ] || rm -f "$FILE"
 [ "$NULL" = /dev/null ] || rm -f "$NULL"

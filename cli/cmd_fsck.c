@@ -1,9 +1,11 @@
 /*
  * cli/cmd_fsck.c - `udr fsck`: check the chunk store, then the catalog,
- * printing one line per problem and a summary.
+ * printing one line per problem and a summary.  With --repair-from FILE it
+ * first takes good copies of damaged content from the files given.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -67,23 +69,87 @@ static int run_check(int rc, const char *what)
 	return rc;
 }
 
+enum { OPT_REPAIR_FROM = CLI_OPT_FIRST };
+
+/* The files of --repair-from, in order. */
+struct repair_list {
+	const char **files;
+	size_t n;
+};
+
+static int fsck_opt(int opt, const char *arg, void *payload)
+{
+	struct repair_list *l = payload;
+	const char **p;
+
+	(void)opt;
+	if (!(p = realloc(l->files, (l->n + 1) * sizeof(*p)))) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	l->files = p;
+	l->files[l->n++] = arg;
+	return -1;
+}
+
+/*
+ * Store each file; the put replaces every damaged object of its content and
+ * pieces.  One line per file.  Returns 0 or the exit code of the first
+ * failure (the others are still tried).
+ */
+static int repair_from(udr_store *store, const struct repair_list *l)
+{
+	int code = CLI_EXIT_OK;
+
+	for (size_t i = 0; i < l->n; i++) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+		uint64_t repaired = 0;
+		udr_hash h;
+		int rc = udr_store_repair_file(&h, &repaired, store, l->files[i]);
+
+		if (rc) {
+			int c = cli_fail(rc);
+
+			if (code == CLI_EXIT_OK)
+				code = c;
+			continue;
+		}
+		udr_hash_tohex(hex, &h);
+		printf("repair %s from %s: %" PRIu64 " damaged object%s replaced\n", hex, l->files[i],
+		       repaired, PLURAL(repaired));
+	}
+	return code;
+}
+
 int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = { CLI_COMMON_LONGOPTS };
+	static const struct option longopts[] = {
+		{ "repair-from", required_argument, NULL, OPT_REPAIR_FROM },
+		CLI_COMMON_LONGOPTS
+	};
 	const cli_command *self = cli_find_command("fsck");
 	udr_check_stats cs = { 0 }, ms = { 0 };
 	struct fsck_state chunk_state = { "chunk", 0, 0 }, cat_state = { "catalog", 1, 0 };
+	struct repair_list repairs = { NULL, 0 };
 	uint64_t problems;
 	udr_db *db;
-	int rc_store, rc_cat;
-	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, NULL, NULL);
+	int rc_store, rc_cat, rc_repair;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, fsck_opt, &repairs);
 
-	if (rc >= 0)
+	if (rc >= 0) {
+		free(repairs.files);
 		return rc;
-	if (optind < argc)
+	}
+	if (optind < argc) {
+		free(repairs.files);
 		return cli_usage_error(self, "too many arguments");
-	if ((rc = cli_open_db(&db, ctx)) != 0)
+	}
+	if ((rc = cli_open_db(&db, ctx)) != 0) {
+		free(repairs.files);
 		return rc;
+	}
+	rc_repair = repair_from(udr_db_store(db), &repairs);
+	free(repairs.files);
 	rc_store = run_check(udr_store_fsck(&cs, udr_db_store(db), print_problem, &chunk_state),
 	                     "chunk store");
 	rc_cat = run_check(udr_catalog_fsck(&ms, udr_db_catalog(db), print_problem, &cat_state),
@@ -110,5 +176,5 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_CORRUPT;
 	if (rc_store || rc_cat)
 		return cli_exit_code(rc_store ? rc_store : rc_cat);
-	return CLI_EXIT_OK;
+	return rc_repair;
 }

@@ -54,7 +54,7 @@ struct init_opts {
 };
 
 enum { OPT_FORMAT = CLI_OPT_FIRST, OPT_CHUNK_MIN, OPT_CHUNK_AVG, OPT_CHUNK_MAX, OPT_LEVEL,
-       OPT_DEPTH, OPT_BASE, OPT_VERIFY, OPT_JSON };
+       OPT_DEPTH, OPT_BASE, OPT_VERIFY, OPT_NO_VERIFY, OPT_JSON };
 
 static int init_opt(int opt, const char *arg, void *payload)
 {
@@ -354,8 +354,12 @@ int cli_cmd_put(cli_ctx *ctx, int argc, char **argv)
 #define VERIFY_IN_MEMORY_MAX ((uint64_t)64 << 20)
 
 /*
- * `get --verify` to standard output.  Bytes written to a pipe cannot be taken
- * back, so corrupt bytes must never reach stdout:
+ * `get --verify` to standard output.  Every get verifies (the library
+ * rehashes each piece before writing it, and a raw object of up to 64 MiB
+ * before writing anything), but a larger raw object, or the pieces before a
+ * damaged one, would reach stdout before the damage is known (exit 4 then).
+ * Bytes written to a pipe cannot be taken back, so with --verify no byte of
+ * damaged content reaches stdout:
  *  - a chunk up to 64 MiB is read into memory and verified
  *    (udr_store_get_verified); exactly the verified bytes are written;
  *  - a larger chunk is first streamed through the hash into /dev/null
@@ -454,6 +458,7 @@ static int get_file_progress(const cli_ctx *ctx, udr_store *store, const udr_has
 struct get_opts {
 	const char *output;
 	int verify;
+	int no_verify;
 };
 
 static int get_opt(int opt, const char *arg, void *payload)
@@ -462,6 +467,8 @@ static int get_opt(int opt, const char *arg, void *payload)
 
 	if (opt == 'o')
 		o->output = arg;
+	else if (opt == OPT_NO_VERIFY)
+		o->no_verify = 1;
 	else
 		o->verify = 1;
 	return -1;
@@ -472,10 +479,11 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "verify", no_argument, NULL, OPT_VERIFY },
+		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("get");
-	struct get_opts o = { NULL, 0 };
+	struct get_opts o = { NULL, 0, 0 };
 	unsigned flags;
 	udr_db *db;
 	udr_hash h;
@@ -490,9 +498,11 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (o.output && !o.output[0])
 		return cli_usage_error(self, "-o needs a file name");
+	if (o.verify && o.no_verify)
+		return cli_usage_error(self, "--verify and --no-verify exclude each other");
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	flags = o.verify ? UDR_GET_VERIFY : 0;
+	flags = o.no_verify ? UDR_GET_NOVERIFY : 0; /* verified by default */
 	if (o.output && progress_wanted(ctx)) {
 		rc = get_file_progress(ctx, udr_db_store(db), &h, o.output, flags);
 		udr_db_close(db);
@@ -510,7 +520,7 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
 		/* Progress when stdout is a file (its offset can be sampled). */
 		prog = progress_wanted(ctx) && udr_store_size(&total, udr_db_store(db), &h) == 0
 		       ? cli_progress_start(ctx, "get", total, STDOUT_FILENO) : NULL;
-		rc = udr_store_get_fd(udr_db_store(db), &h, STDOUT_FILENO, 0);
+		rc = udr_store_get_fd(udr_db_store(db), &h, STDOUT_FILENO, flags);
 		cli_progress_finish(prog);
 	}
 	if (rc)

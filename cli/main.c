@@ -91,13 +91,20 @@ static const cli_command commands[] = {
 	  "Shows progress on stderr when it is a terminal (not with --quiet).\n",
 	  cli_cmd_put },
 	{ "get", "write a chunk to standard output or a file",
-	  "usage: udr get HASH [-o FILE] [--verify]\n"
+	  "usage: udr get HASH [-o FILE] [--verify | --no-verify]\n"
 	  "\n"
-	  "Write the chunk HASH to standard output, or to FILE with -o.\n"
-	  "  -o, --output FILE  write to FILE atomically (it appears complete or\n"
-	  "                     not at all)\n"
-	  "  --verify           rehash the content; on a mismatch nothing is\n"
-	  "                     written and the exit status is 4\n"
+	  "Write the chunk HASH to standard output, or to FILE with -o.  The content\n"
+	  "is verified: each piece is rehashed before it is written and the whole\n"
+	  "content at the end; damage exits 4 naming the chunk.  Standard output\n"
+	  "then may already hold the verified pieces before the damaged one (or,\n"
+	  "for one plain object above 64 MiB, its bytes): discard it.\n"
+	  "  -o, --output FILE  write to FILE atomically (it appears complete and\n"
+	  "                     verified, or not at all)\n"
+	  "  --verify           also to standard output, nothing of damaged content\n"
+	  "                     is written (content above 64 MiB is read twice)\n"
+	  "  --no-verify        do not rehash (faster; zstd and manifest checksums\n"
+	  "                     are still checked, damage to plain objects is not\n"
+	  "                     noticed)\n"
 	  "Shows progress on stderr when it is a terminal (not with --quiet) and\n"
 	  "the output is a file.\n",
 	  cli_cmd_get },
@@ -217,12 +224,19 @@ static const cli_command commands[] = {
 	  "          dedup_ratio, compression_ratio\n",
 	  cli_cmd_stats },
 	{ "fsck", "check the chunk store and the catalog",
-	  "usage: udr fsck\n"
+	  "usage: udr fsck [--repair-from FILE]...\n"
 	  "\n"
 	  "Rehash every chunk and check every catalog file, including that every\n"
 	  "chunk a version names is stored; remove temp files of dead writers.\n"
 	  "Prints one line per problem and a summary; exits 0 when clean, 4 when\n"
-	  "problems were found.\n",
+	  "problems were found.\n"
+	  "  --repair-from FILE  first take a good copy of damaged content from FILE\n"
+	  "                      (repeatable): FILE is stored, and every damaged\n"
+	  "                      object of its content and its pieces is replaced\n"
+	  "                      atomically; prints \"repair HASH from FILE: N\n"
+	  "                      damaged objects replaced\", then checks as above\n"
+	  "(`udr put FILE` repairs the same way: a put never keeps damaged objects\n"
+	  "of the content it stores.)\n",
 	  cli_cmd_fsck },
 	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
 	  "usage: udr import TABLE FILE... [--format F] [--append] [-m MESSAGE]\n"

@@ -182,12 +182,13 @@ static PyObject *store_put(udrpy_store *s, PyObject *arg)
 /*
  * Read a chunk that the store keeps as one plain file (udr_store_local_path)
  * straight into a new bytes object, saving the copy out of the library's
- * buffer.  1: *out is set; 0: the caller must take the library's copying
- * path, which also reports any error with the library's message (not a
- * plain file, missing, unreadable, short, or a hash mismatch with verify);
- * -1: a Python exception (MemoryError).
+ * buffer, and rehash it (local_path leaves verification to its caller).
+ * 1: *out is set; 0: the caller must take the library's copying path, which
+ * also reports any error with the library's message (not a plain file,
+ * missing, unreadable, short, or a hash mismatch); -1: a Python exception
+ * (MemoryError).
  */
-static int get_in_place(PyObject **out, udr_store *st, const udr_hash *h, int verify)
+static int get_in_place(PyObject **out, udr_store *st, const udr_hash *h)
 {
 	char *path = NULL;
 	struct stat sb;
@@ -228,7 +229,7 @@ static int get_in_place(PyObject **out, udr_store *st, const udr_hash *h, int ve
 		got += (size_t)n;
 	}
 	close(fd);
-	if (ok && verify) {
+	if (ok) {
 		udr_hash check;
 
 		udr_hash_buf(&check, p, (size_t)sb.st_size);
@@ -243,7 +244,7 @@ static int get_in_place(PyObject **out, udr_store *st, const udr_hash *h, int ve
 	return 1;
 }
 
-static PyObject *get_common(udrpy_store *s, PyObject *arg, int verified)
+static PyObject *store_get(udrpy_store *s, PyObject *arg)
 {
 	udr_store *st;
 	udr_hash h;
@@ -257,14 +258,13 @@ static PyObject *get_common(udrpy_store *s, PyObject *arg, int verified)
 	st = udrpy_store_enter(s);
 	if (st == NULL)
 		return NULL;
-	rc = get_in_place(&r, st, &h, verified);
+	rc = get_in_place(&r, st, &h);
 	if (rc != 0) {
 		udrpy_store_leave(s);
 		return rc < 0 ? NULL : r;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	rc = verified ? udr_store_get_verified(&data, &len, st, &h)
-	              : udr_store_get(&data, &len, st, &h);
+	rc = udr_store_get(&data, &len, st, &h); /* verifies */
 	Py_END_ALLOW_THREADS
 	if (rc < 0) {
 		udrpy_raise(rc);
@@ -283,24 +283,15 @@ static PyObject *get_common(udrpy_store *s, PyObject *arg, int verified)
 
 PyDoc_STRVAR(get_doc,
 "get(hash) -> bytes\n\n"
-"The bytes of the chunk named by hash (64 hex digits), read without\n"
-"rehashing.  Raises NotFoundError when the chunk does not exist,\n"
-"InvalidArgumentError for a malformed hash, TypeError for a non-str.");
-
-static PyObject *store_get(udrpy_store *s, PyObject *arg)
-{
-	return get_common(s, arg, 0);
-}
+"The bytes of the chunk named by hash (64 hex digits), verified: each\n"
+"piece and the whole content are rehashed, and damage raises\n"
+"IntegrityError naming the chunk (nothing is returned).  Raises\n"
+"NotFoundError when the chunk does not exist, InvalidArgumentError for a\n"
+"malformed hash, TypeError for a non-str.");
 
 PyDoc_STRVAR(get_verified_doc,
 "get_verified(hash) -> bytes\n\n"
-"As get(), then rehash the bytes: a mismatch raises IntegrityError naming\n"
-"the chunk and returns nothing.");
-
-static PyObject *store_get_verified(udrpy_store *s, PyObject *arg)
-{
-	return get_common(s, arg, 1);
-}
+"The same as get(), which verifies too (kept for compatibility).");
 
 PyDoc_STRVAR(exists_doc,
 "exists(hash) -> bool\n\n"
@@ -399,8 +390,10 @@ PyDoc_STRVAR(get_file_doc,
 "get_file(hash, path, verify=True) -> None\n\n"
 "Write the chunk named by hash to the file at path, streaming with bounded\n"
 "memory.  The file appears (replacing any file of that name) only when all\n"
-"bytes were written and, with verify, rehashed and found equal; on failure\n"
-"nothing is left at path.  Raises NotFoundError, IntegrityError, IOError.");
+"bytes were written and rehashed and found equal; on failure nothing is\n"
+"left at path.  verify=False skips the rehash (zstd and manifest checksums\n"
+"are still checked, damage to plain objects is not noticed).  Raises\n"
+"NotFoundError, IntegrityError, IOError.");
 
 static PyObject *store_get_file(udrpy_store *s, PyObject *args, PyObject *kwds)
 {
@@ -420,7 +413,7 @@ static PyObject *store_get_file(udrpy_store *s, PyObject *args, PyObject *kwds)
 		return NULL;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	rc = udr_store_get_file(st, &h, PyBytes_AS_STRING(path), verify ? UDR_GET_VERIFY : 0);
+	rc = udr_store_get_file(st, &h, PyBytes_AS_STRING(path), verify ? 0 : UDR_GET_NOVERIFY);
 	Py_END_ALLOW_THREADS
 	Py_DECREF(path);
 	if (rc < 0)
@@ -462,9 +455,12 @@ static PyObject *store_put_fd(udrpy_store *s, PyObject *arg)
 PyDoc_STRVAR(get_fd_doc,
 "get_fd(hash, fd, verify=True) -> None\n\n"
 "Write the chunk named by hash into a file descriptor (an int, or an object\n"
-"with fileno(); flush a buffered file object first), streaming.  With\n"
-"verify a mismatch raises IntegrityError at the end, after the bytes were\n"
-"written: the caller must then discard them.");
+"with fileno(); flush a buffered file object first), streaming.  Each\n"
+"piece is rehashed before it is written (a plain object of up to 64 MiB\n"
+"before anything is written); damage raises IntegrityError, possibly after\n"
+"verified pieces (or, for a plain object above 64 MiB, its bytes) were\n"
+"written: the caller must then discard them.  verify=False skips the\n"
+"rehash, as for get_file().");
 
 static PyObject *store_get_fd(udrpy_store *s, PyObject *args, PyObject *kwds)
 {
@@ -484,7 +480,7 @@ static PyObject *store_get_fd(udrpy_store *s, PyObject *args, PyObject *kwds)
 	if (st == NULL)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
-	rc = udr_store_get_fd(st, &h, fd, verify ? UDR_GET_VERIFY : 0);
+	rc = udr_store_get_fd(st, &h, fd, verify ? 0 : UDR_GET_NOVERIFY);
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		udrpy_raise(rc);
@@ -598,7 +594,7 @@ static PyObject *store_get_path(udrpy_store *s, void *closure)
 static PyMethodDef store_methods[] = {
 	{"put", (PyCFunction)store_put, METH_O, put_doc},
 	{"get", (PyCFunction)store_get, METH_O, get_doc},
-	{"get_verified", (PyCFunction)store_get_verified, METH_O, get_verified_doc},
+	{"get_verified", (PyCFunction)store_get, METH_O, get_verified_doc},
 	{"exists", (PyCFunction)store_exists, METH_O, exists_doc},
 	{"size", (PyCFunction)store_size, METH_O, size_doc},
 	{"put_file", (PyCFunction)store_put_file, METH_O, put_file_doc},

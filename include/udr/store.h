@@ -6,6 +6,13 @@
  * link, directory fsync); a reader never sees a partial chunk.  A store handle
  * may be shared by any number of threads, and any number of processes may
  * use the same store directory at once.
+ *
+ * Reads verify: every piece of a content (and every delta base it is decoded
+ * against) is rehashed before its bytes are handed out, and the whole content
+ * at the end, so damage on disk is UDR_ECORRUPT naming the chunk, never wrong
+ * bytes.  A put that finds its content (or a piece) already stored checks that
+ * the stored object decodes to the bytes being put, and replaces a damaged
+ * object by a good copy.
  */
 #ifndef UDR_STORE_H
 #define UDR_STORE_H
@@ -42,7 +49,10 @@ UDR_EXTERN const char *udr_store_path(const udr_store *store);
  * Store len bytes; durable when the call returns.  Content larger than the
  * store's chunk_max is split into content-defined pieces (each itself
  * content-addressed and shared) listed by a manifest; the hash is always the
- * BLAKE3 of the whole content.
+ * BLAKE3 of the whole content.  When the content or a piece is already
+ * stored, the stored object is checked to decode to these bytes; a damaged
+ * (or unreadable) one is replaced atomically by a good copy (temp file,
+ * fsync, rename over it, directory fsync), so a re-put repairs damage.
  * @param[out] out the BLAKE3-256 of the bytes (also when they already existed)
  * @return 0; UDR_EINVAL (data NULL with len > 0); UDR_EIO; UDR_ENOMEM.
  */
@@ -73,37 +83,55 @@ UDR_EXTERN int udr_store_exists(udr_store *store, const udr_hash *hash);
 UDR_EXTERN int udr_store_size(uint64_t *out, udr_store *store, const udr_hash *hash);
 
 /**
- * Read a whole chunk into memory, without rehashing.
+ * Read a whole chunk into memory, verified: each piece is rehashed before it
+ * is used and the whole content at the end.  Damage (a piece or object that
+ * does not hash to its name, a bad frame or manifest, a missing piece or
+ * delta base) is UDR_ECORRUPT naming the chunk (and the piece), and nothing
+ * is returned.
  * @param[out] out a buffer owned by the caller, freed with udr_free (non-NULL
  *             also for an empty chunk)
  * @param[out] out_len its length
- * @return 0; UDR_ENOTFOUND; UDR_EIO; UDR_ENOMEM.
+ * @return 0; UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_store_get(void **out, size_t *out_len, udr_store *store, const udr_hash *hash);
 
-/**
- * As udr_store_get, then rehash: a mismatch is UDR_ECORRUPT naming the chunk
- * and nothing is returned.
- */
+/** The same as udr_store_get (which verifies too; kept for compatibility). */
 UDR_EXTERN int udr_store_get_verified(void **out, size_t *out_len, udr_store *store,
                                       const udr_hash *hash);
 
+/**
+ * Fully decode and verify the content hash (every piece, every delta base,
+ * the whole content), without keeping its bytes: what a commit calls before
+ * it names a chunk.
+ * @return 0 when the content is stored and intact; UDR_ENOTFOUND; UDR_ECORRUPT
+ *         naming the chunk (and the piece); UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_verify(udr_store *store, const udr_hash *hash);
+
 /** Flags for the streaming reads. */
-#define UDR_GET_VERIFY 0x1u /**< rehash while reading; a mismatch is UDR_ECORRUPT */
+#define UDR_GET_VERIFY 0x1u   /**< verify (the default; accepted for compatibility) */
+#define UDR_GET_NOVERIFY 0x2u /**< do not rehash: sizes, manifest checksums and zstd
+                                   frame checksums are still checked, but a damaged raw
+                                   object (or raw piece) is written as it is */
 
 /**
- * Stream a chunk into fd with bounded memory.  With UDR_GET_VERIFY the bytes
- * are hashed as they are written and a mismatch is reported as UDR_ECORRUPT
- * at the end: the bytes already written to fd must then be discarded by the
- * caller (udr_store_get_file does that for files).
- * @return 0; UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO.
+ * Stream a chunk into fd with bounded memory, verified unless
+ * UDR_GET_NOVERIFY: each piece is rehashed before it is written, so damage
+ * stops the stream at the damaged piece (only verified bytes were written)
+ * with UDR_ECORRUPT.  A single raw object of up to 64 MiB is read and
+ * verified before anything is written; a larger one is streamed, and its
+ * damage is known only at the end: UDR_ECORRUPT after the bytes were written.
+ * On UDR_ECORRUPT the caller must discard what was written to fd
+ * (udr_store_get_file does that for files).
+ * @return 0; UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO; UDR_EINVAL (both
+ *         UDR_GET_VERIFY and UDR_GET_NOVERIFY).
  */
 UDR_EXTERN int udr_store_get_fd(udr_store *store, const udr_hash *hash, int fd, unsigned int flags);
 
 /**
  * Write a chunk to the file at path, atomically: the file appears (replacing
- * any file of that name) only when all bytes were written and, with
- * UDR_GET_VERIFY, verified.  On failure nothing is left at path.
+ * any file of that name) only when all bytes were written and (unless
+ * UDR_GET_NOVERIFY) verified.  On failure nothing is left at path.
  * @return as udr_store_get_fd.
  */
 UDR_EXTERN int udr_store_get_file(udr_store *store, const udr_hash *hash, const char *path,
@@ -113,6 +141,8 @@ UDR_EXTERN int udr_store_get_file(udr_store *store, const udr_hash *hash, const 
  * Where the content of a chunk can be read in place: when the store keeps it
  * as one plain file holding exactly the content (no compression, no
  * pieces), the path of that file.  Readers must treat the file as read-only.
+ * Nothing is verified: the caller must rehash the file's bytes against hash
+ * before trusting them (the query layer hashes each part once per process).
  * @param[out] out malloc'd path, freed with udr_free (set only when 0 is
  *             returned)
  * @return 0 with a path; 1 when the content exists but is not stored as one
@@ -188,6 +218,17 @@ UDR_EXTERN int udr_store_put_fd_ext(udr_hash *out, udr_store *store, int fd, con
 /** udr_store_put_file with options. */
 UDR_EXTERN int udr_store_put_file_ext(udr_hash *out, udr_store *store, const char *path,
                                       const udr_put_options *opts);
+
+/**
+ * Take a good copy of stored content from the file at path: store it as
+ * udr_store_put_file does, which replaces every damaged object it finds for
+ * the content's hash and its pieces (`udr fsck --repair-from FILE`).
+ * @param[out] out the content's hash
+ * @param[out] repaired the number of damaged objects replaced (may be NULL)
+ * @return as udr_store_put_file.
+ */
+UDR_EXTERN int udr_store_repair_file(udr_hash *out, uint64_t *repaired, udr_store *store,
+                                     const char *path);
 
 /** What a store holds (udr_store_stats). */
 typedef struct udr_store_stats {

@@ -69,11 +69,12 @@ class ChunkStore:
     @property
     def closed(self) -> bool: ...
     def put(self, data: _Buffer, /) -> str:
-        """Store bytes (any C-contiguous buffer, not copied); return the hash."""
+        """Store bytes (any C-contiguous buffer, not copied); return the hash.
+        Damaged stored objects of this content are replaced."""
     def get(self, hash: str, /) -> bytes:
-        """The bytes of a chunk, without rehashing."""
+        """The bytes of a chunk, verified; IntegrityError on damage."""
     def get_verified(self, hash: str, /) -> bytes:
-        """The bytes of a chunk, rehashed; IntegrityError on mismatch."""
+        """The same as get() (which verifies too)."""
     def exists(self, hash: str, /) -> bool:
         """Whether a chunk is stored."""
     def __contains__(self, hash: object, /) -> bool: ...
@@ -82,11 +83,11 @@ class ChunkStore:
     def put_file(self, path: StrPath, /) -> str:
         """Store a file's content, streaming; return the hash."""
     def get_file(self, hash: str, path: StrPath, verify: bool = True) -> None:
-        """Write a chunk to a file atomically, streaming."""
+        """Write a chunk to a file atomically, streaming, verified unless verify=False."""
     def put_fd(self, fd: _FileDescriptorLike, /) -> str:
         """Store everything readable from a file descriptor, streaming."""
     def get_fd(self, hash: str, fd: _FileDescriptorLike, verify: bool = True) -> None:
-        """Write a chunk into a file descriptor, streaming."""
+        """Write a chunk into a file descriptor, streaming, verified unless verify=False."""
     def hashes(self) -> list[str]:
         """The hashes of all stored chunks, sorted."""
     def close(self) -> None:

@@ -12,7 +12,10 @@
  *
  * and the manifest is published last with the usual temp/fsync/link/fsync.
  * A crash at any point leaves only complete, durable pieces under their
- * names, so dedup can trust every name it finds.
+ * names.  Dedup still never trusts a name blindly: a content or piece found
+ * stored is checked to decode to the bytes being put, and a damaged object
+ * is replaced by a good copy (temp, fsync, rename over it, directory fsync),
+ * so damage never survives a re-put of the same content.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +47,8 @@ static size_t batch_pieces_limit(void)
 	return n;
 }
 
-int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o);
+int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o,
+                uint64_t *repaired);
 
 /* ---- input --------------------------------------------------------------- */
 
@@ -250,7 +254,8 @@ static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t
 		unsigned char *bd = NULL, *frame = NULL;
 		size_t bl, fl;
 		int depth = 0;
-		rc = udr__piece_load(&bd, &bl, &depth, s, base, UINT64_MAX, false);
+		/* verified: a delta against damaged base bytes would keep the damage */
+		rc = udr__piece_load(&bd, &bl, &depth, s, base, UINT64_MAX, true);
 		if (rc == 0 && depth + 1 <= s->max_depth) {
 			rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, bd, bl);
 			if (rc == 0 && fl + UDR__DELTA_HDR < len) {
@@ -303,11 +308,12 @@ static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t
 /* Is some form of h stored?  A name younger than a few seconds may wait for
  * another writer's sync; *recent tells the caller to sync before relying on
  * it. */
-static int stored(const udr_store *s, const udr_hash *h, bool *recent)
+static int stored(const udr_store *s, const udr_hash *h, bool *recent, enum udr__kind *kindp)
 {
 	enum udr__kind kind;
 	struct stat st;
 	int rc;
+	*kindp = UDR__K_NONE;
 	{
 		/* a fan-out directory not known to exist is looked at first: in a
 		 * young store most pieces land in a directory that does not exist,
@@ -332,23 +338,114 @@ static int stored(const udr_store *s, const udr_hash *h, bool *recent)
 		return 0;
 	if (recent && time(NULL) - st.st_ctime < 5)
 		*recent = true;
+	*kindp = kind;
+	return 1;
+}
+
+/* ---- repairs ------------------------------------------------------------------ */
+
+static void count_repair(uint64_t *repaired)
+{
+	if (repaired)
+		__atomic_fetch_add(repaired, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Publish the good copy of h in the temp file t as its object of kind
+ * `kind`, replacing any file of that name (rename: readers see the damaged
+ * or the good object, never a mix), then remove the damaged object of kind
+ * `damaged` when it has another name.  A good copy is durable under its name
+ * before anything is removed.
+ */
+static int publish_repair(udr_store *s, const udr_hash *h, udr__tmp *t, enum udr__kind kind, enum udr__kind damaged)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	char *final = udr__obj_path(s, h, kind, hex), *old = NULL;
+	int rc;
+	if (!final) {
+		udr__tmp_discard(t);
+		return UDR_ENOMEM;
+	}
+	if ((rc = udr__store_fanout(s, final, true)) < 0) {
+		udr__tmp_discard(t);
+		goto done;
+	}
+	if ((rc = udr__tmp_publish(t, final, UDR__PUBLISH_REPLACE, true)) < 0)
+		goto done;
+	if (damaged != kind && damaged != UDR__K_NONE) {
+		if (!(old = udr__obj_path(s, h, damaged, hex))) {
+			rc = UDR_ENOMEM;
+			goto done;
+		}
+		if (UDR_IO->unlink(old) < 0 && errno != ENOENT)
+			rc = udr__error_io(errno, "cannot remove damaged chunk %s", old);
+		else
+			rc = udr__fsync_parent(old);
+	}
+done:
+	free(final);
+	free(old);
+	return rc < 0 ? rc : 0;
+}
+
+static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr_hash *base);
+
+/* Store a good copy of data as h's object (never a delta: the damage may be
+ * in a base), replacing the damaged object of kind `damaged`. */
+static int repair_object(udr_store *s, const udr_hash *h, enum udr__kind damaged, const unsigned char *data,
+                         size_t len)
+{
+	struct enc e;
+	udr__tmp t = {-1, NULL};
+	int rc;
+	if ((rc = encode(&e, s, data, len, NULL)) < 0)
+		return rc;
+	if ((rc = udr__tmp_create(&t, s->tmpdir)) == 0) {
+		if ((rc = udr__write_all(t.fd, e.bytes ? e.bytes : data, e.len, t.path)) < 0)
+			udr__tmp_discard(&t);
+		else
+			rc = publish_repair(s, h, &t, e.kind, damaged);
+	}
+	free(e.bytes);
+	return rc;
+}
+
+/*
+ * A dedup hit on h, stored as `kind`: the object must decode to data (the
+ * bytes are compared, no rehash).  Damaged, missing or unreadable: replace it
+ * by a good copy.  0 when nothing had to be done, 1 when repaired.
+ */
+static int dedup_check(udr_store *s, const udr_hash *h, enum udr__kind kind, const unsigned char *data, size_t len,
+                       uint64_t *repaired)
+{
+	int rc = udr__content_check(s, h, data, len);
+	if (rc == 0 || (rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND && rc != UDR_EIO))
+		return rc;
+	udr_error_clear();
+	if ((rc = repair_object(s, h, kind, data, len)) < 0)
+		return rc;
+	count_repair(repaired);
 	return 1;
 }
 
 /* ---- single objects --------------------------------------------------------- */
 
-static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, size_t len, struct base *b)
+static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, size_t len, struct base *b,
+                      uint64_t *repaired)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	struct enc e;
 	udr__tmp t = {-1, NULL};
+	enum udr__kind kind;
 	bool recent = false;
 	char *final = NULL;
 	int rc;
 	udr_hash_buf(out, data, len);
-	if ((rc = stored(s, out, &recent)) < 0)
+	if ((rc = stored(s, out, &recent, &kind)) < 0)
 		return rc;
 	if (rc == 1) {
+		if ((rc = dedup_check(s, out, kind, data, len, repaired)) != 0)
+			return rc < 0 ? rc : 0; /* a repair is durable already */
 		if (recent) {
 			char *p = udr__obj_path(s, out, UDR__K_RAW, hex);
 			if (!p)
@@ -418,6 +515,7 @@ struct engine {
 	size_t npend, cap_pend;
 	bool recent;
 	bool no_tmpfile;
+	uint64_t *repaired; /* damaged objects replaced (may be NULL) */
 };
 
 static void engine_fail(struct engine *g, int rc)
@@ -453,12 +551,15 @@ static int process(struct engine *g, struct job *j, udr_hash *h)
 	char hex[UDR_HASH_HEXSIZE + 1];
 	struct enc e;
 	bool recent = false;
+	enum udr__kind kind;
 	char *final = NULL, *tmp = NULL;
 	int fd = -1, rc;
 	*h = j->hash;
-	if ((rc = stored(s, h, &recent)) < 0)
+	if ((rc = stored(s, h, &recent, &kind)) < 0)
 		return rc;
 	if (rc == 1) {
+		if ((rc = dedup_check(s, h, kind, j->data, j->len, g->repaired)) != 0)
+			return rc < 0 ? rc : 0;
 		if (recent) {
 			pthread_mutex_lock(&g->mu);
 			g->recent = true;
@@ -659,7 +760,9 @@ done:
 	return rc;
 }
 
-static int publish_manifest(udr_store *s, const udr_hash *h, const udr__manifest *m)
+/* Publish the manifest of h; with `damaged` (not UDR__K_NONE) it replaces
+ * the damaged object of that kind (publish_repair). */
+static int publish_manifest(udr_store *s, const udr_hash *h, const udr__manifest *m, enum udr__kind damaged)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	unsigned char *bytes = NULL;
@@ -668,18 +771,81 @@ static int publish_manifest(udr_store *s, const udr_hash *h, const udr__manifest
 	int rc;
 	if (!(final = udr__obj_path(s, h, UDR__K_MANIFEST, hex)))
 		return UDR_ENOMEM;
-	if ((rc = udr__manifest_encode(&bytes, &len, m, h)) == 0 && (rc = udr__store_fanout(s, final, true)) == 0) {
+	if ((rc = udr__manifest_encode(&bytes, &len, m, h)) < 0)
+		goto done;
+	if (damaged != UDR__K_NONE) {
+		udr__tmp t = {-1, NULL};
+		if ((rc = udr__tmp_create(&t, s->tmpdir)) < 0)
+			goto done;
+		if ((rc = udr__write_all(t.fd, bytes, len, t.path)) < 0)
+			udr__tmp_discard(&t);
+		else
+			rc = publish_repair(s, h, &t, UDR__K_MANIFEST, damaged);
+	} else if ((rc = udr__store_fanout(s, final, true)) == 0) {
 		rc = udr__write_file_atomic(s->tmpdir, final, bytes, len, UDR__PUBLISH_NEW, true);
 		if (rc == 1)
 			rc = udr__fsync_parent(final);
 	}
+done:
 	free(bytes);
 	free(final);
 	return rc < 0 ? rc : 0;
 }
 
+/* The same manifest (pieces and sizes) as m? */
+static bool manifest_same(const udr__manifest *a, const udr__manifest *m)
+{
+	if (a->total != m->total || a->npieces != m->npieces)
+		return false;
+	for (uint64_t i = 0; i < m->npieces; i++)
+		if (a->pieces[i].size != m->pieces[i].size || !udr_hash_equal(&a->pieces[i].hash, &m->pieces[i].hash))
+			return false;
+	return true;
+}
+
+static int null_sink(const void *d, size_t n, void *payload)
+{
+	(void)d;
+	(void)n;
+	(void)payload;
+	return 0;
+}
+
+/*
+ * Chunked content h was found stored as `kind` while m lists its pieces, each
+ * checked (or written) by this put.  A manifest listing the same pieces is
+ * good when it parses; anything else is decoded and rehashed.  Damaged: m
+ * replaces it.
+ */
+static int check_stored_content(udr_store *s, const udr_hash *h, enum udr__kind kind, const udr__manifest *m,
+                                uint64_t *repaired)
+{
+	int rc = 0;
+	if (kind == UDR__K_MANIFEST) {
+		udr__manifest have;
+		if ((rc = udr__manifest_load(&have, s, h)) == 0) {
+			bool same = manifest_same(&have, m);
+			udr__manifest_free(&have);
+			if (same)
+				return 0;
+		} else if (rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND) {
+			return rc;
+		}
+	}
+	if (rc == 0) { /* not a manifest, or one of other pieces */
+		rc = udr__content_stream(s, h, true, null_sink, NULL);
+		if (rc == 0 || (rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND && rc != UDR_EIO))
+			return rc;
+	}
+	udr_error_clear();
+	if ((rc = publish_manifest(s, h, m, kind)) < 0)
+		return rc;
+	count_repair(repaired);
+	return 0;
+}
+
 static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned char *buf, size_t bufcap,
-                       size_t have, bool eof, struct base *b, const udr_put_options *o)
+                       size_t have, bool eof, struct base *b, const udr_put_options *o, uint64_t *repaired)
 {
 	struct engine g;
 	udr_hasher *whole = NULL;
@@ -692,6 +858,7 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 	memset(&g, 0, sizeof(g));
 	g.s = s;
 	g.base = b;
+	g.repaired = repaired;
 	g.queue_max = (size_t)nthreads * 2 + 2;
 	pthread_mutex_init(&g.mu, NULL);
 	pthread_cond_init(&g.cv_job, NULL);
@@ -789,7 +956,9 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 		if ((rc = udr__obj_locate(&kind, NULL, NULL, s, out)) < 0)
 			goto out;
 		if (kind == UDR__K_NONE)
-			rc = publish_manifest(s, out, &m);
+			rc = publish_manifest(s, out, &m, UDR__K_NONE);
+		else
+			rc = check_stored_content(s, out, kind, &m, repaired);
 	}
 out:
 	if (rc < 0 && g.err == 0) {
@@ -826,18 +995,18 @@ out:
 }
 
 /* Format 1 stores and UDR_PUT_WHOLE: one raw file, streamed through a temp
- * file. */
-int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsigned char *head, size_t headlen,
-                        bool eof);
-int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsigned char *head, size_t headlen,
-                        bool eof)
+ * file.  A content found stored is rehashed; damaged, it is replaced by the
+ * temp file. */
+static int put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsigned char *head, size_t headlen,
+                          bool eof, uint64_t *repaired)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	udr__tmp t = {-1, NULL};
 	udr_hasher *h = NULL;
 	unsigned char *buf = NULL;
 	char *final = NULL;
-	bool recent = false;
+	enum udr__kind kind;
+	bool recent = false, in_head = eof; /* the whole content is head */
 	int rc;
 	if ((rc = udr_hasher_new(&h)) < 0)
 		return rc;
@@ -859,10 +1028,25 @@ int udr__put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const unsig
 			goto done;
 	}
 	udr_hasher_final(h, out);
-	if ((rc = stored(s, out, &recent)) != 0)
-		goto done;
 	if (!(final = udr__obj_path(s, out, UDR__K_RAW, hex))) {
 		rc = UDR_ENOMEM;
+		goto done;
+	}
+	if ((rc = stored(s, out, &recent, &kind)) < 0)
+		goto done;
+	if (rc == 1) {
+		/* bytes in memory are compared, a streamed input is rehashed */
+		rc = in_head ? udr__content_check(s, out, head, headlen) : udr__content_stream(s, out, true, null_sink, NULL);
+		if (rc == 0) {
+			if (recent)
+				rc = udr__fsync_parent(final);
+			goto done;
+		}
+		if (rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND && rc != UDR_EIO)
+			goto done;
+		udr_error_clear();
+		if ((rc = publish_repair(s, out, &t, UDR__K_RAW, kind)) == 0)
+			count_repair(repaired);
 		goto done;
 	}
 	if ((rc = udr__store_fanout(s, final, true)) < 0)
@@ -878,7 +1062,8 @@ done:
 	return rc < 0 ? rc : 0;
 }
 
-int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o)
+int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o,
+                uint64_t *repaired)
 {
 	struct src in = {fd, mem, memlen, 0, 0};
 	struct base b;
@@ -890,8 +1075,8 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 	if (s->format < 2 || (o && (o->flags & UDR_PUT_WHOLE))) {
 		/* one raw object; memory input hashes in place */
 		if (mem)
-			return udr__put_raw_stream(out, s, &in, mem, memlen, true);
-		return udr__put_raw_stream(out, s, &in, (const unsigned char *)"", 0, false);
+			return put_raw_stream(out, s, &in, mem, memlen, true, repaired);
+		return put_raw_stream(out, s, &in, (const unsigned char *)"", 0, false, repaired);
 	}
 	if ((rc = base_load(&b, s, o ? o->base : NULL)) < 0)
 		return rc;
@@ -907,7 +1092,7 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 		b.input_size = memlen;
 	}
 	if (mem && memlen <= s->threshold) {
-		rc = put_single(out, s, mem, memlen, &b);
+		rc = put_single(out, s, mem, memlen, &b, repaired);
 		base_free(&b);
 		return rc;
 	}
@@ -922,13 +1107,13 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 			rc = udr__error_set(UDR_EIO, "input changed size while it was read (%llu bytes expected, %zu read); "
 			                    "nothing stored", (unsigned long long)b.input_size, have);
 		else
-			rc = put_single(out, s, buf, have, &b);
+			rc = put_single(out, s, buf, have, &b, repaired);
 	} else if (rc == 0) {
 		size_t got = 0;
 		if (!eof)
 			rc = src_fill(&in, buf + have, bufcap - have, &got, &eof);
 		if (rc == 0)
-			rc = put_chunked(out, s, &in, buf, bufcap, have + got, eof, &b, o);
+			rc = put_chunked(out, s, &in, buf, bufcap, have + got, eof, &b, o, repaired);
 	}
 	free(buf);
 	base_free(&b);

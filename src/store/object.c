@@ -2,8 +2,10 @@
  * object.c - the kinds of stored objects and how they decode: raw files,
  * standard zstd frames, manifests listing the pieces of chunked content, and
  * delta pieces (a zstd frame compressed against one base piece as its
- * reference prefix).  Every size and checksum is checked before bytes are
- * handed out, so even unverified reads never return a damaged piece's bytes.
+ * reference prefix).  Reads verify by default: every piece (and every delta
+ * base) is rehashed before its bytes are handed out, and the whole content
+ * at the end.  Without verification sizes, manifest trailers and zstd frame
+ * checksums are still checked, but a damaged raw object goes unnoticed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -304,6 +306,36 @@ static int zstd_decompress(unsigned char **out, size_t *out_len, const unsigned 
 
 /* ---- pieces -------------------------------------------------------------- */
 
+/* UDR_ECORRUPT naming h unless data hashes to h. */
+static int check_hash(const void *data, size_t len, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1], ahex[UDR_HASH_HEXSIZE + 1];
+	udr_hash a;
+	udr_hash_buf(&a, data, len);
+	if (udr_hash_equal(&a, h))
+		return 0;
+	udr_hash_tohex(hex, h);
+	udr_hash_tohex(ahex, &a);
+	return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its content hashes to %s", hex, ahex);
+}
+
+int udr__raw_load(unsigned char **out, size_t *out_len, const udr_store *s, const udr_hash *h, size_t max,
+                  bool verify)
+{
+	unsigned char *d = NULL;
+	size_t dl = 0;
+	int rc = read_object(&d, &dl, s, h, UDR__K_RAW, max);
+	if (rc < 0)
+		return rc;
+	if (verify && (rc = check_hash(d, dl, h)) < 0) {
+		free(d);
+		return rc;
+	}
+	*out = d;
+	*out_len = dl;
+	return 0;
+}
+
 static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
                             uint64_t expect, bool verify, int max_depth)
 {
@@ -347,7 +379,7 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 		}
 		memcpy(bh.bytes, raw + 12, UDR_HASH_SIZE);
 		/* the base must be shallower: damaged chains cannot loop */
-		rc = piece_load_depth(&base, &baselen, &bdepth, s, &bh, UINT64_MAX, false, d);
+		rc = piece_load_depth(&base, &baselen, &bdepth, s, &bh, UINT64_MAX, verify, d);
 		if (rc < 0) {
 			char bhex[UDR_HASH_HEXSIZE + 1];
 			udr_hash_tohex(bhex, &bh);
@@ -372,15 +404,9 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 		return udr__error_set(UDR_ECORRUPT, "chunk %s: has %zu bytes, expected %llu", hex, declen,
 		                      (unsigned long long)expect);
 	}
-	if (verify) {
-		udr_hash a;
-		udr_hash_buf(&a, dec, declen);
-		if (!udr_hash_equal(&a, h)) {
-			char ahex[UDR_HASH_HEXSIZE + 1];
-			udr_hash_tohex(ahex, &a);
-			free(dec);
-			return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its content hashes to %s", hex, ahex);
-		}
+	if (verify && (rc = check_hash(dec, declen, h)) < 0) {
+		free(dec);
+		return rc;
 	}
 	*out = dec;
 	*out_len = declen;
@@ -403,11 +429,19 @@ static int stream_raw(udr_store *s, const udr_hash *h, const struct stat *st, co
 	char hex[UDR_HASH_HEXSIZE + 1];
 	const size_t bufsz = (size_t)1 << 20;
 	udr_hasher *hs = NULL;
-	unsigned char *buf;
+	unsigned char *buf = NULL;
+	size_t total_len = 0;
 	uint64_t total = 0;
 	int fd, rc = 0;
-	(void)s;
 	udr_hash_tohex(hex, h);
+	if (verify && (uint64_t)st->st_size <= UDR__RAW_VERIFY_WHOLE_MAX) {
+		/* read and verify it whole: damaged bytes never reach the sink */
+		if ((rc = udr__raw_load(&buf, &total_len, s, h, UDR__RAW_VERIFY_WHOLE_MAX, true)) < 0)
+			return rc;
+		rc = sink(buf, total_len, payload);
+		free(buf);
+		return rc;
+	}
 	if ((fd = UDR_IO->open(path, O_RDONLY, 0)) < 0)
 		return udr__error_os(errno, "cannot open chunk %s", hex);
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -623,6 +657,36 @@ int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink 
 	}
 	free(path);
 	return rc;
+}
+
+struct cmp_state {
+	const unsigned char *data;
+	size_t len, off;
+	const char *hex;
+};
+
+static int cmp_sink(const void *d, size_t n, void *payload)
+{
+	struct cmp_state *c = payload;
+	if (n > c->len - c->off || memcmp(c->data + c->off, d, n) != 0)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: it does not decode to its content", c->hex);
+	c->off += n;
+	return 0;
+}
+
+int udr__content_check(udr_store *s, const udr_hash *h, const void *data, size_t len)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	struct cmp_state c = {data, len, 0, hex};
+	int rc;
+	udr_hash_tohex(hex, h);
+	/* compared with the true bytes, no need to rehash */
+	if ((rc = udr__content_stream(s, h, false, cmp_sink, &c)) < 0)
+		return rc;
+	if (c.off != len)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: it decodes to %zu bytes, not %zu", hex, c.off,
+		                      len);
+	return 0;
 }
 
 int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)

@@ -26,7 +26,8 @@
 #define DEF_LEVEL 3
 #define DEF_DEPTH 50
 
-int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o);
+int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o,
+                uint64_t *repaired);
 
 static int resolve_config(udr_store_config *c, const udr_store_config *in)
 {
@@ -346,16 +347,21 @@ int udr_store_put(udr_hash *out, udr_store *s, const void *data, size_t len)
 {
 	if (!out || !s || (!data && len))
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_put");
-	return udr__ingest(out, s, -1, data ? data : "", len, NULL);
+	return udr__ingest(out, s, -1, data ? data : "", len, NULL, NULL);
 }
 
-int udr_store_put_fd_ext(udr_hash *out, udr_store *s, int fd, const udr_put_options *o)
+static int put_fd(udr_hash *out, udr_store *s, int fd, const udr_put_options *o, uint64_t *repaired)
 {
 	if (!out || !s || fd < 0)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_put_fd");
 	if (o && o->version != UDR_PUT_OPTIONS_VERSION)
 		return udr__error_set(UDR_EINVAL, "unknown put options version %u", o->version);
-	return udr__ingest(out, s, fd, NULL, 0, o);
+	return udr__ingest(out, s, fd, NULL, 0, o, repaired);
+}
+
+int udr_store_put_fd_ext(udr_hash *out, udr_store *s, int fd, const udr_put_options *o)
+{
+	return put_fd(out, s, fd, o, NULL);
 }
 
 int udr_store_put_fd(udr_hash *out, udr_store *s, int fd)
@@ -363,7 +369,7 @@ int udr_store_put_fd(udr_hash *out, udr_store *s, int fd)
 	return udr_store_put_fd_ext(out, s, fd, NULL);
 }
 
-int udr_store_put_file_ext(udr_hash *out, udr_store *s, const char *path, const udr_put_options *o)
+static int put_file(udr_hash *out, udr_store *s, const char *path, const udr_put_options *o, uint64_t *repaired)
 {
 	struct stat st;
 	int fd, rc;
@@ -377,8 +383,22 @@ int udr_store_put_file_ext(udr_hash *out, udr_store *s, const char *path, const 
 		return udr__error_set(UDR_EINVAL, "input %s is a directory", path);
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	rc = udr_store_put_fd_ext(out, s, fd, o);
+	rc = put_fd(out, s, fd, o, repaired);
 	UDR_IO->close(fd);
+	return rc;
+}
+
+int udr_store_put_file_ext(udr_hash *out, udr_store *s, const char *path, const udr_put_options *o)
+{
+	return put_file(out, s, path, o, NULL);
+}
+
+int udr_store_repair_file(udr_hash *out, uint64_t *repaired, udr_store *s, const char *path)
+{
+	uint64_t n = 0;
+	int rc = put_file(out, s, path, NULL, &n);
+	if (repaired)
+		*repaired = n;
 	return rc;
 }
 
@@ -412,13 +432,29 @@ static int mem_sink(const void *d, size_t n, void *payload)
 	return 0;
 }
 
-static int get_impl(void **out, size_t *out_len, udr_store *s, const udr_hash *h, bool verify)
+/* Reads verify: every piece is rehashed before it is used, and the whole
+ * content at the end; nothing is returned for damaged content. */
+static int get_impl(void **out, size_t *out_len, udr_store *s, const udr_hash *h)
 {
 	struct membuf m = {NULL, 0, 0};
+	enum udr__kind kind;
+	struct stat st;
 	uint64_t size;
 	int rc;
 	if (!out || !out_len || !s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument: output, store or hash is NULL");
+	if ((rc = udr__obj_locate(&kind, &st, NULL, s, h)) < 0)
+		return rc;
+	if (kind == UDR__K_RAW) {
+		/* one read into the buffer returned, then the hash */
+		unsigned char *d = NULL;
+		size_t dl = 0;
+		if ((rc = udr__raw_load(&d, &dl, s, h, SIZE_MAX / 2, true)) < 0)
+			return rc;
+		*out = d;
+		*out_len = dl;
+		return 0;
+	}
 	if ((rc = udr__content_size(&size, s, h)) < 0)
 		return rc;
 	if (size >= SIZE_MAX / 2)
@@ -428,7 +464,7 @@ static int get_impl(void **out, size_t *out_len, udr_store *s, const udr_hash *h
 	m.cap = (size_t)(size < ((uint64_t)64 << 20) ? size : ((uint64_t)64 << 20)) + 1;
 	if (!(m.p = malloc(m.cap)))
 		return udr__error_oom();
-	rc = udr__content_stream(s, h, verify, mem_sink, &m);
+	rc = udr__content_stream(s, h, true, mem_sink, &m);
 	if (rc == 0 && m.len != size) {
 		char hex[UDR_HASH_HEXSIZE + 1];
 		udr_hash_tohex(hex, h);
@@ -446,12 +482,27 @@ static int get_impl(void **out, size_t *out_len, udr_store *s, const udr_hash *h
 
 int udr_store_get(void **out, size_t *out_len, udr_store *s, const udr_hash *h)
 {
-	return get_impl(out, out_len, s, h, false);
+	return get_impl(out, out_len, s, h);
 }
 
 int udr_store_get_verified(void **out, size_t *out_len, udr_store *s, const udr_hash *h)
 {
-	return get_impl(out, out_len, s, h, true);
+	return get_impl(out, out_len, s, h);
+}
+
+static int count_sink(const void *d, size_t n, void *payload)
+{
+	(void)d;
+	*(uint64_t *)payload += n;
+	return 0;
+}
+
+int udr_store_verify(udr_store *s, const udr_hash *h)
+{
+	uint64_t n = 0;
+	if (!s || !h)
+		return udr__error_set(UDR_EINVAL, "invalid argument: store or hash is NULL");
+	return udr__content_stream(s, h, true, count_sink, &n);
 }
 
 static int fd_sink(const void *d, size_t n, void *payload)
@@ -463,7 +514,9 @@ int udr_store_get_fd(udr_store *s, const udr_hash *h, int outfd, unsigned int fl
 {
 	if (!s || !h || outfd < 0)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_get_fd");
-	return udr__content_stream(s, h, (flags & UDR_GET_VERIFY) != 0, fd_sink, &outfd);
+	if ((flags & UDR_GET_VERIFY) && (flags & UDR_GET_NOVERIFY))
+		return udr__error_set(UDR_EINVAL, "invalid argument: UDR_GET_VERIFY and UDR_GET_NOVERIFY together");
+	return udr__content_stream(s, h, (flags & UDR_GET_NOVERIFY) == 0, fd_sink, &outfd);
 }
 
 int udr_store_get_file(udr_store *s, const udr_hash *h, const char *path, unsigned int flags)
@@ -658,13 +711,6 @@ struct fsck_ctx {
 
 #define report(c, code, object, path, ...) \
 	udr__problem((c)->stats, (c)->cb, (c)->payload, code, object, path, __VA_ARGS__)
-
-static int count_sink(const void *d, size_t n, void *payload)
-{
-	(void)d;
-	*(uint64_t *)payload += n;
-	return 0;
-}
 
 static int fsck_visit(const udr_hash *h, enum udr__kind kind, const char *path, void *payload)
 {

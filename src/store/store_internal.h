@@ -72,9 +72,22 @@ int udr__manifest_load(udr__manifest *m, const udr_store *s, const udr_hash *h);
 int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
                     uint64_t expect, bool verify);
 
-/* Decode any object's full content into the sink, piece by piece. */
+/* Read the raw object of h whole (at most max bytes), rehashed with verify. */
+int udr__raw_load(unsigned char **out, size_t *out_len, const udr_store *s, const udr_hash *h, size_t max,
+                  bool verify);
+/* Raw objects up to this size are read and verified whole before any byte
+ * reaches a sink; larger ones stream, and damage shows only at the end. */
+#define UDR__RAW_VERIFY_WHOLE_MAX ((uint64_t)64 << 20)
+
+/* Decode any object's full content into the sink, piece by piece.  With
+ * verify every piece (and every delta base) is rehashed before its bytes go
+ * to the sink, and the whole content at the end. */
 typedef int (*udr__sink)(const void *data, size_t len, void *payload);
 int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload);
+/* Does the stored content h decode to exactly data?  0 when it does,
+ * UDR_ECORRUPT naming h when it does not (or cannot be decoded), UDR_ENOTFOUND,
+ * UDR_EIO.  Cheaper than rehashing: the bytes are compared. */
+int udr__content_check(udr_store *s, const udr_hash *h, const void *data, size_t len);
 /* The content's size without reading it all. */
 int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h);
 

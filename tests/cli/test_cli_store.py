@@ -449,6 +449,115 @@ def test_big_chunk_get_verify_two_pass(udr, udr1, tmp_path, fmt):
     r = udr("get", "--verify", h)
     assert r.code == 4, r
     assert r.stdout == b""
+    # Without --verify the damage is known only at the end: exit 4 after
+    # the bytes were written (a raw object above 64 MiB streams).
+    r = udr("get", h)
+    assert r.code == 4, r
+    assert len(r.stdout) == (len(data) if fmt == 1 else len(data) - p.stat().st_size)
+
+
+# ---- every get verifies; a put repairs (regressions: "never wrong data") ----
+
+def truncate_to_zero(path):
+    os.chmod(path, 0o644)
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [flip_byte, truncate_to_zero])
+@pytest.mark.parametrize("fmt, size", [(1, 5000), (2, 5000), (2, 100_000)])
+def test_get_damaged_object_exits_4(udr, udr1, tmp_path, damage, fmt, size):
+    # The bug: `udr get H` and `udr get H -o out` (no --verify) exited 0
+    # with the damaged bytes, or with 0 bytes for an emptied object.
+    udr = udr1 if fmt == 1 else udr
+    data = os.urandom(size)  # incompressible: one raw object
+    h = udr.put(data)
+    damage(udr.chunk_path(h))
+    r = udr("get", h)
+    assert r.code == 4, r
+    assert r.stdout == b""  # read and verified before anything is written
+    assert r.stderr.startswith("udr: ") and h in r.stderr
+    out = tmp_path / "out"
+    r = udr("get", h, "-o", out)
+    assert r.code == 4, r
+    assert not out.exists()
+    # the explicit opt-out writes what is there
+    r = udr("get", "--no-verify", h)
+    assert r.code == 0 and r.stdout != data
+
+
+@pytest.mark.parametrize("damage", [flip_byte, truncate_to_zero])
+def test_get_damaged_piece_exits_4(udr, tmp_path, damage):
+    data = os.urandom(5 << 20)
+    h = udr.put(data)
+    piece = sorted(pieces_of(udr, h))[3]
+    damage(piece)
+    r = udr("get", h)
+    assert r.code == 4, r
+    assert piece.name[:64] in r.stderr, r
+    # only verified pieces went out, and not all of them
+    assert len(r.stdout) < len(data) and data.startswith(r.stdout)
+    out = tmp_path / "out"
+    r = udr("get", h, "-o", out)
+    assert r.code == 4, r
+    assert not out.exists()
+
+
+def test_get_verify_and_no_verify_exclude_each_other(udr):
+    h = udr.put(b"x")
+    r = udr("get", "--verify", "--no-verify", h)
+    assert r.code == 2, r
+    assert udr.ok("get", "--no-verify", h).stdout == b"x"
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+@pytest.mark.parametrize("damage", [flip_byte, truncate_to_zero])
+def test_put_repairs_damaged_content(udr, udr1, tmp_path, fmt, damage):
+    # The bug: re-putting content whose stored object was damaged was a
+    # dedup hit that kept the damage (put exit 0, get --verify still 4).
+    udr = udr1 if fmt == 1 else udr
+    f = tmp_path / "big"
+    data = os.urandom(5 << 20)
+    f.write_bytes(data)
+    h = udr.ok("put", f).out.strip()
+    target = udr.chunk_path(h) if fmt == 1 else sorted(pieces_of(udr, h))[2]
+    damage(target)
+    assert udr("get", "--verify", h).code == 4
+    assert udr.ok("put", f).out.strip() == h
+    r = udr("get", "--verify", h)
+    assert r.code == 0 and r.stdout == data, r
+    assert udr.ok("fsck").out.splitlines()[-1].count(" 0 problems") == 1
+
+
+def test_put_repairs_damaged_manifest(udr, tmp_path):
+    data = os.urandom(3 << 20)
+    h = udr.put(data)
+    flip_byte(udr.objects(h)[".m"], 70)
+    assert udr("get", h).code == 4
+    assert udr.put(data) == h
+    assert udr.ok("get", h).stdout == data
+
+
+def test_fsck_repair_from(udr, tmp_path):
+    f = tmp_path / "big"
+    data = os.urandom(5 << 20)
+    f.write_bytes(data)
+    h = udr.ok("put", f).out.strip()
+    ps = sorted(pieces_of(udr, h))
+    flip_byte(ps[1])
+    truncate_to_zero(ps[4])
+    assert udr("fsck").code == 4
+    r = udr("fsck", "--repair-from", f)
+    assert r.code == 0, r
+    lines = r.out.splitlines()
+    assert lines[0] == "repair %s from %s: 2 damaged objects replaced" % (h, f), r.out
+    assert " 0 problems" in lines[-1]
+    assert udr.ok("get", h).stdout == data
+    # nothing to repair: still a clean run
+    r = udr("fsck", "--repair-from", f)
+    assert r.code == 0 and r.out.splitlines()[0].endswith(": 0 damaged objects replaced"), r
+    # a missing file exits 1, after the check
+    r = udr("fsck", "--repair-from", tmp_path / "nope")
+    assert r.code == 1 and "nope" in r.stderr, r
 
 
 @pytest.mark.parametrize("verify", [False, True])

@@ -166,7 +166,9 @@ def test_integrity_error_on_corrupt_chunk(store, tmp_path):
     with pytest.raises(udr.IntegrityError):
         store.get_file(h, str(out))
     assert not out.exists()
-    store.get_file(h, str(out), verify=False)  # the unverified path still works
+    with pytest.raises(udr.IntegrityError, match=h):
+        store.get(h)  # verifies too
+    store.get_file(h, str(out), verify=False)  # the explicit opt-out writes the bytes
     assert out.exists()
 
 

@@ -301,11 +301,10 @@ static void store_corrupt_flipped_bit(void **state)
 	assert_int_equal(udr_store_get_verified(&buf, &len, f->st, &h), UDR_ECORRUPT);
 	th_assert_error(UDR_ECORRUPT, hex);
 	assert_null(buf);
-	/* The unverified read returns the (damaged) bytes as they are. */
-	assert_int_equal(udr_store_get(&buf, &len, f->st, &h), 0);
-	assert_int_equal(len, sizeof(data));
-	assert_int_not_equal(memcmp(buf, data, len), 0);
-	udr_free(buf);
+	/* udr_store_get verifies too: no damaged bytes. */
+	assert_int_equal(udr_store_get(&buf, &len, f->st, &h), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, hex);
+	assert_null(buf);
 
 	char *out = th_join(f->dir, "out");
 	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -316,9 +315,12 @@ static void store_corrupt_flipped_bit(void **state)
 	unlink(out);
 	assert_int_equal(udr_store_get_file(f->st, &h, out, UDR_GET_VERIFY), UDR_ECORRUPT);
 	assert_false(th_exists(out)); /* nothing left at path */
-	/* Without verification the file is written. */
-	assert_int_equal(udr_store_get_file(f->st, &h, out, 0), 0);
+	assert_int_equal(udr_store_get_file(f->st, &h, out, 0), UDR_ECORRUPT); /* the default */
+	assert_false(th_exists(out));
+	/* Only the explicit opt-out writes the raw object's bytes as they are. */
+	assert_int_equal(udr_store_get_file(f->st, &h, out, UDR_GET_NOVERIFY), 0);
 	assert_true(th_exists(out));
+	assert_int_equal(udr_store_get_file(f->st, &h, out, UDR_GET_VERIFY | UDR_GET_NOVERIFY), UDR_EINVAL);
 	free(out);
 	free(p);
 }
@@ -755,6 +757,411 @@ static void store_threads_put_same_and_different(void **state)
 	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
 }
 
+/* ---- reads verify by default; re-puts repair ------------------------------ */
+
+/* A format-2 store with small pieces (1K/4K/16K), so that chunked content
+ * stays small and fast. */
+static udr_store *small_store(fx *f, const char *name)
+{
+	udr_store_config cfg = UDR_STORE_CONFIG_INIT;
+	udr_store *st = NULL;
+	char *dir = th_join(f->dir, name);
+	cfg.chunk_min = 1024;
+	cfg.chunk_avg = 4096;
+	cfg.chunk_max = 16384;
+	if (udr_store_open_ext(&st, dir, UDR_OPEN_CREATE, &cfg) != 0) {
+		print_error("open %s: %s\n", dir, udr_error_last()->message);
+		fail();
+	}
+	free(dir);
+	return st;
+}
+
+struct hlist {
+	udr_hash v[512];
+	int n;
+};
+
+static int hlist_cb(const udr_hash *h, void *payload)
+{
+	struct hlist *l = payload;
+	if (l->n < 512)
+		l->v[l->n++] = *h;
+	return 0;
+}
+
+/* The object file of some piece of content h (not h itself) whose file
+ * name ends with suffix ("" for raw), the n-th such found; NULL when none. */
+static char *piece_file(udr_store *st, const udr_hash *h, const char *suffix, int n)
+{
+	struct hlist l;
+	l.n = 0;
+	assert_int_equal(udr_store_foreach(st, hlist_cb, &l), 0);
+	for (int i = 0; i < l.n; i++) {
+		char *p;
+		size_t pl, sl = strlen(suffix);
+		if (udr_hash_equal(&l.v[i], h))
+			continue;
+		p = th_object_path(udr_store_path(st), &l.v[i]);
+		pl = strlen(p);
+		if (strlen(strrchr(p, '/') + 1) == 64 + sl && strcmp(p + pl - sl, suffix) == 0 && n-- == 0)
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+/* Every read path fails with UDR_ECORRUPT naming h; nothing is returned
+ * and no file is left. */
+static void assert_reads_fail(fx *f, udr_store *st, const udr_hash *h)
+{
+	void *buf = NULL;
+	size_t len = 7;
+	char *out = th_join(f->dir, "read-out");
+	int fd;
+	assert_int_equal(udr_store_get(&buf, &len, st, h), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, th_hex(h));
+	assert_null(buf);
+	assert_int_equal(udr_store_get_verified(&buf, &len, st, h), UDR_ECORRUPT);
+	assert_null(buf);
+	assert_int_equal(udr_store_verify(st, h), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, th_hex(h));
+	unlink(out);
+	assert_int_equal(udr_store_get_file(st, h, out, 0), UDR_ECORRUPT);
+	assert_false(th_exists(out));
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(udr_store_get_fd(st, h, fd, 0), UDR_ECORRUPT);
+	close(fd);
+	unlink(out);
+	free(out);
+}
+
+/* Every read path returns exactly data. */
+static void assert_reads_ok(fx *f, udr_store *st, const udr_hash *h, const void *data, size_t n)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	char *out = th_join(f->dir, "read-out"), *got;
+	int rc = udr_store_get(&buf, &len, st, h);
+	if (rc != 0)
+		print_error("get: %s\n", udr_error_last()->message);
+	assert_int_equal(rc, 0);
+	assert_int_equal(len, n);
+	assert_memory_equal(buf, data, n);
+	udr_free(buf);
+	assert_int_equal(udr_store_verify(st, h), 0);
+	assert_int_equal(udr_store_get_file(st, h, out, 0), 0);
+	got = th_read_file(out, &len);
+	assert_non_null(got);
+	assert_int_equal(len, n);
+	assert_memory_equal(got, data, n);
+	free(got);
+	unlink(out);
+	free(out);
+}
+
+/* The bug: udr_store_get, get_fd and get_file returned a damaged raw
+ * object's bytes with 0, and a raw object truncated to 0 bytes as empty. */
+static void store_get_verifies_raw_by_default(void **state)
+{
+	fx *f = *state;
+	unsigned char data[5000];
+	udr_hash h;
+	char *p, *out = th_join(f->dir, "out");
+	struct stat sb;
+	int fd;
+	th_fill(data, sizeof(data), 21);
+	assert_int_equal(udr_store_put(&h, f->st, data, sizeof(data)), 0);
+	p = th_chunk_path(f->sdir, &h);
+	th_flip_bit(p, 2500);
+	assert_reads_fail(f, f->st, &h);
+	/* A raw object up to 64 MiB is verified before anything is written. */
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(udr_store_get_fd(f->st, &h, fd, 0), UDR_ECORRUPT);
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	close(fd);
+	th_truncate(p, 0);
+	assert_reads_fail(f, f->st, &h);
+	free(out);
+	free(p);
+}
+
+/* Three chunked contents in a small_store: rnd (random: raw pieces), txt
+ * (text: zstd pieces) and txt2 (txt edited, put from the file in2 with txt
+ * as its base: delta pieces). */
+#define KINDS_SIZE 200000
+struct kinds {
+	unsigned char rnd[KINDS_SIZE], txt[KINDS_SIZE], txt2[KINDS_SIZE];
+	udr_hash hr, ht, ht2;
+	char *in, *in2; /* files holding rnd and txt2 */
+};
+
+static struct kinds *kinds_put(fx *f, udr_store *st)
+{
+	struct kinds *k = calloc(1, sizeof(*k));
+	udr_put_options po = UDR_PUT_OPTIONS_INIT;
+	th_fill(k->rnd, KINDS_SIZE, 1);
+	for (size_t i = 0; i < KINDS_SIZE; i++)
+		k->txt[i] = (unsigned char)("row,1234,abcdef\n"[i % 16] + (i / 4096) % 7);
+	memcpy(k->txt2, k->txt, KINDS_SIZE);
+	for (size_t i = 0; i < KINDS_SIZE; i += 5000)
+		k->txt2[i] ^= 0x20; /* a few edits in every piece: deltas pay */
+	k->in = th_join(f->dir, "in");
+	k->in2 = th_join(f->dir, "in2");
+	th_write_file(k->in, k->rnd, KINDS_SIZE);
+	th_write_file(k->in2, k->txt2, KINDS_SIZE);
+	assert_int_equal(udr_store_put(&k->hr, st, k->rnd, KINDS_SIZE), 0);
+	assert_int_equal(udr_store_put(&k->ht, st, k->txt, KINDS_SIZE), 0);
+	po.base = &k->ht;
+	assert_int_equal(udr_store_put_file_ext(&k->ht2, st, k->in2, &po), 0);
+	return k;
+}
+
+static void kinds_free(struct kinds *k)
+{
+	free(k->in);
+	free(k->in2);
+	free(k);
+}
+
+/* The base piece a delta object names. */
+static udr_hash delta_base(const char *delta_path)
+{
+	size_t dl = 0;
+	unsigned char *d = (unsigned char *)th_read_file(delta_path, &dl);
+	udr_hash bh;
+	assert_non_null(d);
+	assert_true(dl > 44);
+	memcpy(bh.bytes, d + 12, 32);
+	free(d);
+	return bh;
+}
+
+/* Damage to each object kind (raw piece, zstd piece, manifest, delta, a
+ * delta's base) fails every read. */
+static void store_get_verifies_every_kind(void **state)
+{
+	fx *f = *state;
+	udr_store *st = small_store(f, "kinds");
+	struct kinds *k = kinds_put(f, st);
+	size_t n = KINDS_SIZE;
+	char *p;
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
+	assert_reads_ok(f, st, &k->ht2, k->txt2, n);
+
+	/* a raw piece: one flipped bit */
+	p = piece_file(st, &k->hr, "", 3);
+	assert_non_null(p);
+	th_flip_bit(p, 100);
+	assert_reads_fail(f, st, &k->hr);
+	th_flip_bit(p, 100);
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
+	free(p);
+	/* the manifest */
+	p = th_object_path(udr_store_path(st), &k->hr);
+	assert_int_equal(strcmp(p + strlen(p) - 2, ".m"), 0);
+	th_flip_bit(p, 70);
+	assert_reads_fail(f, st, &k->hr);
+	th_flip_bit(p, 70);
+	free(p);
+	/* a zstd piece of the text */
+	p = piece_file(st, &k->ht, ".zst", 0);
+	assert_non_null(p);
+	th_flip_bit(p, 20);
+	assert_reads_fail(f, st, &k->ht);
+	th_flip_bit(p, 20);
+	free(p);
+	/* a delta piece */
+	p = piece_file(st, &k->ht2, ".d", 0);
+	assert_non_null(p);
+	th_flip_bit(p, 60);
+	assert_reads_fail(f, st, &k->ht2);
+	th_flip_bit(p, 60);
+	assert_reads_ok(f, st, &k->ht2, k->txt2, n);
+	/* the delta's base, made raw with one byte flipped: the delta decodes
+	 * against the base's bytes, which must be verified */
+	{
+		udr_hash bh = delta_base(p);
+		void *bb = NULL;
+		size_t bl = 0;
+		char *bpath = th_object_path(udr_store_path(st), &bh), *braw = th_chunk_path(udr_store_path(st), &bh);
+		assert_int_equal(udr_store_get(&bb, &bl, st, &bh), 0);
+		unlink(bpath);
+		((unsigned char *)bb)[bl / 2] ^= 1;
+		th_write_file(braw, bb, bl);
+		udr_free(bb);
+		assert_reads_fail(f, st, &k->ht2);
+		free(bpath);
+		free(braw);
+	}
+	free(p);
+	kinds_free(k);
+	udr_store_close(st);
+}
+
+/* The bug: putting content whose stored object was damaged was a dedup hit
+ * that kept the damage.  Single objects, raw and compressed. */
+static void store_reput_repairs_damaged_object(void **state)
+{
+	fx *f = *state;
+	unsigned char data[10000], text[10000];
+	udr_hash h, h2, ht;
+	char *p;
+	th_fill(data, sizeof(data), 31);
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = (unsigned char)('a' + i % 13);
+	assert_int_equal(udr_store_put(&h, f->st, data, sizeof(data)), 0);
+	assert_int_equal(udr_store_put(&ht, f->st, text, sizeof(text)), 0);
+	p = th_chunk_path(f->sdir, &h);
+	th_flip_bit(p, 9999);
+	assert_int_equal(udr_store_verify(f->st, &h), UDR_ECORRUPT);
+	assert_int_equal(udr_store_put(&h2, f->st, data, sizeof(data)), 0);
+	assert_true(udr_hash_equal(&h, &h2));
+	assert_reads_ok(f, f->st, &h, data, sizeof(data));
+	/* truncated to nothing */
+	th_truncate(p, 0);
+	assert_int_equal(udr_store_put(&h2, f->st, data, sizeof(data)), 0);
+	assert_reads_ok(f, f->st, &h, data, sizeof(data));
+	free(p);
+	/* a compressed object */
+	p = th_object_path(f->sdir, &ht);
+	assert_int_equal(strcmp(p + strlen(p) - 4, ".zst"), 0);
+	th_truncate(p, 10);
+	assert_int_equal(udr_store_put(&h2, f->st, text, sizeof(text)), 0);
+	assert_reads_ok(f, f->st, &ht, text, sizeof(text));
+	free(p);
+	/* an intact object is left alone: same inode */
+	{
+		struct stat a, b;
+		p = th_object_path(f->sdir, &ht);
+		assert_int_equal(stat(p, &a), 0);
+		assert_int_equal(udr_store_put(&h2, f->st, text, sizeof(text)), 0);
+		assert_int_equal(stat(p, &b), 0);
+		assert_int_equal(a.st_ino, b.st_ino);
+		free(p);
+	}
+	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
+}
+
+/* Chunked content: a damaged piece, a damaged manifest and a delta whose
+ * base is damaged are all repaired by putting the content again; and
+ * udr_store_repair_file counts what it replaced. */
+static void store_reput_repairs_pieces_and_manifest(void **state)
+{
+	fx *f = *state;
+	udr_store *st = small_store(f, "rep");
+	struct kinds *k = kinds_put(f, st);
+	size_t n = KINDS_SIZE;
+	uint64_t repaired = 99;
+	udr_hash h;
+	char *p;
+
+	/* nothing damaged: nothing repaired */
+	assert_int_equal(udr_store_repair_file(&h, &repaired, st, k->in), 0);
+	assert_true(udr_hash_equal(&h, &k->hr));
+	assert_int_equal(repaired, 0);
+	/* two damaged pieces, one truncated to nothing */
+	p = piece_file(st, &k->hr, "", 1);
+	th_flip_bit(p, 1);
+	free(p);
+	p = piece_file(st, &k->hr, "", 4);
+	th_truncate(p, 0);
+	free(p);
+	assert_reads_fail(f, st, &k->hr);
+	assert_int_equal(udr_store_repair_file(&h, &repaired, st, k->in), 0);
+	assert_int_equal(repaired, 2);
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
+	/* the manifest, by a plain put from memory */
+	p = th_object_path(udr_store_path(st), &k->hr);
+	th_flip_bit(p, 64 + 5);
+	assert_reads_fail(f, st, &k->hr);
+	assert_int_equal(udr_store_put(&h, st, k->rnd, n), 0);
+	assert_reads_ok(f, st, &k->hr, k->rnd, n);
+	free(p);
+	/* a delta's base piece damaged: re-putting the delta'd content stores
+	 * its piece anew; re-putting the base content repairs the base */
+	p = piece_file(st, &k->ht2, ".d", 0);
+	assert_non_null(p);
+	{
+		udr_hash bh = delta_base(p);
+		char *bpath = th_object_path(udr_store_path(st), &bh);
+		th_truncate(bpath, 5);
+		free(bpath);
+	}
+	free(p);
+	assert_reads_fail(f, st, &k->ht2);
+	assert_reads_fail(f, st, &k->ht);
+	assert_int_equal(udr_store_repair_file(&h, &repaired, st, k->in2), 0);
+	assert_true(udr_hash_equal(&h, &k->ht2));
+	assert_true(repaired >= 1);
+	assert_reads_ok(f, st, &k->ht2, k->txt2, n);
+	assert_int_equal(udr_store_put(&h, st, k->txt, n), 0);
+	assert_reads_ok(f, st, &k->ht, k->txt, n);
+	assert_int_equal(udr_store_fsck(NULL, st, NULL, NULL), 0);
+	kinds_free(k);
+	udr_store_close(st);
+}
+
+/* Format 1 stores and UDR_PUT_WHOLE stream raw objects through a temp file:
+ * a re-put repairs those too. */
+static void store_reput_repairs_raw_stream(void **state)
+{
+	fx *f = *state;
+	udr_store_config cfg = UDR_STORE_CONFIG_INIT;
+	udr_store *st1 = NULL;
+	char *d1 = th_join(f->dir, "f1"), *in = th_join(f->dir, "in"), *p;
+	size_t n = 300000;
+	unsigned char *data = malloc(n);
+	udr_put_options po = UDR_PUT_OPTIONS_INIT;
+	uint64_t repaired = 0;
+	udr_hash h, h2;
+	th_fill(data, n, 3);
+	th_write_file(in, data, n);
+	cfg.format = 1;
+	assert_int_equal(udr_store_open_ext(&st1, d1, UDR_OPEN_CREATE, &cfg), 0);
+	/* from memory */
+	assert_int_equal(udr_store_put(&h, st1, data, n), 0);
+	p = th_chunk_path(d1, &h);
+	th_flip_bit(p, n - 1);
+	assert_reads_fail(f, st1, &h);
+	assert_int_equal(udr_store_put(&h2, st1, data, n), 0);
+	assert_reads_ok(f, st1, &h, data, n);
+	/* streamed from a file */
+	th_truncate(p, 0);
+	assert_int_equal(udr_store_repair_file(&h2, &repaired, st1, in), 0);
+	assert_int_equal(repaired, 1);
+	assert_reads_ok(f, st1, &h, data, n);
+	free(p);
+	udr_store_close(st1);
+	/* UDR_PUT_WHOLE in a format-2 store */
+	po.flags = UDR_PUT_WHOLE;
+	assert_int_equal(udr_store_put_file_ext(&h, f->st, in, &po), 0);
+	p = th_chunk_path(f->sdir, &h);
+	th_flip_bit(p, 7);
+	assert_reads_fail(f, f->st, &h);
+	assert_int_equal(udr_store_put_file_ext(&h2, f->st, in, &po), 0);
+	assert_reads_ok(f, f->st, &h, data, n);
+	free(p);
+	free(d1);
+	free(in);
+	free(data);
+}
+
+static void store_verify_api(void **state)
+{
+	fx *f = *state;
+	udr_hash h = put_str(f->st, "verify me"), absent;
+	udr_hash_buf(&absent, "absent", 6);
+	assert_int_equal(udr_store_verify(f->st, &h), 0);
+	assert_int_equal(udr_store_verify(f->st, &absent), UDR_ENOTFOUND);
+	th_assert_error(UDR_ENOTFOUND, th_hex(&absent));
+	assert_int_equal(udr_store_verify(NULL, &h), UDR_EINVAL);
+	assert_int_equal(udr_store_verify(f->st, NULL), UDR_EINVAL);
+}
+
 int main(int argc, char **argv)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -781,6 +1188,12 @@ int main(int argc, char **argv)
 		T(store_fsck_finds_stray_files),
 		T(store_fsck_removes_abandoned_temp),
 		T(store_threads_put_same_and_different),
+		T(store_get_verifies_raw_by_default),
+		T(store_get_verifies_every_kind),
+		T(store_reput_repairs_damaged_object),
+		T(store_reput_repairs_pieces_and_manifest),
+		T(store_reput_repairs_raw_stream),
+		T(store_verify_api),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
 }
