@@ -4,6 +4,7 @@
  * first takes good copies of damaged content from the files given.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,13 @@ static int run_check(int rc, const char *what)
 	return rc;
 }
 
-enum { OPT_REPAIR_FROM = CLI_OPT_FIRST };
+enum { OPT_REPAIR_FROM = CLI_OPT_FIRST, OPT_RESET_HEAD };
 
 /* The files of --repair-from, in order. */
 struct repair_list {
 	const char **files;
 	size_t n;
+	bool reset_head;
 };
 
 static int fsck_opt(int opt, const char *arg, void *payload)
@@ -82,7 +84,10 @@ static int fsck_opt(int opt, const char *arg, void *payload)
 	struct repair_list *l = payload;
 	const char **p;
 
-	(void)opt;
+	if (opt == OPT_RESET_HEAD) {
+		l->reset_head = true;
+		return -1;
+	}
 	if (!(p = realloc(l->files, (l->n + 1) * sizeof(*p)))) {
 		cli_errorf("out of memory");
 		return CLI_EXIT_IO;
@@ -125,12 +130,13 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "repair-from", required_argument, NULL, OPT_REPAIR_FROM },
+		{ "reset-head", no_argument, NULL, OPT_RESET_HEAD },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("fsck");
 	udr_check_stats cs = { 0 }, ms = { 0 };
 	struct fsck_state chunk_state = { "chunk", 0, 0 }, cat_state = { "catalog", 1, 0 };
-	struct repair_list repairs = { NULL, 0 };
+	struct repair_list repairs = { NULL, 0, false };
 	uint64_t problems;
 	udr_db *db;
 	int rc_store, rc_cat, rc_repair;
@@ -150,6 +156,17 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	}
 	rc_repair = repair_from(udr_db_store(db), &repairs);
 	free(repairs.files);
+	if (repairs.reset_head) {
+		uint64_t was = 0, now = 0;
+
+		rc = udr_catalog_reset_head(&was, &now, udr_db_catalog(db));
+		if (rc) {
+			udr_db_close(db);
+			return cli_fail(rc);
+		}
+		if (was != now)
+			printf("reset HEAD from %" PRIu64 " to %" PRIu64 " (the end of the log)\n", was, now);
+	}
 	rc_store = run_check(udr_store_fsck(&cs, udr_db_store(db), print_problem, &chunk_state),
 	                     "chunk store");
 	rc_cat = run_check(udr_catalog_fsck(&ms, udr_db_catalog(db), print_problem, &cat_state),

@@ -224,7 +224,7 @@ static const cli_command commands[] = {
 	  "          dedup_ratio, compression_ratio\n",
 	  cli_cmd_stats },
 	{ "fsck", "check the chunk store and the catalog",
-	  "usage: udr fsck [--repair-from FILE]...\n"
+	  "usage: udr fsck [--repair-from FILE]... [--reset-head]\n"
 	  "\n"
 	  "Rehash every chunk and check every catalog file, including that every\n"
 	  "chunk a version names is stored; remove temp files of dead writers.\n"
@@ -235,6 +235,12 @@ static const cli_command commands[] = {
 	  "                      object of its content and its pieces is replaced\n"
 	  "                      atomically; prints \"repair HASH from FILE: N\n"
 	  "                      damaged objects replaced\", then checks as above\n"
+	  "  --reset-head        when HEAD names a commit whose record is missing\n"
+	  "                      (reported as a lost record; commits are refused),\n"
+	  "                      set it back to the end of the log - only when no\n"
+	  "                      version file or checkpoint names a commit past that\n"
+	  "                      end; the sequence numbers past it are handed out\n"
+	  "                      again\n"
 	  "(`udr put FILE` repairs the same way: a put never keeps damaged objects\n"
 	  "of the content it stores.)\n",
 	  cli_cmd_fsck },

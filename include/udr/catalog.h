@@ -168,6 +168,22 @@ UDR_EXTERN int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *
 UDR_EXTERN int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *catalog, udr_problem_cb cb,
                                 void *payload);
 
+/**
+ * The deliberate way out when HEAD names a commit whose record is missing
+ * (which readers and writers refuse, since it may mean a lost record): set
+ * HEAD back to the end of the log, but only when nothing else in the catalog
+ * names a commit past that end (no version file, no checkpoint) and the log
+ * has no gap.  Sequence numbers past the end will be handed out again, so
+ * anything outside the store that remembers them (a subscriber's position)
+ * must be reset too.
+ * @param[out] old_head what HEAD said (may be NULL)
+ * @param[out] new_head the end of the log (may be NULL)
+ * @return 0 (also when HEAD was already right: then both are equal);
+ *         UDR_ECORRUPT when a file names a commit past the end or the log has
+ *         a gap (the message names it); UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_catalog_reset_head(uint64_t *old_head, uint64_t *new_head, udr_catalog *catalog);
+
 /** The last commit sequence number (0 for an empty catalog). */
 UDR_EXTERN int udr_catalog_head(uint64_t *out, udr_catalog *catalog);
 

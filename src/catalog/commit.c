@@ -74,6 +74,49 @@ static int check_sizes(const udr_version *v, const udr__commit_opts *o)
 	return 0;
 }
 
+static int cmp_hash(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(udr_hash));
+}
+
+/*
+ * Every chunk a commit names must be stored and intact: decoded and
+ * rehashed (each distinct chunk once), so that damage is found before it is
+ * committed, never after.  Outside the lock; GC (when it lands) must keep
+ * what a commit in progress verified.
+ */
+static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n)
+{
+	size_t total = 0, bytes, k = 0;
+	udr_hash *all;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++)
+		total += vs[i]->nchunks;
+	if (total == 0)
+		return 0;
+	if (!udr__mul_ok(total, sizeof(udr_hash), &bytes) || !(all = malloc(bytes)))
+		return udr__error_oom();
+	for (size_t i = 0; i < n; i++) {
+		memcpy(all + k, vs[i]->chunks, vs[i]->nchunks * sizeof(udr_hash));
+		k += vs[i]->nchunks;
+	}
+	qsort(all, total, sizeof(udr_hash), cmp_hash);
+	for (k = 0; k < total && rc == 0; k++) {
+		if (k > 0 && udr_hash_equal(&all[k], &all[k - 1]))
+			continue;
+		rc = udr_store_verify(c->store, &all[k]);
+		if (rc == UDR_ENOTFOUND || rc == UDR_ECORRUPT) {
+			char hex[UDR_HASH_HEXSIZE + 1], why[200];
+			udr_hash_tohex(hex, &all[k]);
+			snprintf(why, sizeof(why), "%s", udr_error_last()->message);
+			rc = udr__error_set(rc, "chunk %s %s; nothing committed (%s)", hex,
+			                    rc == UDR_ENOTFOUND ? "not found in the store" : "is damaged", why);
+		}
+	}
+	free(all);
+	return rc;
+}
+
 static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const udr__commit_opts *o)
 {
 	int rc;
@@ -92,22 +135,8 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 				return udr__error_set(UDR_EINVAL, "table %s appears twice in one commit", vs[i]->table);
 		if ((rc = check_sizes(vs[i], o)) < 0)
 			return rc;
-		if (c->store) {
-			for (size_t k = 0; k < vs[i]->nchunks; k++) {
-				rc = udr_store_exists(c->store, &vs[i]->chunks[k]);
-				if (rc < 0)
-					return rc;
-				if (rc == 0) {
-					char hex[UDR_HASH_HEXSIZE + 1];
-					udr_hash_tohex(hex, &vs[i]->chunks[k]);
-					return udr__error_set(UDR_ENOTFOUND,
-					                      "chunk %s not found in the store (table %s); nothing committed",
-					                      hex, vs[i]->table);
-				}
-			}
-		}
 	}
-	return 0;
+	return c->store ? verify_chunks(c, vs, n) : 0;
 }
 
 /*

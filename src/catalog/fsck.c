@@ -431,3 +431,109 @@ done:
 		                      (unsigned long long)k.stats->problems);
 	return 0;
 }
+
+/* A file in dir named <20 digits>.json whose number is past end (checkpoints). */
+static int numbered_past(uint64_t *found, const char *dir, uint64_t end)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	*found = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
+	while ((e = readdir(d)) != NULL) {
+		uint64_t s;
+		if (strlen(e->d_name) == SEQ_DIGITS + 5 && strcmp(e->d_name + SEQ_DIGITS, ".json") == 0 &&
+		    udr__parse_u64(&s, e->d_name, SEQ_DIGITS) == 0 && s > end && s > *found)
+			*found = s;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* A version file (of any table) that names a commit past end: 1 with its
+ * path in the error message, 0 none. */
+static int version_past(udr_catalog *c, uint64_t end)
+{
+	DIR *d = opendir(c->tablesdir), *td;
+	struct dirent *e, *f;
+	int rc = 0;
+	if (!d)
+		return udr__error_io(errno, "cannot list %s", c->tablesdir);
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char *dir;
+		if (e->d_name[0] == '.' || !(dir = udr__path_join(c->tablesdir, e->d_name)))
+			continue;
+		if ((td = opendir(dir)) != NULL) {
+			while (rc == 0 && (f = readdir(td)) != NULL) {
+				char *p, *text = NULL;
+				size_t len;
+				udr_version *v = NULL;
+				if (strlen(f->d_name) != SEQ_DIGITS + 5 || strcmp(f->d_name + SEQ_DIGITS, ".json") != 0 ||
+				    !(p = udr__path_join(dir, f->d_name)))
+					continue;
+				if (udr__read_file(&text, &len, p, UDR__MAX_META_FILE) < 0 ||
+				    udr__version_from_json(&v, text, len, p) < 0)
+					rc = udr__error_set(UDR_ECORRUPT, "version file %s is unreadable; can't tell which commit "
+					                    "made it", p);
+				else if (v->commit_seq > end)
+					rc = udr__error_set(UDR_ECORRUPT, "version file %s names commit %llu, past the end of the "
+					                    "log (%llu): that commit's record was lost, or the file is the "
+					                    "leftover of an interrupted commit (then delete it)", p,
+					                    (unsigned long long)v->commit_seq, (unsigned long long)end);
+				udr_version_free(v);
+				free(text);
+				free(p);
+			}
+			closedir(td);
+		}
+		free(dir);
+	}
+	closedir(d);
+	return rc < 0 ? rc : 0;
+}
+
+int udr_catalog_reset_head(uint64_t *old_head, uint64_t *new_head, udr_catalog *c)
+{
+	udr__head_info info;
+	uint64_t end = 0, past;
+	int lockfd = -1, rc;
+	if (!c)
+		return udr__error_set(UDR_EINVAL, "invalid argument: catalog is NULL");
+	if ((rc = udr__catalog_lock(&lockfd, c)) < 0)
+		return rc;
+	if ((rc = udr__head_find(&end, &info, c)) < 0)
+		goto done;
+	if (old_head)
+		*old_head = info.cache_ok ? info.cache : end;
+	if (new_head)
+		*new_head = end;
+	if (info.beyond) {
+		rc = udr__error_set(UDR_ECORRUPT, "the log has a gap (record %llu is missing, record %llu exists): "
+		                    "HEAD can't be reset over it", (unsigned long long)end + 1,
+		                    (unsigned long long)info.beyond);
+		goto done;
+	}
+	if (!info.cache_missing) {
+		rc = 0;
+		goto done;
+	}
+	if ((rc = numbered_past(&past, c->statedir, end)) < 0)
+		goto done;
+	if (past) {
+		rc = udr__error_set(UDR_ECORRUPT, "checkpoint %llu is past the end of the log (%llu): a record was lost",
+		                    (unsigned long long)past, (unsigned long long)end);
+		goto done;
+	}
+	if ((rc = version_past(c, end)) < 0)
+		goto done;
+	{
+		char text[32];
+		int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)end);
+		rc = udr__write_file_atomic(c->tmpdir, c->headpath, text, (size_t)n, UDR__PUBLISH_REPLACE, true);
+		if (rc > 0)
+			rc = 0;
+	}
+done:
+	udr__catalog_unlock(lockfd);
+	return rc;
+}

@@ -198,3 +198,37 @@ def test_format1_log_is_read_and_moved_on(udr):
     s = p.read_text().replace('"check"', '"chuck"')
     p.write_text(s)
     assert udr("show", "b").code == 4
+
+
+def test_commit_refuses_damaged_content(udr, tmp_path):
+    data = os.urandom(300000)
+    f = tmp_path / "d.bin"
+    f.write_bytes(data)
+    h = udr.ok("put", f).out.strip()
+    [p] = [p for p in udr.objects(h).values()]
+    b = bytearray(p.read_bytes())
+    b[len(b) // 2] ^= 0x10
+    p.write_bytes(bytes(b))
+    r = udr("commit", "t", "--next", h)
+    assert r.code == 4 and "damaged" in r.stderr, r
+    assert udr("show", "t").code != 0  # nothing committed
+    udr.ok("put", f)  # the re-put repairs it
+    udr.ok("commit", "t", "--next", h)
+    assert udr.ok("get", h).stdout == data
+
+
+def test_reset_head_is_the_deliberate_way_out(udr):
+    commit_n(udr, "t", 3)
+    head = udr.root / "catalog" / "HEAD"
+    head.write_text("7\n")  # damaged: names a record that was never made
+    assert udr("show", "t").code == 4
+    assert udr("fsck").code == 4
+    assert head.read_text() == "7\n"  # evidence kept
+    r = udr("fsck", "--reset-head")
+    assert r.code == 0 and "reset HEAD from 7 to 3" in r.out, r
+    assert json.loads(udr.ok("show", "t").out)["version"] == 3
+    # a lost last record leaves its version file, naming the commit: refused
+    os.unlink(rec(udr, 3))
+    r = udr("fsck", "--reset-head")
+    assert r.code == 4 and "names commit 3" in r.stderr, r
+    assert vfile(udr, "t", 3).exists()

@@ -534,7 +534,9 @@ def config_equivalent(orig, path):
 
     def same(a, b):
         if isinstance(a, dict):
-            return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+            # "check" is the seal: every valid config has its own
+            return isinstance(b, dict) and a.keys() == b.keys() and all(
+                k == "check" or same(a[k], b[k]) for k in a)
         if isinstance(a, bool) or isinstance(a, str):
             return a == b
         if isinstance(a, (int, float)):
@@ -751,6 +753,12 @@ def test_read_after_fsck(sweep, kind, how, path):
     r = sweep.case(kind, how)
     before, after, ref = r["before"][path], r["after"][path], r["ref"][path]
     check_read(kind, how, path, after, ref, "after fsck")
+    if kind == "HEAD" and after.rc == 4 and r["fsck"].rc == 4 and "HEAD names commit" in r["fsck_out"]:
+        # HEAD is written after every commit point: one naming a record
+        # that is not there is evidence of a lost record (FORMAT.md), which
+        # fsck reports and keeps (udr fsck --reset-head is the deliberate way
+        # out); reads may go on refusing until then.
+        return
     if kind in CACHE_KINDS or (before is not None and before.same(ref)):
         # fsck rebuilds caches from the log; and it must not make a read
         # that gave the original output fail or change.
