@@ -640,8 +640,10 @@ int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
 	if (!out || !count || !c)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_list_tables");
 	{
-		/* the log knows every table; a table whose directory was lost
-		 * is listed and then fails on its latest file, not left out */
+		/* the log knows every table: the (sealed) state at the head is
+		 * the list, in one or two file reads whatever the number of
+		 * tables; a table whose files were lost is listed, and reading
+		 * it fails, rather than being left out */
 		udr__tstate st;
 		uint64_t head;
 		bool known;
@@ -650,12 +652,9 @@ int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
 		if (known) {
 			if (st.n && !(names = calloc(st.n, sizeof(*names))))
 				rc = udr__error_oom();
-			for (size_t i = 0; i < st.n && rc == 0; i++) {
-				uint64_t latest;
-				if ((rc = udr__table_latest(&latest, c, st.e[i].table)) == 0 &&
-				    !(names[n++] = strdup(st.e[i].table)))
+			for (size_t i = 0; i < st.n && rc == 0; i++)
+				if (!(names[n++] = strdup(st.e[i].table)))
 					rc = udr__error_oom();
-			}
 			udr__tstate_free(&st);
 			if (rc < 0) {
 				udr_strarray_free(names, n);

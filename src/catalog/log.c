@@ -60,10 +60,21 @@ static int version_seq(uint64_t *seq, udr_catalog *c, const char *table, uint64_
 int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq)
 {
 	uint64_t lo = 0, hi, s = 0;
+	udr__tentry e;
 	int rc;
 	*out = 0;
 	if (latest == 0)
 		return 0;
+	/* the state at seq answers in one or two reads (format-2 records) */
+	rc = udr__state_lookup(&e, c, seq, table);
+	if (rc == 0 || rc == 1) {
+		*out = e.version < latest ? e.version : latest;
+		return 0;
+	}
+	if (rc == UDR_ENOTFOUND)
+		udr_error_clear(); /* seq past the head: as for any seq >= latest's commit */
+	else if (rc < 0)
+		return rc;
 	if ((rc = version_seq(&s, c, table, latest)) < 0)
 		return rc;
 	if (s <= seq) {
