@@ -38,6 +38,7 @@ struct ck {
 	udr_hash base_digest; /* its digest */
 	bool prev_legacy;     /* the previous record was format 1 */
 	bool unsure;          /* a damaged record since the current base */
+	bool incomplete;      /* a damaged record at all: the state misses its changes */
 	bool have_prev;
 	udr_hash prev_digest; /* digest of the previous record */
 	int64_t prev_time;
@@ -88,58 +89,86 @@ static void check_chunks(struct ck *k, const udr_version *v, const char *path)
 }
 
 /*
+ * The checkpoint file of base B must be the bytes record r names by digest.
+ * It is rewritten only when it is missing or damaged and the state fsck
+ * computed from the log (text, NULL when a damaged record left that state
+ * incomplete) has exactly that digest: a checkpoint is derived data, but
+ * fsck never writes anything the log does not vouch for.
+ */
+static int check_state_file(struct ck *k, uint64_t base, const udr_hash *want, const char *text, size_t len,
+                            const char *obj)
+{
+	char *file = NULL, *sp = udr__state_path(k->c, base);
+	size_t flen;
+	udr_hash d;
+	int rc;
+	if (!sp)
+		return UDR_ENOMEM;
+	rc = udr__read_file(&file, &flen, sp, UDR__MAX_META_FILE);
+	if (rc == UDR_ENOMEM) {
+		free(sp);
+		return rc;
+	}
+	if (rc == 0)
+		udr_hash_buf(&d, file, flen);
+	if (rc < 0 || !udr_hash_equal(&d, want)) {
+		if (rc == 0)
+			problem(k, UDR_ECORRUPT, obj, sp, "checkpoint of commit %llu is damaged%s", (unsigned long long)base,
+			        text ? " (rewritten from the log)" : " (not rewritten: the log is damaged too)");
+		udr_error_clear();
+		if (text && (udr__mkdir(k->c->statedir, NULL) < 0 ||
+		             udr__write_file_atomic(k->c->tmpdir, sp, text, len, UDR__PUBLISH_REPLACE, true) < 0))
+			problem(k, UDR_EIO, obj, sp, "cannot rewrite checkpoint of commit %llu: %s", (unsigned long long)base,
+			        udr_error_last()->message);
+		udr_error_clear();
+	}
+	free(file);
+	free(sp);
+	return 0;
+}
+
+/*
  * A record's base must be the previous commit (a new checkpoint) or the
- * base of the record before it; its checkpoint file must hold the state the
- * log produces there.  A missing or damaged checkpoint is rewritten: it is
- * derived from the records, whose digests name it.
+ * base of the record before it, and it must name the checkpoint's digest
+ * that the log produces.  Returns 1 when the window can't be checked (a
+ * damaged record since the base).
  */
 static int check_base(struct ck *k, const udr__record *r, const char *path, const char *obj)
 {
 	uint64_t seq = r->cm->seq;
 	if (r->base == seq - 1 && seq > 1) {
-		char *text = NULL, *file = NULL, *sp;
-		size_t len, flen;
+		char *text = NULL;
+		size_t len = 0;
 		int rc;
-		if ((rc = udr__state_encode(&text, &len, &k->state, seq - 1)) < 0)
-			return rc;
-		udr_hash_buf(&k->base_digest, text, len);
 		k->base = seq - 1;
+		k->base_digest = r->base_state;
 		k->unsure = false;
 		udr__tstate_free(&k->window);
-		if (!(sp = udr__state_path(k->c, k->base))) {
-			free(text);
-			return UDR_ENOMEM;
+		if (!k->incomplete) {
+			udr_hash d;
+			if ((rc = udr__state_encode(&text, &len, &k->state, seq - 1)) < 0)
+				return rc;
+			udr_hash_buf(&d, text, len);
+			if (!udr_hash_equal(&d, &r->base_state)) {
+				problem(k, UDR_ECORRUPT, obj, path,
+				        "commit %llu names a checkpoint of commit %llu that the log does not produce",
+				        (unsigned long long)seq, (unsigned long long)k->base);
+				free(text);
+				text = NULL;
+			}
 		}
-		rc = udr__read_file(&file, &flen, sp, UDR__MAX_META_FILE);
-		if (rc == UDR_ENOMEM) {
-			free(text);
-			free(sp);
-			return rc;
-		}
-		if (rc < 0 || flen != len || memcmp(file, text, len) != 0) {
-			if (rc == 0)
-				problem(k, UDR_ECORRUPT, obj, sp, "checkpoint of commit %llu is damaged (rewritten from the log)",
-				        (unsigned long long)k->base);
-			udr_error_clear();
-			if (udr__write_file_atomic(k->c->tmpdir, sp, text, len, UDR__PUBLISH_REPLACE, true) < 0 &&
-			    udr__mkdir(k->c->statedir, NULL) == 0)
-				udr__write_file_atomic(k->c->tmpdir, sp, text, len, UDR__PUBLISH_REPLACE, true);
-			udr_error_clear();
-		}
-		free(file);
+		rc = check_state_file(k, k->base, &r->base_state, text, len, obj);
 		free(text);
-		free(sp);
-	} else if (k->unsure) {
-		return 1; /* nothing to compare with until the next checkpoint */
-	} else if (k->prev_legacy || r->base != k->base) {
-		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names base %llu, expected %llu",
-		        (unsigned long long)seq, (unsigned long long)r->base,
-		        (unsigned long long)(k->prev_legacy ? seq - 1 : k->base));
-		return 0;
+		return rc;
 	}
-	if (r->base > 0 && !udr_hash_equal(&r->base_state, &k->base_digest))
-		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names a checkpoint of commit %llu that the log does not produce",
-		        (unsigned long long)seq, (unsigned long long)r->base);
+	if (k->unsure)
+		return 1; /* nothing to compare with until the next checkpoint */
+	if (k->prev_legacy || r->base != k->base)
+		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names base %llu, expected %llu", (unsigned long long)seq,
+		        (unsigned long long)r->base, (unsigned long long)(k->prev_legacy ? seq - 1 : k->base));
+	else if (r->base > 0 && !udr_hash_equal(&r->base_state, &k->base_digest))
+		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names another checkpoint of commit %llu than commit %llu",
+		        (unsigned long long)seq, (unsigned long long)r->base, (unsigned long long)seq - 1);
 	return 0;
 }
 
@@ -164,6 +193,7 @@ static int check_commit(struct ck *k, uint64_t seq)
 		/* what follows can't be checked against this record */
 		k->have_prev = false;
 		k->unsure = true;
+		k->incomplete = true;
 		free(path);
 		return 0;
 	}
