@@ -97,6 +97,8 @@ static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n)
 	if (!udr__mul_ok(total, sizeof(udr_hash), &bytes) || !(all = malloc(bytes)))
 		return udr__error_oom();
 	for (size_t i = 0; i < n; i++) {
+		if (vs[i]->nchunks == 0)
+			continue; /* chunks may be NULL */
 		memcpy(all + k, vs[i]->chunks, vs[i]->nchunks * sizeof(udr_hash));
 		k += vs[i]->nchunks;
 	}
