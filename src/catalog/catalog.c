@@ -36,16 +36,21 @@ char *udr__version_path(const udr_catalog *c, const char *table, uint64_t versio
 	return p;
 }
 
-char *udr__commit_path(const udr_catalog *c, uint64_t seq)
+char *udr__seq_path(const char *dir, uint64_t seq)
 {
-	size_t n = strlen(c->logdir) + SEQ_DIGITS + 16;
+	size_t n = strlen(dir) + SEQ_DIGITS + 16;
 	char *p = malloc(n);
 	if (!p) {
 		udr__error_oom();
 		return NULL;
 	}
-	snprintf(p, n, "%s/%020llu.json", c->logdir, (unsigned long long)seq);
+	snprintf(p, n, "%s/%020llu.json", dir, (unsigned long long)seq);
 	return p;
+}
+
+char *udr__commit_path(const udr_catalog *c, uint64_t seq)
+{
+	return udr__seq_path(c->logdir, seq);
 }
 
 static char *table_file(const udr_catalog *c, const char *table, const char *name)

@@ -36,6 +36,8 @@ int udr__version_from_json(udr_version **out, const char *text, size_t len, cons
 /* Paths of the catalog's files (malloc'd, NULL on OOM). */
 char *udr__version_path(const udr_catalog *c, const char *table, uint64_t version);
 char *udr__commit_path(const udr_catalog *c, uint64_t seq);
+/* <dir>/<n as 20 digits>.json */
+char *udr__seq_path(const char *dir, uint64_t seq);
 
 /* The writer lock (flock on catalog/lock), held by one commit step at a time. */
 int udr__catalog_lock(int *fd, udr_catalog *c);

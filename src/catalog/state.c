@@ -109,14 +109,7 @@ bool udr__tstate_equal(const udr__tstate *a, const udr__tstate *b)
 
 char *udr__state_path(const udr_catalog *c, uint64_t seq)
 {
-	size_t n = strlen(c->statedir) + SEQ_DIGITS + 16;
-	char *p = malloc(n);
-	if (!p) {
-		udr__error_oom();
-		return NULL;
-	}
-	snprintf(p, n, "%s/%020llu.json", c->statedir, (unsigned long long)seq);
-	return p;
+	return udr__seq_path(c->statedir, seq);
 }
 
 int udr__state_encode(char **out, size_t *out_len, const udr__tstate *s, uint64_t seq)
