@@ -92,7 +92,8 @@ def test_older_udr_head_reuses_version_number_after_lost_version_file(udr):
     committed last).  The log alone says u is at version 2 (commit 5), and
     the next new commit even checkpoints that (state/6.json), but latest is
     searched in the version files: with u's file 2 lost, `show u` answers
-    version 1 with exit 0 and `commit u --next` hands out version 2 again
+    version 1 with exit 0, `show u --at <commit 5>` too, and `commit u --next`
+    hands out version 2 again
     (overwriting the committed version 2) with exit 0."""
     h = udr.put(b"x\n")
     h2 = udr.put(b"y\n")
@@ -102,8 +103,13 @@ def test_older_udr_head_reuses_version_number_after_lost_version_file(udr):
     udr.ok("commit", "u", "--next", h2)
     older_udr_commit(udr, "t", 3, h)
     assert json.loads(udr.ok("show", "u").out)["version"] == 2
+    at5 = json.loads(rec(udr, 5).read_text())["time"]
     os.unlink(vfile(udr, "u", 2))
     r = udr("show", "u")
+    assert r.code != 0 or json.loads(r.out)["version"] == 2, r
+    # time travel to commit 5, whose sealed record made u@2, answers u@1:
+    # the state at 5 says 2, but it is clamped to the (wrong) latest
+    r = udr("show", "u", "--at", at5)
     assert r.code != 0 or json.loads(r.out)["version"] == 2, r
     r = udr("commit", "u", "--next", h)
     assert r.code != 0, ("version 2 of u handed out a second time", r)
