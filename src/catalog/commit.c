@@ -292,8 +292,11 @@ static int record_ext(udr__record *ext, udr_catalog *c, const udr__record *prev,
 	}
 	if (head > 0 && (prev->legacy || head - prev->base >= CHECKPOINT_EVERY || prev->window.n >= CHECKPOINT_WINDOW)) {
 		udr__tstate st;
-		if (prev->legacy)
-			rc = udr__state_scan(&st, c, head);
+		if (prev->legacy) {
+			bool known;
+			if ((rc = udr__state_at(&st, &known, c, head)) == 0 && !known)
+				rc = udr__state_scan(&st, c, head); /* a log of format-1 records only */
+		}
 		else if ((rc = udr__state_base(&st, c, prev)) == 0)
 			rc = udr__tstate_merge(&st, &prev->window);
 		if (rc == 0)

@@ -190,11 +190,11 @@ done:
 
 /* ---- states at commits ----------------------------------------------------- */
 
-int udr__state_scan(udr__tstate *out, udr_catalog *c, uint64_t seq)
+/* Lay the changes of records from..to over out. */
+static int apply_records(udr__tstate *out, udr_catalog *c, uint64_t from, uint64_t to)
 {
 	int rc = 0;
-	memset(out, 0, sizeof(*out));
-	for (uint64_t s = 1; s <= seq && rc == 0; s++) {
+	for (uint64_t s = from; s <= to && rc == 0; s++) {
 		udr_commit *cm = NULL;
 		if ((rc = udr__commit_read(&cm, c, s)) < 0)
 			break;
@@ -202,7 +202,14 @@ int udr__state_scan(udr__tstate *out, udr_catalog *c, uint64_t seq)
 			rc = udr__tstate_set(out, cm->changes[i].table, cm->changes[i].new_version, s);
 		udr_commit_free(cm);
 	}
-	if (rc < 0)
+	return rc;
+}
+
+int udr__state_scan(udr__tstate *out, udr_catalog *c, uint64_t seq)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = apply_records(out, c, 1, seq)) < 0)
 		udr__tstate_free(out);
 	return rc;
 }
@@ -274,6 +281,40 @@ done:
 	return rc;
 }
 
+/*
+ * The state at seq when record seq is format 1 (an older udr committed
+ * after this one): the nearest format-2 record below it, and the changes of
+ * the format-1 records after it.  0 with *known false when the whole log
+ * below seq is format 1 (a catalog of older versions: callers search the
+ * version files as those did).
+ */
+static int state_legacy_tail(udr__tstate *out, bool *known, udr_catalog *c, uint64_t seq)
+{
+	uint64_t s = seq;
+	udr__record r;
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	*known = false;
+	for (;;) {
+		if ((rc = udr__record_read(&r, c, s)) < 0)
+			return rc;
+		if (!r.legacy)
+			break;
+		udr__record_free(&r);
+		if (--s == 0)
+			return 0;
+	}
+	*known = true;
+	if ((rc = udr__state_base(out, c, &r)) == 0)
+		rc = udr__tstate_merge(out, &r.window);
+	udr__record_free(&r);
+	if (rc == 0)
+		rc = apply_records(out, c, s + 1, seq);
+	if (rc < 0)
+		udr__tstate_free(out);
+	return rc;
+}
+
 int udr__state_at(udr__tstate *out, bool *known, udr_catalog *c, uint64_t seq)
 {
 	udr__record r;
@@ -284,9 +325,11 @@ int udr__state_at(udr__tstate *out, bool *known, udr_catalog *c, uint64_t seq)
 		return 0;
 	if ((rc = udr__record_read(&r, c, seq)) < 0)
 		return rc;
-	if (r.legacy)
-		*known = false;
-	else if ((rc = udr__state_base(out, c, &r)) == 0 && (rc = udr__tstate_merge(out, &r.window)) < 0)
+	if (r.legacy) {
+		udr__record_free(&r);
+		return state_legacy_tail(out, known, c, seq);
+	}
+	if ((rc = udr__state_base(out, c, &r)) == 0 && (rc = udr__tstate_merge(out, &r.window)) < 0)
 		udr__tstate_free(out);
 	udr__record_free(&r);
 	return rc;
@@ -304,8 +347,19 @@ int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char
 	if ((rc = udr__record_read(&r, c, seq)) < 0)
 		return rc;
 	if (r.legacy) {
+		bool known;
 		udr__record_free(&r);
-		return 2;
+		if ((rc = state_legacy_tail(&base, &known, c, seq)) < 0)
+			return rc;
+		if (!known)
+			return 2;
+		if ((e = udr__tstate_find(&base, table))) {
+			out->version = e->version;
+			out->seq = e->seq;
+			rc = 1;
+		}
+		udr__tstate_free(&base);
+		return rc;
 	}
 	if ((e = udr__tstate_find(&r.window, table))) {
 		out->version = e->version;
