@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct spec_table {
 	const char *message; /* NULL: the spec's message */
 	json_t *metadata;    /* object of strings, or NULL */
 	uint64_t version;    /* expected new version; 0: the next one */
+	udr_hash *stored;    /* the hashes of files, stored before the transaction */
 };
 
 struct spec {
@@ -37,8 +39,10 @@ static void spec_free(struct spec *sp)
 {
 	size_t i;
 
-	for (i = 0; i < sp->ntables; i++)
+	for (i = 0; i < sp->ntables; i++) {
 		free(sp->tables[i].chunks);
+		free(sp->tables[i].stored);
+	}
 	free(sp->tables);
 	json_decref(sp->doc);
 }
@@ -251,17 +255,48 @@ static int spec_check_chunks(const struct spec *sp, udr_store *store)
 	return CLI_EXIT_OK;
 }
 
-/* Build and stage the version of one table; an exit code. */
-static int spec_stage(udr_txn *txn, const struct spec_table *t, const struct spec *sp,
-                      const cli_ctx *ctx, udr_store *store)
+/*
+ * Store the files of one table before any transaction begins, so that a
+ * long upload is never redone when the commit has to be retried.  They get
+ * deltas against the table's latest version when it is a single chunk, as
+ * with `commit --file` (the base is only a hint for compression: any
+ * version will do).
+ */
+static int spec_store_files(struct spec_table *t, udr_catalog *cat, const cli_ctx *ctx, udr_store *store)
 {
-	udr_version *v = NULL, *prev = NULL;
-	uint64_t latest = 0;
-	udr_hash base, h;
+	udr_version *prev = NULL;
+	udr_hash base;
 	int has_base = 0, rc;
+	size_t i, n = json_array_size(t->files);
+	json_t *item;
+
+	if (n == 0)
+		return CLI_EXIT_OK;
+	if (!(t->stored = calloc(n, sizeof(*t->stored)))) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	if (udr_catalog_get_version(&prev, cat, t->table, 0) == 0 && prev->nchunks == 1) {
+		base = prev->chunks[0];
+		has_base = 1;
+	}
+	udr_version_free(prev);
+	json_array_foreach(t->files, i, item)
+		if ((rc = cli_put_input(&t->stored[i], ctx, store, json_string_value(item),
+		                        has_base ? &base : NULL)) != 0)
+			return rc;
+	return CLI_EXIT_OK;
+}
+
+/* Build and stage the version of one table; an exit code. */
+static int spec_stage(udr_txn *txn, const struct spec_table *t, const struct spec *sp)
+{
+	udr_version *v = NULL;
+	uint64_t latest = 0;
 	const char *key;
 	json_t *item;
 	size_t i;
+	int rc;
 
 	if ((rc = udr_txn_latest(&latest, txn, t->table)) != 0)
 		return cli_fail(rc);
@@ -271,28 +306,14 @@ static int spec_stage(udr_txn *txn, const struct spec_table *t, const struct spe
 		           t->version, latest + 1);
 		return CLI_EXIT_CONFLICT;
 	}
-	/* Files get deltas against the table's latest version when it is a
-	 * single chunk, as with `commit --file`. */
-	if (latest && json_array_size(t->files) &&
-	    udr_txn_get_version(&prev, txn, t->table, 0) == 0 && prev->nchunks == 1) {
-		base = prev->chunks[0];
-		has_base = 1;
-	}
-	udr_version_free(prev);
 	if ((rc = udr_version_new(&v, t->table, 0)) != 0)
 		return cli_fail(rc);
 	for (i = 0; i < t->nchunks; i++)
 		if ((rc = udr_version_add_chunk(v, &t->chunks[i])) != 0)
 			goto fail;
-	json_array_foreach(t->files, i, item) {
-		if ((rc = cli_put_input(&h, ctx, store, json_string_value(item),
-		                        has_base ? &base : NULL)) != 0) {
-			udr_version_free(v);
-			return rc;
-		}
-		if ((rc = udr_version_add_chunk(v, &h)) != 0)
+	for (i = 0; i < json_array_size(t->files); i++)
+		if ((rc = udr_version_add_chunk(v, &t->stored[i])) != 0)
 			goto fail;
-	}
 	if ((rc = udr_version_set_message(v, t->message ? t->message : sp->message)) != 0)
 		goto fail;
 	json_object_foreach(t->metadata, key, item)
@@ -304,16 +325,43 @@ fail:
 	return rc ? cli_fail(rc) : CLI_EXIT_OK;
 }
 
+/*
+ * One attempt: begin, stage every table, commit.  An exit code; *conflict
+ * is set when the transaction lost to a concurrent commit.
+ */
+static int spec_attempt(uint64_t *seq, bool *conflict, const struct spec *sp, udr_db *db)
+{
+	udr_txn_options topts = UDR_TXN_OPTIONS_INIT;
+	udr_txn *txn = NULL;
+	size_t i;
+	int rc;
+
+	*conflict = false;
+	topts.isolation = sp->isolation;
+	topts.message = sp->message;
+	if ((rc = udr_txn_begin(&txn, udr_db_catalog(db), &topts)) != 0)
+		return cli_fail(rc);
+	for (i = 0; i < sp->ntables; i++)
+		if ((rc = spec_stage(txn, &sp->tables[i], sp)) != 0)
+			goto out;
+	if ((rc = udr_txn_commit(txn, seq)) == UDR_ECONFLICT)
+		*conflict = true;
+	else if (rc != 0)
+		rc = cli_fail(rc);
+out:
+	udr_txn_free(txn);
+	return rc;
+}
+
 int cli_commit_spec(cli_ctx *ctx, const char *spec_path)
 {
 	struct spec sp;
-	udr_txn_options topts = UDR_TXN_OPTIONS_INIT;
 	udr_commit *c = NULL;
-	udr_txn *txn = NULL;
 	udr_db *db = NULL;
 	uint64_t seq = 0;
+	bool conflict = false, any_version = false;
 	size_t i;
-	int rc;
+	int rc, attempt;
 
 	memset(&sp, 0, sizeof(sp));
 	if ((rc = spec_load(&sp, spec_path)) != 0)
@@ -322,19 +370,30 @@ int cli_commit_spec(cli_ctx *ctx, const char *spec_path)
 		goto out;
 	if ((rc = spec_check_chunks(&sp, udr_db_store(db))) != 0)
 		goto out;
-	topts.isolation = sp.isolation;
-	topts.message = sp.message;
-	if ((rc = udr_txn_begin(&txn, udr_db_catalog(db), &topts)) != 0) {
-		rc = cli_fail(rc);
-		goto out;
-	}
-	for (i = 0; i < sp.ntables; i++)
-		if ((rc = spec_stage(txn, &sp.tables[i], &sp, ctx, udr_db_store(db))) != 0)
+	for (i = 0; i < sp.ntables; i++) {
+		any_version |= sp.tables[i].version != 0;
+		if ((rc = spec_store_files(&sp.tables[i], udr_db_catalog(db), ctx, udr_db_store(db))) != 0)
 			goto out;
-	if ((rc = udr_txn_commit(txn, &seq)) != 0) {
-		rc = cli_fail(rc);
-		goto out;
 	}
+	/*
+	 * Without explicit versions the spec asks for "the next version" of each
+	 * table: a commit that lost to a concurrent one is retried on the new
+	 * head (the files are stored already; only the checks are redone), as
+	 * `commit --next` never conflicts.  Explicit versions conflict as asked.
+	 */
+	for (attempt = 0;; attempt++) {
+		rc = spec_attempt(&seq, &conflict, &sp, db);
+		if (!conflict)
+			break;
+		if (any_version || attempt >= 1000) {
+			rc = cli_fail(UDR_ECONFLICT);
+			goto out;
+		}
+		udr_error_clear();
+		usleep((useconds_t)(1000 + rand() % 4000) * (unsigned)(attempt < 8 ? attempt + 1 : 8));
+	}
+	if (rc != 0)
+		goto out;
 	printf("commit %" PRIu64 "\n", seq);
 	if ((rc = udr_catalog_get_commit(&c, udr_db_catalog(db), seq)) != 0) {
 		rc = cli_fail(rc);
@@ -344,7 +403,6 @@ int cli_commit_spec(cli_ctx *ctx, const char *spec_path)
 		printf("%s@%" PRIu64 "\n", c->changes[i].table, c->changes[i].new_version);
 out:
 	udr_commit_free(c);
-	udr_txn_free(txn);
 	udr_db_close(db);
 	spec_free(&sp);
 	return rc;

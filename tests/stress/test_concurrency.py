@@ -3,6 +3,7 @@ tool), putting the same and different content at once, and racing for the
 same explicit version numbers.  Versions must be exactly 1..N with no gaps
 and no number given twice; losers of a race exit 3.
 """
+import json
 import os
 import subprocess
 
@@ -167,3 +168,27 @@ def test_conflicting_explicit_versions(udr):
     for v, i in winners.items():
         assert udr.show("T", v)["chunks"] == [hashes[i]]
     assert udr.fsck().returncode == 0
+
+
+def test_spec_without_versions_never_conflicts(udr, tmp_path):
+    """`commit --spec` without explicit versions means "the next version" of
+    each table: 24 concurrent runs over two shared tables all succeed, and the
+    tables get exactly versions 1..24 in one serial order (issue 14)."""
+    h = udr.ok("put", "-", input=b"spec").strip()
+    n = 24
+    procs = []
+    for i in range(n):
+        f = tmp_path / ("spec%d.json" % i)
+        f.write_text(json.dumps({"message": "run %d" % i,
+                                 "tables": [{"table": "a", "chunks": [h]},
+                                            {"table": "b%d" % (i % 2), "chunks": [h]},
+                                            {"table": "c", "chunks": [h]}]}))
+        procs.append(subprocess.Popen([UDR_BIN, "--store", udr.root, "commit", "--spec", str(f)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env()))
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert udr.versions("a") == list(range(1, n + 1))
+    assert udr.versions("c") == list(range(1, n + 1))
+    assert udr.versions("b0") == list(range(1, n // 2 + 1))
+    assert udr.run("fsck").returncode == 0
