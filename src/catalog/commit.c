@@ -353,7 +353,8 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		uint64_t latest, lseq;
 		if ((rc = udr__table_latest(&latest, c, vs[i]->table)) < 0)
 			goto done;
-		if (latest == 0 && (rc = check_really_new(c, vs[i]->table, head)) < 0)
+		/* with a format-2 head the log said "new" already (no scan) */
+		if (latest == 0 && prev.legacy && (rc = check_really_new(c, vs[i]->table, head)) < 0)
 			goto done;
 		if (o->use_snapshot) {
 			if ((rc = latest_commit_seq(&lseq, c, vs[i]->table, latest)) < 0)
