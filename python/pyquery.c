@@ -533,7 +533,8 @@ PyTypeObject udrpy_ResultType = {
 #define REF_TEXT_MAX 160
 
 /* A version reference as text: None -> NULL (latest), int -> "N", aware
- * datetime -> ISO UTC, str -> as given (borrowed from obj).  buf holds
+ * datetime -> ISO UTC, date -> "YYYY-MM-DD" (the end of that day), str ->
+ * as given (borrowed from obj).  buf holds
  * formatted text.  0, or -1 with an exception set. */
 static int ref_text(const char **out, char *buf, PyObject *obj, const char *what)
 {
@@ -553,6 +554,13 @@ static int ref_text(const char **out, char *buf, PyObject *obj, const char *what
 		*out = buf;
 		return 0;
 	}
+	if (PyDate_Check(obj)) {
+		/* A date is as of the end of that day (UTC), as "2026-11-30". */
+		snprintf(buf, REF_TEXT_MAX, "%04d-%02d-%02d", PyDateTime_GET_YEAR(obj),
+		         PyDateTime_GET_MONTH(obj), PyDateTime_GET_DAY(obj));
+		*out = buf;
+		return 0;
+	}
 	if (PyLong_Check(obj) && !PyBool_Check(obj)) {
 		uint64_t n;
 
@@ -563,7 +571,7 @@ static int ref_text(const char **out, char *buf, PyObject *obj, const char *what
 		return 0;
 	}
 	PyErr_Format(PyExc_TypeError,
-	             "%s must be an int, a str reference, a datetime or None, not %.100s", what,
+	             "%s must be an int, a str reference, a datetime, a date or None, not %.100s", what,
 	             Py_TYPE(obj)->tp_name);
 	return -1;
 }

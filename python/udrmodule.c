@@ -188,13 +188,13 @@ PyObject *udrpy_hash_to_str(const udr_hash *h)
 	return PyUnicode_FromStringAndSize(hex, UDR_HASH_HEXSIZE);
 }
 
-int udrpy_version_from_obj(uint64_t *out, PyObject *obj, uint64_t min)
+int udrpy_u64_from_obj(uint64_t *out, PyObject *obj, uint64_t min, const char *what)
 {
 	PyObject *n;
 	unsigned long long v;
 
 	if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
-		PyErr_Format(PyExc_TypeError, "a version number must be an int, not %.100s",
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
 		             Py_TYPE(obj)->tp_name);
 		return -1;
 	}
@@ -203,23 +203,34 @@ int udrpy_version_from_obj(uint64_t *out, PyObject *obj, uint64_t min)
 		return -1;
 	v = PyLong_AsUnsignedLongLong(n);
 	if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+		PyObject *zero = PyLong_FromLong(0);
+		int positive = zero != NULL ? PyObject_RichCompareBool(n, zero, Py_GT) : -1;
+
+		Py_XDECREF(zero);
 		PyErr_Clear();
-		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
-		                "invalid version number %S: must be between %llu and 2**64-1", n,
-		                (unsigned long long)min);
+		if (positive > 0)
+			udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                "invalid %s %S: must be at most 2**64-1", what, n);
+		else
+			udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                "invalid %s %S: must be >= %llu", what, n, (unsigned long long)min);
 		Py_DECREF(n);
 		return -1;
 	}
 	if (v < min) {
-		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
-		                "invalid version number %S: must be >= %llu", n,
-		                (unsigned long long)min);
+		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "invalid %s %S: must be >= %llu",
+		                what, n, (unsigned long long)min);
 		Py_DECREF(n);
 		return -1;
 	}
 	Py_DECREF(n);
 	*out = v;
 	return 0;
+}
+
+int udrpy_version_from_obj(uint64_t *out, PyObject *obj, uint64_t min)
+{
+	return udrpy_u64_from_obj(out, obj, min, "version number");
 }
 
 PyObject *udrpy_datetime_from_ms(int64_t ms)
