@@ -401,19 +401,56 @@ static int add_exception(PyObject *m, PyObject **slot, const char *name, const c
 	return 0;
 }
 
+/* PEP 249 (DB-API 2.0) classes that UDR's own errors derive from. */
+static PyObject *udrpy_Warning, *udrpy_InterfaceError, *udrpy_DatabaseError, *udrpy_DataError,
+	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError,
+	*udrpy_NotSupportedError;
+
 static int add_exceptions(PyObject *m)
 {
 	PyObject *descr;
 
-	if (add_exception(m, &udrpy_Error, "Error",
-	                  "Base class of every error raised by libudr.  The `code` attribute\n"
-	                  "holds the library's negative UDR_E* code.",
+	if (add_exception(m, &udrpy_Warning, "Warning",
+	                  "PEP 249 Warning (not raised by udr today).",
 	                  Py_NewRef(PyExc_Exception)) < 0)
+		return -1;
+	if (add_exception(m, &udrpy_Error, "Error",
+	                  "Base class of every error raised by libudr (and PEP 249's Error).\n"
+	                  "The `code` attribute holds the library's negative UDR_E* code.",
+	                  Py_NewRef(PyExc_Exception)) < 0)
+		return -1;
+	if (add_exception(m, &udrpy_InterfaceError, "InterfaceError",
+	                  "PEP 249: misuse of the DB-API interface (a closed cursor or\n"
+	                  "connection, fetch before execute).",
+	                  Py_NewRef(udrpy_Error)) < 0 ||
+	    add_exception(m, &udrpy_DatabaseError, "DatabaseError",
+	                  "PEP 249: an error of the database; every udr error below derives\n"
+	                  "from it.",
+	                  Py_NewRef(udrpy_Error)) < 0 ||
+	    add_exception(m, &udrpy_DataError, "DataError",
+	                  "PEP 249: a problem with the processed data.",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
+	    add_exception(m, &udrpy_OperationalError, "OperationalError",
+	                  "PEP 249: an error of the database's operation: I/O (IOError),\n"
+	                  "locks (LockedError), commit conflicts (ConflictError).",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
+	    add_exception(m, &udrpy_InternalError, "InternalError",
+	                  "PEP 249: the database hit an internal error.",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
+	    add_exception(m, &udrpy_ProgrammingError, "ProgrammingError",
+	                  "PEP 249: a SQL error, an unknown table or version, a bad argument\n"
+	                  "(InvalidArgumentError, NotFoundError).",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
+	    add_exception(m, &udrpy_NotSupportedError, "NotSupportedError",
+	                  "PEP 249: an operation udr does not support (e.g. writing to UDR\n"
+	                  "tables through DB-API SQL).",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_NotFoundError, "NotFoundError",
 	                  "A chunk, table, version or store does not exist (UDR_ENOTFOUND).\n"
-	                  "Also a KeyError; str() gives the plain message.",
-	                  PyTuple_Pack(2, udrpy_Error, PyExc_KeyError)) < 0)
+	                  "Also a KeyError (str() gives the plain message) and a PEP 249\n"
+	                  "ProgrammingError.",
+	                  PyTuple_Pack(2, udrpy_ProgrammingError, PyExc_KeyError)) < 0)
 		return -1;
 	descr = PyDescr_NewMethod((PyTypeObject *)udrpy_NotFoundError, &notfound_str_def);
 	if (descr == NULL || PyObject_SetAttrString(udrpy_NotFoundError, "__str__", descr) < 0) {
@@ -423,27 +460,30 @@ static int add_exceptions(PyObject *m)
 	Py_DECREF(descr);
 	if (add_exception(m, &udrpy_ConflictError, "ConflictError",
 	                  "A version conflict: the version number is not latest + 1; the message\n"
-	                  "states the expected number (UDR_ECONFLICT).",
-	                  Py_NewRef(udrpy_Error)) < 0)
+	                  "states the expected number (UDR_ECONFLICT).  A PEP 249\n"
+	                  "OperationalError.",
+	                  Py_NewRef(udrpy_OperationalError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_IntegrityError, "IntegrityError",
 	                  "Stored data or metadata is damaged, e.g. a chunk does not match its\n"
-	                  "hash (UDR_ECORRUPT).",
-	                  Py_NewRef(udrpy_Error)) < 0)
+	                  "hash (UDR_ECORRUPT).  Also PEP 249's IntegrityError (a DatabaseError).",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_InvalidArgumentError, "InvalidArgumentError",
 	                  "An invalid argument value: bad hash, table name, version number\n"
-	                  "(UDR_EINVAL).  Also a ValueError.",
-	                  PyTuple_Pack(2, udrpy_Error, PyExc_ValueError)) < 0)
+	                  "(UDR_EINVAL), a SQL error.  Also a ValueError and a PEP 249\n"
+	                  "ProgrammingError.",
+	                  PyTuple_Pack(2, udrpy_ProgrammingError, PyExc_ValueError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_IOError, "IOError",
 	                  "An operating-system I/O error (UDR_EIO); the message names the file\n"
-	                  "and the cause.  Also an OSError.",
-	                  PyTuple_Pack(2, udrpy_Error, PyExc_OSError)) < 0)
+	                  "and the cause.  Also an OSError and a PEP 249 OperationalError.",
+	                  PyTuple_Pack(2, udrpy_OperationalError, PyExc_OSError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_LockedError, "LockedError",
-	                  "A lock could not be taken without waiting (UDR_ELOCKED).",
-	                  Py_NewRef(udrpy_Error)) < 0)
+	                  "A lock could not be taken without waiting (UDR_ELOCKED).  A PEP 249\n"
+	                  "OperationalError.",
+	                  Py_NewRef(udrpy_OperationalError)) < 0)
 		return -1;
 	return 0;
 }
