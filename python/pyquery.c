@@ -451,9 +451,16 @@ static PyObject *result_df(udrpy_result *o, PyObject *unused)
 		return NULL;
 	}
 	{
+		/* from_records(data, index, ...): columns must be a keyword. */
 		PyObject *cls = PyObject_GetAttrString(pandas, "DataFrame");
+		PyObject *meth = cls ? PyObject_GetAttrString(cls, "from_records") : NULL;
+		PyObject *args = meth ? PyTuple_Pack(1, rows) : NULL;
+		PyObject *kw = args ? Py_BuildValue("{s:O}", "columns", cols) : NULL;
 
-		r = cls ? PyObject_CallMethod(cls, "from_records", "OO", rows, cols) : NULL;
+		r = kw ? PyObject_Call(meth, args, kw) : NULL;
+		Py_XDECREF(kw);
+		Py_XDECREF(args);
+		Py_XDECREF(meth);
 		Py_XDECREF(cls);
 	}
 	Py_DECREF(rows);
