@@ -408,6 +408,30 @@ static PyObject *udrpy_Warning, *udrpy_InterfaceError, *udrpy_DatabaseError, *ud
 
 static int add_exceptions(PyObject *m)
 {
+	static const struct {
+		PyObject **slot, **base;
+		const char *name, *doc;
+	} pep249[] = {
+		{&udrpy_InterfaceError, &udrpy_Error, "InterfaceError",
+		 "PEP 249: misuse of the DB-API interface (a closed cursor or\n"
+		 "connection, fetch before execute)."},
+		{&udrpy_DatabaseError, &udrpy_Error, "DatabaseError",
+		 "PEP 249: an error of the database; every udr error below derives\n"
+		 "from it."},
+		{&udrpy_DataError, &udrpy_DatabaseError, "DataError",
+		 "PEP 249: a problem with the processed data."},
+		{&udrpy_OperationalError, &udrpy_DatabaseError, "OperationalError",
+		 "PEP 249: an error of the database's operation: I/O (IOError),\n"
+		 "locks (LockedError), commit conflicts (ConflictError)."},
+		{&udrpy_InternalError, &udrpy_DatabaseError, "InternalError",
+		 "PEP 249: the database hit an internal error."},
+		{&udrpy_ProgrammingError, &udrpy_DatabaseError, "ProgrammingError",
+		 "PEP 249: a SQL error, an unknown table or version, a bad argument\n"
+		 "(InvalidArgumentError, NotFoundError)."},
+		{&udrpy_NotSupportedError, &udrpy_DatabaseError, "NotSupportedError",
+		 "PEP 249: an operation udr does not support (e.g. writing to UDR\n"
+		 "tables through DB-API SQL)."},
+	};
 	PyObject *descr;
 
 	if (add_exception(m, &udrpy_Warning, "Warning",
@@ -419,33 +443,10 @@ static int add_exceptions(PyObject *m)
 	                  "The `code` attribute holds the library's negative UDR_E* code.",
 	                  Py_NewRef(PyExc_Exception)) < 0)
 		return -1;
-	if (add_exception(m, &udrpy_InterfaceError, "InterfaceError",
-	                  "PEP 249: misuse of the DB-API interface (a closed cursor or\n"
-	                  "connection, fetch before execute).",
-	                  Py_NewRef(udrpy_Error)) < 0 ||
-	    add_exception(m, &udrpy_DatabaseError, "DatabaseError",
-	                  "PEP 249: an error of the database; every udr error below derives\n"
-	                  "from it.",
-	                  Py_NewRef(udrpy_Error)) < 0 ||
-	    add_exception(m, &udrpy_DataError, "DataError",
-	                  "PEP 249: a problem with the processed data.",
-	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
-	    add_exception(m, &udrpy_OperationalError, "OperationalError",
-	                  "PEP 249: an error of the database's operation: I/O (IOError),\n"
-	                  "locks (LockedError), commit conflicts (ConflictError).",
-	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
-	    add_exception(m, &udrpy_InternalError, "InternalError",
-	                  "PEP 249: the database hit an internal error.",
-	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
-	    add_exception(m, &udrpy_ProgrammingError, "ProgrammingError",
-	                  "PEP 249: a SQL error, an unknown table or version, a bad argument\n"
-	                  "(InvalidArgumentError, NotFoundError).",
-	                  Py_NewRef(udrpy_DatabaseError)) < 0 ||
-	    add_exception(m, &udrpy_NotSupportedError, "NotSupportedError",
-	                  "PEP 249: an operation udr does not support (e.g. writing to UDR\n"
-	                  "tables through DB-API SQL).",
-	                  Py_NewRef(udrpy_DatabaseError)) < 0)
-		return -1;
+	for (size_t i = 0; i < sizeof pep249 / sizeof pep249[0]; i++)
+		if (add_exception(m, pep249[i].slot, pep249[i].name, pep249[i].doc,
+		                  Py_NewRef(*pep249[i].base)) < 0)
+			return -1;
 	if (add_exception(m, &udrpy_NotFoundError, "NotFoundError",
 	                  "A chunk, table, version or store does not exist (UDR_ENOTFOUND).\n"
 	                  "Also a KeyError (str() gives the plain message) and a PEP 249\n"

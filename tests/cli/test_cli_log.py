@@ -94,6 +94,9 @@ def test_log_since_time(history):
     assert all(c["time_ms"] >= commits[2]["time_ms"] for c in log(udr, "--since-time", t3))
     assert seqs(udr, "--since-time", "2000-01-01") == [5, 4, 3, 2, 1]
     assert seqs(udr, "--since-time", "2999-01-01T00:00:00Z") == []
+    # the same instant with a -07:00 offset
+    t3 = _at_offset(commits[2]["time_ms"], -7)
+    assert seqs(udr, "--since-time", t3, "--reverse")[-3:] == [3, 4, 5]
 
 
 @pytest.mark.parametrize("args", [
@@ -109,12 +112,18 @@ def test_log_bad_options(history, args):
 
 # ---- show --at ----
 
-def test_show_at(udr):
+def two_versions(udr):
+    """Versions 1 ("one") and 2 ("two") of t; a time in ms between them."""
     udr.ok("commit", "t", "--next", "-m", "one")
     time.sleep(0.05)
     mid = log(udr)[0]["time_ms"] + 20
     time.sleep(0.05)
     udr.ok("commit", "t", "--next", "-m", "two")
+    return mid
+
+
+def test_show_at(udr):
+    mid = two_versions(udr)
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mid // 1000)) + ".%03dZ" % (mid % 1000)
     v = json.loads(udr.ok("show", "t", "--at", iso).out)
     assert (v["version"], v["message"]) == (1, "one")
@@ -142,11 +151,7 @@ def _at_offset(ms, hours):
 
 def test_show_at_offsets_cross_midnight(udr):
     """+hh:mm and -hh:mm offsets are applied; the local date may be another day."""
-    udr.ok("commit", "t", "--next", "-m", "one")
-    time.sleep(0.05)
-    mid = log(udr)[0]["time_ms"] + 20
-    time.sleep(0.05)
-    udr.ok("commit", "t", "--next", "-m", "two")
+    mid = two_versions(udr)
     utc_date = time.strftime("%Y-%m-%d", time.gmtime(mid // 1000))
     texts = [_at_offset(mid, 14), _at_offset(mid, -12), _at_offset(mid, 5.5)]
     # +14:00 or -12:00 always names another calendar day than UTC
@@ -179,15 +184,6 @@ def test_date_means_end_of_day(udr):
     assert seqs(udr, "--since-time", today) == [2, 1]
     tomorrow = (datetime.date.fromisoformat(today) + datetime.timedelta(days=1)).isoformat()
     assert seqs(udr, "--since-time", tomorrow) == []
-
-
-def test_log_since_time_offset(history):
-    udr = history
-    commits = log(udr, "--reverse")
-    t3 = _at_offset(commits[2]["time_ms"], -7)
-    got = seqs(udr, "--since-time", t3, "--reverse")
-    assert got[-3:] == [3, 4, 5]
-    assert all(c["time_ms"] >= commits[2]["time_ms"] for c in log(udr, "--since-time", t3))
 
 
 @pytest.mark.parametrize("bad", [
