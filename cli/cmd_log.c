@@ -41,6 +41,10 @@ static int log_opt(int opt, const char *arg, void *payload)
 	case OPT_SINCE_TIME:
 		if ((rc = udr_time_parse(&o->q.since_ms, arg)) != 0)
 			return cli_fail(rc);
+		/* A bare date parses as the end of that day (as of); "since a
+		 * date" starts at its beginning. */
+		if (strlen(arg) == 10)
+			o->q.since_ms -= 86400000 - 1;
 		break;
 	case OPT_TABLE:
 		if ((rc = cli_check_table(arg)) != 0)

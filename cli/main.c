@@ -166,9 +166,10 @@ static const cli_command commands[] = {
 	  "UTC), created_ms, message (null when none), metadata, chunks, commit\n"
 	  "(the sequence number of the commit that made it).  --json is accepted\n"
 	  "for symmetry with the other listing commands.\n"
-	  "  --at TIME  the version that was the latest at TIME, an ISO-8601 UTC\n"
-	  "             time (2026-11-01T12:00:00Z, fraction optional) or a date\n"
-	  "             (2026-11-01); exit 1 when the table had no version then\n",
+	  "  --at TIME  the version that was the latest at TIME: an RFC 3339 time\n"
+	  "             (2026-11-01T12:00:00Z, 2026-11-01T13:00:00+01:00; no zone:\n"
+	  "             UTC; fraction optional) or a date (2026-11-01: as of the end\n"
+	  "             of that day, UTC); exit 1 when the table had no version then\n",
 	  cli_cmd_show },
 	{ "versions", "list the versions of a table",
 	  "usage: udr versions TABLE [--json]\n"
@@ -191,7 +192,8 @@ static const cli_command commands[] = {
 	  "(when it has one), and one line \"  TABLE: OLD -> NEW\" per table version\n"
 	  "it made (OLD is \"new\" for a table's first version).\n"
 	  "  --since SEQ         only commits after commit SEQ\n"
-	  "  --since-time TIME   only commits made at or after TIME (ISO-8601 UTC)\n"
+	  "  --since-time TIME   only commits made at or after TIME (RFC 3339, as\n"
+	  "                      --at of show; a date: from the start of that day, UTC)\n"
 	  "  --table TABLE       only commits that changed TABLE (repeatable: any)\n"
 	  "  --branch BRANCH     only commits on BRANCH\n"
 	  "  --limit N           at most N commits\n"
@@ -276,9 +278,10 @@ static const cli_command commands[] = {
 	  "appears complete or not at all), and print the number of rows.\n"
 	  "  --format F  parquet, csv, json (one JSON array) or ndjson (default:\n"
 	  "              from OUT's extension)\n"
-	  "REF: a version number (users@3), latest, a UTC time or date\n"
-	  "(users@2026-11-01T12:00:00Z, users@2026-11-01: the version current\n"
-	  "then), commit:SEQ (current right after that commit), branch:main.\n",
+	  "REF: a version number (users@3), latest, an RFC 3339 time or a date\n"
+	  "(users@2026-11-01T12:00:00Z, users@2026-11-01T13:00:00+01:00: the\n"
+	  "version current then; users@2026-11-01: at the end of that day, UTC),\n"
+	  "commit:SEQ (current right after that commit), branch:main.\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
 	  "usage: udr sql QUERY [-p VALUE]... [--csv | --json | --ndjson | -o FILE]\n"
@@ -289,8 +292,9 @@ static const cli_command commands[] = {
 	  "on the default branch, all as of one snapshot; NAME@REF reads another:\n"
 	  "  users@3                  version 3\n"
 	  "  users@latest             the latest version\n"
-	  "  users@2026-11-01T12:00:00Z, users@2026-11-01\n"
-	  "                           the version current at that UTC time\n"
+	  "  users@2026-11-01T12:00:00Z, users@2026-11-01T13:00:00+01:00\n"
+	  "                           the version current at that time\n"
+	  "  users@2026-11-01         ... at the end of that day (UTC)\n"
 	  "  users@commit:12          the version current right after commit 12\n"
 	  "  users@branch:main        the latest version on branch main\n"
 	  "  \"my-table@3\"             quoted: for names that are not plain SQL\n"

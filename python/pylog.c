@@ -169,6 +169,8 @@ static int since_time_seq(uint64_t *out, udr_catalog *cat, int64_t ms)
 
 /* ---- changes ---------------------------------------------------------- */
 
+#define SINCE_WHAT "since"
+
 PyObject *udrpy_log_changes(PyObject *catobj, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = {"since", "since_time", "tables", "branch", "limit",
@@ -187,14 +189,14 @@ PyObject *udrpy_log_changes(PyObject *catobj, PyObject *args, PyObject *kwds)
 	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$OOOOp:changes", kwlist, &sobj, &tobj,
 	                                 &tables, &bobj, &lobj, &newest))
 		return NULL;
-	if (sobj != Py_None && udrpy_version_from_obj(&q.since_seq, sobj, 0) < 0)
+	if (sobj != Py_None && udrpy_u64_from_obj(&q.since_seq, sobj, 0, SINCE_WHAT) < 0)
 		return NULL;
 	if (tobj != Py_None && udrpy_ms_from_datetime(&q.since_ms, tobj, "since_time") < 0)
 		return NULL;
 	if (bobj != Py_None && (q.branch = udrpy_cstr(bobj, "branch")) == NULL)
 		return NULL;
 	if (lobj != Py_None) {
-		if (udrpy_version_from_obj(&lim, lobj, 0) < 0)
+		if (udrpy_u64_from_obj(&lim, lobj, 0, "limit") < 0)
 			return NULL;
 		if (lim == 0)
 			return PyList_New(0);
@@ -649,7 +651,7 @@ PyObject *udrpy_log_subscribe(PyObject *catobj, PyObject *args, PyObject *kwds)
 	s->error = NULL;
 	s->weakreflist = NULL;
 	PyObject_GC_Track(s);
-	if (sobj != Py_None && udrpy_version_from_obj(&s->cursor, sobj, 0) < 0)
+	if (sobj != Py_None && udrpy_u64_from_obj(&s->cursor, sobj, 0, SINCE_WHAT) < 0)
 		goto fail;
 	if (tables_arg(&s->tables, &s->ntables, tables) < 0)
 		goto fail;

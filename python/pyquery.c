@@ -451,9 +451,16 @@ static PyObject *result_df(udrpy_result *o, PyObject *unused)
 		return NULL;
 	}
 	{
+		/* from_records(data, index, ...): columns must be a keyword. */
 		PyObject *cls = PyObject_GetAttrString(pandas, "DataFrame");
+		PyObject *meth = cls ? PyObject_GetAttrString(cls, "from_records") : NULL;
+		PyObject *args = meth ? PyTuple_Pack(1, rows) : NULL;
+		PyObject *kw = args ? Py_BuildValue("{s:O}", "columns", cols) : NULL;
 
-		r = cls ? PyObject_CallMethod(cls, "from_records", "OO", rows, cols) : NULL;
+		r = kw ? PyObject_Call(meth, args, kw) : NULL;
+		Py_XDECREF(kw);
+		Py_XDECREF(args);
+		Py_XDECREF(meth);
 		Py_XDECREF(cls);
 	}
 	Py_DECREF(rows);
@@ -533,7 +540,8 @@ PyTypeObject udrpy_ResultType = {
 #define REF_TEXT_MAX 160
 
 /* A version reference as text: None -> NULL (latest), int -> "N", aware
- * datetime -> ISO UTC, str -> as given (borrowed from obj).  buf holds
+ * datetime -> ISO UTC, date -> "YYYY-MM-DD" (the end of that day), str ->
+ * as given (borrowed from obj).  buf holds
  * formatted text.  0, or -1 with an exception set. */
 static int ref_text(const char **out, char *buf, PyObject *obj, const char *what)
 {
@@ -553,6 +561,13 @@ static int ref_text(const char **out, char *buf, PyObject *obj, const char *what
 		*out = buf;
 		return 0;
 	}
+	if (PyDate_Check(obj)) {
+		/* A date is as of the end of that day (UTC), as "2026-11-30". */
+		snprintf(buf, REF_TEXT_MAX, "%04d-%02d-%02d", PyDateTime_GET_YEAR(obj),
+		         PyDateTime_GET_MONTH(obj), PyDateTime_GET_DAY(obj));
+		*out = buf;
+		return 0;
+	}
 	if (PyLong_Check(obj) && !PyBool_Check(obj)) {
 		uint64_t n;
 
@@ -563,7 +578,7 @@ static int ref_text(const char **out, char *buf, PyObject *obj, const char *what
 		return 0;
 	}
 	PyErr_Format(PyExc_TypeError,
-	             "%s must be an int, a str reference, a datetime or None, not %.100s", what,
+	             "%s must be an int, a str reference, a datetime, a date or None, not %.100s", what,
 	             Py_TYPE(obj)->tp_name);
 	return -1;
 }

@@ -326,8 +326,20 @@ static PyObject *store_exists(udrpy_store *s, PyObject *arg)
 	return PyBool_FromLong(r);
 }
 
+/* `x in store`: False for anything that is not a stored chunk's hash (a
+ * non-str, bad hex), as a container answers; exists() still raises. */
 static int store_contains(PyObject *self, PyObject *arg)
 {
+	udr_hash h;
+
+	if (!PyUnicode_Check(arg))
+		return 0;
+	if (udrpy_hash_from_obj(&h, arg) < 0) {
+		if (!PyErr_ExceptionMatches(udrpy_InvalidArgumentError))
+			return -1;
+		PyErr_Clear();
+		return 0;
+	}
 	return exists_common((udrpy_store *)self, arg);
 }
 

@@ -188,13 +188,13 @@ PyObject *udrpy_hash_to_str(const udr_hash *h)
 	return PyUnicode_FromStringAndSize(hex, UDR_HASH_HEXSIZE);
 }
 
-int udrpy_version_from_obj(uint64_t *out, PyObject *obj, uint64_t min)
+int udrpy_u64_from_obj(uint64_t *out, PyObject *obj, uint64_t min, const char *what)
 {
 	PyObject *n;
 	unsigned long long v;
 
 	if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
-		PyErr_Format(PyExc_TypeError, "a version number must be an int, not %.100s",
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
 		             Py_TYPE(obj)->tp_name);
 		return -1;
 	}
@@ -203,23 +203,34 @@ int udrpy_version_from_obj(uint64_t *out, PyObject *obj, uint64_t min)
 		return -1;
 	v = PyLong_AsUnsignedLongLong(n);
 	if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+		PyObject *zero = PyLong_FromLong(0);
+		int positive = zero != NULL ? PyObject_RichCompareBool(n, zero, Py_GT) : -1;
+
+		Py_XDECREF(zero);
 		PyErr_Clear();
-		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
-		                "invalid version number %S: must be between %llu and 2**64-1", n,
-		                (unsigned long long)min);
+		if (positive > 0)
+			udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                "invalid %s %S: must be at most 2**64-1", what, n);
+		else
+			udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                "invalid %s %S: must be >= %llu", what, n, (unsigned long long)min);
 		Py_DECREF(n);
 		return -1;
 	}
 	if (v < min) {
-		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
-		                "invalid version number %S: must be >= %llu", n,
-		                (unsigned long long)min);
+		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "invalid %s %S: must be >= %llu",
+		                what, n, (unsigned long long)min);
 		Py_DECREF(n);
 		return -1;
 	}
 	Py_DECREF(n);
 	*out = v;
 	return 0;
+}
+
+int udrpy_version_from_obj(uint64_t *out, PyObject *obj, uint64_t min)
+{
+	return udrpy_u64_from_obj(out, obj, min, "version number");
 }
 
 PyObject *udrpy_datetime_from_ms(int64_t ms)
@@ -390,19 +401,57 @@ static int add_exception(PyObject *m, PyObject **slot, const char *name, const c
 	return 0;
 }
 
+/* PEP 249 (DB-API 2.0) classes that UDR's own errors derive from. */
+static PyObject *udrpy_Warning, *udrpy_InterfaceError, *udrpy_DatabaseError, *udrpy_DataError,
+	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError,
+	*udrpy_NotSupportedError;
+
 static int add_exceptions(PyObject *m)
 {
+	static const struct {
+		PyObject **slot, **base;
+		const char *name, *doc;
+	} pep249[] = {
+		{&udrpy_InterfaceError, &udrpy_Error, "InterfaceError",
+		 "PEP 249: misuse of the DB-API interface (a closed cursor or\n"
+		 "connection, fetch before execute)."},
+		{&udrpy_DatabaseError, &udrpy_Error, "DatabaseError",
+		 "PEP 249: an error of the database; every udr error below derives\n"
+		 "from it."},
+		{&udrpy_DataError, &udrpy_DatabaseError, "DataError",
+		 "PEP 249: a problem with the processed data."},
+		{&udrpy_OperationalError, &udrpy_DatabaseError, "OperationalError",
+		 "PEP 249: an error of the database's operation: I/O (IOError),\n"
+		 "locks (LockedError), commit conflicts (ConflictError)."},
+		{&udrpy_InternalError, &udrpy_DatabaseError, "InternalError",
+		 "PEP 249: the database hit an internal error."},
+		{&udrpy_ProgrammingError, &udrpy_DatabaseError, "ProgrammingError",
+		 "PEP 249: a SQL error, an unknown table or version, a bad argument\n"
+		 "(InvalidArgumentError, NotFoundError)."},
+		{&udrpy_NotSupportedError, &udrpy_DatabaseError, "NotSupportedError",
+		 "PEP 249: an operation udr does not support (e.g. writing to UDR\n"
+		 "tables through DB-API SQL)."},
+	};
 	PyObject *descr;
 
-	if (add_exception(m, &udrpy_Error, "Error",
-	                  "Base class of every error raised by libudr.  The `code` attribute\n"
-	                  "holds the library's negative UDR_E* code.",
+	if (add_exception(m, &udrpy_Warning, "Warning",
+	                  "PEP 249 Warning (not raised by udr today).",
 	                  Py_NewRef(PyExc_Exception)) < 0)
 		return -1;
+	if (add_exception(m, &udrpy_Error, "Error",
+	                  "Base class of every error raised by libudr (and PEP 249's Error).\n"
+	                  "The `code` attribute holds the library's negative UDR_E* code.",
+	                  Py_NewRef(PyExc_Exception)) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof pep249 / sizeof pep249[0]; i++)
+		if (add_exception(m, pep249[i].slot, pep249[i].name, pep249[i].doc,
+		                  Py_NewRef(*pep249[i].base)) < 0)
+			return -1;
 	if (add_exception(m, &udrpy_NotFoundError, "NotFoundError",
 	                  "A chunk, table, version or store does not exist (UDR_ENOTFOUND).\n"
-	                  "Also a KeyError; str() gives the plain message.",
-	                  PyTuple_Pack(2, udrpy_Error, PyExc_KeyError)) < 0)
+	                  "Also a KeyError (str() gives the plain message) and a PEP 249\n"
+	                  "ProgrammingError.",
+	                  PyTuple_Pack(2, udrpy_ProgrammingError, PyExc_KeyError)) < 0)
 		return -1;
 	descr = PyDescr_NewMethod((PyTypeObject *)udrpy_NotFoundError, &notfound_str_def);
 	if (descr == NULL || PyObject_SetAttrString(udrpy_NotFoundError, "__str__", descr) < 0) {
@@ -412,27 +461,30 @@ static int add_exceptions(PyObject *m)
 	Py_DECREF(descr);
 	if (add_exception(m, &udrpy_ConflictError, "ConflictError",
 	                  "A version conflict: the version number is not latest + 1; the message\n"
-	                  "states the expected number (UDR_ECONFLICT).",
-	                  Py_NewRef(udrpy_Error)) < 0)
+	                  "states the expected number (UDR_ECONFLICT).  A PEP 249\n"
+	                  "OperationalError.",
+	                  Py_NewRef(udrpy_OperationalError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_IntegrityError, "IntegrityError",
 	                  "Stored data or metadata is damaged, e.g. a chunk does not match its\n"
-	                  "hash (UDR_ECORRUPT).",
-	                  Py_NewRef(udrpy_Error)) < 0)
+	                  "hash (UDR_ECORRUPT).  Also PEP 249's IntegrityError (a DatabaseError).",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_InvalidArgumentError, "InvalidArgumentError",
 	                  "An invalid argument value: bad hash, table name, version number\n"
-	                  "(UDR_EINVAL).  Also a ValueError.",
-	                  PyTuple_Pack(2, udrpy_Error, PyExc_ValueError)) < 0)
+	                  "(UDR_EINVAL), a SQL error.  Also a ValueError and a PEP 249\n"
+	                  "ProgrammingError.",
+	                  PyTuple_Pack(2, udrpy_ProgrammingError, PyExc_ValueError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_IOError, "IOError",
 	                  "An operating-system I/O error (UDR_EIO); the message names the file\n"
-	                  "and the cause.  Also an OSError.",
-	                  PyTuple_Pack(2, udrpy_Error, PyExc_OSError)) < 0)
+	                  "and the cause.  Also an OSError and a PEP 249 OperationalError.",
+	                  PyTuple_Pack(2, udrpy_OperationalError, PyExc_OSError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_LockedError, "LockedError",
-	                  "A lock could not be taken without waiting (UDR_ELOCKED).",
-	                  Py_NewRef(udrpy_Error)) < 0)
+	                  "A lock could not be taken without waiting (UDR_ELOCKED).  A PEP 249\n"
+	                  "OperationalError.",
+	                  Py_NewRef(udrpy_OperationalError)) < 0)
 		return -1;
 	return 0;
 }

@@ -58,6 +58,8 @@ int udrpy_hash_converter(PyObject *obj, void *out);
 /* A version number >= min as uint64: 0, or -1 with TypeError /
  * InvalidArgumentError set. */
 int udrpy_version_from_obj(uint64_t *out, PyObject *obj, uint64_t min);
+/* An int >= min as a uint64; errors name what ("limit", ...). */
+int udrpy_u64_from_obj(uint64_t *out, PyObject *obj, uint64_t min, const char *what);
 /* The UTF-8 text of a str (borrowed, lives as long as obj); NULL with
  * TypeError (not a str) or InvalidArgumentError (embedded NUL) set.  what
  * names the argument in messages ("table name"). */

@@ -66,8 +66,12 @@ UDR_EXTERN int udr_catalog_get_version_at_time(udr_version **out, udr_catalog *c
                                                int64_t time_ms);
 
 /**
- * Parse an ISO-8601 UTC time ("2026-11-01T12:00:00Z", with optional
- * fraction, or a date "2026-11-01") into ms since the epoch.
+ * Parse an RFC 3339 / ISO-8601 time into ms since the epoch:
+ * "2026-11-01T12:00:00Z", "2026-11-01T13:00:00+01:00", "...-05:00" (the
+ * offset is applied), "2026-11-01T12:00:00.5" (no zone: UTC), seconds and
+ * fraction optional, 'T', 't' or ' ' between date and time.  A bare date
+ * "2026-11-01" means the END of that day, 23:59:59.999 UTC, so that "as of
+ * a date" includes that whole day (today included).
  * @return 0 or UDR_EINVAL quoting the text.
  */
 UDR_EXTERN int udr_time_parse(int64_t *out, const char *text);

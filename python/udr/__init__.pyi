@@ -23,32 +23,128 @@ HAVE_QUERY: bool
 """True when built with the DuckDB query module (Database.sql and friends)."""
 
 # A version reference: a number, a string ('latest', '3', 'commit:12',
-# '2026-11-01T12:00:00Z'), or a timezone-aware datetime.
-_Ref = Union[int, str, datetime.datetime]
+# '2026-11-01T12:00:00Z', '2026-11-01T13:00:00+01:00', '2026-11-01': the end
+# of that day, UTC), a timezone-aware datetime, or a date (the end of it).
+_Ref = Union[int, str, datetime.datetime, datetime.date]
 _Value = Any  # None | bool | int | float | str | bytes
 
+class Warning(Exception):
+    """PEP 249 Warning (not raised today)."""
+
 class Error(Exception):
-    """Base class of every error raised by libudr."""
+    """Base class of every error raised by libudr (PEP 249's Error)."""
 
     code: int
 
-class NotFoundError(Error, KeyError):
+class InterfaceError(Error):
+    """PEP 249: misuse of the DB-API (closed cursor/connection, no result set)."""
+
+class DatabaseError(Error):
+    """PEP 249: base of the errors of the database."""
+
+class DataError(DatabaseError): ...
+class OperationalError(DatabaseError): ...
+class InternalError(DatabaseError): ...
+
+class ProgrammingError(DatabaseError):
+    """PEP 249: SQL errors, unknown tables or versions, bad arguments."""
+
+class NotSupportedError(DatabaseError):
+    """PEP 249: unsupported (writing UDR tables through SQL, named parameters)."""
+
+class NotFoundError(ProgrammingError, KeyError):
     """A chunk, table, version or store does not exist."""
 
-class ConflictError(Error):
+class ConflictError(OperationalError):
     """The version number is not latest + 1; the message states the expected one."""
 
-class IntegrityError(Error):
-    """Stored data or metadata is damaged."""
+class IntegrityError(DatabaseError):
+    """Stored data or metadata is damaged (also PEP 249's IntegrityError)."""
 
-class InvalidArgumentError(Error, ValueError):
-    """Bad hash, table name, version number, ..."""
+class InvalidArgumentError(ProgrammingError, ValueError):
+    """Bad hash, table name, version number, SQL ..."""
 
-class IOError(Error, OSError):
+class IOError(OperationalError, OSError):
     """An operating-system I/O error."""
 
-class LockedError(Error):
+class LockedError(OperationalError):
     """A lock could not be taken without waiting."""
+
+# ---- PEP 249 (DB-API 2.0), read-only: udr.connect ----
+
+apilevel: str  # "2.0"
+threadsafety: int  # 1: share the module, not connections
+paramstyle: str  # "qmark" ($1 numbered placeholders work too)
+
+class _TypeSet(frozenset[str]):
+    def __eq__(self, other: object) -> bool: ...
+
+STRING: _TypeSet
+BINARY: _TypeSet
+NUMBER: _TypeSet
+DATETIME: _TypeSet
+ROWID: _TypeSet
+Date = datetime.date
+Time = datetime.time
+Timestamp = datetime.datetime
+Binary = bytes
+
+def DateFromTicks(ticks: float) -> datetime.date: ...
+def TimeFromTicks(ticks: float) -> datetime.time: ...
+def TimestampFromTicks(ticks: float) -> datetime.datetime: ...
+
+_Description = tuple[str, str, None, None, Optional[int], Optional[int], None]
+
+class Cursor:
+    """A PEP 249 cursor: type_code in description is DuckDB's type name."""
+
+    arraysize: int
+    description: Optional[list[_Description]]
+    rowcount: int
+    lastrowid: None
+    @property
+    def connection(self) -> Connection: ...
+    @property
+    def closed(self) -> bool: ...
+    def execute(self, operation: str, parameters: Optional[Sequence[Any]] = None) -> Self: ...
+    def executemany(self, operation: str, seq_of_parameters: Iterable[Sequence[Any]]) -> Self: ...
+    def fetchone(self) -> Optional[tuple[_Value, ...]]: ...
+    def fetchmany(self, size: Optional[int] = None) -> list[tuple[_Value, ...]]: ...
+    def fetchall(self) -> list[tuple[_Value, ...]]: ...
+    def close(self) -> None: ...
+    def setinputsizes(self, sizes: Any) -> None: ...
+    def setoutputsize(self, size: Any, column: Optional[int] = None) -> None: ...
+    def __iter__(self) -> Iterator[tuple[_Value, ...]]: ...
+    def __next__(self) -> tuple[_Value, ...]: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> bool: ...
+
+class Connection:
+    """A PEP 249 connection: read-only snapshot transactions over udr SQL."""
+
+    @property
+    def database(self) -> Database: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def snapshot(self) -> Optional[int]:
+        """The commit seq the open transaction reads (None: none open)."""
+    @property
+    def in_transaction(self) -> bool: ...
+    def cursor(self) -> Cursor: ...
+    def execute(self, operation: str, parameters: Optional[Sequence[Any]] = None) -> Cursor: ...
+    def commit(self) -> None:
+        """End the read transaction (nothing to write)."""
+    def rollback(self) -> None:
+        """End the read transaction (nothing to undo)."""
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> bool: ...
+
+def connect(database: Union[StrPath, Database], *, create: bool = False) -> Connection:
+    """A DB-API 2.0 connection to a store root (or over an open Database)."""
 
 def hash(data: _Buffer, /) -> str:
     """BLAKE3-256 of a bytes-like object as 64 lowercase hex digits (as b3sum)."""
@@ -77,7 +173,8 @@ class ChunkStore:
         """The same as get() (which verifies too)."""
     def exists(self, hash: str, /) -> bool:
         """Whether a chunk is stored."""
-    def __contains__(self, hash: object, /) -> bool: ...
+    def __contains__(self, hash: object, /) -> bool:
+        """False for anything that is not a stored chunk's hash (bad hex too)."""
     def size(self, hash: str, /) -> int:
         """The size of a chunk in bytes."""
     def put_file(self, path: StrPath, /) -> str:

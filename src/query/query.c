@@ -1177,7 +1177,7 @@ static int ensure_log(udr_query *q, uint64_t head)
 	duckdb_appender app;
 	int rc;
 	if (!q->log_built) {
-		rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_log (seq BIGINT, time TIMESTAMP, "
+		rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_log (seq BIGINT, time TIMESTAMP_MS, "
 		                    "branch VARCHAR, author VARCHAR, message VARCHAR, \"table\" VARCHAR, "
 		                    "old_version BIGINT, new_version BIGINT)");
 		if (rc < 0)
@@ -1226,7 +1226,7 @@ static int ensure_tables(udr_query *q, uint64_t head)
 	if (q->tables_built && q->tables_head == head)
 		return 0;
 	rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_tables (name VARCHAR, version BIGINT, "
-	                    "rows BIGINT, parts BIGINT, format VARCHAR, created TIMESTAMP, "
+	                    "rows BIGINT, parts BIGINT, format VARCHAR, created TIMESTAMP_MS, "
 	                    "\"commit\" BIGINT, message VARCHAR)");
 	if (rc < 0)
 		return rc;

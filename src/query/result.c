@@ -426,6 +426,21 @@ static int fill_column(rcol *col, duckdb_vector v, duckdb_logical_type t, size_t
 			rc = put_str(col, row, duckdb_string_t_data(s), duckdb_string_t_length(*s));
 			break;
 		}
+		case DUCKDB_TYPE_TIMESTAMP_MS:
+			/* Always 3 fractional digits ("2026-11-30 10:00:00.100") so that
+			 * udr_log.time and udr_tables.created line up; DuckDB's own text
+			 * drops trailing zeros.  Years 0-9999 only: infinity and the
+			 * like take DuckDB's text. */
+			if (((int64_t *)data)[i] >= INT64_C(-62167219200000) &&
+			    ((int64_t *)data)[i] <= INT64_C(253402300799999)) {
+				char text[40];
+				udr__format_time(text, sizeof(text), ((int64_t *)data)[i]);
+				text[10] = ' ';
+				text[23] = '\0';
+				rc = put_str(col, row, text, 23);
+				break;
+			}
+			/* fall through */
 		default: {
 			duckdb_value val = vec_value(v, t, i);
 			char *text = val ? duckdb_get_varchar(val) : NULL;

@@ -58,8 +58,9 @@ static int ref_error(const char *text, size_t len)
 	tmp[n] = '\0';
 	udr__quote(q, sizeof(q), tmp);
 	return udr__error_set(UDR_EINVAL,
-	                      "malformed version reference '%s' (expected a version number, latest, a UTC "
-	                      "time such as 2026-11-01T12:00:00Z, commit:N, branch:NAME or tag:NAME)",
+	                      "malformed version reference '%s' (expected a version number, latest, a "
+	                      "time such as 2026-11-01T12:00:00Z or 2026-11-01T13:00:00+01:00, a date "
+	                      "such as 2026-11-01, commit:N, branch:NAME or tag:NAME)",
 	                      q);
 }
 
@@ -125,7 +126,7 @@ static size_t ref_lexeme(const char *s)
 			}
 			if (s[i] == 'Z' || s[i] == 'z') {
 				i++;
-			} else if (s[i] == '+' && isdigit((unsigned char)s[i + 1])) {
+			} else if ((s[i] == '+' || (s[i] == '-' && i > 10)) && isdigit((unsigned char)s[i + 1])) {
 				i++;
 				while (isdigit((unsigned char)s[i]) || s[i] == ':')
 					i++;

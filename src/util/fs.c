@@ -354,52 +354,98 @@ void udr__format_time(char *out, size_t outsz, int64_t ms)
 	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
+/* n decimal digits at *p as a number, advancing *p; -1 unless n digits. */
+static int fixed_digits(const char **p, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		char c = (*p)[i];
+		if (c < '0' || c > '9')
+			return -1;
+		v = v * 10 + (c - '0');
+	}
+	*p += n;
+	return v;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* RFC 3339 / ISO 8601: YYYY-MM-DD, then optionally [Tt ]hh:mm[:ss[.fff...]]
+ * and a zone Z, +hh:mm, -hh:mm (or +hhmm); no zone means UTC.  A bare date
+ * is the last millisecond of that day (UTC): "as of 2026-11-30" includes
+ * everything committed that day.  Every field is checked (no 2026-02-30,
+ * no 25:00), digits beyond milliseconds are truncated. */
 int udr__parse_time(int64_t *out, const char *text)
 {
-	struct tm tm;
-	int ms = 0;
-	const char *p;
-	memset(&tm, 0, sizeof(tm));
-	p = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!p) {
-		memset(&tm, 0, sizeof(tm));
-		p = strptime(text, "%Y-%m-%d", &tm);
-		if (!p)
-			return -1;
+	const char *p = text;
+	int y, mo, d, h, mi, sec = 0, ms = 0, off = 0, has_sec = 0;
+	int64_t t;
+	if (!text || (y = fixed_digits(&p, 4)) < 0 || *p++ != '-' || (mo = fixed_digits(&p, 2)) < 1 ||
+	    mo > 12 || *p++ != '-' || (d = fixed_digits(&p, 2)) < 1 || d > days_in_month(y, mo))
+		return -1;
+	if (*p == '\0') {
+		*out = (days_from_civil(y, mo, d) + 1) * 86400000 - 1;
+		return 0;
 	}
-	if (*p == '.') {
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return -1;
+	p++;
+	if ((h = fixed_digits(&p, 2)) < 0 || h > 23 || *p++ != ':' || (mi = fixed_digits(&p, 2)) < 0 ||
+	    mi > 59)
+		return -1;
+	if (*p == ':') {
+		p++;
+		if ((sec = fixed_digits(&p, 2)) < 0 || sec > 59)
+			return -1;
+		has_sec = 1;
+	}
+	if (*p == '.' && has_sec) {
 		int digits = 0;
 		p++;
 		while (*p >= '0' && *p <= '9') {
-			if (digits < 3) {
+			if (digits < 3)
 				ms = ms * 10 + (*p - '0');
-				digits++;
-			}
+			digits++;
 			p++;
 		}
 		if (digits == 0)
 			return -1;
-		while (digits++ < 3)
+		for (; digits < 3; digits++)
 			ms *= 10;
 	}
-	if (*p == 'Z' || *p == 'z')
+	if (*p == 'Z' || *p == 'z') {
 		p++;
-	else if (strcmp(p, "+00:00") == 0)
-		p += 6;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p++ == '-' ? -1 : 1, oh, om;
+		if ((oh = fixed_digits(&p, 2)) < 0 || oh > 23)
+			return -1;
+		if (*p == ':')
+			p++;
+		if ((om = fixed_digits(&p, 2)) < 0 || om > 59)
+			return -1;
+		off = sign * (oh * 60 + om);
+	}
 	if (*p != '\0')
 		return -1;
-	{
-		/* strptime accepts 2026-02-30 and timegm rolls it over: refuse
-		 * any date that does not come back unchanged */
-		struct tm check;
-		/* read the fields before timegm, which normalizes tm in place */
-		int y = tm.tm_year, mo = tm.tm_mon, d = tm.tm_mday, h = tm.tm_hour, mi = tm.tm_min, sec = tm.tm_sec;
-		time_t t = timegm(&tm);
-		if (!gmtime_r(&t, &check) || check.tm_year != y || check.tm_mon != mo || check.tm_mday != d ||
-		    check.tm_hour != h || check.tm_min != mi || check.tm_sec != sec)
-			return -1;
-		*out = (int64_t)t * 1000 + ms;
-	}
+	t = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi - off) * 60 + sec;
+	*out = t * 1000 + ms;
 	return 0;
 }
 

@@ -123,7 +123,9 @@ int udr__config_write(const char *tmpdir, const char *path, const char *json, en
 int64_t udr__now_ms(void);
 /* ISO-8601 UTC with milliseconds: 2026-11-28T20:18:03.123Z (out >= 32). */
 void udr__format_time(char *out, size_t outsz, int64_t ms);
-/* Parse the format above (and without ms / with +00:00); -1 on error. */
+/* Parse RFC 3339 (zone Z, +hh:mm or -hh:mm; none: UTC; seconds and
+ * fraction optional) or a bare date YYYY-MM-DD, which means the end of that
+ * day (23:59:59.999 UTC); -1 on error.  See fs.c. */
 int udr__parse_time(int64_t *out, const char *text);
 
 /* Growable byte buffer. */

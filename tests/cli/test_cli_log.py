@@ -4,6 +4,7 @@ import os
 import selectors
 import signal
 import subprocess
+import datetime
 import time
 
 import pytest
@@ -93,6 +94,9 @@ def test_log_since_time(history):
     assert all(c["time_ms"] >= commits[2]["time_ms"] for c in log(udr, "--since-time", t3))
     assert seqs(udr, "--since-time", "2000-01-01") == [5, 4, 3, 2, 1]
     assert seqs(udr, "--since-time", "2999-01-01T00:00:00Z") == []
+    # the same instant with a -07:00 offset
+    t3 = _at_offset(commits[2]["time_ms"], -7)
+    assert seqs(udr, "--since-time", t3, "--reverse")[-3:] == [3, 4, 5]
 
 
 @pytest.mark.parametrize("args", [
@@ -108,12 +112,18 @@ def test_log_bad_options(history, args):
 
 # ---- show --at ----
 
-def test_show_at(udr):
+def two_versions(udr):
+    """Versions 1 ("one") and 2 ("two") of t; a time in ms between them."""
     udr.ok("commit", "t", "--next", "-m", "one")
     time.sleep(0.05)
     mid = log(udr)[0]["time_ms"] + 20
     time.sleep(0.05)
     udr.ok("commit", "t", "--next", "-m", "two")
+    return mid
+
+
+def test_show_at(udr):
+    mid = two_versions(udr)
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mid // 1000)) + ".%03dZ" % (mid % 1000)
     v = json.loads(udr.ok("show", "t", "--at", iso).out)
     assert (v["version"], v["message"]) == (1, "one")
@@ -133,9 +143,53 @@ def test_show_at_before_first_commit(udr):
     assert r.code == 1, r
 
 
+def _at_offset(ms, hours):
+    """ms as an RFC 3339 time in a fixed UTC offset of hours (e.g. +14:00)."""
+    tz = datetime.timezone(datetime.timedelta(hours=hours))
+    return datetime.datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
+
+
+def test_show_at_offsets_cross_midnight(udr):
+    """+hh:mm and -hh:mm offsets are applied; the local date may be another day."""
+    mid = two_versions(udr)
+    utc_date = time.strftime("%Y-%m-%d", time.gmtime(mid // 1000))
+    texts = [_at_offset(mid, 14), _at_offset(mid, -12), _at_offset(mid, 5.5)]
+    # +14:00 or -12:00 always names another calendar day than UTC
+    assert any(not t.startswith(utc_date) for t in texts), texts
+    for t in texts:
+        assert t[-6] in "+-", t
+        v = json.loads(udr.ok("show", "t", "--at", t).out)
+        assert (v["version"], v["message"]) == (1, "one"), t
+    # the same wall-clock text without its offset is another instant
+    assert json.loads(udr.ok("show", "t", "--at", texts[0][:-6]).out)["version"] == 2
+    # compact offset and a space instead of T (as udr_log prints times)
+    compact = texts[1][:-3] + texts[1][-2:]
+    assert json.loads(udr.ok("show", "t", "--at", compact).out)["version"] == 1
+    spaced = texts[1].replace("T", " ")
+    assert json.loads(udr.ok("show", "t", "--at", spaced).out)["version"] == 1
+
+
+def test_date_means_end_of_day(udr):
+    """A bare date is "as of the end of that day" (UTC): today works."""
+    udr.ok("commit", "t", "--next", "-m", "one")
+    udr.ok("commit", "t", "--next", "-m", "two")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    if log(udr)[0]["time"][:10] != today:  # midnight passed during the test
+        today = log(udr)[0]["time"][:10]
+    v = json.loads(udr.ok("show", "t", "--at", today).out)
+    assert (v["version"], v["message"]) == (2, "two")
+    yesterday = (datetime.date.fromisoformat(today) - datetime.timedelta(days=1)).isoformat()
+    assert udr("show", "t", "--at", yesterday).code == 1
+    # --since-time DATE: commits from the start of that day
+    assert seqs(udr, "--since-time", today) == [2, 1]
+    tomorrow = (datetime.date.fromisoformat(today) + datetime.timedelta(days=1)).isoformat()
+    assert seqs(udr, "--since-time", tomorrow) == []
+
+
 @pytest.mark.parametrize("bad", [
     "yesterday", "2026-11-01T25:00:00Z", "", "2026-13-01",
     "2026-02-30T00:00:00Z", "2025-02-29", "2026-04-31T00:00:00Z",
+    "2026-11-01T12:00:00+25:00", "2026-11-01+01:00", "2026-11-01T12:00:00+1",
 ])
 def test_show_at_bad_time(udr, bad):
     udr.ok("commit", "t", "--next")
