@@ -21,7 +21,8 @@ int udr_time_parse(int64_t *out, const char *text)
 	if (!out || !text || udr__parse_time(out, text) < 0) {
 		udr__quote(q, sizeof(q), text);
 		return udr__error_set(UDR_EINVAL,
-		                      "invalid time '%s': expected ISO-8601 UTC like 2026-11-01T12:00:00Z", q);
+		                      "invalid time '%s': expected RFC 3339 like 2026-11-01T12:00:00Z or "
+		                      "2026-11-01T13:00:00+01:00 (no zone: UTC), or a date (the end of that day, UTC)", q);
 	}
 	return 0;
 }
