@@ -109,6 +109,22 @@ if [ "$query" = 1 ]; then
 else
 	export UDR_DUCKDB_DIR="$tmp/no-duckdb"
 fi
+# A Python without the wheel package (pyenv's python3 first on PATH): setup.py
+# says what to do instead of "invalid command 'bdist_wheel'"; the README
+# names the interpreter.
+mkdir -p "$tmp/nowheel/wheel"
+echo 'raise ImportError("no wheel here")' > "$tmp/nowheel/wheel/__init__.py"
+if (cd "$tmp/src" && PYTHONPATH="$tmp/nowheel" PYTHONDONTWRITEBYTECODE=1 \
+	"$PY" setup.py bdist_wheel) >"$tmp/nowheel.log" 2>&1; then
+	fail "setup.py bdist_wheel without the wheel package succeeded"
+fi
+grep -q "needs the 'wheel' package" "$tmp/nowheel.log" &&
+	grep -q "/usr/bin/python3 -m pip install" "$tmp/nowheel.log" ||
+	{ cat "$tmp/nowheel.log"; fail "setup.py does not explain the missing wheel package"; }
+if grep -E '^ *(sudo )?pip3? install' "$src/README.md"; then
+	fail "README.md says a bare pip install (name the interpreter: /usr/bin/python3 -m pip)"
+fi
+ok "a missing wheel package is explained; the README names the interpreter"
 if "$PY" -m pip --version >/dev/null 2>&1; then
 	how="pip install --target"
 	PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1 \
