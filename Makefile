@@ -18,6 +18,8 @@ install:
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DUDR_BUILD_TESTS=OFF >/dev/null
 	cmake --build build-release -j2
 	cmake --install build-release
+	@# the dynamic linker's cache, for programs linked without udr.pc's rpath
+	-[ "$$(id -u)" -ne 0 ] || ldconfig
 
 bench:
 	UDR_SETUP_BENCH=1 sh scripts/setup.sh

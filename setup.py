@@ -5,7 +5,7 @@ src/*/*.c and the official BLAKE3 C sources shipped by Debian's
 librust-blake3-dev (/usr/share/cargo/registry/blake3-*/c, or $UDR_BLAKE3_DIR)
 into objects of its own build directory, so no installed libudr is needed.
 
-    pip install --no-build-isolation .          # (Debian 12: add --break-system-packages)
+    /usr/bin/python3 -m pip install --no-build-isolation .   # (Debian 12: add --break-system-packages)
     python3 setup.py build_py --build-lib OUT build_ext --build-lib OUT --build-temp OUT/tmp
 """
 
@@ -13,7 +13,9 @@ import glob
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
 
@@ -95,11 +97,38 @@ def link_flags():
             flags += libs
     dd = duckdb_dir()
     if dd is not None:
-        # src/query is compiled in (lib_sources): link DuckDB's C API and
-        # find it at run time without LD_LIBRARY_PATH.
+        # src/query is compiled in (lib_sources): link DuckDB's C API.  The
+        # build copies libduckdb.so next to the extension (BuildExt), which
+        # finds it there through $ORIGIN: the installed package needs nothing
+        # of the clone, which may be moved or deleted.
         libdir = os.path.join(dd, "lib")
-        flags += ["-L" + libdir, "-lduckdb", "-Wl,-rpath," + libdir]
+        flags += ["-L" + libdir, "-lduckdb", "-Wl,-rpath,$ORIGIN"]
     return flags + ["-lpthread"]
+
+
+def check_wheel_support(argv):
+    """pip builds a wheel (bdist_wheel), which setuptools older than 70.1
+    leaves to the separate `wheel` package.  Without it setuptools only says
+    "invalid command 'bdist_wheel'": say what to do instead."""
+    if "bdist_wheel" not in argv:
+        return
+    try:
+        import setuptools.command.bdist_wheel  # noqa: F401  (setuptools >= 70.1)
+        return
+    except ImportError:
+        pass
+    try:
+        import wheel  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "udr: building a wheel needs the 'wheel' package, which this Python "
+            "(%s) lacks.\n"
+            "Install it (Debian: apt-get install python3-wheel), or use the system "
+            "Python, which has it:\n"
+            "    /usr/bin/python3 -m pip install --no-build-isolation "
+            "--break-system-packages .\n"
+            "(A python3 found first on PATH, e.g. from pyenv, may be another "
+            "interpreter.)" % sys.executable)
 
 
 def blake3_sources(d):
@@ -161,6 +190,24 @@ class BuildExt(build_ext):
         ext.extra_objects = objs
         ext.depends = list(ext.depends) + headers + lib_srcs + b3_srcs
         super().build_extension(ext)
+        if dd is not None:
+            self._copy_duckdb(dd, os.path.dirname(self.get_ext_fullpath(ext.name)))
+
+    def _copy_duckdb(self, dd, dest):
+        """libduckdb.so next to the extension (its runpath is $ORIGIN), so
+        that the package is whole wherever it is installed or moved."""
+        src = os.path.join(dd, "lib", "libduckdb.so")
+        dst = os.path.join(dest, "libduckdb.so")
+        st = os.stat(src)
+        if os.path.exists(dst):
+            dt = os.stat(dst)
+            if dt.st_size == st.st_size and dt.st_mtime >= st.st_mtime:
+                return
+        tmp = dst + ".tmp"
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
 
 
 ext = Extension(
@@ -175,6 +222,8 @@ ext = Extension(
     extra_compile_args=["-std=c11", *WARNINGS],
     extra_link_args=link_flags(),
 )
+
+check_wheel_support(sys.argv)
 
 setup(
     version=lib_version(),

@@ -67,6 +67,15 @@ int cli_commit_spec(cli_ctx *ctx, const char *spec_path);
 /** The command table (main.c). */
 const cli_command *cli_find_command(const char *name);
 
+/**
+ * Write the manual pages DIR/udr.1 (from the general help: usage, then the
+ * command list, then tail) and DIR/udr-COMMAND.1 for each of the n commands
+ * (from their help texts) (man.c).  The build runs it as the hidden command
+ * `udr __man-pages DIR`.  Reports errors; returns an exit code.
+ */
+int cli_man_pages(const char *dir, const char *usage, const char *tail,
+                  const cli_command *cmds, size_t n);
+
 /* Messages and exit codes (util.c). */
 
 /** Print "udr: <formatted message>" to stderr. */

@@ -450,6 +450,13 @@ static int run(int argc, char **argv)
 		return rc;
 	if (optind == argc)
 		return main_usage_error("%s", "no command given");
+	/* hidden, for the build: the manual pages from the help texts */
+	if (strcmp(argv[optind], "__man-pages") == 0) {
+		if (argc - optind != 2)
+			return main_usage_error("%s", "usage: udr __man-pages DIR");
+		return cli_man_pages(argv[optind + 1], main_usage, main_usage_tail, commands,
+		                     NCOMMANDS);
+	}
 	cmd = cli_find_command(argv[optind]);
 	if (!cmd)
 		return main_usage_error("unknown command \"%s\"", argv[optind]);

@@ -21,7 +21,8 @@ cd "$SRC"
 "$PY" setup.py -q build_py --build-lib "$OUT/lib" \
 	build_ext --build-lib "$OUT/lib" --build-temp "$OUT/tmp"
 
-# Run from OUT so that nothing is written into the source tree.
+# Run from OUT so that nothing is written into the source tree; pytest's
+# temporary directories in OUT/pytest, removed after the run.
 cd "$OUT"
 PYTHONPATH="$OUT/lib${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1 \
-	exec "$PY" -m pytest -q -p no:cacheprovider "$SRC/tests/python"
+	exec sh "$SRC/scripts/run-pytest.sh" "$OUT/pytest" "$PY" -q "$SRC/tests/python"
