@@ -1,5 +1,5 @@
 # Thin front over CMake: `make demo` and `make test` are all a newcomer types.
-.PHONY: all demo test build install clean bench
+.PHONY: all demo test build install clean bench torture
 
 all: build
 
@@ -18,6 +18,11 @@ install:
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DUDR_BUILD_TESTS=OFF >/dev/null
 	cmake --build build-release -j2
 	cmake --install build-release
+
+# long crash runs: 200 rounds of 8 committers killed at random (group commit)
+torture: build
+	cd build && UDR_TORTURE_ROUNDS=$${UDR_TORTURE_ROUNDS:-200} UDR_BIN=$$PWD/udr UDR_BUILD_DIR=$$PWD \
+		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/stress/test_group_commit.py
 
 bench:
 	UDR_SETUP_BENCH=1 sh scripts/setup.sh
