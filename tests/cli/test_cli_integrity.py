@@ -198,3 +198,27 @@ def test_format1_log_is_read_and_moved_on(udr):
     s = p.read_text().replace('"check"', '"chuck"')
     p.write_text(s)
     assert udr("show", "b").code == 4
+
+
+def test_upgrade_format1_catalog_to_group_commit(udr):
+    """A format-1 catalog (lock held across the flushes, HEAD after every
+    commit) is read and written as before, and `udr upgrade` moves it to
+    format 2 (group commit, HEAD the durable horizon) in place."""
+    hs = commit_n(udr, "a", 3)
+    cat = udr.root / "catalog"
+    (cat / "config.json").write_text('{"format":1,"kind":"udr-catalog"}\n')
+    for name in ("inflight", "sync"):
+        (cat / name).unlink()
+    assert udr.ok("commit", "a", "--next", hs[0]).out.strip() == "4"
+    assert not (cat / "inflight").exists()  # the format-1 protocol
+    assert (cat / "HEAD").read_text().strip() == "4"
+    r = udr.ok("upgrade")
+    assert "catalog" in r.out, r
+    cfg = (cat / "config.json").read_text()
+    assert json.loads(cfg[: cfg.index(',"check"')] + "}")["format"] == 2
+    assert (cat / "inflight").exists() and (cat / "sync").exists()
+    assert udr.ok("versions", "a").out.split() == ["1", "2", "3", "4"]
+    assert udr.ok("commit", "a", "--next", hs[1]).out.strip() == "5"
+    assert (cat / "HEAD").read_text().strip() == "5"
+    udr.ok("fsck")
+    assert "catalog" not in udr.ok("upgrade").out  # already current
