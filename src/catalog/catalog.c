@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,7 +226,27 @@ int udr__inflight_lock(int *fd, udr_catalog *c, int op)
 
 /* ---- small cache files --------------------------------------------------- */
 
-static int read_number_file(uint64_t *out, const char *path)
+/* Format 2 writes HEAD in place (no new inode per commit) as 20 digits, a
+ * space, a 16-hex-digit check of the number and a newline, so that a read
+ * racing the write, or a write torn by a crash, is recognized.  A plain
+ * number (format 1, fsck, tests) is accepted as it is. */
+#define HEAD_TEXT_LEN (SEQ_DIGITS + 1 + 16 + 1)
+
+static uint64_t head_check(uint64_t n)
+{
+	uint64_t z = n ^ 0x5544522d48454144ULL; /* "UDR-HEAD" */
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static int head_text(char *out, size_t outsz, uint64_t n)
+{
+	return snprintf(out, outsz, "%020llu %016llx\n", (unsigned long long)n, (unsigned long long)head_check(n));
+}
+
+/* 0 parsed; -1 unusable; -2 a check that does not match (torn) */
+static int read_number_file_once(uint64_t *out, const char *path)
 {
 	char *text = NULL;
 	size_t len;
@@ -235,9 +257,56 @@ static int read_number_file(uint64_t *out, const char *path)
 	}
 	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
 		len--;
-	rc = udr__parse_u64(out, text, len);
+	if (len == HEAD_TEXT_LEN - 1 && text[SEQ_DIGITS] == ' ') {
+		uint64_t chk = 0;
+		rc = udr__parse_u64(out, text, SEQ_DIGITS);
+		for (size_t i = SEQ_DIGITS + 1; i < len && rc == 0; i++) {
+			char ch = text[i];
+			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+			if (d < 0)
+				rc = -1;
+			chk = chk << 4 | (uint64_t)(d < 0 ? 0 : d);
+		}
+		if (rc == 0 && chk != head_check(*out))
+			rc = -2;
+	} else {
+		rc = udr__parse_u64(out, text, len);
+	}
 	free(text);
 	return rc;
+}
+
+static int read_number_file(uint64_t *out, const char *path)
+{
+	for (int i = 0; i < 100; i++) {
+		int rc = read_number_file_once(out, path);
+		if (rc != -2)
+			return rc;
+		sched_yield(); /* a writer is overwriting it: read again */
+	}
+	return -1; /* torn for good (a crash during the write): unusable */
+}
+
+/* Advance HEAD in place (format 2): one small overwrite of the same inode,
+ * no sync (HEAD is only ever advanced past records already durable, and a
+ * HEAD lost or torn by a crash is recovered). */
+static void write_head_inplace(udr_catalog *c, uint64_t n)
+{
+	char text[64];
+	struct stat st;
+	int len = head_text(text, sizeof(text), n);
+	int fd = UDR_IO->open(c->headpath, O_WRONLY | O_CREAT, 0644);
+	if (fd >= 0 && UDR_IO->fstat(fd, &st) == 0 && st.st_size == len) {
+		if (UDR_IO->write(fd, text, (size_t)len) != len)
+			udr_error_clear();
+		UDR_IO->close(fd);
+		return;
+	}
+	if (fd >= 0)
+		UDR_IO->close(fd);
+	/* not yet in the fixed-width form: replace it once, atomically */
+	if (udr__write_file_atomic(c->tmpdir, c->headpath, text, (size_t)len, UDR__PUBLISH_REPLACE, false) < 0)
+		udr_error_clear();
 }
 
 void udr__write_number_file(udr_catalog *c, const char *path, uint64_t n)
@@ -354,6 +423,13 @@ static int strict_head(uint64_t *out, udr__head_info *infop, udr_catalog *c)
 		                      (unsigned long long)info.beyond);
 	*out = h;
 	return 0;
+}
+
+static int64_t udr__mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void note_horizon(udr_catalog *c, uint64_t h)
@@ -506,16 +582,44 @@ done:
 
 int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 {
-	uint64_t d = 0, hp = seq;
+	uint64_t d = 0, hp = seq, last = 0;
 	int fd = -1, dfd, rc;
 	/* group commit: one leader at a time syncs for everybody linked before
 	 * its syncfs began; the others find HEAD past their record and return */
 	if ((rc = lock_file(&fd, c->syncpath, LOCK_EX)) < 0)
 		return rc;
-	if (read_number_file(&d, c->headpath) == 0 && d >= seq)
+	if (read_number_file(&d, c->headpath) < 0)
+		d = seq - 1;
+	else if (d >= seq)
 		goto out;
 	while (commit_exists(c, hp + 1))
 		hp++;
+	{
+		char hint[24] = "";
+		if (UDR_IO->pread(fd, hint, sizeof(hint) - 1, 0) > 0)
+			last = strtoull(hint, NULL, 10);
+	}
+	if (last > 1) {
+		/* other writers are committing too (the last syncfs covered
+		 * several): those it released are deciding their next commit
+		 * now; wait, at most 1 ms, until they have linked it, so that
+		 * this syncfs covers them as well instead of each waiting for the
+		 * next one (PostgreSQL's commit_delay) */
+		uint64_t want = hp + last;
+		int64_t until = udr__mono_us() + 1000;
+		while (hp < want && udr__mono_us() < until) {
+			int lfd;
+			if (udr__catalog_lock(&lfd, c) < 0) { /* waits for a writer deciding now */
+				udr_error_clear();
+				break;
+			}
+			udr__catalog_unlock(lfd);
+			while (commit_exists(c, hp + 1))
+				hp++;
+			if (hp < want)
+				sched_yield();
+		}
+	}
 	if ((dfd = UDR_IO->open(c->logdir, O_RDONLY | O_DIRECTORY, 0)) < 0 || UDR_IO->syncfs(dfd) < 0) {
 		rc = udr__error_io(errno, "commit %llu is linked but syncfs failed: it is not visible yet and its "
 		                   "durability is unknown", (unsigned long long)seq);
@@ -525,7 +629,14 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 	}
 	UDR_IO->close(dfd);
 	/* ---- durable: commits up to hp may be shown to readers ---- */
-	udr__write_number_file(c, c->headpath, hp);
+	write_head_inplace(c, hp);
+	{
+		/* the group hint in catalog/sync, for the next leader */
+		char hint[24];
+		int len = snprintf(hint, sizeof(hint), "%llu\n", (unsigned long long)(hp - d < 64 ? hp - d : 64));
+		if (lseek(fd, 0, SEEK_SET) == 0 && UDR_IO->write(fd, hint, (size_t)len) < 0)
+			udr_error_clear(); /* a hint only */
+	}
 out:
 	if (fd >= 0)
 		UDR_IO->close(fd);
