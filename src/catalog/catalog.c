@@ -178,15 +178,25 @@ void udr__catalog_unlock(int fd)
 }
 
 static _Thread_local const udr_catalog *tl_writer_view;
+static _Thread_local bool tl_head_known; /* the linked head, found once under the lock */
+static _Thread_local uint64_t tl_head;
 
 void udr__writer_view_set(udr_catalog *c)
 {
 	tl_writer_view = c;
+	tl_head_known = false;
 }
 
 void udr__writer_view_clear(void)
 {
 	tl_writer_view = NULL;
+	tl_head_known = false;
+}
+
+void udr__writer_head_set(uint64_t head)
+{
+	tl_head = head;
+	tl_head_known = true;
 }
 
 bool udr__writer_view(const udr_catalog *c)
@@ -480,9 +490,23 @@ static int visible_head(uint64_t *out, udr_catalog *c)
 
 int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
 {
+	if (tl_head_known && tl_writer_view == c) {
+		*out = tl_head; /* under the writer lock the head cannot move */
+		return 0;
+	}
 	if (udr__writer_view(c))
 		return strict_head(out, NULL, c);
 	return visible_head(out, c);
+}
+
+int udr__catalog_precheck(udr_catalog *c)
+{
+	uint64_t h;
+	/* the common case, nothing past a readable HEAD: no recovery to do
+	 * (the writer lock's head search checks the rest) */
+	if (read_number_file(&h, c->headpath) == 0 && !commit_exists(c, h + 1))
+		return 0;
+	return visible_head(&h, c);
 }
 
 /* The version file of change ch matches its digest. */

@@ -43,6 +43,11 @@ struct udr_catalog {
 void udr__writer_view_set(udr_catalog *c);
 void udr__writer_view_clear(void);
 bool udr__writer_view(const udr_catalog *c);
+/* The linked head the lock holder found (valid until the view is cleared). */
+void udr__writer_head_set(uint64_t head);
+/* Format 2, before a writer takes its locks: recover records a dead writer
+ * left past HEAD, if any (cheap when there are none). */
+int udr__catalog_precheck(udr_catalog *c);
 /* Format 2: wait for the commit seq (linked by this thread) to be durable,
  * sharing one syncfs among the committers waiting at the same time, and
  * advance HEAD over it.  0, or UDR_EIO (durability unknown). */

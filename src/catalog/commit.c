@@ -315,7 +315,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		/* readers' view first: it recovers records a dead writer left
 		 * past HEAD; then the in-flight lock, held until this commit is
 		 * durable (recovery waits for it), then the writer lock */
-		if ((rc = udr__catalog_true_head(&head, c)) < 0 || (rc = udr__inflight_lock(&inflight, c, LOCK_SH)) < 0)
+		if ((rc = udr__catalog_precheck(c)) < 0 || (rc = udr__inflight_lock(&inflight, c, LOCK_SH)) < 0)
 			goto done;
 	}
 	if ((rc = udr__catalog_lock(&lockfd, c)) < 0)
@@ -323,7 +323,9 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	udr__writer_view_set(c);
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		goto done;
-	udr__tmp_clean(c->tmpdir, NULL);
+	udr__writer_head_set(head);
+	if (c->format < 2 || head % 64 == 0)
+		udr__tmp_clean(c->tmpdir, NULL); /* dead writers' temp files (fsck removes them too) */
 	if (head > 0 && (rc = udr__record_read(&prev, c, head)) < 0)
 		goto done;
 
