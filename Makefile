@@ -1,5 +1,5 @@
 # Thin front over CMake: `make demo` and `make test` are all a newcomer types.
-.PHONY: all demo test build install clean bench
+.PHONY: all demo test build install clean bench torture
 
 all: build
 
@@ -20,6 +20,11 @@ install:
 	cmake --install build-release
 	@# the dynamic linker's cache, for programs linked without udr.pc's rpath
 	-[ "$$(id -u)" -ne 0 ] || ldconfig
+
+# long crash runs: 200 rounds of 8 committers killed at random (group commit)
+torture: build
+	cd build && UDR_TORTURE_ROUNDS=$${UDR_TORTURE_ROUNDS:-200} UDR_BIN=$$PWD/udr UDR_BUILD_DIR=$$PWD \
+		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/stress/test_group_commit.py
 
 bench:
 	UDR_SETUP_BENCH=1 sh scripts/setup.sh

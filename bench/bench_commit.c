@@ -15,6 +15,11 @@
  *       builds (or extends) a catalog to N commits round-robin over TABLES
  *       tables, through the library with an I/O table whose fsync is a no-op
  *       (durability is irrelevant to the log's shape) -> "head <n> seconds <s>"
+ *   bench_commit readers DIR NWRITERS SECONDS
+ *       (4) median latency of reading table r's latest version (`udr show r`)
+ *       and of udr_catalog_log(newest_first, limit 10), with no writer, then
+ *       while NWRITERS processes commit to their own tables for SECONDS
+ *       -> "idle_show_us .. busy_show_us .. idle_log10_us .. busy_log10_us .."
  *   bench_commit logquery DIR REPS
  *       (3) median time of udr_catalog_log(newest_first, limit 10) and of the
  *       same filtered to one table, over REPS runs
@@ -244,6 +249,7 @@ static int buildlog(const char *dir, uint64_t n, int ntables)
 	static udr_io_methods m;
 	m = *udr_io_default();
 	m.fsync = nop_fsync;
+	m.syncfs = nop_fsync;
 	if (udr_io_set(&m) != 0)
 		die("io_set", -1);
 	mkdirs(dir);
@@ -321,6 +327,81 @@ static int logquery(const char *dir, int reps)
 	return 0;
 }
 
+/* ---- (4) readers while writers commit ---------------------------------------------- */
+
+static void read_pair(udr_catalog *cat, double *show, double *log10)
+{
+	udr_version *v = NULL;
+	udr_log_query q = UDR_LOG_QUERY_INIT;
+	udr_commit **cs = NULL;
+	size_t n = 0;
+	int rc;
+	double t0 = now();
+	if ((rc = udr_catalog_get_version(&v, cat, "r", 0)) != 0)
+		die("show", rc);
+	*show = now() - t0;
+	udr_version_free(v);
+	q.newest_first = 1;
+	q.limit = 10;
+	t0 = now();
+	if ((rc = udr_catalog_log(&cs, &n, cat, &q)) != 0)
+		die("log", rc);
+	*log10 = now() - t0;
+	udr_commit_array_free(cs, n);
+}
+
+static int readers(const char *dir, int nwriters, double seconds)
+{
+	char root[4096];
+	enum { REPS = 400 };
+	double is[REPS], il[REPS], bs[REPS], bl[REPS];
+	snprintf(root, sizeof(root), "%s/store", dir);
+	mkdirs(dir);
+	udr_db *db = open_db(root);
+	udr_catalog *cat = udr_db_catalog(db);
+	udr_hash h;
+	int rc = udr_store_put(&h, udr_db_store(db), "bench payload", 13);
+	if (rc)
+		die("put", rc);
+	for (int i = 0; i < 20; i++)
+		commit_one(cat, "r", &h);
+	for (int p = 0; p < nwriters; p++) {
+		char t[32];
+		snprintf(t, sizeof(t), "w%d", p);
+		commit_one(cat, t, &h);
+	}
+	for (int r = 0; r < REPS; r++) {
+		read_pair(cat, &is[r], &il[r]);
+		usleep(2000);
+	}
+	pid_t pids[64];
+	double stop = now() + seconds;
+	for (int p = 0; p < nwriters; p++) {
+		if ((pids[p] = fork()) == 0) {
+			char t[32];
+			udr_db *cdb = open_db(root);
+			snprintf(t, sizeof(t), "w%d", p);
+			while (now() < stop)
+				commit_one(udr_db_catalog(cdb), t, &h);
+			udr_db_close(cdb);
+			_exit(0);
+		}
+	}
+	usleep(200000);
+	double gap = (seconds - 0.4) / REPS;
+	for (int r = 0; r < REPS; r++) {
+		read_pair(cat, &bs[r], &bl[r]);
+		if (gap > 0.0021)
+			usleep((useconds_t)((gap - 0.0001) * 1e6));
+	}
+	for (int p = 0; p < nwriters; p++)
+		waitpid(pids[p], NULL, 0);
+	printf("idle_show_us %.1f busy_show_us %.1f idle_log10_us %.1f busy_log10_us %.1f\n", median(is, REPS) * 1e6,
+	       median(bs, REPS) * 1e6, median(il, REPS) * 1e6, median(bl, REPS) * 1e6);
+	udr_db_close(db);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -330,6 +411,8 @@ int main(int argc, char **argv)
 		return writers(argv[2], atoi(argv[3]), atof(argv[4]));
 	if (argc == 5 && strcmp(argv[1], "buildlog") == 0)
 		return buildlog(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]));
+	if (argc == 5 && strcmp(argv[1], "readers") == 0)
+		return readers(argv[2], atoi(argv[3]), atof(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "logquery") == 0)
 		return logquery(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: bench_commit durable DIR N | writers DIR NPROC SECONDS |\n"

@@ -5,9 +5,11 @@
 #
 # (1) durable single-table commit vs "create + write + fsync a file + fsync
 #     its directory", measured in the same run on the same file system;
-#     goal: one commit costs at most 3x that.
-# (2) 4 writer processes on disjoint tables: aggregate commits/s vs 1 writer;
-#     goal >= 1.5x.
+#     goal: one commit costs at most 2x that.
+# (2) 4 and 8 writer processes on disjoint tables: aggregate commits/s vs 1
+#     writer; goals >= 3x and >= 4x (group commit).
+# (4) readers while 4 writers commit: median latency of `show T` and
+#     `log --limit 10` (library calls) with and without the writers.
 # (3) udr_catalog_log(newest_first, limit 10) - what `udr log --limit 10`
 #     does - on a 1,000,000-commit log vs a 1,000-commit log; goal <= 2.
 #     The long log is built through the library with an I/O table whose
@@ -47,14 +49,29 @@ echo "-- (1) durable single-table commit vs one fsync'd file + directory fsync (
 out=$("$bin" durable "$scratch/durable" "$n")
 b=$(field "$out" baseline_us); c=$(field "$out" commit_us)
 echo "   fsync'd file + dir fsync: median $b us; commit: median $c us  ($out)"
-echo "   RATIO commit / fsync'd-file = $(ratio "$c" "$b")   (goal <= 3)"
+echo "   RATIO commit / fsync'd-file = $(ratio "$c" "$b")   (goal <= 2)"
 
-echo "-- (2) writer processes on disjoint tables, $secs s each"
-o1=$("$bin" writers "$scratch/w1" 1 "$secs")
-o4=$("$bin" writers "$scratch/w4" 4 "$secs")
-r1=$(field "$o1" per_s); r4=$(field "$o4" per_s)
-echo "   1 writer: $r1 commits/s; 4 writers: $r4 commits/s aggregate"
-echo "   RATIO 4 writers / 1 writer = $(ratio "$r4" "$r1")   (goal >= 1.5)"
+echo "-- (2) writer processes on disjoint tables, $secs s each, in 1-s turns (1, 4, 8 writers, ...)"
+echo "   so that all three see the same disk weather (the machine may be shared)"
+add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
+c1=0; c4=0; c8=0; s1=0; s4=0; s8=0
+i=0
+while [ "$i" -lt "$secs" ]; do
+	o=$("$bin" writers "$scratch/w1" 1 1); c1=$(add "$c1" "$(field "$o" commits)"); s1=$(add "$s1" "$(field "$o" seconds)")
+	o=$("$bin" writers "$scratch/w4" 4 1); c4=$(add "$c4" "$(field "$o" commits)"); s4=$(add "$s4" "$(field "$o" seconds)")
+	o=$("$bin" writers "$scratch/w8" 8 1); c8=$(add "$c8" "$(field "$o" commits)"); s8=$(add "$s8" "$(field "$o" seconds)")
+	rm -rf "$scratch/w1" "$scratch/w4" "$scratch/w8"
+	i=$((i + 1))
+done
+r1=$(ratio "$c1" "$s1"); r4=$(ratio "$c4" "$s4"); r8=$(ratio "$c8" "$s8")
+echo "   1 writer: $r1 commits/s; 4 writers: $r4; 8 writers: $r8 commits/s aggregate"
+echo "   RATIO 4 writers / 1 writer = $(ratio "$r4" "$r1")   (goal >= 3)"
+echo "   RATIO 8 writers / 1 writer = $(ratio "$r8" "$r1")   (goal >= 4)"
+
+echo "-- (4) readers while 4 writers commit ($secs s)"
+o=$("$bin" readers "$scratch/rd" 4 "$secs")
+echo "   $o"
+echo "   RATIO show busy / idle = $(ratio "$(field "$o" busy_show_us)" "$(field "$o" idle_show_us)"); log10 busy / idle = $(ratio "$(field "$o" busy_log10_us)" "$(field "$o" idle_log10_us)")"
 
 echo "-- (3) log --limit 10 (newest first) on a $big-commit log vs a 1000-commit log"
 echo "   logs built through libudr with a no-op fsync in the I/O table (udr_io_set)"

@@ -214,8 +214,26 @@ int cli_cmd_upgrade(cli_ctx *ctx, int argc, char **argv)
 			rc = udr_store_open(&store, chunks, 0);
 		free(chunks);
 	}
-	if (rc)
+	if (rc == 0) {
+		size_t n = strlen(ctx->store_dir) + sizeof("/catalog");
+		char *cat = malloc(n);
+		if (!cat) {
+			udr_store_close(store);
+			cli_errorf("out of memory");
+			return CLI_EXIT_IO;
+		}
+		snprintf(cat, n, "%s/catalog", ctx->store_dir);
+		rc = udr_catalog_upgrade(cat);
+		free(cat);
+		if (rc == 0)
+			printf("upgraded the catalog to format 2 (group commit)\n");
+		if (rc == 1)
+			rc = 0;
+	}
+	if (rc) {
+		udr_store_close(store);
 		return cli_fail(rc);
+	}
 	udr_store_get_config(&after, store);
 	udr_store_close(store);
 	if (before.format == after.format)

@@ -187,6 +187,14 @@ UDR_EXTERN int udr_catalog_reset_head(uint64_t *old_head, uint64_t *new_head, ud
 /** The last commit sequence number (0 for an empty catalog). */
 UDR_EXTERN int udr_catalog_head(uint64_t *out, udr_catalog *catalog);
 
+/**
+ * Move the catalog at path to the newest format in place (format 1 -> 2:
+ * group commit with a durable horizon, see FORMAT.md).  Older udr versions
+ * refuse the upgraded catalog.
+ * @return 0 upgraded, 1 already current, or an error.
+ */
+UDR_EXTERN int udr_catalog_upgrade(const char *path);
+
 /** One table version made by a commit. */
 typedef struct udr_change {
 	char *table;          /**< table name */

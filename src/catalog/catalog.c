@@ -12,6 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sched.h>
+#include <time.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +68,8 @@ static char *table_file(const udr_catalog *c, const char *table, const char *nam
 	return p;
 }
 
+static int lock_file(int *fd, const char *path, int op);
+
 /* ---- open / close ------------------------------------------------------- */
 
 void udr_catalog_close(udr_catalog *c)
@@ -78,6 +83,8 @@ void udr_catalog_close(udr_catalog *c)
 	free(c->lockpath);
 	free(c->headpath);
 	free(c->statedir);
+	free(c->inflightpath);
+	free(c->syncpath);
 	free(c);
 }
 
@@ -107,7 +114,10 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 	c->lockpath = udr__path_join(c->path, "lock");
 	c->headpath = udr__path_join(c->path, "HEAD");
 	c->statedir = udr__path_join(c->path, "state");
-	if (!c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath || !c->statedir) {
+	c->inflightpath = udr__path_join(c->path, "inflight");
+	c->syncpath = udr__path_join(c->path, "sync");
+	if (!c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath || !c->statedir ||
+	    !c->inflightpath || !c->syncpath) {
 		rc = UDR_ENOMEM;
 		goto fail;
 	}
@@ -126,17 +136,23 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 			rc = UDR_ENOMEM;
 			goto fail;
 		}
+		int lfd = -1;
 		if ((rc = udr__mkdir(c->tmpdir, NULL)) == 0 && (rc = udr__mkdir(c->logdir, NULL)) == 0 &&
-		    (rc = udr__mkdir(c->tablesdir, NULL)) == 0) {
-			rc = udr__config_write(c->tmpdir, cfgpath, "{\"format\":1,\"kind\":\"udr-catalog\",\"sealed\":true}",
+		    (rc = udr__mkdir(c->tablesdir, NULL)) == 0 && (rc = lock_file(&lfd, c->inflightpath, LOCK_SH)) == 0 &&
+		    (udr__catalog_unlock(lfd), (rc = lock_file(&lfd, c->syncpath, LOCK_SH)) == 0)) {
+			udr__catalog_unlock(lfd);
+			rc = udr__config_write(c->tmpdir, cfgpath, "{\"format\":2,\"kind\":\"udr-catalog\",\"sealed\":true}",
 			                       UDR__PUBLISH_NEW);
 			if (rc >= 0)
 				rc = udr__fsync_parent(c->path);
+			if (rc >= 0)
+				rc = CATALOG_FORMAT;
 		}
 		free(cfgpath);
 	}
 	if (rc < 0)
 		goto fail;
+	c->format = rc;
 	*out = c;
 	return 0;
 fail:
@@ -166,9 +182,86 @@ void udr__catalog_unlock(int fd)
 		UDR_IO->close(fd); /* closing the descriptor releases the flock */
 }
 
+static _Thread_local const udr_catalog *tl_writer_view;
+static _Thread_local bool tl_head_known; /* the linked head, found once under the lock */
+static _Thread_local uint64_t tl_head;
+
+void udr__writer_view_set(udr_catalog *c)
+{
+	tl_writer_view = c;
+	tl_head_known = false;
+}
+
+void udr__writer_view_clear(void)
+{
+	tl_writer_view = NULL;
+	tl_head_known = false;
+}
+
+void udr__writer_head_set(uint64_t head)
+{
+	tl_head = head;
+	tl_head_known = true;
+}
+
+bool udr__writer_view(const udr_catalog *c)
+{
+	return c->format < 2 || tl_writer_view == c;
+}
+
+/* Open (creating it when possible) and flock a lock file; op may include
+ * LOCK_NB: then 1 is returned when somebody else holds it.  A lock file
+ * that cannot be created on a read-only file system means nobody writes:
+ * *fd is then -1 and 0 is returned. */
+static int lock_file(int *fd, const char *path, int op)
+{
+	*fd = UDR_IO->open(path, O_RDWR | O_CREAT, 0644);
+	if (*fd < 0 && (errno == EROFS || errno == EACCES))
+		*fd = UDR_IO->open(path, O_RDONLY, 0);
+	if (*fd < 0) {
+		if (errno == ENOENT || errno == EROFS)
+			return 0;
+		return udr__error_io(errno, "cannot open lock %s", path);
+	}
+	if (UDR_IO->flock(*fd, op) < 0) {
+		int err = errno;
+		UDR_IO->close(*fd);
+		*fd = -1;
+		if (err == EWOULDBLOCK)
+			return 1;
+		return udr__error_io(err, "cannot lock %s", path);
+	}
+	return 0;
+}
+
+int udr__inflight_lock(int *fd, udr_catalog *c, int op)
+{
+	return lock_file(fd, c->inflightpath, op);
+}
+
 /* ---- small cache files --------------------------------------------------- */
 
-static int read_number_file(uint64_t *out, const char *path)
+/* Format 2 writes HEAD in place (no new inode per commit) as 20 digits, a
+ * space, a 16-hex-digit check of the number and a newline, so that a read
+ * racing the write, or a write torn by a crash, is recognized.  A plain
+ * number (format 1, fsck, tests) is accepted as it is. */
+#define HEAD_TEXT_LEN (SEQ_DIGITS + 1 + 16 + 1)
+
+static uint64_t head_check(uint64_t n)
+{
+	uint64_t z = n ^ 0x5544522d48454144ULL; /* "UDR-HEAD" */
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static int head_text(char *out, size_t outsz, uint64_t n)
+{
+	return snprintf(out, outsz, "%020llu %016llx\n", (unsigned long long)n, (unsigned long long)head_check(n));
+}
+
+/* 0 parsed; -1 unusable; -2 a check that does not match (torn) */
+static int read_number_file_once(uint64_t *out, const char *path)
 {
 	char *text = NULL;
 	size_t len;
@@ -179,9 +272,56 @@ static int read_number_file(uint64_t *out, const char *path)
 	}
 	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
 		len--;
-	rc = udr__parse_u64(out, text, len);
+	if (len == HEAD_TEXT_LEN - 1 && text[SEQ_DIGITS] == ' ') {
+		uint64_t chk = 0;
+		rc = udr__parse_u64(out, text, SEQ_DIGITS);
+		for (size_t i = SEQ_DIGITS + 1; i < len && rc == 0; i++) {
+			char ch = text[i];
+			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+			if (d < 0)
+				rc = -1;
+			chk = chk << 4 | (uint64_t)(d < 0 ? 0 : d);
+		}
+		if (rc == 0 && chk != head_check(*out))
+			rc = -2;
+	} else {
+		rc = udr__parse_u64(out, text, len);
+	}
 	free(text);
 	return rc;
+}
+
+static int read_number_file(uint64_t *out, const char *path)
+{
+	for (int i = 0; i < 100; i++) {
+		int rc = read_number_file_once(out, path);
+		if (rc != -2)
+			return rc;
+		sched_yield(); /* a writer is overwriting it: read again */
+	}
+	return -1; /* torn for good (a crash during the write): unusable */
+}
+
+/* Advance HEAD in place (format 2): one small overwrite of the same inode,
+ * no sync (HEAD is only ever advanced past records already durable, and a
+ * HEAD lost or torn by a crash is recovered). */
+static void write_head_inplace(udr_catalog *c, uint64_t n)
+{
+	char text[64];
+	struct stat st;
+	int len = head_text(text, sizeof(text), n);
+	int fd = UDR_IO->open(c->headpath, O_WRONLY | O_CREAT, 0644);
+	if (fd >= 0 && UDR_IO->fstat(fd, &st) == 0 && st.st_size == len) {
+		if (UDR_IO->write(fd, text, (size_t)len) != len)
+			udr_error_clear();
+		UDR_IO->close(fd);
+		return;
+	}
+	if (fd >= 0)
+		UDR_IO->close(fd);
+	/* not yet in the fixed-width form: replace it once, atomically */
+	if (udr__write_file_atomic(c->tmpdir, c->headpath, text, (size_t)len, UDR__PUBLISH_REPLACE, false) < 0)
+		udr_error_clear();
 }
 
 void udr__write_number_file(udr_catalog *c, const char *path, uint64_t n)
@@ -275,11 +415,13 @@ int udr__head_find(uint64_t *out, udr__head_info *info, udr_catalog *c)
 	return 0;
 }
 
-int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
+static int strict_head(uint64_t *out, udr__head_info *infop, udr_catalog *c)
 {
 	udr__head_info info;
 	uint64_t h;
 	int rc = udr__head_find(&h, &info, c);
+	if (infop)
+		*infop = info;
 	if (rc < 0)
 		return rc;
 	if (info.cache_missing) {
@@ -296,6 +438,238 @@ int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
 		                      (unsigned long long)info.beyond);
 	*out = h;
 	return 0;
+}
+
+static int64_t udr__mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void note_horizon(udr_catalog *c, uint64_t h)
+{
+	unsigned long long seen = atomic_load(&c->horizon_seen);
+	while (seen < h && !atomic_compare_exchange_weak(&c->horizon_seen, &seen, h))
+		;
+}
+
+/*
+ * Format 2, readers: the log ends at HEAD, the durable horizon.  Records
+ * linked past it belong to writers still making them durable (they hold
+ * the in-flight lock shared and will advance HEAD), or were left by
+ * writers that died: then nobody holds the in-flight lock, and this reader
+ * runs the recovery (syncfs, check, advance HEAD) before it answers, so
+ * that nothing it reports can be lost afterwards.  A HEAD that cannot be
+ * read is recovered the same way, after waiting for writers in flight.
+ */
+static int visible_head(uint64_t *out, udr_catalog *c)
+{
+	udr__head_info info;
+	uint64_t h;
+	int rc, fd = -1;
+	if ((rc = strict_head(&h, &info, c)) < 0)
+		return rc;
+	if ((info.cache_ok && h == info.cache) || (!info.cache_ok && h == 0)) {
+		note_horizon(c, h);
+		*out = h;
+		return 0;
+	}
+	rc = udr__inflight_lock(&fd, c, LOCK_EX | (info.cache_ok ? LOCK_NB : 0));
+	if (rc < 0)
+		return rc;
+	if (rc == 1) { /* writers in flight: HEAD is the horizon */
+		note_horizon(c, info.cache);
+		*out = info.cache;
+		return 0;
+	}
+	rc = udr__catalog_recover(&h, c, NULL);
+	if (fd >= 0)
+		UDR_IO->close(fd);
+	if (rc < 0)
+		return rc;
+	note_horizon(c, h);
+	*out = h;
+	return 0;
+}
+
+int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
+{
+	if (tl_head_known && tl_writer_view == c) {
+		*out = tl_head; /* under the writer lock the head cannot move */
+		return 0;
+	}
+	if (udr__writer_view(c))
+		return strict_head(out, NULL, c);
+	return visible_head(out, c);
+}
+
+int udr__catalog_precheck(udr_catalog *c)
+{
+	uint64_t h;
+	/* the common case, nothing past a readable HEAD: no recovery to do
+	 * (the writer lock's head search checks the rest) */
+	if (read_number_file(&h, c->headpath) == 0 && !commit_exists(c, h + 1))
+		return 0;
+	return visible_head(&h, c);
+}
+
+/* The version file of change ch matches its digest. */
+static bool change_intact(udr_catalog *c, const udr_change *ch)
+{
+	char *p = udr__version_path(c, ch->table, ch->new_version), *text = NULL;
+	size_t len;
+	bool ok = false;
+	if (p && udr__read_file(&text, &len, p, UDR__MAX_META_FILE) == 0) {
+		udr_hash d;
+		udr_hash_buf(&d, text, len);
+		ok = udr_hash_equal(&d, &ch->digest);
+	}
+	udr_error_clear();
+	free(text);
+	free(p);
+	return ok;
+}
+
+int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed)
+{
+	const udr_catalog *was = tl_writer_view;
+	udr__head_info info;
+	udr__record r;
+	udr_hash prev;
+	bool have_prev = false;
+	uint64_t h, from, keep, s;
+	int rc, dfd;
+	tl_writer_view = c;
+	if (removed)
+		*removed = 0;
+	if ((rc = strict_head(&h, &info, c)) < 0)
+		goto done;
+	from = info.cache_ok ? info.cache : 0;
+	keep = h;
+	if (h == from)
+		goto done; /* nothing past HEAD (or an empty log without one) */
+	/* everything linked so far becomes durable (a killed writer's record
+	 * sits complete in the page cache; after a power cut this is a no-op) */
+	if ((dfd = UDR_IO->open(c->logdir, O_RDONLY | O_DIRECTORY, 0)) < 0) {
+		rc = udr__error_io(errno, "cannot open %s", c->logdir);
+		goto done;
+	}
+	if (UDR_IO->syncfs(dfd) < 0 && errno != EROFS) {
+		rc = udr__error_io(errno, "catalog %s: syncfs before recovering records past HEAD failed", c->path);
+		UDR_IO->close(dfd);
+		goto done;
+	}
+	UDR_IO->close(dfd);
+	if (from > 0) {
+		if ((rc = udr__record_read(&r, c, from)) < 0)
+			goto done;
+		prev = r.digest;
+		have_prev = true;
+		udr__record_free(&r);
+	}
+	/* without a HEAD nothing tells which records were ever durable: after
+	 * the syncfs all of them are; a damaged one is left for readers and
+	 * fsck to report (never removed: it may have been acknowledged) */
+	for (s = info.cache_ok ? from + 1 : h + 1; s <= h; s++) {
+		bool ok;
+		rc = udr__record_read(&r, c, s);
+		if (rc == UDR_ENOMEM)
+			goto done;
+		if (rc < 0) {
+			udr_error_clear();
+			rc = 0;
+			break;
+		}
+		ok = r.legacy || (r.has_prev == have_prev && (!have_prev || udr_hash_equal(&r.prev, &prev)));
+		for (size_t i = 0; i < r.cm->nchanges && ok; i++)
+			ok = change_intact(c, &r.cm->changes[i]);
+		prev = r.digest;
+		have_prev = true;
+		udr__record_free(&r);
+		if (!ok)
+			break;
+	}
+	keep = s - 1;
+	/* records from the first broken one on were never acknowledged (their
+	 * syncfs never returned) nor visible (HEAD never covered them) */
+	for (s = keep + 1; s <= h; s++) {
+		char *p = udr__commit_path(c, s);
+		if (p && UDR_IO->unlink(p) == 0 && removed)
+			(*removed)++;
+		free(p);
+	}
+	if (keep > from || (keep > 0 && !info.cache_ok))
+		udr__write_number_file(c, c->headpath, keep);
+	rc = 0;
+done:
+	tl_writer_view = was;
+	if (rc == 0)
+		*out = keep;
+	return rc;
+}
+
+int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
+{
+	uint64_t d = 0, hp = seq, last = 0;
+	int fd = -1, dfd, rc;
+	/* group commit: one leader at a time syncs for everybody linked before
+	 * its syncfs began; the others find HEAD past their record and return */
+	if ((rc = lock_file(&fd, c->syncpath, LOCK_EX)) < 0)
+		return rc;
+	if (read_number_file(&d, c->headpath) < 0)
+		d = seq - 1;
+	else if (d >= seq)
+		goto out;
+	while (commit_exists(c, hp + 1))
+		hp++;
+	{
+		char hint[24] = "";
+		if (UDR_IO->pread(fd, hint, sizeof(hint) - 1, 0) > 0)
+			last = strtoull(hint, NULL, 10);
+	}
+	if (last > 1) {
+		/* other writers are committing too (the last syncfs covered
+		 * several): those it released are deciding their next commit
+		 * now; wait, at most 1 ms, until they have linked it, so that
+		 * this syncfs covers them as well instead of each waiting for the
+		 * next one (PostgreSQL's commit_delay) */
+		uint64_t want = hp + last;
+		int64_t until = udr__mono_us() + 1000;
+		while (hp < want && udr__mono_us() < until) {
+			int lfd;
+			if (udr__catalog_lock(&lfd, c) < 0) { /* waits for a writer deciding now */
+				udr_error_clear();
+				break;
+			}
+			udr__catalog_unlock(lfd);
+			while (commit_exists(c, hp + 1))
+				hp++;
+			if (hp < want)
+				sched_yield();
+		}
+	}
+	if ((dfd = UDR_IO->open(c->logdir, O_RDONLY | O_DIRECTORY, 0)) < 0 || UDR_IO->syncfs(dfd) < 0) {
+		rc = udr__error_io(errno, "commit %llu is linked but syncfs failed: it is not visible yet and its "
+		                   "durability is unknown", (unsigned long long)seq);
+		if (dfd >= 0)
+			UDR_IO->close(dfd);
+		goto out;
+	}
+	UDR_IO->close(dfd);
+	/* ---- durable: commits up to hp may be shown to readers ---- */
+	write_head_inplace(c, hp);
+	{
+		/* the group hint in catalog/sync, for the next leader */
+		char hint[24];
+		int len = snprintf(hint, sizeof(hint), "%llu\n", (unsigned long long)(hp - d < 64 ? hp - d : 64));
+		if (lseek(fd, 0, SEEK_SET) == 0 && UDR_IO->write(fd, hint, (size_t)len) < 0)
+			udr_error_clear(); /* a hint only */
+	}
+out:
+	if (fd >= 0)
+		UDR_IO->close(fd);
+	return rc;
 }
 
 int udr_catalog_head(uint64_t *out, udr_catalog *c)
@@ -707,4 +1081,61 @@ int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
 	*out = names;
 	*count = n;
 	return 0;
+}
+
+/* ---- upgrade ------------------------------------------------------------- */
+
+int udr__catalog_upgrade(udr_catalog *c)
+{
+	char *cfgpath = NULL;
+	uint64_t head;
+	int lockfd = -1, fd = -1, rc;
+	if (c->format >= 2)
+		return 1;
+	/* format-1 writers hold the writer lock across their flushes; HEAD
+	 * becomes the durable horizon, so it must name the true head, durably,
+	 * before the config says format 2 */
+	if ((rc = udr__catalog_lock(&lockfd, c)) < 0)
+		return rc;
+	if ((rc = strict_head(&head, NULL, c)) < 0)
+		goto done;
+	if ((rc = lock_file(&fd, c->inflightpath, LOCK_SH)) < 0)
+		goto done;
+	udr__catalog_unlock(fd);
+	if ((rc = lock_file(&fd, c->syncpath, LOCK_SH)) < 0)
+		goto done;
+	udr__catalog_unlock(fd);
+	{
+		char text[32];
+		int len = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)head);
+		if ((rc = udr__write_file_atomic(c->tmpdir, c->headpath, text, (size_t)len, UDR__PUBLISH_REPLACE, true)) < 0)
+			goto done;
+	}
+	if (!(cfgpath = udr__path_join(c->path, "config.json"))) {
+		rc = UDR_ENOMEM;
+		goto done;
+	}
+	rc = udr__config_write(c->tmpdir, cfgpath, "{\"format\":2,\"kind\":\"udr-catalog\",\"sealed\":true}",
+	                       UDR__PUBLISH_REPLACE);
+	if (rc >= 0)
+		rc = udr__fsync_parent(cfgpath);
+	if (rc >= 0) {
+		c->format = 2;
+		rc = 0;
+	}
+done:
+	free(cfgpath);
+	udr__catalog_unlock(lockfd);
+	return rc;
+}
+
+int udr_catalog_upgrade(const char *path)
+{
+	udr_catalog *c = NULL;
+	int rc = udr_catalog_open(&c, path, NULL, 0);
+	if (rc < 0)
+		return rc;
+	rc = udr__catalog_upgrade(c);
+	udr_catalog_close(c);
+	return rc;
 }

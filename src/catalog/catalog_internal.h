@@ -10,7 +10,10 @@
 #include <udr/log.h>
 #include <udr/txn.h>
 
-#define CATALOG_FORMAT 1
+/* Catalog format 2: a commit is linked under the writer lock and made
+ * durable outside it (group commit); HEAD is then the durable horizon that
+ * readers stop at.  Format 1 catalogs keep the older protocol. */
+#define CATALOG_FORMAT 2
 #define RECORD_FORMAT 2
 /* A new checkpoint every CHECKPOINT_EVERY commits, or sooner when the
  * window would hold more than CHECKPOINT_WINDOW tables. */
@@ -27,8 +30,37 @@ struct udr_catalog {
 	char *lockpath;
 	char *headpath;
 	char *statedir;
+	char *inflightpath; /* format 2: writers hold LOCK_SH from before link until durable */
+	char *syncpath;     /* format 2: the group-commit leader holds LOCK_EX over its syncfs */
+	int format;         /* the catalog's format (1 or 2) */
+	_Atomic unsigned long long horizon_seen; /* largest durable horizon this handle read */
 	udr_store *store; /* borrowed, may be NULL */
 };
+
+/* The calling thread holds the writer lock (or recovery's locks) of c and
+ * sees linked records past the durable horizon.  Readers see the log up to
+ * HEAD (format 2), which only covers durable records. */
+void udr__writer_view_set(udr_catalog *c);
+void udr__writer_view_clear(void);
+bool udr__writer_view(const udr_catalog *c);
+/* The linked head the lock holder found (valid until the view is cleared). */
+void udr__writer_head_set(uint64_t head);
+/* Format 2, before a writer takes its locks: recover records a dead writer
+ * left past HEAD, if any (cheap when there are none). */
+int udr__catalog_precheck(udr_catalog *c);
+/* Format 2: wait for the commit seq (linked by this thread) to be durable,
+ * sharing one syncfs among the committers waiting at the same time, and
+ * advance HEAD over it.  0, or UDR_EIO (durability unknown). */
+int udr__catalog_make_durable(udr_catalog *c, uint64_t seq);
+/* Format 2: take the in-flight lock (LOCK_SH for writers; -1 on error). */
+int udr__inflight_lock(int *fd, udr_catalog *c, int op);
+/* Format 2 recovery, with the in-flight lock held exclusively: syncfs, then
+ * keep each record past HEAD that is intact and chain-valid (its version
+ * files match), remove the rest from the first broken one on (never
+ * acknowledged nor visible), and advance HEAD.  *out: the durable head. */
+int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed);
+/* Move a format-1 catalog to format 2 (0 done, 1 already format 2). */
+int udr__catalog_upgrade(udr_catalog *c);
 
 int udr__version_to_json(char **out, size_t *out_len, const udr_version *v);
 int udr__version_from_json(udr_version **out, const char *text, size_t len, const char *path);

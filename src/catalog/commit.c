@@ -6,6 +6,7 @@
  * Caches (HEAD, LATEST) are refreshed after the commit point.
  */
 #include <errno.h>
+#include <sys/file.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -247,8 +248,11 @@ static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__recor
 	/* One syncfs makes everything written for this commit durable - the
 	 * version files with their names (and new table directories) and the
 	 * record's bytes - where separate fsyncs would cost three: the record
-	 * may then be linked. */
-	if (UDR_IO->syncfs(t.fd) < 0) {
+	 * may then be linked.  Format 2 links first and syncs after the lock
+	 * is released (udr__catalog_make_durable): the record is complete in
+	 * the page cache before its link, and readers only see it once a
+	 * syncfs begun after its link has returned. */
+	if (c->format < 2 && UDR_IO->syncfs(t.fd) < 0) {
 		rc = udr__error_io(errno, "syncfs before commit record %s failed", path);
 		goto done;
 	}
@@ -260,8 +264,8 @@ static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__recor
 			rc = udr__error_io(err, "cannot publish commit record %s", path);
 		goto done;
 	}
-	/* ---- commit point: the record is visible ---- */
-	if (udr__fsync_parent(path) < 0) {
+	/* ---- commit point (format 2: linked; visible once durable) ---- */
+	if (c->format < 2 && udr__fsync_parent(path) < 0) {
 		udr__error_set(UDR_EIO, "commit %llu is visible but may not survive a crash: %s",
 		               (unsigned long long)cm->seq, udr_error_last()->message);
 		rc = 1;
@@ -321,7 +325,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	udr__record prev, ext;
 	char author[256];
 	uint64_t head = 0;
-	int lockfd = -1, rc;
+	int lockfd = -1, inflight = -1, rc;
 	bool committed = false;
 
 	memset(&cm, 0, sizeof(cm));
@@ -341,11 +345,21 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	}
 	author_name(author, sizeof(author));
 
+	if (c->format >= 2) {
+		/* readers' view first: it recovers records a dead writer left
+		 * past HEAD; then the in-flight lock, held until this commit is
+		 * durable (recovery waits for it), then the writer lock */
+		if ((rc = udr__catalog_precheck(c)) < 0 || (rc = udr__inflight_lock(&inflight, c, LOCK_SH)) < 0)
+			goto done;
+	}
 	if ((rc = udr__catalog_lock(&lockfd, c)) < 0)
 		goto done;
+	udr__writer_view_set(c);
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		goto done;
-	udr__tmp_clean(c->tmpdir, NULL);
+	udr__writer_head_set(head);
+	if (c->format < 2 || head % 64 == 0)
+		udr__tmp_clean(c->tmpdir, NULL); /* dead writers' temp files (fsck removes them too) */
 	if (head > 0 && (rc = udr__record_read(&prev, c, head)) < 0)
 		goto done;
 
@@ -424,17 +438,28 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	rc = publish_record(c, &cm, &ext);
 	if (rc >= 0) {
 		committed = true;
-		/* HEAD after every commit point: readers start there, and a HEAD
-		 * naming a missing record tells a lost record from the end of
-		 * the log (no fsync: a HEAD left behind by a crash is probed
-		 * past) */
-		udr__write_number_file(c, c->headpath, cm.seq);
+		if (c->format < 2) {
+			/* HEAD after every commit point: readers start there, and a
+			 * HEAD naming a missing record tells a lost record from the
+			 * end of the log (no fsync: a HEAD left behind by a crash is
+			 * probed past) */
+			udr__write_number_file(c, c->headpath, cm.seq);
+		} else {
+			/* the lock is released before the flush; HEAD (the durable
+			 * horizon) is advanced by whoever syncs */
+			udr__writer_view_clear();
+			udr__catalog_unlock(lockfd);
+			lockfd = -1;
+			if (udr__catalog_make_durable(c, cm.seq) < 0)
+				rc = 1;
+		}
 		if (rc == 1)
-			rc = UDR_EIO; /* the message was set by publish_record */
+			rc = UDR_EIO; /* the message was set by publish_record or make_durable */
 		if (seq_out)
 			*seq_out = cm.seq;
 	}
 done:
+	udr__writer_view_clear();
 	if (!committed) {
 		int keep = rc;
 		for (size_t i = 0; i < n; i++) {
@@ -452,6 +477,7 @@ done:
 		rc = keep;
 	}
 	udr__catalog_unlock(lockfd);
+	udr__catalog_unlock(inflight);
 	udr__record_free(&prev);
 	udr__record_free(&ext);
 	free(cm.changes);

@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sys/file.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,7 +402,7 @@ int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, 
 	struct ck k;
 	uint64_t head = 0, beyond = 0;
 	udr__head_info hinfo;
-	int lockfd = -1, rc;
+	int lockfd = -1, inflight = -1, rc;
 	DIR *d;
 	struct dirent *e;
 	if (!c)
@@ -415,10 +416,25 @@ int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, 
 	k.payload = payload;
 	/* The lock keeps committers out while orphans are told apart from
 	 * commits in progress. */
-	if ((rc = udr__catalog_lock(&lockfd, c)) < 0)
+	if (c->format >= 2 && (rc = udr__inflight_lock(&inflight, c, LOCK_EX)) < 0)
 		return rc;
+	if ((rc = udr__catalog_lock(&lockfd, c)) < 0) {
+		udr__catalog_unlock(inflight);
+		return rc;
+	}
+	udr__writer_view_set(c);
 	if ((rc = udr__tmp_clean(c->tmpdir, &k.stats->temp_removed)) < 0)
 		goto done;
+	if (c->format >= 2) {
+		/* no writer is in flight: records past HEAD are a dead writer's,
+		 * made durable and kept when intact, else removed (recovery) */
+		uint64_t rh, removed = 0;
+		udr__head_info hi;
+		if (udr__head_find(&rh, &hi, c) == 0 && !hi.cache_missing && !hi.beyond &&
+		    udr__catalog_recover(&rh, c, &removed) < 0)
+			udr_error_clear(); /* what is wrong is reported below */
+		(void)removed;
+	}
 	if ((rc = udr__head_find(&head, &hinfo, c)) < 0)
 		goto done;
 	k.head = head;
@@ -487,7 +503,9 @@ int udr_catalog_fsck(udr_check_stats *stats, udr_catalog *c, udr_problem_cb cb, 
 		udr__write_number_file(c, c->headpath, head);
 	rc = 0;
 done:
+	udr__writer_view_clear();
 	udr__catalog_unlock(lockfd);
+	udr__catalog_unlock(inflight);
 	udr__tstate_free(&k.state);
 	udr__tstate_free(&k.window);
 	for (size_t i = 0; i < k.ntables; i++)

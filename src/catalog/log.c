@@ -352,7 +352,11 @@ int udr_catalog_wait(uint64_t *head_out, udr_catalog *c, uint64_t after, int tim
 	if (!c)
 		return udr__error_set(UDR_EINVAL, "invalid argument: catalog is NULL");
 	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (ifd >= 0 && inotify_add_watch(ifd, c->logdir, IN_CREATE | IN_MOVED_TO) < 0) {
+	/* a commit creates its name in log/ and then (format 2, once durable)
+	 * overwrites HEAD (or renames a new one into place): readers only see
+	 * it after the second */
+	if (ifd >= 0 && (inotify_add_watch(ifd, c->logdir, IN_CREATE | IN_MOVED_TO) < 0 ||
+	                 inotify_add_watch(ifd, c->path, IN_MODIFY | IN_MOVED_TO) < 0)) {
 		close(ifd);
 		ifd = -1;
 	}

@@ -7,6 +7,11 @@
  *                                      "put <hash>", "commit <table> <version> <hash>..."
  *   udr_worker commits ROOT TABLE N    N x commit_next of one chunk: "commit <table> <version>"
  *   udr_worker puts ROOT SEED N        N puts, half shared content, half own: "put <hash>"
+ *   udr_worker group ROOT SEED T...    commits forever to one or two of the tables T... (two
+ *                                      through a transaction): "ack <seq> (<table> <version>
+ *                                      <hash>)..." once the commit returned success
+ *   udr_worker reader ROOT T...        reads forever: "seen <head> <table> <version> <seq>
+ *                                      <hash>" for each table's latest version as read
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -157,6 +162,110 @@ static int puts_(udr_db *db, uint64_t seed, long n)
 	return 0;
 }
 
+static udr_version *one_version(udr_db *db, const char *table, uint64_t seed, uint64_t iter, udr_hash *h)
+{
+	char text[96];
+	udr_version *v = NULL;
+	int n = snprintf(text, sizeof(text), "group %llu %llu %s", (unsigned long long)seed,
+	                 (unsigned long long)iter, table);
+	int rc = udr_store_put(h, udr_db_store(db), text, (size_t)n);
+	if (rc != 0)
+		die("put", rc);
+	if ((rc = udr_version_new(&v, table, 0)) != 0)
+		die("version_new", rc);
+	udr_version_add_chunk(v, h);
+	return v;
+}
+
+static int group(udr_db *db, uint64_t seed, char **tables, int ntables)
+{
+	udr_catalog *cat = udr_db_catalog(db);
+	char hex[UDR_HASH_HEXSIZE + 1];
+	rng_state = seed * 0x2545F4914F6CDD1DULL + 88172645463325252ULL;
+	for (uint64_t iter = 0;; iter++) {
+		int a = (int)(rnd() % (uint64_t)ntables), b = (int)(rnd() % (uint64_t)ntables);
+		udr_hash ha, hb;
+		udr_version *va = one_version(db, tables[a], seed, iter, &ha), *vb = NULL;
+		uint64_t seq = 0;
+		int rc;
+		if (a != b && rnd() % 3 == 0) {
+			udr_txn *t = NULL;
+			vb = one_version(db, tables[b], seed, iter, &hb);
+			if ((rc = udr_txn_begin(&t, cat, NULL)) != 0)
+				die("txn_begin", rc);
+			if ((rc = udr_txn_write(t, va)) != 0 || (rc = udr_txn_write(t, vb)) != 0)
+				die("txn_write", rc);
+			rc = udr_txn_commit(t, &seq);
+			if (rc == 0) {
+				uint64_t la, lb;
+				/* the versions it made: read back from the commit record */
+				udr_commit *cm = NULL;
+				if ((rc = udr_catalog_get_commit(&cm, cat, seq)) != 0)
+					die("get_commit after txn", rc);
+				la = lb = 0;
+				for (size_t i = 0; i < cm->nchanges; i++) {
+					if (strcmp(cm->changes[i].table, tables[a]) == 0)
+						la = cm->changes[i].new_version;
+					if (strcmp(cm->changes[i].table, tables[b]) == 0)
+						lb = cm->changes[i].new_version;
+				}
+				udr_commit_free(cm);
+				printf("ack %llu %s %llu ", (unsigned long long)seq, tables[a], (unsigned long long)la);
+				udr_hash_tohex(hex, &ha);
+				printf("%s %s %llu ", hex, tables[b], (unsigned long long)lb);
+				udr_hash_tohex(hex, &hb);
+				printf("%s\n", hex);
+				fflush(stdout);
+			} else if (rc != UDR_ECONFLICT) {
+				die("txn_commit", rc);
+			}
+			udr_txn_free(t);
+		} else {
+			if ((rc = udr_catalog_commit_next(cat, va)) != 0)
+				die("commit_next", rc);
+			udr_hash_tohex(hex, &ha);
+			printf("ack %llu %s %llu %s\n", (unsigned long long)va->commit_seq, tables[a],
+			       (unsigned long long)va->version, hex);
+			fflush(stdout);
+		}
+		udr_version_free(va);
+		udr_version_free(vb);
+	}
+	return 0;
+}
+
+static int reader(udr_db *db, char **tables, int ntables)
+{
+	udr_catalog *cat = udr_db_catalog(db);
+	char hex[UDR_HASH_HEXSIZE + 1];
+	uint64_t last = 0;
+	for (;;) {
+		uint64_t head = 0;
+		int rc = udr_catalog_head(&head, cat);
+		if (rc != 0)
+			die("head", rc);
+		if (head < last) {
+			printf("BACKWARDS %llu %llu\n", (unsigned long long)last, (unsigned long long)head);
+			fflush(stdout);
+		}
+		last = head;
+		for (int i = 0; i < ntables; i++) {
+			udr_version *v = NULL;
+			rc = udr_catalog_get_version(&v, cat, tables[i], 0);
+			if (rc == UDR_ENOTFOUND)
+				continue;
+			if (rc != 0)
+				die("get_version", rc);
+			udr_hash_tohex(hex, v->nchunks ? &v->chunks[0] : &(udr_hash){{0}});
+			printf("seen %llu %s %llu %llu %s\n", (unsigned long long)head, tables[i],
+			       (unsigned long long)v->version, (unsigned long long)v->commit_seq, hex);
+			udr_version_free(v);
+		}
+		fflush(stdout);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -172,6 +281,10 @@ int main(int argc, char **argv)
 		rc = crashloop(db, strtoull(argv[3], NULL, 10));
 	else if (strcmp(argv[1], "commits") == 0 && argc >= 5)
 		rc = commits(db, argv[3], strtol(argv[4], NULL, 10));
+	else if (strcmp(argv[1], "group") == 0 && argc >= 5)
+		rc = group(db, strtoull(argv[3], NULL, 10), argv + 4, argc - 4);
+	else if (strcmp(argv[1], "reader") == 0 && argc >= 4)
+		rc = reader(db, argv + 3, argc - 3);
 	else if (strcmp(argv[1], "puts") == 0 && argc >= 5)
 		rc = puts_(db, strtoull(argv[3], NULL, 10), strtol(argv[4], NULL, 10));
 	else

@@ -1,0 +1,144 @@
+"""Group commit under kill -9: 8 writer processes commit to disjoint and
+overlapping tables (single-table commits and two-table transactions) while a
+reader process reads every table's latest version; random writers are killed
+with SIGKILL at random moments, then all of them.  After every round:
+
+  * every acknowledged commit is present, readable and holds what was
+    acknowledged (its table version, its chunk, its commit number);
+  * every table's versions are 1..L with no gaps, and the log is one serial
+    order: records 1..head, each acknowledged commit under its own number,
+    with the versions it reported;
+  * nothing a reader saw disappeared: every head it reported is at most the
+    head now, and every version it saw is still there with the same content;
+    its head never went backwards;
+  * `udr fsck` is clean.
+
+The default is a few seconds; UDR_TORTURE_ROUNDS=200 (the `make torture`
+target) runs the long version.
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+from conftest import SANITIZE, Udr, base_env, tool
+
+ROUNDS = int(os.environ.get("UDR_TORTURE_ROUNDS", "4" if not SANITIZE else "2"))
+WRITERS = 8
+# writers 0-3 each own a table; writers 4-7 share three tables with each
+# other and with the owners of t0 and t1 (overlap)
+TABLES = {0: ["t0"], 1: ["t1"], 2: ["t2"], 3: ["t3"],
+          4: ["s0", "s1"], 5: ["s1", "s2"], 6: ["s0", "s2", "t0"], 7: ["s2", "t1"]}
+ALL = sorted({t for ts in TABLES.values() for t in ts})
+
+
+def parse_acks(out):
+    text = out.decode(errors="replace")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # a line cut by the kill was not acknowledged
+    acks = []
+    for line in text.splitlines():
+        f = line.split()
+        assert f[0] == "ack", line
+        seq = int(f[1])
+        changes = [(f[i], int(f[i + 1]), f[i + 2]) for i in range(2, len(f), 3)]
+        acks.append((seq, changes))
+    return acks
+
+
+def parse_seen(out):
+    text = out.decode(errors="replace")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    seen = []
+    for line in text.splitlines():
+        f = line.split()
+        assert f[0] != "BACKWARDS", "a reader saw the head go backwards: %s" % line
+        assert f[0] == "seen", line
+        seen.append((int(f[1]), f[2], int(f[3]), int(f[4]), f[5]))
+    return seen
+
+
+def check(u, acks, seen):
+    f = u.fsck()
+    assert f.returncode == 0, "fsck: %d\n%s%s" % (f.returncode, f.stdout.decode(), f.stderr.decode())
+    log = json.loads(u.ok("log", "--reverse", "--json"))
+    seqs = [c["seq"] for c in log]
+    assert seqs == list(range(1, len(seqs) + 1)), "the log is not 1..head"
+    head = len(seqs)
+    made = {c["seq"]: sorted((x["table"], x["new"]) for x in c["changes"]) for c in log}
+    versions = {t: len(u.versions(t)) for t in ALL}
+    for t in ALL:
+        assert u.versions(t) == list(range(1, versions[t] + 1)), "gaps in %s" % t
+    acked = set()
+    for seq, changes in acks:
+        assert seq not in acked, "commit %d acknowledged twice" % seq
+        acked.add(seq)
+        assert seq in made, "acknowledged commit %d is not in the log (head %d)" % (seq, head)
+        assert made[seq] == sorted((t, v) for t, v, _ in changes), "commit %d differs" % seq
+    # content of acknowledged versions (a sample: each show is a process; fsck
+    # above checked every version file against its record's digest)
+    for seq, changes in random.Random(len(acks)).sample(acks, min(40, len(acks))):
+        for t, v, h in changes:
+            shown = u.show(t, v)
+            assert shown["chunks"] == [h], "%s@%d changed" % (t, v)
+            assert shown["commit"] == seq, "%s@%d: commit %s, acknowledged as %d" % (
+                t, v, shown["commit"], seq)
+    for head_seen, t, v, seq, h in seen:
+        assert head_seen <= head, "a reader saw head %d, now %d" % (head_seen, head)
+        assert v <= versions[t], "a reader saw %s@%d, now gone (latest %d)" % (t, v, versions[t])
+        assert (t, v) in made.get(seq, []), "a reader saw %s@%d from commit %d, not in the log" % (t, v, seq)
+    # content of what readers saw (a sample: each show is a process)
+    for head_seen, t, v, seq, h in random.Random(1).sample(seen, min(40, len(seen))):
+        shown = u.show(t, v)
+        assert shown["chunks"] == [h] and shown["commit"] == seq, "%s@%d seen differently" % (t, v)
+    return versions
+
+
+def test_group_commit_kill9(tmp_path):
+    worker = tool("udr_worker")
+    rng = random.Random(int(os.environ.get("UDR_TORTURE_SEED", "424242")))
+    u = Udr(tmp_path / "store")
+    u.ok("init")
+    acks, seen = [], []
+    killed = 0
+    for rnd in range(ROUNDS):
+        procs = []
+        for w in range(WRITERS):
+            procs.append(subprocess.Popen(
+                [worker, "group", u.root, str(rng.randrange(1 << 30))] + TABLES[w],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env()))
+        rd = subprocess.Popen([worker, "reader", u.root] + ALL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=base_env())
+        # kill random writers at random moments, then the rest
+        end = time.time() + rng.uniform(0.3, 0.8) * (2 if SANITIZE else 1)
+        alive = list(range(WRITERS))
+        while time.time() < end and alive:
+            time.sleep(rng.uniform(0.0, 0.15))
+            w = alive.pop(rng.randrange(len(alive)))
+            procs[w].send_signal(signal.SIGKILL)
+            killed += 1
+        for p in procs + [rd]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+        for p in procs:
+            out, err = p.communicate()
+            assert p.returncode == -signal.SIGKILL, "writer exited by itself: %d %s" % (
+                p.returncode, err.decode()[-2000:])
+            acks += parse_acks(out)
+        out, err = rd.communicate()
+        assert rd.returncode == -signal.SIGKILL, "reader failed: %d %s" % (rd.returncode, err.decode()[-2000:])
+        seen += parse_seen(out)
+        versions = check(u, acks, seen)
+    # the acknowledged commits form one serial order: distinct numbers, and
+    # each table's acknowledged versions increase with the commit number
+    order = sorted(acks)
+    last = {}
+    for seq, changes in order:
+        for t, v, _ in changes:
+            assert last.get(t, 0) < v, "table %s: version %d at commit %d after %d" % (t, v, seq, last.get(t))
+            last[t] = v
+    print("rounds=%d kills=%d acks=%d seen=%d versions=%s" % (ROUNDS, killed, len(acks), len(seen), versions))
+    assert len(acks) > 0
