@@ -22,6 +22,16 @@ def state(udr, seq):
     return udr.root / "catalog" / "state" / ("%020d.json" % seq)
 
 
+def format1_catalog(udr):
+    """Only a format-1 catalog can be written by an older udr (format 2 -
+    group commit - is refused by them): make this store's catalog one."""
+    cat = udr.root / "catalog"
+    (cat / "config.json").write_text('{"format":1,"kind":"udr-catalog"}\n')
+    for name in ("inflight", "sync"):
+        if (cat / name).exists():
+            (cat / name).unlink()
+
+
 def older_udr_commit(udr, table, old, chunk):
     """Commit table@old+1 the way an older udr does (FORMAT.md, format-1
     records): the version file, then an unsealed format-1 record with no
@@ -95,6 +105,7 @@ def test_older_udr_head_reuses_version_number_after_lost_version_file(udr):
     version 1 with exit 0, `show u --at <commit 5>` too, and `commit u --next`
     hands out version 2 again
     (overwriting the committed version 2) with exit 0."""
+    format1_catalog(udr)
     h = udr.put(b"x\n")
     h2 = udr.put(b"y\n")
     for _ in range(3):
@@ -119,6 +130,7 @@ def test_older_udr_head_reuses_table_after_lost_table_dir(udr):
     """Same mixed log; the directory of table u (made by commit 2) is lost.
     `udr tables` silently drops u (exit 0) and `commit u --next` makes
     version 1 of u a second time (exit 0) although record 2 made it."""
+    format1_catalog(udr)
     h = udr.put(b"x\n")
     udr.ok("commit", "t", "--next", h)
     udr.ok("commit", "u", "--next", h)
