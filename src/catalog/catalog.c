@@ -467,7 +467,8 @@ static int visible_head(uint64_t *out, udr_catalog *c)
 {
 	udr__head_info info;
 	uint64_t h;
-	int rc, fd = -1;
+	int rc, fd = -1, tries = 0;
+again:
 	if ((rc = strict_head(&h, &info, c)) < 0)
 		return rc;
 	if ((info.cache_ok && h == info.cache) || (!info.cache_ok && h == 0)) {
@@ -478,7 +479,24 @@ static int visible_head(uint64_t *out, udr_catalog *c)
 	rc = udr__inflight_lock(&fd, c, LOCK_EX | (info.cache_ok ? LOCK_NB : 0));
 	if (rc < 0)
 		return rc;
-	if (rc == 1) { /* writers in flight: HEAD is the horizon */
+	if (rc == 1) {
+		/* Busy: writers in flight hold it shared, and then HEAD is the
+		 * horizon; but a recovery (another reader, a writer, fsck) holds
+		 * it exclusively, and its HEAD is not final yet: wait for it to
+		 * finish (a shared lock), then look again. */
+		int sfd = -1;
+		rc = udr__inflight_lock(&sfd, c, LOCK_SH | LOCK_NB);
+		if (rc < 0)
+			return rc;
+		if (rc == 1 && tries++ < 100) {
+			if ((rc = udr__inflight_lock(&sfd, c, LOCK_SH)) < 0)
+				return rc;
+			if (sfd >= 0)
+				UDR_IO->close(sfd);
+			goto again;
+		}
+		if (sfd >= 0)
+			UDR_IO->close(sfd);
 		note_horizon(c, info.cache);
 		*out = info.cache;
 		return 0;
@@ -592,12 +610,28 @@ int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed)
 	}
 	keep = s - 1;
 	/* records from the first broken one on were never acknowledged (their
-	 * syncfs never returned) nor visible (HEAD never covered them) */
-	for (s = keep + 1; s <= h; s++) {
-		char *p = udr__commit_path(c, s);
-		if (p && UDR_IO->unlink(p) == 0 && removed)
-			(*removed)++;
-		free(p);
+	 * syncfs never returned) nor visible (HEAD never covered them).  They
+	 * are moved aside into catalog/lost/, not deleted: should a HEAD
+	 * damaged to a smaller number ever make damage look like a dead
+	 * writer's leftovers, the records are still there to be put back. */
+	if (keep < h) {
+		char *lost = udr__path_join(c->path, "lost");
+		if (lost && udr__mkdir(lost, NULL) == 0) {
+			for (s = keep + 1; s <= h; s++) {
+				char *p = udr__commit_path(c, s), name[96], *q;
+				snprintf(name, sizeof(name), "%020llu.json.%lld", (unsigned long long)s,
+				         (long long)udr__now_ms());
+				q = udr__path_join(lost, name);
+				if (p && q && UDR_IO->rename(p, q) == 0 && removed)
+					(*removed)++;
+				free(p);
+				free(q);
+			}
+			udr__fsync_dir(lost);
+			udr__fsync_dir(c->logdir);
+		}
+		udr_error_clear();
+		free(lost);
 	}
 	if (keep > from || (keep > 0 && !info.cache_ok))
 		udr__write_number_file(c, c->headpath, keep);
