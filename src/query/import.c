@@ -322,13 +322,7 @@ int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir)
 	int rc;
 	if (!db)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_clean_temp");
-	if (cache_dir && *cache_dir) {
-		cache = strdup(cache_dir);
-	} else {
-		char *c = udr__path_join(udr_db_path(db), "cache");
-		cache = c ? udr__path_join(c, "query") : NULL;
-		free(c);
-	}
+	cache = udr__q_cache_dir(db, cache_dir);
 	if (!cache || !(tmp = udr__path_join(cache, "tmp"))) {
 		free(cache);
 		return udr__error_oom();
@@ -338,6 +332,134 @@ int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir)
 	free(tmp);
 	if (removed)
 		*removed = n;
+	return rc;
+}
+
+/* ---- the cache: stats and clear ------------------------------------------------ */
+
+/* <hash>.parquet: a materialized part. */
+static bool is_part_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n != UDR_HASH_HEXSIZE + 8 || strcmp(name + UDR_HASH_HEXSIZE, ".parquet") != 0)
+		return false;
+	for (size_t i = 0; i < UDR_HASH_HEXSIZE; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Bytes of the regular files under dir (two levels: tmp/import-*, tmp/duckdb). */
+static uint64_t tree_bytes(const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t n = 0;
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		char *p;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    !(p = udr__path_join(dir, e->d_name)))
+			continue;
+		if (lstat(p, &st) == 0) {
+			if (S_ISREG(st.st_mode))
+				n += (uint64_t)st.st_size;
+			else if (S_ISDIR(st.st_mode) && depth > 0)
+				n += tree_bytes(p, depth - 1);
+		}
+		free(p);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Count (and with do_remove, remove) the parts in cache; the caller holds
+ * the exclusive lock when removing. */
+static int cache_parts(udr_query_cache_info *out, const char *cache, bool do_remove)
+{
+	DIR *d = opendir(cache);
+	struct dirent *e;
+	int rc = 0;
+	if (!d) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return udr__error_io(errno, "cannot list the query cache %s", cache);
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		char *p;
+		if (!is_part_name(e->d_name))
+			continue;
+		if (!(p = udr__path_join(cache, e->d_name))) {
+			rc = udr__error_oom();
+			break;
+		}
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (!do_remove || unlink(p) == 0) {
+				out->parts++;
+				out->part_bytes += (uint64_t)st.st_size;
+			} else if (errno != ENOENT) {
+				rc = udr__error_io(errno, "cannot remove %s", p);
+				free(p);
+				break;
+			}
+		}
+		free(p);
+	}
+	closedir(d);
+	return rc;
+}
+
+int udr_query_cache_stats(udr_query_cache_info *out, udr_db *db, const char *cache_dir)
+{
+	char *cache, *tmp;
+	int rc;
+	if (!out || !db)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_cache_stats");
+	memset(out, 0, sizeof(*out));
+	if (!(cache = udr__q_cache_dir(db, cache_dir)))
+		return udr__error_oom();
+	rc = cache_parts(out, cache, false);
+	if (rc == 0 && (tmp = udr__path_join(cache, "tmp")) != NULL) {
+		out->temp_bytes = tree_bytes(tmp, 2);
+		free(tmp);
+	}
+	free(cache);
+	return rc;
+}
+
+int udr_query_cache_clear(udr_query_cache_info *removed, udr_db *db, const char *cache_dir)
+{
+	udr_query_cache_info got = {0, 0, 0};
+	char *cache;
+	int fd, rc;
+	if (!db)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_cache_clear");
+	if (removed)
+		memset(removed, 0, sizeof(*removed));
+	if (!(cache = udr__q_cache_dir(db, cache_dir)))
+		return udr__error_oom();
+	fd = open(cache, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot open the query cache %s", cache);
+		free(cache);
+		return rc;
+	}
+	/* waits for the statements that may read cached parts (shared holders) */
+	while ((rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		rc = udr__error_io(errno, "cannot lock the query cache %s", cache);
+	else
+		rc = cache_parts(&got, cache, true);
+	close(fd);
+	if (rc == 0)
+		rc = udr_query_clean_temp(NULL, db, cache_dir);
+	free(cache);
+	if (removed)
+		*removed = got;
 	return rc;
 }
 
