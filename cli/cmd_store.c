@@ -98,9 +98,10 @@ static int init_opt(int opt, const char *arg, void *payload)
 		o->chunk_given++;
 		break;
 	default: /* OPT_DEPTH */
-		if ((rc = cli_parse_uint(&v, arg, 255, 0, "delta depth")) != 0)
+		/* 1 to 255 in one message (0 is not "the default" here) */
+		if ((rc = cli_parse_uint(&v, arg, UINT64_MAX, 0, "delta depth")) != 0)
 			return rc;
-		if (v == 0) {
+		if (v == 0 || v > 255) {
 			cli_errorf("invalid delta depth \"%s\" (1 to 255)", arg);
 			return CLI_EXIT_USAGE;
 		}

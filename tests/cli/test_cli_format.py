@@ -87,6 +87,23 @@ def test_init_invalid_settings(run, tmp_path, args):
     assert not root.exists()
 
 
+@pytest.mark.parametrize("depth", ["0", "256", "1000"])
+def test_init_delta_depth_range_in_one_message(run, tmp_path, depth):
+    """Issue 14: 256 said "from 0 to 255", and then 0 was refused."""
+    r = run("--store", tmp_path / "s", "init", "--delta-depth", depth)
+    assert r.code == 2, r
+    assert r.stderr == 'udr: invalid delta depth "%s" (1 to 255)\n' % depth
+
+
+def test_init_on_dangling_symlink(run, tmp_path):
+    """Issue 14: the message said "a file of that name exists"."""
+    link = tmp_path / "st"
+    os.symlink(tmp_path / "gone" / "x", link)
+    r = run("--store", link, "init")
+    assert r.code == 5, r
+    assert "dangling symbolic link" in r.stderr and str(tmp_path / "gone" / "x") in r.stderr, r
+
+
 def test_init_options_on_existing_store(run, tmp_path):
     root = tmp_path / "s"
     assert run("--store", root, "init").code == 0
