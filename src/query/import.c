@@ -845,6 +845,10 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 		rc = udr__buf_puts(b, ", union_by_name = true");
 	if (rc == 0 && format == UDR_FORMAT_NDJSON)
 		rc = udr__buf_puts(b, ", format = 'newline_delimited'");
+	/* never skip lines the sniffer takes for a preamble: a ragged file
+	 * is then read as one column and refused (check_ragged) */
+	if (rc == 0 && format == UDR_FORMAT_CSV)
+		rc = udr__buf_puts(b, ", skip = 0");
 	if (rc == 0 && types && types->n && format != UDR_FORMAT_PARQUET) {
 		rc = udr__buf_puts(b, format == UDR_FORMAT_CSV ? ", types = {" : ", columns = {");
 		for (size_t i = 0; rc == 0 && i < types->n; i++) {
@@ -861,6 +865,83 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 			rc = udr__buf_puts(b, "}");
 	}
 	return rc ? rc : udr__buf_puts(b, ")");
+}
+
+/*
+ * The fields of each line of a CSV file split by delim (RFC 4180 quotes:
+ * a quoted field may hold delim and line breaks).  0 when every line has
+ * as many fields as the first; UDR_EINVAL naming the file and the first
+ * line that differs.
+ */
+static int csv_ragged_line(const char *path, char delim)
+{
+	FILE *f = fopen(path, "rb");
+	uint64_t line = 1, start_line = 1, fields = 1, header = 0;
+	bool quoted = false, empty = true;
+	char qp[300];
+	int c, rc = 0;
+	if (!f)
+		return 0; /* DuckDB reports it */
+	udr__quote(qp, sizeof(qp), path);
+	while ((c = getc(f)) != EOF) {
+		if (c == '"') {
+			quoted = !quoted;
+		} else if (!quoted && c == delim) {
+			fields++;
+		} else if (c == '\n') {
+			line++;
+			if (quoted)
+				continue;
+			if (!empty) {
+				if (!header) {
+					header = fields;
+				} else if (fields != header) {
+					rc = udr__error_set(UDR_EINVAL,
+					                    "cannot import '%s': line %" PRIu64 " has %" PRIu64
+					                    " field%s, the header (line 1) has %" PRIu64
+					                    " (every line of a CSV file must have as many fields)",
+					                    qp, start_line, fields, fields == 1 ? "" : "s", header);
+					break;
+				}
+			}
+			fields = 1;
+			empty = true;
+			start_line = line;
+			continue;
+		}
+		if (c != '\r')
+			empty = false;
+	}
+	if (rc == 0 && !empty && header && fields != header)
+		rc = udr__error_set(UDR_EINVAL,
+		                    "cannot import '%s': line %" PRIu64 " has %" PRIu64 " field%s, the header "
+		                    "(line 1) has %" PRIu64 " (every line of a CSV file must have as many fields)",
+		                    qp, start_line, fields, fields == 1 ? "" : "s", header);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * A CSV file whose lines have different numbers of fields is read by
+ * DuckDB's sniffer as one column named after the whole header ("a,b"):
+ * when the files read as one such column, find the first ragged line.
+ */
+static int check_ragged(udr_query *q, const char *reader, const char *const *files, size_t nfiles)
+{
+	char **names = NULL, **types = NULL, delim = 0;
+	size_t n = 0;
+	int rc = udr__q_describe(&names, &types, &n, q, reader);
+	if (rc < 0)
+		return rc;
+	if (n == 1)
+		for (const char *d = ",;\t|"; *d && !delim; d++)
+			if (strchr(names[0], *d))
+				delim = *d;
+	udr_strarray_free(names, n);
+	udr_strarray_free(types, n);
+	for (size_t i = 0; delim && rc == 0 && i < nfiles; i++)
+		rc = csv_ragged_line(files[i], delim);
+	return rc;
 }
 
 int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
@@ -891,6 +972,29 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	}
 	if ((format = resolve_format(opts->format, files[0])) < 0)
 		return format;
+	/* one reader for all the files: their formats must agree */
+	for (size_t i = 1; opts->format == UDR_FORMAT_AUTO && i < nfiles; i++) {
+		int f = resolve_format(UDR_FORMAT_AUTO, files[i]);
+		char q0[200], qi[200];
+		if (f < 0)
+			return f;
+		if (f == format)
+			continue;
+		udr__quote(q0, sizeof(q0), files[0]);
+		udr__quote(qi, sizeof(qi), files[i]);
+		return udr__error_set(UDR_EINVAL,
+		                      "all input files must have one format: '%s' is %s, '%s' is %s (import "
+		                      "them one at a time, the next ones with --append)",
+		                      q0, format_name(format), qi, format_name(f));
+	}
+	if (format == UDR_FORMAT_CSV) {
+		if ((rc = reader_sql(&b, format, files, nfiles, NULL)) < 0)
+			goto out;
+		rc = check_ragged(q, b.ptr, files, nfiles);
+		udr__buf_free(&b);
+		if (rc < 0)
+			goto out;
+	}
 	if (opts->mode == UDR_IMPORT_APPEND) {
 		/* CSV and JSON types are guessed from the data: read new data with
 		 * the table's types instead, after checking the column names. */
@@ -958,6 +1062,23 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 /* ---- writing files ------------------------------------------------------------------------ */
 
 /* COPY (select_sql) TO path atomically: temp name in the same directory. */
+/* An error about the temp file tmp is reported with the user's path. */
+static int name_output(int rc, const char *tmp, const char *path)
+{
+	const char *msg = udr_error_last()->message, *at;
+	udr__buf b = {0};
+	size_t tl = strlen(tmp);
+	if (!msg || !(at = strstr(msg, tmp)))
+		return rc;
+	for (; at; msg = at + tl, at = strstr(msg, tmp))
+		if (udr__buf_put(&b, msg, (size_t)(at - msg)) < 0 || udr__buf_puts(&b, path) < 0)
+			break;
+	if (udr__buf_puts(&b, msg) == 0 && b.ptr)
+		rc = udr__error_set(rc, "%s", b.ptr);
+	udr__buf_free(&b);
+	return rc;
+}
+
 static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, const udr_value *params,
                         size_t nparams, const char *path, int format, int kind)
 {
@@ -996,8 +1117,10 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
 		else if (rows)
 			*rows = n < 0 ? 0 : (uint64_t)n;
 	}
-	if (rc < 0)
+	if (rc < 0) {
 		unlink(tmp);
+		rc = name_output(rc, tmp, path);
+	}
 	udr_result_free(r);
 	free(tmp);
 	return rc;

@@ -358,6 +358,10 @@ int udr__q_error(udr_query *q, const char *msg)
 		return udr__error_set(UDR_ENOTFOUND, "%s", msg);
 	if (strncmp(msg, "Out of Memory Error", 19) == 0)
 		return udr__error_set(UDR_ENOMEM, "%s", msg);
+	/* disk full, permission denied, read-only file system ...: I/O, not
+	 * the user's SQL */
+	if (strncmp(msg, "IO Error", 8) == 0)
+		return udr__error_set(UDR_EIO, "%s", msg);
 	return udr__error_set(UDR_EINVAL, "%s", msg);
 }
 

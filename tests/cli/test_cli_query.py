@@ -659,3 +659,55 @@ def test_stale_import_temp_dirs_are_removed(udr, tmp_path):
     r = udr("fsck")
     assert r.code == 0 and "1 temp file removed" in r.out, r
     assert not live.exists()
+
+
+# ---- issue 14: I/O errors, mixed formats, ragged CSV ----
+
+def test_export_to_missing_directory_is_io_and_names_the_path(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "x\n1\n"))
+    out = tmp_path / "nonexistent" / "dir" / "x.csv"
+    r = udr("export", "t", out)
+    assert r.code == 5, r
+    assert str(out) + '"' in r.stderr and ".udr-tmp-" not in r.stderr, r
+    r = udr("sql", "SELECT 1 AS a", "-o", out)
+    assert r.code == 5 and ".udr-tmp-" not in r.stderr, r
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_export_permission_denied_is_io(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "x\n1\n"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        r = udr("export", "t", ro / "x.csv")
+    finally:
+        ro.chmod(0o700)
+    assert r.code == 5, r
+
+
+def test_import_mixed_formats_refused(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "x\n1\n"))
+    udr.ok("export", "t", tmp_path / "old.parquet")
+    r = udr("import", "t2", write(tmp_path / "users.csv", "x\n2\n"), tmp_path / "old.parquet")
+    assert r.code == 2, r
+    assert r.stderr.startswith("udr: all input files must have one format: ")
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert udr("show", "t2").code == 1
+
+
+@pytest.mark.parametrize("text,line,fields", [
+    ("a,b\n1,2\n3\n4,5,6\n", 3, 1),
+    ("a,b\n1,2\n4,5,6\n", 3, 3),
+    ('a,b\n"x,\ny",2\n3\n', 4, 1),   # a quoted field spans lines 2-3
+])
+def test_import_ragged_csv_refused_with_line(udr, tmp_path, text, line, fields):
+    r = udr("import", "t", write(tmp_path / "r.csv", text))
+    assert r.code == 2, r
+    assert "line %d has %d field" % (line, fields) in r.stderr, r
+    assert udr("show", "t").code == 1
+
+
+def test_import_csv_keeps_every_line(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "a,b\n1,2\n3,4\n"))
+    assert sql(udr, "SELECT a, b FROM t ORDER BY a") == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
