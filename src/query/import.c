@@ -877,48 +877,43 @@ static int csv_ragged_line(const char *path, char delim)
 {
 	FILE *f = fopen(path, "rb");
 	uint64_t line = 1, start_line = 1, fields = 1, header = 0;
-	bool quoted = false, empty = true;
+	bool quoted = false, empty = true, bad = false;
 	char qp[300];
-	int c, rc = 0;
+	int c;
 	if (!f)
 		return 0; /* DuckDB reports it */
-	udr__quote(qp, sizeof(qp), path);
-	while ((c = getc(f)) != EOF) {
+	while (!bad) {
+		c = getc(f);
 		if (c == '"') {
 			quoted = !quoted;
 		} else if (!quoted && c == delim) {
 			fields++;
-		} else if (c == '\n') {
-			line++;
-			if (quoted)
-				continue;
-			if (!empty) {
-				if (!header) {
-					header = fields;
-				} else if (fields != header) {
-					rc = udr__error_set(UDR_EINVAL,
-					                    "cannot import '%s': line %" PRIu64 " has %" PRIu64
-					                    " field%s, the header (line 1) has %" PRIu64
-					                    " (every line of a CSV file must have as many fields)",
-					                    qp, start_line, fields, fields == 1 ? "" : "s", header);
-					break;
-				}
-			}
+		} else if (c == EOF || (c == '\n' && !quoted)) {
+			/* the end of a record (lines 1 .. n: start_line) */
+			if (!empty && header && fields != header)
+				bad = true;
+			else if (!empty && !header)
+				header = fields;
+			if (c == EOF || bad)
+				break;
 			fields = 1;
 			empty = true;
-			start_line = line;
+			start_line = ++line;
 			continue;
+		} else if (c == '\n') {
+			line++;
 		}
-		if (c != '\r')
+		if (c != '\r' && c != '\n')
 			empty = false;
 	}
-	if (rc == 0 && !empty && header && fields != header)
-		rc = udr__error_set(UDR_EINVAL,
-		                    "cannot import '%s': line %" PRIu64 " has %" PRIu64 " field%s, the header "
-		                    "(line 1) has %" PRIu64 " (every line of a CSV file must have as many fields)",
-		                    qp, start_line, fields, fields == 1 ? "" : "s", header);
 	fclose(f);
-	return rc;
+	if (!bad)
+		return 0;
+	udr__quote(qp, sizeof(qp), path);
+	return udr__error_set(UDR_EINVAL,
+	                      "cannot import '%s': line %" PRIu64 " has %" PRIu64 " field%s, the header "
+	                      "(line 1) has %" PRIu64 " (every line of a CSV file must have as many fields)",
+	                      qp, start_line, fields, fields == 1 ? "" : "s", header);
 }
 
 /*
