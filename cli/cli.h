@@ -51,6 +51,7 @@ int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_cache(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_log(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_watch(cli_ctx *ctx, int argc, char **argv);
 

@@ -183,7 +183,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	udr_db_close(db);
 
 	problems = chunk_state.printed + cat_state.printed;
-	printf("fsck: %" PRIu64 " chunk%s (%" PRIu64 " bytes) and %" PRIu64
+	printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
 	       " catalog file%s checked, %" PRIu64 " problem%s, %" PRIu64
 	       " temp file%s removed\n",
 	       cs.objects, PLURAL(cs.objects), cs.bytes, ms.objects, PLURAL(ms.objects),

@@ -178,6 +178,15 @@ int cli_cmd_log(cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
+	/* a table that was never committed is an error, as for `udr show` */
+	for (i = 0; i < o.q.ntables; i++) {
+		uint64_t latest;
+
+		if ((rc = udr_catalog_latest(&latest, udr_db_catalog(db), o.q.tables[i])) != 0) {
+			rc = cli_fail(rc);
+			goto out;
+		}
+	}
 	if ((rc = udr_catalog_log(&commits, &n, udr_db_catalog(db), &o.q)) != 0) {
 		rc = cli_fail(rc);
 		goto out;

@@ -14,6 +14,10 @@
 
 #include "cli.h"
 
+#ifdef UDR_HAVE_QUERY
+#include <udr/query.h>
+#endif
+
 /* Operands of a command after its options: argv[optind..argc). */
 #define NOPERANDS(argc) ((argc) - optind)
 
@@ -94,9 +98,10 @@ static int init_opt(int opt, const char *arg, void *payload)
 		o->chunk_given++;
 		break;
 	default: /* OPT_DEPTH */
-		if ((rc = cli_parse_uint(&v, arg, 255, 0, "delta depth")) != 0)
+		/* 1 to 255 in one message (0 is not "the default" here) */
+		if ((rc = cli_parse_uint(&v, arg, UINT64_MAX, 0, "delta depth")) != 0)
 			return rc;
-		if (v == 0) {
+		if (v == 0 || v > 255) {
 			cli_errorf("invalid delta depth \"%s\" (1 to 255)", arg);
 			return CLI_EXIT_USAGE;
 		}
@@ -588,6 +593,32 @@ static int stats_opt(int opt, const char *arg, void *payload)
 	return -1;
 }
 
+/* The query cache, when the query module is built in (zeros otherwise). */
+struct cache_info {
+	uint64_t parts, part_bytes, temp_bytes;
+};
+
+static int cache_info_get(struct cache_info *out, udr_db *db, int clear)
+{
+	memset(out, 0, sizeof(*out));
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_query_cache_info ci;
+		int rc = clear ? udr_query_cache_clear(&ci, db, NULL) : udr_query_cache_stats(&ci, db, NULL);
+
+		if (rc)
+			return rc;
+		out->parts = ci.parts;
+		out->part_bytes = ci.part_bytes;
+		out->temp_bytes = ci.temp_bytes;
+	}
+#else
+	(void)db;
+	(void)clear;
+#endif
+	return 0;
+}
+
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -595,8 +626,10 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("stats");
+	struct cache_info ci;
 	udr_store_config cfg;
 	udr_store_stats st;
+	char human[32];
 	udr_db *db;
 	int json = 0;
 	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, stats_opt, &json);
@@ -608,32 +641,99 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
 	rc = udr_store_stats_get(&st, udr_db_store(db));
+	if (rc == 0)
+		rc = cache_info_get(&ci, db, 0);
 	udr_store_get_config(&cfg, udr_db_store(db));
 	udr_db_close(db);
 	if (rc)
 		return cli_fail(rc);
 	if (json) {
-		printf("{\"format\": %d, \"contents\": %" PRIu64 ", \"pieces\": %" PRIu64
-		       ", \"manifests\": %" PRIu64 ", \"compressed\": %" PRIu64
+		printf("{\"format\": %d, \"objects\": %" PRIu64 ", \"contents\": %" PRIu64
+		       ", \"pieces\": %" PRIu64 ", \"manifests\": %" PRIu64 ", \"compressed\": %" PRIu64
 		       ", \"deltas\": %" PRIu64 ", \"logical_bytes\": %" PRIu64
-		       ", \"unique_bytes\": %" PRIu64 ", \"stored_bytes\": %" PRIu64
-		       ", \"dedup_ratio\": %.4f, \"compression_ratio\": %.4f}\n",
-		       cfg.format, st.contents, st.pieces, st.manifests, st.compressed, st.deltas,
-		       st.logical_bytes, st.unique_bytes, st.stored_bytes,
-		       ratio(st.logical_bytes, st.unique_bytes),
-		       ratio(st.unique_bytes, st.stored_bytes));
+		       ", \"unique_bytes\": %" PRIu64 ", \"after_delta_bytes\": %" PRIu64
+		       ", \"piece_bytes\": %" PRIu64 ", \"stored_bytes\": %" PRIu64
+		       ", \"dedup_ratio\": %.4f, \"delta_ratio\": %.4f, \"compression_ratio\": %.4f"
+		       ", \"total_ratio\": %.4f, \"query_cache_parts\": %" PRIu64
+		       ", \"query_cache_bytes\": %" PRIu64 ", \"query_temp_bytes\": %" PRIu64 "}\n",
+		       cfg.format, st.pieces + st.manifests, st.contents, st.pieces, st.manifests,
+		       st.compressed, st.deltas, st.logical_bytes, st.unique_bytes, st.after_delta_bytes,
+		       st.piece_bytes, st.stored_bytes, ratio(st.logical_bytes, st.unique_bytes),
+		       ratio(st.unique_bytes, st.after_delta_bytes),
+		       ratio(st.after_delta_bytes, st.piece_bytes),
+		       ratio(st.logical_bytes, st.stored_bytes), ci.parts, ci.part_bytes, ci.temp_bytes);
 		return CLI_EXIT_OK;
 	}
 	printf("%-19s %d\n", "format:", cfg.format);
+	printf("%-19s %" PRIu64 " (%" PRIu64 " piece%s, %" PRIu64 " manifest%s)\n", "objects:",
+	       st.pieces + st.manifests, st.pieces, st.pieces == 1 ? "" : "s", st.manifests,
+	       st.manifests == 1 ? "" : "s");
 	printf("%-19s %" PRIu64 "\n", "contents:", st.contents);
-	printf("%-19s %" PRIu64 "\n", "pieces:", st.pieces);
-	printf("%-19s %" PRIu64 "\n", "manifests:", st.manifests);
 	printf("%-19s %" PRIu64 "\n", "compressed pieces:", st.compressed);
 	printf("%-19s %" PRIu64 "\n", "delta pieces:", st.deltas);
-	print_size_line("logical size:", st.logical_bytes);
-	print_size_line("unique size:", st.unique_bytes);
-	print_size_line("stored size:", st.stored_bytes);
+	print_size_line("logical:", st.logical_bytes);
+	print_size_line("after dedup:", st.unique_bytes);
+	print_size_line("after delta:", st.after_delta_bytes);
+	print_size_line("after compression:", st.piece_bytes);
+	print_size_line("on disk:", st.stored_bytes);
 	printf("%-19s %.2f\n", "dedup ratio:", ratio(st.logical_bytes, st.unique_bytes));
-	printf("%-19s %.2f\n", "compression ratio:", ratio(st.unique_bytes, st.stored_bytes));
+	printf("%-19s %.2f\n", "delta ratio:", ratio(st.unique_bytes, st.after_delta_bytes));
+	printf("%-19s %.2f\n", "compression ratio:", ratio(st.after_delta_bytes, st.piece_bytes));
+	printf("%-19s %.2f\n", "total ratio:", ratio(st.logical_bytes, st.stored_bytes));
+	cli_format_size(human, ci.part_bytes);
+	printf("%-19s %" PRIu64 " part%s, %s (%" PRIu64 " bytes)", "query cache:", ci.parts,
+	       ci.parts == 1 ? "" : "s", human, ci.part_bytes);
+	cli_format_size(human, ci.temp_bytes);
+	printf(", temp %s (udr cache clear)\n", human);
+	return CLI_EXIT_OK;
+}
+
+int cli_cmd_cache(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("cache");
+	struct cache_info ci;
+	char human[32];
+	const char *action;
+	udr_db *db;
+	int json = 0, clear;
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, stats_opt, &json);
+
+	if (rc >= 0)
+		return rc;
+	if (NOPERANDS(argc) > 1)
+		return cli_usage_error(self, "too many arguments");
+	action = NOPERANDS(argc) ? argv[optind] : "stats";
+	if (strcmp(action, "stats") != 0 && strcmp(action, "clear") != 0)
+		return cli_usage_error(self, "unknown action \"%s\" (stats or clear)", action);
+	clear = action[0] == 'c';
+#ifndef UDR_HAVE_QUERY
+	cli_errorf("this udr was built without the query module (DuckDB): there is no query cache");
+	return CLI_EXIT_USAGE;
+#endif
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc = cache_info_get(&ci, db, clear);
+	udr_db_close(db);
+	if (rc)
+		return cli_fail(rc);
+	if (json) {
+		printf("{\"parts\": %" PRIu64 ", \"part_bytes\": %" PRIu64 ", \"temp_bytes\": %" PRIu64
+		       "}\n", ci.parts, ci.part_bytes, ci.temp_bytes);
+		return CLI_EXIT_OK;
+	}
+	cli_format_size(human, ci.part_bytes);
+	if (clear) {
+		printf("removed %" PRIu64 " cached part%s, %s (%" PRIu64 " bytes)\n", ci.parts,
+		       ci.parts == 1 ? "" : "s", human, ci.part_bytes);
+		return CLI_EXIT_OK;
+	}
+	printf("%" PRIu64 " cached part%s, %s (%" PRIu64 " bytes)", ci.parts, ci.parts == 1 ? "" : "s",
+	       human, ci.part_bytes);
+	cli_format_size(human, ci.temp_bytes);
+	printf("; temp %s (%" PRIu64 " bytes)\n", human, ci.temp_bytes);
 	return CLI_EXIT_OK;
 }

@@ -252,6 +252,35 @@ UDR_EXTERN int udr_query_resolve(uint64_t *version, udr_query *q, const char *ta
  */
 UDR_EXTERN int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir);
 
+/** What the query cache holds (udr_query_cache_stats, udr_query_cache_clear). */
+typedef struct udr_query_cache_info {
+	uint64_t parts;      /**< materialized parts: <cache_dir>/<hash>.parquet */
+	uint64_t part_bytes; /**< their size */
+	uint64_t temp_bytes; /**< under <cache_dir>/tmp: parts of imports, DuckDB spill files */
+} udr_query_cache_info;
+
+/**
+ * Count what the query cache holds (derived data: every part in it can be
+ * materialized again from the store).  A missing cache counts as empty.
+ * Needs no session.
+ * @param cache_dir NULL for <root>/cache/query (as udr_query_options)
+ * @return 0; UDR_EINVAL; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_cache_stats(udr_query_cache_info *out, udr_db *db, const char *cache_dir);
+
+/**
+ * Empty the query cache (`udr cache clear`): remove every materialized part
+ * and the part directories of killed imports (udr_query_clean_temp).  Safe
+ * while other sessions and processes query: a statement holds a shared lock
+ * (flock) on <cache_dir> while it may read cached parts, and the parts are
+ * removed under the exclusive lock, so this waits for running statements,
+ * and a later statement materializes again what it needs.  Running imports
+ * and DuckDB spill files are left alone.
+ * @param[out] removed what was removed (temp_bytes: 0) (may be NULL)
+ * @return 0; UDR_EINVAL; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_cache_clear(udr_query_cache_info *removed, udr_db *db, const char *cache_dir);
+
 /* ---- results --------------------------------------------------------------- */
 
 /** Free a result (accepts NULL). */

@@ -230,16 +230,28 @@ UDR_EXTERN int udr_store_put_file_ext(udr_hash *out, udr_store *store, const cha
 UDR_EXTERN int udr_store_repair_file(udr_hash *out, uint64_t *repaired, udr_store *store,
                                      const char *path);
 
-/** What a store holds (udr_store_stats). */
+/**
+ * What a store holds (udr_store_stats).  An object is one file of the chunk
+ * store: a piece (raw, zstd or delta) or a manifest; objects = pieces +
+ * manifests.  The byte counts follow the content down to the disk, each step
+ * shown where it saves (docs/ARCHITECTURE.md, "Counting"):
+ * logical_bytes >= unique_bytes (dedup) >= after_delta_bytes (deltas)
+ * >= piece_bytes (compression); stored_bytes adds the manifests.
+ */
 typedef struct udr_store_stats {
 	uint64_t contents;       /**< distinct contents that are not only pieces of others */
 	uint64_t pieces;         /**< stored pieces (raw, compressed or delta objects) */
 	uint64_t manifests;      /**< chunked contents */
 	uint64_t compressed;     /**< pieces stored as zstd frames */
 	uint64_t deltas;         /**< pieces stored as deltas */
-	uint64_t logical_bytes;  /**< size of all distinct contents */
-	uint64_t unique_bytes;   /**< size of all distinct pieces, before compression */
-	uint64_t stored_bytes;   /**< bytes of all object files */
+	uint64_t logical_bytes;  /**< logical: size of all distinct contents, in full */
+	uint64_t unique_bytes;   /**< after dedup: size of all distinct pieces, decoded */
+	uint64_t stored_bytes;   /**< on disk: bytes of all object files (pieces and manifests) */
+	uint64_t after_delta_bytes; /**< after delta: as unique_bytes, but each delta piece
+	                                 counted at its object's size (a delta is zstd-compressed
+	                                 against its base: the two savings are one step there) */
+	uint64_t piece_bytes;    /**< after compression: bytes of the piece objects (stored_bytes
+	                              without the manifests) */
 } udr_store_stats;
 
 /**
@@ -270,8 +282,10 @@ typedef int (*udr_problem_cb)(const udr_problem *problem, void *payload);
 
 /** What a check did. */
 typedef struct udr_check_stats {
-	uint64_t objects;      /**< chunks or metadata files checked */
-	uint64_t bytes;        /**< bytes rehashed */
+	uint64_t objects;      /**< objects (pieces and manifests, as udr_store_stats counts
+	                            them) or catalog files checked */
+	uint64_t bytes;        /**< the chunk store's: the size on disk of the objects
+	                            checked (as udr_store_stats.stored_bytes); 0 for the catalog */
 	uint64_t problems;     /**< problems reported */
 	uint64_t temp_removed; /**< abandoned temp files removed */
 } udr_check_stats;

@@ -30,6 +30,11 @@ static int hash_field(udr_hash *out, json_t *x)
 	           : -1;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static bool is_u64(json_t *x)
 {
 	return json_is_integer(x) && json_integer_value(x) >= 0;
@@ -121,12 +126,6 @@ static int record_from_json(udr__record *r, const char *text, size_t len, const 
 			rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad change %zu", path, i);
 			goto done;
 		}
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(cm->changes[j].table, json_string_value(t)) == 0) {
-				rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: table %s changed twice", path,
-				                    json_string_value(t));
-				goto done;
-			}
 		if (!(ch->table = strdup(json_string_value(t)))) {
 			rc = udr__error_oom();
 			goto done;
@@ -134,6 +133,24 @@ static int record_from_json(udr__record *r, const char *text, size_t len, const 
 		ch->old_version = (uint64_t)json_integer_value(ov);
 		ch->new_version = (uint64_t)json_integer_value(nv);
 		cm->nchanges++;
+	}
+	/* each table once (sorted copy of the names: records of 100k tables) */
+	if (cm->nchanges > 1) {
+		const char **names = malloc(cm->nchanges * sizeof(*names));
+		if (!names) {
+			rc = udr__error_oom();
+			goto done;
+		}
+		for (i = 0; i < cm->nchanges; i++)
+			names[i] = cm->changes[i].table;
+		qsort(names, cm->nchanges, sizeof(*names), cmp_name);
+		for (i = 1; i < cm->nchanges && rc == 0; i++)
+			if (strcmp(names[i - 1], names[i]) == 0)
+				rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: table %s changed twice", path,
+				                    names[i]);
+		free(names);
+		if (rc < 0)
+			goto done;
 	}
 	r->legacy = !sealed;
 	if (sealed) {

@@ -322,13 +322,7 @@ int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir)
 	int rc;
 	if (!db)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_clean_temp");
-	if (cache_dir && *cache_dir) {
-		cache = strdup(cache_dir);
-	} else {
-		char *c = udr__path_join(udr_db_path(db), "cache");
-		cache = c ? udr__path_join(c, "query") : NULL;
-		free(c);
-	}
+	cache = udr__q_cache_dir(db, cache_dir);
 	if (!cache || !(tmp = udr__path_join(cache, "tmp"))) {
 		free(cache);
 		return udr__error_oom();
@@ -338,6 +332,134 @@ int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir)
 	free(tmp);
 	if (removed)
 		*removed = n;
+	return rc;
+}
+
+/* ---- the cache: stats and clear ------------------------------------------------ */
+
+/* <hash>.parquet: a materialized part. */
+static bool is_part_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n != UDR_HASH_HEXSIZE + 8 || strcmp(name + UDR_HASH_HEXSIZE, ".parquet") != 0)
+		return false;
+	for (size_t i = 0; i < UDR_HASH_HEXSIZE; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Bytes of the regular files under dir (two levels: tmp/import-*, tmp/duckdb). */
+static uint64_t tree_bytes(const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t n = 0;
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		char *p;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    !(p = udr__path_join(dir, e->d_name)))
+			continue;
+		if (lstat(p, &st) == 0) {
+			if (S_ISREG(st.st_mode))
+				n += (uint64_t)st.st_size;
+			else if (S_ISDIR(st.st_mode) && depth > 0)
+				n += tree_bytes(p, depth - 1);
+		}
+		free(p);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Count (and with do_remove, remove) the parts in cache; the caller holds
+ * the exclusive lock when removing. */
+static int cache_parts(udr_query_cache_info *out, const char *cache, bool do_remove)
+{
+	DIR *d = opendir(cache);
+	struct dirent *e;
+	int rc = 0;
+	if (!d) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return udr__error_io(errno, "cannot list the query cache %s", cache);
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		char *p;
+		if (!is_part_name(e->d_name))
+			continue;
+		if (!(p = udr__path_join(cache, e->d_name))) {
+			rc = udr__error_oom();
+			break;
+		}
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (!do_remove || unlink(p) == 0) {
+				out->parts++;
+				out->part_bytes += (uint64_t)st.st_size;
+			} else if (errno != ENOENT) {
+				rc = udr__error_io(errno, "cannot remove %s", p);
+				free(p);
+				break;
+			}
+		}
+		free(p);
+	}
+	closedir(d);
+	return rc;
+}
+
+int udr_query_cache_stats(udr_query_cache_info *out, udr_db *db, const char *cache_dir)
+{
+	char *cache, *tmp;
+	int rc;
+	if (!out || !db)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_cache_stats");
+	memset(out, 0, sizeof(*out));
+	if (!(cache = udr__q_cache_dir(db, cache_dir)))
+		return udr__error_oom();
+	rc = cache_parts(out, cache, false);
+	if (rc == 0 && (tmp = udr__path_join(cache, "tmp")) != NULL) {
+		out->temp_bytes = tree_bytes(tmp, 2);
+		free(tmp);
+	}
+	free(cache);
+	return rc;
+}
+
+int udr_query_cache_clear(udr_query_cache_info *removed, udr_db *db, const char *cache_dir)
+{
+	udr_query_cache_info got = {0, 0, 0};
+	char *cache;
+	int fd, rc;
+	if (!db)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_cache_clear");
+	if (removed)
+		memset(removed, 0, sizeof(*removed));
+	if (!(cache = udr__q_cache_dir(db, cache_dir)))
+		return udr__error_oom();
+	fd = open(cache, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot open the query cache %s", cache);
+		free(cache);
+		return rc;
+	}
+	/* waits for the statements that may read cached parts (shared holders) */
+	while ((rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		rc = udr__error_io(errno, "cannot lock the query cache %s", cache);
+	else
+		rc = cache_parts(&got, cache, true);
+	close(fd);
+	if (rc == 0)
+		rc = udr_query_clean_temp(NULL, db, cache_dir);
+	free(cache);
+	if (removed)
+		*removed = got;
 	return rc;
 }
 
@@ -723,6 +845,10 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 		rc = udr__buf_puts(b, ", union_by_name = true");
 	if (rc == 0 && format == UDR_FORMAT_NDJSON)
 		rc = udr__buf_puts(b, ", format = 'newline_delimited'");
+	/* never skip lines the sniffer takes for a preamble: a ragged file
+	 * is then read as one column and refused (check_ragged) */
+	if (rc == 0 && format == UDR_FORMAT_CSV)
+		rc = udr__buf_puts(b, ", skip = 0");
 	if (rc == 0 && types && types->n && format != UDR_FORMAT_PARQUET) {
 		rc = udr__buf_puts(b, format == UDR_FORMAT_CSV ? ", types = {" : ", columns = {");
 		for (size_t i = 0; rc == 0 && i < types->n; i++) {
@@ -739,6 +865,78 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 			rc = udr__buf_puts(b, "}");
 	}
 	return rc ? rc : udr__buf_puts(b, ")");
+}
+
+/*
+ * The fields of each line of a CSV file split by delim (RFC 4180 quotes:
+ * a quoted field may hold delim and line breaks).  0 when every line has
+ * as many fields as the first; UDR_EINVAL naming the file and the first
+ * line that differs.
+ */
+static int csv_ragged_line(const char *path, char delim)
+{
+	FILE *f = fopen(path, "rb");
+	uint64_t line = 1, start_line = 1, fields = 1, header = 0;
+	bool quoted = false, empty = true, bad = false;
+	char qp[300];
+	int c;
+	if (!f)
+		return 0; /* DuckDB reports it */
+	while (!bad) {
+		c = getc(f);
+		if (c == '"') {
+			quoted = !quoted;
+		} else if (!quoted && c == delim) {
+			fields++;
+		} else if (c == EOF || (c == '\n' && !quoted)) {
+			/* the end of a record (lines 1 .. n: start_line) */
+			if (!empty && header && fields != header)
+				bad = true;
+			else if (!empty && !header)
+				header = fields;
+			if (c == EOF || bad)
+				break;
+			fields = 1;
+			empty = true;
+			start_line = ++line;
+			continue;
+		} else if (c == '\n') {
+			line++;
+		}
+		if (c != '\r' && c != '\n')
+			empty = false;
+	}
+	fclose(f);
+	if (!bad)
+		return 0;
+	udr__quote(qp, sizeof(qp), path);
+	return udr__error_set(UDR_EINVAL,
+	                      "cannot import '%s': line %" PRIu64 " has %" PRIu64 " field%s, the header "
+	                      "(line 1) has %" PRIu64 " (every line of a CSV file must have as many fields)",
+	                      qp, start_line, fields, fields == 1 ? "" : "s", header);
+}
+
+/*
+ * A CSV file whose lines have different numbers of fields is read by
+ * DuckDB's sniffer as one column named after the whole header ("a,b"):
+ * when the files read as one such column, find the first ragged line.
+ */
+static int check_ragged(udr_query *q, const char *reader, const char *const *files, size_t nfiles)
+{
+	char **names = NULL, **types = NULL, delim = 0;
+	size_t n = 0;
+	int rc = udr__q_describe(&names, &types, &n, q, reader);
+	if (rc < 0)
+		return rc;
+	if (n == 1)
+		for (const char *d = ",;\t|"; *d && !delim; d++)
+			if (strchr(names[0], *d))
+				delim = *d;
+	udr_strarray_free(names, n);
+	udr_strarray_free(types, n);
+	for (size_t i = 0; delim && rc == 0 && i < nfiles; i++)
+		rc = csv_ragged_line(files[i], delim);
+	return rc;
 }
 
 int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
@@ -769,6 +967,29 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	}
 	if ((format = resolve_format(opts->format, files[0])) < 0)
 		return format;
+	/* one reader for all the files: their formats must agree */
+	for (size_t i = 1; opts->format == UDR_FORMAT_AUTO && i < nfiles; i++) {
+		int f = resolve_format(UDR_FORMAT_AUTO, files[i]);
+		char q0[200], qi[200];
+		if (f < 0)
+			return f;
+		if (f == format)
+			continue;
+		udr__quote(q0, sizeof(q0), files[0]);
+		udr__quote(qi, sizeof(qi), files[i]);
+		return udr__error_set(UDR_EINVAL,
+		                      "all input files must have one format: '%s' is %s, '%s' is %s (import "
+		                      "them one at a time, the next ones with --append)",
+		                      q0, format_name(format), qi, format_name(f));
+	}
+	if (format == UDR_FORMAT_CSV) {
+		if ((rc = reader_sql(&b, format, files, nfiles, NULL)) < 0)
+			goto out;
+		rc = check_ragged(q, b.ptr, files, nfiles);
+		udr__buf_free(&b);
+		if (rc < 0)
+			goto out;
+	}
 	if (opts->mode == UDR_IMPORT_APPEND) {
 		/* CSV and JSON types are guessed from the data: read new data with
 		 * the table's types instead, after checking the column names. */
@@ -836,6 +1057,23 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 /* ---- writing files ------------------------------------------------------------------------ */
 
 /* COPY (select_sql) TO path atomically: temp name in the same directory. */
+/* An error about the temp file tmp is reported with the user's path. */
+static int name_output(int rc, const char *tmp, const char *path)
+{
+	const char *msg = udr_error_last()->message, *at;
+	udr__buf b = {0};
+	size_t tl = strlen(tmp);
+	if (!msg || !(at = strstr(msg, tmp)))
+		return rc;
+	for (; at; msg = at + tl, at = strstr(msg, tmp))
+		if (udr__buf_put(&b, msg, (size_t)(at - msg)) < 0 || udr__buf_puts(&b, path) < 0)
+			break;
+	if (udr__buf_puts(&b, msg) == 0 && b.ptr)
+		rc = udr__error_set(rc, "%s", b.ptr);
+	udr__buf_free(&b);
+	return rc;
+}
+
 static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, const udr_value *params,
                         size_t nparams, const char *path, int format, int kind)
 {
@@ -874,8 +1112,10 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
 		else if (rows)
 			*rows = n < 0 ? 0 : (uint64_t)n;
 	}
-	if (rc < 0)
+	if (rc < 0) {
 		unlink(tmp);
+		rc = name_output(rc, tmp, path);
+	}
 	udr_result_free(r);
 	free(tmp);
 	return rc;

@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "catalog/catalog_internal.h"
 #include "query/query_internal.h"
 
 /* ---- verified parts (process-wide) -------------------------------------------- */
@@ -156,6 +158,65 @@ static int verify_file(const char *path, const udr_hash *h, const udr_version *v
 	return 0;
 }
 
+/* ---- the cache lock --------------------------------------------------------------------- */
+
+char *udr__q_cache_dir(udr_db *db, const char *cache_dir)
+{
+	char *c, *p;
+	if (cache_dir && *cache_dir) {
+		if (!(p = strdup(cache_dir)))
+			udr__error_oom();
+		return p;
+	}
+	c = udr__path_join(udr_db_path(db), "cache");
+	p = c ? udr__path_join(c, "query") : NULL;
+	free(c);
+	return p;
+}
+
+/*
+ * A shared flock on the directory <cache_dir> while a statement may read
+ * cached parts: udr_query_cache_clear removes parts only under the
+ * exclusive lock.  The directory is made when missing (a part is about to
+ * be materialized into it) and the lock is taken again when the directory
+ * was replaced meanwhile (removed as a whole and made again).
+ */
+int udr__q_cache_hold(udr_query *q)
+{
+	for (int attempt = 0; attempt < 8; attempt++) {
+		struct stat a, b;
+		int fd, rc;
+		if (q->cache_lock >= 0) {
+			if (fstat(q->cache_lock, &a) == 0 && stat(q->cache_dir, &b) == 0 && a.st_ino == b.st_ino &&
+			    a.st_dev == b.st_dev)
+				return 0;
+			udr__q_cache_release(q);
+		}
+		if (access(q->cache_dir, F_OK) != 0 && (rc = udr__mkdirs(q->cache_dir)) < 0)
+			return rc;
+		fd = open(q->cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return udr__error_io(errno, "cannot open the query cache %s", q->cache_dir);
+		while ((rc = flock(fd, LOCK_SH)) < 0 && errno == EINTR)
+			;
+		if (rc < 0) {
+			rc = udr__error_io(errno, "cannot lock the query cache %s", q->cache_dir);
+			close(fd);
+			return rc;
+		}
+		q->cache_lock = fd;
+	}
+	return udr__error_set(UDR_EIO, "cannot lock the query cache %s: it keeps being replaced", q->cache_dir);
+}
+
+void udr__q_cache_release(udr_query *q)
+{
+	if (q && q->cache_lock >= 0) {
+		close(q->cache_lock); /* drops the flock */
+		q->cache_lock = -1;
+	}
+}
+
 /* ---- parts ---------------------------------------------------------------------------- */
 
 static char *cache_path(udr_query *q, const udr_hash *h)
@@ -172,8 +233,8 @@ static int materialize(udr_query *q, const udr_hash *h, const char *path, const 
 	struct stat st;
 	char hex[UDR_HASH_HEXSIZE + 1];
 	int rc;
-	/* the cache may have been trimmed as a whole */
-	if (access(q->cache_dir, F_OK) != 0 && (rc = udr__mkdirs(q->cache_dir)) < 0)
+	/* the cache may have been trimmed as a whole: made again, locked */
+	if ((rc = udr__q_cache_hold(q)) < 0)
 		return rc;
 	rc = udr_store_get_file(q->store, h, path, UDR_GET_VERIFY);
 	if (rc < 0) {
@@ -217,6 +278,10 @@ static int part_path(char **out, bool *cached, udr_query *q, const udr_hash *h, 
 	if (!(p = cache_path(q, h)))
 		return UDR_ENOMEM;
 	*cached = true;
+	if ((rc = udr__q_cache_hold(q)) < 0) {
+		free(p);
+		return rc;
+	}
 	if (access(p, F_OK) == 0) {
 		if (!q->verify || (rc = verify_file(p, h, v)) == 0) {
 			*out = p;
@@ -293,6 +358,10 @@ int udr__q_error(udr_query *q, const char *msg)
 		return udr__error_set(UDR_ENOTFOUND, "%s", msg);
 	if (strncmp(msg, "Out of Memory Error", 19) == 0)
 		return udr__error_set(UDR_ENOMEM, "%s", msg);
+	/* disk full, permission denied, read-only file system ...: I/O, not
+	 * the user's SQL */
+	if (strncmp(msg, "IO Error", 8) == 0)
+		return udr__error_set(UDR_EIO, "%s", msg);
 	return udr__error_set(UDR_EINVAL, "%s", msg);
 }
 
@@ -524,6 +593,8 @@ out:
 	q->scan_rc = 0;
 	duckdb_destroy_prepare(&st);
 	duckdb_destroy_extracted(&ext);
+	/* the result is materialized: the statement reads no cached part now */
+	udr__q_cache_release(q);
 	return rc;
 }
 
@@ -558,13 +629,8 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 	q->store = udr_db_store(db);
 	q->cat = udr_db_catalog(db);
 	q->verify = opts->verify != 0;
-	if (opts->cache_dir && *opts->cache_dir)
-		q->cache_dir = strdup(opts->cache_dir);
-	else {
-		char *c = udr__path_join(udr_db_path(db), "cache");
-		q->cache_dir = c ? udr__path_join(c, "query") : NULL;
-		free(c);
-	}
+	q->cache_lock = -1;
+	q->cache_dir = udr__q_cache_dir(db, opts->cache_dir);
 	if (!q->cache_dir || !(q->tmp_dir = udr__path_join(q->cache_dir, "tmp")) ||
 	    !(spill = udr__path_join(q->tmp_dir, "duckdb"))) {
 		rc = udr__error_oom();
@@ -634,6 +700,7 @@ void udr_query_close(udr_query *q)
 {
 	if (!q)
 		return;
+	udr__q_cache_release(q);
 	if (q->con)
 		duckdb_disconnect(&q->con);
 	if (q->ddb)
@@ -862,7 +929,11 @@ static int view_refresh(udr_query *q, udr__view *vw, const udr_version *v)
 {
 	for (size_t i = 0; i < vw->nparts; i++) {
 		int rc;
-		if (!vw->cached[i] || access(vw->paths[i], F_OK) == 0)
+		if (!vw->cached[i])
+			continue;
+		if ((rc = udr__q_cache_hold(q)) < 0)
+			return rc;
+		if (access(vw->paths[i], F_OK) == 0)
 			continue;
 		if ((rc = materialize(q, &vw->parts[i], vw->paths[i], v)) < 0)
 			return rc;
@@ -1217,61 +1288,196 @@ static int ensure_log(udr_query *q, uint64_t head)
 	return 0;
 }
 
-static int ensure_tables(udr_query *q, uint64_t head)
+/*
+ * udr_tables is a view over the table function udr_tables_scan(), which
+ * DuckDB tells which columns a statement reads (projection pushdown): name,
+ * version and commit come from the table state at the statement's snapshot
+ * (one checkpoint and one record, as udr_catalog_list_tables reads), and
+ * the version files are read only for rows, parts, format, created and
+ * message.  So `SELECT count(*) FROM udr_tables` costs what the listing
+ * costs, whatever the number of tables.
+ */
+enum { TCOL_NAME, TCOL_VERSION, TCOL_ROWS, TCOL_PARTS, TCOL_FORMAT, TCOL_CREATED, TCOL_COMMIT,
+       TCOL_MESSAGE, TCOL_N };
+
+typedef struct tables_scan {
+	udr__tstate st;    /* table -> latest version and commit at the snapshot */
+	size_t pos;
+	idx_t ncols;       /* projected columns */
+	idx_t cols[TCOL_N];
+	bool need_version; /* a projected column is in the version file */
+} tables_scan;
+
+static void tables_scan_free(void *p)
+{
+	tables_scan *t = p;
+	if (!t)
+		return;
+	udr__tstate_free(&t->st);
+	free(t);
+}
+
+static void tables_bind(duckdb_bind_info info)
+{
+	static const char *const names[TCOL_N] = {"name", "version", "rows", "parts", "format", "created",
+	                                          "commit", "message"};
+	static const duckdb_type types[TCOL_N] = {DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_BIGINT,
+	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP_MS,
+	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR};
+	for (int i = 0; i < TCOL_N; i++) {
+		duckdb_logical_type t = duckdb_create_logical_type(types[i]);
+		duckdb_bind_add_result_column(info, names[i], t);
+		duckdb_destroy_logical_type(&t);
+	}
+}
+
+/* The state at seq; format-1 heads (no window) from the version files. */
+static int tables_state(udr__tstate *out, udr_query *q, uint64_t seq)
 {
 	char **names = NULL;
 	size_t n = 0;
-	duckdb_appender app;
-	int rc;
-	if (q->tables_built && q->tables_head == head)
-		return 0;
-	rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_tables (name VARCHAR, version BIGINT, "
-	                    "rows BIGINT, parts BIGINT, format VARCHAR, created TIMESTAMP_MS, "
-	                    "\"commit\" BIGINT, message VARCHAR)");
-	if (rc < 0)
+	bool known = false;
+	int rc = udr__state_at(out, &known, q->cat, seq);
+	if (rc < 0 || known)
 		return rc;
+	udr__tstate_free(out);
+	memset(out, 0, sizeof(*out));
 	if ((rc = udr_catalog_list_tables(&names, &n, q->cat)) < 0)
 		return rc;
-	if (duckdb_appender_create_ext(q->con, "temp", "main", "udr_tables", &app) == DuckDBError) {
-		udr_strarray_free(names, n);
-		return appender_error(&app, "udr_tables");
-	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		udr_version *v = NULL;
-		const char *rows, *fmt;
-		uint64_t nrows = 0;
-		rc = udr_catalog_get_version_at_seq(&v, q->cat, names[i], head);
+		rc = udr_catalog_get_version_at_seq(&v, q->cat, names[i], seq);
 		if (rc == UDR_ENOTFOUND) { /* created after the snapshot */
 			udr_error_clear();
+			rc = 0;
 			continue;
 		}
-		if (rc < 0) {
-			duckdb_appender_destroy(&app);
-			udr_strarray_free(names, n);
-			return rc;
-		}
-		rows = udr_version_get_meta(v, "udr.rows");
-		fmt = udr_version_get_meta(v, "udr.format");
-		if (duckdb_append_varchar(app, v->table) || duckdb_append_int64(app, (int64_t)v->version) ||
-		    (rows && udr__parse_u64(&nrows, rows, strlen(rows)) == 0 ? duckdb_append_int64(app, (int64_t)nrows)
-		                                                             : duckdb_append_null(app)) ||
-		    duckdb_append_int64(app, (int64_t)v->nchunks) || append_text(app, fmt) ||
-		    duckdb_append_timestamp(app, ts_of_ms(v->created_ms)) ||
-		    duckdb_append_int64(app, (int64_t)v->commit_seq) || append_text(app, v->message) ||
-		    duckdb_appender_end_row(app)) {
-			udr_version_free(v);
-			udr_strarray_free(names, n);
-			return appender_error(&app, "udr_tables");
-		}
+		if (rc == 0)
+			rc = udr__tstate_set(out, v->table, v->version, v->commit_seq);
 		udr_version_free(v);
 	}
 	udr_strarray_free(names, n);
-	if (duckdb_appender_close(app) == DuckDBError)
-		return appender_error(&app, "udr_tables");
-	duckdb_appender_destroy(&app);
+	return rc;
+}
+
+/* Errors of the scan reach the statement as the replacement scan's do. */
+static void tables_fail(udr_query *q, int rc)
+{
+	q->scan_rc = rc;
+	snprintf(q->scan_msg, sizeof(q->scan_msg), "udr_tables: %s", udr_error_last()->message);
+}
+
+static void tables_init(duckdb_init_info info)
+{
+	udr_query *q = duckdb_init_get_extra_info(info);
+	tables_scan *t = calloc(1, sizeof(*t));
+	int rc;
+	if (!t) {
+		duckdb_init_set_error(info, "out of memory");
+		return;
+	}
+	t->ncols = duckdb_init_get_column_count(info);
+	for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++) {
+		t->cols[i] = duckdb_init_get_column_index(info, i);
+		if (t->cols[i] != TCOL_NAME && t->cols[i] != TCOL_VERSION && t->cols[i] != TCOL_COMMIT &&
+		    t->cols[i] < TCOL_N)
+			t->need_version = true;
+	}
+	duckdb_init_set_max_threads(info, 1);
+	if ((rc = tables_state(&t->st, q, q->snap_head)) < 0) {
+		tables_fail(q, rc);
+		duckdb_init_set_error(info, q->scan_msg);
+		tables_scan_free(t);
+		return;
+	}
+	duckdb_init_set_init_data(info, t, tables_scan_free);
+}
+
+static void put_text(duckdb_vector vec, idx_t row, const char *s)
+{
+	if (s) {
+		duckdb_vector_assign_string_element(vec, row, s);
+		return;
+	}
+	duckdb_vector_ensure_validity_writable(vec);
+	duckdb_validity_set_row_invalid(duckdb_vector_get_validity(vec), row);
+}
+
+static void put_i64(duckdb_vector vec, idx_t row, const uint64_t *v)
+{
+	if (v) {
+		((int64_t *)duckdb_vector_get_data(vec))[row] = (int64_t)*v;
+		return;
+	}
+	duckdb_vector_ensure_validity_writable(vec);
+	duckdb_validity_set_row_invalid(duckdb_vector_get_validity(vec), row);
+}
+
+static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
+{
+	udr_query *q = duckdb_function_get_extra_info(info);
+	tables_scan *t = duckdb_function_get_init_data(info);
+	idx_t max = duckdb_vector_size(), row = 0;
+	for (; row < max && t->pos < t->st.n; row++, t->pos++) {
+		const udr__tentry *e = &t->st.e[t->pos];
+		udr_version *v = NULL;
+		if (t->need_version) {
+			int rc = udr_catalog_get_version(&v, q->cat, e->table, e->version);
+			if (rc < 0) {
+				tables_fail(q, rc);
+				duckdb_function_set_error(info, q->scan_msg);
+				return;
+			}
+		}
+		for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++) {
+			duckdb_vector vec = duckdb_data_chunk_get_vector(out, i);
+			const char *rows = v ? udr_version_get_meta(v, "udr.rows") : NULL;
+			uint64_t n = 0;
+			switch (t->cols[i]) {
+			case TCOL_NAME: put_text(vec, row, e->table); break;
+			case TCOL_VERSION: put_i64(vec, row, &e->version); break;
+			case TCOL_COMMIT: put_i64(vec, row, &e->seq); break;
+			case TCOL_ROWS:
+				put_i64(vec, row, rows && udr__parse_u64(&n, rows, strlen(rows)) == 0 ? &n : NULL);
+				break;
+			case TCOL_PARTS:
+				n = v->nchunks;
+				put_i64(vec, row, &n);
+				break;
+			case TCOL_FORMAT: put_text(vec, row, udr_version_get_meta(v, "udr.format")); break;
+			case TCOL_CREATED:
+				/* TIMESTAMP_MS: milliseconds since the epoch */
+				((int64_t *)duckdb_vector_get_data(vec))[row] = v->created_ms;
+				break;
+			case TCOL_MESSAGE: put_text(vec, row, v->message); break;
+			default: break;
+			}
+		}
+		udr_version_free(v);
+	}
+	duckdb_data_chunk_set_size(out, row);
+}
+
+static int ensure_tables(udr_query *q, uint64_t head)
+{
+	duckdb_table_function f;
+	(void)head; /* the scan reads the statement's snapshot (q->snap_head) */
+	if (q->tables_built)
+		return 0;
+	f = duckdb_create_table_function();
+	duckdb_table_function_set_name(f, "udr_tables_scan");
+	duckdb_table_function_set_extra_info(f, q, NULL);
+	duckdb_table_function_set_bind(f, tables_bind);
+	duckdb_table_function_set_init(f, tables_init);
+	duckdb_table_function_set_function(f, tables_function);
+	duckdb_table_function_supports_projection_pushdown(f, true);
+	if (duckdb_register_table_function(q->con, f) == DuckDBError) {
+		duckdb_destroy_table_function(&f);
+		return udr__error_set(UDR_ERROR, "cannot register the udr_tables scan with DuckDB");
+	}
+	duckdb_destroy_table_function(&f);
 	q->tables_built = true;
-	q->tables_head = head;
-	return 0;
+	return udr__q_exec(q, "CREATE OR REPLACE TEMP VIEW udr_tables AS SELECT * FROM udr_tables_scan()");
 }
 
 /* ---- rewriting SQL ------------------------------------------------------------------------------ */

@@ -100,8 +100,9 @@ struct udr_query {
 	bool log_built;
 	uint64_t log_seq;  /* udr_log holds commits 1..log_seq */
 	bool tables_built;
-	uint64_t tables_head;
 	unsigned long counter;
+	int cache_lock;    /* fd of <cache_dir> under a shared flock while a statement
+	                      may read cached parts (-1: not held); see udr_query_cache_clear */
 	uint64_t snap_head; /* the catalog head the current statement reads */
 	int scan_rc;        /* an error of the replacement scan, for the statement */
 	char scan_msg[1024];
@@ -112,6 +113,13 @@ struct udr_query {
 #define UDR__RUN_USER   1 /* a user's statement: reads, and the session's temp tables */
 #define UDR__RUN_SELECT 2 /* a user's query whose rows are written (import, -o) */
 #define UDR__RUN_COPY   3 /* our COPY around a user's query */
+
+/* Take / drop the session's shared lock on <cache_dir> (query.c): held from
+ * the first cached part a statement needs to the statement's end. */
+int udr__q_cache_hold(udr_query *q);
+void udr__q_cache_release(udr_query *q);
+/* <cache_dir> of a session (NULL: <root>/cache/query), malloc'd. */
+char *udr__q_cache_dir(udr_db *db, const char *cache_dir);
 
 /* Run SQL (one or more statements, no parameters), errors mapped. */
 int udr__q_exec(udr_query *q, const char *sql);

@@ -716,6 +716,7 @@ static int fsck_visit(const udr_hash *h, enum udr__kind kind, const char *path, 
 {
 	struct fsck_ctx *c = payload;
 	char hex[UDR_HASH_HEXSIZE + 1];
+	struct stat st;
 	uint64_t n = 0;
 	int rc;
 	udr_hash_tohex(hex, h);
@@ -742,7 +743,10 @@ static int fsck_visit(const udr_hash *h, enum udr__kind kind, const char *path, 
 		return report(c, rc, hex, path, "%s", udr_error_last()->message);
 	if (rc < 0)
 		return report(c, UDR_ECORRUPT, hex, path, "%s", udr_error_last()->message);
-	c->stats->bytes += n;
+	/* the object's size on disk, as udr_store_stats counts stored_bytes
+	 * (the bytes rehashed count a piece twice: alone and in its content) */
+	if (UDR_IO->stat(path, &st) == 0)
+		c->stats->bytes += (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -818,10 +822,11 @@ static int stats_visit(const udr_hash *h, enum udr__kind kind, const char *path,
 {
 	struct stats_ctx *c = payload;
 	struct stat st;
-	uint64_t size = 0;
+	uint64_t size = 0, disk = 0;
 	int rc;
 	if (UDR_IO->stat(path, &st) == 0)
-		c->st->stored_bytes += (uint64_t)st.st_size;
+		disk = (uint64_t)st.st_size;
+	c->st->stored_bytes += disk;
 	if (kind == UDR__K_MANIFEST) {
 		udr__manifest m;
 		if ((rc = udr__manifest_load(&m, c->s, h)) < 0)
@@ -839,6 +844,8 @@ static int stats_visit(const udr_hash *h, enum udr__kind kind, const char *path,
 		return rc;
 	c->st->pieces++;
 	c->st->unique_bytes += size;
+	c->st->after_delta_bytes += kind == UDR__K_DELTA ? disk : size;
+	c->st->piece_bytes += disk;
 	if (kind == UDR__K_ZST)
 		c->st->compressed++;
 	if (kind == UDR__K_DELTA)

@@ -48,8 +48,16 @@ int udr__mkdir(const char *path, bool *created)
 	}
 	if (errno == EEXIST) {
 		struct stat st;
+		char target[256];
+		ssize_t n;
 		if (UDR_IO->stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 			return 0;
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && UDR_IO->stat(path, &st) != 0) {
+			n = readlink(path, target, sizeof(target) - 1);
+			target[n > 0 ? n : 0] = '\0';
+			return udr__error_set(UDR_EIO, "cannot create directory %s: it is a dangling symbolic link "
+			                      "(to %s, which does not exist)", path, n > 0 ? target : "?");
+		}
 		return udr__error_set(UDR_EIO, "cannot create directory %s: a file of that name exists", path);
 	}
 	return udr__error_os(errno, "cannot create directory %s", path);

@@ -87,6 +87,23 @@ def test_init_invalid_settings(run, tmp_path, args):
     assert not root.exists()
 
 
+@pytest.mark.parametrize("depth", ["0", "256", "1000"])
+def test_init_delta_depth_range_in_one_message(run, tmp_path, depth):
+    """Issue 14: 256 said "from 0 to 255", and then 0 was refused."""
+    r = run("--store", tmp_path / "s", "init", "--delta-depth", depth)
+    assert r.code == 2, r
+    assert r.stderr == 'udr: invalid delta depth "%s" (1 to 255)\n' % depth
+
+
+def test_init_on_dangling_symlink(run, tmp_path):
+    """Issue 14: the message said "a file of that name exists"."""
+    link = tmp_path / "st"
+    os.symlink(tmp_path / "gone" / "x", link)
+    r = run("--store", link, "init")
+    assert r.code == 5, r
+    assert "dangling symbolic link" in r.stderr and str(tmp_path / "gone" / "x") in r.stderr, r
+
+
 def test_init_options_on_existing_store(run, tmp_path):
     root = tmp_path / "s"
     assert run("--store", root, "init").code == 0
@@ -146,12 +163,44 @@ def test_stats_dedup_and_deltas(udr, tmp_path, three_mib):
     # the edited piece costs little: a delta, not a new copy
     assert st["stored_bytes"] < st1["stored_bytes"] + (64 << 10), (st1, st)
     assert abs(st["dedup_ratio"] - st["logical_bytes"] / st["unique_bytes"]) < 0.001
-    assert abs(st["compression_ratio"] - st["unique_bytes"] / st["stored_bytes"]) < 0.001
+    assert abs(st["delta_ratio"] - st["unique_bytes"] / st["after_delta_bytes"]) < 0.001
+    assert abs(st["compression_ratio"] - st["after_delta_bytes"] / st["piece_bytes"]) < 0.001
     text = udr.ok("stats").out
     assert "delta pieces:       %d" % st["deltas"] in text
     assert "MiB" in text
     assert "dedup ratio:        %.2f" % st["dedup_ratio"] in text
     assert udr("fsck").code == 0
+
+
+def test_stats_steps_and_fsck_agree(udr, tmp_path):
+    """Issue 14: two nearly identical versions of one small content (one
+    piece each): the saving is a delta, shown as such, not as compression;
+    fsck counts the objects and bytes stats counts."""
+    data = os.urandom(100 << 10)  # < chunk_max: one piece; incompressible
+    v1 = tmp_path / "v1.bin"
+    v1.write_bytes(data)
+    v2 = tmp_path / "v2.bin"
+    v2.write_bytes(edited(data, len(data) - 1000))
+    udr.ok("commit", "t", "--next", "--file", v1)
+    udr.ok("commit", "t", "--next", "--file", v2)
+    st = stats(udr)
+    assert st["deltas"] == 1, st
+    assert st["dedup_ratio"] == 1.0  # no piece is shared
+    assert st["logical_bytes"] == st["unique_bytes"] == 2 * len(data)
+    # the second version costs a small delta: the saving shows at "after delta"
+    assert st["after_delta_bytes"] < len(data) + (8 << 10), st
+    assert st["delta_ratio"] > 1.9, st
+    assert st["piece_bytes"] <= st["after_delta_bytes"] <= st["unique_bytes"] <= st["logical_bytes"]
+    assert st["stored_bytes"] >= st["piece_bytes"]
+    assert st["objects"] == st["pieces"] + st["manifests"]
+    text = udr.ok("stats").out
+    for label in ("logical:", "after dedup:", "after delta:", "after compression:", "on disk:",
+                  "delta ratio:", "query cache:"):
+        assert label in text, text
+    assert "on disk:            " in text and "(%d bytes)" % st["stored_bytes"] in text
+    summary = udr.ok("fsck").out.splitlines()[-1]
+    assert summary.startswith("fsck: %d objects (%d bytes on disk) and " % (
+        st["objects"], st["stored_bytes"])), summary
 
 
 def test_put_without_base_makes_no_delta(udr, tmp_path, three_mib):

@@ -52,6 +52,18 @@ def test_log_fields_and_order(history):
     assert seqs(udr, "--reverse") == [1, 2, 3, 4, 5]
 
 
+def test_log_unknown_table(history):
+    """Issue 14: `log --table nosuch` printed nothing and exited 0; it is
+    not found, as for `udr show nosuch`."""
+    udr = history
+    r = udr("log", "--table", "nosuch")
+    assert r.code == 1, r
+    assert r.stderr == "udr: table nosuch not found\n" and r.stdout == b""
+    assert udr("show", "nosuch").code == r.code
+    r = udr("log", "--table", "a", "--table", "nosuch", "--json")
+    assert r.code == 1 and "nosuch" in r.stderr
+
+
 def test_log_text(udr):
     udr.ok("commit", "sales", "--next", "-m", "first\nsecond line")
     udr.ok("commit", "sales", "--next")
@@ -73,7 +85,7 @@ def test_log_filters(history):
     udr = history
     assert seqs(udr, "--table", "a") == [3, 1]
     assert seqs(udr, "--table", "a", "--table", "c") == [4, 3, 1]
-    assert seqs(udr, "--table", "zzz") == []
+    assert udr("log", "--table", "zzz").code == 1  # not found, as for show
     assert seqs(udr, "--since", "3") == [5, 4]
     assert seqs(udr, "--since", "0") == [5, 4, 3, 2, 1]
     assert seqs(udr, "--since", "5") == []

@@ -98,6 +98,76 @@ def test_changelog_table(udr, tmp_path):
     assert tables == [{"name": "a", "version": 2, "rows": 2}, {"name": "b", "version": 1, "rows": 1}]
 
 
+def test_udr_tables_reads_version_files_only_for_their_columns(udr, tmp_path):
+    """Issue 14: count(*), name, version and commit come from the table
+    state (as `udr tables`); a version file is read only for rows, parts,
+    format, created, message."""
+    imp(udr, "a", write(tmp_path / "a.csv", "x\n1\n"), "-m", "load a")
+    imp(udr, "b", write(tmp_path / "b.csv", "y\n2\n3\n"))
+    full = sql(udr, "SELECT * FROM udr_tables ORDER BY name")
+    assert [(r["name"], r["version"], r["rows"], r["parts"], r["format"], r["commit"], r["message"])
+            for r in full] == [("a", 1, 1, 1, "parquet", 1, "load a"), ("b", 1, 2, 1, "parquet", 2, None)]
+    vf = tmp_path / "store" / "catalog" / "tables" / "b" / ("%020d.json" % 1)
+    assert vf.exists()
+    vf.write_text("{ damaged")
+    assert sql(udr, "SELECT count(*) AS n FROM udr_tables") == [{"n": 2}]
+    assert sql(udr, 'SELECT name, version, "commit" FROM udr_tables ORDER BY name') == [
+        {"name": "a", "version": 1, "commit": 1}, {"name": "b", "version": 1, "commit": 2}]
+    r = udr("sql", "SELECT message FROM udr_tables")
+    assert r.code == 4 and "udr_tables" in r.stderr, r
+
+
+def test_cache_stats_and_clear(udr, tmp_path):
+    """Issue 14: the query cache shows in stats, and `udr cache clear`
+    empties it; a later query materializes again what it needs."""
+    data = "id,v\n" + "".join("%d,%d\n" % (i, i * 7) for i in range(5000))
+    # a CSV part stored zstd-compressed: read through the cache
+    udr.ok("commit", "c", "--next", "--file", write(tmp_path / "c.csv", data),
+           "--meta", "udr.format=csv")
+    assert json.loads(udr.ok("cache", "--json").out) == {"parts": 0, "part_bytes": 0,
+                                                          "temp_bytes": 0}
+    assert sql(udr, "SELECT count(*) AS n, sum(v) AS s FROM c") == [{"n": 5000, "s": 7 * 12497500}]
+    c = json.loads(udr.ok("cache", "--json").out)
+    assert c["parts"] == 1 and c["part_bytes"] == len(data), c
+    st = json.loads(udr.ok("stats", "--json").out)
+    assert (st["query_cache_parts"], st["query_cache_bytes"]) == (1, len(data))
+    assert "query cache:        1 part, " in udr.ok("stats").out
+    out = udr.ok("cache", "clear").out
+    assert out.startswith("removed 1 cached part, ") and "(%d bytes)" % len(data) in out, out
+    assert json.loads(udr.ok("cache", "--json").out)["parts"] == 0
+    assert sql(udr, "SELECT count(*) AS n FROM c") == [{"n": 5000}]
+    assert json.loads(udr.ok("cache", "--json").out)["parts"] == 1
+    r = udr("cache", "bogus")
+    assert r.code == 2 and "unknown action" in r.stderr
+
+
+def test_cache_clear_waits_for_running_statement(udr, tmp_path):
+    """A statement holds a shared lock on cache/query while it may read
+    cached parts: clear takes the exclusive lock (flock) first."""
+    import fcntl
+    import subprocess
+    import time
+    from conftest import UDR_BIN, base_env
+    data = "id\n" + "".join("%d\n" % i for i in range(3000))
+    udr.ok("commit", "c", "--next", "--file", write(tmp_path / "c.csv", data),
+           "--meta", "udr.format=csv")
+    sql(udr, "SELECT count(*) FROM c")
+    cache = tmp_path / "store" / "cache" / "query"
+    fd = os.open(cache, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # as a running statement does
+        p = subprocess.Popen([UDR_BIN, "--store", str(tmp_path / "store"), "cache", "clear"],
+                             stdout=subprocess.PIPE, env=base_env())
+        time.sleep(0.5)
+        assert p.poll() is None  # waiting
+        assert len(list(cache.glob("*.parquet"))) == 1
+    finally:
+        os.close(fd)
+    assert p.wait(timeout=30) == 0
+    assert p.stdout.read().startswith(b"removed 1 cached part")
+    assert list(cache.glob("*.parquet")) == []
+
+
 def test_import_sql_with_params(udr, tmp_path):
     imp(udr, "src", write(tmp_path / "s.csv", "id,v\n1,a\n2,b\n3,c\n"))
     assert imp(udr, "dst", "--sql", "SELECT * FROM src WHERE id >= ?", "-p", "int:2",
@@ -589,3 +659,55 @@ def test_stale_import_temp_dirs_are_removed(udr, tmp_path):
     r = udr("fsck")
     assert r.code == 0 and "1 temp file removed" in r.out, r
     assert not live.exists()
+
+
+# ---- issue 14: I/O errors, mixed formats, ragged CSV ----
+
+def test_export_to_missing_directory_is_io_and_names_the_path(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "x\n1\n"))
+    out = tmp_path / "nonexistent" / "dir" / "x.csv"
+    r = udr("export", "t", out)
+    assert r.code == 5, r
+    assert str(out) + '"' in r.stderr and ".udr-tmp-" not in r.stderr, r
+    r = udr("sql", "SELECT 1 AS a", "-o", out)
+    assert r.code == 5 and ".udr-tmp-" not in r.stderr, r
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_export_permission_denied_is_io(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "x\n1\n"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        r = udr("export", "t", ro / "x.csv")
+    finally:
+        ro.chmod(0o700)
+    assert r.code == 5, r
+
+
+def test_import_mixed_formats_refused(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "x\n1\n"))
+    udr.ok("export", "t", tmp_path / "old.parquet")
+    r = udr("import", "t2", write(tmp_path / "users.csv", "x\n2\n"), tmp_path / "old.parquet")
+    assert r.code == 2, r
+    assert r.stderr.startswith("udr: all input files must have one format: ")
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert udr("show", "t2").code == 1
+
+
+@pytest.mark.parametrize("text,line,fields", [
+    ("a,b\n1,2\n3\n4,5,6\n", 3, 1),
+    ("a,b\n1,2\n4,5,6\n", 3, 3),
+    ('a,b\n"x,\ny",2\n3\n', 4, 1),   # a quoted field spans lines 2-3
+])
+def test_import_ragged_csv_refused_with_line(udr, tmp_path, text, line, fields):
+    r = udr("import", "t", write(tmp_path / "r.csv", text))
+    assert r.code == 2, r
+    assert "line %d has %d field" % (line, fields) in r.stderr, r
+    assert udr("show", "t").code == 1
+
+
+def test_import_csv_keeps_every_line(udr, tmp_path):
+    imp(udr, "t", write(tmp_path / "t.csv", "a,b\n1,2\n3,4\n"))
+    assert sql(udr, "SELECT a, b FROM t ORDER BY a") == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
