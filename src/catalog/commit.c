@@ -75,6 +75,11 @@ static int check_sizes(const udr_version *v, const udr__commit_opts *o)
 	return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int cmp_hash(const void *a, const void *b)
 {
 	return memcmp(a, b, sizeof(udr_hash));
@@ -133,11 +138,23 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 		if (!o->assign && vs[i]->version == 0)
 			return udr__error_set(UDR_EINVAL, "invalid version 0 for table %s: versions start at 1",
 			                      vs[i]->table);
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(vs[i]->table, vs[j]->table) == 0)
-				return udr__error_set(UDR_EINVAL, "table %s appears twice in one commit", vs[i]->table);
 		if ((rc = check_sizes(vs[i], o)) < 0)
 			return rc;
+	}
+	if (n > 1) { /* each table once: a sorted copy of the names (commits of 100k tables) */
+		const char **names = malloc(n * sizeof(*names));
+		if (!names)
+			return udr__error_oom();
+		for (size_t i = 0; i < n; i++)
+			names[i] = vs[i]->table;
+		qsort(names, n, sizeof(*names), cmp_name);
+		for (size_t i = 1; i < n; i++)
+			if (strcmp(names[i - 1], names[i]) == 0) {
+				rc = udr__error_set(UDR_EINVAL, "table %s appears twice in one commit", names[i]);
+				free(names);
+				return rc;
+			}
+		free(names);
 	}
 	return c->store ? verify_chunks(c, vs, n) : 0;
 }
