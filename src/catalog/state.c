@@ -335,47 +335,41 @@ int udr__state_at(udr__tstate *out, bool *known, udr_catalog *c, uint64_t seq)
 	return rc;
 }
 
+/* 1 and *out filled when table is in s, else 0. */
+static int take_entry(udr__tentry *out, const udr__tstate *s, const char *table)
+{
+	const udr__tentry *e = udr__tstate_find(s, table);
+	if (!e)
+		return 0;
+	out->version = e->version;
+	out->seq = e->seq;
+	return 1;
+}
+
 int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table)
 {
 	udr__record r;
 	udr__tstate base;
-	const udr__tentry *e;
+	bool known = true;
 	int rc;
 	memset(out, 0, sizeof(*out));
 	if (seq == 0)
 		return 0;
 	if ((rc = udr__record_read(&r, c, seq)) < 0)
 		return rc;
-	if (r.legacy) {
-		bool known;
-		udr__record_free(&r);
-		if ((rc = state_legacy_tail(&base, &known, c, seq)) < 0)
-			return rc;
-		if (!known)
-			return 2;
-		if ((e = udr__tstate_find(&base, table))) {
-			out->version = e->version;
-			out->seq = e->seq;
-			rc = 1;
-		}
-		udr__tstate_free(&base);
-		return rc;
-	}
-	if ((e = udr__tstate_find(&r.window, table))) {
-		out->version = e->version;
-		out->seq = e->seq;
+	/* the common case: the table is in the record's own window */
+	if (!r.legacy && take_entry(out, &r.window, table)) {
 		udr__record_free(&r);
 		return 1;
 	}
-	rc = udr__state_base(&base, c, &r);
+	if (r.legacy)
+		rc = state_legacy_tail(&base, &known, c, seq);
+	else
+		rc = udr__state_base(&base, c, &r);
 	udr__record_free(&r);
 	if (rc < 0)
 		return rc;
-	if ((e = udr__tstate_find(&base, table))) {
-		out->version = e->version;
-		out->seq = e->seq;
-		rc = 1;
-	}
+	rc = known ? take_entry(out, &base, table) : 2;
 	udr__tstate_free(&base);
 	return rc;
 }
