@@ -155,7 +155,8 @@ UDR_EXTERN int udr_store_local_path(char **out, udr_store *store, const udr_hash
  *  the defaults were picked). */
 typedef struct udr_store_config {
 	unsigned int version;   /**< UDR_STORE_CONFIG_VERSION */
-	int format;             /**< 2 (default): pieces, compression, deltas; 1: raw files only */
+	int format;             /**< 3 (default): pieces, compression, deltas, in pack files; 2: the same
+	                             with one file per object; 1: raw files only */
 	uint32_t chunk_min;     /**< content-defined chunking: smallest piece (0: default) */
 	uint32_t chunk_avg;     /**< average piece, a power of two (0: default) */
 	uint32_t chunk_max;     /**< largest piece; content up to this size stays one piece (0: default) */
@@ -163,7 +164,7 @@ typedef struct udr_store_config {
 	int delta_max_depth;    /**< longest chain of deltas, 1..255 (0: default, 50) */
 } udr_store_config;
 #define UDR_STORE_CONFIG_VERSION 1
-#define UDR_STORE_CONFIG_INIT {UDR_STORE_CONFIG_VERSION, 2, 0, 0, 0, -1, 0}
+#define UDR_STORE_CONFIG_INIT {UDR_STORE_CONFIG_VERSION, 3, 0, 0, 0, -1, 0}
 
 /**
  * Open the chunk store in path, creating it with the settings cfg when it
@@ -259,6 +260,30 @@ typedef struct udr_store_stats {
  * @return 0; UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_store_stats_get(udr_store_stats *out, udr_store *store);
+
+/** How a store keeps its objects (format 3: pack files; docs/FORMAT.md). */
+typedef struct udr_store_pack_stats {
+	uint64_t packs;       /**< visible pack files (those with an index) */
+	uint64_t pack_bytes;  /**< their size */
+	uint64_t index_bytes; /**< the size of their indexes */
+	uint64_t packed;      /**< object copies in packs */
+	uint64_t loose;       /**< objects in files of their own (whole parts, older formats) */
+} udr_store_pack_stats;
+
+/**
+ * Count packs and loose objects.
+ * @return 0; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_pack_stats_get(udr_store_pack_stats *out, udr_store *store);
+
+/**
+ * For tests and debugging: where the copies of a chunk are, one line each,
+ * "loose PATH KIND" or "pack PACKPATH OFFSET LENGTH KIND" (the entry's bytes,
+ * header and CRC included; KIND 1 raw, 2 zstd, 3 manifest, 4 delta).
+ * @param[out] out malloc'd text, freed with free()
+ * @return 0; UDR_ENOTFOUND; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_store_debug_locate(char **out, udr_store *store, const udr_hash *hash);
 
 /** Called by udr_store_foreach for each stored chunk; non-zero stops. */
 typedef int (*udr_store_foreach_cb)(const udr_hash *hash, void *payload);

@@ -30,6 +30,7 @@
 
 #include "util/util.h"
 #include "store/store_internal.h"
+#include "store/pack.h"
 
 #define BATCH_PIECES_MAX 1024
 #define BATCH_BYTES ((uint64_t)256 << 20)
@@ -111,7 +112,7 @@ static int base_load(struct base *b, udr_store *s, const udr_hash *h)
 	memset(b, 0, sizeof(*b));
 	if (!h || s->format < 2)
 		return 0;
-	if ((rc = udr__obj_locate(&kind, NULL, NULL, s, h)) < 0)
+	if ((rc = udr__obj_exists(&kind, s, h, true)) < 0)
 		return rc;
 	if (kind == UDR__K_NONE)
 		return 0; /* an absent base is ignored (documented) */
@@ -307,14 +308,14 @@ static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t
 
 /* Is some form of h stored?  A name younger than a few seconds may wait for
  * another writer's sync; *recent tells the caller to sync before relying on
- * it. */
-static int stored(const udr_store *s, const udr_hash *h, bool *recent, enum udr__kind *kindp)
+ * it (a loose object's directory, or packs/ for a pack's index). */
+static int stored(udr_store *s, const udr_hash *h, bool *recent, enum udr__kind *kindp)
 {
-	enum udr__kind kind;
+	udr__loc l;
 	struct stat st;
 	int rc;
 	*kindp = UDR__K_NONE;
-	{
+	if (!s->packs) {
 		/* a fan-out directory not known to exist is looked at first: in a
 		 * young store most pieces land in a directory that does not exist,
 		 * and one stat then answers for all four object names */
@@ -331,15 +332,64 @@ static int stored(const udr_store *s, const udr_hash *h, bool *recent, enum udr_
 				return 0;
 		}
 	}
-	rc = udr__obj_locate(&kind, &st, NULL, s, h);
-	if (rc < 0)
+	/* no rescan on a miss: a pack published meanwhile only means a second
+	 * copy, which is legal */
+	if ((rc = udr__obj_find(&l, s, h, 0, false)) < 0)
 		return rc;
-	if (kind == UDR__K_NONE)
+	*kindp = l.kind;
+	if (l.kind == UDR__K_NONE)
 		return 0;
-	if (recent && time(NULL) - st.st_ctime < 5)
+	if (recent && time(NULL) - (l.pack ? l.pack->mtime : (int64_t)l.st.st_ctime) < 5)
 		*recent = true;
-	*kindp = kind;
+	udr__loc_free(&l);
 	return 1;
+}
+
+/* Make the names a recent dedup hit relies on durable: the loose object's
+ * directory, or packs/ for a pack's index. */
+static int sync_recent(udr_store *s, const udr_hash *h)
+{
+	udr__loc l;
+	int rc;
+	if ((rc = udr__obj_find(&l, s, h, 0, false)) < 0)
+		return rc;
+	if (l.path) {
+		rc = udr__fsync_parent(l.path);
+	} else if (l.pack) {
+		char *d = udr__path_join(s->path, "packs");
+		rc = d ? udr__fsync_dir(d) : UDR_ENOMEM;
+		free(d);
+	}
+	udr__loc_free(&l);
+	return rc;
+}
+
+/* ---- packs (format 3) ------------------------------------------------------- */
+
+/* Store one object alone in a new pack of class cls, durable when this
+ * returns, then let the packs of that class merge geometrically. */
+static int pack_one(udr_store *s, int cls, const udr_hash *h, enum udr__kind kind, uint64_t raw_size,
+                    const void *payload, size_t len)
+{
+	udr__packw *w = NULL;
+	int rc;
+	if (len > UINT32_MAX)
+		return udr__error_set(UDR_EINVAL, "object too large for a pack entry");
+	if ((rc = udr__packw_new(&w, s, cls)) < 0)
+		return rc;
+	if ((rc = udr__packw_append(w, h, (int)kind, raw_size, payload, (uint32_t)len)) == 0)
+		rc = udr__packw_flush(w);
+	udr__packw_free(w);
+	if (rc == 0)
+		udr__ingest_repack(s, cls);
+	return rc;
+}
+
+void udr__ingest_repack(udr_store *s, int cls)
+{
+	/* an optimisation: its failure leaves more packs, never less data */
+	if (udr__pack_repack(s, cls) < 0)
+		udr_error_clear();
 }
 
 /* ---- repairs ------------------------------------------------------------------ */
@@ -390,6 +440,25 @@ done:
 
 static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr_hash *base);
 
+/*
+ * Format 3: a good copy of h was just made durable in a new pack; the first
+ * copy found before (at loc, damaged) is removed when it is a loose file.
+ * A damaged copy in a pack stays (packs are immutable): readers skip it for
+ * the good one, fsck reports it.
+ */
+static int drop_loose(udr__loc *damaged)
+{
+	int rc = 0;
+	if (damaged->path) {
+		if (UDR_IO->unlink(damaged->path) < 0 && errno != ENOENT)
+			rc = udr__error_io(errno, "cannot remove damaged chunk %s", damaged->path);
+		else
+			rc = udr__fsync_parent(damaged->path);
+	}
+	udr__loc_free(damaged);
+	return rc;
+}
+
 /* Store a good copy of data as h's object (never a delta: the damage may be
  * in a base), replacing the damaged object of kind `damaged`. */
 static int repair_object(udr_store *s, const udr_hash *h, enum udr__kind damaged, const unsigned char *data,
@@ -400,6 +469,16 @@ static int repair_object(udr_store *s, const udr_hash *h, enum udr__kind damaged
 	int rc;
 	if ((rc = encode(&e, s, data, len, NULL)) < 0)
 		return rc;
+	if (s->packs) {
+		udr__loc l;
+		if ((rc = udr__obj_find(&l, s, h, 0, false)) == 0) {
+			if ((rc = pack_one(s, UDR__PACK_CLASS_DATA, h, e.kind, len, e.bytes ? e.bytes : data, e.len)) == 0)
+				rc = drop_loose(&l);
+			udr__loc_free(&l);
+		}
+		free(e.bytes);
+		return rc;
+	}
 	if ((rc = udr__tmp_create(&t, s->tmpdir)) == 0) {
 		if ((rc = udr__write_all(t.fd, e.bytes ? e.bytes : data, e.len, t.path)) < 0)
 			udr__tmp_discard(&t);
@@ -446,17 +525,16 @@ static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, si
 	if (rc == 1) {
 		if ((rc = dedup_check(s, out, kind, data, len, repaired)) != 0)
 			return rc < 0 ? rc : 0; /* a repair is durable already */
-		if (recent) {
-			char *p = udr__obj_path(s, out, UDR__K_RAW, hex);
-			if (!p)
-				return UDR_ENOMEM;
-			rc = udr__fsync_parent(p);
-			free(p);
-		}
+		if (recent)
+			rc = sync_recent(s, out);
 		return rc < 0 ? rc : 0;
 	}
 	if ((rc = encode(&e, s, data, len, base_next(b, out, len))) < 0)
 		return rc;
+	if (s->packs) {
+		rc = pack_one(s, UDR__PACK_CLASS_DATA, out, e.kind, len, e.bytes ? e.bytes : data, e.len);
+		goto done;
+	}
 	if (!(final = udr__obj_path(s, out, e.kind, hex))) {
 		rc = UDR_ENOMEM;
 		goto done;
@@ -515,6 +593,7 @@ struct engine {
 	size_t npend, cap_pend;
 	bool recent;
 	bool no_tmpfile;
+	udr__packw *pw; /* format 3: the pieces go into packs */
 	uint64_t *repaired; /* damaged objects replaced (may be NULL) */
 };
 
@@ -569,6 +648,12 @@ static int process(struct engine *g, struct job *j, udr_hash *h)
 	}
 	if ((rc = encode(&e, s, j->data, j->len, j->base)) < 0)
 		return rc;
+	if (g->pw) {
+		/* appends are serialised; encoding above ran in parallel */
+		rc = udr__packw_append(g->pw, h, (int)e.kind, j->len, e.bytes ? e.bytes : j->data, (uint32_t)e.len);
+		free(e.bytes);
+		return rc;
+	}
 	if (!(final = udr__obj_path(s, h, e.kind, hex))) {
 		rc = UDR_ENOMEM;
 		goto done;
@@ -731,6 +816,14 @@ static int flush(struct engine *g)
 	g->npend = g->cap_pend = 0;
 	g->recent = false;
 	pthread_mutex_unlock(&g->mu);
+	if (g->pw) {
+		/* one pack (or a few, past the target size): data and index
+		 * durable, then their names; found pieces whose pack may be young
+		 * wait for its name to be durable */
+		if ((rc = udr__packw_flush(g->pw)) == 0 && recent)
+			rc = sync_store(g->s);
+		goto done;
+	}
 	if (n == 0 && !recent)
 		goto done;
 	if ((rc = sync_store(g->s)) < 0)
@@ -773,7 +866,15 @@ static int publish_manifest(udr_store *s, const udr_hash *h, const udr__manifest
 		return UDR_ENOMEM;
 	if ((rc = udr__manifest_encode(&bytes, &len, m, h)) < 0)
 		goto done;
-	if (damaged != UDR__K_NONE) {
+	if (s->packs) {
+		udr__loc l;
+		if ((rc = udr__obj_find(&l, s, h, 0, false)) == 0) {
+			rc = pack_one(s, UDR__PACK_CLASS_META, h, UDR__K_MANIFEST, m->total, bytes, len);
+			if (rc == 0 && damaged != UDR__K_NONE)
+				rc = drop_loose(&l);
+			udr__loc_free(&l);
+		}
+	} else if (damaged != UDR__K_NONE) {
 		udr__tmp t = {-1, NULL};
 		if ((rc = udr__tmp_create(&t, s->tmpdir)) < 0)
 			goto done;
@@ -866,6 +967,8 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 	pthread_cond_init(&g.cv_space, NULL);
 	if ((rc = udr_hasher_new(&whole)) < 0)
 		goto out;
+	if (s->packs && (rc = udr__packw_new(&g.pw, s, UDR__PACK_CLASS_DATA)) < 0)
+		goto out;
 	for (int i = 0; i < nthreads; i++) {
 		if (pthread_create(&tids[i], NULL, worker, &g) != 0)
 			break;
@@ -909,7 +1012,7 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 			if ((rc = submit(&g, j, nthreads)) < 0)
 				goto out;
 			batch_bytes += cut;
-			if (++batch_pieces >= batch_limit || batch_bytes >= BATCH_BYTES) {
+			if (!g.pw && (++batch_pieces >= batch_limit || batch_bytes >= BATCH_BYTES)) {
 				/* publish what the workers finished; they keep going */
 				if ((rc = g.err) < 0 || (rc = flush(&g)) < 0)
 					goto out;
@@ -944,16 +1047,19 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 			goto out;
 		}
 	}
-	g.recent = true; /* the final sync also covers pieces found, not written */
+	if (!g.pw)
+		g.recent = true; /* the final sync also covers pieces found, not written */
 	if ((rc = flush(&g)) < 0)
 		goto out;
 	udr_hasher_final(whole, out);
 	m.total = offset;
 	m.npieces = index;
 	m.pieces = g.results;
+	if (g.pw && udr__packw_published(g.pw))
+		udr__ingest_repack(s, UDR__PACK_CLASS_DATA);
 	{
 		enum udr__kind kind;
-		if ((rc = udr__obj_locate(&kind, NULL, NULL, s, out)) < 0)
+		if ((rc = udr__obj_exists(&kind, s, out, true)) < 0)
 			goto out;
 		if (kind == UDR__K_NONE)
 			rc = publish_manifest(s, out, &m, UDR__K_NONE);
@@ -986,6 +1092,7 @@ out:
 		rc = udr__error_set(g.err, "%s", g.errmsg);
 	free(g.pend);
 	free(g.results);
+	udr__packw_free(g.pw);
 	udr_hasher_free(whole);
 	pthread_mutex_destroy(&g.mu);
 	pthread_cond_destroy(&g.cv_job);
@@ -1032,8 +1139,16 @@ static int put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const uns
 		rc = UDR_ENOMEM;
 		goto done;
 	}
-	if ((rc = stored(s, out, &recent, &kind)) < 0)
+	if (s->packs) {
+		/* format 3: a whole part is read in place by its path, so it wants
+		 * a loose raw file even when a packed copy exists */
+		struct stat st;
+		rc = UDR_IO->stat(final, &st) == 0 && S_ISREG(st.st_mode);
+		kind = rc ? UDR__K_RAW : UDR__K_NONE;
+		recent = rc && time(NULL) - st.st_ctime < 5;
+	} else if ((rc = stored(s, out, &recent, &kind)) < 0) {
 		goto done;
+	}
 	if (rc == 1) {
 		/* bytes in memory are compared, a streamed input is rehashed */
 		rc = in_head ? udr__content_check(s, out, head, headlen) : udr__content_stream(s, out, true, null_sink, NULL);

@@ -38,40 +38,6 @@ char *udr__obj_path(const udr_store *s, const udr_hash *h, enum udr__kind kind, 
 	return p;
 }
 
-int udr__obj_locate(enum udr__kind *kind, struct stat *st, char **pathp, const udr_store *s, const udr_hash *h)
-{
-	static const enum udr__kind order[] = {UDR__K_RAW, UDR__K_ZST, UDR__K_MANIFEST, UDR__K_DELTA};
-	char hex[UDR_HASH_HEXSIZE + 1];
-	struct stat local;
-	if (!st)
-		st = &local;
-	*kind = UDR__K_NONE;
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		char *p = udr__obj_path(s, h, order[i], hex);
-		if (!p)
-			return UDR_ENOMEM;
-		if (UDR_IO->stat(p, st) == 0) {
-			if (!S_ISREG(st->st_mode)) {
-				free(p);
-				return udr__error_set(UDR_ECORRUPT, "chunk %s: object is not a regular file", hex);
-			}
-			*kind = order[i];
-			if (pathp)
-				*pathp = p;
-			else
-				free(p);
-			return 0;
-		}
-		if (errno != ENOENT && errno != ENOTDIR) {
-			int err = errno;
-			free(p);
-			return udr__error_io(err, "cannot stat chunk %s", hex);
-		}
-		free(p);
-	}
-	return 0;
-}
-
 /* ---- little-endian fields ------------------------------------------------ */
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -175,36 +141,51 @@ void udr__manifest_free(udr__manifest *m)
 	m->npieces = 0;
 }
 
-static int read_object(unsigned char **out, size_t *len, const udr_store *s, const udr_hash *h,
-                       enum udr__kind kind, size_t max)
-{
-	char hex[UDR_HASH_HEXSIZE + 1];
-	char *p = udr__obj_path(s, h, kind, hex), *buf = NULL;
+/* Keep the first failure's message while other copies are tried. */
+struct first_err {
 	int rc;
-	if (!p)
-		return UDR_ENOMEM;
-	rc = udr__read_file(&buf, len, p, max);
-	free(p);
-	if (rc == UDR_ENOTFOUND)
-		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
-	if (rc == UDR_ECORRUPT)
-		return udr__error_set(UDR_ECORRUPT, "chunk %s: object larger than any valid one", hex);
-	*out = (unsigned char *)buf;
-	return rc;
+	char msg[1024];
+};
+
+static void first_keep(struct first_err *f, int rc)
+{
+	if (f->rc == 0) {
+		f->rc = rc;
+		snprintf(f->msg, sizeof(f->msg), "%s", udr_error_last()->message);
+	}
+	udr_error_clear();
 }
 
-int udr__manifest_load(udr__manifest *m, const udr_store *s, const udr_hash *h)
+static int first_report(const struct first_err *f)
+{
+	return udr__error_set(f->rc, "%s", f->msg);
+}
+
+int udr__manifest_load(udr__manifest *m, udr_store *s, const udr_hash *h)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
-	unsigned char *d = NULL;
-	size_t len;
-	int rc = read_object(&d, &len, s, h, UDR__K_MANIFEST, (size_t)1 << 31);
-	if (rc < 0)
-		return rc;
+	struct first_err f = {0, ""};
 	udr_hash_tohex(hex, h);
-	rc = udr__manifest_parse(m, d, len, h, hex);
-	free(d);
-	return rc;
+	/* the copies of h in lookup order; a damaged one gives way to the next */
+	for (unsigned copy = 0;; copy++) {
+		unsigned char *d = NULL;
+		size_t len;
+		enum udr__kind kind;
+		int rc = udr__obj_read(&d, &len, &kind, s, h, (size_t)1 << 31, copy);
+		if (rc == UDR_ENOTFOUND && (copy > 0 || f.rc))
+			return f.rc ? first_report(&f) : udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+		if (rc == 0 && kind != UDR__K_MANIFEST) {
+			free(d);
+			continue;
+		}
+		if (rc == 0) {
+			rc = udr__manifest_parse(m, d, len, h, hex);
+			free(d);
+		}
+		if (rc == 0 || (rc != UDR_ECORRUPT && rc != UDR_EIO))
+			return rc;
+		first_keep(&f, rc);
+	}
 }
 
 /* ---- zstd with per-thread contexts --------------------------------------- */
@@ -319,49 +300,78 @@ static int check_hash(const void *data, size_t len, const udr_hash *h)
 	return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its content hashes to %s", hex, ahex);
 }
 
-int udr__raw_load(unsigned char **out, size_t *out_len, const udr_store *s, const udr_hash *h, size_t max,
+int udr__raw_load(unsigned char **out, size_t *out_len, udr_store *s, const udr_hash *h, size_t max,
                   bool verify)
 {
-	unsigned char *d = NULL;
-	size_t dl = 0;
-	int rc = read_object(&d, &dl, s, h, UDR__K_RAW, max);
-	if (rc < 0)
-		return rc;
-	if (verify && (rc = check_hash(d, dl, h)) < 0) {
-		free(d);
-		return rc;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	struct first_err f = {0, ""};
+	udr_hash_tohex(hex, h);
+	for (unsigned copy = 0;; copy++) {
+		unsigned char *d = NULL;
+		size_t dl = 0;
+		enum udr__kind kind;
+		int rc = udr__obj_read(&d, &dl, &kind, s, h, max, copy);
+		if (rc == UDR_ENOTFOUND && (copy > 0 || f.rc))
+			return f.rc ? first_report(&f) : udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+		if (rc == 0 && kind != UDR__K_RAW) {
+			free(d);
+			continue;
+		}
+		if (rc == 0 && verify && (rc = check_hash(d, dl, h)) < 0)
+			free(d);
+		if (rc == 0) {
+			*out = d;
+			*out_len = dl;
+			return 0;
+		}
+		if (rc != UDR_ECORRUPT && rc != UDR_EIO)
+			return rc;
+		first_keep(&f, rc);
 	}
-	*out = d;
-	*out_len = dl;
-	return 0;
 }
 
 static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
-                            uint64_t expect, bool verify, int max_depth)
+                            uint64_t expect, bool verify, int max_depth);
+
+/* Load copy number `copy` of piece h (see piece_load_depth). */
+static int piece_load_copy(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                           uint64_t expect, bool verify, int max_depth, unsigned copy)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	enum udr__kind kind;
-	struct stat st;
+	udr__loc loc;
 	unsigned char *raw = NULL, *dec = NULL, *base = NULL;
 	size_t rawlen = 0, declen = 0, baselen = 0;
+	bool big;
 	int rc, d = 0;
 	udr_hash_tohex(hex, h);
-	if ((rc = udr__obj_locate(&kind, &st, NULL, s, h)) < 0)
+	if ((rc = udr__obj_find(&loc, s, h, copy, true)) < 0)
+		return rc;
+	kind = loc.kind;
+	big = kind == UDR__K_RAW && !loc.pack && (uint64_t)loc.st.st_size > UDR__PIECE_HARD_MAX;
+	udr__loc_free(&loc);
+	if (kind == UDR__K_NONE)
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	if (kind == UDR__K_MANIFEST)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: a manifest where a piece was expected", hex);
+	if (big)
+		return udr__error_set(UDR_EINVAL, "chunk %s: too large to decode in memory", hex);
+	if ((rc = udr__obj_read(&raw, &rawlen, &kind, s, h, UDR__PIECE_HARD_MAX + 4096, copy)) < 0)
 		return rc;
 	switch (kind) {
 	case UDR__K_NONE:
-		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
 	case UDR__K_MANIFEST:
+		free(raw);
 		return udr__error_set(UDR_ECORRUPT, "chunk %s: a manifest where a piece was expected", hex);
 	case UDR__K_RAW:
-		if ((uint64_t)st.st_size > UDR__PIECE_HARD_MAX)
-			return udr__error_set(UDR_EINVAL, "chunk %s: too large to decode in memory", hex);
-		if ((rc = read_object(&dec, &declen, s, h, kind, UDR__PIECE_HARD_MAX)) < 0)
-			return rc;
+		if (rawlen > UDR__PIECE_HARD_MAX) {
+			free(raw);
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: object larger than any valid one", hex);
+		}
+		dec = raw;
+		declen = rawlen;
 		break;
 	case UDR__K_ZST:
-		if ((rc = read_object(&raw, &rawlen, s, h, kind, UDR__PIECE_HARD_MAX + 4096)) < 0)
-			return rc;
 		rc = zstd_decompress(&dec, &declen, raw, rawlen, NULL, 0, hex);
 		free(raw);
 		if (rc < 0)
@@ -370,8 +380,6 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 	case UDR__K_DELTA: {
 		udr_hash bh;
 		int bdepth = 0;
-		if ((rc = read_object(&raw, &rawlen, s, h, kind, UDR__PIECE_HARD_MAX + 4096)) < 0)
-			return rc;
 		d = rawlen >= UDR__DELTA_HDR ? raw[5] : 0;
 		if (rawlen < UDR__DELTA_HDR || memcmp(raw, "UDRD", 4) != 0 || raw[4] != 1 || d < 1 || d >= max_depth) {
 			free(raw);
@@ -413,6 +421,25 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 	if (depth)
 		*depth = d;
 	return 0;
+}
+
+/* A piece from the first copy that decodes; a damaged copy gives way to the
+ * next one (duplicates in packs or loose files are legal), and the first
+ * damage is reported when none is good. */
+static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                            uint64_t expect, bool verify, int max_depth)
+{
+	struct first_err f = {0, ""};
+	for (unsigned copy = 0;; copy++) {
+		int rc = piece_load_copy(out, out_len, depth, s, h, expect, verify, max_depth, copy);
+		if (rc == 0)
+			return 0;
+		if (rc == UDR_ENOTFOUND && f.rc)
+			return first_report(&f);
+		if (rc != UDR_ECORRUPT && rc != UDR_EIO)
+			return rc;
+		first_keep(&f, rc);
+	}
 }
 
 int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
@@ -629,33 +656,27 @@ done:
 
 int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
 {
-	enum udr__kind kind;
-	struct stat st;
-	char *path = NULL;
+	udr__loc loc;
 	char hex[UDR_HASH_HEXSIZE + 1];
 	unsigned char *d = NULL;
 	size_t dl;
 	int rc;
-	if ((rc = udr__obj_locate(&kind, &st, &path, s, h)) < 0)
+	if ((rc = udr__obj_find(&loc, s, h, 0, true)) < 0)
 		return rc;
 	udr_hash_tohex(hex, h);
-	switch (kind) {
-	case UDR__K_NONE:
+	if (loc.kind == UDR__K_NONE) {
 		rc = udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
-		break;
-	case UDR__K_RAW:
-		rc = stream_raw(s, h, &st, path, verify, sink, payload);
-		break;
-	case UDR__K_MANIFEST:
+	} else if (loc.kind == UDR__K_RAW && !loc.pack) {
+		/* a loose raw object may be larger than any piece: streamed */
+		rc = stream_raw(s, h, &loc.st, loc.path, verify, sink, payload);
+	} else if (loc.kind == UDR__K_MANIFEST) {
 		rc = stream_manifest(s, h, verify, sink, payload);
-		break;
-	default:
+	} else {
 		if ((rc = udr__piece_load(&d, &dl, NULL, s, h, UINT64_MAX, verify)) == 0)
 			rc = sink(d, dl, payload);
 		free(d);
-		break;
 	}
-	free(path);
+	udr__loc_free(&loc);
 	return rc;
 }
 
@@ -692,33 +713,38 @@ int udr__content_check(udr_store *s, const udr_hash *h, const void *data, size_t
 int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 {
 	enum udr__kind kind;
-	struct stat st;
-	char *path = NULL;
+	udr__loc loc;
 	char hex[UDR_HASH_HEXSIZE + 1];
 	unsigned char hdr[MANIFEST_HDR];
 	size_t got = 0;
 	int fd, rc;
-	if ((rc = udr__obj_locate(&kind, &st, &path, s, h)) < 0)
+	if ((rc = udr__obj_find(&loc, s, h, 0, true)) < 0)
 		return rc;
 	udr_hash_tohex(hex, h);
-	if (kind == UDR__K_NONE)
+	if (loc.kind == UDR__K_NONE)
 		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
-	if (kind == UDR__K_RAW) {
-		*out = (uint64_t)st.st_size;
-		free(path);
-		return 0;
-	}
-	if (kind == UDR__K_MANIFEST) {
+	if (loc.kind == UDR__K_MANIFEST) {
 		udr__manifest m;
-		free(path);
+		udr__loc_free(&loc);
 		if ((rc = udr__manifest_load(&m, s, h)) < 0)
 			return rc;
 		*out = m.total;
 		udr__manifest_free(&m);
 		return 0;
 	}
-	fd = UDR_IO->open(path, O_RDONLY, 0);
-	free(path);
+	if (loc.pack) {
+		rc = udr__loc_raw_size(out, s, &loc, h);
+		udr__loc_free(&loc);
+		return rc;
+	}
+	if (loc.kind == UDR__K_RAW) {
+		*out = (uint64_t)loc.st.st_size;
+		udr__loc_free(&loc);
+		return 0;
+	}
+	kind = loc.kind;
+	fd = UDR_IO->open(loc.path, O_RDONLY, 0);
+	udr__loc_free(&loc);
 	if (fd < 0)
 		return udr__error_os(errno, "cannot open chunk %s", hex);
 	rc = udr__read_full(fd, hdr, sizeof(hdr), &got, hex);

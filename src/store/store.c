@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "util/util.h"
 #include "store/store_internal.h"
+#include "store/pack.h"
 
 /* Defaults, chosen by measurement (docs/ARCHITECTURE.md, "Chunking"). */
 #define DEF_MIN ((uint32_t)32 << 10)
@@ -25,6 +27,8 @@
 #define DEF_MAX ((uint32_t)512 << 10)
 #define DEF_LEVEL 3
 #define DEF_DEPTH 50
+#define PACK_TARGET ((uint64_t)32 << 20)
+#define PACK_MAX ((uint64_t)64 << 20)
 
 int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o,
                 uint64_t *repaired);
@@ -36,8 +40,8 @@ static int resolve_config(udr_store_config *c, const udr_store_config *in)
 	*c = in ? *in : def;
 	if (c->version != UDR_STORE_CONFIG_VERSION)
 		return udr__error_set(UDR_EINVAL, "unknown store config version %u", c->version);
-	if (c->format != 1 && c->format != 2)
-		return udr__error_set(UDR_EINVAL, "unknown store format %d (1 or 2)", c->format);
+	if (c->format < 1 || c->format > 3)
+		return udr__error_set(UDR_EINVAL, "unknown store format %d (1, 2 or 3)", c->format);
 	if (!c->chunk_avg)
 		c->chunk_avg = DEF_AVG;
 	if (!c->chunk_min)
@@ -51,7 +55,7 @@ static int resolve_config(udr_store_config *c, const udr_store_config *in)
 	if (c->compression_level > 19 || c->delta_max_depth < 1 || c->delta_max_depth > UDR__DELTA_DEPTH_HARD_MAX)
 		return udr__error_set(UDR_EINVAL, "invalid store settings: compression level %d (0..19), delta depth %d "
 		                      "(1..%d)", c->compression_level, c->delta_max_depth, UDR__DELTA_DEPTH_HARD_MAX);
-	if (c->format == 2 && (c->chunk_max > UDR__PIECE_HARD_MAX ||
+	if (c->format >= 2 && (c->chunk_max > UDR__PIECE_HARD_MAX ||
 	                       udr__cdc_init(&probe, c->chunk_min, c->chunk_avg, c->chunk_max) < 0))
 		return udr__error_set(UDR_EINVAL,
 		                      "invalid chunk sizes min %u avg %u max %u: need 64 <= min <= avg <= max <= 64 MiB, "
@@ -80,11 +84,12 @@ static int write_config_mode(const char *path, const char *tmpdir, const udr_sto
 		         "{\"format\":1,\"kind\":\"udr-chunk-store\",\"layout\":\"fanout-2-2\",\"sealed\":true}");
 	else
 		snprintf(text, sizeof(text),
-		         "{\"format\":2,\"kind\":\"udr-chunk-store\",\"layout\":\"fanout-2-2\","
+		         "{\"format\":%d,\"kind\":\"udr-chunk-store\",\"layout\":\"fanout-2-2\","
 		         "\"chunking\":{\"algorithm\":\"fastcdc-2020\",\"min\":%u,\"avg\":%u,\"max\":%u},"
 		         "\"compression\":{\"algorithm\":\"zstd\",\"level\":%d},"
-		         "\"delta\":{\"max_depth\":%d},\"sealed\":true}",
-		         c->chunk_min, c->chunk_avg, c->chunk_max, c->compression_level, c->delta_max_depth);
+		         "\"delta\":{\"max_depth\":%d}%s,\"sealed\":true}",
+		         c->format, c->chunk_min, c->chunk_avg, c->chunk_max, c->compression_level, c->delta_max_depth,
+		         c->format >= 3 ? ",\"packs\":{\"target\":33554432,\"max\":67108864}" : "");
 	rc = udr__config_write(tmpdir, cfg, text, mode);
 	free(cfg);
 	return rc < 0 ? rc : 0;
@@ -189,9 +194,21 @@ static int load_settings(udr_store *s, int format)
 	c.chunk_max = (uint32_t)json_integer_value(json_object_get(ch, "max"));
 	c.compression_level = (int)json_integer_value(json_object_get(co, "level"));
 	c.delta_max_depth = (int)json_integer_value(json_object_get(de, "max_depth"));
+	c.format = format;
 	if ((rc = resolve_config(&c, &c)) < 0) {
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: %s", cfg, udr_error_last()->message);
 		goto done;
+	}
+	if (format >= 3) {
+		json_t *pk = json_object_get(root, "packs");
+		json_t *t = json_object_get(pk, "target"), *mx = json_object_get(pk, "max");
+		if (!json_is_integer(t) || !json_is_integer(mx) || json_integer_value(t) < 4096 ||
+		    json_integer_value(mx) < json_integer_value(t) || json_integer_value(mx) > ((json_int_t)1 << 32)) {
+			rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: pack sizes missing or invalid", cfg);
+			goto done;
+		}
+		s->pack_target = (uint64_t)json_integer_value(t);
+		s->pack_max = (uint64_t)json_integer_value(mx);
 	}
 	udr__cdc_init(&s->cdc, c.chunk_min, c.chunk_avg, c.chunk_max);
 	s->threshold = c.chunk_max;
@@ -203,6 +220,26 @@ done:
 	free(text);
 	free(cfg);
 	return rc;
+}
+
+/* Format 3: packs/ exists (made durable when created) and the pack set. */
+static int open_packs(udr_store *s)
+{
+	char *dir = udr__path_join(s->path, "packs");
+	bool created = false;
+	int rc;
+	if (!dir)
+		return UDR_ENOMEM;
+	rc = udr__mkdir(dir, &created);
+	if (rc == 0 && created)
+		rc = udr__fsync_dir(s->path);
+	free(dir);
+	if (rc < 0)
+		return rc;
+	if (!(s->packs = malloc(sizeof(*s->packs))))
+		return udr__error_oom();
+	udr__packset_init(s->packs);
+	return 0;
 }
 
 int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags, const udr_store_config *cfgin)
@@ -252,6 +289,8 @@ int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags, co
 		goto fail;
 	if ((rc = load_settings(s, rc)) < 0 || (rc = udr__mkdir(s->tmpdir, NULL)) < 0)
 		goto fail;
+	if (s->format >= 3 && (rc = open_packs(s)) < 0)
+		goto fail;
 	s->fanout_known = calloc(65536 / 8, 1); /* a cache: NULL only costs mkdirs */
 	*out = s;
 	return 0;
@@ -270,7 +309,7 @@ void udr_store_get_config(udr_store_config *out, const udr_store *s)
 	udr_store_config def = UDR_STORE_CONFIG_INIT;
 	*out = def;
 	out->format = s->format;
-	if (s->format == 2) {
+	if (s->format >= 2) {
 		out->chunk_min = (uint32_t)s->cdc.min;
 		out->chunk_avg = (uint32_t)s->cdc.avg;
 		out->chunk_max = (uint32_t)s->cdc.max;
@@ -289,6 +328,10 @@ void udr_store_close(udr_store *s)
 	free(s->path);
 	free(s->tmpdir);
 	free(s->fanout_known);
+	if (s->packs) {
+		udr__packset_free(s->packs);
+		free(s->packs);
+	}
 	free(s);
 }
 
@@ -324,6 +367,7 @@ int udr__store_fanout(const udr_store *s, const char *final, bool sync)
 	if ((rc = udr__mkdir(dir, &created)) < 0)
 		return rc;
 	made |= created;
+	udr__loose_dir_known(s, (unsigned)(idx >> 8));
 	if (created && sync && (rc = udr__fsync_dir(s->path)) < 0)
 		return rc;
 	memcpy(dir, final, n + 3);
@@ -438,12 +482,11 @@ static int get_impl(void **out, size_t *out_len, udr_store *s, const udr_hash *h
 {
 	struct membuf m = {NULL, 0, 0};
 	enum udr__kind kind;
-	struct stat st;
 	uint64_t size;
 	int rc;
 	if (!out || !out_len || !s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument: output, store or hash is NULL");
-	if ((rc = udr__obj_locate(&kind, &st, NULL, s, h)) < 0)
+	if ((rc = udr__obj_exists(&kind, s, h, true)) < 0)
 		return rc;
 	if (kind == UDR__K_RAW) {
 		/* one read into the buffer returned, then the hash */
@@ -490,12 +533,7 @@ int udr_store_get_verified(void **out, size_t *out_len, udr_store *s, const udr_
 	return get_impl(out, out_len, s, h);
 }
 
-static int count_sink(const void *d, size_t n, void *payload)
-{
-	(void)d;
-	*(uint64_t *)payload += n;
-	return 0;
-}
+static int count_sink(const void *d, size_t n, void *payload);
 
 int udr_store_verify(udr_store *s, const udr_hash *h)
 {
@@ -573,12 +611,9 @@ int udr_store_get_file(udr_store *s, const udr_hash *h, const char *path, unsign
 int udr_store_exists(udr_store *s, const udr_hash *h)
 {
 	enum udr__kind kind;
-	int rc;
 	if (!s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument: store or hash is NULL");
-	if ((rc = udr__obj_locate(&kind, NULL, NULL, s, h)) < 0)
-		return rc;
-	return kind != UDR__K_NONE;
+	return udr__obj_exists(&kind, s, h, true);
 }
 
 int udr_store_size(uint64_t *out, udr_store *s, const udr_hash *h)
@@ -590,105 +625,37 @@ int udr_store_size(uint64_t *out, udr_store *s, const udr_hash *h)
 
 int udr_store_local_path(char **out, udr_store *s, const udr_hash *h)
 {
-	enum udr__kind kind;
-	char *p = NULL;
+	udr__loc l;
 	int rc;
 	if (!out || !s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_local_path");
-	if ((rc = udr__obj_locate(&kind, NULL, &p, s, h)) < 0)
+	if ((rc = udr__obj_find(&l, s, h, 0, true)) < 0)
 		return rc;
-	if (kind == UDR__K_NONE) {
+	if (l.kind == UDR__K_NONE) {
 		char hex[UDR_HASH_HEXSIZE + 1];
 		udr_hash_tohex(hex, h);
 		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
 	}
-	if (kind != UDR__K_RAW) {
-		free(p);
+	/* only a loose raw file is the content itself (packed bytes are not) */
+	if (l.kind != UDR__K_RAW || !l.path) {
+		udr__loc_free(&l);
 		return 1;
 	}
-	*out = p;
+	*out = l.path;
 	return 0;
 }
 
 /* ---- walking ---------------------------------------------------------------- */
-
-static bool is_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* The kind an object file name stands for, or UDR__K_NONE for a stray. */
-static enum udr__kind name_kind(const char *name, const char *prefix)
-{
-	size_t n = strlen(name);
-	if (n < UDR_HASH_HEXSIZE || !is_hex(name, UDR_HASH_HEXSIZE) || strncmp(name, prefix, 4) != 0)
-		return UDR__K_NONE;
-	if (n == UDR_HASH_HEXSIZE)
-		return UDR__K_RAW;
-	if (strcmp(name + UDR_HASH_HEXSIZE, ".zst") == 0)
-		return UDR__K_ZST;
-	if (strcmp(name + UDR_HASH_HEXSIZE, ".m") == 0)
-		return UDR__K_MANIFEST;
-	if (strcmp(name + UDR_HASH_HEXSIZE, ".d") == 0)
-		return UDR__K_DELTA;
-	return UDR__K_NONE;
-}
-
-typedef int (*walk_visit)(const udr_hash *h, enum udr__kind kind, const char *path, void *payload);
-typedef int (*walk_stray)(const char *path, void *payload);
-
-static int walk_dir(const char *dir, int level, const char *prefix, walk_visit visit, walk_stray stray, void *payload)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int rc = 0;
-	if (!d)
-		return udr__error_io(errno, "cannot list %s", dir);
-	while (rc == 0 && (e = readdir(d)) != NULL) {
-		const char *name = e->d_name;
-		enum udr__kind kind;
-		char *p;
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			continue;
-		if (level == 0 && (strcmp(name, "tmp") == 0 || strcmp(name, "config.json") == 0))
-			continue;
-		if (!(p = udr__path_join(dir, name))) {
-			rc = UDR_ENOMEM;
-			break;
-		}
-		if (level < 2 && strlen(name) == 2 && is_hex(name, 2)) {
-			char pre[8];
-			snprintf(pre, sizeof(pre), "%.2s%.2s", prefix, name);
-			rc = walk_dir(p, level + 1, pre, visit, stray, payload);
-		} else if (level == 2 && (kind = name_kind(name, prefix)) != UDR__K_NONE) {
-			udr_hash h;
-			char hex[UDR_HASH_HEXSIZE + 1];
-			memcpy(hex, name, UDR_HASH_HEXSIZE);
-			hex[UDR_HASH_HEXSIZE] = '\0';
-			udr_hash_fromhex(&h, hex);
-			rc = visit(&h, kind, p, payload);
-		} else if (stray) {
-			rc = stray(p, payload);
-		}
-		free(p);
-	}
-	closedir(d);
-	return rc;
-}
 
 struct foreach_ctx {
 	udr_store_foreach_cb cb;
 	void *payload;
 };
 
-static int foreach_visit(const udr_hash *h, enum udr__kind kind, const char *path, void *payload)
+static int foreach_visit(const udr_hash *h, const udr__loc *l, void *payload)
 {
 	struct foreach_ctx *c = payload;
-	(void)kind;
-	(void)path;
+	(void)l;
 	return c->cb(h, c->payload);
 }
 
@@ -697,7 +664,43 @@ int udr_store_foreach(udr_store *s, udr_store_foreach_cb cb, void *payload)
 	struct foreach_ctx c = {cb, payload};
 	if (!s || !cb)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_foreach");
-	return walk_dir(s->path, 0, "", foreach_visit, NULL, &c);
+	return udr__obj_foreach(s, false, foreach_visit, NULL, &c);
+}
+
+int udr_store_debug_locate(char **out, udr_store *s, const udr_hash *h)
+{
+	udr__buf b = {NULL, 0, 0};
+	int rc = 0;
+	if (!out || !s || !h)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_debug_locate");
+	*out = NULL;
+	for (unsigned copy = 0; rc == 0; copy++) {
+		udr__loc l;
+		if ((rc = udr__obj_find(&l, s, h, copy, copy == 0)) < 0)
+			break;
+		if (l.kind == UDR__K_NONE)
+			break;
+		if (l.pack)
+			rc = udr__buf_printf(&b, "pack %s/packs/%s.pack %llu %llu %d\n", s->path, l.pack->hex,
+			                     (unsigned long long)l.offset,
+			                     (unsigned long long)l.length + UDR__PACK_ENTRY_HDR + UDR__PACK_ENTRY_CRC,
+			                     (int)l.kind);
+		else
+			rc = udr__buf_printf(&b, "loose %s %d\n", l.path, (int)l.kind);
+		udr__loc_free(&l);
+	}
+	if (rc < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	if (!b.len) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, h);
+		udr__buf_free(&b);
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	}
+	*out = b.ptr;
+	return 0;
 }
 
 /* ---- fsck ----------------------------------------------------------------- */
@@ -712,23 +715,35 @@ struct fsck_ctx {
 #define report(c, code, object, path, ...) \
 	udr__problem((c)->stats, (c)->cb, (c)->payload, code, object, path, __VA_ARGS__)
 
-static int fsck_visit(const udr_hash *h, enum udr__kind kind, const char *path, void *payload)
+static int count_sink(const void *d, size_t n, void *payload)
+{
+	(void)d;
+	*(uint64_t *)payload += n;
+	return 0;
+}
+
+static int fsck_visit(const udr_hash *h, const udr__loc *l, void *payload)
 {
 	struct fsck_ctx *c = payload;
-	char hex[UDR_HASH_HEXSIZE + 1];
-	struct stat st;
+	char hex[UDR_HASH_HEXSIZE + 1], where[4300];
+	enum udr__kind kind = l->kind;
 	uint64_t n = 0;
 	int rc;
 	udr_hash_tohex(hex, h);
+	udr__loc_where(where, sizeof(where), l);
 	c->stats->objects++;
 	/* Every object decodes to bytes that hash to its name; for a manifest
-	 * that covers each of its pieces and the whole content. */
-	if (kind == UDR__K_RAW || kind == UDR__K_MANIFEST) {
-		enum udr__kind found;
-		if ((rc = udr__obj_locate(&found, NULL, NULL, c->s, h)) < 0)
-			return report(c, rc, hex, path, "%s", udr_error_last()->message);
-		if (found != kind)
-			return report(c, UDR_ECORRUPT, hex, path, "chunk %s is stored twice, in different forms", hex);
+	 * that covers each of its pieces and the whole content.  (Copies other
+	 * than the first are checked byte by byte with their pack, below.) */
+	if (!l->pack && (kind == UDR__K_RAW || kind == UDR__K_MANIFEST)) {
+		udr__loc f;
+		bool same;
+		if ((rc = udr__obj_find(&f, c->s, h, 0, false)) < 0)
+			return report(c, rc, hex, where, "%s", udr_error_last()->message);
+		same = f.kind == kind || f.pack;
+		udr__loc_free(&f);
+		if (!same)
+			return report(c, UDR_ECORRUPT, hex, where, "chunk %s is stored twice, in different forms", hex);
 	}
 	if (kind == UDR__K_RAW || kind == UDR__K_MANIFEST) {
 		rc = udr__content_stream(c->s, h, true, count_sink, &n);
@@ -736,17 +751,15 @@ static int fsck_visit(const udr_hash *h, enum udr__kind kind, const char *path, 
 		unsigned char *d = NULL;
 		size_t dl;
 		rc = udr__piece_load(&d, &dl, NULL, c->s, h, UINT64_MAX, true);
-		n = dl;
 		free(d);
 	}
 	if (rc == UDR_ENOMEM || rc == UDR_EIO)
-		return report(c, rc, hex, path, "%s", udr_error_last()->message);
+		return report(c, rc, hex, where, "%s", udr_error_last()->message);
 	if (rc < 0)
-		return report(c, UDR_ECORRUPT, hex, path, "%s", udr_error_last()->message);
+		return report(c, UDR_ECORRUPT, hex, where, "%s", udr_error_last()->message);
 	/* the object's size on disk, as udr_store_stats counts stored_bytes
 	 * (the bytes rehashed count a piece twice: alone and in its content) */
-	if (UDR_IO->stat(path, &st) == 0)
-		c->stats->bytes += (uint64_t)st.st_size;
+	c->stats->bytes += l->pack ? l->length : (uint64_t)l->st.st_size;
 	return 0;
 }
 
@@ -754,6 +767,144 @@ static int fsck_stray(const char *path, void *payload)
 {
 	struct fsck_ctx *c = payload;
 	return report(c, UDR_ECORRUPT, path, path, "stray file in chunk store (not an object name)");
+}
+
+/* Map a whole file read-only (len 0: not mapped, *p NULL). */
+static int map_file(unsigned char **p, size_t *len, const char *path)
+{
+	struct stat st;
+	int fd = UDR_IO->open(path, O_RDONLY, 0);
+	*p = NULL;
+	*len = 0;
+	if (fd < 0)
+		return errno == ENOENT ? UDR_ENOTFOUND : udr__error_io(errno, "cannot open %s", path);
+	if (UDR_IO->fstat(fd, &st) < 0) {
+		int rc = udr__error_io(errno, "cannot stat %s", path);
+		UDR_IO->close(fd);
+		return rc;
+	}
+	if (st.st_size > 0) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED) {
+			int rc = udr__error_io(errno, "cannot map %s", path);
+			UDR_IO->close(fd);
+			return rc;
+		}
+		*p = m;
+		*len = (size_t)st.st_size;
+	}
+	UDR_IO->close(fd);
+	return 0;
+}
+
+/*
+ * One pack and its index: the name is the hash of the bytes, every entry's
+ * CRC holds, the index is intact and says what the pack's bytes say.  A pack
+ * without index (a crash between the two names) gets its index, rebuilt from
+ * its bytes: publishing it completes that pack's interrupted publication.  A
+ * damaged index is rebuilt and reported.
+ */
+static int fsck_pack(struct fsck_ctx *c, const char *dir, const char *hex)
+{
+	char pp[4200], ip[4200];
+	unsigned char *pk = NULL, *ix = NULL, *want = NULL;
+	size_t pl = 0, il = 0, wl = 0;
+	udr_hash name, got;
+	int rc;
+	snprintf(pp, sizeof(pp), "%s/%s.pack", dir, hex);
+	snprintf(ip, sizeof(ip), "%s/%s.idx", dir, hex);
+	udr_hash_fromhex(&name, hex);
+	if ((rc = map_file(&pk, &pl, pp)) < 0) {
+		if (rc == UDR_ENOTFOUND) {
+			udr_error_clear();
+			return report(c, UDR_ECORRUPT, hex, ip, "pack index without its pack %s.pack: the objects it "
+			              "lists are missing", hex);
+		}
+		return report(c, rc, hex, pp, "%s", udr_error_last()->message);
+	}
+	udr_hash_buf(&got, pk, pl);
+	if (!udr_hash_equal(&got, &name)) {
+		rc = report(c, UDR_ECORRUPT, hex, pp, "pack %s is damaged: its bytes hash to something else", hex);
+		/* which entries: each is checked on its own below */
+	}
+	if ((rc = udr__pack_reindex(&want, &wl, pk, pl, &name, pp)) < 0) {
+		rc = report(c, UDR_ECORRUPT, hex, pp, "%s", udr_error_last()->message);
+		goto done;
+	}
+	rc = map_file(&ix, &il, ip);
+	if (rc == UDR_ENOTFOUND || (rc == 0 && (il != wl || memcmp(ix, want, wl) != 0))) {
+		bool missing = rc == UDR_ENOTFOUND;
+		udr__idx x;
+		udr_error_clear();
+		if (!udr_hash_equal(&got, &name))
+			goto done; /* a damaged pack: never indexed anew */
+		if (!missing && udr__idx_parse(&x, ix, il, true, ip) == 0) {
+			/* intact but different: indexes differ only if this udr built it otherwise */
+			rc = report(c, UDR_ECORRUPT, hex, ip, "pack index %s.idx does not match its pack", hex);
+		} else if (!missing) {
+			rc = report(c, UDR_ECORRUPT, hex, ip, "%s (rebuilt from the pack)", udr_error_last()->message);
+		}
+		udr_error_clear();
+		rc = udr__write_file_atomic(c->s->tmpdir, ip, want, wl, missing ? UDR__PUBLISH_NEW : UDR__PUBLISH_REPLACE,
+		                            true);
+		if (rc < 0)
+			rc = report(c, rc, hex, ip, "%s", udr_error_last()->message);
+		else
+			rc = 0;
+	} else if (rc < 0) {
+		rc = report(c, rc, hex, ip, "%s", udr_error_last()->message);
+	}
+done:
+	if (pk)
+		munmap(pk, pl);
+	if (ix)
+		munmap(ix, il);
+	free(want);
+	return rc;
+}
+
+static int fsck_packs(struct fsck_ctx *c)
+{
+	char *dir = udr__path_join(c->s->path, "packs");
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+	if (!dir)
+		return UDR_ENOMEM;
+	if (!(d = opendir(dir))) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
+		free(dir);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		const char *nm = e->d_name;
+		size_t n = strlen(nm);
+		char hex[UDR_HASH_HEXSIZE + 1], p[4200];
+		struct stat st;
+		bool ok = n > UDR_HASH_HEXSIZE;
+		if (nm[0] == '.' || strcmp(nm, "lock") == 0)
+			continue;
+		for (size_t i = 0; ok && i < UDR_HASH_HEXSIZE; i++)
+			ok = (nm[i] >= '0' && nm[i] <= '9') || (nm[i] >= 'a' && nm[i] <= 'f');
+		snprintf(p, sizeof(p), "%s/%s", dir, nm);
+		if (ok && strcmp(nm + UDR_HASH_HEXSIZE, ".pack") == 0) {
+			memcpy(hex, nm, UDR_HASH_HEXSIZE);
+			hex[UDR_HASH_HEXSIZE] = '\0';
+			rc = fsck_pack(c, dir, hex);
+		} else if (ok && strcmp(nm + UDR_HASH_HEXSIZE, ".idx") == 0) {
+			memcpy(hex, nm, UDR_HASH_HEXSIZE);
+			hex[UDR_HASH_HEXSIZE] = '\0';
+			snprintf(p, sizeof(p), "%s/%s.pack", dir, hex);
+			if (UDR_IO->stat(p, &st) < 0 && errno == ENOENT)
+				rc = report(c, UDR_ECORRUPT, hex, p, "pack index without its pack %s.pack: the objects it lists "
+				            "are missing", hex);
+		} else {
+			rc = report(c, UDR_ECORRUPT, p, p, "stray file in chunk store (not a pack or pack index)");
+		}
+	}
+	closedir(d);
+	free(dir);
+	return rc;
 }
 
 int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void *payload)
@@ -770,7 +921,9 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 	c.payload = payload;
 	if ((rc = udr__tmp_clean(s->tmpdir, &c.stats->temp_removed)) < 0)
 		return rc;
-	rc = walk_dir(s->path, 0, "", fsck_visit, fsck_stray, &c);
+	if (s->packs && (rc = fsck_packs(&c)) < 0)
+		return rc;
+	rc = udr__obj_foreach(s, false, fsck_visit, fsck_stray, &c);
 	if (rc < 0)
 		return rc;
 	if (c.stats->problems)
@@ -818,14 +971,12 @@ struct stats_ctx {
 	struct hset referenced; /* pieces named by manifests */
 };
 
-static int stats_visit(const udr_hash *h, enum udr__kind kind, const char *path, void *payload)
+static int stats_visit(const udr_hash *h, const udr__loc *l, void *payload)
 {
 	struct stats_ctx *c = payload;
-	struct stat st;
-	uint64_t size = 0, disk = 0;
+	enum udr__kind kind = l->kind;
+	uint64_t size = 0, disk = l->pack ? l->length : (uint64_t)l->st.st_size;
 	int rc;
-	if (UDR_IO->stat(path, &st) == 0)
-		disk = (uint64_t)st.st_size;
 	c->st->stored_bytes += disk;
 	if (kind == UDR__K_MANIFEST) {
 		udr__manifest m;
@@ -874,7 +1025,7 @@ int udr_store_stats_get(udr_store_stats *out, udr_store *s)
 	memset(&c, 0, sizeof(c));
 	c.s = s;
 	c.st = out;
-	rc = walk_dir(s->path, 0, "", stats_visit, NULL, &c);
+	rc = udr__obj_foreach(s, false, stats_visit, NULL, &c);
 	if (rc == 0 && c.referenced.n)
 		qsort(c.referenced.v, c.referenced.n, sizeof(udr_hash), hcmp);
 	/* a piece no manifest names is content of its own */
@@ -887,4 +1038,43 @@ int udr_store_stats_get(udr_store_stats *out, udr_store *s)
 	free(c.pieces);
 	free(c.referenced.v);
 	return rc < 0 ? rc : 0;
+}
+
+static int packstats_visit(const udr_hash *h, const udr__loc *l, void *payload)
+{
+	udr_store_pack_stats *o = payload;
+	(void)h;
+	if (l->pack)
+		o->packed++;
+	else
+		o->loose++;
+	return 0;
+}
+
+int udr_store_pack_stats_get(udr_store_pack_stats *out, udr_store *s)
+{
+	int rc;
+	if (!out || !s)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_pack_stats_get");
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr__obj_foreach(s, true, packstats_visit, NULL, out)) < 0)
+		return rc;
+	if (s->packs) {
+		udr__packset *ps = s->packs;
+		char p[4200];
+		pthread_mutex_lock(&ps->mu);
+		for (size_t i = 0; i < ps->n; i++) {
+			struct stat st;
+			if (ps->v[i]->gone || ps->v[i]->broken)
+				continue;
+			snprintf(p, sizeof(p), "%s/packs/%s.pack", s->path, ps->v[i]->hex);
+			if (UDR_IO->stat(p, &st) < 0)
+				continue;
+			out->packs++;
+			out->pack_bytes += (uint64_t)st.st_size;
+			out->index_bytes += ps->v[i]->idx.len;
+		}
+		pthread_mutex_unlock(&ps->mu);
+	}
+	return 0;
 }

@@ -12,7 +12,7 @@
 
 #include "store/cdc.h"
 
-#define UDR__STORE_FORMAT_MAX 2
+#define UDR__STORE_FORMAT_MAX 3
 /* Hard limits that protect readers from damaged files. */
 #define UDR__PIECE_HARD_MAX ((size_t)64 << 20)
 #define UDR__DELTA_DEPTH_HARD_MAX 255
@@ -28,6 +28,9 @@ struct udr_store {
 	int max_depth;     /* longest delta chain */
 	int threads;       /* ingest workers */
 	unsigned char *fanout_known; /* bit per ab/cd directory known to exist */
+	struct udr__packset *packs;  /* format 3: the visible packs (pack.h) */
+	uint64_t pack_target;        /* format 3: a pack rolls over past this size */
+	uint64_t pack_max;           /* format 3: no pack of several entries is larger */
 };
 
 /* The kinds of objects, by file-name suffix (docs/FORMAT.md). */
@@ -39,11 +42,60 @@ enum udr__kind {
 	UDR__K_DELTA     /* <hash>.d    zstd frame against one base piece */
 };
 
-/* Path of an object of a given kind (malloc'd; hex receives the hash). */
+/* Path of a loose object of a given kind (malloc'd; hex receives the hash). */
 char *udr__obj_path(const udr_store *s, const udr_hash *h, enum udr__kind kind, char *hex);
-/* Which kind is stored for h (UDR__K_NONE when absent); st and path (may be
- * NULL) receive the file's stat and malloc'd path. */
-int udr__obj_locate(enum udr__kind *kind, struct stat *st, char **path, const udr_store *s, const udr_hash *h);
+
+/*
+ * The object-location layer (locate.c): where the bytes of an object are.
+ * Every read of an object goes through udr__obj_find + udr__loc_read, every
+ * enumeration through udr__obj_foreach.  An object may have several copies
+ * (in two packs, or in a pack and a loose file): copy 0 is the first in
+ * lookup order (packs, then loose files), and a reader that finds one copy
+ * damaged tries the next before reporting damage.
+ */
+struct udr__pack;
+typedef struct udr__loc {
+	enum udr__kind kind;     /* UDR__K_NONE: no such copy */
+	char *path;              /* loose: the file (malloc'd); NULL when packed */
+	struct stat st;          /* loose: the file's stat */
+	struct udr__pack *pack;  /* packed: the pack (lives as long as the store handle) */
+	uint64_t offset;         /* packed: offset of the entry header */
+	uint32_t length;         /* packed: payload length */
+} udr__loc;
+/* Find copy number `copy` of h (kind UDR__K_NONE when there is none).  With
+ * rescan, a miss of copy 0 reads packs/ again and retries once (another
+ * process may have published a pack or repacked). */
+int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan);
+void udr__loc_free(udr__loc *l);
+/* Where a copy is, for messages: the loose path or "pack <name> at offset N". */
+const char *udr__loc_where(char *buf, size_t n, const udr__loc *l);
+/*
+ * The payload bytes of a copy (what the loose object of its kind holds), at
+ * most max.  A packed entry is checked before anything is returned: its
+ * header must name h and its kind, and its CRC must match (UDR_ECORRUPT
+ * naming the chunk and the pack).  A pack removed by a repack since it was
+ * found: UDR_ENOTFOUND with *vanished set (may be NULL).
+ */
+int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                  size_t max, bool *vanished);
+/* Find copy `copy` of h and read it (a vanished pack: rescan and retry).
+ * UDR_ENOTFOUND naming h when there is no such copy; *kind its kind. */
+int udr__obj_read(unsigned char **out, size_t *out_len, enum udr__kind *kind, udr_store *s, const udr_hash *h,
+                  size_t max, unsigned copy);
+/* The decoded size of a packed copy, from its entry header (checked to name h). */
+int udr__loc_raw_size(uint64_t *out, udr_store *s, const udr__loc *l, const udr_hash *h);
+/* Is some copy of h stored?  kind receives its kind. */
+int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool rescan);
+/*
+ * Every object once (the first copy in lookup order), packed ones first; stray
+ * files in the loose directories are passed to stray (may be NULL).  With
+ * all_copies every copy is visited.
+ */
+typedef int (*udr__obj_visit)(const udr_hash *h, const udr__loc *l, void *payload);
+typedef int (*udr__stray_visit)(const char *path, void *payload);
+int udr__obj_foreach(udr_store *s, bool all_copies, udr__obj_visit visit, udr__stray_visit stray, void *payload);
+/* A loose top-level fan-out directory ab/ now exists (locate.c caches which do). */
+void udr__loose_dir_known(const udr_store *s, unsigned top);
 
 /* A parsed manifest. */
 typedef struct udr__piece {
@@ -61,7 +113,7 @@ int udr__manifest_parse(udr__manifest *m, const unsigned char *data, size_t len,
                         const char *what);
 int udr__manifest_encode(unsigned char **out, size_t *out_len, const udr__manifest *m, const udr_hash *h);
 void udr__manifest_free(udr__manifest *m);
-int udr__manifest_load(udr__manifest *m, const udr_store *s, const udr_hash *h);
+int udr__manifest_load(udr__manifest *m, udr_store *s, const udr_hash *h);
 
 /*
  * Decode a piece-sized object (raw, zst or delta) into memory.  expect is
@@ -73,7 +125,7 @@ int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store 
                     uint64_t expect, bool verify);
 
 /* Read the raw object of h whole (at most max bytes), rehashed with verify. */
-int udr__raw_load(unsigned char **out, size_t *out_len, const udr_store *s, const udr_hash *h, size_t max,
+int udr__raw_load(unsigned char **out, size_t *out_len, udr_store *s, const udr_hash *h, size_t max,
                   bool verify);
 /* Raw objects up to this size are read and verified whole before any byte
  * reaches a sink; larger ones stream, and damage shows only at the end. */
@@ -109,5 +161,9 @@ int udr__check_config(const char *dir, const char *kind, int max_format);
  * a directory created is made durable in its parent right away (callers
  * that syncfs afterwards pass false). */
 int udr__store_fanout(const udr_store *s, const char *final, bool sync);
+
+/* After a pack of class cls was published: merge small packs (ingest.c;
+ * a failure only leaves more packs, and is not reported). */
+void udr__ingest_repack(udr_store *s, int cls);
 
 #endif

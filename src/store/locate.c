@@ -1,0 +1,427 @@
+/*
+ * locate.c - the object-location layer: "where are the bytes of hash H" ->
+ * a loose file (ab/cd/<hash>[.kind]) or an entry of a pack; one reader over
+ * both, and one enumerator.  Lookup order: the packs (format 3), then the
+ * loose files.  Nothing else in the store opens an object by path.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+#include "store/pack.h"
+
+static const enum udr__kind loose_order[] = {UDR__K_RAW, UDR__K_ZST, UDR__K_MANIFEST, UDR__K_DELTA};
+
+void udr__loc_free(udr__loc *l)
+{
+	free(l->path);
+	memset(l, 0, sizeof(*l));
+}
+
+const char *udr__loc_where(char *buf, size_t n, const udr__loc *l)
+{
+	if (l->pack)
+		snprintf(buf, n, "pack %s at offset %llu", l->pack->hex, (unsigned long long)l->offset);
+	else
+		snprintf(buf, n, "%s", l->path ? l->path : "(nowhere)");
+	return buf;
+}
+
+void udr__loose_dir_known(const udr_store *s, unsigned top)
+{
+	if (s->packs)
+		__atomic_fetch_or(&s->packs->top[top >> 3], (unsigned char)(1u << (top & 7)), __ATOMIC_RELEASE);
+}
+
+static int find_once(udr__loc *out, udr_store *s, const udr_hash *h, unsigned *copy)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	udr__packset *ps = s->packs;
+	if (ps) {
+		pthread_mutex_lock(&ps->mu);
+		for (size_t i = 0; i < ps->n; i++) {
+			udr__pack *p = ps->v[i];
+			uint64_t k;
+			if (p->gone || p->broken || (k = udr__idx_find(&p->idx, h)) == UINT64_MAX)
+				continue;
+			if ((*copy)-- == 0) {
+				udr__pack_entry e;
+				udr__idx_record(&e, &p->idx, k);
+				out->kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
+				out->pack = p;
+				out->offset = e.offset;
+				out->length = e.length;
+				pthread_mutex_unlock(&ps->mu);
+				return 0;
+			}
+		}
+		pthread_mutex_unlock(&ps->mu);
+		/* no loose directory ab/ at the last scan: no loose object either */
+		if (!(__atomic_load_n(&ps->top[h->bytes[0] >> 3], __ATOMIC_ACQUIRE) & (1u << (h->bytes[0] & 7))))
+			return 0;
+	}
+	for (size_t i = 0; i < sizeof(loose_order) / sizeof(loose_order[0]); i++) {
+		char *p = udr__obj_path(s, h, loose_order[i], hex);
+		if (!p)
+			return UDR_ENOMEM;
+		if (UDR_IO->stat(p, &out->st) == 0) {
+			if (!S_ISREG(out->st.st_mode)) {
+				free(p);
+				return udr__error_set(UDR_ECORRUPT, "chunk %s: object is not a regular file", hex);
+			}
+			if ((*copy)-- == 0) {
+				out->kind = loose_order[i];
+				out->path = p;
+				return 0;
+			}
+		} else if (errno != ENOENT && errno != ENOTDIR) {
+			int err = errno;
+			free(p);
+			return udr__error_io(err, "cannot stat chunk %s", hex);
+		}
+		free(p);
+	}
+	return 0;
+}
+
+int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan)
+{
+	unsigned c = copy;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if (s->packs && !s->packs->scanned && (rc = udr__packset_scan(s)) < 0)
+		return rc;
+	if ((rc = find_once(out, s, h, &c)) < 0 || out->kind != UDR__K_NONE || !rescan || copy != 0 || !s->packs)
+		return rc;
+	if ((rc = udr__packset_scan(s)) < 0)
+		return rc;
+	c = copy;
+	return find_once(out, s, h, &c);
+}
+
+int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool rescan)
+{
+	udr__loc l;
+	int rc = udr__obj_find(&l, s, h, 0, rescan);
+	*kind = l.kind;
+	udr__loc_free(&l);
+	return rc < 0 ? rc : l.kind != UDR__K_NONE;
+}
+
+/* The pack's descriptor, opened on first use.  UDR_ENOTFOUND when it is gone. */
+static int pack_fd(udr_store *s, udr__pack *p)
+{
+	int fd;
+	pthread_mutex_lock(&s->packs->mu);
+	fd = p->fd;
+	pthread_mutex_unlock(&s->packs->mu);
+	if (fd >= 0)
+		return fd;
+	{
+		char path[4200];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
+		if ((fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
+			if (errno == ENOENT) {
+				pthread_mutex_lock(&s->packs->mu);
+				p->gone = true;
+				pthread_mutex_unlock(&s->packs->mu);
+				return UDR_ENOTFOUND;
+			}
+			return udr__error_io(errno, "cannot open pack %s", path);
+		}
+		if (UDR_IO->fstat(fd, &st) < 0) {
+			int rc = udr__error_io(errno, "cannot stat pack %s", path);
+			UDR_IO->close(fd);
+			return rc;
+		}
+		pthread_mutex_lock(&s->packs->mu);
+		if (p->fd < 0) {
+			p->fd = fd;
+			p->size = (uint64_t)st.st_size;
+		} else {
+			UDR_IO->close(fd);
+			fd = p->fd;
+		}
+		pthread_mutex_unlock(&s->packs->mu);
+	}
+	return fd;
+}
+
+/* pread all of len bytes at off; short: UDR_ECORRUPT (the pack is cut short). */
+static int pread_all(int fd, unsigned char *buf, size_t len, uint64_t off, const char *hex, const udr__pack *p)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = UDR_IO->pread(fd, buf + got, len - got, (off_t)(off + got));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return udr__error_io(errno, "read of chunk %s from pack %s failed", hex, p->hex);
+		}
+		if (n == 0)
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: pack %s is cut short at offset %llu", hex, p->hex,
+			                      (unsigned long long)(off + got));
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Read and check the entry header of a packed copy. */
+static int entry_header(unsigned char hdr[UDR__PACK_ENTRY_HDR], int fd, const udr__loc *l, const udr_hash *h,
+                        const char *hex)
+{
+	int rc = pread_all(fd, hdr, UDR__PACK_ENTRY_HDR, l->offset, hex, l->pack);
+	if (rc < 0)
+		return rc;
+	if (memcmp(hdr + 16, h->bytes, UDR_HASH_SIZE) != 0 || hdr[0] != (unsigned char)l->kind ||
+	    (hdr[4] | hdr[5] << 8 | hdr[6] << 16 | (uint32_t)hdr[7] << 24) != l->length)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: pack %s has another entry at offset %llu (damaged index?)",
+		                      hex, l->pack->hex, (unsigned long long)l->offset);
+	return 0;
+}
+
+int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                  size_t max, bool *vanished)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	unsigned char *buf;
+	size_t n;
+	int fd, rc;
+	udr_hash_tohex(hex, h);
+	if (vanished)
+		*vanished = false;
+	if (l->kind == UDR__K_NONE)
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	if (!l->pack) {
+		char *b = NULL;
+		rc = udr__read_file(&b, out_len, l->path, max);
+		if (rc == UDR_ENOTFOUND)
+			return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+		if (rc == UDR_ECORRUPT)
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: object larger than any valid one", hex);
+		*out = (unsigned char *)b;
+		return rc;
+	}
+	if (l->length > max)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: entry in pack %s larger than any valid one", hex,
+		                      l->pack->hex);
+	if ((fd = pack_fd(s, l->pack)) < 0) {
+		if (fd == UDR_ENOTFOUND) {
+			if (vanished)
+				*vanished = true;
+			return udr__error_set(UDR_ENOTFOUND, "chunk %s: pack %s is gone", hex, l->pack->hex);
+		}
+		return fd;
+	}
+	n = (size_t)UDR__PACK_ENTRY_HDR + l->length + UDR__PACK_ENTRY_CRC;
+	if (!(buf = malloc(n)))
+		return udr__error_oom();
+	if ((rc = pread_all(fd, buf, n, l->offset, hex, l->pack)) < 0 ||
+	    (rc = entry_header(buf, fd, l, h, hex)) < 0) {
+		free(buf);
+		return rc;
+	}
+	{
+		const unsigned char *c = buf + UDR__PACK_ENTRY_HDR + l->length;
+		uint32_t want = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+		if (udr__crc32c(0, buf, UDR__PACK_ENTRY_HDR + (size_t)l->length) != want) {
+			free(buf);
+			return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its entry in pack %s (offset %llu) fails "
+			                      "its CRC", hex, l->pack->hex, (unsigned long long)l->offset);
+		}
+	}
+	memmove(buf, buf + UDR__PACK_ENTRY_HDR, l->length);
+	*out = buf;
+	*out_len = l->length;
+	return 0;
+}
+
+int udr__loc_raw_size(uint64_t *out, udr_store *s, const udr__loc *l, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	unsigned char hdr[UDR__PACK_ENTRY_HDR];
+	int fd, rc;
+	udr_hash_tohex(hex, h);
+	if ((fd = pack_fd(s, l->pack)) < 0)
+		return fd == UDR_ENOTFOUND ? udr__error_set(UDR_ENOTFOUND, "chunk %s: pack %s is gone", hex, l->pack->hex)
+		                           : fd;
+	if ((rc = entry_header(hdr, fd, l, h, hex)) < 0)
+		return rc;
+	*out = 0;
+	for (int i = 7; i >= 0; i--)
+		*out = *out << 8 | hdr[8 + i];
+	return 0;
+}
+
+int udr__obj_read(unsigned char **out, size_t *out_len, enum udr__kind *kind, udr_store *s, const udr_hash *h,
+                  size_t max, unsigned copy)
+{
+	for (int attempt = 0;; attempt++) {
+		udr__loc l;
+		bool vanished = false;
+		int rc = udr__obj_find(&l, s, h, copy, true);
+		if (rc < 0)
+			return rc;
+		*kind = l.kind;
+		if (l.kind == UDR__K_NONE) {
+			char hex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(hex, h);
+			return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+		}
+		rc = udr__loc_read(out, out_len, s, &l, h, max, &vanished);
+		udr__loc_free(&l);
+		if (!vanished || attempt > 0)
+			return rc;
+		/* repacked away since it was found: its entries are in a newer pack */
+		udr_error_clear();
+		if ((rc = udr__packset_scan(s)) < 0)
+			return rc;
+	}
+}
+
+/* ---- enumeration --------------------------------------------------------------- */
+
+static bool is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* The kind a loose object file name stands for, or UDR__K_NONE for a stray. */
+static enum udr__kind name_kind(const char *name, const char *prefix)
+{
+	size_t n = strlen(name);
+	if (n < UDR_HASH_HEXSIZE || !is_hex(name, UDR_HASH_HEXSIZE) || strncmp(name, prefix, 4) != 0)
+		return UDR__K_NONE;
+	if (n == UDR_HASH_HEXSIZE)
+		return UDR__K_RAW;
+	if (strcmp(name + UDR_HASH_HEXSIZE, ".zst") == 0)
+		return UDR__K_ZST;
+	if (strcmp(name + UDR_HASH_HEXSIZE, ".m") == 0)
+		return UDR__K_MANIFEST;
+	if (strcmp(name + UDR_HASH_HEXSIZE, ".d") == 0)
+		return UDR__K_DELTA;
+	return UDR__K_NONE;
+}
+
+struct walk {
+	udr_store *s;
+	bool all;
+	udr__obj_visit visit;
+	udr__stray_visit stray;
+	void *payload;
+};
+
+/* Is l the first copy of h in lookup order? */
+static int first_copy(struct walk *w, const udr_hash *h, const udr__loc *l)
+{
+	udr__loc f;
+	unsigned c = 0;
+	int rc;
+	memset(&f, 0, sizeof(f));
+	if ((rc = find_once(&f, w->s, h, &c)) < 0)
+		return rc;
+	rc = f.pack == l->pack && f.offset == l->offset &&
+	     (l->pack || (f.path && l->path && strcmp(f.path, l->path) == 0));
+	udr__loc_free(&f);
+	return rc;
+}
+
+static int walk_dir(struct walk *w, const char *dir, int level, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+	if (!d)
+		return udr__error_io(errno, "cannot list %s", dir);
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		enum udr__kind kind;
+		char *p;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (level == 0 && (strcmp(name, "tmp") == 0 || strcmp(name, "config.json") == 0 ||
+		                   (w->s->format >= 3 && strcmp(name, "packs") == 0)))
+			continue;
+		if (!(p = udr__path_join(dir, name))) {
+			rc = UDR_ENOMEM;
+			break;
+		}
+		if (level < 2 && strlen(name) == 2 && is_hex(name, 2)) {
+			char pre[8];
+			snprintf(pre, sizeof(pre), "%.2s%.2s", prefix, name);
+			rc = walk_dir(w, p, level + 1, pre);
+		} else if (level == 2 && (kind = name_kind(name, prefix)) != UDR__K_NONE) {
+			udr_hash h;
+			udr__loc l;
+			char hex[UDR_HASH_HEXSIZE + 1];
+			memcpy(hex, name, UDR_HASH_HEXSIZE);
+			hex[UDR_HASH_HEXSIZE] = '\0';
+			udr_hash_fromhex(&h, hex);
+			memset(&l, 0, sizeof(l));
+			l.kind = kind;
+			l.path = p;
+			if (UDR_IO->stat(p, &l.st) < 0)
+				memset(&l.st, 0, sizeof(l.st));
+			if (w->all || (rc = first_copy(w, &h, &l)) == 1)
+				rc = w->visit(&h, &l, w->payload);
+		} else if (w->stray) {
+			rc = w->stray(p, w->payload);
+		}
+		free(p);
+	}
+	closedir(d);
+	return rc;
+}
+
+int udr__obj_foreach(udr_store *s, bool all_copies, udr__obj_visit visit, udr__stray_visit stray, void *payload)
+{
+	struct walk w = {s, all_copies, visit, stray, payload};
+	int rc;
+	if (s->packs) {
+		udr__packset *ps = s->packs;
+		size_t n;
+		if ((rc = udr__packset_scan(s)) < 0)
+			return rc;
+		pthread_mutex_lock(&ps->mu);
+		n = ps->n;
+		pthread_mutex_unlock(&ps->mu);
+		/* packs are never freed while the store is open: no lock needed to
+		 * walk the first n */
+		for (size_t i = 0; i < n; i++) {
+			udr__pack *p;
+			pthread_mutex_lock(&ps->mu);
+			p = ps->v[i];
+			pthread_mutex_unlock(&ps->mu);
+			if (p->gone || p->broken)
+				continue;
+			for (uint64_t k = 0; k < p->idx.n; k++) {
+				udr__pack_entry e;
+				udr__loc l;
+				memset(&l, 0, sizeof(l));
+				udr__idx_record(&e, &p->idx, k);
+				l.kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
+				l.pack = p;
+				l.offset = e.offset;
+				l.length = e.length;
+				if (!all_copies && (rc = first_copy(&w, &e.hash, &l)) != 1) {
+					if (rc < 0)
+						return rc;
+					continue;
+				}
+				if ((rc = visit(&e.hash, &l, payload)) != 0)
+					return rc;
+			}
+		}
+	}
+	return walk_dir(&w, s->path, 0, "");
+}

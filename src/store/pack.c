@@ -1,0 +1,996 @@
+/*
+ * pack.c - format-3 packs (docs/FORMAT.md, "Packs"): entries appended to an
+ * immutable file named by the BLAKE3 of its bytes, an index written after
+ * it (its presence makes the pack visible), the set of visible packs of a
+ * store with lookup by hash, and the geometric repack that keeps a store of
+ * many small puts at a few packs.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+#include "store/pack.h"
+
+static const unsigned char end_magic[8] = {'U', 'D', 'R', 'P', 'E', 'N', 'D', 0};
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+/* ---- CRC32C ------------------------------------------------------------------ */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static bool crc_hw;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc_table[i] = c;
+	}
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw_run(uint32_t c, const unsigned char *p, size_t n)
+{
+	uint64_t c64 = c;
+	while (n && ((uintptr_t)p & 7)) {
+		c = __builtin_ia32_crc32qi(c, *p++);
+		n--;
+	}
+	c64 = c;
+	while (n >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+		p += 8;
+		n -= 8;
+	}
+	c = (uint32_t)c64;
+	while (n--)
+		c = __builtin_ia32_crc32qi(c, *p++);
+	return c;
+}
+#endif
+
+uint32_t udr__crc32c(uint32_t crc, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint32_t c = ~crc;
+	pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__)
+	if (crc_hw)
+		return ~crc_hw_run(c, p, len);
+#endif
+	while (len--)
+		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+	return ~c;
+}
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+int udr__pack_frame_parse(uint64_t *count, int *cls, const unsigned char *p, size_t len, const char *what)
+{
+	if (len < UDR__PACK_HDR + UDR__PACK_TRAILER || memcmp(p, "UDRP", 4) != 0 || p[4] != 1 || p[5] > 1)
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad header", what);
+	for (int i = 6; i < UDR__PACK_HDR; i++)
+		if (p[i])
+			return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad header", what);
+	if (memcmp(p + len - 8, end_magic, 8) != 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: no trailer (truncated?)", what);
+	*count = get_u64(p + len - UDR__PACK_TRAILER);
+	*cls = p[5];
+	return 0;
+}
+
+int udr__pack_entry_parse(udr__pack_entry *e, uint64_t *next, const unsigned char *p, size_t len, uint64_t off,
+                          const char *what)
+{
+	uint64_t end = len - UDR__PACK_TRAILER, total;
+	const unsigned char *h;
+	if (off == end)
+		return 1;
+	if (off > end || end - off < UDR__PACK_ENTRY_HDR + UDR__PACK_ENTRY_CRC)
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: entry at offset %llu cut short", what,
+		                      (unsigned long long)off);
+	h = p + off;
+	e->kind = h[0];
+	e->length = get_u32(h + 4);
+	e->raw_size = get_u64(h + 8);
+	memcpy(e->hash.bytes, h + 16, UDR_HASH_SIZE);
+	e->offset = off;
+	total = (uint64_t)UDR__PACK_ENTRY_HDR + e->length + UDR__PACK_ENTRY_CRC;
+	if (e->kind < 1 || e->kind > 4 || h[1] || h[2] || h[3] || total > end - off)
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad entry header at offset %llu", what,
+		                      (unsigned long long)off);
+	if (udr__crc32c(0, h, UDR__PACK_ENTRY_HDR + (size_t)e->length) !=
+	    get_u32(h + UDR__PACK_ENTRY_HDR + e->length)) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, &e->hash);
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: entry of chunk %s at offset %llu fails its CRC",
+		                      what, hex, (unsigned long long)off);
+	}
+	*next = off + total;
+	return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const udr__pack_entry *x = a, *y = b;
+	int c = memcmp(x->hash.bytes, y->hash.bytes, UDR_HASH_SIZE);
+	if (c)
+		return c;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Index bytes for entries e[0..n) (sorted here; duplicates keep the first). */
+static int idx_build(unsigned char **out, size_t *out_len, udr__pack_entry *e, size_t n, int cls,
+                     const udr_hash *name)
+{
+	size_t m = 0, len;
+	unsigned char *b, *hs, *rec;
+	uint32_t fan[256] = {0};
+	udr_hash tail;
+	qsort(e, n, sizeof(*e), cmp_entry);
+	for (size_t i = 0; i < n; i++)
+		if (m == 0 || !udr_hash_equal(&e[m - 1].hash, &e[i].hash))
+			e[m++] = e[i];
+	if (m > (SIZE_MAX - 4096) / 64)
+		return udr__error_oom();
+	len = UDR__IDX_HDR + UDR__IDX_FANOUT + m * (UDR_HASH_SIZE + UDR__IDX_REC) + UDR_HASH_SIZE;
+	if (!(b = calloc(1, len)))
+		return udr__error_oom();
+	memcpy(b, "UDRI", 4);
+	b[4] = 1;
+	b[5] = (unsigned char)cls;
+	put_u64(b + 8, m);
+	memcpy(b + 16, name->bytes, UDR_HASH_SIZE);
+	for (size_t i = 0; i < m; i++)
+		fan[e[i].hash.bytes[0]]++;
+	for (int i = 1; i < 256; i++)
+		fan[i] += fan[i - 1];
+	for (int i = 0; i < 256; i++)
+		put_u32(b + UDR__IDX_HDR + 4 * i, fan[i]);
+	hs = b + UDR__IDX_HDR + UDR__IDX_FANOUT;
+	rec = hs + m * UDR_HASH_SIZE;
+	for (size_t i = 0; i < m; i++) {
+		memcpy(hs + i * UDR_HASH_SIZE, e[i].hash.bytes, UDR_HASH_SIZE);
+		put_u64(rec + i * UDR__IDX_REC, e[i].offset);
+		put_u32(rec + i * UDR__IDX_REC + 8, e[i].length);
+		rec[i * UDR__IDX_REC + 12] = e[i].kind;
+	}
+	udr_hash_buf(&tail, b, len - UDR_HASH_SIZE);
+	memcpy(b + len - UDR_HASH_SIZE, tail.bytes, UDR_HASH_SIZE);
+	*out = b;
+	*out_len = len;
+	return 0;
+}
+
+int udr__pack_reindex(unsigned char **out, size_t *out_len, const unsigned char *p, size_t len,
+                      const udr_hash *name, const char *what)
+{
+	uint64_t count, off = UDR__PACK_HDR, seen = 0;
+	udr__pack_entry *v = NULL;
+	size_t cap = 0;
+	int cls, rc;
+	if ((rc = udr__pack_frame_parse(&count, &cls, p, len, what)) < 0)
+		return rc;
+	for (;;) {
+		udr__pack_entry e;
+		uint64_t next;
+		if ((rc = udr__pack_entry_parse(&e, &next, p, len, off, what)) < 0)
+			goto fail;
+		if (rc == 1)
+			break;
+		if (seen == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			udr__pack_entry *q = realloc(v, nc * sizeof(*q));
+			if (!q) {
+				rc = udr__error_oom();
+				goto fail;
+			}
+			v = q;
+			cap = nc;
+		}
+		v[seen++] = e;
+		off = next;
+	}
+	if (seen != count) {
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt pack %s: %llu entries, its trailer says %llu", what,
+		                    (unsigned long long)seen, (unsigned long long)count);
+		goto fail;
+	}
+	rc = idx_build(out, out_len, v, seen, cls, name);
+fail:
+	free(v);
+	return rc < 0 ? rc : 0;
+}
+
+int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, const char *what)
+{
+	uint64_t n;
+	uint32_t prev = 0;
+	memset(x, 0, sizeof(*x));
+	if (len < UDR__IDX_HDR + UDR__IDX_FANOUT + UDR_HASH_SIZE || memcmp(p, "UDRI", 4) != 0 || p[4] != 1 ||
+	    p[5] > 1 || p[6] || p[7])
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad header", what);
+	n = get_u64(p + 8);
+	if (n > (len - UDR__IDX_HDR - UDR__IDX_FANOUT - UDR_HASH_SIZE) / (UDR_HASH_SIZE + UDR__IDX_REC) ||
+	    UDR__IDX_HDR + UDR__IDX_FANOUT + n * (UDR_HASH_SIZE + UDR__IDX_REC) + UDR_HASH_SIZE != len)
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: size does not match its %llu entries", what,
+		                      (unsigned long long)n);
+	for (int i = 0; i < 256; i++) {
+		uint32_t f = get_u32(p + UDR__IDX_HDR + 4 * i);
+		if (f < prev || f > n)
+			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad fan-out table", what);
+		prev = f;
+	}
+	if (prev != n)
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad fan-out table", what);
+	x->p = p;
+	x->len = len;
+	x->n = n;
+	x->cls = p[5];
+	memcpy(x->pack.bytes, p + 16, UDR_HASH_SIZE);
+	if (full) {
+		udr_hash tail;
+		const unsigned char *hs = p + UDR__IDX_HDR + UDR__IDX_FANOUT;
+		udr_hash_buf(&tail, p, len - UDR_HASH_SIZE);
+		if (memcmp(tail.bytes, p + len - UDR_HASH_SIZE, UDR_HASH_SIZE) != 0)
+			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: checksum mismatch", what);
+		for (uint64_t i = 0; i < n; i++) {
+			uint32_t lo = hs[i * UDR_HASH_SIZE] ? get_u32(p + UDR__IDX_HDR + 4 * (hs[i * UDR_HASH_SIZE] - 1)) : 0;
+			uint32_t hi = get_u32(p + UDR__IDX_HDR + 4 * hs[i * UDR_HASH_SIZE]);
+			if ((i && memcmp(hs + (i - 1) * UDR_HASH_SIZE, hs + i * UDR_HASH_SIZE, UDR_HASH_SIZE) >= 0) || i < lo ||
+			    i >= hi)
+				return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: hashes out of order", what);
+		}
+	}
+	return 0;
+}
+
+void udr__idx_record(udr__pack_entry *e, const udr__idx *x, uint64_t i)
+{
+	const unsigned char *hs = x->p + UDR__IDX_HDR + UDR__IDX_FANOUT;
+	const unsigned char *r = hs + x->n * UDR_HASH_SIZE + i * UDR__IDX_REC;
+	memcpy(e->hash.bytes, hs + i * UDR_HASH_SIZE, UDR_HASH_SIZE);
+	e->offset = get_u64(r);
+	e->length = get_u32(r + 8);
+	e->kind = r[12];
+	e->raw_size = UINT64_MAX; /* only the pack's entry header has it */
+}
+
+uint64_t udr__idx_find(const udr__idx *x, const udr_hash *h)
+{
+	const unsigned char *fan = x->p + UDR__IDX_HDR, *hs = fan + UDR__IDX_FANOUT;
+	uint64_t lo = h->bytes[0] ? get_u32(fan + 4 * (h->bytes[0] - 1)) : 0, hi = get_u32(fan + 4 * h->bytes[0]);
+	if (lo > hi || hi > x->n)
+		return UINT64_MAX;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(hs + mid * UDR_HASH_SIZE, h->bytes, UDR_HASH_SIZE);
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return UINT64_MAX;
+}
+
+/* ---- writer -------------------------------------------------------------------- */
+
+#define WBUF ((size_t)1 << 20)
+
+struct udr__packw {
+	udr_store *s;
+	int cls;
+	pthread_mutex_t mu;
+	udr__tmp t;          /* the pack being written, fd -1 when none */
+	udr_hasher *hs;      /* over the bytes written so far */
+	uint64_t bytes;      /* written, buffered included */
+	unsigned char *buf;  /* write buffer */
+	size_t buflen;
+	udr__pack_entry *v;  /* entries of the current pack */
+	size_t n, cap;
+	uint64_t *slots;     /* open-addressing set of entry numbers + 1, by hash */
+	size_t nslots;
+	uint64_t published;
+	udr_hash *names;     /* of the packs published */
+};
+
+int udr__packw_new(udr__packw **out, udr_store *s, int cls)
+{
+	udr__packw *w = calloc(1, sizeof(*w));
+	if (!w || !(w->buf = malloc(WBUF)) || udr_hasher_new(&w->hs) < 0) {
+		if (w)
+			free(w->buf);
+		free(w);
+		return udr__error_oom();
+	}
+	w->s = s;
+	w->cls = cls;
+	w->t.fd = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	*out = w;
+	return 0;
+}
+
+static void w_reset(udr__packw *w)
+{
+	udr__tmp_discard(&w->t);
+	w->t.fd = -1;
+	udr_hasher_reset(w->hs);
+	w->bytes = 0;
+	w->buflen = 0;
+	w->n = 0;
+	if (w->slots)
+		memset(w->slots, 0, w->nslots * sizeof(*w->slots));
+}
+
+void udr__packw_free(udr__packw *w)
+{
+	if (!w)
+		return;
+	w_reset(w);
+	udr_hasher_free(w->hs);
+	free(w->buf);
+	free(w->v);
+	free(w->slots);
+	free(w->names);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+uint64_t udr__packw_published(const udr__packw *w)
+{
+	return w->published;
+}
+
+bool udr__packw_wrote(const udr__packw *w, const char *hex)
+{
+	udr_hash h;
+	udr_hash_fromhex(&h, hex);
+	for (uint64_t i = 0; i < w->published; i++)
+		if (udr_hash_equal(&w->names[i], &h))
+			return true;
+	return false;
+}
+
+static int w_drain(udr__packw *w)
+{
+	int rc = 0;
+	if (w->buflen) {
+		rc = udr__write_all(w->t.fd, w->buf, w->buflen, w->t.path);
+		w->buflen = 0;
+	}
+	return rc;
+}
+
+static int w_write(udr__packw *w, const void *data, size_t len)
+{
+	udr_hasher_update(w->hs, data, len);
+	w->bytes += len;
+	if (w->buflen + len <= WBUF) {
+		memcpy(w->buf + w->buflen, data, len);
+		w->buflen += len;
+		return 0;
+	}
+	int rc = w_drain(w);
+	if (rc < 0)
+		return rc;
+	if (len >= WBUF / 2)
+		return udr__write_all(w->t.fd, data, len, w->t.path);
+	memcpy(w->buf, data, len);
+	w->buflen = len;
+	return 0;
+}
+
+static size_t slot_of(const udr_hash *h, size_t nslots)
+{
+	uint64_t v;
+	memcpy(&v, h->bytes, 8);
+	return (size_t)(v & (nslots - 1));
+}
+
+static bool w_has(const udr__packw *w, const udr_hash *h)
+{
+	if (!w->nslots)
+		return false;
+	for (size_t i = slot_of(h, w->nslots);; i = (i + 1) & (w->nslots - 1)) {
+		if (!w->slots[i])
+			return false;
+		if (udr_hash_equal(&w->v[w->slots[i] - 1].hash, h))
+			return true;
+	}
+}
+
+static int w_add(udr__packw *w, const udr__pack_entry *e)
+{
+	if (w->n == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 256;
+		udr__pack_entry *q = realloc(w->v, nc * sizeof(*q));
+		if (!q)
+			return udr__error_oom();
+		w->v = q;
+		w->cap = nc;
+	}
+	if ((w->n + 1) * 2 > w->nslots) {
+		size_t ns = w->nslots ? w->nslots * 2 : 1024;
+		uint64_t *q = calloc(ns, sizeof(*q));
+		if (!q)
+			return udr__error_oom();
+		free(w->slots);
+		w->slots = q;
+		w->nslots = ns;
+		for (size_t k = 0; k < w->n; k++) {
+			size_t i = slot_of(&w->v[k].hash, ns);
+			while (q[i])
+				i = (i + 1) & (ns - 1);
+			q[i] = k + 1;
+		}
+	}
+	w->v[w->n] = *e;
+	{
+		size_t i = slot_of(&e->hash, w->nslots);
+		while (w->slots[i])
+			i = (i + 1) & (w->nslots - 1);
+		w->slots[i] = w->n + 1;
+	}
+	w->n++;
+	return 0;
+}
+
+static int w_start(udr__packw *w)
+{
+	unsigned char hdr[UDR__PACK_HDR] = {'U', 'D', 'R', 'P', 1};
+	int rc;
+	hdr[5] = (unsigned char)w->cls;
+	if ((rc = udr__tmp_create(&w->t, w->s->tmpdir)) < 0) {
+		w->t.fd = -1;
+		return rc;
+	}
+	udr_hasher_reset(w->hs);
+	w->bytes = 0;
+	w->buflen = 0;
+	return w_write(w, hdr, sizeof(hdr));
+}
+
+static int w_publish(udr__packw *w);
+
+int udr__packw_append(udr__packw *w, const udr_hash *h, int kind, uint64_t raw_size, const void *payload,
+                      uint32_t len)
+{
+	unsigned char hdr[UDR__PACK_ENTRY_HDR] = {0}, crcb[4];
+	uint64_t entry = (uint64_t)UDR__PACK_ENTRY_HDR + len + UDR__PACK_ENTRY_CRC;
+	udr__pack_entry e;
+	int rc = 0;
+	pthread_mutex_lock(&w->mu);
+	if (w->t.fd >= 0 && w_has(w, h))
+		goto done;
+	if (w->t.fd >= 0 && w->n && w->bytes + entry + UDR__PACK_TRAILER > w->s->pack_target &&
+	    (rc = w_publish(w)) < 0)
+		goto done;
+	if (w->t.fd < 0 && (rc = w_start(w)) < 0)
+		goto done;
+	hdr[0] = (unsigned char)kind;
+	put_u32(hdr + 4, len);
+	put_u64(hdr + 8, raw_size);
+	memcpy(hdr + 16, h->bytes, UDR_HASH_SIZE);
+	put_u32(crcb, udr__crc32c(udr__crc32c(0, hdr, sizeof(hdr)), payload, len));
+	e.hash = *h;
+	e.offset = w->bytes;
+	e.raw_size = raw_size;
+	e.length = len;
+	e.kind = (uint8_t)kind;
+	if ((rc = w_write(w, hdr, sizeof(hdr))) < 0 || (rc = w_write(w, payload, len)) < 0 ||
+	    (rc = w_write(w, crcb, 4)) < 0 || (rc = w_add(w, &e)) < 0) {
+		w_reset(w); /* the pack is incomplete: nothing of it is published */
+		goto done;
+	}
+done:
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* Link tmp (already durable) to final, then make the name durable.  EEXIST:
+ * a pack or index of that name holds the same bytes (named by their hash). */
+static int publish_name(const char *tmp, const char *final)
+{
+	if (UDR_IO->link(tmp, final) < 0 && errno != EEXIST)
+		return udr__error_io(errno, "cannot publish %s", final);
+	return udr__fsync_parent(final);
+}
+
+static int w_publish(udr__packw *w)
+{
+	unsigned char tr[UDR__PACK_TRAILER];
+	unsigned char *ib = NULL;
+	size_t il;
+	udr_hash name;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	char *pp = NULL, *ip = NULL;
+	udr__tmp it = {-1, NULL};
+	int rc;
+	if (w->t.fd < 0 || w->n == 0) {
+		w_reset(w);
+		return 0;
+	}
+	put_u64(tr, w->n);
+	memcpy(tr + 8, end_magic, 8);
+	if ((rc = w_write(w, tr, sizeof(tr))) < 0 || (rc = w_drain(w)) < 0)
+		goto done;
+	udr_hasher_final(w->hs, &name);
+	udr_hash_tohex(hex, &name);
+	if ((rc = idx_build(&ib, &il, w->v, w->n, w->cls, &name)) < 0)
+		goto done;
+	if ((rc = udr__tmp_create(&it, w->s->tmpdir)) < 0)
+		goto done;
+	if ((rc = udr__write_all(it.fd, ib, il, it.path)) < 0)
+		goto done;
+	/* both durable before either has a name */
+	if (UDR_IO->fsync(w->t.fd) < 0) {
+		rc = udr__error_io(errno, "fsync of pack %s failed", w->t.path);
+		goto done;
+	}
+	if (UDR_IO->fsync(it.fd) < 0) {
+		rc = udr__error_io(errno, "fsync of pack index %s failed", it.path);
+		goto done;
+	}
+	if (!(pp = malloc(w->s->pathlen + 100)) || !(ip = malloc(w->s->pathlen + 100))) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	snprintf(pp, w->s->pathlen + 100, "%s/packs/%s.pack", w->s->path, hex);
+	snprintf(ip, w->s->pathlen + 100, "%s/packs/%s.idx", w->s->path, hex);
+	/* the pack's name durable before its index's: an index never names a
+	 * pack that a crash can take away */
+	if ((rc = publish_name(w->t.path, pp)) < 0 || (rc = publish_name(it.path, ip)) < 0)
+		goto done;
+	{
+		udr_hash *q = realloc(w->names, (size_t)(w->published + 1) * sizeof(*q));
+		if (!q) {
+			rc = udr__error_oom();
+			goto done;
+		}
+		w->names = q;
+		w->names[w->published++] = name;
+	}
+done:
+	udr__tmp_discard(&it);
+	free(ib);
+	free(pp);
+	free(ip);
+	w_reset(w);
+	return rc;
+}
+
+int udr__packw_flush(udr__packw *w)
+{
+	int rc;
+	pthread_mutex_lock(&w->mu);
+	rc = w_publish(w);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* ---- the set of visible packs --------------------------------------------------- */
+
+void udr__packset_init(udr__packset *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+	pthread_mutex_init(&ps->mu, NULL);
+}
+
+void udr__packset_free(udr__packset *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		udr__pack *p = ps->v[i];
+		if (p->idx.p)
+			munmap((void *)p->idx.p, p->idx.len);
+		if (p->fd >= 0)
+			UDR_IO->close(p->fd);
+		free(p);
+	}
+	free(ps->v);
+	pthread_mutex_destroy(&ps->mu);
+}
+
+static bool pack_name(const char *name, const char *suffix, char hex[UDR_HASH_HEXSIZE + 1])
+{
+	size_t n = strlen(name), sl = strlen(suffix);
+	if (n != UDR_HASH_HEXSIZE + sl || strcmp(name + UDR_HASH_HEXSIZE, suffix) != 0)
+		return false;
+	for (size_t i = 0; i < UDR_HASH_HEXSIZE; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	memcpy(hex, name, UDR_HASH_HEXSIZE);
+	hex[UDR_HASH_HEXSIZE] = '\0';
+	return true;
+}
+
+/* Map the index file at path; UDR_ENOTFOUND when it is gone. */
+static int idx_map(udr__idx *x, const char *path, const char *hex, bool full, int64_t *mtime)
+{
+	struct stat st;
+	void *m;
+	int fd = UDR_IO->open(path, O_RDONLY, 0), rc;
+	if (fd < 0)
+		return errno == ENOENT ? UDR_ENOTFOUND : udr__error_io(errno, "cannot open pack index %s", path);
+	if (UDR_IO->fstat(fd, &st) < 0) {
+		rc = udr__error_io(errno, "cannot stat pack index %s", path);
+		UDR_IO->close(fd);
+		return rc;
+	}
+	if (st.st_size < 1 || (uint64_t)st.st_size > ((uint64_t)1 << 40)) {
+		UDR_IO->close(fd);
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad size", path);
+	}
+	if (mtime)
+		*mtime = (int64_t)st.st_mtime;
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	UDR_IO->close(fd);
+	if (m == MAP_FAILED)
+		return udr__error_io(errno, "cannot map pack index %s", path);
+	if ((rc = udr__idx_parse(x, m, (size_t)st.st_size, full, path)) < 0) {
+		munmap(m, (size_t)st.st_size);
+		return rc;
+	}
+	if (hex) {
+		udr_hash h;
+		udr_hash_fromhex(&h, hex);
+		if (!udr_hash_equal(&h, &x->pack)) {
+			munmap(m, (size_t)st.st_size);
+			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: it indexes another pack", path);
+		}
+	}
+	return 0;
+}
+
+int udr__packset_scan(udr_store *s)
+{
+	udr__packset *ps = s->packs;
+	char *dir = udr__path_join(s->path, "packs");
+	bool *seen = NULL;
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+	if (!dir)
+		return UDR_ENOMEM;
+	if ((d = opendir(s->path)) != NULL) {
+		/* which loose top-level directories exist: a lookup skips the
+		 * stat of loose names under one that does not */
+		unsigned char top[32] = {0};
+		while ((e = readdir(d)) != NULL) {
+			const char *nm = e->d_name;
+			int hi = nm[0] >= 'a' ? nm[0] - 'a' + 10 : nm[0] - '0', lo = nm[1] >= 'a' ? nm[1] - 'a' + 10 : nm[1] - '0';
+			if (strlen(nm) == 2 && hi >= 0 && hi < 16 && lo >= 0 && lo < 16 && (nm[0] <= '9' || nm[0] >= 'a') &&
+			    (nm[1] <= '9' || nm[1] >= 'a'))
+				top[(hi << 4 | lo) >> 3] |= (unsigned char)(1u << ((hi << 4 | lo) & 7));
+		}
+		closedir(d);
+		for (int i = 0; i < 32; i++)
+			__atomic_fetch_or(&ps->top[i], top[i], __ATOMIC_RELEASE);
+	}
+	if (!(d = opendir(dir))) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
+		free(dir);
+		pthread_mutex_lock(&ps->mu);
+		ps->scanned = true;
+		pthread_mutex_unlock(&ps->mu);
+		return rc;
+	}
+	pthread_mutex_lock(&ps->mu);
+	if (ps->n && !(seen = calloc(ps->n, sizeof(bool)))) {
+		pthread_mutex_unlock(&ps->mu);
+		closedir(d);
+		free(dir);
+		return udr__error_oom();
+	}
+	{
+		size_t known = ps->n;
+		while (rc == 0 && (e = readdir(d)) != NULL) {
+			char hex[UDR_HASH_HEXSIZE + 1], *ipath;
+			size_t i;
+			udr__pack *p;
+			if (!pack_name(e->d_name, ".idx", hex))
+				continue;
+			for (i = 0; i < known; i++)
+				if (strcmp(ps->v[i]->hex, hex) == 0)
+					break;
+			if (i < known) {
+				seen[i] = true;
+				if (ps->v[i]->gone && !ps->v[i]->broken)
+					ps->v[i]->gone = false; /* back (a repack wrote it again) */
+				continue;
+			}
+			for (i = known; i < ps->n; i++)
+				if (strcmp(ps->v[i]->hex, hex) == 0)
+					break;
+			if (i < ps->n)
+				continue;
+			if (!(p = calloc(1, sizeof(*p))) || !(ipath = udr__path_join(dir, e->d_name))) {
+				free(p);
+				rc = udr__error_oom();
+				break;
+			}
+			memcpy(p->hex, hex, sizeof(p->hex));
+			p->fd = -1;
+			rc = idx_map(&p->idx, ipath, hex, false, &p->mtime);
+			free(ipath);
+			if (rc == UDR_ENOTFOUND) {
+				free(p);
+				rc = 0;
+				continue;
+			}
+			if (rc < 0) {
+				/* a damaged index hides nothing silently: lookups skip it,
+				 * fsck reports it and can rebuild it */
+				udr_error_clear();
+				rc = 0;
+				p->broken = true;
+			}
+			if (ps->n == ps->cap) {
+				size_t nc = ps->cap ? ps->cap * 2 : 16;
+				udr__pack **q = realloc(ps->v, nc * sizeof(*q));
+				if (!q) {
+					if (p->idx.p)
+						munmap((void *)p->idx.p, p->idx.len);
+					free(p);
+					rc = udr__error_oom();
+					break;
+				}
+				ps->v = q;
+				ps->cap = nc;
+			}
+			ps->v[ps->n++] = p;
+		}
+		for (size_t i = 0; rc == 0 && i < known; i++)
+			if (!seen[i])
+				ps->v[i]->gone = true;
+	}
+	ps->scanned = true;
+	pthread_mutex_unlock(&ps->mu);
+	closedir(d);
+	free(seen);
+	free(dir);
+	return rc;
+}
+
+/* ---- repack ---------------------------------------------------------------------- */
+
+struct cand {
+	udr__pack *p;
+	uint64_t size;
+};
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return strcmp(x->p->hex, y->p->hex);
+}
+
+/* Copy every entry of pack p (class-checked, CRC-checked) into w. */
+static int copy_pack(udr__packw *w, udr_store *s, udr__pack *p, const char *path)
+{
+	struct stat st;
+	unsigned char *m;
+	uint64_t count, off = UDR__PACK_HDR;
+	int fd = UDR_IO->open(path, O_RDONLY, 0), cls, rc;
+	if (fd < 0)
+		return udr__error_io(errno, "cannot open pack %s", path);
+	if (UDR_IO->fstat(fd, &st) < 0 || st.st_size < UDR__PACK_HDR + UDR__PACK_TRAILER) {
+		UDR_IO->close(fd);
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: too short", path);
+	}
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	UDR_IO->close(fd);
+	if (m == MAP_FAILED)
+		return udr__error_io(errno, "cannot map pack %s", path);
+	(void)s;
+	if ((rc = udr__pack_frame_parse(&count, &cls, m, (size_t)st.st_size, path)) == 0 && cls != p->idx.cls)
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt pack %s: class differs from its index's", path);
+	while (rc == 0) {
+		udr__pack_entry e;
+		uint64_t next;
+		if ((rc = udr__pack_entry_parse(&e, &next, m, (size_t)st.st_size, off, path)) != 0)
+			break;
+		rc = udr__packw_append(w, &e.hash, e.kind, e.raw_size, m + off + UDR__PACK_ENTRY_HDR, e.length);
+		off = next;
+	}
+	munmap(m, (size_t)st.st_size);
+	return rc < 0 ? rc : 0;
+}
+
+/* Merge packs c[0..n) into new packs, publish them, then remove the old ones
+ * (indexes first: a pack without index is invisible, never a dangling name). */
+static int merge(udr_store *s, int cls, struct cand *c, size_t n)
+{
+	udr__packw *w = NULL;
+	char *path = NULL;
+	size_t plen = s->pathlen + 100;
+	int rc;
+	if ((rc = udr__packw_new(&w, s, cls)) < 0)
+		return rc;
+	if (!(path = malloc(plen))) {
+		udr__packw_free(w);
+		return udr__error_oom();
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		snprintf(path, plen, "%s/packs/%s.pack", s->path, c[i].p->hex);
+		rc = copy_pack(w, s, c[i].p, path);
+	}
+	if (rc == 0)
+		rc = udr__packw_flush(w);
+	if (rc == 0) {
+		/* the new packs are durable and visible: the old ones are duplicates */
+		const char *sfx[2] = {"idx", "pack"};
+		for (int k = 0; k < 2 && rc == 0; k++) {
+			for (size_t i = 0; i < n && rc == 0; i++) {
+				snprintf(path, plen, "%s/packs/%s.%s", s->path, c[i].p->hex, sfx[k]);
+				/* a merged pack of the same bytes has the same name: keep it */
+				if (udr__packw_wrote(w, c[i].p->hex))
+					continue;
+				if (UDR_IO->unlink(path) < 0 && errno != ENOENT)
+					rc = udr__error_io(errno, "cannot remove repacked %s", path);
+			}
+			if (rc == 0) {
+				snprintf(path, plen, "%s/packs", s->path);
+				rc = udr__fsync_dir(path);
+			}
+		}
+	}
+	udr__packw_free(w);
+	free(path);
+	return rc;
+}
+
+static int lock_packs(int *fd, udr_store *s)
+{
+	char *p = udr__path_join(s->path, "packs/lock");
+	if (!p)
+		return UDR_ENOMEM;
+	*fd = UDR_IO->open(p, O_RDWR | O_CREAT, 0644);
+	if (*fd < 0) {
+		int rc = udr__error_io(errno, "cannot open %s", p);
+		free(p);
+		return rc;
+	}
+	free(p);
+	if (UDR_IO->flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+		UDR_IO->close(*fd);
+		*fd = -1;
+		if (err == EWOULDBLOCK)
+			return 1;
+		return udr__error_io(err, "cannot lock packs/lock");
+	}
+	return 0;
+}
+
+/* The packs of class cls (visible, sizes known), ascending by size. */
+static int candidates(struct cand **out, size_t *n, udr_store *s, int cls, uint64_t below)
+{
+	udr__packset *ps = s->packs;
+	struct cand *c;
+	size_t k = 0;
+	int rc;
+	char *path = malloc(s->pathlen + 100);
+	if (!path)
+		return udr__error_oom();
+	if ((rc = udr__packset_scan(s)) < 0) {
+		free(path);
+		return rc;
+	}
+	pthread_mutex_lock(&ps->mu);
+	if (!(c = calloc(ps->n + 1, sizeof(*c)))) {
+		pthread_mutex_unlock(&ps->mu);
+		free(path);
+		return udr__error_oom();
+	}
+	for (size_t i = 0; i < ps->n; i++) {
+		udr__pack *p = ps->v[i];
+		struct stat st;
+		if (p->gone || p->broken || p->idx.cls != cls)
+			continue;
+		snprintf(path, s->pathlen + 100, "%s/packs/%s.pack", s->path, p->hex);
+		if (UDR_IO->stat(path, &st) < 0 || (uint64_t)st.st_size >= below)
+			continue;
+		c[k].p = p;
+		c[k].size = (uint64_t)st.st_size;
+		k++;
+	}
+	pthread_mutex_unlock(&ps->mu);
+	free(path);
+	qsort(c, k, sizeof(*c), cmp_cand);
+	*out = c;
+	*n = k;
+	return 0;
+}
+
+int udr__pack_repack(udr_store *s, int cls)
+{
+	struct cand *c = NULL;
+	size_t n = 0, m;
+	int fd = -1, rc;
+	if ((rc = lock_packs(&fd, s)) != 0)
+		return rc < 0 ? rc : 0;
+	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) < 0)
+		goto done;
+	/* the smallest m for which merging the m smallest packs leaves a
+	 * geometric sequence: every pack at least twice all smaller ones */
+	for (m = 0; m <= n; m++) {
+		uint64_t sum = 0;
+		bool ok = true;
+		for (size_t i = 0; i < m; i++)
+			sum += c[i].size;
+		for (size_t i = m; i < n && ok; i++) {
+			if (c[i].size < 2 * sum)
+				ok = false;
+			sum += c[i].size;
+		}
+		if (ok)
+			break;
+	}
+	if (m >= 2)
+		rc = merge(s, cls, c, m);
+done:
+	free(c);
+	UDR_IO->close(fd);
+	return rc;
+}
+
+int udr__pack_repack_all(udr_store *s, int cls)
+{
+	struct cand *c = NULL;
+	size_t n = 0;
+	int fd = -1, rc;
+	char *dir = udr__path_join(s->path, "packs");
+	if (!dir)
+		return UDR_ENOMEM;
+	rc = udr__mkdir(dir, NULL);
+	free(dir);
+	if (rc < 0)
+		return rc;
+	if ((rc = lock_packs(&fd, s)) != 0)
+		return rc < 0 ? rc : 0;
+	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) == 0 && n >= 2)
+		rc = merge(s, cls, c, n);
+	free(c);
+	UDR_IO->close(fd);
+	return rc;
+}

@@ -1,0 +1,133 @@
+/*
+ * pack.h - format-3 pack files and their indexes (docs/FORMAT.md, "Packs"):
+ * the byte layouts, a pack writer, the set of visible packs of a store with
+ * lookup by hash, and the geometric repack.  Only the store's own files use
+ * this; everything else goes through the object-location layer
+ * (store_internal.h: udr__obj_find / udr__loc_read / udr__obj_foreach).
+ */
+#ifndef UDR_STORE_PACK_H
+#define UDR_STORE_PACK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <udr/store.h>
+
+/* ---- byte layouts ---------------------------------------------------------- */
+
+#define UDR__PACK_HDR 16        /* "UDRP", version 1, class, 10 zero bytes */
+#define UDR__PACK_ENTRY_HDR 48  /* kind, 3 zero, u32 payload length, u64 raw size, hash */
+#define UDR__PACK_ENTRY_CRC 4   /* CRC32C of entry header + payload */
+#define UDR__PACK_TRAILER 16    /* u64 entry count, "UDRPEND\0" */
+#define UDR__PACK_CLASS_DATA 0
+#define UDR__PACK_CLASS_META 1
+#define UDR__IDX_HDR 48         /* "UDRI", version 1, class, 2 zero, u64 count, pack name */
+#define UDR__IDX_FANOUT (256 * 4)
+#define UDR__IDX_REC 16         /* u64 offset, u32 payload length, kind, 3 zero */
+
+/* CRC32C (Castagnoli), hardware where the CPU has it. */
+uint32_t udr__crc32c(uint32_t crc, const void *data, size_t len);
+
+/* One entry of a pack as its bytes say. */
+typedef struct udr__pack_entry {
+	udr_hash hash;
+	uint64_t offset;   /* of the entry header in the pack */
+	uint64_t raw_size; /* the content's (or piece's) decoded size */
+	uint32_t length;   /* payload length */
+	uint8_t kind;      /* enum udr__kind: 1 raw, 2 zst, 3 manifest, 4 delta */
+} udr__pack_entry;
+
+/*
+ * Parse the entry at off of the pack bytes p[0..len): header, bounds and CRC.
+ * 0 with *e filled and *next the offset after it; 1 at the trailer (off is
+ * where it starts and the count matches *count_seen... checked by the caller);
+ * UDR_ECORRUPT naming what when damaged.
+ */
+int udr__pack_entry_parse(udr__pack_entry *e, uint64_t *next, const unsigned char *p, size_t len, uint64_t off,
+                          const char *what);
+/* Check the pack header and trailer of p[0..len); *count the trailer's count,
+ * *cls the class.  UDR_ECORRUPT naming what. */
+int udr__pack_frame_parse(uint64_t *count, int *cls, const unsigned char *p, size_t len, const char *what);
+/*
+ * Rebuild the index bytes of the pack p[0..len) named name from its bytes
+ * alone (every entry's CRC checked; the name is not rehashed here).  Entries
+ * repeating a hash keep the first.  *out is malloc'd.
+ */
+int udr__pack_reindex(unsigned char **out, size_t *out_len, const unsigned char *p, size_t len,
+                      const udr_hash *name, const char *what);
+
+/* A parsed (usually mmap'd) index.  Lookups trust only its structure; the
+ * entry a record points at is checked against the hash when read. */
+typedef struct udr__idx {
+	const unsigned char *p;
+	size_t len;
+	uint64_t n;
+	int cls;
+	udr_hash pack;
+} udr__idx;
+/* Structural checks (size, magic, fan-out); full checks (trailer, order) with
+ * full.  UDR_ECORRUPT naming what. */
+int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, const char *what);
+/* Record i of the index (i < n). */
+void udr__idx_record(udr__pack_entry *e, const udr__idx *x, uint64_t i);
+/* Index of h in x, or UINT64_MAX. */
+uint64_t udr__idx_find(const udr__idx *x, const udr_hash *h);
+
+/* ---- writer ---------------------------------------------------------------- */
+
+typedef struct udr__packw udr__packw;
+/* A writer of packs of class cls into the store's tmp/; packs roll over at
+ * the store's target size.  Thread-safe appends. */
+int udr__packw_new(udr__packw **out, udr_store *s, int cls);
+/*
+ * Append one entry (payload = the bytes a loose object of that kind holds).
+ * A hash already in the writer's current pack is not appended twice.  When
+ * the entry would take the pack past the target, the pack so far is published
+ * first.
+ */
+int udr__packw_append(udr__packw *w, const udr_hash *h, int kind, uint64_t raw_size, const void *payload,
+                      uint32_t len);
+/* Publish the current pack (nothing when it is empty): pack and index
+ * durable, then named, each name durable before the next.  */
+int udr__packw_flush(udr__packw *w);
+/* Packs published by this writer so far. */
+uint64_t udr__packw_published(const udr__packw *w);
+/* Did this writer publish the pack named hex? */
+bool udr__packw_wrote(const udr__packw *w, const char *hex);
+/* Discard what is unpublished and free (NULL accepted). */
+void udr__packw_free(udr__packw *w);
+
+/* ---- the visible packs of a store --------------------------------------------- */
+
+typedef struct udr__pack {
+	char hex[UDR_HASH_HEXSIZE + 1];
+	udr__idx idx;   /* mmap'd */
+	int fd;         /* the pack, opened on first read; -1 before */
+	uint64_t size;  /* of the pack file, when opened */
+	int64_t mtime;  /* of its index, seconds */
+	bool gone;      /* its index vanished at a rescan (repacked away) */
+	bool broken;    /* its index is damaged: skipped by lookups */
+} udr__pack;
+
+typedef struct udr__packset {
+	pthread_mutex_t mu;
+	udr__pack **v;
+	size_t n, cap;
+	bool scanned;
+	unsigned char top[32]; /* bit per loose top-level directory ab/ seen at the last scan */
+} udr__packset;
+
+void udr__packset_init(udr__packset *ps);
+void udr__packset_free(udr__packset *ps);
+/* Read packs/ again: new indexes are loaded, vanished ones marked gone. */
+int udr__packset_scan(udr_store *s);
+
+/* Geometric repack of class cls when its small packs break the rule (each
+ * pack at least twice the total of all smaller ones); skipped when another
+ * process holds packs/lock.  0 also when nothing was to be done. */
+int udr__pack_repack(udr_store *s, int cls);
+/* Merge every pack of class cls into as few as the cap allows (upgrade, tests). */
+int udr__pack_repack_all(udr_store *s, int cls);
+
+#endif
