@@ -45,6 +45,7 @@ int cli_cmd_hash(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_put(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_get(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_exists(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_locate(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_show(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv);

@@ -68,8 +68,8 @@ static int init_opt(int opt, const char *arg, void *payload)
 
 	switch (opt) {
 	case OPT_FORMAT:
-		if (strcmp(arg, "1") != 0 && strcmp(arg, "2") != 0) {
-			cli_errorf("invalid --format \"%s\" (expected 1 or 2)", arg);
+		if (strcmp(arg, "1") != 0 && strcmp(arg, "2") != 0 && strcmp(arg, "3") != 0) {
+			cli_errorf("invalid --format \"%s\" (expected 1, 2 or 3)", arg);
 			return CLI_EXIT_USAGE;
 		}
 		o->cfg.format = arg[0] - '0';
@@ -139,7 +139,7 @@ int cli_cmd_init(cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(self, "too many arguments");
 	if (o.cfg.format == 1 && o.chunk_given)
 		return cli_usage_error(self, "--chunk-*, --compression-level and --delta-depth "
-		                             "need format 2");
+		                             "need format 2 or 3");
 	rc = udr_db_open(&db, ctx->store_dir, 0);
 	if (rc == 0) {
 		udr_db_close(db);
@@ -574,6 +574,31 @@ int cli_cmd_exists(cli_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+/* Hidden, for tests: where the copies of a chunk are (udr_store_debug_locate). */
+int cli_cmd_locate(cli_ctx *ctx, int argc, char **argv)
+{
+	udr_db *db;
+	udr_hash h;
+	char *text = NULL;
+	int rc;
+
+	if (argc != 2) {
+		cli_errorf("usage: udr __locate HASH");
+		return CLI_EXIT_USAGE;
+	}
+	if ((rc = cli_parse_hash(&h, argv[1])) != 0)
+		return rc;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc = udr_store_debug_locate(&text, udr_db_store(db), &h);
+	udr_db_close(db);
+	if (rc)
+		return rc == UDR_ENOTFOUND ? (cli_fail(rc), CLI_EXIT_NOTFOUND) : cli_fail(rc);
+	fputs(text, stdout);
+	free(text);
+	return CLI_EXIT_OK;
+}
+
 static double ratio(uint64_t num, uint64_t den)
 {
 	return den ? (double)num / (double)den : 1.0;
@@ -629,6 +654,7 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 	struct cache_info ci;
 	udr_store_config cfg;
 	udr_store_stats st;
+	udr_store_pack_stats ps;
 	char human[32];
 	udr_db *db;
 	int json = 0;
@@ -641,6 +667,8 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
 	rc = udr_store_stats_get(&st, udr_db_store(db));
+	if (rc == 0)
+		rc = udr_store_pack_stats_get(&ps, udr_db_store(db));
 	if (rc == 0)
 		rc = cache_info_get(&ci, db, 0);
 	udr_store_get_config(&cfg, udr_db_store(db));
@@ -655,13 +683,16 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 		       ", \"piece_bytes\": %" PRIu64 ", \"stored_bytes\": %" PRIu64
 		       ", \"dedup_ratio\": %.4f, \"delta_ratio\": %.4f, \"compression_ratio\": %.4f"
 		       ", \"total_ratio\": %.4f, \"query_cache_parts\": %" PRIu64
-		       ", \"query_cache_bytes\": %" PRIu64 ", \"query_temp_bytes\": %" PRIu64 "}\n",
+		       ", \"query_cache_bytes\": %" PRIu64 ", \"query_temp_bytes\": %" PRIu64
+		       ", \"packs\": %" PRIu64 ", \"pack_bytes\": %" PRIu64 ", \"pack_index_bytes\": %" PRIu64
+		       ", \"packed_objects\": %" PRIu64 ", \"loose_objects\": %" PRIu64 "}\n",
 		       cfg.format, st.pieces + st.manifests, st.contents, st.pieces, st.manifests,
 		       st.compressed, st.deltas, st.logical_bytes, st.unique_bytes, st.after_delta_bytes,
 		       st.piece_bytes, st.stored_bytes, ratio(st.logical_bytes, st.unique_bytes),
 		       ratio(st.unique_bytes, st.after_delta_bytes),
 		       ratio(st.after_delta_bytes, st.piece_bytes),
-		       ratio(st.logical_bytes, st.stored_bytes), ci.parts, ci.part_bytes, ci.temp_bytes);
+		       ratio(st.logical_bytes, st.stored_bytes), ci.parts, ci.part_bytes, ci.temp_bytes, ps.packs,
+		       ps.pack_bytes, ps.index_bytes, ps.packed, ps.loose);
 		return CLI_EXIT_OK;
 	}
 	printf("%-19s %d\n", "format:", cfg.format);
@@ -680,6 +711,10 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 	printf("%-19s %.2f\n", "delta ratio:", ratio(st.unique_bytes, st.after_delta_bytes));
 	printf("%-19s %.2f\n", "compression ratio:", ratio(st.after_delta_bytes, st.piece_bytes));
 	printf("%-19s %.2f\n", "total ratio:", ratio(st.logical_bytes, st.stored_bytes));
+	cli_format_size(human, ps.pack_bytes + ps.index_bytes);
+	printf("%-19s %" PRIu64 " pack%s, %s with indexes (%" PRIu64 " object%s); %" PRIu64
+	       " loose object%s\n", "packs:", ps.packs, ps.packs == 1 ? "" : "s", human, ps.packed,
+	       ps.packed == 1 ? "" : "s", ps.loose, ps.loose == 1 ? "" : "s");
 	cli_format_size(human, ci.part_bytes);
 	printf("%-19s %" PRIu64 " part%s, %s (%" PRIu64 " bytes)", "query cache:", ci.parts,
 	       ci.parts == 1 ? "" : "s", human, ci.part_bytes);

@@ -41,17 +41,18 @@ static const char main_usage_tail[] =
 
 static const cli_command commands[] = {
 	{ "init", "create the store",
-	  "usage: udr init [--format 1|2] [--chunk-min N] [--chunk-avg N] [--chunk-max N]\n"
+	  "usage: udr init [--format 1|2|3] [--chunk-min N] [--chunk-avg N] [--chunk-max N]\n"
 	  "                [--compression-level N] [--delta-depth N]\n"
 	  "\n"
 	  "Create the store at the --store directory (DIR/chunks, DIR/catalog).\n"
 	  "Running it on an existing store is harmless and says so; giving settings\n"
 	  "for an existing store is an error (exit 2): they are fixed at creation.\n"
-	  "  --format 1|2             2 (default): content larger than --chunk-max is\n"
+	  "  --format 1|2|3           3 (default): content larger than --chunk-max is\n"
 	  "                           split into content-defined pieces, pieces are\n"
 	  "                           compressed (zstd) and stored as deltas when\n"
-	  "                           that is smaller; 1: each content is one plain\n"
-	  "                           file holding exactly its bytes\n"
+	  "                           that is smaller, many to a pack file; 2: the\n"
+	  "                           same with one file per piece; 1: each content\n"
+	  "                           is one plain file holding exactly its bytes\n"
 	  "  --chunk-min N            smallest piece (default 32K)\n"
 	  "  --chunk-avg N            average piece, a power of two (default 128K)\n"
 	  "  --chunk-max N            largest piece (default 4 x avg); smaller content\n"
@@ -487,6 +488,9 @@ static int run(int argc, char **argv)
 		return cli_man_pages(argv[optind + 1], main_usage, main_usage_tail, commands,
 		                     NCOMMANDS);
 	}
+	/* hidden, for tests: where a chunk's bytes are */
+	if (strcmp(argv[optind], "__locate") == 0)
+		return cli_cmd_locate(&ctx, argc - optind, argv + optind);
 	cmd = cli_find_command(argv[optind]);
 	if (!cmd)
 		return main_usage_error("unknown command \"%s\"", argv[optind]);

@@ -95,26 +95,202 @@ static int write_config_mode(const char *path, const char *tmpdir, const udr_sto
 	return rc < 0 ? rc : 0;
 }
 
+/* ---- upgrade to format 3: loose objects into packs ---------------------------- */
+
+struct upg_w {
+	udr__packw *w;
+	char **pending; /* loose files whose entries are in w's unpublished pack */
+	size_t n, cap;
+	uint64_t published;
+};
+
+struct upg {
+	udr_store *s;
+	struct upg_w data, meta;
+	uint64_t packed, kept;
+};
+
+/* Remove loose files pending[from..to): their copies are durable in packs. */
+static int upg_unlink(struct upg_w *u, size_t from, size_t to)
+{
+	int rc = 0;
+	for (size_t i = from; i < to; i++) {
+		if (rc == 0 && UDR_IO->unlink(u->pending[i]) < 0 && errno != ENOENT)
+			rc = udr__error_io(errno, "cannot remove %s (now packed)", u->pending[i]);
+		free(u->pending[i]);
+	}
+	return rc;
+}
+
+static int upg_add(struct upg *g, struct upg_w *u, const udr_hash *h, enum udr__kind kind, uint64_t raw_size,
+                   const unsigned char *payload, size_t len, const char *path)
+{
+	int rc;
+	char *p;
+	if (u->n == u->cap) {
+		size_t nc = u->cap ? u->cap * 2 : 256;
+		char **q = realloc(u->pending, nc * sizeof(*q));
+		if (!q)
+			return udr__error_oom();
+		u->pending = q;
+		u->cap = nc;
+	}
+	if (!(p = strdup(path)))
+		return udr__error_oom();
+	if ((rc = udr__packw_append(u->w, h, (int)kind, raw_size, payload, (uint32_t)len)) < 0) {
+		free(p);
+		return rc;
+	}
+	g->packed++;
+	if (udr__packw_published(u->w) != u->published) {
+		/* the pack holding every earlier entry is durable: their loose
+		 * files go; this entry went into the next pack */
+		u->published = udr__packw_published(u->w);
+		if ((rc = upg_unlink(u, 0, u->n)) < 0) {
+			u->n = 0;
+			free(p);
+			return rc;
+		}
+		u->n = 0;
+	}
+	u->pending[u->n++] = p;
+	return 0;
+}
+
+static bool is_parquet(const unsigned char *d, size_t n)
+{
+	return n >= 8 && memcmp(d, "PAR1", 4) == 0 && memcmp(d + n - 4, "PAR1", 4) == 0;
+}
+
+static int upg_visit(const udr_hash *h, const udr__loc *l, void *payload)
+{
+	struct upg *g = payload;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	unsigned char *d = NULL, *dec = NULL;
+	size_t dl = 0, decl = 0;
+	uint64_t raw_size;
+	int rc;
+	if (l->pack)
+		return 0;
+	udr_hash_tohex(hex, h);
+	if ((uint64_t)l->st.st_size > UDR__PIECE_HARD_MAX + 4096) {
+		g->kept++;
+		return 0;
+	}
+	if ((rc = udr__read_file((char **)&d, &dl, l->path, UDR__PIECE_HARD_MAX + 4096)) < 0)
+		return rc;
+	/* only intact objects are packed; damaged ones stay for fsck to report */
+	if (l->kind == UDR__K_MANIFEST) {
+		udr__manifest m;
+		if (udr__manifest_parse(&m, d, dl, h, hex) < 0) {
+			udr_error_clear();
+			g->kept++;
+			free(d);
+			return 0;
+		}
+		raw_size = m.total;
+		udr__manifest_free(&m);
+		rc = upg_add(g, &g->meta, h, l->kind, raw_size, d, dl, l->path);
+		free(d);
+		return rc;
+	}
+	if (l->kind == UDR__K_RAW) {
+		udr_hash a;
+		udr_hash_buf(&a, d, dl);
+		if (!udr_hash_equal(&a, h) || is_parquet(d, dl) || dl > UDR__PIECE_HARD_MAX) {
+			/* Parquet parts stay loose: DuckDB reads them in place */
+			g->kept++;
+			free(d);
+			return 0;
+		}
+		raw_size = dl;
+	} else {
+		/* a compressed or delta piece decodes, verified, through the reader
+		 * (this loose file is its only copy: packed ones are looked up first
+		 * and the loose copy is removed once packed) */
+		if (udr__piece_load(&dec, &decl, NULL, g->s, h, UINT64_MAX, true) < 0) {
+			udr_error_clear();
+			g->kept++;
+			free(d);
+			return 0;
+		}
+		raw_size = decl;
+		free(dec);
+	}
+	rc = upg_add(g, &g->data, h, l->kind, raw_size, d, dl, l->path);
+	free(d);
+	return rc;
+}
+
+/* Pack the loose objects of format-3 store s in batches: each batch's pack is
+ * durable before the loose files it replaces are removed (resumable: a
+ * rerun packs what is still loose). */
+static int pack_loose(udr_store *s)
+{
+	struct upg g;
+	int rc;
+	memset(&g, 0, sizeof(g));
+	g.s = s;
+	if ((rc = udr__packw_new(&g.data.w, s, UDR__PACK_CLASS_DATA)) < 0 ||
+	    (rc = udr__packw_new(&g.meta.w, s, UDR__PACK_CLASS_META)) < 0)
+		goto done;
+	rc = udr__obj_foreach(s, true, upg_visit, NULL, &g);
+	if (rc == 0 && (rc = udr__packw_flush(g.data.w)) == 0)
+		rc = upg_unlink(&g.data, 0, g.data.n);
+	else
+		upg_unlink(&g.data, g.data.n, g.data.n);
+	g.data.n = 0;
+	if (rc == 0 && (rc = udr__packw_flush(g.meta.w)) == 0)
+		rc = upg_unlink(&g.meta, 0, g.meta.n);
+	g.meta.n = 0;
+	if (rc == 0 && (rc = udr__pack_repack(s, UDR__PACK_CLASS_DATA)) == 0)
+		rc = udr__pack_repack(s, UDR__PACK_CLASS_META);
+done:
+	for (size_t i = 0; i < g.data.n; i++)
+		free(g.data.pending[i]);
+	for (size_t i = 0; i < g.meta.n; i++)
+		free(g.meta.pending[i]);
+	free(g.data.pending);
+	free(g.meta.pending);
+	udr__packw_free(g.data.w);
+	udr__packw_free(g.meta.w);
+	return rc;
+}
+
 int udr_store_upgrade(const char *path, const udr_store_config *cfgin)
 {
 	udr_store_config cfg;
 	udr_store *s = NULL;
-	int rc;
-	if (cfgin && cfgin->format != 2)
-		return udr__error_set(UDR_EINVAL, "a chunk store can only be upgraded to format 2");
+	int target = cfgin ? cfgin->format : 3, rc;
+	if (target != 2 && target != 3)
+		return udr__error_set(UDR_EINVAL, "a chunk store can only be upgraded to format 2 or 3");
 	if ((rc = resolve_config(&cfg, cfgin)) < 0)
 		return rc;
+	cfg.format = target;
 	if ((rc = udr_store_open(&s, path, 0)) < 0)
 		return rc;
-	if (s->format == 2) {
-		udr_store_close(s);
-		if (cfgin)
-			return udr__error_set(UDR_EINVAL, "chunk store %s is already format 2: its settings are fixed at "
-			                      "creation", path);
-		return 0;
+	if (s->format >= 2 && cfgin) {
+		rc = udr__error_set(UDR_EINVAL, "chunk store %s is already format %d: its settings are fixed at creation",
+		                    path, s->format);
+		goto done;
 	}
-	/* rename over config.json: readers see the old or the new config */
-	rc = write_config_mode(s->path, s->tmpdir, &cfg, UDR__PUBLISH_REPLACE);
+	if (s->format > target)
+		goto done;
+	if (s->format >= 2) /* the settings stay: only the format changes */
+		udr_store_get_config(&cfg, s), cfg.format = target;
+	if (s->format < target) {
+		/* the config first (rename: readers see the old or the new one);
+		 * from then on new objects go into packs */
+		if ((rc = write_config_mode(s->path, s->tmpdir, &cfg, UDR__PUBLISH_REPLACE)) < 0)
+			goto done;
+		udr_store_close(s);
+		s = NULL;
+		if ((rc = udr_store_open(&s, path, 0)) < 0)
+			goto done;
+	}
+	if (s->format >= 3)
+		rc = pack_loose(s);
+done:
 	udr_store_close(s);
 	return rc;
 }
