@@ -381,15 +381,15 @@ static int pack_one(udr_store *s, int cls, const udr_hash *h, enum udr__kind kin
 		rc = udr__packw_flush(w);
 	udr__packw_free(w);
 	if (rc == 0)
-		udr__ingest_repack(s, cls);
+		rc = udr__ingest_repack(s, cls);
 	return rc;
 }
 
-void udr__ingest_repack(udr_store *s, int cls)
+int udr__ingest_repack(udr_store *s, int cls)
 {
-	/* an optimisation: its failure leaves more packs, never less data */
-	if (udr__pack_repack(s, cls) < 0)
-		udr_error_clear();
+	/* A failed repack leaves more packs, never less data; it is still
+	 * reported (the put's own objects are durable: a retry finds them). */
+	return udr__pack_repack(s, cls);
 }
 
 /* ---- repairs ------------------------------------------------------------------ */
@@ -442,11 +442,10 @@ static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t
 
 /*
  * Format 3: a good copy of h was just made durable in a new pack; the first
- * copy found before (at loc, damaged) is removed when it is a loose file.
- * A damaged copy in a pack stays (packs are immutable): readers skip it for
- * the good one, fsck reports it.
+ * copy found before (damaged) goes: a loose file is removed, a pack rewritten
+ * without it (udr__pack_drop_damaged).
  */
-static int drop_loose(udr__loc *damaged)
+static int drop_damaged(udr_store *s, udr__loc *damaged)
 {
 	int rc = 0;
 	if (damaged->path) {
@@ -454,9 +453,13 @@ static int drop_loose(udr__loc *damaged)
 			rc = udr__error_io(errno, "cannot remove damaged chunk %s", damaged->path);
 		else
 			rc = udr__fsync_parent(damaged->path);
+	} else if (damaged->pack) {
+		/* packs are immutable: the damaged one is rewritten without what
+		 * has good copies now (left alone while it holds other damage) */
+		rc = udr__pack_drop_damaged(s, damaged->pack);
 	}
 	udr__loc_free(damaged);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* Store a good copy of data as h's object (never a delta: the damage may be
@@ -473,7 +476,7 @@ static int repair_object(udr_store *s, const udr_hash *h, enum udr__kind damaged
 		udr__loc l;
 		if ((rc = udr__obj_find(&l, s, h, 0, false)) == 0) {
 			if ((rc = pack_one(s, UDR__PACK_CLASS_DATA, h, e.kind, len, e.bytes ? e.bytes : data, e.len)) == 0)
-				rc = drop_loose(&l);
+				rc = drop_damaged(s, &l);
 			udr__loc_free(&l);
 		}
 		free(e.bytes);
@@ -871,7 +874,7 @@ static int publish_manifest(udr_store *s, const udr_hash *h, const udr__manifest
 		if ((rc = udr__obj_find(&l, s, h, 0, false)) == 0) {
 			rc = pack_one(s, UDR__PACK_CLASS_META, h, UDR__K_MANIFEST, m->total, bytes, len);
 			if (rc == 0 && damaged != UDR__K_NONE)
-				rc = drop_loose(&l);
+				rc = drop_damaged(s, &l);
 			udr__loc_free(&l);
 		}
 	} else if (damaged != UDR__K_NONE) {
@@ -1055,8 +1058,8 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 	m.total = offset;
 	m.npieces = index;
 	m.pieces = g.results;
-	if (g.pw && udr__packw_published(g.pw))
-		udr__ingest_repack(s, UDR__PACK_CLASS_DATA);
+	if (g.pw && udr__packw_published(g.pw) && (rc = udr__ingest_repack(s, UDR__PACK_CLASS_DATA)) < 0)
+		goto out;
 	{
 		enum udr__kind kind;
 		if ((rc = udr__obj_exists(&kind, s, out, true)) < 0)

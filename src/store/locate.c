@@ -111,7 +111,7 @@ int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool 
 	int rc = udr__obj_find(&l, s, h, 0, rescan);
 	*kind = l.kind;
 	udr__loc_free(&l);
-	return rc < 0 ? rc : l.kind != UDR__K_NONE;
+	return rc < 0 ? rc : *kind != UDR__K_NONE;
 }
 
 /* The pack's descriptor, opened on first use.  UDR_ENOTFOUND when it is gone. */

@@ -755,12 +755,15 @@ int udr__packset_scan(udr_store *s)
 				rc = 0;
 				continue;
 			}
-			if (rc < 0) {
+			if (rc == UDR_ECORRUPT) {
 				/* a damaged index hides nothing silently: lookups skip it,
-				 * fsck reports it and can rebuild it */
+				 * fsck reports it and rebuilds it */
 				udr_error_clear();
 				rc = 0;
 				p->broken = true;
+			} else if (rc < 0) {
+				free(p);
+				break;
 			}
 			if (ps->n == ps->cap) {
 				size_t nc = ps->cap ? ps->cap * 2 : 16;
@@ -794,6 +797,7 @@ int udr__packset_scan(udr_store *s)
 struct cand {
 	udr__pack *p;
 	uint64_t size;
+	bool keep;
 };
 
 static int cmp_cand(const void *a, const void *b)
@@ -853,6 +857,13 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		snprintf(path, plen, "%s/packs/%s.pack", s->path, c[i].p->hex);
 		rc = copy_pack(w, s, c[i].p, path);
+		if (rc == UDR_ECORRUPT) {
+			/* a damaged pack stays as it is (fsck reports it, a put of its
+			 * content repairs it); what was copied of it is a duplicate */
+			udr_error_clear();
+			rc = 0;
+			c[i].keep = true;
+		}
 	}
 	if (rc == 0)
 		rc = udr__packw_flush(w);
@@ -863,7 +874,7 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 			for (size_t i = 0; i < n && rc == 0; i++) {
 				snprintf(path, plen, "%s/packs/%s.%s", s->path, c[i].p->hex, sfx[k]);
 				/* a merged pack of the same bytes has the same name: keep it */
-				if (udr__packw_wrote(w, c[i].p->hex))
+				if (c[i].keep || udr__packw_wrote(w, c[i].p->hex))
 					continue;
 				if (UDR_IO->unlink(path) < 0 && errno != ENOENT)
 					rc = udr__error_io(errno, "cannot remove repacked %s", path);
@@ -991,6 +1002,86 @@ int udr__pack_repack_all(udr_store *s, int cls)
 	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) == 0 && n >= 2)
 		rc = merge(s, cls, c, n);
 	free(c);
+	UDR_IO->close(fd);
+	return rc;
+}
+
+/*
+ * Rewrite pack p without its damaged entries, each of which must have a good
+ * copy elsewhere (checked here: never the only copy of anything goes), then
+ * remove it.  Used after a put wrote good copies of damaged objects.  1 when
+ * the pack was left alone (a damaged entry has no good copy elsewhere).
+ */
+int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
+{
+	udr__packw *w = NULL;
+	char path[4200];
+	int fd = -1, rc;
+	if ((rc = lock_packs(&fd, s)) != 0)
+		return rc < 0 ? rc : 1;
+	if ((rc = udr__packset_scan(s)) < 0 || (rc = udr__packw_new(&w, s, p->idx.cls)) < 0)
+		goto done;
+	for (uint64_t k = 0; k < p->idx.n && rc == 0; k++) {
+		udr__pack_entry e;
+		udr__loc l;
+		unsigned char *d = NULL;
+		size_t dl = 0;
+		bool good = false;
+		udr__idx_record(&e, &p->idx, k);
+		memset(&l, 0, sizeof(l));
+		l.kind = (enum udr__kind)e.kind;
+		l.pack = p;
+		l.offset = e.offset;
+		l.length = e.length;
+		rc = udr__loc_read(&d, &dl, s, &l, &e.hash, UDR__PIECE_HARD_MAX + 4096, NULL);
+		if (rc == 0) {
+			uint64_t raw;
+			if ((rc = udr__loc_raw_size(&raw, s, &l, &e.hash)) == 0)
+				rc = udr__packw_append(w, &e.hash, e.kind, raw, d, (uint32_t)dl);
+			free(d);
+			continue;
+		}
+		if (rc != UDR_ECORRUPT)
+			break;
+		udr_error_clear();
+		/* another copy, intact, in another pack or a loose file */
+		for (unsigned copy = 0; !good; copy++) {
+			udr__loc o;
+			bool other;
+			if ((rc = udr__obj_find(&o, s, &e.hash, copy, false)) < 0 || o.kind == UDR__K_NONE) {
+				udr__loc_free(&o);
+				break;
+			}
+			other = o.pack != p;
+			if (other && udr__loc_read(&d, &dl, s, &o, &e.hash, UDR__PIECE_HARD_MAX + 4096, NULL) == 0) {
+				good = true;
+				free(d);
+			}
+			udr_error_clear();
+			udr__loc_free(&o);
+		}
+		if (rc < 0)
+			break;
+		if (!good)
+			rc = 1;
+	}
+	if (rc == 0)
+		rc = udr__packw_flush(w);
+	if (rc == 0 && !udr__packw_wrote(w, p->hex)) {
+		snprintf(path, sizeof(path), "%s/packs/%s.idx", s->path, p->hex);
+		if (UDR_IO->unlink(path) < 0 && errno != ENOENT)
+			rc = udr__error_io(errno, "cannot remove %s", path);
+		snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
+		if (rc == 0 && UDR_IO->unlink(path) < 0 && errno != ENOENT)
+			rc = udr__error_io(errno, "cannot remove %s", path);
+		snprintf(path, sizeof(path), "%s/packs", s->path);
+		if (rc == 0)
+			rc = udr__fsync_dir(path);
+		if (rc == 0 && (rc = udr__packset_scan(s)) == 0)
+			p->gone = true;
+	}
+done:
+	udr__packw_free(w);
 	UDR_IO->close(fd);
 	return rc;
 }

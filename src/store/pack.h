@@ -127,6 +127,9 @@ int udr__packset_scan(udr_store *s);
  * pack at least twice the total of all smaller ones); skipped when another
  * process holds packs/lock.  0 also when nothing was to be done. */
 int udr__pack_repack(udr_store *s, int cls);
+/* Rewrite pack p without its damaged entries when each has an intact copy
+ * elsewhere, and remove it; 1 when it was left alone.  */
+int udr__pack_drop_damaged(udr_store *s, udr__pack *p);
 /* Merge every pack of class cls into as few as the cap allows (upgrade, tests). */
 int udr__pack_repack_all(udr_store *s, int cls);
 

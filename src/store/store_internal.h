@@ -163,7 +163,7 @@ int udr__check_config(const char *dir, const char *kind, int max_format);
 int udr__store_fanout(const udr_store *s, const char *final, bool sync);
 
 /* After a pack of class cls was published: merge small packs (ingest.c;
- * a failure only leaves more packs, and is not reported). */
-void udr__ingest_repack(udr_store *s, int cls);
+ * skipped while another process repacks). */
+int udr__ingest_repack(udr_store *s, int cls);
 
 #endif

@@ -87,6 +87,41 @@ class Udr:
         """Where a content is one plain file (format 1; small raw content in 2)."""
         return self.root / "chunks" / h[:2] / h[2:4] / h
 
+    def locate(self, h):
+        """The copies of h (hidden `udr __locate`): a list of
+        ("loose", path, offset 0, length, kind) or ("pack", packpath, payload
+        offset, payload length, kind); [] when absent."""
+        r = self("__locate", h)
+        if r.code == 3:
+            return []
+        assert r.code == 0, r
+        out = []
+        for line in r.out.splitlines():
+            f = line.split()
+            if f[0] == "pack":
+                # the entry: 48-byte header, payload, 4-byte CRC
+                out.append(("pack", pathlib.Path(f[1]), int(f[2]) + 48, int(f[3]) - 52, int(f[4])))
+            else:
+                p = pathlib.Path(f[1])
+                out.append(("loose", p, 0, p.stat().st_size, int(f[2])))
+        return out
+
+    def damage(self, h, how, at=None):
+        """Damage the first copy of h in place: "flip" one byte of its payload
+        (at its middle, or at `at`), "truncate" the file holding it at the
+        start of its payload (a truncated pack loses the entries after it)."""
+        where, path, off, length, _ = self.locate(h)[0]
+        if how == "flip":
+            pos = off + (length // 2 if at is None else at)
+            with open(path, "r+b") as f:
+                f.seek(pos)
+                b = f.read(1)
+                f.seek(pos)
+                f.write(bytes([b[0] ^ 0xFF]))
+        else:
+            os.truncate(path, off)
+        return where, path
+
     def objects(self, h):
         """The object files named after h, by suffix: "" (raw), ".zst", ".m", ".d"."""
         d = self.root / "chunks" / h[:2] / h[2:4]
@@ -114,6 +149,14 @@ def udr(tmp_path):
     """An initialised, empty store (the default format)."""
     u = Udr(tmp_path / "store")
     u.ok("init")
+    return u
+
+
+@pytest.fixture
+def udr2(tmp_path):
+    """An initialised, empty format-2 store: one file per object."""
+    u = Udr(tmp_path / "store2")
+    u.ok("init", "--format", "2")
     return u
 
 

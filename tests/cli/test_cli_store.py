@@ -59,7 +59,7 @@ def test_store_env(run, tmp_path):
     assert run("init", env={"UDR_STORE": str(root)}).code == 0
     r = run("put", "-", input=b"x", env={"UDR_STORE": str(root)})
     assert r.code == 0, r
-    assert Udr(root).chunk_path(r.out.strip()).exists()
+    assert Udr(root).locate(r.out.strip())
 
 
 def test_store_option_beats_env(run, tmp_path):
@@ -68,7 +68,7 @@ def test_store_option_beats_env(run, tmp_path):
     r = run("--store", a, "put", input=b"y", env={"UDR_STORE": str(b)})
     assert r.code == 0, r
     assert not b.exists()
-    assert Udr(a).chunk_path(r.out.strip()).exists()
+    assert Udr(a).locate(r.out.strip())
 
 
 def test_store_option_after_command(run, tmp_path):
@@ -83,7 +83,7 @@ def test_default_store_is_data_in_cwd(run, tmp_path):
     assert (tmp_path / "data" / "chunks").is_dir()
     r = run("put", input=b"default", cwd=tmp_path)
     assert r.code == 0, r
-    assert Udr(tmp_path / "data").chunk_path(r.out.strip()).exists()
+    assert Udr(tmp_path / "data").locate(r.out.strip())
     r = run("tables", cwd=tmp_path / "data")  # no ./data there
     assert r.code == 1
     assert "not a udr store: ./data" in r.stderr
@@ -165,30 +165,30 @@ def test_put_matches_b3sum_and_layout_format1(udr1, tmp_path, size):
 
 
 @pytest.mark.parametrize("size", [s for s in SIZES if s <= CHUNK_MAX])
-def test_layout_format2_small_incompressible_is_raw(udr, tmp_path, size):
+def test_layout_format2_small_incompressible_is_raw(udr2, tmp_path, size):
     f = tmp_path / "in.bin"
     data = data_of(size)
     f.write_bytes(data)
-    h = udr.ok("put", f).out.strip()
+    h = udr2.ok("put", f).out.strip()
     assert h == b3sum(f)
-    assert udr.objects(h) == {"": udr.chunk_path(h)}
-    assert udr.chunk_path(h).read_bytes() == data
-    assert udr.object_files() == [udr.chunk_path(h)]
+    assert udr2.objects(h) == {"": udr2.chunk_path(h)}
+    assert udr2.chunk_path(h).read_bytes() == data
+    assert udr2.object_files() == [udr2.chunk_path(h)]
 
 
 @pytest.mark.parametrize("size", [4096, 65536, CHUNK_MAX])
-def test_layout_format2_compressible_is_zstd(udr, tmp_path, size):
-    data = (b"udr compresses repetitive content %d\n" % size) * (size // 36 + 1)
+def test_layout_format2_compressible_is_zstd(udr2, tmp_path, size):
+    data = (b"udr2 compresses repetitive content %d\n" % size) * (size // 36 + 1)
     data = data[:size]
-    h = udr.put(data)
-    objs = udr.objects(h)
+    h = udr2.put(data)
+    objs = udr2.objects(h)
     assert list(objs) == [".zst"], objs
     z = objs[".zst"]
     assert z.stat().st_size < size // 4
     # A standard zstd frame: the zstd tool turns it back into the content.
     out = subprocess.run(["zstd", "-d", "-c", str(z)], check=True, capture_output=True).stdout
     assert out == data
-    assert udr.ok("get", "--verify", h).stdout == data
+    assert udr2.ok("get", "--verify", h).stdout == data
 
 
 def pieces_of(udr, h):
@@ -197,14 +197,14 @@ def pieces_of(udr, h):
 
 
 @pytest.mark.parametrize("size", [CHUNK_MAX + 1, 3 << 20])
-def test_layout_format2_large_is_manifest_and_pieces(udr, tmp_path, size):
+def test_layout_format2_large_is_manifest_and_pieces(udr2, tmp_path, size):
     f = tmp_path / "in.bin"
     data = data_of(size)
     f.write_bytes(data)
-    h = udr.ok("put", f).out.strip()
+    h = udr2.ok("put", f).out.strip()
     assert h == b3sum(f)
-    assert list(udr.objects(h)) == [".m"]
-    pieces = pieces_of(udr, h)
+    assert list(udr2.objects(h)) == [".m"]
+    pieces = pieces_of(udr2, h)
     assert len(pieces) >= 2
     # Random bytes do not compress: the pieces are raw, together the content.
     assert all(len(p.name) == 64 for p in pieces), pieces
@@ -212,31 +212,31 @@ def test_layout_format2_large_is_manifest_and_pieces(udr, tmp_path, size):
     assert sum(p.stat().st_size for p in pieces) == size
     got = b"".join(p.read_bytes() for p in pieces)  # in no particular order
     assert bytes(sorted(got)) == bytes(sorted(data))
-    assert udr.ok("get", "--verify", h).stdout == data
-    assert udr.put(data) == h  # dedup: nothing new
-    assert len(udr.object_files()) == len(pieces) + 1
+    assert udr2.ok("get", "--verify", h).stdout == data
+    assert udr2.put(data) == h  # dedup: nothing new
+    assert len(udr2.object_files()) == len(pieces) + 1
 
 
-def test_layout_format2_large_compressible(udr):
+def test_layout_format2_large_compressible(udr2):
     data = b"".join(b"row %08d,some,text,%d\n" % (i, i % 7) for i in range(200000))
-    h = udr.put(data)
-    assert list(udr.objects(h)) == [".m"]
-    pieces = pieces_of(udr, h)
+    h = udr2.put(data)
+    assert list(udr2.objects(h)) == [".m"]
+    pieces = pieces_of(udr2, h)
     assert pieces and all(p.name.endswith(".zst") for p in pieces), pieces
     assert sum(p.stat().st_size for p in pieces) < len(data) // 3
-    assert udr.ok("get", "--verify", h).stdout == data
+    assert udr2.ok("get", "--verify", h).stdout == data
 
 
-def test_put_dedup(udr, tmp_path):
+def test_put_dedup(udr2, tmp_path):
     data = data_of(5000)
-    h1 = udr.put(data)
+    h1 = udr2.put(data)
     f = tmp_path / "f"
     f.write_bytes(data)
-    h2 = udr.ok("put", f).out.strip()
+    h2 = udr2.ok("put", f).out.strip()
     assert h1 == h2
-    copies = [p for p in (udr.root / "chunks").rglob(h1)]
-    assert copies == [udr.chunk_path(h1)]
-    assert [p.name for p in (udr.root / "chunks").rglob("*") if p.is_file()
+    copies = [p for p in (udr2.root / "chunks").rglob(h1)]
+    assert copies == [udr2.chunk_path(h1)]
+    assert [p.name for p in (udr2.root / "chunks").rglob("*") if p.is_file()
             and len(p.name) == 64] == [h1]
 
 

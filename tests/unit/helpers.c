@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #endif
 #include "helpers.h"
+#include "store/pack.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -283,4 +284,124 @@ char *th_object_path(const char *storedir, const udr_hash *h)
 		free(p);
 	}
 	return raw;
+}
+
+/* ---- objects through the location layer ---------------------------------- */
+
+char *th_object_at(const char *storedir, const udr_hash *h, off_t *off, size_t *len)
+{
+	udr_store *st = NULL;
+	char *text = NULL, *path = NULL;
+	assert_int_equal(udr_store_open(&st, storedir, 0), 0);
+	int rc = udr_store_debug_locate(&text, st, h);
+	udr_store_close(st);
+	if (rc == UDR_ENOTFOUND)
+		return NULL;
+	assert_int_equal(rc, 0);
+	char where[4200];
+	unsigned long long o = 0, l = 0;
+	int kind = 0;
+	if (sscanf(text, "pack %4199s %llu %llu %d", where, &o, &l, &kind) == 4) {
+		path = strdup(where);
+		*off = (off_t)(o + UDR__PACK_ENTRY_HDR);
+		*len = (size_t)(l - UDR__PACK_ENTRY_HDR - UDR__PACK_ENTRY_CRC);
+	} else {
+		struct stat sb;
+		assert_int_equal(sscanf(text, "loose %4199s %d", where, &kind), 2);
+		path = strdup(where);
+		assert_int_equal(stat(path, &sb), 0);
+		*off = 0;
+		*len = (size_t)sb.st_size;
+	}
+	free(text);
+	return path;
+}
+
+void th_flip_object(const char *storedir, const udr_hash *h, size_t at)
+{
+	off_t off;
+	size_t len;
+	char *p = th_object_at(storedir, h, &off, &len);
+	assert_non_null(p);
+	assert_true(at < len);
+	th_flip_bit(p, off + (off_t)at);
+	free(p);
+}
+
+void th_truncate_object(const char *storedir, const udr_hash *h, size_t keep)
+{
+	off_t off;
+	size_t len;
+	char *p = th_object_at(storedir, h, &off, &len);
+	assert_non_null(p);
+	assert_true(keep <= len);
+	th_truncate(p, off + (off_t)keep);
+	free(p);
+}
+
+/* Rewrite the pack at path without the entries of h. */
+static void drop_from_pack(const char *path, const udr_hash *h)
+{
+	size_t n = 0;
+	unsigned char *p = (unsigned char *)th_read_file(path, &n);
+	assert_non_null(p);
+	unsigned char *q = malloc(n);
+	assert_non_null(q);
+	memcpy(q, p, UDR__PACK_HDR);
+	size_t qn = UDR__PACK_HDR;
+	uint64_t count = 0, off = UDR__PACK_HDR, next;
+	udr__pack_entry e;
+	int rc;
+	while ((rc = udr__pack_entry_parse(&e, &next, p, n, off, path)) == 0) {
+		if (!udr_hash_equal(&e.hash, h)) {
+			memcpy(q + qn, p + off, (size_t)(next - off));
+			qn += (size_t)(next - off);
+			count++;
+		}
+		off = next;
+	}
+	assert_int_equal(rc, 1);
+	char *dir = strdup(path);
+	*strrchr(dir, '/') = '\0';
+	char *oldidx = th_replace(path, ".pack", ".idx");
+	if (count) {
+		for (int i = 0; i < 8; i++)
+			q[qn + i] = (unsigned char)(count >> (8 * i));
+		memcpy(q + qn + 8, p + n - 8, 8);
+		qn += UDR__PACK_TRAILER;
+		udr_hash name;
+		udr_hash_buf(&name, q, qn);
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, &name);
+		unsigned char *ix = NULL;
+		size_t il = 0;
+		assert_int_equal(udr__pack_reindex(&ix, &il, q, qn, &name, path), 0);
+		char *np = th_fmt("%s/%s.pack", dir, hex), *ni = th_fmt("%s/%s.idx", dir, hex);
+		th_write_file(np, q, qn);
+		th_write_file(ni, ix, il);
+		free(np);
+		free(ni);
+		free(ix);
+	}
+	assert_int_equal(unlink(oldidx), 0);
+	assert_int_equal(unlink(path), 0);
+	free(oldidx);
+	free(dir);
+	free(p);
+	free(q);
+}
+
+void th_remove_object(const char *storedir, const udr_hash *h)
+{
+	off_t off;
+	size_t len;
+	char *p;
+	while ((p = th_object_at(storedir, h, &off, &len)) != NULL) {
+		size_t n = strlen(p);
+		if (n > 5 && strcmp(p + n - 5, ".pack") == 0)
+			drop_from_pack(p, h);
+		else
+			assert_int_equal(unlink(p), 0);
+		free(p);
+	}
 }

@@ -49,6 +49,19 @@ char *th_chunk_path(const char *storedir, const udr_hash *h);
  * store format 2: <hash>, <hash>.zst, <hash>.m, <hash>.d); the raw name
  * when none exists.  malloc'ed. */
 char *th_object_path(const char *storedir, const udr_hash *h);
+/* Where the first copy of hash is (the object-location layer, through
+ * udr_store_debug_locate): the file holding it (a loose object or a pack,
+ * malloc'ed; NULL when absent), the offset of its payload in that file (the
+ * bytes a loose object would hold) and the payload's length. */
+char *th_object_at(const char *storedir, const udr_hash *h, off_t *off, size_t *len);
+/* Flip one bit of the byte at `at` of the first copy's payload. */
+void th_flip_object(const char *storedir, const udr_hash *h, size_t at);
+/* Truncate the file holding the first copy to `keep` bytes of its payload (a
+ * truncated pack loses the entries after it too). */
+void th_truncate_object(const char *storedir, const udr_hash *h, size_t keep);
+/* Remove every copy of hash: a loose file is unlinked, a pack is rewritten
+ * without its entry (under its new name, with its index). */
+void th_remove_object(const char *storedir, const udr_hash *h);
 /* Fill buf with deterministic pseudo-random bytes from seed. */
 void th_fill(void *buf, size_t len, uint32_t seed);
 /* Hex of a hash in a static rotating buffer (for messages). */

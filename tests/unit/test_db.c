@@ -50,8 +50,13 @@ static void db_create_layout(void **state)
 	assert_int_equal(udr_version_add_chunk(v, &h), 0);
 	assert_int_equal(udr_catalog_commit(c, v), 0);
 	udr_version_free(v);
-	char *chunkfile = th_chunk_path(chunks, &h);
-	assert_true(th_exists(chunkfile));
+	/* the chunk is in the chunk store (format 3: in a pack under chunks/packs) */
+	off_t coff;
+	size_t clen;
+	char *chunkfile = th_object_at(chunks, &h, &coff, &clen);
+	assert_non_null(chunkfile);
+	assert_non_null(strstr(chunkfile, "/chunks/packs/"));
+	assert_int_equal(clen, 3);
 	udr_db_close(db);
 	udr_db_close(NULL);
 

@@ -22,12 +22,19 @@ typedef struct fx {
 	udr_store *st;
 } fx;
 
+/* The format of the fixture's store: every test runs on format 2 (one file
+ * per object), and those that do not look at that layout on format 3 (packs,
+ * the default) too; tests/unit/test_pack.c covers the packs themselves. */
+static int g_format = 3;
+
 static int setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
+	udr_store_config cfg = UDR_STORE_CONFIG_INIT;
+	cfg.format = g_format;
 	f->dir = th_mkdtemp();
 	f->sdir = th_join(f->dir, "chunks");
-	if (udr_store_open(&f->st, f->sdir, UDR_OPEN_CREATE) != 0) {
+	if (udr_store_open_ext(&f->st, f->sdir, UDR_OPEN_CREATE, &cfg) != 0) {
 		print_error("udr_store_open: %s\n", udr_error_last()->message);
 		return -1;
 	}
@@ -170,6 +177,20 @@ static void store_layout_is_ab_cd_hash_raw(void **state)
 	th_fill(data, sizeof(data), 11);
 	udr_hash h;
 	assert_int_equal(udr_store_put(&h, f->st, data, sizeof(data)), 0);
+	if (g_format == 3) {
+		/* format 3: random bytes stay raw, as one entry of a pack */
+		off_t off;
+		size_t plen = 0, len = 0;
+		char *pk = th_object_at(f->sdir, &h, &off, &plen);
+		assert_non_null(pk);
+		assert_non_null(strstr(pk, "/packs/"));
+		char *bytes = th_read_file(pk, &len);
+		assert_int_equal(plen, sizeof(data));
+		assert_memory_equal(bytes + off, data, sizeof(data));
+		free(bytes);
+		free(pk);
+		return;
+	}
 	char *p = th_chunk_path(f->sdir, &h);
 	size_t len = 0;
 	char *raw = th_read_file(p, &len);
@@ -293,8 +314,7 @@ static void store_corrupt_flipped_bit(void **state)
 	assert_int_equal(udr_store_put(&h, f->st, data, sizeof(data)), 0);
 	char hex[65];
 	udr_hash_tohex(hex, &h);
-	char *p = th_chunk_path(f->sdir, &h);
-	th_flip_bit(p, 4321);
+	th_flip_object(f->sdir, &h, 4321);
 
 	void *buf = NULL;
 	size_t len = 0;
@@ -317,12 +337,18 @@ static void store_corrupt_flipped_bit(void **state)
 	assert_false(th_exists(out)); /* nothing left at path */
 	assert_int_equal(udr_store_get_file(f->st, &h, out, 0), UDR_ECORRUPT); /* the default */
 	assert_false(th_exists(out));
-	/* Only the explicit opt-out writes the raw object's bytes as they are. */
-	assert_int_equal(udr_store_get_file(f->st, &h, out, UDR_GET_NOVERIFY), 0);
-	assert_true(th_exists(out));
+	/* Only the explicit opt-out writes the raw object's bytes as they are;
+	 * a packed entry's CRC is checked on every read, verified or not. */
+	if (g_format == 3) {
+		assert_int_equal(udr_store_get_file(f->st, &h, out, UDR_GET_NOVERIFY), UDR_ECORRUPT);
+		th_assert_error(UDR_ECORRUPT, "CRC");
+		assert_false(th_exists(out));
+	} else {
+		assert_int_equal(udr_store_get_file(f->st, &h, out, UDR_GET_NOVERIFY), 0);
+		assert_true(th_exists(out));
+	}
 	assert_int_equal(udr_store_get_file(f->st, &h, out, UDR_GET_VERIFY | UDR_GET_NOVERIFY), UDR_EINVAL);
 	free(out);
-	free(p);
 }
 
 static void store_corrupt_truncated(void **state)
@@ -332,20 +358,20 @@ static void store_corrupt_truncated(void **state)
 	th_fill(data, sizeof(data), 6);
 	udr_hash h;
 	assert_int_equal(udr_store_put(&h, f->st, data, sizeof(data)), 0);
-	char *p = th_chunk_path(f->sdir, &h);
-	th_truncate(p, 1000);
+	th_truncate_object(f->sdir, &h, 1000);
 	void *buf = NULL;
 	size_t len = 0;
 	assert_int_equal(udr_store_get_verified(&buf, &len, f->st, &h), UDR_ECORRUPT);
 	th_assert_error(UDR_ECORRUPT, th_hex(&h));
 	assert_null(buf);
 	uint64_t sz = 0;
+	/* a loose file's size is what is left of it; a packed entry's header
+	 * (intact here) still says the size it was written with */
 	assert_int_equal(udr_store_size(&sz, f->st, &h), 0);
-	assert_int_equal(sz, 1000);
+	assert_int_equal(sz, g_format == 3 ? 3000 : 1000);
 	/* Truncated to zero too. */
-	th_truncate(p, 0);
+	th_truncate_object(f->sdir, &h, 0);
 	assert_int_equal(udr_store_get_verified(&buf, &len, f->st, &h), UDR_ECORRUPT);
-	free(p);
 }
 
 /* ---- streaming --------------------------------------------------------- */
@@ -366,8 +392,10 @@ static void store_put_fd_and_file_large(void **state)
 	assert_true(udr_hash_equal(&h, &want));
 	/* Large content may be stored as a manifest of pieces (format 2): some
 	 * object named after the whole content's hash exists. */
-	char *cp = th_object_path(f->sdir, &h);
-	assert_true(th_exists(cp));
+	off_t coff;
+	size_t clen;
+	char *cp = th_object_at(f->sdir, &h, &coff, &clen);
+	assert_non_null(cp);
 	void *whole = NULL;
 	size_t wlen = 0;
 	assert_int_equal(udr_store_get_verified(&whole, &wlen, f->st, &h), 0);
@@ -766,6 +794,7 @@ static udr_store *small_store(fx *f, const char *name)
 	udr_store_config cfg = UDR_STORE_CONFIG_INIT;
 	udr_store *st = NULL;
 	char *dir = th_join(f->dir, name);
+	cfg.format = g_format;
 	cfg.chunk_min = 1024;
 	cfg.chunk_avg = 4096;
 	cfg.chunk_max = 16384;
@@ -873,8 +902,7 @@ static void store_get_verifies_raw_by_default(void **state)
 	int fd;
 	th_fill(data, sizeof(data), 21);
 	assert_int_equal(udr_store_put(&h, f->st, data, sizeof(data)), 0);
-	p = th_chunk_path(f->sdir, &h);
-	th_flip_bit(p, 2500);
+	th_flip_object(f->sdir, &h, 2500);
 	assert_reads_fail(f, f->st, &h);
 	/* A raw object up to 64 MiB is verified before anything is written. */
 	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -883,10 +911,9 @@ static void store_get_verifies_raw_by_default(void **state)
 	assert_int_equal(fstat(fd, &sb), 0);
 	assert_int_equal(sb.st_size, 0);
 	close(fd);
-	th_truncate(p, 0);
+	th_truncate_object(f->sdir, &h, 0);
 	assert_reads_fail(f, f->st, &h);
 	free(out);
-	free(p);
 }
 
 /* Three chunked contents in a small_store: rnd (random: raw pieces), txt
@@ -1165,7 +1192,7 @@ static void store_verify_api(void **state)
 int main(int argc, char **argv)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-	const struct CMUnitTest tests[] = {
+	const struct CMUnitTest tests_format2[] = {
 		T(store_open_missing_is_notfound),
 		T(store_open_invalid_path),
 		T(store_open_create_and_reopen),
@@ -1195,5 +1222,37 @@ int main(int argc, char **argv)
 		T(store_reput_repairs_raw_stream),
 		T(store_verify_api),
 	};
-	return th_run(argc, argv, tests, NULL, NULL);
+	/* format 3: all but the tests of loose-file layout and damage by file
+	 * name (test_pack.c has their pack counterparts) */
+	const struct CMUnitTest tests_format3[] = {
+		T(store_open_missing_is_notfound),
+		T(store_open_invalid_path),
+		T(store_open_create_and_reopen),
+		T(store_open_bad_config_is_corrupt),
+		T(store_put_get_roundtrip),
+		T(store_layout_is_ab_cd_hash_raw),
+		T(store_put_dedup),
+		T(store_empty_content),
+		T(store_put_null_data_is_einval),
+		T(store_missing_is_notfound),
+		T(store_corrupt_flipped_bit),
+		T(store_corrupt_truncated),
+		T(store_put_fd_and_file_large),
+		T(store_put_file_missing_is_notfound),
+		T(store_put_fd_read_error_publishes_nothing),
+		T(store_get_fd_and_file),
+		T(store_foreach_visits_each_once),
+		T(store_fsck_clean),
+		T(store_fsck_removes_abandoned_temp),
+		T(store_threads_put_same_and_different),
+		T(store_get_verifies_raw_by_default),
+		T(store_reput_repairs_raw_stream),
+		T(store_verify_api),
+	};
+	int failed;
+	g_format = 3;
+	failed = th_run(argc, argv, tests_format3, NULL, NULL);
+	g_format = 2;
+	failed += cmocka_run_group_tests(tests_format2, NULL, NULL);
+	return failed;
 }
