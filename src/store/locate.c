@@ -187,8 +187,45 @@ static int entry_header(unsigned char hdr[UDR__PACK_ENTRY_HDR], int fd, const ud
 	return 0;
 }
 
+/* Has the pack's file been replaced since it was opened (a damaged pack
+ * replaced by a good copy of the same name)?  Then reopen it. */
+static bool pack_reopened(udr_store *s, udr__pack *p)
+{
+	char path[4200];
+	struct stat a, b;
+	int fd, old;
+	snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
+	pthread_mutex_lock(&s->packs->mu);
+	old = p->fd;
+	pthread_mutex_unlock(&s->packs->mu);
+	if (old < 0 || UDR_IO->fstat(old, &a) < 0 || UDR_IO->stat(path, &b) < 0 ||
+	    (a.st_ino == b.st_ino && a.st_dev == b.st_dev))
+		return false;
+	if ((fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0)
+		return false;
+	pthread_mutex_lock(&s->packs->mu);
+	/* the old descriptor stays open: another thread may be reading it */
+	p->fd = fd;
+	pthread_mutex_unlock(&s->packs->mu);
+	return true;
+}
+
+static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                         size_t max, bool *vanished);
+
 int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
                   size_t max, bool *vanished)
+{
+	int rc = loc_read_once(out, out_len, s, l, h, max, vanished);
+	if (rc == UDR_ECORRUPT && l->pack && pack_reopened(s, l->pack)) {
+		udr_error_clear();
+		rc = loc_read_once(out, out_len, s, l, h, max, vanished);
+	}
+	return rc;
+}
+
+static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                         size_t max, bool *vanished)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	unsigned char *buf;

@@ -525,12 +525,44 @@ done:
 	return rc;
 }
 
+/* Do the files a and b hold the same bytes? */
+static bool same_bytes(const char *a, const char *b)
+{
+	int fa = UDR_IO->open(a, O_RDONLY, 0), fb = UDR_IO->open(b, O_RDONLY, 0);
+	bool same = fa >= 0 && fb >= 0;
+	static const size_t n = (size_t)1 << 16;
+	unsigned char *x = same ? malloc(2 * n) : NULL;
+	if (same && !x)
+		same = false;
+	while (same) {
+		size_t ga = 0, gb = 0;
+		if (udr__read_full(fa, x, n, &ga, a) < 0 || udr__read_full(fb, x + n, n, &gb, b) < 0 || ga != gb ||
+		    memcmp(x, x + n, ga) != 0)
+			same = false;
+		if (ga < n)
+			break;
+	}
+	udr_error_clear();
+	free(x);
+	if (fa >= 0)
+		UDR_IO->close(fa);
+	if (fb >= 0)
+		UDR_IO->close(fb);
+	return same;
+}
+
 /* Link tmp (already durable) to final, then make the name durable.  EEXIST:
- * a pack or index of that name holds the same bytes (named by their hash). */
+ * a pack or index of that name, named by the hash of its bytes, should hold
+ * the same bytes; a damaged one is replaced (rename: readers see the damaged
+ * or the good file, never a mix). */
 static int publish_name(const char *tmp, const char *final)
 {
-	if (UDR_IO->link(tmp, final) < 0 && errno != EEXIST)
-		return udr__error_io(errno, "cannot publish %s", final);
+	if (UDR_IO->link(tmp, final) < 0) {
+		if (errno != EEXIST)
+			return udr__error_io(errno, "cannot publish %s", final);
+		if (!same_bytes(tmp, final) && UDR_IO->rename(tmp, final) < 0)
+			return udr__error_io(errno, "cannot replace damaged %s", final);
+	}
 	return udr__fsync_parent(final);
 }
 

@@ -353,13 +353,35 @@ def truncate(path):
     path.write_bytes(data[: len(data) // 2])
 
 
+def damage_object(u, h, damage):
+    """Damage the first copy of h: a loose file as `damage` does to it, a
+    packed entry in place (a flipped byte, or the pack truncated there)."""
+    where, path, off, length, _ = u.locate(h)[0]
+    if where == "loose":
+        damage(path)
+    else:
+        u.damage(h, "flip" if damage is flip_byte else "truncate")
+
+
+def manifest_pieces(u, h):
+    """The piece hashes a stored manifest lists (FORMAT.md: 64-byte header,
+    36-byte entries, 32-byte trailer), read through `udr __locate`."""
+    where, path, off, length, kind = u.locate(h)[0]
+    assert kind == 3, u.locate(h)
+    with open(path, "rb") as f:
+        f.seek(off)
+        m = f.read(length)
+    n = int.from_bytes(m[16:24], "little")
+    return [m[64 + 36 * i:64 + 36 * i + 32].hex() for i in range(n)]
+
+
 @pytest.mark.parametrize("damage", [flip_byte, truncate])
-@pytest.mark.parametrize("fmt, size", [(1, 100), (1, 3 << 20), (2, 100)])
-def test_corrupt_chunk_get_verify(udr, udr1, tmp_path, damage, fmt, size):
-    udr = udr1 if fmt == 1 else udr
+@pytest.mark.parametrize("fmt, size", [(1, 100), (1, 3 << 20), (2, 100), (3, 100)])
+def test_corrupt_chunk_get_verify(udr, udr1, udr2, tmp_path, damage, fmt, size):
+    udr = {1: udr1, 2: udr2, 3: udr}[fmt]
     data = data_of(size)
     h = udr.put(data)
-    damage(udr.chunk_path(h))
+    damage_object(udr, h, damage)
     r = udr("get", "--verify", h)
     assert r.code == 4, r
     assert r.stdout == b""  # corrupt bytes never reach stdout
@@ -384,7 +406,8 @@ def test_fsck_clean(udr):
     assert "0 problems" in lines[0]
 
 
-def test_fsck_reports_each_problem(udr):
+def test_fsck_reports_each_problem(udr2):
+    udr = udr2
     hashes = [udr.put(b"chunk %d" % i) for i in range(3)]
     for h in hashes[:2]:
         flip_byte(udr.chunk_path(h))
@@ -403,8 +426,9 @@ def delete(path):
 
 
 @pytest.mark.parametrize("damage", [flip_byte, truncate, delete])
-def test_corrupt_piece(udr, tmp_path, damage):
+def test_corrupt_piece(udr2, tmp_path, damage):
     # Format 2, large content: damage to one piece fails the content.
+    udr = udr2
     data = data_of(3 << 20)
     h = udr.put(data)
     pieces = pieces_of(udr, h)
@@ -428,10 +452,10 @@ def test_corrupt_piece(udr, tmp_path, damage):
 
 
 @pytest.mark.parametrize("fmt", [1, 2])
-def test_big_chunk_get_verify_two_pass(udr, udr1, tmp_path, fmt):
+def test_big_chunk_get_verify_two_pass(udr2, udr1, tmp_path, fmt):
     # Above 64 MiB `get --verify` to stdout verifies in a first pass instead
     # of in memory; corrupt bytes must still never reach stdout.
-    udr = udr1 if fmt == 1 else udr
+    udr = udr1 if fmt == 1 else udr2
     f = tmp_path / "big"
     data = os.urandom(1 << 20) * 65 + b"tail"
     f.write_bytes(data)
@@ -464,14 +488,14 @@ def truncate_to_zero(path):
 
 
 @pytest.mark.parametrize("damage", [flip_byte, truncate_to_zero])
-@pytest.mark.parametrize("fmt, size", [(1, 5000), (2, 5000), (2, 100_000)])
-def test_get_damaged_object_exits_4(udr, udr1, tmp_path, damage, fmt, size):
+@pytest.mark.parametrize("fmt, size", [(1, 5000), (2, 5000), (2, 100_000), (3, 5000), (3, 100_000)])
+def test_get_damaged_object_exits_4(udr, udr1, udr2, tmp_path, damage, fmt, size):
     # The bug: `udr get H` and `udr get H -o out` (no --verify) exited 0
     # with the damaged bytes, or with 0 bytes for an emptied object.
-    udr = udr1 if fmt == 1 else udr
+    udr = {1: udr1, 2: udr2, 3: udr}[fmt]
     data = os.urandom(size)  # incompressible: one raw object
     h = udr.put(data)
-    damage(udr.chunk_path(h))
+    damage_object(udr, h, damage)
     r = udr("get", h)
     assert r.code == 4, r
     assert r.stdout == b""  # read and verified before anything is written
@@ -480,13 +504,18 @@ def test_get_damaged_object_exits_4(udr, udr1, tmp_path, damage, fmt, size):
     r = udr("get", h, "-o", out)
     assert r.code == 4, r
     assert not out.exists()
-    # the explicit opt-out writes what is there
+    # the explicit opt-out writes what is there; a packed entry's CRC is
+    # checked on every read
     r = udr("get", "--no-verify", h)
-    assert r.code == 0 and r.stdout != data
+    if fmt == 3:
+        assert r.code == 4 and r.stdout == b"" and h in r.stderr, r
+    else:
+        assert r.code == 0 and r.stdout != data
 
 
 @pytest.mark.parametrize("damage", [flip_byte, truncate_to_zero])
-def test_get_damaged_piece_exits_4(udr, tmp_path, damage):
+def test_get_damaged_piece_exits_4(udr2, tmp_path, damage):
+    udr = udr2
     data = os.urandom(5 << 20)
     h = udr.put(data)
     piece = sorted(pieces_of(udr, h))[3]
@@ -509,18 +538,21 @@ def test_get_verify_and_no_verify_exclude_each_other(udr):
     assert udr.ok("get", "--no-verify", h).stdout == b"x"
 
 
-@pytest.mark.parametrize("fmt", [1, 2])
+@pytest.mark.parametrize("fmt", [1, 2, 3])
 @pytest.mark.parametrize("damage", [flip_byte, truncate_to_zero])
-def test_put_repairs_damaged_content(udr, udr1, tmp_path, fmt, damage):
+def test_put_repairs_damaged_content(udr, udr1, udr2, tmp_path, fmt, damage):
     # The bug: re-putting content whose stored object was damaged was a
     # dedup hit that kept the damage (put exit 0, get --verify still 4).
-    udr = udr1 if fmt == 1 else udr
+    # Format 3: the damaged pack is rewritten without what has good copies.
+    udr = {1: udr1, 2: udr2, 3: udr}[fmt]
     f = tmp_path / "big"
     data = os.urandom(5 << 20)
     f.write_bytes(data)
     h = udr.ok("put", f).out.strip()
-    target = udr.chunk_path(h) if fmt == 1 else sorted(pieces_of(udr, h))[2]
-    damage(target)
+    if fmt == 3:
+        damage_object(udr, manifest_pieces(udr, h)[2], damage)
+    else:
+        damage(udr.chunk_path(h) if fmt == 1 else sorted(pieces_of(udr, h))[2])
     assert udr("get", "--verify", h).code == 4
     assert udr.ok("put", f).out.strip() == h
     r = udr("get", "--verify", h)
@@ -528,23 +560,37 @@ def test_put_repairs_damaged_content(udr, udr1, tmp_path, fmt, damage):
     assert udr.ok("fsck").out.splitlines()[-1].count(" 0 problems") == 1
 
 
-def test_put_repairs_damaged_manifest(udr, tmp_path):
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_put_repairs_damaged_manifest(udr, udr2, tmp_path, fmt):
+    udr = {2: udr2, 3: udr}[fmt]
     data = os.urandom(3 << 20)
     h = udr.put(data)
-    flip_byte(udr.objects(h)[".m"], 70)
+    if fmt == 3:
+        udr.damage(h, "flip", at=70)
+    else:
+        flip_byte(udr.objects(h)[".m"], 70)
     assert udr("get", h).code == 4
     assert udr.put(data) == h
     assert udr.ok("get", h).stdout == data
+    assert " 0 problems" in udr.ok("fsck").out.splitlines()[-1]
 
 
-def test_fsck_repair_from(udr, tmp_path):
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_fsck_repair_from(udr, udr2, tmp_path, fmt):
+    udr = {2: udr2, 3: udr}[fmt]
     f = tmp_path / "big"
     data = os.urandom(5 << 20)
     f.write_bytes(data)
     h = udr.ok("put", f).out.strip()
-    ps = sorted(pieces_of(udr, h))
-    flip_byte(ps[1])
-    truncate_to_zero(ps[4])
+    if fmt == 3:
+        # two entries of the one pack damaged in place
+        ps = manifest_pieces(udr, h)
+        udr.damage(ps[1], "flip")
+        udr.damage(ps[4], "flip")
+    else:
+        ps = sorted(pieces_of(udr, h))
+        flip_byte(ps[1])
+        truncate_to_zero(ps[4])
     assert udr("fsck").code == 4
     r = udr("fsck", "--repair-from", f)
     assert r.code == 0, r
