@@ -18,13 +18,25 @@ def edited(data, offset, patch=b"EDITED!!"):
 
 # ---- init settings ----
 
-def test_init_default_is_format2(run, tmp_path):
+def test_init_default_is_format3(run, tmp_path):
     root = tmp_path / "s"
     r = run("--store", root, "init")
     assert r.code == 0, r
     cfg = json.loads((root / "chunks" / "config.json").read_text())
-    assert cfg["format"] == 2
-    assert stats(Udr(root))["format"] == 2
+    assert cfg["format"] == 3
+    assert cfg["packs"] == {"target": 32 << 20, "max": 64 << 20}
+    assert (root / "chunks" / "packs").is_dir()
+    assert stats(Udr(root))["format"] == 3
+
+
+def test_init_format2(run, tmp_path):
+    root = tmp_path / "s"
+    assert run("--store", root, "init", "--format", "2").code == 0
+    cfg = json.loads((root / "chunks" / "config.json").read_text())
+    assert cfg["format"] == 2 and "packs" not in cfg
+    u = Udr(root)
+    h = u.put(b"x" * 100)
+    assert u.locate(h)[0][0] == "loose"
 
 
 def test_init_format1(run, tmp_path):
@@ -54,8 +66,8 @@ def test_init_settings_are_used(run, tmp_path):
     # 100 KB > chunk-max 64 KiB: split; level 0: compressible pieces stay raw.
     data = b"all the same " * 8000
     h = u.put(data)
-    assert list(u.objects(h)) == [".m"]
-    assert not any(p.name.endswith(".zst") for p in u.object_files())
+    assert u.locate(h)[0][4] == 3  # a manifest
+    assert stats(u)["compressed"] == 0
     assert u.ok("get", "--verify", h).stdout == data
 
 
@@ -67,7 +79,7 @@ def test_init_size_suffix_m(run, tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ["--format", "3"], ["--format", "0"], ["--format", "x"],
+    ["--format", "4"], ["--format", "0"], ["--format", "x"],
     ["--chunk-avg", "100K"],               # not a power of two
     ["--chunk-min", "64K", "--chunk-avg", "16K"],  # min > avg
     ["--chunk-max", "1G"],                 # above the 64 MiB hard limit
@@ -289,20 +301,22 @@ def test_upgrade_format1_in_place(run, tmp_path):
     assert (root / "chunks" / h_old[:2] / h_old[2:4] / h_old).stat().st_size == len(old)
     r = u("upgrade")
     assert r.code == 0, r
-    assert "from format 1 to format 2" in r.out
+    assert "from format 1 to format 3" in r.out
     cfg = json.loads((root / "chunks" / "config.json").read_text())
-    assert cfg["format"] == 2 and cfg["chunking"]["avg"] == 131072
+    assert cfg["format"] == 3 and cfg["chunking"]["avg"] == 131072
+    # the old raw object is packed now (not a Parquet file)
+    assert [c[0] for c in u.locate(h_old)] == ["pack"]
     # old content reads as before; new large content is chunked
     assert u.ok("get", "--verify", h_old).stdout == old
     assert json.loads(u.ok("show", "t").out)["chunks"] == [h_old]
     new = os.urandom(3 << 20)
     h_new = u.put(new)
-    assert (root / "chunks" / h_new[:2] / h_new[2:4] / (h_new + ".m")).exists()
+    assert u.locate(h_new)[0][4] == 3  # a manifest
     assert u.ok("get", "--verify", h_new).stdout == new
     assert u("fsck").code == 0
-    # again: nothing to do; settings for a format-2 store are refused
+    # again: nothing to do; settings for a format-3 store are refused
     r = u("upgrade")
-    assert r.code == 0 and "already format 2" in r.out
+    assert r.code == 0 and "already format 3" in r.out
     r = u("upgrade", "--chunk-avg", "64K")
     assert r.code == 2 and "fixed at creation" in r.stderr
 

@@ -205,10 +205,7 @@ def test_commit_refuses_damaged_content(udr, tmp_path):
     f = tmp_path / "d.bin"
     f.write_bytes(data)
     h = udr.ok("put", f).out.strip()
-    [p] = [p for p in udr.objects(h).values()]
-    b = bytearray(p.read_bytes())
-    b[len(b) // 2] ^= 0x10
-    p.write_bytes(bytes(b))
+    udr.damage(h, "flip")
     r = udr("commit", "t", "--next", h)
     assert r.code == 4 and "damaged" in r.stderr, r
     assert udr("show", "t").code != 0  # nothing committed

@@ -120,11 +120,12 @@ def test_get_progress_missing_content(udr, tmp_path):
 def test_get_progress_corrupt_leaves_no_file(udr, tmp_path):
     data = os.urandom(3 * MiB)
     h = udr.put(data)
-    piece = [p for p in udr.object_files() if not p.name.startswith(h)][0]
-    os.chmod(piece, 0o644)
-    damaged = bytearray(piece.read_bytes())
-    damaged[0] ^= 0x01
-    piece.write_bytes(bytes(damaged))
+    # the first piece the manifest lists, damaged in place
+    where, path, off, length, _ = udr.locate(h)[0]
+    with open(path, "rb") as f:
+        f.seek(off + 64)
+        first = f.read(32).hex()
+    udr.damage(first, "flip", at=0)
     code, _, tty = run_with_tty_stderr(["--store", udr.root, "get", "--verify", h, "-o",
                                         tmp_path / "o"])
     assert code == 4, tty
