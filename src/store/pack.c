@@ -650,7 +650,9 @@ void udr__packset_free(udr__packset *ps)
 {
 	for (size_t i = 0; i < ps->n; i++) {
 		udr__pack *p = ps->v[i];
-		if (p->idx.p)
+		if (p->idx.p && p->owned)
+			free((void *)p->idx.p);
+		else if (p->idx.p)
 			munmap((void *)p->idx.p, p->idx.len);
 		if (p->fd >= 0)
 			UDR_IO->close(p->fd);
@@ -709,6 +711,40 @@ static int idx_map(udr__idx *x, const char *path, const char *hex, bool full, in
 		}
 	}
 	return 0;
+}
+
+/* The index of pack p built from the pack's bytes (checked against its name). */
+static int reindex_in_memory(udr_store *s, udr__pack *p)
+{
+	char path[4200];
+	struct stat st;
+	unsigned char *m, *ix = NULL;
+	size_t il = 0;
+	udr_hash name, got;
+	int fd, rc;
+	snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
+	if ((fd = UDR_IO->open(path, O_RDONLY, 0)) < 0)
+		return errno == ENOENT ? UDR_ENOTFOUND : udr__error_io(errno, "cannot open pack %s", path);
+	if (UDR_IO->fstat(fd, &st) < 0 || st.st_size < UDR__PACK_HDR + UDR__PACK_TRAILER) {
+		UDR_IO->close(fd);
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: too short", path);
+	}
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	UDR_IO->close(fd);
+	if (m == MAP_FAILED)
+		return udr__error_io(errno, "cannot map pack %s", path);
+	udr_hash_fromhex(&name, p->hex);
+	udr_hash_buf(&got, m, (size_t)st.st_size);
+	if (!udr_hash_equal(&got, &name))
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt pack %s: its bytes hash to something else", path);
+	else
+		rc = udr__pack_reindex(&ix, &il, m, (size_t)st.st_size, &name, path);
+	munmap(m, (size_t)st.st_size);
+	if (rc == 0 && (rc = udr__idx_parse(&p->idx, ix, il, false, path)) == 0)
+		p->owned = true;
+	if (rc < 0)
+		free(ix);
+	return rc;
 }
 
 int udr__packset_scan(udr_store *s)
@@ -788,12 +824,18 @@ int udr__packset_scan(udr_store *s)
 				continue;
 			}
 			if (rc == UDR_ECORRUPT) {
-				/* a damaged index hides nothing silently: lookups skip it,
-				 * fsck reports it and rebuilds it */
+				/* a damaged index: the pack is indexed anew in memory from
+				 * its own bytes (fsck reports the index and rewrites it);
+				 * a pack that cannot be is skipped by lookups */
 				udr_error_clear();
-				rc = 0;
-				p->broken = true;
-			} else if (rc < 0) {
+				rc = reindex_in_memory(s, p);
+				if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
+					udr_error_clear();
+					rc = 0;
+					p->broken = true;
+				}
+			}
+			if (rc < 0) {
 				free(p);
 				break;
 			}
@@ -801,7 +843,9 @@ int udr__packset_scan(udr_store *s)
 				size_t nc = ps->cap ? ps->cap * 2 : 16;
 				udr__pack **q = realloc(ps->v, nc * sizeof(*q));
 				if (!q) {
-					if (p->idx.p)
+					if (p->idx.p && p->owned)
+						free((void *)p->idx.p);
+					else if (p->idx.p)
 						munmap((void *)p->idx.p, p->idx.len);
 					free(p);
 					rc = udr__error_oom();

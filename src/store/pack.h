@@ -107,7 +107,8 @@ typedef struct udr__pack {
 	uint64_t size;  /* of the pack file, when opened */
 	int64_t mtime;  /* of its index, seconds */
 	bool gone;      /* its index vanished at a rescan (repacked away) */
-	bool broken;    /* its index is damaged: skipped by lookups */
+	bool broken;    /* its index is damaged and the pack too: skipped by lookups */
+	bool owned;     /* idx.p is malloc'd (indexed anew from the pack), not mapped */
 } udr__pack;
 
 typedef struct udr__packset {

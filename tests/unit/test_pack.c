@@ -1,0 +1,502 @@
+/*
+ * test_pack.c - format-3 packs: the pack, index and entry layouts (encode,
+ * parse, re-index), lookup, damage to packs and indexes (never wrong data),
+ * duplicate copies, the geometric repack and the upgrade from format 2.
+ */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/pack.h"
+#include "store/store_internal.h"
+
+typedef struct fx {
+	char *dir;
+	char *sdir;
+	udr_store *st;
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	f->dir = th_mkdtemp();
+	f->sdir = th_join(f->dir, "chunks");
+	if (udr_store_open(&f->st, f->sdir, UDR_OPEN_CREATE) != 0) {
+		print_error("udr_store_open: %s\n", udr_error_last()->message);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	udr_store_close(f->st);
+	th_rmtree(f->dir);
+	free(f->sdir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static int count_suffix(const char *dir, const char *suffix)
+{
+	char *p = th_join(dir, "packs");
+	char cmd[4400];
+	snprintf(cmd, sizeof(cmd), "ls %s 2>/dev/null | grep -c '%s$' > %s/count", p, suffix, dir);
+	assert_true(system(cmd) >= 0);
+	char *c = th_join(dir, "count");
+	char *text = th_read_file(c, NULL);
+	int n = atoi(text);
+	unlink(c);
+	free(c);
+	free(text);
+	free(p);
+	return n;
+}
+
+static udr_hash put_bytes(udr_store *st, uint32_t seed, size_t n)
+{
+	unsigned char *d = malloc(n);
+	udr_hash h;
+	th_fill(d, n, seed);
+	assert_int_equal(udr_store_put(&h, st, d, n), 0);
+	free(d);
+	return h;
+}
+
+static void assert_get(udr_store *st, const udr_hash *h, uint32_t seed, size_t n)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	unsigned char *d = malloc(n);
+	th_fill(d, n, seed);
+	if (udr_store_get(&buf, &len, st, h) != 0) {
+		print_error("get %s: %s\n", th_hex(h), udr_error_last()->message);
+		fail();
+	}
+	assert_int_equal(len, n);
+	assert_memory_equal(buf, d, n);
+	udr_free(buf);
+	free(d);
+}
+
+/* The written bytes (pack and index) of a writer's first pack. */
+static void read_pack(fx *f, unsigned char **pk, size_t *pl, unsigned char **ix, size_t *il)
+{
+	char *dir = th_join(f->sdir, "packs");
+	char cmd[4400];
+	snprintf(cmd, sizeof(cmd), "ls %s | grep 'pack$' | head -1 > %s/name", dir, f->dir);
+	assert_true(system(cmd) >= 0);
+	char *nf = th_join(f->dir, "name");
+	char *name = th_read_file(nf, NULL);
+	name[strcspn(name, "\n")] = '\0';
+	char *pp = th_fmt("%s/%s", dir, name), *ip = th_replace(pp, ".pack", ".idx");
+	*pk = (unsigned char *)th_read_file(pp, pl);
+	*ix = (unsigned char *)th_read_file(ip, il);
+	assert_non_null(*pk);
+	assert_non_null(*ix);
+	free(pp);
+	free(ip);
+	free(name);
+	free(nf);
+	free(dir);
+}
+
+/* ---- layouts ---------------------------------------------------------------- */
+
+static void pack_crc32c_known_answer(void **state)
+{
+	(void)state;
+	/* RFC 3720 B.4: 32 zero bytes, and "123456789" */
+	unsigned char z[32] = {0};
+	assert_int_equal(udr__crc32c(0, z, sizeof(z)), 0x8a9136aa);
+	assert_int_equal(udr__crc32c(0, "123456789", 9), 0xe3069283);
+	/* in pieces, as a stream */
+	assert_int_equal(udr__crc32c(udr__crc32c(0, "1234", 4), "56789", 5), 0xe3069283);
+}
+
+static void pack_write_parse_reindex(void **state)
+{
+	fx *f = *state;
+	udr__packw *w = NULL;
+	udr_hash hs[50];
+	unsigned char payload[300];
+	assert_int_equal(udr__packw_new(&w, f->st, UDR__PACK_CLASS_DATA), 0);
+	for (int i = 0; i < 50; i++) {
+		th_fill(payload, sizeof(payload), (uint32_t)i);
+		udr_hash_buf(&hs[i], payload, 100 + (size_t)i);
+		assert_int_equal(udr__packw_append(w, &hs[i], 1, 100 + (uint64_t)i, payload, 100 + (uint32_t)i), 0);
+	}
+	/* the same hash again: one entry */
+	assert_int_equal(udr__packw_append(w, &hs[7], 1, 107, payload, 107), 0);
+	assert_int_equal(udr__packw_flush(w), 0);
+	assert_int_equal(udr__packw_published(w), 1);
+	udr__packw_free(w);
+
+	unsigned char *pk, *ix, *re = NULL;
+	size_t pl, il, rl = 0;
+	read_pack(f, &pk, &pl, &ix, &il);
+	uint64_t count;
+	int cls;
+	assert_int_equal(udr__pack_frame_parse(&count, &cls, pk, pl, "t"), 0);
+	assert_int_equal(count, 50);
+	assert_int_equal(cls, UDR__PACK_CLASS_DATA);
+	/* the pack re-indexes from its bytes alone to exactly its index */
+	udr__idx x;
+	assert_int_equal(udr__idx_parse(&x, ix, il, true, "t"), 0);
+	assert_int_equal(udr__pack_reindex(&re, &rl, pk, pl, &x.pack, "t"), 0);
+	assert_int_equal(rl, il);
+	assert_memory_equal(re, ix, il);
+	udr_hash name;
+	udr_hash_buf(&name, pk, pl);
+	assert_true(udr_hash_equal(&name, &x.pack));
+	for (int i = 0; i < 50; i++) {
+		uint64_t k = udr__idx_find(&x, &hs[i]);
+		udr__pack_entry e, pe;
+		uint64_t next;
+		assert_true(k != UINT64_MAX);
+		udr__idx_record(&e, &x, k);
+		assert_int_equal(e.length, 100 + i);
+		assert_int_equal(udr__pack_entry_parse(&pe, &next, pk, pl, e.offset, "t"), 0);
+		assert_true(udr_hash_equal(&pe.hash, &hs[i]));
+		assert_int_equal(pe.raw_size, 100 + (uint64_t)i);
+		assert_int_equal(next, e.offset + UDR__PACK_ENTRY_HDR + 100 + i + UDR__PACK_ENTRY_CRC);
+	}
+	udr_hash absent;
+	udr_hash_buf(&absent, "absent", 6);
+	assert_true(udr__idx_find(&x, &absent) == UINT64_MAX);
+	/* damage is found: an entry's CRC, the index's trailer, a cut pack */
+	pk[UDR__PACK_HDR + UDR__PACK_ENTRY_HDR + 3] ^= 1;
+	free(re);
+	re = NULL;
+	assert_int_equal(udr__pack_reindex(&re, &rl, pk, pl, &x.pack, "t"), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, "CRC");
+	pk[UDR__PACK_HDR + UDR__PACK_ENTRY_HDR + 3] ^= 1;
+	assert_int_equal(udr__pack_frame_parse(&count, &cls, pk, pl - 1, "t"), UDR_ECORRUPT);
+	ix[il / 2] ^= 1;
+	assert_int_equal(udr__idx_parse(&x, ix, il, true, "t"), UDR_ECORRUPT);
+	ix[il / 2] ^= 1;
+	assert_int_equal(udr__idx_parse(&x, ix, il - 48, false, "t"), UDR_ECORRUPT);
+	free(pk);
+	free(ix);
+}
+
+/* ---- the store on packs ---------------------------------------------------------- */
+
+static void pack_small_puts_stay_few_packs(void **state)
+{
+	fx *f = *state;
+	udr_hash hs[300];
+	for (int i = 0; i < 300; i++)
+		hs[i] = put_bytes(f->st, (uint32_t)i, 200 + (size_t)i);
+	/* geometric: each pack at least twice all smaller ones: about log2(n) */
+	int packs = count_suffix(f->sdir, ".pack"), idx = count_suffix(f->sdir, ".idx");
+	assert_int_equal(packs, idx);
+	if (packs > 12) {
+		print_error("%d packs after 300 small puts\n", packs);
+		fail();
+	}
+	udr_store_pack_stats ps;
+	assert_int_equal(udr_store_pack_stats_get(&ps, f->st), 0);
+	assert_int_equal(ps.packs, (uint64_t)packs);
+	assert_int_equal(ps.packed, 300);
+	assert_int_equal(ps.loose, 0);
+	/* a handle opened before the repacks still reads everything */
+	for (int i = 0; i < 300; i += 7)
+		assert_get(f->st, &hs[i], (uint32_t)i, 200 + (size_t)i);
+	udr_store *s2 = NULL;
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	for (int i = 0; i < 300; i++)
+		assert_get(s2, &hs[i], (uint32_t)i, 200 + (size_t)i);
+	udr_store_close(s2);
+	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
+}
+
+static void pack_stale_handle_after_repack(void **state)
+{
+	fx *f = *state;
+	udr_store *reader = NULL;
+	udr_hash a = put_bytes(f->st, 1, 5000);
+	assert_int_equal(udr_store_open(&reader, f->sdir, 0), 0);
+	assert_int_equal(udr_store_exists(reader, &a), 1); /* reader knows a's pack now */
+	/* a second put merges the two small packs: a's pack is gone */
+	udr_hash b = put_bytes(f->st, 2, 5000);
+	assert_int_equal(count_suffix(f->sdir, ".pack"), 1);
+	assert_get(reader, &a, 1, 5000); /* vanished pack: rescan, found in the merged one */
+	assert_get(reader, &b, 2, 5000);
+	udr_store_close(reader);
+}
+
+static void pack_missing_index_is_rebuilt_by_fsck(void **state)
+{
+	fx *f = *state;
+	udr_hash a = put_bytes(f->st, 3, 4000);
+	off_t off;
+	size_t len;
+	char *pk = th_object_at(f->sdir, &a, &off, &len);
+	char *ix = th_replace(pk, ".pack", ".idx");
+	assert_int_equal(unlink(ix), 0);
+	/* a pack without its index is invisible (a crash between the two names) */
+	udr_store *s2 = NULL;
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_int_equal(udr_store_exists(s2, &a), 0);
+	/* fsck completes the publication: index rebuilt from the pack, clean */
+	udr_check_stats cs;
+	assert_int_equal(udr_store_fsck(&cs, s2, NULL, NULL), 0);
+	assert_true(th_exists(ix));
+	assert_get(s2, &a, 3, 4000);
+	udr_store_close(s2);
+	free(pk);
+	free(ix);
+}
+
+static void pack_damaged_index_reads_from_pack(void **state)
+{
+	fx *f = *state;
+	udr_hash a = put_bytes(f->st, 4, 4000);
+	off_t off;
+	size_t len, il;
+	char *pk = th_object_at(f->sdir, &a, &off, &len);
+	char *ix = th_replace(pk, ".pack", ".idx");
+	/* structure broken (fan-out): the pack is indexed anew in memory */
+	char *bytes = th_read_file(ix, &il);
+	memset(bytes + UDR__IDX_HDR, 0xff, 8);
+	th_write_file(ix, bytes, il);
+	udr_store *s2 = NULL;
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_get(s2, &a, 4, 4000);
+	/* fsck reports the index and rewrites it */
+	th_problems pr = {0};
+	assert_int_equal(udr_store_fsck(NULL, s2, th_problem_cb, &pr), UDR_ECORRUPT);
+	assert_true(th_problems_mention(&pr, "index"));
+	th_problems_free(&pr);
+	assert_int_equal(udr_store_fsck(NULL, s2, NULL, NULL), 0);
+	udr_store_close(s2);
+	free(bytes);
+	free(pk);
+	free(ix);
+}
+
+/* An index whose records point at another entry: never that entry's bytes. */
+static void pack_index_wrong_offsets(void **state)
+{
+	fx *f = *state;
+	udr__packw *w = NULL;
+	udr_hash a, b;
+	unsigned char da[3000], db[3000];
+	th_fill(da, sizeof(da), 5);
+	th_fill(db, sizeof(db), 6);
+	udr_hash_buf(&a, da, sizeof(da));
+	udr_hash_buf(&b, db, sizeof(db));
+	assert_int_equal(udr__packw_new(&w, f->st, UDR__PACK_CLASS_DATA), 0);
+	assert_int_equal(udr__packw_append(w, &a, 1, sizeof(da), da, sizeof(da)), 0);
+	assert_int_equal(udr__packw_append(w, &b, 1, sizeof(db), db, sizeof(db)), 0);
+	assert_int_equal(udr__packw_flush(w), 0);
+	udr__packw_free(w);
+	off_t off;
+	size_t len, il;
+	char *pk = th_object_at(f->sdir, &a, &off, &len);
+	char *ix = th_replace(pk, ".pack", ".idx");
+	unsigned char *bytes = (unsigned char *)th_read_file(ix, &il);
+	/* swap the two records' offsets and seal the index again: intact
+	 * structure and trailer, wrong places */
+	unsigned char *rec = bytes + UDR__IDX_HDR + UDR__IDX_FANOUT + 2 * UDR_HASH_SIZE, tmp[8];
+	memcpy(tmp, rec, 8);
+	memcpy(rec, rec + UDR__IDX_REC, 8);
+	memcpy(rec + UDR__IDX_REC, tmp, 8);
+	udr_hash tail;
+	udr_hash_buf(&tail, bytes, il - UDR_HASH_SIZE);
+	memcpy(bytes + il - UDR_HASH_SIZE, tail.bytes, UDR_HASH_SIZE);
+	th_write_file(ix, bytes, il);
+	udr_store *s2 = NULL;
+	void *buf = NULL;
+	size_t bl = 0;
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_int_equal(udr_store_get(&buf, &bl, s2, &a), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, th_hex(&a));
+	th_assert_error(UDR_ECORRUPT, "pack");
+	assert_null(buf);
+	assert_int_equal(udr_store_get(&buf, &bl, s2, &b), UDR_ECORRUPT);
+	/* fsck finds the index disagreeing with its pack and rewrites it */
+	assert_int_equal(udr_store_fsck(NULL, s2, NULL, NULL), UDR_ECORRUPT);
+	udr_store_close(s2);
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_int_equal(udr_store_get(&buf, &bl, s2, &a), 0);
+	assert_memory_equal(buf, da, sizeof(da));
+	udr_free(buf);
+	udr_store_close(s2);
+	free(bytes);
+	free(pk);
+	free(ix);
+}
+
+/* Two copies, the first damaged: reads take the good one; fsck reports the
+ * damaged pack; a put rewrites it without the damaged entry. */
+static void pack_duplicate_copies_and_repair(void **state)
+{
+	fx *f = *state;
+	unsigned char d[6000];
+	th_fill(d, sizeof(d), 9);
+	udr_hash h;
+	assert_int_equal(udr_store_put(&h, f->st, d, sizeof(d)), 0);
+	/* a second copy in a pack of its own */
+	udr__packw *w = NULL;
+	assert_int_equal(udr__packw_new(&w, f->st, UDR__PACK_CLASS_DATA), 0);
+	unsigned char filler[100];
+	udr_hash fh;
+	th_fill(filler, sizeof(filler), 10);
+	udr_hash_buf(&fh, filler, sizeof(filler));
+	assert_int_equal(udr__packw_append(w, &fh, 1, sizeof(filler), filler, sizeof(filler)), 0);
+	assert_int_equal(udr__packw_append(w, &h, 1, sizeof(d), d, sizeof(d)), 0);
+	assert_int_equal(udr__packw_flush(w), 0);
+	udr__packw_free(w);
+	udr_store *s2 = NULL;
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	char *text = NULL;
+	assert_int_equal(udr_store_debug_locate(&text, s2, &h), 0);
+	assert_non_null(strchr(strchr(text, '\n') + 1, '\n')); /* two lines: two copies */
+	free(text);
+	th_flip_object(f->sdir, &h, 10); /* the first copy */
+	void *buf = NULL;
+	size_t bl = 0;
+	assert_int_equal(udr_store_get(&buf, &bl, s2, &h), 0);
+	assert_int_equal(bl, sizeof(d));
+	assert_memory_equal(buf, d, sizeof(d));
+	udr_free(buf);
+	assert_int_equal(udr_store_fsck(NULL, s2, NULL, NULL), UDR_ECORRUPT);
+	/* the put finds it readable (second copy): nothing to repair; damage
+	 * the second copy too and the put writes a third, dropping the others */
+	udr_store_close(s2);
+	s2 = NULL;
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_int_equal(udr_store_debug_locate(&text, s2, &h), 0);
+	char where[4200];
+	unsigned long long o = 0, l = 0;
+	const char *second = strchr(text, '\n') + 1;
+	assert_int_equal(sscanf(second, "pack %4199s %llu %llu", where, &o, &l), 3);
+	th_flip_bit(where, (off_t)(o + UDR__PACK_ENTRY_HDR + 20));
+	free(text);
+	assert_int_equal(udr_store_get(&buf, &bl, s2, &h), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, "pack");
+	assert_int_equal(udr_store_put(&h, s2, d, sizeof(d)), 0);
+	assert_int_equal(udr_store_get(&buf, &bl, s2, &h), 0);
+	assert_memory_equal(buf, d, sizeof(d));
+	udr_free(buf);
+	udr_store_close(s2);
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_get(s2, &fh, 10, sizeof(filler)); /* the other entry of the rewritten pack */
+	udr_store_close(s2);
+}
+
+static void pack_truncated_pack(void **state)
+{
+	fx *f = *state;
+	size_t n = 2 << 20; /* chunked: pieces and a manifest */
+	udr_hash h = put_bytes(f->st, 12, n);
+	off_t off;
+	size_t len;
+	/* the first piece the manifest lists: cut its pack there */
+	char *mp = th_object_at(f->sdir, &h, &off, &len);
+	char *mb = th_read_file(mp, NULL);
+	udr_hash piece;
+	memcpy(piece.bytes, mb + off + 64, UDR_HASH_SIZE);
+	free(mb);
+	free(mp);
+	th_truncate_object(f->sdir, &piece, 10);
+	udr_store *s2 = NULL;
+	void *buf = NULL;
+	size_t bl = 0;
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_int_equal(udr_store_get(&buf, &bl, s2, &h), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, th_hex(&piece));
+	th_assert_error(UDR_ECORRUPT, "pack");
+	assert_null(buf);
+	th_problems pr = {0};
+	assert_int_equal(udr_store_fsck(NULL, s2, th_problem_cb, &pr), UDR_ECORRUPT);
+	assert_true(th_problems_mention(&pr, th_hex(&piece)));
+	th_problems_free(&pr);
+	/* a put of the content stores good copies; the cut pack goes */
+	unsigned char *d = malloc(n);
+	th_fill(d, n, 12);
+	assert_int_equal(udr_store_put(&h, s2, d, n), 0);
+	free(d);
+	udr_store_close(s2);
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	assert_get(s2, &h, 12, n);
+	assert_int_equal(udr_store_fsck(NULL, s2, NULL, NULL), 0);
+	udr_store_close(s2);
+}
+
+static void pack_upgrade_from_format2(void **state)
+{
+	fx *f = *state;
+	udr_store_config cfg = UDR_STORE_CONFIG_INIT;
+	udr_store *s2 = NULL;
+	char *d2 = th_join(f->dir, "f2");
+	cfg.format = 2;
+	assert_int_equal(udr_store_open_ext(&s2, d2, UDR_OPEN_CREATE, &cfg), 0);
+	udr_hash hs[5];
+	size_t sizes[5] = {100, 5000, 70000, 1 << 20, 3 << 20};
+	for (int i = 0; i < 5; i++)
+		hs[i] = put_bytes(s2, (uint32_t)(20 + i), sizes[i]);
+	/* a Parquet file (PAR1 at both ends) stays loose */
+	unsigned char pq[4000];
+	th_fill(pq, sizeof(pq), 30);
+	memcpy(pq, "PAR1", 4);
+	memcpy(pq + sizeof(pq) - 4, "PAR1", 4);
+	udr_put_options po = UDR_PUT_OPTIONS_INIT;
+	po.flags = UDR_PUT_WHOLE;
+	char *in = th_join(f->dir, "part.parquet");
+	th_write_file(in, pq, sizeof(pq));
+	udr_hash hp;
+	assert_int_equal(udr_store_put_file_ext(&hp, s2, in, &po), 0);
+	udr_store_close(s2);
+	assert_int_equal(udr_store_upgrade(d2, NULL), 0);
+	assert_int_equal(udr_store_open(&s2, d2, 0), 0);
+	udr_store_config got;
+	udr_store_get_config(&got, s2);
+	assert_int_equal(got.format, 3);
+	for (int i = 0; i < 5; i++)
+		assert_get(s2, &hs[i], (uint32_t)(20 + i), sizes[i]);
+	udr_store_pack_stats ps;
+	assert_int_equal(udr_store_pack_stats_get(&ps, s2), 0);
+	assert_int_equal(ps.loose, 1); /* the Parquet part */
+	char *lp = NULL;
+	assert_int_equal(udr_store_local_path(&lp, s2, &hp), 0);
+	free(lp);
+	assert_int_equal(udr_store_fsck(NULL, s2, NULL, NULL), 0);
+	/* resumable: a rerun packs what is still loose, here nothing */
+	udr_store_close(s2);
+	assert_int_equal(udr_store_upgrade(d2, NULL), 0);
+	assert_int_equal(udr_store_open(&s2, d2, 0), 0);
+	assert_int_equal(udr_store_pack_stats_get(&ps, s2), 0);
+	assert_int_equal(ps.loose, 1);
+	udr_store_close(s2);
+	free(in);
+	free(d2);
+}
+
+int main(int argc, char **argv)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(pack_crc32c_known_answer),
+		T(pack_write_parse_reindex),
+		T(pack_small_puts_stay_few_packs),
+		T(pack_stale_handle_after_repack),
+		T(pack_missing_index_is_rebuilt_by_fsck),
+		T(pack_damaged_index_reads_from_pack),
+		T(pack_index_wrong_offsets),
+		T(pack_duplicate_copies_and_repair),
+		T(pack_truncated_pack),
+		T(pack_upgrade_from_format2),
+	};
+	return th_run(argc, argv, tests, NULL, NULL);
+}
