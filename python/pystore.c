@@ -326,6 +326,32 @@ static PyObject *store_exists(udrpy_store *s, PyObject *arg)
 	return PyBool_FromLong(r);
 }
 
+/* For tests: where the copies of a chunk are (udr_store_debug_locate), as
+ * its text: one line per copy. */
+static PyObject *store_locate(udrpy_store *s, PyObject *arg)
+{
+	udr_store *st;
+	udr_hash h;
+	char *text = NULL;
+	PyObject *r;
+	int rc;
+
+	if (udrpy_hash_from_obj(&h, arg) < 0)
+		return NULL;
+	st = udrpy_store_enter(s);
+	if (st == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_store_debug_locate(&text, st, &h);
+	Py_END_ALLOW_THREADS
+	udrpy_store_leave(s);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	r = PyUnicode_FromString(text);
+	free(text);
+	return r;
+}
+
 /* `x in store`: False for anything that is not a stored chunk's hash (a
  * non-str, bad hex), as a container answers; exists() still raises. */
 static int store_contains(PyObject *self, PyObject *arg)
@@ -616,6 +642,8 @@ static PyMethodDef store_methods[] = {
 	{"get_fd", (PyCFunction)(void (*)(void))store_get_fd, METH_VARARGS | METH_KEYWORDS,
 	 get_fd_doc},
 	{"hashes", (PyCFunction)store_hashes, METH_NOARGS, hashes_doc},
+	{"_locate", (PyCFunction)store_locate, METH_O,
+	 "For tests: where the copies of a chunk are, one line each (udr_store_debug_locate)."},
 	{"close", (PyCFunction)store_close, METH_NOARGS, close_doc},
 	UDRPY_CTX_DOCS,
 	{NULL, NULL, 0, NULL}};

@@ -43,3 +43,45 @@ def chunk_file(store_path, hash_hex):
             if name.startswith(hash_hex):
                 return os.path.join(root, name)
     raise AssertionError("chunk file of %s not found" % hash_hex)
+
+
+def locate(store, h):
+    """The copies of chunk h (ChunkStore._locate, the library's object
+    location): (where, file, payload offset, payload length, kind) each,
+    where is "loose" or "pack"."""
+    out = []
+    for line in store._locate(h).splitlines():
+        f = line.split()
+        if f[0] == "pack":
+            # an entry: 48-byte header, payload, 4-byte CRC (FORMAT.md)
+            out.append(("pack", f[1], int(f[2]) + 48, int(f[3]) - 52, int(f[4])))
+        else:
+            out.append(("loose", f[1], 0, os.path.getsize(f[1]), int(f[2])))
+    return out
+
+
+def damage_object(store, h, how):
+    """Damage the first copy of h in place: "flip" a byte in the middle of its
+    payload, or "truncate" the file holding it where its payload starts."""
+    where, path, off, length, _ = locate(store, h)[0]
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        if how == "flip":
+            f.seek(off + length // 2)
+            b = f.read(1)
+            f.seek(off + length // 2)
+            f.write(bytes([b[0] ^ 0x01]))
+        else:
+            f.truncate(off)
+    return where
+
+
+def piece_hashes(store, h):
+    """The pieces the manifest of chunked content h lists."""
+    where, path, off, length, kind = locate(store, h)[0]
+    assert kind == 3
+    with open(path, "rb") as f:
+        f.seek(off)
+        m = f.read(length)
+    n = int.from_bytes(m[16:24], "little")
+    return [m[64 + 36 * i:96 + 36 * i].hex() for i in range(n)]

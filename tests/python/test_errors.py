@@ -5,7 +5,7 @@ import os
 import pytest
 
 import udr
-from conftest import chunk_file
+from conftest import damage_object
 
 MISSING = "0" * 64
 
@@ -152,13 +152,7 @@ def test_bad_metadata():
 
 def test_integrity_error_on_corrupt_chunk(store, tmp_path):
     h = store.put(os.urandom(5000))  # incompressible: stored as is
-    path = chunk_file(store.path, h)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        data = bytearray(f.read())
-        data[len(data) // 2] ^= 0xFF
-        f.seek(0)
-        f.write(data)
+    damage_object(store, h, "flip")
     with pytest.raises(udr.IntegrityError, match=h) as ei:
         store.get_verified(h)
     assert ei.value.code == -5

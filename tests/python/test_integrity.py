@@ -10,30 +10,7 @@ import os
 import pytest
 
 import udr
-from conftest import chunk_file
-
-
-def damage(path, how):
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        data = bytearray(f.read())
-        if how == "flip":
-            data[len(data) // 2] ^= 0x01
-            f.seek(0)
-            f.write(data)
-        else:
-            f.truncate(0)
-
-
-def pieces(store, h):
-    """Files of the pieces of chunked content h stored alone in its store."""
-    out = []
-    for root, _dirs, files in os.walk(store.path):
-        if os.path.basename(root) == "tmp":
-            continue
-        out += [os.path.join(root, n) for n in files
-                if len(n.split(".")[0]) == 64 and not n.startswith(h)]
-    return sorted(out)
+from conftest import damage_object, piece_hashes
 
 
 def assert_reads_fail(store, h, tmp_path):
@@ -54,21 +31,26 @@ def assert_reads_fail(store, h, tmp_path):
 def test_get_of_damaged_raw_object_raises(store, tmp_path, how):
     data = os.urandom(5000)  # incompressible: one raw object
     h = store.put(data)
-    damage(chunk_file(store.path, h), how)
+    where = damage_object(store, h, how)
     assert_reads_fail(store, h, tmp_path)
-    # the explicit opt-out still writes the raw bytes as they are
+    # the explicit opt-out still writes a loose raw object's bytes as they
+    # are; a packed entry's CRC is checked on every read
     out = tmp_path / "raw.bin"
-    store.get_file(h, str(out), verify=False)
-    assert out.read_bytes() != data
+    if where == "pack":
+        with pytest.raises(udr.IntegrityError, match=h):
+            store.get_file(h, str(out), verify=False)
+    else:
+        store.get_file(h, str(out), verify=False)
+        assert out.read_bytes() != data
 
 
 @pytest.mark.parametrize("how", ["flip", "truncate"])
 def test_get_of_damaged_piece_raises(store, tmp_path, how):
     data = os.urandom(3 << 20)  # chunked into raw pieces
     h = store.put(data)
-    ps = pieces(store, h)
+    ps = piece_hashes(store, h)
     assert len(ps) >= 2
-    damage(ps[len(ps) // 2], how)
+    damage_object(store, ps[len(ps) // 2], how)
     assert_reads_fail(store, h, tmp_path)
 
 
@@ -76,13 +58,13 @@ def test_get_of_damaged_piece_raises(store, tmp_path, how):
 def test_reput_repairs_damaged_object(store, tmp_path, size):
     data = os.urandom(size)
     h = store.put(data)
-    target = chunk_file(store.path, h) if size < (1 << 20) else pieces(store, h)[1]
-    damage(target, "flip")
+    target = h if size < (1 << 20) else piece_hashes(store, h)[1]
+    damage_object(store, target, "flip")
     with pytest.raises(udr.IntegrityError):
         store.get(h)
     assert store.put(data) == h
     assert store.get(h) == data
-    damage(target, "truncate")
+    damage_object(store, target, "truncate")
     f = tmp_path / "in.bin"
     f.write_bytes(data)
     assert store.put_file(str(f)) == h
