@@ -114,44 +114,54 @@ int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool 
 	return rc < 0 ? rc : *kind != UDR__K_NONE;
 }
 
-/* The pack's descriptor, opened on first use.  UDR_ENOTFOUND when it is gone. */
-static int pack_fd(udr_store *s, udr__pack *p)
+/* The pack's descriptor, opened on first use, with a read counted on it
+ * (pack_put when done).  UDR_ENOTFOUND when the pack is gone. */
+static int pack_get(udr_store *s, udr__pack *p)
 {
+	char path[4200];
+	struct stat st;
 	int fd;
 	pthread_mutex_lock(&s->packs->mu);
-	fd = p->fd;
-	pthread_mutex_unlock(&s->packs->mu);
-	if (fd >= 0)
-		return fd;
-	{
-		char path[4200];
-		struct stat st;
-		snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
-		if ((fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
-			if (errno == ENOENT) {
-				pthread_mutex_lock(&s->packs->mu);
-				p->gone = true;
-				pthread_mutex_unlock(&s->packs->mu);
-				return UDR_ENOTFOUND;
-			}
-			return udr__error_io(errno, "cannot open pack %s", path);
-		}
-		if (UDR_IO->fstat(fd, &st) < 0) {
-			int rc = udr__error_io(errno, "cannot stat pack %s", path);
-			UDR_IO->close(fd);
-			return rc;
-		}
-		pthread_mutex_lock(&s->packs->mu);
-		if (p->fd < 0) {
-			p->fd = fd;
-			p->size = (uint64_t)st.st_size;
-		} else {
-			UDR_IO->close(fd);
-			fd = p->fd;
-		}
+	if (p->fd >= 0) {
+		p->readers++;
+		fd = p->fd;
 		pthread_mutex_unlock(&s->packs->mu);
+		return fd;
 	}
+	pthread_mutex_unlock(&s->packs->mu);
+	snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
+	if ((fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
+		if (errno == ENOENT) {
+			pthread_mutex_lock(&s->packs->mu);
+			p->gone = true;
+			pthread_mutex_unlock(&s->packs->mu);
+			return UDR_ENOTFOUND;
+		}
+		return udr__error_io(errno, "cannot open pack %s", path);
+	}
+	if (UDR_IO->fstat(fd, &st) < 0) {
+		int rc = udr__error_io(errno, "cannot stat pack %s", path);
+		UDR_IO->close(fd);
+		return rc;
+	}
+	pthread_mutex_lock(&s->packs->mu);
+	if (p->fd < 0) {
+		p->fd = fd;
+		p->size = (uint64_t)st.st_size;
+	} else {
+		UDR_IO->close(fd);
+		fd = p->fd;
+	}
+	p->readers++;
+	pthread_mutex_unlock(&s->packs->mu);
 	return fd;
+}
+
+static void pack_put(udr_store *s, udr__pack *p)
+{
+	pthread_mutex_lock(&s->packs->mu);
+	p->readers--;
+	pthread_mutex_unlock(&s->packs->mu);
 }
 
 /* pread all of len bytes at off; short: UDR_ECORRUPT (the pack is cut short). */
@@ -204,10 +214,15 @@ static bool pack_reopened(udr_store *s, udr__pack *p)
 	if ((fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0)
 		return false;
 	pthread_mutex_lock(&s->packs->mu);
-	/* the old descriptor stays open: another thread may be reading it */
-	p->fd = fd;
+	if (p->fd == old && p->readers == 0) {
+		UDR_IO->close(old);
+		p->fd = fd;
+	} else {
+		UDR_IO->close(fd); /* in use: the next failed read tries again */
+		fd = -1;
+	}
 	pthread_mutex_unlock(&s->packs->mu);
-	return true;
+	return fd >= 0;
 }
 
 static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
@@ -249,7 +264,7 @@ static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, con
 	if (l->length > max)
 		return udr__error_set(UDR_ECORRUPT, "chunk %s: entry in pack %s larger than any valid one", hex,
 		                      l->pack->hex);
-	if ((fd = pack_fd(s, l->pack)) < 0) {
+	if ((fd = pack_get(s, l->pack)) < 0) {
 		if (fd == UDR_ENOTFOUND) {
 			if (vanished)
 				*vanished = true;
@@ -258,10 +273,15 @@ static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, con
 		return fd;
 	}
 	n = (size_t)UDR__PACK_ENTRY_HDR + l->length + UDR__PACK_ENTRY_CRC;
-	if (!(buf = malloc(n)))
+	if (!(buf = malloc(n))) {
+		pack_put(s, l->pack);
 		return udr__error_oom();
-	if ((rc = pread_all(fd, buf, n, l->offset, hex, l->pack)) < 0 ||
-	    (rc = entry_header(buf, fd, l, h, hex)) < 0) {
+	}
+	rc = pread_all(fd, buf, n, l->offset, hex, l->pack);
+	if (rc == 0)
+		rc = entry_header(buf, fd, l, h, hex);
+	pack_put(s, l->pack);
+	if (rc < 0) {
 		free(buf);
 		return rc;
 	}
@@ -286,10 +306,12 @@ int udr__loc_raw_size(uint64_t *out, udr_store *s, const udr__loc *l, const udr_
 	unsigned char hdr[UDR__PACK_ENTRY_HDR];
 	int fd, rc;
 	udr_hash_tohex(hex, h);
-	if ((fd = pack_fd(s, l->pack)) < 0)
+	if ((fd = pack_get(s, l->pack)) < 0)
 		return fd == UDR_ENOTFOUND ? udr__error_set(UDR_ENOTFOUND, "chunk %s: pack %s is gone", hex, l->pack->hex)
 		                           : fd;
-	if ((rc = entry_header(hdr, fd, l, h, hex)) < 0)
+	rc = entry_header(hdr, fd, l, h, hex);
+	pack_put(s, l->pack);
+	if (rc < 0)
 		return rc;
 	*out = 0;
 	for (int i = 7; i >= 0; i--)
@@ -314,7 +336,8 @@ int udr__obj_read(unsigned char **out, size_t *out_len, enum udr__kind *kind, ud
 		}
 		rc = udr__loc_read(out, out_len, s, &l, h, max, &vanished);
 		udr__loc_free(&l);
-		if (!vanished || attempt > 0)
+		/* each vanished pack means a repack finished meanwhile: bounded */
+		if (!vanished || attempt >= 64)
 			return rc;
 		/* repacked away since it was found: its entries are in a newer pack */
 		udr_error_clear();

@@ -733,7 +733,20 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 		return 0;
 	}
 	if (loc.pack) {
-		rc = udr__loc_raw_size(out, s, &loc, h);
+		/* a pack repacked away since it was found: look again (bounded) */
+		for (int attempt = 0; (rc = udr__loc_raw_size(out, s, &loc, h)) == UDR_ENOTFOUND && attempt < 64;
+		     attempt++) {
+			udr__loc_free(&loc);
+			udr_error_clear();
+			if ((rc = udr__obj_find(&loc, s, h, 0, true)) < 0)
+				return rc;
+			if (loc.kind == UDR__K_NONE)
+				return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+			if (!loc.pack || loc.kind == UDR__K_MANIFEST) {
+				udr__loc_free(&loc);
+				return udr__content_size(out, s, h);
+			}
+		}
 		udr__loc_free(&loc);
 		return rc;
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,9 +105,8 @@ int udr__pack_frame_parse(uint64_t *count, int *cls, const unsigned char *p, siz
 {
 	if (len < UDR__PACK_HDR + UDR__PACK_TRAILER || memcmp(p, "UDRP", 4) != 0 || p[4] != 1 || p[5] > 1)
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad header", what);
-	for (int i = 6; i < UDR__PACK_HDR; i++)
-		if (p[i])
-			return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad header", what);
+	if (p[6] || p[7])
+		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad header", what);
 	if (memcmp(p + len - 8, end_magic, 8) != 0)
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: no trailer (truncated?)", what);
 	*count = get_u64(p + len - UDR__PACK_TRAILER);
@@ -478,6 +478,12 @@ static int w_start(udr__packw *w)
 	unsigned char hdr[UDR__PACK_HDR] = {'U', 'D', 'R', 'P', 1};
 	int rc;
 	hdr[5] = (unsigned char)w->cls;
+	/* a nonce: packs of the same entries written by two writers get two
+	 * names, so a repack removing one never removes the other's */
+	if (getentropy(hdr + 8, 8) < 0) {
+		uint64_t v = (uint64_t)udr__now_ms() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)w;
+		put_u64(hdr + 8, v);
+	}
 	if ((rc = udr__tmp_create(&w->t, w->s->tmpdir)) < 0) {
 		w->t.fd = -1;
 		return rc;
@@ -856,9 +862,17 @@ int udr__packset_scan(udr_store *s)
 			}
 			ps->v[ps->n++] = p;
 		}
-		for (size_t i = 0; rc == 0 && i < known; i++)
+		for (size_t i = 0; rc == 0 && i < known; i++) {
+			udr__pack *p = ps->v[i];
 			if (!seen[i])
-				ps->v[i]->gone = true;
+				p->gone = true;
+			/* a repacked-away pack's descriptor goes once no read uses it
+			 * (a long-lived handle would otherwise keep every old pack) */
+			if (p->gone && p->fd >= 0 && p->readers == 0) {
+				UDR_IO->close(p->fd);
+				p->fd = -1;
+			}
+		}
 	}
 	ps->scanned = true;
 	pthread_mutex_unlock(&ps->mu);

@@ -16,7 +16,7 @@
 
 /* ---- byte layouts ---------------------------------------------------------- */
 
-#define UDR__PACK_HDR 16        /* "UDRP", version 1, class, 10 zero bytes */
+#define UDR__PACK_HDR 16        /* "UDRP", version 1, class, 2 zero, 8-byte nonce */
 #define UDR__PACK_ENTRY_HDR 48  /* kind, 3 zero, u32 payload length, u64 raw size, hash */
 #define UDR__PACK_ENTRY_CRC 4   /* CRC32C of entry header + payload */
 #define UDR__PACK_TRAILER 16    /* u64 entry count, "UDRPEND\0" */
@@ -103,7 +103,8 @@ void udr__packw_free(udr__packw *w);
 typedef struct udr__pack {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	udr__idx idx;   /* mmap'd */
-	int fd;         /* the pack, opened on first read; -1 before */
+	int fd;         /* the pack, opened on first read; -1 before (and once gone) */
+	int readers;    /* reads in flight on fd (under the set's mutex) */
 	uint64_t size;  /* of the pack file, when opened */
 	int64_t mtime;  /* of its index, seconds */
 	bool gone;      /* its index vanished at a rescan (repacked away) */
