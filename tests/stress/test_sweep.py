@@ -46,9 +46,11 @@ from conftest import BUILD_DIR, SANITIZE, SRC, UDR_BIN, base_env
 # ---------------------------------------------------------------------------
 # The matrix.
 
-# Objects of the chunk store (FORMAT.md "Object kinds"), catalog files,
-# caches and configs.
-OBJECT_KINDS = ["raw", "zst", "manifest", "piece", "delta", "delta-base", "part"]
+# Objects of the chunk store (FORMAT.md "Object kinds"; in a format-3 store
+# all but the Parquet parts are entries of packs, damaged in place in their
+# pack: "delete" deletes the pack file), the index of a pack (FORMAT.md
+# "Packs"), catalog files, caches and configs.
+OBJECT_KINDS = ["raw", "zst", "manifest", "piece", "delta", "delta-base", "part", "pack-index"]
 CATALOG_KINDS = ["version-old", "version-latest", "record-old", "record-latest"]
 # Caches, and the checkpoint (state/<seq>.json): derived from the log, which
 # names its digest, so readers rebuild it when it is missing or damaged and
@@ -100,6 +102,7 @@ READ_PATHS = {
     "delta": get_paths("D2") + get_paths("D3"),
     "delta-base": get_paths("D1") + get_paths("D2") + get_paths("D3"),
     "part": get_paths("partA") + ["sql_P1", "sql_P2", "export_P2", "diff_rows_2_4"],
+    "pack-index": get_paths("big"),
 }
 for _k in CATALOG_KINDS + CACHE_KINDS:
     READ_PATHS[_k] = list(CATALOG_PATHS)
@@ -248,21 +251,45 @@ def iso(ms):
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (ms % 1000)
 
 
-def obj_files(root, h):
-    d = os.path.join(root, "chunks", h[:2], h[2:4])
-    if not os.path.isdir(d):
-        return []
-    return sorted(os.path.join(d, n) for n in os.listdir(d) if n.startswith(h))
+class Entry:
+    """An object's bytes in a pack (FORMAT.md "Packs"): the pack file, the
+    offset and length of the entry's payload, its kind (1 raw, 2 zstd,
+    3 manifest, 4 delta)."""
+
+    def __init__(self, path, off, length, kind):
+        self.path, self.off, self.length, self.kind = path, off, length, kind
+
+    def payload(self):
+        with open(self.path, "rb") as f:
+            f.seek(self.off)
+            return f.read(self.length)
 
 
 def obj_file(root, h):
-    f = obj_files(root, h)
-    assert len(f) == 1, (h, f)
-    return f[0]
+    """The one copy of h: a loose file's path, or an Entry of a pack
+    (hidden `udr __locate`: the library's object-location layer)."""
+    p = run_udr(root, ["__locate", h])
+    assert p.returncode == 0, (h, p.stderr)
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 1, (h, lines)
+    f = lines[0].split()
+    if f[0] == "loose":
+        return f[1]
+    return Entry(f[1], int(f[2]) + 48, int(f[3]) - 52, int(f[4]))
 
 
-def manifest_pieces(path):
-    data = open(path, "rb").read()
+def obj_bytes(o):
+    return o.payload() if isinstance(o, Entry) else open(o, "rb").read()
+
+
+def obj_kind(o):
+    if isinstance(o, Entry):
+        return o.kind
+    return {"": 1, ".zst": 2, ".m": 3, ".d": 4}[os.path.basename(o)[64:]]
+
+
+def manifest_pieces(o):
+    data = obj_bytes(o)
     assert data[:4] == b"UDRM"
     n = struct.unpack_from("<Q", data, 16)[0]
     return [data[64 + 36 * i:64 + 36 * i + 32].hex() for i in range(n)]
@@ -383,21 +410,25 @@ def build_store(base):
         return os.path.join(cat, "log", "%020d.json" % q)
 
     big_m = obj_file(R, c["big"])
-    assert big_m.endswith(".m")
+    assert obj_kind(big_m) == 3
     big_pieces = manifest_pieces(big_m)
     d1_pieces = manifest_pieces(obj_file(R, c["D1"]))
     d2_pieces = manifest_pieces(obj_file(R, c["D2"]))
     d3_pieces = manifest_pieces(obj_file(R, c["D3"]))
-    d2_delta = [obj_file(R, h) for h in d2_pieces if obj_file(R, h).endswith(".d")]
-    d3_delta = [obj_file(R, h) for h in d3_pieces
-                if obj_file(R, h).endswith(".d") and obj_file(R, h) not in d2_delta]
+    d2_delta = [h for h in d2_pieces if obj_kind(obj_file(R, h)) == 4]
+    d3_delta = [h for h in d3_pieces if obj_kind(obj_file(R, h)) == 4 and h not in d2_delta]
     assert d2_delta and d3_delta, "no delta pieces were made (FORMAT.md: commit --file)"
-    base_hash = open(d2_delta[0], "rb").read()[12:44].hex()
+    base_hash = obj_bytes(obj_file(R, d2_delta[0]))[12:44].hex()
     base_file = obj_file(R, base_hash)
-    assert not base_file.endswith(".m")
+    assert obj_kind(base_file) != 3
     other_base = [obj_file(R, h) for h in d1_pieces
-                  if h != base_hash and os.path.basename(obj_file(R, h))[64:]
-                  == os.path.basename(base_file)[64:]]
+                  if h != base_hash and obj_kind(obj_file(R, h)) == obj_kind(base_file)]
+    # the index of the pack that holds big's pieces, and another pack's index
+    big_pack = obj_file(R, big_pieces[1]).path
+    indexes = sorted(os.path.join(R, "chunks", "packs", n)
+                     for n in os.listdir(os.path.join(R, "chunks", "packs")) if n.endswith(".idx"))
+    big_idx = big_pack[:-5] + ".idx"
+    other_idx = [i for i in indexes if i != big_idx][0]
     p2_rec, p4_rec = s.p_versions[1]["commit"], s.p_versions[3]["commit"]
     # P's version 2 was made by commit 16, its latest before the checkpoint.
     assert p4_rec < 64 < s.head and p2_rec == 16, (p2_rec, p4_rec)
@@ -422,9 +453,10 @@ def build_store(base):
         "zst": (obj_file(R, c["zst"]), obj_file(R, c["zst2"])),
         "manifest": (big_m, obj_file(R, c["D1"])),
         "piece": (obj_file(R, big_pieces[1]), obj_file(R, big_pieces[2])),
-        "delta": (d2_delta[0], d3_delta[0]),
+        "delta": (obj_file(R, d2_delta[0]), obj_file(R, d3_delta[0])),
         "delta-base": (base_file, other_base[0]),
         "part": (obj_file(R, c["partA"]), obj_file(R, c["partC"])),
+        "pack-index": (big_idx, other_idx),
         "version-old": (vfile(2), vfile(1)),
         "version-latest": (vfile(4), vfile(3)),
         "record-old": (rfile(p2_rec), rfile(p2_rec - 1)),
@@ -439,11 +471,13 @@ def build_store(base):
     }
     for k in ("raw", "zst", "piece", "delta", "delta-base", "part"):
         a, b = s.files[k]
-        assert open(a, "rb").read() != open(b, "rb").read(), k
+        assert obj_bytes(a) != obj_bytes(b), k
     for k in ("raw", "zst", "piece", "delta-base"):
         a, b = s.files[k]
-        assert os.path.splitext(a)[1] == os.path.splitext(b)[1] or (
-            len(os.path.basename(a)) == 64 and len(os.path.basename(b)) == 64), k
+        assert obj_kind(a) == obj_kind(b), k
+    # whole parts stay loose (DuckDB reads them in place); the rest is packed
+    assert not isinstance(s.files["part"][0], Entry)
+    assert all(isinstance(s.files[k][0], Entry) for k in ("raw", "zst", "manifest", "piece", "delta"))
     assert open(s.files["LATEST"][1]).read().strip() != "4"
 
     # Read paths -> argument lists.
@@ -488,6 +522,36 @@ def build_store(base):
 
 # ---------------------------------------------------------------------------
 # One case.
+
+def damage_entry(path, e, how, replacement):
+    """Damage an object's entry in place in its pack (at path, a copy of
+    e.path): its payload's bytes, or the pack around it."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    lo, n = e.off, e.length
+    if how == "bit-mid":
+        data[lo + n // 2] ^= 0x01
+    elif how.startswith("byte-"):
+        data[lo + {"byte-start": 0, "byte-mid": n // 2, "byte-end": n - 1}[how]] ^= 0xFF
+    elif how == "trunc0":
+        del data[lo - 48:]  # the pack cut where the entry starts
+    elif how == "trunc-half":
+        del data[lo + n // 2:]
+    elif how == "append":
+        data += b"x"  # after the pack's trailer
+    elif how == "delete":
+        os.unlink(path)  # the whole pack: its index names a missing pack
+        return
+    elif how == "replace":
+        other = replacement.payload()
+        other = (other * (n // max(1, len(other)) + 1))[:n]
+        assert bytes(data[lo:lo + n]) != other
+        data[lo:lo + n] = other  # another object's bytes: the CRC no longer holds
+    else:
+        raise AssertionError(how)
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
 
 def damage(path, how, replacement):
     data = open(path, "rb").read()
@@ -647,10 +711,14 @@ class Sweep:
             shutil.rmtree(root)
         shutil.copytree(s.root, root, symlinks=True)
         target, repl = s.files[kind]
-        rel = os.path.relpath(target, s.root)
+        entry = target if isinstance(target, Entry) else None
+        rel = os.path.relpath(entry.path if entry else target, s.root)
         path = os.path.join(root, rel)
         orig = open(path, "rb").read()
-        damage(path, how, repl)
+        if entry:
+            damage_entry(path, entry, how, repl)
+        else:
+            damage(path, how, repl)
         paths = [p for p in READ_PATHS[kind] if s.sql or not needs_sql(kind, p)]
         r = {"rel": rel}
         state = tree_state(root)
@@ -789,6 +857,12 @@ def test_fsck_reports(sweep, kind, how):
     if r["config_equivalent"]:
         # Still a valid config with other settings (e.g. a compression
         # level): indistinguishable from one made that way by `udr init`.
+        return
+    if kind == "pack-index" and how == "delete":
+        # a pack without its index is what a crash between the two names
+        # leaves (FORMAT.md "Packs"): fsck indexes it, completing the
+        # publication; test_read_after_fsck checks every read is whole again
+        assert "index" not in r["fsck_out"] or f.rc == 0, r["fsck_out"]
         return
     assert f.rc != 0, "fsck found nothing wrong after %s of %s (%s):\n%s" % (
         how, kind, r["rel"], r["fsck_out"])
