@@ -38,33 +38,6 @@ char *udr__obj_path(const udr_store *s, const udr_hash *h, enum udr__kind kind, 
 	return p;
 }
 
-/* ---- little-endian fields ------------------------------------------------ */
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-static uint64_t get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* ---- manifests ----------------------------------------------------------- */
 
 int udr__manifest_encode(unsigned char **out, size_t *out_len, const udr__manifest *m, const udr_hash *h)
@@ -79,13 +52,13 @@ int udr__manifest_encode(unsigned char **out, size_t *out_len, const udr__manife
 		return udr__error_oom();
 	memcpy(b, "UDRM", 4);
 	b[4] = 1;
-	put_u64(b + 8, m->total);
-	put_u64(b + 16, m->npieces);
+	udr__put_le64(b + 8, m->total);
+	udr__put_le64(b + 16, m->npieces);
 	memcpy(b + 24, h->bytes, UDR_HASH_SIZE);
 	for (uint64_t i = 0; i < m->npieces; i++) {
 		unsigned char *e = b + MANIFEST_HDR + i * MANIFEST_ENTRY;
 		memcpy(e, m->pieces[i].hash.bytes, UDR_HASH_SIZE);
-		put_u32(e + 32, m->pieces[i].size);
+		udr__put_le32(e + 32, m->pieces[i].size);
 	}
 	udr_hash_buf(&tail, b, n - UDR_HASH_SIZE);
 	memcpy(b + n - UDR_HASH_SIZE, tail.bytes, UDR_HASH_SIZE);
@@ -101,7 +74,7 @@ int udr__manifest_parse(udr__manifest *m, const unsigned char *d, size_t len, co
 	memset(m, 0, sizeof(*m));
 	if (len < MANIFEST_HDR + UDR_HASH_SIZE || memcmp(d, "UDRM", 4) != 0 || d[4] != 1)
 		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: bad header", what);
-	n = get_u64(d + 16);
+	n = udr__get_le64(d + 16);
 	if (n == 0 || n > (len - MANIFEST_HDR - UDR_HASH_SIZE) / MANIFEST_ENTRY ||
 	    n * MANIFEST_ENTRY + MANIFEST_HDR + UDR_HASH_SIZE != len)
 		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: size does not match its %llu pieces", what,
@@ -116,20 +89,20 @@ int udr__manifest_parse(udr__manifest *m, const unsigned char *d, size_t len, co
 	for (uint64_t i = 0; i < n; i++) {
 		const unsigned char *e = d + MANIFEST_HDR + i * MANIFEST_ENTRY;
 		memcpy(m->pieces[i].hash.bytes, e, UDR_HASH_SIZE);
-		m->pieces[i].size = get_u32(e + 32);
+		m->pieces[i].size = udr__get_le32(e + 32);
 		if (m->pieces[i].size == 0 || m->pieces[i].size > UDR__PIECE_HARD_MAX) {
 			udr__manifest_free(m);
 			return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: piece %llu has size %u", what,
-			                      (unsigned long long)i, (unsigned)get_u32(e + 32));
+			                      (unsigned long long)i, (unsigned)udr__get_le32(e + 32));
 		}
 		sum += m->pieces[i].size;
 	}
-	m->total = get_u64(d + 8);
+	m->total = udr__get_le64(d + 8);
 	m->npieces = n;
 	if (sum != m->total) {
 		udr__manifest_free(m);
 		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: pieces add up to %llu bytes, not %llu", what,
-		                      (unsigned long long)sum, (unsigned long long)get_u64(d + 8));
+		                      (unsigned long long)sum, (unsigned long long)udr__get_le64(d + 8));
 	}
 	return 0;
 }
@@ -396,7 +369,7 @@ static int piece_load_copy(unsigned char **out, size_t *out_len, int *depth, udr
 			                      bhex, udr_error_last()->message);
 		}
 		rc = zstd_decompress(&dec, &declen, raw + UDR__DELTA_HDR, rawlen - UDR__DELTA_HDR, base, baselen, hex);
-		if (rc == 0 && declen != get_u32(raw + 8))
+		if (rc == 0 && declen != udr__get_le32(raw + 8))
 			rc = udr__error_set(UDR_ECORRUPT, "chunk %s: delta decodes to the wrong size", hex);
 		free(raw);
 		free(base);
@@ -767,7 +740,7 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 	if (kind == UDR__K_DELTA) {
 		if (got < 12 || memcmp(hdr, "UDRD", 4) != 0)
 			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", hex);
-		*out = get_u32(hdr + 8);
+		*out = udr__get_le32(hdr + 8);
 	} else {
 		unsigned long long n = ZSTD_getFrameContentSize(hdr, got);
 		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
@@ -787,7 +760,7 @@ int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char 
 	b[4] = 1;
 	b[5] = (unsigned char)depth;
 	b[6] = b[7] = 0;
-	put_u32(b + 8, raw_size);
+	udr__put_le32(b + 8, raw_size);
 	memcpy(b + 12, base->bytes, UDR_HASH_SIZE);
 	memcpy(b + UDR__DELTA_HDR, frame, flen);
 	*out = b;

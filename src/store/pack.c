@@ -23,24 +23,6 @@
 
 static const unsigned char end_magic[8] = {'U', 'D', 'R', 'P', 'E', 'N', 'D', 0};
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const unsigned char *p)
-{
-	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 /* ---- CRC32C ------------------------------------------------------------------ */
 
@@ -109,7 +91,7 @@ int udr__pack_frame_parse(uint64_t *count, int *cls, const unsigned char *p, siz
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad header", what);
 	if (memcmp(p + len - 8, end_magic, 8) != 0)
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: no trailer (truncated?)", what);
-	*count = get_u64(p + len - UDR__PACK_TRAILER);
+	*count = udr__get_le64(p + len - UDR__PACK_TRAILER);
 	*cls = p[5];
 	return 0;
 }
@@ -126,8 +108,8 @@ int udr__pack_entry_parse(udr__pack_entry *e, uint64_t *next, const unsigned cha
 		                      (unsigned long long)off);
 	h = p + off;
 	e->kind = h[0];
-	e->length = get_u32(h + 4);
-	e->raw_size = get_u64(h + 8);
+	e->length = udr__get_le32(h + 4);
+	e->raw_size = udr__get_le64(h + 8);
 	memcpy(e->hash.bytes, h + 16, UDR_HASH_SIZE);
 	e->offset = off;
 	total = (uint64_t)UDR__PACK_ENTRY_HDR + e->length + UDR__PACK_ENTRY_CRC;
@@ -135,7 +117,7 @@ int udr__pack_entry_parse(udr__pack_entry *e, uint64_t *next, const unsigned cha
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: bad entry header at offset %llu", what,
 		                      (unsigned long long)off);
 	if (udr__crc32c(0, h, UDR__PACK_ENTRY_HDR + (size_t)e->length) !=
-	    get_u32(h + UDR__PACK_ENTRY_HDR + e->length)) {
+	    udr__get_le32(h + UDR__PACK_ENTRY_HDR + e->length)) {
 		char hex[UDR_HASH_HEXSIZE + 1];
 		udr_hash_tohex(hex, &e->hash);
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: entry of chunk %s at offset %llu fails its CRC",
@@ -174,20 +156,20 @@ static int idx_build(unsigned char **out, size_t *out_len, udr__pack_entry *e, s
 	memcpy(b, "UDRI", 4);
 	b[4] = 1;
 	b[5] = (unsigned char)cls;
-	put_u64(b + 8, m);
+	udr__put_le64(b + 8, m);
 	memcpy(b + 16, name->bytes, UDR_HASH_SIZE);
 	for (size_t i = 0; i < m; i++)
 		fan[e[i].hash.bytes[0]]++;
 	for (int i = 1; i < 256; i++)
 		fan[i] += fan[i - 1];
 	for (int i = 0; i < 256; i++)
-		put_u32(b + UDR__IDX_HDR + 4 * i, fan[i]);
+		udr__put_le32(b + UDR__IDX_HDR + 4 * i, fan[i]);
 	hs = b + UDR__IDX_HDR + UDR__IDX_FANOUT;
 	rec = hs + m * UDR_HASH_SIZE;
 	for (size_t i = 0; i < m; i++) {
 		memcpy(hs + i * UDR_HASH_SIZE, e[i].hash.bytes, UDR_HASH_SIZE);
-		put_u64(rec + i * UDR__IDX_REC, e[i].offset);
-		put_u32(rec + i * UDR__IDX_REC + 8, e[i].length);
+		udr__put_le64(rec + i * UDR__IDX_REC, e[i].offset);
+		udr__put_le32(rec + i * UDR__IDX_REC + 8, e[i].length);
 		rec[i * UDR__IDX_REC + 12] = e[i].kind;
 	}
 	udr_hash_buf(&tail, b, len - UDR_HASH_SIZE);
@@ -245,13 +227,13 @@ int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, c
 	if (len < UDR__IDX_HDR + UDR__IDX_FANOUT + UDR_HASH_SIZE || memcmp(p, "UDRI", 4) != 0 || p[4] != 1 ||
 	    p[5] > 1 || p[6] || p[7])
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad header", what);
-	n = get_u64(p + 8);
+	n = udr__get_le64(p + 8);
 	if (n > (len - UDR__IDX_HDR - UDR__IDX_FANOUT - UDR_HASH_SIZE) / (UDR_HASH_SIZE + UDR__IDX_REC) ||
 	    UDR__IDX_HDR + UDR__IDX_FANOUT + n * (UDR_HASH_SIZE + UDR__IDX_REC) + UDR_HASH_SIZE != len)
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: size does not match its %llu entries", what,
 		                      (unsigned long long)n);
 	for (int i = 0; i < 256; i++) {
-		uint32_t f = get_u32(p + UDR__IDX_HDR + 4 * i);
+		uint32_t f = udr__get_le32(p + UDR__IDX_HDR + 4 * i);
 		if (f < prev || f > n)
 			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad fan-out table", what);
 		prev = f;
@@ -270,8 +252,8 @@ int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, c
 		if (memcmp(tail.bytes, p + len - UDR_HASH_SIZE, UDR_HASH_SIZE) != 0)
 			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: checksum mismatch", what);
 		for (uint64_t i = 0; i < n; i++) {
-			uint32_t lo = hs[i * UDR_HASH_SIZE] ? get_u32(p + UDR__IDX_HDR + 4 * (hs[i * UDR_HASH_SIZE] - 1)) : 0;
-			uint32_t hi = get_u32(p + UDR__IDX_HDR + 4 * hs[i * UDR_HASH_SIZE]);
+			uint32_t lo = hs[i * UDR_HASH_SIZE] ? udr__get_le32(p + UDR__IDX_HDR + 4 * (hs[i * UDR_HASH_SIZE] - 1)) : 0;
+			uint32_t hi = udr__get_le32(p + UDR__IDX_HDR + 4 * hs[i * UDR_HASH_SIZE]);
 			if ((i && memcmp(hs + (i - 1) * UDR_HASH_SIZE, hs + i * UDR_HASH_SIZE, UDR_HASH_SIZE) >= 0) || i < lo ||
 			    i >= hi)
 				return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: hashes out of order", what);
@@ -285,8 +267,8 @@ void udr__idx_record(udr__pack_entry *e, const udr__idx *x, uint64_t i)
 	const unsigned char *hs = x->p + UDR__IDX_HDR + UDR__IDX_FANOUT;
 	const unsigned char *r = hs + x->n * UDR_HASH_SIZE + i * UDR__IDX_REC;
 	memcpy(e->hash.bytes, hs + i * UDR_HASH_SIZE, UDR_HASH_SIZE);
-	e->offset = get_u64(r);
-	e->length = get_u32(r + 8);
+	e->offset = udr__get_le64(r);
+	e->length = udr__get_le32(r + 8);
 	e->kind = r[12];
 	e->raw_size = UINT64_MAX; /* only the pack's entry header has it */
 }
@@ -303,7 +285,7 @@ static uint64_t key_of(const unsigned char *p)
 uint64_t udr__idx_find(const udr__idx *x, const udr_hash *h)
 {
 	const unsigned char *fan = x->p + UDR__IDX_HDR, *hs = fan + UDR__IDX_FANOUT;
-	uint64_t lo = h->bytes[0] ? get_u32(fan + 4 * (h->bytes[0] - 1)) : 0, hi = get_u32(fan + 4 * h->bytes[0]);
+	uint64_t lo = h->bytes[0] ? udr__get_le32(fan + 4 * (h->bytes[0] - 1)) : 0, hi = udr__get_le32(fan + 4 * h->bytes[0]);
 	uint64_t key = key_of(h->bytes);
 	int steps = 0;
 	if (lo > hi || hi > x->n)
@@ -502,7 +484,7 @@ static int w_start(udr__packw *w)
 	 * names, so a repack removing one never removes the other's */
 	if (getentropy(hdr + 8, 8) < 0) {
 		uint64_t v = (uint64_t)udr__now_ms() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)w;
-		put_u64(hdr + 8, v);
+		udr__put_le64(hdr + 8, v);
 	}
 	if ((rc = udr__tmp_create(&w->t, w->s->tmpdir)) < 0) {
 		w->t.fd = -1;
@@ -532,10 +514,10 @@ int udr__packw_append(udr__packw *w, const udr_hash *h, int kind, uint64_t raw_s
 	if (w->t.fd < 0 && (rc = w_start(w)) < 0)
 		goto done;
 	hdr[0] = (unsigned char)kind;
-	put_u32(hdr + 4, len);
-	put_u64(hdr + 8, raw_size);
+	udr__put_le32(hdr + 4, len);
+	udr__put_le64(hdr + 8, raw_size);
 	memcpy(hdr + 16, h->bytes, UDR_HASH_SIZE);
-	put_u32(crcb, udr__crc32c(udr__crc32c(0, hdr, sizeof(hdr)), payload, len));
+	udr__put_le32(crcb, udr__crc32c(udr__crc32c(0, hdr, sizeof(hdr)), payload, len));
 	e.hash = *h;
 	e.offset = w->bytes;
 	e.raw_size = raw_size;
@@ -606,7 +588,7 @@ static int w_publish(udr__packw *w)
 		w_reset(w);
 		return 0;
 	}
-	put_u64(tr, w->n);
+	udr__put_le64(tr, w->n);
 	memcpy(tr + 8, end_magic, 8);
 	if ((rc = w_write(w, tr, sizeof(tr))) < 0 || (rc = w_drain(w)) < 0)
 		goto done;
@@ -739,17 +721,13 @@ static int idx_map(udr__idx *x, const char *path, const char *hex, bool full, in
 	return 0;
 }
 
-/* The index of pack p built from the pack's bytes (checked against its name). */
-static int reindex_in_memory(udr_store *s, udr__pack *p)
+/* Map the pack file at path whole; UDR_ENOTFOUND when it is gone. */
+static int map_pack(unsigned char **out, size_t *len, const char *path)
 {
-	char path[4200];
 	struct stat st;
-	unsigned char *m, *ix = NULL;
-	size_t il = 0;
-	udr_hash name, got;
-	int fd, rc;
-	snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
-	if ((fd = UDR_IO->open(path, O_RDONLY, 0)) < 0)
+	void *m;
+	int fd = UDR_IO->open(path, O_RDONLY, 0);
+	if (fd < 0)
 		return errno == ENOENT ? UDR_ENOTFOUND : udr__error_io(errno, "cannot open pack %s", path);
 	if (UDR_IO->fstat(fd, &st) < 0 || st.st_size < UDR__PACK_HDR + UDR__PACK_TRAILER) {
 		UDR_IO->close(fd);
@@ -759,13 +737,29 @@ static int reindex_in_memory(udr_store *s, udr__pack *p)
 	UDR_IO->close(fd);
 	if (m == MAP_FAILED)
 		return udr__error_io(errno, "cannot map pack %s", path);
+	*out = m;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+/* The index of pack p built from the pack's bytes (checked against its name). */
+static int reindex_in_memory(udr_store *s, udr__pack *p)
+{
+	char path[4200];
+	unsigned char *m, *ix = NULL;
+	size_t ml, il = 0;
+	udr_hash name, got;
+	int rc;
+	snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, p->hex);
+	if ((rc = map_pack(&m, &ml, path)) < 0)
+		return rc;
 	udr_hash_fromhex(&name, p->hex);
-	udr_hash_buf(&got, m, (size_t)st.st_size);
+	udr_hash_buf(&got, m, ml);
 	if (!udr_hash_equal(&got, &name))
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt pack %s: its bytes hash to something else", path);
 	else
-		rc = udr__pack_reindex(&ix, &il, m, (size_t)st.st_size, &name, path);
-	munmap(m, (size_t)st.st_size);
+		rc = udr__pack_reindex(&ix, &il, m, ml, &name, path);
+	munmap(m, ml);
 	if (rc == 0 && (rc = udr__idx_parse(&p->idx, ix, il, false, path)) == 0)
 		p->owned = true;
 	if (rc < 0)
@@ -919,34 +913,25 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 /* Copy every entry of pack p (class-checked, CRC-checked) into w. */
-static int copy_pack(udr__packw *w, udr_store *s, udr__pack *p, const char *path)
+static int copy_pack(udr__packw *w, udr__pack *p, const char *path)
 {
-	struct stat st;
 	unsigned char *m;
+	size_t ml;
 	uint64_t count, off = UDR__PACK_HDR;
-	int fd = UDR_IO->open(path, O_RDONLY, 0), cls, rc;
-	if (fd < 0)
-		return udr__error_io(errno, "cannot open pack %s", path);
-	if (UDR_IO->fstat(fd, &st) < 0 || st.st_size < UDR__PACK_HDR + UDR__PACK_TRAILER) {
-		UDR_IO->close(fd);
-		return udr__error_set(UDR_ECORRUPT, "corrupt pack %s: too short", path);
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	UDR_IO->close(fd);
-	if (m == MAP_FAILED)
-		return udr__error_io(errno, "cannot map pack %s", path);
-	(void)s;
-	if ((rc = udr__pack_frame_parse(&count, &cls, m, (size_t)st.st_size, path)) == 0 && cls != p->idx.cls)
+	int cls, rc;
+	if ((rc = map_pack(&m, &ml, path)) < 0)
+		return rc == UDR_ENOTFOUND ? udr__error_io(ENOENT, "cannot open pack %s", path) : rc;
+	if ((rc = udr__pack_frame_parse(&count, &cls, m, ml, path)) == 0 && cls != p->idx.cls)
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt pack %s: class differs from its index's", path);
 	while (rc == 0) {
 		udr__pack_entry e;
 		uint64_t next;
-		if ((rc = udr__pack_entry_parse(&e, &next, m, (size_t)st.st_size, off, path)) != 0)
+		if ((rc = udr__pack_entry_parse(&e, &next, m, ml, off, path)) != 0)
 			break;
 		rc = udr__packw_append(w, &e.hash, e.kind, e.raw_size, m + off + UDR__PACK_ENTRY_HDR, e.length);
 		off = next;
 	}
-	munmap(m, (size_t)st.st_size);
+	munmap(m, ml);
 	return rc < 0 ? rc : 0;
 }
 
@@ -966,7 +951,7 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		snprintf(path, plen, "%s/packs/%s.pack", s->path, c[i].p->hex);
-		rc = copy_pack(w, s, c[i].p, path);
+		rc = copy_pack(w, c[i].p, path);
 		if (rc == UDR_ECORRUPT) {
 			/* a damaged pack stays as it is (fsck reports it, a put of its
 			 * content repairs it); what was copied of it is a duplicate */

@@ -33,6 +33,26 @@ struct udr_store {
 	uint64_t pack_max;           /* format 3: no pack of several entries is larger */
 };
 
+/* Little-endian fields of the on-disk formats (docs/FORMAT.md). */
+static inline void udr__put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void udr__put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint32_t udr__get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t udr__get_le64(const unsigned char *p)
+{
+	return (uint64_t)udr__get_le32(p) | (uint64_t)udr__get_le32(p + 4) << 32;
+}
+
 /* The kinds of objects, by file-name suffix (docs/FORMAT.md). */
 enum udr__kind {
 	UDR__K_NONE = 0,
