@@ -963,21 +963,22 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 	if (rc == 0)
 		rc = udr__packw_flush(w);
 	if (rc == 0) {
-		/* the new packs are durable and visible: the old ones are duplicates */
+		/* The new packs are durable and visible: the old ones are
+		 * duplicates, removed index first (a pack without index is
+		 * invisible).  Best effort, as for temp files: an old pack that
+		 * stays is a duplicate, merged again by a later repack. */
 		const char *sfx[2] = {"idx", "pack"};
 		for (int k = 0; k < 2 && rc == 0; k++) {
-			for (size_t i = 0; i < n && rc == 0; i++) {
+			for (size_t i = 0; i < n; i++) {
 				snprintf(path, plen, "%s/packs/%s.%s", s->path, c[i].p->hex, sfx[k]);
 				/* a merged pack of the same bytes has the same name: keep it */
 				if (c[i].keep || udr__packw_wrote(w, c[i].p->hex))
 					continue;
 				if (UDR_IO->unlink(path) < 0 && errno != ENOENT)
-					rc = udr__error_io(errno, "cannot remove repacked %s", path);
+					c[i].keep = true; /* its index stays: so does its pack */
 			}
-			if (rc == 0) {
-				snprintf(path, plen, "%s/packs", s->path);
-				rc = udr__fsync_dir(path);
-			}
+			snprintf(path, plen, "%s/packs", s->path);
+			rc = udr__fsync_dir(path);
 		}
 	}
 	udr__packw_free(w);

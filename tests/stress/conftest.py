@@ -80,6 +80,18 @@ class Udr:
     def chunk_path(self, h):
         return os.path.join(self.root, "chunks", h[0:2], h[2:4], h)
 
+    def locate(self, h):
+        """The copies of h (hidden `udr __locate`): ("loose", path, 0, size,
+        kind) or ("pack", packpath, payload offset, payload length, kind)."""
+        out = []
+        for line in self.ok("__locate", h).splitlines():
+            f = line.split()
+            if f[0] == "pack":
+                out.append(("pack", f[1], int(f[2]) + 48, int(f[3]) - 52, int(f[4])))
+            else:
+                out.append(("loose", f[1], 0, os.path.getsize(f[1]), int(f[2])))
+        return out
+
 
 @pytest.fixture
 def udr(tmp_path):
@@ -87,6 +99,17 @@ def udr(tmp_path):
         pytest.skip("udr CLI not built (%s)" % UDR_BIN)
     u = Udr(tmp_path / "store")
     u.ok("init")
+    return u
+
+
+@pytest.fixture
+def udr2(tmp_path):
+    """A format-2 store: one file per object (damage to a packed object:
+    test_sweep.py)."""
+    if not os.path.exists(UDR_BIN):
+        pytest.skip("udr CLI not built (%s)" % UDR_BIN)
+    u = Udr(tmp_path / "store2")
+    u.ok("init", "--format", "2")
     return u
 
 

@@ -28,6 +28,17 @@ def logfile(udr, seq):
 
 @pytest.fixture
 def populated(udr, tmp_path):
+    return populate(udr, tmp_path)
+
+
+@pytest.fixture
+def populated2(udr2, tmp_path):
+    """Format 2: each chunk a file of its own, damaged or deleted alone (a
+    packed object's damage: test_sweep.py, every damage and read path)."""
+    return populate(udr2, tmp_path)
+
+
+def populate(udr, tmp_path):
     chunks = []
     for i in range(3):
         f = tmp_path / ("c%d" % i)
@@ -60,8 +71,8 @@ def expect_err(p, code, needle=None):
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "append"])
-def test_damaged_chunk(populated, damage, tmp_path):
-    udr, chunks = populated
+def test_damaged_chunk(populated2, damage, tmp_path):
+    udr, chunks = populated2
     h = chunks[1]
     path = udr.chunk_path(h)
     if damage == "flip":
@@ -82,8 +93,32 @@ def test_damaged_chunk(populated, damage, tmp_path):
     expect(udr.run("get", chunks[0], "--verify", "-o", os.devnull), 0)
 
 
-def test_deleted_chunk(populated):
+def test_damaged_packed_chunk(populated, tmp_path):
+    # Format 3: a byte of a packed entry flipped in place: its CRC fails on
+    # every read, naming the chunk and the pack; the pack's other entries
+    # read as before.
     udr, chunks = populated
+    h = chunks[1]
+    where, path, off, length, _ = udr.locate(h)[0]
+    assert where == "pack"
+    flip(path, off + length // 2)
+    out = tmp_path / "out"
+    expect_err(udr.run("get", h, "-o", str(out)), 4, h)
+    assert not out.exists()
+    p = udr.run("get", h, "--no-verify")
+    expect_err(p, 4, os.path.basename(path)[:64])
+    assert p.stdout == b""
+    expect(udr.run("fsck"), 4, h)
+    expect(udr.run("get", chunks[0], "--verify", "-o", os.devnull), 0)
+    expect(udr.run("get", chunks[2], "--verify", "-o", os.devnull), 0)
+    # re-putting the content repairs it: the damaged pack is rewritten
+    udr.ok("put", str(tmp_path / "c1"))
+    expect(udr.run("get", h, "--verify", "-o", os.devnull), 0)
+    expect(udr.run("fsck"), 0)
+
+
+def test_deleted_chunk(populated2):
+    udr, chunks = populated2
     h = chunks[0]
     os.unlink(udr.chunk_path(h))
     expect(udr.run("get", h), 1)
@@ -94,8 +129,8 @@ def test_deleted_chunk(populated):
     # Re-putting the content repairs it.
 
 
-def test_stray_file_in_chunks(populated):
-    udr, chunks = populated
+def test_stray_file_in_chunks(populated2):
+    udr, chunks = populated2
     h = chunks[0]
     d = os.path.dirname(udr.chunk_path(h))
     with open(os.path.join(d, "stray.txt"), "w") as f:
@@ -269,7 +304,7 @@ def test_hash_matches_b3sum(udr, tmp_path):
         assert udr.ok("hash", str(f)).strip() == ref
         assert udr.ok("put", str(f)).strip() == ref
         if 0 < size <= 65536:  # random bytes in one object: stored raw
-            assert os.path.getsize(udr.chunk_path(ref)) == size
+            assert udr.locate(ref)[0][3] == size
         out = tmp_path / "out"
         udr.ok("get", ref, "--verify", "-o", str(out))
         assert out.read_bytes() == f.read_bytes()
