@@ -597,6 +597,7 @@ struct engine {
 	bool recent;
 	bool no_tmpfile;
 	udr__packw *pw; /* format 3: the pieces go into packs */
+	uint64_t own_repairs; /* repairs counted when the caller does not count */
 	uint64_t *repaired; /* damaged objects replaced (may be NULL) */
 };
 
@@ -948,6 +949,41 @@ static int check_stored_content(udr_store *s, const udr_hash *h, enum udr__kind 
 	return 0;
 }
 
+/*
+ * Format 3, after a put repaired pieces: repairs by parallel workers each
+ * tried to rewrite the damaged pack while others were still writing their
+ * good copies; now that all exist, packs still holding a damaged copy of
+ * one of m's pieces are rewritten without what has good copies.
+ */
+static int drop_damaged_pieces(udr_store *s, const udr__manifest *m)
+{
+	for (uint64_t i = 0; i < m->npieces; i++) {
+		for (unsigned copy = 0;; copy++) {
+			udr__loc l;
+			unsigned char *d = NULL;
+			size_t dl;
+			int rc;
+			if ((rc = udr__obj_find(&l, s, &m->pieces[i].hash, copy, false)) < 0)
+				return rc;
+			if (l.kind == UDR__K_NONE)
+				break;
+			if (l.pack && udr__loc_read(&d, &dl, s, &l, &m->pieces[i].hash, UDR__PIECE_HARD_MAX + 4096, NULL) ==
+			                  UDR_ECORRUPT) {
+				udr_error_clear();
+				rc = udr__pack_drop_damaged(s, l.pack);
+				udr__loc_free(&l);
+				if (rc < 0)
+					return rc;
+				break;
+			}
+			udr_error_clear();
+			free(d);
+			udr__loc_free(&l);
+		}
+	}
+	return 0;
+}
+
 static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned char *buf, size_t bufcap,
                        size_t have, bool eof, struct base *b, const udr_put_options *o, uint64_t *repaired)
 {
@@ -962,7 +998,7 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 	memset(&g, 0, sizeof(g));
 	g.s = s;
 	g.base = b;
-	g.repaired = repaired;
+	g.repaired = repaired ? repaired : &g.own_repairs;
 	g.queue_max = (size_t)nthreads * 2 + 2;
 	pthread_mutex_init(&g.mu, NULL);
 	pthread_cond_init(&g.cv_job, NULL);
@@ -1059,6 +1095,10 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 	m.npieces = index;
 	m.pieces = g.results;
 	if (g.pw && udr__packw_published(g.pw) && (rc = udr__ingest_repack(s, UDR__PACK_CLASS_DATA)) < 0)
+		goto out;
+	if (g.pw && __atomic_load_n(g.repaired, __ATOMIC_RELAXED) && (rc = udr__packset_scan(s)) == 0)
+		rc = drop_damaged_pieces(s, &m);
+	if (rc < 0)
 		goto out;
 	{
 		enum udr__kind kind;

@@ -986,7 +986,7 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 	return rc;
 }
 
-static int lock_packs(int *fd, udr_store *s)
+static int lock_packs(int *fd, udr_store *s, bool wait)
 {
 	char *p = udr__path_join(s->path, "packs/lock");
 	if (!p)
@@ -998,7 +998,7 @@ static int lock_packs(int *fd, udr_store *s)
 		return rc;
 	}
 	free(p);
-	if (UDR_IO->flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+	if (UDR_IO->flock(*fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 		int err = errno;
 		UDR_IO->close(*fd);
 		*fd = -1;
@@ -1049,12 +1049,14 @@ static int candidates(struct cand **out, size_t *n, udr_store *s, int cls, uint6
 	return 0;
 }
 
+#define MERGE_MAX 16
+
 int udr__pack_repack(udr_store *s, int cls)
 {
 	struct cand *c = NULL;
 	size_t n = 0, m;
 	int fd = -1, rc;
-	if ((rc = lock_packs(&fd, s)) != 0)
+	if ((rc = lock_packs(&fd, s, false)) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) < 0)
 		goto done;
@@ -1073,6 +1075,10 @@ int udr__pack_repack(udr_store *s, int cls)
 		if (ok)
 			break;
 	}
+	/* at most MERGE_MAX at a time: one put's repack stays bounded even when
+	 * crashes left many packs behind; later puts merge the rest */
+	if (m > MERGE_MAX)
+		m = MERGE_MAX;
 	if (m >= 2)
 		rc = merge(s, cls, c, m);
 done:
@@ -1093,7 +1099,7 @@ int udr__pack_repack_all(udr_store *s, int cls)
 	free(dir);
 	if (rc < 0)
 		return rc;
-	if ((rc = lock_packs(&fd, s)) != 0)
+	if ((rc = lock_packs(&fd, s, false)) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) == 0 && n >= 2)
 		rc = merge(s, cls, c, n);
@@ -1113,10 +1119,14 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 	udr__packw *w = NULL;
 	char path[4200];
 	int fd = -1, rc;
-	if ((rc = lock_packs(&fd, s)) != 0)
+	/* waits: concurrent repairs of one pack's entries (a put's workers)
+	 * take turns, so the last one sees every good copy */
+	if ((rc = lock_packs(&fd, s, true)) != 0)
 		return rc < 0 ? rc : 1;
 	if ((rc = udr__packset_scan(s)) < 0 || (rc = udr__packw_new(&w, s, p->idx.cls)) < 0)
 		goto done;
+	if (p->gone)
+		goto done; /* rewritten meanwhile by another repair */
 	for (uint64_t k = 0; k < p->idx.n && rc == 0; k++) {
 		udr__pack_entry e;
 		udr__loc l;
@@ -1136,6 +1146,12 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 				rc = udr__packw_append(w, &e.hash, e.kind, raw, d, (uint32_t)dl);
 			free(d);
 			continue;
+		}
+		if (rc == UDR_ENOTFOUND) {
+			/* the pack went meanwhile (another repair rewrote it) */
+			udr_error_clear();
+			rc = 1;
+			break;
 		}
 		if (rc != UDR_ECORRUPT)
 			break;
