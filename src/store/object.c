@@ -1,10 +1,11 @@
 /*
  * object.c - the kinds of stored objects and how they decode: raw files,
  * standard zstd frames, manifests listing the pieces of chunked content, and
- * delta pieces (a zstd frame compressed against one base piece as its
- * reference prefix).  Reads verify by default: every piece (and every delta
- * base) is rehashed before its bytes are handed out, and the whole content
- * at the end.  Without verification sizes, manifest trailers and zstd frame
+ * delta pieces (a zstd frame compressed against one or more base pieces,
+ * concatenated, as its reference prefix; decoded bases are kept in a cache
+ * shared by one content read).  Reads verify by default: every piece (and
+ * every delta base) is rehashed before its bytes are handed out, and the
+ * whole content at the end.  Without verification sizes, manifest trailers and zstd frame
  * checksums are still checked, but a damaged raw object goes unnoticed.
  */
 #include <errno.h>
@@ -336,8 +337,283 @@ int udr__raw_load(unsigned char **out, size_t *out_len, const udr_store *s, cons
 	return 0;
 }
 
+/* ---- decoded-piece cache ----------------------------------------------------- */
+
+uint64_t udr__piece_decodes;
+
+struct bc_ent {
+	udr_hash h;
+	unsigned char *data;
+	size_t len;
+	uint64_t used; /* LRU tick */
+	int depth;
+	bool verified;
+};
+
+struct udr__bcache {
+	pthread_mutex_t mu;
+	size_t cap, held;
+	uint64_t tick;
+	uint64_t budget, decoded;
+	struct bc_ent *e;
+	size_t n, cap_n;
+};
+
+udr__bcache *udr__bcache_new(size_t cap, uint64_t budget)
+{
+	udr__bcache *c = calloc(1, sizeof(*c));
+	if (!c) {
+		udr__error_oom();
+		return NULL;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	c->cap = cap;
+	c->budget = budget;
+	return c;
+}
+
+void udr__bcache_free(udr__bcache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->e[i].data);
+	free(c->e);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+uint64_t udr__decode_budget(const udr_store *s, uint64_t size)
+{
+	/* (D + 1) * K * (size + (D + 1) * K * chunk_max): every level of a
+	 * chain decodes at most K bases per piece, and the bases of neighbouring
+	 * pieces widen a chain's window by at most K pieces per level */
+	uint64_t d = (uint64_t)(s->max_depth > 0 ? s->max_depth : 1) + 1, k = UDR__DELTA_BASES_MAX;
+	uint64_t edge = d * k * (uint64_t)(s->cdc.max ? s->cdc.max : UDR__PIECE_HARD_MAX);
+	return d * k * (size + edge);
+}
+
+/* Copy of the cached piece h (verified when `verify`) into a fresh buffer. */
+static bool bcache_get(udr__bcache *c, const udr_hash *h, bool verify, unsigned char **out, size_t *len, int *depth)
+{
+	bool hit = false;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->n; i++) {
+		struct bc_ent *e = &c->e[i];
+		if ((e->verified || !verify) && udr_hash_equal(&e->h, h)) {
+			unsigned char *d = malloc(e->len ? e->len : 1);
+			if (d) {
+				memcpy(d, e->data, e->len);
+				*out = d;
+				*len = e->len;
+				*depth = e->depth;
+				e->used = ++c->tick;
+				hit = true;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return hit;
+}
+
+static void bcache_drop(udr__bcache *c, size_t i)
+{
+	c->held -= c->e[i].len;
+	free(c->e[i].data);
+	c->e[i] = c->e[--c->n];
+}
+
+static void bcache_put(udr__bcache *c, const udr_hash *h, const unsigned char *d, size_t len, int depth, bool verified)
+{
+	unsigned char *copy;
+	if (len > c->cap / 4 || !(copy = malloc(len ? len : 1)))
+		return; /* a cache only: no room is not an error */
+	memcpy(copy, d, len);
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->n; i++)
+		if (udr_hash_equal(&c->e[i].h, h)) { /* another thread decoded it too, or unverified before */
+			bcache_drop(c, i);
+			break;
+		}
+	while (c->n && c->held + len > c->cap) {
+		size_t old = 0;
+		for (size_t i = 1; i < c->n; i++)
+			if (c->e[i].used < c->e[old].used)
+				old = i;
+		bcache_drop(c, old);
+	}
+	if (c->n == c->cap_n) {
+		size_t cap = c->cap_n ? c->cap_n * 2 : 64;
+		struct bc_ent *e = realloc(c->e, cap * sizeof(*e));
+		if (!e) {
+			pthread_mutex_unlock(&c->mu);
+			free(copy);
+			return;
+		}
+		c->e = e;
+		c->cap_n = cap;
+	}
+	c->e[c->n].h = *h;
+	c->e[c->n].data = copy;
+	c->e[c->n].len = len;
+	c->e[c->n].used = ++c->tick;
+	c->e[c->n].depth = depth;
+	c->e[c->n].verified = verified;
+	c->n++;
+	c->held += len;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Count len decoded bytes against the read's budget. */
+static int bcache_charge(udr__bcache *c, size_t len, const char *hex)
+{
+	uint64_t total;
+	__atomic_fetch_add(&udr__piece_decodes, 1, __ATOMIC_RELAXED);
+	total = __atomic_add_fetch(&c->decoded, (uint64_t)len, __ATOMIC_RELAXED);
+	if (c->budget && total > c->budget)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: its delta chains need more than %llu bytes decoded "
+		                      "(damaged store?)", hex, (unsigned long long)c->budget);
+	return 0;
+}
+
+/* ---- delta headers --------------------------------------------------------------- */
+
+int udr__delta_parse(udr__delta_hdr *out, const unsigned char *d, size_t len, const char *what)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < 12 || memcmp(d, "UDRD", 4) != 0 || d[5] < 1)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", what);
+	out->version = d[4];
+	out->depth = d[5];
+	out->raw_size = get_u32(d + 8);
+	if (d[4] == 1) {
+		if (len < UDR__DELTA_HDR)
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", what);
+		out->nbases = 1;
+	} else if (d[4] == 2) {
+		out->nbases = d[6];
+		if (out->nbases < 1 || out->nbases > UDR__DELTA_BASES_MAX || d[7] != 0 ||
+		    len < 12 + (size_t)out->nbases * UDR_HASH_SIZE)
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", what);
+	} else {
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header (version %u)", what, (unsigned)d[4]);
+	}
+	if (out->raw_size == 0 || out->raw_size > UDR__PIECE_HARD_MAX)
+		return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header (size %u)", what,
+		                      (unsigned)out->raw_size);
+	for (int i = 0; i < out->nbases; i++)
+		memcpy(out->bases[i].bytes, d + 12 + (size_t)i * UDR_HASH_SIZE, UDR_HASH_SIZE);
+	out->frame = 12 + (size_t)out->nbases * UDR_HASH_SIZE;
+	return 0;
+}
+
+int udr__delta_peek(udr__delta_hdr *out, udr_store *s, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	enum udr__kind kind;
+	unsigned char *raw = NULL;
+	size_t rawlen = 0;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr__obj_locate(&kind, NULL, NULL, s, h)) < 0)
+		return rc;
+	udr_hash_tohex(hex, h);
+	if (kind == UDR__K_NONE)
+		return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
+	if (kind != UDR__K_DELTA)
+		return 0;
+	if ((rc = read_object(&raw, &rawlen, s, h, kind, UDR__PIECE_HARD_MAX + 4096)) < 0)
+		return rc;
+	rc = udr__delta_parse(out, raw, rawlen, hex);
+	free(raw);
+	return rc;
+}
+
+int udr__delta_write_version = 2;
+
+int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char *frame, size_t flen, int depth,
+                      uint32_t raw_size, const udr_hash *bases, int nbases, int version)
+{
+	size_t hdr = version == 1 ? UDR__DELTA_HDR : 12 + (size_t)nbases * UDR_HASH_SIZE;
+	unsigned char *b;
+	if (nbases < 1 || nbases > (version == 1 ? 1 : UDR__DELTA_BASES_MAX) || depth < 1 ||
+	    depth > UDR__DELTA_DEPTH_HARD_MAX)
+		return udr__error_set(UDR_EINVAL, "invalid delta: %d bases, depth %d", nbases, depth);
+	if (!(b = malloc(hdr + flen)))
+		return udr__error_oom();
+	memcpy(b, "UDRD", 4);
+	b[4] = (unsigned char)(version == 1 ? 1 : 2);
+	b[5] = (unsigned char)depth;
+	b[6] = (unsigned char)(version == 1 ? 0 : nbases);
+	b[7] = 0;
+	put_u32(b + 8, raw_size);
+	for (int i = 0; i < nbases; i++)
+		memcpy(b + 12 + (size_t)i * UDR_HASH_SIZE, bases[i].bytes, UDR_HASH_SIZE);
+	memcpy(b + hdr, frame, flen);
+	*out = b;
+	*out_len = hdr + flen;
+	return 0;
+}
+
+/* ---- pieces ------------------------------------------------------------------ */
+
 static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
-                            uint64_t expect, bool verify, int max_depth)
+                            uint64_t expect, bool verify, int max_depth, udr__bcache *cache);
+
+/* The delta's bases, decoded (from the cache when there), concatenated. */
+static int delta_prefix(unsigned char **out, size_t *out_len, udr_store *s, const udr__delta_hdr *dh, bool verify,
+                        udr__bcache *cache, const char *hex)
+{
+	unsigned char *prefix = NULL;
+	size_t plen = 0;
+	int rc = 0;
+	for (int i = 0; i < dh->nbases; i++) {
+		char bhex[UDR_HASH_HEXSIZE + 1];
+		unsigned char *b = NULL, *np = NULL;
+		size_t bl = 0;
+		int bdepth = 0;
+		udr_hash_tohex(bhex, &dh->bases[i]);
+		if (bcache_get(cache, &dh->bases[i], verify, &b, &bl, &bdepth)) {
+			if (bdepth >= dh->depth)
+				rc = udr__error_set(UDR_ECORRUPT, "chunk %s: its delta base %s is not shallower (depth %d, "
+				                    "not below %d)", hex, bhex, bdepth, dh->depth);
+		} else {
+			/* the base must be shallower: damaged chains cannot loop */
+			rc = piece_load_depth(&b, &bl, &bdepth, s, &dh->bases[i], UINT64_MAX, verify, dh->depth, cache);
+			if (rc < 0)
+				rc = udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "chunk %s: its delta base %s: %s",
+				                    hex, bhex, udr_error_last()->message);
+			else
+				bcache_put(cache, &dh->bases[i], b, bl, bdepth, verify);
+		}
+		if (rc == 0 && bl > UDR__DELTA_PREFIX_MAX - plen)
+			rc = udr__error_set(UDR_ECORRUPT, "chunk %s: its delta bases exceed %zu bytes", hex,
+			                    UDR__DELTA_PREFIX_MAX);
+		if (rc == 0 && !prefix && dh->nbases == 1) {
+			prefix = b; /* one base: its bytes are the prefix */
+			plen = bl;
+			continue;
+		}
+		if (rc == 0 && !(np = realloc(prefix, plen + bl + 1)))
+			rc = udr__error_oom();
+		if (rc < 0) {
+			free(b);
+			free(prefix);
+			return rc;
+		}
+		prefix = np;
+		memcpy(prefix + plen, b, bl);
+		plen += bl;
+		free(b);
+	}
+	*out = prefix;
+	*out_len = plen;
+	return 0;
+}
+
+static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                            uint64_t expect, bool verify, int max_depth, udr__bcache *cache)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	enum udr__kind kind;
@@ -368,27 +644,25 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 			return rc;
 		break;
 	case UDR__K_DELTA: {
-		udr_hash bh;
-		int bdepth = 0;
+		udr__delta_hdr dh;
 		if ((rc = read_object(&raw, &rawlen, s, h, kind, UDR__PIECE_HARD_MAX + 4096)) < 0)
 			return rc;
-		d = rawlen >= UDR__DELTA_HDR ? raw[5] : 0;
-		if (rawlen < UDR__DELTA_HDR || memcmp(raw, "UDRD", 4) != 0 || raw[4] != 1 || d < 1 || d >= max_depth) {
+		if ((rc = udr__delta_parse(&dh, raw, rawlen, hex)) < 0) {
 			free(raw);
-			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", hex);
+			return rc;
 		}
-		memcpy(bh.bytes, raw + 12, UDR_HASH_SIZE);
-		/* the base must be shallower: damaged chains cannot loop */
-		rc = piece_load_depth(&base, &baselen, &bdepth, s, &bh, UINT64_MAX, verify, d);
-		if (rc < 0) {
-			char bhex[UDR_HASH_HEXSIZE + 1];
-			udr_hash_tohex(bhex, &bh);
+		d = dh.depth;
+		if (d >= max_depth) {
 			free(raw);
-			return udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "chunk %s: its delta base %s: %s", hex,
-			                      bhex, udr_error_last()->message);
+			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header (depth %d, not below %d)", hex, d,
+			                      max_depth);
 		}
-		rc = zstd_decompress(&dec, &declen, raw + UDR__DELTA_HDR, rawlen - UDR__DELTA_HDR, base, baselen, hex);
-		if (rc == 0 && declen != get_u32(raw + 8))
+		if ((rc = delta_prefix(&base, &baselen, s, &dh, verify, cache, hex)) < 0) {
+			free(raw);
+			return rc;
+		}
+		rc = zstd_decompress(&dec, &declen, raw + dh.frame, rawlen - dh.frame, base, baselen, hex);
+		if (rc == 0 && declen != dh.raw_size)
 			rc = udr__error_set(UDR_ECORRUPT, "chunk %s: delta decodes to the wrong size", hex);
 		free(raw);
 		free(base);
@@ -399,12 +673,11 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 		break;
 	}
 	}
-	if (expect != UINT64_MAX && declen != expect) {
-		free(dec);
-		return udr__error_set(UDR_ECORRUPT, "chunk %s: has %zu bytes, expected %llu", hex, declen,
-		                      (unsigned long long)expect);
-	}
-	if (verify && (rc = check_hash(dec, declen, h)) < 0) {
+	if ((rc = bcache_charge(cache, declen, hex)) < 0 ||
+	    (expect != UINT64_MAX && declen != expect &&
+	     (rc = udr__error_set(UDR_ECORRUPT, "chunk %s: has %zu bytes, expected %llu", hex, declen,
+	                          (unsigned long long)expect)) < 0) ||
+	    (verify && (rc = check_hash(dec, declen, h)) < 0)) {
 		free(dec);
 		return rc;
 	}
@@ -415,10 +688,35 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 	return 0;
 }
 
+int udr__piece_load_c(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                      uint64_t expect, bool verify, udr__bcache *cache)
+{
+	udr__bcache *own = NULL;
+	int rc;
+	if (!cache && !(cache = own = udr__bcache_new(UDR__BCACHE_CAP,
+	                                               udr__decode_budget(s, expect != UINT64_MAX ? expect : 0))))
+		return UDR_ENOMEM;
+	rc = piece_load_depth(out, out_len, depth, s, h, expect, verify, UDR__DELTA_DEPTH_HARD_MAX + 1, cache);
+	udr__bcache_free(own);
+	return rc;
+}
+
+int udr__base_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                   udr__bcache *cache)
+{
+	int rc;
+	if (bcache_get(cache, h, true, out, out_len, depth))
+		return 0;
+	rc = piece_load_depth(out, out_len, depth, s, h, UINT64_MAX, true, UDR__DELTA_DEPTH_HARD_MAX + 1, cache);
+	if (rc == 0)
+		bcache_put(cache, h, *out, *out_len, *depth, true);
+	return rc;
+}
+
 int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
                     uint64_t expect, bool verify)
 {
-	return piece_load_depth(out, out_len, depth, s, h, expect, verify, UDR__DELTA_DEPTH_HARD_MAX + 1);
+	return udr__piece_load_c(out, out_len, depth, s, h, expect, verify, NULL);
 }
 
 /* ---- whole contents ------------------------------------------------------ */
@@ -499,6 +797,7 @@ struct readahead {
 	udr_store *s;
 	const udr__manifest *m;
 	bool verify;
+	udr__bcache *cache; /* decoded delta bases, shared by the whole read */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint64_t next;    /* next piece to hand to a worker */
@@ -524,7 +823,8 @@ static void *ra_worker(void *arg)
 			break;
 		i = r->next++;
 		pthread_mutex_unlock(&r->mu);
-		rc = udr__piece_load(&d, &dl, NULL, r->s, &r->m->pieces[i].hash, r->m->pieces[i].size, r->verify);
+		rc = udr__piece_load_c(&d, &dl, NULL, r->s, &r->m->pieces[i].hash, r->m->pieces[i].size, r->verify,
+		                       r->cache);
 		pthread_mutex_lock(&r->mu);
 		sl = &r->slots[i % r->window];
 		sl->index = i;
@@ -558,7 +858,8 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 	r.m = &m;
 	r.verify = verify;
 	r.window = (size_t)(s->threads > 1 ? s->threads * 4 : 1);
-	if (!(r.slots = calloc(r.window, sizeof(*r.slots)))) {
+	if (!(r.cache = udr__bcache_new(UDR__BCACHE_CAP, udr__decode_budget(s, m.total))) ||
+	    !(r.slots = calloc(r.window, sizeof(*r.slots)))) {
 		rc = udr__error_oom();
 		goto done;
 	}
@@ -587,7 +888,7 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 			pthread_cond_broadcast(&r.cv);
 			pthread_mutex_unlock(&r.mu);
 		} else {
-			rc = udr__piece_load(&d, &dl, NULL, s, &m.pieces[i].hash, m.pieces[i].size, verify);
+			rc = udr__piece_load_c(&d, &dl, NULL, s, &m.pieces[i].hash, m.pieces[i].size, verify, r.cache);
 		}
 		if (rc < 0) {
 			rc = udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "content %s, piece %llu of %llu: %s", hex,
@@ -622,6 +923,7 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 	}
 done:
 	free(r.slots);
+	udr__bcache_free(r.cache);
 	udr_hasher_free(hs);
 	udr__manifest_free(&m);
 	return rc;
@@ -726,7 +1028,8 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 	if (rc < 0)
 		return rc;
 	if (kind == UDR__K_DELTA) {
-		if (got < 12 || memcmp(hdr, "UDRD", 4) != 0)
+		/* the fixed part; the bases are checked when the delta is decoded */
+		if (got < 12 || memcmp(hdr, "UDRD", 4) != 0 || (hdr[4] != 1 && hdr[4] != 2))
 			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", hex);
 		*out = get_u32(hdr + 8);
 	} else {
@@ -735,23 +1038,5 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged zstd frame (bad header)", hex);
 		*out = n;
 	}
-	return 0;
-}
-
-int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char *frame, size_t flen, int depth,
-                      uint32_t raw_size, const udr_hash *base)
-{
-	unsigned char *b = malloc(UDR__DELTA_HDR + flen);
-	if (!b)
-		return udr__error_oom();
-	memcpy(b, "UDRD", 4);
-	b[4] = 1;
-	b[5] = (unsigned char)depth;
-	b[6] = b[7] = 0;
-	put_u32(b + 8, raw_size);
-	memcpy(b + 12, base->bytes, UDR_HASH_SIZE);
-	memcpy(b + UDR__DELTA_HDR, frame, flen);
-	*out = b;
-	*out_len = UDR__DELTA_HDR + flen;
 	return 0;
 }
