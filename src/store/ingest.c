@@ -302,50 +302,83 @@ static int choose_bases(udr_hash *out, int *n, udr_store *s, const udr__piece *w
 	return 0;
 }
 
-/* A delta of data against the window, in e when it is smaller than data. */
+/* Bytes compared at a piece's ends to find the base pieces it spans. */
+#define EDGE 32
+
+/*
+ * A delta of data against the window, in e when it is smaller than data.
+ * The window is trimmed to the base pieces the new piece spans: it starts at
+ * the one whose first EDGE bytes the piece starts with and ends at the one
+ * whose last EDGE bytes it ends with.  Most pieces of an edited content line
+ * up with one base piece (CDC cut points fall on the same bytes) and get
+ * that one alone; only a piece whose cut points moved names its
+ * neighbours.  Fewer bases keep the chains narrow: every base of a delta
+ * must be decoded to read it.
+ */
 static int delta_try(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr__piece *win,
                      int nwin, udr__bcache *cache)
 {
 	udr_hash bases[UDR__DELTA_BASES_MAX];
+	const udr__bref *ref[UDR__DELTA_BASES_MAX] = {NULL};
+	const unsigned char *bd[UDR__DELTA_BASES_MAX] = {NULL}, *pre;
 	unsigned char *prefix = NULL, *frame = NULL;
-	size_t plen = 0, fl;
-	int nb = 0, depth = 0, rc;
+	size_t bl[UDR__DELTA_BASES_MAX] = {0}, plen = 0, fl;
+	int bdepth[UDR__DELTA_BASES_MAX] = {0}, nb = 0, first = -1, last = -1, depth = 0, rc;
 	if ((rc = choose_bases(bases, &nb, s, win, nwin)) < 0 || nb == 0)
 		goto done;
 	for (int i = 0; i < nb; i++) {
-		unsigned char *bd = NULL, *np;
-		size_t bl = 0;
-		int bdepth = 0;
 		/* verified: a delta against damaged base bytes would keep the damage */
-		if ((rc = udr__base_load(&bd, &bl, &bdepth, s, &bases[i], cache)) < 0)
+		if ((rc = udr__base_load(&ref[i], &bdepth[i], s, &bases[i], cache)) < 0)
 			goto done;
-		if (bl > UDR__DELTA_PREFIX_MAX - plen) {
-			free(bd);
-			nb = i; /* the bases that fit */
+		bd[i] = udr__bref_data(ref[i], &bl[i]);
+		if (len >= EDGE && bl[i] >= EDGE) {
+			if (first < 0 && memcmp(data, bd[i], EDGE) == 0)
+				first = i;
+			if (first >= 0 && i >= first && memcmp(data + len - EDGE, bd[i] + bl[i] - EDGE, EDGE) == 0)
+				last = i;
+		}
+	}
+	if (first < 0)
+		first = 0;
+	if (last < first)
+		last = nb - 1;
+	for (int i = first; i <= last; i++) {
+		if (bl[i] > UDR__DELTA_PREFIX_MAX - plen) {
+			last = i - 1; /* the bases that fit */
 			break;
 		}
-		if (!(np = realloc(prefix, plen + bl + 1))) {
-			free(bd);
+		plen += bl[i];
+		if (bdepth[i] + 1 > depth)
+			depth = bdepth[i] + 1;
+	}
+	nb = last - first + 1;
+	if (nb <= 0 || depth > s->max_depth)
+		goto done;
+	if (nb == 1) {
+		pre = bd[first]; /* lent by the cache: no copy */
+	} else {
+		if (!(prefix = malloc(plen))) {
 			rc = udr__error_oom();
 			goto done;
 		}
-		prefix = np;
-		memcpy(prefix + plen, bd, bl);
-		plen += bl;
-		free(bd);
-		if (bdepth + 1 > depth)
-			depth = bdepth + 1;
+		plen = 0;
+		for (int i = first; i <= last; i++) {
+			memcpy(prefix + plen, bd[i], bl[i]);
+			plen += bl[i];
+		}
+		pre = prefix;
 	}
-	if (nb == 0 || depth > s->max_depth)
-		goto done;
-	if ((rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, prefix, plen)) < 0)
+	if ((rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, pre, plen)) < 0)
 		goto done;
 	if (fl + 12 + (size_t)nb * UDR_HASH_SIZE < len) {
 		int v = udr__delta_write_version;
-		if ((rc = udr__delta_encode(&e->bytes, &e->len, frame, fl, depth, (uint32_t)len, bases, nb, v)) == 0)
+		rc = udr__delta_encode(&e->bytes, &e->len, frame, fl, depth, (uint32_t)len, bases + first, nb, v);
+		if (rc == 0)
 			e->kind = UDR__K_DELTA;
 	}
 done:
+	for (int i = 0; i < UDR__DELTA_BASES_MAX; i++)
+		udr__bref_release(cache, ref[i]);
 	free(prefix);
 	free(frame);
 	if (rc < 0 && rc != UDR_ENOMEM) {
@@ -1213,7 +1246,7 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 		b.input_size = memlen;
 	}
 	/* decoded base pieces and the put's dedup checks share one cache */
-	if (!(cache = udr__bcache_new(UDR__BCACHE_CAP, udr__decode_budget(s, b.total + b.input_size)))) {
+	if (!(cache = udr__bcache_new(udr__bcache_cap(s), udr__decode_budget(s, b.total + b.input_size)))) {
 		base_free(&b);
 		return UDR_ENOMEM;
 	}

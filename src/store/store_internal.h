@@ -73,8 +73,12 @@ int udr__manifest_load(udr__manifest *m, const udr_store *s, const udr_hash *h);
  * store whose chains would cost more than any store udr writes).
  */
 typedef struct udr__bcache udr__bcache;
-#define UDR__BCACHE_CAP ((size_t)64 << 20)
+#define UDR__BCACHE_MIN ((size_t)16 << 20)
+#define UDR__BCACHE_MAX ((size_t)64 << 20)
 udr__bcache *udr__bcache_new(size_t cap, uint64_t budget);
+/* The cache size for a store: 2 x (delta.max_depth + 1) x chunk_avg, within
+ * UDR__BCACHE_MIN .. UDR__BCACHE_MAX. */
+size_t udr__bcache_cap(const udr_store *s);
 void udr__bcache_free(udr__bcache *c);
 /* The decode budget of a read of `size` bytes (docs/FORMAT.md, "Reading"). */
 uint64_t udr__decode_budget(const udr_store *s, uint64_t size);
@@ -93,9 +97,12 @@ int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store 
 int udr__piece_load_c(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
                       uint64_t expect, bool verify, udr__bcache *cache);
 
-/* A delta base for the writer: verified, taken from and kept in cache. */
-int udr__base_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
-                   udr__bcache *cache);
+/* A delta base for the writer: verified, taken from and kept in cache, and
+ * lent: give it back with udr__bref_release. */
+typedef struct udr__bref udr__bref;
+int udr__base_load(const udr__bref **out, int *depth, udr_store *s, const udr_hash *h, udr__bcache *cache);
+const unsigned char *udr__bref_data(const udr__bref *b, size_t *len);
+void udr__bref_release(udr__bcache *c, const udr__bref *b);
 
 /* Read the raw object of h whole (at most max bytes), rehashed with verify. */
 int udr__raw_load(unsigned char **out, size_t *out_len, const udr_store *s, const udr_hash *h, size_t max,
