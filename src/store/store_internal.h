@@ -97,8 +97,10 @@ int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store 
 int udr__piece_load_c(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
                       uint64_t expect, bool verify, udr__bcache *cache);
 
-/* A delta base for the writer: verified, taken from and kept in cache, and
- * lent: give it back with udr__bref_release. */
+/* A delta base for the writer: its bytes checked against h (the levels of
+ * its chain are not rehashed one by one: any damage in them shows in its
+ * bytes), taken from and kept in cache, and lent: give it back with
+ * udr__bref_release. */
 typedef struct udr__bref udr__bref;
 int udr__base_load(const udr__bref **out, int *depth, udr_store *s, const udr_hash *h, udr__bcache *cache);
 const unsigned char *udr__bref_data(const udr__bref *b, size_t *len);

@@ -52,7 +52,7 @@ static uint32_t rnd(uint32_t *x)
  * group, so each version inserts one row into each group. */
 static char *grouped(int v, size_t *len)
 {
-	size_t cap = (size_t)GROUPS * (HISTORY + VERSIONS) * 64, n = 0;
+	size_t cap = (size_t)GROUPS * (HISTORY + VERSIONS + 1) * 64, n = 0;
 	char *b = malloc(cap);
 	assert_non_null(b);
 	for (int g = 0; g < GROUPS; g++) {
@@ -307,6 +307,56 @@ static void delta_v2_damage(void **state)
 	udr_store_close(st);
 }
 
+/* A put against a base whose chain is damaged below its window (a piece of
+ * the version before the base) stores nothing that decodes to wrong bytes:
+ * the writer checks each base it deltas against. */
+static void delta_put_over_damaged_chain(void **state)
+{
+	fx *f = *state;
+	udr_hash hs[VERSIONS];
+	udr_store *st = open_store(f, "chain");
+	udr__manifest m;
+	char *in = th_join(f->dir, "in");
+	udr_put_options po = UDR_PUT_OPTIONS_INIT;
+	void *out = NULL;
+	size_t len, ol = 0;
+	char *d;
+	int damaged = 0;
+	put_versions(f, st, hs);
+	/* damage every delta piece of version VERSIONS - 2 */
+	assert_int_equal(udr__manifest_load(&m, st, &hs[VERSIONS - 3]), 0);
+	for (uint64_t i = 0; i < m.npieces; i++) {
+		udr__delta_hdr dh;
+		char *p;
+		size_t pl;
+		if (udr__delta_peek(&dh, st, &m.pieces[i].hash) != 0 || dh.depth == 0)
+			continue;
+		p = th_object_path(udr_store_path(st), &m.pieces[i].hash);
+		free(th_read_file(p, &pl));
+		th_flip_bit(p, (off_t)pl - 6);
+		free(p);
+		damaged++;
+	}
+	udr__manifest_free(&m);
+	assert_true(damaged > 0);
+	/* version VERSIONS + 1 against version VERSIONS (whose chains pass
+	 * through the damaged pieces): stored, and reads back */
+	d = grouped(VERSIONS + 1, &len);
+	th_write_file(in, d, len);
+	po.base = &hs[VERSIONS - 1];
+	{
+		udr_hash h;
+		assert_int_equal(udr_store_put_file_ext(&h, st, in, &po), 0);
+		assert_int_equal(udr_store_get(&out, &ol, st, &h), 0);
+	}
+	assert_int_equal(ol, len);
+	assert_memory_equal(out, d, len);
+	udr_free(out);
+	free(d);
+	free(in);
+	udr_store_close(st);
+}
+
 /* A delta object of version 1 made by hand still reads. */
 static void delta_v1_still_reads(void **state)
 {
@@ -352,6 +402,7 @@ int main(int argc, char **argv)
 		T(delta_v2_beats_v1_on_grouped_data),
 		T(delta_read_decodes_each_piece_once),
 		T(delta_v2_damage),
+		T(delta_put_over_damaged_chain),
 		T(delta_v1_still_reads),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
