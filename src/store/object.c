@@ -450,6 +450,14 @@ udr__bcache *udr__bcache_new(size_t cap, uint64_t budget)
 	return c;
 }
 
+void udr__bcache_budget(udr__bcache *c, uint64_t budget)
+{
+	pthread_mutex_lock(&c->mu);
+	c->budget = budget;
+	c->decoded = 0;
+	pthread_mutex_unlock(&c->mu);
+}
+
 void udr__bcache_free(udr__bcache *c)
 {
 	if (!c)

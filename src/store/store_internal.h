@@ -80,6 +80,8 @@ udr__bcache *udr__bcache_new(size_t cap, uint64_t budget);
  * UDR__BCACHE_MIN .. UDR__BCACHE_MAX. */
 size_t udr__bcache_cap(const udr_store *s);
 void udr__bcache_free(udr__bcache *c);
+/* Start a new budget (a cache shared by several reads, such as fsck's). */
+void udr__bcache_budget(udr__bcache *c, uint64_t budget);
 /* The decode budget of a read of `size` bytes (docs/FORMAT.md, "Reading"). */
 uint64_t udr__decode_budget(const udr_store *s, uint64_t size);
 /* Debug counter: piece objects decoded (raw, zst or delta), process-wide. */
