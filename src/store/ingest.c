@@ -255,37 +255,43 @@ struct enc {
 
 /*
  * The bases a new piece is stored against: the window when a delta on it
- * stays within delta.max_depth; else (a long history) the window's own
- * bases, level by level, until they are at most half as deep, so that the
- * versions that follow chain on them again instead of starting over from
- * plain pieces.  Each level keeps the WINDOW_MAX middle ones.  *n = 0: no
- * usable bases.
+ * stays within delta.max_depth.  Else (a long history) the window's own
+ * bases, level by level, until they are at most half as deep or are
+ * themselves such a step down (flagged UDR__DELTA_STEP): the versions that
+ * follow then chain on them again instead of starting over from plain
+ * pieces, and the next step lands on the last one (about max_depth / 2
+ * versions back) rather than on the older bases it stepped to.  Each level
+ * keeps the WINDOW_MAX middle ones.  *n = 0: no usable bases; *stepped: the
+ * bases are a step down.
  */
-static int choose_bases(udr_hash *out, int *n, udr_store *s, const udr__piece *win, int nwin)
+static int choose_bases(udr_hash *out, int *n, bool *stepped, udr_store *s, const udr__piece *win, int nwin)
 {
 	udr_hash cur[UDR__DELTA_BASES_MAX * WINDOW_MAX];
-	int ncur = 0, limit = s->max_depth, rc;
+	int ncur = 0, rc;
 	*n = 0;
+	*stepped = false;
 	for (int i = 0; i < nwin && i < WINDOW_MAX; i++)
 		cur[ncur++] = win[i].hash;
 	for (int step = 0; step <= s->max_depth; step++) {
 		udr__delta_hdr hd[WINDOW_MAX];
 		udr_hash next[UDR__DELTA_BASES_MAX * WINDOW_MAX];
 		int maxd = 0, nnext = 0, first;
+		bool landing = false;
 		for (int i = 0; i < ncur; i++) {
 			if ((rc = udr__delta_peek(&hd[i], s, &cur[i])) < 0)
 				return rc;
 			if (hd[i].depth > maxd)
 				maxd = hd[i].depth;
+			landing |= (hd[i].flags & UDR__DELTA_STEP) != 0;
 		}
-		if (maxd + 1 <= limit) {
+		if (maxd + 1 <= s->max_depth && (step == 0 || maxd <= s->max_depth / 2 || landing)) {
 			memcpy(out, cur, (size_t)ncur * sizeof(udr_hash));
 			*n = ncur;
+			*stepped = step > 0;
 			return 0;
 		}
 		if (udr__delta_write_version == 1)
 			return 0; /* older udr: no delta at the limit */
-		limit = s->max_depth / 2 + 1;
 		for (int i = 0; i < ncur; i++)
 			for (int k = 0; k < (hd[i].depth ? hd[i].nbases : 1); k++) {
 				const udr_hash *c = hd[i].depth ? &hd[i].bases[k] : &cur[i];
@@ -324,7 +330,8 @@ static int delta_try(struct enc *e, udr_store *s, const unsigned char *data, siz
 	unsigned char *prefix = NULL, *frame = NULL;
 	size_t bl[UDR__DELTA_BASES_MAX] = {0}, plen = 0, fl;
 	int bdepth[UDR__DELTA_BASES_MAX] = {0}, nb = 0, first = -1, last = -1, depth = 0, rc;
-	if ((rc = choose_bases(bases, &nb, s, win, nwin)) < 0 || nb == 0)
+	bool stepped = false;
+	if ((rc = choose_bases(bases, &nb, &stepped, s, win, nwin)) < 0 || nb == 0)
 		goto done;
 	for (int i = 0; i < nb; i++) {
 		/* verified: a delta against damaged base bytes would keep the damage */
@@ -371,9 +378,15 @@ static int delta_try(struct enc *e, udr_store *s, const unsigned char *data, siz
 	if ((rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, pre, plen)) < 0)
 		goto done;
 	if (fl + 12 + (size_t)nb * UDR_HASH_SIZE < len) {
-		int v = udr__delta_write_version;
-		rc = udr__delta_encode(&e->bytes, &e->len, frame, fl, depth, (uint32_t)len, bases + first, nb, v);
-		if (rc == 0)
+		udr__delta_hdr h;
+		memset(&h, 0, sizeof(h));
+		h.version = udr__delta_write_version;
+		h.depth = depth;
+		h.nbases = nb;
+		h.flags = stepped && h.version == 2 ? UDR__DELTA_STEP : 0;
+		h.raw_size = (uint32_t)len;
+		memcpy(h.bases, bases + first, (size_t)nb * sizeof(udr_hash));
+		if ((rc = udr__delta_encode(&e->bytes, &e->len, &h, frame, fl)) == 0)
 			e->kind = UDR__K_DELTA;
 	}
 done:

@@ -596,7 +596,8 @@ int udr__delta_parse(udr__delta_hdr *out, const unsigned char *d, size_t len, co
 		out->nbases = 1;
 	} else if (d[4] == 2) {
 		out->nbases = d[6];
-		if (out->nbases < 1 || out->nbases > UDR__DELTA_BASES_MAX || d[7] != 0 ||
+		out->flags = d[7];
+		if (out->nbases < 1 || out->nbases > UDR__DELTA_BASES_MAX || (d[7] & ~UDR__DELTA_STEP) ||
 		    len < 12 + (size_t)out->nbases * UDR_HASH_SIZE)
 			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header", what);
 	} else {
@@ -635,24 +636,26 @@ int udr__delta_peek(udr__delta_hdr *out, udr_store *s, const udr_hash *h)
 
 int udr__delta_write_version = 2;
 
-int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char *frame, size_t flen, int depth,
-                      uint32_t raw_size, const udr_hash *bases, int nbases, int version)
+int udr__delta_encode(unsigned char **out, size_t *out_len, const udr__delta_hdr *h, const unsigned char *frame,
+                      size_t flen)
 {
-	size_t hdr = version == 1 ? UDR__DELTA_HDR : 12 + (size_t)nbases * UDR_HASH_SIZE;
+	size_t hdr = h->version == 1 ? UDR__DELTA_HDR : 12 + (size_t)h->nbases * UDR_HASH_SIZE;
 	unsigned char *b;
-	if (nbases < 1 || nbases > (version == 1 ? 1 : UDR__DELTA_BASES_MAX) || depth < 1 ||
-	    depth > UDR__DELTA_DEPTH_HARD_MAX)
-		return udr__error_set(UDR_EINVAL, "invalid delta: %d bases, depth %d", nbases, depth);
+	if ((h->version != 1 && h->version != 2) || h->nbases < 1 ||
+	    h->nbases > (h->version == 1 ? 1 : UDR__DELTA_BASES_MAX) || h->depth < 1 ||
+	    h->depth > UDR__DELTA_DEPTH_HARD_MAX || (h->flags & ~UDR__DELTA_STEP) || (h->version == 1 && h->flags))
+		return udr__error_set(UDR_EINVAL, "invalid delta: version %d, %d bases, depth %d", h->version, h->nbases,
+		                      h->depth);
 	if (!(b = malloc(hdr + flen)))
 		return udr__error_oom();
 	memcpy(b, "UDRD", 4);
-	b[4] = (unsigned char)(version == 1 ? 1 : 2);
-	b[5] = (unsigned char)depth;
-	b[6] = (unsigned char)(version == 1 ? 0 : nbases);
-	b[7] = 0;
-	put_u32(b + 8, raw_size);
-	for (int i = 0; i < nbases; i++)
-		memcpy(b + 12 + (size_t)i * UDR_HASH_SIZE, bases[i].bytes, UDR_HASH_SIZE);
+	b[4] = (unsigned char)h->version;
+	b[5] = (unsigned char)h->depth;
+	b[6] = (unsigned char)(h->version == 1 ? 0 : h->nbases);
+	b[7] = (unsigned char)h->flags;
+	put_u32(b + 8, h->raw_size);
+	for (int i = 0; i < h->nbases; i++)
+		memcpy(b + 12 + (size_t)i * UDR_HASH_SIZE, h->bases[i].bytes, UDR_HASH_SIZE);
 	memcpy(b + hdr, frame, flen);
 	*out = b;
 	*out_len = hdr + flen;

@@ -143,18 +143,23 @@ typedef struct udr__delta_hdr {
 	int version;
 	int depth;
 	int nbases;
+	int flags;         /* version 2: UDR__DELTA_STEP */
 	uint32_t raw_size;
 	udr_hash bases[UDR__DELTA_BASES_MAX];
 	size_t frame; /* offset of the zstd frame */
 } udr__delta_hdr;
+/* Flag: the bases were found by stepping down from the previous version's
+ * pieces at the depth limit (they are older than the previous version). */
+#define UDR__DELTA_STEP 1
 /* Parse a delta object's header; UDR_ECORRUPT naming `what` when damaged. */
 int udr__delta_parse(udr__delta_hdr *out, const unsigned char *d, size_t len, const char *what);
 /* The header of h when it is stored as a delta; depth 0 and no bases when it
  * is stored another way.  UDR_ENOTFOUND when absent. */
 int udr__delta_peek(udr__delta_hdr *out, udr_store *s, const udr_hash *h);
-/* Delta object bytes: version 1 (one base) or 2. */
-int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char *frame, size_t flen, int depth,
-                      uint32_t raw_size, const udr_hash *bases, int nbases, int version);
+/* Delta object bytes for header h (version 1: one base, no flags; or 2;
+ * h->frame is ignored) followed by the frame. */
+int udr__delta_encode(unsigned char **out, size_t *out_len, const udr__delta_hdr *h, const unsigned char *frame,
+                      size_t flen);
 /* Test hook: the delta version new deltas are written in (2; 1 writes the
  * single-base deltas of older udr versions). */
 extern int udr__delta_write_version;

@@ -32,12 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if ((dh.version != 1 && dh.version != 2) || dh.depth < 1 || dh.depth > UDR__DELTA_DEPTH_HARD_MAX ||
 	    dh.nbases < 1 || dh.nbases > UDR__DELTA_BASES_MAX || (dh.version == 1 && dh.nbases != 1) ||
-	    dh.raw_size == 0 || dh.raw_size > UDR__PIECE_HARD_MAX || dh.frame > size)
+	    dh.raw_size == 0 || dh.raw_size > UDR__PIECE_HARD_MAX || dh.frame > size ||
+	    (dh.flags & ~UDR__DELTA_STEP) || (dh.version == 1 && dh.flags))
 		abort();
 	/* the parsed fields and the frame encode the same object again (version
 	 * 1 does not check its reserved bytes: those may differ) */
-	if (udr__delta_encode(&again, &alen, copy + dh.frame, size - dh.frame, dh.depth, dh.raw_size, dh.bases, dh.nbases,
-	                      dh.version) != 0 || alen != size)
+	if (udr__delta_encode(&again, &alen, &dh, copy + dh.frame, size - dh.frame) != 0 || alen != size)
 		abort();
 	if (dh.version == 2 ? memcmp(again, copy, size) != 0
 	                    : memcmp(again, copy, 6) != 0 || memcmp(again + 8, copy + 8, size - 8) != 0)

@@ -245,7 +245,7 @@ static void delta_v2_damage(void **state)
 		/* version, base count (0, too many, more than the file holds), the
 		 * reserved byte, depth 0, size 0: each a damaged header */
 		static const struct { int off; unsigned char val; } bad[] = {
-			{4, 3}, {6, 0}, {6, UDR__DELTA_BASES_MAX + 1}, {7, 1}, {5, 0}, {8, 0}, {9, 0}, {10, 0}, {11, 0}};
+			{4, 3}, {6, 0}, {6, UDR__DELTA_BASES_MAX + 1}, {7, 2}, {5, 0}, {8, 0}, {9, 0}, {10, 0}, {11, 0}};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			char *c = malloc(ol);
 			memcpy(c, orig, ol);
@@ -376,7 +376,16 @@ static void delta_v1_still_reads(void **state)
 	assert_int_equal(udr_store_put(&hb, st, base, sizeof(base)), 0);
 	udr_hash_buf(&hd, data, sizeof(data));
 	assert_int_equal(udr__zstd_compress(&frame, &fl, data, sizeof(data), 3, base, sizeof(base)), 0);
-	assert_int_equal(udr__delta_encode(&obj, &objlen, frame, fl, 1, sizeof(data), &hb, 1, 1), 0);
+	{
+		udr__delta_hdr h;
+		memset(&h, 0, sizeof(h));
+		h.version = 1;
+		h.depth = 1;
+		h.nbases = 1;
+		h.raw_size = sizeof(data);
+		h.bases[0] = hb;
+		assert_int_equal(udr__delta_encode(&obj, &objlen, &h, frame, fl), 0);
+	}
 	assert_int_equal(objlen, UDR__DELTA_HDR + fl);
 	assert_int_equal(obj[4], 1);
 	{
