@@ -312,7 +312,8 @@ static int choose_bases(udr_hash *out, int *n, bool *stepped, udr_store *s, cons
 #define EDGE 32
 
 /*
- * A delta of data against the window, in e when it is smaller than data.
+ * A delta of data against the window, in e when it is at least 1/8 smaller
+ * than data.
  * The window is trimmed to the base pieces the new piece spans: it starts at
  * the one whose first EDGE bytes the piece starts with and ends at the one
  * whose last EDGE bytes it ends with.  Most pieces of an edited content line
@@ -377,7 +378,7 @@ static int delta_try(struct enc *e, udr_store *s, const unsigned char *data, siz
 	}
 	if ((rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, pre, plen)) < 0)
 		goto done;
-	if (fl + 12 + (size_t)nb * UDR_HASH_SIZE < len) {
+	if (fl + 12 + (size_t)nb * UDR_HASH_SIZE < len - len / 8) { /* the margin, against the raw piece */
 		udr__delta_hdr h;
 		memset(&h, 0, sizeof(h));
 		h.version = udr__delta_write_version;
