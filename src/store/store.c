@@ -107,6 +107,7 @@ struct upg_w {
 struct upg {
 	udr_store *s;
 	struct upg_w data, meta;
+	udr__bcache *cache; /* decoded delta bases, shared by the whole walk */
 	uint64_t packed, kept;
 };
 
@@ -208,7 +209,8 @@ static int upg_visit(const udr_hash *h, const udr__loc *l, void *payload)
 		/* a compressed or delta piece decodes, verified, through the reader
 		 * (this loose file is its only copy: packed ones are looked up first
 		 * and the loose copy is removed once packed) */
-		if (udr__piece_load(&dec, &decl, NULL, g->s, h, UINT64_MAX, true) < 0) {
+		udr__bcache_budget(g->cache, udr__decode_budget(g->s, 0));
+		if (udr__piece_load_c(&dec, &decl, NULL, g->s, h, UINT64_MAX, true, g->cache) < 0) {
 			udr_error_clear();
 			g->kept++;
 			free(d);
@@ -231,6 +233,8 @@ static int pack_loose(udr_store *s)
 	int rc;
 	memset(&g, 0, sizeof(g));
 	g.s = s;
+	if (!(g.cache = udr__bcache_new(UDR__BCACHE_MAX, 0)))
+		return UDR_ENOMEM;
 	if ((rc = udr__packw_new(&g.data.w, s, UDR__PACK_CLASS_DATA)) < 0 ||
 	    (rc = udr__packw_new(&g.meta.w, s, UDR__PACK_CLASS_META)) < 0)
 		goto done;
@@ -254,6 +258,7 @@ done:
 	free(g.meta.pending);
 	udr__packw_free(g.data.w);
 	udr__packw_free(g.meta.w);
+	udr__bcache_free(g.cache);
 	return rc;
 }
 
@@ -883,6 +888,7 @@ int udr_store_debug_locate(char **out, udr_store *s, const udr_hash *h)
 
 struct fsck_ctx {
 	udr_store *s;
+	udr__bcache *cache; /* decoded delta bases, shared by the whole walk */
 	udr_check_stats *stats;
 	udr_problem_cb cb;
 	void *payload;
@@ -926,7 +932,8 @@ static int fsck_visit(const udr_hash *h, const udr__loc *l, void *payload)
 	} else {
 		unsigned char *d = NULL;
 		size_t dl;
-		rc = udr__piece_load(&d, &dl, NULL, c->s, h, UINT64_MAX, true);
+		udr__bcache_budget(c->cache, udr__decode_budget(c->s, 0));
+		rc = udr__piece_load_c(&d, &dl, NULL, c->s, h, UINT64_MAX, true, c->cache);
 		free(d);
 	}
 	if (rc == UDR_ENOMEM || rc == UDR_EIO)
@@ -1097,9 +1104,14 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 	c.payload = payload;
 	if ((rc = udr__tmp_clean(s->tmpdir, &c.stats->temp_removed)) < 0)
 		return rc;
-	if (s->packs && (rc = fsck_packs(&c)) < 0)
+	if (!(c.cache = udr__bcache_new(UDR__BCACHE_MAX, 0)))
+		return UDR_ENOMEM;
+	if (s->packs && (rc = fsck_packs(&c)) < 0) {
+		udr__bcache_free(c.cache);
 		return rc;
+	}
 	rc = udr__obj_foreach(s, false, fsck_visit, fsck_stray, &c);
+	udr__bcache_free(c.cache);
 	if (rc < 0)
 		return rc;
 	if (c.stats->problems)
