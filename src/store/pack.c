@@ -590,21 +590,28 @@ static int w_publish(udr__packw *w)
 	}
 	udr__put_le64(tr, w->n);
 	memcpy(tr + 8, end_magic, 8);
+	udr__phase_enter(UDR__PHASE_PACK);
 	if ((rc = w_write(w, tr, sizeof(tr))) < 0 || (rc = w_drain(w)) < 0)
 		goto done;
 	udr_hasher_final(w->hs, &name);
 	udr_hash_tohex(hex, &name);
+	udr__phase_leave(UDR__PHASE_PACK);
+	udr__phase_enter(UDR__PHASE_IDX);
 	if ((rc = idx_build(&ib, &il, w->v, w->n, w->cls, &name)) < 0)
 		goto done;
 	if ((rc = udr__tmp_create(&it, w->s->tmpdir)) < 0)
 		goto done;
 	if ((rc = udr__write_all(it.fd, ib, il, it.path)) < 0)
 		goto done;
+	udr__phase_leave(UDR__PHASE_IDX);
+	udr__phase_enter(UDR__PHASE_PACK);
 	/* both durable before either has a name */
 	if (UDR_IO->fsync(w->t.fd) < 0) {
 		rc = udr__error_io(errno, "fsync of pack %s failed", w->t.path);
 		goto done;
 	}
+	udr__phase_leave(UDR__PHASE_PACK);
+	udr__phase_enter(UDR__PHASE_IDX);
 	if (UDR_IO->fsync(it.fd) < 0) {
 		rc = udr__error_io(errno, "fsync of pack index %s failed", it.path);
 		goto done;
@@ -617,7 +624,13 @@ static int w_publish(udr__packw *w)
 	snprintf(ip, w->s->pathlen + 100, "%s/packs/%s.idx", w->s->path, hex);
 	/* the pack's name durable before its index's: an index never names a
 	 * pack that a crash can take away */
-	if ((rc = publish_name(w->t.path, pp)) < 0 || (rc = publish_name(it.path, ip)) < 0)
+	udr__phase_leave(UDR__PHASE_IDX);
+	udr__phase_enter(UDR__PHASE_PACK);
+	if ((rc = publish_name(w->t.path, pp)) < 0)
+		goto done;
+	udr__phase_leave(UDR__PHASE_PACK);
+	udr__phase_enter(UDR__PHASE_IDX);
+	if ((rc = publish_name(it.path, ip)) < 0)
 		goto done;
 	{
 		udr_hash *q = realloc(w->names, (size_t)(w->published + 1) * sizeof(*q));
@@ -634,6 +647,7 @@ done:
 	free(pp);
 	free(ip);
 	w_reset(w);
+	udr__phase_leave(UDR__PHASE_PACK | UDR__PHASE_IDX);
 	return rc;
 }
 
@@ -645,6 +659,8 @@ int udr__packw_flush(udr__packw *w)
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
+
+unsigned udr__io_phase;
 
 /* ---- the set of visible packs --------------------------------------------------- */
 
@@ -968,6 +984,7 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 		 * invisible).  Best effort, as for temp files: an old pack that
 		 * stays is a duplicate, merged again by a later repack. */
 		const char *sfx[2] = {"idx", "pack"};
+		udr__phase_enter(UDR__PHASE_RETIRE);
 		for (int k = 0; k < 2 && rc == 0; k++) {
 			for (size_t i = 0; i < n; i++) {
 				snprintf(path, plen, "%s/packs/%s.%s", s->path, c[i].p->hex, sfx[k]);
@@ -980,6 +997,7 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 			snprintf(path, plen, "%s/packs", s->path);
 			rc = udr__fsync_dir(path);
 		}
+		udr__phase_leave(UDR__PHASE_RETIRE);
 	}
 	udr__packw_free(w);
 	free(path);
@@ -1051,7 +1069,7 @@ static int candidates(struct cand **out, size_t *n, udr_store *s, int cls, uint6
 
 #define MERGE_MAX 16
 
-int udr__pack_repack(udr_store *s, int cls)
+static int repack_geometric(udr_store *s, int cls)
 {
 	struct cand *c = NULL;
 	size_t n = 0, m;
@@ -1084,6 +1102,15 @@ int udr__pack_repack(udr_store *s, int cls)
 done:
 	free(c);
 	UDR_IO->close(fd);
+	return rc;
+}
+
+int udr__pack_repack(udr_store *s, int cls)
+{
+	int rc;
+	udr__phase_enter(UDR__PHASE_REPACK);
+	rc = repack_geometric(s, cls);
+	udr__phase_leave(UDR__PHASE_REPACK);
 	return rc;
 }
 

@@ -236,6 +236,20 @@ int udr__delta_encode(unsigned char **out, size_t *out_len, const udr__delta_hdr
  * single-base deltas of older udr versions). */
 extern int udr__delta_write_version;
 
+/*
+ * What the store's I/O is for at the moment (bits; for fault-injection tests,
+ * which enumerate every I/O step of these phases and sample the others):
+ * writing/publishing a pack file, its index, a repack (which publishes packs
+ * of its own) and its removal of the packs it merged.  Process-wide, set with atomics; never read by the store.
+ */
+#define UDR__PHASE_PACK 1u
+#define UDR__PHASE_IDX 2u
+#define UDR__PHASE_REPACK 4u
+#define UDR__PHASE_RETIRE 8u /* a repack removing the packs it merged */
+extern unsigned udr__io_phase;
+#define udr__phase_enter(bit) __atomic_fetch_or(&udr__io_phase, (bit), __ATOMIC_RELAXED)
+#define udr__phase_leave(bit) __atomic_fetch_and(&udr__io_phase, ~(unsigned)(bit), __ATOMIC_RELAXED)
+
 const char *udr__store_tmpdir(const udr_store *s);
 /* Check <dir>/config.json: kind must match and format be 1..max_format.
  * UDR_ENOTFOUND when it is missing, UDR_ECORRUPT when unusable. */

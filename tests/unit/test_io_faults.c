@@ -5,8 +5,19 @@
  * operation runs without meeting the fault.  After each failure: the error is
  * UDR_EIO, no partial chunk exists under its final name, a reopened store is
  * fsck-clean, every earlier committed version is intact, and a retry works.
+ *
+ * Puts of format-3 stores make hundreds of I/O steps (pieces into a pack,
+ * its index, a manifest pack, geometric repacks), each followed by a full
+ * check of the store, whose cost grows with the store: each operation's loop
+ * starts from a fresh store (UDR_FAULT_GROW=1: one store for all, as `make
+ * torture` runs it, with the larger repacks of a larger store).  Every step
+ * of pack publishing, index publishing and the removal of merged packs
+ * (udr__io_phase) gets a fault; elsewhere (appending pieces, copying packs in
+ * a repack) the first two steps and every UDR_FAULT_STRIDE-th one (default
+ * 1, every step).
  */
 #include "helpers.h"
+#include "store/store_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,18 +40,36 @@ static struct {
 	int err;     /* errno to fail with */
 	int fired;   /* the fault was injected */
 	int enospc_after_short; /* short write done: fail the next write with ENOSPC */
+	long stride;   /* outside the phases, fail only every stride-th call (1: all) */
+	long fired_at; /* the call that failed */
+	unsigned fired_phase; /* udr__io_phase then */
 } F;
 
 static int hit(int op)
 {
 	int o = (F.op == OP_SHORT) ? OP_WRITE : F.op;
-	if (o != op)
+	unsigned phase;
+	if (o != op || F.fired)
 		return 0;
-	if (++F.count == F.n) {
+	++F.count;
+	if (F.count < F.n)
+		return 0;
+	phase = __atomic_load_n(&udr__io_phase, __ATOMIC_RELAXED);
+	if ((phase & (UDR__PHASE_PACK | UDR__PHASE_IDX | UDR__PHASE_RETIRE)) || F.stride <= 1 || F.count <= 2 || F.count % F.stride == 0) {
 		F.fired = 1;
+		F.fired_at = F.count;
+		F.fired_phase = phase;
 		return 1;
 	}
 	return 0;
+}
+
+/* The sampling stride of put faults: UDR_FAULT_STRIDE, default 1. */
+static long put_stride(void)
+{
+	const char *e = getenv("UDR_FAULT_STRIDE");
+	long k = e && *e ? strtol(e, NULL, 10) : 1;
+	return k >= 1 ? k : 1;
 }
 
 static int f_open(const char *path, int flags, mode_t mode)
@@ -166,6 +195,7 @@ static void arm(int op, long n)
 	memset(&F, 0, sizeof(F));
 	F.op = op;
 	F.n = n;
+	F.stride = 1;
 	F.err = (op == OP_WRITE || op == OP_SHORT) ? ENOSPC : EIO;
 	D = udr_io_default();
 	assert_int_equal(udr_io_set(&FAULTY), 0);
@@ -191,6 +221,7 @@ typedef struct model {
 	int nputs;
 	long absorbed;              /* faults after which the call still returned 0 */
 	long injected;
+	long in_phase[4];           /* of which during pack, index publishing, repack, its removals */
 } model;
 
 static void reopen(model *m)
@@ -223,8 +254,9 @@ static int teardown(void **state)
 	for (int i = 0; i <= MAXV; i++)
 		free(m->chunks[i]);
 	if (m->injected)
-		print_message("    faults injected: %ld, absorbed (call returned 0): %ld\n", m->injected,
-		              m->absorbed);
+		print_message("    faults injected: %ld, absorbed (call returned 0): %ld; during pack publishing %ld, "
+		              "index publishing %ld, repacks %ld (removals %ld)\n", m->injected, m->absorbed,
+		              m->in_phase[0], m->in_phase[1], m->in_phase[2], m->in_phase[3]);
 	th_rmtree(m->dir);
 	free(m->root);
 	free(m->dir);
@@ -363,6 +395,9 @@ static void model_check(model *m, const char *ctx)
 static void check_failed_rc(model *m, int rc, const char *ctx)
 {
 	m->injected++;
+	for (int b = 0; b < 4; b++)
+		if (F.fired_phase & (1u << b))
+			m->in_phase[b]++;
 	if (rc == 0) {
 		m->absorbed++;
 		print_message("    absorbed (returned 0): %s\n", ctx);
@@ -391,8 +426,8 @@ static void check_failed_rc(model *m, int rc, const char *ctx)
 static void run_put_faults(model *m, int op, size_t size, int streaming)
 {
 	static uint32_t seed = 5000;
-	long n;
-	for (n = 1; n <= NMAX; n++) {
+	long n, next;
+	for (n = 1; n <= NMAX; n = next) {
 		char ctx[96];
 		snprintf(ctx, sizeof(ctx), "put%s %zu bytes, %s #%ld", streaming ? "_file" : "", size,
 		         OP_NAMES[op], n);
@@ -408,8 +443,12 @@ static void run_put_faults(model *m, int op, size_t size, int streaming)
 		}
 		udr_store *st = udr_db_store(m->db);
 		arm(op, n);
+		F.stride = put_stride();
 		int rc = streaming ? udr_store_put_file(&h, st, file) : udr_store_put(&h, st, d, size);
 		int fired = F.fired;
+		next = F.fired_at + 1;
+		snprintf(ctx, sizeof(ctx), "put%s %zu bytes, %s #%ld", streaming ? "_file" : "", size, OP_NAMES[op],
+		         F.fired_at);
 		disarm();
 		if (!fired) {
 			if (rc != 0) {
@@ -542,6 +581,33 @@ static void prepare(model *m)
 	model_check(m, "prepare");
 }
 
+static int grow(void)
+{
+	const char *e = getenv("UDR_FAULT_GROW");
+	return e && *e == '1';
+}
+
+/* A fresh database for the next operation's loop (the model forgets the
+ * old one; the counts of injected faults stay). */
+static void model_fresh(model *m)
+{
+	static int gen;
+	udr_db_close(m->db);
+	m->db = NULL;
+	for (int i = 0; i <= MAXV; i++) {
+		free(m->chunks[i]);
+		m->chunks[i] = NULL;
+		m->nchunks[i] = 0;
+	}
+	m->latest = 0;
+	m->nputs = 0;
+	th_rmtree(m->root);
+	free(m->root);
+	m->root = th_fmt("%s/root%d", m->dir, ++gen);
+	assert_int_equal(udr_db_open(&m->db, m->root, UDR_OPEN_CREATE), 0);
+	prepare(m);
+}
+
 static const int WRITE_OPS[] = {OP_OPEN, OP_WRITE, OP_SHORT, OP_FSYNC, OP_LINK,
                                 OP_RENAME, OP_MKDIR, OP_UNLINK};
 #define NWRITE_OPS (sizeof(WRITE_OPS) / sizeof(WRITE_OPS[0]))
@@ -558,16 +624,25 @@ static void faults_put_large(void **state)
 {
 	model *m = *state;
 	prepare(m);
-	for (size_t i = 0; i < NWRITE_OPS; i++)
+	for (size_t i = 0; i < NWRITE_OPS; i++) {
+		if (i && !grow())
+			model_fresh(m);
 		run_put_faults(m, WRITE_OPS[i], 1024 * 1024 + 5, 0);
+	}
+	/* format 3: faults met each phase: publishing, repacks, their removals */
+	assert_true(m->in_phase[0] > 0 && m->in_phase[1] > 0 && m->in_phase[2] > 0 && m->in_phase[3] > 0);
 }
 
 static void faults_put_file_streaming(void **state)
 {
 	model *m = *state;
 	prepare(m);
-	for (size_t i = 0; i < NWRITE_OPS; i++)
+	for (size_t i = 0; i < NWRITE_OPS; i++) {
+		if (i && !grow())
+			model_fresh(m);
 		run_put_faults(m, WRITE_OPS[i], 600 * 1024 + 3, 1);
+	}
+	assert_true(m->in_phase[0] > 0 && m->in_phase[1] > 0 && m->in_phase[2] > 0 && m->in_phase[3] > 0);
 }
 
 static void faults_put_empty(void **state)
