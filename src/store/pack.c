@@ -496,7 +496,18 @@ static int w_start(udr__packw *w)
 	return w_write(w, hdr, sizeof(hdr));
 }
 
-static int w_publish(udr__packw *w);
+/* A pack taken from the writer, complete, to be made durable and named
+ * (outside the writer's mutex: the other workers go on appending to the
+ * next pack meanwhile). */
+struct sealed {
+	udr__tmp t;
+	udr_hash name;
+	udr__pack_entry *v;
+	size_t n;
+};
+
+static int w_seal(udr__packw *w, struct sealed *out);
+static int sealed_publish(udr__packw *w, struct sealed *p);
 
 int udr__packw_append(udr__packw *w, const udr_hash *h, int kind, uint64_t raw_size, const void *payload,
                       uint32_t len)
@@ -504,12 +515,18 @@ int udr__packw_append(udr__packw *w, const udr_hash *h, int kind, uint64_t raw_s
 	unsigned char hdr[UDR__PACK_ENTRY_HDR] = {0}, crcb[4];
 	uint64_t entry = (uint64_t)UDR__PACK_ENTRY_HDR + len + UDR__PACK_ENTRY_CRC;
 	udr__pack_entry e;
+	struct sealed full;
 	int rc = 0;
+	memset(&full, 0, sizeof(full));
+	full.t.fd = -1;
 	pthread_mutex_lock(&w->mu);
 	if (w->t.fd >= 0 && w_has(w, h))
 		goto done;
+	/* a full pack is sealed here and published after the mutex (an entry
+	 * of it appended again meanwhile by another worker is a duplicate in
+	 * the next pack: legal) */
 	if (w->t.fd >= 0 && w->n && w->bytes + entry + UDR__PACK_TRAILER > w->s->pack_target &&
-	    (rc = w_publish(w)) < 0)
+	    (rc = w_seal(w, &full)) < 0)
 		goto done;
 	if (w->t.fd < 0 && (rc = w_start(w)) < 0)
 		goto done;
@@ -530,6 +547,11 @@ int udr__packw_append(udr__packw *w, const udr_hash *h, int kind, uint64_t raw_s
 	}
 done:
 	pthread_mutex_unlock(&w->mu);
+	if (full.t.fd >= 0) {
+		int prc = sealed_publish(w, &full);
+		if (rc == 0)
+			rc = prc;
+	}
 	return rc;
 }
 
@@ -574,16 +596,14 @@ static int publish_name(const char *tmp, const char *final)
 	return udr__fsync_parent(final);
 }
 
-static int w_publish(udr__packw *w)
+/* Under w->mu: finish the current pack (trailer, buffer written out) and take
+ * it from w, which starts afresh.  *out.t.fd is -1 when there was nothing. */
+static int w_seal(udr__packw *w, struct sealed *out)
 {
 	unsigned char tr[UDR__PACK_TRAILER];
-	unsigned char *ib = NULL;
-	size_t il;
-	udr_hash name;
-	char hex[UDR_HASH_HEXSIZE + 1];
-	char *pp = NULL, *ip = NULL;
-	udr__tmp it = {-1, NULL};
 	int rc;
+	memset(out, 0, sizeof(*out));
+	out->t.fd = -1;
 	if (w->t.fd < 0 || w->n == 0) {
 		w_reset(w);
 		return 0;
@@ -591,13 +611,41 @@ static int w_publish(udr__packw *w)
 	udr__put_le64(tr, w->n);
 	memcpy(tr + 8, end_magic, 8);
 	udr__phase_enter(UDR__PHASE_PACK);
-	if ((rc = w_write(w, tr, sizeof(tr))) < 0 || (rc = w_drain(w)) < 0)
-		goto done;
-	udr_hasher_final(w->hs, &name);
-	udr_hash_tohex(hex, &name);
+	rc = w_write(w, tr, sizeof(tr));
+	if (rc == 0)
+		rc = w_drain(w);
 	udr__phase_leave(UDR__PHASE_PACK);
+	if (rc < 0) {
+		w_reset(w);
+		return rc;
+	}
+	udr_hasher_final(w->hs, &out->name);
+	out->t = w->t;
+	out->v = w->v;
+	out->n = w->n;
+	w->t.fd = -1;
+	w->t.path = NULL;
+	w->v = NULL;
+	w->cap = 0;
+	w_reset(w);
+	return 0;
+}
+
+/* Outside w->mu: index, both durable, then named (pack first); the name
+ * recorded in w.  Frees what p holds. */
+static int sealed_publish(udr__packw *w, struct sealed *p)
+{
+	unsigned char *ib = NULL;
+	size_t il;
+	char hex[UDR_HASH_HEXSIZE + 1];
+	char *pp = NULL, *ip = NULL;
+	udr__tmp it = {-1, NULL};
+	int rc;
+	if (p->t.fd < 0)
+		return 0;
+	udr_hash_tohex(hex, &p->name);
 	udr__phase_enter(UDR__PHASE_IDX);
-	if ((rc = idx_build(&ib, &il, w->v, w->n, w->cls, &name)) < 0)
+	if ((rc = idx_build(&ib, &il, p->v, p->n, w->cls, &p->name)) < 0)
 		goto done;
 	if ((rc = udr__tmp_create(&it, w->s->tmpdir)) < 0)
 		goto done;
@@ -606,8 +654,8 @@ static int w_publish(udr__packw *w)
 	udr__phase_leave(UDR__PHASE_IDX);
 	udr__phase_enter(UDR__PHASE_PACK);
 	/* both durable before either has a name */
-	if (UDR_IO->fsync(w->t.fd) < 0) {
-		rc = udr__error_io(errno, "fsync of pack %s failed", w->t.path);
+	if (UDR_IO->fsync(p->t.fd) < 0) {
+		rc = udr__error_io(errno, "fsync of pack %s failed", p->t.path);
 		goto done;
 	}
 	udr__phase_leave(UDR__PHASE_PACK);
@@ -626,39 +674,48 @@ static int w_publish(udr__packw *w)
 	 * pack that a crash can take away */
 	udr__phase_leave(UDR__PHASE_IDX);
 	udr__phase_enter(UDR__PHASE_PACK);
-	if ((rc = publish_name(w->t.path, pp)) < 0)
+	if ((rc = publish_name(p->t.path, pp)) < 0)
 		goto done;
 	udr__phase_leave(UDR__PHASE_PACK);
 	udr__phase_enter(UDR__PHASE_IDX);
 	if ((rc = publish_name(it.path, ip)) < 0)
 		goto done;
+	pthread_mutex_lock(&w->mu);
 	{
 		udr_hash *q = realloc(w->names, (size_t)(w->published + 1) * sizeof(*q));
 		if (!q) {
 			rc = udr__error_oom();
-			goto done;
+		} else {
+			w->names = q;
+			w->names[w->published++] = p->name;
 		}
-		w->names = q;
-		w->names[w->published++] = name;
 	}
+	pthread_mutex_unlock(&w->mu);
 done:
 	udr__tmp_discard(&it);
+	udr__tmp_discard(&p->t);
+	free(p->v);
+	p->v = NULL;
 	free(ib);
 	free(pp);
 	free(ip);
-	w_reset(w);
 	udr__phase_leave(UDR__PHASE_PACK | UDR__PHASE_IDX);
 	return rc;
 }
 
 int udr__packw_flush(udr__packw *w)
 {
+	struct sealed p;
 	int rc;
 	pthread_mutex_lock(&w->mu);
-	rc = w_publish(w);
+	rc = w_seal(w, &p);
 	pthread_mutex_unlock(&w->mu);
+	if (rc == 0)
+		rc = sealed_publish(w, &p);
 	return rc;
 }
+
+/* ---- the set of visible packs --------------------------------------------------- */
 
 unsigned udr__io_phase;
 
