@@ -754,13 +754,23 @@ static void faults_reads_report_eio(void **state)
 	if (fired) {
 		assert_int_equal(rc, UDR_EIO);
 		assert_null(buf);
+	} else {
+		/* format 3: the pack was open already, no open to fail */
+		assert_int_equal(rc, 0);
+		udr_free(buf);
+		buf = NULL;
 	}
 	arm(OP_OPEN, 1);
 	rc = udr_store_get_verified(&buf, &len, st, &h);
 	fired = F.fired;
 	disarm();
-	if (fired)
+	if (fired) {
 		assert_int_equal(rc, UDR_EIO);
+	} else {
+		assert_int_equal(rc, 0);
+		udr_free(buf);
+		buf = NULL;
+	}
 	/* exists: an EIO from stat is not "does not exist". */
 	arm(OP_STAT, 1);
 	rc = udr_store_exists(st, &h);
