@@ -23,6 +23,8 @@
 
 #include <jansson.h>
 
+#include <udr/refs.h>
+
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "catalog/catalog_internal.h"
@@ -85,6 +87,8 @@ void udr_catalog_close(udr_catalog *c)
 	free(c->statedir);
 	free(c->inflightpath);
 	free(c->syncpath);
+	free(c->refsdir);
+	udr__refs_cache_free(c);
 	free(c);
 }
 
@@ -116,7 +120,9 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 	c->statedir = udr__path_join(c->path, "state");
 	c->inflightpath = udr__path_join(c->path, "inflight");
 	c->syncpath = udr__path_join(c->path, "sync");
-	if (!c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath || !c->statedir ||
+	c->refsdir = udr__path_join(c->path, "refs");
+	if (!c->refsdir ||
+	    !c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath || !c->statedir ||
 	    !c->inflightpath || !c->syncpath) {
 		rc = UDR_ENOMEM;
 		goto fail;
@@ -129,7 +135,7 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 		if ((rc = udr__mkdirs(c->path)) < 0)
 			goto fail;
 	}
-	rc = udr__check_config(c->path, "udr-catalog", CATALOG_FORMAT);
+	rc = udr__check_config(c->path, "udr-catalog", CATALOG_FORMAT_MAX);
 	if (rc == UDR_ENOTFOUND && (flags & UDR_OPEN_CREATE)) {
 		char *cfgpath = udr__path_join(c->path, "config.json");
 		if (!cfgpath) {
@@ -725,6 +731,9 @@ void udr_commit_free(udr_commit *cm)
 	free(cm->branch);
 	free(cm->author);
 	free(cm->message);
+	free(cm->op);
+	free(cm->ref);
+	free(cm->parents);
 	free(cm);
 }
 
@@ -858,7 +867,7 @@ static int is_committed(udr_catalog *c, const char *table, uint64_t version, udr
  * A committed latest whose file is missing or damaged is an integrity
  * error, never an older latest.
  */
-static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table)
+static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table, const char *view)
 {
 	udr__tentry e;
 	udr_version *v = NULL;
@@ -866,7 +875,7 @@ static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, co
 	int rc;
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		return rc;
-	if ((rc = udr__state_lookup(&e, c, head, table)) < 0)
+	if ((rc = udr__state_lookup_ex(&e, c, head, table, view)) < 0)
 		return rc;
 	if (rc == 2)
 		return 0;
@@ -893,12 +902,12 @@ static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, co
 
 /* The latest committed version number; with keep, also that version (or
  * NULL when the search did not end on a loaded one). */
-static int table_latest(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table)
+static int table_latest(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table, const char *view)
 {
 	char *lp;
 	uint64_t n = 0, lo, hi;
 	int rc;
-	if ((rc = latest_from_log(out, keep, c, table)) != 0)
+	if ((rc = latest_from_log(out, keep, c, table, view)) != 0)
 		return rc < 0 ? rc : 0;
 	/* a log of format-1 records (older stores): search the version files */
 	if (!(lp = table_file(c, table, "LATEST")))
@@ -959,7 +968,7 @@ done:
 
 int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
 {
-	return table_latest(out, NULL, c, table);
+	return table_latest(out, NULL, c, table, UDR__VIEW_ALLOC);
 }
 
 int udr_catalog_latest(uint64_t *out, udr_catalog *c, const char *table)
@@ -969,7 +978,8 @@ int udr_catalog_latest(uint64_t *out, udr_catalog *c, const char *table)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_latest");
 	if ((rc = udr_table_name_check(table)) < 0)
 		return rc;
-	if ((rc = udr__table_latest(out, c, table)) < 0)
+	/* readers: main's version (the allocation, in a store that never branched) */
+	if ((rc = table_latest(out, NULL, c, table, "main")) < 0)
 		return rc;
 	if (*out == 0)
 		return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
@@ -986,7 +996,7 @@ int udr_catalog_get_version(udr_version **out, udr_catalog *c, const char *table
 		return rc;
 	if (version == 0) {
 		udr_version *kept = NULL;
-		if ((rc = table_latest(&version, &kept, c, table)) < 0)
+		if ((rc = table_latest(&version, &kept, c, table, "main")) < 0)
 			return rc;
 		if (version == 0)
 			return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
@@ -1026,6 +1036,8 @@ int udr_catalog_list_versions(uint64_t **out, size_t *count, udr_catalog *c, con
 	int rc;
 	if (!out || !count)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_list_versions");
+	if (c && udr__catalog_branched(c))
+		return udr_catalog_list_versions_on(out, count, c, table, "branch:main");
 	if ((rc = udr_catalog_latest(&latest, c, table)) < 0)
 		return rc;
 	if (latest > SIZE_MAX || !udr__mul_ok((size_t)latest, sizeof(uint64_t), &bytes) ||
@@ -1060,7 +1072,9 @@ int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
 		udr__tstate st;
 		uint64_t head;
 		bool known;
-		if ((rc = udr__catalog_true_head(&head, c)) < 0 || (rc = udr__state_at(&st, &known, c, head)) < 0)
+		if ((rc = udr__catalog_true_head(&head, c)) < 0 || (head > 0 && udr__catalog_branched(c) &&
+		                                                    (rc = udr__branch_head(&head, c, "main", head)) < 0) ||
+		    (rc = udr__state_at(&st, &known, c, head)) < 0)
 			return rc;
 		if (known) {
 			if (st.n && !(names = calloc(st.n, sizeof(*names))))

@@ -14,6 +14,9 @@
  * durable outside it (group commit); HEAD is then the durable horizon that
  * readers stop at.  Format 1 catalogs keep the older protocol. */
 #define CATALOG_FORMAT 2
+/* Format 3: a format-2 catalog that has branched (refs.c); set by the first
+ * ref record so that older versions refuse it. */
+#define CATALOG_FORMAT_MAX 3
 #define RECORD_FORMAT 2
 /* A new checkpoint every CHECKPOINT_EVERY commits, or sooner when the
  * window would hold more than CHECKPOINT_WINDOW tables. */
@@ -32,6 +35,8 @@ struct udr_catalog {
 	char *statedir;
 	char *inflightpath; /* format 2: writers hold LOCK_SH from before link until durable */
 	char *syncpath;     /* format 2: the group-commit leader holds LOCK_EX over its syncfs */
+	char *refsdir;      /* format 3: global checkpoints (refs.c) */
+	void *refs_cache;   /* refs.c: the last global checkpoint parsed (immutable, digest-checked) */
 	int format;         /* the catalog's format (1 or 2) */
 	_Atomic unsigned long long horizon_seen; /* largest durable horizon this handle read */
 	udr_store *store; /* borrowed, may be NULL */
@@ -125,6 +130,12 @@ typedef struct udr__record {
 	uint64_t base;        /* the checkpoint the window is relative to */
 	udr_hash base_state;  /* digest of state/<base>.json (base > 0) */
 	udr__tstate window;   /* tables changed by commits base+1 .. seq */
+	/* branches (refs.c, FORMAT.md "Branches"): the global series */
+	bool branched;        /* carries gbase/gwindow */
+	uint64_t gbase;       /* the global checkpoint refs/<gbase>.json */
+	udr_hash gbase_state;
+	udr__tstate gwindow;  /* tables' allocation and refs changed since gbase */
+	uint64_t ref_prev;    /* the record that moved this record's branch before */
 } udr__record;
 void udr__record_free(udr__record *r);
 /* Read and verify record seq (UDR_ENOTFOUND beyond the head, UDR_ECORRUPT
@@ -149,6 +160,16 @@ int udr__state_at(udr__tstate *out, bool *known, udr_catalog *c, uint64_t seq);
 /* One table's entry at commit seq: 1 found (entry copied, table borrowed),
  * 0 table absent at seq, 2 seq's record is format 1 (unknown). */
 int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table);
+/* As udr__state_lookup, through a view: NULL the snapshot of record seq;
+ * UDR__VIEW_ALLOC each table's highest allocated version at seq (all
+ * branches); a branch name: the table on that branch as of seq (no such
+ * branch: UDR_ENOTFOUND). */
+#define UDR__VIEW_ALLOC "@"
+int udr__state_lookup_ex(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table, const char *view);
+/* refs.c: the same for a branched record r. */
+int udr__view_lookup(udr__tentry *out, udr_catalog *c, const udr__record *r, const char *table, const char *view);
+struct json_t;
+int udr__gentries_from_json(udr__tstate *w, struct json_t *o, uint64_t lo, uint64_t hi);
 /* The state at commit seq by reading records 1..seq (legacy logs). */
 int udr__state_scan(udr__tstate *out, udr_catalog *c, uint64_t seq);
 
@@ -177,12 +198,59 @@ typedef struct udr__commit_opts {
 	size_t ncheck;
 	const char *message;
 	const char *branch;
+	/* refs.c: a ref record (op "create", "reset", "delete", "tag",
+	 * "untag", "merge"); NULL for a commit */
+	const char *op;
+	const char *ref_name;   /* branch or tag name of op */
+	uint64_t target;        /* create/reset/tag: the commit named */
+	uint64_t parent2;       /* merge: the source commit */
+	const udr__tstate *adopt; /* merge: table versions taken without a new version (version, any seq) */
 } udr__commit_opts;
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *versions, size_t n,
                                  const udr__commit_opts *opts);
 
 
 
+/* ---- refs (refs.c) ------------------------------------------------------- */
+/* What a commit on a branch, or a ref record, needs under the writer lock
+ * (prev: the linked head's record, NULL for an empty log): its parent, the
+ * record whose snapshot it continues, and the record that moved its ref
+ * before.  branchy false: a store that never branched, committing on main
+ * as before.  Checks that the ref exists (or not, for create and tag). */
+typedef struct udr__refplan {
+	bool branchy;
+	uint64_t parent;
+	uint64_t snap_from;
+	uint64_t ref_prev;
+} udr__refplan;
+int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uint64_t head,
+                   const udr__commit_opts *o);
+/* The global state's entry for key at global seq (record r): 1 found, 0
+ * absent. */
+int udr__global_lookup(udr__tentry *out, udr_catalog *c, const udr__record *r, const char *key);
+/* What a branch-aware record adds (the snapshot from the branch's parent
+ * record, the global series from the linked head). */
+int udr__record_ext_refs(udr__record *ext, udr_catalog *c, const udr__record *prev, const udr_commit *cm,
+                         const udr__commit_opts *o, uint64_t snap_from, uint64_t ref_prev);
+/* The snapshot of commit seq: its table's version (0 none), and the seq
+ * that made it; 2 when unknown (format-1 records). */
+int udr__snapshot_table(uint64_t *version, uint64_t *seq, udr_catalog *c, uint64_t commit, const char *table);
+/* Readers: the head record of branch (NULL: main) as of global seq at
+ * (0: the visible head).  UDR_ENOTFOUND when it does not exist. */
+int udr__branch_head(uint64_t *out, udr_catalog *c, const char *branch, uint64_t at);
+void udr__refs_cache_free(udr_catalog *c);
+/* Has the store branched (a ref record exists, or the config says 3)? */
+bool udr__catalog_branched(udr_catalog *c);
+/* fsck: lay record r over g (the global state fsck computes from the log:
+ * allocation and refs) and check r against it and its parents' snapshots:
+ * 0 fine, 1 a problem described in why, <0 error. */
+int udr__fsck_refs_record(udr__tstate *g, udr_catalog *c, const udr__record *r, char *why, size_t whysz);
+/* "branch:NAME" / "tag:NAME" for a ref record's opts (malloc'd). */
+char *udr__ref_string(const udr__commit_opts *o);
+
 /* Largest version of table (<= latest) made by a commit <= seq; 0 if none. */
 int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq);
+/* The same on a branch (main: udr__version_at_seq). */
+int udr__version_at_seq_on(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq,
+                           const char *branch);
 #endif

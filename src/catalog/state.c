@@ -348,6 +348,11 @@ static int take_entry(udr__tentry *out, const udr__tstate *s, const char *table)
 
 int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table)
 {
+	return udr__state_lookup_ex(out, c, seq, table, NULL);
+}
+
+int udr__state_lookup_ex(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table, const char *view)
+{
 	udr__record r;
 	udr__tstate base;
 	bool known = true;
@@ -357,6 +362,13 @@ int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char
 		return 0;
 	if ((rc = udr__record_read(&r, c, seq)) < 0)
 		return rc;
+	/* a store that branched: allocation and branches come from the
+	 * global series (refs.c); before, every record was main's */
+	if (view && (r.branched || (view[0] != '@' && strcmp(view, "main") != 0))) {
+		rc = udr__view_lookup(out, c, &r, table, view);
+		udr__record_free(&r);
+		return rc;
+	}
 	/* the common case: the table is in the record's own window */
 	if (!r.legacy && take_entry(out, &r.window, table)) {
 		udr__record_free(&r);
