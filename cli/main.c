@@ -115,9 +115,9 @@ static const cli_command commands[] = {
 	  "Prints nothing (like test(1)); errors go to stderr.\n",
 	  cli_cmd_exists },
 	{ "commit", "commit a table version, or several tables at once",
-	  "usage: udr commit TABLE VERSION [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
-	  "       udr commit TABLE --next [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
-	  "       udr commit TABLE --next --file PATH [-m MESSAGE] [--meta KEY=VALUE]...\n"
+	  "usage: udr commit TABLE VERSION [HASH...] [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
+	  "       udr commit TABLE --next [HASH...] [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
+	  "       udr commit TABLE --next --file PATH [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
 	  "       udr commit --spec FILE|-\n"
 	  "\n"
 	  "Commit the chunks HASH... (in this order) as version VERSION of TABLE;\n"
@@ -132,6 +132,9 @@ static const cli_command commands[] = {
 	  "                         as the version's one chunk, in one step; when the\n"
 	  "                         latest version is one chunk, new pieces are\n"
 	  "                         stored as deltas against it\n"
+	  "  --branch BRANCH        commit on BRANCH (default main); the version\n"
+	  "                         number is still the table's highest + 1 over all\n"
+	  "                         branches; an unknown branch exits 1\n"
 	  "  --spec FILE            commit several tables atomically, as described\n"
 	  "                         by the JSON spec FILE (- for standard input)\n"
 	  "Table names: 1 to 128 characters of [A-Za-z0-9_.-], not starting with\n"
@@ -159,7 +162,7 @@ static const cli_command commands[] = {
 	  "concurrent commit (or a \"version\" that is not the next) exits 3.\n",
 	  cli_cmd_commit },
 	{ "show", "print a table version as JSON",
-	  "usage: udr show TABLE [VERSION | --at TIME] [--json]\n"
+	  "usage: udr show TABLE [VERSION | --at TIME] [--branch REF] [--json]\n"
 	  "\n"
 	  "Print version VERSION (default: the latest) of TABLE as a JSON object:\n"
 	  "table, version, parent (0 for the first version), created (ISO-8601\n"
@@ -169,18 +172,21 @@ static const cli_command commands[] = {
 	  "  --at TIME  the version that was the latest at TIME: an RFC 3339 time\n"
 	  "             (2026-11-01T12:00:00Z, 2026-11-01T13:00:00+01:00; no zone:\n"
 	  "             UTC; fraction optional) or a date (2026-11-01: as of the end\n"
-	  "             of that day, UTC); exit 1 when the table had no version then\n",
+	  "             of that day, UTC); exit 1 when the table had no version then\n"
+	  "  --branch REF  the latest version on REF (a branch, tag or commit:N; see\n"
+	  "             udr branch) instead of main's; with --at, REF as of TIME\n",
 	  cli_cmd_show },
 	{ "versions", "list the versions of a table",
-	  "usage: udr versions TABLE [--json]\n"
+	  "usage: udr versions TABLE [--branch REF] [--json]\n"
 	  "\n"
-	  "Print the version numbers of TABLE, one per line, ascending.\n"
+	  "Print the version numbers of TABLE, one per line, ascending: on main,\n"
+	  "or on REF with --branch (its version and that version's parents).\n"
 	  "  --json  print a JSON array of numbers instead\n",
 	  cli_cmd_versions },
 	{ "tables", "list the tables",
-	  "usage: udr tables [--json]\n"
+	  "usage: udr tables [--branch REF] [--json]\n"
 	  "\n"
-	  "Print the names of all tables, one per line, sorted.\n"
+	  "Print the names of all tables (on main, or on REF), one per line, sorted.\n"
 	  "  --json  print a JSON array of strings instead\n",
 	  cli_cmd_tables },
 	{ "log", "list commits, newest first",
@@ -214,6 +220,79 @@ static const cli_command commands[] = {
 	  "  --branch BRANCH  only commits on BRANCH\n"
 	  "  --json           one JSON object per commit and line\n",
 	  cli_cmd_watch },
+	{ "branch", "list, create, delete or reset branches",
+	  "usage: udr branch [list] [--json]\n"
+	  "       udr branch create NAME [--from REF] [--at TIME]\n"
+	  "       udr branch delete NAME\n"
+	  "       udr branch reset NAME --to REF [--at TIME]\n"
+	  "\n"
+	  "A branch names a commit and through it one version of every table; the\n"
+	  "default branch is main.  Writes (commit, import, transactions, merge)\n"
+	  "go to one branch; reads take --branch REF.  A REF is NAME (a branch,\n"
+	  "else a tag; an error when both exist), branch:NAME, tag:NAME or\n"
+	  "commit:N.  Every move of a branch is a commit of the log, atomic with\n"
+	  "it, and kept in the branch's reflog (udr reflog NAME).\n"
+	  "  list                 each branch and its head commit (the default)\n"
+	  "  create NAME          a new branch at --from REF (default: main); costs\n"
+	  "                       one small record whatever the data\n"
+	  "  delete NAME          delete a branch (never main); its commits stay\n"
+	  "  reset NAME --to REF  move a branch to another commit (undo: reset it\n"
+	  "                       to the old head its reflog shows)\n"
+	  "  --at TIME            REF as it was at TIME (RFC 3339 or a date)\n"
+	  "  --json               list as a JSON array of {name, commit}\n"
+	  "Names: 1 to 255 bytes of letters, digits and ._-/, no .., no //, not\n"
+	  "starting with - or /, not ending with / or .lock; anything else exits 2\n"
+	  "with nothing written.  An unknown branch or ref exits 1; creating a\n"
+	  "branch that exists exits 3.\n",
+	  cli_cmd_branch },
+	{ "tag", "list, create or delete tags",
+	  "usage: udr tag [list] [--json]\n"
+	  "       udr tag create NAME [REF] [--at TIME]\n"
+	  "       udr tag delete NAME\n"
+	  "\n"
+	  "A tag is an immutable name of a commit (REF, default main's head).\n"
+	  "Creating a tag that exists exits 3; a tag is only removed by\n"
+	  "`udr tag delete`.  Names as for branches.\n",
+	  cli_cmd_tag },
+	{ "reflog", "list the moves of a branch",
+	  "usage: udr reflog [NAME] [--limit N] [--json]\n"
+	  "\n"
+	  "Print every move of branch NAME (default main), newest first: \"SEQ OP\n"
+	  "OLD -> HEAD TIME AUTHOR\", OP one of commit, merge, create, reset,\n"
+	  "delete (HEAD 0: deleted).  A deleted branch keeps its reflog.\n"
+	  "  --limit N  at most N moves\n"
+	  "  --json     a JSON array of {seq, op, head, old, time, time_ms,\n"
+	  "             author, message}\n",
+	  cli_cmd_reflog },
+	{ "merge", "merge a branch, tag or commit into a branch",
+	  "usage: udr merge SOURCE [--into BRANCH] [--strategy ours|theirs]\n"
+	  "                 [--table TABLE=ours|theirs]... [--dry-run] [-m MESSAGE] [--json]\n"
+	  "\n"
+	  "Merge the commit SOURCE names into BRANCH (default main): nothing when\n"
+	  "it is already there; a fast-forward when BRANCH has nothing of its own;\n"
+	  "else three-way against the merge base, table by table: a table changed\n"
+	  "on one side takes that side's version (no data is copied), a table\n"
+	  "changed on both sides is a conflict unless a strategy picks a side.  A\n"
+	  "merge is one commit with two parents.  With conflicts nothing is\n"
+	  "written, they are listed and the exit status is 3; so is a criss-cross\n"
+	  "history (two merge bases).\n"
+	  "  --into BRANCH         the branch to merge into (default main)\n"
+	  "  --strategy S          ours (keep BRANCH's) or theirs (take SOURCE's)\n"
+	  "                        for every table changed on both sides\n"
+	  "  --table TABLE=S       the same for one table (repeatable)\n"
+	  "  --dry-run             report what would merge and conflict, write nothing\n"
+	  "  -m, --message MESSAGE the merge commit's message\n"
+	  "  --json                one JSON object: commit, base, ours, theirs,\n"
+	  "                        up_to_date, fast_forward, dry_run, conflicts,\n"
+	  "                        tables [{table, base, ours, theirs, result, conflict}]\n",
+	  cli_cmd_merge },
+	{ "diff", "list the tables that differ between two refs",
+	  "usage: udr diff REF1 REF2 [--json]\n"
+	  "\n"
+	  "Print each table whose version differs between the commits REF1 and\n"
+	  "REF2 name: \"added|removed|changed TABLE: V1 -> V2\" (0: absent).\n"
+	  "  --json  a JSON array of {table, change, old, new}\n",
+	  cli_cmd_diff },
 	{ "stats", "show what the chunk store holds",
 	  "usage: udr stats [--json]\n"
 	  "\n"

@@ -61,6 +61,13 @@ UDR_EXTERN int udr_catalog_refs(udr_ref **out, size_t *count, udr_catalog *catal
 UDR_EXTERN int udr_catalog_resolve(uint64_t *commit, udr_catalog *catalog, const char *ref);
 
 /**
+ * The commit a ref string named at time_ms (the last commit made at or
+ * before it): a branch's head then, a tag then, or commit:N.
+ * @return as udr_catalog_resolve; UDR_ENOTFOUND when the log starts later.
+ */
+UDR_EXTERN int udr_catalog_resolve_at(uint64_t *commit, udr_catalog *catalog, const char *ref, int64_t time_ms);
+
+/**
  * Create branch name at the commit from names (NULL: main's head).  One
  * record, O(1) in data size.  Each ref function stores *seq_out (may be
  * NULL) = the record's seq.

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include <udr/log.h>
 #include <udr/refs.h>
 
 #include "util/util.h"
@@ -637,6 +638,24 @@ int udr_catalog_resolve(uint64_t *commit, udr_catalog *c, const char *ref)
 	if ((rc = head_record(&r, &head, c)) < 0)
 		return rc;
 	rc = resolve_in(commit, c, head ? &r : NULL, head, ref);
+	udr__record_free(&r);
+	return rc;
+}
+
+int udr_catalog_resolve_at(uint64_t *commit, udr_catalog *c, const char *ref, int64_t time_ms)
+{
+	udr__record r;
+	uint64_t seq;
+	int rc;
+	if (!commit || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_resolve_at");
+	if ((rc = udr_catalog_seq_at_time(&seq, c, time_ms)) < 0)
+		return rc;
+	if (seq == 0)
+		return udr__error_set(UDR_ENOTFOUND, "no commit was made by then (the log starts later)");
+	if ((rc = udr__record_read(&r, c, seq)) < 0)
+		return rc;
+	rc = resolve_in(commit, c, &r, seq, ref);
 	udr__record_free(&r);
 	return rc;
 }
