@@ -64,7 +64,7 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 #define NOPERANDS(argc) ((argc) - optind)
 
 enum { OPT_FORMAT = CLI_OPT_FIRST, OPT_APPEND, OPT_SQL, OPT_CSV, OPT_JSON, OPT_NDJSON,
-       OPT_TABLE, OPT_KEY, OPT_META, OPT_THREADS, OPT_MEMORY };
+       OPT_TABLE, OPT_KEY, OPT_META, OPT_THREADS, OPT_MEMORY, OPT_BRANCH };
 
 /* Everything the four commands accept; each lists only its own options. */
 struct query_opts {
@@ -79,6 +79,7 @@ struct query_opts {
 	char **keys;          /* diff-rows --key, each maybe COL,COL; room for argc */
 	size_t nkeys;
 	udr_query_options qo; /* --threads, --memory-limit */
+	const char *branch;   /* import, export --branch */
 };
 
 static int parse_format(int *out, const char *name)
@@ -155,6 +156,9 @@ static int query_opt(int opt, const char *arg, void *payload)
 		return (rc = parse_format(&o->format, arg)) != 0 ? rc : -1;
 	case OPT_APPEND:
 		o->append = 1;
+		break;
+	case OPT_BRANCH:
+		o->branch = arg;
 		break;
 	case 'm':
 		o->message = arg;
@@ -278,6 +282,7 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "sql", required_argument, NULL, OPT_SQL },
 		{ "param", required_argument, NULL, 'p' },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
 		QUERY_SESSION_LONGOPTS,
 		CLI_COMMON_LONGOPTS
 	};
@@ -318,6 +323,7 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 	io.format = o.format;
 	io.mode = o.append ? UDR_IMPORT_APPEND : UDR_IMPORT_OVERWRITE;
 	io.message = o.message;
+	io.ref = o.branch;
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
 	if (o.sql)
@@ -341,6 +347,7 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
 		QUERY_SESSION_LONGOPTS,
 		CLI_COMMON_LONGOPTS
 	};
@@ -360,7 +367,7 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
-	rc = udr_query_export(&rows, q, argv[optind], NULL, argv[optind + 1], o.format);
+	rc = udr_query_export(&rows, q, argv[optind], o.branch, argv[optind + 1], o.format);
 	if (rc == 0)
 		printf("%" PRIu64 " rows\n", rows);
 	else

@@ -358,6 +358,7 @@ static const cli_command commands[] = {
 	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
 	  "usage: udr import TABLE FILE... [--format F] [--append] [-m MESSAGE]\n"
 	  "       udr import TABLE --sql QUERY [-p VALUE]... [--append] [-m MESSAGE]\n"
+	  "       (both take --branch BRANCH)\n"
 	  "\n"
 	  "Import the rows of FILE... (all of one format) or the result of QUERY as\n"
 	  "the next version of TABLE, stored as Parquet parts (up to 983,040 rows\n"
@@ -374,6 +375,8 @@ static const cli_command commands[] = {
 	  "                     as in `udr sql`) instead of files\n"
 	  "  -p, --param VALUE  a value for the next ? of QUERY (see `udr sql`)\n"
 	  "  -m, --message MSG  the version's message\n"
+	  "  --branch BRANCH    commit on BRANCH (default main); an append\n"
+	  "                     extends BRANCH's version\n"
 	  "  --threads N, --memory-limit SIZE   DuckDB settings (default: all\n"
 	  "                     cores, DuckDB's default limit)\n"
 	  "The version's metadata records udr.format, udr.schema, udr.rows and\n"
@@ -381,7 +384,7 @@ static const cli_command commands[] = {
 	  "a missing file 1.\n",
 	  cli_cmd_import },
 	{ "export", "write a table version to a Parquet, CSV or JSON file",
-	  "usage: udr export TABLE[@REF] OUT [--format F]\n"
+	  "usage: udr export TABLE[@REF] OUT [--format F] [--branch REF]\n"
 	  "\n"
 	  "Write version REF of TABLE (default: the latest) to OUT, atomically (it\n"
 	  "appears complete or not at all), and print the number of rows.\n"
@@ -390,7 +393,9 @@ static const cli_command commands[] = {
 	  "REF: a version number (users@3), latest, an RFC 3339 time or a date\n"
 	  "(users@2026-11-01T12:00:00Z, users@2026-11-01T13:00:00+01:00: the\n"
 	  "version current then; users@2026-11-01: at the end of that day, UTC),\n"
-	  "commit:SEQ (current right after that commit), branch:main.\n",
+	  "commit:SEQ (the tables of that commit), branch:NAME, tag:NAME, or a\n"
+	  "bare branch or tag name (users@dev).\n"
+	  "  --branch REF  the same as TABLE@REF\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
 	  "usage: udr sql QUERY [-p VALUE]... [--csv | --json | --ndjson | -o FILE]\n"

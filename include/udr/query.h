@@ -174,7 +174,7 @@ typedef struct udr_import_options {
 	int format;            /**< UDR_FORMAT_*, AUTO from the first file's extension */
 	int mode;              /**< UDR_IMPORT_OVERWRITE or UDR_IMPORT_APPEND */
 	const char *message;   /**< commit message (may be NULL) */
-	const char *ref;       /**< reserved for branches: NULL */
+	const char *ref;       /**< the branch to commit on (NAME or branch:NAME); NULL: main */
 } udr_import_options;
 #define UDR_IMPORT_OPTIONS_INIT {UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL}
 

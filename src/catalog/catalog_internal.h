@@ -241,6 +241,8 @@ int udr__branch_head(uint64_t *out, udr_catalog *c, const char *branch, uint64_t
 void udr__refs_cache_free(udr_catalog *c);
 /* Has the store branched (a ref record exists, or the config says 3)? */
 bool udr__catalog_branched(udr_catalog *c);
+/* udr_catalog_resolve as of global seq (0: the readers' head). */
+int udr__resolve_at_seq(uint64_t *commit, udr_catalog *c, const char *ref, uint64_t seq);
 /* fsck: lay record r over g (the global state fsck computes from the log:
  * allocation and refs) and check r against it and its parents' snapshots:
  * 0 fine, 1 a problem described in why, <0 error. */

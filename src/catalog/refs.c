@@ -57,7 +57,7 @@ int udr_ref_name_check(const char *name)
 	if (!why)
 		return 0;
 	udr__quote(q, sizeof(q), name);
-	return udr__error_set(UDR_EINVAL, "invalid branch or tag name %s: %s", q, why);
+	return udr__error_set(UDR_EINVAL, "invalid branch or tag name '%s': %s", q, why);
 }
 
 static char *ref_key(const char *kind, const char *name)
@@ -320,7 +320,7 @@ static int branch_missing(const char *name)
 {
 	char q[300];
 	udr__quote(q, sizeof(q), name);
-	return udr__error_set(UDR_ENOTFOUND, "branch %s not found", q);
+	return udr__error_set(UDR_ENOTFOUND, "branch '%s' not found", q);
 }
 
 /* Branch name's head record in the global state at r. */
@@ -451,7 +451,7 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 		if (!found) {
 			char q[300];
 			udr__quote(q, sizeof(q), name);
-			return udr__error_set(UDR_ENOTFOUND, "%s %s not found", tag ? "tag" : "branch", q);
+			return udr__error_set(UDR_ENOTFOUND, "%s '%s' not found", tag ? "tag" : "branch", q);
 		}
 		p->parent = p->snap_from = e.version;
 		if (op && strcmp(op, "reset") == 0)
@@ -465,7 +465,7 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 		if (found) {
 			char q[300];
 			udr__quote(q, sizeof(q), name);
-			return udr__error_set(UDR_ECONFLICT, "%s %s already exists", tag ? "tag" : "branch", q);
+			return udr__error_set(UDR_ECONFLICT, "%s '%s' already exists", tag ? "tag" : "branch", q);
 		}
 		p->parent = p->snap_from = o->target;
 	}
@@ -579,7 +579,7 @@ static int resolve_in(uint64_t *commit, udr_catalog *c, const udr__record *r, ui
 		uint64_t n;
 		if (parse_u64(&n, ref + 7) < 0 || n == 0) {
 			udr__quote(q, sizeof(q), ref);
-			return udr__error_set(UDR_EINVAL, "invalid ref %s: commit:N needs a number >= 1", q);
+			return udr__error_set(UDR_EINVAL, "invalid ref '%s': commit:N needs a number >= 1", q);
 		}
 		if (n > head)
 			return udr__error_set(UDR_ENOTFOUND, "commit %llu not found (the log has %llu commits)",
@@ -598,7 +598,7 @@ static int resolve_in(uint64_t *commit, udr_catalog *c, const udr__record *r, ui
 	}
 	if (!r) {
 		udr__quote(q, sizeof(q), name);
-		return udr__error_set(UDR_ENOTFOUND, "%s %s not found (the store has no commits)",
+		return udr__error_set(UDR_ENOTFOUND, "%s '%s' not found (the store has no commits)",
 		                      kind == UDR_REF_TAG ? "tag" : "branch", q);
 	}
 	if (!(kb = ref_key("branch", name)) || !(kt = ref_key("tag", name))) {
@@ -617,13 +617,13 @@ static int resolve_in(uint64_t *commit, udr_catalog *c, const udr__record *r, ui
 	rt = rt == 1 && et.version > 0;
 	udr__quote(q, sizeof(q), name);
 	if (rb && rt)
-		return udr__error_set(UDR_EINVAL, "ref %s is both a branch and a tag: say branch:%s or tag:%s", q, name, name);
+		return udr__error_set(UDR_EINVAL, "ref '%s' is both a branch and a tag: say branch:%s or tag:%s", q, name, name);
 	if (rb)
 		*commit = eb.version;
 	else if (rt)
 		*commit = et.version;
 	else
-		return udr__error_set(UDR_ENOTFOUND, "%s %s not found",
+		return udr__error_set(UDR_ENOTFOUND, "%s '%s' not found",
 		                      kind == UDR_REF_BRANCH ? "branch" : kind == UDR_REF_TAG ? "tag" : "branch or tag", q);
 	return 0;
 }
@@ -653,6 +653,19 @@ int udr_catalog_resolve_at(uint64_t *commit, udr_catalog *c, const char *ref, in
 		return rc;
 	if (seq == 0)
 		return udr__error_set(UDR_ENOTFOUND, "no commit was made by then (the log starts later)");
+	if ((rc = udr__record_read(&r, c, seq)) < 0)
+		return rc;
+	rc = resolve_in(commit, c, &r, seq, ref);
+	udr__record_free(&r);
+	return rc;
+}
+
+int udr__resolve_at_seq(uint64_t *commit, udr_catalog *c, const char *ref, uint64_t seq)
+{
+	udr__record r;
+	int rc;
+	if (seq == 0)
+		return udr_catalog_resolve(commit, c, ref);
 	if ((rc = udr__record_read(&r, c, seq)) < 0)
 		return rc;
 	rc = resolve_in(commit, c, &r, seq, ref);
@@ -961,7 +974,7 @@ int udr_catalog_latest_on(uint64_t *out, udr_catalog *c, const char *table, cons
 	if (*out == 0) {
 		char q[300];
 		udr__quote(q, sizeof(q), ref);
-		return udr__error_set(UDR_ENOTFOUND, "table %s not found on %s", table, q);
+		return udr__error_set(UDR_ENOTFOUND, "table '%s' not found on %s", table, q);
 	}
 	return 0;
 }

@@ -19,6 +19,9 @@
 
 #include <jansson.h>
 
+#include <udr/refs.h>
+#include <udr/txn.h>
+
 #include "query/query_internal.h"
 
 /*
@@ -663,6 +666,26 @@ static int version_rows(uint64_t *out, udr_query *q, const udr_version *v)
 }
 
 /* The previous version for an append; *out NULL when the table is new. */
+/* The branch an import writes on (opts->ref: NAME or branch:NAME); NULL
+ * for main, which keeps the older path. */
+static const char *import_branch(const udr_import_options *opts)
+{
+	const char *b = opts->ref;
+	if (!b || !*b)
+		return NULL;
+	if (strncmp(b, "branch:", 7) == 0)
+		b += 7;
+	return strcmp(b, "main") == 0 ? NULL : b;
+}
+
+/* After a transaction's commit: the version it made (the branch's latest). */
+static int branch_version_after(udr_version **out, udr_catalog *c, const char *table, const char *branch)
+{
+	char ref[UDR_REF_NAME_MAX + 8];
+	snprintf(ref, sizeof(ref), "branch:%s", branch);
+	return udr_catalog_get_version_on(out, c, table, 0, ref);
+}
+
 static int previous_version(udr_version **out, udr_query *q, const char *table)
 {
 	int rc = udr_catalog_get_version(out, q->cat, table, 0);
@@ -685,6 +708,8 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	udr_hash *hashes = NULL;
 	schema got = {0};
 	udr_version *prev = NULL, *v = NULL;
+	udr_txn *txn = NULL;
+	const char *branch = import_branch(opts);
 	int64_t rows;
 	int rc, lockfd = -1;
 
@@ -746,15 +771,31 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	}
 	if ((rc = put_parts(hashes, q->store, files, nfiles)) < 0)
 		goto out;
-	/* 4. commit; an append retries when another writer got in first */
+	/* 4. commit; an append retries when another writer got in first (on
+	 *    a branch: a transaction on it, which conflicts only with commits
+	 *    on that branch) */
 	for (int attempt = 0;; attempt++) {
 		uint64_t base_rows = 0;
 		udr_version_free(v);
 		v = NULL;
 		udr_version_free(prev);
 		prev = NULL;
+		udr_txn_free(txn);
+		txn = NULL;
+		if (branch) {
+			udr_txn_options to = UDR_TXN_OPTIONS_INIT;
+			to.branch = branch;
+			if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
+				goto out;
+		}
 		if (opts->mode == UDR_IMPORT_APPEND) {
-			if ((rc = previous_version(&prev, q, table)) < 0)
+			if ((rc = txn ? udr_txn_get_version(&prev, txn, table, 0) : previous_version(&prev, q, table)) ==
+			    UDR_ENOTFOUND) {
+				udr_error_clear();
+				prev = NULL;
+				rc = 0;
+			}
+			if (rc < 0)
 				goto out;
 			if (prev) {
 				schema old;
@@ -785,7 +826,16 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 			rc = udr_version_set_message(v, opts->message);
 		if (rc < 0)
 			goto out;
-		if (opts->mode == UDR_IMPORT_APPEND)
+		if (txn) {
+			uint64_t seq;
+			if ((rc = udr_txn_write(txn, v)) == 0 && (rc = udr_txn_commit(txn, &seq)) == 0) {
+				udr_version *got_v = NULL; /* the number the commit gave it */
+				if ((rc = branch_version_after(&got_v, q->cat, table, branch)) == 0) {
+					v->version = got_v->version;
+					udr_version_free(got_v);
+				}
+			}
+		} else if (opts->mode == UDR_IMPORT_APPEND)
 			rc = udr_catalog_commit(q->cat, v);
 		else
 			rc = udr_catalog_commit_next(q->cat, v);
@@ -805,6 +855,7 @@ out:
 	schema_free(&got);
 	udr_version_free(prev);
 	udr_version_free(v);
+	udr_txn_free(txn);
 	rmtree_flat(dir);
 	free(dir);
 	close(lockfd);
@@ -819,8 +870,11 @@ static int check_import_args(udr_query *q, const char *table, const udr_import_o
 		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
-	if (opts->ref && *opts->ref && strcmp(opts->ref, "main") != 0 && strcmp(opts->ref, "branch:main") != 0)
-		return udr__error_set(UDR_ENOTFOUND, "branch '%s' not found (only 'main' exists)", opts->ref);
+	if (import_branch(opts)) {
+		int rc = udr_ref_name_check(import_branch(opts));
+		if (rc < 0)
+			return rc;
+	}
 	return udr_table_name_check(table);
 }
 

@@ -21,6 +21,8 @@
 #include <jansson.h>
 
 #include "catalog/catalog_internal.h"
+#include <udr/refs.h>
+
 #include "query/query_internal.h"
 
 /* ---- verified parts (process-wide) -------------------------------------------- */
@@ -1124,6 +1126,26 @@ static void replacement_scan(duckdb_replacement_scan_info info, const char *name
 
 /* ---- resolving references -------------------------------------------------------------------- */
 
+/* t@branch:NAME, t@tag:NAME, t@NAME: the ref as of the statement's head
+ * (refs.c), then the table in that commit's snapshot. */
+static int resolve_named(udr_version **out, udr_query *q, const char *table, const udr__ref *ref, uint64_t head)
+{
+	char spec[UDR__REF_TEXT_MAX + 16], cr[40], qr[UDR__REF_TEXT_MAX * 4 + 8], qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	uint64_t commit = 0;
+	int rc;
+	snprintf(spec, sizeof(spec), "%s%s", ref->bare ? "" : ref->kind == UDR__REF_TAG ? "tag:" : "branch:", ref->text);
+	if ((rc = udr__resolve_at_seq(&commit, q->cat, spec, head)) < 0)
+		return rc;
+	snprintf(cr, sizeof(cr), "commit:%" PRIu64, commit);
+	rc = commit ? udr_catalog_get_version_on(out, q->cat, table, 0, cr) : UDR_ENOTFOUND;
+	if (rc == UDR_ENOTFOUND) {
+		udr__quote(qt, sizeof(qt), table);
+		udr__quote(qr, sizeof(qr), spec);
+		return udr__error_set(UDR_ENOTFOUND, "table '%s' not found on %s", qt, qr);
+	}
+	return rc;
+}
+
 static int resolve_ref(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
                        uint64_t head)
 {
@@ -1133,10 +1155,12 @@ static int resolve_ref(udr_version **out, udr_query *q, const char *table, const
 	udr__quote(qr, sizeof(qr), ref->text);
 	switch (ref->kind) {
 	case UDR__REF_BRANCH:
-		if (strcmp(ref->text, "main") != 0)
-			return udr__error_set(UDR_ENOTFOUND, "branch '%s' not found (only 'main' exists)", qr);
-		/* fall through */
+	case UDR__REF_TAG:
+		if (!ref->bare && ref->kind == UDR__REF_BRANCH && strcmp(ref->text, "main") == 0)
+			goto latest;
+		return resolve_named(out, q, table, ref, head);
 	case UDR__REF_LATEST:
+	latest:
 		rc = head ? udr_catalog_get_version_at_seq(out, q->cat, table, head)
 		          : udr_catalog_get_version(out, q->cat, table, 0);
 		if (rc == UDR_ENOTFOUND)
@@ -1161,12 +1185,17 @@ static int resolve_ref(udr_version **out, udr_query *q, const char *table, const
 		if (ref->num > head)
 			return udr__error_set(UDR_ENOTFOUND, "commit %" PRIu64 " not found (the last is %" PRIu64 ")",
 			                      ref->num, head);
-		rc = udr_catalog_get_version_at_seq(out, q->cat, table, ref->num);
+		if (udr__catalog_branched(q->cat)) {
+			/* a store that branched: the tables of that commit */
+			char cr[40];
+			snprintf(cr, sizeof(cr), "commit:%" PRIu64, ref->num);
+			rc = udr_catalog_get_version_on(out, q->cat, table, 0, cr);
+		} else {
+			rc = udr_catalog_get_version_at_seq(out, q->cat, table, ref->num);
+		}
 		if (rc == UDR_ENOTFOUND)
 			return udr__error_set(UDR_ENOTFOUND, "table '%s' had no version at commit %" PRIu64, qt, ref->num);
 		return rc;
-	case UDR__REF_TAG:
-		return udr__error_set(UDR_ENOTFOUND, "tag '%s' not found", qr);
 	}
 	return udr__error_set(UDR_EINVAL, "bad reference");
 }
@@ -1337,7 +1366,11 @@ static int tables_state(udr__tstate *out, udr_query *q, uint64_t seq)
 	char **names = NULL;
 	size_t n = 0;
 	bool known = false;
-	int rc = udr__state_at(out, &known, q->cat, seq);
+	int rc = 0;
+	if (seq > 0 && udr__catalog_branched(q->cat))
+		rc = udr__branch_head(&seq, q->cat, "main", seq); /* main's tables */
+	if (rc == 0)
+		rc = udr__state_at(out, &known, q->cat, seq);
 	if (rc < 0 || known)
 		return rc;
 	udr__tstate_free(out);

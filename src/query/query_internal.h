@@ -19,17 +19,18 @@ enum udr__ref_kind {
 	UDR__REF_VERSION, /* NAME@3 */
 	UDR__REF_TIME,    /* NAME@2026-11-01T12:00:00Z */
 	UDR__REF_COMMIT,  /* NAME@commit:12 */
-	UDR__REF_BRANCH,  /* NAME@branch:dev (only main exists for now) */
-	UDR__REF_TAG      /* NAME@tag:v1 (not supported yet: not found) */
+	UDR__REF_BRANCH,  /* NAME@branch:dev, and NAME@dev (bare: a branch, else a tag) */
+	UDR__REF_TAG      /* NAME@tag:v1 */
 };
 
-#define UDR__REF_TEXT_MAX 128
+#define UDR__REF_TEXT_MAX 272 /* "branch:" + a 255-byte name */
 
 typedef struct udr__ref {
 	enum udr__ref_kind kind;
 	uint64_t num;                       /* VERSION, COMMIT */
 	int64_t time_ms;                    /* TIME */
 	char text[UDR__REF_TEXT_MAX + 1];   /* the ref as written (for messages), branch/tag name */
+	bool bare;                          /* BRANCH written without "branch:" (a branch, else a tag) */
 } udr__ref;
 
 /* Parse the text after '@' (exactly len bytes).  0 or UDR_EINVAL quoting it. */

@@ -214,10 +214,10 @@ static void test_query__scan_rejects_bad_refs(void **state)
 {
 	static const char *bad[] = {
 		"SELECT * FROM users@0",          "SELECT * FROM users@3x",
-		"SELECT * FROM users@latestx",    "SELECT * FROM \"users@3; DROP TABLE t\"",
+		"SELECT * FROM \"users@a..b\"",   "SELECT * FROM \"users@3; DROP TABLE t\"",
 		"SELECT * FROM \"users@'x'\"",    "SELECT * FROM users@2026-13-45",
 		"SELECT * FROM users@commit:",    "SELECT * FROM \"users@\"",
-		"SELECT * FROM users@foo",        "SELECT * FROM \"users@branch:-x\"",
+		"SELECT * FROM users@foo:x",      "SELECT * FROM \"users@branch:-x\"",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -589,6 +589,9 @@ static void test_query__bad_input(void **state)
 	th_assert_error(UDR_ENOTFOUND, "1999-01-01");
 	assert_int_equal(udr_query_sql(&r, f->q, "SELECT * FROM users@branch:dev", NULL, 0), UDR_ENOTFOUND);
 	th_assert_error(UDR_ENOTFOUND, "branch 'dev'");
+	/* a bare name is a branch, else a tag */
+	assert_int_equal(udr_query_sql(&r, f->q, "SELECT * FROM users@foo", NULL, 0), UDR_ENOTFOUND);
+	th_assert_error(UDR_ENOTFOUND, "branch or tag 'foo'");
 	assert_int_equal(udr_query_sql(&r, f->q, "SELECT * FROM users@commit:99", NULL, 0), UDR_ENOTFOUND);
 	th_assert_error(UDR_ENOTFOUND, "commit 99");
 	/* injection attempts in references */
