@@ -1039,8 +1039,8 @@ PyDoc_STRVAR(write_doc,
 
 static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"table", "data", "mode", "format", "message", NULL};
-	PyObject *tobj, *data, *fobj = Py_None, *mobj = Py_None, *paths = NULL, *tmp = NULL;
+	static char *kwlist[] = {"table", "data", "mode", "format", "message", "branch", NULL};
+	PyObject *tobj, *data, *fobj = Py_None, *mobj = Py_None, *bobj = Py_None, *paths = NULL, *tmp = NULL;
 	const char *table, *mode = "overwrite", **files = NULL;
 	udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
 	uint64_t version = 0;
@@ -1048,8 +1048,10 @@ static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 	udr_query *q;
 	int rc = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|s$OO:write", kwlist, &tobj, &data, &mode,
-	                                 &fobj, &mobj))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|s$OOO:write", kwlist, &tobj, &data, &mode,
+	                                 &fobj, &mobj, &bobj))
+		return NULL;
+	if (bobj != Py_None && (io.ref = udrpy_cstr(bobj, "branch")) == NULL)
 		return NULL;
 	if ((table = udrpy_cstr(tobj, "table name")) == NULL)
 		return NULL;

@@ -465,6 +465,12 @@ static int add_exceptions(PyObject *m)
 	                  "OperationalError.",
 	                  Py_NewRef(udrpy_OperationalError)) < 0)
 		return -1;
+	if (add_exception(m, &udrpy_MergeConflictError, "MergeConflictError",
+	                  "A merge found tables changed on both sides and wrote nothing; its\n"
+	                  ".conflicts lists them ({table, base, ours, theirs}) and .result is\n"
+	                  "what Database.merge would have returned.  A ConflictError.",
+	                  Py_NewRef(udrpy_ConflictError)) < 0)
+		return -1;
 	if (add_exception(m, &udrpy_IntegrityError, "IntegrityError",
 	                  "Stored data or metadata is damaged, e.g. a chunk does not match its\n"
 	                  "hash (UDR_ECORRUPT).  Also PEP 249's IntegrityError (a DatabaseError).",
@@ -549,6 +555,7 @@ PyMODINIT_FUNC PyInit__udr(void)
 	    add_type(m, &udrpy_CatalogType, "Catalog", "PyCatalog") < 0 ||
 	    add_type(m, &udrpy_VersionType, "TableVersion", "PyTableVersion") < 0 ||
 	    add_methods(&udrpy_DatabaseType, udrpy_query_methods) < 0 ||
+	    add_methods(&udrpy_DatabaseType, udrpy_refs_methods) < 0 ||
 	    add_type(m, &udrpy_DatabaseType, "Database", NULL) < 0 ||
 	    add_type(m, &udrpy_TxnType, "Transaction", NULL) < 0 ||
 	    add_type(m, &udrpy_SubscriptionType, "Subscription", NULL) < 0 ||

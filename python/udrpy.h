@@ -36,6 +36,7 @@ void udrpy_pin_close(udrpy_pin *pin);
 extern PyObject *udrpy_Error;
 extern PyObject *udrpy_NotFoundError;
 extern PyObject *udrpy_ConflictError;
+extern PyObject *udrpy_MergeConflictError; /* pyrefs.c: a ConflictError with .conflicts */
 extern PyObject *udrpy_IntegrityError;
 extern PyObject *udrpy_InvalidArgumentError;
 extern PyObject *udrpy_IOError;
@@ -190,6 +191,8 @@ extern const char udrpy_seq_at_doc[];
 /* pyquery.c: Database methods (sql, read, write, export, diff_rows) and
  * the session's end, called when the database handle is really closed. */
 extern PyMethodDef udrpy_query_methods[];
+/* Branches, tags, merges (pyrefs.c): methods of Database. */
+extern PyMethodDef udrpy_refs_methods[];
 void udrpy_query_close(udrpy_db *d);
 int udrpy_query_setup(udrpy_db *d);
 void udrpy_query_teardown(udrpy_db *d);

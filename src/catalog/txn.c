@@ -207,6 +207,19 @@ int udr_txn_write(udr_txn *t, const udr_version *v)
 		return fail(t, rc);
 	copy->version = latest + 1;
 	copy->parent = latest;
+	{
+		/* numbers are allocated over all branches: the highest at the
+		 * snapshot + 1 (the commit assigns it again under the lock) */
+		udr__tentry e;
+		rc = udr__state_lookup_ex(&e, t->c, t->snapshot, v->table, UDR__VIEW_ALLOC);
+		if (rc == 1 && e.version >= latest)
+			copy->version = e.version + 1;
+		else if (rc < 0 && rc != UDR_ENOTFOUND) {
+			udr_version_free(copy);
+			return fail(t, rc);
+		}
+		udr_error_clear();
+	}
 	copy->commit_seq = 0;
 	if ((old = staged_for(t, v->table))) {
 		for (size_t i = 0; i < t->nstaged; i++)
