@@ -24,7 +24,7 @@ install:
 # long crash runs: 200 rounds of 8 committers killed at random (group commit)
 torture: build
 	cd build && UDR_TORTURE_ROUNDS=$${UDR_TORTURE_ROUNDS:-200} UDR_BIN=$$PWD/udr UDR_BUILD_DIR=$$PWD \
-		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/stress/test_group_commit.py ../tests/stress/test_branch_crash.py
+		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/stress/test_group_commit.py ../tests/stress/test_branch_crash.py ../tests/stress/test_branch_sweep.py
 
 bench:
 	UDR_SETUP_BENCH=1 sh scripts/setup.sh

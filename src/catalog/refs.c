@@ -1571,6 +1571,50 @@ done:
 
 static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r, char *why, size_t whysz);
 
+/* The snapshot checkpoint a branched record names: derived data, rewritten
+ * from the log (and reported) when missing or damaged. */
+static int check_snapshot_file(udr_catalog *c, const udr__record *r, char *why, size_t whysz)
+{
+	char *path, *text = NULL;
+	size_t len;
+	udr_hash d;
+	udr__tstate st;
+	int rc, frc;
+	if (r->base == 0)
+		return 0;
+	if (!(path = udr__state_path(c, r->base)))
+		return UDR_ENOMEM;
+	frc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
+	if (frc == 0) {
+		udr_hash_buf(&d, text, len);
+		free(text);
+		text = NULL;
+		if (udr_hash_equal(&d, &r->base_state)) {
+			free(path);
+			return 0;
+		}
+	}
+	udr_error_clear();
+	/* rebuilt from the records and checked against the digest */
+	if ((rc = udr__state_base(&st, c, r)) < 0) {
+		free(path);
+		return rc;
+	}
+	rc = udr__state_encode(&text, &len, &st, r->base);
+	udr__tstate_free(&st);
+	if (rc == 0) {
+		int wrc = udr__mkdir(c->statedir, NULL);
+		if (wrc == 0)
+			wrc = udr__write_file_atomic(c->tmpdir, path, text, len, UDR__PUBLISH_REPLACE, true);
+		rc = fail_why(why, whysz, "checkpoint %s is %s%s", path, frc < 0 ? "missing" : "damaged",
+		              wrc < 0 ? " (cannot rewrite it)" : " (rewritten from the log)");
+		udr_error_clear();
+	}
+	free(text);
+	free(path);
+	return rc;
+}
+
 int udr__fsck_refs_record(udr__tstate *g, udr_catalog *c, const udr__record *r, char *why, size_t whysz)
 {
 	const udr_commit *cm = r->cm;
@@ -1624,6 +1668,10 @@ int udr__fsck_refs_record(udr__tstate *g, udr_catalog *c, const udr__record *r, 
 		}
 		free(text);
 	}
+	if (rc == 0)
+		rc = check_snapshot_file(c, r, why, whysz);
+	if (rc < 0)
+		return rc;
 	if (rc == 1) { /* reported; the rest of the record is checked too */
 		char first[512];
 		int r2;
