@@ -117,7 +117,17 @@ static int measure(const char *one, const char *many, int reps, const char *mid)
 {
 	double *r[8];
 	char name[64], ref[80];
-	udr_db *d1 = open_db(one), *dm = open_db(many);
+	udr_db *d1, *dm;
+	if (getenv("UDR_BENCH_NOSYNC")) { /* the cost without the flush (not durable) */
+		static udr_io_methods m;
+		m = *udr_io_default();
+		m.fsync = nop_fsync;
+		m.syncfs = nop_fsync;
+		if (udr_io_set(&m) != 0)
+			die("io_set", -1);
+	}
+	d1 = open_db(one);
+	dm = open_db(many);
 	snprintf(ref, sizeof(ref), "branch:%s", mid);
 	for (int i = 0; i < 8; i++)
 		if (!(r[i] = calloc((size_t)reps, sizeof(double))))

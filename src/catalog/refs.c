@@ -474,17 +474,34 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 	return 0;
 }
 
-/* The window of a new record whose snapshot continues record P's. */
-static int snapshot_window(udr__record *ext, udr_catalog *c, const udr__record *P, uint64_t seq)
+/* The window of a new record whose snapshot continues record P's.  A
+ * record with no table changes of its own (create, reset, tag, ...) has
+ * exactly P's snapshot: it keeps P's base and window (bounded as P's are),
+ * so creating a branch writes no checkpoint however old P's base is. */
+static int snapshot_window(udr__record *ext, udr_catalog *c, const udr__record *P, uint64_t seq, bool same)
 {
 	udr__tstate st;
 	int rc;
-	if (P->legacy || seq - P->base >= CHECKPOINT_EVERY || P->window.n >= CHECKPOINT_WINDOW) {
+	if (P->legacy || (!same && (seq - P->base >= CHECKPOINT_EVERY || P->window.n >= CHECKPOINT_WINDOW))) {
+		char *text = NULL, *path = NULL, *file = NULL;
+		size_t len, flen;
 		if ((rc = snapshot_of(&st, c, P)) < 0)
 			return rc;
-		rc = udr__state_write(&ext->base_state, c, &st, P->cm->seq);
-		udr__tstate_free(&st);
 		ext->base = P->cm->seq;
+		/* records that do not move P's branch (branches created from it)
+		 * all start from P's checkpoint: written once, then found with
+		 * the bytes the log determines */
+		if ((rc = udr__state_encode(&text, &len, &st, P->cm->seq)) == 0 && (path = udr__state_path(c, P->cm->seq)) &&
+		    udr__read_file(&file, &flen, path, UDR__MAX_META_FILE) == 0 && flen == len && memcmp(file, text, len) == 0) {
+			udr_hash_buf(&ext->base_state, text, len);
+		} else if (rc == 0) {
+			udr_error_clear();
+			rc = udr__state_write(&ext->base_state, c, &st, P->cm->seq);
+		}
+		free(text);
+		free(path);
+		free(file);
+		udr__tstate_free(&st);
 		return rc;
 	}
 	ext->base = P->base;
@@ -505,12 +522,13 @@ int udr__record_ext_refs(udr__record *ext, udr_catalog *c, const udr__record *pr
 	ext->branched = true;
 	ext->ref_prev = ref_prev;
 	/* the snapshot series: the record's own branch */
+	bool same = cm->nchanges == 0 && (!o->adopt || o->adopt->n == 0);
 	if (snap_from == head) {
-		rc = snapshot_window(ext, c, prev, cm->seq);
+		rc = snapshot_window(ext, c, prev, cm->seq, same);
 	} else if (snap_from > 0) {
 		udr__record P;
 		if ((rc = udr__record_read(&P, c, snap_from)) == 0) {
-			rc = snapshot_window(ext, c, &P, cm->seq);
+			rc = snapshot_window(ext, c, &P, cm->seq, same);
 			udr__record_free(&P);
 		}
 	}
