@@ -143,6 +143,8 @@ static const cli_command commands[] = {
 	  "The spec of --spec is one JSON object:\n"
 	  "  {\"message\": \"nightly load\",         the commit's message (optional)\n"
 	  "   \"isolation\": \"snapshot\",           or \"serializable\" (optional)\n"
+	  "   \"branch\": \"dev\",                   the branch to commit on (optional;\n"
+	  "                                      default main)\n"
 	  "   \"tables\": [                        one entry per table, at least one\n"
 	  "     {\"table\": \"sales\",               the table (required, each once)\n"
 	  "      \"chunks\": [\"<hash>\", ...],      stored chunks (optional)\n"

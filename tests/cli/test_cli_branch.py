@@ -186,3 +186,18 @@ def test_sql_and_import_on_branches(udr, tmp_path):
     udr.ok("tag", "create", "rel", "feature/x")
     assert json.loads(udr.ok("sql", "SELECT count(*) AS n FROM t@rel", "--json").out) == [{"n": 3}]
     assert udr.ok("fsck").code == 0
+
+
+def test_spec_on_a_branch(udr, tmp_path):
+    commit(udr, "a", b"a1")
+    udr.ok("branch", "create", "dev")
+    h = udr.put(b"a2")
+    spec = {"branch": "dev", "message": "on dev", "tables": [{"table": "a", "chunks": [h]},
+                                                            {"table": "b", "chunks": [h]}]}
+    udr.ok("commit", "--spec", "-", input=json.dumps(spec))
+    assert (version_on(udr, "a", "dev"), version_on(udr, "b", "dev")) == (2, 1)
+    assert (version_on(udr, "a", "main"), version_on(udr, "b", "main")) == (1, 0)
+    spec["branch"] = "nosuch"
+    assert udr("commit", "--spec", "-", input=json.dumps(spec)).code == 1
+    spec["branch"] = 3
+    assert udr("commit", "--spec", "-", input=json.dumps(spec)).code == 2

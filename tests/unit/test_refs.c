@@ -523,6 +523,42 @@ static void test_refs__global_checkpoint_damage(void **state)
 	free(rdir);
 }
 
+/* Many branches from a head that does not move, over checkpoints of both
+ * series: each reads its own tables, main is untouched. */
+static void test_refs__many_branches(void **state)
+{
+	fx *f = *state;
+	char name[32], text[32];
+	for (int t = 0; t < 5; t++) {
+		snprintf(name, sizeof(name), "t%d", t);
+		put(f, NULL, name, "main");
+	}
+	for (int b = 0; b < 150; b++) {
+		snprintf(name, sizeof(name), "b%03d", b);
+		ok(udr_branch_create(NULL, f->cat, name, NULL), "create");
+		if (b % 3 == 0) {
+			snprintf(text, sizeof(text), "%d", b);
+			put(f, name, "t1", text);
+		}
+	}
+	for (int b = 0; b < 150; b++) {
+		uint64_t v;
+		snprintf(name, sizeof(name), "b%03d", b);
+		v = on(f, name, "t1");
+		assert_true(b % 3 == 0 ? v > 1 : v == 1);
+		assert_int_equal(on(f, name, "t4"), 1);
+	}
+	assert_int_equal(on(f, NULL, "t1"), 1);
+	{
+		udr_ref *refs = NULL;
+		size_t n = 0;
+		ok(udr_catalog_refs(&refs, &n, f->cat, UDR_REF_BRANCH), "refs");
+		assert_int_equal(n, 151);
+		udr_ref_array_free(refs, n);
+	}
+	fsck_clean(f);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +571,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_refs__criss_cross, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refs__model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refs__global_checkpoint_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refs__many_branches, setup, teardown),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
 }
