@@ -421,8 +421,8 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 {
 	const cli_command *self = cli_find_command("diff");
 	struct ref_opts o;
-	udr_table_ref *a = NULL, *b = NULL;
-	size_t na = 0, nb = 0, i = 0, j = 0, k = 0;
+	udr_table_diff *d = NULL;
+	size_t n = 0;
 	udr_db *db = NULL;
 	int rc = parse(&o, ctx, self, argc, argv);
 	if (rc >= 0)
@@ -433,37 +433,27 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
-	if ((rc = udr_catalog_snapshot(&a, &na, udr_db_catalog(db), argv[optind])) != 0 ||
-	    (rc = udr_catalog_snapshot(&b, &nb, udr_db_catalog(db), argv[optind + 1])) != 0) {
+	if ((rc = udr_catalog_diff(&d, &n, udr_db_catalog(db), argv[optind], argv[optind + 1])) != 0) {
 		rc = cli_fail(rc);
 		goto out;
 	}
 	if (o.json)
 		fputc('[', stdout);
-	while (i < na || j < nb) {
-		int c = i >= na ? 1 : j >= nb ? -1 : strcmp(a[i].table, b[j].table);
-		const char *what, *t = c <= 0 ? a[i].table : b[j].table;
-		uint64_t va = c <= 0 ? a[i].version : 0, vb = c >= 0 ? b[j].version : 0;
-		if (c <= 0)
-			i++;
-		if (c >= 0)
-			j++;
-		if (va == vb)
-			continue;
-		what = va == 0 ? "added" : vb == 0 ? "removed" : "changed";
+	for (size_t i = 0; i < n; i++) {
+		const char *what = d[i].old_version == 0 ? "added" : d[i].new_version == 0 ? "removed" : "changed";
 		if (o.json) {
-			fputs(k++ ? ", {\"table\": " : "{\"table\": ", stdout);
-			cli_json_string(stdout, t);
-			printf(", \"change\": \"%s\", \"old\": %" PRIu64 ", \"new\": %" PRIu64 "}", what, va, vb);
+			fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
+			cli_json_string(stdout, d[i].table);
+			printf(", \"change\": \"%s\", \"old\": %" PRIu64 ", \"new\": %" PRIu64 "}", what, d[i].old_version,
+			       d[i].new_version);
 		} else {
-			printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", what, t, va, vb);
+			printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", what, d[i].table, d[i].old_version, d[i].new_version);
 		}
 	}
 	if (o.json)
 		fputs("]\n", stdout);
 out:
-	udr_table_ref_array_free(a, na);
-	udr_table_ref_array_free(b, nb);
+	udr_table_diff_free(d, n);
 	udr_db_close(db);
 	free(o.tables);
 	return rc;

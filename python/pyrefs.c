@@ -331,40 +331,26 @@ PyDoc_STRVAR(diff_doc, "diff(a, b) -> list of dict\n\n"
 static PyObject *db_diff(PyObject *self, PyObject *args)
 {
 	const char *ra, *rb;
-	udr_table_ref *a = NULL, *b = NULL;
-	size_t na = 0, nb = 0, i = 0, j = 0;
+	udr_table_diff *d = NULL;
+	size_t n = 0;
 	udr_catalog *cat;
 	PyObject *out;
 	int rc;
 	if (!PyArg_ParseTuple(args, "ss:diff", &ra, &rb))
 		return NULL;
-	WITH_CATALOG(self, cat,
-	             if ((rc = udr_catalog_snapshot(&a, &na, cat, ra)) == 0) rc = udr_catalog_snapshot(&b, &nb, cat, rb));
-	if (rc < 0) {
-		udr_table_ref_array_free(a, na);
-		udr_table_ref_array_free(b, nb);
+	WITH_CATALOG(self, cat, rc = udr_catalog_diff(&d, &n, cat, ra, rb));
+	if (rc < 0)
 		return udrpy_raise(rc);
-	}
 	out = PyList_New(0);
-	while (out && (i < na || j < nb)) {
-		int c = i >= na ? 1 : j >= nb ? -1 : strcmp(a[i].table, b[j].table);
-		const char *t = c <= 0 ? a[i].table : b[j].table;
-		uint64_t va = c <= 0 ? a[i].version : 0, vb = c >= 0 ? b[j].version : 0;
-		PyObject *d;
-		if (c <= 0)
-			i++;
-		if (c >= 0)
-			j++;
-		if (va == vb)
-			continue;
-		d = Py_BuildValue("{s:s,s:s,s:K,s:K}", "table", t, "change", va == 0 ? "added" : vb == 0 ? "removed" : "changed",
-		                  "old", (unsigned long long)va, "new", (unsigned long long)vb);
-		if (d == NULL || PyList_Append(out, d) < 0)
+	for (size_t i = 0; out && i < n; i++) {
+		const char *what = d[i].old_version == 0 ? "added" : d[i].new_version == 0 ? "removed" : "changed";
+		PyObject *x = Py_BuildValue("{s:s,s:s,s:K,s:K}", "table", d[i].table, "change", what, "old",
+		                            (unsigned long long)d[i].old_version, "new", (unsigned long long)d[i].new_version);
+		if (x == NULL || PyList_Append(out, x) < 0)
 			Py_CLEAR(out);
-		Py_XDECREF(d);
+		Py_XDECREF(x);
 	}
-	udr_table_ref_array_free(a, na);
-	udr_table_ref_array_free(b, nb);
+	udr_table_diff_free(d, n);
 	return out;
 }
 

@@ -129,6 +129,24 @@ UDR_EXTERN void udr_table_ref_array_free(udr_table_ref *a, size_t count);
  */
 UDR_EXTERN int udr_catalog_snapshot(udr_table_ref **out, size_t *count, udr_catalog *catalog, const char *ref);
 
+/** A table whose version differs between two commits. */
+typedef struct udr_table_diff {
+	char *table;
+	uint64_t old_version; /**< in the first (0: absent, the table was added) */
+	uint64_t new_version; /**< in the second (0: absent, the table was removed) */
+} udr_table_diff;
+
+/** Free a diff (accepts NULL). */
+UDR_EXTERN void udr_table_diff_free(udr_table_diff *d, size_t count);
+
+/**
+ * The tables whose version differs between the commits refs a and b name,
+ * sorted by name.
+ * @return 0; UDR_EINVAL; UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_catalog_diff(udr_table_diff **out, size_t *count, udr_catalog *catalog, const char *a,
+                                const char *b);
+
 /**
  * Reads on a ref (NULL: main): as udr_catalog_latest, udr_catalog_get_version
  * (version 0: the latest on ref; a number: that version, which is one

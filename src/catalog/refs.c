@@ -971,6 +971,56 @@ int udr_catalog_snapshot(udr_table_ref **out, size_t *count, udr_catalog *c, con
 	return 0;
 }
 
+void udr_table_diff_free(udr_table_diff *d, size_t count)
+{
+	for (size_t i = 0; d && i < count; i++)
+		free(d[i].table);
+	free(d);
+}
+
+int udr_catalog_diff(udr_table_diff **out, size_t *count, udr_catalog *c, const char *ra, const char *rb)
+{
+	udr_table_ref *a = NULL, *b = NULL;
+	udr_table_diff *d = NULL;
+	size_t na = 0, nb = 0, i = 0, j = 0, n = 0;
+	int rc;
+	if (!out || !count)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_diff");
+	*out = NULL;
+	*count = 0;
+	if ((rc = udr_catalog_snapshot(&a, &na, c, ra)) < 0 || (rc = udr_catalog_snapshot(&b, &nb, c, rb)) < 0)
+		goto done;
+	if (na + nb && !(d = calloc(na + nb, sizeof(*d)))) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	/* both sorted by name: one merge pass */
+	while (i < na || j < nb) {
+		int cmp = i >= na ? 1 : j >= nb ? -1 : strcmp(a[i].table, b[j].table);
+		const char *t = cmp <= 0 ? a[i].table : b[j].table;
+		uint64_t va = cmp <= 0 ? a[i].version : 0, vb = cmp >= 0 ? b[j].version : 0;
+		i += cmp <= 0;
+		j += cmp >= 0;
+		if (va == vb)
+			continue;
+		if (!(d[n].table = strdup(t))) {
+			rc = udr__error_oom();
+			goto done;
+		}
+		d[n].old_version = va;
+		d[n].new_version = vb;
+		n++;
+	}
+	*out = d;
+	*count = n;
+	d = NULL;
+done:
+	udr_table_diff_free(d, n);
+	udr_table_ref_array_free(a, na);
+	udr_table_ref_array_free(b, nb);
+	return rc;
+}
+
 int udr_catalog_latest_on(uint64_t *out, udr_catalog *c, const char *table, const char *ref)
 {
 	uint64_t commit, seq;
@@ -1448,10 +1498,6 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 		}
 	}
 	if (m->nconflicts > 0) {
-		rc = udr__error_set(UDR_ECONFLICT, "merge of %s into %s: %zu table%s changed on both sides (%s%s); nothing "
-		                    "merged",
-		                    source, into, m->nconflicts, m->nconflicts == 1 ? "" : "s", m->tables[0].table,
-		                    m->nconflicts > 1 ? ", ..." : "");
 		for (size_t x = 0; x < m->ntables; x++)
 			if (m->tables[x].conflict) {
 				rc = udr__error_set(UDR_ECONFLICT,
