@@ -12,12 +12,13 @@ import signal
 
 import pytest
 
-from conftest import FAULT_INJECTION, Udr
+from conftest import FAULT_INJECTION, SANITIZE, Udr
 
 needs_fi = pytest.mark.skipif(not FAULT_INJECTION, reason="library built without UDR_FAULT_INJECTION")
 ALL_OPS = ["open", "write", "fsync", "syncfs", "link", "rename", "unlink", "mkdir"]
 TORTURE = bool(os.environ.get("UDR_TORTURE_ROUNDS"))
 CASES = ([(op, a) for op in ALL_OPS for a in ("crash", "eio")] if TORTURE else
+         [("link", "crash"), ("syncfs", "crash")] if SANITIZE else
          [(op, "crash") for op in ("syncfs", "link", "rename")] + [("link", "eio")])
 NMAX = 120
 
