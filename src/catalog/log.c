@@ -78,7 +78,7 @@ int udr__version_at_seq_on(uint64_t *out, udr_catalog *c, const char *table, uin
 		*out = e.version < latest ? e.version : latest;
 		return 0;
 	}
-	if (rc == UDR_ENOTFOUND && strcmp(branch, "main") != 0)
+	if (rc == UDR_ENOTFOUND && branch[0] != '@' && strcmp(branch, "main") != 0)
 		return rc; /* no such branch at seq */
 	if (rc == UDR_ENOTFOUND)
 		udr_error_clear(); /* seq past the head: as for any seq >= latest's commit */
@@ -253,12 +253,14 @@ static int query_tables(struct out_list *l, udr_catalog *c, const udr_log_query 
 		ks[i].table = q->tables[i];
 		if ((rc = udr__table_latest(&ks[i].latest, c, ks[i].table)) < 0)
 			goto done;
+		/* the log is every branch's: walk the table's version numbers,
+		 * allocated in commit order over all branches */
 		if (q->newest_first) {
-			if ((rc = udr__version_at_seq(&v, c, ks[i].table, ks[i].latest, hi)) < 0)
+			if ((rc = udr__version_at_seq_on(&v, c, ks[i].table, ks[i].latest, hi, UDR__VIEW_ALLOC)) < 0)
 				goto done;
 		} else {
 			/* first version whose commit >= lo */
-			if ((rc = udr__version_at_seq(&v, c, ks[i].table, ks[i].latest, lo - 1)) < 0)
+			if ((rc = udr__version_at_seq_on(&v, c, ks[i].table, ks[i].latest, lo - 1, UDR__VIEW_ALLOC)) < 0)
 				goto done;
 			v = v + 1;
 		}

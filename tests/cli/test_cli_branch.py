@@ -201,3 +201,16 @@ def test_spec_on_a_branch(udr, tmp_path):
     assert udr("commit", "--spec", "-", input=json.dumps(spec)).code == 1
     spec["branch"] = 3
     assert udr("commit", "--spec", "-", input=json.dumps(spec)).code == 2
+
+
+def test_log_of_a_table_lists_every_branch(udr):
+    commit(udr, "t", b"1")
+    udr.ok("branch", "create", "dev")
+    commit(udr, "t", b"2 dev", "--branch", "dev")
+    commit(udr, "t", b"3 dev", "--branch", "dev")
+    commit(udr, "u", b"main")
+    log = json.loads(udr.ok("log", "--table", "t", "--json").out)
+    assert [(c["seq"], c["branch"]) for c in log] == [(4, "dev"), (3, "dev"), (1, "main")]
+    log = json.loads(udr.ok("log", "--table", "t", "--reverse", "--json").out)
+    assert [c["seq"] for c in log] == [1, 3, 4]
+    assert [c["seq"] for c in json.loads(udr.ok("log", "--branch", "dev", "--json").out)] == [4, 3, 2]
