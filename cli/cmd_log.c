@@ -82,6 +82,12 @@ static void print_commit_text(const udr_commit *c)
 	cli_format_time(when, c->time_ms);
 	printf("commit %" PRIu64 " (%s) %s %s\n", c->seq, c->branch ? c->branch : "?", when,
 	       c->author ? c->author : "?");
+	if (c->op) { /* a ref record (branches) */
+		printf("  %s %s", c->op, c->ref ? c->ref : "");
+		for (i = 0; i < c->nparents; i++)
+			printf("%s%" PRIu64, i ? ", " : c->ref ? " (commit " : "(commit ", c->parents[i]);
+		fputs(c->nparents ? ")\n" : "\n", stdout);
+	}
 	if (c->message) {
 		/* Indented, line by line, so a message cannot fake a header. */
 		for (m = c->message; *m;) {
@@ -127,7 +133,21 @@ static void print_commit_json(const udr_commit *c)
 		printf(", \"old\": %" PRIu64 ", \"new\": %" PRIu64 ", \"digest\": \"%s\"}",
 		       c->changes[i].old_version, c->changes[i].new_version, hex);
 	}
-	fputs("]}", stdout);
+	fputc(']', stdout);
+	if (c->op) { /* a ref record (branches): what it did */
+		fputs(", \"op\": ", stdout);
+		cli_json_string(stdout, c->op);
+		fputs(", \"ref\": ", stdout);
+		if (c->ref)
+			cli_json_string(stdout, c->ref);
+		else
+			fputs("null", stdout);
+		fputs(", \"parents\": [", stdout);
+		for (i = 0; i < c->nparents; i++)
+			printf("%s%" PRIu64, i ? ", " : "", c->parents[i]);
+		fputc(']', stdout);
+	}
+	fputc('}', stdout);
 }
 
 /* Parse the options shared by log and watch; -1 to go on, else an exit code. */

@@ -209,7 +209,9 @@ static const cli_command commands[] = {
 	  "  --reverse           oldest first\n"
 	  "  --json              a JSON array of objects: seq, parent, time, time_ms,\n"
 	  "                      branch, author, message (null when none), changes\n"
-	  "                      (table, old, new, digest)\n",
+	  "                      (table, old, new, digest); records of branch and\n"
+	  "                      tag operations and merges also op, ref and parents\n"
+	  "                      (text: a line \"  OP REF (commit PARENTS)\")\n",
 	  cli_cmd_log },
 	{ "watch", "follow the commit log",
 	  "usage: udr watch [--since SEQ] [--table TABLE]... [--branch BRANCH] [--json]\n"

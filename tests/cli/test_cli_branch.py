@@ -214,3 +214,15 @@ def test_log_of_a_table_lists_every_branch(udr):
     log = json.loads(udr.ok("log", "--table", "t", "--reverse", "--json").out)
     assert [c["seq"] for c in log] == [1, 3, 4]
     assert [c["seq"] for c in json.loads(udr.ok("log", "--branch", "dev", "--json").out)] == [4, 3, 2]
+
+
+def test_log_shows_ref_records(udr):
+    commit(udr, "t", b"1")
+    udr.ok("branch", "create", "dev")
+    udr.ok("tag", "create", "v1", "dev")
+    log = json.loads(udr.ok("log", "--json").out)
+    assert (log[0]["op"], log[0]["ref"], log[0]["parents"], log[0]["branch"]) == ("tag", "tag:v1", [2], "")
+    assert (log[1]["op"], log[1]["ref"], log[1]["parents"], log[1]["branch"]) == ("create", "branch:dev", [1], "dev")
+    assert "op" not in log[2]
+    text = udr.ok("log", "--limit", "2").out
+    assert "  tag tag:v1 (commit 2)" in text and "  create branch:dev (commit 1)" in text
