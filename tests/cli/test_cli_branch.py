@@ -226,3 +226,20 @@ def test_log_shows_ref_records(udr):
     assert "op" not in log[2]
     text = udr.ok("log", "--limit", "2").out
     assert "  tag tag:v1 (commit 2)" in text and "  create branch:dev (commit 1)" in text
+
+
+def test_merge_takes_a_schema_changed_on_one_side(udr, tmp_path):
+    f1 = tmp_path / "a.csv"
+    f1.write_text("id,v\n1,a\n")
+    f2 = tmp_path / "b.csv"
+    f2.write_text("id,v,extra\n1,a,x\n2,b,y\n")
+    udr.ok("import", "t", f1)
+    udr.ok("import", "other", f1)
+    udr.ok("branch", "create", "wide")
+    udr.ok("import", "t", f2, "--branch", "wide")
+    udr.ok("import", "other", f1)  # main changes another table: a three-way merge
+    r = json.loads(udr.ok("merge", "wide", "--json").out)
+    assert not r["fast_forward"] and r["conflicts"] == 0
+    out = json.loads(udr.ok("sql", "SELECT * FROM t ORDER BY id", "--json").out)
+    assert out == [{"id": 1, "v": "a", "extra": "x"}, {"id": 2, "v": "b", "extra": "y"}]
+    assert version_on(udr, "other", "main") == 2
