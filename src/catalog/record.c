@@ -333,6 +333,20 @@ int udr__commit_read(udr_commit **out, udr_catalog *c, uint64_t seq)
 	return 0;
 }
 
+/* {"name": [version, seq], ...} of a window, in its order; nonzero on failure. */
+static int window_fill(json_t *obj, const udr__tstate *w)
+{
+	int fail = 0;
+	for (size_t i = 0; i < w->n && !fail; i++) {
+		json_t *pair = json_array();
+		fail |= !pair;
+		fail |= json_array_append_new(pair, json_integer((json_int_t)w->e[i].version));
+		fail |= json_array_append_new(pair, json_integer((json_int_t)w->e[i].seq));
+		fail |= json_object_set_new(obj, w->e[i].table, pair);
+	}
+	return fail;
+}
+
 static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
@@ -355,13 +369,7 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 		udr_hash_tohex(hex, &r->gbase_state);
 		fail |= json_object_set_new(o, "gbase_state", json_string(hex));
 	}
-	for (size_t i = 0; i < r->gwindow.n && !fail; i++) {
-		json_t *pair = json_array();
-		fail |= !pair;
-		fail |= json_array_append_new(pair, json_integer((json_int_t)r->gwindow.e[i].version));
-		fail |= json_array_append_new(pair, json_integer((json_int_t)r->gwindow.e[i].seq));
-		fail |= json_object_set_new(g, r->gwindow.e[i].table, pair);
-	}
+	fail |= window_fill(g, &r->gwindow);
 	fail |= json_object_set_new(o, "gwindow", g);
 	return fail;
 }
@@ -415,13 +423,7 @@ int udr__record_encode(char **out, size_t *out_len, const udr_commit *cm, const 
 		udr_hash_tohex(hex, &r->base_state);
 		fail |= json_object_set_new(o, "base_state", json_string(hex));
 	}
-	for (size_t i = 0; i < r->window.n && !fail; i++) {
-		json_t *pair = json_array();
-		fail |= !pair;
-		fail |= json_array_append_new(pair, json_integer((json_int_t)r->window.e[i].version));
-		fail |= json_array_append_new(pair, json_integer((json_int_t)r->window.e[i].seq));
-		fail |= json_object_set_new(window, r->window.e[i].table, pair);
-	}
+	fail |= !fail && window_fill(window, &r->window);
 	fail |= json_object_set(o, "window", window);
 	if (!fail && r->branched)
 		fail |= refs_to_json(o, cm, r);
