@@ -59,6 +59,8 @@ int cli_cmd_tag(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_reflog(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_cherry_pick(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_revert(cli_ctx *ctx, int argc, char **argv);
 
 /* SQL over table versions (cmd_query.c); without the query module (DuckDB)
  * they report that it is missing and return CLI_EXIT_USAGE. */

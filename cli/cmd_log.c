@@ -82,7 +82,9 @@ static void print_commit_text(const udr_commit *c)
 	cli_format_time(when, c->time_ms);
 	printf("commit %" PRIu64 " (%s) %s %s\n", c->seq, c->branch ? c->branch : "?", when,
 	       c->author ? c->author : "?");
-	if (c->op) { /* a ref record (branches) */
+	if (c->op && c->source) /* cherry-pick, revert */
+		printf("  %s of commit %" PRIu64 "\n", c->op, c->source);
+	else if (c->op) { /* a ref record (branches) */
 		printf("  %s %s", c->op, c->ref ? c->ref : "");
 		for (i = 0; i < c->nparents; i++)
 			printf("%s%" PRIu64, i ? ", " : c->ref ? " (commit " : "(commit ", c->parents[i]);
@@ -146,6 +148,8 @@ static void print_commit_json(const udr_commit *c)
 		for (i = 0; i < c->nparents; i++)
 			printf("%s%" PRIu64, i ? ", " : "", c->parents[i]);
 		fputc(']', stdout);
+		if (c->source)
+			printf(", \"source\": %" PRIu64, c->source);
 	}
 	fputc('}', stdout);
 }

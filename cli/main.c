@@ -297,6 +297,47 @@ static const cli_command commands[] = {
 	  "REF2 name: \"added|removed|changed TABLE: V1 -> V2\" (0: absent).\n"
 	  "  --json  a JSON array of {table, change, old, new}\n",
 	  cli_cmd_diff },
+	{ "cherry-pick", "apply one commit's table changes to a branch",
+	  "usage: udr cherry-pick COMMIT [--branch BRANCH] [--strategy ours|theirs]\n"
+	  "                       [--dry-run] [-m MESSAGE] [--json]\n"
+	  "\n"
+	  "Apply the table changes of COMMIT (a number, commit:N, or a branch or\n"
+	  "tag: its head) to BRANCH (default main) as one commit: each table the\n"
+	  "commit changed gets a new version with the content of the commit's\n"
+	  "version, when BRANCH still has the version the commit started from.  A\n"
+	  "table BRANCH already has at the commit's version is left alone.  A\n"
+	  "table at another version is a conflict: nothing is written, exit 3.\n"
+	  "A ref record, a merge, or a commit already in BRANCH's history is\n"
+	  "refused (exit 2).\n"
+	  "  --branch BRANCH       the branch to commit on (default main)\n"
+	  "  --strategy S          on a conflict: ours (leave the table) or theirs\n"
+	  "                        (take the commit's content anyway)\n"
+	  "  --dry-run             report, write nothing\n"
+	  "  -m, --message MESSAGE the commit's message (default \"cherry-pick of\n"
+	  "                        commit N\")\n"
+	  "  --json                {commit, source, head, up_to_date, dry_run,\n"
+	  "                        conflicts, tables [{table, expected, ours,\n"
+	  "                        content, result, conflict}]}\n",
+	  cli_cmd_cherry_pick },
+	{ "revert", "undo one commit's table changes on a branch",
+	  "usage: udr revert COMMIT [--branch BRANCH] [--strategy ours|theirs]\n"
+	  "                  [--dry-run] [-m MESSAGE] [--json]\n"
+	  "\n"
+	  "Undo COMMIT on BRANCH (default main) as one new commit: each table the\n"
+	  "commit changed gets a new version with the content of the version\n"
+	  "before the commit, when BRANCH still has the commit's version (a table\n"
+	  "already back at it is left alone); another version is a conflict:\n"
+	  "nothing is written, exit 3.  COMMIT must be in BRANCH's history.  A\n"
+	  "commit that created a table cannot be reverted (tables cannot be\n"
+	  "dropped); nor can a ref record or a merge (exit 2).\n"
+	  "  --branch BRANCH       the branch to commit on (default main)\n"
+	  "  --strategy S          on a conflict: ours (leave the table) or theirs\n"
+	  "                        (take the old content anyway)\n"
+	  "  --dry-run             report, write nothing\n"
+	  "  -m, --message MESSAGE the commit's message (default \"revert of commit\n"
+	  "                        N\")\n"
+	  "  --json                as for cherry-pick\n",
+	  cli_cmd_revert },
 	{ "stats", "show what the chunk store holds",
 	  "usage: udr stats [--json]\n"
 	  "\n"
@@ -473,7 +514,7 @@ static void print_main_usage(FILE *f)
 
 	fputs(main_usage, f);
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fputs(main_usage_tail, f);
 }
 

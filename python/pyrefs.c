@@ -216,6 +216,8 @@ static int strategy_of(int *out, PyObject *o, const char *what)
 	return 0;
 }
 
+static PyObject *merge_finish(const udr_merge_result *m, int rc, int dry_run);
+
 static PyObject *merge_dict(const udr_merge_result *m, int dry_run)
 {
 	PyObject *tables = PyList_New(0), *conflicts = PyList_New(0), *d = NULL;
@@ -297,6 +299,22 @@ static PyObject *db_merge(PyObject *self, PyObject *args, PyObject *kw)
 	mo.dry_run = dry_run;
 	mo.message = message;
 	WITH_CATALOG(self, cat, rc = udr_merge(&m, cat, source, into, &mo));
+	res = merge_finish(m, rc, dry_run);
+	goto out;
+nomem:
+	PyErr_NoMemory();
+out:
+	udr_merge_result_free(m);
+	PyMem_Free(names);
+	PyMem_Free(strat);
+	return res;
+}
+
+/* The dict of a merge, cherry-pick or revert; with conflicts,
+ * udr.MergeConflictError carrying them. */
+static PyObject *merge_finish(const udr_merge_result *m, int rc, int dry_run)
+{
+	PyObject *res = NULL;
 	if (m)
 		res = merge_dict(m, dry_run);
 	if (rc < 0 && m && m->nconflicts > 0 && res) {
@@ -315,14 +333,66 @@ static PyObject *db_merge(PyObject *self, PyObject *args, PyObject *kw)
 		udrpy_raise(rc);
 		Py_CLEAR(res);
 	}
-	goto out;
-nomem:
-	PyErr_NoMemory();
-out:
-	udr_merge_result_free(m);
-	PyMem_Free(names);
-	PyMem_Free(strat);
 	return res;
+}
+
+static PyObject *pick_call(PyObject *args, PyObject *kw, PyObject *self, int revert)
+{
+	static char *kwlist[] = {"commit", "branch", "strategy", "dry_run", "message", NULL};
+	const char *branch = NULL, *message = NULL, *commit;
+	PyObject *cobj, *bobj = Py_None, *sobj = Py_None, *mobj = Py_None, *res;
+	char ref[64];
+	int dry_run = 0, rc;
+	udr_merge_options mo = UDR_MERGE_OPTIONS_INIT;
+	udr_merge_result *m = NULL;
+	udr_catalog *cat;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, revert ? "O|OOpO:revert" : "O|OOpO:cherry_pick", kwlist, &cobj,
+	                                 &bobj, &sobj, &dry_run, &mobj) ||
+	    opt_str(&branch, bobj, "branch") < 0 || opt_str(&message, mobj, "message") < 0 ||
+	    strategy_of(&mo.strategy, sobj, "strategy") < 0)
+		return NULL;
+	if (PyLong_Check(cobj)) { /* a commit number */
+		unsigned long long n = PyLong_AsUnsignedLongLong(cobj);
+		if (PyErr_Occurred())
+			return NULL;
+		snprintf(ref, sizeof(ref), "commit:%llu", n);
+		commit = ref;
+	} else if ((commit = udrpy_cstr(cobj, "commit")) == NULL) {
+		return NULL;
+	}
+	mo.dry_run = dry_run;
+	mo.message = message;
+	WITH_CATALOG(self, cat, rc = revert ? udr_revert(&m, cat, commit, branch, &mo)
+	                                    : udr_cherry_pick(&m, cat, commit, branch, &mo));
+	res = merge_finish(m, rc, dry_run);
+	udr_merge_result_free(m);
+	return res;
+}
+
+PyDoc_STRVAR(cherry_pick_doc,
+             "cherry_pick(commit, branch='main', strategy=None, dry_run=False, message=None) -> dict\n\n"
+             "Apply the table changes of commit (a number or a ref) to branch as\n"
+             "one commit: each table the commit changed gets a new version with the\n"
+             "content of the commit's version, when branch still has the version\n"
+             "the commit started from.  Returns {commit, base, ours, theirs,\n"
+             "up_to_date, fast_forward, dry_run, tables, conflicts}: theirs is the\n"
+             "commit, each table {table, base (the version branch must have), ours,\n"
+             "theirs (the content taken), result (the new version)}.  With\n"
+             "conflicts (unless strategy 'ours' or 'theirs') nothing is written and\n"
+             "udr.MergeConflictError is raised, carrying them.");
+static PyObject *db_cherry_pick(PyObject *self, PyObject *args, PyObject *kw)
+{
+	return pick_call(args, kw, self, 0);
+}
+
+PyDoc_STRVAR(revert_doc,
+             "revert(commit, branch='main', strategy=None, dry_run=False, message=None) -> dict\n\n"
+             "Undo commit on branch as one new commit: each table the commit changed\n"
+             "gets a new version with the content of its version before the commit,\n"
+             "when branch still has the commit's version.  As cherry_pick otherwise.");
+static PyObject *db_revert(PyObject *self, PyObject *args, PyObject *kw)
+{
+	return pick_call(args, kw, self, 1);
 }
 
 PyDoc_STRVAR(diff_doc, "diff(a, b) -> list of dict\n\n"
@@ -367,4 +437,6 @@ PyMethodDef udrpy_refs_methods[] = {
 	{"reflog", (PyCFunction)(void (*)(void))db_reflog, METH_VARARGS | METH_KEYWORDS, reflog_doc},
 	{"merge", (PyCFunction)(void (*)(void))db_merge, METH_VARARGS | METH_KEYWORDS, merge_doc},
 	{"diff", (PyCFunction)db_diff, METH_VARARGS, diff_doc},
+	{"cherry_pick", (PyCFunction)(void (*)(void))db_cherry_pick, METH_VARARGS | METH_KEYWORDS, cherry_pick_doc},
+	{"revert", (PyCFunction)(void (*)(void))db_revert, METH_VARARGS | METH_KEYWORDS, revert_doc},
 	{NULL, NULL, 0, NULL}};

@@ -224,6 +224,42 @@ UDR_EXTERN void udr_merge_result_free(udr_merge_result *r);
 UDR_EXTERN int udr_merge(udr_merge_result **out, udr_catalog *catalog, const char *source, const char *into,
                          const udr_merge_options *opts);
 
+/**
+ * Cherry-pick the commit `commit` names onto branch (NULL: main), at table
+ * level: each table the commit changed (old -> new) gets a new version with
+ * the content (chunks, metadata) of `new`, provided branch still has `old`;
+ * a table branch already has at `new` is left alone.  A table at another
+ * version is a conflict, unless opts gives it UDR_MERGE_THEIRS (take the
+ * content anyway) or UDR_MERGE_OURS (leave it).  One commit on branch (op
+ * "cherry-pick", "source" the commit); with conflicts, dry_run, or nothing
+ * to take nothing is written.  A branch or tag naming a create/reset record
+ * stands for the commit it names; "commit:N" must be a commit with table
+ * changes (not a ref record, not a merge), and not already in branch's
+ * history.
+ * @param[out] out as for udr_merge: tables lists each table of the commit
+ *        (base: the version the target must have, ours: its version, theirs:
+ *        the version whose content it takes, result: the new version, 0 when
+ *        not written: dry run),
+ *        up_to_date when there was nothing to take; freed with
+ *        udr_merge_result_free
+ * @return 0; UDR_ECONFLICT (conflicts, or the branch moved meanwhile);
+ *         UDR_EINVAL (bad input, above); UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO.
+ */
+UDR_EXTERN int udr_cherry_pick(udr_merge_result **out, udr_catalog *catalog, const char *commit, const char *branch,
+                               const udr_merge_options *opts);
+
+/**
+ * Revert the commit `commit` names on branch (NULL: main): as
+ * udr_cherry_pick the other way round.  Each table the commit changed
+ * (old -> new) gets a new version with the content of `old`, provided
+ * branch still has `new` (a table already at `old` is left alone).  The
+ * commit must be in branch's history; a commit that created a table cannot
+ * be reverted (tables cannot be dropped): UDR_EINVAL.  One commit on branch
+ * (op "revert").
+ */
+UDR_EXTERN int udr_revert(udr_merge_result **out, udr_catalog *catalog, const char *commit, const char *branch,
+                          const udr_merge_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

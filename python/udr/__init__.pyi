@@ -523,6 +523,24 @@ class Database:
         """Merge a ref into a branch (MergeConflictError with conflicts)."""
     def diff(self, a: str, b: str) -> list[dict[str, Any]]:
         """Tables added, removed or changed between two refs."""
+    def cherry_pick(
+        self,
+        commit: Union[int, str],
+        branch: Optional[str] = None,
+        strategy: Optional[Literal["ours", "theirs"]] = None,
+        dry_run: bool = False,
+        message: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Apply one commit's table changes to a branch (MergeConflictError with conflicts)."""
+    def revert(
+        self,
+        commit: Union[int, str],
+        branch: Optional[str] = None,
+        strategy: Optional[Literal["ours", "theirs"]] = None,
+        dry_run: bool = False,
+        message: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Undo one commit's table changes on a branch (MergeConflictError with conflicts)."""
     def close(self) -> None:
         """Close the database, its store and catalog (idempotent)."""
     def __enter__(self) -> Self: ...

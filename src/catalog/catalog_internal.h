@@ -205,7 +205,11 @@ typedef struct udr__commit_opts {
 	uint64_t target;        /* create/reset/tag: the commit named */
 	uint64_t parent2;       /* merge: the source commit */
 	const udr__tstate *adopt; /* merge: table versions taken without a new version (version, any seq) */
+	uint64_t source;        /* cherry-pick, revert (pick.c): the commit picked or reverted */
 } udr__commit_opts;
+/* Ops that commit on a branch whose head must still be o->target (merge,
+ * cherry-pick, revert): no "ref" key, the branch must exist. */
+bool udr__op_commits(const char *op);
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *versions, size_t n,
                                  const udr__commit_opts *opts);
 

@@ -462,8 +462,9 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	cm.seq = head + 1;
 	cm.parent = plan.parent;
 	cm.op = (char *)o->op;
-	if (o->op && strcmp(o->op, "merge") != 0)
+	if (o->op && !udr__op_commits(o->op))
 		cm.ref = udr__ref_string(o);
+	cm.source = o->source;
 	if (cm.parent > 0) {
 		parents[0] = cm.parent;
 		parents[1] = o->parent2;

@@ -100,15 +100,18 @@ int udr__gentries_from_json(udr__tstate *w, json_t *o, uint64_t lo, uint64_t hi)
 static int refs_from_json(udr__record *r, udr_commit *cm, json_t *o, const char *path, uint64_t seq)
 {
 	json_t *op = json_object_get(o, "op"), *ref = json_object_get(o, "ref"), *ps = json_object_get(o, "parents"),
-	       *rp = json_object_get(o, "ref_prev"), *gb = json_object_get(o, "gbase"), *x;
+	       *rp = json_object_get(o, "ref_prev"), *gb = json_object_get(o, "gbase"), *src = json_object_get(o, "source"),
+	       *x;
 	size_t i;
 	int rc;
 	if ((op && !json_is_string(op)) || (ref && !json_is_string(ref)) || (ps && !json_is_array(ps)) ||
 	    (rp && (!is_u64(rp) || (uint64_t)json_integer_value(rp) >= seq)) ||
-	    (gb && (!is_u64(gb) || (uint64_t)json_integer_value(gb) >= seq)) || (op && !gb))
+	    (gb && (!is_u64(gb) || (uint64_t)json_integer_value(gb) >= seq)) || (op && !gb) ||
+	    (src && (!op || !is_u64(src) || json_integer_value(src) == 0 || (uint64_t)json_integer_value(src) >= seq)))
 		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad ref fields", path);
 	if ((op && !(cm->op = strdup(json_string_value(op)))) || (ref && !(cm->ref = strdup(json_string_value(ref)))))
 		return udr__error_oom();
+	cm->source = src ? (uint64_t)json_integer_value(src) : 0;
 	if (ps) {
 		if (json_array_size(ps) < 1 || json_array_size(ps) > 16 ||
 		    !(cm->parents = calloc(json_array_size(ps), sizeof(uint64_t))))
@@ -356,6 +359,8 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 		fail |= json_object_set_new(o, "op", json_string(cm->op));
 	if (cm->ref)
 		fail |= json_object_set_new(o, "ref", json_string(cm->ref));
+	if (cm->source)
+		fail |= json_object_set_new(o, "source", json_integer((json_int_t)cm->source));
 	if (cm->nparents > 1) {
 		json_t *ps = json_array();
 		fail |= !ps;

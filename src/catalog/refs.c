@@ -394,6 +394,11 @@ int udr__branch_head(uint64_t *out, udr_catalog *c, const char *branch, uint64_t
 
 /* ---- the commit step's part (commit.c calls these under the writer lock) */
 
+bool udr__op_commits(const char *op)
+{
+	return op && (strcmp(op, "merge") == 0 || strcmp(op, "cherry-pick") == 0 || strcmp(op, "revert") == 0);
+}
+
 static int config_format3(udr_catalog *c)
 {
 	char *cfg;
@@ -446,7 +451,7 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 	p->ref_prev = rc == 1 ? e.seq : 0;
 	if (o->target > head)
 		return udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)o->target);
-	if (!op || strcmp(op, "merge") == 0 || strcmp(op, "reset") == 0 || strcmp(op, "delete") == 0 ||
+	if (!op || udr__op_commits(op) || strcmp(op, "reset") == 0 || strcmp(op, "delete") == 0 ||
 	    strcmp(op, "untag") == 0) {
 		if (!found) {
 			char q[300];
@@ -461,6 +466,11 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 			                      "branch %s moved while merging (its head is commit %llu, the merge was planned "
 			                      "on %llu): nothing merged, run the merge again",
 			                      name, (unsigned long long)e.version, (unsigned long long)o->target);
+		if (op && udr__op_commits(op) && o->target != e.version)
+			return udr__error_set(UDR_ECONFLICT,
+			                      "branch %s moved during the %s (its head is commit %llu, it was planned on "
+			                      "%llu): nothing written, run it again",
+			                      name, op, (unsigned long long)e.version, (unsigned long long)o->target);
 	} else {
 		if (found) {
 			char q[300];
@@ -1778,7 +1788,7 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 		if (exists == creates)
 			rc = fail_why(why, whysz, "commit %llu %s %s, which %s", (unsigned long long)cm->seq,
 			              op ? op : "commits on", key + 1, exists ? "exists already" : "does not exist");
-		else if ((!op || strcmp(op, "merge") == 0 || strcmp(op, "delete") == 0 || strcmp(op, "untag") == 0) &&
+		else if ((!op || udr__op_commits(op) || strcmp(op, "delete") == 0 || strcmp(op, "untag") == 0) &&
 		         cm->parent != e->version)
 			rc = fail_why(why, whysz, "commit %llu names parent %llu, but the head of %s was %llu",
 			              (unsigned long long)cm->seq, (unsigned long long)cm->parent, key + 1,

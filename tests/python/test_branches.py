@@ -96,3 +96,45 @@ def test_write_and_read_on_branch(db):
     assert rows == [(2,)]
     with pytest.raises(udr.NotFoundError):
         db.read("t", branch="nosuch")
+
+
+def chunks_on(db, table, branch=None):
+    with db.transaction(branch=branch) as tx:
+        return list(tx.get_version(table).chunk_hashes)
+
+
+def test_cherry_pick_and_revert(db):
+    put(db, "a", b"a1")
+    db.create_branch("dev")
+    put(db, "a", b"a dev", branch="dev")
+    picked = db.resolve("dev")
+    r = db.cherry_pick(picked)
+    assert r["commit"] > picked and r["theirs"] == picked and r["conflicts"] == []
+    assert [(t["table"], t["base"], t["ours"], t["theirs"], t["result"]) for t in r["tables"]] == [("a", 1, 1, 2, 3)]
+    assert chunks_on(db, "a") == chunks_on(db, "a", "dev") == [db.store.put(b"a dev")]
+    assert db.cherry_pick("dev")["up_to_date"]  # its content is there already
+    put(db, "a", b"a main 2")
+    head = db.resolve("main")
+    r = db.revert(head, dry_run=True)
+    assert r["commit"] == 0 and db.resolve("main") == head
+    r = db.revert(head, message="undo")
+    assert r["commit"] > head and chunks_on(db, "a") == [db.store.put(b"a dev")]
+    # conflicts carried by MergeConflictError, nothing written (main's "a"
+    # holds neither the commit's old content nor its new)
+    put(db, "a", b"a main 3")
+    put(db, "a", b"a dev 2", branch="dev")
+    head = db.resolve("main")
+    with pytest.raises(udr.MergeConflictError) as e:
+        db.cherry_pick("commit:%d" % db.resolve("dev"))
+    assert [c["table"] for c in e.value.conflicts] == ["a"] and db.resolve("main") == head
+    assert db.cherry_pick(db.resolve("dev"), strategy="theirs")["commit"] > head
+    assert chunks_on(db, "a") == [db.store.put(b"a dev 2")]
+    # bad input
+    with pytest.raises(udr.NotFoundError):
+        db.revert(999)
+    with pytest.raises(udr.InvalidArgumentError):
+        db.cherry_pick(1)  # already on main
+    with pytest.raises(udr.InvalidArgumentError):
+        db.revert(db.resolve("dev"), branch="main", strategy="mine")
+    with pytest.raises(udr.NotFoundError):
+        db.revert(1, branch="nosuch")

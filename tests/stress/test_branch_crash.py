@@ -1,5 +1,5 @@
-"""Crashes and I/O errors during branch create, reset, delete, tag, merge and
-a commit on a branch (UDR_FAULT=<op>:<n>:crash|eio at every call of each I/O
+"""Crashes and I/O errors during branch create, reset, delete, tag, merge,
+cherry-pick, revert and a commit on a branch (UDR_FAULT=<op>:<n>:crash|eio at every call of each I/O
 operation until the command runs past it): all or nothing, fsck clean, and
 main's tables never touched by what failed.  The suite runs the operations
 that publish (link, rename, syncfs, write, open); `make torture` with
@@ -66,7 +66,7 @@ def fresh(tmp_path, tpl, n):
 
 @needs_fi
 @pytest.mark.parametrize("op,action", CASES)
-@pytest.mark.parametrize("kind", ["create", "reset", "merge", "commit", "tag"])
+@pytest.mark.parametrize("kind", ["create", "reset", "merge", "commit", "tag", "cherry-pick", "revert"])
 def test_fault_branch_ops(tmp_path, kind, op, action):
     streak = 0
     tpl = template(tmp_path)
@@ -81,6 +81,10 @@ def test_fault_branch_ops(tmp_path, kind, op, action):
             args = ["branch", "reset", "dev", "--to", "main"]
         elif kind == "merge":
             args = ["merge", "dev"]
+        elif kind == "cherry-pick":
+            args = ["cherry-pick", "dev"]
+        elif kind == "revert":
+            args = ["revert", "dev", "--branch", "dev"]
         elif kind == "commit":
             h = u.ok("put", "-", input=b"more %d" % n).strip()
             args = ["commit", "t", "--next", h, "--branch", "dev"]
@@ -98,6 +102,21 @@ def test_fault_branch_ops(tmp_path, kind, op, action):
         if kind == "merge":
             assert version_on(u, "t", "main") in (main_t, dev_t), ctx
             done = version_on(u, "t", "main") == dev_t
+        elif kind == "cherry-pick":
+            # one new version with dev's content, or nothing
+            assert version_on(u, "t", "main") in (main_t, dev_t + 1), ctx
+            assert version_on(u, "m", "main") == main_m and version_on(u, "t", "dev") == dev_t, ctx
+            done = version_on(u, "t", "main") == dev_t + 1
+            if done:
+                assert json.loads(u.ok("show", "t"))["chunks"] == json.loads(u.ok("show", "t", "--branch", "dev"))[
+                    "chunks"], ctx
+        elif kind == "revert":
+            assert version_on(u, "t", "dev") in (dev_t, dev_t + 1), ctx
+            assert version_on(u, "t", "main") == main_t and version_on(u, "m", "main") == main_m, ctx
+            done = version_on(u, "t", "dev") == dev_t + 1
+            if done:
+                assert json.loads(u.ok("show", "t", "--branch", "dev"))["chunks"] == json.loads(u.ok("show", "t"))[
+                    "chunks"], ctx
         elif kind != "tag":
             assert version_on(u, "t", "main") == main_t, ctx
         if kind == "create":
