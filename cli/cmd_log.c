@@ -17,13 +17,14 @@
 #define WATCH_POLL_MS 100
 
 enum { OPT_SINCE = CLI_OPT_FIRST, OPT_SINCE_TIME, OPT_TABLE, OPT_BRANCH, OPT_LIMIT,
-       OPT_REVERSE, OPT_JSON };
+       OPT_REVERSE, OPT_JSON, OPT_GRAPH };
 
 struct log_opts {
 	udr_log_query q;
 	const char **tables; /* room for argc names */
 	int since_given;
 	int json;
+	int graph;
 };
 
 static int log_opt(int opt, const char *arg, void *payload)
@@ -65,6 +66,9 @@ static int log_opt(int opt, const char *arg, void *payload)
 		break;
 	case OPT_REVERSE:
 		o->q.newest_first = 0;
+		break;
+	case OPT_GRAPH:
+		o->graph = 1;
 		break;
 	default: /* OPT_JSON */
 		o->json = 1;
@@ -189,6 +193,7 @@ int cli_cmd_log(cli_ctx *ctx, int argc, char **argv)
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "reverse", no_argument, NULL, OPT_REVERSE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "graph", no_argument, NULL, OPT_GRAPH },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("log");
@@ -200,8 +205,16 @@ int cli_cmd_log(cli_ctx *ctx, int argc, char **argv)
 
 	if (rc >= 0)
 		goto out;
+	if (o.graph && (o.json || o.q.ntables || o.since_given || o.q.since_ms || !o.q.newest_first)) {
+		rc = cli_usage_error(self, "--graph takes only --branch and --limit");
+		goto out;
+	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
+	if (o.graph) {
+		rc = cli_log_graph(db, o.q.branch, o.q.limit);
+		goto out;
+	}
 	/* a table that was never committed is an error, as for `udr show` */
 	for (i = 0; i < o.q.ntables; i++) {
 		uint64_t latest;
