@@ -210,6 +210,13 @@ typedef struct udr__commit_opts {
 /* Ops that commit on a branch whose head must still be o->target (merge,
  * cherry-pick, revert): no "ref" key, the branch must exist. */
 bool udr__op_commits(const char *op);
+/* mbase.c: is x an ancestor of from (or from itself)?  Reads the records
+ * between them only. */
+int udr__is_ancestor(bool *out, udr_catalog *c, uint64_t x, uint64_t from);
+/* mbase.c: the merge bases of a and b (their common ancestors no other
+ * common ancestor descends from), newest first; none for unrelated
+ * histories.  Free *out. */
+int udr__merge_bases(uint64_t **out, size_t *count, udr_catalog *c, uint64_t a, uint64_t b);
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *versions, size_t n,
                                  const udr__commit_opts *opts);
 

@@ -17,60 +17,6 @@
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
 
-/* Is x an ancestor of from (itself included)?  Parents are older records,
- * so the walk visits records newest first and stops below x: it reads the
- * records between x and from, not the whole history. */
-static int is_ancestor(bool *out, udr_catalog *c, uint64_t x, uint64_t from)
-{
-	uint64_t *q = NULL; /* the frontier, sorted descending, no duplicates */
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	*out = false;
-	if (from < x)
-		return 0;
-	if (!(q = malloc(16 * sizeof(*q))))
-		return udr__error_oom();
-	cap = 16;
-	q[n++] = from;
-	while (n > 0 && rc == 0 && !*out) {
-		uint64_t s = q[0];
-		udr_commit *cm = NULL;
-		memmove(q, q + 1, (n - 1) * sizeof(*q));
-		n--;
-		if (s == x) {
-			*out = true;
-			break;
-		}
-		if ((rc = udr__commit_read(&cm, c, s)) < 0)
-			break;
-		for (size_t i = 0; i < cm->nparents && rc == 0; i++) {
-			uint64_t p = cm->parents[i];
-			size_t k = 0;
-			if (p < x)
-				continue;
-			while (k < n && q[k] > p)
-				k++;
-			if (k < n && q[k] == p)
-				continue;
-			if (n == cap) {
-				uint64_t *g = realloc(q, cap * 2 * sizeof(*q));
-				if (!g) {
-					rc = udr__error_oom();
-					break;
-				}
-				q = g;
-				cap *= 2;
-			}
-			memmove(q + k + 1, q + k, (n - k) * sizeof(*q));
-			q[k] = p;
-			n++;
-		}
-		udr_commit_free(cm);
-	}
-	free(q);
-	return rc;
-}
-
 /* The commit a ref string names; a branch or tag naming a create or reset
  * record stands for the commit that record names.  "commit:N" must be a
  * commit with table changes of its own. */
@@ -227,7 +173,7 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		rc = udr__error_set(UDR_ENOTFOUND, "branch %s has no commits yet", branch);
 		goto done;
 	}
-	if ((rc = is_ancestor(&in_target, c, src->seq, m->ours)) < 0)
+	if ((rc = udr__is_ancestor(&in_target, c, src->seq, m->ours)) < 0)
 		goto done;
 	if (!revert && in_target) {
 		rc = udr__error_set(UDR_EINVAL, "commit %llu is already on branch %s (in its history): nothing to "

@@ -1176,97 +1176,6 @@ int udr_catalog_commit_on(udr_catalog *c, udr_version *v, const char *branch, in
 
 /* ---- merge --------------------------------------------------------------------- */
 
-/* A set of commit seqs (open addressing; 0 is never a commit). */
-struct seqset {
-	uint64_t *s;
-	size_t n, cap;
-};
-
-static void seqset_free(struct seqset *z)
-{
-	free(z->s);
-	memset(z, 0, sizeof(*z));
-}
-
-static size_t seqset_slot(const struct seqset *z, uint64_t v)
-{
-	size_t i = (size_t)((v * 0x9e3779b97f4a7c15ULL) >> 17) & (z->cap - 1);
-	while (z->s[i] != 0 && z->s[i] != v)
-		i = (i + 1) & (z->cap - 1);
-	return i;
-}
-
-static bool seqset_has(const struct seqset *z, uint64_t v)
-{
-	return z->cap && z->s[seqset_slot(z, v)] == v;
-}
-
-static int seqset_add(struct seqset *z, uint64_t v)
-{
-	if ((z->n + 1) * 2 > z->cap) {
-		struct seqset b = {NULL, 0, z->cap ? z->cap * 2 : 64};
-		if (!(b.s = calloc(b.cap, sizeof(uint64_t))))
-			return udr__error_oom();
-		for (size_t i = 0; i < z->cap; i++)
-			if (z->s[i])
-				b.s[seqset_slot(&b, z->s[i])] = z->s[i], b.n++;
-		free(z->s);
-		*z = b;
-	}
-	size_t i = seqset_slot(z, v);
-	if (z->s[i] == 0) {
-		z->s[i] = v;
-		z->n++;
-	}
-	return 0;
-}
-
-/* Every ancestor of from (itself included): a walk of the parents. */
-static int ancestors(struct seqset *out, udr_catalog *c, uint64_t from)
-{
-	uint64_t *stack = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	memset(out, 0, sizeof(*out));
-	if (from == 0)
-		return 0;
-	if ((rc = seqset_add(out, from)) < 0)
-		return rc;
-	if (!(stack = malloc(16 * sizeof(*stack))))
-		return udr__error_oom();
-	cap = 16;
-	stack[n++] = from;
-	while (n > 0 && rc == 0) {
-		udr_commit *cm = NULL;
-		uint64_t s = stack[--n];
-		if ((rc = udr__commit_read(&cm, c, s)) < 0)
-			break;
-		/* a deleted branch's or a tag's record is not a commit of the graph */
-		for (size_t i = 0; i < cm->nparents && rc == 0; i++) {
-			uint64_t p = cm->parents[i];
-			if (p == 0 || seqset_has(out, p))
-				continue;
-			if ((rc = seqset_add(out, p)) < 0)
-				break;
-			if (n == cap) {
-				uint64_t *q = realloc(stack, cap * 2 * sizeof(*q));
-				if (!q) {
-					rc = udr__error_oom();
-					break;
-				}
-				stack = q;
-				cap *= 2;
-			}
-			stack[n++] = p;
-		}
-		udr_commit_free(cm);
-	}
-	free(stack);
-	if (rc < 0)
-		seqset_free(out);
-	return rc;
-}
-
 /* A create or reset record stands for the commit it names (same snapshot). */
 static int effective(uint64_t *out, udr_catalog *c, uint64_t s)
 {
@@ -1287,62 +1196,32 @@ static int effective(uint64_t *out, udr_catalog *c, uint64_t s)
 	return 0;
 }
 
-/* The merge base of a and b: their newest common ancestor, which must
- * contain every other common ancestor (else: two merge bases). */
+/* The merge base of a and b: their one newest common ancestor (two: a
+ * criss-cross history, refused).  mbase.c reads the records between the
+ * commits and their bases, not the history. */
 static int merge_base(uint64_t *out, bool *ff, bool *utd, udr_catalog *c, uint64_t ours, uint64_t theirs)
 {
-	struct seqset A, B, C;
-	uint64_t best = 0, other = 0;
+	uint64_t *bases = NULL;
+	size_t n = 0;
 	int rc;
 	*out = 0;
 	*ff = *utd = false;
-	if ((rc = ancestors(&A, c, ours)) < 0)
+	if ((rc = udr__merge_bases(&bases, &n, c, ours, theirs)) < 0)
 		return rc;
-	if (seqset_has(&A, theirs)) {
-		*utd = true;
-		*out = theirs;
-		seqset_free(&A);
-		return 0;
+	if (n > 0) {
+		*out = bases[0];
+		if (bases[0] == theirs)
+			*utd = true;
+		else if (bases[0] == ours)
+			*ff = true;
+		else if (n > 1)
+			rc = udr__error_set(UDR_ECONFLICT,
+			                    "commits %llu and %llu have more than one merge base (%llu and %llu: a criss-cross "
+			                    "history); nothing merged: merge one of them into the other first",
+			                    (unsigned long long)ours, (unsigned long long)theirs, (unsigned long long)bases[0],
+			                    (unsigned long long)bases[1]);
 	}
-	if ((rc = ancestors(&B, c, theirs)) < 0) {
-		seqset_free(&A);
-		return rc;
-	}
-	if (seqset_has(&B, ours)) {
-		*ff = true;
-		*out = ours;
-		goto done;
-	}
-	for (size_t i = 0; i < B.cap; i++)
-		if (B.s[i] && seqset_has(&A, B.s[i]) && B.s[i] > best)
-			best = B.s[i];
-	if (best == 0)
-		goto done; /* unrelated histories: base is the empty state */
-	if ((rc = ancestors(&C, c, best)) < 0)
-		goto done;
-	for (size_t i = 0; i < B.cap && !other; i++)
-		if (B.s[i] && seqset_has(&A, B.s[i]) && !seqset_has(&C, B.s[i])) {
-			/* a common ancestor that best does not contain: is it
-			 * an ancestor of another common ancestor?  Only when it
-			 * is not a maximal one; check against all of them */
-			other = B.s[i];
-		}
-	if (other) {
-		/* other is common but not below best; unless it is below some
-		 * other maximal common ancestor that is itself below best,
-		 * which cannot be (C is closed under ancestry), there are two
-		 * merge bases */
-		rc = udr__error_set(UDR_ECONFLICT,
-		                    "commits %llu and %llu have more than one merge base (%llu and %llu: a criss-cross "
-		                    "history); nothing merged: merge one of them into the other first",
-		                    (unsigned long long)ours, (unsigned long long)theirs, (unsigned long long)best,
-		                    (unsigned long long)other);
-	}
-	seqset_free(&C);
-	*out = best;
-done:
-	seqset_free(&A);
-	seqset_free(&B);
+	free(bases);
 	return rc;
 }
 
