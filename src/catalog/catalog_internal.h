@@ -217,6 +217,14 @@ int udr__is_ancestor(bool *out, udr_catalog *c, uint64_t x, uint64_t from);
  * common ancestor descends from), newest first; none for unrelated
  * histories.  Free *out. */
 int udr__merge_bases(uint64_t **out, size_t *count, udr_catalog *c, uint64_t a, uint64_t b);
+/* refs.c, for merges and pick.c: check udr_merge_options; the strategy for
+ * a table; append a table's row to a result (m->nconflicts counted). */
+struct udr_merge_options;
+struct udr_merge_result;
+int udr__merge_opts_check(const struct udr_merge_options *opts);
+int udr__merge_strategy_for(const struct udr_merge_options *o, const char *table);
+int udr__merge_add_table(struct udr_merge_result *m, size_t *cap, const char *t, uint64_t b, uint64_t o, uint64_t th,
+                         uint64_t res, int conflict);
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *versions, size_t n,
                                  const udr__commit_opts *opts);
 

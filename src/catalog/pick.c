@@ -84,58 +84,6 @@ static int same_content(udr_catalog *c, const char *table, uint64_t a, uint64_t 
 	                                         (unsigned long long)(va ? b : a));
 }
 
-static int add_row(udr_merge_result *m, size_t *cap, const char *t, uint64_t b, uint64_t o, uint64_t th, int conflict)
-{
-	udr_merge_table *x;
-	if (m->ntables == *cap) {
-		size_t nc = *cap ? *cap * 2 : 8;
-		udr_merge_table *p = realloc(m->tables, nc * sizeof(*p));
-		if (!p)
-			return udr__error_oom();
-		m->tables = p;
-		*cap = nc;
-	}
-	x = &m->tables[m->ntables];
-	memset(x, 0, sizeof(*x));
-	if (!(x->table = strdup(t)))
-		return udr__error_oom();
-	x->base = b;
-	x->ours = o;
-	x->theirs = th;
-	x->result = o; /* set to the new version once committed */
-	x->conflict = conflict;
-	m->ntables++;
-	m->nconflicts += conflict != 0;
-	return 0;
-}
-
-static int strategy_of(const udr_merge_options *o, const char *table)
-{
-	for (size_t i = 0; i < o->ntables; i++)
-		if (o->tables && o->tables[i] && strcmp(o->tables[i], table) == 0)
-			return o->table_strategies ? o->table_strategies[i] : o->strategy;
-	return o->strategy;
-}
-
-static int check_opts(const udr_merge_options *o, const char *fn)
-{
-	int rc;
-	if (o->version != UDR_MERGE_OPTIONS_VERSION)
-		return udr__error_set(UDR_EINVAL, "%s: unknown options version %u", fn, o->version);
-	if (o->strategy < UDR_MERGE_FAIL || o->strategy > UDR_MERGE_THEIRS)
-		return udr__error_set(UDR_EINVAL, "%s: unknown strategy %d", fn, o->strategy);
-	for (size_t x = 0; x < o->ntables; x++) {
-		if (!o->tables)
-			return udr__error_set(UDR_EINVAL, "%s: table names missing", fn);
-		if ((rc = udr_table_name_check(o->tables[x])) < 0)
-			return rc;
-		if (o->table_strategies &&
-		    (o->table_strategies[x] < UDR_MERGE_FAIL || o->table_strategies[x] > UDR_MERGE_THEIRS))
-			return udr__error_set(UDR_EINVAL, "%s: unknown strategy for table %s", fn, o->tables[x]);
-	}
-	return 0;
-}
-
 /*
  * revert false: cherry-pick.  For each table the commit changed (old ->
  * new), "from" is the version the target must still have and "to" the
@@ -158,7 +106,7 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 	*out = NULL;
 	if (!opts)
 		opts = &def;
-	if ((rc = check_opts(opts, fn)) < 0)
+	if ((rc = udr__merge_opts_check(opts)) < 0)
 		return rc;
 	if (!branch)
 		branch = "main";
@@ -212,17 +160,17 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 			goto done;
 		if (ours == to || rc == 1) {
 			/* already there: nothing for this table */
-			if ((rc = add_row(m, &cap, ch->table, from, ours, to, 0)) < 0)
+			if ((rc = udr__merge_add_table(m, &cap, ch->table, from, ours, to, ours, 0)) < 0)
 				goto done;
 			continue;
 		}
 		/* the version the commit expects, or one with its content */
 		if (ours != from && (rc = same_content(c, ch->table, ours, from)) < 0)
 			goto done;
-		s = ours == from || rc == 1 ? UDR_MERGE_THEIRS : strategy_of(opts, ch->table);
+		s = ours == from || rc == 1 ? UDR_MERGE_THEIRS : udr__merge_strategy_for(opts, ch->table);
 		rc = 0;
 		conflict = s == UDR_MERGE_FAIL;
-		if ((rc = add_row(m, &cap, ch->table, from, ours, to, conflict)) < 0)
+		if ((rc = udr__merge_add_table(m, &cap, ch->table, from, ours, to, ours, conflict)) < 0)
 			goto done;
 		if (s != UDR_MERGE_THEIRS)
 			continue;

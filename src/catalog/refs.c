@@ -1255,7 +1255,24 @@ static uint64_t version_in(const udr__tstate *s, const char *t)
 	return e ? e->version : 0;
 }
 
-static int strategy_for(const udr_merge_options *o, const char *table)
+int udr__merge_opts_check(const udr_merge_options *opts)
+{
+	int rc = 0;
+	if (opts->version != UDR_MERGE_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown merge options version %u", opts->version);
+	if (opts->strategy < UDR_MERGE_FAIL || opts->strategy > UDR_MERGE_THEIRS)
+		return udr__error_set(UDR_EINVAL, "unknown merge strategy %d", opts->strategy);
+	for (size_t x = 0; x < opts->ntables; x++)
+		if (!opts->tables || (rc = udr_table_name_check(opts->tables[x])) < 0 ||
+		    (opts->table_strategies &&
+		     (opts->table_strategies[x] < UDR_MERGE_FAIL || opts->table_strategies[x] > UDR_MERGE_THEIRS)))
+			return opts->tables ? (rc < 0 ? rc : udr__error_set(UDR_EINVAL, "unknown merge strategy for table %s",
+			                                                    opts->tables[x]))
+			                    : udr__error_set(UDR_EINVAL, "invalid argument: merge table names missing");
+	return 0;
+}
+
+int udr__merge_strategy_for(const udr_merge_options *o, const char *table)
 {
 	for (size_t i = 0; i < o->ntables; i++)
 		if (o->tables && o->tables[i] && strcmp(o->tables[i], table) == 0)
@@ -1263,7 +1280,7 @@ static int strategy_for(const udr_merge_options *o, const char *table)
 	return o->strategy;
 }
 
-static int add_table(udr_merge_result *m, size_t *cap, const char *t, uint64_t b, uint64_t o, uint64_t th,
+int udr__merge_add_table(udr_merge_result *m, size_t *cap, const char *t, uint64_t b, uint64_t o, uint64_t th,
                      uint64_t res, int conflict)
 {
 	if (m->ntables == *cap) {
@@ -1302,17 +1319,8 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 	*out = NULL;
 	if (!opts)
 		opts = &def;
-	if (opts->version != UDR_MERGE_OPTIONS_VERSION)
-		return udr__error_set(UDR_EINVAL, "unknown merge options version %u", opts->version);
-	if (opts->strategy < UDR_MERGE_FAIL || opts->strategy > UDR_MERGE_THEIRS)
-		return udr__error_set(UDR_EINVAL, "unknown merge strategy %d", opts->strategy);
-	for (size_t x = 0; x < opts->ntables; x++)
-		if (!opts->tables || (rc = udr_table_name_check(opts->tables[x])) < 0 ||
-		    (opts->table_strategies &&
-		     (opts->table_strategies[x] < UDR_MERGE_FAIL || opts->table_strategies[x] > UDR_MERGE_THEIRS)))
-			return opts->tables ? (rc < 0 ? rc : udr__error_set(UDR_EINVAL, "unknown merge strategy for table %s",
-			                                                    opts->tables[x]))
-			                    : udr__error_set(UDR_EINVAL, "invalid argument: merge table names missing");
+	if ((rc = udr__merge_opts_check(opts)) < 0)
+		return rc;
 	if (!into)
 		into = "main";
 	if ((rc = udr_ref_name_check(into)) < 0)
@@ -1370,11 +1378,11 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 		} else if (o == b) {
 			res = th; /* changed on theirs only */
 		} else {
-			int s = strategy_for(opts, t);
+			int s = udr__merge_strategy_for(opts, t);
 			res = s == UDR_MERGE_OURS ? o : s == UDR_MERGE_THEIRS ? th : o;
 			conflict = s == UDR_MERGE_FAIL;
 		}
-		if ((rc = add_table(m, &cap, t, b, o, th, res, conflict)) < 0)
+		if ((rc = udr__merge_add_table(m, &cap, t, b, o, th, res, conflict)) < 0)
 			goto done;
 		if (res != o && !conflict) {
 			if (res == 0) {
