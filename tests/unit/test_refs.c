@@ -645,7 +645,6 @@ static void test_refs__merge_base_model(void **state)
 			ok(udr__merge_bases(&got, &ng, f->cat, a, b), "merge_bases");
 			assert_int_equal(ng, nm);
 			multi += ng > 1;
-
 			for (size_t i = 0; i < ng; i++)
 				assert_int_equal(got[i], bases_model[i]);
 			free(got);
