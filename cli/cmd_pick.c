@@ -120,7 +120,7 @@ static int run(cli_ctx *ctx, int argc, char **argv, bool revert)
 		return rc;
 	rc = revert ? udr_revert(&m, udr_db_catalog(db), commit, o.branch, &mo)
 	            : udr_cherry_pick(&m, udr_db_catalog(db), commit, o.branch, &mo);
-	if (m)
+	if (m && (rc == 0 || rc == UDR_EIO || m->nconflicts > 0)) /* not a branch that moved meanwhile */
 		print_result(m, &o, revert);
 	if (rc != 0)
 		rc = cli_fail(rc);

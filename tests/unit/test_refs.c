@@ -617,9 +617,9 @@ static void test_refs__merge_base_model(void **state)
 	put(f, NULL, "t0", "root");
 	ok(udr_branch_create(NULL, f->cat, "b1", NULL), "create b1");
 	ok(udr_branch_create(NULL, f->cat, "b2", NULL), "create b2");
-	for (int step = 0; step < 70; step++) {
+	for (int step = 0; step < 45; step++) {
 		int b = (int)(rand_r(&seed) % 3), o = (int)(rand_r(&seed) % 3);
-		if (rand_r(&seed) % 3 == 0 && o != b) {
+		if (rand_r(&seed) % 2 == 0 && o != b) {
 			udr_merge_options mo = UDR_MERGE_OPTIONS_INIT;
 			udr_merge_result *m = NULL;
 			int rc;
@@ -635,8 +635,8 @@ static void test_refs__merge_base_model(void **state)
 	}
 	ok(udr_catalog_head(&n, f->cat), "head");
 	assert_true(n < 256);
-	/* every pair of commits in the last 40, and each against each */
-	for (uint64_t a = n > 40 ? n - 40 : 1; a <= n; a++)
+	/* pairs of the last 30 commits */
+	for (uint64_t a = n > 30 ? n - 30 : 1; a <= n; a++)
 		for (uint64_t b = a; b <= n; b += 3) {
 			uint64_t *got = NULL;
 			size_t ng = 0, nm = model_bases(f, a, b, n, bases_model);
@@ -673,7 +673,7 @@ static void test_refs__merge_base_reads(void **state)
 	uint64_t fork, *got = NULL, a, b;
 	size_t ng = 0;
 	char text[32];
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 50; i++) {
 		snprintf(text, sizeof(text), "%d", i);
 		put(f, NULL, "t", text);
 	}
@@ -696,7 +696,7 @@ static void test_refs__merge_base_reads(void **state)
 	assert_int_equal(got[0], fork);
 	free(got);
 	/* the six records above the fork, the fork and what the walk has
-	 * queued when it stops: not the 100 below */
+	 * queued when it stops: not the 50 below */
 	assert_true(record_opens > 0);
 	assert_true(record_opens <= 12);
 }
