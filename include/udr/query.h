@@ -140,6 +140,15 @@ UDR_EXTERN void udr_query_close(udr_query *q);
 UDR_EXTERN int udr_query_sql(udr_result **out, udr_query *q, const char *sql,
                              const udr_value *params, size_t nparams);
 
+/**
+ * The commit message of the versions that SQL writes of this session commit
+ * from now on (INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE, DROP TABLE;
+ * see docs/QUERY.md, "Writing tables with SQL").
+ * @param message copied; NULL for none
+ * @return 0; UDR_EINVAL (NULL session); UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_set_message(udr_query *q, const char *message);
+
 /** File formats for import, export and udr_query_sql_to_file. */
 #define UDR_FORMAT_AUTO    0 /**< from the file name's extension */
 #define UDR_FORMAT_PARQUET 1 /**< .parquet, .pq */

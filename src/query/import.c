@@ -811,6 +811,93 @@ out:
 	return rc;
 }
 
+/*
+ * The rows of select_sql (our own SQL, no parameters) written as parts the
+ * way imports write them, and stored whole: their hashes and row counts, in
+ * order (*n 0 when the query has no rows).  What SQL writes store.
+ */
+int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql)
+{
+	char *dir = NULL;
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	part_file *files = NULL;
+	size_t nfiles = 0;
+	udr_hash *h = NULL;
+	uint64_t *cnt = NULL;
+	int64_t total;
+	int rc, lockfd = -1;
+	*hashes = NULL;
+	*rows = NULL;
+	*n = 0;
+	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
+		return rc;
+	rc = udr__buf_puts(&b, "COPY (\n");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "\n) TO ");
+	if (rc == 0)
+		rc = udr__sql_literal(&b, dir);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto out;
+	total = result_count(r);
+	udr_result_free(r);
+	r = NULL;
+	if (total <= 0)
+		goto out; /* no rows: no part (a version without parts keeps udr.schema) */
+	if ((rc = list_parts(&files, &nfiles, dir)) < 0)
+		goto out;
+	if (!(h = calloc(nfiles ? nfiles : 1, sizeof(*h))) || !(cnt = calloc(nfiles ? nfiles : 1, sizeof(*cnt)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < nfiles && rc == 0; i++) {
+		int64_t c;
+		rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
+		if (rc == 0)
+			rc = udr__sql_read_path(&b, files[i].path);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+		if (rc == 0)
+			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+		udr__buf_free(&b);
+		if (rc < 0)
+			break;
+		c = result_count(r);
+		udr_result_free(r);
+		r = NULL;
+		if (c < 0)
+			rc = udr__error_set(UDR_ERROR, "DuckDB did not report the rows of a part it wrote");
+		else
+			cnt[i] = (uint64_t)c;
+	}
+	if (rc == 0)
+		rc = put_parts(h, q->store, files, nfiles);
+	if (rc == 0) {
+		*hashes = h;
+		*rows = cnt;
+		*n = nfiles;
+		h = NULL;
+		cnt = NULL;
+	}
+out:
+	udr_result_free(r);
+	parts_free(files, nfiles);
+	free(h);
+	free(cnt);
+	rmtree_flat(dir);
+	free(dir);
+	if (lockfd >= 0)
+		close(lockfd);
+	return rc;
+}
+
 static int check_import_args(udr_query *q, const char *table, const udr_import_options *opts)
 {
 	if (!q || !table)

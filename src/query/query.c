@@ -672,6 +672,8 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 		goto fail;
 	/* table names are resolved where DuckDB binds a table, and only there */
 	duckdb_add_replacement_scan(q->ddb, replacement_scan, q, NULL);
+	if ((rc = udr__dv_register(q)) < 0)
+		goto fail;
 	duckdb_destroy_config(&cfg);
 	free(spill);
 	*out = q;
@@ -693,6 +695,10 @@ static void view_free(udr__view *v)
 		free(v->paths[i]);
 	free(v->paths);
 	free(v->cached);
+	for (size_t i = 0; v->dv && i < v->nparts; i++)
+		free(v->dv[i]);
+	free(v->dv);
+	free(v->dvrows);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -701,6 +707,8 @@ void udr_query_close(udr_query *q)
 	if (!q)
 		return;
 	udr__q_cache_release(q);
+	udr__w_close(q);
+	free(q->message);
 	if (q->con)
 		duckdb_disconnect(&q->con);
 	if (q->ddb)
@@ -984,7 +992,10 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 		vw = &q->views[q->nviews++];
 	*vw = nv;
 	vw->version = 0;
-	for (size_t i = 0; i < v->nchunks; i++)
+	/* the chunks of a version with udr.parts end with its deletion vectors */
+	if ((rc = udr__dv_view_load(q, vw, v)) < 0)
+		return rc;
+	for (size_t i = 0; i < vw->nparts; i++)
 		if ((rc = part_path(&vw->paths[i], &vw->cached[i], q, &v->chunks[i], v)) < 0)
 			return rc;
 	vw->version = v->version;
@@ -993,6 +1004,11 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 fail:
 	view_free(&nv);
 	return rc;
+}
+
+int udr__q_view_get(udr__view **out, udr_query *q, const udr_version *v)
+{
+	return ensure_view(out, q, v);
 }
 
 int udr__q_view(const char **name, udr_query *q, const udr_version *v)
@@ -1021,6 +1037,23 @@ static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_ve
 		udr__buf b = {0};
 		duckdb_value text;
 		if ((rc = empty_select(&b, v)) < 0) {
+			udr__buf_free(&b);
+			return rc;
+		}
+		text = duckdb_create_varchar(b.ptr);
+		udr__buf_free(&b);
+		if (!text)
+			return udr__error_oom();
+		duckdb_replacement_scan_set_function_name(info, "query");
+		duckdb_replacement_scan_add_parameter(info, text);
+		duckdb_destroy_value(&text);
+		return 0;
+	}
+	if (fmt && strcmp(fmt, "parquet-dv") == 0) {
+		/* deletion vectors: merge-on-read through a query over the parts */
+		udr__buf b = {0};
+		duckdb_value text;
+		if ((rc = udr__dv_scan_sql(&b, q, vw, false)) < 0) {
 			udr__buf_free(&b);
 			return rc;
 		}
@@ -1083,7 +1116,7 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	memcpy(table, name, tlen);
 	table[tlen] = '\0';
 	if (udr_table_name_check(table) < 0 || (!at && strcmp(table, "udr_log") == 0) ||
-	    (!at && strcmp(table, "udr_tables") == 0)) {
+	    (!at && strcmp(table, "udr_tables") == 0) || (!at && udr__w_dropped(q, table))) {
 		udr_error_clear();
 		return 0; /* not a UDR table: DuckDB says it does not exist */
 	}
@@ -1100,8 +1133,14 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	} else if ((rc = udr__ref_parse(&ref, at + 1, strlen(at + 1))) < 0) {
 		return rc;
 	}
-	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0)
+	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0) {
+		if (rc == UDR_ENOTFOUND && !at && q->dropped_hit) {
+			q->dropped_hit = false;
+			udr_error_clear();
+			return 0; /* dropped: DuckDB says it does not exist */
+		}
 		return rc;
+	}
 	rc = scan_of(info, q, v);
 	udr_version_free(v);
 	return rc;
@@ -1124,8 +1163,29 @@ static void replacement_scan(duckdb_replacement_scan_info info, const char *name
 
 /* ---- resolving references -------------------------------------------------------------------- */
 
+static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
+                           uint64_t head);
+
+/* A version that records a drop (udr.dropped) is no table: not found. */
 static int resolve_ref(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
                        uint64_t head)
+{
+	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	int rc = resolve_ref_any(out, q, table, ref, head);
+	q->dropped_hit = false;
+	if (rc < 0 || !udr__version_dropped(*out))
+		return rc;
+	udr__quote(qt, sizeof(qt), table);
+	rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found (version %" PRIu64 " dropped it)", qt,
+	                    (*out)->version);
+	udr_version_free(*out);
+	*out = NULL;
+	q->dropped_hit = true;
+	return rc;
+}
+
+static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
+                           uint64_t head)
 {
 	char qt[UDR_TABLE_NAME_MAX * 4 + 8], qr[UDR__REF_TEXT_MAX * 4 + 8];
 	int rc;
@@ -1545,8 +1605,9 @@ int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 	free(memo.results);
 	if (rc < 0)
 		return rc;
-	/* one snapshot for every bare name and @latest of this statement */
-	if ((rc = udr_catalog_head(&head, q->cat)) < 0)
+	/* one snapshot for every bare name and @latest of this statement (an
+	 * open write transaction reads at its own snapshot) */
+	if (!(head = udr__w_snapshot(q)) && (rc = udr_catalog_head(&head, q->cat)) < 0)
 		goto out;
 	q->snap_head = head;
 	for (size_t i = 0; rc == 0 && i < nrefs; i++) {
@@ -1592,11 +1653,28 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 		*out = NULL;
 	if (!q || !sql)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql");
+	/* BEGIN; ...; COMMIT in one call: statement by statement (write.c) */
+	if ((rc = udr__w_script(out, q, sql, params, nparams)) != 1)
+		return rc;
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
-	rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
+	/* writes to UDR tables and transaction statements: write.c */
+	if ((rc = udr__w_sql(out, q, rewritten, params, nparams)) == 1)
+		rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
 	free(rewritten);
 	return rc;
+}
+
+int udr_query_set_message(udr_query *q, const char *message)
+{
+	char *m = NULL;
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_message");
+	if (message && !(m = strdup(message)))
+		return udr__error_oom();
+	free(q->message);
+	q->message = m;
+	return 0;
 }
 
 int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql)

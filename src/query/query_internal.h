@@ -83,7 +83,9 @@ typedef struct udr__view {
 	udr_hash *parts;
 	char **paths;      /* where DuckDB reads each part */
 	bool *cached;      /* path is in the cache (may be trimmed: re-check) */
-	size_t nparts;
+	size_t nparts;     /* data parts (a version's chunks may end with deletion vectors) */
+	uint8_t **dv;      /* per part: bitmap of deleted rows, NULL when none (NULL: no DVs) */
+	uint64_t *dvrows;  /* per part with a DV: its rows */
 } udr__view;
 
 struct udr_query {
@@ -104,6 +106,9 @@ struct udr_query {
 	int cache_lock;    /* fd of <cache_dir> under a shared flock while a statement
 	                      may read cached parts (-1: not held); see udr_query_cache_clear */
 	uint64_t snap_head; /* the catalog head the current statement reads */
+	struct udr__wtx *wtx; /* SQL writes: the open transaction (write.c), NULL when none */
+	char *message;      /* commit message of SQL writes (udr_query_set_message) */
+	bool dropped_hit;   /* the last resolve found a drop (not found) */
 	int scan_rc;        /* an error of the replacement scan, for the statement */
 	char scan_msg[1024];
 };
@@ -147,6 +152,63 @@ int udr__q_view(const char **name, udr_query *q, const udr_version *v);
 char *udr__q_tmp_path(udr_query *q, const char *what);
 /* DESCRIBE a relation: column names and DuckDB type names (strarrays). */
 int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql);
+
+/* ---- typed parts and deletion vectors (dv.c) ----------------------------- */
+
+/* One data part of a version: its rows (UINT64_MAX: unknown, a version
+ * without udr.parts) and its deletion vector. */
+typedef struct udr__part {
+	udr_hash hash;
+	uint64_t rows;
+	uint64_t deleted;
+	bool has_dv;
+	udr_hash dv;
+} udr__part;
+
+typedef struct udr__parts {
+	udr__part *p;
+	size_t n;
+	bool typed;  /* from udr.parts (else every chunk is a part, rows unknown) */
+} udr__parts;
+
+/* The parts of v, from udr.parts (checked against the chunks) or the chunks. */
+int udr__parts_of(udr__parts *out, const udr_version *v);
+void udr__parts_free(udr__parts *ps);
+/* Append the udr.parts text of ps (docs/FORMAT.md, byte-exact). */
+int udr__parts_meta(udr__buf *b, const udr__parts *ps);
+/* v is a drop (udr.dropped = "true"): the table is gone from then on. */
+bool udr__version_dropped(const udr_version *v);
+/* Encode the deletion vector of a part of rows rows (bits: 1 = deleted). */
+int udr__dv_encode(uint8_t **out, size_t *len, uint64_t rows, const uint8_t *bits, uint64_t *deleted);
+/* Load and check part p's deletion vector as a bitmap (malloc'd). */
+int udr__dv_load(uint8_t **bits, udr_store *store, const udr__part *p, const udr_version *v);
+/* Register __udr_keep (merge-on-read filter) on the session. */
+int udr__dv_register(udr_query *q);
+/* Load the deletion vectors of v into vw (and set vw->nparts to v's data parts). */
+int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v);
+/* SELECT over vw's parts with its deletion vectors applied; with positions,
+ * the part index and row in the part come first as __udr_part, __udr_row. */
+int udr__dv_scan_sql(udr__buf *b, udr_query *q, const udr__view *vw, bool positions);
+
+/* ---- SQL writes (write.c) ---------------------------------------------------- */
+
+/* Run sql (rewritten) when it is a write to a UDR table or a transaction
+ * statement: 0 or an error; 1 when it is neither (run it as a query). */
+int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
+/* A script "BEGIN; ...; COMMIT" run statement by statement: 0 or an
+ * error (nothing committed then); 1 when sql is not such a script. */
+int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
+/* The snapshot of the session's open write transaction (0: none). */
+uint64_t udr__w_snapshot(udr_query *q);
+/* table was dropped by the open transaction (a bare name must not bind). */
+bool udr__w_dropped(udr_query *q, const char *table);
+/* Free the session's write state (rolling back an open transaction). */
+void udr__w_close(udr_query *q);
+/* The view bound for v (parts ready to read), borrowed from q. */
+int udr__q_view_get(udr__view **out, udr_query *q, const udr_version *v);
+/* Import helpers (import.c) shared with SQL writes: a locked temp
+ * directory for parts, COPY of a query into parts, storing them whole. */
+int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql);
 
 /* ---- results (result.c) ---------------------------------------------------- */
 
