@@ -377,6 +377,7 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "param", required_argument, NULL, 'p' },
+		{ "message", required_argument, NULL, 'm' },
 		{ "csv", no_argument, NULL, OPT_CSV },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "ndjson", no_argument, NULL, OPT_NDJSON },
@@ -391,7 +392,7 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	udr_db *db = NULL;
 	udr_query *q = NULL;
 	udr_result *r = NULL;
-	int rc = query_parse(&o, ctx, self, argc, argv, "p:o:", longopts);
+	int rc = query_parse(&o, ctx, self, argc, argv, "p:o:m:", longopts);
 
 	if (rc >= 0)
 		goto out;
@@ -406,6 +407,10 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
+	if (o.message && (rc = udr_query_set_message(q, o.message)) != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
 	if (o.out) {
 		uint64_t rows = 0;
 

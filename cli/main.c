@@ -314,7 +314,7 @@ static const cli_command commands[] = {
 	  "commit:SEQ (current right after that commit), branch:main.\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
-	  "usage: udr sql QUERY [-p VALUE]... [--csv | --json | --ndjson | -o FILE]\n"
+	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--csv | --json | --ndjson | -o FILE]\n"
 	  "\n"
 	  "Run one SQL statement (DuckDB's dialect) and print its result as an\n"
 	  "aligned table (default), CSV, a JSON array of objects or NDJSON, or\n"
@@ -333,6 +333,11 @@ static const cli_command commands[] = {
 	  "query (FROM users@3 a JOIN users@5 b USING (id)).  The views udr_log\n"
 	  "(the changelog: seq, time, branch, author, message, \"table\",\n"
 	  "old_version, new_version) and udr_tables list the history and tables.\n"
+	  "INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE [AS] and DROP TABLE\n"
+	  "on tables commit a new version of each table they change (nothing when\n"
+	  "nothing changed), storing only the change; \"BEGIN; ...; COMMIT\" runs\n"
+	  "several statements as one commit.  NAME@REF is read-only.\n"
+	  "  -m, --message MSG  the message of the commit a write makes\n"
 	  "  -p, --param VALUE  a value for the next ? placeholder, bound by DuckDB\n"
 	  "                     (never spliced into the query): text as given, or\n"
 	  "                     int:N, float:X, bool:true|false, text:S, null\n"

@@ -73,7 +73,7 @@ static PyObject *no_query(PyObject *self, PyObject *args, PyObject *kwds)
 	{name, (PyCFunction)(void (*)(void))no_query, METH_VARARGS | METH_KEYWORDS, doc}
 
 PyMethodDef udrpy_query_methods[] = {
-	NO_QUERY("sql", "sql(query, params=None, versions=None) -> Result (needs the query module)"),
+	NO_QUERY("sql", "sql(query, params=None, versions=None, message=None) -> Result (needs the query module)"),
 	NO_QUERY("read", "read(table, version=None, branch=None) -> Result (needs the query module)"),
 	NO_QUERY("write", "write(table, data, mode='overwrite', ...) -> int (needs the query module)"),
 	NO_QUERY("export", "export(table, path, version=None, format=None) -> int (needs the query module)"),
@@ -762,7 +762,7 @@ fail:
 }
 
 PyDoc_STRVAR(sql_doc,
-"sql(query, params=None, versions=None) -> Result\n\n"
+"sql(query, params=None, versions=None, message=None) -> Result\n\n"
 "Run one SQL statement over the tables (docs/QUERY.md): a bare table name\n"
 "is its latest version (one snapshot for the whole statement); NAME@REF\n"
 "picks one ('users@3', 'users@2026-11-01T12:00:00Z', 'users@commit:12').\n"
@@ -772,13 +772,16 @@ PyDoc_STRVAR(sql_doc,
 "query (values: a version number, a reference string, or an aware\n"
 "datetime).  Raises InvalidArgumentError for a SQL error (DuckDB's message),\n"
 "NotFoundError for an unknown table or version, IntegrityError for a\n"
-"damaged part.  The GIL is released while the query runs.");
+"damaged part.  INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE and DROP\n"
+"TABLE on tables commit new versions (with message); BEGIN ... COMMIT over\n"
+"several calls commits them together (ConflictError when another writer\n"
+"changed a written table first).  The GIL is released while the query runs.");
 
 static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"query", "params", "versions", NULL};
+	static char *kwlist[] = {"query", "params", "versions", "message", NULL};
 	PyObject *qobj, *pobj = Py_None, *vobj = Py_None, *keep = NULL;
-	const char *sql;
+	const char *sql, *message = NULL;
 	char *pinned = NULL;
 	udr_value *vals = NULL;
 	size_t nvals = 0;
@@ -787,7 +790,7 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 	pins p;
 	int rc = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:sql", kwlist, &qobj, &pobj, &vobj))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOz:sql", kwlist, &qobj, &pobj, &vobj, &message))
 		return NULL;
 	if ((sql = udrpy_cstr(qobj, "query")) == NULL)
 		return NULL;
@@ -811,7 +814,10 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 		const char *text = pinned ? pinned : sql;
 
 		Py_BEGIN_ALLOW_THREADS
-		rc = udr_query_sql(&r, q, text, vals, nvals);
+		/* the message of what this call commits (a write, or BEGIN) */
+		rc = udr_query_set_message(q, message);
+		if (rc == 0)
+			rc = udr_query_sql(&r, q, text, vals, nvals);
 		Py_END_ALLOW_THREADS
 	}
 	if (rc < 0)

@@ -311,6 +311,7 @@ typedef struct udr__wtx {
 	wtab *t;
 	size_t n, cap;
 	unsigned long ids;
+	char *message;      /* the session's message when the transaction began */
 } udr__wtx;
 
 uint64_t udr__w_snapshot(udr_query *q)
@@ -361,6 +362,7 @@ static void wtx_end(udr_query *q)
 		udr_version_free(t->base);
 	}
 	free(w->t);
+	free(w->message);
 	udr_txn_free(w->txn);
 	free(w);
 	q->wtx = NULL;
@@ -380,7 +382,12 @@ static int wtx_begin(udr_query *q, bool explicit_txn)
 	if (!w)
 		return udr__error_oom();
 	o.message = q->message;
+	if (q->message && !(w->message = strdup(q->message))) {
+		free(w);
+		return udr__error_oom();
+	}
 	if ((rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
+		free(w->message);
 		free(w);
 		return rc;
 	}
@@ -935,8 +942,8 @@ static int wtx_commit(udr_query *q)
 		udr_version *v = NULL;
 		if ((rc = stage_table(&v, q, &w->t[i])) < 0 || !v)
 			break;
-		if (q->message)
-			rc = udr_version_set_message(v, q->message);
+		if (w->message)
+			rc = udr_version_set_message(v, w->message);
 		if (rc == 0)
 			rc = udr_txn_write(w->txn, v);
 		udr_version_free(v);
