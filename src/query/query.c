@@ -489,6 +489,12 @@ static int check_kind(duckdb_prepared_statement st, const char *sql, int kind)
 	case DUCKDB_STATEMENT_TYPE_DROP:
 	case DUCKDB_STATEMENT_TYPE_ALTER:
 		return 0;
+	case DUCKDB_STATEMENT_TYPE_INVALID:
+		/* DuckDB 1.4's C API has no type for MERGE INTO (it says INVALID):
+		 * a prepared statement whose text starts with MERGE is one */
+		if (st && keyword_is(skip_blank_sql(sql), "merge", NULL))
+			return 0;
+		break;
 	default:
 		break;
 	}
@@ -509,7 +515,8 @@ static int check_first_keyword(const char *sql, int kind)
 {
 	static const char *const queries[] = {"select", "with", "from", "values", "table", "describe", "desc",
 	                                      "show", "summarize", "pivot", "unpivot", NULL};
-	static const char *const others[] = {"explain", "create", "insert", "update", "delete", "drop", "alter", NULL};
+	static const char *const others[] = {"explain", "create", "insert", "update", "delete", "drop", "alter",
+	                                     "merge", NULL};
 	const char *s = skip_blank_sql(sql), *after;
 	if (kind != UDR__RUN_USER && kind != UDR__RUN_SELECT)
 		return 0;
@@ -1437,12 +1444,11 @@ static void tables_init(duckdb_init_info info)
 		return;
 	}
 	t->ncols = duckdb_init_get_column_count(info);
-	for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++) {
+	for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++)
 		t->cols[i] = duckdb_init_get_column_index(info, i);
-		if (t->cols[i] != TCOL_NAME && t->cols[i] != TCOL_VERSION && t->cols[i] != TCOL_COMMIT &&
-		    t->cols[i] < TCOL_N)
-			t->need_version = true;
-	}
+	/* every version file is read: a table whose latest version is a drop
+	 * (udr.dropped) is gone and not listed, whatever the columns read */
+	t->need_version = true;
 	duckdb_init_set_max_threads(info, 1);
 	if ((rc = tables_state(&t->st, q, q->snap_head)) < 0) {
 		tables_fail(q, rc);
@@ -1478,7 +1484,7 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 	udr_query *q = duckdb_function_get_extra_info(info);
 	tables_scan *t = duckdb_function_get_init_data(info);
 	idx_t max = duckdb_vector_size(), row = 0;
-	for (; row < max && t->pos < t->st.n; row++, t->pos++) {
+	for (; row < max && t->pos < t->st.n; t->pos++) {
 		const udr__tentry *e = &t->st.e[t->pos];
 		udr_version *v = NULL;
 		if (t->need_version) {
@@ -1487,6 +1493,10 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 				tables_fail(q, rc);
 				duckdb_function_set_error(info, q->scan_msg);
 				return;
+			}
+			if (udr__version_dropped(v)) {
+				udr_version_free(v);
+				continue;
 			}
 		}
 		for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++) {
@@ -1514,6 +1524,7 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 			}
 		}
 		udr_version_free(v);
+		row++;
 	}
 	duckdb_data_chunk_set_size(out, row);
 }

@@ -882,6 +882,49 @@ static bool reserved_column(const colset *cols)
 	return false;
 }
 
+/*
+ * The shadow holds exactly the base's rows, in order (a table replaced by
+ * the same rows): *same set.  Compared row by row (POSITIONAL JOIN) after
+ * the row counts.
+ */
+static int same_rows(bool *same, udr_query *q, wtab *t, const colset *cols)
+{
+	char ref[UDR_TABLE_NAME_MAX + 32];
+	udr__buf b = {0}, cmp = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	int rc;
+	*same = false;
+	snprintf(ref, sizeof(ref), "%s@%" PRIu64, t->name, t->base->version);
+	rc = changed_expr(&cmp, cols);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "SELECT ((SELECT count(*) FROM temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, t->name);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") = (SELECT count(*) FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, ref);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") AND NOT EXISTS (SELECT 1 FROM (SELECT * FROM temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, t->name);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") s POSITIONAL JOIN (SELECT * FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, ref);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, ") o WHERE %s))::BIGINT", cmp.ptr);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64)
+		*same = x.i64 == 1;
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr__buf_free(&cmp);
+	return rc;
+}
+
 /* The version table t gets at commit; *out NULL when it does not change. */
 static int stage_table(udr_version **out, udr_query *q, wtab *t)
 {
@@ -909,8 +952,15 @@ static int stage_table(udr_version **out, udr_query *q, wtab *t)
 		return udr__error_set(UDR_EINVAL, "table %s has no columns", t->name);
 	}
 	if (t->full || !t->orig || !t->base || t->dropped || !same_schema(t->base, &cols) || reserved_column(&cols)) {
-		rc = stage_full(out, q, t, &cols);
-		if (rc == 0 && t->base && !t->dropped && same_as_base(*out, t->base)) {
+		bool same = false;
+		/* rows replaced by the same rows (same schema): no change */
+		if (t->base && !t->dropped && same_schema(t->base, &cols) && (rc = same_rows(&same, q, t, &cols)) < 0) {
+			colset_free(&cols);
+			return rc;
+		}
+		if (!same)
+			rc = stage_full(out, q, t, &cols);
+		if (rc == 0 && *out && t->base && !t->dropped && same_as_base(*out, t->base)) {
 			udr_version_free(*out);
 			*out = NULL;
 		}

@@ -98,10 +98,11 @@ def test_changelog_table(udr, tmp_path):
     assert tables == [{"name": "a", "version": 2, "rows": 2}, {"name": "b", "version": 1, "rows": 1}]
 
 
-def test_udr_tables_reads_version_files_only_for_their_columns(udr, tmp_path):
-    """Issue 14: count(*), name, version and commit come from the table
-    state (as `udr tables`); a version file is read only for rows, parts,
-    format, created, message."""
+def test_udr_tables_reads_the_version_files(udr, tmp_path):
+    """Issue 14: name, version and commit come from the table state (as
+    `udr tables`); each table's version file is read too (issue 13: a table
+    whose latest version is a drop is not listed), so a damaged one is an
+    integrity error whatever the columns read."""
     imp(udr, "a", write(tmp_path / "a.csv", "x\n1\n"), "-m", "load a")
     imp(udr, "b", write(tmp_path / "b.csv", "y\n2\n3\n"))
     full = sql(udr, "SELECT * FROM udr_tables ORDER BY name")
@@ -110,11 +111,10 @@ def test_udr_tables_reads_version_files_only_for_their_columns(udr, tmp_path):
     vf = tmp_path / "store" / "catalog" / "tables" / "b" / ("%020d.json" % 1)
     assert vf.exists()
     vf.write_text("{ damaged")
-    assert sql(udr, "SELECT count(*) AS n FROM udr_tables") == [{"n": 2}]
-    assert sql(udr, 'SELECT name, version, "commit" FROM udr_tables ORDER BY name') == [
-        {"name": "a", "version": 1, "commit": 1}, {"name": "b", "version": 1, "commit": 2}]
-    r = udr("sql", "SELECT message FROM udr_tables")
-    assert r.code == 4 and "udr_tables" in r.stderr, r
+    for q in ("SELECT count(*) AS n FROM udr_tables", "SELECT name FROM udr_tables",
+              "SELECT message FROM udr_tables"):
+        r = udr("sql", q)
+        assert r.code == 4 and "udr_tables" in r.stderr, r
 
 
 def test_cache_stats_and_clear(udr, tmp_path):

@@ -1,0 +1,212 @@
+"""udr sql writes: INSERT, UPDATE, DELETE, MERGE, CREATE TABLE, DROP TABLE and
+BEGIN ... COMMIT commit new versions that store only the change (deletion
+vectors and small new parts; docs/QUERY.md "Writing tables with SQL")."""
+import json
+import os
+
+import pytest
+
+from conftest import run_udr
+
+_help = run_udr("sql", "--help")
+if _help.code != 0 or "without the query module" in _help.out + _help.stderr:
+    pytest.skip("udr was built without the query module", allow_module_level=True)
+
+
+def sql(udr, query, *args):
+    return json.loads(udr.ok("sql", query, "--json", *args).out or "[]")
+
+
+def rows(udr, query):
+    return [tuple(r.values()) for r in sql(udr, query)]
+
+
+def show(udr, table, *args):
+    return json.loads(udr.ok("show", table, *args).out)
+
+
+def head(udr):
+    return sql(udr, "SELECT max(seq) AS s FROM udr_log")[0]["s"]
+
+
+def parts(v):
+    return json.loads(v["metadata"]["udr.parts"]) if "udr.parts" in v["metadata"] else None
+
+
+@pytest.fixture
+def users(udr, tmp_path):
+    """users: ids 1..6 in two parts (an import and an append)."""
+    a = tmp_path / "a.csv"
+    a.write_text("id,name,score\n1,ann,10\n2,bob,20\n3,cy,30\n")
+    b = tmp_path / "b.csv"
+    b.write_text("id,name,score\n4,dee,40\n5,eve,50\n6,fay,60\n")
+    udr.ok("import", "users", str(a))
+    udr.ok("import", "users", str(b), "--append")
+    return udr
+
+
+ALL = "SELECT id, name, score FROM users ORDER BY id"
+
+
+def test_update_stores_a_deletion_vector_and_one_small_part(users):
+    v2 = show(users, "users")
+    r = users.ok("sql", "UPDATE users SET score = 0 WHERE id = 5", "-m", "zero eve")
+    assert "1" in r.out  # DuckDB's count of changed rows
+    v3 = show(users, "users")
+    assert v3["version"] == 3 and v3["message"] == "zero eve"
+    assert v3["metadata"]["udr.format"] == "parquet-dv"
+    p = parts(v3)
+    # both old parts are shared; the second gets a deletion vector; one new part
+    assert v3["chunks"][:2] == v2["chunks"][:2]
+    assert [x["rows"] for x in p] == [3, 3, 1]
+    assert "dv" not in p[0] and p[1]["deleted"] == 1 and "dv" not in p[2]
+    assert v3["chunks"][3:] == [p[1]["dv"]]  # the DV is a chunk after the parts
+    assert v3["metadata"]["udr.rows"] == "6"
+    assert rows(users, ALL) == [(1, "ann", 10), (2, "bob", 20), (3, "cy", 30),
+                                (4, "dee", 40), (5, "eve", 0), (6, "fay", 60)]
+    # the updated row is read last (docs/QUERY.md: row order)
+    assert rows(users, "SELECT id FROM users")[-1] == (5,)
+    # time travel to before the update
+    assert rows(users, "SELECT score FROM users@2 WHERE id = 5") == [(50,)]
+    log = sql(users, "SELECT message, new_version FROM udr_log ORDER BY seq DESC LIMIT 1")
+    assert log == [{"message": "zero eve", "new_version": 3}]
+
+
+def test_delete_insert_merge_and_dv_merging(users):
+    users.ok("sql", "DELETE FROM users WHERE id IN (1, 6)")
+    users.ok("sql", "DELETE FROM users WHERE id = 2")
+    v = show(users, "users")
+    p = parts(v)
+    assert [(x["rows"], x.get("deleted")) for x in p] == [(3, 2), (3, 1)]
+    assert len(v["chunks"]) == 4
+    users.ok("sql", "INSERT INTO users VALUES (7, 'gus', 70), (8, 'hal', 80)")
+    users.ok("sql", "MERGE INTO users USING (SELECT 3 AS id, 33 AS s UNION ALL SELECT 9, 90) n "
+                    "ON users.id = n.id WHEN MATCHED THEN UPDATE SET score = n.s "
+                    "WHEN NOT MATCHED THEN INSERT VALUES (n.id, 'new', n.s)")
+    assert rows(users, ALL) == [(3, "cy", 33), (4, "dee", 40), (5, "eve", 50), (7, "gus", 70),
+                                (8, "hal", 80), (9, "new", 90)]
+    v = show(users, "users")
+    assert v["metadata"]["udr.rows"] == "6"
+    # deleting every row of a part drops the part
+    users.ok("sql", "DELETE FROM users WHERE id IN (3, 4, 5)")
+    # the MERGE's update of id 3 emptied the first part; this empties the
+    # second: left are the INSERT's part and the MERGE's (with a DV)
+    v = show(users, "users")
+    assert [(x["rows"], x.get("deleted")) for x in parts(v)] == [(2, None), (2, 1)]
+    assert len(v["chunks"]) == 3
+    assert rows(users, ALL) == [(7, "gus", 70), (8, "hal", 80), (9, "new", 90)]
+    # export, diff-rows and count over such versions
+    out = users.root.parent / "x.csv"
+    assert users.ok("export", "users", str(out)).out.strip() == "3 rows"
+    d = json.loads(users.ok("diff-rows", "users", "2", "latest", "--key", "id", "--json").out)
+    assert {(x["change"], x["id"]) for x in d} == {
+        ("removed", 1), ("removed", 2), ("removed", 3), ("removed", 4), ("removed", 5),
+        ("removed", 6), ("added", 7), ("added", 8), ("added", 9)}
+
+
+def test_statements_that_change_nothing_commit_nothing(users):
+    h = head(users)
+    users.ok("sql", "UPDATE users SET score = score WHERE id < 4")
+    users.ok("sql", "DELETE FROM users WHERE id > 100")
+    users.ok("sql", "INSERT INTO users SELECT * FROM users WHERE false")
+    users.ok("sql", "BEGIN; UPDATE users SET score = 1 WHERE id = 1; "
+                    "UPDATE users SET score = 10 WHERE id = 1; COMMIT")
+    users.ok("sql", "CREATE OR REPLACE TABLE users AS SELECT * FROM users")
+    assert head(users) == h
+    assert show(users, "users")["version"] == 2
+
+
+def test_failed_statements_commit_nothing(users):
+    h = head(users)
+    r = users("sql", "UPDATE users SET score = 'abc' WHERE id = 1")
+    assert r.code == 2 and "abc" in r.stderr
+    r = users("sql", "BEGIN; DELETE FROM users WHERE id = 1; SELECT nosuchcolumn FROM users; COMMIT")
+    assert r.code == 2
+    r = users("sql", "BEGIN; DELETE FROM users WHERE id = 1")
+    assert r.code == 2 and "not ended" in r.stderr
+    r = users("sql", "BEGIN; DELETE FROM users WHERE id = 1; ROLLBACK")
+    assert r.code == 0
+    r = users("sql", "INSERT INTO nosuch VALUES (1)")
+    assert r.code == 1
+    assert head(users) == h
+    assert len(rows(users, ALL)) == 6
+
+
+def test_writes_to_old_versions_are_refused(users):
+    users.ok("sql", "DELETE FROM users WHERE id = 1")
+    for q in ("UPDATE users@2 SET score = 0", 'DELETE FROM "users@1"',
+              "INSERT INTO users@latest VALUES (1, 'x', 1)"):
+        r = users("sql", q)
+        assert r.code == 2 and "cannot write to" in r.stderr, (q, r)
+    # reading an old version in a write works: restore the deleted row
+    users.ok("sql", "INSERT INTO users SELECT * FROM users@2 WHERE id = 1")
+    assert rows(users, "SELECT count(*) FROM users WHERE id = 1") == [(1,)]
+
+
+def test_transaction_across_tables_is_one_commit(users):
+    users.ok("sql", "CREATE TABLE audit AS SELECT 'start' AS what")
+    h = head(users)
+    users.ok("sql", "BEGIN; UPDATE users SET score = score + 1 WHERE id = 1; "
+                    "INSERT INTO audit VALUES ('bump ann'); "
+                    "SELECT * FROM users; COMMIT", "-m", "two tables")
+    log = sql(users, "SELECT seq, \"table\", message FROM udr_log WHERE seq > %d ORDER BY 2" % h)
+    assert log == [{"seq": h + 1, "table": "audit", "message": "two tables"},
+                   {"seq": h + 1, "table": "users", "message": "two tables"}]
+    assert rows(users, "SELECT what FROM audit ORDER BY what") == [("bump ann",), ("start",)]
+
+
+def test_create_drop_and_create_again(users):
+    r = users("sql", "CREATE TABLE users AS SELECT 1 AS x")
+    assert r.code == 2 and "already exists" in r.stderr
+    users.ok("sql", "CREATE TABLE IF NOT EXISTS users AS SELECT 1 AS x")
+    users.ok("sql", "CREATE TABLE t AS SELECT range AS i FROM range(3)")
+    assert rows(users, "SELECT sum(i) FROM t") == [(3,)]
+    users.ok("sql", "CREATE TABLE e (a INTEGER, b VARCHAR)")
+    assert rows(users, "SELECT count(*) FROM e") == [(0,)]
+    assert sql(users, "DESCRIBE e")[1]["column_type"] == "VARCHAR"
+    users.ok("sql", "DROP TABLE t", "-m", "gone")
+    r = users("sql", "SELECT * FROM t")
+    assert r.code == 1 and "does not exist" in r.stderr
+    assert "t" not in [x["name"] for x in sql(users, "SELECT name FROM udr_tables")]
+    assert rows(users, "SELECT count(*) FROM t@1") == [(3,)]   # still readable
+    assert users("sql", "DROP TABLE t").code == 1
+    users.ok("sql", "DROP TABLE IF EXISTS t")
+    users.ok("sql", "CREATE TABLE t AS SELECT 'again' AS s")
+    assert show(users, "t")["version"] == 3
+    assert rows(users, "SELECT * FROM t") == [("again",)]
+    # CREATE TEMP TABLE stays the session's own: no commit
+    h = head(users)
+    users.ok("sql", "CREATE TEMP TABLE scratch AS SELECT 1")
+    assert head(users) == h
+
+
+def test_damaged_deletion_vector_is_an_integrity_error(users):
+    users.ok("sql", "DELETE FROM users WHERE id = 2")
+    v = show(users, "users")
+    dv = parts(v)[0]["dv"]
+    files = users.objects(dv)
+    assert files, "the deletion vector is stored"
+    f = next(iter(files.values()))
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    os.chmod(f, 0o644)
+    f.write_bytes(bytes(data))
+    r = users("sql", "SELECT count(*) FROM users")
+    assert r.code == 4 and dv in r.stderr, r
+    r = users("sql", ALL)
+    assert r.code == 4 and r.out == ""
+    # older versions do not use it
+    assert len(rows(users, "SELECT * FROM users@2")) == 6
+
+
+def test_rows_of_many_parts_and_types(udr):
+    udr.ok("sql", "CREATE TABLE big AS SELECT range AS id, range % 7 AS k, "
+                  "[range, 1] AS l, {'a': range} AS s FROM range(300000)")
+    v1 = show(udr, "big")
+    udr.ok("sql", "UPDATE big SET k = -1 WHERE id % 1000 = 0")
+    v2 = show(udr, "big")
+    assert v2["chunks"][:len(parts(v1))] == v1["chunks"][:len(parts(v1))]
+    assert rows(udr, "SELECT count(*), sum(k), count(DISTINCT id), sum(id) FROM big") == [
+        (300000, sum(i % 7 for i in range(300000)) - sum(i % 7 + 1 for i in range(0, 300000, 1000)),
+         300000, 300000 * 299999 // 2)]
+    assert rows(udr, "SELECT l, s FROM big WHERE id = 2000") == [("[2000, 1]", "{'a': 2000}")]
