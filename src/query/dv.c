@@ -332,6 +332,7 @@ int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v)
 	int rc = udr__parts_of(&ps, v);
 	if (rc < 0)
 		return rc;
+	vw->nparts = ps.n; /* the chunks after the parts are deletion vectors */
 	for (size_t i = 0; i < ps.n && rc == 0; i++) {
 		if (!ps.p[i].has_dv)
 			continue;
@@ -343,8 +344,6 @@ int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v)
 		vw->dvrows[i] = ps.p[i].rows;
 		rc = udr__dv_load(&vw->dv[i], q->store, &ps.p[i], v);
 	}
-	if (rc == 0)
-		vw->nparts = ps.n; /* the chunks after the parts are deletion vectors */
 	udr__parts_free(&ps);
 	return rc;
 }
