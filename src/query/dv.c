@@ -344,6 +344,15 @@ int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v)
 		vw->dvrows[i] = ps.p[i].rows;
 		rc = udr__dv_load(&vw->dv[i], q->store, &ps.p[i], v);
 	}
+	if (rc == 0) {
+		/* a format that hides deletion vectors would return deleted rows */
+		const char *f = udr_version_get_meta(v, "udr.format");
+		bool dvfmt = f && strcmp(f, "parquet-dv") == 0;
+		if (dvfmt != (vw->dv != NULL))
+			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": udr.format is %s but %s",
+			                    v->table, v->version, f ? f : "missing",
+			                    vw->dv ? "its parts have deletion vectors" : "no part has a deletion vector");
+	}
 	udr__parts_free(&ps);
 	return rc;
 }
