@@ -44,6 +44,7 @@ typedef struct wstmt {
 	bool or_replace, if_not_exists, if_exists;
 	size_t splice;       /* CREATE: where "TEMP " goes */
 	bool more_targets;   /* DROP TABLE a, b */
+	const char *after;   /* the text after the target */
 } wstmt;
 
 static bool id_start(unsigned char c)
@@ -209,6 +210,7 @@ static void target(wstmt *st, const char **p)
 		(void)ident(&s, st->target, sizeof(st->target), &quoted);
 	}
 	*p = s;
+	st->after = s;
 }
 
 static void classify(wstmt *st, const char *sql)
@@ -292,6 +294,140 @@ static void classify(wstmt *st, const char *sql)
 	}
 }
 
+/* ---- statements that touch few rows ------------------------------------------------------------ */
+
+/*
+ * The next word at parenthesis depth 0 from s (literals, identifiers and
+ * comments skipped): its start, or NULL at the end.  *depth0_end set to
+ * the end of the text.
+ */
+static const char *next_word0(const char *s, const char **wend)
+{
+	int depth = 0;
+	while (*s) {
+		s = skip_ws(s);
+		if (!*s)
+			break;
+		if (*s == '(') {
+			depth++;
+			s++;
+		} else if (*s == ')') {
+			depth--;
+			s++;
+		} else if (*s == '\'' || *s == '"' || *s == '$') {
+			s = skip_token(s);
+		} else if (id_start((unsigned char)*s)) {
+			const char *w = s;
+			while (id_char((unsigned char)*s))
+				s++;
+			if (depth == 0) {
+				*wend = s;
+				return w;
+			}
+		} else {
+			s++;
+		}
+	}
+	return NULL;
+}
+
+static bool is_word(const char *w, const char *end, const char *kw)
+{
+	return (size_t)(end - w) == strlen(kw) && strncasecmp(w, kw, (size_t)(end - w)) == 0;
+}
+
+/* How often name occurs as an identifier (bare or quoted, any case), and
+ * how many ? placeholders the text has (-1 when it uses $N ones). */
+static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
+{
+	const char *s = sql;
+	char id[UDR_TABLE_NAME_MAX * 2 + 64];
+	*refs = 0;
+	*qmarks = 0;
+	while (*s) {
+		bool quoted;
+		s = skip_ws(s);
+		if (!*s)
+			break;
+		if (*s == '"' || id_start((unsigned char)*s)) {
+			const char *b = s;
+			if (ident(&s, id, sizeof(id), &quoted)) {
+				if (strcasecmp(id, name) == 0)
+					(*refs)++;
+			} else {
+				s = *b == '"' ? skip_token(b) : b + 1;
+			}
+		} else if (*s == '\'') {
+			s = skip_token(s);
+		} else if (*s == '$') {
+			if (isdigit((unsigned char)s[1]))
+				*qmarks = -1;
+			s = skip_token(s);
+		} else if (*s == '?') {
+			if (*qmarks >= 0)
+				(*qmarks)++;
+			s++;
+		} else if (isdigit((unsigned char)*s)) {
+			while (id_char((unsigned char)*s) || *s == '.')
+				s++;
+		} else {
+			s++;
+		}
+	}
+}
+
+/*
+ * An UPDATE or DELETE of the form "UPDATE t [[AS] a] SET ... WHERE cond
+ * [RETURNING ...]" / "DELETE FROM t [[AS] a] WHERE cond [RETURNING ...]"
+ * (no FROM / USING): the alias (or t) and the byte spans of "WHERE cond".
+ */
+typedef struct wfast {
+	char alias[UDR_TABLE_NAME_MAX * 2 + 64];
+	size_t where, cond, cond_end; /* offsets of WHERE, of cond, after cond */
+} wfast;
+
+static bool fast_where(wfast *f, const wstmt *st, const char *sql)
+{
+	const char *p = st->after, *w, *we;
+	bool quoted;
+	memset(f, 0, sizeof(*f));
+	snprintf(f->alias, sizeof(f->alias), "%s", st->target);
+	if (!p)
+		return false;
+	if (word(&p, "as")) {
+		if (!ident(&p, f->alias, sizeof(f->alias), &quoted))
+			return false;
+	} else {
+		const char *q = p;
+		char a[sizeof(f->alias)];
+		if (ident(&q, a, sizeof(a), &quoted) &&
+		    (quoted || !(strcasecmp(a, "set") == 0 || strcasecmp(a, "where") == 0 ||
+		                 strcasecmp(a, "using") == 0 || strcasecmp(a, "returning") == 0))) {
+			snprintf(f->alias, sizeof(f->alias), "%s", a);
+			p = q;
+		}
+	}
+	if (st->kind == WK_UPDATE && !word(&p, "set"))
+		return false;
+	for (w = next_word0(p, &we); w; w = next_word0(we, &we)) {
+		if (is_word(w, we, "from") || is_word(w, we, "using"))
+			return false;
+		if (is_word(w, we, "where"))
+			break;
+	}
+	if (!w)
+		return false;
+	f->where = (size_t)(w - sql);
+	f->cond = (size_t)(we - sql);
+	f->cond_end = strlen(sql);
+	for (w = next_word0(we, &we); w; w = next_word0(we, &we))
+		if (is_word(w, we, "returning")) {
+			f->cond_end = (size_t)(w - sql);
+			break;
+		}
+	return true;
+}
+
 /* ---- the open transaction ----------------------------------------------------------------------- */
 
 typedef struct wtab {
@@ -302,6 +438,7 @@ typedef struct wtab {
 	bool full;          /* store every row anew (created, replaced, base not Parquet) */
 	unsigned long id;   /* __udr_o_<id>: the rows the shadow started from, with positions */
 	bool orig;          /* __udr_o_<id> exists */
+	bool partial;       /* the shadow holds only some of the base's rows */
 } wtab;
 
 typedef struct udr__wtx {
@@ -475,9 +612,10 @@ static int session_object(bool *out, udr_query *q, const char *name)
 /* The base is Parquet parts whose changes can be stored as deletion vectors. */
 static bool delta_capable(const udr_version *v)
 {
-	const char *f = udr_version_get_meta(v, "udr.format");
-	return v->nchunks > 0 && udr_version_get_meta(v, "udr.schema") && f &&
-	       (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
+	const char *f = udr_version_get_meta(v, "udr.format"), *sch = udr_version_get_meta(v, "udr.schema");
+	/* the position columns would clash with columns of these names */
+	return v->nchunks > 0 && sch && !strcasestr(sch, "\"file_index\"") && !strcasestr(sch, "\"file_row_number\"") &&
+	       !strcasestr(sch, "\"__udr_") && f && (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
 }
 
 /*
@@ -487,13 +625,23 @@ static bool delta_capable(const udr_version *v)
  * statements change it.  A base that is not Parquet parts is copied whole and
  * stored whole at commit.
  */
-static int make_shadow(udr_query *q, wtab *t)
+/*
+ * cond: NULL for every row of the base; else the shadow holds only the rows
+ * of the base where cond (SQL over the table's columns, alias naming the
+ * table, ? placeholders filled from params) holds: "" for none (an INSERT).
+ * Such a partial shadow is for one statement that reads the table nowhere
+ * else (udr__w_sql checks), and is stored as a delta only.
+ */
+static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alias, const udr_value *params,
+                       size_t nparams)
 {
 	udr__buf b = {0}, nm = {0};
 	udr__view *vw;
 	int rc;
 	if (t->shadow)
 		return 0;
+	if (cond && !delta_capable(t->base))
+		cond = NULL; /* copied whole */
 	t->id = ++q->wtx->ids;
 	if ((rc = udr__sql_ident(&nm, t->name)) < 0)
 		return rc;
@@ -514,12 +662,31 @@ static int make_shadow(udr_query *q, wtab *t)
 	rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS ", t->id);
 	if (rc == 0)
 		rc = udr__dv_scan_sql(&b, q, vw, true);
+	if (rc == 0 && cond)
+		rc = udr__buf_puts(&b, " LIMIT 0");
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
 	udr__buf_free(&b);
 	if (rc < 0)
 		goto out;
 	t->orig = true;
+	t->partial = cond != NULL;
+	if (cond && *cond) {
+		rc = udr__buf_printf(&b, "INSERT INTO __udr_o_%lu SELECT * FROM (", t->id);
+		if (rc == 0)
+			rc = udr__dv_scan_sql(&b, q, vw, true);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") AS ");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, alias);
+		if (rc == 0)
+			rc = udr__buf_printf(&b, " WHERE (\n%s\n)", cond);
+		if (rc == 0)
+			rc = udr__q_run(NULL, q, b.ptr, params, nparams, UDR__RUN_ANY);
+		udr__buf_free(&b);
+		if (rc < 0)
+			goto out;
+	}
 	rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM __udr_o_%lu",
 	                     nm.ptr, t->id);
 	if (rc == 0)
@@ -951,7 +1118,11 @@ static int stage_table(udr_version **out, udr_query *q, wtab *t)
 		colset_free(&cols);
 		return udr__error_set(UDR_EINVAL, "table %s has no columns", t->name);
 	}
-	if (t->full || !t->orig || !t->base || t->dropped || !same_schema(t->base, &cols) || reserved_column(&cols)) {
+	if (t->partial) {
+		/* some rows only: a delta by construction (never stored whole) */
+		rc = stage_delta(out, q, t, &cols);
+	} else if (t->full || !t->orig || !t->base || t->dropped || !same_schema(t->base, &cols) ||
+	           reserved_column(&cols)) {
 		bool same = false;
 		/* rows replaced by the same rows (same schema): no change */
 		if (t->base && !t->dropped && same_schema(t->base, &cols) && (rc = same_rows(&same, q, t, &cols)) < 0) {
@@ -1015,6 +1186,115 @@ static int refuse_failed(void)
 {
 	return udr__error_set(UDR_EINVAL, "a statement of this transaction failed: nothing can be committed; "
 	                                  "ROLLBACK ends it");
+}
+
+/* The condition's parentheses balance and it has no top-level ';'. */
+static bool balanced(const char *s, const char *end)
+{
+	int depth = 0;
+	while (s < end) {
+		if (*s == '(') {
+			depth++;
+		} else if (*s == ')') {
+			if (--depth < 0)
+				return false;
+		} else if (*s == ';' && depth == 0) {
+			return false;
+		} else if (*s == '\'' || *s == '"' || *s == '$') {
+			const char *n = skip_token(s);
+			if (n > end)
+				return false;
+			s = n;
+			continue;
+		} else if (s[0] == '-' && s[1] == '-') {
+			while (s < end && *s != '\n')
+				s++;
+			continue;
+		} else if (s[0] == '/' && s[1] == '*') {
+			s = skip_ws(s);
+			continue;
+		}
+		s++;
+	}
+	return depth == 0;
+}
+
+/*
+ * Run an INSERT, UPDATE, DELETE or MERGE on t's shadow.  A statement alone
+ * (autocommit) that names t only as its target copies into the shadow only
+ * the rows it can change: none for an INSERT; for "UPDATE t SET ... WHERE
+ * c" and "DELETE FROM t WHERE c", the rows where c holds, and then runs the
+ * statement without its WHERE (c is evaluated once, on the table's rows).
+ * Anything else copies every row.
+ */
+static int run_write(udr_result **out, udr_query *q, wtab *t, const wstmt *st, const char *sql,
+                     const udr_value *params, size_t nparams, bool autoc)
+{
+	size_t refs = 0;
+	long qm = 0;
+	wfast f;
+	count_refs(sql, t->name, &refs, &qm);
+	if (!autoc || refs != 1 || (nparams && qm < 0) || t->shadow)
+		goto whole;
+	if (st->kind == WK_INSERT) {
+		int rc = make_shadow(q, t, "", t->name, NULL, 0);
+		return rc < 0 ? rc : udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
+	}
+	if ((st->kind == WK_UPDATE || st->kind == WK_DELETE) && fast_where(&f, st, sql)) {
+		char *cond, *head;
+		size_t ce = f.cond_end, nbefore, ncond;
+		long qa = 0, qb = 0;
+		udr__buf stmt = {0};
+		int rc;
+		while (ce > f.cond && (isspace((unsigned char)sql[ce - 1]) || sql[ce - 1] == ';'))
+			ce--;
+		if (ce <= f.cond || !balanced(sql + f.cond, sql + ce))
+			goto whole;
+		if (!(cond = strndup(sql + f.cond, ce - f.cond)) || !(head = strndup(sql, f.where))) {
+			free(cond);
+			return udr__error_oom();
+		}
+		/* the placeholders before WHERE, in the condition, after it */
+		count_refs(head, "", &refs, &qa);
+		count_refs(cond, "", &refs, &qb);
+		nbefore = (size_t)qa;
+		ncond = (size_t)qb;
+		free(head);
+		if (qa < 0 || qb < 0 || nbefore + ncond > nparams) {
+			free(cond);
+			goto whole;
+		}
+		rc = make_shadow(q, t, cond, f.alias, params + nbefore, ncond);
+		free(cond);
+		if (rc < 0)
+			return rc;
+		if (!t->partial) /* copied whole (not Parquet parts): the statement as it is */
+			return udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
+		/* the statement without "WHERE cond": every row of the shadow */
+		rc = udr__buf_put(&stmt, sql, f.where);
+		if (rc == 0)
+			rc = udr__buf_puts(&stmt, "\n");
+		if (rc == 0)
+			rc = udr__buf_puts(&stmt, sql + f.cond_end);
+		if (rc == 0) {
+			udr_value *pv = calloc(nparams ? nparams : 1, sizeof(*pv));
+			if (!pv) {
+				rc = udr__error_oom();
+			} else {
+				memcpy(pv, params, nbefore * sizeof(*pv));
+				memcpy(pv + nbefore, params + nbefore + ncond, (nparams - nbefore - ncond) * sizeof(*pv));
+				rc = udr__q_run(out, q, stmt.ptr, pv, nparams - ncond, UDR__RUN_USER);
+				free(pv);
+			}
+		}
+		udr__buf_free(&stmt);
+		return rc;
+	}
+whole:
+	{
+		int rc = make_shadow(q, t, NULL, NULL, NULL, 0);
+		return rc < 0 ? rc : udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
+	}
 }
 
 int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
@@ -1086,9 +1366,7 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 				wtx_end(q);
 			return 1; /* DuckDB: the table does not exist */
 		}
-		if ((rc = make_shadow(q, t)) < 0)
-			goto fail;
-		rc = udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
+		rc = run_write(out, q, t, &st, sql, params, nparams, autoc);
 		break;
 	case WK_ALTER:
 		if (!wt_exists(t)) {
