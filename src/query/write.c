@@ -1161,8 +1161,10 @@ static int wtx_commit(udr_query *q)
 	int rc = 0;
 	for (size_t i = 0; i < w->n && rc == 0; i++) {
 		udr_version *v = NULL;
-		if ((rc = stage_table(&v, q, &w->t[i])) < 0 || !v)
+		if ((rc = stage_table(&v, q, &w->t[i])) < 0)
 			break;
+		if (!v)
+			continue; /* this table did not change; the others may have */
 		if (w->message)
 			rc = udr_version_set_message(v, w->message);
 		if (rc == 0)

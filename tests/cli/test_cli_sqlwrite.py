@@ -153,6 +153,11 @@ def test_transaction_across_tables_is_one_commit(users):
     assert log == [{"seq": h + 1, "table": "audit", "message": "two tables"},
                    {"seq": h + 1, "table": "users", "message": "two tables"}]
     assert rows(users, "SELECT what FROM audit ORDER BY what") == [("bump ann",), ("start",)]
+    # a table the transaction did not change does not hide the others' changes
+    users.ok("sql", "BEGIN; UPDATE users SET score = score WHERE id = 2; "
+                    "INSERT INTO audit VALUES ('second'); COMMIT")
+    assert rows(users, "SELECT count(*) FROM audit") == [(3,)]
+    assert show(users, "users")["version"] == 3 and show(users, "audit")["version"] == 3
 
 
 def test_create_drop_and_create_again(users):
