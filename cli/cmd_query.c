@@ -50,6 +50,12 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	return no_query("sql", argc, argv);
 }
 
+int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	return no_query("optimize", argc, argv);
+}
+
 int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 {
 	(void)ctx;
@@ -64,7 +70,8 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 #define NOPERANDS(argc) ((argc) - optind)
 
 enum { OPT_FORMAT = CLI_OPT_FIRST, OPT_APPEND, OPT_SQL, OPT_CSV, OPT_JSON, OPT_NDJSON,
-       OPT_TABLE, OPT_KEY, OPT_META, OPT_THREADS, OPT_MEMORY };
+       OPT_TABLE, OPT_KEY, OPT_META, OPT_THREADS, OPT_MEMORY, OPT_FULL, OPT_DELETED, OPT_SMALL,
+       OPT_NO_COMPACT };
 
 /* Everything the four commands accept; each lists only its own options. */
 struct query_opts {
@@ -79,6 +86,8 @@ struct query_opts {
 	char **keys;          /* diff-rows --key, each maybe COL,COL; room for argc */
 	size_t nkeys;
 	udr_query_options qo; /* --threads, --memory-limit */
+	udr_optimize_options opt; /* optimize --full, --deleted, --small-parts */
+	int no_compact;           /* sql --no-compact */
 };
 
 static int parse_format(int *out, const char *name)
@@ -198,6 +207,22 @@ static int query_opt(int opt, const char *arg, void *payload)
 	case OPT_MEMORY:
 		o->qo.memory_limit = arg;
 		break;
+	case OPT_FULL:
+		o->opt.full = 1;
+		break;
+	case OPT_NO_COMPACT:
+		o->no_compact = 1;
+		break;
+	case OPT_DELETED:
+		if ((rc = cli_parse_uint(&n, arg, 100, 0, "--deleted")) != 0)
+			return rc;
+		o->opt.deleted_pct = (unsigned int)n;
+		break;
+	case OPT_SMALL:
+		if ((rc = cli_parse_uint(&n, arg, 1u << 30, 0, "--small-parts")) != 0)
+			return rc;
+		o->opt.small_parts = (unsigned int)n;
+		break;
 	default:
 		return CLI_EXIT_USAGE;
 	}
@@ -214,9 +239,11 @@ static int query_parse(struct query_opts *o, cli_ctx *ctx, const cli_command *se
                        char **argv, const char *shortopts, const struct option *longopts)
 {
 	udr_query_options qo = UDR_QUERY_OPTIONS_INIT;
+	udr_optimize_options opt = UDR_OPTIMIZE_OPTIONS_INIT;
 
 	memset(o, 0, sizeof(*o));
 	o->qo = qo;
+	o->opt = opt;
 	o->output = UDR_OUTPUT_TABLE;
 	o->params = calloc((size_t)argc + 1, sizeof(*o->params));
 	o->keys = calloc((size_t)argc + 1, sizeof(*o->keys));
@@ -335,6 +362,47 @@ out:
 	return rc;
 }
 
+/* ---- optimize ---- */
+
+int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "full", no_argument, NULL, OPT_FULL },
+		{ "deleted", required_argument, NULL, OPT_DELETED },
+		{ "small-parts", required_argument, NULL, OPT_SMALL },
+		{ "message", required_argument, NULL, 'm' },
+		QUERY_SESSION_LONGOPTS,
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("optimize");
+	struct query_opts o;
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	uint64_t version = 0;
+	int rc = query_parse(&o, ctx, self, argc, argv, "m:", longopts);
+
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 1) {
+		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments" : "missing TABLE");
+		goto out;
+	}
+	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
+		goto out;
+	o.opt.message = o.message;
+	rc = udr_query_optimize(&version, q, argv[optind], &o.opt);
+	if (rc == 0 && version)
+		printf("%" PRIu64 "\n", version);
+	else if (rc == 0)
+		printf("nothing to compact\n");
+	else
+		rc = cli_fail(rc);
+out:
+	query_close(db, q);
+	query_opts_release(&o);
+	return rc;
+}
+
 /* ---- export ---- */
 
 int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
@@ -378,6 +446,7 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "param", required_argument, NULL, 'p' },
 		{ "message", required_argument, NULL, 'm' },
+		{ "no-compact", no_argument, NULL, OPT_NO_COMPACT },
 		{ "csv", no_argument, NULL, OPT_CSV },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "ndjson", no_argument, NULL, OPT_NDJSON },
@@ -407,7 +476,8 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
-	if (o.message && (rc = udr_query_set_message(q, o.message)) != 0) {
+	if ((o.message && (rc = udr_query_set_message(q, o.message)) != 0) ||
+	    (o.no_compact && (rc = udr_query_set_compaction(q, NULL)) != 0)) {
 		rc = cli_fail(rc);
 		goto out;
 	}

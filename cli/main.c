@@ -314,7 +314,7 @@ static const cli_command commands[] = {
 	  "commit:SEQ (current right after that commit), branch:main.\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
-	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--csv | --json | --ndjson | -o FILE]\n"
+	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--no-compact] [--csv | --json | --ndjson | -o FILE]\n"
 	  "\n"
 	  "Run one SQL statement (DuckDB's dialect) and print its result as an\n"
 	  "aligned table (default), CSV, a JSON array of objects or NDJSON, or\n"
@@ -338,6 +338,7 @@ static const cli_command commands[] = {
 	  "nothing changed), storing only the change; \"BEGIN; ...; COMMIT\" runs\n"
 	  "several statements as one commit.  NAME@REF is read-only.\n"
 	  "  -m, --message MSG  the message of the commit a write makes\n"
+	  "  --no-compact       no compaction after a write (see `udr optimize`)\n"
 	  "  -p, --param VALUE  a value for the next ? placeholder, bound by DuckDB\n"
 	  "                     (never spliced into the query): text as given, or\n"
 	  "                     int:N, float:X, bool:true|false, text:S, null\n"
@@ -353,6 +354,23 @@ static const cli_command commands[] = {
 	  "time or branch exits 1 naming it; a damaged part of a version exits 4\n"
 	  "naming the chunk.\n",
 	  cli_cmd_sql },
+	{ "optimize", "compact a table: rewrite parts with many deleted rows, merge small ones",
+	  "usage: udr optimize TABLE [--full] [--deleted PCT] [--small-parts N] [-m MESSAGE]\n"
+	  "\n"
+	  "Commit a compacted version of TABLE: the parts whose deletion vectors\n"
+	  "delete at least PCT% of their rows, and the small parts (fewer than\n"
+	  "122,880 rows) once there are at least N of them, are replaced by new\n"
+	  "parts holding their rows that are not deleted; the other parts are kept\n"
+	  "as they are.  The rows read do not change.  Prints the version committed,\n"
+	  "or \"nothing to compact\" (nothing is committed).  SQL writes run the\n"
+	  "same compaction after they commit (with the defaults).\n"
+	  "  --full             rewrite every part\n"
+	  "  --deleted PCT      the share of deleted rows that rewrites a part (default\n"
+	  "                     25; 0: never)\n"
+	  "  --small-parts N    merge small parts once there are N (default 8; 0: never)\n"
+	  "  -m, --message MSG  the commit message\n"
+	  "  --threads N, --memory-limit SIZE   DuckDB settings\n",
+	  cli_cmd_optimize },
 	{ "diff-rows", "show rows added, removed and changed between two versions",
 	  "usage: udr diff-rows TABLE REF1 REF2 --key COL[,COL...] [--csv | --json | --ndjson]\n"
 	  "\n"

@@ -216,6 +216,43 @@ UDR_EXTERN int udr_query_import_sql(uint64_t *version, udr_query *q, const char 
                                     const char *sql, const udr_value *params, size_t nparams,
                                     const udr_import_options *opts);
 
+#define UDR_OPTIMIZE_OPTIONS_VERSION 1
+/** Options of udr_query_optimize and of the compaction after SQL writes. */
+typedef struct udr_optimize_options {
+	unsigned int version;     /**< UDR_OPTIMIZE_OPTIONS_VERSION */
+	int full;                 /**< 1: rewrite every part (one sequence of full parts) */
+	unsigned int deleted_pct; /**< rewrite a part whose deletion vector deletes at least
+	                               this percentage of its rows (1..100; 0: never) */
+	unsigned int small_parts; /**< merge the parts of fewer than 122,880 rows (one row
+	                               group) once there are at least this many (0: never) */
+	const char *message;      /**< commit message (may be NULL) */
+} udr_optimize_options;
+#define UDR_OPTIMIZE_OPTIONS_INIT {UDR_OPTIMIZE_OPTIONS_VERSION, 0, 25, 8, NULL}
+
+/**
+ * Compact a table's latest version: the parts the thresholds select (see
+ * udr_optimize_options) are replaced by new parts holding their rows that
+ * are not deleted, appended after the parts kept (which keep their deletion
+ * vectors).  Identical rows give identical parts (stored once).  Nothing is
+ * committed when nothing passes a threshold (or the rewrite equals the
+ * version).  The rows read are the same before and after.
+ * @param[out] version the version committed, 0 when none (may be NULL)
+ * @return 0; UDR_EINVAL (bad options, a table that is not Parquet parts);
+ *         UDR_ENOTFOUND (table); UDR_ECONFLICT (another writer committed
+ *         the table meanwhile); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_optimize(uint64_t *version, udr_query *q, const char *table,
+                                  const udr_optimize_options *opts);
+
+/**
+ * The thresholds of the compaction that runs after each SQL write of the
+ * session (for every table the write changed, as udr_query_optimize with
+ * opts; a second commit, made only when a threshold is passed).  The
+ * default is UDR_OPTIMIZE_OPTIONS_INIT; NULL turns it off.
+ * @return 0; UDR_EINVAL.
+ */
+UDR_EXTERN int udr_query_set_compaction(udr_query *q, const udr_optimize_options *opts);
+
 /**
  * Export a table version to a file (atomically, as udr_query_sql_to_file).
  * @param ref the version: NULL or "latest", a number, a UTC time, or

@@ -109,6 +109,9 @@ struct udr_query {
 	struct udr__wtx *wtx; /* SQL writes: the open transaction (write.c), NULL when none */
 	char *message;      /* commit message of SQL writes (udr_query_set_message) */
 	bool dropped_hit;   /* the last resolve found a drop (not found) */
+	udr_optimize_options compact; /* compaction after SQL writes (udr_query_set_compaction) */
+	bool compact_custom;          /* compact is set (else the defaults) */
+	bool compact_off;             /* no compaction after SQL writes */
 	int scan_rc;        /* an error of the replacement scan, for the statement */
 	char scan_msg[1024];
 };

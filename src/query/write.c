@@ -1154,10 +1154,15 @@ static int end_keep_error(udr_query *q, int rc)
 	return rc;
 }
 
-/* Commit every table the transaction changed (one commit record), then end it. */
+static void compact_after(udr_query *q, char **tables, size_t n);
+
+/* Commit every table the transaction changed (one commit record), end it,
+ * then compact what passed a threshold. */
 static int wtx_commit(udr_query *q)
 {
 	udr__wtx *w = q->wtx;
+	char **changed = calloc(w->n ? w->n : 1, sizeof(*changed));
+	size_t nchanged = 0;
 	int rc = 0;
 	for (size_t i = 0; i < w->n && rc == 0; i++) {
 		udr_version *v = NULL;
@@ -1169,11 +1174,17 @@ static int wtx_commit(udr_query *q)
 			rc = udr_version_set_message(v, w->message);
 		if (rc == 0)
 			rc = udr_txn_write(w->txn, v);
+		if (rc == 0 && changed && !udr__version_dropped(v) && (changed[nchanged] = strdup(v->table)))
+			nchanged++;
 		udr_version_free(v);
 	}
 	if (rc == 0)
 		rc = udr_txn_commit(w->txn, NULL);
-	return end_keep_error(q, rc);
+	rc = end_keep_error(q, rc);
+	if (rc == 0)
+		compact_after(q, changed, nchanged);
+	udr_strarray_free(changed, nchanged);
+	return rc;
 }
 
 /* A result without rows or columns (what DuckDB returns for DDL). */
@@ -1547,4 +1558,206 @@ int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_val
 		rc = end_keep_error(q, udr__error_set(UDR_EINVAL, "the script's transaction is not ended: finish it "
 		                                                  "with COMMIT (or ROLLBACK); nothing was committed"));
 	return rc;
+}
+
+/* ---- compaction ------------------------------------------------------------------------------------------- */
+
+#define SMALL_PART_ROWS 122880 /* one row group (import.c's geometry) */
+
+static const udr_optimize_options g_compact_default = UDR_OPTIMIZE_OPTIONS_INIT;
+
+static int check_optimize_options(const udr_optimize_options *o)
+{
+	if (o->version != UDR_OPTIMIZE_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_optimize_options version %u", o->version);
+	if (o->deleted_pct > 100)
+		return udr__error_set(UDR_EINVAL, "deleted_pct must be 0 to 100 (%u given)", o->deleted_pct);
+	return 0;
+}
+
+int udr_query_set_compaction(udr_query *q, const udr_optimize_options *opts)
+{
+	int rc;
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_compaction");
+	if (!opts) {
+		q->compact_off = true;
+		return 0;
+	}
+	if ((rc = check_optimize_options(opts)) < 0)
+		return rc;
+	q->compact = *opts;
+	q->compact.message = NULL;
+	q->compact_custom = true;
+	q->compact_off = false;
+	return 0;
+}
+
+/*
+ * Rewrite the parts of table's latest version that o selects (see
+ * udr_optimize_options): their rows that are not deleted become new parts
+ * after the parts kept.  *version 0 when nothing was selected.
+ */
+static int optimize_table(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *o)
+{
+	udr_txn_options to = UDR_TXN_OPTIONS_INIT;
+	udr_txn *txn = NULL;
+	udr_version *base = NULL, *v = NULL;
+	udr__parts ps = {0}, np = {0};
+	udr__buf b = {0};
+	colset cols = {0};
+	bool *sel = NULL;
+	udr_hash *h = NULL;
+	uint64_t *rows = NULL, total = 0;
+	size_t n = 0, nsel = 0, nsmall = 0;
+	char ref[UDR_TABLE_NAME_MAX + 32], qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	int rc;
+	*version = 0;
+	udr__quote(qt, sizeof(qt), table);
+	to.message = o->message;
+	if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
+		return rc;
+	rc = udr_txn_get_version(&base, txn, table, 0);
+	if (rc == 0 && udr__version_dropped(base)) {
+		udr_version_free(base);
+		base = NULL;
+		rc = UDR_ENOTFOUND;
+	}
+	if (rc == UDR_ENOTFOUND) {
+		rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found", qt);
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (!delta_capable(base)) {
+		if (!o->full) /* nothing to compact: not Parquet parts with deletion vectors */
+			goto out;
+	} else if ((rc = base_parts(&ps, q, base)) < 0) {
+		goto out;
+	}
+	if (!(sel = calloc(ps.n ? ps.n : 1, sizeof(*sel)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < ps.n; i++) {
+		const udr__part *p = &ps.p[i];
+		sel[i] = o->full || (o->deleted_pct && p->has_dv && p->deleted * 100 >= (uint64_t)o->deleted_pct * p->rows);
+		nsmall += !sel[i] && p->rows < SMALL_PART_ROWS;
+	}
+	for (size_t i = 0; o->small_parts && nsmall >= o->small_parts && i < ps.n; i++)
+		sel[i] |= ps.p[i].rows < SMALL_PART_ROWS;
+	for (size_t i = 0; i < ps.n; i++)
+		nsel += sel[i];
+	if (delta_capable(base) && (nsel == 0 || (nsel == 1 && ps.n == 1 && !ps.p[0].has_dv)))
+		goto out; /* nothing to rewrite */
+	/* the rows of the selected parts that are not deleted, in order */
+	snprintf(ref, sizeof(ref), "%s@%" PRIu64, table, base->version);
+	rc = udr__buf_puts(&b, "SELECT * FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, ref);
+	if (rc == 0)
+		rc = udr__q_describe(&cols.names, &cols.types, &cols.n, q, b.ptr);
+	if (rc < 0)
+		goto out;
+	if (delta_capable(base) && nsel < ps.n) {
+		udr__view *vw;
+		udr__buf_free(&b);
+		if ((rc = udr__q_view_get(&vw, q, base)) < 0)
+			goto out;
+		rc = udr__buf_puts(&b, "SELECT * EXCLUDE (__udr_part, __udr_row) FROM (");
+		if (rc == 0)
+			rc = udr__dv_scan_sql(&b, q, vw, true);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") WHERE __udr_part IN (");
+		for (size_t i = 0, k = 0; rc == 0 && i < ps.n; i++)
+			if (sel[i])
+				rc = udr__buf_printf(&b, "%s%zu", k++ ? ", " : "", i);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+	}
+	if (rc == 0)
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+	if (rc < 0)
+		goto out;
+	/* the parts kept, then the new ones */
+	if (!(np.p = calloc(ps.n + n + 1, sizeof(*np.p)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	np.typed = true;
+	for (size_t i = 0; i < ps.n; i++)
+		if (!sel[i])
+			np.p[np.n++] = ps.p[i];
+	for (size_t i = 0; i < n; i++) {
+		np.p[np.n].hash = h[i];
+		np.p[np.n++].rows = rows[i];
+	}
+	for (size_t i = 0; i < np.n; i++)
+		total += np.p[i].rows - np.p[i].deleted;
+	if ((rc = new_version(&v, table, &np, &cols, total)) < 0)
+		goto out;
+	if (same_as_base(v, base))
+		goto out;
+	if (o->message && (rc = udr_version_set_message(v, o->message)) < 0)
+		goto out;
+	if ((rc = udr_txn_write(txn, v)) < 0 || (rc = udr_txn_commit(txn, NULL)) < 0)
+		goto out;
+	*version = base->version + 1;
+out:
+	udr__q_cache_release(q);
+	udr__buf_free(&b);
+	colset_free(&cols);
+	udr__parts_free(&ps);
+	free(np.p);
+	free(sel);
+	free(h);
+	free(rows);
+	udr_version_free(v);
+	udr_version_free(base);
+	udr_txn_free(txn);
+	return rc;
+}
+
+int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *opts)
+{
+	udr_optimize_options def = UDR_OPTIMIZE_OPTIONS_INIT;
+	uint64_t v = 0;
+	int rc;
+	if (version)
+		*version = 0;
+	if (!q || !table)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_optimize");
+	if (!opts)
+		opts = &def;
+	if ((rc = check_optimize_options(opts)) < 0 || (rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	if ((rc = optimize_table(&v, q, table, opts)) < 0)
+		return rc;
+	if (version)
+		*version = v;
+	return 0;
+}
+
+/*
+ * After a SQL write committed: compact the tables it changed when a
+ * threshold is passed (a commit of its own).  The write stands whatever
+ * happens here; a failure (another writer got in first, ...) only leaves
+ * the compaction to the next write.
+ */
+static void compact_after(udr_query *q, char **tables, size_t n)
+{
+	const udr_optimize_options *o = q->compact_custom ? &q->compact : &g_compact_default;
+	udr_optimize_options oo;
+	if (q->compact_off || !tables)
+		return;
+	oo = *o;
+	oo.full = 0;
+	oo.message = "compaction after a SQL write";
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = 0;
+		if (optimize_table(&v, q, tables[i], &oo) < 0)
+			udr_error_clear();
+	}
 }

@@ -14,7 +14,13 @@ if _help.code != 0 or "without the query module" in _help.out + _help.stderr:
 
 
 def sql(udr, query, *args):
-    return json.loads(udr.ok("sql", query, "--json", *args).out or "[]")
+    return json.loads(w(udr, query, "--json", *args).out or "[]")
+
+
+def w(udr, query, *args):
+    """A write without the compaction after it (these tables are tiny:
+    every deletion passes its threshold)."""
+    return udr.ok("sql", query, "--no-compact", *args)
 
 
 def rows(udr, query):
@@ -50,7 +56,7 @@ ALL = "SELECT id, name, score FROM users ORDER BY id"
 
 def test_update_stores_a_deletion_vector_and_one_small_part(users):
     v2 = show(users, "users")
-    r = users.ok("sql", "UPDATE users SET score = 0 WHERE id = 5", "-m", "zero eve")
+    r = w(users, "UPDATE users SET score = 0 WHERE id = 5", "-m", "zero eve")
     assert "1" in r.out  # DuckDB's count of changed rows
     v3 = show(users, "users")
     assert v3["version"] == 3 and v3["message"] == "zero eve"
@@ -73,14 +79,14 @@ def test_update_stores_a_deletion_vector_and_one_small_part(users):
 
 
 def test_delete_insert_merge_and_dv_merging(users):
-    users.ok("sql", "DELETE FROM users WHERE id IN (1, 6)")
-    users.ok("sql", "DELETE FROM users WHERE id = 2")
+    w(users, "DELETE FROM users WHERE id IN (1, 6)")
+    w(users, "DELETE FROM users WHERE id = 2")
     v = show(users, "users")
     p = parts(v)
     assert [(x["rows"], x.get("deleted")) for x in p] == [(3, 2), (3, 1)]
     assert len(v["chunks"]) == 4
-    users.ok("sql", "INSERT INTO users VALUES (7, 'gus', 70), (8, 'hal', 80)")
-    users.ok("sql", "MERGE INTO users USING (SELECT 3 AS id, 33 AS s UNION ALL SELECT 9, 90) n "
+    w(users, "INSERT INTO users VALUES (7, 'gus', 70), (8, 'hal', 80)")
+    w(users, "MERGE INTO users USING (SELECT 3 AS id, 33 AS s UNION ALL SELECT 9, 90) n "
                     "ON users.id = n.id WHEN MATCHED THEN UPDATE SET score = n.s "
                     "WHEN NOT MATCHED THEN INSERT VALUES (n.id, 'new', n.s)")
     assert rows(users, ALL) == [(3, "cy", 33), (4, "dee", 40), (5, "eve", 50), (7, "gus", 70),
@@ -88,7 +94,7 @@ def test_delete_insert_merge_and_dv_merging(users):
     v = show(users, "users")
     assert v["metadata"]["udr.rows"] == "6"
     # deleting every row of a part drops the part
-    users.ok("sql", "DELETE FROM users WHERE id IN (3, 4, 5)")
+    w(users, "DELETE FROM users WHERE id IN (3, 4, 5)")
     # the MERGE's update of id 3 emptied the first part; this empties the
     # second: left are the INSERT's part and the MERGE's (with a DV)
     v = show(users, "users")
@@ -106,12 +112,12 @@ def test_delete_insert_merge_and_dv_merging(users):
 
 def test_statements_that_change_nothing_commit_nothing(users):
     h = head(users)
-    users.ok("sql", "UPDATE users SET score = score WHERE id < 4")
-    users.ok("sql", "DELETE FROM users WHERE id > 100")
-    users.ok("sql", "INSERT INTO users SELECT * FROM users WHERE false")
-    users.ok("sql", "BEGIN; UPDATE users SET score = 1 WHERE id = 1; "
+    w(users, "UPDATE users SET score = score WHERE id < 4")
+    w(users, "DELETE FROM users WHERE id > 100")
+    w(users, "INSERT INTO users SELECT * FROM users WHERE false")
+    w(users, "BEGIN; UPDATE users SET score = 1 WHERE id = 1; "
                     "UPDATE users SET score = 10 WHERE id = 1; COMMIT")
-    users.ok("sql", "CREATE OR REPLACE TABLE users AS SELECT * FROM users")
+    w(users, "CREATE OR REPLACE TABLE users AS SELECT * FROM users")
     assert head(users) == h
     assert show(users, "users")["version"] == 2
 
@@ -133,20 +139,20 @@ def test_failed_statements_commit_nothing(users):
 
 
 def test_writes_to_old_versions_are_refused(users):
-    users.ok("sql", "DELETE FROM users WHERE id = 1")
+    w(users, "DELETE FROM users WHERE id = 1")
     for q in ("UPDATE users@2 SET score = 0", 'DELETE FROM "users@1"',
               "INSERT INTO users@latest VALUES (1, 'x', 1)"):
         r = users("sql", q)
         assert r.code == 2 and "cannot write to" in r.stderr, (q, r)
     # reading an old version in a write works: restore the deleted row
-    users.ok("sql", "INSERT INTO users SELECT * FROM users@2 WHERE id = 1")
+    w(users, "INSERT INTO users SELECT * FROM users@2 WHERE id = 1")
     assert rows(users, "SELECT count(*) FROM users WHERE id = 1") == [(1,)]
 
 
 def test_transaction_across_tables_is_one_commit(users):
-    users.ok("sql", "CREATE TABLE audit AS SELECT 'start' AS what")
+    w(users, "CREATE TABLE audit AS SELECT 'start' AS what")
     h = head(users)
-    users.ok("sql", "BEGIN; UPDATE users SET score = score + 1 WHERE id = 1; "
+    w(users, "BEGIN; UPDATE users SET score = score + 1 WHERE id = 1; "
                     "INSERT INTO audit VALUES ('bump ann'); "
                     "SELECT * FROM users; COMMIT", "-m", "two tables")
     log = sql(users, "SELECT seq, \"table\", message FROM udr_log WHERE seq > %d ORDER BY 2" % h)
@@ -154,7 +160,7 @@ def test_transaction_across_tables_is_one_commit(users):
                    {"seq": h + 1, "table": "users", "message": "two tables"}]
     assert rows(users, "SELECT what FROM audit ORDER BY what") == [("bump ann",), ("start",)]
     # a table the transaction did not change does not hide the others' changes
-    users.ok("sql", "BEGIN; UPDATE users SET score = score WHERE id = 2; "
+    w(users, "BEGIN; UPDATE users SET score = score WHERE id = 2; "
                     "INSERT INTO audit VALUES ('second'); COMMIT")
     assert rows(users, "SELECT count(*) FROM audit") == [(3,)]
     assert show(users, "users")["version"] == 3 and show(users, "audit")["version"] == 3
@@ -163,30 +169,30 @@ def test_transaction_across_tables_is_one_commit(users):
 def test_create_drop_and_create_again(users):
     r = users("sql", "CREATE TABLE users AS SELECT 1 AS x")
     assert r.code == 2 and "already exists" in r.stderr
-    users.ok("sql", "CREATE TABLE IF NOT EXISTS users AS SELECT 1 AS x")
-    users.ok("sql", "CREATE TABLE t AS SELECT range AS i FROM range(3)")
+    w(users, "CREATE TABLE IF NOT EXISTS users AS SELECT 1 AS x")
+    w(users, "CREATE TABLE t AS SELECT range AS i FROM range(3)")
     assert rows(users, "SELECT sum(i) FROM t") == [(3,)]
-    users.ok("sql", "CREATE TABLE e (a INTEGER, b VARCHAR)")
+    w(users, "CREATE TABLE e (a INTEGER, b VARCHAR)")
     assert rows(users, "SELECT count(*) FROM e") == [(0,)]
     assert sql(users, "DESCRIBE e")[1]["column_type"] == "VARCHAR"
-    users.ok("sql", "DROP TABLE t", "-m", "gone")
+    w(users, "DROP TABLE t", "-m", "gone")
     r = users("sql", "SELECT * FROM t")
     assert r.code == 1 and "does not exist" in r.stderr
     assert "t" not in [x["name"] for x in sql(users, "SELECT name FROM udr_tables")]
     assert rows(users, "SELECT count(*) FROM t@1") == [(3,)]   # still readable
     assert users("sql", "DROP TABLE t").code == 1
-    users.ok("sql", "DROP TABLE IF EXISTS t")
-    users.ok("sql", "CREATE TABLE t AS SELECT 'again' AS s")
+    w(users, "DROP TABLE IF EXISTS t")
+    w(users, "CREATE TABLE t AS SELECT 'again' AS s")
     assert show(users, "t")["version"] == 3
     assert rows(users, "SELECT * FROM t") == [("again",)]
     # CREATE TEMP TABLE stays the session's own: no commit
     h = head(users)
-    users.ok("sql", "CREATE TEMP TABLE scratch AS SELECT 1")
+    w(users, "CREATE TEMP TABLE scratch AS SELECT 1")
     assert head(users) == h
 
 
 def test_damaged_deletion_vector_is_an_integrity_error(users):
-    users.ok("sql", "DELETE FROM users WHERE id = 2")
+    w(users, "DELETE FROM users WHERE id = 2")
     v = show(users, "users")
     dv = parts(v)[0]["dv"]
     files = users.objects(dv)
@@ -205,13 +211,43 @@ def test_damaged_deletion_vector_is_an_integrity_error(users):
 
 
 def test_rows_of_many_parts_and_types(udr):
-    udr.ok("sql", "CREATE TABLE big AS SELECT range AS id, range % 7 AS k, "
+    w(udr, "CREATE TABLE big AS SELECT range AS id, range % 7 AS k, "
                   "[range, 1] AS l, {'a': range} AS s FROM range(300000)")
     v1 = show(udr, "big")
-    udr.ok("sql", "UPDATE big SET k = -1 WHERE id % 1000 = 0")
+    w(udr, "UPDATE big SET k = -1 WHERE id % 1000 = 0")
     v2 = show(udr, "big")
     assert v2["chunks"][:len(parts(v1))] == v1["chunks"][:len(parts(v1))]
     assert rows(udr, "SELECT count(*), sum(k), count(DISTINCT id), sum(id) FROM big") == [
         (300000, sum(i % 7 for i in range(300000)) - sum(i % 7 + 1 for i in range(0, 300000, 1000)),
          300000, 300000 * 299999 // 2)]
     assert rows(udr, "SELECT l, s FROM big WHERE id = 2000") == [("[2000, 1]", "{'a': 2000}")]
+
+
+def test_optimize_and_compaction_after_writes(users):
+    w(users, "DELETE FROM users WHERE id IN (1, 2)")  # 2 of 3 rows: over 25%
+    before = rows(users, ALL)
+    r = users.ok("optimize", "users", "-m", "compact")
+    assert r.out.strip() == "4"
+    v = show(users, "users")
+    assert v["message"] == "compact" and v["metadata"]["udr.format"] == "parquet"
+    assert [x["rows"] for x in parts(v)] == [3, 1]  # the kept part, then id 3 rewritten
+    assert rows(users, ALL) == before
+    assert users.ok("optimize", "users").out.strip() == "nothing to compact"
+    users.ok("optimize", "users", "--full")
+    assert [x["rows"] for x in parts(show(users, "users"))] == [4]
+    assert rows(users, ALL) == before
+    # identical rows give identical parts: a full rewrite of the same rows dedups
+    c = show(users, "users")["chunks"]
+    users.ok("sql", "CREATE TABLE copy AS SELECT * FROM users")
+    assert show(users, "copy")["chunks"] == c
+    # after SQL writes: 8 small parts are merged by a compaction commit
+    h = head(users)
+    for i in range(8):
+        users.ok("sql", "INSERT INTO users VALUES (%d, 'n', 0)" % (100 + i))
+    log = sql(users, "SELECT message FROM udr_log WHERE seq > %d ORDER BY seq" % h)
+    assert [x["message"] for x in log].count("compaction after a SQL write") == 1
+    assert len(parts(show(users, "users"))) < 8
+    assert rows(users, "SELECT count(*) FROM users") == [(12,)]
+    r = users("optimize", "users", "--deleted", "101")
+    assert r.code == 2
+    assert users("optimize", "nosuch").code == 1
