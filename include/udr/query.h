@@ -247,7 +247,9 @@ UDR_EXTERN int udr_query_optimize(uint64_t *version, udr_query *q, const char *t
 /**
  * The thresholds of the compaction that runs after each SQL write of the
  * session (for every table the write changed, as udr_query_optimize with
- * opts; a second commit, made only when a threshold is passed).  The
+ * opts, except that only parts of at least 122,880 rows are rewritten for
+ * their deleted rows; a second commit, made only when a threshold is
+ * passed).  The
  * default is UDR_OPTIMIZE_OPTIONS_INIT; NULL turns it off.
  * @return 0; UDR_EINVAL.
  */

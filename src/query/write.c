@@ -1598,7 +1598,8 @@ int udr_query_set_compaction(udr_query *q, const udr_optimize_options *opts)
  * udr_optimize_options): their rows that are not deleted become new parts
  * after the parts kept.  *version 0 when nothing was selected.
  */
-static int optimize_table(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *o)
+static int optimize_table(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *o,
+                          bool after_write)
 {
 	udr_txn_options to = UDR_TXN_OPTIONS_INIT;
 	udr_txn *txn = NULL;
@@ -1641,7 +1642,11 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 	}
 	for (size_t i = 0; i < ps.n; i++) {
 		const udr__part *p = &ps.p[i];
-		sel[i] = o->full || (o->deleted_pct && p->has_dv && p->deleted * 100 >= (uint64_t)o->deleted_pct * p->rows);
+		/* after a write, only full-size parts are rewritten for their deleted
+		 * rows (small ones are merged by count): small tables do not get a
+		 * second commit for every write */
+		sel[i] = o->full || (o->deleted_pct && p->has_dv && p->deleted * 100 >= (uint64_t)o->deleted_pct * p->rows &&
+		                     (!after_write || p->rows >= SMALL_PART_ROWS));
 		nsmall += !sel[i] && p->rows < SMALL_PART_ROWS;
 	}
 	for (size_t i = 0; o->small_parts && nsmall >= o->small_parts && i < ps.n; i++)
@@ -1733,7 +1738,7 @@ int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const
 		return rc;
 	if (q->wtx)
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
-	if ((rc = optimize_table(&v, q, table, opts)) < 0)
+	if ((rc = optimize_table(&v, q, table, opts, false)) < 0)
 		return rc;
 	if (version)
 		*version = v;
@@ -1757,7 +1762,7 @@ static void compact_after(udr_query *q, char **tables, size_t n)
 	oo.message = "compaction after a SQL write";
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v = 0;
-		if (optimize_table(&v, q, tables[i], &oo) < 0)
+		if (optimize_table(&v, q, tables[i], &oo, true) < 0)
 			udr_error_clear();
 	}
 }
