@@ -619,6 +619,32 @@ static int put_parts(udr_hash *hashes, udr_store *store, part_file *files, size_
 
 /* ---- the common import path ------------------------------------------------------------- */
 
+static int64_t result_count(const udr_result *r);
+
+/* The rows of the Parquet file at path (its footer). */
+static int file_rows(uint64_t *out, udr_query *q, const char *path)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	int64_t c;
+	int rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
+	if (rc == 0)
+		rc = udr__sql_read_path(&b, path);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ")");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	udr__buf_free(&b);
+	if (rc < 0)
+		return rc;
+	c = result_count(r);
+	udr_result_free(r);
+	if (c < 0)
+		return udr__error_set(UDR_ERROR, "DuckDB did not report the rows of a part it wrote");
+	*out = (uint64_t)c;
+	return 0;
+}
+
 typedef struct import_src {
 	const char *select_sql;   /* a query producing the rows */
 	const udr_value *params;
@@ -683,6 +709,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	part_file *files = NULL;
 	size_t nfiles = 0;
 	udr_hash *hashes = NULL;
+	uint64_t *part_rows = NULL;
 	schema got = {0};
 	udr_version *prev = NULL, *v = NULL;
 	int64_t rows;
@@ -740,11 +767,15 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		goto out;
 	/* 3. store the parts (an empty result keeps its one empty part: it
 	 *    carries the schema) */
-	if (!(hashes = calloc(nfiles, sizeof(*hashes)))) {
+	if (!(hashes = calloc(nfiles, sizeof(*hashes))) || !(part_rows = calloc(nfiles, sizeof(*part_rows)))) {
 		rc = udr__error_oom();
 		goto out;
 	}
-	if ((rc = put_parts(hashes, q->store, files, nfiles)) < 0)
+	/* rows per part: an append to a version with typed parts (udr.parts,
+	 * deletion vectors) must say them */
+	for (size_t i = 0; i < nfiles && rc == 0; i++)
+		rc = file_rows(&part_rows[i], q, files[i].path);
+	if (rc < 0 || (rc = put_parts(hashes, q->store, files, nfiles)) < 0)
 		goto out;
 	/* 4. commit; an append retries when another writer got in first */
 	for (int attempt = 0;; attempt++) {
@@ -768,12 +799,35 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		}
 		if ((rc = udr_version_new(&v, table, prev ? prev->version + 1 : 1)) < 0)
 			goto out;
-		for (size_t i = 0; prev && i < prev->nchunks && rc == 0; i++)
+		if (prev && udr_version_get_meta(prev, "udr.parts")) {
+			/* typed parts: the previous ones (their deletion vectors kept)
+			 * and the new ones; the format is set below, so set it after */
+			udr__parts ps;
+			if ((rc = udr__parts_of(&ps, prev)) < 0)
+				goto out;
+			udr__part *np = realloc(ps.p, (ps.n + nfiles + 1) * sizeof(*np));
+			if (!np) {
+				udr__parts_free(&ps);
+				rc = udr__error_oom();
+				goto out;
+			}
+			ps.p = np;
+			for (size_t i = 0; i < nfiles; i++) {
+				memset(&ps.p[ps.n], 0, sizeof(ps.p[ps.n]));
+				ps.p[ps.n].hash = hashes[i];
+				ps.p[ps.n++].rows = part_rows[i];
+			}
+			rc = udr__parts_to_version(v, &ps);
+			udr__parts_free(&ps);
+			if (rc < 0)
+				goto out;
+		}
+		for (size_t i = 0; prev && !udr_version_get_meta(prev, "udr.parts") && i < prev->nchunks && rc == 0; i++)
 			rc = udr_version_add_chunk(v, &prev->chunks[i]);
-		for (size_t i = 0; i < nfiles && rc == 0; i++)
+		for (size_t i = 0; !udr_version_get_meta(v, "udr.parts") && i < nfiles && rc == 0; i++)
 			rc = udr_version_add_chunk(v, &hashes[i]);
 		snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, base_rows + (uint64_t)rows);
-		if (rc == 0)
+		if (rc == 0 && !udr_version_get_meta(v, "udr.format"))
 			rc = udr_version_set_meta(v, "udr.format", "parquet");
 		if (rc == 0)
 			rc = udr_version_set_meta(v, "udr.schema", schema_text);
@@ -801,6 +855,7 @@ out:
 	udr_result_free(r);
 	parts_free(files, nfiles);
 	free(hashes);
+	free(part_rows);
 	free(schema_text);
 	schema_free(&got);
 	udr_version_free(prev);
@@ -857,26 +912,8 @@ int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query 
 		rc = udr__error_oom();
 		goto out;
 	}
-	for (size_t i = 0; i < nfiles && rc == 0; i++) {
-		int64_t c;
-		rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
-		if (rc == 0)
-			rc = udr__sql_read_path(&b, files[i].path);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ")");
-		if (rc == 0)
-			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-		udr__buf_free(&b);
-		if (rc < 0)
-			break;
-		c = result_count(r);
-		udr_result_free(r);
-		r = NULL;
-		if (c < 0)
-			rc = udr__error_set(UDR_ERROR, "DuckDB did not report the rows of a part it wrote");
-		else
-			cnt[i] = (uint64_t)c;
-	}
+	for (size_t i = 0; i < nfiles && rc == 0; i++)
+		rc = file_rows(&cnt[i], q, files[i].path);
 	if (rc == 0)
 		rc = put_parts(h, q->store, files, nfiles);
 	if (rc == 0) {

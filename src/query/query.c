@@ -1510,10 +1510,19 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 			case TCOL_ROWS:
 				put_i64(vec, row, rows && udr__parse_u64(&n, rows, strlen(rows)) == 0 ? &n : NULL);
 				break;
-			case TCOL_PARTS:
-				n = v->nchunks;
-				put_i64(vec, row, &n);
+			case TCOL_PARTS: {
+				/* data parts (the chunks may end with deletion vectors) */
+				udr__parts ps;
+				if (udr__parts_of(&ps, v) == 0) {
+					n = ps.n;
+					udr__parts_free(&ps);
+					put_i64(vec, row, &n);
+				} else {
+					udr_error_clear();
+					put_i64(vec, row, NULL);
+				}
 				break;
+			}
 			case TCOL_FORMAT: put_text(vec, row, udr_version_get_meta(v, "udr.format")); break;
 			case TCOL_CREATED:
 				/* TIMESTAMP_MS: milliseconds since the epoch */

@@ -177,6 +177,9 @@ typedef struct udr__parts {
 /* The parts of v, from udr.parts (checked against the chunks) or the chunks. */
 int udr__parts_of(udr__parts *out, const udr_version *v);
 void udr__parts_free(udr__parts *ps);
+/* Give v (no chunks yet) the parts of ps: chunks (parts, then the distinct
+ * deletion vectors), udr.parts and udr.format (write.c). */
+int udr__parts_to_version(udr_version *v, const udr__parts *ps);
 /* Append the udr.parts text of ps (docs/FORMAT.md, byte-exact). */
 int udr__parts_meta(udr__buf *b, const udr__parts *ps);
 /* v is a drop (udr.dropped = "true"): the table is gone from then on. */

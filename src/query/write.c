@@ -780,14 +780,11 @@ static int base_parts(udr__parts *ps, udr_query *q, const udr_version *v)
 	return rc;
 }
 
-static int new_version(udr_version **out, const char *table, const udr__parts *ps, const colset *cols,
-                       uint64_t rows)
+int udr__parts_to_version(udr_version *v, const udr__parts *ps)
 {
-	udr_version *v = NULL;
 	udr__buf pm = {0};
-	char *sch = NULL, rowbuf[32];
 	bool any_dv = false;
-	int rc = udr_version_new(&v, table, 0);
+	int rc = v->nchunks ? udr__error_set(UDR_ERROR, "a version with chunks given typed parts") : 0;
 	for (size_t i = 0; rc == 0 && i < ps->n; i++) {
 		rc = udr_version_add_chunk(v, &ps->p[i].hash);
 		any_dv |= ps->p[i].has_dv;
@@ -802,22 +799,33 @@ static int new_version(udr_version **out, const char *table, const udr__parts *p
 		if (!seen)
 			rc = udr_version_add_chunk(v, &ps->p[i].dv);
 	}
-	snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, rows);
 	if (rc == 0)
 		rc = udr__parts_meta(&pm, ps);
 	if (rc == 0)
-		rc = schema_text(&sch, cols);
-	if (rc == 0)
 		rc = udr_version_set_meta(v, "udr.format", any_dv ? "parquet-dv" : "parquet");
+	if (rc == 0)
+		rc = udr_version_set_meta(v, "udr.parts", pm.ptr);
+	udr__buf_free(&pm);
+	return rc;
+}
+
+static int new_version(udr_version **out, const char *table, const udr__parts *ps, const colset *cols,
+                       uint64_t rows)
+{
+	udr_version *v = NULL;
+	char *sch = NULL, rowbuf[32];
+	int rc = udr_version_new(&v, table, 0);
+	if (rc == 0)
+		rc = udr__parts_to_version(v, ps);
+	snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, rows);
+	if (rc == 0)
+		rc = schema_text(&sch, cols);
 	if (rc == 0)
 		rc = udr_version_set_meta(v, "udr.schema", sch);
 	if (rc == 0)
 		rc = udr_version_set_meta(v, "udr.rows", rowbuf);
 	if (rc == 0)
-		rc = udr_version_set_meta(v, "udr.parts", pm.ptr);
-	if (rc == 0)
 		rc = udr_version_set_meta(v, "udr.source", "sql");
-	udr__buf_free(&pm);
 	free(sch);
 	if (rc < 0) {
 		udr_version_free(v);

@@ -251,3 +251,16 @@ def test_optimize_and_compaction_after_writes(users):
     r = users("optimize", "users", "--deleted", "101")
     assert r.code == 2
     assert users("optimize", "nosuch").code == 1
+
+
+def test_import_append_and_udr_tables_on_versions_with_deletion_vectors(users, tmp_path):
+    w(users, "DELETE FROM users WHERE id = 2")
+    c = tmp_path / "c.csv"
+    c.write_text("id,name,score\n7,gil,70\n")
+    users.ok("import", "users", str(c), "--append")
+    v = show(users, "users")
+    assert [(x["rows"], x.get("deleted")) for x in parts(v)] == [(3, 1), (3, None), (1, None)]
+    assert v["metadata"]["udr.format"] == "parquet-dv" and v["metadata"]["udr.rows"] == "6"
+    assert [r[0] for r in rows(users, ALL)] == [1, 3, 4, 5, 6, 7]
+    t = sql(users, "SELECT name, rows, parts, format FROM udr_tables")
+    assert t == [{"name": "users", "rows": 6, "parts": 3, "format": "parquet-dv"}]
