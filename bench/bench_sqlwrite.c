@@ -36,6 +36,14 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double best(const double *v, int n)
+{
+	double b = v[0];
+	for (int i = 1; i < n; i++)
+		b = v[i] < b ? v[i] : b;
+	return b;
+}
+
 static double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_d);
@@ -141,6 +149,7 @@ int main(int argc, char **argv)
 	}
 	added1 = (store_bytes(root) - before) / (uint64_t)repeat;
 	printf("\n%-44s %12s %12s\n", "", "udr", "duckdb file");
+	row("UPDATE 1 row (best)", best(tu, repeat), best(td, repeat), "<= 2x");
 	row("UPDATE 1 row (median)", median(tu, repeat), median(td, repeat), "<= 2x");
 	printf("%-44s %10" PRIu64 " B = %.5f%% of the table   goal <= 0.01%%\n", "  bytes added per 1-row UPDATE", added1,
 	       100.0 * (double)added1 / (double)table);
@@ -175,6 +184,7 @@ int main(int argc, char **argv)
 		td[i] = now() - t0;
 	}
 	printf("\n%-44s %12s %12s\n", "", "with DVs", "compacted");
+	row("full scan after the 1% UPDATE (best)", best(tu, repeat), best(td, repeat), "<= 1.2x");
 	row("full scan after the 1% UPDATE (median)", median(tu, repeat), median(td, repeat), "<= 1.2x");
 	udr_query_close(q);
 	udr_db_close(db);
