@@ -294,6 +294,32 @@ static int write_result(const udr_result *r, int output)
 	return rc ? cli_fail(rc) : CLI_EXIT_OK;
 }
 
+/* --key a,b --key c: one copy "a,b,c" (*buf) split on commas into *cols;
+ * exit code (-1: go on). */
+static int split_keys(char **buf, const char ***cols, size_t *ncols, const struct query_opts *o)
+{
+	size_t room = 0, i;
+	char *save = NULL, *tok;
+
+	*ncols = 0;
+	for (i = 0; i < o->nkeys; i++)
+		room += strlen(o->keys[i]) + 1;
+	*buf = malloc(room + 1);
+	*cols = calloc(room + 1, sizeof(**cols)); /* at most one name per byte */
+	if (!*buf || !*cols) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	(*buf)[0] = '\0';
+	for (i = 0; i < o->nkeys; i++) {
+		strcat(*buf, o->keys[i]);
+		strcat(*buf, ",");
+	}
+	for (tok = strtok_r(*buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		(*cols)[(*ncols)++] = tok;
+	return -1;
+}
+
 /* ---- import ---- */
 
 int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
@@ -305,6 +331,7 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "sql", required_argument, NULL, OPT_SQL },
 		{ "param", required_argument, NULL, 'p' },
+		{ "key", required_argument, NULL, OPT_KEY },
 		QUERY_SESSION_LONGOPTS,
 		CLI_COMMON_LONGOPTS
 	};
@@ -315,6 +342,9 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 	udr_query *q = NULL;
 	uint64_t version = 0;
 	const char *table;
+	char *keybuf = NULL;
+	const char **keys = NULL;
+	size_t nkeys = 0;
 	int rc = query_parse(&o, ctx, self, argc, argv, "m:p:", longopts);
 
 	if (rc >= 0)
@@ -339,12 +369,26 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_usage_error(self, "--format applies to files, not to --sql");
 		goto out;
 	}
+	if (o.nkeys && (o.sql || o.append)) {
+		rc = cli_usage_error(self, "--key applies to files that are a full copy of the table "
+		                           "(not to --sql or --append)");
+		goto out;
+	}
+	if (o.nkeys && (rc = split_keys(&keybuf, &keys, &nkeys, &o)) >= 0)
+		goto out;
+	if (o.nkeys && !nkeys) {
+		rc = cli_usage_error(self, "--key names no column");
+		goto out;
+	}
+	rc = -1;
 	table = argv[optind];
 	if ((rc = cli_check_table(table)) != 0)
 		goto out;
 	io.format = o.format;
 	io.mode = o.append ? UDR_IMPORT_APPEND : UDR_IMPORT_OVERWRITE;
 	io.message = o.message;
+	io.keys = keys;
+	io.nkeys = nkeys;
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
 	if (o.sql)
@@ -357,6 +401,8 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 	else
 		rc = cli_fail(rc);
 out:
+	free(keybuf);
+	free(keys);
 	query_close(db, q);
 	query_opts_release(&o);
 	return rc;
@@ -522,7 +568,7 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 	udr_result *r = NULL;
 	const char **cols = NULL;
 	char *buf = NULL;
-	size_t ncols = 0, room = 0, i;
+	size_t ncols = 0;
 	int rc = query_parse(&o, ctx, self, argc, argv, NULL, longopts);
 
 	if (rc >= 0)
@@ -536,27 +582,8 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_usage_error(self, "missing --key COL[,COL...]");
 		goto out;
 	}
-	/* --key a,b --key c: join into one copy "a,b,c" and split on commas */
-	for (i = 0; i < o.nkeys; i++)
-		room += strlen(o.keys[i]) + 1;
-	buf = malloc(room + 1);
-	cols = calloc(room, sizeof(*cols)); /* at most one name per byte */
-	if (!buf || !cols) {
-		cli_errorf("out of memory");
-		rc = CLI_EXIT_IO;
+	if ((rc = split_keys(&buf, &cols, &ncols, &o)) >= 0)
 		goto out;
-	}
-	buf[0] = '\0';
-	for (i = 0; i < o.nkeys; i++) {
-		strcat(buf, o.keys[i]);
-		strcat(buf, ",");
-	}
-	{
-		char *save = NULL, *tok;
-
-		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-			cols[ncols++] = tok;
-	}
 	if (!ncols) {
 		rc = cli_usage_error(self, "--key names no column");
 		goto out;

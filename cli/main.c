@@ -277,7 +277,7 @@ static const cli_command commands[] = {
 	  "of the content it stores.)\n",
 	  cli_cmd_fsck },
 	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
-	  "usage: udr import TABLE FILE... [--format F] [--append] [-m MESSAGE]\n"
+	  "usage: udr import TABLE FILE... [--format F] [--append | --key COL[,COL...]] [-m MESSAGE]\n"
 	  "       udr import TABLE --sql QUERY [-p VALUE]... [--append] [-m MESSAGE]\n"
 	  "\n"
 	  "Import the rows of FILE... (all of one format) or the result of QUERY as\n"
@@ -291,6 +291,11 @@ static const cli_command commands[] = {
 	  "                     unchanged and adds the new rows as new parts; the\n"
 	  "                     columns must match by name, order and type (exit 2\n"
 	  "                     naming the column otherwise)\n"
+	  "  --key COL[,COL...] FILE... is a full new copy of TABLE whose rows are\n"
+	  "                     matched on these columns (unique on both sides):\n"
+	  "                     only the rows that differ are stored (deletion\n"
+	  "                     vectors and new parts); prints the version, the\n"
+	  "                     same one when nothing differs (nothing committed)\n"
 	  "  --sql QUERY        import the result of QUERY (which may read tables,\n"
 	  "                     as in `udr sql`) instead of files\n"
 	  "  -p, --param VALUE  a value for the next ? of QUERY (see `udr sql`)\n"

@@ -176,7 +176,7 @@ UDR_EXTERN int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *s
 #define UDR_IMPORT_APPEND    1 /**< the new version keeps the previous version's
                                     parts (no data copied) and adds new ones */
 
-#define UDR_IMPORT_OPTIONS_VERSION 1
+#define UDR_IMPORT_OPTIONS_VERSION 2 /* 2 added keys (version 1 still accepted) */
 /** Options of the imports. */
 typedef struct udr_import_options {
 	unsigned int version;  /**< UDR_IMPORT_OPTIONS_VERSION */
@@ -184,8 +184,15 @@ typedef struct udr_import_options {
 	int mode;              /**< UDR_IMPORT_OVERWRITE or UDR_IMPORT_APPEND */
 	const char *message;   /**< commit message (may be NULL) */
 	const char *ref;       /**< reserved for branches: NULL */
+	const char *const *keys; /**< (version 2) with UDR_IMPORT_OVERWRITE: the files are a
+	                              full new copy of the table whose rows are matched on
+	                              these columns (unique in both): the new version keeps
+	                              the rows that did not change and stores only the others
+	                              (deletion vectors, new parts); NULL: store every row */
+	size_t nkeys;          /**< (version 2) number of keys */
 } udr_import_options;
-#define UDR_IMPORT_OPTIONS_INIT {UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL}
+#define UDR_IMPORT_OPTIONS_INIT \
+	{UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL, NULL, 0}
 
 /**
  * Import files (all of one format) as the next version of table.  The rows

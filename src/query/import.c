@@ -697,6 +697,10 @@ static int previous_version(udr_version **out, udr_query *q, const char *table)
 		*out = NULL;
 		return 0;
 	}
+	if (rc == 0 && udr__version_dropped(*out)) { /* DROP TABLE: a new table */
+		udr_version_free(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 
@@ -939,8 +943,10 @@ static int check_import_args(udr_query *q, const char *table, const udr_import_o
 {
 	if (!q || !table)
 		return udr__error_set(UDR_EINVAL, "invalid argument: NULL session or table");
-	if (opts->version != UDR_IMPORT_OPTIONS_VERSION)
+	if (opts->version != UDR_IMPORT_OPTIONS_VERSION && opts->version != 1)
 		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
+	if (opts->version >= 2 && opts->nkeys && (!opts->keys || opts->mode != UDR_IMPORT_OVERWRITE))
+		return udr__error_set(UDR_EINVAL, "import keys need a full copy of the table (not an append)");
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
 	if (opts->ref && *opts->ref && strcmp(opts->ref, "main") != 0 && strcmp(opts->ref, "branch:main") != 0)
@@ -1071,11 +1077,13 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	schema old = {0};
 	udr_version *prev = NULL;
 	import_src src;
+	bool keyed;
 	int rc, format;
 	if (!opts)
 		opts = &def;
 	if ((rc = check_import_args(q, table, opts)) < 0)
 		return rc;
+	keyed = opts->version >= 2 && opts->nkeys > 0;
 	if (!files || nfiles == 0)
 		return udr__error_set(UDR_EINVAL, "no file to import into table %s", table);
 	for (size_t i = 0; i < nfiles; i++) {
@@ -1114,7 +1122,7 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 		if (rc < 0)
 			goto out;
 	}
-	if (opts->mode == UDR_IMPORT_APPEND) {
+	if (opts->mode == UDR_IMPORT_APPEND || keyed) {
 		/* CSV and JSON types are guessed from the data: read new data with
 		 * the table's types instead, after checking the column names. */
 		if ((rc = previous_version(&prev, q, table)) < 0)
@@ -1141,6 +1149,11 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	src.nparams = 0;
 	src.source = format == UDR_FORMAT_NDJSON ? "json" : format_name(format);
 	src.kind = UDR__RUN_ANY;
+	/* a full copy matched on keys: only the rows that differ are stored
+	 * (write.c); a table that does not exist yet is imported whole */
+	if (keyed && prev && (rc = udr__w_import_keyed(version, q, table, b.ptr, opts->keys, opts->nkeys,
+	                                               opts->message)) != 1)
+		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:
 	udr__buf_free(&b);

@@ -204,6 +204,10 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 /* A script "BEGIN; ...; COMMIT" run statement by statement: 0 or an
  * error (nothing committed then); 1 when sql is not such a script. */
 int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
+/* Import select_sql as a full new copy of table matched on keys: store
+ * only the rows that differ.  0 or an error; 1 when table does not exist. */
+int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
+                        const char *const *keys, size_t nkeys, const char *message);
 /* The snapshot of the session's open write transaction (0: none). */
 uint64_t udr__w_snapshot(udr_query *q);
 /* table was dropped by the open transaction (a bare name must not bind). */

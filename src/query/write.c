@@ -1774,3 +1774,172 @@ static void compact_after(udr_query *q, char **tables, size_t n)
 			udr_error_clear();
 	}
 }
+
+/* ---- import of a full copy matched on keys ------------------------------------------------------------ */
+
+/* 1 when the columns of relation (SQL) repeat a key value. */
+static int keys_repeat(bool *out, udr_query *q, const char *relation, const char *const *keys, size_t nkeys)
+{
+	udr__buf b = {0}, k = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+		if (i)
+			rc = udr__buf_puts(&k, ", ");
+		if (rc == 0)
+			rc = udr__sql_ident(&k, keys[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1)",
+		                     relation, k.ptr);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	*out = rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0;
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr__buf_free(&k);
+	return rc;
+}
+
+/* "NOT EXISTS (SELECT 1 FROM other y WHERE y.c IS NOT DISTINCT FROM x.c AND ...)" */
+static int no_equal_row(udr__buf *b, const char *other, const char *x, const colset *cols)
+{
+	int rc = udr__buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s y WHERE ", other);
+	for (size_t i = 0; rc == 0 && i < cols->n; i++) {
+		rc = udr__buf_puts(b, i ? " AND y." : "y.");
+		if (rc == 0)
+			rc = udr__sql_ident(b, cols->names[i]);
+		if (rc == 0)
+			rc = udr__buf_printf(b, " IS NOT DISTINCT FROM %s.", x);
+		if (rc == 0)
+			rc = udr__sql_ident(b, cols->names[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(b, ")");
+	return rc;
+}
+
+int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
+                        const char *const *keys, size_t nkeys, const char *message)
+{
+	udr__buf b = {0}, nm = {0};
+	colset have = {0}, got = {0};
+	wtab *t = NULL;
+	bool rep = false;
+	int rc;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	if ((rc = wtx_begin(q, false)) < 0)
+		return rc;
+	free(q->wtx->message);
+	q->wtx->message = NULL;
+	if (message && !(q->wtx->message = strdup(message))) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	q->snap_head = udr__w_snapshot(q);
+	if ((rc = wt_get(&t, q, table)) < 0)
+		goto fail;
+	if (!wt_exists(t)) {
+		wtx_end(q);
+		return 1;
+	}
+	if ((rc = make_shadow(q, t, NULL, NULL, NULL, 0)) < 0 || (rc = udr__sql_ident(&nm, table)) < 0)
+		goto fail;
+	/* the new copy, and both sides' columns: the same names, types, order */
+	rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_new AS %s", select_sql);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	rc = udr__buf_printf(&b, "SELECT * FROM temp.main.%s", nm.ptr);
+	if (rc == 0)
+		rc = udr__q_describe(&have.names, &have.types, &have.n, q, b.ptr);
+	if (rc == 0)
+		rc = udr__q_describe(&got.names, &got.types, &got.n, q, "SELECT * FROM temp.main.__udr_new");
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	for (size_t i = 0; rc == 0 && i < (have.n > got.n ? have.n : got.n); i++) {
+		if (i >= have.n || i >= got.n || strcmp(have.names[i], got.names[i]) != 0 ||
+		    strcmp(have.types[i], got.types[i]) != 0)
+			rc = udr__error_set(UDR_EINVAL,
+			                    "the new copy of table %s must have its columns (names, types, order): "
+			                    "column %zu is %s %s, the table's is %s %s",
+			                    table, i + 1, i < got.n ? got.names[i] : "(none)", i < got.n ? got.types[i] : "",
+			                    i < have.n ? have.names[i] : "(none)", i < have.n ? have.types[i] : "");
+	}
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		bool found = false;
+		for (size_t i = 0; i < have.n && !found; i++)
+			found = keys[k] && strcmp(keys[k], have.names[i]) == 0;
+		if (!found)
+			rc = udr__error_set(UDR_EINVAL, "key column '%s' is not a column of table %s", keys[k] ? keys[k] : "",
+			                    table);
+	}
+	if (rc < 0)
+		goto fail;
+	/* matched on keys: unique on both sides, or rows would be lost or doubled */
+	if ((rc = keys_repeat(&rep, q, "temp.main.__udr_new", keys, nkeys)) < 0)
+		goto fail;
+	if (rep) {
+		rc = udr__error_set(UDR_EINVAL, "the key is not unique in the new copy of table %s", table);
+		goto fail;
+	}
+	rc = udr__buf_printf(&b, "temp.main.%s", nm.ptr);
+	if (rc == 0)
+		rc = keys_repeat(&rep, q, b.ptr, keys, nkeys);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	if (rep) {
+		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
+		goto fail;
+	}
+	/* rows without an equal row in the new copy go; then the new copy's
+	 * rows without an equal row left come: only they are stored */
+	rc = udr__buf_printf(&b, "DELETE FROM temp.main.%s x WHERE ", nm.ptr);
+	if (rc == 0)
+		rc = no_equal_row(&b, "temp.main.__udr_new", "x", &have);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	rc = udr__buf_printf(&b, "INSERT INTO temp.main.%s SELECT * FROM temp.main.__udr_new x WHERE ", nm.ptr);
+	if (rc == 0) {
+		udr__buf other = {0};
+		rc = udr__buf_printf(&other, "temp.main.%s", nm.ptr);
+		if (rc == 0)
+			rc = no_equal_row(&b, other.ptr, "x", &have);
+		udr__buf_free(&other);
+	}
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_new");
+	colset_free(&have);
+	colset_free(&got);
+	udr__buf_free(&nm);
+	if ((rc = wtx_commit(q)) < 0)
+		return rc;
+	if (version && (rc = udr_catalog_latest(version, q->cat, table)) < 0)
+		return rc;
+	return 0;
+fail:
+	{
+		char msg[2048];
+		snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
+		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_new");
+		udr__error_set(rc, "%s", msg);
+	}
+	colset_free(&have);
+	colset_free(&got);
+	udr__buf_free(&b);
+	udr__buf_free(&nm);
+	return end_keep_error(q, rc);
+}

@@ -264,3 +264,31 @@ def test_import_append_and_udr_tables_on_versions_with_deletion_vectors(users, t
     assert [r[0] for r in rows(users, ALL)] == [1, 3, 4, 5, 6, 7]
     t = sql(users, "SELECT name, rows, parts, format FROM udr_tables")
     assert t == [{"name": "users", "rows": 6, "parts": 3, "format": "parquet-dv"}]
+
+
+def test_import_key_stores_only_the_rows_that_differ(udr, tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text("id,name,v\n" + "".join("%d,n%d,%d\n" % (i, i, i) for i in range(1000)))
+    udr.ok("import", "t", str(a))
+    rows2 = [(i, "n%d" % i, i + (1 if i % 100 == 3 else 0)) for i in range(1000) if i % 250 != 5]
+    rows2 += [(5000, "new", 0)]
+    b = tmp_path / "b.csv"
+    b.write_text("id,name,v\n" + "".join("%d,%s,%d\n" % r for r in rows2))
+    assert udr.ok("import", "t", str(b), "--key", "id", "-m", "nightly").out.strip() == "2"
+    v = show(udr, "t")
+    assert v["message"] == "nightly"
+    # 10 changed + 4 removed rows deleted, 10 changed + 1 new rows stored
+    assert [(x["rows"], x.get("deleted")) for x in parts(v)] == [(1000, 14), (11, None)]
+    assert sorted(rows(udr, "SELECT id, name, v FROM t")) == sorted(rows2)
+    # the same copy again: nothing differs, nothing is committed
+    assert udr.ok("import", "t", str(b), "--key", "id").out.strip() == "2"
+    assert head(udr) == 2
+    # keys must be unique and columns must match
+    r = udr("import", "t", str(b), "--key", "v")  # 3 -> 4 repeats 4
+    assert r.code == 2 and "not unique" in r.stderr
+    c = tmp_path / "c.csv"
+    c.write_text("id,other\n1,2\n")
+    assert udr("import", "t", str(c), "--key", "id").code == 2
+    assert udr("import", "t", str(b), "--key", "nosuch").code == 2
+    assert udr("import", "t", str(b), "--key", "id", "--append").code == 2
+    assert head(udr) == 2
