@@ -894,7 +894,7 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	udr__parts ps = {0};
 	uint8_t **bits = NULL;
 	udr_hash *h = NULL;
-	uint64_t *rows = NULL, ndel = 0;
+	uint64_t *rows = NULL, ndel = 0, nupd = 0, nnew = 0;
 	size_t n = 0, kept = 0, nbase = 0;
 	duckdb_result res;
 	bool have_res = false;
@@ -911,7 +911,7 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		goto out;
 	/* 1. positions of rows gone or changed */
 	rc = udr__buf_printf(&b,
-	                     "SELECT o.__udr_part::UBIGINT, o.__udr_row::UBIGINT FROM __udr_o_%lu o "
+	                     "SELECT o.__udr_part::UBIGINT, o.__udr_row::UBIGINT, s.__udr_r IS NOT NULL FROM __udr_o_%lu o "
 	                     "LEFT JOIN (SELECT rowid AS __udr_r, * FROM temp.main.%s) s ON o.rowid = s.__udr_r "
 	                     "WHERE s.__udr_r IS NULL OR %s",
 	                     t->id, nm.ptr, cmp.ptr);
@@ -927,11 +927,13 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		duckdb_data_chunk ch = duckdb_fetch_chunk(res);
 		idx_t m;
 		const uint64_t *pp, *rr;
+		const bool *chg;
 		if (!ch)
 			break;
 		m = duckdb_data_chunk_get_size(ch);
 		pp = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 0));
 		rr = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 1));
+		chg = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 2));
 		for (idx_t i = 0; i < m && rc == 0; i++) {
 			size_t pi = (size_t)pp[i];
 			if (pi >= ps.n || rr[i] >= ps.p[pi].rows) {
@@ -949,6 +951,7 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 			}
 			bits[pi][rr[i] >> 3] |= (uint8_t)(1u << (rr[i] & 7));
 			ndel++;
+			nupd += chg[i] ? 1 : 0;
 		}
 		duckdb_destroy_data_chunk(&ch);
 		if (rc < 0)
@@ -968,6 +971,8 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		goto out;
 	if (ndel == 0 && n == 0)
 		goto out; /* nothing changed */
+	for (size_t i = 0; i < n; i++)
+		nnew += rows[i];
 	/* 3. the new parts list: the base's, with deletion vectors, then the new */
 	for (size_t i = 0; i < ps.n && rc == 0; i++) {
 		udr__part p = ps.p[i];
@@ -1013,6 +1018,16 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		for (size_t i = 0; i < ps.n; i++)
 			total += ps.p[i].rows - ps.p[i].deleted;
 		rc = new_version(out, t->name, &ps, cols, total);
+	}
+	if (rc == 0) {
+		/* what the rows did: changed rows are deleted and stored anew */
+		char ch[128];
+		snprintf(ch, sizeof(ch), "{\"inserted\":%" PRIu64 ",\"updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
+		         nnew - nupd, nupd, ndel - nupd);
+		if ((rc = udr_version_set_meta(*out, "udr.changes", ch)) < 0) {
+			udr_version_free(*out);
+			*out = NULL;
+		}
 	}
 out:
 	if (have_res)

@@ -68,6 +68,7 @@ def test_update_stores_a_deletion_vector_and_one_small_part(users):
     assert "dv" not in p[0] and p[1]["deleted"] == 1 and "dv" not in p[2]
     assert v3["chunks"][3:] == [p[1]["dv"]]  # the DV is a chunk after the parts
     assert v3["metadata"]["udr.rows"] == "6"
+    assert json.loads(v3["metadata"]["udr.changes"]) == {"inserted": 0, "updated": 1, "deleted": 0}
     assert rows(users, ALL) == [(1, "ann", 10), (2, "bob", 20), (3, "cy", 30),
                                 (4, "dee", 40), (5, "eve", 0), (6, "fay", 60)]
     # the updated row is read last (docs/QUERY.md: row order)
@@ -85,7 +86,11 @@ def test_delete_insert_merge_and_dv_merging(users):
     p = parts(v)
     assert [(x["rows"], x.get("deleted")) for x in p] == [(3, 2), (3, 1)]
     assert len(v["chunks"]) == 4
+    assert json.loads(show(users, "users")["metadata"]["udr.changes"]) == {
+        "inserted": 0, "updated": 0, "deleted": 1}
     w(users, "INSERT INTO users VALUES (7, 'gus', 70), (8, 'hal', 80)")
+    assert json.loads(show(users, "users")["metadata"]["udr.changes"]) == {
+        "inserted": 2, "updated": 0, "deleted": 0}
     w(users, "MERGE INTO users USING (SELECT 3 AS id, 33 AS s UNION ALL SELECT 9, 90) n "
                     "ON users.id = n.id WHEN MATCHED THEN UPDATE SET score = n.s "
                     "WHEN NOT MATCHED THEN INSERT VALUES (n.id, 'new', n.s)")
