@@ -213,6 +213,12 @@ def test_damaged_deletion_vector_is_an_integrity_error(users):
     assert r.code == 4 and r.out == ""
     # older versions do not use it
     assert len(rows(users, "SELECT * FROM users@2")) == 6
+    # fsck finds it too; and a deletion vector missing from the store
+    assert users("fsck").code != 0
+    f.unlink()
+    r = users("sql", "SELECT id FROM users")
+    assert r.code == 4 and dv in r.stderr and "missing" in r.stderr and r.out == "", r
+    assert users("fsck").code != 0
 
 
 def test_rows_of_many_parts_and_types(udr):
