@@ -916,7 +916,10 @@ int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query 
 		rc = udr__error_oom();
 		goto out;
 	}
-	for (size_t i = 0; i < nfiles && rc == 0; i++)
+	/* one part holds every row written; else each part's footer says */
+	if (nfiles == 1)
+		cnt[0] = (uint64_t)total;
+	for (size_t i = 0; nfiles > 1 && i < nfiles && rc == 0; i++)
 		rc = file_rows(&cnt[i], q, files[i].path);
 	if (rc == 0)
 		rc = put_parts(h, q->store, files, nfiles);
