@@ -516,7 +516,7 @@ static int check_first_keyword(const char *sql, int kind)
 	static const char *const queries[] = {"select", "with", "from", "values", "table", "describe", "desc",
 	                                      "show", "summarize", "pivot", "unpivot", NULL};
 	static const char *const others[] = {"explain", "create", "insert", "update", "delete", "drop", "alter",
-	                                     "merge", NULL};
+	                                     "merge", "truncate", NULL};
 	const char *s = skip_blank_sql(sql), *after;
 	if (kind != UDR__RUN_USER && kind != UDR__RUN_SELECT)
 		return 0;

@@ -250,6 +250,10 @@ static void classify(wstmt *st, const char *sql)
 			return;
 		st->kind = WK_DELETE;
 		target(st, &p);
+	} else if (word(&p, "truncate")) {
+		(void)word(&p, "table");
+		st->kind = WK_DELETE;
+		target(st, &p);
 	} else if (word(&p, "merge")) {
 		if (!word(&p, "into"))
 			return;

@@ -303,3 +303,17 @@ def test_import_key_stores_only_the_rows_that_differ(udr, tmp_path):
     assert udr("import", "t", str(b), "--key", "nosuch").code == 2
     assert udr("import", "t", str(b), "--key", "id", "--append").code == 2
     assert head(udr) == 2
+
+
+def test_delete_everything_then_write_again(udr):
+    w(udr, "CREATE TABLE t AS SELECT range AS i FROM range(5)")
+    w(udr, "DELETE FROM t")
+    v = show(udr, "t")
+    assert v["chunks"] == [] and v["metadata"]["udr.rows"] == "0"
+    assert rows(udr, "SELECT count(*) FROM t") == [(0,)]
+    assert sql(udr, "DESCRIBE t")[0]["column_type"] == "BIGINT"
+    w(udr, "INSERT INTO t VALUES (42)")
+    assert rows(udr, "SELECT * FROM t") == [(42,)]
+    w(udr, "TRUNCATE t")
+    assert rows(udr, "SELECT count(*) FROM t") == [(0,)]
+    assert show(udr, "t")["version"] == 4
