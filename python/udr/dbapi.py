@@ -16,11 +16,12 @@ then, so commits by other connections or processes become visible only
 after commit() or rollback().  Explicit references (``users@3``,
 ``users@latest``) and the views udr_log and udr_tables are not pinned.
 
-Writes: UDR tables cannot be changed through SQL today (INSERT, UPDATE,
-DELETE, DROP or ALTER naming one raises NotSupportedError; write with
-Database.write); CREATE TABLE and the other statements on tables of the
-connection's own DuckDB session work on scratch in-memory tables that are
-neither stored nor undone by rollback(), and vanish on close().
+Writes: a connection does not change UDR tables (INSERT, UPDATE, DELETE,
+MERGE, DROP or ALTER naming one raises NotSupportedError; Database.sql
+commits SQL writes, Database.write stores a new version); CREATE TABLE and
+the other statements on tables of the connection's own DuckDB session work
+on scratch in-memory tables (CREATE TABLE is run as CREATE TEMP TABLE) that
+are neither stored nor undone by rollback(), and vanish on close().
 """
 
 import datetime
@@ -109,7 +110,9 @@ _BLANK = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
 _QUERY_START = ("select", "with", "from", "values", "table")
 _WRITE_TARGET = re.compile(
     r"(?:insert\s+(?:or\s+\w+\s+)?into|update|delete\s+from|drop\s+table(?:\s+if\s+exists)?"
-    r"|alter\s+table|truncate(?:\s+table)?)\s+(\"(?:[^\"]|\"\")+\"|[\w.-]+)", re.I)
+    r"|alter\s+table|truncate(?:\s+table)?|merge\s+into)\s+(\"(?:[^\"]|\"\")+\"|[\w.-]+)", re.I)
+# CREATE [OR REPLACE] TABLE: a scratch table of the connection (TEMP), not a UDR table
+_CREATE_TABLE = re.compile(r"(create(?:\s+or\s+replace)?)\s+table\b", re.I)
 _NO_ROWS = ("insert", "update", "delete", "create", "drop", "alter", "truncate")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)", re.I)
 
@@ -327,15 +330,18 @@ class Cursor:
             parameters = list(parameters)
         versions = con._versions_for(operation)
         kind = _first_word(operation)
-        try:
-            res = con._db.sql(operation, parameters, versions=versions)
-        except (NotFoundError, InvalidArgumentError) as e:
-            m = _WRITE_TARGET.match(operation[_BLANK.match(operation).end():])
-            if m and _unquote(m.group(1)).split("@")[0] in con._tables():
-                raise NotSupportedError(
-                    "UDR tables are read-only in SQL (%s): write a new version with "
-                    "Database.write() (con.database.write)" % _unquote(m.group(1))) from e
-            raise
+        rest = operation[_BLANK.match(operation).end():]
+        m = _WRITE_TARGET.match(rest)
+        if m and _unquote(m.group(1)).split("@")[0] in con._tables():
+            # Database.sql would commit it: a connection only reads UDR tables
+            raise NotSupportedError(
+                "UDR tables are read-only in SQL through a DB-API connection (%s): "
+                "con.database.sql() commits SQL writes, con.database.write() stores a new "
+                "version" % _unquote(m.group(1)))
+        m = _CREATE_TABLE.match(rest)
+        if m:
+            operation = rest[:m.end(1)] + " TEMP" + rest[m.end(1):]
+        res = con._db.sql(operation, parameters, versions=versions)
         if kind in _NO_ROWS:
             # DuckDB answers a changed-row count ("Count") for DML, nothing for DDL.
             rows = res.fetchall()
