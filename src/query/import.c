@@ -118,14 +118,14 @@ static void schema_free(schema *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int schema_json(char **out, const schema *s)
+int udr__q_schema_json(char **out, char *const *names, char *const *types, size_t n)
 {
 	json_t *arr = json_array();
 	int rc = 0;
 	if (!arr)
 		return udr__error_oom();
-	for (size_t i = 0; i < s->n && rc == 0; i++) {
-		json_t *o = json_pack("{s:s, s:s}", "name", s->names[i], "type", s->types[i]);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		json_t *o = json_pack("{s:s, s:s}", "name", names[i], "type", types[i]);
 		if (!o || json_array_append_new(arr, o) < 0)
 			rc = udr__error_oom();
 	}
@@ -133,6 +133,11 @@ static int schema_json(char **out, const schema *s)
 		rc = udr__error_oom();
 	json_decref(arr);
 	return rc;
+}
+
+static int schema_json(char **out, const schema *s)
+{
+	return udr__q_schema_json(out, s->names, s->types, s->n);
 }
 
 static int schema_parse(schema *s, const udr_version *v)
@@ -619,6 +624,21 @@ static int put_parts(udr_hash *hashes, udr_store *store, part_file *files, size_
 
 /* ---- the common import path ------------------------------------------------------------- */
 
+/* COPY (select_sql) TO dir as parts (the query on lines of its own). */
+static int copy_parts_sql(udr__buf *b, const char *select_sql, const char *dir)
+{
+	int rc = udr__buf_puts(b, "COPY (\n");
+	if (rc == 0)
+		rc = udr__buf_puts(b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(b, "\n) TO ");
+	if (rc == 0)
+		rc = udr__sql_literal(b, dir);
+	if (rc == 0)
+		rc = udr__buf_puts(b, " (" PART_COPY_OPTIONS ")");
+	return rc;
+}
+
 static int64_t result_count(const udr_result *r);
 
 /* The rows of the Parquet file at path (its footer). */
@@ -727,15 +747,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
 	/* 1. DuckDB writes the rows as Parquet parts into a fresh directory */
-	rc = udr__buf_puts(&b, "COPY (\n");
-	if (rc == 0)
-		rc = udr__buf_puts(&b, src->select_sql);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, "\n) TO ");
-	if (rc == 0)
-		rc = udr__sql_literal(&b, dir);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
+	rc = copy_parts_sql(&b, src->select_sql, dir);
 	if (rc == 0)
 		rc = udr__q_run(&r, q, b.ptr, src->params, src->nparams, src->kind);
 	udr__buf_free(&b);
@@ -891,15 +903,7 @@ int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query 
 	*n = 0;
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
-	rc = udr__buf_puts(&b, "COPY (\n");
-	if (rc == 0)
-		rc = udr__buf_puts(&b, select_sql);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, "\n) TO ");
-	if (rc == 0)
-		rc = udr__sql_literal(&b, dir);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
+	rc = copy_parts_sql(&b, select_sql, dir);
 	if (rc == 0)
 		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
 	udr__buf_free(&b);

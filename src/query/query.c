@@ -412,7 +412,7 @@ static int bind_params(udr_query *q, duckdb_prepared_statement st, const udr_val
 }
 
 /* Skip blanks and comments from s; the rest of the text. */
-static const char *skip_blank_sql(const char *s)
+const char *udr__q_skip_blank(const char *s)
 {
 	for (;;) {
 		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
@@ -436,6 +436,8 @@ static const char *skip_blank_sql(const char *s)
 		}
 	}
 }
+
+#define skip_blank_sql udr__q_skip_blank
 
 /* The leading keyword at s is word (case-insensitive); *end after it. */
 static bool keyword_is(const char *s, const char *word, const char **end)
@@ -1040,27 +1042,13 @@ static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_ve
 	int rc;
 	if ((rc = ensure_view(&vw, q, v)) < 0)
 		return rc;
-	if (vw->nparts == 0) {
+	if (vw->nparts == 0 || (fmt && strcmp(fmt, "parquet-dv") == 0)) {
+		/* no parts: typed NULLs; deletion vectors: merge-on-read through a
+		 * query over the parts */
 		udr__buf b = {0};
 		duckdb_value text;
-		if ((rc = empty_select(&b, v)) < 0) {
-			udr__buf_free(&b);
-			return rc;
-		}
-		text = duckdb_create_varchar(b.ptr);
-		udr__buf_free(&b);
-		if (!text)
-			return udr__error_oom();
-		duckdb_replacement_scan_set_function_name(info, "query");
-		duckdb_replacement_scan_add_parameter(info, text);
-		duckdb_destroy_value(&text);
-		return 0;
-	}
-	if (fmt && strcmp(fmt, "parquet-dv") == 0) {
-		/* deletion vectors: merge-on-read through a query over the parts */
-		udr__buf b = {0};
-		duckdb_value text;
-		if ((rc = udr__dv_scan_sql(&b, q, vw, false)) < 0) {
+		rc = vw->nparts == 0 ? empty_select(&b, v) : udr__dv_scan_sql(&b, q, vw, false);
+		if (rc < 0) {
 			udr__buf_free(&b);
 			return rc;
 		}

@@ -156,6 +156,11 @@ char *udr__q_tmp_path(udr_query *q, const char *what);
 /* DESCRIBE a relation: column names and DuckDB type names (strarrays). */
 int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql);
 
+/* Skip blanks and comments (--, nested block comments) from s (query.c). */
+const char *udr__q_skip_blank(const char *s);
+/* udr.schema's JSON text of columns (import.c). */
+int udr__q_schema_json(char **out, char *const *names, char *const *types, size_t n);
+
 /* ---- typed parts and deletion vectors (dv.c) ----------------------------- */
 
 /* One data part of a version: its rows (UINT64_MAX: unknown, a version

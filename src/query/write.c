@@ -57,31 +57,8 @@ static bool id_char(unsigned char c)
 	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
 }
 
-/* Skip blanks and comments. */
-static const char *skip_ws(const char *s)
-{
-	for (;;) {
-		while (*s && isspace((unsigned char)*s))
-			s++;
-		if (s[0] == '-' && s[1] == '-') {
-			while (*s && *s != '\n')
-				s++;
-		} else if (s[0] == '/' && s[1] == '*') {
-			int depth = 1;
-			s += 2;
-			while (*s && depth) {
-				if (s[0] == '/' && s[1] == '*')
-					depth++, s += 2;
-				else if (s[0] == '*' && s[1] == '/')
-					depth--, s += 2;
-				else
-					s++;
-			}
-		} else {
-			return s;
-		}
-	}
-}
+/* Skip blanks and comments (query.c's). */
+#define skip_ws udr__q_skip_blank
 
 /* The word at *p is kw (case-insensitive): step over it. */
 static bool word(const char **p, const char *kw)
@@ -164,36 +141,20 @@ static const char *skip_token(const char *s)
 	return s + 1;
 }
 
+static const char *next_word0(const char *s, const char **wend);
+static bool is_word(const char *w, const char *end, const char *kw);
+
 /* After WITH ...: the first keyword at depth 0 that starts the statement. */
 static const char *after_with(const char *s)
 {
-	int depth = 0;
-	while (*s) {
-		s = skip_ws(s);
-		if (!*s)
-			break;
-		if (*s == '(') {
-			depth++;
-			s++;
-		} else if (*s == ')') {
-			depth--;
-			s++;
-		} else if (*s == '\'' || *s == '"' || *s == '$') {
-			s = skip_token(s);
-		} else if (depth == 0 && id_start((unsigned char)*s)) {
-			const char *w = s;
-			static const char *const starts[] = {"insert", "update", "delete", "merge", "select", "from",
-			                                     "values", "table", NULL};
-			while (id_char((unsigned char)*s))
-				s++;
-			for (size_t i = 0; starts[i]; i++)
-				if ((size_t)(s - w) == strlen(starts[i]) && strncasecmp(w, starts[i], (size_t)(s - w)) == 0)
-					return w;
-		} else {
-			s++;
-		}
-	}
-	return s;
+	static const char *const starts[] = {"insert", "update", "delete", "merge", "select", "from", "values",
+	                                     "table", NULL};
+	const char *w, *we;
+	for (w = next_word0(s, &we); w; w = next_word0(we, &we))
+		for (size_t i = 0; starts[i]; i++)
+			if (is_word(w, we, starts[i]))
+				return w;
+	return s + strlen(s);
 }
 
 /* The target of a write: an identifier, maybe schema-qualified. */
@@ -719,19 +680,7 @@ static void colset_free(colset *c)
 
 static int schema_text(char **out, const colset *c)
 {
-	json_t *arr = json_array();
-	int rc = 0;
-	if (!arr)
-		return udr__error_oom();
-	for (size_t i = 0; i < c->n && rc == 0; i++) {
-		json_t *o = json_pack("{s:s, s:s}", "name", c->names[i], "type", c->types[i]);
-		if (!o || json_array_append_new(arr, o) < 0)
-			rc = udr__error_oom();
-	}
-	if (rc == 0 && !(*out = json_dumps(arr, JSON_COMPACT)))
-		rc = udr__error_oom();
-	json_decref(arr);
-	return rc;
+	return udr__q_schema_json(out, c->names, c->types, c->n);
 }
 
 /* "NOT (o.c IS NOT DISTINCT FROM s.c AND ...)": the row changed. */
