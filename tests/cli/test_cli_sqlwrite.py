@@ -317,3 +317,40 @@ def test_delete_everything_then_write_again(udr):
     w(udr, "TRUNCATE t")
     assert rows(udr, "SELECT count(*) FROM t") == [(0,)]
     assert show(udr, "t")["version"] == 4
+
+
+def _dv(rows, runs, deleted=None, magic=b"UDRV"):
+    import struct
+    d = sum(n for _, n in runs) if deleted is None else deleted
+    return (magic + bytes([1, 0, 0, 0]) + struct.pack("<QQQ", rows, d, len(runs)) +
+            b"".join(struct.pack("<II", s, n) for s, n in runs))
+
+
+@pytest.mark.parametrize("case", ["ok", "magic", "rows", "count", "order", "adjacent", "outside",
+                                  "size", "format", "chunks"])
+def test_deletion_vectors_are_checked(users, tmp_path, case):
+    """Hand-made versions: a well-formed deletion vector deletes exactly its
+    rows; every inconsistency is an integrity error (exit 4), never rows."""
+    v = show(users, "users", "1")  # one part of 3 rows: ids 1, 2, 3
+    part = v["chunks"][0]
+    runs = {"ok": [(0, 1), (2, 1)], "order": [(2, 1), (0, 1)], "adjacent": [(0, 1), (1, 1)],
+            "outside": [(2, 2)]}.get(case, [(0, 1)])
+    data = _dv(4 if case == "rows" else 3, runs, deleted=5 if case == "count" else None,
+               magic=b"XDRV" if case == "magic" else b"UDRV")
+    if case == "size":
+        data += b"\0"
+    f = tmp_path / "dv"
+    f.write_bytes(data)
+    dv = users.put(data)
+    ndel = sum(n for _, n in runs)
+    meta = ["--meta", "udr.format=" + ("parquet" if case == "format" else "parquet-dv"),
+            "--meta", "udr.schema=" + v["metadata"]["udr.schema"],
+            "--meta", "udr.rows=%d" % (3 - ndel),
+            "--meta", 'udr.parts=[{"rows":3,"deleted":%d,"dv":"%s"}]' % (ndel, dv)]
+    chunks = [part] if case == "chunks" else [part, dv]
+    users.ok("commit", "hand", "--next", *chunks, *meta)
+    r = users("sql", "SELECT id FROM hand ORDER BY id", "--csv")
+    if case == "ok":
+        assert r.code == 0 and r.out.split() == ["id", "2"], r
+    else:
+        assert r.code == 4 and r.out == "", r
