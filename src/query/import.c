@@ -1182,6 +1182,8 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 		return rc;
 	if (!sql)
 		return udr__error_set(UDR_EINVAL, "no query to import into table %s", table);
+	if (opts->version >= 2 && opts->nkeys)
+		return udr__error_set(UDR_EINVAL, "import keys apply to files (a full copy of the table), not to a query");
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
 	if ((rc = user_query(rewritten, q)) < 0) {

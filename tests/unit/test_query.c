@@ -705,6 +705,70 @@ static void test_query__corrupt_part(void **state)
 	assert_scalar(f, "SELECT id FROM fine", "7");
 }
 
+/* SQL writes through the C API: messages, transactions over calls, the
+ * compaction thresholds, optimize and import options. */
+static void test_query__sql_writes(void **state)
+{
+	fx *f = *state;
+	udr_optimize_options oo = UDR_OPTIMIZE_OPTIONS_INIT;
+	udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
+	udr_version *v = NULL;
+	uint64_t ver = 0;
+	const char *keys[1] = {"id"};
+	char *p;
+	const char *files[1];
+	assert_int_equal(udr_query_set_message(f->q, "made"), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "CREATE TABLE w AS SELECT range AS id FROM range(10)", NULL, 0), 0);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "w", 0), 0);
+	assert_string_equal(v->message, "made");
+	udr_version_free(v);
+	assert_int_equal(udr_query_set_message(f->q, NULL), 0);
+	/* a transaction over several calls; ROLLBACK and COMMIT need one */
+	assert_int_equal(udr_query_sql(NULL, f->q, "COMMIT", NULL, 0), UDR_EINVAL);
+	assert_int_equal(udr_query_sql(NULL, f->q, "BEGIN", NULL, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "DELETE FROM w WHERE id < 5", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM w", "5");
+	assert_int_equal(udr_query_sql(NULL, f->q, "ROLLBACK", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM w", "10");
+	assert_int_equal(udr_query_sql(NULL, f->q, "BEGIN", NULL, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "DELETE FROM w WHERE id = ?", (udr_value[]){udr_value_int64(3)}, 1), 0);
+	assert_int_equal(udr_query_optimize(NULL, f->q, "w", NULL), UDR_EINVAL); /* not inside a transaction */
+	assert_int_equal(udr_query_sql(NULL, f->q, "COMMIT", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM w", "9");
+	/* compaction thresholds: two small parts are merged */
+	oo.deleted_pct = 0;
+	oo.small_parts = 2;
+	assert_int_equal(udr_query_set_compaction(f->q, &oo), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "INSERT INTO w VALUES (100)", NULL, 0), 0);
+	assert_scalar(f, "SELECT parts FROM udr_tables WHERE name = 'w'", "1");
+	assert_scalar(f, "SELECT message FROM udr_log WHERE \"table\" = 'w' ORDER BY seq DESC LIMIT 1", "compaction after a SQL write");
+	assert_scalar(f, "SELECT count(*) || ' ' || sum(id) FROM w", "10 142");
+	assert_int_equal(udr_query_set_compaction(f->q, NULL), 0);
+	oo.version = 99;
+	assert_int_equal(udr_query_set_compaction(f->q, &oo), UDR_EINVAL);
+	assert_int_equal(udr_query_optimize(&ver, f->q, "w", &oo), UDR_EINVAL);
+	assert_int_equal(udr_query_optimize(&ver, f->q, "nosuch", NULL), UDR_ENOTFOUND);
+	assert_int_equal(udr_query_optimize(&ver, f->q, "w", NULL), 0);
+	assert_int_equal(ver, 0); /* nothing to compact */
+	/* import keys: files only; a version-1 options struct has none */
+	io.keys = keys;
+	io.nkeys = 1;
+	assert_int_equal(udr_query_import_sql(NULL, f->q, "w", "SELECT 1 AS id", NULL, 0, &io), UDR_EINVAL);
+	p = write_csv(f, "w.csv", "id\n1\n2\n");
+	files[0] = p;
+	assert_int_equal(udr_query_import(&ver, f->q, "w", files, 1, &io), 0);
+	assert_scalar(f, "SELECT count(*) || ' ' || sum(id) FROM w", "2 3");
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "w", 0), 0);
+	assert_non_null(udr_version_get_meta(v, "udr.changes"));
+	udr_version_free(v);
+	io.version = 1;
+	assert_int_equal(udr_query_import(&ver, f->q, "w", files, 1, &io), 0);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "w", 0), 0);
+	assert_null(udr_version_get_meta(v, "udr.parts")); /* an import of every row */
+	udr_version_free(v);
+	free(p);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -721,6 +785,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__in_place_or_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__corrupt_part, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__time_travel_ten_versions, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__export_round_trip, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__in_place_or_cached, setup_raw, teardown),
