@@ -375,3 +375,60 @@ int udr__dv_scan_sql(udr__buf *b, udr_query *q, const udr__view *vw, bool positi
 		rc = udr__buf_printf(b, " WHERE __udr_keep(%zu, file_index, file_row_number)", idx);
 	return rc;
 }
+
+/* ---- what a version holds -------------------------------------------------------------------------- */
+
+int udr__version_dv_count(uint64_t *out, const udr_version *v)
+{
+	udr__parts ps;
+	int rc = udr__parts_of(&ps, v);
+	*out = 0;
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < ps.n; i++)
+		*out += ps.p[i].has_dv;
+	udr__parts_free(&ps);
+	return 0;
+}
+
+static int hash_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, UDR_HASH_SIZE);
+}
+
+int udr__version_added_bytes(uint64_t *out, udr_catalog *cat, udr_store *store, const udr_version *v)
+{
+	udr_version *parent = NULL;
+	udr_hash *old = NULL;
+	size_t nold = 0;
+	int rc = 0;
+	*out = 0;
+	if (v->parent) {
+		if ((rc = udr_catalog_get_version(&parent, cat, v->table, v->parent)) < 0)
+			return rc;
+		nold = parent->nchunks;
+		if (nold && !(old = malloc(nold * sizeof(*old)))) {
+			udr_version_free(parent);
+			return udr__error_oom();
+		}
+		if (nold)
+			memcpy(old, parent->chunks, nold * sizeof(*old));
+		udr_version_free(parent);
+		if (nold)
+			qsort(old, nold, sizeof(*old), hash_cmp);
+	}
+	for (size_t i = 0; i < v->nchunks && rc == 0; i++) {
+		uint64_t sz = 0;
+		bool again = false;
+		if (nold && bsearch(&v->chunks[i], old, nold, sizeof(*old), hash_cmp))
+			continue;
+		for (size_t k = 0; k < i && !again; k++) /* a chunk named twice counts once */
+			again = udr_hash_equal(&v->chunks[k], &v->chunks[i]);
+		if (again)
+			continue;
+		if ((rc = udr_store_size(&sz, store, &v->chunks[i])) == 0)
+			*out += sz;
+	}
+	free(old);
+	return rc;
+}

@@ -1353,7 +1353,7 @@ static int ensure_log(udr_query *q, uint64_t head)
  * costs, whatever the number of tables.
  */
 enum { TCOL_NAME, TCOL_VERSION, TCOL_ROWS, TCOL_PARTS, TCOL_FORMAT, TCOL_CREATED, TCOL_COMMIT,
-       TCOL_MESSAGE, TCOL_N };
+       TCOL_MESSAGE, TCOL_DVS, TCOL_ADDED, TCOL_N };
 
 typedef struct tables_scan {
 	udr__tstate st;    /* table -> latest version and commit at the snapshot */
@@ -1375,10 +1375,11 @@ static void tables_scan_free(void *p)
 static void tables_bind(duckdb_bind_info info)
 {
 	static const char *const names[TCOL_N] = {"name", "version", "rows", "parts", "format", "created",
-	                                          "commit", "message"};
+	                                          "commit", "message", "deletion_vectors", "bytes_added"};
 	static const duckdb_type types[TCOL_N] = {DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_BIGINT,
 	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP_MS,
-	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR};
+	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BIGINT,
+	                                          DUCKDB_TYPE_BIGINT};
 	for (int i = 0; i < TCOL_N; i++) {
 		duckdb_logical_type t = duckdb_create_logical_type(types[i]);
 		duckdb_bind_add_result_column(info, names[i], t);
@@ -1517,6 +1518,20 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 				((int64_t *)duckdb_vector_get_data(vec))[row] = v->created_ms;
 				break;
 			case TCOL_MESSAGE: put_text(vec, row, v->message); break;
+			case TCOL_DVS:
+			case TCOL_ADDED: {
+				/* deletion vectors; bytes of chunks the parent version lacks */
+				int rc = t->cols[i] == TCOL_DVS ? udr__version_dv_count(&n, v)
+				                                : udr__version_added_bytes(&n, q->cat, q->store, v);
+				if (rc < 0) {
+					udr_version_free(v);
+					tables_fail(q, rc);
+					duckdb_function_set_error(info, q->scan_msg);
+					return;
+				}
+				put_i64(vec, row, &n);
+				break;
+			}
 			default: break;
 			}
 		}

@@ -189,6 +189,10 @@ int udr__parts_to_version(udr_version *v, const udr__parts *ps);
 int udr__parts_meta(udr__buf *b, const udr__parts *ps);
 /* v is a drop (udr.dropped = "true"): the table is gone from then on. */
 bool udr__version_dropped(const udr_version *v);
+/* How many parts of v have a deletion vector. */
+int udr__version_dv_count(uint64_t *out, const udr_version *v);
+/* The stored bytes of v's chunks that its parent version does not have. */
+int udr__version_added_bytes(uint64_t *out, udr_catalog *cat, udr_store *store, const udr_version *v);
 /* Encode the deletion vector of a part of rows rows (bits: 1 = deleted). */
 int udr__dv_encode(uint8_t **out, size_t *len, uint64_t rows, const uint8_t *bits, uint64_t *deleted);
 /* Load and check part p's deletion vector as a bitmap (malloc'd). */

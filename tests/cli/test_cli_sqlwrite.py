@@ -291,6 +291,10 @@ def test_import_key_stores_only_the_rows_that_differ(udr, tmp_path):
     # 10 changed + 4 removed rows deleted, 10 changed + 1 new rows stored
     assert [(x["rows"], x.get("deleted")) for x in parts(v)] == [(1000, 14), (11, None)]
     assert sorted(rows(udr, "SELECT id, name, v FROM t")) == sorted(rows2)
+    t = sql(udr, "SELECT parts, deletion_vectors, bytes_added FROM udr_tables")[0]
+    assert t["parts"] == 2 and t["deletion_vectors"] == 1
+    first = sum(os.path.getsize(p) for p in udr.objects(show(udr, "t", "1")["chunks"][0]).values())
+    assert 0 < t["bytes_added"] < first / 3
     # the same copy again: nothing differs, nothing is committed
     assert udr.ok("import", "t", str(b), "--key", "id").out.strip() == "2"
     assert head(udr) == 2
