@@ -107,7 +107,30 @@ static bool ident(const char **p, char *out, size_t outsz, bool *quoted)
 	return n > 0;
 }
 
-/* Step over a string literal, quoted identifier or balanced parentheses. */
+/* Step over an E'...' string (s at its quote): backslash escapes. */
+static const char *skip_estring(const char *s)
+{
+	for (s++; *s; s++) {
+		if (*s == '\\' && s[1]) {
+			s++;
+		} else if (*s == '\'') {
+			if (s[1] != '\'')
+				return s + 1;
+			s++;
+		}
+	}
+	return s;
+}
+
+/* An E (or e) just before the quote at s, itself not the end of a longer
+ * word: an E'...' string.  base: the start of the text. */
+static bool is_estring(const char *base, const char *s)
+{
+	return *s == '\'' && s > base && (s[-1] == 'E' || s[-1] == 'e') &&
+	       (s - 1 == base || !id_char((unsigned char)s[-2]));
+}
+
+/* Step over a string literal, quoted identifier or dollar-quoted text. */
 static const char *skip_token(const char *s)
 {
 	if (*s == '\'' || *s == '"') {
@@ -130,7 +153,7 @@ static const char *skip_token(const char *s)
 			e++;
 		if (*e == '$') {
 			size_t tl = (size_t)(e - s + 1);
-			const char *end = strstr(e + 1, "");
+			const char *end;
 			for (end = e + 1; *end; end++)
 				if (strncmp(end, s, tl) == 0)
 					return end + tl;
@@ -285,6 +308,10 @@ static const char *next_word0(const char *s, const char **wend)
 			const char *w = s;
 			while (id_char((unsigned char)*s))
 				s++;
+			if (is_estring(w, s)) {
+				s = skip_estring(s);
+				continue;
+			}
 			if (depth == 0) {
 				*wend = s;
 				return w;
@@ -317,7 +344,9 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 		if (*s == '"' || id_start((unsigned char)*s)) {
 			const char *b = s;
 			if (ident(&s, id, sizeof(id), &quoted)) {
-				if (strcasecmp(id, name) == 0)
+				if (!quoted && is_estring(b, s))
+					s = skip_estring(s);
+				else if (strcasecmp(id, name) == 0)
 					(*refs)++;
 			} else {
 				s = *b == '"' ? skip_token(b) : b + 1;
@@ -1180,6 +1209,7 @@ static int refuse_failed(void)
 /* The condition's parentheses balance and it has no top-level ';'. */
 static bool balanced(const char *s, const char *end)
 {
+	const char *begin = s;
 	int depth = 0;
 	while (s < end) {
 		if (*s == '(') {
@@ -1190,7 +1220,7 @@ static bool balanced(const char *s, const char *end)
 		} else if (*s == ';' && depth == 0) {
 			return false;
 		} else if (*s == '\'' || *s == '"' || *s == '$') {
-			const char *n = skip_token(s);
+			const char *n = is_estring(begin, s) ? skip_estring(s) : skip_token(s);
 			if (n > end)
 				return false;
 			s = n;
@@ -1476,7 +1506,7 @@ static int split_script(char ***out, size_t *count, const char *sql)
 		} else if (s[0] == '/' && s[1] == '*') {
 			s = skip_ws(s);
 		} else if (*s == '\'' || *s == '"' || *s == '$') {
-			s = skip_token(s);
+			s = is_estring(sql, s) ? skip_estring(s) : skip_token(s);
 		} else {
 			s++;
 		}

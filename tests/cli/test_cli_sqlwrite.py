@@ -364,3 +364,17 @@ def _dv_case(users, tmp_path, case):
         assert r.code == 0 and r.out.split() == ["id", "2"], (case, r)
     else:
         assert r.code == 4 and r.out == "", (case, r)
+
+
+def test_statements_that_read_their_table_see_all_of_it(udr):
+    """A lone UPDATE/DELETE copies only its WHERE's rows unless the table is
+    read elsewhere in the statement (literals, E'..' escapes included)."""
+    w(udr, "CREATE TABLE t AS SELECT range AS id, 'n' || range AS name, 0 AS x FROM range(5)")
+    w(udr, "UPDATE t SET x = (SELECT max(id) FROM t) WHERE name = E'a\\'b' OR id = 1")
+    w(udr, "UPDATE t AS u SET x = u.x + 10 WHERE u.id IN (SELECT id FROM t WHERE id > 3)")
+    w(udr, "DELETE FROM t WHERE id = 0 RETURNING *")
+    assert rows(udr, "SELECT id, x FROM t ORDER BY id") == [(1, 4), (2, 0), (3, 0), (4, 10)]
+    w(udr, "BEGIN; UPDATE t SET name = E'x\\';y' WHERE id = 2; COMMIT")
+    assert rows(udr, "SELECT name FROM t WHERE id = 2") == [("x';y",)]
+    w(udr, "UPDATE t SET x = ? WHERE id = ? AND name <> ?", "-p", "int:7", "-p", "int:3", "-p", "?")
+    assert rows(udr, "SELECT x FROM t WHERE id = 3") == [(7,)]
