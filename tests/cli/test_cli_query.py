@@ -337,7 +337,7 @@ def test_unknown_table_version_time_branch(udr, tmp_path):
 
 def test_injection_in_references_is_refused(udr, tmp_path):
     imp(udr, "t", write(tmp_path / "t.csv", "id\n1\n2\n"))
-    udr.ok("sql", "CREATE TABLE x AS SELECT 1 AS a")  # lives in this session only
+    udr.ok("sql", "CREATE TABLE x AS SELECT 1 AS a")  # a table of the store (SQL writes)
     for q in ['SELECT * FROM "t@1; DROP TABLE x"',
               "SELECT * FROM t@1x",
               'SELECT * FROM "t@1\'; DROP TABLE t; --"',
