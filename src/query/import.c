@@ -749,6 +749,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	/* 4. commit; an append retries when another writer got in first */
 	for (int attempt = 0;; attempt++) {
 		uint64_t base_rows = 0;
+		const char *prev_fmt;
 		udr_version_free(v);
 		v = NULL;
 		udr_version_free(prev);
@@ -773,7 +774,10 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		for (size_t i = 0; i < nfiles && rc == 0; i++)
 			rc = udr_version_add_chunk(v, &hashes[i]);
 		snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, base_rows + (uint64_t)rows);
-		if (rc == 0)
+		/* an append onto raw files (a table committed by hand) keeps them:
+		 * the parts are of several formats, each read by its bytes */
+		prev_fmt = prev ? udr_version_get_meta(prev, "udr.format") : "parquet";
+		if (rc == 0 && prev_fmt && strcmp(prev_fmt, "parquet") == 0)
 			rc = udr_version_set_meta(v, "udr.format", "parquet");
 		if (rc == 0)
 			rc = udr_version_set_meta(v, "udr.schema", schema_text);

@@ -83,8 +83,15 @@ typedef struct udr__view {
 	udr_hash *parts;
 	char **paths;      /* where DuckDB reads each part */
 	bool *cached;      /* path is in the cache (may be trimmed: re-check) */
+	unsigned char *fmt; /* UDR__PART_*: how each part is read (from its bytes) */
 	size_t nparts;
 } udr__view;
+
+/* How a part is read: from udr.format, else from its first bytes (query.c). */
+#define UDR__PART_PARQUET 1
+#define UDR__PART_CSV     2
+#define UDR__PART_JSON    3
+#define UDR__PART_EMPTY   4 /* no bytes: no rows, skipped */
 
 struct udr_query {
 	udr_db *db;
