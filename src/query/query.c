@@ -382,6 +382,7 @@ int udr__q_exec(udr_query *q, const char *sql)
 {
 	duckdb_result res;
 	int rc = 0;
+	udr__q_settle(q);
 	if (duckdb_query(q->con, sql, &res) == DuckDBError)
 		rc = udr__q_error(q, duckdb_result_error(&res));
 	duckdb_destroy_result(&res);
@@ -572,13 +573,13 @@ static int extract_one(duckdb_extracted_statements *ext, udr_query *q, const cha
 	return rc;
 }
 
-int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
-               int kind)
+int udr__q_prepare(duckdb_prepared_statement *out, udr_query *q, const char *sql, const udr_value *params,
+                   size_t nparams, int kind)
 {
 	duckdb_extracted_statements ext = NULL;
 	duckdb_prepared_statement st = NULL;
-	duckdb_result res;
 	int rc = 0;
+	*out = NULL;
 	if (nparams && !params)
 		return udr__error_set(UDR_EINVAL, "parameters are NULL");
 	/* exactly one statement: a second one is never run */
@@ -593,6 +594,24 @@ int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	}
 	if ((rc = check_kind(st, sql, kind)) < 0 || (rc = bind_params(q, st, params, nparams)) < 0)
 		goto out;
+	*out = st;
+	st = NULL;
+out:
+	q->scan_rc = 0;
+	duckdb_destroy_prepare(&st);
+	duckdb_destroy_extracted(&ext);
+	return rc;
+}
+
+int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
+               int kind)
+{
+	duckdb_prepared_statement st = NULL;
+	duckdb_result res;
+	int rc;
+	udr__q_settle(q);
+	if ((rc = udr__q_prepare(&st, q, sql, params, nparams, kind)) < 0)
+		goto out;
 	if (duckdb_execute_prepared(st, &res) == DuckDBError) {
 		rc = run_error(q, duckdb_result_error(&res));
 		duckdb_destroy_result(&res);
@@ -605,7 +624,6 @@ int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value 
 out:
 	q->scan_rc = 0;
 	duckdb_destroy_prepare(&st);
-	duckdb_destroy_extracted(&ext);
 	/* the result is materialized: the statement reads no cached part now */
 	udr__q_cache_release(q);
 	return rc;
@@ -714,6 +732,7 @@ void udr_query_close(udr_query *q)
 {
 	if (!q)
 		return;
+	udr__q_settle(q); /* an open stream keeps its rows, read now */
 	udr__q_cache_release(q);
 	if (q->con)
 		duckdb_disconnect(&q->con);
@@ -1695,6 +1714,7 @@ int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 	uint64_t head = 0;
 	udr__buf b = {0};
 	int rc;
+	udr__q_settle(q); /* the built-in tables may be filled below */
 	rc = udr__sql_scan(&refs, &nrefs, sql, exists_cb, &memo);
 	for (size_t i = 0; i < memo.n; i++)
 		free(memo.names[i]);
@@ -1834,8 +1854,9 @@ int udr__q_check(udr_query *q, const char *sql, int kind)
 {
 	duckdb_extracted_statements ext = NULL;
 	duckdb_prepared_statement st = NULL;
-	int rc = extract_one(&ext, q, sql);
-	if (rc < 0)
+	int rc;
+	udr__q_settle(q);
+	if ((rc = extract_one(&ext, q, sql)) < 0)
 		return rc;
 	q->scan_rc = 0;
 	if ((rc = check_first_keyword(sql, kind)) < 0)

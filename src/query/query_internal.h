@@ -112,6 +112,7 @@ struct udr_query {
 	                      may read cached parts (-1: not held); see udr_query_cache_clear */
 	uint64_t snap_head; /* the catalog head the current statement reads */
 	int scan_rc;        /* an error of the replacement scan, for the statement */
+	struct udr_stream *stream; /* the open stream still reading from DuckDB, if any */
 	char scan_msg[1024];
 };
 
@@ -159,5 +160,22 @@ int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const
 
 /* Materialize a DuckDB result (consumed and destroyed by the call). */
 int udr__result_from_duckdb(udr_result **out, void *duckdb_result_ptr);
+/* A result with res's columns and no rows, and the columns' logical types
+ * (freed with udr__result_types_free(types, ncols)). */
+int udr__result_columns(udr_result **out, duckdb_logical_type **types, void *duckdb_result_ptr);
+void udr__result_types_free(duckdb_logical_type *types, size_t n);
+/* Append a chunk's rows; drop every row (keeping columns and memory). */
+int udr__result_append(udr_result *r, duckdb_data_chunk chunk, duckdb_logical_type *types);
+void udr__result_clear(udr_result *r);
+
+/* ---- streams (stream.c) ---------------------------------------------------- */
+
+/* Prepare one statement of the kind with its parameters bound (query.c);
+ * on 0, *st is destroyed by the caller. */
+int udr__q_prepare(duckdb_prepared_statement *st, udr_query *q, const char *sql, const udr_value *params,
+                   size_t nparams, int kind);
+/* Before another statement runs on q: read the rest of q's open stream
+ * into memory (the stream keeps any error for its reader). */
+void udr__q_settle(udr_query *q);
 
 #endif

@@ -815,3 +815,44 @@ def test_empty_version_is_refused_then_reads_as_no_data(udr, tmp_path):
     assert sql(udr, "SELECT count(*) AS n FROM typed") == [{"n": 0}]
     r = udr("commit", "--spec", "-", "--allow-empty", input=b"{}")
     assert r.code == 2, r
+
+
+# ---- streamed output (issue 13, "Also found") ----
+
+@pytest.mark.parametrize("fmt", ["--table", "--csv", "--json", "--ndjson"])
+def test_sql_streams_and_a_closed_pipe_is_not_an_error(udr, tmp_path, fmt):
+    """Rows are written as DuckDB produces them, in every format: the first
+    lines of a result far too large to hold arrive at once, and a reader
+    that stops (`| head`) ends udr quietly with exit 0."""
+    import subprocess
+    import time
+    from conftest import UDR_BIN, base_env
+    start = time.monotonic()
+    p = subprocess.Popen([UDR_BIN, "--store", str(tmp_path / "store"), "sql",
+                          "SELECT i, 'row ' || i AS s FROM range(10000000000) t(i)", fmt],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+    first = [p.stdout.readline() for _ in range(3)]
+    p.stdout.close()  # as head does
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0, err
+    assert err == b"" and time.monotonic() - start < 30
+    assert b"row 0" in b"".join(first) or b"row 0" in first[-1], first
+
+
+def test_sql_error_while_streaming_exits_2(udr):
+    r = udr("sql", "SELECT CASE WHEN i = 3000000 THEN error('boom') ELSE i END AS x "
+            "FROM range(4000000) t(i)", "--csv")
+    assert r.code == 2 and "boom" in r.stderr, r.stderr
+
+
+def test_sql_table_output_aligns_per_batch(udr):
+    """A stream's table is measured batch by batch (2,048 rows): a wider
+    value in a later batch widens its column from there on."""
+    out = udr.ok("sql", "SELECT CASE WHEN i < 3000 THEN 'x' ELSE 'wider' END AS v, i "
+                 "FROM range(3001) t(i)").out.splitlines()
+    assert out[:3] == ["v | i", "--+-----", "x |    0"]
+    assert out[2 + 2047:2 + 2049] == ["x | 2047", "x     | 2048"]  # the second batch
+    assert out[-2:] == ["wider | 3000", "(3001 rows)"]
+    # small results align as a whole
+    out = udr.ok("sql", "SELECT * FROM (VALUES (1, 'a'), (100, 'bbbb')) t(n, s)").out
+    assert out == "n   | s\n----+-----\n  1 | a\n100 | bbbb\n(2 rows)\n"
