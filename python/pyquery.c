@@ -1433,7 +1433,10 @@ PyDoc_STRVAR(write_doc,
 "NDJSON, by extension or format=), a list of dicts (rows), a dict of\n"
 "columns (name -> list of values), or a pandas DataFrame; in-memory data\n"
 "goes through a temporary NDJSON file, which keeps the JSON types (int ->\n"
-"BIGINT, float -> DOUBLE, bool -> BOOLEAN, str -> VARCHAR, None -> NULL).\n"
+"BIGINT, float -> DOUBLE, bool -> BOOLEAN, str -> VARCHAR, None -> NULL);\n"
+"a column of aware datetimes (pandas Timestamps with tz) becomes TIMESTAMP\n"
+"WITH TIME ZONE, of naive ones TIMESTAMP, of dates DATE, of times TIME, of\n"
+"Decimals DECIMAL(p,s), of UUIDs UUID (bytes: write a Parquet file).\n"
 "mode 'overwrite' makes a version of only this data; 'append' keeps the\n"
 "previous version's parts (columns must match by name and order; a missing\n"
 "table is created).  Raises InvalidArgumentError for unreadable data or a\n"
@@ -1444,7 +1447,8 @@ static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = {"table", "data", "mode", "format", "message", NULL};
 	PyObject *tobj, *data, *fobj = Py_None, *mobj = Py_None, *paths = NULL, *tmp = NULL;
-	const char *table, *mode = "overwrite", **files = NULL;
+	PyObject *ret = NULL, *tlist = NULL;
+	const char *table, *mode = "overwrite", **files = NULL, **types = NULL;
 	udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
 	uint64_t version = 0;
 	Py_ssize_t nfiles = 0;
@@ -1483,15 +1487,34 @@ static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 
 		if (mod == NULL)
 			return NULL;
-		tmp = PyObject_CallMethod(mod, "write_temp", "O", data);
+		ret = PyObject_CallMethod(mod, "write_temp", "O", data);
 		Py_DECREF(mod);
-		if (tmp == NULL)
+		if (ret == NULL)
 			return NULL;
+		/* (path, [(column, type), ...]): the columns JSON has no type for */
+		if (!PyArg_ParseTuple(ret, "OO!", &tmp, &PyList_Type, &tlist)) {
+			Py_DECREF(ret);
+			return NULL;
+		}
+		Py_INCREF(tmp);
 		paths = PyList_New(1);
 		if (paths == NULL)
 			goto done;
 		PyList_SET_ITEM(paths, 0, Py_NewRef(tmp));
 		io.format = UDR_FORMAT_NDJSON;
+		io.ntypes = (size_t)PyList_GET_SIZE(tlist);
+		types = PyMem_Calloc(2 * io.ntypes + 1, sizeof *types);
+		if (types == NULL) {
+			PyErr_NoMemory();
+			goto done;
+		}
+		for (size_t i = 0; i < io.ntypes; i++) {
+			PyObject *pair = PyList_GET_ITEM(tlist, (Py_ssize_t)i);
+
+			if (!PyArg_ParseTuple(pair, "ss", &types[2 * i], &types[2 * i + 1]))
+				goto done;
+		}
+		io.types = types;
 	}
 	nfiles = PyList_GET_SIZE(paths);
 	files = PyMem_Calloc((size_t)nfiles, sizeof *files);
@@ -1527,6 +1550,8 @@ done:
 		Py_DECREF(tmp);
 	}
 	PyMem_Free(files);
+	PyMem_Free(types);
+	Py_XDECREF(ret); /* after the import: types point into it */
 	Py_XDECREF(paths);
 	if (rc < 0 || PyErr_Occurred())
 		return NULL;

@@ -167,16 +167,24 @@ UDR_EXTERN int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *s
 #define UDR_IMPORT_APPEND    1 /**< the new version keeps the previous version's
                                     parts (no data copied) and adds new ones */
 
-#define UDR_IMPORT_OPTIONS_VERSION 1
-/** Options of the imports. */
+#define UDR_IMPORT_OPTIONS_VERSION 2
+/** Options of the imports (version 1, without types, is still accepted). */
 typedef struct udr_import_options {
 	unsigned int version;  /**< UDR_IMPORT_OPTIONS_VERSION */
 	int format;            /**< UDR_FORMAT_*, AUTO from the first file's extension */
 	int mode;              /**< UDR_IMPORT_OVERWRITE or UDR_IMPORT_APPEND */
 	const char *message;   /**< commit message (may be NULL) */
 	const char *ref;       /**< reserved for branches: NULL */
+	const char *const *types; /**< CSV and JSON files (version 2): NULL, or ntypes
+	                               pairs flattened, types[2*i] a column of the data
+	                               and types[2*i+1] the DuckDB type it is read as
+	                               ("TIMESTAMP WITH TIME ZONE"; text values are cast
+	                               as by CAST); the other columns' types are
+	                               detected.  An append reads with the table's types. */
+	size_t ntypes;         /**< number of pairs in types */
 } udr_import_options;
-#define UDR_IMPORT_OPTIONS_INIT {UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL}
+#define UDR_IMPORT_OPTIONS_INIT \
+	{UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL, NULL, 0}
 
 /**
  * Import files (all of one format) as the next version of table.  The rows
@@ -190,7 +198,9 @@ typedef struct udr_import_options {
  * @param files nfiles >= 1 paths
  * @param opts NULL for defaults (overwrite, format from the extension)
  * @return 0; UDR_EINVAL (bad table name, unknown format, unreadable content
- *         with DuckDB's message, schema mismatch); UDR_ENOTFOUND (a file, or
+ *         with DuckDB's message, schema mismatch, a column of opts->types
+ *         not in the data, a type DuckDB does not know or a value that does
+ *         not cast to it); UDR_ENOTFOUND (a file, or
  *         the previous version of an append: no such table); UDR_ECORRUPT;
  *         UDR_EIO; UDR_ENOMEM.  Nothing is committed on error.
  */

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -815,12 +816,34 @@ out:
 	return rc;
 }
 
+/* The caller's options as the current version (a version-1 struct has no
+ * types: only its fields are read). */
+static int import_opts(udr_import_options *out, const udr_import_options *opts)
+{
+	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	*out = def;
+	if (!opts)
+		return 0;
+	if (opts->version == 1) {
+		memcpy(out, opts, offsetof(udr_import_options, types));
+		out->version = UDR_IMPORT_OPTIONS_VERSION;
+		return 0;
+	}
+	if (opts->version != UDR_IMPORT_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
+	*out = *opts;
+	if (out->ntypes && !out->types)
+		return udr__error_set(UDR_EINVAL, "udr_import_options: ntypes without types");
+	for (size_t i = 0; i < 2 * out->ntypes; i++)
+		if (!out->types[i] || !*out->types[i])
+			return udr__error_set(UDR_EINVAL, "udr_import_options: types[%zu] is empty", i);
+	return 0;
+}
+
 static int check_import_args(udr_query *q, const char *table, const udr_import_options *opts)
 {
 	if (!q || !table)
 		return udr__error_set(UDR_EINVAL, "invalid argument: NULL session or table");
-	if (opts->version != UDR_IMPORT_OPTIONS_VERSION)
-		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
 	if (opts->ref && *opts->ref && strcmp(opts->ref, "main") != 0 && strcmp(opts->ref, "branch:main") != 0)
@@ -943,17 +966,49 @@ static int check_ragged(udr_query *q, const char *reader, const char *const *fil
 	return rc;
 }
 
+/*
+ * The columns of CSV/JSON files with the types opts->types names, the
+ * others as detected: read_json takes its columns all or none, so the
+ * detected ones are listed too (read_csv's types would take some).
+ */
+static int forced_types(schema *out, udr_query *q, int format, const char *const *files, size_t nfiles,
+                        const udr_import_options *opts)
+{
+	udr__buf b = {0};
+	int rc = reader_sql(&b, format, files, nfiles, NULL);
+	if (rc == 0)
+		rc = udr__q_describe(&out->names, &out->types, &out->n, q, b.ptr);
+	udr__buf_free(&b);
+	for (size_t i = 0; rc == 0 && i < opts->ntypes; i++) {
+		const char *name = opts->types[2 * i], *type = opts->types[2 * i + 1];
+		size_t k = 0;
+		char qn[200];
+		while (k < out->n && strcmp(out->names[k], name) != 0)
+			k++;
+		if (k == out->n) {
+			udr__quote(qn, sizeof(qn), name);
+			rc = udr__error_set(UDR_EINVAL, "column '%s' of the import's types is not in the data", qn);
+			break;
+		}
+		free(out->types[k]);
+		if (!(out->types[k] = strdup(type)))
+			rc = udr__error_oom();
+	}
+	return rc;
+}
+
 int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
                      size_t nfiles, const udr_import_options *opts)
 {
-	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	udr_import_options o;
 	udr__buf b = {0};
-	schema old = {0};
+	schema old = {0}, forced = {0};
 	udr_version *prev = NULL;
 	import_src src;
 	int rc, format;
-	if (!opts)
-		opts = &def;
+	if ((rc = import_opts(&o, opts)) < 0)
+		return rc;
+	opts = &o;
 	if ((rc = check_import_args(q, table, opts)) < 0)
 		return rc;
 	if (!files || nfiles == 0)
@@ -1014,7 +1069,10 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 				goto out;
 		}
 	}
-	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : NULL)) < 0)
+	if (!old.n && opts->ntypes && format != UDR_FORMAT_PARQUET &&
+	    (rc = forced_types(&forced, q, format, files, nfiles, opts)) < 0)
+		goto out;
+	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL)) < 0)
 		goto out;
 	src.select_sql = b.ptr;
 	src.params = NULL;
@@ -1025,6 +1083,7 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 out:
 	udr__buf_free(&b);
 	schema_free(&old);
+	schema_free(&forced);
 	udr_version_free(prev);
 	return rc;
 }
@@ -1032,12 +1091,13 @@ out:
 int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
                          const udr_value *params, size_t nparams, const udr_import_options *opts)
 {
-	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	udr_import_options o;
 	char *rewritten = NULL;
 	import_src src;
 	int rc;
-	if (!opts)
-		opts = &def;
+	if ((rc = import_opts(&o, opts)) < 0)
+		return rc;
+	opts = &o;
 	if ((rc = check_import_args(q, table, opts)) < 0)
 		return rc;
 	if (!sql)

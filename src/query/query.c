@@ -367,7 +367,8 @@ int udr__q_error(udr_query *q, const char *msg)
 					                      q->views[i].table, q->views[i].version, hex, msg);
 				}
 	}
-	if (strncmp(msg, "Catalog Error", 13) == 0 && strstr(msg, "does not exist"))
+	if (strncmp(msg, "Catalog Error", 13) == 0 && strstr(msg, "does not exist") &&
+	    strncmp(msg, "Catalog Error: Type with name", 29) != 0) /* a bad type name: invalid */
 		return udr__error_set(UDR_ENOTFOUND, "%s", msg);
 	if (strncmp(msg, "Out of Memory Error", 19) == 0)
 		return udr__error_set(UDR_ENOMEM, "%s", msg);

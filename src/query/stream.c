@@ -42,6 +42,14 @@ static void stream_close(udr_stream *s)
 	duckdb_destroy_result(&s->res);
 	duckdb_destroy_prepare(&s->st);
 	s->live = false;
+	if (s->q && s->q->con) {
+		/* A query stopped early stays the connection's active query until
+		 * the next one runs: registering a function (udr_tables) in between
+		 * would go into its transaction and be lost.  End it now. */
+		duckdb_result res;
+		(void)duckdb_query(s->q->con, "SELECT 1", &res);
+		duckdb_destroy_result(&res);
+	}
 	if (s->q) {
 		if (s->q->stream == s)
 			s->q->stream = NULL;

@@ -101,3 +101,71 @@ def test_df_types(db):
     assert list(df.columns) == ["a", "b", "d", "tz"] and len(df) == 1
     assert df["tz"][0] == pd.Timestamp("2026-01-02 03:04:05", tz="UTC")
     assert df["d"][0] == decimal.Decimal("1.5")
+
+
+# ---- writes: Python's types become DuckDB's ----
+
+def test_write_rows_with_dates_times_decimals_uuids(db):
+    plus2 = datetime.timezone(datetime.timedelta(hours=2))
+    rows = [{"aware": datetime.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=plus2),
+             "naive": datetime.datetime(2026, 1, 2, 3, 4, 5, 7),
+             "day": datetime.date(2026, 1, 2), "clock": datetime.time(23, 59, 58, 1),
+             "money": decimal.Decimal("12.345"), "id": uuid.UUID(int=5),
+             "mixed": datetime.date(2026, 1, 1), "n": 1},
+            {"aware": None, "naive": datetime.datetime(1999, 12, 31), "day": None, "clock": None,
+             "money": decimal.Decimal("-1E+3"), "id": None, "mixed": "text", "n": 2}]
+    assert db.write("t", rows) == 1
+    r = db.sql("SELECT * FROM t ORDER BY n")
+    assert r.types == ["TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "DATE", "TIME", "DECIMAL(7,3)",
+                       "UUID", "VARCHAR", "BIGINT"]
+    got = r.fetchall()
+    assert got[0][:6] == (rows[0]["aware"], rows[0]["naive"], rows[0]["day"], rows[0]["clock"],
+                          rows[0]["money"], rows[0]["id"])
+    assert got[0][0].tzinfo == UTC and got[0][0].hour == 1
+    assert got[1][:6] == (None, datetime.datetime(1999, 12, 31), None, None,
+                          decimal.Decimal("-1000"), None)
+    assert [g[6] for g in got] == ["2026-01-01", "text"]  # mixed kinds: text
+    # SQL sees real types: date arithmetic, time zones
+    assert db.sql("SELECT day + 1 AS d FROM t WHERE n = 1").fetchone() == (datetime.date(2026, 1, 3),)
+    assert db.sql("SELECT count(*) FROM t WHERE aware < TIMESTAMPTZ '2026-01-02 01:05:00+00'"
+                  ).fetchone() == (1,)
+    # append: the same types, read with the table's
+    assert db.write("t", rows[:1], mode="append") == 2
+    assert db.sql("SELECT count(DISTINCT aware) FROM t").fetchone() == (1,)
+    # a column of dicts and lists keeps its values as text inside
+    db.write("nest", [{"k": {"when": datetime.date(2026, 1, 1)}}])
+    assert db.sql("SELECT k.when FROM nest").fetchone()[0] in ("2026-01-01", datetime.date(2026, 1, 1))
+    with pytest.raises(TypeError, match="bytes"):
+        db.write("b", [{"b": b"\x00"}])
+
+
+def test_write_dataframe_keeps_types_and_microseconds(db):
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    df = pd.DataFrame({
+        "ts": pd.to_datetime(["2026-01-01 10:00:00.123456", None]),
+        "tz": pd.to_datetime(["2026-01-01 10:00", "2026-07-01 10:00"]).tz_localize("Europe/Paris"),
+        "x": [1, 2], "f": [1.5, np.nan], "s": ["a", None],
+        "d": [datetime.date(2026, 1, 1), datetime.date(2026, 1, 2)]})
+    assert db.write("p", df) == 1
+    r = db.sql("SELECT * FROM p")
+    assert r.types == ["TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BIGINT", "DOUBLE", "VARCHAR",
+                       "DATE"]
+    assert r.fetchall() == [
+        (datetime.datetime(2026, 1, 1, 10, 0, 0, 123456),
+         datetime.datetime(2026, 1, 1, 9, 0, tzinfo=UTC), 1, 1.5, "a", datetime.date(2026, 1, 1)),
+        (None, datetime.datetime(2026, 7, 1, 8, 0, tzinfo=UTC), 2, None, None,
+         datetime.date(2026, 1, 2))]
+    back = db.read("p").df()
+    assert str(back["ts"].dtype) == "datetime64[ns]" and str(back["tz"].dtype).endswith("UTC]")
+    assert back["tz"][0] == df["tz"][0]
+    assert db.write("p", df, mode="append") == 2
+    assert db.sql("SELECT count(*) FROM p").fetchone() == (4,)
+    # nanoseconds: TIMESTAMP_NS when naive; refused when aware (TIMESTAMPTZ holds us)
+    ns = pd.DataFrame({"t": [pd.Timestamp("2026-01-01 00:00:00.000000001")]})
+    db.write("ns", ns)
+    assert db.sql("SELECT * FROM ns").types == ["TIMESTAMP_NS"]
+    with pytest.raises(ValueError, match="nanoseconds"):
+        db.write("ns2", pd.DataFrame({"t": [pd.Timestamp("2026-01-01 00:00:00.000000001",
+                                                          tz="UTC")]}))
+    assert db.sql("SELECT count(*) FROM udr_tables WHERE name = 'ns2'").fetchone() == (0,)

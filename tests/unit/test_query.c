@@ -787,6 +787,10 @@ static void test_query__stream(void **state)
 	udr_stream_free(s);
 	udr_stream_free(s2);
 	assert_int_equal(udr_query_open(&f->q, f->db, NULL), 0);
+	/* a stream stopped early, then a statement that registers udr_tables */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT i FROM range(100000) r(i)", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_scalar(f, "SELECT count(*) FROM udr_tables", "1");
 	/* binding errors come from the call, nothing is returned */
 	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT * FROM nope", NULL, 0), UDR_ENOTFOUND);
 	assert_null(s);
@@ -860,6 +864,39 @@ static void test_query__stream(void **state)
 	}
 }
 
+
+static void test_query__import_types(void **state)
+{
+	fx *f = *state;
+	char *p = write_csv(f, "ty.csv", "id,at,day\n1,2026-01-02 03:04:05+02,2026-01-02\n");
+	const char *files[1] = {p};
+	const char *types[] = {"at", "TIMESTAMP WITH TIME ZONE", "day", "VARCHAR"};
+	const char *bad[] = {"nope", "DATE"};
+	udr_import_options o = UDR_IMPORT_OPTIONS_INIT;
+	struct { unsigned int version; int format, mode; const char *message, *ref; } v1 = {1, 0, 0, "v1", NULL};
+	uint64_t v = 0;
+	o.types = types;
+	o.ntypes = 2;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), 0);
+	assert_scalar(f, "SELECT typeof(\"at\") || ' ' || typeof(\"day\") || ' ' || typeof(id) FROM ty",
+	              "TIMESTAMP WITH TIME ZONE VARCHAR BIGINT");
+	assert_scalar(f, "SELECT epoch(\"at\")::BIGINT FROM ty", "1767315845");
+	o.types = bad;
+	o.ntypes = 1;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	th_assert_error(UDR_EINVAL, "nope");
+	bad[0] = "id";
+	bad[1] = "NOSUCHTYPE";
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	o.types = NULL;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	/* callers built with version 1 of the options (no types) still work */
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, (const udr_import_options *)&v1), 0);
+	assert_int_equal(v, 2);
+	assert_scalar(f, "SELECT typeof(\"at\") FROM ty", "TIMESTAMP WITH TIME ZONE");
+	free(p);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -874,6 +911,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__import_sql_and_params, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__results_and_renderers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__import_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__in_place_or_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__corrupt_part, setup, teardown),
