@@ -840,8 +840,8 @@ def test_sql_streams_and_a_closed_pipe_is_not_an_error(udr, tmp_path, fmt):
 
 
 def test_sql_error_while_streaming_exits_2(udr):
-    r = udr("sql", "SELECT CASE WHEN i = 3000000 THEN error('boom') ELSE i END AS x "
-            "FROM range(4000000) t(i)", "--csv")
+    r = udr("sql", "SELECT CASE WHEN i = 1200000 THEN error('boom') ELSE i END AS x "
+            "FROM range(1500000) t(i)", "--csv")
     assert r.code == 2 and "boom" in r.stderr, r.stderr
 
 

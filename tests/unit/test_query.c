@@ -799,8 +799,8 @@ static void test_query__stream(void **state)
 	 * DuckDB meets it later) ends the stream, and stays */
 	{
 		int rc = udr_query_sql_stream(&s, f->q,
-		                              "SELECT CASE WHEN i = 3000000 THEN error('boom') ELSE i END AS x "
-		                              "FROM range(4000000) r(i)", NULL, 0);
+		                              "SELECT CASE WHEN i = 1200000 THEN error('boom') ELSE i END AS x "
+		                              "FROM range(1500000) r(i)", NULL, 0);
 		if (rc == 0) {
 			while ((rc = udr_stream_next(&b, s)) == 0 && b)
 				;
