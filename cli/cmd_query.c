@@ -65,6 +65,7 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 #else /* UDR_HAVE_QUERY */
 
 #include <errno.h>
+#include <signal.h>
 #include <udr/query.h>
 
 #define NOPERANDS(argc) ((argc) - optind)
@@ -283,6 +284,17 @@ static void query_close(udr_db *db, udr_query *q)
 	udr_db_close(db);
 }
 
+/*
+ * Output to a pipe whose reader went away (`udr sql ... | head`) is not an
+ * error: SIGPIPE is ignored and EPIPE ends the output quietly, exit 0.
+ */
+static int output_done(int rc)
+{
+	if (rc == UDR_EIO && errno == EPIPE)
+		return CLI_EXIT_OK;
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+}
+
 /* Write a result to standard output in the chosen format; exit code. */
 static int write_result(const udr_result *r, int output)
 {
@@ -290,8 +302,25 @@ static int write_result(const udr_result *r, int output)
 
 	/* the result goes straight to the descriptor: nothing may be buffered */
 	fflush(stdout);
+	signal(SIGPIPE, SIG_IGN);
 	rc = udr_result_write(r, STDOUT_FILENO, output);
-	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+	return output_done(rc);
+}
+
+/* Stream a query's rows to standard output, batch by batch; exit code. */
+static int stream_result(udr_query *q, const char *sql, const struct query_opts *o)
+{
+	udr_stream *s = NULL;
+	int rc = udr_query_sql_stream(&s, q, sql, o->params, o->nparams);
+
+	if (rc)
+		return cli_fail(rc);
+	fflush(stdout);
+	signal(SIGPIPE, SIG_IGN);
+	rc = udr_stream_write(NULL, s, STDOUT_FILENO, o->output);
+	rc = output_done(rc);
+	udr_stream_free(s);
+	return rc;
 }
 
 /* --key a,b --key c: one copy "a,b,c" (*buf) split on commas into *cols;
@@ -506,7 +535,6 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	struct query_opts o;
 	udr_db *db = NULL;
 	udr_query *q = NULL;
-	udr_result *r = NULL;
 	int rc = query_parse(&o, ctx, self, argc, argv, "p:o:m:", longopts);
 
 	if (rc >= 0)
@@ -536,13 +564,10 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 			printf("%" PRIu64 " rows\n", rows);
 		else
 			rc = cli_fail(rc);
-	} else if ((rc = udr_query_sql(&r, q, argv[optind], o.params, o.nparams)) != 0) {
-		rc = cli_fail(rc);
 	} else {
-		rc = write_result(r, o.output);
+		rc = stream_result(q, argv[optind], &o);
 	}
 out:
-	udr_result_free(r);
 	query_close(db, q);
 	query_opts_release(&o);
 	return rc;

@@ -115,8 +115,9 @@ static const cli_command commands[] = {
 	  "Prints nothing (like test(1)); errors go to stderr.\n",
 	  cli_cmd_exists },
 	{ "commit", "commit a table version, or several tables at once",
-	  "usage: udr commit TABLE VERSION [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
-	  "       udr commit TABLE --next [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
+	  "usage: udr commit TABLE VERSION HASH... [-m MESSAGE] [--meta KEY=VALUE]...\n"
+	  "       udr commit TABLE --next HASH... [-m MESSAGE] [--meta KEY=VALUE]...\n"
+	  "       udr commit TABLE (VERSION|--next) --allow-empty [-m MESSAGE] ...\n"
 	  "       udr commit TABLE --next --file PATH [-m MESSAGE] [--meta KEY=VALUE]...\n"
 	  "       udr commit --spec FILE|-\n"
 	  "\n"
@@ -124,10 +125,13 @@ static const cli_command commands[] = {
 	  "VERSION must be the latest version + 1 (1 for a new table), otherwise\n"
 	  "the commit is refused as a conflict (exit 3).  With --next the next\n"
 	  "number is chosen atomically.  Every chunk must be stored.  Prints the\n"
-	  "version number committed.\n"
+	  "version number committed.  A version without chunks is refused (exit\n"
+	  "2, nothing written) unless --allow-empty: as in git, it is usually a\n"
+	  "forgotten HASH, and SQL has no columns to read from it.\n"
 	  "  -m, --message MESSAGE  the version's message\n"
 	  "  --meta KEY=VALUE       a metadata entry (repeatable)\n"
 	  "  --next                 commit as the next version\n"
+	  "  --allow-empty          commit a version with no chunks\n"
 	  "  --file PATH            store PATH (- for standard input) and commit it\n"
 	  "                         as the version's one chunk, in one step; when the\n"
 	  "                         latest version is one chunk, new pieces are\n"

@@ -176,8 +176,8 @@ UDR_EXTERN int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *s
 #define UDR_IMPORT_APPEND    1 /**< the new version keeps the previous version's
                                     parts (no data copied) and adds new ones */
 
-#define UDR_IMPORT_OPTIONS_VERSION 2 /* 2 added keys (version 1 still accepted) */
-/** Options of the imports. */
+#define UDR_IMPORT_OPTIONS_VERSION 2 /* 2 added keys and types (version 1 still accepted) */
+/** Options of the imports (version 1, without keys and types, is still accepted). */
 typedef struct udr_import_options {
 	unsigned int version;  /**< UDR_IMPORT_OPTIONS_VERSION */
 	int format;            /**< UDR_FORMAT_*, AUTO from the first file's extension */
@@ -190,9 +190,16 @@ typedef struct udr_import_options {
 	                              the rows that did not change and stores only the others
 	                              (deletion vectors, new parts); NULL: store every row */
 	size_t nkeys;          /**< (version 2) number of keys */
+	const char *const *types; /**< CSV and JSON files (version 2): NULL, or ntypes
+	                               pairs flattened, types[2*i] a column of the data
+	                               and types[2*i+1] the DuckDB type it is read as
+	                               ("TIMESTAMP WITH TIME ZONE"; text values are cast
+	                               as by CAST); the other columns' types are
+	                               detected.  An append reads with the table's types. */
+	size_t ntypes;         /**< number of pairs in types */
 } udr_import_options;
 #define UDR_IMPORT_OPTIONS_INIT \
-	{UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL, NULL, 0}
+	{UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL, NULL, 0, NULL, 0}
 
 /**
  * Import files (all of one format) as the next version of table.  The rows
@@ -206,7 +213,9 @@ typedef struct udr_import_options {
  * @param files nfiles >= 1 paths
  * @param opts NULL for defaults (overwrite, format from the extension)
  * @return 0; UDR_EINVAL (bad table name, unknown format, unreadable content
- *         with DuckDB's message, schema mismatch); UDR_ENOTFOUND (a file, or
+ *         with DuckDB's message, schema mismatch, a column of opts->types
+ *         not in the data, a type DuckDB does not know or a value that does
+ *         not cast to it); UDR_ENOTFOUND (a file, or
  *         the previous version of an append: no such table); UDR_ECORRUPT;
  *         UDR_EIO; UDR_ENOMEM.  Nothing is committed on error.
  */
@@ -395,6 +404,64 @@ UDR_EXTERN int udr_result_format(char **out, size_t *len, const udr_result *r, i
  * @return 0; UDR_EINVAL; UDR_EIO naming the failed write; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_result_write(const udr_result *r, int fd, int format);
+
+/* ---- streaming results ------------------------------------------------------ */
+
+/** A result read batch by batch while the query runs (opaque). */
+typedef struct udr_stream udr_stream;
+
+/**
+ * Run one SQL statement as udr_query_sql does, and read its rows batch by
+ * batch instead of materializing them: memory is bounded by a batch (one
+ * DuckDB chunk, 2,048 rows), and the first rows are available as soon as
+ * DuckDB produces them.  Errors of binding (SQL, references, parameters,
+ * damaged parts checked before the scan) are returned here; errors DuckDB
+ * meets while running come from udr_stream_next.  Writes to UDR tables,
+ * transaction statements and BEGIN ... COMMIT scripts run whole, as
+ * udr_query_sql runs them (committed with udr_query_set_message's
+ * message); the stream then returns their result from memory.
+ *
+ * A session runs one statement at a time: when another call uses q while
+ * a stream of q is open, the stream's remaining rows are first read into
+ * memory (it stays valid and returns them), as they are when q is closed.
+ * The stream holds the query cache's shared lock until it ends.
+ * @param[out] out the stream, freed with udr_stream_free (accepts NULL)
+ * @return as udr_query_sql.
+ */
+UDR_EXTERN int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql,
+                                    const udr_value *params, size_t nparams);
+
+/**
+ * The columns of the stream: a result with no rows carrying the names and
+ * types (udr_result_column_*), borrowed, valid until udr_stream_free.
+ */
+UDR_EXTERN const udr_result *udr_stream_columns(const udr_stream *s);
+
+/**
+ * The next batch of rows.
+ * @param[out] out a result of one or more rows (the columns of the stream),
+ *             borrowed: valid until the next udr_stream_next or
+ *             udr_stream_free; NULL once every row was returned
+ * @return 0; UDR_EINVAL (a SQL error while running, e.g. a failed cast),
+ *         UDR_ECORRUPT (a damaged part), UDR_EIO, UDR_ENOMEM: the stream
+ *         ends with that error (the next calls return it again).
+ */
+UDR_EXTERN int udr_stream_next(const udr_result **out, udr_stream *s);
+
+/**
+ * Render the rest of the stream to a file descriptor in a UDR_OUTPUT_*
+ * format, batch by batch (bounded memory).  The aligned table is measured
+ * per batch: column widths come from the header and the rows so far, so a
+ * later batch with a wider value widens that column from then on.  When
+ * the reader of a pipe went away (EPIPE), the output stops with UDR_EIO
+ * and errno is left EPIPE, so that a caller can stop quietly (`| head`).
+ * @param[out] rows rows written (may be NULL)
+ * @return 0; UDR_EINVAL (format); UDR_EIO; the errors of udr_stream_next.
+ */
+UDR_EXTERN int udr_stream_write(uint64_t *rows, udr_stream *s, int fd, int format);
+
+/** End a stream (accepts NULL): DuckDB stops the query. */
+UDR_EXTERN void udr_stream_free(udr_stream *s);
 
 #ifdef __cplusplus
 }

@@ -280,8 +280,20 @@ class Cursor:
         self._closed = False
         self.arraysize = 1
         self.description = None
-        self.rowcount = -1
+        self._rowcount = -1
         self.lastrowid = None
+
+    @property
+    def rowcount(self):
+        """Rows of the last query (counting them reads the result ahead, as
+        len() does), changed rows of the last INSERT/UPDATE/DELETE, else -1."""
+        if self._rowcount is None:
+            self._rowcount = len(self._result) if self._result is not None else -1
+        return self._rowcount
+
+    @rowcount.setter
+    def rowcount(self, value):
+        self._rowcount = value
 
     @property
     def connection(self):
@@ -349,7 +361,7 @@ class Cursor:
                 self.rowcount = int(rows[0][0])
             return self
         self._result = res
-        self.rowcount = len(res)
+        self.rowcount = None  # counted when asked: rows stream as fetched
         self.description = [self._column(n, t) for n, t in zip(res.columns, res.types)]
         return self
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -796,6 +797,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	/* 4. commit; an append retries when another writer got in first */
 	for (int attempt = 0;; attempt++) {
 		uint64_t base_rows = 0;
+		const char *prev_fmt;
 		udr_version_free(v);
 		v = NULL;
 		udr_version_free(prev);
@@ -843,7 +845,11 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		for (size_t i = 0; !udr_version_get_meta(v, "udr.parts") && i < nfiles && rc == 0; i++)
 			rc = udr_version_add_chunk(v, &hashes[i]);
 		snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, base_rows + (uint64_t)rows);
-		if (rc == 0 && !udr_version_get_meta(v, "udr.format"))
+		/* typed parts (udr.parts) have their format (Parquet, set with them);
+		 * an append onto raw files (a table committed by hand) keeps them:
+		 * the parts are of several formats, each read by its bytes */
+		prev_fmt = prev ? udr_version_get_meta(prev, "udr.format") : "parquet";
+		if (rc == 0 && !udr_version_get_meta(v, "udr.format") && prev_fmt && strcmp(prev_fmt, "parquet") == 0)
 			rc = udr_version_set_meta(v, "udr.format", "parquet");
 		if (rc == 0)
 			rc = udr_version_set_meta(v, "udr.schema", schema_text);
@@ -946,13 +952,37 @@ out:
 	return rc;
 }
 
+/* The caller's options as the current version (a version-1 struct has no
+ * keys and no types: only its fields are read). */
+static int import_opts(udr_import_options *out, const udr_import_options *opts)
+{
+	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	*out = def;
+	if (!opts)
+		return 0;
+	if (opts->version == 1) {
+		memcpy(out, opts, offsetof(udr_import_options, keys));
+		out->version = UDR_IMPORT_OPTIONS_VERSION;
+		return 0;
+	}
+	if (opts->version != UDR_IMPORT_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
+	*out = *opts;
+	if (out->nkeys && !out->keys)
+		return udr__error_set(UDR_EINVAL, "udr_import_options: nkeys without keys");
+	if (out->ntypes && !out->types)
+		return udr__error_set(UDR_EINVAL, "udr_import_options: ntypes without types");
+	for (size_t i = 0; i < 2 * out->ntypes; i++)
+		if (!out->types[i] || !*out->types[i])
+			return udr__error_set(UDR_EINVAL, "udr_import_options: types[%zu] is empty", i);
+	return 0;
+}
+
 static int check_import_args(udr_query *q, const char *table, const udr_import_options *opts)
 {
 	if (!q || !table)
 		return udr__error_set(UDR_EINVAL, "invalid argument: NULL session or table");
-	if (opts->version != UDR_IMPORT_OPTIONS_VERSION && opts->version != 1)
-		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
-	if (opts->version >= 2 && opts->nkeys && (!opts->keys || opts->mode != UDR_IMPORT_OVERWRITE))
+	if (opts->nkeys && opts->mode != UDR_IMPORT_OVERWRITE)
 		return udr__error_set(UDR_EINVAL, "import keys need a full copy of the table (not an append)");
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
@@ -1076,21 +1106,53 @@ static int check_ragged(udr_query *q, const char *reader, const char *const *fil
 	return rc;
 }
 
+/*
+ * The columns of CSV/JSON files with the types opts->types names, the
+ * others as detected: read_json takes its columns all or none, so the
+ * detected ones are listed too (read_csv's types would take some).
+ */
+static int forced_types(schema *out, udr_query *q, int format, const char *const *files, size_t nfiles,
+                        const udr_import_options *opts)
+{
+	udr__buf b = {0};
+	int rc = reader_sql(&b, format, files, nfiles, NULL);
+	if (rc == 0)
+		rc = udr__q_describe(&out->names, &out->types, &out->n, q, b.ptr);
+	udr__buf_free(&b);
+	for (size_t i = 0; rc == 0 && i < opts->ntypes; i++) {
+		const char *name = opts->types[2 * i], *type = opts->types[2 * i + 1];
+		size_t k = 0;
+		char qn[200];
+		while (k < out->n && strcmp(out->names[k], name) != 0)
+			k++;
+		if (k == out->n) {
+			udr__quote(qn, sizeof(qn), name);
+			rc = udr__error_set(UDR_EINVAL, "column '%s' of the import's types is not in the data", qn);
+			break;
+		}
+		free(out->types[k]);
+		if (!(out->types[k] = strdup(type)))
+			rc = udr__error_oom();
+	}
+	return rc;
+}
+
 int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
                      size_t nfiles, const udr_import_options *opts)
 {
-	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	udr_import_options o;
 	udr__buf b = {0};
-	schema old = {0};
+	schema old = {0}, forced = {0};
 	udr_version *prev = NULL;
 	import_src src;
 	bool keyed;
 	int rc, format;
-	if (!opts)
-		opts = &def;
+	if ((rc = import_opts(&o, opts)) < 0)
+		return rc;
+	opts = &o;
 	if ((rc = check_import_args(q, table, opts)) < 0)
 		return rc;
-	keyed = opts->version >= 2 && opts->nkeys > 0;
+	keyed = opts->nkeys > 0;
 	if (!files || nfiles == 0)
 		return udr__error_set(UDR_EINVAL, "no file to import into table %s", table);
 	for (size_t i = 0; i < nfiles; i++) {
@@ -1149,7 +1211,10 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 				goto out;
 		}
 	}
-	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : NULL)) < 0)
+	if (!old.n && opts->ntypes && format != UDR_FORMAT_PARQUET &&
+	    (rc = forced_types(&forced, q, format, files, nfiles, opts)) < 0)
+		goto out;
+	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL)) < 0)
 		goto out;
 	src.select_sql = b.ptr;
 	src.params = NULL;
@@ -1165,6 +1230,7 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 out:
 	udr__buf_free(&b);
 	schema_free(&old);
+	schema_free(&forced);
 	udr_version_free(prev);
 	return rc;
 }
@@ -1172,12 +1238,13 @@ out:
 int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
                          const udr_value *params, size_t nparams, const udr_import_options *opts)
 {
-	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	udr_import_options o;
 	char *rewritten = NULL;
 	import_src src;
 	int rc;
-	if (!opts)
-		opts = &def;
+	if ((rc = import_opts(&o, opts)) < 0)
+		return rc;
+	opts = &o;
 	if ((rc = check_import_args(q, table, opts)) < 0)
 		return rc;
 	if (!sql)

@@ -83,10 +83,17 @@ typedef struct udr__view {
 	udr_hash *parts;
 	char **paths;      /* where DuckDB reads each part */
 	bool *cached;      /* path is in the cache (may be trimmed: re-check) */
+	unsigned char *fmt; /* UDR__PART_*: how each part is read (from its bytes) */
 	size_t nparts;     /* data parts (a version's chunks may end with deletion vectors) */
 	uint8_t **dv;      /* per part: bitmap of deleted rows, NULL when none (NULL: no DVs) */
 	uint64_t *dvrows;  /* per part with a DV: its rows */
 } udr__view;
+
+/* How a part is read: from udr.format, else from its first bytes (query.c). */
+#define UDR__PART_PARQUET 1
+#define UDR__PART_CSV     2
+#define UDR__PART_JSON    3
+#define UDR__PART_EMPTY   4 /* no bytes: no rows, skipped */
 
 struct udr_query {
 	udr_db *db;
@@ -113,6 +120,7 @@ struct udr_query {
 	bool compact_custom;          /* compact is set (else the defaults) */
 	bool compact_off;             /* no compaction after SQL writes */
 	int scan_rc;        /* an error of the replacement scan, for the statement */
+	struct udr_stream *stream; /* the open stream still reading from DuckDB, if any */
 	char scan_msg[1024];
 };
 
@@ -233,5 +241,24 @@ int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query 
 
 /* Materialize a DuckDB result (consumed and destroyed by the call). */
 int udr__result_from_duckdb(udr_result **out, void *duckdb_result_ptr);
+/* A result with res's columns and no rows, and the columns' logical types
+ * (freed with udr__result_types_free(types, ncols)). */
+int udr__result_columns(udr_result **out, duckdb_logical_type **types, void *duckdb_result_ptr);
+void udr__result_types_free(duckdb_logical_type *types, size_t n);
+/* A result with the columns of r (NULL: none) and no rows. */
+int udr__result_columns_of(udr_result **out, const udr_result *r);
+/* Append a chunk's rows; drop every row (keeping columns and memory). */
+int udr__result_append(udr_result *r, duckdb_data_chunk chunk, duckdb_logical_type *types);
+void udr__result_clear(udr_result *r);
+
+/* ---- streams (stream.c) ---------------------------------------------------- */
+
+/* Prepare one statement of the kind with its parameters bound (query.c);
+ * on 0, *st is destroyed by the caller. */
+int udr__q_prepare(duckdb_prepared_statement *st, udr_query *q, const char *sql, const udr_value *params,
+                   size_t nparams, int kind);
+/* Before another statement runs on q: read the rest of q's open stream
+ * into memory (the stream keeps any error for its reader). */
+void udr__q_settle(udr_query *q);
 
 #endif

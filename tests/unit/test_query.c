@@ -22,6 +22,8 @@ int main(void)
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <udr/query.h>
@@ -769,6 +771,195 @@ static void test_query__sql_writes(void **state)
 	free(p);
 }
 
+/* Read a file written by the renderers (malloc'd, NUL-terminated). */
+static char *slurp_fd(int fd)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap + 1);
+	ssize_t got;
+	lseek(fd, 0, SEEK_SET);
+	while ((got = read(fd, buf + n, cap - n)) > 0) {
+		n += (size_t)got;
+		if (n == cap)
+			buf = realloc(buf, (cap *= 2) + 1);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Rows of a stream, counted batch by batch; the sum of column 0 (BIGINT). */
+static uint64_t drain(udr_stream *s, int64_t *sum, size_t *batches)
+{
+	const udr_result *b = NULL;
+	uint64_t rows = 0;
+	*sum = 0;
+	*batches = 0;
+	while (udr_stream_next(&b, s) == 0 && b) {
+		assert_true(udr_result_row_count(b) > 0);
+		for (size_t i = 0; i < udr_result_row_count(b); i++) {
+			udr_value v;
+			assert_int_equal(udr_result_get(&v, b, i, 0), 0);
+			*sum += v.i64;
+		}
+		rows += udr_result_row_count(b);
+		(*batches)++;
+	}
+	return rows;
+}
+
+static void test_query__stream(void **state)
+{
+	fx *f = *state;
+	udr_stream *s = NULL, *s2 = NULL;
+	const udr_result *b = NULL;
+	udr_result *r = NULL;
+	char *a = NULL, *c = NULL;
+	int64_t sum;
+	size_t batches;
+	FILE *t1, *t2;
+	import_csv(f, "t", "id,name\n1,a\n2,b\n3,c\n", UDR_IMPORT_OVERWRITE);
+	/* batches: bounded (a DuckDB chunk), in order, all rows */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT i FROM range(10000) r(i)", NULL, 0), 0);
+	assert_int_equal(udr_result_column_count(udr_stream_columns(s)), 1);
+	assert_string_equal(udr_result_column_name(udr_stream_columns(s), 0), "i");
+	assert_int_equal(udr_result_row_count(udr_stream_columns(s)), 0);
+	assert_int_equal(udr_stream_next(&b, s), 0);
+	assert_non_null(b);
+	assert_true(udr_result_row_count(b) <= 2048);
+	/* another statement on the session: the stream's rest is read into
+	 * memory first, the stream goes on and the batch in hand stays valid */
+	assert_scalar(f, "SELECT count(*) FROM t", "3");
+	{
+		udr_value v;
+		size_t n0 = udr_result_row_count(b);
+		assert_int_equal(udr_result_get(&v, b, n0 - 1, 0), 0);
+		assert_int_equal(v.i64, (int64_t)n0 - 1);
+		assert_int_equal(drain(s, &sum, &batches) + n0, 10000);
+		assert_int_equal(sum + (int64_t)(n0 * (n0 - 1) / 2), 49995000);
+	}
+	udr_stream_free(s);
+	/* a UDR table, parameters; the session closed while a stream is open */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT id FROM t WHERE id >= ?", (udr_value[]){udr_value_int64(2)}, 1), 0);
+	assert_int_equal(udr_query_sql_stream(&s2, f->q, "SELECT i FROM range(5000) r(i)", NULL, 0), 0);
+	assert_int_equal(drain(s, &sum, &batches), 2); /* settled when s2 started */
+	assert_int_equal(sum, 5);
+	udr_query_close(f->q);
+	f->q = NULL;
+	assert_int_equal(drain(s2, &sum, &batches), 5000);
+	assert_int_equal(sum, 12497500);
+	udr_stream_free(s);
+	udr_stream_free(s2);
+	assert_int_equal(udr_query_open(&f->q, f->db, NULL), 0);
+	/* a stream stopped early, then a statement that registers udr_tables */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT i FROM range(100000) r(i)", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_scalar(f, "SELECT count(*) FROM udr_tables", "1");
+	/* binding errors come from the call, nothing is returned */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT * FROM nope", NULL, 0), UDR_ENOTFOUND);
+	assert_null(s);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "COPY t TO '/tmp/x.csv'", NULL, 0), UDR_EINVAL);
+	/* an error while running (from the call, or from a later batch when
+	 * DuckDB meets it later) ends the stream, and stays */
+	{
+		int rc = udr_query_sql_stream(&s, f->q,
+		                              "SELECT CASE WHEN i = 1200000 THEN error('boom') ELSE i END AS x "
+		                              "FROM range(1500000) r(i)", NULL, 0);
+		if (rc == 0) {
+			while ((rc = udr_stream_next(&b, s)) == 0 && b)
+				;
+			assert_int_equal(rc, UDR_EINVAL);
+			assert_int_equal(udr_stream_next(&b, s), UDR_EINVAL);
+			assert_null(b);
+		}
+		assert_int_equal(rc, UDR_EINVAL);
+		th_assert_error(UDR_EINVAL, "boom");
+		udr_stream_free(s);
+		s = NULL;
+	}
+	/* udr_stream_write renders as udr_result_write for one batch; an empty
+	 * result gets its header */
+	for (int fmt = UDR_OUTPUT_TABLE; fmt <= UDR_OUTPUT_NDJSON; fmt++) {
+		const char *q = fmt == UDR_OUTPUT_TABLE ? "SELECT id, name FROM t WHERE id > 5"
+		                                        : "SELECT id, name, 1.5::DECIMAL(3,1) AS d FROM t ORDER BY id";
+		uint64_t rows = 99;
+		t1 = tmpfile();
+		t2 = tmpfile();
+		assert_int_equal(udr_query_sql(&r, f->q, q, NULL, 0), 0);
+		assert_int_equal(udr_result_write(r, fileno(t1), fmt), 0);
+		assert_int_equal(udr_query_sql_stream(&s, f->q, q, NULL, 0), 0);
+		assert_int_equal(udr_stream_write(&rows, s, fileno(t2), fmt), 0);
+		assert_int_equal(rows, udr_result_row_count(r));
+		a = slurp_fd(fileno(t1));
+		c = slurp_fd(fileno(t2));
+		assert_string_equal(a, c);
+		free(a);
+		free(c);
+		udr_result_free(r);
+		udr_stream_free(s);
+		fclose(t1);
+		fclose(t2);
+	}
+	/* the aligned table widens per batch: a wider value in a later batch */
+	t2 = tmpfile();
+	assert_int_equal(udr_query_sql_stream(&s, f->q,
+	                                      "SELECT CASE WHEN i < 3000 THEN 'x' ELSE 'wider' END AS v, i FROM range(3001) r(i)",
+	                                      NULL, 0), 0);
+	assert_int_equal(udr_stream_write(NULL, s, fileno(t2), UDR_OUTPUT_TABLE), 0);
+	c = slurp_fd(fileno(t2));
+	assert_true(strncmp(c, "v | i\n--+-----\nx |    0\n", 22) == 0);
+	assert_non_null(strstr(c, "\nx | 2047\n"));
+	assert_non_null(strstr(c, "\nwider | 3000\n(3001 rows)\n"));
+	free(c);
+	udr_stream_free(s);
+	fclose(t2);
+	/* a closed pipe: UDR_EIO with errno EPIPE, for the caller to stop quietly */
+	{
+		int p[2];
+		void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+		assert_int_equal(pipe(p), 0);
+		close(p[0]);
+		assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT i FROM range(100000) r(i)", NULL, 0), 0);
+		assert_int_equal(udr_stream_write(NULL, s, p[1], UDR_OUTPUT_CSV), UDR_EIO);
+		assert_int_equal(errno, EPIPE);
+		udr_stream_free(s);
+		close(p[1]);
+		signal(SIGPIPE, old);
+	}
+}
+
+
+static void test_query__import_types(void **state)
+{
+	fx *f = *state;
+	char *p = write_csv(f, "ty.csv", "id,at,day\n1,2026-01-02 03:04:05+02,2026-01-02\n");
+	const char *files[1] = {p};
+	const char *types[] = {"at", "TIMESTAMP WITH TIME ZONE", "day", "VARCHAR"};
+	const char *bad[] = {"nope", "DATE"};
+	udr_import_options o = UDR_IMPORT_OPTIONS_INIT;
+	struct { unsigned int version; int format, mode; const char *message, *ref; } v1 = {1, 0, 0, "v1", NULL};
+	uint64_t v = 0;
+	o.types = types;
+	o.ntypes = 2;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), 0);
+	assert_scalar(f, "SELECT typeof(\"at\") || ' ' || typeof(\"day\") || ' ' || typeof(id) FROM ty",
+	              "TIMESTAMP WITH TIME ZONE VARCHAR BIGINT");
+	assert_scalar(f, "SELECT epoch(\"at\")::BIGINT FROM ty", "1767315845");
+	o.types = bad;
+	o.ntypes = 1;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	th_assert_error(UDR_EINVAL, "nope");
+	bad[0] = "id";
+	bad[1] = "NOSUCHTYPE";
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	o.types = NULL;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	/* callers built with version 1 of the options (no types) still work */
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, (const udr_import_options *)&v1), 0);
+	assert_int_equal(v, 2);
+	assert_scalar(f, "SELECT typeof(\"at\") FROM ty", "TIMESTAMP WITH TIME ZONE");
+	free(p);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +973,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__export_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__import_sql_and_params, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__results_and_renderers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__import_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__in_place_or_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__corrupt_part, setup, teardown),
