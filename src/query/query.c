@@ -1126,6 +1126,17 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 			return rc;
 		if ((rc = part_format(&vw->fmt[i], q, vw->paths[i], &v->chunks[i], v)) < 0)
 			return rc;
+		/* typed parts (udr.parts: row positions, deletion vectors) are read
+		 * as one Parquet list by position: a part of another format would
+		 * shift them, so such a version is refused rather than misread */
+		if (vw->fmt[i] != UDR__PART_PARQUET && udr_version_get_meta(v, "udr.parts")) {
+			char hex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(hex, &v->chunks[i]);
+			return udr__error_set(UDR_EINVAL,
+			                      "table %s version %" PRIu64 ": part %s of its typed parts (udr.parts) is "
+			                      "not Parquet: typed parts of other formats are not supported",
+			                      v->table, v->version, hex);
+		}
 	}
 	vw->version = v->version;
 	*out = vw;

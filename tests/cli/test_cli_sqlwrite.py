@@ -378,3 +378,64 @@ def test_statements_that_read_their_table_see_all_of_it(udr):
     assert rows(udr, "SELECT name FROM t WHERE id = 2") == [("x';y",)]
     w(udr, "UPDATE t SET x = ? WHERE id = ? AND name <> ?", "-p", "int:7", "-p", "int:3", "-p", "?")
     assert rows(udr, "SELECT x FROM t WHERE id = 3") == [(7,)]
+
+
+def test_writes_on_raw_parts_of_several_formats_and_appends(udr, tmp_path):
+    """A table of raw parts committed by hand (CSV, then JSON), an import
+    --append (a Parquet part), then SQL writes: each raw part is read by its
+    own format, the write stores typed parts, and deletion vectors and later
+    appends apply to the right parts."""
+    c = tmp_path / "a.csv"
+    c.write_text("id,name\n1,ann\n2,bob\n3,cy\n")
+    j = tmp_path / "b.ndjson"
+    j.write_text('{"id": 4, "name": "dee"}\n{"id": 5, "name": "eve"}\n')
+    udr.ok("commit", "r", "--next", udr.ok("put", str(c)).out.strip(), udr.ok("put", str(j)).out.strip())
+    a = tmp_path / "c.csv"
+    a.write_text("id,name\n6,fay\n7,gil\n")
+    udr.ok("import", "r", str(a), "--append")
+    v = show(udr, "r")
+    assert len(v["chunks"]) == 3 and "udr.parts" not in v["metadata"]
+    assert "udr.format" not in v["metadata"]
+    q = "SELECT id, name FROM r ORDER BY id"
+    assert rows(udr, q) == [(1, "ann"), (2, "bob"), (3, "cy"), (4, "dee"), (5, "eve"), (6, "fay"), (7, "gil")]
+    w(udr, "UPDATE r SET name = upper(name) WHERE id IN (2, 5, 7)", "-m", "upd")
+    v = show(udr, "r")
+    assert v["message"] == "upd" and parts(v) is not None
+    assert v["metadata"]["udr.format"] in ("parquet", "parquet-dv")
+    want = [(1, "ann"), (2, "BOB"), (3, "cy"), (4, "dee"), (5, "EVE"), (6, "fay"), (7, "GIL")]
+    assert rows(udr, q) == want
+    w(udr, "DELETE FROM r WHERE id IN (1, 6)")
+    v = show(udr, "r")
+    assert v["metadata"]["udr.format"] == "parquet-dv"
+    del want[5], want[0]
+    assert rows(udr, q) == want
+    d = tmp_path / "d.csv"
+    d.write_text("id,name\n8,hal\n")
+    udr.ok("import", "r", str(d), "--append")
+    want.append((8, "hal"))
+    assert rows(udr, q) == want
+    w(udr, "UPDATE r SET name = 'x' WHERE id IN (3, 8)")
+    want = [(i, "x" if i in (3, 8) else n) for i, n in want]
+    assert rows(udr, q) == want
+    assert int(show(udr, "r")["metadata"]["udr.rows"]) == len(want)
+
+
+def test_typed_parts_that_are_not_parquet_are_refused(udr, tmp_path):
+    """A hand-made version whose udr.parts name a CSV part: SQL refuses to
+    read it (exit 2) rather than shift the parts' row positions, and a write
+    commits nothing."""
+    c = tmp_path / "a.csv"
+    c.write_text("id\n1\n2\n3\n")
+    h = udr.ok("put", str(c)).out.strip()
+    udr.ok("import", "p", str(c))
+    p = show(udr, "p")["chunks"][0]
+    schema = show(udr, "p")["metadata"]["udr.schema"]
+    dv = udr.put(_dv(3, [(0, 1)]))
+    udr.ok("commit", "p", "--next", h, p, dv, "--meta", "udr.format=parquet-dv", "--meta", "udr.schema=" + schema,
+           "--meta", "udr.rows=5", "--meta", 'udr.parts=[{"rows":3},{"rows":3,"deleted":1,"dv":"%s"}]' % dv)
+    before = head(udr)
+    r = udr("sql", "SELECT id FROM p", "--csv")
+    assert r.code == 2 and "not Parquet" in r.stderr, r
+    r = udr("sql", "DELETE FROM p WHERE id = 2")
+    assert r.code == 2 and "not Parquet" in r.stderr, r
+    assert head(udr) == before
