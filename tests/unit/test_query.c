@@ -771,6 +771,71 @@ static void test_query__sql_writes(void **state)
 	free(p);
 }
 
+/* SQL writes through the stream API (what `udr sql` and Python call):
+ * written and committed as by udr_query_sql, with the message; the
+ * statement's result is a stream too.  Reads still stream. */
+static void test_query__sql_writes_stream(void **state)
+{
+	fx *f = *state;
+	udr_stream *s = NULL;
+	const udr_result *b = NULL;
+	udr_version *v = NULL;
+	udr_value x;
+	assert_int_equal(udr_query_set_message(f->q, "streamed"), 0);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "CREATE TABLE sw AS SELECT range AS id FROM range(10)", NULL, 0), 0);
+	assert_non_null(udr_stream_columns(s));
+	while (udr_stream_next(&b, s) == 0 && b)
+		;
+	udr_stream_free(s);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "sw", 0), 0);
+	assert_string_equal(v->message, "streamed");
+	assert_int_equal(v->version, 1);
+	udr_version_free(v);
+	/* a write with parameters: its count is the stream's one row */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "DELETE FROM sw WHERE id < ?",
+	                                      (udr_value[]){udr_value_int64(3)}, 1), 0);
+	assert_int_equal(udr_stream_next(&b, s), 0);
+	assert_non_null(b);
+	assert_int_equal(udr_result_row_count(b), 1);
+	assert_int_equal(udr_result_get(&x, b, 0, 0), 0);
+	assert_int_equal(x.i64, 3);
+	assert_int_equal(udr_stream_next(&b, s), 0);
+	assert_null(b);
+	udr_stream_free(s);
+	assert_scalar(f, "SELECT count(*) FROM sw", "7");
+	assert_scalar(f, "SELECT message FROM udr_log WHERE \"table\" = 'sw' ORDER BY seq DESC LIMIT 1", "streamed");
+	/* a transaction over stream calls, and a read inside it streams */
+	assert_int_equal(udr_query_set_message(f->q, "txn"), 0);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "BEGIN", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "INSERT INTO sw VALUES (100)", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT id FROM sw ORDER BY id", NULL, 0), 0);
+	{
+		size_t n = 0;
+		while (udr_stream_next(&b, s) == 0 && b)
+			n += udr_result_row_count(b);
+		assert_int_equal(n, 8);
+	}
+	/* left open: COMMIT reads its rest first */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "COMMIT", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "sw", 0), 0);
+	assert_string_equal(v->message, "txn");
+	assert_int_equal(v->version, 3);
+	udr_version_free(v);
+	/* a BEGIN ... COMMIT script in one call; a failing one commits nothing */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "BEGIN; DELETE FROM sw WHERE id = 100; INSERT INTO sw VALUES (200); COMMIT",
+	                                      NULL, 0), 0);
+	udr_stream_free(s);
+	assert_scalar(f, "SELECT count(*) || ' ' || max(id) FROM sw", "8 200");
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "BEGIN; DELETE FROM sw; SELECT * FROM nosuch; COMMIT", NULL, 0),
+	                 UDR_ENOTFOUND);
+	assert_null(s);
+	assert_scalar(f, "SELECT count(*) FROM sw", "8");
+	assert_int_equal(udr_query_set_message(f->q, NULL), 0);
+}
+
 /* Read a file written by the renderers (malloc'd, NUL-terminated). */
 static char *slurp_fd(int fd)
 {
@@ -979,6 +1044,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__in_place_or_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__corrupt_part, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__sql_writes_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__time_travel_ten_versions, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__export_round_trip, setup_raw, teardown),
