@@ -332,7 +332,7 @@ static bool is_word(const char *w, const char *end, const char *kw)
 }
 
 /* How often name occurs as an identifier (bare or quoted, any case), and
- * how many ? placeholders the text has (-1 when it uses $N ones). */
+ * how many ? placeholders the text has (-1 when it uses $N or ?N ones). */
 static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
 {
 	const char *s = sql;
@@ -361,7 +361,9 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 				*qmarks = -1;
 			s = skip_token(s);
 		} else if (*s == '?') {
-			if (*qmarks >= 0)
+			if (isdigit((unsigned char)s[1]))
+				*qmarks = -1; /* ?N: numbered, like $N */
+			else if (*qmarks >= 0)
 				(*qmarks)++;
 			s++;
 		} else if (isdigit((unsigned char)*s)) {

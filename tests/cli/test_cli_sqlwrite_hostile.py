@@ -91,3 +91,10 @@ def test_replacing_by_equal_but_different_values_is_committed(users, tmp_path):
     a.write_text("id,f\n1,-0.0\n2,1.5\n")
     users.ok("import", "fl", str(a), "--key", "id")
     assert rows(users, "SELECT id, f::VARCHAR FROM fl ORDER BY id") == [(1, "-0.0"), (2, "1.5")]
+
+
+def test_numbered_parameters_in_update_and_delete(users):
+    # ?N placeholders are numbered: the condition cannot be split off by count
+    w(users, "UPDATE users SET score = ?2 WHERE id = ?1", "-p", "1", "-p", "100")
+    w(users, "DELETE FROM users WHERE id = ?2 OR score = ?1", "-p", "100", "-p", "2")
+    assert rows(users, "SELECT id FROM users ORDER BY id") == [(3,), (4,), (5,), (6,)]
