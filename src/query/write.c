@@ -660,8 +660,10 @@ static bool delta_capable(const udr_version *v)
 {
 	const char *f = udr_version_get_meta(v, "udr.format"), *sch = udr_version_get_meta(v, "udr.schema");
 	/* the position columns would clash with columns of these names */
+	/* and a column "rowid" would hide DuckDB's row ids, by which rows are matched */
 	return v->nchunks > 0 && sch && !strcasestr(sch, "\"file_index\"") && !strcasestr(sch, "\"file_row_number\"") &&
-	       !strcasestr(sch, "\"__udr_") && f && (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
+	       !strcasestr(sch, "\"__udr_") && !strcasestr(sch, "\"rowid\"") && f &&
+	       (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
 }
 
 /*
@@ -1125,7 +1127,7 @@ static bool reserved_column(const colset *cols)
 {
 	for (size_t i = 0; i < cols->n; i++)
 		if (strcasecmp(cols->names[i], "file_index") == 0 || strcasecmp(cols->names[i], "file_row_number") == 0 ||
-		    strncasecmp(cols->names[i], "__udr_", 6) == 0)
+		    strcasecmp(cols->names[i], "rowid") == 0 || strncasecmp(cols->names[i], "__udr_", 6) == 0)
 			return true;
 	return false;
 }

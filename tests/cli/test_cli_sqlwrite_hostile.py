@@ -98,3 +98,17 @@ def test_numbered_parameters_in_update_and_delete(users):
     w(users, "UPDATE users SET score = ?2 WHERE id = ?1", "-p", "1", "-p", "100")
     w(users, "DELETE FROM users WHERE id = ?2 OR score = ?1", "-p", "100", "-p", "2")
     assert rows(users, "SELECT id FROM users ORDER BY id") == [(3,), (4,), (5,), (6,)]
+
+
+def test_a_column_named_rowid(users, tmp_path):
+    # rows are matched by DuckDB's row ids: a column "rowid" hid them, and an
+    # UPDATE of one row of two made three, an INSERT ... SELECT of 3 rows 5
+    a = tmp_path / "r.csv"
+    a.write_text("RowId,v\n5,a\n5,b\n")
+    users.ok("import", "r", str(a))
+    w(users, "BEGIN; UPDATE r SET v = 'q' WHERE v = 'a'; COMMIT")
+    assert rows(users, "SELECT * FROM r ORDER BY v") == [(5, "b"), (5, "q")]
+    w(users, "INSERT INTO r SELECT * FROM r")
+    w(users, "UPDATE r SET v = 'p' WHERE v = 'q'")
+    w(users, "DELETE FROM r WHERE v = 'b'")
+    assert rows(users, "SELECT * FROM r") == [(5, "p"), (5, "p")]
