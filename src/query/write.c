@@ -44,6 +44,7 @@ typedef struct wstmt {
 	bool or_replace, if_not_exists, if_exists;
 	size_t splice;       /* CREATE: where "TEMP " goes */
 	bool more_targets;   /* DROP TABLE a, b */
+	bool with;           /* WITH ... before the statement */
 	const char *after;   /* the text after the target */
 } wstmt;
 
@@ -213,8 +214,10 @@ static void classify(wstmt *st, const char *sql)
 		st->kind = WK_ROLLBACK;
 		return;
 	}
-	if (word(&p, "with"))
+	if (word(&p, "with")) {
+		st->with = true;
 		p = after_with(p);
+	}
 	if (word(&p, "insert")) {
 		if (word(&p, "or")) {
 			if (word(&p, "replace"))
@@ -329,7 +332,7 @@ static bool is_word(const char *w, const char *end, const char *kw)
 }
 
 /* How often name occurs as an identifier (bare or quoted, any case), and
- * how many ? placeholders the text has (-1 when it uses $N ones). */
+ * how many ? placeholders the text has (-1 when it uses $N or ?N ones). */
 static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
 {
 	const char *s = sql;
@@ -358,7 +361,9 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 				*qmarks = -1;
 			s = skip_token(s);
 		} else if (*s == '?') {
-			if (*qmarks >= 0)
+			if (isdigit((unsigned char)s[1]))
+				*qmarks = -1; /* ?N: numbered, like $N */
+			else if (*qmarks >= 0)
 				(*qmarks)++;
 			s++;
 		} else if (isdigit((unsigned char)*s)) {
@@ -368,6 +373,38 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 			s++;
 		}
 	}
+}
+
+/* An identifier of sql names name in another case (DuckDB binds it to name). */
+static bool case_clash(const char *sql, const char *name)
+{
+	const char *s = sql;
+	char id[UDR_TABLE_NAME_MAX * 2 + 64];
+	while (*s) {
+		bool quoted;
+		s = skip_ws(s);
+		if (!*s)
+			break;
+		if (*s == '"' || id_start((unsigned char)*s)) {
+			const char *b = s;
+			if (ident(&s, id, sizeof(id), &quoted)) {
+				if (!quoted && is_estring(b, s))
+					s = skip_estring(s);
+				else if (strcasecmp(id, name) == 0 && strcmp(id, name) != 0)
+					return true;
+			} else {
+				s = *b == '"' ? skip_token(b) : b + 1;
+			}
+		} else if (*s == '\'' || *s == '$') {
+			s = skip_token(s);
+		} else if (isdigit((unsigned char)*s)) {
+			while (id_char((unsigned char)*s) || *s == '.')
+				s++;
+		} else {
+			s++;
+		}
+	}
+	return false;
 }
 
 /*
@@ -603,13 +640,30 @@ static int session_object(bool *out, udr_query *q, const char *name)
 	return rc;
 }
 
+/* The session has views or macros of its own (they may read any table). */
+static int session_readers(bool *out, udr_query *q)
+{
+	udr_result *r = NULL;
+	udr_value v;
+	int rc = udr__q_run(&r, q,
+	                    "SELECT count(*)::BIGINT FROM (SELECT 1 FROM duckdb_views() WHERE NOT internal AND "
+	                    "view_name <> 'udr_tables' AND NOT starts_with(view_name, '__udr') UNION ALL SELECT 1 FROM "
+	                    "duckdb_functions() WHERE NOT internal AND function_type IN ('macro', 'table_macro'))",
+	                    NULL, 0, UDR__RUN_ANY);
+	*out = rc < 0 || (udr_result_get(&v, r, 0, 0) == 0 && v.type == UDR_TYPE_INT64 && v.i64 > 0);
+	udr_result_free(r);
+	return rc;
+}
+
 /* The base is Parquet parts whose changes can be stored as deletion vectors. */
 static bool delta_capable(const udr_version *v)
 {
 	const char *f = udr_version_get_meta(v, "udr.format"), *sch = udr_version_get_meta(v, "udr.schema");
 	/* the position columns would clash with columns of these names */
+	/* and a column "rowid" would hide DuckDB's row ids, by which rows are matched */
 	return v->nchunks > 0 && sch && !strcasestr(sch, "\"file_index\"") && !strcasestr(sch, "\"file_row_number\"") &&
-	       !strcasestr(sch, "\"__udr_") && f && (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
+	       !strcasestr(sch, "\"__udr_") && !strcasestr(sch, "\"rowid\"") && f &&
+	       (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
 }
 
 /*
@@ -712,18 +766,42 @@ static int schema_text(char **out, const colset *c)
 	return udr__q_schema_json(out, c->names, c->types, c->n);
 }
 
+/*
+ * Types whose SQL equality holds between values that read back differently
+ * (0.0 = -0.0; INTERVAL '1 month' = INTERVAL '30 days'), also inside lists
+ * and structs: compared as text, or such a change would be taken for none.
+ */
+static bool text_compared(const char *type)
+{
+	return strcasestr(type, "DOUBLE") || strcasestr(type, "FLOAT") || strcasestr(type, "REAL") ||
+	       strcasestr(type, "INTERVAL");
+}
+
+/* "a.c IS NOT DISTINCT FROM b.c", as text for the types above. */
+static int same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type)
+{
+	bool txt = text_compared(type);
+	int rc = udr__buf_printf(b, txt ? "CAST(%s." : "%s.", a);
+	if (rc == 0)
+		rc = udr__sql_ident(b, name);
+	if (rc == 0)
+		rc = udr__buf_printf(b, txt ? " AS VARCHAR) IS NOT DISTINCT FROM CAST(%s." : " IS NOT DISTINCT FROM %s.", bb);
+	if (rc == 0)
+		rc = udr__sql_ident(b, name);
+	if (rc == 0 && txt)
+		rc = udr__buf_puts(b, " AS VARCHAR)");
+	return rc;
+}
+
 /* "NOT (o.c IS NOT DISTINCT FROM s.c AND ...)": the row changed. */
 static int changed_expr(udr__buf *b, const colset *c)
 {
 	int rc = udr__buf_puts(b, "NOT (");
 	for (size_t i = 0; rc == 0 && i < c->n; i++) {
-		rc = udr__buf_puts(b, i ? " AND o." : "o.");
+		if (i)
+			rc = udr__buf_puts(b, " AND ");
 		if (rc == 0)
-			rc = udr__sql_ident(b, c->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(b, " IS NOT DISTINCT FROM s.");
-		if (rc == 0)
-			rc = udr__sql_ident(b, c->names[i]);
+			rc = same_col(b, "o", "s", c->names[i], c->types[i]);
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(b, c->n ? ")" : "false)");
@@ -1049,7 +1127,7 @@ static bool reserved_column(const colset *cols)
 {
 	for (size_t i = 0; i < cols->n; i++)
 		if (strcasecmp(cols->names[i], "file_index") == 0 || strcasecmp(cols->names[i], "file_row_number") == 0 ||
-		    strncasecmp(cols->names[i], "__udr_", 6) == 0)
+		    strcasecmp(cols->names[i], "rowid") == 0 || strncasecmp(cols->names[i], "__udr_", 6) == 0)
 			return true;
 	return false;
 }
@@ -1249,17 +1327,35 @@ static bool balanced(const char *s, const char *end)
 static int run_write(udr_result **out, udr_query *q, wtab *t, const wstmt *st, const char *sql,
                      const udr_value *params, size_t nparams, bool autoc)
 {
-	size_t refs = 0;
+	size_t refs = 0, fn = 0;
 	long qm = 0;
+	bool hidden = false;
 	wfast f;
 	count_refs(sql, t->name, &refs, &qm);
 	if (!autoc || refs != 1 || (nparams && qm < 0) || t->shadow)
 		goto whole;
+	/* readers of the table the text does not name (query_table('t'),
+	 * query('... t'), the session's views and macros, bound when used)
+	 * would read the partial shadow: every row is copied then */
+	count_refs(sql, "query_table", &fn, &qm);
+	if (fn)
+		goto whole;
+	count_refs(sql, "query", &fn, &qm);
+	if (fn)
+		goto whole;
+	{
+		int rc = session_readers(&hidden, q);
+		if (rc < 0)
+			return rc;
+		if (hidden)
+			goto whole;
+	}
 	if (st->kind == WK_INSERT) {
 		int rc = make_shadow(q, t, "", t->name, NULL, 0);
 		return rc < 0 ? rc : udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
 	}
-	if ((st->kind == WK_UPDATE || st->kind == WK_DELETE) && fast_where(&f, st, sql)) {
+	/* WITH ...: the condition alone would lose the statement's CTEs */
+	if ((st->kind == WK_UPDATE || st->kind == WK_DELETE) && !st->with && fast_where(&f, st, sql)) {
 		char *cond, *head;
 		size_t ce = f.cond_end, nbefore, ncond;
 		long qa = 0, qb = 0;
@@ -1316,6 +1412,31 @@ whole:
 	}
 }
 
+/*
+ * DuckDB identifiers are case-insensitive: "Users" would bind to the shadow
+ * of "users" (read it, or write into it).  Refused while "users" is written
+ * (a failed statement of the transaction).
+ */
+static int refuse_case_clash(udr_query *q, const wstmt *st, const char *sql)
+{
+	size_t n = q->wtx ? q->wtx->n : 0;
+	for (size_t i = 0; i <= n; i++) {
+		const char *nm = i < n ? (q->wtx->t[i].shadow ? q->wtx->t[i].name : NULL)
+		                       : (st->has_target && !st->qualified ? st->target : NULL);
+		char qt[UDR_TABLE_NAME_MAX * 4 + 8];
+		if (!nm || !case_clash(sql, nm))
+			continue;
+		if (q->wtx)
+			q->wtx->failed = true;
+		udr__quote(qt, sizeof(qt), nm);
+		return udr__error_set(UDR_EINVAL,
+		                      "names that differ from '%s' only in case cannot be used while it is written: "
+		                      "DuckDB identifiers are case-insensitive",
+		                      qt);
+	}
+	return 0;
+}
+
 int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
 {
 	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
@@ -1327,7 +1448,7 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	classify(&st, sql);
 	switch (st.kind) {
 	case WK_NONE:
-		return 1;
+		return q->wtx && (rc = refuse_case_clash(q, &st, sql)) < 0 ? rc : 1;
 	case WK_BEGIN:
 		if (q->wtx)
 			return udr__error_set(UDR_EINVAL, "a transaction is already open (COMMIT or ROLLBACK ends it)");
@@ -1352,6 +1473,8 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	}
 	if (q->wtx && q->wtx->failed)
 		return refuse_failed();
+	if ((rc = refuse_case_clash(q, &st, sql)) < 0)
+		return rc;
 	if (!st.has_target || st.qualified || (st.kind == WK_CREATE && st.temp))
 		return 1; /* the session's own objects: DuckDB's business */
 	udr__quote(qt, sizeof(qt), st.target);
@@ -1548,6 +1671,17 @@ int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_val
 	if (nparams) {
 		udr_strarray_free(stmts, n);
 		return udr__error_set(UDR_EINVAL, "parameters are not supported in a BEGIN ... COMMIT script");
+	}
+	/* one transaction, ended by the last statement: a statement after its
+	 * COMMIT would run (and could fail) after the commit */
+	for (size_t i = 1; i + 1 < n; i++) {
+		wstmt st;
+		classify(&st, stmts[i]);
+		if (st.kind == WK_BEGIN || st.kind == WK_COMMIT || st.kind == WK_ROLLBACK) {
+			udr_strarray_free(stmts, n);
+			return udr__error_set(UDR_EINVAL, "a script is one transaction: BEGIN, its statements, then COMMIT "
+			                                  "(or ROLLBACK) as its last statement; nothing was run");
+		}
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		bool last = i + 1 == n;
@@ -1805,13 +1939,10 @@ static int no_equal_row(udr__buf *b, const char *other, const char *x, const col
 {
 	int rc = udr__buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s y WHERE ", other);
 	for (size_t i = 0; rc == 0 && i < cols->n; i++) {
-		rc = udr__buf_puts(b, i ? " AND y." : "y.");
+		if (i)
+			rc = udr__buf_puts(b, " AND ");
 		if (rc == 0)
-			rc = udr__sql_ident(b, cols->names[i]);
-		if (rc == 0)
-			rc = udr__buf_printf(b, " IS NOT DISTINCT FROM %s.", x);
-		if (rc == 0)
-			rc = udr__sql_ident(b, cols->names[i]);
+			rc = same_col(b, "y", x, cols->names[i], cols->types[i]);
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(b, ")");

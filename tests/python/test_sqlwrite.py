@@ -68,3 +68,16 @@ def test_two_writers_first_committer_wins(users, tmp_path):
     assert scores(users)[:2] == [(1, 10), (2, 2)]
     users.sql("UPDATE users SET score = 1 WHERE id = 1")  # retried: fine
     assert scores(users)[:2] == [(1, 1), (2, 2)]
+
+
+def test_views_and_macros_of_the_session_read_every_row(users):
+    # an UPDATE/DELETE ... WHERE or an INSERT alone copies only the rows it
+    # can change; a view or macro reading the table must still see them all
+    users.sql("CREATE TEMP VIEW v AS SELECT * FROM users")
+    users.sql("CREATE TEMP MACRO top() AS (SELECT max(score) FROM users)")
+    users.sql("INSERT INTO users SELECT id + 10, score FROM v")
+    assert users.sql("SELECT count(*) FROM users").fetchone() == (10,)
+    users.sql("UPDATE users SET score = top() WHERE id = 1")
+    users.sql("DELETE FROM users WHERE score < (SELECT avg(score) FROM v) AND id > 10")
+    assert scores(users)[0] == (1, 50)
+    assert users.sql("SELECT count(*) FROM users").fetchone() == (7,)
