@@ -340,6 +340,11 @@ class Cursor:
                 "runs SQL-write transactions" % kind.upper())
         rest = operation[_BLANK.match(operation).end():]
         m = _WRITE_TARGET.match(rest)
+        if not m and kind == "with":
+            # WITH ... INSERT/UPDATE/DELETE/MERGE: the write after the CTEs
+            # (a match inside a string literal only refuses a read)
+            m = next((x for x in re.finditer(r"\b" + _WRITE_TARGET.pattern, rest, re.I)
+                      if _unquote(x.group(1)).split("@")[0] in con._tables()), None)
         if m and _unquote(m.group(1)).split("@")[0] in con._tables():
             # Database.sql would commit it: a connection only reads UDR tables
             raise NotSupportedError(

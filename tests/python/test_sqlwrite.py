@@ -88,7 +88,9 @@ def test_dbapi_connection_runs_no_write_transaction(users, tmp_path):
     # through cursor.execute committed the DELETE, which rollback() kept
     with udr.connect(str(tmp_path / "root")) as con:
         cur = con.cursor()
-        for q in ("BEGIN; DELETE FROM users WHERE id = 2; COMMIT", "START TRANSACTION", "COMMIT"):
+        for q in ("BEGIN; DELETE FROM users WHERE id = 2; COMMIT", "START TRANSACTION", "COMMIT",
+                  "WITH x AS (SELECT 9, 9) INSERT INTO users SELECT * FROM x",
+                  "WITH x AS (SELECT 2 AS id) DELETE FROM users WHERE id IN (SELECT id FROM x)"):
             with pytest.raises(udr.NotSupportedError):
                 cur.execute(q)
         con.rollback()
