@@ -112,3 +112,14 @@ def test_a_column_named_rowid(users, tmp_path):
     w(users, "UPDATE r SET v = 'p' WHERE v = 'q'")
     w(users, "DELETE FROM r WHERE v = 'b'")
     assert rows(users, "SELECT * FROM r") == [(5, "p"), (5, "p")]
+
+
+def test_import_append_after_drop_table(users, tmp_path):
+    # the append took the dropped table for a new one and committed version
+    # 1: a "conflict" (exit 3) however often it was retried
+    w(users, "DROP TABLE t2")
+    a = tmp_path / "c.csv"
+    a.write_text("id,name,score\n7,gus,70\n")
+    r = users.ok("import", "t2", str(a), "--append")
+    assert r.out.split() == ["3"]
+    assert rows(users, "SELECT * FROM t2") == [(7, "gus", 70)]
