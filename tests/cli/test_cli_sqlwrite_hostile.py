@@ -123,3 +123,10 @@ def test_import_append_after_drop_table(users, tmp_path):
     r = users.ok("import", "t2", str(a), "--append")
     assert r.out.split() == ["3"]
     assert rows(users, "SELECT * FROM t2") == [(7, "gus", 70)]
+
+
+def test_create_table_of_a_name_udr_cannot_store(users):
+    # it became a table of the session: "Count 1", exit 0, nothing stored
+    r = users("sql", 'CREATE TABLE "a b" AS SELECT 1 AS x')
+    assert r.code == 2 and "invalid table name" in r.stderr, r
+    assert users.ok("tables").out.split() == ["t2", "users"]
