@@ -17,7 +17,8 @@ after commit() or rollback().  Explicit references (``users@3``,
 ``users@latest``) and the views udr_log and udr_tables are not pinned.
 
 Writes: a connection does not change UDR tables (INSERT, UPDATE, DELETE,
-MERGE, DROP or ALTER naming one raises NotSupportedError; Database.sql
+MERGE, DROP or ALTER naming one, and BEGIN/COMMIT/ROLLBACK statements,
+raise NotSupportedError; Database.sql
 commits SQL writes, Database.write stores a new version); CREATE TABLE and
 the other statements on tables of the connection's own DuckDB session work
 on scratch in-memory tables (CREATE TABLE is run as CREATE TEMP TABLE) that
@@ -342,8 +343,20 @@ class Cursor:
             parameters = list(parameters)
         versions = con._versions_for(operation)
         kind = _first_word(operation)
+        if kind in ("begin", "start", "commit", "end", "rollback", "abort"):
+            # Database.sql would run them as SQL-write transactions (a script
+            # BEGIN; ...; COMMIT commits its writes): a connection only reads
+            raise NotSupportedError(
+                "transaction statements (%s) are not run through a DB-API connection: "
+                "con.commit() and con.rollback() end its snapshot; con.database.sql() "
+                "runs SQL-write transactions" % kind.upper())
         rest = operation[_BLANK.match(operation).end():]
         m = _WRITE_TARGET.match(rest)
+        if not m and kind == "with":
+            # WITH ... INSERT/UPDATE/DELETE/MERGE: the write after the CTEs
+            # (a match inside a string literal only refuses a read)
+            m = next((x for x in re.finditer(r"\b" + _WRITE_TARGET.pattern, rest, re.I)
+                      if _unquote(x.group(1)).split("@")[0] in con._tables()), None)
         if m and _unquote(m.group(1)).split("@")[0] in con._tables():
             # Database.sql would commit it: a connection only reads UDR tables
             raise NotSupportedError(

@@ -709,16 +709,20 @@ static int version_rows(uint64_t *out, udr_query *q, const udr_version *v)
 	return 0;
 }
 
-/* The previous version for an append; *out NULL when the table is new. */
-static int previous_version(udr_version **out, udr_query *q, const char *table)
+/* The previous version for an append; *out NULL when the table is new.
+ * *next: the version number the append commits. */
+static int previous_version(udr_version **out, uint64_t *next, udr_query *q, const char *table)
 {
 	int rc = udr_catalog_get_version(out, q->cat, table, 0);
+	*next = 1;
 	if (rc == UDR_ENOTFOUND) {
 		udr_error_clear();
 		*out = NULL;
 		return 0;
 	}
-	if (rc == 0 && udr__version_dropped(*out)) { /* DROP TABLE: a new table */
+	if (rc == 0)
+		*next = (*out)->version + 1;
+	if (rc == 0 && udr__version_dropped(*out)) { /* DROP TABLE: a new table, after the drop */
 		udr_version_free(*out);
 		*out = NULL;
 	}
@@ -796,14 +800,14 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		goto out;
 	/* 4. commit; an append retries when another writer got in first */
 	for (int attempt = 0;; attempt++) {
-		uint64_t base_rows = 0;
+		uint64_t base_rows = 0, next = 1;
 		const char *prev_fmt;
 		udr_version_free(v);
 		v = NULL;
 		udr_version_free(prev);
 		prev = NULL;
 		if (opts->mode == UDR_IMPORT_APPEND) {
-			if ((rc = previous_version(&prev, q, table)) < 0)
+			if ((rc = previous_version(&prev, &next, q, table)) < 0)
 				goto out;
 			if (prev) {
 				schema old;
@@ -815,7 +819,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 					goto out;
 			}
 		}
-		if ((rc = udr_version_new(&v, table, prev ? prev->version + 1 : 1)) < 0)
+		if ((rc = udr_version_new(&v, table, next)) < 0)
 			goto out;
 		if (prev && udr_version_get_meta(prev, "udr.parts")) {
 			/* typed parts: the previous ones (their deletion vectors kept)
@@ -1194,7 +1198,8 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	if (opts->mode == UDR_IMPORT_APPEND || keyed) {
 		/* CSV and JSON types are guessed from the data: read new data with
 		 * the table's types instead, after checking the column names. */
-		if ((rc = previous_version(&prev, q, table)) < 0)
+		uint64_t next;
+		if ((rc = previous_version(&prev, &next, q, table)) < 0)
 			return rc;
 		if (prev && format != UDR_FORMAT_PARQUET) {
 			schema neu = {0};

@@ -1484,6 +1484,8 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		                      "by its name (a new version), reading old versions as NAME@REF",
 		                      qt);
 	if (udr_table_name_check(st.target) < 0) {
+		if (st.kind == WK_CREATE) /* as DuckDB's, it would vanish with the session */
+			return udr_error_last()->code;
 		udr_error_clear();
 		return 1;
 	}

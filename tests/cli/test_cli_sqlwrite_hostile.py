@@ -112,3 +112,21 @@ def test_a_column_named_rowid(users, tmp_path):
     w(users, "UPDATE r SET v = 'p' WHERE v = 'q'")
     w(users, "DELETE FROM r WHERE v = 'b'")
     assert rows(users, "SELECT * FROM r") == [(5, "p"), (5, "p")]
+
+
+def test_import_append_after_drop_table(users, tmp_path):
+    # the append took the dropped table for a new one and committed version
+    # 1: a "conflict" (exit 3) however often it was retried
+    w(users, "DROP TABLE t2")
+    a = tmp_path / "c.csv"
+    a.write_text("id,name,score\n7,gus,70\n")
+    r = users.ok("import", "t2", str(a), "--append")
+    assert r.out.split() == ["3"]
+    assert rows(users, "SELECT * FROM t2") == [(7, "gus", 70)]
+
+
+def test_create_table_of_a_name_udr_cannot_store(users):
+    # it became a table of the session: "Count 1", exit 0, nothing stored
+    r = users("sql", 'CREATE TABLE "a b" AS SELECT 1 AS x')
+    assert r.code == 2 and "invalid table name" in r.stderr, r
+    assert users.ok("tables").out.split() == ["t2", "users"]

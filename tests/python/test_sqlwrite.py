@@ -81,3 +81,17 @@ def test_views_and_macros_of_the_session_read_every_row(users):
     users.sql("DELETE FROM users WHERE score < (SELECT avg(score) FROM v) AND id > 10")
     assert scores(users)[0] == (1, 50)
     assert users.sql("SELECT count(*) FROM users").fetchone() == (7,)
+
+
+def test_dbapi_connection_runs_no_write_transaction(users, tmp_path):
+    # a connection only reads UDR tables: a script BEGIN; DELETE ...; COMMIT
+    # through cursor.execute committed the DELETE, which rollback() kept
+    with udr.connect(str(tmp_path / "root")) as con:
+        cur = con.cursor()
+        for q in ("BEGIN; DELETE FROM users WHERE id = 2; COMMIT", "START TRANSACTION", "COMMIT",
+                  "WITH x AS (SELECT 9, 9) INSERT INTO users SELECT * FROM x",
+                  "WITH x AS (SELECT 2 AS id) DELETE FROM users WHERE id IN (SELECT id FROM x)"):
+            with pytest.raises(udr.NotSupportedError):
+                cur.execute(q)
+        con.rollback()
+    assert len(scores(users)) == 5
