@@ -163,12 +163,13 @@ int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql, const 
 	 * writes to a UDR table or is a transaction statement */
 	udr__q_settle(q);
 	if ((rc = udr__w_script(&r, q, sql, params, nparams)) != 1)
-		return rc < 0 ? rc : stream_of_result(out, r);
+		goto done; /* a failed script may leave its last statement's result */
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
-	if ((rc = udr__w_sql(&r, q, rewritten, params, nparams)) != 1) {
+	rc = udr__w_sql(&r, q, rewritten, params, nparams);
+	if (rc != 1) {
 		free(rewritten);
-		return rc < 0 ? rc : stream_of_result(out, r);
+		goto done;
 	}
 	if (!(s = calloc(1, sizeof(*s)))) {
 		free(rewritten);
@@ -197,6 +198,12 @@ int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql, const 
 	q->stream = s;
 	*out = s;
 	return 0;
+done:
+	if (rc < 0) {
+		udr_result_free(r);
+		return rc;
+	}
+	return stream_of_result(out, r);
 fail:
 	if (pending)
 		duckdb_destroy_pending(&pending);

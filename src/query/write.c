@@ -1699,6 +1699,10 @@ int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_val
 	else if (rc == 0 && q->wtx)
 		rc = end_keep_error(q, udr__error_set(UDR_EINVAL, "the script's transaction is not ended: finish it "
 		                                                  "with COMMIT (or ROLLBACK); nothing was committed"));
+	if (rc < 0 && out && *out) { /* no result with an error */
+		udr_result_free(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 
