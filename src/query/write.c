@@ -1475,6 +1475,19 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		return refuse_failed();
 	if ((rc = refuse_case_clash(q, &st, sql)) < 0)
 		return rc;
+	/* the shadow of a table being written is a temporary table of its name:
+	 * a session statement on that name would change what is committed */
+	for (size_t i = 0; q->wtx && st.has_target && (st.qualified || (st.kind == WK_CREATE && st.temp)) &&
+	                   i < q->wtx->n; i++) {
+		if (q->wtx->t[i].shadow && strcasecmp(q->wtx->t[i].name, st.target) == 0) {
+			q->wtx->failed = true;
+			udr__quote(qt, sizeof(qt), q->wtx->t[i].name);
+			return udr__error_set(UDR_EINVAL,
+			                      "table '%s' is written by this transaction: a temporary or "
+			                      "schema-qualified table of its name cannot be made or changed until it ends",
+			                      qt);
+		}
+	}
 	if (!st.has_target || st.qualified || (st.kind == WK_CREATE && st.temp))
 		return 1; /* the session's own objects: DuckDB's business */
 	udr__quote(qt, sizeof(qt), st.target);

@@ -130,3 +130,16 @@ def test_create_table_of_a_name_udr_cannot_store(users):
     r = users("sql", 'CREATE TABLE "a b" AS SELECT 1 AS x')
     assert r.code == 2 and "invalid table name" in r.stderr, r
     assert users.ok("tables").out.split() == ["t2", "users"]
+
+
+def test_temp_table_of_a_written_tables_name(users):
+    # CREATE TEMP TABLE is the session's own, yet in a transaction writing
+    # users it replaced the rows committed as users' next version
+    r = users("sql", "BEGIN; UPDATE users SET score = 1 WHERE id = 1; "
+              "CREATE OR REPLACE TEMP TABLE users AS SELECT 42 AS x; COMMIT", "--no-compact")
+    assert r.code == 2, r
+    r = users("sql", "BEGIN; DELETE FROM users WHERE id = 1; INSERT INTO temp.users VALUES (9, 'x', 9); COMMIT",
+              "--no-compact")
+    assert r.code == 2, r
+    assert rows(users, "SELECT count(*), sum(score) FROM users") == [(6, 210)]
+    assert nversions(users, "users") == 2
