@@ -71,6 +71,7 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_export(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv);
 
 /** `udr commit --spec FILE` (cmd_spec.c): an atomic multi-table commit. */
 int cli_commit_spec(cli_ctx *ctx, const char *spec_path);

@@ -11,7 +11,7 @@
 
 #define NOPERANDS(argc) ((argc) - optind)
 
-enum { OPT_META = CLI_OPT_FIRST, OPT_NEXT, OPT_JSON, OPT_FILE, OPT_SPEC, OPT_AT, OPT_BRANCH };
+enum { OPT_META = CLI_OPT_FIRST, OPT_NEXT, OPT_JSON, OPT_FILE, OPT_SPEC, OPT_AT, OPT_BRANCH, OPT_ALLOW_EMPTY };
 
 /* ---- commit ---- */
 
@@ -23,6 +23,7 @@ struct commit_opts {
 	const char *file; /* --file: store it and commit it */
 	const char *spec; /* --spec: a multi-table commit */
 	const char *branch; /* --branch: commit on it */
+	int allow_empty;  /* --allow-empty: a version without chunks */
 };
 
 static int commit_opt(int opt, const char *arg, void *payload)
@@ -45,6 +46,9 @@ static int commit_opt(int opt, const char *arg, void *payload)
 		break;
 	case OPT_BRANCH:
 		o->branch = arg;
+		break;
+	case OPT_ALLOW_EMPTY:
+		o->allow_empty = 1;
 		break;
 	default:
 		o->next = 1;
@@ -145,10 +149,11 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 		{ "file", required_argument, NULL, OPT_FILE },
 		{ "spec", required_argument, NULL, OPT_SPEC },
 		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "allow-empty", no_argument, NULL, OPT_ALLOW_EMPTY },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("commit");
-	struct commit_opts o = { NULL, NULL, 0, 0, NULL, NULL, NULL };
+	struct commit_opts o = { NULL, NULL, 0, 0, NULL, NULL, NULL, 0 };
 	udr_version *v = NULL;
 	udr_db *db = NULL;
 	int rc;
@@ -162,9 +167,10 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	if (o.spec) {
-		if (NOPERANDS(argc) > 0 || o.next || o.file || o.message || o.nmeta || o.branch)
+		if (NOPERANDS(argc) > 0 || o.next || o.file || o.message || o.nmeta || o.branch || o.allow_empty)
 			rc = cli_usage_error(self, "--spec takes no TABLE, VERSION, HASH, --next, "
-			                           "--file, -m or --meta (they are in the spec)");
+			                           "--file, -m, --meta, --branch or --allow-empty "
+			                           "(they are in the spec)");
 		else
 			rc = cli_commit_spec(ctx, o.spec);
 		goto out;
@@ -180,6 +186,14 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = commit_build(&v, &o, argc, argv)) != 0)
 		goto out;
+	/* as git: a version with no data is almost always a forgotten HASH,
+	 * and SQL cannot read it (no columns); only on request */
+	if (!o.file && v->nchunks == 0 && !o.allow_empty) {
+		cli_errorf("nothing to commit: no HASH given for table %s (give the chunks, or "
+		           "--file PATH; --allow-empty commits a version without data)", v->table);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
 	if (o.file && (rc = commit_add_file(v, ctx, db, o.file)) != 0)

@@ -115,8 +115,9 @@ static const cli_command commands[] = {
 	  "Prints nothing (like test(1)); errors go to stderr.\n",
 	  cli_cmd_exists },
 	{ "commit", "commit a table version, or several tables at once",
-	  "usage: udr commit TABLE VERSION [HASH...] [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
-	  "       udr commit TABLE --next [HASH...] [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
+	  "usage: udr commit TABLE VERSION HASH... [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
+	  "       udr commit TABLE --next HASH... [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
+	  "       udr commit TABLE (VERSION|--next) --allow-empty [-m MESSAGE] ...\n"
 	  "       udr commit TABLE --next --file PATH [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
 	  "       udr commit --spec FILE|-\n"
 	  "\n"
@@ -124,10 +125,13 @@ static const cli_command commands[] = {
 	  "VERSION must be the latest version + 1 (1 for a new table), otherwise\n"
 	  "the commit is refused as a conflict (exit 3).  With --next the next\n"
 	  "number is chosen atomically.  Every chunk must be stored.  Prints the\n"
-	  "version number committed.\n"
+	  "version number committed.  A version without chunks is refused (exit\n"
+	  "2, nothing written) unless --allow-empty: as in git, it is usually a\n"
+	  "forgotten HASH, and SQL has no columns to read from it.\n"
 	  "  -m, --message MESSAGE  the version's message\n"
 	  "  --meta KEY=VALUE       a metadata entry (repeatable)\n"
 	  "  --next                 commit as the next version\n"
+	  "  --allow-empty          commit a version with no chunks\n"
 	  "  --file PATH            store PATH (- for standard input) and commit it\n"
 	  "                         as the version's one chunk, in one step; when the\n"
 	  "                         latest version is one chunk, new pieces are\n"
@@ -409,7 +413,7 @@ static const cli_command commands[] = {
 	  "of the content it stores.)\n",
 	  cli_cmd_fsck },
 	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
-	  "usage: udr import TABLE FILE... [--format F] [--append] [-m MESSAGE]\n"
+	  "usage: udr import TABLE FILE... [--format F] [--append | --key COL[,COL...]] [-m MESSAGE]\n"
 	  "       udr import TABLE --sql QUERY [-p VALUE]... [--append] [-m MESSAGE]\n"
 	  "       (both take --branch BRANCH)\n"
 	  "\n"
@@ -424,6 +428,11 @@ static const cli_command commands[] = {
 	  "                     unchanged and adds the new rows as new parts; the\n"
 	  "                     columns must match by name, order and type (exit 2\n"
 	  "                     naming the column otherwise)\n"
+	  "  --key COL[,COL...] FILE... is a full new copy of TABLE whose rows are\n"
+	  "                     matched on these columns (unique on both sides):\n"
+	  "                     only the rows that differ are stored (deletion\n"
+	  "                     vectors and new parts); prints the version, the\n"
+	  "                     same one when nothing differs (nothing committed)\n"
 	  "  --sql QUERY        import the result of QUERY (which may read tables,\n"
 	  "                     as in `udr sql`) instead of files\n"
 	  "  -p, --param VALUE  a value for the next ? of QUERY (see `udr sql`)\n"
@@ -451,7 +460,7 @@ static const cli_command commands[] = {
 	  "  --branch REF  the same as TABLE@REF\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
-	  "usage: udr sql QUERY [-p VALUE]... [--csv | --json | --ndjson | -o FILE]\n"
+	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--no-compact] [--csv | --json | --ndjson | -o FILE]\n"
 	  "\n"
 	  "Run one SQL statement (DuckDB's dialect) and print its result as an\n"
 	  "aligned table (default), CSV, a JSON array of objects or NDJSON, or\n"
@@ -470,6 +479,12 @@ static const cli_command commands[] = {
 	  "query (FROM users@3 a JOIN users@5 b USING (id)).  The views udr_log\n"
 	  "(the changelog: seq, time, branch, author, message, \"table\",\n"
 	  "old_version, new_version) and udr_tables list the history and tables.\n"
+	  "INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE [AS] and DROP TABLE\n"
+	  "on tables commit a new version of each table they change (nothing when\n"
+	  "nothing changed), storing only the change; \"BEGIN; ...; COMMIT\" runs\n"
+	  "several statements as one commit.  NAME@REF is read-only.\n"
+	  "  -m, --message MSG  the message of the commit a write makes\n"
+	  "  --no-compact       no compaction after a write (see `udr optimize`)\n"
 	  "  -p, --param VALUE  a value for the next ? placeholder, bound by DuckDB\n"
 	  "                     (never spliced into the query): text as given, or\n"
 	  "                     int:N, float:X, bool:true|false, text:S, null\n"
@@ -485,6 +500,23 @@ static const cli_command commands[] = {
 	  "time or branch exits 1 naming it; a damaged part of a version exits 4\n"
 	  "naming the chunk.\n",
 	  cli_cmd_sql },
+	{ "optimize", "compact a table: rewrite parts with many deleted rows, merge small ones",
+	  "usage: udr optimize TABLE [--full] [--deleted PCT] [--small-parts N] [-m MESSAGE]\n"
+	  "\n"
+	  "Commit a compacted version of TABLE: the parts whose deletion vectors\n"
+	  "delete at least PCT% of their rows, and the small parts (fewer than\n"
+	  "122,880 rows) once there are at least N of them, are replaced by new\n"
+	  "parts holding their rows that are not deleted; the other parts are kept\n"
+	  "as they are.  The rows read do not change.  Prints the version committed,\n"
+	  "or \"nothing to compact\" (nothing is committed).  SQL writes run the\n"
+	  "same compaction after they commit (with the defaults).\n"
+	  "  --full             rewrite every part\n"
+	  "  --deleted PCT      the share of deleted rows that rewrites a part (default\n"
+	  "                     25; 0: never)\n"
+	  "  --small-parts N    merge small parts once there are N (default 8; 0: never)\n"
+	  "  -m, --message MSG  the commit message\n"
+	  "  --threads N, --memory-limit SIZE   DuckDB settings\n",
+	  cli_cmd_optimize },
 	{ "diff-rows", "show rows added, removed and changed between two versions",
 	  "usage: udr diff-rows TABLE REF1 REF2 --key COL[,COL...] [--csv | --json | --ndjson]\n"
 	  "\n"

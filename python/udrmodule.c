@@ -402,7 +402,8 @@ static int add_exception(PyObject *m, PyObject **slot, const char *name, const c
 }
 
 /* PEP 249 (DB-API 2.0) classes that UDR's own errors derive from. */
-static PyObject *udrpy_Warning, *udrpy_InterfaceError, *udrpy_DatabaseError, *udrpy_DataError,
+PyObject *udrpy_InterfaceError; /* pyquery.c: rows fetched and no longer kept */
+static PyObject *udrpy_Warning, *udrpy_DatabaseError, *udrpy_DataError,
 	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError,
 	*udrpy_NotSupportedError;
 

@@ -26,7 +26,7 @@ HAVE_QUERY: bool
 # '2026-11-01T12:00:00Z', '2026-11-01T13:00:00+01:00', '2026-11-01': the end
 # of that day, UTC), a timezone-aware datetime, or a date (the end of it).
 _Ref = Union[int, str, datetime.datetime, datetime.date]
-_Value = Any  # None | bool | int | float | str | bytes
+_Value = Any  # None | bool | int | float | str | bytes | Decimal | date | datetime | time | UUID
 
 class Warning(Exception):
     """PEP 249 Warning (not raised today)."""
@@ -321,7 +321,7 @@ class Subscription:
 
 @final
 class Result:
-    """A materialized query result."""
+    """A query result, read batch by batch as rows are fetched."""
 
     @property
     def columns(self) -> list[str]: ...
