@@ -213,7 +213,7 @@ bool udr__writer_view(const udr_catalog *c)
  * LOCK_NB: then 1 is returned when somebody else holds it.  A lock file
  * that cannot be created on a read-only file system means nobody writes:
  * *fd is then -1 and 0 is returned. */
-static int lock_file(int *fd, const char *path, int op)
+static int open_lock_file(int *fd, const char *path)
 {
 	*fd = UDR_IO->open(path, O_RDWR | O_CREAT, 0644);
 	if (*fd < 0 && (errno == EROFS || errno == EACCES))
@@ -223,6 +223,14 @@ static int lock_file(int *fd, const char *path, int op)
 			return 0;
 		return udr__error_io(errno, "cannot open lock %s", path);
 	}
+	return 0;
+}
+
+static int lock_file(int *fd, const char *path, int op)
+{
+	int rc = open_lock_file(fd, path);
+	if (rc < 0 || *fd < 0)
+		return rc;
 	if (UDR_IO->flock(*fd, op) < 0) {
 		int err = errno;
 		UDR_IO->close(*fd);
@@ -643,46 +651,136 @@ done:
 	return rc;
 }
 
+/*
+ * Group-commit hints in catalog/sync, read and written only by the holder
+ * of its lock and never needed for correctness (a lost or damaged hint only
+ * changes how long a leader waits): at offset 0 "<last group size> <last
+ * syncfs in us>\n"; at SYNC_TABLE_OFF a table of the writers that passed
+ * through make_durable lately (thread id, monotonic ms).  A leader counts
+ * the writers seen in the last SYNC_ACTIVE_MS to know how many commits it
+ * may wait for: a group as large as the number of writers, instead of two
+ * half groups alternating (one syncing while the other links).
+ */
+#define SYNC_SLOTS 32
+#define SYNC_TABLE_OFF 64
+#define SYNC_ACTIVE_MS 20
+struct sync_slot {
+	int64_t tid;
+	int64_t ms;
+};
+
+/* Note this writer in the table; the number of writers active lately
+ * (this one included). */
+static unsigned note_writer(int fd)
+{
+	struct sync_slot t[SYNC_SLOTS];
+	int64_t now = udr__mono_us() / 1000, me = (int64_t)gettid();
+	size_t mine = SYNC_SLOTS, oldest = 0;
+	unsigned n = 1;
+	memset(t, 0, sizeof(t));
+	if (UDR_IO->pread(fd, t, sizeof(t), SYNC_TABLE_OFF) < 0)
+		memset(t, 0, sizeof(t));
+	for (size_t i = 0; i < SYNC_SLOTS; i++) {
+		if (t[i].tid == me)
+			mine = i;
+		else if (t[i].tid > 0 && t[i].ms <= now && now - t[i].ms < SYNC_ACTIVE_MS)
+			n++;
+		if (t[i].ms < t[oldest].ms)
+			oldest = i;
+	}
+	if (mine == SYNC_SLOTS)
+		mine = oldest;
+	t[mine].tid = me;
+	t[mine].ms = now;
+	if (lseek(fd, SYNC_TABLE_OFF + (off_t)(mine * sizeof(t[0])), SEEK_SET) < 0 ||
+	    UDR_IO->write(fd, &t[mine], sizeof(t[0])) < 0)
+		udr_error_clear(); /* a hint only */
+	return n;
+}
+
+/* HEAD covers seq: the commit is durable (HEAD is only advanced past
+ * records already made durable). */
+static bool head_covers(udr_catalog *c, uint64_t seq, uint64_t *d)
+{
+	return read_number_file(d, c->headpath) == 0 && *d >= seq;
+}
+
 int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 {
-	uint64_t d = 0, hp = seq, last = 0;
-	int fd = -1, dfd, rc;
+	uint64_t d = 0, hp = seq, last = 0, last_us = 0;
+	unsigned writers = 1;
+	int64_t t0;
+	int fd = -1, dfd, rc, tries = 0;
+	char hint[48] = "", *end;
 	/* group commit: one leader at a time syncs for everybody linked before
 	 * its syncfs began; the others find HEAD past their record and return */
-	if ((rc = lock_file(&fd, c->syncpath, LOCK_EX)) < 0)
+	if (head_covers(c, seq, &d))
+		return 0;
+	if ((rc = open_lock_file(&fd, c->syncpath)) < 0)
 		return rc;
-	if (read_number_file(&d, c->headpath) < 0)
-		d = seq - 1;
-	else if (d >= seq)
-		goto out;
-	while (commit_exists(c, hp + 1))
-		hp++;
-	{
-		char hint[24] = "";
-		if (UDR_IO->pread(fd, hint, sizeof(hint) - 1, 0) > 0)
-			last = strtoull(hint, NULL, 10);
-	}
-	if (last > 1) {
-		/* other writers are committing too (the last syncfs covered
-		 * several): those it released are deciding their next commit
-		 * now; wait, at most 1 ms, until they have linked it, so that
-		 * this syncfs covers them as well instead of each waiting for the
-		 * next one (PostgreSQL's commit_delay) */
-		uint64_t want = hp + last;
-		int64_t until = udr__mono_us() + 1000;
-		while (hp < want && udr__mono_us() < until) {
-			int lfd;
-			if (udr__catalog_lock(&lfd, c) < 0) { /* waits for a writer deciding now */
-				udr_error_clear();
-				break;
-			}
-			udr__catalog_unlock(lfd);
-			while (commit_exists(c, hp + 1))
-				hp++;
-			if (hp < want)
-				sched_yield();
+	if (fd >= 0) {
+		writers = note_writer(fd);
+		if (UDR_IO->pread(fd, hint, sizeof(hint) - 1, 0) > 0) {
+			last = strtoull(hint, &end, 10);
+			last_us = strtoull(end, NULL, 10);
 		}
 	}
+	while (commit_exists(c, hp + 1))
+		hp++;
+	if (read_number_file(&d, c->headpath) < 0)
+		d = seq - 1;
+	if (fd >= 0 && last > 1 && writers > 1 && d < seq && hp - d < writers) {
+		/* other writers are committing too (the last syncfs covered
+		 * several): those it released are deciding their next commit
+		 * now.  Wait, without any lock, until each writer active lately
+		 * has a commit linked past the durable horizon (this one's
+		 * among them), so that one syncfs covers them all instead of two
+		 * half groups alternating, one syncing while the other links
+		 * (PostgreSQL's commit_delay).  At most 1 ms, and no longer
+		 * than the last syncfs took: waiting costs no more than the
+		 * sync it saves. */
+		uint64_t want = d + writers;
+		int64_t until = udr__mono_us() + (int64_t)(last_us > 0 && last_us < 1000 ? last_us : 1000);
+		while (hp < want && udr__mono_us() < until) {
+			/* sleep, not yield: on few cores a spinning writer takes
+			 * the CPU from the writers it waits for */
+			struct timespec nap = {0, 100000};
+			nanosleep(&nap, NULL);
+			while (commit_exists(c, hp + 1))
+				hp++;
+			if (head_covers(c, seq, &d))
+				goto out; /* another leader's syncfs covered it */
+		}
+	}
+	/* Become the leader (the exclusive lock), or wait for the leader in
+	 * office with a shared lock and look at HEAD again: a writer its
+	 * syncfs covered returns then, instead of queueing behind the next
+	 * leader's whole sync. */
+	for (;;) {
+		if (head_covers(c, seq, &d))
+			goto out;
+		if (fd < 0)
+			break; /* no lock file (read-only directory): sync alone */
+		if (UDR_IO->flock(fd, LOCK_EX | (tries < 64 ? LOCK_NB : 0)) == 0)
+			break;
+		if (errno != EWOULDBLOCK) {
+			rc = udr__error_io(errno, "cannot lock %s", c->syncpath);
+			goto out;
+		}
+		tries++;
+		if (UDR_IO->flock(fd, LOCK_SH) < 0) {
+			rc = udr__error_io(errno, "cannot lock %s", c->syncpath);
+			goto out;
+		}
+		UDR_IO->flock(fd, LOCK_UN);
+	}
+	if (head_covers(c, seq, &d))
+		goto out;
+	if (read_number_file(&d, c->headpath) < 0)
+		d = seq - 1;
+	while (commit_exists(c, hp + 1))
+		hp++;
+	t0 = udr__mono_us();
 	if ((dfd = UDR_IO->open(c->logdir, O_RDONLY | O_DIRECTORY, 0)) < 0 || UDR_IO->syncfs(dfd) < 0) {
 		rc = udr__error_io(errno, "commit %llu is linked but syncfs failed: it is not visible yet and its "
 		                   "durability is unknown", (unsigned long long)seq);
@@ -693,16 +791,16 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 	UDR_IO->close(dfd);
 	/* ---- durable: commits up to hp may be shown to readers ---- */
 	write_head_inplace(c, hp);
-	{
+	if (fd >= 0) {
 		/* the group hint in catalog/sync, for the next leader */
-		char hint[24];
-		int len = snprintf(hint, sizeof(hint), "%llu\n", (unsigned long long)(hp - d < 64 ? hp - d : 64));
+		int len = snprintf(hint, sizeof(hint), "%llu %lld\n", (unsigned long long)(hp - d < 64 ? hp - d : 64),
+		                   (long long)(udr__mono_us() - t0));
 		if (lseek(fd, 0, SEEK_SET) == 0 && UDR_IO->write(fd, hint, (size_t)len) < 0)
 			udr_error_clear(); /* a hint only */
 	}
 out:
 	if (fd >= 0)
-		UDR_IO->close(fd);
+		UDR_IO->close(fd); /* releases the lock */
 	return rc;
 }
 
