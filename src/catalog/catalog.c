@@ -186,14 +186,67 @@ static _Thread_local const udr_catalog *tl_writer_view;
 static _Thread_local bool tl_head_known; /* the linked head, found once under the lock */
 static _Thread_local uint64_t tl_head;
 
+/* Records read while the writer lock is held: the lock holder reads the
+ * head record several times (its own checks, the table state, the latest
+ * version's commit), and a linked record never changes.  Two entries, kept
+ * only until the view is cleared. */
+#define WCACHE 2
+static _Thread_local struct {
+	uint64_t seq;
+	char *text;
+	size_t len;
+} tl_wcache[WCACHE];
+static _Thread_local unsigned tl_wcache_next;
+
+static void wcache_drop(void)
+{
+	for (int i = 0; i < WCACHE; i++) {
+		free(tl_wcache[i].text);
+		tl_wcache[i].text = NULL;
+		tl_wcache[i].seq = 0;
+	}
+}
+
+bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size_t *len)
+{
+	if (tl_writer_view != c || c->format < 2)
+		return false;
+	for (int i = 0; i < WCACHE; i++)
+		if (tl_wcache[i].text && tl_wcache[i].seq == seq) {
+			if (!(*text = malloc(tl_wcache[i].len + 1)))
+				return false;
+			memcpy(*text, tl_wcache[i].text, tl_wcache[i].len + 1);
+			*len = tl_wcache[i].len;
+			return true;
+		}
+	return false;
+}
+
+void udr__writer_cache_put(const udr_catalog *c, uint64_t seq, const char *text, size_t len)
+{
+	unsigned i = tl_wcache_next++ % WCACHE;
+	if (tl_writer_view != c || c->format < 2)
+		return;
+	free(tl_wcache[i].text);
+	tl_wcache[i].seq = 0;
+	if ((tl_wcache[i].text = malloc(len + 1)) != NULL) {
+		memcpy(tl_wcache[i].text, text, len);
+		tl_wcache[i].text[len] = 0;
+		tl_wcache[i].len = len;
+		tl_wcache[i].seq = seq;
+	}
+}
+
 void udr__writer_view_set(udr_catalog *c)
 {
+	wcache_drop();
 	tl_writer_view = c;
 	tl_head_known = false;
 }
 
 void udr__writer_view_clear(void)
 {
+	wcache_drop();
 	tl_writer_view = NULL;
 	tl_head_known = false;
 }
@@ -566,6 +619,7 @@ int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed)
 	bool have_prev = false;
 	uint64_t h, from, keep, s;
 	int rc, dfd;
+	wcache_drop();
 	tl_writer_view = c;
 	if (removed)
 		*removed = 0;
@@ -645,6 +699,7 @@ int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed)
 		udr__write_number_file(c, c->headpath, keep);
 	rc = 0;
 done:
+	wcache_drop();
 	tl_writer_view = was;
 	if (rc == 0)
 		*out = keep;
@@ -714,7 +769,9 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 	char hint[48] = "", *end;
 	/* group commit: one leader at a time syncs for everybody linked before
 	 * its syncfs began; the others find HEAD past their record and return */
-	if (head_covers(c, seq, &d))
+	if (read_number_file(&d, c->headpath) < 0)
+		d = seq - 1;
+	else if (d >= seq)
 		return 0;
 	if ((rc = open_lock_file(&fd, c->syncpath)) < 0)
 		return rc;
@@ -727,8 +784,6 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 	}
 	while (commit_exists(c, hp + 1))
 		hp++;
-	if (read_number_file(&d, c->headpath) < 0)
-		d = seq - 1;
 	if (fd >= 0 && last > 1 && writers > 1 && d < seq && hp - d < writers) {
 		/* other writers are committing too (the last syncfs covered
 		 * several): those it released are deciding their next commit
@@ -757,7 +812,7 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 	 * syncfs covered returns then, instead of queueing behind the next
 	 * leader's whole sync. */
 	for (;;) {
-		if (head_covers(c, seq, &d))
+		if (tries > 0 && head_covers(c, seq, &d))
 			goto out;
 		if (fd < 0)
 			break; /* no lock file (read-only directory): sync alone */
@@ -774,10 +829,12 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 		}
 		UDR_IO->flock(fd, LOCK_UN);
 	}
-	if (head_covers(c, seq, &d))
-		goto out;
+	/* the leader: HEAD once more, under the lock (a leader may have
+	 * finished between the last look and the lock) */
 	if (read_number_file(&d, c->headpath) < 0)
 		d = seq - 1;
+	else if (d >= seq)
+		goto out;
 	while (commit_exists(c, hp + 1))
 		hp++;
 	t0 = udr__mono_us();
