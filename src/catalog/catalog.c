@@ -537,27 +537,42 @@ again:
 		*out = h;
 		return 0;
 	}
-	rc = udr__inflight_lock(&fd, c, LOCK_EX | (info.cache_ok ? LOCK_NB : 0));
-	if (rc < 0)
+	if (info.cache_ok) {
+		/* one open of the lock file for both tries below */
+		if ((rc = open_lock_file(&fd, c->inflightpath)) < 0)
+			return rc;
+		if (fd >= 0 && UDR_IO->flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int err = errno;
+			if (err != EWOULDBLOCK) {
+				UDR_IO->close(fd);
+				return udr__error_io(err, "cannot lock %s", c->inflightpath);
+			}
+			rc = 1;
+		}
+	} else if ((rc = udr__inflight_lock(&fd, c, LOCK_EX)) < 0) {
 		return rc;
+	}
 	if (rc == 1) {
 		/* Busy: writers in flight hold it shared, and then HEAD is the
 		 * horizon; but a recovery (another reader, a writer, fsck) holds
 		 * it exclusively, and its HEAD is not final yet: wait for it to
 		 * finish (a shared lock), then look again. */
-		int sfd = -1;
-		rc = udr__inflight_lock(&sfd, c, LOCK_SH | LOCK_NB);
-		if (rc < 0)
-			return rc;
-		if (rc == 1 && tries++ < 100) {
-			if ((rc = udr__inflight_lock(&sfd, c, LOCK_SH)) < 0)
-				return rc;
-			if (sfd >= 0)
-				UDR_IO->close(sfd);
-			goto again;
+		if (UDR_IO->flock(fd, LOCK_SH | LOCK_NB) < 0) {
+			int err = errno;
+			if (err != EWOULDBLOCK) {
+				UDR_IO->close(fd);
+				return udr__error_io(err, "cannot lock %s", c->inflightpath);
+			}
+			if (tries++ < 100) {
+				rc = UDR_IO->flock(fd, LOCK_SH) < 0 ? udr__error_io(errno, "cannot lock %s", c->inflightpath) : 0;
+				UDR_IO->close(fd);
+				fd = -1;
+				if (rc < 0)
+					return rc;
+				goto again;
+			}
 		}
-		if (sfd >= 0)
-			UDR_IO->close(sfd);
+		UDR_IO->close(fd);
 		note_horizon(c, info.cache);
 		*out = info.cache;
 		return 0;
