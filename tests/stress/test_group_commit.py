@@ -132,6 +132,18 @@ def check(u, acks, seen, ck):
     return versions
 
 
+def reap(procs, rd, acks, seen):
+    """Collect what the killed writers acknowledged and the reader saw."""
+    for p in procs:
+        out, err = p.communicate()
+        assert p.returncode == -signal.SIGKILL, "writer exited by itself: %d %s" % (
+            p.returncode, err.decode()[-2000:])
+        acks += parse_acks(out)
+    out, err = rd.communicate()
+    assert rd.returncode == -signal.SIGKILL, "reader failed: %d %s" % (rd.returncode, err.decode()[-2000:])
+    seen += parse_seen(out)
+
+
 def test_group_commit_kill9(tmp_path):
     worker = tool("udr_worker")
     rng = random.Random(int(os.environ.get("UDR_TORTURE_SEED", "424242")))
@@ -159,14 +171,7 @@ def test_group_commit_kill9(tmp_path):
         for p in procs + [rd]:
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
-        for p in procs:
-            out, err = p.communicate()
-            assert p.returncode == -signal.SIGKILL, "writer exited by itself: %d %s" % (
-                p.returncode, err.decode()[-2000:])
-            acks += parse_acks(out)
-        out, err = rd.communicate()
-        assert rd.returncode == -signal.SIGKILL, "reader failed: %d %s" % (rd.returncode, err.decode()[-2000:])
-        seen += parse_seen(out)
+        reap(procs, rd, acks, seen)
         versions = check(u, acks, seen, ck)
     # the acknowledged commits form one serial order: distinct numbers, and
     # each table's acknowledged versions increase with the commit number
@@ -214,14 +219,7 @@ def test_group_commit_powercut(tmp_path):
         time.sleep(rng.uniform(0.3, 0.9) * (2 if SANITIZE else 1))
         for p in procs + [rd]:  # the power cut
             p.send_signal(signal.SIGKILL)
-        for p in procs:
-            out, err = p.communicate()
-            assert p.returncode == -signal.SIGKILL, "writer exited by itself: %d %s" % (
-                p.returncode, err.decode()[-2000:])
-            acks += parse_acks(out)
-        out, err = rd.communicate()
-        assert rd.returncode == -signal.SIGKILL, "reader failed: %d %s" % (rd.returncode, err.decode()[-2000:])
-        seen += parse_seen(out)
+        reap(procs, rd, acks, seen)
         shutil.rmtree(u.root)
         shutil.copytree(snap, u.root, symlinks=True)
         versions = check(u, acks, seen, ck)

@@ -151,6 +151,25 @@ static void pc_copy(const char *path)
 		_exit(94);
 }
 
+/* the noted paths, one a line, NUL-terminated (NULL when none) */
+static char *pc_read_dirty(void)
+{
+	char *text = NULL, buf[65536];
+	size_t len = 0;
+	ssize_t n;
+	int in = open(pc_dirtypath, O_RDONLY);
+	while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
+		if (!(text = realloc(text, len + (size_t)n + 1)))
+			_exit(98);
+		memcpy(text + len, buf, (size_t)n);
+		len += (size_t)n;
+		text[len] = 0;
+	}
+	if (in >= 0)
+		close(in);
+	return text;
+}
+
 static int pc_cmp(const void *a, const void *b)
 {
 	/* parents before children: a directory is made before its files */
@@ -162,26 +181,11 @@ static int pc_syncfs(int fd)
 	(void)fd;
 	if (flock(pc_lock, LOCK_EX) < 0)
 		_exit(95);
-	char *text = NULL;
-	size_t len = 0, cap = 0;
-	char buf[65536];
-	ssize_t n;
-	int in = open(pc_dirtypath, O_RDONLY);
-	while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
-		if (len + (size_t)n + 1 > cap) {
-			cap = (len + (size_t)n + 1) * 2;
-			text = realloc(text, cap);
-		}
-		memcpy(text + len, buf, (size_t)n);
-		len += (size_t)n;
-	}
-	if (in >= 0)
-		close(in);
+	char *text = pc_read_dirty();
 	if (text) {
 		/* each path once (the state copied is the present one) */
 		char **lines = NULL;
 		size_t n = 0;
-		text[len] = 0;
 		for (char *line = text, *nl; *line; line = nl + 1) {
 			if (!(nl = strchr(line, '\n')))
 				break;
@@ -308,19 +312,9 @@ static int pc_fsync(int fd)
 		if (lstat(path, &now) == 0 && now.st_ino == st.st_ino)
 			pc_copy(path); /* still under that name */
 	} else {
-		char buf[65536], *text = NULL;
-		size_t len = 0, plen = strlen(path);
-		ssize_t n;
-		int in = open(pc_dirtypath, O_RDONLY);
-		while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
-			text = realloc(text, len + (size_t)n + 1);
-			memcpy(text + len, buf, (size_t)n);
-			len += (size_t)n;
-		}
-		if (in >= 0)
-			close(in);
+		char *text = pc_read_dirty();
+		size_t plen = strlen(path);
 		if (text) {
-			text[len] = 0;
 			for (char *line = text, *nl; *line; line = nl + 1) {
 				if (!(nl = strchr(line, '\n')))
 					break;
