@@ -173,6 +173,8 @@ def test_group_commit_kill9(tmp_path):
                 p.send_signal(signal.SIGKILL)
         reap(procs, rd, acks, seen)
         versions = check(u, acks, seen, ck)
+        if (rnd + 1) % 10 == 0:
+            print("round %d: kills=%d acks=%d seen=%d" % (rnd + 1, killed, len(acks), len(seen)), flush=True)
     # the acknowledged commits form one serial order: distinct numbers, and
     # each table's acknowledged versions increase with the commit number
     order = sorted(acks)
@@ -223,5 +225,7 @@ def test_group_commit_powercut(tmp_path):
         shutil.rmtree(u.root)
         shutil.copytree(snap, u.root, symlinks=True)
         versions = check(u, acks, seen, ck)
+        if (rnd + 1) % 10 == 0:
+            print("powercut round %d: acks=%d seen=%d" % (rnd + 1, len(acks), len(seen)), flush=True)
     print("powercut rounds=%d acks=%d seen=%d versions=%s" % (PC_ROUNDS, len(acks), len(seen), versions))
     assert len(acks) > 0
