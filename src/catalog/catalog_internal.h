@@ -48,6 +48,11 @@ struct udr_catalog {
 void udr__writer_view_set(udr_catalog *c);
 void udr__writer_view_clear(void);
 bool udr__writer_view(const udr_catalog *c);
+/* The lock holder's copies of records it read (a linked record never
+ * changes; dropped when the view is set or cleared): get hands out a
+ * malloc'd copy of record seq's bytes, NUL-terminated. */
+bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size_t *len);
+void udr__writer_cache_put(const udr_catalog *c, uint64_t seq, const char *text, size_t len);
 /* The linked head the lock holder found (valid until the view is cleared). */
 void udr__writer_head_set(uint64_t head);
 /* Format 2, before a writer takes its locks: recover records a dead writer

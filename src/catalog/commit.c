@@ -21,6 +21,11 @@
 
 static void author_name(char *out, size_t outsz)
 {
+	/* the user's name, looked up once per thread and uid (a lookup reads
+	 * /etc/passwd: more system calls than the rest of a commit's checks) */
+	static _Thread_local char pw_name[256];
+	static _Thread_local uid_t pw_uid;
+	static _Thread_local bool pw_known;
 	const char *env = getenv("UDR_AUTHOR");
 	struct passwd pw, *res = NULL;
 	char buf[1024];
@@ -28,7 +33,14 @@ static void author_name(char *out, size_t outsz)
 		snprintf(out, outsz, "%s", env);
 		return;
 	}
+	if (pw_known && pw_uid == getuid()) {
+		snprintf(out, outsz, "%s", pw_name);
+		return;
+	}
 	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_name) {
+		snprintf(pw_name, sizeof(pw_name), "%s", res->pw_name);
+		pw_uid = getuid();
+		pw_known = true;
 		snprintf(out, outsz, "%s", res->pw_name);
 		return;
 	}
@@ -229,7 +241,9 @@ static int publish_version(udr_catalog *c, udr_version *v, udr_hash *digest)
 		rc = UDR_ENOMEM;
 		goto done;
 	}
-	if ((rc = udr__mkdir(dir, &created)) < 0)
+	/* a table with versions has its directory (were it gone, its latest
+	 * version's file would be too, and the commit refused before this) */
+	if (v->parent == 0 && (rc = udr__mkdir(dir, &created)) < 0)
 		goto done;
 	/* REPLACE: a file under this name can only be an orphan of a crashed
 	 * commit, since the number is latest + 1 and we hold the lock.  No

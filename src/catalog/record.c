@@ -290,6 +290,10 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 	memset(r, 0, sizeof(*r));
 	if (!path)
 		return UDR_ENOMEM;
+	if (udr__writer_cache_get(c, seq, &text, &len)) {
+		rc = record_from_json(r, text, len, path, seq);
+		goto out;
+	}
 	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
 	if (rc == UDR_ENOTFOUND) {
 		uint64_t head;
@@ -308,8 +312,8 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 			}
 		}
 	}
-	if (rc == 0)
-		rc = record_from_json(r, text, len, path, seq);
+	if (rc == 0 && (rc = record_from_json(r, text, len, path, seq)) == 0)
+		udr__writer_cache_put(c, seq, text, len); /* only under the writer lock */
 	if (rc == 0 && !udr__writer_view(c) && seq > c->horizon_seen) {
 		/* format 2: a record past the durable horizon is not committed
 		 * yet for readers (its writer is still making it durable) */
@@ -317,6 +321,7 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 		if ((rc = udr__catalog_true_head(&head, c)) == 0 && seq > head)
 			rc = udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)seq);
 	}
+out:
 	if (rc < 0)
 		udr__record_free(r);
 	free(text);
