@@ -198,38 +198,51 @@ static void base_free(struct base *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* Base pieces a delta names at most (the format allows UDR__DELTA_BASES_MAX). */
+#define WINDOW_MAX 3
+
 /*
- * The base piece most likely to resemble the next new piece, whose hash is
- * h and length len, called for the pieces in order.  The new content is
- * walked in step with the base: a piece found in the base re-anchors the
- * cursor after it (CDC boundaries fall on the same content in both, so
- * after an edit the pieces line up again); otherwise the cursor advances by
- * the piece's length and the base piece holding the middle of that span is
- * chosen.  (Scaling offsets by the size ratio instead drifts by a whole
- * piece every few pieces when a table grows at its end.)
+ * The base pieces most likely to hold the bytes of the next new piece, whose
+ * hash is h and length len, called for the pieces in order: *lo receives the
+ * first one's index, the return value their number (0: no delta).  The new
+ * content is walked in step with the base: a piece found in the base
+ * re-anchors the cursor after it (CDC boundaries fall on the same content in
+ * both, so after an edit the pieces line up again); otherwise the cursor
+ * advances by the piece's length and the window is the base pieces that span
+ * the same bytes [cursor, cursor + len), at most WINDOW_MAX of them.  An
+ * insert that moves a cut point makes a new piece straddle two base pieces;
+ * the window then names both.  (Scaling offsets by the size ratio instead
+ * drifts by a whole piece every few pieces when a table grows at its end.)
  */
-static const udr_hash *base_next(struct base *b, const udr_hash *h, size_t len)
+static int base_next(struct base *b, const udr_hash *h, size_t len, uint64_t *lo)
 {
-	uint64_t i, pos, lo = 0, hi;
+	uint64_t i, start, end, l = 0, hi;
 	if (!b->active)
-		return NULL;
+		return 0;
 	if ((i = base_find(b, h)) != UINT64_MAX) {
 		b->cursor = b->offsets[i] + b->pieces[i].size;
-		return NULL; /* the same bytes: a dedup hit, no delta needed */
+		return 0; /* the same bytes: a dedup hit, no delta needed */
 	}
-	pos = b->cursor + len / 2;
+	start = b->cursor;
+	end = b->cursor + len;
 	b->cursor += len;
-	if (pos >= b->total)
-		pos = b->total - 1;
+	if (udr__delta_write_version == 1)
+		start = end = start + len / 2; /* older udr: the piece holding the middle */
+	if (start >= b->total)
+		start = b->total - 1;
 	hi = b->npieces;
-	while (hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (b->offsets[mid] <= pos)
-			lo = mid;
+	while (hi - l > 1) {
+		uint64_t mid = l + (hi - l) / 2;
+		if (b->offsets[mid] <= start)
+			l = mid;
 		else
 			hi = mid;
 	}
-	return &b->pieces[lo].hash;
+	hi = l + 1;
+	while (hi < b->npieces && b->offsets[hi] < end && hi - l < WINDOW_MAX)
+		hi++;
+	*lo = l;
+	return (int)(hi - l);
 }
 
 /* ---- encoding ------------------------------------------------------------- */
@@ -240,45 +253,175 @@ struct enc {
 	size_t len;
 };
 
-static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr_hash *base)
+/*
+ * The bases a new piece is stored against: the window when a delta on it
+ * stays within delta.max_depth.  Else (a long history) the window's own
+ * bases, level by level, until they are at most half as deep or are
+ * themselves such a step down (flagged UDR__DELTA_STEP): the versions that
+ * follow then chain on them again instead of starting over from plain
+ * pieces, and the next step lands on the last one (about max_depth / 2
+ * versions back) rather than on the older bases it stepped to.  Each level
+ * keeps the WINDOW_MAX middle ones.  *n = 0: no usable bases; *stepped: the
+ * bases are a step down.
+ */
+static int choose_bases(udr_hash *out, int *n, bool *stepped, udr_store *s, const udr__piece *win, int nwin)
+{
+	udr_hash cur[UDR__DELTA_BASES_MAX * WINDOW_MAX];
+	int ncur = 0, rc;
+	*n = 0;
+	*stepped = false;
+	for (int i = 0; i < nwin && i < WINDOW_MAX; i++)
+		cur[ncur++] = win[i].hash;
+	for (int step = 0; step <= s->max_depth; step++) {
+		udr__delta_hdr hd[WINDOW_MAX];
+		udr_hash next[UDR__DELTA_BASES_MAX * WINDOW_MAX];
+		int maxd = 0, nnext = 0, first;
+		bool landing = false;
+		for (int i = 0; i < ncur; i++) {
+			if ((rc = udr__delta_peek(&hd[i], s, &cur[i])) < 0)
+				return rc;
+			if (hd[i].depth > maxd)
+				maxd = hd[i].depth;
+			landing |= (hd[i].flags & UDR__DELTA_STEP) != 0;
+		}
+		if (maxd + 1 <= s->max_depth && (step == 0 || maxd <= s->max_depth / 2 || landing)) {
+			memcpy(out, cur, (size_t)ncur * sizeof(udr_hash));
+			*n = ncur;
+			*stepped = step > 0;
+			return 0;
+		}
+		if (udr__delta_write_version == 1)
+			return 0; /* older udr: no delta at the limit */
+		for (int i = 0; i < ncur; i++)
+			for (int k = 0; k < (hd[i].depth ? hd[i].nbases : 1); k++) {
+				const udr_hash *c = hd[i].depth ? &hd[i].bases[k] : &cur[i];
+				bool dup = false;
+				for (int m = 0; m < nnext && !dup; m++)
+					dup = udr_hash_equal(&next[m], c);
+				if (!dup)
+					next[nnext++] = *c;
+			}
+		first = nnext > WINDOW_MAX ? (nnext - WINDOW_MAX) / 2 : 0;
+		ncur = nnext - first > WINDOW_MAX ? WINDOW_MAX : nnext - first;
+		memmove(cur, next + first, (size_t)ncur * sizeof(udr_hash));
+	}
+	return 0;
+}
+
+/* Bytes compared at a piece's ends to find the base pieces it spans. */
+#define EDGE 32
+
+/*
+ * A delta of data against the window, in e when it is at least 1/8 smaller
+ * than data.
+ * The window is trimmed to the base pieces the new piece spans: it starts at
+ * the one whose first EDGE bytes the piece starts with and ends at the one
+ * whose last EDGE bytes it ends with.  Most pieces of an edited content line
+ * up with one base piece (CDC cut points fall on the same bytes) and get
+ * that one alone; only a piece whose cut points moved names its
+ * neighbours.  Fewer bases keep the chains narrow: every base of a delta
+ * must be decoded to read it.
+ */
+static int delta_try(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr__piece *win,
+                     int nwin, udr__bcache *cache)
+{
+	udr_hash bases[UDR__DELTA_BASES_MAX];
+	const udr__bref *ref[UDR__DELTA_BASES_MAX] = {NULL};
+	const unsigned char *bd[UDR__DELTA_BASES_MAX] = {NULL}, *pre;
+	unsigned char *prefix = NULL, *frame = NULL;
+	size_t bl[UDR__DELTA_BASES_MAX] = {0}, plen = 0, fl;
+	int bdepth[UDR__DELTA_BASES_MAX] = {0}, nb = 0, first = -1, last = -1, depth = 0, rc;
+	bool stepped = false;
+	if ((rc = choose_bases(bases, &nb, &stepped, s, win, nwin)) < 0 || nb == 0)
+		goto done;
+	for (int i = 0; i < nb; i++) {
+		/* verified: a delta against damaged base bytes would keep the damage */
+		if ((rc = udr__base_load(&ref[i], &bdepth[i], s, &bases[i], cache)) < 0)
+			goto done;
+		bd[i] = udr__bref_data(ref[i], &bl[i]);
+		if (len >= EDGE && bl[i] >= EDGE) {
+			if (first < 0 && memcmp(data, bd[i], EDGE) == 0)
+				first = i;
+			if (first >= 0 && i >= first && memcmp(data + len - EDGE, bd[i] + bl[i] - EDGE, EDGE) == 0)
+				last = i;
+		}
+	}
+	if (first < 0)
+		first = 0;
+	if (last < first)
+		last = nb - 1;
+	for (int i = first; i <= last; i++) {
+		if (bl[i] > UDR__DELTA_PREFIX_MAX - plen) {
+			last = i - 1; /* the bases that fit */
+			break;
+		}
+		plen += bl[i];
+		if (bdepth[i] + 1 > depth)
+			depth = bdepth[i] + 1;
+	}
+	nb = last - first + 1;
+	if (nb <= 0 || depth > s->max_depth)
+		goto done;
+	if (nb == 1) {
+		pre = bd[first]; /* lent by the cache: no copy */
+	} else {
+		if (!(prefix = malloc(plen))) {
+			rc = udr__error_oom();
+			goto done;
+		}
+		plen = 0;
+		for (int i = first; i <= last; i++) {
+			memcpy(prefix + plen, bd[i], bl[i]);
+			plen += bl[i];
+		}
+		pre = prefix;
+	}
+	if ((rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, pre, plen)) < 0)
+		goto done;
+	if (fl + 12 + (size_t)nb * UDR_HASH_SIZE < len - len / 8) { /* the margin, against the raw piece */
+		udr__delta_hdr h;
+		memset(&h, 0, sizeof(h));
+		h.version = udr__delta_write_version;
+		h.depth = depth;
+		h.nbases = nb;
+		h.flags = stepped && h.version == 2 ? UDR__DELTA_STEP : 0;
+		h.raw_size = (uint32_t)len;
+		memcpy(h.bases, bases + first, (size_t)nb * sizeof(udr_hash));
+		if ((rc = udr__delta_encode(&e->bytes, &e->len, &h, frame, fl)) == 0)
+			e->kind = UDR__K_DELTA;
+	}
+done:
+	for (int i = 0; i < UDR__DELTA_BASES_MAX; i++)
+		udr__bref_release(cache, ref[i]);
+	free(prefix);
+	free(frame);
+	if (rc < 0 && rc != UDR_ENOMEM) {
+		udr_error_clear(); /* an unusable base only means: no delta */
+		rc = 0;
+	}
+	return rc;
+}
+
+/*
+ * How to store a piece: a delta against the window (win, nwin; may be
+ * empty) when it is smaller than the piece compressed on its own by at least
+ * 1/8 (a delta costs its bases' decoding to read), compressed when that
+ * saves at least 1/32, else raw.  A delta at most a quarter of the size the
+ * 4 KiB probe predicts for plain compression is taken without compressing
+ * the piece whole.
+ */
+static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr__piece *win, int nwin,
+                  udr__bcache *cache)
 {
 	unsigned char *z = NULL;
-	size_t zlen = 0;
+	size_t zlen = 0, zest = 0;
+	bool incompressible = false;
 	int rc;
 	e->kind = UDR__K_RAW;
 	e->bytes = NULL;
 	e->len = len;
 	if (s->format < 2 || len < 64)
 		return 0;
-	if (base) {
-		unsigned char *bd = NULL, *frame = NULL;
-		size_t bl, fl;
-		int depth = 0;
-		/* verified: a delta against damaged base bytes would keep the damage */
-		rc = udr__piece_load(&bd, &bl, &depth, s, base, UINT64_MAX, true);
-		if (rc == 0 && depth + 1 <= s->max_depth) {
-			rc = udr__zstd_compress(&frame, &fl, data, len, s->level > 0 ? s->level : 1, bd, bl);
-			if (rc == 0 && fl + UDR__DELTA_HDR < len) {
-				unsigned char *obj;
-				size_t ol;
-				if ((rc = udr__delta_encode(&obj, &ol, frame, fl, depth + 1, (uint32_t)len, base)) == 0) {
-					e->kind = UDR__K_DELTA;
-					e->bytes = obj;
-					e->len = ol;
-				}
-			}
-			free(frame);
-		}
-		free(bd);
-		if (rc < 0 && rc != UDR_ENOMEM) {
-			udr_error_clear(); /* an unusable base only means: no delta */
-			rc = 0;
-		}
-		if (rc < 0)
-			return rc;
-		if (e->kind == UDR__K_DELTA && e->len < len / 16)
-			return 0; /* good enough: skip trying plain compression */
-	}
 	if (s->level > 0 && len >= 32768) {
 		/* probe: random or already-compressed bytes are not worth a full
 		 * pass (zstd level 1 on 4 KiB costs ~1% of the full one) */
@@ -286,14 +429,17 @@ static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t
 			return rc;
 		free(z);
 		z = NULL;
-		if (zlen >= 4096 - 4096 / 32)
-			return 0;
+		incompressible = zlen >= 4096 - 4096 / 32;
+		zest = len / 4096 * zlen;
 	}
+	if (nwin > 0 && cache && (rc = delta_try(e, s, data, len, win, nwin, cache)) < 0)
+		return rc;
+	if (incompressible || (e->kind == UDR__K_DELTA && e->len <= zest / 4))
+		return 0;
 	if (s->level > 0) {
 		if ((rc = udr__zstd_compress(&z, &zlen, data, len, s->level, NULL, 0)) < 0)
 			return rc;
-		/* compression must pay: at least ~3% smaller */
-		if (zlen < len - len / 32 && zlen < e->len) {
+		if (zlen < len - len / 32 && (e->kind != UDR__K_DELTA || e->len >= zlen - zlen / 8)) {
 			free(e->bytes);
 			e->kind = UDR__K_ZST;
 			e->bytes = z;
@@ -388,7 +534,8 @@ done:
 	return rc < 0 ? rc : 0;
 }
 
-static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr_hash *base);
+static int encode(struct enc *e, udr_store *s, const unsigned char *data, size_t len, const udr__piece *win, int nwin,
+                  udr__bcache *cache);
 
 /* Store a good copy of data as h's object (never a delta: the damage may be
  * in a base), replacing the damaged object of kind `damaged`. */
@@ -398,7 +545,7 @@ static int repair_object(udr_store *s, const udr_hash *h, enum udr__kind damaged
 	struct enc e;
 	udr__tmp t = {-1, NULL};
 	int rc;
-	if ((rc = encode(&e, s, data, len, NULL)) < 0)
+	if ((rc = encode(&e, s, data, len, NULL, 0, NULL)) < 0)
 		return rc;
 	if ((rc = udr__tmp_create(&t, s->tmpdir)) == 0) {
 		if ((rc = udr__write_all(t.fd, e.bytes ? e.bytes : data, e.len, t.path)) < 0)
@@ -416,9 +563,21 @@ static int repair_object(udr_store *s, const udr_hash *h, enum udr__kind damaged
  * by a good copy.  0 when nothing had to be done, 1 when repaired.
  */
 static int dedup_check(udr_store *s, const udr_hash *h, enum udr__kind kind, const unsigned char *data, size_t len,
-                       uint64_t *repaired)
+                       uint64_t *repaired, udr__bcache *cache)
 {
-	int rc = udr__content_check(s, h, data, len);
+	int rc;
+	if (kind == UDR__K_DELTA && cache) {
+		/* through the put's cache: neighbouring deltas share their bases */
+		unsigned char *d = NULL;
+		size_t dl = 0;
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, h);
+		if ((rc = udr__piece_load_c(&d, &dl, NULL, s, h, len, false, cache)) == 0 && memcmp(d, data, len) != 0)
+			rc = udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: it does not decode to its content", hex);
+		free(d);
+	} else {
+		rc = udr__content_check(s, h, data, len);
+	}
 	if (rc == 0 || (rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND && rc != UDR_EIO))
 		return rc;
 	udr_error_clear();
@@ -431,8 +590,10 @@ static int dedup_check(udr_store *s, const udr_hash *h, enum udr__kind kind, con
 /* ---- single objects --------------------------------------------------------- */
 
 static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, size_t len, struct base *b,
-                      uint64_t *repaired)
+                      uint64_t *repaired, udr__bcache *cache)
 {
+	uint64_t lo = 0;
+	int nwin;
 	char hex[UDR_HASH_HEXSIZE + 1];
 	struct enc e;
 	udr__tmp t = {-1, NULL};
@@ -444,7 +605,7 @@ static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, si
 	if ((rc = stored(s, out, &recent, &kind)) < 0)
 		return rc;
 	if (rc == 1) {
-		if ((rc = dedup_check(s, out, kind, data, len, repaired)) != 0)
+		if ((rc = dedup_check(s, out, kind, data, len, repaired, cache)) != 0)
 			return rc < 0 ? rc : 0; /* a repair is durable already */
 		if (recent) {
 			char *p = udr__obj_path(s, out, UDR__K_RAW, hex);
@@ -455,7 +616,8 @@ static int put_single(udr_hash *out, udr_store *s, const unsigned char *data, si
 		}
 		return rc < 0 ? rc : 0;
 	}
-	if ((rc = encode(&e, s, data, len, base_next(b, out, len))) < 0)
+	nwin = base_next(b, out, len, &lo);
+	if ((rc = encode(&e, s, data, len, nwin ? b->pieces + lo : NULL, nwin, cache)) < 0)
 		return rc;
 	if (!(final = udr__obj_path(s, out, e.kind, hex))) {
 		rc = UDR_ENOMEM;
@@ -492,7 +654,8 @@ struct job {
 	uint64_t index;
 	uint64_t offset;
 	udr_hash hash;           /* of data, computed by the reading thread */
-	const udr_hash *base;    /* delta base piece, or NULL */
+	uint64_t base_lo;        /* delta window: base pieces [base_lo, base_lo + nbases) */
+	int nbases;
 	unsigned char *data;
 	size_t len;
 	struct job *next;
@@ -501,6 +664,7 @@ struct job {
 struct engine {
 	udr_store *s;
 	struct base *base;
+	udr__bcache *cache; /* decoded base pieces, shared by the workers */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_job, cv_done, cv_space;
 	struct job *head, *tail;
@@ -558,7 +722,7 @@ static int process(struct engine *g, struct job *j, udr_hash *h)
 	if ((rc = stored(s, h, &recent, &kind)) < 0)
 		return rc;
 	if (rc == 1) {
-		if ((rc = dedup_check(s, h, kind, j->data, j->len, g->repaired)) != 0)
+		if ((rc = dedup_check(s, h, kind, j->data, j->len, g->repaired, g->cache)) != 0)
 			return rc < 0 ? rc : 0;
 		if (recent) {
 			pthread_mutex_lock(&g->mu);
@@ -567,7 +731,8 @@ static int process(struct engine *g, struct job *j, udr_hash *h)
 		}
 		return 0;
 	}
-	if ((rc = encode(&e, s, j->data, j->len, j->base)) < 0)
+	if ((rc = encode(&e, s, j->data, j->len, j->nbases ? g->base->pieces + j->base_lo : NULL, j->nbases,
+	                 g->cache)) < 0)
 		return rc;
 	if (!(final = udr__obj_path(s, h, e.kind, hex))) {
 		rc = UDR_ENOMEM;
@@ -845,7 +1010,8 @@ static int check_stored_content(udr_store *s, const udr_hash *h, enum udr__kind 
 }
 
 static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned char *buf, size_t bufcap,
-                       size_t have, bool eof, struct base *b, const udr_put_options *o, uint64_t *repaired)
+                       size_t have, bool eof, struct base *b, const udr_put_options *o, uint64_t *repaired,
+                       udr__bcache *cache)
 {
 	struct engine g;
 	udr_hasher *whole = NULL;
@@ -858,6 +1024,7 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 	memset(&g, 0, sizeof(g));
 	g.s = s;
 	g.base = b;
+	g.cache = cache;
 	g.repaired = repaired;
 	g.queue_max = (size_t)nthreads * 2 + 2;
 	pthread_mutex_init(&g.mu, NULL);
@@ -900,7 +1067,7 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, unsigned cha
 			memcpy(j->data, buf + start, cut);
 			j->len = cut;
 			udr_hash_buf(&j->hash, j->data, cut);
-			j->base = base_next(b, &j->hash, cut);
+			j->nbases = base_next(b, &j->hash, cut, &j->base_lo);
 			j->index = index++;
 			j->offset = offset;
 			udr_hasher_update(whole, buf + start, cut);
@@ -1067,6 +1234,7 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 {
 	struct src in = {fd, mem, memlen, 0, 0};
 	struct base b;
+	udr__bcache *cache = NULL;
 	unsigned char *buf;
 	size_t bufcap, have = 0;
 	bool eof = false;
@@ -1091,13 +1259,20 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 	} else {
 		b.input_size = memlen;
 	}
+	/* decoded base pieces and the put's dedup checks share one cache */
+	if (!(cache = udr__bcache_new(udr__bcache_cap(s), udr__decode_budget(s, b.total + b.input_size)))) {
+		base_free(&b);
+		return UDR_ENOMEM;
+	}
 	if (mem && memlen <= s->threshold) {
-		rc = put_single(out, s, mem, memlen, &b, repaired);
+		rc = put_single(out, s, mem, memlen, &b, repaired, cache);
+		udr__bcache_free(cache);
 		base_free(&b);
 		return rc;
 	}
 	bufcap = s->cdc.max * 2 > ((size_t)8 << 20) ? s->cdc.max * 2 : ((size_t)8 << 20);
 	if (!(buf = malloc(bufcap))) {
+		udr__bcache_free(cache);
 		base_free(&b);
 		return udr__error_oom();
 	}
@@ -1107,15 +1282,16 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 			rc = udr__error_set(UDR_EIO, "input changed size while it was read (%llu bytes expected, %zu read); "
 			                    "nothing stored", (unsigned long long)b.input_size, have);
 		else
-			rc = put_single(out, s, buf, have, &b, repaired);
+			rc = put_single(out, s, buf, have, &b, repaired, cache);
 	} else if (rc == 0) {
 		size_t got = 0;
 		if (!eof)
 			rc = src_fill(&in, buf + have, bufcap - have, &got, &eof);
 		if (rc == 0)
-			rc = put_chunked(out, s, &in, buf, bufcap, have + got, eof, &b, o, repaired);
+			rc = put_chunked(out, s, &in, buf, bufcap, have + got, eof, &b, o, repaired, cache);
 	}
 	free(buf);
+	udr__bcache_free(cache);
 	base_free(&b);
 	return rc;
 }

@@ -704,6 +704,7 @@ int udr_store_foreach(udr_store *s, udr_store_foreach_cb cb, void *payload)
 
 struct fsck_ctx {
 	udr_store *s;
+	udr__bcache *cache; /* decoded delta bases, shared by the whole walk */
 	udr_check_stats *stats;
 	udr_problem_cb cb;
 	void *payload;
@@ -735,7 +736,8 @@ static int fsck_visit(const udr_hash *h, enum udr__kind kind, const char *path, 
 	} else {
 		unsigned char *d = NULL;
 		size_t dl;
-		rc = udr__piece_load(&d, &dl, NULL, c->s, h, UINT64_MAX, true);
+		udr__bcache_budget(c->cache, udr__decode_budget(c->s, 0));
+		rc = udr__piece_load_c(&d, &dl, NULL, c->s, h, UINT64_MAX, true, c->cache);
 		n = dl;
 		free(d);
 	}
@@ -770,7 +772,10 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 	c.payload = payload;
 	if ((rc = udr__tmp_clean(s->tmpdir, &c.stats->temp_removed)) < 0)
 		return rc;
+	if (!(c.cache = udr__bcache_new(UDR__BCACHE_MAX, 0)))
+		return UDR_ENOMEM;
 	rc = walk_dir(s->path, 0, "", fsck_visit, fsck_stray, &c);
+	udr__bcache_free(c.cache);
 	if (rc < 0)
 		return rc;
 	if (c.stats->problems)

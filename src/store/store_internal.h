@@ -36,7 +36,7 @@ enum udr__kind {
 	UDR__K_RAW,      /* <hash>      the bytes */
 	UDR__K_ZST,      /* <hash>.zst  one zstd frame */
 	UDR__K_MANIFEST, /* <hash>.m    list of pieces */
-	UDR__K_DELTA     /* <hash>.d    zstd frame against one base piece */
+	UDR__K_DELTA     /* <hash>.d    zstd frame against base pieces */
 };
 
 /* Path of an object of a given kind (malloc'd; hex receives the hash). */
@@ -64,13 +64,49 @@ void udr__manifest_free(udr__manifest *m);
 int udr__manifest_load(udr__manifest *m, const udr_store *s, const udr_hash *h);
 
 /*
+ * A cache of decoded pieces shared by the decodes of one content read (or
+ * one put, or one fsck walk): delta bases, most of all, which the deltas of
+ * neighbouring pieces name again and again.  At most `cap` bytes are held
+ * (least recently used go first); thread-safe.  It also carries the read's
+ * decode budget: once more than `budget` bytes have been decoded through it
+ * (0: no limit), further decodes fail with UDR_ECORRUPT (a damaged or hostile
+ * store whose chains would cost more than any store udr writes).
+ */
+typedef struct udr__bcache udr__bcache;
+#define UDR__BCACHE_MIN ((size_t)16 << 20)
+#define UDR__BCACHE_MAX ((size_t)64 << 20)
+udr__bcache *udr__bcache_new(size_t cap, uint64_t budget);
+/* The cache size for a store: 2 x (delta.max_depth + 1) x chunk_avg, within
+ * UDR__BCACHE_MIN .. UDR__BCACHE_MAX. */
+size_t udr__bcache_cap(const udr_store *s);
+void udr__bcache_free(udr__bcache *c);
+/* Start a new budget (a cache shared by several reads, such as fsck's). */
+void udr__bcache_budget(udr__bcache *c, uint64_t budget);
+/* The decode budget of a read of `size` bytes (docs/FORMAT.md, "Reading"). */
+uint64_t udr__decode_budget(const udr_store *s, uint64_t size);
+/* Debug counter: piece objects decoded (raw, zst or delta), process-wide. */
+extern uint64_t udr__piece_decodes;
+
+/*
  * Decode a piece-sized object (raw, zst or delta) into memory.  expect is
  * the size it must have (UINT64_MAX: any).  With verify the bytes are
- * rehashed.  depth (may be NULL) receives the delta depth (0: not a delta).
- * Damage is UDR_ECORRUPT naming the piece.
+ * rehashed (and so is every delta base).  depth (may be NULL) receives the
+ * delta depth (0: not a delta).  cache (may be NULL: one for this call) holds
+ * decoded bases.  Damage is UDR_ECORRUPT naming the piece.
  */
 int udr__piece_load(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
                     uint64_t expect, bool verify);
+int udr__piece_load_c(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                      uint64_t expect, bool verify, udr__bcache *cache);
+
+/* A delta base for the writer: its bytes checked against h (the levels of
+ * its chain are not rehashed one by one: any damage in them shows in its
+ * bytes), taken from and kept in cache, and lent: give it back with
+ * udr__bref_release. */
+typedef struct udr__bref udr__bref;
+int udr__base_load(const udr__bref **out, int *depth, udr_store *s, const udr_hash *h, udr__bcache *cache);
+const unsigned char *udr__bref_data(const udr__bref *b, size_t *len);
+void udr__bref_release(udr__bcache *c, const udr__bref *b);
 
 /* Read the raw object of h whole (at most max bytes), rehashed with verify. */
 int udr__raw_load(unsigned char **out, size_t *out_len, const udr_store *s, const udr_hash *h, size_t max,
@@ -95,10 +131,38 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h);
 int udr__zstd_compress(unsigned char **out, size_t *out_len, const void *src, size_t len, int level,
                        const void *prefix, size_t prefix_len);
 
-/* Delta header: "UDRD", version 1, depth, 2 reserved, u32 raw size, base hash. */
+/*
+ * Delta headers (docs/FORMAT.md): version 1 names one base (44 bytes);
+ * version 2 names 1 .. UDR__DELTA_BASES_MAX bases whose raw bytes, in order,
+ * are the reference prefix (12 + 32 k bytes).  The frame follows.
+ */
 #define UDR__DELTA_HDR 44
-int udr__delta_encode(unsigned char **out, size_t *out_len, const unsigned char *frame, size_t flen, int depth,
-                      uint32_t raw_size, const udr_hash *base);
+#define UDR__DELTA_BASES_MAX 8
+#define UDR__DELTA_PREFIX_MAX ((size_t)64 << 20)
+typedef struct udr__delta_hdr {
+	int version;
+	int depth;
+	int nbases;
+	int flags;         /* version 2: UDR__DELTA_STEP */
+	uint32_t raw_size;
+	udr_hash bases[UDR__DELTA_BASES_MAX];
+	size_t frame; /* offset of the zstd frame */
+} udr__delta_hdr;
+/* Flag: the bases were found by stepping down from the previous version's
+ * pieces at the depth limit (they are older than the previous version). */
+#define UDR__DELTA_STEP 1
+/* Parse a delta object's header; UDR_ECORRUPT naming `what` when damaged. */
+int udr__delta_parse(udr__delta_hdr *out, const unsigned char *d, size_t len, const char *what);
+/* The header of h when it is stored as a delta; depth 0 and no bases when it
+ * is stored another way.  UDR_ENOTFOUND when absent. */
+int udr__delta_peek(udr__delta_hdr *out, udr_store *s, const udr_hash *h);
+/* Delta object bytes for header h (version 1: one base, no flags; or 2;
+ * h->frame is ignored) followed by the frame. */
+int udr__delta_encode(unsigned char **out, size_t *out_len, const udr__delta_hdr *h, const unsigned char *frame,
+                      size_t flen);
+/* Test hook: the delta version new deltas are written in (2; 1 writes the
+ * single-base deltas of older udr versions). */
+extern int udr__delta_write_version;
 
 const char *udr__store_tmpdir(const udr_store *s);
 /* Check <dir>/config.json: kind must match and format be 1..max_format.

@@ -904,8 +904,13 @@ static struct kinds *kinds_put(fx *f, udr_store *st)
 	struct kinds *k = calloc(1, sizeof(*k));
 	udr_put_options po = UDR_PUT_OPTIONS_INIT;
 	th_fill(k->rnd, KINDS_SIZE, 1);
+	/* text with random digits: it compresses, and a delta of a few edits is
+	 * much smaller than the piece compressed (deltas are written only then) */
 	for (size_t i = 0; i < KINDS_SIZE; i++)
 		k->txt[i] = (unsigned char)("row,1234,abcdef\n"[i % 16] + (i / 4096) % 7);
+	for (size_t i = 4; i + 4 < KINDS_SIZE; i += 16)
+		for (int d = 0; d < 4; d++)
+			k->txt[i + (size_t)d] = (unsigned char)('0' + k->rnd[i + (size_t)d] % 10);
 	memcpy(k->txt2, k->txt, KINDS_SIZE);
 	for (size_t i = 0; i < KINDS_SIZE; i += 5000)
 		k->txt2[i] ^= 0x20; /* a few edits in every piece: deltas pay */
