@@ -1491,11 +1491,21 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (!st.has_target || st.qualified || (st.kind == WK_CREATE && st.temp))
 		return 1; /* the session's own objects: DuckDB's business */
 	udr__quote(qt, sizeof(qt), st.target);
-	if (strchr(st.target, '@'))
+	if (strchr(st.target, '@')) {
+		const char *ref = strchr(st.target, '@') + 1;
+		if (strncmp(ref, "branch:", 7) == 0 || strncmp(ref, "tag:", 4) == 0 ||
+		    (isalpha((unsigned char)*ref) && strcmp(ref, "latest") != 0 && strncmp(ref, "commit:", 7) != 0))
+			/* t@branch:NAME, t@tag:NAME, t@NAME (versions and times: below) */
+			return udr__error_set(UDR_EINVAL,
+			                      "cannot write to '%s': SQL writes commit on the main branch only "
+			                      "(for now); write to the table by its name, or use udr import "
+			                      "--branch",
+			                      qt);
 		return udr__error_set(UDR_EINVAL,
 		                      "cannot write to '%s': a table's versions never change; write to the table "
 		                      "by its name (a new version), reading old versions as NAME@REF",
 		                      qt);
+	}
 	if (udr_table_name_check(st.target) < 0) {
 		if (st.kind == WK_CREATE) /* as DuckDB's, it would vanish with the session */
 			return udr_error_last()->code;
