@@ -158,6 +158,21 @@ int udr__state_write(udr_hash *digest, udr_catalog *c, const udr__tstate *s, uin
 /* The state at record r's base (verified against r's base_state; a missing
  * or damaged checkpoint is rebuilt from the log). */
 int udr__state_base(udr__tstate *out, udr_catalog *c, const udr__record *r);
+/* A kind of checkpoint derived from the log (table snapshots in state/,
+ * global states in refs/): where it lives, how it parses, how the log
+ * rebuilds it and how it encodes. */
+typedef struct udr__ckpt_kind {
+	const char *what; /* in messages: "checkpoint", "global checkpoint" */
+	char *(*path)(const udr_catalog *c, uint64_t seq);
+	int (*from_json)(udr__tstate *out, const char *text, size_t len, const char *path, uint64_t seq);
+	int (*rebuild)(udr__tstate *out, udr_catalog *c, uint64_t seq, int depth);
+	int (*encode)(char **out, size_t *out_len, const udr__tstate *s, uint64_t seq);
+} udr__ckpt_kind;
+/* The checkpoint of seq that record r names with digest: read when its bytes
+ * match the digest, else rebuilt from the log and checked against it
+ * (UDR_ECORRUPT when the log does not produce it).  seq 0: an empty state. */
+int udr__ckpt_load(udr__tstate *out, udr_catalog *c, const udr__ckpt_kind *k, const udr__record *r,
+                   uint64_t seq, const udr_hash *digest, int depth);
 /* The full state at commit seq (0: empty).  *known is false when seq's
  * record is format 1 (no window): callers then fall back to the version
  * files. */

@@ -174,44 +174,9 @@ static int gstate_rebuild(udr__tstate *out, udr_catalog *c, uint64_t seq, int de
  * rebuilt and checked against it. */
 static int gbase_read(udr__tstate *out, udr_catalog *c, const udr__record *r, int depth)
 {
-	char *path, *text = NULL;
-	size_t len;
-	int rc;
-	memset(out, 0, sizeof(*out));
-	if (r->gbase == 0)
-		return 0;
-	if (!(path = gstate_path(c, r->gbase)))
-		return UDR_ENOMEM;
-	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
-	if (rc == 0) {
-		udr_hash d;
-		udr_hash_buf(&d, text, len);
-		if (udr_hash_equal(&d, &r->gbase_state) && gstate_from_json(out, text, len, path, r->gbase) == 0)
-			goto done;
-	}
-	if (rc == UDR_ENOMEM)
-		goto done;
-	udr_error_clear();
-	if ((rc = gstate_rebuild(out, c, r->gbase, depth)) == 0) {
-		char *t2 = NULL;
-		size_t l2;
-		udr_hash d;
-		if ((rc = gstate_encode(&t2, &l2, out, r->gbase)) == 0) {
-			udr_hash_buf(&d, t2, l2);
-			if (!udr_hash_equal(&d, &r->gbase_state))
-				rc = udr__error_set(UDR_ECORRUPT,
-				                    "commit %llu names a global checkpoint of commit %llu that the log does not "
-				                    "produce",
-				                    (unsigned long long)r->cm->seq, (unsigned long long)r->gbase);
-		}
-		free(t2);
-		if (rc < 0)
-			udr__tstate_free(out);
-	}
-done:
-	free(text);
-	free(path);
-	return rc;
+	static const udr__ckpt_kind global_ckpt = {"global checkpoint", gstate_path, gstate_from_json,
+	                                           gstate_rebuild, gstate_encode};
+	return udr__ckpt_load(out, c, &global_ckpt, r, r->gbase, &r->gbase_state, depth);
 }
 
 /* The global state at record r. */
