@@ -25,7 +25,7 @@ install:
 # I/O faults at every step of puts into one growing store
 torture: build
 	cd build && UDR_TORTURE_ROUNDS=$${UDR_TORTURE_ROUNDS:-200} UDR_BIN=$$PWD/udr UDR_BUILD_DIR=$$PWD \
-		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/stress/test_group_commit.py
+		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/stress/test_group_commit.py ../tests/stress/test_branch_crash.py ../tests/stress/test_branch_sweep.py
 	@# every I/O step of every put fault loop, in one growing store (the larger repacks)
 	cd build && UDR_FAULT_STRIDE=1 UDR_FAULT_GROW=1 ./tests/test_io_faults
 

@@ -10,7 +10,8 @@
  *       -> "baseline_us <median per op> commit_us <median per op>"
  *   bench_commit writers DIR NPROC SECONDS
  *       (2) NPROC processes, each committing to its own table as fast as it
- *       can for SECONDS -> "commits <total> seconds <wall> per_s <rate>"
+ *       can for SECONDS -> "commits <total> seconds <wall> per_s <rate>
+ *       syncs <syncfs calls made>"
  *   bench_commit buildlog DIR N TABLES
  *       builds (or extends) a catalog to N commits round-robin over TABLES
  *       tables, through the library with an I/O table whose fsync is a no-op
@@ -170,6 +171,27 @@ static int durable(const char *dir, long n)
 
 /* ---- (2) concurrent writers on disjoint tables --------------------------------- */
 
+/* each writer counts the syncfs calls it makes (group commit: one leader
+ * syncs for the group), through an I/O table */
+static long nsyncs;
+static int (*real_syncfs)(int);
+
+static int counting_syncfs(int fd)
+{
+	nsyncs++;
+	return real_syncfs(fd);
+}
+
+static void count_syncs(void)
+{
+	static udr_io_methods m;
+	m = *udr_io_default();
+	real_syncfs = m.syncfs;
+	m.syncfs = counting_syncfs;
+	if (udr_io_set(&m) != 0)
+		die("io_set", -1);
+}
+
 static int writers(const char *dir, int nproc, double seconds)
 {
 	char root[4096];
@@ -197,7 +219,9 @@ static int writers(const char *dir, int nproc, double seconds)
 		if (pids[p] == 0) {
 			char t[32];
 			long count = 0;
-			udr_db *cdb = open_db(root);
+			udr_db *cdb;
+			count_syncs();
+			cdb = open_db(root);
 			snprintf(t, sizeof(t), "w%d", p);
 			while (now() < start)
 				;
@@ -206,8 +230,8 @@ static int writers(const char *dir, int nproc, double seconds)
 				count++;
 			}
 			double end = now();
-			char msg[64];
-			int len = snprintf(msg, sizeof(msg), "%ld %.6f\n", count, end - start);
+			char msg[96];
+			int len = snprintf(msg, sizeof(msg), "%ld %.6f %ld\n", count, end - start, nsyncs);
 			if (write(pipes[p][1], msg, (size_t)len) != len)
 				_exit(3);
 			udr_db_close(cdb);
@@ -215,24 +239,26 @@ static int writers(const char *dir, int nproc, double seconds)
 		}
 		close(pipes[p][1]);
 	}
-	long total = 0;
+	long total = 0, syncs = 0;
 	double wall = 0;
 	for (int p = 0; p < nproc; p++) {
-		char msg[64] = "";
-		long count = 0;
+		char msg[96] = "";
+		long count = 0, ns = 0;
 		double el = 0;
 		ssize_t got = read(pipes[p][0], msg, sizeof(msg) - 1);
 		int st = 0;
 		waitpid(pids[p], &st, 0);
-		if (got <= 0 || sscanf(msg, "%ld %lf", &count, &el) != 2 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		if (got <= 0 || sscanf(msg, "%ld %lf %ld", &count, &el, &ns) != 3 || !WIFEXITED(st) ||
+		    WEXITSTATUS(st)) {
 			fprintf(stderr, "bench_commit: writer %d failed\n", p);
 			return 2;
 		}
 		total += count;
+		syncs += ns;
 		if (el > wall)
 			wall = el;
 	}
-	printf("commits %ld seconds %.3f per_s %.1f\n", total, wall, total / wall);
+	printf("commits %ld seconds %.3f per_s %.1f syncs %ld\n", total, wall, total / wall, syncs);
 	return 0;
 }
 

@@ -55,6 +55,16 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_cache(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_log(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_watch(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_branch(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_tag(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_reflog(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_cherry_pick(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_revert(cli_ctx *ctx, int argc, char **argv);
+/** udr log --graph (cmd_graph.c): the graph of every branch, or of the
+ *  history of ref (NULL: all), at most limit commits (0: all). */
+int cli_log_graph(udr_db *db, const char *ref, size_t limit);
 
 /* SQL over table versions (cmd_query.c); without the query module (DuckDB)
  * they report that it is missing and return CLI_EXIT_USAGE. */
@@ -62,6 +72,7 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_export(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv);
 
 /** `udr commit --spec FILE` (cmd_spec.c): an atomic multi-table commit. */
 int cli_commit_spec(cli_ctx *ctx, const char *spec_path);

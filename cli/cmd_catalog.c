@@ -11,7 +11,7 @@
 
 #define NOPERANDS(argc) ((argc) - optind)
 
-enum { OPT_META = CLI_OPT_FIRST, OPT_NEXT, OPT_JSON, OPT_FILE, OPT_SPEC, OPT_AT };
+enum { OPT_META = CLI_OPT_FIRST, OPT_NEXT, OPT_JSON, OPT_FILE, OPT_SPEC, OPT_AT, OPT_BRANCH, OPT_ALLOW_EMPTY };
 
 /* ---- commit ---- */
 
@@ -22,6 +22,8 @@ struct commit_opts {
 	int next;
 	const char *file; /* --file: store it and commit it */
 	const char *spec; /* --spec: a multi-table commit */
+	const char *branch; /* --branch: commit on it */
+	int allow_empty;  /* --allow-empty: a version without chunks */
 };
 
 static int commit_opt(int opt, const char *arg, void *payload)
@@ -41,6 +43,12 @@ static int commit_opt(int opt, const char *arg, void *payload)
 		break;
 	case OPT_SPEC:
 		o->spec = arg;
+		break;
+	case OPT_BRANCH:
+		o->branch = arg;
+		break;
+	case OPT_ALLOW_EMPTY:
+		o->allow_empty = 1;
 		break;
 	default:
 		o->next = 1;
@@ -140,10 +148,12 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 		{ "next", no_argument, NULL, OPT_NEXT },
 		{ "file", required_argument, NULL, OPT_FILE },
 		{ "spec", required_argument, NULL, OPT_SPEC },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "allow-empty", no_argument, NULL, OPT_ALLOW_EMPTY },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("commit");
-	struct commit_opts o = { NULL, NULL, 0, 0, NULL, NULL };
+	struct commit_opts o = { NULL, NULL, 0, 0, NULL, NULL, NULL, 0 };
 	udr_version *v = NULL;
 	udr_db *db = NULL;
 	int rc;
@@ -157,9 +167,10 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	if (o.spec) {
-		if (NOPERANDS(argc) > 0 || o.next || o.file || o.message || o.nmeta)
+		if (NOPERANDS(argc) > 0 || o.next || o.file || o.message || o.nmeta || o.branch || o.allow_empty)
 			rc = cli_usage_error(self, "--spec takes no TABLE, VERSION, HASH, --next, "
-			                           "--file, -m or --meta (they are in the spec)");
+			                           "--file, -m, --meta, --branch or --allow-empty "
+			                           "(they are in the spec)");
 		else
 			rc = cli_commit_spec(ctx, o.spec);
 		goto out;
@@ -175,11 +186,21 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = commit_build(&v, &o, argc, argv)) != 0)
 		goto out;
+	/* as git: a version with no data is almost always a forgotten HASH,
+	 * and SQL cannot read it (no columns); only on request */
+	if (!o.file && v->nchunks == 0 && !o.allow_empty) {
+		cli_errorf("nothing to commit: no HASH given for table %s (give the chunks, or "
+		           "--file PATH; --allow-empty commits a version without data)", v->table);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
 	if (o.file && (rc = commit_add_file(v, ctx, db, o.file)) != 0)
 		goto out;
-	if (o.next)
+	if (o.branch)
+		rc = udr_catalog_commit_on(udr_db_catalog(db), v, o.branch, o.next);
+	else if (o.next)
 		rc = udr_catalog_commit_next(udr_db_catalog(db), v);
 	else
 		rc = udr_catalog_commit(udr_db_catalog(db), v);
@@ -228,21 +249,10 @@ static void print_version_json(const udr_version *v)
 	printf("  \"commit\": %" PRIu64 "\n}\n", v->commit_seq);
 }
 
-/* --json, accepted by every listing command (show prints JSON anyway). */
-static const struct option json_longopts[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	CLI_COMMON_LONGOPTS
-};
-
-static int json_opt(int opt, const char *arg, void *payload)
-{
-	*(int *)payload = 1;
-	return -1;
-}
-
 struct show_opts {
 	int json;
 	const char *at; /* --at TIME */
+	const char *branch; /* --branch REF */
 };
 
 static int show_opt(int opt, const char *arg, void *payload)
@@ -251,6 +261,8 @@ static int show_opt(int opt, const char *arg, void *payload)
 
 	if (opt == OPT_AT)
 		o->at = arg;
+	else if (opt == OPT_BRANCH)
+		o->branch = arg;
 	else
 		o->json = 1;
 	return -1;
@@ -261,10 +273,11 @@ int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "at", required_argument, NULL, OPT_AT },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("show");
-	struct show_opts o = { 0, NULL };
+	struct show_opts o = { 0, NULL, NULL };
 	uint64_t number = 0;
 	int64_t at_ms = 0;
 	udr_version *v = NULL;
@@ -286,7 +299,17 @@ int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
 		return cli_fail(rc);
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	if (o.at)
+	if (o.branch) {
+		/* the version on the ref (as of --at); a number is one version
+		 * whatever branch made it */
+		uint64_t commit = 0;
+		char ref[40];
+		rc = o.at ? udr_catalog_resolve_at(&commit, udr_db_catalog(db), o.branch, at_ms)
+		          : udr_catalog_resolve(&commit, udr_db_catalog(db), o.branch);
+		snprintf(ref, sizeof(ref), "commit:%" PRIu64, commit);
+		if (rc == 0)
+			rc = udr_catalog_get_version_on(&v, udr_db_catalog(db), argv[optind], number, ref);
+	} else if (o.at)
 		rc = udr_catalog_get_version_at_time(&v, udr_db_catalog(db), argv[optind], at_ms);
 	else
 		rc = udr_catalog_get_version(&v, udr_db_catalog(db), argv[optind], number);
@@ -301,14 +324,22 @@ int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- versions, tables ---- */
 
+/* --json and --branch REF of versions and tables */
+static const struct option list_longopts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "branch", required_argument, NULL, OPT_BRANCH },
+	CLI_COMMON_LONGOPTS
+};
+
 int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv)
 {
 	const cli_command *self = cli_find_command("versions");
 	uint64_t *list = NULL;
 	size_t n = 0, i;
 	udr_db *db;
-	int json = 0;
-	int rc = cli_parse_options(ctx, self, argc, argv, NULL, json_longopts, json_opt, &json);
+	struct show_opts o = { 0, NULL, NULL };
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, list_longopts, show_opt, &o);
+	int json;
 
 	if (rc >= 0)
 		return rc;
@@ -319,7 +350,9 @@ int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv)
 		return rc;
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	rc = udr_catalog_list_versions(&list, &n, udr_db_catalog(db), argv[optind]);
+	json = o.json;
+	rc = o.branch ? udr_catalog_list_versions_on(&list, &n, udr_db_catalog(db), argv[optind], o.branch)
+	              : udr_catalog_list_versions(&list, &n, udr_db_catalog(db), argv[optind]);
 	if (rc) {
 		rc = cli_fail(rc);
 	} else if (json) {
@@ -342,8 +375,9 @@ int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv)
 	char **names = NULL;
 	size_t n = 0, i;
 	udr_db *db;
-	int json = 0;
-	int rc = cli_parse_options(ctx, self, argc, argv, NULL, json_longopts, json_opt, &json);
+	struct show_opts o = { 0, NULL, NULL };
+	int rc = cli_parse_options(ctx, self, argc, argv, NULL, list_longopts, show_opt, &o);
+	int json = o.json;
 
 	if (rc >= 0)
 		return rc;
@@ -351,7 +385,8 @@ int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(self, "too many arguments");
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	rc = udr_catalog_list_tables(&names, &n, udr_db_catalog(db));
+	rc = o.branch ? udr_catalog_list_tables_on(&names, &n, udr_db_catalog(db), o.branch)
+	              : udr_catalog_list_tables(&names, &n, udr_db_catalog(db));
 	if (rc) {
 		rc = cli_fail(rc);
 	} else if (json) {

@@ -17,13 +17,14 @@
 #define WATCH_POLL_MS 100
 
 enum { OPT_SINCE = CLI_OPT_FIRST, OPT_SINCE_TIME, OPT_TABLE, OPT_BRANCH, OPT_LIMIT,
-       OPT_REVERSE, OPT_JSON };
+       OPT_REVERSE, OPT_JSON, OPT_GRAPH };
 
 struct log_opts {
 	udr_log_query q;
 	const char **tables; /* room for argc names */
 	int since_given;
 	int json;
+	int graph;
 };
 
 static int log_opt(int opt, const char *arg, void *payload)
@@ -66,6 +67,9 @@ static int log_opt(int opt, const char *arg, void *payload)
 	case OPT_REVERSE:
 		o->q.newest_first = 0;
 		break;
+	case OPT_GRAPH:
+		o->graph = 1;
+		break;
 	default: /* OPT_JSON */
 		o->json = 1;
 		break;
@@ -82,6 +86,14 @@ static void print_commit_text(const udr_commit *c)
 	cli_format_time(when, c->time_ms);
 	printf("commit %" PRIu64 " (%s) %s %s\n", c->seq, c->branch ? c->branch : "?", when,
 	       c->author ? c->author : "?");
+	if (c->op && c->source) /* cherry-pick, revert */
+		printf("  %s of commit %" PRIu64 "\n", c->op, c->source);
+	else if (c->op) { /* a ref record (branches) */
+		printf("  %s %s", c->op, c->ref ? c->ref : "");
+		for (i = 0; i < c->nparents; i++)
+			printf("%s%" PRIu64, i ? ", " : c->ref ? " (commit " : "(commit ", c->parents[i]);
+		fputs(c->nparents ? ")\n" : "\n", stdout);
+	}
 	if (c->message) {
 		/* Indented, line by line, so a message cannot fake a header. */
 		for (m = c->message; *m;) {
@@ -127,7 +139,23 @@ static void print_commit_json(const udr_commit *c)
 		printf(", \"old\": %" PRIu64 ", \"new\": %" PRIu64 ", \"digest\": \"%s\"}",
 		       c->changes[i].old_version, c->changes[i].new_version, hex);
 	}
-	fputs("]}", stdout);
+	fputc(']', stdout);
+	if (c->op) { /* a ref record (branches): what it did */
+		fputs(", \"op\": ", stdout);
+		cli_json_string(stdout, c->op);
+		fputs(", \"ref\": ", stdout);
+		if (c->ref)
+			cli_json_string(stdout, c->ref);
+		else
+			fputs("null", stdout);
+		fputs(", \"parents\": [", stdout);
+		for (i = 0; i < c->nparents; i++)
+			printf("%s%" PRIu64, i ? ", " : "", c->parents[i]);
+		fputc(']', stdout);
+		if (c->source)
+			printf(", \"source\": %" PRIu64, c->source);
+	}
+	fputc('}', stdout);
 }
 
 /* Parse the options shared by log and watch; -1 to go on, else an exit code. */
@@ -165,6 +193,7 @@ int cli_cmd_log(cli_ctx *ctx, int argc, char **argv)
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "reverse", no_argument, NULL, OPT_REVERSE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "graph", no_argument, NULL, OPT_GRAPH },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("log");
@@ -176,8 +205,16 @@ int cli_cmd_log(cli_ctx *ctx, int argc, char **argv)
 
 	if (rc >= 0)
 		goto out;
+	if (o.graph && (o.json || o.q.ntables || o.since_given || o.q.since_ms || !o.q.newest_first)) {
+		rc = cli_usage_error(self, "--graph takes only --branch and --limit");
+		goto out;
+	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
+	if (o.graph) {
+		rc = cli_log_graph(db, o.q.branch, o.q.limit);
+		goto out;
+	}
 	/* a table that was never committed is an error, as for `udr show` */
 	for (i = 0; i < o.q.ntables; i++) {
 		uint64_t latest;

@@ -50,6 +50,12 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	return no_query("sql", argc, argv);
 }
 
+int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	return no_query("optimize", argc, argv);
+}
+
 int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 {
 	(void)ctx;
@@ -59,12 +65,14 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 #else /* UDR_HAVE_QUERY */
 
 #include <errno.h>
+#include <signal.h>
 #include <udr/query.h>
 
 #define NOPERANDS(argc) ((argc) - optind)
 
 enum { OPT_FORMAT = CLI_OPT_FIRST, OPT_APPEND, OPT_SQL, OPT_CSV, OPT_JSON, OPT_NDJSON,
-       OPT_TABLE, OPT_KEY, OPT_META, OPT_THREADS, OPT_MEMORY };
+       OPT_TABLE, OPT_KEY, OPT_META, OPT_THREADS, OPT_MEMORY, OPT_FULL, OPT_DELETED, OPT_SMALL,
+       OPT_NO_COMPACT, OPT_BRANCH };
 
 /* Everything the four commands accept; each lists only its own options. */
 struct query_opts {
@@ -79,6 +87,9 @@ struct query_opts {
 	char **keys;          /* diff-rows --key, each maybe COL,COL; room for argc */
 	size_t nkeys;
 	udr_query_options qo; /* --threads, --memory-limit */
+	const char *branch;   /* import, export --branch */
+	udr_optimize_options opt; /* optimize --full, --deleted, --small-parts */
+	int no_compact;           /* sql --no-compact */
 };
 
 static int parse_format(int *out, const char *name)
@@ -156,6 +167,9 @@ static int query_opt(int opt, const char *arg, void *payload)
 	case OPT_APPEND:
 		o->append = 1;
 		break;
+	case OPT_BRANCH:
+		o->branch = arg;
+		break;
 	case 'm':
 		o->message = arg;
 		break;
@@ -198,6 +212,22 @@ static int query_opt(int opt, const char *arg, void *payload)
 	case OPT_MEMORY:
 		o->qo.memory_limit = arg;
 		break;
+	case OPT_FULL:
+		o->opt.full = 1;
+		break;
+	case OPT_NO_COMPACT:
+		o->no_compact = 1;
+		break;
+	case OPT_DELETED:
+		if ((rc = cli_parse_uint(&n, arg, 100, 0, "--deleted")) != 0)
+			return rc;
+		o->opt.deleted_pct = (unsigned int)n;
+		break;
+	case OPT_SMALL:
+		if ((rc = cli_parse_uint(&n, arg, 1u << 30, 0, "--small-parts")) != 0)
+			return rc;
+		o->opt.small_parts = (unsigned int)n;
+		break;
 	default:
 		return CLI_EXIT_USAGE;
 	}
@@ -214,9 +244,11 @@ static int query_parse(struct query_opts *o, cli_ctx *ctx, const cli_command *se
                        char **argv, const char *shortopts, const struct option *longopts)
 {
 	udr_query_options qo = UDR_QUERY_OPTIONS_INIT;
+	udr_optimize_options opt = UDR_OPTIMIZE_OPTIONS_INIT;
 
 	memset(o, 0, sizeof(*o));
 	o->qo = qo;
+	o->opt = opt;
 	o->output = UDR_OUTPUT_TABLE;
 	o->params = calloc((size_t)argc + 1, sizeof(*o->params));
 	o->keys = calloc((size_t)argc + 1, sizeof(*o->keys));
@@ -256,6 +288,17 @@ static void query_close(udr_db *db, udr_query *q)
 	udr_db_close(db);
 }
 
+/*
+ * Output to a pipe whose reader went away (`udr sql ... | head`) is not an
+ * error: SIGPIPE is ignored and EPIPE ends the output quietly, exit 0.
+ */
+static int output_done(int rc)
+{
+	if (rc == UDR_EIO && errno == EPIPE)
+		return CLI_EXIT_OK;
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+}
+
 /* Write a result to standard output in the chosen format; exit code. */
 static int write_result(const udr_result *r, int output)
 {
@@ -263,8 +306,51 @@ static int write_result(const udr_result *r, int output)
 
 	/* the result goes straight to the descriptor: nothing may be buffered */
 	fflush(stdout);
+	signal(SIGPIPE, SIG_IGN);
 	rc = udr_result_write(r, STDOUT_FILENO, output);
-	return rc ? cli_fail(rc) : CLI_EXIT_OK;
+	return output_done(rc);
+}
+
+/* Stream a query's rows to standard output, batch by batch; exit code. */
+static int stream_result(udr_query *q, const char *sql, const struct query_opts *o)
+{
+	udr_stream *s = NULL;
+	int rc = udr_query_sql_stream(&s, q, sql, o->params, o->nparams);
+
+	if (rc)
+		return cli_fail(rc);
+	fflush(stdout);
+	signal(SIGPIPE, SIG_IGN);
+	rc = udr_stream_write(NULL, s, STDOUT_FILENO, o->output);
+	rc = output_done(rc);
+	udr_stream_free(s);
+	return rc;
+}
+
+/* --key a,b --key c: one copy "a,b,c" (*buf) split on commas into *cols;
+ * exit code (-1: go on). */
+static int split_keys(char **buf, const char ***cols, size_t *ncols, const struct query_opts *o)
+{
+	size_t room = 0, i;
+	char *save = NULL, *tok;
+
+	*ncols = 0;
+	for (i = 0; i < o->nkeys; i++)
+		room += strlen(o->keys[i]) + 1;
+	*buf = malloc(room + 1);
+	*cols = calloc(room + 1, sizeof(**cols)); /* at most one name per byte */
+	if (!*buf || !*cols) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	(*buf)[0] = '\0';
+	for (i = 0; i < o->nkeys; i++) {
+		strcat(*buf, o->keys[i]);
+		strcat(*buf, ",");
+	}
+	for (tok = strtok_r(*buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		(*cols)[(*ncols)++] = tok;
+	return -1;
 }
 
 /* ---- import ---- */
@@ -278,6 +364,8 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "sql", required_argument, NULL, OPT_SQL },
 		{ "param", required_argument, NULL, 'p' },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "key", required_argument, NULL, OPT_KEY },
 		QUERY_SESSION_LONGOPTS,
 		CLI_COMMON_LONGOPTS
 	};
@@ -288,6 +376,9 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 	udr_query *q = NULL;
 	uint64_t version = 0;
 	const char *table;
+	char *keybuf = NULL;
+	const char **keys = NULL;
+	size_t nkeys = 0;
 	int rc = query_parse(&o, ctx, self, argc, argv, "m:p:", longopts);
 
 	if (rc >= 0)
@@ -312,12 +403,27 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_usage_error(self, "--format applies to files, not to --sql");
 		goto out;
 	}
+	if (o.nkeys && (o.sql || o.append)) {
+		rc = cli_usage_error(self, "--key applies to files that are a full copy of the table "
+		                           "(not to --sql or --append)");
+		goto out;
+	}
+	if (o.nkeys && (rc = split_keys(&keybuf, &keys, &nkeys, &o)) >= 0)
+		goto out;
+	if (o.nkeys && !nkeys) {
+		rc = cli_usage_error(self, "--key names no column");
+		goto out;
+	}
+	rc = -1;
 	table = argv[optind];
 	if ((rc = cli_check_table(table)) != 0)
 		goto out;
 	io.format = o.format;
 	io.mode = o.append ? UDR_IMPORT_APPEND : UDR_IMPORT_OVERWRITE;
 	io.message = o.message;
+	io.ref = o.branch;
+	io.keys = keys;
+	io.nkeys = nkeys;
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
 	if (o.sql)
@@ -327,6 +433,49 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 		                      (size_t)(argc - optind - 1), &io);
 	if (rc == 0)
 		printf("%" PRIu64 "\n", version);
+	else
+		rc = cli_fail(rc);
+out:
+	free(keybuf);
+	free(keys);
+	query_close(db, q);
+	query_opts_release(&o);
+	return rc;
+}
+
+/* ---- optimize ---- */
+
+int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "full", no_argument, NULL, OPT_FULL },
+		{ "deleted", required_argument, NULL, OPT_DELETED },
+		{ "small-parts", required_argument, NULL, OPT_SMALL },
+		{ "message", required_argument, NULL, 'm' },
+		QUERY_SESSION_LONGOPTS,
+		CLI_COMMON_LONGOPTS
+	};
+	const cli_command *self = cli_find_command("optimize");
+	struct query_opts o;
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	uint64_t version = 0;
+	int rc = query_parse(&o, ctx, self, argc, argv, "m:", longopts);
+
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 1) {
+		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments" : "missing TABLE");
+		goto out;
+	}
+	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
+		goto out;
+	o.opt.message = o.message;
+	rc = udr_query_optimize(&version, q, argv[optind], &o.opt);
+	if (rc == 0 && version)
+		printf("%" PRIu64 "\n", version);
+	else if (rc == 0)
+		printf("nothing to compact\n");
 	else
 		rc = cli_fail(rc);
 out:
@@ -341,6 +490,7 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
 		QUERY_SESSION_LONGOPTS,
 		CLI_COMMON_LONGOPTS
 	};
@@ -360,7 +510,7 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
-	rc = udr_query_export(&rows, q, argv[optind], NULL, argv[optind + 1], o.format);
+	rc = udr_query_export(&rows, q, argv[optind], o.branch, argv[optind + 1], o.format);
 	if (rc == 0)
 		printf("%" PRIu64 " rows\n", rows);
 	else
@@ -377,6 +527,8 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "param", required_argument, NULL, 'p' },
+		{ "message", required_argument, NULL, 'm' },
+		{ "no-compact", no_argument, NULL, OPT_NO_COMPACT },
 		{ "csv", no_argument, NULL, OPT_CSV },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "ndjson", no_argument, NULL, OPT_NDJSON },
@@ -390,8 +542,7 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	struct query_opts o;
 	udr_db *db = NULL;
 	udr_query *q = NULL;
-	udr_result *r = NULL;
-	int rc = query_parse(&o, ctx, self, argc, argv, "p:o:", longopts);
+	int rc = query_parse(&o, ctx, self, argc, argv, "p:o:m:", longopts);
 
 	if (rc >= 0)
 		goto out;
@@ -406,6 +557,11 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
+	if ((o.message && (rc = udr_query_set_message(q, o.message)) != 0) ||
+	    (o.no_compact && (rc = udr_query_set_compaction(q, NULL)) != 0)) {
+		rc = cli_fail(rc);
+		goto out;
+	}
 	if (o.out) {
 		uint64_t rows = 0;
 
@@ -415,13 +571,10 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 			printf("%" PRIu64 " rows\n", rows);
 		else
 			rc = cli_fail(rc);
-	} else if ((rc = udr_query_sql(&r, q, argv[optind], o.params, o.nparams)) != 0) {
-		rc = cli_fail(rc);
 	} else {
-		rc = write_result(r, o.output);
+		rc = stream_result(q, argv[optind], &o);
 	}
 out:
-	udr_result_free(r);
 	query_close(db, q);
 	query_opts_release(&o);
 	return rc;
@@ -447,7 +600,7 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 	udr_result *r = NULL;
 	const char **cols = NULL;
 	char *buf = NULL;
-	size_t ncols = 0, room = 0, i;
+	size_t ncols = 0;
 	int rc = query_parse(&o, ctx, self, argc, argv, NULL, longopts);
 
 	if (rc >= 0)
@@ -461,27 +614,8 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_usage_error(self, "missing --key COL[,COL...]");
 		goto out;
 	}
-	/* --key a,b --key c: join into one copy "a,b,c" and split on commas */
-	for (i = 0; i < o.nkeys; i++)
-		room += strlen(o.keys[i]) + 1;
-	buf = malloc(room + 1);
-	cols = calloc(room, sizeof(*cols)); /* at most one name per byte */
-	if (!buf || !cols) {
-		cli_errorf("out of memory");
-		rc = CLI_EXIT_IO;
+	if ((rc = split_keys(&buf, &cols, &ncols, &o)) >= 0)
 		goto out;
-	}
-	buf[0] = '\0';
-	for (i = 0; i < o.nkeys; i++) {
-		strcat(buf, o.keys[i]);
-		strcat(buf, ",");
-	}
-	{
-		char *save = NULL, *tok;
-
-		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-			cols[ncols++] = tok;
-	}
 	if (!ncols) {
 		rc = cli_usage_error(self, "--key names no column");
 		goto out;

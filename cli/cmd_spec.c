@@ -30,6 +30,7 @@ struct spec_table {
 struct spec {
 	json_t *doc;
 	const char *message;
+	const char *branch; /* NULL: main */
 	int isolation;
 	struct spec_table *tables;
 	size_t ntables;
@@ -168,7 +169,7 @@ static int parse_table(struct spec_table *t, json_t *obj, size_t idx)
 /* Read and check the spec at path ("-": standard input); an exit code. */
 static int spec_load(struct spec *sp, const char *path)
 {
-	static const char *const keys[] = { "message", "isolation", "tables", NULL };
+	static const char *const keys[] = { "message", "isolation", "branch", "tables", NULL };
 	const char *name = strcmp(path, "-") == 0 ? "(standard input)" : path;
 	json_error_t jerr;
 	json_t *v, *item;
@@ -200,6 +201,12 @@ static int spec_load(struct spec *sp, const char *path)
 		return CLI_EXIT_USAGE;
 	}
 	sp->message = json_is_string(v) ? json_string_value(v) : NULL;
+	v = json_object_get(sp->doc, "branch");
+	if (v && !json_is_string(v)) {
+		cli_errorf("invalid spec: \"branch\" must be a string");
+		return CLI_EXIT_USAGE;
+	}
+	sp->branch = v ? json_string_value(v) : NULL;
 	v = json_object_get(sp->doc, "isolation");
 	sp->isolation = UDR_TXN_SNAPSHOT;
 	if (v && json_is_string(v) && strcmp(json_string_value(v), "serializable") == 0) {
@@ -339,6 +346,7 @@ static int spec_attempt(uint64_t *seq, bool *conflict, const struct spec *sp, ud
 	*conflict = false;
 	topts.isolation = sp->isolation;
 	topts.message = sp->message;
+	topts.branch = sp->branch;
 	if ((rc = udr_txn_begin(&txn, udr_db_catalog(db), &topts)) != 0)
 		return cli_fail(rc);
 	for (i = 0; i < sp->ntables; i++)

@@ -116,23 +116,30 @@ static const cli_command commands[] = {
 	  "Prints nothing (like test(1)); errors go to stderr.\n",
 	  cli_cmd_exists },
 	{ "commit", "commit a table version, or several tables at once",
-	  "usage: udr commit TABLE VERSION [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
-	  "       udr commit TABLE --next [HASH...] [-m MESSAGE] [--meta KEY=VALUE]...\n"
-	  "       udr commit TABLE --next --file PATH [-m MESSAGE] [--meta KEY=VALUE]...\n"
+	  "usage: udr commit TABLE VERSION HASH... [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
+	  "       udr commit TABLE --next HASH... [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
+	  "       udr commit TABLE (VERSION|--next) --allow-empty [-m MESSAGE] ...\n"
+	  "       udr commit TABLE --next --file PATH [-m MESSAGE] [--meta KEY=VALUE]... [--branch BRANCH]\n"
 	  "       udr commit --spec FILE|-\n"
 	  "\n"
 	  "Commit the chunks HASH... (in this order) as version VERSION of TABLE;\n"
 	  "VERSION must be the latest version + 1 (1 for a new table), otherwise\n"
 	  "the commit is refused as a conflict (exit 3).  With --next the next\n"
 	  "number is chosen atomically.  Every chunk must be stored.  Prints the\n"
-	  "version number committed.\n"
+	  "version number committed.  A version without chunks is refused (exit\n"
+	  "2, nothing written) unless --allow-empty: as in git, it is usually a\n"
+	  "forgotten HASH, and SQL has no columns to read from it.\n"
 	  "  -m, --message MESSAGE  the version's message\n"
 	  "  --meta KEY=VALUE       a metadata entry (repeatable)\n"
 	  "  --next                 commit as the next version\n"
+	  "  --allow-empty          commit a version with no chunks\n"
 	  "  --file PATH            store PATH (- for standard input) and commit it\n"
 	  "                         as the version's one chunk, in one step; when the\n"
 	  "                         latest version is one chunk, new pieces are\n"
 	  "                         stored as deltas against it\n"
+	  "  --branch BRANCH        commit on BRANCH (default main); the version\n"
+	  "                         number is still the table's highest + 1 over all\n"
+	  "                         branches; an unknown branch exits 1\n"
 	  "  --spec FILE            commit several tables atomically, as described\n"
 	  "                         by the JSON spec FILE (- for standard input)\n"
 	  "Table names: 1 to 128 characters of [A-Za-z0-9_.-], not starting with\n"
@@ -141,6 +148,8 @@ static const cli_command commands[] = {
 	  "The spec of --spec is one JSON object:\n"
 	  "  {\"message\": \"nightly load\",         the commit's message (optional)\n"
 	  "   \"isolation\": \"snapshot\",           or \"serializable\" (optional)\n"
+	  "   \"branch\": \"dev\",                   the branch to commit on (optional;\n"
+	  "                                      default main)\n"
 	  "   \"tables\": [                        one entry per table, at least one\n"
 	  "     {\"table\": \"sales\",               the table (required, each once)\n"
 	  "      \"chunks\": [\"<hash>\", ...],      stored chunks (optional)\n"
@@ -160,7 +169,7 @@ static const cli_command commands[] = {
 	  "concurrent commit (or a \"version\" that is not the next) exits 3.\n",
 	  cli_cmd_commit },
 	{ "show", "print a table version as JSON",
-	  "usage: udr show TABLE [VERSION | --at TIME] [--json]\n"
+	  "usage: udr show TABLE [VERSION | --at TIME] [--branch REF] [--json]\n"
 	  "\n"
 	  "Print version VERSION (default: the latest) of TABLE as a JSON object:\n"
 	  "table, version, parent (0 for the first version), created (ISO-8601\n"
@@ -170,23 +179,27 @@ static const cli_command commands[] = {
 	  "  --at TIME  the version that was the latest at TIME: an RFC 3339 time\n"
 	  "             (2026-11-01T12:00:00Z, 2026-11-01T13:00:00+01:00; no zone:\n"
 	  "             UTC; fraction optional) or a date (2026-11-01: as of the end\n"
-	  "             of that day, UTC); exit 1 when the table had no version then\n",
+	  "             of that day, UTC); exit 1 when the table had no version then\n"
+	  "  --branch REF  the latest version on REF (a branch, tag or commit:N; see\n"
+	  "             udr branch) instead of main's; with --at, REF as of TIME\n",
 	  cli_cmd_show },
 	{ "versions", "list the versions of a table",
-	  "usage: udr versions TABLE [--json]\n"
+	  "usage: udr versions TABLE [--branch REF] [--json]\n"
 	  "\n"
-	  "Print the version numbers of TABLE, one per line, ascending.\n"
+	  "Print the version numbers of TABLE, one per line, ascending: on main,\n"
+	  "or on REF with --branch (its version and that version's parents).\n"
 	  "  --json  print a JSON array of numbers instead\n",
 	  cli_cmd_versions },
 	{ "tables", "list the tables",
-	  "usage: udr tables [--json]\n"
+	  "usage: udr tables [--branch REF] [--json]\n"
 	  "\n"
-	  "Print the names of all tables, one per line, sorted.\n"
+	  "Print the names of all tables (on main, or on REF), one per line, sorted.\n"
 	  "  --json  print a JSON array of strings instead\n",
 	  cli_cmd_tables },
 	{ "log", "list commits, newest first",
 	  "usage: udr log [--since SEQ] [--since-time TIME] [--table TABLE]...\n"
 	  "               [--branch BRANCH] [--limit N] [--reverse] [--json]\n"
+	  "       udr log --graph [--branch REF] [--limit N]\n"
 	  "\n"
 	  "Print the commit log, newest first: each commit as a line\n"
 	  "\"commit SEQ (BRANCH) TIME AUTHOR\", its message indented by four spaces\n"
@@ -199,10 +212,19 @@ static const cli_command commands[] = {
 	  "                      a table never committed is not found, exit 1)\n"
 	  "  --branch BRANCH     only commits on BRANCH\n"
 	  "  --limit N           at most N commits\n"
+	  "  --graph             draw the commit graph as git log --graph does\n"
+	  "                      (\"*\" a commit, \"|\" a line of history, \"\\\" a\n"
+	  "                      merge's second parent, \"/\" lines joining), one\n"
+	  "                      line per commit: \"SEQ (REFS) MESSAGE\" (no message:\n"
+	  "                      its changes); every branch, or the history of\n"
+	  "                      REF with --branch; branch and tag records are not\n"
+	  "                      drawn (a new branch starts at its commit)\n"
 	  "  --reverse           oldest first\n"
 	  "  --json              a JSON array of objects: seq, parent, time, time_ms,\n"
 	  "                      branch, author, message (null when none), changes\n"
-	  "                      (table, old, new, digest)\n",
+	  "                      (table, old, new, digest); records of branch and\n"
+	  "                      tag operations and merges also op, ref and parents\n"
+	  "                      (text: a line \"  OP REF (commit PARENTS)\")\n",
 	  cli_cmd_log },
 	{ "watch", "follow the commit log",
 	  "usage: udr watch [--since SEQ] [--table TABLE]... [--branch BRANCH] [--json]\n"
@@ -215,6 +237,120 @@ static const cli_command commands[] = {
 	  "  --branch BRANCH  only commits on BRANCH\n"
 	  "  --json           one JSON object per commit and line\n",
 	  cli_cmd_watch },
+	{ "branch", "list, create, delete or reset branches",
+	  "usage: udr branch [list] [--json]\n"
+	  "       udr branch create NAME [--from REF] [--at TIME]\n"
+	  "       udr branch delete NAME\n"
+	  "       udr branch reset NAME --to REF [--at TIME]\n"
+	  "\n"
+	  "A branch names a commit and through it one version of every table; the\n"
+	  "default branch is main.  Writes (commit, import, transactions, merge)\n"
+	  "go to one branch; reads take --branch REF.  A REF is NAME (a branch,\n"
+	  "else a tag; an error when both exist), branch:NAME, tag:NAME or\n"
+	  "commit:N.  Every move of a branch is a commit of the log, atomic with\n"
+	  "it, and kept in the branch's reflog (udr reflog NAME).\n"
+	  "  list                 each branch and its head commit (the default)\n"
+	  "  create NAME          a new branch at --from REF (default: main); costs\n"
+	  "                       one small record whatever the data\n"
+	  "  delete NAME          delete a branch (never main); its commits stay\n"
+	  "  reset NAME --to REF  move a branch to another commit (undo: reset it\n"
+	  "                       to the old head its reflog shows)\n"
+	  "  --at TIME            REF as it was at TIME (RFC 3339 or a date)\n"
+	  "  --json               list as a JSON array of {name, commit}\n"
+	  "Names: 1 to 255 bytes of letters, digits and ._-/, no .., no //, not\n"
+	  "starting with - or /, not ending with / or .lock; anything else exits 2\n"
+	  "with nothing written.  An unknown branch or ref exits 1; creating a\n"
+	  "branch that exists exits 3.\n",
+	  cli_cmd_branch },
+	{ "tag", "list, create or delete tags",
+	  "usage: udr tag [list] [--json]\n"
+	  "       udr tag create NAME [REF] [--at TIME]\n"
+	  "       udr tag delete NAME\n"
+	  "\n"
+	  "A tag is an immutable name of a commit (REF, default main's head).\n"
+	  "Creating a tag that exists exits 3; a tag is only removed by\n"
+	  "`udr tag delete`.  Names as for branches.\n",
+	  cli_cmd_tag },
+	{ "reflog", "list the moves of a branch",
+	  "usage: udr reflog [NAME] [--limit N] [--json]\n"
+	  "\n"
+	  "Print every move of branch NAME (default main), newest first: \"SEQ OP\n"
+	  "OLD -> HEAD TIME AUTHOR\", OP one of commit, merge, create, reset,\n"
+	  "delete (HEAD 0: deleted).  A deleted branch keeps its reflog.\n"
+	  "  --limit N  at most N moves\n"
+	  "  --json     a JSON array of {seq, op, head, old, time, time_ms,\n"
+	  "             author, message}\n",
+	  cli_cmd_reflog },
+	{ "merge", "merge a branch, tag or commit into a branch",
+	  "usage: udr merge SOURCE [--into BRANCH] [--strategy ours|theirs]\n"
+	  "                 [--table TABLE=ours|theirs]... [--dry-run] [-m MESSAGE] [--json]\n"
+	  "\n"
+	  "Merge the commit SOURCE names into BRANCH (default main): nothing when\n"
+	  "it is already there; a fast-forward when BRANCH has nothing of its own;\n"
+	  "else three-way against the merge base, table by table: a table changed\n"
+	  "on one side takes that side's version (no data is copied), a table\n"
+	  "changed on both sides is a conflict unless a strategy picks a side.  A\n"
+	  "merge is one commit with two parents.  With conflicts nothing is\n"
+	  "written, they are listed and the exit status is 3; so is a criss-cross\n"
+	  "history (two merge bases).\n"
+	  "  --into BRANCH         the branch to merge into (default main)\n"
+	  "  --strategy S          ours (keep BRANCH's) or theirs (take SOURCE's)\n"
+	  "                        for every table changed on both sides\n"
+	  "  --table TABLE=S       the same for one table (repeatable)\n"
+	  "  --dry-run             report what would merge and conflict, write nothing\n"
+	  "  -m, --message MESSAGE the merge commit's message\n"
+	  "  --json                one JSON object: commit, base, ours, theirs,\n"
+	  "                        up_to_date, fast_forward, dry_run, conflicts,\n"
+	  "                        tables [{table, base, ours, theirs, result, conflict}]\n",
+	  cli_cmd_merge },
+	{ "diff", "list the tables that differ between two refs",
+	  "usage: udr diff REF1 REF2 [--json]\n"
+	  "\n"
+	  "Print each table whose version differs between the commits REF1 and\n"
+	  "REF2 name: \"added|removed|changed TABLE: V1 -> V2\" (0: absent).\n"
+	  "  --json  a JSON array of {table, change, old, new}\n",
+	  cli_cmd_diff },
+	{ "cherry-pick", "apply one commit's table changes to a branch",
+	  "usage: udr cherry-pick COMMIT [--branch BRANCH] [--strategy ours|theirs]\n"
+	  "                       [--dry-run] [-m MESSAGE] [--json]\n"
+	  "\n"
+	  "Apply the table changes of COMMIT (a number, commit:N, or a branch or\n"
+	  "tag: its head) to BRANCH (default main) as one commit: each table the\n"
+	  "commit changed gets a new version with the content of the commit's\n"
+	  "version, when BRANCH still has the version the commit started from.  A\n"
+	  "table BRANCH already has at the commit's version is left alone.  A\n"
+	  "table at another version is a conflict: nothing is written, exit 3.\n"
+	  "A ref record, a merge, or a commit already in BRANCH's history is\n"
+	  "refused (exit 2).\n"
+	  "  --branch BRANCH       the branch to commit on (default main)\n"
+	  "  --strategy S          on a conflict: ours (leave the table) or theirs\n"
+	  "                        (take the commit's content anyway)\n"
+	  "  --dry-run             report, write nothing\n"
+	  "  -m, --message MESSAGE the commit's message (default \"cherry-pick of\n"
+	  "                        commit N\")\n"
+	  "  --json                {commit, source, head, up_to_date, dry_run,\n"
+	  "                        conflicts, tables [{table, expected, ours,\n"
+	  "                        content, result, conflict}]}\n",
+	  cli_cmd_cherry_pick },
+	{ "revert", "undo one commit's table changes on a branch",
+	  "usage: udr revert COMMIT [--branch BRANCH] [--strategy ours|theirs]\n"
+	  "                  [--dry-run] [-m MESSAGE] [--json]\n"
+	  "\n"
+	  "Undo COMMIT on BRANCH (default main) as one new commit: each table the\n"
+	  "commit changed gets a new version with the content of the version\n"
+	  "before the commit, when BRANCH still has the commit's version (a table\n"
+	  "already back at it is left alone); another version is a conflict:\n"
+	  "nothing is written, exit 3.  COMMIT must be in BRANCH's history.  A\n"
+	  "commit that created a table cannot be reverted (tables cannot be\n"
+	  "dropped); nor can a ref record or a merge (exit 2).\n"
+	  "  --branch BRANCH       the branch to commit on (default main)\n"
+	  "  --strategy S          on a conflict: ours (leave the table) or theirs\n"
+	  "                        (take the old content anyway)\n"
+	  "  --dry-run             report, write nothing\n"
+	  "  -m, --message MESSAGE the commit's message (default \"revert of commit\n"
+	  "                        N\")\n"
+	  "  --json                as for cherry-pick\n",
+	  cli_cmd_revert },
 	{ "stats", "show what the chunk store holds",
 	  "usage: udr stats [--json]\n"
 	  "\n"
@@ -278,8 +414,9 @@ static const cli_command commands[] = {
 	  "of the content it stores.)\n",
 	  cli_cmd_fsck },
 	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
-	  "usage: udr import TABLE FILE... [--format F] [--append] [-m MESSAGE]\n"
+	  "usage: udr import TABLE FILE... [--format F] [--append | --key COL[,COL...]] [-m MESSAGE]\n"
 	  "       udr import TABLE --sql QUERY [-p VALUE]... [--append] [-m MESSAGE]\n"
+	  "       (both take --branch BRANCH)\n"
 	  "\n"
 	  "Import the rows of FILE... (all of one format) or the result of QUERY as\n"
 	  "the next version of TABLE, stored as Parquet parts (up to 983,040 rows\n"
@@ -292,10 +429,17 @@ static const cli_command commands[] = {
 	  "                     unchanged and adds the new rows as new parts; the\n"
 	  "                     columns must match by name, order and type (exit 2\n"
 	  "                     naming the column otherwise)\n"
+	  "  --key COL[,COL...] FILE... is a full new copy of TABLE whose rows are\n"
+	  "                     matched on these columns (unique on both sides):\n"
+	  "                     only the rows that differ are stored (deletion\n"
+	  "                     vectors and new parts); prints the version, the\n"
+	  "                     same one when nothing differs (nothing committed)\n"
 	  "  --sql QUERY        import the result of QUERY (which may read tables,\n"
 	  "                     as in `udr sql`) instead of files\n"
 	  "  -p, --param VALUE  a value for the next ? of QUERY (see `udr sql`)\n"
 	  "  -m, --message MSG  the version's message\n"
+	  "  --branch BRANCH    commit on BRANCH (default main); an append\n"
+	  "                     extends BRANCH's version\n"
 	  "  --threads N, --memory-limit SIZE   DuckDB settings (default: all\n"
 	  "                     cores, DuckDB's default limit)\n"
 	  "The version's metadata records udr.format, udr.schema, udr.rows and\n"
@@ -303,7 +447,7 @@ static const cli_command commands[] = {
 	  "a missing file 1.\n",
 	  cli_cmd_import },
 	{ "export", "write a table version to a Parquet, CSV or JSON file",
-	  "usage: udr export TABLE[@REF] OUT [--format F]\n"
+	  "usage: udr export TABLE[@REF] OUT [--format F] [--branch REF]\n"
 	  "\n"
 	  "Write version REF of TABLE (default: the latest) to OUT, atomically (it\n"
 	  "appears complete or not at all), and print the number of rows.\n"
@@ -312,10 +456,12 @@ static const cli_command commands[] = {
 	  "REF: a version number (users@3), latest, an RFC 3339 time or a date\n"
 	  "(users@2026-11-01T12:00:00Z, users@2026-11-01T13:00:00+01:00: the\n"
 	  "version current then; users@2026-11-01: at the end of that day, UTC),\n"
-	  "commit:SEQ (current right after that commit), branch:main.\n",
+	  "commit:SEQ (the tables of that commit), branch:NAME, tag:NAME, or a\n"
+	  "bare branch or tag name (users@dev).\n"
+	  "  --branch REF  the same as TABLE@REF\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
-	  "usage: udr sql QUERY [-p VALUE]... [--csv | --json | --ndjson | -o FILE]\n"
+	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--no-compact] [--csv | --json | --ndjson | -o FILE]\n"
 	  "\n"
 	  "Run one SQL statement (DuckDB's dialect) and print its result as an\n"
 	  "aligned table (default), CSV, a JSON array of objects or NDJSON, or\n"
@@ -334,6 +480,12 @@ static const cli_command commands[] = {
 	  "query (FROM users@3 a JOIN users@5 b USING (id)).  The views udr_log\n"
 	  "(the changelog: seq, time, branch, author, message, \"table\",\n"
 	  "old_version, new_version) and udr_tables list the history and tables.\n"
+	  "INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE [AS] and DROP TABLE\n"
+	  "on tables commit a new version of each table they change (nothing when\n"
+	  "nothing changed), storing only the change; \"BEGIN; ...; COMMIT\" runs\n"
+	  "several statements as one commit.  NAME@REF is read-only.\n"
+	  "  -m, --message MSG  the message of the commit a write makes\n"
+	  "  --no-compact       no compaction after a write (see `udr optimize`)\n"
 	  "  -p, --param VALUE  a value for the next ? placeholder, bound by DuckDB\n"
 	  "                     (never spliced into the query): text as given, or\n"
 	  "                     int:N, float:X, bool:true|false, text:S, null\n"
@@ -349,6 +501,23 @@ static const cli_command commands[] = {
 	  "time or branch exits 1 naming it; a damaged part of a version exits 4\n"
 	  "naming the chunk.\n",
 	  cli_cmd_sql },
+	{ "optimize", "compact a table: rewrite parts with many deleted rows, merge small ones",
+	  "usage: udr optimize TABLE [--full] [--deleted PCT] [--small-parts N] [-m MESSAGE]\n"
+	  "\n"
+	  "Commit a compacted version of TABLE: the parts whose deletion vectors\n"
+	  "delete at least PCT% of their rows, and the small parts (fewer than\n"
+	  "122,880 rows) once there are at least N of them, are replaced by new\n"
+	  "parts holding their rows that are not deleted; the other parts are kept\n"
+	  "as they are.  The rows read do not change.  Prints the version committed,\n"
+	  "or \"nothing to compact\" (nothing is committed).  SQL writes run the\n"
+	  "same compaction after they commit (with the defaults).\n"
+	  "  --full             rewrite every part\n"
+	  "  --deleted PCT      the share of deleted rows that rewrites a part (default\n"
+	  "                     25; 0: never)\n"
+	  "  --small-parts N    merge small parts once there are N (default 8; 0: never)\n"
+	  "  -m, --message MSG  the commit message\n"
+	  "  --threads N, --memory-limit SIZE   DuckDB settings\n",
+	  cli_cmd_optimize },
 	{ "diff-rows", "show rows added, removed and changed between two versions",
 	  "usage: udr diff-rows TABLE REF1 REF2 --key COL[,COL...] [--csv | --json | --ndjson]\n"
 	  "\n"
@@ -386,7 +555,7 @@ static void print_main_usage(FILE *f)
 
 	fputs(main_usage, f);
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fputs(main_usage_tail, f);
 }
 

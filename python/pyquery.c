@@ -73,7 +73,7 @@ static PyObject *no_query(PyObject *self, PyObject *args, PyObject *kwds)
 	{name, (PyCFunction)(void (*)(void))no_query, METH_VARARGS | METH_KEYWORDS, doc}
 
 PyMethodDef udrpy_query_methods[] = {
-	NO_QUERY("sql", "sql(query, params=None, versions=None) -> Result (needs the query module)"),
+	NO_QUERY("sql", "sql(query, params=None, versions=None, message=None) -> Result (needs the query module)"),
 	NO_QUERY("read", "read(table, version=None, branch=None) -> Result (needs the query module)"),
 	NO_QUERY("write", "write(table, data, mode='overwrite', ...) -> int (needs the query module)"),
 	NO_QUERY("export", "export(table, path, version=None, format=None) -> int (needs the query module)"),
@@ -224,7 +224,173 @@ fail:
 	return -1;
 }
 
-static PyObject *cell(const udr_result *r, size_t row, size_t col)
+/* ---- values of results ------------------------------------------------- */
+
+/* How a column's values become Python objects (besides the typed kinds). */
+enum { CONV_NONE, CONV_INT, CONV_DECIMAL, CONV_DATE, CONV_TIMESTAMP, CONV_TIMESTAMPTZ, CONV_TIME,
+       CONV_UUID };
+
+static int conv_of(const char *type)
+{
+	if (type == NULL)
+		return CONV_NONE;
+	if (strcmp(type, "HUGEINT") == 0 || strcmp(type, "UHUGEINT") == 0 || strcmp(type, "UBIGINT") == 0)
+		return CONV_INT;
+	if (strncmp(type, "DECIMAL(", 8) == 0)
+		return CONV_DECIMAL;
+	if (strcmp(type, "DATE") == 0)
+		return CONV_DATE;
+	if (strcmp(type, "TIMESTAMP") == 0 || strcmp(type, "TIMESTAMP_S") == 0 ||
+	    strcmp(type, "TIMESTAMP_MS") == 0)
+		return CONV_TIMESTAMP;
+	if (strcmp(type, "TIMESTAMP WITH TIME ZONE") == 0)
+		return CONV_TIMESTAMPTZ;
+	if (strcmp(type, "TIME") == 0)
+		return CONV_TIME;
+	if (strcmp(type, "UUID") == 0)
+		return CONV_UUID;
+	return CONV_NONE;
+}
+
+/* n decimal digits at *p (exactly n, or up to n when !exact); -1 if none */
+static int digits(const char **p, int n, int exact)
+{
+	int v = 0, k = 0;
+
+	while (k < n && **p >= '0' && **p <= '9') {
+		v = v * 10 + (*(*p)++ - '0');
+		k++;
+	}
+	return k == 0 || (exact && k != n) ? -1 : v;
+}
+
+/* "HH:MM:SS[.ffffff]" (DuckDB's text); 0 or -1 */
+static int parse_clock(const char **p, int *h, int *mi, int *s, int *us)
+{
+	*us = 0;
+	if ((*h = digits(p, 2, 1)) < 0 || *(*p)++ != ':' || (*mi = digits(p, 2, 1)) < 0 ||
+	    *(*p)++ != ':' || (*s = digits(p, 2, 1)) < 0)
+		return -1;
+	if (**p == '.') {
+		const char *start = ++*p;
+		int f = digits(p, 6, 0);
+
+		if (f < 0 || (**p >= '0' && **p <= '9'))
+			return -1; /* more than microseconds: keep the text */
+		for (long k = *p - start; k < 6; k++)
+			f *= 10;
+		*us = f;
+	}
+	return 0;
+}
+
+/* "YYYY-MM-DD" with a year 1..9999 (no BC, no infinity); 0 or -1 */
+static int parse_day(const char **p, int *y, int *m, int *d)
+{
+	if ((*y = digits(p, 4, 1)) < 1 || *(*p)++ != '-' || (*m = digits(p, 2, 1)) < 0 ||
+	    *(*p)++ != '-' || (*d = digits(p, 2, 1)) < 0 || (**p >= '0' && **p <= '9'))
+		return -1;
+	return 0;
+}
+
+static PyObject *g_decimal, *g_uuid;
+
+static PyObject *module_attr(PyObject **cache, const char *mod, const char *name)
+{
+	if (*cache == NULL) {
+		PyObject *m = PyImport_ImportModule(mod);
+
+		if (m == NULL)
+			return NULL;
+		*cache = PyObject_GetAttrString(m, name);
+		Py_DECREF(m);
+	}
+	return *cache;
+}
+
+/*
+ * A value DuckDB gave as text, as the Python type of its column: int for
+ * HUGEINT/UBIGINT, Decimal, date, datetime (aware, UTC, for TIMESTAMP WITH
+ * TIME ZONE), time, UUID.  Values Python cannot hold (years beyond 1..9999,
+ * infinity, nanoseconds) stay text.  NULL with an exception, or Py_None
+ * (borrowed marker) when the text is to be kept.
+ */
+static PyObject *convert_text(int conv, const char *s, size_t len)
+{
+	const char *p = s;
+	int y, m, d, h = 0, mi = 0, sec = 0, us = 0;
+
+	switch (conv) {
+	case CONV_INT:
+		return PyLong_FromString(s, NULL, 10);
+	case CONV_DECIMAL: {
+		PyObject *cls = module_attr(&g_decimal, "decimal", "Decimal");
+
+		return cls ? PyObject_CallFunction(cls, "s#", s, (Py_ssize_t)len) : NULL;
+	}
+	case CONV_UUID: {
+		PyObject *cls = module_attr(&g_uuid, "uuid", "UUID");
+
+		return cls ? PyObject_CallFunction(cls, "s#", s, (Py_ssize_t)len) : NULL;
+	}
+	case CONV_DATE:
+		if (parse_day(&p, &y, &m, &d) < 0 || *p)
+			return Py_None;
+		return PyDate_FromDate(y, m, d);
+	case CONV_TIME:
+		if (parse_clock(&p, &h, &mi, &sec, &us) < 0 || *p || h > 23)
+			return Py_None;
+		return PyTime_FromTime(h, mi, sec, us);
+	case CONV_TIMESTAMP:
+	case CONV_TIMESTAMPTZ: {
+		PyObject *dt, *tz, *r;
+		int sign = 0, oh = 0, om = 0, os = 0;
+
+		if (parse_day(&p, &y, &m, &d) < 0 || *p++ != ' ' ||
+		    parse_clock(&p, &h, &mi, &sec, &us) < 0 || h > 23)
+			return Py_None;
+		if (conv == CONV_TIMESTAMP)
+			return *p ? Py_None : PyDateTime_FromDateAndTime(y, m, d, h, mi, sec, us);
+		/* +HH[:MM[:SS]] */
+		if (*p != '+' && *p != '-')
+			return Py_None;
+		sign = *p++ == '-' ? -1 : 1;
+		if ((oh = digits(&p, 2, 1)) < 0)
+			return Py_None;
+		if (*p == ':' && (p++, (om = digits(&p, 2, 1)) < 0))
+			return Py_None;
+		if (*p == ':' && (p++, (os = digits(&p, 2, 1)) < 0))
+			return Py_None;
+		if (*p)
+			return Py_None;
+		if (oh == 0 && om == 0 && os == 0) {
+			return PyDateTimeAPI->DateTime_FromDateAndTime(y, m, d, h, mi, sec, us,
+			                                               PyDateTime_TimeZone_UTC,
+			                                               PyDateTimeAPI->DateTimeType);
+		}
+		{
+			PyObject *delta = PyDelta_FromDSU(0, sign * (oh * 3600 + om * 60 + os), 0);
+
+			tz = delta ? PyTimeZone_FromOffset(delta) : NULL;
+			Py_XDECREF(delta);
+		}
+		if (tz == NULL)
+			return NULL;
+		dt = PyDateTimeAPI->DateTime_FromDateAndTime(y, m, d, h, mi, sec, us, tz,
+		                                             PyDateTimeAPI->DateTimeType);
+		Py_DECREF(tz);
+		if (dt == NULL)
+			return NULL;
+		r = PyObject_CallMethod(dt, "astimezone", "O", PyDateTime_TimeZone_UTC);
+		Py_DECREF(dt);
+		return r;
+	}
+	default:
+		return Py_None;
+	}
+}
+
+static PyObject *cell(const udr_result *r, size_t row, size_t col, int conv)
 {
 	udr_value v;
 	int rc = udr_result_get(&v, r, row, col);
@@ -238,6 +404,12 @@ static PyObject *cell(const udr_result *r, size_t row, size_t col)
 	case UDR_TYPE_DOUBLE: return PyFloat_FromDouble(v.f64);
 	case UDR_TYPE_BLOB: return PyBytes_FromStringAndSize(v.str, (Py_ssize_t)v.len);
 	default:
+		if (conv != CONV_NONE && v.str) {
+			PyObject *x = convert_text(conv, v.str, v.len);
+
+			if (x != Py_None)
+				return x;
+		}
 		return PyUnicode_DecodeUTF8(v.str ? v.str : "", (Py_ssize_t)v.len,
 		                            "backslashreplace");
 	}
@@ -245,43 +417,133 @@ static PyObject *cell(const udr_result *r, size_t row, size_t col)
 
 /* ---- udr.Result ------------------------------------------------------- */
 
+/*
+ * A Result reads its rows as they are fetched: a query's rows come batch
+ * by batch from a udr_stream (the session's lock is taken for each batch),
+ * diff_rows' from one materialized result.  Rows already fetched are kept
+ * (as tuples) for to_dicts()/df(), up to KEEP_MAX; beyond that they are
+ * dropped, so that iterating over a large result needs memory for a batch,
+ * not for the result.  len(), rowcount, to_dicts() and df() read the rest
+ * ahead into memory without moving the cursor.
+ */
+#define KEEP_MAX 65536
+
 typedef struct {
 	PyObject_HEAD
-	udr_result *r;
-	size_t rows, cols;
-	size_t pos;            /* next row of fetchone / iteration */
-	PyObject *columns;     /* list of str, cached */
+	udr_stream *s;          /* NULL when materialized or done */
+	udrpy_db *db;           /* the session of s (strong reference) */
+	udr_result *owned;      /* a materialized result (diff_rows) */
+	const udr_result *cols; /* column names and types */
+	const udr_result *batch; /* the rows being fetched (borrowed) */
+	size_t bpos;            /* next row of batch */
+	int *conv;              /* CONV_* of each column */
+	size_t ncols;
+	size_t consumed;        /* rows fetched */
+	PyObject *kept;         /* list: the rows fetched, while not dropped */
+	int dropped;            /* some fetched rows were not kept */
+	PyObject *ahead;        /* list: rows read ahead, not fetched yet */
+	size_t apos;
+	int ended;              /* no rows after batch and ahead */
+	PyObject *columns;      /* list of str, cached */
 } udrpy_result;
 
-static PyObject *result_wrap(udr_result *r)
+static PyObject *result_new(udr_result *owned, udr_stream *s, udrpy_db *db)
 {
 	udrpy_result *o = PyObject_New(udrpy_result, &udrpy_ResultType);
+	const udr_result *cols = s ? udr_stream_columns(s) : owned;
 
 	if (o == NULL) {
-		udr_result_free(r);
+		udr_result_free(owned);
+		udr_stream_free(s);
 		return NULL;
 	}
-	o->r = r;
-	o->rows = udr_result_row_count(r);
-	o->cols = udr_result_column_count(r);
-	o->pos = 0;
+	o->s = s;
+	o->db = db;
+	Py_XINCREF(db);
+	o->owned = owned;
+	o->cols = cols;
+	o->batch = owned; /* a materialized result is one batch */
+	o->bpos = 0;
+	o->ncols = udr_result_column_count(cols);
+	o->consumed = 0;
+	o->dropped = 0;
+	o->apos = 0;
+	o->ended = s == NULL;
 	o->columns = NULL;
+	o->ahead = NULL;
+	o->kept = PyList_New(0);
+	o->conv = PyMem_Calloc(o->ncols + 1, sizeof *o->conv);
+	if (o->kept == NULL || o->conv == NULL) {
+		Py_DECREF(o);
+		return PyErr_NoMemory();
+	}
+	for (size_t c = 0; c < o->ncols; c++)
+		o->conv[c] = conv_of(udr_result_column_type_name(cols, c));
 	return (PyObject *)o;
 }
 
-static void result_dealloc(udrpy_result *o)
+/*
+ * Take the session of the stream (the database's pin and session lock, the
+ * GIL released while waiting): 1 taken; 0 when the database was closed,
+ * which read the stream's rows into memory (no lock needed); -1 with an
+ * exception.
+ */
+static int stream_lock(udrpy_result *o)
 {
-	udr_result_free(o->r);
-	Py_XDECREF(o->columns);
-	PyObject_Free(o);
+	udrpy_db *d = o->db;
+
+	if (d->pin.handle == NULL)
+		return 0;
+	if (udrpy_db_enter(d) == NULL)
+		return -1;
+	Py_BEGIN_ALLOW_THREADS
+	PyThread_acquire_lock(d->qlock, WAIT_LOCK);
+	Py_END_ALLOW_THREADS
+	return 1;
 }
 
-static PyObject *row_tuple(udrpy_result *o, size_t row)
+static void stream_unlock(udrpy_result *o, int locked)
 {
-	PyObject *t = PyTuple_New((Py_ssize_t)o->cols);
+	if (locked > 0) {
+		PyThread_release_lock(o->db->qlock);
+		udrpy_db_leave(o->db);
+	}
+}
 
-	for (size_t c = 0; t != NULL && c < o->cols; c++) {
-		PyObject *x = cell(o->r, row, c);
+/* The next batch into o->batch; o->ended at the end.  0 or -1. */
+static int next_batch(udrpy_result *o)
+{
+	const udr_result *b = NULL;
+	int locked, rc;
+
+	o->batch = NULL;
+	o->bpos = 0;
+	if (o->s == NULL || o->ended) {
+		o->ended = 1;
+		return 0;
+	}
+	if ((locked = stream_lock(o)) < 0)
+		return -1;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_stream_next(&b, o->s);
+	Py_END_ALLOW_THREADS
+	if (rc < 0) {
+		udrpy_raise(rc);
+	} else if (b == NULL) {
+		o->ended = 1; /* the stream let go of the session; its columns stay */
+	} else {
+		o->batch = b;
+	}
+	stream_unlock(o, locked);
+	return rc < 0 ? -1 : 0;
+}
+
+static PyObject *row_tuple(udrpy_result *o, const udr_result *r, size_t row)
+{
+	PyObject *t = PyTuple_New((Py_ssize_t)o->ncols);
+
+	for (size_t c = 0; t != NULL && c < o->ncols; c++) {
+		PyObject *x = cell(r, row, c, o->conv[c]);
 
 		if (x == NULL)
 			Py_CLEAR(t);
@@ -291,14 +553,114 @@ static PyObject *row_tuple(udrpy_result *o, size_t row)
 	return t;
 }
 
+/* The next row not read ahead (new reference); NULL at the end (no
+ * exception) or on error. */
+static PyObject *pull_row(udrpy_result *o)
+{
+	while (o->batch == NULL || o->bpos >= udr_result_row_count(o->batch)) {
+		if (o->ended || (o->batch == o->owned && o->owned != NULL)) {
+			o->batch = NULL;
+			o->ended = 1;
+			return NULL;
+		}
+		if (next_batch(o) < 0)
+			return NULL;
+	}
+	return row_tuple(o, o->batch, o->bpos++);
+}
+
+/* The next row for the cursor (new reference), kept while not dropped. */
+static PyObject *next_row(udrpy_result *o)
+{
+	PyObject *t;
+
+	if (o->ahead != NULL && o->apos < (size_t)PyList_GET_SIZE(o->ahead)) {
+		t = Py_NewRef(PyList_GET_ITEM(o->ahead, (Py_ssize_t)o->apos++));
+	} else {
+		Py_CLEAR(o->ahead);
+		o->apos = 0;
+		if ((t = pull_row(o)) == NULL)
+			return NULL;
+	}
+	o->consumed++;
+	if (!o->dropped) {
+		if ((size_t)PyList_GET_SIZE(o->kept) >= KEEP_MAX) {
+			o->dropped = 1;
+			Py_SETREF(o->kept, PyList_New(0));
+			if (o->kept == NULL) {
+				Py_DECREF(t);
+				return NULL;
+			}
+		} else if (PyList_Append(o->kept, t) < 0) {
+			Py_DECREF(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+/* Read every remaining row into o->ahead (the cursor does not move). */
+static int read_ahead(udrpy_result *o)
+{
+	PyObject *t;
+
+	if (o->ahead == NULL) {
+		if ((o->ahead = PyList_New(0)) == NULL)
+			return -1;
+		o->apos = 0;
+	}
+	while ((t = pull_row(o)) != NULL) {
+		int rc = PyList_Append(o->ahead, t);
+
+		Py_DECREF(t);
+		if (rc < 0)
+			return -1;
+	}
+	return PyErr_Occurred() ? -1 : 0;
+}
+
+static size_t result_rows(udrpy_result *o, int *err)
+{
+	*err = read_ahead(o);
+	return o->consumed + (size_t)PyList_GET_SIZE(o->ahead) - o->apos;
+}
+
+static void result_dealloc(udrpy_result *o)
+{
+	if (o->s != NULL && o->ended) {
+		udr_stream_free(o->s); /* done: no longer reads from the session */
+	} else if (o->s != NULL) {
+		PyObject *et, *ev, *tb;
+		int locked;
+
+		PyErr_Fetch(&et, &ev, &tb);
+		locked = stream_lock(o);
+		if (locked >= 0) {
+			udr_stream_free(o->s); /* DuckDB stops the query */
+			stream_unlock(o, locked);
+		}
+		/* else: the database is closing with a call in flight; the
+		 * stream is left to the session's close */
+		PyErr_Clear();
+		PyErr_Restore(et, ev, tb);
+	}
+	udr_result_free(o->owned);
+	Py_XDECREF(o->db);
+	Py_XDECREF(o->columns);
+	Py_XDECREF(o->kept);
+	Py_XDECREF(o->ahead);
+	PyMem_Free(o->conv);
+	PyObject_Free(o);
+}
+
 static PyObject *result_get_columns(udrpy_result *o, void *closure)
 {
 	(void)closure;
 	if (o->columns == NULL) {
-		PyObject *list = PyList_New((Py_ssize_t)o->cols);
+		PyObject *list = PyList_New((Py_ssize_t)o->ncols);
 
-		for (size_t c = 0; list != NULL && c < o->cols; c++) {
-			const char *n = udr_result_column_name(o->r, c);
+		for (size_t c = 0; list != NULL && c < o->ncols; c++) {
+			const char *n = udr_result_column_name(o->cols, c);
 			PyObject *s = PyUnicode_DecodeUTF8(n ? n : "", (Py_ssize_t)(n ? strlen(n) : 0),
 			                                   "backslashreplace");
 
@@ -316,11 +678,11 @@ static PyObject *result_get_columns(udrpy_result *o, void *closure)
 
 static PyObject *result_get_types(udrpy_result *o, void *closure)
 {
-	PyObject *list = PyList_New((Py_ssize_t)o->cols);
+	PyObject *list = PyList_New((Py_ssize_t)o->ncols);
 
 	(void)closure;
-	for (size_t c = 0; list != NULL && c < o->cols; c++) {
-		const char *n = udr_result_column_type_name(o->r, c);
+	for (size_t c = 0; list != NULL && c < o->ncols; c++) {
+		const char *n = udr_result_column_type_name(o->cols, c);
 		PyObject *s = PyUnicode_FromString(n ? n : "");
 
 		if (s == NULL)
@@ -333,8 +695,11 @@ static PyObject *result_get_types(udrpy_result *o, void *closure)
 
 static PyObject *result_get_rowcount(udrpy_result *o, void *closure)
 {
+	int err;
+	size_t n = result_rows(o, &err);
+
 	(void)closure;
-	return PyLong_FromSize_t(o->rows);
+	return err < 0 ? NULL : PyLong_FromSize_t(n);
 }
 
 PyDoc_STRVAR(fetchone_doc,
@@ -343,23 +708,29 @@ PyDoc_STRVAR(fetchone_doc,
 
 static PyObject *result_fetchone(udrpy_result *o, PyObject *unused)
 {
+	PyObject *t;
+
 	(void)unused;
-	if (o->pos >= o->rows)
+	t = next_row(o);
+	if (t == NULL && !PyErr_Occurred())
 		Py_RETURN_NONE;
-	return row_tuple(o, o->pos++);
+	return t;
 }
 
-static PyObject *rows_list(udrpy_result *o, size_t from, size_t to)
+/* Up to max next rows (all when max < 0) as a list. */
+static PyObject *fetch_list(udrpy_result *o, Py_ssize_t max)
 {
-	PyObject *list = PyList_New((Py_ssize_t)(to - from));
+	PyObject *list = PyList_New(0), *t;
 
-	for (size_t i = from; list != NULL && i < to; i++) {
-		PyObject *t = row_tuple(o, i);
-
-		if (t == NULL)
+	while (list != NULL && (max < 0 || PyList_GET_SIZE(list) < max)) {
+		if ((t = next_row(o)) == NULL) {
+			if (PyErr_Occurred())
+				Py_CLEAR(list);
+			break;
+		}
+		if (PyList_Append(list, t) < 0)
 			Py_CLEAR(list);
-		else
-			PyList_SET_ITEM(list, (Py_ssize_t)(i - from), t);
+		Py_DECREF(t);
 	}
 	return list;
 }
@@ -371,11 +742,8 @@ PyDoc_STRVAR(fetchall_doc,
 
 static PyObject *result_fetchall(udrpy_result *o, PyObject *unused)
 {
-	size_t from = o->pos;
-
 	(void)unused;
-	o->pos = o->rows;
-	return rows_list(o, from < o->rows ? from : o->rows, o->rows);
+	return fetch_list(o, -1);
 }
 
 PyDoc_STRVAR(fetchmany_doc,
@@ -385,17 +753,33 @@ PyDoc_STRVAR(fetchmany_doc,
 static PyObject *result_fetchmany(udrpy_result *o, PyObject *args)
 {
 	Py_ssize_t size = 1;
-	size_t from = o->pos, to;
 
 	if (!PyArg_ParseTuple(args, "|n:fetchmany", &size))
 		return NULL;
-	if (size < 0)
-		size = 0;
-	to = from + (size_t)size > o->rows ? o->rows : from + (size_t)size;
-	if (from > to)
-		from = to;
-	o->pos = to;
-	return rows_list(o, from, to);
+	return fetch_list(o, size < 0 ? 0 : size);
+}
+
+/* Every row, regardless of the cursor (a new list of tuples). */
+static PyObject *all_rows(udrpy_result *o)
+{
+	PyObject *list;
+
+	if (o->dropped)
+		return udrpy_raise_msg(udrpy_InterfaceError, UDR_EINVAL,
+		                       "the first %zu rows were fetched and not kept (a Result keeps up "
+		                       "to %d fetched rows): call to_dicts() or df() before fetching, "
+		                       "or run the query again", o->consumed, KEEP_MAX);
+	if (read_ahead(o) < 0)
+		return NULL;
+	list = PyList_GetSlice(o->kept, 0, PY_SSIZE_T_MAX);
+	if (list != NULL) {
+		PyObject *rest = PyList_GetSlice(o->ahead, (Py_ssize_t)o->apos, PY_SSIZE_T_MAX);
+
+		if (rest == NULL || PyList_SetSlice(list, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, rest) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(rest);
+	}
+	return list;
 }
 
 PyDoc_STRVAR(to_dicts_doc,
@@ -404,35 +788,39 @@ PyDoc_STRVAR(to_dicts_doc,
 
 static PyObject *result_to_dicts(udrpy_result *o, PyObject *unused)
 {
-	PyObject *cols = result_get_columns(o, NULL), *list;
+	PyObject *cols = result_get_columns(o, NULL), *rows, *list;
+	Py_ssize_t n;
 
 	(void)unused;
 	if (cols == NULL)
 		return NULL;
-	list = PyList_New((Py_ssize_t)o->rows);
-	for (size_t i = 0; list != NULL && i < o->rows; i++) {
-		PyObject *d = PyDict_New();
+	if ((rows = all_rows(o)) == NULL) {
+		Py_DECREF(cols);
+		return NULL;
+	}
+	n = PyList_GET_SIZE(rows);
+	list = PyList_New(n);
+	for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+		PyObject *t = PyList_GET_ITEM(rows, i), *d = PyDict_New();
 
-		for (size_t c = 0; d != NULL && c < o->cols; c++) {
-			PyObject *x = cell(o->r, i, c);
-
-			if (x == NULL || PyDict_SetItem(d, PyList_GET_ITEM(cols, c), x) < 0)
+		for (size_t c = 0; d != NULL && c < o->ncols; c++)
+			if (PyDict_SetItem(d, PyList_GET_ITEM(cols, (Py_ssize_t)c),
+			                   PyTuple_GET_ITEM(t, (Py_ssize_t)c)) < 0)
 				Py_CLEAR(d);
-			Py_XDECREF(x);
-		}
 		if (d == NULL)
 			Py_CLEAR(list);
 		else
-			PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+			PyList_SET_ITEM(list, i, d);
 	}
+	Py_DECREF(rows);
 	Py_DECREF(cols);
 	return list;
 }
 
 PyDoc_STRVAR(df_doc,
 "df() -> pandas.DataFrame\n\n"
-"Every row as a pandas DataFrame with the result's column names (needs\n"
-"pandas; ImportError otherwise).");
+"Every row (regardless of the cursor) as a pandas DataFrame with the\n"
+"result's column names (needs pandas; ImportError otherwise).");
 
 static PyObject *result_df(udrpy_result *o, PyObject *unused)
 {
@@ -442,7 +830,7 @@ static PyObject *result_df(udrpy_result *o, PyObject *unused)
 	pandas = PyImport_ImportModule("pandas");
 	if (pandas == NULL)
 		return NULL;
-	rows = rows_list(o, 0, o->rows);
+	rows = all_rows(o);
 	cols = result_get_columns(o, NULL);
 	if (rows == NULL || cols == NULL) {
 		Py_XDECREF(rows);
@@ -471,14 +859,15 @@ static PyObject *result_df(udrpy_result *o, PyObject *unused)
 
 static PyObject *result_iternext(udrpy_result *o)
 {
-	if (o->pos >= o->rows)
-		return NULL;
-	return row_tuple(o, o->pos++);
+	return next_row(o);
 }
 
 static Py_ssize_t result_len(udrpy_result *o)
 {
-	return (Py_ssize_t)o->rows;
+	int err;
+	size_t n = result_rows(o, &err);
+
+	return err < 0 ? -1 : (Py_ssize_t)n;
 }
 
 static PyObject *result_repr(udrpy_result *o)
@@ -487,7 +876,12 @@ static PyObject *result_repr(udrpy_result *o)
 
 	if (cols == NULL)
 		return NULL;
-	r = PyUnicode_FromFormat("<udr.Result %zu rows, columns=%R>", o->rows, cols);
+	if ((o->s == NULL || o->ended) && o->ahead == NULL)
+		r = PyUnicode_FromFormat("<udr.Result %zu rows, columns=%R>",
+		                         o->consumed + (o->batch ? udr_result_row_count(o->batch) - o->bpos : 0),
+		                         cols);
+	else
+		r = PyUnicode_FromFormat("<udr.Result columns=%R>", cols);
 	Py_DECREF(cols);
 	return r;
 }
@@ -512,13 +906,22 @@ static PyGetSetDef result_getset[] = {
 	{NULL, NULL, NULL, NULL, NULL}};
 
 PyDoc_STRVAR(result_doc,
-"Result - a materialized query result from Database.sql, read or\n"
-"diff_rows, independent of the database once returned.\n\n"
-"Values: BIGINT and smaller integers -> int, DOUBLE/FLOAT -> float,\n"
-"BOOLEAN -> bool, VARCHAR -> str, BLOB -> bytes, NULL -> None; every other\n"
-"type (DECIMAL, DATE, TIMESTAMP, HUGEINT, UBIGINT, LIST, ...) -> str, as\n"
-"DuckDB prints it.  fetchone()/fetchmany()/fetchall() and iteration read\n"
-"from a cursor; len(), to_dicts() and df() cover every row.");
+"Result - the rows of Database.sql, read or diff_rows.\n\n"
+"Values: BIGINT and smaller integers, HUGEINT, UBIGINT -> int,\n"
+"DOUBLE/FLOAT -> float, DECIMAL -> decimal.Decimal, BOOLEAN -> bool,\n"
+"VARCHAR -> str, BLOB -> bytes, DATE -> datetime.date, TIMESTAMP (and _S,\n"
+"_MS) -> naive datetime.datetime, TIMESTAMP WITH TIME ZONE -> aware\n"
+"datetime (UTC), TIME -> datetime.time, UUID -> uuid.UUID, NULL -> None;\n"
+"other types (LIST, STRUCT, INTERVAL, TIMESTAMP_NS, ...) and values Python\n"
+"cannot hold (years beyond 1..9999, infinity) -> str, as DuckDB prints it.\n"
+"A query's rows are read from DuckDB batch by batch as they are fetched\n"
+"(fetchone()/fetchmany()/iteration need memory for a batch, not for the\n"
+"result); fetchall() reads the rest.  len(), rowcount, to_dicts() and df()\n"
+"cover every row: they read the rest ahead without moving the cursor.\n"
+"Fetched rows are kept for to_dicts()/df() up to 65,536; beyond that they\n"
+"raise InterfaceError.  A Result stays readable after the database is\n"
+"closed (the rest is read into memory then), and after other queries on\n"
+"the same database (likewise).");
 
 PyTypeObject udrpy_ResultType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
@@ -762,7 +1165,7 @@ fail:
 }
 
 PyDoc_STRVAR(sql_doc,
-"sql(query, params=None, versions=None) -> Result\n\n"
+"sql(query, params=None, versions=None, message=None) -> Result\n\n"
 "Run one SQL statement over the tables (docs/QUERY.md): a bare table name\n"
 "is its latest version (one snapshot for the whole statement); NAME@REF\n"
 "picks one ('users@3', 'users@2026-11-01T12:00:00Z', 'users@commit:12').\n"
@@ -772,22 +1175,25 @@ PyDoc_STRVAR(sql_doc,
 "query (values: a version number, a reference string, or an aware\n"
 "datetime).  Raises InvalidArgumentError for a SQL error (DuckDB's message),\n"
 "NotFoundError for an unknown table or version, IntegrityError for a\n"
-"damaged part.  The GIL is released while the query runs.");
+"damaged part.  INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE and DROP\n"
+"TABLE on tables commit new versions (with message); BEGIN ... COMMIT over\n"
+"several calls commits them together (ConflictError when another writer\n"
+"changed a written table first).  The GIL is released while the query runs.");
 
 static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"query", "params", "versions", NULL};
+	static char *kwlist[] = {"query", "params", "versions", "message", NULL};
 	PyObject *qobj, *pobj = Py_None, *vobj = Py_None, *keep = NULL;
-	const char *sql;
+	const char *sql, *message = NULL;
 	char *pinned = NULL;
 	udr_value *vals = NULL;
 	size_t nvals = 0;
-	udr_result *r = NULL;
+	udr_stream *r = NULL;
 	udr_query *q;
 	pins p;
 	int rc = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:sql", kwlist, &qobj, &pobj, &vobj))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOz:sql", kwlist, &qobj, &pobj, &vobj, &message))
 		return NULL;
 	if ((sql = udrpy_cstr(qobj, "query")) == NULL)
 		return NULL;
@@ -811,7 +1217,10 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 		const char *text = pinned ? pinned : sql;
 
 		Py_BEGIN_ALLOW_THREADS
-		rc = udr_query_sql(&r, q, text, vals, nvals);
+		/* the message of what this call commits (a write, or BEGIN) */
+		rc = udr_query_set_message(q, message);
+		if (rc == 0)
+			rc = udr_query_sql_stream(&r, q, text, vals, nvals);
 		Py_END_ALLOW_THREADS
 	}
 	if (rc < 0)
@@ -823,10 +1232,10 @@ done:
 	Py_XDECREF(keep);
 	pins_free(&p);
 	if (rc != 0 || PyErr_Occurred()) {
-		udr_result_free(r);
+		udr_stream_free(r);
 		return NULL;
 	}
-	return result_wrap(r);
+	return result_new(NULL, r, d);
 }
 
 /* The version number of table at ref (NULL: latest), then a Result of
@@ -836,7 +1245,7 @@ static PyObject *select_version(udrpy_db *d, const char *table, const char *ref)
 	char name[UDR_TABLE_NAME_MAX + 1], sql[UDR_TABLE_NAME_MAX + 64];
 	const char *at = strchr(table, '@');
 	size_t nlen = at ? (size_t)(at - table) : strlen(table);
-	udr_result *r = NULL;
+	udr_stream *r = NULL;
 	udr_query *q;
 	uint64_t num = 0;
 	int rc;
@@ -852,13 +1261,13 @@ static PyObject *select_version(udrpy_db *d, const char *table, const char *ref)
 	if (rc == 0) {
 		/* resolve checked the name ([A-Za-z0-9_.-]): safe to quote. */
 		snprintf(sql, sizeof sql, "SELECT * FROM \"%s@%llu\"", name, (unsigned long long)num);
-		rc = udr_query_sql(&r, q, sql, NULL, 0);
+		rc = udr_query_sql_stream(&r, q, sql, NULL, 0);
 	}
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		udrpy_raise(rc);
 	session_leave(d);
-	return rc < 0 ? NULL : result_wrap(r);
+	return rc < 0 ? NULL : result_new(NULL, r, d);
 }
 
 PyDoc_STRVAR(read_doc,
@@ -1009,7 +1418,7 @@ static PyObject *db_diff_rows(udrpy_db *d, PyObject *args, PyObject *kwds)
 	session_leave(d);
 	PyMem_Free(keys);
 	Py_DECREF(kseq);
-	return rc < 0 ? NULL : result_wrap(r);
+	return rc < 0 ? NULL : result_new(r, NULL, NULL);
 fail:
 	PyMem_Free(keys);
 	Py_DECREF(kseq);
@@ -1030,7 +1439,10 @@ PyDoc_STRVAR(write_doc,
 "NDJSON, by extension or format=), a list of dicts (rows), a dict of\n"
 "columns (name -> list of values), or a pandas DataFrame; in-memory data\n"
 "goes through a temporary NDJSON file, which keeps the JSON types (int ->\n"
-"BIGINT, float -> DOUBLE, bool -> BOOLEAN, str -> VARCHAR, None -> NULL).\n"
+"BIGINT, float -> DOUBLE, bool -> BOOLEAN, str -> VARCHAR, None -> NULL);\n"
+"a column of aware datetimes (pandas Timestamps with tz) becomes TIMESTAMP\n"
+"WITH TIME ZONE, of naive ones TIMESTAMP, of dates DATE, of times TIME, of\n"
+"Decimals DECIMAL(p,s), of UUIDs UUID (bytes: write a Parquet file).\n"
 "mode 'overwrite' makes a version of only this data; 'append' keeps the\n"
 "previous version's parts (columns must match by name and order; a missing\n"
 "table is created).  Raises InvalidArgumentError for unreadable data or a\n"
@@ -1039,17 +1451,20 @@ PyDoc_STRVAR(write_doc,
 
 static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"table", "data", "mode", "format", "message", NULL};
-	PyObject *tobj, *data, *fobj = Py_None, *mobj = Py_None, *paths = NULL, *tmp = NULL;
-	const char *table, *mode = "overwrite", **files = NULL;
+	static char *kwlist[] = {"table", "data", "mode", "format", "message", "branch", NULL};
+	PyObject *tobj, *data, *fobj = Py_None, *mobj = Py_None, *bobj = Py_None, *paths = NULL, *tmp = NULL;
+	PyObject *ret = NULL, *tlist = NULL;
+	const char *table, *mode = "overwrite", **files = NULL, **types = NULL;
 	udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
 	uint64_t version = 0;
 	Py_ssize_t nfiles = 0;
 	udr_query *q;
 	int rc = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|s$OO:write", kwlist, &tobj, &data, &mode,
-	                                 &fobj, &mobj))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|s$OOO:write", kwlist, &tobj, &data, &mode,
+	                                 &fobj, &mobj, &bobj))
+		return NULL;
+	if (bobj != Py_None && (io.ref = udrpy_cstr(bobj, "branch")) == NULL)
 		return NULL;
 	if ((table = udrpy_cstr(tobj, "table name")) == NULL)
 		return NULL;
@@ -1080,15 +1495,34 @@ static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 
 		if (mod == NULL)
 			return NULL;
-		tmp = PyObject_CallMethod(mod, "write_temp", "O", data);
+		ret = PyObject_CallMethod(mod, "write_temp", "O", data);
 		Py_DECREF(mod);
-		if (tmp == NULL)
+		if (ret == NULL)
 			return NULL;
+		/* (path, [(column, type), ...]): the columns JSON has no type for */
+		if (!PyArg_ParseTuple(ret, "OO!", &tmp, &PyList_Type, &tlist)) {
+			Py_DECREF(ret);
+			return NULL;
+		}
+		Py_INCREF(tmp);
 		paths = PyList_New(1);
 		if (paths == NULL)
 			goto done;
 		PyList_SET_ITEM(paths, 0, Py_NewRef(tmp));
 		io.format = UDR_FORMAT_NDJSON;
+		io.ntypes = (size_t)PyList_GET_SIZE(tlist);
+		types = PyMem_Calloc(2 * io.ntypes + 1, sizeof *types);
+		if (types == NULL) {
+			PyErr_NoMemory();
+			goto done;
+		}
+		for (size_t i = 0; i < io.ntypes; i++) {
+			PyObject *pair = PyList_GET_ITEM(tlist, (Py_ssize_t)i);
+
+			if (!PyArg_ParseTuple(pair, "ss", &types[2 * i], &types[2 * i + 1]))
+				goto done;
+		}
+		io.types = types;
 	}
 	nfiles = PyList_GET_SIZE(paths);
 	files = PyMem_Calloc((size_t)nfiles, sizeof *files);
@@ -1124,6 +1558,8 @@ done:
 		Py_DECREF(tmp);
 	}
 	PyMem_Free(files);
+	PyMem_Free(types);
+	Py_XDECREF(ret); /* after the import: types point into it */
 	Py_XDECREF(paths);
 	if (rc < 0 || PyErr_Occurred())
 		return NULL;

@@ -402,7 +402,8 @@ static int add_exception(PyObject *m, PyObject **slot, const char *name, const c
 }
 
 /* PEP 249 (DB-API 2.0) classes that UDR's own errors derive from. */
-static PyObject *udrpy_Warning, *udrpy_InterfaceError, *udrpy_DatabaseError, *udrpy_DataError,
+PyObject *udrpy_InterfaceError; /* pyquery.c: rows fetched and no longer kept */
+static PyObject *udrpy_Warning, *udrpy_DatabaseError, *udrpy_DataError,
 	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError,
 	*udrpy_NotSupportedError;
 
@@ -464,6 +465,12 @@ static int add_exceptions(PyObject *m)
 	                  "states the expected number (UDR_ECONFLICT).  A PEP 249\n"
 	                  "OperationalError.",
 	                  Py_NewRef(udrpy_OperationalError)) < 0)
+		return -1;
+	if (add_exception(m, &udrpy_MergeConflictError, "MergeConflictError",
+	                  "A merge found tables changed on both sides and wrote nothing; its\n"
+	                  ".conflicts lists them ({table, base, ours, theirs}) and .result is\n"
+	                  "what Database.merge would have returned.  A ConflictError.",
+	                  Py_NewRef(udrpy_ConflictError)) < 0)
 		return -1;
 	if (add_exception(m, &udrpy_IntegrityError, "IntegrityError",
 	                  "Stored data or metadata is damaged, e.g. a chunk does not match its\n"
@@ -549,6 +556,7 @@ PyMODINIT_FUNC PyInit__udr(void)
 	    add_type(m, &udrpy_CatalogType, "Catalog", "PyCatalog") < 0 ||
 	    add_type(m, &udrpy_VersionType, "TableVersion", "PyTableVersion") < 0 ||
 	    add_methods(&udrpy_DatabaseType, udrpy_query_methods) < 0 ||
+	    add_methods(&udrpy_DatabaseType, udrpy_refs_methods) < 0 ||
 	    add_type(m, &udrpy_DatabaseType, "Database", NULL) < 0 ||
 	    add_type(m, &udrpy_TxnType, "Transaction", NULL) < 0 ||
 	    add_type(m, &udrpy_SubscriptionType, "Subscription", NULL) < 0 ||

@@ -36,10 +36,12 @@ void udrpy_pin_close(udrpy_pin *pin);
 extern PyObject *udrpy_Error;
 extern PyObject *udrpy_NotFoundError;
 extern PyObject *udrpy_ConflictError;
+extern PyObject *udrpy_MergeConflictError; /* pyrefs.c: a ConflictError with .conflicts */
 extern PyObject *udrpy_IntegrityError;
 extern PyObject *udrpy_InvalidArgumentError;
 extern PyObject *udrpy_IOError;
 extern PyObject *udrpy_LockedError;
+extern PyObject *udrpy_InterfaceError;
 
 /* Raise the Python exception for libudr return code rc, with the message of
  * udr_error_last() (call on the thread that made the failing call).
@@ -190,6 +192,8 @@ extern const char udrpy_seq_at_doc[];
 /* pyquery.c: Database methods (sql, read, write, export, diff_rows) and
  * the session's end, called when the database handle is really closed. */
 extern PyMethodDef udrpy_query_methods[];
+/* Branches, tags, merges (pyrefs.c): methods of Database. */
+extern PyMethodDef udrpy_refs_methods[];
 void udrpy_query_close(udrpy_db *d);
 int udrpy_query_setup(udrpy_db *d);
 void udrpy_query_teardown(udrpy_db *d);

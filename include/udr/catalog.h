@@ -214,8 +214,14 @@ typedef struct udr_commit {
 	char *branch;         /**< branch name ("main") */
 	char *author;         /**< from UDR_AUTHOR, else the user name */
 	char *message;        /**< NULL when none */
-	udr_change *changes;  /**< the table versions it made, in commit order */
+	udr_change *changes;  /**< the table versions it made, in commit order (none for ref records) */
 	size_t nchanges;
+	char *op;             /**< NULL for a commit; else "create", "reset", "delete", "tag", "untag", "merge",
+	                           "cherry-pick", "revert" */
+	char *ref;            /**< ref records: "branch:NAME" or "tag:NAME"; NULL otherwise */
+	uint64_t *parents;    /**< all parents (parents[0] == parent; a merge has two); NULL when none */
+	size_t nparents;
+	uint64_t source;      /**< cherry-pick and revert: the commit picked or reverted (0 otherwise) */
 } udr_commit;
 
 /** Free a commit record (accepts NULL). */

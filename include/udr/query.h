@@ -140,6 +140,15 @@ UDR_EXTERN void udr_query_close(udr_query *q);
 UDR_EXTERN int udr_query_sql(udr_result **out, udr_query *q, const char *sql,
                              const udr_value *params, size_t nparams);
 
+/**
+ * The commit message of the versions that SQL writes of this session commit
+ * from now on (INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE, DROP TABLE;
+ * see docs/QUERY.md, "Writing tables with SQL").
+ * @param message copied; NULL for none
+ * @return 0; UDR_EINVAL (NULL session); UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_set_message(udr_query *q, const char *message);
+
 /** File formats for import, export and udr_query_sql_to_file. */
 #define UDR_FORMAT_AUTO    0 /**< from the file name's extension */
 #define UDR_FORMAT_PARQUET 1 /**< .parquet, .pq */
@@ -167,16 +176,30 @@ UDR_EXTERN int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *s
 #define UDR_IMPORT_APPEND    1 /**< the new version keeps the previous version's
                                     parts (no data copied) and adds new ones */
 
-#define UDR_IMPORT_OPTIONS_VERSION 1
-/** Options of the imports. */
+#define UDR_IMPORT_OPTIONS_VERSION 2 /* 2 added keys and types (version 1 still accepted) */
+/** Options of the imports (version 1, without keys and types, is still accepted). */
 typedef struct udr_import_options {
 	unsigned int version;  /**< UDR_IMPORT_OPTIONS_VERSION */
 	int format;            /**< UDR_FORMAT_*, AUTO from the first file's extension */
 	int mode;              /**< UDR_IMPORT_OVERWRITE or UDR_IMPORT_APPEND */
 	const char *message;   /**< commit message (may be NULL) */
-	const char *ref;       /**< reserved for branches: NULL */
+	const char *ref;       /**< the branch to commit on (NAME or branch:NAME); NULL: main */
+	const char *const *keys; /**< (version 2) with UDR_IMPORT_OVERWRITE: the files are a
+	                              full new copy of the table whose rows are matched on
+	                              these columns (unique in both): the new version keeps
+	                              the rows that did not change and stores only the others
+	                              (deletion vectors, new parts); NULL: store every row */
+	size_t nkeys;          /**< (version 2) number of keys */
+	const char *const *types; /**< CSV and JSON files (version 2): NULL, or ntypes
+	                               pairs flattened, types[2*i] a column of the data
+	                               and types[2*i+1] the DuckDB type it is read as
+	                               ("TIMESTAMP WITH TIME ZONE"; text values are cast
+	                               as by CAST); the other columns' types are
+	                               detected.  An append reads with the table's types. */
+	size_t ntypes;         /**< number of pairs in types */
 } udr_import_options;
-#define UDR_IMPORT_OPTIONS_INIT {UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL}
+#define UDR_IMPORT_OPTIONS_INIT \
+	{UDR_IMPORT_OPTIONS_VERSION, UDR_FORMAT_AUTO, UDR_IMPORT_OVERWRITE, NULL, NULL, NULL, 0, NULL, 0}
 
 /**
  * Import files (all of one format) as the next version of table.  The rows
@@ -190,7 +213,9 @@ typedef struct udr_import_options {
  * @param files nfiles >= 1 paths
  * @param opts NULL for defaults (overwrite, format from the extension)
  * @return 0; UDR_EINVAL (bad table name, unknown format, unreadable content
- *         with DuckDB's message, schema mismatch); UDR_ENOTFOUND (a file, or
+ *         with DuckDB's message, schema mismatch, a column of opts->types
+ *         not in the data, a type DuckDB does not know or a value that does
+ *         not cast to it); UDR_ENOTFOUND (a file, or
  *         the previous version of an append: no such table); UDR_ECORRUPT;
  *         UDR_EIO; UDR_ENOMEM.  Nothing is committed on error.
  */
@@ -206,6 +231,45 @@ UDR_EXTERN int udr_query_import(uint64_t *version, udr_query *q, const char *tab
 UDR_EXTERN int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table,
                                     const char *sql, const udr_value *params, size_t nparams,
                                     const udr_import_options *opts);
+
+#define UDR_OPTIMIZE_OPTIONS_VERSION 1
+/** Options of udr_query_optimize and of the compaction after SQL writes. */
+typedef struct udr_optimize_options {
+	unsigned int version;     /**< UDR_OPTIMIZE_OPTIONS_VERSION */
+	int full;                 /**< 1: rewrite every part (one sequence of full parts) */
+	unsigned int deleted_pct; /**< rewrite a part whose deletion vector deletes at least
+	                               this percentage of its rows (1..100; 0: never) */
+	unsigned int small_parts; /**< merge the parts of fewer than 122,880 rows (one row
+	                               group) once there are at least this many (0: never) */
+	const char *message;      /**< commit message (may be NULL) */
+} udr_optimize_options;
+#define UDR_OPTIMIZE_OPTIONS_INIT {UDR_OPTIMIZE_OPTIONS_VERSION, 0, 25, 8, NULL}
+
+/**
+ * Compact a table's latest version: the parts the thresholds select (see
+ * udr_optimize_options) are replaced by new parts holding their rows that
+ * are not deleted, appended after the parts kept (which keep their deletion
+ * vectors).  Identical rows give identical parts (stored once).  Nothing is
+ * committed when nothing passes a threshold (or the rewrite equals the
+ * version).  The rows read are the same before and after.
+ * @param[out] version the version committed, 0 when none (may be NULL)
+ * @return 0; UDR_EINVAL (bad options, a table that is not Parquet parts);
+ *         UDR_ENOTFOUND (table); UDR_ECONFLICT (another writer committed
+ *         the table meanwhile); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_optimize(uint64_t *version, udr_query *q, const char *table,
+                                  const udr_optimize_options *opts);
+
+/**
+ * The thresholds of the compaction that runs after each SQL write of the
+ * session (for every table the write changed, as udr_query_optimize with
+ * opts, except that only parts of at least 122,880 rows are rewritten for
+ * their deleted rows; a second commit, made only when a threshold is
+ * passed).  The
+ * default is UDR_OPTIMIZE_OPTIONS_INIT; NULL turns it off.
+ * @return 0; UDR_EINVAL.
+ */
+UDR_EXTERN int udr_query_set_compaction(udr_query *q, const udr_optimize_options *opts);
 
 /**
  * Export a table version to a file (atomically, as udr_query_sql_to_file).
@@ -340,6 +404,64 @@ UDR_EXTERN int udr_result_format(char **out, size_t *len, const udr_result *r, i
  * @return 0; UDR_EINVAL; UDR_EIO naming the failed write; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_result_write(const udr_result *r, int fd, int format);
+
+/* ---- streaming results ------------------------------------------------------ */
+
+/** A result read batch by batch while the query runs (opaque). */
+typedef struct udr_stream udr_stream;
+
+/**
+ * Run one SQL statement as udr_query_sql does, and read its rows batch by
+ * batch instead of materializing them: memory is bounded by a batch (one
+ * DuckDB chunk, 2,048 rows), and the first rows are available as soon as
+ * DuckDB produces them.  Errors of binding (SQL, references, parameters,
+ * damaged parts checked before the scan) are returned here; errors DuckDB
+ * meets while running come from udr_stream_next.  Writes to UDR tables,
+ * transaction statements and BEGIN ... COMMIT scripts run whole, as
+ * udr_query_sql runs them (committed with udr_query_set_message's
+ * message); the stream then returns their result from memory.
+ *
+ * A session runs one statement at a time: when another call uses q while
+ * a stream of q is open, the stream's remaining rows are first read into
+ * memory (it stays valid and returns them), as they are when q is closed.
+ * The stream holds the query cache's shared lock until it ends.
+ * @param[out] out the stream, freed with udr_stream_free (accepts NULL)
+ * @return as udr_query_sql.
+ */
+UDR_EXTERN int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql,
+                                    const udr_value *params, size_t nparams);
+
+/**
+ * The columns of the stream: a result with no rows carrying the names and
+ * types (udr_result_column_*), borrowed, valid until udr_stream_free.
+ */
+UDR_EXTERN const udr_result *udr_stream_columns(const udr_stream *s);
+
+/**
+ * The next batch of rows.
+ * @param[out] out a result of one or more rows (the columns of the stream),
+ *             borrowed: valid until the next udr_stream_next or
+ *             udr_stream_free; NULL once every row was returned
+ * @return 0; UDR_EINVAL (a SQL error while running, e.g. a failed cast),
+ *         UDR_ECORRUPT (a damaged part), UDR_EIO, UDR_ENOMEM: the stream
+ *         ends with that error (the next calls return it again).
+ */
+UDR_EXTERN int udr_stream_next(const udr_result **out, udr_stream *s);
+
+/**
+ * Render the rest of the stream to a file descriptor in a UDR_OUTPUT_*
+ * format, batch by batch (bounded memory).  The aligned table is measured
+ * per batch: column widths come from the header and the rows so far, so a
+ * later batch with a wider value widens that column from then on.  When
+ * the reader of a pipe went away (EPIPE), the output stops with UDR_EIO
+ * and errno is left EPIPE, so that a caller can stop quietly (`| head`).
+ * @param[out] rows rows written (may be NULL)
+ * @return 0; UDR_EINVAL (format); UDR_EIO; the errors of udr_stream_next.
+ */
+UDR_EXTERN int udr_stream_write(uint64_t *rows, udr_stream *s, int fd, int format);
+
+/** End a stream (accepts NULL): DuckDB stops the query. */
+UDR_EXTERN void udr_stream_free(udr_stream *s);
 
 #ifdef __cplusplus
 }

@@ -10,5 +10,6 @@
 #include "db.h"
 #include "txn.h"
 #include "log.h"
+#include "refs.h"
 
 #endif

@@ -26,7 +26,7 @@ HAVE_QUERY: bool
 # '2026-11-01T12:00:00Z', '2026-11-01T13:00:00+01:00', '2026-11-01': the end
 # of that day, UTC), a timezone-aware datetime, or a date (the end of it).
 _Ref = Union[int, str, datetime.datetime, datetime.date]
-_Value = Any  # None | bool | int | float | str | bytes
+_Value = Any  # None | bool | int | float | str | bytes | Decimal | date | datetime | time | UUID
 
 class Warning(Exception):
     """PEP 249 Warning (not raised today)."""
@@ -57,6 +57,12 @@ class NotFoundError(ProgrammingError, KeyError):
 
 class ConflictError(OperationalError):
     """The version number is not latest + 1; the message states the expected one."""
+
+class MergeConflictError(ConflictError):
+    """A merge found tables changed on both sides and wrote nothing."""
+
+    conflicts: list[dict[str, Any]]
+    result: dict[str, Any]
 
 class IntegrityError(DatabaseError):
     """Stored data or metadata is damaged (also PEP 249's IntegrityError)."""
@@ -315,7 +321,7 @@ class Subscription:
 
 @final
 class Result:
-    """A materialized query result."""
+    """A query result, read batch by batch as rows are fetched."""
 
     @property
     def columns(self) -> list[str]: ...
@@ -472,6 +478,7 @@ class Database:
         *,
         format: Optional[str] = None,
         message: Optional[str] = None,
+        branch: Optional[str] = None,
     ) -> int:
         """Import a file, rows, columns or a DataFrame as the next version."""
     def export(
@@ -486,6 +493,54 @@ class Database:
         self, table: str, old: _Ref, new: _Ref, keys: Union[str, Sequence[str]]
     ) -> Result:
         """Row differences between two versions, joined on keys."""
+    def branches(self) -> dict[str, int]:
+        """Every branch and its head commit."""
+    def tags(self) -> dict[str, int]:
+        """Every tag and the commit it names."""
+    def create_branch(self, name: str, from_: Optional[str] = None) -> int:
+        """Create a branch at a ref (default main's head); the record's commit."""
+    def delete_branch(self, name: str) -> int:
+        """Delete a branch (never main)."""
+    def reset_branch(self, name: str, to: str) -> int:
+        """Move a branch to the commit a ref names."""
+    def tag(self, name: str, ref: Optional[str] = None) -> int:
+        """Tag a commit (immutable)."""
+    def delete_tag(self, name: str) -> int:
+        """Delete a tag."""
+    def resolve(self, ref: str) -> int:
+        """The commit a ref names."""
+    def reflog(self, name: str = "main", limit: int = 0) -> list[dict[str, Any]]:
+        """The moves of a branch, newest first."""
+    def merge(
+        self,
+        source: str,
+        into: Optional[str] = None,
+        strategy: Optional[Literal["ours", "theirs"]] = None,
+        tables: Optional[Mapping[str, Literal["ours", "theirs"]]] = None,
+        dry_run: bool = False,
+        message: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Merge a ref into a branch (MergeConflictError with conflicts)."""
+    def diff(self, a: str, b: str) -> list[dict[str, Any]]:
+        """Tables added, removed or changed between two refs."""
+    def cherry_pick(
+        self,
+        commit: Union[int, str],
+        branch: Optional[str] = None,
+        strategy: Optional[Literal["ours", "theirs"]] = None,
+        dry_run: bool = False,
+        message: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Apply one commit's table changes to a branch (MergeConflictError with conflicts)."""
+    def revert(
+        self,
+        commit: Union[int, str],
+        branch: Optional[str] = None,
+        strategy: Optional[Literal["ours", "theirs"]] = None,
+        dry_run: bool = False,
+        message: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Undo one commit's table changes on a branch (MergeConflictError with conflicts)."""
     def close(self) -> None:
         """Close the database, its store and catalog (idempotent)."""
     def __enter__(self) -> Self: ...

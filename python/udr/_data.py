@@ -4,8 +4,19 @@ Called by the C extension (udr._udr) when Database.write gets data that is
 not a file path: a list of dicts (rows), a dict of columns, or a pandas
 DataFrame.  NDJSON keeps the JSON types, so DuckDB reads int as BIGINT,
 float as DOUBLE, bool as BOOLEAN, str as VARCHAR, None as NULL, and nested
-lists/dicts as LIST/STRUCT.  datetime, date, time are written in ISO 8601
-(DuckDB detects TIMESTAMP/DATE/TIME), Decimal and UUID as text.
+lists/dicts as LIST/STRUCT.  Values JSON has no type for are written as
+text, and a column whose values are all of one such kind is read as its
+type (the column types returned with the file):
+
+    aware datetime (pandas Timestamp with tz) -> TIMESTAMP WITH TIME ZONE
+    naive datetime (pandas Timestamp)         -> TIMESTAMP (TIMESTAMP_NS
+                                                 when nanoseconds are set)
+    date -> DATE, time -> TIME, uuid.UUID -> UUID,
+    decimal.Decimal -> DECIMAL(p, s) wide enough for every value (p <= 38)
+
+A column that mixes kinds keeps the text (VARCHAR).  bytes cannot be
+written (DuckDB's JSON reader takes a BLOB's text as its bytes, escapes
+and all): write a Parquet file.  In a DataFrame, NaN/NaT/None are NULL.
 """
 
 import datetime
@@ -20,15 +31,86 @@ from collections.abc import Mapping
 __all__ = ["write_temp"]
 
 
-def _default(value):
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, (decimal.Decimal, uuid.UUID)):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
+def _nanos(v):
+    return getattr(v, "nanosecond", 0)
+
+
+def _kind(v):
+    """The kind of a value JSON has no type for (None for JSON's own)."""
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None and v.utcoffset() is not None:
+            return "tz"
+        return "naive_ns" if _nanos(v) else "naive"
+    if isinstance(v, datetime.date):
+        return "date"
+    if isinstance(v, datetime.time):
+        return "time" if v.tzinfo is None else "other"
+    if isinstance(v, uuid.UUID):
+        return "uuid"
+    if isinstance(v, (bytes, bytearray, memoryview)):
         raise TypeError("bytes values cannot be written from Python rows (NDJSON has no "
                         "binary type); write a Parquet file instead")
-    raise TypeError("cannot write a value of type %s" % type(value).__name__)
+    if isinstance(v, decimal.Decimal):
+        return "decimal" if v.is_finite() else "other"
+    return None
+
+
+def _text(v, kind):
+    if kind == "tz" and _nanos(v):
+        raise ValueError("cannot write %r: TIMESTAMP WITH TIME ZONE holds microseconds, the "
+                         "nanoseconds would be lost" % (v,))
+    if kind == "decimal":
+        return format(v, "f")
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        return v.isoformat()
+    return str(v)
+
+
+def _decimal_digits(d):
+    """(digits before the point, digits after) of a finite Decimal."""
+    _sign, digits, exp = d.as_tuple()
+    scale = max(0, -exp)
+    whole = max(0, len(digits) + exp)
+    return whole, scale
+
+
+class _Columns:
+    """What kinds of values each column holds."""
+
+    def __init__(self):
+        self.kinds = {}   # name -> set of kinds (None: JSON's own types)
+        self.dec = {}     # name -> [whole digits, scale]
+
+    def see(self, name, v):
+        if v is None:
+            self.kinds.setdefault(name, set())
+            return None
+        k = _kind(v)
+        self.kinds.setdefault(name, set()).add(k)
+        if k == "decimal":
+            w, s = _decimal_digits(v)
+            d = self.dec.setdefault(name, [0, 0])
+            d[0], d[1] = max(d[0], w), max(d[1], s)
+        return k
+
+    def types(self):
+        out = []
+        for name, kinds in self.kinds.items():
+            if kinds == {"naive", "naive_ns"}:
+                kinds = {"naive_ns"}
+            if len(kinds) != 1:
+                continue
+            k = next(iter(kinds))
+            t = {"tz": "TIMESTAMP WITH TIME ZONE", "naive": "TIMESTAMP",
+                 "naive_ns": "TIMESTAMP_NS", "date": "DATE", "time": "TIME",
+                 "uuid": "UUID"}.get(k)
+            if k == "decimal":
+                whole, scale = self.dec[name]
+                if whole + scale <= 38:
+                    t = "DECIMAL(%d,%d)" % (max(whole + scale, 1), scale)
+            if t:
+                out.append((name, t))
+        return out
 
 
 def _check_float(value):
@@ -42,8 +124,28 @@ def _is_dataframe(data):
     return mod.startswith("pandas.") and hasattr(data, "to_json") and hasattr(data, "columns")
 
 
+def _frame_rows(df):
+    """The rows of a DataFrame as dicts of Python values (NaN/NaT -> None)."""
+    import pandas as pd
+    for name in df.columns:
+        if not isinstance(name, str):
+            raise TypeError("column names must be str, not %s" % type(name).__name__)
+    for row in df.to_dict("records"):
+        out = {}
+        for k, v in row.items():
+            if not isinstance(v, (list, tuple, dict)) and pd.isna(v):
+                v = None
+            elif hasattr(v, "item") and type(v).__module__ == "numpy":
+                v = v.item()
+            out[k] = v
+        yield out
+
+
 def _rows(data):
     """Yield the rows of data as dicts (column order kept)."""
+    if _is_dataframe(data):
+        yield from _frame_rows(data)
+        return
     if isinstance(data, Mapping):
         names = list(data)
         cols = [list(data[n]) for n in names]
@@ -66,33 +168,44 @@ def _rows(data):
         yield row
 
 
+def _default(value):
+    """Values inside lists and dicts (nested): as text."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError("bytes values inside lists or dicts cannot be written (NDJSON has no "
+                        "binary type); write a Parquet file instead")
+    raise TypeError("cannot write a value of type %s" % type(value).__name__)
+
+
 def write_temp(data):
-    """Write data to a new temporary .ndjson file and return its path (the
-    caller removes it).  Raises TypeError / ValueError for data that cannot
-    be written; an empty input raises ValueError (no columns to infer)."""
+    """Write data to a new temporary .ndjson file; return its path (the
+    caller removes it) and the column types to read it with, a list of
+    (column, DuckDB type).  Raises TypeError / ValueError for data that
+    cannot be written; an empty input raises ValueError (no columns to
+    infer)."""
     fd, path = tempfile.mkstemp(prefix="udr-write-", suffix=".ndjson")
+    cols = _Columns()
     try:
-        if _is_dataframe(data):
-            os.close(fd)
-            fd = -1
-            if len(data) == 0:
-                raise ValueError("the DataFrame has no rows (no types to infer)")
-            data.to_json(path, orient="records", lines=True, date_format="iso",
-                         force_ascii=False)
-            return path
+        if _is_dataframe(data) and len(data) == 0:
+            raise ValueError("the DataFrame has no rows (no types to infer)")
         n = 0
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             fd = -1
             for row in _rows(data):
-                for v in row.values():
+                out = {}
+                for k, v in row.items():
                     _check_float(v)
-                f.write(json.dumps(row, ensure_ascii=False, allow_nan=False,
-                                   default=_default))
+                    kind = cols.see(k, v)
+                    out[k] = _text(v, kind) if kind else v
+                f.write(json.dumps(out, ensure_ascii=False, allow_nan=False, default=_default))
                 f.write("\n")
                 n += 1
         if n == 0:
             raise ValueError("no rows to write (no types to infer)")
-        return path
+        return path, cols.types()
     except BaseException:
         if fd >= 0:
             os.close(fd)

@@ -16,11 +16,13 @@ then, so commits by other connections or processes become visible only
 after commit() or rollback().  Explicit references (``users@3``,
 ``users@latest``) and the views udr_log and udr_tables are not pinned.
 
-Writes: UDR tables cannot be changed through SQL today (INSERT, UPDATE,
-DELETE, DROP or ALTER naming one raises NotSupportedError; write with
-Database.write); CREATE TABLE and the other statements on tables of the
-connection's own DuckDB session work on scratch in-memory tables that are
-neither stored nor undone by rollback(), and vanish on close().
+Writes: a connection does not change UDR tables (INSERT, UPDATE, DELETE,
+MERGE, DROP or ALTER naming one, and BEGIN/COMMIT/ROLLBACK statements,
+raise NotSupportedError; Database.sql
+commits SQL writes, Database.write stores a new version); CREATE TABLE and
+the other statements on tables of the connection's own DuckDB session work
+on scratch in-memory tables (CREATE TABLE is run as CREATE TEMP TABLE) that
+are neither stored nor undone by rollback(), and vanish on close().
 """
 
 import datetime
@@ -109,7 +111,9 @@ _BLANK = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
 _QUERY_START = ("select", "with", "from", "values", "table")
 _WRITE_TARGET = re.compile(
     r"(?:insert\s+(?:or\s+\w+\s+)?into|update|delete\s+from|drop\s+table(?:\s+if\s+exists)?"
-    r"|alter\s+table|truncate(?:\s+table)?)\s+(\"(?:[^\"]|\"\")+\"|[\w.-]+)", re.I)
+    r"|alter\s+table|truncate(?:\s+table)?|merge\s+into)\s+(\"(?:[^\"]|\"\")+\"|[\w.-]+)", re.I)
+# CREATE [OR REPLACE] TABLE: a scratch table of the connection (TEMP), not a UDR table
+_CREATE_TABLE = re.compile(r"(create(?:\s+or\s+replace)?)\s+table\b", re.I)
 _NO_ROWS = ("insert", "update", "delete", "create", "drop", "alter", "truncate")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)", re.I)
 
@@ -277,8 +281,20 @@ class Cursor:
         self._closed = False
         self.arraysize = 1
         self.description = None
-        self.rowcount = -1
+        self._rowcount = -1
         self.lastrowid = None
+
+    @property
+    def rowcount(self):
+        """Rows of the last query (counting them reads the result ahead, as
+        len() does), changed rows of the last INSERT/UPDATE/DELETE, else -1."""
+        if self._rowcount is None:
+            self._rowcount = len(self._result) if self._result is not None else -1
+        return self._rowcount
+
+    @rowcount.setter
+    def rowcount(self, value):
+        self._rowcount = value
 
     @property
     def connection(self):
@@ -327,15 +343,30 @@ class Cursor:
             parameters = list(parameters)
         versions = con._versions_for(operation)
         kind = _first_word(operation)
-        try:
-            res = con._db.sql(operation, parameters, versions=versions)
-        except (NotFoundError, InvalidArgumentError) as e:
-            m = _WRITE_TARGET.match(operation[_BLANK.match(operation).end():])
-            if m and _unquote(m.group(1)).split("@")[0] in con._tables():
-                raise NotSupportedError(
-                    "UDR tables are read-only in SQL (%s): write a new version with "
-                    "Database.write() (con.database.write)" % _unquote(m.group(1))) from e
-            raise
+        if kind in ("begin", "start", "commit", "end", "rollback", "abort"):
+            # Database.sql would run them as SQL-write transactions (a script
+            # BEGIN; ...; COMMIT commits its writes): a connection only reads
+            raise NotSupportedError(
+                "transaction statements (%s) are not run through a DB-API connection: "
+                "con.commit() and con.rollback() end its snapshot; con.database.sql() "
+                "runs SQL-write transactions" % kind.upper())
+        rest = operation[_BLANK.match(operation).end():]
+        m = _WRITE_TARGET.match(rest)
+        if not m and kind == "with":
+            # WITH ... INSERT/UPDATE/DELETE/MERGE: the write after the CTEs
+            # (a match inside a string literal only refuses a read)
+            m = next((x for x in re.finditer(r"\b" + _WRITE_TARGET.pattern, rest, re.I)
+                      if _unquote(x.group(1)).split("@")[0] in con._tables()), None)
+        if m and _unquote(m.group(1)).split("@")[0] in con._tables():
+            # Database.sql would commit it: a connection only reads UDR tables
+            raise NotSupportedError(
+                "UDR tables are read-only in SQL through a DB-API connection (%s): "
+                "con.database.sql() commits SQL writes, con.database.write() stores a new "
+                "version" % _unquote(m.group(1)))
+        m = _CREATE_TABLE.match(rest)
+        if m:
+            operation = rest[:m.end(1)] + " TEMP" + rest[m.end(1):]
+        res = con._db.sql(operation, parameters, versions=versions)
         if kind in _NO_ROWS:
             # DuckDB answers a changed-row count ("Count") for DML, nothing for DDL.
             rows = res.fetchall()
@@ -343,7 +374,7 @@ class Cursor:
                 self.rowcount = int(rows[0][0])
             return self
         self._result = res
-        self.rowcount = len(res)
+        self.rowcount = None  # counted when asked: rows stream as fetched
         self.description = [self._column(n, t) for n, t in zip(res.columns, res.types)]
         return self
 

@@ -23,6 +23,8 @@
 
 #include <jansson.h>
 
+#include <udr/refs.h>
+
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "catalog/catalog_internal.h"
@@ -85,6 +87,8 @@ void udr_catalog_close(udr_catalog *c)
 	free(c->statedir);
 	free(c->inflightpath);
 	free(c->syncpath);
+	free(c->refsdir);
+	udr__refs_cache_free(c);
 	free(c);
 }
 
@@ -116,7 +120,9 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 	c->statedir = udr__path_join(c->path, "state");
 	c->inflightpath = udr__path_join(c->path, "inflight");
 	c->syncpath = udr__path_join(c->path, "sync");
-	if (!c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath || !c->statedir ||
+	c->refsdir = udr__path_join(c->path, "refs");
+	if (!c->refsdir ||
+	    !c->tmpdir || !c->logdir || !c->tablesdir || !c->lockpath || !c->headpath || !c->statedir ||
 	    !c->inflightpath || !c->syncpath) {
 		rc = UDR_ENOMEM;
 		goto fail;
@@ -129,7 +135,7 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 		if ((rc = udr__mkdirs(c->path)) < 0)
 			goto fail;
 	}
-	rc = udr__check_config(c->path, "udr-catalog", CATALOG_FORMAT);
+	rc = udr__check_config(c->path, "udr-catalog", CATALOG_FORMAT_MAX);
 	if (rc == UDR_ENOTFOUND && (flags & UDR_OPEN_CREATE)) {
 		char *cfgpath = udr__path_join(c->path, "config.json");
 		if (!cfgpath) {
@@ -186,14 +192,67 @@ static _Thread_local const udr_catalog *tl_writer_view;
 static _Thread_local bool tl_head_known; /* the linked head, found once under the lock */
 static _Thread_local uint64_t tl_head;
 
+/* Records read while the writer lock is held: the lock holder reads the
+ * head record several times (its own checks, the table state, the latest
+ * version's commit), and a linked record never changes.  Two entries, kept
+ * only until the view is cleared. */
+#define WCACHE 2
+static _Thread_local struct {
+	uint64_t seq;
+	char *text;
+	size_t len;
+} tl_wcache[WCACHE];
+static _Thread_local unsigned tl_wcache_next;
+
+static void wcache_drop(void)
+{
+	for (int i = 0; i < WCACHE; i++) {
+		free(tl_wcache[i].text);
+		tl_wcache[i].text = NULL;
+		tl_wcache[i].seq = 0;
+	}
+}
+
+bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size_t *len)
+{
+	if (tl_writer_view != c || c->format < 2)
+		return false;
+	for (int i = 0; i < WCACHE; i++)
+		if (tl_wcache[i].text && tl_wcache[i].seq == seq) {
+			if (!(*text = malloc(tl_wcache[i].len + 1)))
+				return false;
+			memcpy(*text, tl_wcache[i].text, tl_wcache[i].len + 1);
+			*len = tl_wcache[i].len;
+			return true;
+		}
+	return false;
+}
+
+void udr__writer_cache_put(const udr_catalog *c, uint64_t seq, const char *text, size_t len)
+{
+	unsigned i = tl_wcache_next++ % WCACHE;
+	if (tl_writer_view != c || c->format < 2)
+		return;
+	free(tl_wcache[i].text);
+	tl_wcache[i].seq = 0;
+	if ((tl_wcache[i].text = malloc(len + 1)) != NULL) {
+		memcpy(tl_wcache[i].text, text, len);
+		tl_wcache[i].text[len] = 0;
+		tl_wcache[i].len = len;
+		tl_wcache[i].seq = seq;
+	}
+}
+
 void udr__writer_view_set(udr_catalog *c)
 {
+	wcache_drop();
 	tl_writer_view = c;
 	tl_head_known = false;
 }
 
 void udr__writer_view_clear(void)
 {
+	wcache_drop();
 	tl_writer_view = NULL;
 	tl_head_known = false;
 }
@@ -213,7 +272,7 @@ bool udr__writer_view(const udr_catalog *c)
  * LOCK_NB: then 1 is returned when somebody else holds it.  A lock file
  * that cannot be created on a read-only file system means nobody writes:
  * *fd is then -1 and 0 is returned. */
-static int lock_file(int *fd, const char *path, int op)
+static int open_lock_file(int *fd, const char *path)
 {
 	*fd = UDR_IO->open(path, O_RDWR | O_CREAT, 0644);
 	if (*fd < 0 && (errno == EROFS || errno == EACCES))
@@ -223,6 +282,14 @@ static int lock_file(int *fd, const char *path, int op)
 			return 0;
 		return udr__error_io(errno, "cannot open lock %s", path);
 	}
+	return 0;
+}
+
+static int lock_file(int *fd, const char *path, int op)
+{
+	int rc = open_lock_file(fd, path);
+	if (rc < 0 || *fd < 0)
+		return rc;
 	if (UDR_IO->flock(*fd, op) < 0) {
 		int err = errno;
 		UDR_IO->close(*fd);
@@ -476,27 +543,42 @@ again:
 		*out = h;
 		return 0;
 	}
-	rc = udr__inflight_lock(&fd, c, LOCK_EX | (info.cache_ok ? LOCK_NB : 0));
-	if (rc < 0)
+	if (info.cache_ok) {
+		/* one open of the lock file for both tries below */
+		if ((rc = open_lock_file(&fd, c->inflightpath)) < 0)
+			return rc;
+		if (fd >= 0 && UDR_IO->flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int err = errno;
+			if (err != EWOULDBLOCK) {
+				UDR_IO->close(fd);
+				return udr__error_io(err, "cannot lock %s", c->inflightpath);
+			}
+			rc = 1;
+		}
+	} else if ((rc = udr__inflight_lock(&fd, c, LOCK_EX)) < 0) {
 		return rc;
+	}
 	if (rc == 1) {
 		/* Busy: writers in flight hold it shared, and then HEAD is the
 		 * horizon; but a recovery (another reader, a writer, fsck) holds
 		 * it exclusively, and its HEAD is not final yet: wait for it to
 		 * finish (a shared lock), then look again. */
-		int sfd = -1;
-		rc = udr__inflight_lock(&sfd, c, LOCK_SH | LOCK_NB);
-		if (rc < 0)
-			return rc;
-		if (rc == 1 && tries++ < 100) {
-			if ((rc = udr__inflight_lock(&sfd, c, LOCK_SH)) < 0)
-				return rc;
-			if (sfd >= 0)
-				UDR_IO->close(sfd);
-			goto again;
+		if (UDR_IO->flock(fd, LOCK_SH | LOCK_NB) < 0) {
+			int err = errno;
+			if (err != EWOULDBLOCK) {
+				UDR_IO->close(fd);
+				return udr__error_io(err, "cannot lock %s", c->inflightpath);
+			}
+			if (tries++ < 100) {
+				rc = UDR_IO->flock(fd, LOCK_SH) < 0 ? udr__error_io(errno, "cannot lock %s", c->inflightpath) : 0;
+				UDR_IO->close(fd);
+				fd = -1;
+				if (rc < 0)
+					return rc;
+				goto again;
+			}
 		}
-		if (sfd >= 0)
-			UDR_IO->close(sfd);
+		UDR_IO->close(fd);
 		note_horizon(c, info.cache);
 		*out = info.cache;
 		return 0;
@@ -558,6 +640,7 @@ int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed)
 	bool have_prev = false;
 	uint64_t h, from, keep, s;
 	int rc, dfd;
+	wcache_drop();
 	tl_writer_view = c;
 	if (removed)
 		*removed = 0;
@@ -637,52 +720,145 @@ int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed)
 		udr__write_number_file(c, c->headpath, keep);
 	rc = 0;
 done:
+	wcache_drop();
 	tl_writer_view = was;
 	if (rc == 0)
 		*out = keep;
 	return rc;
 }
 
+/*
+ * Group-commit hints in catalog/sync, read and written only by the holder
+ * of its lock and never needed for correctness (a lost or damaged hint only
+ * changes how long a leader waits): at offset 0 "<last group size> <last
+ * syncfs in us>\n"; at SYNC_TABLE_OFF a table of the writers that passed
+ * through make_durable lately (thread id, monotonic ms).  A leader counts
+ * the writers seen in the last SYNC_ACTIVE_MS to know how many commits it
+ * may wait for: a group as large as the number of writers, instead of two
+ * half groups alternating (one syncing while the other links).
+ */
+#define SYNC_SLOTS 32
+#define SYNC_TABLE_OFF 64
+#define SYNC_ACTIVE_MS 20
+struct sync_slot {
+	int64_t tid;
+	int64_t ms;
+};
+
+/* Note this writer in the table; the number of writers active lately
+ * (this one included). */
+static unsigned note_writer(int fd)
+{
+	struct sync_slot t[SYNC_SLOTS];
+	int64_t now = udr__mono_us() / 1000, me = (int64_t)gettid();
+	size_t mine = SYNC_SLOTS, oldest = 0;
+	unsigned n = 1;
+	memset(t, 0, sizeof(t));
+	if (UDR_IO->pread(fd, t, sizeof(t), SYNC_TABLE_OFF) < 0)
+		memset(t, 0, sizeof(t));
+	for (size_t i = 0; i < SYNC_SLOTS; i++) {
+		if (t[i].tid == me)
+			mine = i;
+		else if (t[i].tid > 0 && t[i].ms <= now && now - t[i].ms < SYNC_ACTIVE_MS)
+			n++;
+		if (t[i].ms < t[oldest].ms)
+			oldest = i;
+	}
+	if (mine == SYNC_SLOTS)
+		mine = oldest;
+	t[mine].tid = me;
+	t[mine].ms = now;
+	if (lseek(fd, SYNC_TABLE_OFF + (off_t)(mine * sizeof(t[0])), SEEK_SET) < 0 ||
+	    UDR_IO->write(fd, &t[mine], sizeof(t[0])) < 0)
+		udr_error_clear(); /* a hint only */
+	return n;
+}
+
+/* HEAD covers seq: the commit is durable (HEAD is only advanced past
+ * records already made durable). */
+static bool head_covers(udr_catalog *c, uint64_t seq, uint64_t *d)
+{
+	return read_number_file(d, c->headpath) == 0 && *d >= seq;
+}
+
 int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 {
-	uint64_t d = 0, hp = seq, last = 0;
-	int fd = -1, dfd, rc;
+	uint64_t d = 0, hp = seq, last = 0, last_us = 0;
+	unsigned writers = 1;
+	int64_t t0;
+	int fd = -1, dfd, rc, tries = 0;
+	char hint[48] = "", *end;
 	/* group commit: one leader at a time syncs for everybody linked before
 	 * its syncfs began; the others find HEAD past their record and return */
-	if ((rc = lock_file(&fd, c->syncpath, LOCK_EX)) < 0)
+	if (read_number_file(&d, c->headpath) < 0)
+		d = seq - 1;
+	else if (d >= seq)
+		return 0;
+	if ((rc = open_lock_file(&fd, c->syncpath)) < 0)
 		return rc;
+	if (fd >= 0) {
+		writers = note_writer(fd);
+		if (UDR_IO->pread(fd, hint, sizeof(hint) - 1, 0) > 0) {
+			last = strtoull(hint, &end, 10);
+			last_us = strtoull(end, NULL, 10);
+		}
+	}
+	while (commit_exists(c, hp + 1))
+		hp++;
+	if (fd >= 0 && last > 1 && writers > 1 && d < seq && hp - d < writers) {
+		/* other writers are committing too (the last syncfs covered
+		 * several): those it released are deciding their next commit
+		 * now.  Wait, without any lock, until each writer active lately
+		 * has a commit linked past the durable horizon (this one's
+		 * among them), so that one syncfs covers them all instead of two
+		 * half groups alternating, one syncing while the other links
+		 * (PostgreSQL's commit_delay).  At most 1 ms, and no longer
+		 * than the last syncfs took: waiting costs no more than the
+		 * sync it saves. */
+		uint64_t want = d + writers;
+		int64_t until = udr__mono_us() + (int64_t)(last_us > 0 && last_us < 1000 ? last_us : 1000);
+		while (hp < want && udr__mono_us() < until) {
+			/* sleep, not yield: on few cores a spinning writer takes
+			 * the CPU from the writers it waits for */
+			struct timespec nap = {0, 100000};
+			nanosleep(&nap, NULL);
+			while (commit_exists(c, hp + 1))
+				hp++;
+			if (head_covers(c, seq, &d))
+				goto out; /* another leader's syncfs covered it */
+		}
+	}
+	/* Become the leader (the exclusive lock), or wait for the leader in
+	 * office with a shared lock and look at HEAD again: a writer its
+	 * syncfs covered returns then, instead of queueing behind the next
+	 * leader's whole sync. */
+	for (;;) {
+		if (tries > 0 && head_covers(c, seq, &d))
+			goto out;
+		if (fd < 0)
+			break; /* no lock file (read-only directory): sync alone */
+		if (UDR_IO->flock(fd, LOCK_EX | (tries < 64 ? LOCK_NB : 0)) == 0)
+			break;
+		if (errno != EWOULDBLOCK) {
+			rc = udr__error_io(errno, "cannot lock %s", c->syncpath);
+			goto out;
+		}
+		tries++;
+		if (UDR_IO->flock(fd, LOCK_SH) < 0) {
+			rc = udr__error_io(errno, "cannot lock %s", c->syncpath);
+			goto out;
+		}
+		UDR_IO->flock(fd, LOCK_UN);
+	}
+	/* the leader: HEAD once more, under the lock (a leader may have
+	 * finished between the last look and the lock) */
 	if (read_number_file(&d, c->headpath) < 0)
 		d = seq - 1;
 	else if (d >= seq)
 		goto out;
 	while (commit_exists(c, hp + 1))
 		hp++;
-	{
-		char hint[24] = "";
-		if (UDR_IO->pread(fd, hint, sizeof(hint) - 1, 0) > 0)
-			last = strtoull(hint, NULL, 10);
-	}
-	if (last > 1) {
-		/* other writers are committing too (the last syncfs covered
-		 * several): those it released are deciding their next commit
-		 * now; wait, at most 1 ms, until they have linked it, so that
-		 * this syncfs covers them as well instead of each waiting for the
-		 * next one (PostgreSQL's commit_delay) */
-		uint64_t want = hp + last;
-		int64_t until = udr__mono_us() + 1000;
-		while (hp < want && udr__mono_us() < until) {
-			int lfd;
-			if (udr__catalog_lock(&lfd, c) < 0) { /* waits for a writer deciding now */
-				udr_error_clear();
-				break;
-			}
-			udr__catalog_unlock(lfd);
-			while (commit_exists(c, hp + 1))
-				hp++;
-			if (hp < want)
-				sched_yield();
-		}
-	}
+	t0 = udr__mono_us();
 	if ((dfd = UDR_IO->open(c->logdir, O_RDONLY | O_DIRECTORY, 0)) < 0 || UDR_IO->syncfs(dfd) < 0) {
 		rc = udr__error_io(errno, "commit %llu is linked but syncfs failed: it is not visible yet and its "
 		                   "durability is unknown", (unsigned long long)seq);
@@ -693,16 +869,16 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 	UDR_IO->close(dfd);
 	/* ---- durable: commits up to hp may be shown to readers ---- */
 	write_head_inplace(c, hp);
-	{
+	if (fd >= 0) {
 		/* the group hint in catalog/sync, for the next leader */
-		char hint[24];
-		int len = snprintf(hint, sizeof(hint), "%llu\n", (unsigned long long)(hp - d < 64 ? hp - d : 64));
+		int len = snprintf(hint, sizeof(hint), "%llu %lld\n", (unsigned long long)(hp - d < 64 ? hp - d : 64),
+		                   (long long)(udr__mono_us() - t0));
 		if (lseek(fd, 0, SEEK_SET) == 0 && UDR_IO->write(fd, hint, (size_t)len) < 0)
 			udr_error_clear(); /* a hint only */
 	}
 out:
 	if (fd >= 0)
-		UDR_IO->close(fd);
+		UDR_IO->close(fd); /* releases the lock */
 	return rc;
 }
 
@@ -725,6 +901,9 @@ void udr_commit_free(udr_commit *cm)
 	free(cm->branch);
 	free(cm->author);
 	free(cm->message);
+	free(cm->op);
+	free(cm->ref);
+	free(cm->parents);
 	free(cm);
 }
 
@@ -858,7 +1037,7 @@ static int is_committed(udr_catalog *c, const char *table, uint64_t version, udr
  * A committed latest whose file is missing or damaged is an integrity
  * error, never an older latest.
  */
-static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table)
+static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table, const char *view)
 {
 	udr__tentry e;
 	udr_version *v = NULL;
@@ -866,7 +1045,7 @@ static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, co
 	int rc;
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		return rc;
-	if ((rc = udr__state_lookup(&e, c, head, table)) < 0)
+	if ((rc = udr__state_lookup_ex(&e, c, head, table, view)) < 0)
 		return rc;
 	if (rc == 2)
 		return 0;
@@ -893,12 +1072,12 @@ static int latest_from_log(uint64_t *out, udr_version **keep, udr_catalog *c, co
 
 /* The latest committed version number; with keep, also that version (or
  * NULL when the search did not end on a loaded one). */
-static int table_latest(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table)
+static int table_latest(uint64_t *out, udr_version **keep, udr_catalog *c, const char *table, const char *view)
 {
 	char *lp;
 	uint64_t n = 0, lo, hi;
 	int rc;
-	if ((rc = latest_from_log(out, keep, c, table)) != 0)
+	if ((rc = latest_from_log(out, keep, c, table, view)) != 0)
 		return rc < 0 ? rc : 0;
 	/* a log of format-1 records (older stores): search the version files */
 	if (!(lp = table_file(c, table, "LATEST")))
@@ -959,7 +1138,7 @@ done:
 
 int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table)
 {
-	return table_latest(out, NULL, c, table);
+	return table_latest(out, NULL, c, table, UDR__VIEW_ALLOC);
 }
 
 int udr_catalog_latest(uint64_t *out, udr_catalog *c, const char *table)
@@ -969,7 +1148,8 @@ int udr_catalog_latest(uint64_t *out, udr_catalog *c, const char *table)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_latest");
 	if ((rc = udr_table_name_check(table)) < 0)
 		return rc;
-	if ((rc = udr__table_latest(out, c, table)) < 0)
+	/* readers: main's version (the allocation, in a store that never branched) */
+	if ((rc = table_latest(out, NULL, c, table, "main")) < 0)
 		return rc;
 	if (*out == 0)
 		return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
@@ -986,7 +1166,7 @@ int udr_catalog_get_version(udr_version **out, udr_catalog *c, const char *table
 		return rc;
 	if (version == 0) {
 		udr_version *kept = NULL;
-		if ((rc = table_latest(&version, &kept, c, table)) < 0)
+		if ((rc = table_latest(&version, &kept, c, table, "main")) < 0)
 			return rc;
 		if (version == 0)
 			return udr__error_set(UDR_ENOTFOUND, "table %s not found", table);
@@ -1026,6 +1206,8 @@ int udr_catalog_list_versions(uint64_t **out, size_t *count, udr_catalog *c, con
 	int rc;
 	if (!out || !count)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_list_versions");
+	if (c && udr__catalog_branched(c))
+		return udr_catalog_list_versions_on(out, count, c, table, "branch:main");
 	if ((rc = udr_catalog_latest(&latest, c, table)) < 0)
 		return rc;
 	if (latest > SIZE_MAX || !udr__mul_ok((size_t)latest, sizeof(uint64_t), &bytes) ||
@@ -1060,7 +1242,9 @@ int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *c)
 		udr__tstate st;
 		uint64_t head;
 		bool known;
-		if ((rc = udr__catalog_true_head(&head, c)) < 0 || (rc = udr__state_at(&st, &known, c, head)) < 0)
+		if ((rc = udr__catalog_true_head(&head, c)) < 0 || (head > 0 && udr__catalog_branched(c) &&
+		                                                    (rc = udr__branch_head(&head, c, "main", head)) < 0) ||
+		    (rc = udr__state_at(&st, &known, c, head)) < 0)
 			return rc;
 		if (known) {
 			if (st.n && !(names = calloc(st.n, sizeof(*names))))

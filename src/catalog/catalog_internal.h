@@ -14,6 +14,9 @@
  * durable outside it (group commit); HEAD is then the durable horizon that
  * readers stop at.  Format 1 catalogs keep the older protocol. */
 #define CATALOG_FORMAT 2
+/* Format 3: a format-2 catalog that has branched (refs.c); set by the first
+ * ref record so that older versions refuse it. */
+#define CATALOG_FORMAT_MAX 3
 #define RECORD_FORMAT 2
 /* A new checkpoint every CHECKPOINT_EVERY commits, or sooner when the
  * window would hold more than CHECKPOINT_WINDOW tables. */
@@ -32,6 +35,8 @@ struct udr_catalog {
 	char *statedir;
 	char *inflightpath; /* format 2: writers hold LOCK_SH from before link until durable */
 	char *syncpath;     /* format 2: the group-commit leader holds LOCK_EX over its syncfs */
+	char *refsdir;      /* format 3: global checkpoints (refs.c) */
+	void *refs_cache;   /* refs.c: the last global checkpoint parsed (immutable, digest-checked) */
 	int format;         /* the catalog's format (1 or 2) */
 	_Atomic unsigned long long horizon_seen; /* largest durable horizon this handle read */
 	udr_store *store; /* borrowed, may be NULL */
@@ -43,6 +48,11 @@ struct udr_catalog {
 void udr__writer_view_set(udr_catalog *c);
 void udr__writer_view_clear(void);
 bool udr__writer_view(const udr_catalog *c);
+/* The lock holder's copies of records it read (a linked record never
+ * changes; dropped when the view is set or cleared): get hands out a
+ * malloc'd copy of record seq's bytes, NUL-terminated. */
+bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size_t *len);
+void udr__writer_cache_put(const udr_catalog *c, uint64_t seq, const char *text, size_t len);
 /* The linked head the lock holder found (valid until the view is cleared). */
 void udr__writer_head_set(uint64_t head);
 /* Format 2, before a writer takes its locks: recover records a dead writer
@@ -125,6 +135,12 @@ typedef struct udr__record {
 	uint64_t base;        /* the checkpoint the window is relative to */
 	udr_hash base_state;  /* digest of state/<base>.json (base > 0) */
 	udr__tstate window;   /* tables changed by commits base+1 .. seq */
+	/* branches (refs.c, FORMAT.md "Branches"): the global series */
+	bool branched;        /* carries gbase/gwindow */
+	uint64_t gbase;       /* the global checkpoint refs/<gbase>.json */
+	udr_hash gbase_state;
+	udr__tstate gwindow;  /* tables' allocation and refs changed since gbase */
+	uint64_t ref_prev;    /* the record that moved this record's branch before */
 } udr__record;
 void udr__record_free(udr__record *r);
 /* Read and verify record seq (UDR_ENOTFOUND beyond the head, UDR_ECORRUPT
@@ -142,6 +158,21 @@ int udr__state_write(udr_hash *digest, udr_catalog *c, const udr__tstate *s, uin
 /* The state at record r's base (verified against r's base_state; a missing
  * or damaged checkpoint is rebuilt from the log). */
 int udr__state_base(udr__tstate *out, udr_catalog *c, const udr__record *r);
+/* A kind of checkpoint derived from the log (table snapshots in state/,
+ * global states in refs/): where it lives, how it parses, how the log
+ * rebuilds it and how it encodes. */
+typedef struct udr__ckpt_kind {
+	const char *what; /* in messages: "checkpoint", "global checkpoint" */
+	char *(*path)(const udr_catalog *c, uint64_t seq);
+	int (*from_json)(udr__tstate *out, const char *text, size_t len, const char *path, uint64_t seq);
+	int (*rebuild)(udr__tstate *out, udr_catalog *c, uint64_t seq, int depth);
+	int (*encode)(char **out, size_t *out_len, const udr__tstate *s, uint64_t seq);
+} udr__ckpt_kind;
+/* The checkpoint of seq that record r names with digest: read when its bytes
+ * match the digest, else rebuilt from the log and checked against it
+ * (UDR_ECORRUPT when the log does not produce it).  seq 0: an empty state. */
+int udr__ckpt_load(udr__tstate *out, udr_catalog *c, const udr__ckpt_kind *k, const udr__record *r,
+                   uint64_t seq, const udr_hash *digest, int depth);
 /* The full state at commit seq (0: empty).  *known is false when seq's
  * record is format 1 (no window): callers then fall back to the version
  * files. */
@@ -149,6 +180,16 @@ int udr__state_at(udr__tstate *out, bool *known, udr_catalog *c, uint64_t seq);
 /* One table's entry at commit seq: 1 found (entry copied, table borrowed),
  * 0 table absent at seq, 2 seq's record is format 1 (unknown). */
 int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table);
+/* As udr__state_lookup, through a view: NULL the snapshot of record seq;
+ * UDR__VIEW_ALLOC each table's highest allocated version at seq (all
+ * branches); a branch name: the table on that branch as of seq (no such
+ * branch: UDR_ENOTFOUND). */
+#define UDR__VIEW_ALLOC "@"
+int udr__state_lookup_ex(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table, const char *view);
+/* refs.c: the same for a branched record r. */
+int udr__view_lookup(udr__tentry *out, udr_catalog *c, const udr__record *r, const char *table, const char *view);
+struct json_t;
+int udr__gentries_from_json(udr__tstate *w, struct json_t *o, uint64_t lo, uint64_t hi);
 /* The state at commit seq by reading records 1..seq (legacy logs). */
 int udr__state_scan(udr__tstate *out, udr_catalog *c, uint64_t seq);
 
@@ -177,12 +218,80 @@ typedef struct udr__commit_opts {
 	size_t ncheck;
 	const char *message;
 	const char *branch;
+	/* refs.c: a ref record (op "create", "reset", "delete", "tag",
+	 * "untag", "merge"); NULL for a commit */
+	const char *op;
+	const char *ref_name;   /* branch or tag name of op */
+	uint64_t target;        /* create/reset/tag: the commit named */
+	uint64_t parent2;       /* merge: the source commit */
+	const udr__tstate *adopt; /* merge: table versions taken without a new version (version, any seq) */
+	uint64_t source;        /* cherry-pick, revert (pick.c): the commit picked or reverted */
 } udr__commit_opts;
+/* Ops that commit on a branch whose head must still be o->target (merge,
+ * cherry-pick, revert): no "ref" key, the branch must exist. */
+bool udr__op_commits(const char *op);
+/* mbase.c: is x an ancestor of from (or from itself)?  Reads the records
+ * between them only. */
+int udr__is_ancestor(bool *out, udr_catalog *c, uint64_t x, uint64_t from);
+/* mbase.c: the merge bases of a and b (their common ancestors no other
+ * common ancestor descends from), newest first; none for unrelated
+ * histories.  Free *out. */
+int udr__merge_bases(uint64_t **out, size_t *count, udr_catalog *c, uint64_t a, uint64_t b);
+/* refs.c, for merges and pick.c: check udr_merge_options; the strategy for
+ * a table; append a table's row to a result (m->nconflicts counted). */
+struct udr_merge_options;
+struct udr_merge_result;
+int udr__merge_opts_check(const struct udr_merge_options *opts);
+int udr__merge_strategy_for(const struct udr_merge_options *o, const char *table);
+int udr__merge_add_table(struct udr_merge_result *m, size_t *cap, const char *t, uint64_t b, uint64_t o, uint64_t th,
+                         uint64_t res, int conflict);
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *versions, size_t n,
                                  const udr__commit_opts *opts);
 
 
 
+/* ---- refs (refs.c) ------------------------------------------------------- */
+/* What a commit on a branch, or a ref record, needs under the writer lock
+ * (prev: the linked head's record, NULL for an empty log): its parent, the
+ * record whose snapshot it continues, and the record that moved its ref
+ * before.  branchy false: a store that never branched, committing on main
+ * as before.  Checks that the ref exists (or not, for create and tag). */
+typedef struct udr__refplan {
+	bool branchy;
+	uint64_t parent;
+	uint64_t snap_from;
+	uint64_t ref_prev;
+} udr__refplan;
+int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uint64_t head,
+                   const udr__commit_opts *o);
+/* The global state's entry for key at global seq (record r): 1 found, 0
+ * absent. */
+int udr__global_lookup(udr__tentry *out, udr_catalog *c, const udr__record *r, const char *key);
+/* What a branch-aware record adds (the snapshot from the branch's parent
+ * record, the global series from the linked head). */
+int udr__record_ext_refs(udr__record *ext, udr_catalog *c, const udr__record *prev, const udr_commit *cm,
+                         const udr__commit_opts *o, uint64_t snap_from, uint64_t ref_prev);
+/* The snapshot of commit seq: its table's version (0 none), and the seq
+ * that made it; 2 when unknown (format-1 records). */
+int udr__snapshot_table(uint64_t *version, uint64_t *seq, udr_catalog *c, uint64_t commit, const char *table);
+/* Readers: the head record of branch (NULL: main) as of global seq at
+ * (0: the visible head).  UDR_ENOTFOUND when it does not exist. */
+int udr__branch_head(uint64_t *out, udr_catalog *c, const char *branch, uint64_t at);
+void udr__refs_cache_free(udr_catalog *c);
+/* Has the store branched (a ref record exists, or the config says 3)? */
+bool udr__catalog_branched(udr_catalog *c);
+/* udr_catalog_resolve as of global seq (0: the readers' head). */
+int udr__resolve_at_seq(uint64_t *commit, udr_catalog *c, const char *ref, uint64_t seq);
+/* fsck: lay record r over g (the global state fsck computes from the log:
+ * allocation and refs) and check r against it and its parents' snapshots:
+ * 0 fine, 1 a problem described in why, <0 error. */
+int udr__fsck_refs_record(udr__tstate *g, udr_catalog *c, const udr__record *r, char *why, size_t whysz);
+/* "branch:NAME" / "tag:NAME" for a ref record's opts (malloc'd). */
+char *udr__ref_string(const udr__commit_opts *o);
+
 /* Largest version of table (<= latest) made by a commit <= seq; 0 if none. */
 int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq);
+/* The same on a branch (main: udr__version_at_seq). */
+int udr__version_at_seq_on(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq,
+                           const char *branch);
 #endif

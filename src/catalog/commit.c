@@ -21,6 +21,11 @@
 
 static void author_name(char *out, size_t outsz)
 {
+	/* the user's name, looked up once per thread and uid (a lookup reads
+	 * /etc/passwd: more system calls than the rest of a commit's checks) */
+	static _Thread_local char pw_name[256];
+	static _Thread_local uid_t pw_uid;
+	static _Thread_local bool pw_known;
 	const char *env = getenv("UDR_AUTHOR");
 	struct passwd pw, *res = NULL;
 	char buf[1024];
@@ -28,7 +33,14 @@ static void author_name(char *out, size_t outsz)
 		snprintf(out, outsz, "%s", env);
 		return;
 	}
+	if (pw_known && pw_uid == getuid()) {
+		snprintf(out, outsz, "%s", pw_name);
+		return;
+	}
 	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_name) {
+		snprintf(pw_name, sizeof(pw_name), "%s", res->pw_name);
+		pw_uid = getuid();
+		pw_known = true;
 		snprintf(out, outsz, "%s", res->pw_name);
 		return;
 	}
@@ -128,7 +140,7 @@ static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n)
 static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const udr__commit_opts *o)
 {
 	int rc;
-	if (!c || !vs || n == 0)
+	if (!c || ((!vs || n == 0) && !o->op))
 		return udr__error_set(UDR_EINVAL, "invalid argument: nothing to commit");
 	for (size_t i = 0; i < n; i++) {
 		if (!vs[i])
@@ -156,7 +168,7 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 			}
 		free(names);
 	}
-	return c->store ? verify_chunks(c, vs, n) : 0;
+	return c->store && n > 0 ? verify_chunks(c, vs, n) : 0;
 }
 
 /*
@@ -229,7 +241,9 @@ static int publish_version(udr_catalog *c, udr_version *v, udr_hash *digest)
 		rc = UDR_ENOMEM;
 		goto done;
 	}
-	if ((rc = udr__mkdir(dir, &created)) < 0)
+	/* a table with versions has its directory (were it gone, its latest
+	 * version's file would be too, and the commit refused before this) */
+	if (v->parent == 0 && (rc = udr__mkdir(dir, &created)) < 0)
 		goto done;
 	/* REPLACE: a file under this name can only be an orphan of a crashed
 	 * commit, since the number is latest + 1 and we hold the lock.  No
@@ -334,12 +348,28 @@ static int record_ext(udr__record *ext, udr_catalog *c, const udr__record *prev,
 	return rc;
 }
 
+/* On a branch: the table's version on it (the snapshot of the record the
+ * commit continues) and the seq that put it there; a format-1 snapshot
+ * (only main existed) is the allocation itself. */
+static int branch_old(uint64_t *old, uint64_t *seq, udr_catalog *c, uint64_t snap_from, const char *table,
+                      uint64_t latest)
+{
+	int rc = udr__snapshot_table(old, seq, c, snap_from, table);
+	if (rc == 2) {
+		*old = latest;
+		return latest_commit_seq(seq, c, table, latest);
+	}
+	return rc < 0 ? rc : 0;
+}
+
 int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version *const *vs, size_t n,
                                  const udr__commit_opts *o)
 {
 	struct saved *saved = NULL;
 	udr_commit cm;
 	udr__record prev, ext;
+	udr__refplan plan;
+	uint64_t parents[2];
 	char author[256];
 	uint64_t head = 0;
 	int lockfd = -1, inflight = -1, rc;
@@ -350,7 +380,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	memset(&ext, 0, sizeof(ext));
 	if ((rc = check_inputs(c, vs, n, o)) < 0)
 		return rc;
-	if (!(saved = calloc(n, sizeof(*saved))) || !(cm.changes = calloc(n, sizeof(udr_change))))  {
+	if (!(saved = calloc(n ? n : 1, sizeof(*saved))) || !(cm.changes = calloc(n ? n : 1, sizeof(udr_change))))  {
 		free(saved);
 		return udr__error_oom();
 	}
@@ -379,16 +409,25 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		udr__tmp_clean(c->tmpdir, NULL); /* dead writers' temp files (fsck removes them too) */
 	if (head > 0 && (rc = udr__record_read(&prev, c, head)) < 0)
 		goto done;
+	/* a branch: its head, and the ref checks (refs.c) */
+	if ((rc = udr__refs_plan(&plan, c, head > 0 ? &prev : NULL, head, o)) < 0)
+		goto done;
 
 	for (size_t i = 0; i < n; i++) {
-		uint64_t latest, lseq;
+		uint64_t latest, lseq, old;
 		if ((rc = udr__table_latest(&latest, c, vs[i]->table)) < 0)
 			goto done;
 		/* with a format-2 head the log said "new" already (no scan) */
 		if (latest == 0 && prev.legacy && (rc = check_really_new(c, vs[i]->table, head)) < 0)
 			goto done;
+		/* on a branch: the old version is the branch's; numbers are
+		 * allocated across branches (latest above) */
+		old = latest;
+		lseq = 0;
+		if (plan.branchy && (rc = branch_old(&old, &lseq, c, plan.snap_from, vs[i]->table, latest)) < 0)
+			goto done;
 		if (o->use_snapshot) {
-			if ((rc = latest_commit_seq(&lseq, c, vs[i]->table, latest)) < 0)
+			if (!plan.branchy && (rc = latest_commit_seq(&lseq, c, vs[i]->table, latest)) < 0)
 				goto done;
 			if (lseq > o->snapshot) {
 				rc = udr__error_set(UDR_ECONFLICT,
@@ -415,13 +454,15 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 			goto done;
 		}
 		cm.changes[i].table = vs[i]->table;
-		cm.changes[i].old_version = latest;
+		cm.changes[i].old_version = old;
 		cm.changes[i].new_version = vs[i]->version;
 	}
 	for (size_t i = 0; i < o->ncheck; i++) {
 		uint64_t latest, lseq;
-		if ((rc = udr__table_latest(&latest, c, o->check_tables[i])) < 0 ||
-		    (rc = latest_commit_seq(&lseq, c, o->check_tables[i], latest)) < 0)
+		if ((rc = udr__table_latest(&latest, c, o->check_tables[i])) < 0)
+			goto done;
+		if (plan.branchy ? (rc = branch_old(&latest, &lseq, c, plan.snap_from, o->check_tables[i], latest)) < 0
+		                 : (rc = latest_commit_seq(&lseq, c, o->check_tables[i], latest)) < 0)
 			goto done;
 		if (lseq > o->snapshot) {
 			rc = udr__error_set(UDR_ECONFLICT,
@@ -433,11 +474,23 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	}
 
 	cm.seq = head + 1;
-	cm.parent = head;
+	cm.parent = plan.parent;
+	cm.op = (char *)o->op;
+	if (o->op && !udr__op_commits(o->op))
+		cm.ref = udr__ref_string(o);
+	cm.source = o->source;
+	if (cm.parent > 0) {
+		parents[0] = cm.parent;
+		parents[1] = o->parent2;
+		cm.parents = parents;
+		cm.nparents = o->parent2 ? 2 : 1;
+	}
 	cm.time_ms = udr__now_ms();
 	if (prev.cm && prev.cm->time_ms > cm.time_ms)
 		cm.time_ms = prev.cm->time_ms; /* the log's time never goes backwards */
 	cm.branch = (char *)(o->branch ? o->branch : "main");
+	if (o->op && (strcmp(o->op, "tag") == 0 || strcmp(o->op, "untag") == 0))
+		cm.branch = (char *)"";
 	cm.author = author;
 	cm.message = (char *)(o->message ? o->message : (n == 1 ? vs[0]->message : NULL));
 	cm.nchanges = n;
@@ -450,7 +503,8 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 			goto done;
 		saved[i].wrote = true;
 	}
-	if ((rc = record_ext(&ext, c, &prev, &cm)) < 0)
+	if ((rc = plan.branchy ? udr__record_ext_refs(&ext, c, &prev, &cm, o, plan.snap_from, plan.ref_prev)
+	                       : record_ext(&ext, c, &prev, &cm)) < 0)
 		goto done;
 	rc = publish_record(c, &cm, &ext);
 	if (rc >= 0) {
@@ -498,6 +552,7 @@ done:
 	udr__record_free(&prev);
 	udr__record_free(&ext);
 	free(cm.changes);
+	free(cm.ref);
 	free(saved);
 	return rc;
 }

@@ -35,6 +35,7 @@ struct ck {
 	/* what the records must agree with, built while walking them */
 	udr__tstate state;    /* tables after the commits checked so far */
 	udr__tstate window;   /* tables changed since the current base */
+	udr__tstate global;   /* refs.c: allocation and refs after the records checked */
 	uint64_t base;        /* the current base checkpoint */
 	udr_hash base_digest; /* its digest */
 	bool prev_legacy;     /* the previous record was format 1 */
@@ -238,7 +239,7 @@ static int check_commit(struct ck *k, uint64_t seq)
 		return 0;
 	}
 	cm = r.cm;
-	if (cm->parent != seq - 1 && strcmp(cm->branch, "main") == 0)
+	if (!r.branched && cm->parent != seq - 1 && strcmp(cm->branch, "main") == 0)
 		problem(k, UDR_ECORRUPT, obj, path, "commit %llu names parent %llu, expected %llu", (unsigned long long)seq,
 		        (unsigned long long)cm->parent, (unsigned long long)seq - 1);
 	if (seq > 1 && cm->time_ms < k->prev_time)
@@ -249,9 +250,27 @@ static int check_commit(struct ck *k, uint64_t seq)
 		if (k->have_prev && (!r.has_prev || !udr_hash_equal(&r.prev, &k->prev_digest)))
 			problem(k, UDR_ECORRUPT, obj, path, "commit %llu does not name the digest of record %llu",
 			        (unsigned long long)seq, (unsigned long long)seq - 1);
-		if ((rc = check_base(k, &r, path, obj)) < 0)
+		if (r.branched) {
+			/* a store that branched: the refs and snapshots (refs.c) */
+			char why[512];
+			skip_window = true;
+			if ((rc = udr__fsck_refs_record(&k->global, k->c, &r, why, sizeof(why))) < 0) {
+				if (rc == UDR_ENOMEM)
+					goto out;
+				problem(k, UDR_ECORRUPT, obj, path, "%s", udr_error_last()->message);
+			} else if (rc == 1) {
+				problem(k, UDR_ECORRUPT, obj, path, "%s", why);
+			}
+		} else {
+			if ((rc = check_base(k, &r, path, obj)) < 0)
+				goto out;
+			skip_window = rc == 1;
+		}
+	}
+	if (!r.branched) { /* the global state before the store branched */
+		char why[16];
+		if ((rc = udr__fsck_refs_record(&k->global, k->c, &r, why, sizeof(why))) < 0)
 			goto out;
-		skip_window = rc == 1;
 	}
 	for (size_t i = 0; i < cm->nchanges && !k->stop; i++) {
 		const udr_change *ch = &cm->changes[i];
@@ -266,7 +285,7 @@ static int check_commit(struct ck *k, uint64_t seq)
 		}
 		if (k->unsure && ch->old_version > t->latest)
 			t->latest = ch->old_version; /* a damaged record before this one may have made it */
-		if (ch->old_version != t->latest || ch->new_version != t->latest + 1)
+		if ((!r.branched && ch->old_version != t->latest) || ch->new_version != t->latest + 1)
 			problem(k, UDR_ECORRUPT, ch->table, vp,
 			        "commit %llu makes table %s go from version %llu to %llu, but the log had it at %llu",
 			        (unsigned long long)seq, ch->table, (unsigned long long)ch->old_version,
@@ -508,6 +527,7 @@ done:
 	udr__catalog_unlock(inflight);
 	udr__tstate_free(&k.state);
 	udr__tstate_free(&k.window);
+	udr__tstate_free(&k.global);
 	for (size_t i = 0; i < k.ntables; i++)
 		free(k.tables[i].name);
 	free(k.tables);

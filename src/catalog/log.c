@@ -60,6 +60,12 @@ static int version_seq(uint64_t *seq, udr_catalog *c, const char *table, uint64_
 /* Largest version of table (<= latest) made by a commit <= seq; 0 if none. */
 int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq)
 {
+	return udr__version_at_seq_on(out, c, table, latest, seq, "main");
+}
+
+int udr__version_at_seq_on(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq,
+                           const char *branch)
+{
 	uint64_t lo = 0, hi, s = 0;
 	udr__tentry e;
 	int rc;
@@ -67,11 +73,13 @@ int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64
 	if (latest == 0)
 		return 0;
 	/* the state at seq answers in one or two reads (format-2 records) */
-	rc = udr__state_lookup(&e, c, seq, table);
+	rc = udr__state_lookup_ex(&e, c, seq, table, branch);
 	if (rc == 0 || rc == 1) {
 		*out = e.version < latest ? e.version : latest;
 		return 0;
 	}
+	if (rc == UDR_ENOTFOUND && branch[0] != '@' && strcmp(branch, "main") != 0)
+		return rc; /* no such branch at seq */
 	if (rc == UDR_ENOTFOUND)
 		udr_error_clear(); /* seq past the head: as for any seq >= latest's commit */
 	else if (rc < 0)
@@ -245,12 +253,14 @@ static int query_tables(struct out_list *l, udr_catalog *c, const udr_log_query 
 		ks[i].table = q->tables[i];
 		if ((rc = udr__table_latest(&ks[i].latest, c, ks[i].table)) < 0)
 			goto done;
+		/* the log is every branch's: walk the table's version numbers,
+		 * allocated in commit order over all branches */
 		if (q->newest_first) {
-			if ((rc = udr__version_at_seq(&v, c, ks[i].table, ks[i].latest, hi)) < 0)
+			if ((rc = udr__version_at_seq_on(&v, c, ks[i].table, ks[i].latest, hi, UDR__VIEW_ALLOC)) < 0)
 				goto done;
 		} else {
 			/* first version whose commit >= lo */
-			if ((rc = udr__version_at_seq(&v, c, ks[i].table, ks[i].latest, lo - 1)) < 0)
+			if ((rc = udr__version_at_seq_on(&v, c, ks[i].table, ks[i].latest, lo - 1, UDR__VIEW_ALLOC)) < 0)
 				goto done;
 			v = v + 1;
 		}

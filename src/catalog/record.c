@@ -19,6 +19,7 @@ void udr__record_free(udr__record *r)
 		return;
 	udr_commit_free(r->cm);
 	udr__tstate_free(&r->window);
+	udr__tstate_free(&r->gwindow);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -62,6 +63,90 @@ static int window_from_json(udr__tstate *w, json_t *o, uint64_t base, uint64_t s
 	return 0;
 }
 
+/* Keys of the global series: a table name, or "@branch:NAME"/"@tag:NAME". */
+static bool global_key_ok(const char *key)
+{
+	if (strncmp(key, "@branch:", 8) == 0)
+		return udr_ref_name_check(key + 8) == 0;
+	if (strncmp(key, "@tag:", 5) == 0)
+		return udr_ref_name_check(key + 5) == 0;
+	return udr_table_name_check(key) == 0;
+}
+
+/* "gwindow": as a window, with ref keys, whose value 0 means deleted. */
+int udr__gentries_from_json(udr__tstate *w, json_t *o, uint64_t lo, uint64_t hi)
+{
+	const char *key, *prev = NULL;
+	json_t *val;
+	if (!json_is_object(o))
+		return -1;
+	json_object_foreach(o, key, val) {
+		json_t *v = json_array_get(val, 0), *s = json_array_get(val, 1);
+		if (!global_key_ok(key) || !json_is_array(val) || json_array_size(val) != 2 || !is_u64(v) || !is_u64(s) ||
+		    (json_integer_value(v) < 1 && key[0] != '@') || (uint64_t)json_integer_value(s) <= lo ||
+		    (uint64_t)json_integer_value(s) > hi || (uint64_t)json_integer_value(v) > hi ||
+		    (prev && strcmp(prev, key) >= 0)) {
+			udr_error_clear();
+			return -1;
+		}
+		if (udr__tstate_set(w, key, (uint64_t)json_integer_value(v), (uint64_t)json_integer_value(s)) < 0)
+			return UDR_ENOMEM;
+		prev = key;
+	}
+	return 0;
+}
+
+/* What branches add to a format-2 record (FORMAT.md "Branches"). */
+static int refs_from_json(udr__record *r, udr_commit *cm, json_t *o, const char *path, uint64_t seq)
+{
+	json_t *op = json_object_get(o, "op"), *ref = json_object_get(o, "ref"), *ps = json_object_get(o, "parents"),
+	       *rp = json_object_get(o, "ref_prev"), *gb = json_object_get(o, "gbase"), *src = json_object_get(o, "source"),
+	       *x;
+	size_t i;
+	int rc;
+	if ((op && !json_is_string(op)) || (ref && !json_is_string(ref)) || (ps && !json_is_array(ps)) ||
+	    (rp && (!is_u64(rp) || (uint64_t)json_integer_value(rp) >= seq)) ||
+	    (gb && (!is_u64(gb) || (uint64_t)json_integer_value(gb) >= seq)) || (op && !gb) ||
+	    (src && (!op || !is_u64(src) || json_integer_value(src) == 0 || (uint64_t)json_integer_value(src) >= seq)))
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad ref fields", path);
+	if ((op && !(cm->op = strdup(json_string_value(op)))) || (ref && !(cm->ref = strdup(json_string_value(ref)))))
+		return udr__error_oom();
+	cm->source = src ? (uint64_t)json_integer_value(src) : 0;
+	if (ps) {
+		if (json_array_size(ps) < 1 || json_array_size(ps) > 16 ||
+		    !(cm->parents = calloc(json_array_size(ps), sizeof(uint64_t))))
+			return json_array_size(ps) < 1 || json_array_size(ps) > 16
+			           ? udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad parents", path)
+			           : udr__error_oom();
+		json_array_foreach(ps, i, x) {
+			if (!is_u64(x) || (uint64_t)json_integer_value(x) >= seq)
+				return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad parents", path);
+			cm->parents[i] = (uint64_t)json_integer_value(x);
+		}
+		cm->nparents = json_array_size(ps);
+		if (cm->parents[0] != cm->parent)
+			return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: parents disagree with parent", path);
+	} else if (cm->parent > 0) {
+		if (!(cm->parents = malloc(sizeof(uint64_t))))
+			return udr__error_oom();
+		cm->parents[0] = cm->parent;
+		cm->nparents = 1;
+	}
+	if (cm->parent >= seq)
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: parent %llu is not older", path,
+		                      (unsigned long long)cm->parent);
+	r->ref_prev = rp ? (uint64_t)json_integer_value(rp) : (seq > 0 ? seq - 1 : 0);
+	if (!gb)
+		return 0;
+	r->branched = true;
+	r->gbase = (uint64_t)json_integer_value(gb);
+	if (r->gbase > 0 && hash_field(&r->gbase_state, json_object_get(o, "gbase_state")) < 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad gbase_state", path);
+	if ((rc = udr__gentries_from_json(&r->gwindow, json_object_get(o, "gwindow"), r->gbase, seq)) != 0)
+		return rc == UDR_ENOMEM ? rc : udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad gwindow", path);
+	return 0;
+}
+
 static int record_from_json(udr__record *r, const char *text, size_t len, const char *path, uint64_t seq)
 {
 	json_error_t jerr;
@@ -93,7 +178,7 @@ static int record_from_json(udr__record *r, const char *text, size_t len, const 
 	if (!is_u64(json_object_get(o, "seq")) || (uint64_t)json_integer_value(json_object_get(o, "seq")) != seq ||
 	    !is_u64(json_object_get(o, "parent")) || !json_is_integer(json_object_get(o, "time_ms")) ||
 	    !json_is_string(json_object_get(o, "branch")) || !json_is_string(json_object_get(o, "author")) ||
-	    !json_is_array(changes) || json_array_size(changes) == 0) {
+	    !json_is_array(changes) || (json_array_size(changes) == 0 && !json_is_string(json_object_get(o, "op")))) {
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: missing or mistyped fields", path);
 		goto done;
 	}
@@ -121,7 +206,10 @@ static int record_from_json(udr__record *r, const char *text, size_t len, const 
 		       *nv = json_object_get(x, "new"), *dg = json_object_get(x, "digest");
 		udr_change *ch = &cm->changes[i];
 		if (!json_is_string(t) || udr_table_name_check(json_string_value(t)) < 0 || !is_u64(ov) ||
-		    !is_u64(nv) || json_integer_value(nv) != json_integer_value(ov) + 1 || hash_field(&ch->digest, dg) < 0) {
+		    !is_u64(nv) ||
+		    (json_object_get(o, "gbase") ? json_integer_value(nv) <= json_integer_value(ov)
+		                                 : json_integer_value(nv) != json_integer_value(ov) + 1) ||
+		    hash_field(&ch->digest, dg) < 0) {
 			udr_error_clear();
 			rc = udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad change %zu", path, i);
 			goto done;
@@ -153,6 +241,8 @@ static int record_from_json(udr__record *r, const char *text, size_t len, const 
 			goto done;
 	}
 	r->legacy = !sealed;
+	if (sealed && (rc = refs_from_json(r, cm, o, path, seq)) < 0)
+		goto done;
 	if (sealed) {
 		json_t *base = json_object_get(o, "base");
 		x = json_object_get(o, "prev");
@@ -200,6 +290,10 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 	memset(r, 0, sizeof(*r));
 	if (!path)
 		return UDR_ENOMEM;
+	if (udr__writer_cache_get(c, seq, &text, &len)) {
+		rc = record_from_json(r, text, len, path, seq);
+		goto out;
+	}
 	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
 	if (rc == UDR_ENOTFOUND) {
 		uint64_t head;
@@ -218,8 +312,8 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 			}
 		}
 	}
-	if (rc == 0)
-		rc = record_from_json(r, text, len, path, seq);
+	if (rc == 0 && (rc = record_from_json(r, text, len, path, seq)) == 0)
+		udr__writer_cache_put(c, seq, text, len); /* only under the writer lock */
 	if (rc == 0 && !udr__writer_view(c) && seq > c->horizon_seen) {
 		/* format 2: a record past the durable horizon is not committed
 		 * yet for readers (its writer is still making it durable) */
@@ -227,6 +321,7 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 		if ((rc = udr__catalog_true_head(&head, c)) == 0 && seq > head)
 			rc = udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)seq);
 	}
+out:
 	if (rc < 0)
 		udr__record_free(r);
 	free(text);
@@ -244,6 +339,49 @@ int udr__commit_read(udr_commit **out, udr_catalog *c, uint64_t seq)
 	r.cm = NULL;
 	udr__record_free(&r);
 	return 0;
+}
+
+/* {"name": [version, seq], ...} of a window, in its order; nonzero on failure. */
+static int window_fill(json_t *obj, const udr__tstate *w)
+{
+	int fail = 0;
+	for (size_t i = 0; i < w->n && !fail; i++) {
+		json_t *pair = json_array();
+		fail |= !pair;
+		fail |= json_array_append_new(pair, json_integer((json_int_t)w->e[i].version));
+		fail |= json_array_append_new(pair, json_integer((json_int_t)w->e[i].seq));
+		fail |= json_object_set_new(obj, w->e[i].table, pair);
+	}
+	return fail;
+}
+
+static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	json_t *g = json_object();
+	int fail = !g;
+	if (cm->op)
+		fail |= json_object_set_new(o, "op", json_string(cm->op));
+	if (cm->ref)
+		fail |= json_object_set_new(o, "ref", json_string(cm->ref));
+	if (cm->source)
+		fail |= json_object_set_new(o, "source", json_integer((json_int_t)cm->source));
+	if (cm->nparents > 1) {
+		json_t *ps = json_array();
+		fail |= !ps;
+		for (size_t i = 0; i < cm->nparents && !fail; i++)
+			fail |= json_array_append_new(ps, json_integer((json_int_t)cm->parents[i]));
+		fail |= json_object_set_new(o, "parents", ps);
+	}
+	fail |= json_object_set_new(o, "ref_prev", json_integer((json_int_t)r->ref_prev));
+	fail |= json_object_set_new(o, "gbase", json_integer((json_int_t)r->gbase));
+	if (r->gbase > 0) {
+		udr_hash_tohex(hex, &r->gbase_state);
+		fail |= json_object_set_new(o, "gbase_state", json_string(hex));
+	}
+	fail |= window_fill(g, &r->gwindow);
+	fail |= json_object_set_new(o, "gwindow", g);
+	return fail;
 }
 
 int udr__record_encode(char **out, size_t *out_len, const udr_commit *cm, const udr__record *r)
@@ -295,14 +433,10 @@ int udr__record_encode(char **out, size_t *out_len, const udr_commit *cm, const 
 		udr_hash_tohex(hex, &r->base_state);
 		fail |= json_object_set_new(o, "base_state", json_string(hex));
 	}
-	for (size_t i = 0; i < r->window.n && !fail; i++) {
-		json_t *pair = json_array();
-		fail |= !pair;
-		fail |= json_array_append_new(pair, json_integer((json_int_t)r->window.e[i].version));
-		fail |= json_array_append_new(pair, json_integer((json_int_t)r->window.e[i].seq));
-		fail |= json_object_set_new(window, r->window.e[i].table, pair);
-	}
+	fail |= !fail && window_fill(window, &r->window);
 	fail |= json_object_set(o, "window", window);
+	if (!fail && r->branched)
+		fail |= refs_to_json(o, cm, r);
 	text = fail ? NULL : json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
 	json_decref(o);
 	json_decref(changes);

@@ -237,21 +237,22 @@ static int state_rebuild(udr__tstate *out, udr_catalog *c, uint64_t seq, int dep
 	return rc;
 }
 
-int udr__state_base(udr__tstate *out, udr_catalog *c, const udr__record *r)
+int udr__ckpt_load(udr__tstate *out, udr_catalog *c, const udr__ckpt_kind *k, const udr__record *r,
+                   uint64_t seq, const udr_hash *digest, int depth)
 {
 	char *path, *text = NULL;
 	size_t len;
 	int rc;
 	memset(out, 0, sizeof(*out));
-	if (r->base == 0)
+	if (seq == 0)
 		return 0;
-	if (!(path = udr__state_path(c, r->base)))
+	if (!(path = k->path(c, seq)))
 		return UDR_ENOMEM;
 	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
 	if (rc == 0) {
 		udr_hash d;
 		udr_hash_buf(&d, text, len);
-		if (udr_hash_equal(&d, &r->base_state) && state_from_json(out, text, len, path, r->base) == 0)
+		if (udr_hash_equal(&d, digest) && k->from_json(out, text, len, path, seq) == 0)
 			goto done;
 	}
 	if (rc == UDR_ENOMEM)
@@ -260,16 +261,15 @@ int udr__state_base(udr__tstate *out, udr_catalog *c, const udr__record *r)
 	 * not match the digest the record names, rebuild it from the records
 	 * and check the rebuilt bytes against that digest. */
 	udr_error_clear();
-	if ((rc = state_rebuild(out, c, r->base, 0)) == 0) {
+	if ((rc = k->rebuild(out, c, seq, depth)) == 0) {
 		char *t2 = NULL;
 		size_t l2;
 		udr_hash d;
-		if ((rc = udr__state_encode(&t2, &l2, out, r->base)) == 0) {
+		if ((rc = k->encode(&t2, &l2, out, seq)) == 0) {
 			udr_hash_buf(&d, t2, l2);
-			if (!udr_hash_equal(&d, &r->base_state))
-				rc = udr__error_set(UDR_ECORRUPT,
-				                    "commit %llu names a checkpoint of commit %llu that the log does not produce",
-				                    (unsigned long long)r->cm->seq, (unsigned long long)r->base);
+			if (!udr_hash_equal(&d, digest))
+				rc = udr__error_set(UDR_ECORRUPT, "commit %llu names a %s of commit %llu that the log does not produce",
+				                    (unsigned long long)r->cm->seq, k->what, (unsigned long long)seq);
 		}
 		free(t2);
 		if (rc < 0)
@@ -279,6 +279,14 @@ done:
 	free(text);
 	free(path);
 	return rc;
+}
+
+static const udr__ckpt_kind snapshot_ckpt = {"checkpoint", udr__state_path, state_from_json, state_rebuild,
+                                             udr__state_encode};
+
+int udr__state_base(udr__tstate *out, udr_catalog *c, const udr__record *r)
+{
+	return udr__ckpt_load(out, c, &snapshot_ckpt, r, r->base, &r->base_state, 0);
 }
 
 /*
@@ -348,6 +356,11 @@ static int take_entry(udr__tentry *out, const udr__tstate *s, const char *table)
 
 int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table)
 {
+	return udr__state_lookup_ex(out, c, seq, table, NULL);
+}
+
+int udr__state_lookup_ex(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table, const char *view)
+{
 	udr__record r;
 	udr__tstate base;
 	bool known = true;
@@ -357,6 +370,13 @@ int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char
 		return 0;
 	if ((rc = udr__record_read(&r, c, seq)) < 0)
 		return rc;
+	/* a store that branched: allocation and branches come from the
+	 * global series (refs.c); before, every record was main's */
+	if (view && (r.branched || (view[0] != '@' && strcmp(view, "main") != 0))) {
+		rc = udr__view_lookup(out, c, &r, table, view);
+		udr__record_free(&r);
+		return rc;
+	}
 	/* the common case: the table is in the record's own window */
 	if (!r.legacy && take_entry(out, &r.window, table)) {
 		udr__record_free(&r);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <udr/refs.h>
+
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
 
@@ -57,19 +59,27 @@ int udr_txn_begin(udr_txn **out, udr_catalog *c, const udr_txn_options *opts)
 		return udr__error_set(UDR_EINVAL, "unknown transaction options version %u", opts->version);
 	if (opts->isolation != UDR_TXN_SNAPSHOT && opts->isolation != UDR_TXN_SERIALIZABLE)
 		return udr__error_set(UDR_EINVAL, "unknown isolation level %d", opts->isolation);
-	if (opts->branch && strcmp(opts->branch, "main") != 0)
-		return udr__error_set(UDR_ENOTFOUND, "branch %s not found", opts->branch);
+	if (opts->branch && (rc = udr_ref_name_check(opts->branch)) < 0)
+		return rc;
 	if (!(t = calloc(1, sizeof(*t))))
 		return udr__error_oom();
 	t->c = c;
 	t->isolation = opts->isolation;
-	if (!(t->branch = strdup("main")) || (opts->message && !(t->message = strdup(opts->message)))) {
+	if (!(t->branch = strdup(opts->branch ? opts->branch : "main")) ||
+	    (opts->message && !(t->message = strdup(opts->message)))) {
 		udr_txn_free(t);
 		return udr__error_oom();
 	}
 	if ((rc = udr__catalog_true_head(&t->snapshot, c)) < 0) {
 		udr_txn_free(t);
 		return rc;
+	}
+	if (strcmp(t->branch, "main") != 0) {
+		uint64_t bh; /* the branch must exist at the snapshot */
+		if ((rc = udr__branch_head(&bh, c, t->branch, t->snapshot)) < 0) {
+			udr_txn_free(t);
+			return rc;
+		}
 	}
 	*out = t;
 	return 0;
@@ -116,7 +126,7 @@ static int snapshot_latest(uint64_t *out, udr_txn *t, const char *table)
 	int rc;
 	if ((rc = udr__table_latest(&latest, t->c, table)) < 0)
 		return rc;
-	return udr__version_at_seq(out, t->c, table, latest, t->snapshot);
+	return udr__version_at_seq_on(out, t->c, table, latest, t->snapshot, t->branch);
 }
 
 int udr_txn_latest(uint64_t *out, udr_txn *t, const char *table)
@@ -197,6 +207,19 @@ int udr_txn_write(udr_txn *t, const udr_version *v)
 		return fail(t, rc);
 	copy->version = latest + 1;
 	copy->parent = latest;
+	{
+		/* numbers are allocated over all branches: the highest at the
+		 * snapshot + 1 (the commit assigns it again under the lock) */
+		udr__tentry e;
+		rc = udr__state_lookup_ex(&e, t->c, t->snapshot, v->table, UDR__VIEW_ALLOC);
+		if (rc == 1 && e.version >= latest)
+			copy->version = e.version + 1;
+		else if (rc < 0 && rc != UDR_ENOTFOUND) {
+			udr_version_free(copy);
+			return fail(t, rc);
+		}
+		udr_error_clear();
+	}
 	copy->commit_seq = 0;
 	if ((old = staged_for(t, v->table))) {
 		for (size_t i = 0; i < t->nstaged; i++)

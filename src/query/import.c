@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include <udr/refs.h>
+#include <udr/txn.h>
 
 #include "query/query_internal.h"
 
@@ -118,14 +122,14 @@ static void schema_free(schema *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int schema_json(char **out, const schema *s)
+int udr__q_schema_json(char **out, char *const *names, char *const *types, size_t n)
 {
 	json_t *arr = json_array();
 	int rc = 0;
 	if (!arr)
 		return udr__error_oom();
-	for (size_t i = 0; i < s->n && rc == 0; i++) {
-		json_t *o = json_pack("{s:s, s:s}", "name", s->names[i], "type", s->types[i]);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		json_t *o = json_pack("{s:s, s:s}", "name", names[i], "type", types[i]);
 		if (!o || json_array_append_new(arr, o) < 0)
 			rc = udr__error_oom();
 	}
@@ -133,6 +137,11 @@ static int schema_json(char **out, const schema *s)
 		rc = udr__error_oom();
 	json_decref(arr);
 	return rc;
+}
+
+static int schema_json(char **out, const schema *s)
+{
+	return udr__q_schema_json(out, s->names, s->types, s->n);
 }
 
 static int schema_parse(schema *s, const udr_version *v)
@@ -619,6 +628,47 @@ static int put_parts(udr_hash *hashes, udr_store *store, part_file *files, size_
 
 /* ---- the common import path ------------------------------------------------------------- */
 
+/* COPY (select_sql) TO dir as parts (the query on lines of its own). */
+static int copy_parts_sql(udr__buf *b, const char *select_sql, const char *dir)
+{
+	int rc = udr__buf_puts(b, "COPY (\n");
+	if (rc == 0)
+		rc = udr__buf_puts(b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(b, "\n) TO ");
+	if (rc == 0)
+		rc = udr__sql_literal(b, dir);
+	if (rc == 0)
+		rc = udr__buf_puts(b, " (" PART_COPY_OPTIONS ")");
+	return rc;
+}
+
+static int64_t result_count(const udr_result *r);
+
+/* The rows of the Parquet file at path (its footer). */
+static int file_rows(uint64_t *out, udr_query *q, const char *path)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	int64_t c;
+	int rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
+	if (rc == 0)
+		rc = udr__sql_read_path(&b, path);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ")");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	udr__buf_free(&b);
+	if (rc < 0)
+		return rc;
+	c = result_count(r);
+	udr_result_free(r);
+	if (c < 0)
+		return udr__error_set(UDR_ERROR, "DuckDB did not report the rows of a part it wrote");
+	*out = (uint64_t)c;
+	return 0;
+}
+
 typedef struct import_src {
 	const char *select_sql;   /* a query producing the rows */
 	const udr_value *params;
@@ -662,14 +712,47 @@ static int version_rows(uint64_t *out, udr_query *q, const udr_version *v)
 	return 0;
 }
 
-/* The previous version for an append; *out NULL when the table is new. */
-static int previous_version(udr_version **out, udr_query *q, const char *table)
+/* The branch an import writes on (opts->ref: NAME or branch:NAME); NULL
+ * for main, which keeps the older path. */
+static const char *import_branch(const udr_import_options *opts)
 {
-	int rc = udr_catalog_get_version(out, q->cat, table, 0);
+	const char *b = opts->ref;
+	if (!b || !*b)
+		return NULL;
+	if (strncmp(b, "branch:", 7) == 0)
+		b += 7;
+	return strcmp(b, "main") == 0 ? NULL : b;
+}
+
+/* After a transaction's commit: the version it made (the branch's latest). */
+static int branch_version_after(udr_version **out, udr_catalog *c, const char *table, const char *branch)
+{
+	char ref[UDR_REF_NAME_MAX + 8];
+	snprintf(ref, sizeof(ref), "branch:%s", branch);
+	return udr_catalog_get_version_on(out, c, table, 0, ref);
+}
+
+/* The previous version for an append; *out NULL when the table is new.
+ * *next: the version number the append commits. */
+static int previous_version(udr_version **out, uint64_t *next, udr_query *q, const char *table,
+                            const char *branch)
+{
+	char ref[UDR_REF_NAME_MAX + 8];
+	int rc;
+	if (branch)
+		snprintf(ref, sizeof(ref), "branch:%s", branch);
+	rc = branch ? udr_catalog_get_version_on(out, q->cat, table, 0, ref) : udr_catalog_get_version(out, q->cat, table, 0);
+	*next = 1;
 	if (rc == UDR_ENOTFOUND) {
 		udr_error_clear();
 		*out = NULL;
 		return 0;
+	}
+	if (rc == 0)
+		*next = (*out)->version + 1;
+	if (rc == 0 && udr__version_dropped(*out)) { /* DROP TABLE: a new table, after the drop */
+		udr_version_free(*out);
+		*out = NULL;
 	}
 	return rc;
 }
@@ -683,8 +766,11 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	part_file *files = NULL;
 	size_t nfiles = 0;
 	udr_hash *hashes = NULL;
+	uint64_t *part_rows = NULL;
 	schema got = {0};
 	udr_version *prev = NULL, *v = NULL;
+	udr_txn *txn = NULL;
+	const char *branch = import_branch(opts);
 	int64_t rows;
 	int rc, lockfd = -1;
 
@@ -696,15 +782,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
 	/* 1. DuckDB writes the rows as Parquet parts into a fresh directory */
-	rc = udr__buf_puts(&b, "COPY (\n");
-	if (rc == 0)
-		rc = udr__buf_puts(&b, src->select_sql);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, "\n) TO ");
-	if (rc == 0)
-		rc = udr__sql_literal(&b, dir);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
+	rc = copy_parts_sql(&b, src->select_sql, dir);
 	if (rc == 0)
 		rc = udr__q_run(&r, q, b.ptr, src->params, src->nparams, src->kind);
 	udr__buf_free(&b);
@@ -740,21 +818,48 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		goto out;
 	/* 3. store the parts (an empty result keeps its one empty part: it
 	 *    carries the schema) */
-	if (!(hashes = calloc(nfiles, sizeof(*hashes)))) {
+	if (!(hashes = calloc(nfiles, sizeof(*hashes))) || !(part_rows = calloc(nfiles, sizeof(*part_rows)))) {
 		rc = udr__error_oom();
 		goto out;
 	}
-	if ((rc = put_parts(hashes, q->store, files, nfiles)) < 0)
+	/* rows per part: an append to a version with typed parts (udr.parts,
+	 * deletion vectors) must say them */
+	for (size_t i = 0; i < nfiles && rc == 0; i++)
+		rc = file_rows(&part_rows[i], q, files[i].path);
+	if (rc < 0 || (rc = put_parts(hashes, q->store, files, nfiles)) < 0)
 		goto out;
-	/* 4. commit; an append retries when another writer got in first */
+	/* 4. commit; an append retries when another writer got in first (on
+	 *    a branch: a transaction on it, which conflicts only with commits
+	 *    on that branch) */
 	for (int attempt = 0;; attempt++) {
-		uint64_t base_rows = 0;
+		uint64_t base_rows = 0, next = 1;
+		const char *prev_fmt;
 		udr_version_free(v);
 		v = NULL;
 		udr_version_free(prev);
 		prev = NULL;
+		udr_txn_free(txn);
+		txn = NULL;
+		if (branch) {
+			udr_txn_options to = UDR_TXN_OPTIONS_INIT;
+			to.branch = branch;
+			if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
+				goto out;
+		}
 		if (opts->mode == UDR_IMPORT_APPEND) {
-			if ((rc = previous_version(&prev, q, table)) < 0)
+			if (txn) {
+				if ((rc = udr_txn_get_version(&prev, txn, table, 0)) == UDR_ENOTFOUND) {
+					udr_error_clear();
+					prev = NULL;
+					rc = 0;
+				}
+				if (rc == 0 && prev && udr__version_dropped(prev)) { /* a new table after the drop */
+					udr_version_free(prev);
+					prev = NULL;
+				}
+			} else
+				rc = previous_version(&prev, &next, q, table, NULL);
+			if (rc < 0)
 				goto out;
 			if (prev) {
 				schema old;
@@ -766,14 +871,41 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 					goto out;
 			}
 		}
-		if ((rc = udr_version_new(&v, table, prev ? prev->version + 1 : 1)) < 0)
+		if ((rc = udr_version_new(&v, table, next)) < 0)
 			goto out;
-		for (size_t i = 0; prev && i < prev->nchunks && rc == 0; i++)
+		if (prev && udr_version_get_meta(prev, "udr.parts")) {
+			/* typed parts: the previous ones (their deletion vectors kept)
+			 * and the new ones; the format is set below, so set it after */
+			udr__parts ps;
+			if ((rc = udr__parts_of(&ps, prev)) < 0)
+				goto out;
+			udr__part *np = realloc(ps.p, (ps.n + nfiles + 1) * sizeof(*np));
+			if (!np) {
+				udr__parts_free(&ps);
+				rc = udr__error_oom();
+				goto out;
+			}
+			ps.p = np;
+			for (size_t i = 0; i < nfiles; i++) {
+				memset(&ps.p[ps.n], 0, sizeof(ps.p[ps.n]));
+				ps.p[ps.n].hash = hashes[i];
+				ps.p[ps.n++].rows = part_rows[i];
+			}
+			rc = udr__parts_to_version(v, &ps);
+			udr__parts_free(&ps);
+			if (rc < 0)
+				goto out;
+		}
+		for (size_t i = 0; prev && !udr_version_get_meta(prev, "udr.parts") && i < prev->nchunks && rc == 0; i++)
 			rc = udr_version_add_chunk(v, &prev->chunks[i]);
-		for (size_t i = 0; i < nfiles && rc == 0; i++)
+		for (size_t i = 0; !udr_version_get_meta(v, "udr.parts") && i < nfiles && rc == 0; i++)
 			rc = udr_version_add_chunk(v, &hashes[i]);
 		snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, base_rows + (uint64_t)rows);
-		if (rc == 0)
+		/* typed parts (udr.parts) have their format (Parquet, set with them);
+		 * an append onto raw files (a table committed by hand) keeps them:
+		 * the parts are of several formats, each read by its bytes */
+		prev_fmt = prev ? udr_version_get_meta(prev, "udr.format") : "parquet";
+		if (rc == 0 && !udr_version_get_meta(v, "udr.format") && prev_fmt && strcmp(prev_fmt, "parquet") == 0)
 			rc = udr_version_set_meta(v, "udr.format", "parquet");
 		if (rc == 0)
 			rc = udr_version_set_meta(v, "udr.schema", schema_text);
@@ -785,7 +917,16 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 			rc = udr_version_set_message(v, opts->message);
 		if (rc < 0)
 			goto out;
-		if (opts->mode == UDR_IMPORT_APPEND)
+		if (txn) {
+			uint64_t seq;
+			if ((rc = udr_txn_write(txn, v)) == 0 && (rc = udr_txn_commit(txn, &seq)) == 0) {
+				udr_version *got_v = NULL; /* the number the commit gave it */
+				if ((rc = branch_version_after(&got_v, q->cat, table, branch)) == 0) {
+					v->version = got_v->version;
+					udr_version_free(got_v);
+				}
+			}
+		} else if (opts->mode == UDR_IMPORT_APPEND)
 			rc = udr_catalog_commit(q->cat, v);
 		else
 			rc = udr_catalog_commit_next(q->cat, v);
@@ -801,26 +942,123 @@ out:
 	udr_result_free(r);
 	parts_free(files, nfiles);
 	free(hashes);
+	free(part_rows);
 	free(schema_text);
 	schema_free(&got);
 	udr_version_free(prev);
 	udr_version_free(v);
+	udr_txn_free(txn);
 	rmtree_flat(dir);
 	free(dir);
 	close(lockfd);
 	return rc;
 }
 
+/*
+ * The rows of select_sql (our own SQL, no parameters) written as parts the
+ * way imports write them, and stored whole: their hashes and row counts, in
+ * order (*n 0 when the query has no rows).  What SQL writes store.
+ */
+int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql)
+{
+	char *dir = NULL;
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	part_file *files = NULL;
+	size_t nfiles = 0;
+	udr_hash *h = NULL;
+	uint64_t *cnt = NULL;
+	int64_t total;
+	int rc, lockfd = -1;
+	*hashes = NULL;
+	*rows = NULL;
+	*n = 0;
+	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
+		return rc;
+	rc = copy_parts_sql(&b, select_sql, dir);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto out;
+	total = result_count(r);
+	udr_result_free(r);
+	r = NULL;
+	if (total <= 0)
+		goto out; /* no rows: no part (a version without parts keeps udr.schema) */
+	if ((rc = list_parts(&files, &nfiles, dir)) < 0)
+		goto out;
+	if (!(h = calloc(nfiles ? nfiles : 1, sizeof(*h))) || !(cnt = calloc(nfiles ? nfiles : 1, sizeof(*cnt)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	/* one part holds every row written; else each part's footer says */
+	if (nfiles == 1)
+		cnt[0] = (uint64_t)total;
+	for (size_t i = 0; nfiles > 1 && i < nfiles && rc == 0; i++)
+		rc = file_rows(&cnt[i], q, files[i].path);
+	if (rc == 0)
+		rc = put_parts(h, q->store, files, nfiles);
+	if (rc == 0) {
+		*hashes = h;
+		*rows = cnt;
+		*n = nfiles;
+		h = NULL;
+		cnt = NULL;
+	}
+out:
+	udr_result_free(r);
+	parts_free(files, nfiles);
+	free(h);
+	free(cnt);
+	rmtree_flat(dir);
+	free(dir);
+	if (lockfd >= 0)
+		close(lockfd);
+	return rc;
+}
+
+/* The caller's options as the current version (a version-1 struct has no
+ * keys and no types: only its fields are read). */
+static int import_opts(udr_import_options *out, const udr_import_options *opts)
+{
+	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	*out = def;
+	if (!opts)
+		return 0;
+	if (opts->version == 1) {
+		memcpy(out, opts, offsetof(udr_import_options, keys));
+		out->version = UDR_IMPORT_OPTIONS_VERSION;
+		return 0;
+	}
+	if (opts->version != UDR_IMPORT_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
+	*out = *opts;
+	if (out->nkeys && !out->keys)
+		return udr__error_set(UDR_EINVAL, "udr_import_options: nkeys without keys");
+	if (out->ntypes && !out->types)
+		return udr__error_set(UDR_EINVAL, "udr_import_options: ntypes without types");
+	for (size_t i = 0; i < 2 * out->ntypes; i++)
+		if (!out->types[i] || !*out->types[i])
+			return udr__error_set(UDR_EINVAL, "udr_import_options: types[%zu] is empty", i);
+	return 0;
+}
+
 static int check_import_args(udr_query *q, const char *table, const udr_import_options *opts)
 {
 	if (!q || !table)
 		return udr__error_set(UDR_EINVAL, "invalid argument: NULL session or table");
-	if (opts->version != UDR_IMPORT_OPTIONS_VERSION)
-		return udr__error_set(UDR_EINVAL, "unknown udr_import_options version %u", opts->version);
+	if (opts->nkeys && opts->mode != UDR_IMPORT_OVERWRITE)
+		return udr__error_set(UDR_EINVAL, "import keys need a full copy of the table (not an append)");
+	if (opts->nkeys && import_branch(opts))
+		return udr__error_set(UDR_EINVAL, "import keys (--key) work on the main branch only for now");
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
-	if (opts->ref && *opts->ref && strcmp(opts->ref, "main") != 0 && strcmp(opts->ref, "branch:main") != 0)
-		return udr__error_set(UDR_ENOTFOUND, "branch '%s' not found (only 'main' exists)", opts->ref);
+	if (import_branch(opts)) {
+		int rc = udr_ref_name_check(import_branch(opts));
+		if (rc < 0)
+			return rc;
+	}
 	return udr_table_name_check(table);
 }
 
@@ -939,19 +1177,53 @@ static int check_ragged(udr_query *q, const char *reader, const char *const *fil
 	return rc;
 }
 
+/*
+ * The columns of CSV/JSON files with the types opts->types names, the
+ * others as detected: read_json takes its columns all or none, so the
+ * detected ones are listed too (read_csv's types would take some).
+ */
+static int forced_types(schema *out, udr_query *q, int format, const char *const *files, size_t nfiles,
+                        const udr_import_options *opts)
+{
+	udr__buf b = {0};
+	int rc = reader_sql(&b, format, files, nfiles, NULL);
+	if (rc == 0)
+		rc = udr__q_describe(&out->names, &out->types, &out->n, q, b.ptr);
+	udr__buf_free(&b);
+	for (size_t i = 0; rc == 0 && i < opts->ntypes; i++) {
+		const char *name = opts->types[2 * i], *type = opts->types[2 * i + 1];
+		size_t k = 0;
+		char qn[200];
+		while (k < out->n && strcmp(out->names[k], name) != 0)
+			k++;
+		if (k == out->n) {
+			udr__quote(qn, sizeof(qn), name);
+			rc = udr__error_set(UDR_EINVAL, "column '%s' of the import's types is not in the data", qn);
+			break;
+		}
+		free(out->types[k]);
+		if (!(out->types[k] = strdup(type)))
+			rc = udr__error_oom();
+	}
+	return rc;
+}
+
 int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
                      size_t nfiles, const udr_import_options *opts)
 {
-	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	udr_import_options o;
 	udr__buf b = {0};
-	schema old = {0};
+	schema old = {0}, forced = {0};
 	udr_version *prev = NULL;
 	import_src src;
+	bool keyed;
 	int rc, format;
-	if (!opts)
-		opts = &def;
+	if ((rc = import_opts(&o, opts)) < 0)
+		return rc;
+	opts = &o;
 	if ((rc = check_import_args(q, table, opts)) < 0)
 		return rc;
+	keyed = opts->nkeys > 0;
 	if (!files || nfiles == 0)
 		return udr__error_set(UDR_EINVAL, "no file to import into table %s", table);
 	for (size_t i = 0; i < nfiles; i++) {
@@ -990,10 +1262,11 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 		if (rc < 0)
 			goto out;
 	}
-	if (opts->mode == UDR_IMPORT_APPEND) {
+	if (opts->mode == UDR_IMPORT_APPEND || keyed) {
 		/* CSV and JSON types are guessed from the data: read new data with
 		 * the table's types instead, after checking the column names. */
-		if ((rc = previous_version(&prev, q, table)) < 0)
+		uint64_t next;
+		if ((rc = previous_version(&prev, &next, q, table, import_branch(opts))) < 0)
 			return rc;
 		if (prev && format != UDR_FORMAT_PARQUET) {
 			schema neu = {0};
@@ -1010,17 +1283,26 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 				goto out;
 		}
 	}
-	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : NULL)) < 0)
+	if (!old.n && opts->ntypes && format != UDR_FORMAT_PARQUET &&
+	    (rc = forced_types(&forced, q, format, files, nfiles, opts)) < 0)
+		goto out;
+	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL)) < 0)
 		goto out;
 	src.select_sql = b.ptr;
 	src.params = NULL;
 	src.nparams = 0;
 	src.source = format == UDR_FORMAT_NDJSON ? "json" : format_name(format);
 	src.kind = UDR__RUN_ANY;
+	/* a full copy matched on keys: only the rows that differ are stored
+	 * (write.c); a table that does not exist yet is imported whole */
+	if (keyed && prev && (rc = udr__w_import_keyed(version, q, table, b.ptr, opts->keys, opts->nkeys,
+	                                               opts->message)) != 1)
+		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:
 	udr__buf_free(&b);
 	schema_free(&old);
+	schema_free(&forced);
 	udr_version_free(prev);
 	return rc;
 }
@@ -1028,16 +1310,19 @@ out:
 int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
                          const udr_value *params, size_t nparams, const udr_import_options *opts)
 {
-	udr_import_options def = UDR_IMPORT_OPTIONS_INIT;
+	udr_import_options o;
 	char *rewritten = NULL;
 	import_src src;
 	int rc;
-	if (!opts)
-		opts = &def;
+	if ((rc = import_opts(&o, opts)) < 0)
+		return rc;
+	opts = &o;
 	if ((rc = check_import_args(q, table, opts)) < 0)
 		return rc;
 	if (!sql)
 		return udr__error_set(UDR_EINVAL, "no query to import into table %s", table);
+	if (opts->version >= 2 && opts->nkeys)
+		return udr__error_set(UDR_EINVAL, "import keys apply to files (a full copy of the table), not to a query");
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
 	if ((rc = user_query(rewritten, q)) < 0) {

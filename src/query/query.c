@@ -21,6 +21,8 @@
 #include <jansson.h>
 
 #include "catalog/catalog_internal.h"
+#include <udr/refs.h>
+
 #include "query/query_internal.h"
 
 /* ---- verified parts (process-wide) -------------------------------------------- */
@@ -349,12 +351,26 @@ int udr__q_error(udr_query *q, const char *msg)
 		}
 		for (size_t i = 0; i < q->nviews; i++)
 			for (size_t k = 0; k < q->views[i].nparts; k++)
-				if (udr_hash_equal(&q->views[i].parts[k], &h))
+				if (udr_hash_equal(&q->views[i].parts[k], &h)) {
+					/* verified: the part is what was committed, so this is
+					 * its content, not damage (fsck finds nothing) */
+					if (q->verify && q->views[i].fmt && q->views[i].fmt[k])
+						return udr__error_set(
+						    UDR_EINVAL,
+						    "table %s version %" PRIu64 ": part %s is stored intact but is "
+						    "not readable as %s: %s",
+						    q->views[i].table, q->views[i].version, hex,
+						    q->views[i].fmt[k] == UDR__PART_CSV    ? "CSV"
+						    : q->views[i].fmt[k] == UDR__PART_JSON ? "JSON"
+						                                           : "Parquet",
+						    msg);
 					return udr__error_set(UDR_ECORRUPT,
 					                      "table %s version %" PRIu64 ": part %s is not readable: %s",
 					                      q->views[i].table, q->views[i].version, hex, msg);
+				}
 	}
-	if (strncmp(msg, "Catalog Error", 13) == 0 && strstr(msg, "does not exist"))
+	if (strncmp(msg, "Catalog Error", 13) == 0 && strstr(msg, "does not exist") &&
+	    strncmp(msg, "Catalog Error: Type with name", 29) != 0) /* a bad type name: invalid */
 		return udr__error_set(UDR_ENOTFOUND, "%s", msg);
 	if (strncmp(msg, "Out of Memory Error", 19) == 0)
 		return udr__error_set(UDR_ENOMEM, "%s", msg);
@@ -369,6 +385,7 @@ int udr__q_exec(udr_query *q, const char *sql)
 {
 	duckdb_result res;
 	int rc = 0;
+	udr__q_settle(q);
 	if (duckdb_query(q->con, sql, &res) == DuckDBError)
 		rc = udr__q_error(q, duckdb_result_error(&res));
 	duckdb_destroy_result(&res);
@@ -412,7 +429,7 @@ static int bind_params(udr_query *q, duckdb_prepared_statement st, const udr_val
 }
 
 /* Skip blanks and comments from s; the rest of the text. */
-static const char *skip_blank_sql(const char *s)
+const char *udr__q_skip_blank(const char *s)
 {
 	for (;;) {
 		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
@@ -436,6 +453,8 @@ static const char *skip_blank_sql(const char *s)
 		}
 	}
 }
+
+#define skip_blank_sql udr__q_skip_blank
 
 /* The leading keyword at s is word (case-insensitive); *end after it. */
 static bool keyword_is(const char *s, const char *word, const char **end)
@@ -489,6 +508,12 @@ static int check_kind(duckdb_prepared_statement st, const char *sql, int kind)
 	case DUCKDB_STATEMENT_TYPE_DROP:
 	case DUCKDB_STATEMENT_TYPE_ALTER:
 		return 0;
+	case DUCKDB_STATEMENT_TYPE_INVALID:
+		/* DuckDB 1.4's C API has no type for MERGE INTO (it says INVALID):
+		 * a prepared statement whose text starts with MERGE is one */
+		if (st && keyword_is(skip_blank_sql(sql), "merge", NULL))
+			return 0;
+		break;
 	default:
 		break;
 	}
@@ -509,7 +534,8 @@ static int check_first_keyword(const char *sql, int kind)
 {
 	static const char *const queries[] = {"select", "with", "from", "values", "table", "describe", "desc",
 	                                      "show", "summarize", "pivot", "unpivot", NULL};
-	static const char *const others[] = {"explain", "create", "insert", "update", "delete", "drop", "alter", NULL};
+	static const char *const others[] = {"explain", "create", "insert", "update", "delete", "drop", "alter",
+	                                     "merge", "truncate", NULL};
 	const char *s = skip_blank_sql(sql), *after;
 	if (kind != UDR__RUN_USER && kind != UDR__RUN_SELECT)
 		return 0;
@@ -559,13 +585,13 @@ static int extract_one(duckdb_extracted_statements *ext, udr_query *q, const cha
 	return rc;
 }
 
-int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
-               int kind)
+int udr__q_prepare(duckdb_prepared_statement *out, udr_query *q, const char *sql, const udr_value *params,
+                   size_t nparams, int kind)
 {
 	duckdb_extracted_statements ext = NULL;
 	duckdb_prepared_statement st = NULL;
-	duckdb_result res;
 	int rc = 0;
+	*out = NULL;
 	if (nparams && !params)
 		return udr__error_set(UDR_EINVAL, "parameters are NULL");
 	/* exactly one statement: a second one is never run */
@@ -580,6 +606,24 @@ int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	}
 	if ((rc = check_kind(st, sql, kind)) < 0 || (rc = bind_params(q, st, params, nparams)) < 0)
 		goto out;
+	*out = st;
+	st = NULL;
+out:
+	q->scan_rc = 0;
+	duckdb_destroy_prepare(&st);
+	duckdb_destroy_extracted(&ext);
+	return rc;
+}
+
+int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
+               int kind)
+{
+	duckdb_prepared_statement st = NULL;
+	duckdb_result res;
+	int rc;
+	udr__q_settle(q);
+	if ((rc = udr__q_prepare(&st, q, sql, params, nparams, kind)) < 0)
+		goto out;
 	if (duckdb_execute_prepared(st, &res) == DuckDBError) {
 		rc = run_error(q, duckdb_result_error(&res));
 		duckdb_destroy_result(&res);
@@ -592,7 +636,6 @@ int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value 
 out:
 	q->scan_rc = 0;
 	duckdb_destroy_prepare(&st);
-	duckdb_destroy_extracted(&ext);
 	/* the result is materialized: the statement reads no cached part now */
 	udr__q_cache_release(q);
 	return rc;
@@ -672,6 +715,8 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 		goto fail;
 	/* table names are resolved where DuckDB binds a table, and only there */
 	duckdb_add_replacement_scan(q->ddb, replacement_scan, q, NULL);
+	if ((rc = udr__dv_register(q)) < 0)
+		goto fail;
 	duckdb_destroy_config(&cfg);
 	free(spill);
 	*out = q;
@@ -693,6 +738,11 @@ static void view_free(udr__view *v)
 		free(v->paths[i]);
 	free(v->paths);
 	free(v->cached);
+	for (size_t i = 0; v->dv && i < v->nparts; i++)
+		free(v->dv[i]);
+	free(v->dv);
+	free(v->dvrows);
+	free(v->fmt);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -700,7 +750,10 @@ void udr_query_close(udr_query *q)
 {
 	if (!q)
 		return;
+	udr__q_settle(q); /* an open stream keeps its rows, read now */
 	udr__q_cache_release(q);
+	udr__w_close(q);
+	free(q->message);
 	if (q->con)
 		duckdb_disconnect(&q->con);
 	if (q->ddb)
@@ -897,15 +950,26 @@ static int empty_select(udr__buf *b, const udr_version *v)
 	int rc = 0;
 	if (!arr || !json_is_array(arr) || json_array_size(arr) == 0) {
 		json_decref(arr);
-		return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 " has no parts and no usable udr.schema",
-		                      v->table, v->version);
+		/* a version committed without data (`udr commit --allow-empty`):
+		 * nothing is damaged, there is just nothing to read */
+		if (v->version > 1)
+			return udr__error_set(UDR_EINVAL,
+			                      "table %s version %" PRIu64 " has no data (no chunks, or only empty "
+			                      "ones) and %s udr.schema: there are no columns to read (an earlier "
+			                      "version: %s@%" PRIu64 ")",
+			                      v->table, v->version, schema ? "an unusable" : "no", v->table,
+			                      v->version - 1);
+		return udr__error_set(UDR_EINVAL,
+		                      "table %s version %" PRIu64 " has no data (no chunks, or only empty ones) "
+		                      "and %s udr.schema: there are no columns to read",
+		                      v->table, v->version, schema ? "an unusable" : "no");
 	}
 	rc = udr__buf_puts(b, "SELECT ");
 	json_array_foreach(arr, i, col) {
 		const char *name = json_string_value(json_object_get(col, "name"));
 		const char *type = json_string_value(json_object_get(col, "type"));
 		if (!name || !type || !type_text_ok(type)) {
-			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": bad column %zu in udr.schema",
+			rc = udr__error_set(UDR_EINVAL, "table %s version %" PRIu64 ": bad column %zu in udr.schema",
 			                    v->table, v->version, i);
 			break;
 		}
@@ -922,6 +986,77 @@ static int empty_select(udr__buf *b, const udr_version *v)
 	if (rc == 0)
 		rc = udr__buf_puts(b, " LIMIT 0");
 	return rc;
+}
+
+/*
+ * How DuckDB reads a part.  UDR's imports write Parquet (udr.format
+ * "parquet"); a table committed by hand (`udr put` + `udr commit`) holds
+ * raw files, usually with no udr.format: the bytes say.  A Parquet file
+ * starts with "PAR1"; other content is text: JSON when its first character
+ * (after a byte order mark and blanks) is '{' or '[', else CSV (DuckDB's
+ * sniffer finds the delimiter and the header).  udr.format "csv" or "json"
+ * decides for text parts.  A part labelled "parquet" that is not Parquet
+ * (an append onto a table of raw files) is read by its bytes only when it
+ * was verified against its hash: unverified, it may be a damaged part.
+ * Compressed and binary content is refused, naming the part.
+ */
+static int part_format(unsigned char *out, udr_query *q, const char *path, const udr_hash *h,
+                       const udr_version *v)
+{
+	const char *fmt = udr_version_get_meta(v, "udr.format");
+	unsigned char head[4096];
+	char hex[UDR_HASH_HEXSIZE + 1];
+	const char *what = NULL;
+	struct stat st;
+	ssize_t n = 0;
+	size_t i = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int rc = udr__error_io(errno, "cannot open part %s", path);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while ((n = read(fd, head, sizeof(head))) < 0 && errno == EINTR)
+		;
+	close(fd);
+	if (n < 0)
+		return udr__error_io(errno, "cannot read part %s", path);
+	if (st.st_size == 0) {
+		*out = UDR__PART_EMPTY;
+		return 0;
+	}
+	if ((n >= 4 && memcmp(head, "PAR1", 4) == 0) || (fmt && strcmp(fmt, "parquet") == 0 && !q->verify)) {
+		*out = UDR__PART_PARQUET;
+		return 0;
+	}
+	if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+		what = "gzip-compressed";
+	else if (n >= 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd)
+		what = "zstd-compressed";
+	else if (memchr(head, '\0', (size_t)n))
+		what = "binary (neither Parquet, CSV nor JSON)";
+	if (what) {
+		udr_hash_tohex(hex, h);
+		return udr__error_set(UDR_EINVAL,
+		                      "table %s version %" PRIu64 ": part %s is %s: SQL reads Parquet, CSV "
+		                      "and JSON parts (the part is stored intact; `udr get` reads it back)",
+		                      v->table, v->version, hex, what);
+	}
+	if (fmt && strcmp(fmt, "csv") == 0) {
+		*out = UDR__PART_CSV;
+		return 0;
+	}
+	if (fmt && strcmp(fmt, "json") == 0) {
+		*out = UDR__PART_JSON;
+		return 0;
+	}
+	if (n >= 3 && head[0] == 0xef && head[1] == 0xbb && head[2] == 0xbf)
+		i = 3;
+	while (i < (size_t)n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
+		i++;
+	*out = i < (size_t)n && (head[i] == '{' || head[i] == '[') ? UDR__PART_JSON : UDR__PART_CSV;
+	return 0;
 }
 
 /* Cached parts may have been trimmed since the version was bound: bring them back. */
@@ -961,7 +1096,8 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 	if (!(nv.name = strdup(name)) || !(nv.table = strdup(v->table)) ||
 	    !(nv.parts = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.parts))) ||
 	    !(nv.paths = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.paths))) ||
-	    !(nv.cached = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.cached)))) {
+	    !(nv.cached = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.cached))) ||
+	    !(nv.fmt = calloc(v->nchunks ? v->nchunks : 1, sizeof(*nv.fmt)))) {
 		rc = udr__error_oom();
 		goto fail;
 	}
@@ -984,15 +1120,37 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 		vw = &q->views[q->nviews++];
 	*vw = nv;
 	vw->version = 0;
-	for (size_t i = 0; i < v->nchunks; i++)
+	/* the chunks of a version with udr.parts end with its deletion vectors */
+	if ((rc = udr__dv_view_load(q, vw, v)) < 0)
+		return rc;
+	for (size_t i = 0; i < vw->nparts; i++) {
 		if ((rc = part_path(&vw->paths[i], &vw->cached[i], q, &v->chunks[i], v)) < 0)
 			return rc;
+		if ((rc = part_format(&vw->fmt[i], q, vw->paths[i], &v->chunks[i], v)) < 0)
+			return rc;
+		/* typed parts (udr.parts: row positions, deletion vectors) are read
+		 * as one Parquet list by position: a part of another format would
+		 * shift them, so such a version is refused rather than misread */
+		if (vw->fmt[i] != UDR__PART_PARQUET && udr_version_get_meta(v, "udr.parts")) {
+			char hex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(hex, &v->chunks[i]);
+			return udr__error_set(UDR_EINVAL,
+			                      "table %s version %" PRIu64 ": part %s of its typed parts (udr.parts) is "
+			                      "not Parquet: typed parts of other formats are not supported",
+			                      v->table, v->version, hex);
+		}
+	}
 	vw->version = v->version;
 	*out = vw;
 	return 0;
 fail:
 	view_free(&nv);
 	return rc;
+}
+
+int udr__q_view_get(udr__view **out, udr_query *q, const udr_version *v)
+{
+	return ensure_view(out, q, v);
 }
 
 int udr__q_view(const char **name, udr_query *q, const udr_version *v)
@@ -1007,27 +1165,99 @@ int udr__q_view(const char **name, udr_query *q, const udr_version *v)
 static int resolve_ref(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
                        uint64_t head);
 
+static const char *part_reader(unsigned char fmt)
+{
+	return fmt == UDR__PART_CSV ? "read_csv" : fmt == UDR__PART_JSON ? "read_json_auto" : "read_parquet";
+}
+
+/* A list value of the paths of parts [from, to) of format fmt. */
+static int paths_value(duckdb_value *out, const udr__view *vw, size_t from, size_t to, unsigned char fmt)
+{
+	duckdb_logical_type vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
+	duckdb_value *vals = calloc(to - from + 1, sizeof(*vals));
+	size_t n = 0;
+	int rc = vt && vals ? 0 : udr__error_oom();
+	for (size_t i = from; rc == 0 && i < to; i++) {
+		char *p;
+		if (vw->fmt[i] != fmt)
+			continue;
+		p = udr__q_read_path(vw->paths[i]);
+		if (!p || !(vals[n++] = duckdb_create_varchar(p)))
+			rc = udr__error_oom();
+		free(p);
+	}
+	if (rc == 0 && !(*out = duckdb_create_list_value(vt, vals, n)))
+		rc = udr__error_oom();
+	for (size_t i = 0; i < n; i++)
+		if (vals[i])
+			duckdb_destroy_value(&vals[i]);
+	free(vals);
+	if (vt)
+		duckdb_destroy_logical_type(&vt);
+	return rc;
+}
+
+/*
+ * Parts of several formats (an append onto a table of raw CSV files):
+ * one reader per run of parts of one format, in part order, as
+ * `SELECT * FROM read_csv([...]) UNION ALL BY NAME SELECT * FROM
+ * read_parquet([...]) ...` (DuckDB keeps the order of UNION ALL's inputs
+ * while insertion order is preserved, its default).  The paths are the
+ * store's own, glob-escaped and quoted as literals.
+ */
+static int mixed_select(udr__buf *b, const udr__view *vw)
+{
+	int rc = 0;
+	bool first = true;
+	for (size_t i = 0; rc == 0 && i < vw->nparts;) {
+		size_t j = i;
+		bool firstpath = true;
+		if (vw->fmt[i] == UDR__PART_EMPTY) {
+			i++;
+			continue;
+		}
+		while (j < vw->nparts && (vw->fmt[j] == vw->fmt[i] || vw->fmt[j] == UDR__PART_EMPTY))
+			j++;
+		rc = udr__buf_printf(b, "%sSELECT * FROM %s([", first ? "" : " UNION ALL BY NAME ",
+		                     part_reader(vw->fmt[i]));
+		for (size_t k = i; rc == 0 && k < j; k++) {
+			if (vw->fmt[k] != vw->fmt[i])
+				continue;
+			if (!firstpath)
+				rc = udr__buf_puts(b, ", ");
+			if (rc == 0)
+				rc = udr__sql_read_path(b, vw->paths[k]);
+			firstpath = false;
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(b, "])");
+		first = false;
+		i = j;
+	}
+	return rc;
+}
+
 /* The table function and its parameters that read version v. */
 static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_version *v)
 {
 	const char *fmt = udr_version_get_meta(v, "udr.format");
-	duckdb_logical_type vt = NULL;
-	duckdb_value *vals = NULL, list = NULL;
+	duckdb_value list = NULL;
+	unsigned char one = 0;
+	bool mixed = false;
 	udr__view *vw;
+	udr__buf b = {0};
 	int rc;
 	if ((rc = ensure_view(&vw, q, v)) < 0)
 		return rc;
-	if (vw->nparts == 0) {
-		udr__buf b = {0};
+	if (vw->nparts > 0 && fmt && strcmp(fmt, "parquet-dv") == 0) {
+		/* deletion vectors: merge-on-read through a query over the parts */
 		duckdb_value text;
-		if ((rc = empty_select(&b, v)) < 0) {
-			udr__buf_free(&b);
-			return rc;
-		}
-		text = duckdb_create_varchar(b.ptr);
+		rc = udr__dv_scan_sql(&b, q, vw, false);
+		if (rc == 0 && !(text = duckdb_create_varchar(b.ptr)))
+			rc = udr__error_oom();
 		udr__buf_free(&b);
-		if (!text)
-			return udr__error_oom();
+		if (rc < 0)
+			return rc;
 		duckdb_replacement_scan_set_function_name(info, "query");
 		duckdb_replacement_scan_add_parameter(info, text);
 		duckdb_destroy_value(&text);
@@ -1039,33 +1269,32 @@ static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_ve
 		return udr__error_set(UDR_EINVAL, "table %s version %" PRIu64 ": unsupported udr.format '%s'",
 		                      v->table, v->version, qf);
 	}
-	if (!(vals = calloc(vw->nparts, sizeof(*vals))) || !(vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR))) {
-		free(vals);
-		return udr__error_oom();
+	for (size_t i = 0; i < vw->nparts; i++) {
+		if (vw->fmt[i] == UDR__PART_EMPTY)
+			continue;
+		if (one && vw->fmt[i] != one)
+			mixed = true;
+		one = vw->fmt[i];
 	}
-	rc = 0;
-	for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
-		char *p = udr__q_read_path(vw->paths[i]);
-		if (!p || !(vals[i] = duckdb_create_varchar(p)))
+	if (!one || mixed) {
+		duckdb_value text;
+		rc = one ? mixed_select(&b, vw) : empty_select(&b, v);
+		if (rc == 0 && !(text = duckdb_create_varchar(b.ptr)))
 			rc = udr__error_oom();
-		free(p);
+		udr__buf_free(&b);
+		if (rc < 0)
+			return rc;
+		duckdb_replacement_scan_set_function_name(info, "query");
+		duckdb_replacement_scan_add_parameter(info, text);
+		duckdb_destroy_value(&text);
+		return 0;
 	}
-	if (rc == 0 && !(list = duckdb_create_list_value(vt, vals, vw->nparts)))
-		rc = udr__error_oom();
-	if (rc == 0) {
-		duckdb_replacement_scan_set_function_name(info, !fmt || strcmp(fmt, "parquet") == 0 ? "read_parquet"
-		                                                : strcmp(fmt, "csv") == 0       ? "read_csv"
-		                                                                                : "read_json_auto");
-		duckdb_replacement_scan_add_parameter(info, list);
-	}
-	for (size_t i = 0; i < vw->nparts; i++)
-		if (vals[i])
-			duckdb_destroy_value(&vals[i]);
-	free(vals);
-	if (list)
-		duckdb_destroy_value(&list);
-	duckdb_destroy_logical_type(&vt);
-	return rc;
+	if ((rc = paths_value(&list, vw, 0, vw->nparts, one)) < 0)
+		return rc;
+	duckdb_replacement_scan_set_function_name(info, part_reader(one));
+	duckdb_replacement_scan_add_parameter(info, list);
+	duckdb_destroy_value(&list);
+	return 0;
 }
 
 /* Resolve a table name DuckDB is binding: NAME or NAME@REF. */
@@ -1083,7 +1312,7 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	memcpy(table, name, tlen);
 	table[tlen] = '\0';
 	if (udr_table_name_check(table) < 0 || (!at && strcmp(table, "udr_log") == 0) ||
-	    (!at && strcmp(table, "udr_tables") == 0)) {
+	    (!at && strcmp(table, "udr_tables") == 0) || (!at && udr__w_dropped(q, table))) {
 		udr_error_clear();
 		return 0; /* not a UDR table: DuckDB says it does not exist */
 	}
@@ -1100,8 +1329,14 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	} else if ((rc = udr__ref_parse(&ref, at + 1, strlen(at + 1))) < 0) {
 		return rc;
 	}
-	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0)
+	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0) {
+		if (rc == UDR_ENOTFOUND && !at && q->dropped_hit) {
+			q->dropped_hit = false;
+			udr_error_clear();
+			return 0; /* dropped: DuckDB says it does not exist */
+		}
 		return rc;
+	}
 	rc = scan_of(info, q, v);
 	udr_version_free(v);
 	return rc;
@@ -1124,8 +1359,49 @@ static void replacement_scan(duckdb_replacement_scan_info info, const char *name
 
 /* ---- resolving references -------------------------------------------------------------------- */
 
+/* t@branch:NAME, t@tag:NAME, t@NAME: the ref as of the statement's head
+ * (refs.c), then the table in that commit's snapshot. */
+static int resolve_named(udr_version **out, udr_query *q, const char *table, const udr__ref *ref, uint64_t head)
+{
+	char spec[UDR__REF_TEXT_MAX + 16], cr[40], qr[UDR__REF_TEXT_MAX * 4 + 8], qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	uint64_t commit = 0;
+	int rc;
+	snprintf(spec, sizeof(spec), "%s%s", ref->bare ? "" : ref->kind == UDR__REF_TAG ? "tag:" : "branch:", ref->text);
+	if ((rc = udr__resolve_at_seq(&commit, q->cat, spec, head)) < 0)
+		return rc;
+	snprintf(cr, sizeof(cr), "commit:%" PRIu64, commit);
+	rc = commit ? udr_catalog_get_version_on(out, q->cat, table, 0, cr) : UDR_ENOTFOUND;
+	if (rc == UDR_ENOTFOUND) {
+		udr__quote(qt, sizeof(qt), table);
+		udr__quote(qr, sizeof(qr), spec);
+		return udr__error_set(UDR_ENOTFOUND, "table '%s' not found on %s", qt, qr);
+	}
+	return rc;
+}
+
+static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
+                           uint64_t head);
+
+/* A version that records a drop (udr.dropped) is no table: not found. */
 static int resolve_ref(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
                        uint64_t head)
+{
+	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	int rc = resolve_ref_any(out, q, table, ref, head);
+	q->dropped_hit = false;
+	if (rc < 0 || !udr__version_dropped(*out))
+		return rc;
+	udr__quote(qt, sizeof(qt), table);
+	rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found (version %" PRIu64 " dropped it)", qt,
+	                    (*out)->version);
+	udr_version_free(*out);
+	*out = NULL;
+	q->dropped_hit = true;
+	return rc;
+}
+
+static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, const udr__ref *ref,
+                           uint64_t head)
 {
 	char qt[UDR_TABLE_NAME_MAX * 4 + 8], qr[UDR__REF_TEXT_MAX * 4 + 8];
 	int rc;
@@ -1133,10 +1409,12 @@ static int resolve_ref(udr_version **out, udr_query *q, const char *table, const
 	udr__quote(qr, sizeof(qr), ref->text);
 	switch (ref->kind) {
 	case UDR__REF_BRANCH:
-		if (strcmp(ref->text, "main") != 0)
-			return udr__error_set(UDR_ENOTFOUND, "branch '%s' not found (only 'main' exists)", qr);
-		/* fall through */
+	case UDR__REF_TAG:
+		if (!ref->bare && ref->kind == UDR__REF_BRANCH && strcmp(ref->text, "main") == 0)
+			goto latest;
+		return resolve_named(out, q, table, ref, head);
 	case UDR__REF_LATEST:
+	latest:
 		rc = head ? udr_catalog_get_version_at_seq(out, q->cat, table, head)
 		          : udr_catalog_get_version(out, q->cat, table, 0);
 		if (rc == UDR_ENOTFOUND)
@@ -1161,12 +1439,17 @@ static int resolve_ref(udr_version **out, udr_query *q, const char *table, const
 		if (ref->num > head)
 			return udr__error_set(UDR_ENOTFOUND, "commit %" PRIu64 " not found (the last is %" PRIu64 ")",
 			                      ref->num, head);
-		rc = udr_catalog_get_version_at_seq(out, q->cat, table, ref->num);
+		if (udr__catalog_branched(q->cat)) {
+			/* a store that branched: the tables of that commit */
+			char cr[40];
+			snprintf(cr, sizeof(cr), "commit:%" PRIu64, ref->num);
+			rc = udr_catalog_get_version_on(out, q->cat, table, 0, cr);
+		} else {
+			rc = udr_catalog_get_version_at_seq(out, q->cat, table, ref->num);
+		}
 		if (rc == UDR_ENOTFOUND)
 			return udr__error_set(UDR_ENOTFOUND, "table '%s' had no version at commit %" PRIu64, qt, ref->num);
 		return rc;
-	case UDR__REF_TAG:
-		return udr__error_set(UDR_ENOTFOUND, "tag '%s' not found", qr);
 	}
 	return udr__error_set(UDR_EINVAL, "bad reference");
 }
@@ -1298,7 +1581,7 @@ static int ensure_log(udr_query *q, uint64_t head)
  * costs, whatever the number of tables.
  */
 enum { TCOL_NAME, TCOL_VERSION, TCOL_ROWS, TCOL_PARTS, TCOL_FORMAT, TCOL_CREATED, TCOL_COMMIT,
-       TCOL_MESSAGE, TCOL_N };
+       TCOL_MESSAGE, TCOL_DVS, TCOL_ADDED, TCOL_N };
 
 typedef struct tables_scan {
 	udr__tstate st;    /* table -> latest version and commit at the snapshot */
@@ -1320,10 +1603,11 @@ static void tables_scan_free(void *p)
 static void tables_bind(duckdb_bind_info info)
 {
 	static const char *const names[TCOL_N] = {"name", "version", "rows", "parts", "format", "created",
-	                                          "commit", "message"};
+	                                          "commit", "message", "deletion_vectors", "bytes_added"};
 	static const duckdb_type types[TCOL_N] = {DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_BIGINT,
 	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP_MS,
-	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR};
+	                                          DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BIGINT,
+	                                          DUCKDB_TYPE_BIGINT};
 	for (int i = 0; i < TCOL_N; i++) {
 		duckdb_logical_type t = duckdb_create_logical_type(types[i]);
 		duckdb_bind_add_result_column(info, names[i], t);
@@ -1337,7 +1621,11 @@ static int tables_state(udr__tstate *out, udr_query *q, uint64_t seq)
 	char **names = NULL;
 	size_t n = 0;
 	bool known = false;
-	int rc = udr__state_at(out, &known, q->cat, seq);
+	int rc = 0;
+	if (seq > 0 && udr__catalog_branched(q->cat))
+		rc = udr__branch_head(&seq, q->cat, "main", seq); /* main's tables */
+	if (rc == 0)
+		rc = udr__state_at(out, &known, q->cat, seq);
 	if (rc < 0 || known)
 		return rc;
 	udr__tstate_free(out);
@@ -1377,12 +1665,11 @@ static void tables_init(duckdb_init_info info)
 		return;
 	}
 	t->ncols = duckdb_init_get_column_count(info);
-	for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++) {
+	for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++)
 		t->cols[i] = duckdb_init_get_column_index(info, i);
-		if (t->cols[i] != TCOL_NAME && t->cols[i] != TCOL_VERSION && t->cols[i] != TCOL_COMMIT &&
-		    t->cols[i] < TCOL_N)
-			t->need_version = true;
-	}
+	/* every version file is read: a table whose latest version is a drop
+	 * (udr.dropped) is gone and not listed, whatever the columns read */
+	t->need_version = true;
 	duckdb_init_set_max_threads(info, 1);
 	if ((rc = tables_state(&t->st, q, q->snap_head)) < 0) {
 		tables_fail(q, rc);
@@ -1418,7 +1705,7 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 	udr_query *q = duckdb_function_get_extra_info(info);
 	tables_scan *t = duckdb_function_get_init_data(info);
 	idx_t max = duckdb_vector_size(), row = 0;
-	for (; row < max && t->pos < t->st.n; row++, t->pos++) {
+	for (; row < max && t->pos < t->st.n; t->pos++) {
 		const udr__tentry *e = &t->st.e[t->pos];
 		udr_version *v = NULL;
 		if (t->need_version) {
@@ -1427,6 +1714,10 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 				tables_fail(q, rc);
 				duckdb_function_set_error(info, q->scan_msg);
 				return;
+			}
+			if (udr__version_dropped(v)) {
+				udr_version_free(v);
+				continue;
 			}
 		}
 		for (idx_t i = 0; i < t->ncols && i < TCOL_N; i++) {
@@ -1440,20 +1731,44 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 			case TCOL_ROWS:
 				put_i64(vec, row, rows && udr__parse_u64(&n, rows, strlen(rows)) == 0 ? &n : NULL);
 				break;
-			case TCOL_PARTS:
-				n = v->nchunks;
-				put_i64(vec, row, &n);
+			case TCOL_PARTS: {
+				/* data parts (the chunks may end with deletion vectors) */
+				udr__parts ps;
+				if (udr__parts_of(&ps, v) == 0) {
+					n = ps.n;
+					udr__parts_free(&ps);
+					put_i64(vec, row, &n);
+				} else {
+					udr_error_clear();
+					put_i64(vec, row, NULL);
+				}
 				break;
+			}
 			case TCOL_FORMAT: put_text(vec, row, udr_version_get_meta(v, "udr.format")); break;
 			case TCOL_CREATED:
 				/* TIMESTAMP_MS: milliseconds since the epoch */
 				((int64_t *)duckdb_vector_get_data(vec))[row] = v->created_ms;
 				break;
 			case TCOL_MESSAGE: put_text(vec, row, v->message); break;
+			case TCOL_DVS:
+			case TCOL_ADDED: {
+				/* deletion vectors; bytes of chunks the parent version lacks */
+				int rc = t->cols[i] == TCOL_DVS ? udr__version_dv_count(&n, v)
+				                                : udr__version_added_bytes(&n, q->cat, q->store, v);
+				if (rc < 0) {
+					udr_version_free(v);
+					tables_fail(q, rc);
+					duckdb_function_set_error(info, q->scan_msg);
+					return;
+				}
+				put_i64(vec, row, &n);
+				break;
+			}
 			default: break;
 			}
 		}
 		udr_version_free(v);
+		row++;
 	}
 	duckdb_data_chunk_set_size(out, row);
 }
@@ -1538,6 +1853,7 @@ int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 	uint64_t head = 0;
 	udr__buf b = {0};
 	int rc;
+	udr__q_settle(q); /* the built-in tables may be filled below */
 	rc = udr__sql_scan(&refs, &nrefs, sql, exists_cb, &memo);
 	for (size_t i = 0; i < memo.n; i++)
 		free(memo.names[i]);
@@ -1545,8 +1861,9 @@ int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 	free(memo.results);
 	if (rc < 0)
 		return rc;
-	/* one snapshot for every bare name and @latest of this statement */
-	if ((rc = udr_catalog_head(&head, q->cat)) < 0)
+	/* one snapshot for every bare name and @latest of this statement (an
+	 * open write transaction reads at its own snapshot) */
+	if (!(head = udr__w_snapshot(q)) && (rc = udr_catalog_head(&head, q->cat)) < 0)
 		goto out;
 	q->snap_head = head;
 	for (size_t i = 0; rc == 0 && i < nrefs; i++) {
@@ -1592,11 +1909,28 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 		*out = NULL;
 	if (!q || !sql)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql");
+	/* BEGIN; ...; COMMIT in one call: statement by statement (write.c) */
+	if ((rc = udr__w_script(out, q, sql, params, nparams)) != 1)
+		return rc;
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
-	rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
+	/* writes to UDR tables and transaction statements: write.c */
+	if ((rc = udr__w_sql(out, q, rewritten, params, nparams)) == 1)
+		rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
 	free(rewritten);
 	return rc;
+}
+
+int udr_query_set_message(udr_query *q, const char *message)
+{
+	char *m = NULL;
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_message");
+	if (message && !(m = strdup(message)))
+		return udr__error_oom();
+	free(q->message);
+	q->message = m;
+	return 0;
 }
 
 int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql)
@@ -1677,8 +2011,9 @@ int udr__q_check(udr_query *q, const char *sql, int kind)
 {
 	duckdb_extracted_statements ext = NULL;
 	duckdb_prepared_statement st = NULL;
-	int rc = extract_one(&ext, q, sql);
-	if (rc < 0)
+	int rc;
+	udr__q_settle(q);
+	if ((rc = extract_one(&ext, q, sql)) < 0)
 		return rc;
 	q->scan_rc = 0;
 	if ((rc = check_first_keyword(sql, kind)) < 0)

@@ -19,17 +19,18 @@ enum udr__ref_kind {
 	UDR__REF_VERSION, /* NAME@3 */
 	UDR__REF_TIME,    /* NAME@2026-11-01T12:00:00Z */
 	UDR__REF_COMMIT,  /* NAME@commit:12 */
-	UDR__REF_BRANCH,  /* NAME@branch:dev (only main exists for now) */
-	UDR__REF_TAG      /* NAME@tag:v1 (not supported yet: not found) */
+	UDR__REF_BRANCH,  /* NAME@branch:dev, and NAME@dev (bare: a branch, else a tag) */
+	UDR__REF_TAG      /* NAME@tag:v1 */
 };
 
-#define UDR__REF_TEXT_MAX 128
+#define UDR__REF_TEXT_MAX 272 /* "branch:" + a 255-byte name */
 
 typedef struct udr__ref {
 	enum udr__ref_kind kind;
 	uint64_t num;                       /* VERSION, COMMIT */
 	int64_t time_ms;                    /* TIME */
 	char text[UDR__REF_TEXT_MAX + 1];   /* the ref as written (for messages), branch/tag name */
+	bool bare;                          /* BRANCH written without "branch:" (a branch, else a tag) */
 } udr__ref;
 
 /* Parse the text after '@' (exactly len bytes).  0 or UDR_EINVAL quoting it. */
@@ -83,8 +84,17 @@ typedef struct udr__view {
 	udr_hash *parts;
 	char **paths;      /* where DuckDB reads each part */
 	bool *cached;      /* path is in the cache (may be trimmed: re-check) */
-	size_t nparts;
+	unsigned char *fmt; /* UDR__PART_*: how each part is read (from its bytes) */
+	size_t nparts;     /* data parts (a version's chunks may end with deletion vectors) */
+	uint8_t **dv;      /* per part: bitmap of deleted rows, NULL when none (NULL: no DVs) */
+	uint64_t *dvrows;  /* per part with a DV: its rows */
 } udr__view;
+
+/* How a part is read: from udr.format, else from its first bytes (query.c). */
+#define UDR__PART_PARQUET 1
+#define UDR__PART_CSV     2
+#define UDR__PART_JSON    3
+#define UDR__PART_EMPTY   4 /* no bytes: no rows, skipped */
 
 struct udr_query {
 	udr_db *db;
@@ -104,7 +114,14 @@ struct udr_query {
 	int cache_lock;    /* fd of <cache_dir> under a shared flock while a statement
 	                      may read cached parts (-1: not held); see udr_query_cache_clear */
 	uint64_t snap_head; /* the catalog head the current statement reads */
+	struct udr__wtx *wtx; /* SQL writes: the open transaction (write.c), NULL when none */
+	char *message;      /* commit message of SQL writes (udr_query_set_message) */
+	bool dropped_hit;   /* the last resolve found a drop (not found) */
+	udr_optimize_options compact; /* compaction after SQL writes (udr_query_set_compaction) */
+	bool compact_custom;          /* compact is set (else the defaults) */
+	bool compact_off;             /* no compaction after SQL writes */
 	int scan_rc;        /* an error of the replacement scan, for the statement */
+	struct udr_stream *stream; /* the open stream still reading from DuckDB, if any */
 	char scan_msg[1024];
 };
 
@@ -148,9 +165,101 @@ char *udr__q_tmp_path(udr_query *q, const char *what);
 /* DESCRIBE a relation: column names and DuckDB type names (strarrays). */
 int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql);
 
+/* Skip blanks and comments (--, nested block comments) from s (query.c). */
+const char *udr__q_skip_blank(const char *s);
+/* udr.schema's JSON text of columns (import.c). */
+int udr__q_schema_json(char **out, char *const *names, char *const *types, size_t n);
+
+/* ---- typed parts and deletion vectors (dv.c) ----------------------------- */
+
+/* One data part of a version: its rows (UINT64_MAX: unknown, a version
+ * without udr.parts) and its deletion vector. */
+typedef struct udr__part {
+	udr_hash hash;
+	uint64_t rows;
+	uint64_t deleted;
+	bool has_dv;
+	udr_hash dv;
+} udr__part;
+
+typedef struct udr__parts {
+	udr__part *p;
+	size_t n;
+	bool typed;  /* from udr.parts (else every chunk is a part, rows unknown) */
+} udr__parts;
+
+/* The parts of v, from udr.parts (checked against the chunks) or the chunks. */
+int udr__parts_of(udr__parts *out, const udr_version *v);
+void udr__parts_free(udr__parts *ps);
+/* Give v (no chunks yet) the parts of ps: chunks (parts, then the distinct
+ * deletion vectors), udr.parts and udr.format (write.c). */
+int udr__parts_to_version(udr_version *v, const udr__parts *ps);
+/* Append the udr.parts text of ps (docs/FORMAT.md, byte-exact). */
+int udr__parts_meta(udr__buf *b, const udr__parts *ps);
+/* v is a drop (udr.dropped = "true"): the table is gone from then on. */
+bool udr__version_dropped(const udr_version *v);
+/* How many parts of v have a deletion vector. */
+int udr__version_dv_count(uint64_t *out, const udr_version *v);
+/* The stored bytes of v's chunks that its parent version does not have. */
+int udr__version_added_bytes(uint64_t *out, udr_catalog *cat, udr_store *store, const udr_version *v);
+/* Encode the deletion vector of a part of rows rows (bits: 1 = deleted). */
+int udr__dv_encode(uint8_t **out, size_t *len, uint64_t rows, const uint8_t *bits, uint64_t *deleted);
+/* Load and check part p's deletion vector as a bitmap (malloc'd). */
+int udr__dv_load(uint8_t **bits, udr_store *store, const udr__part *p, const udr_version *v);
+/* Register __udr_keep (merge-on-read filter) on the session. */
+int udr__dv_register(udr_query *q);
+/* Load the deletion vectors of v into vw (and set vw->nparts to v's data parts). */
+int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v);
+/* SELECT over vw's parts with its deletion vectors applied; with positions,
+ * the part index and row in the part come first as __udr_part, __udr_row. */
+int udr__dv_scan_sql(udr__buf *b, udr_query *q, const udr__view *vw, bool positions);
+
+/* ---- SQL writes (write.c) ---------------------------------------------------- */
+
+/* Run sql (rewritten) when it is a write to a UDR table or a transaction
+ * statement: 0 or an error; 1 when it is neither (run it as a query). */
+int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
+/* A script "BEGIN; ...; COMMIT" run statement by statement: 0 or an
+ * error (nothing committed then); 1 when sql is not such a script. */
+int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
+/* Import select_sql as a full new copy of table matched on keys: store
+ * only the rows that differ.  0 or an error; 1 when table does not exist. */
+int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
+                        const char *const *keys, size_t nkeys, const char *message);
+/* The snapshot of the session's open write transaction (0: none). */
+uint64_t udr__w_snapshot(udr_query *q);
+/* table was dropped by the open transaction (a bare name must not bind). */
+bool udr__w_dropped(udr_query *q, const char *table);
+/* Free the session's write state (rolling back an open transaction). */
+void udr__w_close(udr_query *q);
+/* The view bound for v (parts ready to read), borrowed from q. */
+int udr__q_view_get(udr__view **out, udr_query *q, const udr_version *v);
+/* Import helpers (import.c) shared with SQL writes: a locked temp
+ * directory for parts, COPY of a query into parts, storing them whole. */
+int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql);
+
 /* ---- results (result.c) ---------------------------------------------------- */
 
 /* Materialize a DuckDB result (consumed and destroyed by the call). */
 int udr__result_from_duckdb(udr_result **out, void *duckdb_result_ptr);
+/* A result with res's columns and no rows, and the columns' logical types
+ * (freed with udr__result_types_free(types, ncols)). */
+int udr__result_columns(udr_result **out, duckdb_logical_type **types, void *duckdb_result_ptr);
+void udr__result_types_free(duckdb_logical_type *types, size_t n);
+/* A result with the columns of r (NULL: none) and no rows. */
+int udr__result_columns_of(udr_result **out, const udr_result *r);
+/* Append a chunk's rows; drop every row (keeping columns and memory). */
+int udr__result_append(udr_result *r, duckdb_data_chunk chunk, duckdb_logical_type *types);
+void udr__result_clear(udr_result *r);
+
+/* ---- streams (stream.c) ---------------------------------------------------- */
+
+/* Prepare one statement of the kind with its parameters bound (query.c);
+ * on 0, *st is destroyed by the caller. */
+int udr__q_prepare(duckdb_prepared_statement *st, udr_query *q, const char *sql, const udr_value *params,
+                   size_t nparams, int kind);
+/* Before another statement runs on q: read the rest of q's open stream
+ * into memory (the stream keeps any error for its reader). */
+void udr__q_settle(udr_query *q);
 
 #endif

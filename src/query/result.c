@@ -460,22 +460,22 @@ static int fill_column(rcol *col, duckdb_vector v, duckdb_logical_type t, size_t
 	return 0;
 }
 
-int udr__result_from_duckdb(udr_result **out, void *ptr)
+/* A result with the columns of res and no rows; types[c] are the columns'
+ * logical types (destroyed by udr__result_types_free). */
+int udr__result_columns(udr_result **out, duckdb_logical_type **types_out, void *ptr)
 {
 	duckdb_result *res = ptr;
 	udr_result *r = calloc(1, sizeof(*r));
 	duckdb_logical_type *types = NULL;
-	duckdb_data_chunk chunk;
 	int rc = 0;
-	if (!r) {
-		duckdb_destroy_result(res);
+	if (!r)
 		return udr__error_oom();
-	}
 	r->ncols = duckdb_column_count(res);
-	if (r->ncols && (!(r->cols = calloc(r->ncols, sizeof(*r->cols))) ||
-	                 !(types = calloc(r->ncols, sizeof(*types))))) {
-		rc = udr__error_oom();
-		goto out;
+	if (!(r->cols = calloc(r->ncols ? r->ncols : 1, sizeof(*r->cols))) ||
+	    !(types = calloc(r->ncols ? r->ncols : 1, sizeof(*types)))) {
+		free(r->cols);
+		free(r);
+		return udr__error_oom();
 	}
 	for (size_t c = 0; c < r->ncols && rc == 0; c++) {
 		rcol *col = &r->cols[c];
@@ -490,23 +490,85 @@ int udr__result_from_duckdb(udr_result **out, void *ptr)
 		if (!(col->name = strdup(nm ? nm : "")) || !col->type_name)
 			rc = udr__error_oom();
 	}
-	while (rc == 0 && (chunk = duckdb_fetch_chunk(*res)) != NULL) {
-		idx_t n = duckdb_data_chunk_get_size(chunk);
-		size_t need;
-		if (!udr__add_ok(r->nrows, n, &need) || (rc = grow_rows(r, need)) < 0) {
-			if (rc == 0)
-				rc = udr__error_oom();
+	if (rc < 0) {
+		udr__result_types_free(types, r->ncols);
+		udr_result_free(r);
+		return rc;
+	}
+	*out = r;
+	*types_out = types;
+	return 0;
+}
+
+/* A result with the columns of r (NULL: none) and no rows. */
+int udr__result_columns_of(udr_result **out, const udr_result *r)
+{
+	udr_result *c = calloc(1, sizeof(*c));
+	size_t n = r ? r->ncols : 0;
+	if (!c || !(c->cols = calloc(n ? n : 1, sizeof(*c->cols)))) {
+		free(c);
+		return udr__error_oom();
+	}
+	c->ncols = n;
+	for (size_t i = 0; i < n; i++) {
+		rcol *col = &c->cols[i];
+		col->kind = r->cols[i].kind;
+		col->dtype = r->cols[i].dtype;
+		if (!(col->name = strdup(r->cols[i].name)) || !(col->type_name = strdup(r->cols[i].type_name))) {
+			udr_result_free(c);
+			return udr__error_oom();
 		}
-		for (size_t c = 0; rc == 0 && c < r->ncols; c++)
-			rc = fill_column(&r->cols[c], duckdb_data_chunk_get_vector(chunk, c), types[c], r->nrows, n);
-		if (rc == 0)
-			r->nrows = need;
+	}
+	*out = c;
+	return 0;
+}
+
+void udr__result_types_free(duckdb_logical_type *types, size_t n)
+{
+	for (size_t c = 0; types && c < n; c++)
+		if (types[c])
+			duckdb_destroy_logical_type(&types[c]);
+	free(types);
+}
+
+/* Append the rows of a chunk to r. */
+int udr__result_append(udr_result *r, duckdb_data_chunk chunk, duckdb_logical_type *types)
+{
+	idx_t n = duckdb_data_chunk_get_size(chunk);
+	size_t need;
+	int rc = 0;
+	if (!udr__add_ok(r->nrows, n, &need))
+		return udr__error_oom();
+	if ((rc = grow_rows(r, need)) < 0)
+		return rc;
+	for (size_t c = 0; rc == 0 && c < r->ncols; c++)
+		rc = fill_column(&r->cols[c], duckdb_data_chunk_get_vector(chunk, c), types[c], r->nrows, n);
+	if (rc == 0)
+		r->nrows = need;
+	return rc;
+}
+
+/* Drop the rows of r, keeping its columns and its memory for the next batch. */
+void udr__result_clear(udr_result *r)
+{
+	r->nrows = 0;
+	for (size_t c = 0; c < r->ncols; c++)
+		r->cols[c].arena.len = 0;
+}
+
+int udr__result_from_duckdb(udr_result **out, void *ptr)
+{
+	duckdb_result *res = ptr;
+	udr_result *r = NULL;
+	duckdb_logical_type *types = NULL;
+	duckdb_data_chunk chunk;
+	int rc = udr__result_columns(&r, &types, res);
+	while (rc == 0 && (chunk = duckdb_fetch_chunk(*res)) != NULL) {
+		rc = udr__result_append(r, chunk, types);
 		duckdb_destroy_data_chunk(&chunk);
 	}
-out:
-	for (size_t c = 0; types && c < r->ncols; c++)
-		duckdb_destroy_logical_type(&types[c]);
-	free(types);
+	if (r)
+		udr__result_types_free(types, r->ncols);
 	duckdb_destroy_result(res);
 	if (rc < 0) {
 		udr_result_free(r);
@@ -646,6 +708,7 @@ int udr_result_text(char **out, size_t *len, const udr_result *r, size_t row, si
 typedef struct sink {
 	udr__buf buf;
 	int fd;           /* -1: keep everything in buf */
+	bool epipe;       /* the reader of the pipe went away */
 } sink;
 
 static int sink_flush(sink *s, bool force)
@@ -658,6 +721,7 @@ static int sink_flush(sink *s, bool force)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
+			s->epipe = errno == EPIPE;
 			return udr__error_io(errno, "cannot write the query result");
 		}
 		done += (size_t)w;
@@ -731,28 +795,68 @@ static int pad(udr__buf *b, size_t n)
 	return rc;
 }
 
-static int render_table(sink *s, const udr_result *r)
+/*
+ * Output in batches.  A renderer writes the header before the first batch
+ * (or at the end when there is none), each batch's rows, then the footer.
+ * The aligned table's column widths come from the header and the rows seen
+ * so far: a whole result is measured before anything is written (all rows
+ * align); a stream is measured batch by batch, so a batch with a wider
+ * value widens that column from that batch on (docs/QUERY.md).
+ */
+typedef struct renderer {
+	int format;
+	const udr_result *cols; /* names and kinds (any batch of the result) */
+	size_t *width;          /* table: column widths so far */
+	uint64_t rows;          /* rows written */
+	bool started;           /* header written */
+	udr__buf cell;
+} renderer;
+
+static int renderer_init(renderer *g, const udr_result *cols, int format)
 {
-	size_t *width = calloc(r->ncols ? r->ncols : 1, sizeof(*width));
-	udr__buf cell = {0};
-	int rc = 0;
-	if (!width)
-		return udr__error_oom();
-	for (size_t c = 0; c < r->ncols; c++) {
-		width[c] = utf8_width(r->cols[c].name, strlen(r->cols[c].name));
-		if (width[c] > CELL_MAX_WIDTH)
-			width[c] = CELL_MAX_WIDTH + 1;
+	memset(g, 0, sizeof(*g));
+	if (format < UDR_OUTPUT_TABLE || format > UDR_OUTPUT_NDJSON)
+		return udr__error_set(UDR_EINVAL, "unknown output format %d", format);
+	g->format = format;
+	g->cols = cols;
+	if (format == UDR_OUTPUT_TABLE) {
+		if (!(g->width = calloc(cols->ncols ? cols->ncols : 1, sizeof(*g->width))))
+			return udr__error_oom();
+		for (size_t c = 0; c < cols->ncols; c++) {
+			g->width[c] = utf8_width(cols->cols[c].name, strlen(cols->cols[c].name));
+			if (g->width[c] > CELL_MAX_WIDTH)
+				g->width[c] = CELL_MAX_WIDTH + 1;
+		}
 	}
+	return 0;
+}
+
+static void renderer_release(renderer *g)
+{
+	free(g->width);
+	udr__buf_free(&g->cell);
+}
+
+/* Widen the table's columns for the rows of r. */
+static int table_measure(renderer *g, const udr_result *r)
+{
+	int rc = 0;
 	for (size_t row = 0; rc == 0 && row < r->nrows; row++)
 		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
 			size_t w;
-			if ((rc = display_text(&cell, r, row, c)) < 0)
+			if ((rc = display_text(&g->cell, r, row, c)) < 0)
 				break;
-			w = utf8_width(cell.ptr, cell.len);
-			if (w > width[c])
-				width[c] = w;
+			w = utf8_width(g->cell.ptr, g->cell.len);
+			if (w > g->width[c])
+				g->width[c] = w;
 		}
-	/* header, rule, rows */
+	return rc;
+}
+
+static int table_header(sink *s, renderer *g)
+{
+	const udr_result *r = g->cols;
+	int rc = 0;
 	for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
 		const char *nm = r->cols[c].name;
 		size_t w = utf8_width(nm, strlen(nm));
@@ -760,40 +864,43 @@ static int render_table(sink *s, const udr_result *r)
 		if (rc == 0)
 			rc = udr__buf_puts(&s->buf, nm);
 		if (rc == 0 && c + 1 < r->ncols)
-			rc = pad(&s->buf, width[c] > w ? width[c] - w : 0);
+			rc = pad(&s->buf, g->width[c] > w ? g->width[c] - w : 0);
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(&s->buf, "\n");
 	for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
 		rc = udr__buf_puts(&s->buf, c ? "-+-" : "");
-		for (size_t k = 0; rc == 0 && k < width[c]; k++)
+		for (size_t k = 0; rc == 0 && k < g->width[c]; k++)
 			rc = udr__buf_put(&s->buf, "-", 1);
 	}
 	if (rc == 0 && r->ncols)
 		rc = udr__buf_puts(&s->buf, "\n");
+	return rc;
+}
+
+static int table_rows(sink *s, renderer *g, const udr_result *r)
+{
+	udr__buf *cell = &g->cell;
+	int rc = 0;
 	for (size_t row = 0; rc == 0 && row < r->nrows; row++) {
 		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
 			size_t w;
-			if ((rc = display_text(&cell, r, row, c)) < 0)
+			if ((rc = display_text(cell, r, row, c)) < 0)
 				break;
-			w = utf8_width(cell.ptr, cell.len);
+			w = utf8_width(cell->ptr, cell->len);
 			rc = udr__buf_puts(&s->buf, c ? " | " : "");
 			if (rc == 0 && right_aligned(&r->cols[c]))
-				rc = pad(&s->buf, width[c] - w);
+				rc = pad(&s->buf, g->width[c] > w ? g->width[c] - w : 0);
 			if (rc == 0)
-				rc = udr__buf_put(&s->buf, cell.ptr, cell.len);
+				rc = udr__buf_put(&s->buf, cell->ptr, cell->len);
 			if (rc == 0 && !right_aligned(&r->cols[c]) && c + 1 < r->ncols)
-				rc = pad(&s->buf, width[c] - w);
+				rc = pad(&s->buf, g->width[c] > w ? g->width[c] - w : 0);
 		}
 		if (rc == 0)
 			rc = udr__buf_puts(&s->buf, "\n");
 		if (rc == 0)
 			rc = sink_flush(s, false);
 	}
-	if (rc == 0)
-		rc = udr__buf_printf(&s->buf, "(%zu row%s)\n", r->nrows, r->nrows == 1 ? "" : "s");
-	udr__buf_free(&cell);
-	free(width);
 	return rc;
 }
 
@@ -812,9 +919,8 @@ static int csv_field(udr__buf *b, const char *s, size_t n)
 	return rc ? rc : udr__buf_put(b, "\"", 1);
 }
 
-static int render_csv(sink *s, const udr_result *r)
+static int csv_header(sink *s, const udr_result *r)
 {
-	udr__buf cell = {0};
 	int rc = 0;
 	for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
 		if (c)
@@ -822,20 +928,25 @@ static int render_csv(sink *s, const udr_result *r)
 		if (rc == 0)
 			rc = csv_field(&s->buf, r->cols[c].name, strlen(r->cols[c].name));
 	}
-	if (rc == 0)
-		rc = udr__buf_puts(&s->buf, "\r\n");
+	return rc ? rc : udr__buf_puts(&s->buf, "\r\n");
+}
+
+static int csv_rows(sink *s, renderer *g, const udr_result *r)
+{
+	udr__buf *cell = &g->cell;
+	int rc = 0;
 	for (size_t row = 0; rc == 0 && row < r->nrows; row++) {
 		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
 			bool is_null;
-			cell.len = 0;
+			cell->len = 0;
 			if (c)
 				rc = udr__buf_put(&s->buf, ",", 1);
 			if (rc == 0)
-				rc = cell_text(&cell, r, row, c, &is_null);
+				rc = cell_text(cell, r, row, c, &is_null);
 			if (rc == 0 && !is_null) {
 				/* an empty string must differ from NULL (an empty field) */
-				rc = cell.len == 0 ? udr__buf_puts(&s->buf, "\"\"")
-				                   : csv_field(&s->buf, cell.ptr, cell.len);
+				rc = cell->len == 0 ? udr__buf_puts(&s->buf, "\"\"")
+				                    : csv_field(&s->buf, cell->ptr, cell->len);
 			}
 		}
 		if (rc == 0)
@@ -843,7 +954,6 @@ static int render_csv(sink *s, const udr_result *r)
 		if (rc == 0)
 			rc = sink_flush(s, false);
 	}
-	udr__buf_free(&cell);
 	return rc;
 }
 
@@ -865,13 +975,14 @@ static int json_string(udr__buf *b, const char *s, size_t n)
 	return rc ? rc : udr__buf_put(b, "\"", 1);
 }
 
-static int render_json(sink *s, const udr_result *r, bool lines)
+static int json_rows(sink *s, renderer *g, const udr_result *r)
 {
-	udr__buf cell = {0};
-	int rc = lines ? 0 : udr__buf_puts(&s->buf, "[");
+	bool lines = g->format == UDR_OUTPUT_NDJSON;
+	udr__buf *cell = &g->cell;
+	int rc = 0;
 	for (size_t row = 0; rc == 0 && row < r->nrows; row++) {
 		if (!lines)
-			rc = udr__buf_puts(&s->buf, row ? ",\n" : "\n");
+			rc = udr__buf_puts(&s->buf, g->rows + row ? ",\n" : "\n");
 		if (rc == 0)
 			rc = udr__buf_puts(&s->buf, "{");
 		for (size_t c = 0; rc == 0 && c < r->ncols; c++) {
@@ -885,44 +996,89 @@ static int render_json(sink *s, const udr_result *r, bool lines)
 				rc = udr__buf_puts(&s->buf, ": ");
 			if (rc != 0)
 				break;
-			cell.len = 0;
-			if ((rc = cell_text(&cell, r, row, c, &is_null)) < 0)
+			cell->len = 0;
+			if ((rc = cell_text(cell, r, row, c, &is_null)) < 0)
 				break;
 			if (is_null)
 				rc = udr__buf_puts(&s->buf, "null");
 			else if (col->kind == UDR_TYPE_BOOL || col->kind == UDR_TYPE_INT64 || numeric_other(col))
-				rc = udr__buf_put(&s->buf, cell.ptr, cell.len);
+				rc = udr__buf_put(&s->buf, cell->ptr, cell->len);
 			else if (col->kind == UDR_TYPE_DOUBLE)
-				rc = isfinite(col->f64[row]) ? udr__buf_put(&s->buf, cell.ptr, cell.len)
+				rc = isfinite(col->f64[row]) ? udr__buf_put(&s->buf, cell->ptr, cell->len)
 				                             : udr__buf_puts(&s->buf, "null");
 			else
-				rc = json_string(&s->buf, cell.ptr, cell.len);
+				rc = json_string(&s->buf, cell->ptr, cell->len);
 		}
 		if (rc == 0)
 			rc = udr__buf_puts(&s->buf, lines ? "}\n" : "}");
 		if (rc == 0)
 			rc = sink_flush(s, false);
 	}
-	if (rc == 0 && !lines)
-		rc = udr__buf_puts(&s->buf, r->nrows ? "\n]\n" : "]\n");
-	udr__buf_free(&cell);
 	return rc;
 }
 
+static int render_header(sink *s, renderer *g)
+{
+	g->started = true;
+	switch (g->format) {
+	case UDR_OUTPUT_TABLE: return table_header(s, g);
+	case UDR_OUTPUT_CSV: return csv_header(s, g->cols);
+	case UDR_OUTPUT_JSON: return udr__buf_puts(&s->buf, "[");
+	default: return 0;
+	}
+}
+
+/* The rows of one batch (the header first, before the first batch). */
+static int render_batch(sink *s, renderer *g, const udr_result *r, bool measure)
+{
+	int rc = 0;
+	if (g->format == UDR_OUTPUT_TABLE && measure)
+		rc = table_measure(g, r);
+	if (rc == 0 && !g->started)
+		rc = render_header(s, g);
+	if (rc < 0)
+		return rc;
+	switch (g->format) {
+	case UDR_OUTPUT_TABLE: rc = table_rows(s, g, r); break;
+	case UDR_OUTPUT_CSV: rc = csv_rows(s, g, r); break;
+	default: rc = json_rows(s, g, r); break;
+	}
+	if (rc == 0)
+		g->rows += r->nrows;
+	return rc;
+}
+
+static int render_end(sink *s, renderer *g)
+{
+	int rc = g->started ? 0 : render_header(s, g);
+	if (rc < 0)
+		return rc;
+	switch (g->format) {
+	case UDR_OUTPUT_TABLE:
+		return udr__buf_printf(&s->buf, "(%" PRIu64 " row%s)\n", g->rows, g->rows == 1 ? "" : "s");
+	case UDR_OUTPUT_JSON: return udr__buf_puts(&s->buf, g->rows ? "\n]\n" : "]\n");
+	default: return 0;
+	}
+}
+
+/* A whole result: measured first, so every row aligns. */
 static int render(sink *s, const udr_result *r, int format)
 {
-	switch (format) {
-	case UDR_OUTPUT_TABLE: return render_table(s, r);
-	case UDR_OUTPUT_CSV: return render_csv(s, r);
-	case UDR_OUTPUT_JSON: return render_json(s, r, false);
-	case UDR_OUTPUT_NDJSON: return render_json(s, r, true);
-	default: return udr__error_set(UDR_EINVAL, "unknown output format %d", format);
-	}
+	renderer g;
+	int rc = renderer_init(&g, r, format);
+	if (rc == 0 && format == UDR_OUTPUT_TABLE)
+		rc = table_measure(&g, r);
+	if (rc == 0)
+		rc = render_batch(s, &g, r, false);
+	if (rc == 0)
+		rc = render_end(s, &g);
+	renderer_release(&g);
+	return rc;
 }
 
 int udr_result_format(char **out, size_t *len, const udr_result *r, int format)
 {
-	sink s = {{0}, -1};
+	sink s = {{0}, -1, false};
 	int rc;
 	if (!out || !r)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_result_format");
@@ -941,7 +1097,7 @@ int udr_result_format(char **out, size_t *len, const udr_result *r, int format)
 
 int udr_result_write(const udr_result *r, int fd, int format)
 {
-	sink s = {{0}, fd};
+	sink s = {{0}, fd, false};
 	int rc;
 	if (!r || fd < 0)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_result_write");
@@ -949,5 +1105,36 @@ int udr_result_write(const udr_result *r, int fd, int format)
 	if (rc == 0)
 		rc = sink_flush(&s, true);
 	udr__buf_free(&s.buf);
+	if (s.epipe)
+		errno = EPIPE; /* the caller may stop quietly */
+	return rc;
+}
+
+int udr_stream_write(uint64_t *rows, udr_stream *st, int fd, int format)
+{
+	sink s = {{0}, fd, false};
+	const udr_result *batch = NULL;
+	renderer g;
+	int rc;
+	if (rows)
+		*rows = 0;
+	if (!st || fd < 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_stream_write");
+	if ((rc = renderer_init(&g, udr_stream_columns(st), format)) < 0)
+		return rc;
+	while ((rc = udr_stream_next(&batch, st)) == 0 && batch) {
+		if ((rc = render_batch(&s, &g, batch, true)) < 0)
+			break;
+	}
+	if (rc == 0)
+		rc = render_end(&s, &g);
+	if (rc == 0)
+		rc = sink_flush(&s, true);
+	if (rows)
+		*rows = g.rows;
+	renderer_release(&g);
+	udr__buf_free(&s.buf);
+	if (s.epipe)
+		errno = EPIPE; /* the caller may stop quietly */
 	return rc;
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <udr/refs.h>
+
 #include "query/query_internal.h"
 
 static bool ident_start(unsigned char c)
@@ -37,15 +39,17 @@ static bool prefix_ci(const char *s, size_t n, const char *p)
 	return n >= pl && strncasecmp(s, p, pl) == 0;
 }
 
-/* Branch and tag names: as table names, plus '/' (e.g. "feature/x"). */
+/* Branch and tag names (udr_ref_name_check). */
 static bool refname_ok(const char *s, size_t n)
 {
-	if (n == 0 || n > UDR_TABLE_NAME_MAX || s[0] == '.' || s[0] == '-' || s[0] == '/')
+	char tmp[UDR_REF_NAME_MAX + 1];
+	if (n == 0 || n > UDR_REF_NAME_MAX || memchr(s, '\0', n))
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!(isalnum(c) || c == '_' || c == '.' || c == '-' || c == '/'))
-			return false;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	if (udr_ref_name_check(tmp) < 0) { /* the catalog's rules (refs.c) */
+		udr_error_clear();
+		return false;
 	}
 	return true;
 }
@@ -97,6 +101,12 @@ int udr__ref_parse(udr__ref *out, const char *text, size_t len)
 		out->text[len - skip] = '\0';
 		return 0;
 	}
+	if (isalpha((unsigned char)text[0]) && refname_ok(text, len) && !memchr(text, ':', len)) {
+		/* NAME@dev: a branch, else a tag (resolved against the catalog) */
+		out->kind = UDR__REF_BRANCH;
+		out->bare = true;
+		return 0;
+	}
 	if (len >= 10 && digits(text, 4) && text[4] == '-') {
 		if (udr_time_parse(&out->time_ms, out->text) < 0) {
 			udr_error_clear();
@@ -139,6 +149,13 @@ static size_t ref_lexeme(const char *s)
 	}
 	while (isalpha((unsigned char)s[i]) || s[i] == '_')
 		i++;
+	if (i > 0 && s[i] != ':') {
+		/* a bare branch or tag name: letters, digits, '_' and '/' (names
+		 * with '.' or '-' are written branch:NAME or tag:NAME) */
+		while (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '/')
+			i++;
+		return i;
+	}
 	if (s[i] == ':' && s[i + 1] != ':') {
 		if (i == 6 && strncasecmp(s, "commit", 6) == 0) {
 			i++;
@@ -149,6 +166,11 @@ static size_t ref_lexeme(const char *s)
 			i++;
 			while (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '-' ||
 			       s[i] == '/')
+				i++;
+		} else {
+			/* an unknown KIND:...: taken whole, so that it is refused */
+			i++;
+			while (isalnum((unsigned char)s[i]) || s[i] == '_')
 				i++;
 		}
 	}

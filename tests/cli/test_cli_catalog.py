@@ -49,7 +49,7 @@ def test_commit_and_show(udr):
 
 
 def test_show_accepts_json_flag(udr):
-    udr.ok("commit", "t", "1")
+    udr.ok("commit", "t", "1", "--allow-empty")
     assert udr.ok("show", "--json", "t").out == udr.ok("show", "t", "1").out
 
 
@@ -74,7 +74,7 @@ def test_commit_next(udr):
 
 
 def test_commit_empty_version(udr):
-    assert udr.ok("commit", "empty", "1").out == "1\n"
+    assert udr.ok("commit", "empty", "1", "--allow-empty").out == "1\n"
     assert show(udr, "empty")["chunks"] == []
 
 
@@ -153,7 +153,7 @@ def test_bad_table_names(udr, name):
 
 def test_table_name_128_ok(udr):
     name = "t" * 128
-    assert udr.ok("commit", name, "1").out == "1\n"
+    assert udr.ok("commit", name, "1", "--allow-empty").out == "1\n"
     assert udr.ok("tables").out == name + "\n"
 
 
@@ -169,7 +169,7 @@ def test_commit_bad_hash(udr, bad):
 
 def test_message_and_metadata_json_escaping(udr):
     msg = 'quote " backslash \\ newline \n tab \t bell \x07 unicode é ✓ 🎉'
-    r = udr("commit", "t", "1", "-m", msg, "--meta", 'k"\\=v\x01\n', "--meta", "ü=ß")
+    r = udr("commit", "t", "1", "--allow-empty", "-m", msg, "--meta", 'k"\\=v\x01\n', "--meta", "ü=ß")
     assert r.code == 0, r
     raw = udr.ok("show", "t").out
     assert "\x07" not in raw and "\x01" not in raw
@@ -182,7 +182,7 @@ def test_show_missing(udr):
     r = udr("show", "nope")
     assert r.code == 1, r
     assert "nope" in r.stderr
-    udr.ok("commit", "t", "1")
+    udr.ok("commit", "t", "1", "--allow-empty")
     r = udr("show", "t", "2")
     assert r.code == 1, r
     assert r.stderr.startswith("udr: ")
@@ -196,9 +196,9 @@ def test_versions_and_tables(udr):
     assert udr.ok("tables").out == ""
     assert udr.ok("tables", "--json").out == "[]\n"
     for t in ["zeta", "alpha", "Mid_1.x"]:
-        udr.ok("commit", t, "--next")
-    udr.ok("commit", "alpha", "--next")
-    udr.ok("commit", "alpha", "--next")
+        udr.ok("commit", t, "--next", "--allow-empty")
+    udr.ok("commit", "alpha", "--next", "--allow-empty")
+    udr.ok("commit", "alpha", "--next", "--allow-empty")
     assert udr.ok("tables").out == "Mid_1.x\nalpha\nzeta\n"
     assert json.loads(udr.ok("tables", "--json").out) == ["Mid_1.x", "alpha", "zeta"]
     assert udr.ok("versions", "alpha").out == "1\n2\n3\n"
@@ -214,7 +214,7 @@ def test_versions_missing_table(udr):
 
 
 def test_tables_to_dev_full(udr):
-    udr.ok("commit", "t", "1")
+    udr.ok("commit", "t", "1", "--allow-empty")
     with open("/dev/full", "wb") as full:
         r = run_udr("--store", udr.root, "tables", stdout=full)
     assert r.code == 5, r

@@ -3,7 +3,7 @@ import pytest
 
 COMMANDS = ["init", "hash", "put", "get", "exists", "commit", "show",
             "versions", "tables", "log", "watch", "stats", "fsck", "help",
-            "import", "export", "sql", "diff-rows", "upgrade", "cache"]
+            "import", "export", "sql", "diff-rows", "upgrade", "cache", "optimize"]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"]])

@@ -24,7 +24,7 @@ def seqs(udr, *args):
 def history(udr):
     """Commits 1..5: a, b, a, c, b (table names), with messages m1..m5."""
     for i, t in enumerate(["a", "b", "a", "c", "b"], 1):
-        udr.ok("commit", t, "--next", "-m", "m%d" % i)
+        udr.ok("commit", t, "--next", "--allow-empty", "-m", "m%d" % i)
     return udr
 
 
@@ -65,8 +65,8 @@ def test_log_unknown_table(history):
 
 
 def test_log_text(udr):
-    udr.ok("commit", "sales", "--next", "-m", "first\nsecond line")
-    udr.ok("commit", "sales", "--next")
+    udr.ok("commit", "sales", "--next", "--allow-empty", "-m", "first\nsecond line")
+    udr.ok("commit", "sales", "--next", "--allow-empty")
     out = udr.ok("log", env={"UDR_AUTHOR": "alice"}).out
     lines = out.splitlines()
     assert lines[0].startswith("commit 2 (main) ")
@@ -76,7 +76,7 @@ def test_log_text(udr):
 
 
 def test_log_author(udr):
-    udr.ok("commit", "t", "--next", env={"UDR_AUTHOR": "alice"})
+    udr.ok("commit", "t", "--next", "--allow-empty", env={"UDR_AUTHOR": "alice"})
     assert log(udr)[0]["author"] == "alice"
     assert " alice" in udr.ok("log").out
 
@@ -126,11 +126,11 @@ def test_log_bad_options(history, args):
 
 def two_versions(udr):
     """Versions 1 ("one") and 2 ("two") of t; a time in ms between them."""
-    udr.ok("commit", "t", "--next", "-m", "one")
+    udr.ok("commit", "t", "--next", "--allow-empty", "-m", "one")
     time.sleep(0.05)
     mid = log(udr)[0]["time_ms"] + 20
     time.sleep(0.05)
-    udr.ok("commit", "t", "--next", "-m", "two")
+    udr.ok("commit", "t", "--next", "--allow-empty", "-m", "two")
     return mid
 
 
@@ -146,7 +146,7 @@ def test_show_at(udr):
 
 
 def test_show_at_before_first_commit(udr):
-    udr.ok("commit", "t", "--next")
+    udr.ok("commit", "t", "--next", "--allow-empty")
     r = udr("show", "t", "--at", "2000-01-01T00:00:00Z")
     assert r.code == 1, r
     assert r.stdout == b""
@@ -183,8 +183,8 @@ def test_show_at_offsets_cross_midnight(udr):
 
 def test_date_means_end_of_day(udr):
     """A bare date is "as of the end of that day" (UTC): today works."""
-    udr.ok("commit", "t", "--next", "-m", "one")
-    udr.ok("commit", "t", "--next", "-m", "two")
+    udr.ok("commit", "t", "--next", "--allow-empty", "-m", "one")
+    udr.ok("commit", "t", "--next", "--allow-empty", "-m", "two")
     today = time.strftime("%Y-%m-%d", time.gmtime())
     if log(udr)[0]["time"][:10] != today:  # midnight passed during the test
         today = log(udr)[0]["time"][:10]
@@ -204,7 +204,7 @@ def test_date_means_end_of_day(udr):
     "2026-11-01T12:00:00+25:00", "2026-11-01+01:00", "2026-11-01T12:00:00+1",
 ])
 def test_show_at_bad_time(udr, bad):
-    udr.ok("commit", "t", "--next")
+    udr.ok("commit", "t", "--next", "--allow-empty")
     r = udr("show", "t", "--at", bad)
     assert r.code == 2, r
     assert r.stderr.startswith("udr: ")
@@ -264,12 +264,12 @@ def watches():
 
 
 def test_watch_sees_commit_of_other_process(udr, watches):
-    udr.ok("commit", "t", "--next")
+    udr.ok("commit", "t", "--next", "--allow-empty")
     w = Watch(udr, "--json", "--since", "1")
     watches.append(w)
     time.sleep(0.3)  # let it reach its wait
     assert w.line(0.2) is None  # nothing new yet
-    udr.ok("commit", "t", "--next", "-m", "live")
+    udr.ok("commit", "t", "--next", "--allow-empty", "-m", "live")
     done = time.monotonic()
     ev = w.event(timeout=2.0)
     latency = time.monotonic() - done
@@ -284,7 +284,7 @@ def test_watch_replays_since(history, watches):
     w = Watch(history, "--json", "--since", "2")
     watches.append(w)
     assert [w.event()["seq"] for _ in range(3)] == [3, 4, 5]  # oldest first
-    history.ok("commit", "z", "--next")
+    history.ok("commit", "z", "--next", "--allow-empty")
     assert w.event()["seq"] == 6
     assert w.stop(signal.SIGTERM) == 0
 
@@ -293,7 +293,7 @@ def test_watch_default_starts_at_head(history, watches):
     w = Watch(history, "--json")
     watches.append(w)
     time.sleep(0.5)
-    history.ok("commit", "z", "--next")
+    history.ok("commit", "z", "--next", "--allow-empty")
     ev = w.event()
     assert ev is not None and ev["seq"] == 6
     assert w.stop() == 0
@@ -305,8 +305,8 @@ def test_watch_table_filter_and_text(history, watches):
     assert w.line(5).startswith("commit 4 (main) ")
     assert w.line(5) == "    m4"
     assert w.line(5) == "  c: new -> 1"
-    history.ok("commit", "a", "--next")
-    history.ok("commit", "c", "--next", "-m", "c2")
+    history.ok("commit", "a", "--next", "--allow-empty")
+    history.ok("commit", "c", "--next", "--allow-empty", "-m", "c2")
     assert w.line(5).startswith("commit 7 (main) ")
     assert w.stop() == 0
 
@@ -433,7 +433,7 @@ def test_spec_missing_file(udr, tmp_path):
 
 
 def test_spec_version_conflict(udr):
-    udr.ok("commit", "t", "--next")
+    udr.ok("commit", "t", "--next", "--allow-empty")
     snap = tree_snapshot(udr.catalog)
     r = spec_commit(udr, {"tables": [{"table": "u"}, {"table": "t", "version": 1}]})
     assert r.code == 3, r

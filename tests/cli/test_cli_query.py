@@ -98,10 +98,11 @@ def test_changelog_table(udr, tmp_path):
     assert tables == [{"name": "a", "version": 2, "rows": 2}, {"name": "b", "version": 1, "rows": 1}]
 
 
-def test_udr_tables_reads_version_files_only_for_their_columns(udr, tmp_path):
-    """Issue 14: count(*), name, version and commit come from the table
-    state (as `udr tables`); a version file is read only for rows, parts,
-    format, created, message."""
+def test_udr_tables_reads_the_version_files(udr, tmp_path):
+    """Issue 14: name, version and commit come from the table state (as
+    `udr tables`); each table's version file is read too (issue 13: a table
+    whose latest version is a drop is not listed), so a damaged one is an
+    integrity error whatever the columns read."""
     imp(udr, "a", write(tmp_path / "a.csv", "x\n1\n"), "-m", "load a")
     imp(udr, "b", write(tmp_path / "b.csv", "y\n2\n3\n"))
     full = sql(udr, "SELECT * FROM udr_tables ORDER BY name")
@@ -110,11 +111,10 @@ def test_udr_tables_reads_version_files_only_for_their_columns(udr, tmp_path):
     vf = tmp_path / "store" / "catalog" / "tables" / "b" / ("%020d.json" % 1)
     assert vf.exists()
     vf.write_text("{ damaged")
-    assert sql(udr, "SELECT count(*) AS n FROM udr_tables") == [{"n": 2}]
-    assert sql(udr, 'SELECT name, version, "commit" FROM udr_tables ORDER BY name') == [
-        {"name": "a", "version": 1, "commit": 1}, {"name": "b", "version": 1, "commit": 2}]
-    r = udr("sql", "SELECT message FROM udr_tables")
-    assert r.code == 4 and "udr_tables" in r.stderr, r
+    for q in ("SELECT count(*) AS n FROM udr_tables", "SELECT name FROM udr_tables",
+              "SELECT message FROM udr_tables"):
+        r = udr("sql", q)
+        assert r.code == 4 and "udr_tables" in r.stderr, r
 
 
 def test_cache_stats_and_clear(udr, tmp_path):
@@ -337,7 +337,7 @@ def test_unknown_table_version_time_branch(udr, tmp_path):
 
 def test_injection_in_references_is_refused(udr, tmp_path):
     imp(udr, "t", write(tmp_path / "t.csv", "id\n1\n2\n"))
-    udr.ok("sql", "CREATE TABLE x AS SELECT 1 AS a")  # lives in this session only
+    udr.ok("sql", "CREATE TABLE x AS SELECT 1 AS a")  # a table of the store (SQL writes)
     for q in ['SELECT * FROM "t@1; DROP TABLE x"',
               "SELECT * FROM t@1x",
               'SELECT * FROM "t@1\'; DROP TABLE t; --"',
@@ -711,3 +711,148 @@ def test_import_ragged_csv_refused_with_line(udr, tmp_path, text, line, fields):
 def test_import_csv_keeps_every_line(udr, tmp_path):
     imp(udr, "t", write(tmp_path / "t.csv", "a,b\n1,2\n3,4\n"))
     assert sql(udr, "SELECT a, b FROM t ORDER BY a") == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+
+
+# ---- tables of raw files (issue 13, "Also found") ----
+
+def test_readme_first_section_raw_csv_then_sql(udr, tmp_path):
+    """The README's first section commits a CSV file as is (put + commit):
+    its next commands (sql, import --append, diff-rows, export) read it,
+    the format taken from the bytes; nothing is an integrity error."""
+    data = write(tmp_path / "data.csv", "id,name,score\n1,ann,10\n2,bob,20\n")
+    h = udr.ok("put", data).out.strip()
+    assert udr.ok("commit", "users", "--next", h, "-m", "load").out == "1\n"
+    assert sql(udr, "SELECT count(*) AS n FROM users") == [{"n": 2}]
+    assert sql(udr, "SELECT name FROM users WHERE id = ?", "int:2") == [{"name": "bob"}]
+    # the same file again through commit --file (stored as a delta): version 2
+    assert udr.ok("commit", "users", "--next", "--file", data).out == "2\n"
+    # append keeps the raw part and adds a Parquet one: two formats, one table
+    assert imp(udr, "users", write(tmp_path / "more.csv", "id,name,score\n3,cat,30\n"),
+               "--append") == 3
+    meta = show(udr, "users", "3")["metadata"]
+    assert "udr.format" not in meta and meta["udr.rows"] == "3", meta
+    assert sql(udr, "SELECT id, name, score FROM users") == [
+        {"id": 1, "name": "ann", "score": 10}, {"id": 2, "name": "bob", "score": 20},
+        {"id": 3, "name": "cat", "score": 30}]
+    got = sql(udr, "SELECT * FROM udr_tables")
+    assert (got[0]["rows"], got[0]["parts"], got[0]["format"]) == (3, 2, None), got
+    diff = json.loads(udr.ok("diff-rows", "users", "1", "latest", "--key", "id", "--json").out)
+    assert [(d["change"], d["id"]) for d in diff] == [("added", 3)]
+    out = tmp_path / "old.parquet"
+    assert udr.ok("export", "users@1", out).out == "2 rows\n"
+    assert udr.ok("fsck").code == 0
+
+
+def test_raw_json_and_mixed_parts_keep_row_order(udr, tmp_path):
+    """JSON (array or lines) is told from CSV by its first character; a
+    version of CSV and Parquet parts reads them in part order."""
+    nd = write(tmp_path / "j.ndjson", '\ufeff {"id": 1, "x": "a"}\n{"id": 2, "x": "b"}\n')
+    arr = write(tmp_path / "a.json", '[{"id": 3, "x": "c"}]')
+    udr.ok("commit", "j", "--next", udr.ok("put", nd).out.strip(), udr.ok("put", arr).out.strip())
+    assert sql(udr, "SELECT id, x FROM j ORDER BY id") == [
+        {"id": 1, "x": "a"}, {"id": 2, "x": "b"}, {"id": 3, "x": "c"}]
+    big = write(tmp_path / "b1.csv", "id\n" + "".join("%d\n" % i for i in range(5000)))
+    udr.ok("commit", "m", "--next", udr.ok("put", big).out.strip())
+    imp(udr, "m", write(tmp_path / "b2.csv", "id\n" + "".join("%d\n" % i for i in range(5000, 9000))),
+        "--append")
+    h = show(udr, "m")["chunks"][0]
+    # CSV, Parquet, CSV again, and an empty chunk (no rows, skipped)
+    empty = udr.ok("put", write(tmp_path / "e", "")).out.strip()
+    parts = show(udr, "m")["chunks"] + [empty, h]
+    udr.ok("commit", "m", "--next", *parts)
+    ids = [r["id"] for r in sql(udr, "SELECT id FROM m")]
+    assert ids == list(range(9000)) + list(range(5000))
+
+
+def test_raw_parts_that_sql_cannot_read_are_not_integrity_errors(udr, tmp_path):
+    """Binary or compressed content, or text that is not CSV/JSON as
+    labelled: a clear error (exit 2) naming the part; fsck is clean."""
+    import gzip
+    b = tmp_path / "b.bin"
+    b.write_bytes(b"\x00\x01\x02binary\x00")
+    hb = udr.ok("put", b).out.strip()
+    udr.ok("commit", "bin", "--next", hb)
+    r = udr("sql", "SELECT * FROM bin")
+    assert r.code == 2 and hb in r.stderr and "binary" in r.stderr, r
+    g = tmp_path / "g.csv.gz"
+    g.write_bytes(gzip.compress(b"id\n1\n"))
+    udr.ok("commit", "gz", "--next", udr.ok("put", g).out.strip())
+    r = udr("sql", "SELECT * FROM gz")
+    assert r.code == 2 and "gzip-compressed" in r.stderr, r
+    # labelled JSON, but not JSON: DuckDB's error, the part is intact
+    t = write(tmp_path / "t.txt", "id,name\n1,a\n")
+    ht = udr.ok("put", t).out.strip()
+    udr.ok("commit", "lab", "--next", ht, "--meta", "udr.format=json")
+    r = udr("sql", "SELECT * FROM lab")
+    assert r.code == 2 and ht in r.stderr and "stored intact" in r.stderr, r
+    assert udr.ok("fsck").code == 0
+    # damage is still damage: exit 4
+    p = udr.chunk_path(ht)
+    os.chmod(p, 0o644)
+    p.write_bytes(b"id,name\n1,b\n")
+    r = udr("sql", "SELECT * FROM lab")
+    assert r.code == 4 and ht in r.stderr, r
+
+
+def test_empty_version_is_refused_then_reads_as_no_data(udr, tmp_path):
+    """`commit --next` without a hash is refused (nothing written) unless
+    --allow-empty; SQL on such a version says there is no data (exit 2),
+    and a version with a udr.schema reads as an empty typed table."""
+    r = udr("commit", "users", "--next")
+    assert r.code == 2 and "--allow-empty" in r.stderr and r.stdout == b"", r
+    r = udr("commit", "users", "1", "-m", "x")
+    assert r.code == 2 and "nothing to commit" in r.stderr, r
+    assert udr("versions", "users").code == 1
+    assert udr.ok("log", "--json").out.strip() == "[]"
+    h = udr.ok("put", write(tmp_path / "u.csv", "id\n1\n")).out.strip()
+    udr.ok("commit", "users", "--next", h)
+    assert udr.ok("commit", "users", "--next", "--allow-empty").out == "2\n"
+    r = udr("sql", "SELECT count(*) FROM users")
+    assert r.code == 2 and "has no data" in r.stderr and "users@1" in r.stderr, r
+    assert sql(udr, "SELECT count(*) AS n FROM users@1") == [{"n": 1}]
+    udr.ok("commit", "typed", "--next", "--allow-empty",
+           "--meta", 'udr.schema=[{"name":"id","type":"BIGINT"}]')
+    assert sql(udr, "SELECT count(*) AS n FROM typed") == [{"n": 0}]
+    r = udr("commit", "--spec", "-", "--allow-empty", input=b"{}")
+    assert r.code == 2, r
+
+
+# ---- streamed output (issue 13, "Also found") ----
+
+@pytest.mark.parametrize("fmt", ["--table", "--csv", "--json", "--ndjson"])
+def test_sql_streams_and_a_closed_pipe_is_not_an_error(udr, tmp_path, fmt):
+    """Rows are written as DuckDB produces them, in every format: the first
+    lines of a result far too large to hold arrive at once, and a reader
+    that stops (`| head`) ends udr quietly with exit 0."""
+    import subprocess
+    import time
+    from conftest import UDR_BIN, base_env
+    start = time.monotonic()
+    p = subprocess.Popen([UDR_BIN, "--store", str(tmp_path / "store"), "sql",
+                          "SELECT i, 'row ' || i AS s FROM range(10000000000) t(i)", fmt],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+    first = [p.stdout.readline() for _ in range(3)]
+    p.stdout.close()  # as head does
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0, err
+    assert err == b"" and time.monotonic() - start < 30
+    assert b"row 0" in b"".join(first) or b"row 0" in first[-1], first
+
+
+def test_sql_error_while_streaming_exits_2(udr):
+    r = udr("sql", "SELECT CASE WHEN i = 1200000 THEN error('boom') ELSE i END AS x "
+            "FROM range(1500000) t(i)", "--csv")
+    assert r.code == 2 and "boom" in r.stderr, r.stderr
+
+
+def test_sql_table_output_aligns_per_batch(udr):
+    """A stream's table is measured batch by batch (2,048 rows): a wider
+    value in a later batch widens its column from there on."""
+    out = udr.ok("sql", "SELECT CASE WHEN i < 3000 THEN 'x' ELSE 'wider' END AS v, i "
+                 "FROM range(3001) t(i)").out.splitlines()
+    assert out[:3] == ["v | i", "--+-----", "x |    0"]
+    assert out[2 + 2047:2 + 2049] == ["x | 2047", "x     | 2048"]  # the second batch
+    assert out[-2:] == ["wider | 3000", "(3001 rows)"]
+    # small results align as a whole
+    out = udr.ok("sql", "SELECT * FROM (VALUES (1, 'a'), (100, 'bbbb')) t(n, s)").out
+    assert out == "n   | s\n----+-----\n  1 | a\n100 | bbbb\n(2 rows)\n"

@@ -42,8 +42,8 @@ def test_init_existing_store_says_so(run, tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ["put", "-"], ["get", EMPTY_HASH], ["exists", EMPTY_HASH], ["commit", "t", "1"],
-    ["commit", "t", "--next"], ["show", "t"], ["versions", "t"], ["tables"], ["fsck"],
+    ["put", "-"], ["get", EMPTY_HASH], ["exists", EMPTY_HASH], ["commit", "t", "1", EMPTY_HASH],
+    ["commit", "t", "--next", "--allow-empty"], ["show", "t"], ["versions", "t"], ["tables"], ["fsck"],
 ])
 def test_missing_store(run, tmp_path, args):
     root = tmp_path / "nostore"

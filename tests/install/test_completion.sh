@@ -81,7 +81,7 @@ else
 	failed=$((failed + 1))
 	echo "FAIL: udr <TAB>: [${all//$'\n'/ }], the help lists [${want//$'\n'/ }]"
 fi
-expect $'diff-rows' dif
+expect $'diff\ndiff-rows' dif
 expect $'help' he
 expect $'versions' help ver
 

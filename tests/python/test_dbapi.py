@@ -1,6 +1,7 @@
 """PEP 249 (DB-API 2.0): udr.connect, Connection, Cursor, the exception hierarchy."""
 
 import datetime
+import decimal
 import warnings
 
 import pytest
@@ -64,10 +65,11 @@ def test_query_description_fetch(root):
         assert cur.description[0][1] == udr.NUMBER and cur.description[1][1] == udr.STRING
         assert cur.description[3][4:6] == (6, 2)
         assert cur.rowcount == 3
-        assert cur.fetchone() == (1, "ann", 1.5, "1.50")
-        assert cur.fetchmany() == [(2, "bob", None, "1.50")]
+        d = decimal.Decimal("1.50")
+        assert cur.fetchone() == (1, "ann", 1.5, d)
+        assert cur.fetchmany() == [(2, "bob", None, d)]
         cur.arraysize = 5
-        assert cur.fetchmany() == [(3, "cy", 2.25, "1.50")]
+        assert cur.fetchmany() == [(3, "cy", 2.25, d)]
         assert cur.fetchone() is None and cur.fetchall() == []
         cur.execute("SELECT name FROM users WHERE id >= ? AND score > ? ORDER BY id", (1, 1.0))
         assert cur.fetchall() == [("ann",), ("cy",)]

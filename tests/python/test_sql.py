@@ -30,7 +30,8 @@ def test_result_types(db):
     assert r.types[:4] == ["BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR"]
     assert len(r) == 1 and r.rowcount == 1
     row = r.fetchone()
-    assert row == (1, 2.5, True, "x", b"\x01\x02", None, "1.25", "2026-11-01", "[1, 2]")
+    assert row == (1, 2.5, True, "x", b"\x01\x02", None, decimal.Decimal("1.25"),
+                   datetime.date(2026, 11, 1), "[1, 2]")
     assert type(row[0]) is int and type(row[1]) is float and type(row[2]) is bool
     assert r.fetchone() is None
 
@@ -52,10 +53,10 @@ def test_params(db):
     assert r.fetchone() == (5, "héllo", 1.5, None, True, 42, 5)
     assert db.sql("SELECT ?::BLOB AS b", [b"\x00\xff"]).fetchall() == [(b"\x00\xff",)]
     assert db.sql("SELECT ?::DATE AS d", [datetime.date(2026, 1, 2)]).fetchall() == \
-        [("2026-01-02",)]
+        [(datetime.date(2026, 1, 2),)]
     assert db.sql("SELECT ?::DECIMAL(5,2) AS d", [decimal.Decimal("1.50")]).fetchall() == \
-        [("1.50",)]
-    assert db.sql("SELECT ?::HUGEINT AS h", [2 ** 70]).fetchall() == [(str(2 ** 70),)]
+        [(decimal.Decimal("1.50"),)]
+    assert db.sql("SELECT ?::HUGEINT AS h", [2 ** 70]).fetchall() == [(2 ** 70,)]
     # Parameters are values, never SQL.
     assert db.sql("SELECT ? AS s", ["'); DROP TABLE x; --"]).fetchall() == \
         [("'); DROP TABLE x; --",)]
@@ -146,7 +147,7 @@ def test_write_files_and_export(db, tmp_path):
     outp = tmp_path / "out.parquet"
     assert db.export("f", outp) == 4
     assert db.write("g", outp) == 1
-    assert db.sql("SELECT sum(id) FROM g").fetchall() == [("6",)]  # HUGEINT: text
+    assert db.sql("SELECT sum(id) FROM g").fetchall() == [(6,)]  # HUGEINT: int
     assert db.sql("SELECT sum(id)::BIGINT FROM g").fetchall() == [(6,)]
     with pytest.raises(udr.InvalidArgumentError):
         db.export("f", str(out), format="xml")

@@ -12,19 +12,352 @@
  *                                      <hash>)..." once the commit returned success
  *   udr_worker reader ROOT T...        reads forever: "seen <head> <table> <version> <seq>
  *                                      <hash>" for each table's latest version as read
+ *
+ * With UDR_WORKER_POWERCUT=DIR every worker shares one simulated disk
+ * (powercut_setup below): only what a syncfs saw survives a power cut.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <udr/udr.h>
+#include <udr/sys/io.h>
 
 static void die(const char *what, int rc)
 {
 	fprintf(stderr, "udr_worker: %s: %d %s\n", what, rc, udr_error_last()->message);
 	exit(2);
+}
+
+/*
+ * A power cut shared by several processes (UDR_WORKER_POWERCUT=DIR): the
+ * "disk" is DIR/snap, a copy of the store ROOT holding what a syncfs made
+ * durable.  Every change to a path under ROOT first notes the path in
+ * DIR/dirty (under a shared flock on DIR/lock, so that it is noted before
+ * it happens); a syncfs takes that flock exclusively, so that no change is
+ * half done, and copies the current state of every noted path into snap
+ * (each file atomically): everything any process did before the syncfs
+ * began is then on the "disk".  An fsync copies the one file it makes
+ * durable (or, for a directory, the noted paths in it).  The test cuts the power by killing every process at once and replacing
+ * ROOT by snap.  A cut during a copy leaves some of the newer changes in
+ * snap and not others: a legal outcome too, since the file system promises
+ * no order among unsynced changes.
+ */
+static const udr_io_methods *pc_real;
+static udr_io_methods pc_io;
+static char pc_root[4096], pc_snap[4096], pc_dirtypath[4096];
+static size_t pc_rootlen;
+static int pc_lock = -1, pc_dirty = -1;
+static char *pc_fdpath[4096];
+
+static void pc_note(const char *path)
+{
+	char line[4200];
+	int n;
+	if (strncmp(path, pc_root, pc_rootlen) != 0 || (path[pc_rootlen] != '/' && path[pc_rootlen] != 0))
+		return;
+	n = snprintf(line, sizeof(line), "%s\n", path);
+	if (n > 0 && (size_t)n < sizeof(line) && write(pc_dirty, line, (size_t)n) != n)
+		_exit(90);
+}
+
+static void pc_begin(void)
+{
+	if (flock(pc_lock, LOCK_SH) < 0)
+		_exit(91);
+}
+
+static void pc_end(void)
+{
+	flock(pc_lock, LOCK_UN);
+}
+
+static void pc_mkdirs(const char *path)
+{
+	char p[4200];
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++)
+		if (*s == '/') {
+			*s = 0;
+			mkdir(p, 0755);
+			*s = '/';
+		}
+	mkdir(p, 0755);
+}
+
+static void pc_remove(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return;
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d)) != NULL) {
+			char q[4200];
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(q, sizeof(q), "%s/%s", path, e->d_name);
+			pc_remove(q);
+		}
+		if (d)
+			closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+/* snap gets path's present state (under the exclusive flock) */
+static void pc_copy(const char *path)
+{
+	char to[4200], tmp[4300], *slash, buf[65536];
+	struct stat st;
+	snprintf(to, sizeof(to), "%s%s", pc_snap, path + pc_rootlen);
+	if (lstat(path, &st) < 0) {
+		pc_remove(to);
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		pc_mkdirs(to);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.pc-copy", pc_snap);
+	if ((slash = strrchr(to, '/')) != NULL) {
+		*slash = 0;
+		pc_mkdirs(to);
+		*slash = '/';
+	}
+	int in = open(path, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ssize_t n;
+	if (in < 0 || out < 0)
+		_exit(92);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			_exit(93);
+	close(in);
+	close(out);
+	struct stat ts;
+	if (lstat(to, &ts) == 0 && S_ISDIR(ts.st_mode))
+		pc_remove(to);
+	if (rename(tmp, to) < 0)
+		_exit(94);
+}
+
+/* the noted paths, one a line, NUL-terminated (NULL when none) */
+static char *pc_read_dirty(void)
+{
+	char *text = NULL, buf[65536];
+	size_t len = 0;
+	ssize_t n;
+	int in = open(pc_dirtypath, O_RDONLY);
+	while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
+		if (!(text = realloc(text, len + (size_t)n + 1)))
+			_exit(98);
+		memcpy(text + len, buf, (size_t)n);
+		len += (size_t)n;
+		text[len] = 0;
+	}
+	if (in >= 0)
+		close(in);
+	return text;
+}
+
+static int pc_cmp(const void *a, const void *b)
+{
+	/* parents before children: a directory is made before its files */
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int pc_syncfs(int fd)
+{
+	(void)fd;
+	if (flock(pc_lock, LOCK_EX) < 0)
+		_exit(95);
+	char *text = pc_read_dirty();
+	if (text) {
+		/* each path once (the state copied is the present one) */
+		char **lines = NULL;
+		size_t n = 0;
+		for (char *line = text, *nl; *line; line = nl + 1) {
+			if (!(nl = strchr(line, '\n')))
+				break;
+			*nl = 0;
+			lines = realloc(lines, (n + 1) * sizeof(*lines));
+			lines[n++] = line;
+		}
+		if (n)
+			qsort(lines, n, sizeof(*lines), pc_cmp);
+		for (size_t i = 0; i < n; i++)
+			if (i == 0 || strcmp(lines[i], lines[i - 1]) != 0)
+				pc_copy(lines[i]);
+		free(lines);
+		free(text);
+	}
+	if (ftruncate(pc_dirty, 0) < 0)
+		_exit(96);
+	flock(pc_lock, LOCK_UN);
+	return 0;
+}
+
+static int pc_open(const char *path, int flags, mode_t mode)
+{
+	int fd;
+	if (!(flags & (O_CREAT | O_WRONLY | O_RDWR | O_TRUNC))) {
+		fd = pc_real->open(path, flags, mode); /* path kept for fsync */
+	} else {
+		pc_begin();
+		pc_note(path);
+		fd = pc_real->open(path, flags, mode);
+		pc_end();
+	}
+	if (fd >= 0 && fd < 4096) {
+		free(pc_fdpath[fd]);
+		pc_fdpath[fd] = strdup(path);
+	}
+	return fd;
+}
+
+static int pc_close(int fd)
+{
+	if (fd >= 0 && fd < 4096) {
+		free(pc_fdpath[fd]);
+		pc_fdpath[fd] = NULL;
+	}
+	return pc_real->close(fd);
+}
+
+static ssize_t pc_write(int fd, const void *buf, size_t len)
+{
+	ssize_t r;
+	pc_begin();
+	if (fd >= 0 && fd < 4096 && pc_fdpath[fd])
+		pc_note(pc_fdpath[fd]);
+	r = pc_real->write(fd, buf, len);
+	pc_end();
+	return r;
+}
+
+static int pc_path2(int (*op)(const char *, const char *), const char *a, const char *b)
+{
+	int r;
+	pc_begin();
+	pc_note(a);
+	pc_note(b);
+	r = op(a, b);
+	pc_end();
+	return r;
+}
+
+static int pc_link(const char *a, const char *b)
+{
+	return pc_path2(pc_real->link, a, b);
+}
+
+static int pc_rename(const char *a, const char *b)
+{
+	return pc_path2(pc_real->rename, a, b);
+}
+
+static int pc_unlink(const char *p)
+{
+	int r;
+	pc_begin();
+	pc_note(p);
+	r = pc_real->unlink(p);
+	pc_end();
+	return r;
+}
+
+static int pc_mkdir(const char *p, mode_t m)
+{
+	int r;
+	pc_begin();
+	pc_note(p);
+	r = pc_real->mkdir(p, m);
+	pc_end();
+	return r;
+}
+
+static int pc_link_fd(int fd, const char *to)
+{
+	int r;
+	pc_begin();
+	pc_note(to);
+	r = pc_real->link_fd(fd, to);
+	pc_end();
+	return r;
+}
+
+/* fsync makes one file durable (copied into snap as it is now); fsync of
+ * a directory makes its names durable: each noted path directly in it is
+ * copied (with its present content: unsynced data may survive too). */
+static int pc_fsync(int fd)
+{
+	const char *path = fd >= 0 && fd < 4096 ? pc_fdpath[fd] : NULL;
+	struct stat st;
+	if (!path || strncmp(path, pc_root, pc_rootlen) != 0 || pc_real->fstat(fd, &st) < 0)
+		return 0;
+	if (flock(pc_lock, LOCK_EX) < 0)
+		_exit(97);
+	if (!S_ISDIR(st.st_mode)) {
+		struct stat now;
+		if (lstat(path, &now) == 0 && now.st_ino == st.st_ino)
+			pc_copy(path); /* still under that name */
+	} else {
+		char *text = pc_read_dirty();
+		size_t plen = strlen(path);
+		if (text) {
+			for (char *line = text, *nl; *line; line = nl + 1) {
+				if (!(nl = strchr(line, '\n')))
+					break;
+				*nl = 0;
+				if (strncmp(line, path, plen) == 0 && line[plen] == '/' && !strchr(line + plen + 1, '/'))
+					pc_copy(line);
+			}
+			free(text);
+		}
+	}
+	flock(pc_lock, LOCK_UN);
+	return 0;
+}
+
+static void powercut_setup(const char *root)
+{
+	const char *dir = getenv("UDR_WORKER_POWERCUT");
+	char p[4200];
+	if (!dir || !*dir)
+		return;
+	if (!realpath(root, pc_root))
+		die("powercut: realpath", -1);
+	pc_rootlen = strlen(pc_root);
+	snprintf(pc_snap, sizeof(pc_snap), "%s/snap", dir);
+	snprintf(pc_dirtypath, sizeof(pc_dirtypath), "%s/dirty", dir);
+	snprintf(p, sizeof(p), "%s/lock", dir);
+	if ((pc_lock = open(p, O_RDWR | O_CREAT, 0644)) < 0 ||
+	    (pc_dirty = open(pc_dirtypath, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0)
+		die("powercut: open", -1);
+	pc_real = udr_io_default();
+	pc_io = *pc_real;
+	pc_io.open = pc_open;
+	pc_io.close = pc_close;
+	pc_io.write = pc_write;
+	pc_io.link = pc_link;
+	pc_io.rename = pc_rename;
+	pc_io.unlink = pc_unlink;
+	pc_io.mkdir = pc_mkdir;
+	pc_io.link_fd = pc_link_fd;
+	pc_io.fsync = pc_fsync;
+	pc_io.syncfs = pc_syncfs;
+	if (udr_io_set(&pc_io) != 0)
+		die("powercut: io_set", -1);
 }
 
 static uint64_t rng_state;
@@ -274,7 +607,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	udr_db *db = NULL;
-	int rc = udr_db_open(&db, argv[2], UDR_OPEN_CREATE);
+	int rc;
+	powercut_setup(argv[2]);
+	rc = udr_db_open(&db, argv[2], UDR_OPEN_CREATE);
 	if (rc != 0)
 		die("open", rc);
 	if (strcmp(argv[1], "crashloop") == 0)

@@ -22,6 +22,8 @@ int main(void)
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <udr/query.h>
@@ -214,10 +216,10 @@ static void test_query__scan_rejects_bad_refs(void **state)
 {
 	static const char *bad[] = {
 		"SELECT * FROM users@0",          "SELECT * FROM users@3x",
-		"SELECT * FROM users@latestx",    "SELECT * FROM \"users@3; DROP TABLE t\"",
+		"SELECT * FROM \"users@a..b\"",   "SELECT * FROM \"users@3; DROP TABLE t\"",
 		"SELECT * FROM \"users@'x'\"",    "SELECT * FROM users@2026-13-45",
 		"SELECT * FROM users@commit:",    "SELECT * FROM \"users@\"",
-		"SELECT * FROM users@foo",        "SELECT * FROM \"users@branch:-x\"",
+		"SELECT * FROM users@foo:x",      "SELECT * FROM \"users@branch:-x\"",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -589,6 +591,9 @@ static void test_query__bad_input(void **state)
 	th_assert_error(UDR_ENOTFOUND, "1999-01-01");
 	assert_int_equal(udr_query_sql(&r, f->q, "SELECT * FROM users@branch:dev", NULL, 0), UDR_ENOTFOUND);
 	th_assert_error(UDR_ENOTFOUND, "branch 'dev'");
+	/* a bare name is a branch, else a tag */
+	assert_int_equal(udr_query_sql(&r, f->q, "SELECT * FROM users@foo", NULL, 0), UDR_ENOTFOUND);
+	th_assert_error(UDR_ENOTFOUND, "branch or tag 'foo'");
 	assert_int_equal(udr_query_sql(&r, f->q, "SELECT * FROM users@commit:99", NULL, 0), UDR_ENOTFOUND);
 	th_assert_error(UDR_ENOTFOUND, "commit 99");
 	/* injection attempts in references */
@@ -705,6 +710,325 @@ static void test_query__corrupt_part(void **state)
 	assert_scalar(f, "SELECT id FROM fine", "7");
 }
 
+/* SQL writes through the C API: messages, transactions over calls, the
+ * compaction thresholds, optimize and import options. */
+static void test_query__sql_writes(void **state)
+{
+	fx *f = *state;
+	udr_optimize_options oo = UDR_OPTIMIZE_OPTIONS_INIT;
+	udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
+	udr_version *v = NULL;
+	uint64_t ver = 0;
+	const char *keys[1] = {"id"};
+	char *p;
+	const char *files[1];
+	assert_int_equal(udr_query_set_message(f->q, "made"), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "CREATE TABLE w AS SELECT range AS id FROM range(10)", NULL, 0), 0);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "w", 0), 0);
+	assert_string_equal(v->message, "made");
+	udr_version_free(v);
+	assert_int_equal(udr_query_set_message(f->q, NULL), 0);
+	/* a transaction over several calls; ROLLBACK and COMMIT need one */
+	assert_int_equal(udr_query_sql(NULL, f->q, "COMMIT", NULL, 0), UDR_EINVAL);
+	assert_int_equal(udr_query_sql(NULL, f->q, "BEGIN", NULL, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "DELETE FROM w WHERE id < 5", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM w", "5");
+	assert_int_equal(udr_query_sql(NULL, f->q, "ROLLBACK", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM w", "10");
+	assert_int_equal(udr_query_sql(NULL, f->q, "BEGIN", NULL, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "DELETE FROM w WHERE id = ?", (udr_value[]){udr_value_int64(3)}, 1), 0);
+	assert_int_equal(udr_query_optimize(NULL, f->q, "w", NULL), UDR_EINVAL); /* not inside a transaction */
+	assert_int_equal(udr_query_sql(NULL, f->q, "COMMIT", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM w", "9");
+	/* compaction thresholds: two small parts are merged */
+	oo.deleted_pct = 0;
+	oo.small_parts = 2;
+	assert_int_equal(udr_query_set_compaction(f->q, &oo), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "INSERT INTO w VALUES (100)", NULL, 0), 0);
+	assert_scalar(f, "SELECT parts FROM udr_tables WHERE name = 'w'", "1");
+	assert_scalar(f, "SELECT message FROM udr_log WHERE \"table\" = 'w' ORDER BY seq DESC LIMIT 1", "compaction after a SQL write");
+	assert_scalar(f, "SELECT count(*) || ' ' || sum(id) FROM w", "10 142");
+	assert_int_equal(udr_query_set_compaction(f->q, NULL), 0);
+	oo.version = 99;
+	assert_int_equal(udr_query_set_compaction(f->q, &oo), UDR_EINVAL);
+	assert_int_equal(udr_query_optimize(&ver, f->q, "w", &oo), UDR_EINVAL);
+	assert_int_equal(udr_query_optimize(&ver, f->q, "nosuch", NULL), UDR_ENOTFOUND);
+	assert_int_equal(udr_query_optimize(&ver, f->q, "w", NULL), 0);
+	assert_int_equal(ver, 0); /* nothing to compact */
+	/* import keys: files only; a version-1 options struct has none */
+	io.keys = keys;
+	io.nkeys = 1;
+	assert_int_equal(udr_query_import_sql(NULL, f->q, "w", "SELECT 1 AS id", NULL, 0, &io), UDR_EINVAL);
+	p = write_csv(f, "w.csv", "id\n1\n2\n");
+	files[0] = p;
+	assert_int_equal(udr_query_import(&ver, f->q, "w", files, 1, &io), 0);
+	assert_scalar(f, "SELECT count(*) || ' ' || sum(id) FROM w", "2 3");
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "w", 0), 0);
+	assert_non_null(udr_version_get_meta(v, "udr.changes"));
+	udr_version_free(v);
+	io.version = 1;
+	assert_int_equal(udr_query_import(&ver, f->q, "w", files, 1, &io), 0);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "w", 0), 0);
+	assert_null(udr_version_get_meta(v, "udr.parts")); /* an import of every row */
+	udr_version_free(v);
+	free(p);
+}
+
+/* SQL writes through the stream API (what `udr sql` and Python call):
+ * written and committed as by udr_query_sql, with the message; the
+ * statement's result is a stream too.  Reads still stream. */
+static void test_query__sql_writes_stream(void **state)
+{
+	fx *f = *state;
+	udr_stream *s = NULL, *s2 = NULL;
+	const udr_result *b = NULL;
+	udr_version *v = NULL;
+	udr_value x;
+	assert_int_equal(udr_query_set_message(f->q, "streamed"), 0);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "CREATE TABLE sw AS SELECT range AS id FROM range(10)", NULL, 0), 0);
+	assert_non_null(udr_stream_columns(s));
+	while (udr_stream_next(&b, s) == 0 && b)
+		;
+	udr_stream_free(s);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "sw", 0), 0);
+	assert_string_equal(v->message, "streamed");
+	assert_int_equal(v->version, 1);
+	udr_version_free(v);
+	/* a write with parameters: its count is the stream's one row */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "DELETE FROM sw WHERE id < ?",
+	                                      (udr_value[]){udr_value_int64(3)}, 1), 0);
+	assert_int_equal(udr_stream_next(&b, s), 0);
+	assert_non_null(b);
+	assert_int_equal(udr_result_row_count(b), 1);
+	assert_int_equal(udr_result_get(&x, b, 0, 0), 0);
+	assert_int_equal(x.i64, 3);
+	assert_int_equal(udr_stream_next(&b, s), 0);
+	assert_null(b);
+	udr_stream_free(s);
+	assert_scalar(f, "SELECT count(*) FROM sw", "7");
+	assert_scalar(f, "SELECT message FROM udr_log WHERE \"table\" = 'sw' ORDER BY seq DESC LIMIT 1", "streamed");
+	/* a transaction over stream calls, and a read inside it streams */
+	assert_int_equal(udr_query_set_message(f->q, "txn"), 0);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "BEGIN", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "INSERT INTO sw VALUES (100)", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_int_equal(udr_query_sql_stream(&s2, f->q, "SELECT id FROM sw ORDER BY id", NULL, 0), 0);
+	/* left open, unread: COMMIT reads its rows into memory first */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "COMMIT", NULL, 0), 0);
+	udr_stream_free(s);
+	{
+		size_t n = 0;
+		while (udr_stream_next(&b, s2) == 0 && b)
+			n += udr_result_row_count(b);
+		assert_int_equal(n, 8);
+	}
+	udr_stream_free(s2);
+	assert_int_equal(udr_catalog_get_version(&v, udr_db_catalog(f->db), "sw", 0), 0);
+	assert_string_equal(v->message, "txn");
+	assert_int_equal(v->version, 3);
+	udr_version_free(v);
+	/* a BEGIN ... COMMIT script in one call; a failing one commits nothing */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "BEGIN; DELETE FROM sw WHERE id = 100; INSERT INTO sw VALUES (200); COMMIT",
+	                                      NULL, 0), 0);
+	udr_stream_free(s);
+	assert_scalar(f, "SELECT count(*) || ' ' || max(id) FROM sw", "8 200");
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "BEGIN; DELETE FROM sw; SELECT * FROM nosuch; COMMIT", NULL, 0),
+	                 UDR_ENOTFOUND);
+	assert_null(s);
+	assert_scalar(f, "SELECT count(*) FROM sw", "8");
+	assert_int_equal(udr_query_set_message(f->q, NULL), 0);
+}
+
+/* Read a file written by the renderers (malloc'd, NUL-terminated). */
+static char *slurp_fd(int fd)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap + 1);
+	ssize_t got;
+	lseek(fd, 0, SEEK_SET);
+	while ((got = read(fd, buf + n, cap - n)) > 0) {
+		n += (size_t)got;
+		if (n == cap)
+			buf = realloc(buf, (cap *= 2) + 1);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Rows of a stream, counted batch by batch; the sum of column 0 (BIGINT). */
+static uint64_t drain(udr_stream *s, int64_t *sum, size_t *batches)
+{
+	const udr_result *b = NULL;
+	uint64_t rows = 0;
+	*sum = 0;
+	*batches = 0;
+	while (udr_stream_next(&b, s) == 0 && b) {
+		assert_true(udr_result_row_count(b) > 0);
+		for (size_t i = 0; i < udr_result_row_count(b); i++) {
+			udr_value v;
+			assert_int_equal(udr_result_get(&v, b, i, 0), 0);
+			*sum += v.i64;
+		}
+		rows += udr_result_row_count(b);
+		(*batches)++;
+	}
+	return rows;
+}
+
+static void test_query__stream(void **state)
+{
+	fx *f = *state;
+	udr_stream *s = NULL, *s2 = NULL;
+	const udr_result *b = NULL;
+	udr_result *r = NULL;
+	char *a = NULL, *c = NULL;
+	int64_t sum;
+	size_t batches;
+	FILE *t1, *t2;
+	import_csv(f, "t", "id,name\n1,a\n2,b\n3,c\n", UDR_IMPORT_OVERWRITE);
+	/* batches: bounded (a DuckDB chunk), in order, all rows */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT i FROM range(10000) r(i)", NULL, 0), 0);
+	assert_int_equal(udr_result_column_count(udr_stream_columns(s)), 1);
+	assert_string_equal(udr_result_column_name(udr_stream_columns(s), 0), "i");
+	assert_int_equal(udr_result_row_count(udr_stream_columns(s)), 0);
+	assert_int_equal(udr_stream_next(&b, s), 0);
+	assert_non_null(b);
+	assert_true(udr_result_row_count(b) <= 2048);
+	/* another statement on the session: the stream's rest is read into
+	 * memory first, the stream goes on and the batch in hand stays valid */
+	assert_scalar(f, "SELECT count(*) FROM t", "3");
+	{
+		udr_value v;
+		size_t n0 = udr_result_row_count(b);
+		assert_int_equal(udr_result_get(&v, b, n0 - 1, 0), 0);
+		assert_int_equal(v.i64, (int64_t)n0 - 1);
+		assert_int_equal(drain(s, &sum, &batches) + n0, 10000);
+		assert_int_equal(sum + (int64_t)(n0 * (n0 - 1) / 2), 49995000);
+	}
+	udr_stream_free(s);
+	/* a UDR table, parameters; the session closed while a stream is open */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT id FROM t WHERE id >= ?", (udr_value[]){udr_value_int64(2)}, 1), 0);
+	assert_int_equal(udr_query_sql_stream(&s2, f->q, "SELECT i FROM range(5000) r(i)", NULL, 0), 0);
+	assert_int_equal(drain(s, &sum, &batches), 2); /* settled when s2 started */
+	assert_int_equal(sum, 5);
+	udr_query_close(f->q);
+	f->q = NULL;
+	assert_int_equal(drain(s2, &sum, &batches), 5000);
+	assert_int_equal(sum, 12497500);
+	udr_stream_free(s);
+	udr_stream_free(s2);
+	assert_int_equal(udr_query_open(&f->q, f->db, NULL), 0);
+	/* a stream stopped early, then a statement that registers udr_tables */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT i FROM range(100000) r(i)", NULL, 0), 0);
+	udr_stream_free(s);
+	assert_scalar(f, "SELECT count(*) FROM udr_tables", "1");
+	/* binding errors come from the call, nothing is returned */
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT * FROM nope", NULL, 0), UDR_ENOTFOUND);
+	assert_null(s);
+	assert_int_equal(udr_query_sql_stream(&s, f->q, "COPY t TO '/tmp/x.csv'", NULL, 0), UDR_EINVAL);
+	/* an error while running (from the call, or from a later batch when
+	 * DuckDB meets it later) ends the stream, and stays */
+	{
+		int rc = udr_query_sql_stream(&s, f->q,
+		                              "SELECT CASE WHEN i = 1200000 THEN error('boom') ELSE i END AS x "
+		                              "FROM range(1500000) r(i)", NULL, 0);
+		if (rc == 0) {
+			while ((rc = udr_stream_next(&b, s)) == 0 && b)
+				;
+			assert_int_equal(rc, UDR_EINVAL);
+			assert_int_equal(udr_stream_next(&b, s), UDR_EINVAL);
+			assert_null(b);
+		}
+		assert_int_equal(rc, UDR_EINVAL);
+		th_assert_error(UDR_EINVAL, "boom");
+		udr_stream_free(s);
+		s = NULL;
+	}
+	/* udr_stream_write renders as udr_result_write for one batch; an empty
+	 * result gets its header */
+	for (int fmt = UDR_OUTPUT_TABLE; fmt <= UDR_OUTPUT_NDJSON; fmt++) {
+		const char *q = fmt == UDR_OUTPUT_TABLE ? "SELECT id, name FROM t WHERE id > 5"
+		                                        : "SELECT id, name, 1.5::DECIMAL(3,1) AS d FROM t ORDER BY id";
+		uint64_t rows = 99;
+		t1 = tmpfile();
+		t2 = tmpfile();
+		assert_int_equal(udr_query_sql(&r, f->q, q, NULL, 0), 0);
+		assert_int_equal(udr_result_write(r, fileno(t1), fmt), 0);
+		assert_int_equal(udr_query_sql_stream(&s, f->q, q, NULL, 0), 0);
+		assert_int_equal(udr_stream_write(&rows, s, fileno(t2), fmt), 0);
+		assert_int_equal(rows, udr_result_row_count(r));
+		a = slurp_fd(fileno(t1));
+		c = slurp_fd(fileno(t2));
+		assert_string_equal(a, c);
+		free(a);
+		free(c);
+		udr_result_free(r);
+		udr_stream_free(s);
+		fclose(t1);
+		fclose(t2);
+	}
+	/* the aligned table widens per batch: a wider value in a later batch */
+	t2 = tmpfile();
+	assert_int_equal(udr_query_sql_stream(&s, f->q,
+	                                      "SELECT CASE WHEN i < 3000 THEN 'x' ELSE 'wider' END AS v, i FROM range(3001) r(i)",
+	                                      NULL, 0), 0);
+	assert_int_equal(udr_stream_write(NULL, s, fileno(t2), UDR_OUTPUT_TABLE), 0);
+	c = slurp_fd(fileno(t2));
+	assert_true(strncmp(c, "v | i\n--+-----\nx |    0\n", 22) == 0);
+	assert_non_null(strstr(c, "\nx | 2047\n"));
+	assert_non_null(strstr(c, "\nwider | 3000\n(3001 rows)\n"));
+	free(c);
+	udr_stream_free(s);
+	fclose(t2);
+	/* a closed pipe: UDR_EIO with errno EPIPE, for the caller to stop quietly */
+	{
+		int p[2];
+		void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+		assert_int_equal(pipe(p), 0);
+		close(p[0]);
+		assert_int_equal(udr_query_sql_stream(&s, f->q, "SELECT i FROM range(100000) r(i)", NULL, 0), 0);
+		assert_int_equal(udr_stream_write(NULL, s, p[1], UDR_OUTPUT_CSV), UDR_EIO);
+		assert_int_equal(errno, EPIPE);
+		udr_stream_free(s);
+		close(p[1]);
+		signal(SIGPIPE, old);
+	}
+}
+
+
+static void test_query__import_types(void **state)
+{
+	fx *f = *state;
+	char *p = write_csv(f, "ty.csv", "id,at,day\n1,2026-01-02 03:04:05+02,2026-01-02\n");
+	const char *files[1] = {p};
+	const char *types[] = {"at", "TIMESTAMP WITH TIME ZONE", "day", "VARCHAR"};
+	const char *bad[] = {"nope", "DATE"};
+	udr_import_options o = UDR_IMPORT_OPTIONS_INIT;
+	struct { unsigned int version; int format, mode; const char *message, *ref; } v1 = {1, 0, 0, "v1", NULL};
+	uint64_t v = 0;
+	o.types = types;
+	o.ntypes = 2;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), 0);
+	assert_scalar(f, "SELECT typeof(\"at\") || ' ' || typeof(\"day\") || ' ' || typeof(id) FROM ty",
+	              "TIMESTAMP WITH TIME ZONE VARCHAR BIGINT");
+	assert_scalar(f, "SELECT epoch(\"at\")::BIGINT FROM ty", "1767315845");
+	o.types = bad;
+	o.ntypes = 1;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	th_assert_error(UDR_EINVAL, "nope");
+	bad[0] = "id";
+	bad[1] = "NOSUCHTYPE";
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	o.types = NULL;
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, &o), UDR_EINVAL);
+	/* callers built with version 1 of the options (no types) still work */
+	assert_int_equal(udr_query_import(&v, f->q, "ty", files, 1, (const udr_import_options *)&v1), 0);
+	assert_int_equal(v, 2);
+	assert_scalar(f, "SELECT typeof(\"at\") FROM ty", "TIMESTAMP WITH TIME ZONE");
+	free(p);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -718,9 +1042,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__export_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__import_sql_and_params, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__results_and_renderers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__import_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__in_place_or_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__corrupt_part, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__sql_writes_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__time_travel_ten_versions, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__export_round_trip, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__in_place_or_cached, setup_raw, teardown),

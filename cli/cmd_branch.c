@@ -1,0 +1,460 @@
+/*
+ * cli/cmd_branch.c - branches, tags, the reflog, merges and diffs between
+ * refs (include/udr/refs.h).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define NOPERANDS(argc) ((argc) - optind)
+
+enum { OPT_JSON = CLI_OPT_FIRST, OPT_FROM, OPT_TO, OPT_AT, OPT_INTO, OPT_STRATEGY, OPT_TABLE, OPT_DRY, OPT_LIMIT };
+
+struct ref_opts {
+	int json;
+	const char *from; /* --from / --to REF */
+	const char *at;   /* --at TIME */
+	const char *into;
+	const char *strategy;
+	const char **tables; /* --table T=ours|theirs */
+	size_t ntables;
+	int dry_run;
+	const char *message;
+	const char *limit;
+};
+
+static int ref_opt(int opt, const char *arg, void *payload)
+{
+	struct ref_opts *o = payload;
+	switch (opt) {
+	case OPT_JSON:
+		o->json = 1;
+		break;
+	case OPT_FROM:
+	case OPT_TO:
+		o->from = arg;
+		break;
+	case OPT_AT:
+		o->at = arg;
+		break;
+	case OPT_INTO:
+		o->into = arg;
+		break;
+	case OPT_STRATEGY:
+		o->strategy = arg;
+		break;
+	case OPT_TABLE:
+		o->tables[o->ntables++] = arg; /* room for argc entries */
+		break;
+	case OPT_DRY:
+		o->dry_run = 1;
+		break;
+	case OPT_LIMIT:
+		o->limit = arg;
+		break;
+	case 'm':
+		o->message = arg;
+		break;
+	}
+	return -1;
+}
+
+static const struct option ref_longopts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "from", required_argument, NULL, OPT_FROM },
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "at", required_argument, NULL, OPT_AT },
+	{ "into", required_argument, NULL, OPT_INTO },
+	{ "strategy", required_argument, NULL, OPT_STRATEGY },
+	{ "table", required_argument, NULL, OPT_TABLE },
+	{ "dry-run", no_argument, NULL, OPT_DRY },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "message", required_argument, NULL, 'm' },
+	CLI_COMMON_LONGOPTS
+};
+
+static int parse(struct ref_opts *o, cli_ctx *ctx, const cli_command *self, int argc, char **argv)
+{
+	memset(o, 0, sizeof(*o));
+	if (!(o->tables = calloc((size_t)argc + 1, sizeof(*o->tables)))) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+	return cli_parse_options(ctx, self, argc, argv, "m:", ref_longopts, ref_opt, o);
+}
+
+/* The commit ref names (now, or at --at). */
+static int resolve(uint64_t *out, udr_catalog *c, const char *ref, const char *at)
+{
+	int64_t ms;
+	int rc;
+	if (!at)
+		return udr_catalog_resolve(out, c, ref);
+	if ((rc = udr_time_parse(&ms, at)) != 0)
+		return rc;
+	return udr_catalog_resolve_at(out, c, ref, ms);
+}
+
+static void print_refs(const udr_ref *refs, size_t n, int json)
+{
+	if (json) {
+		fputc('[', stdout);
+		for (size_t i = 0; i < n; i++) {
+			fputs(i ? ", {\"name\": " : "{\"name\": ", stdout);
+			cli_json_string(stdout, refs[i].name);
+			printf(", \"commit\": %" PRIu64 "}", refs[i].commit);
+		}
+		fputs("]\n", stdout);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		printf("%s %" PRIu64 "\n", refs[i].name, refs[i].commit);
+}
+
+static int list_refs(cli_ctx *ctx, int kind, int json)
+{
+	udr_db *db;
+	udr_ref *refs = NULL;
+	size_t n = 0;
+	int rc;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	if ((rc = udr_catalog_refs(&refs, &n, udr_db_catalog(db), kind)) == 0)
+		print_refs(refs, n, json);
+	else
+		rc = cli_fail(rc);
+	udr_ref_array_free(refs, n);
+	udr_db_close(db);
+	return rc;
+}
+
+int cli_cmd_branch(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("branch");
+	struct ref_opts o;
+	const char *sub, *name;
+	udr_db *db = NULL;
+	uint64_t seq = 0, target = 0;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	sub = NOPERANDS(argc) ? argv[optind] : "list";
+	if (strcmp(sub, "list") == 0) {
+		rc = NOPERANDS(argc) > 1 ? cli_usage_error(self, "too many arguments")
+		                         : list_refs(ctx, UDR_REF_BRANCH, o.json);
+		goto out;
+	}
+	if (strcmp(sub, "create") != 0 && strcmp(sub, "delete") != 0 && strcmp(sub, "reset") != 0) {
+		rc = cli_usage_error(self, "unknown subcommand '%s' (list, create, delete or reset)", sub);
+		goto out;
+	}
+	if (NOPERANDS(argc) != 2) {
+		rc = cli_usage_error(self, NOPERANDS(argc) < 2 ? "missing NAME" : "too many arguments");
+		goto out;
+	}
+	name = argv[optind + 1];
+	if (strcmp(sub, "reset") == 0 && !o.from) {
+		rc = cli_usage_error(self, "branch reset needs --to REF");
+		goto out;
+	}
+	if (strcmp(sub, "delete") == 0 && (o.from || o.at)) {
+		rc = cli_usage_error(self, "branch delete takes no --from, --to or --at");
+		goto out;
+	}
+	if ((rc = udr_ref_name_check(name)) != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	if (strcmp(sub, "delete") == 0) {
+		rc = udr_branch_delete(&seq, udr_db_catalog(db), name);
+	} else {
+		char ref[40];
+		rc = resolve(&target, udr_db_catalog(db), o.from ? o.from : "branch:main", o.at);
+		if (rc == 0 && target == 0) {
+			cli_errorf("branch main has no commits yet: commit something first");
+			rc = CLI_EXIT_NOTFOUND;
+			goto out;
+		}
+		snprintf(ref, sizeof(ref), "commit:%" PRIu64, target);
+		if (rc == 0)
+			rc = strcmp(sub, "create") == 0 ? udr_branch_create(&seq, udr_db_catalog(db), name, ref)
+			                                : udr_branch_reset(&seq, udr_db_catalog(db), name, ref);
+	}
+	if (rc != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
+	if (strcmp(sub, "delete") == 0)
+		printf("deleted branch %s (commit %" PRIu64 ")\n", name, seq);
+	else
+		printf("%s branch %s at commit %" PRIu64 " (commit %" PRIu64 ")\n",
+		       strcmp(sub, "create") == 0 ? "created" : "reset", name, target, seq);
+out:
+	udr_db_close(db);
+	free(o.tables);
+	return rc;
+}
+
+int cli_cmd_tag(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("tag");
+	struct ref_opts o;
+	const char *sub, *name;
+	udr_db *db = NULL;
+	uint64_t seq = 0, target = 0;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	sub = NOPERANDS(argc) ? argv[optind] : "list";
+	if (strcmp(sub, "list") == 0) {
+		rc = NOPERANDS(argc) > 1 ? cli_usage_error(self, "too many arguments") : list_refs(ctx, UDR_REF_TAG, o.json);
+		goto out;
+	}
+	if (strcmp(sub, "create") != 0 && strcmp(sub, "delete") != 0) {
+		rc = cli_usage_error(self, "unknown subcommand '%s' (list, create or delete)", sub);
+		goto out;
+	}
+	if (NOPERANDS(argc) < 2 || NOPERANDS(argc) > (strcmp(sub, "create") == 0 ? 3 : 2)) {
+		rc = cli_usage_error(self, NOPERANDS(argc) < 2 ? "missing NAME" : "too many arguments");
+		goto out;
+	}
+	name = argv[optind + 1];
+	if ((rc = udr_ref_name_check(name)) != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	if (strcmp(sub, "delete") == 0) {
+		if ((rc = udr_tag_delete(&seq, udr_db_catalog(db), name)) == 0)
+			printf("deleted tag %s (commit %" PRIu64 ")\n", name, seq);
+	} else {
+		char ref[40];
+		const char *what = NOPERANDS(argc) == 3 ? argv[optind + 2] : "branch:main";
+		if ((rc = resolve(&target, udr_db_catalog(db), what, o.at)) == 0) {
+			snprintf(ref, sizeof(ref), "commit:%" PRIu64, target);
+			if (target == 0) {
+				cli_errorf("branch main has no commits yet: commit something first");
+				rc = CLI_EXIT_NOTFOUND;
+				goto out;
+			}
+			if ((rc = udr_tag_create(&seq, udr_db_catalog(db), name, ref)) == 0)
+				printf("tagged commit %" PRIu64 " as %s (commit %" PRIu64 ")\n", target, name, seq);
+		}
+	}
+	if (rc < 0)
+		rc = cli_fail(rc);
+out:
+	udr_db_close(db);
+	free(o.tables);
+	return rc;
+}
+
+int cli_cmd_reflog(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("reflog");
+	struct ref_opts o;
+	udr_reflog_entry *e = NULL;
+	size_t n = 0;
+	uint64_t limit = 0;
+	udr_db *db = NULL;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) > 1) {
+		rc = cli_usage_error(self, "too many arguments");
+		goto out;
+	}
+	if (o.limit && (rc = cli_parse_version(&limit, o.limit)) != 0)
+		goto out;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	rc = udr_branch_reflog(&e, &n, udr_db_catalog(db), NOPERANDS(argc) ? argv[optind] : "main", (size_t)limit);
+	if (rc != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
+	if (o.json)
+		fputc('[', stdout);
+	for (size_t i = 0; i < n; i++) {
+		char when[80];
+		cli_format_time(when, e[i].time_ms);
+		if (o.json) {
+			printf("%s{\"seq\": %" PRIu64 ", \"op\": ", i ? ", " : "", e[i].seq);
+			cli_json_string(stdout, e[i].op);
+			printf(", \"head\": %" PRIu64 ", \"old\": %" PRIu64 ", \"time\": \"%s\", \"time_ms\": %" PRId64
+			       ", \"author\": ",
+			       e[i].head, e[i].old, when, e[i].time_ms);
+			cli_json_string(stdout, e[i].author);
+			fputs(", \"message\": ", stdout);
+			if (e[i].message)
+				cli_json_string(stdout, e[i].message);
+			else
+				fputs("null", stdout);
+			fputc('}', stdout);
+		} else {
+			printf("%" PRIu64 " %s %" PRIu64 " -> %" PRIu64 " %s %s\n", e[i].seq, e[i].op, e[i].old, e[i].head,
+			       when, e[i].author);
+		}
+	}
+	if (o.json)
+		fputs("]\n", stdout);
+out:
+	udr_reflog_free(e, n);
+	udr_db_close(db);
+	free(o.tables);
+	return rc;
+}
+
+static int strategy_of(int *out, const char *s)
+{
+	if (strcmp(s, "ours") == 0)
+		*out = UDR_MERGE_OURS;
+	else if (strcmp(s, "theirs") == 0)
+		*out = UDR_MERGE_THEIRS;
+	else
+		return -1;
+	return 0;
+}
+
+int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("merge");
+	struct ref_opts o;
+	udr_merge_options mo = UDR_MERGE_OPTIONS_INIT;
+	udr_merge_result *m = NULL;
+	char **names = NULL;
+	int *strat = NULL;
+	udr_db *db = NULL;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 1) {
+		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments" : "missing SOURCE");
+		goto out;
+	}
+	if (o.strategy && strategy_of(&mo.strategy, o.strategy) < 0) {
+		rc = cli_usage_error(self, "--strategy must be ours or theirs");
+		goto out;
+	}
+	if (o.ntables && (!(names = calloc(o.ntables, sizeof(*names))) || !(strat = calloc(o.ntables, sizeof(*strat))))) {
+		cli_errorf("out of memory");
+		rc = CLI_EXIT_IO;
+		goto out;
+	}
+	for (size_t i = 0; i < o.ntables; i++) {
+		const char *eq = strchr(o.tables[i], '=');
+		if (!eq || strategy_of(&strat[i], eq + 1) < 0) {
+			rc = cli_usage_error(self, "--table takes TABLE=ours or TABLE=theirs, not '%s'", o.tables[i]);
+			goto out;
+		}
+		if (!(names[i] = strndup(o.tables[i], (size_t)(eq - o.tables[i])))) {
+			cli_errorf("out of memory");
+			rc = CLI_EXIT_IO;
+			goto out;
+		}
+		if ((rc = cli_check_table(names[i])) != 0)
+			goto out;
+	}
+	mo.tables = (const char *const *)names;
+	mo.table_strategies = strat;
+	mo.ntables = o.ntables;
+	mo.dry_run = o.dry_run;
+	mo.message = o.message;
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	rc = udr_merge(&m, udr_db_catalog(db), argv[optind], o.into, &mo);
+	if (m) {
+		if (o.json) {
+			printf("{\"commit\": %" PRIu64 ", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64
+			       ", \"up_to_date\": %s, \"fast_forward\": %s, \"dry_run\": %s, \"conflicts\": %zu, \"tables\": [",
+			       m->seq, m->base, m->ours, m->theirs, m->up_to_date ? "true" : "false",
+			       m->fast_forward ? "true" : "false", o.dry_run ? "true" : "false", m->nconflicts);
+			for (size_t i = 0; i < m->ntables; i++) {
+				fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
+				cli_json_string(stdout, m->tables[i].table);
+				printf(", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64 ", \"result\": %" PRIu64
+				       ", \"conflict\": %s}",
+				       m->tables[i].base, m->tables[i].ours, m->tables[i].theirs, m->tables[i].result,
+				       m->tables[i].conflict ? "true" : "false");
+			}
+			fputs("]}\n", stdout);
+		} else {
+			if (m->up_to_date)
+				printf("already up to date\n");
+			for (size_t i = 0; i < m->ntables; i++) {
+				const udr_merge_table *t = &m->tables[i];
+				if (t->conflict)
+					printf("conflict %s: base %" PRIu64 ", ours %" PRIu64 ", theirs %" PRIu64 "\n", t->table, t->base,
+					       t->ours, t->theirs);
+				else if (t->result != t->ours)
+					printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", o.dry_run ? "would take" : "took", t->table,
+					       t->ours, t->result);
+				else
+					printf("kept %s: %" PRIu64 " (theirs %" PRIu64 ")\n", t->table, t->ours, t->theirs);
+			}
+			if (m->seq)
+				printf("%s commit %" PRIu64 "\n", m->fast_forward ? "fast-forward" : "merge", m->seq);
+			else if (o.dry_run && !m->up_to_date && m->nconflicts == 0)
+				printf("dry run: nothing written\n");
+		}
+	}
+	if (rc != 0)
+		rc = cli_fail(rc);
+out:
+	udr_merge_result_free(m);
+	for (size_t i = 0; names && i < o.ntables; i++)
+		free(names[i]);
+	free(names);
+	free(strat);
+	udr_db_close(db);
+	free(o.tables);
+	return rc;
+}
+
+int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("diff");
+	struct ref_opts o;
+	udr_table_diff *d = NULL;
+	size_t n = 0;
+	udr_db *db = NULL;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 2) {
+		rc = cli_usage_error(self, NOPERANDS(argc) < 2 ? "missing REF" : "too many arguments");
+		goto out;
+	}
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		goto out;
+	if ((rc = udr_catalog_diff(&d, &n, udr_db_catalog(db), argv[optind], argv[optind + 1])) != 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
+	if (o.json)
+		fputc('[', stdout);
+	for (size_t i = 0; i < n; i++) {
+		const char *what = d[i].old_version == 0 ? "added" : d[i].new_version == 0 ? "removed" : "changed";
+		if (o.json) {
+			fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
+			cli_json_string(stdout, d[i].table);
+			printf(", \"change\": \"%s\", \"old\": %" PRIu64 ", \"new\": %" PRIu64 "}", what, d[i].old_version,
+			       d[i].new_version);
+		} else {
+			printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", what, d[i].table, d[i].old_version, d[i].new_version);
+		}
+	}
+	if (o.json)
+		fputs("]\n", stdout);
+out:
+	udr_table_diff_free(d, n);
+	udr_db_close(db);
+	free(o.tables);
+	return rc;
+}

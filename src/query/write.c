@@ -1,0 +1,2103 @@
+/*
+ * write.c - SQL writes to UDR tables: INSERT, UPDATE, DELETE, MERGE INTO,
+ * CREATE TABLE [AS], DROP TABLE, and BEGIN ... COMMIT around several.  A
+ * written table is shadowed in DuckDB by a temporary table holding its rows;
+ * DuckDB runs the statements against it; at commit the shadow is compared
+ * with the rows it started from (by row id) and the new version stores only
+ * the change: deletion vectors for rows gone or changed, small new parts for
+ * new rows, every other part shared.  All tables a transaction wrote commit
+ * through one udr_txn (one commit record, first committer wins).
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "query/query_internal.h"
+
+/* ---- what a statement writes ------------------------------------------------------------------- */
+
+typedef enum wkind {
+	WK_NONE,     /* a query, or a statement on session objects: not ours */
+	WK_BEGIN,
+	WK_COMMIT,
+	WK_ROLLBACK,
+	WK_INSERT,
+	WK_UPDATE,
+	WK_DELETE,
+	WK_MERGE,
+	WK_CREATE,   /* CREATE [OR REPLACE] TABLE (not TEMP) */
+	WK_DROP,
+	WK_ALTER
+} wkind;
+
+typedef struct wstmt {
+	wkind kind;
+	bool has_target;
+	char target[UDR_TABLE_NAME_MAX * 2 + 64]; /* as written, quotes removed */
+	bool qualified;      /* schema.name: a session object */
+	bool temp;           /* CREATE TEMP TABLE */
+	bool or_replace, if_not_exists, if_exists;
+	size_t splice;       /* CREATE: where "TEMP " goes */
+	bool more_targets;   /* DROP TABLE a, b */
+	bool with;           /* WITH ... before the statement */
+	const char *after;   /* the text after the target */
+} wstmt;
+
+static bool id_start(unsigned char c)
+{
+	return isalpha(c) || c == '_' || c >= 0x80;
+}
+
+static bool id_char(unsigned char c)
+{
+	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+}
+
+/* Skip blanks and comments (query.c's). */
+#define skip_ws udr__q_skip_blank
+
+/* The word at *p is kw (case-insensitive): step over it. */
+static bool word(const char **p, const char *kw)
+{
+	const char *s = skip_ws(*p);
+	size_t n = strlen(kw);
+	if (strncasecmp(s, kw, n) != 0 || id_char((unsigned char)s[n]))
+		return false;
+	*p = s + n;
+	return true;
+}
+
+/* An identifier (bare or "quoted"): into out, quotes removed. */
+static bool ident(const char **p, char *out, size_t outsz, bool *quoted)
+{
+	const char *s = skip_ws(*p);
+	size_t n = 0;
+	*quoted = false;
+	if (*s == '"') {
+		s++;
+		for (;;) {
+			if (!*s)
+				return false;
+			if (*s == '"') {
+				if (s[1] != '"')
+					break;
+				s++;
+			}
+			if (n + 1 >= outsz)
+				return false;
+			out[n++] = *s++;
+		}
+		s++;
+		*quoted = true;
+	} else {
+		if (!id_start((unsigned char)*s))
+			return false;
+		while (id_char((unsigned char)*s)) {
+			if (n + 1 >= outsz)
+				return false;
+			out[n++] = *s++;
+		}
+	}
+	out[n] = '\0';
+	*p = s;
+	return n > 0;
+}
+
+/* Step over an E'...' string (s at its quote): backslash escapes. */
+static const char *skip_estring(const char *s)
+{
+	for (s++; *s; s++) {
+		if (*s == '\\' && s[1]) {
+			s++;
+		} else if (*s == '\'') {
+			if (s[1] != '\'')
+				return s + 1;
+			s++;
+		}
+	}
+	return s;
+}
+
+/* An E (or e) just before the quote at s, itself not the end of a longer
+ * word: an E'...' string.  base: the start of the text. */
+static bool is_estring(const char *base, const char *s)
+{
+	return *s == '\'' && s > base && (s[-1] == 'E' || s[-1] == 'e') &&
+	       (s - 1 == base || !id_char((unsigned char)s[-2]));
+}
+
+/* Step over a string literal, quoted identifier or dollar-quoted text. */
+static const char *skip_token(const char *s)
+{
+	if (*s == '\'' || *s == '"') {
+		char qc = *s++;
+		while (*s) {
+			if (*s == qc) {
+				if (s[1] == qc) {
+					s += 2;
+					continue;
+				}
+				return s + 1;
+			}
+			s++;
+		}
+		return s;
+	}
+	if (*s == '$') { /* $tag$ ... $tag$ */
+		const char *e = s + 1;
+		while (id_char((unsigned char)*e) && *e != '$')
+			e++;
+		if (*e == '$') {
+			size_t tl = (size_t)(e - s + 1);
+			const char *end;
+			for (end = e + 1; *end; end++)
+				if (strncmp(end, s, tl) == 0)
+					return end + tl;
+			return end;
+		}
+		return s + 1;
+	}
+	return s + 1;
+}
+
+static const char *next_word0(const char *s, const char **wend);
+static bool is_word(const char *w, const char *end, const char *kw);
+
+/* After WITH ...: the first keyword at depth 0 that starts the statement. */
+static const char *after_with(const char *s)
+{
+	static const char *const starts[] = {"insert", "update", "delete", "merge", "select", "from", "values",
+	                                     "table", NULL};
+	const char *w, *we;
+	for (w = next_word0(s, &we); w; w = next_word0(we, &we))
+		for (size_t i = 0; starts[i]; i++)
+			if (is_word(w, we, starts[i]))
+				return w;
+	return s + strlen(s);
+}
+
+/* The target of a write: an identifier, maybe schema-qualified. */
+static void target(wstmt *st, const char **p)
+{
+	bool quoted;
+	const char *s = *p;
+	if (!ident(&s, st->target, sizeof(st->target), &quoted))
+		return;
+	st->has_target = true;
+	if (*s == '.') { /* schema.table: a session object */
+		st->qualified = true;
+		s++;
+		(void)ident(&s, st->target, sizeof(st->target), &quoted);
+	}
+	*p = s;
+	st->after = s;
+}
+
+static void classify(wstmt *st, const char *sql)
+{
+	const char *p = skip_ws(sql);
+	memset(st, 0, sizeof(*st));
+	if (word(&p, "begin") || word(&p, "start")) {
+		st->kind = WK_BEGIN;
+		return;
+	}
+	if (word(&p, "commit") || word(&p, "end")) {
+		st->kind = WK_COMMIT;
+		return;
+	}
+	if (word(&p, "rollback") || word(&p, "abort")) {
+		st->kind = WK_ROLLBACK;
+		return;
+	}
+	if (word(&p, "with")) {
+		st->with = true;
+		p = after_with(p);
+	}
+	if (word(&p, "insert")) {
+		if (word(&p, "or")) {
+			if (word(&p, "replace"))
+				st->or_replace = true;
+			else
+				(void)word(&p, "ignore");
+		}
+		if (!word(&p, "into"))
+			return;
+		st->kind = WK_INSERT;
+		target(st, &p);
+	} else if (word(&p, "update")) {
+		st->kind = WK_UPDATE;
+		target(st, &p);
+	} else if (word(&p, "delete")) {
+		if (!word(&p, "from"))
+			return;
+		st->kind = WK_DELETE;
+		target(st, &p);
+	} else if (word(&p, "truncate")) {
+		(void)word(&p, "table");
+		st->kind = WK_DELETE;
+		target(st, &p);
+	} else if (word(&p, "merge")) {
+		if (!word(&p, "into"))
+			return;
+		st->kind = WK_MERGE;
+		target(st, &p);
+	} else if (word(&p, "create")) {
+		if (word(&p, "or")) {
+			if (!word(&p, "replace"))
+				return;
+			st->or_replace = true;
+		}
+		st->splice = (size_t)(skip_ws(p) - sql);
+		if (word(&p, "temp") || word(&p, "temporary"))
+			st->temp = true;
+		if (!word(&p, "table"))
+			return; /* views, macros, sequences ...: session objects */
+		if (word(&p, "if")) {
+			if (!word(&p, "not") || !word(&p, "exists"))
+				return;
+			st->if_not_exists = true;
+		}
+		st->kind = WK_CREATE;
+		target(st, &p);
+	} else if (word(&p, "drop")) {
+		if (!word(&p, "table"))
+			return;
+		if (word(&p, "if")) {
+			if (!word(&p, "exists"))
+				return;
+			st->if_exists = true;
+		}
+		st->kind = WK_DROP;
+		target(st, &p);
+		st->more_targets = *skip_ws(p) == ',';
+	} else if (word(&p, "alter")) {
+		if (!word(&p, "table"))
+			return;
+		if (word(&p, "if") && !(word(&p, "exists")))
+			return;
+		st->kind = WK_ALTER;
+		target(st, &p);
+	}
+}
+
+/* ---- statements that touch few rows ------------------------------------------------------------ */
+
+/*
+ * The next word at parenthesis depth 0 from s (literals, identifiers and
+ * comments skipped): its start, or NULL at the end.  *depth0_end set to
+ * the end of the text.
+ */
+static const char *next_word0(const char *s, const char **wend)
+{
+	int depth = 0;
+	while (*s) {
+		s = skip_ws(s);
+		if (!*s)
+			break;
+		if (*s == '(') {
+			depth++;
+			s++;
+		} else if (*s == ')') {
+			depth--;
+			s++;
+		} else if (*s == '\'' || *s == '"' || *s == '$') {
+			s = skip_token(s);
+		} else if (id_start((unsigned char)*s)) {
+			const char *w = s;
+			while (id_char((unsigned char)*s))
+				s++;
+			if (is_estring(w, s)) {
+				s = skip_estring(s);
+				continue;
+			}
+			if (depth == 0) {
+				*wend = s;
+				return w;
+			}
+		} else {
+			s++;
+		}
+	}
+	return NULL;
+}
+
+static bool is_word(const char *w, const char *end, const char *kw)
+{
+	return (size_t)(end - w) == strlen(kw) && strncasecmp(w, kw, (size_t)(end - w)) == 0;
+}
+
+/* How often name occurs as an identifier (bare or quoted, any case), and
+ * how many ? placeholders the text has (-1 when it uses $N or ?N ones). */
+static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
+{
+	const char *s = sql;
+	char id[UDR_TABLE_NAME_MAX * 2 + 64];
+	*refs = 0;
+	*qmarks = 0;
+	while (*s) {
+		bool quoted;
+		s = skip_ws(s);
+		if (!*s)
+			break;
+		if (*s == '"' || id_start((unsigned char)*s)) {
+			const char *b = s;
+			if (ident(&s, id, sizeof(id), &quoted)) {
+				if (!quoted && is_estring(b, s))
+					s = skip_estring(s);
+				else if (strcasecmp(id, name) == 0)
+					(*refs)++;
+			} else {
+				s = *b == '"' ? skip_token(b) : b + 1;
+			}
+		} else if (*s == '\'') {
+			s = skip_token(s);
+		} else if (*s == '$') {
+			if (isdigit((unsigned char)s[1]))
+				*qmarks = -1;
+			s = skip_token(s);
+		} else if (*s == '?') {
+			if (isdigit((unsigned char)s[1]))
+				*qmarks = -1; /* ?N: numbered, like $N */
+			else if (*qmarks >= 0)
+				(*qmarks)++;
+			s++;
+		} else if (isdigit((unsigned char)*s)) {
+			while (id_char((unsigned char)*s) || *s == '.')
+				s++;
+		} else {
+			s++;
+		}
+	}
+}
+
+/* An identifier of sql names name in another case (DuckDB binds it to name). */
+static bool case_clash(const char *sql, const char *name)
+{
+	const char *s = sql;
+	char id[UDR_TABLE_NAME_MAX * 2 + 64];
+	while (*s) {
+		bool quoted;
+		s = skip_ws(s);
+		if (!*s)
+			break;
+		if (*s == '"' || id_start((unsigned char)*s)) {
+			const char *b = s;
+			if (ident(&s, id, sizeof(id), &quoted)) {
+				if (!quoted && is_estring(b, s))
+					s = skip_estring(s);
+				else if (strcasecmp(id, name) == 0 && strcmp(id, name) != 0)
+					return true;
+			} else {
+				s = *b == '"' ? skip_token(b) : b + 1;
+			}
+		} else if (*s == '\'' || *s == '$') {
+			s = skip_token(s);
+		} else if (isdigit((unsigned char)*s)) {
+			while (id_char((unsigned char)*s) || *s == '.')
+				s++;
+		} else {
+			s++;
+		}
+	}
+	return false;
+}
+
+/*
+ * An UPDATE or DELETE of the form "UPDATE t [[AS] a] SET ... WHERE cond
+ * [RETURNING ...]" / "DELETE FROM t [[AS] a] WHERE cond [RETURNING ...]"
+ * (no FROM / USING): the alias (or t) and the byte spans of "WHERE cond".
+ */
+typedef struct wfast {
+	char alias[UDR_TABLE_NAME_MAX * 2 + 64];
+	size_t where, cond, cond_end; /* offsets of WHERE, of cond, after cond */
+} wfast;
+
+static bool fast_where(wfast *f, const wstmt *st, const char *sql)
+{
+	const char *p = st->after, *w, *we;
+	bool quoted;
+	memset(f, 0, sizeof(*f));
+	snprintf(f->alias, sizeof(f->alias), "%s", st->target);
+	if (!p)
+		return false;
+	if (word(&p, "as")) {
+		if (!ident(&p, f->alias, sizeof(f->alias), &quoted))
+			return false;
+	} else {
+		const char *q = p;
+		char a[sizeof(f->alias)];
+		if (ident(&q, a, sizeof(a), &quoted) &&
+		    (quoted || !(strcasecmp(a, "set") == 0 || strcasecmp(a, "where") == 0 ||
+		                 strcasecmp(a, "using") == 0 || strcasecmp(a, "returning") == 0))) {
+			snprintf(f->alias, sizeof(f->alias), "%s", a);
+			p = q;
+		}
+	}
+	if (st->kind == WK_UPDATE && !word(&p, "set"))
+		return false;
+	for (w = next_word0(p, &we); w; w = next_word0(we, &we)) {
+		if (is_word(w, we, "from") || is_word(w, we, "using"))
+			return false;
+		if (is_word(w, we, "where"))
+			break;
+	}
+	if (!w)
+		return false;
+	f->where = (size_t)(w - sql);
+	f->cond = (size_t)(we - sql);
+	f->cond_end = strlen(sql);
+	for (w = next_word0(we, &we); w; w = next_word0(we, &we))
+		if (is_word(w, we, "returning")) {
+			f->cond_end = (size_t)(w - sql);
+			break;
+		}
+	return true;
+}
+
+/* ---- the open transaction ----------------------------------------------------------------------- */
+
+typedef struct wtab {
+	char *name;
+	udr_version *base;  /* the version the transaction started from; NULL: none (or dropped) */
+	bool shadow;        /* temp table "name" holds its rows */
+	bool dropped;
+	bool full;          /* store every row anew (created, replaced, base not Parquet) */
+	unsigned long id;   /* __udr_o_<id>: the rows the shadow started from, with positions */
+	bool orig;          /* __udr_o_<id> exists */
+	bool partial;       /* the shadow holds only some of the base's rows */
+} wtab;
+
+typedef struct udr__wtx {
+	udr_txn *txn;
+	bool explicit_txn;
+	bool failed;
+	wtab *t;
+	size_t n, cap;
+	unsigned long ids;
+	char *message;      /* the session's message when the transaction began */
+} udr__wtx;
+
+uint64_t udr__w_snapshot(udr_query *q)
+{
+	return q && q->wtx && q->wtx->txn ? udr_txn_snapshot(q->wtx->txn) : 0;
+}
+
+static wtab *wt_find(udr__wtx *w, const char *name)
+{
+	for (size_t i = 0; w && i < w->n; i++)
+		if (strcmp(w->t[i].name, name) == 0)
+			return &w->t[i];
+	return NULL;
+}
+
+bool udr__w_dropped(udr_query *q, const char *table)
+{
+	wtab *t = q ? wt_find(q->wtx, table) : NULL;
+	return t && t->dropped && !t->shadow;
+}
+
+/* DROP TABLE [IF EXISTS] temp.main."name" (a shadow), or __udr_o_<id> when name is NULL. */
+static int drop_temp(udr_query *q, const char *name, unsigned long id, bool if_exists)
+{
+	udr__buf b = {0};
+	int rc = udr__buf_puts(&b, if_exists ? "DROP TABLE IF EXISTS temp.main." : "DROP TABLE temp.main.");
+	if (rc == 0)
+		rc = name ? udr__sql_ident(&b, name) : udr__buf_printf(&b, "__udr_o_%lu", id);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	return rc;
+}
+
+/* Drop the shadows and end the transaction (nothing committed). */
+static void wtx_end(udr_query *q)
+{
+	udr__wtx *w = q->wtx;
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n; i++) {
+		wtab *t = &w->t[i];
+		if (t->shadow)
+			(void)drop_temp(q, t->name, 0, true);
+		if (t->orig)
+			(void)drop_temp(q, NULL, t->id, true);
+		free(t->name);
+		udr_version_free(t->base);
+	}
+	free(w->t);
+	free(w->message);
+	udr_txn_free(w->txn);
+	free(w);
+	q->wtx = NULL;
+}
+
+void udr__w_close(udr_query *q)
+{
+	if (q && q->wtx)
+		wtx_end(q);
+}
+
+static int wtx_begin(udr_query *q, bool explicit_txn)
+{
+	udr_txn_options o = UDR_TXN_OPTIONS_INIT;
+	udr__wtx *w = calloc(1, sizeof(*w));
+	int rc;
+	if (!w)
+		return udr__error_oom();
+	o.message = q->message;
+	if (q->message && !(w->message = strdup(q->message))) {
+		free(w);
+		return udr__error_oom();
+	}
+	if ((rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
+		free(w->message);
+		free(w);
+		return rc;
+	}
+	w->explicit_txn = explicit_txn;
+	q->wtx = w;
+	return 0;
+}
+
+/* The entry of table in the transaction; its base read at the snapshot. */
+static int wt_get(wtab **out, udr_query *q, const char *name)
+{
+	udr__wtx *w = q->wtx;
+	wtab *t = wt_find(w, name);
+	udr_version *v = NULL;
+	int rc;
+	if (t) {
+		*out = t;
+		return 0;
+	}
+	rc = udr_txn_get_version(&v, w->txn, name, 0);
+	if (rc == UDR_ENOTFOUND) {
+		udr_error_clear();
+		v = NULL;
+	} else if (rc < 0) {
+		return rc;
+	}
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4;
+		wtab *p = realloc(w->t, cap * sizeof(*p));
+		if (!p) {
+			udr_version_free(v);
+			return udr__error_oom();
+		}
+		w->t = p;
+		w->cap = cap;
+	}
+	t = &w->t[w->n];
+	memset(t, 0, sizeof(*t));
+	if (!(t->name = strdup(name))) {
+		udr_version_free(v);
+		return udr__error_oom();
+	}
+	w->n++;
+	t->base = v;
+	t->dropped = v && udr__version_dropped(v);
+	*out = t;
+	return 0;
+}
+
+/* The table exists for the transaction (not dropped, not unknown). */
+static bool wt_exists(const wtab *t)
+{
+	return t->shadow || (t->base && !t->dropped);
+}
+
+/* A table or view of this name in DuckDB that is not one of our shadows. */
+static int session_object(bool *out, udr_query *q, const char *name)
+{
+	udr_result *r = NULL;
+	wtab *t = wt_find(q->wtx, name);
+	int rc;
+	*out = false;
+	if (t && t->shadow)
+		return 0;
+	{
+		udr__buf b = {0};
+		rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM (SELECT table_name AS n FROM duckdb_tables() UNION ALL "
+		                       "SELECT view_name FROM duckdb_views() WHERE NOT internal) WHERE lower(n) = lower(");
+		if (rc == 0)
+			rc = udr__sql_literal(&b, name);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+		if (rc == 0)
+			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+		udr__buf_free(&b);
+	}
+	if (rc == 0) {
+		udr_value v;
+		*out = udr_result_get(&v, r, 0, 0) == 0 && v.type == UDR_TYPE_INT64 && v.i64 > 0;
+	}
+	udr_result_free(r);
+	return rc;
+}
+
+/* The session has views or macros of its own (they may read any table). */
+static int session_readers(bool *out, udr_query *q)
+{
+	udr_result *r = NULL;
+	udr_value v;
+	int rc = udr__q_run(&r, q,
+	                    "SELECT count(*)::BIGINT FROM (SELECT 1 FROM duckdb_views() WHERE NOT internal AND "
+	                    "view_name <> 'udr_tables' AND NOT starts_with(view_name, '__udr') UNION ALL SELECT 1 FROM "
+	                    "duckdb_functions() WHERE NOT internal AND function_type IN ('macro', 'table_macro'))",
+	                    NULL, 0, UDR__RUN_ANY);
+	*out = rc < 0 || (udr_result_get(&v, r, 0, 0) == 0 && v.type == UDR_TYPE_INT64 && v.i64 > 0);
+	udr_result_free(r);
+	return rc;
+}
+
+/* The base is Parquet parts whose changes can be stored as deletion vectors. */
+static bool delta_capable(const udr_version *v)
+{
+	const char *f = udr_version_get_meta(v, "udr.format"), *sch = udr_version_get_meta(v, "udr.schema");
+	/* the position columns would clash with columns of these names */
+	/* and a column "rowid" would hide DuckDB's row ids, by which rows are matched */
+	return v->nchunks > 0 && sch && !strcasestr(sch, "\"file_index\"") && !strcasestr(sch, "\"file_row_number\"") &&
+	       !strcasestr(sch, "\"__udr_") && !strcasestr(sch, "\"rowid\"") && f &&
+	       (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
+}
+
+/*
+ * Make the shadow of t: __udr_o_<id> holds the base's rows with their
+ * positions (part, row in the part), and the temp table "name" the same rows
+ * in the same order, so that row id k of both is the same row until the
+ * statements change it.  A base that is not Parquet parts is copied whole and
+ * stored whole at commit.
+ */
+/*
+ * cond: NULL for every row of the base; else the shadow holds only the rows
+ * of the base where cond (SQL over the table's columns, alias naming the
+ * table, ? placeholders filled from params) holds: "" for none (an INSERT).
+ * Such a partial shadow is for one statement that reads the table nowhere
+ * else (udr__w_sql checks), and is stored as a delta only.
+ */
+static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alias, const udr_value *params,
+                       size_t nparams)
+{
+	udr__buf b = {0}, nm = {0};
+	udr__view *vw;
+	int rc;
+	if (t->shadow)
+		return 0;
+	if (cond && !delta_capable(t->base))
+		cond = NULL; /* copied whole */
+	t->id = ++q->wtx->ids;
+	if ((rc = udr__sql_ident(&nm, t->name)) < 0)
+		return rc;
+	if (!delta_capable(t->base)) {
+		char ref[UDR_TABLE_NAME_MAX + 32];
+		t->full = true;
+		snprintf(ref, sizeof(ref), "%s@%" PRIu64, t->name, t->base->version);
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * FROM ", nm.ptr);
+		if (rc == 0)
+			rc = udr__sql_ident(&b, ref);
+		if (rc == 0)
+			rc = udr__q_exec(q, b.ptr);
+		t->shadow = rc == 0;
+		goto out;
+	}
+	if ((rc = udr__q_view_get(&vw, q, t->base)) < 0)
+		goto out;
+	rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS ", t->id);
+	if (rc == 0)
+		rc = udr__dv_scan_sql(&b, q, vw, true);
+	if (rc == 0 && cond)
+		rc = udr__buf_puts(&b, " LIMIT 0");
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto out;
+	t->orig = true;
+	t->partial = cond != NULL;
+	if (cond && *cond) {
+		rc = udr__buf_printf(&b, "INSERT INTO __udr_o_%lu SELECT * FROM (", t->id);
+		if (rc == 0)
+			rc = udr__dv_scan_sql(&b, q, vw, true);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") AS ");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, alias);
+		if (rc == 0)
+			rc = udr__buf_printf(&b, " WHERE (\n%s\n)", cond);
+		if (rc == 0)
+			rc = udr__q_run(NULL, q, b.ptr, params, nparams, UDR__RUN_ANY);
+		udr__buf_free(&b);
+		if (rc < 0)
+			goto out;
+	}
+	rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM __udr_o_%lu",
+	                     nm.ptr, t->id);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	t->shadow = rc == 0;
+out:
+	udr__buf_free(&b);
+	udr__buf_free(&nm);
+	udr__q_cache_release(q);
+	return rc;
+}
+
+/* ---- commit: from the shadow to a new version ------------------------------------------------------ */
+
+typedef struct colset {
+	char **names, **types;
+	size_t n;
+} colset;
+
+static void colset_free(colset *c)
+{
+	udr_strarray_free(c->names, c->n);
+	udr_strarray_free(c->types, c->n);
+	memset(c, 0, sizeof(*c));
+}
+
+static int schema_text(char **out, const colset *c)
+{
+	return udr__q_schema_json(out, c->names, c->types, c->n);
+}
+
+/*
+ * Types whose SQL equality holds between values that read back differently
+ * (0.0 = -0.0; INTERVAL '1 month' = INTERVAL '30 days'), also inside lists
+ * and structs: compared as text, or such a change would be taken for none.
+ */
+static bool text_compared(const char *type)
+{
+	return strcasestr(type, "DOUBLE") || strcasestr(type, "FLOAT") || strcasestr(type, "REAL") ||
+	       strcasestr(type, "INTERVAL");
+}
+
+/* "a.c IS NOT DISTINCT FROM b.c", as text for the types above. */
+static int same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type)
+{
+	bool txt = text_compared(type);
+	int rc = udr__buf_printf(b, txt ? "CAST(%s." : "%s.", a);
+	if (rc == 0)
+		rc = udr__sql_ident(b, name);
+	if (rc == 0)
+		rc = udr__buf_printf(b, txt ? " AS VARCHAR) IS NOT DISTINCT FROM CAST(%s." : " IS NOT DISTINCT FROM %s.", bb);
+	if (rc == 0)
+		rc = udr__sql_ident(b, name);
+	if (rc == 0 && txt)
+		rc = udr__buf_puts(b, " AS VARCHAR)");
+	return rc;
+}
+
+/* "NOT (o.c IS NOT DISTINCT FROM s.c AND ...)": the row changed. */
+static int changed_expr(udr__buf *b, const colset *c)
+{
+	int rc = udr__buf_puts(b, "NOT (");
+	for (size_t i = 0; rc == 0 && i < c->n; i++) {
+		if (i)
+			rc = udr__buf_puts(b, " AND ");
+		if (rc == 0)
+			rc = same_col(b, "o", "s", c->names[i], c->types[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(b, c->n ? ")" : "false)");
+	return rc;
+}
+
+/* Rows of each part of the base (udr.parts, else the Parquet footers). */
+static int base_parts(udr__parts *ps, udr_query *q, const udr_version *v)
+{
+	udr__view *vw;
+	int rc = udr__parts_of(ps, v);
+	if (rc < 0 || ps->typed)
+		return rc;
+	if ((rc = udr__q_view_get(&vw, q, v)) < 0)
+		return rc;
+	for (size_t i = 0; i < ps->n && rc == 0; i++) {
+		udr__buf b = {0};
+		udr_result *r = NULL;
+		udr_value x;
+		rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
+		if (rc == 0)
+			rc = udr__sql_read_path(&b, vw->paths[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+		if (rc == 0)
+			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+		udr__buf_free(&b);
+		if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
+			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %zu has no row count", v->table,
+			                    v->version, i);
+		if (rc == 0)
+			ps->p[i].rows = (uint64_t)x.i64;
+		udr_result_free(r);
+	}
+	udr__q_cache_release(q);
+	return rc;
+}
+
+int udr__parts_to_version(udr_version *v, const udr__parts *ps)
+{
+	udr__buf pm = {0};
+	bool any_dv = false;
+	int rc = v->nchunks ? udr__error_set(UDR_ERROR, "a version with chunks given typed parts") : 0;
+	for (size_t i = 0; rc == 0 && i < ps->n; i++) {
+		rc = udr_version_add_chunk(v, &ps->p[i].hash);
+		any_dv |= ps->p[i].has_dv;
+	}
+	/* then the distinct deletion vectors, in order of first use */
+	for (size_t i = 0; rc == 0 && i < ps->n; i++) {
+		bool seen = false;
+		if (!ps->p[i].has_dv)
+			continue;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = ps->p[k].has_dv && udr_hash_equal(&ps->p[k].dv, &ps->p[i].dv);
+		if (!seen)
+			rc = udr_version_add_chunk(v, &ps->p[i].dv);
+	}
+	if (rc == 0)
+		rc = udr__parts_meta(&pm, ps);
+	if (rc == 0)
+		rc = udr_version_set_meta(v, "udr.format", any_dv ? "parquet-dv" : "parquet");
+	if (rc == 0)
+		rc = udr_version_set_meta(v, "udr.parts", pm.ptr);
+	udr__buf_free(&pm);
+	return rc;
+}
+
+static int new_version(udr_version **out, const char *table, const udr__parts *ps, const colset *cols,
+                       uint64_t rows)
+{
+	udr_version *v = NULL;
+	char *sch = NULL, rowbuf[32];
+	int rc = udr_version_new(&v, table, 0);
+	if (rc == 0)
+		rc = udr__parts_to_version(v, ps);
+	snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, rows);
+	if (rc == 0)
+		rc = schema_text(&sch, cols);
+	if (rc == 0)
+		rc = udr_version_set_meta(v, "udr.schema", sch);
+	if (rc == 0)
+		rc = udr_version_set_meta(v, "udr.rows", rowbuf);
+	if (rc == 0)
+		rc = udr_version_set_meta(v, "udr.source", "sql");
+	free(sch);
+	if (rc < 0) {
+		udr_version_free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Same parts (and deletion vectors) and schema as the base: no change. */
+static bool same_as_base(const udr_version *v, const udr_version *base)
+{
+	const char *a, *b;
+	if (!base || base->nchunks != v->nchunks)
+		return false;
+	for (size_t i = 0; i < v->nchunks; i++)
+		if (!udr_hash_equal(&v->chunks[i], &base->chunks[i]))
+			return false;
+	a = udr_version_get_meta(v, "udr.schema");
+	b = udr_version_get_meta(base, "udr.schema");
+	return a && b && strcmp(a, b) == 0;
+}
+
+/* Store the shadow's rows anew (created or replaced tables). */
+static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *cols)
+{
+	udr__buf b = {0};
+	udr_hash *h = NULL;
+	uint64_t *rows = NULL, total = 0;
+	size_t n = 0;
+	udr__parts ps = {0};
+	int rc = udr__buf_puts(&b, "SELECT * FROM temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, t->name);
+	if (rc == 0)
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		return rc;
+	if (!(ps.p = calloc(n ? n : 1, sizeof(*ps.p))))
+		rc = udr__error_oom();
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		ps.p[i].hash = h[i];
+		ps.p[i].rows = rows[i];
+		total += rows[i];
+	}
+	ps.n = n;
+	ps.typed = true;
+	if (rc == 0)
+		rc = new_version(out, t->name, &ps, cols, total);
+	udr__parts_free(&ps);
+	free(h);
+	free(rows);
+	return rc;
+}
+
+/*
+ * The change of a shadow against the rows it started from: rows gone or
+ * changed become deletion vectors of their parts (merged with the base's),
+ * changed and new rows are written as new parts after the base's, in row
+ * id order.  *out NULL when nothing changed.
+ */
+static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *cols)
+{
+	udr__buf b = {0}, nm = {0}, cmp = {0};
+	udr__parts ps = {0};
+	uint8_t **bits = NULL;
+	udr_hash *h = NULL;
+	uint64_t *rows = NULL, ndel = 0, nupd = 0, nnew = 0;
+	size_t n = 0, kept = 0, nbase = 0;
+	duckdb_result res;
+	bool have_res = false;
+	int rc;
+	*out = NULL;
+	if ((rc = base_parts(&ps, q, t->base)) < 0)
+		return rc;
+	nbase = ps.n;
+	if (!(bits = calloc(ps.n ? ps.n : 1, sizeof(*bits)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	if ((rc = udr__sql_ident(&nm, t->name)) < 0 || (rc = changed_expr(&cmp, cols)) < 0)
+		goto out;
+	/* 1. positions of rows gone or changed */
+	rc = udr__buf_printf(&b,
+	                     "SELECT o.__udr_part::UBIGINT, o.__udr_row::UBIGINT, s.__udr_r IS NOT NULL FROM __udr_o_%lu o "
+	                     "LEFT JOIN (SELECT rowid AS __udr_r, * FROM temp.main.%s) s ON o.rowid = s.__udr_r "
+	                     "WHERE s.__udr_r IS NULL OR %s",
+	                     t->id, nm.ptr, cmp.ptr);
+	if (rc < 0)
+		goto out;
+	if (duckdb_query(q->con, b.ptr, &res) == DuckDBError) {
+		rc = udr__q_error(q, duckdb_result_error(&res));
+		duckdb_destroy_result(&res);
+		goto out;
+	}
+	have_res = true;
+	for (;;) {
+		duckdb_data_chunk ch = duckdb_fetch_chunk(res);
+		idx_t m;
+		const uint64_t *pp, *rr;
+		const bool *chg;
+		if (!ch)
+			break;
+		m = duckdb_data_chunk_get_size(ch);
+		pp = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 0));
+		rr = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 1));
+		chg = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 2));
+		for (idx_t i = 0; i < m && rc == 0; i++) {
+			size_t pi = (size_t)pp[i];
+			if (pi >= ps.n || rr[i] >= ps.p[pi].rows) {
+				rc = udr__error_set(UDR_ERROR, "table %s: a row position outside its part", t->name);
+				break;
+			}
+			if (!bits[pi]) {
+				if (ps.p[pi].has_dv) {
+					if ((rc = udr__dv_load(&bits[pi], q->store, &ps.p[pi], t->base)) < 0)
+						break;
+				} else if (!(bits[pi] = calloc(1, ps.p[pi].rows / 8 + 1))) {
+					rc = udr__error_oom();
+					break;
+				}
+			}
+			bits[pi][rr[i] >> 3] |= (uint8_t)(1u << (rr[i] & 7));
+			ndel++;
+			nupd += chg[i] ? 1 : 0;
+		}
+		duckdb_destroy_data_chunk(&ch);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0)
+		goto out;
+	/* 2. changed and new rows, in row id order, as new parts */
+	udr__buf_free(&b);
+	rc = udr__buf_printf(&b,
+	                     "SELECT s.* EXCLUDE (__udr_r) FROM (SELECT rowid AS __udr_r, * FROM temp.main.%s) s "
+	                     "LEFT JOIN __udr_o_%lu o ON o.rowid = s.__udr_r WHERE o.rowid IS NULL OR %s ORDER BY s.__udr_r",
+	                     nm.ptr, t->id, cmp.ptr);
+	if (rc == 0)
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+	if (rc < 0)
+		goto out;
+	if (ndel == 0 && n == 0)
+		goto out; /* nothing changed */
+	for (size_t i = 0; i < n; i++)
+		nnew += rows[i];
+	/* 3. the new parts list: the base's, with deletion vectors, then the new */
+	for (size_t i = 0; i < ps.n && rc == 0; i++) {
+		udr__part p = ps.p[i];
+		if (bits[i]) {
+			uint8_t *enc = NULL;
+			size_t len = 0;
+			uint64_t del = 0;
+			if ((rc = udr__dv_encode(&enc, &len, p.rows, bits[i], &del)) < 0)
+				break;
+			if (del == p.rows) { /* every row deleted: the part goes */
+				free(enc);
+				continue;
+			}
+			rc = udr_store_put(&p.dv, q->store, enc, len);
+			free(enc);
+			if (rc < 0)
+				break;
+			p.has_dv = true;
+			p.deleted = del;
+		}
+		ps.p[kept++] = p;
+	}
+	if (rc < 0)
+		goto out;
+	ps.n = kept;
+	{
+		udr__part *np = realloc(ps.p, (kept + n + 1) * sizeof(*np));
+		if (!np) {
+			rc = udr__error_oom();
+			goto out;
+		}
+		ps.p = np;
+	}
+	for (size_t i = 0; i < n; i++) {
+		memset(&ps.p[ps.n], 0, sizeof(ps.p[ps.n]));
+		ps.p[ps.n].hash = h[i];
+		ps.p[ps.n].rows = rows[i];
+		ps.n++;
+	}
+	ps.typed = true;
+	{
+		uint64_t total = 0;
+		for (size_t i = 0; i < ps.n; i++)
+			total += ps.p[i].rows - ps.p[i].deleted;
+		rc = new_version(out, t->name, &ps, cols, total);
+	}
+	if (rc == 0) {
+		/* what the rows did: changed rows are deleted and stored anew */
+		char ch[128];
+		snprintf(ch, sizeof(ch), "{\"inserted\":%" PRIu64 ",\"updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
+		         nnew - nupd, nupd, ndel - nupd);
+		if ((rc = udr_version_set_meta(*out, "udr.changes", ch)) < 0) {
+			udr_version_free(*out);
+			*out = NULL;
+		}
+	}
+out:
+	if (have_res)
+		duckdb_destroy_result(&res);
+	for (size_t i = 0; bits && i < nbase; i++)
+		free(bits[i]);
+	free(bits);
+	udr__buf_free(&b);
+	udr__buf_free(&nm);
+	udr__buf_free(&cmp);
+	udr__parts_free(&ps);
+	free(h);
+	free(rows);
+	return rc;
+}
+
+/* The base's udr.schema as columns (NULL types never match). */
+static bool same_schema(const udr_version *base, const colset *cols)
+{
+	const char *text = udr_version_get_meta(base, "udr.schema");
+	json_error_t jerr;
+	json_t *arr = text ? json_loads(text, 0, &jerr) : NULL, *c;
+	size_t i;
+	bool same = arr && json_is_array(arr) && json_array_size(arr) == cols->n;
+	json_array_foreach(arr, i, c) {
+		const char *nm = json_string_value(json_object_get(c, "name"));
+		const char *ty = json_string_value(json_object_get(c, "type"));
+		if (!same || !nm || !ty || strcmp(nm, cols->names[i]) != 0 || strcmp(ty, cols->types[i]) != 0)
+			same = false;
+	}
+	json_decref(arr);
+	return same;
+}
+
+/* Names the position columns of the delta path would clash with. */
+static bool reserved_column(const colset *cols)
+{
+	for (size_t i = 0; i < cols->n; i++)
+		if (strcasecmp(cols->names[i], "file_index") == 0 || strcasecmp(cols->names[i], "file_row_number") == 0 ||
+		    strcasecmp(cols->names[i], "rowid") == 0 || strncasecmp(cols->names[i], "__udr_", 6) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The shadow holds exactly the base's rows, in order (a table replaced by
+ * the same rows): *same set.  Compared row by row (POSITIONAL JOIN) after
+ * the row counts.
+ */
+static int same_rows(bool *same, udr_query *q, wtab *t, const colset *cols)
+{
+	char ref[UDR_TABLE_NAME_MAX + 32];
+	udr__buf b = {0}, cmp = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	int rc;
+	*same = false;
+	snprintf(ref, sizeof(ref), "%s@%" PRIu64, t->name, t->base->version);
+	rc = changed_expr(&cmp, cols);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "SELECT ((SELECT count(*) FROM temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, t->name);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") = (SELECT count(*) FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, ref);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") AND NOT EXISTS (SELECT 1 FROM (SELECT * FROM temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, t->name);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") s POSITIONAL JOIN (SELECT * FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, ref);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, ") o WHERE %s))::BIGINT", cmp.ptr);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64)
+		*same = x.i64 == 1;
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr__buf_free(&cmp);
+	return rc;
+}
+
+/* The version table t gets at commit; *out NULL when it does not change. */
+static int stage_table(udr_version **out, udr_query *q, wtab *t)
+{
+	colset cols = {0};
+	udr__buf b = {0};
+	int rc;
+	*out = NULL;
+	if (!t->shadow) {
+		if (!t->dropped || !t->base || udr__version_dropped(t->base))
+			return 0; /* created and dropped again, or never there */
+		if ((rc = udr_version_new(out, t->name, 0)) == 0)
+			rc = udr_version_set_meta(*out, "udr.dropped", "true");
+		return rc;
+	}
+	rc = udr__buf_puts(&b, "SELECT * FROM temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, t->name);
+	if (rc == 0)
+		rc = udr__q_describe(&cols.names, &cols.types, &cols.n, q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		return rc;
+	if (cols.n == 0) {
+		colset_free(&cols);
+		return udr__error_set(UDR_EINVAL, "table %s has no columns", t->name);
+	}
+	if (t->partial) {
+		/* some rows only: a delta by construction (never stored whole) */
+		rc = stage_delta(out, q, t, &cols);
+	} else if (t->full || !t->orig || !t->base || t->dropped || !same_schema(t->base, &cols) ||
+	           reserved_column(&cols)) {
+		bool same = false;
+		/* rows replaced by the same rows (same schema): no change */
+		if (t->base && !t->dropped && same_schema(t->base, &cols) && (rc = same_rows(&same, q, t, &cols)) < 0) {
+			colset_free(&cols);
+			return rc;
+		}
+		if (!same)
+			rc = stage_full(out, q, t, &cols);
+		if (rc == 0 && *out && t->base && !t->dropped && same_as_base(*out, t->base)) {
+			udr_version_free(*out);
+			*out = NULL;
+		}
+	} else {
+		rc = stage_delta(out, q, t, &cols);
+	}
+	colset_free(&cols);
+	udr__q_cache_release(q);
+	return rc;
+}
+
+/* Keep the current error across cleanup that may set another. */
+static int end_keep_error(udr_query *q, int rc)
+{
+	char msg[2048];
+	snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
+	wtx_end(q);
+	if (rc < 0)
+		return udr__error_set(rc, "%s", msg);
+	return rc;
+}
+
+static void compact_after(udr_query *q, char **tables, size_t n);
+
+/* Commit every table the transaction changed (one commit record), end it,
+ * then compact what passed a threshold. */
+static int wtx_commit(udr_query *q)
+{
+	udr__wtx *w = q->wtx;
+	char **changed = calloc(w->n ? w->n : 1, sizeof(*changed));
+	size_t nchanged = 0;
+	int rc = 0;
+	for (size_t i = 0; i < w->n && rc == 0; i++) {
+		udr_version *v = NULL;
+		if ((rc = stage_table(&v, q, &w->t[i])) < 0)
+			break;
+		if (!v)
+			continue; /* this table did not change; the others may have */
+		if (w->message)
+			rc = udr_version_set_message(v, w->message);
+		if (rc == 0)
+			rc = udr_txn_write(w->txn, v);
+		if (rc == 0 && changed && !udr__version_dropped(v) && (changed[nchanged] = strdup(v->table)))
+			nchanged++;
+		udr_version_free(v);
+	}
+	if (rc == 0)
+		rc = udr_txn_commit(w->txn, NULL);
+	rc = end_keep_error(q, rc);
+	if (rc == 0)
+		compact_after(q, changed, nchanged);
+	udr_strarray_free(changed, nchanged);
+	return rc;
+}
+
+/* A result without rows or columns (what DuckDB returns for DDL). */
+static int empty_result(udr_result **out, udr_query *q)
+{
+	if (!out)
+		return 0;
+	return udr__q_run(out, q, "DROP VIEW IF EXISTS temp.main.__udr_none", NULL, 0, UDR__RUN_ANY);
+}
+
+static int refuse_failed(void)
+{
+	return udr__error_set(UDR_EINVAL, "a statement of this transaction failed: nothing can be committed; "
+	                                  "ROLLBACK ends it");
+}
+
+/* The condition's parentheses balance and it has no top-level ';'. */
+static bool balanced(const char *s, const char *end)
+{
+	const char *begin = s;
+	int depth = 0;
+	while (s < end) {
+		if (*s == '(') {
+			depth++;
+		} else if (*s == ')') {
+			if (--depth < 0)
+				return false;
+		} else if (*s == ';' && depth == 0) {
+			return false;
+		} else if (*s == '\'' || *s == '"' || *s == '$') {
+			const char *n = is_estring(begin, s) ? skip_estring(s) : skip_token(s);
+			if (n > end)
+				return false;
+			s = n;
+			continue;
+		} else if (s[0] == '-' && s[1] == '-') {
+			while (s < end && *s != '\n')
+				s++;
+			continue;
+		} else if (s[0] == '/' && s[1] == '*') {
+			s = skip_ws(s);
+			continue;
+		}
+		s++;
+	}
+	return depth == 0;
+}
+
+/*
+ * Run an INSERT, UPDATE, DELETE or MERGE on t's shadow.  A statement alone
+ * (autocommit) that names t only as its target copies into the shadow only
+ * the rows it can change: none for an INSERT; for "UPDATE t SET ... WHERE
+ * c" and "DELETE FROM t WHERE c", the rows where c holds, and then runs the
+ * statement without its WHERE (c is evaluated once, on the table's rows).
+ * Anything else copies every row.
+ */
+static int run_write(udr_result **out, udr_query *q, wtab *t, const wstmt *st, const char *sql,
+                     const udr_value *params, size_t nparams, bool autoc)
+{
+	size_t refs = 0, fn = 0;
+	long qm = 0;
+	bool hidden = false;
+	wfast f;
+	count_refs(sql, t->name, &refs, &qm);
+	if (!autoc || refs != 1 || (nparams && qm < 0) || t->shadow)
+		goto whole;
+	/* readers of the table the text does not name (query_table('t'),
+	 * query('... t'), the session's views and macros, bound when used)
+	 * would read the partial shadow: every row is copied then */
+	count_refs(sql, "query_table", &fn, &qm);
+	if (fn)
+		goto whole;
+	count_refs(sql, "query", &fn, &qm);
+	if (fn)
+		goto whole;
+	{
+		int rc = session_readers(&hidden, q);
+		if (rc < 0)
+			return rc;
+		if (hidden)
+			goto whole;
+	}
+	if (st->kind == WK_INSERT) {
+		int rc = make_shadow(q, t, "", t->name, NULL, 0);
+		return rc < 0 ? rc : udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
+	}
+	/* WITH ...: the condition alone would lose the statement's CTEs */
+	if ((st->kind == WK_UPDATE || st->kind == WK_DELETE) && !st->with && fast_where(&f, st, sql)) {
+		char *cond, *head;
+		size_t ce = f.cond_end, nbefore, ncond;
+		long qa = 0, qb = 0;
+		udr__buf stmt = {0};
+		int rc;
+		while (ce > f.cond && (isspace((unsigned char)sql[ce - 1]) || sql[ce - 1] == ';'))
+			ce--;
+		if (ce <= f.cond || !balanced(sql + f.cond, sql + ce))
+			goto whole;
+		if (!(cond = strndup(sql + f.cond, ce - f.cond)) || !(head = strndup(sql, f.where))) {
+			free(cond);
+			return udr__error_oom();
+		}
+		/* the placeholders before WHERE, in the condition, after it */
+		count_refs(head, "", &refs, &qa);
+		count_refs(cond, "", &refs, &qb);
+		nbefore = (size_t)qa;
+		ncond = (size_t)qb;
+		free(head);
+		if (qa < 0 || qb < 0 || nbefore + ncond > nparams) {
+			free(cond);
+			goto whole;
+		}
+		rc = make_shadow(q, t, cond, f.alias, params + nbefore, ncond);
+		free(cond);
+		if (rc < 0)
+			return rc;
+		if (!t->partial) /* copied whole (not Parquet parts): the statement as it is */
+			return udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
+		/* the statement without "WHERE cond": every row of the shadow */
+		rc = udr__buf_put(&stmt, sql, f.where);
+		if (rc == 0)
+			rc = udr__buf_puts(&stmt, "\n");
+		if (rc == 0)
+			rc = udr__buf_puts(&stmt, sql + f.cond_end);
+		if (rc == 0) {
+			udr_value *pv = calloc(nparams ? nparams : 1, sizeof(*pv));
+			if (!pv) {
+				rc = udr__error_oom();
+			} else {
+				memcpy(pv, params, nbefore * sizeof(*pv));
+				memcpy(pv + nbefore, params + nbefore + ncond, (nparams - nbefore - ncond) * sizeof(*pv));
+				rc = udr__q_run(out, q, stmt.ptr, pv, nparams - ncond, UDR__RUN_USER);
+				free(pv);
+			}
+		}
+		udr__buf_free(&stmt);
+		return rc;
+	}
+whole:
+	{
+		int rc = make_shadow(q, t, NULL, NULL, NULL, 0);
+		return rc < 0 ? rc : udr__q_run(out, q, sql, params, nparams, UDR__RUN_USER);
+	}
+}
+
+/*
+ * DuckDB identifiers are case-insensitive: "Users" would bind to the shadow
+ * of "users" (read it, or write into it).  Refused while "users" is written
+ * (a failed statement of the transaction).
+ */
+static int refuse_case_clash(udr_query *q, const wstmt *st, const char *sql)
+{
+	size_t n = q->wtx ? q->wtx->n : 0;
+	for (size_t i = 0; i <= n; i++) {
+		const char *nm = i < n ? (q->wtx->t[i].shadow ? q->wtx->t[i].name : NULL)
+		                       : (st->has_target && !st->qualified ? st->target : NULL);
+		char qt[UDR_TABLE_NAME_MAX * 4 + 8];
+		if (!nm || !case_clash(sql, nm))
+			continue;
+		if (q->wtx)
+			q->wtx->failed = true;
+		udr__quote(qt, sizeof(qt), nm);
+		return udr__error_set(UDR_EINVAL,
+		                      "names that differ from '%s' only in case cannot be used while it is written: "
+		                      "DuckDB identifiers are case-insensitive",
+		                      qt);
+	}
+	return 0;
+}
+
+int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
+{
+	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	wstmt st;
+	wtab *t = NULL;
+	bool autoc, sess;
+	udr__buf b = {0};
+	int rc;
+	classify(&st, sql);
+	switch (st.kind) {
+	case WK_NONE:
+		return q->wtx && (rc = refuse_case_clash(q, &st, sql)) < 0 ? rc : 1;
+	case WK_BEGIN:
+		if (q->wtx)
+			return udr__error_set(UDR_EINVAL, "a transaction is already open (COMMIT or ROLLBACK ends it)");
+		if ((rc = wtx_begin(q, true)) < 0)
+			return rc;
+		return empty_result(out, q);
+	case WK_COMMIT:
+		if (!q->wtx)
+			return udr__error_set(UDR_EINVAL, "no transaction is open (BEGIN starts one)");
+		if (q->wtx->failed)
+			return end_keep_error(q, refuse_failed());
+		if ((rc = wtx_commit(q)) < 0)
+			return rc;
+		return empty_result(out, q);
+	case WK_ROLLBACK:
+		if (!q->wtx)
+			return udr__error_set(UDR_EINVAL, "no transaction is open (BEGIN starts one)");
+		wtx_end(q);
+		return empty_result(out, q);
+	default:
+		break;
+	}
+	if (q->wtx && q->wtx->failed)
+		return refuse_failed();
+	if ((rc = refuse_case_clash(q, &st, sql)) < 0)
+		return rc;
+	/* the shadow of a table being written is a temporary table of its name:
+	 * a session statement on that name would change what is committed */
+	for (size_t i = 0; q->wtx && st.has_target && (st.qualified || (st.kind == WK_CREATE && st.temp)) &&
+	                   i < q->wtx->n; i++) {
+		if (q->wtx->t[i].shadow && strcasecmp(q->wtx->t[i].name, st.target) == 0) {
+			q->wtx->failed = true;
+			udr__quote(qt, sizeof(qt), q->wtx->t[i].name);
+			return udr__error_set(UDR_EINVAL,
+			                      "table '%s' is written by this transaction: a temporary or "
+			                      "schema-qualified table of its name cannot be made or changed until it ends",
+			                      qt);
+		}
+	}
+	if (!st.has_target || st.qualified || (st.kind == WK_CREATE && st.temp))
+		return 1; /* the session's own objects: DuckDB's business */
+	udr__quote(qt, sizeof(qt), st.target);
+	if (strchr(st.target, '@')) {
+		const char *ref = strchr(st.target, '@') + 1;
+		if (strncmp(ref, "branch:", 7) == 0 || strncmp(ref, "tag:", 4) == 0 ||
+		    (isalpha((unsigned char)*ref) && strcmp(ref, "latest") != 0 && strncmp(ref, "commit:", 7) != 0))
+			/* t@branch:NAME, t@tag:NAME, t@NAME (versions and times: below) */
+			return udr__error_set(UDR_EINVAL,
+			                      "cannot write to '%s': SQL writes commit on the main branch only "
+			                      "(for now); write to the table by its name, or use udr import "
+			                      "--branch",
+			                      qt);
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot write to '%s': a table's versions never change; write to the table "
+		                      "by its name (a new version), reading old versions as NAME@REF",
+		                      qt);
+	}
+	if (udr_table_name_check(st.target) < 0) {
+		if (st.kind == WK_CREATE) /* as DuckDB's, it would vanish with the session */
+			return udr_error_last()->code;
+		udr_error_clear();
+		return 1;
+	}
+	if ((rc = session_object(&sess, q, st.target)) < 0)
+		return rc;
+	if (sess)
+		return 1;
+	autoc = !q->wtx;
+	if (autoc && (rc = wtx_begin(q, false)) < 0)
+		return rc;
+	/* the statement reads at the transaction's snapshot */
+	q->snap_head = udr__w_snapshot(q);
+	if ((rc = wt_get(&t, q, st.target)) < 0)
+		goto fail;
+	switch (st.kind) {
+	case WK_INSERT:
+	case WK_UPDATE:
+	case WK_DELETE:
+	case WK_MERGE:
+		if (!wt_exists(t)) {
+			if (autoc)
+				wtx_end(q);
+			return 1; /* DuckDB: the table does not exist */
+		}
+		rc = run_write(out, q, t, &st, sql, params, nparams, autoc);
+		break;
+	case WK_ALTER:
+		if (!wt_exists(t)) {
+			if (autoc)
+				wtx_end(q);
+			return 1;
+		}
+		rc = udr__error_set(UDR_EINVAL,
+		                    "ALTER TABLE is not supported on udr tables (table '%s'); make a new version "
+		                    "with CREATE OR REPLACE TABLE %s AS SELECT ...",
+		                    qt, qt);
+		break;
+	case WK_CREATE:
+		if (wt_exists(t) && !st.or_replace) {
+			if (st.if_not_exists) {
+				rc = empty_result(out, q);
+				break;
+			}
+			rc = udr__error_set(UDR_EINVAL,
+			                    "table '%s' already exists (CREATE OR REPLACE TABLE makes a new version of "
+			                    "it, DROP TABLE drops it)",
+			                    qt);
+			break;
+		}
+		/* the rows go into a temporary table of that name, stored at commit */
+		rc = udr__buf_put(&b, sql, st.splice);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, "TEMP ");
+		if (rc == 0)
+			rc = udr__buf_puts(&b, sql + st.splice);
+		if (rc == 0)
+			rc = udr__q_run(out, q, b.ptr, params, nparams, UDR__RUN_USER);
+		udr__buf_free(&b);
+		if (rc == 0) {
+			t->shadow = true;
+			t->full = true;
+			t->dropped = false;
+		}
+		break;
+	case WK_DROP:
+		if (st.more_targets) {
+			rc = udr__error_set(UDR_EINVAL, "DROP TABLE names one udr table at a time");
+			break;
+		}
+		if (!wt_exists(t)) {
+			if (st.if_exists)
+				rc = empty_result(out, q);
+			else
+				rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found", qt);
+			break;
+		}
+		if (t->shadow) {
+			if ((rc = drop_temp(q, t->name, 0, false)) < 0)
+				break;
+			t->shadow = false;
+		}
+		t->dropped = true;
+		t->full = false;
+		rc = empty_result(out, q);
+		break;
+	default:
+		rc = 1;
+		break;
+	}
+	if (rc < 0)
+		goto fail;
+	if (autoc) {
+		if ((rc = wtx_commit(q)) < 0 && out) {
+			udr_result_free(*out);
+			*out = NULL;
+		}
+	}
+	return rc;
+fail:
+	if (out && *out) {
+		udr_result_free(*out);
+		*out = NULL;
+	}
+	if (autoc)
+		return end_keep_error(q, rc);
+	q->wtx->failed = true;
+	return rc;
+}
+
+/* ---- scripts: BEGIN; ...; COMMIT in one call ------------------------------------------------------------ */
+
+/* Split sql at top-level semicolons (outside literals, identifiers, comments). */
+static int split_script(char ***out, size_t *count, const char *sql)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	const char *s = sql, *start = sql;
+	for (;;) {
+		bool end = !*s;
+		if (end || *s == ';') {
+			const char *a = skip_ws(start);
+			if (a < s || (end && *a)) {
+				if (n == cap) {
+					size_t c2 = cap ? cap * 2 : 8;
+					char **p = realloc(v, c2 * sizeof(*p));
+					if (!p)
+						goto oom;
+					v = p;
+					cap = c2;
+				}
+				if (!(v[n] = strndup(start, (size_t)(s - start))))
+					goto oom;
+				n++;
+			}
+			if (end)
+				break;
+			start = ++s;
+			continue;
+		}
+		if (s[0] == '-' && s[1] == '-') {
+			while (*s && *s != '\n')
+				s++;
+		} else if (s[0] == '/' && s[1] == '*') {
+			s = skip_ws(s);
+		} else if (*s == '\'' || *s == '"' || *s == '$') {
+			s = is_estring(sql, s) ? skip_estring(s) : skip_token(s);
+		} else {
+			s++;
+		}
+	}
+	/* statements that are only blanks or comments are not statements */
+	{
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (*skip_ws(v[i]))
+				v[k++] = v[i];
+			else
+				free(v[i]);
+		}
+		n = k;
+	}
+	*out = v;
+	*count = n;
+	return 0;
+oom:
+	udr_strarray_free(v, n);
+	return udr__error_oom();
+}
+
+int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
+{
+	char **stmts = NULL;
+	size_t n = 0;
+	wstmt first;
+	int rc = 0;
+	classify(&first, sql);
+	if (first.kind != WK_BEGIN)
+		return 1;
+	if ((rc = split_script(&stmts, &n, sql)) < 0)
+		return rc;
+	if (n < 2) {
+		udr_strarray_free(stmts, n);
+		return 1;
+	}
+	if (nparams) {
+		udr_strarray_free(stmts, n);
+		return udr__error_set(UDR_EINVAL, "parameters are not supported in a BEGIN ... COMMIT script");
+	}
+	/* one transaction, ended by the last statement: a statement after its
+	 * COMMIT would run (and could fail) after the commit */
+	for (size_t i = 1; i + 1 < n; i++) {
+		wstmt st;
+		classify(&st, stmts[i]);
+		if (st.kind == WK_BEGIN || st.kind == WK_COMMIT || st.kind == WK_ROLLBACK) {
+			udr_strarray_free(stmts, n);
+			return udr__error_set(UDR_EINVAL, "a script is one transaction: BEGIN, its statements, then COMMIT "
+			                                  "(or ROLLBACK) as its last statement; nothing was run");
+		}
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		bool last = i + 1 == n;
+		if (out && *out) {
+			udr_result_free(*out);
+			*out = NULL;
+		}
+		rc = udr_query_sql(last ? out : NULL, q, stmts[i], NULL, 0);
+	}
+	udr_strarray_free(stmts, n);
+	if (rc < 0 && q->wtx) /* a failed script commits nothing */
+		rc = end_keep_error(q, rc);
+	else if (rc == 0 && q->wtx)
+		rc = end_keep_error(q, udr__error_set(UDR_EINVAL, "the script's transaction is not ended: finish it "
+		                                                  "with COMMIT (or ROLLBACK); nothing was committed"));
+	if (rc < 0 && out && *out) { /* no result with an error */
+		udr_result_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* ---- compaction ------------------------------------------------------------------------------------------- */
+
+#define SMALL_PART_ROWS 122880 /* one row group (import.c's geometry) */
+
+static const udr_optimize_options g_compact_default = UDR_OPTIMIZE_OPTIONS_INIT;
+
+static int check_optimize_options(const udr_optimize_options *o)
+{
+	if (o->version != UDR_OPTIMIZE_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_optimize_options version %u", o->version);
+	if (o->deleted_pct > 100)
+		return udr__error_set(UDR_EINVAL, "deleted_pct must be 0 to 100 (%u given)", o->deleted_pct);
+	return 0;
+}
+
+int udr_query_set_compaction(udr_query *q, const udr_optimize_options *opts)
+{
+	int rc;
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_compaction");
+	if (!opts) {
+		q->compact_off = true;
+		return 0;
+	}
+	if ((rc = check_optimize_options(opts)) < 0)
+		return rc;
+	q->compact = *opts;
+	q->compact.message = NULL;
+	q->compact_custom = true;
+	q->compact_off = false;
+	return 0;
+}
+
+/*
+ * Rewrite the parts of table's latest version that o selects (see
+ * udr_optimize_options): their rows that are not deleted become new parts
+ * after the parts kept.  *version 0 when nothing was selected.
+ */
+static int optimize_table(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *o,
+                          bool after_write)
+{
+	udr_txn_options to = UDR_TXN_OPTIONS_INIT;
+	udr_txn *txn = NULL;
+	udr_version *base = NULL, *v = NULL;
+	udr__parts ps = {0}, np = {0};
+	udr__buf b = {0};
+	colset cols = {0};
+	bool *sel = NULL;
+	udr_hash *h = NULL;
+	uint64_t *rows = NULL, total = 0;
+	size_t n = 0, nsel = 0, nsmall = 0;
+	char ref[UDR_TABLE_NAME_MAX + 32], qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	int rc;
+	*version = 0;
+	udr__quote(qt, sizeof(qt), table);
+	to.message = o->message;
+	if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
+		return rc;
+	rc = udr_txn_get_version(&base, txn, table, 0);
+	if (rc == 0 && udr__version_dropped(base)) {
+		udr_version_free(base);
+		base = NULL;
+		rc = UDR_ENOTFOUND;
+	}
+	if (rc == UDR_ENOTFOUND) {
+		rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found", qt);
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (!delta_capable(base)) {
+		if (!o->full) /* nothing to compact: not Parquet parts with deletion vectors */
+			goto out;
+	} else if ((rc = base_parts(&ps, q, base)) < 0) {
+		goto out;
+	}
+	if (!(sel = calloc(ps.n ? ps.n : 1, sizeof(*sel)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < ps.n; i++) {
+		const udr__part *p = &ps.p[i];
+		/* after a write, only full-size parts are rewritten for their deleted
+		 * rows (small ones are merged by count): small tables do not get a
+		 * second commit for every write */
+		sel[i] = o->full || (o->deleted_pct && p->has_dv && p->deleted * 100 >= (uint64_t)o->deleted_pct * p->rows &&
+		                     (!after_write || p->rows >= SMALL_PART_ROWS));
+		nsmall += !sel[i] && p->rows < SMALL_PART_ROWS;
+	}
+	for (size_t i = 0; o->small_parts && nsmall >= o->small_parts && i < ps.n; i++)
+		sel[i] |= ps.p[i].rows < SMALL_PART_ROWS;
+	for (size_t i = 0; i < ps.n; i++)
+		nsel += sel[i];
+	if (delta_capable(base) && (nsel == 0 || (nsel == 1 && ps.n == 1 && !ps.p[0].has_dv)))
+		goto out; /* nothing to rewrite */
+	/* the rows of the selected parts that are not deleted, in order */
+	snprintf(ref, sizeof(ref), "%s@%" PRIu64, table, base->version);
+	rc = udr__buf_puts(&b, "SELECT * FROM ");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, ref);
+	if (rc == 0)
+		rc = udr__q_describe(&cols.names, &cols.types, &cols.n, q, b.ptr);
+	if (rc < 0)
+		goto out;
+	if (delta_capable(base) && nsel < ps.n) {
+		udr__view *vw;
+		udr__buf_free(&b);
+		if ((rc = udr__q_view_get(&vw, q, base)) < 0)
+			goto out;
+		rc = udr__buf_puts(&b, "SELECT * EXCLUDE (__udr_part, __udr_row) FROM (");
+		if (rc == 0)
+			rc = udr__dv_scan_sql(&b, q, vw, true);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") WHERE __udr_part IN (");
+		for (size_t i = 0, k = 0; rc == 0 && i < ps.n; i++)
+			if (sel[i])
+				rc = udr__buf_printf(&b, "%s%zu", k++ ? ", " : "", i);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+	}
+	if (rc == 0)
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+	if (rc < 0)
+		goto out;
+	/* the parts kept, then the new ones */
+	if (!(np.p = calloc(ps.n + n + 1, sizeof(*np.p)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	np.typed = true;
+	for (size_t i = 0; i < ps.n; i++)
+		if (!sel[i])
+			np.p[np.n++] = ps.p[i];
+	for (size_t i = 0; i < n; i++) {
+		np.p[np.n].hash = h[i];
+		np.p[np.n++].rows = rows[i];
+	}
+	for (size_t i = 0; i < np.n; i++)
+		total += np.p[i].rows - np.p[i].deleted;
+	if ((rc = new_version(&v, table, &np, &cols, total)) < 0)
+		goto out;
+	if (same_as_base(v, base))
+		goto out;
+	if (o->message && (rc = udr_version_set_message(v, o->message)) < 0)
+		goto out;
+	if ((rc = udr_txn_write(txn, v)) < 0 || (rc = udr_txn_commit(txn, NULL)) < 0)
+		goto out;
+	*version = base->version + 1;
+out:
+	udr__q_cache_release(q);
+	udr__buf_free(&b);
+	colset_free(&cols);
+	udr__parts_free(&ps);
+	free(np.p);
+	free(sel);
+	free(h);
+	free(rows);
+	udr_version_free(v);
+	udr_version_free(base);
+	udr_txn_free(txn);
+	return rc;
+}
+
+int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *opts)
+{
+	udr_optimize_options def = UDR_OPTIMIZE_OPTIONS_INIT;
+	uint64_t v = 0;
+	int rc;
+	if (version)
+		*version = 0;
+	if (!q || !table)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_optimize");
+	if (!opts)
+		opts = &def;
+	if ((rc = check_optimize_options(opts)) < 0 || (rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	if ((rc = optimize_table(&v, q, table, opts, false)) < 0)
+		return rc;
+	if (version)
+		*version = v;
+	return 0;
+}
+
+/*
+ * After a SQL write committed: compact the tables it changed when a
+ * threshold is passed (a commit of its own).  The write stands whatever
+ * happens here; a failure (another writer got in first, ...) only leaves
+ * the compaction to the next write.
+ */
+static void compact_after(udr_query *q, char **tables, size_t n)
+{
+	const udr_optimize_options *o = q->compact_custom ? &q->compact : &g_compact_default;
+	udr_optimize_options oo;
+	if (q->compact_off || !tables)
+		return;
+	oo = *o;
+	oo.full = 0;
+	oo.message = "compaction after a SQL write";
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = 0;
+		if (optimize_table(&v, q, tables[i], &oo, true) < 0)
+			udr_error_clear();
+	}
+}
+
+/* ---- import of a full copy matched on keys ------------------------------------------------------------ */
+
+/* 1 when the columns of relation (SQL) repeat a key value. */
+static int keys_repeat(bool *out, udr_query *q, const char *relation, const char *const *keys, size_t nkeys)
+{
+	udr__buf b = {0}, k = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+		if (i)
+			rc = udr__buf_puts(&k, ", ");
+		if (rc == 0)
+			rc = udr__sql_ident(&k, keys[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1)",
+		                     relation, k.ptr);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	*out = rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0;
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr__buf_free(&k);
+	return rc;
+}
+
+/* "NOT EXISTS (SELECT 1 FROM other y WHERE y.c IS NOT DISTINCT FROM x.c AND ...)" */
+static int no_equal_row(udr__buf *b, const char *other, const char *x, const colset *cols)
+{
+	int rc = udr__buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s y WHERE ", other);
+	for (size_t i = 0; rc == 0 && i < cols->n; i++) {
+		if (i)
+			rc = udr__buf_puts(b, " AND ");
+		if (rc == 0)
+			rc = same_col(b, "y", x, cols->names[i], cols->types[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(b, ")");
+	return rc;
+}
+
+int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
+                        const char *const *keys, size_t nkeys, const char *message)
+{
+	udr__buf b = {0}, nm = {0};
+	colset have = {0}, got = {0};
+	wtab *t = NULL;
+	bool rep = false;
+	int rc;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	if ((rc = wtx_begin(q, false)) < 0)
+		return rc;
+	free(q->wtx->message);
+	q->wtx->message = NULL;
+	if (message && !(q->wtx->message = strdup(message))) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	q->snap_head = udr__w_snapshot(q);
+	if ((rc = wt_get(&t, q, table)) < 0)
+		goto fail;
+	if (!wt_exists(t)) {
+		wtx_end(q);
+		return 1;
+	}
+	if ((rc = make_shadow(q, t, NULL, NULL, NULL, 0)) < 0 || (rc = udr__sql_ident(&nm, table)) < 0)
+		goto fail;
+	/* the new copy, and both sides' columns: the same names, types, order */
+	rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_new AS %s", select_sql);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	rc = udr__buf_printf(&b, "SELECT * FROM temp.main.%s", nm.ptr);
+	if (rc == 0)
+		rc = udr__q_describe(&have.names, &have.types, &have.n, q, b.ptr);
+	if (rc == 0)
+		rc = udr__q_describe(&got.names, &got.types, &got.n, q, "SELECT * FROM temp.main.__udr_new");
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	for (size_t i = 0; rc == 0 && i < (have.n > got.n ? have.n : got.n); i++) {
+		if (i >= have.n || i >= got.n || strcmp(have.names[i], got.names[i]) != 0 ||
+		    strcmp(have.types[i], got.types[i]) != 0)
+			rc = udr__error_set(UDR_EINVAL,
+			                    "the new copy of table %s must have its columns (names, types, order): "
+			                    "column %zu is %s %s, the table's is %s %s",
+			                    table, i + 1, i < got.n ? got.names[i] : "(none)", i < got.n ? got.types[i] : "",
+			                    i < have.n ? have.names[i] : "(none)", i < have.n ? have.types[i] : "");
+	}
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		bool found = false;
+		for (size_t i = 0; i < have.n && !found; i++)
+			found = keys[k] && strcmp(keys[k], have.names[i]) == 0;
+		if (!found)
+			rc = udr__error_set(UDR_EINVAL, "key column '%s' is not a column of table %s", keys[k] ? keys[k] : "",
+			                    table);
+	}
+	if (rc < 0)
+		goto fail;
+	/* matched on keys: unique on both sides, or rows would be lost or doubled */
+	if ((rc = keys_repeat(&rep, q, "temp.main.__udr_new", keys, nkeys)) < 0)
+		goto fail;
+	if (rep) {
+		rc = udr__error_set(UDR_EINVAL, "the key is not unique in the new copy of table %s", table);
+		goto fail;
+	}
+	rc = udr__buf_printf(&b, "temp.main.%s", nm.ptr);
+	if (rc == 0)
+		rc = keys_repeat(&rep, q, b.ptr, keys, nkeys);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	if (rep) {
+		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
+		goto fail;
+	}
+	/* rows without an equal row in the new copy go; then the new copy's
+	 * rows without an equal row left come: only they are stored */
+	rc = udr__buf_printf(&b, "DELETE FROM temp.main.%s x WHERE ", nm.ptr);
+	if (rc == 0)
+		rc = no_equal_row(&b, "temp.main.__udr_new", "x", &have);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	rc = udr__buf_printf(&b, "INSERT INTO temp.main.%s SELECT * FROM temp.main.__udr_new x WHERE ", nm.ptr);
+	if (rc == 0) {
+		udr__buf other = {0};
+		rc = udr__buf_printf(&other, "temp.main.%s", nm.ptr);
+		if (rc == 0)
+			rc = no_equal_row(&b, other.ptr, "x", &have);
+		udr__buf_free(&other);
+	}
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto fail;
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_new");
+	colset_free(&have);
+	colset_free(&got);
+	udr__buf_free(&nm);
+	if ((rc = wtx_commit(q)) < 0)
+		return rc;
+	if (version && (rc = udr_catalog_latest(version, q->cat, table)) < 0)
+		return rc;
+	return 0;
+fail:
+	{
+		char msg[2048];
+		snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
+		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_new");
+		udr__error_set(rc, "%s", msg);
+	}
+	colset_free(&have);
+	colset_free(&got);
+	udr__buf_free(&b);
+	udr__buf_free(&nm);
+	return end_keep_error(q, rc);
+}

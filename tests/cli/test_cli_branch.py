@@ -1,0 +1,253 @@
+"""udr branch, tag, reflog, merge, diff and --branch on reads and writes:
+bad names and unknown refs (documented exit codes, nothing written),
+isolation, zero-copy branching, merges (fast-forward, three-way, conflict
+with nothing written, strategies, dry run), SQL across branches, and fsck.
+"""
+import json
+import os
+
+import pytest
+
+from conftest import tree_snapshot
+
+
+def commit(udr, table, data, *extra):
+    h = udr.put(data)
+    return int(udr.ok("commit", table, "--next", h, *extra).out)
+
+
+def version_on(udr, table, ref):
+    r = udr("show", table, "--branch", ref)
+    if r.code == 1:
+        return 0
+    assert r.code == 0, r
+    return json.loads(r.out)["version"]
+
+
+def store_bytes(root):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+
+
+@pytest.mark.parametrize("name", ["", "-x", "/x", "x/", "a..b", "a//b", "x.lock", "a b", "a:b", "é",
+                                  "x" * 256])
+def test_bad_names_exit_2_and_write_nothing(udr, name):
+    commit(udr, "t", b"one")
+    before = tree_snapshot(udr.root)
+    for args in (["branch", "create", name], ["tag", "create", name], ["branch", "reset", name, "--to", "main"],
+                 ["branch", "delete", name], ["tag", "delete", name]):
+        r = udr(*args)
+        assert r.code == 2, (args, r)
+        assert ("invalid branch or tag name" if name[:1] != "-" else "udr: ") in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+
+
+def test_unknown_refs_exit_1_and_write_nothing(udr, tmp_path):
+    commit(udr, "t", b"one")
+    before = tree_snapshot(udr.root)
+    h = udr.put(b"two")
+    after_put = tree_snapshot(udr.root)
+    for args, needle in ((["branch", "create", "x", "--from", "nosuch"], "nosuch"),
+                         (["branch", "create", "x", "--from", "commit:99"], "commit 99"),
+                         (["branch", "reset", "nosuch", "--to", "main"], "nosuch"),
+                         (["branch", "delete", "nosuch"], "nosuch"),
+                         (["tag", "delete", "nosuch"], "nosuch"),
+                         (["reflog", "nosuch"], "nosuch"),
+                         (["merge", "nosuch"], "nosuch"),
+                         (["merge", "main", "--into", "nosuch"], "nosuch"),
+                         (["diff", "main", "nosuch"], "nosuch"),
+                         (["show", "t", "--branch", "nosuch"], "nosuch"),
+                         (["versions", "t", "--branch", "nosuch"], "nosuch"),
+                         (["tables", "--branch", "tag:nosuch"], "nosuch"),
+                         (["commit", "t", "--next", h, "--branch", "nosuch"], "nosuch"),
+                         (["sql", "SELECT 1 FROM t@nosuch"], "nosuch")):
+        r = udr(*args)
+        assert r.code == 1, (args, r)
+        assert needle in r.stderr, (args, r)
+    assert tree_snapshot(udr.root) == after_put
+    # main cannot be deleted (exit 2); an existing branch cannot be created (exit 3)
+    r = udr("branch", "delete", "main")
+    assert r.code == 2 and "main" in r.stderr, r
+    assert udr("branch", "create", "main").code == 3
+    assert tree_snapshot(udr.root) == after_put
+    assert before is not None
+
+
+def test_isolation_and_versions(udr):
+    assert commit(udr, "users", b"u1") == 1
+    udr.ok("branch", "create", "dev")
+    assert commit(udr, "users", b"u2 dev", "--branch", "dev") == 2
+    assert commit(udr, "users", b"u3 main") == 3
+    assert commit(udr, "orders", b"o1 dev", "--branch", "dev") == 1
+    # explicit numbers follow the highest allocated, on any branch
+    h = udr.put(b"u4")
+    r = udr("commit", "users", "3", h, "--branch", "dev")
+    assert r.code == 3 and "expected version 4" in r.stderr, r
+    assert udr.ok("versions", "users").out.split() == ["1", "3"]
+    assert udr.ok("versions", "users", "--branch", "dev").out.split() == ["1", "2"]
+    assert udr.ok("tables").out.split() == ["users"]
+    assert udr.ok("tables", "--branch", "dev").out.split() == ["orders", "users"]
+    assert json.loads(udr.ok("show", "users").out)["version"] == 3
+    assert version_on(udr, "users", "dev") == 2
+    assert version_on(udr, "orders", "main") == 0
+    b = json.loads(udr.ok("branch", "--json").out)
+    assert [x["name"] for x in b] == ["dev", "main"]
+    diff = json.loads(udr.ok("diff", "main", "dev", "--json").out)
+    assert diff == [{"table": "orders", "change": "added", "old": 0, "new": 1},
+                    {"table": "users", "change": "changed", "old": 3, "new": 2}]
+    assert udr.ok("fsck").code == 0
+
+
+def test_branching_is_zero_copy(udr, tmp_path):
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(32 << 20))
+    for i in range(4):
+        h = udr.put(os.urandom(1 << 20))
+        udr.ok("commit", "t%d" % i, "--next", h)
+    udr.ok("commit", "big", "--next", "--file", big)
+    before = store_bytes(udr.root)
+    udr.ok("branch", "create", "dev")
+    grown = store_bytes(udr.root) - before
+    assert grown < 1024, grown
+    before = store_bytes(udr.root)
+    udr.ok("branch", "create", "dev2", "--from", "dev")
+    grown = store_bytes(udr.root) - before
+    assert grown < 1024, grown
+
+
+def test_tags_reset_reflog(udr):
+    commit(udr, "t", b"1")
+    udr.ok("tag", "create", "v1")
+    r = udr("tag", "create", "v1")
+    assert r.code == 3 and "exists" in r.stderr, r
+    commit(udr, "t", b"2")
+    assert version_on(udr, "t", "v1") == 1
+    assert version_on(udr, "t", "tag:v1") == 1
+    udr.ok("branch", "reset", "main", "--to", "v1")
+    assert version_on(udr, "t", "main") == 1
+    log = json.loads(udr.ok("reflog", "main", "--json").out)
+    assert log[0]["op"] == "reset" and log[1]["op"] == "commit"
+    udr.ok("branch", "reset", "main", "--to", "commit:%d" % log[0]["old"])
+    assert version_on(udr, "t", "main") == 2
+    assert commit(udr, "t", b"3") == 3  # never a reused number
+    assert len(udr.ok("reflog", "main", "--limit", "2").out.splitlines()) == 2
+    udr.ok("tag", "delete", "v1")
+    assert json.loads(udr.ok("tag", "--json").out) == []
+    assert udr.ok("fsck").code == 0
+
+
+def test_merges(udr):
+    commit(udr, "a", b"a1")
+    commit(udr, "b", b"b1")
+    udr.ok("branch", "create", "dev")
+    assert "already up to date" in udr.ok("merge", "dev").out
+    commit(udr, "a", b"a2 dev", "--branch", "dev")
+    r = json.loads(udr.ok("merge", "dev", "--json").out)
+    assert r["fast_forward"] and r["commit"] > 0
+    assert version_on(udr, "a", "main") == 2
+    # three-way at table level
+    commit(udr, "a", b"a3 dev", "--branch", "dev")
+    commit(udr, "b", b"b2 main")
+    udr.ok("merge", "dev", "-m", "merge dev")
+    assert (version_on(udr, "a", "main"), version_on(udr, "b", "main")) == (3, 2)
+    assert version_on(udr, "b", "dev") == 1
+    # a conflict writes nothing; --dry-run reports; strategies resolve
+    commit(udr, "a", b"a dev", "--branch", "dev")
+    commit(udr, "a", b"a main")
+    before = tree_snapshot(udr.root / "catalog" / "log")
+    r = udr("merge", "dev")
+    assert r.code == 3 and "conflict a: base 3" in r.out, r
+    r = udr("merge", "dev", "--dry-run", "--strategy", "theirs")
+    assert r.code == 0 and "would take a" in r.out, r
+    assert tree_snapshot(udr.root / "catalog" / "log") == before
+    assert udr("merge", "dev", "--table", "a=bogus").code == 2
+    udr.ok("merge", "dev", "--table", "a=ours")
+    assert version_on(udr, "a", "main") == 5
+    log = json.loads(udr.ok("log", "--limit", "1", "--json").out)
+    assert log[0]["branch"] == "main"
+    assert udr.ok("fsck").code == 0
+
+
+def test_sql_and_import_on_branches(udr, tmp_path):
+    f1 = tmp_path / "a.csv"
+    f1.write_text("id,v\n1,a\n2,b\n")
+    f2 = tmp_path / "b.csv"
+    f2.write_text("id,v\n3,c\n")
+    udr.ok("import", "t", f1)
+    udr.ok("branch", "create", "feature/x")
+    assert udr.ok("import", "t", f2, "--append", "--branch", "feature/x").out.strip() == "2"
+    q = ('SELECT count(*) AS n FROM t@branch:feature/x UNION ALL SELECT count(*) FROM t '
+         'UNION ALL SELECT count(*) FROM t@main')
+    out = udr.ok("sql", q, "--json").out
+    assert [r["n"] for r in json.loads(out)] == [3, 2, 2]
+    out = udr.ok("sql", "SELECT a.id FROM t@branch:feature/x a ANTI JOIN t b USING (id)", "--json").out
+    assert json.loads(out) == [{"id": 3}]
+    udr.ok("export", "t", tmp_path / "o.csv", "--branch", "branch:feature/x")
+    assert (tmp_path / "o.csv").read_text().count("\n") == 4
+    udr.ok("tag", "create", "rel", "feature/x")
+    assert json.loads(udr.ok("sql", "SELECT count(*) AS n FROM t@rel", "--json").out) == [{"n": 3}]
+    # SQL writes commit on main only: a write to a branch says so, writes nothing
+    before = udr.ok("log", "--json").out
+    for q in ("UPDATE t@branch:feature/x SET v = 'z'", 'DELETE FROM "t@rel"', "INSERT INTO t@main VALUES (9, 'q')"):
+        r = udr("sql", q)
+        assert r.code == 2 and "main branch only" in r.stderr, (q, r)
+    r = udr("sql", "DELETE FROM \"t@2026-01-01\"")
+    assert r.code == 2 and "versions never change" in r.stderr, r
+    assert udr.ok("log", "--json").out == before
+    assert udr.ok("fsck").code == 0
+
+
+def test_spec_on_a_branch(udr, tmp_path):
+    commit(udr, "a", b"a1")
+    udr.ok("branch", "create", "dev")
+    h = udr.put(b"a2")
+    spec = {"branch": "dev", "message": "on dev", "tables": [{"table": "a", "chunks": [h]},
+                                                            {"table": "b", "chunks": [h]}]}
+    udr.ok("commit", "--spec", "-", input=json.dumps(spec))
+    assert (version_on(udr, "a", "dev"), version_on(udr, "b", "dev")) == (2, 1)
+    assert (version_on(udr, "a", "main"), version_on(udr, "b", "main")) == (1, 0)
+    spec["branch"] = "nosuch"
+    assert udr("commit", "--spec", "-", input=json.dumps(spec)).code == 1
+    spec["branch"] = 3
+    assert udr("commit", "--spec", "-", input=json.dumps(spec)).code == 2
+
+
+def test_log_of_a_table_lists_every_branch(udr):
+    commit(udr, "t", b"1")
+    udr.ok("branch", "create", "dev")
+    commit(udr, "t", b"2 dev", "--branch", "dev")
+    commit(udr, "t", b"3 dev", "--branch", "dev")
+    commit(udr, "u", b"main")
+    log = json.loads(udr.ok("log", "--table", "t", "--json").out)
+    assert [(c["seq"], c["branch"]) for c in log] == [(4, "dev"), (3, "dev"), (1, "main")]
+    log = json.loads(udr.ok("log", "--table", "t", "--reverse", "--json").out)
+    assert [c["seq"] for c in log] == [1, 3, 4]
+    assert [c["seq"] for c in json.loads(udr.ok("log", "--branch", "dev", "--json").out)] == [4, 3, 2]
+
+
+def test_log_shows_ref_records(udr):
+    commit(udr, "t", b"1")
+    udr.ok("branch", "create", "dev")
+    udr.ok("tag", "create", "v1", "dev")
+    log = json.loads(udr.ok("log", "--json").out)
+    assert (log[0]["op"], log[0]["ref"], log[0]["parents"], log[0]["branch"]) == ("tag", "tag:v1", [2], "")
+    assert (log[1]["op"], log[1]["ref"], log[1]["parents"], log[1]["branch"]) == ("create", "branch:dev", [1], "dev")
+    assert "op" not in log[2]
+    text = udr.ok("log", "--limit", "2").out
+    assert "  tag tag:v1 (commit 2)" in text and "  create branch:dev (commit 1)" in text
+
+
+def test_merge_takes_a_schema_changed_on_one_side(udr, tmp_path):
+    f1 = tmp_path / "a.csv"
+    f1.write_text("id,v\n1,a\n")
+    f2 = tmp_path / "b.csv"
+    f2.write_text("id,v,extra\n1,a,x\n2,b,y\n")
+    udr.ok("import", "t", f1)
+    udr.ok("import", "other", f1)
+    udr.ok("branch", "create", "wide")
+    udr.ok("import", "t", f2, "--branch", "wide")
+    udr.ok("import", "other", f1)  # main changes another table: a three-way merge
+    r = json.loads(udr.ok("merge", "wide", "--json").out)
+    assert not r["fast_forward"] and r["conflicts"] == 0
+    out = json.loads(udr.ok("sql", "SELECT * FROM t ORDER BY id", "--json").out)
+    assert out == [{"id": 1, "v": "a", "extra": "x"}, {"id": 2, "v": "b", "extra": "y"}]
+    assert version_on(udr, "other", "main") == 2

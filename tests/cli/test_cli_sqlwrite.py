@@ -1,0 +1,441 @@
+"""udr sql writes: INSERT, UPDATE, DELETE, MERGE, CREATE TABLE, DROP TABLE and
+BEGIN ... COMMIT commit new versions that store only the change (deletion
+vectors and small new parts; docs/QUERY.md "Writing tables with SQL")."""
+import json
+import os
+
+import pytest
+
+from conftest import run_udr
+
+_help = run_udr("sql", "--help")
+if _help.code != 0 or "without the query module" in _help.out + _help.stderr:
+    pytest.skip("udr was built without the query module", allow_module_level=True)
+
+
+def sql(udr, query, *args):
+    return json.loads(w(udr, query, "--json", *args).out or "[]")
+
+
+def w(udr, query, *args):
+    """A write without the compaction after it (these tables are tiny:
+    every deletion passes its threshold)."""
+    return udr.ok("sql", query, "--no-compact", *args)
+
+
+def rows(udr, query):
+    return [tuple(r.values()) for r in sql(udr, query)]
+
+
+def show(udr, table, *args):
+    return json.loads(udr.ok("show", table, *args).out)
+
+
+def head(udr):
+    return sql(udr, "SELECT max(seq) AS s FROM udr_log")[0]["s"]
+
+
+def parts(v):
+    return json.loads(v["metadata"]["udr.parts"]) if "udr.parts" in v["metadata"] else None
+
+
+@pytest.fixture
+def users(udr, tmp_path):
+    """users: ids 1..6 in two parts (an import and an append)."""
+    a = tmp_path / "a.csv"
+    a.write_text("id,name,score\n1,ann,10\n2,bob,20\n3,cy,30\n")
+    b = tmp_path / "b.csv"
+    b.write_text("id,name,score\n4,dee,40\n5,eve,50\n6,fay,60\n")
+    udr.ok("import", "users", str(a))
+    udr.ok("import", "users", str(b), "--append")
+    return udr
+
+
+ALL = "SELECT id, name, score FROM users ORDER BY id"
+
+
+def test_update_stores_a_deletion_vector_and_one_small_part(users):
+    v2 = show(users, "users")
+    r = w(users, "UPDATE users SET score = 0 WHERE id = 5", "-m", "zero eve")
+    assert "1" in r.out  # DuckDB's count of changed rows
+    v3 = show(users, "users")
+    assert v3["version"] == 3 and v3["message"] == "zero eve"
+    assert v3["metadata"]["udr.format"] == "parquet-dv"
+    p = parts(v3)
+    # both old parts are shared; the second gets a deletion vector; one new part
+    assert v3["chunks"][:2] == v2["chunks"][:2]
+    assert [x["rows"] for x in p] == [3, 3, 1]
+    assert "dv" not in p[0] and p[1]["deleted"] == 1 and "dv" not in p[2]
+    assert v3["chunks"][3:] == [p[1]["dv"]]  # the DV is a chunk after the parts
+    assert v3["metadata"]["udr.rows"] == "6"
+    assert json.loads(v3["metadata"]["udr.changes"]) == {"inserted": 0, "updated": 1, "deleted": 0}
+    assert rows(users, ALL) == [(1, "ann", 10), (2, "bob", 20), (3, "cy", 30),
+                                (4, "dee", 40), (5, "eve", 0), (6, "fay", 60)]
+    # the updated row is read last (docs/QUERY.md: row order)
+    assert rows(users, "SELECT id FROM users")[-1] == (5,)
+    # time travel to before the update
+    assert rows(users, "SELECT score FROM users@2 WHERE id = 5") == [(50,)]
+    log = sql(users, "SELECT message, new_version FROM udr_log ORDER BY seq DESC LIMIT 1")
+    assert log == [{"message": "zero eve", "new_version": 3}]
+
+
+def test_delete_insert_merge_and_dv_merging(users):
+    w(users, "DELETE FROM users WHERE id IN (1, 6)")
+    w(users, "DELETE FROM users WHERE id = 2")
+    v = show(users, "users")
+    p = parts(v)
+    assert [(x["rows"], x.get("deleted")) for x in p] == [(3, 2), (3, 1)]
+    assert len(v["chunks"]) == 4
+    assert json.loads(show(users, "users")["metadata"]["udr.changes"]) == {
+        "inserted": 0, "updated": 0, "deleted": 1}
+    w(users, "INSERT INTO users VALUES (7, 'gus', 70), (8, 'hal', 80)")
+    assert json.loads(show(users, "users")["metadata"]["udr.changes"]) == {
+        "inserted": 2, "updated": 0, "deleted": 0}
+    w(users, "MERGE INTO users USING (SELECT 3 AS id, 33 AS s UNION ALL SELECT 9, 90) n "
+                    "ON users.id = n.id WHEN MATCHED THEN UPDATE SET score = n.s "
+                    "WHEN NOT MATCHED THEN INSERT VALUES (n.id, 'new', n.s)")
+    assert rows(users, ALL) == [(3, "cy", 33), (4, "dee", 40), (5, "eve", 50), (7, "gus", 70),
+                                (8, "hal", 80), (9, "new", 90)]
+    v = show(users, "users")
+    assert v["metadata"]["udr.rows"] == "6"
+    # deleting every row of a part drops the part
+    w(users, "DELETE FROM users WHERE id IN (3, 4, 5)")
+    # the MERGE's update of id 3 emptied the first part; this empties the
+    # second: left are the INSERT's part and the MERGE's (with a DV)
+    v = show(users, "users")
+    assert [(x["rows"], x.get("deleted")) for x in parts(v)] == [(2, None), (2, 1)]
+    assert len(v["chunks"]) == 3
+    assert rows(users, ALL) == [(7, "gus", 70), (8, "hal", 80), (9, "new", 90)]
+    # export, diff-rows and count over such versions
+    out = users.root.parent / "x.csv"
+    assert users.ok("export", "users", str(out)).out.strip() == "3 rows"
+    d = json.loads(users.ok("diff-rows", "users", "2", "latest", "--key", "id", "--json").out)
+    assert {(x["change"], x["id"]) for x in d} == {
+        ("removed", 1), ("removed", 2), ("removed", 3), ("removed", 4), ("removed", 5),
+        ("removed", 6), ("added", 7), ("added", 8), ("added", 9)}
+
+
+def test_statements_that_change_nothing_commit_nothing(users):
+    h = head(users)
+    w(users, "UPDATE users SET score = score WHERE id < 4")
+    w(users, "DELETE FROM users WHERE id > 100")
+    w(users, "INSERT INTO users SELECT * FROM users WHERE false")
+    w(users, "BEGIN; UPDATE users SET score = 1 WHERE id = 1; "
+                    "UPDATE users SET score = 10 WHERE id = 1; COMMIT")
+    w(users, "CREATE OR REPLACE TABLE users AS SELECT * FROM users")
+    assert head(users) == h
+    assert show(users, "users")["version"] == 2
+
+
+def test_failed_statements_commit_nothing(users):
+    h = head(users)
+    r = users("sql", "UPDATE users SET score = 'abc' WHERE id = 1")
+    assert r.code == 2 and "abc" in r.stderr
+    r = users("sql", "BEGIN; DELETE FROM users WHERE id = 1; SELECT nosuchcolumn FROM users; COMMIT")
+    assert r.code == 2
+    r = users("sql", "BEGIN; DELETE FROM users WHERE id = 1")
+    assert r.code == 2 and "not ended" in r.stderr
+    r = users("sql", "BEGIN; DELETE FROM users WHERE id = 1; ROLLBACK")
+    assert r.code == 0
+    r = users("sql", "INSERT INTO nosuch VALUES (1)")
+    assert r.code == 1
+    assert head(users) == h
+    assert len(rows(users, ALL)) == 6
+
+
+def test_writes_to_old_versions_are_refused(users):
+    w(users, "DELETE FROM users WHERE id = 1")
+    for q in ("UPDATE users@2 SET score = 0", 'DELETE FROM "users@1"',
+              "INSERT INTO users@latest VALUES (1, 'x', 1)"):
+        r = users("sql", q)
+        assert r.code == 2 and "cannot write to" in r.stderr, (q, r)
+    # reading an old version in a write works: restore the deleted row
+    w(users, "INSERT INTO users SELECT * FROM users@2 WHERE id = 1")
+    assert rows(users, "SELECT count(*) FROM users WHERE id = 1") == [(1,)]
+
+
+def test_transaction_across_tables_is_one_commit(users):
+    w(users, "CREATE TABLE audit AS SELECT 'start' AS what")
+    h = head(users)
+    w(users, "BEGIN; UPDATE users SET score = score + 1 WHERE id = 1; "
+                    "INSERT INTO audit VALUES ('bump ann'); "
+                    "SELECT * FROM users; COMMIT", "-m", "two tables")
+    log = sql(users, "SELECT seq, \"table\", message FROM udr_log WHERE seq > %d ORDER BY 2" % h)
+    assert log == [{"seq": h + 1, "table": "audit", "message": "two tables"},
+                   {"seq": h + 1, "table": "users", "message": "two tables"}]
+    assert rows(users, "SELECT what FROM audit ORDER BY what") == [("bump ann",), ("start",)]
+    # a table the transaction did not change does not hide the others' changes
+    w(users, "BEGIN; UPDATE users SET score = score WHERE id = 2; "
+                    "INSERT INTO audit VALUES ('second'); COMMIT")
+    assert rows(users, "SELECT count(*) FROM audit") == [(3,)]
+    assert show(users, "users")["version"] == 3 and show(users, "audit")["version"] == 3
+
+
+def test_create_drop_and_create_again(users):
+    r = users("sql", "CREATE TABLE users AS SELECT 1 AS x")
+    assert r.code == 2 and "already exists" in r.stderr
+    w(users, "CREATE TABLE IF NOT EXISTS users AS SELECT 1 AS x")
+    w(users, "CREATE TABLE t AS SELECT range AS i FROM range(3)")
+    assert rows(users, "SELECT sum(i) FROM t") == [(3,)]
+    w(users, "CREATE TABLE e (a INTEGER, b VARCHAR)")
+    assert rows(users, "SELECT count(*) FROM e") == [(0,)]
+    assert sql(users, "DESCRIBE e")[1]["column_type"] == "VARCHAR"
+    w(users, "DROP TABLE t", "-m", "gone")
+    r = users("sql", "SELECT * FROM t")
+    assert r.code == 1 and "does not exist" in r.stderr
+    assert "t" not in [x["name"] for x in sql(users, "SELECT name FROM udr_tables")]
+    assert rows(users, "SELECT count(*) FROM t@1") == [(3,)]   # still readable
+    assert users("sql", "DROP TABLE t").code == 1
+    w(users, "DROP TABLE IF EXISTS t")
+    w(users, "CREATE TABLE t AS SELECT 'again' AS s")
+    assert show(users, "t")["version"] == 3
+    assert rows(users, "SELECT * FROM t") == [("again",)]
+    # CREATE TEMP TABLE stays the session's own: no commit
+    h = head(users)
+    w(users, "CREATE TEMP TABLE scratch AS SELECT 1")
+    assert head(users) == h
+
+
+def test_damaged_deletion_vector_is_an_integrity_error(users):
+    w(users, "DELETE FROM users WHERE id = 2")
+    v = show(users, "users")
+    dv = parts(v)[0]["dv"]
+    files = users.objects(dv)
+    assert files, "the deletion vector is stored"
+    f = next(iter(files.values()))
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    os.chmod(f, 0o644)
+    f.write_bytes(bytes(data))
+    r = users("sql", "SELECT count(*) FROM users")
+    assert r.code == 4 and dv in r.stderr, r
+    r = users("sql", ALL)
+    assert r.code == 4 and r.out == ""
+    # older versions do not use it
+    assert len(rows(users, "SELECT * FROM users@2")) == 6
+    # fsck finds it too; and a deletion vector missing from the store
+    assert users("fsck").code != 0
+    f.unlink()
+    r = users("sql", "SELECT id FROM users")
+    assert r.code == 4 and dv in r.stderr and "missing" in r.stderr and r.out == "", r
+    assert users("fsck").code != 0
+
+
+def test_rows_of_many_parts_and_types(udr):
+    w(udr, "CREATE TABLE big AS SELECT range AS id, range % 7 AS k, "
+                  "[range, 1] AS l, {'a': range} AS s FROM range(300000)")
+    v1 = show(udr, "big")
+    w(udr, "UPDATE big SET k = -1 WHERE id % 1000 = 0")
+    v2 = show(udr, "big")
+    assert v2["chunks"][:len(parts(v1))] == v1["chunks"][:len(parts(v1))]
+    assert rows(udr, "SELECT count(*), sum(k), count(DISTINCT id), sum(id) FROM big") == [
+        (300000, sum(i % 7 for i in range(300000)) - sum(i % 7 + 1 for i in range(0, 300000, 1000)),
+         300000, 300000 * 299999 // 2)]
+    assert rows(udr, "SELECT l, s FROM big WHERE id = 2000") == [("[2000, 1]", "{'a': 2000}")]
+
+
+def test_optimize_and_compaction_after_writes(users):
+    w(users, "DELETE FROM users WHERE id IN (1, 2)")  # 2 of 3 rows: over 25%
+    before = rows(users, ALL)
+    r = users.ok("optimize", "users", "-m", "compact")
+    assert r.out.strip() == "4"
+    v = show(users, "users")
+    assert v["message"] == "compact" and v["metadata"]["udr.format"] == "parquet"
+    assert [x["rows"] for x in parts(v)] == [3, 1]  # the kept part, then id 3 rewritten
+    assert rows(users, ALL) == before
+    assert users.ok("optimize", "users").out.strip() == "nothing to compact"
+    users.ok("optimize", "users", "--full")
+    assert [x["rows"] for x in parts(show(users, "users"))] == [4]
+    assert rows(users, ALL) == before
+    # identical rows give identical parts: a full rewrite of the same rows dedups
+    c = show(users, "users")["chunks"]
+    users.ok("sql", "CREATE TABLE copy AS SELECT * FROM users")
+    assert show(users, "copy")["chunks"] == c
+    # after SQL writes: 8 small parts are merged by a compaction commit
+    h = head(users)
+    for i in range(8):
+        users.ok("sql", "INSERT INTO users VALUES (%d, 'n', 0)" % (100 + i))
+    log = sql(users, "SELECT message FROM udr_log WHERE seq > %d ORDER BY seq" % h)
+    assert [x["message"] for x in log].count("compaction after a SQL write") == 1
+    assert len(parts(show(users, "users"))) < 8
+    assert rows(users, "SELECT count(*) FROM users") == [(12,)]
+    r = users("optimize", "users", "--deleted", "101")
+    assert r.code == 2
+    assert users("optimize", "nosuch").code == 1
+
+
+def test_import_append_and_udr_tables_on_versions_with_deletion_vectors(users, tmp_path):
+    w(users, "DELETE FROM users WHERE id = 2")
+    c = tmp_path / "c.csv"
+    c.write_text("id,name,score\n7,gil,70\n")
+    users.ok("import", "users", str(c), "--append")
+    v = show(users, "users")
+    assert [(x["rows"], x.get("deleted")) for x in parts(v)] == [(3, 1), (3, None), (1, None)]
+    assert v["metadata"]["udr.format"] == "parquet-dv" and v["metadata"]["udr.rows"] == "6"
+    assert [r[0] for r in rows(users, ALL)] == [1, 3, 4, 5, 6, 7]
+    t = sql(users, "SELECT name, rows, parts, format FROM udr_tables")
+    assert t == [{"name": "users", "rows": 6, "parts": 3, "format": "parquet-dv"}]
+
+
+def test_import_key_stores_only_the_rows_that_differ(udr, tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text("id,name,v\n" + "".join("%d,n%d,%d\n" % (i, i, i) for i in range(1000)))
+    udr.ok("import", "t", str(a))
+    rows2 = [(i, "n%d" % i, i + (1 if i % 100 == 3 else 0)) for i in range(1000) if i % 250 != 5]
+    rows2 += [(5000, "new", 0)]
+    b = tmp_path / "b.csv"
+    b.write_text("id,name,v\n" + "".join("%d,%s,%d\n" % r for r in rows2))
+    assert udr.ok("import", "t", str(b), "--key", "id", "-m", "nightly").out.strip() == "2"
+    v = show(udr, "t")
+    assert v["message"] == "nightly"
+    # 10 changed + 4 removed rows deleted, 10 changed + 1 new rows stored
+    assert [(x["rows"], x.get("deleted")) for x in parts(v)] == [(1000, 14), (11, None)]
+    assert sorted(rows(udr, "SELECT id, name, v FROM t")) == sorted(rows2)
+    t = sql(udr, "SELECT parts, deletion_vectors, bytes_added FROM udr_tables")[0]
+    assert t["parts"] == 2 and t["deletion_vectors"] == 1
+    first = sum(os.path.getsize(p) for p in udr.objects(show(udr, "t", "1")["chunks"][0]).values())
+    assert 0 < t["bytes_added"] < first / 3
+    # the same copy again: nothing differs, nothing is committed
+    assert udr.ok("import", "t", str(b), "--key", "id").out.strip() == "2"
+    assert head(udr) == 2
+    # keys must be unique and columns must match
+    r = udr("import", "t", str(b), "--key", "v")  # 3 -> 4 repeats 4
+    assert r.code == 2 and "not unique" in r.stderr
+    c = tmp_path / "c.csv"
+    c.write_text("id,other\n1,2\n")
+    assert udr("import", "t", str(c), "--key", "id").code == 2
+    assert udr("import", "t", str(b), "--key", "nosuch").code == 2
+    assert udr("import", "t", str(b), "--key", "id", "--append").code == 2
+    assert head(udr) == 2
+
+
+def test_delete_everything_then_write_again(udr):
+    w(udr, "CREATE TABLE t AS SELECT range AS i FROM range(5)")
+    w(udr, "DELETE FROM t")
+    v = show(udr, "t")
+    assert v["chunks"] == [] and v["metadata"]["udr.rows"] == "0"
+    assert rows(udr, "SELECT count(*) FROM t") == [(0,)]
+    assert sql(udr, "DESCRIBE t")[0]["column_type"] == "BIGINT"
+    w(udr, "INSERT INTO t VALUES (42)")
+    assert rows(udr, "SELECT * FROM t") == [(42,)]
+    w(udr, "TRUNCATE t")
+    assert rows(udr, "SELECT count(*) FROM t") == [(0,)]
+    assert show(udr, "t")["version"] == 4
+
+
+def _dv(rows, runs, deleted=None, magic=b"UDRV"):
+    import struct
+    d = sum(n for _, n in runs) if deleted is None else deleted
+    return (magic + bytes([1, 0, 0, 0]) + struct.pack("<QQQ", rows, d, len(runs)) +
+            b"".join(struct.pack("<II", s, n) for s, n in runs))
+
+
+DV_CASES = ["ok", "magic", "rows", "count", "order", "adjacent", "outside", "size", "format", "chunks"]
+
+
+def test_deletion_vectors_are_checked(users, tmp_path):
+    for case in DV_CASES:
+        _dv_case(users, tmp_path, case)
+
+
+def _dv_case(users, tmp_path, case):
+    """Hand-made versions: a well-formed deletion vector deletes exactly its
+    rows; every inconsistency is an integrity error (exit 4), never rows."""
+    v = show(users, "users", "1")  # one part of 3 rows: ids 1, 2, 3
+    part = v["chunks"][0]
+    runs = {"ok": [(0, 1), (2, 1)], "order": [(2, 1), (0, 1)], "adjacent": [(0, 1), (1, 1)],
+            "outside": [(2, 2)]}.get(case, [(0, 1)])
+    data = _dv(4 if case == "rows" else 3, runs, deleted=5 if case == "count" else None,
+               magic=b"XDRV" if case == "magic" else b"UDRV")
+    if case == "size":
+        data += b"\0"
+    f = tmp_path / "dv"
+    f.write_bytes(data)
+    dv = users.put(data)
+    ndel = sum(n for _, n in runs)
+    meta = ["--meta", "udr.format=" + ("parquet" if case == "format" else "parquet-dv"),
+            "--meta", "udr.schema=" + v["metadata"]["udr.schema"],
+            "--meta", "udr.rows=%d" % (3 - ndel),
+            "--meta", 'udr.parts=[{"rows":3,"deleted":%d,"dv":"%s"}]' % (ndel, dv)]
+    chunks = [part] if case == "chunks" else [part, dv]
+    users.ok("commit", "hand", "--next", *chunks, *meta)
+    r = users("sql", "SELECT id FROM hand ORDER BY id", "--csv")
+    if case == "ok":
+        assert r.code == 0 and r.out.split() == ["id", "2"], (case, r)
+    else:
+        assert r.code == 4 and r.out == "", (case, r)
+
+
+def test_statements_that_read_their_table_see_all_of_it(udr):
+    """A lone UPDATE/DELETE copies only its WHERE's rows unless the table is
+    read elsewhere in the statement (literals, E'..' escapes included)."""
+    w(udr, "CREATE TABLE t AS SELECT range AS id, 'n' || range AS name, 0 AS x FROM range(5)")
+    w(udr, "UPDATE t SET x = (SELECT max(id) FROM t) WHERE name = E'a\\'b' OR id = 1")
+    w(udr, "UPDATE t AS u SET x = u.x + 10 WHERE u.id IN (SELECT id FROM t WHERE id > 3)")
+    w(udr, "DELETE FROM t WHERE id = 0 RETURNING *")
+    assert rows(udr, "SELECT id, x FROM t ORDER BY id") == [(1, 4), (2, 0), (3, 0), (4, 10)]
+    w(udr, "BEGIN; UPDATE t SET name = E'x\\';y' WHERE id = 2; COMMIT")
+    assert rows(udr, "SELECT name FROM t WHERE id = 2") == [("x';y",)]
+    w(udr, "UPDATE t SET x = ? WHERE id = ? AND name <> ?", "-p", "int:7", "-p", "int:3", "-p", "?")
+    assert rows(udr, "SELECT x FROM t WHERE id = 3") == [(7,)]
+
+
+def test_writes_on_raw_parts_of_several_formats_and_appends(udr, tmp_path):
+    """A table of raw parts committed by hand (CSV, then JSON), an import
+    --append (a Parquet part), then SQL writes: each raw part is read by its
+    own format, the write stores typed parts, and deletion vectors and later
+    appends apply to the right parts."""
+    c = tmp_path / "a.csv"
+    c.write_text("id,name\n1,ann\n2,bob\n3,cy\n")
+    j = tmp_path / "b.ndjson"
+    j.write_text('{"id": 4, "name": "dee"}\n{"id": 5, "name": "eve"}\n')
+    udr.ok("commit", "r", "--next", udr.ok("put", str(c)).out.strip(), udr.ok("put", str(j)).out.strip())
+    a = tmp_path / "c.csv"
+    a.write_text("id,name\n6,fay\n7,gil\n")
+    udr.ok("import", "r", str(a), "--append")
+    v = show(udr, "r")
+    assert len(v["chunks"]) == 3 and "udr.parts" not in v["metadata"]
+    assert "udr.format" not in v["metadata"]
+    q = "SELECT id, name FROM r ORDER BY id"
+    assert rows(udr, q) == [(1, "ann"), (2, "bob"), (3, "cy"), (4, "dee"), (5, "eve"), (6, "fay"), (7, "gil")]
+    w(udr, "UPDATE r SET name = upper(name) WHERE id IN (2, 5, 7)", "-m", "upd")
+    v = show(udr, "r")
+    assert v["message"] == "upd" and parts(v) is not None
+    assert v["metadata"]["udr.format"] in ("parquet", "parquet-dv")
+    want = [(1, "ann"), (2, "BOB"), (3, "cy"), (4, "dee"), (5, "EVE"), (6, "fay"), (7, "GIL")]
+    assert rows(udr, q) == want
+    w(udr, "DELETE FROM r WHERE id IN (1, 6)")
+    v = show(udr, "r")
+    assert v["metadata"]["udr.format"] == "parquet-dv"
+    del want[5], want[0]
+    assert rows(udr, q) == want
+    d = tmp_path / "d.csv"
+    d.write_text("id,name\n8,hal\n")
+    udr.ok("import", "r", str(d), "--append")
+    want.append((8, "hal"))
+    assert rows(udr, q) == want
+    w(udr, "UPDATE r SET name = 'x' WHERE id IN (3, 8)")
+    want = [(i, "x" if i in (3, 8) else n) for i, n in want]
+    assert rows(udr, q) == want
+    assert int(show(udr, "r")["metadata"]["udr.rows"]) == len(want)
+
+
+def test_typed_parts_that_are_not_parquet_are_refused(udr, tmp_path):
+    """A hand-made version whose udr.parts name a CSV part: SQL refuses to
+    read it (exit 2) rather than shift the parts' row positions, and a write
+    commits nothing."""
+    c = tmp_path / "a.csv"
+    c.write_text("id\n1\n2\n3\n")
+    h = udr.ok("put", str(c)).out.strip()
+    udr.ok("import", "p", str(c))
+    p = show(udr, "p")["chunks"][0]
+    schema = show(udr, "p")["metadata"]["udr.schema"]
+    dv = udr.put(_dv(3, [(0, 1)]))
+    udr.ok("commit", "p", "--next", h, p, dv, "--meta", "udr.format=parquet-dv", "--meta", "udr.schema=" + schema,
+           "--meta", "udr.rows=5", "--meta", 'udr.parts=[{"rows":3},{"rows":3,"deleted":1,"dv":"%s"}]' % dv)
+    before = head(udr)
+    r = udr("sql", "SELECT id FROM p", "--csv")
+    assert r.code == 2 and "not Parquet" in r.stderr, r
+    r = udr("sql", "DELETE FROM p WHERE id = 2")
+    assert r.code == 2 and "not Parquet" in r.stderr, r
+    assert head(udr) == before

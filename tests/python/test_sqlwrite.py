@@ -1,0 +1,97 @@
+"""SQL writes through Database.sql: versions, messages, transactions over
+several calls, and two sessions writing one table (first committer wins)."""
+
+import pytest
+
+import udr
+
+pytestmark = pytest.mark.skipif(not udr.HAVE_QUERY, reason="built without the query module")
+
+
+@pytest.fixture
+def users(db):
+    db.sql("CREATE TABLE users AS SELECT range AS id, range * 10 AS score FROM range(1, 6)",
+           message="create")
+    return db
+
+
+def scores(db):
+    return db.sql("SELECT id, score FROM users ORDER BY id").fetchall()
+
+
+def test_writes_commit_versions_with_messages(users):
+    users.sql("UPDATE users SET score = ? WHERE id = ?", [0, 2], message="zero")
+    users.sql("DELETE FROM users WHERE id = 5")
+    assert scores(users) == [(1, 10), (2, 0), (3, 30), (4, 40)]
+    log = users.sql("SELECT new_version, message FROM udr_log ORDER BY seq").fetchall()
+    assert log == [(1, "create"), (2, "zero"), (3, None)]
+
+
+def test_transaction_over_several_calls(users):
+    users.sql("BEGIN", message="batch")
+    users.sql("INSERT INTO users VALUES (6, 60)")
+    users.sql("UPDATE users SET score = -1 WHERE id = 1")
+    # the transaction sees its own writes; nothing is committed yet
+    assert users.sql("SELECT count(*) FROM users").fetchone() == (6,)
+    assert users.sql("SELECT count(*) FROM udr_log").fetchone() == (1,)
+    with pytest.raises(udr.InvalidArgumentError):
+        users.sql("BEGIN")
+    users.sql("COMMIT")
+    assert users.sql("SELECT new_version, message FROM udr_log ORDER BY seq DESC LIMIT 1").fetchone() == (2, "batch")
+    assert scores(users)[0] == (1, -1) and len(scores(users)) == 6
+
+
+def test_failed_statement_fails_the_transaction(users):
+    users.sql("BEGIN")
+    users.sql("DELETE FROM users WHERE id = 1")
+    with pytest.raises(udr.InvalidArgumentError):
+        users.sql("UPDATE users SET score = 'x'")
+    with pytest.raises(udr.InvalidArgumentError):
+        users.sql("DELETE FROM users WHERE id = 2")
+    with pytest.raises(udr.InvalidArgumentError):
+        users.sql("COMMIT")
+    assert len(scores(users)) == 5
+    users.sql("DELETE FROM users WHERE id = 1")  # the session works again
+    assert len(scores(users)) == 4
+
+
+def test_two_writers_first_committer_wins(users, tmp_path):
+    other = udr.open(str(tmp_path / "root"))
+    try:
+        users.sql("BEGIN")
+        users.sql("UPDATE users SET score = 1 WHERE id = 1")
+        other.sql("UPDATE users SET score = 2 WHERE id = 2")  # commits first
+        with pytest.raises(udr.ConflictError):
+            users.sql("COMMIT")
+    finally:
+        other.close()
+    assert scores(users)[:2] == [(1, 10), (2, 2)]
+    users.sql("UPDATE users SET score = 1 WHERE id = 1")  # retried: fine
+    assert scores(users)[:2] == [(1, 1), (2, 2)]
+
+
+def test_views_and_macros_of_the_session_read_every_row(users):
+    # an UPDATE/DELETE ... WHERE or an INSERT alone copies only the rows it
+    # can change; a view or macro reading the table must still see them all
+    users.sql("CREATE TEMP VIEW v AS SELECT * FROM users")
+    users.sql("CREATE TEMP MACRO top() AS (SELECT max(score) FROM users)")
+    users.sql("INSERT INTO users SELECT id + 10, score FROM v")
+    assert users.sql("SELECT count(*) FROM users").fetchone() == (10,)
+    users.sql("UPDATE users SET score = top() WHERE id = 1")
+    users.sql("DELETE FROM users WHERE score < (SELECT avg(score) FROM v) AND id > 10")
+    assert scores(users)[0] == (1, 50)
+    assert users.sql("SELECT count(*) FROM users").fetchone() == (7,)
+
+
+def test_dbapi_connection_runs_no_write_transaction(users, tmp_path):
+    # a connection only reads UDR tables: a script BEGIN; DELETE ...; COMMIT
+    # through cursor.execute committed the DELETE, which rollback() kept
+    with udr.connect(str(tmp_path / "root")) as con:
+        cur = con.cursor()
+        for q in ("BEGIN; DELETE FROM users WHERE id = 2; COMMIT", "START TRANSACTION", "COMMIT",
+                  "WITH x AS (SELECT 9, 9) INSERT INTO users SELECT * FROM x",
+                  "WITH x AS (SELECT 2 AS id) DELETE FROM users WHERE id IN (SELECT id FROM x)"):
+            with pytest.raises(udr.NotSupportedError):
+                cur.execute(q)
+        con.rollback()
+    assert len(scores(users)) == 5
