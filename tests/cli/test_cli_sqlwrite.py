@@ -197,16 +197,13 @@ def test_create_drop_and_create_again(users):
 
 
 def test_damaged_deletion_vector_is_an_integrity_error(users):
+    """A deletion vector flipped in place, then cut off: exit 4 naming it,
+    no rows printed (a missing one on format 2: test below)."""
     w(users, "DELETE FROM users WHERE id = 2")
     v = show(users, "users")
     dv = parts(v)[0]["dv"]
-    files = users.objects(dv)
-    assert files, "the deletion vector is stored"
-    f = next(iter(files.values()))
-    data = bytearray(f.read_bytes())
-    data[-1] ^= 0xFF
-    os.chmod(f, 0o644)
-    f.write_bytes(bytes(data))
+    assert users.locate(dv), "the deletion vector is stored"
+    users.damage(dv, "flip")
     r = users("sql", "SELECT count(*) FROM users")
     assert r.code == 4 and dv in r.stderr, r
     r = users("sql", ALL)
@@ -215,11 +212,29 @@ def test_damaged_deletion_vector_is_an_integrity_error(users):
     assert len(rows(users, "SELECT * FROM users@2")) == 6
     # fsck finds it too; and a deletion vector missing from the store
     assert users("fsck").code != 0
-    f.unlink()
+    # gone: the pack holding it cut before its entry (format 3)
+    users.damage(dv, "truncate")
     r = users("sql", "SELECT id FROM users")
-    assert r.code == 4 and dv in r.stderr and "missing" in r.stderr and r.out == "", r
+    assert r.code == 4 and dv in r.stderr and r.out == "", r
     assert users("fsck").code != 0
 
+
+
+def test_missing_deletion_vector_is_an_integrity_error(udr2, tmp_path):
+    """Format 2 keeps a deletion vector as a file of its own: deleted, the
+    read is exit 4 naming it as missing, never the rows it deleted."""
+    a = tmp_path / "a.csv"
+    a.write_text("id,name\n1,ann\n2,bob\n3,cy\n")
+    udr2.ok("import", "users", str(a))
+    w(udr2, "DELETE FROM users WHERE id = 2")
+    dv = parts(show(udr2, "users"))[0]["dv"]
+    files = udr2.objects(dv)
+    assert files, "the deletion vector is a file"
+    for f in files.values():
+        f.unlink()
+    r = udr2("sql", "SELECT id FROM users")
+    assert r.code == 4 and dv in r.stderr and "missing" in r.stderr and r.out == "", r
+    assert udr2("fsck").code != 0
 
 def test_rows_of_many_parts_and_types(udr):
     w(udr, "CREATE TABLE big AS SELECT range AS id, range % 7 AS k, "
