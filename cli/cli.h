@@ -202,6 +202,9 @@ cli_progress *cli_progress_start(const cli_ctx *ctx, const char *label, uint64_t
 /** Report bytes done (redraws when 100 ms passed since the last drawing). */
 void cli_progress_update(cli_progress *p, uint64_t done);
 
+/** Draw now, whenever the last drawing was (a long step's first frame). */
+void cli_progress_draw(cli_progress *p, uint64_t done);
+
 /** udr_put_options.progress adapter: payload is the cli_progress. */
 void cli_progress_put_cb(uint64_t done, void *payload);
 

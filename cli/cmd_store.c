@@ -181,6 +181,22 @@ int cli_cmd_init(cli_ctx *ctx, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+struct upgrade_progress {
+	const cli_ctx *ctx;
+	cli_progress *p;
+};
+
+/* The walk's first report starts the display (the total is known then) and
+ * draws at once: an upgrade of a large store announces itself. */
+static void upgrade_progress_cb(uint64_t done, uint64_t total, void *payload)
+{
+	struct upgrade_progress *u = payload;
+	if (!u->p && total > 0 && (u->p = cli_progress_start(u->ctx, "upgrade", total, -1)))
+		cli_progress_draw(u->p, done);
+	else
+		cli_progress_update(u->p, done);
+}
+
 int cli_cmd_upgrade(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -194,6 +210,9 @@ int cli_cmd_upgrade(cli_ctx *ctx, int argc, char **argv)
 	const cli_command *self = cli_find_command("upgrade");
 	struct init_opts o = { UDR_STORE_CONFIG_INIT, 0, 0 };
 	udr_store_config before, after;
+	udr_upgrade_options uo = { 0 };
+	udr_upgrade_report rep = { 0 };
+	struct upgrade_progress up = { ctx, NULL };
 	udr_store *store = NULL;
 	udr_db *db = NULL;
 	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, init_opt, &o);
@@ -214,7 +233,10 @@ int cli_cmd_upgrade(cli_ctx *ctx, int argc, char **argv)
 			return CLI_EXIT_IO;
 		}
 		snprintf(chunks, n, "%s/chunks", ctx->store_dir);
-		rc = udr_store_upgrade(chunks, o.given ? &o.cfg : NULL);
+		uo.progress = upgrade_progress_cb;
+		uo.progress_payload = &up;
+		rc = udr_store_upgrade_ext(chunks, o.given ? &o.cfg : NULL, &uo, &rep);
+		cli_progress_finish(up.p);
 		if (rc == 0)
 			rc = udr_store_open(&store, chunks, 0);
 		free(chunks);
@@ -247,6 +269,15 @@ int cli_cmd_upgrade(cli_ctx *ctx, int argc, char **argv)
 		printf("upgraded the chunk store from format %d to format %d (pieces of %u/%u/%u bytes, "
 		       "zstd level %d, delta depth %d)\n", before.format, after.format, after.chunk_min,
 		       after.chunk_avg, after.chunk_max, after.compression_level, after.delta_max_depth);
+	if (after.format >= 3 && rep.packed + rep.kept > 0) {
+		char b[32];
+		cli_format_size(b, rep.bytes);
+		printf("packed %" PRIu64 " of %" PRIu64 " loose objects (%s)", rep.packed, rep.packed + rep.kept, b);
+		if (rep.kept)
+			printf("; %" PRIu64 " stay loose (Parquet parts, which SQL reads in place, "
+			       "and damaged objects: see udr fsck)", rep.kept);
+		printf("\n");
+	}
 	return CLI_EXIT_OK;
 }
 

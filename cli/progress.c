@@ -74,6 +74,12 @@ void cli_progress_update(cli_progress *p, uint64_t done)
 		draw(p, done, now);
 }
 
+void cli_progress_draw(cli_progress *p, uint64_t done)
+{
+	if (p)
+		draw(p, done, now_ms());
+}
+
 void cli_progress_put_cb(uint64_t done, void *payload)
 {
 	cli_progress_update(payload, done);

@@ -176,18 +176,44 @@ UDR_EXTERN int udr_store_open_ext(udr_store **out, const char *path, unsigned in
                                   const udr_store_config *cfg);
 
 /**
- * Upgrade the format-1 chunk store at path to format 2 in place, with the
- * settings cfg (NULL: defaults; cfg->format must be 2).  A format-1 store
- * holds only raw objects, which format 2 reads as they are, so only the
- * config changes (atomically, durably); handles already open keep working
- * (a format-1 handle goes on writing raw objects, still valid).  New content
- * is then chunked, compressed and delta'd.
- * @return 0 (also for a store already at format 2 when cfg is NULL);
- *         UDR_EINVAL (bad settings, or settings given for a store already at
- *         format 2, whose settings are fixed); UDR_ENOTFOUND; UDR_ECORRUPT;
- *         UDR_EIO.
+ * Upgrade the chunk store at path to format cfg->format (2 or 3; cfg NULL:
+ * format 3 with the defaults, or with the store's own settings when it is
+ * format 2 already).  The config changes first, atomically and durably; from
+ * then on new objects are written the new way (handles already open go on
+ * writing objects of their format, still valid).  Format 1 to 2 changes
+ * nothing else: format 2 reads format-1 objects as they are.  To format 3,
+ * every intact loose object except Parquet parts (which DuckDB reads in
+ * place) is then packed in batches, each batch's pack durable before the
+ * loose files it replaces are removed: a killed upgrade loses nothing and a
+ * rerun resumes.  Damaged objects stay loose for fsck to report.
+ * @return 0 (also for a store already at the target format when cfg is
+ *         NULL); UDR_EINVAL (bad settings, or settings given for a store
+ *         already at format 2 or 3, whose settings are fixed at creation);
+ *         UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO.
  */
 UDR_EXTERN int udr_store_upgrade(const char *path, const udr_store_config *cfg);
+
+/** Options of udr_store_upgrade_ext (zero-initialise). */
+typedef struct udr_upgrade_options {
+	/**
+	 * Called with the bytes of loose objects walked so far and the bytes
+	 * to walk (counted first): once with 0 at the start, then after each
+	 * object, and with done == total at the end of a complete run.
+	 */
+	void (*progress)(uint64_t done, uint64_t total, void *payload);
+	void *progress_payload;
+} udr_upgrade_options;
+
+/** What an upgrade to format 3 did (zero for other upgrades). */
+typedef struct udr_upgrade_report {
+	uint64_t packed; /**< loose objects packed */
+	uint64_t kept;   /**< loose objects left loose (Parquet parts, damaged, too large) */
+	uint64_t bytes;  /**< bytes of loose objects walked */
+} udr_upgrade_report;
+
+/** udr_store_upgrade with progress and a report (o and rep may be NULL). */
+UDR_EXTERN int udr_store_upgrade_ext(const char *path, const udr_store_config *cfg, const udr_upgrade_options *o,
+                                     udr_upgrade_report *rep);
 
 /** The settings of an open store. */
 UDR_EXTERN void udr_store_get_config(udr_store_config *out, const udr_store *store);

@@ -109,6 +109,8 @@ struct upg {
 	struct upg_w data, meta;
 	udr__bcache *cache; /* decoded delta bases, shared by the whole walk */
 	uint64_t packed, kept;
+	const udr_upgrade_options *o; /* progress (may be NULL) */
+	uint64_t done, total;         /* bytes of loose objects walked, to walk */
 };
 
 /* Remove loose files pending[from..to): their copies are durable in packs. */
@@ -173,6 +175,9 @@ static int upg_visit(const udr_hash *h, const udr__loc *l, void *payload)
 	int rc;
 	if (l->pack)
 		return 0;
+	g->done += (uint64_t)l->st.st_size;
+	if (g->o && g->o->progress)
+		g->o->progress(g->done < g->total ? g->done : g->total, g->total, g->o->progress_payload);
 	udr_hash_tohex(hex, h);
 	if ((uint64_t)l->st.st_size > UDR__PIECE_HARD_MAX + 4096) {
 		g->kept++;
@@ -224,15 +229,31 @@ static int upg_visit(const udr_hash *h, const udr__loc *l, void *payload)
 	return rc;
 }
 
+static int upg_count(const udr_hash *h, const udr__loc *l, void *payload)
+{
+	struct upg *g = payload;
+	(void)h;
+	if (!l->pack)
+		g->total += (uint64_t)l->st.st_size;
+	return 0;
+}
+
 /* Pack the loose objects of format-3 store s in batches: each batch's pack is
  * durable before the loose files it replaces are removed (resumable: a
  * rerun packs what is still loose). */
-static int pack_loose(udr_store *s)
+static int pack_loose(udr_store *s, const udr_upgrade_options *o, udr_upgrade_report *rep)
 {
 	struct upg g;
 	int rc;
 	memset(&g, 0, sizeof(g));
 	g.s = s;
+	g.o = o;
+	/* the bytes to walk, for progress: one pass over the directories */
+	if (o && o->progress) {
+		if ((rc = udr__obj_foreach(s, false, upg_count, NULL, &g)) < 0)
+			return rc;
+		o->progress(0, g.total, o->progress_payload);
+	}
 	if (!(g.cache = udr__bcache_new(UDR__BCACHE_MAX, 0)))
 		return UDR_ENOMEM;
 	if ((rc = udr__packw_new(&g.data.w, s, UDR__PACK_CLASS_DATA)) < 0 ||
@@ -249,6 +270,13 @@ static int pack_loose(udr_store *s)
 	g.meta.n = 0;
 	if (rc == 0 && (rc = udr__pack_repack(s, UDR__PACK_CLASS_DATA)) == 0)
 		rc = udr__pack_repack(s, UDR__PACK_CLASS_META);
+	if (rc == 0 && o && o->progress)
+		o->progress(g.total, g.total, o->progress_payload);
+	if (rep) {
+		rep->packed = g.packed;
+		rep->kept = g.kept;
+		rep->bytes = g.done;
+	}
 done:
 	for (size_t i = 0; i < g.data.n; i++)
 		free(g.data.pending[i]);
@@ -264,9 +292,17 @@ done:
 
 int udr_store_upgrade(const char *path, const udr_store_config *cfgin)
 {
+	return udr_store_upgrade_ext(path, cfgin, NULL, NULL);
+}
+
+int udr_store_upgrade_ext(const char *path, const udr_store_config *cfgin, const udr_upgrade_options *o,
+                          udr_upgrade_report *rep)
+{
 	udr_store_config cfg;
 	udr_store *s = NULL;
 	int target = cfgin ? cfgin->format : 3, rc;
+	if (rep)
+		memset(rep, 0, sizeof(*rep));
 	if (target != 2 && target != 3)
 		return udr__error_set(UDR_EINVAL, "a chunk store can only be upgraded to format 2 or 3");
 	if ((rc = resolve_config(&cfg, cfgin)) < 0)
@@ -294,7 +330,7 @@ int udr_store_upgrade(const char *path, const udr_store_config *cfgin)
 			goto done;
 	}
 	if (s->format >= 3)
-		rc = pack_loose(s);
+		rc = pack_loose(s, o, rep);
 done:
 	udr_store_close(s);
 	return rc;

@@ -131,3 +131,23 @@ def test_get_progress_corrupt_leaves_no_file(udr, tmp_path):
     assert code == 4, tty
     assert h in tty
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("o")]
+
+
+def test_upgrade_progress_on_terminal(udr2):
+    """`udr upgrade` of a format-2 store shows its progress at once (the
+    bytes of loose objects to pack are counted first), clears it, and says
+    what it packed; on a pipe only the summary."""
+    hs = [udr2.put(os.urandom(3 * MiB)) for _ in range(3)]
+    code, out, tty = run_with_tty_stderr(["--store", udr2.root, "upgrade"])
+    assert code == 0, tty
+    frames = [f for f in tty.split("\r") if f.strip()]
+    assert frames and all(f.startswith("upgrade  ") and "%" in f for f in frames), repr(tty)
+    assert tty.endswith("\r") and tty.rstrip("\r").split("\r")[-1].strip() == ""
+    out = out.decode()
+    assert "from format 2 to format 3" in out and "packed " in out, out
+    for h in hs:
+        assert [c[0] for c in udr2.locate(h)] == ["pack"]
+    # again: nothing to do, nothing drawn
+    code, out, tty = run_with_tty_stderr(["--store", udr2.root, "upgrade"])
+    assert code == 0 and tty == "" and "already format 3" in out.decode()
+    assert udr2("fsck").code == 0

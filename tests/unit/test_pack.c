@@ -6,6 +6,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +440,38 @@ static void pack_truncated_pack(void **state)
 	udr_store_close(s2);
 }
 
+/* Progress reports of an upgrade: start at 0, never go back, end at total. */
+struct upg_seen {
+	uint64_t calls, last, total;
+	bool backwards, total_changed;
+};
+
+static void upg_progress(uint64_t done, uint64_t total, void *payload)
+{
+	struct upg_seen *u = payload;
+	if (u->calls == 0) {
+		u->total = total;
+		if (done != 0)
+			u->backwards = true;
+	}
+	if (total != u->total)
+		u->total_changed = true;
+	if (done < u->last || done > total)
+		u->backwards = true;
+	u->last = done;
+	u->calls++;
+}
+
+/* Bytes of the loose object files under a format-2 store (dir/ab/cd/NAME). */
+static uint64_t loose_bytes;
+static int sum_loose(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path;
+	if (type == FTW_F && ftw->level == 3)
+		loose_bytes += (uint64_t)st->st_size;
+	return 0;
+}
+
 static void pack_upgrade_from_format2(void **state)
 {
 	fx *f = *state;
@@ -463,7 +496,20 @@ static void pack_upgrade_from_format2(void **state)
 	udr_hash hp;
 	assert_int_equal(udr_store_put_file_ext(&hp, s2, in, &po), 0);
 	udr_store_close(s2);
-	assert_int_equal(udr_store_upgrade(d2, NULL), 0);
+	loose_bytes = 0;
+	assert_int_equal(nftw(d2, sum_loose, 16, FTW_PHYS), 0);
+	struct upg_seen seen = { 0 };
+	udr_upgrade_options uo = { upg_progress, &seen };
+	udr_upgrade_report rep;
+	assert_int_equal(udr_store_upgrade_ext(d2, NULL, &uo, &rep), 0);
+	assert_true(seen.calls >= 2);
+	assert_false(seen.backwards);
+	assert_false(seen.total_changed);
+	assert_int_equal(seen.total, loose_bytes);
+	assert_int_equal(seen.last, seen.total);
+	assert_int_equal(rep.bytes, loose_bytes);
+	assert_int_equal(rep.kept, 1); /* the Parquet part */
+	assert_true(rep.packed >= 5);
 	assert_int_equal(udr_store_open(&s2, d2, 0), 0);
 	udr_store_config got;
 	udr_store_get_config(&got, s2);
@@ -479,7 +525,9 @@ static void pack_upgrade_from_format2(void **state)
 	assert_int_equal(udr_store_fsck(NULL, s2, NULL, NULL), 0);
 	/* resumable: a rerun packs what is still loose, here nothing */
 	udr_store_close(s2);
-	assert_int_equal(udr_store_upgrade(d2, NULL), 0);
+	assert_int_equal(udr_store_upgrade_ext(d2, NULL, NULL, &rep), 0);
+	assert_int_equal(rep.packed, 0);
+	assert_int_equal(rep.kept, 1);
 	assert_int_equal(udr_store_open(&s2, d2, 0), 0);
 	assert_int_equal(udr_store_pack_stats_get(&ps, s2), 0);
 	assert_int_equal(ps.loose, 1);
