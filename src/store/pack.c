@@ -1061,7 +1061,7 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 	return rc;
 }
 
-static int lock_packs(int *fd, udr_store *s, bool wait)
+int udr__pack_lock(int *fd, udr_store *s, bool wait)
 {
 	char *p = udr__path_join(s->path, "packs/lock");
 	if (!p)
@@ -1131,7 +1131,7 @@ static int repack_geometric(udr_store *s, int cls)
 	struct cand *c = NULL;
 	size_t n = 0, m;
 	int fd = -1, rc;
-	if ((rc = lock_packs(&fd, s, false)) != 0)
+	if ((rc = udr__pack_lock(&fd, s, false)) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) < 0)
 		goto done;
@@ -1183,7 +1183,7 @@ int udr__pack_repack_all(udr_store *s, int cls)
 	free(dir);
 	if (rc < 0)
 		return rc;
-	if ((rc = lock_packs(&fd, s, false)) != 0)
+	if ((rc = udr__pack_lock(&fd, s, false)) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) == 0 && n >= 2)
 		rc = merge(s, cls, c, n);
@@ -1205,7 +1205,7 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 	int fd = -1, rc;
 	/* waits: concurrent repairs of one pack's entries (a put's workers)
 	 * take turns, so the last one sees every good copy */
-	if ((rc = lock_packs(&fd, s, true)) != 0)
+	if ((rc = udr__pack_lock(&fd, s, true)) != 0)
 		return rc < 0 ? rc : 1;
 	if ((rc = udr__packset_scan(s)) < 0 || (rc = udr__packw_new(&w, s, p->idx.cls)) < 0)
 		goto done;

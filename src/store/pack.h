@@ -135,4 +135,12 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p);
 /* Merge every pack of class cls into as few as the cap allows (upgrade, tests). */
 int udr__pack_repack_all(udr_store *s, int cls);
 
+/*
+ * Take packs/lock (flock LOCK_EX on a descriptor returned in *fd; close it to
+ * release), which every change to the set of packs holds: repacks, rewrites
+ * of damaged packs, and fsck's rebuilding of a missing index.  wait false:
+ * 1 when another process holds it.
+ */
+int udr__pack_lock(int *fd, udr_store *s, bool wait);
+
 #endif

@@ -1023,6 +1023,32 @@ static int map_file(unsigned char **p, size_t *len, const char *path)
  * its bytes: publishing it completes that pack's interrupted publication.  A
  * damaged index is rebuilt and reported.
  */
+/*
+ * Write the index of pack hex, rebuilt from its bytes, under packs/lock: a
+ * repack removes a merged pack's index before its bytes, so an index written
+ * in that window would outlive its pack (objects listed but missing).  Under
+ * the lock the pack is still there (written) or gone (nothing to do).
+ */
+static int write_index(struct fsck_ctx *c, const char *hex, const char *pp, const char *ip, const unsigned char *want,
+                       size_t wl, bool missing)
+{
+	struct stat st;
+	int fd = -1, rc;
+	if ((rc = udr__pack_lock(&fd, c->s, true)) < 0)
+		return report(c, rc, hex, ip, "%s", udr_error_last()->message);
+	if (UDR_IO->stat(pp, &st) < 0) {
+		rc = errno == ENOENT ? 0 : report(c, udr__error_io(errno, "cannot stat %s", pp), hex, pp, "%s",
+		                                  udr_error_last()->message);
+	} else if ((rc = udr__write_file_atomic(c->s->tmpdir, ip, want, wl,
+	                                        missing ? UDR__PUBLISH_NEW : UDR__PUBLISH_REPLACE, true)) < 0) {
+		rc = report(c, rc, hex, ip, "%s", udr_error_last()->message);
+	} else {
+		rc = 0;
+	}
+	UDR_IO->close(fd);
+	return rc;
+}
+
 static int fsck_pack(struct fsck_ctx *c, const char *dir, const char *hex)
 {
 	char pp[4200], ip[4200];
@@ -1064,12 +1090,7 @@ static int fsck_pack(struct fsck_ctx *c, const char *dir, const char *hex)
 			rc = report(c, UDR_ECORRUPT, hex, ip, "%s (rebuilt from the pack)", udr_error_last()->message);
 		}
 		udr_error_clear();
-		rc = udr__write_file_atomic(c->s->tmpdir, ip, want, wl, missing ? UDR__PUBLISH_NEW : UDR__PUBLISH_REPLACE,
-		                            true);
-		if (rc < 0)
-			rc = report(c, rc, hex, ip, "%s", udr_error_last()->message);
-		else
-			rc = 0;
+		rc = write_index(c, hex, pp, ip, want, wl, missing);
 	} else if (rc < 0) {
 		rc = report(c, rc, hex, ip, "%s", udr_error_last()->message);
 	}
