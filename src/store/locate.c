@@ -95,8 +95,8 @@ static int find_once(udr__loc *out, udr_store *s, const udr_hash *h, unsigned *c
 			if (p->gone || p->broken || (!all && p->covered) || (k = udr__idx_find(&p->idx, h)) == UINT64_MAX)
 				continue;
 			udr__idx_record(&e, &p->idx, k);
-			if (p == pick && e.offset == pe.offset)
-				continue; /* the midx's copy, counted already */
+			if (p == pick && e.offset == pe.offset && e.length == pe.length && e.kind == pe.kind)
+				continue; /* the midx's copy, counted already (a record that differs is another) */
 			if ((*copy)-- == 0) {
 				found_packed(out, p, &e);
 				pthread_mutex_unlock(&ps->mu);

@@ -124,7 +124,9 @@ struct sink {
 static int sink_flush(struct sink *k)
 {
 	int rc = 0;
-	if (k->t && k->len)
+	if (!k->t)
+		return 0; /* in memory: the buffer is the result */
+	if (k->len)
 		rc = udr__write_all(k->t->fd, k->buf, k->len, k->t->path);
 	k->len = 0;
 	return rc;

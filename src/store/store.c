@@ -249,6 +249,9 @@ static int pack_loose(udr_store *s)
 	g.meta.n = 0;
 	if (rc == 0 && (rc = udr__pack_repack(s, UDR__PACK_CLASS_DATA)) == 0)
 		rc = udr__pack_repack(s, UDR__PACK_CLASS_META);
+	/* an upgraded store starts with a multi-pack index over all its packs */
+	if (rc == 0)
+		rc = udr__midx_update(s, true, true);
 done:
 	for (size_t i = 0; i < g.data.n; i++)
 		free(g.data.pending[i]);
