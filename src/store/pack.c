@@ -311,7 +311,7 @@ uint64_t udr__fanout_find(const unsigned char *fan, const unsigned char *hs, uin
 		 * couple of probes (each a cache miss in a large index) where
 		 * bisection takes log2(n/256); a few steps, then bisection, so a
 		 * damaged index cannot make it slow */
-		if (hi - lo > 16 && steps++ < 3) {
+		if (hi - lo > 16 && steps++ < 8) {
 			uint64_t klo = key_of(hs + lo * UDR_HASH_SIZE), khi = key_of(hs + (hi - 1) * UDR_HASH_SIZE);
 			if (klo < khi && key >= klo && key <= khi)
 				mid = lo + (uint64_t)((unsigned __int128)(key - klo) * (hi - 1 - lo) / (khi - klo));
