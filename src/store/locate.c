@@ -88,21 +88,25 @@ static int find_once(udr__loc *out, udr_store *s, const udr_hash *h, unsigned *c
 			}
 			all = true;
 		}
-		for (size_t i = 0; i < ps->n; i++) {
-			udr__pack *p = ps->v[i];
-			udr__pack_entry e;
-			uint64_t k;
-			if (p->gone || p->broken || (!all && p->covered) || (k = udr__idx_find(&p->idx, h)) == UINT64_MAX)
-				continue;
-			udr__idx_record(&e, &p->idx, k);
-			if (p == pick && e.offset == pe.offset && e.length == pe.length && e.kind == pe.kind)
-				continue; /* the midx's copy, counted already (a record that differs is another) */
-			if ((*copy)-- == 0) {
-				found_packed(out, p, &e);
-				pthread_mutex_unlock(&ps->mu);
-				return 0;
+		/* the packs it does not cover first (newer than it: where a
+		 * repack moved what it names), then, when all, those it covers */
+		for (int pass = 0; pass < (all ? 2 : 1); pass++)
+			for (size_t i = 0; i < ps->n; i++) {
+				udr__pack *p = ps->v[i];
+				udr__pack_entry e;
+				uint64_t k;
+				if (p->covered != (pass == 1) || p->gone || p->broken ||
+				    (k = udr__idx_find(&p->idx, h)) == UINT64_MAX)
+					continue;
+				udr__idx_record(&e, &p->idx, k);
+				if (p == pick && e.offset == pe.offset && e.length == pe.length && e.kind == pe.kind)
+					continue; /* the midx's copy, counted already (a record that differs is another) */
+				if ((*copy)-- == 0) {
+					found_packed(out, p, &e);
+					pthread_mutex_unlock(&ps->mu);
+					return 0;
+				}
 			}
-		}
 		pthread_mutex_unlock(&ps->mu);
 		/* no loose directory ab/ at the last scan: no loose object either */
 		if (!(__atomic_load_n(&ps->top[h->bytes[0] >> 3], __ATOMIC_ACQUIRE) & (1u << (h->bytes[0] & 7))))
