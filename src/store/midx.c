@@ -517,13 +517,16 @@ int udr__packset_midx_refresh(udr_store *s)
 	if (!path)
 		return udr__error_oom();
 	if (UDR_IO->stat(path, &st) < 0) {
-		/* none, or unreadable: a cache, so lookups go through the packs'
-		 * indexes (tried again at the next scan) */
-		midx_drop(ps);
-		ps->midx_damaged = false;
-		ps->midx_ino = ps->midx_dev = ps->midx_size = 0;
+		/* none: lookups go through the packs' indexes; an I/O error is
+		 * reported, as for the packs' indexes */
+		int rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot stat %s", path);
+		if (rc == 0) {
+			midx_drop(ps);
+			ps->midx_damaged = false;
+			ps->midx_ino = ps->midx_dev = ps->midx_size = 0;
+		}
 		free(path);
-		return 0;
+		return rc;
 	}
 	if ((uint64_t)st.st_ino != ps->midx_ino || (uint64_t)st.st_dev != ps->midx_dev ||
 	    (uint64_t)st.st_size != ps->midx_size ||
@@ -535,11 +538,11 @@ int udr__packset_midx_refresh(udr_store *s)
 		ps->midx_size = (uint64_t)st.st_size;
 		ps->midx_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 		if ((fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
-			/* replaced or removed since the stat, or unreadable: the
-			 * next scan tries again */
+			/* removed since the stat: the next scan sees what is there */
+			int rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot open %s", path);
 			ps->midx_ino = 0;
 			free(path);
-			return 0;
+			return rc;
 		}
 		if (UDR_IO->fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < ((uint64_t)1 << 40)) {
 			void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
