@@ -434,9 +434,9 @@ static void midx_damaged_truncated_missing(void **state)
 	free(orig);
 }
 
-/* A pack it names damaged, cut short or without its index: never wrong
- * bytes, the error names the piece and the pack. */
-static void midx_damaged_pack_names_piece_and_pack(void **state)
+/* A pack it names damaged or cut short: never wrong bytes, the error names
+ * the piece and the pack. */
+static void midx_damaged_or_cut_pack_names_piece_and_pack(void **state)
 {
 	fx *f = *state;
 	fixture(f);
@@ -455,7 +455,46 @@ static void midx_damaged_pack_names_piece_and_pack(void **state)
 	assert_null(buf);
 	th_assert_error(UDR_ECORRUPT, th_hex(h));
 	th_assert_error(UDR_ECORRUPT, name);
+	/* a pack it covers cut short inside an entry: that entry and the ones
+	 * after it are errors naming the piece and the pack, the ones before
+	 * read */
+	udr_hash *cut = &f->hs[7][10];
+	char *pk7 = th_object_at(f->sdir, cut, &off, &len);
+	th_truncate_object(f->sdir, cut, 10);
+	char *name7 = strrchr(pk7, '/') + 1;
+	name7[64] = '\0';
+	udr_store *s3 = NULL;
+	assert_int_equal(udr_store_open(&s3, f->sdir, 0), 0);
+	assert_int_equal(udr_store_get(&buf, &bl, s3, cut), UDR_ECORRUPT);
+	assert_null(buf);
+	th_assert_error(UDR_ECORRUPT, th_hex(cut));
+	th_assert_error(UDR_ECORRUPT, name7);
+	int before = 0, after = 0;
+	for (int i = 0; i < PER; i++) {
+		off_t o;
+		size_t l;
+		char *q = th_object_at(f->sdir, &f->hs[7][i], &o, &l);
+		int rc = udr_store_get(&buf, &bl, s3, &f->hs[7][i]);
+		if (o < off) {
+			assert_int_equal(rc, 0);
+			udr_free(buf);
+			before++;
+		} else {
+			assert_int_equal(rc, UDR_ECORRUPT);
+			assert_null(buf);
+			after++;
+		}
+		buf = NULL;
+		free(q);
+	}
+	assert_true(before > 0 && after > 0);
+	th_problems pr = {0};
+	assert_int_equal(udr_store_fsck(NULL, s3, th_problem_cb, &pr), UDR_ECORRUPT);
+	assert_true(th_problems_mention(&pr, th_hex(cut)));
+	th_problems_free(&pr);
+	udr_store_close(s3);
 	udr_store_close(s2);
+	free(pk7);
 	free(pk);
 }
 
@@ -570,7 +609,7 @@ int main(int argc, char **argv)
 		T(midx_wrong_record_never_wrong_bytes),
 		T(midx_stale_after_repack),
 		T(midx_damaged_truncated_missing),
-		T(midx_damaged_pack_names_piece_and_pack),
+		T(midx_damaged_or_cut_pack_names_piece_and_pack),
 		T(midx_reader_while_writer_repacks),
 		T(midx_upgrade_writes_one),
 	};
