@@ -302,27 +302,33 @@ uint64_t udr__fanout_find(const unsigned char *fan, const unsigned char *hs, uin
 {
 	uint64_t lo = h->bytes[0] ? udr__get_le32(fan + 4 * (h->bytes[0] - 1)) : 0, hi = udr__get_le32(fan + 4 * h->bytes[0]);
 	uint64_t key = key_of(h->bytes);
+	/* keys just outside [lo, hi): the bucket's bounds, then the probes' */
+	uint64_t klo = 0, khi = UINT64_MAX;
 	int steps = 0;
 	if (lo > hi || hi > n)
 		return UINT64_MAX;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		/* BLAKE3 hashes are uniform: interpolation finds the place in a
-		 * couple of probes (each a cache miss in a large index) where
-		 * bisection takes log2(n/256); a few steps, then bisection, so a
-		 * damaged index cannot make it slow */
-		if (hi - lo > 16 && steps++ < 8) {
-			uint64_t klo = key_of(hs + lo * UDR_HASH_SIZE), khi = key_of(hs + (hi - 1) * UDR_HASH_SIZE);
-			if (klo < khi && key >= klo && key <= khi)
-				mid = lo + (uint64_t)((unsigned __int128)(key - klo) * (hi - 1 - lo) / (khi - klo));
+		/* BLAKE3 hashes are uniform: interpolation between the keys known
+		 * around the range finds the place in about log2(log2(n)) probes,
+		 * each one cache line and nothing read besides (bisection takes
+		 * log2(n/256)); at most 8 steps, then bisection, so a damaged
+		 * index cannot make it slow */
+		if (hi - lo > 16 && steps++ < 8 && key >= klo && key <= khi && klo < khi) {
+			mid = lo + (uint64_t)((unsigned __int128)(key - klo) * (hi - lo) / ((unsigned __int128)(khi - klo) + 1));
+			if (mid >= hi)
+				mid = hi - 1;
 		}
 		int c = memcmp(hs + mid * UDR_HASH_SIZE, h->bytes, UDR_HASH_SIZE);
 		if (c == 0)
 			return mid;
-		if (c < 0)
+		if (c < 0) {
 			lo = mid + 1;
-		else
+			klo = key_of(hs + mid * UDR_HASH_SIZE);
+		} else {
 			hi = mid;
+			khi = key_of(hs + mid * UDR_HASH_SIZE);
+		}
 	}
 	return UINT64_MAX;
 }
