@@ -675,6 +675,11 @@ static int cache_info_get(struct cache_info *out, udr_db *db, int clear)
 	return 0;
 }
 
+static const char *midx_state(int midx)
+{
+	return midx > 0 ? "present" : midx < 0 ? "damaged" : "none";
+}
+
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -716,14 +721,17 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 		       ", \"total_ratio\": %.4f, \"query_cache_parts\": %" PRIu64
 		       ", \"query_cache_bytes\": %" PRIu64 ", \"query_temp_bytes\": %" PRIu64
 		       ", \"packs\": %" PRIu64 ", \"pack_bytes\": %" PRIu64 ", \"pack_index_bytes\": %" PRIu64
-		       ", \"packed_objects\": %" PRIu64 ", \"loose_objects\": %" PRIu64 "}\n",
+		       ", \"packed_objects\": %" PRIu64 ", \"loose_objects\": %" PRIu64
+		       ", \"midx\": \"%s\", \"midx_packs\": %" PRIu64 ", \"midx_objects\": %" PRIu64
+		       ", \"midx_bytes\": %" PRIu64 "}\n",
 		       cfg.format, st.pieces + st.manifests, st.contents, st.pieces, st.manifests,
 		       st.compressed, st.deltas, st.logical_bytes, st.unique_bytes, st.after_delta_bytes,
 		       st.piece_bytes, st.stored_bytes, ratio(st.logical_bytes, st.unique_bytes),
 		       ratio(st.unique_bytes, st.after_delta_bytes),
 		       ratio(st.after_delta_bytes, st.piece_bytes),
 		       ratio(st.logical_bytes, st.stored_bytes), ci.parts, ci.part_bytes, ci.temp_bytes, ps.packs,
-		       ps.pack_bytes, ps.index_bytes, ps.packed, ps.loose);
+		       ps.pack_bytes, ps.index_bytes, ps.packed, ps.loose, midx_state(ps.midx), ps.midx_packs,
+		       ps.midx_objects, ps.midx_bytes);
 		return CLI_EXIT_OK;
 	}
 	printf("%-19s %d\n", "format:", cfg.format);
@@ -746,6 +754,14 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 	printf("%-19s %" PRIu64 " pack%s, %s with indexes (%" PRIu64 " object%s); %" PRIu64
 	       " loose object%s\n", "packs:", ps.packs, ps.packs == 1 ? "" : "s", human, ps.packed,
 	       ps.packed == 1 ? "" : "s", ps.loose, ps.loose == 1 ? "" : "s");
+	if (ps.midx == 1) {
+		cli_format_size(human, ps.midx_bytes);
+		printf("%-19s %" PRIu64 " of %" PRIu64 " pack%s, %" PRIu64 " object%s, %s\n", "multi-pack index:",
+		       ps.midx_packs, ps.packs, ps.packs == 1 ? "" : "s", ps.midx_objects,
+		       ps.midx_objects == 1 ? "" : "s", human);
+	} else {
+		printf("%-19s %s\n", "multi-pack index:", ps.midx ? "damaged, ignored (udr fsck rebuilds it)" : "none");
+	}
 	cli_format_size(human, ci.part_bytes);
 	printf("%-19s %" PRIu64 " part%s, %s (%" PRIu64 " bytes)", "query cache:", ci.parts,
 	       ci.parts == 1 ? "" : "s", human, ci.part_bytes);

@@ -294,6 +294,10 @@ typedef struct udr_store_pack_stats {
 	uint64_t index_bytes; /**< the size of their indexes */
 	uint64_t packed;      /**< object copies in packs */
 	uint64_t loose;       /**< objects in files of their own (whole parts, older formats) */
+	int midx;             /**< the multi-pack index: 1 in use, 0 none, -1 damaged (ignored until fsck rebuilds it) */
+	uint64_t midx_packs;  /**< visible packs it covers (the others are searched through their own index) */
+	uint64_t midx_objects; /**< objects it lists */
+	uint64_t midx_bytes;  /**< its size */
 } udr_store_pack_stats;
 
 /**

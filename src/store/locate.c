@@ -39,28 +39,74 @@ void udr__loose_dir_known(const udr_store *s, unsigned top)
 		__atomic_fetch_or(&s->packs->top[top >> 3], (unsigned char)(1u << (top & 7)), __ATOMIC_RELEASE);
 }
 
-static int find_once(udr__loc *out, udr_store *s, const udr_hash *h, unsigned *copy)
+/* Fill out with the packed entry e of pack p. */
+static void found_packed(udr__loc *out, udr__pack *p, const udr__pack_entry *e)
+{
+	out->kind = e->kind >= 1 && e->kind <= 4 ? (enum udr__kind)e->kind : UDR__K_RAW;
+	out->pack = p;
+	out->offset = e->offset;
+	out->length = e->length;
+}
+
+/*
+ * Copy *copy of h.  With use_midx the multi-pack index answers first: its
+ * record is copy 0, and a miss in it is believed for the packs it covers
+ * (only the packs it does not cover are searched).  Further copies come from
+ * every pack's own index, the midx's entry skipped, so that a damaged midx
+ * record (found out when its entry is read) never hides a good copy.
+ */
+static int find_once(udr__loc *out, udr_store *s, const udr_hash *h, unsigned *copy, bool use_midx)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	udr__packset *ps = s->packs;
 	if (ps) {
+		udr__pack *pick = NULL;
+		udr__pack_entry pe;
+		bool all = true;
+		memset(&pe, 0, sizeof(pe));
 		pthread_mutex_lock(&ps->mu);
-		for (size_t i = 0; i < ps->n; i++) {
-			udr__pack *p = ps->v[i];
-			uint64_t k;
-			if (p->gone || p->broken || (k = udr__idx_find(&p->idx, h)) == UINT64_MAX)
-				continue;
+		if (use_midx && ps->midx.p) {
+			uint64_t k = udr__midx_find(&ps->midx, h);
+			all = false;
+			if (k != UINT64_MAX) {
+				uint32_t j;
+				udr__midx_record(&pe, &j, &ps->midx, k);
+				pick = j < ps->midx.npacks ? ps->mpacks[j] : NULL;
+				if (pick && (pick->gone || pick->broken || pe.kind < 1 || pe.kind > 4))
+					pick = NULL;
+				/* its pack went (repacked away) or is unusable: every
+				 * pack's own index, the newer ones hold it now */
+				if (!pick)
+					all = true;
+			}
+		}
+		if (pick) {
 			if ((*copy)-- == 0) {
-				udr__pack_entry e;
-				udr__idx_record(&e, &p->idx, k);
-				out->kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
-				out->pack = p;
-				out->offset = e.offset;
-				out->length = e.length;
+				found_packed(out, pick, &pe);
 				pthread_mutex_unlock(&ps->mu);
 				return 0;
 			}
+			all = true;
 		}
+		/* the packs it does not cover first (newer than it: where a
+		 * repack moved what it names), then, when all, those it covers */
+		for (int pass = 0; pass < (all ? 2 : 1); pass++)
+			for (size_t i = 0; i < ps->n; i++) {
+				udr__pack *p = ps->v[i];
+				udr__pack_entry e;
+				uint64_t k;
+				if (p->covered != (pass == 1) || p->gone || p->broken ||
+				    (k = udr__idx_find(&p->idx, h)) == UINT64_MAX)
+					continue;
+				udr__idx_record(&e, &p->idx, k);
+				if (p == pick && e.offset == pe.offset && e.length == pe.length && e.kind == pe.kind)
+					continue; /* the midx's copy, counted already (a record that differs is another) */
+				if ((*copy)-- == 0) {
+					found_packed(out, p, &e);
+					pthread_mutex_unlock(&ps->mu);
+					return 0;
+				}
+			}
 		pthread_mutex_unlock(&ps->mu);
 		/* no loose directory ab/ at the last scan: no loose object either */
 		if (!(__atomic_load_n(&ps->top[h->bytes[0] >> 3], __ATOMIC_ACQUIRE) & (1u << (h->bytes[0] & 7))))
@@ -97,12 +143,17 @@ int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy,
 	memset(out, 0, sizeof(*out));
 	if (s->packs && !s->packs->scanned && (rc = udr__packset_scan(s)) < 0)
 		return rc;
-	if ((rc = find_once(out, s, h, &c)) < 0 || out->kind != UDR__K_NONE || !rescan || copy != 0 || !s->packs)
+	if ((rc = find_once(out, s, h, &c, true)) < 0 || out->kind != UDR__K_NONE || !rescan || copy != 0 ||
+	    !s->packs)
 		return rc;
 	if ((rc = udr__packset_scan(s)) < 0)
 		return rc;
+	/* a miss is believed only after every pack's own index agrees: a
+	 * damaged multi-pack index (its checksum is not checked on open) may
+	 * miss what it covers; without rescan (the ingest's dedup lookups) a
+	 * false miss only stores a second copy */
 	c = copy;
-	return find_once(out, s, h, &c);
+	return find_once(out, s, h, &c, false);
 }
 
 int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool rescan)
@@ -388,7 +439,7 @@ static int first_copy(struct walk *w, const udr_hash *h, const udr__loc *l)
 	unsigned c = 0;
 	int rc;
 	memset(&f, 0, sizeof(f));
-	if ((rc = find_once(&f, w->s, h, &c)) < 0)
+	if ((rc = find_once(&f, w->s, h, &c, false)) < 0)
 		return rc;
 	rc = f.pack == l->pack && f.offset == l->offset &&
 	     (l->pack || (f.path && l->path && strcmp(f.path, l->path) == 0));

@@ -219,10 +219,32 @@ fail:
 	return rc < 0 ? rc : 0;
 }
 
+bool udr__fanout_ok(const unsigned char *fan, uint64_t n)
+{
+	uint32_t prev = 0;
+	for (int i = 0; i < 256; i++) {
+		uint32_t f = udr__get_le32(fan + 4 * i);
+		if (f < prev || f > n)
+			return false;
+		prev = f;
+	}
+	return prev == n;
+}
+
+bool udr__fanout_sorted(const unsigned char *fan, const unsigned char *hs, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		const unsigned char *h = hs + i * UDR_HASH_SIZE;
+		uint32_t lo = h[0] ? udr__get_le32(fan + 4 * (h[0] - 1)) : 0, hi = udr__get_le32(fan + 4 * h[0]);
+		if ((i && memcmp(h - UDR_HASH_SIZE, h, UDR_HASH_SIZE) >= 0) || i < lo || i >= hi)
+			return false;
+	}
+	return true;
+}
+
 int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, const char *what)
 {
 	uint64_t n;
-	uint32_t prev = 0;
 	memset(x, 0, sizeof(*x));
 	if (len < UDR__IDX_HDR + UDR__IDX_FANOUT + UDR_HASH_SIZE || memcmp(p, "UDRI", 4) != 0 || p[4] != 1 ||
 	    p[5] > 1 || p[6] || p[7])
@@ -232,13 +254,7 @@ int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, c
 	    UDR__IDX_HDR + UDR__IDX_FANOUT + n * (UDR_HASH_SIZE + UDR__IDX_REC) + UDR_HASH_SIZE != len)
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: size does not match its %llu entries", what,
 		                      (unsigned long long)n);
-	for (int i = 0; i < 256; i++) {
-		uint32_t f = udr__get_le32(p + UDR__IDX_HDR + 4 * i);
-		if (f < prev || f > n)
-			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad fan-out table", what);
-		prev = f;
-	}
-	if (prev != n)
+	if (!udr__fanout_ok(p + UDR__IDX_HDR, n))
 		return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: bad fan-out table", what);
 	x->p = p;
 	x->len = len;
@@ -251,13 +267,8 @@ int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, c
 		udr_hash_buf(&tail, p, len - UDR_HASH_SIZE);
 		if (memcmp(tail.bytes, p + len - UDR_HASH_SIZE, UDR_HASH_SIZE) != 0)
 			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: checksum mismatch", what);
-		for (uint64_t i = 0; i < n; i++) {
-			uint32_t lo = hs[i * UDR_HASH_SIZE] ? udr__get_le32(p + UDR__IDX_HDR + 4 * (hs[i * UDR_HASH_SIZE] - 1)) : 0;
-			uint32_t hi = udr__get_le32(p + UDR__IDX_HDR + 4 * hs[i * UDR_HASH_SIZE]);
-			if ((i && memcmp(hs + (i - 1) * UDR_HASH_SIZE, hs + i * UDR_HASH_SIZE, UDR_HASH_SIZE) >= 0) || i < lo ||
-			    i >= hi)
-				return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: hashes out of order", what);
-		}
+		if (!udr__fanout_sorted(p + UDR__IDX_HDR, hs, n))
+			return udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: hashes out of order", what);
 	}
 	return 0;
 }
@@ -284,30 +295,40 @@ static uint64_t key_of(const unsigned char *p)
 
 uint64_t udr__idx_find(const udr__idx *x, const udr_hash *h)
 {
-	const unsigned char *fan = x->p + UDR__IDX_HDR, *hs = fan + UDR__IDX_FANOUT;
+	return udr__fanout_find(x->p + UDR__IDX_HDR, x->p + UDR__IDX_HDR + UDR__IDX_FANOUT, x->n, h);
+}
+
+uint64_t udr__fanout_find(const unsigned char *fan, const unsigned char *hs, uint64_t n, const udr_hash *h)
+{
 	uint64_t lo = h->bytes[0] ? udr__get_le32(fan + 4 * (h->bytes[0] - 1)) : 0, hi = udr__get_le32(fan + 4 * h->bytes[0]);
 	uint64_t key = key_of(h->bytes);
+	/* keys just outside [lo, hi): the bucket's bounds, then the probes' */
+	uint64_t klo = 0, khi = UINT64_MAX;
 	int steps = 0;
-	if (lo > hi || hi > x->n)
+	if (lo > hi || hi > n)
 		return UINT64_MAX;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		/* BLAKE3 hashes are uniform: interpolation finds the place in a
-		 * couple of probes (each a cache miss in a large index) where
-		 * bisection takes log2(n/256); a few steps, then bisection, so a
-		 * damaged index cannot make it slow */
-		if (hi - lo > 16 && steps++ < 3) {
-			uint64_t klo = key_of(hs + lo * UDR_HASH_SIZE), khi = key_of(hs + (hi - 1) * UDR_HASH_SIZE);
-			if (klo < khi && key >= klo && key <= khi)
-				mid = lo + (uint64_t)((unsigned __int128)(key - klo) * (hi - 1 - lo) / (khi - klo));
+		/* BLAKE3 hashes are uniform: interpolation between the keys known
+		 * around the range finds the place in about log2(log2(n)) probes,
+		 * each one cache line and nothing read besides (bisection takes
+		 * log2(n/256)); at most 8 steps, then bisection, so a damaged
+		 * index cannot make it slow */
+		if (hi - lo > 16 && steps++ < 8 && key >= klo && key <= khi && klo < khi) {
+			mid = lo + (uint64_t)((unsigned __int128)(key - klo) * (hi - lo) / ((unsigned __int128)(khi - klo) + 1));
+			if (mid >= hi)
+				mid = hi - 1;
 		}
 		int c = memcmp(hs + mid * UDR_HASH_SIZE, h->bytes, UDR_HASH_SIZE);
 		if (c == 0)
 			return mid;
-		if (c < 0)
+		if (c < 0) {
 			lo = mid + 1;
-		else
+			klo = key_of(hs + mid * UDR_HASH_SIZE);
+		} else {
 			hi = mid;
+			khi = key_of(hs + mid * UDR_HASH_SIZE);
+		}
 	}
 	return UINT64_MAX;
 }
@@ -729,6 +750,7 @@ void udr__packset_init(udr__packset *ps)
 
 void udr__packset_free(udr__packset *ps)
 {
+	udr__packset_midx_free(ps);
 	for (size_t i = 0; i < ps->n; i++) {
 		udr__pack *p = ps->v[i];
 		if (p->idx.p && p->owned)
@@ -961,6 +983,8 @@ int udr__packset_scan(udr_store *s)
 			}
 		}
 	}
+	if (rc == 0)
+		rc = udr__packset_midx_refresh(s);
 	ps->scanned = true;
 	pthread_mutex_unlock(&ps->mu);
 	closedir(d);
@@ -1061,7 +1085,7 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 	return rc;
 }
 
-int udr__pack_lock(int *fd, udr_store *s, bool wait)
+int udr__packs_lock(int *fd, udr_store *s, bool wait)
 {
 	char *p = udr__path_join(s->path, "packs/lock");
 	if (!p)
@@ -1131,7 +1155,7 @@ static int repack_geometric(udr_store *s, int cls)
 	struct cand *c = NULL;
 	size_t n = 0, m;
 	int fd = -1, rc;
-	if ((rc = udr__pack_lock(&fd, s, false)) != 0)
+	if ((rc = udr__packs_lock(&fd, s, false)) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) < 0)
 		goto done;
@@ -1156,6 +1180,10 @@ static int repack_geometric(udr_store *s, int cls)
 		m = MERGE_MAX;
 	if (m >= 2)
 		rc = merge(s, cls, c, m);
+	/* the new packs (this put's, this merge's) may leave the multi-pack
+	 * index too far behind: rewritten under the same lock */
+	if (rc == 0)
+		rc = udr__midx_update_locked(s, false);
 done:
 	free(c);
 	UDR_IO->close(fd);
@@ -1183,10 +1211,12 @@ int udr__pack_repack_all(udr_store *s, int cls)
 	free(dir);
 	if (rc < 0)
 		return rc;
-	if ((rc = udr__pack_lock(&fd, s, false)) != 0)
+	if ((rc = udr__packs_lock(&fd, s, false)) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) == 0 && n >= 2)
 		rc = merge(s, cls, c, n);
+	if (rc == 0)
+		rc = udr__midx_update_locked(s, true);
 	free(c);
 	UDR_IO->close(fd);
 	return rc;
@@ -1205,7 +1235,7 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 	int fd = -1, rc;
 	/* waits: concurrent repairs of one pack's entries (a put's workers)
 	 * take turns, so the last one sees every good copy */
-	if ((rc = udr__pack_lock(&fd, s, true)) != 0)
+	if ((rc = udr__packs_lock(&fd, s, true)) != 0)
 		return rc < 0 ? rc : 1;
 	if ((rc = udr__packset_scan(s)) < 0 || (rc = udr__packw_new(&w, s, p->idx.cls)) < 0)
 		goto done;

@@ -73,6 +73,62 @@ int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, c
 void udr__idx_record(udr__pack_entry *e, const udr__idx *x, uint64_t i);
 /* Index of h in x, or UINT64_MAX. */
 uint64_t udr__idx_find(const udr__idx *x, const udr_hash *h);
+/* Is the 256-entry fan-out table fan monotone, ending at n?  With the n
+ * hashes hs: are they ascending, each inside its fan-out range? */
+bool udr__fanout_ok(const unsigned char *fan, uint64_t n);
+bool udr__fanout_sorted(const unsigned char *fan, const unsigned char *hs, uint64_t n);
+/* Position of h among the n sorted hashes hs under the 256-entry fan-out
+ * fan (both as on disk), or UINT64_MAX; bounded on damaged tables. */
+uint64_t udr__fanout_find(const unsigned char *fan, const unsigned char *hs, uint64_t n, const udr_hash *h);
+
+/* ---- the multi-pack index (docs/FORMAT.md, "Multi-pack index") ------------- */
+
+#define UDR__MIDX_FILE "multi-pack-index"
+#define UDR__MIDX_HDR 24          /* "UDRM", version 1, 3 zero, u32 packs, u32 zero, u64 count */
+#define UDR__MIDX_REC 20          /* u64 offset, u32 payload length, u32 pack number, kind, 3 zero */
+#define UDR__MIDX_PACKS_MAX (1u << 20)
+
+/* A parsed (usually mmap'd) multi-pack index.  Like udr__idx, lookups trust
+ * only its structure: the entry a record points at is checked when read. */
+typedef struct udr__midx {
+	const unsigned char *p;
+	size_t len;
+	uint64_t n;
+	uint32_t npacks;
+} udr__midx;
+/* Structural checks (size, magic, pack names ascending, fan-out); full
+ * checks (trailer, hash order, pack numbers, kinds, zero bytes) with full.
+ * UDR_ECORRUPT naming what. */
+int udr__midx_parse(udr__midx *x, const unsigned char *p, size_t len, bool full, const char *what);
+/* The name of pack number j (j < npacks). */
+void udr__midx_pack(udr_hash *out, const udr__midx *x, uint32_t j);
+/* Record i (i < n); *pack its pack number, as stored (unchecked). */
+void udr__midx_record(udr__pack_entry *e, uint32_t *pack, const udr__midx *x, uint64_t i);
+/* Index of h in x, or UINT64_MAX. */
+uint64_t udr__midx_find(const udr__midx *x, const udr_hash *h);
+/* The multi-pack index bytes over the indexes v[0..n) (sorted by pack name
+ * here; a hash in several packs points at the first by name).  *out is
+ * malloc'd.  UDR_EINVAL when they are too many for the format. */
+int udr__midx_build(unsigned char **out, size_t *out_len, const udr__idx **v, size_t n);
+/* Rewrite packs/multi-pack-index over every visible pack when at least
+ * udr__midx_threshold of them are not covered by the current one (always
+ * with force; nothing when there is no pack).  Takes packs/lock: waits for
+ * it with wait, else skips when another process holds it. */
+int udr__midx_update(udr_store *s, bool force, bool wait);
+/* The same, packs/lock already held by the caller. */
+int udr__midx_update_locked(udr_store *s, bool force);
+/* Packs not covered by the multi-pack index that trigger a rewrite (8;
+ * tests lower it). */
+extern unsigned udr__midx_threshold;
+/* Check packs/multi-pack-index whole (trailer, order, records) and against
+ * the indexes of the packs it names: 0 intact (*stale when a pack it names
+ * is gone: not checked further), 1 when there is none, UDR_ECORRUPT naming
+ * the file when damaged. */
+int udr__midx_check(udr_store *s, bool *stale);
+/* packs/lock, which every change to the set of packs holds (repacks, the
+ * multi-pack index, rewrites of damaged packs, fsck's rebuilding of a
+ * missing index): 0 held (*fd to close), 1 busy (only without wait). */
+int udr__packs_lock(int *fd, udr_store *s, bool wait);
 
 /* ---- writer ---------------------------------------------------------------- */
 
@@ -110,6 +166,7 @@ typedef struct udr__pack {
 	bool gone;      /* its index vanished at a rescan (repacked away) */
 	bool broken;    /* its index is damaged and the pack too: skipped by lookups */
 	bool owned;     /* idx.p is malloc'd (indexed anew from the pack), not mapped */
+	bool covered;   /* named by the loaded multi-pack index */
 } udr__pack;
 
 typedef struct udr__packset {
@@ -118,11 +175,23 @@ typedef struct udr__packset {
 	size_t n, cap;
 	bool scanned;
 	unsigned char top[32]; /* bit per loose top-level directory ab/ seen at the last scan */
+	/* the multi-pack index (mapped; midx.p NULL when absent or damaged),
+	 * its file's identity at the last scan, and its packs in this set */
+	udr__midx midx;
+	udr__pack **mpacks;    /* [midx.npacks]: NULL where a pack is not (or no longer) visible */
+	bool midx_damaged;     /* the file exists and failed its checks */
+	uint64_t midx_ino, midx_dev, midx_size;
+	int64_t midx_mtime_ns;
 } udr__packset;
 
 void udr__packset_init(udr__packset *ps);
 void udr__packset_free(udr__packset *ps);
-/* Read packs/ again: new indexes are loaded, vanished ones marked gone. */
+/* Under ps->mu (udr__packset_scan): load the multi-pack index again when its
+ * file changed and match its pack names with the set's packs. */
+int udr__packset_midx_refresh(udr_store *s);
+void udr__packset_midx_free(udr__packset *ps);
+/* Read packs/ again: new indexes are loaded, vanished ones marked gone, the
+ * multi-pack index loaded again when its file changed. */
 int udr__packset_scan(udr_store *s);
 
 /* Geometric repack of class cls when its small packs break the rule (each
@@ -135,12 +204,5 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p);
 /* Merge every pack of class cls into as few as the cap allows (upgrade, tests). */
 int udr__pack_repack_all(udr_store *s, int cls);
 
-/*
- * Take packs/lock (flock LOCK_EX on a descriptor returned in *fd; close it to
- * release), which every change to the set of packs holds: repacks, rewrites
- * of damaged packs, and fsck's rebuilding of a missing index.  wait false:
- * 1 when another process holds it.
- */
-int udr__pack_lock(int *fd, udr_store *s, bool wait);
 
 #endif

@@ -270,6 +270,9 @@ static int pack_loose(udr_store *s, const udr_upgrade_options *o, udr_upgrade_re
 	g.meta.n = 0;
 	if (rc == 0 && (rc = udr__pack_repack(s, UDR__PACK_CLASS_DATA)) == 0)
 		rc = udr__pack_repack(s, UDR__PACK_CLASS_META);
+	/* an upgraded store starts with a multi-pack index over all its packs */
+	if (rc == 0)
+		rc = udr__midx_update(s, true, true);
 	if (rc == 0 && o && o->progress)
 		o->progress(g.total, g.total, o->progress_payload);
 	if (rep) {
@@ -456,6 +459,14 @@ static int open_packs(udr_store *s)
 	if (!(s->packs = malloc(sizeof(*s->packs))))
 		return udr__error_oom();
 	udr__packset_init(s->packs);
+#ifdef UDR_FAULT_INJECTION
+	{
+		/* tests only: a multi-pack index after fewer new packs */
+		const char *env = getenv("UDR_MIDX_THRESHOLD");
+		if (env && atoi(env) > 0)
+			udr__midx_threshold = (unsigned)atoi(env);
+	}
+#endif
 	return 0;
 }
 
@@ -1034,7 +1045,7 @@ static int write_index(struct fsck_ctx *c, const char *hex, const char *pp, cons
 {
 	struct stat st;
 	int fd = -1, rc;
-	if ((rc = udr__pack_lock(&fd, c->s, true)) < 0)
+	if ((rc = udr__packs_lock(&fd, c->s, true)) < 0)
 		return report(c, rc, hex, ip, "%s", udr_error_last()->message);
 	if (UDR_IO->stat(pp, &st) < 0) {
 		rc = errno == ENOENT ? 0 : report(c, udr__error_io(errno, "cannot stat %s", pp), hex, pp, "%s",
@@ -1103,6 +1114,30 @@ done:
 	return rc;
 }
 
+/*
+ * The multi-pack index, after the packs' indexes are repaired: intact and
+ * saying what the indexes of its packs say, or reported and rebuilt over the
+ * packs there are.  A stale one (naming a pack a repack removed) is legal:
+ * readers fall back to the packs' own indexes for what it names there.
+ */
+static int fsck_midx(struct fsck_ctx *c)
+{
+	char path[4200];
+	bool stale = false;
+	int rc = udr__midx_check(c->s, &stale);
+	if (rc >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/packs/%s", c->s->path, UDR__MIDX_FILE);
+	if (rc != UDR_ECORRUPT)
+		return report(c, rc, path, path, "%s", udr_error_last()->message);
+	rc = report(c, UDR_ECORRUPT, path, path, "%s (rebuilt from the pack indexes)", udr_error_last()->message);
+	if (rc == 0 && udr__midx_update(c->s, true, true) < 0) {
+		/* nothing written over it: it stays ignored by readers, as damaged */
+		rc = report(c, UDR_EIO, path, path, "%s", udr_error_last()->message);
+	}
+	return rc;
+}
+
 static int fsck_packs(struct fsck_ctx *c)
 {
 	char *dir = udr__path_join(c->s->path, "packs");
@@ -1122,7 +1157,7 @@ static int fsck_packs(struct fsck_ctx *c)
 		char hex[UDR_HASH_HEXSIZE + 1], p[4200];
 		struct stat st;
 		bool ok = n > UDR_HASH_HEXSIZE;
-		if (nm[0] == '.' || strcmp(nm, "lock") == 0)
+		if (nm[0] == '.' || strcmp(nm, "lock") == 0 || strcmp(nm, UDR__MIDX_FILE) == 0)
 			continue;
 		for (size_t i = 0; ok && i < UDR_HASH_HEXSIZE; i++)
 			ok = (nm[i] >= '0' && nm[i] <= '9') || (nm[i] >= 'a' && nm[i] <= 'f');
@@ -1144,6 +1179,8 @@ static int fsck_packs(struct fsck_ctx *c)
 	}
 	closedir(d);
 	free(dir);
+	if (rc == 0)
+		rc = fsck_midx(c);
 	return rc;
 }
 
@@ -1318,7 +1355,11 @@ int udr_store_pack_stats_get(udr_store_pack_stats *out, udr_store *s)
 			out->packs++;
 			out->pack_bytes += (uint64_t)st.st_size;
 			out->index_bytes += ps->v[i]->idx.len;
+			out->midx_packs += ps->v[i]->covered;
 		}
+		out->midx = ps->midx.p ? 1 : ps->midx_damaged ? -1 : 0;
+		out->midx_objects = ps->midx.n;
+		out->midx_bytes = ps->midx.p ? ps->midx.len : ps->midx_size;
 		pthread_mutex_unlock(&ps->mu);
 	}
 	return 0;

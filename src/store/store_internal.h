@@ -240,12 +240,13 @@ extern int udr__delta_write_version;
  * What the store's I/O is for at the moment (bits; for fault-injection tests,
  * which enumerate every I/O step of these phases and sample the others):
  * writing/publishing a pack file, its index, a repack (which publishes packs
- * of its own) and its removal of the packs it merged.  Process-wide, set with atomics; never read by the store.
+ * of its own), its removal of the packs it merged, the multi-pack index.  Process-wide, set with atomics; never read by the store.
  */
 #define UDR__PHASE_PACK 1u
 #define UDR__PHASE_IDX 2u
 #define UDR__PHASE_REPACK 4u
 #define UDR__PHASE_RETIRE 8u /* a repack removing the packs it merged */
+#define UDR__PHASE_MIDX 16u  /* writing and publishing the multi-pack index */
 extern unsigned udr__io_phase;
 #define udr__phase_enter(bit) __atomic_fetch_or(&udr__io_phase, (bit), __ATOMIC_RELAXED)
 #define udr__phase_leave(bit) __atomic_fetch_and(&udr__io_phase, ~(unsigned)(bit), __ATOMIC_RELAXED)

@@ -1,4 +1,5 @@
 """udr init, hash, put, get, exists: the chunk store from the command line."""
+import json
 import os
 import subprocess
 
@@ -664,3 +665,38 @@ def test_fsck_never_indexes_a_pack_a_repack_is_removing(udr):
     assert udr("fsck").code == 0
     assert idx.exists()
     assert udr.ok("get", h).stdout == b"packed content " * 100
+
+
+# ---- the multi-pack index (FORMAT.md "Multi-pack index") ----
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_MIDX_THRESHOLD needs -DUDR_FAULT_INJECTION=ON")
+def test_stats_and_fsck_multi_pack_index(udr):
+    def st():
+        return json.loads(udr.ok("stats", "--json").out)
+    assert st()["midx"] == "none"
+    assert "multi-pack index:   none" in udr.ok("stats").out
+    env = {"UDR_MIDX_THRESHOLD": "1"}
+    hs = []
+    for i in range(3):
+        r = udr("put", "-", input=data_of(3000 + i, seed=i + 1), env=env)
+        assert r.code == 0, r
+        hs.append(r.out.strip())
+    s = st()
+    assert s["midx"] == "present", s
+    assert s["midx_packs"] == s["packs"] and s["midx_objects"] == 3, s
+    assert s["midx_bytes"] == 1080 + 32 * s["packs"] + 52 * 3
+    assert "multi-pack index:   %d of %d pack" % (s["packs"], s["packs"]) in udr.ok("stats").out
+    midx = udr.root / "chunks" / "packs" / "multi-pack-index"
+    good = midx.read_bytes()
+    bad = bytearray(good)
+    bad[16] ^= 1  # its entry count: the structure no longer holds
+    midx.write_bytes(bytes(bad))
+    assert st()["midx"] == "damaged"
+    assert "damaged, ignored" in udr.ok("stats").out
+    for i, h in enumerate(hs):
+        assert udr.ok("get", h).stdout == data_of(3000 + i, seed=i + 1)
+    r = udr("fsck")
+    assert r.code == 4 and "multi-pack index" in r.out + r.stderr, r
+    assert udr("fsck").code == 0
+    assert midx.read_bytes() == good  # rebuilt: the same bytes
+    assert st()["midx"] == "present"

@@ -68,8 +68,13 @@ def test_kill9_random_moments(tmp_path):
             all_commits = []
         seed = rng.randrange(1 << 30)
         delay = rng.choice([0.0, 0.001, 0.005]) if kill % 7 == 0 else rng.uniform(0.01, 0.25)
+        env = base_env()
+        if FAULT_INJECTION and (kill // ROUNDS_PER_STORE) % 2:
+            # every other store: a multi-pack index rewritten at almost every
+            # put, so kills land in its writing too
+            env["UDR_MIDX_THRESHOLD"] = "2"
         p = subprocess.Popen([worker, "crashloop", u.root, str(seed)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=base_env())
+                             stderr=subprocess.PIPE, env=env)
         time.sleep(delay * (2 if SANITIZE else 1))
         p.send_signal(signal.SIGKILL)
         out, err = p.communicate()
@@ -156,6 +161,50 @@ def test_fault_put(tmp_path, udr, op, action):
         stop, streak = done(outcome, action, streak)
         if stop:
             print("put %s:%s: ran past the fault at n=%d" % (op, action, n))
+            break
+    else:
+        pytest.fail("the put never ran past the fault at n=%d" % NMAX)
+
+
+MIDX_OPS = ["open", "write", "fsync", "rename", "link", "unlink"]
+
+
+@needs_fi
+@pytest.mark.parametrize("action", ["crash", "eio"])
+@pytest.mark.parametrize("op", MIDX_OPS)
+def test_fault_put_midx(tmp_path, op, action):
+    """A put whose repack rewrites the multi-pack index (UDR_MIDX_THRESHOLD=1),
+    crashed or failed at each step, on a fresh store holding one earlier put
+    (so step n is the same call every time): fsck clean afterwards (the old
+    midx, the new one or none, never a damaged one), the earlier put intact,
+    the put intact when it was acknowledged."""
+    streak = 0
+    env = {"UDR_MIDX_THRESHOLD": "1"}
+    a = os.urandom(3000)
+    b = os.urandom(3000)
+    for n in range(1, NMAX + 1):
+        ctx = "put with midx %s:%d:%s" % (op, n, action)
+        udr = Udr(tmp_path / ("s%d" % n))
+        udr.run("init", check=0)
+        fa, fb = tmp_path / "a", tmp_path / "b"
+        fa.write_bytes(a)
+        fb.write_bytes(b)
+        ha = udr.run("put", str(fa), env_extra=env, check=0).stdout.decode().strip()
+        assert os.path.exists(os.path.join(udr.root, "chunks", "packs", "multi-pack-index")), ctx
+        hb = udr.ok("hash", str(fb)).strip()
+        p = udr.run("put", str(fb), env_extra=dict(env, UDR_FAULT="%s:%d:%s" % (op, n, action)))
+        outcome = fault_outcome(p, action, ctx)
+        f = udr.fsck()
+        assert f.returncode == 0, "%s: %s%s" % (ctx, f.stdout.decode(), f.stderr.decode())
+        g = udr.run("get", ha, "--verify")
+        assert g.returncode == 0 and g.stdout == a, ctx
+        if outcome == "ok":
+            assert p.stdout.decode().strip() == hb, ctx
+            g = udr.run("get", hb, "--verify")
+            assert g.returncode == 0 and g.stdout == b, ctx
+        stop, streak = done(outcome, action, streak)
+        if stop:
+            print("put with midx %s:%s: ran past the fault at n=%d" % (op, action, n))
             break
     else:
         pytest.fail("the put never ran past the fault at n=%d" % NMAX)

@@ -265,10 +265,12 @@ def test_deleting_the_last_record_then_fsck_keeps_the_version_file(udr, tmp_path
 
 
 # ---------------------------------------------------------------------------
-# The chunk store's pack files (FORMAT.md "Packs"): every non-empty subset of
-# {the pack holding T's chunk, its index}.
+# The chunk store's pack files (FORMAT.md "Packs", "Multi-pack index"): every
+# non-empty subset of {the pack holding T's chunk, its index, the multi-pack
+# index naming it}.  The multi-pack index is a cache: without it everything
+# reads the same.
 
-PACK_FILES = ["pack", "idx"]
+PACK_FILES = ["pack", "idx", "midx"]
 PACK_SUBSETS = [s for n in range(1, len(PACK_FILES) + 1) for s in itertools.combinations(PACK_FILES, n)]
 
 
@@ -276,30 +278,45 @@ PACK_SUBSETS = [s for n in range(1, len(PACK_FILES) + 1) for s in itertools.comb
 def test_pack_deletion(tmp_path, subset):
     if not os.path.exists(UDR_BIN):
         pytest.skip("udr CLI not built (%s)" % UDR_BIN)
+    if "midx" in subset and os.environ.get("UDR_FAULT_INJECTION") != "1":
+        pytest.skip("UDR_MIDX_THRESHOLD needs a build with UDR_FAULT_INJECTION")
     u = Udr(str(tmp_path / "s"))
     u.ok("init")
     data = os.urandom(5000)
     f = tmp_path / "c"
     f.write_bytes(data)
-    h = u.ok("put", str(f)).strip()
+    # threshold 1: the put's repack writes a multi-pack index naming its pack
+    p = u.run("put", str(f), env_extra={"UDR_MIDX_THRESHOLD": "1"}, check=0)
+    h = p.stdout.decode().strip()
     u.ok("commit", "T", "--next", h)
     where = u.ok("__locate", h).split()
     assert where[0] == "pack", where
     pack = where[1]
-    paths = {"pack": pack, "idx": pack[:-5] + ".idx"}
+    paths = {"pack": pack, "idx": pack[:-5] + ".idx",
+             "midx": os.path.join(os.path.dirname(pack), "multi-pack-index")}
+    if os.environ.get("UDR_FAULT_INJECTION") == "1":
+        assert os.path.exists(paths["midx"])
     others = sorted(os.path.join(os.path.dirname(pack), n) for n in os.listdir(os.path.dirname(pack))
                     if os.path.join(os.path.dirname(pack), n) not in paths.values())
     before = {p: open(p, "rb").read() for p in others}
     for name in subset:
-        os.unlink(paths[name])
+        if os.path.exists(paths[name]):
+            os.unlink(paths[name])
     # never the bytes of anything else: the content, or an error
     p = u.run("get", h)
-    assert p.returncode in (1, 4) and p.stdout == b"", show(p)
+    if subset == ("midx",):
+        assert p.returncode == 0 and p.stdout == data, show(p)
+    else:
+        assert p.returncode in (1, 4) and p.stdout == b"", show(p)
     p = u.run("show", "T")
     assert p.returncode == 0, show(p)
     p = u.fsck()
     out = (p.stdout + p.stderr).decode(errors="replace")
-    if subset == ("idx",):
+    if subset == ("midx",):
+        # a cache: nothing to report, nothing made up
+        assert p.returncode == 0, out
+        assert u.run("get", h).stdout == data
+    elif "pack" not in subset:
         # a pack without index: what a crash between its two names leaves;
         # fsck indexes it and everything reads again
         assert p.returncode == 0, out

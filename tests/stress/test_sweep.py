@@ -57,7 +57,12 @@ CATALOG_KINDS = ["version-old", "version-latest", "record-old", "record-latest"]
 # fsck rewrites it (reporting a damaged one).
 CACHE_KINDS = ["HEAD", "LATEST", "checkpoint"]
 CONFIG_KINDS = ["config-root", "config-chunks", "config-catalog"]
-KINDS = OBJECT_KINDS + CATALOG_KINDS + CACHE_KINDS + CONFIG_KINDS
+# The multi-pack index (FORMAT.md "Multi-pack index"): a cache over the packs'
+# indexes that readers check entry by entry; fsck reports damage and
+# rebuilds it.  (Written here by a put with UDR_MIDX_THRESHOLD=1: builds with
+# UDR_FAULT_INJECTION only; skipped otherwise.)
+MIDX_KINDS = ["multi-pack-index"]
+KINDS = OBJECT_KINDS + MIDX_KINDS + CATALOG_KINDS + CACHE_KINDS + CONFIG_KINDS
 
 DAMAGES = ["bit-mid", "byte-start", "byte-mid", "byte-end", "trunc0", "trunc-half",
            "append", "delete", "replace"]
@@ -103,6 +108,7 @@ READ_PATHS = {
     "delta-base": get_paths("D1") + get_paths("D2") + get_paths("D3"),
     "part": get_paths("partA") + ["sql_P1", "sql_P2", "export_P2", "diff_rows_2_4"],
     "pack-index": get_paths("big"),
+    "multi-pack-index": get_paths("big") + get_paths("raw") + get_paths("D3"),
 }
 for _k in CATALOG_KINDS + CACHE_KINDS:
     READ_PATHS[_k] = list(CATALOG_PATHS)
@@ -399,8 +405,20 @@ def build_store(base):
     c["partC"] = s.p_versions[2]["chunks"][0]
     s.contents = c
 
-    # The files of each kind, and a replacement of the same kind.
+    # A multi-pack index over every pack (threshold 1: this put's repack
+    # writes it), and one of another store for "replace".
     R = s.root
+    midx_env = dict(base_env(), UDR_MIDX_THRESHOLD="1")
+    s.midx = None
+    if os.environ.get("UDR_FAULT_INJECTION") == "1":
+        f = os.path.join(inp, "midx-trigger")
+        open(f, "wb").write(rng.randbytes(3000))
+        p = subprocess.run([UDR_BIN, "--store", R, "put", f], capture_output=True, env=midx_env)
+        assert p.returncode == 0, p.stderr
+        s.midx = os.path.join(R, "chunks", "packs", "multi-pack-index")
+        assert os.path.exists(s.midx)
+
+    # The files of each kind, and a replacement of the same kind.
     cat = os.path.join(R, "catalog")
 
     def vfile(v):
@@ -437,6 +455,12 @@ def build_store(base):
     other = os.path.join(base, "other")
     assert run_udr(other, ["init", "--chunk-avg", "64K", "--compression-level", "5",
                            "--delta-depth", "10"]).returncode == 0
+    if s.midx:
+        # a valid multi-pack index of other packs
+        f = os.path.join(inp, "midx-other")
+        open(f, "wb").write(rng.randbytes(3000))
+        p = subprocess.run([UDR_BIN, "--store", other, "put", f], capture_output=True, env=midx_env)
+        assert p.returncode == 0, p.stderr
     # LATEST caches are written by older versions of udr only (the log is
     # the authority now): plant the ones such a udr would have left, with
     # the true values, so that damage to them is swept too.
@@ -457,6 +481,7 @@ def build_store(base):
         "delta-base": (base_file, other_base[0]),
         "part": (obj_file(R, c["partA"]), obj_file(R, c["partC"])),
         "pack-index": (big_idx, other_idx),
+        "multi-pack-index": (s.midx, os.path.join(other, "chunks", "packs", "multi-pack-index")),
         "version-old": (vfile(2), vfile(1)),
         "version-latest": (vfile(4), vfile(3)),
         "record-old": (rfile(p2_rec), rfile(p2_rec - 1)),
@@ -711,6 +736,8 @@ class Sweep:
             shutil.rmtree(root)
         shutil.copytree(s.root, root, symlinks=True)
         target, repl = s.files[kind]
+        if target is None:
+            pytest.skip("no multi-pack index: UDR_MIDX_THRESHOLD needs UDR_FAULT_INJECTION")
         entry = target if isinstance(target, Entry) else None
         rel = os.path.relpath(entry.path if entry else target, s.root)
         path = os.path.join(root, rel)
@@ -857,6 +884,12 @@ def test_fsck_reports(sweep, kind, how):
     if r["config_equivalent"]:
         # Still a valid config with other settings (e.g. a compression
         # level): indistinguishable from one made that way by `udr init`.
+        return
+    if kind == "multi-pack-index" and how in ("delete", "replace"):
+        # a cache: a missing one is legal, and a valid one of other packs is
+        # what a stale one (its packs repacked away) looks like; readers check
+        # every record against the packs (test_read*: the original output)
+        assert f.rc == 0, r["fsck_out"]
         return
     if kind == "pack-index" and how == "delete":
         # a pack without its index is what a crash between the two names

@@ -18,6 +18,7 @@
  */
 #include "helpers.h"
 #include "store/store_internal.h"
+#include "store/pack.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,7 +56,7 @@ static int hit(int op)
 	if (F.count < F.n)
 		return 0;
 	phase = __atomic_load_n(&udr__io_phase, __ATOMIC_RELAXED);
-	if ((phase & (UDR__PHASE_PACK | UDR__PHASE_IDX | UDR__PHASE_RETIRE)) || F.stride <= 1 || F.count <= 2 || F.count % F.stride == 0) {
+	if ((phase & (UDR__PHASE_PACK | UDR__PHASE_IDX | UDR__PHASE_RETIRE | UDR__PHASE_MIDX)) || F.stride <= 1 || F.count <= 2 || F.count % F.stride == 0) {
 		F.fired = 1;
 		F.fired_at = F.count;
 		F.fired_phase = phase;
@@ -221,7 +222,7 @@ typedef struct model {
 	int nputs;
 	long absorbed;              /* faults after which the call still returned 0 */
 	long injected;
-	long in_phase[4];           /* of which during pack, index publishing, repack, its removals */
+	long in_phase[5];           /* of which during pack, index publishing, repack, its removals, midx writing */
 } model;
 
 static void reopen(model *m)
@@ -255,8 +256,9 @@ static int teardown(void **state)
 		free(m->chunks[i]);
 	if (m->injected)
 		print_message("    faults injected: %ld, absorbed (call returned 0): %ld; during pack publishing %ld, "
-		              "index publishing %ld, repacks %ld (removals %ld)\n", m->injected, m->absorbed,
-		              m->in_phase[0], m->in_phase[1], m->in_phase[2], m->in_phase[3]);
+		              "index publishing %ld, repacks %ld (removals %ld), multi-pack index writing %ld\n",
+		              m->injected, m->absorbed, m->in_phase[0], m->in_phase[1], m->in_phase[2], m->in_phase[3],
+		              m->in_phase[4]);
 	th_rmtree(m->dir);
 	free(m->root);
 	free(m->dir);
@@ -395,7 +397,7 @@ static void model_check(model *m, const char *ctx)
 static void check_failed_rc(model *m, int rc, const char *ctx)
 {
 	m->injected++;
-	for (int b = 0; b < 4; b++)
+	for (int b = 0; b < 5; b++)
 		if (F.fired_phase & (1u << b))
 			m->in_phase[b]++;
 	if (rc == 0) {
@@ -645,6 +647,76 @@ static void faults_put_file_streaming(void **state)
 	assert_true(m->in_phase[0] > 0 && m->in_phase[1] > 0 && m->in_phase[2] > 0 && m->in_phase[3] > 0);
 }
 
+/*
+ * Every step of writing the multi-pack index: a fresh store per attempt
+ * holding one put (its pack and a midx), then a second put under the fault
+ * (its pack, the geometric merge of the two, a new midx: threshold 1), the
+ * same steps in the same order each time, so that attempt n fails exactly
+ * the n-th call.  After each: UDR_EIO (or absorbed), the store reopens
+ * fsck-clean (old, new or no midx, never a damaged one) and the first put
+ * and every put reported done read back.
+ */
+static void faults_put_midx(void **state)
+{
+	model *m = *state;
+	unsigned saved = udr__midx_threshold;
+	unsigned char a[3000], b[3000];
+	udr_hash ha, hb;
+	long attempts = 0;
+	udr__midx_threshold = 1;
+	th_fill(a, sizeof(a), 71);
+	th_fill(b, sizeof(b), 72);
+	for (size_t i = 0; i < NWRITE_OPS; i++) {
+		for (long n = 1; n <= NMAX; n++) {
+			char *dir = th_fmt("%s/midx-%zu-%ld", m->dir, i, n), ctx[96];
+			udr_store *st = NULL;
+			assert_int_equal(udr_store_open(&st, dir, UDR_OPEN_CREATE), 0);
+			assert_int_equal(udr_store_put(&ha, st, a, sizeof(a)), 0);
+			arm(WRITE_OPS[i], n);
+			int rc = udr_store_put(&hb, st, b, sizeof(b));
+			int fired = F.fired;
+			snprintf(ctx, sizeof(ctx), "midx: put, %s #%ld", OP_NAMES[WRITE_OPS[i]], n);
+			disarm();
+			udr_store_close(st);
+			if (fired) {
+				attempts++;
+				if (rc == 0 && WRITE_OPS[i] != OP_UNLINK) {
+					print_error("%s: the fault was injected but put returned 0\n", ctx);
+					fail();
+				}
+				check_failed_rc(m, rc, ctx);
+			}
+			assert_int_equal(udr_store_open(&st, dir, 0), 0);
+			th_problems pr = {0};
+			int frc = udr_store_fsck(NULL, st, th_problem_cb, &pr);
+			if (frc != 0) {
+				print_error("%s: fsck %d, %d problems; first: %s\n", ctx, frc, pr.count,
+				            pr.count ? pr.messages[0] : "-");
+				fail();
+			}
+			th_problems_free(&pr);
+			void *buf = NULL;
+			size_t len = 0;
+			assert_int_equal(udr_store_get(&buf, &len, st, &ha), 0);
+			assert_memory_equal(buf, a, sizeof(a));
+			udr_free(buf);
+			if (rc == 0) {
+				assert_int_equal(udr_store_get(&buf, &len, st, &hb), 0);
+				assert_memory_equal(buf, b, sizeof(b));
+				udr_free(buf);
+			}
+			udr_store_close(st);
+			th_rmtree(dir);
+			free(dir);
+			if (!fired)
+				break;
+		}
+	}
+	udr__midx_threshold = saved;
+	print_message("    midx: %ld faults over the second put\n", attempts);
+	assert_true(m->in_phase[4] >= 8); /* open, write, fsyncs, rename of the midx, at least */
+}
+
 static void faults_put_empty(void **state)
 {
 	model *m = *state;
@@ -825,6 +897,7 @@ int main(int argc, char **argv)
 		T(faults_put_small),
 		T(faults_put_large),
 		T(faults_put_file_streaming),
+		T(faults_put_midx),
 		T(faults_put_empty),
 		T(faults_commit),
 		T(faults_commit_next),
