@@ -862,6 +862,99 @@ static int reindex_in_memory(udr_store *s, udr__pack *p)
 	return rc;
 }
 
+/* Seconds after its name was linked (its ctime) past which a pack without
+ * an index is taken for one whose index was lost, not one being published
+ * (its index is linked right after it): it is then indexed anew in memory,
+ * as a damaged index is.  Tests lower it. */
+unsigned udr__orphan_age = 30;
+
+/* Append p to the set (under its mutex); on failure p's index is released. */
+static int packset_add(udr__packset *ps, udr__pack *p)
+{
+	if (ps->n == ps->cap) {
+		size_t nc = ps->cap ? ps->cap * 2 : 16;
+		udr__pack **q = realloc(ps->v, nc * sizeof(*q));
+		if (!q) {
+			if (p->idx.p && p->owned)
+				free((void *)p->idx.p);
+			else if (p->idx.p)
+				munmap((void *)p->idx.p, p->idx.len);
+			return udr__error_oom();
+		}
+		ps->v = q;
+		ps->cap = nc;
+	}
+	ps->v[ps->n++] = p;
+	return 0;
+}
+
+/*
+ * The second pass of a scan: packs whose index is missing.  A pack is linked
+ * first and its index right after, so one without an index is being
+ * published, or was left by a writer killed between the two links, or lost
+ * its index.  One whose name is older than udr__orphan_age is taken for the
+ * latter two: its bytes are durable (synced before the link) and checked
+ * (their BLAKE3 is the pack's name), so it is indexed in memory and read, as
+ * a pack with a damaged index is; fsck writes the index.  A younger one stays
+ * invisible until its index appears.  seen[] marks known packs found again.
+ */
+static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_t known)
+{
+	udr__packset *ps = s->packs;
+	struct dirent *e;
+	int rc = 0;
+	rewinddir(d);
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char hex[UDR_HASH_HEXSIZE + 1], path[4200];
+		struct stat st;
+		size_t i;
+		udr__pack *p;
+		if (!pack_name(e->d_name, ".pack", hex))
+			continue;
+		for (i = 0; i < ps->n; i++)
+			if (strcmp(ps->v[i]->hex, hex) == 0)
+				break;
+		if (i < ps->n && (i >= known || seen[i]))
+			continue; /* indexed (or added already) */
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (UDR_IO->stat(path, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			rc = udr__error_io(errno, "cannot stat pack %s", path);
+			break;
+		}
+		if ((int64_t)udr__now_ms() / 1000 - (int64_t)st.st_ctime < (int64_t)udr__orphan_age)
+			continue;
+		if (i < ps->n) {
+			/* known, without an index since an earlier scan */
+			seen[i] = true;
+			if (ps->v[i]->gone && !ps->v[i]->broken && ps->v[i]->owned)
+				ps->v[i]->gone = false;
+			continue;
+		}
+		if (!(p = calloc(1, sizeof(*p)))) {
+			rc = udr__error_oom();
+			break;
+		}
+		memcpy(p->hex, hex, sizeof(p->hex));
+		p->fd = -1;
+		p->mtime = (int64_t)st.st_mtime;
+		rc = reindex_in_memory(s, p);
+		if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
+			/* damaged too, or gone (a repack removed it): skipped */
+			udr_error_clear();
+			free(p);
+			rc = 0;
+			continue;
+		}
+		if (rc < 0 || (rc = packset_add(ps, p)) < 0) {
+			free(p);
+			break;
+		}
+	}
+	return rc;
+}
+
 int udr__packset_scan(udr_store *s)
 {
 	udr__packset *ps = s->packs;
@@ -950,27 +1043,13 @@ int udr__packset_scan(udr_store *s)
 					p->broken = true;
 				}
 			}
-			if (rc < 0) {
+			if (rc < 0 || (rc = packset_add(ps, p)) < 0) {
 				free(p);
 				break;
 			}
-			if (ps->n == ps->cap) {
-				size_t nc = ps->cap ? ps->cap * 2 : 16;
-				udr__pack **q = realloc(ps->v, nc * sizeof(*q));
-				if (!q) {
-					if (p->idx.p && p->owned)
-						free((void *)p->idx.p);
-					else if (p->idx.p)
-						munmap((void *)p->idx.p, p->idx.len);
-					free(p);
-					rc = udr__error_oom();
-					break;
-				}
-				ps->v = q;
-				ps->cap = nc;
-			}
-			ps->v[ps->n++] = p;
 		}
+		if (rc == 0)
+			rc = scan_orphans(s, d, dir, seen, known);
 		for (size_t i = 0; rc == 0 && i < known; i++) {
 			udr__pack *p = ps->v[i];
 			if (!seen[i])

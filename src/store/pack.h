@@ -125,6 +125,9 @@ extern unsigned udr__midx_threshold;
  * is gone: not checked further), 1 when there is none, UDR_ECORRUPT naming
  * the file when damaged. */
 int udr__midx_check(udr_store *s, bool *stale);
+/* Age in seconds past which a pack without an index is indexed in memory
+ * and read (30; tests lower it). */
+extern unsigned udr__orphan_age;
 /* packs/lock, which every change to the set of packs holds (repacks, the
  * multi-pack index, rewrites of damaged packs, fsck's rebuilding of a
  * missing index): 0 held (*fd to close), 1 busy (only without wait). */

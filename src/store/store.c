@@ -465,6 +465,9 @@ static int open_packs(udr_store *s)
 		const char *env = getenv("UDR_MIDX_THRESHOLD");
 		if (env && atoi(env) > 0)
 			udr__midx_threshold = (unsigned)atoi(env);
+		/* tests only: a pack without an index is read at once */
+		if ((env = getenv("UDR_ORPHAN_PACK_AGE")) != NULL && atoi(env) >= 0)
+			udr__orphan_age = (unsigned)atoi(env);
 	}
 #endif
 	return 0;

@@ -700,3 +700,40 @@ def test_stats_and_fsck_multi_pack_index(udr):
     assert udr("fsck").code == 0
     assert midx.read_bytes() == good  # rebuilt: the same bytes
     assert st()["midx"] == "present"
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_ORPHAN_PACK_AGE needs -DUDR_FAULT_INJECTION=ON")
+def test_pack_without_index_is_read_once_old_enough(udr, tmp_path):
+    """A pack whose index is missing (a writer killed between the two links,
+    or the index lost): invisible while it may still be being published,
+    then indexed in memory from its own checked bytes and read; fsck writes
+    its index.  Damaged as well, it is never read: never wrong bytes."""
+    data = data_of(5000, seed=7)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    (where, pack, *_), = udr.locate(h)
+    assert where == "pack"
+    idx = pack.with_suffix(".idx")
+    idx.unlink()
+    old = {"UDR_ORPHAN_PACK_AGE": "0"}
+    # young: taken for a pack being published, so not there yet
+    r = udr("get", h)
+    assert r.code != 0 and r.stdout == b"", r
+    # old enough: read, verified, from the pack's own bytes
+    assert udr.ok("get", h, env=old).stdout == data
+    assert udr.ok("exists", h, env=old).code == 0
+    assert json.loads(udr.ok("show", "t", env=old).out)["chunks"] == [h]
+    # fsck writes the index back; then every reader sees it as before
+    assert udr("fsck").code == 0
+    assert idx.exists()
+    assert udr.ok("get", h).stdout == data
+    # the pack damaged and its index missing: never read, never wrong bytes
+    idx.unlink()
+    b = bytearray(pack.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    os.chmod(pack, 0o644)
+    pack.write_bytes(bytes(b))
+    r = udr("get", h, env=old)
+    assert r.code in (1, 4) and r.stdout == b"", r
+    assert udr("fsck", env=old).code == 4
+    assert not idx.exists()  # a damaged pack is never indexed anew
