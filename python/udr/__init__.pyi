@@ -464,6 +464,8 @@ class Database:
         query: str,
         params: Optional[Sequence[Any]] = None,
         versions: Optional[Mapping[str, _Ref]] = None,
+        message: Optional[str] = None,
+        branch: Optional[str] = None,
     ) -> Result:
         """Run one SQL statement (query module)."""
     def read(

@@ -1050,8 +1050,6 @@ static int check_import_args(udr_query *q, const char *table, const udr_import_o
 		return udr__error_set(UDR_EINVAL, "invalid argument: NULL session or table");
 	if (opts->nkeys && opts->mode != UDR_IMPORT_OVERWRITE)
 		return udr__error_set(UDR_EINVAL, "import keys need a full copy of the table (not an append)");
-	if (opts->nkeys && import_branch(opts))
-		return udr__error_set(UDR_EINVAL, "import keys (--key) work on the main branch only for now");
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
 	if (import_branch(opts)) {
@@ -1296,7 +1294,7 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	/* a full copy matched on keys: only the rows that differ are stored
 	 * (write.c); a table that does not exist yet is imported whole */
 	if (keyed && prev && (rc = udr__w_import_keyed(version, q, table, b.ptr, opts->keys, opts->nkeys,
-	                                               opts->message)) != 1)
+	                                               opts->message, import_branch(opts))) != 1)
 		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:

@@ -754,6 +754,7 @@ void udr_query_close(udr_query *q)
 	udr__q_cache_release(q);
 	udr__w_close(q);
 	free(q->message);
+	free(q->branch);
 	if (q->con)
 		duckdb_disconnect(&q->con);
 	if (q->ddb)
@@ -1410,10 +1411,17 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 	switch (ref->kind) {
 	case UDR__REF_BRANCH:
 	case UDR__REF_TAG:
-		if (!ref->bare && ref->kind == UDR__REF_BRANCH && strcmp(ref->text, "main") == 0)
+		if (!ref->bare && ref->kind == UDR__REF_BRANCH && strcmp(ref->text, "main") == 0 && !q->branch)
 			goto latest;
 		return resolve_named(out, q, table, ref, head);
 	case UDR__REF_LATEST:
+		if (q->branch) { /* a session on a branch: its latest */
+			udr__ref br;
+			memset(&br, 0, sizeof(br));
+			br.kind = UDR__REF_BRANCH;
+			snprintf(br.text, sizeof(br.text), "%s", q->branch);
+			return resolve_named(out, q, table, &br, head);
+		}
 	latest:
 		rc = head ? udr_catalog_get_version_at_seq(out, q->cat, table, head)
 		          : udr_catalog_get_version(out, q->cat, table, 0);
@@ -1623,7 +1631,7 @@ static int tables_state(udr__tstate *out, udr_query *q, uint64_t seq)
 	bool known = false;
 	int rc = 0;
 	if (seq > 0 && udr__catalog_branched(q->cat))
-		rc = udr__branch_head(&seq, q->cat, "main", seq); /* main's tables */
+		rc = udr__branch_head(&seq, q->cat, udr__q_branch(q), seq); /* the session branch's tables */
 	if (rc == 0)
 		rc = udr__state_at(out, &known, q->cat, seq);
 	if (rc < 0 || known)
@@ -1930,6 +1938,47 @@ int udr_query_set_message(udr_query *q, const char *message)
 		return udr__error_oom();
 	free(q->message);
 	q->message = m;
+	return 0;
+}
+
+const char *udr__q_branch(const udr_query *q)
+{
+	return q->branch ? q->branch : "main";
+}
+
+int udr_query_set_branch(udr_query *q, const char *branch)
+{
+	char *b = NULL, qb[UDR_REF_NAME_MAX * 4 + 8];
+	uint64_t head = 0, bh = 0;
+	int rc;
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_branch");
+	if (branch && strncmp(branch, "branch:", 7) == 0)
+		branch += 7;
+	if (branch && strcmp(branch, "main") == 0)
+		branch = NULL;
+	if ((!branch && !q->branch) || (branch && q->branch && strcmp(branch, q->branch) == 0))
+		return 0; /* unchanged */
+	if (q->wtx) {
+		udr__quote(qb, sizeof(qb), udr__q_branch(q));
+		return udr__error_set(UDR_EINVAL,
+		                      "a SQL transaction is open on branch '%s' in this session: COMMIT or ROLLBACK "
+		                      "it before changing branch",
+		                      qb);
+	}
+	if (branch) {
+		if ((rc = udr_ref_name_check(branch)) < 0)
+			return rc;
+		/* the branch must exist now (a later statement finds it deleted:
+		 * not found then) */
+		if ((rc = udr_catalog_head(&head, q->cat)) < 0 ||
+		    (rc = udr__branch_head(&bh, q->cat, branch, head)) < 0)
+			return rc;
+		if (!(b = strdup(branch)))
+			return udr__error_oom();
+	}
+	free(q->branch);
+	q->branch = b;
 	return 0;
 }
 

@@ -116,6 +116,7 @@ struct udr_query {
 	uint64_t snap_head; /* the catalog head the current statement reads */
 	struct udr__wtx *wtx; /* SQL writes: the open transaction (write.c), NULL when none */
 	char *message;      /* commit message of SQL writes (udr_query_set_message) */
+	char *branch;       /* the session's branch (udr_query_set_branch); NULL: main */
 	bool dropped_hit;   /* the last resolve found a drop (not found) */
 	udr_optimize_options compact; /* compaction after SQL writes (udr_query_set_compaction) */
 	bool compact_custom;          /* compact is set (else the defaults) */
@@ -223,9 +224,11 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
  * error (nothing committed then); 1 when sql is not such a script. */
 int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
 /* Import select_sql as a full new copy of table matched on keys: store
- * only the rows that differ.  0 or an error; 1 when table does not exist. */
+ * only the rows that differ, committed on branch (NULL: main).  0 or an error; 1 when table does not exist. */
 int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
-                        const char *const *keys, size_t nkeys, const char *message);
+                        const char *const *keys, size_t nkeys, const char *message, const char *branch);
+/* The branch the session reads bare names on and writes to ("main"). */
+const char *udr__q_branch(const udr_query *q);
 /* The snapshot of the session's open write transaction (0: none). */
 uint64_t udr__w_snapshot(udr_query *q);
 /* table was dropped by the open transaction (a bare name must not bind). */

@@ -17,6 +17,9 @@
 
 #include <jansson.h>
 
+#include "catalog/catalog_internal.h"
+#include <udr/refs.h>
+
 #include "query/query_internal.h"
 
 /* ---- what a statement writes ------------------------------------------------------------------- */
@@ -43,6 +46,7 @@ typedef struct wstmt {
 	bool temp;           /* CREATE TEMP TABLE */
 	bool or_replace, if_not_exists, if_exists;
 	size_t splice;       /* CREATE: where "TEMP " goes */
+	size_t tstart;       /* where the target starts in the text */
 	bool more_targets;   /* DROP TABLE a, b */
 	bool with;           /* WITH ... before the statement */
 	const char *after;   /* the text after the target */
@@ -182,10 +186,11 @@ static const char *after_with(const char *s)
 }
 
 /* The target of a write: an identifier, maybe schema-qualified. */
-static void target(wstmt *st, const char **p)
+static void target(wstmt *st, const char **p, const char *sql)
 {
 	bool quoted;
 	const char *s = *p;
+	st->tstart = (size_t)(skip_ws(s) - sql);
 	if (!ident(&s, st->target, sizeof(st->target), &quoted))
 		return;
 	st->has_target = true;
@@ -228,24 +233,24 @@ static void classify(wstmt *st, const char *sql)
 		if (!word(&p, "into"))
 			return;
 		st->kind = WK_INSERT;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "update")) {
 		st->kind = WK_UPDATE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "delete")) {
 		if (!word(&p, "from"))
 			return;
 		st->kind = WK_DELETE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "truncate")) {
 		(void)word(&p, "table");
 		st->kind = WK_DELETE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "merge")) {
 		if (!word(&p, "into"))
 			return;
 		st->kind = WK_MERGE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "create")) {
 		if (word(&p, "or")) {
 			if (!word(&p, "replace"))
@@ -263,7 +268,7 @@ static void classify(wstmt *st, const char *sql)
 			st->if_not_exists = true;
 		}
 		st->kind = WK_CREATE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "drop")) {
 		if (!word(&p, "table"))
 			return;
@@ -273,7 +278,7 @@ static void classify(wstmt *st, const char *sql)
 			st->if_exists = true;
 		}
 		st->kind = WK_DROP;
-		target(st, &p);
+		target(st, &p, sql);
 		st->more_targets = *skip_ws(p) == ',';
 	} else if (word(&p, "alter")) {
 		if (!word(&p, "table"))
@@ -281,7 +286,7 @@ static void classify(wstmt *st, const char *sql)
 		if (word(&p, "if") && !(word(&p, "exists")))
 			return;
 		st->kind = WK_ALTER;
-		target(st, &p);
+		target(st, &p, sql);
 	}
 }
 
@@ -331,13 +336,18 @@ static bool is_word(const char *w, const char *end, const char *kw)
 	return (size_t)(end - w) == strlen(kw) && strncasecmp(w, kw, (size_t)(end - w)) == 0;
 }
 
-/* How often name occurs as an identifier (bare or quoted, any case), and
- * how many ? placeholders the text has (-1 when it uses $N or ?N ones). */
-static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
+/*
+ * Scan sql's identifiers (bare or quoted; literals, comments and E'...'
+ * strings skipped) for name, any case: *refs counts them, *clash is set
+ * when one is written in another case (DuckDB binds it to name), *qmarks
+ * counts the ? placeholders (-1 when it uses $N or ?N ones).
+ */
+static void scan_idents(const char *sql, const char *name, size_t *refs, bool *clash, long *qmarks)
 {
 	const char *s = sql;
 	char id[UDR_TABLE_NAME_MAX * 2 + 64];
 	*refs = 0;
+	*clash = false;
 	*qmarks = 0;
 	while (*s) {
 		bool quoted;
@@ -347,10 +357,12 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 		if (*s == '"' || id_start((unsigned char)*s)) {
 			const char *b = s;
 			if (ident(&s, id, sizeof(id), &quoted)) {
-				if (!quoted && is_estring(b, s))
+				if (!quoted && is_estring(b, s)) {
 					s = skip_estring(s);
-				else if (strcasecmp(id, name) == 0)
+				} else if (strcasecmp(id, name) == 0) {
 					(*refs)++;
+					*clash |= strcmp(id, name) != 0;
+				}
 			} else {
 				s = *b == '"' ? skip_token(b) : b + 1;
 			}
@@ -375,36 +387,21 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 	}
 }
 
+/* How often name occurs as an identifier, and the ? placeholders. */
+static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
+{
+	bool clash;
+	scan_idents(sql, name, refs, &clash, qmarks);
+}
+
 /* An identifier of sql names name in another case (DuckDB binds it to name). */
 static bool case_clash(const char *sql, const char *name)
 {
-	const char *s = sql;
-	char id[UDR_TABLE_NAME_MAX * 2 + 64];
-	while (*s) {
-		bool quoted;
-		s = skip_ws(s);
-		if (!*s)
-			break;
-		if (*s == '"' || id_start((unsigned char)*s)) {
-			const char *b = s;
-			if (ident(&s, id, sizeof(id), &quoted)) {
-				if (!quoted && is_estring(b, s))
-					s = skip_estring(s);
-				else if (strcasecmp(id, name) == 0 && strcmp(id, name) != 0)
-					return true;
-			} else {
-				s = *b == '"' ? skip_token(b) : b + 1;
-			}
-		} else if (*s == '\'' || *s == '$') {
-			s = skip_token(s);
-		} else if (isdigit((unsigned char)*s)) {
-			while (id_char((unsigned char)*s) || *s == '.')
-				s++;
-		} else {
-			s++;
-		}
-	}
-	return false;
+	size_t refs;
+	long qmarks;
+	bool clash;
+	scan_idents(sql, name, &refs, &clash, &qmarks);
+	return clash;
 }
 
 /*
@@ -480,6 +477,7 @@ typedef struct udr__wtx {
 	size_t n, cap;
 	unsigned long ids;
 	char *message;      /* the session's message when the transaction began */
+	char *branch;       /* the branch it commits on (NULL: main) */
 } udr__wtx;
 
 uint64_t udr__w_snapshot(udr_query *q)
@@ -531,6 +529,7 @@ static void wtx_end(udr_query *q)
 	}
 	free(w->t);
 	free(w->message);
+	free(w->branch);
 	udr_txn_free(w->txn);
 	free(w);
 	q->wtx = NULL;
@@ -542,7 +541,8 @@ void udr__w_close(udr_query *q)
 		wtx_end(q);
 }
 
-static int wtx_begin(udr_query *q, bool explicit_txn)
+/* Begin the session's write transaction on branch (NULL: main). */
+static int wtx_begin(udr_query *q, bool explicit_txn, const char *branch)
 {
 	udr_txn_options o = UDR_TXN_OPTIONS_INIT;
 	udr__wtx *w = calloc(1, sizeof(*w));
@@ -550,12 +550,15 @@ static int wtx_begin(udr_query *q, bool explicit_txn)
 	if (!w)
 		return udr__error_oom();
 	o.message = q->message;
-	if (q->message && !(w->message = strdup(q->message))) {
+	o.branch = branch;
+	if ((q->message && !(w->message = strdup(q->message))) || (branch && !(w->branch = strdup(branch)))) {
+		free(w->message);
 		free(w);
 		return udr__error_oom();
 	}
 	if ((rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
 		free(w->message);
+		free(w->branch);
 		free(w);
 		return rc;
 	}
@@ -1237,7 +1240,7 @@ static int end_keep_error(udr_query *q, int rc)
 	return rc;
 }
 
-static void compact_after(udr_query *q, char **tables, size_t n);
+static void compact_after(udr_query *q, const char *branch, char **tables, size_t n);
 
 /* Commit every table the transaction changed (one commit record), end it,
  * then compact what passed a threshold. */
@@ -1245,8 +1248,10 @@ static int wtx_commit(udr_query *q)
 {
 	udr__wtx *w = q->wtx;
 	char **changed = calloc(w->n ? w->n : 1, sizeof(*changed));
+	char *branch = w->branch; /* the compaction commits there too */
 	size_t nchanged = 0;
 	int rc = 0;
+	w->branch = NULL;
 	for (size_t i = 0; i < w->n && rc == 0; i++) {
 		udr_version *v = NULL;
 		if ((rc = stage_table(&v, q, &w->t[i])) < 0)
@@ -1265,8 +1270,9 @@ static int wtx_commit(udr_query *q)
 		rc = udr_txn_commit(w->txn, NULL);
 	rc = end_keep_error(q, rc);
 	if (rc == 0)
-		compact_after(q, changed, nchanged);
+		compact_after(q, branch, changed, nchanged);
 	udr_strarray_free(changed, nchanged);
+	free(branch);
 	return rc;
 }
 
@@ -1437,6 +1443,69 @@ static int refuse_case_clash(udr_query *q, const wstmt *st, const char *sql)
 	return 0;
 }
 
+/*
+ * A write whose target is NAME@REF.  Versions, times, commits and tags never
+ * change: refused.  NAME@branch:B (or NAME@B, B a branch) is the table on B:
+ * allowed when B is the session's branch (the statement runs with NAME as
+ * its target), refused otherwise, so that a write never lands on a branch
+ * the session does not read.
+ */
+static int write_at(udr_result **out, udr_query *q, const wstmt *st, const char *sql, const udr_value *params,
+                    size_t nparams)
+{
+	char qt[UDR_TABLE_NAME_MAX * 4 + 8], qb[UDR_REF_NAME_MAX * 4 + 8], name[UDR_TABLE_NAME_MAX + 1];
+	const char *at = strchr(st->target, '@'), *branch;
+	udr__ref ref;
+	udr__buf b = {0};
+	int rc;
+	udr__quote(qt, sizeof(qt), st->target);
+	if ((size_t)(at - st->target) > UDR_TABLE_NAME_MAX || udr__ref_parse(&ref, at + 1, strlen(at + 1)) < 0 ||
+	    (ref.kind != UDR__REF_BRANCH && ref.kind != UDR__REF_TAG)) {
+		udr_error_clear();
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot write to '%s': a table's versions never change; write to the table "
+		                      "by its name (a new version), reading old versions as NAME@REF",
+		                      qt);
+	}
+	memcpy(name, st->target, (size_t)(at - st->target));
+	name[at - st->target] = '\0';
+	branch = udr__q_branch(q);
+	if (ref.kind == UDR__REF_BRANCH) {
+		uint64_t head = 0, bh = 0;
+		/* NAME@B: a branch, else a tag (both: ambiguous) */
+		if (ref.bare && ((rc = udr_catalog_head(&head, q->cat)) < 0 ||
+		                 (rc = udr__resolve_at_seq(&bh, q->cat, ref.text, head)) < 0))
+			return rc;
+		if (ref.bare && udr__branch_head(&bh, q->cat, ref.text, head) == UDR_ENOTFOUND) {
+			udr_error_clear();
+			ref.kind = UDR__REF_TAG;
+		}
+	}
+	if (ref.kind == UDR__REF_TAG)
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot write to '%s': a tag names one commit and never moves; write on a "
+		                      "branch (udr sql --branch NAME)",
+		                      qt);
+	if (ref.kind == UDR__REF_BRANCH && strcmp(ref.text, branch) != 0) {
+		udr__quote(qb, sizeof(qb), branch);
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot write to '%s': this session writes on branch '%s'; to write on "
+		                      "another branch, open the session on it (udr sql --branch NAME, Python "
+		                      "branch=NAME, udr_query_set_branch)",
+		                      qt, qb);
+	}
+	/* the session's branch: the statement on NAME */
+	rc = udr__buf_put(&b, sql, st->tstart);
+	if (rc == 0)
+		rc = udr__sql_ident(&b, name);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, st->after);
+	if (rc == 0)
+		rc = udr__w_sql(out, q, b.ptr, params, nparams);
+	udr__buf_free(&b);
+	return rc;
+}
+
 int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
 {
 	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
@@ -1452,7 +1521,7 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	case WK_BEGIN:
 		if (q->wtx)
 			return udr__error_set(UDR_EINVAL, "a transaction is already open (COMMIT or ROLLBACK ends it)");
-		if ((rc = wtx_begin(q, true)) < 0)
+		if ((rc = wtx_begin(q, true, q->branch)) < 0)
 			return rc;
 		return empty_result(out, q);
 	case WK_COMMIT:
@@ -1491,21 +1560,8 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (!st.has_target || st.qualified || (st.kind == WK_CREATE && st.temp))
 		return 1; /* the session's own objects: DuckDB's business */
 	udr__quote(qt, sizeof(qt), st.target);
-	if (strchr(st.target, '@')) {
-		const char *ref = strchr(st.target, '@') + 1;
-		if (strncmp(ref, "branch:", 7) == 0 || strncmp(ref, "tag:", 4) == 0 ||
-		    (isalpha((unsigned char)*ref) && strcmp(ref, "latest") != 0 && strncmp(ref, "commit:", 7) != 0))
-			/* t@branch:NAME, t@tag:NAME, t@NAME (versions and times: below) */
-			return udr__error_set(UDR_EINVAL,
-			                      "cannot write to '%s': SQL writes commit on the main branch only "
-			                      "(for now); write to the table by its name, or use udr import "
-			                      "--branch",
-			                      qt);
-		return udr__error_set(UDR_EINVAL,
-		                      "cannot write to '%s': a table's versions never change; write to the table "
-		                      "by its name (a new version), reading old versions as NAME@REF",
-		                      qt);
-	}
+	if (strchr(st.target, '@'))
+		return write_at(out, q, &st, sql, params, nparams);
 	if (udr_table_name_check(st.target) < 0) {
 		if (st.kind == WK_CREATE) /* as DuckDB's, it would vanish with the session */
 			return udr_error_last()->code;
@@ -1517,7 +1573,7 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (sess)
 		return 1;
 	autoc = !q->wtx;
-	if (autoc && (rc = wtx_begin(q, false)) < 0)
+	if (autoc && (rc = wtx_begin(q, false, q->branch)) < 0)
 		return rc;
 	/* the statement reads at the transaction's snapshot */
 	q->snap_head = udr__w_snapshot(q);
@@ -1768,7 +1824,7 @@ int udr_query_set_compaction(udr_query *q, const udr_optimize_options *opts)
  * after the parts kept.  *version 0 when nothing was selected.
  */
 static int optimize_table(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *o,
-                          bool after_write)
+                          bool after_write, const char *branch)
 {
 	udr_txn_options to = UDR_TXN_OPTIONS_INIT;
 	udr_txn *txn = NULL;
@@ -1785,6 +1841,7 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 	*version = 0;
 	udr__quote(qt, sizeof(qt), table);
 	to.message = o->message;
+	to.branch = branch;
 	if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
 		return rc;
 	rc = udr_txn_get_version(&base, txn, table, 0);
@@ -1907,7 +1964,7 @@ int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const
 		return rc;
 	if (q->wtx)
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
-	if ((rc = optimize_table(&v, q, table, opts, false)) < 0)
+	if ((rc = optimize_table(&v, q, table, opts, false, q->branch)) < 0)
 		return rc;
 	if (version)
 		*version = v;
@@ -1920,7 +1977,7 @@ int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const
  * happens here; a failure (another writer got in first, ...) only leaves
  * the compaction to the next write.
  */
-static void compact_after(udr_query *q, char **tables, size_t n)
+static void compact_after(udr_query *q, const char *branch, char **tables, size_t n)
 {
 	const udr_optimize_options *o = q->compact_custom ? &q->compact : &g_compact_default;
 	udr_optimize_options oo;
@@ -1931,7 +1988,7 @@ static void compact_after(udr_query *q, char **tables, size_t n)
 	oo.message = "compaction after a SQL write";
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v = 0;
-		if (optimize_table(&v, q, tables[i], &oo, true) < 0)
+		if (optimize_table(&v, q, tables[i], &oo, true, branch) < 0)
 			udr_error_clear();
 	}
 }
@@ -1979,7 +2036,7 @@ static int no_equal_row(udr__buf *b, const char *other, const char *x, const col
 }
 
 int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
-                        const char *const *keys, size_t nkeys, const char *message)
+                        const char *const *keys, size_t nkeys, const char *message, const char *branch)
 {
 	udr__buf b = {0}, nm = {0};
 	colset have = {0}, got = {0};
@@ -1988,7 +2045,7 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	int rc;
 	if (q->wtx)
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
-	if ((rc = wtx_begin(q, false)) < 0)
+	if ((rc = wtx_begin(q, false, branch)) < 0)
 		return rc;
 	free(q->wtx->message);
 	q->wtx->message = NULL;
@@ -2085,8 +2142,16 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	udr__buf_free(&nm);
 	if ((rc = wtx_commit(q)) < 0)
 		return rc;
-	if (version && (rc = udr_catalog_latest(version, q->cat, table)) < 0)
-		return rc;
+	if (version) {
+		/* the branch's latest (the unchanged version when nothing differed) */
+		char ref[UDR_REF_NAME_MAX + 8];
+		udr_version *v = NULL;
+		snprintf(ref, sizeof(ref), "branch:%s", branch ? branch : "main");
+		if ((rc = udr_catalog_get_version_on(&v, q->cat, table, 0, ref)) < 0)
+			return rc;
+		*version = v->version;
+		udr_version_free(v);
+	}
 	return 0;
 fail:
 	{
