@@ -352,7 +352,9 @@ static PyObject *catalog_list_versions(udrpy_catalog *c, PyObject *arg)
 
 PyDoc_STRVAR(list_tables_doc,
 "list_tables() -> list[str]\n\n"
-"The names of all tables with at least one committed version, sorted.");
+"The names of the tables on main, sorted: every table with a committed\n"
+"version whose latest version is not a drop (SQL DROP TABLE; its versions\n"
+"stay readable by number).");
 
 static PyObject *catalog_list_tables(udrpy_catalog *c, PyObject *unused)
 {
@@ -367,7 +369,7 @@ static PyObject *catalog_list_tables(udrpy_catalog *c, PyObject *unused)
 	if (cat == NULL)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
-	rc = udr_catalog_list_tables(&names, &count, cat);
+	rc = udr_catalog_list_live_tables(&names, &count, cat, NULL);
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		udrpy_raise(rc);

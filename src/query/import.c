@@ -1015,6 +1015,10 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 			rc = udr_version_set_meta(v, "udr.rows", rowbuf);
 		if (rc == 0)
 			rc = udr_version_set_meta(v, "udr.source", src->source);
+		/* an append inserts its rows (a new table's rows: udr_log says so
+		 * from version 1; an overwrite of a table says nothing) */
+		if (rc == 0 && prev)
+			rc = udr__version_set_changes(v, (uint64_t)rows, 0, 0);
 		if (rc == 0 && opts->message)
 			rc = udr_version_set_message(v, opts->message);
 		if (rc < 0)

@@ -1531,17 +1531,59 @@ static duckdb_timestamp ts_of_ms(int64_t ms)
 	return t;
 }
 
+/*
+ * The rows a change inserted, updated and deleted (not known: NULL),
+ * and whether it dropped the table.  Counts come from the new version's
+ * udr.changes, trusted only for a plain commit whose version follows the
+ * change's old one (a merge, cherry-pick or revert names or copies versions
+ * made against other parents); a new table's rows (udr.rows) are all
+ * inserted.  Without either (a commit of chunks), nothing is known.
+ */
+typedef struct change_info {
+	uint64_t n[3]; /* inserted, updated, deleted */
+	bool known;    /* else NULL */
+	bool dropped;
+} change_info;
+
+static int change_rows(change_info *out, udr_query *q, const udr_commit *c, const udr_change *ch)
+{
+	udr_version *v = NULL;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr_catalog_get_version(&v, q->cat, ch->table, ch->new_version)) < 0)
+		return rc;
+	out->dropped = udr__version_dropped(v);
+	if (!c->op && v->parent == ch->old_version) {
+		const char *rows = udr_version_get_meta(v, "udr.rows");
+		if (udr__version_changes(out->n, v)) {
+			out->known = true;
+		} else if (ch->old_version == 0 && rows && udr__parse_u64(&out->n[0], rows, strlen(rows)) == 0) {
+			out->n[1] = out->n[2] = 0;
+			out->known = true;
+		}
+	}
+	udr_version_free(v);
+	return 0;
+}
+
+static duckdb_state append_count(duckdb_appender app, uint64_t n, bool known)
+{
+	return known ? duckdb_append_int64(app, (int64_t)n) : duckdb_append_null(app);
+}
+
 static int ensure_log(udr_query *q, uint64_t head)
 {
 	udr_log_query lq = UDR_LOG_QUERY_INIT;
 	udr_commit **commits = NULL;
-	size_t n = 0;
+	change_info *rows = NULL;
+	size_t n = 0, nch = 0;
 	duckdb_appender app;
 	int rc;
 	if (!q->log_built) {
 		rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_log (seq BIGINT, time TIMESTAMP_MS, "
 		                    "branch VARCHAR, author VARCHAR, message VARCHAR, \"table\" VARCHAR, "
-		                    "old_version BIGINT, new_version BIGINT)");
+		                    "old_version BIGINT, new_version BIGINT, inserted BIGINT, updated BIGINT, "
+		                    "deleted BIGINT, dropped BOOLEAN)");
 		if (rc < 0)
 			return rc;
 		q->log_built = true;
@@ -1552,26 +1594,49 @@ static int ensure_log(udr_query *q, uint64_t head)
 	lq.since_seq = q->log_seq; /* incremental: the log only grows */
 	if ((rc = udr_catalog_log(&commits, &n, q->cat, &lq)) < 0)
 		return rc;
+	/* the rows of each change first (version files): an error leaves
+	 * udr_log as it was */
+	for (size_t i = 0; i < n && commits[i]->seq <= head; i++)
+		nch += commits[i]->nchanges;
+	if (!(rows = calloc(nch ? nch : 1, sizeof(*rows)))) {
+		udr_commit_array_free(commits, n);
+		return udr__error_oom();
+	}
+	for (size_t i = 0, j = 0; rc == 0 && i < n && commits[i]->seq <= head; i++)
+		for (size_t k = 0; rc == 0 && k < commits[i]->nchanges; k++, j++)
+			rc = change_rows(&rows[j], q, commits[i], &commits[i]->changes[k]);
+	if (rc < 0) {
+		free(rows);
+		udr_commit_array_free(commits, n);
+		return rc;
+	}
 	if (duckdb_appender_create_ext(q->con, "temp", "main", "udr_log", &app) == DuckDBError) {
+		free(rows);
 		udr_commit_array_free(commits, n);
 		return appender_error(&app, "udr_log");
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, j = 0; i < n; i++) {
 		const udr_commit *c = commits[i];
 		if (c->seq > head)
 			break;
-		for (size_t k = 0; k < c->nchanges; k++) {
+		for (size_t k = 0; k < c->nchanges; k++, j++) {
+			const change_info *x = &rows[j];
 			if (duckdb_append_int64(app, (int64_t)c->seq) || duckdb_append_timestamp(app, ts_of_ms(c->time_ms)) ||
 			    append_text(app, c->branch) || append_text(app, c->author) ||
 			    append_text(app, c->message) || append_text(app, c->changes[k].table) ||
 			    duckdb_append_int64(app, (int64_t)c->changes[k].old_version) ||
-			    duckdb_append_int64(app, (int64_t)c->changes[k].new_version) || duckdb_appender_end_row(app)) {
+			    duckdb_append_int64(app, (int64_t)c->changes[k].new_version) ||
+			    append_count(app, x->n[0], x->known) || append_count(app, x->n[1], x->known) ||
+			    append_count(app, x->n[2], x->known) || duckdb_append_bool(app, x->dropped) ||
+			    duckdb_appender_end_row(app)) {
+				free(rows);
 				udr_commit_array_free(commits, n);
 				return appender_error(&app, "udr_log");
 			}
 		}
 		q->log_seq = c->seq;
 	}
+	free(rows);
 	udr_commit_array_free(commits, n);
 	if (duckdb_appender_close(app) == DuckDBError)
 		return appender_error(&app, "udr_log");

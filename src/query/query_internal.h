@@ -197,6 +197,12 @@ void udr__parts_free(udr__parts *ps);
 int udr__parts_to_version(udr_version *v, const udr__parts *ps);
 /* Append the udr.parts text of ps (docs/FORMAT.md, byte-exact). */
 int udr__parts_meta(udr__buf *b, const udr__parts *ps);
+/* Set v's udr.changes: the rows inserted, updated and deleted against its
+ * parent version (docs/FORMAT.md). */
+int udr__version_set_changes(udr_version *v, uint64_t inserted, uint64_t updated, uint64_t deleted);
+/* v's udr.changes as inserted, updated, deleted: 1; 0 when absent or not
+ * well-formed (nothing known). */
+int udr__version_changes(uint64_t out[3], const udr_version *v);
 /* v is a drop (udr.dropped = "true"): the table is gone from then on. */
 bool udr__version_dropped(const udr_version *v);
 /* How many parts of v have a deletion vector. */

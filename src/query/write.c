@@ -467,6 +467,7 @@ typedef struct wtab {
 	unsigned long id;   /* __udr_o_<id>: the rows the shadow started from, with positions */
 	bool orig;          /* __udr_o_<id> exists */
 	bool partial;       /* the shadow holds only some of the base's rows */
+	uint64_t key_updates; /* import --key: rows deleted and inserted again with their key */
 } wtab;
 
 typedef struct udr__wtx {
@@ -945,6 +946,14 @@ static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *co
 	return rc;
 }
 
+static uint64_t nnew_rows(const uint64_t *rows, size_t n)
+{
+	uint64_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += rows[i];
+	return t;
+}
+
 /*
  * The change of a shadow against the rows it started from: rows gone or
  * changed become deletion vectors of their parts (merged with the base's),
@@ -1034,6 +1043,12 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		goto out;
 	if (ndel == 0 && n == 0)
 		goto out; /* nothing changed */
+	/* import --key: a row replaced by one with its key is an update */
+	nupd += t->key_updates;
+	if (nupd > ndel || nupd > nnew_rows(rows, n)) {
+		rc = udr__error_set(UDR_ERROR, "table %s: more rows updated than deleted or stored", t->name);
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		nnew += rows[i];
 	/* 3. the new parts list: the base's, with deletion vectors, then the new */
@@ -1082,15 +1097,10 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 			total += ps.p[i].rows - ps.p[i].deleted;
 		rc = new_version(out, t->name, &ps, cols, total);
 	}
-	if (rc == 0) {
-		/* what the rows did: changed rows are deleted and stored anew */
-		char ch[128];
-		snprintf(ch, sizeof(ch), "{\"inserted\":%" PRIu64 ",\"updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
-		         nnew - nupd, nupd, ndel - nupd);
-		if ((rc = udr_version_set_meta(*out, "udr.changes", ch)) < 0) {
-			udr_version_free(*out);
-			*out = NULL;
-		}
+	/* what the rows did: changed rows are deleted and stored anew */
+	if (rc == 0 && (rc = udr__version_set_changes(*out, nnew - nupd, nupd, ndel - nupd)) < 0) {
+		udr_version_free(*out);
+		*out = NULL;
 	}
 out:
 	if (have_res)
@@ -1178,6 +1188,66 @@ static int same_rows(bool *same, udr_query *q, wtab *t, const colset *cols)
 	return rc;
 }
 
+/*
+ * udr.changes of v, which stores t's rows whole: a new table's rows are all
+ * inserted; else, without positions to match rows by, the rows are compared
+ * as multisets (EXCEPT ALL): a changed row is one deleted and one inserted.
+ * Columns of another schema: every row deleted and inserted.
+ */
+static int full_changes(udr_query *q, wtab *t, const colset *cols, udr_version *v)
+{
+	char ref[UDR_TABLE_NAME_MAX + 32];
+	const char *rows = udr_version_get_meta(v, "udr.rows");
+	udr__buf b = {0}, nm = {0}, rf = {0};
+	udr_result *r = NULL;
+	udr_value x, y;
+	uint64_t n = 0;
+	bool same;
+	int rc;
+	if (!rows || udr__parse_u64(&n, rows, strlen(rows)) < 0)
+		return 0; /* not known: no udr.changes */
+	if (!t->base || t->dropped || udr__version_dropped(t->base)) /* created (again) */
+		return udr__version_set_changes(v, n, 0, 0);
+	snprintf(ref, sizeof(ref), "%s@%" PRIu64, t->name, t->base->version);
+	if ((rc = udr__sql_ident(&nm, t->name)) < 0 || (rc = udr__sql_ident(&rf, ref)) < 0)
+		goto out;
+	{ /* the columns the base reads as (raw chunks have no udr.schema) */
+		colset bc = {0};
+		udr__buf d = {0};
+		rc = udr__buf_printf(&d, "SELECT * FROM %s", rf.ptr);
+		if (rc == 0)
+			rc = udr__q_describe(&bc.names, &bc.types, &bc.n, q, d.ptr);
+		udr__buf_free(&d);
+		same = rc == 0 && bc.n == cols->n;
+		for (size_t i = 0; same && i < bc.n; i++)
+			same = strcmp(bc.names[i], cols->names[i]) == 0 && strcmp(bc.types[i], cols->types[i]) == 0;
+		colset_free(&bc);
+		if (rc < 0)
+			goto out;
+	}
+	if (same)
+		rc = udr__buf_printf(&b,
+		                     "SELECT (SELECT count(*) FROM (SELECT * FROM temp.main.%s EXCEPT ALL SELECT * FROM %s))"
+		                     "::BIGINT, (SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM "
+		                     "temp.main.%s))::BIGINT",
+		                     nm.ptr, rf.ptr, rf.ptr, nm.ptr);
+	else
+		rc = udr__buf_printf(&b, "SELECT %" PRIu64 "::BIGINT, (SELECT count(*) FROM %s)::BIGINT", n, rf.ptr);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || udr_result_get(&y, r, 0, 1) < 0 || x.type != UDR_TYPE_INT64 ||
+	                y.type != UDR_TYPE_INT64 || x.i64 < 0 || y.i64 < 0))
+		rc = udr__error_set(UDR_ERROR, "table %s: cannot count the rows changed", t->name);
+	if (rc == 0)
+		rc = udr__version_set_changes(v, (uint64_t)x.i64, 0, (uint64_t)y.i64);
+out:
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr__buf_free(&nm);
+	udr__buf_free(&rf);
+	return rc;
+}
+
 /* The version table t gets at commit; *out NULL when it does not change. */
 static int stage_table(udr_version **out, udr_query *q, wtab *t)
 {
@@ -1189,7 +1259,13 @@ static int stage_table(udr_version **out, udr_query *q, wtab *t)
 		if (!t->dropped || !t->base || udr__version_dropped(t->base))
 			return 0; /* created and dropped again, or never there */
 		if ((rc = udr_version_new(out, t->name, 0)) == 0)
-			rc = udr_version_set_meta(*out, "udr.dropped", "true");
+			rc = udr_version_set_meta(*out, UDR_META_DROPPED, "true");
+		if (rc == 0) { /* every row of the table is deleted */
+			const char *r = udr_version_get_meta(t->base, "udr.rows");
+			uint64_t n = 0;
+			if (r && udr__parse_u64(&n, r, strlen(r)) == 0)
+				rc = udr__version_set_changes(*out, 0, 0, n);
+		}
 		return rc;
 	}
 	rc = udr__buf_puts(&b, "SELECT * FROM temp.main.");
@@ -1218,6 +1294,10 @@ static int stage_table(udr_version **out, udr_query *q, wtab *t)
 		if (!same)
 			rc = stage_full(out, q, t, &cols);
 		if (rc == 0 && *out && t->base && !t->dropped && same_as_base(*out, t->base)) {
+			udr_version_free(*out);
+			*out = NULL;
+		}
+		if (rc == 0 && *out && (rc = full_changes(q, t, &cols, *out)) < 0) {
 			udr_version_free(*out);
 			*out = NULL;
 		}
@@ -1929,6 +2009,9 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 		goto out;
 	if (same_as_base(v, base))
 		goto out;
+	/* the same rows, stored anew */
+	if ((rc = udr__version_set_changes(v, 0, 0, 0)) < 0)
+		goto out;
 	if (o->message && (rc = udr_version_set_message(v, o->message)) < 0)
 		goto out;
 	if ((rc = udr_txn_write(txn, v)) < 0 || (rc = udr_txn_commit(txn, NULL)) < 0)
@@ -2035,6 +2118,44 @@ static int no_equal_row(udr__buf *b, const char *other, const char *x, const col
 	return rc;
 }
 
+/* The rows of the table (shadow, quoted name nm) without an equal row in
+ * the new copy but with a row of their key there: each is one update. */
+static int key_updates(uint64_t *out, udr_query *q, const char *nm, const char *const *keys, size_t nkeys,
+                       const colset *cols)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM temp.main.%s x WHERE ", nm);
+	if (rc == 0)
+		rc = no_equal_row(&b, "temp.main.__udr_new", "x", cols);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " AND EXISTS (SELECT 1 FROM temp.main.__udr_new y WHERE ");
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		if (k)
+			rc = udr__buf_puts(&b, " AND ");
+		if (rc == 0)
+			rc = udr__buf_puts(&b, "y.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, keys[k]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " IS NOT DISTINCT FROM x.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, keys[k]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ")");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
+		rc = udr__error_set(UDR_ERROR, "cannot count the rows a key import updates");
+	if (rc == 0)
+		*out = (uint64_t)x.i64;
+	udr_result_free(r);
+	udr__buf_free(&b);
+	return rc;
+}
+
 int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
                         const char *const *keys, size_t nkeys, const char *message, const char *branch)
 {
@@ -2113,6 +2234,9 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
 		goto fail;
 	}
+	/* rows that go and come back with their key are updates (udr.changes) */
+	if ((rc = key_updates(&t->key_updates, q, nm.ptr, keys, nkeys, &have)) < 0)
+		goto fail;
 	/* rows without an equal row in the new copy go; then the new copy's
 	 * rows without an equal row left come: only they are stored */
 	rc = udr__buf_printf(&b, "DELETE FROM temp.main.%s x WHERE ", nm.ptr);
