@@ -701,6 +701,18 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 		return udr__error_oom();
 	if ((rc = copy_one(count, q, select_sql, params, nparams, kind, all)) < 0)
 		goto out;
+	{ /* at most a part's rows and bytes (a SQL write's few rows): one part */
+		struct stat st;
+		int64_t n = result_count(*count);
+		if (n >= 0 && n <= (int64_t)PART_ROW_GROUP * PART_ROW_GROUPS && stat(all, &st) == 0 &&
+		    (uint64_t)st.st_size <= PART_BYTES) {
+			if (!(part = udr__path_join(dir, "data_0.parquet")))
+				rc = udr__error_oom();
+			else if (rename(all, part) < 0)
+				rc = udr__error_io(errno, "cannot rename %s", all);
+			goto out;
+		}
+	}
 	rc = udr__buf_puts(&b, "SELECT row_group_id::BIGINT, max(row_group_num_rows)::BIGINT, "
 	                       "sum(total_compressed_size)::BIGINT FROM parquet_metadata(");
 	if (rc == 0)

@@ -76,6 +76,13 @@ static bool word(const char **p, const char *kw)
 	return true;
 }
 
+/* The text's first word is kw. */
+static bool word_at(const char *sql, const char *kw)
+{
+	const char *p = sql;
+	return word(&p, kw);
+}
+
 /* An identifier (bare or "quoted"): into out, quotes removed. */
 static bool ident(const char **p, char *out, size_t outsz, bool *quoted)
 {
@@ -624,6 +631,12 @@ static int session_object(bool *out, udr_query *q, const char *name)
 	*out = false;
 	if (t && t->shadow)
 		return 0;
+	/* no CREATE of the user's ran: the session's tables and views are
+	 * UDR's own (udr_log, udr_tables, __udr_*), which a UDR table's name
+	 * meets only when it is one of those */
+	if (!q->user_objects && strcasecmp(name, "udr_log") != 0 && strcasecmp(name, "udr_tables") != 0 &&
+	    strncasecmp(name, "__udr", 5) != 0)
+		return 0;
 	{
 		udr__buf b = {0};
 		rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM (SELECT table_name AS n FROM duckdb_tables() UNION ALL "
@@ -649,7 +662,13 @@ static int session_readers(bool *out, udr_query *q)
 {
 	udr_result *r = NULL;
 	udr_value v;
-	int rc = udr__q_run(&r, q,
+	int rc;
+	/* only a user's CREATE makes them (duckdb_functions() lists thousands
+	 * of functions: asking costs more than a 1-row UPDATE) */
+	*out = false;
+	if (!q->user_objects)
+		return 0;
+	rc = udr__q_run(&r, q,
 	                    "SELECT count(*)::BIGINT FROM (SELECT 1 FROM duckdb_views() WHERE NOT internal AND "
 	                    "view_name <> 'udr_tables' AND NOT starts_with(view_name, '__udr') UNION ALL SELECT 1 FROM "
 	                    "duckdb_functions() WHERE NOT internal AND function_type IN ('macro', 'table_macro'))",
@@ -1595,6 +1614,10 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	udr__buf b = {0};
 	int rc;
 	classify(&st, sql);
+	/* a CREATE that is not of a UDR table makes a session object (a view,
+	 * macro, temporary table ...): from then on they are looked for */
+	if (!(st.kind == WK_CREATE && !st.temp && !st.qualified) && word_at(sql, "create"))
+		q->user_objects = true;
 	switch (st.kind) {
 	case WK_NONE:
 		return q->wtx && (rc = refuse_case_clash(q, &st, sql)) < 0 ? rc : 1;
