@@ -633,20 +633,26 @@ static int put_parts(udr_hash *hashes, udr_store *store, part_file *files, size_
 /* COPY (select_sql) TO dir as parts (the query on lines of its own). */
 static int64_t result_count(const udr_result *r);
 
-/* The rows of the Parquet file at path (its footer). */
-static int file_rows(uint64_t *out, udr_query *q, const char *path)
+int udr__q_run_path(udr_result **out, udr_query *q, const char *before, const char *path, const char *after)
 {
 	udr__buf b = {0};
-	udr_result *r = NULL;
-	int64_t c;
-	int rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
+	int rc = udr__buf_puts(&b, before);
 	if (rc == 0)
 		rc = udr__sql_read_path(&b, path);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, ")");
+		rc = udr__buf_puts(&b, after);
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+		rc = udr__q_run(out, q, b.ptr, NULL, 0, UDR__RUN_ANY);
 	udr__buf_free(&b);
+	return rc;
+}
+
+/* The rows of the Parquet file at path (its footer). */
+static int file_rows(uint64_t *out, udr_query *q, const char *path)
+{
+	udr_result *r = NULL;
+	int64_t c;
+	int rc = udr__q_run_path(&r, q, "SELECT num_rows::BIGINT FROM parquet_file_metadata(", path, ")");
 	if (rc < 0)
 		return rc;
 	c = result_count(r);
@@ -674,6 +680,19 @@ static int copy_one(udr_result **count, udr_query *q, const char *select_sql, co
 	if (rc == 0)
 		rc = udr__q_run(count, q, b.ptr, params, nparams, kind);
 	udr__buf_free(&b);
+	return rc;
+}
+
+/* The file at all is the one part: dir/data_0.parquet. */
+static int whole_part(const char *dir, const char *all)
+{
+	char *part = udr__path_join(dir, "data_0.parquet");
+	int rc = 0;
+	if (!part)
+		return udr__error_oom();
+	if (rename(all, part) < 0)
+		rc = udr__error_io(errno, "cannot rename %s", all);
+	free(part);
 	return rc;
 }
 
@@ -706,22 +725,14 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 		int64_t n = result_count(*count);
 		if (n >= 0 && n <= (int64_t)PART_ROW_GROUP * PART_ROW_GROUPS && stat(all, &st) == 0 &&
 		    (uint64_t)st.st_size <= PART_BYTES) {
-			if (!(part = udr__path_join(dir, "data_0.parquet")))
-				rc = udr__error_oom();
-			else if (rename(all, part) < 0)
-				rc = udr__error_io(errno, "cannot rename %s", all);
+			rc = whole_part(dir, all);
 			goto out;
 		}
 	}
-	rc = udr__buf_puts(&b, "SELECT row_group_id::BIGINT, max(row_group_num_rows)::BIGINT, "
-	                       "sum(total_compressed_size)::BIGINT FROM parquet_metadata(");
-	if (rc == 0)
-		rc = udr__sql_read_path(&b, all);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, ") GROUP BY 1 ORDER BY 1");
-	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-	udr__buf_free(&b);
+	rc = udr__q_run_path(&r, q,
+	                     "SELECT row_group_id::BIGINT, max(row_group_num_rows)::BIGINT, "
+	                     "sum(total_compressed_size)::BIGINT FROM parquet_metadata(",
+	                     all, ") GROUP BY 1 ORDER BY 1");
 	if (rc < 0)
 		goto out;
 	ngroups = udr_result_row_count(r);
@@ -733,10 +744,7 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 			        (bytes += (uint64_t)x.i64) <= PART_BYTES;
 		}
 		if (small) { /* one part: the file as written */
-			if (!(part = udr__path_join(dir, "data_0.parquet")))
-				rc = udr__error_oom();
-			else if (rename(all, part) < 0)
-				rc = udr__error_io(errno, "cannot rename %s", all);
+			rc = whole_part(dir, all);
 			goto out;
 		}
 	}

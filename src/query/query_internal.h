@@ -149,6 +149,8 @@ int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value 
 char *udr__q_read_path(const char *path);
 /* ... appended as a SQL string literal */
 int udr__sql_read_path(udr__buf *b, const char *path);
+/* Run before || 'path' (a read path literal) || after, our own SQL. */
+int udr__q_run_path(udr_result **out, udr_query *q, const char *before, const char *path, const char *after);
 /* Prepare sql (exactly one statement of the kind) without running it. */
 int udr__q_check(udr_query *q, const char *sql, int kind);
 /* UDR_EINVAL when path (a file to be written) would land inside the store root */

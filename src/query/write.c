@@ -841,17 +841,9 @@ static int base_parts(udr__parts *ps, udr_query *q, const udr_version *v)
 	if ((rc = udr__q_view_get(&vw, q, v)) < 0)
 		return rc;
 	for (size_t i = 0; i < ps->n && rc == 0; i++) {
-		udr__buf b = {0};
 		udr_result *r = NULL;
 		udr_value x;
-		rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
-		if (rc == 0)
-			rc = udr__sql_read_path(&b, vw->paths[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ")");
-		if (rc == 0)
-			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-		udr__buf_free(&b);
+		rc = udr__q_run_path(&r, q, "SELECT num_rows::BIGINT FROM parquet_file_metadata(", vw->paths[i], ")");
 		if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
 			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %zu has no row count", v->table,
 			                    v->version, i);
