@@ -186,13 +186,16 @@ static const cli_command commands[] = {
 	  "usage: udr versions TABLE [--branch REF] [--json]\n"
 	  "\n"
 	  "Print the version numbers of TABLE, one per line, ascending: on main,\n"
-	  "or on REF with --branch (its version and that version's parents).\n"
+	  "or on REF with --branch (its version and that version's parents).  A\n"
+	  "version that records a drop (SQL DROP TABLE) is printed \"N (dropped)\".\n"
 	  "  --json  print a JSON array of numbers instead\n",
 	  cli_cmd_versions },
 	{ "tables", "list the tables",
 	  "usage: udr tables [--branch REF] [--json]\n"
 	  "\n"
 	  "Print the names of all tables (on main, or on REF), one per line, sorted.\n"
+	  "A table whose latest version records a drop (SQL DROP TABLE) is left\n"
+	  "out; its versions stay readable (udr versions, udr show TABLE N).\n"
 	  "  --json  print a JSON array of strings instead\n",
 	  cli_cmd_tables },
 	{ "log", "list commits, newest first",
@@ -480,7 +483,8 @@ static const cli_command commands[] = {
 	  "Write NAME@REF without spaces; two versions can be joined in one\n"
 	  "query (FROM users@3 a JOIN users@5 b USING (id)).  The views udr_log\n"
 	  "(the changelog: seq, time, branch, author, message, \"table\",\n"
-	  "old_version, new_version) and udr_tables list the history and tables.\n"
+	  "old_version, new_version, and the rows inserted, updated, deleted and\n"
+	  "whether it dropped the table) and udr_tables list the history and tables.\n"
 	  "INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE [AS] and DROP TABLE\n"
 	  "on tables commit a new version of each table they change (nothing when\n"
 	  "nothing changed), storing only the change; \"BEGIN; ...; COMMIT\" runs\n"
