@@ -715,6 +715,7 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 	udr_result *r = NULL;
 	size_t ngroups = 0, nparts = 0;
 	uint64_t first = 0, in_part = 0, bytes = 0, groups = 0;
+	bool by_offset = false;
 	int rc;
 	if (!all)
 		return udr__error_oom();
@@ -748,6 +749,26 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 			goto out;
 		}
 	}
+	/* the rows are read back by file_row_number, unless a column of that
+	 * name hides it (then by LIMIT ... OFFSET, in scan order: slower) */
+	{
+		char **names = NULL, **types = NULL;
+		size_t nc = 0;
+		rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
+		if (rc == 0)
+			rc = udr__sql_read_path(&b, all);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+		if (rc == 0)
+			rc = udr__q_describe(&names, &types, &nc, q, b.ptr);
+		udr__buf_free(&b);
+		for (size_t i = 0; rc == 0 && i < nc; i++)
+			by_offset |= strcasecmp(names[i], "file_row_number") == 0;
+		udr_strarray_free(names, nc);
+		udr_strarray_free(types, nc);
+		if (rc < 0)
+			goto out;
+	}
 	/* cut before a row group that would make the part too big */
 	bytes = 0;
 	for (size_t i = 0; i <= ngroups && rc == 0; i++) {
@@ -769,7 +790,9 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 			rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
 			if (rc == 0)
 				rc = udr__sql_read_path(&b, all);
-			if (rc == 0)
+			if (rc == 0 && by_offset)
+				rc = udr__buf_printf(&b, ") LIMIT %" PRIu64 " OFFSET %" PRIu64, in_part, first);
+			else if (rc == 0)
 				rc = udr__buf_printf(&b,
 				                     ") WHERE file_row_number >= %" PRIu64 " AND file_row_number < %" PRIu64
 				                     " ORDER BY file_row_number",
