@@ -106,3 +106,10 @@ def test_dropped_table_leaves_list_tables(users):
     assert users.read("users", version=1).fetchall()[0] == (1, 10)
     users.sql("CREATE TABLE users AS SELECT 7 AS id")
     assert users.catalog.list_tables() == ["other", "users"]
+    assert users.tables() == ["other", "users"]
+    # on a branch: its own tables, its drops
+    users.create_branch("dev")
+    users.sql("DROP TABLE other", branch="dev")
+    assert users.tables(branch="dev") == ["users"] and users.tables() == ["other", "users"]
+    with pytest.raises(udr.NotFoundError):
+        users.tables(branch="nosuch")
