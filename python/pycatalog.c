@@ -361,7 +361,6 @@ static PyObject *catalog_list_tables(udrpy_catalog *c, PyObject *unused)
 	char **names = NULL;
 	size_t count = 0;
 	udr_catalog *cat;
-	PyObject *list;
 	int rc;
 
 	(void)unused;
@@ -376,7 +375,13 @@ static PyObject *catalog_list_tables(udrpy_catalog *c, PyObject *unused)
 	udrpy_catalog_leave(c);
 	if (rc < 0)
 		return NULL;
-	list = PyList_New((Py_ssize_t)count);
+	return udrpy_strlist_take(names, count);
+}
+
+PyObject *udrpy_strlist_take(char **names, size_t count)
+{
+	PyObject *list = PyList_New((Py_ssize_t)count);
+
 	for (size_t i = 0; list != NULL && i < count; i++) {
 		PyObject *s = PyUnicode_DecodeUTF8(names[i], (Py_ssize_t)strlen(names[i]),
 		                                   "backslashreplace");

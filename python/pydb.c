@@ -220,7 +220,6 @@ static PyObject *db_tables(udrpy_db *d, PyObject *args, PyObject *kwds)
 	const char *branch = NULL;
 	char **names = NULL;
 	size_t count = 0;
-	PyObject *list;
 	udr_db *h;
 	int rc;
 
@@ -234,17 +233,7 @@ static PyObject *db_tables(udrpy_db *d, PyObject *args, PyObject *kwds)
 	udrpy_db_leave(d);
 	if (rc < 0)
 		return udrpy_raise(rc);
-	list = PyList_New((Py_ssize_t)count);
-	for (size_t i = 0; list != NULL && i < count; i++) {
-		PyObject *s = PyUnicode_DecodeUTF8(names[i], (Py_ssize_t)strlen(names[i]), "backslashreplace");
-
-		if (s == NULL)
-			Py_CLEAR(list);
-		else
-			PyList_SET_ITEM(list, (Py_ssize_t)i, s);
-	}
-	udr_strarray_free(names, count);
-	return list;
+	return udrpy_strlist_take(names, count);
 }
 
 static PyMethodDef db_methods[] = {
