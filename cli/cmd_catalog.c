@@ -361,8 +361,17 @@ int cli_cmd_versions(cli_ctx *ctx, int argc, char **argv)
 			printf("%s%" PRIu64, i ? ", " : "", list[i]);
 		fputs("]\n", stdout);
 	} else {
-		for (i = 0; i < n; i++)
-			printf("%" PRIu64 "\n", list[i]);
+		for (i = 0; i < n; i++) {
+			/* a version that records a drop says so (the number stays
+			 * readable: the drop itself has no rows) */
+			udr_version *v = NULL;
+			int dropped = udr_catalog_get_version(&v, udr_db_catalog(db), argv[optind], list[i]) == 0 &&
+			              udr_version_is_dropped(v);
+
+			udr_version_free(v);
+			udr_error_clear();
+			printf("%" PRIu64 "%s\n", list[i], dropped ? " (dropped)" : "");
+		}
 	}
 	udr_free(list);
 	udr_db_close(db);
@@ -385,8 +394,8 @@ int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(self, "too many arguments");
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	rc = o.branch ? udr_catalog_list_tables_on(&names, &n, udr_db_catalog(db), o.branch)
-	              : udr_catalog_list_tables(&names, &n, udr_db_catalog(db));
+	/* dropped tables (DROP TABLE) are gone; their versions stay readable */
+	rc = udr_catalog_list_live_tables(&names, &n, udr_db_catalog(db), o.branch);
 	if (rc) {
 		rc = cli_fail(rc);
 	} else if (json) {

@@ -77,7 +77,20 @@ static int log_opt(int opt, const char *arg, void *payload)
 	return -1;
 }
 
-static void print_commit_text(const udr_commit *c)
+/* The change made a version that records a drop (DROP TABLE).  A version
+ * file that cannot be read says nothing here: the log stays readable (fsck
+ * and the commands that read the version report the damage). */
+static int change_dropped(udr_catalog *cat, const udr_change *ch)
+{
+	udr_version *v = NULL;
+	int dropped = udr_catalog_get_version(&v, cat, ch->table, ch->new_version) == 0 && udr_version_is_dropped(v);
+
+	udr_version_free(v);
+	udr_error_clear();
+	return dropped;
+}
+
+static void print_commit_text(udr_catalog *cat, const udr_commit *c)
 {
 	char when[80];
 	const char *m;
@@ -106,7 +119,10 @@ static void print_commit_text(const udr_commit *c)
 	for (i = 0; i < c->nchanges; i++) {
 		const udr_change *ch = &c->changes[i];
 
-		if (ch->old_version)
+		if (ch->old_version && change_dropped(cat, ch))
+			printf("  %s: %" PRIu64 " -> dropped (%" PRIu64 ")\n", ch->table, ch->old_version,
+			       ch->new_version);
+		else if (ch->old_version)
 			printf("  %s: %" PRIu64 " -> %" PRIu64 "\n", ch->table, ch->old_version,
 			       ch->new_version);
 		else
@@ -115,7 +131,7 @@ static void print_commit_text(const udr_commit *c)
 }
 
 /* One commit as a one-line JSON object. */
-static void print_commit_json(const udr_commit *c)
+static void print_commit_json(udr_catalog *cat, const udr_commit *c)
 {
 	char when[80], hex[UDR_HASH_HEXSIZE + 1];
 	size_t i;
@@ -136,8 +152,9 @@ static void print_commit_json(const udr_commit *c)
 		udr_hash_tohex(hex, &c->changes[i].digest);
 		fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
 		cli_json_string(stdout, c->changes[i].table);
-		printf(", \"old\": %" PRIu64 ", \"new\": %" PRIu64 ", \"digest\": \"%s\"}",
-		       c->changes[i].old_version, c->changes[i].new_version, hex);
+		printf(", \"old\": %" PRIu64 ", \"new\": %" PRIu64 ", \"digest\": \"%s\"%s}",
+		       c->changes[i].old_version, c->changes[i].new_version, hex,
+		       c->changes[i].old_version && change_dropped(cat, &c->changes[i]) ? ", \"dropped\": true" : "");
 	}
 	fputc(']', stdout);
 	if (c->op) { /* a ref record (branches): what it did */
@@ -232,10 +249,10 @@ int cli_cmd_log(cli_ctx *ctx, int argc, char **argv)
 		fputs(n ? "[\n" : "[", stdout);
 	for (i = 0; i < n; i++) {
 		if (o.json) {
-			print_commit_json(commits[i]);
+			print_commit_json(udr_db_catalog(db), commits[i]);
 			fputs(i + 1 < n ? ",\n" : "\n", stdout);
 		} else {
-			print_commit_text(commits[i]);
+			print_commit_text(udr_db_catalog(db), commits[i]);
 		}
 	}
 	if (o.json)
@@ -314,10 +331,10 @@ int cli_cmd_watch(cli_ctx *ctx, int argc, char **argv)
 			}
 			for (i = 0; i < n; i++) {
 				if (o.json) {
-					print_commit_json(commits[i]);
+					print_commit_json(cat, commits[i]);
 					putchar('\n');
 				} else {
-					print_commit_text(commits[i]);
+					print_commit_text(cat, commits[i]);
 				}
 				if (fflush(stdout) != 0)
 					break; /* reported by cli_finish_stdout */

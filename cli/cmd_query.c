@@ -87,7 +87,7 @@ struct query_opts {
 	char **keys;          /* diff-rows --key, each maybe COL,COL; room for argc */
 	size_t nkeys;
 	udr_query_options qo; /* --threads, --memory-limit */
-	const char *branch;   /* import, export --branch */
+	const char *branch;   /* import, export, sql, optimize --branch */
 	udr_optimize_options opt; /* optimize --full, --deleted, --small-parts */
 	int no_compact;           /* sql --no-compact */
 };
@@ -452,6 +452,7 @@ int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv)
 		{ "deleted", required_argument, NULL, OPT_DELETED },
 		{ "small-parts", required_argument, NULL, OPT_SMALL },
 		{ "message", required_argument, NULL, 'm' },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
 		QUERY_SESSION_LONGOPTS,
 		CLI_COMMON_LONGOPTS
 	};
@@ -471,7 +472,9 @@ int cli_cmd_optimize(cli_ctx *ctx, int argc, char **argv)
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
 	o.opt.message = o.message;
-	rc = udr_query_optimize(&version, q, argv[optind], &o.opt);
+	rc = o.branch ? udr_query_set_branch(q, o.branch) : 0;
+	if (rc == 0)
+		rc = udr_query_optimize(&version, q, argv[optind], &o.opt);
 	if (rc == 0 && version)
 		printf("%" PRIu64 "\n", version);
 	else if (rc == 0)
@@ -529,6 +532,7 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 		{ "param", required_argument, NULL, 'p' },
 		{ "message", required_argument, NULL, 'm' },
 		{ "no-compact", no_argument, NULL, OPT_NO_COMPACT },
+		{ "branch", required_argument, NULL, OPT_BRANCH },
 		{ "csv", no_argument, NULL, OPT_CSV },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "ndjson", no_argument, NULL, OPT_NDJSON },
@@ -558,6 +562,7 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
 	if ((o.message && (rc = udr_query_set_message(q, o.message)) != 0) ||
+	    (o.branch && (rc = udr_query_set_branch(q, o.branch)) != 0) ||
 	    (o.no_compact && (rc = udr_query_set_compaction(q, NULL)) != 0)) {
 		rc = cli_fail(rc);
 		goto out;

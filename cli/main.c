@@ -187,13 +187,16 @@ static const cli_command commands[] = {
 	  "usage: udr versions TABLE [--branch REF] [--json]\n"
 	  "\n"
 	  "Print the version numbers of TABLE, one per line, ascending: on main,\n"
-	  "or on REF with --branch (its version and that version's parents).\n"
+	  "or on REF with --branch (its version and that version's parents).  A\n"
+	  "version that records a drop (SQL DROP TABLE) is printed \"N (dropped)\".\n"
 	  "  --json  print a JSON array of numbers instead\n",
 	  cli_cmd_versions },
 	{ "tables", "list the tables",
 	  "usage: udr tables [--branch REF] [--json]\n"
 	  "\n"
 	  "Print the names of all tables (on main, or on REF), one per line, sorted.\n"
+	  "A table whose latest version records a drop (SQL DROP TABLE) is left\n"
+	  "out; its versions stay readable (udr versions, udr show TABLE N).\n"
 	  "  --json  print a JSON array of strings instead\n",
 	  cli_cmd_tables },
 	{ "log", "list commits, newest first",
@@ -461,12 +464,14 @@ static const cli_command commands[] = {
 	  "  --branch REF  the same as TABLE@REF\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
-	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--no-compact] [--csv | --json | --ndjson | -o FILE]\n"
+	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--branch NAME] [--no-compact]\n"
+	  "               [--csv | --json | --ndjson | -o FILE]\n"
 	  "\n"
 	  "Run one SQL statement (DuckDB's dialect) and print its result as an\n"
 	  "aligned table (default), CSV, a JSON array of objects or NDJSON, or\n"
 	  "write it to FILE.  Each table name reads that table's latest version\n"
-	  "on the default branch, all as of one snapshot; NAME@REF reads another:\n"
+	  "on the session's branch (main, or --branch), all as of one snapshot;\n"
+	  "NAME@REF reads another:\n"
 	  "  users@3                  version 3\n"
 	  "  users@latest             the latest version\n"
 	  "  users@2026-11-01T12:00:00Z, users@2026-11-01T13:00:00+01:00\n"
@@ -479,12 +484,16 @@ static const cli_command commands[] = {
 	  "Write NAME@REF without spaces; two versions can be joined in one\n"
 	  "query (FROM users@3 a JOIN users@5 b USING (id)).  The views udr_log\n"
 	  "(the changelog: seq, time, branch, author, message, \"table\",\n"
-	  "old_version, new_version) and udr_tables list the history and tables.\n"
+	  "old_version, new_version, and the rows inserted, updated, deleted and\n"
+	  "whether it dropped the table) and udr_tables list the history and tables.\n"
 	  "INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE [AS] and DROP TABLE\n"
 	  "on tables commit a new version of each table they change (nothing when\n"
 	  "nothing changed), storing only the change; \"BEGIN; ...; COMMIT\" runs\n"
-	  "several statements as one commit.  NAME@REF is read-only.\n"
+	  "several statements as one commit, on the session's branch.  NAME@REF\n"
+	  "is read-only, except NAME@branch:B where B is the session's branch.\n"
 	  "  -m, --message MSG  the message of the commit a write makes\n"
+	  "  --branch NAME      read bare table names on branch NAME and commit\n"
+	  "                     writes there (default: main)\n"
 	  "  --no-compact       no compaction after a write (see `udr optimize`)\n"
 	  "  -p, --param VALUE  a value for the next ? placeholder, bound by DuckDB\n"
 	  "                     (never spliced into the query): text as given, or\n"
@@ -503,6 +512,7 @@ static const cli_command commands[] = {
 	  cli_cmd_sql },
 	{ "optimize", "compact a table: rewrite parts with many deleted rows, merge small ones",
 	  "usage: udr optimize TABLE [--full] [--deleted PCT] [--small-parts N] [-m MESSAGE]\n"
+	  "                    [--branch NAME]\n"
 	  "\n"
 	  "Commit a compacted version of TABLE: the parts whose deletion vectors\n"
 	  "delete at least PCT% of their rows, and the small parts (fewer than\n"
@@ -516,6 +526,7 @@ static const cli_command commands[] = {
 	  "                     25; 0: never)\n"
 	  "  --small-parts N    merge small parts once there are N (default 8; 0: never)\n"
 	  "  -m, --message MSG  the commit message\n"
+	  "  --branch NAME      compact the table on branch NAME (default: main)\n"
 	  "  --threads N, --memory-limit SIZE   DuckDB settings\n",
 	  cli_cmd_optimize },
 	{ "diff-rows", "show rows added, removed and changed between two versions",

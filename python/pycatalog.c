@@ -352,14 +352,15 @@ static PyObject *catalog_list_versions(udrpy_catalog *c, PyObject *arg)
 
 PyDoc_STRVAR(list_tables_doc,
 "list_tables() -> list[str]\n\n"
-"The names of all tables with at least one committed version, sorted.");
+"The names of the tables on main, sorted: every table with a committed\n"
+"version whose latest version is not a drop (SQL DROP TABLE; its versions\n"
+"stay readable by number).");
 
 static PyObject *catalog_list_tables(udrpy_catalog *c, PyObject *unused)
 {
 	char **names = NULL;
 	size_t count = 0;
 	udr_catalog *cat;
-	PyObject *list;
 	int rc;
 
 	(void)unused;
@@ -367,14 +368,20 @@ static PyObject *catalog_list_tables(udrpy_catalog *c, PyObject *unused)
 	if (cat == NULL)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
-	rc = udr_catalog_list_tables(&names, &count, cat);
+	rc = udr_catalog_list_live_tables(&names, &count, cat, NULL);
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		udrpy_raise(rc);
 	udrpy_catalog_leave(c);
 	if (rc < 0)
 		return NULL;
-	list = PyList_New((Py_ssize_t)count);
+	return udrpy_strlist_take(names, count);
+}
+
+PyObject *udrpy_strlist_take(char **names, size_t count)
+{
+	PyObject *list = PyList_New((Py_ssize_t)count);
+
 	for (size_t i = 0; list != NULL && i < count; i++) {
 		PyObject *s = PyUnicode_DecodeUTF8(names[i], (Py_ssize_t)strlen(names[i]),
 		                                   "backslashreplace");

@@ -73,7 +73,7 @@ static PyObject *no_query(PyObject *self, PyObject *args, PyObject *kwds)
 	{name, (PyCFunction)(void (*)(void))no_query, METH_VARARGS | METH_KEYWORDS, doc}
 
 PyMethodDef udrpy_query_methods[] = {
-	NO_QUERY("sql", "sql(query, params=None, versions=None, message=None) -> Result (needs the query module)"),
+	NO_QUERY("sql", "sql(query, params=None, versions=None, message=None, branch=None) -> Result (needs the query module)"),
 	NO_QUERY("read", "read(table, version=None, branch=None) -> Result (needs the query module)"),
 	NO_QUERY("write", "write(table, data, mode='overwrite', ...) -> int (needs the query module)"),
 	NO_QUERY("export", "export(table, path, version=None, format=None) -> int (needs the query module)"),
@@ -1165,7 +1165,7 @@ fail:
 }
 
 PyDoc_STRVAR(sql_doc,
-"sql(query, params=None, versions=None, message=None) -> Result\n\n"
+"sql(query, params=None, versions=None, message=None, branch=None) -> Result\n\n"
 "Run one SQL statement over the tables (docs/QUERY.md): a bare table name\n"
 "is its latest version (one snapshot for the whole statement); NAME@REF\n"
 "picks one ('users@3', 'users@2026-11-01T12:00:00Z', 'users@commit:12').\n"
@@ -1178,13 +1178,15 @@ PyDoc_STRVAR(sql_doc,
 "damaged part.  INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE and DROP\n"
 "TABLE on tables commit new versions (with message); BEGIN ... COMMIT over\n"
 "several calls commits them together (ConflictError when another writer\n"
-"changed a written table first).  The GIL is released while the query runs.");
+"changed a written table first).  branch='dev' reads bare names on branch\n"
+"dev and commits writes there (None: main); every call of a transaction\n"
+"names the same branch.  The GIL is released while the query runs.");
 
 static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"query", "params", "versions", "message", NULL};
+	static char *kwlist[] = {"query", "params", "versions", "message", "branch", NULL};
 	PyObject *qobj, *pobj = Py_None, *vobj = Py_None, *keep = NULL;
-	const char *sql, *message = NULL;
+	const char *sql, *message = NULL, *branch = NULL;
 	char *pinned = NULL;
 	udr_value *vals = NULL;
 	size_t nvals = 0;
@@ -1193,7 +1195,8 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 	pins p;
 	int rc = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOz:sql", kwlist, &qobj, &pobj, &vobj, &message))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOzz:sql", kwlist, &qobj, &pobj, &vobj, &message,
+	                                 &branch))
 		return NULL;
 	if ((sql = udrpy_cstr(qobj, "query")) == NULL)
 		return NULL;
@@ -1205,7 +1208,11 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 	}
 	if ((q = session_enter(d)) == NULL)
 		goto done;
-	if (p.n > 0) {
+	Py_BEGIN_ALLOW_THREADS
+	/* the branch of this call: its reads, and what it commits */
+	rc = udr_query_set_branch(q, branch);
+	Py_END_ALLOW_THREADS
+	if (rc == 0 && p.n > 0) {
 		Py_BEGIN_ALLOW_THREADS
 		for (size_t i = 0; rc == 0 && i < p.n; i++)
 			rc = udr_query_resolve(&p.nums[i], q, p.names[i], p.refs[i]);
@@ -1222,6 +1229,13 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 		if (rc == 0)
 			rc = udr_query_sql_stream(&r, q, text, vals, nvals);
 		Py_END_ALLOW_THREADS
+	}
+	if (branch) {
+		/* the stream's statement is bound: the other calls read main again
+		 * (while a transaction is open the session stays on its branch) */
+		(void)udr_query_set_branch(q, NULL);
+		if (rc == 0)
+			udr_error_clear();
 	}
 	if (rc < 0)
 		udrpy_raise(rc);

@@ -47,6 +47,9 @@ extern PyObject *udrpy_InterfaceError;
  * udr_error_last() (call on the thread that made the failing call).
  * Returns NULL so callers can `return udrpy_raise(rc);`. */
 PyObject *udrpy_raise(int rc);
+/* A list of str from names (UTF-8, undecodable bytes backslash-escaped);
+ * frees names (udr_strarray_free) either way.  NULL with an exception. */
+PyObject *udrpy_strlist_take(char **names, size_t count);
 /* Raise exc (a udr exception class) with a message and error code. */
 PyObject *udrpy_raise_msg(PyObject *exc, int code, const char *fmt, ...);
 

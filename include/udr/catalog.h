@@ -78,6 +78,16 @@ UDR_EXTERN int udr_version_set_meta(udr_version *v, const char *key, const char 
 /** The value of metadata key, or NULL (borrowed, lives as long as v). */
 UDR_EXTERN const char *udr_version_get_meta(const udr_version *v, const char *key);
 
+/** The metadata key of a version that records a drop (SQL DROP TABLE). */
+#define UDR_META_DROPPED "udr.dropped"
+
+/**
+ * 1 when v records a drop (metadata udr.dropped = "true": the table does
+ * not exist from that version on; docs/FORMAT.md "Dropped tables"), else 0
+ * (also for NULL).
+ */
+UDR_EXTERN int udr_version_is_dropped(const udr_version *v);
+
 /** Deep copy. @return 0 or UDR_ENOMEM. */
 UDR_EXTERN int udr_version_dup(udr_version **out, const udr_version *v);
 
@@ -158,6 +168,17 @@ UDR_EXTERN int udr_catalog_list_versions(uint64_t **out, size_t *count, udr_cata
  * @return 0; UDR_EIO; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_catalog_list_tables(char ***out, size_t *count, udr_catalog *catalog);
+
+/**
+ * The tables that exist on a branch: as udr_catalog_list_tables (ref NULL:
+ * main) or udr_catalog_list_tables_on (ref), without the tables whose
+ * latest version there records a drop (udr_version_is_dropped).  Reads each
+ * table's latest version file.
+ * @param[out] out array freed with udr_strarray_free(out, count)
+ * @return 0; UDR_EINVAL (malformed ref); UDR_ENOTFOUND (unknown ref);
+ *         UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_catalog_list_live_tables(char ***out, size_t *count, udr_catalog *catalog, const char *ref);
 
 /**
  * Check every metadata file: commit records, version files, their digests and

@@ -149,6 +149,20 @@ UDR_EXTERN int udr_query_sql(udr_result **out, udr_query *q, const char *sql,
  */
 UDR_EXTERN int udr_query_set_message(udr_query *q, const char *message);
 
+/**
+ * The branch of the session: from now on a bare table name (and NAME@latest)
+ * reads the branch's latest version, udr_tables lists the branch's tables,
+ * and SQL writes (and udr_query_optimize, and the compaction after writes)
+ * commit on it, conflicting only with commits on that branch (docs/QUERY.md,
+ * "Writing tables with SQL").  A write whose target is NAME@branch:B (or
+ * NAME@B) is allowed when B is the session's branch.
+ * @param branch "NAME" or "branch:NAME"; NULL or "main": the main branch
+ * @return 0; UDR_EINVAL (NULL session, a malformed name, or a SQL
+ *         transaction of the session is open on another branch);
+ *         UDR_ENOTFOUND (no such branch); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_set_branch(udr_query *q, const char *branch);
+
 /** File formats for import, export and udr_query_sql_to_file. */
 #define UDR_FORMAT_AUTO    0 /**< from the file name's extension */
 #define UDR_FORMAT_PARQUET 1 /**< .parquet, .pq */

@@ -426,6 +426,8 @@ class Database:
     def store(self) -> ChunkStore: ...
     @property
     def catalog(self) -> Catalog: ...
+    def tables(self, branch: Optional[str] = None) -> list[str]:
+        """The tables that exist on branch (main by default), dropped ones left out."""
     @property
     def path(self) -> str: ...
     @property
@@ -464,6 +466,8 @@ class Database:
         query: str,
         params: Optional[Sequence[Any]] = None,
         versions: Optional[Mapping[str, _Ref]] = None,
+        message: Optional[str] = None,
+        branch: Optional[str] = None,
     ) -> Result:
         """Run one SQL statement (query module)."""
     def read(

@@ -1220,6 +1220,42 @@ int udr_catalog_list_versions(uint64_t **out, size_t *count, udr_catalog *c, con
 	return 0;
 }
 
+int udr_version_is_dropped(const udr_version *v)
+{
+	const char *d = v ? udr_version_get_meta(v, UDR_META_DROPPED) : NULL;
+	return d && strcmp(d, "true") == 0;
+}
+
+int udr_catalog_list_live_tables(char ***out, size_t *count, udr_catalog *c, const char *ref)
+{
+	char **names = NULL;
+	size_t n = 0, k = 0;
+	int rc;
+	if (!out || !count || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_list_live_tables");
+	rc = ref ? udr_catalog_list_tables_on(&names, &n, c, ref) : udr_catalog_list_tables(&names, &n, c);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		udr_version *v = NULL;
+		rc = ref ? udr_catalog_get_version_on(&v, c, names[i], 0, ref) : udr_catalog_get_version(&v, c, names[i], 0);
+		if (rc == 0 && udr_version_is_dropped(v)) {
+			free(names[i]);
+			names[i] = NULL;
+		} else if (rc == 0) {
+			names[k++] = names[i];
+		}
+		udr_version_free(v);
+	}
+	if (rc < 0) {
+		udr_strarray_free(names, n);
+		return rc;
+	}
+	*out = names;
+	*count = k;
+	return 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

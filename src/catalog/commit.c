@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <udr/refs.h>
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
@@ -98,15 +99,60 @@ static int cmp_hash(const void *a, const void *b)
 }
 
 /*
+ * The chunks of the latest committed version of each table of vs on branch
+ * (NULL: main), sorted: a commit verified them when it made that version.
+ * A version that cannot be read adds nothing (its chunks are verified).
+ */
+static int committed_chunks(udr_hash **out, size_t *count, udr_catalog *c, udr_version *const *vs, size_t n,
+                            const char *branch)
+{
+	char ref[UDR_REF_NAME_MAX + 8];
+	udr_hash *all = NULL;
+	size_t k = 0, cap = 0;
+	snprintf(ref, sizeof(ref), "branch:%s", branch ? branch : "main");
+	for (size_t i = 0; i < n; i++) {
+		udr_version *v = NULL;
+		if (udr_catalog_get_version_on(&v, c, vs[i]->table, 0, ref) < 0) {
+			udr_error_clear();
+			continue;
+		}
+		if (k + v->nchunks > cap) {
+			size_t c2 = (k + v->nchunks) * 2, bytes;
+			udr_hash *p;
+			if (!udr__mul_ok(c2, sizeof(udr_hash), &bytes) || !(p = realloc(all, bytes))) {
+				udr_version_free(v);
+				free(all);
+				return udr__error_oom();
+			}
+			all = p;
+			cap = c2;
+		}
+		if (v->nchunks)
+			memcpy(all + k, v->chunks, v->nchunks * sizeof(udr_hash));
+		k += v->nchunks;
+		udr_version_free(v);
+	}
+	if (k)
+		qsort(all, k, sizeof(udr_hash), cmp_hash);
+	*out = all;
+	*count = k;
+	return 0;
+}
+
+/*
  * Every chunk a commit names must be stored and intact: decoded and
  * rehashed (each distinct chunk once), so that damage is found before it is
- * committed, never after.  Outside the lock; GC (when it lands) must keep
- * what a commit in progress verified.
+ * committed, never after.  Chunks the table's latest version on the branch
+ * already names were verified when that version was committed: they are
+ * not read again (a 1-row change of a large table would otherwise rehash
+ * all of it), so the cost follows what the commit adds.  Outside the lock;
+ * GC (when it lands) must keep what a commit in progress verified and what
+ * a latest version names.
  */
-static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n)
+static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n, const char *branch)
 {
-	size_t total = 0, bytes, k = 0;
-	udr_hash *all;
+	size_t total = 0, bytes, k = 0, nknown = 0;
+	udr_hash *all, *known = NULL;
 	int rc = 0;
 	for (size_t i = 0; i < n; i++)
 		total += vs[i]->nchunks;
@@ -121,9 +167,15 @@ static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n)
 		k += vs[i]->nchunks;
 	}
 	qsort(all, total, sizeof(udr_hash), cmp_hash);
+	if ((rc = committed_chunks(&known, &nknown, c, vs, n, branch)) < 0) {
+		free(all);
+		return rc;
+	}
 	for (k = 0; k < total && rc == 0; k++) {
 		if (k > 0 && udr_hash_equal(&all[k], &all[k - 1]))
 			continue;
+		if (nknown && bsearch(&all[k], known, nknown, sizeof(udr_hash), cmp_hash))
+			continue; /* verified when the version naming it was committed */
 		rc = udr_store_verify(c->store, &all[k]);
 		if (rc == UDR_ENOTFOUND || rc == UDR_ECORRUPT) {
 			char hex[UDR_HASH_HEXSIZE + 1], why[200];
@@ -134,6 +186,7 @@ static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n)
 		}
 	}
 	free(all);
+	free(known);
 	return rc;
 }
 
@@ -168,7 +221,7 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 			}
 		free(names);
 	}
-	return c->store && n > 0 ? verify_chunks(c, vs, n) : 0;
+	return c->store && n > 0 ? verify_chunks(c, vs, n, o->branch) : 0;
 }
 
 /*

@@ -62,8 +62,36 @@ void udr__parts_free(udr__parts *ps)
 
 bool udr__version_dropped(const udr_version *v)
 {
-	const char *d = v ? udr_version_get_meta(v, "udr.dropped") : NULL;
-	return d && strcmp(d, "true") == 0;
+	return udr_version_is_dropped(v) != 0;
+}
+
+int udr__version_set_changes(udr_version *v, uint64_t inserted, uint64_t updated, uint64_t deleted)
+{
+	char ch[128];
+	snprintf(ch, sizeof(ch), "{\"inserted\":%" PRIu64 ",\"updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}", inserted,
+	         updated, deleted);
+	return udr_version_set_meta(v, "udr.changes", ch);
+}
+
+int udr__version_changes(uint64_t out[3], const udr_version *v)
+{
+	static const char *const keys[3] = {"inserted", "updated", "deleted"};
+	const char *text = udr_version_get_meta(v, "udr.changes");
+	json_error_t jerr;
+	json_t *o;
+	int ok = 1;
+	if (!text)
+		return 0;
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	for (int i = 0; i < 3; i++) {
+		json_t *x = o ? json_object_get(o, keys[i]) : NULL;
+		if (!json_is_integer(x) || json_integer_value(x) < 0)
+			ok = 0;
+		else
+			out[i] = (uint64_t)json_integer_value(x);
+	}
+	json_decref(o);
+	return ok;
 }
 
 static int parts_corrupt(const udr_version *v, const char *why)

@@ -35,8 +35,10 @@
  * at a useful granularity, and that parts stream through the store's 1 MiB
  * buffers quickly.
  */
-#define PART_COPY_OPTIONS \
-	"FORMAT parquet, ROW_GROUP_SIZE 122880, ROW_GROUPS_PER_FILE 8, FILE_SIZE_BYTES '128MB'"
+#define PART_ROW_GROUP 122880
+#define PART_ROW_GROUPS 8
+#define PART_BYTES (128u << 20)
+#define PART_COPY_OPTIONS "FORMAT parquet, ROW_GROUP_SIZE 122880"
 
 #define APPEND_RETRIES 16
 
@@ -629,36 +631,28 @@ static int put_parts(udr_hash *hashes, udr_store *store, part_file *files, size_
 /* ---- the common import path ------------------------------------------------------------- */
 
 /* COPY (select_sql) TO dir as parts (the query on lines of its own). */
-static int copy_parts_sql(udr__buf *b, const char *select_sql, const char *dir)
+static int64_t result_count(const udr_result *r);
+
+int udr__q_run_path(udr_result **out, udr_query *q, const char *before, const char *path, const char *after)
 {
-	int rc = udr__buf_puts(b, "COPY (\n");
+	udr__buf b = {0};
+	int rc = udr__buf_puts(&b, before);
 	if (rc == 0)
-		rc = udr__buf_puts(b, select_sql);
+		rc = udr__sql_read_path(&b, path);
 	if (rc == 0)
-		rc = udr__buf_puts(b, "\n) TO ");
+		rc = udr__buf_puts(&b, after);
 	if (rc == 0)
-		rc = udr__sql_literal(b, dir);
-	if (rc == 0)
-		rc = udr__buf_puts(b, " (" PART_COPY_OPTIONS ")");
+		rc = udr__q_run(out, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	udr__buf_free(&b);
 	return rc;
 }
-
-static int64_t result_count(const udr_result *r);
 
 /* The rows of the Parquet file at path (its footer). */
 static int file_rows(uint64_t *out, udr_query *q, const char *path)
 {
-	udr__buf b = {0};
 	udr_result *r = NULL;
 	int64_t c;
-	int rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
-	if (rc == 0)
-		rc = udr__sql_read_path(&b, path);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, ")");
-	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-	udr__buf_free(&b);
+	int rc = udr__q_run_path(&r, q, "SELECT num_rows::BIGINT FROM parquet_file_metadata(", path, ")");
 	if (rc < 0)
 		return rc;
 	c = result_count(r);
@@ -667,6 +661,161 @@ static int file_rows(uint64_t *out, udr_query *q, const char *path)
 		return udr__error_set(UDR_ERROR, "DuckDB did not report the rows of a part it wrote");
 	*out = (uint64_t)c;
 	return 0;
+}
+
+/* COPY (query) TO path as one Parquet file, in the query's row order. */
+static int copy_one(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
+                    size_t nparams, int kind, const char *path)
+{
+	udr__buf b = {0};
+	int rc = udr__buf_puts(&b, "COPY (\n");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "\n) TO ");
+	if (rc == 0)
+		rc = udr__sql_literal(&b, path);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
+	if (rc == 0)
+		rc = udr__q_run(count, q, b.ptr, params, nparams, kind);
+	udr__buf_free(&b);
+	return rc;
+}
+
+/* The file at all is the one part: dir/data_0.parquet. */
+static int whole_part(const char *dir, const char *all)
+{
+	char *part = udr__path_join(dir, "data_0.parquet");
+	int rc = 0;
+	if (!part)
+		return udr__error_oom();
+	if (rename(all, part) < 0)
+		rc = udr__error_io(errno, "cannot rename %s", all);
+	free(part);
+	return rc;
+}
+
+/*
+ * The rows of select_sql as parts dir/data_<k>.parquet, k = 0, 1, ...:
+ * row groups of 122,880 rows, up to 8 of them or ~128 MB a part.  The rows
+ * keep the query's order and the bytes depend on the rows alone, so that
+ * the same rows give the same parts (a rewrite dedups).  DuckDB's COPY into
+ * a directory of files (ROW_GROUPS_PER_FILE, FILE_SIZE_BYTES) writes row
+ * groups in the order its threads finish them, so the rows are written to
+ * one file in order, and a file of more than a part's row groups is then
+ * cut at row group boundaries (each part read back by row number, in
+ * order).  *count: COPY's result (the rows written).
+ */
+static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
+                      size_t nparams, int kind, const char *dir)
+{
+	char *all = udr__path_join(dir, "all.parquet"), *part = NULL;
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	size_t ngroups = 0, nparts = 0;
+	uint64_t first = 0, in_part = 0, bytes = 0, groups = 0;
+	bool by_offset = false;
+	int rc;
+	if (!all)
+		return udr__error_oom();
+	if ((rc = copy_one(count, q, select_sql, params, nparams, kind, all)) < 0)
+		goto out;
+	{ /* at most a part's rows and bytes (a SQL write's few rows): one part */
+		struct stat st;
+		int64_t n = result_count(*count);
+		if (n >= 0 && n <= (int64_t)PART_ROW_GROUP * PART_ROW_GROUPS && stat(all, &st) == 0 &&
+		    (uint64_t)st.st_size <= PART_BYTES) {
+			rc = whole_part(dir, all);
+			goto out;
+		}
+	}
+	rc = udr__q_run_path(&r, q,
+	                     "SELECT row_group_id::BIGINT, max(row_group_num_rows)::BIGINT, "
+	                     "sum(total_compressed_size)::BIGINT FROM parquet_metadata(",
+	                     all, ") GROUP BY 1 ORDER BY 1");
+	if (rc < 0)
+		goto out;
+	ngroups = udr_result_row_count(r);
+	if (ngroups <= PART_ROW_GROUPS) {
+		bool small = true;
+		for (size_t i = 0; i < ngroups && small; i++) {
+			udr_value x;
+			small = udr_result_get(&x, r, i, 2) == 0 && x.type == UDR_TYPE_INT64 &&
+			        (bytes += (uint64_t)x.i64) <= PART_BYTES;
+		}
+		if (small) { /* one part: the file as written */
+			rc = whole_part(dir, all);
+			goto out;
+		}
+	}
+	/* the rows are read back by file_row_number, unless a column of that
+	 * name hides it (then by LIMIT ... OFFSET, in scan order: slower) */
+	{
+		char **names = NULL, **types = NULL;
+		size_t nc = 0;
+		rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
+		if (rc == 0)
+			rc = udr__sql_read_path(&b, all);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+		if (rc == 0)
+			rc = udr__q_describe(&names, &types, &nc, q, b.ptr);
+		udr__buf_free(&b);
+		for (size_t i = 0; rc == 0 && i < nc; i++)
+			by_offset |= strcasecmp(names[i], "file_row_number") == 0;
+		udr_strarray_free(names, nc);
+		udr_strarray_free(types, nc);
+		if (rc < 0)
+			goto out;
+	}
+	/* cut before a row group that would make the part too big */
+	bytes = 0;
+	for (size_t i = 0; i <= ngroups && rc == 0; i++) {
+		udr_value nr, nb;
+		bool end = i == ngroups;
+		if (!end && (udr_result_get(&nr, r, i, 1) < 0 || udr_result_get(&nb, r, i, 2) < 0 ||
+		             nr.type != UDR_TYPE_INT64 || nb.type != UDR_TYPE_INT64 || nr.i64 < 0 || nb.i64 < 0)) {
+			rc = udr__error_set(UDR_ERROR, "DuckDB did not report the row groups of a file it wrote");
+			break;
+		}
+		if (groups && (end || groups == PART_ROW_GROUPS || bytes + (uint64_t)nb.i64 > PART_BYTES)) {
+			char name[48];
+			snprintf(name, sizeof(name), "data_%zu.parquet", nparts++);
+			free(part);
+			if (!(part = udr__path_join(dir, name))) {
+				rc = udr__error_oom();
+				break;
+			}
+			rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
+			if (rc == 0)
+				rc = udr__sql_read_path(&b, all);
+			if (rc == 0 && by_offset)
+				rc = udr__buf_printf(&b, ") LIMIT %" PRIu64 " OFFSET %" PRIu64, in_part, first);
+			else if (rc == 0)
+				rc = udr__buf_printf(&b,
+				                     ") WHERE file_row_number >= %" PRIu64 " AND file_row_number < %" PRIu64
+				                     " ORDER BY file_row_number",
+				                     first, first + in_part);
+			if (rc == 0)
+				rc = copy_one(NULL, q, b.ptr, NULL, 0, UDR__RUN_ANY, part);
+			udr__buf_free(&b);
+			first += in_part;
+			in_part = bytes = groups = 0;
+		}
+		if (!end) {
+			in_part += (uint64_t)nr.i64;
+			bytes += (uint64_t)nb.i64;
+			groups++;
+		}
+	}
+	if (rc == 0 && unlink(all) < 0)
+		rc = udr__error_io(errno, "cannot remove %s", all);
+out:
+	udr_result_free(r);
+	free(part);
+	free(all);
+	return rc;
 }
 
 typedef struct import_src {
@@ -782,11 +931,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
 	/* 1. DuckDB writes the rows as Parquet parts into a fresh directory */
-	rc = copy_parts_sql(&b, src->select_sql, dir);
-	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, src->params, src->nparams, src->kind);
-	udr__buf_free(&b);
-	if (rc < 0)
+	if ((rc = copy_parts(&r, q, src->select_sql, src->params, src->nparams, src->kind, dir)) < 0)
 		goto out;
 	rows = result_count(r);
 	udr_result_free(r);
@@ -913,6 +1058,10 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 			rc = udr_version_set_meta(v, "udr.rows", rowbuf);
 		if (rc == 0)
 			rc = udr_version_set_meta(v, "udr.source", src->source);
+		/* an append inserts its rows (a new table's rows: udr_log says so
+		 * from version 1; an overwrite of a table says nothing) */
+		if (rc == 0 && prev)
+			rc = udr__version_set_changes(v, (uint64_t)rows, 0, 0);
 		if (rc == 0 && opts->message)
 			rc = udr_version_set_message(v, opts->message);
 		if (rc < 0)
@@ -962,7 +1111,6 @@ out:
 int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql)
 {
 	char *dir = NULL;
-	udr__buf b = {0};
 	udr_result *r = NULL;
 	part_file *files = NULL;
 	size_t nfiles = 0;
@@ -975,11 +1123,7 @@ int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query 
 	*n = 0;
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
-	rc = copy_parts_sql(&b, select_sql, dir);
-	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-	udr__buf_free(&b);
-	if (rc < 0)
+	if ((rc = copy_parts(&r, q, select_sql, NULL, 0, UDR__RUN_ANY, dir)) < 0)
 		goto out;
 	total = result_count(r);
 	udr_result_free(r);
@@ -1050,8 +1194,6 @@ static int check_import_args(udr_query *q, const char *table, const udr_import_o
 		return udr__error_set(UDR_EINVAL, "invalid argument: NULL session or table");
 	if (opts->nkeys && opts->mode != UDR_IMPORT_OVERWRITE)
 		return udr__error_set(UDR_EINVAL, "import keys need a full copy of the table (not an append)");
-	if (opts->nkeys && import_branch(opts))
-		return udr__error_set(UDR_EINVAL, "import keys (--key) work on the main branch only for now");
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
 	if (import_branch(opts)) {
@@ -1296,7 +1438,7 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	/* a full copy matched on keys: only the rows that differ are stored
 	 * (write.c); a table that does not exist yet is imported whole */
 	if (keyed && prev && (rc = udr__w_import_keyed(version, q, table, b.ptr, opts->keys, opts->nkeys,
-	                                               opts->message)) != 1)
+	                                               opts->message, import_branch(opts))) != 1)
 		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:

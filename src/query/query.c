@@ -754,6 +754,7 @@ void udr_query_close(udr_query *q)
 	udr__q_cache_release(q);
 	udr__w_close(q);
 	free(q->message);
+	free(q->branch);
 	if (q->con)
 		duckdb_disconnect(&q->con);
 	if (q->ddb)
@@ -1410,10 +1411,17 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 	switch (ref->kind) {
 	case UDR__REF_BRANCH:
 	case UDR__REF_TAG:
-		if (!ref->bare && ref->kind == UDR__REF_BRANCH && strcmp(ref->text, "main") == 0)
+		if (!ref->bare && ref->kind == UDR__REF_BRANCH && strcmp(ref->text, "main") == 0 && !q->branch)
 			goto latest;
 		return resolve_named(out, q, table, ref, head);
 	case UDR__REF_LATEST:
+		if (q->branch) { /* a session on a branch: its latest */
+			udr__ref br;
+			memset(&br, 0, sizeof(br));
+			br.kind = UDR__REF_BRANCH;
+			snprintf(br.text, sizeof(br.text), "%s", q->branch);
+			return resolve_named(out, q, table, &br, head);
+		}
 	latest:
 		rc = head ? udr_catalog_get_version_at_seq(out, q->cat, table, head)
 		          : udr_catalog_get_version(out, q->cat, table, 0);
@@ -1523,17 +1531,59 @@ static duckdb_timestamp ts_of_ms(int64_t ms)
 	return t;
 }
 
+/*
+ * The rows a change inserted, updated and deleted (not known: NULL),
+ * and whether it dropped the table.  Counts come from the new version's
+ * udr.changes, trusted only for a plain commit whose version follows the
+ * change's old one (a merge, cherry-pick or revert names or copies versions
+ * made against other parents); a new table's rows (udr.rows) are all
+ * inserted.  Without either (a commit of chunks), nothing is known.
+ */
+typedef struct change_info {
+	uint64_t n[3]; /* inserted, updated, deleted */
+	bool known;    /* else NULL */
+	bool dropped;
+} change_info;
+
+static int change_rows(change_info *out, udr_query *q, const udr_commit *c, const udr_change *ch)
+{
+	udr_version *v = NULL;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr_catalog_get_version(&v, q->cat, ch->table, ch->new_version)) < 0)
+		return rc;
+	out->dropped = udr__version_dropped(v);
+	if (!c->op && v->parent == ch->old_version) {
+		const char *rows = udr_version_get_meta(v, "udr.rows");
+		if (udr__version_changes(out->n, v)) {
+			out->known = true;
+		} else if (ch->old_version == 0 && rows && udr__parse_u64(&out->n[0], rows, strlen(rows)) == 0) {
+			out->n[1] = out->n[2] = 0;
+			out->known = true;
+		}
+	}
+	udr_version_free(v);
+	return 0;
+}
+
+static duckdb_state append_count(duckdb_appender app, uint64_t n, bool known)
+{
+	return known ? duckdb_append_int64(app, (int64_t)n) : duckdb_append_null(app);
+}
+
 static int ensure_log(udr_query *q, uint64_t head)
 {
 	udr_log_query lq = UDR_LOG_QUERY_INIT;
 	udr_commit **commits = NULL;
-	size_t n = 0;
+	change_info *rows = NULL;
+	size_t n = 0, nch = 0;
 	duckdb_appender app;
 	int rc;
 	if (!q->log_built) {
 		rc = udr__q_exec(q, "CREATE OR REPLACE TEMP TABLE udr_log (seq BIGINT, time TIMESTAMP_MS, "
 		                    "branch VARCHAR, author VARCHAR, message VARCHAR, \"table\" VARCHAR, "
-		                    "old_version BIGINT, new_version BIGINT)");
+		                    "old_version BIGINT, new_version BIGINT, inserted BIGINT, updated BIGINT, "
+		                    "deleted BIGINT, dropped BOOLEAN)");
 		if (rc < 0)
 			return rc;
 		q->log_built = true;
@@ -1544,26 +1594,49 @@ static int ensure_log(udr_query *q, uint64_t head)
 	lq.since_seq = q->log_seq; /* incremental: the log only grows */
 	if ((rc = udr_catalog_log(&commits, &n, q->cat, &lq)) < 0)
 		return rc;
+	/* the rows of each change first (version files): an error leaves
+	 * udr_log as it was */
+	for (size_t i = 0; i < n && commits[i]->seq <= head; i++)
+		nch += commits[i]->nchanges;
+	if (!(rows = calloc(nch ? nch : 1, sizeof(*rows)))) {
+		udr_commit_array_free(commits, n);
+		return udr__error_oom();
+	}
+	for (size_t i = 0, j = 0; rc == 0 && i < n && commits[i]->seq <= head; i++)
+		for (size_t k = 0; rc == 0 && k < commits[i]->nchanges; k++, j++)
+			rc = change_rows(&rows[j], q, commits[i], &commits[i]->changes[k]);
+	if (rc < 0) {
+		free(rows);
+		udr_commit_array_free(commits, n);
+		return rc;
+	}
 	if (duckdb_appender_create_ext(q->con, "temp", "main", "udr_log", &app) == DuckDBError) {
+		free(rows);
 		udr_commit_array_free(commits, n);
 		return appender_error(&app, "udr_log");
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, j = 0; i < n; i++) {
 		const udr_commit *c = commits[i];
 		if (c->seq > head)
 			break;
-		for (size_t k = 0; k < c->nchanges; k++) {
+		for (size_t k = 0; k < c->nchanges; k++, j++) {
+			const change_info *x = &rows[j];
 			if (duckdb_append_int64(app, (int64_t)c->seq) || duckdb_append_timestamp(app, ts_of_ms(c->time_ms)) ||
 			    append_text(app, c->branch) || append_text(app, c->author) ||
 			    append_text(app, c->message) || append_text(app, c->changes[k].table) ||
 			    duckdb_append_int64(app, (int64_t)c->changes[k].old_version) ||
-			    duckdb_append_int64(app, (int64_t)c->changes[k].new_version) || duckdb_appender_end_row(app)) {
+			    duckdb_append_int64(app, (int64_t)c->changes[k].new_version) ||
+			    append_count(app, x->n[0], x->known) || append_count(app, x->n[1], x->known) ||
+			    append_count(app, x->n[2], x->known) || duckdb_append_bool(app, x->dropped) ||
+			    duckdb_appender_end_row(app)) {
+				free(rows);
 				udr_commit_array_free(commits, n);
 				return appender_error(&app, "udr_log");
 			}
 		}
 		q->log_seq = c->seq;
 	}
+	free(rows);
 	udr_commit_array_free(commits, n);
 	if (duckdb_appender_close(app) == DuckDBError)
 		return appender_error(&app, "udr_log");
@@ -1623,7 +1696,7 @@ static int tables_state(udr__tstate *out, udr_query *q, uint64_t seq)
 	bool known = false;
 	int rc = 0;
 	if (seq > 0 && udr__catalog_branched(q->cat))
-		rc = udr__branch_head(&seq, q->cat, "main", seq); /* main's tables */
+		rc = udr__branch_head(&seq, q->cat, udr__q_branch(q), seq); /* the session branch's tables */
 	if (rc == 0)
 		rc = udr__state_at(out, &known, q->cat, seq);
 	if (rc < 0 || known)
@@ -1930,6 +2003,47 @@ int udr_query_set_message(udr_query *q, const char *message)
 		return udr__error_oom();
 	free(q->message);
 	q->message = m;
+	return 0;
+}
+
+const char *udr__q_branch(const udr_query *q)
+{
+	return q->branch ? q->branch : "main";
+}
+
+int udr_query_set_branch(udr_query *q, const char *branch)
+{
+	char *b = NULL, qb[UDR_REF_NAME_MAX * 4 + 8];
+	uint64_t head = 0, bh = 0;
+	int rc;
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_branch");
+	if (branch && strncmp(branch, "branch:", 7) == 0)
+		branch += 7;
+	if (branch && strcmp(branch, "main") == 0)
+		branch = NULL;
+	if ((!branch && !q->branch) || (branch && q->branch && strcmp(branch, q->branch) == 0))
+		return 0; /* unchanged */
+	if (q->wtx) {
+		udr__quote(qb, sizeof(qb), udr__q_branch(q));
+		return udr__error_set(UDR_EINVAL,
+		                      "a SQL transaction is open on branch '%s' in this session: COMMIT or ROLLBACK "
+		                      "it before changing branch",
+		                      qb);
+	}
+	if (branch) {
+		if ((rc = udr_ref_name_check(branch)) < 0)
+			return rc;
+		/* the branch must exist now (a later statement finds it deleted:
+		 * not found then) */
+		if ((rc = udr_catalog_head(&head, q->cat)) < 0 ||
+		    (rc = udr__branch_head(&bh, q->cat, branch, head)) < 0)
+			return rc;
+		if (!(b = strdup(branch)))
+			return udr__error_oom();
+	}
+	free(q->branch);
+	q->branch = b;
 	return 0;
 }
 

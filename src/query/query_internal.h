@@ -116,7 +116,9 @@ struct udr_query {
 	uint64_t snap_head; /* the catalog head the current statement reads */
 	struct udr__wtx *wtx; /* SQL writes: the open transaction (write.c), NULL when none */
 	char *message;      /* commit message of SQL writes (udr_query_set_message) */
+	char *branch;       /* the session's branch (udr_query_set_branch); NULL: main */
 	bool dropped_hit;   /* the last resolve found a drop (not found) */
+	bool user_objects;  /* a user's CREATE ran (views, macros, temp tables may exist) */
 	udr_optimize_options compact; /* compaction after SQL writes (udr_query_set_compaction) */
 	bool compact_custom;          /* compact is set (else the defaults) */
 	bool compact_off;             /* no compaction after SQL writes */
@@ -147,6 +149,8 @@ int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value 
 char *udr__q_read_path(const char *path);
 /* ... appended as a SQL string literal */
 int udr__sql_read_path(udr__buf *b, const char *path);
+/* Run before || 'path' (a read path literal) || after, our own SQL. */
+int udr__q_run_path(udr_result **out, udr_query *q, const char *before, const char *path, const char *after);
 /* Prepare sql (exactly one statement of the kind) without running it. */
 int udr__q_check(udr_query *q, const char *sql, int kind);
 /* UDR_EINVAL when path (a file to be written) would land inside the store root */
@@ -196,6 +200,12 @@ void udr__parts_free(udr__parts *ps);
 int udr__parts_to_version(udr_version *v, const udr__parts *ps);
 /* Append the udr.parts text of ps (docs/FORMAT.md, byte-exact). */
 int udr__parts_meta(udr__buf *b, const udr__parts *ps);
+/* Set v's udr.changes: the rows inserted, updated and deleted against its
+ * parent version (docs/FORMAT.md). */
+int udr__version_set_changes(udr_version *v, uint64_t inserted, uint64_t updated, uint64_t deleted);
+/* v's udr.changes as inserted, updated, deleted: 1; 0 when absent or not
+ * well-formed (nothing known). */
+int udr__version_changes(uint64_t out[3], const udr_version *v);
 /* v is a drop (udr.dropped = "true"): the table is gone from then on. */
 bool udr__version_dropped(const udr_version *v);
 /* How many parts of v have a deletion vector. */
@@ -223,9 +233,11 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
  * error (nothing committed then); 1 when sql is not such a script. */
 int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams);
 /* Import select_sql as a full new copy of table matched on keys: store
- * only the rows that differ.  0 or an error; 1 when table does not exist. */
+ * only the rows that differ, committed on branch (NULL: main).  0 or an error; 1 when table does not exist. */
 int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
-                        const char *const *keys, size_t nkeys, const char *message);
+                        const char *const *keys, size_t nkeys, const char *message, const char *branch);
+/* The branch the session reads bare names on and writes to ("main"). */
+const char *udr__q_branch(const udr_query *q);
 /* The snapshot of the session's open write transaction (0: none). */
 uint64_t udr__w_snapshot(udr_query *q);
 /* table was dropped by the open transaction (a bare name must not bind). */

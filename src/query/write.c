@@ -17,6 +17,9 @@
 
 #include <jansson.h>
 
+#include "catalog/catalog_internal.h"
+#include <udr/refs.h>
+
 #include "query/query_internal.h"
 
 /* ---- what a statement writes ------------------------------------------------------------------- */
@@ -43,6 +46,7 @@ typedef struct wstmt {
 	bool temp;           /* CREATE TEMP TABLE */
 	bool or_replace, if_not_exists, if_exists;
 	size_t splice;       /* CREATE: where "TEMP " goes */
+	size_t tstart;       /* where the target starts in the text */
 	bool more_targets;   /* DROP TABLE a, b */
 	bool with;           /* WITH ... before the statement */
 	const char *after;   /* the text after the target */
@@ -70,6 +74,13 @@ static bool word(const char **p, const char *kw)
 		return false;
 	*p = s + n;
 	return true;
+}
+
+/* The text's first word is kw. */
+static bool word_at(const char *sql, const char *kw)
+{
+	const char *p = sql;
+	return word(&p, kw);
 }
 
 /* An identifier (bare or "quoted"): into out, quotes removed. */
@@ -182,10 +193,11 @@ static const char *after_with(const char *s)
 }
 
 /* The target of a write: an identifier, maybe schema-qualified. */
-static void target(wstmt *st, const char **p)
+static void target(wstmt *st, const char **p, const char *sql)
 {
 	bool quoted;
 	const char *s = *p;
+	st->tstart = (size_t)(skip_ws(s) - sql);
 	if (!ident(&s, st->target, sizeof(st->target), &quoted))
 		return;
 	st->has_target = true;
@@ -228,24 +240,24 @@ static void classify(wstmt *st, const char *sql)
 		if (!word(&p, "into"))
 			return;
 		st->kind = WK_INSERT;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "update")) {
 		st->kind = WK_UPDATE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "delete")) {
 		if (!word(&p, "from"))
 			return;
 		st->kind = WK_DELETE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "truncate")) {
 		(void)word(&p, "table");
 		st->kind = WK_DELETE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "merge")) {
 		if (!word(&p, "into"))
 			return;
 		st->kind = WK_MERGE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "create")) {
 		if (word(&p, "or")) {
 			if (!word(&p, "replace"))
@@ -263,7 +275,7 @@ static void classify(wstmt *st, const char *sql)
 			st->if_not_exists = true;
 		}
 		st->kind = WK_CREATE;
-		target(st, &p);
+		target(st, &p, sql);
 	} else if (word(&p, "drop")) {
 		if (!word(&p, "table"))
 			return;
@@ -273,7 +285,7 @@ static void classify(wstmt *st, const char *sql)
 			st->if_exists = true;
 		}
 		st->kind = WK_DROP;
-		target(st, &p);
+		target(st, &p, sql);
 		st->more_targets = *skip_ws(p) == ',';
 	} else if (word(&p, "alter")) {
 		if (!word(&p, "table"))
@@ -281,7 +293,7 @@ static void classify(wstmt *st, const char *sql)
 		if (word(&p, "if") && !(word(&p, "exists")))
 			return;
 		st->kind = WK_ALTER;
-		target(st, &p);
+		target(st, &p, sql);
 	}
 }
 
@@ -331,13 +343,18 @@ static bool is_word(const char *w, const char *end, const char *kw)
 	return (size_t)(end - w) == strlen(kw) && strncasecmp(w, kw, (size_t)(end - w)) == 0;
 }
 
-/* How often name occurs as an identifier (bare or quoted, any case), and
- * how many ? placeholders the text has (-1 when it uses $N or ?N ones). */
-static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
+/*
+ * Scan sql's identifiers (bare or quoted; literals, comments and E'...'
+ * strings skipped) for name, any case: *refs counts them, *clash is set
+ * when one is written in another case (DuckDB binds it to name), *qmarks
+ * counts the ? placeholders (-1 when it uses $N or ?N ones).
+ */
+static void scan_idents(const char *sql, const char *name, size_t *refs, bool *clash, long *qmarks)
 {
 	const char *s = sql;
 	char id[UDR_TABLE_NAME_MAX * 2 + 64];
 	*refs = 0;
+	*clash = false;
 	*qmarks = 0;
 	while (*s) {
 		bool quoted;
@@ -347,10 +364,12 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 		if (*s == '"' || id_start((unsigned char)*s)) {
 			const char *b = s;
 			if (ident(&s, id, sizeof(id), &quoted)) {
-				if (!quoted && is_estring(b, s))
+				if (!quoted && is_estring(b, s)) {
 					s = skip_estring(s);
-				else if (strcasecmp(id, name) == 0)
+				} else if (strcasecmp(id, name) == 0) {
 					(*refs)++;
+					*clash |= strcmp(id, name) != 0;
+				}
 			} else {
 				s = *b == '"' ? skip_token(b) : b + 1;
 			}
@@ -375,36 +394,21 @@ static void count_refs(const char *sql, const char *name, size_t *refs, long *qm
 	}
 }
 
+/* How often name occurs as an identifier, and the ? placeholders. */
+static void count_refs(const char *sql, const char *name, size_t *refs, long *qmarks)
+{
+	bool clash;
+	scan_idents(sql, name, refs, &clash, qmarks);
+}
+
 /* An identifier of sql names name in another case (DuckDB binds it to name). */
 static bool case_clash(const char *sql, const char *name)
 {
-	const char *s = sql;
-	char id[UDR_TABLE_NAME_MAX * 2 + 64];
-	while (*s) {
-		bool quoted;
-		s = skip_ws(s);
-		if (!*s)
-			break;
-		if (*s == '"' || id_start((unsigned char)*s)) {
-			const char *b = s;
-			if (ident(&s, id, sizeof(id), &quoted)) {
-				if (!quoted && is_estring(b, s))
-					s = skip_estring(s);
-				else if (strcasecmp(id, name) == 0 && strcmp(id, name) != 0)
-					return true;
-			} else {
-				s = *b == '"' ? skip_token(b) : b + 1;
-			}
-		} else if (*s == '\'' || *s == '$') {
-			s = skip_token(s);
-		} else if (isdigit((unsigned char)*s)) {
-			while (id_char((unsigned char)*s) || *s == '.')
-				s++;
-		} else {
-			s++;
-		}
-	}
-	return false;
+	size_t refs;
+	long qmarks;
+	bool clash;
+	scan_idents(sql, name, &refs, &clash, &qmarks);
+	return clash;
 }
 
 /*
@@ -470,6 +474,7 @@ typedef struct wtab {
 	unsigned long id;   /* __udr_o_<id>: the rows the shadow started from, with positions */
 	bool orig;          /* __udr_o_<id> exists */
 	bool partial;       /* the shadow holds only some of the base's rows */
+	uint64_t key_updates; /* import --key: rows deleted and inserted again with their key */
 } wtab;
 
 typedef struct udr__wtx {
@@ -480,6 +485,7 @@ typedef struct udr__wtx {
 	size_t n, cap;
 	unsigned long ids;
 	char *message;      /* the session's message when the transaction began */
+	char *branch;       /* the branch it commits on (NULL: main) */
 } udr__wtx;
 
 uint64_t udr__w_snapshot(udr_query *q)
@@ -531,6 +537,7 @@ static void wtx_end(udr_query *q)
 	}
 	free(w->t);
 	free(w->message);
+	free(w->branch);
 	udr_txn_free(w->txn);
 	free(w);
 	q->wtx = NULL;
@@ -542,7 +549,8 @@ void udr__w_close(udr_query *q)
 		wtx_end(q);
 }
 
-static int wtx_begin(udr_query *q, bool explicit_txn)
+/* Begin the session's write transaction on branch (NULL: main). */
+static int wtx_begin(udr_query *q, bool explicit_txn, const char *branch)
 {
 	udr_txn_options o = UDR_TXN_OPTIONS_INIT;
 	udr__wtx *w = calloc(1, sizeof(*w));
@@ -550,12 +558,15 @@ static int wtx_begin(udr_query *q, bool explicit_txn)
 	if (!w)
 		return udr__error_oom();
 	o.message = q->message;
-	if (q->message && !(w->message = strdup(q->message))) {
+	o.branch = branch;
+	if ((q->message && !(w->message = strdup(q->message))) || (branch && !(w->branch = strdup(branch)))) {
+		free(w->message);
 		free(w);
 		return udr__error_oom();
 	}
 	if ((rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
 		free(w->message);
+		free(w->branch);
 		free(w);
 		return rc;
 	}
@@ -620,6 +631,12 @@ static int session_object(bool *out, udr_query *q, const char *name)
 	*out = false;
 	if (t && t->shadow)
 		return 0;
+	/* no CREATE of the user's ran: the session's tables and views are
+	 * UDR's own (udr_log, udr_tables, __udr_*), which a UDR table's name
+	 * meets only when it is one of those */
+	if (!q->user_objects && strcasecmp(name, "udr_log") != 0 && strcasecmp(name, "udr_tables") != 0 &&
+	    strncasecmp(name, "__udr", 5) != 0)
+		return 0;
 	{
 		udr__buf b = {0};
 		rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM (SELECT table_name AS n FROM duckdb_tables() UNION ALL "
@@ -645,7 +662,13 @@ static int session_readers(bool *out, udr_query *q)
 {
 	udr_result *r = NULL;
 	udr_value v;
-	int rc = udr__q_run(&r, q,
+	int rc;
+	/* only a user's CREATE makes them (duckdb_functions() lists thousands
+	 * of functions: asking costs more than a 1-row UPDATE) */
+	*out = false;
+	if (!q->user_objects)
+		return 0;
+	rc = udr__q_run(&r, q,
 	                    "SELECT count(*)::BIGINT FROM (SELECT 1 FROM duckdb_views() WHERE NOT internal AND "
 	                    "view_name <> 'udr_tables' AND NOT starts_with(view_name, '__udr') UNION ALL SELECT 1 FROM "
 	                    "duckdb_functions() WHERE NOT internal AND function_type IN ('macro', 'table_macro'))",
@@ -818,17 +841,9 @@ static int base_parts(udr__parts *ps, udr_query *q, const udr_version *v)
 	if ((rc = udr__q_view_get(&vw, q, v)) < 0)
 		return rc;
 	for (size_t i = 0; i < ps->n && rc == 0; i++) {
-		udr__buf b = {0};
 		udr_result *r = NULL;
 		udr_value x;
-		rc = udr__buf_puts(&b, "SELECT num_rows::BIGINT FROM parquet_file_metadata(");
-		if (rc == 0)
-			rc = udr__sql_read_path(&b, vw->paths[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ")");
-		if (rc == 0)
-			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-		udr__buf_free(&b);
+		rc = udr__q_run_path(&r, q, "SELECT num_rows::BIGINT FROM parquet_file_metadata(", vw->paths[i], ")");
 		if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
 			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %zu has no row count", v->table,
 			                    v->version, i);
@@ -942,6 +957,14 @@ static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *co
 	return rc;
 }
 
+static uint64_t nnew_rows(const uint64_t *rows, size_t n)
+{
+	uint64_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += rows[i];
+	return t;
+}
+
 /*
  * The change of a shadow against the rows it started from: rows gone or
  * changed become deletion vectors of their parts (merged with the base's),
@@ -1031,6 +1054,12 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		goto out;
 	if (ndel == 0 && n == 0)
 		goto out; /* nothing changed */
+	/* import --key: a row replaced by one with its key is an update */
+	nupd += t->key_updates;
+	if (nupd > ndel || nupd > nnew_rows(rows, n)) {
+		rc = udr__error_set(UDR_ERROR, "table %s: more rows updated than deleted or stored", t->name);
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		nnew += rows[i];
 	/* 3. the new parts list: the base's, with deletion vectors, then the new */
@@ -1079,15 +1108,10 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 			total += ps.p[i].rows - ps.p[i].deleted;
 		rc = new_version(out, t->name, &ps, cols, total);
 	}
-	if (rc == 0) {
-		/* what the rows did: changed rows are deleted and stored anew */
-		char ch[128];
-		snprintf(ch, sizeof(ch), "{\"inserted\":%" PRIu64 ",\"updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
-		         nnew - nupd, nupd, ndel - nupd);
-		if ((rc = udr_version_set_meta(*out, "udr.changes", ch)) < 0) {
-			udr_version_free(*out);
-			*out = NULL;
-		}
+	/* what the rows did: changed rows are deleted and stored anew */
+	if (rc == 0 && (rc = udr__version_set_changes(*out, nnew - nupd, nupd, ndel - nupd)) < 0) {
+		udr_version_free(*out);
+		*out = NULL;
 	}
 out:
 	if (have_res)
@@ -1175,6 +1199,66 @@ static int same_rows(bool *same, udr_query *q, wtab *t, const colset *cols)
 	return rc;
 }
 
+/*
+ * udr.changes of v, which stores t's rows whole: a new table's rows are all
+ * inserted; else, without positions to match rows by, the rows are compared
+ * as multisets (EXCEPT ALL): a changed row is one deleted and one inserted.
+ * Columns of another schema: every row deleted and inserted.
+ */
+static int full_changes(udr_query *q, wtab *t, const colset *cols, udr_version *v)
+{
+	char ref[UDR_TABLE_NAME_MAX + 32];
+	const char *rows = udr_version_get_meta(v, "udr.rows");
+	udr__buf b = {0}, nm = {0}, rf = {0};
+	udr_result *r = NULL;
+	udr_value x, y;
+	uint64_t n = 0;
+	bool same;
+	int rc;
+	if (!rows || udr__parse_u64(&n, rows, strlen(rows)) < 0)
+		return 0; /* not known: no udr.changes */
+	if (!t->base || t->dropped || udr__version_dropped(t->base)) /* created (again) */
+		return udr__version_set_changes(v, n, 0, 0);
+	snprintf(ref, sizeof(ref), "%s@%" PRIu64, t->name, t->base->version);
+	if ((rc = udr__sql_ident(&nm, t->name)) < 0 || (rc = udr__sql_ident(&rf, ref)) < 0)
+		goto out;
+	{ /* the columns the base reads as (raw chunks have no udr.schema) */
+		colset bc = {0};
+		udr__buf d = {0};
+		rc = udr__buf_printf(&d, "SELECT * FROM %s", rf.ptr);
+		if (rc == 0)
+			rc = udr__q_describe(&bc.names, &bc.types, &bc.n, q, d.ptr);
+		udr__buf_free(&d);
+		same = rc == 0 && bc.n == cols->n;
+		for (size_t i = 0; same && i < bc.n; i++)
+			same = strcmp(bc.names[i], cols->names[i]) == 0 && strcmp(bc.types[i], cols->types[i]) == 0;
+		colset_free(&bc);
+		if (rc < 0)
+			goto out;
+	}
+	if (same)
+		rc = udr__buf_printf(&b,
+		                     "SELECT (SELECT count(*) FROM (SELECT * FROM temp.main.%s EXCEPT ALL SELECT * FROM %s))"
+		                     "::BIGINT, (SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM "
+		                     "temp.main.%s))::BIGINT",
+		                     nm.ptr, rf.ptr, rf.ptr, nm.ptr);
+	else
+		rc = udr__buf_printf(&b, "SELECT %" PRIu64 "::BIGINT, (SELECT count(*) FROM %s)::BIGINT", n, rf.ptr);
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || udr_result_get(&y, r, 0, 1) < 0 || x.type != UDR_TYPE_INT64 ||
+	                y.type != UDR_TYPE_INT64 || x.i64 < 0 || y.i64 < 0))
+		rc = udr__error_set(UDR_ERROR, "table %s: cannot count the rows changed", t->name);
+	if (rc == 0)
+		rc = udr__version_set_changes(v, (uint64_t)x.i64, 0, (uint64_t)y.i64);
+out:
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr__buf_free(&nm);
+	udr__buf_free(&rf);
+	return rc;
+}
+
 /* The version table t gets at commit; *out NULL when it does not change. */
 static int stage_table(udr_version **out, udr_query *q, wtab *t)
 {
@@ -1186,7 +1270,13 @@ static int stage_table(udr_version **out, udr_query *q, wtab *t)
 		if (!t->dropped || !t->base || udr__version_dropped(t->base))
 			return 0; /* created and dropped again, or never there */
 		if ((rc = udr_version_new(out, t->name, 0)) == 0)
-			rc = udr_version_set_meta(*out, "udr.dropped", "true");
+			rc = udr_version_set_meta(*out, UDR_META_DROPPED, "true");
+		if (rc == 0) { /* every row of the table is deleted */
+			const char *r = udr_version_get_meta(t->base, "udr.rows");
+			uint64_t n = 0;
+			if (r && udr__parse_u64(&n, r, strlen(r)) == 0)
+				rc = udr__version_set_changes(*out, 0, 0, n);
+		}
 		return rc;
 	}
 	rc = udr__buf_puts(&b, "SELECT * FROM temp.main.");
@@ -1218,6 +1308,10 @@ static int stage_table(udr_version **out, udr_query *q, wtab *t)
 			udr_version_free(*out);
 			*out = NULL;
 		}
+		if (rc == 0 && *out && (rc = full_changes(q, t, &cols, *out)) < 0) {
+			udr_version_free(*out);
+			*out = NULL;
+		}
 	} else {
 		rc = stage_delta(out, q, t, &cols);
 	}
@@ -1237,7 +1331,7 @@ static int end_keep_error(udr_query *q, int rc)
 	return rc;
 }
 
-static void compact_after(udr_query *q, char **tables, size_t n);
+static void compact_after(udr_query *q, const char *branch, char **tables, size_t n);
 
 /* Commit every table the transaction changed (one commit record), end it,
  * then compact what passed a threshold. */
@@ -1245,8 +1339,10 @@ static int wtx_commit(udr_query *q)
 {
 	udr__wtx *w = q->wtx;
 	char **changed = calloc(w->n ? w->n : 1, sizeof(*changed));
+	char *branch = w->branch; /* the compaction commits there too */
 	size_t nchanged = 0;
 	int rc = 0;
+	w->branch = NULL;
 	for (size_t i = 0; i < w->n && rc == 0; i++) {
 		udr_version *v = NULL;
 		if ((rc = stage_table(&v, q, &w->t[i])) < 0)
@@ -1265,8 +1361,9 @@ static int wtx_commit(udr_query *q)
 		rc = udr_txn_commit(w->txn, NULL);
 	rc = end_keep_error(q, rc);
 	if (rc == 0)
-		compact_after(q, changed, nchanged);
+		compact_after(q, branch, changed, nchanged);
 	udr_strarray_free(changed, nchanged);
+	free(branch);
 	return rc;
 }
 
@@ -1396,8 +1493,10 @@ static int run_write(udr_result **out, udr_query *q, wtab *t, const wstmt *st, c
 			if (!pv) {
 				rc = udr__error_oom();
 			} else {
-				memcpy(pv, params, nbefore * sizeof(*pv));
-				memcpy(pv + nbefore, params + nbefore + ncond, (nparams - nbefore - ncond) * sizeof(*pv));
+				if (nparams) { /* params may be NULL (none): memcpy's source must not */
+					memcpy(pv, params, nbefore * sizeof(*pv));
+					memcpy(pv + nbefore, params + nbefore + ncond, (nparams - nbefore - ncond) * sizeof(*pv));
+				}
 				rc = udr__q_run(out, q, stmt.ptr, pv, nparams - ncond, UDR__RUN_USER);
 				free(pv);
 			}
@@ -1437,6 +1536,69 @@ static int refuse_case_clash(udr_query *q, const wstmt *st, const char *sql)
 	return 0;
 }
 
+/*
+ * A write whose target is NAME@REF.  Versions, times, commits and tags never
+ * change: refused.  NAME@branch:B (or NAME@B, B a branch) is the table on B:
+ * allowed when B is the session's branch (the statement runs with NAME as
+ * its target), refused otherwise, so that a write never lands on a branch
+ * the session does not read.
+ */
+static int write_at(udr_result **out, udr_query *q, const wstmt *st, const char *sql, const udr_value *params,
+                    size_t nparams)
+{
+	char qt[UDR_TABLE_NAME_MAX * 4 + 8], qb[UDR_REF_NAME_MAX * 4 + 8], name[UDR_TABLE_NAME_MAX + 1];
+	const char *at = strchr(st->target, '@'), *branch;
+	udr__ref ref;
+	udr__buf b = {0};
+	int rc;
+	udr__quote(qt, sizeof(qt), st->target);
+	if ((size_t)(at - st->target) > UDR_TABLE_NAME_MAX || udr__ref_parse(&ref, at + 1, strlen(at + 1)) < 0 ||
+	    (ref.kind != UDR__REF_BRANCH && ref.kind != UDR__REF_TAG)) {
+		udr_error_clear();
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot write to '%s': a table's versions never change; write to the table "
+		                      "by its name (a new version), reading old versions as NAME@REF",
+		                      qt);
+	}
+	memcpy(name, st->target, (size_t)(at - st->target));
+	name[at - st->target] = '\0';
+	branch = udr__q_branch(q);
+	if (ref.kind == UDR__REF_BRANCH) {
+		uint64_t head = 0, bh = 0;
+		/* NAME@B: a branch, else a tag (both: ambiguous) */
+		if (ref.bare && ((rc = udr_catalog_head(&head, q->cat)) < 0 ||
+		                 (rc = udr__resolve_at_seq(&bh, q->cat, ref.text, head)) < 0))
+			return rc;
+		if (ref.bare && udr__branch_head(&bh, q->cat, ref.text, head) == UDR_ENOTFOUND) {
+			udr_error_clear();
+			ref.kind = UDR__REF_TAG;
+		}
+	}
+	if (ref.kind == UDR__REF_TAG)
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot write to '%s': a tag names one commit and never moves; write on a "
+		                      "branch (udr sql --branch NAME)",
+		                      qt);
+	if (ref.kind == UDR__REF_BRANCH && strcmp(ref.text, branch) != 0) {
+		udr__quote(qb, sizeof(qb), branch);
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot write to '%s': this session writes on branch '%s'; to write on "
+		                      "another branch, open the session on it (udr sql --branch NAME, Python "
+		                      "branch=NAME, udr_query_set_branch)",
+		                      qt, qb);
+	}
+	/* the session's branch: the statement on NAME */
+	rc = udr__buf_put(&b, sql, st->tstart);
+	if (rc == 0)
+		rc = udr__sql_ident(&b, name);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, st->after);
+	if (rc == 0)
+		rc = udr__w_sql(out, q, b.ptr, params, nparams);
+	udr__buf_free(&b);
+	return rc;
+}
+
 int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
 {
 	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
@@ -1446,13 +1608,17 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	udr__buf b = {0};
 	int rc;
 	classify(&st, sql);
+	/* a CREATE that is not of a UDR table makes a session object (a view,
+	 * macro, temporary table ...): from then on they are looked for */
+	if (!(st.kind == WK_CREATE && !st.temp && !st.qualified) && word_at(sql, "create"))
+		q->user_objects = true;
 	switch (st.kind) {
 	case WK_NONE:
 		return q->wtx && (rc = refuse_case_clash(q, &st, sql)) < 0 ? rc : 1;
 	case WK_BEGIN:
 		if (q->wtx)
 			return udr__error_set(UDR_EINVAL, "a transaction is already open (COMMIT or ROLLBACK ends it)");
-		if ((rc = wtx_begin(q, true)) < 0)
+		if ((rc = wtx_begin(q, true, q->branch)) < 0)
 			return rc;
 		return empty_result(out, q);
 	case WK_COMMIT:
@@ -1491,21 +1657,8 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (!st.has_target || st.qualified || (st.kind == WK_CREATE && st.temp))
 		return 1; /* the session's own objects: DuckDB's business */
 	udr__quote(qt, sizeof(qt), st.target);
-	if (strchr(st.target, '@')) {
-		const char *ref = strchr(st.target, '@') + 1;
-		if (strncmp(ref, "branch:", 7) == 0 || strncmp(ref, "tag:", 4) == 0 ||
-		    (isalpha((unsigned char)*ref) && strcmp(ref, "latest") != 0 && strncmp(ref, "commit:", 7) != 0))
-			/* t@branch:NAME, t@tag:NAME, t@NAME (versions and times: below) */
-			return udr__error_set(UDR_EINVAL,
-			                      "cannot write to '%s': SQL writes commit on the main branch only "
-			                      "(for now); write to the table by its name, or use udr import "
-			                      "--branch",
-			                      qt);
-		return udr__error_set(UDR_EINVAL,
-		                      "cannot write to '%s': a table's versions never change; write to the table "
-		                      "by its name (a new version), reading old versions as NAME@REF",
-		                      qt);
-	}
+	if (strchr(st.target, '@'))
+		return write_at(out, q, &st, sql, params, nparams);
 	if (udr_table_name_check(st.target) < 0) {
 		if (st.kind == WK_CREATE) /* as DuckDB's, it would vanish with the session */
 			return udr_error_last()->code;
@@ -1517,7 +1670,7 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (sess)
 		return 1;
 	autoc = !q->wtx;
-	if (autoc && (rc = wtx_begin(q, false)) < 0)
+	if (autoc && (rc = wtx_begin(q, false, q->branch)) < 0)
 		return rc;
 	/* the statement reads at the transaction's snapshot */
 	q->snap_head = udr__w_snapshot(q);
@@ -1768,7 +1921,7 @@ int udr_query_set_compaction(udr_query *q, const udr_optimize_options *opts)
  * after the parts kept.  *version 0 when nothing was selected.
  */
 static int optimize_table(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *o,
-                          bool after_write)
+                          bool after_write, const char *branch)
 {
 	udr_txn_options to = UDR_TXN_OPTIONS_INIT;
 	udr_txn *txn = NULL;
@@ -1785,6 +1938,7 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 	*version = 0;
 	udr__quote(qt, sizeof(qt), table);
 	to.message = o->message;
+	to.branch = branch;
 	if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
 		return rc;
 	rc = udr_txn_get_version(&base, txn, table, 0);
@@ -1872,6 +2026,9 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 		goto out;
 	if (same_as_base(v, base))
 		goto out;
+	/* the same rows, stored anew */
+	if ((rc = udr__version_set_changes(v, 0, 0, 0)) < 0)
+		goto out;
 	if (o->message && (rc = udr_version_set_message(v, o->message)) < 0)
 		goto out;
 	if ((rc = udr_txn_write(txn, v)) < 0 || (rc = udr_txn_commit(txn, NULL)) < 0)
@@ -1907,7 +2064,7 @@ int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const
 		return rc;
 	if (q->wtx)
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
-	if ((rc = optimize_table(&v, q, table, opts, false)) < 0)
+	if ((rc = optimize_table(&v, q, table, opts, false, q->branch)) < 0)
 		return rc;
 	if (version)
 		*version = v;
@@ -1920,7 +2077,7 @@ int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const
  * happens here; a failure (another writer got in first, ...) only leaves
  * the compaction to the next write.
  */
-static void compact_after(udr_query *q, char **tables, size_t n)
+static void compact_after(udr_query *q, const char *branch, char **tables, size_t n)
 {
 	const udr_optimize_options *o = q->compact_custom ? &q->compact : &g_compact_default;
 	udr_optimize_options oo;
@@ -1931,7 +2088,7 @@ static void compact_after(udr_query *q, char **tables, size_t n)
 	oo.message = "compaction after a SQL write";
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v = 0;
-		if (optimize_table(&v, q, tables[i], &oo, true) < 0)
+		if (optimize_table(&v, q, tables[i], &oo, true, branch) < 0)
 			udr_error_clear();
 	}
 }
@@ -1978,8 +2135,46 @@ static int no_equal_row(udr__buf *b, const char *other, const char *x, const col
 	return rc;
 }
 
+/* The rows of the table (shadow, quoted name nm) without an equal row in
+ * the new copy but with a row of their key there: each is one update. */
+static int key_updates(uint64_t *out, udr_query *q, const char *nm, const char *const *keys, size_t nkeys,
+                       const colset *cols)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM temp.main.%s x WHERE ", nm);
+	if (rc == 0)
+		rc = no_equal_row(&b, "temp.main.__udr_new", "x", cols);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " AND EXISTS (SELECT 1 FROM temp.main.__udr_new y WHERE ");
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		if (k)
+			rc = udr__buf_puts(&b, " AND ");
+		if (rc == 0)
+			rc = udr__buf_puts(&b, "y.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, keys[k]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " IS NOT DISTINCT FROM x.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, keys[k]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ")");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
+		rc = udr__error_set(UDR_ERROR, "cannot count the rows a key import updates");
+	if (rc == 0)
+		*out = (uint64_t)x.i64;
+	udr_result_free(r);
+	udr__buf_free(&b);
+	return rc;
+}
+
 int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
-                        const char *const *keys, size_t nkeys, const char *message)
+                        const char *const *keys, size_t nkeys, const char *message, const char *branch)
 {
 	udr__buf b = {0}, nm = {0};
 	colset have = {0}, got = {0};
@@ -1988,7 +2183,7 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	int rc;
 	if (q->wtx)
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
-	if ((rc = wtx_begin(q, false)) < 0)
+	if ((rc = wtx_begin(q, false, branch)) < 0)
 		return rc;
 	free(q->wtx->message);
 	q->wtx->message = NULL;
@@ -2056,6 +2251,9 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
 		goto fail;
 	}
+	/* rows that go and come back with their key are updates (udr.changes) */
+	if ((rc = key_updates(&t->key_updates, q, nm.ptr, keys, nkeys, &have)) < 0)
+		goto fail;
 	/* rows without an equal row in the new copy go; then the new copy's
 	 * rows without an equal row left come: only they are stored */
 	rc = udr__buf_printf(&b, "DELETE FROM temp.main.%s x WHERE ", nm.ptr);
@@ -2085,8 +2283,16 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	udr__buf_free(&nm);
 	if ((rc = wtx_commit(q)) < 0)
 		return rc;
-	if (version && (rc = udr_catalog_latest(version, q->cat, table)) < 0)
-		return rc;
+	if (version) {
+		/* the branch's latest (the unchanged version when nothing differed) */
+		char ref[UDR_REF_NAME_MAX + 8];
+		udr_version *v = NULL;
+		snprintf(ref, sizeof(ref), "branch:%s", branch ? branch : "main");
+		if ((rc = udr_catalog_get_version_on(&v, q->cat, table, 0, ref)) < 0)
+			return rc;
+		*version = v->version;
+		udr_version_free(v);
+	}
 	return 0;
 fail:
 	{

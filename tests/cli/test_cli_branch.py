@@ -185,11 +185,13 @@ def test_sql_and_import_on_branches(udr, tmp_path):
     assert (tmp_path / "o.csv").read_text().count("\n") == 4
     udr.ok("tag", "create", "rel", "feature/x")
     assert json.loads(udr.ok("sql", "SELECT count(*) AS n FROM t@rel", "--json").out) == [{"n": 3}]
-    # SQL writes commit on main only: a write to a branch says so, writes nothing
+    # SQL writes commit on the session's branch (main here): a write to another
+    # branch or to a tag says so, writes nothing (tests/cli/test_cli_sqlwrite_branch.py)
     before = udr.ok("log", "--json").out
-    for q in ("UPDATE t@branch:feature/x SET v = 'z'", 'DELETE FROM "t@rel"', "INSERT INTO t@main VALUES (9, 'q')"):
+    for q, msg in (("UPDATE t@branch:feature/x SET v = 'z'", "writes on branch 'main'"),
+                   ('DELETE FROM "t@rel"', "a tag")):
         r = udr("sql", q)
-        assert r.code == 2 and "main branch only" in r.stderr, (q, r)
+        assert r.code == 2 and msg in r.stderr, (q, r)
     r = udr("sql", "DELETE FROM \"t@2026-01-01\"")
     assert r.code == 2 and "versions never change" in r.stderr, r
     assert udr.ok("log", "--json").out == before

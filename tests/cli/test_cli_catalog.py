@@ -350,3 +350,31 @@ def test_stale_caches_are_ignored(udr, latest):
     assert udr.ok("versions", "t").out == "1\n2\n"
     assert udr.ok("commit", "t", "--next", a).out == "3\n"
     assert udr.ok("fsck").code == 0
+
+
+def test_commit_verifies_the_chunks_it_adds_not_those_its_table_has(udr):
+    """A commit rehashes the chunks it adds; chunks the table's latest version
+    already names were verified when it was committed (a 1-row SQL change of
+    a large table would rehash all of it).  Damage to those is found by reads
+    and fsck, as before the commit."""
+    import os as _os
+    a, b, c = (udr.put(_os.urandom(5000)) for _ in range(3))
+    udr.ok("commit", "t", "--next", a)
+    p = udr.chunk_path(a)
+    data = bytearray(p.read_bytes())
+    data[10] ^= 1
+    p.write_bytes(bytes(data))
+    assert udr.ok("commit", "t", "--next", a, b).out.strip() == "2"
+    # another table does not name it: verified, refused, nothing written
+    r = udr("commit", "u", "--next", a)
+    assert r.code == 4 and "damaged" in r.stderr, r
+    assert udr("show", "u").code == 1
+    # a damaged chunk the table did not have is refused
+    q = udr.chunk_path(c)
+    data = bytearray(q.read_bytes())
+    data[10] ^= 1
+    q.write_bytes(bytes(data))
+    r = udr("commit", "t", "--next", a, b, c)
+    assert r.code == 4, r
+    assert udr("get", a).code == 4
+    assert udr("fsck").code != 0

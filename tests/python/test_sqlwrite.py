@@ -95,3 +95,21 @@ def test_dbapi_connection_runs_no_write_transaction(users, tmp_path):
                 cur.execute(q)
         con.rollback()
     assert len(scores(users)) == 5
+
+
+def test_dropped_table_leaves_list_tables(users):
+    users.sql("CREATE TABLE other AS SELECT 1 AS x")
+    assert users.catalog.list_tables() == ["other", "users"]
+    users.sql("DROP TABLE users")
+    assert users.catalog.list_tables() == ["other"]
+    assert users.catalog.list_versions("users") == [1, 2]  # still readable by number
+    assert users.read("users", version=1).fetchall()[0] == (1, 10)
+    users.sql("CREATE TABLE users AS SELECT 7 AS id")
+    assert users.catalog.list_tables() == ["other", "users"]
+    assert users.tables() == ["other", "users"]
+    # on a branch: its own tables, its drops
+    users.create_branch("dev")
+    users.sql("DROP TABLE other", branch="dev")
+    assert users.tables(branch="dev") == ["users"] and users.tables() == ["other", "users"]
+    with pytest.raises(udr.NotFoundError):
+        users.tables(branch="nosuch")

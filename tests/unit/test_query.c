@@ -27,6 +27,7 @@ int main(void)
 #include <unistd.h>
 
 #include <udr/query.h>
+#include <udr/refs.h>
 #include "query/query_internal.h"
 
 typedef struct fx {
@@ -777,6 +778,40 @@ static void test_query__sql_writes(void **state)
 /* SQL writes through the stream API (what `udr sql` and Python call):
  * written and committed as by udr_query_sql, with the message; the
  * statement's result is a stream too.  Reads still stream. */
+/* udr_query_set_branch: bare names read the branch, writes commit there,
+ * the session cannot change branch inside a transaction. */
+static void test_query__branch(void **state)
+{
+	fx *f = *state;
+	udr_catalog *cat = udr_db_catalog(f->db);
+	udr_version *v = NULL;
+	uint64_t seq = 0;
+	assert_int_equal(udr_query_sql(NULL, f->q, "CREATE TABLE bt AS SELECT range AS id FROM range(4)", NULL, 0), 0);
+	assert_int_equal(udr_branch_create(&seq, cat, "dev", NULL), 0);
+	assert_int_equal(udr_query_set_branch(NULL, "dev"), UDR_EINVAL);
+	assert_int_equal(udr_query_set_branch(f->q, "nosuch"), UDR_ENOTFOUND);
+	assert_int_equal(udr_query_set_branch(f->q, "bad..name"), UDR_EINVAL);
+	assert_int_equal(udr_query_set_branch(f->q, "branch:dev"), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "DELETE FROM bt WHERE id = 0", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM bt", "3");
+	assert_scalar(f, "SELECT count(*) FROM bt@branch:main", "4");
+	assert_scalar(f, "SELECT branch FROM udr_log ORDER BY seq DESC LIMIT 1", "dev");
+	/* main's latest is untouched */
+	assert_int_equal(udr_catalog_get_version(&v, cat, "bt", 0), 0);
+	assert_int_equal(v->version, 1);
+	udr_version_free(v);
+	/* a transaction stays on its branch */
+	assert_int_equal(udr_query_sql(NULL, f->q, "BEGIN", NULL, 0), 0);
+	assert_int_equal(udr_query_set_branch(f->q, NULL), UDR_EINVAL);
+	assert_int_equal(udr_query_set_branch(f->q, "dev"), 0); /* unchanged */
+	assert_int_equal(udr_query_sql(NULL, f->q, "INSERT INTO bt VALUES (9)", NULL, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "COMMIT", NULL, 0), 0);
+	assert_int_equal(udr_query_set_branch(f->q, "main"), 0);
+	assert_scalar(f, "SELECT count(*) FROM bt", "4");
+	assert_scalar(f, "SELECT count(*) FROM bt@branch:dev", "4");
+	assert_scalar(f, "SELECT max(id) FROM bt@branch:dev", "9");
+}
+
 static void test_query__sql_writes_stream(void **state)
 {
 	fx *f = *state;
@@ -1049,6 +1084,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__corrupt_part, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__branch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__time_travel_ten_versions, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__export_round_trip, setup_raw, teardown),
