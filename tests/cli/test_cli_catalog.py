@@ -360,20 +360,14 @@ def test_commit_verifies_the_chunks_it_adds_not_those_its_table_has(udr):
     import os as _os
     a, b, c = (udr.put(_os.urandom(5000)) for _ in range(3))
     udr.ok("commit", "t", "--next", a)
-    p = udr.chunk_path(a)
-    data = bytearray(p.read_bytes())
-    data[10] ^= 1
-    p.write_bytes(bytes(data))
+    udr.damage(a, "flip")
     assert udr.ok("commit", "t", "--next", a, b).out.strip() == "2"
     # another table does not name it: verified, refused, nothing written
     r = udr("commit", "u", "--next", a)
     assert r.code == 4 and "damaged" in r.stderr, r
     assert udr("show", "u").code == 1
     # a damaged chunk the table did not have is refused
-    q = udr.chunk_path(c)
-    data = bytearray(q.read_bytes())
-    data[10] ^= 1
-    q.write_bytes(bytes(data))
+    udr.damage(c, "flip")
     r = udr("commit", "t", "--next", a, b, c)
     assert r.code == 4, r
     assert udr("get", a).code == 4
