@@ -8,10 +8,14 @@
 #include <string.h>
 
 #include "cli.h"
+#ifdef UDR_HAVE_QUERY
+#include <udr/query.h>
+#endif
 
 #define NOPERANDS(argc) ((argc) - optind)
 
-enum { OPT_JSON = CLI_OPT_FIRST, OPT_FROM, OPT_TO, OPT_AT, OPT_INTO, OPT_STRATEGY, OPT_TABLE, OPT_DRY, OPT_LIMIT };
+enum { OPT_JSON = CLI_OPT_FIRST, OPT_FROM, OPT_TO, OPT_AT, OPT_INTO, OPT_STRATEGY, OPT_TABLE, OPT_DRY, OPT_LIMIT, OPT_KEY,
+       OPT_STRICT };
 
 struct ref_opts {
 	int json;
@@ -21,6 +25,10 @@ struct ref_opts {
 	const char *strategy;
 	const char **tables; /* --table T=ours|theirs */
 	size_t ntables;
+	const char **keys;   /* --key T=COLS */
+	size_t nkeys;
+	const char **stricts; /* --strictness T=table|row|cell */
+	size_t nstricts;
 	int dry_run;
 	const char *message;
 	const char *limit;
@@ -52,6 +60,12 @@ static int ref_opt(int opt, const char *arg, void *payload)
 	case OPT_DRY:
 		o->dry_run = 1;
 		break;
+	case OPT_KEY:
+		o->keys[o->nkeys++] = arg; /* room for argc entries */
+		break;
+	case OPT_STRICT:
+		o->stricts[o->nstricts++] = arg;
+		break;
 	case OPT_LIMIT:
 		o->limit = arg;
 		break;
@@ -71,15 +85,26 @@ static const struct option ref_longopts[] = {
 	{ "strategy", required_argument, NULL, OPT_STRATEGY },
 	{ "table", required_argument, NULL, OPT_TABLE },
 	{ "dry-run", no_argument, NULL, OPT_DRY },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "strictness", required_argument, NULL, OPT_STRICT },
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "message", required_argument, NULL, 'm' },
 	CLI_COMMON_LONGOPTS
 };
 
+static void ref_opts_free(struct ref_opts *o)
+{
+	free(o->tables);
+	free(o->keys);
+	free(o->stricts);
+}
+
 static int parse(struct ref_opts *o, cli_ctx *ctx, const cli_command *self, int argc, char **argv)
 {
 	memset(o, 0, sizeof(*o));
-	if (!(o->tables = calloc((size_t)argc + 1, sizeof(*o->tables)))) {
+	if (!(o->tables = calloc((size_t)argc + 1, sizeof(*o->tables))) ||
+	    !(o->keys = calloc((size_t)argc + 1, sizeof(*o->keys))) ||
+	    !(o->stricts = calloc((size_t)argc + 1, sizeof(*o->stricts)))) {
 		cli_errorf("out of memory");
 		return CLI_EXIT_IO;
 	}
@@ -196,7 +221,7 @@ int cli_cmd_branch(cli_ctx *ctx, int argc, char **argv)
 		       strcmp(sub, "create") == 0 ? "created" : "reset", name, target, seq);
 out:
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -251,7 +276,7 @@ int cli_cmd_tag(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_fail(rc);
 out:
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -307,7 +332,7 @@ int cli_cmd_reflog(cli_ctx *ctx, int argc, char **argv)
 out:
 	udr_reflog_free(e, n);
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -322,14 +347,92 @@ static int strategy_of(int *out, const char *s)
 	return 0;
 }
 
+/* "TABLE=VALUE": the table (allocated) and the value; NULL with a usage error. */
+static char *table_eq(const char **value, const cli_command *self, const char *opt, const char *arg, int *rc)
+{
+	const char *eq = strchr(arg, '=');
+	char *t;
+	if (!eq || eq == arg || !eq[1]) {
+		*rc = cli_usage_error(self, "%s takes TABLE=VALUE, not '%s'", opt, arg);
+		return NULL;
+	}
+	if (!(t = strndup(arg, (size_t)(eq - arg)))) {
+		cli_errorf("out of memory");
+		*rc = CLI_EXIT_IO;
+		return NULL;
+	}
+	if ((*rc = cli_check_table(t)) != 0) {
+		free(t);
+		return NULL;
+	}
+	*value = eq + 1;
+	return t;
+}
+
+static void print_merge(const udr_merge_result *m, int json, int dry_run)
+{
+	if (json) {
+		printf("{\"commit\": %" PRIu64 ", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64
+		       ", \"up_to_date\": %s, \"fast_forward\": %s, \"dry_run\": %s, \"conflicts\": %zu, \"tables\": [",
+		       m->seq, m->base, m->ours, m->theirs, m->up_to_date ? "true" : "false",
+		       m->fast_forward ? "true" : "false", dry_run ? "true" : "false", m->nconflicts);
+		for (size_t i = 0; i < m->ntables; i++) {
+			const udr_merge_table *t = &m->tables[i];
+			fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
+			cli_json_string(stdout, t->table);
+			printf(", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64 ", \"result\": %" PRIu64
+			       ", \"conflict\": %s",
+			       t->base, t->ours, t->theirs, t->result, t->conflict ? "true" : "false");
+			if (t->rowlevel)
+				printf(", \"rows\": {\"ours\": %" PRIu64 ", \"theirs\": %" PRIu64 ", \"same\": %" PRIu64
+				       ", \"cells\": %" PRIu64 ", \"conflict\": %" PRIu64 "}",
+				       t->rows_ours, t->rows_theirs, t->rows_same, t->rows_cells, t->rows_conflict);
+			if (t->note) {
+				fputs(", \"note\": ", stdout);
+				cli_json_string(stdout, t->note);
+			}
+			fputc('}', stdout);
+		}
+		fputs("]}\n", stdout);
+		return;
+	}
+	if (m->up_to_date)
+		printf("already up to date\n");
+	for (size_t i = 0; i < m->ntables; i++) {
+		const udr_merge_table *t = &m->tables[i];
+		if (t->conflict && t->rowlevel)
+			printf("conflict %s: %" PRIu64 " row%s changed differently on both sides (base %" PRIu64 ", ours %" PRIu64
+			       ", theirs %" PRIu64 ")\n",
+			       t->table, t->rows_conflict, t->rows_conflict == 1 ? "" : "s", t->base, t->ours, t->theirs);
+		else if (t->conflict)
+			printf("conflict %s: base %" PRIu64 ", ours %" PRIu64 ", theirs %" PRIu64 "%s%s\n", t->table, t->base,
+			       t->ours, t->theirs, t->note ? ": " : "", t->note ? t->note : "");
+		else if (t->rowlevel)
+			printf("%s %s row by row: %" PRIu64 " row%s from theirs, %" PRIu64 " from ours, %" PRIu64
+			       " the same on both, %" PRIu64 " cell by cell%s\n",
+			       dry_run ? "would merge" : "merged", t->table, t->rows_theirs, t->rows_theirs == 1 ? "" : "s",
+			       t->rows_ours, t->rows_same, t->rows_cells, t->result == t->ours ? " (ours unchanged)" : "");
+		else if (t->result != t->ours)
+			printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", dry_run ? "would take" : "took", t->table, t->ours,
+			       t->result);
+		else
+			printf("kept %s: %" PRIu64 " (theirs %" PRIu64 ")\n", t->table, t->ours, t->theirs);
+	}
+	if (m->seq)
+		printf("%s commit %" PRIu64 "\n", m->fast_forward ? "fast-forward" : "merge", m->seq);
+	else if (dry_run && !m->up_to_date && m->nconflicts == 0)
+		printf("dry run: nothing written\n");
+}
+
 int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 {
 	const cli_command *self = cli_find_command("merge");
 	struct ref_opts o;
 	udr_merge_options mo = UDR_MERGE_OPTIONS_INIT;
 	udr_merge_result *m = NULL;
-	char **names = NULL;
-	int *strat = NULL;
+	char **names = NULL, **knames = NULL, **snames = NULL;
+	const char **kcols = NULL;
+	int *strat = NULL, *strict = NULL;
 	udr_db *db = NULL;
 	int rc = parse(&o, ctx, self, argc, argv);
 	if (rc >= 0)
@@ -342,24 +445,42 @@ int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_usage_error(self, "--strategy must be ours or theirs");
 		goto out;
 	}
-	if (o.ntables && (!(names = calloc(o.ntables, sizeof(*names))) || !(strat = calloc(o.ntables, sizeof(*strat))))) {
+	if (!(names = calloc(o.ntables + 1, sizeof(*names))) || !(strat = calloc(o.ntables + 1, sizeof(*strat))) ||
+	    !(knames = calloc(o.nkeys + 1, sizeof(*knames))) || !(kcols = calloc(o.nkeys + 1, sizeof(*kcols))) ||
+	    !(snames = calloc(o.nstricts + 1, sizeof(*snames))) || !(strict = calloc(o.nstricts + 1, sizeof(*strict)))) {
 		cli_errorf("out of memory");
 		rc = CLI_EXIT_IO;
 		goto out;
 	}
 	for (size_t i = 0; i < o.ntables; i++) {
-		const char *eq = strchr(o.tables[i], '=');
-		if (!eq || strategy_of(&strat[i], eq + 1) < 0) {
+		const char *v;
+		if (!(names[i] = table_eq(&v, self, "--table", o.tables[i], &rc)))
+			goto out;
+		if (strategy_of(&strat[i], v) < 0) {
 			rc = cli_usage_error(self, "--table takes TABLE=ours or TABLE=theirs, not '%s'", o.tables[i]);
 			goto out;
 		}
-		if (!(names[i] = strndup(o.tables[i], (size_t)(eq - o.tables[i])))) {
-			cli_errorf("out of memory");
-			rc = CLI_EXIT_IO;
+	}
+	for (size_t i = 0; i < o.nkeys; i++)
+		if (!(knames[i] = table_eq(&kcols[i], self, "--key", o.keys[i], &rc)))
+			goto out;
+	for (size_t i = 0; i < o.nstricts; i++) {
+		const char *v;
+		if (!(snames[i] = table_eq(&v, self, "--strictness", o.stricts[i], &rc)))
+			goto out;
+#ifdef UDR_HAVE_QUERY
+		if (strcmp(v, "table") == 0)
+			strict[i] = UDR_STRICT_TABLE;
+		else if (strcmp(v, "row") == 0)
+			strict[i] = UDR_STRICT_ROW;
+		else if (strcmp(v, "cell") == 0)
+			strict[i] = UDR_STRICT_CELL;
+		else {
+			rc = cli_usage_error(self, "--strictness takes TABLE=table, TABLE=row or TABLE=cell, not '%s'",
+			                     o.stricts[i]);
 			goto out;
 		}
-		if ((rc = cli_check_table(names[i])) != 0)
-			goto out;
+#endif
 	}
 	mo.tables = (const char *const *)names;
 	mo.table_strategies = strat;
@@ -368,52 +489,48 @@ int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 	mo.message = o.message;
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
-	rc = udr_merge(&m, udr_db_catalog(db), argv[optind], o.into, &mo);
-	if (m) {
-		if (o.json) {
-			printf("{\"commit\": %" PRIu64 ", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64
-			       ", \"up_to_date\": %s, \"fast_forward\": %s, \"dry_run\": %s, \"conflicts\": %zu, \"tables\": [",
-			       m->seq, m->base, m->ours, m->theirs, m->up_to_date ? "true" : "false",
-			       m->fast_forward ? "true" : "false", o.dry_run ? "true" : "false", m->nconflicts);
-			for (size_t i = 0; i < m->ntables; i++) {
-				fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
-				cli_json_string(stdout, m->tables[i].table);
-				printf(", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64 ", \"result\": %" PRIu64
-				       ", \"conflict\": %s}",
-				       m->tables[i].base, m->tables[i].ours, m->tables[i].theirs, m->tables[i].result,
-				       m->tables[i].conflict ? "true" : "false");
-			}
-			fputs("]}\n", stdout);
-		} else {
-			if (m->up_to_date)
-				printf("already up to date\n");
-			for (size_t i = 0; i < m->ntables; i++) {
-				const udr_merge_table *t = &m->tables[i];
-				if (t->conflict)
-					printf("conflict %s: base %" PRIu64 ", ours %" PRIu64 ", theirs %" PRIu64 "\n", t->table, t->base,
-					       t->ours, t->theirs);
-				else if (t->result != t->ours)
-					printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", o.dry_run ? "would take" : "took", t->table,
-					       t->ours, t->result);
-				else
-					printf("kept %s: %" PRIu64 " (theirs %" PRIu64 ")\n", t->table, t->ours, t->theirs);
-			}
-			if (m->seq)
-				printf("%s commit %" PRIu64 "\n", m->fast_forward ? "fast-forward" : "merge", m->seq);
-			else if (o.dry_run && !m->up_to_date && m->nconflicts == 0)
-				printf("dry run: nothing written\n");
-		}
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_rowmerge_options ro = UDR_ROWMERGE_OPTIONS_INIT;
+		udr_query *q = NULL;
+		ro.merge = mo;
+		ro.key_tables = (const char *const *)knames;
+		ro.keys = kcols;
+		ro.nkeys = o.nkeys;
+		ro.strict_tables = (const char *const *)snames;
+		ro.strictness = strict;
+		ro.nstrict = o.nstricts;
+		if ((rc = udr_query_open(&q, db, NULL)) == 0)
+			rc = udr_query_merge(&m, q, argv[optind], o.into, &ro);
+		udr_query_close(q);
 	}
+#else
+	if (o.nkeys || o.nstricts) {
+		rc = cli_usage_error(self, "--key and --strictness need the query module (this udr was built without it)");
+		goto out;
+	}
+	rc = udr_merge(&m, udr_db_catalog(db), argv[optind], o.into, &mo);
+#endif
+	if (m)
+		print_merge(m, o.json, o.dry_run);
 	if (rc != 0)
 		rc = cli_fail(rc);
 out:
 	udr_merge_result_free(m);
 	for (size_t i = 0; names && i < o.ntables; i++)
 		free(names[i]);
+	for (size_t i = 0; knames && i < o.nkeys; i++)
+		free(knames[i]);
+	for (size_t i = 0; snames && i < o.nstricts; i++)
+		free(snames[i]);
 	free(names);
+	free(knames);
+	free(kcols);
+	free(snames);
+	free(strict);
 	free(strat);
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -455,6 +572,6 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 out:
 	udr_table_diff_free(d, n);
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }

@@ -226,6 +226,16 @@ int udr__w_script(udr_result **out, udr_query *q, const char *sql, const udr_val
  * only the rows that differ.  0 or an error; 1 when table does not exist. */
 int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
                         const char *const *keys, size_t nkeys, const char *message);
+/* A new version of base's table made from base (any version, any branch)
+ * by stmts run on its shadow temp.main."TABLE" (holding, when cond is not
+ * NULL, only base's rows where cond holds, the table aliased x), stored as
+ * an SQL write is: deletion vectors and new parts.  *out NULL when nothing
+ * changed.  No SQL transaction may be open (rowmerge.c). */
+int udr__w_stage_edit(udr_version **out, udr_query *q, const udr_version *base, const char *cond,
+                      const char *const *stmts, size_t nstmts);
+/* "a.name IS NOT DISTINCT FROM bb.name", compared as text for types whose
+ * equality hides changes (0.0 = -0.0): how SQL writes compare values. */
+int udr__w_same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type);
 /* The snapshot of the session's open write transaction (0: none). */
 uint64_t udr__w_snapshot(udr_query *q);
 /* table was dropped by the open transaction (a bare name must not bind). */

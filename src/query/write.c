@@ -2101,3 +2101,39 @@ fail:
 	udr__buf_free(&nm);
 	return end_keep_error(q, rc);
 }
+
+/* ---- a new version made by statements on a base's shadow (row merges) ------------------------------------ */
+
+int udr__w_stage_edit(udr_version **out, udr_query *q, const udr_version *base, const char *cond,
+                      const char *const *stmts, size_t nstmts)
+{
+	udr__wtx w;
+	wtab t;
+	int rc;
+	*out = NULL;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	memset(&w, 0, sizeof(w));
+	memset(&t, 0, sizeof(t));
+	if (!(t.name = strdup(base->table)))
+		return udr__error_oom();
+	t.base = (udr_version *)base; /* borrowed: never freed here */
+	q->wtx = &w;                  /* make_shadow numbers its tables from it */
+	rc = make_shadow(q, &t, cond, "x", NULL, 0);
+	for (size_t i = 0; rc == 0 && i < nstmts; i++)
+		rc = udr__q_exec(q, stmts[i]);
+	if (rc == 0)
+		rc = stage_table(out, q, &t);
+	if (t.shadow)
+		(void)drop_temp(q, t.name, 0, true);
+	if (t.orig)
+		(void)drop_temp(q, NULL, t.id, true);
+	q->wtx = NULL;
+	free(t.name);
+	return rc;
+}
+
+int udr__w_same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type)
+{
+	return same_col(b, a, bb, name, type);
+}

@@ -1,0 +1,790 @@
+/*
+ * rowmerge.c - three-way merges row by row (udr_query_merge): a table
+ * changed on both sides of a merge is matched on its key across the base,
+ * ours (the target) and theirs (the source) with one FULL OUTER JOIN in
+ * DuckDB; each row's change is classified, and a table without conflicting
+ * rows gets a new version written from ours as an SQL write is (write.c's
+ * udr__w_stage_edit), committed with the rest of the merge in one record.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "query/query_internal.h"
+#include "catalog/catalog_internal.h"
+
+/* What a row did, in __udr_rm.__udr_act. */
+#define ACT_THEIRS 1   /* changed on their side only: take it */
+#define ACT_SAME 2     /* changed the same way on both sides */
+#define ACT_CELLS 3    /* different columns changed on each side (cell strictness) */
+#define ACT_CONFLICT 4 /* changed differently on both sides */
+#define ACT_OURS 5     /* changed on our side only: keep */
+
+typedef struct cols {
+	char **names, **types;
+	size_t n;
+} cols;
+
+static void cols_free(cols *c)
+{
+	udr_strarray_free(c->names, c->n);
+	udr_strarray_free(c->types, c->n);
+	memset(c, 0, sizeof(*c));
+}
+
+static int vref(udr__buf *b, const char *table, uint64_t version)
+{
+	char ref[UDR_TABLE_NAME_MAX + 32];
+	snprintf(ref, sizeof(ref), "%s@%" PRIu64, table, version);
+	return udr__sql_ident(b, ref);
+}
+
+static int describe(cols *out, udr_query *q, const char *table, uint64_t version)
+{
+	udr__buf b = {0};
+	int rc = udr__buf_puts(&b, "SELECT * FROM ");
+	if (rc == 0)
+		rc = vref(&b, table, version);
+	if (rc == 0)
+		rc = udr__q_describe(&out->names, &out->types, &out->n, q, b.ptr);
+	udr__buf_free(&b);
+	return rc;
+}
+
+static bool same_cols(const cols *a, const cols *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->names[i], b->names[i]) != 0 || strcmp(a->types[i], b->types[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool is_key(const cols *key, const char *name)
+{
+	for (size_t i = 0; i < key->n; i++)
+		if (strcmp(key->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Split "a,b" (options) or a JSON array of names (udr.key) into key->names. */
+static int parse_key(cols *key, const char *spec, const char *table)
+{
+	size_t cap = 1;
+	memset(key, 0, sizeof(*key));
+	if (spec[0] == '[') {
+		json_error_t jerr;
+		json_t *a = json_loads(spec, 0, &jerr), *x;
+		size_t i;
+		int rc = 0;
+		if (!a || !json_is_array(a) || json_array_size(a) == 0) {
+			json_decref(a);
+			return udr__error_set(UDR_ECORRUPT, "table %s: its udr.key is not a JSON array of names", table);
+		}
+		if (!(key->names = calloc(json_array_size(a), sizeof(char *))))
+			rc = udr__error_oom();
+		json_array_foreach(a, i, x) {
+			if (rc == 0 && !json_is_string(x))
+				rc = udr__error_set(UDR_ECORRUPT, "table %s: its udr.key is not a JSON array of names", table);
+			if (rc == 0 && !(key->names[key->n++] = strdup(json_string_value(x))))
+				rc = udr__error_oom();
+		}
+		json_decref(a);
+		return rc;
+	}
+	for (const char *s = spec; *s; s++)
+		cap += *s == ',';
+	if (!(key->names = calloc(cap, sizeof(char *))))
+		return udr__error_oom();
+	for (const char *s = spec;;) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		if (len == 0)
+			return udr__error_set(UDR_EINVAL, "--key for table %s: an empty column name in '%s'", table, spec);
+		if (!(key->names[key->n++] = strndup(s, len)))
+			return udr__error_oom();
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return 0;
+}
+
+static int strictness_for(const udr_rowmerge_options *o, const char *table)
+{
+	for (size_t i = 0; i < o->nstrict; i++)
+		if (strcmp(o->strict_tables[i], table) == 0)
+			return o->strictness[i];
+	return UDR_STRICT_ROW;
+}
+
+static const char *key_given(const udr_rowmerge_options *o, const char *table)
+{
+	for (size_t i = 0; i < o->nkeys; i++)
+		if (strcmp(o->key_tables[i], table) == 0)
+			return o->keys[i];
+	return NULL;
+}
+
+static int check_options(const udr_rowmerge_options *o)
+{
+	int rc;
+	if (o->version != UDR_ROWMERGE_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "unknown udr_rowmerge_options version %u", o->version);
+	if ((o->nkeys && (!o->key_tables || !o->keys)) || (o->nstrict && (!o->strict_tables || !o->strictness)))
+		return udr__error_set(UDR_EINVAL, "invalid argument: udr_rowmerge_options counts without arrays");
+	for (size_t i = 0; i < o->nkeys; i++) {
+		if (!o->key_tables[i] || !o->keys[i] || !o->keys[i][0])
+			return udr__error_set(UDR_EINVAL, "invalid argument: a merge key without a table or columns");
+		if ((rc = udr_table_name_check(o->key_tables[i])) < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < o->nstrict; i++) {
+		if (!o->strict_tables[i])
+			return udr__error_set(UDR_EINVAL, "invalid argument: a strictness without a table");
+		if ((rc = udr_table_name_check(o->strict_tables[i])) < 0)
+			return rc;
+		if (o->strictness[i] < UDR_STRICT_ROW || o->strictness[i] > UDR_STRICT_CELL)
+			return udr__error_set(UDR_EINVAL, "unknown strictness %d for table %s", o->strictness[i],
+			                      o->strict_tables[i]);
+	}
+	return 0;
+}
+
+static int set_note(udr_merge_table *t, const char *a, const char *b)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s%s", a, b);
+	free(t->note);
+	return (t->note = strdup(buf)) ? 0 : udr__error_oom();
+}
+
+/* A single integer from sql. */
+static int count_of(uint64_t *out, udr_query *q, const char *sql)
+{
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = udr__q_run(&r, q, sql, NULL, 0, UDR__RUN_ANY);
+	*out = 0;
+	if (rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0)
+		*out = (uint64_t)x.i64;
+	udr_result_free(r);
+	return rc;
+}
+
+/* The key must be non-NULL and unique in a version, or rows would be
+ * matched wrongly (lost or doubled). */
+static int check_key(udr_query *q, const char *table, uint64_t version, const cols *key)
+{
+	udr__buf b = {0}, k = {0}, nul = {0};
+	uint64_t bad = 0;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__buf_puts(&k, i ? ", " : "");
+		if (rc == 0)
+			rc = udr__sql_ident(&k, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&nul, i ? " OR " : "");
+		if (rc == 0)
+			rc = udr__sql_ident(&nul, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&nul, " IS NULL");
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "SELECT (SELECT count(*) FROM (SELECT 1 FROM ");
+	if (rc == 0)
+		rc = vref(&b, table, version);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, " GROUP BY %s HAVING count(*) > 1)) + (SELECT count(*) FROM ", k.ptr);
+	if (rc == 0)
+		rc = vref(&b, table, version);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, " WHERE %s)", nul.ptr);
+	if (rc == 0)
+		rc = count_of(&bad, q, b.ptr);
+	if (rc == 0 && bad)
+		rc = udr__error_set(UDR_EINVAL,
+		                    "table %s version %" PRIu64 ": the key (%s) is NULL or not unique in %" PRIu64
+		                    " place%s, so rows cannot be matched on it; nothing merged",
+		                    table, version, k.ptr, bad, bad == 1 ? "" : "s");
+	udr__buf_free(&b);
+	udr__buf_free(&k);
+	udr__buf_free(&nul);
+	return rc;
+}
+
+/* "A.c IS NOT DISTINCT FROM B.c AND ..." over the non-key columns ("true" when none). */
+static int rows_same(udr__buf *b, const char *x, const char *y, const cols *c, const cols *key)
+{
+	int rc = udr__buf_puts(b, "(true");
+	for (size_t i = 0; rc == 0 && i < c->n; i++) {
+		if (is_key(key, c->names[i]))
+			continue;
+		rc = udr__buf_puts(b, " AND ");
+		if (rc == 0)
+			rc = udr__w_same_col(b, x, y, c->names[i], c->types[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(b, ")");
+	return rc;
+}
+
+/* "X.k1 = Y.k1 AND ..." (keys are never NULL: check_key) */
+static int keys_equal(udr__buf *b, const char *x, const char *y, const cols *key, bool coalesce_bo)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__buf_puts(b, i ? " AND " : "");
+		if (rc == 0 && coalesce_bo) {
+			rc = udr__buf_puts(b, "COALESCE(__udr_xb.");
+			if (rc == 0)
+				rc = udr__sql_ident(b, key->names[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(b, ", __udr_xo.");
+			if (rc == 0)
+				rc = udr__sql_ident(b, key->names[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(b, ")");
+		} else if (rc == 0) {
+			rc = udr__buf_printf(b, "%s.", x);
+			if (rc == 0)
+				rc = udr__sql_ident(b, key->names[i]);
+		}
+		if (rc == 0)
+			rc = udr__buf_printf(b, " = %s.", y);
+		if (rc == 0)
+			rc = udr__sql_ident(b, key->names[i]);
+	}
+	return rc;
+}
+
+/*
+ * temp.main.__udr_rm: one row per key changed on either side, with the
+ * key columns, the three sides' rows as structs (__udr_b, __udr_o, __udr_t;
+ * NULL where absent) and what the row did (__udr_act).
+ */
+static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, const cols *key, int strict)
+{
+	udr__buf b = {0}, ho = {0}, hb = {0}, ht = {0}, ob = {0}, tb = {0}, ot = {0}, cell = {0};
+	const char *k0 = key->names[0];
+	int rc = 0;
+	/* presence of a side's row: its first key column (never NULL in a row) */
+	rc = udr__buf_puts(&hb, "(__udr_xb.");
+	if (rc == 0)
+		rc = udr__sql_ident(&hb, k0);
+	if (rc == 0)
+		rc = udr__buf_puts(&hb, " IS NOT NULL)");
+	if (rc == 0)
+		rc = udr__buf_puts(&ho, "(__udr_xo.");
+	if (rc == 0)
+		rc = udr__sql_ident(&ho, k0);
+	if (rc == 0)
+		rc = udr__buf_puts(&ho, " IS NOT NULL)");
+	if (rc == 0)
+		rc = udr__buf_puts(&ht, "(__udr_xt.");
+	if (rc == 0)
+		rc = udr__sql_ident(&ht, k0);
+	if (rc == 0)
+		rc = udr__buf_puts(&ht, " IS NOT NULL)");
+	if (rc == 0)
+		rc = rows_same(&ob, "__udr_xo", "__udr_xb", c, key);
+	if (rc == 0)
+		rc = rows_same(&tb, "__udr_xt", "__udr_xb", c, key);
+	if (rc == 0)
+		rc = rows_same(&ot, "__udr_xo", "__udr_xt", c, key);
+	/* cells: each column unchanged on one side, or changed the same way */
+	if (rc == 0)
+		rc = udr__buf_puts(&cell, strict == UDR_STRICT_CELL ? "(true" : "(false");
+	for (size_t i = 0; rc == 0 && strict == UDR_STRICT_CELL && i < c->n; i++) {
+		if (is_key(key, c->names[i]))
+			continue;
+		rc = udr__buf_puts(&cell, " AND (");
+		if (rc == 0)
+			rc = udr__w_same_col(&cell, "__udr_xo", "__udr_xb", c->names[i], c->types[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&cell, " OR ");
+		if (rc == 0)
+			rc = udr__w_same_col(&cell, "__udr_xt", "__udr_xb", c->names[i], c->types[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&cell, " OR ");
+		if (rc == 0)
+			rc = udr__w_same_col(&cell, "__udr_xo", "__udr_xt", c->names[i], c->types[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&cell, ")");
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&cell, ")");
+	if (rc < 0)
+		goto out;
+	rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_rm AS SELECT * FROM (SELECT ");
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__buf_puts(&b, "COALESCE(__udr_xb.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ", __udr_xo.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ", __udr_xt.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") AS ");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ", ");
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&b,
+		                     "CASE WHEN %s THEN __udr_xb END AS __udr_b, CASE WHEN %s THEN __udr_xo END AS __udr_o, "
+		                     "CASE WHEN %s THEN __udr_xt END AS __udr_t, ",
+		                     hb.ptr, ho.ptr, ht.ptr);
+	/* oc: ours changed; tc: theirs changed */
+	if (rc == 0)
+		rc = udr__buf_printf(&b,
+		                     "CASE WHEN NOT (%s <> %s OR (%s AND %s AND NOT %s)) "     /* not tc */
+		                     "THEN CASE WHEN (%s <> %s OR (%s AND %s AND NOT %s)) THEN %d END " /* oc */
+		                     "WHEN NOT (%s <> %s OR (%s AND %s AND NOT %s)) THEN %d "  /* not oc */
+		                     "WHEN %s = %s AND (NOT %s OR %s) THEN %d "                 /* same both sides */
+		                     "WHEN %s AND %s AND %s AND %s THEN %d "                    /* cells */
+		                     "ELSE %d END AS __udr_act FROM ",
+		                     ht.ptr, hb.ptr, ht.ptr, hb.ptr, tb.ptr, ho.ptr, hb.ptr, ho.ptr, hb.ptr, ob.ptr, ACT_OURS,
+		                     ho.ptr, hb.ptr, ho.ptr, hb.ptr, ob.ptr, ACT_THEIRS, ho.ptr, ht.ptr, ho.ptr, ot.ptr,
+		                     ACT_SAME, hb.ptr, ho.ptr, ht.ptr, cell.ptr, ACT_CELLS, ACT_CONFLICT);
+	/* no base (the table was added on both sides): an empty base of ours' columns */
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "(SELECT * FROM ");
+	if (rc == 0)
+		rc = vref(&b, mt->table, mt->base ? mt->base : mt->ours);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, mt->base ? ") __udr_xb FULL JOIN (SELECT * FROM " : " LIMIT 0) __udr_xb FULL JOIN "
+		                                                                          "(SELECT * FROM ");
+	if (rc == 0)
+		rc = vref(&b, mt->table, mt->ours);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") __udr_xo ON ");
+	if (rc == 0)
+		rc = keys_equal(&b, "__udr_xb", "__udr_xo", key, false);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " FULL JOIN (SELECT * FROM ");
+	if (rc == 0)
+		rc = vref(&b, mt->table, mt->theirs);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") __udr_xt ON ");
+	if (rc == 0)
+		rc = keys_equal(&b, NULL, "__udr_xt", key, true);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") WHERE __udr_act IS NOT NULL");
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+out:
+	udr__buf_free(&b);
+	udr__buf_free(&ho);
+	udr__buf_free(&hb);
+	udr__buf_free(&ht);
+	udr__buf_free(&ob);
+	udr__buf_free(&tb);
+	udr__buf_free(&ot);
+	udr__buf_free(&cell);
+	return rc;
+}
+
+static int count_acts(udr_merge_table *mt, udr_query *q)
+{
+	udr_result *r = NULL;
+	int rc = udr__q_run(&r, q, "SELECT __udr_act::BIGINT, count(*)::BIGINT FROM temp.main.__udr_rm GROUP BY ALL",
+	                    NULL, 0, UDR__RUN_ANY);
+	for (size_t i = 0; rc == 0 && i < udr_result_row_count(r); i++) {
+		udr_value a, n;
+		if ((rc = udr_result_get(&a, r, i, 0)) < 0 || (rc = udr_result_get(&n, r, i, 1)) < 0)
+			break;
+		switch (a.i64) {
+		case ACT_OURS: mt->rows_ours = (uint64_t)n.i64; break;
+		case ACT_THEIRS: mt->rows_theirs = (uint64_t)n.i64; break;
+		case ACT_SAME: mt->rows_same = (uint64_t)n.i64; break;
+		case ACT_CELLS: mt->rows_cells = (uint64_t)n.i64; break;
+		default: mt->rows_conflict = (uint64_t)n.i64; break;
+		}
+	}
+	udr_result_free(r);
+	return rc;
+}
+
+/* "EXISTS (rows of __udr_rm to replace whose key is x's)" */
+static int replaced_cond(udr__buf *b, const cols *key)
+{
+	int rc = udr__buf_printf(b,
+	                         "EXISTS (SELECT 1 FROM temp.main.__udr_rm __udr_m WHERE __udr_m.__udr_act IN (%d, %d) "
+	                         "AND __udr_m.__udr_o IS NOT NULL AND ",
+	                         ACT_THEIRS, ACT_CELLS);
+	if (rc == 0)
+		rc = keys_equal(b, "__udr_m", "x", key, false);
+	if (rc == 0)
+		rc = udr__buf_puts(b, ")");
+	return rc;
+}
+
+/* The merged version: ours with their rows replacing, adding and deleting
+ * ours', and rows merged cell by cell.  *out NULL when ours is the result. */
+static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *mt, const cols *c, const cols *key)
+{
+	udr_version *ours = NULL;
+	udr__buf cond = {0}, del = {0}, ins = {0}, cells = {0}, nm = {0};
+	const char *stmts[3];
+	int rc = udr_catalog_get_version(&ours, q->cat, mt->table, mt->ours);
+	if (rc == 0)
+		rc = replaced_cond(&cond, key);
+	if (rc == 0)
+		rc = udr__buf_puts(&nm, "temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&nm, mt->table);
+	if (rc == 0)
+		rc = udr__buf_printf(&del, "DELETE FROM %s x WHERE %s", nm.ptr, cond.ptr);
+	if (rc == 0)
+		rc = udr__buf_printf(&ins,
+		                     "INSERT INTO %s SELECT UNNEST(__udr_t) FROM temp.main.__udr_rm WHERE __udr_act = %d AND "
+		                     "__udr_t IS NOT NULL",
+		                     nm.ptr, ACT_THEIRS);
+	if (rc == 0)
+		rc = udr__buf_printf(&cells, "INSERT INTO %s SELECT ", nm.ptr);
+	for (size_t i = 0; rc == 0 && i < c->n; i++) {
+		rc = udr__buf_puts(&cells, i ? ", CASE WHEN " : "CASE WHEN ");
+		if (rc == 0)
+			rc = udr__w_same_col(&cells, "__udr_o", "__udr_b", c->names[i], c->types[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&cells, " THEN __udr_t.");
+		if (rc == 0)
+			rc = udr__sql_ident(&cells, c->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&cells, " ELSE __udr_o.");
+		if (rc == 0)
+			rc = udr__sql_ident(&cells, c->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&cells, " END");
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&cells, " FROM temp.main.__udr_rm WHERE __udr_act = %d", ACT_CELLS);
+	if (rc == 0) {
+		stmts[0] = del.ptr;
+		stmts[1] = ins.ptr;
+		stmts[2] = cells.ptr;
+		rc = udr__w_stage_edit(out, q, ours, cond.ptr, stmts, 3);
+	}
+	udr_version_free(ours);
+	udr__buf_free(&cond);
+	udr__buf_free(&del);
+	udr__buf_free(&ins);
+	udr__buf_free(&cells);
+	udr__buf_free(&nm);
+	return rc;
+}
+
+/* The key of mt: given, else recorded by ours' or theirs' version (udr.key). */
+static int key_of(cols *key, bool *have, udr_query *q, const udr_merge_table *mt, const char *given)
+{
+	int rc = 0;
+	*have = false;
+	memset(key, 0, sizeof(*key));
+	if (given) {
+		*have = true;
+		return parse_key(key, given, mt->table);
+	}
+	for (int side = 0; side < 2 && !*have; side++) {
+		udr_version *v = NULL;
+		uint64_t ver = side ? mt->theirs : mt->ours;
+		const char *k;
+		if (!ver)
+			continue;
+		if ((rc = udr_catalog_get_version(&v, q->cat, mt->table, ver)) < 0)
+			return rc;
+		if ((k = udr_version_get_meta(v, "udr.key")) != NULL) {
+			*have = true;
+			rc = parse_key(key, k, mt->table);
+		}
+		udr_version_free(v);
+	}
+	return rc;
+}
+
+/* The key's columns must be columns of the table. */
+static int key_in(const cols *key, const cols *c, const char *table)
+{
+	for (size_t k = 0; k < key->n; k++) {
+		bool found = false;
+		for (size_t i = 0; i < c->n && !found; i++)
+			found = strcmp(key->names[k], c->names[i]) == 0;
+		if (!found)
+			return udr__error_set(UDR_EINVAL, "key column '%s' is not a column of table %s; nothing merged",
+			                      key->names[k], table);
+	}
+	return 0;
+}
+
+static bool version_dropped_at(udr_query *q, const char *table, uint64_t ver)
+{
+	udr_version *v = NULL;
+	bool d;
+	if (udr_catalog_get_version(&v, q->cat, table, ver) < 0) {
+		udr_error_clear();
+		return false; /* the describe that follows reports it */
+	}
+	d = udr__version_dropped(v);
+	udr_version_free(v);
+	return d;
+}
+
+/* Merge one table changed on both sides row by row; mt->conflict cleared
+ * when its rows merge; *out the new version (NULL: ours is the result). */
+static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, const udr_rowmerge_options *o)
+{
+	cols key = {0}, co = {0}, ct = {0}, cb = {0};
+	bool have = false;
+	int strict = strictness_for(o, mt->table), rc;
+	*out = NULL;
+	if ((rc = key_of(&key, &have, q, mt, key_given(o, mt->table))) < 0)
+		goto out;
+	if (!have) {
+		rc = set_note(mt, "", "no key: give one with --key TABLE=COLUMNS (or pick a side)");
+		goto out;
+	}
+	if (strict == UDR_STRICT_TABLE) {
+		rc = set_note(mt, "", "strictness table: a change on both sides conflicts");
+		goto out;
+	}
+	if (version_dropped_at(q, mt->table, mt->ours) || version_dropped_at(q, mt->table, mt->theirs) ||
+	    (mt->base && version_dropped_at(q, mt->table, mt->base))) {
+		rc = set_note(mt, "", "dropped on one side: pick a side");
+		goto out;
+	}
+	if ((rc = describe(&co, q, mt->table, mt->ours)) < 0 || (rc = describe(&ct, q, mt->table, mt->theirs)) < 0 ||
+	    (mt->base && (rc = describe(&cb, q, mt->table, mt->base)) < 0))
+		goto out;
+	if ((rc = key_in(&key, &co, mt->table)) < 0 || (rc = key_in(&key, &ct, mt->table)) < 0)
+		goto out;
+	mt->rowlevel = 1;
+	/* rows of one schema cannot take the changes of another without
+	 * inventing or dropping values: a schema change stays at table level */
+	if (!same_cols(&co, &ct) || (mt->base && !same_cols(&co, &cb))) {
+		bool ours_changed = mt->base && !same_cols(&co, &cb), theirs_changed = mt->base && !same_cols(&ct, &cb);
+		rc = set_note(mt, "the schema changed on ",
+		              !mt->base || (ours_changed && theirs_changed) ? "both sides: pick a side"
+		              : ours_changed                                 ? "our side: pick a side"
+		                                                             : "their side: pick a side");
+		mt->rowlevel = 0;
+		goto out;
+	}
+	if ((rc = check_key(q, mt->table, mt->ours, &key)) < 0 || (rc = check_key(q, mt->table, mt->theirs, &key)) < 0 ||
+	    (mt->base && (rc = check_key(q, mt->table, mt->base, &key)) < 0))
+		goto out;
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
+	if ((rc = classify(q, mt, &co, &key, strict)) < 0 || (rc = count_acts(mt, q)) < 0)
+		goto out;
+	if (mt->rows_conflict == 0) {
+		mt->conflict = 0;
+		if (mt->rows_theirs + mt->rows_cells > 0)
+			rc = stage_merged(out, q, mt, &co, &key);
+		if (rc == 0 && !*out)
+			mt->result = mt->ours;
+	}
+	if (rc == 0 && *out) {
+		/* the merged version keeps the key it was merged on */
+		json_t *a = json_array();
+		char *text = NULL;
+		for (size_t i = 0; a && i < key.n; i++)
+			json_array_append_new(a, json_string(key.names[i]));
+		if (!a || !(text = json_dumps(a, JSON_COMPACT)))
+			rc = udr__error_oom();
+		if (rc == 0)
+			rc = udr_version_set_meta(*out, "udr.key", text);
+		free(text);
+		json_decref(a);
+	}
+out:
+	if (rc < 0 && *out) {
+		udr_version_free(*out);
+		*out = NULL;
+	}
+	cols_free(&key);
+	cols_free(&co);
+	cols_free(&ct);
+	cols_free(&cb);
+	return rc;
+}
+
+/* Every --key names a table of the merge with those columns (a typo must
+ * not silently leave a table at table level). */
+static int check_keys_given(udr_query *q, const udr_merge_result *m, const udr_rowmerge_options *o)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < o->nkeys; i++) {
+		const udr_merge_table *mt = NULL;
+		cols key = {0}, c = {0};
+		uint64_t ver;
+		for (size_t x = 0; x < m->ntables && !mt; x++)
+			if (strcmp(m->tables[x].table, o->key_tables[i]) == 0)
+				mt = &m->tables[x];
+		if (mt) {
+			ver = mt->ours ? mt->ours : mt->theirs;
+		} else {
+			/* unchanged between the sides: checked on the target */
+			char ref[UDR_REF_NAME_MAX + 16];
+			snprintf(ref, sizeof(ref), "commit:%" PRIu64, m->ours);
+			if ((rc = udr_catalog_latest_on(&ver, q->cat, o->key_tables[i], ref)) < 0) {
+				if (rc == UDR_ENOTFOUND)
+					rc = udr__error_set(UDR_EINVAL, "--key names table %s, which neither side has; nothing merged",
+					                    o->key_tables[i]);
+				break;
+			}
+		}
+		if ((rc = parse_key(&key, o->keys[i], o->key_tables[i])) == 0 &&
+		    (rc = describe(&c, q, o->key_tables[i], ver)) == 0)
+			rc = key_in(&key, &c, o->key_tables[i]);
+		cols_free(&key);
+		cols_free(&c);
+	}
+	return rc;
+}
+
+int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, const char *into,
+                    const udr_rowmerge_options *opts)
+{
+	udr_rowmerge_options def = UDR_ROWMERGE_OPTIONS_INIT;
+	udr_merge_options mo;
+	udr_merge_result *m = NULL;
+	udr_version **vs = NULL;
+	size_t *vt = NULL, nv = 0;
+	udr__tstate adopt;
+	int rc;
+	if (!out || !q || !source)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge");
+	*out = NULL;
+	if (!opts)
+		opts = &def;
+	if ((rc = check_options(opts)) < 0)
+		return rc;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	if (!into)
+		into = "main";
+	memset(&adopt, 0, sizeof(adopt));
+	/* the table-level plan: which tables changed on both sides */
+	mo = opts->merge;
+	mo.dry_run = 1;
+	rc = udr_merge(&m, q->cat, source, into, &mo);
+	if (rc < 0 && !(rc == UDR_ECONFLICT && m && m->nconflicts > 0)) {
+		*out = m;
+		return rc;
+	}
+	if ((rc = check_keys_given(q, m, opts)) < 0)
+		goto fail;
+	if (m->up_to_date || m->nconflicts == 0) {
+		/* nothing to merge row by row: as udr_merge */
+		if (opts->merge.dry_run || m->up_to_date) {
+			*out = m;
+			return 0;
+		}
+		udr_merge_result_free(m);
+		return udr_merge(out, q->cat, source, into, &opts->merge);
+	}
+	if (!(vs = calloc(m->ntables, sizeof(*vs))) || !(vt = calloc(m->ntables, sizeof(*vt)))) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	for (size_t i = 0; i < m->ntables; i++) {
+		udr_version *v = NULL;
+		if (!m->tables[i].conflict)
+			continue;
+		if ((rc = merge_table(&v, q, &m->tables[i], opts)) < 0)
+			goto fail;
+		if (v) {
+			vs[nv] = v;
+			vt[nv++] = i;
+		}
+	}
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
+	udr__q_cache_release(q);
+	m->nconflicts = 0;
+	for (size_t i = 0; i < m->ntables; i++)
+		m->nconflicts += m->tables[i].conflict != 0;
+	if (m->nconflicts > 0) {
+		for (size_t i = 0; i < m->ntables; i++) {
+			const udr_merge_table *t = &m->tables[i];
+			if (!t->conflict)
+				continue;
+			if (t->rowlevel)
+				rc = udr__error_set(UDR_ECONFLICT,
+				                    "merge of %s into %s: %zu table%s conflict (first: %s, %" PRIu64
+				                    " row%s changed differently on both sides); nothing merged",
+				                    source, into, m->nconflicts, m->nconflicts == 1 ? "" : "s", t->table,
+				                    t->rows_conflict, t->rows_conflict == 1 ? "" : "s");
+			else
+				rc = udr__error_set(UDR_ECONFLICT,
+				                    "merge of %s into %s: %zu table%s conflict (first: %s, changed on both sides: "
+				                    "%s); nothing merged",
+				                    source, into, m->nconflicts, m->nconflicts == 1 ? "" : "s", t->table,
+				                    t->note ? t->note : "pick a side");
+			break;
+		}
+		goto fail;
+	}
+	if (opts->merge.dry_run)
+		goto done;
+	for (size_t i = 0; i < m->ntables; i++) {
+		const udr_merge_table *t = &m->tables[i];
+		bool staged = false;
+		for (size_t k = 0; k < nv && !staged; k++)
+			staged = vt[k] == i;
+		if (!staged && t->result != t->ours && (rc = udr__tstate_set(&adopt, t->table, t->result, 1)) < 0)
+			goto fail;
+	}
+	{
+		udr__commit_opts o;
+		memset(&o, 0, sizeof(o));
+		o.assign = true;
+		o.op = "merge";
+		o.branch = into;
+		o.ref_name = into;
+		o.target = m->ours;
+		o.parent2 = m->theirs;
+		o.adopt = &adopt;
+		o.message = opts->merge.message;
+		if ((rc = udr__catalog_commit_versions(&m->seq, q->cat, vs, nv, &o)) < 0)
+			goto fail;
+	}
+	for (size_t k = 0; k < nv; k++)
+		m->tables[vt[k]].result = vs[k]->version;
+done:
+	for (size_t k = 0; k < nv; k++)
+		udr_version_free(vs[k]);
+	free(vs);
+	free(vt);
+	udr__tstate_free(&adopt);
+	*out = m;
+	return 0;
+fail:
+	{
+		char msg[2048];
+		snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
+		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
+		udr__error_set(rc, "%s", msg);
+	}
+	udr__q_cache_release(q);
+	for (size_t k = 0; k < nv; k++)
+		udr_version_free(vs[k]);
+	free(vs);
+	free(vt);
+	udr__tstate_free(&adopt);
+	if (rc == UDR_ECONFLICT) {
+		*out = m;
+		return rc;
+	}
+	udr_merge_result_free(m);
+	return rc;
+}
