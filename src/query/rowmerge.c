@@ -486,7 +486,8 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 	return rc;
 }
 
-/* The key of mt: given, else recorded by ours' or theirs' version (udr.key). */
+/* The key of mt: given, else recorded (udr.key) by ours', theirs' or the
+ * base's version (a version merged row by row records its key). */
 static int key_of(cols *key, bool *have, udr_query *q, const udr_merge_table *mt, const char *given)
 {
 	int rc = 0;
@@ -496,9 +497,9 @@ static int key_of(cols *key, bool *have, udr_query *q, const udr_merge_table *mt
 		*have = true;
 		return parse_key(key, given, mt->table);
 	}
-	for (int side = 0; side < 2 && !*have; side++) {
+	for (int side = 0; side < 3 && !*have; side++) {
 		udr_version *v = NULL;
-		uint64_t ver = side ? mt->theirs : mt->ours;
+		uint64_t ver = side == 0 ? mt->ours : side == 1 ? mt->theirs : mt->base;
 		const char *k;
 		if (!ver)
 			continue;
@@ -588,9 +589,10 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		goto out;
 	if (mt->rows_conflict == 0) {
 		mt->conflict = 0;
-		if (mt->rows_theirs + mt->rows_cells > 0)
+		/* a dry run writes no parts: result 0, the version is not made */
+		if (mt->rows_theirs + mt->rows_cells > 0 && !o->merge.dry_run)
 			rc = stage_merged(out, q, mt, &co, &key);
-		if (rc == 0 && !*out)
+		if (rc == 0 && !*out && (mt->rows_theirs + mt->rows_cells == 0 || !o->merge.dry_run))
 			mt->result = mt->ours;
 	}
 	if (rc == 0 && *out) {

@@ -1,0 +1,281 @@
+"""udr merge row by row (issue 12): a table changed on both sides of a merge
+is merged on its key (--key T=COLS, or the udr.key a merged version
+records).  Every case checks the exact rows the target ends with, so a lost
+row, a doubled key, the wrong side applied or a conflict dropped fails; every
+refused merge checks that nothing was written.
+"""
+import json
+
+import pytest
+
+from conftest import tree_snapshot
+
+
+def csv(tmp_path, name, rows, header="id,a,b"):
+    p = tmp_path / name
+    p.write_text(header + "\n" + "".join(",".join(str(x) for x in r) + "\n" for r in rows))
+    return p
+
+
+def rows(udr, ref="t"):
+    return [tuple(r.values()) for r in json.loads(udr.ok("sql", 'SELECT * FROM "%s" ORDER BY ALL' % ref,
+                                                         "--json").out)]
+
+
+def three_sides(udr, tmp_path, base, ours, theirs, header="id,a,b", table="t"):
+    """base on main, branch dev, theirs imported on dev, ours on main."""
+    udr.ok("import", table, csv(tmp_path, "base.csv", base, header))
+    udr.ok("branch", "create", "dev")
+    udr.ok("import", table, csv(tmp_path, "theirs.csv", theirs, header), "--branch", "dev")
+    udr.ok("import", table, csv(tmp_path, "ours.csv", ours, header))
+
+
+def merge_json(udr, *args, code=0):
+    r = udr("merge", "dev", "--json", *args)
+    assert r.code == code, r
+    return json.loads(r.out)
+
+
+BASE = [(1, "x", 10), (2, "y", 20), (3, "z", 30), (4, "w", 40), (7, "q", 70)]
+# ours: update 1.a, delete 4, add 5;  theirs: update 2, delete 7, add 6
+OURS = [(1, "X", 10), (2, "y", 20), (3, "z", 30), (5, "n", 50), (7, "q", 70)]
+THEIRS = [(1, "x", 10), (2, "y", 22), (3, "z", 30), (4, "w", 40), (6, "m", 60)]
+MERGED = [(1, "X", 10), (2, "y", 22), (3, "z", 30), (5, "n", 50), (6, "m", 60)]
+
+
+def test_clean_three_way_adds_deletes_updates_on_both_sides(udr, tmp_path):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    ours_v = json.loads(udr.ok("show", "t").out)
+    m = merge_json(udr, "--key", "t=id")
+    t = m["tables"][0]
+    assert m["conflicts"] == 0 and m["commit"] > 0 and not m["fast_forward"]
+    assert t["rows"] == {"ours": 3, "theirs": 3, "same": 0, "cells": 0, "conflict": 0}
+    assert rows(udr) == MERGED
+    # written as an SQL write: ours' part shared, its replaced rows a deletion vector
+    v = json.loads(udr.ok("show", "t").out)
+    assert v["version"] == t["result"] and v["parent"] == ours_v["version"]
+    assert v["chunks"][0] == ours_v["chunks"][0]
+    assert v["metadata"]["udr.format"] == "parquet-dv" and v["metadata"]["udr.key"] == '["id"]'
+    assert v["metadata"]["udr.rows"] == "5"
+    # one merge commit with two parents; dev untouched; fsck clean
+    log = max(json.loads(udr.ok("log", "--json").out), key=lambda e: e["seq"])
+    assert log["op"] == "merge" and len(log["parents"]) == 2
+    assert rows(udr, "t@dev") == sorted(THEIRS)
+    udr.ok("fsck")
+
+
+def test_merged_rows_equal_sql_reference(udr, tmp_path):
+    """The merge against the same three-way rule written in plain SQL over many rows."""
+    import random
+    rnd = random.Random(7)
+    base = [(i, "v%d" % i, i) for i in range(1, 400)]
+    ours = {r[0]: r for r in base}
+    theirs = {r[0]: r for r in base}
+    for i in rnd.sample(range(1, 400), 60):
+        ours.pop(i) if i % 3 == 0 else ours.__setitem__(i, (i, "o%d" % i, i))
+    for i in rnd.sample(range(1, 400), 60):
+        if i in ours and ours[i] != base[i - 1] or i not in ours:
+            continue  # keep theirs' changes on rows ours did not touch: no conflicts
+        theirs.pop(i) if i % 4 == 0 else theirs.__setitem__(i, (i, "a", -i))
+    for i in range(400, 420):
+        ours[i] = (i, "new-o", i)
+    for i in range(420, 430):
+        theirs[i] = (i, "new-t", i)
+    three_sides(udr, tmp_path, base, sorted(ours.values()), sorted(theirs.values()))
+    udr.ok("merge", "dev", "--key", "t=id")
+    expect = {}
+    b = {r[0]: r for r in base}
+    for k in set(b) | set(ours) | set(theirs):
+        o, t, bb = ours.get(k), theirs.get(k), b.get(k)
+        res = t if o == bb else o
+        if res is not None:
+            expect[k] = res
+    assert rows(udr) == sorted(expect.values())
+    # no key twice
+    assert udr.ok("sql", "SELECT count(*) - count(DISTINCT id) FROM t", "--csv").out.split()[-1] == "0"
+
+
+def test_same_change_on_both_sides_is_no_conflict(udr, tmp_path):
+    both = [(1, "x", 10), (2, "y", 99), (3, "z", 30), (8, "same", 8)]  # 2 changed, 4 gone, 8 added, identically
+    three_sides(udr, tmp_path, BASE[:4], both, both + [(9, "t", 9)])
+    m = merge_json(udr, "--key", "t=id")
+    assert m["conflicts"] == 0
+    assert m["tables"][0]["rows"]["same"] == 3 and m["tables"][0]["rows"]["theirs"] == 1
+    assert rows(udr) == sorted(both + [(9, "t", 9)])
+
+
+@pytest.mark.parametrize("ours,theirs", [
+    ([(1, "o", 10)], [(1, "t", 10)]),        # same row, same column, different values
+    ([(1, "o", 10)], [(1, "x", 11)]),        # different columns: a conflict at row strictness
+    ([], [(1, "t", 10)]),                    # deleted on ours, changed on theirs
+    ([(1, "o", 10)], []),                    # changed on ours, deleted on theirs
+    ([(1, "x", 10), (2, "o", 0)], [(1, "x", 10), (2, "t", 0)]),  # added on both with different rows
+])
+def test_row_conflict_writes_nothing(udr, tmp_path, ours, theirs):
+    three_sides(udr, tmp_path, [(1, "x", 10), (3, "k", 3)], ours + [(3, "k", 3)], theirs + [(3, "k", 3)])
+    before = tree_snapshot(udr.root)
+    head = json.loads(udr.ok("show", "t").out)["version"]
+    r = udr("merge", "dev", "--key", "t=id")
+    assert r.code == 3, r
+    assert "changed differently on both sides" in r.stderr and "nothing merged" in r.stderr
+    assert "conflict t: 1 row" in r.out
+    assert tree_snapshot(udr.root) == before
+    assert json.loads(udr.ok("show", "t").out)["version"] == head
+    m = merge_json(udr, "--key", "t=id", code=3)
+    assert m["conflicts"] == 1 and m["commit"] == 0 and m["tables"][0]["rows"]["conflict"] == 1
+
+
+def test_cell_strictness_merges_different_columns_not_the_same_one(udr, tmp_path):
+    three_sides(udr, tmp_path, [(1, "x", 10), (2, "y", 20)], [(1, "O", 10), (2, "O", 20)],
+          [(1, "x", 11), (2, "T", 20)])
+    # row 2: both changed column a: a conflict even cell by cell
+    before = tree_snapshot(udr.root)
+    m = merge_json(udr, "--key", "t=id", "--strictness", "t=cell", code=3)
+    assert m["tables"][0]["rows"]["conflict"] == 1 and m["tables"][0]["rows"]["cells"] == 1
+    assert tree_snapshot(udr.root) == before
+    # theirs changes row 2 back: only row 1, different columns, merges
+    udr.ok("import", "t", csv(tmp_path, "t2.csv", [(1, "x", 11), (2, "y", 20)]), "--branch", "dev")
+    m = merge_json(udr, "--key", "t=id", "--strictness", "t=cell")
+    assert m["conflicts"] == 0 and m["tables"][0]["rows"]["cells"] == 1
+    assert rows(udr) == [(1, "O", 11), (2, "O", 20)]
+    udr.ok("fsck")
+
+
+def test_table_strictness_and_no_key_stay_table_level(udr, tmp_path):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    before = tree_snapshot(udr.root)
+    m = merge_json(udr, "--key", "t=id", "--strictness", "t=table", code=3)
+    assert m["tables"][0]["conflict"] and "strictness table" in m["tables"][0]["note"]
+    m = merge_json(udr, code=3)  # no key given, none recorded
+    assert "no key" in m["tables"][0]["note"]
+    assert tree_snapshot(udr.root) == before
+
+
+@pytest.mark.parametrize("side,expect", [("ours", OURS), ("theirs", THEIRS)])
+def test_strategy_takes_precedence_over_rows(udr, tmp_path, side, expect):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    m = merge_json(udr, "--key", "t=id", "--table", "t=" + side)
+    assert m["conflicts"] == 0 and "rows" not in m["tables"][0]
+    assert rows(udr) == sorted(expect)
+
+
+def test_dry_run_reports_counts_and_writes_nothing(udr, tmp_path):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    before = tree_snapshot(udr.root)
+    m = merge_json(udr, "--key", "t=id", "--dry-run")
+    assert m["dry_run"] and m["commit"] == 0 and m["tables"][0]["rows"]["theirs"] == 3
+    r = udr.ok("merge", "dev", "--key", "t=id", "--dry-run")
+    assert "would merge t row by row: 3 rows from theirs" in r.out and "dry run: nothing written" in r.out
+    r = udr("merge", "dev", "--key", "t=id", "--dry-run", "--strictness", "t=table")
+    assert r.code == 3
+    assert tree_snapshot(udr.root) == before
+
+
+def test_merging_again_is_up_to_date_and_the_key_is_remembered(udr, tmp_path):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    udr.ok("merge", "dev", "--key", "t=id")
+    before = tree_snapshot(udr.root)
+    assert merge_json(udr)["up_to_date"]
+    assert tree_snapshot(udr.root) == before
+    # both sides change again: the merged version's udr.key is used without --key
+    main_rows = [(1, "X", 10), (2, "y", 22), (3, "zz", 30), (5, "n", 50), (6, "m", 60)]
+    dev_rows = [(1, "X", 10), (2, "y", 22), (3, "z", 30), (5, "n", 50), (6, "m", 66)]
+    udr.ok("merge", "main", "--into", "dev")  # fast-forward dev to the merge
+    udr.ok("import", "t", csv(tmp_path, "d.csv", dev_rows), "--branch", "dev")
+    udr.ok("import", "t", csv(tmp_path, "m.csv", main_rows))
+    m = merge_json(udr)
+    assert m["conflicts"] == 0, m
+    assert rows(udr) == [(1, "X", 10), (2, "y", 22), (3, "zz", 30), (5, "n", 50), (6, "m", 66)]
+
+
+def test_criss_cross_is_refused_with_a_clear_error(udr, tmp_path):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    udr.ok("import", "u", csv(tmp_path, "u.csv", [(1, "a", 1)]))
+    udr.ok("import", "v", csv(tmp_path, "v.csv", [(1, "a", 1)]), "--branch", "dev")
+    udr.ok("branch", "create", "m0")  # main before the crossing merges
+    udr.ok("merge", "dev", "--key", "t=id")            # main gets dev
+    udr.ok("merge", "m0", "--into", "dev", "--key", "t=id")  # dev gets main's old head
+    udr.ok("import", "u", csv(tmp_path, "u2.csv", [(1, "b", 2)]))
+    udr.ok("import", "v", csv(tmp_path, "v2.csv", [(1, "c", 3)]), "--branch", "dev")
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", "--key", "t=id")
+    assert r.code == 3 and "criss-cross" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+
+
+@pytest.mark.parametrize("which", ["theirs", "ours"])
+def test_schema_changed_on_one_side_is_a_table_conflict(udr, tmp_path, which):
+    base = [(1, "x", 10), (2, "y", 20)]
+    udr.ok("import", "t", csv(tmp_path, "b.csv", base))
+    udr.ok("branch", "create", "dev")
+    wide = csv(tmp_path, "w.csv", [(1, "x", 10, "e"), (2, "y", 20, "e")], "id,a,b,c")
+    narrow = csv(tmp_path, "n.csv", [(1, "x", 10), (2, "y", 21)])
+    udr.ok("import", "t", wide if which == "theirs" else narrow, "--branch", "dev")
+    udr.ok("import", "t", narrow if which == "theirs" else wide)
+    before = tree_snapshot(udr.root)
+    m = merge_json(udr, "--key", "t=id", code=3)
+    side = "their side" if which == "theirs" else "our side"
+    assert ("schema changed on " + side) in m["tables"][0]["note"], m
+    assert tree_snapshot(udr.root) == before
+    # a side picked for the table resolves it
+    udr.ok("merge", "dev", "--table", "t=theirs")
+    assert len(rows(udr)[0]) == (4 if which == "theirs" else 3)
+
+
+@pytest.mark.parametrize("key,needle", [("t=nosuch", "key column 'nosuch' is not a column of table t"),
+                                        ("t=id,", "empty column name"),
+                                        ("t=id,ID", "key column 'ID'"),
+                                        ("other=id", "neither side has")])
+def test_bad_keys_are_clear_errors_and_write_nothing(udr, tmp_path, key, needle):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", "--key", key)
+    assert r.code == 2 and needle in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+
+
+@pytest.mark.parametrize("args", [["--key", "t"], ["--key", "=id"], ["--strictness", "t=fuzzy"],
+                                  ["--strictness", "t"], ["--key", "bad/name=id"]])
+def test_bad_options_are_usage_errors(udr, tmp_path, args):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", *args)
+    assert r.code == 2, r
+    assert tree_snapshot(udr.root) == before
+
+
+@pytest.mark.parametrize("bad", ["dup", "null"])
+def test_a_key_not_unique_or_null_is_refused(udr, tmp_path, bad):
+    extra = (1, "again", 1) if bad == "dup" else ("", "nokey", 1)
+    three_sides(udr, tmp_path, BASE, OURS + [extra], THEIRS)
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", "--key", "t=id")
+    assert r.code == 2 and "NULL or not unique" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+
+
+def test_compound_key(udr, tmp_path):
+    h = "r,id,v"
+    base = [("eu", 1, "a"), ("us", 1, "b"), ("eu", 2, "c")]
+    ours = [("eu", 1, "A"), ("us", 1, "b"), ("eu", 2, "c")]
+    theirs = [("eu", 1, "a"), ("us", 1, "B"), ("eu", 2, "c"), ("us", 2, "d")]
+    three_sides(udr, tmp_path, base, ours, theirs, header=h)
+    m = merge_json(udr, "--key", "t=r,id")
+    assert m["conflicts"] == 0
+    assert rows(udr) == sorted([("eu", 1, "A"), ("us", 1, "B"), ("eu", 2, "c"), ("us", 2, "d")])
+    # on id alone the key repeats: refused
+    udr2_before = tree_snapshot(udr.root)
+    assert udr.ok("show", "t")
+    assert tree_snapshot(udr.root) == udr2_before
+
+
+def test_other_tables_merge_with_the_row_merge_in_one_commit(udr, tmp_path):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    udr.ok("import", "only_dev", csv(tmp_path, "od.csv", [(1, "a", 1)]), "--branch", "dev")
+    n = len(json.loads(udr.ok("log", "--json").out))
+    m = merge_json(udr, "--key", "t=id")
+    assert {t["table"] for t in m["tables"]} == {"t", "only_dev"}
+    assert len(json.loads(udr.ok("log", "--json").out)) == n + 1
+    assert rows(udr, "only_dev") == [(1, "a", 1)]
+    assert rows(udr) == MERGED
+    udr.ok("fsck")
