@@ -15,7 +15,7 @@
 #define NOPERANDS(argc) ((argc) - optind)
 
 enum { OPT_JSON = CLI_OPT_FIRST, OPT_FROM, OPT_TO, OPT_AT, OPT_INTO, OPT_STRATEGY, OPT_TABLE, OPT_DRY, OPT_LIMIT, OPT_KEY,
-       OPT_STRICT };
+       OPT_STRICT, OPT_CONTINUE, OPT_ABORT, OPT_OURS, OPT_THEIRS, OPT_WITH, OPT_SQL };
 
 struct ref_opts {
 	int json;
@@ -29,6 +29,8 @@ struct ref_opts {
 	size_t nkeys;
 	const char **stricts; /* --strictness T=table|row|cell */
 	size_t nstricts;
+	int cont, abort_, side;   /* merge --continue / --abort; resolve --ours/--theirs */
+	const char *with, *sql;   /* resolve --with FILE / --sql QUERY */
 	int dry_run;
 	const char *message;
 	const char *limit;
@@ -66,6 +68,22 @@ static int ref_opt(int opt, const char *arg, void *payload)
 	case OPT_STRICT:
 		o->stricts[o->nstricts++] = arg;
 		break;
+	case OPT_CONTINUE:
+		o->cont = 1;
+		break;
+	case OPT_ABORT:
+		o->abort_ = 1;
+		break;
+	case OPT_OURS:
+	case OPT_THEIRS:
+		o->side = o->side && o->side != opt ? -1 : opt; /* both: refused */
+		break;
+	case OPT_WITH:
+		o->with = arg;
+		break;
+	case OPT_SQL:
+		o->sql = arg;
+		break;
 	case OPT_LIMIT:
 		o->limit = arg;
 		break;
@@ -87,6 +105,12 @@ static const struct option ref_longopts[] = {
 	{ "dry-run", no_argument, NULL, OPT_DRY },
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "strictness", required_argument, NULL, OPT_STRICT },
+	{ "continue", no_argument, NULL, OPT_CONTINUE },
+	{ "abort", no_argument, NULL, OPT_ABORT },
+	{ "ours", no_argument, NULL, OPT_OURS },
+	{ "theirs", no_argument, NULL, OPT_THEIRS },
+	{ "with", required_argument, NULL, OPT_WITH },
+	{ "sql", required_argument, NULL, OPT_SQL },
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "message", required_argument, NULL, 'm' },
 	CLI_COMMON_LONGOPTS
@@ -424,6 +448,44 @@ static void print_merge(const udr_merge_result *m, int json, int dry_run)
 		printf("dry run: nothing written\n");
 }
 
+/* udr merge --continue | --abort [--into BRANCH] */
+static int merge_resume(cli_ctx *ctx, const cli_command *self, const struct ref_opts *o, int argc)
+{
+#ifdef UDR_HAVE_QUERY
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	udr_merge_result *m = NULL;
+	int rc;
+	if (o->cont && o->abort_)
+		return cli_usage_error(self, "--continue and --abort exclude each other");
+	if (NOPERANDS(argc) != 0)
+		return cli_usage_error(self, "--continue and --abort take no SOURCE (the recorded merge is used)");
+	if (o->nkeys || o->nstricts || o->ntables || o->strategy || o->dry_run)
+		return cli_usage_error(self, "--continue and --abort use the recorded merge's options");
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	if ((rc = udr_query_open(&q, db, NULL)) == 0) {
+		if (o->abort_) {
+			if ((rc = udr_query_merge_abort(q, o->into)) == 0)
+				printf("merge into %s aborted: its record removed\n", o->into ? o->into : "main");
+		} else {
+			rc = udr_query_merge_continue(&m, q, o->into);
+			if (m)
+				print_merge(m, o->json, 0);
+		}
+	}
+	udr_merge_result_free(m);
+	udr_query_close(q);
+	udr_db_close(db);
+	return rc ? cli_fail(rc) : 0;
+#else
+	(void)ctx;
+	(void)o;
+	(void)argc;
+	return cli_usage_error(self, "--continue and --abort need the query module (this udr was built without it)");
+#endif
+}
+
 int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 {
 	const cli_command *self = cli_find_command("merge");
@@ -437,6 +499,10 @@ int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 	int rc = parse(&o, ctx, self, argc, argv);
 	if (rc >= 0)
 		goto out;
+	if (o.cont || o.abort_) {
+		rc = merge_resume(ctx, self, &o, argc);
+		goto out;
+	}
 	if (NOPERANDS(argc) != 1) {
 		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments" : "missing SOURCE");
 		goto out;
@@ -572,6 +638,118 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 out:
 	udr_table_diff_free(d, n);
 	udr_db_close(db);
+	ref_opts_free(&o);
+	return rc;
+}
+
+int cli_cmd_conflicts(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("conflicts");
+	struct ref_opts o;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 0) {
+		rc = cli_usage_error(self, "too many arguments");
+		goto out;
+	}
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_db *db = NULL;
+		udr_query *q = NULL;
+		udr_result *r = NULL;
+		udr_value p = udr_value_text(o.into ? o.into : "main");
+		if ((rc = cli_open_db(&db, ctx)) != 0)
+			goto out;
+		if ((rc = udr_query_open(&q, db, NULL)) == 0)
+			rc = udr_query_sql(&r, q,
+			                   "SELECT \"table\", key, base, ours, theirs, resolved FROM udr_conflicts "
+			                   "WHERE target = ? ORDER BY \"table\", key::VARCHAR",
+			                   &p, 1);
+		if (rc == 0)
+			rc = udr_result_write(r, 1, o.json ? UDR_OUTPUT_JSON : UDR_OUTPUT_TABLE);
+		udr_result_free(r);
+		udr_query_close(q);
+		udr_db_close(db);
+		rc = rc ? cli_fail(rc) : 0;
+	}
+#else
+	rc = cli_usage_error(self, "udr conflicts needs the query module (this udr was built without it)");
+#endif
+out:
+	ref_opts_free(&o);
+	return rc;
+}
+
+int cli_cmd_resolve(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("resolve");
+	struct ref_opts o;
+	const char *key = NULL;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 1) {
+		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments" : "missing TABLE");
+		goto out;
+	}
+	if ((rc = cli_check_table(argv[optind])) != 0)
+		goto out;
+	if (o.nkeys > 1) {
+		rc = cli_usage_error(self, "one --key VALUE at a time");
+		goto out;
+	}
+	key = o.nkeys ? o.keys[0] : NULL;
+	if (o.side < 0 || (!o.side + !o.with + !o.sql) != 2 || (key && !o.side)) {
+		rc = cli_usage_error(self, "give one of --ours, --theirs (with --key VALUE for one row), --with FILE "
+		                           "or --sql QUERY");
+		goto out;
+	}
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_db *db = NULL;
+		udr_query *q = NULL;
+		char *sql = NULL;
+		int side = o.side == OPT_OURS ? UDR_MERGE_OURS : o.side == OPT_THEIRS ? UDR_MERGE_THEIRS : 0;
+		if (o.with) {
+			/* the file as a query: a SQL literal of its path */
+			size_t n = strlen(o.with), k = 0, extra = 0;
+			const char *reader = n > 8 && strcmp(o.with + n - 8, ".parquet") == 0 ? "read_parquet"
+			                     : n > 5 && strcmp(o.with + n - 5, ".json") == 0 ? "read_json_auto"
+			                                                                        : "read_csv";
+			for (size_t i = 0; i < n; i++)
+				extra += o.with[i] == '\'';
+			if (!(sql = malloc(n + extra + 64))) {
+				cli_errorf("out of memory");
+				rc = CLI_EXIT_IO;
+				goto out;
+			}
+			k = (size_t)sprintf(sql, "SELECT * FROM %s('", reader);
+			for (size_t i = 0; i < n; i++) {
+				if (o.with[i] == '\'')
+					sql[k++] = '\'';
+				sql[k++] = o.with[i];
+			}
+			strcpy(sql + k, "')");
+		}
+		if ((rc = cli_open_db(&db, ctx)) != 0) {
+			free(sql);
+			goto out;
+		}
+		if ((rc = udr_query_open(&q, db, NULL)) == 0)
+			rc = udr_query_merge_resolve(q, o.into, argv[optind], side, key, sql ? sql : o.sql);
+		if (rc == 0)
+			printf("resolved %s%s%s: %s\n", argv[optind], key ? " key " : "", key ? key : "",
+			       side == UDR_MERGE_OURS ? "ours" : side == UDR_MERGE_THEIRS ? "theirs" : "a resolved version");
+		free(sql);
+		udr_query_close(q);
+		udr_db_close(db);
+		rc = rc ? cli_fail(rc) : 0;
+	}
+#else
+	rc = cli_usage_error(self, "udr resolve needs the query module (this udr was built without it)");
+#endif
+out:
 	ref_opts_free(&o);
 	return rc;
 }

@@ -513,6 +513,37 @@ typedef struct udr_rowmerge_options {
 UDR_EXTERN int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, const char *into,
                                const udr_rowmerge_options *opts);
 
+
+/**
+ * A merge with conflicts (udr_query_merge, not a dry run) records them in
+ * catalog/merges/<target>.json (docs/FORMAT.md): the heads it was planned
+ * on, its options, and per table the conflicting rows (a Parquet part in
+ * the store).  SQL reads them in the table udr_conflicts (target, table,
+ * key, base, ours, theirs, resolved; docs/QUERY.md).
+ *
+ * udr_query_merge_resolve resolves a table of the merge into `into` (NULL:
+ * main): side UDR_MERGE_OURS or UDR_MERGE_THEIRS for the whole table (key
+ * NULL) or for the conflicting row whose key_text is key; or side 0 and
+ * sql, a query whose rows are the table's resolved version (stored now as
+ * parts, committed by the merge).
+ * @return 0; UDR_ENOTFOUND (no record for into, the table or row has no
+ *         conflict); UDR_EINVAL; the query's errors.
+ */
+UDR_EXTERN int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, int side, const char *key,
+                                 const char *sql);
+
+/**
+ * Commit the recorded merge into `into` with its resolutions, if the
+ * target's head is still the one it was planned on (else UDR_ECONFLICT,
+ * nothing written: abort and merge again).  Conflicts left unresolved:
+ * UDR_ECONFLICT, the record updated, nothing merged.  On success the record
+ * is removed.  @param[out] out as for udr_query_merge.
+ */
+UDR_EXTERN int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *into);
+
+/** Discard the recorded merge into `into`.  @return 0; UDR_ENOTFOUND. */
+UDR_EXTERN int udr_query_merge_abort(udr_query *q, const char *into);
+
 #ifdef __cplusplus
 }
 #endif

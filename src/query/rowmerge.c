@@ -541,9 +541,103 @@ static bool version_dropped_at(udr_query *q, const char *table, uint64_t ver)
 	return d;
 }
 
+/* "to_json(struct_pack(k1 := k1, ...))::VARCHAR": the key as a JSON object. */
+static int key_json(udr__buf *b, const cols *key)
+{
+	int rc = udr__buf_puts(b, "to_json(struct_pack(");
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__buf_puts(b, i ? ", " : "");
+		if (rc == 0)
+			rc = udr__sql_ident(b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(b, " := ");
+		if (rc == 0)
+			rc = udr__sql_ident(b, key->names[i]);
+	}
+	return rc == 0 ? udr__buf_puts(b, "))::VARCHAR") : rc;
+}
+
+/* The text a row's key is resolved by: the value as text for a one-column
+ * key, else the key as a JSON object. */
+static int key_text(udr__buf *b, const cols *key)
+{
+	int rc;
+	if (key->n > 1)
+		return key_json(b, key);
+	rc = udr__buf_puts(b, "CAST(");
+	if (rc == 0)
+		rc = udr__sql_ident(b, key->names[0]);
+	return rc == 0 ? udr__buf_puts(b, " AS VARCHAR)") : rc;
+}
+
+/* Conflicting rows resolved one by one (a record's) take their side. */
+static int apply_row_sides(udr_query *q, const udr__mtable *rt, const cols *key)
+{
+	udr__buf b = {0}, kt = {0};
+	int rc;
+	if (!rt || rt->nr == 0)
+		return 0;
+	rc = key_text(&kt, key);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "UPDATE temp.main.__udr_rm SET __udr_act = CASE %s", kt.ptr);
+	for (size_t i = 0; rc == 0 && i < rt->nr; i++) {
+		rc = udr__buf_puts(&b, " WHEN ");
+		if (rc == 0)
+			rc = udr__sql_literal(&b, rt->rkeys[i]);
+		if (rc == 0)
+			rc = udr__buf_printf(&b, " THEN %d", rt->rsides[i] == UDR_MERGE_OURS ? ACT_OURS : ACT_THEIRS);
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&b, " ELSE __udr_act END WHERE __udr_act = %d", ACT_CONFLICT);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	udr__buf_free(&kt);
+	return rc;
+}
+
+/* The conflicting rows as Parquet parts in the store: key, key_text, and
+ * the base, ours and theirs rows, JSON text (NULL: no such row). */
+static int write_conflicts(udr__parts *out, udr_query *q, const cols *key)
+{
+	udr__buf b = {0};
+	udr_hash *h = NULL;
+	uint64_t *rows = NULL;
+	size_t n = 0;
+	int rc = udr__buf_puts(&b, "SELECT ");
+	if (rc == 0)
+		rc = key_json(&b, key);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " AS key, ");
+	if (rc == 0)
+		rc = key_text(&b, key);
+	if (rc == 0)
+		rc = udr__buf_printf(&b,
+		                     " AS key_text, to_json(__udr_b)::VARCHAR AS base, to_json(__udr_o)::VARCHAR AS ours, "
+		                     "to_json(__udr_t)::VARCHAR AS theirs FROM temp.main.__udr_rm WHERE __udr_act = %d "
+		                     "ORDER BY key_text",
+		                     ACT_CONFLICT);
+	if (rc == 0)
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+	udr__buf_free(&b);
+	memset(out, 0, sizeof(*out));
+	if (rc == 0 && !(out->p = calloc(n + 1, sizeof(*out->p))))
+		rc = udr__error_oom();
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		out->p[i].hash = h[i];
+		out->p[i].rows = rows[i];
+		out->n++;
+	}
+	out->typed = true;
+	free(h);
+	free(rows);
+	return rc;
+}
+
 /* Merge one table changed on both sides row by row; mt->conflict cleared
  * when its rows merge; *out the new version (NULL: ours is the result). */
-static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, const udr_rowmerge_options *o)
+static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, const udr_rowmerge_options *o,
+                       const udr__mtable *rt, udr__parts *conf)
 {
 	cols key = {0}, co = {0}, ct = {0}, cb = {0};
 	bool have = false;
@@ -585,7 +679,10 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 	    (mt->base && (rc = check_key(q, mt->table, mt->base, &key)) < 0))
 		goto out;
 	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
-	if ((rc = classify(q, mt, &co, &key, strict)) < 0 || (rc = count_acts(mt, q)) < 0)
+	if ((rc = classify(q, mt, &co, &key, strict)) < 0 || (rc = apply_row_sides(q, rt, &key)) < 0 ||
+	    (rc = count_acts(mt, q)) < 0)
+		goto out;
+	if (mt->rows_conflict > 0 && conf && (rc = write_conflicts(conf, q, &key)) < 0)
 		goto out;
 	if (mt->rows_conflict == 0) {
 		mt->conflict = 0;
@@ -654,27 +751,123 @@ static int check_keys_given(udr_query *q, const udr_merge_result *m, const udr_r
 	return rc;
 }
 
-int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, const char *into,
-                    const udr_rowmerge_options *opts)
+/* A resolved version given to a record (udr_query_merge_resolve with a query). */
+static int resolved_version(udr_version **out, const udr__mtable *rt)
 {
-	udr_rowmerge_options def = UDR_ROWMERGE_OPTIONS_INIT;
+	char rowbuf[32];
+	int rc = udr_version_new(out, rt->table, 0);
+	snprintf(rowbuf, sizeof(rowbuf), "%" PRIu64, rt->vrows);
+	if (rc == 0)
+		rc = udr__parts_to_version(*out, &rt->version);
+	if (rc == 0)
+		rc = udr_version_set_meta(*out, "udr.schema", rt->vschema);
+	if (rc == 0)
+		rc = udr_version_set_meta(*out, "udr.rows", rowbuf);
+	if (rc == 0)
+		rc = udr_version_set_meta(*out, "udr.source", "sql");
+	if (rc < 0) {
+		udr_version_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int strdup_to(char **out, const char *s)
+{
+	*out = NULL;
+	return !s || (*out = strdup(s)) ? 0 : udr__error_oom();
+}
+
+static int strs_copy(char ***out, const char *const *in, size_t n)
+{
+	*out = calloc(n + 1, sizeof(char *));
+	if (!*out)
+		return udr__error_oom();
+	for (size_t i = 0; i < n; i++)
+		if (!((*out)[i] = strdup(in[i])))
+			return udr__error_oom();
+	return 0;
+}
+
+/* The record of this run's conflicts: its options, and per table changed
+ * on both sides its state (the resolutions of prev carried over). */
+static int record_of(udr__mrec *r, const udr_merge_result *m, const char *source, const char *into,
+                     const udr_rowmerge_options *o, udr__mrec *prev, udr__parts *conf, const bool *planned)
+{
+	int rc;
+	memset(r, 0, sizeof(*r));
+	r->ours = m->ours;
+	r->theirs = m->theirs;
+	r->base = m->base;
+	r->strategy = o->merge.strategy;
+	if ((rc = strdup_to(&r->target, into)) < 0 || (rc = strdup_to(&r->source, source)) < 0 ||
+	    (rc = strdup_to(&r->message, o->merge.message)) < 0 ||
+	    (rc = strs_copy(&r->key_tables, o->key_tables, o->nkeys)) < 0 ||
+	    (rc = strs_copy(&r->keys, o->keys, o->nkeys)) < 0 ||
+	    (rc = strs_copy(&r->strict_tables, o->strict_tables, o->nstrict)) < 0 ||
+	    (rc = strs_copy(&r->side_tables, o->merge.tables, o->merge.ntables)) < 0)
+		return rc;
+	r->nkeys = o->nkeys;
+	r->nstrict = o->nstrict;
+	r->nsides = o->merge.ntables;
+	if (!(r->strictness = calloc(o->nstrict + 1, sizeof(int))) || !(r->sides = calloc(o->merge.ntables + 1, sizeof(int))) ||
+	    !(r->t = calloc(m->ntables + 1, sizeof(*r->t))))
+		return udr__error_oom();
+	for (size_t i = 0; i < o->nstrict; i++)
+		r->strictness[i] = o->strictness[i];
+	for (size_t i = 0; i < o->merge.ntables; i++)
+		r->sides[i] = o->merge.table_strategies ? o->merge.table_strategies[i] : o->merge.strategy;
+	for (size_t i = 0; i < m->ntables; i++) {
+		const udr_merge_table *t = &m->tables[i];
+		udr__mtable *x = &r->t[r->n], *p = udr__mrec_table(prev, t->table);
+		if (!planned[i])
+			continue;
+		if ((rc = strdup_to(&x->table, t->table)) < 0)
+			return rc;
+		r->n++;
+		x->base = t->base;
+		x->ours = t->ours;
+		x->theirs = t->theirs;
+		x->rowlevel = t->rowlevel && t->conflict;
+		x->rows_conflict = t->conflict ? t->rows_conflict : 0;
+		if ((rc = strdup_to(&x->note, t->note)) < 0)
+			return rc;
+		x->conflicts = conf[i]; /* moved */
+		memset(&conf[i], 0, sizeof(conf[i]));
+		if (p) { /* resolutions carried over (moved) */
+			x->side = p->side;
+			x->rkeys = p->rkeys;
+			x->rsides = p->rsides;
+			x->nr = p->nr;
+			x->version = p->version;
+			x->vschema = p->vschema;
+			x->vrows = p->vrows;
+			p->rkeys = NULL;
+			p->rsides = NULL;
+			p->nr = 0;
+			memset(&p->version, 0, sizeof(p->version));
+			p->vschema = NULL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The merge of source into into with opts; prev: a record's resolutions
+ * (udr_query_merge_continue), NULL for a new merge; name: the source as
+ * the record names it.
+ */
+static int merge_run(udr_merge_result **out, udr_query *q, const char *source, const char *into,
+                     const udr_rowmerge_options *opts, udr__mrec *prev, const char *name)
+{
 	udr_merge_options mo;
 	udr_merge_result *m = NULL;
 	udr_version **vs = NULL;
+	udr__parts *conf = NULL;
+	bool *planned = NULL;
 	size_t *vt = NULL, nv = 0;
 	udr__tstate adopt;
 	int rc;
-	if (!out || !q || !source)
-		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge");
-	*out = NULL;
-	if (!opts)
-		opts = &def;
-	if ((rc = check_options(opts)) < 0)
-		return rc;
-	if (q->wtx)
-		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
-	if (!into)
-		into = "main";
 	memset(&adopt, 0, sizeof(adopt));
 	/* the table-level plan: which tables changed on both sides */
 	mo = opts->merge;
@@ -693,18 +886,35 @@ int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, co
 			return 0;
 		}
 		udr_merge_result_free(m);
-		return udr_merge(out, q->cat, source, into, &opts->merge);
+		if ((rc = udr_merge(out, q->cat, source, into, &opts->merge)) == 0)
+			rc = udr__mrec_remove(q, into); /* an earlier merge's record is done with */
+		return rc;
 	}
-	if (!(vs = calloc(m->ntables, sizeof(*vs))) || !(vt = calloc(m->ntables, sizeof(*vt)))) {
+	if (!(vs = calloc(m->ntables + 1, sizeof(*vs))) || !(vt = calloc(m->ntables + 1, sizeof(*vt))) ||
+	    !(conf = calloc(m->ntables + 1, sizeof(*conf))) || !(planned = calloc(m->ntables + 1, sizeof(*planned)))) {
 		rc = udr__error_oom();
 		goto fail;
 	}
 	for (size_t i = 0; i < m->ntables; i++) {
+		udr_merge_table *mt = &m->tables[i];
+		const udr__mtable *rt = udr__mrec_table(prev, mt->table);
 		udr_version *v = NULL;
-		if (!m->tables[i].conflict)
+		if (!mt->conflict)
 			continue;
-		if ((rc = merge_table(&v, q, &m->tables[i], opts)) < 0)
+		planned[i] = true;
+		if (rt && rt->side) {
+			/* resolved to a side for the whole table */
+			mt->conflict = 0;
+			mt->result = rt->side == UDR_MERGE_OURS ? mt->ours : mt->theirs;
+			continue;
+		}
+		if (rt && rt->vschema) {
+			if ((rc = resolved_version(&v, rt)) < 0)
+				goto fail;
+			mt->conflict = 0;
+		} else if ((rc = merge_table(&v, q, mt, opts, rt, opts->merge.dry_run ? NULL : &conf[i])) < 0) {
 			goto fail;
+		}
 		if (v) {
 			vs[nv] = v;
 			vt[nv++] = i;
@@ -723,16 +933,34 @@ int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, co
 			if (t->rowlevel)
 				rc = udr__error_set(UDR_ECONFLICT,
 				                    "merge of %s into %s: %zu table%s conflict (first: %s, %" PRIu64
-				                    " row%s changed differently on both sides); nothing merged",
-				                    source, into, m->nconflicts, m->nconflicts == 1 ? "" : "s", t->table,
-				                    t->rows_conflict, t->rows_conflict == 1 ? "" : "s");
+				                    " row%s changed differently on both sides); nothing merged%s",
+				                    name, into, m->nconflicts, m->nconflicts == 1 ? "" : "s", t->table,
+				                    t->rows_conflict, t->rows_conflict == 1 ? "" : "s",
+				                    opts->merge.dry_run ? "" : " (see udr conflicts; udr resolve, then udr merge --continue)");
 			else
 				rc = udr__error_set(UDR_ECONFLICT,
 				                    "merge of %s into %s: %zu table%s conflict (first: %s, changed on both sides: "
-				                    "%s); nothing merged",
-				                    source, into, m->nconflicts, m->nconflicts == 1 ? "" : "s", t->table,
-				                    t->note ? t->note : "pick a side");
+				                    "%s); nothing merged%s",
+				                    name, into, m->nconflicts, m->nconflicts == 1 ? "" : "s", t->table,
+				                    t->note ? t->note : "pick a side",
+				                    opts->merge.dry_run ? "" : " (see udr conflicts; udr resolve, then udr merge --continue)");
 			break;
+		}
+		if (!opts->merge.dry_run) {
+			/* recorded for udr_conflicts and udr resolve: nothing on the branch */
+			udr__mrec r;
+			char msg[2048];
+			int wrc;
+			snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
+			wrc = record_of(&r, m, name, into, opts, prev, conf, planned);
+			if (wrc == 0)
+				wrc = udr__mrec_save(q, &r);
+			udr__mrec_free(&r);
+			if (wrc < 0) {
+				rc = wrc;
+				goto fail;
+			}
+			udr__error_set(UDR_ECONFLICT, "%s", msg);
 		}
 		goto fail;
 	}
@@ -762,9 +990,18 @@ int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, co
 	}
 	for (size_t k = 0; k < nv; k++)
 		m->tables[vt[k]].result = vs[k]->version;
+	/* merged: a record of an earlier try is done with (a crash before this
+	 * leaves it, naming a head the branch has left: --continue refuses it) */
+	if ((rc = udr__mrec_remove(q, into)) < 0)
+		udr_error_clear();
+	rc = 0;
 done:
 	for (size_t k = 0; k < nv; k++)
 		udr_version_free(vs[k]);
+	for (size_t i = 0; conf && i < m->ntables; i++)
+		udr__parts_free(&conf[i]);
+	free(conf);
+	free(planned);
 	free(vs);
 	free(vt);
 	udr__tstate_free(&adopt);
@@ -780,6 +1017,10 @@ fail:
 	udr__q_cache_release(q);
 	for (size_t k = 0; k < nv; k++)
 		udr_version_free(vs[k]);
+	for (size_t i = 0; conf && i < m->ntables; i++)
+		udr__parts_free(&conf[i]);
+	free(conf);
+	free(planned);
 	free(vs);
 	free(vt);
 	udr__tstate_free(&adopt);
@@ -788,5 +1029,78 @@ fail:
 		return rc;
 	}
 	udr_merge_result_free(m);
+	return rc;
+}
+
+int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, const char *into,
+                    const udr_rowmerge_options *opts)
+{
+	udr_rowmerge_options def = UDR_ROWMERGE_OPTIONS_INIT;
+	int rc;
+	if (!out || !q || !source)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge");
+	*out = NULL;
+	if (!opts)
+		opts = &def;
+	if ((rc = check_options(opts)) < 0)
+		return rc;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	if (!into)
+		into = "main";
+	if ((rc = udr_ref_name_check(into)) < 0)
+		return rc;
+	return merge_run(out, q, source, into, opts, NULL, source);
+}
+
+int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *into)
+{
+	udr_rowmerge_options o = UDR_ROWMERGE_OPTIONS_INIT;
+	udr__mrec r;
+	uint64_t head = 0;
+	char src[64];
+	int rc;
+	if (!out || !q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge_continue");
+	*out = NULL;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	if (!into)
+		into = "main";
+	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr__mrec_load(&r, q, into)) < 0)
+		return rc;
+	if ((rc = udr__branch_head(&head, q->cat, into, 0)) < 0)
+		goto out;
+	if (head != r.ours) {
+		rc = udr__error_set(UDR_ECONFLICT,
+		                    "branch %s moved since the merge of %s was recorded (its head is commit %" PRIu64
+		                    ", the merge was planned on %" PRIu64 "): nothing merged; udr merge --abort, then "
+		                    "merge again",
+		                    into, r.source, head, r.ours);
+		goto out;
+	}
+	o.merge.strategy = r.strategy;
+	o.merge.tables = (const char *const *)r.side_tables;
+	o.merge.table_strategies = r.sides;
+	o.merge.ntables = r.nsides;
+	o.merge.message = r.message;
+	o.key_tables = (const char *const *)r.key_tables;
+	o.keys = (const char *const *)r.keys;
+	o.nkeys = r.nkeys;
+	o.strict_tables = (const char *const *)r.strict_tables;
+	o.strictness = r.strictness;
+	o.nstrict = r.nstrict;
+	snprintf(src, sizeof(src), "commit:%" PRIu64, r.theirs);
+	{
+		char *name = strdup(r.source);
+		if (!name) {
+			rc = udr__error_oom();
+			goto out;
+		}
+		rc = merge_run(out, q, src, into, &o, &r, name);
+		free(name);
+	}
+out:
+	udr__mrec_free(&r);
 	return rc;
 }

@@ -30,6 +30,24 @@ def three_sides(udr, tmp_path, base, ours, theirs, header="id,a,b", table="t"):
     udr.ok("import", table, csv(tmp_path, "ours.csv", ours, header))
 
 
+def only_the_record(udr, before):
+    """A conflicting merge writes nothing but its record (catalog/merges/)
+    and the Parquet parts of its conflicting rows that the record names."""
+    after = tree_snapshot(udr.root)
+    rec = udr.root / "catalog" / "merges" / "main.json"
+    named = set()
+    if rec.exists():
+        for t in json.loads(rec.read_text())["tables"]:
+            named |= {c["part"] for c in t["conflicts"]}
+    for path in set(before) | set(after):
+        if before.get(path) == after.get(path) or path.startswith("catalog/merges"):
+            continue
+        assert path not in before, path  # nothing changed, only added
+        assert path.startswith("chunks/"), path
+        if after[path] is not None:
+            assert path.rsplit("/", 1)[-1] in named, path
+
+
 def merge_json(udr, *args, code=0):
     r = udr("merge", "dev", "--json", *args)
     assert r.code == code, r
@@ -119,7 +137,7 @@ def test_row_conflict_writes_nothing(udr, tmp_path, ours, theirs):
     assert r.code == 3, r
     assert "changed differently on both sides" in r.stderr and "nothing merged" in r.stderr
     assert "conflict t: 1 row" in r.out
-    assert tree_snapshot(udr.root) == before
+    only_the_record(udr, before)
     assert json.loads(udr.ok("show", "t").out)["version"] == head
     m = merge_json(udr, "--key", "t=id", code=3)
     assert m["conflicts"] == 1 and m["commit"] == 0 and m["tables"][0]["rows"]["conflict"] == 1
@@ -132,7 +150,7 @@ def test_cell_strictness_merges_different_columns_not_the_same_one(udr, tmp_path
     before = tree_snapshot(udr.root)
     m = merge_json(udr, "--key", "t=id", "--strictness", "t=cell", code=3)
     assert m["tables"][0]["rows"]["conflict"] == 1 and m["tables"][0]["rows"]["cells"] == 1
-    assert tree_snapshot(udr.root) == before
+    only_the_record(udr, before)
     # theirs changes row 2 back: only row 1, different columns, merges
     udr.ok("import", "t", csv(tmp_path, "t2.csv", [(1, "x", 11), (2, "y", 20)]), "--branch", "dev")
     m = merge_json(udr, "--key", "t=id", "--strictness", "t=cell")
@@ -148,7 +166,7 @@ def test_table_strictness_and_no_key_stay_table_level(udr, tmp_path):
     assert m["tables"][0]["conflict"] and "strictness table" in m["tables"][0]["note"]
     m = merge_json(udr, code=3)  # no key given, none recorded
     assert "no key" in m["tables"][0]["note"]
-    assert tree_snapshot(udr.root) == before
+    only_the_record(udr, before)
 
 
 @pytest.mark.parametrize("side,expect", [("ours", OURS), ("theirs", THEIRS)])
@@ -216,7 +234,7 @@ def test_schema_changed_on_one_side_is_a_table_conflict(udr, tmp_path, which):
     m = merge_json(udr, "--key", "t=id", code=3)
     side = "their side" if which == "theirs" else "our side"
     assert ("schema changed on " + side) in m["tables"][0]["note"], m
-    assert tree_snapshot(udr.root) == before
+    only_the_record(udr, before)
     # a side picked for the table resolves it
     udr.ok("merge", "dev", "--table", "t=theirs")
     assert len(rows(udr)[0]) == (4 if which == "theirs" else 3)
@@ -279,3 +297,156 @@ def test_other_tables_merge_with_the_row_merge_in_one_commit(udr, tmp_path):
     assert rows(udr, "only_dev") == [(1, "a", 1)]
     assert rows(udr) == MERGED
     udr.ok("fsck")
+
+
+# ---- conflicts recorded, queried, resolved, continued, aborted -----------------------------------------
+
+# two conflicting rows (1: a vs b changed on the same column; 2: deleted vs changed), the rest merges
+C_BASE = [(1, "x", 10), (2, "y", 20), (3, "z", 30), (4, "w", 40)]
+C_OURS = [(1, "O", 10), (3, "z", 30), (4, "w", 44), (5, "o", 5)]
+C_THEIRS = [(1, "T", 10), (2, "t", 22), (3, "z", 33), (4, "w", 40), (6, "t", 6)]
+
+
+def conflicts(udr, *args):
+    return json.loads(udr.ok("conflicts", "--json", *args).out)
+
+
+def log_len(udr):
+    return len(json.loads(udr.ok("log", "--json").out))
+
+
+def test_conflicts_are_recorded_and_queryable(udr, tmp_path):
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    n = log_len(udr)
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", "--key", "t=id")
+    assert r.code == 3 and "udr merge --continue" in r.stderr, r
+    only_the_record(udr, before)
+    assert log_len(udr) == n
+    rec = json.loads((udr.root / "catalog" / "merges" / "main.json").read_text())
+    assert rec["kind"] == "udr-merge" and rec["source"] == "dev" and rec["keys"] == {"t": "id"}
+    assert rec["tables"][0]["rows"] == 2 and len(rec["check"]) == 64
+    c = conflicts(udr)
+    assert [json.loads(x["key"]) for x in c] == [{"id": 1}, {"id": 2}]
+    assert json.loads(c[0]["ours"]) == {"id": 1, "a": "O", "b": 10}
+    assert json.loads(c[0]["theirs"]) == {"id": 1, "a": "T", "b": 10}
+    assert json.loads(c[0]["base"]) == {"id": 1, "a": "x", "b": 20 - 10}
+    assert c[1]["ours"] is None and json.loads(c[1]["theirs"])["a"] == "t"
+    q = json.loads(udr.ok("sql", "SELECT target, \"table\", key->>'id' AS id, ours IS NULL AS gone "
+                          "FROM udr_conflicts ORDER BY id", "--json").out)
+    assert q == [{"target": "main", "table": "t", "id": "1", "gone": False},
+                 {"target": "main", "table": "t", "id": "2", "gone": True}]
+    # a dry run records nothing
+    udr.ok("merge", "--abort")
+    before = tree_snapshot(udr.root)
+    assert udr("merge", "dev", "--key", "t=id", "--dry-run").code == 3
+    assert tree_snapshot(udr.root) == before
+    assert conflicts(udr) == []
+
+
+def test_resolve_rows_then_continue(udr, tmp_path):
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    udr.ok("resolve", "t", "--key", "1", "--theirs")
+    # one conflict left: continue refuses, writes nothing to main, keeps the resolution
+    n = log_len(udr)
+    r = udr("merge", "--continue")
+    assert r.code == 3 and "1 row changed differently" in r.stderr, r
+    assert log_len(udr) == n
+    # the record now holds the rows still in conflict; the resolution given stays
+    assert [(json.loads(x["key"]), x["resolved"]) for x in conflicts(udr)] == [({"id": 2}, None)]
+    assert json.loads((udr.root / "catalog" / "merges" / "main.json").read_text())["tables"][0][
+        "rows_resolved"] == [["1", "theirs"]]
+    udr.ok("resolve", "t", "--key", "2", "--ours")
+    m = json.loads(udr.ok("merge", "--continue", "--json").out)
+    assert m["commit"] > 0 and m["conflicts"] == 0
+    assert rows(udr) == [(1, "T", 10), (3, "z", 33), (4, "w", 44), (5, "o", 5), (6, "t", 6)]
+    log = max(json.loads(udr.ok("log", "--json").out), key=lambda e: e["seq"])
+    assert log["op"] == "merge" and len(log["parents"]) == 2
+    assert conflicts(udr) == [] and not (udr.root / "catalog" / "merges" / "main.json").exists()
+    udr.ok("fsck")
+
+
+@pytest.mark.parametrize("side,expect", [("--ours", sorted(C_OURS)), ("--theirs", sorted(C_THEIRS))])
+def test_resolve_a_table_then_continue(udr, tmp_path, side, expect):
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    udr.ok("resolve", "t", side)
+    udr.ok("merge", "--continue")
+    assert rows(udr) == expect
+
+
+@pytest.mark.parametrize("how", ["with", "sql"])
+def test_resolve_with_a_version_then_continue(udr, tmp_path, how):
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    if how == "with":
+        udr.ok("resolve", "t", "--with", csv(tmp_path, "fixed.csv", [(1, "fixed", 1), (9, "nine", 9)]))
+        expect = [(1, "fixed", 1), (9, "nine", 9)]
+    else:
+        udr.ok("resolve", "t", "--sql", "SELECT * FROM t@dev WHERE id > 3")
+        expect = [(4, "w", 40), (6, "t", 6)]
+    assert {x["resolved"] for x in conflicts(udr)} == {"version"}
+    udr.ok("merge", "--continue")
+    assert rows(udr) == expect
+    udr.ok("fsck")
+
+
+def test_continue_after_the_target_moved_is_refused(udr, tmp_path):
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    udr.ok("resolve", "t", "--theirs")
+    udr.ok("import", "other", csv(tmp_path, "o.csv", [(1, "a", 1)]))  # main moves
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "--continue")
+    assert r.code == 3 and "moved since the merge" in r.stderr and "--abort" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    udr.ok("merge", "--abort")
+    assert udr("merge", "--continue").code == 1
+
+
+def test_abort_discards_and_errors_are_clear(udr, tmp_path):
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    for args in (["merge", "--continue"], ["merge", "--abort"], ["resolve", "t", "--ours"]):
+        r = udr(*args)
+        assert r.code == 1 and "no merge into branch 'main'" in r.stderr, (args, r)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    before = tree_snapshot(udr.root)
+    for args, code, needle in ((["resolve", "t", "--key", "99", "--ours"], 1, "no conflicting row with key 99"),
+                               (["resolve", "nosuch", "--ours"], 1, "has no conflict"),
+                               (["resolve", "t", "--ours", "--theirs"], 2, "give one of"),
+                               (["resolve", "t"], 2, "give one of"),
+                               (["resolve", "t", "--key", "1"], 2, "give one of"),
+                               (["resolve", "t", "--sql", "SELEC nonsense"], 2, "rror"),
+                               (["merge", "--continue", "dev"], 2, "take no SOURCE"),
+                               (["merge", "--continue", "--abort"], 2, "exclude")):
+        r = udr(*args)
+        assert r.code == code and needle in r.stderr, (args, r)
+    only_the_record(udr, before)
+    udr.ok("merge", "--abort")
+    assert not (udr.root / "catalog" / "merges" / "main.json").exists()
+    assert conflicts(udr) == []
+    assert rows(udr) == sorted(C_OURS)
+
+
+def test_a_damaged_record_is_refused(udr, tmp_path):
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    p = udr.root / "catalog" / "merges" / "main.json"
+    p.write_bytes(p.read_bytes().replace(b'"theirs":2', b'"theirs":1', 1))
+    n = log_len(udr)
+    r = udr("merge", "--continue")
+    assert r.code != 0 and "merge record" in r.stderr, r
+    assert log_len(udr) == n
+
+
+def test_a_table_conflict_is_listed_and_resolved_by_side(udr, tmp_path):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    assert udr("merge", "dev").code == 3  # no key: table level
+    c = conflicts(udr)
+    assert len(c) == 1 and c[0]["key"] is None and json.loads(c[0]["theirs"])["version"] > 0
+    r = udr("resolve", "t", "--key", "1", "--ours")
+    assert r.code == 2 and "conflicts as a whole" in r.stderr, r
+    udr.ok("resolve", "t", "--theirs")
+    udr.ok("merge", "--continue")
+    assert rows(udr) == sorted(THEIRS)
