@@ -164,25 +164,13 @@ static int set_note(udr_merge_table *t, const char *a, const char *b)
 	return (t->note = strdup(buf)) ? 0 : udr__error_oom();
 }
 
-/* A single integer from sql. */
-static int count_of(uint64_t *out, udr_query *q, const char *sql)
-{
-	udr_result *r = NULL;
-	udr_value x;
-	int rc = udr__q_run(&r, q, sql, NULL, 0, UDR__RUN_ANY);
-	*out = 0;
-	if (rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0)
-		*out = (uint64_t)x.i64;
-	udr_result_free(r);
-	return rc;
-}
-
-/* The key must be non-NULL and unique in a version, or rows would be
- * matched wrongly (lost or doubled). */
-static int check_key(udr_query *q, const char *table, uint64_t version, const cols *key)
+/* The key must be non-NULL and unique in each of the versions (0: none),
+ * or rows would be matched wrongly (lost or doubled): one statement whose
+ * aggregates DuckDB runs side by side. */
+static int check_key(udr_query *q, const char *table, const uint64_t *versions, size_t nv, const cols *key)
 {
 	udr__buf b = {0}, k = {0}, nul = {0};
-	uint64_t bad = 0;
+	udr_result *r = NULL;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < key->n; i++) {
 		rc = udr__buf_puts(&k, i ? ", " : "");
@@ -196,25 +184,61 @@ static int check_key(udr_query *q, const char *table, uint64_t version, const co
 			rc = udr__buf_puts(&nul, " IS NULL");
 	}
 	if (rc == 0)
-		rc = udr__buf_puts(&b, "SELECT (SELECT count(*) FROM (SELECT 1 FROM ");
+		rc = udr__buf_puts(&b, "SELECT ");
+	for (size_t v = 0; rc == 0 && v < nv; v++) {
+		if (!versions[v])
+			continue;
+		rc = udr__buf_puts(&b, b.len > 7 ? ", " : "");
+		if (rc == 0)
+			rc = udr__buf_puts(&b, "(SELECT count(*) FILTER (WHERE __udr_n > 1 OR __udr_null)::BIGINT FROM (SELECT "
+			                       "count(*) AS __udr_n, bool_or(");
+		if (rc == 0)
+			rc = udr__buf_printf(&b, "%s) AS __udr_null FROM ", nul.ptr);
+		if (rc == 0)
+			rc = vref(&b, table, versions[v]);
+		if (rc == 0)
+			rc = udr__buf_printf(&b, " GROUP BY %s))", k.ptr);
+	}
 	if (rc == 0)
-		rc = vref(&b, table, version);
-	if (rc == 0)
-		rc = udr__buf_printf(&b, " GROUP BY %s HAVING count(*) > 1)) + (SELECT count(*) FROM ", k.ptr);
-	if (rc == 0)
-		rc = vref(&b, table, version);
-	if (rc == 0)
-		rc = udr__buf_printf(&b, " WHERE %s)", nul.ptr);
-	if (rc == 0)
-		rc = count_of(&bad, q, b.ptr);
-	if (rc == 0 && bad)
-		rc = udr__error_set(UDR_EINVAL,
-		                    "table %s version %" PRIu64 ": the key (%s) is NULL or not unique in %" PRIu64
-		                    " place%s, so rows cannot be matched on it; nothing merged",
-		                    table, version, k.ptr, bad, bad == 1 ? "" : "s");
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	for (size_t v = 0, col = 0; rc == 0 && v < nv; v++) {
+		udr_value x;
+		if (!versions[v])
+			continue;
+		if (udr_result_get(&x, r, 0, col++) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0)
+			rc = udr__error_set(UDR_EINVAL,
+			                    "table %s version %" PRIu64 ": the key (%s) is NULL or not unique in %" PRId64
+			                    " place%s, so rows cannot be matched on it; nothing merged",
+			                    table, versions[v], k.ptr, x.i64, x.i64 == 1 ? "" : "s");
+	}
+	udr_result_free(r);
 	udr__buf_free(&b);
 	udr__buf_free(&k);
 	udr__buf_free(&nul);
+	return rc;
+}
+
+/* "x.c IS NOT DISTINCT FROM y.c" as SQL writes compare (write.c), but for a
+ * plain floating point column without its cast to text (the cost of a
+ * merge's classification): equal and, at zero, of the same sign. */
+static int col_same(udr__buf *b, const char *x, const char *y, const char *name, const char *type)
+{
+	udr__buf cx = {0}, cy = {0};
+	int rc;
+	if (strcmp(type, "DOUBLE") != 0 && strcmp(type, "FLOAT") != 0 && strcmp(type, "REAL") != 0)
+		return udr__w_same_col(b, x, y, name, type);
+	rc = udr__buf_printf(&cx, "%s.", x);
+	if (rc == 0)
+		rc = udr__sql_ident(&cx, name);
+	if (rc == 0)
+		rc = udr__buf_printf(&cy, "%s.", y);
+	if (rc == 0)
+		rc = udr__sql_ident(&cy, name);
+	if (rc == 0)
+		rc = udr__buf_printf(b, "(%s IS NOT DISTINCT FROM %s AND (%s IS NULL OR %s <> 0 OR signbit(%s) = signbit(%s)))",
+		                     cx.ptr, cy.ptr, cx.ptr, cx.ptr, cx.ptr, cy.ptr);
+	udr__buf_free(&cx);
+	udr__buf_free(&cy);
 	return rc;
 }
 
@@ -227,7 +251,7 @@ static int rows_same(udr__buf *b, const char *x, const char *y, const cols *c, c
 			continue;
 		rc = udr__buf_puts(b, " AND ");
 		if (rc == 0)
-			rc = udr__w_same_col(b, x, y, c->names[i], c->types[i]);
+			rc = col_same(b, x, y, c->names[i], c->types[i]);
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(b, ")");
@@ -291,12 +315,14 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 		rc = udr__sql_ident(&ht, k0);
 	if (rc == 0)
 		rc = udr__buf_puts(&ht, " IS NOT NULL)");
+	/* over every row: ours and theirs against the base (column references) */
 	if (rc == 0)
 		rc = rows_same(&ob, "__udr_xo", "__udr_xb", c, key);
 	if (rc == 0)
 		rc = rows_same(&tb, "__udr_xt", "__udr_xb", c, key);
+	/* over the changed rows only: ours against theirs (struct fields) */
 	if (rc == 0)
-		rc = rows_same(&ot, "__udr_xo", "__udr_xt", c, key);
+		rc = rows_same(&ot, "__udr_o", "__udr_t", c, key);
 	/* cells: each column unchanged on one side, or changed the same way */
 	if (rc == 0)
 		rc = udr__buf_puts(&cell, strict == UDR_STRICT_CELL ? "(true" : "(false");
@@ -305,15 +331,15 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 			continue;
 		rc = udr__buf_puts(&cell, " AND (");
 		if (rc == 0)
-			rc = udr__w_same_col(&cell, "__udr_xo", "__udr_xb", c->names[i], c->types[i]);
+			rc = col_same(&cell, "__udr_o", "__udr_b", c->names[i], c->types[i]);
 		if (rc == 0)
 			rc = udr__buf_puts(&cell, " OR ");
 		if (rc == 0)
-			rc = udr__w_same_col(&cell, "__udr_xt", "__udr_xb", c->names[i], c->types[i]);
+			rc = col_same(&cell, "__udr_t", "__udr_b", c->names[i], c->types[i]);
 		if (rc == 0)
 			rc = udr__buf_puts(&cell, " OR ");
 		if (rc == 0)
-			rc = udr__w_same_col(&cell, "__udr_xo", "__udr_xt", c->names[i], c->types[i]);
+			rc = col_same(&cell, "__udr_o", "__udr_t", c->names[i], c->types[i]);
 		if (rc == 0)
 			rc = udr__buf_puts(&cell, ")");
 	}
@@ -321,7 +347,22 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 		rc = udr__buf_puts(&cell, ")");
 	if (rc < 0)
 		goto out;
-	rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_rm AS SELECT * FROM (SELECT ");
+	/* the changed rows, classified: what each side did to each key */
+	rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_rm AS SELECT ");
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__sql_ident(&b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ", ");
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&b,
+		                     "CASE WHEN __udr_hb THEN __udr_b END AS __udr_b, CASE WHEN __udr_ho THEN __udr_o END AS "
+		                     "__udr_o, CASE WHEN __udr_ht THEN __udr_t END AS __udr_t, "
+		                     "CASE WHEN NOT __udr_tc THEN %d WHEN NOT __udr_oc THEN %d "
+		                     "WHEN __udr_ho = __udr_ht AND (NOT __udr_ho OR %s) THEN %d "
+		                     "WHEN __udr_hb AND __udr_ho AND __udr_ht AND %s THEN %d ELSE %d END AS __udr_act "
+		                     "FROM (SELECT ",
+		                     ACT_OURS, ACT_THEIRS, ot.ptr, ACT_SAME, cell.ptr, ACT_CELLS, ACT_CONFLICT);
 	for (size_t i = 0; rc == 0 && i < key->n; i++) {
 		rc = udr__buf_puts(&b, "COALESCE(__udr_xb.");
 		if (rc == 0)
@@ -343,21 +384,12 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 	}
 	if (rc == 0)
 		rc = udr__buf_printf(&b,
-		                     "CASE WHEN %s THEN __udr_xb END AS __udr_b, CASE WHEN %s THEN __udr_xo END AS __udr_o, "
-		                     "CASE WHEN %s THEN __udr_xt END AS __udr_t, ",
-		                     hb.ptr, ho.ptr, ht.ptr);
-	/* oc: ours changed; tc: theirs changed */
-	if (rc == 0)
-		rc = udr__buf_printf(&b,
-		                     "CASE WHEN NOT (%s <> %s OR (%s AND %s AND NOT %s)) "     /* not tc */
-		                     "THEN CASE WHEN (%s <> %s OR (%s AND %s AND NOT %s)) THEN %d END " /* oc */
-		                     "WHEN NOT (%s <> %s OR (%s AND %s AND NOT %s)) THEN %d "  /* not oc */
-		                     "WHEN %s = %s AND (NOT %s OR %s) THEN %d "                 /* same both sides */
-		                     "WHEN %s AND %s AND %s AND %s THEN %d "                    /* cells */
-		                     "ELSE %d END AS __udr_act FROM ",
-		                     ht.ptr, hb.ptr, ht.ptr, hb.ptr, tb.ptr, ho.ptr, hb.ptr, ho.ptr, hb.ptr, ob.ptr, ACT_OURS,
-		                     ho.ptr, hb.ptr, ho.ptr, hb.ptr, ob.ptr, ACT_THEIRS, ho.ptr, ht.ptr, ho.ptr, ot.ptr,
-		                     ACT_SAME, hb.ptr, ho.ptr, ht.ptr, cell.ptr, ACT_CELLS, ACT_CONFLICT);
+		                     "%s AS __udr_hb, %s AS __udr_ho, %s AS __udr_ht, "
+		                     "(%s <> %s OR (%s AND %s AND NOT %s)) AS __udr_oc, "
+		                     "(%s <> %s OR (%s AND %s AND NOT %s)) AS __udr_tc, "
+		                     "__udr_xb AS __udr_b, __udr_xo AS __udr_o, __udr_xt AS __udr_t FROM ",
+		                     hb.ptr, ho.ptr, ht.ptr, ho.ptr, hb.ptr, ho.ptr, hb.ptr, ob.ptr, ht.ptr, hb.ptr, ht.ptr,
+		                     hb.ptr, tb.ptr);
 	/* no base (the table was added on both sides): an empty base of ours' columns */
 	if (rc == 0)
 		rc = udr__buf_puts(&b, "(SELECT * FROM ");
@@ -381,7 +413,7 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 	if (rc == 0)
 		rc = keys_equal(&b, NULL, "__udr_xt", key, true);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, ") WHERE __udr_act IS NOT NULL");
+		rc = udr__buf_puts(&b, ") WHERE __udr_oc OR __udr_tc");
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
 out:
@@ -457,7 +489,7 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 	for (size_t i = 0; rc == 0 && i < c->n; i++) {
 		rc = udr__buf_puts(&cells, i ? ", CASE WHEN " : "CASE WHEN ");
 		if (rc == 0)
-			rc = udr__w_same_col(&cells, "__udr_o", "__udr_b", c->names[i], c->types[i]);
+			rc = col_same(&cells, "__udr_o", "__udr_b", c->names[i], c->types[i]);
 		if (rc == 0)
 			rc = udr__buf_puts(&cells, " THEN __udr_t.");
 		if (rc == 0)
@@ -675,9 +707,11 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		mt->rowlevel = 0;
 		goto out;
 	}
-	if ((rc = check_key(q, mt->table, mt->ours, &key)) < 0 || (rc = check_key(q, mt->table, mt->theirs, &key)) < 0 ||
-	    (mt->base && (rc = check_key(q, mt->table, mt->base, &key)) < 0))
-		goto out;
+	{
+		uint64_t vers[3] = {mt->ours, mt->theirs, mt->base};
+		if ((rc = check_key(q, mt->table, vers, 3, &key)) < 0)
+			goto out;
+	}
 	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
 	if ((rc = classify(q, mt, &co, &key, strict)) < 0 || (rc = apply_row_sides(q, rt, &key)) < 0 ||
 	    (rc = count_acts(mt, q)) < 0)
@@ -687,6 +721,7 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 	if (mt->rows_conflict == 0) {
 		mt->conflict = 0;
 		/* a dry run writes no parts: result 0, the version is not made */
+		mt->result = 0;
 		if (mt->rows_theirs + mt->rows_cells > 0 && !o->merge.dry_run)
 			rc = stage_merged(out, q, mt, &co, &key);
 		if (rc == 0 && !*out && (mt->rows_theirs + mt->rows_cells == 0 || !o->merge.dry_run))

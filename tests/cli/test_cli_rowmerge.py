@@ -450,3 +450,12 @@ def test_a_table_conflict_is_listed_and_resolved_by_side(udr, tmp_path):
     udr.ok("resolve", "t", "--theirs")
     udr.ok("merge", "--continue")
     assert rows(udr) == sorted(THEIRS)
+
+
+def test_a_float_zero_changing_sign_is_a_change(udr, tmp_path):
+    """0.0 = -0.0 in SQL: compared without that equality, or theirs' change is lost."""
+    three_sides(udr, tmp_path, [(1, "a", "0.0"), (2, "b", "1.5")], [(1, "a", "0.0"), (2, "B", "1.5")],
+                [(1, "a", "-0.0"), (2, "b", "1.5")], header="id,a,x")
+    m = merge_json(udr, "--key", "t=id")
+    assert m["tables"][0]["rows"] == {"ours": 1, "theirs": 1, "same": 0, "cells": 0, "conflict": 0}
+    assert udr.ok("sql", "SELECT signbit(x) FROM t WHERE id = 1", "--csv").out.split()[-1] == "true"
