@@ -164,57 +164,146 @@ static int set_note(udr_merge_table *t, const char *a, const char *b)
 	return (t->note = strdup(buf)) ? 0 : udr__error_oom();
 }
 
-/* The key must be non-NULL and unique in each of the versions (0: none),
- * or rows would be matched wrongly (lost or doubled): one statement whose
- * aggregates DuckDB runs side by side. */
-static int check_key(udr_query *q, const char *table, const uint64_t *versions, size_t nv, const cols *key)
+static int keys_equal(udr__buf *b, const char *x, const char *y, const cols *key, bool coalesce_bo);
+
+/* "k1 IS NULL OR k2 IS NULL ..." (alias x. before each when x) */
+static int any_null(udr__buf *b, const char *x, const cols *key)
 {
-	udr__buf b = {0}, k = {0}, nul = {0};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__buf_puts(b, i ? " OR " : "");
+		if (rc == 0 && x)
+			rc = udr__buf_printf(b, "%s.", x);
+		if (rc == 0)
+			rc = udr__sql_ident(b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(b, " IS NULL");
+	}
+	return rc;
+}
+
+static int key_error(const char *table, uint64_t version, const cols *key, int64_t n)
+{
+	udr__buf k = {0};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__buf_puts(&k, i ? ", " : "");
+		if (rc == 0)
+			rc = udr__sql_ident(&k, key->names[i]);
+	}
+	if (rc == 0)
+		rc = udr__error_set(UDR_EINVAL,
+		                    "table %s version %" PRIu64 ": the key (%s) is NULL or not unique in %" PRId64
+		                    " place%s, so rows cannot be matched on it; nothing merged",
+		                    table, version, k.ptr, n, n == 1 ? "" : "s");
+	udr__buf_free(&k);
+	return rc;
+}
+
+/* One integer per version of versions (0: skipped) from the SELECT list
+ * sql; a positive one is that version's error. */
+static int per_version(udr_query *q, const char *sql, const char *table, const uint64_t *versions, size_t nv,
+                       const cols *key)
+{
 	udr_result *r = NULL;
+	int rc = udr__q_run(&r, q, sql, NULL, 0, UDR__RUN_ANY);
+	for (size_t v = 0, col = 0; rc == 0 && v < nv; v++) {
+		udr_value x;
+		if (!versions[v])
+			continue;
+		if (udr_result_get(&x, r, 0, col++) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0)
+			rc = key_error(table, versions[v], key, x.i64);
+	}
+	udr_result_free(r);
+	return rc;
+}
+
+/*
+ * The key must be non-NULL in each version (0: skipped), or rows would be
+ * matched wrongly: a filter the Parquet statistics (null counts) mostly
+ * answer without reading the column.
+ */
+static int check_key_nulls(udr_query *q, const char *table, const uint64_t *versions, size_t nv, const cols *key)
+{
+	udr__buf b = {0};
+	int rc = udr__buf_puts(&b, "SELECT ");
+	for (size_t v = 0, n = 0; rc == 0 && v < nv; v++) {
+		if (!versions[v])
+			continue;
+		rc = udr__buf_puts(&b, n++ ? ", (SELECT count(*)::BIGINT FROM " : "(SELECT count(*)::BIGINT FROM ");
+		if (rc == 0)
+			rc = vref(&b, table, versions[v]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " WHERE ");
+		if (rc == 0)
+			rc = any_null(&b, NULL, key);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
+	}
+	if (rc == 0)
+		rc = per_version(q, b.ptr, table, versions, nv, key);
+	udr__buf_free(&b);
+	return rc;
+}
+
+/*
+ * The key must be unique, where it matters: a key no side changed keeps
+ * ours' rows as they are, but a changed key is applied, recorded or kept by
+ * key, so it must name one row in each version (else a row would be lost
+ * or doubled).  The changed keys (__udr_rm, small) once each there, and in
+ * each version: a semi join of its key column against them, no aggregate
+ * over the whole table.
+ */
+static int check_key_dups(udr_query *q, const char *table, const uint64_t *versions, size_t nv, const cols *key)
+{
+	udr__buf b = {0}, k = {0}, xk = {0};
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < key->n; i++) {
 		rc = udr__buf_puts(&k, i ? ", " : "");
 		if (rc == 0)
 			rc = udr__sql_ident(&k, key->names[i]);
 		if (rc == 0)
-			rc = udr__buf_puts(&nul, i ? " OR " : "");
+			rc = udr__buf_puts(&xk, i ? ", x." : "x.");
 		if (rc == 0)
-			rc = udr__sql_ident(&nul, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&nul, " IS NULL");
+			rc = udr__sql_ident(&xk, key->names[i]);
 	}
 	if (rc == 0)
-		rc = udr__buf_puts(&b, "SELECT ");
+		rc = udr__buf_printf(&b,
+		                     "SELECT (SELECT count(*)::BIGINT FROM (SELECT 1 FROM temp.main.__udr_rm GROUP BY %s "
+		                     "HAVING count(*) > 1))",
+		                     k.ptr);
 	for (size_t v = 0; rc == 0 && v < nv; v++) {
 		if (!versions[v])
 			continue;
-		rc = udr__buf_puts(&b, b.len > 7 ? ", " : "");
-		if (rc == 0)
-			rc = udr__buf_puts(&b, "(SELECT count(*) FILTER (WHERE __udr_n > 1 OR __udr_null)::BIGINT FROM (SELECT "
-			                       "count(*) AS __udr_n, bool_or(");
-		if (rc == 0)
-			rc = udr__buf_printf(&b, "%s) AS __udr_null FROM ", nul.ptr);
+		rc = udr__buf_puts(&b, ", (SELECT count(*)::BIGINT FROM (SELECT 1 FROM ");
 		if (rc == 0)
 			rc = vref(&b, table, versions[v]);
 		if (rc == 0)
-			rc = udr__buf_printf(&b, " GROUP BY %s))", k.ptr);
+			rc = udr__buf_puts(&b, " x SEMI JOIN temp.main.__udr_rm __udr_m ON ");
+		if (rc == 0)
+			rc = keys_equal(&b, "__udr_m", "x", key, false);
+		if (rc == 0)
+			rc = udr__buf_printf(&b, " GROUP BY %s HAVING count(*) > 1))", xk.ptr);
 	}
-	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-	for (size_t v = 0, col = 0; rc == 0 && v < nv; v++) {
+	if (rc == 0) {
+		/* column 0: the changed keys themselves (a key twice there: some
+		 * version repeats it); named after the first version */
+		udr_result *r = NULL;
 		udr_value x;
-		if (!versions[v])
-			continue;
-		if (udr_result_get(&x, r, 0, col++) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0)
-			rc = udr__error_set(UDR_EINVAL,
-			                    "table %s version %" PRIu64 ": the key (%s) is NULL or not unique in %" PRId64
-			                    " place%s, so rows cannot be matched on it; nothing merged",
-			                    table, versions[v], k.ptr, x.i64, x.i64 == 1 ? "" : "s");
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+		if (rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0)
+			rc = key_error(table, versions[0], key, x.i64);
+		for (size_t v = 0, col = 1; rc == 0 && v < nv; v++) {
+			if (!versions[v])
+				continue;
+			if (udr_result_get(&x, r, 0, col++) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0)
+				rc = key_error(table, versions[v], key, x.i64);
+		}
+		udr_result_free(r);
 	}
-	udr_result_free(r);
 	udr__buf_free(&b);
 	udr__buf_free(&k);
-	udr__buf_free(&nul);
+	udr__buf_free(&xk);
 	return rc;
 }
 
@@ -258,7 +347,7 @@ static int rows_same(udr__buf *b, const char *x, const char *y, const cols *c, c
 	return rc;
 }
 
-/* "X.k1 = Y.k1 AND ..." (keys are never NULL: check_key) */
+/* "X.k1 = Y.k1 AND ..." (keys are never NULL: check_key_nulls) */
 static int keys_equal(udr__buf *b, const char *x, const char *y, const cols *key, bool coalesce_bo)
 {
 	int rc = 0;
@@ -674,6 +763,7 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 	cols key = {0}, co = {0}, ct = {0}, cb = {0};
 	bool have = false;
 	int strict = strictness_for(o, mt->table), rc;
+	uint64_t vers[3] = {mt->ours, mt->theirs, mt->base};
 	*out = NULL;
 	if ((rc = key_of(&key, &have, q, mt, key_given(o, mt->table))) < 0)
 		goto out;
@@ -707,14 +797,11 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		mt->rowlevel = 0;
 		goto out;
 	}
-	{
-		uint64_t vers[3] = {mt->ours, mt->theirs, mt->base};
-		if ((rc = check_key(q, mt->table, vers, 3, &key)) < 0)
-			goto out;
-	}
+	if ((rc = check_key_nulls(q, mt->table, vers, 3, &key)) < 0)
+		goto out;
 	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
-	if ((rc = classify(q, mt, &co, &key, strict)) < 0 || (rc = apply_row_sides(q, rt, &key)) < 0 ||
-	    (rc = count_acts(mt, q)) < 0)
+	if ((rc = classify(q, mt, &co, &key, strict)) < 0 || (rc = check_key_dups(q, mt->table, vers, 3, &key)) < 0 ||
+	    (rc = apply_row_sides(q, rt, &key)) < 0 || (rc = count_acts(mt, q)) < 0)
 		goto out;
 	if (mt->rows_conflict > 0 && conf && (rc = write_conflicts(conf, q, &key)) < 0)
 		goto out;

@@ -459,3 +459,26 @@ def test_a_float_zero_changing_sign_is_a_change(udr, tmp_path):
     m = merge_json(udr, "--key", "t=id")
     assert m["tables"][0]["rows"] == {"ours": 1, "theirs": 1, "same": 0, "cells": 0, "conflict": 0}
     assert udr.ok("sql", "SELECT signbit(x) FROM t WHERE id = 1", "--csv").out.split()[-1] == "true"
+
+
+def test_a_duplicate_added_to_an_unchanged_key_is_refused(udr, tmp_path):
+    """theirs keeps row 3 and adds another row with key 3: replacing ours' row 3
+    by key would lose one of theirs' two rows."""
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS + [(3, "dup", 33)])
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", "--key", "t=id")
+    assert r.code == 2 and "not unique" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+
+
+@pytest.mark.parametrize("dup", [(3, "z", 30), (3, "other", 30)])
+def test_duplicates_on_a_key_nobody_changed(udr, tmp_path, dup):
+    """the same duplicate in the three versions: kept as it is when the rows
+    are identical (nothing to match), refused when they differ."""
+    three_sides(udr, tmp_path, BASE + [dup], OURS + [dup], THEIRS + [dup])
+    r = udr("merge", "dev", "--key", "t=id")
+    if dup[1] == "z":
+        assert r.code == 0, r
+        assert rows(udr) == sorted(MERGED + [dup])
+    else:
+        assert r.code == 2 and "not unique" in r.stderr, r
