@@ -182,15 +182,24 @@ static int any_null(udr__buf *b, const char *x, const cols *key)
 	return rc;
 }
 
+/* "k1, k2" (each prefixed with "x." when x) */
+static int key_list(udr__buf *b, const char *x, const cols *key)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = udr__buf_puts(b, i ? ", " : "");
+		if (rc == 0 && x)
+			rc = udr__buf_printf(b, "%s.", x);
+		if (rc == 0)
+			rc = udr__sql_ident(b, key->names[i]);
+	}
+	return rc;
+}
+
 static int key_error(const char *table, uint64_t version, const cols *key, int64_t n)
 {
 	udr__buf k = {0};
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < key->n; i++) {
-		rc = udr__buf_puts(&k, i ? ", " : "");
-		if (rc == 0)
-			rc = udr__sql_ident(&k, key->names[i]);
-	}
+	int rc = key_list(&k, NULL, key);
 	if (rc == 0)
 		rc = udr__error_set(UDR_EINVAL,
 		                    "table %s version %" PRIu64 ": the key (%s) is NULL or not unique in %" PRId64
@@ -257,16 +266,9 @@ static int check_key_nulls(udr_query *q, const char *table, const uint64_t *vers
 static int check_key_dups(udr_query *q, const char *table, const uint64_t *versions, size_t nv, const cols *key)
 {
 	udr__buf b = {0}, k = {0}, xk = {0};
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < key->n; i++) {
-		rc = udr__buf_puts(&k, i ? ", " : "");
-		if (rc == 0)
-			rc = udr__sql_ident(&k, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&xk, i ? ", x." : "x.");
-		if (rc == 0)
-			rc = udr__sql_ident(&xk, key->names[i]);
-	}
+	int rc = key_list(&k, NULL, key);
+	if (rc == 0)
+		rc = key_list(&xk, "x", key);
 	if (rc == 0)
 		rc = udr__buf_printf(&b,
 		                     "SELECT (SELECT count(*)::BIGINT FROM (SELECT 1 FROM temp.main.__udr_rm GROUP BY %s "
