@@ -482,3 +482,63 @@ def test_duplicates_on_a_key_nobody_changed(udr, tmp_path, dup):
         assert rows(udr) == sorted(MERGED + [dup])
     else:
         assert r.code == 2 and "not unique" in r.stderr, r
+
+
+# ---- the fast path (rows matched by their place in the store) against the slow one -----------------
+
+SCENARIOS = {
+    # name: (theirs' statements, ours' statements), on a 1000-row table written by SQL
+    "disjoint updates": (["UPDATE t SET x = x + 1 WHERE id % 100 = 7"],
+                         ["UPDATE t SET s = 'o' WHERE id % 100 = 13"]),
+    "same update on both": (["UPDATE t SET s = 'same' WHERE id % 50 = 3"],
+                            ["UPDATE t SET s = 'same' WHERE id % 50 = 3"]),
+    "same row, other columns": (["UPDATE t SET x = -1 WHERE id % 100 = 5"],
+                                ["UPDATE t SET s = 'o' WHERE id % 100 = 5"]),
+    "same row, same column": (["UPDATE t SET s = 't' WHERE id % 100 = 5"],
+                              ["UPDATE t SET s = 'o' WHERE id % 100 = 5"]),
+    "delete vs update": (["DELETE FROM t WHERE id % 100 = 9"],
+                         ["UPDATE t SET x = 0 WHERE id % 100 = 9"]),
+    "deletes and inserts": (["DELETE FROM t WHERE id % 100 = 1", "INSERT INTO t VALUES (5001, 1, 0.5, 'n')"],
+                            ["DELETE FROM t WHERE id % 100 = 2", "INSERT INTO t VALUES (5002, 2, 0.25, 'm')"]),
+    "both insert one key": (["INSERT INTO t VALUES (6000, 1, 0.5, 'a')"], ["INSERT INTO t VALUES (6000, 1, 0.5, 'b')"]),
+    "both delete the same": (["DELETE FROM t WHERE id = 10"], ["DELETE FROM t WHERE id = 10"]),
+    "zero sign": (["DELETE FROM t WHERE id = 0", "INSERT INTO t VALUES (0, 0, '-0.0'::DOUBLE, 'n0')"],
+                  ["UPDATE t SET s = 'o' WHERE id = 500"]),
+    "an update that changes nothing": (["UPDATE t SET s = s WHERE id % 100 = 4", "UPDATE t SET g = -1 WHERE id = 3"],
+                                      ["UPDATE t SET x = x + 2 WHERE id % 100 = 4"]),
+}
+
+
+def sql_sides(udr, theirs, ours):
+    udr.ok("sql", "CREATE TABLE t AS SELECT range AS id, range % 7 AS g, CASE WHEN range = 0 THEN 0.0 ELSE "
+           "range / 3.0 END AS x, 'n' || (range % 10) AS s FROM range(1000)")
+    udr.ok("branch", "create", "base")
+    for q in theirs:
+        udr.ok("sql", q)
+    udr.ok("branch", "create", "dev")
+    udr.ok("branch", "reset", "main", "--to", "base")
+    for q in ours:
+        udr.ok("sql", q)
+
+
+@pytest.mark.parametrize("strict", ["row", "cell"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_fast_and_slow_paths_agree(udr, tmp_path, name, strict):
+    import shutil
+    from conftest import Udr
+    sql_sides(udr, *SCENARIOS[name])
+    slow = Udr(tmp_path / "slow")
+    shutil.copytree(udr.root, slow.root, symlinks=True)
+    args = ("merge", "dev", "--key", "t=id", "--strictness", "t=" + strict, "--json")
+    fast_r, slow_r = udr(*args), slow(*args, env={"UDR_ROWMERGE_SLOW": "1"})
+    assert fast_r.code == slow_r.code, (fast_r, slow_r)
+    f, s = json.loads(fast_r.out), json.loads(slow_r.out)
+    assert f["conflicts"] == s["conflicts"]
+    assert f["tables"][0]["rows"]["conflict"] == s["tables"][0]["rows"]["conflict"], (f, s)
+    assert f["tables"][0]["rows"]["cells"] == s["tables"][0]["rows"]["cells"], (f, s)
+    assert rows(udr) == rows(slow)
+    if fast_r.code == 3:
+        strip = lambda c: [(x["key"], x["base"], x["ours"], x["theirs"]) for x in c]  # noqa: E731
+        assert strip(conflicts(udr)) == strip(conflicts(slow))
+    else:
+        udr.ok("fsck")
