@@ -349,6 +349,24 @@ static int rows_same(udr__buf *b, const char *x, const char *y, const cols *c, c
 	return rc;
 }
 
+/* "COALESCE(__udr_xb.k, __udr_xo.k[, __udr_xt.k])": the key column k of
+ * whichever side has the row */
+static int coalesce_of(udr__buf *b, const char *k, bool theirs)
+{
+	int rc = udr__buf_puts(b, "COALESCE(__udr_xb.");
+	if (rc == 0)
+		rc = udr__sql_ident(b, k);
+	if (rc == 0)
+		rc = udr__buf_puts(b, ", __udr_xo.");
+	if (rc == 0)
+		rc = udr__sql_ident(b, k);
+	if (rc == 0 && theirs)
+		rc = udr__buf_puts(b, ", __udr_xt.");
+	if (rc == 0 && theirs)
+		rc = udr__sql_ident(b, k);
+	return rc == 0 ? udr__buf_puts(b, ")") : rc;
+}
+
 /* "X.k1 = Y.k1 AND ..." (keys are never NULL: check_key_nulls) */
 static int keys_equal(udr__buf *b, const char *x, const char *y, const cols *key, bool coalesce_bo)
 {
@@ -356,15 +374,7 @@ static int keys_equal(udr__buf *b, const char *x, const char *y, const cols *key
 	for (size_t i = 0; rc == 0 && i < key->n; i++) {
 		rc = udr__buf_puts(b, i ? " AND " : "");
 		if (rc == 0 && coalesce_bo) {
-			rc = udr__buf_puts(b, "COALESCE(__udr_xb.");
-			if (rc == 0)
-				rc = udr__sql_ident(b, key->names[i]);
-			if (rc == 0)
-				rc = udr__buf_puts(b, ", __udr_xo.");
-			if (rc == 0)
-				rc = udr__sql_ident(b, key->names[i]);
-			if (rc == 0)
-				rc = udr__buf_puts(b, ")");
+			rc = coalesce_of(b, key->names[i], false);
 		} else if (rc == 0) {
 			rc = udr__buf_printf(b, "%s.", x);
 			if (rc == 0)
@@ -374,6 +384,48 @@ static int keys_equal(udr__buf *b, const char *x, const char *y, const cols *key
 			rc = udr__buf_printf(b, " = %s.", y);
 		if (rc == 0)
 			rc = udr__sql_ident(b, key->names[i]);
+	}
+	return rc;
+}
+
+/* "(true AND (o.c = b.c OR t.c = b.c OR o.c = t.c) ...)" over the non-key
+ * columns of the structs __udr_o, __udr_t, __udr_b: a row whose sides
+ * changed different columns (cell strictness; "(false)" otherwise). */
+static int cell_expr(udr__buf *cell, const cols *c, const cols *key, int strict)
+{
+	int rc = udr__buf_puts(cell, strict == UDR_STRICT_CELL ? "(true" : "(false");
+	for (size_t i = 0; rc == 0 && strict == UDR_STRICT_CELL && i < c->n; i++) {
+		if (is_key(key, c->names[i]))
+			continue;
+		rc = udr__buf_puts(cell, " AND (");
+		if (rc == 0)
+			rc = col_same(cell, "__udr_o", "__udr_b", c->names[i], c->types[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(cell, " OR ");
+		if (rc == 0)
+			rc = col_same(cell, "__udr_t", "__udr_b", c->names[i], c->types[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(cell, " OR ");
+		if (rc == 0)
+			rc = col_same(cell, "__udr_o", "__udr_t", c->names[i], c->types[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(cell, ")");
+	}
+	return rc == 0 ? udr__buf_puts(cell, ")") : rc;
+}
+
+/* "COALESCE(__udr_xb.k, __udr_xo.k, __udr_xt.k) AS k, " per key column */
+static int coalesced_keys(udr__buf *b, const cols *key)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < key->n; i++) {
+		rc = coalesce_of(b, key->names[i], true);
+		if (rc == 0)
+			rc = udr__buf_puts(b, " AS ");
+		if (rc == 0)
+			rc = udr__sql_ident(b, key->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(b, ", ");
 	}
 	return rc;
 }
@@ -416,26 +468,7 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 		rc = rows_same(&ot, "__udr_o", "__udr_t", c, key);
 	/* cells: each column unchanged on one side, or changed the same way */
 	if (rc == 0)
-		rc = udr__buf_puts(&cell, strict == UDR_STRICT_CELL ? "(true" : "(false");
-	for (size_t i = 0; rc == 0 && strict == UDR_STRICT_CELL && i < c->n; i++) {
-		if (is_key(key, c->names[i]))
-			continue;
-		rc = udr__buf_puts(&cell, " AND (");
-		if (rc == 0)
-			rc = col_same(&cell, "__udr_o", "__udr_b", c->names[i], c->types[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&cell, " OR ");
-		if (rc == 0)
-			rc = col_same(&cell, "__udr_t", "__udr_b", c->names[i], c->types[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&cell, " OR ");
-		if (rc == 0)
-			rc = col_same(&cell, "__udr_o", "__udr_t", c->names[i], c->types[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&cell, ")");
-	}
-	if (rc == 0)
-		rc = udr__buf_puts(&cell, ")");
+		rc = cell_expr(&cell, c, key, strict);
 	if (rc < 0)
 		goto out;
 	/* the changed rows, classified: what each side did to each key */
@@ -454,25 +487,8 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 		                     "WHEN __udr_hb AND __udr_ho AND __udr_ht AND %s THEN %d ELSE %d END AS __udr_act "
 		                     "FROM (SELECT ",
 		                     ACT_OURS, ACT_THEIRS, ot.ptr, ACT_SAME, cell.ptr, ACT_CELLS, ACT_CONFLICT);
-	for (size_t i = 0; rc == 0 && i < key->n; i++) {
-		rc = udr__buf_puts(&b, "COALESCE(__udr_xb.");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ", __udr_xo.");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ", __udr_xt.");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ") AS ");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ", ");
-	}
+	if (rc == 0)
+		rc = coalesced_keys(&b, key);
 	if (rc == 0)
 		rc = udr__buf_printf(&b,
 		                     "%s AS __udr_hb, %s AS __udr_ho, %s AS __udr_ht, "
@@ -714,25 +730,8 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 	drop_fast(q);
 	/* 1. the keys a side moved */
 	rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_ck AS SELECT ");
-	for (size_t i = 0; rc == 0 && i < key->n; i++) {
-		rc = udr__buf_puts(&b, "COALESCE(__udr_xb.");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ", __udr_xo.");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ", __udr_xt.");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ") AS ");
-		if (rc == 0)
-			rc = udr__sql_ident(&b, key->names[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ", ");
-	}
+	if (rc == 0)
+		rc = coalesced_keys(&b, key);
 	if (rc == 0)
 		rc = udr__buf_printf(&b,
 		                     "__udr_xb.__udr_p AS __udr_pb, __udr_xo.__udr_p AS __udr_po, __udr_xt.__udr_p AS __udr_pt "
@@ -790,26 +789,7 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 	if (rc == 0)
 		rc = rows_same(&ttb, "__udr_t", "__udr_b", c, key);
 	if (rc == 0)
-		rc = udr__buf_puts(&cell, strict == UDR_STRICT_CELL ? "(true" : "(false");
-	for (size_t i = 0; rc == 0 && strict == UDR_STRICT_CELL && i < c->n; i++) {
-		if (is_key(key, c->names[i]))
-			continue;
-		rc = udr__buf_puts(&cell, " AND (");
-		if (rc == 0)
-			rc = col_same(&cell, "__udr_o", "__udr_b", c->names[i], c->types[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&cell, " OR ");
-		if (rc == 0)
-			rc = col_same(&cell, "__udr_t", "__udr_b", c->names[i], c->types[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&cell, " OR ");
-		if (rc == 0)
-			rc = col_same(&cell, "__udr_o", "__udr_t", c->names[i], c->types[i]);
-		if (rc == 0)
-			rc = udr__buf_puts(&cell, ")");
-	}
-	if (rc == 0)
-		rc = udr__buf_puts(&cell, ")");
+		rc = cell_expr(&cell, c, key, strict);
 	udr__buf_free(&b);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_rm AS SELECT ");
