@@ -229,11 +229,13 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
                         const char *const *keys, size_t nkeys, const char *message);
 /* A new version of base's table made from base (any version, any branch)
  * by stmts run on its shadow temp.main."TABLE" (holding, when cond is not
- * NULL, only base's rows where cond holds, the table aliased x), stored as
+ * NULL, only base's rows where cond holds, the table aliased x; or, when
+ * rows_sql is not NULL and base is Parquet parts, the rows rows_sql lists
+ * as (__udr_part, __udr_row, the columns): base is not scanned), stored as
  * an SQL write is: deletion vectors and new parts.  *out NULL when nothing
  * changed.  No SQL transaction may be open (rowmerge.c). */
 int udr__w_stage_edit(udr_version **out, udr_query *q, const udr_version *base, const char *cond,
-                      const char *const *stmts, size_t nstmts);
+                      const char *rows_sql, const char *const *stmts, size_t nstmts);
 /* "a.name IS NOT DISTINCT FROM bb.name", compared as text for types whose
  * equality hides changes (0.0 = -0.0): how SQL writes compare values. */
 int udr__w_same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type);

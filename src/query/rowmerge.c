@@ -572,6 +572,9 @@ static int part_ids(udr__buf *ids, pdict *d, udr_query *q, const char *table, ui
 		size_t g = 0;
 		if (vw->fmt[i] != UDR__PART_PARQUET)
 			return 1;
+		for (size_t k = 0; k < i; k++)
+			if (udr_hash_equal(&vw->parts[k], &vw->parts[i]))
+				return 1; /* one part twice: a place would not name one row */
 		while (g < d->n && !udr_hash_equal(&d->h[g], &vw->parts[i]))
 			g++;
 		if (g == d->n) {
@@ -598,13 +601,18 @@ static int part_ids(udr__buf *ids, pdict *d, udr_query *q, const char *table, ui
 }
 
 /* "(SELECT keys, position AS __udr_p FROM the version's rows)" */
-static int positions_of(udr__buf *b, pdict *d, udr_query *q, const char *table, uint64_t ver, const cols *key)
+static int positions_of(udr__buf *b, udr__buf *ids_out, pdict *d, udr_query *q, const char *table, uint64_t ver,
+                        const cols *key)
 {
 	udr__buf ids = {0};
 	udr_version *v = NULL;
 	udr__view *vw;
 	int rc = part_ids(&ids, d, q, table, ver);
 	if (rc != 0) {
+		udr__buf_free(&ids);
+		return rc;
+	}
+	if (ids_out && (rc = udr__buf_puts(ids_out, ids.ptr)) < 0) {
 		udr__buf_free(&ids);
 		return rc;
 	}
@@ -718,14 +726,14 @@ static void drop_fast(udr_query *q)
  */
 static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c, const cols *key, int strict)
 {
-	udr__buf b = {0}, pb = {0}, po = {0}, pt = {0}, ot = {0}, oob = {0}, ttb = {0}, cell = {0};
+	udr__buf b = {0}, pb = {0}, po = {0}, pt = {0}, ot = {0}, oob = {0}, ttb = {0}, cell = {0}, oids = {0};
 	pdict d = {0};
 	int rc;
 	if (!mt->base)
 		return 1;
-	if ((rc = positions_of(&pb, &d, q, mt->table, mt->base, key)) != 0 ||
-	    (rc = positions_of(&po, &d, q, mt->table, mt->ours, key)) != 0 ||
-	    (rc = positions_of(&pt, &d, q, mt->table, mt->theirs, key)) != 0)
+	if ((rc = positions_of(&pb, NULL, &d, q, mt->table, mt->base, key)) != 0 ||
+	    (rc = positions_of(&po, &oids, &d, q, mt->table, mt->ours, key)) != 0 ||
+	    (rc = positions_of(&pt, NULL, &d, q, mt->table, mt->theirs, key)) != 0)
 		goto out;
 	drop_fast(q);
 	/* 1. the keys a side moved */
@@ -802,7 +810,9 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 	 * rows anew); where both moved it, the contents decide: oc, tc below */
 	if (rc == 0)
 		rc = udr__buf_printf(&b,
-		                     "__udr_b, __udr_o, __udr_t, __udr_hb, __udr_ho, __udr_ht, __udr_act FROM (SELECT *, CASE "
+		                     "__udr_b, __udr_o, __udr_t, __udr_hb, __udr_ho, __udr_ht, __udr_act, "
+		                     "(list_position(%s, (__udr_po >> 32)::INTEGER) - 1)::UBIGINT AS __udr_opart, "
+		                     "(__udr_po & 4294967295)::UBIGINT AS __udr_orow FROM (SELECT *, CASE "
 		                     "WHEN __udr_pt IS NOT DISTINCT FROM __udr_pb THEN %d "
 		                     "WHEN __udr_po IS NOT DISTINCT FROM __udr_pb THEN %d "
 		                     "WHEN NOT __udr_oc AND NOT __udr_tc THEN NULL "
@@ -817,7 +827,7 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 		                     "LEFT JOIN temp.main.__udr_rows rb ON rb.__udr_p = ck.__udr_pb "
 		                     "LEFT JOIN temp.main.__udr_rows ro ON ro.__udr_p = ck.__udr_po "
 		                     "LEFT JOIN temp.main.__udr_rows rt ON rt.__udr_p = ck.__udr_pt))) WHERE __udr_act IS NOT NULL",
-		                     ACT_OURS, ACT_THEIRS, ACT_OURS, ACT_THEIRS, ot.ptr, ACT_SAME, cell.ptr, ACT_CELLS,
+		                     oids.ptr, ACT_OURS, ACT_THEIRS, ACT_OURS, ACT_THEIRS, ot.ptr, ACT_SAME, cell.ptr, ACT_CELLS,
 		                     ACT_CONFLICT, oob.ptr, ttb.ptr);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
@@ -833,6 +843,7 @@ out:
 	udr__buf_free(&oob);
 	udr__buf_free(&ttb);
 	udr__buf_free(&cell);
+	udr__buf_free(&oids);
 	return rc;
 }
 
@@ -873,10 +884,11 @@ static int replaced_cond(udr__buf *b, const cols *key)
 
 /* The merged version: ours with their rows replacing, adding and deleting
  * ours', and rows merged cell by cell.  *out NULL when ours is the result. */
-static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *mt, const cols *c, const cols *key)
+static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *mt, const cols *c, const cols *key,
+                        bool positional)
 {
 	udr_version *ours = NULL;
-	udr__buf cond = {0}, del = {0}, ins = {0}, cells = {0}, nm = {0};
+	udr__buf cond = {0}, del = {0}, ins = {0}, cells = {0}, nm = {0}, rows = {0};
 	const char *stmts[3];
 	int rc = udr_catalog_get_version(&ours, q->cat, mt->table, mt->ours);
 	if (rc == 0)
@@ -885,8 +897,10 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 		rc = udr__buf_puts(&nm, "temp.main.");
 	if (rc == 0)
 		rc = udr__sql_ident(&nm, mt->table);
+	/* by place, the shadow holds exactly the rows to replace (columns unread) */
 	if (rc == 0)
-		rc = udr__buf_printf(&del, "DELETE FROM %s x WHERE %s", nm.ptr, cond.ptr);
+		rc = positional ? udr__buf_printf(&del, "DELETE FROM %s", nm.ptr)
+		                : udr__buf_printf(&del, "DELETE FROM %s x WHERE %s", nm.ptr, cond.ptr);
 	if (rc == 0)
 		rc = udr__buf_printf(&ins,
 		                     "INSERT INTO %s SELECT UNNEST(__udr_t) FROM temp.main.__udr_rm WHERE __udr_act = %d AND "
@@ -911,11 +925,21 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 	}
 	if (rc == 0)
 		rc = udr__buf_printf(&cells, " FROM temp.main.__udr_rm WHERE __udr_act = %d", ACT_CELLS);
+	/* by place (the fast path): ours' rows to replace, their columns unread
+	 * (NULL: they are deleted, never compared) */
+	if (rc == 0 && positional) {
+		rc = udr__buf_puts(&rows, "SELECT __udr_opart, __udr_orow");
+		for (size_t i = 0; rc == 0 && i < c->n; i++)
+			rc = udr__buf_puts(&rows, ", NULL");
+		if (rc == 0)
+			rc = udr__buf_printf(&rows, " FROM temp.main.__udr_rm WHERE __udr_act IN (%d, %d) AND __udr_ho",
+			                     ACT_THEIRS, ACT_CELLS);
+	}
 	if (rc == 0) {
 		stmts[0] = del.ptr;
 		stmts[1] = ins.ptr;
 		stmts[2] = cells.ptr;
-		rc = udr__w_stage_edit(out, q, ours, cond.ptr, stmts, 3);
+		rc = udr__w_stage_edit(out, q, ours, cond.ptr, positional ? rows.ptr : NULL, stmts, 3);
 	}
 	udr_version_free(ours);
 	udr__buf_free(&cond);
@@ -923,6 +947,7 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 	udr__buf_free(&ins);
 	udr__buf_free(&cells);
 	udr__buf_free(&nm);
+	udr__buf_free(&rows);
 	return rc;
 }
 
@@ -1083,6 +1108,7 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 	bool have = false;
 	int strict = strictness_for(o, mt->table), rc;
 	uint64_t vers[3] = {mt->ours, mt->theirs, mt->base};
+	bool positional = false;
 	*out = NULL;
 	if ((rc = key_of(&key, &have, q, mt, key_given(o, mt->table))) < 0)
 		goto out;
@@ -1122,6 +1148,7 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 	/* by place in the store; else (and with UDR_ROWMERGE_SLOW set, for the
 	 * tests of both paths) by content over every row */
 	rc = getenv("UDR_ROWMERGE_SLOW") ? 1 : classify_fast(q, mt, &co, &key, strict);
+	positional = rc == 0;
 	if (rc == 1)
 		rc = classify(q, mt, &co, &key, strict);
 	if (rc < 0 || (rc = check_key_dups(q, mt->table, vers, 3, &key)) < 0 ||
@@ -1134,7 +1161,7 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		/* a dry run writes no parts: result 0, the version is not made */
 		mt->result = 0;
 		if (mt->rows_theirs + mt->rows_cells > 0 && !o->merge.dry_run)
-			rc = stage_merged(out, q, mt, &co, &key);
+			rc = stage_merged(out, q, mt, &co, &key, positional);
 		if (rc == 0 && !*out && (mt->rows_theirs + mt->rows_cells == 0 || !o->merge.dry_run))
 			mt->result = mt->ours;
 	}
