@@ -367,7 +367,7 @@ static int coalesce_of(udr__buf *b, const char *k, bool theirs)
 	return rc == 0 ? udr__buf_puts(b, ")") : rc;
 }
 
-/* "X.k1 = Y.k1 AND ..." (keys are never NULL: check_key_nulls) */
+/* "X.k1 = Y.k1 AND ..." (keys are never NULL: checked first, or by classify_fast) */
 static int keys_equal(udr__buf *b, const char *x, const char *y, const cols *key, bool coalesce_bo)
 {
 	int rc = 0;
@@ -756,6 +756,27 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 		                       "DISTINCT FROM __udr_xt.__udr_p");
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
+	/* a NULL key matches nothing, so its row is always one a side "moved":
+	 * checked here, per version, instead of a scan of each */
+	if (rc == 0) {
+		uint64_t vers[3] = {mt->ours, mt->theirs, mt->base};
+		udr__buf nb = {0}, nsql = {0};
+		rc = any_null(&nb, NULL, key);
+		if (rc == 0)
+			rc = udr__buf_printf(&nsql,
+			                     "SELECT count(*) FILTER (WHERE (%s) AND __udr_po IS NOT NULL)::BIGINT, count(*) FILTER "
+			                     "(WHERE (%s) AND __udr_pt IS NOT NULL)::BIGINT, count(*) FILTER (WHERE (%s) AND "
+			                     "__udr_pb IS NOT NULL)::BIGINT FROM temp.main.__udr_ck",
+			                     nb.ptr, nb.ptr, nb.ptr);
+		if (rc == 0)
+			rc = per_version(q, nsql.ptr, mt->table, vers, 3, key);
+		udr__buf_free(&nb);
+		udr__buf_free(&nsql);
+		if (rc < 0) {
+			drop_fast(q);
+			goto out;
+		}
+	}
 	/* many rows moved (a table imported anew): reading them by place saves
 	 * nothing and would count rewritten rows as changed: the slow path */
 	if (rc == 0) {
@@ -1142,14 +1163,12 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		mt->rowlevel = 0;
 		goto out;
 	}
-	if ((rc = check_key_nulls(q, mt->table, vers, 3, &key)) < 0)
-		goto out;
 	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
 	/* by place in the store; else (and with UDR_ROWMERGE_SLOW set, for the
 	 * tests of both paths) by content over every row */
 	rc = getenv("UDR_ROWMERGE_SLOW") ? 1 : classify_fast(q, mt, &co, &key, strict);
 	positional = rc == 0;
-	if (rc == 1)
+	if (rc == 1 && (rc = check_key_nulls(q, mt->table, vers, 3, &key)) == 0)
 		rc = classify(q, mt, &co, &key, strict);
 	if (rc < 0 || (rc = check_key_dups(q, mt->table, vers, 3, &key)) < 0 ||
 	    (rc = apply_row_sides(q, rt, &key)) < 0 || (rc = count_acts(mt, q)) < 0)

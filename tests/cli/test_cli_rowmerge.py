@@ -542,3 +542,27 @@ def test_fast_and_slow_paths_agree(udr, tmp_path, name, strict):
         assert strip(conflicts(udr)) == strip(conflicts(slow))
     else:
         udr.ok("fsck")
+
+
+@pytest.mark.parametrize("side", ["ours", "theirs", "base"])
+def test_a_null_key_on_the_fast_path_is_refused(udr, tmp_path, side):
+    stmt = "INSERT INTO t VALUES (NULL, 0, 0.0, 'null key')"
+    ours = ["UPDATE t SET s = 'o' WHERE id = 5"] + ([stmt] if side == "ours" else [])
+    theirs = ["UPDATE t SET s = 't' WHERE id = 6"] + ([stmt] if side == "theirs" else [])
+    if side == "base":
+        udr.ok("sql", "CREATE TABLE t AS SELECT range AS id, 0 AS g, 0.0 AS x, 'n' AS s FROM range(1000) UNION ALL "
+               "SELECT NULL, 0, 0.0, 'null key'")
+        udr.ok("branch", "create", "base")
+        for q in theirs:
+            udr.ok("sql", q)
+        udr.ok("branch", "create", "dev")
+        udr.ok("branch", "reset", "main", "--to", "base")
+        for q in ours:
+            udr.ok("sql", q)
+    else:
+        sql_sides(udr, theirs, ours)
+    before = tree_snapshot(udr.root)
+    for env in ({}, {"UDR_ROWMERGE_SLOW": "1"}):
+        r = udr("merge", "dev", "--key", "t=id", env=env)
+        assert r.code == 2 and "NULL or not unique" in r.stderr, (env, r)
+    assert tree_snapshot(udr.root) == before
