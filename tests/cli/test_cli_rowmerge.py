@@ -509,9 +509,9 @@ SCENARIOS = {
 }
 
 
-def sql_sides(udr, theirs, ours):
-    udr.ok("sql", "CREATE TABLE t AS SELECT range AS id, range % 7 AS g, CASE WHEN range = 0 THEN 0.0 ELSE "
-           "range / 3.0 END AS x, 'n' || (range % 10) AS s FROM range(1000)")
+def sql_sides(udr, theirs, ours, create=None):
+    udr.ok("sql", create or "CREATE TABLE t AS SELECT range AS id, range % 7 AS g, CASE WHEN range = 0 THEN 0.0 "
+           "ELSE range / 3.0 END AS x, 'n' || (range % 10) AS s FROM range(1000)")
     udr.ok("branch", "create", "base")
     for q in theirs:
         udr.ok("sql", q)
@@ -549,18 +549,9 @@ def test_a_null_key_on_the_fast_path_is_refused(udr, tmp_path, side):
     stmt = "INSERT INTO t VALUES (NULL, 0, 0.0, 'null key')"
     ours = ["UPDATE t SET s = 'o' WHERE id = 5"] + ([stmt] if side == "ours" else [])
     theirs = ["UPDATE t SET s = 't' WHERE id = 6"] + ([stmt] if side == "theirs" else [])
-    if side == "base":
-        udr.ok("sql", "CREATE TABLE t AS SELECT range AS id, 0 AS g, 0.0 AS x, 'n' AS s FROM range(1000) UNION ALL "
-               "SELECT NULL, 0, 0.0, 'null key'")
-        udr.ok("branch", "create", "base")
-        for q in theirs:
-            udr.ok("sql", q)
-        udr.ok("branch", "create", "dev")
-        udr.ok("branch", "reset", "main", "--to", "base")
-        for q in ours:
-            udr.ok("sql", q)
-    else:
-        sql_sides(udr, theirs, ours)
+    sql_sides(udr, theirs, ours, create=None if side != "base" else
+              "CREATE TABLE t AS SELECT range AS id, 0 AS g, 0.0 AS x, 'n' AS s FROM range(1000) UNION ALL "
+              "SELECT NULL, 0, 0.0, 'null key'")
     before = tree_snapshot(udr.root)
     for env in ({}, {"UDR_ROWMERGE_SLOW": "1"}):
         r = udr("merge", "dev", "--key", "t=id", env=env)
