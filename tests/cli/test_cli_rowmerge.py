@@ -557,3 +557,34 @@ def test_a_null_key_on_the_fast_path_is_refused(udr, tmp_path, side):
         r = udr("merge", "dev", "--key", "t=id", env=env)
         assert r.code == 2 and "NULL or not unique" in r.stderr, (env, r)
     assert tree_snapshot(udr.root) == before
+
+
+def test_a_table_added_on_both_sides(udr, tmp_path):
+    udr.ok("import", "other", csv(tmp_path, "o.csv", [(1, "a", 1)]))
+    udr.ok("branch", "create", "dev")
+    udr.ok("import", "u", csv(tmp_path, "d.csv", [(1, "same", 1), (2, "dev", 2)]), "--branch", "dev")
+    udr.ok("import", "u", csv(tmp_path, "m.csv", [(1, "same", 1), (3, "main", 3)]))
+    m = merge_json(udr, "--key", "u=id")
+    assert m["conflicts"] == 0 and m["tables"][0]["rows"]["same"] == 1
+    assert rows(udr, "u") == [(1, "same", 1), (2, "dev", 2), (3, "main", 3)]
+    udr.ok("import", "u", csv(tmp_path, "d2.csv", [(1, "same", 1), (2, "dev", 2), (4, "x", 4)]), "--branch", "dev")
+    udr.ok("import", "w", csv(tmp_path, "w1.csv", [(1, "m", 1)]))
+    udr.ok("import", "w", csv(tmp_path, "w2.csv", [(1, "d", 1)]), "--branch", "dev")
+    m = merge_json(udr, "--key", "w=id", code=3)
+    assert [t["table"] for t in m["tables"] if t["conflict"]] == ["w"]
+
+
+def test_conflicts_of_a_branch_with_a_slash(udr, tmp_path):
+    udr.ok("import", "t", csv(tmp_path, "b.csv", BASE))
+    udr.ok("branch", "create", "feature/x")
+    udr.ok("branch", "create", "dev")
+    udr.ok("import", "t", csv(tmp_path, "t.csv", [(1, "T", 10)] + BASE[1:]), "--branch", "dev")
+    udr.ok("import", "t", csv(tmp_path, "o.csv", [(1, "O", 10)] + BASE[1:]), "--branch", "feature/x")
+    assert udr("merge", "dev", "--into", "feature/x", "--key", "t=id").code == 3
+    assert (udr.root / "catalog" / "merges" / "feature%2Fx.json").exists()
+    assert conflicts(udr) == []
+    c = conflicts(udr, "--into", "feature/x")
+    assert len(c) == 1 and json.loads(c[0]["key"]) == {"id": 1}
+    udr.ok("resolve", "t", "--key", "1", "--ours", "--into", "feature/x")
+    udr.ok("merge", "--continue", "--into", "feature/x")
+    assert rows(udr, "t@branch:feature/x")[0] == (1, "O", 10)
