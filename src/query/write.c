@@ -1396,8 +1396,10 @@ static int run_write(udr_result **out, udr_query *q, wtab *t, const wstmt *st, c
 			if (!pv) {
 				rc = udr__error_oom();
 			} else {
-				memcpy(pv, params, nbefore * sizeof(*pv));
-				memcpy(pv + nbefore, params + nbefore + ncond, (nparams - nbefore - ncond) * sizeof(*pv));
+				if (params) { /* NULL when nparams is 0 (memcpy of NULL is undefined) */
+					memcpy(pv, params, nbefore * sizeof(*pv));
+					memcpy(pv + nbefore, params + nbefore + ncond, (nparams - nbefore - ncond) * sizeof(*pv));
+				}
 				rc = udr__q_run(out, q, stmt.ptr, pv, nparams - ncond, UDR__RUN_USER);
 				free(pv);
 			}
