@@ -913,6 +913,19 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 			rc = udr_version_set_meta(v, "udr.rows", rowbuf);
 		if (rc == 0)
 			rc = udr_version_set_meta(v, "udr.source", src->source);
+		if (rc == 0 && opts->nkeys && opts->mode != UDR_IMPORT_APPEND) {
+			/* the key a full copy was imported on: later merges match rows on it */
+			json_t *a = json_array();
+			char *k = NULL;
+			for (size_t i = 0; a && i < opts->nkeys; i++)
+				json_array_append_new(a, json_string(opts->keys[i]));
+			if (!a || !(k = json_dumps(a, JSON_COMPACT)))
+				rc = udr__error_oom();
+			if (rc == 0)
+				rc = udr_version_set_meta(v, "udr.key", k);
+			free(k);
+			json_decref(a);
+		}
 		if (rc == 0 && opts->message)
 			rc = udr_version_set_message(v, opts->message);
 		if (rc < 0)

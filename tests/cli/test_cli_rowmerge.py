@@ -588,3 +588,16 @@ def test_conflicts_of_a_branch_with_a_slash(udr, tmp_path):
     udr.ok("resolve", "t", "--key", "1", "--ours", "--into", "feature/x")
     udr.ok("merge", "--continue", "--into", "feature/x")
     assert rows(udr, "t@branch:feature/x")[0] == (1, "O", 10)
+
+
+def test_the_key_of_an_import_is_recorded_and_used(udr, tmp_path):
+    """import --key records udr.key on the table's first version; a merge of
+    copies imported again on both sides finds it (on the base) without --key."""
+    udr.ok("import", "t", csv(tmp_path, "b.csv", BASE), "--key", "id")
+    assert json.loads(udr.ok("show", "t").out)["metadata"]["udr.key"] == '["id"]'
+    udr.ok("branch", "create", "dev")
+    udr.ok("import", "t", csv(tmp_path, "t.csv", THEIRS), "--branch", "dev")
+    udr.ok("import", "t", csv(tmp_path, "o.csv", OURS), "--key", "id")
+    m = merge_json(udr)
+    assert m["conflicts"] == 0 and m["tables"][0]["rows"]["theirs"] == 3
+    assert rows(udr) == MERGED
