@@ -3,6 +3,7 @@
  * refs (include/udr/refs.h).
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,27 @@ static int parse(struct ref_opts *o, cli_ctx *ctx, const cli_command *self, int 
 		cli_errorf("out of memory");
 		return CLI_EXIT_IO;
 	}
-	return cli_parse_options(ctx, self, argc, argv, "m:", ref_longopts, ref_opt, o);
+	int rc = cli_parse_options(ctx, self, argc, argv, "m:", ref_longopts, ref_opt, o);
+	if (rc >= 0)
+		return rc;
+	/* the options these commands share, given to one whose help does not
+	 * name them, are refused (never silently ignored: a --dry-run that
+	 * writes) */
+	{
+		const struct {
+			bool used;
+			const char *name;
+		} only[] = {{o->nkeys > 0, "--key"},        {o->nstricts > 0, "--strictness"},
+		            {o->cont, "--continue"},       {o->abort_, "--abort"},
+		            {o->side == OPT_OURS, "--ours"}, {o->side == OPT_THEIRS, "--theirs"},
+		            {o->side < 0, "--ours"},       {o->with != NULL, "--with"},
+		            {o->sql != NULL, "--sql"},     {o->dry_run, "--dry-run"},
+		            {o->strategy != NULL, "--strategy"}, {o->ntables > 0, "--table"}};
+		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+			if (only[i].used && !strstr(self->usage, only[i].name))
+				return cli_usage_error(self, "udr %s takes no %s", self->name, only[i].name);
+	}
+	return rc;
 }
 
 /* The commit ref names (now, or at --at). */

@@ -601,3 +601,14 @@ def test_the_key_of_an_import_is_recorded_and_used(udr, tmp_path):
     m = merge_json(udr)
     assert m["conflicts"] == 0 and m["tables"][0]["rows"]["theirs"] == 3
     assert rows(udr) == MERGED
+
+
+@pytest.mark.parametrize("args", [["branch", "create", "x", "--key", "t=id"], ["tag", "create", "v1", "--dry-run"],
+                                  ["branch", "create", "y", "--continue"], ["merge", "dev", "--ours"],
+                                  ["conflicts", "--theirs"], ["reflog", "main", "--strategy", "ours"]])
+def test_options_of_other_commands_are_refused_not_ignored(udr, tmp_path, args):
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    before = tree_snapshot(udr.root)
+    r = udr(*args)
+    assert r.code == 2 and "takes no --" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
