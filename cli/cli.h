@@ -59,6 +59,8 @@ int cli_cmd_branch(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tag(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_reflog(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_conflicts(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_resolve(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_cherry_pick(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_revert(cli_ctx *ctx, int argc, char **argv);

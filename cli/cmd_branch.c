@@ -3,15 +3,20 @@
  * refs (include/udr/refs.h).
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#ifdef UDR_HAVE_QUERY
+#include <udr/query.h>
+#endif
 
 #define NOPERANDS(argc) ((argc) - optind)
 
-enum { OPT_JSON = CLI_OPT_FIRST, OPT_FROM, OPT_TO, OPT_AT, OPT_INTO, OPT_STRATEGY, OPT_TABLE, OPT_DRY, OPT_LIMIT };
+enum { OPT_JSON = CLI_OPT_FIRST, OPT_FROM, OPT_TO, OPT_AT, OPT_INTO, OPT_STRATEGY, OPT_TABLE, OPT_DRY, OPT_LIMIT, OPT_KEY,
+       OPT_STRICT, OPT_CONTINUE, OPT_ABORT, OPT_OURS, OPT_THEIRS, OPT_WITH, OPT_SQL };
 
 struct ref_opts {
 	int json;
@@ -21,6 +26,12 @@ struct ref_opts {
 	const char *strategy;
 	const char **tables; /* --table T=ours|theirs */
 	size_t ntables;
+	const char **keys;   /* --key T=COLS */
+	size_t nkeys;
+	const char **stricts; /* --strictness T=table|row|cell */
+	size_t nstricts;
+	int cont, abort_, side;   /* merge --continue / --abort; resolve --ours/--theirs */
+	const char *with, *sql;   /* resolve --with FILE / --sql QUERY */
 	int dry_run;
 	const char *message;
 	const char *limit;
@@ -52,6 +63,28 @@ static int ref_opt(int opt, const char *arg, void *payload)
 	case OPT_DRY:
 		o->dry_run = 1;
 		break;
+	case OPT_KEY:
+		o->keys[o->nkeys++] = arg; /* room for argc entries */
+		break;
+	case OPT_STRICT:
+		o->stricts[o->nstricts++] = arg;
+		break;
+	case OPT_CONTINUE:
+		o->cont = 1;
+		break;
+	case OPT_ABORT:
+		o->abort_ = 1;
+		break;
+	case OPT_OURS:
+	case OPT_THEIRS:
+		o->side = o->side && o->side != opt ? -1 : opt; /* both: refused */
+		break;
+	case OPT_WITH:
+		o->with = arg;
+		break;
+	case OPT_SQL:
+		o->sql = arg;
+		break;
 	case OPT_LIMIT:
 		o->limit = arg;
 		break;
@@ -71,19 +104,56 @@ static const struct option ref_longopts[] = {
 	{ "strategy", required_argument, NULL, OPT_STRATEGY },
 	{ "table", required_argument, NULL, OPT_TABLE },
 	{ "dry-run", no_argument, NULL, OPT_DRY },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "strictness", required_argument, NULL, OPT_STRICT },
+	{ "continue", no_argument, NULL, OPT_CONTINUE },
+	{ "abort", no_argument, NULL, OPT_ABORT },
+	{ "ours", no_argument, NULL, OPT_OURS },
+	{ "theirs", no_argument, NULL, OPT_THEIRS },
+	{ "with", required_argument, NULL, OPT_WITH },
+	{ "sql", required_argument, NULL, OPT_SQL },
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "message", required_argument, NULL, 'm' },
 	CLI_COMMON_LONGOPTS
 };
 
+static void ref_opts_free(struct ref_opts *o)
+{
+	free(o->tables);
+	free(o->keys);
+	free(o->stricts);
+}
+
 static int parse(struct ref_opts *o, cli_ctx *ctx, const cli_command *self, int argc, char **argv)
 {
 	memset(o, 0, sizeof(*o));
-	if (!(o->tables = calloc((size_t)argc + 1, sizeof(*o->tables)))) {
+	if (!(o->tables = calloc((size_t)argc + 1, sizeof(*o->tables))) ||
+	    !(o->keys = calloc((size_t)argc + 1, sizeof(*o->keys))) ||
+	    !(o->stricts = calloc((size_t)argc + 1, sizeof(*o->stricts)))) {
 		cli_errorf("out of memory");
 		return CLI_EXIT_IO;
 	}
-	return cli_parse_options(ctx, self, argc, argv, "m:", ref_longopts, ref_opt, o);
+	int rc = cli_parse_options(ctx, self, argc, argv, "m:", ref_longopts, ref_opt, o);
+	if (rc >= 0)
+		return rc;
+	/* the options these commands share, given to one whose help does not
+	 * name them, are refused (never silently ignored: a --dry-run that
+	 * writes) */
+	{
+		const struct {
+			bool used;
+			const char *name;
+		} only[] = {{o->nkeys > 0, "--key"},        {o->nstricts > 0, "--strictness"},
+		            {o->cont, "--continue"},       {o->abort_, "--abort"},
+		            {o->side == OPT_OURS, "--ours"}, {o->side == OPT_THEIRS, "--theirs"},
+		            {o->side < 0, "--ours"},       {o->with != NULL, "--with"},
+		            {o->sql != NULL, "--sql"},     {o->dry_run, "--dry-run"},
+		            {o->strategy != NULL, "--strategy"}, {o->ntables > 0, "--table"}};
+		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+			if (only[i].used && !strstr(self->usage, only[i].name))
+				return cli_usage_error(self, "udr %s takes no %s", self->name, only[i].name);
+	}
+	return rc;
 }
 
 /* The commit ref names (now, or at --at). */
@@ -196,7 +266,7 @@ int cli_cmd_branch(cli_ctx *ctx, int argc, char **argv)
 		       strcmp(sub, "create") == 0 ? "created" : "reset", name, target, seq);
 out:
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -251,7 +321,7 @@ int cli_cmd_tag(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_fail(rc);
 out:
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -307,7 +377,7 @@ int cli_cmd_reflog(cli_ctx *ctx, int argc, char **argv)
 out:
 	udr_reflog_free(e, n);
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -322,18 +392,138 @@ static int strategy_of(int *out, const char *s)
 	return 0;
 }
 
+/* "TABLE=VALUE": the table (allocated) and the value; NULL with a usage error. */
+static char *table_eq(const char **value, const cli_command *self, const char *opt, const char *arg, int *rc)
+{
+	const char *eq = strchr(arg, '=');
+	char *t;
+	if (!eq || eq == arg || !eq[1]) {
+		*rc = cli_usage_error(self, "%s takes TABLE=VALUE, not '%s'", opt, arg);
+		return NULL;
+	}
+	if (!(t = strndup(arg, (size_t)(eq - arg)))) {
+		cli_errorf("out of memory");
+		*rc = CLI_EXIT_IO;
+		return NULL;
+	}
+	if ((*rc = cli_check_table(t)) != 0) {
+		free(t);
+		return NULL;
+	}
+	*value = eq + 1;
+	return t;
+}
+
+static void print_merge(const udr_merge_result *m, int json, int dry_run)
+{
+	if (json) {
+		printf("{\"commit\": %" PRIu64 ", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64
+		       ", \"up_to_date\": %s, \"fast_forward\": %s, \"dry_run\": %s, \"conflicts\": %zu, \"tables\": [",
+		       m->seq, m->base, m->ours, m->theirs, m->up_to_date ? "true" : "false",
+		       m->fast_forward ? "true" : "false", dry_run ? "true" : "false", m->nconflicts);
+		for (size_t i = 0; i < m->ntables; i++) {
+			const udr_merge_table *t = &m->tables[i];
+			fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
+			cli_json_string(stdout, t->table);
+			printf(", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64 ", \"result\": %" PRIu64
+			       ", \"conflict\": %s",
+			       t->base, t->ours, t->theirs, t->result, t->conflict ? "true" : "false");
+			if (t->rowlevel)
+				printf(", \"rows\": {\"ours\": %" PRIu64 ", \"theirs\": %" PRIu64 ", \"same\": %" PRIu64
+				       ", \"cells\": %" PRIu64 ", \"conflict\": %" PRIu64 "}",
+				       t->rows_ours, t->rows_theirs, t->rows_same, t->rows_cells, t->rows_conflict);
+			if (t->note) {
+				fputs(", \"note\": ", stdout);
+				cli_json_string(stdout, t->note);
+			}
+			fputc('}', stdout);
+		}
+		fputs("]}\n", stdout);
+		return;
+	}
+	if (m->up_to_date)
+		printf("already up to date\n");
+	for (size_t i = 0; i < m->ntables; i++) {
+		const udr_merge_table *t = &m->tables[i];
+		if (t->conflict && t->rowlevel)
+			printf("conflict %s: %" PRIu64 " row%s changed differently on both sides (base %" PRIu64 ", ours %" PRIu64
+			       ", theirs %" PRIu64 ")\n",
+			       t->table, t->rows_conflict, t->rows_conflict == 1 ? "" : "s", t->base, t->ours, t->theirs);
+		else if (t->conflict)
+			printf("conflict %s: base %" PRIu64 ", ours %" PRIu64 ", theirs %" PRIu64 "%s%s\n", t->table, t->base,
+			       t->ours, t->theirs, t->note ? ": " : "", t->note ? t->note : "");
+		else if (t->rowlevel)
+			printf("%s %s row by row: %" PRIu64 " row%s from theirs, %" PRIu64 " from ours, %" PRIu64
+			       " the same on both, %" PRIu64 " cell by cell%s\n",
+			       dry_run ? "would merge" : "merged", t->table, t->rows_theirs, t->rows_theirs == 1 ? "" : "s",
+			       t->rows_ours, t->rows_same, t->rows_cells, t->result == t->ours ? " (ours unchanged)" : "");
+		else if (t->result != t->ours)
+			printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", dry_run ? "would take" : "took", t->table, t->ours,
+			       t->result);
+		else
+			printf("kept %s: %" PRIu64 " (theirs %" PRIu64 ")\n", t->table, t->ours, t->theirs);
+	}
+	if (m->seq)
+		printf("%s commit %" PRIu64 "\n", m->fast_forward ? "fast-forward" : "merge", m->seq);
+	else if (dry_run && !m->up_to_date && m->nconflicts == 0)
+		printf("dry run: nothing written\n");
+}
+
+/* udr merge --continue | --abort [--into BRANCH] */
+static int merge_resume(cli_ctx *ctx, const cli_command *self, const struct ref_opts *o, int argc)
+{
+#ifdef UDR_HAVE_QUERY
+	udr_db *db = NULL;
+	udr_query *q = NULL;
+	udr_merge_result *m = NULL;
+	int rc;
+	if (o->cont && o->abort_)
+		return cli_usage_error(self, "--continue and --abort exclude each other");
+	if (NOPERANDS(argc) != 0)
+		return cli_usage_error(self, "--continue and --abort take no SOURCE (the recorded merge is used)");
+	if (o->nkeys || o->nstricts || o->ntables || o->strategy || o->dry_run)
+		return cli_usage_error(self, "--continue and --abort use the recorded merge's options");
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	if ((rc = udr_query_open(&q, db, NULL)) == 0) {
+		if (o->abort_) {
+			if ((rc = udr_query_merge_abort(q, o->into)) == 0)
+				printf("merge into %s aborted: its record removed\n", o->into ? o->into : "main");
+		} else {
+			rc = udr_query_merge_continue(&m, q, o->into);
+			if (m)
+				print_merge(m, o->json, 0);
+		}
+	}
+	udr_merge_result_free(m);
+	udr_query_close(q);
+	udr_db_close(db);
+	return rc ? cli_fail(rc) : 0;
+#else
+	(void)ctx;
+	(void)o;
+	(void)argc;
+	return cli_usage_error(self, "--continue and --abort need the query module (this udr was built without it)");
+#endif
+}
+
 int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 {
 	const cli_command *self = cli_find_command("merge");
 	struct ref_opts o;
 	udr_merge_options mo = UDR_MERGE_OPTIONS_INIT;
 	udr_merge_result *m = NULL;
-	char **names = NULL;
-	int *strat = NULL;
+	char **names = NULL, **knames = NULL, **snames = NULL;
+	const char **kcols = NULL;
+	int *strat = NULL, *strict = NULL;
 	udr_db *db = NULL;
 	int rc = parse(&o, ctx, self, argc, argv);
 	if (rc >= 0)
 		goto out;
+	if (o.cont || o.abort_) {
+		rc = merge_resume(ctx, self, &o, argc);
+		goto out;
+	}
 	if (NOPERANDS(argc) != 1) {
 		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments" : "missing SOURCE");
 		goto out;
@@ -342,24 +532,42 @@ int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_usage_error(self, "--strategy must be ours or theirs");
 		goto out;
 	}
-	if (o.ntables && (!(names = calloc(o.ntables, sizeof(*names))) || !(strat = calloc(o.ntables, sizeof(*strat))))) {
+	if (!(names = calloc(o.ntables + 1, sizeof(*names))) || !(strat = calloc(o.ntables + 1, sizeof(*strat))) ||
+	    !(knames = calloc(o.nkeys + 1, sizeof(*knames))) || !(kcols = calloc(o.nkeys + 1, sizeof(*kcols))) ||
+	    !(snames = calloc(o.nstricts + 1, sizeof(*snames))) || !(strict = calloc(o.nstricts + 1, sizeof(*strict)))) {
 		cli_errorf("out of memory");
 		rc = CLI_EXIT_IO;
 		goto out;
 	}
 	for (size_t i = 0; i < o.ntables; i++) {
-		const char *eq = strchr(o.tables[i], '=');
-		if (!eq || strategy_of(&strat[i], eq + 1) < 0) {
+		const char *v;
+		if (!(names[i] = table_eq(&v, self, "--table", o.tables[i], &rc)))
+			goto out;
+		if (strategy_of(&strat[i], v) < 0) {
 			rc = cli_usage_error(self, "--table takes TABLE=ours or TABLE=theirs, not '%s'", o.tables[i]);
 			goto out;
 		}
-		if (!(names[i] = strndup(o.tables[i], (size_t)(eq - o.tables[i])))) {
-			cli_errorf("out of memory");
-			rc = CLI_EXIT_IO;
+	}
+	for (size_t i = 0; i < o.nkeys; i++)
+		if (!(knames[i] = table_eq(&kcols[i], self, "--key", o.keys[i], &rc)))
+			goto out;
+	for (size_t i = 0; i < o.nstricts; i++) {
+		const char *v;
+		if (!(snames[i] = table_eq(&v, self, "--strictness", o.stricts[i], &rc)))
+			goto out;
+#ifdef UDR_HAVE_QUERY
+		if (strcmp(v, "table") == 0)
+			strict[i] = UDR_STRICT_TABLE;
+		else if (strcmp(v, "row") == 0)
+			strict[i] = UDR_STRICT_ROW;
+		else if (strcmp(v, "cell") == 0)
+			strict[i] = UDR_STRICT_CELL;
+		else {
+			rc = cli_usage_error(self, "--strictness takes TABLE=table, TABLE=row or TABLE=cell, not '%s'",
+			                     o.stricts[i]);
 			goto out;
 		}
-		if ((rc = cli_check_table(names[i])) != 0)
-			goto out;
+#endif
 	}
 	mo.tables = (const char *const *)names;
 	mo.table_strategies = strat;
@@ -368,52 +576,48 @@ int cli_cmd_merge(cli_ctx *ctx, int argc, char **argv)
 	mo.message = o.message;
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
-	rc = udr_merge(&m, udr_db_catalog(db), argv[optind], o.into, &mo);
-	if (m) {
-		if (o.json) {
-			printf("{\"commit\": %" PRIu64 ", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64
-			       ", \"up_to_date\": %s, \"fast_forward\": %s, \"dry_run\": %s, \"conflicts\": %zu, \"tables\": [",
-			       m->seq, m->base, m->ours, m->theirs, m->up_to_date ? "true" : "false",
-			       m->fast_forward ? "true" : "false", o.dry_run ? "true" : "false", m->nconflicts);
-			for (size_t i = 0; i < m->ntables; i++) {
-				fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
-				cli_json_string(stdout, m->tables[i].table);
-				printf(", \"base\": %" PRIu64 ", \"ours\": %" PRIu64 ", \"theirs\": %" PRIu64 ", \"result\": %" PRIu64
-				       ", \"conflict\": %s}",
-				       m->tables[i].base, m->tables[i].ours, m->tables[i].theirs, m->tables[i].result,
-				       m->tables[i].conflict ? "true" : "false");
-			}
-			fputs("]}\n", stdout);
-		} else {
-			if (m->up_to_date)
-				printf("already up to date\n");
-			for (size_t i = 0; i < m->ntables; i++) {
-				const udr_merge_table *t = &m->tables[i];
-				if (t->conflict)
-					printf("conflict %s: base %" PRIu64 ", ours %" PRIu64 ", theirs %" PRIu64 "\n", t->table, t->base,
-					       t->ours, t->theirs);
-				else if (t->result != t->ours)
-					printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", o.dry_run ? "would take" : "took", t->table,
-					       t->ours, t->result);
-				else
-					printf("kept %s: %" PRIu64 " (theirs %" PRIu64 ")\n", t->table, t->ours, t->theirs);
-			}
-			if (m->seq)
-				printf("%s commit %" PRIu64 "\n", m->fast_forward ? "fast-forward" : "merge", m->seq);
-			else if (o.dry_run && !m->up_to_date && m->nconflicts == 0)
-				printf("dry run: nothing written\n");
-		}
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_rowmerge_options ro = UDR_ROWMERGE_OPTIONS_INIT;
+		udr_query *q = NULL;
+		ro.merge = mo;
+		ro.key_tables = (const char *const *)knames;
+		ro.keys = kcols;
+		ro.nkeys = o.nkeys;
+		ro.strict_tables = (const char *const *)snames;
+		ro.strictness = strict;
+		ro.nstrict = o.nstricts;
+		if ((rc = udr_query_open(&q, db, NULL)) == 0)
+			rc = udr_query_merge(&m, q, argv[optind], o.into, &ro);
+		udr_query_close(q);
 	}
+#else
+	if (o.nkeys || o.nstricts) {
+		rc = cli_usage_error(self, "--key and --strictness need the query module (this udr was built without it)");
+		goto out;
+	}
+	rc = udr_merge(&m, udr_db_catalog(db), argv[optind], o.into, &mo);
+#endif
+	if (m)
+		print_merge(m, o.json, o.dry_run);
 	if (rc != 0)
 		rc = cli_fail(rc);
 out:
 	udr_merge_result_free(m);
 	for (size_t i = 0; names && i < o.ntables; i++)
 		free(names[i]);
+	for (size_t i = 0; knames && i < o.nkeys; i++)
+		free(knames[i]);
+	for (size_t i = 0; snames && i < o.nstricts; i++)
+		free(snames[i]);
 	free(names);
+	free(knames);
+	free(kcols);
+	free(snames);
+	free(strict);
 	free(strat);
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
 	return rc;
 }
 
@@ -455,6 +659,118 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 out:
 	udr_table_diff_free(d, n);
 	udr_db_close(db);
-	free(o.tables);
+	ref_opts_free(&o);
+	return rc;
+}
+
+int cli_cmd_conflicts(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("conflicts");
+	struct ref_opts o;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 0) {
+		rc = cli_usage_error(self, "too many arguments");
+		goto out;
+	}
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_db *db = NULL;
+		udr_query *q = NULL;
+		udr_result *r = NULL;
+		udr_value p = udr_value_text(o.into ? o.into : "main");
+		if ((rc = cli_open_db(&db, ctx)) != 0)
+			goto out;
+		if ((rc = udr_query_open(&q, db, NULL)) == 0)
+			rc = udr_query_sql(&r, q,
+			                   "SELECT \"table\", key, base, ours, theirs, resolved FROM udr_conflicts "
+			                   "WHERE target = ? ORDER BY \"table\", key::VARCHAR",
+			                   &p, 1);
+		if (rc == 0)
+			rc = udr_result_write(r, 1, o.json ? UDR_OUTPUT_JSON : UDR_OUTPUT_TABLE);
+		udr_result_free(r);
+		udr_query_close(q);
+		udr_db_close(db);
+		rc = rc ? cli_fail(rc) : 0;
+	}
+#else
+	rc = cli_usage_error(self, "udr conflicts needs the query module (this udr was built without it)");
+#endif
+out:
+	ref_opts_free(&o);
+	return rc;
+}
+
+int cli_cmd_resolve(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("resolve");
+	struct ref_opts o;
+	const char *key = NULL;
+	int rc = parse(&o, ctx, self, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (NOPERANDS(argc) != 1) {
+		rc = cli_usage_error(self, NOPERANDS(argc) ? "too many arguments" : "missing TABLE");
+		goto out;
+	}
+	if ((rc = cli_check_table(argv[optind])) != 0)
+		goto out;
+	if (o.nkeys > 1) {
+		rc = cli_usage_error(self, "one --key VALUE at a time");
+		goto out;
+	}
+	key = o.nkeys ? o.keys[0] : NULL;
+	if (o.side < 0 || (!o.side + !o.with + !o.sql) != 2 || (key && !o.side)) {
+		rc = cli_usage_error(self, "give one of --ours, --theirs (with --key VALUE for one row), --with FILE "
+		                           "or --sql QUERY");
+		goto out;
+	}
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_db *db = NULL;
+		udr_query *q = NULL;
+		char *sql = NULL;
+		int side = o.side == OPT_OURS ? UDR_MERGE_OURS : o.side == OPT_THEIRS ? UDR_MERGE_THEIRS : 0;
+		if (o.with) {
+			/* the file as a query: a SQL literal of its path */
+			size_t n = strlen(o.with), k = 0, extra = 0;
+			const char *reader = n > 8 && strcmp(o.with + n - 8, ".parquet") == 0 ? "read_parquet"
+			                     : n > 5 && strcmp(o.with + n - 5, ".json") == 0 ? "read_json_auto"
+			                                                                        : "read_csv";
+			for (size_t i = 0; i < n; i++)
+				extra += o.with[i] == '\'';
+			if (!(sql = malloc(n + extra + 64))) {
+				cli_errorf("out of memory");
+				rc = CLI_EXIT_IO;
+				goto out;
+			}
+			k = (size_t)sprintf(sql, "SELECT * FROM %s('", reader);
+			for (size_t i = 0; i < n; i++) {
+				if (o.with[i] == '\'')
+					sql[k++] = '\'';
+				sql[k++] = o.with[i];
+			}
+			strcpy(sql + k, "')");
+		}
+		if ((rc = cli_open_db(&db, ctx)) != 0) {
+			free(sql);
+			goto out;
+		}
+		if ((rc = udr_query_open(&q, db, NULL)) == 0)
+			rc = udr_query_merge_resolve(q, o.into, argv[optind], side, key, sql ? sql : o.sql);
+		if (rc == 0)
+			printf("resolved %s%s%s: %s\n", argv[optind], key ? " key " : "", key ? key : "",
+			       side == UDR_MERGE_OURS ? "ours" : side == UDR_MERGE_THEIRS ? "theirs" : "a resolved version");
+		free(sql);
+		udr_query_close(q);
+		udr_db_close(db);
+		rc = rc ? cli_fail(rc) : 0;
+	}
+#else
+	rc = cli_usage_error(self, "udr resolve needs the query module (this udr was built without it)");
+#endif
+out:
+	ref_opts_free(&o);
 	return rc;
 }

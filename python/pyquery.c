@@ -1580,6 +1580,337 @@ done:
 	return PyLong_FromUnsignedLongLong(version);
 }
 
+/* ---- merges row by row, conflicts (include/udr/query.h) ----------------------------------- */
+
+/* The recorded conflicts of the merge into `into` as a list of dicts
+ * {target, table, key, base, ours, theirs, resolved}, JSON values parsed;
+ * the session held, the GIL too (released around the SQL). */
+static PyObject *conflict_list(udr_query *q, const char *into)
+{
+	udr_value p = udr_value_text(into ? into : "main");
+	udr_result *r = NULL;
+	char *text = NULL;
+	PyObject *json = NULL, *loads = NULL, *list = NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_sql(&r, q,
+	                   "SELECT target, \"table\", key::VARCHAR AS key, base::VARCHAR AS base, ours::VARCHAR AS ours, "
+	                   "theirs::VARCHAR AS theirs, resolved FROM udr_conflicts WHERE target = ? "
+	                   "ORDER BY \"table\", key::VARCHAR",
+	                   &p, 1);
+	if (rc == 0)
+		rc = udr_result_format(&text, NULL, r, UDR_OUTPUT_JSON);
+	Py_END_ALLOW_THREADS
+	udr_result_free(r);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) == NULL || (loads = PyObject_GetAttrString(json, "loads")) == NULL ||
+	    (list = PyObject_CallFunction(loads, "s", text)) == NULL)
+		goto out;
+	/* key, base, ours, theirs are JSON text: parsed */
+	for (Py_ssize_t i = 0; i < PyList_Size(list); i++) {
+		PyObject *row = PyList_GetItem(list, i);
+		static const char *const cols[] = {"key", "base", "ours", "theirs"};
+		for (size_t c = 0; c < 4; c++) {
+			PyObject *v = PyDict_GetItemString(row, cols[c]), *x;
+			if (v == NULL || v == Py_None)
+				continue;
+			if ((x = PyObject_CallFunctionObjArgs(loads, v, NULL)) == NULL ||
+			    PyDict_SetItemString(row, cols[c], x) < 0) {
+				Py_XDECREF(x);
+				Py_CLEAR(list);
+				goto out;
+			}
+			Py_DECREF(x);
+		}
+	}
+out:
+	udr_free(text);
+	Py_XDECREF(loads);
+	Py_XDECREF(json);
+	return list;
+}
+
+/* {table: [rows]} of conflict_list. */
+static PyObject *rows_by_table(PyObject *list)
+{
+	PyObject *d = PyDict_New();
+	for (Py_ssize_t i = 0; d && i < PyList_Size(list); i++) {
+		PyObject *row = PyList_GetItem(list, i), *t = PyDict_GetItemString(row, "table"), *l;
+		if (t == NULL)
+			continue;
+		if ((l = PyDict_GetItem(d, t)) == NULL) {
+			if ((l = PyList_New(0)) == NULL || PyDict_SetItem(d, t, l) < 0) {
+				Py_XDECREF(l);
+				Py_CLEAR(d);
+				break;
+			}
+			Py_DECREF(l);
+		}
+		if (PyList_Append(l, row) < 0)
+			Py_CLEAR(d);
+	}
+	return d;
+}
+
+/* A merge's outcome: the dict, or MergeConflictError with the recorded rows. */
+static PyObject *merge_outcome(udr_query *q, const udr_merge_result *m, int rc, int dry_run, const char *into)
+{
+	PyObject *rows = NULL, *res;
+	char msg[2048];
+	snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
+	if (rc == UDR_ECONFLICT && m && m->nconflicts > 0 && !dry_run) {
+		PyObject *list = conflict_list(q, into);
+		if (list == NULL)
+			return NULL;
+		rows = rows_by_table(list);
+		Py_DECREF(list);
+		if (rows == NULL)
+			return NULL;
+	}
+	res = udrpy_merge_finish(m, rc, dry_run, rows, msg);
+	Py_XDECREF(rows);
+	return res;
+}
+
+/* {table: value} of strings (a value of a list of strings joined by ","): arrays for the options. */
+static int str_map(const char ***names, const char ***vals, size_t *n, PyObject *o, const char *what,
+                   PyObject **keep)
+{
+	PyObject *k, *v;
+	Py_ssize_t pos = 0;
+	*names = NULL;
+	*vals = NULL;
+	*n = 0;
+	if (o == Py_None)
+		return 0;
+	if (!PyDict_Check(o)) {
+		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "%s must be a dict of table name -> value", what);
+		return -1;
+	}
+	*names = PyMem_Calloc((size_t)PyDict_Size(o) + 1, sizeof(char *));
+	*vals = PyMem_Calloc((size_t)PyDict_Size(o) + 1, sizeof(char *));
+	if (*names == NULL || *vals == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	while (PyDict_Next(o, &pos, &k, &v)) {
+		PyObject *sv = v;
+		if (PyList_Check(v) || PyTuple_Check(v)) {
+			PyObject *sep = PyUnicode_FromString(",");
+			sv = sep ? PyUnicode_Join(sep, v) : NULL;
+			Py_XDECREF(sep);
+			if (sv == NULL || PyList_Append(*keep, sv) < 0) {
+				Py_XDECREF(sv);
+				return -1;
+			}
+			Py_DECREF(sv);
+		}
+		if (((*names)[*n] = udrpy_cstr(k, what)) == NULL || ((*vals)[*n] = udrpy_cstr(sv, what)) == NULL)
+			return -1;
+		(*n)++;
+	}
+	return 0;
+}
+
+PyDoc_STRVAR(qmerge_doc,
+             "merge(source, into='main', strategy=None, tables=None, dry_run=False, message=None,\n"
+             "      keys=None, strictness=None) -> dict\n\n"
+             "Merge the commit source names into branch into: nothing when it is\n"
+             "already there, a fast-forward when into has nothing of its own, else\n"
+             "three-way: a table changed on one side takes that side; a table changed\n"
+             "on both sides is merged row by row on its key (keys={'t': 'id'} or\n"
+             "{'t': ['region', 'id']}, or the key a version merged row by row\n"
+             "records) with strictness={'t': 'row'|'cell'|'table'} (row by\n"
+             "default), else it conflicts unless strategy, or tables={'t': 'ours'},\n"
+             "picks a side.  Returns {commit, base, ours, theirs, up_to_date,\n"
+             "fast_forward, dry_run, tables, conflicts}; a table merged row by row\n"
+             "has counts {ours, theirs, same, cells, conflict}.  With conflicts\n"
+             "nothing is written to into, they are recorded (db.conflicts(),\n"
+             "db.resolve_conflict(), db.merge_continue(), db.merge_abort()) and\n"
+             "udr.MergeConflictError is raised; its .conflicts lists the tables\n"
+             "({table, base, ours, theirs, counts?, note?, rows: the recorded\n"
+             "conflicting rows}) and .result is the dict.");
+static PyObject *db_qmerge(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"source", "into", "strategy", "tables", "dry_run", "message", "keys", "strictness", NULL};
+	udrpy_db *d = (udrpy_db *)self;
+	const char *source, *into = NULL, *message = NULL;
+	PyObject *iobj = Py_None, *sobj = Py_None, *tobj = Py_None, *mobj = Py_None, *kobj = Py_None,
+	         *xobj = Py_None, *res = NULL, *keep = NULL;
+	int dry_run = 0, rc;
+	udr_rowmerge_options ro = UDR_ROWMERGE_OPTIONS_INIT;
+	udr_merge_result *m = NULL;
+	const char **names = NULL, **knames = NULL, **kcols = NULL, **snames = NULL, **svals = NULL;
+	int *strat = NULL, *strict = NULL;
+	size_t nk = 0, ns = 0;
+	udr_query *q;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|OOOpOOO:merge", kwlist, &source, &iobj, &sobj, &tobj, &dry_run,
+	                                 &mobj, &kobj, &xobj) ||
+	    udrpy_opt_str(&into, iobj, "into") < 0 || udrpy_opt_str(&message, mobj, "message") < 0 ||
+	    udrpy_strategy_of(&ro.merge.strategy, sobj, "strategy") < 0 || (keep = PyList_New(0)) == NULL)
+		return NULL;
+	if (udrpy_merge_tables(&ro.merge, &names, &strat, tobj) < 0 ||
+	    str_map(&knames, &kcols, &nk, kobj, "keys", &keep) < 0 ||
+	    str_map(&snames, &svals, &ns, xobj, "strictness", &keep) < 0)
+		goto out;
+	if ((strict = PyMem_Calloc(ns + 1, sizeof(int))) == NULL) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (size_t i = 0; i < ns; i++) {
+		if (strcmp(svals[i], "row") == 0)
+			strict[i] = UDR_STRICT_ROW;
+		else if (strcmp(svals[i], "cell") == 0)
+			strict[i] = UDR_STRICT_CELL;
+		else if (strcmp(svals[i], "table") == 0)
+			strict[i] = UDR_STRICT_TABLE;
+		else {
+			udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                "strictness must be 'row', 'cell' or 'table', not '%s'", svals[i]);
+			goto out;
+		}
+	}
+	ro.merge.dry_run = dry_run;
+	ro.merge.message = message;
+	ro.key_tables = knames;
+	ro.keys = kcols;
+	ro.nkeys = nk;
+	ro.strict_tables = snames;
+	ro.strictness = strict;
+	ro.nstrict = ns;
+	if ((q = session_enter(d)) == NULL)
+		goto out;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_merge(&m, q, source, into, &ro);
+	Py_END_ALLOW_THREADS
+	res = merge_outcome(q, m, rc, dry_run, into);
+	session_leave(d);
+out:
+	udr_merge_result_free(m);
+	PyMem_Free(names);
+	PyMem_Free(strat);
+	PyMem_Free(knames);
+	PyMem_Free(kcols);
+	PyMem_Free(snames);
+	PyMem_Free(svals);
+	PyMem_Free(strict);
+	Py_XDECREF(keep);
+	return res;
+}
+
+PyDoc_STRVAR(conflicts_doc,
+             "conflicts(into='main') -> list\n\n"
+             "The recorded conflicts of the last merge into into that had some\n"
+             "(udr_conflicts): [{target, table, key, base, ours, theirs, resolved}],\n"
+             "rows as dicts (None: absent); a table-level conflict has key None and\n"
+             "{'version': N} per side.  [] when there is none.");
+static PyObject *db_conflicts(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"into", NULL};
+	udrpy_db *d = (udrpy_db *)self;
+	PyObject *iobj = Py_None, *res;
+	const char *into = NULL;
+	udr_query *q;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:conflicts", kwlist, &iobj) ||
+	    udrpy_opt_str(&into, iobj, "into") < 0 || (q = session_enter(d)) == NULL)
+		return NULL;
+	res = conflict_list(q, into);
+	session_leave(d);
+	return res;
+}
+
+PyDoc_STRVAR(resolve_conflict_doc,
+             "resolve_conflict(table, side=None, key=None, sql=None, into='main') -> None\n\n"
+             "Resolve table in the recorded merge into into: side 'ours' or 'theirs'\n"
+             "for the whole table, or for the one conflicting row whose key is key\n"
+             "(the value for a one-column key, else its JSON object text); or sql, a\n"
+             "query whose rows are the table's resolved version.  Committed by\n"
+             "merge_continue().");
+static PyObject *db_resolve_conflict(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"table", "side", "key", "sql", "into", NULL};
+	udrpy_db *d = (udrpy_db *)self;
+	PyObject *sobj = Py_None, *kobj = Py_None, *qobj = Py_None, *iobj = Py_None, *kstr = NULL;
+	const char *table, *into = NULL, *key = NULL, *sql = NULL;
+	int side = 0, rc;
+	udr_query *q;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|OOOO:resolve_conflict", kwlist, &table, &sobj, &kobj, &qobj,
+	                                 &iobj) ||
+	    udrpy_strategy_of(&side, sobj, "side") < 0 || udrpy_opt_str(&sql, qobj, "sql") < 0 ||
+	    udrpy_opt_str(&into, iobj, "into") < 0)
+		return NULL;
+	if (kobj != Py_None) {
+		/* a key value: as text (what key_text holds) */
+		if ((kstr = PyObject_Str(kobj)) == NULL || (key = udrpy_cstr(kstr, "key")) == NULL) {
+			Py_XDECREF(kstr);
+			return NULL;
+		}
+	}
+	if ((q = session_enter(d)) == NULL) {
+		Py_XDECREF(kstr);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_merge_resolve(q, into, table, side, key, sql);
+	Py_END_ALLOW_THREADS
+	session_leave(d);
+	Py_XDECREF(kstr);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(merge_continue_doc,
+             "merge_continue(into='main') -> dict\n\n"
+             "Commit the recorded merge into into with its resolutions, if into has\n"
+             "not moved since (else udr.ConflictError: merge_abort() and merge\n"
+             "again).  Conflicts left: udr.MergeConflictError, as merge().");
+static PyObject *db_merge_continue(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"into", NULL};
+	udrpy_db *d = (udrpy_db *)self;
+	PyObject *iobj = Py_None, *res;
+	const char *into = NULL;
+	udr_merge_result *m = NULL;
+	udr_query *q;
+	int rc;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:merge_continue", kwlist, &iobj) ||
+	    udrpy_opt_str(&into, iobj, "into") < 0 || (q = session_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_merge_continue(&m, q, into);
+	Py_END_ALLOW_THREADS
+	if (rc < 0 && !m)
+		res = udrpy_raise(rc);
+	else
+		res = merge_outcome(q, m, rc, 0, into);
+	session_leave(d);
+	udr_merge_result_free(m);
+	return res;
+}
+
+PyDoc_STRVAR(merge_abort_doc, "merge_abort(into='main') -> None\n\nDiscard the recorded merge into into.");
+static PyObject *db_merge_abort(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"into", NULL};
+	udrpy_db *d = (udrpy_db *)self;
+	PyObject *iobj = Py_None;
+	const char *into = NULL;
+	udr_query *q;
+	int rc;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:merge_abort", kwlist, &iobj) ||
+	    udrpy_opt_str(&into, iobj, "into") < 0 || (q = session_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_query_merge_abort(q, into);
+	Py_END_ALLOW_THREADS
+	session_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	Py_RETURN_NONE;
+}
+
 PyMethodDef udrpy_query_methods[] = {
 	{"sql", (PyCFunction)(void (*)(void))db_sql, METH_VARARGS | METH_KEYWORDS, sql_doc},
 	{"read", (PyCFunction)(void (*)(void))db_read, METH_VARARGS | METH_KEYWORDS, read_doc},
@@ -1588,6 +1919,14 @@ PyMethodDef udrpy_query_methods[] = {
 	 export_doc},
 	{"diff_rows", (PyCFunction)(void (*)(void))db_diff_rows, METH_VARARGS | METH_KEYWORDS,
 	 diff_rows_doc},
+	/* added after the refs methods: replaces their table-level merge */
+	{"merge", (PyCFunction)(void (*)(void))db_qmerge, METH_VARARGS | METH_KEYWORDS, qmerge_doc},
+	{"conflicts", (PyCFunction)(void (*)(void))db_conflicts, METH_VARARGS | METH_KEYWORDS, conflicts_doc},
+	{"resolve_conflict", (PyCFunction)(void (*)(void))db_resolve_conflict, METH_VARARGS | METH_KEYWORDS,
+	 resolve_conflict_doc},
+	{"merge_continue", (PyCFunction)(void (*)(void))db_merge_continue, METH_VARARGS | METH_KEYWORDS,
+	 merge_continue_doc},
+	{"merge_abort", (PyCFunction)(void (*)(void))db_merge_abort, METH_VARARGS | METH_KEYWORDS, merge_abort_doc},
 	{NULL, NULL, 0, NULL}};
 
 #endif /* UDRPY_HAVE_QUERY */

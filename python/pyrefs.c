@@ -61,7 +61,7 @@ static PyObject *db_tags(PyObject *self, PyObject *unused)
 }
 
 /* Optional str argument: NULL with an exception, or *out (NULL for None). */
-static int opt_str(const char **out, PyObject *o, const char *what)
+int udrpy_opt_str(const char **out, PyObject *o, const char *what)
 {
 	*out = NULL;
 	if (o == NULL || o == Py_None)
@@ -84,7 +84,7 @@ static PyObject *db_create_branch(PyObject *self, PyObject *args, PyObject *kw)
 	uint64_t seq = 0;
 	int rc;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|O:create_branch", kwlist, &name, &fobj) ||
-	    opt_str(&from, fobj, "from_") < 0)
+	    udrpy_opt_str(&from, fobj, "from_") < 0)
 		return NULL;
 	WITH_CATALOG(self, cat, rc = udr_branch_create(&seq, cat, name, from));
 	return rc < 0 ? udrpy_raise(rc) : PyLong_FromUnsignedLongLong(seq);
@@ -130,7 +130,7 @@ static PyObject *db_tag(PyObject *self, PyObject *args, PyObject *kw)
 	udr_catalog *cat;
 	uint64_t seq = 0;
 	int rc;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|O:tag", kwlist, &name, &robj) || opt_str(&ref, robj, "ref") < 0)
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|O:tag", kwlist, &name, &robj) || udrpy_opt_str(&ref, robj, "ref") < 0)
 		return NULL;
 	WITH_CATALOG(self, cat, rc = udr_tag_create(&seq, cat, name, ref));
 	return rc < 0 ? udrpy_raise(rc) : PyLong_FromUnsignedLongLong(seq);
@@ -196,7 +196,7 @@ static PyObject *db_reflog(PyObject *self, PyObject *args, PyObject *kw)
 	return out;
 }
 
-static int strategy_of(int *out, PyObject *o, const char *what)
+int udrpy_strategy_of(int *out, PyObject *o, const char *what)
 {
 	const char *s;
 	if (o == Py_None) {
@@ -216,9 +216,7 @@ static int strategy_of(int *out, PyObject *o, const char *what)
 	return 0;
 }
 
-static PyObject *merge_finish(const udr_merge_result *m, int rc, int dry_run);
-
-static PyObject *merge_dict(const udr_merge_result *m, int dry_run)
+static PyObject *merge_dict(const udr_merge_result *m, int dry_run, PyObject *rows)
 {
 	PyObject *tables = PyList_New(0), *conflicts = PyList_New(0), *d = NULL;
 	if (tables == NULL || conflicts == NULL)
@@ -229,6 +227,31 @@ static PyObject *merge_dict(const udr_merge_result *m, int dry_run)
 		                            (unsigned long long)t->base, "ours", (unsigned long long)t->ours, "theirs",
 		                            (unsigned long long)t->theirs, "result", (unsigned long long)t->result,
 		                            "conflict", t->conflict ? Py_True : Py_False);
+		if (x && t->rowlevel) {
+			/* merged row by row: what the rows did */
+			PyObject *c = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "ours", (unsigned long long)t->rows_ours, "theirs",
+			                            (unsigned long long)t->rows_theirs, "same", (unsigned long long)t->rows_same,
+			                            "cells", (unsigned long long)t->rows_cells, "conflict",
+			                            (unsigned long long)t->rows_conflict);
+			if (c == NULL || PyDict_SetItemString(x, "counts", c) < 0)
+				Py_CLEAR(x);
+			Py_XDECREF(c);
+		}
+		if (x && t->note) {
+			PyObject *n = PyUnicode_FromString(t->note);
+			if (n == NULL || PyDict_SetItemString(x, "note", n) < 0)
+				Py_CLEAR(x);
+			Py_XDECREF(n);
+		}
+		if (x && t->conflict && rows) {
+			/* the recorded conflicting rows of this table */
+			PyObject *r = PyDict_GetItemString(rows, t->table), *e = NULL;
+			if (r == NULL)
+				r = e = PyList_New(0);
+			if (r == NULL || PyDict_SetItemString(x, "rows", r) < 0)
+				Py_CLEAR(x);
+			Py_XDECREF(e);
+		}
 		if (x == NULL || PyList_Append(t->conflict ? conflicts : tables, x) < 0) {
 			Py_XDECREF(x);
 			goto fail;
@@ -244,6 +267,45 @@ fail:
 	Py_XDECREF(tables);
 	Py_XDECREF(conflicts);
 	return d;
+}
+
+int udrpy_merge_tables(udr_merge_options *mo, const char ***names_out, int **strat_out, PyObject *tobj)
+{
+	const char **names = NULL;
+	int *strat = NULL;
+	*names_out = NULL;
+	*strat_out = NULL;
+	if (tobj != Py_None) {
+		PyObject *key, *val;
+		Py_ssize_t pos = 0, i = 0, n;
+		if (!PyDict_Check(tobj)) {
+			udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                "tables must be a dict of table name -> 'ours' or 'theirs'");
+			return -1;
+		}
+		n = PyDict_Size(tobj);
+		names = PyMem_Calloc((size_t)n + 1, sizeof(*names));
+		strat = PyMem_Calloc((size_t)n + 1, sizeof(*strat));
+		*names_out = names;
+		*strat_out = strat;
+		if (names == NULL || strat == NULL) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		while (PyDict_Next(tobj, &pos, &key, &val)) {
+			if ((names[i] = udrpy_cstr(key, "tables")) == NULL || udrpy_strategy_of(&strat[i], val, "a table's strategy") < 0)
+				return -1;
+			if (strat[i] == UDR_MERGE_FAIL) {
+				udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "a table's strategy must be 'ours' or 'theirs'");
+				return -1;
+			}
+			i++;
+		}
+		mo->tables = names;
+		mo->table_strategies = strat;
+		mo->ntables = (size_t)n;
+	}
+	return 0;
 }
 
 PyDoc_STRVAR(merge_doc,
@@ -269,40 +331,16 @@ static PyObject *db_merge(PyObject *self, PyObject *args, PyObject *kw)
 	udr_catalog *cat;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|OOOpO:merge", kwlist, &source, &iobj, &sobj, &tobj, &dry_run,
 	                                 &mobj) ||
-	    opt_str(&into, iobj, "into") < 0 || opt_str(&message, mobj, "message") < 0 ||
-	    strategy_of(&mo.strategy, sobj, "strategy") < 0)
+	    udrpy_opt_str(&into, iobj, "into") < 0 || udrpy_opt_str(&message, mobj, "message") < 0 ||
+	    udrpy_strategy_of(&mo.strategy, sobj, "strategy") < 0)
 		return NULL;
-	if (tobj != Py_None) {
-		PyObject *key, *val;
-		Py_ssize_t pos = 0, i = 0, n;
-		if (!PyDict_Check(tobj))
-			return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
-			                       "tables must be a dict of table name -> 'ours' or 'theirs'");
-		n = PyDict_Size(tobj);
-		names = PyMem_Calloc((size_t)n + 1, sizeof(*names));
-		strat = PyMem_Calloc((size_t)n + 1, sizeof(*strat));
-		if (names == NULL || strat == NULL)
-			goto nomem;
-		while (PyDict_Next(tobj, &pos, &key, &val)) {
-			if ((names[i] = udrpy_cstr(key, "tables")) == NULL || strategy_of(&strat[i], val, "a table's strategy") < 0)
-				goto out;
-			if (strat[i] == UDR_MERGE_FAIL) {
-				udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "a table's strategy must be 'ours' or 'theirs'");
-				goto out;
-			}
-			i++;
-		}
-		mo.tables = names;
-		mo.table_strategies = strat;
-		mo.ntables = (size_t)n;
-	}
+	if (udrpy_merge_tables(&mo, &names, &strat, tobj) < 0)
+		goto out;
 	mo.dry_run = dry_run;
 	mo.message = message;
 	WITH_CATALOG(self, cat, rc = udr_merge(&m, cat, source, into, &mo));
-	res = merge_finish(m, rc, dry_run);
+	res = udrpy_merge_finish(m, rc, dry_run, NULL, NULL);
 	goto out;
-nomem:
-	PyErr_NoMemory();
 out:
 	udr_merge_result_free(m);
 	PyMem_Free(names);
@@ -310,16 +348,15 @@ out:
 	return res;
 }
 
-/* The dict of a merge, cherry-pick or revert; with conflicts,
- * udr.MergeConflictError carrying them. */
-static PyObject *merge_finish(const udr_merge_result *m, int rc, int dry_run)
+PyObject *udrpy_merge_finish(const udr_merge_result *m, int rc, int dry_run, PyObject *rows, const char *msg)
 {
 	PyObject *res = NULL;
+	if (!msg)
+		msg = udr_error_last()->message;
 	if (m)
-		res = merge_dict(m, dry_run);
+		res = merge_dict(m, dry_run, rows);
 	if (rc < 0 && m && m->nconflicts > 0 && res) {
 		/* the conflicts ride on the exception */
-		const char *msg = udr_error_last()->message;
 		PyObject *exc = PyObject_CallFunction(udrpy_MergeConflictError, "N",
 		                                      PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace"));
 		PyObject *code = PyLong_FromLong(UDR_ECONFLICT);
@@ -348,8 +385,8 @@ static PyObject *pick_call(PyObject *args, PyObject *kw, PyObject *self, int rev
 	udr_catalog *cat;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, revert ? "O|OOpO:revert" : "O|OOpO:cherry_pick", kwlist, &cobj,
 	                                 &bobj, &sobj, &dry_run, &mobj) ||
-	    opt_str(&branch, bobj, "branch") < 0 || opt_str(&message, mobj, "message") < 0 ||
-	    strategy_of(&mo.strategy, sobj, "strategy") < 0)
+	    udrpy_opt_str(&branch, bobj, "branch") < 0 || udrpy_opt_str(&message, mobj, "message") < 0 ||
+	    udrpy_strategy_of(&mo.strategy, sobj, "strategy") < 0)
 		return NULL;
 	if (PyLong_Check(cobj)) { /* a commit number */
 		unsigned long long n = PyLong_AsUnsignedLongLong(cobj);
@@ -364,7 +401,7 @@ static PyObject *pick_call(PyObject *args, PyObject *kw, PyObject *self, int rev
 	mo.message = message;
 	WITH_CATALOG(self, cat, rc = revert ? udr_revert(&m, cat, commit, branch, &mo)
 	                                    : udr_cherry_pick(&m, cat, commit, branch, &mo));
-	res = merge_finish(m, rc, dry_run);
+	res = udrpy_merge_finish(m, rc, dry_run, NULL, NULL);
 	udr_merge_result_free(m);
 	return res;
 }

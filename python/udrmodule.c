@@ -555,8 +555,8 @@ PyMODINIT_FUNC PyInit__udr(void)
 	    add_type(m, &udrpy_StoreType, "ChunkStore", "PyChunkStore") < 0 ||
 	    add_type(m, &udrpy_CatalogType, "Catalog", "PyCatalog") < 0 ||
 	    add_type(m, &udrpy_VersionType, "TableVersion", "PyTableVersion") < 0 ||
-	    add_methods(&udrpy_DatabaseType, udrpy_query_methods) < 0 ||
 	    add_methods(&udrpy_DatabaseType, udrpy_refs_methods) < 0 ||
+	    add_methods(&udrpy_DatabaseType, udrpy_query_methods) < 0 || /* after: its merge replaces */
 	    add_type(m, &udrpy_DatabaseType, "Database", NULL) < 0 ||
 	    add_type(m, &udrpy_TxnType, "Transaction", NULL) < 0 ||
 	    add_type(m, &udrpy_SubscriptionType, "Subscription", NULL) < 0 ||

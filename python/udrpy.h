@@ -197,6 +197,19 @@ extern const char udrpy_seq_at_doc[];
 extern PyMethodDef udrpy_query_methods[];
 /* Branches, tags, merges (pyrefs.c): methods of Database. */
 extern PyMethodDef udrpy_refs_methods[];
+/* pyrefs.c, shared with pyquery.c's row-level merges: the dict of a merge,
+ * cherry-pick or revert, or with conflicts udr.MergeConflictError carrying
+ * them (rows: table -> its recorded conflicting rows, or NULL; msg: the
+ * error message, NULL: the last error's); the
+ * tables={'t': 'ours'} option (PyMem_Free *names and *strat); a strategy
+ * name; an optional string argument. */
+struct udr_merge_result;
+struct udr_merge_options;
+PyObject *udrpy_merge_finish(const struct udr_merge_result *m, int rc, int dry_run, PyObject *rows,
+                             const char *msg);
+int udrpy_merge_tables(struct udr_merge_options *mo, const char ***names, int **strat, PyObject *tobj);
+int udrpy_strategy_of(int *out, PyObject *o, const char *what);
+int udrpy_opt_str(const char **out, PyObject *o, const char *what);
 void udrpy_query_close(udrpy_db *d);
 int udrpy_query_setup(udrpy_db *d);
 void udrpy_query_teardown(udrpy_db *d);

@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "db.h"
+#include "refs.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -476,6 +477,86 @@ UDR_EXTERN int udr_stream_write(uint64_t *rows, udr_stream *s, int fd, int forma
 
 /** End a stream (accepts NULL): DuckDB stops the query. */
 UDR_EXTERN void udr_stream_free(udr_stream *s);
+
+
+/* ---- merges row by row (src/query/rowmerge.c) ----------------------------- */
+
+/** Strictness of a row-level merge, per table. */
+#define UDR_STRICT_ROW 0   /**< default with a key: a row changed differently on both sides conflicts */
+#define UDR_STRICT_TABLE 1 /**< any change on both sides conflicts (table level) */
+#define UDR_STRICT_CELL 2  /**< a row whose sides changed different columns takes both */
+
+#define UDR_ROWMERGE_OPTIONS_VERSION 1
+/** Options of udr_query_merge; initialize with UDR_ROWMERGE_OPTIONS_INIT. */
+typedef struct udr_rowmerge_options {
+	unsigned int version;            /**< UDR_ROWMERGE_OPTIONS_VERSION */
+	udr_merge_options merge;         /**< strategies, dry_run, message (refs.h) */
+	const char *const *key_tables;   /**< keys given at merge time: table names ... */
+	const char *const *keys;         /**< ... and their key columns, comma-separated ("id" or "a,b") */
+	size_t nkeys;
+	const char *const *strict_tables; /**< strictness per table: names ... */
+	const int *strictness;            /**< ... and UDR_STRICT_* */
+	size_t nstrict;
+} udr_rowmerge_options;
+#define UDR_ROWMERGE_OPTIONS_INIT \
+	{UDR_ROWMERGE_OPTIONS_VERSION, UDR_MERGE_OPTIONS_INIT, NULL, NULL, 0, NULL, NULL, 0}
+
+/**
+ * Merge as udr_merge (refs.h), and merge a table changed on both sides
+ * row by row when it has a key (given in opts, else the `udr.key` its
+ * version records, see docs/FORMAT.md) and its strictness is not table:
+ * rows are matched on the key across the merge base, the target (ours) and
+ * the source (theirs) with one FULL OUTER JOIN; a row changed on one side
+ * takes that side (added, deleted or changed); a row changed the same way
+ * on both sides is kept; a row changed differently on both sides is a
+ * conflict, except under UDR_STRICT_CELL when the sides changed different
+ * columns (each column then takes the side that changed it).  A table
+ * whose schema differs between the sides, or that has no key, stays a
+ * table-level conflict (with a note).  A table with no row conflict gets a
+ * new version written as an SQL write is (the target's parts shared, its
+ * rows gone as deletion vectors, new rows in small parts), committed with
+ * the other tables in the one merge record with two parents.  A strategy
+ * for a table (ours/theirs) takes precedence over a row-level merge.
+ * @param[out] out the result, also on UDR_ECONFLICT (tables[i] with
+ *        rowlevel, row counts and note), freed with udr_merge_result_free
+ * @return 0; UDR_ECONFLICT (conflicts: nothing written; the target moved;
+ *         a criss-cross history); UDR_EINVAL (bad options, a key column the
+ *         table does not have, a key not unique or NULL in a version: nothing
+ *         written); the errors of udr_merge.
+ */
+UDR_EXTERN int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, const char *into,
+                               const udr_rowmerge_options *opts);
+
+
+/**
+ * A merge with conflicts (udr_query_merge, not a dry run) records them in
+ * catalog/merges/<target>.json (docs/FORMAT.md): the heads it was planned
+ * on, its options, and per table the conflicting rows (a Parquet part in
+ * the store).  SQL reads them in the table udr_conflicts (target, table,
+ * key, base, ours, theirs, resolved; docs/QUERY.md).
+ *
+ * udr_query_merge_resolve resolves a table of the merge into `into` (NULL:
+ * main): side UDR_MERGE_OURS or UDR_MERGE_THEIRS for the whole table (key
+ * NULL) or for the conflicting row whose key_text is key; or side 0 and
+ * sql, a query whose rows are the table's resolved version (stored now as
+ * parts, committed by the merge).
+ * @return 0; UDR_ENOTFOUND (no record for into, the table or row has no
+ *         conflict); UDR_EINVAL; the query's errors.
+ */
+UDR_EXTERN int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, int side, const char *key,
+                                 const char *sql);
+
+/**
+ * Commit the recorded merge into `into` with its resolutions, if the
+ * target's head is still the one it was planned on (else UDR_ECONFLICT,
+ * nothing written: abort and merge again).  Conflicts left unresolved:
+ * UDR_ECONFLICT, the record updated, nothing merged.  On success the record
+ * is removed.  @param[out] out as for udr_query_merge.
+ */
+UDR_EXTERN int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *into);
+
+/** Discard the recorded merge into `into`.  @return 0; UDR_ENOTFOUND. */
+UDR_EXTERN int udr_query_merge_abort(udr_query *q, const char *into);
 
 #ifdef __cplusplus
 }

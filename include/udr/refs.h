@@ -192,6 +192,15 @@ typedef struct udr_merge_table {
 	uint64_t base, ours, theirs; /**< versions (0: absent) */
 	uint64_t result;             /**< the version the target gets */
 	int conflict;                /**< changed on both sides, no strategy */
+	/* row-level merges (udr_query_merge, include/udr/query.h); 0 otherwise */
+	int rowlevel;                /**< merged (or tried) row by row on a key */
+	uint64_t rows_ours;          /**< rows (keys) changed on our side only: kept */
+	uint64_t rows_theirs;        /**< rows changed on their side only: taken */
+	uint64_t rows_same;          /**< rows changed the same way on both sides */
+	uint64_t rows_cells;         /**< rows whose columns were merged cell by cell */
+	uint64_t rows_conflict;      /**< rows changed differently on both sides */
+	char *note;                  /**< why a both-sided change stayed at table
+	                                  level (no key, schema changed, ...); NULL */
 } udr_merge_table;
 
 /** The outcome of udr_merge. */

@@ -523,8 +523,26 @@ class Database:
         tables: Optional[Mapping[str, Literal["ours", "theirs"]]] = None,
         dry_run: bool = False,
         message: Optional[str] = None,
+        keys: Optional[Mapping[str, Union[str, Sequence[str]]]] = None,
+        strictness: Optional[Mapping[str, Literal["row", "cell", "table"]]] = None,
     ) -> dict[str, Any]:
-        """Merge a ref into a branch (MergeConflictError with conflicts)."""
+        """Merge a ref into a branch, keyed tables row by row (MergeConflictError
+        with conflicts, which are recorded)."""
+    def conflicts(self, into: Optional[str] = None) -> list[dict[str, Any]]:
+        """The recorded conflicts of the merge into a branch (udr_conflicts)."""
+    def resolve_conflict(
+        self,
+        table: str,
+        side: Optional[Literal["ours", "theirs"]] = None,
+        key: Any = None,
+        sql: Optional[str] = None,
+        into: Optional[str] = None,
+    ) -> None:
+        """Resolve a table (or one row by its key) of the recorded merge."""
+    def merge_continue(self, into: Optional[str] = None) -> dict[str, Any]:
+        """Commit the recorded merge (MergeConflictError while conflicts are left)."""
+    def merge_abort(self, into: Optional[str] = None) -> None:
+        """Discard the recorded merge."""
     def diff(self, a: str, b: str) -> list[dict[str, Any]]:
         """Tables added, removed or changed between two refs."""
     def cherry_pick(

@@ -1194,8 +1194,10 @@ void udr_merge_result_free(udr_merge_result *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->ntables; i++)
+	for (size_t i = 0; i < r->ntables; i++) {
 		free(r->tables[i].table);
+		free(r->tables[i].note);
+	}
 	free(r->tables);
 	free(r);
 }
@@ -1466,7 +1468,11 @@ static int check_snapshot(udr_catalog *c, const udr__record *r, char *why, size_
 		}
 		for (size_t i = 0; i < mine.n && !bad; i++) {
 			uint64_t v = mine.e[i].version;
-			if (v != version_in(&p1, mine.e[i].table) && v != version_in(&p2, mine.e[i].table))
+			bool own = false; /* a version the merge made (a row-level merge) */
+			for (size_t x = 0; x < cm->nchanges && !own; x++)
+				own = strcmp(cm->changes[x].table, mine.e[i].table) == 0 && cm->changes[x].new_version == v &&
+				      cm->changes[x].old_version == version_in(&p1, mine.e[i].table);
+			if (!own && v != version_in(&p1, mine.e[i].table) && v != version_in(&p2, mine.e[i].table))
 				bad = fail_why(why, whysz, "merge commit %llu gives table %s version %llu, which neither parent has",
 				               (unsigned long long)cm->seq, mine.e[i].table, (unsigned long long)v);
 		}

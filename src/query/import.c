@@ -1062,6 +1062,19 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		 * from version 1; an overwrite of a table says nothing) */
 		if (rc == 0 && prev)
 			rc = udr__version_set_changes(v, (uint64_t)rows, 0, 0);
+		if (rc == 0 && opts->nkeys && opts->mode != UDR_IMPORT_APPEND) {
+			/* the key a full copy was imported on: later merges match rows on it */
+			json_t *a = json_array();
+			char *k = NULL;
+			for (size_t i = 0; a && i < opts->nkeys; i++)
+				json_array_append_new(a, json_string(opts->keys[i]));
+			if (!a || !(k = json_dumps(a, JSON_COMPACT)))
+				rc = udr__error_oom();
+			if (rc == 0)
+				rc = udr_version_set_meta(v, "udr.key", k);
+			free(k);
+			json_decref(a);
+		}
 		if (rc == 0 && opts->message)
 			rc = udr_version_set_message(v, opts->message);
 		if (rc < 0)

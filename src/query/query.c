@@ -1313,7 +1313,8 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	memcpy(table, name, tlen);
 	table[tlen] = '\0';
 	if (udr_table_name_check(table) < 0 || (!at && strcmp(table, "udr_log") == 0) ||
-	    (!at && strcmp(table, "udr_tables") == 0) || (!at && udr__w_dropped(q, table))) {
+	    (!at && strcmp(table, "udr_tables") == 0) || (!at && strcmp(table, "udr_conflicts") == 0) ||
+	    (!at && udr__w_dropped(q, table))) {
 		udr_error_clear();
 		return 0; /* not a UDR table: DuckDB says it does not exist */
 	}
@@ -1948,6 +1949,10 @@ int udr__q_rewrite(char **out, udr_query *q, const char *sql)
 		}
 		if (r->special == UDR__SPECIAL_TABLES) {
 			rc = ensure_tables(q, head);
+			continue;
+		}
+		if (r->special == UDR__SPECIAL_CONFLICTS) {
+			rc = udr__conflicts_ensure(q);
 			continue;
 		}
 		if (!r->has_ref || sql[r->start] == '"')

@@ -40,6 +40,7 @@ int udr__ref_parse(udr__ref *out, const char *text, size_t len);
 #define UDR__SPECIAL_NONE   0
 #define UDR__SPECIAL_LOG    1 /* udr_log */
 #define UDR__SPECIAL_TABLES 2 /* udr_tables */
+#define UDR__SPECIAL_CONFLICTS 3 /* udr_conflicts (conflicts.c) */
 
 /* One table reference found in SQL text. */
 typedef struct udr__sqlref {
@@ -238,6 +239,59 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
                         const char *const *keys, size_t nkeys, const char *message, const char *branch);
 /* The branch the session reads bare names on and writes to ("main"). */
 const char *udr__q_branch(const udr_query *q);
+/* A new version of base's table made from base (any version, any branch)
+ * by stmts run on its shadow temp.main."TABLE" (holding, when cond is not
+ * NULL, only base's rows where cond holds, the table aliased x; or, when
+ * rows_sql is not NULL and base is Parquet parts, the rows rows_sql lists
+ * as (__udr_part, __udr_row, the columns): base is not scanned), stored as
+ * an SQL write is: deletion vectors and new parts.  *out NULL when nothing
+ * changed.  No SQL transaction may be open (rowmerge.c). */
+int udr__w_stage_edit(udr_version **out, udr_query *q, const udr_version *base, const char *cond,
+                      const char *rows_sql, const char *const *stmts, size_t nstmts);
+/* "a.name IS NOT DISTINCT FROM bb.name", compared as text for types whose
+ * equality hides changes (0.0 = -0.0): how SQL writes compare values. */
+int udr__w_same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type);
+/* ---- merge conflict records (conflicts.c, rowmerge.c) ---------------------- */
+/* One table of a merge record: its conflict, and how it was resolved. */
+typedef struct udr__mtable {
+	char *table;
+	uint64_t base, ours, theirs;
+	int rowlevel;
+	uint64_t rows_conflict;
+	char *note;
+	udr__parts conflicts;  /* Parquet parts of its conflicting rows (none: table level) */
+	int side;              /* resolved to a side for the table: UDR_MERGE_OURS/THEIRS; 0 */
+	char **rkeys;          /* rows resolved: key_text ... */
+	int *rsides;           /* ... and side */
+	size_t nr;
+	udr__parts version;    /* a resolved version's parts */
+	char *vschema;         /* its udr.schema; NULL: none given */
+	uint64_t vrows;
+} udr__mtable;
+/* catalog/merges/<target>.json (docs/FORMAT.md). */
+typedef struct udr__mrec {
+	char *target, *source, *message;
+	uint64_t ours, theirs, base;
+	int strategy;
+	char **key_tables, **keys;
+	size_t nkeys;
+	char **strict_tables;
+	int *strictness;
+	size_t nstrict;
+	char **side_tables;    /* --table T=ours|theirs given to the merge */
+	int *sides;
+	size_t nsides;
+	udr__mtable *t;
+	size_t n;
+} udr__mrec;
+/* UDR_ENOTFOUND when no merge into target has a record. */
+int udr__mrec_load(udr__mrec *out, udr_query *q, const char *target);
+int udr__mrec_save(udr_query *q, const udr__mrec *r);
+int udr__mrec_remove(udr_query *q, const char *target);
+void udr__mrec_free(udr__mrec *r);
+udr__mtable *udr__mrec_table(udr__mrec *r, const char *table);
+/* (Re)fill temp table udr_conflicts from every record. */
+int udr__conflicts_ensure(udr_query *q);
 /* The snapshot of the session's open write transaction (0: none). */
 uint64_t udr__w_snapshot(udr_query *q);
 /* table was dropped by the open transaction (a bare name must not bind). */

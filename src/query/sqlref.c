@@ -237,6 +237,8 @@ static int special_of(const char *s, size_t n, bool ci)
 		return UDR__SPECIAL_LOG;
 	if (n == 10 && cmp(s, "udr_tables", 10) == 0)
 		return UDR__SPECIAL_TABLES;
+	if (n == 13 && cmp(s, "udr_conflicts", 13) == 0)
+		return UDR__SPECIAL_CONFLICTS;
 	return UDR__SPECIAL_NONE;
 }
 

@@ -2307,3 +2307,80 @@ fail:
 	udr__buf_free(&nm);
 	return end_keep_error(q, rc);
 }
+
+/* ---- a new version made by statements on a base's shadow (row merges) ------------------------------------ */
+
+/* The shadow of t from rows_sql: (__udr_part, __udr_row, the columns) of
+ * base's rows it starts from, positions given, no scan of base. */
+static int shadow_from_rows(udr_query *q, wtab *t, const char *rows_sql)
+{
+	udr__buf b = {0}, nm = {0};
+	udr__view *vw;
+	int rc = udr__q_view_get(&vw, q, t->base);
+	t->id = ++q->wtx->ids;
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS ", t->id);
+	if (rc == 0)
+		rc = udr__dv_scan_sql(&b, q, vw, true);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " LIMIT 0");
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	t->orig = rc == 0;
+	t->partial = true;
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "INSERT INTO __udr_o_%lu %s", t->id, rows_sql);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc == 0)
+		rc = udr__sql_ident(&nm, t->name);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM __udr_o_%lu",
+		                     nm.ptr, t->id);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	t->shadow = rc == 0;
+	udr__buf_free(&b);
+	udr__buf_free(&nm);
+	udr__q_cache_release(q);
+	return rc;
+}
+
+int udr__w_stage_edit(udr_version **out, udr_query *q, const udr_version *base, const char *cond,
+                      const char *rows_sql, const char *const *stmts, size_t nstmts)
+{
+	udr__wtx w;
+	wtab t;
+	int rc;
+	*out = NULL;
+	if (q->wtx)
+		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
+	memset(&w, 0, sizeof(w));
+	memset(&t, 0, sizeof(t));
+	if (!(t.name = strdup(base->table)))
+		return udr__error_oom();
+	t.base = (udr_version *)base; /* borrowed: never freed here */
+	q->wtx = &w;                  /* make_shadow numbers its tables from it */
+	if (rows_sql && delta_capable(base))
+		rc = shadow_from_rows(q, &t, rows_sql);
+	else
+		rc = make_shadow(q, &t, cond, "x", NULL, 0);
+	for (size_t i = 0; rc == 0 && i < nstmts; i++)
+		rc = udr__q_exec(q, stmts[i]);
+	if (rc == 0)
+		rc = stage_table(out, q, &t);
+	if (t.shadow)
+		(void)drop_temp(q, t.name, 0, true);
+	if (t.orig)
+		(void)drop_temp(q, NULL, t.id, true);
+	q->wtx = NULL;
+	free(t.name);
+	return rc;
+}
+
+int udr__w_same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type)
+{
+	return same_col(b, a, bb, name, type);
+}

@@ -93,6 +93,8 @@ has --message commit --m
 has --verify get --v
 has --no-verify get --no
 has --key diff-rows --k
+has --strictness merge --st
+expect $'--theirs' resolve --th
 has --store tables --
 expect $'--repair-from\n--reset-head' fsck --re
 
