@@ -1392,7 +1392,7 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 {
 	struct src in = {fd, mem, memlen, 0, 0};
 	struct base b;
-	udr__bcache *cache = NULL;
+	udr__bcache *cache = NULL, *handoff = NULL;
 	unsigned char *buf;
 	size_t bufcap, have = 0;
 	bool eof = false;
@@ -1422,15 +1422,20 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 		base_free(&b);
 		return UDR_ENOMEM;
 	}
+	/* the bases, for the next read (the commit's verification): when they fit */
+	if (b.active && b.total <= UDR__BCACHE_MAX && (handoff = udr__bcache_new(UDR__BCACHE_MAX, 0)) != NULL)
+		udr__bcache_handoff(cache, handoff);
 	if (mem && memlen <= s->threshold) {
 		rc = put_single(out, s, mem, memlen, &b, repaired, cache);
 		udr__bcache_free(cache);
+		udr__bcache_free(handoff);
 		base_free(&b);
 		return rc;
 	}
 	bufcap = s->cdc.max * 2 > ((size_t)8 << 20) ? s->cdc.max * 2 : ((size_t)8 << 20);
 	if (!(buf = malloc(bufcap))) {
 		udr__bcache_free(cache);
+		udr__bcache_free(handoff);
 		base_free(&b);
 		return udr__error_oom();
 	}
@@ -1450,6 +1455,11 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 	}
 	free(buf);
 	udr__bcache_free(cache);
+	/* the bases its deltas used: the commit's verification of this content reads them */
+	if (rc == 0 && handoff)
+		udr__bcache_keep(s, handoff);
+	else
+		udr__bcache_free(handoff);
 	base_free(&b);
 	return rc;
 }

@@ -343,6 +343,7 @@ struct udr__bcache {
 	 * time of a put against a deep base) */
 	unsigned char *pool[POOL_MAX];
 	int npool;
+	struct udr__bcache *handoff; /* gets a copy of every base udr__base_load lends */
 };
 
 static void pool_give_locked(udr__bcache *c, unsigned char *d)
@@ -423,6 +424,16 @@ void udr__bcache_budget(udr__bcache *c, uint64_t budget)
 	c->budget = budget;
 	c->decoded = 0;
 	pthread_mutex_unlock(&c->mu);
+}
+
+void udr__bcache_keep(udr_store *s, udr__bcache *c)
+{
+	udr__bcache_free(__atomic_exchange_n(&s->kept, c, __ATOMIC_ACQ_REL));
+}
+
+udr__bcache *udr__bcache_take(udr_store *s)
+{
+	return __atomic_exchange_n(&s->kept, NULL, __ATOMIC_ACQ_REL);
 }
 
 void udr__bcache_free(udr__bcache *c)
@@ -846,6 +857,33 @@ int udr__piece_load_c(unsigned char **out, size_t *out_len, int *depth, udr_stor
 	return rc;
 }
 
+void udr__bcache_handoff(udr__bcache *c, udr__bcache *to)
+{
+	c->handoff = to;
+}
+
+/* A copy of base b (h, checked) for the cache a put hands to the next read. */
+static void handoff_note(udr__bcache *c, const udr_hash *h, const udr__bref *b, int depth)
+{
+	udr__bcache *t = c->handoff;
+	udr__bref *x;
+	unsigned char *copy;
+	int d;
+	if (!t || b->len > t->cap / 4)
+		return;
+	if ((x = bcache_get(t, h, true, &d)) != NULL) {
+		udr__bref_release(t, x);
+		return;
+	}
+	if (!(copy = malloc(b->len ? b->len : 1)))
+		return; /* a cache only */
+	memcpy(copy, b->data, b->len);
+	if ((x = bcache_put(t, h, copy, b->len, depth, true)) != NULL)
+		udr__bref_release(t, x);
+	else
+		udr_error_clear();
+}
+
 int udr__base_load(const udr__bref **out, int *depth, udr_store *s, const udr_hash *h, udr__bcache *cache)
 {
 	unsigned char *d = NULL;
@@ -858,8 +896,10 @@ int udr__base_load(const udr__bref **out, int *depth, udr_store *s, const udr_ha
 			if (cache->e[i].b == *out)
 				verified = cache->e[i].verified;
 		pthread_mutex_unlock(&cache->mu);
-		if (verified || (rc = check_hash((*out)->data, (*out)->len, h)) == 0)
+		if (verified || (rc = check_hash((*out)->data, (*out)->len, h)) == 0) {
+			handoff_note(cache, h, *out, *depth);
 			return 0; /* (a piece checked twice is harmless) */
+		}
 		udr__bref_release(cache, *out);
 		*out = NULL;
 		return rc;
@@ -872,6 +912,8 @@ int udr__base_load(const udr__bref **out, int *depth, udr_store *s, const udr_ha
 		free(d);
 	if (rc == 0 && !(*out = bcache_put(cache, h, d, len, *depth, true)))
 		rc = UDR_ENOMEM;
+	if (rc == 0)
+		handoff_note(cache, h, *out, *depth);
 	return rc;
 }
 
@@ -1020,7 +1062,10 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 	r.m = &m;
 	r.verify = verify;
 	r.window = (size_t)(s->threads > 1 ? s->threads * 4 : 1);
-	if (!(r.cache = udr__bcache_new(udr__bcache_cap(s), udr__decode_budget(s, m.total))) ||
+	/* a put's decoded pieces, when it left them: often this content's bases */
+	if ((r.cache = udr__bcache_take(s)) != NULL)
+		udr__bcache_budget(r.cache, udr__decode_budget(s, m.total));
+	if ((!r.cache && !(r.cache = udr__bcache_new(udr__bcache_cap(s), udr__decode_budget(s, m.total)))) ||
 	    !(r.slots = calloc(r.window, sizeof(*r.slots)))) {
 		rc = udr__error_oom();
 		goto done;

@@ -559,6 +559,7 @@ void udr_store_close(udr_store *s)
 	free(s->path);
 	free(s->tmpdir);
 	free(s->fanout_known);
+	udr__bcache_free(udr__bcache_take(s));
 	if (s->packs) {
 		udr__packset_free(s->packs);
 		free(s->packs);

@@ -31,7 +31,21 @@ struct udr_store {
 	struct udr__packset *packs;  /* format 3: the visible packs (pack.h) */
 	uint64_t pack_target;        /* format 3: a pack rolls over past this size */
 	uint64_t pack_max;           /* format 3: no pack of several entries is larger */
+	struct udr__bcache *kept;    /* decoded pieces a put left for the next read (atomic) */
 };
+
+/*
+ * A put against a base of at most UDR__BCACHE_MAX bytes keeps a copy of
+ * every base piece its deltas use (checked against their hashes) in a second
+ * cache, which the handle keeps for the next whole read: most often the
+ * commit's verification of what was put, whose new pieces then decode from
+ * their bases instead of their whole chains (the put's own cache holds the
+ * chains' deeper levels by then).  One read takes it (and frees it when
+ * done), so a handle holds at most one, only between a put and the next read
+ * or close.
+ */
+void udr__bcache_keep(udr_store *s, struct udr__bcache *c);
+struct udr__bcache *udr__bcache_take(udr_store *s);
 
 /* Little-endian fields of the on-disk formats (docs/FORMAT.md). */
 static inline void udr__put_le32(unsigned char *p, uint32_t v)
@@ -152,6 +166,8 @@ udr__bcache *udr__bcache_new(size_t cap, uint64_t budget);
  * UDR__BCACHE_MIN .. UDR__BCACHE_MAX. */
 size_t udr__bcache_cap(const udr_store *s);
 void udr__bcache_free(udr__bcache *c);
+/* Copy every base udr__base_load lends through c into to (NULL: stop). */
+void udr__bcache_handoff(udr__bcache *c, udr__bcache *to);
 /* Start a new budget (a cache shared by several reads, such as fsck's). */
 void udr__bcache_budget(udr__bcache *c, uint64_t budget);
 /* The decode budget of a read of `size` bytes (docs/FORMAT.md, "Reading"). */

@@ -405,6 +405,63 @@ static void delta_v2_damage_packed(void **state)
 	udr_store_close(st);
 }
 
+/*
+ * A put against a base hands the bases its deltas used to the next read of
+ * the handle (the commit's verification): that read decodes fewer pieces
+ * than the same read without them; and a piece of the new content damaged
+ * on disk after the put is still found by that read.
+ */
+static void delta_put_hands_bases_to_verify(void **state)
+{
+	fx *f = *state;
+	udr_hash hs[VERSIONS], last;
+	udr_store *st = open_store(f, "hand");
+	char *dir = th_join(f->dir, "hand");
+	char *in = th_join(f->dir, "in2");
+	udr_put_options po = UDR_PUT_OPTIONS_INIT;
+	udr__manifest mo, mn;
+	uint64_t before, warm, cold;
+	size_t len;
+	char *d;
+	put_versions(f, st, hs);
+	/* the last put's bases are held: its verification starts from them */
+	before = udr__piece_decodes;
+	assert_int_equal(udr_store_verify(st, &hs[VERSIONS - 1]), 0);
+	warm = udr__piece_decodes - before;
+	before = udr__piece_decodes;
+	assert_int_equal(udr_store_verify(st, &hs[VERSIONS - 1]), 0);
+	cold = udr__piece_decodes - before;
+	print_message("verify after the put: %llu decodes; again: %llu\n", (unsigned long long)warm,
+	              (unsigned long long)cold);
+	assert_true(warm * 2 < cold);
+	/* one more version; a piece only it has is damaged before its verification */
+	d = grouped(VERSIONS + 1, &len);
+	th_write_file(in, d, len);
+	po.base = &hs[VERSIONS - 1];
+	assert_int_equal(udr_store_put_file_ext(&last, st, in, &po), 0);
+	assert_int_equal(udr__manifest_load(&mo, st, &hs[VERSIONS - 1]), 0);
+	assert_int_equal(udr__manifest_load(&mn, st, &last), 0);
+	{
+		const udr_hash *victim = NULL;
+		for (uint64_t i = mn.npieces; i-- > 0 && !victim;) {
+			bool shared = false;
+			for (uint64_t j = 0; j < mo.npieces && !shared; j++)
+				shared = udr_hash_equal(&mn.pieces[i].hash, &mo.pieces[j].hash);
+			if (!shared)
+				victim = &mn.pieces[i].hash;
+		}
+		assert_non_null(victim);
+		th_flip_object(dir, victim, 0);
+		assert_int_equal(udr_store_verify(st, &last), UDR_ECORRUPT);
+	}
+	udr__manifest_free(&mo);
+	udr__manifest_free(&mn);
+	free(d);
+	free(in);
+	free(dir);
+	udr_store_close(st);
+}
+
 /* A put against a base whose chain is damaged below its window (a piece of
  * the version before the base) stores nothing that decodes to wrong bytes:
  * the writer checks each base it deltas against.  Formats 3 and 2. */
@@ -517,6 +574,7 @@ int main(int argc, char **argv)
 		T(delta_v2_damage),
 		T(delta_v2_damage_packed),
 		T(delta_put_over_damaged_chain),
+		T(delta_put_hands_bases_to_verify),
 		T(delta_v1_still_reads),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
