@@ -122,6 +122,38 @@ static void pack_crc32c_known_answer(void **state)
 	assert_int_equal(udr__crc32c(udr__crc32c(0, "1234", 4), "56789", 5), 0xe3069283);
 }
 
+/* The three-stream hardware path against a bitwise CRC, over lengths and
+ * alignments around its block sizes (256 and 8192 bytes, three at a time). */
+static void pack_crc32c_streams(void **state)
+{
+	(void)state;
+	static const size_t lens[] = {0, 1, 7, 8, 767, 768, 769, 3000, 24575, 24576, 24577, 24576 * 2 + 768 + 13,
+	                              200000};
+	size_t max = 200000 + 8;
+	unsigned char *b = malloc(max);
+	uint64_t x = 12345;
+	assert_non_null(b);
+	for (size_t i = 0; i < max; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		b[i] = (unsigned char)(x >> 56);
+	}
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+		for (size_t off = 0; off < 8; off += 3) {
+			uint32_t c = 0xFFFFFFFFu;
+			for (size_t i = 0; i < lens[k]; i++) {
+				c ^= b[off + i];
+				for (int bit = 0; bit < 8; bit++)
+					c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+			}
+			assert_int_equal(udr__crc32c(0, b + off, lens[k]), ~c);
+			/* as a stream split anywhere */
+			assert_int_equal(udr__crc32c(udr__crc32c(0, b + off, lens[k] / 3), b + off + lens[k] / 3,
+			                             lens[k] - lens[k] / 3),
+			                 ~c);
+		}
+	free(b);
+}
+
 static void pack_write_parse_reindex(void **state)
 {
 	fx *f = *state;
@@ -493,6 +525,7 @@ int main(int argc, char **argv)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(pack_crc32c_known_answer),
+		T(pack_crc32c_streams),
 		T(pack_write_parse_reindex),
 		T(pack_small_puts_stay_few_packs),
 		T(pack_stale_handle_after_repack),
