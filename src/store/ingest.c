@@ -776,7 +776,11 @@ struct wctx {
 	udr__packw_batch batch;
 };
 
-#define COMMIT_BYTES ((size_t)4 << 20)
+/* 1 MiB: the batch is still in the worker's cache when write(2) copies it
+ * into the page cache; 4 MiB batches made that copy 3-7 times as costly
+ * (perf, 1 GiB put on ext4: 1,200-2,600 samples of
+ * copy_folio_from_iter_atomic against 360). */
+#define COMMIT_BYTES ((size_t)1 << 20)
 #define GROUP 8 /* pieces queued per lock by the reading thread */
 
 static void engine_fail(struct engine *g, int rc)
