@@ -1517,8 +1517,9 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 		return rc;
 	}
 	/* 2 MiB (4 x the largest piece by default): read, cut, hashed and
-	 * copied into its job while in the cache; an 8 MiB buffer was not
-	 * (ABBA, 1 GiB put: -9% wall, -4% CPU) */
+	 * copied into its job while in the cache; an 8 MiB buffer is not
+	 * (one ABBA set of 1 GiB puts: -9% wall, -4% CPU; within the noise
+	 * of a shared machine) */
 	bufcap = s->cdc.max * 2 > ((size_t)2 << 20) ? s->cdc.max * 2 : ((size_t)2 << 20);
 	if (!(buf = malloc(bufcap))) {
 		udr__bcache_free(cache);
