@@ -1,7 +1,9 @@
 #!/bin/sh
 # udr put of a mixed file (half random, half compressible text) against
 # cp + sync of the same file, on format 3 and format 2, in one run; prints
-# seconds (median of 3), ratios to cp and the load average before each step.
+# seconds (median of 3), the speed ratio to cp (cp time / udr time; issue 10's
+# goal: at least 0.8 for format 3), the load average before each step, and
+# strace -c system calls per piece.
 #   sh bench/put_vs_cp.sh [UDR_BIN] [SIZE_MIB] [OTHER_UDR_BIN]
 # Everything runs under nice -n 19 (the machine may be shared).
 set -eu
@@ -40,7 +42,8 @@ L=$(load); C=$(t nice -n 19 sh -c "cp '$W/in' '$W/copy' && sync '$W/copy'"); rm 
 printf 'cp + sync           %6.2f s   load %s\n' "$C" "$L"
 for f in 3 2; do
 	L=$(load); P=$(t nice -n 19 sh -c "rm -rf '$W/s'; '$UDR' --store '$W/s' init --format $f >/dev/null && '$UDR' --store '$W/s' -q put '$W/in'")
-	printf 'udr put, format %s   %6.2f s   x%.2f of cp   load %s\n' "$f" "$P" "$(echo "$P / $C" | bc -l)" "$L"
+	printf 'udr put, format %s   %6.2f s   x%.2f of cp   speed ratio %.2f   load %s\n' "$f" "$P" \
+		"$(echo "$P / $C" | bc -l)" "$(echo "$C / $P" | bc -l)" "$L"
 done
 if [ -n "$OTHER" ]; then
 	L=$(load); P=$(t nice -n 19 sh -c "rm -rf '$W/s'; '$OTHER' --store '$W/s' init --format 3 >/dev/null && '$OTHER' --store '$W/s' -q put '$W/in'")
@@ -53,5 +56,8 @@ if command -v strace >/dev/null; then
 	nice -n 19 strace -f -c -o "$W/strace" "$UDR" --store "$W/s" -q put "$W/in" >/dev/null
 	P=$("$UDR" --store "$W/s" stats 2>/dev/null | awk '/^objects:/ {sub(/\(/, "", $3); print $3; exit}')
 	echo "strace -c -f of the format-3 put (pieces: ${P:-?}; calls per piece = calls / pieces):"
-	awk 'NR<=2 || /total/ || $NF ~ /^(write|pwrite64|fsync|fdatasync|openat|link|linkat|rename|renameat2|unlink|unlinkat|futex|read|pread64|mmap|munmap|newfstatat|statx|flock)$/' "$W/strace"
+	# calls are column 4 (the errors column may be empty)
+	awk -v p="${P:-0}" 'NR <= 2 { print; next }
+		/total/ || $NF ~ /^(write|pwrite64|fsync|fdatasync|openat|link|linkat|rename|renameat2|unlink|unlinkat|futex|read|pread64|mmap|munmap|newfstatat|statx|flock)$/ {
+			if (p > 0 && $4 ~ /^[0-9]+$/) printf "%s   %.3f per piece\n", $0, $4 / p; else print }' "$W/strace"
 fi

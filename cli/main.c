@@ -3,6 +3,9 @@
  * table and dispatch.  A new command is one cli_cmd_* function and one row
  * of the table below.
  */
+#if defined(__GLIBC__) || defined(__linux__)
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -739,5 +742,14 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+#if defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+	/* Pieces (up to a few hundred KiB) are allocated by worker threads and
+	 * freed by the thread that writes them out.  glibc's defaults hand that
+	 * memory back to the kernel (munmap, heap trims) and fault it in again:
+	 * 66,000-145,000 page faults and ~10% of the CPU time of a 1 GiB get.
+	 * Kept instead; the peak is bounded by the pipelines either way. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
 	return cli_finish_stdout(run(argc, argv));
 }

@@ -1003,7 +1003,10 @@ struct readahead {
 	bool verify;
 	udr__bcache *cache; /* decoded delta bases, shared by the whole read */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv_ready;  /* the piece the emitting thread waits for is decoded */
+	pthread_cond_t cv_window; /* the window moved: a worker may take the next piece */
+	uint64_t waiting; /* the piece the emitting thread waits for, UINT64_MAX: none */
+	size_t idle;      /* workers waiting for the window */
 	uint64_t next;    /* next piece to hand to a worker */
 	uint64_t emitted; /* pieces emitted so far */
 	size_t window;
@@ -1021,8 +1024,11 @@ static void *ra_worker(void *arg)
 		unsigned char *d = NULL;
 		size_t dl = 0;
 		int rc;
-		while (!r->stop && r->next < r->m->npieces && r->next >= r->emitted + r->window)
-			pthread_cond_wait(&r->cv, &r->mu);
+		while (!r->stop && r->next < r->m->npieces && r->next >= r->emitted + r->window) {
+			r->idle++;
+			pthread_cond_wait(&r->cv_window, &r->mu);
+			r->idle--;
+		}
 		if (r->stop || r->next >= r->m->npieces)
 			break;
 		i = r->next++;
@@ -1038,7 +1044,9 @@ static void *ra_worker(void *arg)
 		if (rc < 0)
 			snprintf(sl->msg, sizeof(sl->msg), "%s", udr_error_last()->message);
 		sl->ready = true;
-		pthread_cond_broadcast(&r->cv);
+		/* wake the emitting thread only for the piece it waits for */
+		if (r->waiting == i)
+			pthread_cond_signal(&r->cv_ready);
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
@@ -1071,7 +1079,9 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 		goto done;
 	}
 	pthread_mutex_init(&r.mu, NULL);
-	pthread_cond_init(&r.cv, NULL);
+	pthread_cond_init(&r.cv_ready, NULL);
+	pthread_cond_init(&r.cv_window, NULL);
+	r.waiting = UINT64_MAX;
 	if (s->threads > 1 && m.npieces > 1)
 		for (int i = 0; i < s->threads && i < 16; i++)
 			if (pthread_create(&tids[nthreads], NULL, ra_worker, &r) == 0)
@@ -1082,8 +1092,11 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 		if (nthreads) {
 			struct ra_slot *sl = &r.slots[i % r.window];
 			pthread_mutex_lock(&r.mu);
-			while (!(sl->ready && sl->index == i))
-				pthread_cond_wait(&r.cv, &r.mu);
+			while (!(sl->ready && sl->index == i)) {
+				r.waiting = i;
+				pthread_cond_wait(&r.cv_ready, &r.mu);
+			}
+			r.waiting = UINT64_MAX;
 			d = sl->data;
 			dl = sl->len;
 			rc = sl->rc;
@@ -1092,7 +1105,8 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 			sl->ready = false;
 			sl->data = NULL;
 			r.emitted = i + 1;
-			pthread_cond_broadcast(&r.cv);
+			if (r.idle) /* the window moved by one piece: one worker */
+				pthread_cond_signal(&r.cv_window);
 			pthread_mutex_unlock(&r.mu);
 		} else {
 			rc = udr__piece_load_c(&d, &dl, NULL, s, &m.pieces[i].hash, m.pieces[i].size, verify, r.cache);
@@ -1113,7 +1127,7 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 	if (nthreads) {
 		pthread_mutex_lock(&r.mu);
 		r.stop = true;
-		pthread_cond_broadcast(&r.cv);
+		pthread_cond_broadcast(&r.cv_window);
 		pthread_mutex_unlock(&r.mu);
 		for (int i = 0; i < nthreads; i++)
 			pthread_join(tids[i], NULL);
@@ -1121,7 +1135,8 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 			free(r.slots[i].data);
 	}
 	pthread_mutex_destroy(&r.mu);
-	pthread_cond_destroy(&r.cv);
+	pthread_cond_destroy(&r.cv_ready);
+	pthread_cond_destroy(&r.cv_window);
 	if (rc == 0 && hs) {
 		udr_hash a;
 		udr_hasher_final(hs, &a);

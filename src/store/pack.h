@@ -147,6 +147,26 @@ int udr__packw_new(udr__packw **out, udr_store *s, int cls);
  */
 int udr__packw_append(udr__packw *w, const udr_hash *h, int kind, uint64_t raw_size, const void *payload,
                       uint32_t len);
+/*
+ * A batch of entries encoded by one thread (header, payload and CRC built
+ * without the writer's lock), appended to a writer under one lock and with
+ * one write per run of entries that land in one pack.  Caller-allocated:
+ * _init, then _release.
+ */
+typedef struct udr__packw_batch {
+	unsigned char *buf;  /* the entries' bytes, back to back */
+	size_t len, cap;
+	udr__pack_entry *v;  /* offset: of the entry in buf */
+	size_t n, ecap;
+} udr__packw_batch;
+void udr__packw_batch_init(udr__packw_batch *b);
+void udr__packw_batch_release(udr__packw_batch *b);
+/* Add one entry to the batch (copied; nothing is written yet). */
+int udr__packw_batch_add(udr__packw_batch *b, const udr_hash *h, int kind, uint64_t raw_size, const void *payload,
+                         uint32_t len);
+/* Append the batch's entries to w as udr__packw_append does, one lock for all;
+ * the batch is empty afterwards, also on failure. */
+int udr__packw_batch_commit(udr__packw *w, udr__packw_batch *b);
 /* Publish the current pack (nothing when it is empty): pack and index
  * durable, then named, each name durable before the next.  */
 int udr__packw_flush(udr__packw *w);

@@ -123,6 +123,38 @@ static void pack_crc32c_known_answer(void **state)
 	assert_int_equal(udr__crc32c(udr__crc32c(0, "1234", 4), "56789", 5), 0xe3069283);
 }
 
+/* The three-stream hardware path against a bitwise CRC, over lengths and
+ * alignments around its block sizes (256 and 8192 bytes, three at a time). */
+static void pack_crc32c_streams(void **state)
+{
+	(void)state;
+	static const size_t lens[] = {0, 1, 7, 8, 767, 768, 769, 3000, 24575, 24576, 24577, 24576 * 2 + 768 + 13,
+	                              200000};
+	size_t max = 200000 + 8;
+	unsigned char *b = malloc(max);
+	uint64_t x = 12345;
+	assert_non_null(b);
+	for (size_t i = 0; i < max; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		b[i] = (unsigned char)(x >> 56);
+	}
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+		for (size_t off = 0; off < 8; off += 3) {
+			uint32_t c = 0xFFFFFFFFu;
+			for (size_t i = 0; i < lens[k]; i++) {
+				c ^= b[off + i];
+				for (int bit = 0; bit < 8; bit++)
+					c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+			}
+			assert_int_equal(udr__crc32c(0, b + off, lens[k]), ~c);
+			/* as a stream split anywhere */
+			assert_int_equal(udr__crc32c(udr__crc32c(0, b + off, lens[k] / 3), b + off + lens[k] / 3,
+			                             lens[k] - lens[k] / 3),
+			                 ~c);
+		}
+	free(b);
+}
+
 static void pack_write_parse_reindex(void **state)
 {
 	fx *f = *state;
@@ -187,6 +219,83 @@ static void pack_write_parse_reindex(void **state)
 	assert_int_equal(udr__idx_parse(&x, ix, il - 48, false, "t"), UDR_ECORRUPT);
 	free(pk);
 	free(ix);
+}
+
+/* Batches: entries appended a batch at a time, across many packs (a small
+ * target), skipping what the open pack holds and repeats inside the batch;
+ * every pack holds each hash once and every entry reads back. */
+static void pack_batch_commit(void **state)
+{
+	fx *f = *state;
+	udr__packw *w = NULL;
+	udr__packw_batch b;
+	enum { N = 60 };
+	udr_hash hs[N];
+	unsigned char payload[9000];
+	size_t lens[N];
+	f->st->pack_target = 32 << 10;
+	for (int i = 0; i < N; i++) {
+		lens[i] = 500 + (size_t)(i * 2749 % 8000);
+		th_fill(payload, lens[i], 1000 + (uint32_t)i);
+		udr_hash_buf(&hs[i], payload, lens[i]);
+	}
+	assert_int_equal(udr__packw_new(&w, f->st, UDR__PACK_CLASS_DATA), 0);
+	/* entry 0 in the open pack already: skipped by the batch */
+	th_fill(payload, lens[0], 1000);
+	assert_int_equal(udr__packw_append(w, &hs[0], 1, lens[0], payload, (uint32_t)lens[0]), 0);
+	udr__packw_batch_init(&b);
+	for (int k = 0; k < N + 3; k++) {
+		/* then 1..N-1, with entry 5 twice in a row and entry 7 again late
+		 * (a legal copy in a later pack) */
+		int i = k == 0 ? 0 : k == 6 ? 5 : k == N + 2 ? 7 : k < 6 ? k : k - 1;
+		if (i >= N)
+			i = N - 1;
+		th_fill(payload, lens[i], 1000 + (uint32_t)i);
+		assert_int_equal(udr__packw_batch_add(&b, &hs[i], 1, lens[i], payload, (uint32_t)lens[i]), 0);
+		if (k == 30) /* two commits */
+			assert_int_equal(udr__packw_batch_commit(w, &b), 0);
+	}
+	assert_int_equal(udr__packw_batch_commit(w, &b), 0);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(udr__packw_flush(w), 0);
+	assert_true(udr__packw_published(w) >= 8); /* more than one batch's worth of seals */
+	udr__packw_free(w);
+	udr__packw_batch_release(&b);
+
+	/* no pack repeats a hash: its index (distinct hashes) counts its entries */
+	char *dir = th_join(f->sdir, "packs");
+	char cmd[4400];
+	snprintf(cmd, sizeof(cmd), "ls %s | grep 'pack$' > %s/names", dir, f->dir);
+	assert_true(system(cmd) >= 0);
+	char *nf = th_join(f->dir, "names");
+	char *names = th_read_file(nf, NULL), *save = NULL;
+	int npacks = 0;
+	for (char *name = strtok_r(names, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
+		char *pp = th_fmt("%s/%s", dir, name), *ip = th_replace(pp, ".pack", ".idx");
+		size_t pl = 0, il = 0;
+		unsigned char *pk = (unsigned char *)th_read_file(pp, &pl), *ix = (unsigned char *)th_read_file(ip, &il);
+		uint64_t count;
+		int cls;
+		udr__idx x;
+		udr_hash name_h;
+		assert_int_equal(udr__pack_frame_parse(&count, &cls, pk, pl, "t"), 0);
+		assert_int_equal(udr__idx_parse(&x, ix, il, true, "t"), 0);
+		assert_int_equal(x.n, count);
+		udr_hash_buf(&name_h, pk, pl);
+		assert_true(udr_hash_equal(&name_h, &x.pack));
+		free(pk);
+		free(ix);
+		free(pp);
+		free(ip);
+		npacks++;
+	}
+	assert_true(npacks >= 8);
+	free(names);
+	free(nf);
+	free(dir);
+	assert_int_equal(udr__packset_scan(f->st), 0);
+	for (int i = 0; i < N; i++)
+		assert_get(f->st, &hs[i], 1000 + (uint32_t)i, lens[i]);
 }
 
 /* ---- the store on packs ---------------------------------------------------------- */
@@ -541,6 +650,8 @@ int main(int argc, char **argv)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(pack_crc32c_known_answer),
+		T(pack_crc32c_streams),
+		T(pack_batch_commit),
 		T(pack_write_parse_reindex),
 		T(pack_small_puts_stay_few_packs),
 		T(pack_stale_handle_after_repack),
