@@ -141,7 +141,7 @@ int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy,
 	unsigned c = copy;
 	int rc;
 	memset(out, 0, sizeof(*out));
-	if (s->packs && !s->packs->scanned && (rc = udr__packset_scan(s)) < 0)
+	if (s->packs && !__atomic_load_n(&s->packs->scanned, __ATOMIC_ACQUIRE) && (rc = udr__packset_scan(s)) < 0)
 		return rc;
 	if ((rc = find_once(out, s, h, &c, true)) < 0 || out->kind != UDR__K_NONE || !rescan || copy != 0 ||
 	    !s->packs)

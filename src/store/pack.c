@@ -1234,7 +1234,7 @@ int udr__packset_scan(udr_store *s)
 		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
 		free(dir);
 		pthread_mutex_lock(&ps->mu);
-		ps->scanned = true;
+		__atomic_store_n(&ps->scanned, true, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&ps->mu);
 		return rc;
 	}
@@ -1314,7 +1314,7 @@ int udr__packset_scan(udr_store *s)
 	}
 	if (rc == 0)
 		rc = udr__packset_midx_refresh(s);
-	ps->scanned = true;
+	__atomic_store_n(&ps->scanned, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&ps->mu);
 	closedir(d);
 	free(seen);
