@@ -6,6 +6,7 @@
  * error code (never a crash, a hang or bytes of the wrong size).
  */
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +21,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static udr_store *store;
 static udr_hash target;
+static char dir[] = "/tmp/udr-fuzz-XXXXXX";
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* The scratch store goes with the process (replays ran in every make test). */
+static void teardown(void)
+{
+	udr_store_close(store);
+	store = NULL;
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static void setup(void)
 {
-	char dir[] = "/tmp/udr-fuzz-XXXXXX";
 	static const char piece[] = "base piece for deltas: 0123456789 abcdefghijklmnopqrstuvwxyz";
 	udr_hash h;
 	if (!mkdtemp(dir) || udr_store_open(&store, dir, UDR_OPEN_CREATE) < 0)
 		abort();
+	atexit(teardown);
 	/* valid objects the fuzzed ones may name as pieces or bases */
 	udr_store_put(&h, store, piece, sizeof(piece) - 1);
 	udr_store_put(&h, store, "x", 1);
