@@ -16,7 +16,7 @@
 #define NOPERANDS(argc) ((argc) - optind)
 
 enum { OPT_JSON = CLI_OPT_FIRST, OPT_FROM, OPT_TO, OPT_AT, OPT_INTO, OPT_STRATEGY, OPT_TABLE, OPT_DRY, OPT_LIMIT, OPT_KEY,
-       OPT_STRICT, OPT_CONTINUE, OPT_ABORT, OPT_OURS, OPT_THEIRS, OPT_WITH, OPT_SQL };
+       OPT_STRICT, OPT_CONTINUE, OPT_ABORT, OPT_OURS, OPT_THEIRS, OPT_WITH, OPT_SQL, OPT_ROWS };
 
 struct ref_opts {
 	int json;
@@ -33,6 +33,7 @@ struct ref_opts {
 	int cont, abort_, side;   /* merge --continue / --abort; resolve --ours/--theirs */
 	const char *with, *sql;   /* resolve --with FILE / --sql QUERY */
 	int dry_run;
+	int rows; /* diff --rows */
 	const char *message;
 	const char *limit;
 };
@@ -88,6 +89,9 @@ static int ref_opt(int opt, const char *arg, void *payload)
 	case OPT_LIMIT:
 		o->limit = arg;
 		break;
+	case OPT_ROWS:
+		o->rows = 1;
+		break;
 	case 'm':
 		o->message = arg;
 		break;
@@ -113,6 +117,7 @@ static const struct option ref_longopts[] = {
 	{ "with", required_argument, NULL, OPT_WITH },
 	{ "sql", required_argument, NULL, OPT_SQL },
 	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "rows", no_argument, NULL, OPT_ROWS },
 	{ "message", required_argument, NULL, 'm' },
 	CLI_COMMON_LONGOPTS
 };
@@ -148,7 +153,8 @@ static int parse(struct ref_opts *o, cli_ctx *ctx, const cli_command *self, int 
 		            {o->side == OPT_OURS, "--ours"}, {o->side == OPT_THEIRS, "--theirs"},
 		            {o->side < 0, "--ours"},       {o->with != NULL, "--with"},
 		            {o->sql != NULL, "--sql"},     {o->dry_run, "--dry-run"},
-		            {o->strategy != NULL, "--strategy"}, {o->ntables > 0, "--table"}};
+		            {o->strategy != NULL, "--strategy"}, {o->ntables > 0, "--table"},
+		            {o->rows, "--rows"}};
 		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
 			if (only[i].used && !strstr(self->usage, only[i].name))
 				return cli_usage_error(self, "udr %s takes no %s", self->name, only[i].name);
@@ -621,11 +627,100 @@ out:
 	return rc;
 }
 
+/* Row counts of one table between two versions (0: absent): rows before and
+ * after, and the rows only the new or only the old version holds, compared
+ * as multisets (a changed row is one added and one removed); added/removed
+ * -1 when the schemas differ. */
+struct row_counts {
+	int64_t old_rows, new_rows, added, removed;
+};
+
+#ifdef UDR_HAVE_QUERY
+/* "TABLE@commit:N" quoted as an SQL identifier: the table as commit N has
+ * it (whichever branch made N). */
+static int quoted_ref(char *buf, size_t cap, const char *table, uint64_t commit)
+{
+	size_t n = 0;
+	buf[n++] = '"';
+	for (const char *p = table; *p; p++) {
+		if (n + 3 >= cap)
+			return -1;
+		if (*p == '"')
+			buf[n++] = '"';
+		buf[n++] = *p;
+	}
+	return snprintf(buf + n, cap - n, "@commit:%" PRIu64 "\"", commit) >= (int)(cap - n) ? -1 : 0;
+}
+
+static int64_t first_int(udr_result *r, size_t col)
+{
+	udr_value x;
+	return udr_result_get(&x, r, 0, col) == 0 && x.type == UDR_TYPE_INT64 ? x.i64 : -1;
+}
+
+static int count_rows(struct row_counts *c, udr_query *q, const udr_table_diff *d, uint64_t c1, uint64_t c2)
+{
+	char a[2 * UDR_TABLE_NAME_MAX + 48], b[2 * UDR_TABLE_NAME_MAX + 48], sql[16 * UDR_TABLE_NAME_MAX + 512];
+	udr_result *r = NULL;
+	int rc;
+	memset(c, 0, sizeof(*c));
+	/* names are at most UDR_TABLE_NAME_MAX bytes: they fit, quotes doubled */
+	if ((d->old_version && quoted_ref(a, sizeof(a), d->table, c1) < 0) ||
+	    (d->new_version && quoted_ref(b, sizeof(b), d->table, c2) < 0))
+		abort();
+	if (!d->old_version || !d->new_version) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", d->old_version ? a : b);
+		if ((rc = udr_query_sql(&r, q, sql, NULL, 0)) != 0)
+			return rc;
+		if (d->old_version)
+			c->old_rows = c->removed = first_int(r, 0);
+		else
+			c->new_rows = c->added = first_int(r, 0);
+		udr_result_free(r);
+		return 0;
+	}
+	snprintf(sql, sizeof(sql),
+	         "SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), "
+	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s)), "
+	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s))",
+	         a, b, b, a, a, b);
+	if ((rc = udr_query_sql(&r, q, sql, NULL, 0)) == 0) {
+		c->old_rows = first_int(r, 0);
+		c->new_rows = first_int(r, 1);
+		c->added = first_int(r, 2);
+		c->removed = first_int(r, 3);
+		udr_result_free(r);
+		return 0;
+	}
+	if (rc != UDR_EINVAL)
+		return rc; /* damage (exit 4), I/O: never a partial answer */
+	/* the schemas differ (EXCEPT needs the same columns): counts only */
+	udr_error_clear();
+	snprintf(sql, sizeof(sql), "SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s)", a, b);
+	if ((rc = udr_query_sql(&r, q, sql, NULL, 0)) != 0)
+		return rc;
+	c->old_rows = first_int(r, 0);
+	c->new_rows = first_int(r, 1);
+	c->added = c->removed = -1;
+	udr_result_free(r);
+	return 0;
+}
+#endif
+
+static void print_count(int64_t v)
+{
+	if (v < 0)
+		fputs("null", stdout);
+	else
+		printf("%" PRId64, v);
+}
+
 int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 {
 	const cli_command *self = cli_find_command("diff");
 	struct ref_opts o;
 	udr_table_diff *d = NULL;
+	struct row_counts *rc_rows = NULL;
 	size_t n = 0;
 	udr_db *db = NULL;
 	int rc = parse(&o, ctx, self, argc, argv);
@@ -641,6 +736,32 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_fail(rc);
 		goto out;
 	}
+	if (o.rows) {
+#ifdef UDR_HAVE_QUERY
+		udr_query *q = NULL;
+		uint64_t c1 = 0, c2 = 0;
+		/* every count first: a damaged version fails the command before
+		 * anything is printed */
+		if (!(rc_rows = calloc(n ? n : 1, sizeof(*rc_rows)))) {
+			cli_errorf("out of memory");
+			rc = CLI_EXIT_IO;
+			goto out;
+		}
+		if ((rc = udr_catalog_resolve(&c1, udr_db_catalog(db), argv[optind])) == 0 &&
+		    (rc = udr_catalog_resolve(&c2, udr_db_catalog(db), argv[optind + 1])) == 0)
+			rc = udr_query_open(&q, db, NULL);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = count_rows(&rc_rows[i], q, &d[i], c1, c2);
+		udr_query_close(q);
+		if (rc != 0) {
+			rc = cli_fail(rc);
+			goto out;
+		}
+#else
+		rc = cli_usage_error(self, "--rows needs SQL (this udr was built without DuckDB)");
+		goto out;
+#endif
+	}
 	if (o.json)
 		fputc('[', stdout);
 	for (size_t i = 0; i < n; i++) {
@@ -648,15 +769,34 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 		if (o.json) {
 			fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
 			cli_json_string(stdout, d[i].table);
-			printf(", \"change\": \"%s\", \"old\": %" PRIu64 ", \"new\": %" PRIu64 "}", what, d[i].old_version,
+			printf(", \"change\": \"%s\", \"old\": %" PRIu64 ", \"new\": %" PRIu64, what, d[i].old_version,
 			       d[i].new_version);
+			if (rc_rows) {
+				fputs(", \"rows_old\": ", stdout);
+				print_count(rc_rows[i].old_rows);
+				fputs(", \"rows_new\": ", stdout);
+				print_count(rc_rows[i].new_rows);
+				fputs(", \"rows_added\": ", stdout);
+				print_count(rc_rows[i].added);
+				fputs(", \"rows_removed\": ", stdout);
+				print_count(rc_rows[i].removed);
+			}
+			fputc('}', stdout);
 		} else {
-			printf("%s %s: %" PRIu64 " -> %" PRIu64 "\n", what, d[i].table, d[i].old_version, d[i].new_version);
+			printf("%s %s: %" PRIu64 " -> %" PRIu64, what, d[i].table, d[i].old_version, d[i].new_version);
+			if (rc_rows && rc_rows[i].added >= 0)
+				printf("  rows %" PRId64 " -> %" PRId64 " (+%" PRId64 " -%" PRId64 ")", rc_rows[i].old_rows,
+				       rc_rows[i].new_rows, rc_rows[i].added, rc_rows[i].removed);
+			else if (rc_rows)
+				printf("  rows %" PRId64 " -> %" PRId64 " (schema changed)", rc_rows[i].old_rows,
+				       rc_rows[i].new_rows);
+			fputc('\n', stdout);
 		}
 	}
 	if (o.json)
 		fputs("]\n", stdout);
 out:
+	free(rc_rows);
 	udr_table_diff_free(d, n);
 	udr_db_close(db);
 	ref_opts_free(&o);

@@ -368,11 +368,17 @@ static const cli_command commands[] = {
 	  "  --into BRANCH      the merge's target (default main)\n",
 	  cli_cmd_resolve },
 	{ "diff", "list the tables that differ between two refs",
-	  "usage: udr diff REF1 REF2 [--json]\n"
+	  "usage: udr diff REF1 REF2 [--rows] [--json]\n"
 	  "\n"
 	  "Print each table whose version differs between the commits REF1 and\n"
 	  "REF2 name: \"added|removed|changed TABLE: V1 -> V2\" (0: absent).\n"
-	  "  --json  a JSON array of {table, change, old, new}\n",
+	  "  --rows  also count rows: before and after, and the rows only the new\n"
+	  "          or only the old version holds (+ADDED -REMOVED, compared as\n"
+	  "          multisets: a changed row counts once each way); reads both\n"
+	  "          versions of every table listed\n"
+	  "  --json  a JSON array of {table, change, old, new} (with --rows also\n"
+	  "          rows_old, rows_new, rows_added, rows_removed; null when the\n"
+	  "          schema changed)\n",
 	  cli_cmd_diff },
 	{ "cherry-pick", "apply one commit's table changes to a branch",
 	  "usage: udr cherry-pick COMMIT [--branch BRANCH] [--strategy ours|theirs]\n"

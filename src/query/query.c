@@ -1307,6 +1307,7 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	uint64_t latest = 0;
 	udr_version *v = NULL;
 	udr__ref ref;
+	bool not_on_main = false;
 	int rc;
 	if (tlen == 0 || tlen > UDR_TABLE_NAME_MAX)
 		return 0;
@@ -1321,10 +1322,14 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	rc = udr_catalog_latest(&latest, q->cat, table);
 	if (rc == UDR_ENOTFOUND || rc == UDR_EINVAL) {
 		udr_error_clear();
-		return 0;
-	}
-	if (rc < 0)
+		/* not on main: a table made on a branch is found through a ref
+		 * or a session on that branch; else DuckDB says it does not exist */
+		if (rc == UDR_EINVAL || (!at && !q->branch))
+			return 0;
+		not_on_main = true;
+	} else if (rc < 0) {
 		return rc;
+	}
 	if (!at) {
 		memset(&ref, 0, sizeof(ref));
 		ref.kind = UDR__REF_LATEST;
@@ -1332,10 +1337,10 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 		return rc;
 	}
 	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0) {
-		if (rc == UDR_ENOTFOUND && !at && q->dropped_hit) {
+		if (rc == UDR_ENOTFOUND && ((!at && q->dropped_hit) || not_on_main)) {
 			q->dropped_hit = false;
 			udr_error_clear();
-			return 0; /* dropped: DuckDB says it does not exist */
+			return 0; /* dropped, or nowhere: DuckDB says it does not exist */
 		}
 		return rc;
 	}

@@ -253,3 +253,57 @@ def test_merge_takes_a_schema_changed_on_one_side(udr, tmp_path):
     out = json.loads(udr.ok("sql", "SELECT * FROM t ORDER BY id", "--json").out)
     assert out == [{"id": 1, "v": "a", "extra": "x"}, {"id": 2, "v": "b", "extra": "y"}]
     assert version_on(udr, "other", "main") == 2
+
+
+def test_sql_reads_a_table_made_on_a_branch(udr):
+    """A table that exists only on a branch is read through a session on
+    that branch or a ref naming it (the binder looked for it on main only,
+    and DuckDB said it did not exist); main still does not see it."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS a")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "--branch", "dev", "CREATE TABLE u AS SELECT range AS a FROM range(7)")
+    assert udr.ok("sql", "--branch", "dev", "--json", "SELECT count(*) AS n FROM u").out.count("7") == 1
+    r = udr.ok("sql", "--json", 'SELECT count(*) AS n FROM "u@branch:dev"')
+    assert json.loads(r.out) == [{"n": 7}]
+    head = json.loads(udr.ok("branch", "--json").out)
+    dev = [b["commit"] for b in head if b["name"] == "dev"][0]
+    r = udr.ok("sql", "--json", 'SELECT count(*) AS n FROM "u@commit:%d"' % dev)
+    assert json.loads(r.out) == [{"n": 7}]
+    # a version number names one version whichever branch made it
+    assert json.loads(udr.ok("sql", "--json", 'SELECT count(*) AS n FROM "u@1"').out) == [{"n": 7}]
+    for q in ("SELECT * FROM u", 'SELECT * FROM "u@commit:1"', 'SELECT * FROM "u@2"'):
+        r = udr("sql", q)
+        assert r.code != 0 and r.out == "", (q, r)
+    assert "does not exist" in udr("sql", "SELECT * FROM u").stderr
+
+
+def test_diff_rows_counts_rows_per_table(udr):
+    """`udr diff A B --rows`: rows before and after and the rows only one
+    side holds (a changed row counts once each way), in text and JSON;
+    a table whose schema changed gives counts only."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT range AS id, 'x' || range AS v FROM range(100)")
+    udr.ok("sql", "CREATE TABLE s AS SELECT range AS id FROM range(5)")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'changed' WHERE id < 3")
+    udr.ok("sql", "--branch", "dev", "DELETE FROM t WHERE id >= 95")
+    udr.ok("sql", "--branch", "dev", "INSERT INTO t VALUES (1000, 'new')")
+    udr.ok("sql", "--branch", "dev", "CREATE TABLE u AS SELECT 1 AS a")
+    udr.ok("sql", "--branch", "dev", "CREATE OR REPLACE TABLE s AS SELECT id, id * 2 AS w FROM s")
+    plain = udr.ok("diff", "main", "dev").out
+    r = udr.ok("diff", "main", "dev", "--rows")
+    lines = r.out.splitlines()
+    assert [x.split("  rows")[0] for x in lines] == plain.splitlines()
+    assert "changed t: 1 -> 4  rows 100 -> 96 (+4 -8)" in lines
+    assert "added u: 0 -> 1  rows 0 -> 1 (+1 -0)" in lines
+    assert "changed s: 1 -> 2  rows 5 -> 5 (schema changed)" in lines
+    got = {d["table"]: d for d in json.loads(udr.ok("diff", "main", "dev", "--rows", "--json").out)}
+    assert got["t"]["rows_old"] == 100 and got["t"]["rows_new"] == 96
+    assert got["t"]["rows_added"] == 4 and got["t"]["rows_removed"] == 8
+    assert got["s"]["rows_added"] is None and got["s"]["rows_removed"] is None
+    # the other way round
+    back = udr.ok("diff", "dev", "main", "--rows").out
+    assert "changed t: 4 -> 1  rows 96 -> 100 (+8 -4)" in back
+    assert "removed u: 1 -> 0  rows 1 -> 0 (+0 -1)" in back
+    # only diff takes it
+    r = udr("branch", "create", "x", "--rows")
+    assert r.code == 2 and "takes no --rows" in r.stderr
