@@ -1205,7 +1205,44 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 	return rc;
 }
 
+static int scan_once(udr_store *s);
+
+/* packs/' modification and change times, 0 when it cannot be read. */
+static int64_t dir_stamp(const char *dir)
+{
+	struct stat st;
+	if (UDR_IO->stat(dir, &st) < 0)
+		return 0;
+	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec + (int64_t)st.st_ctim.tv_nsec;
+}
+
+/*
+ * List packs/ until a listing saw it unchanged: readdir does not promise to
+ * return a name linked or unlinked while it runs, and a repack in another
+ * process links the merged pack's index and then unlinks the old ones, so a
+ * listing that overlaps it can miss both and take an object that is in the
+ * store for a missing one (seen: a transaction's chunk "not found" under
+ * four committing processes).  The directory's times change with every link
+ * and unlink in it; a listing between two equal stamps saw one state.
+ * Bounded: under a storm of repacks the last listing is used (a miss then is
+ * retried by the callers that rescan).
+ */
 int udr__packset_scan(udr_store *s)
+{
+	char *dir = udr__path_join(s->path, "packs");
+	int rc = 0;
+	if (!dir)
+		return UDR_ENOMEM;
+	for (int attempt = 0; attempt < 8; attempt++) {
+		int64_t before = dir_stamp(dir);
+		if ((rc = scan_once(s)) < 0 || dir_stamp(dir) == before)
+			break;
+	}
+	free(dir);
+	return rc;
+}
+
+static int scan_once(udr_store *s)
 {
 	udr__packset *ps = s->packs;
 	char *dir = udr__path_join(s->path, "packs");

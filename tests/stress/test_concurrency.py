@@ -99,6 +99,25 @@ def test_concurrent_puts_same_and_different(udr):
         assert not os.path.isdir(d) or os.listdir(d) == []
 
 
+def test_small_puts_are_found_while_others_repack(udr):
+    """4 processes put small contents, each looked up right after its put:
+    every put's geometric repack merges the small packs, so the pack holding
+    a content is replaced under the others' feet.  A lookup that listed
+    packs/ while a repack linked the merged index and unlinked the old ones
+    missed both and said "not found" (readdir does not promise names
+    changed during it); a transaction's commit failed that way."""
+    worker = tool("udr_worker")
+    n = 300 if not SANITIZE else 80
+    procs = [subprocess.Popen([worker, "smallputs", udr.root, str(i + 1), str(n)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+             for i in range(4)]
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err.decode()
+    p = udr.fsck()
+    assert p.returncode == 0, p.stderr.decode()
+
+
 def test_cli_concurrent_puts(udr, tmp_path):
     """The CLI too: 8 processes putting one shared file and their own."""
     shared = tmp_path / "shared"

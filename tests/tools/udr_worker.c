@@ -487,11 +487,35 @@ static int puts_(udr_db *db, uint64_t seed, long n)
 		int rc = udr_store_put(&h, udr_db_store(db), buf, len);
 		if (rc != 0)
 			die("put", rc);
+		/* what a put acknowledged is found at once, whatever other
+		 * processes repack meanwhile */
+		if ((rc = udr_store_exists(udr_db_store(db), &h)) != 1)
+			die("exists after put", rc < 0 ? rc : UDR_ENOTFOUND);
 		udr_hash_tohex(hex, &h);
 		printf("put %s\n", hex);
 		fflush(stdout);
 	}
 	free(buf);
+	return 0;
+}
+
+/* n small contents of this worker's own, each looked up right after its put
+ * (small puts make small packs, which every put's geometric repack merges:
+ * the pack holding a content keeps being replaced by other processes). */
+static int smallputs(udr_db *db, uint64_t seed, long n)
+{
+	char text[64], hex[UDR_HASH_HEXSIZE + 1];
+	for (long i = 0; i < n; i++) {
+		int len = snprintf(text, sizeof(text), "small %llu %ld", (unsigned long long)seed, i), rc;
+		udr_hash h;
+		if ((rc = udr_store_put(&h, udr_db_store(db), text, (size_t)len)) != 0)
+			die("put", rc);
+		if ((rc = udr_store_exists(udr_db_store(db), &h)) != 1) {
+			udr_hash_tohex(hex, &h);
+			fprintf(stderr, "put %s then exists: %d\n", hex, rc);
+			die("exists after put", rc < 0 ? rc : UDR_ENOTFOUND);
+		}
+	}
 	return 0;
 }
 
@@ -622,6 +646,8 @@ int main(int argc, char **argv)
 		rc = reader(db, argv + 3, argc - 3);
 	else if (strcmp(argv[1], "puts") == 0 && argc >= 5)
 		rc = puts_(db, strtoull(argv[3], NULL, 10), strtol(argv[4], NULL, 10));
+	else if (strcmp(argv[1], "smallputs") == 0 && argc >= 5)
+		rc = smallputs(db, strtoull(argv[3], NULL, 10), strtol(argv[4], NULL, 10));
 	else
 		rc = 2;
 	udr_db_close(db);
