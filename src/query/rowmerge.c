@@ -435,29 +435,29 @@ static int coalesced_keys(udr__buf *b, const cols *key)
  * key columns, the three sides' rows as structs (__udr_b, __udr_o, __udr_t;
  * NULL where absent) and what the row did (__udr_act).
  */
+
+/* "(ALIAS.K0 IS NOT NULL)": the side ALIAS has the row. */
+static int present(udr__buf *b, const char *alias, const char *k0)
+{
+	int rc = udr__buf_printf(b, "(%s.", alias);
+	if (rc == 0)
+		rc = udr__sql_ident(b, k0);
+	if (rc == 0)
+		rc = udr__buf_puts(b, " IS NOT NULL)");
+	return rc;
+}
+
 static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, const cols *key, int strict)
 {
 	udr__buf b = {0}, ho = {0}, hb = {0}, ht = {0}, ob = {0}, tb = {0}, ot = {0}, cell = {0};
 	const char *k0 = key->names[0];
 	int rc = 0;
 	/* presence of a side's row: its first key column (never NULL in a row) */
-	rc = udr__buf_puts(&hb, "(__udr_xb.");
+	rc = present(&hb, "__udr_xb", k0);
 	if (rc == 0)
-		rc = udr__sql_ident(&hb, k0);
+		rc = present(&ho, "__udr_xo", k0);
 	if (rc == 0)
-		rc = udr__buf_puts(&hb, " IS NOT NULL)");
-	if (rc == 0)
-		rc = udr__buf_puts(&ho, "(__udr_xo.");
-	if (rc == 0)
-		rc = udr__sql_ident(&ho, k0);
-	if (rc == 0)
-		rc = udr__buf_puts(&ho, " IS NOT NULL)");
-	if (rc == 0)
-		rc = udr__buf_puts(&ht, "(__udr_xt.");
-	if (rc == 0)
-		rc = udr__sql_ident(&ht, k0);
-	if (rc == 0)
-		rc = udr__buf_puts(&ht, " IS NOT NULL)");
+		rc = present(&ht, "__udr_xt", k0);
 	/* over every row: ours and theirs against the base (column references) */
 	if (rc == 0)
 		rc = rows_same(&ob, "__udr_xo", "__udr_xb", c, key);
