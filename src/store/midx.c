@@ -19,6 +19,7 @@
 #include "store/pack.h"
 
 unsigned udr__midx_threshold = 8;
+uint64_t udr__midx_small = 65536;
 
 /* ---- layout --------------------------------------------------------------------- */
 
@@ -378,13 +379,16 @@ int udr__midx_build(unsigned char **out, size_t *out_len, const udr__idx **v, si
 /* ---- writing ------------------------------------------------------------------------- */
 
 /* The indexes of the visible packs (pointers into the pack set: packs are
- * never freed while the store is open) and how many the current multi-pack
- * index does not cover. */
-static int visible_indexes(const udr__idx ***out, size_t *n, size_t *uncovered, udr_store *s)
+ * never freed while the store is open), how many the current multi-pack
+ * index does not cover, the entries of those, and the entries it has (0
+ * when there is none). */
+static int visible_indexes(const udr__idx ***out, size_t *n, size_t *uncovered, uint64_t *unc_entries,
+                           uint64_t *midx_entries, udr_store *s)
 {
 	udr__packset *ps = s->packs;
 	const udr__idx **v;
 	size_t k = 0, u = 0;
+	uint64_t ue = 0;
 	pthread_mutex_lock(&ps->mu);
 	if (!(v = calloc(ps->n + 1, sizeof(*v)))) {
 		pthread_mutex_unlock(&ps->mu);
@@ -395,16 +399,21 @@ static int visible_indexes(const udr__idx ***out, size_t *n, size_t *uncovered, 
 		if (p->gone || p->broken || !p->idx.p)
 			continue;
 		v[k++] = &p->idx;
-		u += !p->covered || !ps->midx.p;
+		if (!p->covered || !ps->midx.p) {
+			u++;
+			ue += p->idx.n;
+		}
 	}
 	/* a multi-pack index naming packs that went (repacked) costs a
 	 * fall-back per lookup of their objects: counted as uncovered */
 	for (uint32_t j = 0; ps->midx.p && j < ps->midx.npacks; j++)
 		u += !ps->mpacks[j] || ps->mpacks[j]->gone;
+	*midx_entries = ps->midx.p ? ps->midx.n : 0;
 	pthread_mutex_unlock(&ps->mu);
 	*out = v;
 	*n = k;
 	*uncovered = u;
+	*unc_entries = ue;
 	return 0;
 }
 
@@ -445,18 +454,38 @@ done:
 	return rc;
 }
 
+/*
+ * Is a rewrite due?  Once udr__midx_threshold packs are uncovered, while the
+ * index is small (udr__midx_small entries, 64 Ki: 3.4 MB); a large one only
+ * once the uncovered packs hold an eighth of its entries, or when four times
+ * the threshold of them are searched one by one.  Small commits to a store
+ * of millions of pieces each leave a pack, and rewriting the whole index
+ * every few of them (52 bytes a piece: 520 MB at 10 million) would cost
+ * them more than their data; this way each rewrite of N entries follows at
+ * least N/8 new ones, and a lookup searches at most 4 x threshold indexes
+ * besides it.
+ */
+static bool midx_due(size_t uncovered, uint64_t unc_entries, uint64_t midx_entries)
+{
+	if (uncovered < udr__midx_threshold)
+		return false;
+	return midx_entries < udr__midx_small || unc_entries >= midx_entries / 8 ||
+	       uncovered >= 4 * (size_t)udr__midx_threshold;
+}
+
 int udr__midx_update_locked(udr_store *s, bool force)
 {
 	const udr__idx **v = NULL;
 	size_t n = 0, uncovered = 0;
+	uint64_t ue = 0, me = 0;
 	int rc;
 	if (!s->packs)
 		return 0;
 	if ((rc = udr__packset_scan(s)) < 0)
 		return rc;
-	if ((rc = visible_indexes(&v, &n, &uncovered, s)) < 0)
+	if ((rc = visible_indexes(&v, &n, &uncovered, &ue, &me, s)) < 0)
 		return rc;
-	if (n && (force || uncovered >= udr__midx_threshold)) {
+	if (n && (force || midx_due(uncovered, ue, me))) {
 		rc = midx_write(s, v, n);
 		if (rc == UDR_EINVAL) {
 			/* more than the format holds: the packs' own indexes serve */

@@ -110,16 +110,19 @@ uint64_t udr__midx_find(const udr__midx *x, const udr_hash *h);
  * here; a hash in several packs points at the first by name).  *out is
  * malloc'd.  UDR_EINVAL when they are too many for the format. */
 int udr__midx_build(unsigned char **out, size_t *out_len, const udr__idx **v, size_t n);
-/* Rewrite packs/multi-pack-index over every visible pack when at least
- * udr__midx_threshold of them are not covered by the current one (always
+/* Rewrite packs/multi-pack-index over every visible pack when it is due
+ * (udr__midx_threshold of them not covered by the current one; see below) (always
  * with force; nothing when there is no pack).  Takes packs/lock: waits for
  * it with wait, else skips when another process holds it. */
 int udr__midx_update(udr_store *s, bool force, bool wait);
 /* The same, packs/lock already held by the caller. */
 int udr__midx_update_locked(udr_store *s, bool force);
 /* Packs not covered by the multi-pack index that trigger a rewrite (8;
- * tests lower it). */
+ * tests lower it); past udr__midx_small entries (65536) it is rewritten only
+ * once the uncovered packs hold an eighth of its entries or number four
+ * times the threshold (midx.c, midx_due). */
 extern unsigned udr__midx_threshold;
+extern uint64_t udr__midx_small;
 /* Check packs/multi-pack-index whole (trailer, order, records) and against
  * the indexes of the packs it names: 0 intact (*stale when a pack it names
  * is gone: not checked further), 1 when there is none, UDR_ECORRUPT naming

@@ -50,6 +50,7 @@ static int teardown(void **state)
 	udr_store_close(f->st);
 	th_rmtree(f->dir);
 	udr__midx_threshold = 8;
+	udr__midx_small = 65536;
 	free(f->midx);
 	free(f->sdir);
 	free(f->dir);
@@ -600,6 +601,61 @@ static void midx_upgrade_writes_one(void **state)
 	free(d2);
 }
 
+/* A pack of one raw entry (seed), written without a repack. */
+static void write_tiny(fx *f, uint32_t seed)
+{
+	udr__packw *w = NULL;
+	unsigned char d[100];
+	udr_hash h;
+	th_fill(d, sizeof(d), seed);
+	udr_hash_buf(&h, d, sizeof(d));
+	assert_int_equal(udr__packw_new(&w, f->st, UDR__PACK_CLASS_DATA), 0);
+	assert_int_equal(udr__packw_append(w, &h, 1, sizeof(d), d, (uint32_t)sizeof(d)), 0);
+	assert_int_equal(udr__packw_flush(w), 0);
+	udr__packw_free(w);
+}
+
+/* A large multi-pack index is not rewritten for every few small packs: only
+ * once the uncovered ones hold an eighth of its entries, or number four
+ * times the threshold; a small one as soon as the threshold is reached. */
+static void midx_large_rewritten_amortized(void **state)
+{
+	fx *f = *state;
+	udr_store_pack_stats st;
+	fixture(f); /* 301 entries in PACKS packs */
+	udr__midx_threshold = 2;
+	udr__midx_small = 100; /* "large" from 100 entries: this one is */
+	for (int i = 0; i < 7; i++) {
+		write_tiny(f, 5000 + (uint32_t)i);
+		assert_int_equal(udr__midx_update(f->st, false, true), 0);
+		midx_stats(&st, f->sdir);
+		assert_int_equal(st.midx_packs, PACKS); /* 1..7 uncovered, 7 entries < 301/8 */
+	}
+	write_tiny(f, 5007); /* 8 = 4 x threshold uncovered */
+	assert_int_equal(udr__midx_update(f->st, false, true), 0);
+	midx_stats(&st, f->sdir);
+	assert_int_equal(st.midx_packs, PACKS + 8);
+	assert_int_equal(st.midx_objects, PACKS * PER + 8);
+	/* two packs with 60 entries: more than an eighth of 309 */
+	write_pack(f, PACKS, false);
+	assert_int_equal(udr__midx_update(f->st, false, true), 0);
+	midx_stats(&st, f->sdir);
+	assert_int_equal(st.midx_packs, PACKS + 8);
+	write_pack(f, PACKS + 1, false);
+	assert_int_equal(udr__midx_update(f->st, false, true), 0);
+	midx_stats(&st, f->sdir);
+	assert_int_equal(st.midx_packs, PACKS + 10);
+	/* a small index: rewritten at the threshold */
+	udr__midx_small = 65536;
+	write_tiny(f, 6000);
+	write_tiny(f, 6001);
+	assert_int_equal(udr__midx_update(f->st, false, true), 0);
+	midx_stats(&st, f->sdir);
+	assert_int_equal(st.midx_packs, PACKS + 12);
+	assert_all(f, PACKS + 2);
+	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
+}
+
 int main(int argc, char **argv)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -612,6 +668,7 @@ int main(int argc, char **argv)
 		T(midx_damaged_or_cut_pack_names_piece_and_pack),
 		T(midx_reader_while_writer_repacks),
 		T(midx_upgrade_writes_one),
+		T(midx_large_rewritten_amortized),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
 }
