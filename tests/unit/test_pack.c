@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/pack.h"
@@ -451,6 +453,90 @@ static void pack_delta_base_missed_by_a_stale_listing(void **state)
 	free(b);
 }
 
+/* Descriptors (/proc/self/fd) and mappings (/proc/self/maps) of this
+ * process that name a deleted file under dir. */
+static int deleted_under(const char *dir, bool maps)
+{
+	int count = 0;
+	if (maps) {
+		char *text = th_read_file("/proc/self/maps", NULL);
+		assert_non_null(text);
+		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+			if (strstr(line, dir) && strstr(line, "(deleted)")) {
+				print_message("mapped: %s\n", line);
+				count++;
+			}
+		free(text);
+		return count;
+	}
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char link[512], target[4200];
+		ssize_t k;
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		if ((k = readlink(link, target, sizeof(target) - 1)) < 0)
+			continue;
+		target[k] = '\0';
+		if (strstr(target, dir) && strstr(target, "(deleted)")) {
+			print_message("open: %s -> %s\n", link, target);
+			count++;
+		}
+	}
+	closedir(d);
+	return count;
+}
+
+/*
+ * docs/GC.md prerequisite 5: a long-lived handle reads from its packs,
+ * another process merges them all into one (the old packs and indexes
+ * removed), the handle reads again: it lets go of the removed packs (no
+ * descriptor of a deleted pack, no mapping of a deleted index), so their
+ * space is free.
+ */
+static void pack_long_lived_handle_lets_go_of_removed_packs(void **state)
+{
+	fx *f = *state;
+	udr_hash h[4];
+	size_t sz[4] = {2000, 7000, 25000, 90000};
+	unsigned saved = udr__packs_recheck_ms;
+	pid_t pid;
+	int status = 0;
+	/* each at least twice all smaller ones: no geometric merge, 4 packs */
+	for (int i = 0; i < 4; i++)
+		h[i] = put_bytes(f->st, 300 + (uint32_t)i, sz[i]);
+	assert_int_equal(count_suffix(f->sdir, ".pack"), 4);
+	for (int i = 0; i < 4; i++)
+		assert_get(f->st, &h[i], 300 + (uint32_t)i, sz[i]);
+	assert_int_equal(deleted_under(f->sdir, false), 0);
+	assert_int_equal(deleted_under(f->sdir, true), 0);
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		udr_store *c = NULL;
+		int rc = udr_store_open(&c, f->sdir, 0);
+		if (rc == 0)
+			rc = udr__pack_repack_all(c, UDR__PACK_CLASS_DATA);
+		udr_store_close(c);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(count_suffix(f->sdir, ".pack"), 1);
+
+	/* the old packs were unlinked while this handle had them open */
+	udr__packs_recheck_ms = 0; /* each lookup looks at packs/ (1 s otherwise) */
+	for (int i = 0; i < 4; i++)
+		assert_get(f->st, &h[i], 300 + (uint32_t)i, sz[i]);
+	udr__packs_recheck_ms = saved;
+	assert_int_equal(deleted_under(f->sdir, false), 0);
+	assert_int_equal(deleted_under(f->sdir, true), 0);
+	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
+}
+
 static void pack_missing_index_is_rebuilt_by_fsck(void **state)
 {
 	fx *f = *state;
@@ -763,6 +849,7 @@ int main(int argc, char **argv)
 		T(pack_small_puts_stay_few_packs),
 		T(pack_stale_handle_after_repack),
 		T(pack_delta_base_missed_by_a_stale_listing),
+		T(pack_long_lived_handle_lets_go_of_removed_packs),
 		T(pack_missing_index_is_rebuilt_by_fsck),
 		T(pack_damaged_index_reads_from_pack),
 		T(pack_index_wrong_offsets),
