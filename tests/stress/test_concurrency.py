@@ -125,7 +125,9 @@ def test_delta_reads_never_fail_while_others_repack(udr, tmp_path):
     reader's list of packs goes stale under it: a delta's base (or the piece)
     it looked for in a pack that was repacked away must be looked for again,
     never reported as damage (exit 3 of the worker: UDR_ECORRUPT) nor as
-    missing (exit 4); docs/GC.md, prerequisite 4."""
+    missing (exit 4); docs/GC.md, prerequisite 4.  The interleaving that
+    broke it (a listing that misses the pack holding the base) is rare here;
+    test_pack.c's pack_delta_base_missed_by_a_stale_listing forces it."""
     worker = tool("udr_worker")
     data = bytearray(os.urandom(6 << 10))  # one small piece; a chain of deltas
     hashes = []
