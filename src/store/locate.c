@@ -141,8 +141,12 @@ int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy,
 	unsigned c = copy;
 	int rc;
 	memset(out, 0, sizeof(*out));
-	if (s->packs && !__atomic_load_n(&s->packs->scanned, __ATOMIC_ACQUIRE) && (rc = udr__packset_scan(s)) < 0)
-		return rc;
+	if (s->packs && !__atomic_load_n(&s->packs->scanned, __ATOMIC_ACQUIRE)) {
+		if ((rc = udr__packset_scan(s)) < 0)
+			return rc;
+	} else if (s->packs) {
+		udr__packset_recheck(s);
+	}
 	if ((rc = find_once(out, s, h, &c, true)) < 0 || out->kind != UDR__K_NONE || !rescan || copy != 0 ||
 	    !s->packs)
 		return rc;
@@ -212,6 +216,7 @@ static void pack_put(udr_store *s, udr__pack *p)
 {
 	pthread_mutex_lock(&s->packs->mu);
 	p->readers--;
+	udr__pack_release_locked(p); /* the last read of a retired pack closes it */
 	pthread_mutex_unlock(&s->packs->mu);
 }
 
@@ -500,19 +505,26 @@ int udr__obj_foreach(udr_store *s, bool all_copies, udr__obj_visit visit, udr__s
 	int rc;
 	if (s->packs) {
 		udr__packset *ps = s->packs;
+		udr__pack **v;
 		size_t n;
 		if ((rc = udr__packset_scan(s)) < 0)
 			return rc;
+		/* the packs listed now, held: a scan in another thread may retire
+		 * one while its index is walked here */
 		pthread_mutex_lock(&ps->mu);
 		n = ps->n;
-		pthread_mutex_unlock(&ps->mu);
-		/* packs are never freed while the store is open: no lock needed to
-		 * walk the first n */
-		for (size_t i = 0; i < n; i++) {
-			udr__pack *p;
-			pthread_mutex_lock(&ps->mu);
-			p = ps->v[i];
+		if (!(v = malloc((n ? n : 1) * sizeof(*v)))) {
 			pthread_mutex_unlock(&ps->mu);
+			return udr__error_oom();
+		}
+		for (size_t i = 0; i < n; i++) {
+			v[i] = ps->v[i];
+			v[i]->holds++;
+		}
+		pthread_mutex_unlock(&ps->mu);
+		rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			udr__pack *p = v[i];
 			if (p->gone || p->broken)
 				continue;
 			for (uint64_t k = 0; k < p->idx.n; k++) {
@@ -526,13 +538,19 @@ int udr__obj_foreach(udr_store *s, bool all_copies, udr__obj_visit visit, udr__s
 				l.length = e.length;
 				if (!all_copies && (rc = first_copy(&w, &e.hash, &l)) != 1) {
 					if (rc < 0)
-						return rc;
+						break;
+					rc = 0;
 					continue;
 				}
 				if ((rc = visit(&e.hash, &l, payload)) != 0)
-					return rc;
+					break;
 			}
 		}
+		for (size_t i = 0; i < n; i++)
+			udr__pack_unhold(ps, v[i]);
+		free(v);
+		if (rc != 0)
+			return rc;
 	}
 	return walk_dir(&w, s->path, 0, "");
 }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,10 +379,23 @@ int udr__midx_build(unsigned char **out, size_t *out_len, const udr__idx **v, si
 
 /* ---- writing ------------------------------------------------------------------------- */
 
-/* The indexes of the visible packs (pointers into the pack set: packs are
- * never freed while the store is open), how many the current multi-pack
- * index does not cover, the entries of those, and the entries it has (0
- * when there is none). */
+/* The pack whose index x is. */
+static udr__pack *idx_pack(const udr__idx *x)
+{
+	return (udr__pack *)(void *)((char *)x - offsetof(udr__pack, idx));
+}
+
+/* Let go of the packs of the indexes v[0..n) (held by visible_indexes). */
+static void unhold_indexes(udr_store *s, const udr__idx **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		udr__pack_unhold(s->packs, idx_pack(v[i]));
+}
+
+/* The indexes of the visible packs (pointers into the pack set, each pack
+ * held: unhold_indexes when done), how many the current multi-pack index
+ * does not cover, the entries of those, and the entries it has (0 when
+ * there is none). */
 static int visible_indexes(const udr__idx ***out, size_t *n, size_t *uncovered, uint64_t *unc_entries,
                            uint64_t *midx_entries, udr_store *s)
 {
@@ -398,6 +412,7 @@ static int visible_indexes(const udr__idx ***out, size_t *n, size_t *uncovered, 
 		udr__pack *p = ps->v[i];
 		if (p->gone || p->broken || !p->idx.p)
 			continue;
+		p->holds++;
 		v[k++] = &p->idx;
 		if (!p->covered || !ps->midx.p) {
 			u++;
@@ -478,6 +493,7 @@ int udr__midx_update_locked(udr_store *s, bool force)
 	const udr__idx **v = NULL;
 	size_t n = 0, uncovered = 0;
 	uint64_t ue = 0, me = 0;
+	bool due;
 	int rc;
 	if (!s->packs)
 		return 0;
@@ -485,17 +501,19 @@ int udr__midx_update_locked(udr_store *s, bool force)
 		return rc;
 	if ((rc = visible_indexes(&v, &n, &uncovered, &ue, &me, s)) < 0)
 		return rc;
-	if (n && (force || midx_due(uncovered, ue, me))) {
+	due = n && (force || midx_due(uncovered, ue, me));
+	if (due) {
 		rc = midx_write(s, v, n);
 		if (rc == UDR_EINVAL) {
 			/* more than the format holds: the packs' own indexes serve */
 			udr_error_clear();
 			rc = 0;
 		}
-		if (rc == 0)
-			rc = udr__packset_scan(s);
 	}
+	unhold_indexes(s, v, n);
 	free(v);
+	if (rc == 0 && due)
+		rc = udr__packset_scan(s);
 	return rc;
 }
 
@@ -597,7 +615,10 @@ int udr__packset_midx_refresh(udr_store *s)
 	free(path);
 	if (!ps->midx.p)
 		return 0;
-	/* packs found since, or gone since: matched by name again */
+	/* packs found since, or gone since: matched by name again (a retired
+	 * pack is no longer listed, and named by no slot) */
+	for (uint32_t j = 0; j < ps->midx.npacks; j++)
+		ps->mpacks[j] = NULL;
 	for (size_t i = 0; i < ps->n; i++) {
 		udr__pack *p = ps->v[i];
 		udr_hash h;
@@ -667,10 +688,12 @@ int udr__midx_check(udr_store *s, bool *stale)
 		for (i = 0; i < ps->n; i++)
 			if (!ps->v[i]->gone && !ps->v[i]->broken && udr_hash_equal(&h, &ps->v[i]->idx.pack))
 				break;
-		if (i == ps->n)
+		if (i == ps->n) {
 			*stale = true;
-		else
+		} else {
+			ps->v[i]->holds++; /* its index is read below, unlocked */
 			v[k++] = &ps->v[i]->idx;
+		}
 	}
 	pthread_mutex_unlock(&ps->mu);
 	if (!*stale) {
@@ -690,6 +713,8 @@ int udr__midx_check(udr_store *s, bool *stale)
 			                    "its packs", path);
 	}
 done:
+	if (v)
+		unhold_indexes(s, v, k);
 	if (m)
 		munmap(m, ml);
 	if (fd >= 0)

@@ -21,6 +21,7 @@
 
 #include "util/util.h"
 #include "store/store_internal.h"
+#include "store/pack.h"
 
 #define MANIFEST_HDR 64
 #define MANIFEST_ENTRY 36
@@ -311,6 +312,7 @@ int udr__raw_load(unsigned char **out, size_t *out_len, udr_store *s, const udr_
 /* ---- decoded-piece cache ----------------------------------------------------- */
 
 uint64_t udr__piece_decodes;
+uint64_t udr__packs_restarts;
 
 #define POOL_MAX 16
 
@@ -663,13 +665,13 @@ int udr__delta_encode(unsigned char **out, size_t *out_len, const udr__delta_hdr
 
 /* ---- pieces ------------------------------------------------------------------ */
 
-static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
-                            uint64_t expect, bool verify, int max_depth, udr__bcache *cache);
+static int piece_load_any(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                          uint64_t expect, bool verify, int max_depth, udr__bcache *cache, bool *stale);
 
 /* Base h of a delta of depth `below` (whose name is hex), from the cache or
  * decoded into it; lent. */
 static int base_get(udr__bref **out, int *depth, udr_store *s, const udr_hash *h, int below, bool verify,
-                    udr__bcache *cache, const char *hex)
+                    udr__bcache *cache, const char *hex, bool *stale)
 {
 	char bhex[UDR_HASH_HEXSIZE + 1];
 	unsigned char *b = NULL;
@@ -685,10 +687,15 @@ static int base_get(udr__bref **out, int *depth, udr_store *s, const udr_hash *h
 		                      hex, bhex, *depth, below);
 	}
 	/* the base must be shallower: damaged chains cannot loop */
-	rc = piece_load_depth(&b, &bl, depth, s, h, UINT64_MAX, verify, below, cache);
-	if (rc < 0)
+	rc = piece_load_any(&b, &bl, depth, s, h, UINT64_MAX, verify, below, cache, stale);
+	if (rc < 0) {
+		/* a missing base is damage of the delta, unless the packs changed
+		 * under this read (piece_load_depth looks again, once) */
+		if (rc == UDR_ENOTFOUND)
+			*stale = true;
 		return udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "chunk %s: its delta base %s: %s", hex, bhex,
 		                      udr_error_last()->message);
+	}
 	if (!(*out = bcache_put(cache, h, b, bl, *depth, verify)))
 		return UDR_ENOMEM;
 	return 0;
@@ -697,7 +704,7 @@ static int base_get(udr__bref **out, int *depth, udr_store *s, const udr_hash *h
 /* The delta's bases, decoded (from the cache when there), concatenated into
  * *prefix (malloc'd) or, for one base, lent as *one. */
 static int delta_prefix(unsigned char **prefix, size_t *plen, udr__bref **one, udr_store *s, const udr__delta_hdr *dh,
-                        bool verify, udr__bcache *cache, const char *hex)
+                        bool verify, udr__bcache *cache, const char *hex, bool *stale)
 {
 	udr__bref *b[UDR__DELTA_BASES_MAX] = {NULL};
 	size_t total = 0;
@@ -707,7 +714,7 @@ static int delta_prefix(unsigned char **prefix, size_t *plen, udr__bref **one, u
 	*one = NULL;
 	for (int i = 0; i < dh->nbases && rc == 0; i++) {
 		int bdepth = 0;
-		if ((rc = base_get(&b[i], &bdepth, s, &dh->bases[i], dh->depth, verify, cache, hex)) == 0 &&
+		if ((rc = base_get(&b[i], &bdepth, s, &dh->bases[i], dh->depth, verify, cache, hex, stale)) == 0 &&
 		    b[i]->len > UDR__DELTA_PREFIX_MAX - total)
 			rc = udr__error_set(UDR_ECORRUPT, "chunk %s: its delta bases exceed %zu bytes", hex,
 			                    UDR__DELTA_PREFIX_MAX);
@@ -735,9 +742,11 @@ static int delta_prefix(unsigned char **prefix, size_t *plen, udr__bref **one, u
 	return rc;
 }
 
-/* Load copy number `copy` of piece h (see piece_load_depth). */
+/* Load copy number `copy` of piece h (see piece_load_depth); *stale set when
+ * the copy or a delta base below it was not found where it was looked for. */
 static int piece_load_copy(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
-                           uint64_t expect, bool verify, int max_depth, udr__bcache *cache, unsigned copy)
+                           uint64_t expect, bool verify, int max_depth, udr__bcache *cache, unsigned copy,
+                           bool *stale)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	enum udr__kind kind;
@@ -758,8 +767,11 @@ static int piece_load_copy(unsigned char **out, size_t *out_len, int *depth, udr
 		return udr__error_set(UDR_ECORRUPT, "chunk %s: a manifest where a piece was expected", hex);
 	if (big)
 		return udr__error_set(UDR_EINVAL, "chunk %s: too large to decode in memory", hex);
-	if ((rc = udr__obj_read(&raw, &rawlen, &kind, s, h, UDR__PIECE_HARD_MAX + 4096, copy)) < 0)
+	if ((rc = udr__obj_read(&raw, &rawlen, &kind, s, h, UDR__PIECE_HARD_MAX + 4096, copy)) < 0) {
+		if (rc == UDR_ENOTFOUND)
+			*stale = true; /* found, then gone: repacked away meanwhile */
 		return rc;
+	}
 	switch (kind) {
 	case UDR__K_NONE:
 	case UDR__K_MANIFEST:
@@ -792,7 +804,7 @@ static int piece_load_copy(unsigned char **out, size_t *out_len, int *depth, udr
 			return udr__error_set(UDR_ECORRUPT, "chunk %s: damaged delta header (depth %d, not below %d)", hex, d,
 			                      max_depth);
 		}
-		if ((rc = delta_prefix(&base, &baselen, &one, s, &dh, verify, cache, hex)) < 0) {
+		if ((rc = delta_prefix(&base, &baselen, &one, s, &dh, verify, cache, hex, stale)) < 0) {
 			free(raw);
 			return rc;
 		}
@@ -827,13 +839,14 @@ static int piece_load_copy(unsigned char **out, size_t *out_len, int *depth, udr
 
 /* A piece from the first copy that decodes; a damaged copy gives way to the
  * next one (duplicates in packs or loose files are legal), and the first
- * damage is reported when none is good. */
-static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
-                            uint64_t expect, bool verify, int max_depth, udr__bcache *cache)
+ * damage is reported when none is good.  *stale as piece_load_copy's, for
+ * any copy. */
+static int piece_load_any(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                          uint64_t expect, bool verify, int max_depth, udr__bcache *cache, bool *stale)
 {
 	struct first_err f = {0, ""};
 	for (unsigned copy = 0;; copy++) {
-		int rc = piece_load_copy(out, out_len, depth, s, h, expect, verify, max_depth, cache, copy);
+		int rc = piece_load_copy(out, out_len, depth, s, h, expect, verify, max_depth, cache, copy, stale);
 		if (rc == 0)
 			return 0;
 		if (rc == UDR_ENOTFOUND && f.rc)
@@ -842,6 +855,29 @@ static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, ud
 			return rc;
 		first_keep(&f, rc);
 	}
+}
+
+/*
+ * piece_load_any, and once more from copy 0 after packs/ is read again when
+ * it failed on something not found: a copy or delta base looked for in a
+ * pack list that a repack in another process made stale (the pieces moved
+ * to a new pack, the old packs and indexes removed; a listing overlapping
+ * that can miss both).  Once: a base missing for good stays damage of the
+ * delta (UDR_ECORRUPT naming it), and damaged bytes fail again as they did.
+ */
+static int piece_load_depth(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,
+                            uint64_t expect, bool verify, int max_depth, udr__bcache *cache)
+{
+	bool stale = false;
+	int rc = piece_load_any(out, out_len, depth, s, h, expect, verify, max_depth, cache, &stale);
+	if (rc == 0 || !(stale || rc == UDR_ENOTFOUND) || !s->packs)
+		return rc;
+	__atomic_fetch_add(&udr__packs_restarts, 1, __ATOMIC_RELAXED);
+	udr_error_clear();
+	if ((rc = udr__packset_scan(s)) < 0)
+		return rc;
+	stale = false;
+	return piece_load_any(out, out_len, depth, s, h, expect, verify, max_depth, cache, &stale);
 }
 
 int udr__piece_load_c(unsigned char **out, size_t *out_len, int *depth, udr_store *s, const udr_hash *h,

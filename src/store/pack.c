@@ -998,21 +998,94 @@ void udr__packset_init(udr__packset *ps)
 	pthread_mutex_init(&ps->mu, NULL);
 }
 
+/* Unmap (or free) p's index; cls and pack stay. */
+static void idx_release(udr__pack *p)
+{
+	if (p->idx.p && p->owned)
+		free((void *)p->idx.p);
+	else if (p->idx.p)
+		munmap((void *)p->idx.p, p->idx.len);
+	p->idx.p = NULL;
+	p->idx.len = 0;
+	p->idx.n = 0;
+}
+
 void udr__packset_free(udr__packset *ps)
 {
 	udr__packset_midx_free(ps);
-	for (size_t i = 0; i < ps->n; i++) {
-		udr__pack *p = ps->v[i];
-		if (p->idx.p && p->owned)
-			free((void *)p->idx.p);
-		else if (p->idx.p)
-			munmap((void *)p->idx.p, p->idx.len);
+	for (size_t i = 0; i < ps->n + ps->ndead; i++) {
+		udr__pack *p = i < ps->n ? ps->v[i] : ps->dead[i - ps->n];
+		idx_release(p);
 		if (p->fd >= 0)
 			UDR_IO->close(p->fd);
 		free(p);
 	}
 	free(ps->v);
+	free(ps->dead);
 	pthread_mutex_destroy(&ps->mu);
+}
+
+void udr__pack_release_locked(udr__pack *p)
+{
+	if (!p->retired || p->readers > 0)
+		return;
+	if (p->fd >= 0) {
+		UDR_IO->close(p->fd);
+		p->fd = -1;
+	}
+	if (p->holds == 0)
+		idx_release(p);
+}
+
+void udr__pack_hold(udr__packset *ps, udr__pack *p)
+{
+	pthread_mutex_lock(&ps->mu);
+	p->holds++;
+	pthread_mutex_unlock(&ps->mu);
+}
+
+void udr__pack_unhold(udr__packset *ps, udr__pack *p)
+{
+	pthread_mutex_lock(&ps->mu);
+	p->holds--;
+	udr__pack_release_locked(p);
+	pthread_mutex_unlock(&ps->mu);
+}
+
+/* Under the set's mutex, at the end of a scan: the packs found gone leave
+ * the list (lookups and scans stay as fast as the packs that exist) for the
+ * dead ones, and give back their descriptor and index once unused.  On
+ * failure (no memory) they stay listed, gone, and are retired later. */
+static int retire_gone(udr__packset *ps)
+{
+	size_t k = 0, ngone = 0;
+	for (size_t i = 0; i < ps->n; i++)
+		ngone += ps->v[i]->gone;
+	if (!ngone)
+		return 0;
+	if (ps->ndead + ngone > ps->capdead) {
+		size_t nc = ps->capdead ? ps->capdead : 16;
+		udr__pack **q;
+		while (nc < ps->ndead + ngone)
+			nc *= 2;
+		if (!(q = realloc(ps->dead, nc * sizeof(*q))))
+			return udr__error_oom();
+		ps->dead = q;
+		ps->capdead = nc;
+	}
+	for (size_t i = 0; i < ps->n; i++) {
+		udr__pack *p = ps->v[i];
+		if (!p->gone) {
+			ps->v[k++] = p;
+			continue;
+		}
+		p->retired = true;
+		p->covered = false;
+		ps->dead[ps->ndead++] = p;
+		udr__pack_release_locked(p);
+	}
+	ps->n = k;
+	return 0;
 }
 
 static bool pack_name(const char *name, const char *suffix, char hex[UDR_HASH_HEXSIZE + 1])
@@ -1234,12 +1307,36 @@ int udr__packset_scan(udr_store *s)
 	if (!dir)
 		return UDR_ENOMEM;
 	for (int attempt = 0; attempt < 8; attempt++) {
-		int64_t before = dir_stamp(dir);
-		if ((rc = scan_once(s)) < 0 || dir_stamp(dir) == before)
+		int64_t before = dir_stamp(dir), after;
+		if ((rc = scan_once(s)) < 0)
+			break;
+		after = dir_stamp(dir);
+		/* what a recheck compares with: the times before the listing,
+		 * so that a change during it is seen as a change */
+		__atomic_store_n(&s->packs->stamp, before, __ATOMIC_RELEASE);
+		__atomic_store_n(&s->packs->checked_ms, udr__now_ms(), __ATOMIC_RELEASE);
+		if (after == before)
 			break;
 	}
 	free(dir);
 	return rc;
+}
+
+unsigned udr__packs_recheck_ms = 1000;
+
+void udr__packset_recheck(udr_store *s)
+{
+	udr__packset *ps = s->packs;
+	int64_t now = udr__now_ms(), last = __atomic_load_n(&ps->checked_ms, __ATOMIC_ACQUIRE);
+	char path[4200];
+	if (now >= last && now - last < (int64_t)udr__packs_recheck_ms)
+		return;
+	/* one thread checks; the others go on with the list they have */
+	if (!__atomic_compare_exchange_n(&ps->checked_ms, &last, now, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return;
+	snprintf(path, sizeof(path), "%s/packs", s->path);
+	if (dir_stamp(path) != __atomic_load_n(&ps->stamp, __ATOMIC_ACQUIRE) && udr__packset_scan(s) < 0)
+		udr_error_clear(); /* the lookups rescan on a miss and report */
 }
 
 static int scan_once(udr_store *s)
@@ -1337,17 +1434,14 @@ static int scan_once(udr_store *s)
 		}
 		if (rc == 0)
 			rc = scan_orphans(s, d, dir, seen, known);
-		for (size_t i = 0; rc == 0 && i < known; i++) {
-			udr__pack *p = ps->v[i];
+		for (size_t i = 0; rc == 0 && i < known; i++)
 			if (!seen[i])
-				p->gone = true;
-			/* a repacked-away pack's descriptor goes once no read uses it
-			 * (a long-lived handle would otherwise keep every old pack) */
-			if (p->gone && p->fd >= 0 && p->readers == 0) {
-				UDR_IO->close(p->fd);
-				p->fd = -1;
-			}
-		}
+				ps->v[i]->gone = true;
+		/* a repacked-away pack's descriptor and index go once no read uses
+		 * them: a long-lived handle would otherwise keep the space of
+		 * every pack removed since it opened */
+		if (rc == 0)
+			rc = retire_gone(ps);
 	}
 	if (rc == 0)
 		rc = udr__packset_midx_refresh(s);
@@ -1598,11 +1692,14 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 {
 	udr__packw *w = NULL;
 	char path[4200];
+	bool held = false;
 	int fd = -1, rc;
 	/* waits: concurrent repairs of one pack's entries (a put's workers)
 	 * take turns, so the last one sees every good copy */
 	if ((rc = udr__packs_lock(&fd, s, true)) != 0)
 		return rc < 0 ? rc : 1;
+	udr__pack_hold(s->packs, p); /* its index is read below */
+	held = true;
 	if ((rc = udr__packset_scan(s)) < 0 || (rc = udr__packw_new(&w, s, p->idx.cls)) < 0)
 		goto done;
 	if (p->gone)
@@ -1673,6 +1770,8 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 			p->gone = true;
 	}
 done:
+	if (held)
+		udr__pack_unhold(s->packs, p);
 	udr__packw_free(w);
 	UDR_IO->close(fd);
 	return rc;

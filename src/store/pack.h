@@ -182,14 +182,24 @@ void udr__packw_free(udr__packw *w);
 
 /* ---- the visible packs of a store --------------------------------------------- */
 
+/*
+ * One pack of the set.  Its struct lives until the store closes (a location
+ * found by a lookup may name it after it went); its descriptor and index are
+ * released once it is retired (gone at a scan) and nothing uses them: reads
+ * in flight on fd (readers) and users of idx outside the set's mutex
+ * (holds, udr__pack_hold).  A retired pack's idx keeps cls and pack; p is
+ * NULL and n 0.
+ */
 typedef struct udr__pack {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	udr__idx idx;   /* mmap'd */
-	int fd;         /* the pack, opened on first read; -1 before (and once gone) */
+	int fd;         /* the pack, opened on first read; -1 before (and once released) */
 	int readers;    /* reads in flight on fd (under the set's mutex) */
+	int holds;      /* users of idx outside the set's mutex (under it) */
 	uint64_t size;  /* of the pack file, when opened */
 	int64_t mtime;  /* of its index, seconds */
 	bool gone;      /* its index vanished at a rescan (repacked away) */
+	bool retired;   /* gone at a scan: out of the set's list, released once unused */
 	bool broken;    /* its index is damaged and the pack too: skipped by lookups */
 	bool owned;     /* idx.p is malloc'd (indexed anew from the pack), not mapped */
 	bool covered;   /* named by the loaded multi-pack index */
@@ -199,7 +209,11 @@ typedef struct udr__packset {
 	pthread_mutex_t mu;
 	udr__pack **v;
 	size_t n, cap;
+	udr__pack **dead;      /* retired packs (freed at close) */
+	size_t ndead, capdead;
 	bool scanned;
+	int64_t stamp;         /* packs/' times at the last scan (see udr__packset_scan) */
+	int64_t checked_ms;    /* when a lookup last compared them (udr__packset_recheck) */
 	unsigned char top[32]; /* bit per loose top-level directory ab/ seen at the last scan */
 	/* the multi-pack index (mapped; midx.p NULL when absent or damaged),
 	 * its file's identity at the last scan, and its packs in this set */
@@ -216,9 +230,26 @@ void udr__packset_free(udr__packset *ps);
  * file changed and match its pack names with the set's packs. */
 int udr__packset_midx_refresh(udr_store *s);
 void udr__packset_midx_free(udr__packset *ps);
-/* Read packs/ again: new indexes are loaded, vanished ones marked gone, the
- * multi-pack index loaded again when its file changed. */
+/* Read packs/ again: new indexes are loaded, vanished ones marked gone and
+ * retired (their descriptor closed and index unmapped now, or by the last
+ * read or hold that uses them), the multi-pack index loaded again when its
+ * file changed. */
 int udr__packset_scan(udr_store *s);
+/* At most every udr__packs_recheck_ms: read packs/ again if its times
+ * changed since the last scan, so that a handle that only reads what it
+ * found long ago lets go of packs other processes removed.  A lookup's
+ * first step; its failures are left to the lookups' own rescans. */
+void udr__packset_recheck(udr_store *s);
+/* Milliseconds between two such checks (1000; tests set 0: every lookup). */
+extern unsigned udr__packs_recheck_ms;
+/* Keep p's index mapped (and descriptor open) while it is used outside the
+ * set's mutex, even if a scan retires p meanwhile; _unhold releases what a
+ * retired pack no longer needs. */
+void udr__pack_hold(udr__packset *ps, udr__pack *p);
+void udr__pack_unhold(udr__packset *ps, udr__pack *p);
+/* Under the set's mutex: release what retired p no longer uses (its
+ * descriptor when no read is in flight, its index when no hold either). */
+void udr__pack_release_locked(udr__pack *p);
 
 /* Geometric repack of class cls when its small packs break the rule (each
  * pack at least twice the total of all smaller ones); skipped when another

@@ -174,6 +174,9 @@ void udr__bcache_budget(udr__bcache *c, uint64_t budget);
 uint64_t udr__decode_budget(const udr_store *s, uint64_t size);
 /* Debug counter: piece objects decoded (raw, zst or delta), process-wide. */
 extern uint64_t udr__piece_decodes;
+/* Debug counter: piece reads restarted from copy 0 after packs/ was read
+ * again (a copy or delta base not found where it was looked for). */
+extern uint64_t udr__packs_restarts;
 
 /*
  * Decode a piece-sized object (raw, zst or delta) into memory.  expect is

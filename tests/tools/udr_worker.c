@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,6 +520,45 @@ static int smallputs(udr_db *db, uint64_t seed, long n)
 	return 0;
 }
 
+/* Read the contents hexes[0..n) (each decoded and verified, every delta
+ * base with it) again and again through this one handle, whose list of packs
+ * goes stale while other processes put and repack, until the file stop
+ * exists: any failure is reported and ends the worker with exit 3 (damage)
+ * or 4 (not found), so that the test names what a reader would have said.
+ * Between two contents, a lookup of one that is not stored makes the handle
+ * read packs/ again (a miss is believed only after a rescan), as a reader
+ * of new data does: its list then changes while repacks run. */
+static int getloop(udr_db *db, const char *stop, char **hexes, int n)
+{
+	long rounds = 0;
+	for (;;) {
+		struct stat st;
+		bool last = stat(stop, &st) == 0;
+		for (int i = 0; i < n; i++) {
+			udr_hash h;
+			void *buf = NULL;
+			size_t len = 0;
+			int rc;
+			if (udr_hash_fromhex(&h, hexes[i]) != 0)
+				die("hash", UDR_EINVAL);
+			if ((rc = udr_store_get(&buf, &len, udr_db_store(db), &h)) != 0) {
+				fprintf(stderr, "udr_worker: round %ld: get %s: %d %s\n", rounds, hexes[i], rc,
+				        udr_error_last()->message);
+				exit(rc == UDR_ENOTFOUND ? 4 : 3);
+			}
+			udr_free(buf);
+			udr_hash_buf(&h, &rounds, sizeof(rounds));
+			if ((rc = udr_store_exists(udr_db_store(db), &h)) != 0)
+				die("exists of an absent content", rc);
+		}
+		rounds++;
+		if (last)
+			break;
+	}
+	printf("rounds %ld\n", rounds);
+	return 0;
+}
+
 static udr_version *one_version(udr_db *db, const char *table, uint64_t seed, uint64_t iter, udr_hash *h)
 {
 	char text[96];
@@ -627,7 +667,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 4) {
 		fprintf(stderr, "usage: udr_worker crashloop ROOT SEED | commits ROOT TABLE N | "
-		                "puts ROOT SEED N\n");
+		                "puts ROOT SEED N | smallputs ROOT SEED N | getloop ROOT STOP HASH...\n");
 		return 2;
 	}
 	udr_db *db = NULL;
@@ -646,6 +686,8 @@ int main(int argc, char **argv)
 		rc = reader(db, argv + 3, argc - 3);
 	else if (strcmp(argv[1], "puts") == 0 && argc >= 5)
 		rc = puts_(db, strtoull(argv[3], NULL, 10), strtol(argv[4], NULL, 10));
+	else if (strcmp(argv[1], "getloop") == 0 && argc >= 5)
+		rc = getloop(db, argv[3], argv + 4, argc - 4);
 	else if (strcmp(argv[1], "smallputs") == 0 && argc >= 5)
 		rc = smallputs(db, strtoull(argv[3], NULL, 10), strtol(argv[4], NULL, 10));
 	else

@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/pack.h"
@@ -344,6 +347,196 @@ static void pack_stale_handle_after_repack(void **state)
 	udr_store_close(reader);
 }
 
+/* An I/O table whose open says ENOENT for the next hide_left opens of a
+ * path ending in hide_suffix: the pack index a listing of packs/ missed
+ * (readdir does not promise names linked or unlinked during it; a scan
+ * bounded under a storm of repacks can keep such a listing). */
+static const udr_io_methods *hide_real;
+static udr_io_methods hide_io;
+static char hide_suffix[128];
+static int hide_left;
+
+static int hide_open(const char *path, int flags, mode_t mode)
+{
+	size_t n = strlen(path), k = strlen(hide_suffix);
+	if (hide_left > 0 && n >= k && strcmp(path + n - k, hide_suffix) == 0) {
+		hide_left--;
+		errno = ENOENT;
+		return -1;
+	}
+	return hide_real->open(path, flags, mode);
+}
+
+static void hide_install(const char *pack_path, int times)
+{
+	const char *base = strrchr(pack_path, '/');
+	assert_non_null(base);
+	snprintf(hide_suffix, sizeof(hide_suffix), "%s", base + 1);
+	assert_non_null(strstr(hide_suffix, ".pack"));
+	strcpy(strstr(hide_suffix, ".pack"), ".idx");
+	if (udr_io_current() != &hide_io)
+		hide_real = udr_io_current();
+	hide_io = *hide_real;
+	hide_io.open = hide_open;
+	hide_left = times;
+	assert_int_equal(udr_io_set(&hide_io), 0);
+}
+
+/*
+ * docs/GC.md prerequisite 4: a delta whose base a reader does not find in
+ * its list of packs (the base's pack missed by the listings of two scans,
+ * as when another process's repack moves it meanwhile) is looked for again
+ * from copy 0 after one more scan, never reported as damage; a base missing
+ * for good still is UDR_ECORRUPT naming it, after one restart (no loop).
+ */
+static void pack_delta_base_missed_by_a_stale_listing(void **state)
+{
+	fx *f = *state;
+	const size_t n = 20000;
+	unsigned char *b = malloc(n);
+	char *tmp = th_join(f->dir, "d.bin"), *pb, *pd;
+	udr_put_options o = UDR_PUT_OPTIONS_INIT;
+	udr__delta_hdr dh;
+	udr_hash hb, hd;
+	udr_store *r = NULL;
+	void *got = NULL;
+	size_t gl = 0, len;
+	off_t off;
+	uint64_t restarts;
+	th_fill(b, n, 77);
+	assert_int_equal(udr_store_put(&hb, f->st, b, n), 0);
+	memcpy(b + 5000, "EDITED!!", 8);
+	th_write_file(tmp, b, n);
+	o.base = &hb;
+	assert_int_equal(udr_store_put_file_ext(&hd, f->st, tmp, &o), 0);
+	assert_int_equal(udr__delta_peek(&dh, f->st, &hd), 0);
+	assert_int_equal(dh.nbases, 1);
+	assert_memory_equal(dh.bases[0].bytes, hb.bytes, UDR_HASH_SIZE);
+	pb = th_object_at(f->sdir, &hb, &off, &len);
+	pd = th_object_at(f->sdir, &hd, &off, &len);
+	assert_non_null(pb);
+	assert_non_null(pd);
+	assert_string_not_equal(pb, pd); /* the delta and its base in two packs */
+
+	/* the base's index missed by the reader's first two listings */
+	hide_install(pb, 2);
+	restarts = udr__packs_restarts;
+	assert_int_equal(udr_store_open(&r, f->sdir, 0), 0);
+	if (udr_store_get(&got, &gl, r, &hd) != 0) {
+		print_error("get %s: %s\n", th_hex(&hd), udr_error_last()->message);
+		fail();
+	}
+	assert_int_equal(hide_left, 0);
+	assert_int_equal(gl, n);
+	assert_memory_equal(got, b, n);
+	assert_true(udr__packs_restarts == restarts + 1);
+	udr_free(got);
+	udr_store_close(r);
+
+	/* missed by every listing: damage of the delta, naming its base, once */
+	hide_install(pb, 1000);
+	restarts = udr__packs_restarts;
+	assert_int_equal(udr_store_open(&r, f->sdir, 0), 0);
+	assert_int_equal(udr_store_get(&got, &gl, r, &hd), UDR_ECORRUPT);
+	th_assert_error(UDR_ECORRUPT, th_hex(&hb));
+	assert_true(udr__packs_restarts == restarts + 1);
+	assert_true(hide_left > 990);
+	udr_store_close(r);
+	assert_int_equal(udr_io_set(hide_real), 0);
+
+	/* the writer's handle, which knows both packs, reads it */
+	assert_int_equal(udr_store_get(&got, &gl, f->st, &hd), 0);
+	udr_free(got);
+	free(pb);
+	free(pd);
+	free(tmp);
+	free(b);
+}
+
+/* Descriptors (/proc/self/fd) and mappings (/proc/self/maps) of this
+ * process that name a deleted file under dir. */
+static int deleted_under(const char *dir, bool maps)
+{
+	int count = 0;
+	if (maps) {
+		char *text = th_read_file("/proc/self/maps", NULL);
+		assert_non_null(text);
+		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+			if (strstr(line, dir) && strstr(line, "(deleted)")) {
+				print_message("mapped: %s\n", line);
+				count++;
+			}
+		free(text);
+		return count;
+	}
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char link[512], target[4200];
+		ssize_t k;
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		if ((k = readlink(link, target, sizeof(target) - 1)) < 0)
+			continue;
+		target[k] = '\0';
+		if (strstr(target, dir) && strstr(target, "(deleted)")) {
+			print_message("open: %s -> %s\n", link, target);
+			count++;
+		}
+	}
+	closedir(d);
+	return count;
+}
+
+/*
+ * docs/GC.md prerequisite 5: a long-lived handle reads from its packs,
+ * another process merges them all into one (the old packs and indexes
+ * removed), the handle reads again: it lets go of the removed packs (no
+ * descriptor of a deleted pack, no mapping of a deleted index), so their
+ * space is free.
+ */
+static void pack_long_lived_handle_lets_go_of_removed_packs(void **state)
+{
+	fx *f = *state;
+	udr_hash h[4];
+	size_t sz[4] = {2000, 7000, 25000, 90000};
+	unsigned saved = udr__packs_recheck_ms;
+	pid_t pid;
+	int status = 0;
+	/* each at least twice all smaller ones: no geometric merge, 4 packs */
+	for (int i = 0; i < 4; i++)
+		h[i] = put_bytes(f->st, 300 + (uint32_t)i, sz[i]);
+	assert_int_equal(count_suffix(f->sdir, ".pack"), 4);
+	for (int i = 0; i < 4; i++)
+		assert_get(f->st, &h[i], 300 + (uint32_t)i, sz[i]);
+	assert_int_equal(deleted_under(f->sdir, false), 0);
+	assert_int_equal(deleted_under(f->sdir, true), 0);
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		udr_store *c = NULL;
+		int rc = udr_store_open(&c, f->sdir, 0);
+		if (rc == 0)
+			rc = udr__pack_repack_all(c, UDR__PACK_CLASS_DATA);
+		udr_store_close(c);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(count_suffix(f->sdir, ".pack"), 1);
+
+	/* the old packs were unlinked while this handle had them open */
+	udr__packs_recheck_ms = 0; /* each lookup looks at packs/ (1 s otherwise) */
+	for (int i = 0; i < 4; i++)
+		assert_get(f->st, &h[i], 300 + (uint32_t)i, sz[i]);
+	udr__packs_recheck_ms = saved;
+	assert_int_equal(deleted_under(f->sdir, false), 0);
+	assert_int_equal(deleted_under(f->sdir, true), 0);
+	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
+}
+
 static void pack_missing_index_is_rebuilt_by_fsck(void **state)
 {
 	fx *f = *state;
@@ -655,6 +848,8 @@ int main(int argc, char **argv)
 		T(pack_write_parse_reindex),
 		T(pack_small_puts_stay_few_packs),
 		T(pack_stale_handle_after_repack),
+		T(pack_delta_base_missed_by_a_stale_listing),
+		T(pack_long_lived_handle_lets_go_of_removed_packs),
 		T(pack_missing_index_is_rebuilt_by_fsck),
 		T(pack_damaged_index_reads_from_pack),
 		T(pack_index_wrong_offsets),
