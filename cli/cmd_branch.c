@@ -658,6 +658,34 @@ static int64_t first_int(udr_result *r, size_t col)
 	return udr_result_get(&x, r, 0, col) == 0 && x.type == UDR_TYPE_INT64 ? x.i64 : -1;
 }
 
+/* 1: the two references read as the same columns (names and types, in
+ * order); 0: they do not; < 0: an error.  EXCEPT ALL alone would compare
+ * rows by position with implicit casts (a renamed column, or INTEGER made
+ * VARCHAR, counted as no change). */
+static int same_columns(udr_query *q, const char *a, const char *b)
+{
+	char sql[4 * UDR_TABLE_NAME_MAX + 128];
+	udr_result *ra = NULL, *rb = NULL;
+	int rc, same;
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s LIMIT 0", a);
+	if ((rc = udr_query_sql(&ra, q, sql, NULL, 0)) != 0)
+		return rc;
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s LIMIT 0", b);
+	if ((rc = udr_query_sql(&rb, q, sql, NULL, 0)) != 0) {
+		udr_result_free(ra);
+		return rc;
+	}
+	same = udr_result_column_count(ra) == udr_result_column_count(rb);
+	for (size_t i = 0; same && i < udr_result_column_count(ra); i++) {
+		const char *na = udr_result_column_name(ra, i), *nb = udr_result_column_name(rb, i);
+		const char *ta = udr_result_column_type_name(ra, i), *tb = udr_result_column_type_name(rb, i);
+		same = na && nb && ta && tb && strcmp(na, nb) == 0 && strcmp(ta, tb) == 0;
+	}
+	udr_result_free(ra);
+	udr_result_free(rb);
+	return same;
+}
+
 static int count_rows(struct row_counts *c, udr_query *q, const udr_table_diff *d, uint64_t c1, uint64_t c2)
 {
 	char a[2 * UDR_TABLE_NAME_MAX + 48], b[2 * UDR_TABLE_NAME_MAX + 48], sql[16 * UDR_TABLE_NAME_MAX + 512];
@@ -679,12 +707,14 @@ static int count_rows(struct row_counts *c, udr_query *q, const udr_table_diff *
 		udr_result_free(r);
 		return 0;
 	}
+	if ((rc = same_columns(q, a, b)) < 0)
+		return rc; /* damage (exit 4), I/O: never a partial answer */
 	snprintf(sql, sizeof(sql),
 	         "SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), "
 	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s)), "
 	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s))",
 	         a, b, b, a, a, b);
-	if ((rc = udr_query_sql(&r, q, sql, NULL, 0)) == 0) {
+	if (rc == 1 && (rc = udr_query_sql(&r, q, sql, NULL, 0)) == 0) {
 		c->old_rows = first_int(r, 0);
 		c->new_rows = first_int(r, 1);
 		c->added = first_int(r, 2);
@@ -692,7 +722,7 @@ static int count_rows(struct row_counts *c, udr_query *q, const udr_table_diff *
 		udr_result_free(r);
 		return 0;
 	}
-	if (rc != UDR_EINVAL)
+	if (rc != 0 && rc != UDR_EINVAL)
 		return rc; /* damage (exit 4), I/O: never a partial answer */
 	/* the schemas differ (EXCEPT needs the same columns): counts only */
 	udr_error_clear();
