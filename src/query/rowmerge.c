@@ -1222,7 +1222,13 @@ static int check_keys_given(udr_query *q, const udr_merge_result *m, const udr_r
 			if (strcmp(m->tables[x].table, o->key_tables[i]) == 0)
 				mt = &m->tables[x];
 		if (mt) {
-			ver = mt->ours ? mt->ours : mt->theirs;
+			/* a side that dropped the table has no columns to check:
+			 * the other's (both dropped: nothing to merge by key) */
+			ver = mt->ours && !version_dropped_at(q, mt->table, mt->ours) ? mt->ours
+			      : mt->theirs && !version_dropped_at(q, mt->table, mt->theirs) ? mt->theirs
+			                                                                     : 0;
+			if (!ver)
+				continue;
 		} else {
 			/* unchanged between the sides: checked on the target */
 			char ref[UDR_REF_NAME_MAX + 16];

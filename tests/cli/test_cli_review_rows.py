@@ -38,3 +38,33 @@ def test_diff_rows_of_a_schema_change_is_null_not_zero(udr, change):
     sql(udr, "CREATE OR REPLACE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (2, 'c')) v(id, s)")
     d = json.loads(udr.ok("diff", "v1", "main", "--rows", "--json").out)
     assert (d[0]["rows_added"], d[0]["rows_removed"]) == (1, 1), d
+
+
+# ---- row merges -----------------------------------------------------------------------------------
+
+BASE_T = "CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'c')) v(id, s)"
+
+
+def sides(udr, ours, theirs, base=BASE_T):
+    """base on main, dev made from it; theirs' statements on dev, ours' on main."""
+    sql(udr, base)
+    udr.ok("branch", "create", "dev")
+    for q in theirs:
+        sql(udr, q, "--branch", "dev")
+    for q in ours:
+        sql(udr, q)
+
+
+def test_a_table_dropped_on_our_side_with_a_key_is_a_table_conflict(udr):
+    """--key for a table ours dropped (and theirs changed) failed the whole
+    merge, exit 1 "table 't' not found": the key was checked on ours'
+    version, the drop; documented: a table-level conflict, "dropped on one
+    side", that a side resolves."""
+    sides(udr, ["DROP TABLE t"], ["INSERT INTO t VALUES (4, 'd')"])
+    r = udr("merge", "dev", "--key", "t=id", "--json")
+    assert r.code == 3, r
+    t = json.loads(r.out)["tables"][0]
+    assert t["conflict"] and "dropped on one side" in t["note"], t
+    udr.ok("resolve", "t", "--theirs")
+    udr.ok("merge", "--continue")
+    assert rows(udr) == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
