@@ -68,3 +68,18 @@ def test_a_table_dropped_on_our_side_with_a_key_is_a_table_conflict(udr):
     udr.ok("resolve", "t", "--theirs")
     udr.ok("merge", "--continue")
     assert rows(udr) == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+
+
+def test_diff_rows_across_a_drop_counts_no_rows_on_the_dropped_side(udr):
+    """udr diff --rows between commits on either side of a DROP TABLE failed
+    (exit 1, "table 't' not found (version N dropped it)"): the drop's
+    version was read as a table."""
+    sql(udr, "CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) v(id, s)")   # commit 1
+    sql(udr, "DROP TABLE t")                                                           # commit 2
+    sql(udr, "CREATE TABLE t AS SELECT 9 AS id, 'n' AS s")                              # commit 3
+    d = json.loads(udr.ok("diff", "commit:1", "commit:2", "--rows", "--json").out)
+    assert [(x["rows_old"], x["rows_new"], x["rows_added"], x["rows_removed"]) for x in d] == [(2, 0, 0, 2)], d
+    d = json.loads(udr.ok("diff", "commit:2", "commit:3", "--rows", "--json").out)
+    assert [(x["rows_old"], x["rows_new"], x["rows_added"], x["rows_removed"]) for x in d] == [(0, 1, 1, 0)], d
+    d = json.loads(udr.ok("diff", "commit:1", "commit:3", "--rows", "--json").out)
+    assert [(x["rows_old"], x["rows_new"], x["rows_added"], x["rows_removed"]) for x in d] == [(2, 1, 1, 2)], d
