@@ -1233,8 +1233,9 @@ static int check_keys_given(udr_query *q, const udr_merge_result *m, const udr_r
 			/* unchanged between the sides: checked on the target */
 			char ref[UDR_REF_NAME_MAX + 16];
 			snprintf(ref, sizeof(ref), "commit:%" PRIu64, m->ours);
-			if ((rc = udr_catalog_latest_on(&ver, q->cat, o->key_tables[i], ref)) < 0) {
-				if (rc == UDR_ENOTFOUND)
+			if ((rc = udr_catalog_latest_on(&ver, q->cat, o->key_tables[i], ref)) < 0 ||
+			    version_dropped_at(q, o->key_tables[i], ver)) {
+				if (rc == UDR_ENOTFOUND || rc == 0)
 					rc = udr__error_set(UDR_EINVAL, "--key names table %s, which neither side has; nothing merged",
 					                    o->key_tables[i]);
 				break;

@@ -83,3 +83,18 @@ def test_diff_rows_across_a_drop_counts_no_rows_on_the_dropped_side(udr):
     assert [(x["rows_old"], x["rows_new"], x["rows_added"], x["rows_removed"]) for x in d] == [(0, 1, 1, 0)], d
     d = json.loads(udr.ok("diff", "commit:1", "commit:3", "--rows", "--json").out)
     assert [(x["rows_old"], x["rows_new"], x["rows_added"], x["rows_removed"]) for x in d] == [(2, 1, 1, 2)], d
+
+
+def test_a_table_dropped_on_both_sides_merges_cleanly(udr):
+    """DROP TABLE t on both sides is the same change, yet the merge stopped
+    on a conflict for t (two drop versions of different numbers), and with
+    --key t=id failed (exit 1, "table 't' not found")."""
+    sides(udr, ["DROP TABLE t"], ["DROP TABLE t"], )
+    sql(udr, "CREATE TABLE other AS SELECT 1 AS id", "--branch", "dev")
+    r = udr("merge", "dev", "--key", "t=id")
+    assert r.code == 2 and "neither side has" in r.stderr, r
+    m = json.loads(udr.ok("merge", "dev", "--json").out)
+    assert m["conflicts"] == 0 and m["commit"] > 0, m
+    assert udr("sql", "SELECT * FROM t").code != 0
+    assert rows(udr, "other") == [(1,)]
+    assert [t for t in udr.ok("tables").out.split() if t == "t"] == []
