@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -731,6 +732,14 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 	int rc;
 	if (!mt->base)
 		return 1;
+	/* a column named as the names this path gives places (or as DuckDB's
+	 * virtual columns of read_parquet) would be read for them: a key
+	 * column __udr_p took the rows' places, and the merge kept one row of
+	 * NULLs.  Identifiers are case-insensitive. */
+	for (size_t i = 0; i < c->n; i++)
+		if (strncasecmp(c->names[i], "__udr_", 6) == 0 || strcasecmp(c->names[i], "file_index") == 0 ||
+		    strcasecmp(c->names[i], "file_row_number") == 0)
+			return 1;
 	if ((rc = positions_of(&pb, NULL, &d, q, mt->table, mt->base, key)) != 0 ||
 	    (rc = positions_of(&po, &oids, &d, q, mt->table, mt->ours, key)) != 0 ||
 	    (rc = positions_of(&pt, NULL, &d, q, mt->table, mt->theirs, key)) != 0)
