@@ -1620,6 +1620,29 @@ static int prefixed_ident(udr__buf *b, const char *prefix, const char *name)
 	return rc;
 }
 
+/* A name for a flag column that no column of s1 or s2 has (DuckDB's
+ * identifiers are case-insensitive): base, then base_, base__, ... */
+static int flag_name(char *out, size_t cap, const char *base, const schema *s1, const schema *s2)
+{
+	size_t n = strlen(base);
+	if (n + 1 > cap)
+		return udr__error_set(UDR_ERROR, "diff-rows: no name for a flag column");
+	memcpy(out, base, n + 1);
+	for (;;) {
+		bool used = false;
+		for (size_t i = 0; i < s1->n && !used; i++)
+			used = strcasecmp(s1->names[i], out) == 0;
+		for (size_t i = 0; i < s2->n && !used; i++)
+			used = strcasecmp(s2->names[i], out) == 0;
+		if (!used)
+			return 0;
+		if (n + 2 > cap)
+			return udr__error_set(UDR_ERROR, "diff-rows: no name for a flag column");
+		out[n++] = '_';
+		out[n] = '\0';
+	}
+}
+
 static int key_list(udr__buf *b, const char *alias, const char *const *keys, size_t nkeys)
 {
 	int rc = 0;
@@ -1673,6 +1696,7 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 	schema s1 = {0}, s2 = {0};
 	udr__buf b = {0};
 	char **cols = NULL;
+	char fo[80], fn[80];
 	size_t ncols = 0;
 	int rc;
 	if (!out || !q || !table || !keys || nkeys == 0)
@@ -1724,8 +1748,15 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 			if (!is_key && !seen)
 				cols[ncols++] = (char *)nm;
 		}
-		rc = udr__buf_puts(&b, "SELECT CASE WHEN o.\"__udr_old\" IS NULL THEN 'added' "
-		                       "WHEN n.\"__udr_new\" IS NULL THEN 'removed' ELSE 'changed' END AS change");
+		/* flags of the row on each side, named as no column is (a column
+		 * "__udr_old" holding NULLs made its rows "added") */
+		rc = flag_name(fo, sizeof(fo), "__udr_old", &s1, &s2);
+		if (rc == 0)
+			rc = flag_name(fn, sizeof(fn), "__udr_new", &s1, &s2);
+		if (rc == 0)
+			rc = udr__buf_printf(&b, "SELECT CASE WHEN o.\"%s\" IS NULL THEN 'added' "
+			                         "WHEN n.\"%s\" IS NULL THEN 'removed' ELSE 'changed' END AS change",
+			                     fo, fn);
 		for (size_t k = 0; rc == 0 && k < nkeys; k++) {
 			rc = udr__buf_puts(&b, ", COALESCE(o.");
 			if (rc == 0)
@@ -1758,11 +1789,11 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 				rc = prefixed_ident(&b, "new", cols[i]);
 		}
 		if (rc == 0)
-			rc = udr__buf_puts(&b, " FROM (SELECT *, true AS \"__udr_old\" FROM ");
+			rc = udr__buf_printf(&b, " FROM (SELECT *, true AS \"%s\" FROM ", fo);
 		if (rc == 0)
 			rc = udr__sql_ident(&b, a);
 		if (rc == 0)
-			rc = udr__buf_puts(&b, ") o FULL OUTER JOIN (SELECT *, true AS \"__udr_new\" FROM ");
+			rc = udr__buf_printf(&b, ") o FULL OUTER JOIN (SELECT *, true AS \"%s\" FROM ", fn);
 		if (rc == 0)
 			rc = udr__sql_ident(&b, c);
 		if (rc == 0)
@@ -1777,7 +1808,7 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 				rc = udr__sql_ident(&b, keys[k]);
 		}
 		if (rc == 0)
-			rc = udr__buf_puts(&b, " WHERE o.\"__udr_old\" IS NULL OR n.\"__udr_new\" IS NULL");
+			rc = udr__buf_printf(&b, " WHERE o.\"%s\" IS NULL OR n.\"%s\" IS NULL", fo, fn);
 		for (size_t i = 0; rc == 0 && i < ncols; i++) {
 			bool in1 = schema_index(&s1, cols[i]) >= 0, in2 = schema_index(&s2, cols[i]) >= 0;
 			rc = udr__buf_puts(&b, " OR ");

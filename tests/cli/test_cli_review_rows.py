@@ -128,3 +128,18 @@ def test_columns_named_like_the_fast_paths_own(udr, key, col):
     assert m["conflicts"] == 0
     expect = sorted([(i, "O" if i == 1 else "T" if i == 3 else "v") for i in range(50) if i != 2] + [(100, "n")])
     assert rows(udr) == expect
+
+
+@pytest.mark.parametrize("col", ["__udr_old", "__udr_new", "__UDR_OLD"])
+def test_diff_rows_with_a_column_named_like_its_flags(udr, col):
+    """udr diff-rows marked each side's rows with a column "__udr_old" /
+    "__udr_new" added to SELECT *: a table column of that name (here NULL on
+    even rows) was read instead, and unchanged rows were listed as added or
+    removed, exit 0."""
+    sql(udr, 'CREATE TABLE t AS SELECT range AS id, CASE WHEN range %% 2 = 0 THEN NULL ELSE range END AS "%s", '
+             "'v' AS s FROM range(6)" % col)
+    sql(udr, "UPDATE t SET s = 'u' WHERE id = 1")
+    sql(udr, "DELETE FROM t WHERE id = 3")
+    sql(udr, "INSERT INTO t VALUES (9, NULL, 'n')")
+    d = json.loads(udr.ok("diff-rows", "t", "1", "latest", "--key", "id", "--json").out)
+    assert sorted((x["change"], x["id"]) for x in d) == [("added", 9), ("changed", 1), ("removed", 3)], d
