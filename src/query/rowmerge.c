@@ -1150,6 +1150,14 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		rc = set_note(mt, "", "strictness table: a change on both sides conflicts");
 		goto out;
 	}
+	/* the classification's own columns (__udr_act, __udr_b, ...) sit beside
+	 * the key columns: a key column of such a name was read for them (false
+	 * conflicts, Binder Errors).  Identifiers are case-insensitive. */
+	for (size_t i = 0; i < key.n; i++)
+		if (strncasecmp(key.names[i], "__udr_", 6) == 0) {
+			rc = set_note(mt, "", "a key column is named __udr_*, which row merges use: pick a side");
+			goto out;
+		}
 	if (version_dropped_at(q, mt->table, mt->ours) || version_dropped_at(q, mt->table, mt->theirs) ||
 	    (mt->base && version_dropped_at(q, mt->table, mt->base))) {
 		rc = set_note(mt, "", "dropped on one side: pick a side");

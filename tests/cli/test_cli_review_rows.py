@@ -114,12 +114,12 @@ def test_update_to_negative_zero_is_committed(udr):
     assert udr.ok("sql", "SELECT signbit(x) FROM t", "--csv").out.split()[-1] == "true"
 
 
-@pytest.mark.parametrize("key,col", [("__udr_p", "s"), ("file_row_number", "file_index"), ("__UDR_P", "s")])
+@pytest.mark.parametrize("key,col", [("file_row_number", "file_index"), ("id", "__udr_p"), ("id", "__udr_act")])
 def test_columns_named_like_the_fast_paths_own(udr, key, col):
-    """The fast path (rows matched by place) names each row's place __udr_p
-    beside the key columns: a key column __udr_p was read as the place, and
-    the merge committed one row of NULLs for 50 rows, exit 0 (a key
-    file_row_number, DuckDB's virtual column, failed with a Binder Error).
+    """The fast path (rows matched by place) reads the parts' virtual columns
+    file_index/file_row_number and names each row's place __udr_p beside the
+    key columns: a key file_row_number failed with a Binder Error (and a
+    key __udr_p, below, committed one row of NULLs for 50 rows, exit 0).
     Such tables take the slow path."""
     sides(udr, ["UPDATE t SET %s = 'O' WHERE %s = 1" % (col, key), "DELETE FROM t WHERE %s = 2" % key],
           ["UPDATE t SET %s = 'T' WHERE %s = 3" % (col, key), "INSERT INTO t VALUES (100, 'n')"],
@@ -128,6 +128,27 @@ def test_columns_named_like_the_fast_paths_own(udr, key, col):
     assert m["conflicts"] == 0
     expect = sorted([(i, "O" if i == 1 else "T" if i == 3 else "v") for i in range(50) if i != 2] + [(100, "n")])
     assert rows(udr) == expect
+
+
+@pytest.mark.parametrize("key", ["__udr_p", "__UDR_P", "__udr_act", "__udr_oc", "__udr_b"])
+def test_a_key_column_named_like_the_row_merges_own_is_a_table_conflict(udr, key):
+    """A key column named as the row merge's own columns was read for them:
+    __udr_p (fast path) committed one row of NULLs for the 50 rows, exit 0;
+    __udr_act, __udr_oc made false row conflicts; __udr_b Binder Errors.
+    Such a key cannot be merged row by row: a table-level conflict, nothing
+    written, that a side resolves."""
+    sides(udr, ["UPDATE t SET s = 'O' WHERE %s = 1" % key, "DELETE FROM t WHERE %s = 2" % key],
+          ["UPDATE t SET s = 'T' WHERE %s = 3" % key, "INSERT INTO t VALUES (100, 'n')"],
+          base="CREATE TABLE t AS SELECT range AS %s, 'v' AS s FROM range(50)" % key)
+    ours = rows(udr)
+    r = udr("merge", "dev", "--key", "t=" + key, "--json")
+    assert r.code == 3, r
+    t = json.loads(r.out)["tables"][0]
+    assert t["conflict"] and "__udr_" in t["note"], t
+    assert rows(udr) == ours
+    udr.ok("resolve", "t", "--ours")
+    udr.ok("merge", "--continue")
+    assert rows(udr) == ours and rows(udr, "t@dev")[-1] == (100, "n")
 
 
 @pytest.mark.parametrize("col", ["__udr_old", "__udr_new", "__UDR_OLD"])
