@@ -883,6 +883,50 @@ static int branch_version_after(udr_version **out, udr_catalog *c, const char *t
 
 /* The previous version for an append; *out NULL when the table is new.
  * *next: the version number the append commits. */
+/* The key columns of a keyed import of a new table: columns of the copy
+ * (select_sql), and unique in it (NULL is a value, as keyed imports match). */
+static int check_new_key(udr_query *q, const char *table, const char *select_sql, const char *const *keys,
+                         size_t nkeys)
+{
+	char **names = NULL, **types = NULL;
+	size_t n = 0;
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	int rc = udr__buf_printf(&b, "SELECT * FROM (%s)", select_sql);
+	if (rc == 0)
+		rc = udr__q_describe(&names, &types, &n, q, b.ptr);
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		bool found = false;
+		for (size_t i = 0; i < n && !found; i++)
+			found = strcmp(keys[k], names[i]) == 0;
+		if (!found)
+			rc = udr__error_set(UDR_EINVAL, "key column '%s' is not a column of table %s", keys[k], table);
+	}
+	udr__buf_free(&b);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "SELECT 1 FROM (");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") GROUP BY ");
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		rc = udr__buf_puts(&b, k ? ", " : "");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, keys[k]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " HAVING count(*) > 1 LIMIT 1");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && udr_result_row_count(r) > 0)
+		rc = udr__error_set(UDR_EINVAL, "the key is not unique in the new copy of table %s", table);
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr_strarray_free(names, n);
+	udr_strarray_free(types, n);
+	return rc;
+}
+
 static int previous_version(udr_version **out, uint64_t *next, udr_query *q, const char *table,
                             const char *branch)
 {
@@ -1452,6 +1496,10 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	 * (write.c); a table that does not exist yet is imported whole */
 	if (keyed && prev && (rc = udr__w_import_keyed(version, q, table, b.ptr, opts->keys, opts->nkeys,
 	                                               opts->message, import_branch(opts))) != 1)
+		goto out;
+	/* a new table records the key (udr.key) for later keyed imports and
+	 * merges: it must name columns of the copy, unique in it */
+	if (keyed && (rc = check_new_key(q, table, b.ptr, opts->keys, opts->nkeys)) < 0)
 		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:

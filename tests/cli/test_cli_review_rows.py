@@ -164,3 +164,24 @@ def test_diff_rows_with_a_column_named_like_its_flags(udr, col):
     sql(udr, "INSERT INTO t VALUES (9, NULL, 'n')")
     d = json.loads(udr.ok("diff-rows", "t", "1", "latest", "--key", "id", "--json").out)
     assert sorted((x["change"], x["id"]) for x in d) == [("added", 9), ("changed", 1), ("removed", 3)], d
+
+
+# ---- import --key ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,key,needle", [
+    ("id,a\n1,x\n2,y\n", "nosuch", "not a column"),
+    ("id,a\n1,x\n1,y\n", "id", "not unique"),
+])
+def test_first_keyed_import_checks_its_key(udr, tmp_path, text, key, needle):
+    """import --key of a table that does not exist yet stored the copy and
+    recorded udr.key for a column it does not have, or for a key repeated in
+    it (help: "unique on both sides"); every later keyed import and merge of
+    the table then failed on it."""
+    f = tmp_path / "k.csv"
+    f.write_text(text)
+    r = udr("import", "t", f, "--key", key)
+    assert r.code == 2 and needle in r.stderr, r
+    assert udr("show", "t").code != 0
+    f.write_text("id,a\n1,x\n2,y\n")
+    udr.ok("import", "t", f, "--key", "id,a")
+    assert json.loads(udr.ok("show", "t").out)["metadata"]["udr.key"] == '["id","a"]'
