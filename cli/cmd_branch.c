@@ -658,33 +658,89 @@ static int64_t first_int(udr_result *r, size_t col)
 	return udr_result_get(&x, r, 0, col) == 0 && x.type == UDR_TYPE_INT64 ? x.i64 : -1;
 }
 
-static int count_rows(struct row_counts *c, udr_query *q, const udr_table_diff *d, uint64_t c1, uint64_t c2)
+/* 1: the two references read as the same columns (names and types, in
+ * order); 0: they do not; < 0: an error.  EXCEPT ALL alone would compare
+ * rows by position with implicit casts (a renamed column, or INTEGER made
+ * VARCHAR, counted as no change). */
+static int same_columns(udr_query *q, const char *a, const char *b)
+{
+	char sql[4 * UDR_TABLE_NAME_MAX + 128];
+	udr_result *ra = NULL, *rb = NULL;
+	int rc, same;
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s LIMIT 0", a);
+	if ((rc = udr_query_sql(&ra, q, sql, NULL, 0)) != 0)
+		return rc;
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s LIMIT 0", b);
+	if ((rc = udr_query_sql(&rb, q, sql, NULL, 0)) != 0) {
+		udr_result_free(ra);
+		return rc;
+	}
+	same = udr_result_column_count(ra) == udr_result_column_count(rb);
+	for (size_t i = 0; same && i < udr_result_column_count(ra); i++) {
+		const char *na = udr_result_column_name(ra, i), *nb = udr_result_column_name(rb, i);
+		const char *ta = udr_result_column_type_name(ra, i), *tb = udr_result_column_type_name(rb, i);
+		same = na && nb && ta && tb && strcmp(na, nb) == 0 && strcmp(ta, tb) == 0;
+	}
+	udr_result_free(ra);
+	udr_result_free(rb);
+	return same;
+}
+
+/* 1: version ver of table is a drop (DROP TABLE: no rows, the table absent) */
+static int is_drop(udr_catalog *cat, const char *table, uint64_t ver)
+{
+	udr_version *v = NULL;
+	int rc;
+	if (!ver)
+		return 0;
+	if ((rc = udr_catalog_get_version(&v, cat, table, ver)) < 0)
+		return rc;
+	rc = udr_version_is_dropped(v) != 0;
+	udr_version_free(v);
+	return rc;
+}
+
+static int count_rows(struct row_counts *c, udr_query *q, udr_catalog *cat, const udr_table_diff *d, uint64_t c1,
+                      uint64_t c2)
 {
 	char a[2 * UDR_TABLE_NAME_MAX + 48], b[2 * UDR_TABLE_NAME_MAX + 48], sql[16 * UDR_TABLE_NAME_MAX + 512];
 	udr_result *r = NULL;
+	uint64_t vold = d->old_version, vnew = d->new_version;
 	int rc;
 	memset(c, 0, sizeof(*c));
+	/* a side where the table is dropped holds no rows (reading it is "not found") */
+	if ((rc = is_drop(cat, d->table, vold)) < 0)
+		return rc;
+	if (rc)
+		vold = 0;
+	if ((rc = is_drop(cat, d->table, vnew)) < 0)
+		return rc;
+	if (rc)
+		vnew = 0;
+	if (!vold && !vnew)
+		return 0;
 	/* names are at most UDR_TABLE_NAME_MAX bytes: they fit, quotes doubled */
-	if ((d->old_version && quoted_ref(a, sizeof(a), d->table, c1) < 0) ||
-	    (d->new_version && quoted_ref(b, sizeof(b), d->table, c2) < 0))
+	if ((vold && quoted_ref(a, sizeof(a), d->table, c1) < 0) || (vnew && quoted_ref(b, sizeof(b), d->table, c2) < 0))
 		abort();
-	if (!d->old_version || !d->new_version) {
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", d->old_version ? a : b);
+	if (!vold || !vnew) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", vold ? a : b);
 		if ((rc = udr_query_sql(&r, q, sql, NULL, 0)) != 0)
 			return rc;
-		if (d->old_version)
+		if (vold)
 			c->old_rows = c->removed = first_int(r, 0);
 		else
 			c->new_rows = c->added = first_int(r, 0);
 		udr_result_free(r);
 		return 0;
 	}
+	if ((rc = same_columns(q, a, b)) < 0)
+		return rc; /* damage (exit 4), I/O: never a partial answer */
 	snprintf(sql, sizeof(sql),
 	         "SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), "
 	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s)), "
 	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s))",
 	         a, b, b, a, a, b);
-	if ((rc = udr_query_sql(&r, q, sql, NULL, 0)) == 0) {
+	if (rc == 1 && (rc = udr_query_sql(&r, q, sql, NULL, 0)) == 0) {
 		c->old_rows = first_int(r, 0);
 		c->new_rows = first_int(r, 1);
 		c->added = first_int(r, 2);
@@ -692,7 +748,7 @@ static int count_rows(struct row_counts *c, udr_query *q, const udr_table_diff *
 		udr_result_free(r);
 		return 0;
 	}
-	if (rc != UDR_EINVAL)
+	if (rc != 0 && rc != UDR_EINVAL)
 		return rc; /* damage (exit 4), I/O: never a partial answer */
 	/* the schemas differ (EXCEPT needs the same columns): counts only */
 	udr_error_clear();
@@ -751,7 +807,7 @@ int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv)
 		    (rc = udr_catalog_resolve(&c2, udr_db_catalog(db), argv[optind + 1])) == 0)
 			rc = udr_query_open(&q, db, NULL);
 		for (size_t i = 0; rc == 0 && i < n; i++)
-			rc = count_rows(&rc_rows[i], q, &d[i], c1, c2);
+			rc = count_rows(&rc_rows[i], q, udr_db_catalog(db), &d[i], c1, c2);
 		udr_query_close(q);
 		if (rc != 0) {
 			rc = cli_fail(rc);

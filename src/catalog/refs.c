@@ -1272,6 +1272,27 @@ int udr__merge_add_table(udr_merge_result *m, size_t *cap, const char *t, uint64
 	return 0;
 }
 
+/* 1: versions o and th of table t are both drops (DROP TABLE on each side:
+ * the same change, the table gone); 0: not; < 0: an error. */
+static int both_dropped(udr_catalog *c, const char *t, uint64_t o, uint64_t th)
+{
+	udr_version *v = NULL;
+	int rc, d;
+	if (!o || !th)
+		return 0;
+	if ((rc = udr_catalog_get_version(&v, c, t, o)) < 0)
+		return rc;
+	d = udr_version_is_dropped(v);
+	udr_version_free(v);
+	if (!d)
+		return 0;
+	if ((rc = udr_catalog_get_version(&v, c, t, th)) < 0)
+		return rc;
+	d = udr_version_is_dropped(v);
+	udr_version_free(v);
+	return d;
+}
+
 int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const char *into,
               const udr_merge_options *opts)
 {
@@ -1344,6 +1365,11 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 			res = o; /* changed on our side only */
 		} else if (o == b) {
 			res = th; /* changed on theirs only */
+		} else if ((rc = both_dropped(c, t, o, th)) != 0) {
+			if (rc < 0)
+				goto done;
+			rc = 0;
+			continue; /* dropped on both sides: the same change, ours kept */
 		} else {
 			int s = udr__merge_strategy_for(opts, t);
 			res = s == UDR_MERGE_OURS ? o : s == UDR_MERGE_THEIRS ? th : o;

@@ -883,6 +883,50 @@ static int branch_version_after(udr_version **out, udr_catalog *c, const char *t
 
 /* The previous version for an append; *out NULL when the table is new.
  * *next: the version number the append commits. */
+/* The key columns of a keyed import of a new table: columns of the copy
+ * (select_sql), and unique in it (NULL is a value, as keyed imports match). */
+static int check_new_key(udr_query *q, const char *table, const char *select_sql, const char *const *keys,
+                         size_t nkeys)
+{
+	char **names = NULL, **types = NULL;
+	size_t n = 0;
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	int rc = udr__buf_printf(&b, "SELECT * FROM (%s)", select_sql);
+	if (rc == 0)
+		rc = udr__q_describe(&names, &types, &n, q, b.ptr);
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		bool found = false;
+		for (size_t i = 0; i < n && !found; i++)
+			found = strcmp(keys[k], names[i]) == 0;
+		if (!found)
+			rc = udr__error_set(UDR_EINVAL, "key column '%s' is not a column of table %s", keys[k], table);
+	}
+	udr__buf_free(&b);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "SELECT 1 FROM (");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") GROUP BY ");
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		rc = udr__buf_puts(&b, k ? ", " : "");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, keys[k]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " HAVING count(*) > 1 LIMIT 1");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && udr_result_row_count(r) > 0)
+		rc = udr__error_set(UDR_EINVAL, "the key is not unique in the new copy of table %s", table);
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr_strarray_free(names, n);
+	udr_strarray_free(types, n);
+	return rc;
+}
+
 static int previous_version(udr_version **out, uint64_t *next, udr_query *q, const char *table,
                             const char *branch)
 {
@@ -1453,6 +1497,10 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 	if (keyed && prev && (rc = udr__w_import_keyed(version, q, table, b.ptr, opts->keys, opts->nkeys,
 	                                               opts->message, import_branch(opts))) != 1)
 		goto out;
+	/* a new table records the key (udr.key) for later keyed imports and
+	 * merges: it must name columns of the copy, unique in it */
+	if (keyed && (rc = check_new_key(q, table, b.ptr, opts->keys, opts->nkeys)) < 0)
+		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:
 	udr__buf_free(&b);
@@ -1620,6 +1668,29 @@ static int prefixed_ident(udr__buf *b, const char *prefix, const char *name)
 	return rc;
 }
 
+/* A name for a flag column that no column of s1 or s2 has (DuckDB's
+ * identifiers are case-insensitive): base, then base_, base__, ... */
+static int flag_name(char *out, size_t cap, const char *base, const schema *s1, const schema *s2)
+{
+	size_t n = strlen(base);
+	if (n + 1 > cap)
+		return udr__error_set(UDR_ERROR, "diff-rows: no name for a flag column");
+	memcpy(out, base, n + 1);
+	for (;;) {
+		bool used = false;
+		for (size_t i = 0; i < s1->n && !used; i++)
+			used = strcasecmp(s1->names[i], out) == 0;
+		for (size_t i = 0; i < s2->n && !used; i++)
+			used = strcasecmp(s2->names[i], out) == 0;
+		if (!used)
+			return 0;
+		if (n + 2 > cap)
+			return udr__error_set(UDR_ERROR, "diff-rows: no name for a flag column");
+		out[n++] = '_';
+		out[n] = '\0';
+	}
+}
+
 static int key_list(udr__buf *b, const char *alias, const char *const *keys, size_t nkeys)
 {
 	int rc = 0;
@@ -1673,6 +1744,7 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 	schema s1 = {0}, s2 = {0};
 	udr__buf b = {0};
 	char **cols = NULL;
+	char fo[80], fn[80];
 	size_t ncols = 0;
 	int rc;
 	if (!out || !q || !table || !keys || nkeys == 0)
@@ -1724,8 +1796,15 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 			if (!is_key && !seen)
 				cols[ncols++] = (char *)nm;
 		}
-		rc = udr__buf_puts(&b, "SELECT CASE WHEN o.\"__udr_old\" IS NULL THEN 'added' "
-		                       "WHEN n.\"__udr_new\" IS NULL THEN 'removed' ELSE 'changed' END AS change");
+		/* flags of the row on each side, named as no column is (a column
+		 * "__udr_old" holding NULLs made its rows "added") */
+		rc = flag_name(fo, sizeof(fo), "__udr_old", &s1, &s2);
+		if (rc == 0)
+			rc = flag_name(fn, sizeof(fn), "__udr_new", &s1, &s2);
+		if (rc == 0)
+			rc = udr__buf_printf(&b, "SELECT CASE WHEN o.\"%s\" IS NULL THEN 'added' "
+			                         "WHEN n.\"%s\" IS NULL THEN 'removed' ELSE 'changed' END AS change",
+			                     fo, fn);
 		for (size_t k = 0; rc == 0 && k < nkeys; k++) {
 			rc = udr__buf_puts(&b, ", COALESCE(o.");
 			if (rc == 0)
@@ -1758,11 +1837,11 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 				rc = prefixed_ident(&b, "new", cols[i]);
 		}
 		if (rc == 0)
-			rc = udr__buf_puts(&b, " FROM (SELECT *, true AS \"__udr_old\" FROM ");
+			rc = udr__buf_printf(&b, " FROM (SELECT *, true AS \"%s\" FROM ", fo);
 		if (rc == 0)
 			rc = udr__sql_ident(&b, a);
 		if (rc == 0)
-			rc = udr__buf_puts(&b, ") o FULL OUTER JOIN (SELECT *, true AS \"__udr_new\" FROM ");
+			rc = udr__buf_printf(&b, ") o FULL OUTER JOIN (SELECT *, true AS \"%s\" FROM ", fn);
 		if (rc == 0)
 			rc = udr__sql_ident(&b, c);
 		if (rc == 0)
@@ -1777,7 +1856,7 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 				rc = udr__sql_ident(&b, keys[k]);
 		}
 		if (rc == 0)
-			rc = udr__buf_puts(&b, " WHERE o.\"__udr_old\" IS NULL OR n.\"__udr_new\" IS NULL");
+			rc = udr__buf_printf(&b, " WHERE o.\"%s\" IS NULL OR n.\"%s\" IS NULL", fo, fn);
 		for (size_t i = 0; rc == 0 && i < ncols; i++) {
 			bool in1 = schema_index(&s1, cols[i]) >= 0, in2 = schema_index(&s2, cols[i]) >= 0;
 			rc = udr__buf_puts(&b, " OR ");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -731,6 +732,14 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 	int rc;
 	if (!mt->base)
 		return 1;
+	/* a column named as the names this path gives places (or as DuckDB's
+	 * virtual columns of read_parquet) would be read for them: a key
+	 * column __udr_p took the rows' places, and the merge kept one row of
+	 * NULLs.  Identifiers are case-insensitive. */
+	for (size_t i = 0; i < c->n; i++)
+		if (strncasecmp(c->names[i], "__udr_", 6) == 0 || strcasecmp(c->names[i], "file_index") == 0 ||
+		    strcasecmp(c->names[i], "file_row_number") == 0)
+			return 1;
 	if ((rc = positions_of(&pb, NULL, &d, q, mt->table, mt->base, key)) != 0 ||
 	    (rc = positions_of(&po, &oids, &d, q, mt->table, mt->ours, key)) != 0 ||
 	    (rc = positions_of(&pt, NULL, &d, q, mt->table, mt->theirs, key)) != 0)
@@ -1141,6 +1150,14 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		rc = set_note(mt, "", "strictness table: a change on both sides conflicts");
 		goto out;
 	}
+	/* the classification's own columns (__udr_act, __udr_b, ...) sit beside
+	 * the key columns: a key column of such a name was read for them (false
+	 * conflicts, Binder Errors).  Identifiers are case-insensitive. */
+	for (size_t i = 0; i < key.n; i++)
+		if (strncasecmp(key.names[i], "__udr_", 6) == 0) {
+			rc = set_note(mt, "", "a key column is named __udr_*, which row merges use: pick a side");
+			goto out;
+		}
 	if (version_dropped_at(q, mt->table, mt->ours) || version_dropped_at(q, mt->table, mt->theirs) ||
 	    (mt->base && version_dropped_at(q, mt->table, mt->base))) {
 		rc = set_note(mt, "", "dropped on one side: pick a side");
@@ -1222,13 +1239,20 @@ static int check_keys_given(udr_query *q, const udr_merge_result *m, const udr_r
 			if (strcmp(m->tables[x].table, o->key_tables[i]) == 0)
 				mt = &m->tables[x];
 		if (mt) {
-			ver = mt->ours ? mt->ours : mt->theirs;
+			/* a side that dropped the table has no columns to check:
+			 * the other's (both dropped: nothing to merge by key) */
+			ver = mt->ours && !version_dropped_at(q, mt->table, mt->ours) ? mt->ours
+			      : mt->theirs && !version_dropped_at(q, mt->table, mt->theirs) ? mt->theirs
+			                                                                     : 0;
+			if (!ver)
+				continue;
 		} else {
 			/* unchanged between the sides: checked on the target */
 			char ref[UDR_REF_NAME_MAX + 16];
 			snprintf(ref, sizeof(ref), "commit:%" PRIu64, m->ours);
-			if ((rc = udr_catalog_latest_on(&ver, q->cat, o->key_tables[i], ref)) < 0) {
-				if (rc == UDR_ENOTFOUND)
+			if ((rc = udr_catalog_latest_on(&ver, q->cat, o->key_tables[i], ref)) < 0 ||
+			    version_dropped_at(q, o->key_tables[i], ver)) {
+				if (rc == UDR_ENOTFOUND || rc == 0)
 					rc = udr__error_set(UDR_EINVAL, "--key names table %s, which neither side has; nothing merged",
 					                    o->key_tables[i]);
 				break;
