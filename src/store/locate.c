@@ -299,7 +299,7 @@ static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, con
                          size_t max, bool *vanished)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
-	unsigned char *buf;
+	unsigned char hdr[UDR__PACK_ENTRY_HDR], *buf;
 	size_t n;
 	int fd, rc;
 	udr_hash_tohex(hex, h);
@@ -328,29 +328,32 @@ static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, con
 		}
 		return fd;
 	}
-	n = (size_t)UDR__PACK_ENTRY_HDR + l->length + UDR__PACK_ENTRY_CRC;
+	/* the header apart, the payload (and CRC) at the start of the buffer
+	 * handed out: no move of the payload after reading it (the entry read
+	 * whole and moved down cost a copy of every byte of a get, and the
+	 * header was read a second time besides) */
+	n = (size_t)l->length + UDR__PACK_ENTRY_CRC;
 	if (!(buf = malloc(n))) {
 		pack_put(s, l->pack);
 		return udr__error_oom();
 	}
-	rc = pread_all(fd, buf, n, l->offset, hex, l->pack);
+	rc = entry_header(hdr, fd, l, h, hex);
 	if (rc == 0)
-		rc = entry_header(buf, fd, l, h, hex);
+		rc = pread_all(fd, buf, n, l->offset + UDR__PACK_ENTRY_HDR, hex, l->pack);
 	pack_put(s, l->pack);
 	if (rc < 0) {
 		free(buf);
 		return rc;
 	}
 	{
-		const unsigned char *c = buf + UDR__PACK_ENTRY_HDR + l->length;
+		const unsigned char *c = buf + l->length;
 		uint32_t want = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
-		if (udr__crc32c(0, buf, UDR__PACK_ENTRY_HDR + (size_t)l->length) != want) {
+		if (udr__crc32c(udr__crc32c(0, hdr, UDR__PACK_ENTRY_HDR), buf, (size_t)l->length) != want) {
 			free(buf);
 			return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its entry in pack %s (offset %llu) fails "
 			                      "its CRC", hex, l->pack->hex, (unsigned long long)l->offset);
 		}
 	}
-	memmove(buf, buf + UDR__PACK_ENTRY_HDR, l->length);
 	*out = buf;
 	*out_len = l->length;
 	return 0;

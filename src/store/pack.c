@@ -1610,6 +1610,27 @@ static int candidates(struct cand **out, size_t *n, udr_store *s, int cls, uint6
 
 #define MERGE_MAX 16
 
+/*
+ * Packs at least this large are full: a writer rolls a pack over when the
+ * next entry would take it past the target, so a pack it rolled over is
+ * within one entry of the target, and the geometric repack leaves it be.
+ * (Counting full packs as small made every put merge every pack it had
+ * just written, up to MERGE_MAX of them: a 256 MiB put re-read, re-checked
+ * and rewrote its 170 MB of packs, fsyncs included, after writing them.)
+ * One entry is at most a piece of the largest size, encoded no larger than
+ * the piece plus an eighth (a delta or frame only replaces a piece when
+ * smaller; the eighth is a margin), with its header, CRC and the trailer;
+ * at most half the target, so that small targets still merge.
+ */
+static uint64_t full_below(const udr_store *s)
+{
+	uint64_t entry = (uint64_t)s->cdc.max + s->cdc.max / 8 + UDR__PACK_ENTRY_HDR + UDR__PACK_ENTRY_CRC +
+	                 UDR__PACK_TRAILER;
+	if (entry > s->pack_target / 2)
+		entry = s->pack_target / 2;
+	return s->pack_target - entry;
+}
+
 static int repack_geometric(udr_store *s, int cls)
 {
 	struct cand *c = NULL;
@@ -1617,7 +1638,7 @@ static int repack_geometric(udr_store *s, int cls)
 	int fd = -1, rc;
 	if ((rc = udr__packs_lock(&fd, s, false)) != 0)
 		return rc < 0 ? rc : 0;
-	if ((rc = candidates(&c, &n, s, cls, s->pack_target)) < 0)
+	if ((rc = candidates(&c, &n, s, cls, full_below(s))) < 0)
 		goto done;
 	/* the smallest m for which merging the m smallest packs leaves a
 	 * geometric sequence: every pack at least twice all smaller ones */

@@ -332,6 +332,43 @@ static void pack_small_puts_stay_few_packs(void **state)
 	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
 }
 
+/* The names of the packs in dir/packs at least min bytes large, one line
+ * each, sorted (caller frees). */
+static char *big_packs(const char *dir, long min)
+{
+	char *p = th_join(dir, "packs");
+	char cmd[4400];
+	snprintf(cmd, sizeof(cmd), "find %s -name '*.pack' -size +%ldc | sort > %s/big", p, min - 1, dir);
+	assert_true(system(cmd) >= 0);
+	char *c = th_join(dir, "big");
+	char *text = th_read_file(c, NULL);
+	unlink(c);
+	free(c);
+	free(p);
+	return text;
+}
+
+/* A put that fills packs to the target leaves them as they are: full packs
+ * are not merged again, by this put's repack or the next one's (they were:
+ * every put rewrote all the packs it had written). */
+static void pack_full_packs_not_repacked(void **state)
+{
+	fx *f = *state;
+	size_t n = (size_t)72 << 20; /* incompressible: two full packs and a tail */
+	long full = (32L << 20) - (1L << 20);
+	udr_hash h1 = put_bytes(f->st, 4242, n);
+	char *before = big_packs(f->sdir, full);
+	assert_true(strchr(before, '\n') && strchr(strchr(before, '\n') + 1, '\n')); /* two or more */
+	(void)put_bytes(f->st, 4243, (size_t)3 << 20); /* a small put: its repack */
+	(void)put_bytes(f->st, 4244, (size_t)5 << 20);
+	char *after = big_packs(f->sdir, full);
+	assert_string_equal(before, after);
+	assert_get(f->st, &h1, 4242, n);
+	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
+	free(before);
+	free(after);
+}
+
 static void pack_stale_handle_after_repack(void **state)
 {
 	fx *f = *state;
@@ -847,6 +884,7 @@ int main(int argc, char **argv)
 		T(pack_batch_commit),
 		T(pack_write_parse_reindex),
 		T(pack_small_puts_stay_few_packs),
+		T(pack_full_packs_not_repacked),
 		T(pack_stale_handle_after_repack),
 		T(pack_delta_base_missed_by_a_stale_listing),
 		T(pack_long_lived_handle_lets_go_of_removed_packs),
