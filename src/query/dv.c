@@ -387,20 +387,42 @@ int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v)
 
 int udr__dv_scan_sql(udr__buf *b, udr_query *q, const udr__view *vw, bool positions)
 {
-	size_t idx = (size_t)(vw - q->views);
-	int rc = udr__buf_puts(b, positions ? "SELECT file_index AS __udr_part, file_row_number AS __udr_row, * FROM "
-	                                      "read_parquet(["
-	                                    : "SELECT * FROM read_parquet([");
-	for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
+	return udr__dv_scan_sql_parts(b, q, vw, positions, NULL, 0);
+}
+
+int udr__dv_scan_sql_parts(udr__buf *b, udr_query *q, const udr__view *vw, bool positions, const size_t *idx,
+                           size_t nidx)
+{
+	size_t view = (size_t)(vw - q->views), n = idx ? nidx : vw->nparts;
+	udr__buf part = {0};
+	int rc = 0;
+	/* some parts only: file_index counts the files read, mapped back to
+	 * the part's index in the version */
+	if (idx) {
+		rc = udr__buf_puts(&part, "([");
+		for (size_t i = 0; rc == 0 && i < nidx; i++)
+			rc = udr__buf_printf(&part, i ? ", %zu" : "%zu", idx[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&part, "]::UBIGINT[])[file_index::BIGINT + 1]");
+	} else {
+		rc = udr__buf_puts(&part, "file_index");
+	}
+	if (rc == 0 && positions)
+		rc = udr__buf_printf(b, "SELECT %s AS __udr_part, file_row_number AS __udr_row, * FROM read_parquet([",
+		                     part.ptr);
+	else if (rc == 0)
+		rc = udr__buf_puts(b, "SELECT * FROM read_parquet([");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
 		if (i)
 			rc = udr__buf_puts(b, ", ");
 		if (rc == 0)
-			rc = udr__sql_read_path(b, vw->paths[i]);
+			rc = udr__sql_read_path(b, vw->paths[idx ? idx[i] : i]);
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(b, "])");
 	if (rc == 0 && vw->dv)
-		rc = udr__buf_printf(b, " WHERE __udr_keep(%zu, file_index, file_row_number)", idx);
+		rc = udr__buf_printf(b, " WHERE __udr_keep(%zu, %s, file_row_number)", view, part.ptr);
+	udr__buf_free(&part);
 	return rc;
 }
 

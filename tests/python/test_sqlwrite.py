@@ -113,3 +113,37 @@ def test_dropped_table_leaves_list_tables(users):
     assert users.tables(branch="dev") == ["users"] and users.tables() == ["other", "users"]
     with pytest.raises(udr.NotFoundError):
         users.tables(branch="nosuch")
+
+
+def test_key_condition_reads_only_the_parts_that_may_hold_the_key(db):
+    # an UPDATE/DELETE whose condition is "key = N" on an integer column reads
+    # only the parts whose statistics admit N (and the first): every form of
+    # it must change exactly the rows a full scan would
+    db.sql("CREATE TABLE k AS SELECT range AS id, range * 10 AS v, 'r' || range AS s FROM range(0, 100)")
+    for lo in (100, 200, 300, 400):  # one part per INSERT: five parts of disjoint ids
+        db.sql(f"INSERT INTO k SELECT range, range * 10, 'r' || range FROM range({lo}, {lo + 100})")
+    want = {i: (i * 10, f"r{i}") for i in range(500)}
+
+    def check():
+        got = db.sql("SELECT id, v, s FROM k ORDER BY id").fetchall()
+        assert got == [(i, v, s) for i, (v, s) in sorted(want.items())]
+
+    db.sql("UPDATE k SET v = -1 WHERE id = 250")
+    want[250] = (-1, "r250")
+    db.sql("UPDATE k SET v = -2 WHERE k.id = 3")  # in the first part
+    want[3] = (-2, "r3")
+    db.sql("UPDATE k AS t SET v = -3 WHERE t.ID = 251")  # alias, another case, a part with a DV
+    want[251] = (-3, "r251")
+    db.sql("UPDATE k SET v = ? WHERE id = ?", [-4, 399])
+    want[399] = (-4, "r399")
+    db.sql("UPDATE k SET v = -5 WHERE 420 = id")
+    want[420] = (-5, "r420")
+    db.sql("UPDATE k SET v = -6 WHERE id = 250")  # the row moved to a new part
+    want[250] = (-6, "r250")
+    db.sql("DELETE FROM k WHERE id = 150")
+    del want[150]
+    db.sql("DELETE FROM k WHERE id = -7")  # no part holds it: nothing changes
+    db.sql("UPDATE k SET v = 0 WHERE id = 100000")
+    db.sql("UPDATE k SET s = 'x' WHERE v = 1000")  # not the key form: every part
+    want[100] = (1000, "x")
+    check()
