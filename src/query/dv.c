@@ -199,18 +199,36 @@ int udr__parts_meta(udr__buf *b, const udr__parts *ps)
 
 /* ---- deletion vector objects ---------------------------------------------------------------------- */
 
+/* The first row >= i, below rows, whose bit is `set` (rows when none):
+ * whole bytes without one are stepped over (a part's bitmap is ~120 KB
+ * holding a few deleted rows; bit by bit, encoding it took 6% of a 1-row
+ * UPDATE's CPU). */
+static uint64_t next_bit(const uint8_t *bits, uint64_t i, uint64_t rows, bool set)
+{
+	const uint8_t skip = set ? 0x00 : 0xff;
+	while (i < rows) {
+		if ((i & 7) == 0 && bits[i >> 3] == skip) {
+			i += 8;
+			continue;
+		}
+		if (bit_get(bits, i) == set)
+			return i;
+		i++;
+	}
+	return rows;
+}
+
 int udr__dv_encode(uint8_t **out, size_t *len, uint64_t rows, const uint8_t *bits, uint64_t *deleted)
 {
 	uint64_t runs = 0, del = 0;
 	uint8_t *buf, *p;
 	if (rows > UINT32_MAX)
 		return udr__error_set(UDR_EINVAL, "a part of %" PRIu64 " rows is too large for a deletion vector", rows);
-	for (uint64_t i = 0; i < rows; i++)
-		if (bit_get(bits, i)) {
-			del++;
-			if (i == 0 || !bit_get(bits, i - 1))
-				runs++;
-		}
+	for (uint64_t i = next_bit(bits, 0, rows, true), e; i < rows; i = next_bit(bits, e, rows, true)) {
+		e = next_bit(bits, i, rows, false);
+		runs++;
+		del += e - i;
+	}
 	if (!(buf = calloc(1, DV_HEADER + 8 * runs)))
 		return udr__error_oom();
 	memcpy(buf, DV_MAGIC, 4);
@@ -219,16 +237,10 @@ int udr__dv_encode(uint8_t **out, size_t *len, uint64_t rows, const uint8_t *bit
 	put_u64(buf + 16, del);
 	put_u64(buf + 24, runs);
 	p = buf + DV_HEADER;
-	for (uint64_t i = 0; i < rows;) {
-		uint64_t s;
-		if (!bit_get(bits, i)) {
-			i++;
-			continue;
-		}
-		for (s = i; i < rows && bit_get(bits, i); i++)
-			;
-		put_u32(p, (uint32_t)s);
-		put_u32(p + 4, (uint32_t)(i - s));
+	for (uint64_t i = next_bit(bits, 0, rows, true), e; i < rows; i = next_bit(bits, e, rows, true)) {
+		e = next_bit(bits, i, rows, false);
+		put_u32(p, (uint32_t)i);
+		put_u32(p + 4, (uint32_t)(e - i));
 		p += 8;
 	}
 	*out = buf;

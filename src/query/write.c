@@ -719,6 +719,8 @@ static bool delta_capable(const udr_version *v)
  * values themselves, compared exactly; a part without statistics for col
  * in every row group is read.
  */
+#define KEY_PART_ROWS 122880 /* a row group */
+
 static bool key_type(const char *type)
 {
 	static const char *const t[] = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT",
@@ -835,8 +837,10 @@ static int kstat_add(udr_query *q, const udr_hash *part, const char *col, bool k
 	return 0;
 }
 
-/* The ranges of col in the parts of vw not cached yet: one query. */
-static int kstats_load(udr_query *q, const udr__view *vw, const char *col)
+/* The ranges of col in the parts of vw not cached yet and not small: one
+ * query.  A part of less than a row group (what a small write adds) is read
+ * whatever its range: asking its statistics cost more than reading it. */
+static int kstats_load(udr_query *q, const udr__view *vw, const udr__parts *ps, const char *col)
 {
 	udr__buf b = {0};
 	udr_result *r = NULL;
@@ -846,7 +850,7 @@ static int kstats_load(udr_query *q, const udr__view *vw, const char *col)
 	                           "TRY_CAST(stats_min_value AS BIGINT) IS NULL OR TRY_CAST(stats_max_value AS BIGINT) "
 	                           "IS NULL)::BIGINT FROM parquet_metadata([");
 	for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
-		if (kstat_find(q, &vw->parts[i], col))
+		if (ps->p[i].rows < KEY_PART_ROWS || kstat_find(q, &vw->parts[i], col))
 			continue;
 		if (any)
 			rc = udr__buf_puts(&b, ", ");
@@ -878,7 +882,7 @@ static int kstats_load(udr_query *q, const udr__view *vw, const char *col)
 		for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
 			char *rp;
 			bool same;
-			if (seen[i] || kstat_find(q, &vw->parts[i], col))
+			if (seen[i] || ps->p[i].rows < KEY_PART_ROWS || kstat_find(q, &vw->parts[i], col))
 				continue;
 			if (!(rp = udr__q_read_path(vw->paths[i]))) {
 				rc = udr__error_oom();
@@ -897,7 +901,7 @@ static int kstats_load(udr_query *q, const udr__view *vw, const char *col)
 	}
 	/* parts without statistics of col (no row groups): any value */
 	for (size_t i = 0; rc == 0 && i < vw->nparts; i++)
-		if (!seen[i] && !kstat_find(q, &vw->parts[i], col))
+		if (!seen[i] && ps->p[i].rows >= KEY_PART_ROWS && !kstat_find(q, &vw->parts[i], col))
 			rc = kstat_add(q, &vw->parts[i], col, false, 0, 0);
 out:
 	free(seen);
@@ -913,28 +917,37 @@ static int key_parts(size_t **idx, size_t *nidx, udr_query *q, const udr_version
 {
 	char col[256];
 	int64_t v;
-	size_t *ix, n = 0;
+	size_t *ix = NULL, n = 0;
+	udr__parts ps = {0};
 	int rc;
 	*idx = NULL;
 	*nidx = 0;
 	if (vw->nparts < 2 || !key_cond(col, sizeof(col), &v, base, cond, alias, params, nparams))
 		return 0;
-	if ((rc = kstats_load(q, vw, col)) < 0)
+	if ((rc = udr__parts_of(&ps, base)) < 0)
 		return rc;
-	if (!(ix = malloc(vw->nparts * sizeof(*ix))))
-		return udr__error_oom();
+	if (!ps.typed || ps.n != vw->nparts)
+		goto out; /* rows per part unknown: every part */
+	if ((rc = kstats_load(q, vw, &ps, col)) < 0)
+		goto out;
+	if (!(ix = malloc(vw->nparts * sizeof(*ix)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
 	for (size_t i = 0; i < vw->nparts; i++) {
 		const udr__kstat *k = kstat_find(q, &vw->parts[i], col);
 		if (i == 0 || !k || !k->known || (k->min <= v && v <= k->max))
 			ix[n++] = i;
 	}
-	if (n == vw->nparts) {
-		free(ix);
-		return 0;
+	if (n < vw->nparts) {
+		*idx = ix;
+		*nidx = n;
+		ix = NULL;
 	}
-	*idx = ix;
-	*nidx = n;
-	return 0;
+out:
+	free(ix);
+	udr__parts_free(&ps);
+	return rc;
 }
 
 /*
