@@ -928,8 +928,15 @@ static int key_parts(size_t **idx, size_t *nidx, udr_query *q, const udr_version
 		return rc;
 	if (!ps.typed || ps.n != vw->nparts)
 		goto out; /* rows per part unknown: every part */
-	if ((rc = kstats_load(q, vw, &ps, col)) < 0)
+	if ((rc = kstats_load(q, vw, &ps, col)) < 0) {
+		/* no ranges (a part the footer query cannot read): every part,
+		 * and the scan says what is wrong */
+		if (rc != UDR_ENOMEM) {
+			udr_error_clear();
+			rc = 0;
+		}
 		goto out;
+	}
 	if (!(ix = malloc(vw->nparts * sizeof(*ix)))) {
 		rc = udr__error_oom();
 		goto out;
@@ -997,6 +1004,12 @@ static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alia
 		size_t *idx = NULL, nidx = 0;
 		if ((rc = key_parts(&idx, &nidx, q, t->base, vw, cond, alias, params, nparams)) < 0)
 			goto out;
+		/* the statistics query ended the statement's hold on cached parts:
+		 * the view again (held, and materialized if trimmed meanwhile) */
+		if ((rc = udr__q_view_get(&vw, q, t->base)) < 0) {
+			free(idx);
+			goto out;
+		}
 		rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS SELECT * FROM (", t->id);
 		if (rc == 0)
 			rc = udr__dv_scan_sql_parts(&b, q, vw, true, idx, nidx);
