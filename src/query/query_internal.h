@@ -97,6 +97,15 @@ typedef struct udr__view {
 #define UDR__PART_JSON    3
 #define UDR__PART_EMPTY   4 /* no bytes: no rows, skipped */
 
+/* The range of an integer column's values in one part (its Parquet
+ * statistics), cached by part hash for SQL writes that select a key (write.c). */
+typedef struct udr__kstat {
+	udr_hash part;
+	char *col;
+	int64_t min, max;
+	bool known;        /* else the part may hold any value */
+} udr__kstat;
+
 struct udr_query {
 	udr_db *db;
 	udr_store *store;
@@ -126,6 +135,8 @@ struct udr_query {
 	int scan_rc;        /* an error of the replacement scan, for the statement */
 	struct udr_stream *stream; /* the open stream still reading from DuckDB, if any */
 	char scan_msg[1024];
+	udr__kstat *kstats; /* write.c: key ranges of parts, by part hash and column */
+	size_t nkstats, capkstats;
 };
 
 /* Kinds of statements udr__q_run accepts. */
@@ -224,6 +235,10 @@ int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v);
 /* SELECT over vw's parts with its deletion vectors applied; with positions,
  * the part index and row in the part come first as __udr_part, __udr_row. */
 int udr__dv_scan_sql(udr__buf *b, udr_query *q, const udr__view *vw, bool positions);
+/* The same over the parts idx[0..nidx) of vw only (idx NULL: every part);
+ * __udr_part (and the deletion vectors) still number the version's parts. */
+int udr__dv_scan_sql_parts(udr__buf *b, udr_query *q, const udr__view *vw, bool positions, const size_t *idx,
+                           size_t nidx);
 
 /* ---- SQL writes (write.c) ---------------------------------------------------- */
 

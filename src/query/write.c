@@ -9,6 +9,7 @@
  * through one udr_txn (one commit record, first committer wins).
  */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "catalog/catalog_internal.h"
 #include <udr/refs.h>
@@ -528,10 +530,17 @@ static void wtx_end(udr_query *q)
 		return;
 	for (size_t i = 0; i < w->n; i++) {
 		wtab *t = &w->t[i];
-		if (t->shadow)
+		if (t->shadow && t->orig) { /* both in one call */
+			udr__buf b = {0};
+			if (udr__buf_puts(&b, "DROP TABLE IF EXISTS temp.main.") == 0 && udr__sql_ident(&b, t->name) == 0 &&
+			    udr__buf_printf(&b, "; DROP TABLE IF EXISTS temp.main.__udr_o_%lu", t->id) == 0)
+				(void)udr__q_exec(q, b.ptr);
+			udr__buf_free(&b);
+		} else if (t->shadow) {
 			(void)drop_temp(q, t->name, 0, true);
-		if (t->orig)
+		} else if (t->orig) {
 			(void)drop_temp(q, NULL, t->id, true);
+		}
 		free(t->name);
 		udr_version_free(t->base);
 	}
@@ -547,6 +556,13 @@ void udr__w_close(udr_query *q)
 {
 	if (q && q->wtx)
 		wtx_end(q);
+	for (size_t i = 0; q && i < q->nkstats; i++)
+		free(q->kstats[i].col);
+	if (q) {
+		free(q->kstats);
+		q->kstats = NULL;
+		q->nkstats = q->capkstats = 0;
+	}
 }
 
 /* Begin the session's write transaction on branch (NULL: main). */
@@ -689,6 +705,258 @@ static bool delta_capable(const udr_version *v)
 	       (strcmp(f, "parquet") == 0 || strcmp(f, "parquet-dv") == 0);
 }
 
+/* ---- a condition that selects a key: only the parts that may hold it are read ------------------ */
+
+/*
+ * A write whose condition is "[alias.]col = N" (N an integer literal, or a
+ * ? bound to an integer) on an integer column reads only the parts whose
+ * Parquet statistics (each row group's min and max of col, as DuckDB wrote
+ * them) admit N, and the first part (the files' schema is bound from the
+ * first file read, as for the whole scan).  DuckDB prunes the row groups of
+ * a file by the same statistics, but it opens every file to do so (about
+ * half a millisecond a part); the ranges are read once per part and session
+ * (parts never change).  Only integer types: their statistics are the
+ * values themselves, compared exactly; a part without statistics for col
+ * in every row group is read.
+ */
+#define KEY_PART_ROWS 122880 /* a row group */
+
+static bool key_type(const char *type)
+{
+	static const char *const t[] = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT",
+	                                NULL};
+	for (size_t i = 0; t[i]; i++)
+		if (strcmp(type, t[i]) == 0)
+			return true;
+	return false;
+}
+
+/* "[alias.]col" at *p: col into out. */
+static bool cond_col(const char **p, char *out, size_t outsz, const char *alias)
+{
+	const char *s = *p, *d;
+	char a[UDR_TABLE_NAME_MAX * 2 + 64];
+	bool quoted;
+	if (!ident(&s, a, sizeof(a), &quoted))
+		return false;
+	d = skip_ws(s);
+	if (*d == '.') {
+		s = d + 1;
+		if (strcasecmp(a, alias) != 0 || !ident(&s, out, outsz, &quoted))
+			return false;
+	} else if (snprintf(out, outsz, "%s", a) >= (int)outsz) {
+		return false;
+	}
+	*p = s;
+	return true;
+}
+
+/* An integer literal, or ? bound to an integer, at *p. */
+static bool cond_int(const char **p, int64_t *v, const udr_value *params, size_t nparams)
+{
+	const char *s = skip_ws(*p), *d;
+	char *e;
+	long long x;
+	if (*s == '?') {
+		if (nparams != 1 || params[0].type != UDR_TYPE_INT64 || isdigit((unsigned char)s[1]))
+			return false;
+		*v = params[0].i64;
+		*p = s + 1;
+		return true;
+	}
+	d = s + (*s == '-');
+	if (!isdigit((unsigned char)*d))
+		return false;
+	errno = 0;
+	x = strtoll(s, &e, 10);
+	if (errno || id_char((unsigned char)*e) || *e == '.')
+		return false;
+	*v = x;
+	*p = e;
+	return true;
+}
+
+/* cond is "[alias.]col = N" or "N = [alias.]col" with col an integer
+ * column of the base: its name as the schema spells it, and N. */
+static bool key_cond(char *col, size_t colsz, int64_t *val, const udr_version *base, const char *cond,
+                     const char *alias, const udr_value *params, size_t nparams)
+{
+	const char *s = cond, *text = udr_version_get_meta(base, "udr.schema");
+	char name[256];
+	json_t *arr, *c;
+	size_t i, found = 0;
+	bool ok;
+	if (cond_col(&s, name, sizeof(name), alias)) {
+		s = skip_ws(s);
+		ok = *s == '=' && s[1] != '=' && (s++, cond_int(&s, val, params, nparams));
+	} else {
+		ok = cond_int(&s, val, params, nparams);
+		s = skip_ws(s);
+		ok = ok && *s == '=' && s[1] != '=' && (s++, cond_col(&s, name, sizeof(name), alias));
+	}
+	if (!ok || *skip_ws(s) || !text || !(arr = json_loads(text, 0, NULL)))
+		return false;
+	/* DuckDB's identifiers are case-insensitive: exactly one column */
+	json_array_foreach(arr, i, c) {
+		const char *nm = json_string_value(json_object_get(c, "name"));
+		const char *ty = json_string_value(json_object_get(c, "type"));
+		if (!nm || strcasecmp(nm, name) != 0)
+			continue;
+		ok = found++ == 0 && ty && key_type(ty) && snprintf(col, colsz, "%s", nm) < (int)colsz;
+	}
+	json_decref(arr);
+	return ok && found == 1;
+}
+
+static udr__kstat *kstat_find(udr_query *q, const udr_hash *part, const char *col)
+{
+	for (size_t i = 0; i < q->nkstats; i++)
+		if (udr_hash_equal(&q->kstats[i].part, part) && strcmp(q->kstats[i].col, col) == 0)
+			return &q->kstats[i];
+	return NULL;
+}
+
+static int kstat_add(udr_query *q, const udr_hash *part, const char *col, bool known, int64_t min, int64_t max)
+{
+	udr__kstat *k;
+	if (q->nkstats == q->capkstats) {
+		size_t cap = q->capkstats ? q->capkstats * 2 : 64;
+		if (!(k = realloc(q->kstats, cap * sizeof(*k))))
+			return udr__error_oom();
+		q->kstats = k;
+		q->capkstats = cap;
+	}
+	k = &q->kstats[q->nkstats];
+	if (!(k->col = strdup(col)))
+		return udr__error_oom();
+	k->part = *part;
+	k->known = known;
+	k->min = min;
+	k->max = max;
+	q->nkstats++;
+	return 0;
+}
+
+/* The ranges of col in the parts of vw not cached yet and not small: one
+ * query.  A part of less than a row group (what a small write adds) is read
+ * whatever its range: asking its statistics cost more than reading it. */
+static int kstats_load(udr_query *q, const udr__view *vw, const udr__parts *ps, const char *col)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	bool *seen = NULL, any = false;
+	int rc = udr__buf_puts(&b, "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)), "
+	                           "max(TRY_CAST(stats_max_value AS BIGINT)), count(*) FILTER (WHERE "
+	                           "TRY_CAST(stats_min_value AS BIGINT) IS NULL OR TRY_CAST(stats_max_value AS BIGINT) "
+	                           "IS NULL)::BIGINT FROM parquet_metadata([");
+	for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
+		if (ps->p[i].rows < KEY_PART_ROWS || kstat_find(q, &vw->parts[i], col))
+			continue;
+		if (any)
+			rc = udr__buf_puts(&b, ", ");
+		if (rc == 0)
+			rc = udr__sql_read_path(&b, vw->paths[i]);
+		any = true;
+	}
+	if (rc < 0 || !any)
+		goto out;
+	rc = udr__buf_puts(&b, "]) WHERE path_in_schema = ");
+	if (rc == 0)
+		rc = udr__sql_literal(&b, col);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " GROUP BY file_name");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc < 0)
+		goto out;
+	if (!(seen = calloc(vw->nparts, sizeof(*seen)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t row = 0; rc == 0 && row < udr_result_row_count(r); row++) {
+		udr_value f, mn, mx, unk;
+		if (udr_result_get(&f, r, row, 0) < 0 || udr_result_get(&mn, r, row, 1) < 0 ||
+		    udr_result_get(&mx, r, row, 2) < 0 || udr_result_get(&unk, r, row, 3) < 0 || f.type != UDR_TYPE_TEXT)
+			continue;
+		/* the file as named in the list (a name not matched stays unknown) */
+		for (size_t i = 0; rc == 0 && i < vw->nparts; i++) {
+			char *rp;
+			bool same;
+			if (seen[i] || ps->p[i].rows < KEY_PART_ROWS || kstat_find(q, &vw->parts[i], col))
+				continue;
+			if (!(rp = udr__q_read_path(vw->paths[i]))) {
+				rc = udr__error_oom();
+				break;
+			}
+			same = strcmp(rp, f.str) == 0;
+			free(rp);
+			if (!same)
+				continue;
+			seen[i] = true;
+			rc = kstat_add(q, &vw->parts[i], col,
+			               mn.type == UDR_TYPE_INT64 && mx.type == UDR_TYPE_INT64 && unk.type == UDR_TYPE_INT64 &&
+			                   unk.i64 == 0,
+			               mn.i64, mx.i64);
+		}
+	}
+	/* parts without statistics of col (no row groups): any value */
+	for (size_t i = 0; rc == 0 && i < vw->nparts; i++)
+		if (!seen[i] && ps->p[i].rows >= KEY_PART_ROWS && !kstat_find(q, &vw->parts[i], col))
+			rc = kstat_add(q, &vw->parts[i], col, false, 0, 0);
+out:
+	free(seen);
+	udr_result_free(r);
+	udr__buf_free(&b);
+	return rc;
+}
+
+/* The parts of vw a key condition may select rows of (*idx NULL: every
+ * part, or cond is not such a condition). */
+static int key_parts(size_t **idx, size_t *nidx, udr_query *q, const udr_version *base, const udr__view *vw,
+                     const char *cond, const char *alias, const udr_value *params, size_t nparams)
+{
+	char col[256];
+	int64_t v;
+	size_t *ix = NULL, n = 0;
+	udr__parts ps = {0};
+	int rc;
+	*idx = NULL;
+	*nidx = 0;
+	if (vw->nparts < 2 || !key_cond(col, sizeof(col), &v, base, cond, alias, params, nparams))
+		return 0;
+	if ((rc = udr__parts_of(&ps, base)) < 0)
+		return rc;
+	if (!ps.typed || ps.n != vw->nparts)
+		goto out; /* rows per part unknown: every part */
+	if ((rc = kstats_load(q, vw, &ps, col)) < 0) {
+		/* no ranges (a part the footer query cannot read): every part,
+		 * and the scan says what is wrong */
+		if (rc != UDR_ENOMEM) {
+			udr_error_clear();
+			rc = 0;
+		}
+		goto out;
+	}
+	if (!(ix = malloc(vw->nparts * sizeof(*ix)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < vw->nparts; i++) {
+		const udr__kstat *k = kstat_find(q, &vw->parts[i], col);
+		if (i == 0 || !k || !k->known || (k->min <= v && v <= k->max))
+			ix[n++] = i;
+	}
+	if (n < vw->nparts) {
+		*idx = ix;
+		*nidx = n;
+		ix = NULL;
+	}
+out:
+	free(ix);
+	udr__parts_free(&ps);
+	return rc;
+}
+
 /*
  * Make the shadow of t: __udr_o_<id> holds the base's rows with their
  * positions (part, row in the part), and the temp table "name" the same rows
@@ -730,22 +998,22 @@ static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alia
 	}
 	if ((rc = udr__q_view_get(&vw, q, t->base)) < 0)
 		goto out;
-	rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS ", t->id);
-	if (rc == 0)
-		rc = udr__dv_scan_sql(&b, q, vw, true);
-	if (rc == 0 && cond)
-		rc = udr__buf_puts(&b, " LIMIT 0");
-	if (rc == 0)
-		rc = udr__q_exec(q, b.ptr);
-	udr__buf_free(&b);
-	if (rc < 0)
-		goto out;
-	t->orig = true;
 	t->partial = cond != NULL;
 	if (cond && *cond) {
-		rc = udr__buf_printf(&b, "INSERT INTO __udr_o_%lu SELECT * FROM (", t->id);
+		/* the rows where cond holds, with their positions: one statement */
+		size_t *idx = NULL, nidx = 0;
+		if ((rc = key_parts(&idx, &nidx, q, t->base, vw, cond, alias, params, nparams)) < 0)
+			goto out;
+		/* the statistics query ended the statement's hold on cached parts:
+		 * the view again (held, and materialized if trimmed meanwhile) */
+		if ((rc = udr__q_view_get(&vw, q, t->base)) < 0) {
+			free(idx);
+			goto out;
+		}
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS SELECT * FROM (", t->id);
 		if (rc == 0)
-			rc = udr__dv_scan_sql(&b, q, vw, true);
+			rc = udr__dv_scan_sql_parts(&b, q, vw, true, idx, nidx);
+		free(idx);
 		if (rc == 0)
 			rc = udr__buf_puts(&b, ") AS ");
 		if (rc == 0)
@@ -754,10 +1022,21 @@ static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alia
 			rc = udr__buf_printf(&b, " WHERE (\n%s\n)", cond);
 		if (rc == 0)
 			rc = udr__q_run(NULL, q, b.ptr, params, nparams, UDR__RUN_ANY);
-		udr__buf_free(&b);
-		if (rc < 0)
-			goto out;
+	} else {
+		/* every row, or none (an INSERT: the first part binds the columns) */
+		size_t first = 0;
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS ", t->id);
+		if (rc == 0)
+			rc = udr__dv_scan_sql_parts(&b, q, vw, true, cond && vw->nparts ? &first : NULL, 1);
+		if (rc == 0 && cond)
+			rc = udr__buf_puts(&b, " LIMIT 0");
+		if (rc == 0)
+			rc = udr__q_exec(q, b.ptr);
 	}
+	udr__buf_free(&b);
+	if (rc < 0)
+		goto out;
+	t->orig = true;
 	rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM __udr_o_%lu",
 	                     nm.ptr, t->id);
 	if (rc == 0)
@@ -966,6 +1245,36 @@ static uint64_t nnew_rows(const uint64_t *rows, size_t n)
 }
 
 /*
+ * The deletion vectors of a write, put by a thread of their own while the
+ * calling thread has DuckDB write the new rows and puts their parts: the two
+ * kinds of puts are independent, and each waits mostly on its own fsyncs
+ * (a deletion vector goes into a pack, which may then be merged), so the
+ * waits overlap instead of adding up.  What is stored, and when it is
+ * durable (each put before it returns), is as before.
+ */
+typedef struct dv_job {
+	udr_store *store;
+	uint8_t **enc;   /* per part: the encoded deletion vector, NULL: none to put */
+	size_t *len;
+	udr_hash *hash;  /* out */
+	size_t n;
+	int rc;
+	char msg[1024];
+} dv_job;
+
+static void *dv_put_worker(void *arg)
+{
+	dv_job *j = arg;
+	for (size_t i = 0; i < j->n && j->rc == 0; i++) {
+		if (!j->enc[i])
+			continue;
+		if ((j->rc = udr_store_put(&j->hash[i], j->store, j->enc[i], j->len[i])) < 0)
+			snprintf(j->msg, sizeof(j->msg), "%s", udr_error_last()->message);
+	}
+	return NULL;
+}
+
+/*
  * The change of a shadow against the rows it started from: rows gone or
  * changed become deletion vectors of their parts (merged with the base's),
  * changed and new rows are written as new parts after the base's, in row
@@ -977,16 +1286,21 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	udr__parts ps = {0};
 	uint8_t **bits = NULL;
 	udr_hash *h = NULL;
-	uint64_t *rows = NULL, ndel = 0, nupd = 0, nnew = 0;
+	uint64_t *rows = NULL, *del = NULL, ndel = 0, nupd = 0, nnew = 0;
 	size_t n = 0, kept = 0, nbase = 0;
 	duckdb_result res;
-	bool have_res = false;
+	bool have_res = false, threaded = false;
+	dv_job dj;
+	pthread_t dt;
 	int rc;
 	*out = NULL;
+	memset(&dj, 0, sizeof(dj));
 	if ((rc = base_parts(&ps, q, t->base)) < 0)
 		return rc;
 	nbase = ps.n;
-	if (!(bits = calloc(ps.n ? ps.n : 1, sizeof(*bits)))) {
+	if (!(bits = calloc(ps.n ? ps.n : 1, sizeof(*bits))) || !(del = calloc(ps.n ? ps.n : 1, sizeof(*del))) ||
+	    !(dj.enc = calloc(ps.n ? ps.n : 1, sizeof(*dj.enc))) || !(dj.len = calloc(ps.n ? ps.n : 1, sizeof(*dj.len))) ||
+	    !(dj.hash = calloc(ps.n ? ps.n : 1, sizeof(*dj.hash)))) {
 		rc = udr__error_oom();
 		goto out;
 	}
@@ -1040,9 +1354,32 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		if (rc < 0)
 			break;
 	}
+	duckdb_destroy_result(&res);
+	have_res = false;
 	if (rc < 0)
 		goto out;
-	/* 2. changed and new rows, in row id order, as new parts */
+	/* 2. the deletion vectors of the parts that lost rows, put by a thread
+	 * of their own (a part that lost every row goes: nothing to put) */
+	for (size_t i = 0; i < ps.n && rc == 0; i++) {
+		if (!bits[i])
+			continue;
+		if ((rc = udr__dv_encode(&dj.enc[i], &dj.len[i], ps.p[i].rows, bits[i], &del[i])) < 0)
+			break;
+		if (del[i] == ps.p[i].rows) {
+			free(dj.enc[i]);
+			dj.enc[i] = NULL;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	dj.store = q->store;
+	dj.n = ps.n;
+	if (ndel) {
+		threaded = pthread_create(&dt, NULL, dv_put_worker, &dj) == 0;
+		if (!threaded)
+			dv_put_worker(&dj);
+	}
+	/* 3. changed and new rows, in row id order, as new parts */
 	udr__buf_free(&b);
 	rc = udr__buf_printf(&b,
 	                     "SELECT s.* EXCLUDE (__udr_r) FROM (SELECT rowid AS __udr_r, * FROM temp.main.%s) s "
@@ -1050,8 +1387,16 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	                     nm.ptr, t->id, cmp.ptr);
 	if (rc == 0)
 		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+	if (threaded) {
+		pthread_join(dt, NULL);
+		threaded = false;
+	}
 	if (rc < 0)
 		goto out;
+	if (dj.rc < 0) {
+		rc = udr__error_set(dj.rc, "%s", dj.msg);
+		goto out;
+	}
 	if (ndel == 0 && n == 0)
 		goto out; /* nothing changed */
 	/* import --key: a row replaced by one with its key is an update */
@@ -1062,30 +1407,18 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	}
 	for (size_t i = 0; i < n; i++)
 		nnew += rows[i];
-	/* 3. the new parts list: the base's, with deletion vectors, then the new */
-	for (size_t i = 0; i < ps.n && rc == 0; i++) {
+	/* 4. the new parts list: the base's, with deletion vectors, then the new */
+	for (size_t i = 0; i < ps.n; i++) {
 		udr__part p = ps.p[i];
 		if (bits[i]) {
-			uint8_t *enc = NULL;
-			size_t len = 0;
-			uint64_t del = 0;
-			if ((rc = udr__dv_encode(&enc, &len, p.rows, bits[i], &del)) < 0)
-				break;
-			if (del == p.rows) { /* every row deleted: the part goes */
-				free(enc);
-				continue;
-			}
-			rc = udr_store_put(&p.dv, q->store, enc, len);
-			free(enc);
-			if (rc < 0)
-				break;
+			if (!dj.enc[i])
+				continue; /* every row deleted: the part goes */
+			p.dv = dj.hash[i];
 			p.has_dv = true;
-			p.deleted = del;
+			p.deleted = del[i];
 		}
 		ps.p[kept++] = p;
 	}
-	if (rc < 0)
-		goto out;
 	ps.n = kept;
 	{
 		udr__part *np = realloc(ps.p, (kept + n + 1) * sizeof(*np));
@@ -1114,11 +1447,21 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		*out = NULL;
 	}
 out:
+	if (threaded)
+		pthread_join(dt, NULL);
 	if (have_res)
 		duckdb_destroy_result(&res);
-	for (size_t i = 0; bits && i < nbase; i++)
-		free(bits[i]);
+	for (size_t i = 0; i < nbase; i++) {
+		if (bits)
+			free(bits[i]);
+		if (dj.enc)
+			free(dj.enc[i]);
+	}
 	free(bits);
+	free(del);
+	free(dj.enc);
+	free(dj.len);
+	free(dj.hash);
 	udr__buf_free(&b);
 	udr__buf_free(&nm);
 	udr__buf_free(&cmp);

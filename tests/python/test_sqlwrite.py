@@ -113,3 +113,46 @@ def test_dropped_table_leaves_list_tables(users):
     assert users.tables(branch="dev") == ["users"] and users.tables() == ["other", "users"]
     with pytest.raises(udr.NotFoundError):
         users.tables(branch="nosuch")
+
+
+def test_key_condition_reads_only_the_parts_that_may_hold_the_key(db):
+    # an UPDATE/DELETE whose condition is "key = N" on an integer column reads
+    # only the parts whose statistics admit N (and the first, and parts of
+    # less than a row group): every form of it must change exactly the rows
+    # a full scan would
+    r = 122880  # a row group: parts at least this large are pruned by their statistics
+    db.sql(f"CREATE TABLE k AS SELECT range AS id, range * 10 AS v, 'r' || range AS s FROM range(0, {r})")
+    for lo in (r, 2 * r, 3 * r):  # one part per INSERT: four parts of disjoint ids
+        db.sql(f"INSERT INTO k SELECT range, range * 10, 'r' || range FROM range({lo}, {lo + r})")
+    n = 4 * r
+    want = {}  # id -> (v, s), or None when deleted
+
+    def check():
+        keys = sorted(want)
+        got = db.sql(f"SELECT id, v, s FROM k WHERE id IN ({', '.join(map(str, keys))}) ORDER BY id").fetchall()
+        assert got == [(i, *want[i]) for i in keys if want[i] is not None]
+        total = sum(i * 10 for i in range(n)) + sum(
+            (w[0] if w is not None else 0) - i * 10 for i, w in want.items())
+        rows = n - sum(1 for w in want.values() if w is None)
+        assert db.sql("SELECT count(*), sum(v) FROM k").fetchone() == (rows, total)
+
+    b = 2 * r + 5  # in the third part
+    db.sql(f"UPDATE k SET v = -1 WHERE id = {b}")
+    want[b] = (-1, f"r{b}")
+    db.sql("UPDATE k SET v = -2 WHERE k.id = 3")  # in the first part
+    want[3] = (-2, "r3")
+    db.sql(f"UPDATE k AS t SET v = -3 WHERE t.ID = {b + 1}")  # alias, another case, a part with a DV
+    want[b + 1] = (-3, f"r{b + 1}")
+    db.sql("UPDATE k SET v = ? WHERE id = ?", [-4, 4 * r - 1])  # the last row
+    want[4 * r - 1] = (-4, f"r{4 * r - 1}")
+    db.sql(f"UPDATE k SET v = -5 WHERE {r} = id")  # the first row of the second part
+    want[r] = (-5, f"r{r}")
+    db.sql(f"UPDATE k SET v = -6 WHERE id = {b}")  # the row moved to a small new part
+    want[b] = (-6, f"r{b}")
+    db.sql(f"DELETE FROM k WHERE id = {3 * r + 7}")
+    want[3 * r + 7] = None
+    db.sql("DELETE FROM k WHERE id = -7")  # no part holds it: nothing changes
+    db.sql(f"UPDATE k SET v = 0 WHERE id = {n + 100}")
+    db.sql("UPDATE k SET s = 'x' WHERE v = 1000")  # not the key form: every part
+    want[100] = (1000, "x")
+    check()
