@@ -528,7 +528,13 @@ int udr__obj_foreach(udr_store *s, bool all_copies, udr__obj_visit visit, udr__s
 		rc = 0;
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			udr__pack *p = v[i];
-			if (p->gone || p->broken)
+			bool skip;
+			/* gone is written by scans in other threads: read under the
+			 * mutex (the held index itself stays as it is) */
+			pthread_mutex_lock(&ps->mu);
+			skip = p->gone || p->broken;
+			pthread_mutex_unlock(&ps->mu);
+			if (skip)
 				continue;
 			for (uint64_t k = 0; k < p->idx.n; k++) {
 				udr__pack_entry e;

@@ -283,7 +283,7 @@ static int cmp_idx_name(const void *a, const void *b)
 
 /*
  * Emit the multi-pack index over v[0..n) (sorted here by name, a name
- * repeated kept once) into k; with size_only, only count: *size receives the
+ * repeated kept once: v is left a permutation of itself) into k; with size_only, only count: *size receives the
  * file's size.  Three passes of the merge (count, hashes, records) so that
  * nothing proportional to the entries is held in memory.
  */
@@ -299,9 +299,14 @@ static int midx_emit(struct sink *k, const udr__idx **v, size_t n, size_t *size,
 	memset(&m, 0, sizeof(m));
 	memset(&c, 0, sizeof(c));
 	qsort(v, n, sizeof(*v), cmp_idx_name);
+	/* the repeats are moved after the np kept, not overwritten: v stays a
+	 * permutation (its callers unhold one pack per entry) */
 	for (size_t i = 0; i < n; i++)
-		if (np == 0 || memcmp(v[np - 1]->pack.bytes, v[i]->pack.bytes, UDR_HASH_SIZE) != 0)
+		if (np == 0 || memcmp(v[np - 1]->pack.bytes, v[i]->pack.bytes, UDR_HASH_SIZE) != 0) {
+			const udr__idx *t = v[np];
 			v[np++] = v[i];
+			v[i] = t;
+		}
 	if (n > UDR__MIDX_PACKS_MAX)
 		return udr__error_set(UDR_EINVAL, "too many packs for a multi-pack index (%zu)", n);
 	m.v = v;

@@ -1713,7 +1713,7 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 {
 	udr__packw *w = NULL;
 	char path[4200];
-	bool held = false;
+	bool held = false, gone;
 	int fd = -1, rc;
 	/* waits: concurrent repairs of one pack's entries (a put's workers)
 	 * take turns, so the last one sees every good copy */
@@ -1723,7 +1723,10 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 	held = true;
 	if ((rc = udr__packset_scan(s)) < 0 || (rc = udr__packw_new(&w, s, p->idx.cls)) < 0)
 		goto done;
-	if (p->gone)
+	pthread_mutex_lock(&s->packs->mu);
+	gone = p->gone;
+	pthread_mutex_unlock(&s->packs->mu);
+	if (gone)
 		goto done; /* rewritten meanwhile by another repair */
 	for (uint64_t k = 0; k < p->idx.n && rc == 0; k++) {
 		udr__pack_entry e;
@@ -1787,8 +1790,11 @@ int udr__pack_drop_damaged(udr_store *s, udr__pack *p)
 		snprintf(path, sizeof(path), "%s/packs", s->path);
 		if (rc == 0)
 			rc = udr__fsync_dir(path);
-		if (rc == 0 && (rc = udr__packset_scan(s)) == 0)
+		if (rc == 0 && (rc = udr__packset_scan(s)) == 0) {
+			pthread_mutex_lock(&s->packs->mu);
 			p->gone = true;
+			pthread_mutex_unlock(&s->packs->mu);
+		}
 	}
 done:
 	if (held)

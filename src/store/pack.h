@@ -107,7 +107,8 @@ void udr__midx_record(udr__pack_entry *e, uint32_t *pack, const udr__midx *x, ui
 /* Index of h in x, or UINT64_MAX. */
 uint64_t udr__midx_find(const udr__midx *x, const udr_hash *h);
 /* The multi-pack index bytes over the indexes v[0..n) (sorted by pack name
- * here; a hash in several packs points at the first by name).  *out is
+ * here, a pack named twice kept once, v left a permutation of itself; a
+ * hash in several packs points at the first by name).  *out is
  * malloc'd.  UDR_EINVAL when they are too many for the format. */
 int udr__midx_build(unsigned char **out, size_t *out_len, const udr__idx **v, size_t n);
 /* Rewrite packs/multi-pack-index over every visible pack when it is due
