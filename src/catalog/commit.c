@@ -118,6 +118,7 @@ static int committed_chunks(udr_hash **out, size_t *count, udr_catalog *c, udr_v
 			udr_error_clear();
 			continue;
 		}
+		udr__writer_verified_add(c, v); /* the lock holder need not check it again */
 		if (k + v->nchunks > cap) {
 			size_t c2 = (k + v->nchunks) * 2, bytes;
 			udr_hash *p;
@@ -490,8 +491,11 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	memset(&ext, 0, sizeof(ext));
 	for (size_t i = 0; i <= PRE_MAX; i++)
 		pre[i] = -1;
-	if ((rc = check_inputs(c, vs, n, o)) < 0)
+	udr__writer_verified_clear();
+	if ((rc = check_inputs(c, vs, n, o)) < 0) {
+		udr__writer_verified_clear();
 		return rc;
+	}
 	if (!(saved = calloc(n ? n : 1, sizeof(*saved))) || !(cm.changes = calloc(n ? n : 1, sizeof(udr_change))))  {
 		free(saved);
 		return udr__error_oom();
@@ -503,6 +507,12 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		saved[i].created_ms = vs[i]->created_ms;
 	}
 	author_name(author, sizeof(author));
+	{
+		/* glibc's first gmtime_r reads /etc/localtime: do it before the
+		 * writer lock rather than under it (a CLI commit's only one) */
+		char t0[40];
+		udr__format_time(t0, sizeof(t0), 0);
+	}
 	/* the files the lock holder will write, created before the lock */
 	if ((rc = pre_open(&pre[PRE_MAX], c)) < 0)
 		goto done;
@@ -527,6 +537,8 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		udr__tmp_clean(c->tmpdir, NULL); /* dead writers' temp files (fsck removes them too) */
 	if (head > 0 && (rc = udr__record_read(&prev, c, head)) < 0)
 		goto done;
+	if (head > 0)
+		udr__writer_record_set(c, &prev); /* the state lookups below use it */
 	/* a branch: its head, and the ref checks (refs.c) */
 	if ((rc = udr__refs_plan(&plan, c, head > 0 ? &prev : NULL, head, o)) < 0)
 		goto done;
@@ -649,6 +661,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	}
 done:
 	udr__writer_view_clear();
+	udr__writer_verified_clear();
 	if (!committed) {
 		int keep = rc;
 		for (size_t i = 0; i < n; i++) {
