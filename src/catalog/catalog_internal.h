@@ -53,6 +53,19 @@ bool udr__writer_view(const udr_catalog *c);
  * malloc'd copy of record seq's bytes, NUL-terminated. */
 bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size_t *len);
 void udr__writer_cache_put(const udr_catalog *c, uint64_t seq, const char *text, size_t len);
+/* Versions this thread read and checked before taking the writer lock
+ * (committed_chunks in commit.c): under the lock, the latest version of
+ * such a table is not checked again when the log names the same version
+ * and commit.  add keeps a few; clear forgets them. */
+void udr__writer_verified_add(const udr_catalog *c, const udr_version *v);
+void udr__writer_verified_clear(void);
+bool udr__writer_verified(const udr_catalog *c, const char *table, uint64_t version, uint64_t seq);
+/* The lock holder's parsed head record (borrowed; set by the commit step
+ * after reading it, forgotten when the view is set or cleared): record
+ * seq when it is that one, else NULL. */
+struct udr__record;
+void udr__writer_record_set(const udr_catalog *c, const struct udr__record *r);
+const struct udr__record *udr__writer_record(const udr_catalog *c, uint64_t seq);
 /* The linked head the lock holder found (valid until the view is cleared). */
 void udr__writer_head_set(uint64_t head);
 /* Format 2, before a writer takes its locks: recover records a dead writer

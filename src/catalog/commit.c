@@ -6,6 +6,8 @@
  * Caches (HEAD, LATEST) are refreshed after the commit point.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/file.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -116,6 +118,7 @@ static int committed_chunks(udr_hash **out, size_t *count, udr_catalog *c, udr_v
 			udr_error_clear();
 			continue;
 		}
+		udr__writer_verified_add(c, v); /* the lock holder need not check it again */
 		if (k + v->nchunks > cap) {
 			size_t c2 = (k + v->nchunks) * 2, bytes;
 			udr_hash *p;
@@ -276,7 +279,56 @@ static int latest_commit_seq(uint64_t *seq, udr_catalog *c, const char *table, u
 	return 0;
 }
 
-static int publish_version(udr_catalog *c, udr_version *v, udr_hash *digest)
+/*
+ * Unnamed files (O_TMPFILE) for what the commit step writes under the
+ * writer lock, made before the lock is taken: the lock holder then only
+ * writes their bytes and names them (link_fd).  Creating an inode is the
+ * most expensive step of a commit (on ext4 without a journal, the inode
+ * allocator scans past every recently freed inode of the group: half of a
+ * commit's CPU time on the benchmark machine), and with named temp files
+ * it happened twice per commit under the writer lock, and under tmp/'s
+ * directory lock besides (O_TMPFILE takes no directory lock).  Unnamed
+ * files that are never named vanish with their descriptor or a crash.
+ * At most PRE_MAX per commit (descriptors); without O_TMPFILE or /proc
+ * (link_fd names the file through /proc/self/fd), *fd is -1 and the
+ * named temp files of udr__write_file_atomic are used as before.
+ */
+#define PRE_MAX 8
+
+static int pre_open(int *fd, udr_catalog *c)
+{
+	static _Atomic int proc_fd = -1; /* /proc/self/fd usable (1), not (0), unknown (-1) */
+	int have = proc_fd;
+	*fd = -1;
+	if (have < 0)
+		proc_fd = have = access("/proc/self/fd", X_OK) == 0;
+	if (!have)
+		return 0;
+	*fd = UDR_IO->open(c->tmpdir, O_TMPFILE | O_RDWR, 0644);
+	if (*fd >= 0 || errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
+		return 0;
+	return udr__error_io(errno, "cannot create temp file in %s", c->tmpdir);
+}
+
+static void pre_close(int *fd)
+{
+	if (*fd >= 0)
+		UDR_IO->close(*fd);
+	*fd = -1;
+}
+
+/* Name the unnamed file fd `path` (its bytes written), replacing a file of
+ * that name when replace: 0, or -1 with errno. */
+static int pre_link(int fd, const char *path, bool replace)
+{
+	if (UDR_IO->link_fd(fd, path) == 0)
+		return 0;
+	if (errno != EEXIST || !replace || (UDR_IO->unlink(path) < 0 && errno != ENOENT))
+		return -1;
+	return UDR_IO->link_fd(fd, path);
+}
+
+static int publish_version(udr_catalog *c, udr_version *v, udr_hash *digest, int fd)
 {
 	char *text = NULL, *path = NULL, *dir = NULL;
 	size_t len;
@@ -301,8 +353,13 @@ static int publish_version(udr_catalog *c, udr_version *v, udr_hash *digest)
 	/* REPLACE: a file under this name can only be an orphan of a crashed
 	 * commit, since the number is latest + 1 and we hold the lock.  No
 	 * fsync here: publish_record's syncfs makes it durable, with its name,
-	 * before the commit point. */
-	rc = udr__write_file_atomic(c->tmpdir, path, text, len, UDR__PUBLISH_REPLACE, false);
+	 * before the commit point (format 2: the group's syncfs, before the
+	 * commit is visible).  With an unnamed file: unlink and link instead
+	 * of rename (an orphan, invisible either way). */
+	if (fd < 0)
+		rc = udr__write_file_atomic(c->tmpdir, path, text, len, UDR__PUBLISH_REPLACE, false);
+	else if ((rc = udr__write_all(fd, text, len, path)) == 0 && pre_link(fd, path, true) < 0)
+		rc = udr__error_io(errno, "cannot publish %s", path);
 done:
 	free(text);
 	free(path);
@@ -313,10 +370,10 @@ done:
 /* Publish the commit record: 0 committed and durable; 1 committed but its
  * durability is unknown (directory fsync failed, error set); <0 not
  * committed. */
-static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__record *ext)
+static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__record *ext, int prefd)
 {
 	char *text = NULL, *path = NULL;
-	udr__tmp t = {-1, NULL};
+	udr__tmp t = {prefd, NULL};
 	size_t len = 0;
 	int rc;
 	if ((rc = udr__record_encode(&text, &len, cm, ext)) < 0)
@@ -325,9 +382,9 @@ static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__recor
 		rc = UDR_ENOMEM;
 		goto done;
 	}
-	if ((rc = udr__tmp_create(&t, c->tmpdir)) < 0)
+	if (t.fd < 0 && (rc = udr__tmp_create(&t, c->tmpdir)) < 0)
 		goto done;
-	if ((rc = udr__write_all(t.fd, text, len, t.path)) < 0)
+	if ((rc = udr__write_all(t.fd, text, len, t.path ? t.path : path)) < 0)
 		goto done;
 	/* One syncfs makes everything written for this commit durable - the
 	 * version files with their names (and new table directories) and the
@@ -340,7 +397,7 @@ static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__recor
 		rc = udr__error_io(errno, "syncfs before commit record %s failed", path);
 		goto done;
 	}
-	if (UDR_IO->link(t.path, path) < 0) {
+	if ((t.path ? UDR_IO->link(t.path, path) : UDR_IO->link_fd(t.fd, path)) < 0) {
 		int err = errno;
 		if (err == EEXIST)
 			rc = udr__error_set(UDR_ECORRUPT, "commit record %s already exists", path);
@@ -355,7 +412,8 @@ static int publish_record(udr_catalog *c, const udr_commit *cm, const udr__recor
 		rc = 1;
 	}
 done:
-	udr__tmp_discard(&t);
+	if (t.path)
+		udr__tmp_discard(&t);
 	free(text);
 	free(path);
 	return rc;
@@ -425,14 +483,19 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	uint64_t parents[2];
 	char author[256];
 	uint64_t head = 0;
-	int lockfd = -1, inflight = -1, rc;
+	int lockfd = -1, inflight = -1, rc, pre[PRE_MAX + 1];
 	bool committed = false;
 
 	memset(&cm, 0, sizeof(cm));
 	memset(&prev, 0, sizeof(prev));
 	memset(&ext, 0, sizeof(ext));
-	if ((rc = check_inputs(c, vs, n, o)) < 0)
+	for (size_t i = 0; i <= PRE_MAX; i++)
+		pre[i] = -1;
+	udr__writer_verified_clear();
+	if ((rc = check_inputs(c, vs, n, o)) < 0) {
+		udr__writer_verified_clear();
 		return rc;
+	}
 	if (!(saved = calloc(n ? n : 1, sizeof(*saved))) || !(cm.changes = calloc(n ? n : 1, sizeof(udr_change))))  {
 		free(saved);
 		return udr__error_oom();
@@ -444,6 +507,18 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		saved[i].created_ms = vs[i]->created_ms;
 	}
 	author_name(author, sizeof(author));
+	{
+		/* glibc's first gmtime_r reads /etc/localtime: do it before the
+		 * writer lock rather than under it (a CLI commit's only one) */
+		char t0[40];
+		udr__format_time(t0, sizeof(t0), 0);
+	}
+	/* the files the lock holder will write, created before the lock */
+	if ((rc = pre_open(&pre[PRE_MAX], c)) < 0)
+		goto done;
+	for (size_t i = 0; i < n && i < PRE_MAX && pre[PRE_MAX] >= 0; i++)
+		if ((rc = pre_open(&pre[i], c)) < 0)
+			goto done;
 
 	if (c->format >= 2) {
 		/* readers' view first: it recovers records a dead writer left
@@ -462,6 +537,8 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		udr__tmp_clean(c->tmpdir, NULL); /* dead writers' temp files (fsck removes them too) */
 	if (head > 0 && (rc = udr__record_read(&prev, c, head)) < 0)
 		goto done;
+	if (head > 0)
+		udr__writer_record_set(c, &prev); /* the state lookups below use it */
 	/* a branch: its head, and the ref checks (refs.c) */
 	if ((rc = udr__refs_plan(&plan, c, head > 0 ? &prev : NULL, head, o)) < 0)
 		goto done;
@@ -552,14 +629,14 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		vs[i]->commit_seq = cm.seq;
 		if (vs[i]->created_ms == 0)
 			vs[i]->created_ms = cm.time_ms;
-		if ((rc = publish_version(c, vs[i], &cm.changes[i].digest)) < 0)
+		if ((rc = publish_version(c, vs[i], &cm.changes[i].digest, i < PRE_MAX ? pre[i] : -1)) < 0)
 			goto done;
 		saved[i].wrote = true;
 	}
 	if ((rc = plan.branchy ? udr__record_ext_refs(&ext, c, &prev, &cm, o, plan.snap_from, plan.ref_prev)
 	                       : record_ext(&ext, c, &prev, &cm)) < 0)
 		goto done;
-	rc = publish_record(c, &cm, &ext);
+	rc = publish_record(c, &cm, &ext, pre[PRE_MAX]);
 	if (rc >= 0) {
 		committed = true;
 		if (c->format < 2) {
@@ -584,6 +661,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	}
 done:
 	udr__writer_view_clear();
+	udr__writer_verified_clear();
 	if (!committed) {
 		int keep = rc;
 		for (size_t i = 0; i < n; i++) {
@@ -602,6 +680,8 @@ done:
 	}
 	udr__catalog_unlock(lockfd);
 	udr__catalog_unlock(inflight);
+	for (size_t i = 0; i <= PRE_MAX; i++)
+		pre_close(&pre[i]);
 	udr__record_free(&prev);
 	udr__record_free(&ext);
 	free(cm.changes);

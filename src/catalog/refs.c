@@ -1029,6 +1029,10 @@ int udr_catalog_get_version_on(udr_version **out, udr_catalog *c, const char *ta
 	if (!out)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_get_version_on");
 	*out = NULL;
+	/* main's latest: one lookup that keeps the version it verified, not
+	 * the latest number and then the version read and verified again */
+	if (version == 0 && (!ref || strcmp(ref, "main") == 0 || strcmp(ref, "branch:main") == 0) && c)
+		return udr_catalog_get_version(out, c, table, 0);
 	if (version == 0 && (rc = udr_catalog_latest_on(&version, c, table, ref)) < 0)
 		return rc;
 	return udr_catalog_get_version(out, c, table, version);

@@ -361,32 +361,40 @@ int udr__state_lookup(udr__tentry *out, udr_catalog *c, uint64_t seq, const char
 
 int udr__state_lookup_ex(udr__tentry *out, udr_catalog *c, uint64_t seq, const char *table, const char *view)
 {
-	udr__record r;
+	udr__record own;
+	const udr__record *r;
 	udr__tstate base;
 	bool known = true;
 	int rc;
 	memset(out, 0, sizeof(*out));
 	if (seq == 0)
 		return 0;
-	if ((rc = udr__record_read(&r, c, seq)) < 0)
-		return rc;
+	/* the lock holder parsed the head record already */
+	if (!(r = udr__writer_record(c, seq))) {
+		if ((rc = udr__record_read(&own, c, seq)) < 0)
+			return rc;
+		r = &own;
+	}
 	/* a store that branched: allocation and branches come from the
 	 * global series (refs.c); before, every record was main's */
-	if (view && (r.branched || (view[0] != '@' && strcmp(view, "main") != 0))) {
-		rc = udr__view_lookup(out, c, &r, table, view);
-		udr__record_free(&r);
+	if (view && (r->branched || (view[0] != '@' && strcmp(view, "main") != 0))) {
+		rc = udr__view_lookup(out, c, r, table, view);
+		if (r == &own)
+			udr__record_free(&own);
 		return rc;
 	}
 	/* the common case: the table is in the record's own window */
-	if (!r.legacy && take_entry(out, &r.window, table)) {
-		udr__record_free(&r);
+	if (!r->legacy && take_entry(out, &r->window, table)) {
+		if (r == &own)
+			udr__record_free(&own);
 		return 1;
 	}
-	if (r.legacy)
+	if (r->legacy)
 		rc = state_legacy_tail(&base, &known, c, seq);
 	else
-		rc = udr__state_base(&base, c, &r);
-	udr__record_free(&r);
+		rc = udr__state_base(&base, c, r);
+	if (r == &own)
+		udr__record_free(&own);
 	if (rc < 0)
 		return rc;
 	rc = known ? take_entry(out, &base, table) : 2;

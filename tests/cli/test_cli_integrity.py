@@ -133,6 +133,24 @@ def test_log_gap_with_stale_head_refuses_commit(udr):
     assert r.code == 4 and "gap" in r.stderr, r
 
 
+def test_log_gap_past_head_readers_answer_head_writers_refuse(udr):
+    """HEAD names a record, the next is missing and a later one exists (a
+    gap past the durable horizon, as damage or a power cut could leave it).
+    Readers see the log ending at HEAD without probing past it (FORMAT.md,
+    "The head"); a writer probes past the linked head before it hands out a
+    sequence number and refuses: the gap is never filled."""
+    commit_n(udr, "t", 6)
+    (udr.root / "catalog" / "HEAD").write_text("4\n")
+    os.unlink(rec(udr, 5))
+    assert json.loads(udr.ok("show", "t").out)["version"] == 4
+    assert [c["seq"] for c in json.loads(udr.ok("log", "--json").out)] == [4, 3, 2, 1]
+    r = udr("commit", "t", "--next", udr.put(b"z"))
+    assert r.code == 4 and "gap" in r.stderr, r
+    assert not rec(udr, 5).exists()
+    r = udr("fsck")
+    assert r.code == 4, r
+
+
 def test_oversized_message_refused_before_writing(udr, tmp_path):
     h = udr.put(b"m")
     spec = tmp_path / "spec.json"

@@ -6,12 +6,17 @@
  */
 #include "helpers.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <udr/sys/io.h>
+#include <udr/txn.h>
 
 typedef struct fx {
 	char *dir;
@@ -948,6 +953,98 @@ static void catalog_threads_commit_next(void **state)
 	assert_int_equal(udr_catalog_fsck(NULL, f->cat, NULL, NULL), 0);
 }
 
+/* The commit step writes its version files and record into unnamed files
+ * (O_TMPFILE) made before it takes the writer lock, the first 8 version
+ * files of a commit; the others, and every file where the file system has
+ * no O_TMPFILE, go through named temp files.  Both ways make the same
+ * files, replace an orphan of the next number, and leave no temp file. */
+static int (*real_open)(const char *, int, mode_t);
+static int tmpfile_opens;
+static int tmpfile_refused;
+
+static int tmpfile_open(const char *p, int fl, mode_t m)
+{
+	if ((fl & O_TMPFILE) == O_TMPFILE && strstr(p, "/catalog/tmp")) {
+		tmpfile_opens++;
+		if (tmpfile_refused) {
+			errno = EOPNOTSUPP;
+			return -1;
+		}
+	}
+	return real_open(p, fl, m);
+}
+
+static void commit_files_either_way(fx *f, int refused)
+{
+	static udr_io_methods m;
+	const char *t = refused ? "named" : "unnamed";
+	char table[32], *tmp = th_join(f->cdir, "tmp");
+	udr_txn *txn = NULL;
+	udr_version *v = NULL;
+	uint64_t seq = 0;
+	udr_hash h = put_str(f, t);
+	m = *udr_io_default();
+	real_open = m.open;
+	m.open = tmpfile_open;
+	tmpfile_opens = 0;
+	tmpfile_refused = refused;
+	assert_int_equal(udr_io_set(&m), 0);
+
+	assert_int_equal(commit_one(f, t, 0, "one", NULL), 1);
+	/* an orphan of version 2, as a crash before the commit point leaves it */
+	{
+		char *src = version_file(f, t, 1), *dst = version_file(f, t, 2);
+		size_t len = 0;
+		char *content = th_read_file(src, &len);
+		char *c1 = th_replace(content, "\"version\":1", "\"version\":2");
+		char *c2 = th_replace(c1, "\"commit\":", "\"commit\":9");
+		th_write_file(dst, c2, strlen(c2));
+		free(c1);
+		free(c2);
+		free(content);
+		free(src);
+		free(dst);
+	}
+	assert_int_equal(commit_one(f, t, 0, "two", NULL), 2);
+	/* 12 tables in one commit: more than get an unnamed file */
+	assert_int_equal(udr_txn_begin(&txn, f->cat, NULL), 0);
+	for (int i = 0; i < 12; i++) {
+		snprintf(table, sizeof(table), "%s%02d", t, i);
+		assert_int_equal(udr_version_new(&v, table, 0), 0);
+		assert_int_equal(udr_version_add_chunk(v, &h), 0);
+		assert_int_equal(udr_txn_write(txn, v), 0);
+		udr_version_free(v);
+	}
+	assert_int_equal(udr_txn_commit(txn, &seq), 0);
+	udr_txn_free(txn);
+	assert_int_equal(udr_io_set(NULL), 0);
+
+	/* tried once per commit without O_TMPFILE; else the record's and 8 */
+	assert_int_equal(tmpfile_opens, refused ? 3 : 2 + 2 + 9);
+	expect_latest(f, t, 2);
+	assert_int_equal(udr_catalog_get_version(&v, f->cat, t, 2), 0);
+	assert_int_equal(v->commit_seq, seq - 1);
+	udr_version_free(v);
+	for (int i = 0; i < 12; i++) {
+		snprintf(table, sizeof(table), "%s%02d", t, i);
+		assert_int_equal(udr_catalog_get_version(&v, f->cat, table, 0), 0);
+		assert_int_equal(v->version, 1);
+		assert_int_equal(v->commit_seq, seq);
+		assert_true(udr_hash_equal(&v->chunks[0], &h));
+		udr_version_free(v);
+	}
+	assert_int_equal(th_count_entries(tmp), 0);
+	assert_int_equal(udr_catalog_fsck(NULL, f->cat, NULL, NULL), 0);
+	free(tmp);
+}
+
+static void catalog_commit_unnamed_and_named_temp_files(void **state)
+{
+	fx *f = *state;
+	commit_files_either_way(f, 0);
+	commit_files_either_way(f, 1);
+}
+
 int main(int argc, char **argv)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -976,6 +1073,7 @@ int main(int argc, char **argv)
 		T(catalog_corrupt_commit_record),
 		T(catalog_two_handles_see_each_other),
 		T(catalog_threads_commit_next),
+		T(catalog_commit_unnamed_and_named_temp_files),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
 }
