@@ -1368,10 +1368,23 @@ static int record_of(udr__mrec *r, const udr_merge_result *m, const char *source
 	return 0;
 }
 
+/* --continue on a target that left the head its record was planned on */
+static int moved_error(const char *into, const char *source, uint64_t head, uint64_t ours)
+{
+	return udr__error_set(UDR_ECONFLICT,
+	                      "branch %s moved since the merge of %s was recorded (its head is commit %" PRIu64
+	                      ", the merge was planned on %" PRIu64 "): nothing merged; udr merge --abort, then "
+	                      "merge again",
+	                      into, source, head, ours);
+}
+
 /*
  * The merge of source into into with opts; prev: a record's resolutions
  * (udr_query_merge_continue), NULL for a new merge; name: the source as
- * the record names it.
+ * the record names it.  A continued merge is planned and committed on the
+ * record's head only: its resolutions were made against that head, so a
+ * commit to the target since (even while this runs: the commit is
+ * conditional on the planned head) is a conflict, the record kept.
  */
 static int merge_run(udr_merge_result **out, udr_query *q, const char *source, const char *into,
                      const udr_rowmerge_options *opts, udr__mrec *prev, const char *name)
@@ -1383,6 +1396,7 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 	bool *planned = NULL;
 	size_t *vt = NULL, nv = 0;
 	udr__tstate adopt;
+	bool moved = false;
 	int rc;
 	memset(&adopt, 0, sizeof(adopt));
 	/* the table-level plan: which tables changed on both sides */
@@ -1393,10 +1407,17 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 		*out = m;
 		return rc;
 	}
+	if (prev && m->ours != prev->ours) {
+		/* a commit landed since udr_query_merge_continue read the head */
+		rc = moved_error(into, name, m->ours, prev->ours);
+		udr_merge_result_free(m);
+		return rc;
+	}
 	if ((rc = check_keys_given(q, m, opts)) < 0)
 		goto fail;
-	if (m->up_to_date || m->nconflicts == 0) {
-		/* nothing to merge row by row: as udr_merge */
+	if (m->up_to_date || (m->nconflicts == 0 && !prev)) {
+		/* nothing to merge row by row: as udr_merge (a continued merge
+		 * commits below, on the record's head, not on a new plan's) */
 		if (opts->merge.dry_run || m->up_to_date) {
 			*out = m;
 			return 0;
@@ -1501,8 +1522,16 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 		o.parent2 = m->theirs;
 		o.adopt = &adopt;
 		o.message = opts->merge.message;
-		if ((rc = udr__catalog_commit_versions(&m->seq, q->cat, vs, nv, &o)) < 0)
+		udr__test_pause("merge-commit");
+		if ((rc = udr__catalog_commit_versions(&m->seq, q->cat, vs, nv, &o)) < 0) {
+			uint64_t head = 0;
+			if (rc == UDR_ECONFLICT && prev && udr__branch_head(&head, q->cat, into, 0) == 0 &&
+			    head != prev->ours) {
+				rc = moved_error(into, name, head, prev->ours);
+				moved = true;
+			}
 			goto fail;
+		}
 	}
 	for (size_t k = 0; k < nv; k++)
 		m->tables[vt[k]].result = vs[k]->version;
@@ -1540,7 +1569,7 @@ fail:
 	free(vs);
 	free(vt);
 	udr__tstate_free(&adopt);
-	if (rc == UDR_ECONFLICT) {
+	if (rc == UDR_ECONFLICT && !moved) {
 		*out = m;
 		return rc;
 	}
@@ -1588,13 +1617,10 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 	if ((rc = udr__branch_head(&head, q->cat, into, 0)) < 0)
 		goto out;
 	if (head != r.ours) {
-		rc = udr__error_set(UDR_ECONFLICT,
-		                    "branch %s moved since the merge of %s was recorded (its head is commit %" PRIu64
-		                    ", the merge was planned on %" PRIu64 "): nothing merged; udr merge --abort, then "
-		                    "merge again",
-		                    into, r.source, head, r.ours);
+		rc = moved_error(into, r.source, head, r.ours);
 		goto out;
 	}
+	udr__test_pause("merge-continue");
 	o.merge.strategy = r.strategy;
 	o.merge.tables = (const char *const *)r.side_tables;
 	o.merge.table_strategies = r.sides;
