@@ -1368,6 +1368,33 @@ static int record_of(udr__mrec *r, const udr_merge_result *m, const char *source
 	return 0;
 }
 
+/* A new merge writes or removes its target's record under the record's
+ * lock (a resolve reading an earlier record to rewrite it cannot then put
+ * it back over this one); a continued merge (held) has the lock already. */
+static int rec_save(udr_query *q, const udr__mrec *r, bool held)
+{
+	int lock = -1, rc;
+	if (!held && (rc = udr__mrec_lock(&lock, q, r->target, false)) < 0)
+		return rc;
+	rc = udr__mrec_save(q, r);
+	udr__mrec_unlock(lock);
+	return rc;
+}
+
+static int rec_remove(udr_query *q, const char *into, bool held)
+{
+	int lock = -1, rc;
+	if (!held && (rc = udr__mrec_lock(&lock, q, into, true)) < 0) {
+		if (rc != UDR_ENOTFOUND)
+			return rc;
+		udr_error_clear(); /* no record: nothing to remove */
+		return 0;
+	}
+	rc = udr__mrec_remove(q, into);
+	udr__mrec_unlock(lock);
+	return rc;
+}
+
 /* --continue on a target that left the head its record was planned on */
 static int moved_error(const char *into, const char *source, uint64_t head, uint64_t ours)
 {
@@ -1424,7 +1451,7 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 		}
 		udr_merge_result_free(m);
 		if ((rc = udr_merge(out, q->cat, source, into, &opts->merge)) == 0)
-			rc = udr__mrec_remove(q, into); /* an earlier merge's record is done with */
+			rc = rec_remove(q, into, prev != NULL); /* an earlier merge's record is done with */
 		return rc;
 	}
 	if (!(vs = calloc(m->ntables + 1, sizeof(*vs))) || !(vt = calloc(m->ntables + 1, sizeof(*vt))) ||
@@ -1491,7 +1518,7 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 			snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
 			wrc = record_of(&r, m, name, into, opts, prev, conf, planned);
 			if (wrc == 0)
-				wrc = udr__mrec_save(q, &r);
+				wrc = rec_save(q, &r, prev != NULL);
 			udr__mrec_free(&r);
 			if (wrc < 0) {
 				rc = wrc;
@@ -1537,7 +1564,7 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 		m->tables[vt[k]].result = vs[k]->version;
 	/* merged: a record of an earlier try is done with (a crash before this
 	 * leaves it, naming a head the branch has left: --continue refuses it) */
-	if ((rc = udr__mrec_remove(q, into)) < 0)
+	if ((rc = rec_remove(q, into, prev != NULL)) < 0)
 		udr_error_clear();
 	rc = 0;
 done:
@@ -1604,7 +1631,7 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 	udr__mrec r;
 	uint64_t head = 0;
 	char src[64];
-	int rc;
+	int lock = -1, rc;
 	if (!out || !q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge_continue");
 	*out = NULL;
@@ -1612,8 +1639,13 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
 	if (!into)
 		into = "main";
-	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr__mrec_load(&r, q, into)) < 0)
+	/* the record read, committed and removed (or rewritten) under its lock */
+	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr__mrec_lock(&lock, q, into, true)) < 0)
 		return rc;
+	if ((rc = udr__mrec_load(&r, q, into)) < 0) {
+		udr__mrec_unlock(lock);
+		return rc;
+	}
 	if ((rc = udr__branch_head(&head, q->cat, into, 0)) < 0)
 		goto out;
 	if (head != r.ours) {
@@ -1644,5 +1676,6 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 	}
 out:
 	udr__mrec_free(&r);
+	udr__mrec_unlock(lock);
 	return rc;
 }
