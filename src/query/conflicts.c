@@ -2,7 +2,8 @@
  * conflicts.c - the conflicts of a merge that wrote nothing, recorded under
  * catalog/merges/<target>.json (docs/FORMAT.md "Merge conflict records"):
  * reading and writing the record, the SQL table udr_conflicts, resolving
- * (a side per table or per row, or a resolved version) and aborting.
+ * (a side per table or per row, or a resolved version) and aborting, each
+ * under the target's lock catalog/merges/<target>.lock (udr__mrec_lock).
  * rowmerge.c writes records and commits them (udr_query_merge_continue).
  */
 #include <errno.h>
@@ -12,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -53,20 +57,71 @@ udr__mtable *udr__mrec_table(udr__mrec *r, const char *table)
 	return NULL;
 }
 
-/* catalog/merges/<target>.json, '/' in the branch name written %2F. */
-static char *rec_path(udr_query *q, const char *target)
+/* catalog/merges/<target><suffix>, '/' in the branch name written %2F. */
+static char *rec_path(udr_query *q, const char *target, const char *suffix)
 {
 	udr__buf b = {0};
 	int rc = udr__buf_printf(&b, "%s/merges/", q->cat->path);
 	for (const char *s = target; rc == 0 && *s; s++)
 		rc = *s == '/' ? udr__buf_puts(&b, "%2F") : udr__buf_put(&b, s, 1);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, ".json");
+		rc = udr__buf_puts(&b, suffix);
 	if (rc < 0) {
 		udr__buf_free(&b);
 		return NULL;
 	}
 	return b.ptr;
+}
+
+static int no_record(const char *target)
+{
+	char qt[300];
+	udr__quote(qt, sizeof(qt), target);
+	return udr__error_set(UDR_ENOTFOUND, "no merge into branch '%s' has conflicts to resolve", qt);
+}
+
+/*
+ * The lock file of a target's record: a resolve and a merge (or two
+ * resolves) each reading the record, changing it and writing it back would
+ * lose one of the writes, or put back an earlier merge's record; the lock
+ * makes them one after the other.  Created by the first merge that writes
+ * a record of the target and left in place (removing a lock file races
+ * with its next taker); a command refused before (or with no record to
+ * act on) creates nothing.  The record itself is still replaced
+ * atomically, so readers (udr_conflicts) take no lock.
+ */
+int udr__mrec_lock(int *fd, udr_query *q, const char *target, bool need_record)
+{
+	char *path = rec_path(q, target, ".lock"), *dir = udr__path_join(q->cat->path, "merges");
+	char *rec = rec_path(q, target, ".json");
+	struct stat st;
+	int rc = 0;
+	*fd = -1;
+	if (!path || !dir || !rec)
+		rc = udr__error_oom();
+	if (rc == 0 && (*fd = UDR_IO->open(path, O_RDWR, 0)) < 0) {
+		if (errno != ENOENT)
+			rc = udr__error_io(errno, "cannot open the merge lock %s", path);
+		else if (need_record && UDR_IO->stat(rec, &st) < 0 && errno == ENOENT)
+			rc = no_record(target); /* (a record of an older udr has no lock file) */
+		else if ((rc = udr__mkdir(dir, NULL)) == 0 && (*fd = UDR_IO->open(path, O_RDWR | O_CREAT, 0644)) < 0)
+			rc = udr__error_io(errno, "cannot open the merge lock %s", path);
+	}
+	if (rc == 0 && UDR_IO->flock(*fd, LOCK_EX) < 0) {
+		rc = udr__error_io(errno, "cannot lock %s", path);
+		UDR_IO->close(*fd);
+		*fd = -1;
+	}
+	free(path);
+	free(dir);
+	free(rec);
+	return rc;
+}
+
+void udr__mrec_unlock(int fd)
+{
+	if (fd >= 0)
+		UDR_IO->close(fd); /* closing the descriptor releases the flock */
 }
 
 static const char *side_name(int s)
@@ -175,7 +230,7 @@ int udr__mrec_save(udr_query *q, const udr__mrec *r)
 	len = text ? strlen(text) : 0;
 	if (rc == 0)
 		rc = udr__seal(&text, &len);
-	if (rc == 0 && (!(path = rec_path(q, r->target)) || !(dir = udr__path_join(q->cat->path, "merges"))))
+	if (rc == 0 && (!(path = rec_path(q, r->target, ".json")) || !(dir = udr__path_join(q->cat->path, "merges"))))
 		rc = udr__error_oom();
 	if (rc == 0)
 		rc = udr__mkdir(dir, NULL);
@@ -230,7 +285,7 @@ static uint64_t u64_of(json_t *o, const char *k)
 
 int udr__mrec_load(udr__mrec *out, udr_query *q, const char *target)
 {
-	char *path = rec_path(q, target), *text = NULL;
+	char *path = rec_path(q, target, ".json"), *text = NULL;
 	size_t len = 0, i;
 	json_error_t jerr;
 	json_t *o = NULL, *tables, *x;
@@ -240,11 +295,8 @@ int udr__mrec_load(udr__mrec *out, udr_query *q, const char *target)
 		return udr__error_oom();
 	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
 	if (rc < 0) {
-		if (errno == ENOENT || rc == UDR_ENOTFOUND) {
-			char qt[300];
-			udr__quote(qt, sizeof(qt), target);
-			rc = udr__error_set(UDR_ENOTFOUND, "no merge into branch '%s' has conflicts to resolve", qt);
-		}
+		if (errno == ENOENT || rc == UDR_ENOTFOUND)
+			rc = no_record(target);
 		free(path);
 		return rc;
 	}
@@ -349,7 +401,7 @@ out:
 
 int udr__mrec_remove(udr_query *q, const char *target)
 {
-	char *path = rec_path(q, target);
+	char *path = rec_path(q, target, ".json");
 	int rc = 0;
 	if (!path)
 		return udr__error_oom();
@@ -515,7 +567,7 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 {
 	udr__mrec r;
 	udr__mtable *t;
-	int rc;
+	int lock = -1, rc;
 	if (!q || !table || (side != 0 && side != UDR_MERGE_OURS && side != UDR_MERGE_THEIRS) || (!side == !sql) ||
 	    (key && !side))
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge_resolve: a side (per table or per row) "
@@ -524,8 +576,13 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 		into = "main";
 	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr_table_name_check(table)) < 0)
 		return rc;
-	if ((rc = udr__mrec_load(&r, q, into)) < 0)
+	/* the record read, changed and written back under its lock */
+	if ((rc = udr__mrec_lock(&lock, q, into, true)) < 0)
 		return rc;
+	if ((rc = udr__mrec_load(&r, q, into)) < 0) {
+		udr__mrec_unlock(lock);
+		return rc;
+	}
 	if (!(t = udr__mrec_table(&r, table))) {
 		rc = udr__error_set(UDR_ENOTFOUND, "table %s has no conflict in the merge into %s", table, into);
 		goto out;
@@ -627,22 +684,28 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 		if (rc < 0)
 			goto out;
 	}
+	udr__test_pause("merge-resolve");
 	rc = udr__mrec_save(q, &r);
 out:
 	udr__mrec_free(&r);
+	udr__mrec_unlock(lock);
 	return rc;
 }
 
 int udr_query_merge_abort(udr_query *q, const char *into)
 {
 	udr__mrec r;
-	int rc;
+	int lock = -1, rc;
 	if (!q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge_abort");
 	if (!into)
 		into = "main";
-	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr__mrec_load(&r, q, into)) < 0)
+	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr__mrec_lock(&lock, q, into, true)) < 0)
 		return rc;
-	udr__mrec_free(&r);
-	return udr__mrec_remove(q, into);
+	if ((rc = udr__mrec_load(&r, q, into)) == 0) {
+		udr__mrec_free(&r);
+		rc = udr__mrec_remove(q, into);
+	}
+	udr__mrec_unlock(lock);
+	return rc;
 }

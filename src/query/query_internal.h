@@ -303,6 +303,14 @@ typedef struct udr__mrec {
 int udr__mrec_load(udr__mrec *out, udr_query *q, const char *target);
 int udr__mrec_save(udr_query *q, const udr__mrec *r);
 int udr__mrec_remove(udr_query *q, const char *target);
+/* catalog/merges/<target>.lock, taken (flock, exclusive, waiting) around
+ * every read-modify-write of the target's record (--continue, resolve,
+ * --abort: need_record, UDR_ENOTFOUND as udr__mrec_load when there is
+ * neither record nor lock) and around a new merge's write or removal of
+ * it (created when missing).  *fd: release with udr__mrec_unlock (-1:
+ * none). */
+int udr__mrec_lock(int *fd, udr_query *q, const char *target, bool need_record);
+void udr__mrec_unlock(int fd);
 void udr__mrec_free(udr__mrec *r);
 udr__mtable *udr__mrec_table(udr__mrec *r, const char *table);
 /* (Re)fill temp table udr_conflicts from every record. */

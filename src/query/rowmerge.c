@@ -1368,10 +1368,50 @@ static int record_of(udr__mrec *r, const udr_merge_result *m, const char *source
 	return 0;
 }
 
+/* A new merge writes or removes its target's record under the record's
+ * lock (a resolve reading an earlier record to rewrite it cannot then put
+ * it back over this one); a continued merge (held) has the lock already. */
+static int rec_save(udr_query *q, const udr__mrec *r, bool held)
+{
+	int lock = -1, rc;
+	if (!held && (rc = udr__mrec_lock(&lock, q, r->target, false)) < 0)
+		return rc;
+	rc = udr__mrec_save(q, r);
+	udr__mrec_unlock(lock);
+	return rc;
+}
+
+static int rec_remove(udr_query *q, const char *into, bool held)
+{
+	int lock = -1, rc;
+	if (!held && (rc = udr__mrec_lock(&lock, q, into, true)) < 0) {
+		if (rc != UDR_ENOTFOUND)
+			return rc;
+		udr_error_clear(); /* no record: nothing to remove */
+		return 0;
+	}
+	rc = udr__mrec_remove(q, into);
+	udr__mrec_unlock(lock);
+	return rc;
+}
+
+/* --continue on a target that left the head its record was planned on */
+static int moved_error(const char *into, const char *source, uint64_t head, uint64_t ours)
+{
+	return udr__error_set(UDR_ECONFLICT,
+	                      "branch %s moved since the merge of %s was recorded (its head is commit %" PRIu64
+	                      ", the merge was planned on %" PRIu64 "): nothing merged; udr merge --abort, then "
+	                      "merge again",
+	                      into, source, head, ours);
+}
+
 /*
  * The merge of source into into with opts; prev: a record's resolutions
  * (udr_query_merge_continue), NULL for a new merge; name: the source as
- * the record names it.
+ * the record names it.  A continued merge is planned and committed on the
+ * record's head only: its resolutions were made against that head, so a
+ * commit to the target since (even while this runs: the commit is
+ * conditional on the planned head) is a conflict, the record kept.
  */
 static int merge_run(udr_merge_result **out, udr_query *q, const char *source, const char *into,
                      const udr_rowmerge_options *opts, udr__mrec *prev, const char *name)
@@ -1383,6 +1423,7 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 	bool *planned = NULL;
 	size_t *vt = NULL, nv = 0;
 	udr__tstate adopt;
+	bool moved = false;
 	int rc;
 	memset(&adopt, 0, sizeof(adopt));
 	/* the table-level plan: which tables changed on both sides */
@@ -1393,17 +1434,24 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 		*out = m;
 		return rc;
 	}
+	if (prev && m->ours != prev->ours) {
+		/* a commit landed since udr_query_merge_continue read the head */
+		rc = moved_error(into, name, m->ours, prev->ours);
+		udr_merge_result_free(m);
+		return rc;
+	}
 	if ((rc = check_keys_given(q, m, opts)) < 0)
 		goto fail;
-	if (m->up_to_date || m->nconflicts == 0) {
-		/* nothing to merge row by row: as udr_merge */
+	if (m->up_to_date || (m->nconflicts == 0 && !prev)) {
+		/* nothing to merge row by row: as udr_merge (a continued merge
+		 * commits below, on the record's head, not on a new plan's) */
 		if (opts->merge.dry_run || m->up_to_date) {
 			*out = m;
 			return 0;
 		}
 		udr_merge_result_free(m);
 		if ((rc = udr_merge(out, q->cat, source, into, &opts->merge)) == 0)
-			rc = udr__mrec_remove(q, into); /* an earlier merge's record is done with */
+			rc = rec_remove(q, into, prev != NULL); /* an earlier merge's record is done with */
 		return rc;
 	}
 	if (!(vs = calloc(m->ntables + 1, sizeof(*vs))) || !(vt = calloc(m->ntables + 1, sizeof(*vt))) ||
@@ -1470,7 +1518,7 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 			snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
 			wrc = record_of(&r, m, name, into, opts, prev, conf, planned);
 			if (wrc == 0)
-				wrc = udr__mrec_save(q, &r);
+				wrc = rec_save(q, &r, prev != NULL);
 			udr__mrec_free(&r);
 			if (wrc < 0) {
 				rc = wrc;
@@ -1501,14 +1549,22 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 		o.parent2 = m->theirs;
 		o.adopt = &adopt;
 		o.message = opts->merge.message;
-		if ((rc = udr__catalog_commit_versions(&m->seq, q->cat, vs, nv, &o)) < 0)
+		udr__test_pause("merge-commit");
+		if ((rc = udr__catalog_commit_versions(&m->seq, q->cat, vs, nv, &o)) < 0) {
+			uint64_t head = 0;
+			if (rc == UDR_ECONFLICT && prev && udr__branch_head(&head, q->cat, into, 0) == 0 &&
+			    head != prev->ours) {
+				rc = moved_error(into, name, head, prev->ours);
+				moved = true;
+			}
 			goto fail;
+		}
 	}
 	for (size_t k = 0; k < nv; k++)
 		m->tables[vt[k]].result = vs[k]->version;
 	/* merged: a record of an earlier try is done with (a crash before this
 	 * leaves it, naming a head the branch has left: --continue refuses it) */
-	if ((rc = udr__mrec_remove(q, into)) < 0)
+	if ((rc = rec_remove(q, into, prev != NULL)) < 0)
 		udr_error_clear();
 	rc = 0;
 done:
@@ -1540,7 +1596,7 @@ fail:
 	free(vs);
 	free(vt);
 	udr__tstate_free(&adopt);
-	if (rc == UDR_ECONFLICT) {
+	if (rc == UDR_ECONFLICT && !moved) {
 		*out = m;
 		return rc;
 	}
@@ -1575,7 +1631,7 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 	udr__mrec r;
 	uint64_t head = 0;
 	char src[64];
-	int rc;
+	int lock = -1, rc;
 	if (!out || !q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge_continue");
 	*out = NULL;
@@ -1583,18 +1639,20 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
 	if (!into)
 		into = "main";
-	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr__mrec_load(&r, q, into)) < 0)
+	/* the record read, committed and removed (or rewritten) under its lock */
+	if ((rc = udr_ref_name_check(into)) < 0 || (rc = udr__mrec_lock(&lock, q, into, true)) < 0)
 		return rc;
+	if ((rc = udr__mrec_load(&r, q, into)) < 0) {
+		udr__mrec_unlock(lock);
+		return rc;
+	}
 	if ((rc = udr__branch_head(&head, q->cat, into, 0)) < 0)
 		goto out;
 	if (head != r.ours) {
-		rc = udr__error_set(UDR_ECONFLICT,
-		                    "branch %s moved since the merge of %s was recorded (its head is commit %" PRIu64
-		                    ", the merge was planned on %" PRIu64 "): nothing merged; udr merge --abort, then "
-		                    "merge again",
-		                    into, r.source, head, r.ours);
+		rc = moved_error(into, r.source, head, r.ours);
 		goto out;
 	}
+	udr__test_pause("merge-continue");
 	o.merge.strategy = r.strategy;
 	o.merge.tables = (const char *const *)r.side_tables;
 	o.merge.table_strategies = r.sides;
@@ -1618,5 +1676,6 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 	}
 out:
 	udr__mrec_free(&r);
+	udr__mrec_unlock(lock);
 	return rc;
 }

@@ -5,11 +5,14 @@
  * that makes the n-th call of op fail with EIO (action "eio") or kills the
  * process with SIGKILL right before it (action "crash").  Crash tests use it
  * to stop a real process at an exact step of the durability protocol.
+ * Such builds also honour UDR_PAUSE (udr__test_pause), which holds a process
+ * at a named point until the test lets it go.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,4 +205,26 @@ const udr_io_methods *udr_io_default(void)
 const udr_io_methods *udr_io_current(void)
 {
 	return udr__io();
+}
+
+void udr__test_pause(const char *point)
+{
+#ifdef UDR_FAULT_INJECTION
+	const char *spec = getenv("UDR_PAUSE");
+	size_t n = strlen(point);
+	char path[4096];
+	int fd;
+	if (!spec || strncmp(spec, point, n) != 0 || spec[n] != ':' || !spec[n + 1])
+		return;
+	snprintf(path, sizeof(path), "%s/%s.reached", spec + n + 1, point);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/%s.go", spec + n + 1, point);
+	for (int i = 0; i < 12000 && access(path, F_OK) != 0; i++) {
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+#else
+	(void)point;
+#endif
 }

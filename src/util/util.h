@@ -41,6 +41,12 @@ void udr__quote(char *out, size_t outsz, const char *in);
 
 const udr_io_methods *udr__io(void);
 #define UDR_IO (udr__io())
+/* Tests only: in builds with UDR_FAULT_INJECTION, UDR_PAUSE="<point>:<dir>"
+ * stops the process where it calls this with that point: it creates
+ * <dir>/<point>.reached, then waits (60 s at most) for <dir>/<point>.go, so
+ * that a test can run another process in an exact window.  A no-op
+ * otherwise. */
+void udr__test_pause(const char *point);
 
 /* ---- files (fs.c) ------------------------------------------------------ */
 
