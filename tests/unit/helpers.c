@@ -405,3 +405,37 @@ void th_remove_object(const char *storedir, const udr_hash *h)
 		free(p);
 	}
 }
+
+int th_deleted_under(const char *dir, int what)
+{
+	int count = 0;
+	if (what & TH_MAPS) {
+		char *text = th_read_file("/proc/self/maps", NULL);
+		assert_non_null(text);
+		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+			if (strstr(line, dir) && strstr(line, "(deleted)")) {
+				print_message("mapped: %s\n", line);
+				count++;
+			}
+		free(text);
+	}
+	if (what & TH_FDS) {
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *e;
+		assert_non_null(d);
+		while ((e = readdir(d)) != NULL) {
+			char link[512], target[4200];
+			ssize_t k;
+			snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+			if ((k = readlink(link, target, sizeof(target) - 1)) < 0)
+				continue;
+			target[k] = '\0';
+			if (strstr(target, dir) && strstr(target, "(deleted)")) {
+				print_message("open: %s -> %s\n", link, target);
+				count++;
+			}
+		}
+		closedir(d);
+	}
+	return count;
+}

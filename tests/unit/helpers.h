@@ -85,6 +85,13 @@ int th_problems_mention(const th_problems *p, const char *needle);
 #define th_assert_error(code, needle) th_assert_error_(code, needle, __FILE__, __LINE__)
 void th_assert_error_(int code, const char *needle, const char *file, int line);
 
+/* Descriptors (/proc/self/fd, with TH_FDS) and mappings (/proc/self/maps,
+ * with TH_MAPS) of this process that name a deleted file under dir; each is
+ * printed. */
+#define TH_FDS 1
+#define TH_MAPS 2
+int th_deleted_under(const char *dir, int what);
+
 /* Run the group, with argv[1] (if any) as a cmocka test-name filter
  * (wildcards * and ?), so that a single test can be run by name. */
 #define th_run(argc, argv, tests, setup, teardown) \

@@ -490,41 +490,6 @@ static void pack_delta_base_missed_by_a_stale_listing(void **state)
 	free(b);
 }
 
-/* Descriptors (/proc/self/fd) and mappings (/proc/self/maps) of this
- * process that name a deleted file under dir. */
-static int deleted_under(const char *dir, bool maps)
-{
-	int count = 0;
-	if (maps) {
-		char *text = th_read_file("/proc/self/maps", NULL);
-		assert_non_null(text);
-		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-			if (strstr(line, dir) && strstr(line, "(deleted)")) {
-				print_message("mapped: %s\n", line);
-				count++;
-			}
-		free(text);
-		return count;
-	}
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		char link[512], target[4200];
-		ssize_t k;
-		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
-		if ((k = readlink(link, target, sizeof(target) - 1)) < 0)
-			continue;
-		target[k] = '\0';
-		if (strstr(target, dir) && strstr(target, "(deleted)")) {
-			print_message("open: %s -> %s\n", link, target);
-			count++;
-		}
-	}
-	closedir(d);
-	return count;
-}
-
 /*
  * docs/GC.md prerequisite 5: a long-lived handle reads from its packs,
  * another process merges them all into one (the old packs and indexes
@@ -546,8 +511,8 @@ static void pack_long_lived_handle_lets_go_of_removed_packs(void **state)
 	assert_int_equal(count_suffix(f->sdir, ".pack"), 4);
 	for (int i = 0; i < 4; i++)
 		assert_get(f->st, &h[i], 300 + (uint32_t)i, sz[i]);
-	assert_int_equal(deleted_under(f->sdir, false), 0);
-	assert_int_equal(deleted_under(f->sdir, true), 0);
+	assert_int_equal(th_deleted_under(f->sdir, TH_FDS), 0);
+	assert_int_equal(th_deleted_under(f->sdir, TH_MAPS), 0);
 
 	fflush(NULL);
 	pid = fork();
@@ -569,8 +534,8 @@ static void pack_long_lived_handle_lets_go_of_removed_packs(void **state)
 	for (int i = 0; i < 4; i++)
 		assert_get(f->st, &h[i], 300 + (uint32_t)i, sz[i]);
 	udr__packs_recheck_ms = saved;
-	assert_int_equal(deleted_under(f->sdir, false), 0);
-	assert_int_equal(deleted_under(f->sdir, true), 0);
+	assert_int_equal(th_deleted_under(f->sdir, TH_FDS), 0);
+	assert_int_equal(th_deleted_under(f->sdir, TH_MAPS), 0);
 	assert_int_equal(udr_store_fsck(NULL, f->st, NULL, NULL), 0);
 }
 

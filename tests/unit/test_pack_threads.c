@@ -167,37 +167,6 @@ static void repacker(const char *sdir)
 	}
 }
 
-/* Descriptors and mappings of this process naming a deleted file under dir. */
-static int deleted_under(const char *dir)
-{
-	int count = 0;
-	char *text = th_read_file("/proc/self/maps", NULL);
-	DIR *d;
-	struct dirent *e;
-	assert_non_null(text);
-	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-		if (strstr(line, dir) && strstr(line, "(deleted)")) {
-			print_message("mapped: %s\n", line);
-			count++;
-		}
-	free(text);
-	assert_non_null(d = opendir("/proc/self/fd"));
-	while ((e = readdir(d)) != NULL) {
-		char link[512], target[4200];
-		ssize_t k;
-		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
-		if ((k = readlink(link, target, sizeof(target) - 1)) < 0)
-			continue;
-		target[k] = '\0';
-		if (strstr(target, dir) && strstr(target, "(deleted)")) {
-			print_message("open: %s -> %s\n", link, target);
-			count++;
-		}
-	}
-	closedir(d);
-	return count;
-}
-
 static void pack_threads_one_handle_under_repacks(void **state)
 {
 	const char *env = getenv("UDR_PACK_THREADS_SECONDS");
@@ -304,7 +273,7 @@ static void pack_threads_one_handle_under_repacks(void **state)
 		assert_int_equal(udr_store_get(&got, &gl, g_st, &items[NITEM - 1].h), 0);
 		udr_free(got);
 	}
-	assert_int_equal(deleted_under(g_sdir), 0);
+	assert_int_equal(th_deleted_under(g_sdir, TH_FDS | TH_MAPS), 0);
 	assert_int_equal(udr_store_fsck(NULL, g_st, NULL, NULL), 0);
 	udr__packs_recheck_ms = saved;
 	udr_store_close(g_st);
