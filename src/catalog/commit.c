@@ -636,7 +636,12 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	if ((rc = plan.branchy ? udr__record_ext_refs(&ext, c, &prev, &cm, o, plan.snap_from, plan.ref_prev)
 	                       : record_ext(&ext, c, &prev, &cm)) < 0)
 		goto done;
-	rc = publish_record(c, &cm, &ext, pre[PRE_MAX]);
+	/* format 1 syncs the record's bytes before its link and then only
+	 * fsyncs log/: an unnamed file is not made durable by that syncfs
+	 * the way a named one is (ext4 without a journal writes its inode
+	 * with no link, and the fsync of log/ does not write it again), so
+	 * the record there is a named temp file, as before */
+	rc = publish_record(c, &cm, &ext, c->format >= 2 ? pre[PRE_MAX] : -1);
 	if (rc >= 0) {
 		committed = true;
 		if (c->format < 2) {
