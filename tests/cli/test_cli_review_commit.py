@@ -72,17 +72,12 @@ def test_commit_killed_at_each_step_then_next_commit(udr, fmt, op):
     assert r.code == 0, r
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dcd2d3c: readers take HEAD when its record exists and HEAD+1 does not, "
-    "without the gap probe; a log damaged past HEAD (acknowledged commit 6 "
-    "behind a missing 5) is answered as ending at 4 with exit 0; before, "
-    "strict_head's probe made readers fail with the gap error (exit 4)"))
 def test_gap_past_head_readers_are_told(udr):
     """HEAD 4, record 5 missing, record 6 (acknowledged) present: no crash
     leaves this (FORMAT.md), only damage.  A reader asking for the latest of
-    t gets version 4 and success, an older state than the user was told was
-    committed; the writers and fsck report the gap.  Policy question: the
-    fast path saves 16 lookups per reader."""
+    t must not get version 4 with success, an older state than the user was
+    told was committed (the readers' fast path of dcd2d3c did): it is told
+    of the gap, as writers and fsck are."""
     commit_n(udr, "t", 6)
     (udr.root / "catalog" / "HEAD").write_text("4\n")
     os.unlink(rec(udr, 5))
