@@ -3,6 +3,7 @@
 ctest passes the binary as UDR_BIN; run by hand, the tests fall back to the
 build directories of the source tree.
 """
+import json
 import os
 import pathlib
 import subprocess
@@ -179,3 +180,41 @@ def tree_snapshot(root):
         else:
             snap[rel] = None
     return snap
+
+
+# ---- helpers shared by several test files ----------------------------------
+
+LOG = "catalog/log"
+
+
+def rec(udr, seq):
+    """The path of commit record seq."""
+    return udr.root / LOG / ("%020d.json" % seq)
+
+
+def vfile(udr, table, ver):
+    """The path of version file ver of table."""
+    return udr.root / "catalog" / "tables" / table / ("%020d.json" % ver)
+
+
+def commit_n(udr, table, n, tag="x"):
+    """n commits of table, each of a new one-line content; their hashes."""
+    hs = []
+    for i in range(n):
+        h = udr.put(("%s-%s-%d\n" % (table, tag, i)).encode())
+        udr.ok("commit", table, "--next", h, "-m", "%s %d" % (table, i + 1))
+        hs.append(h)
+    return hs
+
+
+def csv(tmp_path, name, rows, header="id,a,b"):
+    """A CSV file of rows under tmp_path."""
+    p = tmp_path / name
+    p.write_text(header + "\n" + "".join(",".join(str(x) for x in r) + "\n" for r in rows))
+    return p
+
+
+def table_rows(udr, ref="t"):
+    """The rows of ref (a table or a reference to one), sorted, as tuples."""
+    return [tuple(r.values()) for r in json.loads(udr.ok("sql", 'SELECT * FROM "%s" ORDER BY ALL' % ref,
+                                                         "--json").out)]

@@ -7,16 +7,7 @@ import json
 import os
 import shutil
 
-LOG = "catalog/log"
-
-
-def rec(udr, seq):
-    return udr.root / LOG / ("%020d.json" % seq)
-
-
-def vfile(udr, table, ver):
-    return udr.root / "catalog" / "tables" / table / ("%020d.json" % ver)
-
+from conftest import rec, vfile
 
 def state(udr, seq):
     return udr.root / "catalog" / "state" / ("%020d.json" % seq)

@@ -5,27 +5,7 @@ named after the defect it pins."""
 import json
 import os
 
-from conftest import tree_snapshot
-
-LOG = "catalog/log"
-
-
-def rec(udr, seq):
-    return udr.root / LOG / ("%020d.json" % seq)
-
-
-def vfile(udr, table, ver):
-    return udr.root / "catalog" / "tables" / table / ("%020d.json" % ver)
-
-
-def commit_n(udr, table, n, tag="x"):
-    hs = []
-    for i in range(n):
-        h = udr.put(("%s-%s-%d\n" % (table, tag, i)).encode())
-        udr.ok("commit", table, "--next", h, "-m", "%s %d" % (table, i + 1))
-        hs.append(h)
-    return hs
-
+from conftest import tree_snapshot, rec, vfile, commit_n
 
 def test_record_time_digit_change_is_integrity_error(udr):
     commit_n(udr, "t", 3)

@@ -13,20 +13,9 @@ import time
 
 import pytest
 
-from conftest import FAULT_INJECTION, UDR_BIN, base_env
+from conftest import FAULT_INJECTION, UDR_BIN, base_env, csv, table_rows as rows
 
 needs_pause = pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION (UDR_PAUSE)")
-
-
-def csv(tmp_path, name, rows, header="id,a,b"):
-    p = tmp_path / name
-    p.write_text(header + "\n" + "".join(",".join(str(x) for x in r) + "\n" for r in rows))
-    return p
-
-
-def rows(udr, ref="t"):
-    return [tuple(r.values()) for r in json.loads(udr.ok("sql", 'SELECT * FROM "%s" ORDER BY ALL' % ref,
-                                                         "--json").out)]
 
 
 def record(udr, target="main"):

@@ -10,27 +10,7 @@ import os
 
 import pytest
 
-from conftest import FAULT_INJECTION
-
-LOG = "catalog/log"
-
-
-def rec(udr, seq):
-    return udr.root / LOG / ("%020d.json" % seq)
-
-
-def vfile(udr, table, ver):
-    return udr.root / "catalog" / "tables" / table / ("%020d.json" % ver)
-
-
-def commit_n(udr, table, n, tag="x"):
-    hs = []
-    for i in range(n):
-        h = udr.put(("%s-%s-%d\n" % (table, tag, i)).encode())
-        udr.ok("commit", table, "--next", h, "-m", "%s %d" % (table, i + 1))
-        hs.append(h)
-    return hs
-
+from conftest import FAULT_INJECTION, rec, commit_n
 
 def to_format1(udr):
     cat = udr.root / "catalog"

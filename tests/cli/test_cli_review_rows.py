@@ -6,14 +6,11 @@ import json
 
 import pytest
 
+from conftest import table_rows as rows
+
 
 def sql(udr, q, *args):
     return udr.ok("sql", q, *args)
-
-
-def rows(udr, ref="t"):
-    return [tuple(r.values()) for r in json.loads(udr.ok("sql", 'SELECT * FROM "%s" ORDER BY ALL' % ref,
-                                                         "--json").out)]
 
 
 # ---- udr diff --rows ------------------------------------------------------------------------------

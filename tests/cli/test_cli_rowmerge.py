@@ -8,18 +8,7 @@ import json
 
 import pytest
 
-from conftest import tree_snapshot
-
-
-def csv(tmp_path, name, rows, header="id,a,b"):
-    p = tmp_path / name
-    p.write_text(header + "\n" + "".join(",".join(str(x) for x in r) + "\n" for r in rows))
-    return p
-
-
-def rows(udr, ref="t"):
-    return [tuple(r.values()) for r in json.loads(udr.ok("sql", 'SELECT * FROM "%s" ORDER BY ALL' % ref,
-                                                         "--json").out)]
+from conftest import tree_snapshot, csv, table_rows as rows
 
 
 def three_sides(udr, tmp_path, base, ours, theirs, header="id,a,b", table="t"):
