@@ -21,6 +21,7 @@
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
+#include "store/gcfence.h"
 
 static void author_name(char *out, size_t outsz)
 {
@@ -485,6 +486,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	uint64_t head = 0;
 	int lockfd = -1, inflight = -1, rc, pre[PRE_MAX + 1];
 	bool committed = false;
+	udr__gc_hold gch = UDR__GC_HOLD_INIT;
 
 	memset(&cm, 0, sizeof(cm));
 	memset(&prev, 0, sizeof(prev));
@@ -492,12 +494,24 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	for (size_t i = 0; i <= PRE_MAX; i++)
 		pre[i] = -1;
 	udr__writer_verified_clear();
+	/* A commit naming chunks holds the GC fence (docs/GC.md 4.3) from
+	 * before it verifies them until its record is linked: a GC waits for
+	 * it, or it sees the GC's epoch.  Records without chunks take none. */
+	if (c && c->store && vs) {
+		bool chunks = false;
+		for (size_t i = 0; i < n && !chunks; i++)
+			chunks = vs[i] && vs[i]->nchunks > 0;
+		if (chunks && (rc = udr__gc_hold_begin(&gch, c->store)) < 0)
+			return rc;
+	}
 	if ((rc = check_inputs(c, vs, n, o)) < 0) {
 		udr__writer_verified_clear();
+		udr__gc_hold_end(&gch);
 		return rc;
 	}
 	if (!(saved = calloc(n ? n : 1, sizeof(*saved))) || !(cm.changes = calloc(n ? n : 1, sizeof(udr_change))))  {
 		free(saved);
+		udr__gc_hold_end(&gch);
 		return udr__error_oom();
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -642,6 +656,9 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	 * with no link, and the fsync of log/ does not write it again), so
 	 * the record there is a named temp file, as before */
 	rc = publish_record(c, &cm, &ext, c->format >= 2 ? pre[PRE_MAX] : -1);
+	/* linked (or not): GC may go on; never across the group's syncfs */
+	udr__test_pause("gc-commit-linked");
+	udr__gc_hold_end(&gch);
 	if (rc >= 0) {
 		committed = true;
 		if (c->format < 2) {
@@ -685,6 +702,7 @@ done:
 	}
 	udr__catalog_unlock(lockfd);
 	udr__catalog_unlock(inflight);
+	udr__gc_hold_end(&gch);
 	for (size_t i = 0; i <= PRE_MAX; i++)
 		pre_close(&pre[i]);
 	udr__record_free(&prev);

@@ -31,6 +31,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "store/pack.h"
+#include "store/gcfence.h"
 
 #define BATCH_PIECES_MAX 1024
 #define BATCH_BYTES ((uint64_t)256 << 20)
@@ -1516,8 +1517,8 @@ done:
 	return rc < 0 ? rc : 0;
 }
 
-int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o,
-                uint64_t *repaired)
+static int ingest_body(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen,
+                       const udr_put_options *o, uint64_t *repaired)
 {
 	struct src in = {fd, mem, memlen, 0, 0};
 	struct base b;
@@ -1595,5 +1596,24 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
 	else
 		udr__bcache_free(handoff);
 	base_free(&b);
+	return rc;
+}
+
+/*
+ * Every put holds the GC fence (docs/GC.md 4.3) from before its first dedup
+ * lookup until its objects are durable and, when its whole content was
+ * already stored in a copy older than the grace, its fresh record too.
+ */
+int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t memlen, const udr_put_options *o,
+                uint64_t *repaired)
+{
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	int rc;
+	if ((rc = udr__gc_hold_begin(&h, s)) < 0)
+		return rc;
+	udr__test_pause("gc-put-held");
+	if ((rc = ingest_body(out, s, fd, mem, memlen, o, repaired)) == 0)
+		rc = udr__gc_fresh_note(s, &h, out, NULL);
+	udr__gc_hold_end(&h);
 	return rc;
 }

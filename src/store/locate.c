@@ -468,8 +468,9 @@ static int walk_dir(struct walk *w, const char *dir, int level, const char *pref
 		char *p;
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
+		/* gc/: garbage collection's state and fence files (GC.md 4.3) */
 		if (level == 0 && (strcmp(name, "tmp") == 0 || strcmp(name, "config.json") == 0 ||
-		                   (w->s->format >= 3 && strcmp(name, "packs") == 0)))
+		                   strcmp(name, UDR__GC_DIR) == 0 || (w->s->format >= 3 && strcmp(name, "packs") == 0)))
 			continue;
 		if (!(p = udr__path_join(dir, name))) {
 			rc = UDR_ENOMEM;

@@ -20,6 +20,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "store/pack.h"
+#include "store/gcfence.h"
 
 /* Defaults, chosen by measurement (docs/ARCHITECTURE.md, "Chunking"). */
 #define DEF_MIN ((uint32_t)32 << 10)
@@ -393,6 +394,7 @@ static int load_settings(udr_store *s, int format)
 	if (!cfg)
 		return UDR_ENOMEM;
 	s->format = format;
+	s->gc_grace_ms = UDR__GC_GRACE_MS_DEFAULT;
 	if (format == 1) {
 		free(cfg);
 		return 0;
@@ -429,6 +431,17 @@ static int load_settings(udr_store *s, int format)
 		}
 		s->pack_target = (uint64_t)json_integer_value(t);
 		s->pack_max = (uint64_t)json_integer_value(mx);
+	}
+	{
+		/* optional: the grace of uncommitted puts (docs/GC.md 4.3) */
+		json_t *gc = json_object_get(root, "gc"), *g = json_object_get(gc, "grace_ms");
+		if (gc && (!json_is_object(gc) || (g && (!json_is_integer(g) || json_integer_value(g) < 0)))) {
+			rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: gc.grace_ms is not a non-negative integer",
+			                    cfg);
+			goto done;
+		}
+		if (g)
+			s->gc_grace_ms = (int64_t)json_integer_value(g);
 	}
 	udr__cdc_init(&s->cdc, c.chunk_min, c.chunk_avg, c.chunk_max);
 	s->threshold = c.chunk_max;
@@ -488,6 +501,8 @@ int udr_store_open_ext(udr_store **out, const char *path, unsigned int flags, co
 		free(s);
 		return udr__error_oom();
 	}
+	udr__gcwatch_init(&s->gcw);
+	s->gc_grace_ms = UDR__GC_GRACE_MS_DEFAULT;
 	s->pathlen = strlen(s->path);
 	while (s->pathlen > 1 && s->path[s->pathlen - 1] == '/')
 		s->path[--s->pathlen] = '\0';
@@ -559,6 +574,7 @@ void udr_store_close(udr_store *s)
 	free(s->path);
 	free(s->tmpdir);
 	free(s->fanout_known);
+	udr__gcwatch_destroy(&s->gcw);
 	udr__bcache_free(udr__bcache_take(s));
 	if (s->packs) {
 		udr__packset_free(s->packs);

@@ -11,6 +11,7 @@
 #include <udr/store.h>
 
 #include "store/cdc.h"
+#include "store/gcstate.h"
 
 #define UDR__STORE_FORMAT_MAX 3
 /* Hard limits that protect readers from damaged files. */
@@ -32,6 +33,8 @@ struct udr_store {
 	uint64_t pack_target;        /* format 3: a pack rolls over past this size */
 	uint64_t pack_max;           /* format 3: no pack of several entries is larger */
 	struct udr__bcache *kept;    /* decoded pieces a put left for the next read (atomic) */
+	udr__gcwatch gcw;            /* gc/STATE as writers last read it (gcfence.c) */
+	int64_t gc_grace_ms;         /* config "gc":{"grace_ms":N}; default 24 h */
 };
 
 /*

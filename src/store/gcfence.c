@@ -1,0 +1,212 @@
+/*
+ * gcfence.c - the writers' side of the GC fence (docs/GC.md 4.3): the shared
+ * lock on chunks/gc/active.<e mod 2> that puts and commits with chunks hold,
+ * and the fresh records of whole-content hits on old copies.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+#include "store/pack.h"
+#include "store/gcfence.h"
+
+int64_t udr__gc_test_now_ms;
+
+static char *gc_file(const char *storepath, const char *name, unsigned parity)
+{
+	char rel[64];
+	snprintf(rel, sizeof(rel), UDR__GC_DIR "/%s.%u", name, parity & 1);
+	return udr__path_join(storepath, rel);
+}
+
+/* A store this process cannot write: say so, in words a user acts on. */
+static int not_writable(int err, const char *path, const char *what)
+{
+	return udr__error_io(err, "cannot %s %s: puts and commits need write access to the chunk store "
+	                     "(garbage collection's writer lock); reads do not", what, path);
+}
+
+/* Open active.<parity>: read-only when it exists (no O_CREAT, so the fault
+ * counters of existing tests do not move), else create gc/ and it. */
+static int open_active(int *fd, udr_store *s, unsigned parity)
+{
+	char *path = gc_file(s->path, "active", parity);
+	int rc = 0;
+	if (!path)
+		return UDR_ENOMEM;
+	*fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (*fd < 0 && errno == ENOENT) {
+		if ((rc = udr__gc_dir_ensure(s->path)) < 0) {
+			int err = errno;
+			if (err == EACCES || err == EROFS || err == EPERM)
+				rc = not_writable(err, path, "create the directory of");
+			goto done;
+		}
+		/* an empty file: no fsync needed, a lost one is made again */
+		*fd = UDR_IO->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	}
+	if (*fd < 0) {
+		int err = errno;
+		rc = (err == EACCES || err == EROFS || err == EPERM) ? not_writable(err, path, "open")
+		                                                      : udr__error_io(err, "cannot open %s", path);
+	}
+done:
+	free(path);
+	return rc;
+}
+
+int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s)
+{
+	h->fd = -1;
+	for (int attempt = 0;; attempt++) {
+		uint64_t e, e2;
+		enum udr__gc_phase p;
+		int rc, fd;
+		if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
+			return rc;
+		udr__test_pause("gc-hold-read");
+		if ((rc = open_active(&fd, s, (unsigned)(e & 1))) < 0)
+			return rc;
+		if (UDR_IO->flock(fd, LOCK_SH) < 0) {
+			int err = errno;
+			UDR_IO->close(fd);
+			return udr__error_io(err, "cannot lock %s/" UDR__GC_DIR "/active.%u", s->path, (unsigned)(e & 1));
+		}
+		/* the re-read under the lock makes the drain exact: a GC that
+		 * published e+1 after our first read waits on the other file */
+		if ((rc = udr__gcwatch_read(&e2, &p, &s->gcw, s->path)) < 0) {
+			UDR_IO->close(fd);
+			return rc;
+		}
+		if ((e2 & 1) == (e & 1)) {
+			h->fd = fd;
+			h->epoch = e2;
+			h->phase = p;
+			return 0;
+		}
+		UDR_IO->close(fd);
+		if (attempt >= 1000)
+			return udr__error_set(UDR_EIO, "garbage collection's epoch in %s/" UDR__GC_DIR "/STATE changed 1000 "
+			                      "times while a writer waited; gave up", s->path);
+	}
+}
+
+void udr__gc_hold_end(udr__gc_hold *h)
+{
+	if (h->fd >= 0)
+		UDR_IO->close(h->fd); /* the lock goes with the last descriptor of its open file */
+	h->fd = -1;
+}
+
+int64_t udr__store_gc_grace_ms(const udr_store *s)
+{
+	return s->gc_grace_ms;
+}
+
+static int64_t now_ms(void)
+{
+	return udr__gc_test_now_ms ? udr__gc_test_now_ms : udr__now_ms();
+}
+
+/* Is some copy of h older than the grace? */
+static int has_old_copy(bool *old, udr_store *s, const udr_hash *h)
+{
+	int64_t now = now_ms(), grace = s->gc_grace_ms;
+	*old = false;
+	for (unsigned copy = 0; copy < 64 && !*old; copy++) {
+		udr__loc l;
+		int64_t born_ms;
+		int rc = udr__obj_find(&l, s, h, copy, false);
+		if (rc < 0)
+			return rc;
+		if (l.kind == UDR__K_NONE)
+			break;
+		if (l.pack)
+			born_ms = l.pack->mtime * 1000; /* seconds: the copy may look up to 1 s older */
+		else
+			born_ms = (int64_t)l.st.st_ctim.tv_sec * 1000 + l.st.st_ctim.tv_nsec / 1000000;
+		udr__loc_free(&l);
+		if (now - born_ms > grace)
+			*old = true;
+	}
+	return 0;
+}
+
+int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, bool *noted)
+{
+	unsigned char rec[UDR__GC_FRESH_RECORD];
+	char *path;
+	bool old;
+	int rc, fd;
+	if (noted)
+		*noted = false;
+	if ((rc = has_old_copy(&old, s, hash)) < 0 || !old)
+		return rc;
+	if (!(path = gc_file(s->path, "fresh", (unsigned)(h->epoch & 1))))
+		return UDR_ENOMEM;
+	udr__put_le64(rec, (uint64_t)now_ms());
+	memcpy(rec + 8, hash->bytes, UDR_HASH_SIZE);
+	/* gc/ exists: the hold made active.N in it */
+	if ((fd = UDR_IO->open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		rc = udr__error_io(errno, "cannot open %s", path);
+		goto done;
+	}
+	/* one write of 40 bytes with O_APPEND: whole or torn at the end (a
+	 * crash), never interleaved with another writer's record */
+	if ((rc = udr__write_all(fd, rec, sizeof(rec), path)) == 0 && UDR_IO->fsync(fd) < 0)
+		rc = udr__error_io(errno, "fsync of %s failed", path);
+	UDR_IO->close(fd);
+	if (rc == 0 && noted)
+		*noted = true;
+done:
+	if (rc < 0) {
+		char hex[UDR_HASH_HEXSIZE + 1], why[256];
+		udr_hash_tohex(hex, hash);
+		snprintf(why, sizeof(why), "%s", udr_error_last()->message);
+		rc = udr__error_set(rc, "cannot record that %s was put again (it could be collected while uncommitted): %s",
+		                    hex, why);
+	}
+	free(path);
+	return rc;
+}
+
+int udr__gc_fresh_foreach(const char *storepath, unsigned parity, udr__gc_fresh_cb cb, void *payload)
+{
+	char *path = gc_file(storepath, "fresh", parity);
+	unsigned char buf[UDR__GC_FRESH_RECORD * 256];
+	size_t have = 0;
+	int fd, rc = 0;
+	if (!path)
+		return UDR_ENOMEM;
+	if ((fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot open %s", path);
+		free(path);
+		return rc;
+	}
+	for (;;) {
+		size_t got = 0, k = 0;
+		if ((rc = udr__read_full(fd, buf + have, sizeof(buf) - have, &got, path)) < 0)
+			break;
+		have += got;
+		for (; k + UDR__GC_FRESH_RECORD <= have; k += UDR__GC_FRESH_RECORD) {
+			udr_hash h;
+			memcpy(h.bytes, buf + k + 8, UDR_HASH_SIZE);
+			if ((rc = cb((int64_t)udr__get_le64(buf + k), &h, payload)) != 0)
+				goto out;
+		}
+		memmove(buf, buf + k, have - k);
+		have -= k;
+		if (got == 0)
+			break; /* EOF: what is left is a torn record */
+	}
+out:
+	UDR_IO->close(fd);
+	free(path);
+	return rc;
+}

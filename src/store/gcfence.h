@@ -1,0 +1,73 @@
+/*
+ * gcfence.h - the writers' side of the GC fence (docs/GC.md 4.3, steps 1-3,
+ * 5 and 6): every put and every commit with chunks holds flock LOCK_SH on
+ * chunks/gc/active.<epoch mod 2>; a put whose whole content was already
+ * stored in an old copy appends a record to chunks/gc/fresh.<epoch mod 2>.
+ */
+#ifndef UDR_GCFENCE_H
+#define UDR_GCFENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <udr/store.h>
+
+#include "store/gcstate.h"
+
+/* Default grace of finished, uncommitted, ownerless puts: 24 h. */
+#define UDR__GC_GRACE_MS_DEFAULT ((int64_t)24 * 3600 * 1000)
+/* Size of a fresh record: <u64 ms LE><32-byte hash>. */
+#define UDR__GC_FRESH_RECORD 40
+
+/*
+ * A writer's hold on the fence.  fd >= 0 while held.  epoch and phase are
+ * the STATE read after the lock was taken (the one the writer must obey).
+ */
+typedef struct udr__gc_hold {
+	int fd;
+	uint64_t epoch;
+	enum udr__gc_phase phase;
+} udr__gc_hold;
+#define UDR__GC_HOLD_INIT {-1, 0, UDR__GC_IDLE}
+
+/*
+ * Steps 1-3: read STATE's epoch e (cached: one stat), open
+ * chunks/gc/active.<e mod 2> anew (created with gc/ when missing), take
+ * flock(LOCK_SH) (waits while GC holds it exclusively), read STATE again and
+ * start over when the parity changed.  Lock order: active before the
+ * catalog's inflight and writer locks.  Errors: UDR_EIO (a store the
+ * process cannot write: EACCES/EROFS say so; a put must not go on
+ * unprotected), UDR_ECORRUPT (STATE damaged), UDR_ENOMEM.
+ */
+int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s);
+/* Step 6: unlock and close (safe on an init'ed or ended hold). */
+void udr__gc_hold_end(udr__gc_hold *h);
+
+/* The store's grace for the fresh test and GC's roots (config "gc":
+ * {"grace_ms":N}, default UDR__GC_GRACE_MS_DEFAULT). */
+int64_t udr__store_gc_grace_ms(const udr_store *s);
+
+/*
+ * Step 5: the put of h (held) is finished; when some copy of h was stored
+ * more than the grace ago (a loose file's ctime, a pack's index mtime in
+ * seconds, which can only make a copy look older), append
+ * <now ms LE64><h> to chunks/gc/fresh.<epoch mod 2> with O_APPEND and
+ * fdatasync.  *noted (may be NULL) tells whether a record was written.
+ * Errors: UDR_EIO (the put then fails: its content may be swept otherwise).
+ */
+int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, bool *noted);
+
+/*
+ * GC's reader: call cb for every complete record of chunks/gc/fresh.<parity>
+ * in file order (a torn trailing record, from a writer killed mid-append or
+ * still appending, is skipped).  cb returns nonzero to stop (returned as
+ * is).  A missing file: 0 records, returns 0.  storepath is the chunk
+ * store's directory.
+ */
+typedef int (*udr__gc_fresh_cb)(int64_t ms, const udr_hash *hash, void *payload);
+int udr__gc_fresh_foreach(const char *storepath, unsigned parity, udr__gc_fresh_cb cb, void *payload);
+
+/* Tests: the now (ms) the fresh test uses; 0 restores the clock. */
+extern int64_t udr__gc_test_now_ms;
+
+#endif
