@@ -48,14 +48,15 @@ void udr__gc_hold_end(udr__gc_hold *h);
 int64_t udr__store_gc_grace_ms(const udr_store *s);
 
 /*
- * Step 5: the put of h (held) is finished; when some copy of h was stored
- * more than the grace ago (a loose file's ctime, a pack's index mtime in
- * seconds, which can only make a copy look older), append
+ * Step 5: the put of h (held, begun at start_ms by udr__now_ms) is
+ * finished; when some copy of h was made before start_ms and more than the
+ * grace ago (a loose file's ctime; a pack's index mtime in seconds when that
+ * is clear, else the pack's ctime), append
  * <now ms LE64><h> to chunks/gc/fresh.<epoch mod 2> with O_APPEND and
  * fdatasync.  *noted (may be NULL) tells whether a record was written.
  * Errors: UDR_EIO (the put then fails: its content may be swept otherwise).
  */
-int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, bool *noted);
+int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, int64_t start_ms, bool *noted);
 
 /*
  * GC's reader: call cb for every complete record of chunks/gc/fresh.<parity>
