@@ -268,3 +268,58 @@ def test_fresh_record_goes_to_the_epochs_parity(udr, tmp_path):
     udr.put(b"twice")
     assert not (gcdir(udr) / "fresh.0").exists()
     assert (gcdir(udr) / "fresh.1").read_bytes()[8:].hex() == h
+
+
+def packs_lock_free(udr):
+    fd = os.open(udr.root / "chunks" / "packs" / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@needs_pause
+def test_the_upgrade_unlinks_loose_files_under_packs_lock_and_the_fence(run, tmp_path):
+    """GC.md Prerequisite 6: the packing of `udr upgrade` is a put (it holds
+    active) and removes loose files only under packs/lock."""
+    from conftest import Udr
+    root = tmp_path / "s"
+    assert run("--store", root, "init", "--format", "1").code == 0
+    u = Udr(root)
+    hs = [u.put(os.urandom(1000 + i)) for i in range(5)]
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    up = start(u, "upgrade", pause=("upgrade-unlink", pdir))
+    wait_for(pdir / "upgrade-unlink.reached", up)
+    assert not packs_lock_free(u)
+    assert not lock_free(u, 0)
+    assert all(u.chunk_path(h).exists() for h in hs)  # not yet removed
+    (pdir / "upgrade-unlink.go").touch()
+    code, out, err = finish(up)
+    assert code == 0, err
+    assert packs_lock_free(u) and lock_free(u, 0)
+    assert not any(u.chunk_path(h).exists() for h in hs)
+    for h in hs:
+        assert [c[0] for c in u.locate(h)] == ["pack"]
+    assert u("fsck").code == 0
+
+
+def test_an_exclusive_gc_holds_back_the_upgrade(run, tmp_path):
+    from conftest import Udr
+    root = tmp_path / "s"
+    assert run("--store", root, "init", "--format", "1").code == 0
+    u = Udr(root)
+    h = u.put(b"loose")
+    ex = Exclusive(u)
+    try:
+        up = start(u, "upgrade")
+        assert still_running(up), finish(up)
+        assert u.chunk_path(h).exists()
+    finally:
+        ex.release()
+    code, out, err = finish(up)
+    assert code == 0, err
+    assert [c[0] for c in u.locate(h)] == ["pack"]
