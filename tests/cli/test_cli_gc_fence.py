@@ -323,3 +323,35 @@ def test_an_exclusive_gc_holds_back_the_upgrade(run, tmp_path):
     code, out, err = finish(up)
     assert code == 0, err
     assert [c[0] for c in u.locate(h)] == ["pack"]
+
+
+def grace_zero(udr, tmp_path):
+    cfg = udr.root / "chunks" / "config.json"
+    text = cfg.read_text()
+    body = text[:text.index(',"check"')] + "}"
+    body = body[:-len(',"sealed":true}')] + ',"gc":{"grace_ms":0},"sealed":true}'
+    cfg.write_text(sealed(udr, tmp_path, body))
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION")
+@pytest.mark.parametrize("fault", ["fsync:1:fail", "write:1:fail", "fsync:1:crash", "write:1:crash"])
+def test_a_fresh_record_lost_to_a_fault_fails_the_put(udr, tmp_path, fault):
+    """The put of content stored long ago does one write and one fsync: the
+    fresh record's.  Either failing fails the put (exit != 0, the record may
+    be torn); a rerun records it."""
+    grace_zero(udr, tmp_path)
+    h = udr.put(b"old content")
+    # an hour old (the index's mtime): no sync of a recent name either
+    for idx in (udr.root / "chunks" / "packs").glob("*.idx"):
+        os.utime(idx, (time.time() - 3600, time.time() - 3600))
+    r = udr("put", "-", input=b"old content", env={"UDR_FAULT": fault})
+    assert r.code != 0, r
+    if fault.endswith("fail"):
+        assert "cannot record" in r.stderr
+    fresh = gcdir(udr) / "fresh.0"
+    before = fresh.stat().st_size if fresh.exists() else 0
+    assert before in (0, 40)
+    assert udr.put(b"old content") == h
+    data = fresh.read_bytes()
+    assert len(data) == before + 40 and data[-32:].hex() == h
+    assert lock_free(udr, 0)
