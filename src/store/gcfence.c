@@ -105,6 +105,34 @@ void udr__gc_hold_end(udr__gc_hold *h)
 	h->fd = -1;
 }
 
+int udr__gc_exclusive_begin(int fds[2], udr_store *s, bool wait)
+{
+	int rc = 0;
+	fds[0] = fds[1] = -1;
+	for (unsigned p = 0; p < 2 && rc == 0; p++) {
+		if ((rc = open_active(&fds[p], s, p)) < 0)
+			break;
+		if (UDR_IO->flock(fds[p], LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+			int err = errno;
+			rc = err == EWOULDBLOCK ? udr__error_set(UDR_ELOCKED, "a writer holds %s/" UDR__GC_DIR "/active.%u",
+			                                          s->path, p)
+			                        : udr__error_io(err, "cannot lock %s/" UDR__GC_DIR "/active.%u", s->path, p);
+		}
+	}
+	if (rc < 0)
+		udr__gc_exclusive_end(fds);
+	return rc;
+}
+
+void udr__gc_exclusive_end(int fds[2])
+{
+	for (int p = 0; p < 2; p++) {
+		if (fds[p] >= 0)
+			UDR_IO->close(fds[p]);
+		fds[p] = -1;
+	}
+}
+
 int64_t udr__store_gc_grace_ms(const udr_store *s)
 {
 	return s->gc_grace_ms;

@@ -43,6 +43,18 @@ int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s);
 /* Step 6: unlock and close (safe on an init'ed or ended hold). */
 void udr__gc_hold_end(udr__gc_hold *h);
 
+/*
+ * GC's side of this round's stop-the-world fence (GC.md 4.7): flock LOCK_EX
+ * on active.0 and then active.1 (created when missing), waiting for every
+ * writer holding either, or with wait false failing with UDR_ELOCKED when
+ * one is held (nothing then held).  fds[2] receive the descriptors; the
+ * lock stays until udr__gc_exclusive_end.  Take it before any catalog lock
+ * (lock order: active, inflight, lock, packs/lock).  Errors: UDR_ELOCKED,
+ * UDR_EIO, UDR_ENOMEM.
+ */
+int udr__gc_exclusive_begin(int fds[2], udr_store *s, bool wait);
+void udr__gc_exclusive_end(int fds[2]);
+
 /* The store's grace for the fresh test and GC's roots (config "gc":
  * {"grace_ms":N}, default UDR__GC_GRACE_MS_DEFAULT). */
 int64_t udr__store_gc_grace_ms(const udr_store *s);

@@ -139,6 +139,31 @@ static void test_gcfence__an_exclusive_holder_blocks_puts(void **state)
 	assert_int_equal(a.rc, 0);
 }
 
+static void test_gcfence__exclusive_waits_for_writers_and_stops_them(void **state)
+{
+	fx *f = *state;
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	struct putarg a = {f->st, -100, 0};
+	pthread_t t;
+	int fds[2];
+	/* a writer in progress: the non-blocking form says so, holds nothing */
+	assert_int_equal(udr__gc_hold_begin(&h, f->st), 0);
+	assert_int_equal(udr__gc_exclusive_begin(fds, f->st, false), UDR_ELOCKED);
+	th_assert_error(UDR_ELOCKED, "active.0");
+	assert_int_equal(fds[0], -1);
+	udr__gc_hold_end(&h);
+	assert_int_equal(udr__gc_exclusive_begin(fds, f->st, true), 0);
+	assert_false(try_ex(f->gc, 0));
+	assert_false(try_ex(f->gc, 1));
+	assert_int_equal(pthread_create(&t, NULL, put_thread, &a), 0);
+	usleep(300000);
+	assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);
+	udr__gc_exclusive_end(fds);
+	pthread_join(t, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_true(try_ex(f->gc, 0));
+}
+
 static void test_gcfence__fresh_only_for_old_copies_made_before_the_put(void **state)
 {
 	fx *f = *state;
@@ -330,6 +355,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_gcfence__hold_takes_the_epochs_parity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__an_exclusive_holder_blocks_puts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__exclusive_waits_for_writers_and_stops_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__fresh_only_for_old_copies_made_before_the_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__reader_skips_a_torn_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put, setup,
