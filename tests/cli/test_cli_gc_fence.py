@@ -355,3 +355,20 @@ def test_a_fresh_record_lost_to_a_fault_fails_the_put(udr, tmp_path, fault):
     data = fresh.read_bytes()
     assert len(data) == before + 40 and data[-32:].hex() == h
     assert lock_free(udr, 0)
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION")
+@pytest.mark.parametrize("fault", ["mkdir:3:fail", "open:1:fail", "mkdir:3:crash", "open:1:crash"])
+def test_a_fence_that_cannot_be_made_stores_nothing(udr, tmp_path, fault):
+    """The first put of a store makes gc/ and gc/active.0 before anything
+    else: failing there, the put fails and stores nothing; the next works."""
+    (tmp_path / "c").write_bytes(b"fenced content")
+    h = udr.ok("hash", tmp_path / "c").out.split()[0]
+    r = udr("put", "-", input=b"fenced content", env={"UDR_FAULT": fault})
+    assert r.code != 0, r
+    if fault.endswith("fail"):  # (mkdir 1 and 2 are tmp/ and packs/ at open)
+        assert "chunks/gc" in r.stderr, r
+    assert udr("exists", h).code != 0
+    assert udr.put(b"fenced content") == h
+    assert (gcdir(udr) / "active.0").exists()
+    assert udr("fsck").code == 0
