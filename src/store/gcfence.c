@@ -255,3 +255,19 @@ out:
 	free(path);
 	return rc;
 }
+
+int udr__gc_fresh_reset(const char *storepath, unsigned parity)
+{
+	char *path = gc_file(storepath, "fresh", parity);
+	int rc = 0;
+	if (!path)
+		return UDR_ENOMEM;
+	if (UDR_IO->unlink(path) < 0) {
+		if (errno != ENOENT)
+			rc = udr__error_io(errno, "cannot remove %s", path);
+	} else {
+		rc = udr__fsync_parent(path);
+	}
+	free(path);
+	return rc;
+}

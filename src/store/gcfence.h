@@ -80,6 +80,13 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
 typedef int (*udr__gc_fresh_cb)(int64_t ms, const udr_hash *hash, void *payload);
 int udr__gc_fresh_foreach(const char *storepath, unsigned parity, udr__gc_fresh_cb cb, void *payload);
 
+/*
+ * GC, once it has read fresh.<parity> and holds active.<parity> exclusively
+ * (no writer can append): remove the file, durably (fsync of gc/).  A
+ * missing file is fine.  Errors: UDR_EIO, UDR_ENOMEM.
+ */
+int udr__gc_fresh_reset(const char *storepath, unsigned parity);
+
 /* Tests: the now (ms) the fresh test uses; 0 restores the clock. */
 extern int64_t udr__gc_test_now_ms;
 

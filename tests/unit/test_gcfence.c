@@ -253,6 +253,14 @@ static void test_gcfence__reader_skips_a_torn_record(void **state)
 	c.stop_at = 2;
 	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 3, collect_cb, &c), 7);
 	assert_int_equal(c.n, 2);
+	/* GC's reset: gone, and reading it again is no record; twice is fine */
+	assert_int_equal(udr__gc_fresh_reset(f->sdir, 1), 0);
+	assert_false(th_exists(path));
+	c.n = 0;
+	c.stop_at = 0;
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 1, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(udr__gc_fresh_reset(f->sdir, 1), 0);
 	/* more records than one read buffer */
 	{
 		size_t many = 1000, len = many * 40 + 39;
