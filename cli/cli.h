@@ -21,7 +21,8 @@ enum {
 	CLI_EXIT_USAGE = 2,
 	CLI_EXIT_CONFLICT = 3,
 	CLI_EXIT_CORRUPT = 4,
-	CLI_EXIT_IO = 5
+	CLI_EXIT_IO = 5,
+	CLI_EXIT_EXPIRED = 6
 };
 
 /** State shared by all commands. */

@@ -40,6 +40,7 @@ static const char main_usage_tail[] =
 	"  3 version conflict\n"
 	"  4 integrity failure (corrupt data or metadata)\n"
 	"  5 I/O or other error\n"
+	"  6 the version expired by retention\n"
 	"Errors are reported on stderr as \"udr: <message>\".\n";
 
 static const cli_command commands[] = {

@@ -41,6 +41,7 @@ extern PyObject *udrpy_IntegrityError;
 extern PyObject *udrpy_InvalidArgumentError;
 extern PyObject *udrpy_IOError;
 extern PyObject *udrpy_LockedError;
+extern PyObject *udrpy_ExpiredError; /* UDR_EEXPIRED; a DatabaseError, not a NotFoundError */
 extern PyObject *udrpy_InterfaceError;
 
 /* Raise the Python exception for libudr return code rc, with the message of

@@ -76,6 +76,16 @@ class IOError(OperationalError, OSError):
 class LockedError(OperationalError):
     """A lock could not be taken without waiting."""
 
+class ExpiredError(DatabaseError):
+    """The version read expired by retention (not a NotFoundError)."""
+
+    table: str | None
+    version: int | None
+    expired_seq: int | None
+    expired_at: datetime.datetime | None
+    swept: bool | None
+    swept_at: datetime.datetime | None
+
 # ---- PEP 249 (DB-API 2.0), read-only: udr.connect ----
 
 apilevel: str  # "2.0"
