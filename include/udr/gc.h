@@ -1,0 +1,106 @@
+/*
+ * udr/gc.h - garbage collection with retention (docs/GC.md): retention rules,
+ * which versions of a chain a rule keeps.
+ *
+ * Built so far: the rule type and its evaluation over one chain of versions
+ * (GC.md 1.2), duration text.  Expiry records, reads of expired versions and
+ * collection are described in docs/GC.md and not part of this header yet.
+ */
+#ifndef UDR_GC_H
+#define UDR_GC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UDR_RETENTION_RULE_VERSION 1
+
+/**
+ * A retention rule (GC.md 1.1, 1.2): a version is kept when any key keeps it.
+ * A rule with every key unset keeps everything.  Initialise with
+ * UDR_RETENTION_RULE_INIT, then set the keys wanted.
+ */
+typedef struct udr_retention_rule {
+	unsigned int version;   /**< UDR_RETENTION_RULE_VERSION */
+	uint64_t keep_last;     /**< the K newest versions of the chain; 0: none */
+	int64_t keep_within_ms; /**< versions current at some moment of [now - D, now]; < 0: none */
+	uint32_t keep_hourly;   /**< the newest version of each of the N most recent UTC hours
+	                             holding a version; 0: none */
+	uint32_t keep_daily;    /**< likewise per UTC day */
+	uint32_t keep_weekly;   /**< likewise per ISO week (Monday to Sunday, UTC) */
+	uint32_t keep_monthly;  /**< likewise per UTC calendar month */
+	uint32_t keep_yearly;   /**< likewise per UTC calendar year */
+} udr_retention_rule;
+
+#define UDR_RETENTION_RULE_INIT { UDR_RETENTION_RULE_VERSION, 0, -1, 0, 0, 0, 0, 0 }
+
+/** Why a version is kept: bits of udr_retention_keep()'s output. */
+#define UDR_KEEP_LAST    0x01u
+#define UDR_KEEP_WITHIN  0x02u
+#define UDR_KEEP_HOURLY  0x04u
+#define UDR_KEEP_DAILY   0x08u
+#define UDR_KEEP_WEEKLY  0x10u
+#define UDR_KEEP_MONTHLY 0x20u
+#define UDR_KEEP_YEARLY  0x40u
+
+/**
+ * Parse a duration: one or more `<digits><unit>` with units s, min, h, d,
+ * w and y (365 days), e.g. "1y2w3d4h5min6s"; no month ("m" is refused as
+ * ambiguous), no sign, no spaces, each unit at most once and in that order
+ * (largest first).  "0s" is zero.
+ * @param[out] out_ms the duration in milliseconds
+ * @param text NUL-terminated text
+ * @return 0; UDR_EINVAL quoting text (empty, unknown unit, out of order,
+ *         or more than 2^63 - 1 ms).
+ */
+UDR_EXTERN int udr_retention_parse_duration(int64_t *out_ms, const char *text);
+
+/**
+ * Write a duration in the form udr_retention_parse_duration() reads, largest
+ * units first ("1y2w3d", "0s").  There is no millisecond unit: a remainder
+ * below one second is dropped (rounded down).
+ * @param[out] buf receives the text (NUL-terminated, 48 bytes suffice)
+ * @param size size of buf
+ * @param ms the duration, >= 0
+ */
+UDR_EXTERN void udr_retention_format_duration(char *buf, size_t size, int64_t ms);
+
+/**
+ * Check a rule: version known, keep_last and every bucket count either unset
+ * or >= 1 (there is no way to say "keep 0"), keep_within_ms < 0 or >= 0.
+ * @return 0; UDR_EINVAL naming the key.
+ */
+UDR_EXTERN int udr_retention_rule_check(const udr_retention_rule *rule);
+
+/**
+ * Which versions of one chain a rule keeps (GC.md 1.2).
+ * @param[out] out n reason masks (UDR_KEEP_*; 0: the rule keeps it not)
+ * @param times_ms the chain newest first: times_ms[0] is c0, the version in
+ *        the branch head's snapshot, times_ms[i] the time of the record that
+ *        made c(i); non-increasing (the log's time never decreases)
+ * @param n number of versions in the chain
+ * @param rule the rule (checked as by udr_retention_rule_check())
+ * @param now_ms the time of the evaluation, >= times_ms[0]
+ * @return 0; UDR_EINVAL for a bad rule, times increasing along the chain or
+ *         now before c0.
+ */
+UDR_EXTERN int udr_retention_keep(unsigned int *out, const int64_t *times_ms, size_t n,
+                                  const udr_retention_rule *rule, int64_t now_ms);
+
+/**
+ * The rule as text, "keep_last=500,keep_within=90d,keep_daily=14" (keys in
+ * the order of the struct), or "keep all" for a rule with no key.
+ * @param[out] buf receives the text (NUL-terminated; 256 bytes suffice)
+ */
+UDR_EXTERN void udr_retention_rule_format(char *buf, size_t size, const udr_retention_rule *rule);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
