@@ -99,6 +99,41 @@ UDR_EXTERN int udr_retention_keep(unsigned int *out, const int64_t *times_ms, si
  */
 UDR_EXTERN void udr_retention_rule_format(char *buf, size_t size, const udr_retention_rule *rule);
 
+struct udr_catalog;
+
+/** udr_retention_plan's now_ms: take the clock. */
+#define UDR_RETENTION_NOW INT64_MIN
+
+/**
+ * Plan retention now (GC.md 1.2, 1.3), writing nothing: apply rule to the
+ * chain of each table on each live branch (the version in the branch head's
+ * snapshot, then its parents), and report which versions it would expire.
+ * A version is kept when any chain's rule keeps it, and always when it is in
+ * a branch head's or a tag's snapshot or is its table's highest allocated
+ * version.  Versions on no live branch's chain (orphans) are kept: GC.md's
+ * orphan rule and merge fork points are not built yet.
+ * @param[out] out_json the report, freed with udr_free:
+ *   {"dry_run":true,"now":ISO,"now_ms":N,"at":HEAD,"rule":TEXT,"table":T|null,
+ *    "branch":B|null,"expired":{"versions":N,"tables":{T:N},"ranges":{T:[[a,b],...]}},
+ *    "kept":{"versions":N,"by_reason":{"policy":N,"head":N,"tag":N,"merge_base":0,
+ *    "pinned":0,"latest":N,"orphan":N,"other_branch":N}}}
+ *   (each kept version counted once, under the first of head, tag, latest,
+ *   other_branch, policy that applies; ranges sorted, disjoint, not adjacent)
+ * @param catalog the catalog
+ * @param rule the rule (udr_retention_rule_check)
+ * @param table only this table (NULL: every table)
+ * @param branch apply the rule on this branch only (NULL: every branch); the
+ *        other branches' chains are then all kept ("other_branch")
+ * @param now_ms the evaluation time, or UDR_RETENTION_NOW: the wall clock
+ *        (in builds with fault injection, env UDR_GC_NOW when set: ms since
+ *        the epoch or a time as udr_time_parse reads); raised to the head
+ *        record's time when below it
+ * @return 0; UDR_EINVAL (bad rule, table or branch name); UDR_ENOTFOUND (no
+ *         such table or branch); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_plan(char **out_json, struct udr_catalog *catalog, const udr_retention_rule *rule,
+                                  const char *table, const char *branch, int64_t now_ms);
+
 #ifdef __cplusplus
 }
 #endif
