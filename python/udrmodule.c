@@ -405,9 +405,9 @@ static int add_exception(PyObject *m, PyObject **slot, const char *name, const c
 
 /* PEP 249 (DB-API 2.0) classes that UDR's own errors derive from. */
 PyObject *udrpy_InterfaceError; /* pyquery.c: rows fetched and no longer kept */
+PyObject *udrpy_NotSupportedError; /* pydb.c: what is not built yet */
 static PyObject *udrpy_Warning, *udrpy_DatabaseError, *udrpy_DataError,
-	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError,
-	*udrpy_NotSupportedError;
+	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError;
 
 static const char *const expired_attrs[] = {
 	"table", "version", "expired_seq", "expired_at", "swept", "swept_at",
