@@ -110,15 +110,17 @@ struct udr_catalog;
  * snapshot, then its parents), and report which versions it would expire.
  * A version is kept when any chain's rule keeps it, and always when it is in
  * a branch head's or a tag's snapshot or is its table's highest allocated
- * version.  Versions on no live branch's chain (orphans) are kept: GC.md's
- * orphan rule and merge fork points are not built yet.
+ * version or in the snapshot of a merge base of two live branches' heads.
+ * Versions on no live branch's chain (orphans) are kept: GC.md's orphan
+ * rule is not built yet, nor fork points beyond pairwise merge bases.
  * @param[out] out_json the report, freed with udr_free:
  *   {"dry_run":true,"now":ISO,"now_ms":N,"at":HEAD,"rule":TEXT,"table":T|null,
  *    "branch":B|null,"expired":{"versions":N,"tables":{T:N},"ranges":{T:[[a,b],...]}},
  *    "kept":{"versions":N,"by_reason":{"policy":N,"head":N,"tag":N,"merge_base":0,
  *    "pinned":0,"latest":N,"orphan":N,"other_branch":N}}}
  *   (each kept version counted once, under the first of head, tag, latest,
- *   other_branch, policy that applies; ranges sorted, disjoint, not adjacent)
+ *   merge_base, other_branch, policy, orphan that applies; ranges sorted,
+ *   disjoint, not adjacent)
  * @param catalog the catalog
  * @param rule the rule (udr_retention_rule_check)
  * @param table only this table (NULL: every table)
@@ -133,6 +135,22 @@ struct udr_catalog;
  */
 UDR_EXTERN int udr_retention_plan(char **out_json, struct udr_catalog *catalog, const udr_retention_rule *rule,
                                   const char *table, const char *branch, int64_t now_ms);
+
+/** udr_retention_apply's flags. */
+#define UDR_RETENTION_DRY_RUN 0x1u
+
+/**
+ * Apply rule now to the catalog (or one table) on every branch: what
+ * `udr gc --keep-...` runs first.  Built: the dry run only, which is
+ * udr_retention_plan(report_json, catalog, rule, table, NULL,
+ * UDR_RETENTION_NOW).  Writing the expire record (GC.md 1.4) is not built:
+ * without UDR_RETENTION_DRY_RUN it returns UDR_EINVAL and writes nothing.
+ * @param[out] report_json as udr_retention_plan's (NULL after a failure)
+ * @return as udr_retention_plan; UDR_EINVAL also for unknown flags or no
+ *         UDR_RETENTION_DRY_RUN.
+ */
+UDR_EXTERN int udr_retention_apply(char **report_json, struct udr_catalog *catalog, const udr_retention_rule *rule,
+                                   const char *table, unsigned flags);
 
 #ifdef __cplusplus
 }

@@ -2,11 +2,13 @@
  * plan.c - the retention plan (docs/GC.md 1.2, 1.3): apply a rule to every
  * chain of table versions along the live branches and report which versions
  * it would expire and why the others stay.  Read-only: writing the expire
- * record (GC.md 1.4) is not built yet.
+ * record (GC.md 1.4) is not built yet, so udr_retention_apply refuses
+ * without UDR_RETENTION_DRY_RUN.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@ enum {
 	V_EXPIRE,        /* on a chain, not kept by its rule (yet) */
 	V_POLICY,        /* kept by the rule on some chain */
 	V_OTHER_BRANCH,  /* on a chain of a branch the plan does not cover */
+	V_MERGE_BASE,    /* in the snapshot of a merge base of two live branches (1.3 (3)) */
 	V_LATEST,        /* the table's highest allocated version (1.3 (4)) */
 	V_TAG,           /* in a tag's snapshot (1.3 (2)) */
 	V_HEAD,          /* in a branch head's snapshot (1.3 (1)) */
@@ -236,7 +239,8 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	char **tables = NULL;
 	size_t ntables = 0, nrefs = 0;
 	udr_ref *refs = NULL;
-	refsnap *snaps = NULL;
+	refsnap *snaps = NULL, *mb = NULL;
+	size_t nmb = 0;
 	tcache tc = { 0 };
 	json_t *rep = NULL, *exp_tables = NULL, *ranges = NULL;
 	uint64_t head = 0, total_exp = 0, kept[V_HEAD + 1] = { 0 };
@@ -291,6 +295,37 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		if (rc < 0)
 			goto out;
 		snaps[i].covered = is_branch && (!branch || strcmp(refs[i].name, branch) == 0);
+	}
+	/* merge bases of each pair of live branches (GC.md 1.3 (3), pairwise:
+	 * a subset of the design's fork points, the ones a merge of two of
+	 * today's heads reads) */
+	for (size_t i = 0; i < nrefs && head > 0; i++) {
+		if (refs[i].kind != UDR_REF_BRANCH || refs[i].commit == 0)
+			continue;
+		for (size_t j = i + 1; j < nrefs; j++) {
+			uint64_t *bases = NULL;
+			size_t nb = 0;
+			if (refs[j].kind != UDR_REF_BRANCH || refs[j].commit == 0)
+				continue;
+			if ((rc = udr__merge_bases(&bases, &nb, c, refs[i].commit, refs[j].commit)) < 0)
+				goto out;
+			for (size_t k = 0; k < nb && rc == 0; k++) {
+				char ref[40];
+				refsnap *ns = realloc(mb, (nmb + 1) * sizeof *mb);
+				if (!ns) {
+					rc = udr__error_oom();
+					break;
+				}
+				mb = ns;
+				memset(&mb[nmb], 0, sizeof mb[nmb]);
+				snprintf(ref, sizeof ref, "commit:%" PRIu64, bases[k]);
+				if ((rc = udr_catalog_snapshot(&mb[nmb].s, &mb[nmb].n, c, ref)) == 0)
+					nmb++;
+			}
+			free(bases);
+			if (rc < 0)
+				goto out;
+		}
 	}
 	if (!branch_found) {
 		char q[300];
@@ -347,6 +382,8 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		}
 		/* always kept (GC.md 1.3): heads, tags, the latest allocated */
 		mark(st, nv, nv, V_LATEST);
+		for (size_t i = 0; i < nmb; i++)
+			mark(st, nv, snap_version(mb[i].s, mb[i].n, T), V_MERGE_BASE);
 		for (size_t i = 0; i < nrefs; i++) {
 			uint64_t v = snaps[i].s ? snap_version(snaps[i].s, snaps[i].n, T) : 0;
 			mark(st, nv, v, refs[i].kind == UDR_REF_BRANCH ? V_HEAD : V_TAG);
@@ -389,7 +426,7 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 			kept_total += kept[i];
 		udr_time_format(when, sizeof when, now_ms);
 		by = json_pack("{sIsIsIsIsIsIsIsI}", "policy", (json_int_t)kept[V_POLICY], "head",
-		               (json_int_t)kept[V_HEAD], "tag", (json_int_t)kept[V_TAG], "merge_base", (json_int_t)0,
+		               (json_int_t)kept[V_HEAD], "tag", (json_int_t)kept[V_TAG], "merge_base", (json_int_t)kept[V_MERGE_BASE],
 		               "pinned", (json_int_t)0, "latest", (json_int_t)kept[V_LATEST], "orphan",
 		               (json_int_t)kept[V_UNREACHED], "other_branch", (json_int_t)kept[V_OTHER_BRANCH]);
 		expired = json_pack("{sIsOsO}", "versions", (json_int_t)total_exp, "tables", exp_tables, "ranges", ranges);
@@ -415,9 +452,25 @@ out:
 	for (size_t i = 0; snaps && i < nrefs; i++)
 		udr_table_ref_array_free(snaps[i].s, snaps[i].n);
 	free(snaps);
+	for (size_t i = 0; i < nmb; i++)
+		udr_table_ref_array_free(mb[i].s, mb[i].n);
+	free(mb);
 	udr_ref_array_free(refs, nrefs);
 	udr_strarray_free(tables, ntables);
 	free(tc.seq);
 	free(tc.ms);
 	return rc;
+}
+
+int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_retention_rule *rule, const char *table,
+                        unsigned flags)
+{
+	if (report_json)
+		*report_json = NULL;
+	if (flags & ~(unsigned)UDR_RETENTION_DRY_RUN)
+		return udr__error_set(UDR_EINVAL, "retention: unknown flags 0x%x", flags);
+	if (!(flags & UDR_RETENTION_DRY_RUN))
+		return udr__error_set(UDR_EINVAL, "retention: writing expire records is not built yet (docs/GC.md 1.4); "
+		                                  "only a dry run can be made");
+	return udr_retention_plan(report_json, c, rule, table, NULL, UDR_RETENTION_NOW);
 }

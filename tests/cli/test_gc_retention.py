@@ -58,11 +58,33 @@ def test_heads_tags_and_branches_keep(udr):
     # The rule on main only: 1 is on dev's chain, so kept.
     assert plan(udr, "--keep-last", "1", "--branch", "main")["expired"]["ranges"] == {"t": [[4, 4]]}
     # A commit on dev: its new head is the table's latest; the old dev head 3
-    # is then only kept by rules.
+    # stays as the snapshot of main's and dev's merge base (commit 3).
     h = udr.put(b"dev change\n")
     udr.ok("commit", "t", "--next", h, "--branch", "dev")
     p = plan(udr, "--keep-last", "1")
-    assert p["expired"]["ranges"] == {"t": [[1, 1], [3, 4]]}
+    assert p["expired"]["ranges"] == {"t": [[1, 1], [4, 4]]}
+    by = p["kept"]["by_reason"]
+    assert (by["head"], by["tag"], by["merge_base"]) == (2, 1, 1)
+
+
+def test_merge_base_kept(udr):
+    commit_n(udr, "t", 2, "a")                               # t@1, t@2 (commits 1-2)
+    udr.ok("branch", "create", "dev", "--from", "commit:2")  # commit 3
+    commit_n(udr, "t", 2, "b")                               # main: t@3, t@4
+    for i in range(2):                                       # dev: t@5, t@6
+        h = udr.put(b"dev %d\n" % i)
+        udr.ok("commit", "t", "--next", h, "--branch", "dev")
+    p = plan(udr, "--keep-last", "1")
+    # t@2, in the snapshot of main's and dev's merge base (commit 2), stays.
+    assert p["expired"]["ranges"] == {"t": [[1, 1], [3, 3], [5, 5]]}
+    by = p["kept"]["by_reason"]
+    assert (by["head"], by["merge_base"], by["policy"]) == (2, 1, 0)
+    # Once dev is deleted, no merge base: 2 goes too; dev's versions are
+    # on no live chain (orphans) and are kept for now.
+    udr.ok("branch", "delete", "dev")
+    p = plan(udr, "--keep-last", "1")
+    assert p["expired"]["ranges"] == {"t": [[1, 3]]}
+    assert (p["kept"]["by_reason"]["orphan"], p["kept"]["by_reason"]["latest"]) == (1, 1)
 
 
 @pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_GC_NOW needs a test build")

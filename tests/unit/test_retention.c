@@ -368,6 +368,22 @@ static void retention_bad_input(void **state)
 	assert_int_equal(udr_retention_keep(NULL, ok, 3, NULL, now), UDR_EINVAL);
 }
 
+/* The write half is not built: without a dry run, nothing is planned. */
+static void retention_apply_flags(void **state)
+{
+	(void)state;
+	udr_retention_rule r = UDR_RETENTION_RULE_INIT;
+	char *rep = (char *)"untouched";
+	r.keep_last = 1;
+	assert_int_equal(udr_retention_apply(&rep, NULL, &r, NULL, 0), UDR_EINVAL);
+	assert_null(rep);
+	assert_non_null(strstr(udr_error_last()->message, "not built"));
+	assert_int_equal(udr_retention_apply(&rep, NULL, &r, NULL, UDR_RETENTION_DRY_RUN | 0x80u), UDR_EINVAL);
+	assert_non_null(strstr(udr_error_last()->message, "unknown flags"));
+	assert_int_equal(udr_retention_apply(&rep, NULL, &r, NULL, UDR_RETENTION_DRY_RUN), UDR_EINVAL);
+	assert_null(rep);
+}
+
 static void retention_rule_format(void **state)
 {
 	(void)state;
@@ -399,6 +415,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(retention_buckets),
 		cmocka_unit_test(retention_restic_example),
 		cmocka_unit_test(retention_bad_input),
+		cmocka_unit_test(retention_apply_flags),
 		cmocka_unit_test(retention_rule_format),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
