@@ -207,36 +207,6 @@ static PyObject *db_subscribe(udrpy_db *d, PyObject *args, PyObject *kwds)
 	return db_forward(d, args, kwds, udrpy_log_subscribe);
 }
 
-PyDoc_STRVAR(tables_doc,
-"tables(branch=None) -> list[str]\n\n"
-"The tables that exist on branch (None: main; also a tag or 'commit:N'),\n"
-"sorted: every table with a version there whose latest version is not a\n"
-"drop (SQL DROP TABLE; a dropped table's versions stay readable by\n"
-"number).  NotFoundError for an unknown branch.");
-
-static PyObject *db_tables(udrpy_db *d, PyObject *args, PyObject *kwds)
-{
-	static char *kwlist[] = {"branch", NULL};
-	const char *branch = NULL;
-	char **names = NULL;
-	size_t count = 0;
-	udr_db *h;
-	int rc;
-
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|z:tables", kwlist, &branch))
-		return NULL;
-	if ((h = udrpy_db_enter(d)) == NULL)
-		return NULL;
-	Py_BEGIN_ALLOW_THREADS
-	rc = udr_catalog_list_live_tables(&names, &count, udr_db_catalog(h), branch);
-	Py_END_ALLOW_THREADS
-	udrpy_db_leave(d);
-	if (rc < 0)
-		return udrpy_raise(rc);
-	return udrpy_strlist_take(names, count);
-}
-
-
 PyDoc_STRVAR(expire_doc,
 "expire(keep_last=None, keep_within=None, keep_hourly=None, keep_daily=None,\n"
 "       keep_weekly=None, keep_monthly=None, keep_yearly=None, table=None,\n"
@@ -363,9 +333,38 @@ static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 	return res;
 }
 
+PyDoc_STRVAR(tables_doc,
+"tables(branch=None) -> list[str]\n\n"
+"The tables that exist on branch (None: main; also a tag or 'commit:N'),\n"
+"sorted: every table with a version there whose latest version is not a\n"
+"drop (SQL DROP TABLE; a dropped table's versions stay readable by\n"
+"number).  NotFoundError for an unknown branch.");
+
+static PyObject *db_tables(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"branch", NULL};
+	const char *branch = NULL;
+	char **names = NULL;
+	size_t count = 0;
+	udr_db *h;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|z:tables", kwlist, &branch))
+		return NULL;
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_catalog_list_live_tables(&names, &count, udr_db_catalog(h), branch);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	return udrpy_strlist_take(names, count);
+}
+
+
 static PyMethodDef db_methods[] = {
 	{"close", (PyCFunction)db_close, METH_NOARGS, close_doc},
-	{"expire", (PyCFunction)(void (*)(void))db_expire, METH_VARARGS | METH_KEYWORDS, expire_doc},
 	{"tables", (PyCFunction)(void (*)(void))db_tables, METH_VARARGS | METH_KEYWORDS, tables_doc},
 	{"transaction", (PyCFunction)(void (*)(void))db_transaction,
 	 METH_VARARGS | METH_KEYWORDS, UDRPY_TRANSACTION_DOC},
@@ -373,6 +372,7 @@ static PyMethodDef db_methods[] = {
 	 UDRPY_CHANGES_DOC},
 	{"subscribe", (PyCFunction)(void (*)(void))db_subscribe, METH_VARARGS | METH_KEYWORDS,
 	 UDRPY_SUBSCRIBE_DOC},
+	{"expire", (PyCFunction)(void (*)(void))db_expire, METH_VARARGS | METH_KEYWORDS, expire_doc},
 	UDRPY_CTX_DOCS,
 	{NULL, NULL, 0, NULL}};
 

@@ -438,20 +438,6 @@ class Database:
     def catalog(self) -> Catalog: ...
     def tables(self, branch: Optional[str] = None) -> list[str]:
         """The tables that exist on branch (main by default), dropped ones left out."""
-    def expire(
-        self,
-        keep_last: Optional[int] = None,
-        keep_within: Union[str, datetime.timedelta, None] = None,
-        keep_hourly: Optional[int] = None,
-        keep_daily: Optional[int] = None,
-        keep_weekly: Optional[int] = None,
-        keep_monthly: Optional[int] = None,
-        keep_yearly: Optional[int] = None,
-        table: Optional[str] = None,
-        branch: Optional[str] = None,
-        dry_run: bool = False,
-    ) -> dict[str, Any]:
-        """The retention plan of a rule (dry_run=True; writing is not built yet)."""
     @property
     def path(self) -> str: ...
     @property
@@ -485,6 +471,20 @@ class Database:
         callback: Optional[Callable[[Event], Any]] = None,
     ) -> Subscription:
         """Follow the changelog (from now unless since/since_time)."""
+    def expire(
+        self,
+        keep_last: Optional[int] = None,
+        keep_within: Union[str, datetime.timedelta, None] = None,
+        keep_hourly: Optional[int] = None,
+        keep_daily: Optional[int] = None,
+        keep_weekly: Optional[int] = None,
+        keep_monthly: Optional[int] = None,
+        keep_yearly: Optional[int] = None,
+        table: Optional[str] = None,
+        branch: Optional[str] = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """The retention plan of a rule (dry_run=True; writing is not built yet)."""
     def sql(
         self,
         query: str,
