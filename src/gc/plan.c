@@ -42,41 +42,31 @@ static void mark(unsigned char *st, uint64_t n, uint64_t v, unsigned char s)
 		st[v] = s;
 }
 
-/* A small cache of commit times (records are immutable). */
+/* A direct-mapped cache of commit times (records are immutable): chains
+ * of several branches share their older versions, so their records are
+ * read once, in constant time a lookup. */
+#define TCACHE_SLOTS 4096
 typedef struct tcache {
-	uint64_t *seq;
-	int64_t *ms;
-	size_t n, cap;
+	uint64_t seq[TCACHE_SLOTS]; /* 0: empty */
+	int64_t ms[TCACHE_SLOTS];
 } tcache;
 
 static int commit_time(int64_t *out, tcache *tc, udr_catalog *c, uint64_t seq)
 {
 	udr_commit *cm = NULL;
+	size_t slot = (size_t)(seq % TCACHE_SLOTS);
 	int rc;
 
-	for (size_t i = 0; i < tc->n; i++)
-		if (tc->seq[i] == seq) {
-			*out = tc->ms[i];
-			return 0;
-		}
+	if (seq != 0 && tc->seq[slot] == seq) {
+		*out = tc->ms[slot];
+		return 0;
+	}
 	if ((rc = udr_catalog_get_commit(&cm, c, seq)) < 0)
 		return rc;
 	*out = cm->time_ms;
 	udr_commit_free(cm);
-	if (tc->n == tc->cap) {
-		size_t cap = tc->cap ? tc->cap * 2 : 64;
-		uint64_t *s = realloc(tc->seq, cap * sizeof *s);
-		if (!s)
-			return udr__error_oom();
-		tc->seq = s;
-		int64_t *m = realloc(tc->ms, cap * sizeof *m);
-		if (!m)
-			return udr__error_oom();
-		tc->ms = m;
-		tc->cap = cap;
-	}
-	tc->seq[tc->n] = seq;
-	tc->ms[tc->n++] = *out;
+	tc->seq[slot] = seq;
+	tc->ms[slot] = *out;
 	return 0;
 }
 
@@ -241,7 +231,7 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	udr_ref *refs = NULL;
 	refsnap *snaps = NULL, *mb = NULL;
 	size_t nmb = 0;
-	tcache tc = { 0 };
+	tcache *tc = NULL;
 	json_t *rep = NULL, *exp_tables = NULL, *ranges = NULL;
 	uint64_t head = 0, total_exp = 0, kept[V_HEAD + 1] = { 0 };
 	int64_t head_ms = 0;
@@ -260,10 +250,12 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		return rc;
 	if (now_ms == UDR_RETENTION_NOW && (rc = gc_now(&now_ms)) < 0)
 		return rc;
+	if (!(tc = calloc(1, sizeof *tc)))
+		return udr__error_oom();
 	if ((rc = udr_catalog_head(&head, c)) < 0)
-		return rc;
+		goto out;
 	if (head > 0) {
-		if ((rc = commit_time(&head_ms, &tc, c, head)) < 0)
+		if ((rc = commit_time(&head_ms, tc, c, head)) < 0)
 			goto out;
 	}
 	/* now is never before the head record's time (GC.md 4.6) */
@@ -374,7 +366,7 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 			uint64_t v0 = snaps[i].s ? snap_version(snaps[i].s, snaps[i].n, T) : 0;
 			if (v0 == 0 || refs[i].kind != UDR_REF_BRANCH)
 				continue;
-			rc = plan_chain(st, nv, c, &tc, T, v0, rule, now_ms, snaps[i].covered);
+			rc = plan_chain(st, nv, c, tc, T, v0, rule, now_ms, snaps[i].covered);
 		}
 		if (rc < 0) {
 			free(st);
@@ -457,8 +449,7 @@ out:
 	free(mb);
 	udr_ref_array_free(refs, nrefs);
 	udr_strarray_free(tables, ntables);
-	free(tc.seq);
-	free(tc.ms);
+	free(tc);
 	return rc;
 }
 

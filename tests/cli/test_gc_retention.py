@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import FAULT_INJECTION, commit_n, rec, tree_snapshot
+from conftest import FAULT_INJECTION, commit_n, rec, tree_snapshot, vfile
 
 
 def plan(udr, *args, now=None):
@@ -117,6 +117,38 @@ def test_buckets_empty_periods_do_not_count(udr):
     # 100 years later, still the last version of the only year that has one.
     p = plan(udr, "--keep-yearly", "2", now="2100-01-01T00:00:00Z")
     assert p["expired"]["ranges"] == {"t": [[1, 2]]}
+
+
+@pytest.mark.parametrize("damage", ["flip", "missing"])
+def test_damaged_version_file_is_not_a_plan(udr, damage):
+    # A chain that cannot be read is an integrity failure (exit 4), never a
+    # plan that silently skips versions.
+    commit_n(udr, "t", 5)
+    f = vfile(udr, "t", 3)
+    if damage == "flip":
+        b = bytearray(f.read_bytes())
+        b[20] ^= 1
+        f.write_bytes(bytes(b))
+    else:
+        f.unlink()
+    before = tree_snapshot(udr.root)
+    r = udr("retention", "expire", "--dry-run", "--keep-last", "1")
+    assert r.code == 4, r
+    assert "00000000000000000003.json" in r.stderr and r.stdout == b""
+    assert tree_snapshot(udr.root) == before
+
+
+def test_dropped_table_keeps_its_marker(udr):
+    commit_n(udr, "t", 3)
+    r = udr("sql", "DROP TABLE t")
+    if r.code != 0 and "query module" in r.stderr:
+        pytest.skip("no query module")
+    assert r.code == 0, r
+    p = plan(udr, "--keep-last", "1")
+    # t@4 is the drop marker: main's head and the latest; the data versions
+    # are kept only by rules.
+    assert p["expired"]["ranges"] == {"t": [[1, 3]]}
+    assert p["kept"]["versions"] == 1
 
 
 def test_text_output(udr):
