@@ -47,6 +47,7 @@ typedef struct udr_retention_rule {
 #define UDR_KEEP_WEEKLY  0x10u
 #define UDR_KEEP_MONTHLY 0x20u
 #define UDR_KEEP_YEARLY  0x40u
+#define UDR_KEEP_ALL     0x80u /**< the rule has no key: it keeps everything */
 
 /**
  * Parse a duration: one or more `<digits><unit>` with units s, min, h, d,
@@ -79,7 +80,8 @@ UDR_EXTERN int udr_retention_rule_check(const udr_retention_rule *rule);
 
 /**
  * Which versions of one chain a rule keeps (GC.md 1.2).
- * @param[out] out n reason masks (UDR_KEEP_*; 0: the rule keeps it not)
+ * @param[out] out n reason masks (UDR_KEEP_*; 0: the rule keeps it not);
+ *        a rule with no key keeps every version (UDR_KEEP_ALL)
  * @param times_ms the chain newest first: times_ms[0] is c0, the version in
  *        the branch head's snapshot, times_ms[i] the time of the record that
  *        made c(i); non-increasing (the log's time never decreases)

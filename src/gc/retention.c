@@ -243,6 +243,14 @@ int udr_retention_keep(unsigned int *out, const int64_t *t, size_t n, const udr_
 		return udr__error_set(UDR_EINVAL,
 		                      "retention: now (%" PRId64 ") is before the newest version (%" PRId64 ")",
 		                      now_ms, t[0]);
+	/* A rule with no key keeps everything (GC.md 1.1: "{}" keeps all, as a
+	 * missing policy does): nothing expires unless someone says so. */
+	if (r->keep_last == 0 && r->keep_within_ms < 0 && r->keep_hourly == 0 && r->keep_daily == 0 &&
+	    r->keep_weekly == 0 && r->keep_monthly == 0 && r->keep_yearly == 0) {
+		for (size_t i = 0; i < n; i++)
+			out[i] = UDR_KEEP_ALL;
+		return 0;
+	}
 	left[B_HOUR] = r->keep_hourly;
 	left[B_DAY] = r->keep_daily;
 	left[B_WEEK] = r->keep_weekly;

@@ -153,7 +153,10 @@ static void retention_keep_last(void **state)
 	udr_retention_rule r = UDR_RETENTION_RULE_INIT;
 	unsigned out[5];
 
-	check("no key keeps nothing by rule", t, 5, &r, now, ".....");
+	/* No key: everything is kept (a rule of {} keeps all, GC.md 1.1). */
+	check("no key keeps everything", t, 5, &r, now, "kkkkk");
+	assert_int_equal(udr_retention_keep(out, t, 5, &r, now), 0);
+	assert_int_equal(out[4], UDR_KEEP_ALL);
 	r.keep_last = 1;
 	check("K=1", t, 5, &r, now, "k....");
 	r.keep_last = 3;
