@@ -101,6 +101,52 @@ UDR_EXTERN int udr_retention_keep(unsigned int *out, const int64_t *times_ms, si
  */
 UDR_EXTERN void udr_retention_rule_format(char *buf, size_t size, const udr_retention_rule *rule);
 
+/**
+ * A retention policy (GC.md 1.1) parsed from its JSON: a default rule and
+ * overrides per table, per branch (a name, or "NAME/" followed by "*", for every branch
+ * under NAME/) and per branch and table, the orphans' rule, `undo` and
+ * `grace`.  Opaque; free with udr_retention_policy_free.  Storing it in a
+ * `retention` record (`udr retention set`) is not built yet.
+ */
+typedef struct udr_retention_policy udr_retention_policy;
+
+/**
+ * Parse and check a policy, e.g.
+ * {"default":{"keep_last":30,"keep_within":"90d"},"tables":{"raw":{"keep_last":3}},
+ *  "branches":{"dev/@":{"keep_within":"14d"}},"pairs":{"main":{"prices":{"keep_last":1000}}},
+ *  "orphans":null,"undo":"0s","grace":"24h"}
+ * (where "dev/@" stands for dev, slash, star: every branch under dev/).
+ * Every key is optional; unknown keys, counts below 1 (or above 2^32 - 1 for
+ * buckets), bad durations, table or branch names are refused whole.
+ * @param[out] out the policy (free with udr_retention_policy_free)
+ * @return 0; UDR_EINVAL naming the key; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_policy_parse(udr_retention_policy **out, const char *json);
+
+/** Free a policy (accepts NULL). */
+UDR_EXTERN void udr_retention_policy_free(udr_retention_policy *policy);
+
+/**
+ * The rule for table on branch (NULL: main): the most specific, whole (keys
+ * are not mixed): pairs[B][T], tables[T], branches[B], default; a branch key
+ * matches by name, else by the longest "NAME/" + "*" prefix.  With none of these,
+ * a rule with no key, which keeps everything.
+ * @param[out] out the rule
+ * @param[out] source when not NULL: "pair", "table", "branch", "default" or
+ *             "none" (static text)
+ * @return 0; UDR_EINVAL (no policy or table).
+ */
+UDR_EXTERN int udr_retention_policy_rule(udr_retention_rule *out, const char **source,
+                                         const udr_retention_policy *policy, const char *table,
+                                         const char *branch);
+
+/** The orphans' rule: 1 and *out set when the policy has one, 0 when null or absent. */
+UDR_EXTERN int udr_retention_policy_orphans(udr_retention_rule *out, const udr_retention_policy *policy);
+
+/** The policy's `undo` (default 0) and `grace` (default 24 h) in ms. */
+UDR_EXTERN int64_t udr_retention_policy_undo_ms(const udr_retention_policy *policy);
+UDR_EXTERN int64_t udr_retention_policy_grace_ms(const udr_retention_policy *policy);
+
 struct udr_catalog;
 
 /** udr_retention_plan's now_ms: take the clock. */

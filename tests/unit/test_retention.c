@@ -408,6 +408,117 @@ static void retention_rule_format(void **state)
 	assert_true(strlen(buf) < 10);
 }
 
+/* ---- policies (GC.md 1.1) ---------------------------------------------------- */
+
+static void retention_policy_resolution(void **state)
+{
+	(void)state;
+	udr_retention_policy *p = NULL;
+	udr_retention_rule r;
+	const char *src = NULL;
+	const char *text =
+		"{\"default\":{\"keep_last\":30,\"keep_within\":\"90d\",\"keep_daily\":14},"
+		"\"tables\":{\"raw_events\":{\"keep_last\":3,\"keep_within\":\"7d\"}},"
+		"\"branches\":{\"main\":{\"keep_last\":100},\"dev/*\":{\"keep_within\":\"14d\"},"
+		"\"dev/team/*\":{\"keep_last\":7},\"dev/x\":{\"keep_yearly\":2}},"
+		"\"pairs\":{\"main\":{\"prices\":{\"keep_last\":1000}},\"dev/*\":{\"prices\":{}}},"
+		"\"orphans\":null,\"undo\":\"1h\",\"grace\":\"2d\"}";
+
+	assert_int_equal(udr_retention_policy_parse(&p, text), 0);
+	/* pairs[B][T] first */
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "prices", "main"), 0);
+	assert_string_equal(src, "pair");
+	assert_true(r.keep_last == 1000 && r.keep_within_ms < 0);
+	/* a pair's {} keeps everything (no key) and wins, whole, over the rest */
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "prices", "dev/a"), 0);
+	assert_string_equal(src, "pair");
+	assert_true(r.keep_last == 0 && r.keep_within_ms < 0 && r.keep_daily == 0);
+	/* then tables[T], whatever the branch */
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "raw_events", "dev/team/a"), 0);
+	assert_string_equal(src, "table");
+	assert_true(r.keep_last == 3 && r.keep_within_ms == 7 * D_MS && r.keep_daily == 0);
+	/* then branches[B]: exact name, else the longest prefix */
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "t", NULL), 0);
+	assert_string_equal(src, "branch");
+	assert_true(r.keep_last == 100);
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "t", "dev/a"), 0);
+	assert_true(r.keep_within_ms == 14 * D_MS && r.keep_last == 0);
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "t", "dev/team/a"), 0);
+	assert_true(r.keep_last == 7 && r.keep_within_ms < 0);
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "t", "dev/x"), 0);
+	assert_true(r.keep_yearly == 2 && r.keep_within_ms < 0);
+	/* "dev/*" is not "dev" itself; nor "devx/a" */
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "t", "dev"), 0);
+	assert_string_equal(src, "default");
+	assert_true(r.keep_last == 30 && r.keep_within_ms == 90 * D_MS && r.keep_daily == 14);
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "t", "devx/a"), 0);
+	assert_string_equal(src, "default");
+	assert_int_equal(udr_retention_policy_orphans(&r, p), 0);
+	assert_true(udr_retention_policy_undo_ms(p) == 3600000);
+	assert_true(udr_retention_policy_grace_ms(p) == 2 * D_MS);
+	udr_retention_policy_free(p);
+
+	/* An empty policy keeps everything; defaults for undo and grace. */
+	assert_int_equal(udr_retention_policy_parse(&p, "{}"), 0);
+	assert_int_equal(udr_retention_policy_rule(&r, &src, p, "t", "main"), 0);
+	assert_string_equal(src, "none");
+	unsigned out[2];
+	const int64_t t[] = { 2000, 1000 };
+	assert_int_equal(udr_retention_keep(out, t, 2, &r, 1LL << 40), 0);
+	assert_true(out[0] && out[1]);
+	assert_true(udr_retention_policy_undo_ms(p) == 0 && udr_retention_policy_grace_ms(p) == D_MS);
+	udr_retention_policy_free(p);
+	assert_int_equal(udr_retention_policy_parse(&p, "{\"orphans\":{\"keep_within\":\"1d\"}}"), 0);
+	assert_int_equal(udr_retention_policy_orphans(&r, p), 1);
+	assert_true(r.keep_within_ms == D_MS);
+	udr_retention_policy_free(p);
+	udr_retention_policy_free(NULL);
+}
+
+static void retention_policy_invalid(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *why;
+	} cases[] = {
+		{ "", "not JSON" },
+		{ "[]", "must be a JSON object" },
+		{ "{\"defaults\":{}}", "unknown key" },
+		{ "{\"default\":{\"keep_lst\":1}}", "unknown key" },
+		{ "{\"default\":{\"keep_last\":0}}", "keep_last must be" },
+		{ "{\"default\":{\"keep_last\":-1}}", "keep_last must be" },
+		{ "{\"default\":{\"keep_last\":\"3\"}}", "keep_last must be" },
+		{ "{\"default\":{\"keep_last\":1.5}}", "keep_last must be" },
+		{ "{\"default\":{\"keep_daily\":0}}", "keep_daily must be" },
+		{ "{\"default\":{\"keep_daily\":4294967296}}", "keep_daily must be" },
+		{ "{\"default\":{\"keep_within\":\"5m\"}}", "ambiguous" },
+		{ "{\"default\":{\"keep_within\":90}}", "duration text" },
+		{ "{\"default\":[]}", "must be an object" },
+		{ "{\"default\":{\"keep_last\":1,\"keep_last\":2}}", "not JSON" },
+		{ "{\"tables\":{\"a/b\":{}}}", "not a table name" },
+		{ "{\"tables\":[]}", "must be an object" },
+		{ "{\"branches\":{\"-x\":{}}}", "branch key" },
+		{ "{\"branches\":{\"/*\":{}}}", "branch key" },
+		{ "{\"branches\":{\"a/../b/*\":{}}}", "branch key" },
+		{ "{\"pairs\":{\"main\":{\"a/b\":{}}}}", "not a table name" },
+		{ "{\"pairs\":{\"main\":[]}}", "must be an object" },
+		{ "{\"pairs\":{\"main\":{\"t\":{\"keep_last\":0}}}}", "keep_last must be" },
+		{ "{\"orphans\":3}", "must be an object" },
+		{ "{\"undo\":\"1mo\"}", "unknown unit" },
+		{ "{\"grace\":24}", "duration text" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		udr_retention_policy *p = (udr_retention_policy *)&cases; /* must be reset */
+		int rc = udr_retention_policy_parse(&p, cases[i].text);
+		if (rc != UDR_EINVAL || p != NULL || strstr(udr_error_last()->message, cases[i].why) == NULL) {
+			print_error("%s: rc %d, message \"%s\", expected EINVAL with \"%s\"\n", cases[i].text, rc,
+			            udr_error_last()->message, cases[i].why);
+			fail();
+		}
+	}
+	assert_int_equal(udr_retention_policy_parse(NULL, "{}"), UDR_EINVAL);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +530,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(retention_restic_example),
 		cmocka_unit_test(retention_bad_input),
 		cmocka_unit_test(retention_apply_flags),
+		cmocka_unit_test(retention_policy_resolution),
+		cmocka_unit_test(retention_policy_invalid),
 		cmocka_unit_test(retention_rule_format),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
