@@ -21,7 +21,8 @@ enum {
 	CLI_EXIT_USAGE = 2,
 	CLI_EXIT_CONFLICT = 3,
 	CLI_EXIT_CORRUPT = 4,
-	CLI_EXIT_IO = 5
+	CLI_EXIT_IO = 5,
+	CLI_EXIT_EXPIRED = 6
 };
 
 /** State shared by all commands. */
@@ -64,6 +65,7 @@ int cli_cmd_resolve(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_diff(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_cherry_pick(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_revert(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv);
 /** udr log --graph (cmd_graph.c): the graph of every branch, or of the
  *  history of ref (NULL: all), at most limit commits (0: all). */
 int cli_log_graph(udr_db *db, const char *ref, size_t limit);

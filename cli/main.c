@@ -40,6 +40,7 @@ static const char main_usage_tail[] =
 	"  3 version conflict\n"
 	"  4 integrity failure (corrupt data or metadata)\n"
 	"  5 I/O or other error\n"
+	"  6 the version expired by retention\n"
 	"Errors are reported on stderr as \"udr: <message>\".\n";
 
 static const cli_command commands[] = {
@@ -421,6 +422,37 @@ static const cli_command commands[] = {
 	  "                        N\")\n"
 	  "  --json                as for cherry-pick\n",
 	  cli_cmd_revert },
+	{ "retention", "which versions a retention rule expires",
+	  "usage: udr retention expire --dry-run [--table TABLE] [--branch BRANCH]\n"
+	  "                            [--keep-last K] [--keep-within DURATION]\n"
+	  "                            [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
+	  "                            [--keep-monthly N] [--keep-yearly N] [--json]\n"
+	  "\n"
+	  "Show which table versions a retention rule would expire now, writing\n"
+	  "nothing (docs/GC.md 1.2).  A rule works on each table's chain on each\n"
+	  "branch: the version in the branch head's snapshot, then its parents.  A\n"
+	  "version is kept when any option keeps it on any chain, and always when\n"
+	  "it is in a branch head's or a tag's snapshot or is its table's latest\n"
+	  "version; versions no branch reaches are kept too (for now).\n"
+	  "  --keep-last K          the K newest versions of each chain (K >= 1)\n"
+	  "  --keep-within D        versions current at some moment of the last D\n"
+	  "                         (units y w d h min s, e.g. 90d, 1y2w, 12h30min;\n"
+	  "                         y is 365 days; there is no month)\n"
+	  "  --keep-hourly N ... --keep-yearly N\n"
+	  "                         the newest version of each of the N most recent\n"
+	  "                         UTC hours, days, ISO weeks (from Monday), months\n"
+	  "                         or years that hold one (as restic forget)\n"
+	  "  --table TABLE          only this table (unknown: exit 1)\n"
+	  "  --branch BRANCH        apply the rule on this branch only; the other\n"
+	  "                         branches' versions are kept (unknown: exit 1)\n"
+	  "  --dry-run              required: writing expire records is not built yet\n"
+	  "  --json                 the plan as JSON: {dry_run, now, now_ms, at, rule,\n"
+	  "                         table, branch, expired: {versions, tables, ranges},\n"
+	  "                         kept: {versions, by_reason}}\n"
+	  "At least one --keep option is needed; a count of 0, a bad duration or no\n"
+	  "--dry-run exits 2 with nothing done.  Reading an expired version will\n"
+	  "exit 6.\n",
+	  cli_cmd_retention },
 	{ "stats", "show what the chunk store holds",
 	  "usage: udr stats [--json]\n"
 	  "\n"

@@ -36,6 +36,8 @@ int cli_exit_code(int udr_code)
 		return CLI_EXIT_CONFLICT;
 	case UDR_ECORRUPT:
 		return CLI_EXIT_CORRUPT;
+	case UDR_EEXPIRED:
+		return CLI_EXIT_EXPIRED;
 	default: /* UDR_EIO, UDR_ENOMEM, UDR_ELOCKED, UDR_ERROR */
 		return CLI_EXIT_IO;
 	}

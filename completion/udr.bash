@@ -46,7 +46,9 @@ _udr()
 		-o | -m | -p | --base | --output | --message | --meta | --file | --spec | --at | \
 		--since | --since-time | --table | --branch | --limit | --repair-from | --sql | \
 		--param | --threads | --memory-limit | --key | --format | --chunk-min | \
-		--chunk-avg | --chunk-max | --compression-level | --delta-depth)
+		--chunk-avg | --chunk-max | --compression-level | --delta-depth | --keep-last | \
+		--keep-within | --keep-hourly | --keep-daily | --keep-weekly | --keep-monthly | \
+		--keep-yearly)
 			[[ -n $cmd ]] && i=$((i + 1))  # the option's value
 			continue
 			;;
@@ -88,7 +90,8 @@ _udr()
 		;;
 	-m | -p | --base | --message | --meta | --at | --since | --since-time | --branch | \
 	--limit | --sql | --param | --threads | --memory-limit | --key | --chunk-min | \
-	--chunk-avg | --chunk-max | --compression-level | --delta-depth)
+	--chunk-avg | --chunk-max | --compression-level | --delta-depth | --keep-last | \
+	--keep-within | --keep-hourly | --keep-daily | --keep-weekly | --keep-monthly | --keep-yearly)
 		return
 		;;
 	esac
@@ -106,6 +109,10 @@ _udr()
 		return
 	fi
 	case $cmd in
+	retention)
+		((nargs == 0)) && mapfile -t COMPREPLY < <(compgen -W 'expire' -- "$cur")
+		return
+		;;
 	help)
 		((nargs == 0)) && mapfile -t COMPREPLY < <(compgen -W "$(_udr_commands "$udr")" -- "$cur")
 		return

@@ -207,6 +207,132 @@ static PyObject *db_subscribe(udrpy_db *d, PyObject *args, PyObject *kwds)
 	return db_forward(d, args, kwds, udrpy_log_subscribe);
 }
 
+PyDoc_STRVAR(expire_doc,
+"expire(keep_last=None, keep_within=None, keep_hourly=None, keep_daily=None,\n"
+"       keep_weekly=None, keep_monthly=None, keep_yearly=None, table=None,\n"
+"       branch=None, dry_run=False) -> dict\n\n"
+"The retention plan of a rule (docs/GC.md 1.2, 1.3): which table versions\n"
+"it expires now, as the dict of `udr retention expire --dry-run --json`\n"
+"({'dry_run', 'now', 'now_ms', 'at', 'rule', 'table', 'branch',\n"
+"'expired': {'versions', 'tables', 'ranges'}, 'kept': {'versions',\n"
+"'by_reason'}}).  Counts are ints >= 1; keep_within a duration text\n"
+"('90d', '1y2w', '12h30min') or a datetime.timedelta.  At least one keep_\n"
+"argument is needed.  Heads', tags' and each table's latest versions are\n"
+"always kept.  Writing expire records is not built yet: dry_run=False\n"
+"raises NotSupportedError.  InvalidArgumentError for a bad rule or name,\n"
+"NotFoundError for an unknown table or branch.");
+
+/* A keep_ count: None (unset) or an int in [1, max]. */
+static int expire_count(uint64_t *out, PyObject *o, uint64_t max, const char *name)
+{
+	unsigned long long v;
+
+	if (o == NULL || o == Py_None)
+		return 0;
+	if (!PyLong_Check(o) || PyBool_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be an int or None", name);
+		return -1;
+	}
+	v = PyLong_AsUnsignedLongLong(o);
+	if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "%s must be an integer from 1 to %llu", name,
+		                (unsigned long long)max);
+		return -1;
+	}
+	if (v == 0 || v > max) {
+		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "%s must be an integer from 1 to %llu", name,
+		                (unsigned long long)max);
+		return -1;
+	}
+	*out = v;
+	return 1;
+}
+
+static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"keep_last", "keep_within", "keep_hourly", "keep_daily", "keep_weekly",
+	                         "keep_monthly", "keep_yearly", "table", "branch", "dry_run", NULL};
+	PyObject *counts[6] = {NULL}, *within = NULL, *res = NULL, *json = NULL;
+	uint32_t *buckets[5];
+	const char *table = NULL, *branch = NULL;
+	int dry_run = 0, nkeys = 0, rc;
+	udr_retention_rule rule = UDR_RETENTION_RULE_INIT;
+	char *report = NULL;
+	uint64_t v;
+	udr_db *h;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOOOOzzp:expire", kwlist, &counts[0], &within, &counts[1],
+	                                 &counts[2], &counts[3], &counts[4], &counts[5], &table, &branch, &dry_run))
+		return NULL;
+	buckets[0] = &rule.keep_hourly;
+	buckets[1] = &rule.keep_daily;
+	buckets[2] = &rule.keep_weekly;
+	buckets[3] = &rule.keep_monthly;
+	buckets[4] = &rule.keep_yearly;
+	if ((rc = expire_count(&v, counts[0], UINT64_MAX, "keep_last")) < 0)
+		return NULL;
+	if (rc == 1) {
+		rule.keep_last = v;
+		nkeys++;
+	}
+	for (int i = 0; i < 5; i++) {
+		if ((rc = expire_count(&v, counts[i + 1], UINT32_MAX, kwlist[i + 2])) < 0)
+			return NULL;
+		if (rc == 1) {
+			*buckets[i] = (uint32_t)v;
+			nkeys++;
+		}
+	}
+	if (within != NULL && within != Py_None) {
+		nkeys++;
+		if (PyUnicode_Check(within)) {
+			const char *text = PyUnicode_AsUTF8(within);
+			int64_t ms;
+			if (text == NULL)
+				return NULL;
+			if ((rc = udr_retention_parse_duration(&ms, text)) < 0)
+				return udrpy_raise(rc);
+			rule.keep_within_ms = ms;
+		} else if (PyObject_HasAttrString(within, "total_seconds") && !PyUnicode_Check(within)) {
+			/* a datetime.timedelta */
+			PyObject *secs = PyObject_CallMethod(within, "total_seconds", NULL);
+			double sec;
+			if (secs == NULL)
+				return NULL;
+			sec = PyFloat_AsDouble(secs);
+			Py_DECREF(secs);
+			if (sec == -1.0 && PyErr_Occurred())
+				return NULL;
+			if (!(sec >= 0.0 && sec <= 9.0e15))
+				return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+				                       "keep_within must be a timedelta of 0 or more (and below 285000 years)");
+			rule.keep_within_ms = (int64_t)(sec * 1000.0);
+		} else {
+			PyErr_SetString(PyExc_TypeError, "keep_within must be a str, a datetime.timedelta or None");
+			return NULL;
+		}
+	}
+	if (nkeys == 0)
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "give at least one keep_ argument");
+	if (!dry_run)
+		return udrpy_raise_msg(udrpy_NotSupportedError, UDR_ERROR,
+		                       "writing expire records is not built yet: pass dry_run=True for the plan");
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_plan(&report, udr_db_catalog(h), &rule, table, branch, UDR_RETENTION_NOW);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) != NULL)
+		res = PyObject_CallMethod(json, "loads", "s", report);
+	Py_XDECREF(json);
+	udr_free(report);
+	return res;
+}
+
 PyDoc_STRVAR(tables_doc,
 "tables(branch=None) -> list[str]\n\n"
 "The tables that exist on branch (None: main; also a tag or 'commit:N'),\n"
@@ -236,6 +362,7 @@ static PyObject *db_tables(udrpy_db *d, PyObject *args, PyObject *kwds)
 	return udrpy_strlist_take(names, count);
 }
 
+
 static PyMethodDef db_methods[] = {
 	{"close", (PyCFunction)db_close, METH_NOARGS, close_doc},
 	{"tables", (PyCFunction)(void (*)(void))db_tables, METH_VARARGS | METH_KEYWORDS, tables_doc},
@@ -245,6 +372,7 @@ static PyMethodDef db_methods[] = {
 	 UDRPY_CHANGES_DOC},
 	{"subscribe", (PyCFunction)(void (*)(void))db_subscribe, METH_VARARGS | METH_KEYWORDS,
 	 UDRPY_SUBSCRIBE_DOC},
+	{"expire", (PyCFunction)(void (*)(void))db_expire, METH_VARARGS | METH_KEYWORDS, expire_doc},
 	UDRPY_CTX_DOCS,
 	{NULL, NULL, 0, NULL}};
 

@@ -19,6 +19,7 @@ PyObject *udrpy_IntegrityError;
 PyObject *udrpy_InvalidArgumentError;
 PyObject *udrpy_IOError;
 PyObject *udrpy_LockedError;
+PyObject *udrpy_ExpiredError;
 
 static PyObject *epoch_utc; /* datetime(1970, 1, 1, tzinfo=timezone.utc) */
 
@@ -75,6 +76,7 @@ static PyObject *exception_for(int code)
 	case UDR_ECORRUPT: return udrpy_IntegrityError;
 	case UDR_EIO: return udrpy_IOError;
 	case UDR_ELOCKED: return udrpy_LockedError;
+	case UDR_EEXPIRED: return udrpy_ExpiredError;
 	default: return udrpy_Error;
 	}
 }
@@ -403,9 +405,13 @@ static int add_exception(PyObject *m, PyObject **slot, const char *name, const c
 
 /* PEP 249 (DB-API 2.0) classes that UDR's own errors derive from. */
 PyObject *udrpy_InterfaceError; /* pyquery.c: rows fetched and no longer kept */
+PyObject *udrpy_NotSupportedError; /* pydb.c: what is not built yet */
 static PyObject *udrpy_Warning, *udrpy_DatabaseError, *udrpy_DataError,
-	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError,
-	*udrpy_NotSupportedError;
+	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError;
+
+static const char *const expired_attrs[] = {
+	"table", "version", "expired_seq", "expired_at", "swept", "swept_at",
+};
 
 static int add_exceptions(PyObject *m)
 {
@@ -493,6 +499,16 @@ static int add_exceptions(PyObject *m)
 	                  "OperationalError.",
 	                  Py_NewRef(udrpy_OperationalError)) < 0)
 		return -1;
+	if (add_exception(m, &udrpy_ExpiredError, "ExpiredError",
+	                  "The version read expired by retention (UDR_EEXPIRED, docs/GC.md 1.5).\n"
+	                  "A PEP 249 DatabaseError, deliberately not a NotFoundError or KeyError.\n"
+	                  "Attributes (None when the message does not state them): table,\n"
+	                  "version, expired_seq, expired_at, swept, swept_at.",
+	                  Py_NewRef(udrpy_DatabaseError)) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof expired_attrs / sizeof expired_attrs[0]; i++)
+		if (PyObject_SetAttrString(udrpy_ExpiredError, expired_attrs[i], Py_None) < 0)
+			return -1;
 	return 0;
 }
 

@@ -41,7 +41,9 @@ extern PyObject *udrpy_IntegrityError;
 extern PyObject *udrpy_InvalidArgumentError;
 extern PyObject *udrpy_IOError;
 extern PyObject *udrpy_LockedError;
+extern PyObject *udrpy_ExpiredError; /* UDR_EEXPIRED; a DatabaseError, not a NotFoundError */
 extern PyObject *udrpy_InterfaceError;
+extern PyObject *udrpy_NotSupportedError;
 
 /* Raise the Python exception for libudr return code rc, with the message of
  * udr_error_last() (call on the thread that made the failing call).

@@ -7,7 +7,7 @@ SECONDS_EACH=${1:-60}
 B3=$(ls -d /usr/share/cargo/registry/blake3-*/c | sort | tail -1)
 OUT=build-fuzz
 mkdir -p $OUT
-SRCS="$(ls src/util/*.c src/store/*.c src/catalog/*.c src/db/*.c) $B3/blake3.c $B3/blake3_dispatch.c $B3/blake3_portable.c"
+SRCS="$(ls src/util/*.c src/store/*.c src/catalog/*.c src/db/*.c src/gc/*.c) $B3/blake3.c $B3/blake3_dispatch.c $B3/blake3_portable.c"
 for t in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$t" .c)
 	corpus=tests/fuzz/corpus/${name#fuzz_}

@@ -31,6 +31,7 @@ extern "C" {
 #define UDR_EIO        -6  /**< operating-system I/O error (errno kept in the message) */
 #define UDR_ENOMEM     -7  /**< out of memory or size overflow */
 #define UDR_ELOCKED    -8  /**< a lock could not be taken without waiting */
+#define UDR_EEXPIRED   -9  /**< the version expired by retention (docs/GC.md 1.5) */
 
 /** Size of a BLAKE3-256 digest in bytes, and as lowercase hex text. */
 #define UDR_HASH_SIZE    32

@@ -11,5 +11,6 @@
 #include "txn.h"
 #include "log.h"
 #include "refs.h"
+#include "gc.h"
 
 #endif

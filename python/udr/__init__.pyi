@@ -76,6 +76,16 @@ class IOError(OperationalError, OSError):
 class LockedError(OperationalError):
     """A lock could not be taken without waiting."""
 
+class ExpiredError(DatabaseError):
+    """The version read expired by retention (not a NotFoundError)."""
+
+    table: str | None
+    version: int | None
+    expired_seq: int | None
+    expired_at: datetime.datetime | None
+    swept: bool | None
+    swept_at: datetime.datetime | None
+
 # ---- PEP 249 (DB-API 2.0), read-only: udr.connect ----
 
 apilevel: str  # "2.0"
@@ -461,6 +471,20 @@ class Database:
         callback: Optional[Callable[[Event], Any]] = None,
     ) -> Subscription:
         """Follow the changelog (from now unless since/since_time)."""
+    def expire(
+        self,
+        keep_last: Optional[int] = None,
+        keep_within: Union[str, datetime.timedelta, None] = None,
+        keep_hourly: Optional[int] = None,
+        keep_daily: Optional[int] = None,
+        keep_weekly: Optional[int] = None,
+        keep_monthly: Optional[int] = None,
+        keep_yearly: Optional[int] = None,
+        table: Optional[str] = None,
+        branch: Optional[str] = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """The retention plan of a rule (dry_run=True; writing is not built yet)."""
     def sql(
         self,
         query: str,

@@ -131,6 +131,7 @@ const char *udr_strerror(int code)
 	case UDR_EIO: return "I/O error";
 	case UDR_ENOMEM: return "out of memory";
 	case UDR_ELOCKED: return "locked";
+	case UDR_EEXPIRED: return "expired by retention";
 	default: return "unknown error";
 	}
 }

@@ -97,6 +97,9 @@ has --strictness merge --st
 expect $'--theirs' resolve --th
 has --store tables --
 expect $'--repair-from\n--reset-head' fsck --re
+expect $'expire' retention ex
+has --keep-within retention expire --keep-w
+has --dry-run retention expire --d
 
 # table names from `udr tables` (--store before or after the command)
 expect $'userlog\nusers' --store "$store" show us

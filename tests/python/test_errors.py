@@ -22,6 +22,19 @@ def test_hierarchy():
     assert udr.IOError is not OSError
 
 
+def test_expired_error_class():
+    # GC.md 1.5: a DatabaseError, deliberately not "no such version".
+    assert issubclass(udr.ExpiredError, udr.DatabaseError)
+    assert issubclass(udr.ExpiredError, udr.Error)
+    assert not issubclass(udr.ExpiredError, udr.NotFoundError)
+    assert not issubclass(udr.ExpiredError, KeyError)
+    assert not issubclass(udr.ExpiredError, udr.ConflictError)
+    for a in ("table", "version", "expired_seq", "expired_at", "swept", "swept_at"):
+        assert getattr(udr.ExpiredError, a) is None
+    e = udr.ExpiredError("t@3 expired by retention")
+    assert e.table is None and str(e) == "t@3 expired by retention"
+
+
 def test_not_found_chunk(store):
     with pytest.raises(udr.NotFoundError) as ei:
         store.get(MISSING)

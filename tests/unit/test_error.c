@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const int CODES[] = {UDR_OK,        UDR_ERROR, UDR_EINVAL, UDR_ENOTFOUND, UDR_ECONFLICT,
-                            UDR_ECORRUPT,  UDR_EIO,   UDR_ENOMEM, UDR_ELOCKED};
+                            UDR_ECORRUPT,  UDR_EIO,   UDR_ENOMEM, UDR_ELOCKED,   UDR_EEXPIRED};
 
 static void error_strerror_each_code(void **state)
 {
@@ -27,8 +27,11 @@ static void error_strerror_each_code(void **state)
 		}
 	}
 	assert_non_null(strstr(udr_strerror(UDR_ENOTFOUND), "not found"));
+	assert_int_equal(UDR_EEXPIRED, -9);
+	assert_string_equal(udr_strerror(UDR_EEXPIRED), "expired by retention");
 	/* Unknown codes still give text. */
 	assert_non_null(udr_strerror(-9999));
+	assert_string_equal(udr_strerror(-10), "unknown error");
 	assert_non_null(udr_strerror(12345));
 	assert_non_null(udr_strerror(-100));
 }

@@ -1,0 +1,211 @@
+/*
+ * cmd_retention.c - `udr retention`: which versions a retention rule
+ * expires (docs/GC.md 1.2, 1.3, 7.1).  Built: `expire --dry-run` (the plan,
+ * written nowhere); writing expire records is not built yet and refused.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+enum {
+	OPT_TABLE = CLI_OPT_FIRST,
+	OPT_BRANCH,
+	OPT_KEEP_LAST,
+	OPT_KEEP_WITHIN,
+	OPT_KEEP_HOURLY,
+	OPT_KEEP_DAILY,
+	OPT_KEEP_WEEKLY,
+	OPT_KEEP_MONTHLY,
+	OPT_KEEP_YEARLY,
+	OPT_DRY_RUN,
+	OPT_JSON,
+};
+
+static const struct option retention_longopts[] = {
+	{ "table", required_argument, NULL, OPT_TABLE },
+	{ "branch", required_argument, NULL, OPT_BRANCH },
+	{ "keep-last", required_argument, NULL, OPT_KEEP_LAST },
+	{ "keep-within", required_argument, NULL, OPT_KEEP_WITHIN },
+	{ "keep-hourly", required_argument, NULL, OPT_KEEP_HOURLY },
+	{ "keep-daily", required_argument, NULL, OPT_KEEP_DAILY },
+	{ "keep-weekly", required_argument, NULL, OPT_KEEP_WEEKLY },
+	{ "keep-monthly", required_argument, NULL, OPT_KEEP_MONTHLY },
+	{ "keep-yearly", required_argument, NULL, OPT_KEEP_YEARLY },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "json", no_argument, NULL, OPT_JSON },
+	CLI_COMMON_LONGOPTS
+};
+
+struct retention_opts {
+	const char *table, *branch;
+	udr_retention_rule rule;
+	int nkeys, dry_run, json;
+};
+
+/* A count of at least 1 (there is no "keep 0": leave the option out). */
+static int parse_count(uint64_t *out, const char *text, uint64_t max, const char *opt)
+{
+	uint64_t v = 0;
+	const char *p;
+
+	for (p = text; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (max - d) / 10) {
+			cli_errorf("invalid %s \"%s\": at most %" PRIu64, opt, text, max);
+			return CLI_EXIT_USAGE;
+		}
+		v = v * 10 + d;
+	}
+	if (p == text || *p) {
+		cli_errorf("invalid %s \"%s\" (expected an integer >= 1)", opt, text);
+		return CLI_EXIT_USAGE;
+	}
+	if (v == 0) {
+		cli_errorf("invalid %s 0: it must be at least 1 (leave it out to keep nothing by it)", opt);
+		return CLI_EXIT_USAGE;
+	}
+	*out = v;
+	return 0;
+}
+
+static int retention_opt(int opt, const char *arg, void *payload)
+{
+	struct retention_opts *o = payload;
+	uint64_t v;
+	uint32_t *bucket = NULL;
+	const char *name = NULL;
+	int rc;
+
+	switch (opt) {
+	case OPT_TABLE:
+		o->table = arg;
+		return -1;
+	case OPT_BRANCH:
+		o->branch = arg;
+		return -1;
+	case OPT_DRY_RUN:
+		o->dry_run = 1;
+		return -1;
+	case OPT_JSON:
+		o->json = 1;
+		return -1;
+	case OPT_KEEP_LAST:
+		o->nkeys++;
+		if ((rc = parse_count(&v, arg, UINT64_MAX, "--keep-last")) != 0)
+			return rc;
+		o->rule.keep_last = v;
+		return -1;
+	case OPT_KEEP_WITHIN: {
+		int64_t ms;
+		o->nkeys++;
+		if ((rc = udr_retention_parse_duration(&ms, arg)) != 0)
+			return cli_fail(rc);
+		o->rule.keep_within_ms = ms;
+		return -1;
+	}
+	case OPT_KEEP_HOURLY: bucket = &o->rule.keep_hourly; name = "--keep-hourly"; break;
+	case OPT_KEEP_DAILY: bucket = &o->rule.keep_daily; name = "--keep-daily"; break;
+	case OPT_KEEP_WEEKLY: bucket = &o->rule.keep_weekly; name = "--keep-weekly"; break;
+	case OPT_KEEP_MONTHLY: bucket = &o->rule.keep_monthly; name = "--keep-monthly"; break;
+	case OPT_KEEP_YEARLY: bucket = &o->rule.keep_yearly; name = "--keep-yearly"; break;
+	default:
+		return -1;
+	}
+	o->nkeys++;
+	if ((rc = parse_count(&v, arg, UINT32_MAX, name)) != 0)
+		return rc;
+	*bucket = (uint32_t)v;
+	return -1;
+}
+
+static void print_plan(const char *report)
+{
+	json_error_t err;
+	json_t *r = json_loads(report, 0, &err), *exp, *ranges, *kept, *by, *val;
+	const char *t;
+
+	if (!r) {
+		fputs(report, stdout);
+		fputc('\n', stdout);
+		return;
+	}
+	exp = json_object_get(r, "expired");
+	ranges = json_object_get(exp, "ranges");
+	kept = json_object_get(r, "kept");
+	by = json_object_get(kept, "by_reason");
+	printf("would expire %" JSON_INTEGER_FORMAT " version(s) of %zu table(s) (%s; now %s, at commit %" JSON_INTEGER_FORMAT
+	       ")\n",
+	       json_integer_value(json_object_get(exp, "versions")), json_object_size(ranges),
+	       json_string_value(json_object_get(r, "rule")), json_string_value(json_object_get(r, "now")),
+	       json_integer_value(json_object_get(r, "at")));
+	json_object_foreach(ranges, t, val) {
+		size_t i;
+		json_t *p;
+		printf("  %s:", t);
+		json_array_foreach(val, i, p) {
+			json_int_t a = json_integer_value(json_array_get(p, 0)), b = json_integer_value(json_array_get(p, 1));
+			if (a == b)
+				printf("%s %" JSON_INTEGER_FORMAT, i ? "," : "", a);
+			else
+				printf("%s %" JSON_INTEGER_FORMAT "-%" JSON_INTEGER_FORMAT, i ? "," : "", a, b);
+		}
+		fputc('\n', stdout);
+	}
+	printf("keeps %" JSON_INTEGER_FORMAT " version(s):", json_integer_value(json_object_get(kept, "versions")));
+	json_object_foreach(by, t, val)
+		printf(" %s %" JSON_INTEGER_FORMAT, t, json_integer_value(val));
+	fputc('\n', stdout);
+	json_decref(r);
+}
+
+int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *self = cli_find_command("retention");
+	struct retention_opts o;
+	udr_retention_rule init = UDR_RETENTION_RULE_INIT;
+	udr_db *db = NULL;
+	char *report = NULL;
+	int rc;
+
+	memset(&o, 0, sizeof o);
+	o.rule = init;
+	rc = cli_parse_options(ctx, self, argc, argv, "", retention_longopts, retention_opt, &o);
+	if (rc >= 0)
+		return rc;
+	if (optind >= argc)
+		return cli_usage_error(self, "missing subcommand (expire)");
+	if (strcmp(argv[optind], "expire") != 0)
+		return cli_usage_error(self, "unknown subcommand '%s' (built: expire --dry-run)", argv[optind]);
+	if (optind + 1 < argc)
+		return cli_usage_error(self, "expiring named versions (TABLE@V) is not built yet; "
+		                             "give --keep-... options with --dry-run");
+	if (o.nkeys == 0)
+		return cli_usage_error(self, "give at least one --keep-... option");
+	if (!o.dry_run)
+		return cli_usage_error(self, "writing expire records is not built yet: "
+		                             "add --dry-run to see what the rule would expire");
+	if (o.table && (rc = cli_check_table(o.table)) != 0)
+		return rc;
+	if (o.branch && (rc = udr_ref_name_check(o.branch)) != 0)
+		return cli_fail(rc);
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	rc = udr_retention_plan(&report, udr_db_catalog(db), &o.rule, o.table, o.branch, UDR_RETENTION_NOW);
+	if (rc != 0) {
+		rc = cli_fail(rc);
+	} else if (o.json) {
+		fputs(report, stdout);
+		fputc('\n', stdout);
+	} else {
+		print_plan(report);
+	}
+	udr_free(report);
+	udr_db_close(db);
+	return rc;
+}

@@ -1,0 +1,207 @@
+/*
+ * udr/gc.h - garbage collection with retention (docs/GC.md): retention rules,
+ * which versions of a chain a rule keeps.
+ *
+ * Built so far: the rule type and its evaluation over one chain of versions
+ * (GC.md 1.2), duration text.  Expiry records, reads of expired versions and
+ * collection are described in docs/GC.md and not part of this header yet.
+ */
+#ifndef UDR_GC_H
+#define UDR_GC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UDR_RETENTION_RULE_VERSION 1
+
+/**
+ * A retention rule (GC.md 1.1, 1.2): a version is kept when any key keeps it.
+ * A rule with every key unset keeps everything.  Initialise with
+ * UDR_RETENTION_RULE_INIT, then set the keys wanted.
+ */
+typedef struct udr_retention_rule {
+	unsigned int version;   /**< UDR_RETENTION_RULE_VERSION */
+	uint64_t keep_last;     /**< the K newest versions of the chain; 0: none */
+	int64_t keep_within_ms; /**< versions current at some moment of [now - D, now]; < 0: none */
+	uint32_t keep_hourly;   /**< the newest version of each of the N most recent UTC hours
+	                             holding a version; 0: none */
+	uint32_t keep_daily;    /**< likewise per UTC day */
+	uint32_t keep_weekly;   /**< likewise per ISO week (Monday to Sunday, UTC) */
+	uint32_t keep_monthly;  /**< likewise per UTC calendar month */
+	uint32_t keep_yearly;   /**< likewise per UTC calendar year */
+} udr_retention_rule;
+
+#define UDR_RETENTION_RULE_INIT { UDR_RETENTION_RULE_VERSION, 0, -1, 0, 0, 0, 0, 0 }
+
+/** Why a version is kept: bits of udr_retention_keep()'s output. */
+#define UDR_KEEP_LAST    0x01u
+#define UDR_KEEP_WITHIN  0x02u
+#define UDR_KEEP_HOURLY  0x04u
+#define UDR_KEEP_DAILY   0x08u
+#define UDR_KEEP_WEEKLY  0x10u
+#define UDR_KEEP_MONTHLY 0x20u
+#define UDR_KEEP_YEARLY  0x40u
+#define UDR_KEEP_ALL     0x80u /**< the rule has no key: it keeps everything */
+
+/**
+ * Parse a duration: one or more `<digits><unit>` with units s, min, h, d,
+ * w and y (365 days), e.g. "1y2w3d4h5min6s"; no month ("m" is refused as
+ * ambiguous), no sign, no spaces, each unit at most once and in that order
+ * (largest first).  "0s" is zero.
+ * @param[out] out_ms the duration in milliseconds
+ * @param text NUL-terminated text
+ * @return 0; UDR_EINVAL quoting text (empty, unknown unit, out of order,
+ *         or more than 2^63 - 1 ms).
+ */
+UDR_EXTERN int udr_retention_parse_duration(int64_t *out_ms, const char *text);
+
+/**
+ * Write a duration in the form udr_retention_parse_duration() reads, largest
+ * units first ("1y2w3d", "0s").  There is no millisecond unit: a remainder
+ * below one second is dropped (rounded down).
+ * @param[out] buf receives the text (NUL-terminated, 48 bytes suffice)
+ * @param size size of buf
+ * @param ms the duration, >= 0
+ */
+UDR_EXTERN void udr_retention_format_duration(char *buf, size_t size, int64_t ms);
+
+/**
+ * Check a rule: version known, keep_last and every bucket count either unset
+ * or >= 1 (there is no way to say "keep 0"), keep_within_ms < 0 or >= 0.
+ * @return 0; UDR_EINVAL naming the key.
+ */
+UDR_EXTERN int udr_retention_rule_check(const udr_retention_rule *rule);
+
+/**
+ * Which versions of one chain a rule keeps (GC.md 1.2).
+ * @param[out] out n reason masks (UDR_KEEP_*; 0: the rule keeps it not);
+ *        a rule with no key keeps every version (UDR_KEEP_ALL)
+ * @param times_ms the chain newest first: times_ms[0] is c0, the version in
+ *        the branch head's snapshot, times_ms[i] the time of the record that
+ *        made c(i); non-increasing (the log's time never decreases)
+ * @param n number of versions in the chain
+ * @param rule the rule (checked as by udr_retention_rule_check())
+ * @param now_ms the time of the evaluation, >= times_ms[0]
+ * @return 0; UDR_EINVAL for a bad rule, times increasing along the chain or
+ *         now before c0.
+ */
+UDR_EXTERN int udr_retention_keep(unsigned int *out, const int64_t *times_ms, size_t n,
+                                  const udr_retention_rule *rule, int64_t now_ms);
+
+/**
+ * The rule as text, "keep_last=500,keep_within=90d,keep_daily=14" (keys in
+ * the order of the struct), or "keep all" for a rule with no key.
+ * @param[out] buf receives the text (NUL-terminated; 256 bytes suffice)
+ */
+UDR_EXTERN void udr_retention_rule_format(char *buf, size_t size, const udr_retention_rule *rule);
+
+/**
+ * A retention policy (GC.md 1.1) parsed from its JSON: a default rule and
+ * overrides per table, per branch (a name, or "NAME/" followed by "*", for every branch
+ * under NAME/) and per branch and table, the orphans' rule, `undo` and
+ * `grace`.  Opaque; free with udr_retention_policy_free.  Storing it in a
+ * `retention` record (`udr retention set`) is not built yet.
+ */
+typedef struct udr_retention_policy udr_retention_policy;
+
+/**
+ * Parse and check a policy, e.g.
+ * {"default":{"keep_last":30,"keep_within":"90d"},"tables":{"raw":{"keep_last":3}},
+ *  "branches":{"dev/@":{"keep_within":"14d"}},"pairs":{"main":{"prices":{"keep_last":1000}}},
+ *  "orphans":null,"undo":"0s","grace":"24h"}
+ * (where "dev/@" stands for dev, slash, star: every branch under dev/).
+ * Every key is optional; unknown keys, counts below 1 (or above 2^32 - 1 for
+ * buckets), bad durations, table or branch names are refused whole.
+ * @param[out] out the policy (free with udr_retention_policy_free)
+ * @return 0; UDR_EINVAL naming the key; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_policy_parse(udr_retention_policy **out, const char *json);
+
+/** Free a policy (accepts NULL). */
+UDR_EXTERN void udr_retention_policy_free(udr_retention_policy *policy);
+
+/**
+ * The rule for table on branch (NULL: main): the most specific, whole (keys
+ * are not mixed): pairs[B][T], tables[T], branches[B], default; a branch key
+ * matches by name, else by the longest "NAME/" + "*" prefix.  With none of these,
+ * a rule with no key, which keeps everything.
+ * @param[out] out the rule
+ * @param[out] source when not NULL: "pair", "table", "branch", "default" or
+ *             "none" (static text)
+ * @return 0; UDR_EINVAL (no policy or table).
+ */
+UDR_EXTERN int udr_retention_policy_rule(udr_retention_rule *out, const char **source,
+                                         const udr_retention_policy *policy, const char *table,
+                                         const char *branch);
+
+/** The orphans' rule: 1 and *out set when the policy has one, 0 when null or absent. */
+UDR_EXTERN int udr_retention_policy_orphans(udr_retention_rule *out, const udr_retention_policy *policy);
+
+/** The policy's `undo` (default 0) and `grace` (default 24 h) in ms. */
+UDR_EXTERN int64_t udr_retention_policy_undo_ms(const udr_retention_policy *policy);
+UDR_EXTERN int64_t udr_retention_policy_grace_ms(const udr_retention_policy *policy);
+
+struct udr_catalog;
+
+/** udr_retention_plan's now_ms: take the clock. */
+#define UDR_RETENTION_NOW INT64_MIN
+
+/**
+ * Plan retention now (GC.md 1.2, 1.3), writing nothing: apply rule to the
+ * chain of each table on each live branch (the version in the branch head's
+ * snapshot, then its parents), and report which versions it would expire.
+ * A version is kept when any chain's rule keeps it, and always when it is in
+ * a branch head's or a tag's snapshot or is its table's highest allocated
+ * version or in the snapshot of a merge base of two live branches' heads.
+ * Versions on no live branch's chain (orphans) are kept: GC.md's orphan
+ * rule is not built yet, nor fork points beyond pairwise merge bases.
+ * @param[out] out_json the report, freed with udr_free:
+ *   {"dry_run":true,"now":ISO,"now_ms":N,"at":HEAD,"rule":TEXT,"table":T|null,
+ *    "branch":B|null,"expired":{"versions":N,"tables":{T:N},"ranges":{T:[[a,b],...]}},
+ *    "kept":{"versions":N,"by_reason":{"policy":N,"head":N,"tag":N,"merge_base":0,
+ *    "pinned":0,"latest":N,"orphan":N,"other_branch":N}}}
+ *   (each kept version counted once, under the first of head, tag, latest,
+ *   merge_base, other_branch, policy, orphan that applies; ranges sorted,
+ *   disjoint, not adjacent)
+ * @param catalog the catalog
+ * @param rule the rule (udr_retention_rule_check)
+ * @param table only this table (NULL: every table)
+ * @param branch apply the rule on this branch only (NULL: every branch); the
+ *        other branches' chains are then all kept ("other_branch")
+ * @param now_ms the evaluation time, or UDR_RETENTION_NOW: the wall clock
+ *        (in builds with fault injection, env UDR_GC_NOW when set: ms since
+ *        the epoch or a time as udr_time_parse reads); raised to the head
+ *        record's time when below it
+ * @return 0; UDR_EINVAL (bad rule, table or branch name); UDR_ENOTFOUND (no
+ *         such table or branch); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_plan(char **out_json, struct udr_catalog *catalog, const udr_retention_rule *rule,
+                                  const char *table, const char *branch, int64_t now_ms);
+
+/** udr_retention_apply's flags. */
+#define UDR_RETENTION_DRY_RUN 0x1u
+
+/**
+ * Apply rule now to the catalog (or one table) on every branch: what
+ * `udr gc --keep-...` runs first.  Built: the dry run only, which is
+ * udr_retention_plan(report_json, catalog, rule, table, NULL,
+ * UDR_RETENTION_NOW).  Writing the expire record (GC.md 1.4) is not built:
+ * without UDR_RETENTION_DRY_RUN it returns UDR_EINVAL and writes nothing.
+ * @param[out] report_json as udr_retention_plan's (NULL after a failure)
+ * @return as udr_retention_plan; UDR_EINVAL also for unknown flags or no
+ *         UDR_RETENTION_DRY_RUN.
+ */
+UDR_EXTERN int udr_retention_apply(char **report_json, struct udr_catalog *catalog, const udr_retention_rule *rule,
+                                   const char *table, unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,467 @@
+/*
+ * plan.c - the retention plan (docs/GC.md 1.2, 1.3): apply a rule to every
+ * chain of table versions along the live branches and report which versions
+ * it would expire and why the others stay.  Read-only: writing the expire
+ * record (GC.md 1.4) is not built yet, so udr_retention_apply refuses
+ * without UDR_RETENTION_DRY_RUN.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include <udr/gc.h>
+#include <udr/log.h>
+#include <udr/refs.h>
+
+#include "catalog/catalog_internal.h"
+#include "util/util.h"
+
+/* What the plan decided for one version of a table. */
+enum {
+	V_UNREACHED = 0, /* on no live branch's chain (an orphan): kept, GC.md 1.2's orphan rule is not built */
+	V_EXPIRE,        /* on a chain, not kept by its rule (yet) */
+	V_POLICY,        /* kept by the rule on some chain */
+	V_OTHER_BRANCH,  /* on a chain of a branch the plan does not cover */
+	V_MERGE_BASE,    /* in the snapshot of a merge base of two live branches (1.3 (3)) */
+	V_LATEST,        /* the table's highest allocated version (1.3 (4)) */
+	V_TAG,           /* in a tag's snapshot (1.3 (2)) */
+	V_HEAD,          /* in a branch head's snapshot (1.3 (1)) */
+};
+
+/* Raise version v's state to s when stronger. */
+static void mark(unsigned char *st, uint64_t n, uint64_t v, unsigned char s)
+{
+	if (v >= 1 && v <= n && st[v] < s)
+		st[v] = s;
+}
+
+/* A direct-mapped cache of commit times (records are immutable): chains
+ * of several branches share their older versions, so their records are
+ * read once, in constant time a lookup. */
+#define TCACHE_SLOTS 4096
+typedef struct tcache {
+	uint64_t seq[TCACHE_SLOTS]; /* 0: empty */
+	int64_t ms[TCACHE_SLOTS];
+} tcache;
+
+static int commit_time(int64_t *out, tcache *tc, udr_catalog *c, uint64_t seq)
+{
+	udr_commit *cm = NULL;
+	size_t slot = (size_t)(seq % TCACHE_SLOTS);
+	int rc;
+
+	if (seq != 0 && tc->seq[slot] == seq) {
+		*out = tc->ms[slot];
+		return 0;
+	}
+	if ((rc = udr_catalog_get_commit(&cm, c, seq)) < 0)
+		return rc;
+	*out = cm->time_ms;
+	udr_commit_free(cm);
+	tc->seq[slot] = seq;
+	tc->ms[slot] = *out;
+	return 0;
+}
+
+/* The highest allocated version of table (any branch). */
+static int allocated(uint64_t *out, udr_catalog *c, uint64_t head, const char *table)
+{
+	udr__tentry e;
+	int rc = udr__state_lookup_ex(&e, c, head, table, UDR__VIEW_ALLOC);
+
+	*out = 0;
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		*out = e.version;
+		return 0;
+	}
+	if (rc == 2) { /* a format-1 record: the version files know */
+		rc = udr_catalog_latest(out, c, table);
+		if (rc == UDR_ENOTFOUND) {
+			udr_error_clear();
+			*out = 0;
+			rc = 0;
+		}
+	}
+	return rc;
+}
+
+/* Version of table in a ref's snapshot (0: absent). */
+static uint64_t snap_version(const udr_table_ref *s, size_t n, const char *table)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s[i].table, table) == 0)
+			return s[i].version;
+	return 0;
+}
+
+typedef struct refsnap {
+	udr_table_ref *s;
+	size_t n;
+	bool covered; /* branches: the plan applies the rule on this branch */
+} refsnap;
+
+/* Walk table's chain from v0 (newest first) and apply the rule. */
+static int plan_chain(unsigned char *st, uint64_t nv, udr_catalog *c, tcache *tc, const char *table, uint64_t v0,
+                      const udr_retention_rule *rule, int64_t now, bool covered)
+{
+	int64_t *t = NULL;
+	uint64_t *vs = NULL;
+	unsigned *keep = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t v = v0;
+	int rc = 0;
+
+	while (v != 0) {
+		udr_version *ver = NULL;
+		uint64_t parent, seq;
+
+		if (v > nv) {
+			rc = udr__error_set(UDR_ECORRUPT, "%s@%" PRIu64 " is beyond the table's highest allocated version %" PRIu64,
+			                    table, v, nv);
+			goto out;
+		}
+		if ((rc = udr_catalog_get_version(&ver, c, table, v)) < 0)
+			goto out;
+		parent = ver->parent;
+		seq = ver->commit_seq;
+		udr_version_free(ver);
+		if (parent >= v) {
+			rc = udr__error_set(UDR_ECORRUPT, "%s@%" PRIu64 " names parent %" PRIu64 ", not an older version",
+			                    table, v, parent);
+			goto out;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			int64_t *nt = realloc(t, cap * sizeof *t);
+			if (!nt) {
+				rc = udr__error_oom();
+				goto out;
+			}
+			t = nt;
+			uint64_t *nvs = realloc(vs, cap * sizeof *vs);
+			if (!nvs) {
+				rc = udr__error_oom();
+				goto out;
+			}
+			vs = nvs;
+		}
+		if ((rc = commit_time(&t[n], tc, c, seq)) < 0)
+			goto out;
+		/* the log's time never decreases; a version file claiming a newer
+		 * commit than its child's would make the chain's intervals wrong */
+		if (n > 0 && t[n] > t[n - 1]) {
+			rc = udr__error_set(UDR_ECORRUPT,
+			                    "%s@%" PRIu64 " (commit %" PRIu64 ") is newer than its successor %s@%" PRIu64,
+			                    table, v, seq, table, vs[n - 1]);
+			goto out;
+		}
+		vs[n++] = v;
+		v = parent;
+	}
+	if (n == 0)
+		goto out;
+	if (!covered) {
+		for (size_t i = 0; i < n; i++)
+			mark(st, nv, vs[i], V_OTHER_BRANCH);
+		goto out;
+	}
+	if (!(keep = calloc(n, sizeof *keep))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	if ((rc = udr_retention_keep(keep, t, n, rule, now)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		mark(st, nv, vs[i], keep[i] ? V_POLICY : V_EXPIRE);
+out:
+	free(t);
+	free(vs);
+	free(keep);
+	return rc;
+}
+
+/* The wall clock, or in test builds UDR_GC_NOW (ms since the epoch or a
+ * time udr_time_parse reads). */
+static int gc_now(int64_t *out)
+{
+	struct timespec ts;
+#ifdef UDR_FAULT_INJECTION
+	const char *env = getenv("UDR_GC_NOW");
+	if (env && *env) {
+		char *end;
+		long long v;
+		errno = 0;
+		v = strtoll(env, &end, 10);
+		if (*end == '\0' && errno == 0 && env[0] != '-' && env[0] != '+' && env[0] != ' ') {
+			*out = v;
+			return 0;
+		}
+		if (udr_time_parse(out, env) == 0)
+			return 0;
+		return udr__error_set(UDR_EINVAL, "UDR_GC_NOW: not ms since the epoch nor a time: %s", env);
+	}
+#endif
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return udr__error_os(errno, "clock_gettime");
+	*out = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return 0;
+}
+
+/* Append [a, b] to a JSON array of ranges. */
+static int add_range(json_t *arr, uint64_t a, uint64_t b)
+{
+	json_t *p = json_pack("[II]", (json_int_t)a, (json_int_t)b);
+	return p && json_array_append_new(arr, p) == 0 ? 0 : udr__error_oom();
+}
+
+int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule *rule, const char *table,
+                       const char *branch, int64_t now_ms)
+{
+	char **tables = NULL;
+	size_t ntables = 0, nrefs = 0;
+	udr_ref *refs = NULL;
+	refsnap *snaps = NULL, *mb = NULL;
+	size_t nmb = 0;
+	tcache *tc = NULL;
+	json_t *rep = NULL, *exp_tables = NULL, *ranges = NULL;
+	uint64_t head = 0, total_exp = 0, kept[V_HEAD + 1] = { 0 };
+	int64_t head_ms = 0;
+	bool branch_found = branch == NULL;
+	char text[256];
+	int rc;
+
+	if (!out_json || !c)
+		return udr__error_set(UDR_EINVAL, "retention plan: no output or catalog");
+	*out_json = NULL;
+	if ((rc = udr_retention_rule_check(rule)) < 0)
+		return rc;
+	if (table && (rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if (branch && (rc = udr_ref_name_check(branch)) < 0)
+		return rc;
+	if (now_ms == UDR_RETENTION_NOW && (rc = gc_now(&now_ms)) < 0)
+		return rc;
+	if (!(tc = calloc(1, sizeof *tc)))
+		return udr__error_oom();
+	if ((rc = udr_catalog_head(&head, c)) < 0)
+		goto out;
+	if (head > 0) {
+		if ((rc = commit_time(&head_ms, tc, c, head)) < 0)
+			goto out;
+	}
+	/* now is never before the head record's time (GC.md 4.6) */
+	if (now_ms < head_ms)
+		now_ms = head_ms;
+	if ((rc = udr_catalog_refs(&refs, &nrefs, c, 0)) < 0)
+		goto out;
+	if (!(snaps = calloc(nrefs ? nrefs : 1, sizeof *snaps))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < nrefs; i++) {
+		char *ref;
+		bool is_branch = refs[i].kind == UDR_REF_BRANCH;
+
+		if (is_branch && branch && strcmp(refs[i].name, branch) == 0)
+			branch_found = true;
+		if (head == 0 || refs[i].commit == 0) {
+			continue; /* main before the first commit */
+		}
+		if (!(ref = malloc(strlen(refs[i].name) + 8))) {
+			rc = udr__error_oom();
+			goto out;
+		}
+		strcpy(ref, is_branch ? "branch:" : "tag:");
+		strcat(ref, refs[i].name);
+		rc = udr_catalog_snapshot(&snaps[i].s, &snaps[i].n, c, ref);
+		free(ref);
+		if (rc < 0)
+			goto out;
+		snaps[i].covered = is_branch && (!branch || strcmp(refs[i].name, branch) == 0);
+	}
+	/* merge bases of each pair of live branches (GC.md 1.3 (3), pairwise:
+	 * a subset of the design's fork points, the ones a merge of two of
+	 * today's heads reads) */
+	for (size_t i = 0; i < nrefs && head > 0; i++) {
+		if (refs[i].kind != UDR_REF_BRANCH || refs[i].commit == 0)
+			continue;
+		for (size_t j = i + 1; j < nrefs; j++) {
+			uint64_t *bases = NULL;
+			size_t nb = 0;
+			if (refs[j].kind != UDR_REF_BRANCH || refs[j].commit == 0)
+				continue;
+			if ((rc = udr__merge_bases(&bases, &nb, c, refs[i].commit, refs[j].commit)) < 0)
+				goto out;
+			for (size_t k = 0; k < nb && rc == 0; k++) {
+				char ref[40];
+				refsnap *ns = realloc(mb, (nmb + 1) * sizeof *mb);
+				if (!ns) {
+					rc = udr__error_oom();
+					break;
+				}
+				mb = ns;
+				memset(&mb[nmb], 0, sizeof mb[nmb]);
+				snprintf(ref, sizeof ref, "commit:%" PRIu64, bases[k]);
+				if ((rc = udr_catalog_snapshot(&mb[nmb].s, &mb[nmb].n, c, ref)) == 0)
+					nmb++;
+			}
+			free(bases);
+			if (rc < 0)
+				goto out;
+		}
+	}
+	if (!branch_found) {
+		char q[300];
+		udr__quote(q, sizeof q, branch);
+		rc = udr__error_set(UDR_ENOTFOUND, "branch '%s' not found", q);
+		goto out;
+	}
+	if (table) {
+		uint64_t n;
+		if ((rc = allocated(&n, c, head, table)) < 0)
+			goto out;
+		if (n == 0) {
+			char q[300];
+			udr__quote(q, sizeof q, table);
+			rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found", q);
+			goto out;
+		}
+		if (!(tables = calloc(1, sizeof *tables)) || !(tables[0] = strdup(table))) {
+			rc = udr__error_oom();
+			goto out;
+		}
+		ntables = 1;
+	} else if ((rc = udr_catalog_list_tables(&tables, &ntables, c)) < 0) {
+		goto out;
+	}
+
+	if (!(rep = json_object()) || !(exp_tables = json_object()) || !(ranges = json_object())) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t ti = 0; ti < ntables; ti++) {
+		const char *T = tables[ti];
+		uint64_t nv, texp = 0;
+		unsigned char *st;
+		json_t *arr;
+
+		if ((rc = allocated(&nv, c, head, T)) < 0)
+			goto out;
+		if (nv == 0)
+			continue;
+		if (nv > SIZE_MAX - 1 || !(st = calloc((size_t)nv + 1, 1))) {
+			rc = udr__error_oom();
+			goto out;
+		}
+		for (size_t i = 0; i < nrefs && rc == 0; i++) {
+			uint64_t v0 = snaps[i].s ? snap_version(snaps[i].s, snaps[i].n, T) : 0;
+			if (v0 == 0 || refs[i].kind != UDR_REF_BRANCH)
+				continue;
+			rc = plan_chain(st, nv, c, tc, T, v0, rule, now_ms, snaps[i].covered);
+		}
+		if (rc < 0) {
+			free(st);
+			goto out;
+		}
+		/* always kept (GC.md 1.3): heads, tags, the latest allocated */
+		mark(st, nv, nv, V_LATEST);
+		for (size_t i = 0; i < nmb; i++)
+			mark(st, nv, snap_version(mb[i].s, mb[i].n, T), V_MERGE_BASE);
+		for (size_t i = 0; i < nrefs; i++) {
+			uint64_t v = snaps[i].s ? snap_version(snaps[i].s, snaps[i].n, T) : 0;
+			mark(st, nv, v, refs[i].kind == UDR_REF_BRANCH ? V_HEAD : V_TAG);
+		}
+		if (!(arr = json_array())) {
+			free(st);
+			rc = udr__error_oom();
+			goto out;
+		}
+		for (uint64_t v = 1; v <= nv && rc == 0; v++) {
+			if (st[v] != V_EXPIRE) {
+				kept[st[v]]++;
+				continue;
+			}
+			uint64_t w = v;
+			while (w + 1 <= nv && st[w + 1] == V_EXPIRE)
+				w++;
+			rc = add_range(arr, v, w);
+			texp += w - v + 1;
+			v = w;
+		}
+		free(st);
+		if (rc == 0 && texp > 0 &&
+		    (json_object_set_new(exp_tables, T, json_integer((json_int_t)texp)) < 0 ||
+		     json_object_set(ranges, T, arr) < 0))
+			rc = udr__error_oom();
+		json_decref(arr);
+		if (rc < 0)
+			goto out;
+		total_exp += texp;
+	}
+
+	udr_retention_rule_format(text, sizeof text, rule);
+	{
+		char when[64];
+		json_t *by, *expired, *k;
+		uint64_t kept_total = 0;
+
+		for (size_t i = 0; i <= V_HEAD; i++)
+			kept_total += kept[i];
+		udr_time_format(when, sizeof when, now_ms);
+		by = json_pack("{sIsIsIsIsIsIsIsI}", "policy", (json_int_t)kept[V_POLICY], "head",
+		               (json_int_t)kept[V_HEAD], "tag", (json_int_t)kept[V_TAG], "merge_base", (json_int_t)kept[V_MERGE_BASE],
+		               "pinned", (json_int_t)0, "latest", (json_int_t)kept[V_LATEST], "orphan",
+		               (json_int_t)kept[V_UNREACHED], "other_branch", (json_int_t)kept[V_OTHER_BRANCH]);
+		expired = json_pack("{sIsOsO}", "versions", (json_int_t)total_exp, "tables", exp_tables, "ranges", ranges);
+		k = json_pack("{sIso}", "versions", (json_int_t)kept_total, "by_reason", by);
+		if (!by || !expired || !k || json_object_set_new(rep, "dry_run", json_true()) < 0 ||
+		    json_object_set_new(rep, "now", json_string(when)) < 0 ||
+		    json_object_set_new(rep, "now_ms", json_integer(now_ms)) < 0 ||
+		    json_object_set_new(rep, "at", json_integer((json_int_t)head)) < 0 ||
+		    json_object_set_new(rep, "rule", json_string(text)) < 0 ||
+		    json_object_set_new(rep, "table", table ? json_string(table) : json_null()) < 0 ||
+		    json_object_set_new(rep, "branch", branch ? json_string(branch) : json_null()) < 0 ||
+		    json_object_set_new(rep, "expired", expired) < 0 || json_object_set_new(rep, "kept", k) < 0) {
+			rc = udr__error_oom();
+			goto out;
+		}
+	}
+	if (!(*out_json = json_dumps(rep, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		rc = udr__error_oom();
+out:
+	json_decref(rep);
+	json_decref(exp_tables);
+	json_decref(ranges);
+	for (size_t i = 0; snaps && i < nrefs; i++)
+		udr_table_ref_array_free(snaps[i].s, snaps[i].n);
+	free(snaps);
+	for (size_t i = 0; i < nmb; i++)
+		udr_table_ref_array_free(mb[i].s, mb[i].n);
+	free(mb);
+	udr_ref_array_free(refs, nrefs);
+	udr_strarray_free(tables, ntables);
+	free(tc);
+	return rc;
+}
+
+int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_retention_rule *rule, const char *table,
+                        unsigned flags)
+{
+	if (report_json)
+		*report_json = NULL;
+	if (flags & ~(unsigned)UDR_RETENTION_DRY_RUN)
+		return udr__error_set(UDR_EINVAL, "retention: unknown flags 0x%x", flags);
+	if (!(flags & UDR_RETENTION_DRY_RUN))
+		return udr__error_set(UDR_EINVAL, "retention: writing expire records is not built yet (docs/GC.md 1.4); "
+		                                  "only a dry run can be made");
+	return udr_retention_plan(report_json, c, rule, table, NULL, UDR_RETENTION_NOW);
+}

@@ -1,0 +1,72 @@
+"""Database.expire: the retention plan (docs/GC.md 1.2, 1.3) from Python, and
+bad rules refused before anything is read or written."""
+
+import datetime
+import os
+
+import pytest
+
+import udr
+
+
+def tree(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[p] = fh.read()
+    return out
+
+
+@pytest.fixture
+def db4(tmp_path):
+    db = udr.open(str(tmp_path / "db"))
+    for i in range(4):
+        db.write("t", [{"id": i}])
+    db.write("u", [{"id": 0}])
+    yield db
+    db.close()
+
+
+def test_expire_dry_run_plan(db4):
+    p = db4.expire(keep_last=2, dry_run=True)
+    assert p["dry_run"] is True and p["rule"] == "keep_last=2"
+    assert p["expired"] == {"versions": 2, "tables": {"t": 2}, "ranges": {"t": [[1, 2]]}}
+    assert p["kept"]["versions"] == 3
+    assert p["kept"]["by_reason"]["head"] == 2 and p["kept"]["by_reason"]["policy"] == 1
+    assert db4.expire(keep_last=1, table="u", dry_run=True)["expired"]["versions"] == 0
+    # Everything was committed just now: a day's window keeps it all.
+    p = db4.expire(keep_within=datetime.timedelta(days=1), dry_run=True)
+    assert p["rule"] == "keep_within=1d" and p["expired"]["versions"] == 0
+    assert db4.expire(keep_within="1y2w", keep_daily=3, dry_run=True)["rule"] == \
+        "keep_within=1y2w,keep_daily=3"
+
+
+@pytest.mark.parametrize("kw,exc", [
+    (dict(keep_last=0), udr.InvalidArgumentError),
+    (dict(keep_daily=-1), udr.InvalidArgumentError),
+    (dict(keep_weekly=2 ** 32), udr.InvalidArgumentError),
+    (dict(keep_last=True), TypeError),
+    (dict(keep_last="3"), TypeError),
+    (dict(), udr.InvalidArgumentError),
+    (dict(keep_within="5m"), udr.InvalidArgumentError),
+    (dict(keep_within="1mo"), udr.InvalidArgumentError),
+    (dict(keep_within=datetime.timedelta(seconds=-1)), udr.InvalidArgumentError),
+    (dict(keep_within=3), TypeError),
+    (dict(keep_last=1, table="nope"), udr.NotFoundError),
+    (dict(keep_last=1, branch="nope"), udr.NotFoundError),
+    (dict(keep_last=1, table="a/../b"), udr.InvalidArgumentError),
+])
+def test_expire_bad_input(db4, kw, exc):
+    before = tree(db4.path)
+    with pytest.raises(exc):
+        db4.expire(dry_run=True, **kw)
+    assert tree(db4.path) == before
+
+
+def test_expire_without_dry_run_not_built(db4):
+    before = tree(db4.path)
+    with pytest.raises(udr.NotSupportedError, match="not built yet"):
+        db4.expire(keep_last=1)
+    assert tree(db4.path) == before
