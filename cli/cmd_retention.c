@@ -1,7 +1,7 @@
 /*
  * cmd_retention.c - `udr retention`: which versions a retention rule
  * expires (docs/GC.md 1.2, 1.3, 7.1).  Built: `expire --dry-run` (the plan,
- * written nowhere); writing expire records is not built yet and refused.
+ * written nowhere) and `expire` (links an expire record, GC.md 1.4).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -139,6 +139,18 @@ static void print_plan(const char *report)
 	ranges = json_object_get(exp, "ranges");
 	kept = json_object_get(r, "kept");
 	by = json_object_get(kept, "by_reason");
+	if (json_is_false(json_object_get(r, "dry_run"))) {
+		json_t *recs = json_object_get(exp, "records");
+		if (json_array_size(recs) == 0)
+			printf("nothing expired (%s; at commit %" JSON_INTEGER_FORMAT ")\n",
+			       json_string_value(json_object_get(r, "rule")), json_integer_value(json_object_get(r, "at")));
+		else
+			printf("expired %" JSON_INTEGER_FORMAT " version(s) of %zu table(s) in commit %" JSON_INTEGER_FORMAT
+			       " (%s; now %s)\n",
+			       json_integer_value(json_object_get(exp, "versions")), json_object_size(ranges),
+			       json_integer_value(json_array_get(recs, 0)), json_string_value(json_object_get(r, "rule")),
+			       json_string_value(json_object_get(r, "now")));
+	} else
 	printf("would expire %" JSON_INTEGER_FORMAT " version(s) of %zu table(s) (%s; now %s, at commit %" JSON_INTEGER_FORMAT
 	       ")\n",
 	       json_integer_value(json_object_get(exp, "versions")), json_object_size(ranges),
@@ -187,16 +199,18 @@ int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv)
 		                             "give --keep-... options with --dry-run");
 	if (o.nkeys == 0)
 		return cli_usage_error(self, "give at least one --keep-... option");
-	if (!o.dry_run)
-		return cli_usage_error(self, "writing expire records is not built yet: "
-		                             "add --dry-run to see what the rule would expire");
+	if (!o.dry_run && o.branch)
+		return cli_usage_error(self, "--branch is only built with --dry-run: expire on every branch, or see the plan");
 	if (o.table && (rc = cli_check_table(o.table)) != 0)
 		return rc;
 	if (o.branch && (rc = udr_ref_name_check(o.branch)) != 0)
 		return cli_fail(rc);
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
-	rc = udr_retention_plan(&report, udr_db_catalog(db), &o.rule, o.table, o.branch, UDR_RETENTION_NOW);
+	if (o.dry_run)
+		rc = udr_retention_plan(&report, udr_db_catalog(db), &o.rule, o.table, o.branch, UDR_RETENTION_NOW);
+	else
+		rc = udr_retention_apply(&report, udr_db_catalog(db), &o.rule, o.table, 0);
 	if (rc != 0) {
 		rc = cli_fail(rc);
 	} else if (o.json) {

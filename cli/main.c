@@ -423,13 +423,14 @@ static const cli_command commands[] = {
 	  "  --json                as for cherry-pick\n",
 	  cli_cmd_revert },
 	{ "retention", "which versions a retention rule expires",
-	  "usage: udr retention expire --dry-run [--table TABLE] [--branch BRANCH]\n"
+	  "usage: udr retention expire [--dry-run] [--table TABLE] [--branch BRANCH]\n"
 	  "                            [--keep-last K] [--keep-within DURATION]\n"
 	  "                            [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
 	  "                            [--keep-monthly N] [--keep-yearly N] [--json]\n"
 	  "\n"
-	  "Show which table versions a retention rule would expire now, writing\n"
-	  "nothing (docs/GC.md 1.2).  A rule works on each table's chain on each\n"
+	  "Expire the table versions a retention rule does not keep now: one\n"
+	  "expire record in the log (docs/GC.md 1.4); their data can no longer be\n"
+	  "read (exit 6).  With --dry-run, show them and write nothing.  A rule works on each table's chain on each\n"
 	  "branch: the version in the branch head's snapshot, then its parents.  A\n"
 	  "version is kept when any option keeps it on any chain, and always when\n"
 	  "it is in a branch head's or a tag's snapshot or is its table's latest\n"
@@ -444,14 +445,17 @@ static const cli_command commands[] = {
 	  "                         or years that hold one (as restic forget)\n"
 	  "  --table TABLE          only this table (unknown: exit 1)\n"
 	  "  --branch BRANCH        apply the rule on this branch only; the other\n"
-	  "                         branches' versions are kept (unknown: exit 1)\n"
-	  "  --dry-run              required: writing expire records is not built yet\n"
+	  "                         branches' versions are kept (unknown: exit 1;\n"
+	  "                         only with --dry-run for now)\n"
+	  "  --dry-run              show the plan, write nothing\n"
 	  "  --json                 the plan as JSON: {dry_run, now, now_ms, at, rule,\n"
 	  "                         table, branch, expired: {versions, tables, ranges},\n"
-	  "                         kept: {versions, by_reason}}\n"
-	  "At least one --keep option is needed; a count of 0, a bad duration or no\n"
-	  "--dry-run exits 2 with nothing done.  Reading an expired version will\n"
-	  "exit 6.\n",
+	  "                         kept: {versions, by_reason}}; without --dry-run\n"
+	  "                         dry_run false and expired: {records, versions,\n"
+	  "                         tables, ranges} as the record holds them\n"
+	  "At least one --keep option is needed; a count of 0 or a bad duration\n"
+	  "exits 2 with nothing done.  Heads', tags' and latest versions are checked\n"
+	  "again when the record is linked and never expire.\n",
 	  cli_cmd_retention },
 	{ "stats", "show what the chunk store holds",
 	  "usage: udr stats [--json]\n"

@@ -218,9 +218,11 @@ PyDoc_STRVAR(expire_doc,
 "'by_reason'}}).  Counts are ints >= 1; keep_within a duration text\n"
 "('90d', '1y2w', '12h30min') or a datetime.timedelta.  At least one keep_\n"
 "argument is needed.  Heads', tags' and each table's latest versions are\n"
-"always kept.  Writing expire records is not built yet: dry_run=False\n"
-"raises NotSupportedError.  InvalidArgumentError for a bad rule or name,\n"
-"NotFoundError for an unknown table or branch.");
+"always kept.  dry_run=False links an expire record (docs/GC.md 1.4) and\n"
+"returns what it holds: 'dry_run' False and 'expired': {'records' ([seq],\n"
+"or [] when nothing expired), 'versions', 'tables', 'ranges'}; branch= is\n"
+"then refused (NotSupportedError).  InvalidArgumentError for a bad rule or\n"
+"name, NotFoundError for an unknown table or branch.");
 
 /* A keep_ count: None (unset) or an int in [1, max]. */
 static int expire_count(uint64_t *out, PyObject *o, uint64_t max, const char *name)
@@ -315,13 +317,16 @@ static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 	}
 	if (nkeys == 0)
 		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "give at least one keep_ argument");
-	if (!dry_run)
+	if (!dry_run && branch)
 		return udrpy_raise_msg(udrpy_NotSupportedError, UDR_ERROR,
-		                       "writing expire records is not built yet: pass dry_run=True for the plan");
+		                       "branch= is only built with dry_run=True: expire on every branch, or see the plan");
 	if ((h = udrpy_db_enter(d)) == NULL)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
-	rc = udr_retention_plan(&report, udr_db_catalog(h), &rule, table, branch, UDR_RETENTION_NOW);
+	if (dry_run)
+		rc = udr_retention_plan(&report, udr_db_catalog(h), &rule, table, branch, UDR_RETENTION_NOW);
+	else
+		rc = udr_retention_apply(&report, udr_db_catalog(h), &rule, table, 0);
 	Py_END_ALLOW_THREADS
 	udrpy_db_leave(d);
 	if (rc < 0)

@@ -484,7 +484,7 @@ class Database:
         branch: Optional[str] = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """The retention plan of a rule (dry_run=True; writing is not built yet)."""
+        """Expire what a rule does not keep (an expire record); dry_run=True: the plan only."""
     def sql(
         self,
         query: str,

@@ -16,8 +16,11 @@
  * readers stop at.  Format 1 catalogs keep the older protocol. */
 #define CATALOG_FORMAT 2
 /* Format 3: a format-2 catalog that has branched (refs.c); set by the first
- * ref record so that older versions refuse it. */
-#define CATALOG_FORMAT_MAX 3
+ * ref record so that older versions refuse it.  Format 4: a format-3
+ * catalog with an expire record (expire.c, docs/GC.md 1.4); set by the
+ * first one, so that older versions neither read expired versions as
+ * damage nor commit without the GC fence. */
+#define CATALOG_FORMAT_MAX 4
 #define RECORD_FORMAT 2
 /* A new checkpoint every CHECKPOINT_EVERY commits, or sooner when the
  * window would hold more than CHECKPOINT_WINDOW tables. */
@@ -165,6 +168,7 @@ typedef struct udr__record {
 	udr_hash gbase_state;
 	udr__tstate gwindow;  /* tables' allocation and refs changed since gbase */
 	uint64_t ref_prev;    /* the record that moved this record's branch before */
+	struct udr__xrec *xrec; /* op "expire" (expire.c): its "expire" object */
 } udr__record;
 void udr__record_free(udr__record *r);
 /* Read and verify record seq (UDR_ENOTFOUND beyond the head, UDR_ECORRUPT
@@ -250,6 +254,9 @@ typedef struct udr__commit_opts {
 	uint64_t parent2;       /* merge: the source commit */
 	const udr__tstate *adopt; /* merge: table versions taken without a new version (version, any seq) */
 	uint64_t source;        /* cherry-pick, revert (pick.c): the commit picked or reverted */
+	/* op "expire" (expire.c): the versions to expire; the commit step
+	 * drops what it must keep (heads, tags, latest) under the lock */
+	const struct udr__xrec *expire;
 } udr__commit_opts;
 /* Ops that commit on a branch whose head must still be o->target (merge,
  * cherry-pick, revert): no "ref" key, the branch must exist. */
@@ -310,8 +317,64 @@ int udr__resolve_at_seq(uint64_t *commit, udr_catalog *c, const char *ref, uint6
  * allocation and refs) and check r against it and its parents' snapshots:
  * 0 fine, 1 a problem described in why, <0 error. */
 int udr__fsck_refs_record(udr__tstate *g, udr_catalog *c, const udr__record *r, char *why, size_t whysz);
+/* The whole global state at record r (allocation, refs, expiry entries). */
+int udr__global_state(udr__tstate *out, udr_catalog *c, const udr__record *r);
+/* Rewrite config.json for catalog format n (3, 4) under the writer lock,
+ * before the first record that needs it; 0 when already there. */
+int udr__catalog_config_format(udr_catalog *c, int n);
 /* "branch:NAME" / "tag:NAME" for a ref record's opts (malloc'd). */
 char *udr__ref_string(const udr__commit_opts *o);
+
+/* ---- expiry (expire.c, docs/GC.md 1.4) ---------------------------------- */
+/* One table's part of an expire record: the ranges [first, last] it newly
+ * expires (sorted, disjoint, not adjacent), the previous record that changed
+ * the table's expired set (0: none), and the digest of the table's expired-set
+ * checkpoint catalog/expired/<table>/<seq>.json after this record. */
+typedef struct udr__xtable {
+	char *table;
+	uint64_t (*ranges)[2];
+	size_t nranges;
+	uint64_t prev;
+	udr_hash state;
+} udr__xtable;
+/* The "expire" object of an expire record (a request, before the commit
+ * step: tables and ranges only, prev and state unset), tables sorted. */
+typedef struct udr__xrec {
+	uint64_t at;     /* the head the plan was computed at */
+	uint64_t policy; /* the retention record used (0: a one-off rule) */
+	char *rule;      /* the rule as text */
+	uint64_t versions;
+	udr__xtable *t;
+	size_t nt;
+} udr__xrec;
+void udr__xrec_free(udr__xrec *x);
+/* Parse and check a record's "expire" object (UDR_ECORRUPT naming path). */
+int udr__xrec_from_json(udr__xrec **out, struct json_t *o, const char *path, uint64_t seq);
+/* Add "expire": {...} to record object o (nonzero on failure). */
+int udr__xrec_to_json(struct json_t *o, const udr__xrec *x);
+/* Under the writer lock (commit.c), for the expire record seq at time ms
+ * after the linked head (record prev, NULL for an empty log): the request
+ * less every version a branch head's or tag's snapshot names, each table's
+ * latest, the snapshots named by ref records after req->at and versions
+ * already expired; writes each changed table's checkpoint.  0 with *out
+ * set; 1 when nothing is left to expire (nothing written). */
+int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev, uint64_t head,
+                        const udr__xrec *req, uint64_t seq, int64_t ms);
+/* An expired range: versions first..last, expired by record seq at ms. */
+typedef struct udr__xrange {
+	uint64_t first, last, seq;
+	int64_t ms;
+} udr__xrange;
+typedef struct udr__xset {
+	udr__xrange *r;
+	size_t n, cap;
+} udr__xset;
+void udr__xset_free(udr__xset *s);
+/* Table's expired set as of record r (empty when never expired); *from
+ * receives the record holding its current state (0: none). */
+int udr__xset_at(udr__xset *out, uint64_t *from, udr_catalog *c, const udr__record *r, const char *table);
+/* The range holding version v, or NULL. */
+const udr__xrange *udr__xset_find(const udr__xset *s, uint64_t v);
 
 /* Largest version of table (<= latest) made by a commit <= seq; 0 if none. */
 int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq);

@@ -620,7 +620,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	cm.seq = head + 1;
 	cm.parent = plan.parent;
 	cm.op = (char *)o->op;
-	if (o->op && !udr__op_commits(o->op))
+	if (o->op && !udr__op_commits(o->op) && strcmp(o->op, "expire") != 0)
 		cm.ref = udr__ref_string(o);
 	cm.source = o->source;
 	if (cm.parent > 0) {
@@ -633,8 +633,24 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	if (prev.cm && prev.cm->time_ms > cm.time_ms)
 		cm.time_ms = prev.cm->time_ms; /* the log's time never goes backwards */
 	cm.branch = (char *)(o->branch ? o->branch : "main");
-	if (o->op && (strcmp(o->op, "tag") == 0 || strcmp(o->op, "untag") == 0))
+	if (o->op && (strcmp(o->op, "tag") == 0 || strcmp(o->op, "untag") == 0 || strcmp(o->op, "expire") == 0))
 		cm.branch = (char *)"";
+	if (o->expire) {
+		/* decided here, at the one commit point: what the linked head
+		 * must keep is dropped; nothing left, nothing written */
+		if ((rc = udr__expire_prepare(&ext.xrec, c, head > 0 ? &prev : NULL, head, o->expire, cm.seq, cm.time_ms)) < 0)
+			goto done;
+		if (rc == 1) {
+			rc = 0;
+			if (seq_out)
+				*seq_out = 0;
+			goto done;
+		}
+		if (n > 0 || !o->op || strcmp(o->op, "expire") != 0) {
+			rc = udr__error_set(UDR_EINVAL, "an expire record changes no table");
+			goto done;
+		}
+	}
 	cm.author = author;
 	cm.message = (char *)(o->message ? o->message : (n == 1 ? vs[0]->message : NULL));
 	cm.nchanges = n;

@@ -20,6 +20,7 @@ void udr__record_free(udr__record *r)
 	udr_commit_free(r->cm);
 	udr__tstate_free(&r->window);
 	udr__tstate_free(&r->gwindow);
+	udr__xrec_free(r->xrec);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -63,9 +64,14 @@ static int window_from_json(udr__tstate *w, json_t *o, uint64_t base, uint64_t s
 	return 0;
 }
 
-/* Keys of the global series: a table name, or "@branch:NAME"/"@tag:NAME". */
+/* Keys of the global series: a table name, "@branch:NAME"/"@tag:NAME", or
+ * expiry's "@expired:TABLE" and "@expire" (expire.c). */
 static bool global_key_ok(const char *key)
 {
+	if (strncmp(key, "@expired:", 9) == 0)
+		return udr_table_name_check(key + 9) == 0;
+	if (strcmp(key, "@expire") == 0)
+		return true;
 	if (strncmp(key, "@branch:", 8) == 0)
 		return udr_ref_name_check(key + 8) == 0;
 	if (strncmp(key, "@tag:", 5) == 0)
@@ -136,6 +142,15 @@ static int refs_from_json(udr__record *r, udr_commit *cm, json_t *o, const char 
 		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: parent %llu is not older", path,
 		                      (unsigned long long)cm->parent);
 	r->ref_prev = rp ? (uint64_t)json_integer_value(rp) : (seq > 0 ? seq - 1 : 0);
+	if (op && strcmp(json_string_value(op), "expire") == 0) {
+		if (rp || ref || ps || src || cm->parent != seq - 1 || json_array_size(json_object_get(o, "changes")) != 0 ||
+		    strcmp(cm->branch, "") != 0)
+			return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: an expire record with ref fields", path);
+		if ((rc = udr__xrec_from_json(&r->xrec, json_object_get(o, "expire"), path, seq)) < 0)
+			return rc;
+	} else if (json_object_get(o, "expire")) {
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: \"expire\" in a record of another kind", path);
+	}
 	if (!gb)
 		return 0;
 	r->branched = true;
@@ -362,6 +377,8 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 	int fail = !g;
 	if (cm->op)
 		fail |= json_object_set_new(o, "op", json_string(cm->op));
+	if (r->xrec)
+		fail |= udr__xrec_to_json(o, r->xrec);
 	if (cm->ref)
 		fail |= json_object_set_new(o, "ref", json_string(cm->ref));
 	if (cm->source)
@@ -373,7 +390,8 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 			fail |= json_array_append_new(ps, json_integer((json_int_t)cm->parents[i]));
 		fail |= json_object_set_new(o, "parents", ps);
 	}
-	fail |= json_object_set_new(o, "ref_prev", json_integer((json_int_t)r->ref_prev));
+	if (!r->xrec) /* an expire record moves no ref */
+		fail |= json_object_set_new(o, "ref_prev", json_integer((json_int_t)r->ref_prev));
 	fail |= json_object_set_new(o, "gbase", json_integer((json_int_t)r->gbase));
 	if (r->gbase > 0) {
 		udr_hash_tohex(hex, &r->gbase_state);

@@ -364,26 +364,32 @@ bool udr__op_commits(const char *op)
 	return op && (strcmp(op, "merge") == 0 || strcmp(op, "cherry-pick") == 0 || strcmp(op, "revert") == 0);
 }
 
-static int config_format3(udr_catalog *c)
+int udr__catalog_config_format(udr_catalog *c, int n)
 {
-	char *cfg;
+	char *cfg, json[80];
 	int rc;
-	if (c->format >= 3)
+	if (c->format >= n)
 		return 0;
 	if (!(cfg = udr__path_join(c->path, "config.json")))
 		return UDR_ENOMEM;
-	/* before the first ref record: older udr versions, which would take
-	 * any branch's record for main's, refuse a format-3 catalog */
-	rc = udr__config_write(c->tmpdir, cfg, "{\"format\":3,\"kind\":\"udr-catalog\",\"sealed\":true}",
-	                       UDR__PUBLISH_REPLACE);
+	/* before the first record that needs it: older udr versions, which
+	 * would take any branch's record for main's (3) or read an expired
+	 * version's missing data as damage (4), refuse the catalog */
+	snprintf(json, sizeof(json), "{\"format\":%d,\"kind\":\"udr-catalog\",\"sealed\":true}", n);
+	rc = udr__config_write(c->tmpdir, cfg, json, UDR__PUBLISH_REPLACE);
 	if (rc >= 0)
 		rc = udr__fsync_parent(cfg);
 	free(cfg);
 	if (rc >= 0) {
-		c->format = 3;
+		c->format = n;
 		rc = 0;
 	}
 	return rc;
+}
+
+int udr__global_state(udr__tstate *out, udr_catalog *c, const udr__record *r)
+{
+	return gstate_of(out, c, r, 0);
 }
 
 int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uint64_t head, const udr__commit_opts *o)
@@ -402,6 +408,13 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 	if (c->format < 2)
 		return udr__error_set(UDR_EINVAL, "branches and tags need catalog format 2 or later: run 'udr upgrade'");
 	p->branchy = true;
+	if (op && strcmp(op, "expire") == 0) {
+		/* branch-less, as a tag record: parent and snapshot from the
+		 * linked head; the catalog becomes format 4 (then also 3) */
+		if (!prev)
+			return udr__error_set(UDR_ENOTFOUND, "the store has no commits yet");
+		return udr__catalog_config_format(c, 4);
+	}
 	if (!prev)
 		return op && (strcmp(op, "create") == 0 || tag)
 		           ? udr__error_set(UDR_ENOTFOUND, "the store has no commits yet")
@@ -444,7 +457,7 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 		}
 		p->parent = p->snap_from = o->target;
 	}
-	if (!prev->branched && (rc = config_format3(c)) < 0)
+	if (!prev->branched && (rc = udr__catalog_config_format(c, 3)) < 0)
 		return rc;
 	return 0;
 }
@@ -530,6 +543,19 @@ int udr__record_ext_refs(udr__record *ext, udr_catalog *c, const udr__record *pr
 		rc = udr__tstate_set(&ext->gwindow, cm->changes[i].table, cm->changes[i].new_version, cm->seq);
 	if (rc < 0)
 		return rc;
+	if (ext->xrec) {
+		/* an expire record moves no ref: it names itself as the holder
+		 * of each table's expired set, and as the last expire record */
+		for (size_t i = 0; i < ext->xrec->nt && rc == 0; i++) {
+			size_t n = strlen(ext->xrec->t[i].table) + 10;
+			if (!(key = malloc(n)))
+				return udr__error_oom();
+			snprintf(key, n, "@expired:%s", ext->xrec->t[i].table);
+			rc = udr__tstate_set(&ext->gwindow, key, cm->seq, cm->seq);
+			free(key);
+		}
+		return rc < 0 ? rc : udr__tstate_set(&ext->gwindow, "@expire", cm->seq, cm->seq);
+	}
 	if (!(key = ref_key(tag ? "tag" : "branch", o->ref_name ? o->ref_name : (o->branch ? o->branch : "main"))))
 		return UDR_ENOMEM;
 	if (op && (strcmp(op, "delete") == 0 || strcmp(op, "untag") == 0))
@@ -1654,6 +1680,39 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 	const udr__tentry *e;
 	char *key = NULL;
 	int rc = 0;
+	if (op && strcmp(op, "expire") == 0) {
+		/* moves no ref: continues the linked head, names itself in the
+		 * global state for each table it expires (expire.c) */
+		if (cm->parent != cm->seq - 1 || cm->nchanges > 0 || cm->ref || cm->branch[0] || !r->xrec)
+			return fail_why(why, whysz, "commit %llu: an expire record that changes tables, moves a ref or does not "
+			                "continue commit %llu", (unsigned long long)cm->seq, (unsigned long long)cm->seq - 1);
+		for (size_t i = 0; i < r->xrec->nt && rc == 0; i++) {
+			size_t n = strlen(r->xrec->t[i].table) + 10;
+			if (!(key = malloc(n)))
+				return udr__error_oom();
+			snprintf(key, n, "@expired:%s", r->xrec->t[i].table);
+			e = udr__tstate_find(g, key);
+			if ((e ? e->version : 0) != r->xrec->t[i].prev)
+				rc = fail_why(why, whysz, "commit %llu: table %s's previous expire record is %llu, not %llu",
+				              (unsigned long long)cm->seq, r->xrec->t[i].table,
+				              (unsigned long long)(e ? e->version : 0), (unsigned long long)r->xrec->t[i].prev);
+			else
+				rc = udr__tstate_set(g, key, cm->seq, cm->seq);
+			free(key);
+			key = NULL;
+		}
+		if (rc == 0)
+			rc = udr__tstate_set(g, "@expire", cm->seq, cm->seq);
+		if (rc != 0)
+			return rc;
+		for (size_t i = 0; i < r->gwindow.n; i++) {
+			const udr__tentry *w = &r->gwindow.e[i], *x = udr__tstate_find(g, w->table);
+			if (!x || x->version != w->version || x->seq != w->seq)
+				return fail_why(why, whysz, "commit %llu: its global window disagrees with the log on %s",
+				                (unsigned long long)cm->seq, w->table);
+		}
+		return check_snapshot(c, r, why, whysz);
+	}
 	if (op && (strcmp(op, "tag") == 0 || strcmp(op, "untag") == 0)) {
 		if (!cm->ref || strncmp(cm->ref, "tag:", 4) != 0 || udr_ref_name_check(cm->ref + 4) < 0) {
 			udr_error_clear();

@@ -1,9 +1,8 @@
 /*
  * plan.c - the retention plan (docs/GC.md 1.2, 1.3): apply a rule to every
  * chain of table versions along the live branches and report which versions
- * it would expire and why the others stay.  Read-only: writing the expire
- * record (GC.md 1.4) is not built yet, so udr_retention_apply refuses
- * without UDR_RETENTION_DRY_RUN.
+ * it would expire and why the others stay (read-only); udr_retention_apply
+ * then links the expire record (GC.md 1.4) through the commit step.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +32,7 @@ enum {
 	V_LATEST,        /* the table's highest allocated version (1.3 (4)) */
 	V_TAG,           /* in a tag's snapshot (1.3 (2)) */
 	V_HEAD,          /* in a branch head's snapshot (1.3 (1)) */
+	V_GONE,          /* expired already (an earlier expire record) */
 };
 
 /* Raise version v's state to s when stronger. */
@@ -216,6 +216,11 @@ static int gc_now(int64_t *out)
 	return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Append [a, b] to a JSON array of ranges. */
 static int add_range(json_t *arr, uint64_t a, uint64_t b)
 {
@@ -233,7 +238,8 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	size_t nmb = 0;
 	tcache *tc = NULL;
 	json_t *rep = NULL, *exp_tables = NULL, *ranges = NULL;
-	uint64_t head = 0, total_exp = 0, kept[V_HEAD + 1] = { 0 };
+	uint64_t head = 0, total_exp = 0, gone = 0, kept[V_HEAD + 1] = { 0 };
+	udr__record hr;
 	int64_t head_ms = 0;
 	bool branch_found = branch == NULL;
 	char text[256];
@@ -250,12 +256,13 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		return rc;
 	if (now_ms == UDR_RETENTION_NOW && (rc = gc_now(&now_ms)) < 0)
 		return rc;
+	memset(&hr, 0, sizeof hr);
 	if (!(tc = calloc(1, sizeof *tc)))
 		return udr__error_oom();
 	if ((rc = udr_catalog_head(&head, c)) < 0)
 		goto out;
 	if (head > 0) {
-		if ((rc = commit_time(&head_ms, tc, c, head)) < 0)
+		if ((rc = commit_time(&head_ms, tc, c, head)) < 0 || (rc = udr__record_read(&hr, c, head)) < 0)
 			goto out;
 	}
 	/* now is never before the head record's time (GC.md 4.6) */
@@ -380,12 +387,30 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 			uint64_t v = snaps[i].s ? snap_version(snaps[i].s, snaps[i].n, T) : 0;
 			mark(st, nv, v, refs[i].kind == UDR_REF_BRANCH ? V_HEAD : V_TAG);
 		}
+		/* versions an earlier expire record took: neither expired now
+		 * nor kept (a head never is one: the commit step refuses both) */
+		if (head > 0) {
+			udr__xset set;
+			uint64_t from;
+			if ((rc = udr__xset_at(&set, &from, c, &hr, T)) < 0) {
+				free(st);
+				goto out;
+			}
+			for (size_t i = 0; i < set.n; i++)
+				for (uint64_t v = set.r[i].first; v <= set.r[i].last && v <= nv; v++)
+					st[v] = V_GONE;
+			udr__xset_free(&set);
+		}
 		if (!(arr = json_array())) {
 			free(st);
 			rc = udr__error_oom();
 			goto out;
 		}
 		for (uint64_t v = 1; v <= nv && rc == 0; v++) {
+			if (st[v] == V_GONE) {
+				gone++;
+				continue;
+			}
 			if (st[v] != V_EXPIRE) {
 				kept[st[v]]++;
 				continue;
@@ -430,7 +455,8 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		    json_object_set_new(rep, "rule", json_string(text)) < 0 ||
 		    json_object_set_new(rep, "table", table ? json_string(table) : json_null()) < 0 ||
 		    json_object_set_new(rep, "branch", branch ? json_string(branch) : json_null()) < 0 ||
-		    json_object_set_new(rep, "expired", expired) < 0 || json_object_set_new(rep, "kept", k) < 0) {
+		    json_object_set_new(rep, "expired", expired) < 0 || json_object_set_new(rep, "kept", k) < 0 ||
+		    json_object_set_new(rep, "already_expired", json_integer((json_int_t)gone)) < 0) {
 			rc = udr__error_oom();
 			goto out;
 		}
@@ -450,18 +476,139 @@ out:
 	udr_ref_array_free(refs, nrefs);
 	udr_strarray_free(tables, ntables);
 	free(tc);
+	udr__record_free(&hr);
 	return rc;
+}
+
+/* The plan's expired ranges as an expire request (tables sorted). */
+static int request_from_plan(udr__xrec **out, json_t *plan)
+{
+	json_t *ranges = json_object_get(json_object_get(plan, "expired"), "ranges"), *arr, *p;
+	const char **names = NULL;
+	const char *key;
+	udr__xrec *x;
+	size_t n = 0, i;
+	int rc = 0;
+	*out = NULL;
+	if (!(x = calloc(1, sizeof *x)) || !(x->rule = strdup(json_string_value(json_object_get(plan, "rule")))))
+		goto oom;
+	x->at = (uint64_t)json_integer_value(json_object_get(plan, "at"));
+	if (json_object_size(ranges) == 0) {
+		*out = x;
+		return 0;
+	}
+	if (!(names = calloc(json_object_size(ranges), sizeof *names)) ||
+	    !(x->t = calloc(json_object_size(ranges), sizeof *x->t)))
+		goto oom;
+	json_object_foreach(ranges, key, arr)
+		names[n++] = key;
+	qsort(names, n, sizeof *names, cmp_name);
+	for (size_t t = 0; t < n; t++) {
+		udr__xtable *xt = &x->t[x->nt];
+		arr = json_object_get(ranges, names[t]);
+		if (!(xt->table = strdup(names[t])))
+			goto oom;
+		x->nt++;
+		if (!(xt->ranges = calloc(json_array_size(arr) ? json_array_size(arr) : 1, sizeof *xt->ranges)))
+			goto oom;
+		json_array_foreach(arr, i, p) {
+			xt->ranges[i][0] = (uint64_t)json_integer_value(json_array_get(p, 0));
+			xt->ranges[i][1] = (uint64_t)json_integer_value(json_array_get(p, 1));
+		}
+		xt->nranges = json_array_size(arr);
+	}
+	free(names);
+	*out = x;
+	return rc;
+oom:
+	free(names);
+	udr__xrec_free(x);
+	return udr__error_oom();
+}
+
+/* The report after the expire step: what the record holds. */
+static int report_written(json_t *rep, const udr__record *r, uint64_t seq)
+{
+	json_t *exp = json_object(), *tables = json_object(), *ranges = json_object(), *recs = json_array();
+	int fail = !exp || !tables || !ranges || !recs;
+	if (!fail && seq)
+		fail |= json_array_append_new(recs, json_integer((json_int_t)seq));
+	for (size_t i = 0; !fail && r && r->xrec && i < r->xrec->nt; i++) {
+		const udr__xtable *t = &r->xrec->t[i];
+		json_t *arr = json_array();
+		uint64_t k = 0;
+		fail |= !arr;
+		for (size_t j = 0; !fail && j < t->nranges; j++) {
+			k += t->ranges[j][1] - t->ranges[j][0] + 1;
+			fail |= add_range(arr, t->ranges[j][0], t->ranges[j][1]) < 0;
+		}
+		fail |= json_object_set_new(ranges, t->table, arr);
+		fail |= json_object_set_new(tables, t->table, json_integer((json_int_t)k));
+	}
+	fail |= json_object_set_new(exp, "records", recs);
+	fail |= json_object_set_new(exp, "versions",
+	                            json_integer((json_int_t)(r && r->xrec ? r->xrec->versions : 0)));
+	fail |= json_object_set_new(exp, "tables", tables);
+	fail |= json_object_set_new(exp, "ranges", ranges);
+	fail |= json_object_set_new(rep, "dry_run", json_false());
+	fail |= json_object_set_new(rep, "expired", exp);
+	return fail ? udr__error_oom() : 0;
 }
 
 int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_retention_rule *rule, const char *table,
                         unsigned flags)
 {
+	char *plan = NULL;
+	json_t *rep = NULL;
+	json_error_t jerr;
+	udr__xrec *req = NULL;
+	udr__commit_opts o;
+	udr__record r;
+	uint64_t seq = 0;
+	char msg[300];
+	int rc;
+
 	if (report_json)
 		*report_json = NULL;
 	if (flags & ~(unsigned)UDR_RETENTION_DRY_RUN)
 		return udr__error_set(UDR_EINVAL, "retention: unknown flags 0x%x", flags);
-	if (!(flags & UDR_RETENTION_DRY_RUN))
-		return udr__error_set(UDR_EINVAL, "retention: writing expire records is not built yet (docs/GC.md 1.4); "
-		                                  "only a dry run can be made");
-	return udr_retention_plan(report_json, c, rule, table, NULL, UDR_RETENTION_NOW);
+	if ((rc = udr_retention_plan(&plan, c, rule, table, NULL, UDR_RETENTION_NOW)) < 0 || (flags & UDR_RETENTION_DRY_RUN)) {
+		if (report_json)
+			*report_json = plan;
+		else
+			free(plan);
+		return rc;
+	}
+	memset(&r, 0, sizeof r);
+	if (!(rep = json_loads(plan, 0, &jerr))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	if ((rc = request_from_plan(&req, rep)) < 0)
+		goto out;
+	udr__test_pause("expire-planned");
+	if (req->nt > 0) {
+		/* the commit step checks again under the writer lock what the
+		 * linked head keeps (heads, tags, latest, ref records since the
+		 * plan's head) and drops it: the plan read without the lock */
+		memset(&o, 0, sizeof o);
+		o.op = "expire";
+		o.expire = req;
+		snprintf(msg, sizeof msg, "retention: %s", req->rule);
+		o.message = msg;
+		if ((rc = udr__catalog_commit_versions(&seq, c, NULL, 0, &o)) < 0)
+			goto out;
+		if (seq > 0 && (rc = udr__record_read(&r, c, seq)) < 0)
+			goto out;
+	}
+	if ((rc = report_written(rep, seq ? &r : NULL, seq)) < 0)
+		goto out;
+	if (report_json && !(*report_json = json_dumps(rep, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		rc = udr__error_oom();
+out:
+	udr__record_free(&r);
+	udr__xrec_free(req);
+	json_decref(rep);
+	free(plan);
+	return rc;
 }

@@ -3,10 +3,22 @@ end to end (chains per branch, heads/tags/latest always kept, keep_within's
 boundary at the millisecond with UDR_GC_NOW), and bad input refused with
 exit 2 (or 1 for an unknown table or branch) and nothing written.
 
-Writing expire records, reading expired versions (exit 6) and undo/restore
-are not built yet (GC.md 1, "Built:").
+udr retention expire (no --dry-run): the expire record of GC.md 1.4, its
+expired-set checkpoints and global-state entries, format 4, and the checks
+under the writer lock (a ref record linked after the plan's head keeps what
+it names).  Reading expired versions (exit 6) and undo/restore are not built
+yet (GC.md 1, "Built:").
 """
 import json
+import os
+import subprocess
+import time
+
+
+def b3(data):
+    """BLAKE3 of bytes, by b3sum (a cross-implementation check)."""
+    out = subprocess.run(["b3sum", "--no-names", "-"], input=data, check=True, capture_output=True).stdout
+    return out.decode().strip()
 
 import pytest
 
@@ -186,11 +198,11 @@ def test_bad_input_writes_nothing(udr, args, code, msg):
     assert tree_snapshot(udr.root) == before
 
 
-def test_refused_without_dry_run_and_named_versions(udr):
+def test_refused_named_versions_and_branch_without_dry_run(udr):
     commit_n(udr, "t", 3)
     before = tree_snapshot(udr.root)
-    r = udr("retention", "expire", "--keep-last", "1")
-    assert r.code == 2 and "not built yet" in r.stderr
+    r = udr("retention", "expire", "--keep-last", "1", "--branch", "main")
+    assert r.code == 2 and "only built with --dry-run" in r.stderr
     r = udr("retention", "expire", "t@1", "--dry-run", "--keep-last", "1")
     assert r.code == 2 and "not built yet" in r.stderr
     r = udr("retention", "undo")
@@ -213,3 +225,156 @@ def test_dry_run_writes_nothing_and_empty_store(udr):
 def test_exit_status_6_documented(run):
     r = run("--help")
     assert "6 the version expired by retention" in r.out
+
+
+# ---- the expire record (GC.md 1.4) ------------------------------------------
+
+
+def expire(udr, *args, env=None):
+    r = udr.ok("retention", "expire", "--json", *args, env=env)
+    return json.loads(r.out)
+
+
+def record(udr, seq):
+    return json.loads(rec(udr, seq).read_text())
+
+
+def xset_path(udr, table, seq):
+    return udr.root / "catalog" / "expired" / table / ("%020d.json" % seq)
+
+
+def test_expire_writes_one_sealed_record(udr):
+    commit_n(udr, "t", 5)                               # commits 1-5: t@1..5
+    commit_n(udr, "u", 1)                               # commit 6
+    udr.ok("tag", "create", "v2", "commit:2")           # commit 7: t@2
+    tables_before = tree_snapshot(udr.root / "catalog" / "tables")
+    rep = expire(udr, "--keep-last", "1")
+    assert rep["dry_run"] is False
+    assert rep["expired"] == {"records": [8], "versions": 3, "tables": {"t": 3},
+                              "ranges": {"t": [[1, 1], [3, 4]]}}
+    r = record(udr, 8)
+    assert r["op"] == "expire" and r["parent"] == 7 and r["branch"] == "" and r["changes"] == []
+    assert "ref" not in r and "ref_prev" not in r
+    assert r["message"] == "retention: keep_last=1"
+    x = r["expire"]
+    assert x == {"at": 7, "policy": 0, "rule": "keep_last=1", "versions": 3,
+                 "tables": {"t": {"add": [[1, 1], [3, 4]], "prev": 0, "state": x["tables"]["t"]["state"]}}}
+    # the checkpoint: sealed, its digest in the record, each range with the
+    # record and time that expired it
+    raw = xset_path(udr, "t", 8).read_bytes()
+    assert b3(raw) == x["tables"]["t"]["state"]
+    cp = json.loads(raw)
+    assert cp["format"] == 1 and cp["table"] == "t" and cp["seq"] == 8
+    assert cp["ranges"] == [[1, 1, 8, r["time_ms"]], [3, 4, 8, r["time_ms"]]]
+    assert r["gwindow"]["@expired:t"] == [8, 8] and r["gwindow"]["@expire"] == [8, 8]
+    # format 4; version files and the data are untouched
+    cfg = json.loads((udr.root / "catalog" / "config.json").read_text())
+    assert cfg["format"] == 4
+    assert tree_snapshot(udr.root / "catalog" / "tables") == tables_before
+    udr.ok("fsck")
+    # the plan now counts them as expired already; nothing left to expire
+    p = plan(udr, "--keep-last", "1")
+    assert p["expired"]["versions"] == 0 and p["already_expired"] == 3
+    before = tree_snapshot(udr.root)
+    rep = expire(udr, "--keep-last", "1")
+    assert rep["expired"]["records"] == [] and rep["expired"]["versions"] == 0
+    assert tree_snapshot(udr.root) == before
+
+
+def test_second_expire_chains_prev_and_merges_set(udr):
+    commit_n(udr, "t", 6)
+    expire(udr, "--keep-last", "4")                     # t@1, t@2 (commit 7)
+    commit_n(udr, "t", 1, "y")                          # commit 8: t@7
+    rep = expire(udr, "--keep-last", "2")               # t@3, t@4, t@5 (commit 9)
+    assert rep["expired"]["ranges"] == {"t": [[3, 5]]}
+    x = record(udr, 9)["expire"]["tables"]["t"]
+    assert x["prev"] == 7 and x["add"] == [[3, 5]]
+    cp = json.loads(xset_path(udr, "t", 9).read_bytes())
+    t7, t9 = record(udr, 7)["time_ms"], record(udr, 9)["time_ms"]
+    assert cp["ranges"] == [[1, 2, 7, t7], [3, 5, 9, t9]]
+    udr.ok("fsck")
+
+
+def test_missing_or_damaged_checkpoint_is_rebuilt(udr):
+    commit_n(udr, "t", 6)
+    expire(udr, "--keep-last", "4")
+    commit_n(udr, "t", 1, "y")
+    expire(udr, "--keep-last", "2")
+    good = xset_path(udr, "t", 9).read_bytes()
+    xset_path(udr, "t", 9).unlink()
+    xset_path(udr, "t", 7).write_bytes(b"garbage")
+    # the plan reads the set: rebuilt from the log, checked, rewritten
+    assert plan(udr, "--keep-last", "2")["already_expired"] == 5
+    assert xset_path(udr, "t", 9).read_bytes() == good
+    # a record whose digest the log does not produce is damage (exit 4)
+    r = record(udr, 9)
+    xset_path(udr, "t", 9).write_bytes(good.replace(b"[3,5,9", b"[3,4,9"))
+    res = udr("retention", "expire", "--dry-run", "--keep-last", "2")
+    assert res.code == 0  # rebuilt from the log: the digest matches again
+    assert xset_path(udr, "t", 9).read_bytes() == good
+    assert r["expire"]["tables"]["t"]["state"] == b3(good)
+
+
+def test_heads_tags_latest_never_expired(udr):
+    commit_n(udr, "t", 4)                                    # t@1..4
+    udr.ok("branch", "create", "dev", "--from", "commit:2")  # commit 5: dev at t@2
+    udr.ok("tag", "create", "v1", "commit:1")                # commit 6: t@1
+    rep = expire(udr, "--keep-last", "1")
+    assert rep["expired"]["ranges"] == {"t": [[3, 3]]}
+    # keep_last=1 on every chain, again: nothing left (head 4, dev 2, tag 1)
+    assert expire(udr, "--keep-last", "1")["expired"]["records"] == []
+    udr.ok("fsck")
+
+
+def start(udr, *args, pause=None):
+    from conftest import base_env, UDR_BIN
+    env = base_env({"UDR_PAUSE": "%s:%s" % pause} if pause else None)
+    return subprocess.Popen([UDR_BIN, "--store", str(udr.root), *map(str, args)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(path, proc, timeout=30):
+    t = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < t, "%s never appeared" % path
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+def test_ref_records_after_the_plan_keep_what_they_name(udr, tmp_path):
+    """The plan reads without the lock: a branch created, a tag made and a
+    branch reset after it (before the record is linked) keep their versions."""
+    commit_n(udr, "t", 6)                                    # t@1..6, commits 1-6
+    commit_n(udr, "u", 3)                                    # u@1..3, commits 7-9
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    p = start(udr, "retention", "expire", "--json", "--keep-last", "1", pause=("expire-planned", pdir))
+    wait_for(pdir / "expire-planned.reached", p)
+    udr.ok("branch", "create", "dev", "--from", "commit:2")  # t@2, u none
+    udr.ok("tag", "create", "v4", "commit:4")                # t@4
+    udr.ok("branch", "create", "tmp", "--from", "commit:8")  # t@6, u@2
+    udr.ok("branch", "reset", "tmp", "--to", "commit:5")             # t@5: tmp's head now
+    udr.ok("branch", "reset", "tmp", "--to", "commit:6")             # then away again
+    (pdir / "expire-planned.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    rep = json.loads(out)
+    # t@2 (dev), t@4 (tag), t@5 (a reset named it), u@2 (tmp's create)
+    assert rep["expired"]["ranges"] == {"t": [[1, 1], [3, 3]], "u": [[1, 1]]}
+    seq = rep["expired"]["records"][0]
+    assert record(udr, seq)["expire"]["at"] == 9
+    udr.ok("fsck")
+
+
+def test_expire_on_a_never_branched_store_and_log(udr):
+    commit_n(udr, "t", 3)
+    cfg = json.loads((udr.root / "catalog" / "config.json").read_text())
+    assert cfg["format"] == 2
+    expire(udr, "--keep-last", "1")
+    assert json.loads((udr.root / "catalog" / "config.json").read_text())["format"] == 4
+    # commits go on after it, on main, and the log reads
+    commit_n(udr, "t", 1, "z")
+    assert record(udr, 5)["branch"] == "main" and record(udr, 5)["parent"] == 3  # main's, not the expire record
+    udr.ok("log")
+    udr.ok("fsck")

@@ -65,8 +65,16 @@ def test_expire_bad_input(db4, kw, exc):
     assert tree(db4.path) == before
 
 
-def test_expire_without_dry_run_not_built(db4):
+def test_expire_writes_a_record(db4):
     before = tree(db4.path)
-    with pytest.raises(udr.NotSupportedError, match="not built yet"):
-        db4.expire(keep_last=1)
+    with pytest.raises(udr.NotSupportedError, match="only built with dry_run=True"):
+        db4.expire(keep_last=1, branch="main")
     assert tree(db4.path) == before
+    plan = db4.expire(keep_last=1, dry_run=True)
+    rep = db4.expire(keep_last=1)
+    assert rep["dry_run"] is False
+    assert rep["expired"]["ranges"] == plan["expired"]["ranges"]
+    assert rep["expired"]["versions"] == plan["expired"]["versions"] > 0
+    assert len(rep["expired"]["records"]) == 1
+    again = db4.expire(keep_last=1)
+    assert again["expired"]["records"] == [] and again["already_expired"] == rep["expired"]["versions"]

@@ -1,0 +1,653 @@
+/*
+ * expire.c - expiry in the log (docs/GC.md 1.4): the "expire" object of an
+ * expire record, each table's expired set (catalog/expired/<table>/<seq>.json,
+ * derived from the log like state/ and rebuilt from it when missing or
+ * damaged), and the commit step's part, decided under the writer lock.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "util/util.h"
+#include "catalog/catalog_internal.h"
+
+#define XSET_FORMAT 1
+/* Records followed back along a table's prev chain when rebuilding. */
+#define XSET_REBUILD_MAX 1000000
+
+void udr__xrec_free(udr__xrec *x)
+{
+	if (!x)
+		return;
+	for (size_t i = 0; i < x->nt; i++) {
+		free(x->t[i].table);
+		free(x->t[i].ranges);
+	}
+	free(x->t);
+	free(x->rule);
+	free(x);
+}
+
+void udr__xset_free(udr__xset *s)
+{
+	if (!s)
+		return;
+	free(s->r);
+	memset(s, 0, sizeof(*s));
+}
+
+static bool is_u64(json_t *x)
+{
+	return json_is_integer(x) && json_integer_value(x) >= 0;
+}
+
+/* ---- the record's "expire" object ---------------------------------------- */
+
+/* [[a,b],...]: 1 <= a <= b, sorted, disjoint, not adjacent, at least one. */
+static int ranges_from_json(uint64_t (**out)[2], size_t *n, json_t *arr, uint64_t *count)
+{
+	size_t i, k = json_is_array(arr) ? json_array_size(arr) : 0;
+	uint64_t (*r)[2];
+	json_t *x;
+	*out = NULL;
+	*n = 0;
+	if (k == 0)
+		return -1;
+	if (!(r = calloc(k, sizeof(*r))))
+		return UDR_ENOMEM;
+	json_array_foreach(arr, i, x) {
+		json_t *a = json_array_get(x, 0), *b = json_array_get(x, 1);
+		if (!json_is_array(x) || json_array_size(x) != 2 || !is_u64(a) || !is_u64(b) || json_integer_value(a) < 1 ||
+		    json_integer_value(b) < json_integer_value(a) ||
+		    (i > 0 && (uint64_t)json_integer_value(a) <= r[i - 1][1] + 1)) {
+			free(r);
+			return -1;
+		}
+		r[i][0] = (uint64_t)json_integer_value(a);
+		r[i][1] = (uint64_t)json_integer_value(b);
+		*count += r[i][1] - r[i][0] + 1;
+	}
+	*out = r;
+	*n = k;
+	return 0;
+}
+
+int udr__xrec_from_json(udr__xrec **out, json_t *o, const char *path, uint64_t seq)
+{
+	json_t *tables = json_object_get(o, "tables"), *at = json_object_get(o, "at"),
+	       *pol = json_object_get(o, "policy"), *rule = json_object_get(o, "rule"),
+	       *ver = json_object_get(o, "versions"), *val;
+	const char *key, *last = NULL;
+	udr__xrec *x;
+	uint64_t count = 0;
+	int rc = 0;
+	*out = NULL;
+	if (!json_is_object(o) || json_object_size(o) != 5 || !is_u64(at) || (uint64_t)json_integer_value(at) >= seq ||
+	    !is_u64(pol) || (uint64_t)json_integer_value(pol) >= seq || !json_is_string(rule) || !is_u64(ver) ||
+	    !json_is_object(tables) || json_object_size(tables) == 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad expire object", path);
+	if (!(x = calloc(1, sizeof(*x))) || !(x->t = calloc(json_object_size(tables), sizeof(*x->t))) ||
+	    !(x->rule = strdup(json_string_value(rule)))) {
+		udr__xrec_free(x);
+		return udr__error_oom();
+	}
+	x->at = (uint64_t)json_integer_value(at);
+	x->policy = (uint64_t)json_integer_value(pol);
+	x->versions = (uint64_t)json_integer_value(ver);
+	json_object_foreach(tables, key, val) {
+		udr__xtable *t = &x->t[x->nt];
+		json_t *prev = json_object_get(val, "prev"), *st = json_object_get(val, "state");
+		if (udr_table_name_check(key) < 0 || (last && strcmp(last, key) >= 0) || !json_is_object(val) ||
+		    json_object_size(val) != 3 || !is_u64(prev) || (uint64_t)json_integer_value(prev) >= seq ||
+		    !json_is_string(st) || json_string_length(st) != UDR_HASH_HEXSIZE ||
+		    udr_hash_fromhex(&t->state, json_string_value(st)) < 0) {
+			udr_error_clear();
+			rc = -1;
+			break;
+		}
+		if (!(t->table = strdup(key))) {
+			rc = UDR_ENOMEM;
+			break;
+		}
+		x->nt++;
+		t->prev = (uint64_t)json_integer_value(prev);
+		if ((rc = ranges_from_json(&t->ranges, &t->nranges, json_object_get(val, "add"), &count)) != 0)
+			break;
+		last = key;
+	}
+	if (rc == 0 && count != x->versions)
+		rc = -1;
+	if (rc != 0) {
+		udr__xrec_free(x);
+		return rc == UDR_ENOMEM ? udr__error_oom()
+		                        : udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad expire object", path);
+	}
+	*out = x;
+	return 0;
+}
+
+int udr__xrec_to_json(json_t *o, const udr__xrec *x)
+{
+	json_t *e = json_object(), *tables = json_object();
+	char hex[UDR_HASH_HEXSIZE + 1];
+	int fail = !e || !tables;
+	if (!fail) {
+		fail |= json_object_set_new(e, "at", json_integer((json_int_t)x->at));
+		fail |= json_object_set_new(e, "policy", json_integer((json_int_t)x->policy));
+		fail |= json_object_set_new(e, "rule", json_string(x->rule ? x->rule : ""));
+		fail |= json_object_set_new(e, "versions", json_integer((json_int_t)x->versions));
+	}
+	for (size_t i = 0; i < x->nt && !fail; i++) {
+		json_t *t = json_object(), *add = json_array();
+		fail |= !t || !add;
+		for (size_t k = 0; k < x->t[i].nranges && !fail; k++)
+			fail |= json_array_append_new(add, json_pack("[II]", (json_int_t)x->t[i].ranges[k][0],
+			                                             (json_int_t)x->t[i].ranges[k][1]));
+		udr_hash_tohex(hex, &x->t[i].state);
+		fail |= json_object_set_new(t, "add", add);
+		add = NULL;
+		fail |= json_object_set_new(t, "prev", json_integer((json_int_t)x->t[i].prev));
+		fail |= json_object_set_new(t, "state", json_string(hex));
+		fail |= json_object_set_new(tables, x->t[i].table, t);
+		json_decref(add);
+	}
+	fail |= json_object_set_new(e, "tables", tables);
+	fail |= json_object_set_new(o, "expire", e);
+	return fail;
+}
+
+/* ---- expired sets -------------------------------------------------------- */
+
+const udr__xrange *udr__xset_find(const udr__xset *s, uint64_t v)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->r[mid].last < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->n && s->r[lo].first <= v ? &s->r[lo] : NULL;
+}
+
+static int xset_reserve(udr__xset *s, size_t extra)
+{
+	size_t cap, bytes;
+	udr__xrange *p;
+	if (s->n + extra <= s->cap)
+		return 0;
+	cap = (s->n + extra) * 2;
+	if (!udr__mul_ok(cap, sizeof(*p), &bytes) || !(p = realloc(s->r, bytes)))
+		return udr__error_oom();
+	s->r = p;
+	s->cap = cap;
+	return 0;
+}
+
+/* Add [a, b] expired by seq at ms; it must not meet the set (UDR_ECORRUPT).
+ * Adjacent ranges of the same record are joined, so a set has one form. */
+static int xset_add(udr__xset *s, uint64_t a, uint64_t b, uint64_t seq, int64_t ms)
+{
+	size_t i = 0;
+	int rc;
+	while (i < s->n && s->r[i].last < a)
+		i++;
+	if (i < s->n && s->r[i].first <= b)
+		return udr__error_set(UDR_ECORRUPT, "versions %" PRIu64 "..%" PRIu64 " are expired twice (commits %" PRIu64
+		                      " and %" PRIu64 ")", a, b, s->r[i].seq, seq);
+	if (i > 0 && s->r[i - 1].last + 1 == a && s->r[i - 1].seq == seq) {
+		s->r[i - 1].last = b;
+		if (i < s->n && s->r[i].first == b + 1 && s->r[i].seq == seq) {
+			s->r[i - 1].last = s->r[i].last;
+			memmove(&s->r[i], &s->r[i + 1], (s->n - i - 1) * sizeof(*s->r));
+			s->n--;
+		}
+		return 0;
+	}
+	if (i < s->n && s->r[i].first == b + 1 && s->r[i].seq == seq) {
+		s->r[i].first = a;
+		return 0;
+	}
+	if ((rc = xset_reserve(s, 1)) < 0)
+		return rc;
+	memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(*s->r));
+	s->r[i] = (udr__xrange){a, b, seq, ms};
+	s->n++;
+	return 0;
+}
+
+static char *xset_dir(const udr_catalog *c, const char *table)
+{
+	size_t n = strlen(c->path) + strlen(table) + 16;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/expired/%s", c->path, table);
+	else
+		udr__error_oom();
+	return p;
+}
+
+static char *xset_path(const udr_catalog *c, const char *table, uint64_t seq)
+{
+	char *dir = xset_dir(c, table), *p;
+	if (!dir)
+		return NULL;
+	p = udr__seq_path(dir, seq);
+	free(dir);
+	return p;
+}
+
+/* {"format":1,"table":T,"seq":S,"ranges":[[first,last,seq,ms],...],"check":...} */
+static int xset_encode(char **out, size_t *len, const udr__xset *s, const char *table, uint64_t seq)
+{
+	udr__buf b = {0};
+	int rc = udr__buf_printf(&b, "{\"format\":%d,\"table\":\"%s\",\"seq\":%" PRIu64 ",\"ranges\":[", XSET_FORMAT, table,
+	                         seq);
+	for (size_t i = 0; i < s->n && rc == 0; i++)
+		rc = udr__buf_printf(&b, "%s[%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64 "]", i ? "," : "", s->r[i].first,
+		                     s->r[i].last, s->r[i].seq, s->r[i].ms);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "]}");
+	if (rc == 0)
+		rc = udr__seal(&b.ptr, &b.len);
+	if (rc < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	*out = b.ptr;
+	*len = b.len;
+	return 0;
+}
+
+static int xset_parse(udr__xset *out, const char *text, size_t len, const char *path, const char *table, uint64_t seq)
+{
+	json_error_t jerr;
+	json_t *o, *arr, *x;
+	size_t i;
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr__unseal(text, len, path, "expired set")) <= 0)
+		return rc < 0 ? rc : udr__error_set(UDR_ECORRUPT, "corrupt expired set %s: its check is missing", path);
+	if (!(o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)))
+		return udr__error_set(UDR_ECORRUPT, "corrupt expired set %s: %s", path, jerr.text);
+	arr = json_object_get(o, "ranges");
+	if (!json_is_integer(json_object_get(o, "format")) || json_integer_value(json_object_get(o, "format")) != XSET_FORMAT ||
+	    !json_is_string(json_object_get(o, "table")) || strcmp(json_string_value(json_object_get(o, "table")), table) ||
+	    !is_u64(json_object_get(o, "seq")) || (uint64_t)json_integer_value(json_object_get(o, "seq")) != seq ||
+	    !json_is_array(arr))
+		rc = -1;
+	else if (json_array_size(arr) && (rc = xset_reserve(out, json_array_size(arr))) < 0)
+		goto done;
+	json_array_foreach(arr, i, x) {
+		json_t *a = json_array_get(x, 0), *b = json_array_get(x, 1), *s = json_array_get(x, 2),
+		       *m = json_array_get(x, 3);
+		if (rc != 0)
+			break;
+		if (!json_is_array(x) || json_array_size(x) != 4 || !is_u64(a) || !is_u64(b) || !is_u64(s) ||
+		    !json_is_integer(m) || json_integer_value(a) < 1 || json_integer_value(b) < json_integer_value(a) ||
+		    (uint64_t)json_integer_value(s) > seq || json_integer_value(s) < 1 ||
+		    (i > 0 && (uint64_t)json_integer_value(a) <= out->r[i - 1].last)) {
+			rc = -1;
+			break;
+		}
+		out->r[out->n++] = (udr__xrange){(uint64_t)json_integer_value(a), (uint64_t)json_integer_value(b),
+		                                 (uint64_t)json_integer_value(s), (int64_t)json_integer_value(m)};
+	}
+	if (rc == -1)
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt expired set %s", path);
+done:
+	json_decref(o);
+	if (rc < 0)
+		udr__xset_free(out);
+	return rc;
+}
+
+/* Write table's set after record seq (derived data: no fsync, the commit's
+ * syncfs covers it); *digest receives the digest of its bytes. */
+static int xset_write(udr_hash *digest, udr_catalog *c, const udr__xset *s, const char *table, uint64_t seq, bool sync)
+{
+	char *text = NULL, *path = NULL, *dir = NULL, *top = NULL;
+	size_t len;
+	int rc;
+	if ((rc = xset_encode(&text, &len, s, table, seq)) < 0)
+		return rc;
+	udr_hash_buf(digest, text, len);
+	if (!(top = udr__path_join(c->path, "expired")) || !(dir = xset_dir(c, table)) || !(path = udr__seq_path(dir, seq)))
+		rc = UDR_ENOMEM;
+	else if ((rc = udr__mkdir(top, NULL)) == 0 && (rc = udr__mkdir(dir, NULL)) == 0)
+		rc = udr__write_file_atomic(c->tmpdir, path, text, len, UDR__PUBLISH_REPLACE, sync);
+	free(text);
+	free(path);
+	free(dir);
+	free(top);
+	return rc < 0 ? rc : 0;
+}
+
+/* The part of record seq (an expire record) about table, or NULL. */
+static const udr__xtable *xrec_table(const udr__record *r, const char *table)
+{
+	if (!r->xrec)
+		return NULL;
+	for (size_t i = 0; i < r->xrec->nt; i++)
+		if (strcmp(r->xrec->t[i].table, table) == 0)
+			return &r->xrec->t[i];
+	return NULL;
+}
+
+/* Table's set after record seq, which names it with digest: the checkpoint
+ * when its bytes match, else replayed from table's prev chain, checked
+ * against the digest and rewritten. */
+static int xset_load(udr__xset *out, udr_catalog *c, uint64_t seq, const char *table)
+{
+	udr__record r;
+	const udr__xtable *xt;
+	uint64_t *chain = NULL;
+	size_t nchain = 0, cap = 0;
+	char *path = NULL, *text = NULL;
+	size_t len;
+	udr_hash want, d;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr__record_read(&r, c, seq)) < 0)
+		return rc;
+	if (!(xt = xrec_table(&r, table))) {
+		udr__record_free(&r);
+		return udr__error_set(UDR_ECORRUPT, "commit %" PRIu64 " is named as the last expiry of table %s, but does not "
+		                      "expire it", seq, table);
+	}
+	want = xt->state;
+	udr__record_free(&r);
+	if (!(path = xset_path(c, table, seq)))
+		return UDR_ENOMEM;
+	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
+	if (rc == 0) {
+		udr_hash_buf(&d, text, len);
+		if (udr_hash_equal(&d, &want) && xset_parse(out, text, len, path, table, seq) == 0)
+			goto done;
+	}
+	if (rc == UDR_ENOMEM)
+		goto done;
+	udr_error_clear();
+	/* rebuild: the chain of records that changed table's set, oldest first */
+	for (uint64_t s = seq; s != 0;) {
+		if (nchain == cap) {
+			uint64_t *p;
+			cap = cap ? cap * 2 : 16;
+			if (cap > XSET_REBUILD_MAX || !(p = realloc(chain, cap * sizeof(*p)))) {
+				rc = cap > XSET_REBUILD_MAX ? udr__error_set(UDR_ECORRUPT, "expired set of table %s: chain too long",
+				                                             table)
+				                            : udr__error_oom();
+				goto done;
+			}
+			chain = p;
+		}
+		chain[nchain++] = s;
+		if ((rc = udr__record_read(&r, c, s)) < 0)
+			goto done;
+		xt = xrec_table(&r, table);
+		if (!xt || xt->prev >= s) {
+			udr__record_free(&r);
+			rc = udr__error_set(UDR_ECORRUPT, "expired set of table %s: commit %" PRIu64 " breaks its chain", table, s);
+			goto done;
+		}
+		s = xt->prev;
+		udr__record_free(&r);
+	}
+	for (size_t i = nchain; i-- > 0 && rc == 0;) {
+		if ((rc = udr__record_read(&r, c, chain[i])) < 0)
+			break;
+		xt = xrec_table(&r, table);
+		for (size_t k = 0; k < xt->nranges && rc == 0; k++)
+			rc = xset_add(out, xt->ranges[k][0], xt->ranges[k][1], chain[i], r.cm->time_ms);
+		udr__record_free(&r);
+	}
+	if (rc == 0) {
+		free(text);
+		text = NULL;
+		if ((rc = xset_encode(&text, &len, out, table, seq)) == 0) {
+			udr_hash_buf(&d, text, len);
+			if (!udr_hash_equal(&d, &want))
+				rc = udr__error_set(UDR_ECORRUPT, "commit %" PRIu64 " names an expired set of table %s that the log "
+				                    "does not produce", seq, table);
+			else if (xset_write(&d, c, out, table, seq, false) < 0)
+				udr_error_clear(); /* derived: a read-only store still reads */
+		}
+	}
+done:
+	if (rc < 0)
+		udr__xset_free(out);
+	free(chain);
+	free(text);
+	free(path);
+	return rc;
+}
+
+int udr__xset_at(udr__xset *out, uint64_t *from, udr_catalog *c, const udr__record *r, const char *table)
+{
+	udr__tentry e;
+	size_t n = strlen(table) + 10;
+	char *key = malloc(n);
+	int rc;
+	memset(out, 0, sizeof(*out));
+	*from = 0;
+	if (!key)
+		return udr__error_oom();
+	snprintf(key, n, "@expired:%s", table);
+	rc = r->branched ? udr__global_lookup(&e, c, r, key) : 0;
+	free(key);
+	if (rc <= 0)
+		return rc;
+	*from = e.version;
+	return xset_load(out, c, e.version, table);
+}
+
+/* ---- the commit step's part ---------------------------------------------- */
+
+typedef struct vlist {
+	uint64_t *v;
+	size_t n, cap;
+} vlist;
+
+static int vlist_add(vlist *l, uint64_t v)
+{
+	if (v == 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		uint64_t *p = realloc(l->v, cap * sizeof(*p));
+		if (!p)
+			return udr__error_oom();
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = v;
+	return 0;
+}
+
+/* Table's version in the snapshot of commit seq (0: absent). */
+static int snapshot_version(uint64_t *out, udr_catalog *c, uint64_t seq, const char *table, uint64_t latest)
+{
+	uint64_t s;
+	int rc = udr__snapshot_table(out, &s, c, seq, table);
+	if (rc == 2) /* a format-1 record: main's versions by commit */
+		return udr__version_at_seq(out, c, table, latest, seq);
+	return rc < 0 ? rc : 0;
+}
+
+static bool is_ref_op(const char *op)
+{
+	static const char *const ops[] = {"create", "reset", "tag", "merge", "cherry-pick", "revert"};
+	for (size_t i = 0; op && i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(op, ops[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Every commit whose snapshot must keep its versions at the linked head:
+ * branch heads, tags, and what ref records after `at` named. */
+static int protected_commits(vlist *out, udr_catalog *c, const udr__record *prev, uint64_t head, uint64_t at,
+                             udr__tstate *g)
+{
+	int rc;
+	if ((rc = udr__global_state(g, c, prev)) < 0)
+		return rc;
+	for (size_t i = 0; i < g->n && rc == 0; i++)
+		if (strncmp(g->e[i].table, "@branch:", 8) == 0 || strncmp(g->e[i].table, "@tag:", 5) == 0)
+			rc = vlist_add(out, g->e[i].version);
+	for (uint64_t s = at + 1; s <= head && rc == 0; s++) {
+		udr_commit *cm = NULL;
+		if ((rc = udr__commit_read(&cm, c, s)) < 0)
+			break;
+		if (is_ref_op(cm->op))
+			rc = vlist_add(out, strcmp(cm->op, "tag") == 0 ? cm->parent : s);
+		udr_commit_free(cm);
+	}
+	return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Remove [a, b] from the sorted disjoint ranges r[0..*n) (room for one more). */
+static void ranges_cut(uint64_t (*r)[2], size_t *n, uint64_t a, uint64_t b)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (r[i][1] < a || r[i][0] > b)
+			continue;
+		if (r[i][0] >= a && r[i][1] <= b) { /* all of it */
+			memmove(&r[i], &r[i + 1], (*n - i - 1) * sizeof(*r));
+			(*n)--;
+			i--;
+		} else if (r[i][0] < a && r[i][1] > b) { /* a hole: split */
+			memmove(&r[i + 2], &r[i + 1], (*n - i - 1) * sizeof(*r));
+			r[i + 1][0] = b + 1;
+			r[i + 1][1] = r[i][1];
+			r[i][1] = a - 1;
+			(*n)++;
+			i++;
+		} else if (r[i][0] < a) {
+			r[i][1] = a - 1;
+		} else {
+			r[i][0] = b + 1;
+		}
+	}
+}
+
+int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev, uint64_t head,
+                        const udr__xrec *req, uint64_t seq, int64_t ms)
+{
+	udr__xrec *x = NULL;
+	vlist commits = {0};
+	udr__tstate g;
+	int rc = 0;
+	*out = NULL;
+	memset(&g, 0, sizeof(g));
+	if (!prev || head == 0 || req->nt == 0)
+		return 1;
+	if (req->at > head)
+		return udr__error_set(UDR_EINVAL, "expire: planned at commit %" PRIu64 ", after the head %" PRIu64, req->at,
+		                      head);
+	if ((rc = protected_commits(&commits, c, prev, head, req->at, &g)) < 0)
+		goto done;
+	if (!(x = calloc(1, sizeof(*x))) || !(x->t = calloc(req->nt, sizeof(*x->t))) ||
+	    !(x->rule = strdup(req->rule ? req->rule : ""))) {
+		rc = udr__error_oom();
+		goto done;
+	}
+	x->at = req->at;
+	x->policy = req->policy;
+	for (size_t ti = 0; ti < req->nt && rc == 0; ti++) {
+		const udr__xtable *rt = &req->t[ti];
+		const udr__tentry *alloc = udr__tstate_find(&g, rt->table);
+		uint64_t latest = alloc ? alloc->version : 0, (*r)[2] = NULL, from = 0;
+		size_t nr = 0, cap;
+		vlist keep = {0};
+		udr__xset set;
+		udr__xtable *xt;
+		if (ti > 0 && strcmp(req->t[ti - 1].table, rt->table) >= 0) {
+			rc = udr__error_set(UDR_EINVAL, "expire: tables not sorted or named twice (%s)", rt->table);
+			break;
+		}
+		if (latest == 0)
+			continue; /* no such table at the head: nothing to expire */
+		for (size_t i = 0; i < commits.n && rc == 0; i++) {
+			uint64_t v;
+			if ((rc = snapshot_version(&v, c, commits.v[i], rt->table, latest)) == 0)
+				rc = vlist_add(&keep, v);
+		}
+		if (rc == 0)
+			rc = vlist_add(&keep, latest);
+		if (rc == 0)
+			rc = udr__xset_at(&set, &from, c, prev, rt->table);
+		if (rc < 0) {
+			free(keep.v);
+			break;
+		}
+		/* room for the request's ranges, each cut adding at most one */
+		cap = rt->nranges + keep.n + set.n + 1;
+		if (!(r = calloc(cap, sizeof(*r)))) {
+			free(keep.v);
+			udr__xset_free(&set);
+			rc = udr__error_oom();
+			break;
+		}
+		for (size_t i = 0; i < rt->nranges; i++) {
+			if (rt->ranges[i][0] < 1 || rt->ranges[i][1] < rt->ranges[i][0] ||
+			    (i > 0 && rt->ranges[i][0] <= rt->ranges[i - 1][1] + 1)) {
+				rc = udr__error_set(UDR_EINVAL, "expire: bad ranges for table %s", rt->table);
+				break;
+			}
+			if (rt->ranges[i][0] > latest)
+				break;
+			r[nr][0] = rt->ranges[i][0];
+			r[nr][1] = rt->ranges[i][1] < latest ? rt->ranges[i][1] : latest;
+			nr++;
+		}
+		qsort(keep.v, keep.n, sizeof(uint64_t), cmp_u64);
+		for (size_t i = 0; i < keep.n && rc == 0; i++)
+			ranges_cut(r, &nr, keep.v[i], keep.v[i]);
+		for (size_t i = 0; i < set.n && rc == 0; i++)
+			ranges_cut(r, &nr, set.r[i].first, set.r[i].last);
+		free(keep.v);
+		if (rc < 0 || nr == 0) {
+			free(r);
+			udr__xset_free(&set);
+			continue;
+		}
+		xt = &x->t[x->nt];
+		if (!(xt->table = strdup(rt->table))) {
+			free(r);
+			udr__xset_free(&set);
+			rc = udr__error_oom();
+			break;
+		}
+		x->nt++;
+		xt->ranges = r;
+		xt->nranges = nr;
+		xt->prev = from;
+		for (size_t i = 0; i < nr && rc == 0; i++) {
+			x->versions += r[i][1] - r[i][0] + 1;
+			rc = xset_add(&set, r[i][0], r[i][1], seq, ms);
+		}
+		if (rc == 0)
+			rc = xset_write(&xt->state, c, &set, rt->table, seq, false);
+		udr__xset_free(&set);
+	}
+	if (rc == 0 && x->nt == 0)
+		rc = 1;
+done:
+	udr__tstate_free(&g);
+	free(commits.v);
+	if (rc == 0)
+		*out = x;
+	else
+		udr__xrec_free(x);
+	return rc;
+}
