@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <udr/gc.h>
+
 #include "cli.h"
 
 #define NOPERANDS(argc) ((argc) - optind)
@@ -313,6 +315,9 @@ int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
 		rc = udr_catalog_get_version_at_time(&v, udr_db_catalog(db), argv[optind], at_ms);
 	else
 		rc = udr_catalog_get_version(&v, udr_db_catalog(db), argv[optind], number);
+	/* an expired version's chunks may be gone (GC.md 1.5): exit 6 */
+	if (rc == 0 && !udr_version_is_dropped(v))
+		rc = udr_version_readable(udr_db_catalog(db), v->table, v->version);
 	if (rc == 0)
 		print_version_json(v);
 	else

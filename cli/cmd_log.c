@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <udr/gc.h>
+
 #include "cli.h"
 
 #define NOPERANDS(argc) ((argc) - optind)
@@ -77,6 +80,41 @@ static int log_opt(int opt, const char *arg, void *payload)
 	return -1;
 }
 
+/* An expire record: "expire 3 versions of 1 table (keep_last=1)", then
+ * each table's ranges. */
+static void print_expire(udr_catalog *cat, uint64_t seq)
+{
+	char *text = NULL;
+	json_t *o = NULL, *tables, *val;
+	const char *t;
+	if (udr_expire_record_json(&text, cat, seq) != 0 || !(o = json_loads(text, 0, NULL))) {
+		udr_error_clear();
+		fputs("  expire\n", stdout);
+		udr_free(text);
+		return;
+	}
+	tables = json_object_get(o, "tables");
+	printf("  expire %" JSON_INTEGER_FORMAT " version%s of %zu table%s (%s)\n",
+	       json_integer_value(json_object_get(o, "versions")),
+	       json_integer_value(json_object_get(o, "versions")) == 1 ? "" : "s", json_object_size(tables),
+	       json_object_size(tables) == 1 ? "" : "s", json_string_value(json_object_get(o, "rule")));
+	json_object_foreach(tables, t, val) {
+		size_t i;
+		json_t *p;
+		printf("  %s:", t);
+		json_array_foreach(json_object_get(val, "add"), i, p) {
+			json_int_t a = json_integer_value(json_array_get(p, 0)), b = json_integer_value(json_array_get(p, 1));
+			if (a == b)
+				printf("%s %" JSON_INTEGER_FORMAT, i ? "," : "", a);
+			else
+				printf("%s %" JSON_INTEGER_FORMAT "-%" JSON_INTEGER_FORMAT, i ? "," : "", a, b);
+		}
+		fputs(" expired\n", stdout);
+	}
+	json_decref(o);
+	udr_free(text);
+}
+
 /* The change made a version that records a drop (DROP TABLE).  A version
  * file that cannot be read says nothing here: the log stays readable (fsck
  * and the commands that read the version report the damage). */
@@ -101,6 +139,8 @@ static void print_commit_text(udr_catalog *cat, const udr_commit *c)
 	       c->author ? c->author : "?");
 	if (c->op && c->source) /* cherry-pick, revert */
 		printf("  %s of commit %" PRIu64 "\n", c->op, c->source);
+	else if (c->op && strcmp(c->op, "expire") == 0) /* retention (docs/GC.md 1.4) */
+		print_expire(cat, c->seq);
 	else if (c->op) { /* a ref record (branches) */
 		printf("  %s %s", c->op, c->ref ? c->ref : "");
 		for (i = 0; i < c->nparents; i++)

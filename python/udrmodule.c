@@ -81,6 +81,35 @@ static PyObject *exception_for(int code)
 	}
 }
 
+static const char *const expired_attrs[] = {
+	"table", "version", "expired_seq", "expired_at", "swept", "swept_at",
+};
+
+/* ExpiredError's attributes from the library's last expired read. */
+static int set_expired_attrs(PyObject *e)
+{
+	char table[UDR_TABLE_NAME_MAX + 1];
+	uint64_t version = 0;
+	udr_expiry ex;
+	PyObject *v[6];
+	int rc = 0;
+
+	if (!udr_expiry_last(table, sizeof table, &version, &ex))
+		return 0;
+	v[0] = PyUnicode_DecodeUTF8(table, (Py_ssize_t)strlen(table), "backslashreplace");
+	v[1] = PyLong_FromUnsignedLongLong(version);
+	v[2] = PyLong_FromUnsignedLongLong(ex.expired_seq);
+	v[3] = udrpy_datetime_from_ms(ex.expired_ms);
+	v[4] = PyBool_FromLong(ex.swept);
+	v[5] = ex.swept ? udrpy_datetime_from_ms(ex.gc_ms) : (Py_INCREF(Py_None), Py_None);
+	for (size_t i = 0; i < 6; i++) {
+		if (v[i] == NULL || (rc == 0 && PyObject_SetAttrString(e, expired_attrs[i], v[i]) < 0))
+			rc = -1;
+		Py_XDECREF(v[i]);
+	}
+	return rc;
+}
+
 static PyObject *raise_with(PyObject *exc, int code, PyObject *msg)
 {
 	PyObject *e, *c;
@@ -98,6 +127,10 @@ static PyObject *raise_with(PyObject *exc, int code, PyObject *msg)
 		return NULL;
 	}
 	Py_DECREF(c);
+	if (code == UDR_EEXPIRED && set_expired_attrs(e) < 0) {
+		Py_DECREF(e);
+		return NULL;
+	}
 	PyErr_SetObject(exc, e);
 	Py_DECREF(e);
 	return NULL;
@@ -409,9 +442,7 @@ PyObject *udrpy_NotSupportedError; /* pydb.c: what is not built yet */
 static PyObject *udrpy_Warning, *udrpy_DatabaseError, *udrpy_DataError,
 	*udrpy_OperationalError, *udrpy_InternalError, *udrpy_ProgrammingError;
 
-static const char *const expired_attrs[] = {
-	"table", "version", "expired_seq", "expired_at", "swept", "swept_at",
-};
+
 
 static int add_exceptions(PyObject *m)
 {

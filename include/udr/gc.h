@@ -3,8 +3,9 @@
  * which versions of a chain a rule keeps.
  *
  * Built so far: the rule type and its evaluation over one chain of versions
- * (GC.md 1.2), duration text.  Expiry records, reads of expired versions and
- * collection are described in docs/GC.md and not part of this header yet.
+ * (GC.md 1.2), duration text, the plan, expire records (1.4) and
+ * udr_version_expiry (7.3).  Undo/restore, gc records and collection are
+ * described in docs/GC.md and not part of this header yet.
  */
 #ifndef UDR_GC_H
 #define UDR_GC_H
@@ -189,16 +190,75 @@ UDR_EXTERN int udr_retention_plan(char **out_json, struct udr_catalog *catalog, 
 
 /**
  * Apply rule now to the catalog (or one table) on every branch: what
- * `udr gc --keep-...` runs first.  Built: the dry run only, which is
+ * `udr gc --keep-...` runs first.  With UDR_RETENTION_DRY_RUN this is
  * udr_retention_plan(report_json, catalog, rule, table, NULL,
- * UDR_RETENTION_NOW).  Writing the expire record (GC.md 1.4) is not built:
- * without UDR_RETENTION_DRY_RUN it returns UDR_EINVAL and writes nothing.
- * @param[out] report_json as udr_retention_plan's (NULL after a failure)
- * @return as udr_retention_plan; UDR_EINVAL also for unknown flags or no
- *         UDR_RETENTION_DRY_RUN.
+ * UDR_RETENTION_NOW).  Without, the plan's expired versions are linked as
+ * one expire record (GC.md 1.4) through the commit step, which drops under
+ * the writer lock every version a branch head's or tag's snapshot names at
+ * the linked head, each table's latest, the snapshots ref records linked
+ * after the plan's head named, and versions expired already; nothing left,
+ * nothing written.  The catalog becomes format 4 at its first expire record.
+ * @param[out] report_json as udr_retention_plan's (NULL after a failure);
+ *   without a dry run "dry_run" is false and "expired" is what the record
+ *   holds: {"records":[SEQ] or [],"versions":N,"tables":{T:N},"ranges":{T:[[a,b]...]}}
+ * @return as udr_retention_plan; UDR_EINVAL also for unknown flags;
+ *         UDR_ELOCKED, UDR_EIO from the commit step.
  */
 UDR_EXTERN int udr_retention_apply(char **report_json, struct udr_catalog *catalog, const udr_retention_rule *rule,
                                    const char *table, unsigned flags);
+
+/**
+ * Whether a table version expired by retention (GC.md 1.4, 1.5), as of the
+ * readers' head: one global-state lookup, one record, one checkpoint.
+ */
+typedef struct udr_expiry {
+	int expired;          /**< 1: an expire record took it */
+	int swept;            /**< 1: a gc record's sweep covers it (its data may be gone); not built: 0 */
+	uint64_t expired_seq; /**< the expire record (0: not expired) */
+	uint64_t gc_seq;      /**< the gc record (0: none) */
+	int64_t expired_ms;   /**< that record's time, ms since the epoch */
+	int64_t gc_ms;
+} udr_expiry;
+
+/**
+ * @param[out] out zeroed, then filled when the version expired
+ * @param catalog the catalog
+ * @param table a table name
+ * @param version a version number >= 1 (not checked to exist)
+ * @return 0; UDR_EINVAL (bad name, version 0); UDR_ECORRUPT (an expire
+ *         record or checkpoint the log does not produce); UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_version_expiry(udr_expiry *out, struct udr_catalog *catalog, const char *table,
+                                  uint64_t version);
+
+/**
+ * May the data of table@version be read (GC.md 1.5)?  What every read path
+ * checks once it has the version it will read.
+ * @return 0 (not expired; also for a version that does not exist);
+ *         UDR_EEXPIRED with the message of GC.md 1.5 ("t@3 expired by
+ *         retention on DATE (commit S, RULE); ..."); UDR_EINVAL;
+ *         UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_version_readable(struct udr_catalog *catalog, const char *table, uint64_t version);
+
+/**
+ * What the last UDR_EEXPIRED of the calling thread was about (bindings fill
+ * their error's attributes from it).
+ * @param[out] table receives the table name (NUL-terminated), may be NULL
+ * @param[out] version, out the version and its expiry, may be NULL
+ * @return 1 when this thread has had one, else 0 (outputs untouched).
+ */
+UDR_EXTERN int udr_expiry_last(char *table, size_t tablesz, uint64_t *version, udr_expiry *out);
+
+/**
+ * The "expire" object of expire record seq (GC.md 1.4), e.g.
+ * {"at":7,"policy":0,"rule":"keep_last=1","versions":3,
+ *  "tables":{"t":{"add":[[1,1],[3,4]],"prev":0,"state":"<64 hex>"}}}
+ * @param[out] out the JSON text, freed with udr_free
+ * @return 0; UDR_EINVAL (not an expire record); UDR_ENOTFOUND (no such
+ *         commit); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_expire_record_json(char **out, struct udr_catalog *catalog, uint64_t seq);
 
 #ifdef __cplusplus
 }

@@ -376,6 +376,17 @@ int udr__xset_at(udr__xset *out, uint64_t *from, udr_catalog *c, const udr__reco
 /* The range holding version v, or NULL. */
 const udr__xrange *udr__xset_find(const udr__xset *s, uint64_t v);
 
+/* Reads (GC.md 1.5): 0 when table@version (0: none) is not expired at the
+ * head (the linked head under the writer lock), else UDR_EEXPIRED with the
+ * message of 1.5; at names a time-travel read ("2026-01-01T00:00:00Z"), or
+ * NULL.  _at: as of record r (under the writer lock: the linked head's). */
+int udr__version_check(udr_catalog *c, const char *table, uint64_t version, const char *at);
+int udr__version_check_at(udr_catalog *c, const udr__record *r, const char *table, uint64_t version);
+/* Under the writer lock: a branch create/reset or tag naming a snapshot
+ * with an expired version, or a record adopting one (o->adopt), is refused
+ * with UDR_EEXPIRED (GC.md 1.4); prev is the linked head's record. */
+int udr__expire_refuse(udr_catalog *c, const udr__record *prev, const udr__commit_opts *o);
+
 /* Largest version of table (<= latest) made by a commit <= seq; 0 if none. */
 int udr__version_at_seq(uint64_t *out, udr_catalog *c, const char *table, uint64_t latest, uint64_t seq);
 /* The same on a branch (main: udr__version_at_seq). */

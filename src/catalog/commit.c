@@ -556,6 +556,10 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	/* a branch: its head, and the ref checks (refs.c) */
 	if ((rc = udr__refs_plan(&plan, c, head > 0 ? &prev : NULL, head, o)) < 0)
 		goto done;
+	/* a ref or adopted version never names an expired version: decided
+	 * here, against the expire records linked so far */
+	if ((rc = udr__expire_refuse(c, head > 0 ? &prev : NULL, o)) < 0)
+		goto done;
 
 	for (size_t i = 0; i < n; i++) {
 		uint64_t latest, lseq, old;

@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
+#include <udr/gc.h>
+#include <udr/log.h>
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
@@ -649,5 +652,220 @@ done:
 		*out = x;
 	else
 		udr__xrec_free(x);
+	return rc;
+}
+
+/* ---- reading: is a version expired? (GC.md 1.5, 7.3) -------------------- */
+
+/* Could this catalog hold an expire record?  Format 4 (as this handle
+ * opened it), or the checkpoints' directory exists (another process made
+ * the first expire record since). */
+static bool may_expire(udr_catalog *c)
+{
+	struct stat st;
+	char *dir;
+	bool yes;
+	if (c->format >= 4)
+		return true;
+	if (!(dir = udr__path_join(c->path, "expired")))
+		return true; /* out of memory: look properly */
+	yes = UDR_IO->stat(dir, &st) == 0;
+	free(dir);
+	return yes;
+}
+
+/* The range holding table@version as of record r (0: none, *out zeroed). */
+static int expiry_at(udr__xrange *out, udr_catalog *c, const udr__record *r, const char *table, uint64_t version)
+{
+	udr__xset set;
+	uint64_t from;
+	const udr__xrange *x;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr__xset_at(&set, &from, c, r, table)) < 0)
+		return rc;
+	if ((x = udr__xset_find(&set, version)))
+		*out = *x;
+	udr__xset_free(&set);
+	return x ? 1 : 0;
+}
+
+/* As expiry_at, at the head (the linked one under the writer lock). */
+static int expiry_now(udr__xrange *out, udr_catalog *c, const char *table, uint64_t version)
+{
+	udr__record r;
+	uint64_t head;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if (!may_expire(c))
+		return 0;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0 || head == 0)
+		return rc;
+	if ((rc = udr__record_read(&r, c, head)) < 0)
+		return rc;
+	rc = expiry_at(out, c, &r, table, version);
+	udr__record_free(&r);
+	return rc;
+}
+
+int udr_version_expiry(udr_expiry *out, udr_catalog *c, const char *table, uint64_t version)
+{
+	udr__xrange x;
+	int rc;
+	if (!out || !c || !table || version == 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_version_expiry");
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if ((rc = expiry_now(&x, c, table, version)) <= 0)
+		return rc;
+	out->expired = 1;
+	out->expired_seq = x.seq;
+	out->expired_ms = x.ms;
+	return 0;
+}
+
+/* The last expired read of this thread (udr_expiry_last). */
+static _Thread_local struct {
+	char table[UDR_TABLE_NAME_MAX + 1];
+	uint64_t version;
+	udr_expiry ex;
+} last_expired;
+
+int udr_expiry_last(char *table, size_t tablesz, uint64_t *version, udr_expiry *out)
+{
+	if (!last_expired.table[0])
+		return 0;
+	if (table && tablesz)
+		snprintf(table, tablesz, "%s", last_expired.table);
+	if (version)
+		*version = last_expired.version;
+	if (out)
+		*out = last_expired.ex;
+	return 1;
+}
+
+/* The error for table@version, expired by x; at: "T at TIME" context
+ * (NULL: none). */
+static int expired_error(udr_catalog *c, const char *table, uint64_t version, const udr__xrange *x, const char *at)
+{
+	char when[40], qt[UDR_TABLE_NAME_MAX * 4 + 8], rule[200] = "";
+	udr__record r;
+	memset(&last_expired, 0, sizeof(last_expired));
+	snprintf(last_expired.table, sizeof(last_expired.table), "%s", table);
+	last_expired.version = version;
+	last_expired.ex.expired = 1;
+	last_expired.ex.expired_seq = x->seq;
+	last_expired.ex.expired_ms = x->ms;
+	udr__quote(qt, sizeof(qt), table);
+	udr_time_format(when, sizeof(when), x->ms);
+	when[10] = '\0'; /* the date */
+	if (udr__record_read(&r, c, x->seq) == 0) {
+		if (r.xrec && r.xrec->rule && r.xrec->rule[0])
+			snprintf(rule, sizeof(rule), ", %s", r.xrec->rule);
+		udr__record_free(&r);
+	} else {
+		udr_error_clear();
+	}
+	if (at)
+		return udr__error_set(UDR_EEXPIRED,
+		                      "%s at %s was version %" PRIu64 ", which expired by retention on %s (commit %" PRIu64
+		                      "%s); its data is still stored",
+		                      qt, at, version, when, x->seq, rule);
+	return udr__error_set(UDR_EEXPIRED,
+	                      "%s@%" PRIu64 " expired by retention on %s (commit %" PRIu64 "%s); its data is still stored",
+	                      qt, version, when, x->seq, rule);
+}
+
+int udr__version_check(udr_catalog *c, const char *table, uint64_t version, const char *at)
+{
+	udr__xrange x;
+	int rc;
+	if (version == 0)
+		return 0;
+	if ((rc = expiry_now(&x, c, table, version)) <= 0)
+		return rc;
+	return expired_error(c, table, version, &x, at);
+}
+
+int udr__version_check_at(udr_catalog *c, const udr__record *r, const char *table, uint64_t version)
+{
+	udr__xrange x;
+	int rc;
+	if (version == 0 || !r)
+		return 0;
+	if ((rc = expiry_at(&x, c, r, table, version)) <= 0)
+		return rc;
+	return expired_error(c, table, version, &x, NULL);
+}
+
+int udr_version_readable(udr_catalog *c, const char *table, uint64_t version)
+{
+	int rc;
+	if (!c || !table || version == 0)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_version_readable");
+	if ((rc = udr_table_name_check(table)) < 0)
+		return rc;
+	return udr__version_check(c, table, version, NULL);
+}
+
+/* Ops that make a ref name a commit's snapshot as it is. */
+static bool names_snapshot(const char *op)
+{
+	return op && (strcmp(op, "create") == 0 || strcmp(op, "reset") == 0 || strcmp(op, "tag") == 0);
+}
+
+int udr__expire_refuse(udr_catalog *c, const udr__record *prev, const udr__commit_opts *o)
+{
+	udr__tstate g;
+	int rc = 0;
+	if (!prev || !prev->branched || (!names_snapshot(o->op) && (!o->adopt || o->adopt->n == 0)))
+		return 0;
+	/* every table with an expired set at the linked head */
+	if ((rc = udr__global_state(&g, c, prev)) < 0)
+		return rc;
+	for (size_t i = 0; i < g.n && rc == 0; i++) {
+		const char *t = g.e[i].table;
+		const udr__tentry *a;
+		uint64_t v = 0, s;
+		if (strncmp(t, "@expired:", 9) != 0)
+			continue;
+		t += 9;
+		if (names_snapshot(o->op)) {
+			if ((rc = udr__snapshot_table(&v, &s, c, o->target, t)) < 0)
+				break;
+			if (rc == 2) { /* a format-1 record: main's versions by commit */
+				const udr__tentry *al = udr__tstate_find(&g, t);
+				rc = udr__version_at_seq(&v, c, t, al ? al->version : 0, o->target);
+			}
+			if (rc == 0 && (rc = udr__version_check_at(c, prev, t, v)) < 0)
+				break;
+		}
+		if (o->adopt && (a = udr__tstate_find(o->adopt, t)))
+			rc = udr__version_check_at(c, prev, t, a->version);
+	}
+	udr__tstate_free(&g);
+	return rc < 0 ? rc : 0;
+}
+
+int udr_expire_record_json(char **out, udr_catalog *c, uint64_t seq)
+{
+	udr__record r;
+	json_t *o;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_expire_record_json");
+	*out = NULL;
+	if ((rc = udr__record_read(&r, c, seq)) < 0)
+		return rc;
+	if (!r.xrec) {
+		udr__record_free(&r);
+		return udr__error_set(UDR_EINVAL, "commit %" PRIu64 " is not an expire record", seq);
+	}
+	if (!(o = json_object()) || udr__xrec_to_json(o, r.xrec) != 0 ||
+	    !(*out = json_dumps(json_object_get(o, "expire"), JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		rc = udr__error_oom();
+	json_decref(o);
+	udr__record_free(&r);
 	return rc;
 }

@@ -192,6 +192,12 @@ int udr_txn_get_version(udr_version **out, udr_txn *t, const char *table, uint64
 		return udr__error_set(UDR_ENOTFOUND, "table %s has no version %llu in this transaction's snapshot "
 		                      "(latest is %llu)", table, (unsigned long long)version, (unsigned long long)latest);
 	rc = udr_catalog_get_version(out, t->c, table, version);
+	if (rc == 0 && (rc = udr__version_check(t->c, table, version, NULL)) < 0) {
+		/* expired (GC.md 1.5): like a missing version, the transaction
+		 * may go on */
+		udr_version_free(*out);
+		*out = NULL;
+	}
 	return rc == UDR_ECORRUPT || rc == UDR_EIO ? fail(t, rc) : rc;
 }
 

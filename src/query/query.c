@@ -1396,7 +1396,17 @@ static int resolve_ref(udr_version **out, udr_query *q, const char *table, const
 	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
 	int rc = resolve_ref_any(out, q, table, ref, head);
 	q->dropped_hit = false;
-	if (rc < 0 || !udr__version_dropped(*out))
+	if (rc == 0 && !udr__version_dropped(*out)) {
+		/* an expired version's data is not read (GC.md 1.5); time
+		 * travel resolves as before, the version it lands on is checked */
+		if ((rc = udr__version_check(q->cat, table, (*out)->version,
+		                             ref->kind == UDR__REF_TIME ? ref->text : NULL)) < 0) {
+			udr_version_free(*out);
+			*out = NULL;
+		}
+		return rc;
+	}
+	if (rc < 0)
 		return rc;
 	udr__quote(qt, sizeof(qt), table);
 	rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found (version %" PRIu64 " dropped it)", qt,

@@ -22,7 +22,7 @@ def b3(data):
 
 import pytest
 
-from conftest import FAULT_INJECTION, commit_n, rec, tree_snapshot, vfile
+from conftest import FAULT_INJECTION, commit_n, rec, table_rows, tree_snapshot, vfile
 
 
 def plan(udr, *args, now=None):
@@ -378,3 +378,90 @@ def test_expire_on_a_never_branched_store_and_log(udr):
     assert record(udr, 5)["branch"] == "main" and record(udr, 5)["parent"] == 3  # main's, not the expire record
     udr.ok("log")
     udr.ok("fsck")
+
+
+# ---- reading an expired version (GC.md 1.5) ----------------------------------
+
+
+def imported(udr, tmp_path, n):
+    """Table t with n versions (commits 1..n), version i holding row (i, 'r<i>')."""
+    for i in range(1, n + 1):
+        p = tmp_path / ("t%d.csv" % i)
+        p.write_text("id,a\n%d,r%d\n" % (i, i))
+        udr.ok("import", "t", str(p))
+
+
+def test_every_read_path_exits_6(udr, tmp_path):
+    imported(udr, tmp_path, 4)                          # t@1..4, commits 1-4
+    expire(udr, "--keep-last", "2")                     # t@1, t@2 (commit 5)
+    out = tmp_path / "out.csv"
+    for args in (["show", "t", "2"], ["sql", "SELECT * FROM \"t@1\""], ["export", "t@2", str(out)],
+                 ["export", "t@commit:2", str(out)],
+                 ["diff-rows", "t", "1", "4", "--key", "id"], ["diff-rows", "t", "4", "2", "--key", "id"]):
+        r = udr(*args)
+        assert r.code == 6, (args, r)
+        assert "expired by retention on " in r.stderr and "(commit 5, keep_last=2)" in r.stderr, r.stderr
+        assert r.stdout == b"" or args[0] == "sql"
+    assert not out.exists()
+    # time travel resolves as before; the version it lands on is checked
+    r = udr("sql", 'SELECT * FROM "t@2026-01-01"')
+    assert r.code == 1  # no version then: not found, as before
+    iso = json.loads(rec(udr, 2).read_text())["time"]
+    r = udr("sql", 'SELECT * FROM "t@%s"' % iso)
+    assert r.code == 6 and "t at %s was version 2, which expired by retention" % iso in r.stderr, r.stderr
+    # kept versions read as before
+    assert table_rows(udr, "t@3") == [(3, "r3")]
+    assert table_rows(udr, "t") == [(4, "r4")]
+    udr.ok("show", "t", "3")
+    udr.ok("export", "t@4", str(out))
+    # metadata stays: log, versions
+    udr.ok("versions", "t")
+    assert "expire 2 versions of 1 table (keep_last=2)" in udr.ok("log").out
+    assert "t: 1-2 expired" in udr.ok("log").out
+
+
+def test_ref_ops_naming_expired_versions_refused(udr, tmp_path):
+    imported(udr, tmp_path, 4)
+    p = tmp_path / "u.csv"
+    p.write_text("id,a\n1,u\n")
+    udr.ok("import", "u", str(p))                       # commit 5: u@1
+    expire(udr, "--keep-last", "2")                     # t@1, t@2 (commit 6)
+    before = tree_snapshot(udr.root)
+    for args in (["branch", "create", "dev", "--from", "commit:2"],
+                 ["branch", "create", "dev", "--from", "commit:1"],
+                 ["tag", "create", "v1", "commit:2"]):
+        r = udr(*args)
+        assert r.code == 6 and "expired by retention" in r.stderr, (args, r)
+    assert tree_snapshot(udr.root) == before
+    # a commit whose snapshot holds no expired version is fine
+    udr.ok("branch", "create", "dev", "--from", "commit:3")
+    r = udr("branch", "reset", "dev", "--to", "commit:2")
+    assert r.code == 6
+    udr.ok("branch", "reset", "dev", "--to", "commit:4")
+    udr.ok("tag", "create", "v3", "commit:3")
+    udr.ok("fsck")
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+def test_branch_create_racing_an_expire(udr, tmp_path):
+    """An expire planned before a branch is created at a version it expires:
+    whichever links first wins, and the other never leaves a head on an
+    expired version."""
+    imported(udr, tmp_path, 4)
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    # the expire plans first, the branch is created, then the expire links:
+    # t@2, named by the new branch, is dropped from the record
+    p = start(udr, "retention", "expire", "--json", "--keep-last", "1", pause=("expire-planned", pdir))
+    wait_for(pdir / "expire-planned.reached", p)
+    udr.ok("branch", "create", "dev", "--from", "commit:2")
+    (pdir / "expire-planned.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out)["expired"]["ranges"] == {"t": [[1, 1], [3, 3]]}
+    assert table_rows(udr, "t@dev") == [(2, "r2")]
+    # the other order: the expire links first, the create is refused
+    r = udr("branch", "create", "dev2", "--from", "commit:3")
+    assert r.code == 6
+    udr.ok("fsck")
+

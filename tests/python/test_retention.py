@@ -78,3 +78,27 @@ def test_expire_writes_a_record(db4):
     assert len(rep["expired"]["records"]) == 1
     again = db4.expire(keep_last=1)
     assert again["expired"]["records"] == [] and again["already_expired"] == rep["expired"]["versions"]
+
+
+def test_expired_reads_raise_expired_error(db4):
+    rep = db4.expire(keep_last=2)                       # t@1, t@2
+    seq = rep["expired"]["records"][0]
+    assert rep["expired"]["ranges"] == {"t": [[1, 2]]}
+    for read in (lambda: db4.read("t@1"), lambda: db4.sql('SELECT * FROM "t@2"').fetchall()):
+        with pytest.raises(udr.ExpiredError) as ei:
+            read()
+        e = ei.value
+        assert not isinstance(e, udr.NotFoundError) and not isinstance(e, KeyError)
+        assert isinstance(e, udr.DatabaseError)
+        assert e.table == "t" and e.version in (1, 2) and e.expired_seq == seq
+        assert isinstance(e.expired_at, datetime.datetime) and e.expired_at.tzinfo is not None
+        assert e.swept is False and e.swept_at is None
+        assert "expired by retention on" in str(e) and "(commit %d, keep_last=2)" % seq in str(e)
+    # transactions: a version of its snapshot that expired
+    with db4.transaction() as txn:
+        with pytest.raises(udr.ExpiredError):
+            txn.get_version("t", 1)
+        assert txn.get_version("t", 3).version == 3
+    # kept versions read as before
+    assert len(db4.read("t@3").fetchall()) == 1
+    assert len(db4.read("t").fetchall()) == 1
