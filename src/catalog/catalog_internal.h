@@ -257,6 +257,9 @@ typedef struct udr__commit_opts {
 	/* op "expire" (expire.c): the versions to expire; the commit step
 	 * drops what it must keep (heads, tags, latest) under the lock */
 	const struct udr__xrec *expire;
+	/* cherry-pick, revert: the versions whose content the record copies
+	 * (checked not expired under the lock) */
+	const udr__tstate *named;
 } udr__commit_opts;
 /* Ops that commit on a branch whose head must still be o->target (merge,
  * cherry-pick, revert): no "ref" key, the branch must exist. */
@@ -383,7 +386,8 @@ const udr__xrange *udr__xset_find(const udr__xset *s, uint64_t v);
 int udr__version_check(udr_catalog *c, const char *table, uint64_t version, const char *at);
 int udr__version_check_at(udr_catalog *c, const udr__record *r, const char *table, uint64_t version);
 /* Under the writer lock: a branch create/reset or tag naming a snapshot
- * with an expired version, or a record adopting one (o->adopt), is refused
+ * with an expired version, or a record adopting or copying one (o->adopt,
+ * o->named), is refused
  * with UDR_EEXPIRED (GC.md 1.4); prev is the linked head's record. */
 int udr__expire_refuse(udr_catalog *c, const udr__record *prev, const udr__commit_opts *o);
 

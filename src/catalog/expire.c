@@ -819,7 +819,8 @@ int udr__expire_refuse(udr_catalog *c, const udr__record *prev, const udr__commi
 {
 	udr__tstate g;
 	int rc = 0;
-	if (!prev || !prev->branched || (!names_snapshot(o->op) && (!o->adopt || o->adopt->n == 0)))
+	if (!prev || !prev->branched ||
+	    (!names_snapshot(o->op) && (!o->adopt || o->adopt->n == 0) && (!o->named || o->named->n == 0)))
 		return 0;
 	/* every table with an expired set at the linked head */
 	if ((rc = udr__global_state(&g, c, prev)) < 0)
@@ -841,7 +842,9 @@ int udr__expire_refuse(udr_catalog *c, const udr__record *prev, const udr__commi
 			if (rc == 0 && (rc = udr__version_check_at(c, prev, t, v)) < 0)
 				break;
 		}
-		if (o->adopt && (a = udr__tstate_find(o->adopt, t)))
+		if (o->adopt && (a = udr__tstate_find(o->adopt, t)) && (rc = udr__version_check_at(c, prev, t, a->version)) < 0)
+			break;
+		if (o->named && (a = udr__tstate_find(o->named, t)))
 			rc = udr__version_check_at(c, prev, t, a->version);
 	}
 	udr__tstate_free(&g);

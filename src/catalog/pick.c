@@ -100,7 +100,9 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 	size_t nv = 0, cap = 0;
 	char msg[128];
 	bool in_target;
+	udr__tstate named; /* the versions whose content the record copies */
 	int rc;
+	memset(&named, 0, sizeof(named));
 	if (!out || !c || !commit)
 		return udr__error_set(UDR_EINVAL, "invalid argument to %s", fn);
 	*out = NULL;
@@ -175,6 +177,11 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		if (s != UDR_MERGE_THEIRS)
 			continue;
 		m->tables[m->ntables - 1].result = 0; /* the new version, once committed */
+		/* an expired version's content is not copied (GC.md 1.4); the
+		 * commit step checks again under the writer lock */
+		if ((rc = udr__version_check(c, ch->table, to, NULL)) < 0 ||
+		    (rc = udr__tstate_set(&named, ch->table, to, 0)) < 0)
+			goto done;
 		if ((rc = udr__version_load(&vs[nv], c, ch->table, to)) < 0)
 			goto done;
 		if (rc == 0) {
@@ -221,6 +228,7 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		o.ref_name = branch;
 		o.target = m->ours;
 		o.source = src->seq;
+		o.named = &named;
 		o.message = opts->message ? opts->message : msg;
 		if ((rc = udr__catalog_commit_versions(&m->seq, c, vs, nv, &o)) < 0 && rc != UDR_EIO)
 			goto done;
@@ -229,6 +237,7 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		if (strcmp(m->tables[i].table, vs[k]->table) == 0)
 			m->tables[i].result = vs[k++]->version;
 done:
+	udr__tstate_free(&named);
 	for (size_t i = 0; i < nv; i++)
 		udr_version_free(vs[i]);
 	free(vs);

@@ -465,3 +465,24 @@ def test_branch_create_racing_an_expire(udr, tmp_path):
     assert r.code == 6
     udr.ok("fsck")
 
+
+
+def test_cherry_pick_and_revert_of_expired_content_refused(udr, tmp_path):
+    imported(udr, tmp_path, 1)                              # commit 1: t@1
+    udr.ok("branch", "create", "dev", "--from", "commit:1")  # commit 2
+    for i in range(2, 5):                                   # commits 3-5: t@2..4
+        p = tmp_path / ("m%d.csv" % i)
+        p.write_text("id,a\n%d,m%d\n" % (i, i))
+        udr.ok("import", "t", str(p))
+    rep = expire(udr, "--keep-last", "1")
+    assert rep["expired"]["ranges"] == {"t": [[2, 3]]}
+    before = tree_snapshot(udr.root)
+    r = udr("revert", "5")                                  # back to t@3: expired
+    assert r.code == 6 and "t@3 expired by retention" in r.stderr, r
+    r = udr("cherry-pick", "4", "--branch", "dev", "--strategy", "theirs")  # t@3's content
+    assert r.code == 6 and "t@3 expired by retention" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    # the content of a kept version can be picked
+    udr.ok("cherry-pick", "5", "--branch", "dev", "--strategy", "theirs")
+    assert table_rows(udr, "t@dev") == [(4, "m4")]
+    udr.ok("fsck")
