@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,22 +95,33 @@ static void print_expire(udr_catalog *cat, uint64_t seq)
 		return;
 	}
 	tables = json_object_get(o, "tables");
-	printf("  expire %" JSON_INTEGER_FORMAT " version%s of %zu table%s (%s)\n",
-	       json_integer_value(json_object_get(o, "versions")),
-	       json_integer_value(json_object_get(o, "versions")) == 1 ? "" : "s", json_object_size(tables),
-	       json_object_size(tables) == 1 ? "" : "s", json_string_value(json_object_get(o, "rule")));
+	if (json_object_get(o, "undo")) { /* unexpire */
+		json_int_t undo = json_integer_value(json_object_get(o, "undo"));
+		if (undo)
+			printf("  unexpire: undo of commit %" JSON_INTEGER_FORMAT "\n", undo);
+		else
+			printf("  unexpire: restore\n");
+	} else {
+		printf("  expire %" JSON_INTEGER_FORMAT " version%s of %zu table%s (%s)\n",
+		       json_integer_value(json_object_get(o, "versions")),
+		       json_integer_value(json_object_get(o, "versions")) == 1 ? "" : "s", json_object_size(tables),
+		       json_object_size(tables) == 1 ? "" : "s", json_string_value(json_object_get(o, "rule")));
+	}
 	json_object_foreach(tables, t, val) {
 		size_t i;
-		json_t *p;
+		json_t *p, *list = json_object_get(val, "add");
+		bool un = list == NULL;
+		if (un)
+			list = json_object_get(val, "remove");
 		printf("  %s:", t);
-		json_array_foreach(json_object_get(val, "add"), i, p) {
+		json_array_foreach(list, i, p) {
 			json_int_t a = json_integer_value(json_array_get(p, 0)), b = json_integer_value(json_array_get(p, 1));
 			if (a == b)
 				printf("%s %" JSON_INTEGER_FORMAT, i ? "," : "", a);
 			else
 				printf("%s %" JSON_INTEGER_FORMAT "-%" JSON_INTEGER_FORMAT, i ? "," : "", a, b);
 		}
-		fputs(" expired\n", stdout);
+		fputs(un ? " unexpired\n" : " expired\n", stdout);
 	}
 	json_decref(o);
 	udr_free(text);
@@ -139,7 +151,7 @@ static void print_commit_text(udr_catalog *cat, const udr_commit *c)
 	       c->author ? c->author : "?");
 	if (c->op && c->source) /* cherry-pick, revert */
 		printf("  %s of commit %" PRIu64 "\n", c->op, c->source);
-	else if (c->op && strcmp(c->op, "expire") == 0) /* retention (docs/GC.md 1.4) */
+	else if (c->op && (strcmp(c->op, "expire") == 0 || strcmp(c->op, "unexpire") == 0)) /* GC.md 1.4 */
 		print_expire(cat, c->seq);
 	else if (c->op) { /* a ref record (branches) */
 		printf("  %s %s", c->op, c->ref ? c->ref : "");

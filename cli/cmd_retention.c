@@ -1,7 +1,8 @@
 /*
  * cmd_retention.c - `udr retention`: which versions a retention rule
  * expires (docs/GC.md 1.2, 1.3, 7.1).  Built: `expire --dry-run` (the plan,
- * written nowhere) and `expire` (links an expire record, GC.md 1.4).
+ * written nowhere), `expire` (links an expire record, GC.md 1.4), `expired
+ * [TABLE]`, `undo [SEQ]` and `restore TABLE@V[..W]` (unexpire records).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -176,6 +177,89 @@ static void print_plan(const char *report)
 	json_decref(r);
 }
 
+/* expired, undo, restore: no --keep-..., --branch, --dry-run, --table */
+static int other_subcommand(cli_ctx *ctx, const cli_command *self, const struct retention_opts *o, int argc,
+                            char **argv)
+{
+	const char *sub = argv[optind];
+	int nargs = argc - optind - 1, rc;
+	udr_db *db = NULL;
+	char *text = NULL;
+	uint64_t seq = 0, first = 0, last = 0;
+	char table[UDR_TABLE_NAME_MAX + 1];
+
+	if (o->nkeys || o->branch || o->dry_run || o->table)
+		return cli_usage_error(self, "'%s' takes no --keep-..., --branch, --dry-run or --table", sub);
+	if (nargs > 1 || (strcmp(sub, "restore") == 0 && nargs != 1))
+		return cli_usage_error(self, nargs > 1 ? "too many arguments" : "missing TABLE@V[..W]");
+	if (strcmp(sub, "expired") == 0 && nargs == 1 && (rc = cli_check_table(argv[optind + 1])) != 0)
+		return rc;
+	if (strcmp(sub, "undo") == 0 && nargs == 1 && ((rc = cli_parse_version(&seq, argv[optind + 1])) != 0))
+		return rc;
+	if (strcmp(sub, "restore") == 0) {
+		const char *ref = argv[optind + 1], *at = strchr(ref, '@'), *dots;
+		char num[48];
+		size_t tl = at ? (size_t)(at - ref) : 0;
+		if (!at || tl == 0 || tl > UDR_TABLE_NAME_MAX)
+			return cli_usage_error(self, "restore needs TABLE@V or TABLE@V..W, not \"%s\"", ref);
+		memcpy(table, ref, tl);
+		table[tl] = '\0';
+		if ((rc = cli_check_table(table)) != 0)
+			return rc;
+		dots = strstr(at + 1, "..");
+		snprintf(num, sizeof num, "%.*s", dots ? (int)(dots - at - 1) : (int)strlen(at + 1), at + 1);
+		if ((rc = cli_parse_version(&first, num)) != 0)
+			return rc;
+		last = first;
+		if (dots && (rc = cli_parse_version(&last, dots + 2)) != 0)
+			return rc;
+		if (last < first)
+			return cli_usage_error(self, "restore: %" PRIu64 "..%" PRIu64 " is an empty range", first, last);
+	}
+	if ((rc = cli_open_db(&db, ctx)) != 0)
+		return rc;
+	if (strcmp(sub, "expired") == 0) {
+		json_t *arr = NULL, *x;
+		size_t i;
+		rc = udr_retention_expired(&text, udr_db_catalog(db), nargs ? argv[optind + 1] : NULL);
+		if (rc == 0 && o->json) {
+			puts(text);
+		} else if (rc == 0 && (arr = json_loads(text, 0, NULL))) {
+			json_array_foreach(arr, i, x) {
+				json_int_t a = json_integer_value(json_object_get(x, "first")),
+				           b = json_integer_value(json_object_get(x, "last"));
+				printf("%s@%" JSON_INTEGER_FORMAT, json_string_value(json_object_get(x, "table")), a);
+				if (b != a)
+					printf("..%" JSON_INTEGER_FORMAT, b);
+				printf(" expired by commit %" JSON_INTEGER_FORMAT " on %s\n",
+				       json_integer_value(json_object_get(x, "seq")), json_string_value(json_object_get(x, "time")));
+			}
+			json_decref(arr);
+		}
+	} else if (strcmp(sub, "undo") == 0) {
+		uint64_t out = 0;
+		rc = udr_retention_undo(&out, udr_db_catalog(db), seq);
+		if (rc == 0 && o->json)
+			printf("{\"seq\":%" PRIu64 "}\n", out);
+		else if (rc == 0 && out)
+			printf("unexpired in commit %" PRIu64 "\n", out);
+		else if (rc == 0)
+			printf("nothing to undo: what it expired is unexpired already\n");
+	} else {
+		uint64_t out = 0;
+		rc = udr_retention_restore(&out, udr_db_catalog(db), table, first, last);
+		if (rc == 0 && o->json)
+			printf("{\"seq\":%" PRIu64 "}\n", out);
+		else if (rc == 0)
+			printf("unexpired in commit %" PRIu64 "\n", out);
+	}
+	if (rc != 0)
+		rc = cli_fail(rc);
+	udr_free(text);
+	udr_db_close(db);
+	return rc;
+}
+
 int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv)
 {
 	const cli_command *self = cli_find_command("retention");
@@ -191,9 +275,12 @@ int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (optind >= argc)
-		return cli_usage_error(self, "missing subcommand (expire)");
+		return cli_usage_error(self, "missing subcommand (expire, expired, undo, restore)");
+	if (strcmp(argv[optind], "expired") == 0 || strcmp(argv[optind], "undo") == 0 ||
+	    strcmp(argv[optind], "restore") == 0)
+		return other_subcommand(ctx, self, &o, argc, argv);
 	if (strcmp(argv[optind], "expire") != 0)
-		return cli_usage_error(self, "unknown subcommand '%s' (built: expire --dry-run)", argv[optind]);
+		return cli_usage_error(self, "unknown subcommand '%s' (built: expire, expired, undo, restore)", argv[optind]);
 	if (optind + 1 < argc)
 		return cli_usage_error(self, "expiring named versions (TABLE@V) is not built yet; "
 		                             "give --keep-... options with --dry-run");

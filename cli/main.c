@@ -427,6 +427,9 @@ static const cli_command commands[] = {
 	  "                            [--keep-last K] [--keep-within DURATION]\n"
 	  "                            [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
 	  "                            [--keep-monthly N] [--keep-yearly N] [--json]\n"
+	  "       udr retention expired [TABLE] [--json]\n"
+	  "       udr retention undo [SEQ] [--json]\n"
+	  "       udr retention restore TABLE@V[..W] [--json]\n"
 	  "\n"
 	  "Expire the table versions a retention rule does not keep now: one\n"
 	  "expire record in the log (docs/GC.md 1.4); their data can no longer be\n"
@@ -455,7 +458,11 @@ static const cli_command commands[] = {
 	  "                         tables, ranges} as the record holds them\n"
 	  "At least one --keep option is needed; a count of 0 or a bad duration\n"
 	  "exits 2 with nothing done.  Heads', tags' and latest versions are checked\n"
-	  "again when the record is linked and never expire.\n",
+	  "again when the record is linked and never expire.\n"
+	  "expired lists the expired versions (TABLE@A..B expired by commit S on\n"
+	  "TIME); undo takes back what expire record SEQ (default: the newest)\n"
+	  "expired, restore the versions named: each one unexpire record, their\n"
+	  "data readable again (restore of no expired version: exit 1).\n",
 	  cli_cmd_retention },
 	{ "stats", "show what the chunk store holds",
 	  "usage: udr stats [--json]\n"

@@ -242,6 +242,38 @@ UDR_EXTERN int udr_version_expiry(udr_expiry *out, struct udr_catalog *catalog, 
 UDR_EXTERN int udr_version_readable(struct udr_catalog *catalog, const char *table, uint64_t version);
 
 /**
+ * Take back what expire record expire_seq (0: the newest) expired and is
+ * still expired by it: one unexpire record (GC.md 1.4).
+ * @param[out] seq_out the unexpire record, 0 when nothing of it was left
+ *             expired (nothing written); may be NULL
+ * @return 0; UDR_EINVAL (not an expire record); UDR_ENOTFOUND (no such
+ *         commit, or no expire record at all); UDR_ECORRUPT; UDR_EIO;
+ *         UDR_ENOMEM.  (A gc record's sweep refusing it, UDR_ECONFLICT, is
+ *         not built: nothing is swept yet.)
+ */
+UDR_EXTERN int udr_retention_undo(uint64_t *seq_out, struct udr_catalog *catalog, uint64_t expire_seq);
+
+/**
+ * Unexpire the expired versions first..last of table: one unexpire record.
+ * @param[out] seq_out the unexpire record; may be NULL
+ * @return 0; UDR_EINVAL (bad name or range); UDR_ENOTFOUND (no version of
+ *         the range is expired: nothing written); UDR_ECORRUPT; UDR_EIO;
+ *         UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_restore(uint64_t *seq_out, struct udr_catalog *catalog, const char *table,
+                                     uint64_t first, uint64_t last);
+
+/**
+ * The expired versions at the readers' head, as JSON:
+ * [{"table":T,"first":A,"last":B,"seq":S,"time":ISO},...] (by table, then
+ * version; S the expire record, time its time).
+ * @param[out] out the text, freed with udr_free
+ * @param table only this table (NULL: all)
+ * @return 0; UDR_EINVAL; UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_expired(char **out, struct udr_catalog *catalog, const char *table);
+
+/**
  * What the last UDR_EEXPIRED of the calling thread was about (bindings fill
  * their error's attributes from it).
  * @param[out] table receives the table name (NUL-terminated), may be NULL
@@ -251,12 +283,13 @@ UDR_EXTERN int udr_version_readable(struct udr_catalog *catalog, const char *tab
 UDR_EXTERN int udr_expiry_last(char *table, size_t tablesz, uint64_t *version, udr_expiry *out);
 
 /**
- * The "expire" object of expire record seq (GC.md 1.4), e.g.
+ * The "expire" object of expire record seq (GC.md 1.4), or the "unexpire"
+ * object of an unexpire record ({"undo":S,"tables":{T:{"remove":...}}}), e.g.
  * {"at":7,"policy":0,"rule":"keep_last=1","versions":3,
  *  "tables":{"t":{"add":[[1,1],[3,4]],"prev":0,"state":"<64 hex>"}}}
  * @param[out] out the JSON text, freed with udr_free
- * @return 0; UDR_EINVAL (not an expire record); UDR_ENOTFOUND (no such
- *         commit); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ * @return 0; UDR_EINVAL (neither); UDR_ENOTFOUND (no such commit);
+ *         UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_expire_record_json(char **out, struct udr_catalog *catalog, uint64_t seq);
 

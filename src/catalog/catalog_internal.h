@@ -341,8 +341,11 @@ typedef struct udr__xtable {
 	udr_hash state;
 } udr__xtable;
 /* The "expire" object of an expire record (a request, before the commit
- * step: tables and ranges only, prev and state unset), tables sorted. */
+ * step: tables and ranges only, prev and state unset), tables sorted; or
+ * the "unexpire" object of an unexpire record: ranges taken back. */
 typedef struct udr__xrec {
+	bool unexpire;   /* "unexpire": ranges are removed ("remove") */
+	uint64_t undo;   /* unexpire: the expire record taken back (0: a restore) */
 	uint64_t at;     /* the head the plan was computed at */
 	uint64_t policy; /* the retention record used (0: a one-off rule) */
 	char *rule;      /* the rule as text */
@@ -351,9 +354,12 @@ typedef struct udr__xrec {
 	size_t nt;
 } udr__xrec;
 void udr__xrec_free(udr__xrec *x);
-/* Parse and check a record's "expire" object (UDR_ECORRUPT naming path). */
-int udr__xrec_from_json(udr__xrec **out, struct json_t *o, const char *path, uint64_t seq);
-/* Add "expire": {...} to record object o (nonzero on failure). */
+/* Ops "expire" and "unexpire" (records with an xrec). */
+bool udr__op_expiry(const char *op);
+/* Parse and check a record's "expire" (or "unexpire") object (UDR_ECORRUPT
+ * naming path). */
+int udr__xrec_from_json(udr__xrec **out, struct json_t *o, const char *path, uint64_t seq, bool unexpire);
+/* Add "expire": {...} (or "unexpire") to record object o (nonzero on failure). */
 int udr__xrec_to_json(struct json_t *o, const udr__xrec *x);
 /* Under the writer lock (commit.c), for the expire record seq at time ms
  * after the linked head (record prev, NULL for an empty log): the request

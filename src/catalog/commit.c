@@ -624,7 +624,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	cm.seq = head + 1;
 	cm.parent = plan.parent;
 	cm.op = (char *)o->op;
-	if (o->op && !udr__op_commits(o->op) && strcmp(o->op, "expire") != 0)
+	if (o->op && !udr__op_commits(o->op) && !udr__op_expiry(o->op))
 		cm.ref = udr__ref_string(o);
 	cm.source = o->source;
 	if (cm.parent > 0) {
@@ -637,7 +637,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	if (prev.cm && prev.cm->time_ms > cm.time_ms)
 		cm.time_ms = prev.cm->time_ms; /* the log's time never goes backwards */
 	cm.branch = (char *)(o->branch ? o->branch : "main");
-	if (o->op && (strcmp(o->op, "tag") == 0 || strcmp(o->op, "untag") == 0 || strcmp(o->op, "expire") == 0))
+	if (o->op && (strcmp(o->op, "tag") == 0 || strcmp(o->op, "untag") == 0 || udr__op_expiry(o->op)))
 		cm.branch = (char *)"";
 	if (o->expire) {
 		/* decided here, at the one commit point: what the linked head
@@ -650,7 +650,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 				*seq_out = 0;
 			goto done;
 		}
-		if (n > 0 || !o->op || strcmp(o->op, "expire") != 0) {
+		if (n > 0 || !udr__op_expiry(o->op) || (strcmp(o->op, "unexpire") == 0) != o->expire->unexpire) {
 			rc = udr__error_set(UDR_EINVAL, "an expire record changes no table");
 			goto done;
 		}

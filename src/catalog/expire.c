@@ -42,6 +42,11 @@ void udr__xset_free(udr__xset *s)
 	memset(s, 0, sizeof(*s));
 }
 
+bool udr__op_expiry(const char *op)
+{
+	return op && (strcmp(op, "expire") == 0 || strcmp(op, "unexpire") == 0);
+}
+
 static bool is_u64(json_t *x)
 {
 	return json_is_integer(x) && json_integer_value(x) >= 0;
@@ -78,33 +83,40 @@ static int ranges_from_json(uint64_t (**out)[2], size_t *n, json_t *arr, uint64_
 	return 0;
 }
 
-int udr__xrec_from_json(udr__xrec **out, json_t *o, const char *path, uint64_t seq)
+int udr__xrec_from_json(udr__xrec **out, json_t *o, const char *path, uint64_t seq, bool unexpire)
 {
 	json_t *tables = json_object_get(o, "tables"), *at = json_object_get(o, "at"),
 	       *pol = json_object_get(o, "policy"), *rule = json_object_get(o, "rule"),
-	       *ver = json_object_get(o, "versions"), *val;
-	const char *key, *last = NULL;
+	       *ver = json_object_get(o, "versions"), *undo = json_object_get(o, "undo"), *val;
+	const char *key, *last = NULL, *what = unexpire ? "unexpire" : "expire";
 	udr__xrec *x;
 	uint64_t count = 0;
 	int rc = 0;
 	*out = NULL;
-	if (!json_is_object(o) || json_object_size(o) != 5 || !is_u64(at) || (uint64_t)json_integer_value(at) >= seq ||
-	    !is_u64(pol) || (uint64_t)json_integer_value(pol) >= seq || !json_is_string(rule) || !is_u64(ver) ||
-	    !json_is_object(tables) || json_object_size(tables) == 0)
-		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad expire object", path);
+	if (!json_is_object(o) || !json_is_object(tables) || json_object_size(tables) == 0 ||
+	    (unexpire ? json_object_size(o) != 2 || !is_u64(undo) || (uint64_t)json_integer_value(undo) >= seq
+	              : json_object_size(o) != 5 || !is_u64(at) || (uint64_t)json_integer_value(at) >= seq || !is_u64(pol) ||
+	                    (uint64_t)json_integer_value(pol) >= seq || !json_is_string(rule) || !is_u64(ver)))
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad %s object", path, what);
 	if (!(x = calloc(1, sizeof(*x))) || !(x->t = calloc(json_object_size(tables), sizeof(*x->t))) ||
-	    !(x->rule = strdup(json_string_value(rule)))) {
+	    (!unexpire && !(x->rule = strdup(json_string_value(rule))))) {
 		udr__xrec_free(x);
 		return udr__error_oom();
 	}
-	x->at = (uint64_t)json_integer_value(at);
-	x->policy = (uint64_t)json_integer_value(pol);
-	x->versions = (uint64_t)json_integer_value(ver);
+	x->unexpire = unexpire;
+	if (unexpire) {
+		x->undo = (uint64_t)json_integer_value(undo);
+	} else {
+		x->at = (uint64_t)json_integer_value(at);
+		x->policy = (uint64_t)json_integer_value(pol);
+		x->versions = (uint64_t)json_integer_value(ver);
+	}
 	json_object_foreach(tables, key, val) {
 		udr__xtable *t = &x->t[x->nt];
 		json_t *prev = json_object_get(val, "prev"), *st = json_object_get(val, "state");
 		if (udr_table_name_check(key) < 0 || (last && strcmp(last, key) >= 0) || !json_is_object(val) ||
 		    json_object_size(val) != 3 || !is_u64(prev) || (uint64_t)json_integer_value(prev) >= seq ||
+		    (unexpire && json_integer_value(prev) == 0) ||
 		    !json_is_string(st) || json_string_length(st) != UDR_HASH_HEXSIZE ||
 		    udr_hash_fromhex(&t->state, json_string_value(st)) < 0) {
 			udr_error_clear();
@@ -117,16 +129,19 @@ int udr__xrec_from_json(udr__xrec **out, json_t *o, const char *path, uint64_t s
 		}
 		x->nt++;
 		t->prev = (uint64_t)json_integer_value(prev);
-		if ((rc = ranges_from_json(&t->ranges, &t->nranges, json_object_get(val, "add"), &count)) != 0)
+		if ((rc = ranges_from_json(&t->ranges, &t->nranges, json_object_get(val, unexpire ? "remove" : "add"),
+		                           &count)) != 0)
 			break;
 		last = key;
 	}
-	if (rc == 0 && count != x->versions)
+	if (rc == 0 && !unexpire && count != x->versions)
 		rc = -1;
+	if (unexpire)
+		x->versions = count;
 	if (rc != 0) {
 		udr__xrec_free(x);
 		return rc == UDR_ENOMEM ? udr__error_oom()
-		                        : udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad expire object", path);
+		                        : udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad %s object", path, what);
 	}
 	*out = x;
 	return 0;
@@ -137,7 +152,9 @@ int udr__xrec_to_json(json_t *o, const udr__xrec *x)
 	json_t *e = json_object(), *tables = json_object();
 	char hex[UDR_HASH_HEXSIZE + 1];
 	int fail = !e || !tables;
-	if (!fail) {
+	if (!fail && x->unexpire) {
+		fail |= json_object_set_new(e, "undo", json_integer((json_int_t)x->undo));
+	} else if (!fail) {
 		fail |= json_object_set_new(e, "at", json_integer((json_int_t)x->at));
 		fail |= json_object_set_new(e, "policy", json_integer((json_int_t)x->policy));
 		fail |= json_object_set_new(e, "rule", json_string(x->rule ? x->rule : ""));
@@ -150,7 +167,7 @@ int udr__xrec_to_json(json_t *o, const udr__xrec *x)
 			fail |= json_array_append_new(add, json_pack("[II]", (json_int_t)x->t[i].ranges[k][0],
 			                                             (json_int_t)x->t[i].ranges[k][1]));
 		udr_hash_tohex(hex, &x->t[i].state);
-		fail |= json_object_set_new(t, "add", add);
+		fail |= json_object_set_new(t, x->unexpire ? "remove" : "add", add);
 		add = NULL;
 		fail |= json_object_set_new(t, "prev", json_integer((json_int_t)x->t[i].prev));
 		fail |= json_object_set_new(t, "state", json_string(hex));
@@ -158,7 +175,7 @@ int udr__xrec_to_json(json_t *o, const udr__xrec *x)
 		json_decref(add);
 	}
 	fail |= json_object_set_new(e, "tables", tables);
-	fail |= json_object_set_new(o, "expire", e);
+	fail |= json_object_set_new(o, x->unexpire ? "unexpire" : "expire", e);
 	return fail;
 }
 
@@ -220,6 +237,47 @@ static int xset_add(udr__xset *s, uint64_t a, uint64_t b, uint64_t seq, int64_t 
 	memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(*s->r));
 	s->r[i] = (udr__xrange){a, b, seq, ms};
 	s->n++;
+	return 0;
+}
+
+/* Remove [a, b], every version of it expired now (UDR_ECORRUPT if not). */
+static int xset_remove(udr__xset *s, uint64_t a, uint64_t b)
+{
+	uint64_t v = a;
+	int rc;
+	/* each version of [a, b] in the set: walk its ranges in order */
+	for (size_t i = 0; i < s->n && v <= b; i++) {
+		udr__xrange *x = &s->r[i];
+		uint64_t lo, hi;
+		if (x->last < v)
+			continue;
+		if (x->first > v)
+			break;
+		lo = v;
+		hi = x->last < b ? x->last : b;
+		if (x->first < lo && x->last > hi) { /* a hole: split */
+			if ((rc = xset_reserve(s, 1)) < 0)
+				return rc;
+			x = &s->r[i];
+			memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(*s->r));
+			s->n++;
+			s->r[i].last = lo - 1;
+			s->r[i + 1].first = hi + 1;
+		} else if (x->first < lo) {
+			x->last = lo - 1;
+		} else if (x->last > hi) {
+			x->first = hi + 1;
+		} else {
+			memmove(&s->r[i], &s->r[i + 1], (s->n - i - 1) * sizeof(*s->r));
+			s->n--;
+			i--;
+		}
+		if (hi == UINT64_MAX)
+			return 0;
+		v = hi + 1;
+	}
+	if (v <= b)
+		return udr__error_set(UDR_ECORRUPT, "versions %" PRIu64 "..%" PRIu64 " are unexpired but not expired", v, b);
 	return 0;
 }
 
@@ -405,7 +463,8 @@ static int xset_load(udr__xset *out, udr_catalog *c, uint64_t seq, const char *t
 			break;
 		xt = xrec_table(&r, table);
 		for (size_t k = 0; k < xt->nranges && rc == 0; k++)
-			rc = xset_add(out, xt->ranges[k][0], xt->ranges[k][1], chain[i], r.cm->time_ms);
+			rc = r.xrec->unexpire ? xset_remove(out, xt->ranges[k][0], xt->ranges[k][1])
+			                      : xset_add(out, xt->ranges[k][0], xt->ranges[k][1], chain[i], r.cm->time_ms);
 		udr__record_free(&r);
 	}
 	if (rc == 0) {
@@ -543,6 +602,89 @@ static void ranges_cut(uint64_t (*r)[2], size_t *n, uint64_t a, uint64_t b)
 	}
 }
 
+/* An unexpire record: what the request names that is expired now (by
+ * record req->undo only, when set) is taken back. */
+static int prepare_unexpire(udr__xrec **out, udr_catalog *c, const udr__record *prev, const udr__xrec *req,
+                            uint64_t seq)
+{
+	udr__xrec *x;
+	int rc = 0;
+	if (!(x = calloc(1, sizeof(*x))) || !(x->t = calloc(req->nt, sizeof(*x->t)))) {
+		free(x);
+		return udr__error_oom();
+	}
+	x->unexpire = true;
+	x->undo = req->undo;
+	for (size_t ti = 0; ti < req->nt && rc == 0; ti++) {
+		const udr__xtable *rt = &req->t[ti];
+		uint64_t (*r)[2] = NULL, from = 0;
+		size_t nr = 0, cap;
+		udr__xset set;
+		udr__xtable *xt;
+		if (ti > 0 && strcmp(req->t[ti - 1].table, rt->table) >= 0) {
+			rc = udr__error_set(UDR_EINVAL, "unexpire: tables not sorted or named twice (%s)", rt->table);
+			break;
+		}
+		if ((rc = udr__xset_at(&set, &from, c, prev, rt->table)) < 0)
+			break;
+		cap = set.n + rt->nranges + 1;
+		if (!(r = calloc(cap, sizeof(*r)))) {
+			udr__xset_free(&set);
+			rc = udr__error_oom();
+			break;
+		}
+		/* the intersection of the set (its ranges of record undo) with
+		 * the request's ranges, in order; adjacent pieces joined */
+		for (size_t i = 0; i < set.n; i++) {
+			if (req->undo && set.r[i].seq != req->undo)
+				continue;
+			for (size_t k = 0; k < rt->nranges; k++) {
+				uint64_t lo = set.r[i].first > rt->ranges[k][0] ? set.r[i].first : rt->ranges[k][0];
+				uint64_t hi = set.r[i].last < rt->ranges[k][1] ? set.r[i].last : rt->ranges[k][1];
+				if (lo > hi)
+					continue;
+				if (nr > 0 && r[nr - 1][1] + 1 == lo) {
+					r[nr - 1][1] = hi;
+				} else if (nr < cap) {
+					r[nr][0] = lo;
+					r[nr][1] = hi;
+					nr++;
+				}
+			}
+		}
+		if (nr == 0) {
+			free(r);
+			udr__xset_free(&set);
+			continue;
+		}
+		xt = &x->t[x->nt];
+		if (!(xt->table = strdup(rt->table))) {
+			free(r);
+			udr__xset_free(&set);
+			rc = udr__error_oom();
+			break;
+		}
+		x->nt++;
+		xt->ranges = r;
+		xt->nranges = nr;
+		xt->prev = from;
+		for (size_t i = 0; i < nr && rc == 0; i++) {
+			x->versions += r[i][1] - r[i][0] + 1;
+			rc = xset_remove(&set, r[i][0], r[i][1]);
+		}
+		if (rc == 0)
+			rc = xset_write(&xt->state, c, &set, rt->table, seq, false);
+		udr__xset_free(&set);
+	}
+	if (rc == 0 && x->nt == 0)
+		rc = 1;
+	if (rc == 0)
+		*out = x;
+	else
+		udr__xrec_free(x);
+	return rc;
+}
+
 int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev, uint64_t head,
                         const udr__xrec *req, uint64_t seq, int64_t ms)
 {
@@ -554,6 +696,8 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 	memset(&g, 0, sizeof(g));
 	if (!prev || head == 0 || req->nt == 0)
 		return 1;
+	if (req->unexpire)
+		return prepare_unexpire(out, c, prev, req, seq);
 	if (req->at > head)
 		return udr__error_set(UDR_EINVAL, "expire: planned at commit %" PRIu64 ", after the head %" PRIu64, req->at,
 		                      head);
@@ -863,12 +1007,181 @@ int udr_expire_record_json(char **out, udr_catalog *c, uint64_t seq)
 		return rc;
 	if (!r.xrec) {
 		udr__record_free(&r);
-		return udr__error_set(UDR_EINVAL, "commit %" PRIu64 " is not an expire record", seq);
+		return udr__error_set(UDR_EINVAL, "commit %" PRIu64 " is not an expire or unexpire record", seq);
 	}
 	if (!(o = json_object()) || udr__xrec_to_json(o, r.xrec) != 0 ||
-	    !(*out = json_dumps(json_object_get(o, "expire"), JSON_COMPACT | JSON_PRESERVE_ORDER)))
+	    !(*out = json_dumps(json_object_get(o, r.xrec->unexpire ? "unexpire" : "expire"),
+	                        JSON_COMPACT | JSON_PRESERVE_ORDER)))
 		rc = udr__error_oom();
 	json_decref(o);
+	udr__record_free(&r);
+	return rc;
+}
+
+/* ---- undo, restore, listing (GC.md 1.4, 7.3) ----------------------------- */
+
+/* Link an unexpire record for req: 0 with *seq_out (0: nothing was
+ * expired of it, nothing written). */
+static int unexpire_commit(uint64_t *seq_out, udr_catalog *c, const udr__xrec *req, const char *message)
+{
+	udr__commit_opts o;
+	uint64_t seq = 0;
+	int rc;
+	memset(&o, 0, sizeof(o));
+	o.op = "unexpire";
+	o.expire = req;
+	o.message = message;
+	rc = udr__catalog_commit_versions(&seq, c, NULL, 0, &o);
+	if (seq_out)
+		*seq_out = rc == 0 || rc == UDR_EIO ? seq : 0;
+	return rc;
+}
+
+/* The newest expire record at or below the head (0: none). */
+static int last_expire_record(uint64_t *out, udr_catalog *c)
+{
+	uint64_t head;
+	int rc;
+	*out = 0;
+	if ((rc = udr_catalog_head(&head, c)) < 0)
+		return rc;
+	for (uint64_t s = head; s >= 1; s--) {
+		udr_commit *cm = NULL;
+		if ((rc = udr__commit_read(&cm, c, s)) < 0)
+			return rc;
+		if (cm->op && strcmp(cm->op, "expire") == 0)
+			*out = s;
+		udr_commit_free(cm);
+		if (*out)
+			break;
+	}
+	return 0;
+}
+
+int udr_retention_undo(uint64_t *seq_out, udr_catalog *c, uint64_t expire_seq)
+{
+	udr__record r;
+	udr__xrec req;
+	char msg[96];
+	int rc;
+	if (seq_out)
+		*seq_out = 0;
+	if (!c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_retention_undo");
+	if (expire_seq == 0) {
+		if ((rc = last_expire_record(&expire_seq, c)) < 0)
+			return rc;
+		if (expire_seq == 0)
+			return udr__error_set(UDR_ENOTFOUND, "no expire record to undo");
+	}
+	if ((rc = udr__record_read(&r, c, expire_seq)) < 0)
+		return rc;
+	if (!r.xrec || r.xrec->unexpire) {
+		udr__record_free(&r);
+		return udr__error_set(UDR_EINVAL, "commit %" PRIu64 " is not an expire record; nothing written", expire_seq);
+	}
+	/* the record's own ranges: what of them it still holds expired is
+	 * decided under the writer lock */
+	memset(&req, 0, sizeof(req));
+	req.unexpire = true;
+	req.undo = expire_seq;
+	req.t = r.xrec->t;
+	req.nt = r.xrec->nt;
+	snprintf(msg, sizeof(msg), "retention: undo of commit %" PRIu64, expire_seq);
+	rc = unexpire_commit(seq_out, c, &req, msg);
+	udr__record_free(&r);
+	return rc;
+}
+
+int udr_retention_restore(uint64_t *seq_out, udr_catalog *c, const char *table, uint64_t first, uint64_t last)
+{
+	udr__xtable t;
+	udr__xrec req;
+	uint64_t range[1][2];
+	uint64_t seq = 0;
+	char msg[UDR_TABLE_NAME_MAX + 96], qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	int rc;
+	if (seq_out)
+		*seq_out = 0;
+	if (!c || !table)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_retention_restore");
+	if ((rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if (first == 0 || last < first)
+		return udr__error_set(UDR_EINVAL, "restore: bad version range %" PRIu64 "..%" PRIu64, first, last);
+	range[0][0] = first;
+	range[0][1] = last;
+	memset(&t, 0, sizeof(t));
+	t.table = (char *)table;
+	t.ranges = range;
+	t.nranges = 1;
+	memset(&req, 0, sizeof(req));
+	req.unexpire = true;
+	req.t = &t;
+	req.nt = 1;
+	if (first == last)
+		snprintf(msg, sizeof(msg), "retention: restore %s@%" PRIu64, table, first);
+	else
+		snprintf(msg, sizeof(msg), "retention: restore %s@%" PRIu64 "..%" PRIu64, table, first, last);
+	if ((rc = unexpire_commit(&seq, c, &req, msg)) < 0)
+		return rc;
+	if (seq == 0) {
+		udr__quote(qt, sizeof(qt), table);
+		if (first == last)
+			return udr__error_set(UDR_ENOTFOUND, "%s@%" PRIu64 " is not expired; nothing written", qt, first);
+		return udr__error_set(UDR_ENOTFOUND, "%s@%" PRIu64 "..%" PRIu64 ": no version of it is expired; nothing written",
+		                      qt, first, last);
+	}
+	if (seq_out)
+		*seq_out = seq;
+	return 0;
+}
+
+int udr_retention_expired(char **out, udr_catalog *c, const char *table)
+{
+	udr__record r;
+	udr__tstate g;
+	uint64_t head;
+	json_t *arr = NULL;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_retention_expired");
+	*out = NULL;
+	if (table && (rc = udr_table_name_check(table)) < 0)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	memset(&g, 0, sizeof(g));
+	if (!(arr = json_array()))
+		return udr__error_oom();
+	if ((rc = udr_catalog_head(&head, c)) < 0)
+		goto done;
+	if (head > 0 && (rc = udr__record_read(&r, c, head)) < 0)
+		goto done;
+	if (head > 0 && r.branched && (rc = udr__global_state(&g, c, &r)) < 0)
+		goto done;
+	for (size_t i = 0; i < g.n && rc == 0; i++) {
+		const char *t = g.e[i].table;
+		udr__xset set;
+		uint64_t from;
+		if (strncmp(t, "@expired:", 9) != 0 || (table && strcmp(t + 9, table) != 0))
+			continue;
+		if ((rc = udr__xset_at(&set, &from, c, &r, t + 9)) < 0)
+			break;
+		for (size_t k = 0; k < set.n && rc == 0; k++) {
+			char when[40];
+			udr_time_format(when, sizeof(when), set.r[k].ms);
+			if (json_array_append_new(arr, json_pack("{sssIsIsIss}", "table", t + 9, "first",
+			                                         (json_int_t)set.r[k].first, "last", (json_int_t)set.r[k].last,
+			                                         "seq", (json_int_t)set.r[k].seq, "time", when)) < 0)
+				rc = udr__error_oom();
+		}
+		udr__xset_free(&set);
+	}
+	if (rc == 0 && !(*out = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		rc = udr__error_oom();
+done:
+	json_decref(arr);
+	udr__tstate_free(&g);
 	udr__record_free(&r);
 	return rc;
 }

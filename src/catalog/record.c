@@ -142,14 +142,17 @@ static int refs_from_json(udr__record *r, udr_commit *cm, json_t *o, const char 
 		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: parent %llu is not older", path,
 		                      (unsigned long long)cm->parent);
 	r->ref_prev = rp ? (uint64_t)json_integer_value(rp) : (seq > 0 ? seq - 1 : 0);
-	if (op && strcmp(json_string_value(op), "expire") == 0) {
+	if (op && udr__op_expiry(json_string_value(op))) {
+		const char *k = json_string_value(op);
 		if (rp || ref || ps || src || cm->parent != seq - 1 || json_array_size(json_object_get(o, "changes")) != 0 ||
 		    strcmp(cm->branch, "") != 0)
 			return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: an expire record with ref fields", path);
-		if ((rc = udr__xrec_from_json(&r->xrec, json_object_get(o, "expire"), path, seq)) < 0)
+		if ((rc = udr__xrec_from_json(&r->xrec, json_object_get(o, k), path, seq, strcmp(k, "unexpire") == 0)) < 0)
 			return rc;
-	} else if (json_object_get(o, "expire")) {
-		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: \"expire\" in a record of another kind", path);
+		if (json_object_get(o, strcmp(k, "unexpire") == 0 ? "expire" : "unexpire"))
+			return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: both expire and unexpire", path);
+	} else if (json_object_get(o, "expire") || json_object_get(o, "unexpire")) {
+		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: expiry in a record of another kind", path);
 	}
 	if (!gb)
 		return 0;

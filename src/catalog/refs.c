@@ -408,7 +408,7 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 	if (c->format < 2)
 		return udr__error_set(UDR_EINVAL, "branches and tags need catalog format 2 or later: run 'udr upgrade'");
 	p->branchy = true;
-	if (op && strcmp(op, "expire") == 0) {
+	if (udr__op_expiry(op)) {
 		/* branch-less, as a tag record: parent and snapshot from the
 		 * linked head; the catalog becomes format 4 (then also 3) */
 		if (!prev)
@@ -1680,11 +1680,11 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 	const udr__tentry *e;
 	char *key = NULL;
 	int rc = 0;
-	if (op && strcmp(op, "expire") == 0) {
+	if (udr__op_expiry(op)) {
 		/* moves no ref: continues the linked head, names itself in the
 		 * global state for each table it expires (expire.c) */
 		if (cm->parent != cm->seq - 1 || cm->nchanges > 0 || cm->ref || cm->branch[0] || !r->xrec)
-			return fail_why(why, whysz, "commit %llu: an expire record that changes tables, moves a ref or does not "
+			return fail_why(why, whysz, "commit %llu: an expiry record that changes tables, moves a ref or does not "
 			                "continue commit %llu", (unsigned long long)cm->seq, (unsigned long long)cm->seq - 1);
 		for (size_t i = 0; i < r->xrec->nt && rc == 0; i++) {
 			size_t n = strlen(r->xrec->t[i].table) + 10;

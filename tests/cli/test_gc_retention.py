@@ -206,6 +206,8 @@ def test_refused_named_versions_and_branch_without_dry_run(udr):
     r = udr("retention", "expire", "t@1", "--dry-run", "--keep-last", "1")
     assert r.code == 2 and "not built yet" in r.stderr
     r = udr("retention", "undo")
+    assert r.code == 1 and "no expire record to undo" in r.stderr
+    r = udr("retention", "forget")
     assert r.code == 2 and "unknown subcommand" in r.stderr
     r = udr("retention")
     assert r.code == 2
@@ -486,3 +488,82 @@ def test_cherry_pick_and_revert_of_expired_content_refused(udr, tmp_path):
     udr.ok("cherry-pick", "5", "--branch", "dev", "--strategy", "theirs")
     assert table_rows(udr, "t@dev") == [(4, "m4")]
     udr.ok("fsck")
+
+
+# ---- expired, undo, restore (GC.md 1.4) ---------------------------------------
+
+
+def expired_list(udr, *args):
+    return [(x["table"], x["first"], x["last"], x["seq"])
+            for x in json.loads(udr.ok("retention", "expired", "--json", *args).out)]
+
+
+def test_expired_undo_restore(udr, tmp_path):
+    imported(udr, tmp_path, 6)                          # t@1..6, commits 1-6
+    p = tmp_path / "u.csv"
+    for i in range(3):                                  # u@1..3, commits 7-9
+        p.write_text("id,a\n%d,u%d\n" % (i, i))
+        udr.ok("import", "u", str(p))
+    expire(udr, "--keep-last", "4")                     # t@1..2 (commit 10)
+    expire(udr, "--keep-last", "1")                     # t@3..5, u@1..2 (commit 11)
+    assert expired_list(udr) == [("t", 1, 2, 10), ("t", 3, 5, 11), ("u", 1, 2, 11)]
+    assert expired_list(udr, "u") == [("u", 1, 2, 11)]
+    assert "t@3..5 expired by commit 11 on " in udr.ok("retention", "expired").out
+    # restore one version out of the middle of a range: split
+    r = json.loads(udr.ok("retention", "restore", "t@4", "--json").out)
+    assert r == {"seq": 12}
+    x = record(udr, 12)
+    assert x["op"] == "unexpire" and x["branch"] == "" and x["parent"] == 11 and "ref" not in x
+    assert x["unexpire"] == {"undo": 0, "tables": {"t": {"remove": [[4, 4]], "prev": 11,
+                                                          "state": x["unexpire"]["tables"]["t"]["state"]}}}
+    assert b3(xset_path(udr, "t", 12).read_bytes()) == x["unexpire"]["tables"]["t"]["state"]
+    assert x["gwindow"]["@expired:t"] == [12, 12] and x["gwindow"]["@expire"] == [12, 12]
+    assert expired_list(udr, "t") == [("t", 1, 2, 10), ("t", 3, 3, 11), ("t", 5, 5, 11)]
+    assert table_rows(udr, "t@4") == [(4, "r4")]
+    assert udr("sql", 'SELECT * FROM "t@3"').code == 6
+    # undo of the newest expire record: what it still holds expired
+    r = json.loads(udr.ok("retention", "undo", "--json").out)
+    assert r == {"seq": 13}
+    x = record(udr, 13)["unexpire"]
+    assert x["undo"] == 11
+    assert {t: v["remove"] for t, v in x["tables"].items()} == {"t": [[3, 3], [5, 5]], "u": [[1, 2]]}
+    assert expired_list(udr) == [("t", 1, 2, 10)]
+    assert table_rows(udr, "u@1") == [(0, "u0")]
+    # again: nothing left of it, nothing written
+    before = tree_snapshot(udr.root)
+    assert json.loads(udr.ok("retention", "undo", "11", "--json").out) == {"seq": 0}
+    r = udr("retention", "restore", "t@3..6")
+    assert r.code == 1 and "no version of it is expired" in r.stderr
+    r = udr("retention", "undo", "9")                   # not an expire record
+    assert r.code == 2 and "not an expire record" in r.stderr
+    r = udr("retention", "undo", "99")
+    assert r.code == 1
+    assert tree_snapshot(udr.root) == before
+    # an older record by number; then everything reads again
+    assert json.loads(udr.ok("retention", "undo", "10", "--json").out) == {"seq": 14}
+    assert expired_list(udr) == []
+    assert table_rows(udr, "t@1") == [(1, "r1")]
+    # a version restored can be expired again, by a new record
+    rep = expire(udr, "--keep-last", "5")
+    assert rep["expired"]["ranges"] == {"t": [[1, 1]]}
+    out = udr.ok("log").out
+    assert "unexpire: undo of commit 11" in out and "unexpire: restore" in out and "t: 4 unexpired" in out
+    udr.ok("fsck")
+    # the checkpoints are derived: all removed, every set is rebuilt the same
+    import shutil
+    shutil.rmtree(udr.root / "catalog" / "expired")
+    assert expired_list(udr) == [("t", 1, 1, 15)]
+    udr.ok("fsck")
+
+
+@pytest.mark.parametrize("args", [["restore"], ["restore", "t"], ["restore", "t@0"], ["restore", "t@3..2"],
+                                  ["restore", "@3"], ["restore", "t@x"], ["undo", "x"], ["undo", "1", "2"],
+                                  ["expired", "a/../b"], ["expired", "--keep-last", "1"], ["undo", "--dry-run"],
+                                  ["restore", "t@1", "--table", "t"]])
+def test_undo_restore_bad_input(udr, tmp_path, args):
+    imported(udr, tmp_path, 3)
+    expire(udr, "--keep-last", "1")
+    before = tree_snapshot(udr.root)
+    r = udr("retention", *args)
+    assert r.code == 2, (args, r)
+    assert tree_snapshot(udr.root) == before
