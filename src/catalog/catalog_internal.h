@@ -369,6 +369,11 @@ int udr__xrec_to_json(struct json_t *o, const udr__xrec *x);
  * set; 1 when nothing is left to expire (nothing written). */
 int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev, uint64_t head,
                         const udr__xrec *req, uint64_t seq, int64_t ms);
+/* fsck: check expire (or unexpire) record r against g, the global state
+ * before it (fsck's): its ranges against the previous set, never a latest,
+ * head's or tag's version, the state digest, and the checkpoint file
+ * (rewritten when missing or damaged).  0 fine, 1 a problem in why. */
+int udr__fsck_expire_record(udr_catalog *c, const udr__record *r, const udr__tstate *g, char *why, size_t whysz);
 /* An expired range: versions first..last, expired by record seq at ms. */
 typedef struct udr__xrange {
 	uint64_t first, last, seq;

@@ -1185,3 +1185,87 @@ done:
 	udr__record_free(&r);
 	return rc;
 }
+
+/* ---- fsck (GC.md 6) ------------------------------------------------------ */
+
+int udr__fsck_expire_record(udr_catalog *c, const udr__record *r, const udr__tstate *g, char *why, size_t whysz)
+{
+	const udr__xrec *x = r->xrec;
+	uint64_t seq = r->cm->seq;
+	int rc = 0, bad = 0;
+	why[0] = '\0';
+	for (size_t i = 0; i < x->nt && rc == 0 && !bad; i++) {
+		const udr__xtable *t = &x->t[i];
+		udr__xset set;
+		char *text = NULL, *path = NULL, *file = NULL;
+		size_t len, flen;
+		udr_hash d;
+		int frc;
+		memset(&set, 0, sizeof(set));
+		/* the set after it: the previous one with its ranges */
+		if (t->prev && (rc = xset_load(&set, c, t->prev, t->table)) < 0) {
+			if (rc != UDR_ECORRUPT)
+				break;
+			snprintf(why, whysz, "commit %" PRIu64 ": %s", seq, udr_error_last()->message);
+			udr_error_clear();
+			rc = 0;
+			bad = 1;
+			break;
+		}
+		if (!x->unexpire) {
+			/* never a table's latest, nor a head's or tag's version */
+			const udr__tentry *al = udr__tstate_find(g, t->table);
+			uint64_t latest = al ? al->version : 0;
+			for (size_t k = 0; k < t->nranges && !bad; k++)
+				if (t->ranges[k][1] >= latest)
+					bad = snprintf(why, whysz, "commit %" PRIu64 " expires %s@%" PRIu64 ", the table's latest version "
+					               "or beyond it", seq, t->table, t->ranges[k][1]) > 0;
+			for (size_t e = 0; e < g->n && !bad && rc == 0; e++) {
+				uint64_t v = 0;
+				if (strncmp(g->e[e].table, "@branch:", 8) != 0 && strncmp(g->e[e].table, "@tag:", 5) != 0)
+					continue;
+				if (g->e[e].version == 0 || (rc = snapshot_version(&v, c, g->e[e].version, t->table, latest)) < 0)
+					continue;
+				for (size_t k = 0; k < t->nranges && !bad; k++)
+					if (v >= t->ranges[k][0] && v <= t->ranges[k][1])
+						bad = snprintf(why, whysz, "commit %" PRIu64 " expires %s@%" PRIu64 ", which %s names", seq,
+						               t->table, v, g->e[e].table + 1) > 0;
+			}
+		}
+		for (size_t k = 0; k < t->nranges && rc == 0 && !bad; k++) {
+			rc = x->unexpire ? xset_remove(&set, t->ranges[k][0], t->ranges[k][1])
+			                 : xset_add(&set, t->ranges[k][0], t->ranges[k][1], seq, r->cm->time_ms);
+			if (rc == UDR_ECORRUPT) {
+				snprintf(why, whysz, "commit %" PRIu64 ", table %s: %s", seq, t->table, udr_error_last()->message);
+				udr_error_clear();
+				rc = 0;
+				bad = 1;
+			}
+		}
+		if (rc == 0 && !bad && (rc = xset_encode(&text, &len, &set, t->table, seq)) == 0) {
+			udr_hash_buf(&d, text, len);
+			if (!udr_hash_equal(&d, &t->state)) {
+				bad = snprintf(why, whysz, "commit %" PRIu64 " names an expired set of table %s that the log does not "
+				               "produce", seq, t->table) > 0;
+			} else if (!(path = xset_path(c, t->table, seq))) {
+				rc = UDR_ENOMEM;
+			} else {
+				/* the checkpoint is derived: rewritten when missing or damaged */
+				frc = udr__read_file(&file, &flen, path, UDR__MAX_META_FILE);
+				udr_error_clear();
+				if (frc < 0 || flen != len || memcmp(file, text, len) != 0) {
+					udr_hash dd;
+					int wrc = xset_write(&dd, c, &set, t->table, seq, true);
+					udr_error_clear();
+					bad = snprintf(why, whysz, "expired set %s is %s%s", path, frc < 0 ? "missing" : "damaged",
+					               wrc < 0 ? " (cannot rewrite it)" : " (rewritten from the log)") > 0;
+				}
+			}
+		}
+		free(text);
+		free(path);
+		free(file);
+		udr__xset_free(&set);
+	}
+	return rc < 0 ? rc : bad;
+}

@@ -1686,6 +1686,14 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 		if (cm->parent != cm->seq - 1 || cm->nchanges > 0 || cm->ref || cm->branch[0] || !r->xrec)
 			return fail_why(why, whysz, "commit %llu: an expiry record that changes tables, moves a ref or does not "
 			                "continue commit %llu", (unsigned long long)cm->seq, (unsigned long long)cm->seq - 1);
+		/* its ranges, sets and checkpoints (expire.c), against the state
+		 * before it; a problem is reported after the rest is checked */
+		char first[512] = "";
+		int xr = udr__fsck_expire_record(c, r, g, why, whysz);
+		if (xr < 0)
+			return xr;
+		if (xr == 1)
+			snprintf(first, sizeof(first), "%s", why);
 		for (size_t i = 0; i < r->xrec->nt && rc == 0; i++) {
 			size_t n = strlen(r->xrec->t[i].table) + 10;
 			if (!(key = malloc(n)))
@@ -1703,13 +1711,16 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 		}
 		if (rc == 0)
 			rc = udr__tstate_set(g, "@expire", cm->seq, cm->seq);
-		if (rc != 0)
+		if (rc < 0 || (rc != 0 && !first[0]))
 			return rc;
+		if (first[0])
+			return fail_why(why, whysz, "%s", first);
 		for (size_t i = 0; i < r->gwindow.n; i++) {
 			const udr__tentry *w = &r->gwindow.e[i], *x = udr__tstate_find(g, w->table);
 			if (!x || x->version != w->version || x->seq != w->seq)
-				return fail_why(why, whysz, "commit %llu: its global window disagrees with the log on %s",
-				                (unsigned long long)cm->seq, w->table);
+				return first[0] ? fail_why(why, whysz, "%s", first)
+				                : fail_why(why, whysz, "commit %llu: its global window disagrees with the log on %s",
+				                           (unsigned long long)cm->seq, w->table);
 		}
 		return check_snapshot(c, r, why, whysz);
 	}

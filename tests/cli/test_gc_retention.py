@@ -567,3 +567,50 @@ def test_undo_restore_bad_input(udr, tmp_path, args):
     r = udr("retention", *args)
     assert r.code == 2, (args, r)
     assert tree_snapshot(udr.root) == before
+
+
+# ---- fsck (GC.md 6) ---------------------------------------------------------------
+
+
+def reseal(path, edit):
+    """Rewrite a sealed JSON file through edit(text) -> text, sealed again."""
+    raw = path.read_bytes()
+    i = raw.rindex(b',"check":"')
+    body = edit(raw[:i].decode()).encode()
+    path.write_bytes(body + b',"check":"' + b3(body).encode() + b'"}\n')
+
+
+def test_fsck_rewrites_checkpoints(udr, tmp_path):
+    imported(udr, tmp_path, 4)
+    expire(udr, "--keep-last", "1")                     # commit 5
+    udr.ok("retention", "restore", "t@2")               # commit 6
+    good5 = xset_path(udr, "t", 5).read_bytes()
+    good6 = xset_path(udr, "t", 6).read_bytes()
+    xset_path(udr, "t", 5).write_bytes(good5[:-10])
+    xset_path(udr, "t", 6).unlink()
+    r = udr("fsck")
+    assert r.code == 4 and "is damaged (rewritten from the log)" in r.out + r.stderr, r
+    assert "is missing (rewritten from the log)" in r.out + r.stderr
+    assert xset_path(udr, "t", 5).read_bytes() == good5
+    assert xset_path(udr, "t", 6).read_bytes() == good6
+    udr.ok("fsck")
+
+
+def test_fsck_finds_forged_expire_records(udr, tmp_path):
+    imported(udr, tmp_path, 3)
+    expire(udr, "--keep-last", "2")                     # commit 4: t@1
+    udr.ok("fsck")
+    # a resealed record expiring the latest version: the seal passes, fsck not
+    reseal(rec(udr, 4), lambda t: t.replace('"add":[[1,1]]', '"add":[[1,3]]').replace('"versions":1', '"versions":3'))
+    r = udr("fsck")
+    assert r.code == 4 and "the table's latest version" in r.out + r.stderr, r
+    # back to its true ranges: fine again
+    reseal(rec(udr, 4), lambda t: t.replace('"add":[[1,3]]', '"add":[[1,1]]').replace('"versions":3', '"versions":1'))
+    udr.ok("fsck")
+    # a state digest the log does not produce
+    reseal(rec(udr, 4), lambda t: t[:t.index('"state":"') + 9] + "0" * 64 + t[t.index('"state":"') + 73:])
+    r = udr("fsck")
+    assert r.code == 4 and "names an expired set of table t that the log does not produce" in r.out + r.stderr, r
+    # and readers do not take a forged set for the truth: exit 4, not data
+    r = udr("show", "t", "1")
+    assert r.code == 4, r
