@@ -169,6 +169,8 @@ typedef struct udr__record {
 	udr__tstate gwindow;  /* tables' allocation and refs changed since gbase */
 	uint64_t ref_prev;    /* the record that moved this record's branch before */
 	struct udr__xrec *xrec; /* op "expire" (expire.c): its "expire" object */
+	bool has_gc;            /* op "gc" (expire.c): "gc":{"epoch","mark","through"} */
+	uint64_t gc_epoch, gc_mark, gc_through;
 } udr__record;
 void udr__record_free(udr__record *r);
 /* Read and verify record seq (UDR_ENOTFOUND beyond the head, UDR_ECORRUPT
@@ -260,6 +262,9 @@ typedef struct udr__commit_opts {
 	/* cherry-pick, revert: the versions whose content the record copies
 	 * (checked not expired under the lock) */
 	const udr__tstate *named;
+	/* op "gc" (udr__catalog_gc_record): the run's epoch, the head it
+	 * marked at, the last expire record whose versions it may sweep */
+	uint64_t gc_epoch, gc_mark, gc_through;
 } udr__commit_opts;
 /* Ops that commit on a branch whose head must still be o->target (merge,
  * cherry-pick, revert): no "ref" key, the branch must exist. */
@@ -354,8 +359,21 @@ typedef struct udr__xrec {
 	size_t nt;
 } udr__xrec;
 void udr__xrec_free(udr__xrec *x);
-/* Ops "expire" and "unexpire" (records with an xrec). */
+/* Ops "expire" and "unexpire" (records with an xrec), and with "gc" the
+ * ops of branch-less records of retention (format 4). */
 bool udr__op_expiry(const char *op);
+bool udr__op_retention(const char *op);
+/* Link the gc record of GC.md 1.4 / 4.3: {"epoch","mark","through"}; global
+ * "@gc" -> [through, seq].  From it on, versions expired by records <=
+ * through may lose their data and cannot be unexpired (UDR_ECONFLICT).
+ * Checked under the writer lock: through <= mark <= head, through not below
+ * the previous gc record's.  *seq receives the record.  0; UDR_EINVAL;
+ * UDR_EIO; UDR_ENOMEM. */
+int udr__catalog_gc_record(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through);
+/* The commit step's check of a gc record (under the writer lock). */
+int udr__gc_record_check(udr_catalog *c, const udr__record *prev, uint64_t head, const udr__commit_opts *o);
+/* The "@gc" entry at record r: *through and the gc record *gseq (0, 0: none). */
+int udr__gc_at(uint64_t *through, uint64_t *gseq, udr_catalog *c, const udr__record *r);
 /* Parse and check a record's "expire" (or "unexpire") object (UDR_ECORRUPT
  * naming path). */
 int udr__xrec_from_json(udr__xrec **out, struct json_t *o, const char *path, uint64_t seq, bool unexpire);

@@ -624,7 +624,7 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	cm.seq = head + 1;
 	cm.parent = plan.parent;
 	cm.op = (char *)o->op;
-	if (o->op && !udr__op_commits(o->op) && !udr__op_expiry(o->op))
+	if (o->op && !udr__op_commits(o->op) && !udr__op_retention(o->op))
 		cm.ref = udr__ref_string(o);
 	cm.source = o->source;
 	if (cm.parent > 0) {
@@ -637,8 +637,16 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 	if (prev.cm && prev.cm->time_ms > cm.time_ms)
 		cm.time_ms = prev.cm->time_ms; /* the log's time never goes backwards */
 	cm.branch = (char *)(o->branch ? o->branch : "main");
-	if (o->op && (strcmp(o->op, "tag") == 0 || strcmp(o->op, "untag") == 0 || udr__op_expiry(o->op)))
+	if (o->op && (strcmp(o->op, "tag") == 0 || strcmp(o->op, "untag") == 0 || udr__op_retention(o->op)))
 		cm.branch = (char *)"";
+	if (o->op && strcmp(o->op, "gc") == 0) {
+		if (n > 0 || (rc = udr__gc_record_check(c, head > 0 ? &prev : NULL, head, o)) < 0)
+			goto done;
+		ext.has_gc = true;
+		ext.gc_epoch = o->gc_epoch;
+		ext.gc_mark = o->gc_mark;
+		ext.gc_through = o->gc_through;
+	}
 	if (o->expire) {
 		/* decided here, at the one commit point: what the linked head
 		 * must keep is dropped; nothing left, nothing written */

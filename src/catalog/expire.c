@@ -47,6 +47,11 @@ bool udr__op_expiry(const char *op)
 	return op && (strcmp(op, "expire") == 0 || strcmp(op, "unexpire") == 0);
 }
 
+bool udr__op_retention(const char *op)
+{
+	return udr__op_expiry(op) || (op && strcmp(op, "gc") == 0);
+}
+
 static bool is_u64(json_t *x)
 {
 	return json_is_integer(x) && json_integer_value(x) >= 0;
@@ -608,6 +613,7 @@ static int prepare_unexpire(udr__xrec **out, udr_catalog *c, const udr__record *
                             uint64_t seq)
 {
 	udr__xrec *x;
+	uint64_t through = 0, gseq = 0;
 	int rc = 0;
 	if (!(x = calloc(1, sizeof(*x))) || !(x->t = calloc(req->nt, sizeof(*x->t)))) {
 		free(x);
@@ -615,6 +621,10 @@ static int prepare_unexpire(udr__xrec **out, udr_catalog *c, const udr__record *
 	}
 	x->unexpire = true;
 	x->undo = req->undo;
+	if ((rc = udr__gc_at(&through, &gseq, c, prev)) < 0) {
+		udr__xrec_free(x);
+		return rc;
+	}
 	for (size_t ti = 0; ti < req->nt && rc == 0; ti++) {
 		const udr__xtable *rt = &req->t[ti];
 		uint64_t (*r)[2] = NULL, from = 0;
@@ -635,14 +645,31 @@ static int prepare_unexpire(udr__xrec **out, udr_catalog *c, const udr__record *
 		}
 		/* the intersection of the set (its ranges of record undo) with
 		 * the request's ranges, in order; adjacent pieces joined */
-		for (size_t i = 0; i < set.n; i++) {
+		for (size_t i = 0; i < set.n && rc == 0; i++) {
 			if (req->undo && set.r[i].seq != req->undo)
 				continue;
-			for (size_t k = 0; k < rt->nranges; k++) {
+			for (size_t k = 0; k < rt->nranges && rc == 0; k++) {
 				uint64_t lo = set.r[i].first > rt->ranges[k][0] ? set.r[i].first : rt->ranges[k][0];
 				uint64_t hi = set.r[i].last < rt->ranges[k][1] ? set.r[i].last : rt->ranges[k][1];
 				if (lo > hi)
 					continue;
+				if (set.r[i].seq <= through) {
+					/* a gc record lets its sweep delete this data */
+					char when[40] = "?";
+					udr__record g;
+					if (udr__record_read(&g, c, gseq) == 0) {
+						udr_time_format(when, sizeof(when), g.cm->time_ms);
+						when[10] = '\0';
+						udr__record_free(&g);
+					} else {
+						udr_error_clear();
+					}
+					rc = udr__error_set(UDR_ECONFLICT,
+					                    "%s@%" PRIu64 " cannot be unexpired: its data is removed by gc since %s "
+					                    "(commit %" PRIu64 ", through expire record %" PRIu64 "); nothing written",
+					                    rt->table, lo, when, gseq, through);
+					break;
+				}
 				if (nr > 0 && r[nr - 1][1] + 1 == lo) {
 					r[nr - 1][1] = hi;
 				} else if (nr < cap) {
@@ -652,7 +679,7 @@ static int prepare_unexpire(udr__xrec **out, udr_catalog *c, const udr__record *
 				}
 			}
 		}
-		if (nr == 0) {
+		if (rc < 0 || nr == 0) {
 			free(r);
 			udr__xset_free(&set);
 			continue;
@@ -818,24 +845,41 @@ static bool may_expire(udr_catalog *c)
 	return yes;
 }
 
-/* The range holding table@version as of record r (0: none, *out zeroed). */
-static int expiry_at(udr__xrange *out, udr_catalog *c, const udr__record *r, const char *table, uint64_t version)
+/* Table@version's expiry as of record r: 1 expired (out filled, swept
+ * when a gc record at r covers the record that expired it), 0 not. */
+static int expiry_at(udr_expiry *out, udr_catalog *c, const udr__record *r, const char *table, uint64_t version)
 {
 	udr__xset set;
-	uint64_t from;
+	uint64_t from, through, gseq;
 	const udr__xrange *x;
 	int rc;
 	memset(out, 0, sizeof(*out));
 	if ((rc = udr__xset_at(&set, &from, c, r, table)) < 0)
 		return rc;
-	if ((x = udr__xset_find(&set, version)))
-		*out = *x;
+	if ((x = udr__xset_find(&set, version))) {
+		out->expired = 1;
+		out->expired_seq = x->seq;
+		out->expired_ms = x->ms;
+	}
 	udr__xset_free(&set);
-	return x ? 1 : 0;
+	if (!out->expired)
+		return 0;
+	if ((rc = udr__gc_at(&through, &gseq, c, r)) < 0)
+		return rc;
+	if (gseq && out->expired_seq <= through) {
+		udr_commit *g = NULL;
+		out->swept = 1;
+		out->gc_seq = gseq;
+		if ((rc = udr__commit_read(&g, c, gseq)) < 0)
+			return rc;
+		out->gc_ms = g->time_ms;
+		udr_commit_free(g);
+	}
+	return 1;
 }
 
 /* As expiry_at, at the head (the linked one under the writer lock). */
-static int expiry_now(udr__xrange *out, udr_catalog *c, const char *table, uint64_t version)
+static int expiry_now(udr_expiry *out, udr_catalog *c, const char *table, uint64_t version)
 {
 	udr__record r;
 	uint64_t head;
@@ -854,19 +898,14 @@ static int expiry_now(udr__xrange *out, udr_catalog *c, const char *table, uint6
 
 int udr_version_expiry(udr_expiry *out, udr_catalog *c, const char *table, uint64_t version)
 {
-	udr__xrange x;
 	int rc;
 	if (!out || !c || !table || version == 0)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_version_expiry");
 	memset(out, 0, sizeof(*out));
 	if ((rc = udr_table_name_check(table)) < 0)
 		return rc;
-	if ((rc = expiry_now(&x, c, table, version)) <= 0)
-		return rc;
-	out->expired = 1;
-	out->expired_seq = x.seq;
-	out->expired_ms = x.ms;
-	return 0;
+	rc = expiry_now(out, c, table, version);
+	return rc < 0 ? rc : 0;
 }
 
 /* The last expired read of this thread (udr_expiry_last). */
@@ -889,41 +928,46 @@ int udr_expiry_last(char *table, size_t tablesz, uint64_t *version, udr_expiry *
 	return 1;
 }
 
-/* The error for table@version, expired by x; at: "T at TIME" context
+/* The error for table@version, expired as x says; at: "T at TIME" context
  * (NULL: none). */
-static int expired_error(udr_catalog *c, const char *table, uint64_t version, const udr__xrange *x, const char *at)
+static int expired_error(udr_catalog *c, const char *table, uint64_t version, const udr_expiry *x, const char *at)
 {
-	char when[40], qt[UDR_TABLE_NAME_MAX * 4 + 8], rule[200] = "";
+	char when[40], gwhen[40], qt[UDR_TABLE_NAME_MAX * 4 + 8], rule[200] = "", tail[UDR_TABLE_NAME_MAX * 4 + 160];
 	udr__record r;
 	memset(&last_expired, 0, sizeof(last_expired));
 	snprintf(last_expired.table, sizeof(last_expired.table), "%s", table);
 	last_expired.version = version;
-	last_expired.ex.expired = 1;
-	last_expired.ex.expired_seq = x->seq;
-	last_expired.ex.expired_ms = x->ms;
+	last_expired.ex = *x;
 	udr__quote(qt, sizeof(qt), table);
-	udr_time_format(when, sizeof(when), x->ms);
+	udr_time_format(when, sizeof(when), x->expired_ms);
 	when[10] = '\0'; /* the date */
-	if (udr__record_read(&r, c, x->seq) == 0) {
+	if (udr__record_read(&r, c, x->expired_seq) == 0) {
 		if (r.xrec && r.xrec->rule && r.xrec->rule[0])
 			snprintf(rule, sizeof(rule), ", %s", r.xrec->rule);
 		udr__record_free(&r);
 	} else {
 		udr_error_clear();
 	}
+	if (x->swept) {
+		udr_time_format(gwhen, sizeof(gwhen), x->gc_ms);
+		gwhen[10] = '\0';
+		snprintf(tail, sizeof(tail), "its data was removed by gc on %s (commit %" PRIu64 ")", gwhen, x->gc_seq);
+	} else {
+		snprintf(tail, sizeof(tail), "its data is still stored: 'udr retention restore %s@%" PRIu64 "' brings it back",
+		         qt, version);
+	}
 	if (at)
 		return udr__error_set(UDR_EEXPIRED,
 		                      "%s at %s was version %" PRIu64 ", which expired by retention on %s (commit %" PRIu64
-		                      "%s); its data is still stored",
-		                      qt, at, version, when, x->seq, rule);
-	return udr__error_set(UDR_EEXPIRED,
-	                      "%s@%" PRIu64 " expired by retention on %s (commit %" PRIu64 "%s); its data is still stored",
-	                      qt, version, when, x->seq, rule);
+		                      "%s); %s",
+		                      qt, at, version, when, x->expired_seq, rule, tail);
+	return udr__error_set(UDR_EEXPIRED, "%s@%" PRIu64 " expired by retention on %s (commit %" PRIu64 "%s); %s", qt,
+	                      version, when, x->expired_seq, rule, tail);
 }
 
 int udr__version_check(udr_catalog *c, const char *table, uint64_t version, const char *at)
 {
-	udr__xrange x;
+	udr_expiry x;
 	int rc;
 	if (version == 0)
 		return 0;
@@ -934,7 +978,7 @@ int udr__version_check(udr_catalog *c, const char *table, uint64_t version, cons
 
 int udr__version_check_at(udr_catalog *c, const udr__record *r, const char *table, uint64_t version)
 {
-	udr__xrange x;
+	udr_expiry x;
 	int rc;
 	if (version == 0 || !r)
 		return 0;
@@ -1268,4 +1312,53 @@ int udr__fsck_expire_record(udr_catalog *c, const udr__record *r, const udr__tst
 		udr__xset_free(&set);
 	}
 	return rc < 0 ? rc : bad;
+}
+
+/* ---- the gc record (GC.md 1.4, 4.3) --------------------------------------- */
+
+int udr__gc_at(uint64_t *through, uint64_t *gseq, udr_catalog *c, const udr__record *r)
+{
+	udr__tentry e;
+	int rc;
+	*through = *gseq = 0;
+	if (!r || !r->branched)
+		return 0;
+	if ((rc = udr__global_lookup(&e, c, r, "@gc")) <= 0)
+		return rc;
+	*through = e.version;
+	*gseq = e.seq;
+	return 0;
+}
+
+int udr__gc_record_check(udr_catalog *c, const udr__record *prev, uint64_t head, const udr__commit_opts *o)
+{
+	uint64_t through, gseq;
+	int rc;
+	if (o->gc_mark > head || o->gc_through > o->gc_mark)
+		return udr__error_set(UDR_EINVAL, "gc record: through %" PRIu64 " <= mark %" PRIu64 " <= head %" PRIu64
+		                      " does not hold", o->gc_through, o->gc_mark, head);
+	if ((rc = udr__gc_at(&through, &gseq, c, prev)) < 0)
+		return rc;
+	if (o->gc_through < through)
+		return udr__error_set(UDR_EINVAL, "gc record: through %" PRIu64 " is below commit %" PRIu64 "'s %" PRIu64,
+		                      o->gc_through, gseq, through);
+	return 0;
+}
+
+int udr__catalog_gc_record(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through)
+{
+	udr__commit_opts o;
+	char msg[96];
+	if (seq)
+		*seq = 0;
+	if (!c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr__catalog_gc_record");
+	memset(&o, 0, sizeof(o));
+	o.op = "gc";
+	o.gc_epoch = epoch;
+	o.gc_mark = mark;
+	o.gc_through = through;
+	snprintf(msg, sizeof(msg), "gc epoch %" PRIu64 ": sweep through expire record %" PRIu64, epoch, through);
+	o.message = msg;
+	return udr__catalog_commit_versions(seq, c, NULL, 0, &o);
 }

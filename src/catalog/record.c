@@ -70,7 +70,7 @@ static bool global_key_ok(const char *key)
 {
 	if (strncmp(key, "@expired:", 9) == 0)
 		return udr_table_name_check(key + 9) == 0;
-	if (strcmp(key, "@expire") == 0)
+	if (strcmp(key, "@expire") == 0 || strcmp(key, "@gc") == 0)
 		return true;
 	if (strncmp(key, "@branch:", 8) == 0)
 		return udr_ref_name_check(key + 8) == 0;
@@ -151,7 +151,20 @@ static int refs_from_json(udr__record *r, udr_commit *cm, json_t *o, const char 
 			return rc;
 		if (json_object_get(o, strcmp(k, "unexpire") == 0 ? "expire" : "unexpire"))
 			return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: both expire and unexpire", path);
-	} else if (json_object_get(o, "expire") || json_object_get(o, "unexpire")) {
+	} else if (op && strcmp(json_string_value(op), "gc") == 0) {
+		json_t *g = json_object_get(o, "gc"), *ep = json_object_get(g, "epoch"), *mk = json_object_get(g, "mark"),
+		       *th = json_object_get(g, "through");
+		if (rp || ref || ps || src || cm->parent != seq - 1 || json_array_size(json_object_get(o, "changes")) != 0 ||
+		    strcmp(cm->branch, "") != 0 || !json_is_object(g) || json_object_size(g) != 3 || !is_u64(ep) ||
+		    !is_u64(mk) || !is_u64(th) || (uint64_t)json_integer_value(mk) >= seq ||
+		    json_integer_value(th) > json_integer_value(mk) || json_object_get(o, "expire") ||
+		    json_object_get(o, "unexpire"))
+			return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad gc record", path);
+		r->has_gc = true;
+		r->gc_epoch = (uint64_t)json_integer_value(ep);
+		r->gc_mark = (uint64_t)json_integer_value(mk);
+		r->gc_through = (uint64_t)json_integer_value(th);
+	} else if (json_object_get(o, "expire") || json_object_get(o, "unexpire") || json_object_get(o, "gc")) {
 		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: expiry in a record of another kind", path);
 	}
 	if (!gb)
@@ -382,6 +395,9 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 		fail |= json_object_set_new(o, "op", json_string(cm->op));
 	if (r->xrec)
 		fail |= udr__xrec_to_json(o, r->xrec);
+	if (r->has_gc)
+		fail |= json_object_set_new(o, "gc", json_pack("{sIsIsI}", "epoch", (json_int_t)r->gc_epoch, "mark",
+		                                               (json_int_t)r->gc_mark, "through", (json_int_t)r->gc_through));
 	if (cm->ref)
 		fail |= json_object_set_new(o, "ref", json_string(cm->ref));
 	if (cm->source)
@@ -393,7 +409,7 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 			fail |= json_array_append_new(ps, json_integer((json_int_t)cm->parents[i]));
 		fail |= json_object_set_new(o, "parents", ps);
 	}
-	if (!r->xrec) /* an expire record moves no ref */
+	if (!r->xrec && !r->has_gc) /* records of retention move no ref */
 		fail |= json_object_set_new(o, "ref_prev", json_integer((json_int_t)r->ref_prev));
 	fail |= json_object_set_new(o, "gbase", json_integer((json_int_t)r->gbase));
 	if (r->gbase > 0) {

@@ -408,7 +408,7 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 	if (c->format < 2)
 		return udr__error_set(UDR_EINVAL, "branches and tags need catalog format 2 or later: run 'udr upgrade'");
 	p->branchy = true;
-	if (udr__op_expiry(op)) {
+	if (udr__op_retention(op)) {
 		/* branch-less, as a tag record: parent and snapshot from the
 		 * linked head; the catalog becomes format 4 (then also 3) */
 		if (!prev)
@@ -543,6 +543,8 @@ int udr__record_ext_refs(udr__record *ext, udr_catalog *c, const udr__record *pr
 		rc = udr__tstate_set(&ext->gwindow, cm->changes[i].table, cm->changes[i].new_version, cm->seq);
 	if (rc < 0)
 		return rc;
+	if (ext->has_gc)
+		return udr__tstate_set(&ext->gwindow, "@gc", ext->gc_through, cm->seq);
 	if (ext->xrec) {
 		/* an expire record moves no ref: it names itself as the holder
 		 * of each table's expired set, and as the last expire record */
@@ -1680,6 +1682,26 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 	const udr__tentry *e;
 	char *key = NULL;
 	int rc = 0;
+	if (op && strcmp(op, "gc") == 0) {
+		/* moves no ref; "@gc" -> [through, seq], through never going back */
+		e = udr__tstate_find(g, "@gc");
+		if (cm->parent != cm->seq - 1 || cm->nchanges > 0 || cm->ref || cm->branch[0] || !r->has_gc)
+			return fail_why(why, whysz, "commit %llu: a gc record that changes tables, moves a ref or does not "
+			                "continue commit %llu", (unsigned long long)cm->seq, (unsigned long long)cm->seq - 1);
+		if (e && e->version > r->gc_through)
+			return fail_why(why, whysz, "commit %llu: a gc record through %llu, below the previous one's %llu",
+			                (unsigned long long)cm->seq, (unsigned long long)r->gc_through,
+			                (unsigned long long)e->version);
+		if ((rc = udr__tstate_set(g, "@gc", r->gc_through, cm->seq)) < 0)
+			return rc;
+		for (size_t i = 0; i < r->gwindow.n; i++) {
+			const udr__tentry *w = &r->gwindow.e[i], *x = udr__tstate_find(g, w->table);
+			if (!x || x->version != w->version || x->seq != w->seq)
+				return fail_why(why, whysz, "commit %llu: its global window disagrees with the log on %s",
+				                (unsigned long long)cm->seq, w->table);
+		}
+		return check_snapshot(c, r, why, whysz);
+	}
 	if (udr__op_expiry(op)) {
 		/* moves no ref: continues the linked head, names itself in the
 		 * global state for each table it expires (expire.c) */
