@@ -553,6 +553,9 @@ def test_expired_undo_restore(udr, tmp_path):
     import shutil
     shutil.rmtree(udr.root / "catalog" / "expired")
     assert expired_list(udr) == [("t", 1, 1, 15)]
+    # fsck reports the older ones missing (derived data) and rewrites them
+    r = udr("fsck")
+    assert r.code == 4 and "is missing (rewritten from the log)" in r.out, r
     udr.ok("fsck")
 
 
