@@ -1237,8 +1237,11 @@ int udr__fsck_expire_record(udr_catalog *c, const udr__record *r, const udr__tst
 	const udr__xrec *x = r->xrec;
 	uint64_t seq = r->cm->seq;
 	int rc = 0, bad = 0;
+	char first[512] = "";
 	why[0] = '\0';
-	for (size_t i = 0; i < x->nt && rc == 0 && !bad; i++) {
+	/* every table is checked (each checkpoint rewritten); the first
+	 * problem is the one reported */
+	for (size_t i = 0; i < x->nt && rc == 0; i++, bad = 0) {
 		const udr__xtable *t = &x->t[i];
 		udr__xset set;
 		char *text = NULL, *path = NULL, *file = NULL;
@@ -1250,11 +1253,11 @@ int udr__fsck_expire_record(udr_catalog *c, const udr__record *r, const udr__tst
 		if (t->prev && (rc = xset_load(&set, c, t->prev, t->table)) < 0) {
 			if (rc != UDR_ECORRUPT)
 				break;
-			snprintf(why, whysz, "commit %" PRIu64 ": %s", seq, udr_error_last()->message);
+			if (!first[0])
+				snprintf(first, sizeof(first), "commit %" PRIu64 ": %s", seq, udr_error_last()->message);
 			udr_error_clear();
 			rc = 0;
-			bad = 1;
-			break;
+			continue;
 		}
 		if (!x->unexpire) {
 			/* never a table's latest, nor a head's or tag's version */
@@ -1310,8 +1313,14 @@ int udr__fsck_expire_record(udr_catalog *c, const udr__record *r, const udr__tst
 		free(path);
 		free(file);
 		udr__xset_free(&set);
+		if (bad && !first[0])
+			snprintf(first, sizeof(first), "%s", why);
 	}
-	return rc < 0 ? rc : bad;
+	if (rc < 0)
+		return rc;
+	if (first[0])
+		snprintf(why, whysz, "%s", first);
+	return first[0] ? 1 : 0;
 }
 
 /* ---- the gc record (GC.md 1.4, 4.3) --------------------------------------- */
