@@ -338,6 +338,140 @@ static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 	return res;
 }
 
+PyDoc_STRVAR(expired_doc,
+"expired(table=None) -> list[tuple[str, int, int, int, datetime]]\n\n"
+"The expired versions now (docs/GC.md 1.4): (table, first, last, seq, time)\n"
+"for each range, by table then version; seq is the expire record and time\n"
+"its time (UTC).  InvalidArgumentError for a bad table name.");
+
+static PyObject *db_expired(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"table", NULL};
+	const char *table = NULL;
+	PyObject *json = NULL, *list = NULL, *out = NULL;
+	char *text = NULL;
+	udr_db *h;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|z:expired", kwlist, &table))
+		return NULL;
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_expired(&text, udr_db_catalog(h), table);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) != NULL)
+		list = PyObject_CallMethod(json, "loads", "s", text);
+	Py_XDECREF(json);
+	udr_free(text);
+	if (list == NULL || (out = PyList_New(0)) == NULL)
+		goto fail;
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+		PyObject *x = PyList_GET_ITEM(list, i), *when, *tup, *t, *a, *b, *sq, *dt;
+		t = PyDict_GetItemString(x, "table");
+		a = PyDict_GetItemString(x, "first");
+		b = PyDict_GetItemString(x, "last");
+		sq = PyDict_GetItemString(x, "seq");
+		when = PyDict_GetItemString(x, "time");
+		if (!t || !a || !b || !sq || !when)
+			goto fail;
+		/* the ISO time back to a datetime through the library's parser */
+		{
+			int64_t ms;
+			const char *iso = PyUnicode_AsUTF8(when);
+			if (iso == NULL || udr_time_parse(&ms, iso) != 0)
+				goto fail;
+			dt = udrpy_datetime_from_ms(ms);
+		}
+		if (dt == NULL)
+			goto fail;
+		tup = PyTuple_Pack(5, t, a, b, sq, dt);
+		Py_DECREF(dt);
+		if (tup == NULL || PyList_Append(out, tup) < 0) {
+			Py_XDECREF(tup);
+			goto fail;
+		}
+		Py_DECREF(tup);
+	}
+	Py_DECREF(list);
+	return out;
+fail:
+	Py_XDECREF(list);
+	Py_XDECREF(out);
+	if (!PyErr_Occurred())
+		PyErr_SetString(PyExc_RuntimeError, "expired: bad report from the library");
+	return NULL;
+}
+
+PyDoc_STRVAR(unexpire_doc,
+"unexpire(seq=None, table=None, versions=None) -> int | None\n\n"
+"Take expiry back with an unexpire record (docs/GC.md 1.4): with table, the\n"
+"expired versions among versions (an int, or (first, last) inclusive) of\n"
+"that table; else what expire record seq (None: the newest) expired and is\n"
+"still expired by it.  Returns the record's seq, or None when nothing of it\n"
+"was left expired (undo; nothing written).  NotFoundError when no version\n"
+"named is expired or there is no expire record, InvalidArgumentError for a\n"
+"record that is not an expire record or bad arguments, ConflictError when a\n"
+"gc record lets its sweep remove the data.");
+
+static PyObject *db_unexpire(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"seq", "table", "versions", NULL};
+	PyObject *seqo = Py_None, *versions = Py_None;
+	const char *table = NULL;
+	unsigned long long seq = 0, first = 0, last = 0;
+	uint64_t out = 0;
+	udr_db *h;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OzO:unexpire", kwlist, &seqo, &table, &versions))
+		return NULL;
+	if (seqo != Py_None) {
+		if (!PyLong_Check(seqo) || PyBool_Check(seqo) || table)
+			return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                       "unexpire: seq is an int, and not given with table");
+		seq = PyLong_AsUnsignedLongLong(seqo);
+		if (PyErr_Occurred() || seq == 0) {
+			PyErr_Clear();
+			return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "unexpire: seq must be >= 1");
+		}
+	}
+	if ((table == NULL) != (versions == Py_None))
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                       "unexpire: table and versions go together");
+	if (table) {
+		if (PyLong_Check(versions) && !PyBool_Check(versions)) {
+			first = last = PyLong_AsUnsignedLongLong(versions);
+		} else if (PyTuple_Check(versions) && PyTuple_GET_SIZE(versions) == 2 &&
+		           PyLong_Check(PyTuple_GET_ITEM(versions, 0)) && PyLong_Check(PyTuple_GET_ITEM(versions, 1))) {
+			first = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(versions, 0));
+			last = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(versions, 1));
+		} else {
+			return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+			                       "unexpire: versions is an int or a (first, last) tuple");
+		}
+		if (PyErr_Occurred()) {
+			PyErr_Clear();
+			return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "unexpire: versions must be >= 1");
+		}
+	}
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = table ? udr_retention_restore(&out, udr_db_catalog(h), table, first, last)
+	           : udr_retention_undo(&out, udr_db_catalog(h), seq);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if (out == 0)
+		Py_RETURN_NONE;
+	return PyLong_FromUnsignedLongLong(out);
+}
+
 PyDoc_STRVAR(tables_doc,
 "tables(branch=None) -> list[str]\n\n"
 "The tables that exist on branch (None: main; also a tag or 'commit:N'),\n"
@@ -378,6 +512,8 @@ static PyMethodDef db_methods[] = {
 	{"subscribe", (PyCFunction)(void (*)(void))db_subscribe, METH_VARARGS | METH_KEYWORDS,
 	 UDRPY_SUBSCRIBE_DOC},
 	{"expire", (PyCFunction)(void (*)(void))db_expire, METH_VARARGS | METH_KEYWORDS, expire_doc},
+	{"expired", (PyCFunction)(void (*)(void))db_expired, METH_VARARGS | METH_KEYWORDS, expired_doc},
+	{"unexpire", (PyCFunction)(void (*)(void))db_unexpire, METH_VARARGS | METH_KEYWORDS, unexpire_doc},
 	UDRPY_CTX_DOCS,
 	{NULL, NULL, 0, NULL}};
 

@@ -485,6 +485,15 @@ class Database:
         dry_run: bool = False,
     ) -> dict[str, Any]:
         """Expire what a rule does not keep (an expire record); dry_run=True: the plan only."""
+    def expired(self, table: Optional[str] = None) -> list[tuple[str, int, int, int, datetime.datetime]]:
+        """The expired versions: (table, first, last, expire record seq, its time)."""
+    def unexpire(
+        self,
+        seq: Optional[int] = None,
+        table: Optional[str] = None,
+        versions: Union[int, tuple[int, int], None] = None,
+    ) -> Optional[int]:
+        """Undo expire record seq (None: the newest), or restore table's versions; the record's seq."""
     def sql(
         self,
         query: str,

@@ -102,3 +102,33 @@ def test_expired_reads_raise_expired_error(db4):
     # kept versions read as before
     assert len(db4.read("t@3").fetchall()) == 1
     assert len(db4.read("t").fetchall()) == 1
+
+
+def test_expired_and_unexpire(db4):
+    assert db4.expired() == []
+    seq = db4.expire(keep_last=1)["expired"]["records"][0]   # t@1..3
+    ex = db4.expired()
+    assert [x[:4] for x in ex] == [("t", 1, 3, seq)]
+    assert isinstance(ex[0][4], datetime.datetime) and ex[0][4].tzinfo is not None
+    assert db4.expired(table="u") == []
+    with pytest.raises(udr.InvalidArgumentError):
+        db4.expired(table="a/../b")
+    # restore one, then a range with nothing expired in it
+    s1 = db4.unexpire(table="t", versions=2)
+    assert s1 == seq + 1
+    assert [x[:4] for x in db4.expired("t")] == [("t", 1, 1, seq), ("t", 3, 3, seq)]
+    assert len(db4.read("t@2").fetchall()) == 1
+    with pytest.raises(udr.NotFoundError):
+        db4.unexpire(table="t", versions=(2, 2))
+    # bad arguments: nothing written
+    for kw in (dict(table="t"), dict(versions=1), dict(seq=0), dict(seq=1, table="t", versions=1),
+               dict(table="t", versions="1"), dict(seq=True)):
+        with pytest.raises(udr.InvalidArgumentError):
+            db4.unexpire(**kw)
+    with pytest.raises(udr.InvalidArgumentError):
+        db4.unexpire(seq=1)                                   # a commit, not an expire record
+    # undo the newest expire record: the rest comes back; again: None
+    assert db4.unexpire() == seq + 2
+    assert db4.expired() == []
+    assert db4.unexpire(seq=seq) is None
+    assert len(db4.read("t@1").fetchall()) == 1
