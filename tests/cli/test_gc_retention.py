@@ -617,3 +617,30 @@ def test_fsck_finds_forged_expire_records(udr, tmp_path):
     # and readers do not take a forged set for the truth: exit 4, not data
     r = udr("show", "t", "1")
     assert r.code == 4, r
+
+
+def test_concurrent_expire_and_branch_creates(udr, tmp_path):
+    """Expires and branch creates at old commits, all at once: whichever
+    links first, no branch ever names an expired version (its create is
+    refused with exit 6, or the expire keeps the version)."""
+    imported(udr, tmp_path, 8)                              # t@1..8, commits 1-8
+    for rnd in range(3):
+        procs = [start(udr, "branch", "create", "b%d_%d" % (rnd, k), "--from", "commit:%d" % (k + 1))
+                 for k in range(3)]
+        procs.append(start(udr, "retention", "expire", "--keep-last", "1"))
+        procs += [start(udr, "branch", "create", "c%d_%d" % (rnd, k), "--from", "commit:%d" % (k + 4))
+                  for k in range(3)]
+        codes = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            codes.append(p.returncode)
+            assert p.returncode in (0, 6), (p.args, err)
+            assert p.returncode == 0 or b"expired by retention" in err
+        assert codes[3] == 0
+        commit_n(udr, "t", 1, "r%d" % rnd)                  # a new latest each round
+    # every branch reads; every expired version is on no branch
+    branches = [b["name"] for b in json.loads(udr.ok("branch", "list", "--json").out)]
+    for b in branches:
+        r = udr("sql", 'SELECT count(*) FROM "t@%s"' % b)
+        assert r.code == 0, (b, r)
+    udr.ok("fsck")

@@ -51,11 +51,11 @@ from conftest import BUILD_DIR, SANITIZE, SRC, UDR_BIN, base_env
 # pack: "delete" deletes the pack file), the index of a pack (FORMAT.md
 # "Packs"), catalog files, caches and configs.
 OBJECT_KINDS = ["raw", "zst", "manifest", "piece", "delta", "delta-base", "part", "pack-index"]
-CATALOG_KINDS = ["version-old", "version-latest", "record-old", "record-latest"]
+CATALOG_KINDS = ["version-old", "version-latest", "record-old", "record-latest", "expire-record"]
 # Caches, and the checkpoint (state/<seq>.json): derived from the log, which
 # names its digest, so readers rebuild it when it is missing or damaged and
 # fsck rewrites it (reporting a damaged one).
-CACHE_KINDS = ["HEAD", "LATEST", "checkpoint"]
+CACHE_KINDS = ["HEAD", "LATEST", "checkpoint", "expired-set"]
 CONFIG_KINDS = ["config-root", "config-chunks", "config-catalog"]
 # The multi-pack index (FORMAT.md "Multi-pack index"): a cache over the packs'
 # indexes that readers check entry by entry; fsck reports damage and
@@ -72,14 +72,14 @@ DAMAGES = ["bit-mid", "byte-start", "byte-mid", "byte-end", "trunc0", "trunc-hal
 # which of `show --at t` / `show --at t-1ms` sees it varies from run to run;
 # `log --json` always does).
 TIME_KINDS = {"version-old": "created_ms", "version-latest": "created_ms",
-              "record-old": "time_ms", "record-latest": "time_ms"}
+              "record-old": "time_ms", "record-latest": "time_ms", "expire-record": "time_ms"}
 
 
 def damages_of(kind):
     out = list(DAMAGES)
     if kind in TIME_KINDS:
         out.insert(1, "bit-time")
-    if kind in ("config-root", "config-catalog", "checkpoint"):
+    if kind in ("config-root", "config-catalog", "checkpoint", "expired-set"):
         # Only one valid content exists ({"format": 1, "kind": ...}): there is
         # no other valid file of this kind to put in its place.
         out.remove("replace")
@@ -99,6 +99,13 @@ CATALOG_PATHS = ["show_P", "show_P_2", "show_P_3", "versions_P", "at_v2", "at_v2
                  "at_v4", "at_v4_minus_1ms", "log_json", "log_table_P", "tables", "sql_P", "export_P2",
                  "diff_rows_2_4"]
 
+# Retention (docs/GC.md 1.4, 1.5): F's versions 1..N-3 are expired by an
+# expire record (the head).  Reading F@1 exits 6 on the pristine store: a
+# damaged store may answer the same, or exit 4, never F@1's rows.
+# (F holds raw chunks, not rows: its reads are `show`.)
+EXPIRY_PATHS = ["show_F_1", "show_F_2", "show_F", "retention_expired", "log_json"]
+EXPIRED_EXIT = {"show_F_1", "show_F_2"}
+
 READ_PATHS = {
     "raw": get_paths("raw"),
     "zst": get_paths("zst"),
@@ -112,6 +119,8 @@ READ_PATHS = {
 }
 for _k in CATALOG_KINDS + CACHE_KINDS:
     READ_PATHS[_k] = list(CATALOG_PATHS)
+for _k in ("expire-record", "expired-set"):
+    READ_PATHS[_k] = list(CATALOG_PATHS) + [p for p in EXPIRY_PATHS if p not in CATALOG_PATHS]
 for _k in CONFIG_KINDS:
     READ_PATHS[_k] = (get_paths("raw") + ["get_verify:big", "py_get:big", "show_P", "show_P_2",
                                           "versions_P", "at_v2", "log_json", "tables", "sql_P",
@@ -399,7 +408,12 @@ def build_store(base):
     # (state/64.json) that holds P's latest version: reads of P need it.
     while len(commits) < 70:
         commit("F", "--next", c["raw2"])
-    s.head = len(commits)
+    # Retention: one expire record (F's versions but the last 3), the head.
+    tick()
+    expired = json.loads(ok("retention", "expire", "--keep-last", "3", "--table", "F", "--json"))
+    s.expire_rec = expired["expired"]["records"][0]
+    assert s.expire_rec == len(commits) + 1 and expired["expired"]["ranges"]["F"][0][0] == 1
+    s.head = len(commits) + 1
     assert os.path.exists(os.path.join(s.root, "catalog", "HEAD"))
     c["partA"] = s.p_versions[0]["chunks"][0]
     c["partC"] = s.p_versions[2]["chunks"][0]
@@ -493,6 +507,8 @@ def build_store(base):
         "config-chunks": (os.path.join(R, "chunks", "config.json"),
                           os.path.join(other, "chunks", "config.json")),
         "config-catalog": (os.path.join(cat, "config.json"), None),
+        "expire-record": (rfile(s.expire_rec), rfile(s.expire_rec - 1)),
+        "expired-set": (os.path.join(cat, "expired", "F", "%020d.json" % s.expire_rec), None),
     }
     for k in ("raw", "zst", "piece", "delta", "delta-base", "part"):
         a, b = s.files[k]
@@ -525,6 +541,10 @@ def build_store(base):
         "sql_P2": ["sql", 'SELECT * FROM "P@2" ORDER BY id', "--csv"],
         "export_P2": ["export", "P@2", "{out}.csv"],
         "diff_rows_2_4": ["diff-rows", "P", "2", "4", "--key", "id", "--csv"],
+        "show_F_1": ["show", "F", "1"],
+        "show_F_2": ["show", "F", "2"],
+        "show_F": ["show", "F"],
+        "retention_expired": ["retention", "expired", "--json"],
     }
     for name, h in c.items():
         s.commands["get:" + name] = ["get", h]
@@ -720,7 +740,7 @@ class Sweep:
             for p, o in self.ref.items():
                 if o is None:
                     continue
-                assert o.rc == 0 or o.rc == "ok", (p, o)
+                assert o.rc == 0 or o.rc == "ok" or (p in EXPIRED_EXIT and o.rc == 6), (p, o)
                 assert o.same(again[p]), "read path %s is not deterministic" % p
             shutil.rmtree(ref_root)
         return self.ref
@@ -823,6 +843,8 @@ def check_read(kind, how, path, got, ref, phase):
         else:
             raise AssertionError("%s: Python raised %s (%s)" % (where, st, got.err))
         return
+    if got.rc == 6 and path in EXPIRED_EXIT and got.same(ref):
+        return  # still expired, as on the pristine store
     if got.rc < 0 or got.rc > 5:
         raise AssertionError("%s: crashed (signal/exit %d): %r" % (where, got.rc, got))
     if got.rc == 0:
