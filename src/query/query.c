@@ -1091,6 +1091,10 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 		*out = vw;
 		return 0;
 	}
+	/* a version's data is never read once it expired (GC.md 1.5): every
+	 * path to its parts makes a view (row merges read bases this way) */
+	if (!udr__version_dropped(v) && (rc = udr__version_check(q->cat, v->table, v->version, NULL)) < 0)
+		return rc;
 	memset(&nv, 0, sizeof(nv));
 	nv.nparts = v->nchunks;
 	nv.version = v->version;
