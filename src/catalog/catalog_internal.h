@@ -392,6 +392,10 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
  * head's or tag's version, the state digest, and the checkpoint file
  * (rewritten when missing or damaged).  0 fine, 1 a problem in why. */
 int udr__fsck_expire_record(udr_catalog *c, const udr__record *r, const udr__tstate *g, char *why, size_t whysz);
+/* fsck: does the snapshot of commit (named by ref record seq) hold a
+ * version expired in g?  0 no, 1 yes (why says which). */
+int udr__fsck_ref_expired(udr_catalog *c, const udr__tstate *g, uint64_t commit, uint64_t seq, char *why,
+                          size_t whysz);
 /* An expired range: versions first..last, expired by record seq at ms. */
 typedef struct udr__xrange {
 	uint64_t first, last, seq;

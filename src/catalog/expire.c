@@ -1371,3 +1371,27 @@ int udr__catalog_gc_record(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64
 	o.message = msg;
 	return udr__catalog_commit_versions(seq, c, NULL, 0, &o);
 }
+
+int udr__fsck_ref_expired(udr_catalog *c, const udr__tstate *g, uint64_t commit, uint64_t seq, char *why, size_t whysz)
+{
+	int rc = 0;
+	for (size_t i = 0; i < g->n && rc == 0; i++) {
+		const char *t = g->e[i].table;
+		const udr__tentry *al;
+		udr__xset set;
+		uint64_t v = 0;
+		if (strncmp(t, "@expired:", 9) != 0)
+			continue;
+		t += 9;
+		al = udr__tstate_find(g, t);
+		if ((rc = snapshot_version(&v, c, commit, t, al ? al->version : 0)) < 0 || v == 0)
+			continue;
+		if ((rc = xset_load(&set, c, g->e[i].version, t)) < 0)
+			break;
+		if (udr__xset_find(&set, v))
+			rc = snprintf(why, whysz, "commit %" PRIu64 " names %s@%" PRIu64 " (in commit %" PRIu64 "), which commit %"
+			              PRIu64 " expired", seq, t, v, commit, udr__xset_find(&set, v)->seq) > 0;
+		udr__xset_free(&set);
+	}
+	return rc;
+}

@@ -1680,8 +1680,8 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 	const udr_commit *cm = r->cm;
 	const char *op = cm->op;
 	const udr__tentry *e;
-	char *key = NULL;
-	int rc = 0;
+	char *key = NULL, xwhy[512];
+	int rc = 0, xrc = 0;
 	if (op && strcmp(op, "gc") == 0) {
 		/* moves no ref; "@gc" -> [through, seq], through never going back */
 		e = udr__tstate_find(g, "@gc");
@@ -1774,6 +1774,13 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 			              (unsigned long long)cm->seq, (unsigned long long)cm->parent, key + 1,
 			              (unsigned long long)e->version);
 	}
+	/* a ref never names an expired version (GC.md 1.4; the commit step
+	 * refuses it under the writer lock): reported once the rest is laid
+	 * over g */
+	if (rc == 0 && op && (strcmp(op, "create") == 0 || strcmp(op, "reset") == 0 || strcmp(op, "tag") == 0)) {
+		if ((xrc = udr__fsck_ref_expired(c, g, cm->parent, cm->seq, xwhy, sizeof(xwhy))) < 0)
+			rc = xrc;
+	}
 	if (rc == 0) {
 		uint64_t v = op && (strcmp(op, "delete") == 0 || strcmp(op, "untag") == 0) ? 0
 		             : op && strcmp(op, "tag") == 0                                ? cm->parent
@@ -1785,6 +1792,8 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 		rc = udr__tstate_set(g, cm->changes[i].table, cm->changes[i].new_version, cm->seq);
 	if (rc != 0)
 		return rc;
+	if (xrc == 1)
+		return fail_why(why, whysz, "%s", xwhy);
 	/* the record's global window says what the log says */
 	for (size_t i = 0; i < r->gwindow.n; i++) {
 		const udr__tentry *w = &r->gwindow.e[i], *x = udr__tstate_find(g, w->table);

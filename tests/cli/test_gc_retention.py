@@ -644,3 +644,17 @@ def test_concurrent_expire_and_branch_creates(udr, tmp_path):
         r = udr("sql", 'SELECT count(*) FROM "t@%s"' % b)
         assert r.code == 0, (b, r)
     udr.ok("fsck")
+
+
+def test_fsck_finds_a_ref_naming_an_expired_version(udr, tmp_path):
+    imported(udr, tmp_path, 4)                              # t@1..4, commits 1-4
+    expire(udr, "--keep-last", "1")                         # t@1..3 (commit 5)
+    udr.ok("branch", "create", "dev", "--from", "commit:4")  # commit 6
+    udr.ok("fsck")
+    r6 = record(udr, 6)
+    assert r6["op"] == "create" and r6["parent"] == 4 and r6["window"] == {"t": [4, 4]}
+    # forged: created from commit 2 (t@2, expired by commit 5), sealed again
+    reseal(rec(udr, 6), lambda t: t.replace('"parent":4', '"parent":2').replace('"window":{"t":[4,4]}',
+                                                                                '"window":{"t":[2,2]}'))
+    r = udr("fsck")
+    assert r.code == 4 and "names t@2 (in commit 2), which commit 5 expired" in r.out + r.stderr, r
