@@ -406,7 +406,8 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 	if (!op && strcmp(branch, "main") == 0 && (!prev || !prev->branched))
 		return 0; /* a store that never branched: as before */
 	if (c->format < 2)
-		return udr__error_set(UDR_EINVAL, "branches and tags need catalog format 2 or later: run 'udr upgrade'");
+		return udr__error_set(UDR_EINVAL, "%s need catalog format 2 or later: run 'udr upgrade'",
+		                      udr__op_retention(op) ? "retention records" : "branches and tags");
 	p->branchy = true;
 	if (udr__op_retention(op)) {
 		/* branch-less, as a tag record: parent and snapshot from the
