@@ -1,0 +1,285 @@
+"""`udr gc`: collection (docs/GC.md 3, 5, 7.1).  What no version needs goes
+(puts never committed once older than the grace, duplicates, dead pack
+entries), everything committed reads back byte for byte, fsck stays clean,
+a kill or an I/O error at any step leaves a consistent store that the next
+run finishes, a second run is refused while one runs, bad options write
+nothing."""
+import json
+import os
+import random
+import subprocess
+import time
+
+import pytest
+
+from conftest import FAULT_INJECTION, UDR_BIN, base_env, csv, table_rows, tree_snapshot
+
+needs_faults = pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION")
+
+
+def gc(udr, *args, env=None):
+    r = udr("gc", "--json", *args, env=env)
+    return r, (json.loads(r.out) if r.code == 0 else None)
+
+
+def stats(udr):
+    return json.loads(udr.ok("stats", "--json").out)
+
+
+def exists(udr, h):
+    return udr("exists", h).code == 0
+
+
+def rnd(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def build_store(udr, tmp_path):
+    """Committed data of every kind plus uncommitted puts; returns
+    (committed: hash -> bytes, uncommitted hashes, table rows)."""
+    committed = {}
+    # a commit --file series: packed pieces, then deltas against them
+    base = bytearray(rnd(1_500_000, 1))
+    for i in range(3):
+        base[200_000 * i + 7: 200_000 * i + 17] = b"v%09d" % i
+        f = tmp_path / ("series%d" % i)
+        f.write_bytes(bytes(base))
+        udr.ok("commit", "series", "--next", "--file", f)
+        h = json.loads(udr.ok("show", "series").out)["chunks"][0]
+        committed[h] = bytes(base)
+    # small contents committed by hash
+    for i in range(4):
+        data = b"small %d " % i * 50
+        h = udr.put(data)
+        udr.ok("commit", "small", "--next", h)
+        committed[h] = data
+    # never committed: big and small, sharing nothing with the above
+    uncommitted = [udr.put(rnd(700_000, 100 + i)) for i in range(3)]
+    uncommitted += [udr.put(b"junk %d " % i * 40) for i in range(3)]
+    # one uncommitted content sharing most pieces with a committed one
+    near = bytearray(base)
+    near[1_000_000:1_000_010] = b"NEARCOPY!!"
+    uncommitted.append(udr.put(bytes(near)))
+    rows = None
+    if query_built(udr):
+        udr.ok("import", "tab", csv(tmp_path, "t.csv", [(i, "a%d" % i, i * 2) for i in range(50)]))
+        udr.ok("sql", "UPDATE tab SET a = 'changed' WHERE id < 5", "--no-compact")
+        rows = table_rows(udr, "tab")
+    return committed, uncommitted, rows
+
+
+_query = {}
+
+
+def query_built(udr):
+    if "q" not in _query:
+        _query["q"] = udr("sql", "SELECT 1").code == 0
+    return _query["q"]
+
+
+def check_all(udr, committed, rows):
+    for h, data in committed.items():
+        r = udr("get", h)
+        assert r.code == 0, r
+        assert r.stdout == data, h
+    if rows is not None:
+        assert table_rows(udr, "tab") == rows
+    r = udr("fsck")
+    assert r.code == 0, r
+
+
+def test_uncommitted_removed_at_grace_0_kept_by_default(udr, tmp_path):
+    committed, uncommitted, rows = build_store(udr, tmp_path)
+    before = stats(udr)
+    r, rep = gc(udr)
+    assert r.code == 0, r
+    assert rep["removed"]["objects"] == 0 and rep["mark"]["young"] > 0
+    for h in uncommitted:
+        assert exists(udr, h)
+    assert stats(udr)["stored_bytes"] == before["stored_bytes"]
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert rep["removed"]["objects"] > 0 and rep["mark"]["young"] == 0
+    for h in uncommitted:
+        assert not exists(udr, h), h
+    check_all(udr, committed, rows)
+    after = stats(udr)
+    assert after["stored_bytes"] < before["stored_bytes"] - 2_000_000, (before, after)
+    assert after["objects"] < before["objects"]
+    # a second run finds nothing more
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert rep["removed"]["objects"] == 0 and rep["removed"]["copies"] == 0, rep
+    assert stats(udr)["stored_bytes"] == after["stored_bytes"]
+    st = json.loads(udr.ok("gc", "--status", "--json").out)
+    assert st["phase"] == "idle" and st["running"] is None and st["last"]["removed"]["objects"] == 0
+
+
+def test_text_report_and_quiet(udr):
+    udr.put(b"uncommitted " * 100)
+    r = udr.ok("gc", "--grace", "0s")
+    assert "removed 1 dead objects" in r.out, r.out
+    assert udr.ok("gc", "-q").out == ""
+
+
+def test_dropped_tables_versions_stay(udr, tmp_path):
+    if not query_built(udr):
+        pytest.skip("needs the query module")
+    f = tmp_path / "t.csv"
+    f.write_text("id,v\n1,a\n2,b\n")
+    udr.ok("import", "t", f)
+    udr.ok("sql", "UPDATE t SET v = 'B' WHERE id = 2", "--no-compact")
+    vers = json.loads(udr.ok("versions", "t", "--json").out)
+    chunks = set()
+    for v in vers:
+        chunks.update(json.loads(udr.ok("show", "t", str(v if isinstance(v, int) else v["version"])).out)["chunks"])
+    udr.ok("sql", "DROP TABLE t")
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert chunks and all(exists(udr, h) for h in chunks)
+    assert udr("fsck").code == 0
+
+
+def test_dry_run_changes_nothing(udr, tmp_path):
+    committed, uncommitted, rows = build_store(udr, tmp_path)
+
+    def snap():
+        s = tree_snapshot(udr.root)
+        # the run's locks (empty, or the pid) are the only files a dry run may touch
+        return {k: v for k, v in s.items() if not k.startswith("chunks/gc")}
+    before = snap()
+    r, rep = gc(udr, "--grace", "0s", "--dry-run")
+    assert r.code == 0, r
+    assert rep["dry_run"] is True and rep["removed"]["objects"] > 0 and rep["removed"]["bytes"] > 0
+    assert snap() == before
+    r2, rep2 = gc(udr, "--grace", "0s")
+    assert rep2["removed"]["objects"] == rep["removed"]["objects"]
+    assert rep2["removed"]["packs_dropped"] == rep["removed"]["packs_dropped"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--grace", "5"], ["--grace", "-1s"], ["--grace", "1y"], ["--grace", ""], ["--threshold", "101"],
+    ["--max-unused", "x"], ["--max-repack", "0"], ["--bogus"], ["extra"], ["--status", "--dry-run"],
+])
+def test_bad_options_exit_2_nothing_written(udr, args):
+    udr.put(b"uncommitted " * 100)
+    before = tree_snapshot(udr.root)
+    r = udr("gc", "--grace", "0s", *args) if args[0] != "--grace" else udr("gc", *args)
+    assert r.code == 2, r
+    assert tree_snapshot(udr.root) == before
+
+
+@needs_faults
+def test_second_gc_while_one_runs_is_refused(udr):
+    h = udr.put(b"uncommitted " * 100)
+    pause = udr.root.parent / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
+                         env=base_env({"UDR_PAUSE": "gc-locked:%s" % pause}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        t = time.monotonic() + 60
+        while not (pause / "gc-locked.reached").exists():
+            assert p.poll() is None and time.monotonic() < t
+            time.sleep(0.01)
+        r = udr("gc", "--grace", "0s")
+        assert r.code == 5, r
+        assert ("pid %d" % p.pid) in r.stderr, r.stderr
+        st = json.loads(udr.ok("gc", "--status", "--json").out)
+        assert st["running"] == p.pid
+        assert exists(udr, h)
+    finally:
+        (pause / "gc-locked.go").touch()
+        p.communicate(timeout=60)
+    assert p.returncode == 0
+    assert not exists(udr, h)
+
+
+def test_missing_live_object_is_corrupt_and_nothing_removed(udr, tmp_path):
+    data = rnd(100_000, 7)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    junk = udr.put(b"junk " * 100)
+    # the committed content's only copy goes: its pack entry's index as well
+    where, path, *_ = udr.locate(h)[0]
+    files = [path] + ([path.with_suffix(".idx")] if where == "pack" else [])
+    for f in files:
+        f.unlink()
+    before = tree_snapshot(udr.root)
+    r = udr("gc", "--grace", "0s")
+    assert r.code == 4, r
+    assert h in r.stderr and "t@1" in r.stderr, r.stderr
+    assert exists(udr, junk)
+    after = tree_snapshot(udr.root)
+    assert {k: v for k, v in after.items() if not k.startswith("chunks/gc")} == \
+        {k: v for k, v in before.items() if not k.startswith("chunks/gc")}
+
+
+def final_state(udr):
+    s = stats(udr)
+    return s["objects"], s["stored_bytes"]
+
+
+
+@needs_faults
+@pytest.mark.parametrize("op", ["unlink", "fsync", "rename", "link", "write", "open", "syncfs"])
+@pytest.mark.parametrize("action", ["crash", "eio"])
+def test_fault_at_every_step_then_final_gc_matches(udr, tmp_path, op, action):
+    committed, uncommitted, rows = build_store(udr, tmp_path)
+    # the reference: an uninterrupted run over a copy of the store
+    import shutil
+    ref = type(udr)(tmp_path / "ref")
+    shutil.copytree(udr.root, ref.root, symlinks=True)
+    r, rep = gc(ref, "--grace", "0s")
+    assert r.code == 0, r
+    assert rep["removed"]["packs_dropped"] > 0 and rep["removed"]["loose"] + rep["removed"]["copies"] > 0
+    want = final_state(ref)
+    n, reached = 1, True
+    while reached and n <= 400:
+        work = type(udr)(tmp_path / ("w%d" % n))
+        shutil.copytree(udr.root, work.root, symlinks=True)
+        r = work("gc", "--grace", "0s", env={"UDR_FAULT": "%s:%d:%s" % (op, n, action)})
+        reached = r.code != 0
+        if action == "crash" and reached:
+            assert r.code == -9, r
+        elif reached:
+            assert r.code in (4, 5), r
+        check_all(work, committed, rows)
+        st = json.loads(work.ok("gc", "--status", "--json").out)
+        assert st["phase"] != "aborted", st
+        r2, rep2 = gc(work, "--grace", "0s")
+        assert r2.code == 0, (n, r2)
+        check_all(work, committed, rows)
+        got = final_state(work)
+        assert got[0] == want[0], (op, n, got, want)
+        assert abs(got[1] - want[1]) <= want[1] // 100 + 4096, (op, n, got, want)
+        for h in uncommitted:
+            assert not exists(work, h)
+        shutil.rmtree(work.root)
+        n += 1
+    assert not reached, "more than 400 %s calls" % op
+
+
+@needs_faults
+def test_kill_at_random_moments(udr, tmp_path):
+    import shutil
+    committed, uncommitted, rows = build_store(udr, tmp_path)
+    ref = type(udr)(tmp_path / "ref")
+    shutil.copytree(udr.root, ref.root, symlinks=True)
+    assert gc(ref, "--grace", "0s")[0].code == 0
+    want = final_state(ref)
+    rng = random.Random(5)
+    for i in range(6):
+        work = type(udr)(tmp_path / ("k%d" % i))
+        shutil.copytree(udr.root, work.root, symlinks=True)
+        p = subprocess.Popen([UDR_BIN, "--store", str(work.root), "gc", "--grace", "0s"], env=base_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.0, 0.06))
+        p.kill()
+        p.communicate()
+        check_all(work, committed, rows)
+        assert gc(work, "--grace", "0s")[0].code == 0
+        check_all(work, committed, rows)
+        got = final_state(work)
+        assert got[0] == want[0] and abs(got[1] - want[1]) <= want[1] // 100 + 4096, (got, want)
+        shutil.rmtree(work.root)
