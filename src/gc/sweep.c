@@ -111,6 +111,96 @@ static void release_all(run *r)
 	r->packsfd = r->act[0] = r->act[1] = r->lockfd = -1;
 }
 
+static int unlink_ok(const char *path)
+{
+	if (UDR_IO->unlink(path) < 0 && errno != ENOENT)
+		return udr__error_io(errno, "cannot remove %s", path);
+	return 0;
+}
+
+char *udr__gc_deleting_plan(const char *storepath)
+{
+	udr__gcstate st;
+	char path[4200], *text = NULL;
+	size_t len;
+	if (udr__gcstate_load(&st, storepath) < 0) {
+		udr_error_clear();
+		return NULL;
+	}
+	if (st.phase == UDR__GC_DELETING && st.plan[0] &&
+	    snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, st.plan) < (int)sizeof(path) &&
+	    udr__read_file(&text, &len, path, (size_t)1 << 30) < 0) {
+		udr_error_clear();
+		text = NULL;
+	}
+	udr__gcstate_release(&st);
+	return text;
+}
+
+bool udr__gc_plan_names(const char *plan, const char *hex)
+{
+	char pat[UDR_HASH_HEXSIZE + 3];
+	if (!plan)
+		return false;
+	snprintf(pat, sizeof(pat), "\"%s\"", hex);
+	return strstr(plan, pat) != NULL;
+}
+
+bool udr__gc_plan_removes(const char *storepath, const char *hex)
+{
+	char *plan = udr__gc_deleting_plan(storepath);
+	bool out = udr__gc_plan_names(plan, hex);
+	free(plan);
+	return out;
+}
+
+/* A run killed while deleting (STATE deleting): its guard had passed, and
+ * since STATE said deleting the plan's packs have been invisible to readers
+ * and fsck (udr__gc_plan_removes): remove them (index, then bytes).  Its
+ * loose files stay visible until deleted, so the new mark judges those. */
+static int finish_deleting(run *r)
+{
+	char path[4200], packs[4200], *text = NULL;
+	size_t len;
+	int rc;
+	if (r->st.phase != UDR__GC_DELETING || !r->st.plan[0])
+		return 0;
+	if ((rc = gc_path(path, sizeof(path), r->s, r->st.plan)) < 0)
+		return rc;
+	if ((rc = udr__read_file(&text, &len, path, (size_t)1 << 30)) < 0)
+		return rc == UDR_ENOTFOUND ? (udr_error_clear(), 0) : rc;
+	if ((rc = udr__unseal(text, len, path, "gc plan")) < 0) {
+		free(text);
+		return rc;
+	}
+	snprintf(packs, sizeof(packs), "%s/packs", r->s->path);
+	udr__phase_enter(UDR__PHASE_GC_RETIRE);
+	rc = 0;
+	for (char *q = text; rc == 0 && (q = strchr(q, '"')) != NULL;) {
+		char *e = strchr(q + 1, '"');
+		if (!e)
+			break;
+		if (e - q - 1 == UDR_HASH_HEXSIZE) {
+			char hex[UDR_HASH_HEXSIZE + 1], ip[4300], pp[4300];
+			memcpy(hex, q + 1, UDR_HASH_HEXSIZE);
+			hex[UDR_HASH_HEXSIZE] = 0;
+			snprintf(ip, sizeof(ip), "%s/%s.idx", packs, hex);
+			snprintf(pp, sizeof(pp), "%s/%s.pack", packs, hex);
+			if ((rc = unlink_ok(ip)) == 0 && (rc = udr__fsync_dir(packs)) == 0)
+				rc = unlink_ok(pp);
+		}
+		q = e + 1;
+	}
+	if (rc == 0)
+		rc = udr__fsync_dir(packs);
+	udr__phase_leave(UDR__PHASE_GC_RETIRE);
+	free(text);
+	if (rc == 0)
+		(void)unlink_ok(path);
+	udr_error_clear();
+	return rc;
+}
+
 /* ---- plan -------------------------------------------------------------------------------- */
 
 static int cmp_frac_desc(const void *a, const void *b, void *ctx)
@@ -341,13 +431,30 @@ static int guard(run *r)
 
 /* ---- delete -------------------------------------------------------------------------------- */
 
-static int unlink_ok(const char *path)
+static int unlink_loose(run *r, bool top)
 {
-	if (UDR_IO->unlink(path) < 0 && errno != ENOENT)
-		return udr__error_io(errno, "cannot remove %s", path);
-	return 0;
+	udr__gc_mark *m = &r->m;
+	int rc = 0;
+	for (size_t k = 0; k < r->ndead_loose && rc == 0; k++) {
+		const udr__gc_loose *x = &m->loose[r->dead_loose[k]];
+		char hex[UDR_HASH_HEXSIZE + 1], *p;
+		if ((x->kind == UDR__K_MANIFEST || x->kind == UDR__K_DELTA) != top)
+			continue;
+		if (!(p = udr__obj_path(r->s, &x->hash, (enum udr__kind)x->kind, hex)))
+			return udr__error_oom();
+		rc = unlink_ok(p);
+		free(p);
+		r->removed_bytes += x->size;
+	}
+	return rc;
 }
 
+/*
+ * STATE says deleting (the plan's packs are invisible to readers from
+ * then on).  Dead loose manifests and deltas go first, then the packs
+ * (every index, fsync, every pack, fsync), then the other loose objects:
+ * a kill leaves no visible dead manifest without its pieces.
+ */
 static int delete_all(run *r)
 {
 	udr__gc_mark *m = &r->m;
@@ -355,7 +462,7 @@ static int delete_all(run *r)
 	int rc = 0;
 	snprintf(packs, sizeof(packs), "%s/packs", r->s->path);
 	udr__phase_enter(UDR__PHASE_GC_RETIRE);
-	/* indexes first (the packs become invisible), then the pack bytes */
+	rc = unlink_loose(r, true);
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {
 		bool any = false;
 		for (size_t i = 0; i < m->npacks && rc == 0; i++) {
@@ -364,23 +471,13 @@ static int delete_all(run *r)
 			snprintf(path, sizeof(path), "%s/%s.%s", packs, m->packs[i].p->hex, pass == 0 ? "idx" : "pack");
 			rc = unlink_ok(path);
 			any = true;
-			if (pass == 1)
-				r->removed_bytes += m->packs[i].dead_bytes;
 		}
 		if (rc == 0 && any)
 			rc = udr__fsync_dir(packs);
 		progress(r, "delete", (uint64_t)pass + 1, 2);
 	}
-	for (size_t k = 0; k < r->ndead_loose && rc == 0; k++) {
-		const udr__gc_loose *x = &m->loose[r->dead_loose[k]];
-		char hex[UDR_HASH_HEXSIZE + 1], *p = udr__obj_path(r->s, &x->hash, (enum udr__kind)x->kind, hex);
-		if (!p)
-			rc = udr__error_oom();
-		else
-			rc = unlink_ok(p);
-		free(p);
-		r->removed_bytes += x->size;
-	}
+	if (rc == 0)
+		rc = unlink_loose(r, false);
 	if (rc == 0 && r->ndead_loose) {
 		int fd = UDR_IO->open(r->s->path, O_RDONLY | O_DIRECTORY, 0);
 		if (fd < 0 || UDR_IO->syncfs(fd) < 0)
@@ -531,6 +628,8 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if ((rc = take_fence(&r)) < 0)
 		goto done;
 	if (s->packs && (rc = udr__packs_lock(&r.packsfd, s, true)) < 0)
+		goto done;
+	if (!o->dry_run && (rc = finish_deleting(&r)) < 0)
 		goto done;
 	udr__test_pause("gc-locked"); /* tests: a run holding every lock */
 	progress(&r, "mark", 0, 0);
