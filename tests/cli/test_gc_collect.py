@@ -112,7 +112,7 @@ def test_uncommitted_removed_at_grace_0_kept_by_default(udr, tmp_path):
     assert rep["removed"]["objects"] == 0 and rep["removed"]["copies"] == 0, rep
     assert stats(udr)["stored_bytes"] == after["stored_bytes"]
     st = json.loads(udr.ok("gc", "--status", "--json").out)
-    assert st["phase"] == "idle" and st["running"] is None and st["last"]["removed"]["objects"] == 0
+    assert st["phase"] == "idle" and st["running"] is None and st["last"]["removed"]["objects"] > 0
 
 
 def test_text_report_and_quiet(udr):
