@@ -61,13 +61,14 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
  * are gone for readers and fsck, index or not: a kill part way through the
  * deletion must not leave half of a dead content visible, nor an index
  * republished (the orphan rule of FORMAT.md "Writing", fsck).  The next run
- * removes what is left of them.  udr__gc_deleting_plan: the plan's text
- * (malloc'd) in that phase, else NULL; udr__gc_plan_names: does it name
+ * removes what is left of them.  udr__gc_deleting_plan: *out the plan's
+ * text (malloc'd) in that phase, else NULL; an unreadable or damaged STATE
+ * is an error (never "nothing hidden").  udr__gc_plan_names: does it name
  * pack hex; udr__gc_plan_removes: both in one.
  */
-char *udr__gc_deleting_plan(const char *storepath);
+int udr__gc_deleting_plan(char **out, const char *storepath);
 bool udr__gc_plan_names(const char *plan, const char *hex);
-bool udr__gc_plan_removes(const char *storepath, const char *hex);
+int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex);
 
 /* ---- mark (mark.c) ---------------------------------------------------------- */
 

@@ -118,23 +118,27 @@ static int unlink_ok(const char *path)
 	return 0;
 }
 
-char *udr__gc_deleting_plan(const char *storepath)
+int udr__gc_deleting_plan(char **out, const char *storepath)
 {
 	udr__gcstate st;
 	char path[4200], *text = NULL;
 	size_t len;
-	if (udr__gcstate_load(&st, storepath) < 0) {
-		udr_error_clear();
-		return NULL;
-	}
+	int rc;
+	*out = NULL;
+	if ((rc = udr__gcstate_load(&st, storepath)) < 0)
+		return rc;
 	if (st.phase == UDR__GC_DELETING && st.plan[0] &&
-	    snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, st.plan) < (int)sizeof(path) &&
-	    udr__read_file(&text, &len, path, (size_t)1 << 30) < 0) {
-		udr_error_clear();
-		text = NULL;
+	    snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, st.plan) < (int)sizeof(path)) {
+		rc = udr__read_file(&text, &len, path, (size_t)1 << 30);
+		if (rc == UDR_ENOTFOUND) {
+			/* removed by the run that finished it (STATE not yet idle) */
+			udr_error_clear();
+			rc = 0;
+		}
+		*out = rc == 0 ? text : NULL;
 	}
 	udr__gcstate_release(&st);
-	return text;
+	return rc < 0 ? rc : 0;
 }
 
 bool udr__gc_plan_names(const char *plan, const char *hex)
@@ -146,13 +150,16 @@ bool udr__gc_plan_names(const char *plan, const char *hex)
 	return strstr(plan, pat) != NULL;
 }
 
-bool udr__gc_plan_removes(const char *storepath, const char *hex)
+int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex)
 {
-	char *plan = udr__gc_deleting_plan(storepath);
-	bool out = udr__gc_plan_names(plan, hex);
+	char *plan;
+	int rc = udr__gc_deleting_plan(&plan, storepath);
+	*out = rc == 0 && udr__gc_plan_names(plan, hex);
 	free(plan);
-	return out;
+	return rc;
 }
+
+static int state_save(run *r, enum udr__gc_phase ph);
 
 /* A run killed while deleting (STATE deleting): its guard had passed, and
  * since STATE said deleting the plan's packs have been invisible to readers
@@ -195,10 +202,15 @@ static int finish_deleting(run *r)
 		rc = udr__fsync_dir(packs);
 	udr__phase_leave(UDR__PHASE_GC_RETIRE);
 	free(text);
-	if (rc == 0)
-		(void)unlink_ok(path);
+	if (rc < 0)
+		return rc;
+	/* done: STATE idle first, then the plan it named */
+	r->st.plan[0] = 0;
+	if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
+		return rc;
+	(void)unlink_ok(path);
 	udr_error_clear();
-	return rc;
+	return 0;
 }
 
 /* ---- plan -------------------------------------------------------------------------------- */
@@ -687,17 +699,21 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		r.removed_bytes = r.loose_bytes + removed_pack_bytes;
 	}
 	{
-		char path[4200];
-		if (gc_path(path, sizeof(path), s, r.st.plan) == 0)
+		char path[4200], plan[UDR__GC_NAME_MAX + 1];
+		snprintf(plan, sizeof(plan), "%s", r.st.plan);
+		r.st.plan[0] = 0;
+		if ((rc = report(report_json, &r, started, false)) < 0)
+			goto done;
+		free(r.st.last);
+		r.st.last = strdup(*report_json);
+		if ((rc = state_save(&r, UDR__GC_IDLE)) < 0)
+			goto done;
+		/* the plan after STATE idle: while STATE says deleting, readers
+		 * need it to hide the packs being removed */
+		if (gc_path(path, sizeof(path), s, plan) == 0)
 			(void)unlink_ok(path);
 		udr_error_clear();
 	}
-	r.st.plan[0] = 0;
-	if ((rc = report(report_json, &r, started, false)) < 0)
-		goto done;
-	free(r.st.last);
-	r.st.last = strdup(*report_json);
-	rc = state_save(&r, UDR__GC_IDLE);
 done:
 	if (rc < 0) {
 		free(*report_json);

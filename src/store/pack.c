@@ -1249,8 +1249,13 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 		}
 		if ((int64_t)udr__now_ms() / 1000 - (int64_t)st.st_ctime < (int64_t)udr__orphan_age)
 			continue;
-		if (udr__gc_plan_removes(s->path, hex))
-			continue; /* gc removed its index on purpose (docs/GC.md 5.2) */
+		{
+			bool gone;
+			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) < 0)
+				break;
+			if (gone)
+				continue; /* gc removed its index on purpose (docs/GC.md 5.2) */
+		}
 		if (i < ps->n) {
 			/* known, without an index since an earlier scan */
 			seen[i] = true;
@@ -1385,7 +1390,8 @@ static int scan_once(udr_store *s)
 	{
 		size_t known = ps->n;
 		/* packs a gc run is deleting are gone already (docs/GC.md 5.2) */
-		char *gcplan = udr__gc_deleting_plan(s->path);
+		char *gcplan = NULL;
+		rc = udr__gc_deleting_plan(&gcplan, s->path);
 		while (rc == 0 && (e = readdir(d)) != NULL) {
 			char hex[UDR_HASH_HEXSIZE + 1], *ipath;
 			size_t i;

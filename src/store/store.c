@@ -1093,8 +1093,13 @@ static int fsck_pack(struct fsck_ctx *c, const char *dir, const char *hex)
 	udr_hash_fromhex(&name, hex);
 	/* a pack a gc run is deleting: gone already, its index must not come
 	 * back; the next run removes it (docs/GC.md 5.2) */
-	if (udr__gc_plan_removes(c->s->path, hex))
-		return 0;
+	{
+		bool gone;
+		if ((rc = udr__gc_plan_removes(&gone, c->s->path, hex)) < 0)
+			return report(c, rc, hex, pp, "%s", udr_error_last()->message);
+		if (gone)
+			return 0;
+	}
 	if ((rc = map_file(&pk, &pl, pp)) < 0) {
 		if (rc == UDR_ENOTFOUND) {
 			udr_error_clear();

@@ -249,6 +249,9 @@ def test_fault_at_every_step_then_final_gc_matches(udr, tmp_path, op, action):
         assert st["phase"] != "aborted", st
         r2, rep2 = gc(work, "--grace", "0s")
         assert r2.code == 0, (n, r2)
+        st = json.loads(work.ok("gc", "--status", "--json").out)
+        assert st["phase"] == "idle" and st["plan"] is None, st
+        assert not list((work.root / "chunks" / "gc").glob("plan-*")), n
         check_all(work, committed, rows)
         got = final_state(work)
         assert got[0] == want[0], (op, n, got, want)
