@@ -5,6 +5,7 @@
  * to the end of deletion), the plan, the rewrites through the pack writer,
  * the guard, deletion, STATE, and the report.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -211,6 +212,35 @@ static int finish_deleting(run *r)
 	(void)unlink_ok(path);
 	udr_error_clear();
 	return 0;
+}
+
+/* A run killed before it deleted anything (STATE planned or rewritten)
+ * left its plan and maybe durable outputs (duplicates the new mark finds):
+ * STATE idle, then every plan file of earlier runs goes. */
+static int abandon_leftovers(run *r)
+{
+	char dir[4200];
+	DIR *d;
+	struct dirent *e;
+	int rc;
+	if (r->st.phase == UDR__GC_PLANNED || r->st.phase == UDR__GC_REWRITTEN) {
+		r->st.plan[0] = 0;
+		if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
+			return rc;
+	}
+	snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, r->s->path);
+	if (!(d = opendir(dir)))
+		return errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
+	rc = 0;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char path[4500];
+		if (strncmp(e->d_name, "plan-", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		rc = unlink_ok(path);
+	}
+	closedir(d);
+	return rc;
 }
 
 /* ---- plan -------------------------------------------------------------------------------- */
@@ -641,7 +671,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		goto done;
 	if (s->packs && (rc = udr__packs_lock(&r.packsfd, s, true)) < 0)
 		goto done;
-	if (!o->dry_run && (rc = finish_deleting(&r)) < 0)
+	if (!o->dry_run && ((rc = finish_deleting(&r)) < 0 || (rc = abandon_leftovers(&r)) < 0))
 		goto done;
 	udr__test_pause("gc-locked"); /* tests: a run holding every lock */
 	progress(&r, "mark", 0, 0);
