@@ -427,9 +427,10 @@ class Database:
     @property
     def catalog(self) -> Catalog: ...
     def tables(self, branch: Optional[str] = None) -> list[str]:
-    def gc(self, dry_run: bool = False, grace: Optional[float] = None, threshold: int = 10,
-           max_unused: int = 5, max_repack: Optional[int] = None) -> dict[str, Any]: ...
         """The tables that exist on branch (main by default), dropped ones left out."""
+    def gc(self, dry_run: bool = False, grace: Optional[float] = None, threshold: int = 10,
+           max_unused: int = 5, max_repack: Optional[int] = None) -> dict[str, Any]:
+        """Garbage collection (docs/GC.md): the report as a dict."""
     @property
     def path(self) -> str: ...
     @property
