@@ -171,12 +171,23 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 	udr_db_close(db);
 	if (rc)
 		return cli_fail(rc);
-	if (a.json || a.status) {
-		if (!a.json && a.status) {
-			/* text status: the same object, readable enough */
-			printf("%s\n", out);
+	if (a.json) {
+		printf("%s\n", out);
+	} else if (a.status) {
+		const char *last = strstr(out, "\"last\":{");
+		const char *ph = strstr(out, "\"phase\":\"");
+		char phase[32] = "?";
+		if (ph)
+			sscanf(ph + 9, "%31[a-z]", phase);
+		printf("epoch %.0f, phase %s, %s\n", field(out, NULL, "epoch"), phase,
+		       strstr(out, "\"running\":null") ? "no gc running" : "a gc is running");
+		if (strstr(out, "\"running\":null") == NULL)
+			printf("running: pid %.0f\n", field(out, NULL, "running"));
+		if (last) {
+			printf("last run:\n");
+			print_text(last + 7);
 		} else {
-			printf("%s\n", out);
+			printf("no run finished yet\n");
 		}
 	} else if (!ctx->quiet) {
 		print_text(out);
