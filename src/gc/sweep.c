@@ -38,7 +38,7 @@ typedef struct run {
 	size_t ndead_loose;
 	uint64_t dead_objects, loose_bytes, dropped, rewritten, removed_bytes, removed_pieces, removed_manifests;
 	uint64_t written_packs, written_bytes, bytes_before, unused_after;
-	uint64_t gc_seq;
+	uint64_t gc_seq, temp_files;
 	double mark_seconds;
 } run;
 
@@ -610,12 +610,12 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        ",\"bytes\":%" PRIu64 "},"
 	        "\"written\":{\"packs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"unchained\":0},"
 	        "\"store\":{\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64 ",\"unused_after_pct\":%.2f},"
-	        "\"temp\":{\"files\":0},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
+	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
 	        dry ? "true" : "false", r->st.epoch, when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
 	        m->live, m->young, m->fresh, m->base_only, m->versions, m->expired_versions, m->n, m->peak_bytes,
 	        r->mark_seconds, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
 	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes,
-	        r->bytes_before, after, after ? 100.0 * (double)r->unused_after / (double)after : 0.0, r->gc_seq);
+	        r->bytes_before, after, after ? 100.0 * (double)r->unused_after / (double)after : 0.0, r->temp_files, r->gc_seq);
 	if (rc < 0) {
 		udr__buf_free(&b);
 		return rc;
@@ -728,6 +728,10 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		r.written_bytes = after + removed_pack_bytes >= packs_before ? after + removed_pack_bytes - packs_before : 0;
 		r.removed_bytes = r.loose_bytes + removed_pack_bytes;
 	}
+	/* S7: temp files of dead writers in both tmp/ directories (their
+	 * owners' pids are gone and nobody holds their lock) */
+	if (udr__tmp_clean(s->tmpdir, &r.temp_files) < 0 || udr__tmp_clean(c->tmpdir, &r.temp_files) < 0)
+		udr_error_clear();
 	{
 		char path[4200], plan[UDR__GC_NAME_MAX + 1];
 		snprintf(plan, sizeof(plan), "%s", r.st.plan);

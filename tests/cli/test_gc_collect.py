@@ -321,3 +321,24 @@ def test_loose_stores(tmp_path, fmt):
     assert sorted(p for p in (udr.root / "chunks").rglob("*") if p.is_dir()) == dirs
     r, rep = gc(udr, "--grace", "0s")
     assert rep["removed"]["objects"] == 0
+
+
+def test_temp_files_of_dead_writers_go(udr):
+    """S7: a run removes temp files whose writer is dead (pid gone, no lock),
+    in chunks/tmp and catalog/tmp, and counts them; a live writer's stay."""
+    udr.put(b"junk " * 100)
+    dead = 2 ** 22 + 12345  # above pid_max's default: no such process
+    made = []
+    for d in (udr.root / "chunks" / "tmp", udr.root / "catalog" / "tmp"):
+        d.mkdir(exist_ok=True)
+        p = d / ("%d-gc-test" % dead)
+        p.write_bytes(b"x")
+        made.append(p)
+    mine = udr.root / "chunks" / "tmp" / ("%d-live" % os.getpid())
+    mine.write_bytes(b"y")
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert rep["temp"]["files"] == 2, rep
+    assert not any(p.exists() for p in made)
+    assert mine.exists()
+    mine.unlink()
