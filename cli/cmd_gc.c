@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#ifdef UDR_HAVE_QUERY
+#include <udr/query.h>
+#endif
 
 #define NOPERANDS(argc) ((argc) - optind)
 
@@ -127,6 +130,42 @@ static void print_text(const char *r)
 	cli_format_size(c, (uint64_t)field(r, "store", "bytes_after"));
 	printf("store: %s before, %s after%s; %.0f packs written; mark used %.0f bytes\n", b, c,
 	       dry ? " (estimated)" : "", field(r, "written", "packs"), field(r, "mark", "peak_bytes"));
+	if (strstr(r, "\"cache\":{")) {
+		cli_format_size(a, (uint64_t)field(r, "cache", "bytes"));
+		printf("query cache: %.0f parts removed (%s)%s\n", field(r, "cache", "files"), a,
+		       strstr(r, "\"skipped\":true") ? ", skipped: in use" : "");
+	}
+}
+
+/* The query cache after a sweep (docs/GC.md 5.4): parts whose content is
+ * gone are removed (never waiting on statements); the report gets its
+ * "cache" object. */
+static int trim_cache(char **report, udr_db *db, int dry)
+{
+	uint64_t files = 0, bytes = 0;
+	int skipped = 0;
+	size_t n = strlen(*report);
+	char *r;
+#ifdef UDR_HAVE_QUERY
+	if (!dry) {
+		udr_query_cache_info ci;
+		int rc = udr_query_cache_trim(&ci, &skipped, db, NULL);
+		if (rc < 0)
+			return rc;
+		files = ci.parts;
+		bytes = ci.part_bytes;
+	}
+#else
+	(void)db;
+	(void)dry;
+#endif
+	if (n < 2 || (*report)[n - 1] != '}' || !(r = malloc(n + 100)))
+		return 0;
+	snprintf(r, n + 100, "%.*s,\"cache\":{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"skipped\":%s}}",
+	         (int)(n - 1), *report, files, bytes, skipped ? "true" : "false");
+	udr_free(*report);
+	*report = r;
+	return 0;
 }
 
 int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
@@ -167,6 +206,8 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 		rc = udr_db_gc(&out, db, &a.o);
 		if (a.o.progress)
 			fprintf(stderr, "\r\033[K");
+		if (rc == 0)
+			rc = trim_cache(&out, db, a.o.dry_run);
 	}
 	udr_db_close(db);
 	if (rc)

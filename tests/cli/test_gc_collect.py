@@ -342,3 +342,24 @@ def test_temp_files_of_dead_writers_go(udr):
     assert not any(p.exists() for p in made)
     assert mine.exists()
     mine.unlink()
+
+
+def test_query_cache_parts_of_gone_content_go(udr):
+    """5.4: after a sweep, cached parts whose content the store no longer
+    has are removed; parts of stored content stay; a dry run removes none."""
+    if not query_built(udr):
+        pytest.skip("needs the query module")
+    live = udr.put(b"live " * 100)
+    udr.ok("commit", "t", "--next", live)
+    dead = udr.put(b"dead " * 100)
+    cache = udr.root / "cache" / "query"
+    cache.mkdir(parents=True, exist_ok=True)
+    for h in (live, dead, "ab" * 32):
+        (cache / (h + ".parquet")).write_bytes(b"PAR1 not really")
+    r, rep = gc(udr, "--grace", "0s", "--dry-run")
+    assert rep["cache"]["files"] == 0 and (cache / (dead + ".parquet")).exists()
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert rep["cache"] == {"files": 2, "bytes": 30, "skipped": False}, rep["cache"]
+    assert (cache / (live + ".parquet")).exists()
+    assert not (cache / (dead + ".parquet")).exists() and not (cache / ("ab" * 32 + ".parquet")).exists()
