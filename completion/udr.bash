@@ -46,7 +46,8 @@ _udr()
 		-o | -m | -p | --base | --output | --message | --meta | --file | --spec | --at | \
 		--since | --since-time | --table | --branch | --limit | --repair-from | --sql | \
 		--param | --threads | --memory-limit | --key | --format | --chunk-min | \
-		--chunk-avg | --chunk-max | --compression-level | --delta-depth)
+		--chunk-avg | --chunk-max | --compression-level | --delta-depth | --grace | --threshold | \
+		--max-unused | --max-repack)
 			[[ -n $cmd ]] && i=$((i + 1))  # the option's value
 			continue
 			;;
