@@ -375,6 +375,63 @@ static void test_gc__mark_memory_per_piece(void **state)
 	free(buf);
 }
 
+/* two loose objects whose hashes share the 8-byte prefix (names crafted:
+ * mark lists names, it does not read raw pieces): separate objects, each
+ * found by its full hash; a fresh record keeps exactly the one it names */
+static void test_gc__prefix_collision(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	udr_hash h[3];
+	char hex[UDR_HASH_HEXSIZE + 1];
+	for (int k = 0; k < 3; k++) {
+		memset(h[k].bytes, 0xaa, 8);
+		memset(h[k].bytes + 8, 0x10 * (k + 1), UDR_HASH_SIZE - 8);
+		udr_hash_tohex(hex, &h[k]);
+		char *dir = th_fmt("%s/chunks/aa/aa", f->dir);
+		char *p = th_fmt("%s/%s%s", dir, hex, k == 2 ? ".zst" : "");
+		udr__mkdirs(dir);
+		th_write_file(p, "x", 1);
+		free(p);
+		free(dir);
+	}
+	/* h[0] named by a fresh record younger than the grace; the others old */
+	{
+		unsigned char rec[40];
+		int64_t now = far_future();
+		udr__put_le64(rec, (uint64_t)now);
+		memcpy(rec + 8, h[0].bytes, UDR_HASH_SIZE);
+		char *p = th_fmt("%s/chunks/gc/fresh.0", f->dir);
+		char *dir = th_fmt("%s/chunks/gc", f->dir);
+		udr__mkdirs(dir);
+		th_write_file(p, rec, sizeof(rec));
+		free(p);
+		free(dir);
+	}
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 1000, NULL, NULL), 0);
+	assert_int_equal(m.objects, 3);
+	size_t i0 = udr__gc_find(&m, &h[0]), i1 = udr__gc_find(&m, &h[1]), i2 = udr__gc_find(&m, &h[2]);
+	assert_true(i0 != SIZE_MAX && i1 != SIZE_MAX && i2 != SIZE_MAX);
+	assert_true(i0 != i1 && i1 != i2 && i0 != i2);
+	assert_int_equal(m.v[i0].prefix, m.v[i1].prefix);
+	assert_true(m.v[i0].flags & UDR__GC_FIRST);
+	assert_true(m.v[i1].flags & UDR__GC_FIRST);
+	for (int k = 0; k < 3; k++) {
+		udr_hash x;
+		udr__gc_copy_hash(&x, &m, m.v[udr__gc_find(&m, &h[k])].id);
+		assert_true(udr_hash_equal(&x, &h[k]));
+	}
+	assert_true(m.v[i0].flags & UDR__GC_LIVE);
+	assert_false(m.v[i1].flags & (UDR__GC_LIVE | UDR__GC_BASE));
+	assert_false(m.v[i2].flags & (UDR__GC_LIVE | UDR__GC_BASE));
+	assert_int_equal(m.fresh, 1);
+	/* a hash with the same prefix that is not stored is not found */
+	udr_hash y = h[0];
+	y.bytes[31] ^= 1;
+	assert_true(udr__gc_find(&m, &y) == SIZE_MAX);
+	udr__gc_mark_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +441,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc__missing_live_object_is_corrupt_nothing_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__plan_threshold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__mark_memory_per_piece, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__prefix_collision, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
