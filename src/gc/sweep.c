@@ -661,8 +661,9 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if ((rc = udr__gcstate_load(&r.st, s->path)) < 0)
 		goto done;
 	if (r.st.phase == UDR__GC_ABORTED) {
-		rc = udr__error_set(UDR_ECORRUPT, "gc: the run of epoch %" PRIu64 " was aborted by its guard (%s); run "
-		                    "udr fsck before gc runs again", r.st.epoch, r.st.last ? r.st.last : "no reason recorded");
+		rc = udr__error_set(UDR_ECORRUPT, "gc: the run of epoch %" PRIu64 " was aborted by its guard (%s); check "
+		                    "the store with udr fsck, then remove %s/" UDR__GC_DIR "/" UDR__GC_STATE_FILE
+		                    " to let gc run again", r.st.epoch, r.st.last ? r.st.last : "no reason recorded", s->path);
 		goto done;
 	}
 	/* a run killed earlier left at most dead copies and durable outputs:
@@ -701,6 +702,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if ((rc = state_save(&r, UDR__GC_REWRITTEN)) < 0)
 		goto done;
 	progress(&r, "verify", 0, r.m.live);
+	udr__test_pause("gc-guard"); /* tests: a copy lost before the guard */
 	if ((rc = guard(&r)) < 0) {
 		char why[UDR__GC_NAME_MAX];
 		int rc2;

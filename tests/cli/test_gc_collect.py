@@ -363,3 +363,40 @@ def test_query_cache_parts_of_gone_content_go(udr):
     assert rep["cache"] == {"files": 2, "bytes": 30, "skipped": False}, rep["cache"]
     assert (cache / (live + ".parquet")).exists()
     assert not (cache / (dead + ".parquet")).exists() and not (cache / ("ab" * 32 + ".parquet")).exists()
+
+
+@needs_faults
+def test_guard_failure_aborts_nothing_deleted(udr, tmp_path):
+    """5.3: a live copy lost between mark and the guard (its pack removed
+    while the run is held before the guard): exit 4 naming the chunk, STATE
+    aborted, nothing deleted; later runs refuse (exit 4) until STATE is
+    reset."""
+    data = rnd(300_000, 41)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    junk = udr.put(rnd(200_000, 42))
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
+                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t = time.monotonic() + 60
+    while not (pause / "gc-guard.reached").exists():
+        assert p.poll() is None and time.monotonic() < t, p.communicate()
+        time.sleep(0.01)
+    where, path, *_ = udr.locate(h)[0]
+    assert where == "pack"
+    path.unlink()
+    path.with_suffix(".idx").unlink()
+    junk_files = [c[1] for c in udr.locate(junk)]
+    (pause / "gc-guard.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 4, (out, err)
+    assert b"guard" in err
+    assert all(f.exists() for f in junk_files)
+    assert exists(udr, junk)
+    st = json.loads(udr.ok("gc", "--status", "--json").out)
+    assert st["phase"] == "aborted"
+    r = udr("gc", "--grace", "0s")
+    assert r.code == 4 and "aborted" in r.stderr, r
+    assert exists(udr, junk)
