@@ -504,7 +504,8 @@ static const cli_command commands[] = {
 	  "                      end; the sequence numbers past it are handed out\n"
 	  "                      again\n"
 	  "(`udr put FILE` repairs the same way: a put never keeps damaged objects\n"
-	  "of the content it stores.)\n",
+	  "of the content it stores.)  When it finds no problem, a gc run that its\n"
+	  "guard aborted is reset, so that `udr gc` runs again.\n",
 	  cli_cmd_fsck },
 	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
 	  "usage: udr import TABLE FILE... [--format F] [--append | --key COL[,COL...]] [-m MESSAGE]\n"

@@ -67,6 +67,14 @@ UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *o
  */
 UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
 
+/**
+ * Let gc run again after a run its guard aborted (STATE aborted), once the
+ * store was checked (`udr fsck` calls it when it found no problem): STATE
+ * back to idle.  *was_aborted (may be NULL) tells whether it was.
+ * @return 0; UDR_ELOCKED (a gc runs); UDR_ECORRUPT (STATE damaged); UDR_EIO.
+ */
+UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
+
 #ifdef __cplusplus
 }
 #endif

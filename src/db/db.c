@@ -192,3 +192,46 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 	*state_json = b.ptr;
 	return 0;
 }
+
+int udr_db_gc_reset(int *was_aborted, udr_db *db)
+{
+	udr__gcstate st;
+	const char *sp;
+	char *path;
+	int fd, rc;
+	if (was_aborted)
+		*was_aborted = 0;
+	if (!db)
+		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
+	sp = udr_store_path(db->store);
+	if ((rc = udr__gcstate_load(&st, sp)) < 0)
+		return rc;
+	if (st.phase != UDR__GC_ABORTED) {
+		udr__gcstate_release(&st);
+		return 0;
+	}
+	if (!(path = udr__path_join(sp, "gc/lock"))) {
+		udr__gcstate_release(&st);
+		return udr__error_oom();
+	}
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+		rc = udr__error_io(errno, "cannot open %s", path);
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? udr__error_set(UDR_ELOCKED, "a gc is running on this store (%s)", path)
+		                          : udr__error_io(errno, "cannot lock %s", path);
+	} else {
+		udr__gcstate_release(&st);
+		/* again under the lock */
+		if ((rc = udr__gcstate_load(&st, sp)) == 0 && st.phase == UDR__GC_ABORTED) {
+			st.phase = UDR__GC_IDLE;
+			st.plan[0] = 0;
+			if ((rc = udr__gcstate_save(sp, udr__store_tmpdir(db->store), &st)) == 0 && was_aborted)
+				*was_aborted = 1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	udr__gcstate_release(&st);
+	return rc;
+}

@@ -661,9 +661,8 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if ((rc = udr__gcstate_load(&r.st, s->path)) < 0)
 		goto done;
 	if (r.st.phase == UDR__GC_ABORTED) {
-		rc = udr__error_set(UDR_ECORRUPT, "gc: the run of epoch %" PRIu64 " was aborted by its guard (%s); check "
-		                    "the store with udr fsck, then remove %s/" UDR__GC_DIR "/" UDR__GC_STATE_FILE
-		                    " to let gc run again", r.st.epoch, r.st.last ? r.st.last : "no reason recorded", s->path);
+		rc = udr__error_set(UDR_ECORRUPT, "gc: the run of epoch %" PRIu64 " was aborted by its guard (%s); run "
+		                    "udr fsck: once it finds no problem in %s it lets gc run again", r.st.epoch, r.st.last ? r.st.last : "no reason recorded", s->path);
 		goto done;
 	}
 	/* a run killed earlier left at most dead copies and durable outputs:

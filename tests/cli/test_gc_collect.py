@@ -402,3 +402,14 @@ def test_guard_failure_aborts_nothing_deleted(udr, tmp_path):
     r = udr("gc", "--grace", "0s")
     assert r.code == 4 and "aborted" in r.stderr, r
     assert before <= files()
+    # fsck finds the lost chunk: gc stays refused
+    assert udr("fsck").code == 4
+    assert udr("gc", "--grace", "0s").code == 4
+    # the content comes back (put again): fsck is clean and resets the state
+    assert udr.put(data) == h
+    r = udr("fsck")
+    assert r.code == 0 and "gc: the aborted run was reset" in r.out, r
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert udr.ok("get", h).stdout == data
+    assert udr("fsck").code == 0
