@@ -329,8 +329,8 @@ static int write_plan(run *r, uint64_t epoch)
 	snprintf(name, sizeof(name), "plan-%" PRIu64 ".json", epoch);
 	if ((rc = gc_path(path, sizeof(path), r->s, name)) < 0)
 		return rc;
-	rc = udr__buf_printf(&b, "{\"format\":1,\"kind\":\"udr-gc-plan\",\"epoch\":%" PRIu64 ",\"mark\":0,\"drop\":[",
-	                     epoch);
+	rc = udr__buf_printf(&b, "{\"format\":1,\"kind\":\"udr-gc-plan\",\"epoch\":%" PRIu64 ",\"mark\":%" PRIu64
+	                     ",\"drop\":[", epoch, r->st.mark);
 	for (int a = A_DROP; a <= A_REWRITE && rc == 0; a++) {
 		bool first = true;
 		if (a == A_REWRITE)
@@ -675,6 +675,8 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		goto done;
 	udr__test_pause("gc-locked"); /* tests: a run holding every lock */
 	progress(&r, "mark", 0, 0);
+	if ((rc = udr_catalog_head(&r.st.mark, c)) < 0)
+		goto done;
 	t0 = udr__now_ms();
 	rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
 	                      o->expired_payload);
@@ -703,17 +705,21 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	progress(&r, "verify", 0, r.m.live);
 	udr__test_pause("gc-guard"); /* tests: a copy lost before the guard */
 	if ((rc = guard(&r)) < 0) {
-		char why[UDR__GC_NAME_MAX];
-		int rc2;
+		/* STATE aborted (best effort: the error already says why); the
+		 * guard's message is kept, not the save's */
 		free(r.st.last);
-		snprintf(why, sizeof(why), "guard failed");
 		r.st.last = strdup("{\"aborted\":\"the guard found a live chunk without a copy\"}");
-		rc2 = state_save(&r, UDR__GC_ABORTED);
-		(void)why;
-		(void)rc2;
+		{
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "");
+			if (state_save(&r, UDR__GC_ABORTED) < 0)
+				udr__error_set(rc, "%s (and STATE could not be marked aborted)", msg);
+			else
+				udr__error_set(rc, "%s", msg);
+		}
 		goto done;
 	}
-	if (o->record && (rc = o->record(&r.gc_seq, c, r.st.epoch, 0, o->record_through, o->record_payload)) < 0)
+	if (o->record && (rc = o->record(&r.gc_seq, c, r.st.epoch, r.st.mark, o->record_through, o->record_payload)) < 0)
 		goto done;
 	r.st.gc_seq = r.gc_seq;
 	if ((rc = state_save(&r, UDR__GC_DELETING)) < 0)
