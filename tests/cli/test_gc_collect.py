@@ -7,6 +7,7 @@ nothing."""
 import json
 import os
 import random
+import re
 import subprocess
 import time
 
@@ -106,6 +107,9 @@ def test_uncommitted_removed_at_grace_0_kept_by_default(udr, tmp_path):
     after = stats(udr)
     assert after["stored_bytes"] < before["stored_bytes"] - 2_000_000, (before, after)
     assert after["objects"] < before["objects"]
+    # stats counts what fsck counts, after the sweep too
+    m = re.search(r"fsck: (\d+) objects? \((\d+) bytes on disk\)", udr.ok("fsck").out)
+    assert (int(m.group(1)), int(m.group(2))) == (after["objects"], after["stored_bytes"]), (m.group(0), after)
     # a second run finds nothing more
     r, rep = gc(udr, "--grace", "0s")
     assert r.code == 0, r
