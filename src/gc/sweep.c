@@ -38,7 +38,8 @@ typedef struct run {
 	size_t ndead_loose;
 	uint64_t dead_objects, loose_bytes, dropped, rewritten, removed_bytes, removed_pieces, removed_manifests;
 	uint64_t written_packs, written_bytes, bytes_before, unused_after;
-	uint64_t gc_seq, temp_files;
+	uint64_t gc_seq, temp_files, fresh_dropped;
+	bool resumed;
 	double mark_seconds;
 } run;
 
@@ -173,6 +174,7 @@ static int finish_deleting(run *r)
 	int rc;
 	if (r->st.phase != UDR__GC_DELETING || !r->st.plan[0])
 		return 0;
+	r->resumed = true;
 	if ((rc = gc_path(path, sizeof(path), r->s, r->st.plan)) < 0)
 		return rc;
 	if ((rc = udr__read_file(&text, &len, path, (size_t)1 << 30)) < 0)
@@ -224,6 +226,7 @@ static int abandon_leftovers(run *r)
 	struct dirent *e;
 	int rc;
 	if (r->st.phase == UDR__GC_PLANNED || r->st.phase == UDR__GC_REWRITTEN) {
+		r->resumed = true;
 		r->st.plan[0] = 0;
 		if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
 			return rc;
@@ -240,6 +243,47 @@ static int abandon_leftovers(run *r)
 		rc = unlink_ok(path);
 	}
 	closedir(d);
+	return rc;
+}
+
+/* S6, fresh records: only those younger than the grace are roots, so the
+ * older ones go (both files rewritten; no writer appends meanwhile: the
+ * run holds both active files). */
+struct fresh_keep {
+	udr__buf b;
+	int64_t cut;
+	uint64_t dropped;
+};
+
+static int fresh_keep_cb(int64_t ms, const udr_hash *hash, void *payload)
+{
+	struct fresh_keep *k = payload;
+	unsigned char rec[UDR__GC_FRESH_RECORD];
+	if (ms < k->cut) {
+		k->dropped++;
+		return 0;
+	}
+	udr__put_le64(rec, (uint64_t)ms);
+	memcpy(rec + 8, hash->bytes, UDR_HASH_SIZE);
+	return udr__buf_put(&k->b, rec, sizeof(rec));
+}
+
+static int fresh_trim(run *r, int64_t now)
+{
+	int rc = 0;
+	for (unsigned par = 0; par < 2 && rc == 0; par++) {
+		struct fresh_keep k = {{0}, now - r->o->grace_ms, 0};
+		char path[4200], name[16];
+		snprintf(name, sizeof(name), "fresh.%u", par);
+		if ((rc = gc_path(path, sizeof(path), r->s, name)) < 0)
+			break;
+		rc = udr__gc_fresh_foreach(r->s->path, par, fresh_keep_cb, &k);
+		if (rc == 0 && k.dropped > 0)
+			rc = udr__write_file_atomic(r->s->tmpdir, path, k.b.ptr ? k.b.ptr : "", k.b.len,
+			                            UDR__PUBLISH_REPLACE, true);
+		r->fresh_dropped += k.dropped;
+		udr__buf_free(&k.b);
+	}
 	return rc;
 }
 
@@ -601,7 +645,7 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	                : 0;
 	rc = udr__buf_printf(
 	        &b,
-	        "{\"dry_run\":%s,\"epoch\":%" PRIu64 ",\"resumed\":false,\"started\":\"%s\",\"seconds\":%.3f,"
+	        "{\"dry_run\":%s,\"epoch\":%" PRIu64 ",\"resumed\":%s,\"started\":\"%s\",\"seconds\":%.3f,"
 	        "\"mark\":{\"objects\":%" PRIu64 ",\"live\":%" PRIu64 ",\"young\":%" PRIu64 ",\"fresh\":%" PRIu64
 	        ",\"base_only\":%" PRIu64 ",\"versions\":%" PRIu64 ",\"expired_versions\":%" PRIu64
 	        ",\"copies\":%zu,\"peak_bytes\":%" PRIu64 ",\"seconds\":%.3f},"
@@ -611,7 +655,7 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        "\"written\":{\"packs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"unchained\":0},"
 	        "\"store\":{\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64 ",\"unused_after_pct\":%.2f},"
 	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
-	        dry ? "true" : "false", r->st.epoch, when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
+	        dry ? "true" : "false", r->st.epoch, r->resumed ? "true" : "false", when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
 	        m->live, m->young, m->fresh, m->base_only, m->versions, m->expired_versions, m->n, m->peak_bytes,
 	        r->mark_seconds, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
 	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes,
@@ -735,6 +779,8 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		r.written_bytes = after + removed_pack_bytes >= packs_before ? after + removed_pack_bytes - packs_before : 0;
 		r.removed_bytes = r.loose_bytes + removed_pack_bytes;
 	}
+	if ((rc = fresh_trim(&r, o->now_ms ? o->now_ms : udr__now_ms())) < 0)
+		goto done;
 	/* S7: temp files of dead writers in both tmp/ directories (their
 	 * owners' pids are gone and nobody holds their lock) */
 	if (udr__tmp_clean(s->tmpdir, &r.temp_files) < 0 || udr__tmp_clean(c->tmpdir, &r.temp_files) < 0)

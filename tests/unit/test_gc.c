@@ -432,6 +432,59 @@ static void test_gc__prefix_collision(void **state)
 	udr__gc_mark_free(&m);
 }
 
+static void write_fresh(fx *f, unsigned par, const udr_hash *h, int64_t ms, bool append)
+{
+	unsigned char rec[40];
+	char *dir = th_fmt("%s/chunks/gc", f->dir), *p = th_fmt("%s/fresh.%u", dir, par);
+	FILE *fp;
+	udr__mkdirs(dir);
+	udr__put_le64(rec, (uint64_t)ms);
+	memcpy(rec + 8, h->bytes, UDR_HASH_SIZE);
+	fp = fopen(p, append ? "ab" : "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(rec, 1, sizeof(rec), fp), sizeof(rec));
+	fclose(fp);
+	free(p);
+	free(dir);
+}
+
+/* fresh records (root 5): a record younger than the grace keeps an old,
+ * uncommitted content; an older one does not, and the run drops it from
+ * the file */
+static void test_gc__fresh_records_keep_and_expire(void **state)
+{
+	fx *f = *state;
+	udr_hash a, b;
+	unsigned char *da = rnd(200000, 51), *db = rnd(200000, 52);
+	char *report = NULL, *p;
+	size_t len;
+	int64_t now = far_future();
+	put_ext(&a, f, da, 200000, NULL);
+	put_ext(&b, f, db, 200000, NULL);
+	write_fresh(f, 0, &a, now - 10000, false);   /* 10 s old: kept (grace 60 s) */
+	write_fresh(f, 1, &b, now - 1000000, false); /* 1000 s old: not a root */
+	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
+	o.grace_ms = 60000;
+	o.now_ms = now;
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	assert_non_null(strstr(report, "\"fresh\":1"));
+	free(report);
+	assert_int_equal(udr_store_exists(f->s, &a), 1);
+	assert_int_equal(udr_store_exists(f->s, &b), 0);
+	assert_int_equal(udr_store_verify(f->s, &a), 0);
+	/* fresh.1 lost its old record, fresh.0 kept its young one */
+	p = th_fmt("%s/chunks/gc/fresh.1", f->dir);
+	free(th_read_file(p, &len));
+	assert_int_equal(len, 0);
+	free(p);
+	p = th_fmt("%s/chunks/gc/fresh.0", f->dir);
+	free(th_read_file(p, &len));
+	assert_int_equal(len, 40);
+	free(p);
+	free(da);
+	free(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +495,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc__plan_threshold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__mark_memory_per_piece, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__prefix_collision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__fresh_records_keep_and_expire, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
