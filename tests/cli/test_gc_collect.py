@@ -253,8 +253,10 @@ def test_fault_at_every_step_then_final_gc_matches(udr, tmp_path, op, action):
         check_all(work, committed, rows)
         st = json.loads(work.ok("gc", "--status", "--json").out)
         assert st["phase"] != "aborted", st
+        left = st["phase"] in ("planned", "rewritten", "deleting")
         r2, rep2 = gc(work, "--grace", "0s")
         assert r2.code == 0, (n, r2)
+        assert rep2["resumed"] == left, (n, st, rep2)
         st = json.loads(work.ok("gc", "--status", "--json").out)
         assert st["phase"] == "idle" and st["plan"] is None, st
         assert not list((work.root / "chunks" / "gc").glob("plan-*")), n
