@@ -28,6 +28,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "catalog/catalog_internal.h"
+#include "catalog/lease.h"
 
 char *udr__version_path(const udr_catalog *c, const char *table, uint64_t version)
 {
@@ -89,7 +90,51 @@ void udr_catalog_close(udr_catalog *c)
 	free(c->syncpath);
 	free(c->refsdir);
 	udr__refs_cache_free(c);
+	udr__lease_close(c->lease);
+	pthread_mutex_destroy(&c->lease_mu);
 	free(c);
+}
+
+int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const char *branch, const char *what)
+{
+	int rc = 0;
+	*pin = 0;
+	pthread_mutex_lock(&c->lease_mu);
+	if (c->lease && !udr__lease_mine(c->lease)) {
+		/* forked: the parent's lease is not ours to write (its pins stay
+		 * until the parent closes it) */
+		udr__lease_close(c->lease);
+		c->lease = NULL;
+	}
+	if (!c->lease && !c->lease_unavailable) {
+		rc = udr__lease_open(&c->lease, c->path);
+		if (rc < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+			/* a read-only store: readers go on unpinned (GC.md 2.4) */
+			udr_error_clear();
+			c->lease_unavailable = true;
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&c->lease_mu);
+	if (rc < 0 || !c->lease)
+		return rc;
+	return udr__lease_pin_snapshot(pin, c->lease, seq, branch, what);
+}
+
+void udr__catalog_unpin(udr_catalog *c, uint64_t pin)
+{
+	if (pin && udr__lease_mine(c->lease) && udr__lease_unpin(c->lease, pin) < 0)
+		udr_error_clear();
+}
+
+/* leases/ (GC.md 2.1) exists from creation; older catalogs get it at the
+ * first pin. */
+static int make_leases_dir(udr_catalog *c)
+{
+	char *d = udr__path_join(c->path, UDR__LEASES_DIR);
+	int rc = d ? udr__mkdir(d, NULL) : UDR_ENOMEM;
+	free(d);
+	return rc;
 }
 
 int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsigned int flags)
@@ -102,6 +147,7 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 	*out = NULL;
 	if (!(c = calloc(1, sizeof(*c))))
 		return udr__error_oom();
+	pthread_mutex_init(&c->lease_mu, NULL);
 	c->store = store;
 	if (!(c->path = strdup(path))) {
 		rc = udr__error_oom();
@@ -144,7 +190,8 @@ int udr_catalog_open(udr_catalog **out, const char *path, udr_store *store, unsi
 		}
 		int lfd = -1;
 		if ((rc = udr__mkdir(c->tmpdir, NULL)) == 0 && (rc = udr__mkdir(c->logdir, NULL)) == 0 &&
-		    (rc = udr__mkdir(c->tablesdir, NULL)) == 0 && (rc = lock_file(&lfd, c->inflightpath, LOCK_SH)) == 0 &&
+		    (rc = udr__mkdir(c->tablesdir, NULL)) == 0 && (rc = make_leases_dir(c)) == 0 &&
+		    (rc = lock_file(&lfd, c->inflightpath, LOCK_SH)) == 0 &&
 		    (udr__catalog_unlock(lfd), (rc = lock_file(&lfd, c->syncpath, LOCK_SH)) == 0)) {
 			udr__catalog_unlock(lfd);
 			rc = udr__config_write(c->tmpdir, cfgpath, "{\"format\":2,\"kind\":\"udr-catalog\",\"sealed\":true}",

@@ -5,6 +5,7 @@
 #ifndef UDR_CATALOG_INTERNAL_H
 #define UDR_CATALOG_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <udr/catalog.h>
 #include <udr/log.h>
@@ -40,7 +41,17 @@ struct udr_catalog {
 	int format;         /* the catalog's format (1 or 2) */
 	_Atomic unsigned long long horizon_seen; /* largest durable horizon this handle read */
 	udr_store *store; /* borrowed, may be NULL */
+	/* lease.c: this handle's lease, made at its first pin (GC.md 2.1) */
+	pthread_mutex_t lease_mu;
+	struct udr__lease *lease;
+	bool lease_unavailable; /* a store this process cannot write: pins are skipped */
 };
+/* Pin snapshot seq of branch for `what` in the handle's lease (made at the
+ * first pin); *pin receives the pin's number, 0 when the store cannot be
+ * written (the caller goes on unpinned, GC.md 2.4).  UDR_EIO otherwise. */
+int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const char *branch, const char *what);
+/* Drop a pin (0 is none); a failure only keeps it. */
+void udr__catalog_unpin(udr_catalog *c, uint64_t pin);
 
 /* The calling thread holds the writer lock (or recovery's locks) of c and
  * sees linked records past the durable horizon.  Readers see the log up to

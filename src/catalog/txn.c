@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <udr/refs.h>
 
@@ -25,9 +26,18 @@ struct udr_txn {
 	enum txn_state state;
 	udr_version **staged;
 	size_t nstaged, cap_staged;
+	uint64_t pin; /* the snapshot's pin in the handle's lease (GC.md 2.3), 0: none */
+	pid_t pin_owner; /* the process that pinned (a forked child leaves it alone) */
 	char **reads;
 	size_t nreads, cap_reads;
 };
+
+static void unpin(udr_txn *t)
+{
+	if (t->pin && t->pin_owner == getpid())
+		udr__catalog_unpin(t->c, t->pin);
+	t->pin = 0;
+}
 
 static int fail(udr_txn *t, int rc)
 {
@@ -81,6 +91,13 @@ int udr_txn_begin(udr_txn **out, udr_catalog *c, const udr_txn_options *opts)
 			return rc;
 		}
 	}
+	/* GC keeps what the snapshot reaches until commit, abort or free; a
+	 * pin that cannot be written fails the begin (never unpinned silently) */
+	if ((rc = udr__catalog_pin_snapshot(&t->pin, c, t->snapshot, t->branch, "txn")) < 0) {
+		udr_txn_free(t);
+		return rc;
+	}
+	t->pin_owner = getpid();
 	*out = t;
 	return 0;
 }
@@ -251,8 +268,10 @@ int udr_txn_commit(udr_txn *t, uint64_t *seq_out)
 	if ((rc = check_active(t)) < 0)
 		return rc;
 	t->state = TXN_DONE;
-	if (t->nstaged == 0)
+	if (t->nstaged == 0) {
+		unpin(t);
 		return 0;
+	}
 	memset(&o, 0, sizeof(o));
 	o.assign = true;
 	o.use_snapshot = true;
@@ -263,19 +282,24 @@ int udr_txn_commit(udr_txn *t, uint64_t *seq_out)
 		o.check_tables = (const char *const *)t->reads;
 		o.ncheck = t->nreads;
 	}
-	return udr__catalog_commit_versions(seq_out, t->c, t->staged, t->nstaged, &o);
+	rc = udr__catalog_commit_versions(seq_out, t->c, t->staged, t->nstaged, &o);
+	unpin(t);
+	return rc;
 }
 
 void udr_txn_abort(udr_txn *t)
 {
 	if (t && t->state == TXN_ACTIVE)
 		t->state = TXN_DONE;
+	if (t)
+		unpin(t);
 }
 
 void udr_txn_free(udr_txn *t)
 {
 	if (!t)
 		return;
+	unpin(t);
 	for (size_t i = 0; i < t->nstaged; i++)
 		udr_version_free(t->staged[i]);
 	free(t->staged);

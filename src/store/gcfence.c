@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -104,6 +105,34 @@ void udr__gc_hold_end(udr__gc_hold *h)
 	h->fd = -1;
 }
 
+int udr__gc_exclusive_begin(int fds[2], udr_store *s, bool wait)
+{
+	int rc = 0;
+	fds[0] = fds[1] = -1;
+	for (unsigned p = 0; p < 2 && rc == 0; p++) {
+		if ((rc = open_active(&fds[p], s, p)) < 0)
+			break;
+		if (UDR_IO->flock(fds[p], LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+			int err = errno;
+			rc = err == EWOULDBLOCK ? udr__error_set(UDR_ELOCKED, "a writer holds %s/" UDR__GC_DIR "/active.%u",
+			                                          s->path, p)
+			                        : udr__error_io(err, "cannot lock %s/" UDR__GC_DIR "/active.%u", s->path, p);
+		}
+	}
+	if (rc < 0)
+		udr__gc_exclusive_end(fds);
+	return rc;
+}
+
+void udr__gc_exclusive_end(int fds[2])
+{
+	for (int p = 0; p < 2; p++) {
+		if (fds[p] >= 0)
+			UDR_IO->close(fds[p]);
+		fds[p] = -1;
+	}
+}
+
 int64_t udr__store_gc_grace_ms(const udr_store *s)
 {
 	return s->gc_grace_ms;
@@ -114,8 +143,14 @@ static int64_t now_ms(void)
 	return udr__gc_test_now_ms ? udr__gc_test_now_ms : udr__now_ms();
 }
 
-/* Is some copy of h older than the grace? */
-static int has_old_copy(bool *old, udr_store *s, const udr_hash *h)
+static int64_t ts_ms(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000;
+}
+
+/* Is some copy of h older than the grace, and made before the put began
+ * (start_ms; a copy this put wrote is young by definition)? */
+static int has_old_copy(bool *old, udr_store *s, const udr_hash *h, int64_t start_ms)
 {
 	int64_t now = now_ms(), grace = s->gc_grace_ms;
 	*old = false;
@@ -127,18 +162,28 @@ static int has_old_copy(bool *old, udr_store *s, const udr_hash *h)
 			return rc;
 		if (l.kind == UDR__K_NONE)
 			break;
-		if (l.pack)
-			born_ms = l.pack->mtime * 1000; /* seconds: the copy may look up to 1 s older */
-		else
-			born_ms = (int64_t)l.st.st_ctim.tv_sec * 1000 + l.st.st_ctim.tv_nsec / 1000000;
+		if (l.pack) {
+			/* the index's mtime is in seconds: enough when the copy is
+			 * clearly old; otherwise the pack's ctime (ns) decides */
+			born_ms = l.pack->mtime * 1000 + 999;
+			if (!(born_ms < start_ms && now - born_ms > grace)) {
+				char path[4200];
+				struct stat st;
+				snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, l.pack->hex);
+				if (UDR_IO->stat(path, &st) == 0)
+					born_ms = ts_ms(&st.st_ctim);
+			}
+		} else {
+			born_ms = ts_ms(&l.st.st_ctim);
+		}
 		udr__loc_free(&l);
-		if (now - born_ms > grace)
+		if (born_ms < start_ms && now - born_ms > grace)
 			*old = true;
 	}
 	return 0;
 }
 
-int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, bool *noted)
+int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, int64_t start_ms, bool *noted)
 {
 	unsigned char rec[UDR__GC_FRESH_RECORD];
 	char *path;
@@ -146,7 +191,7 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
 	int rc, fd;
 	if (noted)
 		*noted = false;
-	if ((rc = has_old_copy(&old, s, hash)) < 0 || !old)
+	if ((rc = has_old_copy(&old, s, hash, start_ms)) < 0 || !old)
 		return rc;
 	if (!(path = gc_file(s->path, "fresh", (unsigned)(h->epoch & 1))))
 		return UDR_ENOMEM;
@@ -207,6 +252,22 @@ int udr__gc_fresh_foreach(const char *storepath, unsigned parity, udr__gc_fresh_
 	}
 out:
 	UDR_IO->close(fd);
+	free(path);
+	return rc;
+}
+
+int udr__gc_fresh_reset(const char *storepath, unsigned parity)
+{
+	char *path = gc_file(storepath, "fresh", parity);
+	int rc = 0;
+	if (!path)
+		return UDR_ENOMEM;
+	if (UDR_IO->unlink(path) < 0) {
+		if (errno != ENOENT)
+			rc = udr__error_io(errno, "cannot remove %s", path);
+	} else {
+		rc = udr__fsync_parent(path);
+	}
 	free(path);
 	return rc;
 }

@@ -43,19 +43,32 @@ int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s);
 /* Step 6: unlock and close (safe on an init'ed or ended hold). */
 void udr__gc_hold_end(udr__gc_hold *h);
 
+/*
+ * GC's side of this round's stop-the-world fence (GC.md 4.7): flock LOCK_EX
+ * on active.0 and then active.1 (created when missing), waiting for every
+ * writer holding either, or with wait false failing with UDR_ELOCKED when
+ * one is held (nothing then held).  fds[2] receive the descriptors; the
+ * lock stays until udr__gc_exclusive_end.  Take it before any catalog lock
+ * (lock order: active, inflight, lock, packs/lock).  Errors: UDR_ELOCKED,
+ * UDR_EIO, UDR_ENOMEM.
+ */
+int udr__gc_exclusive_begin(int fds[2], udr_store *s, bool wait);
+void udr__gc_exclusive_end(int fds[2]);
+
 /* The store's grace for the fresh test and GC's roots (config "gc":
  * {"grace_ms":N}, default UDR__GC_GRACE_MS_DEFAULT). */
 int64_t udr__store_gc_grace_ms(const udr_store *s);
 
 /*
- * Step 5: the put of h (held) is finished; when some copy of h was stored
- * more than the grace ago (a loose file's ctime, a pack's index mtime in
- * seconds, which can only make a copy look older), append
+ * Step 5: the put of h (held, begun at start_ms by udr__now_ms) is
+ * finished; when some copy of h was made before start_ms and more than the
+ * grace ago (a loose file's ctime; a pack's index mtime in seconds when that
+ * is clear, else the pack's ctime), append
  * <now ms LE64><h> to chunks/gc/fresh.<epoch mod 2> with O_APPEND and
  * fdatasync.  *noted (may be NULL) tells whether a record was written.
  * Errors: UDR_EIO (the put then fails: its content may be swept otherwise).
  */
-int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, bool *noted);
+int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, int64_t start_ms, bool *noted);
 
 /*
  * GC's reader: call cb for every complete record of chunks/gc/fresh.<parity>
@@ -66,6 +79,13 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
  */
 typedef int (*udr__gc_fresh_cb)(int64_t ms, const udr_hash *hash, void *payload);
 int udr__gc_fresh_foreach(const char *storepath, unsigned parity, udr__gc_fresh_cb cb, void *payload);
+
+/*
+ * GC, once it has read fresh.<parity> and holds active.<parity> exclusively
+ * (no writer can append): remove the file, durably (fsync of gc/).  A
+ * missing file is fine.  Errors: UDR_EIO, UDR_ENOMEM.
+ */
+int udr__gc_fresh_reset(const char *storepath, unsigned parity);
 
 /* Tests: the now (ms) the fresh test uses; 0 restores the clock. */
 extern int64_t udr__gc_test_now_ms;

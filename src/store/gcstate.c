@@ -4,10 +4,12 @@
  * re-read its epoch with one stat when it has not changed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -322,12 +324,73 @@ done:
 void udr__gcwatch_init(udr__gcwatch *w)
 {
 	memset(w, 0, sizeof(*w));
+	w->fd = -1;
 	pthread_mutex_init(&w->mu, NULL);
 }
 
 void udr__gcwatch_destroy(udr__gcwatch *w)
 {
+	if (w->fd >= 0)
+		UDR_IO->close(w->fd);
+	w->fd = -1;
 	pthread_mutex_destroy(&w->mu);
+}
+
+/* Open STATE, parse it through that descriptor, and on success keep the
+ * descriptor (its inode stays allocated) with the file's identity. */
+static int watch_load(udr__gcwatch *w, const char *path)
+{
+	struct stat st;
+	udr__gcstate gs;
+	char *text = NULL;
+	size_t got = 0;
+	int rc, fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR) {
+			w->valid = true;
+			w->missing = true;
+			w->epoch = 0;
+			w->phase = UDR__GC_IDLE;
+			return 0;
+		}
+		return udr__error_io(errno, "cannot open gc state %s", path);
+	}
+	if (UDR_IO->fstat(fd, &st) < 0) {
+		rc = udr__error_io(errno, "cannot stat gc state %s", path);
+		goto fail;
+	}
+	if (st.st_size > STATE_MAX) {
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt gc state %s: larger than %d bytes", path, STATE_MAX);
+		goto fail;
+	}
+	if (!(text = malloc((size_t)st.st_size + 1))) {
+		rc = udr__error_oom();
+		goto fail;
+	}
+	if ((rc = udr__read_full(fd, text, (size_t)st.st_size + 1, &got, path)) < 0)
+		goto fail;
+	w->parses++;
+	if ((rc = udr__gcstate_parse(&gs, text, got, path)) < 0)
+		goto fail;
+	free(text);
+	if (w->fd >= 0)
+		UDR_IO->close(w->fd);
+	w->fd = fd;
+	w->valid = true;
+	w->missing = false;
+	w->dev = st.st_dev;
+	w->ino = st.st_ino;
+	w->size = st.st_size;
+	w->mtim = st.st_mtim;
+	w->ctim = st.st_ctim;
+	w->epoch = gs.epoch;
+	w->phase = gs.phase;
+	udr__gcstate_release(&gs);
+	return 0;
+fail:
+	free(text);
+	UDR_IO->close(fd);
+	return rc;
 }
 
 static bool same_ts(const struct timespec *a, const struct timespec *b)
@@ -349,6 +412,9 @@ int udr__gcwatch_read(uint64_t *epoch, enum udr__gc_phase *phase, udr__gcwatch *
 			w->valid = false;
 			goto done;
 		}
+		if (w->fd >= 0)
+			UDR_IO->close(w->fd);
+		w->fd = -1;
 		w->valid = true;
 		w->missing = true;
 		w->epoch = 0;
@@ -357,23 +423,10 @@ int udr__gcwatch_read(uint64_t *epoch, enum udr__gc_phase *phase, udr__gcwatch *
 	}
 	if (!w->valid || w->missing || st.st_dev != w->dev || st.st_ino != w->ino || st.st_size != w->size ||
 	    !same_ts(&st.st_mtim, &w->mtim) || !same_ts(&st.st_ctim, &w->ctim)) {
-		udr__gcstate gs;
+		/* another file (or the same edited): parse the one open() finds;
+		 * if it was replaced after our stat, the next call sees that */
 		w->valid = false;
-		w->parses++;
-		if ((rc = udr__gcstate_load(&gs, storepath)) < 0)
-			goto done;
-		/* load opened the file anew: if it was replaced after our stat
-		 * the next call stats again and re-parses, which only costs. */
-		w->valid = true;
-		w->missing = false;
-		w->dev = st.st_dev;
-		w->ino = st.st_ino;
-		w->size = st.st_size;
-		w->mtim = st.st_mtim;
-		w->ctim = st.st_ctim;
-		w->epoch = gs.epoch;
-		w->phase = gs.phase;
-		udr__gcstate_release(&gs);
+		rc = watch_load(w, path);
 	}
 done:
 	if (rc == 0) {

@@ -89,11 +89,15 @@ int udr__gc_dir_ensure(const char *storepath);
 /*
  * A cheap re-read for writers: the epoch and phase of STATE, re-parsed only
  * when stat shows another file (device, inode, size, mtime or ctime
- * changed); one stat otherwise.  Thread-safe (a mutex).  A missing STATE is
- * epoch 0, idle; a damaged one UDR_ECORRUPT (not cached).
+ * changed); one stat otherwise.  The file parsed last is kept open, so its
+ * inode number cannot be reused by a later STATE: "same device and inode"
+ * is exact, not a heuristic (STATE is only ever replaced, never written in
+ * place; the times catch a hand edit).  Thread-safe (a mutex).  A missing
+ * STATE is epoch 0, idle; a damaged one UDR_ECORRUPT (not cached).
  */
 typedef struct udr__gcwatch {
 	pthread_mutex_t mu;
+	int fd;       /* the STATE parsed last, held open; -1 when none */
 	bool valid;   /* the fields below describe the last stat */
 	bool missing; /* STATE did not exist then */
 	dev_t dev;

@@ -1608,12 +1608,15 @@ int udr__ingest(udr_hash *out, udr_store *s, int fd, const void *mem, size_t mem
                 uint64_t *repaired)
 {
 	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	/* less a margin: file times come from a coarse clock (a tick behind),
+	 * and a copy this put writes must not look older than the put */
+	int64_t start = udr__now_ms() - 50;
 	int rc;
 	if ((rc = udr__gc_hold_begin(&h, s)) < 0)
 		return rc;
 	udr__test_pause("gc-put-held");
 	if ((rc = ingest_body(out, s, fd, mem, memlen, o, repaired)) == 0)
-		rc = udr__gc_fresh_note(s, &h, out, NULL);
+		rc = udr__gc_fresh_note(s, &h, out, start, NULL);
 	udr__gc_hold_end(&h);
 	return rc;
 }

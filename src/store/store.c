@@ -115,15 +115,22 @@ struct upg {
 	uint64_t done, total;         /* bytes of loose objects walked, to walk */
 };
 
-/* Remove loose files pending[from..to): their copies are durable in packs. */
-static int upg_unlink(struct upg_w *u, size_t from, size_t to)
+/* Remove loose files pending[from..to): their copies are durable in packs.
+ * Under packs/lock (and the GC fence, held by pack_loose): a change to the
+ * set of copies, like a repack's (GC.md, Prerequisite 6). */
+static int upg_unlink(udr_store *s, struct upg_w *u, size_t from, size_t to)
 {
-	int rc = 0;
+	int rc = 0, fd = -1;
+	if (from < to && (rc = udr__packs_lock(&fd, s, true)) < 0)
+		fd = -1;
+	udr__test_pause("upgrade-unlink");
 	for (size_t i = from; i < to; i++) {
 		if (rc == 0 && UDR_IO->unlink(u->pending[i]) < 0 && errno != ENOENT)
 			rc = udr__error_io(errno, "cannot remove %s (now packed)", u->pending[i]);
 		free(u->pending[i]);
 	}
+	if (fd >= 0)
+		UDR_IO->close(fd);
 	return rc;
 }
 
@@ -151,7 +158,7 @@ static int upg_add(struct upg *g, struct upg_w *u, const udr_hash *h, enum udr__
 		/* the pack holding every earlier entry is durable: their loose
 		 * files go; this entry went into the next pack */
 		u->published = udr__packw_published(u->w);
-		if ((rc = upg_unlink(u, 0, u->n)) < 0) {
+		if ((rc = upg_unlink(g->s, u, 0, u->n)) < 0) {
 			u->n = 0;
 			free(p);
 			return rc;
@@ -263,12 +270,12 @@ static int pack_loose(udr_store *s, const udr_upgrade_options *o, udr_upgrade_re
 		goto done;
 	rc = udr__obj_foreach(s, true, upg_visit, NULL, &g);
 	if (rc == 0 && (rc = udr__packw_flush(g.data.w)) == 0)
-		rc = upg_unlink(&g.data, 0, g.data.n);
+		rc = upg_unlink(s, &g.data, 0, g.data.n);
 	else
-		upg_unlink(&g.data, g.data.n, g.data.n);
+		upg_unlink(s, &g.data, g.data.n, g.data.n);
 	g.data.n = 0;
 	if (rc == 0 && (rc = udr__packw_flush(g.meta.w)) == 0)
-		rc = upg_unlink(&g.meta, 0, g.meta.n);
+		rc = upg_unlink(s, &g.meta, 0, g.meta.n);
 	g.meta.n = 0;
 	if (rc == 0 && (rc = udr__pack_repack(s, UDR__PACK_CLASS_DATA)) == 0)
 		rc = udr__pack_repack(s, UDR__PACK_CLASS_META);
@@ -334,8 +341,13 @@ int udr_store_upgrade_ext(const char *path, const udr_store_config *cfgin, const
 		if ((rc = udr_store_open(&s, path, 0)) < 0)
 			goto done;
 	}
-	if (s->format >= 3)
-		rc = pack_loose(s, o, rep);
+	if (s->format >= 3) {
+		/* the packing is a put (GC.md 4.3): it holds the fence throughout */
+		udr__gc_hold h = UDR__GC_HOLD_INIT;
+		if ((rc = udr__gc_hold_begin(&h, s)) == 0)
+			rc = pack_loose(s, o, rep);
+		udr__gc_hold_end(&h);
+	}
 done:
 	udr_store_close(s);
 	return rc;

@@ -1,0 +1,374 @@
+/*
+ * test_gcfence.c - the writers' side of the GC fence (docs/GC.md 4.3): the
+ * hold on active.<e mod 2>, fresh records (only for whole-content hits on
+ * copies older than the grace and than the put), the reader GC uses (a torn
+ * record ignored), failures while recording (the put fails), and a store
+ * the process cannot write (puts fail clearly, reads work).
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "util/util.h"
+#include "store/store_internal.h"
+#include "store/gcfence.h"
+
+typedef struct fx {
+	char *dir;
+	char *sdir;
+	char *gc;
+	udr_store *st;
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	f->dir = th_mkdtemp();
+	f->sdir = th_join(f->dir, "chunks");
+	f->gc = th_join(f->sdir, "gc");
+	if (udr_store_open(&f->st, f->sdir, UDR_OPEN_CREATE) != 0)
+		return -1;
+	udr__gc_test_now_ms = 0;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	udr_io_set(NULL);
+	udr__gc_test_now_ms = 0;
+	udr_store_close(f->st);
+	th_rmtree(f->dir);
+	free(f->dir);
+	free(f->sdir);
+	free(f->gc);
+	free(f);
+	return 0;
+}
+
+static size_t file_size(const char *path)
+{
+	size_t n = 0;
+	char *t = th_read_file(path, &n);
+	if (!t)
+		return (size_t)-1;
+	free(t);
+	return n;
+}
+
+static int try_ex(const char *gc, int parity)
+{
+	char *p = th_fmt("%s/active.%d", gc, parity);
+	int fd = open(p, O_RDONLY), ok;
+	assert_true(fd >= 0);
+	ok = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	free(p);
+	return ok;
+}
+
+static void test_gcfence__hold_takes_the_epochs_parity(void **state)
+{
+	fx *f = *state;
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	udr__gcstate gs;
+	assert_int_equal(udr__gc_hold_begin(&h, f->st), 0);
+	assert_int_equal(h.epoch, 0);
+	assert_false(try_ex(f->gc, 0));
+	udr__gc_hold_end(&h);
+	assert_true(try_ex(f->gc, 0));
+	udr__gcstate_init(&gs);
+	gs.epoch = 3;
+	gs.drained = 2;
+	gs.phase = UDR__GC_DOOMED;
+	assert_int_equal(udr__gcstate_save(f->sdir, f->st->tmpdir, &gs), 0);
+	assert_int_equal(udr__gc_hold_begin(&h, f->st), 0);
+	assert_int_equal(h.epoch, 3);
+	assert_int_equal(h.phase, UDR__GC_DOOMED);
+	assert_true(try_ex(f->gc, 0));
+	assert_false(try_ex(f->gc, 1));
+	udr__gc_hold_end(&h);
+	udr__gc_hold_end(&h); /* twice is fine */
+	assert_true(try_ex(f->gc, 1));
+}
+
+struct putarg {
+	udr_store *st;
+	int rc;
+	int done;
+};
+
+static void *put_thread(void *p)
+{
+	struct putarg *a = p;
+	udr_hash h;
+	a->rc = udr_store_put(&h, a->st, "blocked put", 11);
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_gcfence__an_exclusive_holder_blocks_puts(void **state)
+{
+	fx *f = *state;
+	udr_hash h;
+	struct putarg a = {f->st, -100, 0};
+	pthread_t t;
+	int fds[2];
+	assert_int_equal(udr_store_put(&h, f->st, "x", 1), 0);
+	for (int i = 0; i < 2; i++) {
+		char *p = th_fmt("%s/active.%d", f->gc, i);
+		fds[i] = open(p, O_RDWR | O_CREAT, 0644);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(flock(fds[i], LOCK_EX), 0);
+		free(p);
+	}
+	assert_int_equal(pthread_create(&t, NULL, put_thread, &a), 0);
+	usleep(300000);
+	assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);
+	close(fds[0]);
+	close(fds[1]);
+	pthread_join(t, NULL);
+	assert_int_equal(a.rc, 0);
+}
+
+static void test_gcfence__exclusive_waits_for_writers_and_stops_them(void **state)
+{
+	fx *f = *state;
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	struct putarg a = {f->st, -100, 0};
+	pthread_t t;
+	int fds[2];
+	/* a writer in progress: the non-blocking form says so, holds nothing */
+	assert_int_equal(udr__gc_hold_begin(&h, f->st), 0);
+	assert_int_equal(udr__gc_exclusive_begin(fds, f->st, false), UDR_ELOCKED);
+	th_assert_error(UDR_ELOCKED, "active.0");
+	assert_int_equal(fds[0], -1);
+	udr__gc_hold_end(&h);
+	assert_int_equal(udr__gc_exclusive_begin(fds, f->st, true), 0);
+	assert_false(try_ex(f->gc, 0));
+	assert_false(try_ex(f->gc, 1));
+	assert_int_equal(pthread_create(&t, NULL, put_thread, &a), 0);
+	usleep(300000);
+	assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);
+	udr__gc_exclusive_end(fds);
+	pthread_join(t, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_true(try_ex(f->gc, 0));
+}
+
+static void test_gcfence__fresh_only_for_old_copies_made_before_the_put(void **state)
+{
+	fx *f = *state;
+	udr_hash x, y, z;
+	char *fresh0 = th_join(f->gc, "fresh.0");
+	unsigned char *rec;
+	size_t n;
+	assert_int_equal(udr__store_gc_grace_ms(f->st), UDR__GC_GRACE_MS_DEFAULT);
+	assert_int_equal(udr_store_put(&x, f->st, "old content", 11), 0);
+	assert_false(th_exists(fresh0));
+	/* the same content again at once: a young copy, no record */
+	assert_int_equal(udr_store_put(&x, f->st, "old content", 11), 0);
+	assert_false(th_exists(fresh0));
+	/* 25 h later: the copy is older than the grace (and than the put's
+	 * start, less the 50 ms margin for coarse file times) */
+	usleep(100000);
+	udr__gc_test_now_ms = udr__now_ms() + 25 * 3600 * 1000LL;
+	assert_int_equal(udr_store_put(&x, f->st, "old content", 11), 0);
+	rec = (unsigned char *)th_read_file(fresh0, &n);
+	assert_non_null(rec);
+	assert_int_equal(n, UDR__GC_FRESH_RECORD);
+	assert_memory_equal(rec + 8, x.bytes, 32);
+	assert_int_equal((int64_t)udr__get_le64(rec), udr__gc_test_now_ms);
+	free(rec);
+	/* new content put "then" is its own copy: no record; chunked content too */
+	assert_int_equal(udr_store_put(&y, f->st, "brand new", 9), 0);
+	{
+		size_t big = (size_t)3 << 20;
+		char *b = malloc(big);
+		th_fill(b, big, 5);
+		assert_int_equal(udr_store_put(&z, f->st, b, big), 0);
+		assert_int_equal(file_size(fresh0), UDR__GC_FRESH_RECORD);
+		usleep(100000);
+		udr__gc_test_now_ms = udr__now_ms() + 48 * 3600 * 1000LL;
+		assert_int_equal(udr_store_put(&z, f->st, b, big), 0);
+		free(b);
+	}
+	assert_int_equal(file_size(fresh0), 2 * UDR__GC_FRESH_RECORD);
+	rec = (unsigned char *)th_read_file(fresh0, &n);
+	assert_memory_equal(rec + 40 + 8, z.bytes, 32); /* the manifest: the whole content */
+	free(rec);
+	free(fresh0);
+}
+
+struct collect {
+	int n;
+	int64_t ms[8];
+	udr_hash h[8];
+	int stop_at;
+};
+
+static int collect_cb(int64_t ms, const udr_hash *h, void *p)
+{
+	struct collect *c = p;
+	if (c->n < 8) {
+		c->ms[c->n] = ms;
+		c->h[c->n] = *h;
+	}
+	c->n++;
+	return c->stop_at && c->n == c->stop_at ? 7 : 0;
+}
+
+static void test_gcfence__reader_skips_a_torn_record(void **state)
+{
+	fx *f = *state;
+	struct collect c = {0};
+	unsigned char buf[3 * 40 + 17];
+	char *path = th_join(f->gc, "fresh.1");
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 1, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(udr__gc_dir_ensure(f->sdir), 0);
+	for (int i = 0; i < 3; i++) {
+		udr__put_le64(buf + 40 * i, 1000 + (uint64_t)i);
+		memset(buf + 40 * i + 8, 0xa0 + i, 32);
+	}
+	memset(buf + 120, 0xee, 17);
+	th_write_file(path, buf, sizeof(buf));
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 1, collect_cb, &c), 0);
+	assert_int_equal(c.n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(c.ms[i], 1000 + i);
+		assert_int_equal(c.h[i].bytes[0], 0xa0 + i);
+		assert_int_equal(c.h[i].bytes[31], 0xa0 + i);
+	}
+	/* parity 3 is parity 1 */
+	c.n = 0;
+	c.stop_at = 2;
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 3, collect_cb, &c), 7);
+	assert_int_equal(c.n, 2);
+	/* GC's reset: gone, and reading it again is no record; twice is fine */
+	assert_int_equal(udr__gc_fresh_reset(f->sdir, 1), 0);
+	assert_false(th_exists(path));
+	c.n = 0;
+	c.stop_at = 0;
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 1, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(udr__gc_fresh_reset(f->sdir, 1), 0);
+	/* more records than one read buffer */
+	{
+		size_t many = 1000, len = many * 40 + 39;
+		unsigned char *big = calloc(1, len);
+		for (size_t i = 0; i < many; i++)
+			udr__put_le64(big + 40 * i, i);
+		th_write_file(path, big, len);
+		free(big);
+		c.n = 0;
+		c.stop_at = 0;
+		assert_int_equal(udr__gc_fresh_foreach(f->sdir, 1, collect_cb, &c), 0);
+		assert_int_equal(c.n, 1000);
+	}
+	free(path);
+}
+
+/* ---- failures -------------------------------------------------------------- */
+
+static int fail_mode; /* 1: open of fresh.N fails, 2: its fsync, 3: EROFS on creating anything */
+static int fresh_fd = -1;
+
+static int x_open(const char *path, int flags, mode_t mode)
+{
+	if (fail_mode == 1 && strstr(path, "/gc/fresh.")) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if (fail_mode == 3 && (flags & O_CREAT)) {
+		errno = EROFS;
+		return -1;
+	}
+	int fd = udr_io_default()->open(path, flags, mode);
+	if (strstr(path, "/gc/fresh."))
+		fresh_fd = fd;
+	return fd;
+}
+static int x_fsync(int fd)
+{
+	if (fail_mode == 2 && fd == fresh_fd) {
+		errno = EIO;
+		return -1;
+	}
+	return udr_io_default()->fsync(fd);
+}
+static int x_mkdir(const char *p, mode_t m)
+{
+	if (fail_mode == 3) {
+		errno = EROFS;
+		return -1;
+	}
+	return udr_io_default()->mkdir(p, m);
+}
+
+static void test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put(void **state)
+{
+	fx *f = *state;
+	udr_hash x;
+	udr_io_methods m = *udr_io_default();
+	m.open = x_open;
+	m.fsync = x_fsync;
+	assert_int_equal(udr_store_put(&x, f->st, "content", 7), 0);
+	usleep(100000);
+	udr__gc_test_now_ms = udr__now_ms() + 25 * 3600 * 1000LL;
+	assert_int_equal(udr_io_set(&m), 0);
+	for (fail_mode = 1; fail_mode <= 2; fail_mode++) {
+		assert_int_equal(udr_store_put(&x, f->st, "content", 7), UDR_EIO);
+		th_assert_error(UDR_EIO, "cannot record that");
+	}
+	fail_mode = 0;
+	assert_int_equal(udr_store_put(&x, f->st, "content", 7), 0);
+	udr_io_set(NULL);
+}
+
+static void test_gcfence__a_store_that_cannot_be_written_still_reads(void **state)
+{
+	fx *f = *state;
+	udr_hash x, y;
+	unsigned char *out = NULL;
+	size_t len = 0;
+	udr_io_methods m = *udr_io_default();
+	m.open = x_open;
+	m.mkdir = x_mkdir;
+	assert_int_equal(udr_store_put(&x, f->st, "readable", 8), 0);
+	th_rmtree(f->gc); /* a store written by an older udr: no gc/ */
+	fail_mode = 3;
+	assert_int_equal(udr_io_set(&m), 0);
+	assert_int_equal(udr_store_put(&y, f->st, "refused", 7), UDR_EIO);
+	th_assert_error(UDR_EIO, "write access");
+	assert_int_equal(udr_store_get((void **)&out, &len, f->st, &x), 0);
+	assert_int_equal(len, 8);
+	assert_memory_equal(out, "readable", 8);
+	free(out);
+	udr_io_set(NULL);
+	fail_mode = 0;
+	assert_false(th_exists(f->gc));
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_gcfence__hold_takes_the_epochs_parity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__an_exclusive_holder_blocks_puts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__exclusive_waits_for_writers_and_stops_them, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__fresh_only_for_old_copies_made_before_the_put, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__reader_skips_a_torn_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_store_that_cannot_be_written_still_reads, setup, teardown),
+	};
+	return th_run(argc, argv, tests, NULL, NULL);
+}
