@@ -20,6 +20,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "store/pack.h"
+#include "gc/gc.h"
 
 static const unsigned char end_magic[8] = {'U', 'D', 'R', 'P', 'E', 'N', 'D', 0};
 
@@ -1248,6 +1249,13 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 		}
 		if ((int64_t)udr__now_ms() / 1000 - (int64_t)st.st_ctime < (int64_t)udr__orphan_age)
 			continue;
+		{
+			bool gone;
+			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) < 0)
+				break;
+			if (gone)
+				continue; /* gc removed its index on purpose (docs/GC.md 5.2) */
+		}
 		if (i < ps->n) {
 			/* known, without an index since an earlier scan */
 			seen[i] = true;
@@ -1381,11 +1389,14 @@ static int scan_once(udr_store *s)
 	}
 	{
 		size_t known = ps->n;
+		/* packs a gc run is deleting are gone already (docs/GC.md 5.2) */
+		char *gcplan = NULL;
+		rc = udr__gc_deleting_plan(&gcplan, s->path);
 		while (rc == 0 && (e = readdir(d)) != NULL) {
 			char hex[UDR_HASH_HEXSIZE + 1], *ipath;
 			size_t i;
 			udr__pack *p;
-			if (!pack_name(e->d_name, ".idx", hex))
+			if (!pack_name(e->d_name, ".idx", hex) || udr__gc_plan_names(gcplan, hex))
 				continue;
 			for (i = 0; i < known; i++)
 				if (strcmp(ps->v[i]->hex, hex) == 0)
@@ -1432,6 +1443,7 @@ static int scan_once(udr_store *s)
 				break;
 			}
 		}
+		free(gcplan);
 		if (rc == 0)
 			rc = scan_orphans(s, d, dir, seen, known);
 		for (size_t i = 0; rc == 0 && i < known; i++)
