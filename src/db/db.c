@@ -13,7 +13,7 @@
 
 #include "util/util.h"
 #include "store/store_internal.h"
-#include "gc/gc.h"
+#include "gc/collect.h"
 #include "store/gcfence.h"
 #include "store/gcstate.h"
 

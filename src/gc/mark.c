@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "catalog/catalog_internal.h"
-#include "gc/gc.h"
+#include "gc/collect.h"
 #include "store/gcfence.h"
 #include "store/pack.h"
 #include "store/store_internal.h"

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "catalog/catalog_internal.h"
-#include "gc/gc.h"
+#include "gc/collect.h"
 #include "store/gcfence.h"
 #include "store/gcstate.h"
 #include "store/pack.h"

@@ -20,7 +20,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "store/pack.h"
-#include "gc/gc.h"
+#include "gc/collect.h"
 
 static const unsigned char end_magic[8] = {'U', 'D', 'R', 'P', 'E', 'N', 'D', 0};
 

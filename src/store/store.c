@@ -20,7 +20,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "store/pack.h"
-#include "gc/gc.h"
+#include "gc/collect.h"
 #include "store/gcfence.h"
 
 /* Defaults, chosen by measurement (docs/ARCHITECTURE.md, "Chunking"). */

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gc/gc.h"
+#include "gc/collect.h"
 #include "store/pack.h"
 #include "store/store_internal.h"
 #include "util/util.h"

@@ -1,5 +1,5 @@
 /*
- * gc.h - garbage collection of the chunk store (docs/GC.md, issue 15):
+ * collect.h - garbage collection of the chunk store (docs/GC.md, issue 15):
  * mark (mark.c: the copy table, roots, the walk, kept copies) and sweep
  * (sweep.c: the plan, rewrites, the guard, deletion, udr__gc_collect).
  * Internal: the front ends reach it through udr_db_gc (db.h).
@@ -9,8 +9,8 @@
  * and active.1 from before mark lists the copies until its deletions are
  * durable; puts and commits hold LOCK_SH on one of them (gcfence.c).
  */
-#ifndef UDR_GC_H
-#define UDR_GC_H
+#ifndef UDR_GC_COLLECT_H
+#define UDR_GC_COLLECT_H
 
 #include <stdbool.h>
 #include <stdint.h>
