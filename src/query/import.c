@@ -1480,7 +1480,7 @@ static int forced_types(schema *out, udr_query *q, int format, const char *const
 	return rc;
 }
 
-int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
+static int import_files_unheld(uint64_t *version, udr_query *q, const char *table, const char *const *files,
                      size_t nfiles, const udr_import_options *opts)
 {
 	udr_import_options o;
@@ -1583,7 +1583,20 @@ out:
 	return rc;
 }
 
-int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
+/* the puts and the commit naming them, with no gc in between (udr/gc.h) */
+int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
+                     size_t nfiles, const udr_import_options *opts)
+{
+	udr_gc_hold *hold = NULL;
+	int rc;
+	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
+		return rc;
+	rc = import_files_unheld(version, q, table, files, nfiles, opts);
+	udr_gc_hold_end(hold);
+	return rc;
+}
+
+static int import_sql_unheld(uint64_t *version, udr_query *q, const char *table, const char *sql,
                          const udr_value *params, size_t nparams, const udr_import_options *opts)
 {
 	udr_import_options o;
@@ -1612,6 +1625,19 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 	src.kind = UDR__RUN_COPY;
 	rc = do_import(version, q, table, &src, opts, NULL);
 	free(rewritten);
+	return rc;
+}
+
+/* the puts and the commit naming them, with no gc in between (udr/gc.h) */
+int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
+                         const udr_value *params, size_t nparams, const udr_import_options *opts)
+{
+	udr_gc_hold *hold = NULL;
+	int rc;
+	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
+		return rc;
+	rc = import_sql_unheld(version, q, table, sql, params, nparams, opts);
+	udr_gc_hold_end(hold);
 	return rc;
 }
 

@@ -16,6 +16,7 @@
 #include "store/store_internal.h"
 #include "store/pack.h"
 #include "store/gcfence.h"
+#include "udr/gc.h"
 
 int64_t udr__gc_test_now_ms;
 
@@ -270,4 +271,38 @@ int udr__gc_fresh_reset(const char *storepath, unsigned parity)
 	}
 	free(path);
 	return rc;
+}
+
+/* The public hold (udr/gc.h): one more LOCK_SH on its own open file
+ * description; a put's or commit's own hold inside it is granted while a GC
+ * waits for the exclusive lock (Linux grants a shared flock compatible with
+ * the holders, waiting exclusive requests or not), so holds nest. */
+struct udr_gc_hold {
+	udr__gc_hold h;
+};
+
+int udr_gc_hold_begin(udr_gc_hold **out, udr_store *s)
+{
+	udr_gc_hold *g;
+	int rc;
+	*out = NULL;
+	if (!s)
+		return udr__error_set(UDR_EINVAL, "udr_gc_hold_begin: no store");
+	if (!(g = malloc(sizeof(*g))))
+		return udr__error_oom();
+	g->h = (udr__gc_hold)UDR__GC_HOLD_INIT;
+	if ((rc = udr__gc_hold_begin(&g->h, s)) < 0) {
+		free(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void udr_gc_hold_end(udr_gc_hold *g)
+{
+	if (!g)
+		return;
+	udr__gc_hold_end(&g->h);
+	free(g);
 }
