@@ -1251,7 +1251,12 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 			continue;
 		{
 			bool gone;
-			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) < 0)
+			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) == UDR_ECORRUPT) {
+				udr_error_clear(); /* as above: a damaged STATE stops writers, not readers */
+				rc = 0;
+				gone = true; /* and its orphans stay unindexed until fsck or gc decide */
+			}
+			if (rc < 0)
 				break;
 			if (gone)
 				continue; /* gc removed its index on purpose (docs/GC.md 5.2) */
@@ -1392,6 +1397,14 @@ static int scan_once(udr_store *s)
 		/* packs a gc run is deleting are gone already (docs/GC.md 5.2) */
 		char *gcplan = NULL;
 		rc = udr__gc_deleting_plan(&gcplan, s->path);
+		if (rc == UDR_ECORRUPT) {
+			/* a damaged STATE stops puts and commits with chunks (they
+			 * cannot know the fence) and fsck reports it; reads go on:
+			 * a pack a gc was deleting holds only content no version
+			 * needs, and whatever is read is verified by its hash */
+			udr_error_clear();
+			rc = 0;
+		}
 		while (rc == 0 && (e = readdir(d)) != NULL) {
 			char hex[UDR_HASH_HEXSIZE + 1], *ipath;
 			size_t i;
