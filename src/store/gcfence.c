@@ -183,6 +183,27 @@ static int has_old_copy(bool *old, udr_store *s, const udr_hash *h, int64_t star
 	return 0;
 }
 
+/* Lock fresh.N for an append (shared among writers) and make sure it ends
+ * on a record boundary (see udr__gc_fresh_note). */
+static int fresh_lock_aligned(int fd, const char *path)
+{
+	struct stat st;
+	for (int op = LOCK_SH;; op = LOCK_EX) {
+		if (UDR_IO->flock(fd, op) < 0)
+			return udr__error_io(errno, "cannot lock %s", path);
+		if (UDR_IO->fstat(fd, &st) < 0)
+			return udr__error_io(errno, "cannot stat %s", path);
+		if (st.st_size % UDR__GC_FRESH_RECORD == 0)
+			return 0;
+		if (op == LOCK_EX)
+			break;
+	}
+	/* LOCK_EX: no live writer is appending; the tail is a dead one's */
+	if (ftruncate(fd, st.st_size - st.st_size % UDR__GC_FRESH_RECORD) < 0)
+		return udr__error_io(errno, "cannot cut the torn record at the end of %s", path);
+	return 0;
+}
+
 int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, int64_t start_ms, bool *noted)
 {
 	unsigned char rec[UDR__GC_FRESH_RECORD];
@@ -203,8 +224,13 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
 		goto done;
 	}
 	/* one write of 40 bytes with O_APPEND: whole or torn at the end (a
-	 * crash), never interleaved with another writer's record */
-	if ((rc = udr__write_all(fd, rec, sizeof(rec), path)) == 0 && UDR_IO->fsync(fd) < 0)
+	 * crash), never interleaved with another writer's record.  Writers
+	 * append under LOCK_SH on the file; a length not a multiple of 40 is
+	 * then a torn record of a dead writer (a power cut before its put
+	 * returned), cut under LOCK_EX: appending behind it would misalign
+	 * every later record, and GC would read garbage hashes */
+	if ((rc = fresh_lock_aligned(fd, path)) == 0 && (rc = udr__write_all(fd, rec, sizeof(rec), path)) == 0 &&
+	    UDR_IO->fsync(fd) < 0)
 		rc = udr__error_io(errno, "fsync of %s failed", path);
 	UDR_IO->close(fd);
 	if (rc == 0 && noted)

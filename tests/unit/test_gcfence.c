@@ -277,6 +277,35 @@ static void test_gcfence__reader_skips_a_torn_record(void **state)
 	free(path);
 }
 
+/* A writer killed by a power cut mid-append leaves a torn record (its put
+ * failed: the record was not durable).  The next writer's record must not
+ * be misaligned behind it, or GC would read garbage hashes and sweep the
+ * content the record protects. */
+static void test_gcfence__a_record_after_a_torn_one_is_read(void **state)
+{
+	fx *f = *state;
+	struct collect c = {0};
+	unsigned char torn[40 + 17];
+	char *fresh0 = th_join(f->gc, "fresh.0");
+	udr_hash x;
+	assert_int_equal(udr_store_put(&x, f->st, "old content", 11), 0);
+	assert_int_equal(udr__gc_dir_ensure(f->sdir), 0);
+	udr__put_le64(torn, 5);
+	memset(torn + 8, 0xab, 32);
+	memset(torn + 40, 0xee, 17);
+	th_write_file(fresh0, torn, sizeof(torn));
+	usleep(100000);
+	udr__gc_test_now_ms = udr__now_ms() + 25 * 3600 * 1000LL;
+	assert_int_equal(udr_store_put(&x, f->st, "old content", 11), 0);
+	assert_int_equal(file_size(fresh0), 2 * UDR__GC_FRESH_RECORD);
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.ms[0], 5);
+	assert_memory_equal(c.h[1].bytes, x.bytes, 32);
+	assert_int_equal(c.ms[1], udr__gc_test_now_ms);
+	free(fresh0);
+}
+
 /* ---- failures -------------------------------------------------------------- */
 
 static int fail_mode; /* 1: open of fresh.N fails, 2: its fsync, 3: EROFS on creating anything */
@@ -365,6 +394,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_gcfence__an_exclusive_holder_blocks_puts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__exclusive_waits_for_writers_and_stops_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__fresh_only_for_old_copies_made_before_the_put, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_record_after_a_torn_one_is_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__reader_skips_a_torn_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put, setup,
 		                                teardown),
