@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,36 +63,108 @@ done:
 	return rc;
 }
 
+/* The holds of this process (see udr__gc_hold). */
+static pthread_mutex_t holds_mu = PTHREAD_MUTEX_INITIALIZER;
+static udr__gc_hold *holds;
+static pthread_once_t holds_once = PTHREAD_ONCE_INIT;
+
+static void holds_prepare(void)
+{
+	pthread_mutex_lock(&holds_mu);
+}
+
+static void holds_parent(void)
+{
+	pthread_mutex_unlock(&holds_mu);
+}
+
+/* In the child: its copies of the parent's held descriptors are closed
+ * (only close: a flock(LOCK_UN) would free the parent's lock as well). */
+static void holds_child(void)
+{
+	for (udr__gc_hold *h = holds; h; h = h->next)
+		if (h->fd >= 0)
+			close(h->fd);
+	holds = NULL;
+	pthread_mutex_unlock(&holds_mu);
+}
+
+static void holds_init(void)
+{
+	pthread_atfork(holds_prepare, holds_parent, holds_child);
+}
+
+/* Open active.<parity> into h->fd and list h, both under holds_mu: a fork
+ * between the two would give the child an unlisted copy of a descriptor
+ * the parent is about to lock. */
+static int holds_open(udr__gc_hold *h, udr_store *s, unsigned parity)
+{
+	int rc, fd = -1;
+	pthread_mutex_lock(&holds_mu);
+	if ((rc = open_active(&fd, s, parity)) == 0) {
+		h->fd = fd;
+		h->prev = NULL;
+		h->next = holds;
+		if (holds)
+			holds->prev = h;
+		holds = h;
+	}
+	pthread_mutex_unlock(&holds_mu);
+	return rc;
+}
+
+static void holds_remove(udr__gc_hold *h)
+{
+	pthread_mutex_lock(&holds_mu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (holds == h)
+		holds = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	pthread_mutex_unlock(&holds_mu);
+}
+
+static void holds_close(udr__gc_hold *h)
+{
+	holds_remove(h);
+	UDR_IO->close(h->fd); /* the lock goes with the last descriptor of its open file */
+	h->fd = -1;
+}
+
 int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s)
 {
 	h->fd = -1;
+	h->prev = h->next = NULL;
+	h->pid = (int)getpid();
+	pthread_once(&holds_once, holds_init);
 	for (int attempt = 0;; attempt++) {
 		uint64_t e, e2;
 		enum udr__gc_phase p;
-		int rc, fd;
+		int rc;
 		if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
 			return rc;
 		udr__test_pause("gc-hold-read");
-		if ((rc = open_active(&fd, s, (unsigned)(e & 1))) < 0)
+		if ((rc = holds_open(h, s, (unsigned)(e & 1))) < 0)
 			return rc;
-		if (UDR_IO->flock(fd, LOCK_SH) < 0) {
+		if (UDR_IO->flock(h->fd, LOCK_SH) < 0) {
 			int err = errno;
-			UDR_IO->close(fd);
+			holds_close(h);
 			return udr__error_io(err, "cannot lock %s/" UDR__GC_DIR "/active.%u", s->path, (unsigned)(e & 1));
 		}
 		/* the re-read under the lock makes the drain exact: a GC that
 		 * published e+1 after our first read waits on the other file */
 		if ((rc = udr__gcwatch_read(&e2, &p, &s->gcw, s->path)) < 0) {
-			UDR_IO->close(fd);
+			holds_close(h);
 			return rc;
 		}
 		if ((e2 & 1) == (e & 1)) {
-			h->fd = fd;
 			h->epoch = e2;
 			h->phase = p;
 			return 0;
 		}
-		UDR_IO->close(fd);
+		holds_close(h);
 		if (attempt >= 1000)
 			return udr__error_set(UDR_EIO, "garbage collection's epoch in %s/" UDR__GC_DIR "/STATE changed 1000 "
 			                      "times while a writer waited; gave up", s->path);
@@ -100,8 +173,9 @@ int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s)
 
 void udr__gc_hold_end(udr__gc_hold *h)
 {
-	if (h->fd >= 0)
-		UDR_IO->close(h->fd); /* the lock goes with the last descriptor of its open file */
+	if (h->fd >= 0 && h->pid == (int)getpid())
+		holds_close(h);
+	/* else a forked child's copy: its descriptor was closed at the fork */
 	h->fd = -1;
 }
 

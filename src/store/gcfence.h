@@ -27,8 +27,14 @@ typedef struct udr__gc_hold {
 	int fd;
 	uint64_t epoch;
 	enum udr__gc_phase phase;
+	/* the process's list of holds: a child forked while one is held
+	 * closes its copy of the descriptor at once (pthread_atfork), so the
+	 * lock never outlives the parent's hold; its copy of the struct then
+	 * ends as a no-op (pid says whose it is) */
+	struct udr__gc_hold *prev, *next;
+	int pid;
 } udr__gc_hold;
-#define UDR__GC_HOLD_INIT {-1, 0, UDR__GC_IDLE}
+#define UDR__GC_HOLD_INIT {-1, 0, UDR__GC_IDLE, NULL, NULL, 0}
 
 /*
  * Steps 1-3: read STATE's epoch e (cached: one stat), open

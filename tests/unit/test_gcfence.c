@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -98,6 +99,55 @@ static void test_gcfence__hold_takes_the_epochs_parity(void **state)
 	udr__gc_hold_end(&h);
 	udr__gc_hold_end(&h); /* twice is fine */
 	assert_true(try_ex(f->gc, 1));
+}
+
+/* A child forked while a thread of the parent holds the fence (a Python
+ * worker pool started during a put) inherits the descriptor, and with it
+ * the lock's open file: without care the lock would outlive the parent's
+ * put for the child's whole life, and every GC would wait on it. */
+static void test_gcfence__a_forked_child_does_not_keep_the_hold(void **state)
+{
+	fx *f = *state;
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	int go[2], done[2];
+	char b = 0;
+	pid_t pid;
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(done), 0);
+	assert_int_equal(udr__gc_hold_begin(&h, f->st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(go[1]);
+		if (write(done[1], "r", 1) != 1)
+			_exit(2);
+		if (read(go[0], &b, 1) < 0) /* lives until the parent has looked */
+			_exit(3);
+		/* the child's copy of the hold, ended after its descriptor's
+		 * number was reused, must not close the new file */
+		{
+			int fd = open("/dev/null", O_RDONLY);
+			udr__gc_hold_end(&h);
+			if (fd >= 0 && fcntl(fd, F_GETFD) < 0)
+				_exit(4);
+		}
+		_exit(0);
+	}
+	close(go[0]);
+	close(done[1]);
+	assert_int_equal(read(done[0], &b, 1), 1);
+	assert_false(try_ex(f->gc, 0)); /* the parent's hold */
+	udr__gc_hold_end(&h);
+	assert_true(try_ex(f->gc, 0)); /* the child does not hold it */
+	/* and a hold the child takes is its own */
+	assert_int_equal(write(go[1], "g", 1), 1);
+	close(go[1]);
+	{
+		int st = 0;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	close(done[0]);
 }
 
 struct putarg {
@@ -395,6 +445,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_gcfence__exclusive_waits_for_writers_and_stops_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__fresh_only_for_old_copies_made_before_the_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_record_after_a_torn_one_is_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_forked_child_does_not_keep_the_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__reader_skips_a_torn_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put, setup,
 		                                teardown),
