@@ -222,12 +222,33 @@ static int64_t ts_ms(const struct timespec *t)
 	return (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000;
 }
 
-/* Is some copy of h older than the grace, and made before the put began
- * (start_ms; a copy this put wrote is young by definition)? */
-static int has_old_copy(bool *old, udr_store *s, const udr_hash *h, int64_t start_ms)
+/* Lock fresh.N for an append (shared among writers) and make sure it ends
+ * on a record boundary (see udr__gc_fresh_note). */
+static int fresh_lock_aligned(int fd, const char *path)
+{
+	struct stat st;
+	for (int op = LOCK_SH;; op = LOCK_EX) {
+		if (UDR_IO->flock(fd, op) < 0)
+			return udr__error_io(errno, "cannot lock %s", path);
+		if (UDR_IO->fstat(fd, &st) < 0)
+			return udr__error_io(errno, "cannot stat %s", path);
+		if (st.st_size % UDR__GC_FRESH_RECORD == 0)
+			return 0;
+		if (op == LOCK_EX)
+			break;
+	}
+	/* LOCK_EX: no live writer is appending; the tail is a dead one's */
+	if (ftruncate(fd, st.st_size - st.st_size % UDR__GC_FRESH_RECORD) < 0)
+		return udr__error_io(errno, "cannot cut the torn record at the end of %s", path);
+	return 0;
+}
+
+/* Was some copy of h made before the put began (start_ms; a copy this put
+ * wrote is young and its own), and is one of those older than the grace? */
+static int prior_copies(bool *prior, bool *old, udr_store *s, const udr_hash *h, int64_t start_ms)
 {
 	int64_t now = now_ms(), grace = s->gc_grace_ms;
-	*old = false;
+	*prior = *old = false;
 	for (unsigned copy = 0; copy < 64 && !*old; copy++) {
 		udr__loc l;
 		int64_t born_ms;
@@ -251,30 +272,12 @@ static int has_old_copy(bool *old, udr_store *s, const udr_hash *h, int64_t star
 			born_ms = ts_ms(&l.st.st_ctim);
 		}
 		udr__loc_free(&l);
-		if (born_ms < start_ms && now - born_ms > grace)
-			*old = true;
+		if (born_ms < start_ms) {
+			*prior = true;
+			if (now - born_ms > grace)
+				*old = true;
+		}
 	}
-	return 0;
-}
-
-/* Lock fresh.N for an append (shared among writers) and make sure it ends
- * on a record boundary (see udr__gc_fresh_note). */
-static int fresh_lock_aligned(int fd, const char *path)
-{
-	struct stat st;
-	for (int op = LOCK_SH;; op = LOCK_EX) {
-		if (UDR_IO->flock(fd, op) < 0)
-			return udr__error_io(errno, "cannot lock %s", path);
-		if (UDR_IO->fstat(fd, &st) < 0)
-			return udr__error_io(errno, "cannot stat %s", path);
-		if (st.st_size % UDR__GC_FRESH_RECORD == 0)
-			return 0;
-		if (op == LOCK_EX)
-			break;
-	}
-	/* LOCK_EX: no live writer is appending; the tail is a dead one's */
-	if (ftruncate(fd, st.st_size - st.st_size % UDR__GC_FRESH_RECORD) < 0)
-		return udr__error_io(errno, "cannot cut the torn record at the end of %s", path);
 	return 0;
 }
 
@@ -282,11 +285,11 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
 {
 	unsigned char rec[UDR__GC_FRESH_RECORD];
 	char *path;
-	bool old;
+	bool prior, old;
 	int rc, fd;
 	if (noted)
 		*noted = false;
-	if ((rc = has_old_copy(&old, s, hash, start_ms)) < 0 || !old)
+	if ((rc = prior_copies(&prior, &old, s, hash, start_ms)) < 0 || !prior)
 		return rc;
 	if (!(path = gc_file(s->path, "fresh", (unsigned)(h->epoch & 1))))
 		return UDR_ENOMEM;
@@ -302,15 +305,21 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
 	 * append under LOCK_SH on the file; a length not a multiple of 40 is
 	 * then a torn record of a dead writer (a power cut before its put
 	 * returned), cut under LOCK_EX: appending behind it would misalign
-	 * every later record, and GC would read garbage hashes */
+	 * every later record, and GC would read garbage hashes.  Only a hit
+	 * on a copy older than the grace is synced: a young copy's record
+	 * lost to a power cut only makes a later commit fail cleanly */
 	if ((rc = fresh_lock_aligned(fd, path)) == 0 && (rc = udr__write_all(fd, rec, sizeof(rec), path)) == 0 &&
-	    UDR_IO->fsync(fd) < 0)
+	    old && UDR_IO->fsync(fd) < 0)
 		rc = udr__error_io(errno, "fsync of %s failed", path);
 	UDR_IO->close(fd);
 	if (rc == 0 && noted)
 		*noted = true;
 done:
-	if (rc < 0) {
+	if (rc < 0 && !old) {
+		/* best effort for a young copy: the put stands */
+		udr_error_clear();
+		rc = 0;
+	} else if (rc < 0) {
 		char hex[UDR_HASH_HEXSIZE + 1], why[256];
 		udr_hash_tohex(hex, hash);
 		snprintf(why, sizeof(why), "%s", udr_error_last()->message);

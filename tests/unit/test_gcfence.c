@@ -413,6 +413,40 @@ static void test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put(vo
 	udr_io_set(NULL);
 }
 
+/* A whole-content hit on a copy younger than the grace but made before the
+ * put began is recorded too: the copy may be named only by expired
+ * versions, which root 4 does not protect, and GC may run with a --grace
+ * below the store's.  Unsynced and best effort (a lost record only makes a
+ * later commit fail cleanly): no fsync, and a failed write does not fail
+ * the put. */
+static void test_gcfence__a_hit_on_a_young_copy_is_recorded_unsynced(void **state)
+{
+	fx *f = *state;
+	struct collect c = {0};
+	udr_hash x, y;
+	udr_io_methods m = *udr_io_default();
+	char *fresh0 = th_join(f->gc, "fresh.0");
+	m.open = x_open;
+	m.fsync = x_fsync;
+	assert_int_equal(udr_store_put(&x, f->st, "young content", 13), 0);
+	assert_false(th_exists(fresh0));
+	usleep(100000);
+	assert_int_equal(udr_io_set(&m), 0);
+	fail_mode = 2; /* an fsync of fresh.N would fail the put */
+	assert_int_equal(udr_store_put(&y, f->st, "young content", 13), 0);
+	assert_memory_equal(y.bytes, x.bytes, 32);
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_memory_equal(c.h[0].bytes, x.bytes, 32);
+	assert_true(c.ms[0] > udr__now_ms() - 60000);
+	fail_mode = 1; /* fresh.N cannot be opened: the put still succeeds */
+	assert_int_equal(udr_store_put(&y, f->st, "young content", 13), 0);
+	fail_mode = 0;
+	udr_io_set(NULL);
+	assert_int_equal(file_size(fresh0), UDR__GC_FRESH_RECORD);
+	free(fresh0);
+}
+
 static void test_gcfence__a_store_that_cannot_be_written_still_reads(void **state)
 {
 	fx *f = *state;
@@ -446,6 +480,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_gcfence__fresh_only_for_old_copies_made_before_the_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_record_after_a_torn_one_is_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_forked_child_does_not_keep_the_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_hit_on_a_young_copy_is_recorded_unsynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__reader_skips_a_torn_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put, setup,
 		                                teardown),
