@@ -23,31 +23,6 @@ struct gc_args {
 	int json, status, bad;
 };
 
-/* "24h", "0s", "30min", "90s", "7d", "500ms": a whole number and a unit.
- * (Private and small: the retention module's parser replaces it.) */
-static int parse_duration_ms(int64_t *out, const char *text)
-{
-	static const struct { const char *unit; int64_t ms; } units[] = {
-		{"ms", 1}, {"s", 1000}, {"sec", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000},
-		{"d", 86400000}, {"w", 7 * 86400000LL}};
-	char *end;
-	unsigned long long v;
-	if (!text || text[0] < '0' || text[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || end == text || !*end)
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v > (unsigned long long)(INT64_MAX / units[i].ms))
-				return -1;
-			*out = (int64_t)v * units[i].ms;
-			return 0;
-		}
-	return -1;
-}
-
 static int gc_opt(int opt, const char *arg, void *payload)
 {
 	struct gc_args *a = payload;
@@ -64,8 +39,10 @@ static int gc_opt(int opt, const char *arg, void *payload)
 		a->status = 1;
 		return -1;
 	case OPT_GRACE:
-		if (parse_duration_ms(&a->o.grace_ms, arg) < 0)
-			return cli_usage_error(self, "invalid duration for --grace: '%s' (e.g. 24h, 30min, 0s)", arg);
+		if (udr_retention_parse_duration(&a->o.grace_ms, arg) < 0) {
+			udr_error_clear();
+			return cli_usage_error(self, "invalid duration for --grace: '%s' (e.g. 24h, 30min, 0s, 1d12h)", arg);
+		}
 		return -1;
 	case OPT_THRESHOLD:
 	case OPT_MAX_UNUSED:

@@ -164,7 +164,7 @@ def test_dry_run_changes_nothing(udr, tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ["--grace", "5"], ["--grace", "-1s"], ["--grace", "1y"], ["--grace", ""], ["--threshold", "101"],
+    ["--grace", "5"], ["--grace", "-1s"], ["--grace", "1m"], ["--grace", ""], ["--threshold", "101"],
     ["--max-unused", "x"], ["--max-repack", "0"], ["--bogus"], ["extra"], ["--status", "--dry-run"],
 ])
 def test_bad_options_exit_2_nothing_written(udr, args):
