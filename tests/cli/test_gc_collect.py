@@ -460,3 +460,27 @@ def test_gc_racing_writers_never_loses_committed_data(udr, tmp_path):
     assert udr("fsck").code == 0
     r, rep = gc(udr, "--grace", "0s")
     assert r.code == 0 and udr("fsck").code == 0
+
+
+def test_damaged_loose_duplicate_never_outlives_the_intact_copy(udr, tmp_path):
+    """A committed content with an intact packed copy and a damaged loose
+    raw copy (which readers skip): the kept copy must be the intact one,
+    or gc deletes the only good bytes (R2 review: the loose raw copy always
+    won, unchecked, and its pack was dropped)."""
+    data = rnd(5000, 41)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    (where, _path, *_), = udr.locate(h)
+    assert where == "pack"
+    loose = udr.root / "chunks" / h[:2] / h[2:4] / h
+    loose.parent.mkdir(parents=True, exist_ok=True)
+    bad = bytearray(data)
+    bad[100] ^= 1
+    loose.write_bytes(bytes(bad))
+    assert udr("get", h).stdout == data  # the damaged copy is skipped
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data, r
+    assert [c[0] for c in udr.locate(h)] == ["pack"]
+    assert udr("fsck").code == 0
