@@ -409,7 +409,7 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		uint64_t rec;
 		size_t p;
 		char hex[UDR_HASH_HEXSIZE + 1], what[200];
-		bool vanished = false;
+		bool vanished = false, bad = false;
 		if (kind != UDR__K_MANIFEST && kind != UDR__K_DELTA) {
 			other = true;
 			continue;
@@ -434,10 +434,12 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		                   &vanished);
 		udr_hash_tohex(hex, &h);
 		snprintf(what, sizeof(what), "chunk %s", hex);
+		bad = rc == UDR_ECORRUPT;
 		if (rc == 0) {
 			if (kind == UDR__K_MANIFEST) {
 				udr__manifest mf;
-				if ((rc = udr__manifest_parse(&mf, buf, blen, &h, what)) == 0) {
+				bad = (rc = udr__manifest_parse(&mf, buf, blen, &h, what)) == UDR_ECORRUPT;
+				if (rc == 0) {
 					readable = true;
 					for (uint64_t k = 0; k < mf.npieces && rc == 0; k++)
 						rc = visit(m, &mf.pieces[k].hash,
@@ -447,7 +449,8 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 				}
 			} else {
 				udr__delta_hdr dh;
-				if ((rc = udr__delta_parse(&dh, buf, blen, what)) == 0) {
+				bad = (rc = udr__delta_parse(&dh, buf, blen, what)) == UDR_ECORRUPT;
+				if (rc == 0) {
 					readable = true;
 					for (int k = 0; k < dh.nbases && rc == 0; k++)
 						rc = visit(m, &dh.bases[k], comm ? C_COMM : C_BASE);
@@ -456,7 +459,9 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		}
 		free(buf);
 		udr__loc_free(&l);
-		if (rc == UDR_ECORRUPT && !readable) {
+		if (bad) {
+			/* this copy's read or parse failed (not a piece's visit,
+			 * whose UDR_ECORRUPT means a missing object) */
 			/* this copy is damaged: flagged, never kept; others may do */
 			m->v[j].flags |= UDR__GC_DAMAGED;
 			udr_error_clear();

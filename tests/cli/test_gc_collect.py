@@ -484,3 +484,31 @@ def test_damaged_loose_duplicate_never_outlives_the_intact_copy(udr, tmp_path):
     assert r.code == 0 and r.stdout == data, r
     assert [c[0] for c in udr.locate(h)] == ["pack"]
     assert udr("fsck").code == 0
+
+
+def test_damaged_manifest_duplicate_after_intact_one(udr, tmp_path):
+    """A manifest with an intact packed copy and a damaged loose one (which
+    fsck does not flag, readers skip): gc keeps the intact copy and removes
+    the damaged one.  It used to stop with 'corrupt manifest' (exit 4)
+    whenever the damaged copy came after the intact one, while fsck said
+    the store was clean: gc could never run again."""
+    data = rnd(1_500_000, 43)
+    f = tmp_path / "big"
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    h = json.loads(udr.ok("show", "t").out)["chunks"][0]
+    (where, path, off, length, kind), = udr.locate(h)
+    assert where == "pack" and kind == 3
+    payload = bytearray(path.read_bytes()[off:off + length])
+    assert payload[:4] == b"UDRM"
+    payload[len(payload) // 2] ^= 1
+    loose = udr.root / "chunks" / h[:2] / h[2:4] / (h + ".m")
+    loose.parent.mkdir(parents=True, exist_ok=True)
+    loose.write_bytes(bytes(payload))
+    assert udr("get", h).stdout == data
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert not loose.exists()
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data
+    assert udr("fsck").code == 0
