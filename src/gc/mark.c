@@ -166,6 +166,17 @@ static int loose_add(udr__gc_mark *m, const char *dir, const char *name)
 	hex[UDR_HASH_HEXSIZE] = 0;
 	if (!kind || udr_hash_fromhex(&h, hex) != 0)
 		return 0;
+	{
+		/* only a file at its own place (xx/yy/ of its name, lowercase) is a
+		 * copy readers find: a stray one elsewhere is not listed (as a
+		 * copy it could be kept while the real one was removed) */
+		char want[UDR_HASH_HEXSIZE + 1];
+		size_t dl = strlen(dir);
+		udr_hash_tohex(want, &h);
+		if (strcmp(want, hex) != 0 || dl < 6 || dir[dl - 6] != '/' || dir[dl - 3] != '/' ||
+		    memcmp(dir + dl - 5, hex, 2) != 0 || memcmp(dir + dl - 2, hex + 2, 2) != 0)
+			return 0;
+	}
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return 0;
 	if (lstat(path, &st) < 0)

@@ -512,3 +512,26 @@ def test_damaged_manifest_duplicate_after_intact_one(udr, tmp_path):
     r = udr("get", h)
     assert r.code == 0 and r.stdout == data
     assert udr("fsck").code == 0
+
+
+@pytest.mark.parametrize("fmt", ["2", "3"])
+def test_stray_copy_in_the_wrong_directory_is_not_a_copy(tmp_path, fmt):
+    """A file named like a loose object but in another fan-out directory
+    (copied there by hand) is no copy readers find: gc must not keep it in
+    place of the real one.  It used to count it as a second loose raw copy,
+    keep it, plan the real file's removal, and abort in its guard (STATE
+    aborted: gc refused until fsck)."""
+    from conftest import Udr
+    udr = Udr(tmp_path / ("s" + fmt))
+    udr.ok("init", "--format", fmt)
+    data = rnd(5000, 45)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    stray = udr.root / "chunks" / "00" / "00" / h
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(data)
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data
+    assert json.loads(udr.ok("gc", "--status", "--json").out)["phase"] == "idle"
