@@ -535,3 +535,34 @@ def test_stray_copy_in_the_wrong_directory_is_not_a_copy(tmp_path, fmt):
     r = udr("get", h)
     assert r.code == 0 and r.stdout == data
     assert json.loads(udr.ok("gc", "--status", "--json").out)["phase"] == "idle"
+
+
+def test_damaged_pack_copy_never_kept_over_an_intact_one(udr, tmp_path):
+    """Two packed copies of a committed content, the one in the newer pack
+    (which wins the tie) damaged: gc keeps the intact copy."""
+    from conftest import Udr
+    data = rnd(5000, 47)
+    f = tmp_path / "x"
+    f.write_bytes(data)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    other = Udr(tmp_path / "other")
+    other.ok("init")
+    assert other.put(data) == h
+    time.sleep(0.05)
+    for p in (other.root / "chunks" / "packs").iterdir():
+        if p.suffix in (".pack", ".idx"):
+            (udr.root / "chunks" / "packs" / p.name).write_bytes(p.read_bytes())
+    copies = udr.locate(h)
+    assert len(copies) == 2
+    _, path, off, length, _ = max(copies, key=lambda c: c[1].stat().st_ctime_ns)
+    b = bytearray(path.read_bytes())
+    b[off + length // 2] ^= 1
+    path.write_bytes(bytes(b))
+    assert udr("get", h).stdout == data
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data, r
+    assert len(udr.locate(h)) == 1
+    assert udr("fsck").code == 0
