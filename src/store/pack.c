@@ -1251,7 +1251,14 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 			continue;
 		{
 			bool gone;
-			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) < 0)
+			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) == UDR_ECORRUPT) {
+				/* a damaged STATE stops writers and gc, not reads: its
+				 * packs stay visible (dead or duplicate copies) */
+				udr_error_clear();
+				rc = 0;
+				gone = false;
+			}
+			if (rc < 0)
 				break;
 			if (gone)
 				continue; /* gc removed its index on purpose (docs/GC.md 5.2) */
@@ -1392,6 +1399,12 @@ static int scan_once(udr_store *s)
 		/* packs a gc run is deleting are gone already (docs/GC.md 5.2) */
 		char *gcplan = NULL;
 		rc = udr__gc_deleting_plan(&gcplan, s->path);
+		if (rc == UDR_ECORRUPT) {
+			/* a damaged STATE stops writers and gc, not reads */
+			udr_error_clear();
+			rc = 0;
+			gcplan = NULL;
+		}
 		while (rc == 0 && (e = readdir(d)) != NULL) {
 			char hex[UDR_HASH_HEXSIZE + 1], *ipath;
 			size_t i;
