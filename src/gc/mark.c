@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "catalog/catalog_internal.h"
 #include "gc/collect.h"
@@ -164,6 +166,17 @@ static int loose_add(udr__gc_mark *m, const char *dir, const char *name)
 	hex[UDR_HASH_HEXSIZE] = 0;
 	if (!kind || udr_hash_fromhex(&h, hex) != 0)
 		return 0;
+	{
+		/* only a file at its own place (xx/yy/ of its name, lowercase) is a
+		 * copy readers find: a stray one elsewhere is not listed (as a
+		 * copy it could be kept while the real one was removed) */
+		char want[UDR_HASH_HEXSIZE + 1];
+		size_t dl = strlen(dir);
+		udr_hash_tohex(want, &h);
+		if (strcmp(want, hex) != 0 || dl < 6 || dir[dl - 6] != '/' || dir[dl - 3] != '/' ||
+		    memcmp(dir + dl - 5, hex, 2) != 0 || memcmp(dir + dl - 2, hex + 2, 2) != 0)
+			return 0;
+	}
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return 0;
 	if (lstat(path, &st) < 0)
@@ -407,7 +420,7 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		uint64_t rec;
 		size_t p;
 		char hex[UDR_HASH_HEXSIZE + 1], what[200];
-		bool vanished = false;
+		bool vanished = false, bad = false;
 		if (kind != UDR__K_MANIFEST && kind != UDR__K_DELTA) {
 			other = true;
 			continue;
@@ -432,10 +445,12 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		                   &vanished);
 		udr_hash_tohex(hex, &h);
 		snprintf(what, sizeof(what), "chunk %s", hex);
+		bad = rc == UDR_ECORRUPT;
 		if (rc == 0) {
 			if (kind == UDR__K_MANIFEST) {
 				udr__manifest mf;
-				if ((rc = udr__manifest_parse(&mf, buf, blen, &h, what)) == 0) {
+				bad = (rc = udr__manifest_parse(&mf, buf, blen, &h, what)) == UDR_ECORRUPT;
+				if (rc == 0) {
 					readable = true;
 					for (uint64_t k = 0; k < mf.npieces && rc == 0; k++)
 						rc = visit(m, &mf.pieces[k].hash,
@@ -445,7 +460,8 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 				}
 			} else {
 				udr__delta_hdr dh;
-				if ((rc = udr__delta_parse(&dh, buf, blen, what)) == 0) {
+				bad = (rc = udr__delta_parse(&dh, buf, blen, what)) == UDR_ECORRUPT;
+				if (rc == 0) {
 					readable = true;
 					for (int k = 0; k < dh.nbases && rc == 0; k++)
 						rc = visit(m, &dh.bases[k], comm ? C_COMM : C_BASE);
@@ -454,7 +470,9 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		}
 		free(buf);
 		udr__loc_free(&l);
-		if (rc == UDR_ECORRUPT && !readable) {
+		if (bad) {
+			/* this copy's read or parse failed (not a piece's visit,
+			 * whose UDR_ECORRUPT means a missing object) */
 			/* this copy is damaged: flagged, never kept; others may do */
 			m->v[j].flags |= UDR__GC_DAMAGED;
 			udr_error_clear();
@@ -656,6 +674,84 @@ static uint64_t entry_bytes(uint32_t len)
 	return (uint64_t)UDR__PACK_ENTRY_HDR + len + UDR__PACK_ENTRY_CRC;
 }
 
+/* Is copy id of h intact?  0 yes, 1 damaged (flag it), < 0 an error that
+ * stops the run (I/O, memory).  A pack entry: its header and CRC, as the
+ * rewrite reads it; a loose raw file: its bytes hash to h.  Loose .m/.d
+ * copies were parsed by the walk; loose .zst copies are not checked. */
+static int copy_intact(udr__gc_mark *m, uint32_t id, const udr_hash *h)
+{
+	uint64_t rec;
+	size_t p = udr__gc_copy_pack(m, id, &rec);
+	char hex[UDR_HASH_HEXSIZE + 1];
+	int rc;
+	if (p != SIZE_MAX) {
+		udr__pack_entry e;
+		udr__loc l;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		bool vanished = false;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		memset(&l, 0, sizeof(l));
+		l.kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
+		l.pack = m->packs[p].p;
+		l.offset = e.offset;
+		l.length = e.length;
+		rc = udr__loc_read(&buf, &len, m->s, &l, h, e.length, &vanished);
+		free(buf);
+		if (rc == UDR_ECORRUPT || (rc == UDR_ENOTFOUND && vanished)) {
+			udr_error_clear();
+			return 1;
+		}
+		return rc;
+	}
+	{
+		const udr__gc_loose *x = &m->loose[id - m->base[m->npacks]];
+		unsigned char *buf;
+		udr_hasher *hs = NULL;
+		udr_hash a;
+		char *path;
+		int fd;
+		uint64_t total = 0;
+		if (x->kind != UDR__K_RAW)
+			return 0;
+		if (!(path = udr__obj_path(m->s, h, UDR__K_RAW, hex)))
+			return udr__error_oom();
+		fd = UDR_IO->open(path, O_RDONLY, 0);
+		if (fd < 0) {
+			rc = errno == ENOENT ? 1 : udr__error_io(errno, "cannot open %s", path);
+			free(path);
+			return rc;
+		}
+		if (!(buf = malloc((size_t)1 << 20)) || udr_hasher_new(&hs) < 0) {
+			free(buf);
+			UDR_IO->close(fd);
+			free(path);
+			return udr__error_oom();
+		}
+		rc = 0;
+		for (;;) {
+			ssize_t n = UDR_IO->read(fd, buf, (size_t)1 << 20);
+			if (n < 0) {
+				rc = udr__error_io(errno, "read of %s failed", path);
+				break;
+			}
+			if (n == 0)
+				break;
+			udr_hasher_update(hs, buf, (size_t)n);
+			total += (uint64_t)n;
+		}
+		UDR_IO->close(fd);
+		free(buf);
+		free(path);
+		udr_hasher_final(hs, &a);
+		udr_hasher_free(hs);
+		if (rc < 0)
+			return rc;
+		(void)total;
+		return udr_hash_equal(&a, h) ? 0 : 1;
+	}
+}
+
 static int choose_kept(udr__gc_mark *m)
 {
 	/* first estimate of each pack's live bytes: every copy of a live object */
@@ -708,6 +804,23 @@ static int choose_kept(udr__gc_mark *m)
 				best = j;
 				best_rank = rank;
 				best_frac = frac;
+			}
+		}
+		if (best != SIZE_MAX && end - i > 1) {
+			/* other copies go: the one kept must be intact (a damaged
+			 * kept copy would outlive the only good one) */
+			udr_hash h;
+			int rc;
+			udr__gc_copy_hash(&h, m, m->v[i].id);
+			if ((rc = copy_intact(m, m->v[best].id, &h)) < 0)
+				return rc;
+			if (rc == 1) {
+				m->v[best].flags |= UDR__GC_DAMAGED;
+				m->live--;
+				if (!(m->v[i].flags & UDR__GC_LIVE))
+					m->base_only--;
+				i--; /* choose again among the others */
+				continue;
 			}
 		}
 		if (best == SIZE_MAX) {

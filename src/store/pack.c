@@ -1252,9 +1252,11 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 		{
 			bool gone;
 			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) == UDR_ECORRUPT) {
-				udr_error_clear(); /* as above: a damaged STATE stops writers, not readers */
+				/* a damaged STATE stops writers and gc, not reads: its
+				 * packs stay visible (dead or duplicate copies) */
+				udr_error_clear();
 				rc = 0;
-				gone = true; /* and its orphans stay unindexed until fsck or gc decide */
+				gone = false;
 			}
 			if (rc < 0)
 				break;
@@ -1398,12 +1400,10 @@ static int scan_once(udr_store *s)
 		char *gcplan = NULL;
 		rc = udr__gc_deleting_plan(&gcplan, s->path);
 		if (rc == UDR_ECORRUPT) {
-			/* a damaged STATE stops puts and commits with chunks (they
-			 * cannot know the fence) and fsck reports it; reads go on:
-			 * a pack a gc was deleting holds only content no version
-			 * needs, and whatever is read is verified by its hash */
+			/* a damaged STATE stops writers and gc, not reads */
 			udr_error_clear();
 			rc = 0;
+			gcplan = NULL;
 		}
 		while (rc == 0 && (e = readdir(d)) != NULL) {
 			char hex[UDR_HASH_HEXSIZE + 1], *ipath;

@@ -460,3 +460,109 @@ def test_gc_racing_writers_never_loses_committed_data(udr, tmp_path):
     assert udr("fsck").code == 0
     r, rep = gc(udr, "--grace", "0s")
     assert r.code == 0 and udr("fsck").code == 0
+
+
+def test_damaged_loose_duplicate_never_outlives_the_intact_copy(udr, tmp_path):
+    """A committed content with an intact packed copy and a damaged loose
+    raw copy (which readers skip): the kept copy must be the intact one,
+    or gc deletes the only good bytes (R2 review: the loose raw copy always
+    won, unchecked, and its pack was dropped)."""
+    data = rnd(5000, 41)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    (where, _path, *_), = udr.locate(h)
+    assert where == "pack"
+    loose = udr.root / "chunks" / h[:2] / h[2:4] / h
+    loose.parent.mkdir(parents=True, exist_ok=True)
+    bad = bytearray(data)
+    bad[100] ^= 1
+    loose.write_bytes(bytes(bad))
+    assert udr("get", h).stdout == data  # the damaged copy is skipped
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data, r
+    assert [c[0] for c in udr.locate(h)] == ["pack"]
+    assert udr("fsck").code == 0
+
+
+def test_damaged_manifest_duplicate_after_intact_one(udr, tmp_path):
+    """A manifest with an intact packed copy and a damaged loose one (which
+    fsck does not flag, readers skip): gc keeps the intact copy and removes
+    the damaged one.  It used to stop with 'corrupt manifest' (exit 4)
+    whenever the damaged copy came after the intact one, while fsck said
+    the store was clean: gc could never run again."""
+    data = rnd(1_500_000, 43)
+    f = tmp_path / "big"
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    h = json.loads(udr.ok("show", "t").out)["chunks"][0]
+    (where, path, off, length, kind), = udr.locate(h)
+    assert where == "pack" and kind == 3
+    payload = bytearray(path.read_bytes()[off:off + length])
+    assert payload[:4] == b"UDRM"
+    payload[len(payload) // 2] ^= 1
+    loose = udr.root / "chunks" / h[:2] / h[2:4] / (h + ".m")
+    loose.parent.mkdir(parents=True, exist_ok=True)
+    loose.write_bytes(bytes(payload))
+    assert udr("get", h).stdout == data
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert not loose.exists()
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data
+    assert udr("fsck").code == 0
+
+
+@pytest.mark.parametrize("fmt", ["2", "3"])
+def test_stray_copy_in_the_wrong_directory_is_not_a_copy(tmp_path, fmt):
+    """A file named like a loose object but in another fan-out directory
+    (copied there by hand) is no copy readers find: gc must not keep it in
+    place of the real one.  It used to count it as a second loose raw copy,
+    keep it, plan the real file's removal, and abort in its guard (STATE
+    aborted: gc refused until fsck)."""
+    from conftest import Udr
+    udr = Udr(tmp_path / ("s" + fmt))
+    udr.ok("init", "--format", fmt)
+    data = rnd(5000, 45)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    stray = udr.root / "chunks" / "00" / "00" / h
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(data)
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data
+    assert json.loads(udr.ok("gc", "--status", "--json").out)["phase"] == "idle"
+
+
+def test_damaged_pack_copy_never_kept_over_an_intact_one(udr, tmp_path):
+    """Two packed copies of a committed content, the one in the newer pack
+    (which wins the tie) damaged: gc keeps the intact copy."""
+    from conftest import Udr
+    data = rnd(5000, 47)
+    f = tmp_path / "x"
+    f.write_bytes(data)
+    h = udr.put(data)
+    udr.ok("commit", "t", "--next", h)
+    other = Udr(tmp_path / "other")
+    other.ok("init")
+    assert other.put(data) == h
+    time.sleep(0.05)
+    for p in (other.root / "chunks" / "packs").iterdir():
+        if p.suffix in (".pack", ".idx"):
+            (udr.root / "chunks" / "packs" / p.name).write_bytes(p.read_bytes())
+    copies = udr.locate(h)
+    assert len(copies) == 2
+    _, path, off, length, _ = max(copies, key=lambda c: c[1].stat().st_ctime_ns)
+    b = bytearray(path.read_bytes())
+    b[off + length // 2] ^= 1
+    path.write_bytes(bytes(b))
+    assert udr("get", h).stdout == data
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    r = udr("get", h)
+    assert r.code == 0 and r.stdout == data, r
+    assert len(udr.locate(h)) == 1
+    assert udr("fsck").code == 0
