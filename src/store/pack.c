@@ -282,7 +282,7 @@ int udr__pack_reindex(unsigned char **out, size_t *out_len, const unsigned char 
 		return rc;
 	for (;;) {
 		udr__pack_entry e;
-		uint64_t next;
+		uint64_t next = 0;
 		if ((rc = udr__pack_entry_parse(&e, &next, p, len, off, what)) < 0)
 			goto fail;
 		if (rc == 1)
@@ -1507,7 +1507,7 @@ static int copy_pack(udr__packw *w, udr__pack *p, const char *path)
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt pack %s: class differs from its index's", path);
 	while (rc == 0) {
 		udr__pack_entry e;
-		uint64_t next;
+		uint64_t next = 0;
 		if ((rc = udr__pack_entry_parse(&e, &next, m, ml, off, path)) != 0)
 			break;
 		rc = udr__packw_append(w, &e.hash, e.kind, e.raw_size, m + off + UDR__PACK_ENTRY_HDR, e.length);
