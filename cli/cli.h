@@ -54,6 +54,7 @@ int cli_cmd_tables(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_cache(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_log(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_watch(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_branch(cli_ctx *ctx, int argc, char **argv);

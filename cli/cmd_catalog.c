@@ -158,6 +158,7 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	struct commit_opts o = { NULL, NULL, 0, 0, NULL, NULL, NULL, 0 };
 	udr_version *v = NULL;
 	udr_db *db = NULL;
+	udr_gc_hold *hold = NULL;
 	int rc;
 
 	o.meta = calloc((size_t)argc, sizeof(*o.meta));
@@ -198,6 +199,11 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
+	/* the put and the commit naming it, with no gc in between (udr/gc.h) */
+	if (o.file && (rc = udr_gc_hold_begin(&hold, udr_db_store(db))) < 0) {
+		rc = cli_fail(rc);
+		goto out;
+	}
 	if (o.file && (rc = commit_add_file(v, ctx, db, o.file)) != 0)
 		goto out;
 	if (o.branch)
@@ -211,6 +217,7 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	else
 		rc = cli_fail(rc);
 out:
+	udr_gc_hold_end(hold);
 	udr_db_close(db);
 	udr_version_free(v);
 	free(o.meta);

@@ -180,9 +180,20 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			ms.temp_removed += stale;
 	}
 #endif
+	problems = chunk_state.printed + cat_state.printed;
+	if (problems == 0 && rc_store == 0 && rc_cat == 0) {
+		/* a gc run its guard aborted may run again once the store is clean */
+		int was = 0;
+
+		if (udr_db_gc_reset(&was, db) != 0) {
+			cli_errorf("%s", udr_error_last()->message);
+			rc_store = UDR_EIO;
+		} else if (was) {
+			printf("gc: the aborted run was reset (no problem found); gc may run again\n");
+		}
+	}
 	udr_db_close(db);
 
-	problems = chunk_state.printed + cat_state.printed;
 	printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
 	       " catalog file%s checked, %" PRIu64 " problem%s, %" PRIu64
 	       " temp file%s removed\n",

@@ -504,6 +504,29 @@ static const cli_command commands[] = {
 	  "         materialize again what they need.  Prints what was removed.\n"
 	  "  --json one JSON object: parts, part_bytes, temp_bytes\n",
 	  cli_cmd_cache },
+	{ "gc", "remove what no version needs (garbage collection)",
+	  "usage: udr gc [--dry-run] [--grace DURATION] [--threshold PCT] [--max-unused PCT]\n"
+	  "              [--max-repack SIZE] [--json] [-q]\n"
+	  "       udr gc --status [--json]\n"
+	  "\n"
+	  "Remove the chunks no version of any table needs (dropped tables' versions\n"
+	  "included: nothing expires yet), puts never committed once they are older\n"
+	  "than the grace, and duplicate copies; rewrite packs with dead entries.\n"
+	  "Puts and commits wait while it runs.  Every deletion comes after a check\n"
+	  "that each live chunk keeps a copy; a kill at any moment leaves a\n"
+	  "consistent store and the next run finishes the work.\n"
+	  "  --dry-run          report what would be removed; change nothing\n"
+	  "  --grace DURATION   keep uncommitted data younger than this (24h; e.g.\n"
+	  "                     0s, 30min, 7d)\n"
+	  "  --threshold PCT    rewrite a pack at least PCT% dead (10)\n"
+	  "  --max-unused PCT   then rewrite more until unused space <= PCT% (5)\n"
+	  "  --max-repack SIZE  copy at most SIZE of live data (K, M, G suffixes)\n"
+	  "  --json             the report as one JSON object (mark, removed,\n"
+	  "                     written, store, temp)\n"
+	  "  --status           the state of gc and the last run's report\n"
+	  "Exit codes: 0; 2 usage; 4 a live chunk is missing (nothing removed);\n"
+	  "5 I/O, or another gc is running (its pid named).\n",
+	  cli_cmd_gc },
 	{ "fsck", "check the chunk store and the catalog",
 	  "usage: udr fsck [--repair-from FILE]... [--reset-head]\n"
 	  "\n"
@@ -524,7 +547,8 @@ static const cli_command commands[] = {
 	  "                      end; the sequence numbers past it are handed out\n"
 	  "                      again\n"
 	  "(`udr put FILE` repairs the same way: a put never keeps damaged objects\n"
-	  "of the content it stores.)\n",
+	  "of the content it stores.)  When it finds no problem, a gc run that its\n"
+	  "guard aborted is reset, so that `udr gc` runs again.\n",
 	  cli_cmd_fsck },
 	{ "import", "import CSV, Parquet or JSON files (or a query) as a table version",
 	  "usage: udr import TABLE FILE... [--format F] [--append | --key COL[,COL...]] [-m MESSAGE]\n"

@@ -48,7 +48,7 @@ _udr()
 		--param | --threads | --memory-limit | --key | --format | --chunk-min | \
 		--chunk-avg | --chunk-max | --compression-level | --delta-depth | --keep-last | \
 		--keep-within | --keep-hourly | --keep-daily | --keep-weekly | --keep-monthly | \
-		--keep-yearly)
+		--keep-yearly | --grace | --threshold | --max-unused | --max-repack)
 			[[ -n $cmd ]] && i=$((i + 1))  # the option's value
 			continue
 			;;

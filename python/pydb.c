@@ -501,8 +501,75 @@ static PyObject *db_tables(udrpy_db *d, PyObject *args, PyObject *kwds)
 	return udrpy_strlist_take(names, count);
 }
 
+PyDoc_STRVAR(gc_doc,
+"gc(dry_run=False, grace=None, threshold=10, max_unused=5, max_repack=None) -> dict\n\n"
+"Garbage collection (docs/GC.md; the CLI's `udr gc`): remove the chunks no\n"
+"version needs, puts never committed once older than grace (seconds; None:\n"
+"the store's, 24 h) and duplicate copies; rewrite packs at least threshold\n"
+"percent dead, then more until unused space is at most max_unused percent,\n"
+"copying at most max_repack bytes (None: no limit).  Writers wait while it\n"
+"runs.  Returns the report (mark, removed, written, store, temp).  Raises\n"
+"LockedError-like udr.Error when another gc runs, CorruptError when a live\n"
+"chunk is missing (nothing removed), ValueError for bad options.");
+
+static PyObject *db_gc(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"dry_run", "grace", "threshold", "max_unused", "max_repack", NULL};
+	int dry = 0;
+	PyObject *grace = Py_None, *max_repack = Py_None, *json = NULL, *r = NULL;
+	int threshold = 10, max_unused = 5;
+	udr_gc_options o = UDR_GC_OPTIONS_INIT;
+	char *report = NULL;
+	udr_db *h;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pOiiO:gc", kwlist, &dry, &grace, &threshold, &max_unused,
+	                                 &max_repack))
+		return NULL;
+	if (threshold < 0 || threshold > 100 || max_unused < 0 || max_unused > 100) {
+		PyErr_SetString(PyExc_ValueError, "threshold and max_unused must be 0..100");
+		return NULL;
+	}
+	if (grace != Py_None) {
+		double g = PyFloat_AsDouble(grace);
+		if (g == -1.0 && PyErr_Occurred())
+			return NULL;
+		if (!(g >= 0) || g > 9.2e15) {
+			PyErr_SetString(PyExc_ValueError, "grace must be a number of seconds >= 0");
+			return NULL;
+		}
+		o.grace_ms = (int64_t)(g * 1000.0);
+	}
+	if (max_repack != Py_None) {
+		unsigned long long v = PyLong_AsUnsignedLongLong(max_repack);
+		if (PyErr_Occurred())
+			return NULL;
+		if (v == 0) {
+			PyErr_SetString(PyExc_ValueError, "max_repack must be more than 0 (None: no limit)");
+			return NULL;
+		}
+		o.max_repack_bytes = v;
+	}
+	o.dry_run = dry;
+	o.threshold_pct = (unsigned)threshold;
+	o.max_unused_pct = (unsigned)max_unused;
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_db_gc(&report, h, &o);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) != NULL)
+		r = PyObject_CallMethod(json, "loads", "s", report);
+	Py_XDECREF(json);
+	udr_free(report);
+	return r;
+}
 
 static PyMethodDef db_methods[] = {
+	{"gc", (PyCFunction)(void (*)(void))db_gc, METH_VARARGS | METH_KEYWORDS, gc_doc},
 	{"close", (PyCFunction)db_close, METH_NOARGS, close_doc},
 	{"tables", (PyCFunction)(void (*)(void))db_tables, METH_VARARGS | METH_KEYWORDS, tables_doc},
 	{"transaction", (PyCFunction)(void (*)(void))db_transaction,

@@ -35,6 +35,46 @@ UDR_EXTERN udr_catalog *udr_db_catalog(udr_db *db);
 /** The root directory (borrowed). */
 UDR_EXTERN const char *udr_db_path(const udr_db *db);
 
+/** Options of udr_db_gc (docs/GC.md 7.3).  Initialise with UDR_GC_OPTIONS_INIT. */
+typedef struct udr_gc_options {
+	unsigned int version;      /**< UDR_GC_OPTIONS_VERSION */
+	int dry_run;               /**< nonzero: plan and report, change nothing */
+	int64_t grace_ms;          /**< uncommitted data younger than this stays; < 0: the store's (24 h) */
+	unsigned int threshold_pct;   /**< rewrite packs at least this % dead (10) */
+	unsigned int max_unused_pct;  /**< then more until unused bytes <= this % (5) */
+	uint64_t max_repack_bytes;    /**< live bytes copied at most (0: no limit) */
+	/** Called once per phase and as work proceeds (may be NULL). */
+	void (*progress)(const char *phase, uint64_t done, uint64_t total, void *payload);
+	void *progress_payload;
+} udr_gc_options;
+#define UDR_GC_OPTIONS_VERSION 1
+#define UDR_GC_OPTIONS_INIT {UDR_GC_OPTIONS_VERSION, 0, -1, 10, 5, 0, NULL, NULL}
+
+/**
+ * Garbage collection: remove what no version needs (docs/GC.md).  Writers
+ * wait while it runs.  *report_json (freed with udr_free) is the report of
+ * docs/GC.md 7.1.
+ * @return 0; UDR_EINVAL (bad options); UDR_ELOCKED (another gc runs: its
+ *         pid named); UDR_ECORRUPT (a live chunk is missing, or the guard
+ *         failed: nothing removed); UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts);
+
+/**
+ * The state of garbage collection: chunks/gc/STATE as a JSON object
+ * ({"epoch","phase","running":pid or null,"last":the last run's report or
+ * null}); freed with udr_free.
+ */
+UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
+
+/**
+ * Let gc run again after a run its guard aborted (STATE aborted), once the
+ * store was checked (`udr fsck` calls it when it found no problem): STATE
+ * back to idle.  *was_aborted (may be NULL) tells whether it was.
+ * @return 0; UDR_ELOCKED (a gc runs); UDR_ECORRUPT (STATE damaged); UDR_EIO.
+ */
+UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
+
 #ifdef __cplusplus
 }
 #endif

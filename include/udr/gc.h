@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -296,5 +297,20 @@ UDR_EXTERN int udr_expire_record_json(char **out, struct udr_catalog *catalog, u
 #ifdef __cplusplus
 }
 #endif
+
+/*
+ * Keep garbage collection out while the caller puts content and then
+ * commits versions naming it ("put now, commit later" within one
+ * operation).  Every put and every commit holds the collection's fence by
+ * itself; between the two, content not yet named by any version is kept
+ * only for the grace (`udr gc --grace`), so an operation that puts and
+ * then commits holds this across both: a `udr gc` that starts meanwhile
+ * waits until it ends, and a hold begun while a gc runs waits for it.
+ * Holds nest.  0; UDR_EIO (the store's gc/ files cannot be made: a
+ * read-only store); UDR_ECORRUPT (a damaged chunks/gc/STATE).
+ */
+typedef struct udr_gc_hold udr_gc_hold;
+UDR_EXTERN int udr_gc_hold_begin(udr_gc_hold **out, udr_store *store);
+UDR_EXTERN void udr_gc_hold_end(udr_gc_hold *hold); /* accepts NULL */
 
 #endif

@@ -360,6 +360,17 @@ UDR_EXTERN int udr_query_cache_stats(udr_query_cache_info *out, udr_db *db, cons
  */
 UDR_EXTERN int udr_query_cache_clear(udr_query_cache_info *removed, udr_db *db, const char *cache_dir);
 
+/**
+ * After garbage collection (docs/GC.md 5.4): remove the cached parts whose
+ * content the store no longer has, then udr_query_clean_temp.  Never waits
+ * on statements: when the cache's exclusive lock is busy nothing is removed
+ * and *skipped is set.
+ * @param[out] removed what was removed (temp_bytes: 0) (may be NULL)
+ * @param[out] skipped 1 when the cache was busy (may be NULL)
+ * @return 0; UDR_EINVAL; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_cache_trim(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir);
+
 /* ---- results --------------------------------------------------------------- */
 
 /** Free a result (accepts NULL). */

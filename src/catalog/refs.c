@@ -308,7 +308,7 @@ static int head_in(uint64_t *out, udr_catalog *c, const udr__record *r, const ch
 
 int udr__view_lookup(udr__tentry *out, udr_catalog *c, const udr__record *r, const char *table, const char *view)
 {
-	uint64_t h;
+	uint64_t h = 0;
 	int rc;
 	memset(out, 0, sizeof(*out));
 	if (strcmp(view, UDR__VIEW_ALLOC) == 0)

@@ -3,12 +3,19 @@
  * with the catalog checking chunks against the store.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "util/util.h"
 #include "store/store_internal.h"
+#include "gc/collect.h"
+#include "store/gcfence.h"
+#include "store/gcstate.h"
 
 #define ROOT_FORMAT 1
 
@@ -116,4 +123,115 @@ udr_catalog *udr_db_catalog(udr_db *db)
 const char *udr_db_path(const udr_db *db)
 {
 	return db ? db->path : NULL;
+}
+
+/* ---- garbage collection (src/gc) ------------------------------------------ */
+
+int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
+{
+	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
+	udr_gc_options def = UDR_GC_OPTIONS_INIT;
+	if (!report_json || !db)
+		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
+	*report_json = NULL;
+	if (!opts)
+		opts = &def;
+	if (opts->version != UDR_GC_OPTIONS_VERSION)
+		return udr__error_set(UDR_EINVAL, "gc: options of version %u (expected %d)", opts->version,
+		                      UDR_GC_OPTIONS_VERSION);
+	o.dry_run = opts->dry_run != 0;
+	o.grace_ms = opts->grace_ms < 0 ? udr__store_gc_grace_ms(db->store) : opts->grace_ms;
+	o.threshold_pct = opts->threshold_pct;
+	o.max_unused_pct = opts->max_unused_pct;
+	o.max_repack_bytes = opts->max_repack_bytes;
+	o.progress = opts->progress;
+	o.progress_payload = opts->progress_payload;
+	return udr__gc_collect(report_json, db->store, db->catalog, &o);
+}
+
+int udr_db_gc_status(char **state_json, udr_db *db)
+{
+	udr__gcstate st;
+	udr__buf b = {0};
+	char *path, pid[32] = "null";
+	int rc, fd;
+	if (!state_json || !db)
+		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
+	*state_json = NULL;
+	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
+		return rc;
+	if (!(path = udr__path_join(udr_store_path(db->store), "gc/lock"))) {
+		udr__gcstate_release(&st);
+		return udr__error_oom();
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+			char buf[32];
+			ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+			long v = 0;
+			buf[n > 0 ? n : 0] = 0;
+			if (sscanf(buf, "%ld", &v) == 1 && v > 0)
+				snprintf(pid, sizeof(pid), "%ld", v);
+			else
+				snprintf(pid, sizeof(pid), "0");
+		}
+		close(fd);
+	}
+	free(path);
+	rc = udr__buf_printf(&b, "{\"epoch\":%llu,\"phase\":\"%s\",\"running\":%s,\"plan\":", (unsigned long long)st.epoch,
+	                     udr__gc_phase_name(st.phase), pid);
+	if (rc == 0)
+		rc = st.plan[0] ? udr__buf_printf(&b, "\"%s\"", st.plan) : udr__buf_puts(&b, "null");
+	if (rc == 0)
+		rc = udr__buf_printf(&b, ",\"last\":%s}", st.last ? st.last : "null");
+	udr__gcstate_release(&st);
+	if (rc < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	*state_json = b.ptr;
+	return 0;
+}
+
+int udr_db_gc_reset(int *was_aborted, udr_db *db)
+{
+	udr__gcstate st;
+	const char *sp;
+	char *path;
+	int fd, rc;
+	if (was_aborted)
+		*was_aborted = 0;
+	if (!db)
+		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
+	sp = udr_store_path(db->store);
+	if ((rc = udr__gcstate_load(&st, sp)) < 0)
+		return rc;
+	if (st.phase != UDR__GC_ABORTED) {
+		udr__gcstate_release(&st);
+		return 0;
+	}
+	if (!(path = udr__path_join(sp, "gc/lock"))) {
+		udr__gcstate_release(&st);
+		return udr__error_oom();
+	}
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+		rc = udr__error_io(errno, "cannot open %s", path);
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? udr__error_set(UDR_ELOCKED, "a gc is running on this store (%s)", path)
+		                          : udr__error_io(errno, "cannot lock %s", path);
+	} else {
+		udr__gcstate_release(&st);
+		/* again under the lock */
+		if ((rc = udr__gcstate_load(&st, sp)) == 0 && st.phase == UDR__GC_ABORTED) {
+			st.phase = UDR__GC_IDLE;
+			st.plan[0] = 0;
+			if ((rc = udr__gcstate_save(sp, udr__store_tmpdir(db->store), &st)) == 0 && was_aborted)
+				*was_aborted = 1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	udr__gcstate_release(&st);
+	return rc;
 }

@@ -474,6 +474,79 @@ int udr_query_cache_clear(udr_query_cache_info *removed, udr_db *db, const char 
 	return rc;
 }
 
+int udr_query_cache_trim(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir)
+{
+	udr_query_cache_info got = {0, 0, 0};
+	char *cache;
+	DIR *d;
+	struct dirent *e;
+	int fd, rc = 0;
+	if (!db)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_cache_trim");
+	if (removed)
+		memset(removed, 0, sizeof(*removed));
+	if (skipped)
+		*skipped = 0;
+	if (!(cache = udr__q_cache_dir(db, cache_dir)))
+		return udr__error_oom();
+	if ((fd = open(cache, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot open the query cache %s", cache);
+		free(cache);
+		return rc;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? 0 : udr__error_io(errno, "cannot lock the query cache %s", cache);
+		if (rc == 0 && skipped)
+			*skipped = 1;
+		close(fd);
+		free(cache);
+		return rc;
+	}
+	if (!(d = opendir(cache))) {
+		rc = udr__error_io(errno, "cannot list the query cache %s", cache);
+	} else {
+		while (rc == 0 && (e = readdir(d)) != NULL) {
+			char hex[UDR_HASH_HEXSIZE + 1], *p;
+			udr_hash h;
+			struct stat st;
+			int ex;
+			if (!is_part_name(e->d_name))
+				continue;
+			memcpy(hex, e->d_name, UDR_HASH_HEXSIZE);
+			hex[UDR_HASH_HEXSIZE] = 0;
+			if (udr_hash_fromhex(&h, hex) != 0)
+				continue;
+			if ((ex = udr_store_exists(udr_db_store(db), &h)) < 0) {
+				rc = ex;
+				break;
+			}
+			if (ex)
+				continue;
+			if (!(p = udr__path_join(cache, e->d_name))) {
+				rc = udr__error_oom();
+				break;
+			}
+			if (lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+				if (unlink(p) == 0) {
+					got.parts++;
+					got.part_bytes += (uint64_t)st.st_size;
+				} else if (errno != ENOENT) {
+					rc = udr__error_io(errno, "cannot remove %s", p);
+				}
+			}
+			free(p);
+		}
+		closedir(d);
+	}
+	close(fd);
+	if (rc == 0)
+		rc = udr_query_clean_temp(NULL, db, cache_dir);
+	free(cache);
+	if (removed)
+		*removed = got;
+	return rc;
+}
+
 /*
  * A user's query whose rows are written (import --sql, sql -o): exactly one
  * statement that returns rows, checked on its own before it is put inside
@@ -1407,7 +1480,7 @@ static int forced_types(schema *out, udr_query *q, int format, const char *const
 	return rc;
 }
 
-int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
+static int import_files_unheld(uint64_t *version, udr_query *q, const char *table, const char *const *files,
                      size_t nfiles, const udr_import_options *opts)
 {
 	udr_import_options o;
@@ -1510,7 +1583,20 @@ out:
 	return rc;
 }
 
-int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
+/* the puts and the commit naming them, with no gc in between (udr/gc.h) */
+int udr_query_import(uint64_t *version, udr_query *q, const char *table, const char *const *files,
+                     size_t nfiles, const udr_import_options *opts)
+{
+	udr_gc_hold *hold = NULL;
+	int rc;
+	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
+		return rc;
+	rc = import_files_unheld(version, q, table, files, nfiles, opts);
+	udr_gc_hold_end(hold);
+	return rc;
+}
+
+static int import_sql_unheld(uint64_t *version, udr_query *q, const char *table, const char *sql,
                          const udr_value *params, size_t nparams, const udr_import_options *opts)
 {
 	udr_import_options o;
@@ -1539,6 +1625,19 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 	src.kind = UDR__RUN_COPY;
 	rc = do_import(version, q, table, &src, opts, NULL);
 	free(rewritten);
+	return rc;
+}
+
+/* the puts and the commit naming them, with no gc in between (udr/gc.h) */
+int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, const char *sql,
+                         const udr_value *params, size_t nparams, const udr_import_options *opts)
+{
+	udr_gc_hold *hold = NULL;
+	int rc;
+	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
+		return rc;
+	rc = import_sql_unheld(version, q, table, sql, params, nparams, opts);
+	udr_gc_hold_end(hold);
 	return rc;
 }
 

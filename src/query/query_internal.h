@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <udr/query.h>
+#include <udr/gc.h>
 #include "util/util.h"
 
 /* ---- table references (sqlref.c) ------------------------------------------ */

@@ -1604,7 +1604,7 @@ fail:
 	return rc;
 }
 
-int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, const char *into,
+static int merge_unheld(udr_merge_result **out, udr_query *q, const char *source, const char *into,
                     const udr_rowmerge_options *opts)
 {
 	udr_rowmerge_options def = UDR_ROWMERGE_OPTIONS_INIT;
@@ -1625,7 +1625,20 @@ int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, co
 	return merge_run(out, q, source, into, opts, NULL, source);
 }
 
-int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *into)
+/* the puts and the commit naming them, with no gc in between (udr/gc.h) */
+int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, const char *into,
+                    const udr_rowmerge_options *opts)
+{
+	udr_gc_hold *hold = NULL;
+	int rc;
+	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
+		return rc;
+	rc = merge_unheld(out, q, source, into, opts);
+	udr_gc_hold_end(hold);
+	return rc;
+}
+
+static int merge_continue_unheld(udr_merge_result **out, udr_query *q, const char *into)
 {
 	udr_rowmerge_options o = UDR_ROWMERGE_OPTIONS_INIT;
 	udr__mrec r;
@@ -1677,5 +1690,17 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 out:
 	udr__mrec_free(&r);
 	udr__mrec_unlock(lock);
+	return rc;
+}
+
+/* the puts and the commit naming them, with no gc in between (udr/gc.h) */
+int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *into)
+{
+	udr_gc_hold *hold = NULL;
+	int rc;
+	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
+		return rc;
+	rc = merge_continue_unheld(out, q, into);
+	udr_gc_hold_end(hold);
 	return rc;
 }

@@ -488,6 +488,7 @@ typedef struct udr__wtx {
 	unsigned long ids;
 	char *message;      /* the session's message when the transaction began */
 	char *branch;       /* the branch it commits on (NULL: main) */
+	udr_gc_hold *hold;  /* parts are put before the commit names them (udr/gc.h) */
 } udr__wtx;
 
 uint64_t udr__w_snapshot(udr_query *q)
@@ -548,6 +549,7 @@ static void wtx_end(udr_query *q)
 	free(w->message);
 	free(w->branch);
 	udr_txn_free(w->txn);
+	udr_gc_hold_end(w->hold);
 	free(w);
 	q->wtx = NULL;
 }
@@ -580,7 +582,8 @@ static int wtx_begin(udr_query *q, bool explicit_txn, const char *branch)
 		free(w);
 		return udr__error_oom();
 	}
-	if ((rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
+	if ((rc = udr_gc_hold_begin(&w->hold, q->store)) < 0 || (rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
+		udr_gc_hold_end(w->hold);
 		free(w->message);
 		free(w->branch);
 		free(w);
@@ -2392,7 +2395,7 @@ out:
 	return rc;
 }
 
-int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *opts)
+static int optimize_unheld(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *opts)
 {
 	udr_optimize_options def = UDR_OPTIMIZE_OPTIONS_INIT;
 	uint64_t v = 0;
@@ -2412,6 +2415,18 @@ int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const
 	if (version)
 		*version = v;
 	return 0;
+}
+
+/* the puts and the commit naming them, with no gc in between (udr/gc.h) */
+int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const udr_optimize_options *opts)
+{
+	udr_gc_hold *hold = NULL;
+	int rc;
+	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
+		return rc;
+	rc = optimize_unheld(version, q, table, opts);
+	udr_gc_hold_end(hold);
+	return rc;
 }
 
 /*

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "store/store_internal.h"
 #include "store/pack.h"
 #include "store/gcfence.h"
+#include "udr/gc.h"
 
 int64_t udr__gc_test_now_ms;
 
@@ -62,36 +64,108 @@ done:
 	return rc;
 }
 
+/* The holds of this process (see udr__gc_hold). */
+static pthread_mutex_t holds_mu = PTHREAD_MUTEX_INITIALIZER;
+static udr__gc_hold *holds;
+static pthread_once_t holds_once = PTHREAD_ONCE_INIT;
+
+static void holds_prepare(void)
+{
+	pthread_mutex_lock(&holds_mu);
+}
+
+static void holds_parent(void)
+{
+	pthread_mutex_unlock(&holds_mu);
+}
+
+/* In the child: its copies of the parent's held descriptors are closed
+ * (only close: a flock(LOCK_UN) would free the parent's lock as well). */
+static void holds_child(void)
+{
+	for (udr__gc_hold *h = holds; h; h = h->next)
+		if (h->fd >= 0)
+			close(h->fd);
+	holds = NULL;
+	pthread_mutex_unlock(&holds_mu);
+}
+
+static void holds_init(void)
+{
+	pthread_atfork(holds_prepare, holds_parent, holds_child);
+}
+
+/* Open active.<parity> into h->fd and list h, both under holds_mu: a fork
+ * between the two would give the child an unlisted copy of a descriptor
+ * the parent is about to lock. */
+static int holds_open(udr__gc_hold *h, udr_store *s, unsigned parity)
+{
+	int rc, fd = -1;
+	pthread_mutex_lock(&holds_mu);
+	if ((rc = open_active(&fd, s, parity)) == 0) {
+		h->fd = fd;
+		h->prev = NULL;
+		h->next = holds;
+		if (holds)
+			holds->prev = h;
+		holds = h;
+	}
+	pthread_mutex_unlock(&holds_mu);
+	return rc;
+}
+
+static void holds_remove(udr__gc_hold *h)
+{
+	pthread_mutex_lock(&holds_mu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (holds == h)
+		holds = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	pthread_mutex_unlock(&holds_mu);
+}
+
+static void holds_close(udr__gc_hold *h)
+{
+	holds_remove(h);
+	UDR_IO->close(h->fd); /* the lock goes with the last descriptor of its open file */
+	h->fd = -1;
+}
+
 int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s)
 {
 	h->fd = -1;
+	h->prev = h->next = NULL;
+	h->pid = (int)getpid();
+	pthread_once(&holds_once, holds_init);
 	for (int attempt = 0;; attempt++) {
 		uint64_t e, e2;
 		enum udr__gc_phase p;
-		int rc, fd;
+		int rc;
 		if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
 			return rc;
 		udr__test_pause("gc-hold-read");
-		if ((rc = open_active(&fd, s, (unsigned)(e & 1))) < 0)
+		if ((rc = holds_open(h, s, (unsigned)(e & 1))) < 0)
 			return rc;
-		if (UDR_IO->flock(fd, LOCK_SH) < 0) {
+		if (UDR_IO->flock(h->fd, LOCK_SH) < 0) {
 			int err = errno;
-			UDR_IO->close(fd);
+			holds_close(h);
 			return udr__error_io(err, "cannot lock %s/" UDR__GC_DIR "/active.%u", s->path, (unsigned)(e & 1));
 		}
 		/* the re-read under the lock makes the drain exact: a GC that
 		 * published e+1 after our first read waits on the other file */
 		if ((rc = udr__gcwatch_read(&e2, &p, &s->gcw, s->path)) < 0) {
-			UDR_IO->close(fd);
+			holds_close(h);
 			return rc;
 		}
 		if ((e2 & 1) == (e & 1)) {
-			h->fd = fd;
 			h->epoch = e2;
 			h->phase = p;
 			return 0;
 		}
-		UDR_IO->close(fd);
+		holds_close(h);
 		if (attempt >= 1000)
 			return udr__error_set(UDR_EIO, "garbage collection's epoch in %s/" UDR__GC_DIR "/STATE changed 1000 "
 			                      "times while a writer waited; gave up", s->path);
@@ -100,8 +174,9 @@ int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s)
 
 void udr__gc_hold_end(udr__gc_hold *h)
 {
-	if (h->fd >= 0)
-		UDR_IO->close(h->fd); /* the lock goes with the last descriptor of its open file */
+	if (h->fd >= 0 && h->pid == (int)getpid())
+		holds_close(h);
+	/* else a forked child's copy: its descriptor was closed at the fork */
 	h->fd = -1;
 }
 
@@ -148,12 +223,33 @@ static int64_t ts_ms(const struct timespec *t)
 	return (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000;
 }
 
-/* Is some copy of h older than the grace, and made before the put began
- * (start_ms; a copy this put wrote is young by definition)? */
-static int has_old_copy(bool *old, udr_store *s, const udr_hash *h, int64_t start_ms)
+/* Lock fresh.N for an append (shared among writers) and make sure it ends
+ * on a record boundary (see udr__gc_fresh_note). */
+static int fresh_lock_aligned(int fd, const char *path)
+{
+	struct stat st;
+	for (int op = LOCK_SH;; op = LOCK_EX) {
+		if (UDR_IO->flock(fd, op) < 0)
+			return udr__error_io(errno, "cannot lock %s", path);
+		if (UDR_IO->fstat(fd, &st) < 0)
+			return udr__error_io(errno, "cannot stat %s", path);
+		if (st.st_size % UDR__GC_FRESH_RECORD == 0)
+			return 0;
+		if (op == LOCK_EX)
+			break;
+	}
+	/* LOCK_EX: no live writer is appending; the tail is a dead one's */
+	if (ftruncate(fd, st.st_size - st.st_size % UDR__GC_FRESH_RECORD) < 0)
+		return udr__error_io(errno, "cannot cut the torn record at the end of %s", path);
+	return 0;
+}
+
+/* Was some copy of h made before the put began (start_ms; a copy this put
+ * wrote is young and its own), and is one of those older than the grace? */
+static int prior_copies(bool *prior, bool *old, udr_store *s, const udr_hash *h, int64_t start_ms)
 {
 	int64_t now = now_ms(), grace = s->gc_grace_ms;
-	*old = false;
+	*prior = *old = false;
 	for (unsigned copy = 0; copy < 64 && !*old; copy++) {
 		udr__loc l;
 		int64_t born_ms;
@@ -177,8 +273,11 @@ static int has_old_copy(bool *old, udr_store *s, const udr_hash *h, int64_t star
 			born_ms = ts_ms(&l.st.st_ctim);
 		}
 		udr__loc_free(&l);
-		if (born_ms < start_ms && now - born_ms > grace)
-			*old = true;
+		if (born_ms < start_ms) {
+			*prior = true;
+			if (now - born_ms > grace)
+				*old = true;
+		}
 	}
 	return 0;
 }
@@ -187,11 +286,11 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
 {
 	unsigned char rec[UDR__GC_FRESH_RECORD];
 	char *path;
-	bool old;
+	bool prior, old;
 	int rc, fd;
 	if (noted)
 		*noted = false;
-	if ((rc = has_old_copy(&old, s, hash, start_ms)) < 0 || !old)
+	if ((rc = prior_copies(&prior, &old, s, hash, start_ms)) < 0 || !prior)
 		return rc;
 	if (!(path = gc_file(s->path, "fresh", (unsigned)(h->epoch & 1))))
 		return UDR_ENOMEM;
@@ -203,14 +302,25 @@ int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash
 		goto done;
 	}
 	/* one write of 40 bytes with O_APPEND: whole or torn at the end (a
-	 * crash), never interleaved with another writer's record */
-	if ((rc = udr__write_all(fd, rec, sizeof(rec), path)) == 0 && UDR_IO->fsync(fd) < 0)
+	 * crash), never interleaved with another writer's record.  Writers
+	 * append under LOCK_SH on the file; a length not a multiple of 40 is
+	 * then a torn record of a dead writer (a power cut before its put
+	 * returned), cut under LOCK_EX: appending behind it would misalign
+	 * every later record, and GC would read garbage hashes.  Only a hit
+	 * on a copy older than the grace is synced: a young copy's record
+	 * lost to a power cut only makes a later commit fail cleanly */
+	if ((rc = fresh_lock_aligned(fd, path)) == 0 && (rc = udr__write_all(fd, rec, sizeof(rec), path)) == 0 &&
+	    old && UDR_IO->fsync(fd) < 0)
 		rc = udr__error_io(errno, "fsync of %s failed", path);
 	UDR_IO->close(fd);
 	if (rc == 0 && noted)
 		*noted = true;
 done:
-	if (rc < 0) {
+	if (rc < 0 && !old) {
+		/* best effort for a young copy: the put stands */
+		udr_error_clear();
+		rc = 0;
+	} else if (rc < 0) {
 		char hex[UDR_HASH_HEXSIZE + 1], why[256];
 		udr_hash_tohex(hex, hash);
 		snprintf(why, sizeof(why), "%s", udr_error_last()->message);
@@ -270,4 +380,38 @@ int udr__gc_fresh_reset(const char *storepath, unsigned parity)
 	}
 	free(path);
 	return rc;
+}
+
+/* The public hold (udr/gc.h): one more LOCK_SH on its own open file
+ * description; a put's or commit's own hold inside it is granted while a GC
+ * waits for the exclusive lock (Linux grants a shared flock compatible with
+ * the holders, waiting exclusive requests or not), so holds nest. */
+struct udr_gc_hold {
+	udr__gc_hold h;
+};
+
+int udr_gc_hold_begin(udr_gc_hold **out, udr_store *s)
+{
+	udr_gc_hold *g;
+	int rc;
+	*out = NULL;
+	if (!s)
+		return udr__error_set(UDR_EINVAL, "udr_gc_hold_begin: no store");
+	if (!(g = malloc(sizeof(*g))))
+		return udr__error_oom();
+	g->h = (udr__gc_hold)UDR__GC_HOLD_INIT;
+	if ((rc = udr__gc_hold_begin(&g->h, s)) < 0) {
+		free(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void udr_gc_hold_end(udr_gc_hold *g)
+{
+	if (!g)
+		return;
+	udr__gc_hold_end(&g->h);
+	free(g);
 }

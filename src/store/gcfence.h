@@ -27,8 +27,14 @@ typedef struct udr__gc_hold {
 	int fd;
 	uint64_t epoch;
 	enum udr__gc_phase phase;
+	/* the process's list of holds: a child forked while one is held
+	 * closes its copy of the descriptor at once (pthread_atfork), so the
+	 * lock never outlives the parent's hold; its copy of the struct then
+	 * ends as a no-op (pid says whose it is) */
+	struct udr__gc_hold *prev, *next;
+	int pid;
 } udr__gc_hold;
-#define UDR__GC_HOLD_INIT {-1, 0, UDR__GC_IDLE}
+#define UDR__GC_HOLD_INIT {-1, 0, UDR__GC_IDLE, NULL, NULL, 0}
 
 /*
  * Steps 1-3: read STATE's epoch e (cached: one stat), open
@@ -61,12 +67,15 @@ int64_t udr__store_gc_grace_ms(const udr_store *s);
 
 /*
  * Step 5: the put of h (held, begun at start_ms by udr__now_ms) is
- * finished; when some copy of h was made before start_ms and more than the
- * grace ago (a loose file's ctime; a pack's index mtime in seconds when that
- * is clear, else the pack's ctime), append
- * <now ms LE64><h> to chunks/gc/fresh.<epoch mod 2> with O_APPEND and
- * fdatasync.  *noted (may be NULL) tells whether a record was written.
- * Errors: UDR_EIO (the put then fails: its content may be swept otherwise).
+ * finished; when some copy of hash was made before start_ms (a loose
+ * file's ctime; a pack's index mtime in seconds when that is clear, else
+ * the pack's ctime), append <now ms LE64><hash> to
+ * chunks/gc/fresh.<epoch mod 2> with O_APPEND under flock LOCK_SH (a torn
+ * tail of a dead writer is cut first, under LOCK_EX).  The record is
+ * synced only when such a copy is older than the grace; for a younger one
+ * it is best effort (a failure is cleared, the put stands).  *noted (may
+ * be NULL) tells whether a record was written.  Errors: UDR_EIO (only for
+ * an old copy: the put then fails, its content may be swept otherwise).
  */
 int udr__gc_fresh_note(udr_store *s, const udr__gc_hold *h, const udr_hash *hash, int64_t start_ms, bool *noted);
 

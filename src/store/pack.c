@@ -20,6 +20,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "store/pack.h"
+#include "gc/collect.h"
 
 static const unsigned char end_magic[8] = {'U', 'D', 'R', 'P', 'E', 'N', 'D', 0};
 
@@ -281,7 +282,7 @@ int udr__pack_reindex(unsigned char **out, size_t *out_len, const unsigned char 
 		return rc;
 	for (;;) {
 		udr__pack_entry e;
-		uint64_t next;
+		uint64_t next = 0;
 		if ((rc = udr__pack_entry_parse(&e, &next, p, len, off, what)) < 0)
 			goto fail;
 		if (rc == 1)
@@ -1248,6 +1249,20 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 		}
 		if ((int64_t)udr__now_ms() / 1000 - (int64_t)st.st_ctime < (int64_t)udr__orphan_age)
 			continue;
+		{
+			bool gone;
+			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) == UDR_ECORRUPT) {
+				/* a damaged STATE stops writers and gc, not reads: its
+				 * packs stay visible (dead or duplicate copies) */
+				udr_error_clear();
+				rc = 0;
+				gone = false;
+			}
+			if (rc < 0)
+				break;
+			if (gone)
+				continue; /* gc removed its index on purpose (docs/GC.md 5.2) */
+		}
 		if (i < ps->n) {
 			/* known, without an index since an earlier scan */
 			seen[i] = true;
@@ -1381,11 +1396,20 @@ static int scan_once(udr_store *s)
 	}
 	{
 		size_t known = ps->n;
+		/* packs a gc run is deleting are gone already (docs/GC.md 5.2) */
+		char *gcplan = NULL;
+		rc = udr__gc_deleting_plan(&gcplan, s->path);
+		if (rc == UDR_ECORRUPT) {
+			/* a damaged STATE stops writers and gc, not reads */
+			udr_error_clear();
+			rc = 0;
+			gcplan = NULL;
+		}
 		while (rc == 0 && (e = readdir(d)) != NULL) {
 			char hex[UDR_HASH_HEXSIZE + 1], *ipath;
 			size_t i;
 			udr__pack *p;
-			if (!pack_name(e->d_name, ".idx", hex))
+			if (!pack_name(e->d_name, ".idx", hex) || udr__gc_plan_names(gcplan, hex))
 				continue;
 			for (i = 0; i < known; i++)
 				if (strcmp(ps->v[i]->hex, hex) == 0)
@@ -1432,6 +1456,7 @@ static int scan_once(udr_store *s)
 				break;
 			}
 		}
+		free(gcplan);
 		if (rc == 0)
 			rc = scan_orphans(s, d, dir, seen, known);
 		for (size_t i = 0; rc == 0 && i < known; i++)
@@ -1482,7 +1507,7 @@ static int copy_pack(udr__packw *w, udr__pack *p, const char *path)
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt pack %s: class differs from its index's", path);
 	while (rc == 0) {
 		udr__pack_entry e;
-		uint64_t next;
+		uint64_t next = 0;
 		if ((rc = udr__pack_entry_parse(&e, &next, m, ml, off, path)) != 0)
 			break;
 		rc = udr__packw_append(w, &e.hash, e.kind, e.raw_size, m + off + UDR__PACK_ENTRY_HDR, e.length);

@@ -20,6 +20,7 @@
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "store/pack.h"
+#include "gc/collect.h"
 #include "store/gcfence.h"
 
 /* Defaults, chosen by measurement (docs/ARCHITECTURE.md, "Chunking"). */
@@ -1102,6 +1103,15 @@ static int fsck_pack(struct fsck_ctx *c, const char *dir, const char *hex)
 	snprintf(pp, sizeof(pp), "%s/%s.pack", dir, hex);
 	snprintf(ip, sizeof(ip), "%s/%s.idx", dir, hex);
 	udr_hash_fromhex(&name, hex);
+	/* a pack a gc run is deleting: gone already, its index must not come
+	 * back; the next run removes it (docs/GC.md 5.2) */
+	{
+		bool gone;
+		if ((rc = udr__gc_plan_removes(&gone, c->s->path, hex)) < 0)
+			return report(c, rc, hex, pp, "%s", udr_error_last()->message);
+		if (gone)
+			return 0;
+	}
 	if ((rc = map_file(&pk, &pl, pp)) < 0) {
 		if (rc == UDR_ENOTFOUND) {
 			udr_error_clear();

@@ -269,6 +269,9 @@ extern int udr__delta_write_version;
 #define UDR__PHASE_REPACK 4u
 #define UDR__PHASE_RETIRE 8u /* a repack removing the packs it merged */
 #define UDR__PHASE_MIDX 16u  /* writing and publishing the multi-pack index */
+#define UDR__PHASE_GC_REWRITE 32u /* gc copying live entries into new packs */
+#define UDR__PHASE_GC_RETIRE 64u  /* gc removing packs and loose objects */
+#define UDR__PHASE_GC_STATE 128u  /* gc replacing chunks/gc/STATE */
 extern unsigned udr__io_phase;
 #define udr__phase_enter(bit) __atomic_fetch_or(&udr__io_phase, (bit), __ATOMIC_RELAXED)
 #define udr__phase_leave(bit) __atomic_fetch_and(&udr__io_phase, ~(unsigned)(bit), __ATOMIC_RELAXED)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -98,6 +99,55 @@ static void test_gcfence__hold_takes_the_epochs_parity(void **state)
 	udr__gc_hold_end(&h);
 	udr__gc_hold_end(&h); /* twice is fine */
 	assert_true(try_ex(f->gc, 1));
+}
+
+/* A child forked while a thread of the parent holds the fence (a Python
+ * worker pool started during a put) inherits the descriptor, and with it
+ * the lock's open file: without care the lock would outlive the parent's
+ * put for the child's whole life, and every GC would wait on it. */
+static void test_gcfence__a_forked_child_does_not_keep_the_hold(void **state)
+{
+	fx *f = *state;
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	int go[2], done[2];
+	char b = 0;
+	pid_t pid;
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(done), 0);
+	assert_int_equal(udr__gc_hold_begin(&h, f->st), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(go[1]);
+		if (write(done[1], "r", 1) != 1)
+			_exit(2);
+		if (read(go[0], &b, 1) < 0) /* lives until the parent has looked */
+			_exit(3);
+		/* the child's copy of the hold, ended after its descriptor's
+		 * number was reused, must not close the new file */
+		{
+			int fd = open("/dev/null", O_RDONLY);
+			udr__gc_hold_end(&h);
+			if (fd >= 0 && fcntl(fd, F_GETFD) < 0)
+				_exit(4);
+		}
+		_exit(0);
+	}
+	close(go[0]);
+	close(done[1]);
+	assert_int_equal(read(done[0], &b, 1), 1);
+	assert_false(try_ex(f->gc, 0)); /* the parent's hold */
+	udr__gc_hold_end(&h);
+	assert_true(try_ex(f->gc, 0)); /* the child does not hold it */
+	/* and a hold the child takes is its own */
+	assert_int_equal(write(go[1], "g", 1), 1);
+	close(go[1]);
+	{
+		int st = 0;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	close(done[0]);
 }
 
 struct putarg {
@@ -277,6 +327,35 @@ static void test_gcfence__reader_skips_a_torn_record(void **state)
 	free(path);
 }
 
+/* A writer killed by a power cut mid-append leaves a torn record (its put
+ * failed: the record was not durable).  The next writer's record must not
+ * be misaligned behind it, or GC would read garbage hashes and sweep the
+ * content the record protects. */
+static void test_gcfence__a_record_after_a_torn_one_is_read(void **state)
+{
+	fx *f = *state;
+	struct collect c = {0};
+	unsigned char torn[40 + 17];
+	char *fresh0 = th_join(f->gc, "fresh.0");
+	udr_hash x;
+	assert_int_equal(udr_store_put(&x, f->st, "old content", 11), 0);
+	assert_int_equal(udr__gc_dir_ensure(f->sdir), 0);
+	udr__put_le64(torn, 5);
+	memset(torn + 8, 0xab, 32);
+	memset(torn + 40, 0xee, 17);
+	th_write_file(fresh0, torn, sizeof(torn));
+	usleep(100000);
+	udr__gc_test_now_ms = udr__now_ms() + 25 * 3600 * 1000LL;
+	assert_int_equal(udr_store_put(&x, f->st, "old content", 11), 0);
+	assert_int_equal(file_size(fresh0), 2 * UDR__GC_FRESH_RECORD);
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.ms[0], 5);
+	assert_memory_equal(c.h[1].bytes, x.bytes, 32);
+	assert_int_equal(c.ms[1], udr__gc_test_now_ms);
+	free(fresh0);
+}
+
 /* ---- failures -------------------------------------------------------------- */
 
 static int fail_mode; /* 1: open of fresh.N fails, 2: its fsync, 3: EROFS on creating anything */
@@ -334,6 +413,40 @@ static void test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put(vo
 	udr_io_set(NULL);
 }
 
+/* A whole-content hit on a copy younger than the grace but made before the
+ * put began is recorded too: the copy may be named only by expired
+ * versions, which root 4 does not protect, and GC may run with a --grace
+ * below the store's.  Unsynced and best effort (a lost record only makes a
+ * later commit fail cleanly): no fsync, and a failed write does not fail
+ * the put. */
+static void test_gcfence__a_hit_on_a_young_copy_is_recorded_unsynced(void **state)
+{
+	fx *f = *state;
+	struct collect c = {0};
+	udr_hash x, y;
+	udr_io_methods m = *udr_io_default();
+	char *fresh0 = th_join(f->gc, "fresh.0");
+	m.open = x_open;
+	m.fsync = x_fsync;
+	assert_int_equal(udr_store_put(&x, f->st, "young content", 13), 0);
+	assert_false(th_exists(fresh0));
+	usleep(100000);
+	assert_int_equal(udr_io_set(&m), 0);
+	fail_mode = 2; /* an fsync of fresh.N would fail the put */
+	assert_int_equal(udr_store_put(&y, f->st, "young content", 13), 0);
+	assert_memory_equal(y.bytes, x.bytes, 32);
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_memory_equal(c.h[0].bytes, x.bytes, 32);
+	assert_true(c.ms[0] > udr__now_ms() - 60000);
+	fail_mode = 1; /* fresh.N cannot be opened: the put still succeeds */
+	assert_int_equal(udr_store_put(&y, f->st, "young content", 13), 0);
+	fail_mode = 0;
+	udr_io_set(NULL);
+	assert_int_equal(file_size(fresh0), UDR__GC_FRESH_RECORD);
+	free(fresh0);
+}
+
 static void test_gcfence__a_store_that_cannot_be_written_still_reads(void **state)
 {
 	fx *f = *state;
@@ -365,6 +478,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_gcfence__an_exclusive_holder_blocks_puts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__exclusive_waits_for_writers_and_stops_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__fresh_only_for_old_copies_made_before_the_put, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_record_after_a_torn_one_is_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_forked_child_does_not_keep_the_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_hit_on_a_young_copy_is_recorded_unsynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__reader_skips_a_torn_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put, setup,
 		                                teardown),

@@ -1,0 +1,146 @@
+/*
+ * collect.h - garbage collection of the chunk store (docs/GC.md, issue 15):
+ * mark (mark.c: the copy table, roots, the walk, kept copies) and sweep
+ * (sweep.c: the plan, rewrites, the guard, deletion, udr__gc_collect).
+ * Internal: the front ends reach it through udr_db_gc (db.h).
+ *
+ * This round the run is stop-the-world for writers (GC.md 4, "Built"): GC
+ * holds chunks/gc/lock for the whole run and LOCK_EX on chunks/gc/active.0
+ * and active.1 from before mark lists the copies until its deletions are
+ * durable; puts and commits hold LOCK_SH on one of them (gcfence.c).
+ */
+#ifndef UDR_GC_COLLECT_H
+#define UDR_GC_COLLECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <udr/catalog.h>
+#include <udr/store.h>
+
+struct udr__pack;
+
+/* Is version `version` of `table` expired and sweepable?  *out 1 yes, 0 no;
+ * a negative return stops the run with that error. */
+typedef int (*udr__gc_expired_fn)(int *out, const char *table, uint64_t version, void *payload);
+/* Link the run's `gc` record before anything is deleted (GC.md 4.3 G5);
+ * *seq its sequence number.  Helper A's udr__catalog_gc_record fits. */
+typedef int (*udr__gc_record_fn)(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through,
+                                 void *payload);
+/* Progress: phase ("mark", "rewrite", "verify", "delete"), done of total. */
+typedef void (*udr__gc_progress_fn)(const char *phase, uint64_t done, uint64_t total, void *payload);
+
+typedef struct udr__gc_collect_opts {
+	bool dry_run;               /* plan and report only: nothing written */
+	int64_t now_ms;             /* 0: the clock */
+	int64_t grace_ms;           /* uncommitted copies younger than this stay (root 4, 5) */
+	unsigned threshold_pct;     /* rewrite a pack at least this dead (10) */
+	unsigned max_unused_pct;    /* then more until unused <= this (5) */
+	uint64_t max_repack_bytes;  /* 0: no limit */
+	udr__gc_expired_fn expired; /* NULL: nothing expired */
+	void *expired_payload;
+	udr__gc_record_fn record;   /* NULL: no gc record */
+	void *record_payload;
+	uint64_t record_through;
+	udr__gc_progress_fn progress;
+	void *progress_payload;
+} udr__gc_collect_opts;
+#define UDR__GC_COLLECT_OPTS_INIT {false, 0, 24LL * 3600 * 1000, 10, 5, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL}
+
+/*
+ * Collect: mark, plan, sweep.  *report_json (malloc'd) the report of GC.md
+ * 7.1 (mark, removed, written, store, temp).  UDR_ELOCKED naming the pid
+ * when another run holds chunks/gc/lock; UDR_ECORRUPT naming the object and
+ * the versions when a live object is missing (nothing written), or when the
+ * guard fails (STATE aborted, nothing deleted); a STATE left aborted refuses
+ * further runs until fsck resets it.
+ */
+int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr__gc_collect_opts *o);
+
+/*
+ * Packs of a run that is deleting (STATE deleting, after its guard passed)
+ * are gone for readers and fsck, index or not: a kill part way through the
+ * deletion must not leave half of a dead content visible, nor an index
+ * republished (the orphan rule of FORMAT.md "Writing", fsck).  The next run
+ * removes what is left of them.  udr__gc_deleting_plan: *out the plan's
+ * text (malloc'd) in that phase, else NULL; an unreadable or damaged STATE
+ * is an error (never "nothing hidden").  udr__gc_plan_names: does it name
+ * pack hex; udr__gc_plan_removes: both in one.
+ */
+int udr__gc_deleting_plan(char **out, const char *storepath);
+bool udr__gc_plan_names(const char *plan, const char *hex);
+int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex);
+
+/* ---- mark (mark.c) ---------------------------------------------------------- */
+
+/* Flags of a copy in the copy table.  Object flags live on the first copy
+ * of the object's run; copy flags on each copy. */
+#define UDR__GC_LIVE 1u      /* object: reached from a root as LIVE */
+#define UDR__GC_BASE 2u      /* object: reached (also) as a delta base */
+#define UDR__GC_COMM 4u      /* object: named by some version, expired or not */
+#define UDR__GC_YOUNG 8u     /* copy: its file is younger than the grace */
+#define UDR__GC_KEPT 16u     /* copy: the one copy a live object keeps */
+#define UDR__GC_DAMAGED 32u  /* copy: failed its checks when read */
+#define UDR__GC_FIRST 64u    /* copy: first of its object's run */
+#define UDR__GC_ROOTED 128u  /* object: a young or fresh root */
+
+typedef struct udr__gc_copy {
+	uint64_t prefix; /* first 8 bytes of the hash, big-endian order */
+	uint32_t id;     /* pack copies: base[pack] + record; loose: npack_copies + index */
+	uint32_t flags;
+} udr__gc_copy;
+
+typedef struct udr__gc_loose {
+	udr_hash hash;
+	uint8_t kind;    /* enum udr__kind */
+	int64_t ctime_ms;
+	uint64_t size;
+} udr__gc_loose;
+
+typedef struct udr__gc_packinfo {
+	struct udr__pack *p; /* held */
+	int64_t ctime_ms;    /* of its index: when it was published */
+	uint64_t size;       /* of the .pack file */
+	uint64_t entries, live_entries;
+	uint64_t live_bytes, dead_bytes; /* entries' bytes (header, payload, CRC) */
+	int action;          /* 0 keep, 1 drop, 2 rewrite */
+} udr__gc_packinfo;
+
+typedef struct udr__gc_mark {
+	udr_store *s;
+	udr_catalog *c;
+	int64_t now_ms, grace_ms;
+	udr__gc_packinfo *packs;
+	size_t npacks;
+	uint64_t *base;      /* [npacks + 1]: first copy id of each pack */
+	udr__gc_loose *loose;
+	size_t nloose, caploose;
+	udr__gc_copy *v;     /* sorted by (prefix, hash, id) */
+	size_t n;
+	uint32_t *stack;     /* object runs (index in v) to expand */
+	size_t nstack, capstack;
+	/* counts of the report */
+	uint64_t objects, live, base_only, young, fresh, versions, expired_versions;
+	uint64_t cur_bytes, peak_bytes;
+	const char *root_what; /* the root being walked, for messages */
+	char root_buf[300];
+	bool missing_once;   /* a live object was missing: rescan and retry once */
+} udr__gc_mark;
+
+/* The full hash of copy id (pack record or loose entry). */
+void udr__gc_copy_hash(udr_hash *out, const udr__gc_mark *m, uint32_t id);
+/* Index in m->v of the first copy of h, or SIZE_MAX. */
+size_t udr__gc_find(const udr__gc_mark *m, const udr_hash *h);
+/* Pack number of a pack copy id, or SIZE_MAX for a loose copy. */
+size_t udr__gc_copy_pack(const udr__gc_mark *m, uint32_t id, uint64_t *record);
+
+/*
+ * List the copies (visible packs, loose objects), take the roots, walk,
+ * choose kept copies, fill the per-pack live and dead bytes.  expired may
+ * be NULL.  UDR_ECORRUPT naming the object and the version when a live
+ * object is missing after one rescan (or only damaged copies exist).
+ */
+int udr__gc_mark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_ms, int64_t grace_ms,
+                     udr__gc_expired_fn expired, void *payload);
+void udr__gc_mark_free(udr__gc_mark *m);
+
+#endif

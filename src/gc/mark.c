@@ -1,0 +1,920 @@
+/*
+ * mark.c - GC's mark (docs/GC.md 3): the copy table (16 bytes a copy,
+ * sorted by hash prefix, collisions resolved with the full hashes), the
+ * roots, the walk through manifests and delta bases, and the choice of the
+ * one copy each live object keeps.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog/catalog_internal.h"
+#include "gc/collect.h"
+#include "store/gcfence.h"
+#include "store/pack.h"
+#include "store/store_internal.h"
+#include "util/util.h"
+
+#define SEQ_DIGITS 20
+
+static void account(udr__gc_mark *m, int64_t delta)
+{
+	m->cur_bytes = (uint64_t)((int64_t)m->cur_bytes + delta);
+	if (m->cur_bytes > m->peak_bytes)
+		m->peak_bytes = m->cur_bytes;
+}
+
+static uint64_t hash_prefix(const udr_hash *h)
+{
+	uint64_t p = 0;
+	for (int i = 0; i < 8; i++)
+		p = p << 8 | h->bytes[i];
+	return p;
+}
+
+size_t udr__gc_copy_pack(const udr__gc_mark *m, uint32_t id, uint64_t *record)
+{
+	size_t lo = 0, hi = m->npacks;
+	if (id >= m->base[m->npacks])
+		return SIZE_MAX;
+	while (hi - lo > 1) { /* last pack whose base <= id */
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->base[mid] <= id)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (record)
+		*record = id - m->base[lo];
+	return lo;
+}
+
+void udr__gc_copy_hash(udr_hash *out, const udr__gc_mark *m, uint32_t id)
+{
+	uint64_t rec;
+	size_t p = udr__gc_copy_pack(m, id, &rec);
+	if (p == SIZE_MAX) {
+		*out = m->loose[id - m->base[m->npacks]].hash;
+	} else {
+		udr__pack_entry e;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		*out = e.hash;
+	}
+}
+
+/* Kind and payload length of a copy. */
+static int copy_kind(const udr__gc_mark *m, uint32_t id, uint32_t *length)
+{
+	uint64_t rec;
+	size_t p = udr__gc_copy_pack(m, id, &rec);
+	if (p == SIZE_MAX) {
+		const udr__gc_loose *l = &m->loose[id - m->base[m->npacks]];
+		if (length)
+			*length = (uint32_t)(l->size > UINT32_MAX ? UINT32_MAX : l->size);
+		return l->kind;
+	}
+	udr__pack_entry e;
+	udr__idx_record(&e, &m->packs[p].p->idx, rec);
+	if (length)
+		*length = e.length;
+	return e.kind >= 1 && e.kind <= 4 ? e.kind : UDR__K_RAW;
+}
+
+static int64_t ctime_ms(const struct stat *st)
+{
+	return (int64_t)st->st_ctim.tv_sec * 1000 + st->st_ctim.tv_nsec / 1000000;
+}
+
+/* ---- listing ------------------------------------------------------------------ */
+
+static int list_packs(udr__gc_mark *m)
+{
+	udr_store *s = m->s;
+	udr__packset *ps = s->packs;
+	int rc;
+	if (!ps)
+		return 0;
+	if ((rc = udr__packset_scan(s)) < 0)
+		return rc;
+	pthread_mutex_lock(&ps->mu);
+	if (!(m->packs = calloc(ps->n ? ps->n : 1, sizeof(*m->packs)))) {
+		pthread_mutex_unlock(&ps->mu);
+		return udr__error_oom();
+	}
+	for (size_t i = 0; i < ps->n; i++) {
+		udr__pack *p = ps->v[i];
+		if (p->gone || p->broken || p->retired)
+			continue;
+		p->holds++;
+		m->packs[m->npacks++].p = p;
+	}
+	pthread_mutex_unlock(&ps->mu);
+	account(m, (int64_t)(m->npacks * sizeof(*m->packs)));
+	for (size_t i = 0; i < m->npacks; i++) {
+		udr__gc_packinfo *pi = &m->packs[i];
+		char path[4200];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/packs/%s.idx", s->path, pi->p->hex);
+		/* an index named now, or a pack indexed in memory (no index): the
+		 * pack's own time */
+		if (stat(path, &st) == 0)
+			pi->ctime_ms = ctime_ms(&st);
+		snprintf(path, sizeof(path), "%s/packs/%s.pack", s->path, pi->p->hex);
+		if (stat(path, &st) < 0)
+			return udr__error_io(errno, "cannot stat %s", path);
+		if (pi->ctime_ms == 0 || ctime_ms(&st) > pi->ctime_ms)
+			pi->ctime_ms = ctime_ms(&st);
+		pi->size = (uint64_t)st.st_size;
+		pi->entries = pi->p->idx.n;
+	}
+	return 0;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static bool is_hex2(const char *n)
+{
+	return strlen(n) == 2 && hexval(n[0]) >= 0 && hexval(n[1]) >= 0;
+}
+
+static int loose_add(udr__gc_mark *m, const char *dir, const char *name)
+{
+	static const struct { const char *sfx; int kind; } kinds[] = {
+		{"", UDR__K_RAW}, {".zst", UDR__K_ZST}, {".m", UDR__K_MANIFEST}, {".d", UDR__K_DELTA}};
+	char hex[UDR_HASH_HEXSIZE + 1], path[4200];
+	udr_hash h;
+	struct stat st;
+	int kind = 0;
+	if (strlen(name) < UDR_HASH_HEXSIZE)
+		return 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(name + UDR_HASH_HEXSIZE, kinds[i].sfx) == 0)
+			kind = kinds[i].kind;
+	memcpy(hex, name, UDR_HASH_HEXSIZE);
+	hex[UDR_HASH_HEXSIZE] = 0;
+	if (!kind || udr_hash_fromhex(&h, hex) != 0)
+		return 0;
+	{
+		/* only a file at its own place (xx/yy/ of its name, lowercase) is a
+		 * copy readers find: a stray one elsewhere is not listed (as a
+		 * copy it could be kept while the real one was removed) */
+		char want[UDR_HASH_HEXSIZE + 1];
+		size_t dl = strlen(dir);
+		udr_hash_tohex(want, &h);
+		if (strcmp(want, hex) != 0 || dl < 6 || dir[dl - 6] != '/' || dir[dl - 3] != '/' ||
+		    memcmp(dir + dl - 5, hex, 2) != 0 || memcmp(dir + dl - 2, hex + 2, 2) != 0)
+			return 0;
+	}
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return 0;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : udr__error_io(errno, "cannot stat %s", path);
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (m->nloose == m->caploose) {
+		size_t nc = m->caploose ? 2 * m->caploose : 256;
+		udr__gc_loose *q = realloc(m->loose, nc * sizeof(*q));
+		if (!q)
+			return udr__error_oom();
+		account(m, (int64_t)((nc - m->caploose) * sizeof(*q)));
+		m->loose = q;
+		m->caploose = nc;
+	}
+	m->loose[m->nloose].hash = h;
+	m->loose[m->nloose].kind = (uint8_t)kind;
+	m->loose[m->nloose].ctime_ms = ctime_ms(&st);
+	m->loose[m->nloose].size = (uint64_t)st.st_size;
+	m->nloose++;
+	return 0;
+}
+
+static int list_loose(udr__gc_mark *m)
+{
+	DIR *d = opendir(m->s->path), *d2, *d3;
+	struct dirent *e, *e2, *e3;
+	int rc = 0;
+	if (!d)
+		return udr__error_io(errno, "cannot list %s", m->s->path);
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char p1[4200];
+		if (!is_hex2(e->d_name))
+			continue;
+		if (snprintf(p1, sizeof(p1), "%s/%s", m->s->path, e->d_name) >= (int)sizeof(p1))
+			continue;
+		if (!(d2 = opendir(p1)))
+			continue;
+		while (rc == 0 && (e2 = readdir(d2)) != NULL) {
+			char p2[4300];
+			if (!is_hex2(e2->d_name))
+				continue;
+			if (snprintf(p2, sizeof(p2), "%s/%s", p1, e2->d_name) >= (int)sizeof(p2))
+				continue;
+			if (!(d3 = opendir(p2)))
+				continue;
+			while (rc == 0 && (e3 = readdir(d3)) != NULL)
+				rc = loose_add(m, p2, e3->d_name);
+			closedir(d3);
+		}
+		closedir(d2);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int cmp_copy(const void *a, const void *b)
+{
+	const udr__gc_copy *x = a, *y = b;
+	if (x->prefix != y->prefix)
+		return x->prefix < y->prefix ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int build_table(udr__gc_mark *m)
+{
+	uint64_t total = 0;
+	size_t k = 0;
+	if (!(m->base = malloc((m->npacks + 1) * sizeof(*m->base))))
+		return udr__error_oom();
+	account(m, (int64_t)((m->npacks + 1) * sizeof(*m->base)));
+	for (size_t i = 0; i < m->npacks; i++) {
+		m->base[i] = total;
+		total += m->packs[i].entries;
+	}
+	m->base[m->npacks] = total;
+	total += m->nloose;
+	if (total >= UINT32_MAX)
+		return udr__error_set(UDR_ENOMEM, "gc: %llu copies are more than one run can mark",
+		                      (unsigned long long)total);
+	if (!(m->v = malloc((total ? total : 1) * sizeof(*m->v))))
+		return udr__error_oom();
+	account(m, (int64_t)(total * sizeof(*m->v)));
+	m->n = (size_t)total;
+	for (size_t i = 0; i < m->npacks; i++)
+		for (uint64_t r = 0; r < m->packs[i].entries; r++) {
+			udr__pack_entry e;
+			udr__idx_record(&e, &m->packs[i].p->idx, r);
+			m->v[k].prefix = hash_prefix(&e.hash);
+			m->v[k].id = (uint32_t)(m->base[i] + r);
+			m->v[k].flags = 0;
+			k++;
+		}
+	for (size_t i = 0; i < m->nloose; i++, k++) {
+		m->v[k].prefix = hash_prefix(&m->loose[i].hash);
+		m->v[k].id = (uint32_t)(m->base[m->npacks] + i);
+		m->v[k].flags = 0;
+	}
+	qsort(m->v, m->n, sizeof(*m->v), cmp_copy);
+	/* runs of one prefix holding several hashes (a prefix collision): sort
+	 * the run by full hash (insertion sort; such runs are tiny) */
+	for (size_t i = 0; i < m->n;) {
+		size_t j = i + 1;
+		while (j < m->n && m->v[j].prefix == m->v[i].prefix)
+			j++;
+		if (j - i > 1) {
+			for (size_t a = i + 1; a < j; a++) {
+				udr__gc_copy t = m->v[a];
+				udr_hash ht, hb;
+				size_t b = a;
+				udr__gc_copy_hash(&ht, m, t.id);
+				while (b > i) {
+					udr__gc_copy_hash(&hb, m, m->v[b - 1].id);
+					int c = memcmp(hb.bytes, ht.bytes, UDR_HASH_SIZE);
+					if (c < 0 || (c == 0 && m->v[b - 1].id < t.id))
+						break;
+					m->v[b] = m->v[b - 1];
+					b--;
+				}
+				m->v[b] = t;
+			}
+		}
+		for (size_t a = i; a < j; a++) {
+			bool first = a == i;
+			if (!first) {
+				udr_hash h1, h2;
+				udr__gc_copy_hash(&h1, m, m->v[a - 1].id);
+				udr__gc_copy_hash(&h2, m, m->v[a].id);
+				first = !udr_hash_equal(&h1, &h2);
+			}
+			if (first) {
+				m->v[a].flags |= UDR__GC_FIRST;
+				m->objects++;
+			}
+		}
+		i = j;
+	}
+	return 0;
+}
+
+size_t udr__gc_find(const udr__gc_mark *m, const udr_hash *h)
+{
+	uint64_t p = hash_prefix(h);
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->v[mid].prefix < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < m->n && m->v[i].prefix == p; i++) {
+		udr_hash x;
+		if (!(m->v[i].flags & UDR__GC_FIRST))
+			continue;
+		udr__gc_copy_hash(&x, m, m->v[i].id);
+		if (udr_hash_equal(&x, h))
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+static size_t run_end(const udr__gc_mark *m, size_t i)
+{
+	size_t j = i + 1;
+	while (j < m->n && !(m->v[j].flags & UDR__GC_FIRST))
+		j++;
+	return j;
+}
+
+/* ---- the walk -------------------------------------------------------------------- */
+
+static int push(udr__gc_mark *m, size_t i)
+{
+	if (m->nstack == m->capstack) {
+		size_t nc = m->capstack ? 2 * m->capstack : 1024;
+		uint32_t *q = realloc(m->stack, nc * sizeof(*q));
+		if (!q)
+			return udr__error_oom();
+		account(m, (int64_t)((nc - m->capstack) * sizeof(*q)));
+		m->stack = q;
+		m->capstack = nc;
+	}
+	m->stack[m->nstack++] = (uint32_t)i;
+	return 0;
+}
+
+enum color { C_LIVE, C_BASE, C_COMM };
+
+static int missing(udr__gc_mark *m, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1];
+	udr_hash_tohex(hex, h);
+	if (!m->missing_once)
+		return 1; /* the caller rescans and marks again, once */
+	return udr__error_set(UDR_ECORRUPT,
+	                      "gc: chunk %s is missing (no intact copy in any pack or loose file), needed by %s; "
+	                      "nothing was removed (run udr fsck)", hex, m->root_what ? m->root_what : "a root");
+}
+
+/* Reach h with color; 1 when it is missing and must not be (rescan). */
+static int visit(udr__gc_mark *m, const udr_hash *h, enum color col)
+{
+	size_t i = udr__gc_find(m, h);
+	uint32_t *f;
+	if (i == SIZE_MAX)
+		return col == C_COMM ? 0 : missing(m, h);
+	f = &m->v[i].flags;
+	if (col == C_COMM) {
+		if (*f & UDR__GC_COMM)
+			return 0;
+		*f |= UDR__GC_COMM;
+	} else if (col == C_LIVE) {
+		if (*f & UDR__GC_LIVE)
+			return 0;
+		*f |= UDR__GC_LIVE;
+	} else {
+		if (*f & (UDR__GC_LIVE | UDR__GC_BASE))
+			return 0;
+		*f |= UDR__GC_BASE;
+	}
+	return push(m, i);
+}
+
+/* Expand object run i: read every manifest and delta copy (a damaged one
+ * is flagged and skipped); manifest pieces get the run's colour, delta
+ * bases BASE (COMM in the committed pass). */
+static int expand(udr__gc_mark *m, size_t i, bool comm)
+{
+	size_t end = run_end(m, i);
+	bool needed = false, readable = false, other = false;
+	udr_hash h;
+	int rc = 0;
+	udr__gc_copy_hash(&h, m, m->v[i].id);
+	for (size_t j = i; j < end && rc == 0; j++) {
+		uint32_t len = 0;
+		int kind = copy_kind(m, m->v[j].id, &len);
+		unsigned char *buf = NULL;
+		size_t blen = 0;
+		udr__loc l;
+		uint64_t rec;
+		size_t p;
+		char hex[UDR_HASH_HEXSIZE + 1], what[200];
+		bool vanished = false, bad = false;
+		if (kind != UDR__K_MANIFEST && kind != UDR__K_DELTA) {
+			other = true;
+			continue;
+		}
+		needed = true;
+		if (m->v[j].flags & UDR__GC_DAMAGED)
+			continue;
+		memset(&l, 0, sizeof(l));
+		l.kind = (enum udr__kind)kind;
+		p = udr__gc_copy_pack(m, m->v[j].id, &rec);
+		if (p == SIZE_MAX) {
+			if (!(l.path = udr__obj_path(m->s, &h, (enum udr__kind)kind, hex)))
+				return udr__error_oom();
+		} else {
+			udr__pack_entry e;
+			udr__idx_record(&e, &m->packs[p].p->idx, rec);
+			l.pack = m->packs[p].p;
+			l.offset = e.offset;
+			l.length = e.length;
+		}
+		rc = udr__loc_read(&buf, &blen, m->s, &l, &h, kind == UDR__K_DELTA ? UDR__PIECE_HARD_MAX : (size_t)1 << 31,
+		                   &vanished);
+		udr_hash_tohex(hex, &h);
+		snprintf(what, sizeof(what), "chunk %s", hex);
+		bad = rc == UDR_ECORRUPT;
+		if (rc == 0) {
+			if (kind == UDR__K_MANIFEST) {
+				udr__manifest mf;
+				bad = (rc = udr__manifest_parse(&mf, buf, blen, &h, what)) == UDR_ECORRUPT;
+				if (rc == 0) {
+					readable = true;
+					for (uint64_t k = 0; k < mf.npieces && rc == 0; k++)
+						rc = visit(m, &mf.pieces[k].hash,
+						           comm ? C_COMM
+						                : (m->v[i].flags & UDR__GC_LIVE) ? C_LIVE : C_BASE);
+					udr__manifest_free(&mf);
+				}
+			} else {
+				udr__delta_hdr dh;
+				bad = (rc = udr__delta_parse(&dh, buf, blen, what)) == UDR_ECORRUPT;
+				if (rc == 0) {
+					readable = true;
+					for (int k = 0; k < dh.nbases && rc == 0; k++)
+						rc = visit(m, &dh.bases[k], comm ? C_COMM : C_BASE);
+				}
+			}
+		}
+		free(buf);
+		udr__loc_free(&l);
+		if (bad) {
+			/* this copy's read or parse failed (not a piece's visit,
+			 * whose UDR_ECORRUPT means a missing object) */
+			/* this copy is damaged: flagged, never kept; others may do */
+			m->v[j].flags |= UDR__GC_DAMAGED;
+			udr_error_clear();
+			rc = 0;
+		} else if (rc == UDR_ENOTFOUND && vanished) {
+			m->v[j].flags |= UDR__GC_DAMAGED;
+			udr_error_clear();
+			rc = 0;
+		}
+	}
+	if (rc == 0 && needed && !readable && !other && !comm)
+		return missing(m, &h);
+	return rc;
+}
+
+static int drain(udr__gc_mark *m, bool comm)
+{
+	int rc = 0;
+	while (rc == 0 && m->nstack > 0)
+		rc = expand(m, m->stack[--m->nstack], comm);
+	m->nstack = 0;
+	return rc;
+}
+
+/* ---- roots ------------------------------------------------------------------------------- */
+
+static int version_root(udr__gc_mark *m, const char *path, udr__gc_expired_fn expired, void *payload)
+{
+	char *text = NULL;
+	size_t len;
+	udr_version *v = NULL;
+	int rc, exp = 0;
+	if ((rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE)) < 0)
+		return rc == UDR_ENOTFOUND ? 0 : rc;
+	if ((rc = udr__version_from_json(&v, text, len, path)) < 0) {
+		free(text);
+		return udr__error_set(UDR_ECORRUPT, "gc: version file %s is unreadable, so the chunks it names are "
+		                      "unknown; nothing was removed (run udr fsck)", path);
+	}
+	free(text);
+	if (expired && (rc = expired(&exp, v->table, v->version, payload)) < 0) {
+		udr_version_free(v);
+		return rc;
+	}
+	snprintf(m->root_buf, sizeof(m->root_buf), "version %.200s@%llu", v->table, (unsigned long long)v->version);
+	m->root_what = m->root_buf;
+	/* every version's objects are committed; unexpired ones are live */
+	for (size_t k = 0; k < v->nchunks && rc == 0; k++)
+		rc = visit(m, &v->chunks[k], C_COMM);
+	if (rc == 0)
+		rc = drain(m, true);
+	if (exp)
+		m->expired_versions++;
+	else
+		m->versions++;
+	for (size_t k = 0; k < v->nchunks && rc == 0 && !exp; k++)
+		rc = visit(m, &v->chunks[k], C_LIVE);
+	if (rc == 0)
+		rc = drain(m, false);
+	udr_version_free(v);
+	return rc;
+}
+
+static int version_roots(udr__gc_mark *m, udr__gc_expired_fn expired, void *payload)
+{
+	DIR *d = opendir(m->c->tablesdir), *td;
+	struct dirent *e, *f;
+	int rc = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", m->c->tablesdir);
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char *dir;
+		if (e->d_name[0] == '.' || !(dir = udr__path_join(m->c->tablesdir, e->d_name)))
+			continue;
+		if ((td = opendir(dir)) != NULL) {
+			while (rc == 0 && (f = readdir(td)) != NULL) {
+				char *p;
+				if (strlen(f->d_name) != SEQ_DIGITS + 5 || strcmp(f->d_name + SEQ_DIGITS, ".json") != 0 ||
+				    !(p = udr__path_join(dir, f->d_name)))
+					continue;
+				rc = version_root(m, p, expired, payload);
+				free(p);
+			}
+			closedir(td);
+		} else if (errno != ENOTDIR) {
+			rc = udr__error_io(errno, "cannot list %s", dir);
+		}
+		free(dir);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* The merge records catalog/merges/<target>.json: every 64-hex string in them that names a stored
+ * object (parts of conflicts and of the merge's version) is live. */
+static int merge_roots(udr__gc_mark *m)
+{
+	char *dir = udr__path_join(m->c->path, "merges");
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+	if (!dir)
+		return udr__error_oom();
+	if (!(d = opendir(dir))) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
+		free(dir);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		size_t nl = strlen(e->d_name), run = 0;
+		char *p, *text = NULL;
+		size_t len;
+		if (nl < 6 || strcmp(e->d_name + nl - 5, ".json") != 0 || !(p = udr__path_join(dir, e->d_name)))
+			continue;
+		rc = udr__read_file(&text, &len, p, UDR__MAX_META_FILE);
+		if (rc == UDR_ENOTFOUND)
+			rc = 0;
+		snprintf(m->root_buf, sizeof(m->root_buf), "merge record %.250s", p);
+		m->root_what = m->root_buf;
+		for (size_t i = 0; rc == 0 && text && i <= len; i++) {
+			if (i < len && hexval(text[i]) >= 0) {
+				run++;
+				continue;
+			}
+			if (run == UDR_HASH_HEXSIZE) {
+				char hex[UDR_HASH_HEXSIZE + 1];
+				udr_hash h;
+				memcpy(hex, text + i - run, UDR_HASH_HEXSIZE);
+				hex[UDR_HASH_HEXSIZE] = 0;
+				if (udr_hash_fromhex(&h, hex) == 0 && udr__gc_find(m, &h) != SIZE_MAX &&
+				    (rc = visit(m, &h, C_LIVE)) == 0)
+					rc = drain(m, false);
+			}
+			run = 0;
+		}
+		free(text);
+		free(p);
+	}
+	closedir(d);
+	free(dir);
+	return rc;
+}
+
+static int fresh_cb(int64_t ms, const udr_hash *hash, void *payload)
+{
+	udr__gc_mark *m = payload;
+	size_t i;
+	int rc;
+	if (ms < m->now_ms - m->grace_ms || (i = udr__gc_find(m, hash)) == SIZE_MAX)
+		return 0;
+	if (!(m->v[i].flags & UDR__GC_LIVE))
+		m->fresh++;
+	m->v[i].flags |= UDR__GC_ROOTED;
+	m->root_what = "a fresh record";
+	if ((rc = visit(m, hash, C_LIVE)) == 0)
+		rc = drain(m, false);
+	return rc;
+}
+
+static bool copy_young(const udr__gc_mark *m, uint32_t id)
+{
+	uint64_t rec;
+	size_t p = udr__gc_copy_pack(m, id, &rec);
+	int64_t t = p == SIZE_MAX ? m->loose[id - m->base[m->npacks]].ctime_ms : m->packs[p].ctime_ms;
+	return t >= m->now_ms - m->grace_ms;
+}
+
+static int young_roots(udr__gc_mark *m)
+{
+	int rc = 0;
+	for (size_t i = 0; i < m->n && rc == 0; i++) {
+		size_t end;
+		bool young = false;
+		if (!(m->v[i].flags & UDR__GC_FIRST))
+			continue;
+		end = run_end(m, i);
+		for (size_t j = i; j < end; j++)
+			if (copy_young(m, m->v[j].id)) {
+				m->v[j].flags |= UDR__GC_YOUNG;
+				young = true;
+			}
+		if (!young || (m->v[i].flags & (UDR__GC_COMM | UDR__GC_LIVE)))
+			continue;
+		udr_hash h;
+		udr__gc_copy_hash(&h, m, m->v[i].id);
+		m->young++;
+		m->v[i].flags |= UDR__GC_ROOTED;
+		m->root_what = "a young uncommitted object";
+		if ((rc = visit(m, &h, C_LIVE)) == 0)
+			rc = drain(m, false);
+	}
+	return rc;
+}
+
+/* ---- kept copies ------------------------------------------------------------------------- */
+
+static uint64_t entry_bytes(uint32_t len)
+{
+	return (uint64_t)UDR__PACK_ENTRY_HDR + len + UDR__PACK_ENTRY_CRC;
+}
+
+/* Is copy id of h intact?  0 yes, 1 damaged (flag it), < 0 an error that
+ * stops the run (I/O, memory).  A pack entry: its header and CRC, as the
+ * rewrite reads it; a loose raw file: its bytes hash to h.  Loose .m/.d
+ * copies were parsed by the walk; loose .zst copies are not checked. */
+static int copy_intact(udr__gc_mark *m, uint32_t id, const udr_hash *h)
+{
+	uint64_t rec;
+	size_t p = udr__gc_copy_pack(m, id, &rec);
+	char hex[UDR_HASH_HEXSIZE + 1];
+	int rc;
+	if (p != SIZE_MAX) {
+		udr__pack_entry e;
+		udr__loc l;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		bool vanished = false;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		memset(&l, 0, sizeof(l));
+		l.kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
+		l.pack = m->packs[p].p;
+		l.offset = e.offset;
+		l.length = e.length;
+		rc = udr__loc_read(&buf, &len, m->s, &l, h, e.length, &vanished);
+		free(buf);
+		if (rc == UDR_ECORRUPT || (rc == UDR_ENOTFOUND && vanished)) {
+			udr_error_clear();
+			return 1;
+		}
+		return rc;
+	}
+	{
+		const udr__gc_loose *x = &m->loose[id - m->base[m->npacks]];
+		unsigned char *buf;
+		udr_hasher *hs = NULL;
+		udr_hash a;
+		char *path;
+		int fd;
+		uint64_t total = 0;
+		if (x->kind != UDR__K_RAW)
+			return 0;
+		if (!(path = udr__obj_path(m->s, h, UDR__K_RAW, hex)))
+			return udr__error_oom();
+		fd = UDR_IO->open(path, O_RDONLY, 0);
+		if (fd < 0) {
+			rc = errno == ENOENT ? 1 : udr__error_io(errno, "cannot open %s", path);
+			free(path);
+			return rc;
+		}
+		if (!(buf = malloc((size_t)1 << 20)) || udr_hasher_new(&hs) < 0) {
+			free(buf);
+			UDR_IO->close(fd);
+			free(path);
+			return udr__error_oom();
+		}
+		rc = 0;
+		for (;;) {
+			ssize_t n = UDR_IO->read(fd, buf, (size_t)1 << 20);
+			if (n < 0) {
+				rc = udr__error_io(errno, "read of %s failed", path);
+				break;
+			}
+			if (n == 0)
+				break;
+			udr_hasher_update(hs, buf, (size_t)n);
+			total += (uint64_t)n;
+		}
+		UDR_IO->close(fd);
+		free(buf);
+		free(path);
+		udr_hasher_final(hs, &a);
+		udr_hasher_free(hs);
+		if (rc < 0)
+			return rc;
+		(void)total;
+		return udr_hash_equal(&a, h) ? 0 : 1;
+	}
+}
+
+static int choose_kept(udr__gc_mark *m)
+{
+	/* first estimate of each pack's live bytes: every copy of a live object */
+	for (size_t i = 0; i < m->n; i++) {
+		size_t end;
+		if (!(m->v[i].flags & UDR__GC_FIRST))
+			continue;
+		end = run_end(m, i);
+		if (!(m->v[i].flags & (UDR__GC_LIVE | UDR__GC_BASE)))
+			continue;
+		for (size_t j = i; j < end; j++) {
+			uint32_t len;
+			size_t p = udr__gc_copy_pack(m, m->v[j].id, NULL);
+			copy_kind(m, m->v[j].id, &len);
+			if (p != SIZE_MAX)
+				m->packs[p].live_bytes += entry_bytes(len);
+		}
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		size_t end, best = SIZE_MAX;
+		double best_frac = -1;
+		int best_rank = 99;
+		if (!(m->v[i].flags & UDR__GC_FIRST))
+			continue;
+		end = run_end(m, i);
+		if (!(m->v[i].flags & (UDR__GC_LIVE | UDR__GC_BASE)))
+			continue;
+		m->live++;
+		if (!(m->v[i].flags & UDR__GC_LIVE))
+			m->base_only++;
+		for (size_t j = i; j < end; j++) {
+			uint32_t len;
+			int kind = copy_kind(m, m->v[j].id, &len), rank;
+			size_t p = udr__gc_copy_pack(m, m->v[j].id, NULL);
+			double frac = 0;
+			if (m->v[j].flags & UDR__GC_DAMAGED)
+				continue;
+			/* a loose raw copy (read in place), then the pack with the
+			 * highest live fraction (newest on ties), then other loose */
+			if (p == SIZE_MAX)
+				rank = kind == UDR__K_RAW ? 0 : 2;
+			else {
+				rank = 1;
+				frac = m->packs[p].size ? (double)m->packs[p].live_bytes / (double)m->packs[p].size : 0;
+			}
+			if (rank < best_rank ||
+			    (rank == best_rank && rank == 1 &&
+			     (frac > best_frac || (frac == best_frac && m->packs[p].ctime_ms >
+			                                                     m->packs[udr__gc_copy_pack(m, m->v[best].id, NULL)].ctime_ms)))) {
+				best = j;
+				best_rank = rank;
+				best_frac = frac;
+			}
+		}
+		if (best != SIZE_MAX && end - i > 1) {
+			/* other copies go: the one kept must be intact (a damaged
+			 * kept copy would outlive the only good one) */
+			udr_hash h;
+			int rc;
+			udr__gc_copy_hash(&h, m, m->v[i].id);
+			if ((rc = copy_intact(m, m->v[best].id, &h)) < 0)
+				return rc;
+			if (rc == 1) {
+				m->v[best].flags |= UDR__GC_DAMAGED;
+				m->live--;
+				if (!(m->v[i].flags & UDR__GC_LIVE))
+					m->base_only--;
+				i--; /* choose again among the others */
+				continue;
+			}
+		}
+		if (best == SIZE_MAX) {
+			udr_hash h;
+			udr__gc_copy_hash(&h, m, m->v[i].id);
+			m->missing_once = true;
+			m->root_what = "a live object (only damaged copies)";
+			return missing(m, &h);
+		}
+		m->v[best].flags |= UDR__GC_KEPT;
+	}
+	for (size_t k = 0; k < m->npacks; k++)
+		m->packs[k].live_bytes = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		uint32_t len;
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, NULL);
+		if (p == SIZE_MAX)
+			continue;
+		copy_kind(m, m->v[i].id, &len);
+		if (m->v[i].flags & UDR__GC_KEPT) {
+			m->packs[p].live_bytes += entry_bytes(len);
+			m->packs[p].live_entries++;
+		} else {
+			m->packs[p].dead_bytes += entry_bytes(len);
+		}
+	}
+	return 0;
+}
+
+/* ---- the run ----------------------------------------------------------------------------- */
+
+static void mark_reset(udr__gc_mark *m)
+{
+	if (m->packs && m->s && m->s->packs)
+		for (size_t i = 0; i < m->npacks; i++)
+			udr__pack_unhold(m->s->packs, m->packs[i].p);
+	free(m->packs);
+	free(m->base);
+	free(m->loose);
+	free(m->v);
+	free(m->stack);
+	m->packs = NULL;
+	m->base = NULL;
+	m->loose = NULL;
+	m->v = NULL;
+	m->stack = NULL;
+	m->npacks = m->nloose = m->caploose = m->n = m->nstack = m->capstack = 0;
+	m->objects = m->live = m->base_only = m->young = m->fresh = m->versions = m->expired_versions = 0;
+	m->cur_bytes = 0;
+}
+
+void udr__gc_mark_free(udr__gc_mark *m)
+{
+	if (m)
+		mark_reset(m);
+}
+
+static int mark_once(udr__gc_mark *m, udr__gc_expired_fn expired, void *payload)
+{
+	int rc;
+	if ((rc = list_packs(m)) < 0 || (rc = list_loose(m)) < 0 || (rc = build_table(m)) < 0)
+		return rc;
+	if ((rc = version_roots(m, expired, payload)) != 0)
+		return rc;
+	if ((rc = merge_roots(m)) != 0)
+		return rc;
+	for (unsigned par = 0; par < 2 && rc == 0; par++)
+		rc = udr__gc_fresh_foreach(m->s->path, par, fresh_cb, m);
+	if (rc != 0)
+		return rc;
+	if ((rc = young_roots(m)) != 0)
+		return rc;
+	return choose_kept(m);
+}
+
+int udr__gc_mark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_ms, int64_t grace_ms,
+                     udr__gc_expired_fn expired, void *payload)
+{
+	int rc;
+	memset(m, 0, sizeof(*m));
+	m->s = s;
+	m->c = c;
+	m->now_ms = now_ms;
+	m->grace_ms = grace_ms;
+	rc = mark_once(m, expired, payload);
+	if (rc == 1) {
+		/* a live object was missing: a repack may have moved it; list again */
+		mark_reset(m);
+		m->missing_once = true;
+		rc = mark_once(m, expired, payload);
+	}
+	if (rc > 0)
+		rc = udr__error_set(UDR_ECORRUPT, "gc: a live chunk is missing");
+	if (rc < 0)
+		mark_reset(m);
+	return rc;
+}

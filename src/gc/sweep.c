@@ -1,0 +1,795 @@
+/*
+ * sweep.c - GC's sweep (docs/GC.md 5) and the run around it: the locks
+ * (chunks/gc/lock; LOCK_EX on chunks/gc/active.0 and .1 for the whole run:
+ * stop-the-world for writers this round; packs/lock from before the listing
+ * to the end of deletion), the plan, the rewrites through the pack writer,
+ * the guard, deletion, STATE, and the report.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog/catalog_internal.h"
+#include "gc/collect.h"
+#include "store/gcfence.h"
+#include "store/gcstate.h"
+#include "store/pack.h"
+#include "store/store_internal.h"
+#include "util/util.h"
+
+enum { A_KEEP = 0, A_DROP = 1, A_REWRITE = 2 };
+
+typedef struct run {
+	udr_store *s;
+	udr_catalog *c;
+	const udr__gc_collect_opts *o;
+	udr__gc_mark m;
+	int lockfd, act[2], packsfd;
+	udr__gcstate st;
+	/* plan */
+	size_t *dead_loose; /* indexes in m.loose */
+	size_t ndead_loose;
+	uint64_t dead_objects, loose_bytes, dropped, rewritten, removed_bytes, removed_pieces, removed_manifests;
+	uint64_t written_packs, written_bytes, bytes_before, unused_after;
+	uint64_t gc_seq, temp_files, fresh_dropped;
+	bool resumed;
+	double mark_seconds;
+} run;
+
+static void progress(run *r, const char *phase, uint64_t done, uint64_t total)
+{
+	if (r->o->progress)
+		r->o->progress(phase, done, total, r->o->progress_payload);
+}
+
+static int gc_path(char *out, size_t n, const udr_store *s, const char *name)
+{
+	if (snprintf(out, n, "%s/" UDR__GC_DIR "/%s", s->path, name) >= (int)n)
+		return udr__error_set(UDR_EINVAL, "gc: path too long under %s", s->path);
+	return 0;
+}
+
+/* chunks/gc/lock: LOCK_EX without waiting; busy names the holder's pid. */
+static int take_gc_lock(run *r)
+{
+	char path[4200], buf[32];
+	int fd, rc;
+	if ((rc = udr__gc_dir_ensure(r->s->path)) < 0 || (rc = gc_path(path, sizeof(path), r->s, "lock")) < 0)
+		return rc;
+	if ((fd = UDR_IO->open(path, O_RDWR | O_CREAT, 0644)) < 0)
+		return udr__error_io(errno, "cannot open %s", path);
+	if (UDR_IO->flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+		ssize_t n = err == EWOULDBLOCK ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+		UDR_IO->close(fd);
+		if (err != EWOULDBLOCK)
+			return udr__error_io(err, "cannot lock %s", path);
+		buf[n > 0 ? n : 0] = 0;
+		return udr__error_set(UDR_ELOCKED, "another gc is running on this store (pid %s; %s)",
+		                      n > 0 ? buf : "unknown", path);
+	}
+	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, strlen(buf), 0) < 0) {
+		/* the pid is only for messages */
+	}
+	r->lockfd = fd;
+	return 0;
+}
+
+static void release_all(run *r)
+{
+	if (r->packsfd >= 0)
+		UDR_IO->close(r->packsfd);
+	/* the fence: LOCK_EX on both active files (GC.md 4, this round) */
+	udr__gc_exclusive_end(r->act);
+	if (r->lockfd >= 0)
+		UDR_IO->close(r->lockfd);
+	r->packsfd = r->lockfd = -1;
+}
+
+static int unlink_ok(const char *path)
+{
+	if (UDR_IO->unlink(path) < 0 && errno != ENOENT)
+		return udr__error_io(errno, "cannot remove %s", path);
+	return 0;
+}
+
+int udr__gc_deleting_plan(char **out, const char *storepath)
+{
+	udr__gcstate st;
+	char path[4200], *text = NULL;
+	size_t len;
+	int rc;
+	*out = NULL;
+	if ((rc = udr__gcstate_load(&st, storepath)) < 0)
+		return rc;
+	if (st.phase == UDR__GC_DELETING && st.plan[0] &&
+	    snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, st.plan) < (int)sizeof(path)) {
+		rc = udr__read_file(&text, &len, path, (size_t)1 << 30);
+		if (rc == UDR_ENOTFOUND) {
+			/* removed by the run that finished it (STATE not yet idle) */
+			udr_error_clear();
+			rc = 0;
+		}
+		*out = rc == 0 ? text : NULL;
+	}
+	udr__gcstate_release(&st);
+	return rc < 0 ? rc : 0;
+}
+
+bool udr__gc_plan_names(const char *plan, const char *hex)
+{
+	char pat[UDR_HASH_HEXSIZE + 3];
+	if (!plan)
+		return false;
+	snprintf(pat, sizeof(pat), "\"%s\"", hex);
+	return strstr(plan, pat) != NULL;
+}
+
+int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex)
+{
+	char *plan;
+	int rc = udr__gc_deleting_plan(&plan, storepath);
+	*out = rc == 0 && udr__gc_plan_names(plan, hex);
+	free(plan);
+	return rc;
+}
+
+static int state_save(run *r, enum udr__gc_phase ph);
+
+/* A run killed while deleting (STATE deleting): its guard had passed, and
+ * since STATE said deleting the plan's packs have been invisible to readers
+ * and fsck (udr__gc_plan_removes): remove them (index, then bytes).  Its
+ * loose files stay visible until deleted, so the new mark judges those. */
+static int finish_deleting(run *r)
+{
+	char path[4200], packs[4200], *text = NULL;
+	size_t len;
+	int rc;
+	if (r->st.phase != UDR__GC_DELETING || !r->st.plan[0])
+		return 0;
+	r->resumed = true;
+	if ((rc = gc_path(path, sizeof(path), r->s, r->st.plan)) < 0)
+		return rc;
+	if ((rc = udr__read_file(&text, &len, path, (size_t)1 << 30)) < 0)
+		return rc == UDR_ENOTFOUND ? (udr_error_clear(), 0) : rc;
+	if ((rc = udr__unseal(text, len, path, "gc plan")) < 0) {
+		free(text);
+		return rc;
+	}
+	snprintf(packs, sizeof(packs), "%s/packs", r->s->path);
+	udr__phase_enter(UDR__PHASE_GC_RETIRE);
+	rc = 0;
+	for (char *q = text; rc == 0 && (q = strchr(q, '"')) != NULL;) {
+		char *e = strchr(q + 1, '"');
+		if (!e)
+			break;
+		if (e - q - 1 == UDR_HASH_HEXSIZE) {
+			char hex[UDR_HASH_HEXSIZE + 1], ip[4300], pp[4300];
+			memcpy(hex, q + 1, UDR_HASH_HEXSIZE);
+			hex[UDR_HASH_HEXSIZE] = 0;
+			snprintf(ip, sizeof(ip), "%s/%s.idx", packs, hex);
+			snprintf(pp, sizeof(pp), "%s/%s.pack", packs, hex);
+			if ((rc = unlink_ok(ip)) == 0 && (rc = udr__fsync_dir(packs)) == 0)
+				rc = unlink_ok(pp);
+		}
+		q = e + 1;
+	}
+	if (rc == 0)
+		rc = udr__fsync_dir(packs);
+	udr__phase_leave(UDR__PHASE_GC_RETIRE);
+	free(text);
+	if (rc < 0)
+		return rc;
+	/* done: STATE idle first, then the plan it named */
+	r->st.plan[0] = 0;
+	if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
+		return rc;
+	(void)unlink_ok(path);
+	udr_error_clear();
+	return 0;
+}
+
+/* A run killed before it deleted anything (STATE planned or rewritten)
+ * left its plan and maybe durable outputs (duplicates the new mark finds):
+ * STATE idle, then every plan file of earlier runs goes. */
+static int abandon_leftovers(run *r)
+{
+	char dir[4200];
+	DIR *d;
+	struct dirent *e;
+	int rc;
+	if (r->st.phase == UDR__GC_PLANNED || r->st.phase == UDR__GC_REWRITTEN) {
+		r->resumed = true;
+		r->st.plan[0] = 0;
+		if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
+			return rc;
+	}
+	snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, r->s->path);
+	if (!(d = opendir(dir)))
+		return errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
+	rc = 0;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char path[4500];
+		if (strncmp(e->d_name, "plan-", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		rc = unlink_ok(path);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* S6, fresh records: only those younger than the grace are roots, so the
+ * older ones go (both files rewritten; no writer appends meanwhile: the
+ * run holds both active files). */
+struct fresh_keep {
+	udr__buf b;
+	int64_t cut;
+	uint64_t dropped;
+};
+
+static int fresh_keep_cb(int64_t ms, const udr_hash *hash, void *payload)
+{
+	struct fresh_keep *k = payload;
+	unsigned char rec[UDR__GC_FRESH_RECORD];
+	if (ms < k->cut) {
+		k->dropped++;
+		return 0;
+	}
+	udr__put_le64(rec, (uint64_t)ms);
+	memcpy(rec + 8, hash->bytes, UDR_HASH_SIZE);
+	return udr__buf_put(&k->b, rec, sizeof(rec));
+}
+
+static int fresh_trim(run *r, int64_t now)
+{
+	int rc = 0;
+	for (unsigned par = 0; par < 2 && rc == 0; par++) {
+		struct fresh_keep k = {{0}, now - r->o->grace_ms, 0};
+		char path[4200], name[16];
+		snprintf(name, sizeof(name), "fresh.%u", par);
+		if ((rc = gc_path(path, sizeof(path), r->s, name)) < 0)
+			break;
+		rc = udr__gc_fresh_foreach(r->s->path, par, fresh_keep_cb, &k);
+		if (rc == 0 && k.dropped > 0)
+			rc = udr__write_file_atomic(r->s->tmpdir, path, k.b.ptr ? k.b.ptr : "", k.b.len,
+			                            UDR__PUBLISH_REPLACE, true);
+		r->fresh_dropped += k.dropped;
+		udr__buf_free(&k.b);
+	}
+	return rc;
+}
+
+/* ---- plan -------------------------------------------------------------------------------- */
+
+static int cmp_frac_desc(const void *a, const void *b, void *ctx)
+{
+	const udr__gc_packinfo *v = ctx;
+	const udr__gc_packinfo *x = &v[*(const size_t *)a], *y = &v[*(const size_t *)b];
+	double fx = x->size ? (double)x->dead_bytes / (double)x->size : 0;
+	double fy = y->size ? (double)y->dead_bytes / (double)y->size : 0;
+	return fx > fy ? -1 : fx < fy;
+}
+
+static int plan(run *r)
+{
+	udr__gc_mark *m = &r->m;
+	uint64_t total = 0, unused = 0, repack = 0, limit = r->o->max_repack_bytes;
+	size_t *cand = NULL, nc = 0;
+	for (size_t i = 0; i < m->npacks; i++)
+		total += m->packs[i].size;
+	for (size_t i = 0; i < m->nloose; i++)
+		total += m->loose[i].size;
+	r->bytes_before = total;
+	/* dead copies: objects, and the loose files among them */
+	if (!(r->dead_loose = malloc((m->nloose ? m->nloose : 1) * sizeof(*r->dead_loose))) ||
+	    !(cand = malloc((m->npacks ? m->npacks : 1) * sizeof(*cand)))) {
+		free(cand);
+		return udr__error_oom();
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t rec;
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, &rec);
+		if ((m->v[i].flags & UDR__GC_FIRST) && !(m->v[i].flags & (UDR__GC_LIVE | UDR__GC_BASE)))
+			r->dead_objects++;
+		if (p == SIZE_MAX && !(m->v[i].flags & UDR__GC_KEPT)) {
+			size_t li = m->v[i].id - m->base[m->npacks];
+			r->dead_loose[r->ndead_loose++] = li;
+			r->loose_bytes += m->loose[li].size;
+		}
+	}
+	for (size_t i = 0; i < m->npacks; i++) {
+		udr__gc_packinfo *pi = &m->packs[i];
+		double frac = pi->size ? (double)pi->dead_bytes / (double)pi->size : 0;
+		if (pi->live_entries == 0) {
+			pi->action = A_DROP;
+			continue;
+		}
+		if (pi->dead_bytes == 0)
+			continue;
+		if (frac * 100 >= r->o->threshold_pct || pi->size < r->s->pack_target / 4) {
+			if (!limit || repack + pi->live_bytes <= limit) {
+				pi->action = A_REWRITE;
+				repack += pi->live_bytes;
+				continue;
+			}
+		}
+		cand[nc++] = i;
+		unused += pi->dead_bytes;
+	}
+	qsort_r(cand, nc, sizeof(*cand), cmp_frac_desc, m->packs);
+	for (size_t k = 0; k < nc; k++) {
+		udr__gc_packinfo *pi = &m->packs[cand[k]];
+		if ((double)unused * 100 <= (double)r->o->max_unused_pct * (double)total)
+			break;
+		if (limit && repack + pi->live_bytes > limit)
+			continue;
+		pi->action = A_REWRITE;
+		repack += pi->live_bytes;
+		unused -= pi->dead_bytes;
+	}
+	r->unused_after = unused;
+	free(cand);
+	for (size_t i = 0; i < m->npacks; i++)
+		if (m->packs[i].action == A_DROP)
+			r->dropped++;
+		else if (m->packs[i].action == A_REWRITE)
+			r->rewritten++;
+	return 0;
+}
+
+static int write_plan(run *r, uint64_t epoch)
+{
+	udr__buf b = {0};
+	char path[4200], name[64];
+	int rc;
+	snprintf(name, sizeof(name), "plan-%" PRIu64 ".json", epoch);
+	if ((rc = gc_path(path, sizeof(path), r->s, name)) < 0)
+		return rc;
+	rc = udr__buf_printf(&b, "{\"format\":1,\"kind\":\"udr-gc-plan\",\"epoch\":%" PRIu64 ",\"mark\":%" PRIu64
+	                     ",\"drop\":[", epoch, r->st.mark);
+	for (int a = A_DROP; a <= A_REWRITE && rc == 0; a++) {
+		bool first = true;
+		if (a == A_REWRITE)
+			rc = udr__buf_puts(&b, "],\"rewrite\":[");
+		for (size_t i = 0; i < r->m.npacks && rc == 0; i++)
+			if (r->m.packs[i].action == a) {
+				rc = udr__buf_printf(&b, "%s\"%s\"", first ? "" : ",", r->m.packs[i].p->hex);
+				first = false;
+			}
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "],\"loose\":[");
+	for (size_t k = 0; k < r->ndead_loose && rc == 0; k++) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, &r->m.loose[r->dead_loose[k]].hash);
+		rc = udr__buf_printf(&b, "%s\"%s\"", k ? "," : "", hex);
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "],\"dead_objects\":%" PRIu64 ",\"sealed\":true}", r->dead_objects);
+	if (rc == 0)
+		rc = udr__config_write(r->s->tmpdir, path, b.ptr, UDR__PUBLISH_REPLACE);
+	udr__buf_free(&b);
+	if (rc == 0)
+		snprintf(r->st.plan, sizeof(r->st.plan), "%s", name);
+	return rc;
+}
+
+/* ---- rewrite ------------------------------------------------------------------------------- */
+
+static int rewrite(run *r)
+{
+	udr__gc_mark *m = &r->m;
+	udr__packw *w[2] = {NULL, NULL};
+	uint64_t done = 0, total = 0;
+	int rc = 0;
+	for (size_t i = 0; i < m->npacks; i++)
+		if (m->packs[i].action == A_REWRITE)
+			total += m->packs[i].live_bytes;
+	if (total == 0)
+		return 0;
+	udr__phase_enter(UDR__PHASE_GC_REWRITE);
+	for (size_t i = 0; i < m->n && rc == 0; i++) {
+		uint64_t rec, raw = 0;
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, &rec);
+		udr__pack_entry e;
+		udr__loc l;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		int cls;
+		if (p == SIZE_MAX || m->packs[p].action != A_REWRITE || !(m->v[i].flags & UDR__GC_KEPT))
+			continue;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		cls = m->packs[p].p->idx.cls == UDR__PACK_CLASS_META ? 1 : 0;
+		if (!w[cls] && (rc = udr__packw_new(&w[cls], r->s, cls == 1 ? UDR__PACK_CLASS_META : UDR__PACK_CLASS_DATA)) < 0)
+			break;
+		memset(&l, 0, sizeof(l));
+		l.kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
+		l.pack = m->packs[p].p;
+		l.offset = e.offset;
+		l.length = e.length;
+		/* CRC and header checked by the read: a damaged entry stops the run */
+		if ((rc = udr__loc_read(&buf, &len, r->s, &l, &e.hash, e.length, NULL)) < 0)
+			break;
+		if ((rc = udr__loc_raw_size(&raw, r->s, &l, &e.hash)) == 0)
+			rc = udr__packw_append(w[cls], &e.hash, l.kind, raw, buf, (uint32_t)len);
+		free(buf);
+		done += (uint64_t)UDR__PACK_ENTRY_HDR + e.length + UDR__PACK_ENTRY_CRC;
+		progress(r, "rewrite", done, total);
+	}
+	for (int k = 0; k < 2; k++) {
+		if (rc == 0 && w[k])
+			rc = udr__packw_flush(w[k]);
+		if (w[k])
+			r->written_packs += udr__packw_published(w[k]);
+		udr__packw_free(w[k]);
+	}
+	udr__phase_leave(UDR__PHASE_GC_REWRITE);
+	return rc;
+}
+
+/* ---- guard ---------------------------------------------------------------------------------- */
+
+static bool pack_removed(const run *r, const char *hex)
+{
+	for (size_t i = 0; i < r->m.npacks; i++)
+		if (r->m.packs[i].action != A_KEEP && strcmp(r->m.packs[i].p->hex, hex) == 0)
+			return true;
+	return false;
+}
+
+/* Every live object keeps a copy outside what is removed: its entry header
+ * checked (hash, kind, length) as readers do, a loose file stat'ed. */
+static int guard(run *r)
+{
+	udr__gc_mark *m = &r->m;
+	uint64_t done = 0;
+	int rc = 0;
+	if (r->s->packs && (rc = udr__packset_scan(r->s)) < 0)
+		return rc;
+	for (size_t i = 0; i < m->n && rc == 0; i++) {
+		udr_hash h;
+		bool ok = false;
+		if (!(m->v[i].flags & UDR__GC_FIRST) || !(m->v[i].flags & (UDR__GC_LIVE | UDR__GC_BASE)))
+			continue;
+		udr__gc_copy_hash(&h, m, m->v[i].id);
+		for (unsigned k = 0; !ok && rc == 0; k++) {
+			udr__loc l;
+			if ((rc = udr__obj_find(&l, r->s, &h, k, k == 0)) < 0)
+				break;
+			if (l.kind == UDR__K_NONE) {
+				udr__loc_free(&l);
+				break;
+			}
+			if (l.pack) {
+				uint64_t raw;
+				if (!pack_removed(r, l.pack->hex) && udr__loc_raw_size(&raw, r->s, &l, &h) == 0)
+					ok = true;
+				udr_error_clear();
+			} else {
+				bool dead = false;
+				for (size_t d = 0; d < r->ndead_loose && !dead; d++) {
+					const udr__gc_loose *x = &m->loose[r->dead_loose[d]];
+					dead = udr_hash_equal(&x->hash, &h) && (int)x->kind == (int)l.kind;
+				}
+				ok = !dead;
+			}
+			udr__loc_free(&l);
+		}
+		if (rc == 0 && !ok) {
+			char hex[UDR_HASH_HEXSIZE + 1];
+			udr_hash_tohex(hex, &h);
+			rc = udr__error_set(UDR_ECORRUPT, "gc guard: live chunk %s would have no copy left after the sweep; "
+			                    "nothing was removed", hex);
+		}
+		if ((++done & 1023) == 0)
+			progress(r, "verify", done, m->live);
+	}
+	return rc;
+}
+
+/* ---- delete -------------------------------------------------------------------------------- */
+
+static int unlink_loose(run *r, bool top)
+{
+	udr__gc_mark *m = &r->m;
+	int rc = 0;
+	for (size_t k = 0; k < r->ndead_loose && rc == 0; k++) {
+		const udr__gc_loose *x = &m->loose[r->dead_loose[k]];
+		char hex[UDR_HASH_HEXSIZE + 1], *p;
+		if ((x->kind == UDR__K_MANIFEST || x->kind == UDR__K_DELTA) != top)
+			continue;
+		if (!(p = udr__obj_path(r->s, &x->hash, (enum udr__kind)x->kind, hex)))
+			return udr__error_oom();
+		rc = unlink_ok(p);
+		free(p);
+		r->removed_bytes += x->size;
+	}
+	return rc;
+}
+
+/*
+ * STATE says deleting (the plan's packs are invisible to readers from
+ * then on).  Dead loose manifests and deltas go first, then the packs
+ * (every index, fsync, every pack, fsync), then the other loose objects:
+ * a kill leaves no visible dead manifest without its pieces.
+ */
+static int delete_all(run *r)
+{
+	udr__gc_mark *m = &r->m;
+	char packs[4200], path[4300];
+	int rc = 0;
+	snprintf(packs, sizeof(packs), "%s/packs", r->s->path);
+	udr__phase_enter(UDR__PHASE_GC_RETIRE);
+	rc = unlink_loose(r, true);
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		bool any = false;
+		for (size_t i = 0; i < m->npacks && rc == 0; i++) {
+			if (m->packs[i].action == A_KEEP)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s.%s", packs, m->packs[i].p->hex, pass == 0 ? "idx" : "pack");
+			rc = unlink_ok(path);
+			any = true;
+		}
+		if (rc == 0 && any)
+			rc = udr__fsync_dir(packs);
+		progress(r, "delete", (uint64_t)pass + 1, 2);
+	}
+	if (rc == 0)
+		rc = unlink_loose(r, false);
+	if (rc == 0 && r->ndead_loose) {
+		int fd = UDR_IO->open(r->s->path, O_RDONLY | O_DIRECTORY, 0);
+		if (fd < 0 || UDR_IO->syncfs(fd) < 0)
+			rc = udr__error_io(errno, "syncfs of %s failed", r->s->path);
+		if (fd >= 0)
+			UDR_IO->close(fd);
+	}
+	udr__phase_leave(UDR__PHASE_GC_RETIRE);
+	if (rc == 0 && r->s->packs && (r->dropped || r->rewritten)) {
+		/* the multi-pack index no longer names removed packs */
+		if ((rc = udr__packset_scan(r->s)) == 0)
+			rc = udr__midx_update_locked(r->s, false);
+	}
+	return rc;
+}
+
+/* ---- STATE -------------------------------------------------------------------------------- */
+
+static int state_save(run *r, enum udr__gc_phase ph)
+{
+	int rc;
+	r->st.phase = ph;
+	r->st.pid = (int64_t)getpid();
+	r->st.wall_ms = udr__now_ms();
+	udr__phase_enter(UDR__PHASE_GC_STATE);
+	rc = udr__gcstate_save(r->s->path, r->s->tmpdir, &r->st);
+	udr__phase_leave(UDR__PHASE_GC_STATE);
+	return rc;
+}
+
+/* ---- the report ---------------------------------------------------------------------------- */
+
+static int report(char **out, run *r, int64_t started, bool dry)
+{
+	udr__gc_mark *m = &r->m;
+	udr__buf b = {0};
+	char when[40];
+	uint64_t dead_copies = 0, after;
+	int rc;
+	for (size_t i = 0; i < m->n; i++)
+		if (!(m->v[i].flags & UDR__GC_KEPT))
+			dead_copies++;
+	r->removed_pieces = r->removed_manifests = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->v[i].flags & UDR__GC_KEPT)
+			continue;
+		{
+			uint64_t rec;
+			size_t p = udr__gc_copy_pack(m, m->v[i].id, &rec);
+			int kind;
+			if (p == SIZE_MAX)
+				kind = m->loose[m->v[i].id - m->base[m->npacks]].kind;
+			else {
+				udr__pack_entry e;
+				if (m->packs[p].action == A_KEEP)
+					continue;
+				udr__idx_record(&e, &m->packs[p].p->idx, rec);
+				kind = e.kind;
+			}
+			if (kind == UDR__K_MANIFEST)
+				r->removed_manifests++;
+			else
+				r->removed_pieces++;
+		}
+	}
+	if (dry) {
+		/* what a run would remove: dropped packs and dead loose files whole,
+		 * the dead bytes of rewritten packs */
+		r->removed_bytes = r->loose_bytes;
+		for (size_t i = 0; i < m->npacks; i++)
+			if (m->packs[i].action == A_DROP)
+				r->removed_bytes += m->packs[i].size;
+			else if (m->packs[i].action == A_REWRITE)
+				r->removed_bytes += m->packs[i].dead_bytes;
+	}
+	udr__format_time(when, sizeof(when), started);
+	after = r->bytes_before + r->written_bytes >= r->removed_bytes
+	                ? r->bytes_before + r->written_bytes - r->removed_bytes
+	                : 0;
+	rc = udr__buf_printf(
+	        &b,
+	        "{\"dry_run\":%s,\"epoch\":%" PRIu64 ",\"resumed\":%s,\"started\":\"%s\",\"seconds\":%.3f,"
+	        "\"mark\":{\"objects\":%" PRIu64 ",\"live\":%" PRIu64 ",\"young\":%" PRIu64 ",\"fresh\":%" PRIu64
+	        ",\"base_only\":%" PRIu64 ",\"versions\":%" PRIu64 ",\"expired_versions\":%" PRIu64
+	        ",\"copies\":%zu,\"peak_bytes\":%" PRIu64 ",\"seconds\":%.3f},"
+	        "\"removed\":{\"objects\":%" PRIu64 ",\"copies\":%" PRIu64 ",\"pieces\":%" PRIu64
+	        ",\"manifests\":%" PRIu64 ",\"loose\":%zu,\"packs_dropped\":%" PRIu64 ",\"packs_rewritten\":%" PRIu64
+	        ",\"bytes\":%" PRIu64 "},"
+	        "\"written\":{\"packs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"unchained\":0},"
+	        "\"store\":{\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64 ",\"unused_after_pct\":%.2f},"
+	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
+	        dry ? "true" : "false", r->st.epoch, r->resumed ? "true" : "false", when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
+	        m->live, m->young, m->fresh, m->base_only, m->versions, m->expired_versions, m->n, m->peak_bytes,
+	        r->mark_seconds, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
+	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes,
+	        r->bytes_before, after, after ? 100.0 * (double)r->unused_after / (double)after : 0.0, r->temp_files, r->gc_seq);
+	if (rc < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	*out = b.ptr;
+	return 0;
+}
+
+/* ---- the run -------------------------------------------------------------------------------- */
+
+static uint64_t packs_bytes(udr_store *s)
+{
+	udr_store_pack_stats ps;
+	if (udr_store_pack_stats_get(&ps, s) != 0) {
+		udr_error_clear();
+		return 0;
+	}
+	return ps.pack_bytes + ps.index_bytes;
+}
+
+int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr__gc_collect_opts *o)
+{
+	udr__gc_collect_opts def = UDR__GC_COLLECT_OPTS_INIT;
+	run r;
+	int64_t started = udr__now_ms(), t0;
+	int rc;
+	uint64_t packs_before = 0;
+	*report_json = NULL;
+	if (!o)
+		o = &def;
+	if (!s || !c)
+		return udr__error_set(UDR_EINVAL, "gc: no store or catalog");
+	if (o->grace_ms < 0 || o->threshold_pct > 100 || o->max_unused_pct > 100)
+		return udr__error_set(UDR_EINVAL, "gc: grace must be >= 0, threshold and max-unused 0..100");
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.c = c;
+	r.o = o;
+	r.lockfd = r.packsfd = r.act[0] = r.act[1] = -1;
+	udr__gcstate_init(&r.st);
+	if ((rc = take_gc_lock(&r)) < 0)
+		goto done;
+	if ((rc = udr__gcstate_load(&r.st, s->path)) < 0)
+		goto done;
+	if (r.st.phase == UDR__GC_ABORTED) {
+		rc = udr__error_set(UDR_ECORRUPT, "gc: the run of epoch %" PRIu64 " was aborted by its guard (%s); run "
+		                    "udr fsck: once it finds no problem in %s it lets gc run again", r.st.epoch, r.st.last ? r.st.last : "no reason recorded", s->path);
+		goto done;
+	}
+	/* a run killed earlier left at most dead copies and durable outputs:
+	 * marking again from scratch finds what it left (GC.md 5.2, "Built") */
+	if ((rc = udr__gc_exclusive_begin(r.act, r.s, true)) < 0)
+		goto done;
+	if (s->packs && (rc = udr__packs_lock(&r.packsfd, s, true)) < 0)
+		goto done;
+	if (!o->dry_run && ((rc = finish_deleting(&r)) < 0 || (rc = abandon_leftovers(&r)) < 0))
+		goto done;
+	udr__test_pause("gc-locked"); /* tests: a run holding every lock */
+	progress(&r, "mark", 0, 0);
+	if ((rc = udr_catalog_head(&r.st.mark, c)) < 0)
+		goto done;
+	t0 = udr__now_ms();
+	rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
+	                      o->expired_payload);
+	r.mark_seconds = (double)(udr__now_ms() - t0) / 1000.0;
+	if (rc < 0)
+		goto done;
+	progress(&r, "mark", r.m.objects, r.m.objects);
+	if ((rc = plan(&r)) < 0)
+		goto done;
+	if (o->dry_run || (r.dead_objects == 0 && r.ndead_loose == 0 && r.dropped == 0 && r.rewritten == 0)) {
+		bool dry = o->dry_run;
+		rc = report(report_json, &r, started, dry);
+		goto done;
+	}
+	packs_before = packs_bytes(s);
+	r.st.epoch++;
+	r.st.drained = r.st.epoch;
+	r.st.started_ms = started;
+	r.st.dead[0] = r.st.doomed[0] = 0;
+	if ((rc = write_plan(&r, r.st.epoch)) < 0 || (rc = state_save(&r, UDR__GC_PLANNED)) < 0)
+		goto done;
+	if ((rc = rewrite(&r)) < 0)
+		goto done;
+	if ((rc = state_save(&r, UDR__GC_REWRITTEN)) < 0)
+		goto done;
+	progress(&r, "verify", 0, r.m.live);
+	udr__test_pause("gc-guard"); /* tests: a copy lost before the guard */
+	if ((rc = guard(&r)) < 0) {
+		/* STATE aborted (best effort: the error already says why); the
+		 * guard's message is kept, not the save's */
+		free(r.st.last);
+		r.st.last = strdup("{\"aborted\":\"the guard found a live chunk without a copy\"}");
+		{
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "");
+			if (state_save(&r, UDR__GC_ABORTED) < 0)
+				udr__error_set(rc, "%s (and STATE could not be marked aborted)", msg);
+			else
+				udr__error_set(rc, "%s", msg);
+		}
+		goto done;
+	}
+	if (o->record && (rc = o->record(&r.gc_seq, c, r.st.epoch, r.st.mark, o->record_through, o->record_payload)) < 0)
+		goto done;
+	r.st.gc_seq = r.gc_seq;
+	if ((rc = state_save(&r, UDR__GC_DELETING)) < 0)
+		goto done;
+	if ((rc = delete_all(&r)) < 0)
+		goto done;
+	{
+		/* written bytes: what the packs grew by net of what left them */
+		uint64_t after = packs_bytes(s), removed_pack_bytes = 0;
+		for (size_t i = 0; i < r.m.npacks; i++)
+			if (r.m.packs[i].action != A_KEEP)
+				removed_pack_bytes += r.m.packs[i].size;
+		r.written_bytes = after + removed_pack_bytes >= packs_before ? after + removed_pack_bytes - packs_before : 0;
+		r.removed_bytes = r.loose_bytes + removed_pack_bytes;
+	}
+	if ((rc = fresh_trim(&r, o->now_ms ? o->now_ms : udr__now_ms())) < 0)
+		goto done;
+	/* S7: temp files of dead writers in both tmp/ directories (their
+	 * owners' pids are gone and nobody holds their lock) */
+	if (udr__tmp_clean(s->tmpdir, &r.temp_files) < 0 || udr__tmp_clean(c->tmpdir, &r.temp_files) < 0)
+		udr_error_clear();
+	{
+		char path[4200], plan[UDR__GC_NAME_MAX + 1];
+		snprintf(plan, sizeof(plan), "%s", r.st.plan);
+		r.st.plan[0] = 0;
+		if ((rc = report(report_json, &r, started, false)) < 0)
+			goto done;
+		free(r.st.last);
+		r.st.last = strdup(*report_json);
+		if ((rc = state_save(&r, UDR__GC_IDLE)) < 0)
+			goto done;
+		/* the plan after STATE idle: while STATE says deleting, readers
+		 * need it to hide the packs being removed */
+		if (gc_path(path, sizeof(path), s, plan) == 0)
+			(void)unlink_ok(path);
+		udr_error_clear();
+	}
+done:
+	if (rc < 0) {
+		free(*report_json);
+		*report_json = NULL;
+	}
+	udr__gc_mark_free(&r.m);
+	free(r.dead_loose);
+	release_all(&r);
+	udr__gcstate_release(&r.st);
+	return rc < 0 ? rc : 0;
+}

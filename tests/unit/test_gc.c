@@ -1,0 +1,501 @@
+/*
+ * test_gc.c - GC's mark and plan (docs/GC.md 3, 5.1) on synthetic stores:
+ * pieces shared by versions, deltas whose bases only live deltas reach,
+ * expired versions, young and old uncommitted puts, a live object that is
+ * missing (UDR_ECORRUPT, nothing removed), the plan's choices, and the
+ * mark's memory per piece.
+ */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gc/collect.h"
+#include "store/pack.h"
+#include "store/store_internal.h"
+#include "util/util.h"
+
+typedef struct fx {
+	char *dir;
+	udr_db *db;
+	udr_store *s;
+	udr_catalog *c;
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	f->dir = th_mkdtemp();
+	assert_int_equal(udr_db_open(&f->db, f->dir, UDR_OPEN_CREATE), 0);
+	f->s = udr_db_store(f->db);
+	f->c = udr_db_catalog(f->db);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	udr_db_close(f->db);
+	th_rmtree(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static unsigned char *rnd(size_t n, unsigned seed)
+{
+	unsigned char *p = malloc(n);
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)x;
+	}
+	return p;
+}
+
+static void put_ext(udr_hash *out, fx *f, const void *data, size_t len, const udr_hash *base)
+{
+	char *path = th_join(f->dir, "in");
+	udr_put_options o = UDR_PUT_OPTIONS_INIT;
+	o.base = base;
+	th_write_file(path, data, len);
+	assert_int_equal(udr_store_put_file_ext(out, f->s, path, &o), 0);
+	unlink(path);
+	free(path);
+}
+
+static void commit(fx *f, const char *table, const udr_hash *h)
+{
+	udr_version *v;
+	assert_int_equal(udr_version_new(&v, table, 0), 0);
+	assert_int_equal(udr_version_add_chunk(v, h), 0);
+	assert_int_equal(udr_catalog_commit_next(f->c, v), 0);
+	udr_version_free(v);
+}
+
+static uint32_t flags_of(udr__gc_mark *m, const udr_hash *h)
+{
+	size_t i = udr__gc_find(m, h);
+	assert_true(i != SIZE_MAX);
+	return m->v[i].flags;
+}
+
+static bool live(udr__gc_mark *m, const udr_hash *h)
+{
+	return (flags_of(m, h) & (UDR__GC_LIVE | UDR__GC_BASE)) != 0;
+}
+
+/* the pieces (or the one object) of content h */
+static size_t pieces(udr_hash **out, fx *f, const udr_hash *h)
+{
+	udr__manifest mf;
+	if (udr__manifest_load(&mf, f->s, h) != 0) {
+		udr_error_clear();
+		*out = malloc(sizeof(udr_hash));
+		(*out)[0] = *h;
+		return 1;
+	}
+	*out = malloc(mf.npieces * sizeof(udr_hash));
+	for (size_t i = 0; i < mf.npieces; i++)
+		(*out)[i] = mf.pieces[i].hash;
+	size_t n = mf.npieces;
+	udr__manifest_free(&mf);
+	return n;
+}
+
+static int64_t far_future(void)
+{
+	return udr__now_ms() + 1000LL * 86400 * 365;
+}
+
+static void test_gc__uncommitted_young_then_dead_committed_live(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	udr_hash a, b;
+	unsigned char *da = rnd(2000000, 1), *db = rnd(300000, 2);
+	put_ext(&a, f, da, 2000000, NULL);
+	put_ext(&b, f, db, 300000, NULL);
+	commit(f, "t", &a);
+	/* now: b is young (root 4) */
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, udr__now_ms(), 3600000, NULL, NULL), 0);
+	assert_true(live(&m, &a) && live(&m, &b));
+	assert_true(flags_of(&m, &b) & UDR__GC_ROOTED);
+	assert_int_equal(m.young, 1);
+	udr__gc_mark_free(&m);
+	/* a year later b is dead; a, committed, and all its pieces live */
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 3600000, NULL, NULL), 0);
+	assert_false(live(&m, &b));
+	assert_int_equal(m.young, 0);
+	udr_hash *p;
+	size_t n = pieces(&p, f, &a);
+	assert_true(n > 1);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(flags_of(&m, &p[i]) & UDR__GC_LIVE);
+		/* exactly one kept copy */
+		size_t i0 = udr__gc_find(&m, &p[i]), k = 0;
+		for (size_t j = i0; j < m.n && (j == i0 || !(m.v[j].flags & UDR__GC_FIRST)); j++)
+			k += (m.v[j].flags & UDR__GC_KEPT) != 0;
+		assert_int_equal(k, 1);
+	}
+	free(p);
+	udr__gc_mark_free(&m);
+	free(da);
+	free(db);
+}
+
+static int expire_v1(int *out, const char *table, uint64_t version, void *payload)
+{
+	(void)payload;
+	*out = strcmp(table, "t") == 0 && version == 1;
+	return 0;
+}
+
+/* v1 = X, v2 = X changed, stored as deltas against X: X's pieces that v2's
+ * deltas name stay (BASE only) when v1 expires; the others of X go. */
+static void test_gc__delta_bases_only_through_live_deltas(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	udr_hash x, y;
+	unsigned char *dx = rnd(3000000, 3), *dy = malloc(3000000);
+	memcpy(dy, dx, 3000000);
+	for (size_t i = 0; i < 3000000; i += 100000)
+		dy[i] ^= 0x5a; /* every piece changes a little: deltas against X's */
+	put_ext(&x, f, dx, 3000000, NULL);
+	commit(f, "t", &x);
+	put_ext(&y, f, dy, 3000000, &x);
+	commit(f, "t", &y);
+	udr_hash *px, *py;
+	size_t nx = pieces(&px, f, &x), ny = pieces(&py, f, &y);
+	size_t deltas = 0;
+	for (size_t i = 0; i < ny; i++) {
+		udr__delta_hdr dh;
+		assert_int_equal(udr__delta_peek(&dh, f->s, &py[i]), 0);
+		deltas += dh.nbases > 0;
+	}
+	assert_true(deltas > 0);
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 0, expire_v1, NULL), 0);
+	assert_false(live(&m, &x)); /* X's manifest: only v1 named it */
+	assert_true(flags_of(&m, &y) & UDR__GC_LIVE);
+	size_t base_only = 0;
+	for (size_t i = 0; i < nx; i++) {
+		uint32_t fl = flags_of(&m, &px[i]);
+		bool named_by_y = false;
+		for (size_t j = 0; j < ny; j++)
+			named_by_y |= udr_hash_equal(&px[i], &py[j]);
+		if (!named_by_y && (fl & UDR__GC_BASE) && !(fl & UDR__GC_LIVE))
+			base_only++;
+		/* every base of every live delta is alive */
+	}
+	for (size_t j = 0; j < ny; j++) {
+		udr__delta_hdr dh;
+		assert_int_equal(udr__delta_peek(&dh, f->s, &py[j]), 0);
+		for (int k = 0; k < dh.nbases; k++)
+			assert_true(live(&m, &dh.bases[k]));
+	}
+	assert_true(base_only > 0);
+	assert_int_equal(m.base_only, base_only);
+	udr__gc_mark_free(&m);
+	/* nothing expired: everything of both versions lives */
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 0, NULL, NULL), 0);
+	assert_true(live(&m, &x));
+	for (size_t i = 0; i < nx; i++)
+		assert_true(flags_of(&m, &px[i]) & UDR__GC_LIVE);
+	udr__gc_mark_free(&m);
+	free(px);
+	free(py);
+	free(dx);
+	free(dy);
+}
+
+/* the same content put twice lands in two packs: one copy is kept */
+static void test_gc__duplicates_across_packs_keep_one(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	udr_hash a, a2;
+	unsigned char *d = rnd(200000, 9);
+	char *report = NULL;
+	put_ext(&a, f, d, 200000, NULL);
+	commit(f, "t", &a);
+	/* a second copy: the pack of a copied under another name is not
+	 * possible (names are hashes), so write the same entry through a pack
+	 * writer of our own */
+	{
+		udr__packw *w;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		enum udr__kind kind;
+		assert_int_equal(udr__obj_read(&buf, &len, &kind, f->s, &a, (size_t)1 << 30, 0), 0);
+		assert_int_equal(udr__packw_new(&w, f->s, UDR__PACK_CLASS_DATA), 0);
+		assert_int_equal(udr__packw_append(w, &a, kind, 200000, buf, (uint32_t)len), 0);
+		/* and something else, so that the new pack differs from the first */
+		udr_hash_buf(&a2, "abc", 3);
+		assert_int_equal(udr__packw_append(w, &a2, UDR__K_RAW, 3, "abc", 3), 0);
+		assert_int_equal(udr__packw_flush(w), 0);
+		udr__packw_free(w);
+		free(buf);
+	}
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 0, NULL, NULL), 0);
+	size_t i0 = udr__gc_find(&m, &a), copies = 0, kept = 0;
+	for (size_t j = i0; j < m.n && (j == i0 || !(m.v[j].flags & UDR__GC_FIRST)); j++) {
+		copies++;
+		kept += (m.v[j].flags & UDR__GC_KEPT) != 0;
+	}
+	assert_true(copies >= 2);
+	assert_int_equal(kept, 1);
+	udr__gc_mark_free(&m);
+	/* the sweep leaves one copy, the content reads back */
+	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
+	o.grace_ms = 0;
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	free(report);
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 0, NULL, NULL), 0);
+	i0 = udr__gc_find(&m, &a);
+	assert_true(i0 + 1 == m.n || (m.v[i0 + 1].flags & UDR__GC_FIRST));
+	udr__gc_mark_free(&m);
+	assert_int_equal(udr_store_verify(f->s, &a), 0);
+	free(d);
+}
+
+static void test_gc__missing_live_object_is_corrupt_nothing_removed(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	udr_hash a, junk;
+	unsigned char *d = rnd(2000000, 4), *j = rnd(100000, 5);
+	char *report = (char *)"untouched";
+	put_ext(&a, f, d, 2000000, NULL);
+	commit(f, "t", &a);
+	put_ext(&junk, f, j, 100000, NULL);
+	udr_hash *p;
+	size_t n = pieces(&p, f, &a);
+	assert_true(n > 2);
+	/* a piece of the committed content vanishes: rewrite its pack without it */
+	{
+		udr__loc l;
+		assert_int_equal(udr__obj_find(&l, f->s, &p[1], 0, true), 0);
+		assert_non_null(l.pack);
+		/* flip the entry's hash in the index: the piece is no longer listed */
+		char *ip = th_fmt("%s/chunks/packs/%s.idx", f->dir, l.pack->hex);
+		char *pp = th_fmt("%s/chunks/packs/%s.pack", f->dir, l.pack->hex);
+		udr__loc_free(&l);
+		/* simplest: remove pack and index (every piece in it goes) */
+		unlink(ip);
+		unlink(pp);
+		free(ip);
+		free(pp);
+	}
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 0, NULL, NULL), UDR_ECORRUPT);
+	assert_non_null(strstr(udr_error_last()->message, "t@1"));
+	int before = th_count_files_rec(f->dir);
+	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
+	o.grace_ms = 0;
+	o.now_ms = far_future();
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), UDR_ECORRUPT);
+	assert_null(report);
+	assert_int_equal(udr_store_exists(f->s, &junk), 1);
+	/* the run may leave its lock files only */
+	assert_true(th_count_files_rec(f->dir) <= before + 4);
+	free(p);
+	free(d);
+	free(j);
+}
+
+/* the plan: packs half dead (the geometric repack merged a's and b's
+ * packs) are rewritten at threshold 10 and kept at threshold 100 when
+ * max-unused allows it; a dry run removes nothing */
+static void test_gc__plan_threshold(void **state)
+{
+	fx *f = *state;
+	udr_hash a, b;
+	unsigned char *d = rnd(1000000, 6), *e = rnd(1000000, 7);
+	char *report = NULL;
+	put_ext(&a, f, d, 1000000, NULL);
+	commit(f, "t", &a);
+	put_ext(&b, f, e, 1000000, NULL); /* never committed */
+	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
+	o.grace_ms = 0;
+	o.now_ms = far_future();
+	o.dry_run = true;
+	o.max_unused_pct = 100;
+	o.threshold_pct = 100;
+	f->s->pack_target = 64; /* no pack counts as small (merged whatever its dead fraction) */
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	assert_non_null(strstr(report, "\"dry_run\":true"));
+	assert_non_null(strstr(report, "\"packs_rewritten\":0"));
+	free(report);
+	o.max_unused_pct = 5; /* then unused space forces the rewrite */
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	assert_null(strstr(report, "\"packs_rewritten\":0"));
+	free(report);
+	o.threshold_pct = 10;
+	o.max_unused_pct = 100;
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	assert_null(strstr(report, "\"packs_rewritten\":0"));
+	free(report);
+	assert_int_equal(udr_store_exists(f->s, &b), 1); /* dry runs remove nothing */
+	o.dry_run = false;
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	assert_null(strstr(report, "\"packs_rewritten\":0"));
+	free(report);
+	assert_int_equal(udr_store_exists(f->s, &b), 0);
+	assert_int_equal(udr_store_verify(f->s, &a), 0);
+	/* a second run: nothing left to do */
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	assert_non_null(strstr(report, "\"copies\":0"));
+	free(report);
+	free(d);
+	free(e);
+}
+
+/* memory of the mark: at most 64 bytes a piece (GC.md 3.2) */
+static void test_gc__mark_memory_per_piece(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	unsigned char *buf;
+	udr_hash h;
+	/* one content of many pieces */
+	buf = rnd((size_t)64 << 20, 11);
+	put_ext(&h, f, buf, (size_t)64 << 20, NULL);
+	commit(f, "t", &h);
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 0, NULL, NULL), 0);
+	print_message("mark: %llu objects, peak %llu bytes, %.1f bytes per object\n", (unsigned long long)m.objects,
+	              (unsigned long long)m.peak_bytes, (double)m.peak_bytes / (double)m.objects);
+	assert_true(m.objects > 100);
+	assert_true(m.peak_bytes <= 64 * m.objects + 8192);
+	udr__gc_mark_free(&m);
+	free(buf);
+}
+
+/* two loose objects whose hashes share the 8-byte prefix (names crafted:
+ * mark lists names, it does not read raw pieces): separate objects, each
+ * found by its full hash; a fresh record keeps exactly the one it names */
+static void test_gc__prefix_collision(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	udr_hash h[3];
+	char hex[UDR_HASH_HEXSIZE + 1];
+	for (int k = 0; k < 3; k++) {
+		memset(h[k].bytes, 0xaa, 8);
+		memset(h[k].bytes + 8, 0x10 * (k + 1), UDR_HASH_SIZE - 8);
+		udr_hash_tohex(hex, &h[k]);
+		char *dir = th_fmt("%s/chunks/aa/aa", f->dir);
+		char *p = th_fmt("%s/%s%s", dir, hex, k == 2 ? ".zst" : "");
+		udr__mkdirs(dir);
+		th_write_file(p, "x", 1);
+		free(p);
+		free(dir);
+	}
+	/* h[0] named by a fresh record younger than the grace; the others old */
+	{
+		unsigned char rec[40];
+		int64_t now = far_future();
+		udr__put_le64(rec, (uint64_t)now);
+		memcpy(rec + 8, h[0].bytes, UDR_HASH_SIZE);
+		char *p = th_fmt("%s/chunks/gc/fresh.0", f->dir);
+		char *dir = th_fmt("%s/chunks/gc", f->dir);
+		udr__mkdirs(dir);
+		th_write_file(p, rec, sizeof(rec));
+		free(p);
+		free(dir);
+	}
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, far_future(), 1000, NULL, NULL), 0);
+	assert_int_equal(m.objects, 3);
+	size_t i0 = udr__gc_find(&m, &h[0]), i1 = udr__gc_find(&m, &h[1]), i2 = udr__gc_find(&m, &h[2]);
+	assert_true(i0 != SIZE_MAX && i1 != SIZE_MAX && i2 != SIZE_MAX);
+	assert_true(i0 != i1 && i1 != i2 && i0 != i2);
+	assert_int_equal(m.v[i0].prefix, m.v[i1].prefix);
+	assert_true(m.v[i0].flags & UDR__GC_FIRST);
+	assert_true(m.v[i1].flags & UDR__GC_FIRST);
+	for (int k = 0; k < 3; k++) {
+		udr_hash x;
+		udr__gc_copy_hash(&x, &m, m.v[udr__gc_find(&m, &h[k])].id);
+		assert_true(udr_hash_equal(&x, &h[k]));
+	}
+	assert_true(m.v[i0].flags & UDR__GC_LIVE);
+	assert_false(m.v[i1].flags & (UDR__GC_LIVE | UDR__GC_BASE));
+	assert_false(m.v[i2].flags & (UDR__GC_LIVE | UDR__GC_BASE));
+	assert_int_equal(m.fresh, 1);
+	/* a hash with the same prefix that is not stored is not found */
+	udr_hash y = h[0];
+	y.bytes[31] ^= 1;
+	assert_true(udr__gc_find(&m, &y) == SIZE_MAX);
+	udr__gc_mark_free(&m);
+}
+
+static void write_fresh(fx *f, unsigned par, const udr_hash *h, int64_t ms, bool append)
+{
+	unsigned char rec[40];
+	char *dir = th_fmt("%s/chunks/gc", f->dir), *p = th_fmt("%s/fresh.%u", dir, par);
+	FILE *fp;
+	udr__mkdirs(dir);
+	udr__put_le64(rec, (uint64_t)ms);
+	memcpy(rec + 8, h->bytes, UDR_HASH_SIZE);
+	fp = fopen(p, append ? "ab" : "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(rec, 1, sizeof(rec), fp), sizeof(rec));
+	fclose(fp);
+	free(p);
+	free(dir);
+}
+
+/* fresh records (root 5): a record younger than the grace keeps an old,
+ * uncommitted content; an older one does not, and the run drops it from
+ * the file */
+static void test_gc__fresh_records_keep_and_expire(void **state)
+{
+	fx *f = *state;
+	udr_hash a, b;
+	unsigned char *da = rnd(200000, 51), *db = rnd(200000, 52);
+	char *report = NULL, *p;
+	size_t len;
+	int64_t now = far_future();
+	put_ext(&a, f, da, 200000, NULL);
+	put_ext(&b, f, db, 200000, NULL);
+	write_fresh(f, 0, &a, now - 10000, false);   /* 10 s old: kept (grace 60 s) */
+	write_fresh(f, 1, &b, now - 1000000, false); /* 1000 s old: not a root */
+	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
+	o.grace_ms = 60000;
+	o.now_ms = now;
+	assert_int_equal(udr__gc_collect(&report, f->s, f->c, &o), 0);
+	assert_non_null(strstr(report, "\"fresh\":1"));
+	free(report);
+	assert_int_equal(udr_store_exists(f->s, &a), 1);
+	assert_int_equal(udr_store_exists(f->s, &b), 0);
+	assert_int_equal(udr_store_verify(f->s, &a), 0);
+	/* fresh.1 lost its old record, fresh.0 kept its young one */
+	p = th_fmt("%s/chunks/gc/fresh.1", f->dir);
+	free(th_read_file(p, &len));
+	assert_int_equal(len, 0);
+	free(p);
+	p = th_fmt("%s/chunks/gc/fresh.0", f->dir);
+	free(th_read_file(p, &len));
+	assert_int_equal(len, 40);
+	free(p);
+	free(da);
+	free(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_gc__uncommitted_young_then_dead_committed_live, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__delta_bases_only_through_live_deltas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__duplicates_across_packs_keep_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__missing_live_object_is_corrupt_nothing_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__plan_threshold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__mark_memory_per_piece, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__prefix_collision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__fresh_records_keep_and_expire, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
