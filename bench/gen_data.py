@@ -12,10 +12,16 @@ benchmark run ingests exactly the same files.
         IN with scattered small edits: half inserts, half overwrites of
         1..16 bytes at random offsets
     gen_data.py table    OUTDIR --size BYTES [--versions 20] [--change 0.01]
-                         [--append 0.01] [--seed S]
+                         [--append 0.01] [--seed S] [--linear] [--window K]
         OUTDIR/v01.csv ...: a CSV table of about BYTES; each version
         rewrites a random --change fraction of the rows (same ids, new
-        values) and appends an --append fraction of new rows
+        values) and appends an --append fraction of new rows; fractions
+        of the current table, or of the first version's with --linear
+        (so that 1,000 versions grow 11x, not 21,000x). --window K streams:
+        version v is written only once at most K-1 of the files written
+        before it are still there (the caller deletes each file once it
+        has consumed it, so a long series never fills the disk), and each
+        path is printed as soon as it is complete
     gen_data.py grouped  OUTDIR [--groups 200] [--history 100]
                          [--versions 100] [--seed S]
         OUTDIR/v001.csv ...: a daily table sorted by group then date;
@@ -30,6 +36,7 @@ import datetime
 import os
 import random
 import sys
+import time
 
 FIRST = ("Ada Alan Barbara Claude Donald Edsger Frances Grace Hedy Ivan John Ken Leslie Linus Margaret Niklaus "
          "Ole Radia Robin Shafi Sophie Tim Tony Ward Yukihiro Zhang Anita Bjarne Carl Dennis Erna Fran").split()
@@ -132,22 +139,29 @@ def gen_table(a):
     next_id = n + 1
     os.makedirs(a.outdir, exist_ok=True)
     width = len(str(a.versions))
+    written = []
     for v in range(1, a.versions + 1):
         if v > 1:
-            k = max(1, int(len(table) * a.change))
+            base = n if a.linear else len(table)
+            k = max(1, int(base * a.change))
             idx = rng.sample(range(len(table)), k)
             new = rows.make([int(table[i].split(",", 1)[0]) for i in idx])
             for i, row in zip(idx, new):
                 table[i] = row
-            k = max(1, int(len(table) * a.append))
+            k = max(1, int(base * a.append))
             table.extend(rows.make(range(next_id, next_id + k)))
             next_id += k
+        if a.window:
+            while sum(os.path.exists(w) for w in written[-a.window:]) >= a.window:
+                time.sleep(0.01)
         path = os.path.join(a.outdir, "v%0*d.csv" % (width, v))
-        with open(path, "w") as f:
+        with open(path + ".tmp", "w") as f:
             f.write(Rows.header + "\n")
             f.write("\n".join(table))
             f.write("\n")
-        print(path)
+        os.rename(path + ".tmp", path)
+        written.append(path)
+        print(path, flush=True)
 
 
 def gen_grouped(a):
@@ -209,6 +223,8 @@ def main():
     s.add_argument("--change", type=float, default=0.01)
     s.add_argument("--append", type=float, default=0.01)
     s.add_argument("--seed", type=int, default=3)
+    s.add_argument("--linear", action="store_true")
+    s.add_argument("--window", type=int, default=0)
     s.set_defaults(fn=gen_table)
     s = sub.add_parser("grouped")
     s.add_argument("outdir")

@@ -154,6 +154,8 @@ int cli_check_table(const char *name);
  * text and returns CLI_EXIT_USAGE.
  */
 int cli_parse_uint(uint64_t *out, const char *text, uint64_t max, int suffixes, const char *what);
+/** --keep-last/--keep-within/--keep-hourly...--keep-yearly (name with its dashes) into rule; 0 or an exit code (reported). */
+int cli_keep_opt(udr_retention_rule *rule, const char *name, const char *arg);
 
 /* The store (util.c). */
 

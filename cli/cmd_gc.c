@@ -16,11 +16,14 @@
 
 #define NOPERANDS(argc) ((argc) - optind)
 
-enum { OPT_DRY = CLI_OPT_FIRST, OPT_GRACE, OPT_THRESHOLD, OPT_MAX_UNUSED, OPT_MAX_REPACK, OPT_JSON, OPT_STATUS };
+enum { OPT_DRY = CLI_OPT_FIRST, OPT_GRACE, OPT_THRESHOLD, OPT_MAX_UNUSED, OPT_MAX_REPACK, OPT_JSON, OPT_STATUS,
+       OPT_KEEP_LAST, OPT_KEEP_WITHIN, OPT_KEEP_HOURLY, OPT_KEEP_DAILY, OPT_KEEP_WEEKLY, OPT_KEEP_MONTHLY,
+       OPT_KEEP_YEARLY };
 
 struct gc_args {
 	udr_gc_options o;
-	int json, status, bad;
+	udr_retention_rule rule;
+	int json, status, bad, nkeys;
 };
 
 static int gc_opt(int opt, const char *arg, void *payload)
@@ -28,6 +31,13 @@ static int gc_opt(int opt, const char *arg, void *payload)
 	struct gc_args *a = payload;
 	const cli_command *self = cli_find_command("gc");
 	uint64_t v;
+	static const char *const keep[] = {"--keep-last", "--keep-within", "--keep-hourly", "--keep-daily",
+	                                   "--keep-weekly", "--keep-monthly", "--keep-yearly"};
+	int rc;
+	if (opt >= OPT_KEEP_LAST && opt <= OPT_KEEP_YEARLY) {
+		a->nkeys++;
+		return (rc = cli_keep_opt(&a->rule, keep[opt - OPT_KEEP_LAST], arg)) != 0 ? rc : -1;
+	}
 	switch (opt) {
 	case OPT_DRY:
 		a->o.dry_run = 1;
@@ -155,6 +165,13 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 		{ "max-repack", required_argument, NULL, OPT_MAX_REPACK },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "status", no_argument, NULL, OPT_STATUS },
+		{ "keep-last", required_argument, NULL, OPT_KEEP_LAST },
+		{ "keep-within", required_argument, NULL, OPT_KEEP_WITHIN },
+		{ "keep-hourly", required_argument, NULL, OPT_KEEP_HOURLY },
+		{ "keep-daily", required_argument, NULL, OPT_KEEP_DAILY },
+		{ "keep-weekly", required_argument, NULL, OPT_KEEP_WEEKLY },
+		{ "keep-monthly", required_argument, NULL, OPT_KEEP_MONTHLY },
+		{ "keep-yearly", required_argument, NULL, OPT_KEEP_YEARLY },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("gc");
@@ -163,8 +180,10 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 	char *out = NULL;
 	udr_db *db;
 	int rc;
+	udr_retention_rule rdef = UDR_RETENTION_RULE_INIT;
 	memset(&a, 0, sizeof(a));
 	a.o = def;
+	a.rule = rdef;
 	if ((rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, gc_opt, &a)) >= 0)
 		return rc;
 	if (NOPERANDS(argc) > 0)
@@ -172,6 +191,10 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 	if (a.status && (a.o.dry_run || a.o.grace_ms >= 0 || a.o.max_repack_bytes || a.o.threshold_pct != 10 ||
 	                 a.o.max_unused_pct != 5))
 		return cli_usage_error(self, "--status takes only --json");
+	if (a.status && a.nkeys)
+		return cli_usage_error(self, "--status takes only --json");
+	if (a.nkeys)
+		a.o.rule = &a.rule; /* expire by it first (a record in the log) */
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
 	if (a.status) {

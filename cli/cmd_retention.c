@@ -75,12 +75,42 @@ static int parse_count(uint64_t *out, const char *text, uint64_t max, const char
 	return 0;
 }
 
+int cli_keep_opt(udr_retention_rule *rule, const char *name, const char *arg)
+{
+	static const char *const buckets[] = {"--keep-hourly", "--keep-daily", "--keep-weekly", "--keep-monthly",
+	                                      "--keep-yearly"};
+	uint32_t *slot[] = {&rule->keep_hourly, &rule->keep_daily, &rule->keep_weekly, &rule->keep_monthly,
+	                    &rule->keep_yearly};
+	uint64_t v;
+	int rc;
+	if (strcmp(name, "--keep-last") == 0) {
+		if ((rc = parse_count(&v, arg, UINT64_MAX, name)) != 0)
+			return rc;
+		rule->keep_last = v;
+		return 0;
+	}
+	if (strcmp(name, "--keep-within") == 0) {
+		int64_t ms;
+		if ((rc = udr_retention_parse_duration(&ms, arg)) != 0)
+			return cli_fail(rc);
+		rule->keep_within_ms = ms;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(buckets) / sizeof(buckets[0]); i++)
+		if (strcmp(name, buckets[i]) == 0) {
+			if ((rc = parse_count(&v, arg, UINT32_MAX, name)) != 0)
+				return rc;
+			*slot[i] = (uint32_t)v;
+			return 0;
+		}
+	return CLI_EXIT_USAGE;
+}
+
 static int retention_opt(int opt, const char *arg, void *payload)
 {
 	struct retention_opts *o = payload;
-	uint64_t v;
-	uint32_t *bucket = NULL;
-	const char *name = NULL;
+	static const char *const names[] = {"--keep-last", "--keep-within", "--keep-hourly", "--keep-daily",
+	                                    "--keep-weekly", "--keep-monthly", "--keep-yearly"};
 	int rc;
 
 	switch (opt) {
@@ -97,32 +127,19 @@ static int retention_opt(int opt, const char *arg, void *payload)
 		o->json = 1;
 		return -1;
 	case OPT_KEEP_LAST:
+	case OPT_KEEP_WITHIN:
+	case OPT_KEEP_HOURLY:
+	case OPT_KEEP_DAILY:
+	case OPT_KEEP_WEEKLY:
+	case OPT_KEEP_MONTHLY:
+	case OPT_KEEP_YEARLY:
 		o->nkeys++;
-		if ((rc = parse_count(&v, arg, UINT64_MAX, "--keep-last")) != 0)
+		if ((rc = cli_keep_opt(&o->rule, names[opt - OPT_KEEP_LAST], arg)) != 0)
 			return rc;
-		o->rule.keep_last = v;
 		return -1;
-	case OPT_KEEP_WITHIN: {
-		int64_t ms;
-		o->nkeys++;
-		if ((rc = udr_retention_parse_duration(&ms, arg)) != 0)
-			return cli_fail(rc);
-		o->rule.keep_within_ms = ms;
-		return -1;
-	}
-	case OPT_KEEP_HOURLY: bucket = &o->rule.keep_hourly; name = "--keep-hourly"; break;
-	case OPT_KEEP_DAILY: bucket = &o->rule.keep_daily; name = "--keep-daily"; break;
-	case OPT_KEEP_WEEKLY: bucket = &o->rule.keep_weekly; name = "--keep-weekly"; break;
-	case OPT_KEEP_MONTHLY: bucket = &o->rule.keep_monthly; name = "--keep-monthly"; break;
-	case OPT_KEEP_YEARLY: bucket = &o->rule.keep_yearly; name = "--keep-yearly"; break;
 	default:
 		return -1;
 	}
-	o->nkeys++;
-	if ((rc = parse_count(&v, arg, UINT32_MAX, name)) != 0)
-		return rc;
-	*bucket = (uint32_t)v;
-	return -1;
 }
 
 static void print_plan(const char *report)

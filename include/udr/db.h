@@ -46,9 +46,12 @@ typedef struct udr_gc_options {
 	/** Called once per phase and as work proceeds (may be NULL). */
 	void (*progress)(const char *phase, uint64_t done, uint64_t total, void *payload);
 	void *progress_payload;
+	/** Expire first by this rule over every table (udr/gc.h; NULL: expire
+	 *  nothing); data of versions expired by then is removed. */
+	const struct udr_retention_rule *rule;
 } udr_gc_options;
 #define UDR_GC_OPTIONS_VERSION 1
-#define UDR_GC_OPTIONS_INIT {UDR_GC_OPTIONS_VERSION, 0, -1, 10, 5, 0, NULL, NULL}
+#define UDR_GC_OPTIONS_INIT {UDR_GC_OPTIONS_VERSION, 0, -1, 10, 5, 0, NULL, NULL, NULL}
 
 /**
  * Garbage collection: remove what no version needs (docs/GC.md).  Writers

@@ -370,6 +370,9 @@ bool udr__op_retention(const char *op);
  * the previous gc record's.  *seq receives the record.  0; UDR_EINVAL;
  * UDR_EIO; UDR_ENOMEM. */
 int udr__catalog_gc_record(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through);
+/* *seq the last expire or unexpire record at the true head (0: none),
+ * *head_out that head (may be NULL). */
+int udr__expire_latest(uint64_t *seq, uint64_t *head_out, udr_catalog *c);
 /* The commit step's check of a gc record (under the writer lock). */
 int udr__gc_record_check(udr_catalog *c, const udr__record *prev, uint64_t head, const udr__commit_opts *o);
 /* The "@gc" entry at record r: *through and the gc record *gseq (0, 0: none). */

@@ -1395,3 +1395,26 @@ int udr__fsck_ref_expired(udr_catalog *c, const udr__tstate *g, uint64_t commit,
 	}
 	return rc;
 }
+
+int udr__expire_latest(uint64_t *seq, uint64_t *head_out, udr_catalog *c)
+{
+	udr__record r;
+	udr__tentry e;
+	uint64_t head;
+	int rc;
+	*seq = 0;
+	if (head_out)
+		*head_out = 0;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0 || head == 0)
+		return rc;
+	if (head_out)
+		*head_out = head;
+	if (!may_expire(c))
+		return 0;
+	if ((rc = udr__record_read(&r, c, head)) < 0)
+		return rc;
+	if (r.branched && (rc = udr__global_lookup(&e, c, &r, "@expire")) > 0)
+		*seq = e.version;
+	udr__record_free(&r);
+	return rc < 0 ? rc : 0;
+}

@@ -16,6 +16,8 @@
 #include "gc/collect.h"
 #include "store/gcfence.h"
 #include "store/gcstate.h"
+#include "catalog/catalog_internal.h"
+#include "udr/gc.h"
 
 #define ROOT_FORMAT 1
 
@@ -127,10 +129,62 @@ const char *udr_db_path(const udr_db *db)
 
 /* ---- garbage collection (src/gc) ------------------------------------------ */
 
+/* The collection's view of expiry: removable are versions expired by an
+ * expire record <= through, the gc record's (GC.md 1.4), read at the head
+ * of the moment, after that record: an unexpire of them is refused from
+ * then on, and one linked before it made them unexpired here. */
+struct gc_expiry {
+	udr_catalog *c;
+	uint64_t through;
+};
+
+static int gc_expired(int *out, const char *table, uint64_t version, void *payload)
+{
+	struct gc_expiry *x = payload;
+	udr_expiry e;
+	int rc;
+	*out = 0;
+	if (x->through == 0)
+		return 0;
+	if ((rc = udr_version_expiry(&e, x->c, table, version)) < 0)
+		return rc;
+	*out = e.expired && e.expired_seq <= x->through;
+	return 0;
+}
+
+/* Link the gc record that lets the sweep remove what expire records up to
+ * the latest one expired (none: nothing to record).  A concurrent gc may
+ * link a later one first: read again and retry. */
+static int gc_fence_record(uint64_t *through, udr_db *db)
+{
+	udr__gcstate st;
+	uint64_t seq, head, gseq;
+	int rc = 0;
+	*through = 0;
+	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
+		return rc;
+	for (int tries = 0; tries < 8; tries++) {
+		if ((rc = udr__expire_latest(&seq, &head, db->catalog)) < 0 || seq == 0)
+			break;
+		if ((rc = udr__catalog_gc_record(&gseq, db->catalog, st.epoch + 1, head, seq)) == 0) {
+			*through = seq;
+			break;
+		}
+		if (rc != UDR_EINVAL && rc != UDR_ECONFLICT)
+			break;
+		udr_error_clear();
+	}
+	udr__gcstate_release(&st);
+	return rc;
+}
+
 int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 {
 	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
 	udr_gc_options def = UDR_GC_OPTIONS_INIT;
+	struct gc_expiry x;
+	char *xjson = NULL, *cjson = NULL;
+	int rc;
 	if (!report_json || !db)
 		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
 	*report_json = NULL;
@@ -146,7 +200,37 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	o.max_repack_bytes = opts->max_repack_bytes;
 	o.progress = opts->progress;
 	o.progress_payload = opts->progress_payload;
-	return udr__gc_collect(report_json, db->store, db->catalog, &o);
+	x.c = db->catalog;
+	x.through = 0;
+	/* expire by the rule (a record in the log), then the gc record, then
+	 * collect what versions expired by then alone needed */
+	if (opts->rule &&
+	    (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL, opts->dry_run ? UDR_RETENTION_DRY_RUN : 0)) < 0)
+		return rc;
+	if (!opts->dry_run && (rc = gc_fence_record(&x.through, db)) < 0) {
+		free(xjson);
+		return rc;
+	}
+	if (opts->dry_run && (rc = udr__expire_latest(&x.through, NULL, db->catalog)) < 0) {
+		free(xjson);
+		return rc;
+	}
+	o.expired = gc_expired;
+	o.expired_payload = &x;
+	rc = udr__gc_collect(&cjson, db->store, db->catalog, &o);
+	if (cjson && xjson && cjson[0] == '{') {
+		/* {"retention": <the expire report>, <the collection's fields>} */
+		udr__buf b = {0};
+		if (udr__buf_printf(&b, "{\"retention\":%s%s%s", xjson, cjson[1] == '}' ? "" : ",", cjson + 1) == 0) {
+			free(cjson);
+			cjson = b.ptr;
+		} else {
+			udr__buf_free(&b);
+		}
+	}
+	free(xjson);
+	*report_json = cjson;
+	return rc;
 }
 
 int udr_db_gc_status(char **state_json, udr_db *db)

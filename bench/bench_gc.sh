@@ -1,0 +1,110 @@
+#!/bin/bash
+# bench_gc.sh - garbage collection against restic's forget --prune (issue 15).
+#
+#   bench/bench_gc.sh                 # full size: 1,000 versions of a 20 MB table (long)
+#   SCALE=0.1 bench/bench_gc.sh       # 100 versions of a 2 MB table
+#
+# A table made by gen_data.py's table generator (each version rewrites 1% of
+# the first version's rows and appends 1% of them, so 1,000 versions grow
+# the table 11x) is committed version by version with `udr commit --file`
+# (pieces stored as deltas) and backed up by restic as snapshots of one
+# path. Then half of the versions are expired and their data collected:
+#
+#   udr gc --keep-last K --grace 0        vs   restic forget --keep-last K --prune
+#
+# Ratios: restic time / udr time (goal >= 2, i.e. udr at most 0.5x), and
+# udr's store after gc / a fresh udr store holding only the kept versions
+# (goal <= 1.1). The kept versions are read back and compared with the
+# files' digests. Environment: SCALE (default 1), VERSIONS, SIZE, KEEP,
+# BENCH_DIR (default build-bench/gcdata), BUILD_DIR (default build-bench,
+# reconfigured Release with tests off).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+SCALE=${SCALE:-1}
+BUILD=${BUILD_DIR:-$ROOT/build-bench}
+WORK=${BENCH_DIR:-$BUILD/gcdata}
+UDR=$BUILD/udr
+
+scaled() { awk -v n="$1" -v s="$SCALE" -v m="${2:-1}" 'BEGIN { v = int(n * s); if (v < m) v = m; print v }'; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.2f", a / b }'; }
+size() { du -sb "$1" | cut -f1; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
+
+VERSIONS=${VERSIONS:-$(scaled 1000 4)}
+SIZE=${SIZE:-$(scaled 20000000 100000)}
+KEEP=${KEEP:-$((VERSIONS / 2))}
+
+mkdir -p "$BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DUDR_BUILD_TESTS=OFF >/dev/null
+cmake --build "$BUILD" -j2 >"$BUILD/bench-build.log" 2>&1 || { echo "bench: build failed, see $BUILD/bench-build.log" >&2; exit 1; }
+
+rm -rf "$WORK"
+mkdir -p "$WORK/gen" "$WORK/stage" "$WORK/home"
+WORK=$(cd "$WORK" && pwd)
+trap 'rm -rf "$WORK"' EXIT
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/home/restic
+U=$WORK/udr F=$WORK/fresh R=$WORK/restic
+"$UDR" --store "$U" init >/dev/null
+"$UDR" --store "$F" init >/dev/null
+restic init -q -r "$R" >/dev/null
+
+echo "== UDR gc benchmark (SCALE=$SCALE): $VERSIONS versions of a $(mb "$SIZE") MB table, keep the last $KEEP =="
+echo "machine: nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg); udr $(git -C "$ROOT" rev-parse --short HEAD); $(restic version | cut -d' ' -f1-2)"
+
+# Stream the versions: the generator keeps at most 3 files on disk.
+tu=0 tr=0 v=0 logical=0
+: >"$WORK/digests"
+while read -r path; do
+	v=$((v + 1))
+	logical=$((logical + $(stat -c %s "$path")))
+	t0=$(now)
+	"$UDR" --store "$U" commit t --next --file "$path" >/dev/null
+	tu=$(awk -v a="$tu" -v b="$(since "$t0")" 'BEGIN { print a + b }')
+	ln -f "$path" "$WORK/stage/table.csv"
+	t0=$(now)
+	restic -q -r "$R" backup --host bench "$WORK/stage/table.csv" >/dev/null
+	tr=$(awk -v a="$tr" -v b="$(since "$t0")" 'BEGIN { print a + b }')
+	if [ "$v" -gt $((VERSIONS - KEEP)) ]; then
+		"$UDR" --store "$F" commit t --next --file "$path" >/dev/null
+		echo "$v $(b3sum --no-names "$path")" >>"$WORK/digests"
+	fi
+	rm -f "$path" "$WORK/stage/table.csv"
+done < <(python3 "$HERE/gen_data.py" table "$WORK/gen" --size "$SIZE" --versions "$VERSIONS" --linear --window 3 --seed 5)
+[ "$v" = "$VERSIONS" ] || { echo "bench: generator stopped after $v versions" >&2; exit 1; }
+sync
+echo "ingest: $(mb "$logical") MB in all; udr commits ${tu}s, restic backups ${tr}s"
+su0=$(size "$U") sr0=$(size "$R") sf=$(size "$F")
+
+t0=$(now)
+"$UDR" --store "$U" gc --keep-last "$KEEP" --grace 0 --json >"$WORK/gc.json"
+sync
+tgc=$(since "$t0")
+t0=$(now)
+restic -q -r "$R" forget --host bench --keep-last "$KEEP" --prune >/dev/null
+sync
+trp=$(since "$t0")
+su1=$(size "$U") sr1=$(size "$R")
+
+# every kept version reads back byte for byte
+bad=0
+while read -r ver dig; do
+	got=$("$UDR" --store "$U" get "t@$ver" | b3sum --no-names)
+	[ "$got" = "$dig" ] || { echo "bench: t@$ver reads back wrong" >&2; bad=1; }
+done <"$WORK/digests"
+"$UDR" --store "$U" fsck >/dev/null || { echo "bench: fsck after gc failed" >&2; bad=1; }
+[ $bad = 0 ] || exit 1
+
+printf '  %-44s %10s %14s %14s\n' "" "seconds" "bytes before" "bytes after"
+printf '  %-44s %10s %14s %14s\n' "udr gc --keep-last $KEEP --grace 0" "$tgc" "$su0" "$su1"
+printf '  %-44s %10s %14s %14s\n' "restic forget --keep-last $KEEP --prune" "$trp" "$sr0" "$sr1"
+printf '  %-44s %10s %14s %14s\n' "fresh udr store of the kept versions" "" "$sf" ""
+echo "  udr gc report: $(tr -d '\n' <"$WORK/gc.json" | cut -c1-400)"
+r1=$(div "$trp" "$tgc") r2=$(div "$su1" "$sf")
+echo
+echo "RESULT gc time: restic forget --prune / udr gc = $r1 (goal >= 2: udr at most 0.5x) $(awk -v r="$r1" 'BEGIN { print (r >= 2) ? "ok" : "MISS" }')"
+echo "RESULT space: udr after gc / fresh store of kept versions = $r2 (goal <= 1.1) $(awk -v r="$r2" 'BEGIN { print (r <= 1.1) ? "ok" : "MISS" }')"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
