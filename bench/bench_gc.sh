@@ -10,7 +10,7 @@
 # (pieces stored as deltas) and backed up by restic as snapshots of one
 # path. Then half of the versions are expired and their data collected:
 #
-#   udr gc --keep-last K --grace 0        vs   restic forget --keep-last K --prune
+#   udr gc --keep-last K --grace 0s       vs   restic forget --keep-last K --prune
 #
 # Ratios: restic time / udr time (goal >= 2, i.e. udr at most 0.5x), and
 # udr's store after gc / a fresh udr store holding only the kept versions
@@ -80,7 +80,7 @@ echo "ingest: $(mb "$logical") MB in all; udr commits ${tu}s, restic backups ${t
 su0=$(size "$U") sr0=$(size "$R") sf=$(size "$F")
 
 t0=$(now)
-"$UDR" --store "$U" gc --keep-last "$KEEP" --grace 0 --json >"$WORK/gc.json"
+"$UDR" --store "$U" gc --keep-last "$KEEP" --grace 0s --json >"$WORK/gc.json"
 sync
 tgc=$(since "$t0")
 t0=$(now)
@@ -92,14 +92,15 @@ su1=$(size "$U") sr1=$(size "$R")
 # every kept version reads back byte for byte
 bad=0
 while read -r ver dig; do
-	got=$("$UDR" --store "$U" get "t@$ver" | b3sum --no-names)
+	got=$("$UDR" --store "$U" show t "$ver" | python3 -c 'import json, sys; print("\n".join(json.load(sys.stdin)["chunks"]))' |
+		while read -r h; do "$UDR" --store "$U" get "$h"; done | b3sum --no-names)
 	[ "$got" = "$dig" ] || { echo "bench: t@$ver reads back wrong" >&2; bad=1; }
 done <"$WORK/digests"
 "$UDR" --store "$U" fsck >/dev/null || { echo "bench: fsck after gc failed" >&2; bad=1; }
 [ $bad = 0 ] || exit 1
 
 printf '  %-44s %10s %14s %14s\n' "" "seconds" "bytes before" "bytes after"
-printf '  %-44s %10s %14s %14s\n' "udr gc --keep-last $KEEP --grace 0" "$tgc" "$su0" "$su1"
+printf '  %-44s %10s %14s %14s\n' "udr gc --keep-last $KEEP --grace 0s" "$tgc" "$su0" "$su1"
 printf '  %-44s %10s %14s %14s\n' "restic forget --keep-last $KEEP --prune" "$trp" "$sr0" "$sr1"
 printf '  %-44s %10s %14s %14s\n' "fresh udr store of the kept versions" "" "$sf" ""
 echo "  udr gc report: $(tr -d '\n' <"$WORK/gc.json" | cut -c1-400)"
