@@ -167,10 +167,11 @@ struct udr_catalog;
  *   {"dry_run":true,"now":ISO,"now_ms":N,"at":HEAD,"rule":TEXT,"table":T|null,
  *    "branch":B|null,"expired":{"versions":N,"tables":{T:N},"ranges":{T:[[a,b],...]}},
  *    "kept":{"versions":N,"by_reason":{"policy":N,"head":N,"tag":N,"merge_base":0,
- *    "pinned":0,"latest":N,"orphan":N,"other_branch":N}}}
+ *    "pinned":0,"latest":N,"orphan":N,"other_branch":N}},"already_expired":N}
  *   (each kept version counted once, under the first of head, tag, latest,
  *   merge_base, other_branch, policy, orphan that applies; ranges sorted,
- *   disjoint, not adjacent)
+ *   disjoint, not adjacent; versions an expire record took already are in
+ *   neither part, only counted in already_expired)
  * @param catalog the catalog
  * @param rule the rule (udr_retention_rule_check)
  * @param table only this table (NULL: every table)
