@@ -1351,7 +1351,35 @@ int udr__gc_record_check(udr_catalog *c, const udr__record *prev, uint64_t head,
 	if (o->gc_through < through)
 		return udr__error_set(UDR_EINVAL, "gc record: through %" PRIu64 " is below commit %" PRIu64 "'s %" PRIu64,
 		                      o->gc_through, gseq, through);
-	return 0;
+	/* an unexpire record linked after the mark took back a version the
+	 * run saw expired by a record <= through: the run marked its data
+	 * dead, so this record (the fence) is refused and the run must mark
+	 * again (review R3) */
+	for (uint64_t s = o->gc_mark + 1; s <= head && rc == 0; s++) {
+		udr__record r;
+		if ((rc = udr__record_read(&r, c, s)) < 0)
+			break;
+		for (size_t ti = 0; r.xrec && r.xrec->unexpire && ti < r.xrec->nt && rc == 0; ti++) {
+			const udr__xtable *xt = &r.xrec->t[ti];
+			udr__xset set;
+			if (xt->prev == 0 || (rc = xset_load(&set, c, xt->prev, xt->table)) < 0)
+				continue;
+			for (size_t k = 0; k < xt->nranges && rc == 0; k++)
+				for (size_t i = 0; i < set.n && rc == 0; i++)
+					if (set.r[i].seq <= o->gc_through && set.r[i].first <= xt->ranges[k][1] &&
+					    set.r[i].last >= xt->ranges[k][0])
+						rc = udr__error_set(UDR_ECONFLICT,
+						                    "gc record: commit %" PRIu64 " (after the mark %" PRIu64
+						                    ") unexpired %s@%" PRIu64 ", which expire record %" PRIu64
+						                    " (through %" PRIu64 ") expired; mark again",
+						                    s, o->gc_mark, xt->table,
+						                    set.r[i].first > xt->ranges[k][0] ? set.r[i].first : xt->ranges[k][0],
+						                    set.r[i].seq, o->gc_through);
+			udr__xset_free(&set);
+		}
+		udr__record_free(&r);
+	}
+	return rc;
 }
 
 int udr__catalog_gc_record(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through)
