@@ -658,3 +658,24 @@ def test_fsck_finds_a_ref_naming_an_expired_version(udr, tmp_path):
                                                                                 '"window":{"t":[2,2]}'))
     r = udr("fsck")
     assert r.code == 4 and "names t@2 (in commit 2), which commit 5 expired" in r.out + r.stderr, r
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+def test_restore_after_the_plan_is_not_undone(udr, tmp_path):
+    """A restore linked between an expire's plan and its record: the expire
+    (planned before the restore) does not expire the restored version again
+    (review R3: it silently took the restore back)."""
+    imported(udr, tmp_path, 4)                           # t@1..4, commits 1-4
+    expire(udr, "--keep-last", "1")                      # t@1..3 (commit 5)
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    p = start(udr, "retention", "expire", "--json", "--keep-last", "1", pause=("expire-planned", pdir))
+    wait_for(pdir / "expire-planned.reached", p)
+    udr.ok("retention", "restore", "t@2")                # commit 6
+    (pdir / "expire-planned.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out)["expired"]["versions"] == 0, out
+    assert table_rows(udr, "t@2") == [(2, "r2")]
+    assert expired_list(udr) == [("t", 1, 1, 5), ("t", 3, 3, 5)]
+    udr.ok("fsck")
