@@ -679,3 +679,41 @@ def test_restore_after_the_plan_is_not_undone(udr, tmp_path):
     assert table_rows(udr, "t@2") == [(2, "r2")]
     assert expired_list(udr) == [("t", 1, 1, 5), ("t", 3, 3, 5)]
     udr.ok("fsck")
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+def test_reset_after_the_plan_keeps_the_new_merge_base(udr, tmp_path):
+    """A branch reset between an expire's plan and its record can make an
+    older commit the merge base of two live branches: the record keeps its
+    versions, as a plan made after the reset would (review R3: it expired
+    them, and the merge of those branches was then refused with exit 6)."""
+    for i in range(1, 5):                                # t@1..4, commits 1-4
+        p = tmp_path / ("t%d.csv" % i)
+        p.write_text("id,a\n%d,r%d\n" % (i, i))
+        udr.ok("import", "t", str(p), "--key", "id")
+    udr.ok("branch", "create", "c", "--from", "commit:2")    # commit 5
+    p = tmp_path / "c.csv"
+    p.write_text("id,a\n2,C\n")
+    udr.ok("import", "t", str(p), "--key", "id", "--branch", "c")  # t@5, commit 6
+    udr.ok("branch", "create", "b", "--from", "commit:4")    # commit 7
+    udr.ok("branch", "delete", "c")                          # commit 8
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    p = start(udr, "retention", "expire", "--json", "--keep-last", "1", pause=("expire-planned", pdir))
+    wait_for(pdir / "expire-planned.reached", p)
+    # b's merge base with main becomes commit 2 (t@2), planned to expire
+    udr.ok("branch", "reset", "b", "--to", "commit:6")       # commit 9
+    (pdir / "expire-planned.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out)["expired"]["ranges"] == {"t": [[1, 1], [3, 3]]}, out
+    # both sides change row 2: the row merge reads the base, t@2
+    p = tmp_path / "m.csv"
+    p.write_text("id,a\n2,M\n")
+    udr.ok("import", "t", str(p), "--key", "id")
+    p = tmp_path / "b.csv"
+    p.write_text("id,a\n2,C\n9,B\n")
+    udr.ok("import", "t", str(p), "--key", "id", "--branch", "b")
+    r = udr("merge", "b")
+    assert r.code in (0, 3), r                           # merged, or a row conflict: not exit 6
+    udr.ok("fsck")
