@@ -565,13 +565,34 @@ static int protected_commits(vlist *out, udr_catalog *c, const udr__record *prev
 	for (size_t i = 0; i < g->n && rc == 0; i++)
 		if (strncmp(g->e[i].table, "@branch:", 8) == 0 || strncmp(g->e[i].table, "@tag:", 5) == 0)
 			rc = vlist_add(out, g->e[i].version);
+	bool moved = false;
 	for (uint64_t s = at + 1; s <= head && rc == 0; s++) {
 		udr_commit *cm = NULL;
 		if ((rc = udr__commit_read(&cm, c, s)) < 0)
 			break;
-		if (is_ref_op(cm->op))
+		if (is_ref_op(cm->op)) {
 			rc = vlist_add(out, strcmp(cm->op, "tag") == 0 ? cm->parent : s);
+			moved |= strcmp(cm->op, "tag") != 0;
+		}
 		udr_commit_free(cm);
+	}
+	/* a branch created, reset or merged after the plan can make an older
+	 * commit the merge base of two live branches: the plan's merge bases
+	 * (GC.md 1.3 (3), pairwise) are taken again at the linked head */
+	for (size_t i = 0; moved && i < g->n && rc == 0; i++) {
+		if (strncmp(g->e[i].table, "@branch:", 8) != 0 || g->e[i].version == 0)
+			continue;
+		for (size_t j = i + 1; j < g->n && rc == 0; j++) {
+			uint64_t *bases = NULL;
+			size_t nb = 0;
+			if (strncmp(g->e[j].table, "@branch:", 8) != 0 || g->e[j].version == 0)
+				continue;
+			if ((rc = udr__merge_bases(&bases, &nb, c, g->e[i].version, g->e[j].version)) < 0)
+				break;
+			for (size_t k = 0; k < nb && rc == 0; k++)
+				rc = vlist_add(out, bases[k]);
+			free(bases);
+		}
 	}
 	return rc;
 }
