@@ -717,3 +717,27 @@ def test_reset_after_the_plan_keeps_the_new_merge_base(udr, tmp_path):
     r = udr("merge", "b")
     assert r.code in (0, 3), r                           # merged, or a row conflict: not exit 6
     udr.ok("fsck")
+
+
+def test_recorded_merge_keeps_its_versions(udr, tmp_path):
+    """A recorded row merge (conflicts to resolve) reads its base, ours and
+    theirs versions again at --continue: an expire keeps them (GC.md 1.3
+    (5); review R3: theirs expired and --continue was refused with exit 6)."""
+    def imp(rows, *extra):
+        p = tmp_path / "x.csv"
+        p.write_text("id,a\n" + "".join("%d,%s\n" % r for r in rows))
+        udr.ok("import", "t", str(p), "--key", "id", *extra)
+    imp([(1, "x"), (2, "y")])                            # t@1, commit 1
+    udr.ok("branch", "create", "dev")                    # commit 2
+    imp([(1, "DEV"), (2, "y")], "--branch", "dev")       # t@2, commit 3
+    imp([(1, "MAIN"), (2, "y")])                         # t@3, commit 4
+    imp([(1, "MAIN"), (2, "y"), (3, "z")])               # t@4, commit 5
+    r = udr("merge", "dev")
+    assert r.code == 3, r                                # row 1 conflicts: recorded
+    imp([(1, "DEV2"), (2, "y")], "--branch", "dev")      # t@5: dev moves on, t@2 is no head
+    rep = expire(udr, "--keep-last", "1")
+    assert rep["expired"]["ranges"] == {"t": [[3, 3]]}, rep  # t@2 (theirs) kept; t@1 base; t@4 ours
+    udr.ok("resolve", "t", "--theirs")
+    udr.ok("merge", "--continue")
+    assert sorted(table_rows(udr, "t")) == [(1, "DEV"), (2, "y"), (3, "z")]
+    udr.ok("fsck")
