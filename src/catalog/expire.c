@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
@@ -597,6 +598,60 @@ static int protected_commits(vlist *out, udr_catalog *c, const udr__record *prev
 	return rc;
 }
 
+/* The base, ours and theirs versions of table that recorded row merges
+ * (catalog/merges/<branch>.json, conflicts to resolve) read again at
+ * --continue (GC.md 1.3 (5)).  A file that does not parse pins nothing:
+ * it is no data, and --continue refuses it. */
+static int merge_pins(vlist *out, udr_catalog *c, const char *table)
+{
+	char *dir = udr__path_join(c->path, "merges");
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+	if (!dir)
+		return udr__error_oom();
+	if (!(d = opendir(dir))) {
+		free(dir);
+		return 0;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name), len;
+		char *path, *text = NULL;
+		json_t *o, *ts, *t;
+		size_t i;
+		if (n < 6 || e->d_name[0] == '.' || strcmp(e->d_name + n - 5, ".json") != 0)
+			continue;
+		if (!(path = udr__path_join(dir, e->d_name))) {
+			rc = udr__error_oom();
+			break;
+		}
+		if (udr__read_file(&text, &len, path, UDR__MAX_META_FILE) < 0) {
+			udr_error_clear();
+			free(path);
+			continue;
+		}
+		free(path);
+		o = json_loadb(text, len, 0, NULL);
+		free(text);
+		ts = o ? json_object_get(o, "tables") : NULL;
+		json_array_foreach(ts, i, t) {
+			const char *name = json_string_value(json_object_get(t, "table"));
+			static const char *const keys[] = {"base", "ours", "theirs", "version"};
+			if (!name || strcmp(name, table) != 0)
+				continue;
+			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && rc == 0; k++) {
+				json_t *v = json_object_get(t, keys[k]);
+				if (json_is_integer(v) && json_integer_value(v) > 0)
+					rc = vlist_add(out, (uint64_t)json_integer_value(v));
+			}
+		}
+		json_decref(o);
+	}
+	closedir(d);
+	free(dir);
+	return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -779,6 +834,8 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 		}
 		if (rc == 0)
 			rc = vlist_add(&keep, latest);
+		if (rc == 0)
+			rc = merge_pins(&keep, c, rt->table);
 		if (rc == 0)
 			rc = udr__xset_at(&set, &from, c, prev, rt->table);
 		if (rc < 0) {
