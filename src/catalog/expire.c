@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
@@ -565,14 +566,89 @@ static int protected_commits(vlist *out, udr_catalog *c, const udr__record *prev
 	for (size_t i = 0; i < g->n && rc == 0; i++)
 		if (strncmp(g->e[i].table, "@branch:", 8) == 0 || strncmp(g->e[i].table, "@tag:", 5) == 0)
 			rc = vlist_add(out, g->e[i].version);
+	bool moved = false;
 	for (uint64_t s = at + 1; s <= head && rc == 0; s++) {
 		udr_commit *cm = NULL;
 		if ((rc = udr__commit_read(&cm, c, s)) < 0)
 			break;
-		if (is_ref_op(cm->op))
+		if (is_ref_op(cm->op)) {
 			rc = vlist_add(out, strcmp(cm->op, "tag") == 0 ? cm->parent : s);
+			moved |= strcmp(cm->op, "tag") != 0;
+		}
 		udr_commit_free(cm);
 	}
+	/* a branch created, reset or merged after the plan can make an older
+	 * commit the merge base of two live branches: the plan's merge bases
+	 * (GC.md 1.3 (3), pairwise) are taken again at the linked head */
+	for (size_t i = 0; moved && i < g->n && rc == 0; i++) {
+		if (strncmp(g->e[i].table, "@branch:", 8) != 0 || g->e[i].version == 0)
+			continue;
+		for (size_t j = i + 1; j < g->n && rc == 0; j++) {
+			uint64_t *bases = NULL;
+			size_t nb = 0;
+			if (strncmp(g->e[j].table, "@branch:", 8) != 0 || g->e[j].version == 0)
+				continue;
+			if ((rc = udr__merge_bases(&bases, &nb, c, g->e[i].version, g->e[j].version)) < 0)
+				break;
+			for (size_t k = 0; k < nb && rc == 0; k++)
+				rc = vlist_add(out, bases[k]);
+			free(bases);
+		}
+	}
+	return rc;
+}
+
+/* The base, ours and theirs versions of table that recorded row merges
+ * (catalog/merges/<branch>.json, conflicts to resolve) read again at
+ * --continue (GC.md 1.3 (5)).  A file that does not parse pins nothing:
+ * it is no data, and --continue refuses it. */
+static int merge_pins(vlist *out, udr_catalog *c, const char *table)
+{
+	char *dir = udr__path_join(c->path, "merges");
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+	if (!dir)
+		return udr__error_oom();
+	if (!(d = opendir(dir))) {
+		free(dir);
+		return 0;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name), len;
+		char *path, *text = NULL;
+		json_t *o, *ts, *t;
+		size_t i;
+		if (n < 6 || e->d_name[0] == '.' || strcmp(e->d_name + n - 5, ".json") != 0)
+			continue;
+		if (!(path = udr__path_join(dir, e->d_name))) {
+			rc = udr__error_oom();
+			break;
+		}
+		if (udr__read_file(&text, &len, path, UDR__MAX_META_FILE) < 0) {
+			udr_error_clear();
+			free(path);
+			continue;
+		}
+		free(path);
+		o = json_loadb(text, len, 0, NULL);
+		free(text);
+		ts = o ? json_object_get(o, "tables") : NULL;
+		json_array_foreach(ts, i, t) {
+			const char *name = json_string_value(json_object_get(t, "table"));
+			static const char *const keys[] = {"base", "ours", "theirs", "version"};
+			if (!name || strcmp(name, table) != 0)
+				continue;
+			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && rc == 0; k++) {
+				json_t *v = json_object_get(t, keys[k]);
+				if (json_is_integer(v) && json_integer_value(v) > 0)
+					rc = vlist_add(out, (uint64_t)json_integer_value(v));
+			}
+		}
+		json_decref(o);
+	}
+	closedir(d);
+	free(dir);
 	return rc;
 }
 
@@ -758,6 +834,8 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 		}
 		if (rc == 0)
 			rc = vlist_add(&keep, latest);
+		if (rc == 0)
+			rc = merge_pins(&keep, c, rt->table);
 		if (rc == 0)
 			rc = udr__xset_at(&set, &from, c, prev, rt->table);
 		if (rc < 0) {
@@ -1351,7 +1429,35 @@ int udr__gc_record_check(udr_catalog *c, const udr__record *prev, uint64_t head,
 	if (o->gc_through < through)
 		return udr__error_set(UDR_EINVAL, "gc record: through %" PRIu64 " is below commit %" PRIu64 "'s %" PRIu64,
 		                      o->gc_through, gseq, through);
-	return 0;
+	/* an unexpire record linked after the mark took back a version the
+	 * run saw expired by a record <= through: the run marked its data
+	 * dead, so this record (the fence) is refused and the run must mark
+	 * again (review R3) */
+	for (uint64_t s = o->gc_mark + 1; s <= head && rc == 0; s++) {
+		udr__record r;
+		if ((rc = udr__record_read(&r, c, s)) < 0)
+			break;
+		for (size_t ti = 0; r.xrec && r.xrec->unexpire && ti < r.xrec->nt && rc == 0; ti++) {
+			const udr__xtable *xt = &r.xrec->t[ti];
+			udr__xset set;
+			if (xt->prev == 0 || (rc = xset_load(&set, c, xt->prev, xt->table)) < 0)
+				continue;
+			for (size_t k = 0; k < xt->nranges && rc == 0; k++)
+				for (size_t i = 0; i < set.n && rc == 0; i++)
+					if (set.r[i].seq <= o->gc_through && set.r[i].first <= xt->ranges[k][1] &&
+					    set.r[i].last >= xt->ranges[k][0])
+						rc = udr__error_set(UDR_ECONFLICT,
+						                    "gc record: commit %" PRIu64 " (after the mark %" PRIu64
+						                    ") unexpired %s@%" PRIu64 ", which expire record %" PRIu64
+						                    " (through %" PRIu64 ") expired; mark again",
+						                    s, o->gc_mark, xt->table,
+						                    set.r[i].first > xt->ranges[k][0] ? set.r[i].first : xt->ranges[k][0],
+						                    set.r[i].seq, o->gc_through);
+			udr__xset_free(&set);
+		}
+		udr__record_free(&r);
+	}
+	return rc;
 }
 
 int udr__catalog_gc_record(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through)

@@ -658,3 +658,86 @@ def test_fsck_finds_a_ref_naming_an_expired_version(udr, tmp_path):
                                                                                 '"window":{"t":[2,2]}'))
     r = udr("fsck")
     assert r.code == 4 and "names t@2 (in commit 2), which commit 5 expired" in r.out + r.stderr, r
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+def test_restore_after_the_plan_is_not_undone(udr, tmp_path):
+    """A restore linked between an expire's plan and its record: the expire
+    (planned before the restore) does not expire the restored version again
+    (review R3: it silently took the restore back)."""
+    imported(udr, tmp_path, 4)                           # t@1..4, commits 1-4
+    expire(udr, "--keep-last", "1")                      # t@1..3 (commit 5)
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    p = start(udr, "retention", "expire", "--json", "--keep-last", "1", pause=("expire-planned", pdir))
+    wait_for(pdir / "expire-planned.reached", p)
+    udr.ok("retention", "restore", "t@2")                # commit 6
+    (pdir / "expire-planned.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out)["expired"]["versions"] == 0, out
+    assert table_rows(udr, "t@2") == [(2, "r2")]
+    assert expired_list(udr) == [("t", 1, 1, 5), ("t", 3, 3, 5)]
+    udr.ok("fsck")
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+def test_reset_after_the_plan_keeps_the_new_merge_base(udr, tmp_path):
+    """A branch reset between an expire's plan and its record can make an
+    older commit the merge base of two live branches: the record keeps its
+    versions, as a plan made after the reset would (review R3: it expired
+    them, and the merge of those branches was then refused with exit 6)."""
+    for i in range(1, 5):                                # t@1..4, commits 1-4
+        p = tmp_path / ("t%d.csv" % i)
+        p.write_text("id,a\n%d,r%d\n" % (i, i))
+        udr.ok("import", "t", str(p), "--key", "id")
+    udr.ok("branch", "create", "c", "--from", "commit:2")    # commit 5
+    p = tmp_path / "c.csv"
+    p.write_text("id,a\n2,C\n")
+    udr.ok("import", "t", str(p), "--key", "id", "--branch", "c")  # t@5, commit 6
+    udr.ok("branch", "create", "b", "--from", "commit:4")    # commit 7
+    udr.ok("branch", "delete", "c")                          # commit 8
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    p = start(udr, "retention", "expire", "--json", "--keep-last", "1", pause=("expire-planned", pdir))
+    wait_for(pdir / "expire-planned.reached", p)
+    # b's merge base with main becomes commit 2 (t@2), planned to expire
+    udr.ok("branch", "reset", "b", "--to", "commit:6")       # commit 9
+    (pdir / "expire-planned.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out)["expired"]["ranges"] == {"t": [[1, 1], [3, 3]]}, out
+    # both sides change row 2: the row merge reads the base, t@2
+    p = tmp_path / "m.csv"
+    p.write_text("id,a\n2,M\n")
+    udr.ok("import", "t", str(p), "--key", "id")
+    p = tmp_path / "b.csv"
+    p.write_text("id,a\n2,C\n9,B\n")
+    udr.ok("import", "t", str(p), "--key", "id", "--branch", "b")
+    r = udr("merge", "b")
+    assert r.code in (0, 3), r                           # merged, or a row conflict: not exit 6
+    udr.ok("fsck")
+
+
+def test_recorded_merge_keeps_its_versions(udr, tmp_path):
+    """A recorded row merge (conflicts to resolve) reads its base, ours and
+    theirs versions again at --continue: an expire keeps them (GC.md 1.3
+    (5); review R3: theirs expired and --continue was refused with exit 6)."""
+    def imp(rows, *extra):
+        p = tmp_path / "x.csv"
+        p.write_text("id,a\n" + "".join("%d,%s\n" % r for r in rows))
+        udr.ok("import", "t", str(p), "--key", "id", *extra)
+    imp([(1, "x"), (2, "y")])                            # t@1, commit 1
+    udr.ok("branch", "create", "dev")                    # commit 2
+    imp([(1, "DEV"), (2, "y")], "--branch", "dev")       # t@2, commit 3
+    imp([(1, "MAIN"), (2, "y")])                         # t@3, commit 4
+    imp([(1, "MAIN"), (2, "y"), (3, "z")])               # t@4, commit 5
+    r = udr("merge", "dev")
+    assert r.code == 3, r                                # row 1 conflicts: recorded
+    imp([(1, "DEV2"), (2, "y")], "--branch", "dev")      # t@5: dev moves on, t@2 is no head
+    rep = expire(udr, "--keep-last", "1")
+    assert rep["expired"]["ranges"] == {"t": [[3, 3]]}, rep  # t@2 (theirs) kept; t@1 base; t@4 ours
+    udr.ok("resolve", "t", "--theirs")
+    udr.ok("merge", "--continue")
+    assert (1, "DEV") in table_rows(udr, "t")
+    udr.ok("fsck")

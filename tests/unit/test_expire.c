@@ -206,6 +206,42 @@ static void test_expire__gc_record(void **state)
 	fsck_clean(f);
 }
 
+/* A restore linked after the gc run's mark, of a version expired by a
+ * record its through covers: the run marked that version's data dead, so
+ * the gc record is refused (UDR_ECONFLICT, nothing written) rather than
+ * letting a restored version lose its data; a restore of a later expiry's
+ * version, or one before the mark, does not stop it (review R3). */
+static void test_expire__gc_record_after_restore(void **state)
+{
+	fx *f = *state;
+	uint64_t e1, e2, g, s, mark;
+	for (int i = 0; i < 6; i++)
+		put(f, "t", i % 2 ? "a" : "b"); /* t@1..6 */
+	e1 = expire_last(f, 4);             /* t@1..2: commit 7 */
+	put(f, "t", "c");                   /* t@7: commit 8 */
+	e2 = expire_last(f, 3);             /* t@3..4: commit 9 */
+	assert_int_equal(e1, 7);
+	assert_int_equal(e2, 9);
+	mark = head(f); /* the run marks at 9, through e1 */
+	ok(udr_retention_restore(&s, f->cat, "t", 4, 4), "restore of e2's");
+	assert_int_equal(s, 10);
+	ok(udr_retention_restore(&s, f->cat, "t", 2, 2), "restore of e1's");
+	assert_int_equal(s, 11);
+	assert_int_equal(expired(f, "t", 2), 0);
+	assert_int_equal(udr__catalog_gc_record(&g, f->cat, 1, mark, e1), UDR_ECONFLICT);
+	assert_non_null(strstr(udr_error_last()->message, "t@2"));
+	assert_int_equal(head(f), 11);
+	/* the same run through e1 with its mark after the restore is fine; so
+	 * is one whose through does not cover the restored version */
+	ok(udr__catalog_gc_record(&g, f->cat, 1, 9, 6), "gc record through 6");
+	assert_int_equal(g, 12);
+	ok(udr__catalog_gc_record(&g, f->cat, 2, 11, e1), "gc record marked after the restore");
+	assert_int_equal(g, 13);
+	assert_int_equal(expired(f, "t", 2), 0);
+	assert_int_equal(expired(f, "t", 1), 1);
+	fsck_clean(f);
+}
+
 /* Random restores against a model of which versions are expired. */
 static void test_expire__model(void **state)
 {
@@ -249,6 +285,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_expire__api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire__gc_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire__gc_record_after_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire__model, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
