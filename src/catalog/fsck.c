@@ -79,14 +79,19 @@ static void check_chunks(struct ck *k, const udr_version *v, const char *path)
 	udr_expiry x;
 	if (!k->c->store)
 		return;
-	/* a version whose data a gc record let the sweep remove is counted,
-	 * not checked (GC.md 6): its chunks may be gone by design */
-	if (v->version > 0 && udr_version_expiry(&x, k->c, v->table, v->version) == 0 && x.swept)
-		return;
-	udr_error_clear();
 	snprintf(obj, sizeof(obj), "%s@%llu", v->table, (unsigned long long)v->version);
 	for (size_t i = 0; i < v->nchunks && !k->stop; i++) {
 		int rc = udr_store_exists(k->c->store, &v->chunks[i]);
+		if (rc != 1 && v->version > 0) {
+			/* a version whose data a gc record let the sweep remove is
+			 * counted, not checked (GC.md 6): its chunks may be gone by
+			 * design (asked only then: the lookup may rebuild an expired
+			 * set, whose own check comes later) */
+			bool swept = udr_version_expiry(&x, k->c, v->table, v->version) == 0 && x.swept;
+			udr_error_clear();
+			if (swept)
+				return;
+		}
 		if (rc != 1) {
 			char hex[UDR_HASH_HEXSIZE + 1];
 			udr_hash_tohex(hex, &v->chunks[i]);
