@@ -224,6 +224,10 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 		       strstr(out, "\"running\":null") ? "no gc running" : "a gc is running");
 		if (strstr(out, "\"running\":null") == NULL)
 			printf("running: pid %.0f\n", field(out, NULL, "running"));
+		if (strcmp(phase, "damaged") == 0)
+			printf("chunks/gc/STATE is damaged: puts, commits of chunks and gc stop until it is repaired; %s\n",
+			       strstr(out, "\"running\":null") ? "no gc runs, so removing it is safe (the next udr gc starts afresh)"
+			                                      : "wait for the running gc, then remove it");
 		if (last) {
 			printf("last run:\n");
 			print_text(last + 7);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "util/util.h"
 #include "store/store_internal.h"
 #include "gc/collect.h"
@@ -237,12 +239,21 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 {
 	udr__gcstate st;
 	udr__buf b = {0};
-	char *path, pid[32] = "null";
+	char *path, pid[32] = "null", *damage = NULL;
 	int rc, fd;
 	if (!state_json || !db)
 		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
 	*state_json = NULL;
-	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
+	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) == UDR_ECORRUPT) {
+		/* still say whether a run holds the lock: the way out of a
+		 * damaged STATE (removing it) is only for when none does */
+		if (!(damage = strdup(udr_error_last()->message ? udr_error_last()->message : "damaged")))
+			return udr__error_oom();
+		udr_error_clear();
+		udr__gcstate_init(&st);
+		rc = 0;
+	}
+	if (rc < 0)
 		return rc;
 	if (!(path = udr__path_join(udr_store_path(db->store), "gc/lock"))) {
 		udr__gcstate_release(&st);
@@ -262,8 +273,18 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 		close(fd);
 	}
 	free(path);
-	rc = udr__buf_printf(&b, "{\"epoch\":%llu,\"phase\":\"%s\",\"running\":%s,\"plan\":", (unsigned long long)st.epoch,
-	                     udr__gc_phase_name(st.phase), pid);
+	rc = udr__buf_printf(&b, "{\"epoch\":%llu,\"phase\":\"%s\",\"running\":%s", (unsigned long long)st.epoch,
+	                     damage ? "damaged" : udr__gc_phase_name(st.phase), pid);
+	if (rc == 0 && damage) {
+		json_t *m = json_string(damage);
+		char *q = m ? json_dumps(m, JSON_ENCODE_ANY) : NULL;
+		rc = q ? udr__buf_printf(&b, ",\"damage\":%s", q) : udr__error_oom();
+		free(q);
+		json_decref(m);
+	}
+	free(damage);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ",\"plan\":");
 	if (rc == 0)
 		rc = st.plan[0] ? udr__buf_printf(&b, "\"%s\"", st.plan) : udr__buf_puts(&b, "null");
 	if (rc == 0)

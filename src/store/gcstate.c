@@ -203,6 +203,21 @@ static int state_path(char **out, const char *storepath)
 	return *out ? 0 : UDR_ENOMEM;
 }
 
+/* A damaged STATE stops puts, commits with chunks and gc (reads go on):
+ * say how to go on.  With gc stop-the-world (GC.md 4.7) removing it is
+ * safe while no gc runs: a run's outputs are published before STATE says
+ * so, and packs it had hidden hold only dead or duplicate copies, which the
+ * next run, starting afresh, judges again. */
+static int damaged(int rc)
+{
+	char msg[1200];
+	if (rc != UDR_ECORRUPT)
+		return rc;
+	snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "corrupt gc state");
+	return udr__error_set(rc, "%s; puts, commits of chunks and gc stop until it is repaired: when `udr gc --status` "
+	                      "shows no run, remove the file (the next udr gc starts afresh)", msg);
+}
+
 int udr__gcstate_load(udr__gcstate *out, const char *storepath)
 {
 	char *path, *text = NULL;
@@ -216,7 +231,7 @@ int udr__gcstate_load(udr__gcstate *out, const char *storepath)
 		udr_error_clear();
 		rc = 0;
 	} else if (rc == 0) {
-		rc = udr__gcstate_parse(out, text, len, path);
+		rc = damaged(udr__gcstate_parse(out, text, len, path));
 	}
 	free(text);
 	free(path);
@@ -390,7 +405,7 @@ static int watch_load(udr__gcwatch *w, const char *path)
 fail:
 	free(text);
 	UDR_IO->close(fd);
-	return rc;
+	return damaged(rc);
 }
 
 static bool same_ts(const struct timespec *a, const struct timespec *b)

@@ -1212,6 +1212,20 @@ static int packset_add(udr__packset *ps, udr__pack *p)
 	return 0;
 }
 
+/* The plan of a gc run that is deleting (NULL: none), as readers see it:
+ * a damaged STATE stops writers and gc, not reads, so its packs stay
+ * visible (they hold only dead or duplicate copies; docs/GC.md 5). */
+static int plan_for_reads(char **plan, udr_store *s)
+{
+	int rc = udr__gc_deleting_plan(plan, s->path);
+	if (rc == UDR_ECORRUPT) {
+		udr_error_clear();
+		*plan = NULL;
+		rc = 0;
+	}
+	return rc;
+}
+
 /*
  * The second pass of a scan: packs whose index is missing.  A pack is linked
  * first and its index right after, so one without an index is being
@@ -1250,16 +1264,12 @@ static int scan_orphans(udr_store *s, DIR *d, const char *dir, bool *seen, size_
 		if ((int64_t)udr__now_ms() / 1000 - (int64_t)st.st_ctime < (int64_t)udr__orphan_age)
 			continue;
 		{
+			char *plan;
 			bool gone;
-			if ((rc = udr__gc_plan_removes(&gone, s->path, hex)) == UDR_ECORRUPT) {
-				/* a damaged STATE stops writers and gc, not reads: its
-				 * packs stay visible (dead or duplicate copies) */
-				udr_error_clear();
-				rc = 0;
-				gone = false;
-			}
-			if (rc < 0)
+			if ((rc = plan_for_reads(&plan, s)) < 0)
 				break;
+			gone = udr__gc_plan_names(plan, hex);
+			free(plan);
 			if (gone)
 				continue; /* gc removed its index on purpose (docs/GC.md 5.2) */
 		}
@@ -1398,13 +1408,7 @@ static int scan_once(udr_store *s)
 		size_t known = ps->n;
 		/* packs a gc run is deleting are gone already (docs/GC.md 5.2) */
 		char *gcplan = NULL;
-		rc = udr__gc_deleting_plan(&gcplan, s->path);
-		if (rc == UDR_ECORRUPT) {
-			/* a damaged STATE stops writers and gc, not reads */
-			udr_error_clear();
-			rc = 0;
-			gcplan = NULL;
-		}
+		rc = plan_for_reads(&gcplan, s);
 		while (rc == 0 && (e = readdir(d)) != NULL) {
 			char hex[UDR_HASH_HEXSIZE + 1], *ipath;
 			size_t i;

@@ -6,6 +6,7 @@ file; a killed writer's lock goes with it; a store the process cannot write
 still reads.  Windows are made with UDR_PAUSE (builds with UDR_FAULT_INJECTION).
 """
 import fcntl
+import json
 import os
 import subprocess
 import time
@@ -223,7 +224,20 @@ def test_a_damaged_state_stops_writers_not_readers(udr, tmp_path):
     assert "corrupt gc state" in r.stderr
     r = udr("commit", "t", "--next", h)
     assert r.code != 0 and "corrupt gc state" in r.stderr
+    assert "remove the file" in r.stderr  # says how to go on
     assert udr.ok("get", h).out == "kept"
+    assert udr("gc", "--grace", "0s").code == 4
+    # the way out: the status still answers, and says no run holds the lock
+    st_json = json.loads(udr.ok("gc", "--status", "--json").out)
+    assert st_json["phase"] == "damaged" and st_json["running"] is None
+    assert "corrupt gc state" in st_json["damage"]
+    assert "removing it is safe" in udr.ok("gc", "--status").out
+    (gcdir(udr) / "STATE").unlink()
+    udr.put(b"works again")
+    udr.ok("commit", "t", "--next", h)
+    udr.ok("gc", "--grace", "0s")
+    assert udr.ok("get", h).out == "kept"
+    assert udr("fsck").code == 0
 
 
 def test_fresh_records_for_copies_made_before_the_put(udr, tmp_path):
