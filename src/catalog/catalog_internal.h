@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <udr/catalog.h>
 #include <udr/log.h>
+#include <udr/refs.h>
 #include <udr/txn.h>
 
 /* Catalog format 2: a commit is linked under the writer lock and made
@@ -321,6 +322,8 @@ void udr__refs_cache_free(udr_catalog *c);
 bool udr__catalog_branched(udr_catalog *c);
 /* udr_catalog_resolve as of global seq (0: the readers' head). */
 int udr__resolve_at_seq(uint64_t *commit, udr_catalog *c, const char *ref, uint64_t seq);
+/* udr_catalog_refs as of commit head (0: before the first commit). */
+int udr__catalog_refs_at(udr_ref **out, size_t *count, udr_catalog *c, int kind, uint64_t head);
 /* fsck: lay record r over g (the global state fsck computes from the log:
  * allocation and refs) and check r against it and its parents' snapshots:
  * 0 fine, 1 a problem described in why, <0 error. */

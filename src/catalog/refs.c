@@ -704,17 +704,26 @@ void udr_ref_array_free(udr_ref *refs, size_t count)
 
 int udr_catalog_refs(udr_ref **out, size_t *count, udr_catalog *c, int kind)
 {
-	udr__record r;
-	udr__tstate st;
 	uint64_t head;
-	udr_ref *a = NULL;
-	size_t n = 0;
 	int rc;
 	if (!out || !count || !c || kind < 0 || kind > UDR_REF_TAG)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_refs");
+	if ((rc = udr_catalog_head(&head, c)) < 0)
+		return rc;
+	return udr__catalog_refs_at(out, count, c, kind, head);
+}
+
+int udr__catalog_refs_at(udr_ref **out, size_t *count, udr_catalog *c, int kind, uint64_t head)
+{
+	udr__record r;
+	udr__tstate st;
+	udr_ref *a = NULL;
+	size_t n = 0;
+	int rc;
 	*out = NULL;
 	*count = 0;
-	if ((rc = head_record(&r, &head, c)) < 0)
+	memset(&r, 0, sizeof(r));
+	if (head > 0 && (rc = udr__record_read(&r, c, head)) < 0)
 		return rc;
 	if (head == 0) {
 		if (kind == UDR_REF_TAG)

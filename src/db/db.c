@@ -157,7 +157,7 @@ static int gc_expired(int *out, const char *table, uint64_t version, void *paylo
 /* Link the gc record that lets the sweep remove what expire records up to
  * the latest one expired (none: nothing to record).  A concurrent gc may
  * link a later one first: read again and retry. */
-static int gc_fence_record(uint64_t *through, udr_db *db)
+static int gc_fence_record(uint64_t *through, uint64_t *gc_seq, udr_db *db)
 {
 	udr__gcstate st;
 	uint64_t seq, head, gseq;
@@ -170,6 +170,7 @@ static int gc_fence_record(uint64_t *through, udr_db *db)
 			break;
 		if ((rc = udr__catalog_gc_record(&gseq, db->catalog, st.epoch + 1, head, seq)) == 0) {
 			*through = seq;
+			*gc_seq = gseq;
 			break;
 		}
 		if (rc != UDR_EINVAL && rc != UDR_ECONFLICT)
@@ -209,7 +210,7 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	if (opts->rule &&
 	    (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL, opts->dry_run ? UDR_RETENTION_DRY_RUN : 0)) < 0)
 		return rc;
-	if (!opts->dry_run && (rc = gc_fence_record(&x.through, db)) < 0) {
+	if (!opts->dry_run && (rc = gc_fence_record(&x.through, &o.gc_seq, db)) < 0) {
 		free(xjson);
 		return rc;
 	}

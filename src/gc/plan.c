@@ -268,14 +268,17 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	/* now is never before the head record's time (GC.md 4.6) */
 	if (now_ms < head_ms)
 		now_ms = head_ms;
-	if ((rc = udr_catalog_refs(&refs, &nrefs, c, 0)) < 0)
+	udr__test_pause("plan-head"); /* tests: commits linked after the plan read head */
+	/* refs and their snapshots as of head, not of a later head: a commit
+	 * linked meanwhile must not show versions beyond what head allocated */
+	if ((rc = udr__catalog_refs_at(&refs, &nrefs, c, 0, head)) < 0)
 		goto out;
 	if (!(snaps = calloc(nrefs ? nrefs : 1, sizeof *snaps))) {
 		rc = udr__error_oom();
 		goto out;
 	}
 	for (size_t i = 0; i < nrefs; i++) {
-		char *ref;
+		char ref[40];
 		bool is_branch = refs[i].kind == UDR_REF_BRANCH;
 
 		if (is_branch && branch && strcmp(refs[i].name, branch) == 0)
@@ -283,14 +286,8 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		if (head == 0 || refs[i].commit == 0) {
 			continue; /* main before the first commit */
 		}
-		if (!(ref = malloc(strlen(refs[i].name) + 8))) {
-			rc = udr__error_oom();
-			goto out;
-		}
-		strcpy(ref, is_branch ? "branch:" : "tag:");
-		strcat(ref, refs[i].name);
+		snprintf(ref, sizeof ref, "commit:%" PRIu64, refs[i].commit);
 		rc = udr_catalog_snapshot(&snaps[i].s, &snaps[i].n, c, ref);
-		free(ref);
 		if (rc < 0)
 			goto out;
 		snaps[i].covered = is_branch && (!branch || strcmp(refs[i].name, branch) == 0);

@@ -658,7 +658,7 @@ static uint64_t packs_bytes(udr_store *s)
 		udr_error_clear();
 		return 0;
 	}
-	return ps.pack_bytes + ps.index_bytes;
+	return ps.pack_bytes; /* as bytes_before and the removed packs count: .pack files only */
 }
 
 int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr__gc_collect_opts *o)
@@ -680,6 +680,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	r.c = c;
 	r.o = o;
 	r.lockfd = r.packsfd = r.act[0] = r.act[1] = -1;
+	r.gc_seq = o->gc_seq;
 	udr__gcstate_init(&r.st);
 	if ((rc = take_gc_lock(&r)) < 0)
 		goto done;

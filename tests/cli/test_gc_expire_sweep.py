@@ -32,6 +32,15 @@ def test_gc_keep_last_removes_expired_data_and_keeps_the_rest(udr, tmp_path):
     rep = json.loads(r.out)
     assert rep["retention"]["expired"]["ranges"] == {"t": [[1, 5]]}
     assert rep["removed"]["objects"] > 0
+    # the report names the gc record (the log's last record) and counts
+    # what rewrites wrote: bytes_after = before + written - removed, and it
+    # is what the store now holds
+    log = json.loads(udr.ok("log", "--json", "--limit", "1").out)
+    assert rep["gc_seq"] > 0 and rep["gc_seq"] == log[0]["seq"], (rep["gc_seq"], log)
+    st = rep["store"]
+    assert st["bytes_after"] == st["bytes_before"] + rep["written"]["bytes"] - rep["removed"]["bytes"]
+    if rep["removed"]["packs_rewritten"]:
+        assert rep["written"]["bytes"] > 0, rep
     # kept: read back byte for byte (through a file: the CLI writes raw bytes)
     for table, kept in (("t", range(6, 9)), ("u", range(1, 3))):
         for v in kept:

@@ -369,6 +369,33 @@ def test_ref_records_after_the_plan_keep_what_they_name(udr, tmp_path):
     udr.ok("fsck")
 
 
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+@pytest.mark.parametrize("dry", [True, False])
+def test_commits_after_the_plan_read_head_are_not_damage(udr, tmp_path, dry):
+    """The plan reads head, then the refs: commits (and a branch) linked in
+    between must not read as a version beyond the table's allocated ones
+    (it answered exit 4, "t@7 is beyond the table's highest allocated
+    version 6", under concurrent commits: test_gc_concurrent)."""
+    commit_n(udr, "t", 6)
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    args = ["retention", "expire", "--json", "--keep-last", "2"] + (["--dry-run"] if dry else [])
+    p = start(udr, *args, pause=("plan-head", pdir))
+    wait_for(pdir / "plan-head.reached", p)
+    commit_n(udr, "t", 2, "late")                            # t@7, t@8 on main
+    udr.ok("branch", "create", "dev")                        # names t@8
+    (pdir / "plan-head.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    rep = json.loads(out)
+    # planned at commit 6: t@5, t@6 kept by the rule; t@7, t@8 were not there
+    assert rep["at"] == 6, rep
+    assert rep["expired"]["ranges"] == {"t": [[1, 4]]}, rep
+    for v in (5, 6, 7, 8):
+        udr.ok("show", "t", str(v))
+    udr.ok("fsck")
+
+
 def test_expire_on_a_never_branched_store_and_log(udr):
     commit_n(udr, "t", 3)
     cfg = json.loads((udr.root / "catalog" / "config.json").read_text())

@@ -12,12 +12,17 @@ GC.md 8.1).  Threads, each driving udr processes against one store:
   * a litterer: puts never committed (what gc with --grace 0s removes);
   * two readers: a random acknowledged version, read with `show` + `get`
     (files) or SQL (the imported table);
-  * gc in a loop: `udr gc --grace G` with G 0s or 1h, now and then
-    --dry-run.
+  * gc in a loop: `udr gc --grace G` with G 0s or 1h, half the time with
+    `--keep-last K` (K 1..3: expire by the rule, then sweep the data only
+    expired versions needed), now and then --dry-run.
 
-Nothing expires (expiry records are not built yet: retention is a dry
-run), so every read must give the acknowledged bytes, during the run and
-at the end; fsck is clean; and the runs removed something (the litter).
+Every read gives the acknowledged bytes, or says the version expired
+(exit 6; `get` of a chunk of a version swept between `show` and `get`
+exits 1): such a version must be listed as expired at the end, and it is
+never among its table's last K (the smallest K any run used).  At the
+end fsck is clean, every kept version reads back byte for byte, the
+expired set is what `udr retention expired` lists, and the runs removed
+something (the litter, and expired data when a --keep-last run ran).
 
 A few seconds by default; UDR_TORTURE_ROUNDS=N (make torture) runs N gc
 rounds.
@@ -48,6 +53,7 @@ class Shared:
         self.suspect = set()     # (table, version) read as expired/collected: must be expired at the end
         self.errors = []
         self.removed = 0         # objects removed by the gc runs
+        self.min_keep = None     # the smallest --keep-last of a run that was not a dry run
         self.stop = threading.Event()
 
     def fail(self, msg):
@@ -195,6 +201,9 @@ def collector(u, sh, seed):
         if sh.stop.is_set():
             return
         args = ["gc", "--grace", rng.choice(["0s", "0s", "1h"]), "--json"]
+        keep = rng.choice([None, 1, 2, 3])
+        if keep:
+            args += ["--keep-last", str(keep)]
         if rng.random() < 0.2:
             args.append("--dry-run")
         p = run(u, *args)
@@ -205,6 +214,8 @@ def collector(u, sh, seed):
         if "--dry-run" not in args:
             with sh.lock:
                 sh.removed += rep["removed"]["objects"]
+                if keep:
+                    sh.min_keep = keep if sh.min_keep is None else min(sh.min_keep, keep)
         time.sleep(rng.random() * 0.5)
 
 
@@ -232,21 +243,35 @@ def test_gc_with_concurrent_writers_and_readers(tmp_path):
     assert not sh.errors, "\n".join(sh.errors)
     assert sh.acks, "nothing was committed"
 
-    latest = {}
+    by_table = {}
     for t, v in sh.acks:
-        latest[t] = max(latest.get(t, 0), v)
+        by_table.setdefault(t, []).append(v)
+    # what the log says expired, table by table
+    listed = set()
+    for t in by_table:
+        for r in json.loads(u.ok("retention", "expired", t, "--json")):
+            assert r["table"] == t, r
+            listed.update((t, v) for v in range(r["first"], r["last"] + 1))
     expired = set()
     for key, want in sorted(sh.acks.items()):
         got = read_version(u, *key)
         if got[0] == "expired":
-            assert key[1] != latest[key[0]], "%s@%d is its table's latest and expired" % key
             expired.add(key)
             continue
         assert got[0] == "ok", "%s@%d at the end: %s" % (key + (got,))
         assert got[1] == want, "%s@%d reads back wrong at the end" % key
+    acked_listed = {k for k in listed if k in sh.acks}
+    assert expired == acked_listed, "read as expired %s, listed as expired %s" % (
+        sorted(expired - acked_listed), sorted(acked_listed - expired))
     assert sh.suspect <= expired, "read as expired or collected, yet not expired at the end: %s" % sorted(
         sh.suspect - expired)
-    assert not expired, "versions read as expired, yet nothing expires: %s" % sorted(expired)
+    if sh.min_keep is None:
+        assert not expired, "versions expired, yet no run expired: %s" % sorted(expired)
+    else:
+        for t, vs in by_table.items():
+            for v in sorted(vs)[-sh.min_keep:]:
+                assert (t, v) not in expired, "%s@%d is among its table's last %d and expired" % (t, v, sh.min_keep)
+        assert expired, "runs with --keep-last %d expired nothing" % sh.min_keep
     p = u.run("fsck")
     assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
     # something was collected: the run is not vacuous
