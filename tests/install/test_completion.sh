@@ -97,7 +97,9 @@ has --strictness merge --st
 expect $'--theirs' resolve --th
 has --store tables --
 expect $'--repair-from\n--reset-head' fsck --re
-expect $'expire' retention ex
+expect $'expire\nexpired' retention ex
+expect $'restore' retention re
+has --keep-daily gc --keep-d
 has --keep-within retention expire --keep-w
 has --dry-run retention expire --d
 
