@@ -251,70 +251,88 @@ static int expire_count(uint64_t *out, PyObject *o, uint64_t max, const char *na
 	return 1;
 }
 
+/* The keep_ arguments (counts[0] keep_last, counts[1..5] hourly..yearly,
+ * within keep_within) into *rule; *nkeys how many were given.  -1 with an
+ * exception set on bad values. */
+static int parse_rule(udr_retention_rule *rule, int *nkeys, PyObject *const counts[6], PyObject *within)
+{
+	static const char *const names[] = {"keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"};
+	uint32_t *buckets[5];
+	uint64_t v;
+	int rc;
+
+	*nkeys = 0;
+	buckets[0] = &rule->keep_hourly;
+	buckets[1] = &rule->keep_daily;
+	buckets[2] = &rule->keep_weekly;
+	buckets[3] = &rule->keep_monthly;
+	buckets[4] = &rule->keep_yearly;
+	if ((rc = expire_count(&v, counts[0], UINT64_MAX, "keep_last")) < 0)
+		return -1;
+	if (rc == 1) {
+		rule->keep_last = v;
+		(*nkeys)++;
+	}
+	for (int i = 0; i < 5; i++) {
+		if ((rc = expire_count(&v, counts[i + 1], UINT32_MAX, names[i])) < 0)
+			return -1;
+		if (rc == 1) {
+			*buckets[i] = (uint32_t)v;
+			(*nkeys)++;
+		}
+	}
+	if (within != NULL && within != Py_None) {
+		(*nkeys)++;
+		if (PyUnicode_Check(within)) {
+			const char *text = PyUnicode_AsUTF8(within);
+			int64_t ms;
+			if (text == NULL)
+				return -1;
+			if ((rc = udr_retention_parse_duration(&ms, text)) < 0) {
+				udrpy_raise(rc);
+				return -1;
+			}
+			rule->keep_within_ms = ms;
+		} else if (PyObject_HasAttrString(within, "total_seconds")) {
+			/* a datetime.timedelta */
+			PyObject *secs = PyObject_CallMethod(within, "total_seconds", NULL);
+			double sec;
+			if (secs == NULL)
+				return -1;
+			sec = PyFloat_AsDouble(secs);
+			Py_DECREF(secs);
+			if (sec == -1.0 && PyErr_Occurred())
+				return -1;
+			if (!(sec >= 0.0 && sec <= 9.0e15)) {
+				udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+				                "keep_within must be a timedelta of 0 or more (and below 285000 years)");
+				return -1;
+			}
+			rule->keep_within_ms = (int64_t)(sec * 1000.0);
+		} else {
+			PyErr_SetString(PyExc_TypeError, "keep_within must be a str, a datetime.timedelta or None");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = {"keep_last", "keep_within", "keep_hourly", "keep_daily", "keep_weekly",
 	                         "keep_monthly", "keep_yearly", "table", "branch", "dry_run", NULL};
 	PyObject *counts[6] = {NULL}, *within = NULL, *res = NULL, *json = NULL;
-	uint32_t *buckets[5];
 	const char *table = NULL, *branch = NULL;
 	int dry_run = 0, nkeys = 0, rc;
 	udr_retention_rule rule = UDR_RETENTION_RULE_INIT;
 	char *report = NULL;
-	uint64_t v;
 	udr_db *h;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOOOOzzp:expire", kwlist, &counts[0], &within, &counts[1],
 	                                 &counts[2], &counts[3], &counts[4], &counts[5], &table, &branch, &dry_run))
 		return NULL;
-	buckets[0] = &rule.keep_hourly;
-	buckets[1] = &rule.keep_daily;
-	buckets[2] = &rule.keep_weekly;
-	buckets[3] = &rule.keep_monthly;
-	buckets[4] = &rule.keep_yearly;
-	if ((rc = expire_count(&v, counts[0], UINT64_MAX, "keep_last")) < 0)
+	if (parse_rule(&rule, &nkeys, counts, within) < 0)
 		return NULL;
-	if (rc == 1) {
-		rule.keep_last = v;
-		nkeys++;
-	}
-	for (int i = 0; i < 5; i++) {
-		if ((rc = expire_count(&v, counts[i + 1], UINT32_MAX, kwlist[i + 2])) < 0)
-			return NULL;
-		if (rc == 1) {
-			*buckets[i] = (uint32_t)v;
-			nkeys++;
-		}
-	}
-	if (within != NULL && within != Py_None) {
-		nkeys++;
-		if (PyUnicode_Check(within)) {
-			const char *text = PyUnicode_AsUTF8(within);
-			int64_t ms;
-			if (text == NULL)
-				return NULL;
-			if ((rc = udr_retention_parse_duration(&ms, text)) < 0)
-				return udrpy_raise(rc);
-			rule.keep_within_ms = ms;
-		} else if (PyObject_HasAttrString(within, "total_seconds") && !PyUnicode_Check(within)) {
-			/* a datetime.timedelta */
-			PyObject *secs = PyObject_CallMethod(within, "total_seconds", NULL);
-			double sec;
-			if (secs == NULL)
-				return NULL;
-			sec = PyFloat_AsDouble(secs);
-			Py_DECREF(secs);
-			if (sec == -1.0 && PyErr_Occurred())
-				return NULL;
-			if (!(sec >= 0.0 && sec <= 9.0e15))
-				return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
-				                       "keep_within must be a timedelta of 0 or more (and below 285000 years)");
-			rule.keep_within_ms = (int64_t)(sec * 1000.0);
-		} else {
-			PyErr_SetString(PyExc_TypeError, "keep_within must be a str, a datetime.timedelta or None");
-			return NULL;
-		}
-	}
 	if (nkeys == 0)
 		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "give at least one keep_ argument");
 	if (!dry_run && branch)
@@ -502,30 +520,45 @@ static PyObject *db_tables(udrpy_db *d, PyObject *args, PyObject *kwds)
 }
 
 PyDoc_STRVAR(gc_doc,
-"gc(dry_run=False, grace=None, threshold=10, max_unused=5, max_repack=None) -> dict\n\n"
+"gc(dry_run=False, grace=None, threshold=10, max_unused=5, max_repack=None,\n"
+"   keep_last=None, keep_within=None, keep_hourly=None, keep_daily=None,\n"
+"   keep_weekly=None, keep_monthly=None, keep_yearly=None) -> dict\n\n"
 "Garbage collection (docs/GC.md; the CLI's `udr gc`): remove the chunks no\n"
-"version needs, puts never committed once older than grace (seconds; None:\n"
-"the store's, 24 h) and duplicate copies; rewrite packs at least threshold\n"
-"percent dead, then more until unused space is at most max_unused percent,\n"
-"copying at most max_repack bytes (None: no limit).  Writers wait while it\n"
-"runs.  Returns the report (mark, removed, written, store, temp).  Raises\n"
-"LockedError-like udr.Error when another gc runs, CorruptError when a live\n"
-"chunk is missing (nothing removed), ValueError for bad options.");
+"kept version needs, puts never committed once older than grace (seconds;\n"
+"None: the store's, 24 h) and duplicate copies; rewrite packs at least\n"
+"threshold percent dead, then more until unused space is at most\n"
+"max_unused percent, copying at most max_repack bytes (None: no limit).\n"
+"With keep_ arguments (as expire()), first expire the versions the rule\n"
+"does not keep, then remove the data only expired versions needed: they\n"
+"raise ExpiredError and can no longer be restored.  Writers wait while it\n"
+"runs.  Returns the report (retention when a rule was given, mark,\n"
+"removed, written, store, temp, gc_seq).  Raises LockedError-like\n"
+"udr.Error when another gc runs, CorruptError when a live chunk is missing\n"
+"(nothing removed), ValueError or InvalidArgumentError for bad options.");
 
 static PyObject *db_gc(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"dry_run", "grace", "threshold", "max_unused", "max_repack", NULL};
-	int dry = 0;
+	static char *kwlist[] = {"dry_run", "grace", "threshold", "max_unused", "max_repack", "keep_last",
+	                         "keep_within", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
+	                         "keep_yearly", NULL};
+	int dry = 0, nkeys = 0;
 	PyObject *grace = Py_None, *max_repack = Py_None, *json = NULL, *r = NULL;
+	PyObject *counts[6] = {NULL}, *within = NULL;
 	int threshold = 10, max_unused = 5;
 	udr_gc_options o = UDR_GC_OPTIONS_INIT;
+	udr_retention_rule rule = UDR_RETENTION_RULE_INIT;
 	char *report = NULL;
 	udr_db *h;
 	int rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pOiiO:gc", kwlist, &dry, &grace, &threshold, &max_unused,
-	                                 &max_repack))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pOiiOOOOOOOO:gc", kwlist, &dry, &grace, &threshold,
+	                                 &max_unused, &max_repack, &counts[0], &within, &counts[1], &counts[2],
+	                                 &counts[3], &counts[4], &counts[5]))
 		return NULL;
+	if (parse_rule(&rule, &nkeys, counts, within) < 0)
+		return NULL;
+	if (nkeys > 0)
+		o.rule = &rule;
 	if (threshold < 0 || threshold > 100 || max_unused < 0 || max_unused > 100) {
 		PyErr_SetString(PyExc_ValueError, "threshold and max_unused must be 0..100");
 		return NULL;

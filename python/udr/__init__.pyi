@@ -438,9 +438,22 @@ class Database:
     def catalog(self) -> Catalog: ...
     def tables(self, branch: Optional[str] = None) -> list[str]:
         """The tables that exist on branch (main by default), dropped ones left out."""
-    def gc(self, dry_run: bool = False, grace: Optional[float] = None, threshold: int = 10,
-           max_unused: int = 5, max_repack: Optional[int] = None) -> dict[str, Any]:
-        """Garbage collection (docs/GC.md): the report as a dict."""
+    def gc(
+        self,
+        dry_run: bool = False,
+        grace: Optional[float] = None,
+        threshold: int = 10,
+        max_unused: int = 5,
+        max_repack: Optional[int] = None,
+        keep_last: Optional[int] = None,
+        keep_within: Union[str, datetime.timedelta, None] = None,
+        keep_hourly: Optional[int] = None,
+        keep_daily: Optional[int] = None,
+        keep_weekly: Optional[int] = None,
+        keep_monthly: Optional[int] = None,
+        keep_yearly: Optional[int] = None,
+    ) -> dict[str, Any]:
+        """Garbage collection (docs/GC.md), after expiring by the keep_ rule if given: the report as a dict."""
     @property
     def path(self) -> str: ...
     @property

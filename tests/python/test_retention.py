@@ -132,3 +132,35 @@ def test_expired_and_unexpire(db4):
     assert db4.expired() == []
     assert db4.unexpire(seq=seq) is None
     assert len(db4.read("t@1").fetchall()) == 1
+
+
+def test_gc_with_a_rule_expires_then_sweeps(db4):
+    """db.gc(keep_last=...): the expire record, then the gc record, then the
+    data of the expired versions goes; kept versions read back; the swept
+    ones raise ExpiredError with swept set, and cannot be restored."""
+    before = [r for r in db4.read("t@3").fetchall()]
+    rep = db4.gc(keep_last=2, grace=0)
+    assert rep["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}
+    assert rep["gc_seq"] > rep["retention"]["expired"]["records"][0]
+    assert rep["mark"]["expired_versions"] == 2
+    with pytest.raises(udr.ExpiredError) as ei:
+        db4.read("t@1")
+    assert ei.value.swept is True and isinstance(ei.value.swept_at, datetime.datetime)
+    assert db4.read("t@3").fetchall() == before
+    assert len(db4.read("u").fetchall()) == 1
+    with pytest.raises(udr.Error):
+        db4.unexpire(table="t", versions=1)
+    # nothing more to expire: the same rule again links no record
+    rep = db4.gc(keep_last=2, grace=0)
+    assert rep["retention"]["expired"]["records"] == []
+
+
+@pytest.mark.parametrize("kw, exc", [({"keep_last": 0}, udr.InvalidArgumentError),
+                                     ({"keep_within": "3 days"}, udr.InvalidArgumentError),
+                                     ({"keep_daily": -1}, udr.InvalidArgumentError),
+                                     ({"keep_last": "2"}, TypeError)])
+def test_gc_with_a_bad_rule_writes_nothing(db4, tmp_path, kw, exc):
+    snap = tree(str(tmp_path / "db"))
+    with pytest.raises(exc):
+        db4.gc(grace=0, **kw)
+    assert tree(str(tmp_path / "db")) == snap
