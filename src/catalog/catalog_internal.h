@@ -322,6 +322,9 @@ void udr__refs_cache_free(udr_catalog *c);
 bool udr__catalog_branched(udr_catalog *c);
 /* udr_catalog_resolve as of global seq (0: the readers' head). */
 int udr__resolve_at_seq(uint64_t *commit, udr_catalog *c, const char *ref, uint64_t seq);
+/* The highest version of table allocated as of commit head, on any branch
+ * (dropped tables' too; 0: the table never had one). */
+int udr__table_allocated(uint64_t *out, udr_catalog *c, uint64_t head, const char *table);
 /* udr_catalog_refs as of commit head (0: before the first commit). */
 int udr__catalog_refs_at(udr_ref **out, size_t *count, udr_catalog *c, int kind, uint64_t head);
 /* fsck: lay record r over g (the global state fsck computes from the log:

@@ -1259,6 +1259,30 @@ int udr_retention_restore(uint64_t *seq_out, udr_catalog *c, const char *table, 
 	return 0;
 }
 
+/* The highest allocated version of table (any branch). */
+int udr__table_allocated(uint64_t *out, udr_catalog *c, uint64_t head, const char *table)
+{
+	udr__tentry e;
+	int rc = udr__state_lookup_ex(&e, c, head, table, UDR__VIEW_ALLOC);
+
+	*out = 0;
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		*out = e.version;
+		return 0;
+	}
+	if (rc == 2) { /* a format-1 record: the version files know */
+		rc = udr_catalog_latest(out, c, table);
+		if (rc == UDR_ENOTFOUND) {
+			udr_error_clear();
+			*out = 0;
+			rc = 0;
+		}
+	}
+	return rc;
+}
+
 int udr_retention_expired(char **out, udr_catalog *c, const char *table)
 {
 	udr__record r;
@@ -1277,6 +1301,18 @@ int udr_retention_expired(char **out, udr_catalog *c, const char *table)
 		return udr__error_oom();
 	if ((rc = udr_catalog_head(&head, c)) < 0)
 		goto done;
+	if (table) {
+		/* a table that never had a version: not found, not "none expired" */
+		uint64_t n;
+		if ((rc = udr__table_allocated(&n, c, head, table)) < 0)
+			goto done;
+		if (n == 0) {
+			char q[300];
+			udr__quote(q, sizeof q, table);
+			rc = udr__error_set(UDR_ENOTFOUND, "table '%s' not found", q);
+			goto done;
+		}
+	}
 	if (head > 0 && (rc = udr__record_read(&r, c, head)) < 0)
 		goto done;
 	if (head > 0 && r.branched && (rc = udr__global_state(&g, c, &r)) < 0)

@@ -70,30 +70,6 @@ static int commit_time(int64_t *out, tcache *tc, udr_catalog *c, uint64_t seq)
 	return 0;
 }
 
-/* The highest allocated version of table (any branch). */
-static int allocated(uint64_t *out, udr_catalog *c, uint64_t head, const char *table)
-{
-	udr__tentry e;
-	int rc = udr__state_lookup_ex(&e, c, head, table, UDR__VIEW_ALLOC);
-
-	*out = 0;
-	if (rc < 0)
-		return rc;
-	if (rc == 1) {
-		*out = e.version;
-		return 0;
-	}
-	if (rc == 2) { /* a format-1 record: the version files know */
-		rc = udr_catalog_latest(out, c, table);
-		if (rc == UDR_ENOTFOUND) {
-			udr_error_clear();
-			*out = 0;
-			rc = 0;
-		}
-	}
-	return rc;
-}
-
 /* Version of table in a ref's snapshot (0: absent). */
 static uint64_t snap_version(const udr_table_ref *s, size_t n, const char *table)
 {
@@ -331,7 +307,7 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	}
 	if (table) {
 		uint64_t n;
-		if ((rc = allocated(&n, c, head, table)) < 0)
+		if ((rc = udr__table_allocated(&n, c, head, table)) < 0)
 			goto out;
 		if (n == 0) {
 			char q[300];
@@ -358,7 +334,7 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		unsigned char *st;
 		json_t *arr;
 
-		if ((rc = allocated(&nv, c, head, T)) < 0)
+		if ((rc = udr__table_allocated(&nv, c, head, T)) < 0)
 			goto out;
 		if (nv == 0)
 			continue;

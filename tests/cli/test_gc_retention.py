@@ -599,6 +599,20 @@ def test_undo_restore_bad_input(udr, tmp_path, args):
     assert tree_snapshot(udr.root) == before
 
 
+def test_expired_of_an_unknown_table_is_not_found(udr, tmp_path):
+    """`retention expired NOSUCH` answered nothing with exit 0, as for a
+    table with nothing expired; a dropped table's versions still count."""
+    r = udr("retention", "expired", "nosuch")
+    assert r.code == 1 and "table 'nosuch' not found" in r.stderr, r
+    imported(udr, tmp_path, 3)
+    expire(udr, "--keep-last", "1")
+    r = udr("retention", "expired", "nosuch")
+    assert r.code == 1 and "table 'nosuch' not found" in r.stderr, r
+    assert udr.ok("retention", "expired", "t").out.strip()
+    udr.ok("sql", "DROP TABLE t")
+    assert udr.ok("retention", "expired", "t").out.strip()
+
+
 # ---- fsck (GC.md 6) ---------------------------------------------------------------
 
 
