@@ -24,7 +24,8 @@
 
 /* What the plan decided for one version of a table. */
 enum {
-	V_UNREACHED = 0, /* on no live branch's chain (an orphan): kept, GC.md 1.2's orphan rule is not built */
+	V_UNREACHED = 0, /* on no live branch's chain: kept when its commit is in a live ref's history
+	                  * (a merge took the other side's version), or when the orphan rule keeps it */
 	V_EXPIRE,        /* on a chain, not kept by its rule (yet) */
 	V_POLICY,        /* kept by the rule on some chain */
 	V_OTHER_BRANCH,  /* on a chain of a branch the plan does not cover */
@@ -165,6 +166,76 @@ out:
 	return rc;
 }
 
+/* What the orphan rule (GC.md 1.2) needs, built once a plan meets a
+ * version on no live chain: the commits in the history of a live ref
+ * (reachable from a branch head or a tag through parents), and the time
+ * of the newest record that moved a ref away or removed it (reset,
+ * delete, untag): an orphan stopped being current at that time at the
+ * latest, so keeping it while that time is within keep_within keeps at
+ * least what the design's t(i-1) keeps. */
+typedef struct reach {
+	unsigned char *bits; /* [head + 1]: 1 when in a live ref's history */
+	int64_t moved_ms;    /* 0: no such record */
+	bool built;
+} reach;
+
+static int reach_build(reach *r, udr_catalog *c, uint64_t head, const udr_ref *refs, size_t nrefs)
+{
+	int rc = 0;
+	r->built = true;
+	if (!(r->bits = calloc((size_t)head + 1, 1)))
+		return udr__error_oom();
+	for (size_t i = 0; i < nrefs; i++)
+		if (refs[i].commit >= 1 && refs[i].commit <= head)
+			r->bits[refs[i].commit] = 1;
+	/* parents are older records: one pass from the head down */
+	for (uint64_t s = head; s >= 1 && rc == 0; s--) {
+		udr_commit *cm = NULL;
+		if ((rc = udr_catalog_get_commit(&cm, c, s)) < 0)
+			break;
+		if (r->bits[s])
+			for (size_t k = 0; k < cm->nparents; k++)
+				if (cm->parents[k] >= 1 && cm->parents[k] < s)
+					r->bits[cm->parents[k]] = 1;
+		if (cm->op && (strcmp(cm->op, "reset") == 0 || strcmp(cm->op, "delete") == 0 ||
+		               strcmp(cm->op, "untag") == 0) && cm->time_ms > r->moved_ms)
+			r->moved_ms = cm->time_ms;
+		udr_commit_free(cm);
+	}
+	return rc;
+}
+
+/* Apply the orphan rule to table's versions on no live chain: those whose
+ * commit no live ref's history holds expire unless keep_within keeps them
+ * (the rule's other keys need a chain). */
+static int plan_orphans(unsigned char *st, uint64_t nv, reach *r, udr_catalog *c, const char *table, uint64_t head,
+                        const udr_ref *refs, size_t nrefs, const udr_retention_rule *rule, int64_t now)
+{
+	int rc;
+	for (uint64_t v = 1; v <= nv; v++) {
+		udr_version *ver = NULL;
+		uint64_t seq;
+		if (st[v] != V_UNREACHED)
+			continue;
+		if (!r->built && (rc = reach_build(r, c, head, refs, nrefs)) < 0)
+			return rc;
+		if ((rc = udr_catalog_get_version(&ver, c, table, v)) < 0) {
+			if (rc != UDR_ENOTFOUND)
+				return rc;
+			udr_error_clear(); /* a number never committed: nothing to expire */
+			continue;
+		}
+		seq = ver->commit_seq;
+		udr_version_free(ver);
+		if (seq == 0 || seq > head || r->bits[seq])
+			continue;
+		if (rule->keep_within_ms > 0 && r->moved_ms >= now - rule->keep_within_ms)
+			continue;
+		st[v] = V_EXPIRE;
+	}
+	return 0;
+}
+
 /* The wall clock, or in test builds UDR_GC_NOW (ms since the epoch or a
  * time udr_time_parse reads). */
 static int gc_now(int64_t *out)
@@ -218,6 +289,7 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	udr__record hr;
 	int64_t head_ms = 0;
 	bool branch_found = branch == NULL;
+	reach rch = { NULL, 0, false };
 	char text[256];
 	int rc;
 
@@ -360,6 +432,12 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 			uint64_t v = snaps[i].s ? snap_version(snaps[i].s, snaps[i].n, T) : 0;
 			mark(st, nv, v, refs[i].kind == UDR_REF_BRANCH ? V_HEAD : V_TAG);
 		}
+		/* orphans (a plan on every branch only: one restricted to a
+		 * branch keeps what is not on it) */
+		if (!branch && head > 0 && (rc = plan_orphans(st, nv, &rch, c, T, head, refs, nrefs, rule, now_ms)) < 0) {
+			free(st);
+			goto out;
+		}
 		/* versions an earlier expire record took: neither expired now
 		 * nor kept (a head never is one: the commit step refuses both) */
 		if (head > 0) {
@@ -448,6 +526,7 @@ out:
 	free(mb);
 	udr_ref_array_free(refs, nrefs);
 	udr_strarray_free(tables, ntables);
+	free(rch.bits);
 	free(tc);
 	udr__record_free(&hr);
 	return rc;

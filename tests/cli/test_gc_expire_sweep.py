@@ -87,3 +87,47 @@ def test_gc_keep_last_bad_values_write_nothing(udr, tmp_path):
         r = udr("gc", *args)
         assert r.code == 2, (args, r)
     assert tree_snapshot(udr.root) == snap
+
+
+def test_deleted_branch_collected_to_what_the_remaining_refs_need(udr, tmp_path):
+    """Issue 15: after deleting a branch and collecting, the store's size
+    drops to what the remaining refs need (udr stats, within 5%): compared
+    with a store that only ever held main's commits."""
+    from conftest import Udr
+    rng = random.Random(15)
+    main = [rng.randbytes(300_000) for _ in range(4)]
+    dev = [rng.randbytes(1_000_000) for _ in range(3)]
+    ref = Udr(tmp_path / "ref")
+    ref.ok("init")
+
+    def commit(u, data, *extra):
+        f = tmp_path / "in.bin"
+        f.write_bytes(data)
+        u.ok("commit", "t", "--next", "--file", f, *extra)
+
+    for d in main[:3]:
+        commit(udr, d)
+        commit(ref, d)
+    udr.ok("branch", "create", "dev")
+    for d in dev:
+        commit(udr, d, "--branch", "dev")
+        commit(udr, d[:1000] + b"side table", "--branch", "dev")  # same table, small
+    commit(udr, main[3])                                           # main's t is the latest
+    commit(ref, main[3])
+    udr.ok("branch", "delete", "dev")
+    full = json.loads(udr.ok("stats", "--json").out)
+    rep = json.loads(udr.ok("gc", "--keep-last", "100", "--grace", "0s", "--json").out)
+    assert rep["retention"]["expired"]["versions"] == 6, rep["retention"]
+    ref.ok("gc", "--grace", "0s")
+    got = json.loads(udr.ok("stats", "--json").out)
+    want = json.loads(ref.ok("stats", "--json").out)
+    size = lambda s: s["pack_bytes"] + s["pack_index_bytes"] + s["stored_bytes"] * (s["loose_objects"] > 0)
+    assert size(full) > 3 * size(want), (full, want)
+    assert abs(size(got) - size(want)) <= 0.05 * size(want), (got, want)
+    chunks = lambda u, v: json.loads(u.ok("show", "t", str(v)).out)["chunks"]
+    for v in range(1, 4):
+        assert chunks(udr, v) == chunks(ref, v)
+    assert chunks(udr, 10) == chunks(ref, 4)
+    for v in range(4, 10):
+        assert udr("show", "t", str(v)).code == 6
+    udr.ok("fsck")

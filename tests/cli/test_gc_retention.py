@@ -92,11 +92,75 @@ def test_merge_base_kept(udr):
     by = p["kept"]["by_reason"]
     assert (by["head"], by["merge_base"], by["policy"]) == (2, 1, 0)
     # Once dev is deleted, no merge base: 2 goes too; dev's versions are
-    # on no live chain (orphans) and are kept for now.
+    # orphans (on no live chain, their commits in no live ref's history):
+    # keep_last cannot keep them, t@6 stays as the table's latest.
     udr.ok("branch", "delete", "dev")
     p = plan(udr, "--keep-last", "1")
-    assert p["expired"]["ranges"] == {"t": [[1, 3]]}
-    assert (p["kept"]["by_reason"]["orphan"], p["kept"]["by_reason"]["latest"]) == (1, 1)
+    assert p["expired"]["ranges"] == {"t": [[1, 3], [5, 5]]}
+    assert (p["kept"]["by_reason"]["orphan"], p["kept"]["by_reason"]["latest"]) == (0, 1)
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_GC_NOW needs a test build")
+def test_orphan_rule(udr):
+    """GC.md 1.2: versions no live branch's chain reaches and whose commits
+    no live ref's history holds (a deleted branch, commits a reset moved
+    away from) expire unless keep_within keeps them, counted from the
+    delete or reset; a version a merge took from the other side (off the
+    chain, in the history) stays; a tag keeps its snapshot's."""
+    commit_n(udr, "t", 2, "a")                               # t@1, t@2 (commits 1-2)
+    udr.ok("branch", "create", "dev", "--from", "commit:2")  # commit 3
+    for i in range(2):                                       # dev: t@3, t@4 (commits 4-5)
+        h = udr.put(b"dev %d\n" % i)
+        udr.ok("commit", "t", "--next", h, "--branch", "dev")
+    udr.ok("branch", "create", "x", "--from", "commit:5")    # commit 6
+    udr.ok("tag", "create", "keep3", "commit:4")             # commit 7
+    commit_n(udr, "t", 1, "b")                               # main: t@5 (commit 8)
+    udr.ok("branch", "delete", "dev")                        # x still holds dev's history
+    udr.ok("branch", "delete", "x")
+    deleted = record_ms(udr, json.loads(udr.ok("log", "--json", "--limit", "1").out)[0]["seq"])
+    p = plan(udr, "--keep-last", "1")
+    # t@3: the tag's; t@4: an orphan; t@1, t@2 on main's chain beyond K
+    assert p["expired"]["ranges"] == {"t": [[1, 2], [4, 4]]}, p
+    by = p["kept"]["by_reason"]
+    assert (by["tag"], by["orphan"], by["head"]) == (1, 0, 1), by
+    # keep_within counts from the delete: kept just inside, expired after
+    p = plan(udr, "--keep-within", "1h", now=deleted + 3600 * 1000)
+    assert 4 not in [v for a, b in p["expired"]["ranges"].get("t", []) for v in range(a, b + 1)], p
+    assert p["kept"]["by_reason"]["orphan"] == 1
+    p = plan(udr, "--keep-within", "1h", now=deleted + 3600 * 1000 + 1)
+    assert 4 in [v for a, b in p["expired"]["ranges"].get("t", []) for v in range(a, b + 1)], p
+    # a plan restricted to a branch keeps orphans
+    p = plan(udr, "--keep-last", "1", "--branch", "main")
+    assert 4 not in [v for a, b in p["expired"]["ranges"].get("t", []) for v in range(a, b + 1)], p
+    # a reset moves main away from t@5 (commit 8): it is an orphan now
+    udr.ok("branch", "reset", "main", "--to", "commit:2")
+    commit_n(udr, "t", 1, "c")                               # main: t@6
+    p = plan(udr, "--keep-last", "1")
+    assert 5 in [v for a, b in p["expired"]["ranges"]["t"] for v in range(a, b + 1)], p
+    # the expire step takes it: read as expired, fsck clean
+    expire(udr, "--keep-last", "1")
+    r = udr("show", "t", "5")
+    assert r.code == 6, r
+    udr.ok("show", "t", "6")
+    udr.ok("fsck")
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_FAULT_INJECTION")
+def test_merge_taking_theirs_keeps_the_replaced_version(udr):
+    """main's own version of t that a merge replaced with dev's is on no
+    chain but in main's history (time travel reads it): kept."""
+    commit_n(udr, "t", 2, "a")                               # t@1, t@2
+    udr.ok("branch", "create", "dev", "--from", "commit:2")
+    h = udr.put(b"dev\n")
+    udr.ok("commit", "t", "--next", h, "--branch", "dev")    # dev: t@3
+    commit_n(udr, "t", 1, "m")                               # main: t@4
+    r = udr("merge", "dev", "--strategy", "theirs")
+    if r.code != 0:
+        pytest.skip("merge --strategy theirs: %s" % r.stderr)
+    udr.ok("branch", "delete", "dev")
+    p = plan(udr, "--keep-last", "1")
+    expired = [v for a, b in p["expired"]["ranges"].get("t", []) for v in range(a, b + 1)]
+    assert 4 not in expired, p
 
 
 @pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_GC_NOW needs a test build")
