@@ -28,6 +28,9 @@ install:
 torture: build
 	cd build && UDR_TORTURE_ROUNDS=$${UDR_TORTURE_ROUNDS:-200} UDR_BIN=$$PWD/udr UDR_BUILD_DIR=$$PWD \
 		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/stress/test_group_commit.py ../tests/stress/test_branch_crash.py ../tests/stress/test_branch_sweep.py ../tests/stress/test_gc_concurrent.py
+	@# kill -9 of gc at random moments, then a final gc reaches the uninterrupted run's result
+	cd build && UDR_TORTURE_ROUNDS=$${UDR_TORTURE_ROUNDS:-200} UDR_BIN=$$PWD/udr UDR_BUILD_DIR=$$PWD \
+		UDR_FAULT_INJECTION=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider ../tests/cli/test_gc_collect.py -k kill_at_random
 	@# every I/O step of every put fault loop, in one growing store (the larger repacks)
 	cd build && UDR_FAULT_STRIDE=1 UDR_FAULT_GROW=1 ./tests/test_io_faults
 	@# one handle, five threads, two processes repacking under it (a minute)
