@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "catalog/catalog_internal.h"
 #include "gc/collect.h"
 #include "store/gcfence.h"
@@ -674,10 +676,54 @@ static uint64_t entry_bytes(uint32_t len)
 	return (uint64_t)UDR__PACK_ENTRY_HDR + len + UDR__PACK_ENTRY_CRC;
 }
 
+/* A loose .zst copy of h: does it decompress to bytes that hash to h?
+ * 0 yes, 1 no (damaged or gone), < 0 I/O or memory. */
+static int zst_intact(udr__gc_mark *m, const udr_hash *h)
+{
+	char hex[UDR_HASH_HEXSIZE + 1], *path, *raw = NULL;
+	unsigned char *dec = NULL;
+	size_t rawlen = 0;
+	unsigned long long size;
+	udr_hash a;
+	int rc;
+	if (!(path = udr__obj_path(m->s, h, UDR__K_ZST, hex)))
+		return udr__error_oom();
+	rc = udr__read_file(&raw, &rawlen, path, UDR__PIECE_HARD_MAX + (UDR__PIECE_HARD_MAX >> 4));
+	free(path);
+	if (rc == UDR_ENOTFOUND || rc == UDR_ECORRUPT) {
+		udr_error_clear();
+		return 1;
+	}
+	if (rc < 0)
+		return rc;
+	size = ZSTD_getFrameContentSize(raw, rawlen);
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > UDR__PIECE_HARD_MAX) {
+		free(raw);
+		return 1;
+	}
+	if (!(dec = malloc(size ? (size_t)size : 1))) {
+		free(raw);
+		return udr__error_oom();
+	}
+	{
+		size_t r = ZSTD_decompress(dec, size ? (size_t)size : 1, raw, rawlen);
+		rc = ZSTD_isError(r) || r != size ? 1 : 0;
+	}
+	if (rc == 0) {
+		udr_hash_buf(&a, dec, (size_t)size);
+		rc = udr_hash_equal(&a, h) ? 0 : 1;
+	}
+	free(dec);
+	free(raw);
+	return rc;
+}
+
 /* Is copy id of h intact?  0 yes, 1 damaged (flag it), < 0 an error that
  * stops the run (I/O, memory).  A pack entry: its header and CRC, as the
- * rewrite reads it; a loose raw file: its bytes hash to h.  Loose .m/.d
- * copies were parsed by the walk; loose .zst copies are not checked. */
+ * rewrite reads it; a loose raw file: its bytes hash to h; a loose .zst
+ * file: it decompresses to such bytes.  Loose .m copies were parsed by the
+ * walk (their checksum); a loose .d copy is kept only when no other copy
+ * is intact (choose_kept ranks it last), so it is not decoded here. */
 static int copy_intact(udr__gc_mark *m, uint32_t id, const udr_hash *h)
 {
 	uint64_t rec;
@@ -712,6 +758,8 @@ static int copy_intact(udr__gc_mark *m, uint32_t id, const udr_hash *h)
 		char *path;
 		int fd;
 		uint64_t total = 0;
+		if (x->kind == UDR__K_ZST)
+			return zst_intact(m, h);
 		if (x->kind != UDR__K_RAW)
 			return 0;
 		if (!(path = udr__obj_path(m->s, h, UDR__K_RAW, hex)))
@@ -790,9 +838,10 @@ static int choose_kept(udr__gc_mark *m)
 			if (m->v[j].flags & UDR__GC_DAMAGED)
 				continue;
 			/* a loose raw copy (read in place), then the pack with the
-			 * highest live fraction (newest on ties), then other loose */
+			 * highest live fraction (newest on ties), then other loose
+			 * ones, a delta last (copy_intact cannot decode it alone) */
 			if (p == SIZE_MAX)
-				rank = kind == UDR__K_RAW ? 0 : 2;
+				rank = kind == UDR__K_RAW ? 0 : kind == UDR__K_DELTA ? 3 : 2;
 			else {
 				rank = 1;
 				frac = m->packs[p].size ? (double)m->packs[p].live_bytes / (double)m->packs[p].size : 0;

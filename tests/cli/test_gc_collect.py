@@ -547,6 +547,42 @@ def test_damaged_loose_duplicate_never_outlives_the_intact_copy(udr, tmp_path):
     assert udr("fsck").code == 0
 
 
+def test_damaged_loose_zst_never_outlives_an_intact_loose_delta(tmp_path):
+    """A format-2 piece stored as a loose delta (.d) with a damaged loose
+    .zst duplicate: the .zst ranked before the delta and was kept unchecked
+    (copy_intact checked loose raw files only), so gc deleted the only
+    intact copy.  The .zst is decoded and hashed now, the delta kept."""
+    from conftest import Udr
+    u = Udr(tmp_path / "s2")
+    u.ok("init", "--format", "2", "--chunk-min", "4K", "--chunk-avg", "16K", "--chunk-max", "64K")
+    data = bytearray(rnd(200_000, 43))
+    f = tmp_path / "in.bin"
+    f.write_bytes(bytes(data))
+    u.ok("commit", "t", "--next", "--file", f)
+    data[50_000:50_010] = b"0123456789"
+    f.write_bytes(bytes(data))
+    u.ok("commit", "t", "--next", "--file", f)
+    deltas = list((u.root / "chunks").rglob("*.d"))
+    assert deltas, "no delta piece was stored"
+    d = deltas[0]
+    h = d.name[:-2]
+    want = u.ok("get", h).stdout
+    z = d.with_name(h + ".zst")
+    z.write_bytes(b"\x28\xb5\x2f\xfd damaged, not a frame")
+    assert sorted(c[4] for c in u.locate(h)) != [] and len(u.locate(h)) == 2, u.locate(h)
+    assert u.ok("get", h).stdout == want        # readers skip the damaged copy
+    r = u("gc", "--grace", "0s", "--json")
+    assert r.code == 0, r
+    r = u("get", h)
+    assert r.code == 0 and r.stdout == want, r
+    assert d.exists() and not z.exists()
+    full = u("show", "t", "2")
+    assert full.code == 0
+    out = b"".join(u.ok("get", x).stdout for x in json.loads(full.out)["chunks"])
+    assert out == bytes(data)
+    assert u("fsck").code == 0
+
+
 def test_damaged_manifest_duplicate_after_intact_one(udr, tmp_path):
     """A manifest with an intact packed copy and a damaged loose one (which
     fsck does not flag, readers skip): gc keeps the intact copy and removes
