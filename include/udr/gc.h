@@ -2,10 +2,11 @@
  * udr/gc.h - garbage collection with retention (docs/GC.md): retention rules,
  * which versions of a chain a rule keeps.
  *
- * Built so far: the rule type and its evaluation over one chain of versions
- * (GC.md 1.2), duration text, the plan, expire records (1.4) and
- * udr_version_expiry (7.3).  Undo/restore, gc records and collection are
- * described in docs/GC.md and not part of this header yet.
+ * Here: the rule type and its evaluation over one chain of versions
+ * (GC.md 1.2), duration text, the plan, expire records (1.4), their undo
+ * and restore, udr_version_expiry (7.3), and the writers' hold on the gc
+ * fence.  Collection itself is udr_db_gc (udr/db.h), which with a rule
+ * expires, links a gc record and removes what only expired versions need.
  */
 #ifndef UDR_GC_H
 #define UDR_GC_H
@@ -215,7 +216,7 @@ UDR_EXTERN int udr_retention_apply(char **report_json, struct udr_catalog *catal
  */
 typedef struct udr_expiry {
 	int expired;          /**< 1: an expire record took it */
-	int swept;            /**< 1: a gc record's sweep covers it (its data may be gone); not built: 0 */
+	int swept;            /**< 1: a gc record's sweep covers it (its data may be gone) */
 	uint64_t expired_seq; /**< the expire record (0: not expired) */
 	uint64_t gc_seq;      /**< the gc record (0: none) */
 	int64_t expired_ms;   /**< that record's time, ms since the epoch */
