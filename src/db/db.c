@@ -138,6 +138,7 @@ const char *udr_db_path(const udr_db *db)
 struct gc_expiry {
 	udr_catalog *c;
 	uint64_t through;
+	json_t *planned; /* a dry run with a rule: the plan's expired.ranges, as if linked */
 };
 
 static int gc_expired(int *out, const char *table, uint64_t version, void *payload)
@@ -146,6 +147,17 @@ static int gc_expired(int *out, const char *table, uint64_t version, void *paylo
 	udr_expiry e;
 	int rc;
 	*out = 0;
+	if (x->planned) {
+		json_t *arr = json_object_get(x->planned, table), *r;
+		size_t i;
+		json_array_foreach(arr, i, r) {
+			json_int_t a = json_integer_value(json_array_get(r, 0)), b = json_integer_value(json_array_get(r, 1));
+			if (a >= 1 && (uint64_t)a <= version && version <= (uint64_t)b) {
+				*out = 1;
+				return 0;
+			}
+		}
+	}
 	if (x->through == 0)
 		return 0;
 	if ((rc = udr_version_expiry(&e, x->c, table, version)) < 0)
@@ -205,6 +217,7 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	o.progress_payload = opts->progress_payload;
 	x.c = db->catalog;
 	x.through = 0;
+	x.planned = NULL;
 	/* expire by the rule (a record in the log), then the gc record, then
 	 * collect what versions expired by then alone needed */
 	if (opts->rule &&
@@ -218,9 +231,16 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 		free(xjson);
 		return rc;
 	}
+	if (opts->dry_run && xjson) {
+		/* what the rule would expire counts as expired and swept */
+		json_t *plan = json_loads(xjson, 0, NULL);
+		x.planned = json_incref(json_object_get(json_object_get(plan, "expired"), "ranges"));
+		json_decref(plan);
+	}
 	o.expired = gc_expired;
 	o.expired_payload = &x;
 	rc = udr__gc_collect(&cjson, db->store, db->catalog, &o);
+	json_decref(x.planned);
 	if (cjson && xjson && cjson[0] == '{') {
 		/* {"retention": <the expire report>, <the collection's fields>} */
 		udr__buf b = {0};

@@ -83,6 +83,7 @@ int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex);
 #define UDR__GC_DAMAGED 32u  /* copy: failed its checks when read */
 #define UDR__GC_FIRST 64u    /* copy: first of its object's run */
 #define UDR__GC_ROOTED 128u  /* object: a young or fresh root */
+#define UDR__GC_SHUNNED 256u /* copy: a delta of an object with an intact full copy: never kept, its bases not followed */
 
 typedef struct udr__gc_copy {
 	uint64_t prefix; /* first 8 bytes of the hash, big-endian order */

@@ -403,9 +403,46 @@ static int visit(udr__gc_mark *m, const udr_hash *h, enum color col)
 	return push(m, i);
 }
 
+static int copy_intact(udr__gc_mark *m, uint32_t id, const udr_hash *h);
+
+/* Object run i [i, end) of h has delta copies and an intact full (raw or
+ * zstd) copy: shun the deltas (never kept, their bases not followed), so
+ * that a base only they needed dies (unchaining, GC.md 3.3).  A full copy
+ * found damaged is flagged.  < 0 on I/O errors. */
+static int shun_deltas(udr__gc_mark *m, size_t i, size_t end, const udr_hash *h)
+{
+	bool delta = false, full = false;
+	uint32_t len;
+	int rc;
+	for (size_t j = i; j < end; j++) {
+		int kind = copy_kind(m, m->v[j].id, &len);
+		delta |= kind == UDR__K_DELTA;
+		full |= (kind == UDR__K_RAW || kind == UDR__K_ZST) && !(m->v[j].flags & UDR__GC_DAMAGED);
+	}
+	if (!delta || !full)
+		return 0;
+	for (size_t j = i; j < end; j++) {
+		int kind = copy_kind(m, m->v[j].id, &len);
+		if ((kind != UDR__K_RAW && kind != UDR__K_ZST) || (m->v[j].flags & UDR__GC_DAMAGED))
+			continue;
+		if ((rc = copy_intact(m, m->v[j].id, h)) < 0)
+			return rc;
+		if (rc == 1) {
+			m->v[j].flags |= UDR__GC_DAMAGED;
+			continue;
+		}
+		for (size_t k = i; k < end; k++)
+			if (copy_kind(m, m->v[k].id, &len) == UDR__K_DELTA)
+				m->v[k].flags |= UDR__GC_SHUNNED;
+		return 0;
+	}
+	return 0;
+}
+
 /* Expand object run i: read every manifest and delta copy (a damaged one
  * is flagged and skipped); manifest pieces get the run's colour, delta
- * bases BASE (COMM in the committed pass). */
+ * bases BASE (COMM in the committed pass).  Delta copies of an object with
+ * an intact full copy are shunned first (not in the committed pass). */
 static int expand(udr__gc_mark *m, size_t i, bool comm)
 {
 	size_t end = run_end(m, i);
@@ -413,6 +450,8 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 	udr_hash h;
 	int rc = 0;
 	udr__gc_copy_hash(&h, m, m->v[i].id);
+	if (!comm && (rc = shun_deltas(m, i, end, &h)) < 0)
+		return rc;
 	for (size_t j = i; j < end && rc == 0; j++) {
 		uint32_t len = 0;
 		int kind = copy_kind(m, m->v[j].id, &len);
@@ -427,6 +466,8 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 			other = true;
 			continue;
 		}
+		if (!comm && (m->v[j].flags & UDR__GC_SHUNNED))
+			continue;
 		needed = true;
 		if (m->v[j].flags & UDR__GC_DAMAGED)
 			continue;
@@ -835,7 +876,7 @@ static int choose_kept(udr__gc_mark *m)
 			int kind = copy_kind(m, m->v[j].id, &len), rank;
 			size_t p = udr__gc_copy_pack(m, m->v[j].id, NULL);
 			double frac = 0;
-			if (m->v[j].flags & UDR__GC_DAMAGED)
+			if (m->v[j].flags & (UDR__GC_DAMAGED | UDR__GC_SHUNNED))
 				continue;
 			/* a loose raw copy (read in place), then the pack with the
 			 * highest live fraction (newest on ties), then other loose

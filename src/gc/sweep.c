@@ -39,6 +39,7 @@ typedef struct run {
 	uint64_t dead_objects, loose_bytes, dropped, rewritten, removed_bytes, removed_pieces, removed_manifests;
 	uint64_t written_packs, written_bytes, bytes_before, unused_after;
 	uint64_t gc_seq, temp_files, fresh_dropped;
+	uint64_t unchained, unchain_bytes; /* pieces written in full (unchain), their packs' bytes */
 	bool resumed;
 	double mark_seconds;
 } run;
@@ -436,6 +437,110 @@ static int rewrite(run *r)
 	return rc;
 }
 
+/* ---- unchain -------------------------------------------------------------------------------- */
+
+/*
+ * Live objects whose kept copy is a delta with a base that no live object
+ * needs (kept only as a base: a piece of expired versions): write a full
+ * copy of each (decoded and verified, zstd when smaller) to a new pack;
+ * the caller then marks again, and the mark shuns the deltas of objects
+ * with an intact full copy (mark.c shun_deltas), so the bases only they
+ * needed die (GC.md 3.3, "unchaining").  Only adds copies: a kill at any
+ * point leaves duplicates that the next run's mark resolves the same way.
+ * Pack stores only.  With count_only (a dry run), *n the candidates and
+ * nothing written.  A candidate that does not decode is left chained (the
+ * guard and fsck speak of such damage; unchaining is not a repair).
+ */
+static int unchain(run *r, uint64_t *n, bool count_only)
+{
+	udr__gc_mark *m = &r->m;
+	udr__packw *w = NULL;
+	int rc = 0;
+	*n = 0;
+	if (!r->s->packs)
+		return 0;
+	for (size_t i = 0; i < m->n && rc == 0; i++) {
+		size_t kept = SIZE_MAX, j = i, p;
+		uint64_t rec;
+		udr__pack_entry e;
+		udr__loc l;
+		udr__delta_hdr dh;
+		unsigned char *buf = NULL, *full = NULL, *z = NULL;
+		size_t len = 0, flen = 0, zlen = 0;
+		char hex[UDR_HASH_HEXSIZE + 1];
+		bool dead_base = false;
+		udr_hash h;
+		if (!(m->v[i].flags & UDR__GC_FIRST) || !(m->v[i].flags & UDR__GC_LIVE))
+			continue;
+		do {
+			if (m->v[j].flags & UDR__GC_KEPT)
+				kept = j;
+			j++;
+		} while (j < m->n && !(m->v[j].flags & UDR__GC_FIRST));
+		if (kept == SIZE_MAX || (p = udr__gc_copy_pack(m, m->v[kept].id, &rec)) == SIZE_MAX)
+			continue;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		if (e.kind != UDR__K_DELTA)
+			continue;
+		udr__gc_copy_hash(&h, m, m->v[i].id);
+		udr_hash_tohex(hex, &h);
+		memset(&l, 0, sizeof(l));
+		l.kind = UDR__K_DELTA;
+		l.pack = m->packs[p].p;
+		l.offset = e.offset;
+		l.length = e.length;
+		if ((rc = udr__loc_read(&buf, &len, r->s, &l, &h, e.length, NULL)) == 0 &&
+		    (rc = udr__delta_parse(&dh, buf, len, hex)) == 0)
+			for (int k = 0; k < dh.nbases; k++) {
+				size_t b = udr__gc_find(m, &dh.bases[k]);
+				dead_base |= b != SIZE_MAX && !(m->v[b].flags & UDR__GC_LIVE);
+			}
+		free(buf);
+		if (rc == UDR_ECORRUPT) {
+			udr_error_clear();
+			rc = 0;
+			continue;
+		}
+		if (rc < 0 || !dead_base)
+			continue;
+		if (count_only) {
+			(*n)++;
+			continue;
+		}
+		if ((rc = udr__piece_load(&full, &flen, NULL, r->s, &h, dh.raw_size, true)) < 0) {
+			if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
+				udr_error_clear();
+				rc = 0;
+			}
+			continue;
+		}
+		if (r->s->level > 0 && (rc = udr__zstd_compress(&z, &zlen, full, flen, r->s->level, NULL, 0)) < 0) {
+			free(full);
+			break;
+		}
+		if (!w && (rc = udr__packw_new(&w, r->s, UDR__PACK_CLASS_DATA)) < 0) {
+			free(full);
+			free(z);
+			break;
+		}
+		if (z && zlen < flen - flen / 32)
+			rc = udr__packw_append(w, &h, UDR__K_ZST, flen, z, (uint32_t)zlen);
+		else
+			rc = udr__packw_append(w, &h, UDR__K_RAW, flen, full, (uint32_t)flen);
+		free(full);
+		free(z);
+		if (rc == 0)
+			(*n)++;
+	}
+	if (w) {
+		if (rc == 0)
+			rc = udr__packw_flush(w);
+		r->written_packs += udr__packw_published(w);
+		udr__packw_free(w);
+	}
+	return rc;
+}
+
 /* ---- guard ---------------------------------------------------------------------------------- */
 
 static bool pack_removed(const run *r, const char *hex)
@@ -633,13 +738,13 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        "\"removed\":{\"objects\":%" PRIu64 ",\"copies\":%" PRIu64 ",\"pieces\":%" PRIu64
 	        ",\"manifests\":%" PRIu64 ",\"loose\":%zu,\"packs_dropped\":%" PRIu64 ",\"packs_rewritten\":%" PRIu64
 	        ",\"bytes\":%" PRIu64 "},"
-	        "\"written\":{\"packs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"unchained\":0},"
+	        "\"written\":{\"packs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"unchained\":%" PRIu64 "},"
 	        "\"store\":{\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64 ",\"unused_after_pct\":%.2f},"
 	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
 	        dry ? "true" : "false", r->st.epoch, r->resumed ? "true" : "false", when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
 	        m->live, m->young, m->fresh, m->base_only, m->versions, m->expired_versions, m->n, m->peak_bytes,
 	        r->mark_seconds, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
-	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes,
+	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes, r->unchained,
 	        r->bytes_before, after, after ? 100.0 * (double)r->unused_after / (double)after : 0.0, r->temp_files, r->gc_seq);
 	if (rc < 0) {
 		udr__buf_free(&b);
@@ -709,9 +814,33 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	r.mark_seconds = (double)(udr__now_ms() - t0) / 1000.0;
 	if (rc < 0)
 		goto done;
+	if (o->dry_run) {
+		if ((rc = unchain(&r, &r.unchained, true)) < 0)
+			goto done;
+	} else {
+		uint64_t pb0 = packs_bytes(s);
+		if ((rc = unchain(&r, &r.unchained, false)) < 0)
+			goto done;
+		if (r.unchained > 0) {
+			/* mark again: the deltas of what now has a full copy are
+			 * shunned, the bases only they needed die */
+			r.unchain_bytes = packs_bytes(s) - pb0;
+			udr__gc_mark_free(&r.m);
+			if ((rc = udr__packset_scan(s)) < 0)
+				goto done;
+			t0 = udr__now_ms();
+			rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
+			                      o->expired_payload);
+			r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+			if (rc < 0)
+				goto done;
+		}
+	}
 	progress(&r, "mark", r.m.objects, r.m.objects);
 	if ((rc = plan(&r)) < 0)
 		goto done;
+	/* the store before this run: without the packs unchaining wrote */
+	r.bytes_before -= r.unchain_bytes <= r.bytes_before ? r.unchain_bytes : r.bytes_before;
 	if (o->dry_run || (r.dead_objects == 0 && r.ndead_loose == 0 && r.dropped == 0 && r.rewritten == 0)) {
 		bool dry = o->dry_run;
 		rc = report(report_json, &r, started, dry);
@@ -759,6 +888,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 			if (r.m.packs[i].action != A_KEEP)
 				removed_pack_bytes += r.m.packs[i].size;
 		r.written_bytes = after + removed_pack_bytes >= packs_before ? after + removed_pack_bytes - packs_before : 0;
+		r.written_bytes += r.unchain_bytes;
 		r.removed_bytes = r.loose_bytes + removed_pack_bytes;
 	}
 	if ((rc = fresh_trim(&r, o->now_ms ? o->now_ms : udr__now_ms())) < 0)
