@@ -610,7 +610,44 @@ static int version_past(udr_catalog *c, uint64_t end)
 	return rc < 0 ? rc : 0;
 }
 
+/* An expired-set checkpoint (catalog/expired/<table>/<seq>.json) past end:
+ * *found its seq (0: none). */
+static int expired_past(uint64_t *found, udr_catalog *c, uint64_t end)
+{
+	char *top = udr__path_join(c->path, "expired");
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+	*found = 0;
+	if (!top)
+		return udr__error_oom();
+	if (!(d = opendir(top))) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", top);
+		free(top);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char *dir;
+		uint64_t f = 0;
+		if (e->d_name[0] == '.' || !(dir = udr__path_join(top, e->d_name)))
+			continue;
+		rc = numbered_past(&f, dir, end);
+		free(dir);
+		if (f > *found)
+			*found = f;
+	}
+	closedir(d);
+	free(top);
+	return rc;
+}
+
 int udr_catalog_reset_head(uint64_t *old_head, uint64_t *new_head, udr_catalog *c)
+{
+	return udr__catalog_reset_head_floor(old_head, new_head, c, 0, NULL);
+}
+
+int udr__catalog_reset_head_floor(uint64_t *old_head, uint64_t *new_head, udr_catalog *c, uint64_t floor,
+                                  const char *floor_what)
 {
 	udr__head_info info;
 	uint64_t end = 0, past;
@@ -635,7 +672,17 @@ int udr_catalog_reset_head(uint64_t *old_head, uint64_t *new_head, udr_catalog *
 		rc = 0;
 		goto done;
 	}
+	if (floor > end) {
+		rc = udr__error_set(UDR_ECORRUPT, "%s names commit %llu, past the end of the log (%llu): that record was "
+		                    "lost; HEAD can't be reset below it", floor_what ? floor_what : "the store",
+		                    (unsigned long long)floor, (unsigned long long)end);
+		goto done;
+	}
 	if ((rc = numbered_past(&past, c->statedir, end)) < 0)
+		goto done;
+	if (!past && c->refsdir && (rc = numbered_past(&past, c->refsdir, end)) < 0)
+		goto done;
+	if (!past && (rc = expired_past(&past, c, end)) < 0)
 		goto done;
 	if (past) {
 		rc = udr__error_set(UDR_ECORRUPT, "checkpoint %llu is past the end of the log (%llu): a record was lost",

@@ -178,8 +178,18 @@ static int gc_fence_record(uint64_t *through, uint64_t *gc_seq, udr_db *db)
 	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
 		return rc;
 	for (int tries = 0; tries < 8; tries++) {
+		uint64_t gthrough, glast;
 		if ((rc = udr__expire_latest(&seq, &head, db->catalog)) < 0 || seq == 0)
 			break;
+		/* a gc record covers it already: no new record (each run would
+		 * add one to the log) */
+		if ((rc = udr__gc_latest(&gthrough, &glast, db->catalog)) < 0)
+			break;
+		if (glast > 0 && gthrough >= seq) {
+			*through = gthrough;
+			*gc_seq = glast;
+			break;
+		}
 		if ((rc = udr__catalog_gc_record(&gseq, db->catalog, st.epoch + 1, head, seq)) == 0) {
 			*through = seq;
 			*gc_seq = gseq;
@@ -254,6 +264,22 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	free(xjson);
 	*report_json = cjson;
 	return rc;
+}
+
+int udr_db_reset_head(uint64_t *old_head, uint64_t *new_head, udr_db *db)
+{
+	udr__gcstate st;
+	uint64_t floor;
+	char what[96];
+	int rc;
+	if (!db)
+		return udr__error_set(UDR_EINVAL, "reset head: NULL argument");
+	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
+		return rc;
+	floor = st.gc_seq;
+	snprintf(what, sizeof(what), "the gc state (chunks/gc/STATE, epoch %llu)", (unsigned long long)st.epoch);
+	udr__gcstate_release(&st);
+	return udr__catalog_reset_head_floor(old_head, new_head, db->catalog, floor, what);
 }
 
 int udr_db_gc_status(char **state_json, udr_db *db)

@@ -39,7 +39,7 @@ typedef struct udr__gcstate {
 	char dead[UDR__GC_NAME_MAX + 1];
 	char plan[UDR__GC_NAME_MAX + 1];
 	uint64_t mark;        /* catalog seq M of the run's mark */
-	uint64_t gc_seq;      /* seq of the run's gc record, 0: none yet */
+	uint64_t gc_seq;      /* the newest gc record a run linked (0: none): fsck --reset-head never goes below it */
 	int64_t started_ms;   /* when the run started */
 	int64_t pid;          /* the run's process */
 	int64_t wall_ms;      /* clock guard (GC.md 4.6): wall clock ... */

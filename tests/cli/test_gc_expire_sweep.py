@@ -171,3 +171,29 @@ def test_unchaining_frees_the_bases_of_expired_versions(udr, tmp_path):
     assert size(udr) <= 2.0 * size(fresh), (size(udr), size(fresh))
     assert rep["store"]["bytes_after"] == size(udr)
     udr.ok("fsck")
+
+
+def test_reset_head_never_goes_below_a_lost_gc_record(udr, tmp_path):
+    """A lost last record is the deliberate case of `fsck --reset-head`; if
+    it is the gc record that swept expired versions, handing its number out
+    again would let those versions be restored without their data: the
+    gc state names it, and reset-head refuses."""
+    versions_by_file(udr, tmp_path, "t", 4, 3)
+    rep = json.loads(udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--json").out)
+    g = rep["gc_seq"]
+    assert g > 0 and rep["removed"]["objects"] > 0
+    # a later run without a rule links no gc record (the last one covers
+    # every expire record) and keeps the floor
+    n = len(json.loads(udr.ok("log", "--json").out))
+    assert json.loads(udr.ok("gc", "--grace", "0s", "--json").out)["gc_seq"] == g
+    assert len(json.loads(udr.ok("log", "--json").out)) == n
+    st = json.loads(udr.ok("gc", "--status", "--json").out)
+    rec = udr.root / "catalog" / "log" / ("%020d.json" % g)
+    if not rec.exists():
+        rec = next(p for p in (udr.root / "catalog").rglob("%020d*" % g))
+    rec.unlink()
+    (udr.root / "catalog" / "HEAD").write_text("%d\n" % g)
+    r = udr("fsck", "--reset-head")
+    assert r.code == 4 and ("names commit %d" % g) in r.stderr, (r, st)
+    r = udr("show", "t", "1")
+    assert r.code != 0, r
