@@ -1,0 +1,196 @@
+"""Review R4 of `udr gc --keep-*` (expire, gc record, sweep of committed
+data; docs/GC.md 1.4, 3, 5): data shared between expired and kept
+versions (same table, other tables, branches, tags, delta chains) stays;
+every version either reads back byte for byte or says expired (exit 6);
+nothing is recorded when the collection cannot run; fsck still reports a
+missing chunk of a kept version."""
+import fcntl
+import json
+import os
+import random
+
+from conftest import tree_snapshot
+
+
+def last_seq(udr):
+    return json.loads(udr.ok("log", "--json").out)[0]["seq"]
+
+
+def commit_file(udr, tmp_path, table, data, branch=None):
+    f = tmp_path / ("in-%s-%d" % (table, random.getrandbits(40)))
+    f.write_bytes(data)
+    args = ["commit", table, "--next", "--file", f]
+    if branch:
+        args += ["--branch", branch]
+    return int(udr.ok(*args).out.split()[-1])
+
+
+def read_version(udr, tmp_path, table, v):
+    """(exit code, bytes or None) of table@v through show + get."""
+    r = udr("show", table, str(v))
+    if r.code != 0:
+        return r.code, r
+    out = b""
+    for h in json.loads(r.out)["chunks"]:
+        f = tmp_path / "got"
+        g = udr("get", h, "-o", f)
+        if g.code != 0:
+            return g.code, g
+        out += f.read_bytes()
+    return 0, out
+
+
+def check_all(udr, tmp_path, truth):
+    """Every version: its exact bytes (exit 0) or expired (exit 6); the
+    set of versions that answered 6."""
+    expired = set()
+    for (table, v), data in truth.items():
+        code, got = read_version(udr, tmp_path, table, v)
+        if code == 6:
+            expired.add((table, v))
+            continue
+        assert code == 0, (table, v, got)
+        assert got == data, "%s@%d: wrong bytes with exit 0" % (table, v)
+    return expired
+
+
+def build_shared(udr, tmp_path):
+    """Versions that share data every way the store allows; the truth."""
+    rng = random.Random(7)
+    truth = {}
+    data = bytearray(rng.randbytes(300_000))
+    contents = []
+    for i in range(6):
+        data[rng.randrange(len(data)):][:32] = rng.randbytes(32)  # deltas on the previous one
+        data += rng.randbytes(20_000)
+        contents.append(bytes(data))
+        truth[("t", commit_file(udr, tmp_path, "t", contents[-1]))] = contents[-1]
+        if i == 2:
+            udr.ok("branch", "create", "b")        # b keeps t@3
+        if i == 3:
+            udr.ok("tag", "create", "keep4")        # the tag keeps t@4
+    # the same bytes as an expired version, in a kept one of another table
+    truth[("u", commit_file(udr, tmp_path, "u", contents[0]))] = contents[0]
+    # and as t's latest: t@7 == t@2 (a whole-content hit)
+    truth[("t", commit_file(udr, tmp_path, "t", contents[1]))] = contents[1]
+    # a delta on an expired version's data, on branch b
+    d = bytearray(contents[1])
+    d[100:116] = b"branch-b-edit!!!"
+    truth[("t", commit_file(udr, tmp_path, "t", bytes(d), branch="b"))] = bytes(d)
+    # v: many versions, each a delta on the previous, the last one kept
+    base = bytearray(rng.randbytes(200_000))
+    for i in range(5):
+        base[rng.randrange(len(base)):][:8] = rng.randbytes(8)
+        truth[("v", commit_file(udr, tmp_path, "v", bytes(base)))] = bytes(base)
+    return truth
+
+
+def test_shared_data_survives_keep_last_1(udr, tmp_path):
+    truth = build_shared(udr, tmp_path)
+    r = udr("gc", "--keep-last", "1", "--grace", "0s", "--json")
+    assert r.code == 0, r
+    rep = json.loads(r.out)
+    assert rep["removed"]["objects"] > 0, rep
+    expired = check_all(udr, tmp_path, truth)
+    # kept whatever the rule: heads (main: t@7, u@1, v@5; b: t@8), the tag's t@4, b's fork t@3
+    for k in (("t", 7), ("u", 1), ("v", 5), ("t", 8), ("t", 4), ("t", 3)):
+        assert k not in expired, k
+    assert ("t", 1) in expired and ("v", 1) in expired
+    r = udr("fsck")
+    assert r.code == 0, r
+    # a second run finds nothing more to remove, and everything still reads
+    r = udr("gc", "--keep-last", "1", "--grace", "0s", "--json")
+    assert r.code == 0, r
+    assert check_all(udr, tmp_path, truth) == expired
+
+
+def test_fsck_reports_missing_chunk_of_kept_version_after_sweep(udr, tmp_path):
+    truth = build_shared(udr, tmp_path)
+    udr.ok("gc", "--keep-last", "1", "--grace", "0s")
+    assert udr("fsck").code == 0
+    h = json.loads(udr.ok("show", "v", "5").out)["chunks"][0]
+    for where, path, off, length, kind in udr.locate(h):
+        if where == "loose":
+            os.unlink(path)
+        else:
+            os.truncate(path, off)
+    r = udr("fsck")
+    assert r.code != 0, r
+    code, _ = read_version(udr, tmp_path, "v", 5)
+    assert code not in (0, 6), code
+
+
+def hold_gc_lock(udr):
+    p = udr.root / "chunks" / "gc" / "lock"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_busy_gc_links_no_gc_record(udr, tmp_path):
+    """Another run holds the gc lock: the collection cannot run, so no gc
+    record may say the data is removed: restore still works."""
+    for i in range(3):
+        commit_file(udr, tmp_path, "t", b"x%d" % i * 1000)
+    fd = hold_gc_lock(udr)
+    try:
+        r = udr("gc", "--keep-last", "1", "--grace", "0s")
+        assert r.code != 0, r
+    finally:
+        os.close(fd)
+    ops = [x.get("op") for x in json.loads(udr.ok("log", "--json").out)]
+    assert "gc" not in ops, ops
+    r = udr("show", "t", "1")
+    assert r.code in (0, 6), r
+    assert "removed" not in r.stderr, r
+    r = udr("retention", "restore", "t@1")
+    assert r.code == 0, r
+    assert udr("show", "t", "1").code == 0
+
+
+def test_gc_without_garbage_links_no_gc_record(udr, tmp_path):
+    """A plain gc after an expire whose data is shared with kept versions:
+    nothing to delete, so no gc record is needed and undo keeps working."""
+    commit_file(udr, tmp_path, "t", b"same" * 1000)
+    commit_file(udr, tmp_path, "t", b"same" * 1000)
+    udr.ok("retention", "expire", "--keep-last", "1")
+    r = udr("gc", "--grace", "0s", "--json")
+    assert r.code == 0, r
+    assert json.loads(r.out)["removed"]["objects"] == 0
+    ops = [x.get("op") for x in json.loads(udr.ok("log", "--json").out)]
+    assert "gc" not in ops, ops
+    assert udr("retention", "undo").code == 0
+
+
+def test_dry_run_counts_what_the_rule_would_remove(udr, tmp_path):
+    """gc --dry-run --keep-last: the numbers are those of the real run."""
+    rng = random.Random(3)
+    for i in range(4):
+        commit_file(udr, tmp_path, "t", rng.randbytes(100_000))
+    snap = tree_snapshot(udr.root)
+    r = udr("gc", "--keep-last", "1", "--grace", "0s", "--dry-run", "--json")
+    assert r.code == 0, r
+    dry = json.loads(r.out)
+    assert {k: v for k, v in tree_snapshot(udr.root).items() if "/gc/" not in str(k)} == \
+        {k: v for k, v in snap.items() if "/gc/" not in str(k)}
+    r = udr("gc", "--keep-last", "1", "--grace", "0s", "--json")
+    assert r.code == 0, r
+    real = json.loads(r.out)
+    assert real["removed"]["objects"] > 0
+    assert dry["removed"]["objects"] == real["removed"]["objects"], (dry["removed"], real["removed"])
+
+
+def test_bad_keep_input_writes_nothing(udr, tmp_path):
+    for i in range(2):
+        commit_file(udr, tmp_path, "t", b"y%d" % i * 1000)
+    snap = tree_snapshot(udr.root)
+    for args in (["--keep-last", "-1"], ["--keep-last", ""], ["--keep-last", "1x"],
+                 ["--keep-last", "99999999999999999999999"], ["--keep-daily", "0"],
+                 ["--keep-daily", "4294967296"], ["--keep-within", "-1d"], ["--keep-within", "d"],
+                 ["--keep-within", "1d1d"], ["--keep-within", ""], ["--keep-within", "9999999999999999999y"],
+                 ["--keep-last", "1", "extra"]):
+        r = udr("gc", *args)
+        assert r.code == 2, (args, r)
+        assert r.stderr.strip(), args
+    assert tree_snapshot(udr.root) == snap
