@@ -132,20 +132,35 @@ const char *udr_db_path(const udr_db *db)
 /* ---- garbage collection (src/gc) ------------------------------------------ */
 
 /* The collection's view of expiry: removable are versions expired by an
- * expire record <= through, the gc record's (GC.md 1.4), read at the head
- * of the moment, after that record: an unexpire of them is refused from
- * then on, and one linked before it made them unexpired here. */
+ * expire record <= through (GC.md 1.4), read at the head of the moment:
+ * one unexpired before the mark is kept, and the gc record, linked after
+ * the guard and before anything is deleted (4.3 G5, the collection's
+ * record hook), is refused when an unexpire linked after the mark took
+ * back one of them (review R3), so nothing restored loses its data.  A
+ * dry run adds the versions the rule's plan would expire (`plan`: the
+ * plan's "expired"."ranges"), so its numbers are the real run's. */
 struct gc_expiry {
 	udr_catalog *c;
 	uint64_t through;
+	json_t *plan;
 };
 
 static int gc_expired(int *out, const char *table, uint64_t version, void *payload)
 {
 	struct gc_expiry *x = payload;
 	udr_expiry e;
+	json_t *rs, *r;
+	size_t i;
 	int rc;
 	*out = 0;
+	if (x->plan && (rs = json_object_get(x->plan, table)))
+		json_array_foreach(rs, i, r) {
+			json_int_t a = json_integer_value(json_array_get(r, 0)), b = json_integer_value(json_array_get(r, 1));
+			if (a > 0 && (uint64_t)a <= version && version <= (uint64_t)b) {
+				*out = 1;
+				return 0;
+			}
+		}
 	if (x->through == 0)
 		return 0;
 	if ((rc = udr_version_expiry(&e, x->c, table, version)) < 0)
@@ -154,30 +169,30 @@ static int gc_expired(int *out, const char *table, uint64_t version, void *paylo
 	return 0;
 }
 
-/* Link the gc record that lets the sweep remove what expire records up to
- * the latest one expired (none: nothing to record).  A concurrent gc may
- * link a later one first: read again and retry. */
-static int gc_fence_record(uint64_t *through, udr_db *db)
+/* The collection's record hook: link the gc record that lets the sweep
+ * remove what expire records <= through expired.  Called only when the
+ * run removes something, after its guard, holding the gc lock (no other
+ * run links one meanwhile); a run that linked one with a later through
+ * since our through was read leaves its through (it never decreases). */
+static int gc_record_cb(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through,
+                        void *payload)
 {
-	udr__gcstate st;
-	uint64_t seq, head, gseq;
-	int rc = 0;
-	*through = 0;
-	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
+	udr__record r;
+	uint64_t head, prev = 0, gseq;
+	int rc;
+	(void)payload;
+	*seq = 0;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		return rc;
-	for (int tries = 0; tries < 8; tries++) {
-		if ((rc = udr__expire_latest(&seq, &head, db->catalog)) < 0 || seq == 0)
-			break;
-		if ((rc = udr__catalog_gc_record(&gseq, db->catalog, st.epoch + 1, head, seq)) == 0) {
-			*through = seq;
-			break;
-		}
-		if (rc != UDR_EINVAL && rc != UDR_ECONFLICT)
-			break;
-		udr_error_clear();
+	if (head > 0) {
+		if ((rc = udr__record_read(&r, c, head)) < 0)
+			return rc;
+		rc = udr__gc_at(&prev, &gseq, c, &r);
+		udr__record_free(&r);
+		if (rc < 0)
+			return rc;
 	}
-	udr__gcstate_release(&st);
-	return rc;
+	return udr__catalog_gc_record(seq, c, epoch, mark, through > prev ? through : prev);
 }
 
 int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
@@ -204,18 +219,26 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	o.progress_payload = opts->progress_payload;
 	x.c = db->catalog;
 	x.through = 0;
-	/* expire by the rule (a record in the log), then the gc record, then
-	 * collect what versions expired by then alone needed */
+	x.plan = NULL;
+	/* expire by the rule (a record in the log; a dry run only plans), then
+	 * collect what versions expired by then alone needed: the gc record
+	 * is linked by the collection, only if it removes something */
 	if (opts->rule &&
 	    (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL, opts->dry_run ? UDR_RETENTION_DRY_RUN : 0)) < 0)
 		return rc;
-	if (!opts->dry_run && (rc = gc_fence_record(&x.through, db)) < 0) {
+	if ((rc = udr__expire_latest(&x.through, NULL, db->catalog)) < 0) {
 		free(xjson);
 		return rc;
 	}
-	if (opts->dry_run && (rc = udr__expire_latest(&x.through, NULL, db->catalog)) < 0) {
-		free(xjson);
-		return rc;
+	if (opts->dry_run && xjson) {
+		json_t *p = json_loads(xjson, 0, NULL);
+		if (p)
+			x.plan = json_incref(json_object_get(json_object_get(p, "expired"), "ranges"));
+		json_decref(p);
+	}
+	if (!opts->dry_run && x.through > 0) {
+		o.record = gc_record_cb;
+		o.record_through = x.through;
 	}
 	o.expired = gc_expired;
 	o.expired_payload = &x;
@@ -231,6 +254,7 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 		}
 	}
 	free(xjson);
+	json_decref(x.plan);
 	*report_json = cjson;
 	return rc;
 }
