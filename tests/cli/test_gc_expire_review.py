@@ -194,3 +194,127 @@ def test_bad_keep_input_writes_nothing(udr, tmp_path):
         assert r.code == 2, (args, r)
         assert r.stderr.strip(), args
     assert tree_snapshot(udr.root) == snap
+
+
+# ---- races: another process acts while gc --keep-* runs ---------------------
+
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+from conftest import UDR_BIN, base_env  # noqa: E402
+
+
+def paused_gc(udr, point, *args):
+    pause = udr.root.parent / ("pause-%s" % point)
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s", "--json", *args],
+                         env=base_env({"UDR_PAUSE": "%s:%s" % (point, pause)}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t = time.monotonic() + 60
+    while not (pause / ("%s.reached" % point)).exists():
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < t
+        time.sleep(0.01)
+    return p, pause / ("%s.go" % point)
+
+
+def unique_versions(udr, tmp_path, table, n, seed):
+    rng = random.Random(seed)
+    return {(table, commit_file(udr, tmp_path, table, rng.randbytes(60_000))): None for _ in range(n)}
+
+
+def truth_of(udr, tmp_path, keys):
+    out = {}
+    for (t, v) in keys:
+        code, data = read_version(udr, tmp_path, t, v)
+        assert code == 0
+        out[(t, v)] = data
+    return out
+
+
+def test_restore_between_mark_and_gc_record_keeps_data(udr, tmp_path):
+    """A restore linked after the run marked (at its guard): the gc record
+    must be refused (nothing deleted) or the restored data kept."""
+    truth = truth_of(udr, tmp_path, unique_versions(udr, tmp_path, "t", 4, 11))
+    p, go = paused_gc(udr, "gc-guard", "--keep-last", "1")
+    try:
+        r = udr("retention", "restore", "t@1")
+        assert r.code == 0, r
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    # the gc record is refused: the run stops with nothing deleted
+    assert p.returncode == 3, err
+    assert b"mark again" in err, err
+    assert read_version(udr, tmp_path, "t", 1) == (0, truth[("t", 1)])
+    udr.ok("gc", "--grace", "0s")
+    assert check_all(udr, tmp_path, truth) == {("t", 2), ("t", 3)}
+    assert udr("fsck").code == 0
+
+
+def test_restore_before_mark_keeps_data(udr, tmp_path):
+    truth = truth_of(udr, tmp_path, unique_versions(udr, tmp_path, "t", 4, 12))
+    p, go = paused_gc(udr, "gc-locked", "--keep-last", "1")
+    try:
+        udr.ok("retention", "restore", "t@2")
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert check_all(udr, tmp_path, truth) == {("t", 1), ("t", 3)}
+    assert udr("fsck").code == 0
+
+
+def test_expire_during_run_is_not_swept_and_stays_restorable(udr, tmp_path):
+    truth = truth_of(udr, tmp_path, unique_versions(udr, tmp_path, "t", 3, 13))
+    truth.update(truth_of(udr, tmp_path, unique_versions(udr, tmp_path, "u", 2, 14)))
+    p, go = paused_gc(udr, "gc-locked", "--keep-last", "2")  # expires t@1
+    try:
+        udr.ok("retention", "expire", "--keep-last", "1", "--table", "u")  # u@1 by a later record
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out)["retention"]["expired"]["ranges"] == {"t": [[1, 1]]}
+    assert check_all(udr, tmp_path, truth) == {("t", 1), ("u", 1)}
+    r = udr("show", "u", "1")
+    assert "still stored" in r.stderr, r
+    udr.ok("retention", "restore", "u@1")
+    assert check_all(udr, tmp_path, truth) == {("t", 1)}
+    assert udr("fsck").code == 0
+
+
+def test_commit_naming_expired_chunk_during_run_fails_cleanly(udr, tmp_path):
+    """A commit of an expired version's chunk started while gc holds its
+    locks waits, then fails (the chunk is gone) with nothing committed, or
+    commits a version whose data is intact."""
+    truth = truth_of(udr, tmp_path, unique_versions(udr, tmp_path, "t", 3, 15))
+    h = json.loads(udr.ok("show", "t", "1").out)["chunks"][0]
+    p, go = paused_gc(udr, "gc-locked", "--keep-last", "1")
+    c = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "commit", "w", "--next", h], env=base_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    go.touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    cout, cerr = c.communicate(timeout=60)
+    if c.returncode == 0:
+        assert read_version(udr, tmp_path, "w", 1) == (0, truth[("t", 1)])
+    else:
+        assert udr("show", "w", "1").code != 0
+    assert udr("fsck").code == 0
+
+
+def test_branch_and_tag_at_old_commit_during_run_refused(udr, tmp_path):
+    truth = truth_of(udr, tmp_path, unique_versions(udr, tmp_path, "t", 3, 16))
+    p, go = paused_gc(udr, "gc-guard", "--keep-last", "1")
+    try:
+        r1 = udr("branch", "create", "old", "--from", "commit:1")
+        r2 = udr("tag", "create", "old1", "commit:1")
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    assert r1.code == 6 and r2.code == 6, (r1, r2)
+    assert p.returncode == 0, err
+    assert check_all(udr, tmp_path, truth) == {("t", 1), ("t", 2)}
+    assert udr("fsck").code == 0
