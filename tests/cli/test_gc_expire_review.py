@@ -318,3 +318,57 @@ def test_branch_and_tag_at_old_commit_during_run_refused(udr, tmp_path):
     assert p.returncode == 0, err
     assert check_all(udr, tmp_path, truth) == {("t", 1), ("t", 2)}
     assert udr("fsck").code == 0
+
+
+# ---- crash or I/O error at every step of gc --keep-last ---------------------
+
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+
+from conftest import FAULT_INJECTION  # noqa: E402
+
+
+def small_store(udr, tmp_path):
+    rng = random.Random(21)
+    truth = {}
+    data = bytearray(rng.randbytes(40_000))
+    for i in range(4):
+        data[rng.randrange(len(data)):][:16] = rng.randbytes(16)
+        data += rng.randbytes(5_000)
+        truth[("t", commit_file(udr, tmp_path, "t", bytes(data)))] = bytes(data)
+    truth[("u", commit_file(udr, tmp_path, "u", rng.randbytes(30_000)))] = None
+    truth[("u", commit_file(udr, tmp_path, "u", rng.randbytes(30_000)))] = None
+    return truth_of(udr, tmp_path, truth)
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION")
+@pytest.mark.parametrize("op", ["fsync", "rename", "link", "write", "unlink", "open", "syncfs"])
+@pytest.mark.parametrize("action", ["crash", "eio"])
+def test_fault_at_every_step_of_gc_keep_last(udr, tmp_path, op, action):
+    truth = small_store(udr, tmp_path)
+    want = {("t", 1), ("t", 2), ("t", 3), ("u", 1)}
+    n, reached = 1, True
+    while reached and n <= 300:
+        work = type(udr)(tmp_path / ("w%d" % n))
+        shutil.copytree(udr.root, work.root, symlinks=True)
+        r = work("gc", "--keep-last", "1", "--grace", "0s", env={"UDR_FAULT": "%s:%d:%s" % (op, n, action)})
+        reached = r.code != 0
+        if reached and action == "crash":
+            assert r.code == -9, r
+        elif reached:
+            assert r.code in (3, 4, 5), r
+        # every version: its bytes or expired, never damage nor wrong bytes
+        got = check_all(work, tmp_path, truth)
+        assert got <= want, (n, got)
+        f = work("fsck")
+        assert f.code == 0, (op, n, f)
+        r2 = work("gc", "--keep-last", "1", "--grace", "0s")
+        assert r2.code == 0, (op, n, r2)
+        assert check_all(work, tmp_path, truth) == want, (op, n)
+        assert work("fsck").code == 0, (op, n)
+        for (t, v) in want:
+            assert work("retention", "restore", "%s@%d" % (t, v)).code == 3
+        shutil.rmtree(work.root)
+        n += 1
+    assert not reached, "more than 300 %s calls" % op
