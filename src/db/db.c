@@ -143,19 +143,39 @@ struct gc_expiry {
 	udr_catalog *c;
 	uint64_t through;
 	json_t *plan;
+	/* the expired sets, read once at the true head of the first question
+	 * (>= the mark's head): an unexpire after the mark makes the gc
+	 * record refused, so a fixed head is as safe as the head of the
+	 * moment; one table's set at a time (mark asks table by table) */
+	bool have_head;
+	udr__record head;
+	char table[UDR_TABLE_NAME_MAX + 1];
+	bool have_set;
+	udr__xset set;
 };
+
+static void gc_expiry_release(struct gc_expiry *x)
+{
+	if (x->have_set)
+		udr__xset_free(&x->set);
+	if (x->have_head)
+		udr__record_free(&x->head);
+	x->have_set = x->have_head = false;
+	json_decref(x->plan);
+	x->plan = NULL;
+}
 
 static int gc_expired(int *out, const char *table, uint64_t version, void *payload)
 {
 	struct gc_expiry *x = payload;
-	udr_expiry e;
-	json_t *rs, *r;
+	const udr__xrange *r;
+	json_t *rs, *jr;
 	size_t i;
 	int rc;
 	*out = 0;
 	if (x->plan && (rs = json_object_get(x->plan, table)))
-		json_array_foreach(rs, i, r) {
-			json_int_t a = json_integer_value(json_array_get(r, 0)), b = json_integer_value(json_array_get(r, 1));
+		json_array_foreach(rs, i, jr) {
+			json_int_t a = json_integer_value(json_array_get(jr, 0)), b = json_integer_value(json_array_get(jr, 1));
 			if (a > 0 && (uint64_t)a <= version && version <= (uint64_t)b) {
 				*out = 1;
 				return 0;
@@ -163,9 +183,28 @@ static int gc_expired(int *out, const char *table, uint64_t version, void *paylo
 		}
 	if (x->through == 0)
 		return 0;
-	if ((rc = udr_version_expiry(&e, x->c, table, version)) < 0)
-		return rc;
-	*out = e.expired && e.expired_seq <= x->through;
+	if (!x->have_head) {
+		uint64_t head;
+		if ((rc = udr__catalog_true_head(&head, x->c)) < 0)
+			return rc;
+		if ((rc = udr__record_read(&x->head, x->c, head)) < 0)
+			return rc;
+		x->have_head = true;
+	}
+	if (!x->have_set || strcmp(x->table, table) != 0) {
+		uint64_t from;
+		if (x->have_set)
+			udr__xset_free(&x->set);
+		x->have_set = false;
+		if (strlen(table) >= sizeof(x->table))
+			return udr__error_set(UDR_EINVAL, "gc: table name too long: %s", table);
+		if ((rc = udr__xset_at(&x->set, &from, x->c, &x->head, table)) < 0)
+			return rc;
+		snprintf(x->table, sizeof(x->table), "%s", table);
+		x->have_set = true;
+	}
+	r = udr__xset_find(&x->set, version);
+	*out = r && r->seq <= x->through;
 	return 0;
 }
 
@@ -217,9 +256,8 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	o.max_repack_bytes = opts->max_repack_bytes;
 	o.progress = opts->progress;
 	o.progress_payload = opts->progress_payload;
+	memset(&x, 0, sizeof(x));
 	x.c = db->catalog;
-	x.through = 0;
-	x.plan = NULL;
 	/* expire by the rule (a record in the log; a dry run only plans), then
 	 * collect what versions expired by then alone needed: the gc record
 	 * is linked by the collection, only if it removes something */
@@ -254,7 +292,7 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 		}
 	}
 	free(xjson);
-	json_decref(x.plan);
+	gc_expiry_release(&x);
 	*report_json = cjson;
 	return rc;
 }
