@@ -372,3 +372,14 @@ def test_fault_at_every_step_of_gc_keep_last(udr, tmp_path, op, action):
         shutil.rmtree(work.root)
         n += 1
     assert not reached, "more than 300 %s calls" % op
+
+
+def test_shared_data_survives_keep_last_1_loose_stores(udr1, udr2, tmp_path):
+    for u in (udr1, udr2):
+        truth = build_shared(u, tmp_path)
+        r = u("gc", "--keep-last", "1", "--grace", "0s", "--json")
+        assert r.code == 0, r
+        assert json.loads(r.out)["removed"]["objects"] > 0
+        expired = check_all(u, tmp_path, truth)
+        assert ("t", 1) in expired and ("t", 7) not in expired and ("t", 3) not in expired
+        assert u("fsck").code == 0
