@@ -383,3 +383,15 @@ def test_shared_data_survives_keep_last_1_loose_stores(udr1, udr2, tmp_path):
         expired = check_all(u, tmp_path, truth)
         assert ("t", 1) in expired and ("t", 7) not in expired and ("t", 3) not in expired
         assert u("fsck").code == 0
+
+
+def test_text_report_says_what_the_rule_expires(udr, tmp_path):
+    rng = random.Random(5)
+    for i in range(4):
+        commit_file(udr, tmp_path, "t", rng.randbytes(50_000))
+    r = udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--dry-run")
+    assert "would expire 3 versions by keep_last=1" in r.out, r.out
+    assert "1 versions kept, 3 expired ones not" in r.out, r.out
+    r = udr.ok("gc", "--keep-last", "1", "--grace", "0s")
+    assert "expired 3 versions by keep_last=1" in r.out, r.out
+    assert "removed 3 dead objects" in r.out, r.out
