@@ -395,3 +395,18 @@ def test_text_report_says_what_the_rule_expires(udr, tmp_path):
     r = udr.ok("gc", "--keep-last", "1", "--grace", "0s")
     assert "expired 3 versions by keep_last=1" in r.out, r.out
     assert "removed 3 dead objects" in r.out, r.out
+
+
+def test_keep_option_given_twice_is_refused(udr, tmp_path):
+    """--keep-last 500 --keep-last 5 took the last silently: a typo in a
+    script would expire far more than meant.  Refused, nothing written."""
+    for i in range(3):
+        commit_file(udr, tmp_path, "t", b"z%d" % i * 1000)
+    snap = tree_snapshot(udr.root)
+    for cmd in (["gc"], ["retention", "expire"]):
+        for args in (["--keep-last", "3", "--keep-last", "1"], ["--keep-within", "1d", "--keep-within", "0s"],
+                     ["--keep-daily", "2", "--keep-daily", "1"]):
+            r = udr(*cmd, *args)
+            assert r.code == 2, (cmd, args, r)
+            assert "twice" in r.stderr, r.stderr
+    assert tree_snapshot(udr.root) == snap
