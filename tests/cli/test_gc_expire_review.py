@@ -247,6 +247,12 @@ def test_restore_between_mark_and_gc_record_keeps_data(udr, tmp_path):
     assert p.returncode == 3, err
     assert b"mark again" in err, err
     assert read_version(udr, tmp_path, "t", 1) == (0, truth[("t", 1)])
+    assert check_all(udr, tmp_path, truth) == {("t", 2), ("t", 3)}
+    r = udr("fsck")
+    assert r.code == 0, r
+    ops = [x.get("op") for x in json.loads(udr.ok("log", "--json").out)]
+    assert "gc" not in ops, ops
+    assert "still stored" in udr("show", "t", "2").stderr
     udr.ok("gc", "--grace", "0s")
     assert check_all(udr, tmp_path, truth) == {("t", 2), ("t", 3)}
     assert udr("fsck").code == 0
