@@ -416,3 +416,21 @@ def test_keep_option_given_twice_is_refused(udr, tmp_path):
             assert r.code == 2, (cmd, args, r)
             assert "twice" in r.stderr, r.stderr
     assert tree_snapshot(udr.root) == snap
+
+
+def test_reset_head_below_a_lost_gc_record_is_refused(udr, tmp_path):
+    """The last record, a gc record, is lost after its sweep removed data:
+    fsck --reset-head must not move HEAD below it (the versions it swept
+    would look restorable; a restore then reads missing chunks, exit 4)."""
+    rng = random.Random(9)
+    for i in range(3):
+        commit_file(udr, tmp_path, "t", rng.randbytes(50_000))
+    rep = json.loads(udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--json").out)
+    g = rep["gc_seq"]
+    assert g == last_seq(udr) and rep["removed"]["objects"] == 2
+    head = (udr.catalog / "HEAD").read_bytes()
+    (udr.catalog / "log" / ("%020d.json" % g)).unlink()
+    r = udr("fsck", "--reset-head")
+    assert r.code != 0, r
+    assert "gc record %d" % g in r.stderr, r.stderr
+    assert (udr.catalog / "HEAD").read_bytes() == head
