@@ -17,6 +17,7 @@
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
+#include "store/gcstate.h"
 
 struct tbl {
 	char *name;
@@ -644,6 +645,22 @@ int udr_catalog_reset_head(uint64_t *old_head, uint64_t *new_head, udr_catalog *
 	}
 	if ((rc = version_past(c, end)) < 0)
 		goto done;
+	if (c->store) {
+		/* a gc record past the end was lost after its run removed data:
+		 * below it, the versions it swept would look restorable (review
+		 * R4); STATE names the last gc record a run linked */
+		udr__gcstate st;
+		udr__gcstate_init(&st);
+		if ((rc = udr__gcstate_load(&st, udr_store_path(c->store))) == 0 && st.gc_seq > end)
+			rc = udr__error_set(UDR_ECORRUPT, "gc record %llu is past the end of the log (%llu): it was lost "
+			                    "after gc removed the data of versions it names as expired; HEAD can't be reset "
+			                    "below it (restore the record from a backup)",
+			                    (unsigned long long)st.gc_seq, (unsigned long long)end);
+		udr__gcstate_release(&st);
+		if (rc < 0)
+			goto done;
+		rc = 0;
+	}
 	{
 		char text[32];
 		int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)end);

@@ -746,7 +746,8 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	}
 	if (o->record && (rc = o->record(&r.gc_seq, c, r.st.epoch, r.st.mark, o->record_through, o->record_payload)) < 0)
 		goto done;
-	r.st.gc_seq = r.gc_seq;
+	if (r.gc_seq) /* STATE keeps the last gc record linked (fsck --reset-head) */
+		r.st.gc_seq = r.gc_seq;
 	if ((rc = state_save(&r, UDR__GC_DELETING)) < 0)
 		goto done;
 	if ((rc = delete_all(&r)) < 0)
