@@ -234,6 +234,42 @@ static int gc_record_cb(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t 
 	return udr__catalog_gc_record(seq, c, epoch, mark, through > prev ? through : prev);
 }
 
+/* Before gc --keep-* writes its expire record: a run that cannot collect
+ * (another holds the gc lock, STATE damaged or aborted) should expire
+ * nothing (review R4).  A run starting between this check and the
+ * collection's lock still leaves the expire record alone (undoable). */
+static int gc_precheck(udr_db *db)
+{
+	udr__gcstate st;
+	char *path;
+	int rc, fd;
+	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
+		return rc;
+	if (st.phase == UDR__GC_ABORTED) {
+		rc = udr__error_set(UDR_ECORRUPT, "gc: the run of epoch %llu was aborted by its guard; run udr fsck: once it "
+		                    "finds no problem it lets gc run again (nothing expired)", (unsigned long long)st.epoch);
+		udr__gcstate_release(&st);
+		return rc;
+	}
+	udr__gcstate_release(&st);
+	if (!(path = udr__path_join(udr_store_path(db->store), "gc/lock")))
+		return udr__error_oom();
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+			char buf[32];
+			ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+			buf[n > 0 ? n : 0] = 0;
+			if (n > 0 && buf[n - 1] == '\n')
+				buf[n - 1] = 0;
+			rc = udr__error_set(UDR_ELOCKED, "another gc is running on this store (pid %s; %s); nothing expired",
+			                    n > 0 ? buf : "unknown", path);
+		}
+		close(fd);
+	}
+	free(path);
+	return rc;
+}
+
 int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 {
 	udr__gc_collect_opts o = UDR__GC_COLLECT_OPTS_INIT;
@@ -261,6 +297,8 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	/* expire by the rule (a record in the log; a dry run only plans), then
 	 * collect what versions expired by then alone needed: the gc record
 	 * is linked by the collection, only if it removes something */
+	if (opts->rule && !opts->dry_run && (rc = gc_precheck(db)) < 0)
+		return rc;
 	if (opts->rule &&
 	    (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL, opts->dry_run ? UDR_RETENTION_DRY_RUN : 0)) < 0)
 		return rc;
