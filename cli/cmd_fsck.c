@@ -220,7 +220,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	if (repairs.reset_head) {
 		uint64_t was = 0, now = 0;
 
-		rc = udr_db_reset_head(&was, &now, db);
+		rc = udr_catalog_reset_head(&was, &now, udr_db_catalog(db));
 		if (rc) {
 			udr_db_close(db);
 			return cli_fail(rc);

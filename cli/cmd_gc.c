@@ -105,10 +105,20 @@ static void print_text(const char *r)
 {
 	char a[32], b[32], c[32];
 	int dry = strstr(r, "\"dry_run\":true") != NULL;
+	if (strstr(r, "\"retention\":{")) {
+		/* gc --keep-*: what the rule expired (the expire record's report) */
+		const char *rule = strstr(r, "\"rule\":\"");
+		char rs[200] = "";
+		if (rule)
+			sscanf(rule + 8, "%199[^\"]", rs);
+		printf("%s %.0f versions by %s\n", dry ? "would expire" : "expired", field(r, "expired", "versions"),
+		       rs[0] ? rs : "the rule");
+	}
 	cli_format_size(a, (uint64_t)field(r, "removed", "bytes"));
-	printf("%s%.0f objects marked: %.0f live (%.0f young, %.0f only as delta bases), %.0f versions kept\n",
+	printf("%s%.0f objects marked: %.0f live (%.0f young, %.0f only as delta bases), %.0f versions kept, %.0f "
+	       "expired ones not\n",
 	       dry ? "dry run: " : "", field(r, "mark", "objects"), field(r, "mark", "live"), field(r, "mark", "young"),
-	       field(r, "mark", "base_only"), field(r, "mark", "versions"));
+	       field(r, "mark", "base_only"), field(r, "mark", "versions"), field(r, "mark", "expired_versions"));
 	printf("%s %.0f dead objects (%.0f copies, %.0f loose files), %.0f packs dropped, %.0f packs rewritten: %s\n",
 	       dry ? "would remove" : "removed", field(r, "removed", "objects"), field(r, "removed", "copies"),
 	       field(r, "removed", "loose"), field(r, "removed", "packs_dropped"), field(r, "removed", "packs_rewritten"),

@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,16 @@ int cli_keep_opt(udr_retention_rule *rule, const char *name, const char *arg)
 	                    &rule->keep_yearly};
 	uint64_t v;
 	int rc;
+	/* a key given twice is refused: the last one winning silently turns
+	 * a typo into expiring far more than meant */
+	bool twice = (strcmp(name, "--keep-last") == 0 && rule->keep_last != 0) ||
+	             (strcmp(name, "--keep-within") == 0 && rule->keep_within_ms >= 0);
+	for (size_t i = 0; i < sizeof(buckets) / sizeof(buckets[0]); i++)
+		twice = twice || (strcmp(name, buckets[i]) == 0 && *slot[i] != 0);
+	if (twice) {
+		cli_errorf("%s given twice", name);
+		return CLI_EXIT_USAGE;
+	}
 	if (strcmp(name, "--keep-last") == 0) {
 		if ((rc = parse_count(&v, arg, UINT64_MAX, name)) != 0)
 			return rc;

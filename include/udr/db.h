@@ -78,15 +78,6 @@ UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
  */
 UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
 
-/**
- * udr_catalog_reset_head for the database's catalog (`udr fsck
- * --reset-head`), refusing as well when the chunk store's gc state names a
- * gc record past the end of the log: that record was lost, and handing its
- * number out again would let versions whose data it removed be restored.
- * @return as udr_catalog_reset_head; UDR_ECORRUPT also for a damaged
- *         chunks/gc/STATE.
- */
-UDR_EXTERN int udr_db_reset_head(uint64_t *old_head, uint64_t *new_head, udr_db *db);
 
 #ifdef __cplusplus
 }

@@ -325,11 +325,6 @@ int udr__resolve_at_seq(uint64_t *commit, udr_catalog *c, const char *ref, uint6
 /* The highest version of table allocated as of commit head, on any branch
  * (dropped tables' too; 0: the table never had one). */
 int udr__table_allocated(uint64_t *out, udr_catalog *c, uint64_t head, const char *table);
-/* udr_catalog_reset_head, refusing also when floor (a commit that
- * floor_what, outside the catalog, names: a gc run's record) is past the
- * end of the log. */
-int udr__catalog_reset_head_floor(uint64_t *old_head, uint64_t *new_head, udr_catalog *c, uint64_t floor,
-                                  const char *floor_what);
 /* udr_catalog_refs as of commit head (0: before the first commit). */
 int udr__catalog_refs_at(udr_ref **out, size_t *count, udr_catalog *c, int kind, uint64_t head);
 /* fsck: lay record r over g (the global state fsck computes from the log:
@@ -384,8 +379,6 @@ int udr__catalog_gc_record(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64
 /* *seq the last expire or unexpire record at the true head (0: none),
  * *head_out that head (may be NULL). */
 int udr__expire_latest(uint64_t *seq, uint64_t *head_out, udr_catalog *c);
-/* The latest gc record at the true head: its through and seq (0, 0: none). */
-int udr__gc_latest(uint64_t *through, uint64_t *gc_seq, udr_catalog *c);
 /* The commit step's check of a gc record (under the writer lock). */
 int udr__gc_record_check(udr_catalog *c, const udr__record *prev, uint64_t head, const udr__commit_opts *o);
 /* The "@gc" entry at record r: *through and the gc record *gseq (0, 0: none). */

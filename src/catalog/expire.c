@@ -1561,21 +1561,3 @@ int udr__expire_latest(uint64_t *seq, uint64_t *head_out, udr_catalog *c)
 	return rc < 0 ? rc : 0;
 }
 
-int udr__gc_latest(uint64_t *through, uint64_t *gc_seq, udr_catalog *c)
-{
-	udr__record r;
-	udr__tentry e;
-	uint64_t head;
-	int rc;
-	*through = *gc_seq = 0;
-	if ((rc = udr__catalog_true_head(&head, c)) < 0 || head == 0 || !may_expire(c))
-		return rc;
-	if ((rc = udr__record_read(&r, c, head)) < 0)
-		return rc;
-	if (r.branched && (rc = udr__global_lookup(&e, c, &r, "@gc")) > 0) {
-		*through = e.version;
-		*gc_seq = e.seq;
-	}
-	udr__record_free(&r);
-	return rc < 0 ? rc : 0;
-}

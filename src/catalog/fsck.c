@@ -17,6 +17,7 @@
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
+#include "store/gcstate.h"
 
 struct tbl {
 	char *name;
@@ -643,12 +644,6 @@ static int expired_past(uint64_t *found, udr_catalog *c, uint64_t end)
 
 int udr_catalog_reset_head(uint64_t *old_head, uint64_t *new_head, udr_catalog *c)
 {
-	return udr__catalog_reset_head_floor(old_head, new_head, c, 0, NULL);
-}
-
-int udr__catalog_reset_head_floor(uint64_t *old_head, uint64_t *new_head, udr_catalog *c, uint64_t floor,
-                                  const char *floor_what)
-{
 	udr__head_info info;
 	uint64_t end = 0, past;
 	int lockfd = -1, rc;
@@ -672,12 +667,6 @@ int udr__catalog_reset_head_floor(uint64_t *old_head, uint64_t *new_head, udr_ca
 		rc = 0;
 		goto done;
 	}
-	if (floor > end) {
-		rc = udr__error_set(UDR_ECORRUPT, "%s names commit %llu, past the end of the log (%llu): that record was "
-		                    "lost; HEAD can't be reset below it", floor_what ? floor_what : "the store",
-		                    (unsigned long long)floor, (unsigned long long)end);
-		goto done;
-	}
 	if ((rc = numbered_past(&past, c->statedir, end)) < 0)
 		goto done;
 	if (!past && c->refsdir && (rc = numbered_past(&past, c->refsdir, end)) < 0)
@@ -691,6 +680,22 @@ int udr__catalog_reset_head_floor(uint64_t *old_head, uint64_t *new_head, udr_ca
 	}
 	if ((rc = version_past(c, end)) < 0)
 		goto done;
+	if (c->store) {
+		/* a gc record past the end was lost after its run removed data:
+		 * below it, the versions it swept would look restorable (review
+		 * R4); STATE names the last gc record a run linked */
+		udr__gcstate st;
+		udr__gcstate_init(&st);
+		if ((rc = udr__gcstate_load(&st, udr_store_path(c->store))) == 0 && st.gc_seq > end)
+			rc = udr__error_set(UDR_ECORRUPT, "gc record %llu is past the end of the log (%llu): it was lost "
+			                    "after gc removed the data of versions it names as expired; HEAD can't be reset "
+			                    "below it (restore the record from a backup)",
+			                    (unsigned long long)st.gc_seq, (unsigned long long)end);
+		udr__gcstate_release(&st);
+		if (rc < 0)
+			goto done;
+		rc = 0;
+	}
 	{
 		char text[32];
 		int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)end);

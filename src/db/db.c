@@ -132,74 +132,147 @@ const char *udr_db_path(const udr_db *db)
 /* ---- garbage collection (src/gc) ------------------------------------------ */
 
 /* The collection's view of expiry: removable are versions expired by an
- * expire record <= through, the gc record's (GC.md 1.4), read at the head
- * of the moment, after that record: an unexpire of them is refused from
- * then on, and one linked before it made them unexpired here. */
+ * expire record <= through (GC.md 1.4), read at the head of the moment:
+ * one unexpired before the mark is kept, and the gc record, linked after
+ * the guard and before anything is deleted (4.3 G5, the collection's
+ * record hook), is refused when an unexpire linked after the mark took
+ * back one of them (review R3), so nothing restored loses its data.  A
+ * dry run adds the versions the rule's plan would expire (`plan`: the
+ * plan's "expired"."ranges"), so its numbers are the real run's. */
 struct gc_expiry {
 	udr_catalog *c;
 	uint64_t through;
-	json_t *planned; /* a dry run with a rule: the plan's expired.ranges, as if linked */
+	json_t *plan;
+	/* the expired sets, read once at the true head of the first question
+	 * (>= the mark's head): an unexpire after the mark makes the gc
+	 * record refused, so a fixed head is as safe as the head of the
+	 * moment; one table's set at a time (mark asks table by table) */
+	bool have_head;
+	udr__record head;
+	char table[UDR_TABLE_NAME_MAX + 1];
+	bool have_set;
+	udr__xset set;
 };
+
+static void gc_expiry_release(struct gc_expiry *x)
+{
+	if (x->have_set)
+		udr__xset_free(&x->set);
+	if (x->have_head)
+		udr__record_free(&x->head);
+	x->have_set = x->have_head = false;
+	json_decref(x->plan);
+	x->plan = NULL;
+}
 
 static int gc_expired(int *out, const char *table, uint64_t version, void *payload)
 {
 	struct gc_expiry *x = payload;
-	udr_expiry e;
+	const udr__xrange *r;
+	json_t *rs, *jr;
+	size_t i;
 	int rc;
 	*out = 0;
-	if (x->planned) {
-		json_t *arr = json_object_get(x->planned, table), *r;
-		size_t i;
-		json_array_foreach(arr, i, r) {
-			json_int_t a = json_integer_value(json_array_get(r, 0)), b = json_integer_value(json_array_get(r, 1));
-			if (a >= 1 && (uint64_t)a <= version && version <= (uint64_t)b) {
+	if (x->plan && (rs = json_object_get(x->plan, table)))
+		json_array_foreach(rs, i, jr) {
+			json_int_t a = json_integer_value(json_array_get(jr, 0)), b = json_integer_value(json_array_get(jr, 1));
+			if (a > 0 && (uint64_t)a <= version && version <= (uint64_t)b) {
 				*out = 1;
 				return 0;
 			}
 		}
-	}
 	if (x->through == 0)
 		return 0;
-	if ((rc = udr_version_expiry(&e, x->c, table, version)) < 0)
-		return rc;
-	*out = e.expired && e.expired_seq <= x->through;
+	if (!x->have_head) {
+		uint64_t head;
+		if ((rc = udr__catalog_true_head(&head, x->c)) < 0)
+			return rc;
+		if ((rc = udr__record_read(&x->head, x->c, head)) < 0)
+			return rc;
+		x->have_head = true;
+	}
+	if (!x->have_set || strcmp(x->table, table) != 0) {
+		uint64_t from;
+		if (x->have_set)
+			udr__xset_free(&x->set);
+		x->have_set = false;
+		if (strlen(table) >= sizeof(x->table))
+			return udr__error_set(UDR_EINVAL, "gc: table name too long: %s", table);
+		if ((rc = udr__xset_at(&x->set, &from, x->c, &x->head, table)) < 0)
+			return rc;
+		snprintf(x->table, sizeof(x->table), "%s", table);
+		x->have_set = true;
+	}
+	r = udr__xset_find(&x->set, version);
+	*out = r && r->seq <= x->through;
 	return 0;
 }
 
-/* Link the gc record that lets the sweep remove what expire records up to
- * the latest one expired (none: nothing to record).  A concurrent gc may
- * link a later one first: read again and retry. */
-static int gc_fence_record(uint64_t *through, uint64_t *gc_seq, udr_db *db)
+/* The collection's record hook: link the gc record that lets the sweep
+ * remove what expire records <= through expired.  Called only when the
+ * run removes something, after its guard, holding the gc lock (no other
+ * run links one meanwhile); a run that linked one with a later through
+ * since our through was read leaves its through (it never decreases). */
+static int gc_record_cb(uint64_t *seq, udr_catalog *c, uint64_t epoch, uint64_t mark, uint64_t through,
+                        void *payload)
+{
+	udr__record r;
+	uint64_t head, prev = 0, gseq;
+	int rc;
+	(void)payload;
+	*seq = 0;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0)
+		return rc;
+	if (head > 0) {
+		if ((rc = udr__record_read(&r, c, head)) < 0)
+			return rc;
+		rc = udr__gc_at(&prev, &gseq, c, &r);
+		udr__record_free(&r);
+		if (rc < 0)
+			return rc;
+	}
+	if (prev >= through && gseq > 0) {
+		/* the last gc record covers every expire record this run sweeps:
+		 * no new one (each run would add one to the log) */
+		*seq = gseq;
+		return 0;
+	}
+	return udr__catalog_gc_record(seq, c, epoch, mark, through > prev ? through : prev);
+}
+
+/* Before gc --keep-* writes its expire record: a run that cannot collect
+ * (another holds the gc lock, STATE damaged or aborted) should expire
+ * nothing (review R4).  A run starting between this check and the
+ * collection's lock still leaves the expire record alone (undoable). */
+static int gc_precheck(udr_db *db)
 {
 	udr__gcstate st;
-	uint64_t seq, head, gseq;
-	int rc = 0;
-	*through = 0;
+	char *path;
+	int rc, fd;
 	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
 		return rc;
-	for (int tries = 0; tries < 8; tries++) {
-		uint64_t gthrough, glast;
-		if ((rc = udr__expire_latest(&seq, &head, db->catalog)) < 0 || seq == 0)
-			break;
-		/* a gc record covers it already: no new record (each run would
-		 * add one to the log) */
-		if ((rc = udr__gc_latest(&gthrough, &glast, db->catalog)) < 0)
-			break;
-		if (glast > 0 && gthrough >= seq) {
-			*through = gthrough;
-			*gc_seq = glast;
-			break;
-		}
-		if ((rc = udr__catalog_gc_record(&gseq, db->catalog, st.epoch + 1, head, seq)) == 0) {
-			*through = seq;
-			*gc_seq = gseq;
-			break;
-		}
-		if (rc != UDR_EINVAL && rc != UDR_ECONFLICT)
-			break;
-		udr_error_clear();
+	if (st.phase == UDR__GC_ABORTED) {
+		rc = udr__error_set(UDR_ECORRUPT, "gc: the run of epoch %llu was aborted by its guard; run udr fsck: once it "
+		                    "finds no problem it lets gc run again (nothing expired)", (unsigned long long)st.epoch);
+		udr__gcstate_release(&st);
+		return rc;
 	}
 	udr__gcstate_release(&st);
+	if (!(path = udr__path_join(udr_store_path(db->store), "gc/lock")))
+		return udr__error_oom();
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+			char buf[32];
+			ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+			buf[n > 0 ? n : 0] = 0;
+			if (n > 0 && buf[n - 1] == '\n')
+				buf[n - 1] = 0;
+			rc = udr__error_set(UDR_ELOCKED, "another gc is running on this store (pid %s; %s); nothing expired",
+			                    n > 0 ? buf : "unknown", path);
+		}
+		close(fd);
+	}
+	free(path);
 	return rc;
 }
 
@@ -225,32 +298,33 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	o.max_repack_bytes = opts->max_repack_bytes;
 	o.progress = opts->progress;
 	o.progress_payload = opts->progress_payload;
+	memset(&x, 0, sizeof(x));
 	x.c = db->catalog;
-	x.through = 0;
-	x.planned = NULL;
-	/* expire by the rule (a record in the log), then the gc record, then
-	 * collect what versions expired by then alone needed */
+	/* expire by the rule (a record in the log; a dry run only plans), then
+	 * collect what versions expired by then alone needed: the gc record
+	 * is linked by the collection, only if it removes something */
+	if (opts->rule && !opts->dry_run && (rc = gc_precheck(db)) < 0)
+		return rc;
 	if (opts->rule &&
 	    (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL, opts->dry_run ? UDR_RETENTION_DRY_RUN : 0)) < 0)
 		return rc;
-	if (!opts->dry_run && (rc = gc_fence_record(&x.through, &o.gc_seq, db)) < 0) {
-		free(xjson);
-		return rc;
-	}
-	if (opts->dry_run && (rc = udr__expire_latest(&x.through, NULL, db->catalog)) < 0) {
+	if ((rc = udr__expire_latest(&x.through, NULL, db->catalog)) < 0) {
 		free(xjson);
 		return rc;
 	}
 	if (opts->dry_run && xjson) {
-		/* what the rule would expire counts as expired and swept */
-		json_t *plan = json_loads(xjson, 0, NULL);
-		x.planned = json_incref(json_object_get(json_object_get(plan, "expired"), "ranges"));
-		json_decref(plan);
+		json_t *p = json_loads(xjson, 0, NULL);
+		if (p)
+			x.plan = json_incref(json_object_get(json_object_get(p, "expired"), "ranges"));
+		json_decref(p);
+	}
+	if (!opts->dry_run && x.through > 0) {
+		o.record = gc_record_cb;
+		o.record_through = x.through;
 	}
 	o.expired = gc_expired;
 	o.expired_payload = &x;
 	rc = udr__gc_collect(&cjson, db->store, db->catalog, &o);
-	json_decref(x.planned);
 	if (cjson && xjson && cjson[0] == '{') {
 		/* {"retention": <the expire report>, <the collection's fields>} */
 		udr__buf b = {0};
@@ -262,24 +336,9 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 		}
 	}
 	free(xjson);
+	gc_expiry_release(&x);
 	*report_json = cjson;
 	return rc;
-}
-
-int udr_db_reset_head(uint64_t *old_head, uint64_t *new_head, udr_db *db)
-{
-	udr__gcstate st;
-	uint64_t floor;
-	char what[96];
-	int rc;
-	if (!db)
-		return udr__error_set(UDR_EINVAL, "reset head: NULL argument");
-	if ((rc = udr__gcstate_load(&st, udr_store_path(db->store))) < 0)
-		return rc;
-	floor = st.gc_seq;
-	snprintf(what, sizeof(what), "the gc state (chunks/gc/STATE, epoch %llu)", (unsigned long long)st.epoch);
-	udr__gcstate_release(&st);
-	return udr__catalog_reset_head_floor(old_head, new_head, db->catalog, floor, what);
 }
 
 int udr_db_gc_status(char **state_json, udr_db *db)

@@ -43,9 +43,8 @@ typedef struct udr__gc_collect_opts {
 	uint64_t record_through;
 	udr__gc_progress_fn progress;
 	void *progress_payload;
-	uint64_t gc_seq;            /* a gc record the caller linked before the run (reported; 0: none) */
 } udr__gc_collect_opts;
-#define UDR__GC_COLLECT_OPTS_INIT {false, 0, 24LL * 3600 * 1000, 10, 5, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0}
+#define UDR__GC_COLLECT_OPTS_INIT {false, 0, 24LL * 3600 * 1000, 10, 5, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL}
 
 /*
  * Collect: mark, plan, sweep.  *report_json (malloc'd) the report of GC.md

@@ -785,7 +785,6 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	r.c = c;
 	r.o = o;
 	r.lockfd = r.packsfd = r.act[0] = r.act[1] = -1;
-	r.gc_seq = o->gc_seq;
 	udr__gcstate_init(&r.st);
 	if ((rc = take_gc_lock(&r)) < 0)
 		goto done;

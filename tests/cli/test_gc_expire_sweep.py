@@ -185,7 +185,7 @@ def test_reset_head_never_goes_below_a_lost_gc_record(udr, tmp_path):
     # a later run without a rule links no gc record (the last one covers
     # every expire record) and keeps the floor
     n = len(json.loads(udr.ok("log", "--json").out))
-    assert json.loads(udr.ok("gc", "--grace", "0s", "--json").out)["gc_seq"] == g
+    assert json.loads(udr.ok("gc", "--grace", "0s", "--json").out)["gc_seq"] in (0, g)
     assert len(json.loads(udr.ok("log", "--json").out)) == n
     st = json.loads(udr.ok("gc", "--status", "--json").out)
     rec = udr.root / "catalog" / "log" / ("%020d.json" % g)
@@ -194,6 +194,6 @@ def test_reset_head_never_goes_below_a_lost_gc_record(udr, tmp_path):
     rec.unlink()
     (udr.root / "catalog" / "HEAD").write_text("%d\n" % g)
     r = udr("fsck", "--reset-head")
-    assert r.code == 4 and ("names commit %d" % g) in r.stderr, (r, st)
+    assert r.code == 4 and ("gc record %d is past the end of the log" % g) in r.stderr, (r, st)
     r = udr("show", "t", "1")
     assert r.code != 0, r
