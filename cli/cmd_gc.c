@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #ifdef UDR_HAVE_QUERY
 #include <udr/query.h>
@@ -212,6 +214,14 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 	udr_db_close(db);
 	if (rc)
 		return cli_fail(rc);
+	if (!a.status) {
+		/* a damaged lease held the expire step (GC.md 2.4) */
+		json_t *r = json_loads(out, 0, NULL);
+		json_t *held = json_object_get(json_object_get(r, "retention"), "held");
+		if (json_is_string(held))
+			fprintf(stderr, "udr: warning: %s\n", json_string_value(held));
+		json_decref(r);
+	}
 	if (a.json) {
 		printf("%s\n", out);
 	} else if (a.status) {

@@ -95,10 +95,12 @@ void udr_catalog_close(udr_catalog *c)
 	free(c);
 }
 
-int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const char *branch, const char *what)
+/* The handle's lease, made at the first pin; NULL with 0 on a store this
+ * process cannot write (readers go on unpinned, GC.md 2.4). */
+static int catalog_lease(udr__lease **out, udr_catalog *c)
 {
 	int rc = 0;
-	*pin = 0;
+	*out = NULL;
 	pthread_mutex_lock(&c->lease_mu);
 	if (c->lease && !udr__lease_mine(c->lease)) {
 		/* forked: the parent's lease is not ours to write (its pins stay
@@ -115,10 +117,53 @@ int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const
 			rc = 0;
 		}
 	}
+	*out = c->lease;
 	pthread_mutex_unlock(&c->lease_mu);
-	if (rc < 0 || !c->lease)
+	return rc;
+}
+
+/* The pinner's side of the expire handshake (GC.md 2.2), once the pin line
+ * is written: wait while an expire step is in progress. */
+static int pinned(udr_catalog *c, uint64_t *pin, int rc)
+{
+	if (rc < 0 || *pin == 0)
 		return rc;
-	return udr__lease_pin_snapshot(pin, c->lease, seq, branch, what);
+	udr__test_pause("pin-written");
+	if ((rc = udr__expiring_wait(c)) < 0) {
+		udr__catalog_unpin(c, *pin);
+		*pin = 0;
+	}
+	return rc;
+}
+
+int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const char *branch, const char *what)
+{
+	udr__lease *l;
+	int rc;
+	*pin = 0;
+	if ((rc = catalog_lease(&l, c)) < 0 || !l)
+		return rc;
+	return pinned(c, pin, udr__lease_pin_snapshot(pin, l, seq, branch, what));
+}
+
+int udr__catalog_pin_version(uint64_t *pin, udr_catalog *c, const char *table, uint64_t version, const char *what)
+{
+	udr__lease *l;
+	int rc;
+	*pin = 0;
+	if ((rc = catalog_lease(&l, c)) < 0 || !l)
+		return rc;
+	return pinned(c, pin, udr__lease_pin_version(pin, l, table, version, what));
+}
+
+int udr__catalog_pin_after(uint64_t *pin, udr_catalog *c, uint64_t after, const char *what)
+{
+	udr__lease *l;
+	int rc;
+	*pin = 0;
+	if ((rc = catalog_lease(&l, c)) < 0 || !l)
+		return rc;
+	return pinned(c, pin, udr__lease_pin_after(pin, l, after, what));
 }
 
 void udr__catalog_unpin(udr_catalog *c, uint64_t pin)
@@ -491,6 +536,113 @@ static void write_head_inplace(udr_catalog *c, uint64_t n)
 	/* not yet in the fixed-width form: replace it once, atomically */
 	if (udr__write_file_atomic(c->tmpdir, c->headpath, text, (size_t)len, UDR__PUBLISH_REPLACE, false) < 0)
 		udr_error_clear();
+}
+
+/* ---- catalog/expiring: the expire handshake (GC.md 2.2) ------------------ */
+
+#define EXPIRING_FILE "expiring"
+
+static char *expiring_path(udr_catalog *c)
+{
+	return udr__path_join(c->path, EXPIRING_FILE);
+}
+
+int udr__expiring_begin(int *fd_out, udr_catalog *c)
+{
+	char *path = expiring_path(c), text[64];
+	uint64_t g = 0;
+	int fd, len, r;
+	*fd_out = -1;
+	if (!path)
+		return udr__error_oom();
+	if ((fd = UDR_IO->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		int rc = udr__error_io(errno, "cannot open %s", path);
+		free(path);
+		return rc;
+	}
+	while (UDR_IO->flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int rc = udr__error_io(errno, "cannot lock %s", path);
+			UDR_IO->close(fd);
+			free(path);
+			return rc;
+		}
+	}
+	/* under the lock no one writes it: an unreadable value (a crash
+	 * during a write, damage) restarts the count */
+	r = read_number_file_once(&g, path);
+	if (r < 0)
+		g = 0;
+	g = g % 2 ? g + 2 : g + 1; /* odd: an expire step is in progress */
+	len = head_text(text, sizeof(text), g);
+	errno = 0;
+	if (pwrite(fd, text, (size_t)len, 0) != len || ftruncate(fd, len) < 0) {
+		int rc = udr__error_io(errno ? errno : ENOSPC, "cannot write %s", path);
+		UDR_IO->close(fd);
+		free(path);
+		return rc;
+	}
+	free(path);
+	*fd_out = fd;
+	return 0;
+}
+
+void udr__expiring_end(int fd, udr_catalog *c)
+{
+	char *path, text[64];
+	uint64_t g = 0;
+	int len;
+	if (fd < 0)
+		return;
+	/* even: done (a failure leaves it odd: pinners then find the lock
+	 * free once we close, which tells them the step is over) */
+	if ((path = expiring_path(c)) && read_number_file_once(&g, path) == 0 && g % 2 == 1) {
+		len = head_text(text, sizeof(text), g + 1);
+		if (pwrite(fd, text, (size_t)len, 0) != len)
+			udr_error_clear();
+	}
+	free(path);
+	UDR_IO->close(fd); /* the lock goes with the descriptor */
+}
+
+int udr__expiring_wait(udr_catalog *c)
+{
+	char *path = expiring_path(c);
+	int fd = -1, rc = 0;
+	if (!path)
+		return udr__error_oom();
+	for (;;) {
+		uint64_t g = 0;
+		int r = read_number_file_once(&g, path);
+		struct timespec ts = {0, 1000000};
+		if (r == 0 && g % 2 == 0)
+			break; /* no expire step in progress */
+		if (r == -2) {
+			sched_yield(); /* being written: read again */
+			continue;
+		}
+		/* odd, or unreadable (missing, or being created): is an expirer
+		 * alive?  If the lock is free, none is (or it just ended) */
+		if (fd < 0 && (fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
+			if (errno == ENOENT)
+				break; /* no expirer ever ran */
+			rc = udr__error_io(errno, "cannot open %s", path);
+			break;
+		}
+		if (UDR_IO->flock(fd, LOCK_SH | LOCK_NB) == 0) {
+			UDR_IO->flock(fd, LOCK_UN);
+			break;
+		}
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rc = udr__error_io(errno, "cannot probe %s", path);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (fd >= 0)
+		UDR_IO->close(fd);
+	free(path);
+	return rc;
 }
 
 void udr__write_number_file(udr_catalog *c, const char *path, uint64_t n)

@@ -17,6 +17,7 @@
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
+#include "catalog/lease.h"
 
 #define XSET_FORMAT 1
 /* Records followed back along a table's prev chain when rebuilding. */
@@ -652,6 +653,54 @@ static int merge_pins(vlist *out, udr_catalog *c, const char *table)
 	return rc;
 }
 
+/* The versions of table the live pins reach (GC.md 2.3): a snapshot pin S
+ * on branch B, the table's version visible at S on B (what a transaction
+ * at S reads as the table); a version pin, its version; an after pin A,
+ * the new and old versions of every record past A up to head (what a
+ * subscription at A has still to deliver).  1 when a pin cannot be
+ * resolved: the caller then keeps the whole table. */
+static int lease_pins(vlist *out, udr_catalog *c, const udr__lease_set *pins, const char *table, uint64_t latest,
+                      uint64_t head)
+{
+	uint64_t after = UINT64_MAX;
+	int rc = 0;
+	for (size_t i = 0; pins && i < pins->n && rc == 0; i++) {
+		const udr__lease_pin *p = &pins->v[i];
+		uint64_t v = 0;
+		switch (p->kind) {
+		case UDR__PIN_SNAPSHOT:
+			rc = udr__version_at_seq_on(&v, c, table, latest, p->snapshot, p->branch ? p->branch : "main");
+			if (rc < 0) {
+				udr_error_clear();
+				return 1;
+			}
+			rc = vlist_add(out, v);
+			break;
+		case UDR__PIN_VERSION:
+			if (strcmp(p->table, table) == 0)
+				rc = vlist_add(out, p->version);
+			break;
+		case UDR__PIN_AFTER:
+			if (p->after < after)
+				after = p->after;
+			break;
+		default:
+			break;
+		}
+	}
+	for (uint64_t s = after + 1; after != UINT64_MAX && s <= head && rc == 0; s++) {
+		udr_commit *cm = NULL;
+		if ((rc = udr__commit_read(&cm, c, s)) < 0)
+			break;
+		for (size_t k = 0; k < cm->nchanges && rc == 0; k++)
+			if (strcmp(cm->changes[k].table, table) == 0 &&
+			    (rc = vlist_add(out, cm->changes[k].new_version)) == 0)
+				rc = vlist_add(out, cm->changes[k].old_version);
+		udr_commit_free(cm);
+	}
+	return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -836,6 +885,11 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 			rc = vlist_add(&keep, latest);
 		if (rc == 0)
 			rc = merge_pins(&keep, c, rt->table);
+		if (rc == 0 && (rc = lease_pins(&keep, c, req->pins, rt->table, latest, head)) == 1) {
+			rc = 0; /* a pin we cannot resolve: keep the table whole */
+			free(keep.v);
+			continue;
+		}
 		if (rc == 0)
 			rc = udr__xset_at(&set, &from, c, prev, rt->table);
 		if (rc < 0) {

@@ -80,22 +80,39 @@ int udr_txn_begin(udr_txn **out, udr_catalog *c, const udr_txn_options *opts)
 		udr_txn_free(t);
 		return udr__error_oom();
 	}
-	if ((rc = udr__catalog_true_head(&t->snapshot, c)) < 0) {
-		udr_txn_free(t);
-		return rc;
-	}
-	if (strcmp(t->branch, "main") != 0) {
-		uint64_t bh; /* the branch must exist at the snapshot */
-		if ((rc = udr__branch_head(&bh, c, t->branch, t->snapshot)) < 0) {
+	for (;;) {
+		uint64_t xseq;
+		if ((rc = udr__catalog_true_head(&t->snapshot, c)) < 0) {
 			udr_txn_free(t);
 			return rc;
 		}
-	}
-	/* GC keeps what the snapshot reaches until commit, abort or free; a
-	 * pin that cannot be written fails the begin (never unpinned silently) */
-	if ((rc = udr__catalog_pin_snapshot(&t->pin, c, t->snapshot, t->branch, "txn")) < 0) {
-		udr_txn_free(t);
-		return rc;
+		if (strcmp(t->branch, "main") != 0) {
+			uint64_t bh; /* the branch must exist at the snapshot */
+			if ((rc = udr__branch_head(&bh, c, t->branch, t->snapshot)) < 0) {
+				udr_txn_free(t);
+				return rc;
+			}
+		}
+		/* GC keeps what the snapshot reaches until commit, abort or free;
+		 * a pin that cannot be written fails the begin (never unpinned
+		 * silently).  The pin waits out an expire step in progress (the
+		 * handshake, GC.md 2.2); an expire record linked after the
+		 * snapshot may not have seen the pin, so the snapshot is taken
+		 * again at the new head (nothing was read under it yet). */
+		if ((rc = udr__catalog_pin_snapshot(&t->pin, c, t->snapshot, t->branch, "txn")) < 0) {
+			udr_txn_free(t);
+			return rc;
+		}
+		if ((rc = udr__expire_latest(&xseq, NULL, c)) < 0) {
+			udr__catalog_unpin(c, t->pin);
+			t->pin = 0;
+			udr_txn_free(t);
+			return rc;
+		}
+		if (xseq <= t->snapshot || t->pin == 0)
+			break;
+		udr__catalog_unpin(c, t->pin);
+		t->pin = 0;
 	}
 	t->pin_owner = getpid();
 	*out = t;

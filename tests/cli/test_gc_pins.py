@@ -1,0 +1,213 @@
+"""Pins and the expire handshake (docs/GC.md 2.1-2.3): retention never
+expires what an open transaction reads.  A transaction is held open in
+another process (the Python binding); `udr gc --keep-last 1` runs beside
+it: the transaction's versions stay and read back byte for byte, it
+commits, and the next gc after it ends expires them.  The handshake: a
+transaction begun while an expire step is in progress waits for it and
+takes its snapshot after the expire record; a dead expirer does not hold
+pinners; a damaged lease keeps everything for that run."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FAULT_INJECTION, base_env
+
+BUILD = pathlib.Path(os.environ.get("UDR_BUILD_DIR", pathlib.Path(__file__).resolve().parents[2] / "build"))
+PYLIB = BUILD / "python" / "lib"
+
+pytestmark = pytest.mark.skipif(not PYLIB.is_dir(), reason="the Python binding is not built (build/python/lib)")
+
+# A process holding a transaction: begins, says its snapshot and the
+# table's latest version, waits for a line on stdin, then reads the named
+# versions (their bytes' hex digests) and commits a write of its own.
+HOLDER = r"""
+import hashlib, json, sys, udr
+db = udr.open(sys.argv[1])
+tx = db.transaction()
+print(json.dumps({"snapshot": tx.snapshot, "latest": tx.latest("t")}), flush=True)
+line = sys.stdin.readline()
+out = {}
+for v in json.loads(line):
+    tv = tx.get_version("t", v)
+    out[str(v)] = hashlib.sha256(b"".join(db.store.get(h) for h in tv.chunk_hashes)).hexdigest()
+tv = tx.get_version("t", tx.latest("t"))
+tx.write(udr.TableVersion("w", 0, list(tv.chunk_hashes)))
+tx.commit()
+out["seq"] = tx.seq
+print(json.dumps(out), flush=True)
+sys.stdin.readline()
+"""
+
+
+def holder(root, env=None):
+    e = base_env(env)
+    e["PYTHONPATH"] = str(PYLIB)
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, text=True)
+
+
+def commit_versions(udr, tmp_path, n, seed):
+    out = {}
+    for i in range(n):
+        data = os.urandom(120_000 + seed * 1000 + i)
+        f = tmp_path / ("t-%d-%d" % (seed, i))
+        f.write_bytes(data)
+        v = int(udr.ok("commit", "t", "--next", "--file", f).out.split()[-1])
+        out[v] = data
+    return out
+
+
+def sha(b):
+    import hashlib
+    return hashlib.sha256(b).hexdigest()
+
+
+def gc_keep_last_1(udr, env=None):
+    return udr("gc", "--keep-last", "1", "--grace", "0s", "--json", env=env)
+
+
+def leases(udr):
+    d = udr.root / "catalog" / "leases"
+    return sorted(p for p in d.iterdir() if p.name.endswith(".lease")) if d.is_dir() else []
+
+
+def test_open_txn_keeps_its_versions_through_gc(udr, tmp_path):
+    vs = commit_versions(udr, tmp_path, 4, 1)
+    h = holder(udr.root)
+    first = json.loads(h.stdout.readline())
+    assert first["latest"] == 4
+    assert len(leases(udr)) == 1 and b'"snapshot"' in leases(udr)[0].read_bytes()
+    vs.update(commit_versions(udr, tmp_path, 2, 2))  # t@5, t@6: the txn still sees 4
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    rep = json.loads(r.out)
+    # 4 is what the transaction reads as t: kept; 6 is the head's
+    assert rep["retention"]["expired"]["ranges"] == {"t": [[1, 3], [5, 5]]}
+    assert rep["removed"]["objects"] > 0
+    for v in (1, 2, 3, 5):
+        assert udr("show", "t", str(v)).code == 6
+    # the transaction reads its version byte for byte and commits
+    h.stdin.write(json.dumps([4]) + "\n")
+    h.stdin.flush()
+    got = json.loads(h.stdout.readline())
+    assert got["4"] == sha(vs[4])
+    assert got["seq"] > first["snapshot"]
+    h.stdin.write("\n")
+    h.stdin.flush()
+    assert h.wait(60) == 0, h.stderr.read()
+    # the next gc, with no transaction open, expires 4
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[4, 4]]}
+    assert udr("show", "t", "4").code == 6
+    assert udr("show", "t", "6").code == 0
+    assert udr("fsck").code == 0
+
+
+def test_dead_txn_pins_nothing(udr, tmp_path):
+    commit_versions(udr, tmp_path, 3, 3)
+    h = holder(udr.root)
+    json.loads(h.stdout.readline())
+    commit_versions(udr, tmp_path, 1, 4)
+    h.kill()
+    h.wait(60)
+    assert len(leases(udr)) == 1  # left behind: its lock is free
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 3]]}
+    assert leases(udr) == []
+
+
+def test_damaged_lease_expires_nothing_with_a_warning(udr, tmp_path):
+    commit_versions(udr, tmp_path, 4, 5)
+    h = holder(udr.root)
+    json.loads(h.stdout.readline())
+    (lease,) = leases(udr)
+    with open(lease, "ab") as f:
+        f.write(b'{"pin":99,"what":"by hand"}\n')  # a pin of no known kind
+    for args in (("gc", "--keep-last", "1", "--grace", "0s", "--json"), ("retention", "expire", "--keep-last", "1", "--json")):
+        r = udr(*args)
+        assert r.code == 0, r
+        assert "damaged" in r.stderr and lease.name in r.stderr, r
+        rep = json.loads(r.out)
+        rep = rep.get("retention", rep)
+        assert rep["expired"]["ranges"] == {} and rep["expired"]["versions"] == 0
+    for v in range(1, 5):
+        assert udr("show", "t", str(v)).code == 0
+    h.kill()
+    h.wait(60)
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 3]]}
+
+
+def wait_for(path, timeout=30):
+    end = time.time() + timeout
+    while not path.exists():
+        assert time.time() < end, "timed out waiting for %s" % path
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE needs a UDR_FAULT_INJECTION build")
+def test_txn_begun_during_an_expire_step_waits_and_starts_after_it(udr, tmp_path):
+    commit_versions(udr, tmp_path, 4, 6)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {"UDR_PAUSE": "expire-leases-read:%s" % pause}
+    gc = subprocess.Popen([os.environ.get("UDR_BIN", str(BUILD / "udr")), "--store", str(udr.root), "gc",
+                           "--keep-last", "1", "--grace", "0s", "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(env))
+    wait_for(pause / "expire-leases-read.reached")
+    # the expirer has read the leases: a pin written now is not among them
+    h = holder(udr.root)
+    time.sleep(0.7)
+    assert h.poll() is None
+    import select
+    assert select.select([h.stdout], [], [], 0)[0] == [], "the txn began during the expire step"
+    (pause / "expire-leases-read.go").touch()
+    out, err = gc.communicate(timeout=120)
+    assert gc.returncode == 0, err
+    rep = json.loads(out)
+    assert rep["retention"]["expired"]["ranges"] == {"t": [[1, 3]]}
+    (eseq,) = rep["retention"]["expired"]["records"]
+    first = json.loads(h.stdout.readline())
+    assert first["snapshot"] >= eseq and first["latest"] == 4
+    h.stdin.write("[4]\n")
+    h.stdin.flush()
+    assert "seq" in json.loads(h.stdout.readline())
+    h.stdin.write("\n")
+    h.stdin.flush()
+    assert h.wait(60) == 0
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE needs a UDR_FAULT_INJECTION build")
+def test_dead_expirer_does_not_hold_pinners(udr, tmp_path):
+    commit_versions(udr, tmp_path, 3, 7)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {"UDR_PAUSE": "expire-odd:%s" % pause}
+    gc = subprocess.Popen([os.environ.get("UDR_BIN", str(BUILD / "udr")), "--store", str(udr.root), "gc",
+                           "--keep-last", "1", "--grace", "0s"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(env))
+    wait_for(pause / "expire-odd.reached")
+    text = (udr.root / "catalog" / "expiring").read_text()
+    assert int(text.split()[0]) % 2 == 1  # an expire step in progress
+    gc.send_signal(signal.SIGKILL)
+    gc.wait(60)
+    h = holder(udr.root)
+    first = json.loads(h.stdout.readline())  # does not wait for the dead expirer
+    assert first["latest"] == 3
+    h.kill()
+    h.wait(60)
+    # the next expirer takes the next odd value and finishes even
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}
+    g = int((udr.root / "catalog" / "expiring").read_text().split()[0])
+    assert g % 2 == 0 and g > int(text.split()[0])
