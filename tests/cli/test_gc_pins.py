@@ -211,3 +211,66 @@ def test_dead_expirer_does_not_hold_pinners(udr, tmp_path):
     assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}
     g = int((udr.root / "catalog" / "expiring").read_text().split()[0])
     assert g % 2 == 0 and g > int(text.split()[0])
+
+
+# A process holding an SQL statement open over t@V: runs it, reads a few
+# rows, waits for a line, then reads the rest (the rows' digest), and
+# waits again with the statement finished.
+SQL_HOLDER = r"""
+import hashlib, json, sys, udr
+db = udr.open(sys.argv[1])
+r = db.sql("SELECT id, name FROM t@%d ORDER BY id" % int(sys.argv[2]))
+rows = r.fetchmany(10)
+print(json.dumps({"first": len(rows)}), flush=True)
+sys.stdin.readline()
+rows += r.fetchall()
+print(json.dumps({"rows": len(rows), "digest": hashlib.sha256(repr(rows).encode()).hexdigest()}), flush=True)
+sys.stdin.readline()
+"""
+
+
+def import_versions(udr, tmp_path, n, rows=20000):
+    import hashlib
+    out = {}
+    for i in range(n):
+        f = tmp_path / ("imp-%d.csv" % i)
+        data = [(k, "v%d-%d-%s" % (i, k, os.urandom(4).hex())) for k in range(rows)]
+        f.write_text("id,name\n" + "".join("%d,%s\n" % row for row in data))
+        v = int(udr.ok("import", "t", f).out.strip())
+        out[v] = hashlib.sha256(repr(data).encode()).hexdigest()
+    return out
+
+
+def sql_holder(root, version):
+    e = base_env()
+    e["PYTHONPATH"] = str(PYLIB)
+    return subprocess.Popen([sys.executable, "-c", SQL_HOLDER, str(root), str(version)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, text=True)
+
+
+def test_open_sql_statement_keeps_its_version_through_gc(udr, tmp_path):
+    digests = import_versions(udr, tmp_path, 4)
+    h = sql_holder(udr.root, 2)
+    assert json.loads(h.stdout.readline()) == {"first": 10}, h.stderr.read() if h.poll() is not None else ""
+    (lease,) = leases(udr)
+    assert b'"version":["t",2]' in lease.read_bytes()
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    rep = json.loads(r.out)
+    assert rep["retention"]["expired"]["ranges"] == {"t": [[1, 1], [3, 3]]}
+    assert rep["removed"]["objects"] > 0
+    for v in (1, 3):
+        assert udr("sql", "SELECT count(*) FROM t@%d" % v).code == 6
+    h.stdin.write("\n")
+    h.stdin.flush()
+    got = json.loads(h.stdout.readline())
+    assert got == {"rows": 20000, "digest": digests[2]}
+    # the statement is over: its pin went with it, the next gc expires 2
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[2, 2]]}
+    h.stdin.write("\n")
+    h.stdin.flush()
+    assert h.wait(60) == 0, h.stderr.read()
+    assert udr("sql", "SELECT count(*) FROM t@2").code == 6
+    assert udr.ok("sql", "SELECT count(*) AS n FROM t@4", "--json").out.count("20000") == 1
