@@ -274,3 +274,50 @@ def test_open_sql_statement_keeps_its_version_through_gc(udr, tmp_path):
     assert h.wait(60) == 0, h.stderr.read()
     assert udr("sql", "SELECT count(*) FROM t@2").code == 6
     assert udr.ok("sql", "SELECT count(*) AS n FROM t@4", "--json").out.count("20000") == 1
+
+
+# A transaction that reads on command: each stdin line is a JSON list of
+# versions of t to read (digests printed); an empty line ends it (abort).
+READER = r"""
+import hashlib, json, sys, udr
+db = udr.open(sys.argv[1])
+tx = db.transaction()
+print(json.dumps({"snapshot": tx.snapshot, "latest": tx.latest("t")}), flush=True)
+for line in sys.stdin:
+    if not line.strip():
+        break
+    out = {}
+    for v in json.loads(line):
+        try:
+            tv = tx.get_version("t", v)
+            out[str(v)] = hashlib.sha256(b"".join(db.store.get(h) for h in tv.chunk_hashes)).hexdigest()
+        except udr.Error as e:
+            out[str(v)] = type(e).__name__
+    print(json.dumps(out), flush=True)
+tx.abort()
+"""
+
+
+def test_txn_keeps_an_older_version_it_read(udr, tmp_path):
+    vs = commit_versions(udr, tmp_path, 4, 8)
+    e = base_env()
+    e["PYTHONPATH"] = str(PYLIB)
+    h = subprocess.Popen([sys.executable, "-c", READER, str(udr.root)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, text=True)
+    assert json.loads(h.stdout.readline())["latest"] == 4
+    h.stdin.write("[2]\n")
+    h.stdin.flush()
+    assert json.loads(h.stdout.readline()) == {"2": sha(vs[2])}
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    # 2 was read by the open transaction, 4 is its snapshot's (and the head)
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 1], [3, 3]]}
+    h.stdin.write("[2, 4, 3]\n")
+    h.stdin.flush()
+    assert json.loads(h.stdout.readline()) == {"2": sha(vs[2]), "4": sha(vs[4]), "3": "ExpiredError"}
+    h.stdin.write("\n")
+    h.stdin.flush()
+    assert h.wait(60) == 0, h.stderr.read()
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[2, 2]]}
