@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <sched.h>
 #include <time.h>
@@ -23,6 +24,7 @@
 
 #include <jansson.h>
 
+#include <udr/gc.h>
 #include <udr/refs.h>
 
 #include "util/util.h"
@@ -164,6 +166,118 @@ int udr__catalog_pin_after(uint64_t *pin, udr_catalog *c, uint64_t after, const 
 	if ((rc = catalog_lease(&l, c)) < 0 || !l)
 		return rc;
 	return pinned(c, pin, udr__lease_pin_after(pin, l, after, what));
+}
+
+/* ---- public pins (include/udr/gc.h) -------------------------------------- */
+
+struct udr_pin {
+	udr__lease *lease; /* NULL: unpinned (a store this process cannot write) */
+	uint64_t pin;
+	bool after_pin;
+	uint64_t after;
+};
+
+static int pin_make(udr_pin **out, udr_catalog *c)
+{
+	udr_pin *p = calloc(1, sizeof(*p));
+	int rc;
+	if (!p)
+		return udr__error_oom();
+	rc = udr__lease_open(&p->lease, c->path);
+	if (rc < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		udr_error_clear();
+		p->lease = NULL;
+		rc = 0;
+	}
+	if (rc < 0) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+void udr_pin_release(udr_pin *p)
+{
+	if (!p)
+		return;
+	udr__lease_close(p->lease);
+	free(p);
+}
+
+int udr_pin_version(udr_pin **out, udr_catalog *c, const char *table, uint64_t version)
+{
+	udr_pin *p = NULL;
+	uint64_t latest = 0;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_pin_version");
+	*out = NULL;
+	if ((rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if (version == 0)
+		return udr__error_set(UDR_EINVAL, "invalid version number 0: must be >= 1");
+	if ((rc = udr__table_latest(&latest, c, table)) < 0)
+		return rc;
+	if (version > latest)
+		return udr__error_set(UDR_ENOTFOUND, "table %s has no version %" PRIu64, table, version);
+	if ((rc = pin_make(&p, c)) < 0)
+		return rc;
+	if (p->lease && ((rc = udr__lease_pin_version(&p->pin, p->lease, table, version, "pin")) < 0 ||
+	                 (rc = udr__expiring_wait(c)) < 0)) {
+		udr_pin_release(p);
+		return rc;
+	}
+	if ((rc = udr__version_check(c, table, version, NULL)) < 0) {
+		udr_pin_release(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int udr_pin_after(udr_pin **out, udr_catalog *c, uint64_t after)
+{
+	udr_pin *p = NULL;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_pin_after");
+	*out = NULL;
+	if ((rc = pin_make(&p, c)) < 0)
+		return rc;
+	p->after_pin = true;
+	p->after = after;
+	/* the wait: an expire step that did not see the pin is linked before
+	 * we return, so what it expired reads as expired, never as damage */
+	if (p->lease && ((rc = udr__lease_pin_after(&p->pin, p->lease, after, "subscription")) < 0 ||
+	                 (rc = udr__expiring_wait(c)) < 0)) {
+		udr_pin_release(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int udr_pin_advance(udr_pin *p, uint64_t after)
+{
+	uint64_t pin;
+	int rc;
+	if (!p || !p->after_pin)
+		return udr__error_set(UDR_EINVAL, "udr_pin_advance: not an after pin");
+	if (after <= p->after)
+		return 0;
+	if (!p->lease) {
+		p->after = after;
+		return 0;
+	}
+	/* a subset of what the old pin keeps: no handshake needed */
+	if ((rc = udr__lease_pin_after(&pin, p->lease, after, "subscription")) < 0)
+		return rc;
+	if (udr__lease_unpin(p->lease, p->pin) < 0)
+		udr_error_clear(); /* the old pin stays: it only keeps more */
+	p->pin = pin;
+	p->after = after;
+	return 0;
 }
 
 void udr__catalog_unpin(udr_catalog *c, uint64_t pin)

@@ -321,3 +321,60 @@ def test_txn_keeps_an_older_version_it_read(udr, tmp_path):
     r = gc_keep_last_1(udr)
     assert r.code == 0, r
     assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[2, 2]]}
+
+
+# A subscriber on t: each stdin line "next" delivers one event (its seq
+# printed), "close" closes the subscription, an empty line ends.
+SUBSCRIBER = r"""
+import json, sys, udr
+db = udr.open(sys.argv[1])
+sub = db.subscribe(since=0, tables=["t"])
+print(json.dumps({"cursor": sub.cursor}), flush=True)
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "next":
+        ev = sub.poll(timeout=10)
+        print(json.dumps({"seq": ev.seq}), flush=True)
+    elif cmd == "close":
+        sub.close()
+        print(json.dumps({"closed": True}), flush=True)
+    else:
+        break
+"""
+
+
+def test_subscription_keeps_what_it_has_not_delivered(udr, tmp_path):
+    commit_versions(udr, tmp_path, 4, 9)
+    e = base_env()
+    e["PYTHONPATH"] = str(PYLIB)
+    h = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, str(udr.root)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, text=True)
+
+    def say(cmd):
+        h.stdin.write(cmd + "\n")
+        h.stdin.flush()
+        line = h.stdout.readline()
+        assert line, h.stderr.read()
+        return json.loads(line)
+
+    assert json.loads(h.stdout.readline()) == {"cursor": 0}
+    (lease,) = leases(udr)
+    assert b'"after":0' in lease.read_bytes()
+    # every record is still to be delivered: nothing expires
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {}
+    seqs = [say("next")["seq"] for _ in range(3)]
+    assert seqs == sorted(seqs)
+    # the third event (t@3, whose old version is 2) is being read: 1 goes
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 1]]}
+    assert say("close") == {"closed": True}
+    assert leases(udr) == []
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[2, 3]]}
+    h.stdin.write("\n")
+    h.stdin.flush()
+    assert h.wait(60) == 0, h.stderr.read()

@@ -509,6 +509,67 @@ static void test_lease__expiring_handshake(void **state)
 	free(cdir);
 }
 
+/* The public pins (include/udr/gc.h): own lease files, version and after
+ * pins as GC reads them, advance, release, a catalog closed first. */
+static void test_lease__public_pins(void **state)
+{
+	fx *f = *state;
+	udr_store *st;
+	udr_catalog *c;
+	udr_version *v = NULL;
+	udr_hash h;
+	udr_pin *pv = NULL, *pa = NULL, *bad = NULL;
+	udr__lease_set s;
+	char *sdir = th_join(f->dir, "chunks");
+	char *cdir = th_join(f->dir, "cat4");
+	char *ldir = th_join(cdir, "leases");
+	assert_int_equal(udr_store_open(&st, sdir, UDR_OPEN_CREATE), 0);
+	assert_int_equal(udr_catalog_open(&c, cdir, st, UDR_OPEN_CREATE), 0);
+	assert_int_equal(udr_store_put(&h, st, "abc", 3), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(udr_version_new(&v, "t", 0), 0);
+		assert_int_equal(udr_version_add_chunk(v, &h), 0);
+		assert_int_equal(udr_catalog_commit_next(c, v), 0);
+		udr_version_free(v);
+	}
+	assert_int_equal(udr_pin_version(&bad, c, "t", 3), UDR_ENOTFOUND);
+	assert_null(bad);
+	assert_int_equal(udr_pin_version(&bad, c, "t", 0), UDR_EINVAL);
+	assert_int_equal(udr_pin_version(&bad, c, "no/such", 1), UDR_EINVAL);
+	assert_int_equal(udr_pin_version(&bad, c, "u", 1), UDR_ENOTFOUND);
+	assert_int_equal(th_count_entries(ldir), 0); /* nothing left behind */
+	assert_int_equal(udr_pin_version(&pv, c, "t", 1), 0);
+	assert_int_equal(udr_pin_after(&pa, c, 0), 0);
+	assert_int_equal(udr_pin_advance(pv, 5), UDR_EINVAL);
+	assert_int_equal(udr_pin_advance(pa, 1), 0);
+	assert_int_equal(udr_pin_advance(pa, 1), 0); /* not past: no-op */
+	assert_int_equal(udr__leases_collect(&s, cdir), 0);
+	assert_false(s.pins_all);
+	assert_int_equal(s.n, 2);
+	for (size_t i = 0; i < s.n; i++) {
+		if (s.v[i].kind == UDR__PIN_VERSION) {
+			assert_string_equal(s.v[i].table, "t");
+			assert_int_equal(s.v[i].version, 1);
+		} else {
+			assert_int_equal(s.v[i].kind, UDR__PIN_AFTER);
+			assert_int_equal(s.v[i].after, 1);
+		}
+	}
+	udr__lease_set_free(&s);
+	assert_int_equal(th_count_entries(ldir), 2); /* a lease each */
+	/* the pins do not need the handle any more */
+	udr_catalog_close(c);
+	assert_int_equal(th_count_entries(ldir), 2);
+	udr_pin_release(pv);
+	udr_pin_release(pa);
+	udr_pin_release(NULL);
+	assert_int_equal(th_count_entries(ldir), 0);
+	udr_store_close(st);
+	free(sdir);
+	free(cdir);
+	free(ldir);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +581,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_lease__a_forked_child_leaves_the_parents_lease_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease__version_after_and_put_pins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease__expiring_handshake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease__public_pins, setup, teardown),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
 }
