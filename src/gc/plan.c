@@ -564,7 +564,7 @@ static int held_by_damaged_lease(json_t *rep, const char *path)
 	json_t *exp = json_object();
 	snprintf(why, sizeof why,
 	         "nothing expired: lease %s of a live process is damaged and may pin any version "
-	         "(udr fsck reports it; it goes when its owner exits)",
+	         "(expiry goes on once its owner exits and the lease is gone)",
 	         path ? path : "?");
 	if (!exp || json_object_set_new(exp, "records", json_array()) || json_object_set_new(exp, "versions", json_integer(0)) ||
 	    json_object_set_new(exp, "tables", json_object()) || json_object_set_new(exp, "ranges", json_object()) ||

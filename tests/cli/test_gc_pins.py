@@ -378,3 +378,29 @@ def test_subscription_keeps_what_it_has_not_delivered(udr, tmp_path):
     h.stdin.write("\n")
     h.stdin.flush()
     assert h.wait(60) == 0, h.stderr.read()
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE needs a UDR_FAULT_INJECTION build")
+def test_sql_read_during_an_expire_step_waits_then_sees_the_expiry(udr, tmp_path):
+    import_versions(udr, tmp_path, 3, rows=100)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    gc = subprocess.Popen([os.environ.get("UDR_BIN", str(BUILD / "udr")), "--store", str(udr.root), "gc",
+                           "--keep-last", "1", "--grace", "0s", "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=base_env({"UDR_PAUSE": "expire-leases-read:%s" % pause}))
+    wait_for(pause / "expire-leases-read.reached")
+    # the expirer read the leases and will expire t@2: a reader pinning it
+    # now must not read it as kept (the pin was not seen)
+    rd = subprocess.Popen([os.environ.get("UDR_BIN", str(BUILD / "udr")), "--store", str(udr.root), "sql",
+                           "SELECT count(*) AS n FROM t@2", "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+    time.sleep(0.7)
+    assert rd.poll() is None, "the reader did not wait for the expire step"
+    (pause / "expire-leases-read.go").touch()
+    out, err = gc.communicate(timeout=120)
+    assert gc.returncode == 0, err
+    assert json.loads(out)["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}
+    out, err = rd.communicate(timeout=120)
+    assert rd.returncode == 6, (out, err)
+    assert b"expired by retention" in err
