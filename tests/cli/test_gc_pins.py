@@ -147,6 +147,18 @@ def test_damaged_lease_expires_nothing_with_a_warning(udr, tmp_path):
     assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 3]]}
 
 
+@pytest.fixture
+def procs():
+    """Processes a test starts: killed at its end, pass or fail (a paused gc
+    left behind would wake up later in a store made at the same path)."""
+    started = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait(60)
+
+
 def wait_for(path, timeout=30):
     end = time.time() + timeout
     while not path.exists():
@@ -155,7 +167,7 @@ def wait_for(path, timeout=30):
 
 
 @pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE needs a UDR_FAULT_INJECTION build")
-def test_txn_begun_during_an_expire_step_waits_and_starts_after_it(udr, tmp_path):
+def test_txn_begun_during_an_expire_step_waits_and_starts_after_it(udr, tmp_path, procs):
     commit_versions(udr, tmp_path, 4, 6)
     pause = tmp_path / "pause"
     pause.mkdir()
@@ -163,9 +175,11 @@ def test_txn_begun_during_an_expire_step_waits_and_starts_after_it(udr, tmp_path
     gc = subprocess.Popen([os.environ.get("UDR_BIN", str(BUILD / "udr")), "--store", str(udr.root), "gc",
                            "--keep-last", "1", "--grace", "0s", "--json"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(env))
+    procs.append(gc)
     wait_for(pause / "expire-leases-read.reached")
     # the expirer has read the leases: a pin written now is not among them
     h = holder(udr.root)
+    procs.append(h)
     time.sleep(0.7)
     assert h.poll() is None
     import select
@@ -187,7 +201,7 @@ def test_txn_begun_during_an_expire_step_waits_and_starts_after_it(udr, tmp_path
 
 
 @pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE needs a UDR_FAULT_INJECTION build")
-def test_dead_expirer_does_not_hold_pinners(udr, tmp_path):
+def test_dead_expirer_does_not_hold_pinners(udr, tmp_path, procs):
     commit_versions(udr, tmp_path, 3, 7)
     pause = tmp_path / "pause"
     pause.mkdir()
@@ -195,6 +209,7 @@ def test_dead_expirer_does_not_hold_pinners(udr, tmp_path):
     gc = subprocess.Popen([os.environ.get("UDR_BIN", str(BUILD / "udr")), "--store", str(udr.root), "gc",
                            "--keep-last", "1", "--grace", "0s"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(env))
+    procs.append(gc)
     wait_for(pause / "expire-odd.reached")
     text = (udr.root / "catalog" / "expiring").read_text()
     assert int(text.split()[0]) % 2 == 1  # an expire step in progress
@@ -381,7 +396,7 @@ def test_subscription_keeps_what_it_has_not_delivered(udr, tmp_path):
 
 
 @pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE needs a UDR_FAULT_INJECTION build")
-def test_sql_read_during_an_expire_step_waits_then_sees_the_expiry(udr, tmp_path):
+def test_sql_read_during_an_expire_step_waits_then_sees_the_expiry(udr, tmp_path, procs):
     import_versions(udr, tmp_path, 3, rows=100)
     pause = tmp_path / "pause"
     pause.mkdir()
@@ -389,12 +404,14 @@ def test_sql_read_during_an_expire_step_waits_then_sees_the_expiry(udr, tmp_path
                            "--keep-last", "1", "--grace", "0s", "--json"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=base_env({"UDR_PAUSE": "expire-leases-read:%s" % pause}))
+    procs.append(gc)
     wait_for(pause / "expire-leases-read.reached")
     # the expirer read the leases and will expire t@2: a reader pinning it
     # now must not read it as kept (the pin was not seen)
     rd = subprocess.Popen([os.environ.get("UDR_BIN", str(BUILD / "udr")), "--store", str(udr.root), "sql",
                            "SELECT count(*) AS n FROM t@2", "--json"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+    procs.append(rd)
     time.sleep(0.7)
     assert rd.poll() is None, "the reader did not wait for the expire step"
     (pause / "expire-leases-read.go").touch()
