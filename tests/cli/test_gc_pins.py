@@ -421,3 +421,48 @@ def test_sql_read_during_an_expire_step_waits_then_sees_the_expiry(udr, tmp_path
     out, err = rd.communicate(timeout=120)
     assert rd.returncode == 6, (out, err)
     assert b"expired by retention" in err
+
+
+def hand_lease(udr, lines):
+    """A live lease written by hand: the file held under flock by this
+    process (closed by the caller)."""
+    import fcntl
+    d = udr.root / "catalog" / "leases"
+    d.mkdir(exist_ok=True)
+    p = d / ("%d-%016x.lease" % (os.getpid(), int.from_bytes(os.urandom(8), "big")))
+    f = open(p, "wb+")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.write("".join(json.dumps(x) + "\n" for x in lines).encode())
+    f.flush()
+    return f
+
+
+def test_hand_written_pins_are_kept_and_an_unresolvable_snapshot_keeps_its_tables(udr, tmp_path):
+    commit_versions(udr, tmp_path, 5, 10)
+    u = udr  # a second table, untouched by the pins
+    for i in range(3):
+        f = tmp_path / ("u-%d" % i)
+        f.write_bytes(os.urandom(5000))
+        u.ok("commit", "u", "--next", "--file", f)
+    # a version pin of t@2, a snapshot pin at commit 3 on main (t@3), and an
+    # after pin past the head (keeps nothing)
+    head = int(udr.ok("log", "--json").out.count('"seq"'))
+    f1 = hand_lease(udr, [{"pin": 1, "version": ["t", 2], "what": "sql", "ms": 1},
+                          {"pin": 2, "snapshot": 3, "branch": "main", "what": "txn", "ms": 1},
+                          {"pin": 3, "after": head + 100, "what": "subscription", "ms": 1},
+                          {"pin": 4, "version": ["t", 1], "ms": 1}, {"unpin": 4}])
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 1], [4, 4]], "u": [[1, 2]]}
+    f1.close()  # the owner "exits": its lock is free, gc removes the file
+    # a snapshot pin on a branch that does not exist cannot be resolved:
+    # its tables stay whole this run
+    f2 = hand_lease(udr, [{"pin": 1, "snapshot": 3, "branch": "nosuch", "what": "txn", "ms": 1}])
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {}
+    f2.close()
+    r = gc_keep_last_1(udr)
+    assert r.code == 0, r
+    assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[2, 3]]}
+    assert leases(udr) == []
