@@ -557,6 +557,35 @@ static int report_written(json_t *rep, const udr__record *r, uint64_t seq)
 	return fail ? udr__error_oom() : 0;
 }
 
+/* "pins": the live pins the expire step kept what they reach of:
+ * {"pins":N,"pids":[...],"kinds":{"txn":1,"sql":2,...}} (by "what"). */
+static int report_pins(json_t *rep, const udr__lease_set *pins)
+{
+	json_t *o = json_object(), *pids = json_array(), *kinds = json_object();
+	int fail = !o || !pids || !kinds;
+	for (size_t i = 0; !fail && i < pins->n; i++) {
+		const udr__lease_pin *p = &pins->v[i];
+		const char *what = p->what ? p->what : "other";
+		json_t *k = json_object_get(kinds, what), *x;
+		size_t j;
+		bool seen = false;
+		fail |= json_object_set_new(kinds, what, json_integer(k ? json_integer_value(k) + 1 : 1)) < 0;
+		json_array_foreach(pids, j, x) seen |= json_integer_value(x) == p->pid;
+		if (!seen)
+			fail |= json_array_append_new(pids, json_integer((json_int_t)p->pid)) < 0;
+	}
+	if (!fail) {
+		fail |= json_object_set_new(o, "pins", json_integer((json_int_t)pins->n)) < 0;
+		fail |= json_object_set(o, "pids", pids) < 0;
+		fail |= json_object_set(o, "kinds", kinds) < 0;
+		fail |= json_object_set(rep, "pins", o) < 0;
+	}
+	json_decref(o);
+	json_decref(pids);
+	json_decref(kinds);
+	return fail ? udr__error_oom() : 0;
+}
+
 /* The report of a run a damaged lease held: nothing expired, and why. */
 static int held_by_damaged_lease(json_t *rep, const char *path)
 {
@@ -639,6 +668,11 @@ int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_ret
 		 * linked head keeps (heads, tags, latest, ref records since the
 		 * plan's head, the pins) and drops it: the plan read without the
 		 * lock */
+		if ((rc = report_pins(rep, &pins)) < 0) {
+			udr__lease_set_free(&pins);
+			udr__expiring_end(xfd, c);
+			goto out;
+		}
 		req->pins = &pins;
 		memset(&o, 0, sizeof o);
 		o.op = "expire";

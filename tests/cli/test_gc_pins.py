@@ -89,6 +89,7 @@ def test_open_txn_keeps_its_versions_through_gc(udr, tmp_path):
     rep = json.loads(r.out)
     # 4 is what the transaction reads as t: kept; 6 is the head's
     assert rep["retention"]["expired"]["ranges"] == {"t": [[1, 3], [5, 5]]}
+    assert rep["retention"]["pins"] == {"pins": 1, "pids": [h.pid], "kinds": {"txn": 1}}
     assert rep["removed"]["objects"] > 0
     for v in (1, 2, 3, 5):
         assert udr("show", "t", str(v)).code == 6
@@ -454,6 +455,8 @@ def test_hand_written_pins_are_kept_and_an_unresolvable_snapshot_keeps_its_table
     r = gc_keep_last_1(udr)
     assert r.code == 0, r
     assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 1], [4, 4]], "u": [[1, 2]]}
+    assert json.loads(r.out)["retention"]["pins"] == {"pins": 3, "pids": [os.getpid()],
+                                                      "kinds": {"sql": 1, "txn": 1, "subscription": 1}}
     f1.close()  # the owner "exits": its lock is free, gc removes the file
     # a snapshot pin on a branch that does not exist cannot be resolved:
     # its tables stay whole this run
