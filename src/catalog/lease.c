@@ -380,7 +380,19 @@ static int parse_lease(udr__lease_set *s, const char *path, const char *name, co
 	return 0;
 }
 
+static int collect(udr__lease_set *out, const char *catdir, bool remove_dead);
+
 int udr__leases_collect(udr__lease_set *out, const char *catdir)
+{
+	return collect(out, catdir, true);
+}
+
+int udr__leases_list(udr__lease_set *out, const char *catdir)
+{
+	return collect(out, catdir, false);
+}
+
+static int collect(udr__lease_set *out, const char *catdir, bool remove_dead)
 {
 	char *dir = udr__path_join(catdir, UDR__LEASES_DIR);
 	DIR *d;
@@ -415,7 +427,9 @@ int udr__leases_collect(udr__lease_set *out, const char *catdir)
 		if (UDR_IO->flock(fd, LOCK_EX | LOCK_NB) == 0) {
 			/* free: the owner is dead (or has not locked its .tmp yet,
 			 * and then finds it gone and starts over) */
-			if (UDR_IO->unlink(p) == 0)
+			if (!remove_dead)
+				; /* listing only: left for the next gc */
+			else if (UDR_IO->unlink(p) == 0)
 				out->removed++;
 			else if (errno != ENOENT)
 				rc = udr__error_io(errno, "cannot remove the lease of a dead owner %s", p);

@@ -91,6 +91,9 @@ typedef struct udr__lease_set {
  * UDR_ENOMEM.
  */
 int udr__leases_collect(udr__lease_set *out, const char *catdir);
+/* The same without removing anything (dead owners' files are skipped):
+ * for udr gc --status. */
+int udr__leases_list(udr__lease_set *out, const char *catdir);
 void udr__lease_set_free(udr__lease_set *s);
 
 #endif

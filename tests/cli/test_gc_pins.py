@@ -469,3 +469,29 @@ def test_hand_written_pins_are_kept_and_an_unresolvable_snapshot_keeps_its_table
     assert r.code == 0, r
     assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[2, 3]]}
     assert leases(udr) == []
+
+
+def test_gc_status_lists_live_pins_and_a_damaged_lease_and_removes_nothing(udr, tmp_path):
+    commit_versions(udr, tmp_path, 2, 11)
+    h = holder(udr.root)
+    first = json.loads(h.stdout.readline())
+    # a dead owner's lease: listed nowhere, left in place by --status
+    dead = udr.root / "catalog" / "leases" / "999999-00000000000000dd.lease"
+    dead.write_bytes(b'{"pin":1,"version":["t",1],"ms":1}\n')
+    st = json.loads(udr.ok("gc", "--status", "--json").out)
+    (pin,) = st["leases"]["pins"]
+    assert pin["pid"] == h.pid and pin["snapshot"] == first["snapshot"] and pin["what"] == "txn"
+    assert st["leases"]["damaged"] is None
+    assert dead.exists()
+    text = udr.ok("gc", "--status").out
+    assert ("pin: pid %d, txn since" % h.pid) in text
+    (lease,) = [p for p in leases(udr) if p != dead]
+    with open(lease, "ab") as f:
+        f.write(b"garbage\n")
+    st = json.loads(udr.ok("gc", "--status", "--json").out)
+    assert st["leases"]["damaged"] == str(lease)
+    assert "damaged lease" in udr.ok("gc", "--status").out
+    h.kill()
+    h.wait(60)
+    st = json.loads(udr.ok("gc", "--status", "--json").out)
+    assert st["leases"] == {"pins": [], "damaged": None}
