@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <udr/gc.h>
+
 #include "util/util.h"
 #include "catalog/lease.h"
 #include "catalog/catalog_internal.h"
@@ -557,9 +559,32 @@ static void test_lease__public_pins(void **state)
 	}
 	udr__lease_set_free(&s);
 	assert_int_equal(th_count_entries(ldir), 2); /* a lease each */
+	/* an expired version cannot be pinned, and leaves no lease behind;
+	 * the pinned one was kept by the expire step */
+	{
+		udr_retention_rule rule = UDR_RETENTION_RULE_INIT;
+		char *rep = NULL;
+		udr_pin *px = NULL;
+		udr_hash h3;
+		assert_int_equal(udr_store_put(&h3, st, "def", 3), 0);
+		assert_int_equal(udr_version_new(&v, "t", 0), 0);
+		assert_int_equal(udr_version_add_chunk(v, &h3), 0);
+		assert_int_equal(udr_catalog_commit_next(c, v), 0); /* t@3 */
+		udr_version_free(v);
+		udr_pin_release(pa); /* its records would keep t@2 */
+		pa = NULL;
+		rule.keep_last = 1;
+		assert_int_equal(udr_retention_apply(&rep, c, &rule, NULL, 0), 0);
+		if (!strstr(rep, "\"ranges\":{\"t\":[[2,2]]}"))
+			fail_msg("report: %s", rep);
+		free(rep);
+		assert_int_equal(udr_pin_version(&px, c, "t", 2), UDR_EEXPIRED);
+		assert_null(px);
+		assert_int_equal(th_count_entries(ldir), 1);
+	}
 	/* the pins do not need the handle any more */
 	udr_catalog_close(c);
-	assert_int_equal(th_count_entries(ldir), 2);
+	assert_int_equal(th_count_entries(ldir), 1);
 	udr_pin_release(pv);
 	udr_pin_release(pa);
 	udr_pin_release(NULL);
