@@ -263,6 +263,16 @@ typedef struct udr_pin udr_pin;
 UDR_EXTERN int udr_pin_version(udr_pin **out, struct udr_catalog *catalog, const char *table, uint64_t version);
 
 /**
+ * Pin the snapshot of branch (NULL: main) at commit seq: each table's
+ * version visible there, as a transaction at seq reads it; then check none
+ * of them is expired.
+ * @return 0; UDR_EEXPIRED (nothing pinned); UDR_ENOTFOUND (no such commit,
+ *         or the branch does not exist at seq); UDR_EINVAL; UDR_EIO;
+ *         UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_pin_snapshot(udr_pin **out, struct udr_catalog *catalog, uint64_t seq, const char *branch);
+
+/**
  * Pin what a subscription at cursor `after` has still to deliver: the new
  * and old versions of every record past `after` (GC.md 2.3).  Versions
  * already expired are not brought back: reading them is UDR_EEXPIRED.

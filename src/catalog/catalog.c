@@ -236,6 +236,64 @@ int udr_pin_version(udr_pin **out, udr_catalog *c, const char *table, uint64_t v
 	return 0;
 }
 
+int udr_pin_snapshot(udr_pin **out, udr_catalog *c, uint64_t seq, const char *branch)
+{
+	udr_pin *p = NULL;
+	udr__record r;
+	udr__tstate g;
+	uint64_t head = 0, xseq = 0, bh;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_pin_snapshot");
+	*out = NULL;
+	if (!branch)
+		branch = "main";
+	if ((rc = udr_ref_name_check(branch)) < 0)
+		return rc;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0)
+		return rc;
+	if (seq == 0 || seq > head)
+		return udr__error_set(UDR_ENOTFOUND, "no commit %" PRIu64 " (the head is %" PRIu64 ")", seq, head);
+	if (strcmp(branch, "main") != 0 && (rc = udr__branch_head(&bh, c, branch, seq)) < 0)
+		return rc;
+	if ((rc = pin_make(&p, c)) < 0)
+		return rc;
+	if (p->lease && ((rc = udr__lease_pin_snapshot(&p->pin, p->lease, seq, branch, "pin")) < 0 ||
+	                 (rc = udr__expiring_wait(c)) < 0)) {
+		udr_pin_release(p);
+		return rc;
+	}
+	/* after the wait: is any table's version at the snapshot expired? */
+	if ((rc = udr__expire_latest(&xseq, &head, c)) < 0 || xseq == 0) {
+		if (rc < 0)
+			udr_pin_release(p);
+		else
+			*out = p;
+		return rc;
+	}
+	memset(&g, 0, sizeof(g));
+	if ((rc = udr__record_read(&r, c, head)) < 0) {
+		udr_pin_release(p);
+		return rc;
+	}
+	rc = udr__global_state(&g, c, &r);
+	for (size_t i = 0; rc == 0 && i < g.n; i++) {
+		uint64_t v = 0;
+		if (g.e[i].table[0] == '@' || g.e[i].version == 0)
+			continue;
+		if ((rc = udr__version_at_seq_on(&v, c, g.e[i].table, g.e[i].version, seq, branch)) == 0 && v > 0)
+			rc = udr__version_check(c, g.e[i].table, v, NULL);
+	}
+	udr__tstate_free(&g);
+	udr__record_free(&r);
+	if (rc < 0) {
+		udr_pin_release(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
 int udr_pin_after(udr_pin **out, udr_catalog *c, uint64_t after)
 {
 	udr_pin *p = NULL;

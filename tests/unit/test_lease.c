@@ -581,6 +581,25 @@ static void test_lease__public_pins(void **state)
 		assert_int_equal(udr_pin_version(&px, c, "t", 2), UDR_EEXPIRED);
 		assert_null(px);
 		assert_int_equal(th_count_entries(ldir), 1);
+		/* snapshots: commit 2 reads t@2, expired; commit 3 reads t@3 */
+		assert_int_equal(udr_pin_snapshot(&px, c, 2, NULL), UDR_EEXPIRED);
+		assert_null(px);
+		assert_int_equal(udr_pin_snapshot(&px, c, 0, NULL), UDR_ENOTFOUND);
+		assert_int_equal(udr_pin_snapshot(&px, c, 99, NULL), UDR_ENOTFOUND);
+		assert_int_equal(udr_pin_snapshot(&px, c, 3, "nosuch"), UDR_ENOTFOUND);
+		assert_int_equal(udr_pin_snapshot(&px, c, 3, "bad name!"), UDR_EINVAL);
+		assert_int_equal(th_count_entries(ldir), 1);
+		assert_int_equal(udr_pin_snapshot(&px, c, 3, NULL), 0);
+		assert_int_equal(udr__leases_collect(&s, cdir), 0);
+		assert_int_equal(s.n, 2);
+		for (size_t i = 0; i < s.n; i++)
+			if (s.v[i].kind == UDR__PIN_SNAPSHOT) {
+				assert_int_equal(s.v[i].snapshot, 3);
+				assert_string_equal(s.v[i].branch, "main");
+			}
+		udr__lease_set_free(&s);
+		udr_pin_release(px);
+		assert_int_equal(th_count_entries(ldir), 1);
 	}
 	/* the pins do not need the handle any more */
 	udr_catalog_close(c);
