@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 
 #ifdef UDR_HAVE_QUERY
@@ -244,6 +246,24 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	problems = chunk_state.printed + cat_state.printed;
 	if (chunk_state.printed > 0)
 		problems += name_damaged_versions(db);
+	{
+		/* a live owner's lease damaged by hand (GC.md 2.4): no data is
+		 * at risk, but expiry stops until it goes; said, not counted */
+		char *st = NULL;
+
+		if (udr_db_gc_status(&st, db) == 0) {
+			json_t *r = json_loads(st, 0, NULL);
+			json_t *d = json_object_get(json_object_get(r, "leases"), "damaged");
+
+			if (json_is_string(d))
+				printf("note: lease %s of a live process is damaged: retention expires nothing while it "
+				       "stays (it goes when its owner exits)\n", json_string_value(d));
+			json_decref(r);
+		} else {
+			udr_error_clear();
+		}
+		udr_free(st);
+	}
 	if (problems == 0 && rc_store == 0 && rc_cat == 0) {
 		/* a gc run its guard aborted may run again once the store is clean */
 		int was = 0;

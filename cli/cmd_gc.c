@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #ifdef UDR_HAVE_QUERY
 #include <udr/query.h>
@@ -222,6 +224,14 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 	udr_db_close(db);
 	if (rc)
 		return cli_fail(rc);
+	if (!a.status) {
+		/* a damaged lease held the expire step (GC.md 2.4) */
+		json_t *r = json_loads(out, 0, NULL);
+		json_t *held = json_object_get(json_object_get(r, "retention"), "held");
+		if (json_is_string(held))
+			fprintf(stderr, "udr: warning: %s\n", json_string_value(held));
+		json_decref(r);
+	}
 	if (a.json) {
 		printf("%s\n", out);
 	} else if (a.status) {
@@ -238,6 +248,24 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 			printf("chunks/gc/STATE is damaged: puts, commits of chunks and gc stop until it is repaired; %s\n",
 			       strstr(out, "\"running\":null") ? "no gc runs, so removing it is safe (the next udr gc starts afresh)"
 			                                      : "wait for the running gc, then remove it");
+		{
+			/* open readers' pins (GC.md 2.4: a hung owner's pins hold) */
+			json_t *r = json_loads(out, 0, NULL);
+			json_t *ls = json_object_get(r, "leases"), *p;
+			size_t i;
+			json_array_foreach(json_object_get(ls, "pins"), i, p) {
+				const char *what = json_string_value(json_object_get(p, "what"));
+				char when[40] = "";
+				if (json_is_integer(json_object_get(p, "ms")))
+					udr_time_format(when, sizeof(when), (int64_t)json_integer_value(json_object_get(p, "ms")));
+				printf("pin: pid %" JSON_INTEGER_FORMAT ", %s since %s\n", json_integer_value(json_object_get(p, "pid")),
+				       what ? what : "?", when[0] ? when : "?");
+			}
+			if (json_is_string(json_object_get(ls, "damaged")))
+				printf("damaged lease (a live owner's; expiry waits until it is gone): %s\n",
+				       json_string_value(json_object_get(ls, "damaged")));
+			json_decref(r);
+		}
 		if (last) {
 			printf("last run:\n");
 			print_text(last + 7);

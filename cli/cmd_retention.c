@@ -168,6 +168,16 @@ static void print_plan(const char *report)
 	ranges = json_object_get(exp, "ranges");
 	kept = json_object_get(r, "kept");
 	by = json_object_get(kept, "by_reason");
+	if (json_integer_value(json_object_get(json_object_get(r, "pins"), "pins")) > 0) {
+		json_t *pids = json_object_get(json_object_get(r, "pins"), "pids"), *x;
+		size_t i;
+		printf("kept what %" JSON_INTEGER_FORMAT " pin(s) of open readers reach (pid",
+		       json_integer_value(json_object_get(json_object_get(r, "pins"), "pins")));
+		json_array_foreach(pids, i, x) printf("%s %" JSON_INTEGER_FORMAT, i ? "," : "", json_integer_value(x));
+		printf(")\n");
+	}
+	if (json_is_string(json_object_get(r, "held")))
+		fprintf(stderr, "udr: warning: %s\n", json_string_value(json_object_get(r, "held")));
 	if (json_is_false(json_object_get(r, "dry_run"))) {
 		json_t *recs = json_object_get(exp, "records");
 		if (json_array_size(recs) == 0)
@@ -329,6 +339,12 @@ int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv)
 	if (rc != 0) {
 		rc = cli_fail(rc);
 	} else if (o.json) {
+		if (strstr(report, "\"held\":")) {
+			json_t *r = json_loads(report, 0, NULL);
+			if (json_is_string(json_object_get(r, "held")))
+				fprintf(stderr, "udr: warning: %s\n", json_string_value(json_object_get(r, "held")));
+			json_decref(r);
+		}
 		fputs(report, stdout);
 		fputc('\n', stdout);
 	} else {

@@ -342,6 +342,7 @@ typedef struct {
 	PyObject *thread;      /* threading.Thread of callback mode or NULL */
 	PyObject *error;       /* exception that stopped callback mode, or NULL */
 	PyObject *weakreflist;
+	udr_pin *gcpin;        /* an after pin at the cursor (GC.md 2.3), NULL once closed */
 } udrpy_sub;
 
 static int64_t mono_ms(void)
@@ -373,6 +374,10 @@ static PyObject *sub_next_event(udrpy_sub *s, int64_t timeout_ms)
 
 			s->pos++;
 			s->cursor = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(ev, 0));
+			/* the event's versions stay pinned while the caller reads
+			 * them: the pin moves to just before it */
+			if (s->gcpin != NULL && s->cursor > 0 && udr_pin_advance(s->gcpin, s->cursor - 1) < 0)
+				udr_error_clear(); /* the older pin stays: it keeps more */
 			if (s->pos == PyList_GET_SIZE(s->pending)) {
 				Py_CLEAR(s->pending);
 				s->pos = 0;
@@ -567,6 +572,8 @@ static PyObject *sub_close(udrpy_sub *s, PyObject *unused)
 		Py_DECREF(cur);
 		Py_DECREF(th);
 	}
+	udr_pin_release(s->gcpin); /* closed: no event is delivered after */
+	s->gcpin = NULL;
 	Py_RETURN_NONE;
 }
 
@@ -593,6 +600,8 @@ static int sub_clear(udrpy_sub *s)
 static void sub_dealloc(udrpy_sub *s)
 {
 	PyObject_GC_UnTrack(s);
+	udr_pin_release(s->gcpin);
+	s->gcpin = NULL;
 	if (s->weakreflist != NULL)
 		PyObject_ClearWeakRefs((PyObject *)s);
 	sub_clear(s);
@@ -650,6 +659,7 @@ PyObject *udrpy_log_subscribe(PyObject *catobj, PyObject *args, PyObject *kwds)
 	s->thread = NULL;
 	s->error = NULL;
 	s->weakreflist = NULL;
+	s->gcpin = NULL;
 	PyObject_GC_Track(s);
 	if (sobj != Py_None && udrpy_u64_from_obj(&s->cursor, sobj, 0, SINCE_WHAT) < 0)
 		goto fail;
@@ -682,6 +692,17 @@ PyObject *udrpy_log_subscribe(PyObject *catobj, PyObject *args, PyObject *kwds)
 		if (rc < 0)
 			goto fail;
 	}
+	/* what the subscription has still to deliver stays (GC.md 2.3) */
+	if ((cat = udrpy_catalog_enter(c)) == NULL)
+		goto fail;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_pin_after(&s->gcpin, cat, s->cursor);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		udrpy_raise(rc);
+	udrpy_catalog_leave(c);
+	if (rc < 0)
+		goto fail;
 	if (cb != Py_None) {
 		PyObject *threading, *run, *cls, *kw, *empty, *th, *r;
 

@@ -245,6 +245,54 @@ UDR_EXTERN int udr_version_expiry(udr_expiry *out, struct udr_catalog *catalog, 
 UDR_EXTERN int udr_version_readable(struct udr_catalog *catalog, const char *table, uint64_t version);
 
 /**
+ * Pins (GC.md 2.1-2.3): keep versions from expiring, and so from being
+ * swept, while the pin lives, for callers that read chunks themselves.  A
+ * pin owns a lease file of its own in catalog/leases/ (so it does not
+ * depend on the catalog handle after it is made: the handle may close
+ * first).  On a store this process cannot write (EACCES, EROFS) the pin is
+ * made unpinned, silently (GC.md 2.4).
+ */
+typedef struct udr_pin udr_pin;
+
+/**
+ * Pin table@version, then (after any expire step in progress, the
+ * handshake of GC.md 2.2) check it is not expired.
+ * @return 0; UDR_EEXPIRED (nothing pinned); UDR_ENOTFOUND (no such
+ *         version); UDR_EINVAL; UDR_EIO (no lease could be written);
+ *         UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_pin_version(udr_pin **out, struct udr_catalog *catalog, const char *table, uint64_t version);
+
+/**
+ * Pin the snapshot of branch (NULL: main) at commit seq: each table's
+ * version visible there, as a transaction at seq reads it; then check none
+ * of them is expired.
+ * @return 0; UDR_EEXPIRED (nothing pinned); UDR_ENOTFOUND (no such commit,
+ *         or the branch does not exist at seq); UDR_EINVAL; UDR_EIO;
+ *         UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_pin_snapshot(udr_pin **out, struct udr_catalog *catalog, uint64_t seq, const char *branch);
+
+/**
+ * Pin what a subscription at cursor `after` has still to deliver: the new
+ * and old versions of every record past `after` (GC.md 2.3).  Versions
+ * already expired are not brought back: reading them is UDR_EEXPIRED.
+ * @return 0; UDR_EINVAL; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_pin_after(udr_pin **out, struct udr_catalog *catalog, uint64_t after);
+
+/**
+ * Move an after pin forward (a subscription delivered events): the new pin
+ * line is written before the old is dropped.  An `after` not past the
+ * pin's is a no-op.
+ * @return 0; UDR_EINVAL (not an after pin); UDR_EIO (the old pin stays).
+ */
+UDR_EXTERN int udr_pin_advance(udr_pin *pin, uint64_t after);
+
+/** Drop the pin and its lease (accepts NULL). */
+UDR_EXTERN void udr_pin_release(udr_pin *pin);
+
+/**
  * Take back what expire record expire_seq (0: the newest) expired and is
  * still expired by it: one unexpire record (GC.md 1.4).
  * @param[out] seq_out the unexpire record, 0 when nothing of it was left

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <sched.h>
 #include <time.h>
@@ -23,6 +24,7 @@
 
 #include <jansson.h>
 
+#include <udr/gc.h>
 #include <udr/refs.h>
 
 #include "util/util.h"
@@ -95,10 +97,12 @@ void udr_catalog_close(udr_catalog *c)
 	free(c);
 }
 
-int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const char *branch, const char *what)
+/* The handle's lease, made at the first pin; NULL with 0 on a store this
+ * process cannot write (readers go on unpinned, GC.md 2.4). */
+static int catalog_lease(udr__lease **out, udr_catalog *c)
 {
 	int rc = 0;
-	*pin = 0;
+	*out = NULL;
 	pthread_mutex_lock(&c->lease_mu);
 	if (c->lease && !udr__lease_mine(c->lease)) {
 		/* forked: the parent's lease is not ours to write (its pins stay
@@ -115,10 +119,223 @@ int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const
 			rc = 0;
 		}
 	}
+	*out = c->lease;
 	pthread_mutex_unlock(&c->lease_mu);
-	if (rc < 0 || !c->lease)
+	return rc;
+}
+
+/* The pinner's side of the expire handshake (GC.md 2.2), once the pin line
+ * is written: wait while an expire step is in progress. */
+static int pinned(udr_catalog *c, uint64_t *pin, int rc)
+{
+	if (rc < 0 || *pin == 0)
 		return rc;
-	return udr__lease_pin_snapshot(pin, c->lease, seq, branch, what);
+	udr__test_pause("pin-written");
+	if ((rc = udr__expiring_wait(c)) < 0) {
+		udr__catalog_unpin(c, *pin);
+		*pin = 0;
+	}
+	return rc;
+}
+
+int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const char *branch, const char *what)
+{
+	udr__lease *l;
+	int rc;
+	*pin = 0;
+	if ((rc = catalog_lease(&l, c)) < 0 || !l)
+		return rc;
+	return pinned(c, pin, udr__lease_pin_snapshot(pin, l, seq, branch, what));
+}
+
+int udr__catalog_pin_version(uint64_t *pin, udr_catalog *c, const char *table, uint64_t version, const char *what)
+{
+	udr__lease *l;
+	int rc;
+	*pin = 0;
+	if ((rc = catalog_lease(&l, c)) < 0 || !l)
+		return rc;
+	return pinned(c, pin, udr__lease_pin_version(pin, l, table, version, what));
+}
+
+int udr__catalog_pin_after(uint64_t *pin, udr_catalog *c, uint64_t after, const char *what)
+{
+	udr__lease *l;
+	int rc;
+	*pin = 0;
+	if ((rc = catalog_lease(&l, c)) < 0 || !l)
+		return rc;
+	return pinned(c, pin, udr__lease_pin_after(pin, l, after, what));
+}
+
+/* ---- public pins (include/udr/gc.h) -------------------------------------- */
+
+struct udr_pin {
+	udr__lease *lease; /* NULL: unpinned (a store this process cannot write) */
+	uint64_t pin;
+	bool after_pin;
+	uint64_t after;
+};
+
+static int pin_make(udr_pin **out, udr_catalog *c)
+{
+	udr_pin *p = calloc(1, sizeof(*p));
+	int rc;
+	if (!p)
+		return udr__error_oom();
+	rc = udr__lease_open(&p->lease, c->path);
+	if (rc < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		udr_error_clear();
+		p->lease = NULL;
+		rc = 0;
+	}
+	if (rc < 0) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+void udr_pin_release(udr_pin *p)
+{
+	if (!p)
+		return;
+	udr__lease_close(p->lease);
+	free(p);
+}
+
+int udr_pin_version(udr_pin **out, udr_catalog *c, const char *table, uint64_t version)
+{
+	udr_pin *p = NULL;
+	uint64_t latest = 0;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_pin_version");
+	*out = NULL;
+	if ((rc = udr_table_name_check(table)) < 0)
+		return rc;
+	if (version == 0)
+		return udr__error_set(UDR_EINVAL, "invalid version number 0: must be >= 1");
+	if ((rc = udr__table_latest(&latest, c, table)) < 0)
+		return rc;
+	if (version > latest)
+		return udr__error_set(UDR_ENOTFOUND, "table %s has no version %" PRIu64, table, version);
+	if ((rc = pin_make(&p, c)) < 0)
+		return rc;
+	if (p->lease && ((rc = udr__lease_pin_version(&p->pin, p->lease, table, version, "pin")) < 0 ||
+	                 (rc = udr__expiring_wait(c)) < 0)) {
+		udr_pin_release(p);
+		return rc;
+	}
+	if ((rc = udr__version_check(c, table, version, NULL)) < 0) {
+		udr_pin_release(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int udr_pin_snapshot(udr_pin **out, udr_catalog *c, uint64_t seq, const char *branch)
+{
+	udr_pin *p = NULL;
+	udr__record r;
+	udr__tstate g;
+	uint64_t head = 0, xseq = 0, bh;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_pin_snapshot");
+	*out = NULL;
+	if (!branch)
+		branch = "main";
+	if ((rc = udr_ref_name_check(branch)) < 0)
+		return rc;
+	if ((rc = udr__catalog_true_head(&head, c)) < 0)
+		return rc;
+	if (seq == 0 || seq > head)
+		return udr__error_set(UDR_ENOTFOUND, "no commit %" PRIu64 " (the head is %" PRIu64 ")", seq, head);
+	if (strcmp(branch, "main") != 0 && (rc = udr__branch_head(&bh, c, branch, seq)) < 0)
+		return rc;
+	if ((rc = pin_make(&p, c)) < 0)
+		return rc;
+	if (p->lease && ((rc = udr__lease_pin_snapshot(&p->pin, p->lease, seq, branch, "pin")) < 0 ||
+	                 (rc = udr__expiring_wait(c)) < 0)) {
+		udr_pin_release(p);
+		return rc;
+	}
+	/* after the wait: is any table's version at the snapshot expired? */
+	if ((rc = udr__expire_latest(&xseq, &head, c)) < 0 || xseq == 0) {
+		if (rc < 0)
+			udr_pin_release(p);
+		else
+			*out = p;
+		return rc;
+	}
+	memset(&g, 0, sizeof(g));
+	if ((rc = udr__record_read(&r, c, head)) < 0) {
+		udr_pin_release(p);
+		return rc;
+	}
+	rc = udr__global_state(&g, c, &r);
+	for (size_t i = 0; rc == 0 && i < g.n; i++) {
+		uint64_t v = 0;
+		if (g.e[i].table[0] == '@' || g.e[i].version == 0)
+			continue;
+		if ((rc = udr__version_at_seq_on(&v, c, g.e[i].table, g.e[i].version, seq, branch)) == 0 && v > 0)
+			rc = udr__version_check(c, g.e[i].table, v, NULL);
+	}
+	udr__tstate_free(&g);
+	udr__record_free(&r);
+	if (rc < 0) {
+		udr_pin_release(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int udr_pin_after(udr_pin **out, udr_catalog *c, uint64_t after)
+{
+	udr_pin *p = NULL;
+	int rc;
+	if (!out || !c)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_pin_after");
+	*out = NULL;
+	if ((rc = pin_make(&p, c)) < 0)
+		return rc;
+	p->after_pin = true;
+	p->after = after;
+	/* the wait: an expire step that did not see the pin is linked before
+	 * we return, so what it expired reads as expired, never as damage */
+	if (p->lease && ((rc = udr__lease_pin_after(&p->pin, p->lease, after, "subscription")) < 0 ||
+	                 (rc = udr__expiring_wait(c)) < 0)) {
+		udr_pin_release(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int udr_pin_advance(udr_pin *p, uint64_t after)
+{
+	uint64_t pin;
+	int rc;
+	if (!p || !p->after_pin)
+		return udr__error_set(UDR_EINVAL, "udr_pin_advance: not an after pin");
+	if (after <= p->after)
+		return 0;
+	if (!p->lease) {
+		p->after = after;
+		return 0;
+	}
+	/* a subset of what the old pin keeps: no handshake needed */
+	if ((rc = udr__lease_pin_after(&pin, p->lease, after, "subscription")) < 0)
+		return rc;
+	if (udr__lease_unpin(p->lease, p->pin) < 0)
+		udr_error_clear(); /* the old pin stays: it only keeps more */
+	p->pin = pin;
+	p->after = after;
+	return 0;
 }
 
 void udr__catalog_unpin(udr_catalog *c, uint64_t pin)
@@ -491,6 +708,113 @@ static void write_head_inplace(udr_catalog *c, uint64_t n)
 	/* not yet in the fixed-width form: replace it once, atomically */
 	if (udr__write_file_atomic(c->tmpdir, c->headpath, text, (size_t)len, UDR__PUBLISH_REPLACE, false) < 0)
 		udr_error_clear();
+}
+
+/* ---- catalog/expiring: the expire handshake (GC.md 2.2) ------------------ */
+
+#define EXPIRING_FILE "expiring"
+
+static char *expiring_path(udr_catalog *c)
+{
+	return udr__path_join(c->path, EXPIRING_FILE);
+}
+
+int udr__expiring_begin(int *fd_out, udr_catalog *c)
+{
+	char *path = expiring_path(c), text[64];
+	uint64_t g = 0;
+	int fd, len, r;
+	*fd_out = -1;
+	if (!path)
+		return udr__error_oom();
+	if ((fd = UDR_IO->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		int rc = udr__error_io(errno, "cannot open %s", path);
+		free(path);
+		return rc;
+	}
+	while (UDR_IO->flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int rc = udr__error_io(errno, "cannot lock %s", path);
+			UDR_IO->close(fd);
+			free(path);
+			return rc;
+		}
+	}
+	/* under the lock no one writes it: an unreadable value (a crash
+	 * during a write, damage) restarts the count */
+	r = read_number_file_once(&g, path);
+	if (r < 0)
+		g = 0;
+	g = g % 2 ? g + 2 : g + 1; /* odd: an expire step is in progress */
+	len = head_text(text, sizeof(text), g);
+	errno = 0;
+	if (pwrite(fd, text, (size_t)len, 0) != len || ftruncate(fd, len) < 0) {
+		int rc = udr__error_io(errno ? errno : ENOSPC, "cannot write %s", path);
+		UDR_IO->close(fd);
+		free(path);
+		return rc;
+	}
+	free(path);
+	*fd_out = fd;
+	return 0;
+}
+
+void udr__expiring_end(int fd, udr_catalog *c)
+{
+	char *path, text[64];
+	uint64_t g = 0;
+	int len;
+	if (fd < 0)
+		return;
+	/* even: done (a failure leaves it odd: pinners then find the lock
+	 * free once we close, which tells them the step is over) */
+	if ((path = expiring_path(c)) && read_number_file_once(&g, path) == 0 && g % 2 == 1) {
+		len = head_text(text, sizeof(text), g + 1);
+		if (pwrite(fd, text, (size_t)len, 0) != len)
+			udr_error_clear();
+	}
+	free(path);
+	UDR_IO->close(fd); /* the lock goes with the descriptor */
+}
+
+int udr__expiring_wait(udr_catalog *c)
+{
+	char *path = expiring_path(c);
+	int fd = -1, rc = 0;
+	if (!path)
+		return udr__error_oom();
+	for (;;) {
+		uint64_t g = 0;
+		int r = read_number_file_once(&g, path);
+		struct timespec ts = {0, 1000000};
+		if (r == 0 && g % 2 == 0)
+			break; /* no expire step in progress */
+		if (r == -2) {
+			sched_yield(); /* being written: read again */
+			continue;
+		}
+		/* odd, or unreadable (missing, or being created): is an expirer
+		 * alive?  If the lock is free, none is (or it just ended) */
+		if (fd < 0 && (fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
+			if (errno == ENOENT)
+				break; /* no expirer ever ran */
+			rc = udr__error_io(errno, "cannot open %s", path);
+			break;
+		}
+		if (UDR_IO->flock(fd, LOCK_SH | LOCK_NB) == 0) {
+			UDR_IO->flock(fd, LOCK_UN);
+			break;
+		}
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rc = udr__error_io(errno, "cannot probe %s", path);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (fd >= 0)
+		UDR_IO->close(fd);
+	free(path);
+	return rc;
 }
 
 void udr__write_number_file(udr_catalog *c, const char *path, uint64_t n)

@@ -56,6 +56,24 @@ struct udr_catalog {
 int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const char *branch, const char *what);
 /* Drop a pin (0 is none); a failure only keeps it. */
 void udr__catalog_unpin(udr_catalog *c, uint64_t pin);
+/* A version pin (a statement's or read's resolved table@version) and an
+ * after pin (a subscription's cursor), as udr__catalog_pin_snapshot: the
+ * pin line written, then the handshake's wait (udr__expiring_wait); the
+ * caller checks expiry after.  *pin is 0 on an unpinnable (read-only)
+ * store. */
+int udr__catalog_pin_version(uint64_t *pin, udr_catalog *c, const char *table, uint64_t version, const char *what);
+int udr__catalog_pin_after(uint64_t *pin, udr_catalog *c, uint64_t after, const char *what);
+/*
+ * catalog/expiring (GC.md 2.2), in HEAD's format.  The expirer:
+ * udr__expiring_begin takes flock LOCK_EX and writes the next odd
+ * generation (then reads leases and links its expire record);
+ * udr__expiring_end writes it even and unlocks.  A pinner, after writing
+ * its pin: udr__expiring_wait returns once the value is even, or the file
+ * is missing, or its lock is free (no live expirer); 1 ms polls.
+ */
+int udr__expiring_begin(int *fd, udr_catalog *c);
+void udr__expiring_end(int fd, udr_catalog *c);
+int udr__expiring_wait(udr_catalog *c);
 
 /* The calling thread holds the writer lock (or recovery's locks) of c and
  * sees linked records past the durable horizon.  Readers see the log up to
@@ -363,6 +381,10 @@ typedef struct udr__xrec {
 	uint64_t versions;
 	udr__xtable *t;
 	size_t nt;
+	/* a request only (borrowed, not in the record): the live pins the
+	 * expirer read after starting its step (GC.md 2.2); the commit step
+	 * keeps every version they reach */
+	const struct udr__lease_set *pins;
 } udr__xrec;
 void udr__xrec_free(udr__xrec *x);
 /* Ops "expire" and "unexpire" (records with an xrec), and with "gc" the

@@ -17,6 +17,7 @@
 
 #include "util/util.h"
 #include "catalog/catalog_internal.h"
+#include "catalog/lease.h"
 
 #define XSET_FORMAT 1
 /* Records followed back along a table's prev chain when rebuilding. */
@@ -652,6 +653,106 @@ static int merge_pins(vlist *out, udr_catalog *c, const char *table)
 	return rc;
 }
 
+/* The new and old versions of every change in the records past the oldest
+ * after pin up to head, read once for all tables (GC.md 2.3: what a
+ * subscription has still to deliver), sorted by table. */
+typedef struct tv {
+	char *table;
+	uint64_t v;
+} tv;
+typedef struct tvlist {
+	tv *v;
+	size_t n, cap;
+} tvlist;
+
+static void tvlist_free(tvlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].table);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static int tvlist_add(tvlist *l, const char *table, uint64_t v)
+{
+	if (v == 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		tv *p = realloc(l->v, cap * sizeof(*p));
+		if (!p)
+			return udr__error_oom();
+		l->v = p;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n].table = strdup(table)))
+		return udr__error_oom();
+	l->v[l->n++].v = v;
+	return 0;
+}
+
+static int cmp_tv(const void *a, const void *b)
+{
+	return strcmp(((const tv *)a)->table, ((const tv *)b)->table);
+}
+
+static int after_pins(tvlist *out, udr_catalog *c, const udr__lease_set *pins, uint64_t head)
+{
+	uint64_t after = UINT64_MAX;
+	int rc = 0;
+	for (size_t i = 0; pins && i < pins->n; i++)
+		if (pins->v[i].kind == UDR__PIN_AFTER && pins->v[i].after < after)
+			after = pins->v[i].after;
+	for (uint64_t s = after + 1; after != UINT64_MAX && s <= head && rc == 0; s++) {
+		udr_commit *cm = NULL;
+		if ((rc = udr__commit_read(&cm, c, s)) < 0)
+			break;
+		for (size_t k = 0; k < cm->nchanges && rc == 0; k++)
+			if ((rc = tvlist_add(out, cm->changes[k].table, cm->changes[k].new_version)) == 0)
+				rc = tvlist_add(out, cm->changes[k].table, cm->changes[k].old_version);
+		udr_commit_free(cm);
+	}
+	if (rc == 0 && out->n > 1)
+		qsort(out->v, out->n, sizeof(tv), cmp_tv);
+	return rc;
+}
+
+/* The versions of table the live pins reach (GC.md 2.3): a snapshot pin S
+ * on branch B, the table's version visible at S on B (what a transaction
+ * at S reads as the table); a version pin, its version; an after pin, the
+ * table's part of `after` (after_pins).  1 when a pin cannot be resolved:
+ * the caller then keeps the whole table. */
+static int lease_pins(vlist *out, udr_catalog *c, const udr__lease_set *pins, const tvlist *after,
+                      const char *table, uint64_t latest)
+{
+	size_t lo = 0, hi = after->n;
+	int rc = 0;
+	for (size_t i = 0; pins && i < pins->n && rc == 0; i++) {
+		const udr__lease_pin *p = &pins->v[i];
+		uint64_t v = 0;
+		if (p->kind == UDR__PIN_SNAPSHOT) {
+			rc = udr__version_at_seq_on(&v, c, table, latest, p->snapshot, p->branch ? p->branch : "main");
+			if (rc < 0) {
+				udr_error_clear();
+				return 1;
+			}
+			rc = vlist_add(out, v);
+		} else if (p->kind == UDR__PIN_VERSION && strcmp(p->table, table) == 0) {
+			rc = vlist_add(out, p->version);
+		}
+	}
+	while (lo < hi) { /* the first entry of table */
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(after->v[mid].table, table) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < after->n && rc == 0 && strcmp(after->v[lo].table, table) == 0; lo++)
+		rc = vlist_add(out, after->v[lo].v);
+	return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -793,6 +894,7 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 {
 	udr__xrec *x = NULL;
 	vlist commits = {0};
+	tvlist after = {0};
 	udr__tstate g;
 	int rc = 0;
 	*out = NULL;
@@ -804,7 +906,8 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 	if (req->at > head)
 		return udr__error_set(UDR_EINVAL, "expire: planned at commit %" PRIu64 ", after the head %" PRIu64, req->at,
 		                      head);
-	if ((rc = protected_commits(&commits, c, prev, head, req->at, &g)) < 0)
+	if ((rc = protected_commits(&commits, c, prev, head, req->at, &g)) < 0 ||
+	    (rc = after_pins(&after, c, req->pins, head)) < 0)
 		goto done;
 	if (!(x = calloc(1, sizeof(*x))) || !(x->t = calloc(req->nt, sizeof(*x->t))) ||
 	    !(x->rule = strdup(req->rule ? req->rule : ""))) {
@@ -836,6 +939,11 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 			rc = vlist_add(&keep, latest);
 		if (rc == 0)
 			rc = merge_pins(&keep, c, rt->table);
+		if (rc == 0 && (rc = lease_pins(&keep, c, req->pins, &after, rt->table, latest)) == 1) {
+			rc = 0; /* a pin we cannot resolve: keep the table whole */
+			free(keep.v);
+			continue;
+		}
 		if (rc == 0)
 			rc = udr__xset_at(&set, &from, c, prev, rt->table);
 		if (rc < 0) {
@@ -896,6 +1004,7 @@ int udr__expire_prepare(udr__xrec **out, udr_catalog *c, const udr__record *prev
 		rc = 1;
 done:
 	udr__tstate_free(&g);
+	tvlist_free(&after);
 	free(commits.v);
 	if (rc == 0)
 		*out = x;

@@ -160,17 +160,19 @@ static int put_line(udr__lease *l, const char *line, size_t len)
 	return 0;
 }
 
-int udr__lease_pin_snapshot(uint64_t *pin, udr__lease *l, uint64_t snapshot, const char *branch, const char *what)
+/* Write {"pin":N, <fields of o>, "ms":T} as one line; *pin receives N. */
+static int pin_line(uint64_t *pin, udr__lease *l, json_t *o)
 {
-	json_t *o;
+	json_t *line = NULL;
 	char *text = NULL;
-	int rc;
+	int rc = 0;
 	*pin = 0;
+	if (!o)
+		return udr__error_oom();
 	pthread_mutex_lock(&l->mu);
-	o = json_pack("{s:I,s:I,s:s,s:s,s:I}", "pin", (json_int_t)l->next_pin, "snapshot", (json_int_t)snapshot,
-	              "branch", branch ? branch : "main", "what", what ? what : "txn", "ms",
-	              (json_int_t)udr__now_ms());
-	if (!o || !(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII))) {
+	if (!(line = json_pack("{s:I}", "pin", (json_int_t)l->next_pin)) || json_object_update(line, o) < 0 ||
+	    json_object_set_new(line, "ms", json_integer((json_int_t)udr__now_ms())) < 0 ||
+	    !(text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII))) {
 		rc = udr__error_oom();
 		goto done;
 	}
@@ -191,9 +193,28 @@ int udr__lease_pin_snapshot(uint64_t *pin, udr__lease *l, uint64_t snapshot, con
 	l->live++;
 done:
 	pthread_mutex_unlock(&l->mu);
+	json_decref(line);
 	json_decref(o);
 	free(text);
 	return rc;
+}
+
+int udr__lease_pin_snapshot(uint64_t *pin, udr__lease *l, uint64_t snapshot, const char *branch, const char *what)
+{
+	return pin_line(pin, l, json_pack("{s:I,s:s,s:s}", "snapshot", (json_int_t)snapshot, "branch",
+	                                  branch ? branch : "main", "what", what ? what : "txn"));
+}
+
+int udr__lease_pin_version(uint64_t *pin, udr__lease *l, const char *table, uint64_t version, const char *what)
+{
+	return pin_line(pin, l, json_pack("{s:[s,I],s:s}", "version", table, (json_int_t)version, "what",
+	                                  what ? what : "read"));
+}
+
+int udr__lease_pin_after(uint64_t *pin, udr__lease *l, uint64_t after, const char *what)
+{
+	return pin_line(pin, l, json_pack("{s:I,s:s}", "after", (json_int_t)after, "what",
+	                                  what ? what : "subscription"));
 }
 
 int udr__lease_unpin(udr__lease *l, uint64_t pin)
@@ -230,6 +251,7 @@ void udr__lease_set_free(udr__lease_set *s)
 		free(s->v[i].branch);
 		free(s->v[i].what);
 		free(s->v[i].line);
+		free(s->v[i].table);
 	}
 	free(s->v);
 	free(s->damaged);
@@ -276,6 +298,7 @@ static int parse_lease(udr__lease_set *s, const char *path, const char *name, co
 					free(s->v[i].branch);
 					free(s->v[i].what);
 					free(s->v[i].line);
+					free(s->v[i].table);
 					s->v[i] = s->v[--s->n];
 					break;
 				}
@@ -311,6 +334,40 @@ static int parse_lease(udr__lease_set *s, const char *path, const char *name, co
 				q->branch = dup_str(json_object_get(o, "branch"));
 				q->what = dup_str(json_object_get(o, "what"));
 			}
+			{
+				json_t *ver = json_object_get(o, "version"), *aft = json_object_get(o, "after");
+				bool bad = false;
+				if (ver) {
+					json_t *vt = json_array_get(ver, 0), *vv = json_array_get(ver, 1);
+					bad = snap || aft || !json_is_array(ver) || json_array_size(ver) != 2 ||
+					      !json_is_string(vt) || !json_is_integer(vv) || json_integer_value(vv) < 1 ||
+					      !(q->table = strdup(json_string_value(vt)));
+					q->kind = UDR__PIN_VERSION;
+					q->version = bad ? 0 : (uint64_t)json_integer_value(vv);
+				} else if (aft) {
+					bad = snap || !json_is_integer(aft) || json_integer_value(aft) < 0;
+					q->kind = UDR__PIN_AFTER;
+					q->after = bad ? 0 : (uint64_t)json_integer_value(aft);
+				} else if (snap) {
+					q->kind = UDR__PIN_SNAPSHOT;
+				} else if (json_is_string(json_object_get(o, "put"))) {
+					q->kind = UDR__PIN_PUT;
+				} else {
+					bad = true; /* a pin of no kind known: it may pin anything */
+				}
+				if (bad) {
+					free(q->line);
+					free(q->branch);
+					free(q->what);
+					free(q->table);
+					mark_damaged(s, path);
+					json_decref(o);
+					pos += ll + 1;
+					continue;
+				}
+			}
+			if (!q->what)
+				q->what = dup_str(json_object_get(o, "what"));
 			if (json_is_integer(json_object_get(o, "ms")))
 				q->ms = (int64_t)json_integer_value(json_object_get(o, "ms"));
 			s->n++;
@@ -323,7 +380,19 @@ static int parse_lease(udr__lease_set *s, const char *path, const char *name, co
 	return 0;
 }
 
+static int collect(udr__lease_set *out, const char *catdir, bool remove_dead);
+
 int udr__leases_collect(udr__lease_set *out, const char *catdir)
+{
+	return collect(out, catdir, true);
+}
+
+int udr__leases_list(udr__lease_set *out, const char *catdir)
+{
+	return collect(out, catdir, false);
+}
+
+static int collect(udr__lease_set *out, const char *catdir, bool remove_dead)
 {
 	char *dir = udr__path_join(catdir, UDR__LEASES_DIR);
 	DIR *d;
@@ -358,7 +427,9 @@ int udr__leases_collect(udr__lease_set *out, const char *catdir)
 		if (UDR_IO->flock(fd, LOCK_EX | LOCK_NB) == 0) {
 			/* free: the owner is dead (or has not locked its .tmp yet,
 			 * and then finds it gone and starts over) */
-			if (UDR_IO->unlink(p) == 0)
+			if (!remove_dead)
+				; /* listing only: left for the next gc */
+			else if (UDR_IO->unlink(p) == 0)
 				out->removed++;
 			else if (errno != ENOENT)
 				rc = udr__error_io(errno, "cannot remove the lease of a dead owner %s", p);

@@ -37,13 +37,28 @@ const char *udr__lease_path(const udr__lease *l);
  * UDR_EIO when the line cannot be written whole (nothing is pinned then).
  */
 int udr__lease_pin_snapshot(uint64_t *pin, udr__lease *l, uint64_t snapshot, const char *branch, const char *what);
+/* A version pin {"pin":N,"version":[T,V],"what":W,"ms":T} (a statement's or
+ * a read's resolved version, GC.md 2.3); as udr__lease_pin_snapshot. */
+int udr__lease_pin_version(uint64_t *pin, udr__lease *l, const char *table, uint64_t version, const char *what);
+/* An after pin {"pin":N,"after":S,"what":W,"ms":T}: a subscription's cursor;
+ * the new and old versions of every record past S stay (GC.md 2.3). */
+int udr__lease_pin_after(uint64_t *pin, udr__lease *l, uint64_t after, const char *what);
 /* Drop pin N: an {"unpin":N} line, or, when it was the last live pin, the
  * file truncated to 0 and the offset restarted.  UDR_EIO on failure (the
  * pin then stays, which only keeps more). */
 int udr__lease_unpin(udr__lease *l, uint64_t pin);
 
-/* One live pin, as GC reads it. */
+typedef enum udr__pin_kind {
+	UDR__PIN_SNAPSHOT = 1, /* snapshot, branch */
+	UDR__PIN_VERSION,      /* table, version */
+	UDR__PIN_AFTER,        /* after */
+	UDR__PIN_PUT           /* a content hash (line): the sweep's business */
+} udr__pin_kind;
+
+/* One live pin, as GC reads it.  A pin line of no known kind, or with bad
+ * fields, is damage (pins_all), never a pin. */
 typedef struct udr__lease_pin {
+	udr__pin_kind kind;
 	int64_t pid;       /* from the file name (messages only) */
 	uint64_t pin;
 	bool snapshot_pin; /* a "snapshot" pin (the fields below are set) */
@@ -51,7 +66,10 @@ typedef struct udr__lease_pin {
 	char *branch;      /* NULL when absent */
 	char *what;        /* NULL when absent */
 	int64_t ms;
-	char *line;        /* the line as written (other kinds of pins: GC decides) */
+	char *table;       /* UDR__PIN_VERSION */
+	uint64_t version;
+	uint64_t after;    /* UDR__PIN_AFTER */
+	char *line;        /* the line as written */
 } udr__lease_pin;
 
 typedef struct udr__lease_set {
@@ -73,6 +91,9 @@ typedef struct udr__lease_set {
  * UDR_ENOMEM.
  */
 int udr__leases_collect(udr__lease_set *out, const char *catdir);
+/* The same without removing anything (dead owners' files are skipped):
+ * for udr gc --status. */
+int udr__leases_list(udr__lease_set *out, const char *catdir);
 void udr__lease_set_free(udr__lease_set *s);
 
 #endif

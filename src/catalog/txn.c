@@ -28,6 +28,8 @@ struct udr_txn {
 	size_t nstaged, cap_staged;
 	uint64_t pin; /* the snapshot's pin in the handle's lease (GC.md 2.3), 0: none */
 	pid_t pin_owner; /* the process that pinned (a forked child leaves it alone) */
+	uint64_t *vpins; /* version pins of older versions read (GC.md 2.3) */
+	size_t nvpins, cap_vpins;
 	char **reads;
 	size_t nreads, cap_reads;
 };
@@ -37,6 +39,30 @@ static void unpin(udr_txn *t)
 	if (t->pin && t->pin_owner == getpid())
 		udr__catalog_unpin(t->c, t->pin);
 	t->pin = 0;
+	for (size_t i = 0; i < t->nvpins && t->pin_owner == getpid(); i++)
+		udr__catalog_unpin(t->c, t->vpins[i]);
+	t->nvpins = 0;
+}
+
+/* A version older than the snapshot's (the snapshot pin keeps only that
+ * one): pinned until the transaction ends, then checked for expiry. */
+static int pin_older(udr_txn *t, const char *table, uint64_t version)
+{
+	uint64_t pin = 0;
+	int rc;
+	if (t->nvpins == t->cap_vpins) {
+		size_t cap = t->cap_vpins ? t->cap_vpins * 2 : 4;
+		uint64_t *p = realloc(t->vpins, cap * sizeof(*p));
+		if (!p)
+			return udr__error_oom();
+		t->vpins = p;
+		t->cap_vpins = cap;
+	}
+	if ((rc = udr__catalog_pin_version(&pin, t->c, table, version, "txn")) < 0)
+		return rc;
+	if (pin)
+		t->vpins[t->nvpins++] = pin;
+	return 0;
 }
 
 static int fail(udr_txn *t, int rc)
@@ -80,22 +106,39 @@ int udr_txn_begin(udr_txn **out, udr_catalog *c, const udr_txn_options *opts)
 		udr_txn_free(t);
 		return udr__error_oom();
 	}
-	if ((rc = udr__catalog_true_head(&t->snapshot, c)) < 0) {
-		udr_txn_free(t);
-		return rc;
-	}
-	if (strcmp(t->branch, "main") != 0) {
-		uint64_t bh; /* the branch must exist at the snapshot */
-		if ((rc = udr__branch_head(&bh, c, t->branch, t->snapshot)) < 0) {
+	for (;;) {
+		uint64_t xseq;
+		if ((rc = udr__catalog_true_head(&t->snapshot, c)) < 0) {
 			udr_txn_free(t);
 			return rc;
 		}
-	}
-	/* GC keeps what the snapshot reaches until commit, abort or free; a
-	 * pin that cannot be written fails the begin (never unpinned silently) */
-	if ((rc = udr__catalog_pin_snapshot(&t->pin, c, t->snapshot, t->branch, "txn")) < 0) {
-		udr_txn_free(t);
-		return rc;
+		if (strcmp(t->branch, "main") != 0) {
+			uint64_t bh; /* the branch must exist at the snapshot */
+			if ((rc = udr__branch_head(&bh, c, t->branch, t->snapshot)) < 0) {
+				udr_txn_free(t);
+				return rc;
+			}
+		}
+		/* GC keeps what the snapshot reaches until commit, abort or free;
+		 * a pin that cannot be written fails the begin (never unpinned
+		 * silently).  The pin waits out an expire step in progress (the
+		 * handshake, GC.md 2.2); an expire record linked after the
+		 * snapshot may not have seen the pin, so the snapshot is taken
+		 * again at the new head (nothing was read under it yet). */
+		if ((rc = udr__catalog_pin_snapshot(&t->pin, c, t->snapshot, t->branch, "txn")) < 0) {
+			udr_txn_free(t);
+			return rc;
+		}
+		if ((rc = udr__expire_latest(&xseq, NULL, c)) < 0) {
+			udr__catalog_unpin(c, t->pin);
+			t->pin = 0;
+			udr_txn_free(t);
+			return rc;
+		}
+		if (xseq <= t->snapshot || t->pin == 0)
+			break;
+		udr__catalog_unpin(c, t->pin);
+		t->pin = 0;
 	}
 	t->pin_owner = getpid();
 	*out = t;
@@ -191,6 +234,8 @@ int udr_txn_get_version(udr_version **out, udr_txn *t, const char *table, uint64
 	if (version > latest)
 		return udr__error_set(UDR_ENOTFOUND, "table %s has no version %llu in this transaction's snapshot "
 		                      "(latest is %llu)", table, (unsigned long long)version, (unsigned long long)latest);
+	if (version < latest && (rc = pin_older(t, table, version)) < 0)
+		return fail(t, rc);
 	rc = udr_catalog_get_version(out, t->c, table, version);
 	if (rc == 0 && (rc = udr__version_check(t->c, table, version, NULL)) < 0) {
 		/* expired (GC.md 1.5): like a missing version, the transaction
@@ -309,6 +354,7 @@ void udr_txn_free(udr_txn *t)
 	for (size_t i = 0; i < t->nstaged; i++)
 		udr_version_free(t->staged[i]);
 	free(t->staged);
+	free(t->vpins);
 	for (size_t i = 0; i < t->nreads; i++)
 		free(t->reads[i]);
 	free(t->reads);

@@ -19,6 +19,7 @@
 #include "store/gcfence.h"
 #include "store/gcstate.h"
 #include "catalog/catalog_internal.h"
+#include "catalog/lease.h"
 #include "udr/gc.h"
 
 #define ROOT_FORMAT 1
@@ -341,6 +342,39 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	return rc;
 }
 
+/* ,"leases":{"pins":[{pin line, "pid":N}...],"damaged":PATH|null}: the
+ * live pins of open readers (GC.md 2.1, 2.4), read without removing. */
+static int status_leases(udr__buf *b, udr_db *db)
+{
+	udr__lease_set ls;
+	json_t *o = json_object(), *pins = json_array();
+	char *text = NULL;
+	int rc = udr__leases_list(&ls, db->catalog->path);
+	if (rc == 0 && (!o || !pins))
+		rc = udr__error_oom();
+	for (size_t i = 0; rc == 0 && i < ls.n; i++) {
+		json_t *p = json_loads(ls.v[i].line, 0, NULL);
+		if (!p || !json_is_object(p)) {
+			json_decref(p);
+			continue;
+		}
+		if (json_object_set_new(p, "pid", json_integer((json_int_t)ls.v[i].pid)) < 0 ||
+		    json_array_append_new(pins, p) < 0)
+			rc = udr__error_oom();
+	}
+	if (rc == 0 && (json_object_set(o, "pins", pins) < 0 ||
+	                json_object_set_new(o, "damaged", ls.damaged ? json_string(ls.damaged) : json_null()) < 0 ||
+	                !(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER))))
+		rc = udr__error_oom();
+	if (rc == 0)
+		rc = udr__buf_printf(b, ",\"leases\":%s", text);
+	free(text);
+	json_decref(o);
+	json_decref(pins);
+	udr__lease_set_free(&ls);
+	return rc;
+}
+
 int udr_db_gc_status(char **state_json, udr_db *db)
 {
 	udr__gcstate st;
@@ -394,7 +428,11 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 	if (rc == 0)
 		rc = st.plan[0] ? udr__buf_printf(&b, "\"%s\"", st.plan) : udr__buf_puts(&b, "null");
 	if (rc == 0)
-		rc = udr__buf_printf(&b, ",\"last\":%s}", st.last ? st.last : "null");
+		rc = udr__buf_printf(&b, ",\"last\":%s", st.last ? st.last : "null");
+	if (rc == 0)
+		rc = status_leases(&b, db);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "}");
 	udr__gcstate_release(&st);
 	if (rc < 0) {
 		udr__buf_free(&b);

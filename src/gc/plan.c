@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@
 #include <udr/refs.h>
 
 #include "catalog/catalog_internal.h"
+#include "catalog/lease.h"
 #include "util/util.h"
 
 /* What the plan decided for one version of a table. */
@@ -607,6 +609,53 @@ static int report_written(json_t *rep, const udr__record *r, uint64_t seq)
 	return fail ? udr__error_oom() : 0;
 }
 
+/* "pins": the live pins the expire step kept what they reach of:
+ * {"pins":N,"pids":[...],"kinds":{"txn":1,"sql":2,...}} (by "what"). */
+static int report_pins(json_t *rep, const udr__lease_set *pins)
+{
+	json_t *o = json_object(), *pids = json_array(), *kinds = json_object();
+	int fail = !o || !pids || !kinds;
+	for (size_t i = 0; !fail && i < pins->n; i++) {
+		const udr__lease_pin *p = &pins->v[i];
+		const char *what = p->what ? p->what : "other";
+		json_t *k = json_object_get(kinds, what), *x;
+		size_t j;
+		bool seen = false;
+		fail |= json_object_set_new(kinds, what, json_integer(k ? json_integer_value(k) + 1 : 1)) < 0;
+		json_array_foreach(pids, j, x) seen |= json_integer_value(x) == p->pid;
+		if (!seen)
+			fail |= json_array_append_new(pids, json_integer((json_int_t)p->pid)) < 0;
+	}
+	if (!fail) {
+		fail |= json_object_set_new(o, "pins", json_integer((json_int_t)pins->n)) < 0;
+		fail |= json_object_set(o, "pids", pids) < 0;
+		fail |= json_object_set(o, "kinds", kinds) < 0;
+		fail |= json_object_set(rep, "pins", o) < 0;
+	}
+	json_decref(o);
+	json_decref(pids);
+	json_decref(kinds);
+	return fail ? udr__error_oom() : 0;
+}
+
+/* The report of a run a damaged lease held: nothing expired, and why. */
+static int held_by_damaged_lease(json_t *rep, const char *path)
+{
+	char why[1200];
+	json_t *exp = json_object();
+	snprintf(why, sizeof why,
+	         "nothing expired: lease %s of a live process is damaged and may pin any version "
+	         "(expiry goes on once its owner exits and the lease is gone)",
+	         path ? path : "?");
+	if (!exp || json_object_set_new(exp, "records", json_array()) || json_object_set_new(exp, "versions", json_integer(0)) ||
+	    json_object_set_new(exp, "tables", json_object()) || json_object_set_new(exp, "ranges", json_object()) ||
+	    json_object_set_new(rep, "dry_run", json_false()) || json_object_set_new(rep, "expired", exp) ||
+	    json_object_set_new(rep, "held", json_string(why))) {
+		return udr__error_oom();
+	}
+	return 0;
+}
+
 int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_retention_rule *rule, const char *table,
                         unsigned flags)
 {
@@ -640,15 +689,56 @@ int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_ret
 		goto out;
 	udr__test_pause("expire-planned");
 	if (req->nt > 0) {
+		/* the expire handshake (GC.md 2.2): expiring odd, then the live
+		 * pins, then the record, then even; a pinner that wrote its pin
+		 * after we read the leases waits for the record and checks
+		 * expiry after it */
+		udr__lease_set pins;
+		int xfd = -1;
+		uint64_t h = 0;
+		memset(&pins, 0, sizeof pins);
+		if ((rc = udr__expiring_begin(&xfd, c)) < 0)
+			goto out;
+		udr__test_pause("expire-odd");
+		if ((rc = udr__leases_collect(&pins, c->path)) < 0) {
+			udr__expiring_end(xfd, c);
+			goto out;
+		}
+		udr__test_pause("expire-leases-read");
+		if (pins.pins_all) {
+			/* a live owner's lease damaged by hand: it may pin anything */
+			rc = held_by_damaged_lease(rep, pins.damaged);
+			udr__lease_set_free(&pins);
+			udr__expiring_end(xfd, c);
+			if (rc < 0)
+				goto out;
+			if (report_json && !(*report_json = json_dumps(rep, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+				rc = udr__error_oom();
+			goto out;
+		}
 		/* the commit step checks again under the writer lock what the
 		 * linked head keeps (heads, tags, latest, ref records since the
-		 * plan's head) and drops it: the plan read without the lock */
+		 * plan's head, the pins) and drops it: the plan read without the
+		 * lock */
+		if ((rc = report_pins(rep, &pins)) < 0) {
+			udr__lease_set_free(&pins);
+			udr__expiring_end(xfd, c);
+			goto out;
+		}
+		req->pins = &pins;
 		memset(&o, 0, sizeof o);
 		o.op = "expire";
 		o.expire = req;
 		snprintf(msg, sizeof msg, "retention: %s", req->rule);
 		o.message = msg;
-		if ((rc = udr__catalog_commit_versions(&seq, c, NULL, 0, &o)) < 0)
+		rc = udr__catalog_commit_versions(&seq, c, NULL, 0, &o);
+		req->pins = NULL;
+		udr__lease_set_free(&pins);
+		/* pinners read the head after we say even: it must show E */
+		while (rc == 0 && seq > 0 && (rc = udr__catalog_true_head(&h, c)) == 0 && h < seq)
+			sched_yield();
+		udr__expiring_end(xfd, c);
+		if (rc < 0)
 			goto out;
 		if (seq > 0 && (rc = udr__record_read(&r, c, seq)) < 0)
 			goto out;

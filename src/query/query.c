@@ -183,6 +183,14 @@ char *udr__q_cache_dir(udr_db *db, const char *cache_dir)
  * be materialized into it) and the lock is taken again when the directory
  * was replaced meanwhile (removed as a whole and made again).
  */
+static void cache_unlock(udr_query *q)
+{
+	if (q && q->cache_lock >= 0) {
+		close(q->cache_lock); /* drops the flock */
+		q->cache_lock = -1;
+	}
+}
+
 int udr__q_cache_hold(udr_query *q)
 {
 	for (int attempt = 0; attempt < 8; attempt++) {
@@ -192,7 +200,7 @@ int udr__q_cache_hold(udr_query *q)
 			if (fstat(q->cache_lock, &a) == 0 && stat(q->cache_dir, &b) == 0 && a.st_ino == b.st_ino &&
 			    a.st_dev == b.st_dev)
 				return 0;
-			udr__q_cache_release(q);
+			cache_unlock(q);
 		}
 		if (access(q->cache_dir, F_OK) != 0 && (rc = udr__mkdirs(q->cache_dir)) < 0)
 			return rc;
@@ -213,10 +221,44 @@ int udr__q_cache_hold(udr_query *q)
 
 void udr__q_cache_release(udr_query *q)
 {
-	if (q && q->cache_lock >= 0) {
-		close(q->cache_lock); /* drops the flock */
-		q->cache_lock = -1;
+	if (!q)
+		return;
+	cache_unlock(q);
+	/* the statement is over: its versions are no longer pinned */
+	for (size_t i = 0; i < q->npins; i++) {
+		udr__catalog_unpin(q->cat, q->pins[i].pin);
+		free(q->pins[i].table);
 	}
+	q->npins = 0;
+}
+
+/* Pin table@version for the running statement (once), then check it is
+ * not expired (GC.md 1.5, 2.2: the check after the pin and the wait). */
+static int q_pin(udr_query *q, const char *table, uint64_t version)
+{
+	struct udr__qpin *p;
+	int rc;
+	for (size_t i = 0; i < q->npins; i++)
+		if (q->pins[i].version == version && strcmp(q->pins[i].table, table) == 0)
+			return udr__version_check(q->cat, table, version, NULL);
+	if (q->npins == q->cap_pins) {
+		size_t cap = q->cap_pins ? q->cap_pins * 2 : 8;
+		struct udr__qpin *np = realloc(q->pins, cap * sizeof(*np));
+		if (!np)
+			return udr__error_oom();
+		q->pins = np;
+		q->cap_pins = cap;
+	}
+	p = &q->pins[q->npins];
+	if (!(p->table = strdup(table)))
+		return udr__error_oom();
+	p->version = version;
+	if ((rc = udr__catalog_pin_version(&p->pin, q->cat, table, version, "sql")) < 0) {
+		free(p->table);
+		return rc;
+	}
+	q->npins++;
+	return udr__version_check(q->cat, table, version, NULL);
 }
 
 /* ---- parts ---------------------------------------------------------------------------- */
@@ -762,6 +804,7 @@ void udr_query_close(udr_query *q)
 	for (size_t i = 0; i < q->nviews; i++)
 		view_free(&q->views[i]);
 	free(q->views);
+	free(q->pins);
 	free(q->cache_dir);
 	free(q->tmp_dir);
 	free(q);
@@ -1084,6 +1127,12 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 	udr__view *vw, nv;
 	int rc = 0;
 	snprintf(name, sizeof(name), "%s@%" PRIu64, v->table, v->version);
+	/* a version's data is never read once it expired (GC.md 1.5): every
+	 * path to its parts makes a view (row merges read bases this way);
+	 * pinned first, so GC neither expires nor sweeps it under the
+	 * statement (GC.md 2.3) */
+	if (!udr__version_dropped(v) && (rc = q_pin(q, v->table, v->version)) < 0)
+		return rc;
 	vw = view_find(q, name);
 	if (vw && vw->version == v->version) {
 		if ((rc = view_refresh(q, vw, v)) < 0)
@@ -1091,10 +1140,6 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 		*out = vw;
 		return 0;
 	}
-	/* a version's data is never read once it expired (GC.md 1.5): every
-	 * path to its parts makes a view (row merges read bases this way) */
-	if (!udr__version_dropped(v) && (rc = udr__version_check(q->cat, v->table, v->version, NULL)) < 0)
-		return rc;
 	memset(&nv, 0, sizeof(nv));
 	nv.nparts = v->nchunks;
 	nv.version = v->version;

@@ -135,6 +135,14 @@ struct udr_query {
 	bool compact_off;             /* no compaction after SQL writes */
 	int scan_rc;        /* an error of the replacement scan, for the statement */
 	struct udr_stream *stream; /* the open stream still reading from DuckDB, if any */
+	/* the statement's version pins (GC.md 2.3): each version it resolved,
+	 * pinned in the catalog's lease until udr__q_cache_release */
+	struct udr__qpin {
+		char *table;
+		uint64_t version;
+		uint64_t pin;
+	} *pins;
+	size_t npins, cap_pins;
 	char scan_msg[1024];
 	udr__kstat *kstats; /* write.c: key ranges of parts, by part hash and column */
 	size_t nkstats, capkstats;
