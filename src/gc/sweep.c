@@ -441,22 +441,25 @@ static int rewrite(run *r)
 
 /*
  * Live objects whose kept copy is a delta with a base that no live object
- * needs (kept only as a base: a piece of expired versions): write a full
- * copy of each (decoded and verified, zstd when smaller) to a new pack;
- * the caller then marks again, and the mark shuns the deltas of objects
- * with an intact full copy (mark.c shun_deltas), so the bases only they
- * needed die (GC.md 3.3, "unchaining").  Only adds copies: a kill at any
- * point leaves duplicates that the next run's mark resolves the same way.
- * Pack stores only.  With count_only (a dry run), *n the candidates and
- * nothing written.  A candidate that does not decode is left chained (the
- * guard and fsck speak of such damage; unchaining is not a repair).
+ * needs (kept only as a base: a piece of expired versions) can be written
+ * in full (decoded and verified, zstd when smaller); the caller then marks
+ * again, and the mark shuns the deltas of objects with an intact full copy
+ * (mark.c shun_deltas), so the bases only they needed die (GC.md 3.3,
+ * "unchaining").  With write false nothing is written: *n the candidates
+ * and *cost the bytes their full copies would add over their deltas (each
+ * decoded and compressed); with write true the copies go to a new pack.
+ * Only adds copies: a kill at any point leaves duplicates that the next
+ * run's mark resolves the same way.  Pack stores only.  A candidate that
+ * does not decode is left chained (the guard and fsck speak of damage;
+ * unchaining is not a repair).
  */
-static int unchain(run *r, uint64_t *n, bool count_only)
+static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 {
 	udr__gc_mark *m = &r->m;
 	udr__packw *w = NULL;
 	int rc = 0;
 	*n = 0;
+	*cost = 0;
 	if (!r->s->packs)
 		return 0;
 	for (size_t i = 0; i < m->n && rc == 0; i++) {
@@ -468,7 +471,7 @@ static int unchain(run *r, uint64_t *n, bool count_only)
 		unsigned char *buf = NULL, *full = NULL, *z = NULL;
 		size_t len = 0, flen = 0, zlen = 0;
 		char hex[UDR_HASH_HEXSIZE + 1];
-		bool dead_base = false;
+		bool dead_base = false, use_z;
 		udr_hash h;
 		if (!(m->v[i].flags & UDR__GC_FIRST) || !(m->v[i].flags & UDR__GC_LIVE))
 			continue;
@@ -503,10 +506,6 @@ static int unchain(run *r, uint64_t *n, bool count_only)
 		}
 		if (rc < 0 || !dead_base)
 			continue;
-		if (count_only) {
-			(*n)++;
-			continue;
-		}
 		if ((rc = udr__piece_load(&full, &flen, NULL, r->s, &h, dh.raw_size, true)) < 0) {
 			if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
 				udr_error_clear();
@@ -518,12 +517,20 @@ static int unchain(run *r, uint64_t *n, bool count_only)
 			free(full);
 			break;
 		}
+		use_z = z && zlen < flen - flen / 32;
+		*cost += (int64_t)(use_z ? zlen : flen) - (int64_t)e.length;
+		if (!write) {
+			(*n)++;
+			free(full);
+			free(z);
+			continue;
+		}
 		if (!w && (rc = udr__packw_new(&w, r->s, UDR__PACK_CLASS_DATA)) < 0) {
 			free(full);
 			free(z);
 			break;
 		}
-		if (z && zlen < flen - flen / 32)
+		if (use_z)
 			rc = udr__packw_append(w, &h, UDR__K_ZST, flen, z, (uint32_t)zlen);
 		else
 			rc = udr__packw_append(w, &h, UDR__K_RAW, flen, full, (uint32_t)flen);
@@ -539,6 +546,34 @@ static int unchain(run *r, uint64_t *n, bool count_only)
 		udr__packw_free(w);
 	}
 	return rc;
+}
+
+/* The bytes of objects kept only as delta bases (their kept copies): what
+ * unchaining every candidate would free. */
+static uint64_t base_only_bytes(const run *r)
+{
+	const udr__gc_mark *m = &r->m;
+	uint64_t total = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t rec;
+		size_t p;
+		if (!(m->v[i].flags & UDR__GC_KEPT))
+			continue;
+		/* the object's flags are on the first copy of its run */
+		size_t f = i;
+		while (f > 0 && !(m->v[f].flags & UDR__GC_FIRST))
+			f--;
+		if (!(m->v[f].flags & UDR__GC_BASE) || (m->v[f].flags & UDR__GC_LIVE))
+			continue;
+		if ((p = udr__gc_copy_pack(m, m->v[i].id, &rec)) != SIZE_MAX) {
+			udr__pack_entry e;
+			udr__idx_record(&e, &m->packs[p].p->idx, rec);
+			total += e.length;
+		} else {
+			total += m->loose[m->v[i].id - m->base[m->npacks]].size;
+		}
+	}
+	return total;
 }
 
 /* ---- guard ---------------------------------------------------------------------------------- */
@@ -813,12 +848,20 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	r.mark_seconds = (double)(udr__now_ms() - t0) / 1000.0;
 	if (rc < 0)
 		goto done;
-	if (o->dry_run) {
-		if ((rc = unchain(&r, &r.unchained, true)) < 0)
+	{
+		/* unchain when what dies saves more than 1.25x what the full
+		 * copies add (GC.md 3.3); a dry run only says whether it would */
+		uint64_t cand = 0, saving = base_only_bytes(&r);
+		int64_t cost = 0;
+		if (saving > 0 && (rc = unchain(&r, &cand, &cost, false)) < 0)
 			goto done;
-	} else {
+		if (cand > 0 && (double)saving > 1.25 * (double)(cost > 0 ? cost : 0))
+			r.unchained = cand;
+	}
+	if (!o->dry_run && r.unchained > 0) {
 		uint64_t pb0 = packs_bytes(s);
-		if ((rc = unchain(&r, &r.unchained, false)) < 0)
+		int64_t cost = 0;
+		if ((rc = unchain(&r, &r.unchained, &cost, true)) < 0)
 			goto done;
 		if (r.unchained > 0) {
 			/* mark again: the deltas of what now has a full copy are
