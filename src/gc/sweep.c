@@ -307,6 +307,20 @@ static int plan(run *r)
 			r->loose_bytes += m->loose[li].size;
 		}
 	}
+	/* A pack holding a shunned delta copy (mark.c shun_deltas: the object
+	 * has an intact full copy, the delta's bases were not followed and may
+	 * die) is never kept as it is, whatever the threshold or the limit: the
+	 * base-less delta would outlive its bases, and a later repack, which
+	 * keeps the first copy of each hash it meets, could keep it and drop
+	 * the full copy (review R5).  Rewritten, it keeps only kept copies. */
+	for (size_t i = 0; i < m->n; i++) {
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, NULL);
+		if (p != SIZE_MAX && (m->v[i].flags & UDR__GC_SHUNNED) && m->packs[p].live_entries > 0 &&
+		    m->packs[p].action != A_REWRITE) {
+			m->packs[p].action = A_REWRITE;
+			repack += m->packs[p].live_bytes;
+		}
+	}
 	for (size_t i = 0; i < m->npacks; i++) {
 		udr__gc_packinfo *pi = &m->packs[i];
 		double frac = pi->size ? (double)pi->dead_bytes / (double)pi->size : 0;
@@ -314,7 +328,7 @@ static int plan(run *r)
 			pi->action = A_DROP;
 			continue;
 		}
-		if (pi->dead_bytes == 0)
+		if (pi->dead_bytes == 0 || pi->action == A_REWRITE)
 			continue;
 		if (frac * 100 >= r->o->threshold_pct || pi->size < r->s->pack_target / 4) {
 			if (!limit || repack + pi->live_bytes <= limit) {
