@@ -48,3 +48,30 @@ def test_shunned_deltas_in_a_kept_pack_never_outlive_their_full_copy(udr, tmp_pa
     # a second gc finds nothing of t@2 missing
     udr.ok("gc", "--grace", "0s", "--json")
     assert read_version(udr, tmp_path, "t", 2) == v2
+
+
+def test_fsck_clean_after_gc_that_kept_a_pack_holding_dead_manifests(udr, tmp_path):
+    """gc --max-repack keeps the small meta pack as it is; it holds the
+    manifest of the expired t@1, whose pieces (bases unchained away, or
+    simply no longer needed) were in packs the run dropped.  fsck then
+    reported 'corrupt chunk ... piece 1 of 24 not found' on a healthy store
+    (exit 4, no version named)."""
+    rng = random.Random(2)
+    data = bytearray(rng.randbytes(3_000_000))
+    f = tmp_path / "in"
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    for i in range(0, len(data), 8192):
+        data[i] ^= 0xff
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--max-repack", "1", "--json")
+    r = udr("fsck")
+    assert r.code == 0, r
+    assert read_version(udr, tmp_path, "t", 2) == bytes(data)
+    # the same without unchaining: t@3 shares nothing with t@2
+    f.write_bytes(rng.randbytes(1_000_000))
+    udr.ok("commit", "t", "--next", "--file", f)
+    udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--max-repack", "1", "--json")
+    r = udr("fsck")
+    assert r.code == 0, r
