@@ -280,11 +280,81 @@ static int cmp_frac_desc(const void *a, const void *b, void *ctx)
 	return fx > fy ? -1 : fx < fy;
 }
 
+/*
+ * A pack kept as it is keeps its dead entries too.  A dead manifest or delta
+ * there that names a piece or base this run removes (or one missing
+ * already) would outlive what it needs: fsck reports it as damage on a
+ * healthy store, and a later repack may keep such a delta over another
+ * copy.  Its pack is rewritten instead, whatever the threshold or the limit
+ * (review R5).  The dead entries of kept packs are read for this.
+ */
+static int kept_packs_self_contained(run *r, uint64_t *repack)
+{
+	udr__gc_mark *m = &r->m;
+	int rc = 0;
+	for (size_t i = 0; i < m->n && rc == 0; i++) {
+		uint64_t rec;
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, &rec);
+		udr__pack_entry e;
+		udr__loc l;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		char hex[UDR_HASH_HEXSIZE + 1];
+		bool dangling = false;
+		udr_hash h;
+		if (p == SIZE_MAX || m->packs[p].action != A_KEEP || m->packs[p].live_entries == 0 ||
+		    (m->v[i].flags & UDR__GC_KEPT))
+			continue;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		if (e.kind != UDR__K_MANIFEST && e.kind != UDR__K_DELTA)
+			continue;
+		udr__gc_copy_hash(&h, m, m->v[i].id);
+		udr_hash_tohex(hex, &h);
+		memset(&l, 0, sizeof(l));
+		l.kind = (enum udr__kind)e.kind;
+		l.pack = m->packs[p].p;
+		l.offset = e.offset;
+		l.length = e.length;
+		rc = udr__loc_read(&buf, &len, r->s, &l, &h, e.kind == UDR__K_DELTA ? UDR__PIECE_HARD_MAX : (size_t)1 << 31,
+		                   NULL);
+		if (rc == 0 && e.kind == UDR__K_MANIFEST) {
+			udr__manifest mf;
+			if ((rc = udr__manifest_parse(&mf, buf, len, &h, hex)) == 0) {
+				for (uint64_t k = 0; k < mf.npieces && !dangling; k++) {
+					size_t b = udr__gc_find(m, &mf.pieces[k].hash);
+					dangling = b == SIZE_MAX || !(m->v[b].flags & (UDR__GC_LIVE | UDR__GC_BASE));
+				}
+				udr__manifest_free(&mf);
+			}
+		} else if (rc == 0) {
+			udr__delta_hdr dh;
+			if ((rc = udr__delta_parse(&dh, buf, len, hex)) == 0)
+				for (int k = 0; k < dh.nbases && !dangling; k++) {
+					size_t b = udr__gc_find(m, &dh.bases[k]);
+					dangling = b == SIZE_MAX || !(m->v[b].flags & (UDR__GC_LIVE | UDR__GC_BASE));
+				}
+		}
+		free(buf);
+		if (rc == UDR_ECORRUPT) {
+			/* a damaged dead entry: rewriting the pack drops it */
+			udr_error_clear();
+			rc = 0;
+			dangling = true;
+		}
+		if (rc == 0 && dangling) {
+			m->packs[p].action = A_REWRITE;
+			*repack += m->packs[p].live_bytes;
+		}
+	}
+	return rc;
+}
+
 static int plan(run *r)
 {
 	udr__gc_mark *m = &r->m;
 	uint64_t total = 0, unused = 0, repack = 0, limit = r->o->max_repack_bytes;
 	size_t *cand = NULL, nc = 0;
+	int rc;
 	for (size_t i = 0; i < m->npacks; i++)
 		total += m->packs[i].size;
 	for (size_t i = 0; i < m->nloose; i++)
@@ -351,8 +421,14 @@ static int plan(run *r)
 		repack += pi->live_bytes;
 		unused -= pi->dead_bytes;
 	}
-	r->unused_after = unused;
 	free(cand);
+	if ((rc = kept_packs_self_contained(r, &repack)) < 0)
+		return rc;
+	unused = 0;
+	for (size_t i = 0; i < m->npacks; i++)
+		if (m->packs[i].action == A_KEEP)
+			unused += m->packs[i].dead_bytes;
+	r->unused_after = unused;
 	for (size_t i = 0; i < m->npacks; i++)
 		if (m->packs[i].action == A_DROP)
 			r->dropped++;
