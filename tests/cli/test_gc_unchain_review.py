@@ -75,3 +75,33 @@ def test_fsck_clean_after_gc_that_kept_a_pack_holding_dead_manifests(udr, tmp_pa
     udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--max-repack", "1", "--json")
     r = udr("fsck")
     assert r.code == 0, r
+
+
+def test_fsck_names_damaged_versions_off_main(udr, tmp_path):
+    """fsck names every version damage reaches (GC.md 6), not only those on
+    main: a version of main's table made on another branch, a table only
+    that branch has, and a version of a deleted branch (still stored, not
+    expired)."""
+    rng = random.Random(4)
+
+    def commit(table, data, *args):
+        f = tmp_path / "in.bin"
+        f.write_bytes(data)
+        return int(udr.ok("commit", table, "--next", "--file", f, *args).out.split()[-1])
+
+    shared = rng.randbytes(200_000)
+    commit("t", rng.randbytes(200_000))
+    udr.ok("branch", "create", "dev")
+    udr.ok("branch", "create", "gone")
+    assert commit("t", shared, "--branch", "dev") == 2
+    assert commit("u", shared, "--branch", "dev") == 1
+    assert commit("w", shared, "--branch", "gone") == 1
+    udr.ok("branch", "delete", "gone")
+    h = json.loads(udr.ok("show", "u", "1", "--branch", "dev").out)["chunks"][0]
+    udr.damage(h, "flip")
+    r = udr("fsck")
+    assert r.code == 4, r
+    lines = r.out.splitlines()
+    for name in ("t@2", "u@1", "w@1"):
+        assert any(x.startswith("damaged version %s:" % name) for x in lines), (name, r.out)
+    assert not any("t@1" in x for x in lines), r.out
