@@ -105,3 +105,28 @@ def test_fsck_names_damaged_versions_off_main(udr, tmp_path):
     for name in ("t@2", "u@1", "w@1"):
         assert any(x.startswith("damaged version %s:" % name) for x in lines), (name, r.out)
     assert not any("t@1" in x for x in lines), r.out
+
+
+def test_a_kept_pack_whose_dead_entries_need_only_what_stays_is_not_rewritten(udr, tmp_path):
+    """The check above costs no rewrite when the dead entries of a kept
+    pack name only what stays: t@2's dead deltas and their dead bases (t@1's
+    pieces) share one pack, which --max-repack keeps whole."""
+    rng = random.Random(5)
+    data = bytearray(rng.randbytes(3_000_000))
+    f = tmp_path / "in"
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    for i in range(0, len(data), 8192):
+        data[i] ^= 0xff
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    new = rng.randbytes(4_000_000)
+    f.write_bytes(new)
+    udr.ok("commit", "t", "--next", "--file", f)   # its repack merges the data packs
+    big = [s for s in packs(udr) if s > 1_000_000]
+    assert len(big) == 1, packs(udr)
+    rep = json.loads(udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--max-repack", "1", "--json").out)
+    assert rep["removed"]["packs_rewritten"] == 0 and rep["removed"]["packs_dropped"] == 0, rep
+    assert [s for s in packs(udr) if s > 1_000_000] == big
+    udr.ok("fsck")
+    assert read_version(udr, tmp_path, "t", 3) == new
