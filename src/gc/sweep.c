@@ -280,15 +280,30 @@ static int cmp_frac_desc(const void *a, const void *b, void *ctx)
 	return fx > fy ? -1 : fx < fy;
 }
 
+/* Does object run b keep a copy after the sweep (a kept copy, or any copy
+ * in a pack kept as it is)?  SIZE_MAX (not stored): no. */
+static bool stays(const udr__gc_mark *m, size_t b)
+{
+	if (b == SIZE_MAX)
+		return false;
+	for (size_t j = b; j < m->n && (j == b || !(m->v[j].flags & UDR__GC_FIRST)); j++) {
+		size_t p = udr__gc_copy_pack(m, m->v[j].id, NULL);
+		if ((m->v[j].flags & UDR__GC_KEPT) || (p != SIZE_MAX && m->packs[p].action == A_KEEP))
+			return true;
+	}
+	return false;
+}
+
 /*
  * A pack kept as it is keeps its dead entries too.  A dead manifest or delta
- * there that names a piece or base this run removes (or one missing
- * already) would outlive what it needs: fsck reports it as damage on a
- * healthy store, and a later repack may keep such a delta over another
- * copy.  Its pack is rewritten instead, whatever the threshold or the limit
- * (review R5).  The dead entries of kept packs are read for this.
+ * there that names a piece or base this run removes (no kept copy and no
+ * copy in a pack kept as it is; or one missing already) would outlive what
+ * it needs: fsck reports it as damage on a healthy store, and a later
+ * repack may keep such a delta over another copy.  Its pack is rewritten
+ * instead, whatever the threshold or the limit (review R5).  The dead
+ * manifest and delta entries of kept packs are read for this.
  */
-static int kept_packs_self_contained(run *r, uint64_t *repack)
+static int kept_packs_pass(run *r, uint64_t *repack, bool *changed)
 {
 	udr__gc_mark *m = &r->m;
 	int rc = 0;
@@ -321,18 +336,15 @@ static int kept_packs_self_contained(run *r, uint64_t *repack)
 			udr__manifest mf;
 			if ((rc = udr__manifest_parse(&mf, buf, len, &h, hex)) == 0) {
 				for (uint64_t k = 0; k < mf.npieces && !dangling; k++) {
-					size_t b = udr__gc_find(m, &mf.pieces[k].hash);
-					dangling = b == SIZE_MAX || !(m->v[b].flags & (UDR__GC_LIVE | UDR__GC_BASE));
+					dangling = !stays(m, udr__gc_find(m, &mf.pieces[k].hash));
 				}
 				udr__manifest_free(&mf);
 			}
 		} else if (rc == 0) {
 			udr__delta_hdr dh;
 			if ((rc = udr__delta_parse(&dh, buf, len, hex)) == 0)
-				for (int k = 0; k < dh.nbases && !dangling; k++) {
-					size_t b = udr__gc_find(m, &dh.bases[k]);
-					dangling = b == SIZE_MAX || !(m->v[b].flags & (UDR__GC_LIVE | UDR__GC_BASE));
-				}
+				for (int k = 0; k < dh.nbases && !dangling; k++)
+					dangling = !stays(m, udr__gc_find(m, &dh.bases[k]));
 		}
 		free(buf);
 		if (rc == UDR_ECORRUPT) {
@@ -344,8 +356,22 @@ static int kept_packs_self_contained(run *r, uint64_t *repack)
 		if (rc == 0 && dangling) {
 			m->packs[p].action = A_REWRITE;
 			*repack += m->packs[p].live_bytes;
+			*changed = true;
 		}
 	}
+	return rc;
+}
+
+/* Until no pack changes: a pack rewritten drops dead entries that other
+ * kept packs' dead entries may name. */
+static int kept_packs_self_contained(run *r, uint64_t *repack)
+{
+	bool changed;
+	int rc;
+	do {
+		changed = false;
+		rc = kept_packs_pass(r, repack, &changed);
+	} while (rc == 0 && changed);
 	return rc;
 }
 
