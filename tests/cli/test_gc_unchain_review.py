@@ -130,3 +130,41 @@ def test_a_kept_pack_whose_dead_entries_need_only_what_stays_is_not_rewritten(ud
     assert [s for s in packs(udr) if s > 1_000_000] == big
     udr.ok("fsck")
     assert read_version(udr, tmp_path, "t", 3) == new
+
+
+def test_a_repack_never_keeps_a_base_less_delta_over_a_full_copy(udr, tmp_path):
+    """A store that an earlier gc left with a kept pack holding shunned
+    deltas (base gone, a full copy in another pack): the next put's
+    geometric repack kept the first copy of each hash it met, the delta
+    (its pack is smaller, so copied first), and dropped the full copy."""
+    import shutil
+    rng = random.Random(6)
+    data = bytearray(rng.randbytes(3_000_000))
+    f = tmp_path / "in"
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    for i in range(0, len(data), 8192):
+        data[i] ^= 0xff
+    data += rng.randbytes(1_000_000)
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    v2 = bytes(data)
+    pdir = udr.root / "chunks" / "packs"
+    before = {p.name for p in pdir.iterdir()}
+    keep = tmp_path / "kept"
+    keep.mkdir()
+    for p in pdir.iterdir():
+        if p.suffix in (".pack", ".idx"):
+            shutil.copy(p, keep / p.name)
+    rep = json.loads(udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--json").out)
+    assert rep["written"]["unchained"] > 0, rep
+    # put back the deltas' pack as an older gc kept it (its bases are gone)
+    gone = {n[:-5] for n in before if n.endswith(".pack")} - {p.stem for p in pdir.glob("*.pack")}
+    deltas = [h for h in gone if 100_000 < (keep / (h + ".pack")).stat().st_size < 2_000_000]
+    assert len(deltas) == 1, (gone, packs(udr))
+    for sfx in (".pack", ".idx"):
+        shutil.copy(keep / (deltas[0] + sfx), pdir / (deltas[0] + sfx))
+    assert read_version(udr, tmp_path, "t", 2) == v2
+    f.write_bytes(rng.randbytes(2_000_000))
+    udr.ok("commit", "u", "--next", "--file", f)   # its repack merges the packs
+    assert read_version(udr, tmp_path, "t", 2) == v2
