@@ -20,10 +20,58 @@
 
 #define PLURAL(n) ((n) == 1 ? "" : "s")
 
+/* A set of hashes (open addressing): the objects the store check reported,
+ * the contents read back intact. */
+typedef struct hash_set {
+	udr_hash *v;
+	bool *used;
+	size_t cap, n;
+} hash_set;
+
+static size_t hset_slot(const hash_set *g, const udr_hash *h)
+{
+	size_t i;
+	memcpy(&i, h->bytes, sizeof(i));
+	for (i &= g->cap - 1; g->used[i] && memcmp(g->v[i].bytes, h->bytes, UDR_HASH_SIZE) != 0; i = (i + 1) & (g->cap - 1))
+		;
+	return i;
+}
+
+static bool hset_has(const hash_set *g, const udr_hash *h)
+{
+	return g->cap && g->used[hset_slot(g, h)];
+}
+
+static void hset_add(hash_set *g, const udr_hash *h)
+{
+	if (2 * (g->n + 1) > g->cap) {
+		hash_set b = {NULL, NULL, g->cap ? 2 * g->cap : 256, 0};
+		if (!(b.v = calloc(b.cap, sizeof(*b.v))) || !(b.used = calloc(b.cap, 1))) {
+			free(b.v);
+			free(b.used);
+			return; /* a cache only */
+		}
+		for (size_t i = 0; i < g->cap; i++)
+			if (g->used[i])
+				hset_add(&b, &g->v[i]);
+		free(g->v);
+		free(g->used);
+		*g = b;
+	}
+	size_t i = hset_slot(g, h);
+	if (!g->used[i]) {
+		g->used[i] = true;
+		g->v[i] = *h;
+		g->n++;
+	}
+}
+
+
 struct fsck_state {
 	const char *what; /* "chunk" or "catalog" */
 	int in_catalog;
 	uint64_t printed;
+	hash_set reported; /* chunk store: the objects a problem names */
 };
 
 /*
@@ -53,58 +101,17 @@ static int print_problem(const udr_problem *p, void *payload)
 	const char *message = p->message ? p->message : udr_strerror(p->code);
 
 	printf("%s %s %s: %s", problem_kind(p->code, st->in_catalog), st->what, object, message);
+	if (!st->in_catalog && p->object) {
+		udr_hash h;
+		if (strlen(p->object) == UDR_HASH_HEXSIZE && udr_hash_fromhex(&h, p->object) == 0)
+			hset_add(&st->reported, &h);
+	}
 	/* The path helps to find the file, unless the message already names it. */
 	if (p->path && p->path != object && !strstr(message, p->path))
 		printf(" (%s)", p->path);
 	putchar('\n');
 	st->printed++;
 	return 0;
-}
-
-/* Chunks read back intact already: a set of hashes (open addressing), so
- * a content several versions share is read once. */
-typedef struct good_set {
-	udr_hash *v;
-	bool *used;
-	size_t cap, n;
-} good_set;
-
-static size_t good_slot(const good_set *g, const udr_hash *h)
-{
-	size_t i;
-	memcpy(&i, h->bytes, sizeof(i));
-	for (i &= g->cap - 1; g->used[i] && memcmp(g->v[i].bytes, h->bytes, UDR_HASH_SIZE) != 0; i = (i + 1) & (g->cap - 1))
-		;
-	return i;
-}
-
-static bool good_has(const good_set *g, const udr_hash *h)
-{
-	return g->cap && g->used[good_slot(g, h)];
-}
-
-static void good_add(good_set *g, const udr_hash *h)
-{
-	if (2 * (g->n + 1) > g->cap) {
-		good_set b = {NULL, NULL, g->cap ? 2 * g->cap : 256, 0};
-		if (!(b.v = calloc(b.cap, sizeof(*b.v))) || !(b.used = calloc(b.cap, 1))) {
-			free(b.v);
-			free(b.used);
-			return; /* a cache only */
-		}
-		for (size_t i = 0; i < g->cap; i++)
-			if (g->used[i])
-				good_add(&b, &g->v[i]);
-		free(g->v);
-		free(g->used);
-		*g = b;
-	}
-	size_t i = good_slot(g, h);
-	if (!g->used[i]) {
-		g->used[i] = true;
-		g->v[i] = *h;
-		g->n++;
-	}
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -178,17 +185,20 @@ static int list_dir(char ***names, size_t *nn, uint64_t **vers, size_t *nv, cons
  * tables and versions were, so damage elsewhere named nothing).  A version
  * naming a missing chunk was reported by the catalog check already.  Only
  * run when the store check found something, so a clean fsck reads no data
- * twice; a content found intact is not read again for another version.
+ * twice.  reported (the store check ran to its end): the objects its
+ * problems named; it decoded every object, each content through all its
+ * pieces, so only a chunk it named is read again (for the message); NULL:
+ * every chunk is read, a content found intact once for all versions.
  * Returns the number of lines printed.
  */
-static uint64_t name_damaged_versions(udr_db *db)
+static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported)
 {
 	udr_catalog *c = udr_db_catalog(db);
 	udr_store *s = udr_db_store(db);
 	char **tables = NULL, tdir[4200];
 	size_t ntables = 0;
 	uint64_t printed = 0;
-	good_set good = {NULL, NULL, 0, 0};
+	hash_set good = {NULL, NULL, 0, 0};
 
 	if (snprintf(tdir, sizeof(tdir), "%s/catalog/tables", udr_db_path(db)) >= (int)sizeof(tdir) ||
 	    list_dir(&tables, &ntables, NULL, NULL, tdir) != 0)
@@ -212,14 +222,14 @@ static uint64_t name_damaged_versions(udr_db *db)
 			}
 			for (size_t k = 0; k < v->nchunks; k++) {
 				char hex[UDR_HASH_HEXSIZE + 1];
-				if (good_has(&good, &v->chunks[k]))
-					continue;
+				if (hset_has(&good, &v->chunks[k]) || (reported && !hset_has(reported, &v->chunks[k])))
+					continue; /* read back intact already, here or by the store check */
 				if (udr_store_exists(s, &v->chunks[k]) != 1) {
 					udr_error_clear(); /* missing: reported as broken */
 					continue;
 				}
 				if (udr_store_verify(s, &v->chunks[k]) == 0) {
-					good_add(&good, &v->chunks[k]);
+					hset_add(&good, &v->chunks[k]);
 					continue;
 				}
 				udr_hash_tohex(hex, &v->chunks[k]);
@@ -318,7 +328,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	};
 	const cli_command *self = cli_find_command("fsck");
 	udr_check_stats cs = { 0 }, ms = { 0 };
-	struct fsck_state chunk_state = { "chunk", 0, 0 }, cat_state = { "catalog", 1, 0 };
+	struct fsck_state chunk_state = { "chunk", 0, 0, { NULL, NULL, 0, 0 } }, cat_state = { "catalog", 1, 0, { NULL, NULL, 0, 0 } };
 	struct repair_list repairs = { NULL, 0, false };
 	uint64_t problems;
 	udr_db *db;
@@ -365,7 +375,10 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 #endif
 	problems = chunk_state.printed + cat_state.printed;
 	if (chunk_state.printed > 0)
-		problems += name_damaged_versions(db);
+		problems += name_damaged_versions(db, rc_store == 0 || rc_store == UDR_ECORRUPT ? &chunk_state.reported
+		                                                                                 : NULL);
+	free(chunk_state.reported.v);
+	free(chunk_state.reported.used);
 	{
 		/* a live owner's lease damaged by hand (GC.md 2.4): no data is
 		 * at risk, but expiry stops until it goes; said, not counted */

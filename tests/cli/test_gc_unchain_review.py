@@ -168,3 +168,39 @@ def test_a_repack_never_keeps_a_base_less_delta_over_a_full_copy(udr, tmp_path):
     f.write_bytes(rng.randbytes(2_000_000))
     udr.ok("commit", "u", "--next", "--file", f)   # its repack merges the packs
     assert read_version(udr, tmp_path, "t", 2) == v2
+
+
+def test_fsck_names_exactly_the_versions_that_cannot_be_read(tmp_path):
+    """A damaged piece shared by several contents (a loose store: one piece
+    file, flipped): fsck names every version whose read fails, and no other
+    (the oracle: `udr get` of each version's chunks).  fsck reads again only
+    the chunks its store check named."""
+    from conftest import Udr
+    u = Udr(tmp_path / "s")
+    u.ok("init", "--format", "2")
+    rng = random.Random(7)
+    a = rng.randbytes(3_000_000)
+    f = tmp_path / "in"
+    vs = []
+    for table, data in (("t", a), ("u", a + rng.randbytes(500_000)), ("t", rng.randbytes(100_000) + a),
+                        ("w", rng.randbytes(1_000_000))):
+        f.write_bytes(data)
+        v = int(u.ok("commit", table, "--next", "--file", f).out.split()[-1])
+        vs.append((table, v))
+        if len(vs) == 1:  # t@1's pieces (not its manifest)
+            h = json.loads(u.ok("show", "t", "1").out)["chunks"][0]
+            pieces = sorted(p for p in u.object_files() if not p.name.startswith(h) and p.stat().st_size > 10_000)
+    victim = pieces[len(pieces) // 2]
+    b = bytearray(victim.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    victim.write_bytes(bytes(b))
+    bad = set()
+    for table, v in vs:
+        for c in json.loads(u.ok("show", table, str(v)).out)["chunks"]:
+            if u("get", c, "-o", tmp_path / "got").code != 0:
+                bad.add("%s@%d" % (table, v))
+    assert len(bad) >= 2, bad  # a piece shared by contents
+    r = u("fsck")
+    assert r.code == 4, r
+    named = {x.split()[2].rstrip(":") for x in r.out.splitlines() if x.startswith("damaged version ")}
+    assert named == bad, (named, bad, r.out)
