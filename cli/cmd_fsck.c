@@ -3,6 +3,7 @@
  * printing one line per problem and a summary.  With --repair-from FILE it
  * first takes good copies of damaged content from the files given.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,10 +20,58 @@
 
 #define PLURAL(n) ((n) == 1 ? "" : "s")
 
+/* A set of hashes (open addressing): the objects the store check reported,
+ * the contents read back intact. */
+typedef struct hash_set {
+	udr_hash *v;
+	bool *used;
+	size_t cap, n;
+} hash_set;
+
+static size_t hset_slot(const hash_set *g, const udr_hash *h)
+{
+	size_t i;
+	memcpy(&i, h->bytes, sizeof(i));
+	for (i &= g->cap - 1; g->used[i] && memcmp(g->v[i].bytes, h->bytes, UDR_HASH_SIZE) != 0; i = (i + 1) & (g->cap - 1))
+		;
+	return i;
+}
+
+static bool hset_has(const hash_set *g, const udr_hash *h)
+{
+	return g->cap && g->used[hset_slot(g, h)];
+}
+
+static void hset_add(hash_set *g, const udr_hash *h)
+{
+	if (2 * (g->n + 1) > g->cap) {
+		hash_set b = {NULL, NULL, g->cap ? 2 * g->cap : 256, 0};
+		if (!(b.v = calloc(b.cap, sizeof(*b.v))) || !(b.used = calloc(b.cap, 1))) {
+			free(b.v);
+			free(b.used);
+			return; /* a cache only */
+		}
+		for (size_t i = 0; i < g->cap; i++)
+			if (g->used[i])
+				hset_add(&b, &g->v[i]);
+		free(g->v);
+		free(g->used);
+		*g = b;
+	}
+	size_t i = hset_slot(g, h);
+	if (!g->used[i]) {
+		g->used[i] = true;
+		g->v[i] = *h;
+		g->n++;
+	}
+}
+
+
 struct fsck_state {
 	const char *what; /* "chunk" or "catalog" */
 	int in_catalog;
 	uint64_t printed;
+	hash_set reported; /* chunk store: the objects a problem names */
 };
 
 /*
@@ -52,6 +101,11 @@ static int print_problem(const udr_problem *p, void *payload)
 	const char *message = p->message ? p->message : udr_strerror(p->code);
 
 	printf("%s %s %s: %s", problem_kind(p->code, st->in_catalog), st->what, object, message);
+	if (!st->in_catalog && p->object) {
+		udr_hash h;
+		if (strlen(p->object) == UDR_HASH_HEXSIZE && udr_hash_fromhex(&h, p->object) == 0)
+			hset_add(&st->reported, &h);
+	}
 	/* The path helps to find the file, unless the message already names it. */
 	if (p->path && p->path != object && !strstr(message, p->path))
 		printf(" (%s)", p->path);
@@ -60,34 +114,102 @@ static int print_problem(const udr_problem *p, void *payload)
 	return 0;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The names of the directories (tables) or the numbers of the version
+ * files (NNNN.json, 20 digits) under dir, sorted; 0 on success. */
+static int list_dir(char ***names, size_t *nn, uint64_t **vers, size_t *nv, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t cap = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (names) {
+			if (*nn == cap) {
+				size_t nc = cap ? 2 * cap : 16;
+				char **t = realloc(*names, nc * sizeof(*t));
+				if (!t)
+					break;
+				*names = t;
+				cap = nc;
+			}
+			if (((*names)[*nn] = strdup(e->d_name)) != NULL)
+				(*nn)++;
+		} else {
+			char *end;
+			unsigned long long v;
+			if (strlen(e->d_name) != 25 || strcmp(e->d_name + 20, ".json") != 0)
+				continue;
+			v = strtoull(e->d_name, &end, 10);
+			if (end != e->d_name + 20 || v == 0)
+				continue;
+			if (*nv == cap) {
+				size_t nc = cap ? 2 * cap : 64;
+				uint64_t *t = realloc(*vers, nc * sizeof(*t));
+				if (!t)
+					break;
+				*vers = t;
+				cap = nc;
+			}
+			(*vers)[(*nv)++] = v;
+		}
+	}
+	closedir(d);
+	if (names && *nn)
+		qsort(*names, *nn, sizeof(**names), cmp_cstr);
+	if (vers && *nv)
+		qsort(*vers, *nv, sizeof(**vers), cmp_u64);
+	return 0;
+}
+
 /*
  * After the chunk store reported damage: name the table versions it
  * damages.  Each version (not swept by gc) whose chunks are all stored is
  * read back in full (udr_store_verify: every piece and delta base); one
- * that fails is printed as "damaged TABLE@V: chunk H: why".  A version
+ * that fails is printed as "damaged TABLE@V: chunk H: why".  Every version
+ * file is looked at (catalog/tables/T/, as gc's mark does): those of main,
+ * of other branches and of deleted ones alike (review R5: only main's
+ * tables and versions were, so damage elsewhere named nothing).  A version
  * naming a missing chunk was reported by the catalog check already.  Only
- * run when the store check found something, so a clean fsck reads no
- * data twice.  Returns the number of lines printed.
+ * run when the store check found something, so a clean fsck reads no data
+ * twice.  reported (the store check ran to its end): the objects its
+ * problems named; it decoded every object, each content through all its
+ * pieces, so only a chunk it named is read again (for the message); NULL:
+ * every chunk is read, a content found intact once for all versions.
+ * Returns the number of lines printed.
  */
-static uint64_t name_damaged_versions(udr_db *db)
+static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported)
 {
 	udr_catalog *c = udr_db_catalog(db);
 	udr_store *s = udr_db_store(db);
-	char **tables = NULL;
+	char **tables = NULL, tdir[4200];
 	size_t ntables = 0;
 	uint64_t printed = 0;
+	hash_set good = {NULL, NULL, 0, 0};
 
-	if (udr_catalog_list_tables(&tables, &ntables, c) != 0) {
-		udr_error_clear();
+	if (snprintf(tdir, sizeof(tdir), "%s/catalog/tables", udr_db_path(db)) >= (int)sizeof(tdir) ||
+	    list_dir(&tables, &ntables, NULL, NULL, tdir) != 0)
 		return 0;
-	}
 	for (size_t t = 0; t < ntables; t++) {
 		uint64_t *vs = NULL;
 		size_t nv = 0;
-		if (udr_catalog_list_versions(&vs, &nv, c, tables[t]) != 0) {
-			udr_error_clear();
+		char vdir[4500];
+		if (snprintf(vdir, sizeof(vdir), "%s/%s", tdir, tables[t]) >= (int)sizeof(vdir) ||
+		    list_dir(NULL, NULL, &vs, &nv, vdir) != 0)
 			continue;
-		}
 		for (size_t i = 0; i < nv; i++) {
 			udr_version *v = NULL;
 			udr_expiry x;
@@ -100,12 +222,16 @@ static uint64_t name_damaged_versions(udr_db *db)
 			}
 			for (size_t k = 0; k < v->nchunks; k++) {
 				char hex[UDR_HASH_HEXSIZE + 1];
+				if (hset_has(&good, &v->chunks[k]) || (reported && !hset_has(reported, &v->chunks[k])))
+					continue; /* read back intact already, here or by the store check */
 				if (udr_store_exists(s, &v->chunks[k]) != 1) {
 					udr_error_clear(); /* missing: reported as broken */
 					continue;
 				}
-				if (udr_store_verify(s, &v->chunks[k]) == 0)
+				if (udr_store_verify(s, &v->chunks[k]) == 0) {
+					hset_add(&good, &v->chunks[k]);
 					continue;
+				}
 				udr_hash_tohex(hex, &v->chunks[k]);
 				printf("damaged version %s@%" PRIu64 ": chunk %s cannot be read back: %s\n", tables[t], vs[i],
 				       hex, udr_error_last()->message ? udr_error_last()->message : "damaged");
@@ -115,9 +241,13 @@ static uint64_t name_damaged_versions(udr_db *db)
 			}
 			udr_version_free(v);
 		}
-		udr_free(vs);
+		free(vs);
 	}
-	udr_strarray_free(tables, ntables);
+	for (size_t t = 0; t < ntables; t++)
+		free(tables[t]);
+	free(tables);
+	free(good.v);
+	free(good.used);
 	return printed;
 }
 
@@ -198,7 +328,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	};
 	const cli_command *self = cli_find_command("fsck");
 	udr_check_stats cs = { 0 }, ms = { 0 };
-	struct fsck_state chunk_state = { "chunk", 0, 0 }, cat_state = { "catalog", 1, 0 };
+	struct fsck_state chunk_state = { "chunk", 0, 0, { NULL, NULL, 0, 0 } }, cat_state = { "catalog", 1, 0, { NULL, NULL, 0, 0 } };
 	struct repair_list repairs = { NULL, 0, false };
 	uint64_t problems;
 	udr_db *db;
@@ -245,7 +375,10 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 #endif
 	problems = chunk_state.printed + cat_state.printed;
 	if (chunk_state.printed > 0)
-		problems += name_damaged_versions(db);
+		problems += name_damaged_versions(db, rc_store == 0 || rc_store == UDR_ECORRUPT ? &chunk_state.reported
+		                                                                                 : NULL);
+	free(chunk_state.reported.v);
+	free(chunk_state.reported.used);
 	{
 		/* a live owner's lease damaged by hand (GC.md 2.4): no data is
 		 * at risk, but expiry stops until it goes; said, not counted */

@@ -280,11 +280,107 @@ static int cmp_frac_desc(const void *a, const void *b, void *ctx)
 	return fx > fy ? -1 : fx < fy;
 }
 
+/* Does object run b keep a copy after the sweep (a kept copy, or any copy
+ * in a pack kept as it is)?  SIZE_MAX (not stored): no. */
+static bool stays(const udr__gc_mark *m, size_t b)
+{
+	if (b == SIZE_MAX)
+		return false;
+	for (size_t j = b; j < m->n && (j == b || !(m->v[j].flags & UDR__GC_FIRST)); j++) {
+		size_t p = udr__gc_copy_pack(m, m->v[j].id, NULL);
+		if ((m->v[j].flags & UDR__GC_KEPT) || (p != SIZE_MAX && m->packs[p].action == A_KEEP))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A pack kept as it is keeps its dead entries too.  A dead manifest or delta
+ * there that names a piece or base this run removes (no kept copy and no
+ * copy in a pack kept as it is; or one missing already) would outlive what
+ * it needs: fsck reports it as damage on a healthy store, and a later
+ * repack may keep such a delta over another copy.  Its pack is rewritten
+ * instead, whatever the threshold or the limit (review R5).  The dead
+ * manifest and delta entries of kept packs are read for this.
+ */
+static int kept_packs_pass(run *r, uint64_t *repack, bool *changed)
+{
+	udr__gc_mark *m = &r->m;
+	int rc = 0;
+	for (size_t i = 0; i < m->n && rc == 0; i++) {
+		uint64_t rec;
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, &rec);
+		udr__pack_entry e;
+		udr__loc l;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		char hex[UDR_HASH_HEXSIZE + 1];
+		bool dangling = false;
+		udr_hash h;
+		if (p == SIZE_MAX || m->packs[p].action != A_KEEP || m->packs[p].live_entries == 0 ||
+		    (m->v[i].flags & UDR__GC_KEPT))
+			continue;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		if (e.kind != UDR__K_MANIFEST && e.kind != UDR__K_DELTA)
+			continue;
+		udr__gc_copy_hash(&h, m, m->v[i].id);
+		udr_hash_tohex(hex, &h);
+		memset(&l, 0, sizeof(l));
+		l.kind = (enum udr__kind)e.kind;
+		l.pack = m->packs[p].p;
+		l.offset = e.offset;
+		l.length = e.length;
+		rc = udr__loc_read(&buf, &len, r->s, &l, &h, e.kind == UDR__K_DELTA ? UDR__PIECE_HARD_MAX : (size_t)1 << 31,
+		                   NULL);
+		if (rc == 0 && e.kind == UDR__K_MANIFEST) {
+			udr__manifest mf;
+			if ((rc = udr__manifest_parse(&mf, buf, len, &h, hex)) == 0) {
+				for (uint64_t k = 0; k < mf.npieces && !dangling; k++) {
+					dangling = !stays(m, udr__gc_find(m, &mf.pieces[k].hash));
+				}
+				udr__manifest_free(&mf);
+			}
+		} else if (rc == 0) {
+			udr__delta_hdr dh;
+			if ((rc = udr__delta_parse(&dh, buf, len, hex)) == 0)
+				for (int k = 0; k < dh.nbases && !dangling; k++)
+					dangling = !stays(m, udr__gc_find(m, &dh.bases[k]));
+		}
+		free(buf);
+		if (rc == UDR_ECORRUPT) {
+			/* a damaged dead entry: rewriting the pack drops it */
+			udr_error_clear();
+			rc = 0;
+			dangling = true;
+		}
+		if (rc == 0 && dangling) {
+			m->packs[p].action = A_REWRITE;
+			*repack += m->packs[p].live_bytes;
+			*changed = true;
+		}
+	}
+	return rc;
+}
+
+/* Until no pack changes: a pack rewritten drops dead entries that other
+ * kept packs' dead entries may name. */
+static int kept_packs_self_contained(run *r, uint64_t *repack)
+{
+	bool changed;
+	int rc;
+	do {
+		changed = false;
+		rc = kept_packs_pass(r, repack, &changed);
+	} while (rc == 0 && changed);
+	return rc;
+}
+
 static int plan(run *r)
 {
 	udr__gc_mark *m = &r->m;
 	uint64_t total = 0, unused = 0, repack = 0, limit = r->o->max_repack_bytes;
 	size_t *cand = NULL, nc = 0;
+	int rc;
 	for (size_t i = 0; i < m->npacks; i++)
 		total += m->packs[i].size;
 	for (size_t i = 0; i < m->nloose; i++)
@@ -307,6 +403,20 @@ static int plan(run *r)
 			r->loose_bytes += m->loose[li].size;
 		}
 	}
+	/* A pack holding a shunned delta copy (mark.c shun_deltas: the object
+	 * has an intact full copy, the delta's bases were not followed and may
+	 * die) is never kept as it is, whatever the threshold or the limit: the
+	 * base-less delta would outlive its bases, and a later repack, which
+	 * keeps the first copy of each hash it meets, could keep it and drop
+	 * the full copy (review R5).  Rewritten, it keeps only kept copies. */
+	for (size_t i = 0; i < m->n; i++) {
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, NULL);
+		if (p != SIZE_MAX && (m->v[i].flags & UDR__GC_SHUNNED) && m->packs[p].live_entries > 0 &&
+		    m->packs[p].action != A_REWRITE) {
+			m->packs[p].action = A_REWRITE;
+			repack += m->packs[p].live_bytes;
+		}
+	}
 	for (size_t i = 0; i < m->npacks; i++) {
 		udr__gc_packinfo *pi = &m->packs[i];
 		double frac = pi->size ? (double)pi->dead_bytes / (double)pi->size : 0;
@@ -314,7 +424,7 @@ static int plan(run *r)
 			pi->action = A_DROP;
 			continue;
 		}
-		if (pi->dead_bytes == 0)
+		if (pi->dead_bytes == 0 || pi->action == A_REWRITE)
 			continue;
 		if (frac * 100 >= r->o->threshold_pct || pi->size < r->s->pack_target / 4) {
 			if (!limit || repack + pi->live_bytes <= limit) {
@@ -337,8 +447,14 @@ static int plan(run *r)
 		repack += pi->live_bytes;
 		unused -= pi->dead_bytes;
 	}
-	r->unused_after = unused;
 	free(cand);
+	if ((rc = kept_packs_self_contained(r, &repack)) < 0)
+		return rc;
+	unused = 0;
+	for (size_t i = 0; i < m->npacks; i++)
+		if (m->packs[i].action == A_KEEP)
+			unused += m->packs[i].dead_bytes;
+	r->unused_after = unused;
 	for (size_t i = 0; i < m->npacks; i++)
 		if (m->packs[i].action == A_DROP)
 			r->dropped++;

@@ -1499,7 +1499,7 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 /* Copy every entry of pack p (class-checked, CRC-checked) into w. */
-static int copy_pack(udr__packw *w, udr__pack *p, const char *path)
+static int copy_pack(udr__packw *w, udr__pack *p, const char *path, bool deltas)
 {
 	unsigned char *m;
 	size_t ml;
@@ -1514,7 +1514,8 @@ static int copy_pack(udr__packw *w, udr__pack *p, const char *path)
 		uint64_t next = 0;
 		if ((rc = udr__pack_entry_parse(&e, &next, m, ml, off, path)) != 0)
 			break;
-		rc = udr__packw_append(w, &e.hash, e.kind, e.raw_size, m + off + UDR__PACK_ENTRY_HDR, e.length);
+		if ((e.kind == UDR__K_DELTA) == deltas)
+			rc = udr__packw_append(w, &e.hash, e.kind, e.raw_size, m + off + UDR__PACK_ENTRY_HDR, e.length);
 		off = next;
 	}
 	munmap(m, ml);
@@ -1535,9 +1536,17 @@ static int merge(udr_store *s, int cls, struct cand *c, size_t n)
 		udr__packw_free(w);
 		return udr__error_oom();
 	}
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	/* Every other entry first, deltas last: the writer keeps the first
+	 * copy of a hash it meets, and a delta copy may name bases that are
+	 * gone (a gc shunned it: its object has a full copy), so a full copy
+	 * of the same object must win (review R5: a delta's smaller pack was
+	 * copied first, the full copy dropped, the content lost). */
+	for (size_t k = 0; k < 2 * n && rc == 0; k++) {
+		size_t i = k % n;
+		if (c[i].keep)
+			continue;
 		snprintf(path, plen, "%s/packs/%s.pack", s->path, c[i].p->hex);
-		rc = copy_pack(w, c[i].p, path);
+		rc = copy_pack(w, c[i].p, path, k >= n);
 		if (rc == UDR_ECORRUPT) {
 			/* a damaged pack stays as it is (fsck reports it, a put of its
 			 * content repairs it); what was copied of it is a duplicate */
