@@ -212,7 +212,6 @@ static void midx_build_parse_find(void **state)
 		{8, 1, true},               /* pack count */
 		{12, 1, true},              /* zero */
 		{16, 1, true},              /* entry count */
-		{UDR__MIDX_HDR, 0xff, true}, /* first pack name: out of order */
 		{fan + 4 * 100, 0xff, true}, /* fan-out */
 		{fan + 1020, 1, true},      /* fan-out's last entry: n */
 		{hs, 0xff, false},          /* a hash */
@@ -235,6 +234,17 @@ static void midx_build_parse_find(void **state)
 		b[dmg[d].at] ^= dmg[d].x;
 	}
 	assert_int_equal(udr__midx_parse(&x, b, bl, true, "t"), 0);
+	/* pack names out of order: the first made a copy of the second (a byte
+	 * flipped in it could leave the order intact, depending on the random
+	 * names: the test failed now and then) */
+	{
+		unsigned char save[32];
+		memcpy(save, b + UDR__MIDX_HDR, 32);
+		memcpy(b + UDR__MIDX_HDR, b + UDR__MIDX_HDR + 32, 32);
+		assert_int_equal(udr__midx_parse(&x, b, bl, true, "t"), UDR_ECORRUPT);
+		assert_int_equal(udr__midx_parse(&x, b, bl, false, "t"), UDR_ECORRUPT);
+		memcpy(b + UDR__MIDX_HDR, save, 32);
+	}
 	/* cut short, or longer: the sizes do not match */
 	assert_int_equal(udr__midx_parse(&x, b, bl - 1, false, "t"), UDR_ECORRUPT);
 	assert_int_equal(udr__midx_parse(&x, b, bl - 52, false, "t"), UDR_ECORRUPT);
