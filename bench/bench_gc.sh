@@ -15,7 +15,8 @@
 # Ratios: restic time / udr time (goal >= 2, i.e. udr at most 0.5x), and
 # udr's store after gc / a fresh udr store holding only the kept versions
 # (goal <= 1.1). The kept versions are read back and compared with the
-# files' digests. Environment: SCALE (default 1), VERSIONS, SIZE, KEEP,
+# files' digests. A writer's mean commit latency while gc runs / alone
+# (goal <= 1.5). Environment: SCALE (default 1), VERSIONS, SIZE, KEEP,
 # BENCH_DIR (default build-bench/gcdata), BUILD_DIR (default build-bench,
 # reconfigured Release with tests off).
 set -euo pipefail
@@ -79,6 +80,38 @@ sync
 echo "ingest: $(mb "$logical") MB in all; udr commits ${tu}s, restic backups ${tr}s"
 su0=$(size "$U") sr0=$(size "$R") sf=$(size "$F")
 
+# A writer's commit latency while gc runs (goal <= 1.5x alone): new 64 KB
+# files committed one by one to another table, first alone, then while the
+# same gc runs on a copy of the store (the timed gc below is undisturbed).
+# LAT_UDR overrides the binary of this part (to compare builds).
+LU=${LAT_UDR:-$UDR}
+L=$WORK/lat
+cp -a "$U" "$L"
+mkdir -p "$WORK/w"
+for i in $(seq 1 400); do head -c 65536 /dev/urandom >"$WORK/w/$i"; done
+lat_commit() { # store, file number: microseconds of one commit
+	local s e
+	s=$(date +%s%N)
+	"$LU" --store "$1" commit w --next --file "$WORK/w/$2" >/dev/null
+	e=$(date +%s%N)
+	echo $(((e - s) / 1000))
+}
+: >"$WORK/lat.alone"
+for i in $(seq 1 30); do lat_commit "$L" "$i" >>"$WORK/lat.alone"; done
+: >"$WORK/lat.gc"
+"$LU" --store "$L" gc --keep-last "$KEEP" --grace 0s >/dev/null &
+gcpid=$!
+i=30
+while kill -0 "$gcpid" 2>/dev/null && [ $i -lt 400 ]; do
+	i=$((i + 1))
+	lat_commit "$L" "$i" >>"$WORK/lat.gc"
+done
+wait "$gcpid"
+lat_stats() { awk '{ s += $1; if ($1 > m) m = $1; n++ } END { if (n == 0) n = 1; printf "%.1f %.1f %d\n", s / n / 1000, m / 1000, n }' "$1"; }
+read -r la_mean la_max la_n < <(lat_stats "$WORK/lat.alone")
+read -r lg_mean lg_max lg_n < <(lat_stats "$WORK/lat.gc")
+rm -rf "$L"
+
 t0=$(now)
 "$UDR" --store "$U" gc --keep-last "$KEEP" --grace 0s --json >"$WORK/gc.json"
 sync
@@ -104,8 +137,10 @@ printf '  %-44s %10s %14s %14s\n' "udr gc --keep-last $KEEP --grace 0s" "$tgc" "
 printf '  %-44s %10s %14s %14s\n' "restic forget --keep-last $KEEP --prune" "$trp" "$sr0" "$sr1"
 printf '  %-44s %10s %14s %14s\n' "fresh udr store of the kept versions" "" "$sf" ""
 echo "  udr gc report: $(tr -d '\n' <"$WORK/gc.json" | cut -c1-400)"
-r1=$(div "$trp" "$tgc") r2=$(div "$su1" "$sf")
+echo "  commit latency alone: mean ${la_mean} ms, max ${la_max} ms ($la_n commits); while gc runs: mean ${lg_mean} ms, max ${lg_max} ms ($lg_n commits)"
+r1=$(div "$trp" "$tgc") r2=$(div "$su1" "$sf") r3=$(div "$lg_mean" "$la_mean")
 echo
 echo "RESULT gc time: restic forget --prune / udr gc = $r1 (goal >= 2: udr at most 0.5x) $(awk -v r="$r1" 'BEGIN { print (r >= 2) ? "ok" : "MISS" }')"
 echo "RESULT space: udr after gc / fresh store of kept versions = $r2 (goal <= 1.1) $(awk -v r="$r2" 'BEGIN { print (r <= 1.1) ? "ok" : "MISS" }')"
+echo "RESULT commit latency: mean while gc runs / alone = $r3 (goal <= 1.5) $(awk -v r="$r3" 'BEGIN { print (r <= 1.5) ? "ok" : "MISS" }')"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

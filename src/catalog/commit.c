@@ -180,6 +180,10 @@ static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n, const
 			continue;
 		if (nknown && bsearch(&all[k], known, nknown, sizeof(udr_hash), cmp_hash))
 			continue; /* verified when the version naming it was committed */
+		/* a chunk a running gc is removing: verified once the run is over
+		 * (it may be gone then: "not found", nothing committed) */
+		if ((rc = udr__gc_doom_check(c->store, &all[k])) < 0)
+			break;
 		rc = udr_store_verify(c->store, &all[k]);
 		if (rc == UDR_ENOTFOUND || rc == UDR_ECORRUPT) {
 			char hex[UDR_HASH_HEXSIZE + 1], why[200];

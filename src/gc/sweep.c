@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "catalog/catalog_internal.h"
@@ -66,6 +67,12 @@ static int take_gc_lock(run *r)
 		return rc;
 	if ((fd = UDR_IO->open(path, O_RDWR | O_CREAT, 0644)) < 0)
 		return udr__error_io(errno, "cannot open %s", path);
+	/* a writer probing whether a run is alive holds LOCK_SH for an instant
+	 * (gcfence.c gc_running): try a few times before calling it busy */
+	for (int i = 0; i < 20 && UDR_IO->flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK; i++) {
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+	}
 	if (UDR_IO->flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int err = errno;
 		ssize_t n = err == EWOULDBLOCK ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
@@ -189,8 +196,9 @@ static int finish_deleting(run *r)
 	free(text);
 	if (rc < 0)
 		return rc;
-	/* done: STATE idle first, then the plan it named */
-	r->st.plan[0] = 0;
+	/* done: STATE idle first, then the plan it named (abandon_leftovers
+	 * removes the doomed set) */
+	r->st.plan[0] = r->st.doomed[0] = 0;
 	if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
 		return rc;
 	(void)unlink_ok(path);
@@ -209,7 +217,7 @@ static int abandon_leftovers(run *r)
 	int rc;
 	if (r->st.phase == UDR__GC_PLANNED || r->st.phase == UDR__GC_REWRITTEN) {
 		r->resumed = true;
-		r->st.plan[0] = 0;
+		r->st.plan[0] = r->st.doomed[0] = 0;
 		if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
 			return rc;
 	}
@@ -219,7 +227,7 @@ static int abandon_leftovers(run *r)
 	rc = 0;
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		char path[4500];
-		if (strncmp(e->d_name, "plan-", 5) != 0)
+		if (strncmp(e->d_name, "plan-", 5) != 0 && strncmp(e->d_name, "doomed-", 7) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		rc = unlink_ok(path);
@@ -497,6 +505,42 @@ static int write_plan(run *r, uint64_t epoch)
 	udr__buf_free(&b);
 	if (rc == 0)
 		snprintf(r->st.plan, sizeof(r->st.plan), "%s", name);
+	return rc;
+}
+
+/*
+ * The doomed set (GC.md 4.7): every object this run removes entirely (no
+ * kept copy, no copy in a pack kept as it is), in hash order, durable
+ * before STATE names it.  Closed under references: a manifest or delta
+ * that stays never names a doomed object (kept_packs_self_contained), so a
+ * writer checks only the objects it reuses directly.
+ */
+static int write_doomed(run *r, uint64_t epoch)
+{
+	udr__gc_mark *m = &r->m;
+	udr_hash *hs = NULL;
+	uint64_t n = 0;
+	char path[4200], name[64], *bytes = NULL;
+	size_t len = 0;
+	int rc;
+	for (size_t i = 0; i < m->n; i++)
+		if ((m->v[i].flags & UDR__GC_FIRST) && !stays(m, i))
+			n++;
+	if (!(hs = malloc((size_t)(n ? n : 1) * sizeof(*hs))))
+		return udr__error_oom();
+	n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		if ((m->v[i].flags & UDR__GC_FIRST) && !stays(m, i))
+			udr__gc_copy_hash(&hs[n++], m, m->v[i].id);
+	/* v is sorted by prefix then hash: already in order */
+	snprintf(name, sizeof(name), "doomed-%" PRIu64, epoch);
+	if ((rc = gc_path(path, sizeof(path), r->s, name)) == 0 &&
+	    (rc = udr__doomset_encode(&bytes, &len, epoch, hs, n)) == 0)
+		rc = udr__write_file_atomic(r->s->tmpdir, path, bytes, len, UDR__PUBLISH_REPLACE, true);
+	free(bytes);
+	free(hs);
+	if (rc == 0)
+		snprintf(r->st.doomed, sizeof(r->st.doomed), "%s", name);
 	return rc;
 }
 
@@ -1014,8 +1058,15 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	r.st.drained = r.st.epoch;
 	r.st.started_ms = started;
 	r.st.dead[0] = r.st.doomed[0] = 0;
-	if ((rc = write_plan(&r, r.st.epoch)) < 0 || (rc = state_save(&r, UDR__GC_PLANNED)) < 0)
+	if ((rc = write_plan(&r, r.st.epoch)) < 0 || (rc = write_doomed(&r, r.st.epoch)) < 0 ||
+	    (rc = state_save(&r, UDR__GC_PLANNED)) < 0)
 		goto done;
+	/* S6 early: the fresh records older than the grace go while no writer
+	 * can append; then writers go on, avoiding the doomed set (GC.md 4.7) */
+	if ((rc = fresh_trim(&r, o->now_ms ? o->now_ms : udr__now_ms())) < 0)
+		goto done;
+	udr__gc_exclusive_end(r.act);
+	udr__test_pause("gc-doomed"); /* tests: writers run while the run goes on */
 	if ((rc = rewrite(&r)) < 0)
 		goto done;
 	if ((rc = state_save(&r, UDR__GC_REWRITTEN)) < 0)
@@ -1055,16 +1106,15 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		r.written_bytes += r.unchain_bytes;
 		r.removed_bytes = r.loose_bytes + removed_pack_bytes;
 	}
-	if ((rc = fresh_trim(&r, o->now_ms ? o->now_ms : udr__now_ms())) < 0)
-		goto done;
 	/* S7: temp files of dead writers in both tmp/ directories (their
 	 * owners' pids are gone and nobody holds their lock) */
 	if (udr__tmp_clean(s->tmpdir, &r.temp_files) < 0 || udr__tmp_clean(c->tmpdir, &r.temp_files) < 0)
 		udr_error_clear();
 	{
-		char path[4200], plan[UDR__GC_NAME_MAX + 1];
+		char path[4200], plan[UDR__GC_NAME_MAX + 1], doomed[UDR__GC_NAME_MAX + 1];
 		snprintf(plan, sizeof(plan), "%s", r.st.plan);
-		r.st.plan[0] = 0;
+		snprintf(doomed, sizeof(doomed), "%s", r.st.doomed);
+		r.st.plan[0] = r.st.doomed[0] = 0;
 		if ((rc = report(report_json, &r, started, false)) < 0)
 			goto done;
 		free(r.st.last);
@@ -1074,6 +1124,8 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		/* the plan after STATE idle: while STATE says deleting, readers
 		 * need it to hide the packs being removed */
 		if (gc_path(path, sizeof(path), s, plan) == 0)
+			(void)unlink_ok(path);
+		if (doomed[0] && gc_path(path, sizeof(path), s, doomed) == 0)
 			(void)unlink_ok(path);
 		udr_error_clear();
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -414,4 +415,174 @@ void udr_gc_hold_end(udr_gc_hold *g)
 		return;
 	udr__gc_hold_end(&g->h);
 	free(g);
+}
+
+/* ---- the doomed set (GC.md 4.7) -------------------------------------------------- */
+
+struct udr__doomset {
+	char *bytes;    /* the file (NULL when all) */
+	uint64_t n;     /* hashes */
+	bool all;       /* unreadable or damaged: every object counts as doomed */
+};
+
+void udr__doomset_free(struct udr__doomset *d)
+{
+	if (d) {
+		free(d->bytes);
+		free(d);
+	}
+}
+
+int udr__doomset_encode(char **out, size_t *len, uint64_t epoch, const udr_hash *hashes, uint64_t n)
+{
+	size_t bytes;
+	char *b;
+	udr_hash seal;
+	*out = NULL;
+	*len = 0;
+	if (n > (SIZE_MAX - UDR__DOOM_HEADER - UDR_HASH_SIZE) / UDR_HASH_SIZE)
+		return udr__error_oom();
+	bytes = UDR__DOOM_HEADER + (size_t)n * UDR_HASH_SIZE + UDR_HASH_SIZE;
+	if (!(b = malloc(bytes)))
+		return udr__error_oom();
+	memcpy(b, UDR__DOOM_MAGIC, 8);
+	for (int i = 0; i < 8; i++) {
+		b[8 + i] = (char)(epoch >> (8 * i));
+		b[16 + i] = (char)(n >> (8 * i));
+	}
+	for (uint64_t i = 0; i < n; i++)
+		memcpy(b + UDR__DOOM_HEADER + i * UDR_HASH_SIZE, hashes[i].bytes, UDR_HASH_SIZE);
+	udr_hash_buf(&seal, b, bytes - UDR_HASH_SIZE);
+	memcpy(b + bytes - UDR_HASH_SIZE, seal.bytes, UDR_HASH_SIZE);
+	*out = b;
+	*len = bytes;
+	return 0;
+}
+
+/* Parse the bytes of a doomed file: 0, or UDR_ECORRUPT saying what is wrong. */
+static int doom_parse(uint64_t *n, const char *b, size_t len, const char *path)
+{
+	udr_hash seal;
+	uint64_t count = 0;
+	if (len < UDR__DOOM_HEADER + UDR_HASH_SIZE || memcmp(b, UDR__DOOM_MAGIC, 8) != 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt doomed set %s: bad header", path);
+	for (int i = 7; i >= 0; i--)
+		count = count << 8 | (unsigned char)b[16 + i];
+	if (count != (len - UDR__DOOM_HEADER - UDR_HASH_SIZE) / UDR_HASH_SIZE ||
+	    (len - UDR__DOOM_HEADER - UDR_HASH_SIZE) % UDR_HASH_SIZE != 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt doomed set %s: %zu bytes for %llu hashes", path, len,
+		                      (unsigned long long)count);
+	udr_hash_buf(&seal, b, len - UDR_HASH_SIZE);
+	if (memcmp(seal.bytes, b + len - UDR_HASH_SIZE, UDR_HASH_SIZE) != 0)
+		return udr__error_set(UDR_ECORRUPT, "corrupt doomed set %s: its seal does not match", path);
+	for (uint64_t i = 1; i < count; i++)
+		if (memcmp(b + UDR__DOOM_HEADER + (i - 1) * UDR_HASH_SIZE, b + UDR__DOOM_HEADER + i * UDR_HASH_SIZE,
+		           UDR_HASH_SIZE) >= 0)
+			return udr__error_set(UDR_ECORRUPT, "corrupt doomed set %s: hashes out of order", path);
+	*n = count;
+	return 0;
+}
+
+static int cmp_hash_bytes(const void *a, const void *b)
+{
+	return memcmp(a, b, UDR_HASH_SIZE);
+}
+
+/* Under w->mu: is h in the set STATE names (loaded on first use)?  A set
+ * that cannot be read or is damaged dooms everything: writers then wait for
+ * the run on every object they reuse, as if GC stopped the world. */
+static bool doom_has(udr_store *s, const udr_hash *h)
+{
+	udr__gcwatch *w = &s->gcw;
+	struct udr__doomset *d = w->doom;
+	if (!w->doomed[0] || strcmp(w->doomed, w->doom_ignored) == 0)
+		return false;
+	if (!d) {
+		char rel[UDR__GC_NAME_MAX + 8], *path;
+		size_t len = 0;
+		int rc = UDR_ENOMEM;
+		if (!(d = calloc(1, sizeof(*d))))
+			return true; /* no memory: the safe answer */
+		snprintf(rel, sizeof(rel), UDR__GC_DIR "/%s", w->doomed);
+		if ((path = udr__path_join(s->path, rel)) != NULL &&
+		    (rc = udr__read_file(&d->bytes, &len, path, (size_t)1 << 34)) == 0)
+			rc = doom_parse(&d->n, d->bytes, len, path);
+		free(path);
+		if (rc < 0) {
+			udr_error_clear();
+			free(d->bytes);
+			d->bytes = NULL;
+			d->all = true;
+		}
+		w->doom = d;
+	}
+	if (d->all)
+		return true;
+	return d->n && bsearch(h->bytes, d->bytes + UDR__DOOM_HEADER, (size_t)d->n, UDR_HASH_SIZE, cmp_hash_bytes);
+}
+
+/* Is a run alive?  gc/lock is held by every run; a free lock (taken and
+ * dropped at once) means the run that published the set is dead. */
+static bool gc_running(udr_store *s)
+{
+	char *path = udr__path_join(s->path, UDR__GC_DIR "/lock");
+	int fd;
+	bool held = true;
+	if (!path)
+		return true;
+	fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0);
+	free(path);
+	if (fd < 0)
+		return errno != ENOENT;
+	if (UDR_IO->flock(fd, LOCK_SH | LOCK_NB) == 0)
+		held = false;
+	UDR_IO->close(fd);
+	return held;
+}
+
+int udr__gc_doom_check(udr_store *s, const udr_hash *h)
+{
+	bool doomed;
+	char name[UDR__GC_NAME_MAX + 1];
+	if (!__atomic_load_n(&s->gcw.doom_on, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&s->gcw.mu);
+	doomed = doom_has(s, h);
+	snprintf(name, sizeof(name), "%s", s->gcw.doomed);
+	pthread_mutex_unlock(&s->gcw.mu);
+	if (!doomed)
+		return 0;
+	/* wait for the run to end: it cannot publish another set while this
+	 * writer holds active (its next run drains it first) */
+	udr__test_pause("gc-doom-wait");
+	for (unsigned i = 0;; i++) {
+		uint64_t e;
+		enum udr__gc_phase p;
+		struct timespec ts = {0, (long)(i < 6 ? 1000000L << i : 50000000L)};
+		int rc;
+		if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
+			return rc;
+		pthread_mutex_lock(&s->gcw.mu);
+		doomed = strcmp(s->gcw.doomed, name) == 0 && strcmp(name, s->gcw.doom_ignored) != 0;
+		pthread_mutex_unlock(&s->gcw.mu);
+		if (!doomed)
+			break;
+		if (!gc_running(s)) {
+			/* killed: what it deleted is gone, the rest stays until the
+			 * next run, which drains this writer before it judges */
+			pthread_mutex_lock(&s->gcw.mu);
+			if (strcmp(s->gcw.doomed, name) == 0)
+				snprintf(s->gcw.doom_ignored, sizeof(s->gcw.doom_ignored), "%s", name);
+			pthread_mutex_unlock(&s->gcw.mu);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	/* copies may be gone: the caller looks again, in a fresh listing */
+	if (s->packs) {
+		int rc = udr__packset_scan(s);
+		if (rc < 0)
+			return rc;
+	}
+	return 1;
 }

@@ -96,6 +96,25 @@ int udr__gc_fresh_foreach(const char *storepath, unsigned parity, udr__gc_fresh_
  */
 int udr__gc_fresh_reset(const char *storepath, unsigned parity);
 
+/*
+ * The doomed set (GC.md 4.7): a run that stopped the world only for its mark
+ * publishes, before it lets writers go, the objects it is going to remove
+ * entirely, in chunks/gc/doomed-<epoch> (FORMAT.md "GC files": "UDRDOOM1",
+ * u64 LE epoch, u64 LE count, count sorted 32-byte hashes, the BLAKE3 of all
+ * that), and names it in STATE until the run ends.  A writer (holding the
+ * fence) about to reuse object h (a dedup hit, a delta base, a chunk a commit
+ * names) calls udr__gc_doom_check: 0 when h is not doomed (use it); when it
+ * is, the call waits until the run has ended (STATE no longer names the set)
+ * or is found dead (gc/lock free), rescans the packs and returns 1: the
+ * caller looks h up again, as in a store without it.  Errors: those of
+ * reading STATE and scanning packs.
+ */
+#define UDR__DOOM_MAGIC "UDRDOOM1"
+#define UDR__DOOM_HEADER 24
+int udr__gc_doom_check(udr_store *s, const udr_hash *h);
+/* The bytes of a doomed file for hashes[n] (sorted, distinct). */
+int udr__doomset_encode(char **out, size_t *len, uint64_t epoch, const udr_hash *hashes, uint64_t n);
+
 /* Tests: the now (ms) the fresh test uses; 0 restores the clock. */
 extern int64_t udr__gc_test_now_ms;
 

@@ -348,7 +348,20 @@ void udr__gcwatch_destroy(udr__gcwatch *w)
 	if (w->fd >= 0)
 		UDR_IO->close(w->fd);
 	w->fd = -1;
+	udr__doomset_free(w->doom);
+	w->doom = NULL;
 	pthread_mutex_destroy(&w->mu);
+}
+
+/* The doomed name STATE gives (or ""): a new name drops the loaded set. */
+static void watch_doom(udr__gcwatch *w, const char *name)
+{
+	if (strcmp(w->doomed, name) != 0) {
+		udr__doomset_free(w->doom);
+		w->doom = NULL;
+		snprintf(w->doomed, sizeof(w->doomed), "%s", name);
+	}
+	__atomic_store_n(&w->doom_on, w->doomed[0] != 0, __ATOMIC_RELEASE);
 }
 
 /* Open STATE, parse it through that descriptor, and on success keep the
@@ -366,6 +379,7 @@ static int watch_load(udr__gcwatch *w, const char *path)
 			w->missing = true;
 			w->epoch = 0;
 			w->phase = UDR__GC_IDLE;
+			watch_doom(w, "");
 			return 0;
 		}
 		return udr__error_io(errno, "cannot open gc state %s", path);
@@ -400,6 +414,9 @@ static int watch_load(udr__gcwatch *w, const char *path)
 	w->ctim = st.st_ctim;
 	w->epoch = gs.epoch;
 	w->phase = gs.phase;
+	watch_doom(w, gs.phase == UDR__GC_PLANNED || gs.phase == UDR__GC_REWRITTEN || gs.phase == UDR__GC_DELETING
+	                      ? gs.doomed
+	                      : "");
 	udr__gcstate_release(&gs);
 	return 0;
 fail:
@@ -434,6 +451,7 @@ int udr__gcwatch_read(uint64_t *epoch, enum udr__gc_phase *phase, udr__gcwatch *
 		w->missing = true;
 		w->epoch = 0;
 		w->phase = UDR__GC_IDLE;
+		watch_doom(w, "");
 		goto done;
 	}
 	if (!w->valid || w->missing || st.st_dev != w->dev || st.st_ino != w->ino || st.st_size != w->size ||

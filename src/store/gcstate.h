@@ -107,9 +107,21 @@ typedef struct udr__gcwatch {
 	uint64_t epoch;
 	enum udr__gc_phase phase;
 	uint64_t parses; /* how many times STATE was parsed (tests) */
+	/* The doomed set of a run between its plan and its end (GC.md 4.7):
+	 * STATE's "doomed" name while the phase is planned, rewritten or
+	 * deleting, else "".  doom is the set loaded from it (gcfence.c, under
+	 * mu; freed when the name changes); doom_on mirrors doomed[0] != 0 for
+	 * a lock-free first test; doom_ignored names a set whose run was found
+	 * dead (gc/lock free), which then binds no writer. */
+	char doomed[UDR__GC_NAME_MAX + 1];
+	char doom_ignored[UDR__GC_NAME_MAX + 1];
+	struct udr__doomset *doom;
+	int doom_on;
 } udr__gcwatch;
 void udr__gcwatch_init(udr__gcwatch *w);
 void udr__gcwatch_destroy(udr__gcwatch *w);
+/* Free a loaded doomed set (gcfence.c); NULL is fine. */
+void udr__doomset_free(struct udr__doomset *d);
 int udr__gcwatch_read(uint64_t *epoch, enum udr__gc_phase *phase, udr__gcwatch *w, const char *storepath);
 
 #endif

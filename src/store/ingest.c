@@ -106,6 +106,19 @@ struct base {
 
 static int base_index(struct base *b);
 
+/* udr__obj_exists for a writer about to reuse h: an object a running gc is
+ * removing counts only once the run is over (gcfence.h). */
+static int exists_for_write(enum udr__kind *kind, udr_store *s, const udr_hash *h)
+{
+	int rc;
+	for (;;) {
+		if ((rc = udr__obj_exists(kind, s, h, true)) < 0 || *kind == UDR__K_NONE)
+			return rc;
+		if ((rc = udr__gc_doom_check(s, h)) <= 0)
+			return rc;
+	}
+}
+
 static int base_load(struct base *b, udr_store *s, const udr_hash *h)
 {
 	enum udr__kind kind;
@@ -113,7 +126,7 @@ static int base_load(struct base *b, udr_store *s, const udr_hash *h)
 	memset(b, 0, sizeof(*b));
 	if (!h || s->format < 2)
 		return 0;
-	if ((rc = udr__obj_exists(&kind, s, h, true)) < 0)
+	if ((rc = exists_for_write(&kind, s, h)) < 0)
 		return rc;
 	if (kind == UDR__K_NONE)
 		return 0; /* an absent base is ignored (documented) */
@@ -481,11 +494,19 @@ static int stored(udr_store *s, const udr_hash *h, bool *recent, enum udr__kind 
 	}
 	/* no rescan on a miss: a pack published meanwhile only means a second
 	 * copy, which is legal */
-	if ((rc = udr__obj_find(&l, s, h, 0, false)) < 0)
-		return rc;
+	for (;;) {
+		if ((rc = udr__obj_find(&l, s, h, 0, false)) < 0)
+			return rc;
+		if (l.kind == UDR__K_NONE)
+			return 0;
+		/* a copy a running gc is removing is reused only once it is over */
+		if ((rc = udr__gc_doom_check(s, h)) == 0)
+			break;
+		udr__loc_free(&l);
+		if (rc < 0)
+			return rc;
+	}
 	*kindp = l.kind;
-	if (l.kind == UDR__K_NONE)
-		return 0;
 	if (recent && time(NULL) - (l.pack ? l.pack->mtime : (int64_t)l.st.st_ctime) < 5)
 		*recent = true;
 	udr__loc_free(&l);
@@ -1394,7 +1415,7 @@ static int put_chunked(udr_hash *out, udr_store *s, struct src *in, const unsign
 		goto out;
 	{
 		enum udr__kind kind;
-		if ((rc = udr__obj_exists(&kind, s, out, true)) < 0)
+		if ((rc = exists_for_write(&kind, s, out)) < 0)
 			goto out;
 		if (kind == UDR__K_NONE)
 			rc = publish_manifest(s, out, &m, UDR__K_NONE);
@@ -1483,6 +1504,10 @@ static int put_raw_stream(udr_hash *out, udr_store *s, struct src *in, const uns
 		/* format 3: a whole part is read in place by its path, so it wants
 		 * a loose raw file even when a packed copy exists */
 		struct stat st;
+		while ((rc = UDR_IO->stat(final, &st) == 0 && S_ISREG(st.st_mode)) == 1 &&
+		       (rc = udr__gc_doom_check(s, out)) != 0)
+			if (rc < 0)
+				goto done;
 		rc = UDR_IO->stat(final, &st) == 0 && S_ISREG(st.st_mode);
 		kind = rc ? UDR__K_RAW : UDR__K_NONE;
 		recent = rc && time(NULL) - st.st_ctime < 5;
