@@ -174,6 +174,16 @@ static int gc_expired(int *out, const char *table, uint64_t version, void *paylo
 	size_t i;
 	int rc;
 	*out = 0;
+	if (!table) {
+		/* the collection marks again, under its lock: the head and the
+		 * sets are read anew at its first question (>= that mark's head) */
+		if (x->have_set)
+			udr__xset_free(&x->set);
+		if (x->have_head)
+			udr__record_free(&x->head);
+		x->have_set = x->have_head = false;
+		return 0;
+	}
 	if (x->plan && (rs = json_object_get(x->plan, table)))
 		json_array_foreach(rs, i, jr) {
 			json_int_t a = json_integer_value(json_array_get(jr, 0)), b = json_integer_value(json_array_get(jr, 1));

@@ -20,7 +20,9 @@
 struct udr__pack;
 
 /* Is version `version` of `table` expired and sweepable?  *out 1 yes, 0 no;
- * a negative return stops the run with that error. */
+ * a negative return stops the run with that error.  Called with table NULL
+ * before the mark made under the run's locks: forget whatever was cached
+ * (the answers must be those of a head at or after that mark's). */
 typedef int (*udr__gc_expired_fn)(int *out, const char *table, uint64_t version, void *payload);
 /* Link the run's `gc` record before anything is deleted (GC.md 4.3 G5);
  * *seq its sequence number.  Helper A's udr__catalog_gc_record fits. */

@@ -961,12 +961,59 @@ static uint64_t packs_bytes(udr_store *s)
 	return ps.pack_bytes; /* as bytes_before and the removed packs count: .pack files only */
 }
 
+/*
+ * Decide on unchaining over the mark in r->m and, unless dry, write the
+ * full copies; with remark, mark again (the deltas of what now has a full
+ * copy are shunned, the bases only they needed die).  The store before
+ * the run is without the packs it wrote (r->unchain_bytes).
+ */
+static int unchain_step(run *r, bool dry, bool remark)
+{
+	udr_store *s = r->s;
+	const udr__gc_collect_opts *o = r->o;
+	int rc = 0;
+	{
+		/* unchain when what dies saves more than 1.25x what the full
+		 * copies add (GC.md 3.3); a dry run only says whether it would */
+		uint64_t cand = 0, saving = base_only_bytes(r);
+		int64_t cost = 0;
+		if (saving > 0 && (rc = unchain(r, &cand, &cost, false)) < 0)
+			return rc;
+		bool force = false;
+#ifdef UDR_FAULT_INJECTION
+		/* tests: UDR_GC_UNCHAIN=always unchains whatever it costs */
+		force = getenv("UDR_GC_UNCHAIN") && strcmp(getenv("UDR_GC_UNCHAIN"), "always") == 0;
+#endif
+		if (cand > 0 && (force || (double)saving > 1.25 * (double)(cost > 0 ? cost : 0)))
+			r->unchained = cand;
+	}
+	if (!dry && r->unchained > 0) {
+		uint64_t pb0 = packs_bytes(s), after;
+		int64_t cost = 0, t0;
+		if ((rc = unchain(r, &r->unchained, &cost, true)) < 0)
+			return rc;
+		after = packs_bytes(s);
+		r->unchain_bytes = after > pb0 ? after - pb0 : 0;
+		if (r->unchained > 0 && remark) {
+			udr__gc_mark_free(&r->m);
+			if ((rc = udr__packset_scan(s)) < 0)
+				return rc;
+			t0 = udr__now_ms();
+			rc = udr__gc_mark_run(&r->m, s, r->c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
+			                      o->expired_payload);
+			r->mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+		}
+	}
+	return rc;
+}
+
 int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr__gc_collect_opts *o)
 {
 	udr__gc_collect_opts def = UDR__GC_COLLECT_OPTS_INIT;
 	run r;
 	int64_t started = udr__now_ms(), t0;
 	int rc;
+	bool pre = false; /* unchaining was decided (and done) before the lock */
 	uint64_t packs_before = 0;
 	*report_json = NULL;
 	if (!o)
@@ -990,6 +1037,34 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		                    "udr fsck: once it finds no problem in %s it lets gc run again", r.st.epoch, r.st.last ? r.st.last : "no reason recorded", s->path);
 		goto done;
 	}
+	/* unchaining only adds copies: decided on a mark made without
+	 * stopping writers, and written before the world stops (a failure
+	 * here, e.g. a pack a writer's repack removed under the mark, leaves
+	 * the decision to the locked mark, as before) */
+	if (!o->dry_run && s->packs && r.st.phase == UDR__GC_IDLE) {
+		t0 = udr__now_ms();
+		rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
+		                      o->expired_payload);
+		r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+		if (rc == 0)
+			rc = unchain_step(&r, false, false);
+		udr__gc_mark_free(&r.m);
+		memset(&r.m, 0, sizeof(r.m));
+		pre = rc == 0;
+		if (rc < 0) {
+			udr_error_clear();
+			r.unchained = r.unchain_bytes = 0;
+		}
+		if ((rc = udr__packset_scan(s)) < 0)
+			goto done;
+		/* the expiry seen by that mark may be older than the locked one's
+		 * head (an unexpire between them): asked again from scratch */
+		if (o->expired) {
+			int ignored;
+			if ((rc = o->expired(&ignored, NULL, 0, o->expired_payload)) < 0)
+				goto done;
+		}
+	}
 	/* a run killed earlier left at most dead copies and durable outputs:
 	 * marking again from scratch finds what it left (GC.md 5.2, "Built") */
 	if ((rc = udr__gc_exclusive_begin(r.act, r.s, true)) < 0)
@@ -1005,44 +1080,11 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	t0 = udr__now_ms();
 	rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
 	                      o->expired_payload);
-	r.mark_seconds = (double)(udr__now_ms() - t0) / 1000.0;
+	r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
 	if (rc < 0)
 		goto done;
-	{
-		/* unchain when what dies saves more than 1.25x what the full
-		 * copies add (GC.md 3.3); a dry run only says whether it would */
-		uint64_t cand = 0, saving = base_only_bytes(&r);
-		int64_t cost = 0;
-		if (saving > 0 && (rc = unchain(&r, &cand, &cost, false)) < 0)
-			goto done;
-		bool force = false;
-#ifdef UDR_FAULT_INJECTION
-		/* tests: UDR_GC_UNCHAIN=always unchains whatever it costs */
-		force = getenv("UDR_GC_UNCHAIN") && strcmp(getenv("UDR_GC_UNCHAIN"), "always") == 0;
-#endif
-		if (cand > 0 && (force || (double)saving > 1.25 * (double)(cost > 0 ? cost : 0)))
-			r.unchained = cand;
-	}
-	if (!o->dry_run && r.unchained > 0) {
-		uint64_t pb0 = packs_bytes(s);
-		int64_t cost = 0;
-		if ((rc = unchain(&r, &r.unchained, &cost, true)) < 0)
-			goto done;
-		if (r.unchained > 0) {
-			/* mark again: the deltas of what now has a full copy are
-			 * shunned, the bases only they needed die */
-			r.unchain_bytes = packs_bytes(s) - pb0;
-			udr__gc_mark_free(&r.m);
-			if ((rc = udr__packset_scan(s)) < 0)
-				goto done;
-			t0 = udr__now_ms();
-			rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
-			                      o->expired_payload);
-			r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
-			if (rc < 0)
-				goto done;
-		}
-	}
+	if (!pre && (rc = unchain_step(&r, o->dry_run, true)) < 0)
+		goto done;
 	progress(&r, "mark", r.m.objects, r.m.objects);
 	if ((rc = plan(&r)) < 0)
 		goto done;
