@@ -43,6 +43,7 @@ typedef struct run {
 	uint64_t unchained, unchain_bytes; /* pieces written in full (unchain), their packs' bytes */
 	bool resumed;
 	double mark_seconds;
+	struct udr__bcache *cache; /* decoded pieces of unchaining's chains */
 } run;
 
 static void progress(run *r, const char *phase, uint64_t done, uint64_t total)
@@ -606,17 +607,62 @@ static int rewrite(run *r)
  * again, and the mark shuns the deltas of objects with an intact full copy
  * (mark.c shun_deltas), so the bases only they needed die (GC.md 3.3,
  * "unchaining").  With write false nothing is written: *n the candidates
- * and *cost the bytes their full copies would add over their deltas (each
- * decoded and compressed); with write true the copies go to a new pack.
+ * and *cost the bytes their full copies would add over their deltas
+ * (estimated on at most UNCHAIN_SAMPLE of them, evenly spread); with write
+ * true the copies go to a new pack and *cost is exact.
  * Only adds copies: a kill at any point leaves duplicates that the next
  * run's mark resolves the same way.  Pack stores only.  A candidate that
  * does not decode is left chained (the guard and fsck speak of damage;
  * unchaining is not a repair).
  */
+/* What a full copy of delta h (raw size raw, stored in e.length bytes)
+ * adds over the delta: the zstd frame when smaller, else the raw bytes.
+ * *full and *z (either may stay NULL) receive the bytes when asked.  1 when
+ * h does not decode (left chained). */
+static int full_copy(run *r, const udr_hash *h, uint64_t raw, unsigned char **full, size_t *flen, unsigned char **z,
+                     size_t *zlen)
+{
+	int rc;
+	*full = *z = NULL;
+	*flen = *zlen = 0;
+	/* one cache for the run's decodes: candidates share their chains */
+	if (!r->cache && !(r->cache = udr__bcache_new(udr__bcache_cap(r->s), 0)))
+		return udr__error_oom();
+	udr__bcache_budget(r->cache, udr__decode_budget(r->s, raw));
+	if ((rc = udr__piece_load_c(full, flen, NULL, r->s, h, raw, true, r->cache)) < 0) {
+		if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
+			udr_error_clear();
+			return 1;
+		}
+		return rc;
+	}
+	if (r->s->level > 0 && (rc = udr__zstd_compress(z, zlen, *full, *flen, r->s->level, NULL, 0)) < 0) {
+		free(*full);
+		*full = NULL;
+		return rc;
+	}
+	if (*z && *zlen >= *flen - *flen / 32) {
+		free(*z);
+		*z = NULL;
+		*zlen = 0;
+	}
+	return 0;
+}
+
+/* The unchaining cost is estimated on at most this many candidates, evenly
+ * spread (each is decoded through its chain and compressed): the estimate
+ * only weighs space against time, never safety. */
+#define UNCHAIN_SAMPLE 64
+
 static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 {
 	udr__gc_mark *m = &r->m;
 	udr__packw *w = NULL;
+	struct cand {
+		udr_hash h;
+		uint64_t raw, stored;
+	} *cands = NULL;
+	size_t ncand = 0, capcand = 0;
 	int rc = 0;
 	*n = 0;
 	*cost = 0;
@@ -631,7 +677,7 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 		unsigned char *buf = NULL, *full = NULL, *z = NULL;
 		size_t len = 0, flen = 0, zlen = 0;
 		char hex[UDR_HASH_HEXSIZE + 1];
-		bool dead_base = false, use_z;
+		bool dead_base = false;
 		udr_hash h;
 		if (!(m->v[i].flags & UDR__GC_FIRST) || !(m->v[i].flags & UDR__GC_LIVE))
 			continue;
@@ -666,31 +712,35 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 		}
 		if (rc < 0 || !dead_base)
 			continue;
-		if ((rc = udr__piece_load(&full, &flen, NULL, r->s, &h, dh.raw_size, true)) < 0) {
-			if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
-				udr_error_clear();
-				rc = 0;
-			}
-			continue;
-		}
-		if (r->s->level > 0 && (rc = udr__zstd_compress(&z, &zlen, full, flen, r->s->level, NULL, 0)) < 0) {
-			free(full);
-			break;
-		}
-		use_z = z && zlen < flen - flen / 32;
-		*cost += (int64_t)(use_z ? zlen : flen) - (int64_t)e.length;
 		if (!write) {
-			(*n)++;
-			free(full);
-			free(z);
+			/* the cost is estimated on a sample, below */
+			if (ncand == capcand) {
+				size_t c2 = capcand ? 2 * capcand : 256;
+				struct cand *q = realloc(cands, c2 * sizeof(*cands));
+				if (!q) {
+					rc = udr__error_oom();
+					break;
+				}
+				cands = q;
+				capcand = c2;
+			}
+			cands[ncand].h = h;
+			cands[ncand].raw = dh.raw_size;
+			cands[ncand].stored = e.length;
+			ncand++;
 			continue;
 		}
+		if ((rc = full_copy(r, &h, dh.raw_size, &full, &flen, &z, &zlen)) != 0) {
+			rc = rc > 0 ? 0 : rc;
+			continue;
+		}
+		*cost += (int64_t)(z ? zlen : flen) - (int64_t)e.length;
 		if (!w && (rc = udr__packw_new(&w, r->s, UDR__PACK_CLASS_DATA)) < 0) {
 			free(full);
 			free(z);
 			break;
 		}
-		if (use_z)
+		if (z)
 			rc = udr__packw_append(w, &h, UDR__K_ZST, flen, z, (uint32_t)zlen);
 		else
 			rc = udr__packw_append(w, &h, UDR__K_RAW, flen, full, (uint32_t)flen);
@@ -699,6 +749,26 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 		if (rc == 0)
 			(*n)++;
 	}
+	if (!write && rc == 0 && ncand > 0) {
+		size_t step = ncand > UNCHAIN_SAMPLE ? ncand / UNCHAIN_SAMPLE : 1, sampled = 0, decoded = 0;
+		int64_t sum = 0;
+		for (size_t k = 0; k < ncand && sampled < UNCHAIN_SAMPLE && rc == 0; k += step, sampled++) {
+			unsigned char *full = NULL, *z = NULL;
+			size_t flen = 0, zlen = 0;
+			if ((rc = full_copy(r, &cands[k].h, cands[k].raw, &full, &flen, &z, &zlen)) == 0) {
+				sum += (int64_t)(z ? zlen : flen) - (int64_t)cands[k].stored;
+				decoded++;
+			}
+			rc = rc > 0 ? 0 : rc;
+			free(full);
+			free(z);
+		}
+		if (rc == 0 && decoded > 0) {
+			*n = ncand;
+			*cost = (int64_t)((double)sum * (double)ncand / (double)decoded);
+		}
+	}
+	free(cands);
 	if (w) {
 		if (rc == 0)
 			rc = udr__packw_flush(w);
@@ -708,8 +778,6 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 	return rc;
 }
 
-/* The bytes of objects kept only as delta bases (their kept copies): what
- * unchaining every candidate would free. */
 static uint64_t base_only_bytes(const run *r)
 {
 	const udr__gc_mark *m = &r->m;
@@ -1178,6 +1246,7 @@ done:
 	}
 	udr__gc_mark_free(&r.m);
 	free(r.dead_loose);
+	udr__bcache_free(r.cache);
 	release_all(&r);
 	udr__gcstate_release(&r.st);
 	return rc < 0 ? rc : 0;
