@@ -4,10 +4,11 @@
  * (sweep.c: the plan, rewrites, the guard, deletion, udr__gc_collect).
  * Internal: the front ends reach it through udr_db_gc (db.h).
  *
- * This round the run is stop-the-world for writers (GC.md 4, "Built"): GC
- * holds chunks/gc/lock for the whole run and LOCK_EX on chunks/gc/active.0
- * and active.1 from before mark lists the copies until its deletions are
- * durable; puts and commits hold LOCK_SH on one of them (gcfence.c).
+ * Writers are stopped for the mark and plan only (GC.md 4.7): GC holds
+ * chunks/gc/lock for the whole run and LOCK_EX on chunks/gc/active.0 and
+ * active.1 from before the locked mark lists the copies until its plan and
+ * doomed set are durable and named by STATE; puts and commits hold LOCK_SH
+ * on one of them (gcfence.c) and wait only when they reuse a doomed object.
  */
 #ifndef UDR_GC_COLLECT_H
 #define UDR_GC_COLLECT_H

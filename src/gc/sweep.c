@@ -1,9 +1,10 @@
 /*
  * sweep.c - GC's sweep (docs/GC.md 5) and the run around it: the locks
- * (chunks/gc/lock; LOCK_EX on chunks/gc/active.0 and .1 for the whole run:
- * stop-the-world for writers this round; packs/lock from before the listing
- * to the end of deletion), the plan, the rewrites through the pack writer,
- * the guard, deletion, STATE, and the report.
+ * (chunks/gc/lock; LOCK_EX on chunks/gc/active.0 and .1 from before the
+ * locked mark to the doomed set, GC.md 4.7; packs/lock from before the
+ * listing to the end of deletion), unchaining (decided before the lock),
+ * the plan, the doomed set, the rewrites through the pack writer, the
+ * guard, deletion, STATE, and the report.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -533,8 +535,16 @@ static int write_doomed(run *r, uint64_t epoch)
 	for (size_t i = 0; i < m->n; i++)
 		if ((m->v[i].flags & UDR__GC_FIRST) && !stays(m, i))
 			udr__gc_copy_hash(&hs[n++], m, m->v[i].id);
-	/* v is sorted by prefix then hash: already in order */
-	snprintf(name, sizeof(name), "doomed-%" PRIu64, epoch);
+	/* v is sorted by prefix then hash: already in order.  The name is
+	 * never reused (a random part), even if a damaged STATE removed by
+	 * hand sends the epoch back: a writer that found a dead run's set
+	 * ignores that name for good (gcfence.c) */
+	{
+		uint64_t rnd = 0;
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			rnd = (uint64_t)udr__now_ms() ^ ((uint64_t)getpid() << 40);
+		snprintf(name, sizeof(name), "doomed-%" PRIu64 "-%016" PRIx64, epoch, rnd);
+	}
 	if ((rc = gc_path(path, sizeof(path), r->s, name)) == 0 &&
 	    (rc = udr__doomset_encode(&bytes, &len, epoch, hs, n)) == 0)
 		rc = udr__write_file_atomic(r->s->tmpdir, path, bytes, len, UDR__PUBLISH_REPLACE, true);

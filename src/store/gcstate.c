@@ -204,8 +204,9 @@ static int state_path(char **out, const char *storepath)
 }
 
 /* A damaged STATE stops puts, commits with chunks and gc (reads go on):
- * say how to go on.  With gc stop-the-world (GC.md 4.7) removing it is
- * safe while no gc runs: a run's outputs are published before STATE says
+ * say how to go on.  Removing it is safe while no gc runs (GC.md 4.7; a
+ * doomed set's name is never reused, so the epoch going back binds
+ * nobody): a run's outputs are published before STATE says
  * so, and packs it had hidden hold only dead or duplicate copies, which the
  * next run, starting afresh, judges again. */
 static int damaged(int rc)
@@ -360,6 +361,7 @@ static void watch_doom(udr__gcwatch *w, const char *name)
 		udr__doomset_free(w->doom);
 		w->doom = NULL;
 		snprintf(w->doomed, sizeof(w->doomed), "%s", name);
+		w->doom_ignored[0] = 0;
 	}
 	__atomic_store_n(&w->doom_on, w->doomed[0] != 0, __ATOMIC_RELEASE);
 }
