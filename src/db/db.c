@@ -484,3 +484,43 @@ int udr_db_gc_reset(int *was_aborted, udr_db *db)
 	udr__gcstate_release(&st);
 	return rc;
 }
+
+/* ---- fsck --repair (docs/GC.md 6) ------------------------------------------------------- */
+
+int udr_db_repair(char **report_json, udr_db *db)
+{
+	udr__gc_repair_out g;
+	udr__lease_set ls;
+	uint64_t indexes = 0;
+	bool midx = false;
+	json_t *o;
+	int rc;
+	if (report_json)
+		*report_json = NULL;
+	if (!report_json || !db)
+		return udr__error_set(UDR_EINVAL, "udr_db_repair: NULL argument");
+	/* gc's run files and fresh tails, under gc's own locks (refused while
+	 * a gc runs) */
+	if ((rc = udr__gc_repair(&g, db->store, db->catalog)) < 0)
+		return rc;
+	/* leases of dead owners (their lock is free): removed as gc's expire
+	 * step removes them */
+	memset(&ls, 0, sizeof(ls));
+	if ((rc = udr__leases_collect(&ls, db->catalog->path)) < 0)
+		return rc;
+	if ((rc = udr__store_repair_packs(db->store, &indexes, &midx)) < 0) {
+		udr__lease_set_free(&ls);
+		return rc;
+	}
+	o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
+	              udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch", (json_int_t)g.epoch,
+	              "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_files", (json_int_t)g.run_files,
+	              "fresh_cut_bytes", (json_int_t)(g.fresh_cut[0] + g.fresh_cut[1]), "leases",
+	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "midx", midx);
+	udr__lease_set_free(&ls);
+	if (!o)
+		return udr__error_oom();
+	*report_json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return *report_json ? 0 : udr__error_oom();
+}

@@ -96,6 +96,14 @@ int udr__gc_fresh_foreach(const char *storepath, unsigned parity, udr__gc_fresh_
  */
 int udr__gc_fresh_reset(const char *storepath, unsigned parity);
 
+/*
+ * fsck --repair: cut a torn trailing record of chunks/gc/fresh.<parity> (a
+ * writer killed mid-append) to whole records, under LOCK_EX as writers do;
+ * *cut the bytes removed (0: whole already, or no file).  Errors: UDR_EIO,
+ * UDR_ENOMEM.
+ */
+int udr__gc_fresh_repair(const char *storepath, unsigned parity, uint64_t *cut);
+
 /* Tests: the now (ms) the fresh test uses; 0 restores the clock. */
 extern int64_t udr__gc_test_now_ms;
 
