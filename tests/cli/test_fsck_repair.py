@@ -159,6 +159,41 @@ def test_gc_killed_before_deleting_is_abandoned(udr, tmp_path):
     read_back(udr, tmp_path, got)
 
 
+@needs_faults
+def test_gc_killed_while_deleting_is_finished(udr, tmp_path):
+    """kill -9 at the n-th unlink of a gc until one dies with STATE
+    deleting; --repair finishes that deletion (the plan's packs go), STATE
+    idle, and every version reads back."""
+    got = build(udr, tmp_path)
+    for i in range(3):
+        udr.put(rnd(200_000, 50 + i))  # garbage, in packs of its own
+    import shutil
+    for n in range(1, 12):
+        s = tmp_path / ("s%d" % n)
+        shutil.copytree(udr.root, s)
+        u = Udr(s)
+        r = u("gc", "--grace", "0s", env={"UDR_FAULT": "unlink:%d:crash" % n})
+        if r.code == 0:
+            break
+        st = json.loads(u.ok("gc", "--status", "--json").out)
+        if st["phase"] != "deleting":
+            continue
+        plan = json.loads((s / "chunks" / "gc" / st["plan"]).read_text())
+        doomed = plan["drop"] + plan["rewrite"]
+        assert doomed, plan
+        r = repair(u)
+        assert r.code == 0, r
+        assert "repair: gc run of epoch %d was killed while deleting: finished" % st["epoch"] in r.out, r.out
+        for name in doomed:
+            assert not (s / "chunks" / "packs" / (name + ".pack")).exists()
+            assert not (s / "chunks" / "packs" / (name + ".idx")).exists()
+        assert json.loads(u.ok("gc", "--status", "--json").out)["phase"] == "idle"
+        clean(u)
+        read_back(u, tmp_path, got)
+        return
+    pytest.fail("no gc run died while deleting")
+
+
 # ---- derived files rebuilt ------------------------------------------------------------------
 
 def test_deleted_pack_index_rebuilt(udr, tmp_path):
