@@ -607,6 +607,22 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		if (udr_db_gc_status(&st, db) == 0) {
 			json_t *r = json_loads(st, 0, NULL);
 			json_t *d = json_object_get(json_object_get(r, "leases"), "damaged");
+			const char *phase = json_string_value(json_object_get(r, "phase"));
+
+			/* a run killed part way (GC.md 6): said, not counted */
+			if (phase && strcmp(phase, "idle") != 0 && strcmp(phase, "aborted") != 0 &&
+			    json_is_null(json_object_get(r, "running"))) {
+				char msg[300];
+
+				snprintf(msg, sizeof(msg), "gc epoch %" PRIu64 " was interrupted (%s); the next udr gc or "
+				         "udr fsck --repair finishes it", jint(r, "epoch"), phase);
+				if (repairs.json) {
+					notes = notes ? notes : json_array();
+					json_array_append_new(notes, json_string(msg));
+				} else {
+					printf("note: %s\n", msg);
+				}
+			}
 
 			if (json_is_string(d)) {
 				char msg[4400];

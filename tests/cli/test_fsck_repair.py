@@ -145,13 +145,18 @@ def test_gc_killed_before_deleting_is_abandoned(udr, tmp_path):
     assert st["phase"] in ("planned", "rewritten"), st
     plans = list((udr.root / "chunks" / "gc").glob("plan-*"))
     assert plans
+    r = udr("fsck")  # said, not counted, not repaired
+    assert r.code == 0 and ("note: gc epoch %d was interrupted (%s)" % (st["epoch"], st["phase"])) in r.out, r
+    assert all(x.exists() for x in plans)
+    j = json.loads(udr.ok("fsck", "--json").out)
+    assert j["problem_count"] == 0 and any("was interrupted" in n for n in j["notes"]), j
     r = repair(udr)
     assert r.code == 0, r
     assert "was killed before deleting (%s): abandoned" % st["phase"] in r.out, r.out
     assert "repair: removed %d run file" % len(plans) in r.out, r.out
     assert not any(x.exists() for x in plans)
     assert json.loads(udr.ok("gc", "--status", "--json").out)["phase"] == "idle"
-    clean(udr)
+    assert "was interrupted" not in clean(udr).out
     read_back(udr, tmp_path, got)
     # gc runs again, and the store stays whole
     assert udr("gc", "--grace", "0s").code == 0
