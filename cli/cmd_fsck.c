@@ -609,31 +609,46 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			json_t *d = json_object_get(json_object_get(r, "leases"), "damaged");
 			const char *phase = json_string_value(json_object_get(r, "phase"));
 
-			/* a run killed part way (GC.md 6): said, not counted */
-			if (phase && strcmp(phase, "idle") != 0 && strcmp(phase, "aborted") != 0 &&
-			    json_is_null(json_object_get(r, "running"))) {
-				char msg[300];
+			char msg[3][600];
+			int nm = 0;
 
-				snprintf(msg, sizeof(msg), "gc epoch %" PRIu64 " was interrupted (%s); the next udr gc or "
-				         "udr fsck --repair finishes it", jint(r, "epoch"), phase);
+			/* what a crash leaves and --repair removes (GC.md 6): said,
+			 * not counted; no data is at risk */
+			if (phase && strcmp(phase, "damaged") == 0)
+				snprintf(msg[nm++], sizeof(msg[0]), "chunks/gc/STATE is damaged (%.400s): gc and writers stop "
+				         "until it is dealt with; fsck --repair does not rebuild it",
+				         json_string_value(json_object_get(r, "damage")) ? json_string_value(json_object_get(r, "damage")) : "?");
+			else if (phase && strcmp(phase, "idle") != 0 && strcmp(phase, "aborted") != 0 &&
+			         json_is_null(json_object_get(r, "running")))
+				snprintf(msg[nm++], sizeof(msg[0]), "gc epoch %" PRIu64 " was interrupted (%s); the next udr gc "
+				         "or udr fsck --repair finishes it", jint(r, "epoch"), phase);
+			if (jint(r, "stale_leases") > 0)
+				snprintf(msg[nm++], sizeof(msg[0]), "%" PRIu64 " lease file%s of dead processes; udr fsck "
+				         "--repair or udr gc removes them", jint(r, "stale_leases"),
+				         PLURAL(jint(r, "stale_leases")));
+			if (jint(r, "fresh_torn") > 0)
+				snprintf(msg[nm++], sizeof(msg[0]), "chunks/gc/fresh ends with a torn record (%" PRIu64 " byte%s); "
+				         "udr fsck --repair cuts it", jint(r, "fresh_torn"),
+				         PLURAL(jint(r, "fresh_torn")));
+			for (int i = 0; i < nm; i++) {
 				if (repairs.json) {
 					notes = notes ? notes : json_array();
-					json_array_append_new(notes, json_string(msg));
+					json_array_append_new(notes, json_string(msg[i]));
 				} else {
-					printf("note: %s\n", msg);
+					printf("note: %s\n", msg[i]);
 				}
 			}
 
 			if (json_is_string(d)) {
-				char msg[4400];
+				char dmsg[4400];
 
-				snprintf(msg, sizeof(msg), "lease %s of a live process is damaged: retention expires nothing "
+				snprintf(dmsg, sizeof(dmsg), "lease %s of a live process is damaged: retention expires nothing "
 				         "while it stays (it goes when its owner exits)", json_string_value(d));
 				if (repairs.json) {
 					notes = notes ? notes : json_array();
-					json_array_append_new(notes, json_string(msg));
+					json_array_append_new(notes, json_string(dmsg));
 				} else {
-					printf("note: %s\n", msg);
+					printf("note: %s\n", dmsg);
 				}
 			}
 			json_decref(r);

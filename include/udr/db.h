@@ -66,7 +66,9 @@ UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *o
 /**
  * The state of garbage collection: chunks/gc/STATE as a JSON object
  * ({"epoch","phase","running":pid or null,"last":the last run's report or
- * null}); freed with udr_free.
+ * null, ..., "stale_leases": lease files of dead owners, "fresh_torn":
+ * bytes of torn records at the end of chunks/gc/fresh.*}); freed with
+ * udr_free.
  */
 UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
 

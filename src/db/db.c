@@ -344,7 +344,7 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 
 /* ,"leases":{"pins":[{pin line, "pid":N}...],"damaged":PATH|null}: the
  * live pins of open readers (GC.md 2.1, 2.4), read without removing. */
-static int status_leases(udr__buf *b, udr_db *db)
+static int status_leases(udr__buf *b, udr_db *db, uint64_t *stale)
 {
 	udr__lease_set ls;
 	json_t *o = json_object(), *pins = json_array();
@@ -362,6 +362,7 @@ static int status_leases(udr__buf *b, udr_db *db)
 		    json_array_append_new(pins, p) < 0)
 			rc = udr__error_oom();
 	}
+	*stale = ls.dead;
 	if (rc == 0 && (json_object_set(o, "pins", pins) < 0 ||
 	                json_object_set_new(o, "damaged", ls.damaged ? json_string(ls.damaged) : json_null()) < 0 ||
 	                !(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER))))
@@ -380,6 +381,7 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 	udr__gcstate st;
 	udr__buf b = {0};
 	char *path, pid[32] = "null", *damage = NULL;
+	uint64_t stale = 0;
 	int rc, fd;
 	if (!state_json || !db)
 		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
@@ -430,7 +432,22 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 	if (rc == 0)
 		rc = udr__buf_printf(&b, ",\"last\":%s", st.last ? st.last : "null");
 	if (rc == 0)
-		rc = status_leases(&b, db);
+		rc = status_leases(&b, db, &stale);
+	if (rc == 0) {
+		/* what fsck --repair removes: leases of dead owners, torn
+		 * tails of the fresh files (GC.md 6) */
+		uint64_t torn = 0;
+		for (unsigned par = 0; par < 2; par++) {
+			char name[16], *fp;
+			struct stat fs;
+			snprintf(name, sizeof(name), "gc/fresh.%u", par);
+			if ((fp = udr__path_join(udr_store_path(db->store), name)) != NULL && stat(fp, &fs) == 0)
+				torn += (uint64_t)fs.st_size % UDR__GC_FRESH_RECORD;
+			free(fp);
+		}
+		rc = udr__buf_printf(&b, ",\"stale_leases\":%llu,\"fresh_torn\":%llu", (unsigned long long)stale,
+		                     (unsigned long long)torn);
+	}
 	if (rc == 0)
 		rc = udr__buf_puts(&b, "}");
 	udr__gcstate_release(&st);

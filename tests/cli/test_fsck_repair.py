@@ -100,11 +100,15 @@ def test_stale_lease_removed_live_one_kept(udr, tmp_path):
     dead.wait()
     stale = d / ("%d-%016x.lease" % (dead.pid, 0xABCDEF))
     stale.write_text('{"pin":1,"snapshot":1,"branch":"main","what":"txn","ms":1}\n')
+    r = udr("fsck")  # said, not counted, left in place
+    assert r.code == 0 and "note: 1 lease file of dead processes" in r.out, r
+    assert stale.exists()
+    assert json.loads(udr.ok("gc", "--status", "--json").out)["stale_leases"] == 1
     r = repair(udr)
     assert r.code == 0, r
     assert "repair: removed 1 stale lease of dead processes" in r.out, r.out
     assert not stale.exists()
-    clean(udr)
+    assert "lease" not in clean(udr).out
     read_back(udr, tmp_path, got)
 
 
@@ -115,12 +119,18 @@ def test_torn_fresh_record_cut(udr, tmp_path):
     f = gcdir / "fresh.0"
     whole = (int(time.time() * 1000)).to_bytes(8, "little") + bytes.fromhex(chunks(udr, "w", 1)[0])
     f.write_bytes(whole + b"\x01\x02\x03\x04\x05\x06\x07")
+    r = udr("fsck")  # said, not counted, not cut
+    assert r.code == 0 and "note: chunks/gc/fresh ends with a torn record (7 bytes)" in r.out, r
+    j = json.loads(udr.ok("fsck", "--json").out)
+    assert any("torn record (7 bytes)" in n for n in j["notes"]) and j["problem_count"] == 0, j
+    assert len(f.read_bytes()) == 47
     r = repair(udr)
     assert r.code == 0, r
     assert "repair: cut a torn record (7 bytes) off chunks/gc/fresh" in r.out, r.out
     assert f.read_bytes() == whole
     r = repair(udr)
     assert r.code == 0 and "torn record" not in r.out, r
+    assert "torn" not in clean(udr).out
     read_back(udr, tmp_path, got)
 
 
