@@ -436,3 +436,33 @@ def test_json_with_repair_from_is_a_usage_error(udr, tmp_path):
     r = udr("fsck", "--json", "--repair-from", f)
     assert r.code == 2, r
     assert tree(udr.root) == before
+
+
+def test_repair_beside_writers_loses_nothing(udr, tmp_path):
+    """--repair takes the locks writers take: commits running meanwhile all
+    land, every committed version reads back, and no commit's file is taken
+    for a leftover."""
+    script = tmp_path / "w.sh"
+    script.write_text("set -e\nfor i in $(seq 1 25); do\n"
+                      "  head -c 30000 /dev/urandom > \"$1/in$i\"\n"
+                      "  \"%s\" --store \"%s\" commit t --next --file \"$1/in$i\" > /dev/null\n"
+                      "done\n" % (UDR_BIN, udr.root))
+    (tmp_path / "w").mkdir()
+    w = subprocess.Popen(["sh", str(script), str(tmp_path / "w")], env=base_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    runs = 0
+    try:
+        while w.poll() is None:
+            r = repair(udr)
+            assert r.code == 0, r
+            runs += 1
+    finally:
+        out, err = w.communicate(timeout=120)
+    assert w.returncode == 0, err
+    assert runs >= 3, runs
+    clean(udr)
+    vs = udr.ok("versions", "t").out.split()
+    assert vs == [str(i) for i in range(1, 26)], vs
+    for i in range(1, 26):
+        data = (tmp_path / "w" / ("in%d" % i)).read_bytes()
+        assert b"".join(udr.ok("get", h).stdout for h in chunks(udr, "t", i)) == data, i
