@@ -71,6 +71,10 @@ static void hset_add(hash_set *g, const udr_hash *h)
 }
 
 
+/* Before each problem line: "found: " for --repair's first check (what it
+ * found, and rebuilt where it could), "" otherwise. */
+static const char *line_prefix = "";
+
 struct fsck_state {
 	const char *what; /* "chunk" or "catalog" */
 	int in_catalog;
@@ -131,7 +135,7 @@ static int print_problem(const udr_problem *p, void *payload)
 		st->printed++;
 		return 0;
 	}
-	printf("%s %s %s: %s", problem_kind(p->code, st->in_catalog), st->what, object, message);
+	printf("%s%s %s %s: %s", line_prefix, problem_kind(p->code, st->in_catalog), st->what, object, message);
 	/* The path helps to find the file, unless the message already names it. */
 	if (p->path && p->path != object && !strstr(message, p->path))
 		printf(" (%s)", p->path);
@@ -300,8 +304,9 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 					         udr_error_last()->message ? udr_error_last()->message : "damaged");
 					json_problem(list, "damaged", "version", obj, NULL, msg);
 				} else {
-					printf("damaged version %s@%" PRIu64 ": chunk %s cannot be read back: %s\n", tables[t],
-					       vs[i], hex, udr_error_last()->message ? udr_error_last()->message : "damaged");
+					printf("%sdamaged version %s@%" PRIu64 ": chunk %s cannot be read back: %s\n", line_prefix,
+					       tables[t], vs[i], hex,
+					       udr_error_last()->message ? udr_error_last()->message : "damaged");
 				}
 				udr_error_clear();
 				printed++;
@@ -583,7 +588,10 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		first.list = json_array();
 	if (repairs.json && !repairs.repair)
 		first.unrec = json_array();
+	if (repairs.repair)
+		line_prefix = "found: ";
 	run_pass(&first, db);
+	line_prefix = "";
 	if (repairs.repair && !pass_clean(&first)) {
 		/* what the check could rebuild it has: what remains now is the
 		 * store's state after repair, unrecoverable versions named */

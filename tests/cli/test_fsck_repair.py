@@ -237,7 +237,7 @@ def test_truncated_pack_index_rebuilt(udr, tmp_path):
     r = repair(udr)
     assert r.code == 0, r
     lines = r.out.splitlines()
-    assert any(pack.stem in x and "rebuilt from the pack" in x for x in lines), r.out
+    assert any(x.startswith("found: ") and pack.stem in x and "rebuilt from the pack" in x for x in lines), r.out
     assert "repair: checking again" in lines, r.out
     assert "0 problems remaining" in lines[-1], r.out
     assert idx.read_bytes() == good
@@ -285,7 +285,8 @@ def test_damaged_checkpoint_rewritten(udr, tmp_path):
     cp.write_bytes(bytes(b))
     r = repair(udr)
     assert r.code == 0, r
-    assert "checkpoint" in r.out and "repair: checking again" in r.out, r.out
+    assert any(x.startswith("found: ") and "checkpoint" in x for x in r.out.splitlines()), r.out
+    assert "repair: checking again" in r.out, r.out
     assert "0 problems remaining" in r.out.splitlines()[-1], r.out
     assert cp.read_bytes() == good
     clean(udr)
@@ -332,6 +333,11 @@ def test_damaged_chunk_not_repaired_versions_named(udr, tmp_path):
     assert unrec == ["unrecoverable t@1 (branch main, commit 1): chunk %s damaged" % h,
                      "unrecoverable v@1 (branch main, commit 2): chunk %s damaged" % h], r.out
     assert "problems remaining" in lines[-1] and " 0 problems" not in lines[-1], r.out
+    # found by the first check, and still there after it: the same lines
+    found = [x[len("found: "):] for x in lines if x.startswith("found: ")]
+    i = lines.index("repair: checking again")
+    remaining = [x for x in lines[i + 1:] if not x.startswith(("unrecoverable ", "fsck:", "note:"))]
+    assert found and found == remaining, r.out
     # nothing invented: the chunk store and the log are as they were
     assert tree(udr.root / "chunks") == before
     assert tree(udr.root / "catalog" / "log") == log
