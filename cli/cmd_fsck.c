@@ -1,7 +1,11 @@
 /*
  * cli/cmd_fsck.c - `udr fsck`: check the chunk store, then the catalog,
  * printing one line per problem and a summary.  With --repair-from FILE it
- * first takes good copies of damaged content from the files given.
+ * first takes good copies of damaged content from the files given; with
+ * --repair it first removes crash leftovers and rebuilds derived files
+ * (udr_db_repair, the query cache), checks, and checks again to report what
+ * remains, naming the versions that are unrecoverable (docs/GC.md 6);
+ * --json prints one JSON object instead of lines.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -67,12 +71,33 @@ static void hset_add(hash_set *g, const udr_hash *h)
 }
 
 
+/* Before each problem line: "found: " for --repair's first check (what it
+ * found, and rebuilt where it could), "" otherwise. */
+static const char *line_prefix = "";
+
 struct fsck_state {
 	const char *what; /* "chunk" or "catalog" */
 	int in_catalog;
 	uint64_t printed;
 	hash_set reported; /* chunk store: the objects a problem names */
+	json_t *list;      /* --json: problems go here instead of stdout */
 };
+
+/* Append {"kind","what","object","path","message"} to list. */
+static void json_problem(json_t *list, const char *kind, const char *what, const char *object, const char *path,
+                         const char *message)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return;
+	json_object_set_new(o, "kind", json_string(kind));
+	json_object_set_new(o, "what", json_string(what));
+	json_object_set_new(o, "object", object ? json_string(object) : json_null());
+	json_object_set_new(o, "path", path ? json_string(path) : json_null());
+	json_object_set_new(o, "message", json_string(message ? message : ""));
+	json_array_append_new(list, o);
+}
 
 /*
  * The first word of a problem line.  A chunk-store problem concerns the chunk
@@ -100,12 +125,17 @@ static int print_problem(const udr_problem *p, void *payload)
 	const char *object = p->object ? p->object : p->path ? p->path : "?";
 	const char *message = p->message ? p->message : udr_strerror(p->code);
 
-	printf("%s %s %s: %s", problem_kind(p->code, st->in_catalog), st->what, object, message);
 	if (!st->in_catalog && p->object) {
 		udr_hash h;
 		if (strlen(p->object) == UDR_HASH_HEXSIZE && udr_hash_fromhex(&h, p->object) == 0)
 			hset_add(&st->reported, &h);
 	}
+	if (st->list) {
+		json_problem(st->list, problem_kind(p->code, st->in_catalog), st->what, object, p->path, message);
+		st->printed++;
+		return 0;
+	}
+	printf("%s%s %s %s: %s", line_prefix, problem_kind(p->code, st->in_catalog), st->what, object, message);
 	/* The path helps to find the file, unless the message already names it. */
 	if (p->path && p->path != object && !strstr(message, p->path))
 		printf(" (%s)", p->path);
@@ -189,9 +219,37 @@ static int list_dir(char ***names, size_t *nn, uint64_t **vers, size_t *nv, cons
  * problems named; it decoded every object, each content through all its
  * pieces, so only a chunk it named is read again (for the message); NULL:
  * every chunk is read, a content found intact once for all versions.
- * Returns the number of lines printed.
+ * list (--json): the damaged versions go there instead of stdout.  unrec
+ * (--json, --repair): every version that cannot be read back, as
+ * {"table","version","branch","commit","chunks":[...],"reason":"missing"|
+ * "damaged"} ("missing": some chunk it names is not stored, which the
+ * catalog check reported as "broken"; "damaged": stored but not readable).
+ * Returns the number of damaged versions named (each a problem).
  */
-static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported)
+static void add_unrecoverable(json_t *unrec, udr_catalog *c, const udr_version *v, json_t *chunks, const char *reason)
+{
+	udr_commit *cm = NULL;
+	json_t *o = json_object();
+
+	if (!o) {
+		json_decref(chunks);
+		return;
+	}
+	json_object_set_new(o, "table", json_string(v->table));
+	json_object_set_new(o, "version", json_integer((json_int_t)v->version));
+	if (v->commit_seq && udr_catalog_get_commit(&cm, c, v->commit_seq) == 0 && cm->branch)
+		json_object_set_new(o, "branch", json_string(cm->branch));
+	else
+		json_object_set_new(o, "branch", json_null());
+	udr_error_clear();
+	udr_commit_free(cm);
+	json_object_set_new(o, "commit", json_integer((json_int_t)v->commit_seq));
+	json_object_set_new(o, "chunks", chunks);
+	json_object_set_new(o, "reason", json_string(reason));
+	json_array_append_new(unrec, o);
+}
+
+static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json_t *list, json_t *unrec)
 {
 	udr_catalog *c = udr_db_catalog(db);
 	udr_store *s = udr_db_store(db);
@@ -220,8 +278,15 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported)
 				udr_error_clear(); /* the catalog check reported it */
 				continue;
 			}
+			json_t *missing = unrec ? json_array() : NULL;
 			for (size_t k = 0; k < v->nchunks; k++) {
 				char hex[UDR_HASH_HEXSIZE + 1];
+				udr_hash_tohex(hex, &v->chunks[k]);
+				if (missing && !hset_has(&good, &v->chunks[k]) && udr_store_exists(s, &v->chunks[k]) != 1) {
+					udr_error_clear(); /* reported as broken by the catalog check */
+					json_array_append_new(missing, json_string(hex));
+					continue;
+				}
 				if (hset_has(&good, &v->chunks[k]) || (reported && !hset_has(reported, &v->chunks[k])))
 					continue; /* read back intact already, here or by the store check */
 				if (udr_store_exists(s, &v->chunks[k]) != 1) {
@@ -232,13 +297,30 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported)
 					hset_add(&good, &v->chunks[k]);
 					continue;
 				}
-				udr_hash_tohex(hex, &v->chunks[k]);
-				printf("damaged version %s@%" PRIu64 ": chunk %s cannot be read back: %s\n", tables[t], vs[i],
-				       hex, udr_error_last()->message ? udr_error_last()->message : "damaged");
+				if (list) {
+					char obj[UDR_TABLE_NAME_MAX + 32], msg[600];
+					snprintf(obj, sizeof(obj), "%s@%" PRIu64, tables[t], vs[i]);
+					snprintf(msg, sizeof(msg), "chunk %s cannot be read back: %.400s", hex,
+					         udr_error_last()->message ? udr_error_last()->message : "damaged");
+					json_problem(list, "damaged", "version", obj, NULL, msg);
+				} else {
+					printf("%sdamaged version %s@%" PRIu64 ": chunk %s cannot be read back: %s\n", line_prefix,
+					       tables[t], vs[i], hex,
+					       udr_error_last()->message ? udr_error_last()->message : "damaged");
+				}
 				udr_error_clear();
 				printed++;
+				if (unrec && json_array_size(missing) == 0) {
+					json_t *one = json_array();
+					json_array_append_new(one, json_string(hex));
+					add_unrecoverable(unrec, c, v, one, "damaged");
+				}
 				break;
 			}
+			if (missing && json_array_size(missing) > 0)
+				add_unrecoverable(unrec, c, v, missing, "missing");
+			else
+				json_decref(missing);
 			udr_version_free(v);
 		}
 		free(vs);
@@ -263,13 +345,13 @@ static int run_check(int rc, const char *what)
 	return rc;
 }
 
-enum { OPT_REPAIR_FROM = CLI_OPT_FIRST, OPT_RESET_HEAD };
+enum { OPT_REPAIR_FROM = CLI_OPT_FIRST, OPT_RESET_HEAD, OPT_REPAIR, OPT_JSON };
 
-/* The files of --repair-from, in order. */
+/* The files of --repair-from, in order, and the flags. */
 struct repair_list {
 	const char **files;
 	size_t n;
-	bool reset_head;
+	bool reset_head, repair, json;
 };
 
 static int fsck_opt(int opt, const char *arg, void *payload)
@@ -277,8 +359,8 @@ static int fsck_opt(int opt, const char *arg, void *payload)
 	struct repair_list *l = payload;
 	const char **p;
 
-	if (opt == OPT_RESET_HEAD) {
-		l->reset_head = true;
+	if (opt == OPT_RESET_HEAD || opt == OPT_REPAIR || opt == OPT_JSON) {
+		*(opt == OPT_RESET_HEAD ? &l->reset_head : opt == OPT_REPAIR ? &l->repair : &l->json) = true;
 		return -1;
 	}
 	if (!(p = realloc(l->files, (l->n + 1) * sizeof(*p)))) {
@@ -319,20 +401,152 @@ static int repair_from(udr_store *store, const struct repair_list *l)
 	return code;
 }
 
+/* One check of the whole store: the chunk store, the catalog, the versions
+ * damage reaches. */
+struct pass {
+	udr_check_stats cs, ms;
+	uint64_t problems;
+	int rc_store, rc_cat;
+	json_t *list;  /* --json: the problems */
+	json_t *unrec; /* --json, --repair: the unrecoverable versions (NULL: not collected) */
+};
+
+static void run_pass(struct pass *p, udr_db *db)
+{
+	struct fsck_state chunk_state = { "chunk", 0, 0, { NULL, NULL, 0, 0 }, p->list };
+	struct fsck_state cat_state = { "catalog", 1, 0, { NULL, NULL, 0, 0 }, p->list };
+
+	p->rc_store = run_check(udr_store_fsck(&p->cs, udr_db_store(db), print_problem, &chunk_state), "chunk store");
+	p->rc_cat = run_check(udr_catalog_fsck(&p->ms, udr_db_catalog(db), print_problem, &cat_state), "catalog");
+#ifdef UDR_HAVE_QUERY
+	/* part directories of killed imports (<root>/cache/query/tmp/import-*) */
+	{
+		uint64_t stale = 0;
+
+		if (run_check(udr_query_clean_temp(&stale, db, NULL), "query temp") == 0)
+			p->ms.temp_removed += stale;
+	}
+#endif
+	p->problems = chunk_state.printed + cat_state.printed;
+	if (chunk_state.printed > 0 || (p->unrec && cat_state.printed > 0))
+		p->problems += name_damaged_versions(db,
+		                                     chunk_state.printed == 0 || p->rc_store == 0 || p->rc_store == UDR_ECORRUPT
+		                                             ? &chunk_state.reported
+		                                             : NULL,
+		                                     p->list, p->unrec);
+	free(chunk_state.reported.v);
+	free(chunk_state.reported.used);
+	free(cat_state.reported.v);
+	free(cat_state.reported.used);
+}
+
+static bool pass_clean(const struct pass *p)
+{
+	return p->problems == 0 && p->rc_store == 0 && p->rc_cat == 0;
+}
+
+static uint64_t jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+}
+
+/*
+ * --repair's own step (udr_db_repair, then the query cache), printed one
+ * line per thing done ("repair: ...") or, with --json, kept in *out.
+ * Returns 0 or the exit code of a refusal (UDR_ELOCKED: a gc runs).
+ */
+static int repair_step(json_t **out, udr_db *db, bool json)
+{
+	char *text = NULL;
+	json_t *r;
+	int rc = udr_db_repair(&text, db);
+
+	*out = NULL;
+	if (rc)
+		return cli_fail(rc);
+	r = json_loads(text, 0, NULL);
+	udr_free(text);
+	if (!r) {
+		cli_errorf("out of memory");
+		return CLI_EXIT_IO;
+	}
+#ifdef UDR_HAVE_QUERY
+	{
+		udr_query_cache_info gone = { 0, 0, 0 };
+		int skipped = 0;
+
+		if (run_check(udr_query_cache_verify(&gone, &skipped, db, NULL), "query cache") != 0)
+			udr_error_clear();
+		json_object_set_new(r, "query_cache_removed", json_integer((json_int_t)gone.parts));
+		json_object_set_new(r, "query_cache_busy", json_boolean(skipped));
+	}
+#endif
+	if (!json) {
+		const char *phase = json_string_value(json_object_get(r, "gc_phase"));
+		uint64_t n;
+
+		if (json_is_true(json_object_get(r, "gc_finished")))
+			printf("repair: gc run of epoch %" PRIu64 " was killed while deleting: finished (its plan's packs "
+			       "removed)\n", jint(r, "gc_epoch"));
+		if (json_is_true(json_object_get(r, "gc_abandoned")))
+			printf("repair: gc run of epoch %" PRIu64 " was killed before deleting (%s): abandoned, gc state "
+			       "idle\n", jint(r, "gc_epoch"), phase ? phase : "?");
+		if ((n = jint(r, "gc_files")) > 0)
+			printf("repair: removed %" PRIu64 " run file%s of abandoned gc runs\n", n, PLURAL(n));
+		if ((n = jint(r, "fresh_cut_bytes")) > 0)
+			printf("repair: cut a torn record (%" PRIu64 " byte%s) off chunks/gc/fresh\n", n, PLURAL(n));
+		if ((n = jint(r, "leases")) > 0)
+			printf("repair: removed %" PRIu64 " stale lease%s of dead processes\n", n, PLURAL(n));
+		if ((n = jint(r, "pack_indexes")) > 0)
+			printf("repair: indexed %" PRIu64 " pack%s without an index, from %s bytes\n", n, PLURAL(n),
+			       n == 1 ? "its" : "their");
+		if (json_is_true(json_object_get(r, "midx")))
+			printf("repair: rebuilt the multi-pack index\n");
+		if ((n = jint(r, "query_cache_removed")) > 0)
+			printf("repair: removed %" PRIu64 " query cache file%s failing verification\n", n, PLURAL(n));
+		if (json_is_true(json_object_get(r, "query_cache_busy")))
+			printf("repair: the query cache is in use: not verified\n");
+	}
+	*out = r;
+	return 0;
+}
+
+/* "unrecoverable T@V (branch B, commit S): chunk H missing" lines. */
+static void print_unrecoverable(json_t *unrec)
+{
+	size_t i;
+	json_t *u;
+
+	json_array_foreach(unrec, i, u) {
+		json_t *ch = json_object_get(u, "chunks"), *b = json_object_get(u, "branch");
+		size_t n = json_array_size(ch);
+
+		printf("unrecoverable %s@%" PRIu64 " (branch %s, commit %" PRIu64 "): chunk%s", json_string_value(json_object_get(u, "table")),
+		       jint(u, "version"), json_is_string(b) ? json_string_value(b) : "?", jint(u, "commit"), PLURAL(n));
+		for (size_t k = 0; k < n; k++)
+			printf("%s%s", k ? ", " : " ", json_string_value(json_array_get(ch, k)));
+		printf(" %s\n", json_string_value(json_object_get(u, "reason")));
+	}
+}
+
 int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "repair-from", required_argument, NULL, OPT_REPAIR_FROM },
 		{ "reset-head", no_argument, NULL, OPT_RESET_HEAD },
+		{ "repair", no_argument, NULL, OPT_REPAIR },
+		{ "json", no_argument, NULL, OPT_JSON },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("fsck");
-	udr_check_stats cs = { 0 }, ms = { 0 };
-	struct fsck_state chunk_state = { "chunk", 0, 0, { NULL, NULL, 0, 0 } }, cat_state = { "catalog", 1, 0, { NULL, NULL, 0, 0 } };
-	struct repair_list repairs = { NULL, 0, false };
-	uint64_t problems;
+	struct repair_list repairs = { NULL, 0, false, false, false };
+	struct pass first, last;
+	json_t *rep = NULL, *notes = NULL, *out = NULL;
 	udr_db *db;
-	int rc_store, rc_cat, rc_repair;
+	int rc_repair, code;
+	bool gc_reset = false;
 	int rc = cli_parse_options(ctx, self, argc, argv, NULL, longopts, fsck_opt, &repairs);
 
 	if (rc >= 0) {
@@ -342,6 +556,10 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	if (optind < argc) {
 		free(repairs.files);
 		return cli_usage_error(self, "too many arguments");
+	}
+	if (repairs.json && (repairs.n > 0 || repairs.reset_head)) {
+		free(repairs.files);
+		return cli_usage_error(self, "--json does not go with --repair-from or --reset-head");
 	}
 	if ((rc = cli_open_db(&db, ctx)) != 0) {
 		free(repairs.files);
@@ -360,25 +578,35 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		if (was != now)
 			printf("reset HEAD from %" PRIu64 " to %" PRIu64 " (the end of the log)\n", was, now);
 	}
-	rc_store = run_check(udr_store_fsck(&cs, udr_db_store(db), print_problem, &chunk_state),
-	                     "chunk store");
-	rc_cat = run_check(udr_catalog_fsck(&ms, udr_db_catalog(db), print_problem, &cat_state),
-	                   "catalog");
-#ifdef UDR_HAVE_QUERY
-	/* part directories of killed imports (<root>/cache/query/tmp/import-*) */
-	{
-		uint64_t stale = 0;
-
-		if (run_check(udr_query_clean_temp(&stale, db, NULL), "query temp") == 0)
-			ms.temp_removed += stale;
+	if (repairs.repair && (rc = repair_step(&rep, db, repairs.json)) != 0) {
+		udr_db_close(db); /* refused (a gc runs): nothing was changed */
+		return rc;
 	}
-#endif
-	problems = chunk_state.printed + cat_state.printed;
-	if (chunk_state.printed > 0)
-		problems += name_damaged_versions(db, rc_store == 0 || rc_store == UDR_ECORRUPT ? &chunk_state.reported
-		                                                                                 : NULL);
-	free(chunk_state.reported.v);
-	free(chunk_state.reported.used);
+	memset(&first, 0, sizeof(first));
+	memset(&last, 0, sizeof(last));
+	if (repairs.json)
+		first.list = json_array();
+	if (repairs.json && !repairs.repair)
+		first.unrec = json_array();
+	if (repairs.repair)
+		line_prefix = "found: ";
+	run_pass(&first, db);
+	line_prefix = "";
+	if (repairs.repair && !pass_clean(&first)) {
+		/* what the check could rebuild it has: what remains now is the
+		 * store's state after repair, unrecoverable versions named */
+		if (!repairs.json)
+			printf("repair: checking again\n");
+		last.unrec = json_array();
+		if (repairs.json)
+			last.list = json_array();
+		run_pass(&last, db);
+	} else {
+		last = first;
+		memset(&first, 0, sizeof(first)); /* one pass: its lists and counts are last's */
+		if (repairs.repair && !last.unrec)
+			last.unrec = json_array();
+	}
 	{
 		/* a live owner's lease damaged by hand (GC.md 2.4): no data is
 		 * at risk, but expiry stops until it goes; said, not counted */
@@ -387,38 +615,116 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		if (udr_db_gc_status(&st, db) == 0) {
 			json_t *r = json_loads(st, 0, NULL);
 			json_t *d = json_object_get(json_object_get(r, "leases"), "damaged");
+			const char *phase = json_string_value(json_object_get(r, "phase"));
 
-			if (json_is_string(d))
-				printf("note: lease %s of a live process is damaged: retention expires nothing while it "
-				       "stays (it goes when its owner exits)\n", json_string_value(d));
+			char msg[3][600];
+			int nm = 0;
+
+			/* what a crash leaves and --repair removes (GC.md 6): said,
+			 * not counted; no data is at risk */
+			if (phase && strcmp(phase, "damaged") == 0)
+				snprintf(msg[nm++], sizeof(msg[0]), "chunks/gc/STATE is damaged (%.400s): gc and writers stop "
+				         "until it is dealt with; fsck --repair does not rebuild it",
+				         json_string_value(json_object_get(r, "damage")) ? json_string_value(json_object_get(r, "damage")) : "?");
+			else if (phase && strcmp(phase, "idle") != 0 && strcmp(phase, "aborted") != 0 &&
+			         json_is_null(json_object_get(r, "running")))
+				snprintf(msg[nm++], sizeof(msg[0]), "gc epoch %" PRIu64 " was interrupted (%s); the next udr gc "
+				         "or udr fsck --repair finishes it", jint(r, "epoch"), phase);
+			if (jint(r, "stale_leases") > 0)
+				snprintf(msg[nm++], sizeof(msg[0]), "%" PRIu64 " lease file%s of dead processes; udr fsck "
+				         "--repair or udr gc removes them", jint(r, "stale_leases"),
+				         PLURAL(jint(r, "stale_leases")));
+			if (jint(r, "fresh_torn") > 0)
+				snprintf(msg[nm++], sizeof(msg[0]), "chunks/gc/fresh ends with a torn record (%" PRIu64 " byte%s); "
+				         "udr fsck --repair cuts it", jint(r, "fresh_torn"),
+				         PLURAL(jint(r, "fresh_torn")));
+			for (int i = 0; i < nm; i++) {
+				if (repairs.json) {
+					notes = notes ? notes : json_array();
+					json_array_append_new(notes, json_string(msg[i]));
+				} else {
+					printf("note: %s\n", msg[i]);
+				}
+			}
+
+			if (json_is_string(d)) {
+				char dmsg[4400];
+
+				snprintf(dmsg, sizeof(dmsg), "lease %s of a live process is damaged: retention expires nothing "
+				         "while it stays (it goes when its owner exits)", json_string_value(d));
+				if (repairs.json) {
+					notes = notes ? notes : json_array();
+					json_array_append_new(notes, json_string(dmsg));
+				} else {
+					printf("note: %s\n", dmsg);
+				}
+			}
 			json_decref(r);
 		} else {
 			udr_error_clear();
 		}
 		udr_free(st);
 	}
-	if (problems == 0 && rc_store == 0 && rc_cat == 0) {
+	if (pass_clean(&last)) {
 		/* a gc run its guard aborted may run again once the store is clean */
 		int was = 0;
 
 		if (udr_db_gc_reset(&was, db) != 0) {
 			cli_errorf("%s", udr_error_last()->message);
-			rc_store = UDR_EIO;
+			last.rc_store = UDR_EIO;
 		} else if (was) {
-			printf("gc: the aborted run was reset (no problem found); gc may run again\n");
+			gc_reset = true;
+			if (!repairs.json)
+				printf("gc: the aborted run was reset (no problem found); gc may run again\n");
 		}
 	}
 	udr_db_close(db);
 
-	printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
-	       " catalog file%s checked, %" PRIu64 " problem%s, %" PRIu64
-	       " temp file%s removed\n",
-	       cs.objects, PLURAL(cs.objects), cs.bytes, ms.objects, PLURAL(ms.objects),
-	       problems, PLURAL(problems), cs.temp_removed + ms.temp_removed,
-	       PLURAL(cs.temp_removed + ms.temp_removed));
-	if (problems > 0 || rc_store == UDR_ECORRUPT || rc_cat == UDR_ECORRUPT)
-		return CLI_EXIT_CORRUPT;
-	if (rc_store || rc_cat)
-		return cli_exit_code(rc_store ? rc_store : rc_cat);
-	return rc_repair;
+	if (last.problems > 0 || last.rc_store == UDR_ECORRUPT || last.rc_cat == UDR_ECORRUPT)
+		code = CLI_EXIT_CORRUPT;
+	else if (last.rc_store || last.rc_cat)
+		code = cli_exit_code(last.rc_store ? last.rc_store : last.rc_cat);
+	else
+		code = rc_repair;
+	if (repairs.json) {
+		uint64_t temp = last.cs.temp_removed + last.ms.temp_removed + first.cs.temp_removed + first.ms.temp_removed;
+
+		out = json_object();
+		json_object_set_new(out, "objects", json_integer((json_int_t)last.cs.objects));
+		json_object_set_new(out, "bytes", json_integer((json_int_t)last.cs.bytes));
+		json_object_set_new(out, "catalog_files", json_integer((json_int_t)last.ms.objects));
+		json_object_set_new(out, "problem_count", json_integer((json_int_t)last.problems));
+		json_object_set_new(out, "temp_removed", json_integer((json_int_t)temp));
+		json_object_set_new(out, "problems", last.list);
+		json_object_set_new(out, "unrecoverable", last.unrec ? last.unrec : json_array());
+		if (rep) {
+			/* what the first check found (and rebuilt where it could) */
+			json_object_set_new(rep, "found", first.list ? first.list : json_array());
+			json_object_set_new(rep, "found_count", json_integer((json_int_t)first.problems));
+			json_object_set_new(out, "repair", rep);
+			rep = NULL;
+		}
+		json_object_set_new(out, "gc_reset", json_boolean(gc_reset));
+		json_object_set_new(out, "notes", notes ? notes : json_array());
+		json_object_set_new(out, "exit", json_integer(code));
+		json_dumpf(out, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+		json_decref(out);
+		json_decref(first.unrec);
+		return code;
+	}
+	if (repairs.repair)
+		print_unrecoverable(last.unrec);
+	json_decref(last.unrec);
+	json_decref(first.unrec);
+	json_decref(rep);
+	{
+		uint64_t temp = last.cs.temp_removed + last.ms.temp_removed + first.cs.temp_removed + first.ms.temp_removed;
+
+		printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
+		       " catalog file%s checked, %" PRIu64 " problem%s%s, %" PRIu64 " temp file%s removed\n",
+		       last.cs.objects, PLURAL(last.cs.objects), last.cs.bytes, last.ms.objects, PLURAL(last.ms.objects),
+		       last.problems, PLURAL(last.problems), repairs.repair ? " remaining" : "", temp, PLURAL(temp));
+	}
+	return code;
 }

@@ -66,7 +66,9 @@ UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *o
 /**
  * The state of garbage collection: chunks/gc/STATE as a JSON object
  * ({"epoch","phase","running":pid or null,"last":the last run's report or
- * null}); freed with udr_free.
+ * null, ..., "stale_leases": lease files of dead owners, "fresh_torn":
+ * bytes of torn records at the end of chunks/gc/fresh.*}); freed with
+ * udr_free.
  */
 UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
 
@@ -77,6 +79,25 @@ UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
  * @return 0; UDR_ELOCKED (a gc runs); UDR_ECORRUPT (STATE damaged); UDR_EIO.
  */
 UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
+
+/**
+ * The repairs of `udr fsck --repair` that are not part of the check
+ * (docs/GC.md 6): under chunks/gc/lock and the locks a gc run takes, finish
+ * a gc run killed while deleting, abandon one killed before (STATE idle) and
+ * remove earlier runs' plan-/doomed-/dead-/journal- files, cut torn tails of
+ * chunks/gc/fresh.*; remove leases of dead owners; index packs without an
+ * index from their bytes; rebuild a damaged multi-pack index, or write a
+ * missing one that is due.  Never writes a chunk or a commit record, never
+ * expires anything.  The check (udr_store_fsck, udr_catalog_fsck) does the
+ * rest: temp files, orphan version files, damaged indexes and checkpoints.
+ * @param[out] report_json what was done, freed with udr_free:
+ *   {"gc_phase":"idle"|"planned"|...,"gc_epoch":N,"gc_finished":bool,
+ *    "gc_abandoned":bool,"gc_files":N,"fresh_cut_bytes":N,"leases":N,
+ *    "pack_indexes":N,"midx":bool}
+ * @return 0; UDR_EINVAL; UDR_ELOCKED (a gc runs: its pid named; nothing
+ *         done); UDR_ECORRUPT (STATE or a plan damaged); UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_db_repair(char **report_json, udr_db *db);
 
 
 #ifdef __cplusplus

@@ -371,6 +371,18 @@ UDR_EXTERN int udr_query_cache_clear(udr_query_cache_info *removed, udr_db *db, 
  */
 UDR_EXTERN int udr_query_cache_trim(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir);
 
+/**
+ * `udr fsck --repair` (docs/GC.md 6): as udr_query_cache_trim, and also
+ * remove every cached part whose bytes do not hash to its name (damaged:
+ * a later statement materializes it again).  Never waits on statements
+ * (busy: *skipped set, nothing removed).
+ * @param[out] removed what was removed (temp_bytes: 0) (may be NULL)
+ * @param[out] skipped 1 when the cache was busy (may be NULL)
+ * @return 0; UDR_EINVAL; UDR_EIO (a part that cannot be read: nothing more
+ *         removed); UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_cache_verify(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir);
+
 /* ---- results --------------------------------------------------------------- */
 
 /** Free a result (accepts NULL). */

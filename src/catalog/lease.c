@@ -427,9 +427,10 @@ static int collect(udr__lease_set *out, const char *catdir, bool remove_dead)
 		if (UDR_IO->flock(fd, LOCK_EX | LOCK_NB) == 0) {
 			/* free: the owner is dead (or has not locked its .tmp yet,
 			 * and then finds it gone and starts over) */
-			if (!remove_dead)
-				; /* listing only: left for the next gc */
-			else if (UDR_IO->unlink(p) == 0)
+			if (!remove_dead) {
+				if (lease) /* listing only: left for the next gc */
+					out->dead++;
+			} else if (UDR_IO->unlink(p) == 0)
 				out->removed++;
 			else if (errno != ENOENT)
 				rc = udr__error_io(errno, "cannot remove the lease of a dead owner %s", p);

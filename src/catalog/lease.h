@@ -80,6 +80,7 @@ typedef struct udr__lease_set {
 	bool pins_all;
 	char *damaged; /* the first such file (malloc'd) */
 	uint64_t removed; /* files of dead owners removed */
+	uint64_t dead;    /* udr__leases_list: *.lease files of dead owners (left in place) */
 } udr__lease_set;
 
 /*

@@ -354,7 +354,7 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 
 /* ,"leases":{"pins":[{pin line, "pid":N}...],"damaged":PATH|null}: the
  * live pins of open readers (GC.md 2.1, 2.4), read without removing. */
-static int status_leases(udr__buf *b, udr_db *db)
+static int status_leases(udr__buf *b, udr_db *db, uint64_t *stale)
 {
 	udr__lease_set ls;
 	json_t *o = json_object(), *pins = json_array();
@@ -372,6 +372,7 @@ static int status_leases(udr__buf *b, udr_db *db)
 		    json_array_append_new(pins, p) < 0)
 			rc = udr__error_oom();
 	}
+	*stale = ls.dead;
 	if (rc == 0 && (json_object_set(o, "pins", pins) < 0 ||
 	                json_object_set_new(o, "damaged", ls.damaged ? json_string(ls.damaged) : json_null()) < 0 ||
 	                !(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER))))
@@ -390,6 +391,7 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 	udr__gcstate st;
 	udr__buf b = {0};
 	char *path, pid[32] = "null", *damage = NULL;
+	uint64_t stale = 0;
 	int rc, fd;
 	if (!state_json || !db)
 		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
@@ -440,7 +442,22 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 	if (rc == 0)
 		rc = udr__buf_printf(&b, ",\"last\":%s", st.last ? st.last : "null");
 	if (rc == 0)
-		rc = status_leases(&b, db);
+		rc = status_leases(&b, db, &stale);
+	if (rc == 0) {
+		/* what fsck --repair removes: leases of dead owners, torn
+		 * tails of the fresh files (GC.md 6) */
+		uint64_t torn = 0;
+		for (unsigned par = 0; par < 2; par++) {
+			char name[16], *fp;
+			struct stat fs;
+			snprintf(name, sizeof(name), "gc/fresh.%u", par);
+			if ((fp = udr__path_join(udr_store_path(db->store), name)) != NULL && stat(fp, &fs) == 0)
+				torn += (uint64_t)fs.st_size % UDR__GC_FRESH_RECORD;
+			free(fp);
+		}
+		rc = udr__buf_printf(&b, ",\"stale_leases\":%llu,\"fresh_torn\":%llu", (unsigned long long)stale,
+		                     (unsigned long long)torn);
+	}
 	if (rc == 0)
 		rc = udr__buf_puts(&b, "}");
 	udr__gcstate_release(&st);
@@ -493,4 +510,44 @@ int udr_db_gc_reset(int *was_aborted, udr_db *db)
 	free(path);
 	udr__gcstate_release(&st);
 	return rc;
+}
+
+/* ---- fsck --repair (docs/GC.md 6) ------------------------------------------------------- */
+
+int udr_db_repair(char **report_json, udr_db *db)
+{
+	udr__gc_repair_out g;
+	udr__lease_set ls;
+	uint64_t indexes = 0;
+	bool midx = false;
+	json_t *o;
+	int rc;
+	if (report_json)
+		*report_json = NULL;
+	if (!report_json || !db)
+		return udr__error_set(UDR_EINVAL, "udr_db_repair: NULL argument");
+	/* gc's run files and fresh tails, under gc's own locks (refused while
+	 * a gc runs) */
+	if ((rc = udr__gc_repair(&g, db->store, db->catalog)) < 0)
+		return rc;
+	/* leases of dead owners (their lock is free): removed as gc's expire
+	 * step removes them */
+	memset(&ls, 0, sizeof(ls));
+	if ((rc = udr__leases_collect(&ls, db->catalog->path)) < 0)
+		return rc;
+	if ((rc = udr__store_repair_packs(db->store, &indexes, &midx)) < 0) {
+		udr__lease_set_free(&ls);
+		return rc;
+	}
+	o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
+	              udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch", (json_int_t)g.epoch,
+	              "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_files", (json_int_t)g.run_files,
+	              "fresh_cut_bytes", (json_int_t)(g.fresh_cut[0] + g.fresh_cut[1]), "leases",
+	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "midx", midx);
+	udr__lease_set_free(&ls);
+	if (!o)
+		return udr__error_oom();
+	*report_json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return *report_json ? 0 : udr__error_oom();
 }

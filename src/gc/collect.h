@@ -73,6 +73,24 @@ int udr__gc_deleting_plan(char **out, const char *storepath);
 bool udr__gc_plan_names(const char *plan, const char *hex);
 int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex);
 
+/*
+ * fsck --repair's part of a gc run (GC.md 6): under chunks/gc/lock (taken
+ * without waiting: UDR_ELOCKED, "fsck --repair does not run while gc does:
+ * ... pid N"), the fence and packs/lock, as a run takes them: finish a run
+ * killed while deleting (finish_deleting), abandon one killed before
+ * (STATE idle) and remove the run files of earlier runs (abandon_leftovers),
+ * cut torn tails of fresh.0 and fresh.1.  Nothing else is touched.
+ */
+typedef struct udr__gc_repair_out {
+	int phase;            /* STATE's phase found (enum udr__gc_phase) */
+	uint64_t epoch;       /* STATE's epoch found */
+	bool finished;        /* a run killed while deleting was finished */
+	bool abandoned;       /* a run killed before deleting was abandoned (STATE idle) */
+	uint64_t run_files;   /* plan-/doomed-/dead-/journal- files removed */
+	uint64_t fresh_cut[2]; /* bytes cut off fresh.0, fresh.1 */
+} udr__gc_repair_out;
+int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c);
+
 /* ---- mark (mark.c) ---------------------------------------------------------- */
 
 /* Flags of a copy in the copy table.  Object flags live on the first copy

@@ -43,6 +43,7 @@ typedef struct run {
 	uint64_t written_packs, written_bytes, bytes_before, unused_after;
 	uint64_t gc_seq, temp_files, fresh_dropped;
 	uint64_t unchained, unchain_bytes; /* pieces written in full (unchain), their packs' bytes */
+	uint64_t leftovers; /* run files of earlier runs removed (abandon_leftovers) */
 	bool resumed;
 	double mark_seconds;
 	struct udr__bcache *cache; /* decoded pieces of unchaining's chains */
@@ -211,7 +212,8 @@ static int finish_deleting(run *r)
 
 /* A run killed before it deleted anything (STATE planned or rewritten)
  * left its plan and maybe durable outputs (duplicates the new mark finds):
- * STATE idle, then every plan file of earlier runs goes. */
+ * STATE idle, then every run file of earlier runs goes (plan-<e>.json, and
+ * the doomed-/dead-/journal- files of GC.md 5.1 should a run leave one). */
 static int abandon_leftovers(run *r)
 {
 	char dir[4200];
@@ -230,10 +232,12 @@ static int abandon_leftovers(run *r)
 	rc = 0;
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		char path[4500];
-		if (strncmp(e->d_name, "plan-", 5) != 0 && strncmp(e->d_name, "doomed-", 7) != 0)
+		if (strncmp(e->d_name, "plan-", 5) != 0 && strncmp(e->d_name, "doomed-", 7) != 0 &&
+		    strncmp(e->d_name, "dead-", 5) != 0 && strncmp(e->d_name, "journal-", 8) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		rc = unlink_ok(path);
+		if ((rc = unlink_ok(path)) == 0)
+			r->leftovers++;
 	}
 	closedir(d);
 	return rc;
@@ -1260,4 +1264,55 @@ done:
 	release_all(&r);
 	udr__gcstate_release(&r.st);
 	return rc < 0 ? rc : 0;
+}
+
+/* ---- fsck --repair (GC.md 6) ------------------------------------------------------------- */
+
+int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c)
+{
+	udr__gc_collect_opts def = UDR__GC_COLLECT_OPTS_INIT;
+	run r;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if (!s || !c)
+		return udr__error_set(UDR_EINVAL, "fsck --repair: no store or catalog");
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.c = c;
+	r.o = &def;
+	r.lockfd = r.packsfd = r.act[0] = r.act[1] = -1;
+	udr__gcstate_init(&r.st);
+	if ((rc = take_gc_lock(&r)) < 0) {
+		if (rc == UDR_ELOCKED)
+			rc = udr__error_set(UDR_ELOCKED, "fsck --repair does not run while gc does: %s",
+			                    udr_error_last()->message);
+		goto done;
+	}
+	if ((rc = udr__gcstate_load(&r.st, s->path)) < 0)
+		goto done;
+	out->phase = r.st.phase;
+	out->epoch = r.st.epoch;
+	/* the locks a gc run takes, in its order: no writer appends to a fresh
+	 * file or changes the pack set meanwhile */
+	if ((rc = udr__gc_exclusive_begin(r.act, r.s, true)) < 0)
+		goto done;
+	if (s->packs && (rc = udr__packs_lock(&r.packsfd, s, true)) < 0)
+		goto done;
+	if ((rc = finish_deleting(&r)) < 0)
+		goto done;
+	out->finished = out->phase == UDR__GC_DELETING && r.resumed;
+	r.resumed = false;
+	if ((rc = abandon_leftovers(&r)) < 0)
+		goto done;
+	out->abandoned = r.resumed;
+	out->run_files = r.leftovers;
+	for (unsigned par = 0; par < 2 && rc == 0; par++) {
+		uint64_t cut = 0;
+		rc = udr__gc_fresh_repair(s->path, par, &cut);
+		out->fresh_cut[par] = cut;
+	}
+done:
+	release_all(&r);
+	udr__gcstate_release(&r.st);
+	return rc;
 }

@@ -474,7 +474,36 @@ int udr_query_cache_clear(udr_query_cache_info *removed, udr_db *db, const char 
 	return rc;
 }
 
+/* Does the part file at path hash to h?  1 yes, 0 no (damaged), < 0 when
+ * it cannot be read (UDR_EIO: left alone). */
+static int part_intact(const char *path, const udr_hash *h)
+{
+	udr_hash got;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	if (fd < 0)
+		return errno == ENOENT ? 1 : udr__error_io(errno, "cannot open %s", path);
+	rc = udr_hash_fd(&got, fd);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	return udr_hash_equal(&got, h) ? 1 : 0;
+}
+
+static int cache_sweep(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir, bool verify);
+
 int udr_query_cache_trim(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir)
+{
+	return cache_sweep(removed, skipped, db, cache_dir, false);
+}
+
+int udr_query_cache_verify(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir)
+{
+	return cache_sweep(removed, skipped, db, cache_dir, true);
+}
+
+/* trim (parts whose content is gone), and with verify parts that do not
+ * hash to their name as well, under the cache's exclusive lock */
+static int cache_sweep(udr_query_cache_info *removed, int *skipped, udr_db *db, const char *cache_dir, bool verify)
 {
 	udr_query_cache_info got = {0, 0, 0};
 	char *cache;
@@ -482,7 +511,7 @@ int udr_query_cache_trim(udr_query_cache_info *removed, int *skipped, udr_db *db
 	struct dirent *e;
 	int fd, rc = 0;
 	if (!db)
-		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_cache_trim");
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_cache_%s", verify ? "verify" : "trim");
 	if (removed)
 		memset(removed, 0, sizeof(*removed));
 	if (skipped)
@@ -520,11 +549,24 @@ int udr_query_cache_trim(udr_query_cache_info *removed, int *skipped, udr_db *db
 				rc = ex;
 				break;
 			}
-			if (ex)
+			if (ex && !verify)
 				continue;
 			if (!(p = udr__path_join(cache, e->d_name))) {
 				rc = udr__error_oom();
 				break;
+			}
+			if (ex && lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+				/* verify: the content is there; the part is kept when it
+				 * hashes to its name */
+				if ((ex = part_intact(p, &h)) < 0) {
+					rc = ex;
+					free(p);
+					break;
+				}
+			}
+			if (ex) {
+				free(p);
+				continue;
 			}
 			if (lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
 				if (unlink(p) == 0) {

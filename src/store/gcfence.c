@@ -367,6 +367,35 @@ out:
 	return rc;
 }
 
+int udr__gc_fresh_repair(const char *storepath, unsigned parity, uint64_t *cut)
+{
+	char *path = gc_file(storepath, "fresh", parity);
+	struct stat st;
+	int fd, rc = 0;
+	*cut = 0;
+	if (!path)
+		return UDR_ENOMEM;
+	if ((fd = UDR_IO->open(path, O_RDWR | O_CLOEXEC, 0)) < 0) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot open %s", path);
+		free(path);
+		return rc;
+	}
+	if (UDR_IO->fstat(fd, &st) < 0) {
+		rc = udr__error_io(errno, "cannot stat %s", path);
+	} else if (st.st_size % UDR__GC_FRESH_RECORD != 0) {
+		/* the writers' own cut, under LOCK_EX (fresh_lock_aligned) */
+		off_t was = st.st_size;
+		if ((rc = fresh_lock_aligned(fd, path)) == 0 && UDR_IO->fstat(fd, &st) == 0 && st.st_size < was) {
+			*cut = (uint64_t)(was - st.st_size);
+			if (UDR_IO->fsync(fd) < 0)
+				rc = udr__error_io(errno, "cannot sync %s", path);
+		}
+	}
+	UDR_IO->close(fd);
+	free(path);
+	return rc;
+}
+
 int udr__gc_fresh_reset(const char *storepath, unsigned parity)
 {
 	char *path = gc_file(storepath, "fresh", parity);

@@ -99,7 +99,7 @@ int udr__gc_fresh_reset(const char *storepath, unsigned parity);
 /*
  * The doomed set (GC.md 4.7): a run that stopped the world only for its mark
  * publishes, before it lets writers go, the objects it is going to remove
- * entirely, in chunks/gc/doomed-<epoch> (FORMAT.md "GC files": "UDRDOOM1",
+ * entirely, in chunks/gc/doomed-<epoch>-<random> (FORMAT.md "GC files": "UDRDOOM1",
  * u64 LE epoch, u64 LE count, count sorted 32-byte hashes, the BLAKE3 of all
  * that), and names it in STATE until the run ends.  A writer (holding the
  * fence) about to reuse object h (a dedup hit, a delta base, a chunk a commit
@@ -114,6 +114,14 @@ int udr__gc_fresh_reset(const char *storepath, unsigned parity);
 int udr__gc_doom_check(udr_store *s, const udr_hash *h);
 /* The bytes of a doomed file for hashes[n] (sorted, distinct). */
 int udr__doomset_encode(char **out, size_t *len, uint64_t epoch, const udr_hash *hashes, uint64_t n);
+
+/*
+ * fsck --repair: cut a torn trailing record of chunks/gc/fresh.<parity> (a
+ * writer killed mid-append) to whole records, under LOCK_EX as writers do;
+ * *cut the bytes removed (0: whole already, or no file).  Errors: UDR_EIO,
+ * UDR_ENOMEM.
+ */
+int udr__gc_fresh_repair(const char *storepath, unsigned parity, uint64_t *cut);
 
 /* Tests: the now (ms) the fresh test uses; 0 restores the clock. */
 extern int64_t udr__gc_test_now_ms;

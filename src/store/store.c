@@ -972,6 +972,7 @@ struct fsck_ctx {
 	udr_check_stats *stats;
 	udr_problem_cb cb;
 	void *payload;
+	uint64_t *written; /* fsck --repair: indexes written (NULL: not counted) */
 };
 
 #define report(c, code, object, path, ...) \
@@ -1088,6 +1089,8 @@ static int write_index(struct fsck_ctx *c, const char *hex, const char *pp, cons
 		rc = report(c, rc, hex, ip, "%s", udr_error_last()->message);
 	} else {
 		rc = 0;
+		if (c->written)
+			(*c->written)++;
 	}
 	UDR_IO->close(fd);
 	return rc;
@@ -1238,6 +1241,7 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 	memset(c.stats, 0, sizeof(*c.stats));
 	c.cb = cb;
 	c.payload = payload;
+	c.written = NULL;
 	if ((rc = udr__tmp_clean(s->tmpdir, &c.stats->temp_removed)) < 0)
 		return rc;
 	if (!(c.cache = udr__bcache_new(UDR__BCACHE_MAX, 0)))
@@ -1253,6 +1257,81 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 	if (c.stats->problems)
 		return udr__error_set(UDR_ECORRUPT, "chunk store %s: %llu problem(s) found", s->path,
 		                      (unsigned long long)c.stats->problems);
+	return 0;
+}
+
+/* A problem of the repair's own pass over the packs: kept for the check
+ * that follows (which reports it), never printed twice. */
+static int repair_quiet(const udr_problem *p, void *payload)
+{
+	(void)p;
+	(void)payload;
+	return 0;
+}
+
+int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx)
+{
+	udr_check_stats st = {0, 0, 0, 0};
+	struct fsck_ctx c = {s, NULL, &st, repair_quiet, NULL, indexes};
+	char *dir, mp[4200];
+	DIR *d;
+	struct dirent *e;
+	struct stat sb;
+	bool had, stale = false;
+	int rc = 0;
+	*indexes = 0;
+	*midx = false;
+	if (!s->packs)
+		return 0;
+	if (!(dir = udr__path_join(s->path, "packs")))
+		return UDR_ENOMEM;
+	if (!(d = opendir(dir))) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", dir);
+		free(dir);
+		return rc;
+	}
+	/* a pack without its index: fsck_pack indexes it from its bytes when
+	 * they hash to its name (under packs/lock, never a pack a gc run is
+	 * deleting); a damaged one is left to the check */
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		const char *nm = e->d_name;
+		char hex[UDR_HASH_HEXSIZE + 1], ip[4300];
+		bool ok = strlen(nm) == UDR_HASH_HEXSIZE + 5 && strcmp(nm + UDR_HASH_HEXSIZE, ".pack") == 0;
+		for (size_t i = 0; ok && i < UDR_HASH_HEXSIZE; i++)
+			ok = (nm[i] >= '0' && nm[i] <= '9') || (nm[i] >= 'a' && nm[i] <= 'f');
+		if (!ok)
+			continue;
+		memcpy(hex, nm, UDR_HASH_HEXSIZE);
+		hex[UDR_HASH_HEXSIZE] = '\0';
+		snprintf(ip, sizeof(ip), "%s/%s.idx", dir, hex);
+		if (UDR_IO->stat(ip, &sb) == 0 || errno != ENOENT)
+			continue;
+		if ((rc = fsck_pack(&c, dir, hex)) > 0)
+			rc = 0;
+	}
+	closedir(d);
+	free(dir);
+	if (rc < 0)
+		return rc;
+	if (*indexes && (rc = udr__packset_scan(s)) < 0)
+		return rc;
+	/* the multi-pack index: rebuilt when damaged, or written when missing
+	 * and due (udr__midx_threshold packs not covered) */
+	snprintf(mp, sizeof(mp), "%s/packs/%s", s->path, UDR__MIDX_FILE);
+	had = UDR_IO->stat(mp, &sb) == 0;
+	rc = udr__midx_check(s, &stale);
+	if (rc == UDR_ECORRUPT) {
+		udr_error_clear();
+		if ((rc = udr__midx_update(s, true, true)) < 0)
+			return rc;
+		*midx = true;
+	} else if (rc < 0) {
+		return rc;
+	} else if (!had) {
+		if ((rc = udr__midx_update(s, false, true)) < 0)
+			return rc;
+		*midx = UDR_IO->stat(mp, &sb) == 0;
+	}
 	return 0;
 }
 

@@ -286,6 +286,14 @@ int udr__check_config(const char *dir, const char *kind, int max_format);
  * that syncfs afterwards pass false). */
 int udr__store_fanout(const udr_store *s, const char *final, bool sync);
 
+/* fsck --repair (GC.md 6): index every pack without an index from its
+ * bytes when they hash to its name (under packs/lock, never a pack of a gc
+ * run that is deleting), then rebuild the multi-pack index when damaged,
+ * or write it when missing and due.  *indexes: indexes written; *midx:
+ * whether the multi-pack index was written.  A damaged pack is left to the
+ * check.  Errors: UDR_EIO, UDR_ENOMEM. */
+int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx);
+
 /* After a pack of class cls was published: merge small packs (ingest.c;
  * skipped while another process repacks). */
 int udr__ingest_repack(udr_store *s, int cls);

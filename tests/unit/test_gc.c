@@ -7,12 +7,15 @@
  */
 #include "helpers.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "gc/collect.h"
+#include "store/gcstate.h"
 #include "store/pack.h"
 #include "store/store_internal.h"
 #include "util/util.h"
@@ -485,6 +488,74 @@ static void test_gc__fresh_records_keep_and_expire(void **state)
 	free(db);
 }
 
+/* fsck --repair's own step (udr_db_repair, GC.md 6): refused while a gc
+ * holds chunks/gc/lock (UDR_ELOCKED naming the pid, nothing done); then a
+ * pack whose index is gone is indexed from its bytes (the same index), and
+ * a pack whose bytes are damaged is never indexed. */
+static void test_gc__repair_refused_under_gc_lock_then_indexes(void **state)
+{
+	fx *f = *state;
+	unsigned char *a = rnd(50000, 21);
+	udr_hash ha;
+	udr__loc la;
+	char *json = NULL, *lock = th_fmt("%s/chunks/gc/lock", f->dir);
+	put_ext(&ha, f, a, 50000, NULL);
+	commit(f, "t", &ha);
+	assert_int_equal(udr__obj_find(&la, f->s, &ha, 0, true), 0);
+	assert_non_null(la.pack);
+	char *ia = th_fmt("%s/chunks/packs/%s.idx", f->dir, la.pack->hex);
+	char *pa = th_fmt("%s/chunks/packs/%s.pack", f->dir, la.pack->hex);
+	udr__loc_free(&la);
+	size_t ilen = 0;
+	char *igood = th_read_file(ia, &ilen);
+	assert_non_null(igood);
+	assert_int_equal(unlink(ia), 0);
+	/* a gc holds its lock (another open file description: flock conflicts) */
+	assert_int_equal(udr__gc_dir_ensure(udr_store_path(f->s)), 0);
+	int fd = open(lock, O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	assert_int_equal(write(fd, "4242\n", 5), 5);
+	assert_int_equal(udr_db_repair(&json, f->db), UDR_ELOCKED);
+	assert_null(json);
+	assert_non_null(strstr(udr_error_last()->message, "fsck --repair does not run while gc does"));
+	assert_non_null(strstr(udr_error_last()->message, "pid 4242"));
+	assert_false(th_exists(ia));
+	close(fd);
+	assert_int_equal(udr_db_repair(&json, f->db), 0);
+	assert_non_null(strstr(json, "\"gc_phase\":\"idle\""));
+	assert_non_null(strstr(json, "\"pack_indexes\":1"));
+	udr_free(json);
+	size_t nlen = 0;
+	char *inew = th_read_file(ia, &nlen);
+	assert_non_null(inew);
+	assert_int_equal(nlen, ilen);
+	assert_memory_equal(inew, igood, ilen);
+	/* a second repair has nothing to do */
+	assert_int_equal(udr_db_repair(&json, f->db), 0);
+	assert_non_null(strstr(json, "\"pack_indexes\":0"));
+	udr_free(json);
+	/* the index gone again and the pack's bytes damaged: never indexed */
+	assert_int_equal(unlink(ia), 0);
+	{
+		size_t plen = 0;
+		char *pk = th_read_file(pa, &plen);
+		pk[plen / 2] ^= 0x40;
+		th_write_file(pa, pk, plen);
+		free(pk);
+	}
+	assert_int_equal(udr_db_repair(&json, f->db), 0);
+	assert_non_null(strstr(json, "\"pack_indexes\":0"));
+	udr_free(json);
+	assert_false(th_exists(ia));
+	free(inew);
+	free(igood);
+	free(ia);
+	free(pa);
+	free(lock);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +567,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc__mark_memory_per_piece, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__prefix_collision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__fresh_records_keep_and_expire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__repair_refused_under_gc_lock_then_indexes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

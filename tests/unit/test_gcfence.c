@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -471,6 +472,42 @@ static void test_gcfence__a_store_that_cannot_be_written_still_reads(void **stat
 	assert_false(th_exists(f->gc));
 }
 
+/* fsck --repair cuts a dead writer's torn tail to whole records (the
+ * records before it intact, read back the same); whole files, a missing
+ * file and a second repair change nothing. */
+static void test_gcfence__repair_cuts_a_torn_tail_only(void **state)
+{
+	fx *f = *state;
+	struct collect c = {0};
+	unsigned char buf[2 * 40 + 13];
+	char *path = th_join(f->gc, "fresh.0");
+	uint64_t cut = 99;
+	assert_int_equal(udr__gc_fresh_repair(f->sdir, 0, &cut), 0); /* no file */
+	assert_int_equal(cut, 0);
+	assert_false(th_exists(path));
+	assert_int_equal(udr__gc_dir_ensure(f->sdir), 0);
+	for (int i = 0; i < 2; i++) {
+		udr__put_le64(buf + 40 * i, 500 + (uint64_t)i);
+		memset(buf + 40 * i + 8, 0x30 + i, 32);
+	}
+	memset(buf + 80, 0x77, 13);
+	th_write_file(path, buf, 80); /* whole: untouched */
+	assert_int_equal(udr__gc_fresh_repair(f->sdir, 0, &cut), 0);
+	assert_int_equal(cut, 0);
+	assert_int_equal(file_size(path), 80);
+	th_write_file(path, buf, sizeof(buf));
+	assert_int_equal(udr__gc_fresh_repair(f->sdir, 0, &cut), 0);
+	assert_int_equal(cut, 13);
+	assert_int_equal(file_size(path), 80);
+	assert_int_equal(udr__gc_fresh_foreach(f->sdir, 0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.ms[1], 501);
+	assert_int_equal(c.h[1].bytes[31], 0x31);
+	assert_int_equal(udr__gc_fresh_repair(f->sdir, 0, &cut), 0);
+	assert_int_equal(cut, 0);
+	free(path);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +519,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_gcfence__a_forked_child_does_not_keep_the_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_hit_on_a_young_copy_is_recorded_unsynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__reader_skips_a_torn_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__repair_cuts_a_torn_tail_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_fresh_record_that_cannot_be_written_fails_the_put, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_store_that_cannot_be_written_still_reads, setup, teardown),
