@@ -540,25 +540,16 @@ static bool gc_running(udr_store *s)
 	return held;
 }
 
-int udr__gc_doom_check(udr_store *s, const udr_hash *h)
+/* Wait until the run that published the set `name` has ended (STATE no
+ * longer names it) or is found dead (gc/lock free: the set then binds
+ * nobody), then rescan the packs. */
+static int wait_run(udr_store *s, const char *name)
 {
-	bool doomed;
-	char name[UDR__GC_NAME_MAX + 1];
-	if (!__atomic_load_n(&s->gcw.doom_on, __ATOMIC_ACQUIRE))
-		return 0;
-	pthread_mutex_lock(&s->gcw.mu);
-	doomed = doom_has(s, h);
-	snprintf(name, sizeof(name), "%s", s->gcw.doomed);
-	pthread_mutex_unlock(&s->gcw.mu);
-	if (!doomed)
-		return 0;
-	/* wait for the run to end: it cannot publish another set while this
-	 * writer holds active (its next run drains it first) */
-	udr__test_pause("gc-doom-wait");
 	for (unsigned i = 0;; i++) {
 		uint64_t e;
 		enum udr__gc_phase p;
 		struct timespec ts = {0, (long)(i < 6 ? 1000000L << i : 50000000L)};
+		bool doomed;
 		int rc;
 		if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
 			return rc;
@@ -585,4 +576,41 @@ int udr__gc_doom_check(udr_store *s, const udr_hash *h)
 			return rc;
 	}
 	return 1;
+}
+
+int udr__gc_doom_check(udr_store *s, const udr_hash *h)
+{
+	bool doomed;
+	char name[UDR__GC_NAME_MAX + 1];
+	if (!__atomic_load_n(&s->gcw.doom_on, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&s->gcw.mu);
+	doomed = doom_has(s, h);
+	snprintf(name, sizeof(name), "%s", s->gcw.doomed);
+	pthread_mutex_unlock(&s->gcw.mu);
+	if (!doomed)
+		return 0;
+	/* wait for the run to end: it cannot publish another set while this
+	 * writer holds active (its next run drains it first) */
+	udr__test_pause("gc-doom-wait");
+	return wait_run(s, name);
+}
+
+int udr__gc_sweep_wait(udr_store *s)
+{
+	char name[UDR__GC_NAME_MAX + 1];
+	uint64_t e;
+	enum udr__gc_phase p;
+	bool live;
+	int rc;
+	if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
+		return rc;
+	pthread_mutex_lock(&s->gcw.mu);
+	snprintf(name, sizeof(name), "%s", s->gcw.doomed);
+	live = name[0] && strcmp(name, s->gcw.doom_ignored) != 0;
+	pthread_mutex_unlock(&s->gcw.mu);
+	if (!live)
+		return 0;
+	rc = wait_run(s, name);
+	return rc < 0 ? rc : 0;
 }

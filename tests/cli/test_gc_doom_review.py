@@ -1,0 +1,109 @@
+"""Review R6 of GC stopping writers for its mark only (docs/GC.md 4.7,
+"Review R6"): each test is a way the sweep running beside writers could
+lose acknowledged data, return wrong data with exit 0, fail a put or hang."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import FAULT_INJECTION, UDR_BIN, Udr, base_env
+from test_gc_expire_review import commit_file, paused_gc, read_version
+
+needs_pause = pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION (UDR_PAUSE)")
+
+
+def start(udr, *args, input=None, pause=None):
+    """A udr process; with pause (point, dir) it stops at that point."""
+    extra = {}
+    if pause:
+        extra["UDR_PAUSE"] = "%s:%s" % pause
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), *map(str, args)], env=base_env(extra),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if input is not None:
+        p.stdin.write(input)
+    p.stdin.close()
+    p.stdin = None
+    return p
+
+
+def wait_reached(p, d, point, seconds=60):
+    t = time.monotonic() + seconds
+    while not (d / ("%s.reached" % point)).exists():
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < t, "%s not reached" % point
+        time.sleep(0.01)
+
+
+def blocked(p, seconds=1.0):
+    t = time.monotonic() + seconds
+    while time.monotonic() < t:
+        if p.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@needs_pause
+def test_a_put_that_listed_packs_before_the_rewrite_dedups_after_the_deletion(udr, tmp_path):
+    """A put that opened the store while the run was held (its pack
+    listing has the packs the run removes, not the run's outputs) and looks
+    its content up after the deletions: a dedup hit on live content must
+    read the kept copy, not report a repair or fail."""
+    rng = random.Random(11)
+    live = rng.randbytes(50_000)
+    # several versions in packs that are merged together; the old ones die
+    for _ in range(6):
+        commit_file(udr, tmp_path, "t", rng.randbytes(50_000))
+    commit_file(udr, tmp_path, "t", live)
+    p, go = paused_gc(udr, "gc-doomed", "--keep-last", "1")
+    wd = tmp_path / "pause-w"
+    wd.mkdir()
+    try:
+        w = start(udr, "put", "-", input=live, pause=("gc-put-held", wd))
+        wait_reached(w, wd, "gc-put-held")
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    rep = json.loads(out)
+    assert rep["removed"]["packs_rewritten"] + rep["removed"]["packs_dropped"] > 0, rep
+    (wd / "gc-put-held.go").touch()
+    wout, werr = w.communicate(timeout=60)
+    assert w.returncode == 0, werr
+    assert b"repair" not in werr, (werr, rep)
+    h = wout.decode().strip()
+    got = tmp_path / "got"
+    udr.ok("get", h, "-o", got)
+    assert got.read_bytes() == live
+    assert udr("fsck").code == 0
+
+
+@needs_pause
+def test_upgrade_during_the_sweep_of_a_format_2_store(run, tmp_path):
+    """`udr upgrade` takes the writers' fence; since the fence no longer
+    covers the sweep it could pack and unlink the loose files a format-2
+    run is judging and deleting (a format-2 run takes no packs/lock)."""
+    udr = Udr(tmp_path / "s2")
+    udr.ok("init", "--format", "2")
+    rng = random.Random(12)
+    data = {}
+    for _ in range(4):
+        d = rng.randbytes(40_000)
+        data[commit_file(udr, tmp_path, "t", d)] = d
+    p, go = paused_gc(udr, "gc-doomed", "--keep-last", "2")
+    try:
+        up = start(udr, "upgrade")
+        upgraded = not blocked(up, 5)
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    uout, uerr = up.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert up.returncode == 0, uerr
+    for v in (3, 4):
+        assert read_version(udr, tmp_path, "t", v) == (0, data[v])
+    assert udr("fsck").code == 0
