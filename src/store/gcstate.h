@@ -115,6 +115,7 @@ typedef struct udr__gcwatch {
 	 * dead (gc/lock free), which then binds no writer. */
 	char doomed[UDR__GC_NAME_MAX + 1];
 	char doom_ignored[UDR__GC_NAME_MAX + 1];
+	int64_t doomed_started; /* STATE's started_ms with that name */
 	struct udr__doomset *doom;
 	int doom_on;
 } udr__gcwatch;

@@ -107,3 +107,84 @@ def test_upgrade_during_the_sweep_of_a_format_2_store(run, tmp_path):
     for v in (3, 4):
         assert read_version(udr, tmp_path, "t", v) == (0, data[v])
     assert udr("fsck").code == 0
+
+
+PYLIB = os.path.join(os.environ.get("UDR_BUILD_DIR", ""), "python", "lib")
+needs_python = pytest.mark.skipif(not os.path.exists(os.path.join(PYLIB, "udr")),
+                                  reason="needs the Python extension in $UDR_BUILD_DIR/python/lib")
+
+WRITER = r"""
+import sys, udr
+db = udr.open(sys.argv[1], create=False)
+for line in sys.stdin:
+    cmd, arg, table = line.split()
+    data = open(arg, "rb").read()
+    h = db.store.put(data)
+    if table != "-":
+        db.catalog.commit(udr.TableVersion(table, 1, [h]))
+    print("ok", h, flush=True)
+"""
+
+
+@needs_pause
+@needs_python
+def test_a_long_lived_writer_does_not_judge_a_new_run_by_an_old_set(udr, tmp_path):
+    """A writer process that outlives a killed run (it found the run dead
+    and stopped heeding its set doomed-<e>) and then meets a new run whose
+    set has the same name: epochs start again at 0 once STATE is removed
+    (the documented way out of a damaged STATE).  The writer kept the old
+    set and the old "dead" mark by name, so it deduplicated against what
+    the new run deletes and committed a version whose data was then gone."""
+    rng = random.Random(13)
+    old = {}
+    for _ in range(3):
+        d = rng.randbytes(60_000)
+        old[commit_file(udr, tmp_path, "t", d)] = d
+    env = base_env({"PYTHONPATH": PYLIB})
+    w = subprocess.Popen(["/usr/bin/python3", "-c", WRITER, str(udr.root)], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def ask(path, table):
+        w.stdin.write(("put %s %s\n" % (path, table)).encode())
+        w.stdin.flush()
+
+    try:
+        # run 1 (epoch 1) killed once its set is published
+        p, go = paused_gc(udr, "gc-doomed", "--keep-last", "1")
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+        f1 = tmp_path / "w1"
+        f1.write_bytes(old[1])
+        ask(f1, "-")  # meets doomed-1, finds its run dead
+        assert w.stdout.readline().startswith(b"ok")
+        # STATE removed (no run): the next run is epoch 1 again
+        os.unlink(udr.root / "chunks" / "gc" / "STATE")
+        for _ in range(2):
+            d = rng.randbytes(60_000)
+            old[commit_file(udr, tmp_path, "t", d)] = d
+        (udr.root.parent / "pause-gc-doomed").rename(udr.root.parent / "pause-old")
+        p, go = paused_gc(udr, "gc-doomed", "--keep-last", "1")
+        try:
+            assert (udr.root / "chunks" / "gc" / "doomed-1").exists()
+            f3 = tmp_path / "w3"
+            f3.write_bytes(old[3])  # expired by run 2: doomed
+            ask(f3, "u")
+            time.sleep(2.0)
+            reused = _ready(w)  # answered while the run that removes it was held
+        finally:
+            go.touch()
+            out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        line = w.stdout.readline()
+        assert line.startswith(b"ok"), (line, w.stderr.read() if w.poll() is not None else b"")
+    finally:
+        w.stdin.close()
+        w.wait(timeout=60)
+    assert read_version(udr, tmp_path, "u", 1) == (0, old[3])
+    assert not reused, "the writer reused a doomed copy while its run was alive"
+    assert udr("fsck").code == 0
+
+
+def _ready(p):
+    import select
+    return bool(select.select([p.stdout], [], [], 0)[0])
