@@ -188,3 +188,41 @@ def test_a_long_lived_writer_does_not_judge_a_new_run_by_an_old_set(udr, tmp_pat
 def _ready(p):
     import select
     return bool(select.select([p.stdout], [], [], 0)[0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kill_the_run_while_writers_reuse_what_it_removes(udr, tmp_path, seed):
+    """kill -9 of a run at a random moment while other processes put and
+    commit the content of the versions it expires (doomed objects): every
+    acknowledged commit reads back, before and after a final run, and
+    fsck is clean."""
+    rng = random.Random(100 + seed)
+    contents = {}
+    acked = {}
+    n = 0
+    for rnd in range(4):
+        for _ in range(3):
+            d = rng.randbytes(rng.choice([3_000, 40_000, 90_000]))
+            contents[commit_file(udr, tmp_path, "t", d)] = d
+        g = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s", "--keep-last", "1"],
+                             env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ws = []
+        for _ in range(3):
+            v = rng.choice(sorted(contents))
+            n += 1
+            f = tmp_path / ("w%d" % n)
+            f.write_bytes(contents[v])
+            ws.append((n, v, start(udr, "commit", "u%d" % n, "--next", "--file", f)))
+        time.sleep(rng.random() * 0.3)
+        g.send_signal(signal.SIGKILL)
+        g.communicate(timeout=60)
+        for (k, v, w) in ws:
+            out, err = w.communicate(timeout=120)
+            assert w.returncode == 0, err
+            acked[k] = contents[v]
+        for k, d in acked.items():
+            assert read_version(udr, tmp_path, "u%d" % k, 1) == (0, d), k
+    udr.ok("gc", "--grace", "0s", "--keep-last", "1")
+    for k, d in acked.items():
+        assert read_version(udr, tmp_path, "u%d" % k, 1) == (0, d), k
+    assert udr("fsck").code == 0
