@@ -540,6 +540,30 @@ static bool gc_running(udr_store *s)
 	return held;
 }
 
+/* Is the run that published the set `name` alive?  It holds LOCK_EX on
+ * its doomed file from before STATE names it until it ends.  gc/lock alone
+ * does not tell: the next run holds it while it waits for the writers'
+ * fence, so a writer waiting on a dead run's set would wait for the next
+ * run, and that run for the writer (review R6).  A set file that cannot
+ * be opened falls back to gc/lock. */
+static bool run_alive(udr_store *s, const char *name)
+{
+	char rel[UDR__GC_NAME_MAX + 8], *path;
+	int fd;
+	bool held = true;
+	snprintf(rel, sizeof(rel), UDR__GC_DIR "/%s", name);
+	if (!(path = udr__path_join(s->path, rel)))
+		return true;
+	fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0);
+	free(path);
+	if (fd < 0)
+		return errno == ENOENT ? gc_running(s) : true;
+	if (UDR_IO->flock(fd, LOCK_SH | LOCK_NB) == 0)
+		held = false;
+	UDR_IO->close(fd);
+	return held;
+}
+
 /* Wait until the run that published the set `name` has ended (STATE no
  * longer names it) or is found dead (gc/lock free: the set then binds
  * nobody), then rescan the packs. */
@@ -558,7 +582,7 @@ static int wait_run(udr_store *s, const char *name)
 		pthread_mutex_unlock(&s->gcw.mu);
 		if (!doomed)
 			break;
-		if (!gc_running(s)) {
+		if (!run_alive(s, name)) {
 			/* killed: what it deleted is gone, the rest stays until the
 			 * next run, which drains this writer before it judges */
 			pthread_mutex_lock(&s->gcw.mu);

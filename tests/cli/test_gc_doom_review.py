@@ -226,3 +226,42 @@ def test_kill_the_run_while_writers_reuse_what_it_removes(udr, tmp_path, seed):
     for k, d in acked.items():
         assert read_version(udr, tmp_path, "u%d" % k, 1) == (0, d), k
     assert udr("fsck").code == 0
+
+
+@needs_pause
+def test_a_writer_waiting_on_a_dead_run_does_not_deadlock_the_next_run(udr, tmp_path):
+    """Run 1 is killed with its set published.  A writer holding the fence
+    meets one of its doomed objects while run 2 already holds gc/lock and
+    waits for the writers' fence: the writer took "gc/lock is held" for
+    "run 1 is alive" and waited for run 2, which waited for the writer."""
+    rng = random.Random(14)
+    old = {}
+    for _ in range(3):
+        d = rng.randbytes(60_000)
+        old[commit_file(udr, tmp_path, "t", d)] = d
+    p, go = paused_gc(udr, "gc-doomed", "--keep-last", "1")
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+    wd = tmp_path / "pause-w"
+    wd.mkdir()
+    f = tmp_path / "again"
+    f.write_bytes(old[1])
+    w = start(udr, "commit", "u", "--next", "--file", f, pause=("gc-put-held", wd))
+    wait_reached(w, wd, "gc-put-held")  # holds the fence
+    g = start(udr, "gc", "--grace", "0s")
+    assert blocked(g, 1.0)  # run 2: gc/lock taken, waiting for the writer
+    (wd / "gc-put-held.go").touch()
+    t = time.monotonic() + 30
+    while (w.poll() is None or g.poll() is None) and time.monotonic() < t:
+        time.sleep(0.05)
+    hung = w.poll() is None and g.poll() is None
+    if hung:
+        w.kill()
+        g.kill()
+    wout, werr = w.communicate(timeout=60)
+    gout, gerr = g.communicate(timeout=60)
+    assert not hung, "the writer and the next run waited on each other"
+    assert w.returncode == 0, werr
+    assert g.returncode == 0, gerr
+    assert read_version(udr, tmp_path, "u", 1) == (0, old[1])
+    assert udr("fsck").code == 0
