@@ -565,7 +565,7 @@ static bool run_alive(udr_store *s, const char *name)
 }
 
 /* Wait until the run that published the set `name` has ended (STATE no
- * longer names it) or is found dead (gc/lock free: the set then binds
+ * longer names it) or is found dead (run_alive: the set then binds
  * nobody), then rescan the packs. */
 static int wait_run(udr_store *s, const char *name)
 {
