@@ -265,3 +265,30 @@ def test_a_writer_waiting_on_a_dead_run_does_not_deadlock_the_next_run(udr, tmp_
     assert g.returncode == 0, gerr
     assert read_version(udr, tmp_path, "u", 1) == (0, old[1])
     assert udr("fsck").code == 0
+
+
+@needs_pause
+def test_an_import_of_the_rows_of_an_expired_version_keeps_its_part(udr, tmp_path):
+    """import writes each Parquet part as a whole loose file read in place
+    (put_raw_stream's format-3 path): the same rows as an expired version
+    make the same part, whose loose file the held run removes.  The import
+    must wait and write it again, and SQL must read the rows afterwards."""
+    from conftest import csv, table_rows
+    rows = [(i, i * 7, "x%d" % i) for i in range(3000)]
+    f = csv(tmp_path, "a.csv", rows)
+    udr.ok("import", "t", f)
+    udr.ok("import", "t", csv(tmp_path, "b.csv", [(1, 2, "y")]))
+    p, go = paused_gc(udr, "gc-doomed", "--keep-last", "1")
+    try:
+        w = start(udr, "import", "u", f)
+        waited = blocked(w, 1.0)
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    wout, werr = w.communicate(timeout=60)
+    assert w.returncode == 0, werr
+    assert json.loads(out)["removed"]["objects"] > 0
+    assert [tuple(r) for r in table_rows(udr, "u")] == [tuple(r) for r in rows]
+    assert udr("fsck").code == 0
+    assert waited, "the import did not wait for the run removing its part"
