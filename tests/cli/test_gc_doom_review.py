@@ -292,3 +292,43 @@ def test_an_import_of_the_rows_of_an_expired_version_keeps_its_part(udr, tmp_pat
     assert [tuple(r) for r in table_rows(udr, "u")] == [tuple(r) for r in rows]
     assert udr("fsck").code == 0
     assert waited, "the import did not wait for the run removing its part"
+
+
+TXN_WRITER = r"""
+import sys, udr
+db = udr.open(sys.argv[1], create=False)
+try:
+    with db.transaction() as tx:
+        tx.write("u", [sys.argv[2]])
+    print("committed", flush=True)
+except udr.NotFoundError as e:
+    print("notfound", e, flush=True)
+"""
+
+
+@needs_pause
+@needs_python
+def test_a_transaction_naming_an_expired_versions_chunk_waits_then_fails_cleanly(udr, tmp_path):
+    """A transaction (Python tx.write, udr_txn_write) that names the chunk
+    of a version the held run expired: the write checks only that the
+    chunk exists; its commit must wait for the run and then refuse
+    ("not found"), never link a version whose chunk the run deletes."""
+    rng = random.Random(15)
+    for _ in range(3):
+        commit_file(udr, tmp_path, "t", rng.randbytes(60_000))
+    h1 = json.loads(udr.ok("show", "t", "1").out)["chunks"][0]
+    p, go = paused_gc(udr, "gc-doomed", "--keep-last", "1")
+    try:
+        w = subprocess.Popen(["/usr/bin/python3", "-c", TXN_WRITER, str(udr.root), h1],
+                             env=base_env({"PYTHONPATH": PYLIB}), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        waited = blocked(w, 1.0)
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    wout, werr = w.communicate(timeout=60)
+    assert w.returncode == 0, werr
+    assert wout.startswith(b"notfound"), (wout, werr)
+    assert udr("show", "u").code != 0
+    assert waited
+    assert udr("fsck").code == 0
