@@ -500,7 +500,7 @@ int udr_db_gc_reset(int *was_aborted, udr_db *db)
 		/* again under the lock */
 		if ((rc = udr__gcstate_load(&st, sp)) == 0 && st.phase == UDR__GC_ABORTED) {
 			st.phase = UDR__GC_IDLE;
-			st.plan[0] = 0;
+			st.plan[0] = st.doomed[0] = 0;
 			if ((rc = udr__gcstate_save(sp, udr__store_tmpdir(db->store), &st)) == 0 && was_aborted)
 				*was_aborted = 1;
 		}

@@ -35,6 +35,7 @@ typedef struct run {
 	const udr__gc_collect_opts *o;
 	udr__gc_mark m;
 	int lockfd, act[2], packsfd;
+	int doomfd; /* LOCK_EX on the published doomed set: "this run is alive" */
 	udr__gcstate st;
 	/* plan */
 	size_t *dead_loose; /* indexes in m.loose */
@@ -103,7 +104,9 @@ static void release_all(run *r)
 	udr__gc_exclusive_end(r->act);
 	if (r->lockfd >= 0)
 		UDR_IO->close(r->lockfd);
-	r->packsfd = r->lockfd = -1;
+	if (r->doomfd >= 0)
+		UDR_IO->close(r->doomfd);
+	r->packsfd = r->lockfd = r->doomfd = -1;
 }
 
 static int unlink_ok(const char *path)
@@ -552,6 +555,12 @@ static int write_doomed(run *r, uint64_t epoch)
 	if ((rc = gc_path(path, sizeof(path), r->s, name)) == 0 &&
 	    (rc = udr__doomset_encode(&bytes, &len, epoch, hs, n)) == 0)
 		rc = udr__write_file_atomic(r->s->tmpdir, path, bytes, len, UDR__PUBLISH_REPLACE, true);
+	/* held until the run ends, before STATE names the set: a writer
+	 * waiting for the run tells it is dead by this lock, not by gc/lock,
+	 * which the next run holds while it waits for that writer (review R6) */
+	if (rc == 0 && ((r->doomfd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0 ||
+	                UDR_IO->flock(r->doomfd, LOCK_EX) < 0))
+		rc = udr__error_io(errno, "cannot lock %s", path);
 	free(bytes);
 	free(hs);
 	if (rc == 0)
@@ -1108,7 +1117,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	r.s = s;
 	r.c = c;
 	r.o = o;
-	r.lockfd = r.packsfd = r.act[0] = r.act[1] = -1;
+	r.lockfd = r.packsfd = r.doomfd = r.act[0] = r.act[1] = -1;
 	udr__gcstate_init(&r.st);
 	if ((rc = take_gc_lock(&r)) < 0)
 		goto done;
@@ -1280,7 +1289,7 @@ int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c)
 	r.s = s;
 	r.c = c;
 	r.o = &def;
-	r.lockfd = r.packsfd = r.act[0] = r.act[1] = -1;
+	r.lockfd = r.packsfd = r.doomfd = r.act[0] = r.act[1] = -1;
 	udr__gcstate_init(&r.st);
 	if ((rc = take_gc_lock(&r)) < 0) {
 		if (rc == UDR_ELOCKED)

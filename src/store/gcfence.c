@@ -569,25 +569,40 @@ static bool gc_running(udr_store *s)
 	return held;
 }
 
-int udr__gc_doom_check(udr_store *s, const udr_hash *h)
+/* Is the run that published the set `name` alive?  It holds LOCK_EX on
+ * its doomed file from before STATE names it until it ends.  gc/lock alone
+ * does not tell: the next run holds it while it waits for the writers'
+ * fence, so a writer waiting on a dead run's set would wait for the next
+ * run, and that run for the writer (review R6).  A set file that cannot
+ * be opened falls back to gc/lock. */
+static bool run_alive(udr_store *s, const char *name)
 {
-	bool doomed;
-	char name[UDR__GC_NAME_MAX + 1];
-	if (!__atomic_load_n(&s->gcw.doom_on, __ATOMIC_ACQUIRE))
-		return 0;
-	pthread_mutex_lock(&s->gcw.mu);
-	doomed = doom_has(s, h);
-	snprintf(name, sizeof(name), "%s", s->gcw.doomed);
-	pthread_mutex_unlock(&s->gcw.mu);
-	if (!doomed)
-		return 0;
-	/* wait for the run to end: it cannot publish another set while this
-	 * writer holds active (its next run drains it first) */
-	udr__test_pause("gc-doom-wait");
+	char rel[UDR__GC_NAME_MAX + 8], *path;
+	int fd;
+	bool held = true;
+	snprintf(rel, sizeof(rel), UDR__GC_DIR "/%s", name);
+	if (!(path = udr__path_join(s->path, rel)))
+		return true;
+	fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0);
+	free(path);
+	if (fd < 0)
+		return errno == ENOENT ? gc_running(s) : true;
+	if (UDR_IO->flock(fd, LOCK_SH | LOCK_NB) == 0)
+		held = false;
+	UDR_IO->close(fd);
+	return held;
+}
+
+/* Wait until the run that published the set `name` has ended (STATE no
+ * longer names it) or is found dead (run_alive: the set then binds
+ * nobody), then rescan the packs. */
+static int wait_run(udr_store *s, const char *name)
+{
 	for (unsigned i = 0;; i++) {
 		uint64_t e;
 		enum udr__gc_phase p;
 		struct timespec ts = {0, (long)(i < 6 ? 1000000L << i : 50000000L)};
+		bool doomed;
 		int rc;
 		if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
 			return rc;
@@ -596,7 +611,7 @@ int udr__gc_doom_check(udr_store *s, const udr_hash *h)
 		pthread_mutex_unlock(&s->gcw.mu);
 		if (!doomed)
 			break;
-		if (!gc_running(s)) {
+		if (!run_alive(s, name)) {
 			/* killed: what it deleted is gone, the rest stays until the
 			 * next run, which drains this writer before it judges */
 			pthread_mutex_lock(&s->gcw.mu);
@@ -614,4 +629,41 @@ int udr__gc_doom_check(udr_store *s, const udr_hash *h)
 			return rc;
 	}
 	return 1;
+}
+
+int udr__gc_doom_check(udr_store *s, const udr_hash *h)
+{
+	bool doomed;
+	char name[UDR__GC_NAME_MAX + 1];
+	if (!__atomic_load_n(&s->gcw.doom_on, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&s->gcw.mu);
+	doomed = doom_has(s, h);
+	snprintf(name, sizeof(name), "%s", s->gcw.doomed);
+	pthread_mutex_unlock(&s->gcw.mu);
+	if (!doomed)
+		return 0;
+	/* wait for the run to end: it cannot publish another set while this
+	 * writer holds active (its next run drains it first) */
+	udr__test_pause("gc-doom-wait");
+	return wait_run(s, name);
+}
+
+int udr__gc_sweep_wait(udr_store *s)
+{
+	char name[UDR__GC_NAME_MAX + 1];
+	uint64_t e;
+	enum udr__gc_phase p;
+	bool live;
+	int rc;
+	if ((rc = udr__gcwatch_read(&e, &p, &s->gcw, s->path)) < 0)
+		return rc;
+	pthread_mutex_lock(&s->gcw.mu);
+	snprintf(name, sizeof(name), "%s", s->gcw.doomed);
+	live = name[0] && strcmp(name, s->gcw.doom_ignored) != 0;
+	pthread_mutex_unlock(&s->gcw.mu);
+	if (!live)
+		return 0;
+	rc = wait_run(s, name);
+	return rc < 0 ? rc : 0;
 }

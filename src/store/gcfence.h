@@ -112,6 +112,14 @@ int udr__gc_fresh_reset(const char *storepath, unsigned parity);
 #define UDR__DOOM_MAGIC "UDRDOOM1"
 #define UDR__DOOM_HEADER 24
 int udr__gc_doom_check(udr_store *s, const udr_hash *h);
+/*
+ * For a writer holding the fence that touches more than the objects it
+ * reuses (udr upgrade packs and unlinks every loose file): wait until a run
+ * that is sweeping (STATE names its doomed set) has ended or is found dead;
+ * no run can start another sweep while the caller holds the fence.  0, or
+ * the errors of reading STATE and scanning packs.  (Review R6.)
+ */
+int udr__gc_sweep_wait(udr_store *s);
 /* The bytes of a doomed file for hashes[n] (sorted, distinct). */
 int udr__doomset_encode(char **out, size_t *len, uint64_t epoch, const udr_hash *hashes, uint64_t n);
 

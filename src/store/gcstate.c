@@ -354,13 +354,18 @@ void udr__gcwatch_destroy(udr__gcwatch *w)
 	pthread_mutex_destroy(&w->mu);
 }
 
-/* The doomed name STATE gives (or ""): a new name drops the loaded set. */
-static void watch_doom(udr__gcwatch *w, const char *name)
+/* The doomed name STATE gives (or "") and the start of the run that named
+ * it: another set drops the loaded one and the "run found dead" mark.  The
+ * name alone is not enough: epochs start again at 0 when STATE is removed
+ * (the way out of a damaged STATE), and a later run's doomed-<e> must not
+ * be judged by the set, or the death, of an earlier one (review R6). */
+static void watch_doom(udr__gcwatch *w, const char *name, int64_t started_ms)
 {
-	if (strcmp(w->doomed, name) != 0) {
+	if (strcmp(w->doomed, name) != 0 || w->doomed_started != started_ms) {
 		udr__doomset_free(w->doom);
 		w->doom = NULL;
 		snprintf(w->doomed, sizeof(w->doomed), "%s", name);
+		w->doomed_started = started_ms;
 		w->doom_ignored[0] = 0;
 	}
 	__atomic_store_n(&w->doom_on, w->doomed[0] != 0, __ATOMIC_RELEASE);
@@ -381,7 +386,7 @@ static int watch_load(udr__gcwatch *w, const char *path)
 			w->missing = true;
 			w->epoch = 0;
 			w->phase = UDR__GC_IDLE;
-			watch_doom(w, "");
+			watch_doom(w, "", 0);
 			return 0;
 		}
 		return udr__error_io(errno, "cannot open gc state %s", path);
@@ -418,7 +423,8 @@ static int watch_load(udr__gcwatch *w, const char *path)
 	w->phase = gs.phase;
 	watch_doom(w, gs.phase == UDR__GC_PLANNED || gs.phase == UDR__GC_REWRITTEN || gs.phase == UDR__GC_DELETING
 	                      ? gs.doomed
-	                      : "");
+	                      : "",
+	           gs.started_ms);
 	udr__gcstate_release(&gs);
 	return 0;
 fail:
@@ -453,7 +459,7 @@ int udr__gcwatch_read(uint64_t *epoch, enum udr__gc_phase *phase, udr__gcwatch *
 		w->missing = true;
 		w->epoch = 0;
 		w->phase = UDR__GC_IDLE;
-		watch_doom(w, "");
+		watch_doom(w, "", 0);
 		goto done;
 	}
 	if (!w->valid || w->missing || st.st_dev != w->dev || st.st_ino != w->ino || st.st_size != w->size ||

@@ -112,9 +112,12 @@ typedef struct udr__gcwatch {
 	 * deleting, else "".  doom is the set loaded from it (gcfence.c, under
 	 * mu; freed when the name changes); doom_on mirrors doomed[0] != 0 for
 	 * a lock-free first test; doom_ignored names a set whose run was found
-	 * dead (gc/lock free), which then binds no writer. */
+	 * dead (its lock on the set file free, gcfence.c), which then binds no
+	 * writer; both are dropped when STATE names another set or the same
+	 * name with another started_ms (review R6). */
 	char doomed[UDR__GC_NAME_MAX + 1];
 	char doom_ignored[UDR__GC_NAME_MAX + 1];
+	int64_t doomed_started; /* STATE's started_ms with that name */
 	struct udr__doomset *doom;
 	int doom_on;
 } udr__gcwatch;

@@ -344,7 +344,10 @@ int udr_store_upgrade_ext(const char *path, const udr_store_config *cfgin, const
 	if (s->format >= 3) {
 		/* the packing is a put (GC.md 4.3): it holds the fence throughout */
 		udr__gc_hold h = UDR__GC_HOLD_INIT;
-		if ((rc = udr__gc_hold_begin(&h, s)) == 0)
+		/* and waits for a run sweeping the store: the run does not
+		 * expect its loose files packed and unlinked under it (a
+		 * format-2 run takes no packs/lock), review R6 */
+		if ((rc = udr__gc_hold_begin(&h, s)) == 0 && (rc = udr__gc_sweep_wait(s)) == 0)
 			rc = pack_loose(s, o, rep);
 		udr__gc_hold_end(&h);
 	}
