@@ -48,6 +48,13 @@ typedef struct run {
 	bool resumed;
 	double mark_seconds;
 	struct udr__bcache *cache; /* decoded pieces of unchaining's chains */
+	/* unchaining's estimate, when it may write: the sampled candidates'
+	 * full copies, appended to spec (published only if the run unchains),
+	 * their hashes in sampled (ascending) */
+	bool spec_ok;
+	udr__packw *spec;
+	udr_hash *sampled;
+	size_t nsampled;
 } run;
 
 static void progress(run *r, const char *phase, uint64_t done, uint64_t total)
@@ -672,6 +679,11 @@ static int full_copy(run *r, const udr_hash *h, uint64_t raw, unsigned char **fu
 	return 0;
 }
 
+static int cmp_hash_bytes_gc(const void *a, const void *b)
+{
+	return memcmp(a, b, UDR_HASH_SIZE);
+}
+
 /* The unchaining cost is estimated on at most this many candidates, evenly
  * spread (each is decoded through its chain and compressed): the estimate
  * only weighs space against time, never safety. */
@@ -735,6 +747,11 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 		}
 		if (rc < 0 || !dead_base)
 			continue;
+		if (write && r->nsampled &&
+		    bsearch(&h, r->sampled, r->nsampled, sizeof(udr_hash), cmp_hash_bytes_gc)) {
+			(*n)++; /* written by the estimate (r->spec) */
+			continue;
+		}
 		if (!write) {
 			/* the cost is estimated on a sample, below */
 			if (ncand == capcand) {
@@ -758,6 +775,10 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 			continue;
 		}
 		*cost += (int64_t)(z ? zlen : flen) - (int64_t)e.length;
+		if (!w && r->spec) {
+			w = r->spec; /* after the estimate's copies */
+			r->spec = NULL;
+		}
 		if (!w && (rc = udr__packw_new(&w, r->s, UDR__PACK_CLASS_DATA)) < 0) {
 			free(full);
 			free(z);
@@ -775,12 +796,22 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 	if (!write && rc == 0 && ncand > 0) {
 		size_t step = ncand > UNCHAIN_SAMPLE ? ncand / UNCHAIN_SAMPLE : 1, sampled = 0, decoded = 0;
 		int64_t sum = 0;
+		if (r->spec_ok && !r->sampled && !(r->sampled = malloc(UNCHAIN_SAMPLE * sizeof(udr_hash))))
+			rc = udr__error_oom();
 		for (size_t k = 0; k < ncand && sampled < UNCHAIN_SAMPLE && rc == 0; k += step, sampled++) {
 			unsigned char *full = NULL, *z = NULL;
 			size_t flen = 0, zlen = 0;
 			if ((rc = full_copy(r, &cands[k].h, cands[k].raw, &full, &flen, &z, &zlen)) == 0) {
 				sum += (int64_t)(z ? zlen : flen) - (int64_t)cands[k].stored;
 				decoded++;
+				/* kept for the write, should the run unchain: decoded once */
+				if (r->spec_ok && !r->spec && (rc = udr__packw_new(&r->spec, r->s, UDR__PACK_CLASS_DATA)) < 0)
+					r->spec = NULL;
+				else if (r->spec_ok)
+					rc = udr__packw_append(r->spec, &cands[k].h, z ? UDR__K_ZST : UDR__K_RAW, flen,
+					                       z ? z : full, (uint32_t)(z ? zlen : flen));
+				if (rc == 0 && r->spec_ok)
+					r->sampled[r->nsampled++] = cands[k].h;
 			}
 			rc = rc > 0 ? 0 : rc;
 			free(full);
@@ -792,6 +823,10 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 		}
 	}
 	free(cands);
+	if (write && !w && r->spec) {
+		w = r->spec; /* every candidate was in the estimate */
+		r->spec = NULL;
+	}
 	if (w) {
 		if (rc == 0)
 			rc = udr__packw_flush(w);
@@ -1068,6 +1103,7 @@ static int unchain_step(run *r, bool dry, bool remark)
 		 * copies add (GC.md 3.3); a dry run only says whether it would */
 		uint64_t cand = 0, saving = base_only_bytes(r);
 		int64_t cost = 0;
+		r->spec_ok = !dry;
 		if (saving > 0 && (rc = unchain(r, &cand, &cost, false)) < 0)
 			return rc;
 		bool force = false;
@@ -1078,10 +1114,19 @@ static int unchain_step(run *r, bool dry, bool remark)
 		if (cand > 0 && (force || (double)saving > 1.25 * (double)(cost > 0 ? cost : 0)))
 			r->unchained = cand;
 	}
+	if (dry || r->unchained == 0) {
+		udr__packw_free(r->spec); /* the estimate's copies: never published */
+		r->spec = NULL;
+		r->nsampled = 0;
+	}
 	if (!dry && r->unchained > 0) {
 		uint64_t pb0 = packs_bytes(s), after;
 		int64_t cost = 0, t0;
-		if ((rc = unchain(r, &r->unchained, &cost, true)) < 0)
+		rc = unchain(r, &r->unchained, &cost, true);
+		udr__packw_free(r->spec); /* flushed by unchain, or discarded on error */
+		r->spec = NULL;
+		r->nsampled = 0;
+		if (rc < 0)
 			return rc;
 		after = packs_bytes(s);
 		r->unchain_bytes = after > pb0 ? after - pb0 : 0;
@@ -1145,6 +1190,9 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		if (rc < 0) {
 			udr_error_clear();
 			r.unchained = r.unchain_bytes = 0;
+			udr__packw_free(r.spec); /* the estimate's copies, unpublished */
+			r.spec = NULL;
+			r.nsampled = 0;
 		}
 		if ((rc = udr__packset_scan(s)) < 0)
 			goto done;
@@ -1270,6 +1318,8 @@ done:
 	udr__gc_mark_free(&r.m);
 	free(r.dead_loose);
 	udr__bcache_free(r.cache);
+	udr__packw_free(r.spec);
+	free(r.sampled);
 	release_all(&r);
 	udr__gcstate_release(&r.st);
 	return rc < 0 ? rc : 0;
