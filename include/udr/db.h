@@ -46,8 +46,10 @@ typedef struct udr_gc_options {
 	/** Called once per phase and as work proceeds (may be NULL). */
 	void (*progress)(const char *phase, uint64_t done, uint64_t total, void *payload);
 	void *progress_payload;
-	/** Expire first by this rule over every table (udr/gc.h; NULL: expire
-	 *  nothing); data of versions expired by then is removed. */
+	/** Expire first by the stored retention policy (udr_retention_set)
+	 *  with its default replaced by this rule when not NULL (udr/gc.h,
+	 *  UDR_RETENTION_POLICY); no policy and NULL: expire nothing.  Data
+	 *  of versions expired by then is removed. */
 	const struct udr_retention_rule *rule;
 } udr_gc_options;
 #define UDR_GC_OPTIONS_VERSION 1

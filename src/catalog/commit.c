@@ -647,6 +647,16 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		ext.gc_mark = o->gc_mark;
 		ext.gc_through = o->gc_through;
 	}
+	if (o->op && strcmp(o->op, "retention") == 0) {
+		if (n > 0 || !o->retention) {
+			rc = udr__error_set(UDR_EINVAL, "a retention record changes no table and holds a policy");
+			goto done;
+		}
+		if (!(ext.retention = strdup(o->retention))) {
+			rc = udr__error_oom();
+			goto done;
+		}
+	}
 	if (o->expire) {
 		/* decided here, at the one commit point: what the linked head
 		 * must keep is dropped; nothing left, nothing written */
