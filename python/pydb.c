@@ -216,8 +216,9 @@ PyDoc_STRVAR(expire_doc,
 "({'dry_run', 'now', 'now_ms', 'at', 'rule', 'table', 'branch',\n"
 "'expired': {'versions', 'tables', 'ranges'}, 'kept': {'versions',\n"
 "'by_reason'}}).  Counts are ints >= 1; keep_within a duration text\n"
-"('90d', '1y2w', '12h30min') or a datetime.timedelta.  At least one keep_\n"
-"argument is needed.  Heads', tags' and each table's latest versions are\n"
+"('90d', '1y2w', '12h30min') or a datetime.timedelta.  The stored policy\n"
+"(set_retention) applies, the keep_ arguments replacing only its default;\n"
+"without both nothing expires.  Heads', tags' and each table's latest versions are\n"
 "always kept.  dry_run=False links an expire record (docs/GC.md 1.4) and\n"
 "returns what it holds: 'dry_run' False and 'expired': {'records' ([seq],\n"
 "or [] when nothing expired), 'versions', 'tables', 'ranges'}; branch= is\n"
@@ -333,18 +334,18 @@ static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 		return NULL;
 	if (parse_rule(&rule, &nkeys, counts, within) < 0)
 		return NULL;
-	if (nkeys == 0)
-		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "give at least one keep_ argument");
 	if (!dry_run && branch)
 		return udrpy_raise_msg(udrpy_NotSupportedError, UDR_ERROR,
 		                       "branch= is only built with dry_run=True: expire on every branch, or see the plan");
 	if ((h = udrpy_db_enter(d)) == NULL)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
+	/* the stored policy, its default replaced by the keep_ arguments */
 	if (dry_run)
-		rc = udr_retention_plan(&report, udr_db_catalog(h), &rule, table, branch, UDR_RETENTION_NOW);
+		rc = udr_retention_plan_ex(&report, udr_db_catalog(h), nkeys ? &rule : NULL, table, branch,
+		                           UDR_RETENTION_NOW, UDR_RETENTION_POLICY);
 	else
-		rc = udr_retention_apply(&report, udr_db_catalog(h), &rule, table, 0);
+		rc = udr_retention_apply(&report, udr_db_catalog(h), nkeys ? &rule : NULL, table, UDR_RETENTION_POLICY);
 	Py_END_ALLOW_THREADS
 	udrpy_db_leave(d);
 	if (rc < 0)
@@ -354,6 +355,84 @@ static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 	Py_XDECREF(json);
 	udr_free(report);
 	return res;
+}
+
+PyDoc_STRVAR(retention_doc,
+"retention() -> dict\n\n"
+"The stored retention policy (docs/GC.md 1.1) as a dict: {} when none was\n"
+"stored or it was cleared (then nothing expires unless keep_ arguments say\n"
+"so).");
+
+static PyObject *db_retention(udrpy_db *d, PyObject *Py_UNUSED(ignored))
+{
+	PyObject *res = NULL, *json;
+	char *text = NULL;
+	udr_db *h;
+	int rc;
+
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_get(&text, udr_db_catalog(h));
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) != NULL)
+		res = PyObject_CallMethod(json, "loads", "s", text);
+	Py_XDECREF(json);
+	udr_free(text);
+	return res;
+}
+
+PyDoc_STRVAR(set_retention_doc,
+"set_retention(policy, message=None) -> int\n\n"
+"Store a retention policy (docs/GC.md 1.1): a dict as `udr retention set`\n"
+"reads ({'default': {'keep_last': 30, 'keep_within': '90d'}, 'tables':\n"
+"{...}, 'branches': {...}, 'pairs': {branch: {table: rule}}}), or None (or\n"
+"{}) to clear it.  One retention record in the log; returns its seq.\n"
+"InvalidArgumentError, nothing written, for a bad policy (unknown keys,\n"
+"counts below 1, bad durations, 'grace', 'undo' other than '0s', an\n"
+"'orphans' rule: not applied yet); NotFoundError on a store with no commit.\n"
+"db.gc() and db.expire() apply it.");
+
+static PyObject *db_set_retention(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"policy", "message", NULL};
+	PyObject *policy = NULL, *json, *text = NULL;
+	const char *message = NULL, *ctext = NULL;
+	uint64_t seq = 0;
+	udr_db *h;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|z:set_retention", kwlist, &policy, &message))
+		return NULL;
+	if (policy != Py_None) {
+		if (!PyDict_Check(policy)) {
+			PyErr_SetString(PyExc_TypeError, "set_retention: policy must be a dict or None");
+			return NULL;
+		}
+		if ((json = PyImport_ImportModule("json")) == NULL)
+			return NULL;
+		text = PyObject_CallMethod(json, "dumps", "O", policy);
+		Py_DECREF(json);
+		if (text == NULL || (ctext = PyUnicode_AsUTF8(text)) == NULL) {
+			Py_XDECREF(text);
+			return NULL;
+		}
+	}
+	if ((h = udrpy_db_enter(d)) == NULL) {
+		Py_XDECREF(text);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_set(&seq, udr_db_catalog(h), ctext, message);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	Py_XDECREF(text);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	return PyLong_FromUnsignedLongLong(seq);
 }
 
 PyDoc_STRVAR(expired_doc,
@@ -613,6 +692,9 @@ static PyMethodDef db_methods[] = {
 	 UDRPY_SUBSCRIBE_DOC},
 	{"expire", (PyCFunction)(void (*)(void))db_expire, METH_VARARGS | METH_KEYWORDS, expire_doc},
 	{"expired", (PyCFunction)(void (*)(void))db_expired, METH_VARARGS | METH_KEYWORDS, expired_doc},
+	{"retention", (PyCFunction)db_retention, METH_NOARGS, retention_doc},
+	{"set_retention", (PyCFunction)(void (*)(void))db_set_retention, METH_VARARGS | METH_KEYWORDS,
+	 set_retention_doc},
 	{"unexpire", (PyCFunction)(void (*)(void))db_unexpire, METH_VARARGS | METH_KEYWORDS, unexpire_doc},
 	UDRPY_CTX_DOCS,
 	{NULL, NULL, 0, NULL}};

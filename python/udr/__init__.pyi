@@ -500,7 +500,12 @@ class Database:
         branch: Optional[str] = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Expire what a rule does not keep (an expire record); dry_run=True: the plan only."""
+        """Expire what the stored policy, its default replaced by keep_ arguments, does not
+        keep (an expire record); dry_run=True: the plan only."""
+    def retention(self) -> dict[str, Any]:
+        """The stored retention policy ({} when none)."""
+    def set_retention(self, policy: Optional[dict[str, Any]], message: Optional[str] = None) -> int:
+        """Store a retention policy (None or {}: clear it); the retention record's seq."""
     def expired(self, table: Optional[str] = None) -> list[tuple[str, int, int, int, datetime.datetime]]:
         """The expired versions: (table, first, last, expire record seq, its time)."""
     def unexpire(
