@@ -79,3 +79,18 @@ def test_bad_policy_nothing_written(db, tmp_path, pol, exc):
         db.set_retention(pol)
     assert tree(str(tmp_path / "db")) == before
     assert db.retention() == {"default": {"keep_last": 3}}
+
+
+def test_gc_applies_it(db):
+    # no policy: gc expires nothing
+    r = db.gc()
+    assert "retention" not in r and db.expired() == []
+    db.set_retention({"default": {"keep_last": 3}, "tables": {"u": {"keep_last": 4}}})
+    r = db.gc()
+    assert r["retention"]["expired"]["ranges"] == {"t": [[1, 2]], "u": [[1, 1]]}
+    with pytest.raises(udr.ExpiredError):
+        db.read("t", version=2)
+    assert db.read("t", version=3) is not None
+    # keep_last replaces only the default
+    r = db.gc(keep_last=1)
+    assert r["retention"]["expired"]["ranges"] == {"t": [[3, 4]]}
