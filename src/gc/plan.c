@@ -373,7 +373,7 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 	int64_t head_ms = 0;
 	bool branch_found = branch == NULL;
 	reach rch = { NULL, 0, false };
-	char text[256];
+	char text[320]; /* "policy S, default " and a rule (< 256) */
 	int rc;
 
 	if (!out_json || !c)
