@@ -392,8 +392,9 @@ PyDoc_STRVAR(set_retention_doc,
 "{...}, 'branches': {...}, 'pairs': {branch: {table: rule}}}), or None (or\n"
 "{}) to clear it.  One retention record in the log; returns its seq.\n"
 "InvalidArgumentError, nothing written, for a bad policy (unknown keys,\n"
-"counts below 1, bad durations, 'grace', 'undo' other than '0s', an\n"
+"counts below 1, bad durations, 'undo' other than '0s', an\n"
 "'orphans' rule: not applied yet); NotFoundError on a store with no commit.\n"
+"'grace' is db.gc()'s grace when it is given none.\n"
 "db.gc() and db.expire() apply it.");
 
 static PyObject *db_set_retention(udrpy_db *d, PyObject *args, PyObject *kwds)
@@ -604,7 +605,8 @@ PyDoc_STRVAR(gc_doc,
 "   keep_weekly=None, keep_monthly=None, keep_yearly=None) -> dict\n\n"
 "Garbage collection (docs/GC.md; the CLI's `udr gc`): remove the chunks no\n"
 "kept version needs, puts never committed once older than grace (seconds;\n"
-"None: the store's, 24 h) and duplicate copies; rewrite packs at least\n"
+"None: the stored policy's grace, else the store's, 24 h) and duplicate\n"
+"copies; rewrite packs at least\n"
 "threshold percent dead, then more until unused space is at most\n"
 "max_unused percent, copying at most max_repack bytes (None: no limit).\n"
 "First expire the versions the stored retention policy (set_retention)\n"

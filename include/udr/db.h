@@ -39,7 +39,8 @@ UDR_EXTERN const char *udr_db_path(const udr_db *db);
 typedef struct udr_gc_options {
 	unsigned int version;      /**< UDR_GC_OPTIONS_VERSION */
 	int dry_run;               /**< nonzero: plan and report, change nothing */
-	int64_t grace_ms;          /**< uncommitted data younger than this stays; < 0: the store's (24 h) */
+	int64_t grace_ms;          /**< uncommitted data younger than this stays; < 0: the stored
+	                                retention policy's "grace", else the store's (24 h) */
 	unsigned int threshold_pct;   /**< rewrite packs at least this % dead (10) */
 	unsigned int max_unused_pct;  /**< then more until unused bytes <= this % (5) */
 	uint64_t max_repack_bytes;    /**< live bytes copied at most (0: no limit) */

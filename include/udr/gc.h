@@ -223,8 +223,8 @@ UDR_EXTERN int udr_retention_plan_ex(char **out_json, struct udr_catalog *catalo
  * @param policy_json the policy as udr_retention_policy_parse reads it;
  *        NULL or "{}" clears it (stores "{}", which keeps everything: the
  *        same as no policy).  Keys stored but not applied by this version
- *        are refused: "grace", "undo" other than "0s", "orphans" other
- *        than null.
+ *        are refused: "undo" other than "0s", "orphans" other than null.
+ *        "grace" is udr_db_gc's when its options give none.
  * @param message the record's message (NULL: "retention policy JSON" or
  *        "retention policy cleared")
  * @return 0; UDR_EINVAL naming the key (nothing written); UDR_ENOTFOUND;

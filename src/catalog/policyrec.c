@@ -16,8 +16,8 @@
 #include "catalog/catalog_internal.h"
 
 /* Policy keys this version stores but does not apply are refused, never
- * silently ignored (GC.md 1.1 "Built"): grace (collection takes its own
- * --grace / gc.grace_ms), undo other than 0s, orphans other than null. */
+ * silently ignored (GC.md 1.1 "Built"): undo other than 0s, orphans other
+ * than null.  grace is applied by udr_db_gc when no grace is given. */
 int udr__retention_check(const char *text)
 {
 	udr_retention_policy *p = NULL;
@@ -31,10 +31,7 @@ int udr__retention_check(const char *text)
 	if (!(o = json_loads(text, JSON_REJECT_DUPLICATES, NULL)))
 		return udr__error_oom(); /* the parser read it */
 	rc = 0;
-	if (json_object_get(o, "grace"))
-		rc = udr__error_set(UDR_EINVAL, "retention policy: \"grace\" is not applied from a stored policy yet "
-		                                "(give udr gc --grace, or set the store's gc.grace_ms)");
-	else if ((v = json_object_get(o, "undo")) &&
+	if ((v = json_object_get(o, "undo")) &&
 	         (udr_retention_parse_duration(&ms, json_string_value(v)) < 0 || ms != 0))
 		rc = udr__error_set(UDR_EINVAL, "retention policy: \"undo\" other than \"0s\" is not applied yet");
 	else if ((v = json_object_get(o, "orphans")) && !json_is_null(v))

@@ -133,7 +133,8 @@ BAD = [
     ('{"defaults":{"keep_last":1}}', "unknown key"),
     ('{"tables":{"a b":{"keep_last":1}}}', "not a table name"),
     ('{"branches":{"..":{"keep_last":1}}}', "branch"),
-    ('{"grace":"24h"}', "grace"),
+    ('{"grace":"24"}', "grace"),
+    ('{"grace":86400}', "grace"),
     ('{"undo":"1d"}', "undo"),
     ('{"orphans":{"keep_last":1}}', "orphans"),
 ]
@@ -335,6 +336,24 @@ def test_fsck_flags_damaged_retention_records(udr):
     rec(udr, 4).write_bytes(bytes(raw))
     assert udr("fsck").code == 4
     rec(udr, 4).write_bytes(good)
+    udr.ok("fsck")
+
+
+def test_gc_takes_the_policy_grace(udr):
+    commit_n(udr, "t", 1)
+    h = udr.put(b"never committed\n")
+    udr.ok("retention", "set", "-", input='{"grace":"0s","default":{"keep_last":5}}')
+    assert show(udr)["policy"]["grace"] == "0s"
+    udr.ok("gc", "--grace", "1h")                        # the option wins
+    assert udr("get", h).code == 0
+    udr.ok("retention", "unset", "--all")
+    udr.ok("gc")                                         # the store's 24 h
+    assert udr("get", h).code == 0
+    udr.ok("retention", "set", "-", input='{"grace":"0s"}')
+    r = json.loads(udr.ok("gc", "--json").out)          # the policy's 0s
+    assert r["removed"]["objects"] >= 1
+    assert udr("get", h).code != 0
+    assert udr.ok("get", json.loads(udr.ok("show", "t").out)["chunks"][0]).stdout == b"t-x-0\n"
     udr.ok("fsck")
 
 

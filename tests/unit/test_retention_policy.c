@@ -209,7 +209,8 @@ static void test_policy__bad_input_writes_nothing(void **state)
 		"{\"tables\":[]}",
 		"{\"branches\":{\"a..b\":{\"keep_last\":1}}}",
 		"{\"pairs\":{\"main\":{\"keep_last\":1}}}",
-		"{\"grace\":\"24h\"}",
+		"{\"grace\":\"24\"}",
+		"{\"grace\":86400}",
 		"{\"undo\":\"1s\"}",
 		"{\"undo\":7}",
 		"{\"orphans\":{\"keep_last\":1}}",
@@ -230,8 +231,8 @@ static void test_policy__bad_input_writes_nothing(void **state)
 		assert_non_null(strstr(udr_error_last()->message, "retention policy"));
 		assert_int_equal(head(f), 2);
 	}
-	/* allowed: undo 0s, orphans null (what this version applies) */
-	ok(udr_retention_set(&seq, f->cat, "{\"undo\":\"0s\",\"orphans\":null}", NULL), "undo 0s");
+	/* allowed: undo 0s, orphans null, grace (what this version applies) */
+	ok(udr_retention_set(&seq, f->cat, "{\"undo\":\"0s\",\"orphans\":null,\"grace\":\"2d\"}", NULL), "undo 0s");
 	assert_int_equal(seq, 3);
 	assert_int_equal(udr_retention_set(&seq, NULL, "{}", NULL), UDR_EINVAL);
 	fsck_clean(f);
