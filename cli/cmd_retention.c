@@ -525,7 +525,8 @@ static int policy_subcommand(cli_ctx *ctx, const cli_command *self, const struct
 	int nargs = argc - optind - 1, rc;
 	udr_db *db = NULL;
 	char *text = NULL, *file = NULL, *newtext = NULL;
-	uint64_t seq = 0;
+	uint64_t seq = 0, read_seq = 0;
+	int edit = 0;
 	json_t *pol = NULL, *rule = NULL;
 
 	if (o->dry_run)
@@ -578,8 +579,9 @@ static int policy_subcommand(cli_ctx *ctx, const cli_command *self, const struct
 			goto done;
 		}
 	} else {
-		if ((rc = udr_retention_policy_at(&text, NULL, udr_db_catalog(db), 0)) != 0)
+		if ((rc = udr_retention_policy_at(&text, &read_seq, udr_db_catalog(db), 0)) != 0)
 			goto done;
+		edit = 1;
 		if (!(pol = json_loads(text, 0, NULL)) || (o->nkeys && !(rule = rule_json(&o->rule)))) {
 			rc = UDR_ENOMEM;
 			goto done;
@@ -600,7 +602,9 @@ static int policy_subcommand(cli_ctx *ctx, const cli_command *self, const struct
 			goto done;
 		}
 	}
-	rc = udr_retention_set(&seq, udr_db_catalog(db), newtext, o->message);
+	/* an edit is linked only over the policy it read (exit 3 otherwise) */
+	rc = edit ? udr_retention_update(&seq, udr_db_catalog(db), newtext, o->message, read_seq)
+	          : udr_retention_set(&seq, udr_db_catalog(db), newtext, o->message);
 	if (rc == 0 && o->json)
 		printf("{\"seq\":%" PRIu64 "}\n", seq);
 	else if (rc == 0 && !ctx->quiet)

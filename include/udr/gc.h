@@ -234,6 +234,17 @@ UDR_EXTERN int udr_retention_set(uint64_t *seq_out, struct udr_catalog *catalog,
                                  const char *message);
 
 /**
+ * udr_retention_set, but only while the retention record in force at the
+ * linked head is still `expect` (what udr_retention_policy_at returned;
+ * 0: none), checked under the writer lock: an edit of the policy read
+ * before loses no concurrent change.
+ * @return as udr_retention_set; UDR_ECONFLICT (another change was linked
+ *         since: nothing written).
+ */
+UDR_EXTERN int udr_retention_update(uint64_t *seq_out, struct udr_catalog *catalog, const char *policy_json,
+                                    const char *message, uint64_t expect);
+
+/**
  * The stored policy at the readers' head: its JSON (keys sorted, compact),
  * or "{}" when none was ever stored (or it was cleared).
  * @param[out] out_json freed with udr_free

@@ -292,6 +292,10 @@ typedef struct udr__commit_opts {
 	/* op "retention" (udr_retention_set): the policy object, compact JSON,
 	 * checked by the caller */
 	const char *retention;
+	/* with retention_check: the retention record that must still be in
+	 * force at the linked head (0: none), else UDR_ECONFLICT */
+	bool retention_check;
+	uint64_t retention_expect;
 } udr__commit_opts;
 /* Ops that commit on a branch whose head must still be o->target (merge,
  * cherry-pick, revert): no "ref" key, the branch must exist. */

@@ -135,7 +135,22 @@ int udr__retention_load(udr_retention_policy **out, uint64_t *seq, udr_catalog *
 	return rc;
 }
 
+static int set_policy(uint64_t *seq_out, udr_catalog *c, const char *policy_json, const char *message, bool check,
+                      uint64_t expect);
+
 int udr_retention_set(uint64_t *seq_out, udr_catalog *c, const char *policy_json, const char *message)
+{
+	return set_policy(seq_out, c, policy_json, message, false, 0);
+}
+
+int udr_retention_update(uint64_t *seq_out, udr_catalog *c, const char *policy_json, const char *message,
+                         uint64_t expect)
+{
+	return set_policy(seq_out, c, policy_json, message, true, expect);
+}
+
+static int set_policy(uint64_t *seq_out, udr_catalog *c, const char *policy_json, const char *message, bool check,
+                      uint64_t expect)
 {
 	udr__commit_opts o;
 	json_t *p;
@@ -147,6 +162,8 @@ int udr_retention_set(uint64_t *seq_out, udr_catalog *c, const char *policy_json
 		*seq_out = 0;
 	if (!c)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_retention_set");
+	if (seq_out)
+		*seq_out = 0;
 	if (!policy_json)
 		policy_json = "{}";
 	if ((rc = udr__retention_check(policy_json)) < 0)
@@ -172,6 +189,8 @@ int udr_retention_set(uint64_t *seq_out, udr_catalog *c, const char *policy_json
 	memset(&o, 0, sizeof o);
 	o.op = "retention";
 	o.retention = canon;
+	o.retention_check = check;
+	o.retention_expect = expect;
 	o.message = message;
 	rc = udr__catalog_commit_versions(seq_out, c, NULL, 0, &o);
 	free(canon);

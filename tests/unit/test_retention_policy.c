@@ -185,6 +185,31 @@ static void test_policy__set_get(void **state)
 	ok(udr_retention_set(&seq, f->cat, "{}", NULL), "clear 2");
 	assert_int_equal(seq, 8);
 	assert_get(f, "{}");
+
+	/* update: only over the record read (a compare-and-swap under the lock) */
+	ok(udr_retention_update(&seq, f->cat, "{\"default\":{\"keep_last\":2}}", NULL, 8), "update");
+	assert_int_equal(seq, 9);
+	seq = 5;
+	assert_int_equal(udr_retention_update(&seq, f->cat, "{\"default\":{\"keep_last\":3}}", NULL, 8), UDR_ECONFLICT);
+	th_assert_error(UDR_ECONFLICT, "changed (commit 9)");
+	assert_int_equal(seq, 0);
+	assert_int_equal(udr_retention_update(&seq, f->cat, "{}", NULL, 0), UDR_ECONFLICT);
+	assert_int_equal(head(f), 9);
+	assert_get(f, "{\"default\":{\"keep_last\":2}}");
+	/* bad input is still refused first */
+	assert_int_equal(udr_retention_update(&seq, f->cat, "{\"default\":{\"keep_last\":0}}", NULL, 9), UDR_EINVAL);
+	assert_int_equal(head(f), 9);
+	fsck_clean(f);
+}
+
+static void test_policy__update_on_a_fresh_log(void **state)
+{
+	fx *f = *state;
+	uint64_t seq = 0;
+	put(f, "t", "a");
+	assert_int_equal(udr_retention_update(&seq, f->cat, "{}", NULL, 1), UDR_ECONFLICT);
+	ok(udr_retention_update(&seq, f->cat, "{\"tables\":{\"t\":{\"keep_daily\":1}}}", "first", 0), "update 0");
+	assert_int_equal(seq, 2);
 	fsck_clean(f);
 }
 
@@ -379,6 +404,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_policy__set_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy__bad_input_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy__update_on_a_fresh_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy__applied_by_the_plan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy__fsck_and_damage, setup, teardown),
 	};
