@@ -191,6 +191,7 @@ static int set_policy(uint64_t *seq_out, udr_catalog *c, const char *policy_json
 	o.retention = canon;
 	o.retention_check = check;
 	o.retention_expect = expect;
+	udr__test_pause("retention-set"); /* tests: another change links meanwhile */
 	o.message = message;
 	rc = udr__catalog_commit_versions(seq_out, c, NULL, 0, &o);
 	free(canon);

@@ -7,10 +7,11 @@ written, `udr log` and fsck.
 """
 import json
 import subprocess
+import time
 
 import pytest
 
-from conftest import commit_n, rec, tree_snapshot
+from conftest import FAULT_INJECTION, UDR_BIN, base_env, commit_n, rec, tree_snapshot
 
 
 def b3(data):
@@ -354,6 +355,31 @@ def test_gc_takes_the_policy_grace(udr):
     assert r["removed"]["objects"] >= 1
     assert udr("get", h).code != 0
     assert udr.ok("get", json.loads(udr.ok("show", "t").out)["chunks"][0]).stdout == b"t-x-0\n"
+    udr.ok("fsck")
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION (UDR_PAUSE)")
+def test_concurrent_edit_is_refused_not_lost(udr, tmp_path):
+    commit_n(udr, "t", 2)
+    udr.ok("retention", "set", "--keep-last", "5")
+    pdir = tmp_path / "pause"
+    pdir.mkdir()
+    env = base_env({"UDR_PAUSE": "retention-set:%s" % pdir})
+    # an edit that read the policy (commit 3) pauses before linking
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "retention", "set", "--table", "t", "--keep-last",
+                          "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t = time.monotonic() + 30
+    while not (pdir / "retention-set.reached").exists():
+        assert p.poll() is None and time.monotonic() < t, p.communicate()
+        time.sleep(0.01)
+    udr.ok("retention", "set", "--keep-last", "9")       # commit 4
+    (pdir / "retention-set.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 3 and b"retention policy changed (commit 4)" in err, (out, err)
+    assert show(udr)["policy"] == {"default": {"keep_last": 9}} and head(udr) == 4
+    # run again: it reads commit 4 and keeps its default
+    udr.ok("retention", "set", "--table", "t", "--keep-last", "2")
+    assert show(udr)["policy"] == {"default": {"keep_last": 9}, "tables": {"t": {"keep_last": 2}}}
     udr.ok("fsck")
 
 
