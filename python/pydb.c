@@ -386,7 +386,9 @@ static PyObject *db_retention(udrpy_db *d, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(set_retention_doc,
-"set_retention(policy, message=None) -> int\n\n"
+"set_retention(policy, message=None) -> int\n"
+"set_retention(*, table=None, branch=None, keep_last=None, keep_within=None,\n"
+"              keep_hourly=None, ..., keep_yearly=None, message=None) -> int\n\n"
 "Store a retention policy (docs/GC.md 1.1): a dict as `udr retention set`\n"
 "reads ({'default': {'keep_last': 30, 'keep_within': '90d'}, 'tables':\n"
 "{...}, 'branches': {...}, 'pairs': {branch: {table: rule}}}), or None (or\n"
@@ -395,19 +397,140 @@ PyDoc_STRVAR(set_retention_doc,
 "counts below 1, bad durations, 'undo' other than '0s', an\n"
 "'orphans' rule: not applied yet); NotFoundError on a store with no commit.\n"
 "'grace' is db.gc()'s grace when it is given none.\n"
+"The second form replaces one rule of the stored policy whole: the default,\n"
+"or with table, branch (a name or 'NAME/*') or both the table's, branch's or\n"
+"pair's (as `udr retention set --keep-...`); it is linked only over the\n"
+"policy it read (ConflictError when another change was linked meanwhile).\n"
 "db.gc() and db.expire() apply it.");
+
+/* A rule as the policy's dict: keep_within as given when a str. */
+static PyObject *rule_dict(const udr_retention_rule *r, PyObject *within)
+{
+	PyObject *o = PyDict_New(), *v;
+	const char *names[] = {"keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"};
+	const uint32_t vals[] = {r->keep_hourly, r->keep_daily, r->keep_weekly, r->keep_monthly, r->keep_yearly};
+	char dur[64];
+	int fail = o == NULL;
+
+	if (!fail && r->keep_last) {
+		fail |= (v = PyLong_FromUnsignedLongLong(r->keep_last)) == NULL || PyDict_SetItemString(o, "keep_last", v) < 0;
+		Py_XDECREF(v);
+	}
+	if (!fail && r->keep_within_ms >= 0) {
+		udr_retention_format_duration(dur, sizeof dur, r->keep_within_ms);
+		if (within && PyUnicode_Check(within)) {
+			Py_INCREF(within);
+			v = within;
+		} else {
+			v = PyUnicode_FromString(dur);
+		}
+		fail |= v == NULL || PyDict_SetItemString(o, "keep_within", v) < 0;
+		Py_XDECREF(v);
+	}
+	for (int i = 0; i < 5 && !fail; i++) {
+		if (!vals[i])
+			continue;
+		fail |= (v = PyLong_FromUnsignedLong(vals[i])) == NULL || PyDict_SetItemString(o, names[i], v) < 0;
+		Py_XDECREF(v);
+	}
+	if (fail) {
+		Py_XDECREF(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* d[key], created as {} when missing (borrowed); NULL with an exception. */
+static PyObject *dict_child(PyObject *d, const char *key)
+{
+	PyObject *c = PyDict_GetItemString(d, key);
+	if (c)
+		return PyDict_Check(c) ? c : (PyErr_Format(PyExc_ValueError, "stored policy: %s is not an object", key), NULL);
+	if ((c = PyDict_New()) == NULL || PyDict_SetItemString(d, key, c) < 0) {
+		Py_XDECREF(c);
+		return NULL;
+	}
+	Py_DECREF(c);
+	return c;
+}
+
+/* set_retention(table=, branch=, keep_...=): one rule replaced, linked over
+ * the policy read (udr_retention_update). */
+static PyObject *set_one_rule(udrpy_db *d, const char *table, const char *branch, PyObject *const counts[6],
+                              PyObject *within, const char *message)
+{
+	udr_retention_rule rule = UDR_RETENTION_RULE_INIT;
+	PyObject *json = NULL, *pol = NULL, *r = NULL, *text = NULL, *parent;
+	char *cur = NULL;
+	const char *ctext;
+	uint64_t expect = 0, seq = 0;
+	int nkeys = 0, rc;
+	udr_db *h;
+
+	if (parse_rule(&rule, &nkeys, counts, within) < 0)
+		return NULL;
+	if (nkeys == 0)
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                       "set_retention: give a policy, or at least one keep_ argument");
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_policy_at(&cur, &expect, udr_db_catalog(h), 0);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) == NULL || (pol = PyObject_CallMethod(json, "loads", "s", cur)) == NULL ||
+	    (r = rule_dict(&rule, within)) == NULL)
+		goto out;
+	parent = pol;
+	if (table && branch)
+		parent = dict_child(pol, "pairs") ? dict_child(dict_child(pol, "pairs"), branch) : NULL;
+	else if (table || branch)
+		parent = dict_child(pol, table ? "tables" : "branches");
+	if (parent == NULL || PyDict_SetItemString(parent, table ? table : branch ? branch : "default", r) < 0 ||
+	    (text = PyObject_CallMethod(json, "dumps", "O", pol)) == NULL || (ctext = PyUnicode_AsUTF8(text)) == NULL)
+		goto out;
+	if ((h = udrpy_db_enter(d)) == NULL)
+		goto out;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_update(&seq, udr_db_catalog(h), ctext, message, expect);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	Py_DECREF(text);
+	text = NULL;
+	if (rc < 0)
+		udrpy_raise(rc);
+out:
+	Py_XDECREF(json);
+	Py_XDECREF(pol);
+	Py_XDECREF(r);
+	Py_XDECREF(text);
+	udr_free(cur);
+	if (PyErr_Occurred())
+		return NULL;
+	return PyLong_FromUnsignedLongLong(seq);
+}
 
 static PyObject *db_set_retention(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"policy", "message", NULL};
-	PyObject *policy = NULL, *json, *text = NULL;
-	const char *message = NULL, *ctext = NULL;
+	static char *kwlist[] = {"policy", "message", "table", "branch", "keep_last", "keep_within", "keep_hourly",
+	                         "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", NULL};
+	PyObject *policy = NULL, *json, *text = NULL, *counts[6] = {NULL}, *within = NULL;
+	const char *message = NULL, *ctext = NULL, *table = NULL, *branch = NULL;
 	uint64_t seq = 0;
 	udr_db *h;
 	int rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|z:set_retention", kwlist, &policy, &message))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OzzzOOOOOOO:set_retention", kwlist, &policy, &message, &table,
+	                                 &branch, &counts[0], &within, &counts[1], &counts[2], &counts[3], &counts[4],
+	                                 &counts[5]))
 		return NULL;
+	if (policy == NULL)
+		return set_one_rule(d, table, branch, counts, within, message);
+	if (table || branch || within || counts[0] || counts[1] || counts[2] || counts[3] || counts[4] || counts[5])
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                       "set_retention: give either a policy or table=/branch=/keep_ arguments");
 	if (policy != Py_None) {
 		if (!PyDict_Check(policy)) {
 			PyErr_SetString(PyExc_TypeError, "set_retention: policy must be a dict or None");

@@ -94,3 +94,29 @@ def test_gc_applies_it(db):
     # keep_last replaces only the default
     r = db.gc(keep_last=1)
     assert r["retention"]["expired"]["ranges"] == {"t": [[3, 4]]}
+
+
+def test_set_one_rule(db):
+    import datetime
+    assert db.set_retention(keep_last=3) == 11
+    assert db.retention() == {"default": {"keep_last": 3}}
+    db.set_retention(table="u", keep_within="90d", keep_daily=2)
+    db.set_retention(branch="dev/*", keep_within=datetime.timedelta(days=2))
+    db.set_retention(table="t", branch="main", keep_yearly=1, message="pair")
+    assert db.retention() == {"default": {"keep_last": 3}, "tables": {"u": {"keep_within": "90d", "keep_daily": 2}},
+                              "branches": {"dev/*": {"keep_within": "2d"}},
+                              "pairs": {"main": {"t": {"keep_yearly": 1}}}}
+    # replaces the rule whole
+    db.set_retention(table="u", keep_last=4)
+    assert db.retention()["tables"] == {"u": {"keep_last": 4}}
+    n = db.retention()
+    for kw, exc in [(dict(), udr.InvalidArgumentError), (dict(table="u"), udr.InvalidArgumentError),
+                    (dict(keep_last=0), udr.InvalidArgumentError), (dict(table="a b", keep_last=1),
+                                                                     udr.InvalidArgumentError),
+                    (dict(branch="a..b", keep_last=1), udr.InvalidArgumentError),
+                    (dict(keep_within="5m"), udr.InvalidArgumentError)]:
+        with pytest.raises(exc):
+            db.set_retention(**kw)
+    with pytest.raises(udr.InvalidArgumentError):
+        db.set_retention({}, table="u")
+    assert db.retention() == n
