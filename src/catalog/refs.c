@@ -1756,6 +1756,23 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 			return xr;
 		if (xr == 1)
 			snprintf(first, sizeof(first), "%s", why);
+		if (!first[0] && !r->xrec->unexpire && r->xrec->policy > 0) {
+			/* the policy it names: a retention record at or before its plan */
+			udr__record pr;
+			bool isret = false;
+			if (r->xrec->policy <= r->xrec->at && (rc = udr__record_read(&pr, c, r->xrec->policy)) == 0) {
+				isret = pr.retention != NULL;
+				udr__record_free(&pr);
+			}
+			if (rc == UDR_ENOMEM)
+				return rc;
+			udr_error_clear();
+			rc = 0;
+			if (!isret)
+				snprintf(first, sizeof(first), "commit %llu: an expire record naming policy %llu, not a retention "
+				         "record before its plan (%llu)", (unsigned long long)cm->seq,
+				         (unsigned long long)r->xrec->policy, (unsigned long long)r->xrec->at);
+		}
 		for (size_t i = 0; i < r->xrec->nt && rc == 0; i++) {
 			size_t n = strlen(r->xrec->t[i].table) + 10;
 			if (!(key = malloc(n)))

@@ -383,6 +383,21 @@ def test_concurrent_edit_is_refused_not_lost(udr, tmp_path):
     udr.ok("fsck")
 
 
+def test_fsck_checks_the_policy_an_expire_record_names(udr):
+    commit_n(udr, "t", 4)
+    udr.ok("retention", "set", "--keep-last", "2")      # commit 5
+    udr.ok("retention", "expire")                        # commit 6, the last
+    o = json.loads(rec(udr, 6).read_text())
+    assert o["op"] == "expire" and o["expire"]["policy"] == 5 and o["expire"]["rule"] == "policy 5"
+    udr.ok("fsck")
+    good = rec(udr, 6).read_bytes()
+    reseal(rec(udr, 6), lambda t: t.replace('"policy":5', '"policy":4'))
+    r = udr("fsck")
+    assert r.code == 4 and "not a retention record" in r.out + r.stderr, r
+    rec(udr, 6).write_bytes(good)
+    udr.ok("fsck")
+
+
 def test_help_and_completion(udr, run):
     r = run("retention", "--help")
     assert r.code == 0 and "udr retention set FILE|-" in r.out and "unset" in r.out
