@@ -127,6 +127,22 @@ static void print_expire(udr_catalog *cat, uint64_t seq)
 	udr_free(text);
 }
 
+/* A retention record: the policy it stored (GC.md 1.1). */
+static void print_policy(udr_catalog *cat, uint64_t seq)
+{
+	char *text = NULL;
+
+	if (udr_retention_policy_at(&text, NULL, cat, seq) != 0) {
+		udr_error_clear(); /* the log stays readable; fsck reports the damage */
+		fputs("  retention policy\n", stdout);
+	} else if (strcmp(text, "{}") == 0) {
+		fputs("  retention policy cleared\n", stdout);
+	} else {
+		printf("  retention policy %s\n", text);
+	}
+	udr_free(text);
+}
+
 /* The change made a version that records a drop (DROP TABLE).  A version
  * file that cannot be read says nothing here: the log stays readable (fsck
  * and the commands that read the version report the damage). */
@@ -153,6 +169,8 @@ static void print_commit_text(udr_catalog *cat, const udr_commit *c)
 		printf("  %s of commit %" PRIu64 "\n", c->op, c->source);
 	else if (c->op && (strcmp(c->op, "expire") == 0 || strcmp(c->op, "unexpire") == 0)) /* GC.md 1.4 */
 		print_expire(cat, c->seq);
+	else if (c->op && strcmp(c->op, "retention") == 0) /* GC.md 1.1 */
+		print_policy(cat, c->seq);
 	else if (c->op) { /* a ref record (branches) */
 		printf("  %s %s", c->op, c->ref ? c->ref : "");
 		for (i = 0; i < c->nparents; i++)
@@ -223,6 +241,14 @@ static void print_commit_json(udr_catalog *cat, const udr_commit *c)
 		fputc(']', stdout);
 		if (c->source)
 			printf(", \"source\": %" PRIu64, c->source);
+		if (strcmp(c->op, "retention") == 0) { /* the policy it stored */
+			char *text = NULL;
+			if (udr_retention_policy_at(&text, NULL, cat, c->seq) == 0)
+				printf(", \"retention\": %s", text);
+			else
+				udr_error_clear();
+			udr_free(text);
+		}
 	}
 	fputc('}', stdout);
 }

@@ -110,7 +110,7 @@ _udr()
 	fi
 	case $cmd in
 	retention)
-		((nargs == 0)) && mapfile -t COMPREPLY < <(compgen -W 'expire expired undo restore' -- "$cur")
+		((nargs == 0)) && mapfile -t COMPREPLY < <(compgen -W 'show set unset expire expired undo restore' -- "$cur")
 		return
 		;;
 	help)

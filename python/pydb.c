@@ -216,8 +216,9 @@ PyDoc_STRVAR(expire_doc,
 "({'dry_run', 'now', 'now_ms', 'at', 'rule', 'table', 'branch',\n"
 "'expired': {'versions', 'tables', 'ranges'}, 'kept': {'versions',\n"
 "'by_reason'}}).  Counts are ints >= 1; keep_within a duration text\n"
-"('90d', '1y2w', '12h30min') or a datetime.timedelta.  At least one keep_\n"
-"argument is needed.  Heads', tags' and each table's latest versions are\n"
+"('90d', '1y2w', '12h30min') or a datetime.timedelta.  The stored policy\n"
+"(set_retention) applies, the keep_ arguments replacing only its default;\n"
+"without both nothing expires.  Heads', tags' and each table's latest versions are\n"
 "always kept.  dry_run=False links an expire record (docs/GC.md 1.4) and\n"
 "returns what it holds: 'dry_run' False and 'expired': {'records' ([seq],\n"
 "or [] when nothing expired), 'versions', 'tables', 'ranges'}; branch= is\n"
@@ -333,18 +334,18 @@ static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 		return NULL;
 	if (parse_rule(&rule, &nkeys, counts, within) < 0)
 		return NULL;
-	if (nkeys == 0)
-		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "give at least one keep_ argument");
 	if (!dry_run && branch)
 		return udrpy_raise_msg(udrpy_NotSupportedError, UDR_ERROR,
 		                       "branch= is only built with dry_run=True: expire on every branch, or see the plan");
 	if ((h = udrpy_db_enter(d)) == NULL)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
+	/* the stored policy, its default replaced by the keep_ arguments */
 	if (dry_run)
-		rc = udr_retention_plan(&report, udr_db_catalog(h), &rule, table, branch, UDR_RETENTION_NOW);
+		rc = udr_retention_plan_ex(&report, udr_db_catalog(h), nkeys ? &rule : NULL, table, branch,
+		                           UDR_RETENTION_NOW, UDR_RETENTION_POLICY);
 	else
-		rc = udr_retention_apply(&report, udr_db_catalog(h), &rule, table, 0);
+		rc = udr_retention_apply(&report, udr_db_catalog(h), nkeys ? &rule : NULL, table, UDR_RETENTION_POLICY);
 	Py_END_ALLOW_THREADS
 	udrpy_db_leave(d);
 	if (rc < 0)
@@ -354,6 +355,208 @@ static PyObject *db_expire(udrpy_db *d, PyObject *args, PyObject *kwds)
 	Py_XDECREF(json);
 	udr_free(report);
 	return res;
+}
+
+PyDoc_STRVAR(retention_doc,
+"retention() -> dict\n\n"
+"The stored retention policy (docs/GC.md 1.1) as a dict: {} when none was\n"
+"stored or it was cleared (then nothing expires unless keep_ arguments say\n"
+"so).");
+
+static PyObject *db_retention(udrpy_db *d, PyObject *Py_UNUSED(ignored))
+{
+	PyObject *res = NULL, *json;
+	char *text = NULL;
+	udr_db *h;
+	int rc;
+
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_get(&text, udr_db_catalog(h));
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) != NULL)
+		res = PyObject_CallMethod(json, "loads", "s", text);
+	Py_XDECREF(json);
+	udr_free(text);
+	return res;
+}
+
+PyDoc_STRVAR(set_retention_doc,
+"set_retention(policy, message=None) -> int\n"
+"set_retention(*, table=None, branch=None, keep_last=None, keep_within=None,\n"
+"              keep_hourly=None, ..., keep_yearly=None, message=None) -> int\n\n"
+"Store a retention policy (docs/GC.md 1.1): a dict as `udr retention set`\n"
+"reads ({'default': {'keep_last': 30, 'keep_within': '90d'}, 'tables':\n"
+"{...}, 'branches': {...}, 'pairs': {branch: {table: rule}}}), or None (or\n"
+"{}) to clear it.  One retention record in the log; returns its seq.\n"
+"InvalidArgumentError, nothing written, for a bad policy (unknown keys,\n"
+"counts below 1, bad durations, 'undo' other than '0s', an\n"
+"'orphans' rule: not applied yet); NotFoundError on a store with no commit.\n"
+"'grace' is db.gc()'s grace when it is given none.\n"
+"The second form replaces one rule of the stored policy whole: the default,\n"
+"or with table, branch (a name or 'NAME/*') or both the table's, branch's or\n"
+"pair's (as `udr retention set --keep-...`); it is linked only over the\n"
+"policy it read (ConflictError when another change was linked meanwhile).\n"
+"db.gc() and db.expire() apply it.");
+
+/* A rule as the policy's dict: keep_within as given when a str. */
+static PyObject *rule_dict(const udr_retention_rule *r, PyObject *within)
+{
+	PyObject *o = PyDict_New(), *v;
+	const char *names[] = {"keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"};
+	const uint32_t vals[] = {r->keep_hourly, r->keep_daily, r->keep_weekly, r->keep_monthly, r->keep_yearly};
+	char dur[64];
+	int fail = o == NULL;
+
+	if (!fail && r->keep_last) {
+		fail |= (v = PyLong_FromUnsignedLongLong(r->keep_last)) == NULL || PyDict_SetItemString(o, "keep_last", v) < 0;
+		Py_XDECREF(v);
+	}
+	if (!fail && r->keep_within_ms >= 0) {
+		udr_retention_format_duration(dur, sizeof dur, r->keep_within_ms);
+		if (within && PyUnicode_Check(within)) {
+			Py_INCREF(within);
+			v = within;
+		} else {
+			v = PyUnicode_FromString(dur);
+		}
+		fail |= v == NULL || PyDict_SetItemString(o, "keep_within", v) < 0;
+		Py_XDECREF(v);
+	}
+	for (int i = 0; i < 5 && !fail; i++) {
+		if (!vals[i])
+			continue;
+		fail |= (v = PyLong_FromUnsignedLong(vals[i])) == NULL || PyDict_SetItemString(o, names[i], v) < 0;
+		Py_XDECREF(v);
+	}
+	if (fail) {
+		Py_XDECREF(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* d[key], created as {} when missing (borrowed); NULL with an exception. */
+static PyObject *dict_child(PyObject *d, const char *key)
+{
+	PyObject *c = PyDict_GetItemString(d, key);
+	if (c)
+		return PyDict_Check(c) ? c : (PyErr_Format(PyExc_ValueError, "stored policy: %s is not an object", key), NULL);
+	if ((c = PyDict_New()) == NULL || PyDict_SetItemString(d, key, c) < 0) {
+		Py_XDECREF(c);
+		return NULL;
+	}
+	Py_DECREF(c);
+	return c;
+}
+
+/* set_retention(table=, branch=, keep_...=): one rule replaced, linked over
+ * the policy read (udr_retention_update). */
+static PyObject *set_one_rule(udrpy_db *d, const char *table, const char *branch, PyObject *const counts[6],
+                              PyObject *within, const char *message)
+{
+	udr_retention_rule rule = UDR_RETENTION_RULE_INIT;
+	PyObject *json = NULL, *pol = NULL, *r = NULL, *text = NULL, *parent;
+	char *cur = NULL;
+	const char *ctext;
+	uint64_t expect = 0, seq = 0;
+	int nkeys = 0, rc;
+	udr_db *h;
+
+	if (parse_rule(&rule, &nkeys, counts, within) < 0)
+		return NULL;
+	if (nkeys == 0)
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                       "set_retention: give a policy, or at least one keep_ argument");
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_policy_at(&cur, &expect, udr_db_catalog(h), 0);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	if ((json = PyImport_ImportModule("json")) == NULL || (pol = PyObject_CallMethod(json, "loads", "s", cur)) == NULL ||
+	    (r = rule_dict(&rule, within)) == NULL)
+		goto out;
+	parent = pol;
+	if (table && branch)
+		parent = dict_child(pol, "pairs") ? dict_child(dict_child(pol, "pairs"), branch) : NULL;
+	else if (table || branch)
+		parent = dict_child(pol, table ? "tables" : "branches");
+	if (parent == NULL || PyDict_SetItemString(parent, table ? table : branch ? branch : "default", r) < 0 ||
+	    (text = PyObject_CallMethod(json, "dumps", "O", pol)) == NULL || (ctext = PyUnicode_AsUTF8(text)) == NULL)
+		goto out;
+	if ((h = udrpy_db_enter(d)) == NULL)
+		goto out;
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_update(&seq, udr_db_catalog(h), ctext, message, expect);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	Py_DECREF(text);
+	text = NULL;
+	if (rc < 0)
+		udrpy_raise(rc);
+out:
+	Py_XDECREF(json);
+	Py_XDECREF(pol);
+	Py_XDECREF(r);
+	Py_XDECREF(text);
+	udr_free(cur);
+	if (PyErr_Occurred())
+		return NULL;
+	return PyLong_FromUnsignedLongLong(seq);
+}
+
+static PyObject *db_set_retention(udrpy_db *d, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"policy", "message", "table", "branch", "keep_last", "keep_within", "keep_hourly",
+	                         "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", NULL};
+	PyObject *policy = NULL, *json, *text = NULL, *counts[6] = {NULL}, *within = NULL;
+	const char *message = NULL, *ctext = NULL, *table = NULL, *branch = NULL;
+	uint64_t seq = 0;
+	udr_db *h;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OzzzOOOOOOO:set_retention", kwlist, &policy, &message, &table,
+	                                 &branch, &counts[0], &within, &counts[1], &counts[2], &counts[3], &counts[4],
+	                                 &counts[5]))
+		return NULL;
+	if (policy == NULL)
+		return set_one_rule(d, table, branch, counts, within, message);
+	if (table || branch || within || counts[0] || counts[1] || counts[2] || counts[3] || counts[4] || counts[5])
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
+		                       "set_retention: give either a policy or table=/branch=/keep_ arguments");
+	if (policy != Py_None) {
+		if (!PyDict_Check(policy)) {
+			PyErr_SetString(PyExc_TypeError, "set_retention: policy must be a dict or None");
+			return NULL;
+		}
+		if ((json = PyImport_ImportModule("json")) == NULL)
+			return NULL;
+		text = PyObject_CallMethod(json, "dumps", "O", policy);
+		Py_DECREF(json);
+		if (text == NULL || (ctext = PyUnicode_AsUTF8(text)) == NULL) {
+			Py_XDECREF(text);
+			return NULL;
+		}
+	}
+	if ((h = udrpy_db_enter(d)) == NULL) {
+		Py_XDECREF(text);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_retention_set(&seq, udr_db_catalog(h), ctext, message);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	Py_XDECREF(text);
+	if (rc < 0)
+		return udrpy_raise(rc);
+	return PyLong_FromUnsignedLongLong(seq);
 }
 
 PyDoc_STRVAR(expired_doc,
@@ -525,13 +728,16 @@ PyDoc_STRVAR(gc_doc,
 "   keep_weekly=None, keep_monthly=None, keep_yearly=None) -> dict\n\n"
 "Garbage collection (docs/GC.md; the CLI's `udr gc`): remove the chunks no\n"
 "kept version needs, puts never committed once older than grace (seconds;\n"
-"None: the store's, 24 h) and duplicate copies; rewrite packs at least\n"
+"None: the stored policy's grace, else the store's, 24 h) and duplicate\n"
+"copies; rewrite packs at least\n"
 "threshold percent dead, then more until unused space is at most\n"
 "max_unused percent, copying at most max_repack bytes (None: no limit).\n"
-"With keep_ arguments (as expire()), first expire the versions the rule\n"
-"does not keep, then remove the data only expired versions needed: they\n"
-"raise ExpiredError and can no longer be restored.  Writers wait while it\n"
-"runs.  Returns the report (retention when a rule was given, mark,\n"
+"First expire the versions the stored retention policy (set_retention)\n"
+"does not keep, keep_ arguments (as expire()) replacing its default, then\n"
+"remove the data only expired versions needed: they raise ExpiredError and\n"
+"can no longer be restored; no policy and no keep_: nothing expires.\n"
+"Writers wait while it runs.  Returns the report (retention when a policy\n"
+"or rule applied, mark,\n"
 "removed, written, store, temp, gc_seq).  Raises LockedError-like\n"
 "udr.Error when another gc runs, CorruptError when a live chunk is missing\n"
 "(nothing removed), ValueError or InvalidArgumentError for bad options.");
@@ -613,6 +819,9 @@ static PyMethodDef db_methods[] = {
 	 UDRPY_SUBSCRIBE_DOC},
 	{"expire", (PyCFunction)(void (*)(void))db_expire, METH_VARARGS | METH_KEYWORDS, expire_doc},
 	{"expired", (PyCFunction)(void (*)(void))db_expired, METH_VARARGS | METH_KEYWORDS, expired_doc},
+	{"retention", (PyCFunction)db_retention, METH_NOARGS, retention_doc},
+	{"set_retention", (PyCFunction)(void (*)(void))db_set_retention, METH_VARARGS | METH_KEYWORDS,
+	 set_retention_doc},
 	{"unexpire", (PyCFunction)(void (*)(void))db_unexpire, METH_VARARGS | METH_KEYWORDS, unexpire_doc},
 	UDRPY_CTX_DOCS,
 	{NULL, NULL, 0, NULL}};

@@ -39,15 +39,18 @@ UDR_EXTERN const char *udr_db_path(const udr_db *db);
 typedef struct udr_gc_options {
 	unsigned int version;      /**< UDR_GC_OPTIONS_VERSION */
 	int dry_run;               /**< nonzero: plan and report, change nothing */
-	int64_t grace_ms;          /**< uncommitted data younger than this stays; < 0: the store's (24 h) */
+	int64_t grace_ms;          /**< uncommitted data younger than this stays; < 0: the stored
+	                                retention policy's "grace", else the store's (24 h) */
 	unsigned int threshold_pct;   /**< rewrite packs at least this % dead (10) */
 	unsigned int max_unused_pct;  /**< then more until unused bytes <= this % (5) */
 	uint64_t max_repack_bytes;    /**< live bytes copied at most (0: no limit) */
 	/** Called once per phase and as work proceeds (may be NULL). */
 	void (*progress)(const char *phase, uint64_t done, uint64_t total, void *payload);
 	void *progress_payload;
-	/** Expire first by this rule over every table (udr/gc.h; NULL: expire
-	 *  nothing); data of versions expired by then is removed. */
+	/** Expire first by the stored retention policy (udr_retention_set)
+	 *  with its default replaced by this rule when not NULL (udr/gc.h,
+	 *  UDR_RETENTION_POLICY); no policy and NULL: expire nothing.  Data
+	 *  of versions expired by then is removed. */
 	const struct udr_retention_rule *rule;
 } udr_gc_options;
 #define UDR_GC_OPTIONS_VERSION 1

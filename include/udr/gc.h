@@ -108,8 +108,8 @@ UDR_EXTERN void udr_retention_rule_format(char *buf, size_t size, const udr_rete
  * A retention policy (GC.md 1.1) parsed from its JSON: a default rule and
  * overrides per table, per branch (a name, or "NAME/" followed by "*", for every branch
  * under NAME/) and per branch and table, the orphans' rule, `undo` and
- * `grace`.  Opaque; free with udr_retention_policy_free.  Storing it in a
- * `retention` record (`udr retention set`) is not built yet.
+ * `grace`.  Opaque; free with udr_retention_policy_free.  udr_retention_set
+ * stores one in a `retention` record.
  */
 typedef struct udr_retention_policy udr_retention_policy;
 
@@ -142,6 +142,9 @@ UDR_EXTERN void udr_retention_policy_free(udr_retention_policy *policy);
 UDR_EXTERN int udr_retention_policy_rule(udr_retention_rule *out, const char **source,
                                          const udr_retention_policy *policy, const char *table,
                                          const char *branch);
+
+/** The default rule: 1 and *out set when the policy has one, 0 when not. */
+UDR_EXTERN int udr_retention_policy_default(udr_retention_rule *out, const udr_retention_policy *policy);
 
 /** The orphans' rule: 1 and *out set when the policy has one, 0 when null or absent. */
 UDR_EXTERN int udr_retention_policy_orphans(udr_retention_rule *out, const udr_retention_policy *policy);
@@ -190,6 +193,74 @@ UDR_EXTERN int udr_retention_plan(char **out_json, struct udr_catalog *catalog, 
 
 /** udr_retention_apply's flags. */
 #define UDR_RETENTION_DRY_RUN 0x1u
+/**
+ * udr_retention_apply's and udr_retention_plan_ex's flag: apply the stored
+ * policy (udr_retention_set) at the plan's head, each chain's rule chosen by
+ * udr_retention_policy_rule; `rule`, when not NULL, replaces only the
+ * policy's default for this run (its table, branch and pair rules, more
+ * specific, still apply; GC.md 1.1).  Without a stored policy and rule
+ * NULL nothing expires.  Orphans (versions on no live chain) get the
+ * default's (or `rule`'s) keep_within; with no default, or one with no
+ * key, they are kept.  The report's "policy" is the retention record used
+ * (0: none), "rule" "policy N" (", default RULE" when replaced).
+ */
+#define UDR_RETENTION_POLICY 0x2u
+
+/**
+ * udr_retention_plan with flags (0 or UDR_RETENTION_POLICY; with it rule
+ * may be NULL).
+ */
+UDR_EXTERN int udr_retention_plan_ex(char **out_json, struct udr_catalog *catalog, const udr_retention_rule *rule,
+                                     const char *table, const char *branch, int64_t now_ms, unsigned flags);
+
+/**
+ * Store a retention policy (GC.md 1.1): link a branch-less `retention`
+ * record holding it (keys sorted, compact), which the global state's
+ * "@retention" names from then on; shown by `udr log`.  The catalog becomes
+ * format 5 at the first one (older versions refuse it).
+ * @param[out] seq_out the record (may be NULL)
+ * @param catalog the catalog (it must have a commit: UDR_ENOTFOUND if not)
+ * @param policy_json the policy as udr_retention_policy_parse reads it;
+ *        NULL or "{}" clears it (stores "{}", which keeps everything: the
+ *        same as no policy).  Keys stored but not applied by this version
+ *        are refused: "undo" other than "0s", "orphans" other than null.
+ *        "grace" is udr_db_gc's when its options give none.
+ * @param message the record's message (NULL: "retention policy JSON" or
+ *        "retention policy cleared")
+ * @return 0; UDR_EINVAL naming the key (nothing written); UDR_ENOTFOUND;
+ *         UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_set(uint64_t *seq_out, struct udr_catalog *catalog, const char *policy_json,
+                                 const char *message);
+
+/**
+ * udr_retention_set, but only while the retention record in force at the
+ * linked head is still `expect` (what udr_retention_policy_at returned;
+ * 0: none), checked under the writer lock: an edit of the policy read
+ * before loses no concurrent change.
+ * @return as udr_retention_set; UDR_ECONFLICT (another change was linked
+ *         since: nothing written).
+ */
+UDR_EXTERN int udr_retention_update(uint64_t *seq_out, struct udr_catalog *catalog, const char *policy_json,
+                                    const char *message, uint64_t expect);
+
+/**
+ * The stored policy at the readers' head: its JSON (keys sorted, compact),
+ * or "{}" when none was ever stored (or it was cleared).
+ * @param[out] out_json freed with udr_free
+ * @return 0; UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_get(char **out_json, struct udr_catalog *catalog);
+
+/**
+ * The policy in force at commit at (0: the readers' head) and the
+ * `retention` record that stored it: at a retention record's seq, the
+ * policy that record stored.
+ * @param[out] out_json its JSON, "{}" when none (freed with udr_free)
+ * @param[out] seq_out the retention record (0: none); may be NULL
+ * @return 0; UDR_ENOTFOUND (no commit at); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_retention_policy_at(char **out_json, uint64_t *seq_out, struct udr_catalog *catalog, uint64_t at);
 
 /**
  * Apply rule now to the catalog (or one table) on every branch: what

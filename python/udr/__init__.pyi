@@ -4,7 +4,7 @@ import datetime
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, Optional, Union
+from typing import Any, Literal, NamedTuple, Optional, Union, overload
 
 from typing_extensions import Self, final
 
@@ -500,7 +500,29 @@ class Database:
         branch: Optional[str] = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Expire what a rule does not keep (an expire record); dry_run=True: the plan only."""
+        """Expire what the stored policy, its default replaced by keep_ arguments, does not
+        keep (an expire record); dry_run=True: the plan only."""
+    def retention(self) -> dict[str, Any]:
+        """The stored retention policy ({} when none)."""
+    @overload
+    def set_retention(self, policy: Optional[dict[str, Any]], message: Optional[str] = None) -> int:
+        """Store a retention policy (None or {}: clear it); the retention record's seq."""
+    @overload
+    def set_retention(
+        self,
+        *,
+        table: Optional[str] = None,
+        branch: Optional[str] = None,
+        keep_last: Optional[int] = None,
+        keep_within: Union[str, datetime.timedelta, None] = None,
+        keep_hourly: Optional[int] = None,
+        keep_daily: Optional[int] = None,
+        keep_weekly: Optional[int] = None,
+        keep_monthly: Optional[int] = None,
+        keep_yearly: Optional[int] = None,
+        message: Optional[str] = None,
+    ) -> int:
+        """Replace one rule (default, table's, branch's or pair's) of the stored policy."""
     def expired(self, table: Optional[str] = None) -> list[tuple[str, int, int, int, datetime.datetime]]:
         """The expired versions: (table, first, last, expire record seq, its time)."""
     def unexpire(

@@ -20,8 +20,12 @@
  * ref record so that older versions refuse it.  Format 4: a format-3
  * catalog with an expire record (expire.c, docs/GC.md 1.4); set by the
  * first one, so that older versions neither read expired versions as
- * damage nor commit without the GC fence. */
-#define CATALOG_FORMAT_MAX 4
+ * damage nor commit without the GC fence.  Format 5: a format-4 catalog
+ * with a retention policy record (policyrec.c, docs/GC.md 1.1); set by the
+ * first one, so that older versions, which know no "@retention" entry,
+ * refuse the catalog rather than report its global state as damaged or run
+ * gc without the policy. */
+#define CATALOG_FORMAT_MAX 5
 #define RECORD_FORMAT 2
 /* A new checkpoint every CHECKPOINT_EVERY commits, or sooner when the
  * window would hold more than CHECKPOINT_WINDOW tables. */
@@ -190,6 +194,7 @@ typedef struct udr__record {
 	struct udr__xrec *xrec; /* op "expire" (expire.c): its "expire" object */
 	bool has_gc;            /* op "gc" (expire.c): "gc":{"epoch","mark","through"} */
 	uint64_t gc_epoch, gc_mark, gc_through;
+	char *retention;        /* op "retention" (policyrec.c): the policy object, compact JSON */
 } udr__record;
 void udr__record_free(udr__record *r);
 /* Read and verify record seq (UDR_ENOTFOUND beyond the head, UDR_ECORRUPT
@@ -284,6 +289,13 @@ typedef struct udr__commit_opts {
 	/* op "gc" (udr__catalog_gc_record): the run's epoch, the head it
 	 * marked at, the last expire record whose versions it may sweep */
 	uint64_t gc_epoch, gc_mark, gc_through;
+	/* op "retention" (udr_retention_set): the policy object, compact JSON,
+	 * checked by the caller */
+	const char *retention;
+	/* with retention_check: the retention record that must still be in
+	 * force at the linked head (0: none), else UDR_ECONFLICT */
+	bool retention_check;
+	uint64_t retention_expect;
 } udr__commit_opts;
 /* Ops that commit on a branch whose head must still be o->target (merge,
  * cherry-pick, revert): no "ref" key, the branch must exist. */
@@ -391,6 +403,18 @@ void udr__xrec_free(udr__xrec *x);
  * ops of branch-less records of retention (format 4). */
 bool udr__op_expiry(const char *op);
 bool udr__op_retention(const char *op);
+/* policyrec.c: check a stored policy object's text (what
+ * udr_retention_set stores: udr_retention_policy_parse, and no key this
+ * version does not apply); UDR_EINVAL naming the key. */
+int udr__retention_check(const char *json);
+/* policyrec.c: the retention record in force at record r (0: none) and
+ * its policy text (NULL: none; free with free()). */
+int udr__retention_at(uint64_t *seq, char **json, udr_catalog *c, const udr__record *r);
+/* policyrec.c: the policy in force at commit at (0: the head), parsed
+ * (*out NULL and *seq 0: none); UDR_ECORRUPT when the stored one does not
+ * parse. */
+struct udr_retention_policy;
+int udr__retention_load(struct udr_retention_policy **out, uint64_t *seq, udr_catalog *c, uint64_t at);
 /* Link the gc record of GC.md 1.4 / 4.3: {"epoch","mark","through"}; global
  * "@gc" -> [through, seq].  From it on, versions expired by records <=
  * through may lose their data and cannot be unexpired (UDR_ECONFLICT).

@@ -651,6 +651,28 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 		ext.gc_mark = o->gc_mark;
 		ext.gc_through = o->gc_through;
 	}
+	if (o->op && strcmp(o->op, "retention") == 0) {
+		if (n > 0 || !o->retention) {
+			rc = udr__error_set(UDR_EINVAL, "a retention record changes no table and holds a policy");
+			goto done;
+		}
+		if (o->retention_check) {
+			uint64_t cur = 0;
+			if ((rc = udr__retention_at(&cur, NULL, c, head > 0 ? &prev : NULL)) < 0)
+				goto done;
+			if (cur != o->retention_expect) {
+				rc = udr__error_set(UDR_ECONFLICT,
+				                    "the retention policy changed (commit %llu) since it was read (commit %llu): "
+				                    "nothing written, run it again",
+				                    (unsigned long long)cur, (unsigned long long)o->retention_expect);
+				goto done;
+			}
+		}
+		if (!(ext.retention = strdup(o->retention))) {
+			rc = udr__error_oom();
+			goto done;
+		}
+	}
 	if (o->expire) {
 		/* decided here, at the one commit point: what the linked head
 		 * must keep is dropped; nothing left, nothing written */

@@ -51,7 +51,7 @@ bool udr__op_expiry(const char *op)
 
 bool udr__op_retention(const char *op)
 {
-	return udr__op_expiry(op) || (op && strcmp(op, "gc") == 0);
+	return udr__op_expiry(op) || (op && (strcmp(op, "gc") == 0 || strcmp(op, "retention") == 0));
 }
 
 static bool is_u64(json_t *x)

@@ -21,6 +21,7 @@ void udr__record_free(udr__record *r)
 	udr__tstate_free(&r->window);
 	udr__tstate_free(&r->gwindow);
 	udr__xrec_free(r->xrec);
+	free(r->retention);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -70,7 +71,7 @@ static bool global_key_ok(const char *key)
 {
 	if (strncmp(key, "@expired:", 9) == 0)
 		return udr_table_name_check(key + 9) == 0;
-	if (strcmp(key, "@expire") == 0 || strcmp(key, "@gc") == 0)
+	if (strcmp(key, "@expire") == 0 || strcmp(key, "@gc") == 0 || strcmp(key, "@retention") == 0)
 		return true;
 	if (strncmp(key, "@branch:", 8) == 0)
 		return udr_ref_name_check(key + 8) == 0;
@@ -164,7 +165,16 @@ static int refs_from_json(udr__record *r, udr_commit *cm, json_t *o, const char 
 		r->gc_epoch = (uint64_t)json_integer_value(ep);
 		r->gc_mark = (uint64_t)json_integer_value(mk);
 		r->gc_through = (uint64_t)json_integer_value(th);
-	} else if (json_object_get(o, "expire") || json_object_get(o, "unexpire") || json_object_get(o, "gc")) {
+	} else if (op && strcmp(json_string_value(op), "retention") == 0) {
+		json_t *p = json_object_get(o, "retention");
+		if (rp || ref || ps || src || cm->parent != seq - 1 || json_array_size(json_object_get(o, "changes")) != 0 ||
+		    strcmp(cm->branch, "") != 0 || !json_is_object(p) || json_object_get(o, "expire") ||
+		    json_object_get(o, "unexpire") || json_object_get(o, "gc"))
+			return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: bad retention record", path);
+		if (!(r->retention = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+			return udr__error_oom();
+	} else if (json_object_get(o, "expire") || json_object_get(o, "unexpire") || json_object_get(o, "gc") ||
+	           json_object_get(o, "retention")) {
 		return udr__error_set(UDR_ECORRUPT, "corrupt commit record %s: expiry in a record of another kind", path);
 	}
 	if (!gb)
@@ -398,6 +408,10 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 	if (r->has_gc)
 		fail |= json_object_set_new(o, "gc", json_pack("{sIsIsI}", "epoch", (json_int_t)r->gc_epoch, "mark",
 		                                               (json_int_t)r->gc_mark, "through", (json_int_t)r->gc_through));
+	if (r->retention) {
+		json_t *p = json_loads(r->retention, JSON_REJECT_DUPLICATES, NULL);
+		fail |= !p || json_object_set_new(o, "retention", p);
+	}
 	if (cm->ref)
 		fail |= json_object_set_new(o, "ref", json_string(cm->ref));
 	if (cm->source)
@@ -409,7 +423,7 @@ static int refs_to_json(json_t *o, const udr_commit *cm, const udr__record *r)
 			fail |= json_array_append_new(ps, json_integer((json_int_t)cm->parents[i]));
 		fail |= json_object_set_new(o, "parents", ps);
 	}
-	if (!r->xrec && !r->has_gc) /* records of retention move no ref */
+	if (!r->xrec && !r->has_gc && !r->retention) /* records of retention move no ref */
 		fail |= json_object_set_new(o, "ref_prev", json_integer((json_int_t)r->ref_prev));
 	fail |= json_object_set_new(o, "gbase", json_integer((json_int_t)r->gbase));
 	if (r->gbase > 0) {

@@ -414,7 +414,7 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 		 * linked head; the catalog becomes format 4 (then also 3) */
 		if (!prev)
 			return udr__error_set(UDR_ENOTFOUND, "the store has no commits yet");
-		return udr__catalog_config_format(c, 4);
+		return udr__catalog_config_format(c, strcmp(op, "retention") == 0 ? 5 : 4);
 	}
 	if (!prev)
 		return op && (strcmp(op, "create") == 0 || tag)
@@ -546,6 +546,8 @@ int udr__record_ext_refs(udr__record *ext, udr_catalog *c, const udr__record *pr
 		return rc;
 	if (ext->has_gc)
 		return udr__tstate_set(&ext->gwindow, "@gc", ext->gc_through, cm->seq);
+	if (ext->retention) /* the policy in force from here on */
+		return udr__tstate_set(&ext->gwindow, "@retention", cm->seq, cm->seq);
 	if (ext->xrec) {
 		/* an expire record moves no ref: it names itself as the holder
 		 * of each table's expired set, and as the last expire record */
@@ -1712,6 +1714,34 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 		}
 		return check_snapshot(c, r, why, whysz);
 	}
+	if (op && strcmp(op, "retention") == 0) {
+		/* moves no ref; "@retention" -> [seq, seq]; the policy parses
+		 * and holds only what this version applies (policyrec.c) */
+		if (cm->parent != cm->seq - 1 || cm->nchanges > 0 || cm->ref || cm->branch[0] || !r->retention)
+			return fail_why(why, whysz, "commit %llu: a retention record that changes tables, moves a ref or does "
+			                "not continue commit %llu", (unsigned long long)cm->seq, (unsigned long long)cm->seq - 1);
+		if ((rc = udr__retention_check(r->retention)) < 0) {
+			if (rc == UDR_ENOMEM)
+				return rc;
+			rc = fail_why(why, whysz, "commit %llu: its retention policy is not valid: %s",
+			              (unsigned long long)cm->seq, udr_error_last()->message);
+			udr_error_clear();
+			return rc;
+		}
+		if ((rc = udr__tstate_set(g, "@retention", cm->seq, cm->seq)) < 0)
+			return rc;
+		e = udr__tstate_find(&r->gwindow, "@retention");
+		if (!e || e->version != cm->seq || e->seq != cm->seq)
+			return fail_why(why, whysz, "commit %llu: a retention record its global window does not name as "
+			                "\"@retention\"", (unsigned long long)cm->seq);
+		for (size_t i = 0; i < r->gwindow.n; i++) {
+			const udr__tentry *w = &r->gwindow.e[i], *x = udr__tstate_find(g, w->table);
+			if (!x || x->version != w->version || x->seq != w->seq)
+				return fail_why(why, whysz, "commit %llu: its global window disagrees with the log on %s",
+				                (unsigned long long)cm->seq, w->table);
+		}
+		return check_snapshot(c, r, why, whysz);
+	}
 	if (udr__op_expiry(op)) {
 		/* moves no ref: continues the linked head, names itself in the
 		 * global state for each table it expires (expire.c) */
@@ -1726,6 +1756,23 @@ static int refs_record_rest(udr__tstate *g, udr_catalog *c, const udr__record *r
 			return xr;
 		if (xr == 1)
 			snprintf(first, sizeof(first), "%s", why);
+		if (!first[0] && !r->xrec->unexpire && r->xrec->policy > 0) {
+			/* the policy it names: a retention record at or before its plan */
+			udr__record pr;
+			bool isret = false;
+			if (r->xrec->policy <= r->xrec->at && (rc = udr__record_read(&pr, c, r->xrec->policy)) == 0) {
+				isret = pr.retention != NULL;
+				udr__record_free(&pr);
+			}
+			if (rc == UDR_ENOMEM)
+				return rc;
+			udr_error_clear();
+			rc = 0;
+			if (!isret)
+				snprintf(first, sizeof(first), "commit %llu: an expire record naming policy %llu, not a retention "
+				         "record before its plan (%llu)", (unsigned long long)cm->seq,
+				         (unsigned long long)r->xrec->policy, (unsigned long long)r->xrec->at);
+		}
 		for (size_t i = 0; i < r->xrec->nt && rc == 0; i++) {
 			size_t n = strlen(r->xrec->t[i].table) + 10;
 			if (!(key = malloc(n)))

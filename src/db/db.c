@@ -311,13 +311,35 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	o.progress_payload = opts->progress_payload;
 	memset(&x, 0, sizeof(x));
 	x.c = db->catalog;
-	/* expire by the rule (a record in the log; a dry run only plans), then
+	/* expire by the stored policy, its default replaced by the rule when
+	 * given (GC.md 1.1; a record in the log; a dry run only plans), then
 	 * collect what versions expired by then alone needed: the gc record
-	 * is linked by the collection, only if it removes something */
-	if (opts->rule && !opts->dry_run && (rc = gc_precheck(db)) < 0)
+	 * is linked by the collection, only if it removes something.  No
+	 * policy and no rule: nothing expires. */
+	bool expire = opts->rule != NULL;
+	{
+		uint64_t pseq = 0;
+		char *ptext = NULL;
+		json_t *pj, *g;
+		if ((rc = udr_retention_policy_at(&ptext, &pseq, db->catalog, 0)) < 0)
+			return rc;
+		expire = expire || pseq > 0;
+		/* the policy's grace, unless the caller gave one (GC.md 1.1) */
+		if (pseq > 0 && opts->grace_ms < 0 && (pj = json_loads(ptext, 0, NULL)) != NULL) {
+			if ((g = json_object_get(pj, "grace")) != NULL &&
+			    (!json_is_string(g) || udr_retention_parse_duration(&o.grace_ms, json_string_value(g)) < 0))
+				rc = udr__error_set(UDR_ECORRUPT, "retention record %llu: its grace is not a duration",
+				                    (unsigned long long)pseq);
+			json_decref(pj);
+		}
+		free(ptext);
+		if (rc < 0)
+			return rc;
+	}
+	if (expire && !opts->dry_run && (rc = gc_precheck(db)) < 0)
 		return rc;
-	if (opts->rule &&
-	    (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL, opts->dry_run ? UDR_RETENTION_DRY_RUN : 0)) < 0)
+	if (expire && (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL,
+	                                        UDR_RETENTION_POLICY | (opts->dry_run ? UDR_RETENTION_DRY_RUN : 0))) < 0)
 		return rc;
 	if ((rc = udr__expire_latest(&x.through, NULL, db->catalog)) < 0) {
 		free(xjson);

@@ -277,9 +277,90 @@ static int add_range(json_t *arr, uint64_t a, uint64_t b)
 	return p && json_array_append_new(arr, p) == 0 ? 0 : udr__error_oom();
 }
 
+/* The rules of a plan: one rule for every chain, or (UDR_RETENTION_POLICY)
+ * the stored policy at the plan's head, whose default `over` replaces when
+ * given (GC.md 1.1). */
+typedef struct rules {
+	const udr_retention_rule *one; /* one rule for all (no policy mode) */
+	udr_retention_policy *policy;  /* the stored policy (NULL: none) */
+	uint64_t policy_seq;           /* its retention record (0: none) */
+	const udr_retention_rule *over; /* policy mode: replaces the default */
+} rules;
+
+/* The rule of table's chain on branch. */
+static int chain_rule(udr_retention_rule *out, const rules *R, const char *table, const char *branch)
+{
+	const char *src = "none";
+	udr_retention_rule all = UDR_RETENTION_RULE_INIT;
+	int rc;
+
+	if (R->one) {
+		*out = *R->one;
+		return 0;
+	}
+	*out = all;
+	if (R->policy && (rc = udr_retention_policy_rule(out, &src, R->policy, table, branch)) < 0)
+		return rc;
+	if (R->over && (strcmp(src, "default") == 0 || strcmp(src, "none") == 0))
+		*out = *R->over;
+	return 0;
+}
+
+/* The rule orphans get (GC.md 1.1 "orphans": null): the applicable
+ * default's keep_within.  0 and *out set, or 1: orphans are all kept (no
+ * default, or one with no key, which keeps everything). */
+static int orphan_rule(udr_retention_rule *out, const rules *R)
+{
+	if (R->one)
+		*out = *R->one;
+	else if (R->over)
+		*out = *R->over;
+	else if (!R->policy || udr_retention_policy_default(out, R->policy) == 0)
+		return 1;
+	if (out->keep_last == 0 && out->keep_within_ms < 0 && out->keep_hourly == 0 && out->keep_daily == 0 &&
+	    out->keep_weekly == 0 && out->keep_monthly == 0 && out->keep_yearly == 0)
+		return 1;
+	return 0;
+}
+
+static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table, const char *branch,
+                    int64_t now_ms);
+
 int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule *rule, const char *table,
                        const char *branch, int64_t now_ms)
 {
+	return udr_retention_plan_ex(out_json, c, rule, table, branch, now_ms, 0);
+}
+
+int udr_retention_plan_ex(char **out_json, udr_catalog *c, const udr_retention_rule *rule, const char *table,
+                          const char *branch, int64_t now_ms, unsigned flags)
+{
+	rules R;
+	int rc;
+
+	if (out_json)
+		*out_json = NULL;
+	if (flags & ~(unsigned)UDR_RETENTION_POLICY)
+		return udr__error_set(UDR_EINVAL, "retention plan: unknown flags 0x%x", flags);
+	if (!(flags & UDR_RETENTION_POLICY) && !rule)
+		return udr__error_set(UDR_EINVAL, "retention plan: no rule");
+	if (rule && (rc = udr_retention_rule_check(rule)) < 0)
+		return rc;
+	memset(&R, 0, sizeof R);
+	if (flags & UDR_RETENTION_POLICY)
+		R.over = rule;
+	else
+		R.one = rule;
+	rc = plan_run(out_json, c, &R, table, branch, now_ms);
+	udr_retention_policy_free(R.policy);
+	return rc;
+}
+
+static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table, const char *branch,
+                    int64_t now_ms)
+{
+	udr_retention_rule orule;
+	bool orphans_kept = false;
 	char **tables = NULL;
 	size_t ntables = 0, nrefs = 0;
 	udr_ref *refs = NULL;
@@ -292,14 +373,12 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	int64_t head_ms = 0;
 	bool branch_found = branch == NULL;
 	reach rch = { NULL, 0, false };
-	char text[256];
+	char text[320]; /* "policy S, default " and a rule (< 256) */
 	int rc;
 
 	if (!out_json || !c)
 		return udr__error_set(UDR_EINVAL, "retention plan: no output or catalog");
 	*out_json = NULL;
-	if ((rc = udr_retention_rule_check(rule)) < 0)
-		return rc;
 	if (table && (rc = udr_table_name_check(table)) < 0)
 		return rc;
 	if (branch && (rc = udr_ref_name_check(branch)) < 0)
@@ -314,7 +393,11 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 	if (head > 0) {
 		if ((rc = commit_time(&head_ms, tc, c, head)) < 0 || (rc = udr__record_read(&hr, c, head)) < 0)
 			goto out;
+		/* the policy in force at the head planned at */
+		if (!R->one && (rc = udr__retention_load(&R->policy, &R->policy_seq, c, head)) < 0)
+			goto out;
 	}
+	orphans_kept = orphan_rule(&orule, R) == 1;
 	/* now is never before the head record's time (GC.md 4.6) */
 	if (now_ms < head_ms)
 		now_ms = head_ms;
@@ -420,7 +503,10 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 			uint64_t v0 = snaps[i].s ? snap_version(snaps[i].s, snaps[i].n, T) : 0;
 			if (v0 == 0 || refs[i].kind != UDR_REF_BRANCH)
 				continue;
-			rc = plan_chain(st, nv, c, tc, T, v0, rule, now_ms, snaps[i].covered);
+			udr_retention_rule crule;
+			if ((rc = chain_rule(&crule, R, T, refs[i].name)) < 0)
+				break;
+			rc = plan_chain(st, nv, c, tc, T, v0, &crule, now_ms, snaps[i].covered);
 		}
 		if (rc < 0) {
 			free(st);
@@ -436,7 +522,8 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		}
 		/* orphans (a plan on every branch only: one restricted to a
 		 * branch keeps what is not on it) */
-		if (!branch && head > 0 && (rc = plan_orphans(st, nv, &rch, c, T, head, refs, nrefs, rule, now_ms)) < 0) {
+		if (!branch && head > 0 && !orphans_kept &&
+		    (rc = plan_orphans(st, nv, &rch, c, T, head, refs, nrefs, &orule, now_ms)) < 0) {
 			free(st);
 			goto out;
 		}
@@ -486,7 +573,17 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		total_exp += texp;
 	}
 
-	udr_retention_rule_format(text, sizeof text, rule);
+	if (R->one) {
+		udr_retention_rule_format(text, sizeof text, R->one);
+	} else {
+		char def[256] = "";
+		if (R->over)
+			udr_retention_rule_format(def, sizeof def, R->over);
+		if (R->policy_seq)
+			snprintf(text, sizeof text, "policy %" PRIu64 "%s%s", R->policy_seq, def[0] ? ", default " : "", def);
+		else
+			snprintf(text, sizeof text, "%s", def[0] ? def : "no policy");
+	}
 	{
 		char when[64];
 		json_t *by, *expired, *k;
@@ -506,6 +603,7 @@ int udr_retention_plan(char **out_json, udr_catalog *c, const udr_retention_rule
 		    json_object_set_new(rep, "now_ms", json_integer(now_ms)) < 0 ||
 		    json_object_set_new(rep, "at", json_integer((json_int_t)head)) < 0 ||
 		    json_object_set_new(rep, "rule", json_string(text)) < 0 ||
+		    json_object_set_new(rep, "policy", json_integer((json_int_t)R->policy_seq)) < 0 ||
 		    json_object_set_new(rep, "table", table ? json_string(table) : json_null()) < 0 ||
 		    json_object_set_new(rep, "branch", branch ? json_string(branch) : json_null()) < 0 ||
 		    json_object_set_new(rep, "expired", expired) < 0 || json_object_set_new(rep, "kept", k) < 0 ||
@@ -547,6 +645,7 @@ static int request_from_plan(udr__xrec **out, json_t *plan)
 	if (!(x = calloc(1, sizeof *x)) || !(x->rule = strdup(json_string_value(json_object_get(plan, "rule")))))
 		goto oom;
 	x->at = (uint64_t)json_integer_value(json_object_get(plan, "at"));
+	x->policy = (uint64_t)json_integer_value(json_object_get(plan, "policy"));
 	if (json_object_size(ranges) == 0) {
 		*out = x;
 		return 0;
@@ -671,9 +770,10 @@ int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_ret
 
 	if (report_json)
 		*report_json = NULL;
-	if (flags & ~(unsigned)UDR_RETENTION_DRY_RUN)
+	if (flags & ~(unsigned)(UDR_RETENTION_DRY_RUN | UDR_RETENTION_POLICY))
 		return udr__error_set(UDR_EINVAL, "retention: unknown flags 0x%x", flags);
-	if ((rc = udr_retention_plan(&plan, c, rule, table, NULL, UDR_RETENTION_NOW)) < 0 || (flags & UDR_RETENTION_DRY_RUN)) {
+	if ((rc = udr_retention_plan_ex(&plan, c, rule, table, NULL, UDR_RETENTION_NOW, flags & UDR_RETENTION_POLICY)) < 0 ||
+	    (flags & UDR_RETENTION_DRY_RUN)) {
 		if (report_json)
 			*report_json = plan;
 		else

@@ -2,7 +2,7 @@
  * policy.c - the retention policy of docs/GC.md 1.1 as JSON: parsed and
  * checked whole, and the rule that applies to a table on a branch (the most
  * specific, whole: pairs[B][T], tables[T], branches[B], default).  Pure code;
- * storing the policy in a `retention` record is not built yet.
+ * the `retention` record storing it is src/catalog/policyrec.c.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -331,6 +331,15 @@ int udr_retention_policy_rule(udr_retention_rule *out, const char **source, cons
 	if (source)
 		*source = p->has_default ? "default" : "none";
 	return 0;
+}
+
+int udr_retention_policy_default(udr_retention_rule *out, const udr_retention_policy *p)
+{
+	if (!out || !p)
+		return udr__error_set(UDR_EINVAL, "retention policy: no policy");
+	if (p->has_default)
+		*out = p->def;
+	return p->has_default ? 1 : 0;
 }
 
 int udr_retention_policy_orphans(udr_retention_rule *out, const udr_retention_policy *p)

@@ -246,7 +246,6 @@ def test_text_output(udr):
     (["--keep-within", ""], 2, "empty"),
     (["--keep-within", "1d1d"], 2, "out of order"),
     (["--keep-within", "3"], 2, "needs a unit"),
-    ([], 2, "at least one --keep"),
     (["--keep-last", "1", "--table", "nope"], 1, "table 'nope' not found"),
     (["--keep-last", "1", "--table", "bad/../name"], 2, ""),
     (["--keep-last", "1", "--branch", "nope"], 1, "branch 'nope' not found"),

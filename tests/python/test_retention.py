@@ -49,7 +49,6 @@ def test_expire_dry_run_plan(db4):
     (dict(keep_weekly=2 ** 32), udr.InvalidArgumentError),
     (dict(keep_last=True), TypeError),
     (dict(keep_last="3"), TypeError),
-    (dict(), udr.InvalidArgumentError),
     (dict(keep_within="5m"), udr.InvalidArgumentError),
     (dict(keep_within="1mo"), udr.InvalidArgumentError),
     (dict(keep_within=datetime.timedelta(seconds=-1)), udr.InvalidArgumentError),
