@@ -6,7 +6,6 @@ other writer runs while GC rewrites and deletes.  Each test holds a run
 just after it let writers go (UDR_PAUSE gc-doomed) and checks what a
 writer then gets: never a version or a put whose data the run removed."""
 import json
-import os
 import random
 import signal
 import subprocess
@@ -20,8 +19,12 @@ from test_gc_expire_review import commit_file, paused_gc, read_version
 needs_pause = pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION (UDR_PAUSE)")
 
 
-def start(udr, *args, input=None):
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), *map(str, args)], env=base_env(),
+def start(udr, *args, input=None, pause=None):
+    """A udr process; with pause (point, dir) it stops at that point."""
+    extra = {}
+    if pause:
+        extra["UDR_PAUSE"] = "%s:%s" % pause
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), *map(str, args)], env=base_env(extra),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if input is not None:
         p.stdin.write(input)
@@ -31,6 +34,7 @@ def start(udr, *args, input=None):
 
 
 def blocked(p, seconds=1.0):
+    """Is p still running after seconds?"""
     t = time.monotonic() + seconds
     while time.monotonic() < t:
         if p.poll() is not None:

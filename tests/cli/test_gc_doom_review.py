@@ -12,22 +12,9 @@ import pytest
 
 from conftest import FAULT_INJECTION, UDR_BIN, Udr, base_env
 from test_gc_expire_review import commit_file, paused_gc, read_version
+from test_gc_doom import blocked, start
 
 needs_pause = pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION (UDR_PAUSE)")
-
-
-def start(udr, *args, input=None, pause=None):
-    """A udr process; with pause (point, dir) it stops at that point."""
-    extra = {}
-    if pause:
-        extra["UDR_PAUSE"] = "%s:%s" % pause
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), *map(str, args)], env=base_env(extra),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if input is not None:
-        p.stdin.write(input)
-    p.stdin.close()
-    p.stdin = None
-    return p
 
 
 def wait_reached(p, d, point, seconds=60):
@@ -36,15 +23,6 @@ def wait_reached(p, d, point, seconds=60):
         assert p.poll() is None, p.communicate()
         assert time.monotonic() < t, "%s not reached" % point
         time.sleep(0.01)
-
-
-def blocked(p, seconds=1.0):
-    t = time.monotonic() + seconds
-    while time.monotonic() < t:
-        if p.poll() is not None:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @needs_pause
@@ -97,7 +75,7 @@ def test_upgrade_during_the_sweep_of_a_format_2_store(run, tmp_path):
     p, go = paused_gc(udr, "gc-doomed", "--keep-last", "2")
     try:
         up = start(udr, "upgrade")
-        upgraded = not blocked(up, 5)
+        assert blocked(up, 2), "upgrade did not wait for the sweeping run"
     finally:
         go.touch()
         out, err = p.communicate(timeout=60)
