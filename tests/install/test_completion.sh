@@ -96,9 +96,11 @@ has --key diff-rows --k
 has --strictness merge --st
 expect $'--theirs' resolve --th
 has --store tables --
-expect $'--repair-from\n--reset-head' fsck --re
+expect $'--repair\n--repair-from\n--reset-head' fsck --re
+has --json fsck --j
 expect $'expire\nexpired' retention ex
 expect $'restore' retention re
+expect $'set\nshow' retention s
 has --keep-daily gc --keep-d
 has --keep-within retention expire --keep-w
 has --dry-run retention expire --d
