@@ -600,6 +600,12 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		last.unrec = json_array();
 		if (repairs.json)
 			last.list = json_array();
+		/* a fresh handle: the first pass rewrote indexes on disk that this
+		 * handle still holds as it read them before (a damaged index entry
+		 * would name an intact chunk unrecoverable) */
+		udr_db_close(db);
+		if ((rc = cli_open_db(&db, ctx)) != 0)
+			return rc;
 		run_pass(&last, db);
 	} else {
 		last = first;

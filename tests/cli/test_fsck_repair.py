@@ -246,6 +246,30 @@ def test_truncated_pack_index_rebuilt(udr, tmp_path):
     read_back(udr, tmp_path, got)
 
 
+def test_damaged_index_entry_is_not_an_unrecoverable_version(udr, tmp_path):
+    """A flipped byte in a hash of a pack index: the first check rebuilds
+    the index from the pack; the second must read the rebuilt one (it read
+    the damaged entry kept by the first's handle and named the intact w@1
+    unrecoverable, exit 4; found by a hostile test)."""
+    got = build(udr, tmp_path)
+    h = chunks(udr, "w", 1)[0]
+    (where, pack, *_), = udr.locate(h)[:1]
+    idx = pack.with_suffix(".idx")
+    good = idx.read_bytes()
+    at = good.find(bytes.fromhex(h))
+    assert at > 0
+    bad = bytearray(good)
+    bad[at + 5] ^= 0x5A
+    idx.write_bytes(bytes(bad))
+    r = repair(udr)
+    assert r.code == 0, r
+    assert "unrecoverable" not in r.out, r.out
+    assert "0 problems remaining" in r.out.splitlines()[-1], r.out
+    assert idx.read_bytes() == good
+    clean(udr)
+    read_back(udr, tmp_path, got)
+
+
 @needs_faults
 def test_deleted_multi_pack_index_rebuilt(udr, tmp_path):
     env = {"UDR_MIDX_THRESHOLD": "1"}
