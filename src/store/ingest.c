@@ -275,14 +275,19 @@ struct enc {
  * themselves such a step down (flagged UDR__DELTA_STEP): the versions that
  * follow then chain on them again instead of starting over from plain
  * pieces, and the next step lands on the last one (about max_depth / 2
- * versions back) rather than on the older bases it stepped to.  Each level
+ * versions back) rather than on the older bases it stepped to.  A step lands
+ * on the last one only while that leaves a quarter of max_depth to chain
+ * on (a max_depth below 8 leaves no such room): each landing is one level deeper than the step it lands on, so
+ * landings crept down to the limit, and then every version stepped to the
+ * same ever older base, each delta larger than the last.  Past that the piece
+ * is stored plain (depth 0), and the chains start over from it.  Each level
  * keeps the WINDOW_MAX middle ones.  *n = 0: no usable bases; *stepped: the
  * bases are a step down.
  */
 static int choose_bases(udr_hash *out, int *n, bool *stepped, udr_store *s, const udr__piece *win, int nwin)
 {
 	udr_hash cur[UDR__DELTA_BASES_MAX * WINDOW_MAX];
-	int ncur = 0, rc;
+	int ncur = 0, rc, margin = s->max_depth / 4;
 	*n = 0;
 	*stepped = false;
 	for (int i = 0; i < nwin && i < WINDOW_MAX; i++)
@@ -299,6 +304,8 @@ static int choose_bases(udr_hash *out, int *n, bool *stepped, udr_store *s, cons
 				maxd = hd[i].depth;
 			landing |= (hd[i].flags & UDR__DELTA_STEP) != 0;
 		}
+		if (step > 0 && landing && margin > 1 && maxd > s->max_depth - margin)
+			return 0; /* the last step is too deep to land on: a plain piece */
 		if (maxd + 1 <= s->max_depth && (step == 0 || maxd <= s->max_depth / 2 || landing)) {
 			memcpy(out, cur, (size_t)ncur * sizeof(udr_hash));
 			*n = ncur;
