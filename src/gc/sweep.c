@@ -659,12 +659,32 @@ static int full_copy(run *r, const udr_hash *h, uint64_t raw, unsigned char **fu
 	if (!r->cache && !(r->cache = udr__bcache_new(udr__bcache_cap(r->s), 0)))
 		return udr__error_oom();
 	udr__bcache_budget(r->cache, udr__decode_budget(r->s, raw));
-	if ((rc = udr__piece_load_c(full, flen, NULL, r->s, h, raw, true, r->cache)) < 0) {
-		if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
-			udr_error_clear();
+	{
+		/* its bytes checked against h; the levels of its chain, shared
+		 * with other candidates through the cache, are not rehashed one by
+		 * one (damage in them changes these bytes) */
+		const udr__bref *ref = NULL;
+		const unsigned char *d;
+		int depth;
+		if ((rc = udr__base_load(&ref, &depth, r->s, h, r->cache)) < 0) {
+			if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
+				udr_error_clear();
+				return 1;
+			}
+			return rc;
+		}
+		d = udr__bref_data(ref, flen);
+		if (*flen != raw) {
+			udr__bref_release(r->cache, ref);
+			*flen = 0;
 			return 1;
 		}
-		return rc;
+		if (!(*full = malloc(*flen ? *flen : 1))) {
+			udr__bref_release(r->cache, ref);
+			return udr__error_oom();
+		}
+		memcpy(*full, d, *flen);
+		udr__bref_release(r->cache, ref);
 	}
 	if (r->s->level > 0 && (rc = udr__zstd_compress(z, zlen, *full, *flen, r->s->level, NULL, 0)) < 0) {
 		free(*full);
