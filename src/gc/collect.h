@@ -140,6 +140,12 @@ typedef struct udr__gc_mark {
 	size_t n;
 	uint32_t *stack;     /* object runs (index in v) to expand */
 	size_t nstack, capstack;
+	/* a delta copy's bases, resolved once per mark (an object is expanded
+	 * up to three times: as a base, live, committed): dref[copy id] is 1 +
+	 * the offset in dpool of its base count followed by the bases' runs (0:
+	 * not read yet) */
+	uint32_t *dref, *dpool;
+	size_t ndpool, capdpool;
 	/* counts of the report */
 	uint64_t objects, live, base_only, young, fresh, versions, expired_versions;
 	uint64_t cur_bytes, peak_bytes;

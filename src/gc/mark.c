@@ -379,14 +379,10 @@ static int missing(udr__gc_mark *m, const udr_hash *h)
 	                      "nothing was removed (run udr fsck)", hex, m->root_what ? m->root_what : "a root");
 }
 
-/* Reach h with color; 1 when it is missing and must not be (rescan). */
-static int visit(udr__gc_mark *m, const udr_hash *h, enum color col)
+/* Reach object run i with color. */
+static int visit_run(udr__gc_mark *m, size_t i, enum color col)
 {
-	size_t i = udr__gc_find(m, h);
-	uint32_t *f;
-	if (i == SIZE_MAX)
-		return col == C_COMM ? 0 : missing(m, h);
-	f = &m->v[i].flags;
+	uint32_t *f = &m->v[i].flags;
 	if (col == C_COMM) {
 		if (*f & UDR__GC_COMM)
 			return 0;
@@ -401,6 +397,46 @@ static int visit(udr__gc_mark *m, const udr_hash *h, enum color col)
 		*f |= UDR__GC_BASE;
 	}
 	return push(m, i);
+}
+
+/* Reach h with color; 1 when it is missing and must not be (rescan). */
+static int visit(udr__gc_mark *m, const udr_hash *h, enum color col)
+{
+	size_t i = udr__gc_find(m, h);
+	if (i == SIZE_MAX)
+		return col == C_COMM ? 0 : missing(m, h);
+	return visit_run(m, i, col);
+}
+
+/* Keep the runs of delta copy id's bases for the next expansion (only when
+ * every base is present: a missing one goes through visit each time). */
+static int dref_keep(udr__gc_mark *m, uint32_t id, const udr__delta_hdr *dh)
+{
+	size_t runs[UDR__DELTA_BASES_MAX];
+	for (int k = 0; k < dh->nbases; k++)
+		if ((runs[k] = udr__gc_find(m, &dh->bases[k])) == SIZE_MAX)
+			return 0;
+	if (!m->dref) {
+		if (!(m->dref = calloc(m->n ? m->n : 1, sizeof(*m->dref))))
+			return udr__error_oom();
+		account(m, (int64_t)(m->n * sizeof(*m->dref)));
+	}
+	if (m->ndpool + 1 + (size_t)dh->nbases > m->capdpool) {
+		size_t nc = m->capdpool ? m->capdpool + m->capdpool / 2 : 4096;
+		uint32_t *q;
+		if (m->ndpool + 1 + (size_t)dh->nbases >= UINT32_MAX)
+			return 0;
+		if (!(q = realloc(m->dpool, nc * sizeof(*q))))
+			return udr__error_oom();
+		account(m, (int64_t)((nc - m->capdpool) * sizeof(*q)));
+		m->dpool = q;
+		m->capdpool = nc;
+	}
+	m->dref[id] = (uint32_t)(m->ndpool + 1);
+	m->dpool[m->ndpool++] = (uint32_t)dh->nbases;
+	for (int k = 0; k < dh->nbases; k++)
+		m->dpool[m->ndpool++] = (uint32_t)runs[k];
+	return 0;
 }
 
 static int copy_intact(udr__gc_mark *m, uint32_t id, const udr_hash *h);
@@ -471,6 +507,14 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		needed = true;
 		if (m->v[j].flags & UDR__GC_DAMAGED)
 			continue;
+		if (kind == UDR__K_DELTA && m->dref && m->dref[m->v[j].id]) {
+			/* read, checked and parsed by an earlier expansion */
+			const uint32_t *d = m->dpool + m->dref[m->v[j].id] - 1;
+			readable = true;
+			for (uint32_t k = 0; k < d[0] && rc == 0; k++)
+				rc = visit_run(m, d[1 + k], comm ? C_COMM : C_BASE);
+			continue;
+		}
 		memset(&l, 0, sizeof(l));
 		l.kind = (enum udr__kind)kind;
 		p = udr__gc_copy_pack(m, m->v[j].id, &rec);
@@ -504,7 +548,7 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 			} else {
 				udr__delta_hdr dh;
 				bad = (rc = udr__delta_parse(&dh, buf, blen, what)) == UDR_ECORRUPT;
-				if (rc == 0) {
+				if (rc == 0 && (rc = dref_keep(m, m->v[j].id, &dh)) == 0) {
 					readable = true;
 					for (int k = 0; k < dh.nbases && rc == 0; k++)
 						rc = visit(m, &dh.bases[k], comm ? C_COMM : C_BASE);
@@ -952,6 +996,10 @@ static void mark_reset(udr__gc_mark *m)
 	free(m->loose);
 	free(m->v);
 	free(m->stack);
+	free(m->dref);
+	free(m->dpool);
+	m->dref = m->dpool = NULL;
+	m->ndpool = m->capdpool = 0;
 	m->packs = NULL;
 	m->base = NULL;
 	m->loose = NULL;

@@ -746,6 +746,15 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 		udr__idx_record(&e, &m->packs[p].p->idx, rec);
 		if (e.kind != UDR__K_DELTA)
 			continue;
+		if (m->dref && m->dref[m->v[kept].id]) {
+			/* its bases, as the mark resolved them: read it only when one dies */
+			const uint32_t *d = m->dpool + m->dref[m->v[kept].id] - 1;
+			for (uint32_t k = 0; k < d[0] && !dead_base; k++)
+				dead_base = !(m->v[d[1 + k]].flags & UDR__GC_LIVE);
+			if (!dead_base)
+				continue;
+			dead_base = false; /* decided again from the entry, below */
+		}
 		udr__gc_copy_hash(&h, m, m->v[i].id);
 		udr_hash_tohex(hex, &h);
 		memset(&l, 0, sizeof(l));
