@@ -502,6 +502,9 @@ static int repair_step(json_t **out, udr_db *db, bool json)
 		if ((n = jint(r, "pack_indexes")) > 0)
 			printf("repair: indexed %" PRIu64 " pack%s without an index, from %s bytes\n", n, PLURAL(n),
 			       n == 1 ? "its" : "their");
+		if ((n = jint(r, "pack_indexes_rewritten")) > 0)
+			printf("repair: rewrote %" PRIu64 " damaged pack index%s from %s pack%s\n", n, n == 1 ? "" : "es",
+			       n == 1 ? "its" : "their", PLURAL(n));
 		if (json_is_true(json_object_get(r, "midx")))
 			printf("repair: rebuilt the multi-pack index\n");
 		if ((n = jint(r, "query_cache_removed")) > 0)

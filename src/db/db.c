@@ -540,7 +540,7 @@ int udr_db_repair(char **report_json, udr_db *db)
 {
 	udr__gc_repair_out g;
 	udr__lease_set ls;
-	uint64_t indexes = 0;
+	uint64_t indexes = 0, rewritten = 0;
 	bool midx = false;
 	json_t *o;
 	int rc;
@@ -557,15 +557,16 @@ int udr_db_repair(char **report_json, udr_db *db)
 	memset(&ls, 0, sizeof(ls));
 	if ((rc = udr__leases_collect(&ls, db->catalog->path)) < 0)
 		return rc;
-	if ((rc = udr__store_repair_packs(db->store, &indexes, &midx)) < 0) {
+	if ((rc = udr__store_repair_packs(db->store, &indexes, &rewritten, &midx)) < 0) {
 		udr__lease_set_free(&ls);
 		return rc;
 	}
-	o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
+	o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
 	              udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch", (json_int_t)g.epoch,
 	              "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_files", (json_int_t)g.run_files,
 	              "fresh_cut_bytes", (json_int_t)(g.fresh_cut[0] + g.fresh_cut[1]), "leases",
-	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "midx", midx);
+	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "pack_indexes_rewritten",
+	              (json_int_t)rewritten, "midx", midx);
 	udr__lease_set_free(&ls);
 	if (!o)
 		return udr__error_oom();

@@ -289,10 +289,13 @@ int udr__store_fanout(const udr_store *s, const char *final, bool sync);
 /* fsck --repair (GC.md 6): index every pack without an index from its
  * bytes when they hash to its name (under packs/lock, never a pack of a gc
  * run that is deleting), then rebuild the multi-pack index when damaged,
- * or write it when missing and due.  *indexes: indexes written; *midx:
- * whether the multi-pack index was written.  A damaged pack is left to the
- * check.  Errors: UDR_EIO, UDR_ENOMEM. */
-int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx);
+ * or write it when missing and due.  An index failing its whole check
+ * (trailer, order) is rewritten from its pack first, so that the multi-pack
+ * index is never rebuilt from a damaged one.  *indexes: indexes written for
+ * packs without one; *rewritten: damaged indexes rewritten; *midx: whether
+ * the multi-pack index was written.  A damaged pack is left to the check.
+ * Errors: UDR_EIO, UDR_ENOMEM. */
+int udr__store_repair_packs(udr_store *s, uint64_t *indexes, uint64_t *rewritten, bool *midx);
 
 /* After a pack of class cls was published: merge small packs (ingest.c;
  * skipped while another process repacks). */

@@ -238,8 +238,9 @@ def test_truncated_pack_index_rebuilt(udr, tmp_path):
     r = repair(udr)
     assert r.code == 0, r
     lines = r.out.splitlines()
-    assert any(x.startswith("found: ") and pack.stem in x and "rebuilt from the pack" in x for x in lines), r.out
-    assert "repair: checking again" in lines, r.out
+    # rewritten by the repair step, before the multi-pack index is looked
+    # at (test_fsck_review.py), so the check finds nothing
+    assert "repair: rewrote 1 damaged pack index from its pack" in lines, r.out
     assert "0 problems remaining" in lines[-1], r.out
     assert idx.read_bytes() == good
     clean(udr)
