@@ -534,6 +534,46 @@ static void print_unrecoverable(json_t *unrec)
 	}
 }
 
+/* --json when no check ran (the store cannot be opened, or --repair was
+ * refused): one object with the error and the exit code, as the error
+ * line on stderr says them; code is returned. */
+static int json_error(int code, const char *message)
+{
+	json_t *out = json_object();
+
+	if (!out)
+		return code;
+	json_object_set_new(out, "error", json_string(message && message[0] ? message : "failed"));
+	json_object_set_new(out, "problem_count", json_null());
+	json_object_set_new(out, "problems", json_array());
+	json_object_set_new(out, "unrecoverable", json_array());
+	json_object_set_new(out, "exit", json_integer(code));
+	json_dumpf(out, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(out);
+	return code;
+}
+
+/* cli_open_db, and with --json the JSON document of its failure. */
+static int open_db(udr_db **db, cli_ctx *ctx, bool json)
+{
+	int rc = cli_open_db(db, ctx);
+
+	if (rc != 0 && json) {
+		char msg[4400];
+
+		if (rc == CLI_EXIT_NOTFOUND && (!udr_error_last()->message || !udr_error_last()->message[0]))
+			snprintf(msg, sizeof(msg), "not a udr store: %s (run udr init)", ctx->store_dir);
+		else if (rc == CLI_EXIT_NOTFOUND)
+			snprintf(msg, sizeof(msg), "not a udr store: %s (run udr init): %s", ctx->store_dir,
+			         udr_error_last()->message);
+		else
+			snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "");
+		return json_error(rc, msg);
+	}
+	return rc;
+}
+
 int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -564,7 +604,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		free(repairs.files);
 		return cli_usage_error(self, "--json does not go with --repair-from or --reset-head");
 	}
-	if ((rc = cli_open_db(&db, ctx)) != 0) {
+	if ((rc = open_db(&db, ctx, repairs.json)) != 0) {
 		free(repairs.files);
 		return rc;
 	}
@@ -583,7 +623,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	}
 	if (repairs.repair && (rc = repair_step(&rep, db, repairs.json)) != 0) {
 		udr_db_close(db); /* refused (a gc runs): nothing was changed */
-		return rc;
+		return repairs.json ? json_error(rc, udr_error_last()->message) : rc;
 	}
 	memset(&first, 0, sizeof(first));
 	memset(&last, 0, sizeof(last));
@@ -607,7 +647,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		 * handle still holds as it read them before (a damaged index entry
 		 * would name an intact chunk unrecoverable) */
 		udr_db_close(db);
-		if ((rc = cli_open_db(&db, ctx)) != 0)
+		if ((rc = open_db(&db, ctx, repairs.json)) != 0)
 			return rc;
 		run_pass(&last, db);
 	} else {

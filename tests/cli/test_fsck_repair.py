@@ -423,6 +423,12 @@ def test_repair_refused_while_gc_runs(udr, tmp_path):
         assert "fsck --repair does not run while gc does" in r.stderr and ("pid %d" % p.pid) in r.stderr, r
         assert r.out == "", r
         assert leftover.exists()
+        # --json: the refusal as a JSON document (test_fsck_review.py)
+        r = repair(udr, "--json")
+        assert r.code == 5, r
+        j = json.loads(r.out)
+        assert j["exit"] == 5 and "does not run while gc does" in j["error"], j
+        assert leftover.exists()
     finally:
         (pause / "gc-locked.go").touch()
         p.communicate(timeout=60)

@@ -117,3 +117,30 @@ def test_one_repair_rewrites_the_index_before_the_midx(udr, tmp_path):
     clean(udr, env=env)
     for h, data in hs.items():
         assert udr.ok("get", h).stdout == data
+
+
+# ---- 2. --json when the store cannot be opened ---------------------------------------------
+
+@pytest.mark.parametrize("args", [("fsck", "--json"), ("fsck", "--repair", "--json")])
+def test_json_when_the_store_is_missing(tmp_path, args):
+    """Before: nothing on stdout (only the error line on stderr)."""
+    udr = Udr(tmp_path / "nostore")
+    r = udr(*args)
+    assert r.code == 1, r
+    j = json.loads(r.out)
+    assert j["exit"] == 1 and "not a udr store" in j["error"], j
+    assert "not a udr store" in r.stderr
+    assert not (tmp_path / "nostore").exists()
+
+
+@pytest.mark.parametrize("args", [("fsck", "--json"), ("fsck", "--repair", "--json")])
+def test_json_when_the_config_is_damaged(udr, tmp_path, args):
+    build(udr, tmp_path, n=1)
+    cfg = udr.root / "chunks" / "config.json"
+    cfg.write_bytes(cfg.read_bytes()[:20])
+    before = tree_digest(udr.root)
+    r = udr(*args)
+    assert r.code != 0, r
+    j = json.loads(r.out)
+    assert j["exit"] == r.code and j["error"], j
+    assert tree_digest(udr.root) == before
