@@ -226,7 +226,8 @@ static int list_dir(char ***names, size_t *nn, uint64_t **vers, size_t *nv, cons
  * catalog check reported as "broken"; "damaged": stored but not readable).
  * Returns the number of damaged versions named (each a problem).
  */
-static void add_unrecoverable(json_t *unrec, udr_catalog *c, const udr_version *v, json_t *chunks, const char *reason)
+static void add_unrecoverable(json_t *unrec, udr_catalog *c, const char *table, uint64_t version, uint64_t commit_seq,
+                              json_t *chunks, uint64_t nchunks, const char *reason)
 {
 	udr_commit *cm = NULL;
 	json_t *o = json_object();
@@ -235,18 +236,31 @@ static void add_unrecoverable(json_t *unrec, udr_catalog *c, const udr_version *
 		json_decref(chunks);
 		return;
 	}
-	json_object_set_new(o, "table", json_string(v->table));
-	json_object_set_new(o, "version", json_integer((json_int_t)v->version));
-	if (v->commit_seq && udr_catalog_get_commit(&cm, c, v->commit_seq) == 0 && cm->branch)
+	json_object_set_new(o, "table", json_string(table));
+	json_object_set_new(o, "version", json_integer((json_int_t)version));
+	if (commit_seq && udr_catalog_get_commit(&cm, c, commit_seq) == 0 && cm->branch)
 		json_object_set_new(o, "branch", json_string(cm->branch));
 	else
 		json_object_set_new(o, "branch", json_null());
 	udr_error_clear();
 	udr_commit_free(cm);
-	json_object_set_new(o, "commit", json_integer((json_int_t)v->commit_seq));
+	json_object_set_new(o, "commit", commit_seq ? json_integer((json_int_t)commit_seq) : json_null());
 	json_object_set_new(o, "chunks", chunks);
+	json_object_set_new(o, "chunk_count", json_integer((json_int_t)nchunks));
 	json_object_set_new(o, "reason", json_string(reason));
 	json_array_append_new(unrec, o);
+}
+
+/* At most this many chunks are listed per unrecoverable version (all are
+ * counted in chunk_count). */
+#define UNREC_CHUNKS_MAX 16
+
+/* Append hex to the version's list while it is short; count it. */
+static void unrec_chunk(json_t *list, uint64_t *n, const char *hex)
+{
+	if (json_array_size(list) < UNREC_CHUNKS_MAX)
+		json_array_append_new(list, json_string(hex));
+	(*n)++;
 }
 
 static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json_t *list, json_t *unrec)
@@ -275,16 +289,23 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 				continue; /* its data may be gone by design */
 			udr_error_clear();
 			if (udr_catalog_get_version(&v, c, tables[t], vs[i]) != 0) {
-				udr_error_clear(); /* the catalog check reported it */
+				/* the catalog check reported the file; its chunks are
+				 * not known, so its data cannot be read back */
+				int code = udr_error_last()->code;
+				udr_error_clear();
+				if (unrec && code != UDR_ENOTFOUND)
+					add_unrecoverable(unrec, c, tables[t], vs[i], 0, json_array(), 0, "version file damaged");
 				continue;
 			}
-			json_t *missing = unrec ? json_array() : NULL;
+			json_t *missing = unrec ? json_array() : NULL, *damaged = unrec ? json_array() : NULL;
+			uint64_t nmissing = 0, ndamaged = 0;
+			bool named = false;
 			for (size_t k = 0; k < v->nchunks; k++) {
 				char hex[UDR_HASH_HEXSIZE + 1];
 				udr_hash_tohex(hex, &v->chunks[k]);
 				if (missing && !hset_has(&good, &v->chunks[k]) && udr_store_exists(s, &v->chunks[k]) != 1) {
 					udr_error_clear(); /* reported as broken by the catalog check */
-					json_array_append_new(missing, json_string(hex));
+					unrec_chunk(missing, &nmissing, hex);
 					continue;
 				}
 				if (hset_has(&good, &v->chunks[k]) || (reported && !hset_has(reported, &v->chunks[k])))
@@ -295,6 +316,14 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 				}
 				if (udr_store_verify(s, &v->chunks[k]) == 0) {
 					hset_add(&good, &v->chunks[k]);
+					continue;
+				}
+				/* one problem line per version (its first damaged
+				 * chunk); every damaged chunk goes to unrecoverable */
+				if (named) {
+					udr_error_clear();
+					if (damaged)
+						unrec_chunk(damaged, &ndamaged, hex);
 					continue;
 				}
 				if (list) {
@@ -310,17 +339,28 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 				}
 				udr_error_clear();
 				printed++;
-				if (unrec && json_array_size(missing) == 0) {
-					json_t *one = json_array();
-					json_array_append_new(one, json_string(hex));
-					add_unrecoverable(unrec, c, v, one, "damaged");
-				}
-				break;
+				named = true;
+				if (damaged)
+					unrec_chunk(damaged, &ndamaged, hex);
+				if (!unrec)
+					break; /* the line is all plain fsck says */
 			}
-			if (missing && json_array_size(missing) > 0)
-				add_unrecoverable(unrec, c, v, missing, "missing");
-			else
+			if (unrec && nmissing + ndamaged > 0) {
+				/* missing chunks first, then damaged ones, at most
+				 * UNREC_CHUNKS_MAX listed */
+				size_t j;
+				json_t *h;
+				json_array_foreach(damaged, j, h) {
+					if (json_array_size(missing) >= UNREC_CHUNKS_MAX)
+						break;
+					json_array_append(missing, h);
+				}
+				add_unrecoverable(unrec, c, v->table, v->version, v->commit_seq, missing, nmissing + ndamaged,
+				                  nmissing && ndamaged ? "missing and damaged" : nmissing ? "missing" : "damaged");
+			} else {
 				json_decref(missing);
+			}
+			json_decref(damaged);
 			udr_version_free(v);
 		}
 		free(vs);
@@ -526,10 +566,20 @@ static void print_unrecoverable(json_t *unrec)
 		json_t *ch = json_object_get(u, "chunks"), *b = json_object_get(u, "branch");
 		size_t n = json_array_size(ch);
 
+		uint64_t all = jint(u, "chunk_count");
+
+		if (all == 0) {
+			/* its version file is damaged: which chunks it names is not known */
+			printf("unrecoverable %s@%" PRIu64 ": %s\n", json_string_value(json_object_get(u, "table")),
+			       jint(u, "version"), json_string_value(json_object_get(u, "reason")));
+			continue;
+		}
 		printf("unrecoverable %s@%" PRIu64 " (branch %s, commit %" PRIu64 "): chunk%s", json_string_value(json_object_get(u, "table")),
-		       jint(u, "version"), json_is_string(b) ? json_string_value(b) : "?", jint(u, "commit"), PLURAL(n));
+		       jint(u, "version"), json_is_string(b) ? json_string_value(b) : "?", jint(u, "commit"), PLURAL(all));
 		for (size_t k = 0; k < n; k++)
 			printf("%s%s", k ? ", " : " ", json_string_value(json_array_get(ch, k)));
+		if (all > n)
+			printf(" and %" PRIu64 " more", all - n);
 		printf(" %s\n", json_string_value(json_object_get(u, "reason")));
 	}
 }

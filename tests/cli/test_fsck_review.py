@@ -144,3 +144,44 @@ def test_json_when_the_config_is_damaged(udr, tmp_path, args):
     j = json.loads(r.out)
     assert j["exit"] == r.code and j["error"], j
     assert tree_digest(udr.root) == before
+
+
+# ---- 3. unrecoverable: damaged version files, every chunk -----------------------------------
+
+def test_unrecoverable_names_a_version_whose_file_is_damaged(udr, tmp_path):
+    """Before: `unrecoverable` was empty (the version file's damage was a
+    problem, but no version was named)."""
+    got = build(udr, tmp_path, n=2)
+    vf = udr.root / "catalog" / "tables" / "t" / ("%020d.json" % 1)
+    vf.write_bytes(b"garbage")
+    r = repair(udr, "--json")
+    assert r.code == 4, r
+    j = json.loads(r.out)
+    u = [x for x in j["unrecoverable"] if x["table"] == "t" and x["version"] == 1]
+    assert len(u) == 1 and u[0]["reason"] == "version file damaged", j["unrecoverable"]
+    r = repair(udr)
+    assert r.code == 4 and "unrecoverable t@1: version file damaged" in r.out, r.out
+    del got[("t", 1)]
+    read_back(udr, tmp_path, got)
+    r = udr("fsck", "--json")
+    assert any(x["table"] == "t" and x["version"] == 1 for x in json.loads(r.out)["unrecoverable"]), r.out
+
+
+def test_unrecoverable_lists_every_damaged_chunk_bounded(udr, tmp_path):
+    """Before: a version with many damaged chunks named only the first."""
+    hs = [udr.put(rnd(2000 + i, 100 + i)) for i in range(20)]
+    udr.ok("commit", "m", "--next", *hs)
+    other = commit(udr, tmp_path, "w", rnd(5000, 3))
+    for h in hs:
+        udr.damage(h, "flip")
+    r = repair(udr, "--json")
+    assert r.code == 4, r
+    j = json.loads(r.out)
+    u, = [x for x in j["unrecoverable"] if x["table"] == "m"]
+    assert u["reason"] == "damaged" and u["chunk_count"] == 20, u
+    assert u["chunks"] == hs[:16], u
+    r = repair(udr)
+    line, = [x for x in r.out.splitlines() if x.startswith("unrecoverable m@1")]
+    assert line.endswith(" and 4 more damaged"), line
+    assert all(h in line for h in hs[:16]), line
+    assert udr.ok("get", chunks(udr, "w", other)[0]).stdout == rnd(5000, 3)
