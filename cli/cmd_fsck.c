@@ -716,8 +716,9 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			json_t *d = json_object_get(json_object_get(r, "leases"), "damaged");
 			const char *phase = json_string_value(json_object_get(r, "phase"));
 
-			char msg[3][600];
+			char msg[4][600];
 			int nm = 0;
+			json_t *rf = json_object_get(r, "run_files");
 
 			/* what a crash leaves and --repair removes (GC.md 6): said,
 			 * not counted; no data is at risk */
@@ -737,6 +738,37 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 				snprintf(msg[nm++], sizeof(msg[0]), "chunks/gc/fresh ends with a torn record (%" PRIu64 " byte%s); "
 				         "udr fsck --repair cuts it", jint(r, "fresh_torn"),
 				         PLURAL(jint(r, "fresh_torn")));
+			if (json_is_null(json_object_get(r, "running")) && json_array_size(rf) > 0) {
+				/* run files no STATE names; with STATE gone (removed by
+				 * hand), a problem: the run's epoch and the newest gc
+				 * record's number went with it (GC.md 6) */
+				char names[400] = "";
+				size_t nf = json_array_size(rf), k, used = 0;
+
+				for (k = 0; k < nf && k < 4; k++)
+					used += (size_t)snprintf(names + used, used < sizeof(names) ? sizeof(names) - used : 0,
+					                         "%s%.100s", k ? ", " : "", json_string_value(json_array_get(rf, k)));
+				if (nf > 4 && used < sizeof(names))
+					snprintf(names + used, sizeof(names) - used, " and %zu more", nf - 4);
+				if (json_is_true(json_object_get(r, "state_missing"))) {
+					char pm[900], sp[4200];
+
+					snprintf(pm, sizeof(pm), "chunks/gc/STATE is missing but %zu run file%s of a gc run "
+					         "remain%s (%s): removed by hand, the run's epoch and the newest gc record's "
+					         "number went with it (or a first run died before writing it); udr fsck "
+					         "--repair removes the run files (no pack, no object)",
+					         nf, PLURAL(nf), nf == 1 ? "s" : "", names);
+					snprintf(sp, sizeof(sp), "%s/chunks/gc/STATE", udr_db_path(db));
+					if (repairs.json)
+						json_problem(last.list, "missing", "gc", "STATE", sp, pm);
+					else
+						printf("missing gc STATE: %s\n", pm);
+					last.problems++;
+				} else {
+					snprintf(msg[nm++], sizeof(msg[0]), "%zu run file%s of earlier gc runs left in chunks/gc "
+					         "(%s); udr fsck --repair or the next udr gc removes them", nf, PLURAL(nf), names);
+				}
+			}
 			for (int i = 0; i < nm; i++) {
 				if (repairs.json) {
 					notes = notes ? notes : json_array();

@@ -70,8 +70,10 @@ UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *o
  * The state of garbage collection: chunks/gc/STATE as a JSON object
  * ({"epoch","phase","running":pid or null,"last":the last run's report or
  * null, ..., "stale_leases": lease files of dead owners, "fresh_torn":
- * bytes of torn records at the end of chunks/gc/fresh.*}); freed with
- * udr_free.
+ * bytes of torn records at the end of chunks/gc/fresh.*, "state_missing":
+ * chunks/gc exists without its STATE, "run_files": the names of the
+ * plan-/doomed-/dead-/journal- files in chunks/gc that STATE does not name
+ * (none listed when STATE is damaged)}); freed with udr_free.
  */
 UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
 

@@ -13,10 +13,12 @@
 import hashlib
 import json
 import os
+import subprocess
+import time
 
 import pytest
 
-from conftest import FAULT_INJECTION, Udr
+from conftest import FAULT_INJECTION, UDR_BIN, Udr, base_env
 
 from test_fsck_repair import build, chunks, clean, commit, read_back, repair, rnd
 
@@ -185,3 +187,69 @@ def test_unrecoverable_lists_every_damaged_chunk_bounded(udr, tmp_path):
     assert line.endswith(" and 4 more damaged"), line
     assert all(h in line for h in hs[:16]), line
     assert udr.ok("get", chunks(udr, "w", other)[0]).stdout == rnd(5000, 3)
+
+
+# ---- 4. a gc run's files left without a STATE -----------------------------------------------
+
+def killed_gc(udr, tmp_path):
+    """A gc run killed at its guard: STATE planned or rewritten, its plan
+    and doomed set in chunks/gc."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
+                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        t = time.monotonic() + 60
+        while not (pause / "gc-guard.reached").exists():
+            assert p.poll() is None and time.monotonic() < t, p.communicate()
+            time.sleep(0.01)
+        p.kill()
+    finally:
+        p.communicate(timeout=60)
+
+
+def test_run_files_without_state_are_a_problem(udr, tmp_path):
+    """Before: STATE removed by hand with the run's plan and doomed set left
+    was not noticed (fsck exit 0, 0 problems)."""
+    got = build(udr, tmp_path)
+    udr.put(rnd(200_000, 77))  # garbage for gc to plan on
+    killed_gc(udr, tmp_path)
+    gc = udr.root / "chunks" / "gc"
+    left = sorted(x.name for x in gc.iterdir() if x.name.startswith(("plan-", "doomed-")))
+    assert any(x.startswith("plan-") for x in left) and any(x.startswith("doomed-") for x in left), left
+    (gc / "STATE").unlink()
+    r = udr("fsck")
+    assert r.code == 4, r
+    assert "missing gc STATE: chunks/gc/STATE is missing" in r.out, r.out
+    assert all(n in r.out for n in left), r.out
+    j = json.loads(udr("fsck", "--json").out)
+    assert j["exit"] == 4 and any(p["what"] == "gc" and p["object"] == "STATE" for p in j["problems"]), j
+    packs = sorted(x.name for x in (udr.root / "chunks" / "packs").iterdir())
+    r = repair(udr)
+    assert r.code == 0, r
+    assert "repair: removed %d run files of abandoned gc runs" % len(left) in r.out, r.out
+    assert not any((gc / n).exists() for n in left)
+    # no pack went: the run's plan is not carried out without its STATE
+    assert sorted(x.name for x in (udr.root / "chunks" / "packs").iterdir()) == packs
+    clean(udr)
+    read_back(udr, tmp_path, got)
+    assert udr("gc", "--grace", "0s").code == 0
+    clean(udr)
+    read_back(udr, tmp_path, got)
+
+
+def test_run_files_next_to_an_idle_state_are_a_note(udr, tmp_path):
+    got = build(udr, tmp_path)
+    udr.put(rnd(200_000, 77))  # garbage: the run writes STATE
+    udr.ok("gc", "--grace", "0s")
+    gc = udr.root / "chunks" / "gc"
+    assert (gc / "STATE").exists()
+    (gc / "plan-7.json").write_text("{}")
+    r = udr("fsck")
+    assert r.code == 0 and "note: 1 run file of earlier gc runs left in chunks/gc (plan-7.json)" in r.out, r
+    r = repair(udr)
+    assert r.code == 0 and "repair: removed 1 run file" in r.out, r
+    assert not (gc / "plan-7.json").exists()
+    assert "run file" not in clean(udr).out
+    read_back(udr, tmp_path, got)
