@@ -8,6 +8,8 @@
  * --json prints one JSON object instead of lines.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +17,8 @@
 #include <string.h>
 
 #include <jansson.h>
+
+#include <udr/sys/io.h>
 
 #include "cli.h"
 
@@ -75,6 +79,9 @@ static void hset_add(hash_set *g, const udr_hash *h)
  * found, and rebuilt where it could), "" otherwise. */
 static const char *line_prefix = "";
 
+/* --repair --dry-run: the check runs under a read-only I/O table (below) */
+static bool dry_run;
+
 struct fsck_state {
 	const char *what; /* "chunk" or "catalog" */
 	int in_catalog;
@@ -124,6 +131,22 @@ static int print_problem(const udr_problem *p, void *payload)
 	struct fsck_state *st = payload;
 	const char *object = p->object ? p->object : p->path ? p->path : "?";
 	const char *message = p->message ? p->message : udr_strerror(p->code);
+	char dry[1600];
+
+	if (dry_run) {
+		/* a rebuild the read-only table refused is no problem of the
+		 * store: the problem it would fix was reported before it */
+		if (strstr(message, strerror(EROFS)))
+			return 0;
+		/* "(rebuilt ...)", "(rewritten ...)": not done, --repair would */
+		const char *w = strstr(message, "(rebuilt ");
+		if (!w)
+			w = strstr(message, "(rewritten ");
+		if (w) {
+			snprintf(dry, sizeof(dry), "%.*s(--repair: %s", (int)(w - message), message, w + 1);
+			message = dry;
+		}
+	}
 
 	if (!st->in_catalog && p->object) {
 		udr_hash h;
@@ -385,13 +408,13 @@ static int run_check(int rc, const char *what)
 	return rc;
 }
 
-enum { OPT_REPAIR_FROM = CLI_OPT_FIRST, OPT_RESET_HEAD, OPT_REPAIR, OPT_JSON };
+enum { OPT_REPAIR_FROM = CLI_OPT_FIRST, OPT_RESET_HEAD, OPT_REPAIR, OPT_JSON, OPT_DRY_RUN };
 
 /* The files of --repair-from, in order, and the flags. */
 struct repair_list {
 	const char **files;
 	size_t n;
-	bool reset_head, repair, json;
+	bool reset_head, repair, json, dry_run;
 };
 
 static int fsck_opt(int opt, const char *arg, void *payload)
@@ -399,6 +422,10 @@ static int fsck_opt(int opt, const char *arg, void *payload)
 	struct repair_list *l = payload;
 	const char **p;
 
+	if (opt == OPT_DRY_RUN) {
+		l->dry_run = true;
+		return -1;
+	}
 	if (opt == OPT_RESET_HEAD || opt == OPT_REPAIR || opt == OPT_JSON) {
 		*(opt == OPT_RESET_HEAD ? &l->reset_head : opt == OPT_REPAIR ? &l->repair : &l->json) = true;
 		return -1;
@@ -463,7 +490,8 @@ static void run_pass(struct pass *p, udr_db *db)
 	{
 		uint64_t stale = 0;
 
-		if (run_check(udr_query_clean_temp(&stale, db, NULL), "query temp") == 0)
+		/* not under --dry-run: it removes part directories itself */
+		if (!dry_run && run_check(udr_query_clean_temp(&stale, db, NULL), "query temp") == 0)
 			p->ms.temp_removed += stale;
 	}
 #endif
@@ -584,6 +612,155 @@ static void print_unrecoverable(json_t *unrec)
 	}
 }
 
+/*
+ * --dry-run: the I/O table of the library (udr/sys/io.h, through which every
+ * file-system call of libudr goes) replaced by one under which nothing can
+ * change the store: a new file, a link, a rename, an unlink or a mkdir fail
+ * with EROFS, and an existing file is only ever opened read-only (flock
+ * works on it; a write through it fails).  What the check would rebuild
+ * then fails and is reported, never done.
+ */
+static const udr_io_methods *ro_base;
+
+static int ro_open(const char *path, int flags, mode_t mode)
+{
+	struct stat st;
+
+#ifdef O_TMPFILE
+	if ((flags & O_TMPFILE) == O_TMPFILE) {
+		errno = EROFS;
+		return -1;
+	}
+#endif
+	if (flags & (O_TRUNC | O_EXCL)) {
+		errno = EROFS;
+		return -1;
+	}
+	if ((flags & O_CREAT) && ro_base->stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			errno = EROFS;
+		return -1;
+	}
+	flags &= ~(O_WRONLY | O_RDWR | O_CREAT | O_APPEND);
+	return ro_base->open(path, flags | O_RDONLY, 0);
+}
+
+static int ro_close(int fd) { return ro_base->close(fd); }
+static ssize_t ro_read(int fd, void *buf, size_t len) { return ro_base->read(fd, buf, len); }
+static ssize_t ro_pread(int fd, void *buf, size_t len, off_t off) { return ro_base->pread(fd, buf, len, off); }
+static int ro_stat(const char *path, struct stat *st) { return ro_base->stat(path, st); }
+static int ro_fstat(int fd, struct stat *st) { return ro_base->fstat(fd, st); }
+static int ro_flock(int fd, int op) { return ro_base->flock(fd, op); }
+
+static ssize_t ro_write(int fd, const void *buf, size_t len)
+{
+	(void)fd, (void)buf, (void)len;
+	errno = EROFS;
+	return -1;
+}
+
+static int ro_fd(int fd)
+{
+	(void)fd;
+	return 0; /* nothing was written through it */
+}
+
+static int ro_path2(const char *a, const char *b)
+{
+	(void)a, (void)b;
+	errno = EROFS;
+	return -1;
+}
+
+static int ro_unlink(const char *path)
+{
+	(void)path;
+	errno = EROFS;
+	return -1;
+}
+
+static int ro_mkdir(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	(void)mode;
+	errno = ro_base->stat(path, &st) == 0 ? EEXIST : EROFS; /* as mkdir says of a name that exists */
+	return -1;
+}
+
+static int ro_link_fd(int fd, const char *to)
+{
+	(void)fd, (void)to;
+	errno = EROFS;
+	return -1;
+}
+
+static const udr_io_methods ro_methods = {
+	UDR_IO_METHODS_VERSION, ro_open, ro_close, ro_read, ro_pread, ro_write, ro_fd,
+	ro_path2, ro_path2, ro_unlink, ro_mkdir, ro_stat, ro_fstat, ro_flock, ro_link_fd, ro_fd,
+};
+
+/*
+ * --repair --dry-run's own step: what udr_db_repair would do, read from the
+ * gc status (nothing taken, nothing written), one "would: ..." line each
+ * or, with --json, in *out.  Returns 0, or the exit code --repair would
+ * end with at once (5: a gc runs; 4: STATE damaged).
+ */
+static int dry_repair_step(json_t **out, udr_db *db, bool json)
+{
+	char *text = NULL;
+	json_t *st, *r = json_object(), *lines = json_array();
+	const char *phase;
+	uint64_t epoch, n;
+	int code = 0;
+	char line[900];
+
+	*out = NULL;
+	if (!r || !lines || udr_db_gc_status(&text, db) != 0 || !(st = json_loads(text, 0, NULL))) {
+		udr_free(text);
+		json_decref(r);
+		json_decref(lines);
+		return cli_fail(UDR_EIO);
+	}
+	udr_free(text);
+	phase = json_string_value(json_object_get(st, "phase"));
+	epoch = jint(st, "epoch");
+#define WOULD(...) do { \
+		snprintf(line, sizeof(line), __VA_ARGS__); \
+		json_array_append_new(lines, json_string(line)); \
+		if (!json) \
+			printf("would: %s\n", line); \
+	} while (0)
+	if (!json_is_null(json_object_get(st, "running"))) {
+		WOULD("refuse: a gc runs (pid %" PRIu64 "); fsck --repair does not run while gc does", jint(st, "running"));
+		code = cli_exit_code(UDR_ELOCKED);
+	} else if (phase && strcmp(phase, "damaged") == 0) {
+		WOULD("refuse: chunks/gc/STATE is damaged and not derivable");
+		code = CLI_EXIT_CORRUPT;
+	} else {
+		if (phase && strcmp(phase, "deleting") == 0)
+			WOULD("finish the gc run of epoch %" PRIu64 " killed while deleting (its plan's packs removed)", epoch);
+		else if (phase && (strcmp(phase, "planned") == 0 || strcmp(phase, "rewritten") == 0))
+			WOULD("abandon the gc run of epoch %" PRIu64 " killed before deleting (%s): gc state idle", epoch, phase);
+		if ((n = json_array_size(json_object_get(st, "run_files"))) > 0)
+			WOULD("remove %" PRIu64 " run file%s of abandoned gc runs (and the files of a run it abandons)", n,
+			      PLURAL(n));
+		if ((n = jint(st, "fresh_torn")) > 0)
+			WOULD("cut a torn record (%" PRIu64 " byte%s) off chunks/gc/fresh", n, PLURAL(n));
+		if ((n = jint(st, "stale_leases")) > 0)
+			WOULD("remove %" PRIu64 " stale lease%s of dead processes", n, PLURAL(n));
+		WOULD("rebuild what the check below finds damaged and derivable (pack indexes, the multi-pack index, "
+		      "checkpoints) and remove temp files of dead writers; verify the query cache");
+	}
+#undef WOULD
+	json_object_set_new(r, "gc_phase", json_string(phase ? phase : "?"));
+	json_object_set_new(r, "gc_epoch", json_integer((json_int_t)epoch));
+	json_object_set_new(r, "would", lines);
+	json_decref(st);
+	*out = r;
+	return code;
+}
+
 /* --json when no check ran (the store cannot be opened, or --repair was
  * refused): one object with the error and the exit code, as the error
  * line on stderr says them; code is returned. */
@@ -631,10 +808,11 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		{ "reset-head", no_argument, NULL, OPT_RESET_HEAD },
 		{ "repair", no_argument, NULL, OPT_REPAIR },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("fsck");
-	struct repair_list repairs = { NULL, 0, false, false, false };
+	struct repair_list repairs = { NULL, 0, false, false, false, false };
 	struct pass first, last;
 	json_t *rep = NULL, *notes = NULL, *out = NULL;
 	udr_db *db;
@@ -654,6 +832,19 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		free(repairs.files);
 		return cli_usage_error(self, "--json does not go with --repair-from or --reset-head");
 	}
+	if (repairs.dry_run && (!repairs.repair || repairs.n > 0 || repairs.reset_head)) {
+		free(repairs.files);
+		return cli_usage_error(self, "--dry-run goes with --repair only (not --repair-from or --reset-head)");
+	}
+	if (repairs.dry_run) {
+		/* from here on no call of libudr can change the store */
+		dry_run = true;
+		ro_base = udr_io_current();
+		if (udr_io_set(&ro_methods) != 0) {
+			free(repairs.files);
+			return cli_fail(UDR_EINVAL);
+		}
+	}
 	if ((rc = open_db(&db, ctx, repairs.json)) != 0) {
 		free(repairs.files);
 		return rc;
@@ -671,7 +862,14 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		if (was != now)
 			printf("reset HEAD from %" PRIu64 " to %" PRIu64 " (the end of the log)\n", was, now);
 	}
-	if (repairs.repair && (rc = repair_step(&rep, db, repairs.json)) != 0) {
+	if (repairs.dry_run && (rc = dry_repair_step(&rep, db, repairs.json)) != 0) {
+		const char *why = json_string_value(json_array_get(json_object_get(rep, "would"), 0));
+
+		udr_db_close(db);
+		json_decref(rep);
+		return repairs.json ? json_error(rc, why) : rc;
+	}
+	if (repairs.repair && !repairs.dry_run && (rc = repair_step(&rep, db, repairs.json)) != 0) {
 		udr_db_close(db); /* refused (a gc runs): nothing was changed */
 		return repairs.json ? json_error(rc, udr_error_last()->message) : rc;
 	}
@@ -679,13 +877,13 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	memset(&last, 0, sizeof(last));
 	if (repairs.json)
 		first.list = json_array();
-	if (repairs.json && !repairs.repair)
+	if ((repairs.json && !repairs.repair) || repairs.dry_run)
 		first.unrec = json_array();
 	if (repairs.repair)
 		line_prefix = "found: ";
 	run_pass(&first, db);
 	line_prefix = "";
-	if (repairs.repair && !pass_clean(&first)) {
+	if (repairs.repair && !repairs.dry_run && !pass_clean(&first)) {
 		/* what the check could rebuild it has: what remains now is the
 		 * store's state after repair, unrecoverable versions named */
 		if (!repairs.json)
@@ -796,7 +994,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		}
 		udr_free(st);
 	}
-	if (pass_clean(&last)) {
+	if (pass_clean(&last) && !repairs.dry_run) {
 		/* a gc run its guard aborted may run again once the store is clean */
 		int was = 0;
 
@@ -836,6 +1034,8 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			rep = NULL;
 		}
 		json_object_set_new(out, "gc_reset", json_boolean(gc_reset));
+		if (repairs.dry_run)
+			json_object_set_new(out, "dry_run", json_true());
 		json_object_set_new(out, "notes", notes ? notes : json_array());
 		json_object_set_new(out, "exit", json_integer(code));
 		json_dumpf(out, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
@@ -852,10 +1052,17 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	{
 		uint64_t temp = last.cs.temp_removed + last.ms.temp_removed + first.cs.temp_removed + first.ms.temp_removed;
 
-		printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
-		       " catalog file%s checked, %" PRIu64 " problem%s%s, %" PRIu64 " temp file%s removed\n",
-		       last.cs.objects, PLURAL(last.cs.objects), last.cs.bytes, last.ms.objects, PLURAL(last.ms.objects),
-		       last.problems, PLURAL(last.problems), repairs.repair ? " remaining" : "", temp, PLURAL(temp));
+		if (repairs.dry_run)
+			printf("fsck --dry-run: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
+			       " catalog file%s checked, %" PRIu64 " problem%s found, nothing changed\n",
+			       last.cs.objects, PLURAL(last.cs.objects), last.cs.bytes, last.ms.objects,
+			       PLURAL(last.ms.objects), last.problems, PLURAL(last.problems));
+		else
+			printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
+			       " catalog file%s checked, %" PRIu64 " problem%s%s, %" PRIu64 " temp file%s removed\n",
+			       last.cs.objects, PLURAL(last.cs.objects), last.cs.bytes, last.ms.objects,
+			       PLURAL(last.ms.objects), last.problems, PLURAL(last.problems),
+			       repairs.repair ? " remaining" : "", temp, PLURAL(temp));
 	}
 	return code;
 }

@@ -253,3 +253,60 @@ def test_run_files_next_to_an_idle_state_are_a_note(udr, tmp_path):
     assert not (gc / "plan-7.json").exists()
     assert "run file" not in clean(udr).out
     read_back(udr, tmp_path, got)
+
+
+# ---- 6. --repair --dry-run ------------------------------------------------------------------
+
+def test_repair_dry_run_changes_nothing(udr, tmp_path):
+    """Before: --dry-run was an unknown option (usage error).  Now: what
+    --repair would do is said, and the store tree is the same, byte for
+    byte, lock files and directories included; --repair then does it."""
+    got = build(udr, tmp_path)
+    udr.put(rnd(200_000, 77))  # garbage
+    h = chunks(udr, "w", 1)[0]
+    flip_index_hash(udr, h)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tmpd = udr.root / "chunks" / "tmp"
+    tmpd.mkdir(exist_ok=True)
+    (tmpd / ("%d-00000000deadbeef.tmp" % dead.pid)).write_bytes(b"x")
+    leases = udr.root / "catalog" / "leases"
+    leases.mkdir(exist_ok=True)
+    (leases / ("%d-%016x.lease" % (dead.pid, 0xABCDEF))).write_text(
+        '{"pin":1,"snapshot":1,"branch":"main","what":"txn","ms":1}\n')
+    gc = udr.root / "chunks" / "gc"
+    gc.mkdir(exist_ok=True)
+    with open(gc / "fresh.0", "ab") as f:
+        f.write(b"\x01\x02\x03")
+    (gc / "plan-5.json").write_text("{}")
+    before = tree_digest(udr.root)
+    r = repair(udr, "--dry-run")
+    assert r.code == 4, r
+    out = r.out
+    assert "would: remove 1 run file" in out, out
+    assert "would: cut a torn record (3 bytes) off chunks/gc/fresh" in out, out
+    assert "would: remove 1 stale lease of dead processes" in out, out
+    assert "checksum mismatch (--repair: rebuilt from the pack)" in out, out
+    assert "unrecoverable" not in out, out
+    assert out.splitlines()[-1].endswith("nothing changed"), out
+    assert tree_digest(udr.root) == before
+    j = json.loads(repair(udr, "--dry-run", "--json").out)
+    assert j["dry_run"] is True and j["exit"] == 4 and j["unrecoverable"] == [], j
+    assert any("stale lease" in w for w in j["repair"]["would"]), j
+    assert tree_digest(udr.root) == before
+    # what it said, --repair does
+    r = repair(udr)
+    assert r.code == 0, r
+    assert "repair: removed 1 stale lease" in r.out and "repair: removed 1 run file" in r.out, r.out
+    clean(udr)
+    read_back(udr, tmp_path, got)
+
+
+def test_dry_run_needs_repair(udr, tmp_path):
+    build(udr, tmp_path, n=1)
+    before = tree_digest(udr.root)
+    for args in (("fsck", "--dry-run"), ("fsck", "--dry-run", "--reset-head"),
+                 ("fsck", "--repair", "--dry-run", "--repair-from", "x")):
+        r = udr(*args)
+        assert r.code == 2 and "--dry-run goes with --repair" in r.stderr, r
+    assert tree_digest(udr.root) == before
