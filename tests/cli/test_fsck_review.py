@@ -310,3 +310,40 @@ def test_dry_run_needs_repair(udr, tmp_path):
         r = udr(*args)
         assert r.code == 2 and "--dry-run goes with --repair" in r.stderr, r
     assert tree_digest(udr.root) == before
+
+
+# ---- 5. a damaged expired-set checkpoint ----------------------------------------------------
+
+@pytest.mark.parametrize("how", ["garbage", "tampered", "missing"])
+def test_damaged_expired_checkpoint_is_reported_and_rewritten_sealed(udr, tmp_path, how):
+    """The review said fsck rewrote it silently and wrote it without a
+    checksum.  Not so in this tree (this test passes before the review's
+    fixes too; it pins the behaviour): fsck names the damage as a problem
+    (exit 4), says it rewrote it, and the file it writes is sealed ("check",
+    FORMAT.md "Sealed files") and the same bytes as the one the expire
+    wrote."""
+    for i in range(3):
+        commit(udr, tmp_path, "t", rnd(3000, 200 + i))
+    udr.ok("retention", "expire", "--keep-last", "1")
+    ck, = (udr.root / "catalog" / "expired" / "t").iterdir()
+    good = ck.read_bytes()
+    assert json.loads(good)["check"], good
+    if how == "garbage":
+        ck.write_bytes(b"junk")
+    elif how == "tampered":  # valid JSON, one range widened, the old seal
+        ck.write_bytes(good.replace(b"[[1,2,", b"[[1,3,"))
+        assert ck.read_bytes() != good
+    else:
+        ck.unlink()
+    r = udr("fsck")
+    assert r.code == 4, r
+    line, = [x for x in r.out.splitlines() if str(ck) in x]
+    assert ("is missing" if how == "missing" else "is damaged") in line and "rewritten from the log" in line, line
+    assert ck.read_bytes() == good
+    clean(udr)
+    # --repair --json: in "found", none remaining
+    ck.write_bytes(b"junk")
+    j = json.loads(repair(udr, "--json").out)
+    assert j["exit"] == 0 and j["problem_count"] == 0, j
+    assert any(str(ck) in p["message"] for p in j["repair"]["found"]), j
+    assert ck.read_bytes() == good
