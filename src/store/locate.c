@@ -136,7 +136,25 @@ static int find_once(udr__loc *out, udr_store *s, const udr_hash *h, unsigned *c
 	return 0;
 }
 
+static int find_impl(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan, bool strict);
+
 int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan)
+{
+	return find_impl(out, s, h, copy, rescan, true);
+}
+
+int udr__obj_exists_write(enum udr__kind *kind, udr_store *s, const udr_hash *h)
+{
+	udr__loc l;
+	int rc = find_impl(&l, s, h, 0, true, false);
+	*kind = l.kind;
+	udr__loc_free(&l);
+	return rc < 0 ? rc : *kind != UDR__K_NONE;
+}
+
+/* strict: a miss while a pack cannot be indexed (index and pack damaged)
+ * is UDR_ECORRUPT; else it is believed (a writer then stores a copy) */
+static int find_impl(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan, bool strict)
 {
 	unsigned c = copy;
 	int rc;
@@ -172,7 +190,7 @@ int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy,
 			if ((rc = find_once(out, s, h, &c, false)) < 0 || out->kind != UDR__K_NONE)
 				return rc;
 		}
-		if (broken[0]) {
+		if (broken[0] && strict) {
 			udr_hash_tohex(hex, h);
 			return udr__error_set(UDR_ECORRUPT,
 			                      "chunk %s not found, and the index of pack %s is damaged (the pack's bytes "

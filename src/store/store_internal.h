@@ -121,8 +121,14 @@ int udr__obj_read(unsigned char **out, size_t *out_len, enum udr__kind *kind, ud
                   size_t max, unsigned copy);
 /* The decoded size of a packed copy, from its entry header (checked to name h). */
 int udr__loc_raw_size(uint64_t *out, udr_store *s, const udr__loc *l, const udr_hash *h);
-/* Is some copy of h stored?  kind receives its kind. */
+/* Is some copy of h stored?  kind receives its kind.  With rescan a miss is
+ * believed only once every pack index passed its whole check (a damaged one
+ * indexed anew from its pack); UDR_ECORRUPT naming the pack when one cannot
+ * be (it may hold h). */
 int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool rescan);
+/* The same with rescan, for a writer about to reuse h: a miss beside a pack
+ * that cannot be indexed is believed (the writer stores a copy: legal). */
+int udr__obj_exists_write(enum udr__kind *kind, udr_store *s, const udr_hash *h);
 /*
  * Every object once (the first copy in lookup order), packed ones first; stray
  * files in the loose directories are passed to stray (may be NULL).  With

@@ -91,6 +91,12 @@ def test_damaged_index_and_pack_is_an_integrity_error_not_absent(udr, tmp_path):
     # cannot be read: it may be there
     r = udr("get", "ab" * 32)
     assert r.code == 4, r
+    # writers believe the miss: a put stores new content, and the lost
+    # content again (a second copy is legal), which then reads back
+    new = rnd(3_000_000, 31)  # chunked: its manifest is looked up
+    assert udr.ok("get", udr.put(new)).stdout == new
+    assert udr.put(got[("w", 1)]) == h
+    assert udr.ok("get", h).stdout == got[("w", 1)]
 
 
 @pytest.mark.skipif(not FAULT_INJECTION, reason="needs UDR_MIDX_THRESHOLD (fault-injection build)")
