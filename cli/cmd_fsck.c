@@ -948,14 +948,27 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 					                         "%s%.100s", k ? ", " : "", json_string_value(json_array_get(rf, k)));
 				if (nf > 4 && used < sizeof(names))
 					snprintf(names + used, sizeof(names) - used, " and %zu more", nf - 4);
-				if (json_is_true(json_object_get(r, "state_missing"))) {
+				/* a first run (epoch 1) writes its plan before its
+				 * first STATE: killed between, it leaves these files
+				 * and no STATE, a crash's leftover; files of a later
+				 * epoch mean a STATE existed and went */
+				bool later = false;
+
+				for (k = 0; k < nf; k++) {
+					const char *n = json_string_value(json_array_get(rf, k)), *dash = strchr(n ? n : "", '-');
+					char *end = NULL;
+					unsigned long long e = dash ? strtoull(dash + 1, &end, 10) : 0;
+
+					if (!dash || end == dash + 1 || e != 1)
+						later = true;
+				}
+				if (json_is_true(json_object_get(r, "state_missing")) && later) {
 					char pm[900], sp[4200];
 
 					snprintf(pm, sizeof(pm), "chunks/gc/STATE is missing but %zu run file%s of a gc run "
-					         "remain%s (%s): removed by hand, the run's epoch and the newest gc record's "
-					         "number went with it (or a first run died before writing it); udr fsck "
-					         "--repair removes the run files (no pack, no object)",
-					         nf, PLURAL(nf), nf == 1 ? "s" : "", names);
+					         "remain%s (%s): removed by hand, the gc epoch and the newest gc record's "
+					         "number went with it; udr fsck --repair removes the run files (no pack, no "
+					         "object)", nf, PLURAL(nf), nf == 1 ? "s" : "", names);
 					snprintf(sp, sizeof(sp), "%s/chunks/gc/STATE", udr_db_path(db));
 					if (repairs.json)
 						json_problem(last.list, "missing", "gc", "STATE", sp, pm);
@@ -963,8 +976,11 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 						printf("missing gc STATE: %s\n", pm);
 					last.problems++;
 				} else {
-					snprintf(msg[nm++], sizeof(msg[0]), "%zu run file%s of earlier gc runs left in chunks/gc "
-					         "(%s); udr fsck --repair or the next udr gc removes them", nf, PLURAL(nf), names);
+					snprintf(msg[nm++], sizeof(msg[0]), "%zu run file%s of %s left in chunks/gc "
+					         "(%s); udr fsck --repair or the next udr gc removes them", nf, PLURAL(nf),
+					         json_is_true(json_object_get(r, "state_missing"))
+					                 ? "a first gc run killed before it wrote chunks/gc/STATE"
+					                 : "earlier gc runs", names);
 				}
 			}
 			for (int i = 0; i < nm; i++) {

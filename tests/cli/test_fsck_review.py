@@ -219,11 +219,13 @@ def test_run_files_without_state_are_a_problem(udr, tmp_path):
     """Before: STATE removed by hand with the run's plan and doomed set left
     was not noticed (fsck exit 0, 0 problems)."""
     got = build(udr, tmp_path)
-    udr.put(rnd(200_000, 77))  # garbage for gc to plan on
+    udr.put(rnd(200_000, 76))
+    udr.ok("gc", "--grace", "0s")  # epoch 1: STATE written
+    udr.put(rnd(200_000, 77))  # garbage for the next run to plan on
     killed_gc(udr, tmp_path)
     gc = udr.root / "chunks" / "gc"
     left = sorted(x.name for x in gc.iterdir() if x.name.startswith(("plan-", "doomed-")))
-    assert any(x.startswith("plan-") for x in left) and any(x.startswith("doomed-") for x in left), left
+    assert any(x.startswith("plan-2") for x in left) and any(x.startswith("doomed-2-") for x in left), left
     (gc / "STATE").unlink()
     r = udr("fsck")
     assert r.code == 4, r
@@ -242,6 +244,23 @@ def test_run_files_without_state_are_a_problem(udr, tmp_path):
     read_back(udr, tmp_path, got)
     assert udr("gc", "--grace", "0s").code == 0
     clean(udr)
+    read_back(udr, tmp_path, got)
+
+
+def test_first_run_killed_before_its_state_is_a_note(udr, tmp_path):
+    """A first run (epoch 1) writes its plan before its first STATE: killed
+    between, that is a crash's leftover, not a STATE removed by hand."""
+    got = build(udr, tmp_path)
+    gc = udr.root / "chunks" / "gc"
+    gc.mkdir(exist_ok=True)
+    assert not (gc / "STATE").exists()
+    (gc / "plan-1.json").write_text("{}")
+    r = udr("fsck")
+    assert r.code == 0, r
+    assert "note: 1 run file of a first gc run killed before it wrote chunks/gc/STATE" in r.out, r.out
+    r = repair(udr)
+    assert r.code == 0 and "repair: removed 1 run file" in r.out, r
+    assert "run file" not in clean(udr).out
     read_back(udr, tmp_path, got)
 
 
