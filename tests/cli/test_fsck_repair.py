@@ -429,6 +429,12 @@ def test_repair_refused_while_gc_runs(udr, tmp_path):
         j = json.loads(r.out)
         assert j["exit"] == 5 and "does not run while gc does" in j["error"], j
         assert leftover.exists()
+        # --dry-run says the same refusal, exit 5
+        r = repair(udr, "--dry-run")
+        assert r.code == 5 and "would: refuse: a gc runs (pid %d)" % p.pid in r.out, r
+        r = repair(udr, "--dry-run", "--json")
+        assert r.code == 5 and json.loads(r.out)["exit"] == 5, r
+        assert leftover.exists()
     finally:
         (pause / "gc-locked.go").touch()
         p.communicate(timeout=60)
