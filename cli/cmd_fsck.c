@@ -8,6 +8,8 @@
  * --json prints one JSON object instead of lines.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +17,8 @@
 #include <string.h>
 
 #include <jansson.h>
+
+#include <udr/sys/io.h>
 
 #include "cli.h"
 
@@ -75,6 +79,9 @@ static void hset_add(hash_set *g, const udr_hash *h)
  * found, and rebuilt where it could), "" otherwise. */
 static const char *line_prefix = "";
 
+/* --repair --dry-run: the check runs under a read-only I/O table (below) */
+static bool dry_run;
+
 struct fsck_state {
 	const char *what; /* "chunk" or "catalog" */
 	int in_catalog;
@@ -124,6 +131,22 @@ static int print_problem(const udr_problem *p, void *payload)
 	struct fsck_state *st = payload;
 	const char *object = p->object ? p->object : p->path ? p->path : "?";
 	const char *message = p->message ? p->message : udr_strerror(p->code);
+	char dry[1600];
+
+	if (dry_run) {
+		/* a rebuild the read-only table refused is no problem of the
+		 * store: the problem it would fix was reported before it */
+		if (strstr(message, strerror(EROFS)))
+			return 0;
+		/* "(rebuilt ...)", "(rewritten ...)": not done, --repair would */
+		const char *w = strstr(message, "(rebuilt ");
+		if (!w)
+			w = strstr(message, "(rewritten ");
+		if (w) {
+			snprintf(dry, sizeof(dry), "%.*s(--repair: %s", (int)(w - message), message, w + 1);
+			message = dry;
+		}
+	}
 
 	if (!st->in_catalog && p->object) {
 		udr_hash h;
@@ -226,7 +249,8 @@ static int list_dir(char ***names, size_t *nn, uint64_t **vers, size_t *nv, cons
  * catalog check reported as "broken"; "damaged": stored but not readable).
  * Returns the number of damaged versions named (each a problem).
  */
-static void add_unrecoverable(json_t *unrec, udr_catalog *c, const udr_version *v, json_t *chunks, const char *reason)
+static void add_unrecoverable(json_t *unrec, udr_catalog *c, const char *table, uint64_t version, uint64_t commit_seq,
+                              json_t *chunks, uint64_t nchunks, const char *reason)
 {
 	udr_commit *cm = NULL;
 	json_t *o = json_object();
@@ -235,18 +259,31 @@ static void add_unrecoverable(json_t *unrec, udr_catalog *c, const udr_version *
 		json_decref(chunks);
 		return;
 	}
-	json_object_set_new(o, "table", json_string(v->table));
-	json_object_set_new(o, "version", json_integer((json_int_t)v->version));
-	if (v->commit_seq && udr_catalog_get_commit(&cm, c, v->commit_seq) == 0 && cm->branch)
+	json_object_set_new(o, "table", json_string(table));
+	json_object_set_new(o, "version", json_integer((json_int_t)version));
+	if (commit_seq && udr_catalog_get_commit(&cm, c, commit_seq) == 0 && cm->branch)
 		json_object_set_new(o, "branch", json_string(cm->branch));
 	else
 		json_object_set_new(o, "branch", json_null());
 	udr_error_clear();
 	udr_commit_free(cm);
-	json_object_set_new(o, "commit", json_integer((json_int_t)v->commit_seq));
+	json_object_set_new(o, "commit", commit_seq ? json_integer((json_int_t)commit_seq) : json_null());
 	json_object_set_new(o, "chunks", chunks);
+	json_object_set_new(o, "chunk_count", json_integer((json_int_t)nchunks));
 	json_object_set_new(o, "reason", json_string(reason));
 	json_array_append_new(unrec, o);
+}
+
+/* At most this many chunks are listed per unrecoverable version (all are
+ * counted in chunk_count). */
+#define UNREC_CHUNKS_MAX 16
+
+/* Append hex to the version's list while it is short; count it. */
+static void unrec_chunk(json_t *list, uint64_t *n, const char *hex)
+{
+	if (json_array_size(list) < UNREC_CHUNKS_MAX)
+		json_array_append_new(list, json_string(hex));
+	(*n)++;
 }
 
 static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json_t *list, json_t *unrec)
@@ -275,16 +312,23 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 				continue; /* its data may be gone by design */
 			udr_error_clear();
 			if (udr_catalog_get_version(&v, c, tables[t], vs[i]) != 0) {
-				udr_error_clear(); /* the catalog check reported it */
+				/* the catalog check reported the file; its chunks are
+				 * not known, so its data cannot be read back */
+				int code = udr_error_last()->code;
+				udr_error_clear();
+				if (unrec && code != UDR_ENOTFOUND)
+					add_unrecoverable(unrec, c, tables[t], vs[i], 0, json_array(), 0, "version file damaged");
 				continue;
 			}
-			json_t *missing = unrec ? json_array() : NULL;
+			json_t *missing = unrec ? json_array() : NULL, *damaged = unrec ? json_array() : NULL;
+			uint64_t nmissing = 0, ndamaged = 0;
+			bool named = false;
 			for (size_t k = 0; k < v->nchunks; k++) {
 				char hex[UDR_HASH_HEXSIZE + 1];
 				udr_hash_tohex(hex, &v->chunks[k]);
 				if (missing && !hset_has(&good, &v->chunks[k]) && udr_store_exists(s, &v->chunks[k]) != 1) {
 					udr_error_clear(); /* reported as broken by the catalog check */
-					json_array_append_new(missing, json_string(hex));
+					unrec_chunk(missing, &nmissing, hex);
 					continue;
 				}
 				if (hset_has(&good, &v->chunks[k]) || (reported && !hset_has(reported, &v->chunks[k])))
@@ -295,6 +339,14 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 				}
 				if (udr_store_verify(s, &v->chunks[k]) == 0) {
 					hset_add(&good, &v->chunks[k]);
+					continue;
+				}
+				/* one problem line per version (its first damaged
+				 * chunk); every damaged chunk goes to unrecoverable */
+				if (named) {
+					udr_error_clear();
+					if (damaged)
+						unrec_chunk(damaged, &ndamaged, hex);
 					continue;
 				}
 				if (list) {
@@ -310,17 +362,28 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 				}
 				udr_error_clear();
 				printed++;
-				if (unrec && json_array_size(missing) == 0) {
-					json_t *one = json_array();
-					json_array_append_new(one, json_string(hex));
-					add_unrecoverable(unrec, c, v, one, "damaged");
-				}
-				break;
+				named = true;
+				if (damaged)
+					unrec_chunk(damaged, &ndamaged, hex);
+				if (!unrec)
+					break; /* the line is all plain fsck says */
 			}
-			if (missing && json_array_size(missing) > 0)
-				add_unrecoverable(unrec, c, v, missing, "missing");
-			else
+			if (unrec && nmissing + ndamaged > 0) {
+				/* missing chunks first, then damaged ones, at most
+				 * UNREC_CHUNKS_MAX listed */
+				size_t j;
+				json_t *h;
+				json_array_foreach(damaged, j, h) {
+					if (json_array_size(missing) >= UNREC_CHUNKS_MAX)
+						break;
+					json_array_append(missing, h);
+				}
+				add_unrecoverable(unrec, c, v->table, v->version, v->commit_seq, missing, nmissing + ndamaged,
+				                  nmissing && ndamaged ? "missing and damaged" : nmissing ? "missing" : "damaged");
+			} else {
 				json_decref(missing);
+			}
+			json_decref(damaged);
 			udr_version_free(v);
 		}
 		free(vs);
@@ -345,13 +408,13 @@ static int run_check(int rc, const char *what)
 	return rc;
 }
 
-enum { OPT_REPAIR_FROM = CLI_OPT_FIRST, OPT_RESET_HEAD, OPT_REPAIR, OPT_JSON };
+enum { OPT_REPAIR_FROM = CLI_OPT_FIRST, OPT_RESET_HEAD, OPT_REPAIR, OPT_JSON, OPT_DRY_RUN };
 
 /* The files of --repair-from, in order, and the flags. */
 struct repair_list {
 	const char **files;
 	size_t n;
-	bool reset_head, repair, json;
+	bool reset_head, repair, json, dry_run;
 };
 
 static int fsck_opt(int opt, const char *arg, void *payload)
@@ -359,6 +422,10 @@ static int fsck_opt(int opt, const char *arg, void *payload)
 	struct repair_list *l = payload;
 	const char **p;
 
+	if (opt == OPT_DRY_RUN) {
+		l->dry_run = true;
+		return -1;
+	}
 	if (opt == OPT_RESET_HEAD || opt == OPT_REPAIR || opt == OPT_JSON) {
 		*(opt == OPT_RESET_HEAD ? &l->reset_head : opt == OPT_REPAIR ? &l->repair : &l->json) = true;
 		return -1;
@@ -423,7 +490,8 @@ static void run_pass(struct pass *p, udr_db *db)
 	{
 		uint64_t stale = 0;
 
-		if (run_check(udr_query_clean_temp(&stale, db, NULL), "query temp") == 0)
+		/* not under --dry-run: it removes part directories itself */
+		if (!dry_run && run_check(udr_query_clean_temp(&stale, db, NULL), "query temp") == 0)
 			p->ms.temp_removed += stale;
 	}
 #endif
@@ -502,6 +570,9 @@ static int repair_step(json_t **out, udr_db *db, bool json)
 		if ((n = jint(r, "pack_indexes")) > 0)
 			printf("repair: indexed %" PRIu64 " pack%s without an index, from %s bytes\n", n, PLURAL(n),
 			       n == 1 ? "its" : "their");
+		if ((n = jint(r, "pack_indexes_rewritten")) > 0)
+			printf("repair: rewrote %" PRIu64 " damaged pack index%s from %s pack%s\n", n, n == 1 ? "" : "es",
+			       n == 1 ? "its" : "their", PLURAL(n));
 		if (json_is_true(json_object_get(r, "midx")))
 			printf("repair: rebuilt the multi-pack index\n");
 		if ((n = jint(r, "query_cache_removed")) > 0)
@@ -523,12 +594,211 @@ static void print_unrecoverable(json_t *unrec)
 		json_t *ch = json_object_get(u, "chunks"), *b = json_object_get(u, "branch");
 		size_t n = json_array_size(ch);
 
+		uint64_t all = jint(u, "chunk_count");
+
+		if (all == 0) {
+			/* its version file is damaged: which chunks it names is not known */
+			printf("unrecoverable %s@%" PRIu64 ": %s\n", json_string_value(json_object_get(u, "table")),
+			       jint(u, "version"), json_string_value(json_object_get(u, "reason")));
+			continue;
+		}
 		printf("unrecoverable %s@%" PRIu64 " (branch %s, commit %" PRIu64 "): chunk%s", json_string_value(json_object_get(u, "table")),
-		       jint(u, "version"), json_is_string(b) ? json_string_value(b) : "?", jint(u, "commit"), PLURAL(n));
+		       jint(u, "version"), json_is_string(b) ? json_string_value(b) : "?", jint(u, "commit"), PLURAL(all));
 		for (size_t k = 0; k < n; k++)
 			printf("%s%s", k ? ", " : " ", json_string_value(json_array_get(ch, k)));
+		if (all > n)
+			printf(" and %" PRIu64 " more", all - n);
 		printf(" %s\n", json_string_value(json_object_get(u, "reason")));
 	}
+}
+
+/*
+ * --dry-run: the I/O table of the library (udr/sys/io.h, through which every
+ * file-system call of libudr goes) replaced by one under which nothing can
+ * change the store: a new file, a link, a rename, an unlink or a mkdir fail
+ * with EROFS, and an existing file is only ever opened read-only (flock
+ * works on it; a write through it fails).  What the check would rebuild
+ * then fails and is reported, never done.
+ */
+static const udr_io_methods *ro_base;
+
+static int ro_open(const char *path, int flags, mode_t mode)
+{
+	struct stat st;
+
+#ifdef O_TMPFILE
+	if ((flags & O_TMPFILE) == O_TMPFILE) {
+		errno = EROFS;
+		return -1;
+	}
+#endif
+	if (flags & (O_TRUNC | O_EXCL)) {
+		errno = EROFS;
+		return -1;
+	}
+	if ((flags & O_CREAT) && ro_base->stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			errno = EROFS;
+		return -1;
+	}
+	flags &= ~(O_WRONLY | O_RDWR | O_CREAT | O_APPEND);
+	return ro_base->open(path, flags | O_RDONLY, 0);
+}
+
+static int ro_close(int fd) { return ro_base->close(fd); }
+static ssize_t ro_read(int fd, void *buf, size_t len) { return ro_base->read(fd, buf, len); }
+static ssize_t ro_pread(int fd, void *buf, size_t len, off_t off) { return ro_base->pread(fd, buf, len, off); }
+static int ro_stat(const char *path, struct stat *st) { return ro_base->stat(path, st); }
+static int ro_fstat(int fd, struct stat *st) { return ro_base->fstat(fd, st); }
+static int ro_flock(int fd, int op) { return ro_base->flock(fd, op); }
+
+static ssize_t ro_write(int fd, const void *buf, size_t len)
+{
+	(void)fd, (void)buf, (void)len;
+	errno = EROFS;
+	return -1;
+}
+
+static int ro_fd(int fd)
+{
+	(void)fd;
+	return 0; /* nothing was written through it */
+}
+
+static int ro_path2(const char *a, const char *b)
+{
+	(void)a, (void)b;
+	errno = EROFS;
+	return -1;
+}
+
+static int ro_unlink(const char *path)
+{
+	(void)path;
+	errno = EROFS;
+	return -1;
+}
+
+static int ro_mkdir(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	(void)mode;
+	errno = ro_base->stat(path, &st) == 0 ? EEXIST : EROFS; /* as mkdir says of a name that exists */
+	return -1;
+}
+
+static int ro_link_fd(int fd, const char *to)
+{
+	(void)fd, (void)to;
+	errno = EROFS;
+	return -1;
+}
+
+static const udr_io_methods ro_methods = {
+	UDR_IO_METHODS_VERSION, ro_open, ro_close, ro_read, ro_pread, ro_write, ro_fd,
+	ro_path2, ro_path2, ro_unlink, ro_mkdir, ro_stat, ro_fstat, ro_flock, ro_link_fd, ro_fd,
+};
+
+/*
+ * --repair --dry-run's own step: what udr_db_repair would do, read from the
+ * gc status (nothing taken, nothing written), one "would: ..." line each
+ * or, with --json, in *out.  Returns 0, or the exit code --repair would
+ * end with at once (5: a gc runs; 4: STATE damaged).
+ */
+static int dry_repair_step(json_t **out, udr_db *db, bool json)
+{
+	char *text = NULL;
+	json_t *st, *r = json_object(), *lines = json_array();
+	const char *phase;
+	uint64_t epoch, n;
+	int code = 0;
+	char line[900];
+
+	*out = NULL;
+	if (!r || !lines || udr_db_gc_status(&text, db) != 0 || !(st = json_loads(text, 0, NULL))) {
+		udr_free(text);
+		json_decref(r);
+		json_decref(lines);
+		return cli_fail(UDR_EIO);
+	}
+	udr_free(text);
+	phase = json_string_value(json_object_get(st, "phase"));
+	epoch = jint(st, "epoch");
+#define WOULD(...) do { \
+		snprintf(line, sizeof(line), __VA_ARGS__); \
+		json_array_append_new(lines, json_string(line)); \
+		if (!json) \
+			printf("would: %s\n", line); \
+	} while (0)
+	if (!json_is_null(json_object_get(st, "running"))) {
+		WOULD("refuse: a gc runs (pid %" PRIu64 "); fsck --repair does not run while gc does", jint(st, "running"));
+		code = cli_exit_code(UDR_ELOCKED);
+	} else if (phase && strcmp(phase, "damaged") == 0) {
+		WOULD("refuse: chunks/gc/STATE is damaged and not derivable");
+		code = CLI_EXIT_CORRUPT;
+	} else {
+		if (phase && strcmp(phase, "deleting") == 0)
+			WOULD("finish the gc run of epoch %" PRIu64 " killed while deleting (its plan's packs removed)", epoch);
+		else if (phase && (strcmp(phase, "planned") == 0 || strcmp(phase, "rewritten") == 0))
+			WOULD("abandon the gc run of epoch %" PRIu64 " killed before deleting (%s): gc state idle", epoch, phase);
+		if ((n = json_array_size(json_object_get(st, "run_files"))) > 0)
+			WOULD("remove %" PRIu64 " run file%s of abandoned gc runs (and the files of a run it abandons)", n,
+			      PLURAL(n));
+		if ((n = jint(st, "fresh_torn")) > 0)
+			WOULD("cut a torn record (%" PRIu64 " byte%s) off chunks/gc/fresh", n, PLURAL(n));
+		if ((n = jint(st, "stale_leases")) > 0)
+			WOULD("remove %" PRIu64 " stale lease%s of dead processes", n, PLURAL(n));
+		WOULD("rebuild what the check below finds damaged and derivable (pack indexes, the multi-pack index, "
+		      "checkpoints) and remove temp files of dead writers; verify the query cache");
+	}
+#undef WOULD
+	json_object_set_new(r, "gc_phase", json_string(phase ? phase : "?"));
+	json_object_set_new(r, "gc_epoch", json_integer((json_int_t)epoch));
+	json_object_set_new(r, "would", lines);
+	json_decref(st);
+	*out = r;
+	return code;
+}
+
+/* --json when no check ran (the store cannot be opened, or --repair was
+ * refused): one object with the error and the exit code, as the error
+ * line on stderr says them; code is returned. */
+static int json_error(int code, const char *message)
+{
+	json_t *out = json_object();
+
+	if (!out)
+		return code;
+	json_object_set_new(out, "error", json_string(message && message[0] ? message : "failed"));
+	json_object_set_new(out, "problem_count", json_null());
+	json_object_set_new(out, "problems", json_array());
+	json_object_set_new(out, "unrecoverable", json_array());
+	json_object_set_new(out, "exit", json_integer(code));
+	json_dumpf(out, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(out);
+	return code;
+}
+
+/* cli_open_db, and with --json the JSON document of its failure. */
+static int open_db(udr_db **db, cli_ctx *ctx, bool json)
+{
+	int rc = cli_open_db(db, ctx);
+
+	if (rc != 0 && json) {
+		char msg[4400];
+
+		if (rc == CLI_EXIT_NOTFOUND && (!udr_error_last()->message || !udr_error_last()->message[0]))
+			snprintf(msg, sizeof(msg), "not a udr store: %s (run udr init)", ctx->store_dir);
+		else if (rc == CLI_EXIT_NOTFOUND)
+			snprintf(msg, sizeof(msg), "not a udr store: %s (run udr init): %s", ctx->store_dir,
+			         udr_error_last()->message);
+		else
+			snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "");
+		return json_error(rc, msg);
+	}
+	return rc;
 }
 
 int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
@@ -538,10 +808,11 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		{ "reset-head", no_argument, NULL, OPT_RESET_HEAD },
 		{ "repair", no_argument, NULL, OPT_REPAIR },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		CLI_COMMON_LONGOPTS
 	};
 	const cli_command *self = cli_find_command("fsck");
-	struct repair_list repairs = { NULL, 0, false, false, false };
+	struct repair_list repairs = { NULL, 0, false, false, false, false };
 	struct pass first, last;
 	json_t *rep = NULL, *notes = NULL, *out = NULL;
 	udr_db *db;
@@ -561,7 +832,20 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		free(repairs.files);
 		return cli_usage_error(self, "--json does not go with --repair-from or --reset-head");
 	}
-	if ((rc = cli_open_db(&db, ctx)) != 0) {
+	if (repairs.dry_run && (!repairs.repair || repairs.n > 0 || repairs.reset_head)) {
+		free(repairs.files);
+		return cli_usage_error(self, "--dry-run goes with --repair only (not --repair-from or --reset-head)");
+	}
+	if (repairs.dry_run) {
+		/* from here on no call of libudr can change the store */
+		dry_run = true;
+		ro_base = udr_io_current();
+		if (udr_io_set(&ro_methods) != 0) {
+			free(repairs.files);
+			return cli_fail(UDR_EINVAL);
+		}
+	}
+	if ((rc = open_db(&db, ctx, repairs.json)) != 0) {
 		free(repairs.files);
 		return rc;
 	}
@@ -578,21 +862,28 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		if (was != now)
 			printf("reset HEAD from %" PRIu64 " to %" PRIu64 " (the end of the log)\n", was, now);
 	}
-	if (repairs.repair && (rc = repair_step(&rep, db, repairs.json)) != 0) {
+	if (repairs.dry_run && (rc = dry_repair_step(&rep, db, repairs.json)) != 0) {
+		const char *why = json_string_value(json_array_get(json_object_get(rep, "would"), 0));
+
+		udr_db_close(db);
+		json_decref(rep);
+		return repairs.json ? json_error(rc, why) : rc;
+	}
+	if (repairs.repair && !repairs.dry_run && (rc = repair_step(&rep, db, repairs.json)) != 0) {
 		udr_db_close(db); /* refused (a gc runs): nothing was changed */
-		return rc;
+		return repairs.json ? json_error(rc, udr_error_last()->message) : rc;
 	}
 	memset(&first, 0, sizeof(first));
 	memset(&last, 0, sizeof(last));
 	if (repairs.json)
 		first.list = json_array();
-	if (repairs.json && !repairs.repair)
+	if ((repairs.json && !repairs.repair) || repairs.dry_run)
 		first.unrec = json_array();
 	if (repairs.repair)
 		line_prefix = "found: ";
 	run_pass(&first, db);
 	line_prefix = "";
-	if (repairs.repair && !pass_clean(&first)) {
+	if (repairs.repair && !repairs.dry_run && !pass_clean(&first)) {
 		/* what the check could rebuild it has: what remains now is the
 		 * store's state after repair, unrecoverable versions named */
 		if (!repairs.json)
@@ -604,7 +895,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		 * handle still holds as it read them before (a damaged index entry
 		 * would name an intact chunk unrecoverable) */
 		udr_db_close(db);
-		if ((rc = cli_open_db(&db, ctx)) != 0)
+		if ((rc = open_db(&db, ctx, repairs.json)) != 0)
 			return rc;
 		run_pass(&last, db);
 	} else {
@@ -623,8 +914,9 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			json_t *d = json_object_get(json_object_get(r, "leases"), "damaged");
 			const char *phase = json_string_value(json_object_get(r, "phase"));
 
-			char msg[3][600];
+			char msg[4][600];
 			int nm = 0;
+			json_t *rf = json_object_get(r, "run_files");
 
 			/* what a crash leaves and --repair removes (GC.md 6): said,
 			 * not counted; no data is at risk */
@@ -644,6 +936,53 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 				snprintf(msg[nm++], sizeof(msg[0]), "chunks/gc/fresh ends with a torn record (%" PRIu64 " byte%s); "
 				         "udr fsck --repair cuts it", jint(r, "fresh_torn"),
 				         PLURAL(jint(r, "fresh_torn")));
+			if (json_is_null(json_object_get(r, "running")) && json_array_size(rf) > 0) {
+				/* run files no STATE names; with STATE gone (removed by
+				 * hand), a problem: the run's epoch and the newest gc
+				 * record's number went with it (GC.md 6) */
+				char names[400] = "";
+				size_t nf = json_array_size(rf), k, used = 0;
+
+				for (k = 0; k < nf && k < 4; k++)
+					used += (size_t)snprintf(names + used, used < sizeof(names) ? sizeof(names) - used : 0,
+					                         "%s%.100s", k ? ", " : "", json_string_value(json_array_get(rf, k)));
+				if (nf > 4 && used < sizeof(names))
+					snprintf(names + used, sizeof(names) - used, " and %zu more", nf - 4);
+				/* a first run (epoch 1) writes its plan before its
+				 * first STATE: killed between, it leaves these files
+				 * and no STATE, a crash's leftover; files of a later
+				 * epoch mean a STATE existed and went */
+				bool later = false;
+
+				for (k = 0; k < nf; k++) {
+					const char *n = json_string_value(json_array_get(rf, k)), *dash = strchr(n ? n : "", '-');
+					char *end = NULL;
+					unsigned long long e = dash ? strtoull(dash + 1, &end, 10) : 0;
+
+					if (!dash || end == dash + 1 || e != 1)
+						later = true;
+				}
+				if (json_is_true(json_object_get(r, "state_missing")) && later) {
+					char pm[900], sp[4200];
+
+					snprintf(pm, sizeof(pm), "chunks/gc/STATE is missing but %zu run file%s of a gc run "
+					         "remain%s (%s): removed by hand, the gc epoch and the newest gc record's "
+					         "number went with it; udr fsck --repair removes the run files (no pack, no "
+					         "object)", nf, PLURAL(nf), nf == 1 ? "s" : "", names);
+					snprintf(sp, sizeof(sp), "%s/chunks/gc/STATE", udr_db_path(db));
+					if (repairs.json)
+						json_problem(last.list, "missing", "gc", "STATE", sp, pm);
+					else
+						printf("missing gc STATE: %s\n", pm);
+					last.problems++;
+				} else {
+					snprintf(msg[nm++], sizeof(msg[0]), "%zu run file%s of %s left in chunks/gc "
+					         "(%s); udr fsck --repair or the next udr gc removes them", nf, PLURAL(nf),
+					         json_is_true(json_object_get(r, "state_missing"))
+					                 ? "a first gc run killed before it wrote chunks/gc/STATE"
+					                 : "earlier gc runs", names);
+				}
+			}
 			for (int i = 0; i < nm; i++) {
 				if (repairs.json) {
 					notes = notes ? notes : json_array();
@@ -671,7 +1010,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		}
 		udr_free(st);
 	}
-	if (pass_clean(&last)) {
+	if (pass_clean(&last) && !repairs.dry_run) {
 		/* a gc run its guard aborted may run again once the store is clean */
 		int was = 0;
 
@@ -711,6 +1050,8 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			rep = NULL;
 		}
 		json_object_set_new(out, "gc_reset", json_boolean(gc_reset));
+		if (repairs.dry_run)
+			json_object_set_new(out, "dry_run", json_true());
 		json_object_set_new(out, "notes", notes ? notes : json_array());
 		json_object_set_new(out, "exit", json_integer(code));
 		json_dumpf(out, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
@@ -727,10 +1068,17 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 	{
 		uint64_t temp = last.cs.temp_removed + last.ms.temp_removed + first.cs.temp_removed + first.ms.temp_removed;
 
-		printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
-		       " catalog file%s checked, %" PRIu64 " problem%s%s, %" PRIu64 " temp file%s removed\n",
-		       last.cs.objects, PLURAL(last.cs.objects), last.cs.bytes, last.ms.objects, PLURAL(last.ms.objects),
-		       last.problems, PLURAL(last.problems), repairs.repair ? " remaining" : "", temp, PLURAL(temp));
+		if (repairs.dry_run)
+			printf("fsck --dry-run: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
+			       " catalog file%s checked, %" PRIu64 " problem%s found, nothing changed\n",
+			       last.cs.objects, PLURAL(last.cs.objects), last.cs.bytes, last.ms.objects,
+			       PLURAL(last.ms.objects), last.problems, PLURAL(last.problems));
+		else
+			printf("fsck: %" PRIu64 " object%s (%" PRIu64 " bytes on disk) and %" PRIu64
+			       " catalog file%s checked, %" PRIu64 " problem%s%s, %" PRIu64 " temp file%s removed\n",
+			       last.cs.objects, PLURAL(last.cs.objects), last.cs.bytes, last.ms.objects,
+			       PLURAL(last.ms.objects), last.problems, PLURAL(last.problems),
+			       repairs.repair ? " remaining" : "", temp, PLURAL(temp));
 	}
 	return code;
 }

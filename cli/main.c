@@ -573,7 +573,7 @@ static const cli_command commands[] = {
 	  "5 I/O, or another gc is running (its pid named).\n",
 	  cli_cmd_gc },
 	{ "fsck", "check the chunk store and the catalog",
-	  "usage: udr fsck [--repair] [--json] [--repair-from FILE]... [--reset-head]\n"
+	  "usage: udr fsck [--repair [--dry-run]] [--json] [--repair-from FILE]... [--reset-head]\n"
 	  "\n"
 	  "Rehash every chunk and check every catalog file, including that every\n"
 	  "chunk a version names is stored; remove temp files of dead writers.\n"
@@ -600,6 +600,9 @@ static const cli_command commands[] = {
 	  "                      missing|damaged\"); exit 4 while any remains.\n"
 	  "                      Never writes a chunk, never changes a\n"
 	  "                      commit record, never expires anything.\n"
+	  "  --dry-run           with --repair: say what it would do (\"would: ...\"\n"
+	  "                      lines) and check, changing nothing (every write\n"
+	  "                      of the library refused); exit as plain fsck\n"
 	  "  --json              one JSON object: the counts of the summary,\n"
 	  "                      \"problems\" [{kind, what, object, path, message}],\n"
 	  "                      \"unrecoverable\" [{table, version, branch, commit,\n"

@@ -70,8 +70,10 @@ UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *o
  * The state of garbage collection: chunks/gc/STATE as a JSON object
  * ({"epoch","phase","running":pid or null,"last":the last run's report or
  * null, ..., "stale_leases": lease files of dead owners, "fresh_torn":
- * bytes of torn records at the end of chunks/gc/fresh.*}); freed with
- * udr_free.
+ * bytes of torn records at the end of chunks/gc/fresh.*, "state_missing":
+ * chunks/gc exists without its STATE, "run_files": the names of the
+ * plan-/doomed-/dead-/journal- files in chunks/gc that STATE does not name
+ * (none listed when STATE is damaged)}); freed with udr_free.
  */
 UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
 
@@ -89,14 +91,16 @@ UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
  * a gc run killed while deleting, abandon one killed before (STATE idle) and
  * remove earlier runs' plan-/doomed-/dead-/journal- files, cut torn tails of
  * chunks/gc/fresh.*; remove leases of dead owners; index packs without an
- * index from their bytes; rebuild a damaged multi-pack index, or write a
+ * index from their bytes, rewrite damaged indexes (failing their trailer or
+ * order) from their packs when these hash to their names, then rebuild a
+ * damaged multi-pack index, or write a
  * missing one that is due.  Never writes a chunk or a commit record, never
  * expires anything.  The check (udr_store_fsck, udr_catalog_fsck) does the
  * rest: temp files, orphan version files, damaged indexes and checkpoints.
  * @param[out] report_json what was done, freed with udr_free:
  *   {"gc_phase":"idle"|"planned"|...,"gc_epoch":N,"gc_finished":bool,
  *    "gc_abandoned":bool,"gc_files":N,"fresh_cut_bytes":N,"leases":N,
- *    "pack_indexes":N,"midx":bool}
+ *    "pack_indexes":N,"pack_indexes_rewritten":N,"midx":bool}
  * @return 0; UDR_EINVAL; UDR_ELOCKED (a gc runs: its pid named; nothing
  *         done); UDR_ECORRUPT (STATE or a plan damaged); UDR_EIO; UDR_ENOMEM.
  */

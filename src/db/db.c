@@ -2,8 +2,10 @@
  * db.c - one handle over a store root: <root>/chunks and <root>/catalog,
  * with the catalog checking chunks against the store.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -408,12 +410,55 @@ static int status_leases(udr__buf *b, udr_db *db, uint64_t *stale)
 	return rc;
 }
 
+/* ,"state_missing":bool,"run_files":[names]: run files in chunks/gc
+ * (plan-, doomed-, dead-, journal-) that STATE does not name, and whether
+ * STATE is missing while gc/ exists (removed by hand: with run files left,
+ * fsck counts them a problem, GC.md 6).  A damaged STATE names nothing
+ * trustworthy: no file is listed then. */
+static int status_run_files(udr__buf *b, udr_db *db, const udr__gcstate *st, bool damaged)
+{
+	char *dir = udr__path_join(udr_store_path(db->store), UDR__GC_DIR), *sp;
+	struct stat sb;
+	bool missing = false, first = true;
+	DIR *d;
+	struct dirent *e;
+	int rc;
+	if (!dir)
+		return udr__error_oom();
+	if ((sp = udr__path_join(dir, "STATE")) == NULL) {
+		free(dir);
+		return udr__error_oom();
+	}
+	missing = stat(dir, &sb) == 0 && stat(sp, &sb) < 0 && errno == ENOENT;
+	free(sp);
+	rc = udr__buf_printf(b, ",\"state_missing\":%s,\"run_files\":[", missing ? "true" : "false");
+	if (rc == 0 && !damaged && (d = opendir(dir)) != NULL) {
+		while (rc == 0 && (e = readdir(d)) != NULL) {
+			const char *n = e->d_name;
+			if (strncmp(n, "plan-", 5) != 0 && strncmp(n, "doomed-", 7) != 0 && strncmp(n, "dead-", 5) != 0 &&
+			    strncmp(n, "journal-", 8) != 0)
+				continue;
+			if (strcmp(n, st->plan) == 0 || strcmp(n, st->doomed) == 0 || strcmp(n, st->dead) == 0)
+				continue;
+			/* names are [A-Za-z0-9._-] when gc made them; anything else is skipped */
+			if (strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(n))
+				continue;
+			rc = udr__buf_printf(b, "%s\"%s\"", first ? "" : ",", n);
+			first = false;
+		}
+		closedir(d);
+	}
+	free(dir);
+	return rc == 0 ? udr__buf_puts(b, "]") : rc;
+}
+
 int udr_db_gc_status(char **state_json, udr_db *db)
 {
 	udr__gcstate st;
 	udr__buf b = {0};
 	char *path, pid[32] = "null", *damage = NULL;
 	uint64_t stale = 0;
+	bool damaged;
 	int rc, fd;
 	if (!state_json || !db)
 		return udr__error_set(UDR_EINVAL, "gc: NULL argument");
@@ -456,6 +501,7 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 		free(q);
 		json_decref(m);
 	}
+	damaged = damage != NULL;
 	free(damage);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, ",\"plan\":");
@@ -480,6 +526,8 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 		rc = udr__buf_printf(&b, ",\"stale_leases\":%llu,\"fresh_torn\":%llu", (unsigned long long)stale,
 		                     (unsigned long long)torn);
 	}
+	if (rc == 0)
+		rc = status_run_files(&b, db, &st, damaged);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, "}");
 	udr__gcstate_release(&st);
@@ -540,7 +588,7 @@ int udr_db_repair(char **report_json, udr_db *db)
 {
 	udr__gc_repair_out g;
 	udr__lease_set ls;
-	uint64_t indexes = 0;
+	uint64_t indexes = 0, rewritten = 0;
 	bool midx = false;
 	json_t *o;
 	int rc;
@@ -557,15 +605,16 @@ int udr_db_repair(char **report_json, udr_db *db)
 	memset(&ls, 0, sizeof(ls));
 	if ((rc = udr__leases_collect(&ls, db->catalog->path)) < 0)
 		return rc;
-	if ((rc = udr__store_repair_packs(db->store, &indexes, &midx)) < 0) {
+	if ((rc = udr__store_repair_packs(db->store, &indexes, &rewritten, &midx)) < 0) {
 		udr__lease_set_free(&ls);
 		return rc;
 	}
-	o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
+	o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
 	              udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch", (json_int_t)g.epoch,
 	              "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_files", (json_int_t)g.run_files,
 	              "fresh_cut_bytes", (json_int_t)(g.fresh_cut[0] + g.fresh_cut[1]), "leases",
-	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "midx", midx);
+	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "pack_indexes_rewritten",
+	              (json_int_t)rewritten, "midx", midx);
 	udr__lease_set_free(&ls);
 	if (!o)
 		return udr__error_oom();

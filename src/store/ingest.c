@@ -112,7 +112,7 @@ static int exists_for_write(enum udr__kind *kind, udr_store *s, const udr_hash *
 {
 	int rc;
 	for (;;) {
-		if ((rc = udr__obj_exists(kind, s, h, true)) < 0 || *kind == UDR__K_NONE)
+		if ((rc = udr__obj_exists_write(kind, s, h)) < 0 || *kind == UDR__K_NONE)
 			return rc;
 		if ((rc = udr__gc_doom_check(s, h)) <= 0)
 			return rc;

@@ -136,7 +136,25 @@ static int find_once(udr__loc *out, udr_store *s, const udr_hash *h, unsigned *c
 	return 0;
 }
 
+static int find_impl(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan, bool strict);
+
 int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan)
+{
+	return find_impl(out, s, h, copy, rescan, true);
+}
+
+int udr__obj_exists_write(enum udr__kind *kind, udr_store *s, const udr_hash *h)
+{
+	udr__loc l;
+	int rc = find_impl(&l, s, h, 0, true, false);
+	*kind = l.kind;
+	udr__loc_free(&l);
+	return rc < 0 ? rc : *kind != UDR__K_NONE;
+}
+
+/* strict: a miss while a pack cannot be indexed (index and pack damaged)
+ * is UDR_ECORRUPT; else it is believed (a writer then stores a copy) */
+static int find_impl(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan, bool strict)
 {
 	unsigned c = copy;
 	int rc;
@@ -157,7 +175,30 @@ int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy,
 	 * miss what it covers; without rescan (the ingest's dedup lookups) a
 	 * false miss only stores a second copy */
 	c = copy;
-	return find_once(out, s, h, &c, false);
+	if ((rc = find_once(out, s, h, &c, false)) < 0 || out->kind != UDR__K_NONE)
+		return rc;
+	/* nor is a miss believed while a pack's index is damaged: the open
+	 * checks only its structure, and a damaged record can hide an entry
+	 * (each index is checked whole once per handle, on a miss) */
+	{
+		unsigned rebuilt;
+		char broken[UDR_HASH_HEXSIZE + 1], hex[UDR_HASH_HEXSIZE + 1];
+		if ((rc = udr__packset_verify(s, &rebuilt, broken)) < 0)
+			return rc;
+		if (rebuilt) {
+			c = copy;
+			if ((rc = find_once(out, s, h, &c, false)) < 0 || out->kind != UDR__K_NONE)
+				return rc;
+		}
+		if (broken[0] && strict) {
+			udr_hash_tohex(hex, h);
+			return udr__error_set(UDR_ECORRUPT,
+			                      "chunk %s not found, and the index of pack %s is damaged (the pack's bytes "
+			                      "do not hash to its name): it may hold the chunk (udr fsck)",
+			                      hex, broken);
+		}
+	}
+	return 0;
 }
 
 int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool rescan)

@@ -1482,6 +1482,95 @@ static int scan_once(udr_store *s)
 	return rc;
 }
 
+int udr__packset_verify(udr_store *s, unsigned *rebuilt, char broken[UDR_HASH_HEXSIZE + 1])
+{
+	udr__packset *ps = s->packs;
+	int rc = 0;
+	*rebuilt = 0;
+	if (broken)
+		broken[0] = '\0';
+	pthread_mutex_lock(&ps->mu);
+	for (size_t i = 0; rc == 0 && i < ps->n; i++) {
+		udr__pack *p = ps->v[i];
+		udr__idx x, old;
+		char path[4200];
+		if (p->gone)
+			continue;
+		if (p->broken) {
+			if (broken && !broken[0])
+				memcpy(broken, p->hex, sizeof(p->hex));
+			continue;
+		}
+		if (p->verified || p->owned || !p->idx.p)
+			continue; /* indexed anew from its own bytes: nothing to check */
+		snprintf(path, sizeof(path), "%s/packs/%s.idx", s->path, p->hex);
+		if (udr__idx_parse(&x, p->idx.p, p->idx.len, true, path) == 0) {
+			p->verified = true;
+			continue;
+		}
+		udr_error_clear();
+		if (p->holds > 0) {
+			/* its mapping is in use outside the mutex: not swapped */
+			rc = udr__error_set(UDR_ECORRUPT, "corrupt pack index %s: checksum mismatch (udr fsck --repair "
+			                    "rewrites it)", path);
+			break;
+		}
+		old = p->idx;
+		if ((rc = reindex_in_memory(s, p)) == 0) {
+			munmap((void *)old.p, old.len);
+			p->verified = true;
+			(*rebuilt)++;
+		} else if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
+			/* the pack cannot index itself: the mapping stays (other
+			 * lookups may be past it), the pack is skipped from now */
+			udr_error_clear();
+			rc = 0;
+			p->idx = old;
+			p->broken = true;
+			if (broken && !broken[0])
+				memcpy(broken, p->hex, sizeof(p->hex));
+		} else {
+			p->idx = old;
+		}
+	}
+	pthread_mutex_unlock(&ps->mu);
+	return rc;
+}
+
+int udr__packset_reload(udr_store *s, const char *hex)
+{
+	udr__packset *ps = s->packs;
+	char path[4200];
+	int rc = 0;
+	if (!ps)
+		return 0;
+	snprintf(path, sizeof(path), "%s/packs/%s.idx", s->path, hex);
+	pthread_mutex_lock(&ps->mu);
+	for (size_t i = 0; i < ps->n; i++) {
+		udr__pack *p = ps->v[i];
+		udr__idx x;
+		int64_t mtime = 0;
+		if (strcmp(p->hex, hex) != 0 || p->holds > 0)
+			continue;
+		if ((rc = idx_map(&x, path, hex, true, &mtime)) < 0) {
+			if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
+				udr_error_clear();
+				rc = 0;
+			}
+			break;
+		}
+		idx_release(p);
+		p->idx = x;
+		p->mtime = mtime;
+		p->owned = false;
+		p->broken = false;
+		p->verified = true;
+		break;
+	}
+	pthread_mutex_unlock(&ps->mu);
+	return rc;
+}
+
 /* ---- repack ---------------------------------------------------------------------- */
 
 struct cand {

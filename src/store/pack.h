@@ -204,6 +204,7 @@ typedef struct udr__pack {
 	bool broken;    /* its index is damaged and the pack too: skipped by lookups */
 	bool owned;     /* idx.p is malloc'd (indexed anew from the pack), not mapped */
 	bool covered;   /* named by the loaded multi-pack index */
+	bool verified;  /* its index's trailer and order checked (udr__packset_verify) */
 } udr__pack;
 
 typedef struct udr__packset {
@@ -243,6 +244,24 @@ int udr__packset_scan(udr_store *s);
 void udr__packset_recheck(udr_store *s);
 /* Milliseconds between two such checks (1000; tests set 0: every lookup). */
 extern unsigned udr__packs_recheck_ms;
+/*
+ * Before a lookup that needs an object reports it missing: check whole
+ * (trailer, order) every visible pack's index not checked yet by this
+ * handle (the open checks only its structure, so a damaged record can hide
+ * an entry).  A damaged one is indexed anew in memory from its pack, when
+ * the pack's bytes hash to its name (*rebuilt counts them: look again);
+ * else the pack is broken.  0, or UDR_ECORRUPT naming the index when one
+ * cannot be rebuilt now (in use outside the mutex).  broken (may be NULL)
+ * gets the name of a broken pack ("" when there is none): one whose index
+ * is damaged and whose bytes cannot index it, which may hold any object.
+ */
+int udr__packset_verify(udr_store *s, unsigned *rebuilt, char broken[UDR_HASH_HEXSIZE + 1]);
+/* Map packs/<hex>.idx again for the set's pack hex (after fsck rewrote it):
+ * checked whole, it replaces the index the set held (unless that one is in
+ * use outside the mutex: kept, to be replaced by the next handle).  0 also
+ * when the set has no such pack or the file does not pass (left as it
+ * was); UDR_ENOMEM, UDR_EIO. */
+int udr__packset_reload(udr_store *s, const char *hex);
 /* Keep p's index mapped (and descriptor open) while it is used outside the
  * set's mutex, even if a scan retires p meanwhile; _unhold releases what a
  * retired pack no longer needs. */

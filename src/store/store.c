@@ -1272,10 +1272,11 @@ static int repair_quiet(const udr_problem *p, void *payload)
 	return 0;
 }
 
-int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx)
+int udr__store_repair_packs(udr_store *s, uint64_t *indexes, uint64_t *rewritten, bool *midx)
 {
 	udr_check_stats st = {0, 0, 0, 0};
 	struct fsck_ctx c = {s, NULL, &st, repair_quiet, NULL, indexes};
+	struct fsck_ctx cr = {s, NULL, &st, repair_quiet, NULL, rewritten};
 	char *dir, mp[4200];
 	DIR *d;
 	struct dirent *e;
@@ -1283,6 +1284,7 @@ int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx)
 	bool had, stale = false;
 	int rc = 0;
 	*indexes = 0;
+	*rewritten = 0;
 	*midx = false;
 	if (!s->packs)
 		return 0;
@@ -1295,7 +1297,9 @@ int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx)
 	}
 	/* a pack without its index: fsck_pack indexes it from its bytes when
 	 * they hash to its name (under packs/lock, never a pack a gc run is
-	 * deleting); a damaged one is left to the check */
+	 * deleting); so it rewrites a damaged index (trailer or order), before
+	 * the multi-pack index below is built from the indexes; a damaged pack
+	 * is left to the check */
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		const char *nm = e->d_name;
 		char hex[UDR_HASH_HEXSIZE + 1], ip[4300];
@@ -1307,7 +1311,31 @@ int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx)
 		memcpy(hex, nm, UDR_HASH_HEXSIZE);
 		hex[UDR_HASH_HEXSIZE] = '\0';
 		snprintf(ip, sizeof(ip), "%s/%s.idx", dir, hex);
-		if (UDR_IO->stat(ip, &sb) == 0 || errno != ENOENT)
+		if (UDR_IO->stat(ip, &sb) == 0) {
+			unsigned char *ix = NULL;
+			size_t il = 0;
+			udr__idx x;
+			if ((rc = map_file(&ix, &il, ip)) == UDR_ENOTFOUND) {
+				udr_error_clear();
+				rc = 0;
+				continue; /* gone meanwhile (repacked away) */
+			}
+			if (rc == 0 && udr__idx_parse(&x, ix, il, true, ip) == 0) {
+				munmap(ix, il);
+				continue;
+			}
+			if (ix)
+				munmap(ix, il);
+			udr_error_clear();
+			if ((rc = fsck_pack(&cr, dir, hex)) > 0)
+				rc = 0;
+			/* this handle's lookups (and the multi-pack index built
+			 * below from them) take the rewritten index */
+			if (rc == 0)
+				rc = udr__packset_reload(s, hex);
+			continue;
+		}
+		if (errno != ENOENT)
 			continue;
 		if ((rc = fsck_pack(&c, dir, hex)) > 0)
 			rc = 0;

@@ -121,8 +121,14 @@ int udr__obj_read(unsigned char **out, size_t *out_len, enum udr__kind *kind, ud
                   size_t max, unsigned copy);
 /* The decoded size of a packed copy, from its entry header (checked to name h). */
 int udr__loc_raw_size(uint64_t *out, udr_store *s, const udr__loc *l, const udr_hash *h);
-/* Is some copy of h stored?  kind receives its kind. */
+/* Is some copy of h stored?  kind receives its kind.  With rescan a miss is
+ * believed only once every pack index passed its whole check (a damaged one
+ * indexed anew from its pack); UDR_ECORRUPT naming the pack when one cannot
+ * be (it may hold h). */
 int udr__obj_exists(enum udr__kind *kind, udr_store *s, const udr_hash *h, bool rescan);
+/* The same with rescan, for a writer about to reuse h: a miss beside a pack
+ * that cannot be indexed is believed (the writer stores a copy: legal). */
+int udr__obj_exists_write(enum udr__kind *kind, udr_store *s, const udr_hash *h);
 /*
  * Every object once (the first copy in lookup order), packed ones first; stray
  * files in the loose directories are passed to stray (may be NULL).  With
@@ -289,10 +295,13 @@ int udr__store_fanout(const udr_store *s, const char *final, bool sync);
 /* fsck --repair (GC.md 6): index every pack without an index from its
  * bytes when they hash to its name (under packs/lock, never a pack of a gc
  * run that is deleting), then rebuild the multi-pack index when damaged,
- * or write it when missing and due.  *indexes: indexes written; *midx:
- * whether the multi-pack index was written.  A damaged pack is left to the
- * check.  Errors: UDR_EIO, UDR_ENOMEM. */
-int udr__store_repair_packs(udr_store *s, uint64_t *indexes, bool *midx);
+ * or write it when missing and due.  An index failing its whole check
+ * (trailer, order) is rewritten from its pack first, so that the multi-pack
+ * index is never rebuilt from a damaged one.  *indexes: indexes written for
+ * packs without one; *rewritten: damaged indexes rewritten; *midx: whether
+ * the multi-pack index was written.  A damaged pack is left to the check.
+ * Errors: UDR_EIO, UDR_ENOMEM. */
+int udr__store_repair_packs(udr_store *s, uint64_t *indexes, uint64_t *rewritten, bool *midx);
 
 /* After a pack of class cls was published: merge small packs (ingest.c;
  * skipped while another process repacks). */
