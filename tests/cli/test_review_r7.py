@@ -202,3 +202,30 @@ def test_mark_memory_of_a_small_delta_store(udr, tmp_path):
         rep = gc(udr, *args)
         m = rep["mark"]
         assert m["peak_bytes"] <= 64 * m["copies"] + 8192, m
+
+
+@needs_faults
+def test_unchain_through_a_repaired_mid_chain_base(udr, tmp_path):
+    """A delta in the middle of the chains damaged (CRC), then repaired by a
+    put of its bytes (a good copy, the damaged pack rewritten without it):
+    unchaining decodes the candidates through it, every kept version reads
+    back and fsck is clean."""
+    init(udr, 50)
+    vs = table_versions(6)
+    commit_all(udr, tmp_path, "t", vs[:3])
+    mid = sorted({e[0] for e in entries(udr) if e[1] == K_DELTA})
+    commit_all(udr, tmp_path, "t", vs[3:])
+    assert mid
+    saved = {}
+    for h in mid:
+        udr.ok("get", h, "-o", tmp_path / "m")
+        saved[h] = (tmp_path / "m").read_bytes()
+    for h in mid:
+        udr.damage(h, "flip")
+        assert udr.put(saved[h]) == h
+        assert udr.locate(h)  # the put rewrites the damaged pack: one good copy
+    rep = gc(udr, "--keep-last", "1", env=ALWAYS)
+    assert read_version(udr, tmp_path, "t", 6) == vs[5]
+    assert rep["written"]["unchained"] > 0, rep
+    r = udr("fsck")
+    assert r.code == 0, (r, rep)
