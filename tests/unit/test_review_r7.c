@@ -61,8 +61,8 @@ static udr_store *open_depth(fx *f, const char *name, int depth)
 
 /* ---- choose_bases at every depth ------------------------------------------ */
 
-#define ROWS 1500
-#define NV 70
+#define ROWS 1000
+#define NV 56
 
 /* version v of an edited table: 1% of the rows rewritten, 1% appended */
 static char *table(uint32_t *val, int *n, uint32_t *x, int v, size_t *len)
@@ -113,7 +113,7 @@ static int depth_cb(const udr_hash *h, void *payload)
 /* A long history at delta.max_depth depth (delta version ver): every
  * version reads back byte for byte, no delta is deeper than the limit or
  * names a base that is missing or not shallower; the bytes of the pieces
- * of the versions 51-70 are returned. */
+ * of the last 20 versions are returned. */
 static uint64_t history(fx *f, int depth, int ver, struct depths *w)
 {
 	char name[32], *in = th_join(f->dir, "in");
@@ -137,7 +137,7 @@ static uint64_t history(fx *f, int depth, int ver, struct depths *w)
 		if (v > 1)
 			po.base = &hs[v - 2];
 		assert_int_equal(udr_store_put_file_ext(&hs[v - 1], st, in, &po), 0);
-		if (v == 50)
+		if (v == NV - 20)
 			assert_int_equal(udr_store_stats_get(&s0, st), 0);
 	}
 	assert_int_equal(udr_store_stats_get(&s1, st), 0);
@@ -165,13 +165,13 @@ static uint64_t history(fx *f, int depth, int ver, struct depths *w)
 static void r7_choose_bases_every_depth(void **state)
 {
 	fx *f = *state;
-	const int depths[] = {1, 2, 3, 4, 7, 8, 9, 12};
+	const int depths[] = {1, 2, 3, 7, 8};
 	for (size_t i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
 		uint64_t v1 = 0;
 		for (int ver = 1; ver <= 2; ver++) {
 			struct depths w;
 			uint64_t late = history(f, depths[i], ver, &w);
-			print_message("max_depth %2d v%d: deltas %d (steps %d), deepest %d, versions 51-70: %llu bytes\n",
+			print_message("max_depth %2d v%d: deltas %d (steps %d), deepest %d, the last 20 versions: %llu bytes\n",
 			              depths[i], ver, w.deltas, w.steps, w.max, (unsigned long long)late);
 			assert_true(w.max <= depths[i]);
 			assert_false(w.bad_base);
@@ -182,10 +182,11 @@ static void r7_choose_bases_every_depth(void **state)
 			} else if (depths[i] >= 8) {
 				/* the rule's range: version 2 costs no more than version 1.
 				 * Below max_depth 8 it does not apply and a long history
-				 * costs more than with version 1 (measured at 7: 91,684
-				 * bytes against 49,660; 34,955 with a margin of 2, which
-				 * fails test_delta's 14-version grouped test instead):
-				 * printed above, not asserted */
+				 * costs more than with version 1 (here at 7: 55,937 bytes
+				 * against 31,595; with 1500 rows and 70 versions 91,684
+				 * against 49,660, and 34,955 with a margin of at least 2,
+				 * which fails test_delta's 14-version grouped test
+				 * instead): printed above, not asserted */
 				assert_true(late <= v1);
 			}
 		}
