@@ -422,7 +422,7 @@ static int dref_keep(udr__gc_mark *m, uint32_t id, const udr__delta_hdr *dh)
 		account(m, (int64_t)(m->n * sizeof(*m->dref)));
 	}
 	if (m->ndpool + 1 + (size_t)dh->nbases > m->capdpool) {
-		size_t nc = m->capdpool ? m->capdpool + m->capdpool / 2 : 4096;
+		size_t nc = m->capdpool ? m->capdpool + m->capdpool / 2 : 256; /* 1 KiB: the bound is per copy */
 		uint32_t *q;
 		if (m->ndpool + 1 + (size_t)dh->nbases >= UINT32_MAX)
 			return 0;
