@@ -863,11 +863,14 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			printf("reset HEAD from %" PRIu64 " to %" PRIu64 " (the end of the log)\n", was, now);
 	}
 	if (repairs.dry_run && (rc = dry_repair_step(&rep, db, repairs.json)) != 0) {
+		/* why points into rep: said before rep is freed */
 		const char *why = json_string_value(json_array_get(json_object_get(rep, "would"), 0));
 
 		udr_db_close(db);
+		if (repairs.json)
+			rc = json_error(rc, why);
 		json_decref(rep);
-		return repairs.json ? json_error(rc, why) : rc;
+		return rc;
 	}
 	if (repairs.repair && !repairs.dry_run && (rc = repair_step(&rep, db, repairs.json)) != 0) {
 		udr_db_close(db); /* refused (a gc runs): nothing was changed */
