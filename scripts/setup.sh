@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="gcc make cmake pkg-config librust-blake3-dev libjansson-dev libcmocka-dev libzstd-dev \
-python3 python3-dev python3-pytest python3-pandas python3-setuptools python3-wheel b3sum zstd groff-base"
+python3 python3-dev python3-pytest python3-pytest-xdist python3-pandas python3-setuptools python3-wheel b3sum zstd groff-base"
 [ "${UDR_SETUP_BENCH:-0}" = 1 ] && PKGS="$PKGS borgbackup restic git hyperfine"
 
 missing=""
