@@ -9,7 +9,9 @@
 # UDR_PYTEST_WORKERS=N (ctest sets it for the suites whose tests are
 # independent) spreads the tests over N processes with pytest-xdist
 # (python3-pytest-xdist, installed by scripts/setup.sh); "auto" means one per
-# CPU, 1 or a missing xdist runs them in this process.
+# CPU, 1 or a missing xdist runs them in this process.  Tests marked with
+# one xdist_group (the corruption sweep's damage cases) share one worker.
+# The slowest tests are listed at the end, for whoever keeps CI in time.
 # Usage: run-pytest.sh WORKDIR PYTHON [PYTEST_ARGS...]
 set -u
 if [ $# -lt 2 ]; then
@@ -26,12 +28,12 @@ workers=${UDR_PYTEST_WORKERS:-1}
 [ "$workers" = auto ] && workers=$(nproc 2>/dev/null || echo 1)
 if [ "$workers" -gt 1 ] 2>/dev/null; then
 	if "$py" -c "import xdist" 2>/dev/null; then
-		set -- -n "$workers" "$@"
+		set -- -n "$workers" --dist loadgroup "$@"
 	else
 		echo "run-pytest: pytest-xdist missing, running the tests in one process" >&2
 	fi
 fi
-"$py" -m pytest -p no:cacheprovider --basetemp="$work/base" "$@"
+"$py" -m pytest -p no:cacheprovider --durations=15 --basetemp="$work/base" "$@"
 rc=$?
 if [ "${UDR_KEEP_TEST_TMP:-0}" = 1 ]; then
 	echo "run-pytest: temporary files kept in $work" >&2

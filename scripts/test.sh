@@ -11,7 +11,7 @@ echo "== build (RelWithDebInfo, -Werror, fault injection) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDR_WERROR=ON -DUDR_FAULT_INJECTION=ON >/dev/null
 cmake --build build -j"$JOBS"
 echo "== tests =="
-(cd build && ctest --output-on-failure -j1)
+(cd build && ctest --output-on-failure -j"$JOBS")
 
 if [ "${UDR_SKIP_ASAN:-0}" != 1 ]; then
 	echo "== build (ASan + UBSan) =="
@@ -21,6 +21,6 @@ if [ "${UDR_SKIP_ASAN:-0}" != 1 ]; then
 	echo "== tests under ASan + UBSan =="
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-	(cd build-asan && ctest --output-on-failure -j1)
+	(cd build-asan && ctest --output-on-failure -j"$JOBS")
 fi
 echo "== all tests passed =="

@@ -146,7 +146,9 @@ def show(p):
                                                p.stderr.decode(errors="replace")[-800:])
 
 
-@pytest.mark.parametrize("subset,check", IDS, ids=["%s-%s" % (sid(s), c) for s, c in IDS])
+# every check of one subset in the worker that computed it (Matrix.case)
+@pytest.mark.parametrize("subset,check", [pytest.param(s, c, marks=pytest.mark.xdist_group(sid(s))) for s, c in IDS],
+                         ids=["%s-%s" % (sid(s), c) for s, c in IDS])
 def test_deletion(matrix, subset, check):
     r = matrix.case(subset)
     what = "after deleting %s" % (sid(subset),)

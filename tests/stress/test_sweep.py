@@ -865,14 +865,21 @@ def skip_unavailable(sweep, kind, path):
         pytest.skip("udr sql unavailable (built without DuckDB)")
 
 
-@pytest.mark.parametrize("kind,how,path", READ_IDS, ids=["-".join(x) for x in READ_IDS])
+def by_case(ids):
+    """The parameters, each marked with its damage case: under pytest-xdist
+    (--dist loadgroup, scripts/run-pytest.sh) every test of one case runs in
+    the worker that computed it (Sweep.case), not in both."""
+    return [pytest.param(*x, marks=pytest.mark.xdist_group("%s-%s" % x[:2])) for x in ids]
+
+
+@pytest.mark.parametrize("kind,how,path", by_case(READ_IDS), ids=["-".join(x) for x in READ_IDS])
 def test_read(sweep, kind, how, path):
     skip_unavailable(sweep, kind, path)
     r = sweep.case(kind, how)
     check_read(kind, how, path, r["before"][path], r["ref"][path], "before fsck")
 
 
-@pytest.mark.parametrize("kind,how,path", READ_IDS, ids=["-".join(x) for x in READ_IDS])
+@pytest.mark.parametrize("kind,how,path", by_case(READ_IDS), ids=["-".join(x) for x in READ_IDS])
 def test_read_after_fsck(sweep, kind, how, path):
     skip_unavailable(sweep, kind, path)
     r = sweep.case(kind, how)
@@ -892,7 +899,7 @@ def test_read_after_fsck(sweep, kind, how, path):
                                  "after: %r\nfsck: %s" % (kind, how, path, after, r["fsck_out"]))
 
 
-@pytest.mark.parametrize("kind,how", CASES, ids=["-".join(x) for x in CASES])
+@pytest.mark.parametrize("kind,how", by_case(CASES), ids=["-".join(x) for x in CASES])
 def test_fsck_reports(sweep, kind, how):
     r = sweep.case(kind, how)
     f = r["fsck"]
@@ -923,7 +930,7 @@ def test_fsck_reports(sweep, kind, how):
         how, kind, r["rel"], r["fsck_out"])
 
 
-@pytest.mark.parametrize("kind,how", CASES, ids=["-".join(x) for x in CASES])
+@pytest.mark.parametrize("kind,how", by_case(CASES), ids=["-".join(x) for x in CASES])
 def test_fsck_keeps_data(sweep, kind, how):
     r = sweep.case(kind, how)
     assert not r["lost"], "fsck after %s of %s removed or changed committed files: %s\n%s" % (
