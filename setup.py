@@ -97,12 +97,13 @@ def link_flags():
             flags += libs
     dd = duckdb_dir()
     if dd is not None:
-        # src/query is compiled in (lib_sources): link DuckDB's C API.  The
-        # build copies libduckdb.so next to the extension (BuildExt), which
-        # finds it there through $ORIGIN: the installed package needs nothing
-        # of the clone, which may be moved or deleted.
-        libdir = os.path.join(dd, "lib")
-        flags += ["-L" + libdir, "-lduckdb", "-Wl,-rpath,$ORIGIN"]
+        # src/query is compiled in (lib_sources).  DuckDB is not linked: the
+        # query module dlopens it at the first SQL session (src/query/duck.c),
+        # so `import udr` does not load it.  The build copies libduckdb.so
+        # next to the extension (BuildExt), which finds it there through its
+        # runpath $ORIGIN: the installed package needs nothing of the clone,
+        # which may be moved or deleted.
+        flags += ["-Wl,-rpath,$ORIGIN", "-ldl"]
     return flags + ["-lpthread"]
 
 

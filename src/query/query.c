@@ -708,6 +708,8 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 		opts = &def;
 	if (opts->version != UDR_QUERY_OPTIONS_VERSION)
 		return udr__error_set(UDR_EINVAL, "unknown udr_query_options version %u", opts->version);
+	if ((rc = udr__duck_load()) < 0)
+		return rc;
 	if (!(q = calloc(1, sizeof(*q))))
 		return udr__error_oom();
 	q->db = db;

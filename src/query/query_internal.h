@@ -76,7 +76,7 @@ int udr__sql_literal(udr__buf *b, const char *text);
 
 /* ---- sessions (query.c) ---------------------------------------------------- */
 
-#include <duckdb.h>
+#include "query/duck.h"
 
 /* The parts of one table version bound in SQL (verified or materialized). */
 typedef struct udr__view {

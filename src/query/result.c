@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <duckdb.h>
+#include "query/duck.h"
 
 #include "query/query_internal.h"
 

@@ -47,6 +47,12 @@ done
 if ldd "$prefix/bin/udr" | grep -e "not found" -e "$src" -e "$build"; then
 	fail "the installed udr resolves libraries in the clone or not at all"
 fi
+# DuckDB is loaded when SQL first runs (src/query/duck.c), never at start.
+for f in "$prefix/bin/udr" "$libdir"/libudr*.so; do
+	if readelf -d "$f" | grep 'NEEDED.*libduckdb'; then
+		fail "$f links libduckdb.so (it must be loaded only when SQL runs)"
+	fi
+done
 ok "runpaths and ldd of the installed udr"
 
 # The manual pages: one per command plus udr.1, rendered without warnings.

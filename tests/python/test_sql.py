@@ -257,3 +257,45 @@ def test_table_named_like_a_column_is_resolved_only_where_bound(db, users):
         db.sql("SELECT 1; SELECT 2")
     with pytest.raises(udr.InvalidArgumentError):
         db.sql("COPY (SELECT 1) TO '/dev/null'")
+
+
+LAZY_PROBE = r"""
+import sys, udr
+def duck():
+    with open("/proc/self/maps") as f:
+        return "libduckdb" in f.read()
+assert not duck(), "import udr loaded DuckDB"
+with udr.open(sys.argv[1]) as db:
+    db.store.put(b"x")
+    db.tables()
+    assert not duck(), "opening a database loaded DuckDB"
+    try:
+        r = db.sql("SELECT 41 + 1 AS x").fetchall()
+    except udr.Error as e:
+        print("ERROR", type(e).__name__, e)
+    else:
+        print("ROWS", r, duck())
+"""
+
+
+def _probe(tmp_path, env_extra):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop("UDR_DUCKDB_LIBRARY", None)
+    env.update(env_extra)
+    p = subprocess.run([sys.executable, "-c", LAZY_PROBE, str(tmp_path / "lazy")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode().strip()
+
+
+def test_duckdb_is_loaded_by_the_first_sql_only(tmp_path):
+    assert _probe(tmp_path, {}) == "ROWS [(42,)] True"
+
+
+def test_sql_without_duckdb_raises_and_the_rest_works(tmp_path):
+    out = _probe(tmp_path, {"UDR_DUCKDB_LIBRARY": "/nonexistent/libduckdb.so"})
+    assert out.startswith("ERROR Error SQL needs DuckDB, which cannot be loaded"), out
+    assert "/nonexistent/libduckdb.so" in out

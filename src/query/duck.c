@@ -1,0 +1,119 @@
+/*
+ * duck.c - DuckDB loaded at the first SQL session (udr_query_open), not at
+ * process start: see duck.h.  Commands that never run SQL (put, get, log,
+ * show, commit ...) then never pay for relocating libduckdb.so, which was
+ * most of their start-up time.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr1, dlinfo */
+#endif
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UDR__DUCK_NO_REDIRECT
+#include "query/duck.h"
+#include "util/util.h"
+
+udr__duck_api udr__duck;
+
+#define DUCK_SONAME "libduckdb.so"
+
+static pthread_once_t duck_once = PTHREAD_ONCE_INIT;
+static char duck_error[8192]; /* empty when loaded */
+
+/*
+ * The library as the dynamic loader would find it for the object that holds
+ * this code (the udr executable, libudr_query.so, the Python extension):
+ * each directory of that object's search path (its runpath with $ORIGIN
+ * expanded, LD_LIBRARY_PATH, the system's directories) in order.  Plain
+ * dlopen(DUCK_SONAME) does the same only when it sees who called it; under
+ * the sanitizers dlopen is intercepted and the caller becomes the sanitizer
+ * runtime, whose runpath is empty.  NULL when not found there.
+ */
+static void *duck_open_near_self(char *path, size_t size)
+{
+	Dl_info info;
+	struct link_map *self = NULL, *main_map = NULL;
+	Dl_serinfo probe, *si = NULL;
+	void *obj, *h = NULL;
+	unsigned i;
+	if (!dladdr1((void *)&udr__duck_load, &info, (void **)&self, RTLD_DL_LINKMAP) || !self)
+		return NULL;
+	obj = dlopen(NULL, RTLD_LAZY);
+	if (obj && dlinfo(obj, RTLD_DI_LINKMAP, &main_map) == 0 && main_map != self) {
+		dlclose(obj);
+		obj = self->l_name && *self->l_name ? dlopen(self->l_name, RTLD_LAZY | RTLD_NOLOAD) : NULL;
+	}
+	if (!obj)
+		return NULL;
+	if (dlinfo(obj, RTLD_DI_SERINFOSIZE, &probe) == 0 && (si = malloc(probe.dls_size)) != NULL &&
+	    dlinfo(obj, RTLD_DI_SERINFOSIZE, si) == 0 && dlinfo(obj, RTLD_DI_SERINFO, si) == 0) {
+		for (i = 0; i < si->dls_cnt && !h; i++) {
+			const char *dir = si->dls_serpath[i].dls_name;
+			if ((size_t)snprintf(path, size, "%s/%s", *dir ? dir : ".", DUCK_SONAME) >= size)
+				continue;
+			/* RTLD_LOCAL: DuckDB's symbols stay out of the global namespace. */
+			h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+		}
+	}
+	free(si);
+	dlclose(obj);
+	return h;
+}
+
+static void duck_load_once(void)
+{
+	const char *path = getenv("UDR_DUCKDB_LIBRARY");
+	const char *missing = NULL;
+	char found[4096];
+	udr__duck_api api;
+	void *h = NULL, *sym;
+	if (path && *path) {
+		h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+	} else {
+		path = found;
+		if (!(h = duck_open_near_self(found, sizeof(found)))) {
+			path = DUCK_SONAME;
+			h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+		}
+	}
+	if (!h) {
+		const char *why = dlerror();
+		snprintf(duck_error, sizeof(duck_error),
+		         "SQL needs DuckDB, which cannot be loaded (%s)%s", why ? why : path,
+		         path == getenv("UDR_DUCKDB_LIBRARY") ? "" : "; set UDR_DUCKDB_LIBRARY to its path");
+		return;
+	}
+	memset(&api, 0, sizeof(api));
+	/* dlsym's void * becomes a function pointer by copying its bytes, the
+	 * conversion POSIX guarantees and ISO C leaves out. */
+#define UDR__DUCK_RESOLVE(name)                                    \
+	if (!missing) {                                            \
+		if ((sym = dlsym(h, #name)) == NULL)               \
+			missing = #name;                           \
+		else                                               \
+			memcpy(&api.name, &sym, sizeof(api.name)); \
+	}
+	UDR__DUCK_API(UDR__DUCK_RESOLVE)
+#undef UDR__DUCK_RESOLVE
+	if (missing) {
+		snprintf(duck_error, sizeof(duck_error),
+		         "the DuckDB library %s has no %s (UDR needs DuckDB 1.4's C API)", path, missing);
+		dlclose(h);
+		return;
+	}
+	udr__duck = api;
+}
+
+int udr__duck_load(void)
+{
+	if (pthread_once(&duck_once, duck_load_once) != 0)
+		return udr__error_set(UDR_ERROR, "cannot load DuckDB: pthread_once failed");
+	if (duck_error[0])
+		return udr__error_set(UDR_ERROR, "%s", duck_error);
+	return 0;
+}
