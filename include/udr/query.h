@@ -3,12 +3,18 @@
  * results as Parquet parts, query any version (time travel, several versions
  * in one query), the changelog as a table, row diffs, export.
  *
- * This module lives in its own library, libudr_query, which links DuckDB; the
- * core libudr does not depend on it.  The syntax of table references
+ * This module lives in its own library, libudr_query, which loads DuckDB's
+ * libduckdb.so when a session runs its first statement (dlopen; the library
+ * is $UDR_DUCKDB_LIBRARY when set, else found beside the installed library);
+ * the core libudr does not depend on it.  The syntax of table references
  * ("users@3", "users@2026-11-01T12:00:00Z", ...) and the caching of parts
  * are described in docs/QUERY.md.
  *
- * A udr_query handle owns one in-memory DuckDB database over an open udr_db.
+ * A udr_query handle owns one in-memory DuckDB database over an open udr_db,
+ * started by its first statement: a session that runs none (a merge with no
+ * row-level merge) never loads DuckDB.  When DuckDB cannot be loaded, that
+ * statement fails with UDR_ERROR ("SQL needs DuckDB, which cannot be loaded
+ * ..."); a failed load is not retried within the process.
  * Use it from one thread at a time (open one handle per thread); results are
  * independent of the handle once returned.
  */
@@ -105,9 +111,10 @@ typedef struct udr_query_options {
  * @param[out] out the session, closed with udr_query_close
  * @param db the store root; borrowed, it must outlive the session
  * @param opts NULL for defaults
- * @return 0; UDR_EINVAL (NULL db, unknown options version, bad DuckDB
- *         setting, quoting DuckDB's message); UDR_EIO (cache directory);
- *         UDR_ENOMEM; UDR_ERROR when DuckDB cannot start.
+ * @return 0; UDR_EINVAL (NULL db, unknown options version); UDR_ENOMEM.
+ *         DuckDB starts with the first statement, so a bad DuckDB setting
+ *         in opts (UDR_EINVAL quoting DuckDB's message) or a DuckDB that
+ *         cannot be loaded or started (UDR_ERROR) is that call's error.
  */
 UDR_EXTERN int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts);
 

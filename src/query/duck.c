@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define UDR__DUCK_NO_REDIRECT
 #include "query/duck.h"
@@ -34,7 +35,7 @@ static char duck_error[8192]; /* empty when loaded */
  * the sanitizers dlopen is intercepted and the caller becomes the sanitizer
  * runtime, whose runpath is empty.  NULL when not found there.
  */
-static void *duck_open_near_self(char *path, size_t size)
+static void *duck_open_near_self(char *path, size_t size, char *why, size_t whysize)
 {
 	Dl_info info;
 	struct link_map *self = NULL, *main_map = NULL;
@@ -54,10 +55,16 @@ static void *duck_open_near_self(char *path, size_t size)
 	    dlinfo(obj, RTLD_DI_SERINFOSIZE, si) == 0 && dlinfo(obj, RTLD_DI_SERINFO, si) == 0) {
 		for (i = 0; i < si->dls_cnt && !h; i++) {
 			const char *dir = si->dls_serpath[i].dls_name;
-			if ((size_t)snprintf(path, size, "%s/%s", *dir ? dir : ".", DUCK_SONAME) >= size)
+			/* only absolute directories: an empty entry (a stray ':' in
+			 * LD_LIBRARY_PATH) would mean the working directory */
+			if (dir[0] != '/' || (size_t)snprintf(path, size, "%s/%s", dir, DUCK_SONAME) >= size)
 				continue;
 			/* RTLD_LOCAL: DuckDB's symbols stay out of the global namespace. */
-			h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+			if (!(h = dlopen(path, RTLD_LAZY | RTLD_LOCAL)) && !*why && access(path, F_OK) == 0) {
+				/* there but not loadable: the reason to report */
+				const char *e = dlerror();
+				snprintf(why, whysize, "%.1024s", e ? e : path);
+			}
 		}
 	}
 	free(si);
@@ -67,25 +74,26 @@ static void *duck_open_near_self(char *path, size_t size)
 
 static void duck_load_once(void)
 {
-	const char *path = getenv("UDR_DUCKDB_LIBRARY");
-	const char *missing = NULL;
-	char found[4096];
+	const char *env = secure_getenv("UDR_DUCKDB_LIBRARY");
+	const char *path, *missing = NULL;
+	char found[4096], why[2048] = "";
 	udr__duck_api api;
 	void *h = NULL, *sym;
-	if (path && *path) {
+	if (env && *env) {
+		path = env;
 		h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
 	} else {
+		env = NULL;
 		path = found;
-		if (!(h = duck_open_near_self(found, sizeof(found)))) {
+		if (!(h = duck_open_near_self(found, sizeof(found), why, sizeof(why)))) {
 			path = DUCK_SONAME;
 			h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
 		}
 	}
 	if (!h) {
-		const char *why = dlerror();
-		snprintf(duck_error, sizeof(duck_error),
-		         "SQL needs DuckDB, which cannot be loaded (%s)%s", why ? why : path,
-		         path == getenv("UDR_DUCKDB_LIBRARY") ? "" : "; set UDR_DUCKDB_LIBRARY to its path");
+		const char *e = dlerror();
+		snprintf(duck_error, sizeof(duck_error), "SQL needs DuckDB, which cannot be loaded (%s)%s",
+		         *why ? why : e ? e : path, env ? "" : "; set UDR_DUCKDB_LIBRARY to its path");
 		return;
 	}
 	memset(&api, 0, sizeof(api));

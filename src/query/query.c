@@ -426,7 +426,9 @@ int udr__q_error(udr_query *q, const char *msg)
 int udr__q_exec(udr_query *q, const char *sql)
 {
 	duckdb_result res;
-	int rc = 0;
+	int rc;
+	if ((rc = udr__q_duck(q)) < 0)
+		return rc;
 	udr__q_settle(q);
 	if (duckdb_query(q->con, sql, &res) == DuckDBError)
 		rc = udr__q_error(q, duckdb_result_error(&res));
@@ -611,9 +613,13 @@ static int run_error(udr_query *q, const char *msg)
 /* Parse sql into exactly one statement (*ext, destroyed by the caller on 0). */
 static int extract_one(duckdb_extracted_statements *ext, udr_query *q, const char *sql)
 {
-	idx_t n = duckdb_extract_statements(q->con, sql, ext);
-	const char *e = n == 0 ? duckdb_extract_statements_error(*ext) : NULL;
+	idx_t n;
+	const char *e;
 	int rc;
+	if ((rc = udr__q_duck(q)) < 0)
+		return rc;
+	n = duckdb_extract_statements(q->con, sql, ext);
+	e = n == 0 ? duckdb_extract_statements_error(*ext) : NULL;
 	if (n == 1)
 		return 0;
 	if (e && *e)
@@ -698,9 +704,7 @@ static int set_config(duckdb_config cfg, const char *name, const char *value)
 int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 {
 	udr_query_options def = UDR_QUERY_OPTIONS_INIT;
-	duckdb_config cfg = NULL;
 	udr_query *q;
-	char *err = NULL, *spill = NULL, threads[32];
 	int rc;
 	if (!out || !db)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_open");
@@ -708,8 +712,6 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 		opts = &def;
 	if (opts->version != UDR_QUERY_OPTIONS_VERSION)
 		return udr__error_set(UDR_EINVAL, "unknown udr_query_options version %u", opts->version);
-	if ((rc = udr__duck_load()) < 0)
-		return rc;
 	if (!(q = calloc(1, sizeof(*q))))
 		return udr__error_oom();
 	q->db = db;
@@ -717,12 +719,31 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 	q->cat = udr_db_catalog(db);
 	q->verify = opts->verify != 0;
 	q->cache_lock = -1;
+	q->threads = opts->threads;
 	q->cache_dir = udr__q_cache_dir(db, opts->cache_dir);
 	if (!q->cache_dir || !(q->tmp_dir = udr__path_join(q->cache_dir, "tmp")) ||
-	    !(spill = udr__path_join(q->tmp_dir, "duckdb"))) {
+	    (opts->memory_limit && !(q->memory_limit = strdup(opts->memory_limit)))) {
 		rc = udr__error_oom();
-		goto fail;
+		udr_query_close(q);
+		return rc;
 	}
+	/* DuckDB starts with the session's first statement (udr__q_duck): a
+	 * session that needs none (a merge without row merges) never loads it. */
+	*out = q;
+	return 0;
+}
+
+/* Start the session's DuckDB: load the library (duck.c), open an in-memory
+ * database with the session's settings, connect, register UDR's scans. */
+static int q_start(udr_query *q)
+{
+	duckdb_config cfg = NULL;
+	char *err = NULL, *spill = NULL, threads[32];
+	int rc;
+	if ((rc = udr__duck_load()) < 0)
+		return rc;
+	if (!(spill = udr__path_join(q->tmp_dir, "duckdb")))
+		return udr__error_oom();
 	/* Nothing is created here: a read-only store can be queried.  The
 	 * cache and temp directories are made when first written. */
 	if (duckdb_create_config(&cfg) == DuckDBError) {
@@ -731,14 +752,15 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 	}
 	/* No network: Parquet and JSON are built in; nothing is installed. */
 	if ((rc = set_config(cfg, "autoinstall_known_extensions", "false")) < 0 ||
+	    (rc = set_config(cfg, "autoload_known_extensions", "false")) < 0 ||
 	    (rc = set_config(cfg, "temp_directory", spill)) < 0)
 		goto fail;
-	if (opts->threads > 0) {
-		snprintf(threads, sizeof(threads), "%d", opts->threads);
+	if (q->threads > 0) {
+		snprintf(threads, sizeof(threads), "%d", q->threads);
 		if ((rc = set_config(cfg, "threads", threads)) < 0)
 			goto fail;
 	}
-	if (opts->memory_limit && (rc = set_config(cfg, "memory_limit", opts->memory_limit)) < 0)
+	if (q->memory_limit && (rc = set_config(cfg, "memory_limit", q->memory_limit)) < 0)
 		goto fail;
 	if (duckdb_open_ext(NULL, &q->ddb, cfg, &err) == DuckDBError) {
 		rc = udr__error_set(UDR_ERROR, "cannot start DuckDB: %s", err ? err : "unknown error");
@@ -763,13 +785,28 @@ int udr_query_open(udr_query **out, udr_db *db, const udr_query_options *opts)
 		goto fail;
 	duckdb_destroy_config(&cfg);
 	free(spill);
-	*out = q;
 	return 0;
 fail:
 	if (cfg)
 		duckdb_destroy_config(&cfg);
 	free(spill);
-	udr_query_close(q);
+	/* not started: the next statement tries again, from the beginning */
+	if (q->con)
+		duckdb_disconnect(&q->con);
+	if (q->ddb)
+		duckdb_close(&q->ddb);
+	q->con = NULL;
+	q->ddb = NULL;
+	return rc;
+}
+
+int udr__q_duck(udr_query *q)
+{
+	if (q->con || q->starting)
+		return 0;
+	q->starting = true; /* q_start's own statements run on the new connection */
+	int rc = q_start(q);
+	q->starting = false;
 	return rc;
 }
 
@@ -799,6 +836,7 @@ void udr_query_close(udr_query *q)
 	udr__w_close(q);
 	free(q->message);
 	free(q->branch);
+	free(q->memory_limit);
 	if (q->con)
 		duckdb_disconnect(&q->con);
 	if (q->ddb)
@@ -1677,6 +1715,11 @@ static int ensure_log(udr_query *q, uint64_t head)
 		udr_commit_array_free(commits, n);
 		return rc;
 	}
+	if ((rc = udr__q_duck(q)) < 0) {
+		free(rows);
+		udr_commit_array_free(commits, n);
+		return rc;
+	}
 	if (duckdb_appender_create_ext(q->con, "temp", "main", "udr_log", &app) == DuckDBError) {
 		free(rows);
 		udr_commit_array_free(commits, n);
@@ -1916,9 +1959,12 @@ static void tables_function(duckdb_function_info info, duckdb_data_chunk out)
 static int ensure_tables(udr_query *q, uint64_t head)
 {
 	duckdb_table_function f;
+	int rc;
 	(void)head; /* the scan reads the statement's snapshot (q->snap_head) */
 	if (q->tables_built)
 		return 0;
+	if ((rc = udr__q_duck(q)) < 0)
+		return rc;
 	f = duckdb_create_table_function();
 	duckdb_table_function_set_name(f, "udr_tables_scan");
 	duckdb_table_function_set_extra_info(f, q, NULL);

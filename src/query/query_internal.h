@@ -111,8 +111,11 @@ struct udr_query {
 	udr_db *db;
 	udr_store *store;
 	udr_catalog *cat;
-	duckdb_database ddb;
+	duckdb_database ddb;  /* NULL until the first statement (udr__q_duck) */
 	duckdb_connection con;
+	bool starting;        /* udr__q_duck is starting them */
+	int threads;          /* DuckDB settings from udr_query_options */
+	char *memory_limit;
 	char *cache_dir;   /* materialized parts: <cache_dir>/<hash>.parquet */
 	char *tmp_dir;     /* <cache_dir>/tmp: import parts, DuckDB spill files */
 	bool verify;
@@ -163,6 +166,11 @@ char *udr__q_cache_dir(udr_db *db, const char *cache_dir);
 
 /* Run SQL (one or more statements, no parameters), errors mapped. */
 int udr__q_exec(udr_query *q, const char *sql);
+/* Start the session's DuckDB unless started: the library loaded, the
+ * database opened with the session's settings, UDR's scans registered.
+ * Every use of q->ddb / q->con comes after it.  Not started (no library,
+ * a bad setting): the error, and the next call tries again. */
+int udr__q_duck(udr_query *q);
 /* Run exactly one statement (UDR__RUN_* kind) with parameters; out may be NULL. */
 int udr__q_run(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams,
                int kind);

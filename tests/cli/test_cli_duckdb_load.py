@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import UDR_BIN, base_env, csv, tree_snapshot
+from conftest import UDR_BIN, base_env, csv, table_rows, tree_snapshot
 
 MISSING = {"UDR_DUCKDB_LIBRARY": "/nonexistent/libduckdb.so"}
 
@@ -32,11 +32,21 @@ def test_binary_does_not_link_duckdb():
     assert "libduckdb" not in dyn
 
 
+def branch_to_merge(udr):
+    """Branch dev and main each change another table: a merge with no
+    row-level merge to do."""
+    udr.ok("commit", "a", "--next", udr.put(b"a1\n"))
+    udr.ok("branch", "create", "dev")
+    udr.ok("commit", "b", "--next", udr.put(b"b1\n"), "--branch", "dev")
+    udr.ok("commit", "a", "--next", udr.put(b"a2\n"))
+
+
 def test_commands_without_sql_never_load_duckdb(udr, tmp_path):
     udr.ok("import", "users", csv(tmp_path, "u.csv", [(1, 2, 3)]))
     h = udr.put(b"hello\n")
+    branch_to_merge(udr)
     for args in (["--version"], ["get", h], ["log"], ["show", "users"], ["tables"],
-                 ["commit", "notes", "--next", h], ["fsck"], ["stats"]):
+                 ["commit", "notes", "--next", h], ["fsck"], ["stats"], ["merge", "dev"]):
         code, trace = loaded_libraries("--store", udr.root, *args)
         assert code == 0, (args, trace[-2000:])
         assert "libduckdb" not in trace, args
@@ -52,7 +62,27 @@ def test_without_duckdb_the_store_still_works(udr, tmp_path):
     udr.ok("commit", "t", "--next", h, env=MISSING)
     assert "t" in udr.ok("tables", env=MISSING).out
     udr.ok("log", env=MISSING)
+    branch_to_merge(udr)
+    assert "merge" in udr.ok("merge", "dev", env=MISSING).out
+    assert udr.ok("show", "b", env=MISSING).out
     udr.ok("fsck", env=MISSING)
+
+
+def test_a_library_in_the_working_directory_is_not_picked_up(udr, tmp_path):
+    """An empty entry in LD_LIBRARY_PATH means the working directory to the
+    loader; the search for libduckdb.so skips it (a planted library would
+    run its constructors in udr)."""
+    libs = subprocess.run(["ldd", UDR_BIN], stdout=subprocess.PIPE, check=True).stdout.decode()
+    libz = next(line.split("=>")[1].split()[0] for line in libs.splitlines()
+                if "libzstd.so" in line and "=>" in line)
+    plant = tmp_path / "cwd"
+    plant.mkdir()
+    shutil.copy(libz, plant / "libduckdb.so")
+    e = base_env({"LD_LIBRARY_PATH": "/nonexistent:"})
+    p = subprocess.run([UDR_BIN, "--store", str(udr.root), "sql", "SELECT 6 * 7 AS x", "--csv"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, cwd=plant, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout.decode().split() == ["x", "42"]
 
 
 def test_without_duckdb_sql_commands_fail_clearly_and_write_nothing(udr, tmp_path):
@@ -103,3 +133,44 @@ def test_explicit_library_path_is_used(udr, tmp_path):
                                    env={"UDR_DUCKDB_LIBRARY": str(link)})
     assert code == 0, trace[-2000:]
     assert str(link) in trace
+
+
+def test_every_command_that_needs_duckdb_fails_cleanly_without_it(udr, tmp_path):
+    """Each command that may run SQL, run where DuckDB cannot be loaded: no
+    crash (the session's cleanup runs before DuckDB ever started), and a
+    command that fails writes nothing; those that need SQL say so."""
+    src = csv(tmp_path, "u.csv", [(1, 2, 3), (4, 5, 6)])
+    udr.ok("import", "users", src)
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "UPDATE users SET a = 20 WHERE id = 1", "--branch", "dev")
+    udr.ok("sql", "UPDATE users SET b = 60 WHERE id = 4")
+    out = tmp_path / "out.parquet"
+    sql_only = [["sql", "SELECT * FROM users", "--json"],
+                ["sql", "SELECT * FROM users", "-o", out],
+                ["sql", "DELETE FROM users WHERE id = 1"],
+                ["sql", "SELECT * FROM udr_log"],
+                ["sql", "SELECT * FROM udr_tables"],
+                ["import", "users", "--sql", "SELECT 1 AS id, 2 AS a, 3 AS b"],
+                ["import", "users", src, "--key", "id"],
+                ["import", "users", src, "--append"],
+                ["optimize", "users", "--full"],
+                ["export", "users", out],
+                ["diff", "main", "dev", "--rows"],
+                ["merge", "dev", "--key", "users=id"]]  # both sides changed users: rows merged
+    others = [["merge", "dev"],  # no key: a table conflict, recorded without SQL
+              ["conflicts"], ["resolve", "users", "--key", "1", "--theirs"],
+              ["resolve", "users", "--ours"], ["merge", "--continue"], ["merge", "--abort"]]
+    for args in sql_only + others:
+        before = tree_snapshot(udr.root)
+        r = udr(*args, env=MISSING)
+        assert r.code >= 0, (args, r)  # an exit code, not a signal
+        if args in sql_only:
+            assert r.code == 5, (args, r)
+        if r.code == 5:
+            assert "SQL needs DuckDB, which cannot be loaded" in r.stderr, (args, r)
+        if r.code not in (0, 3):  # 3: a conflicting merge records itself, by design
+            assert tree_snapshot(udr.root) == before, args
+        assert not out.exists(), args
+    # the table conflict was resolved with our side, without SQL; with
+    # DuckDB the result reads back
+    assert table_rows(udr, "users") == [(1, 2, 3), (4, 5, 60)]

@@ -157,7 +157,7 @@ set -eu
 udr=$1/bin/udr
 work=$4
 query=$5
-unset LD_LIBRARY_PATH PYTHONPATH
+unset LD_LIBRARY_PATH PYTHONPATH UDR_DUCKDB_LIBRARY
 mkdir -p "$work"
 "$udr" --store "$work/store" init >/dev/null
 printf 'id,name\n1,ada\n2,grace\n' > "$work/users.csv"

@@ -299,3 +299,53 @@ def test_sql_without_duckdb_raises_and_the_rest_works(tmp_path):
     out = _probe(tmp_path, {"UDR_DUCKDB_LIBRARY": "/nonexistent/libduckdb.so"})
     assert out.startswith("ERROR Error SQL needs DuckDB, which cannot be loaded"), out
     assert "/nonexistent/libduckdb.so" in out
+
+
+NO_DUCK_PROBE = r"""
+import os, sys, udr
+path = sys.argv[1]
+with udr.open(path) as db:
+    h = db.store.put(b"x")
+    calls = {
+        "sql": lambda: db.sql("SELECT 1"),
+        "read": lambda: db.read("users"),
+        "write": lambda: db.write("users", [{"id": 9}], mode="append"),
+        "write_new": lambda: db.write("fresh", [{"id": 1}]),
+        "export": lambda: db.export("users", os.path.join(path, "..", "out.csv")),
+        "diff_rows": lambda: db.diff_rows("users", 1, 1, ["id"]),
+        "conflicts": lambda: db.conflicts(),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+        except udr.Error as e:
+            assert "SQL needs DuckDB" in str(e), (name, e)
+            print(name, "raised")
+        else:
+            print(name, "ran")
+    print("tables", sorted(db.tables()))
+"""
+
+
+def test_every_sql_method_raises_without_duckdb(tmp_path):
+    """Where DuckDB cannot be loaded each SQL method raises udr.Error (the
+    session's cleanup runs before DuckDB started: no crash) and writes
+    nothing."""
+    import os
+    import subprocess
+    import sys
+    root = tmp_path / "nd"
+    with udr.open(str(root)) as db:
+        db.write("users", [{"id": 1}, {"id": 2}])
+    env = dict(os.environ, UDR_DUCKDB_LIBRARY="/nonexistent/libduckdb.so")
+    p = subprocess.run([sys.executable, "-c", NO_DUCK_PROBE, str(root)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    lines = p.stdout.decode().split("\n")
+    assert [x for x in lines if x.endswith(" raised")] == [
+        "sql raised", "read raised", "write raised", "write_new raised", "export raised",
+        "diff_rows raised", "conflicts raised"], lines
+    assert "tables ['users']" in lines
+    assert not (tmp_path / "out.csv").exists()
+    with udr.open(str(root)) as db:
+        assert db.sql("SELECT count(*) FROM users").fetchall() == [(2,)]
