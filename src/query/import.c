@@ -1757,6 +1757,8 @@ int udr_query_sql_to_file(uint64_t *rows, udr_query *q, const char *sql, const u
 	int rc;
 	if (!q || !sql)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql_to_file");
+	if ((rc = udr__q_duck(q)) < 0)
+		return rc;
 	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
 		return rc;
 	if ((rc = user_query(rewritten, q)) == 0)

@@ -2099,6 +2099,9 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 		*out = NULL;
 	if (!q || !sql)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql");
+	/* DuckDB first: a script's statements may write before any runs SQL */
+	if ((rc = udr__q_duck(q)) < 0)
+		return rc;
 	/* BEGIN; ...; COMMIT in one call: statement by statement (write.c) */
 	if ((rc = udr__w_script(out, q, sql, params, nparams)) != 1)
 		return rc;

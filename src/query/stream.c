@@ -157,6 +157,9 @@ int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql, const 
 		*out = NULL;
 	if (!out || !q || !sql)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_sql_stream");
+	/* DuckDB first: a script's statements may write before any runs SQL */
+	if ((rc = udr__q_duck(q)) < 0)
+		return rc;
 	/* SQL writes and transactions run whole, as udr_query_sql runs them
 	 * (write.c), and their result is streamed from memory: a BEGIN ...
 	 * COMMIT script statement by statement, then one statement that

@@ -148,6 +148,10 @@ def test_every_command_that_needs_duckdb_fails_cleanly_without_it(udr, tmp_path)
     sql_only = [["sql", "SELECT * FROM users", "--json"],
                 ["sql", "SELECT * FROM users", "-o", out],
                 ["sql", "DELETE FROM users WHERE id = 1"],
+                # a script whose statements need no SQL until COMMIT
+                ["sql", "BEGIN; DROP TABLE users; COMMIT"],
+                ["sql", "BEGIN; DROP TABLE users; COMMIT", "--json"],
+                ["sql", "BEGIN"],
                 ["sql", "SELECT * FROM udr_log"],
                 ["sql", "SELECT * FROM udr_tables"],
                 ["import", "users", "--sql", "SELECT 1 AS id, 2 AS a, 3 AS b"],

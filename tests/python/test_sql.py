@@ -308,6 +308,7 @@ with udr.open(path) as db:
     h = db.store.put(b"x")
     calls = {
         "sql": lambda: db.sql("SELECT 1"),
+        "script": lambda: db.sql("BEGIN; DROP TABLE users; COMMIT"),
         "read": lambda: db.read("users"),
         "write": lambda: db.write("users", [{"id": 9}], mode="append"),
         "write_new": lambda: db.write("fresh", [{"id": 1}]),
@@ -343,7 +344,7 @@ def test_every_sql_method_raises_without_duckdb(tmp_path):
     assert p.returncode == 0, p.stderr.decode()
     lines = p.stdout.decode().split("\n")
     assert [x for x in lines if x.endswith(" raised")] == [
-        "sql raised", "read raised", "write raised", "write_new raised", "export raised",
+        "sql raised", "script raised", "read raised", "write raised", "write_new raised", "export raised",
         "diff_rows raised", "conflicts raised"], lines
     assert "tables ['users']" in lines
     assert not (tmp_path / "out.csv").exists()
