@@ -1,8 +1,10 @@
 /*
- * duck.c - DuckDB loaded at the first SQL session (udr_query_open), not at
- * process start: see duck.h.  Commands that never run SQL (put, get, log,
- * show, commit ...) then never pay for relocating libduckdb.so, which was
- * most of their start-up time.
+ * duck.c - DuckDB loaded when a session runs its first statement
+ * (udr__q_duck), not at process start: see duck.h.  Commands that never run
+ * SQL (put, get, log, show, commit, merge without row merges ...) then never
+ * pay for relocating libduckdb.so, which was most of their start-up time.
+ * The last resort, dlopen by bare name, also finds libraries registered in
+ * ld.so.cache (which the search path listing leaves out).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr1, dlinfo */
