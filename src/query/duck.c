@@ -10,11 +10,15 @@
 #define _GNU_SOURCE /* dladdr1, dlinfo */
 #endif
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <link.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define UDR__DUCK_NO_REDIRECT
@@ -27,6 +31,49 @@ udr__duck_api udr__duck;
 
 static pthread_once_t duck_once = PTHREAD_ONCE_INIT;
 static char duck_error[8192]; /* empty when loaded */
+
+/*
+ * dlopen of path, after checking that the file holds every byte its
+ * loadable segments map: the loader maps a truncated library without
+ * checking and the process dies of SIGBUS on the first page past its end
+ * (a damaged or half-copied install).  NULL with *why set (when empty) for
+ * a truncated file; what is not a 64-bit ELF file is left to dlopen.
+ */
+static void *duck_dlopen(const char *path, char *why, size_t whysize)
+{
+	Elf64_Ehdr eh;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	memset(&st, 0, sizeof(st));
+	if (fd >= 0) {
+		uint64_t need = 0;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pread(fd, &eh, sizeof(eh), 0) == (ssize_t)sizeof(eh) &&
+		    memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+		    eh.e_phentsize == sizeof(Elf64_Phdr)) {
+			for (unsigned k = 0; k < eh.e_phnum; k++) {
+				Elf64_Phdr ph;
+				if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)k * sizeof(ph))) !=
+				    (ssize_t)sizeof(ph)) {
+					need = UINT64_MAX;
+					break;
+				}
+				if (ph.p_type == PT_LOAD && ph.p_offset + ph.p_filesz > need)
+					need = ph.p_offset + ph.p_filesz;
+			}
+		}
+		close(fd);
+		if (need > (uint64_t)st.st_size) {
+			if (!*why && need == UINT64_MAX)
+				snprintf(why, whysize, "%.1024s: truncated (%lld bytes, its program headers cut off)", path,
+				         (long long)st.st_size);
+			else if (!*why)
+				snprintf(why, whysize, "%.1024s: truncated (%lld bytes, its segments need %llu)", path,
+				         (long long)st.st_size, (unsigned long long)need);
+			return NULL;
+		}
+	}
+	return dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+}
 
 /*
  * The library as the dynamic loader would find it for the object that holds
@@ -62,7 +109,7 @@ static void *duck_open_near_self(char *path, size_t size, char *why, size_t whys
 			if (dir[0] != '/' || (size_t)snprintf(path, size, "%s/%s", dir, DUCK_SONAME) >= size)
 				continue;
 			/* RTLD_LOCAL: DuckDB's symbols stay out of the global namespace. */
-			if (!(h = dlopen(path, RTLD_LAZY | RTLD_LOCAL)) && !*why && access(path, F_OK) == 0) {
+			if (!(h = duck_dlopen(path, why, whysize)) && !*why && access(path, F_OK) == 0) {
 				/* there but not loadable: the reason to report */
 				const char *e = dlerror();
 				snprintf(why, whysize, "%.1024s", e ? e : path);
@@ -83,11 +130,14 @@ static void duck_load_once(void)
 	void *h = NULL, *sym;
 	if (env && *env) {
 		path = env;
-		h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+		h = duck_dlopen(path, why, sizeof(why));
 	} else {
 		env = NULL;
 		path = found;
-		if (!(h = duck_open_near_self(found, sizeof(found), why, sizeof(why)))) {
+		/* by bare name (ld.so.cache) only when the search found no file:
+		 * one it found unloadable would be found again, and its reason is
+		 * the one to give */
+		if (!(h = duck_open_near_self(found, sizeof(found), why, sizeof(why))) && !*why) {
 			path = DUCK_SONAME;
 			h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
 		}

@@ -178,3 +178,33 @@ def test_every_command_that_needs_duckdb_fails_cleanly_without_it(udr, tmp_path)
     # the table conflict was resolved with our side, without SQL; with
     # DuckDB the result reads back
     assert table_rows(udr, "users") == [(1, 2, 3), (4, 5, 60)]
+
+
+def real_library(udr):
+    """The libduckdb.so udr loads when left to itself (from LD_DEBUG)."""
+    code, trace = loaded_libraries("--store", udr.root, "sql", "SELECT 1")
+    assert code == 0, trace[-2000:]
+    found = [line.split("file=")[1].split()[0] for line in trace.splitlines()
+             if "file=" in line and "libduckdb" in line and "file=/" in line]
+    assert found, trace[-2000:]
+    return found[0]
+
+
+@pytest.mark.parametrize("keep", ["4096", "half"])
+def test_a_truncated_library_is_refused_not_a_crash(udr, tmp_path, keep):
+    """The loader maps a truncated library without checking its size and the
+    process dies of SIGBUS: udr checks the segments' extent first."""
+    real = real_library(udr)
+    data = open(real, "rb").read()
+    cut = tmp_path / "lib" / "libduckdb.so"
+    cut.parent.mkdir()
+    cut.write_bytes(data[:4096] if keep == "4096" else data[:len(data) // 2])
+    r = udr("sql", "SELECT 1", env={"UDR_DUCKDB_LIBRARY": str(cut)})
+    assert r.code == 5, r
+    assert "truncated" in r.stderr and str(cut) in r.stderr, r
+    # found first on the search path, it is passed over for the next copy
+    e = base_env({"LD_LIBRARY_PATH": str(cut.parent)})
+    p = subprocess.run([UDR_BIN, "--store", str(udr.root), "sql", "SELECT 6 * 7 AS x", "--csv"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout.decode().split() == ["x", "42"]
