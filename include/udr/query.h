@@ -262,7 +262,9 @@ typedef struct udr_optimize_options {
 	unsigned int deleted_pct; /**< rewrite a part whose deletion vector deletes at least
 	                               this percentage of its rows (1..100; 0: never) */
 	unsigned int small_parts; /**< merge the parts of fewer than 122,880 rows (one row
-	                               group) once there are at least this many (0: never) */
+	                               group) once there are at least this many (0: never):
+	                               udr_query_optimize merges them all, the compaction
+	                               after a write geometrically (docs/QUERY.md) */
 	const char *message;      /**< commit message (may be NULL) */
 } udr_optimize_options;
 #define UDR_OPTIMIZE_OPTIONS_INIT {UDR_OPTIMIZE_OPTIONS_VERSION, 0, 25, 8, NULL}

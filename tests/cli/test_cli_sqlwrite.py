@@ -454,3 +454,22 @@ def test_typed_parts_that_are_not_parquet_are_refused(udr, tmp_path):
     r = udr("sql", "DELETE FROM p WHERE id = 2")
     assert r.code == 2 and "not Parquet" in r.stderr, r
     assert head(udr) == before
+
+
+def test_compaction_after_writes_leaves_a_large_small_part_alone(udr):
+    """The compaction after writes merges small parts geometrically: a part
+    of 50,000 rows (less than a row group, so "small") is not rewritten for
+    one-row writes, as merging every small part once there were 8 did (each
+    eighth write stored the 50,000 rows again); the small parts stay fewer
+    than 8 and the rows read back right."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT range AS id, range * 2 AS v FROM range(50000)")
+    big = show(udr, "t")["chunks"][0]
+    for i in range(20):
+        udr.ok("sql", "UPDATE t SET v = -1 WHERE id = %d" % (i * 997))
+        v = show(udr, "t")
+        assert v["chunks"][0] == big and len(parts(v)) < 8, (i, v)
+    log = sql(udr, "SELECT message FROM udr_log ORDER BY seq")
+    assert [x["message"] for x in log].count("compaction after a SQL write") >= 2
+    assert rows(udr, "SELECT count(*), sum(v), count(DISTINCT id) FROM t") == [
+        (50000, 50000 * 49999 - sum(i * 997 * 2 + 1 for i in range(20)), 50000)]
+    assert rows(udr, "SELECT v FROM t WHERE id = 997") == [(-1,)]
