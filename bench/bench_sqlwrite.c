@@ -2,8 +2,11 @@
  * bench_sqlwrite.c - SQL writes (issue 13): what an UPDATE of one row and of
  * 1% of the rows costs in bytes and time, against DuckDB's own UPDATE in a
  * DuckDB database file over the same data, and what the next full scan
- * costs with deletion vectors against the same rows compacted.  Run by
- * bench/bench_sqlwrite.sh; prints ratios measured in one run.
+ * costs with deletion vectors against the same rows compacted; the
+ * re-import of a nightly dump (CSV) with 1% of its rows changed, matched on
+ * its key (import --key), against DuckDB reading the dump; and the first
+ * rows of SELECT * ... LIMIT 10 against DuckDB over the same Parquet files.
+ * Run by bench/bench_sqlwrite.sh; prints ratios measured in one run.
  *
  *   bench_sqlwrite WORKDIR ROWS REPEAT
  */
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <duckdb.h>
 #include <udr/udr.h>
@@ -91,6 +95,26 @@ static void usql(udr_query *q, const char *sql)
 		die(sql);
 }
 
+/* The chunks of table's latest version (parts, no deletion vectors: a
+ * table just created) as a DuckDB list of paths. */
+static void parts_list(char *out, size_t cap, udr_db *db, const char *table)
+{
+	udr_version *v = NULL;
+	size_t n = 0;
+	if (udr_catalog_get_version(&v, udr_db_catalog(db), table, 0) < 0)
+		die("version");
+	n += (size_t)snprintf(out + n, cap - n, "[");
+	for (size_t i = 0; i < v->nchunks && n < cap; i++) {
+		char *path = NULL;
+		if (udr_store_local_path(&path, udr_db_store(db), &v->chunks[i]) != 0)
+			die("local path");
+		n += (size_t)snprintf(out + n, cap - n, "%s'%s'", i ? ", " : "", path);
+		free(path);
+	}
+	snprintf(out + n, cap - n, "]");
+	udr_version_free(v);
+}
+
 static void row(const char *what, double u, double d, const char *goal)
 {
 	printf("%-44s %10.4f s %10.4f s   ratio %7.2fx   goal %s\n", what, u, d, u / d, goal);
@@ -98,7 +122,7 @@ static void row(const char *what, double u, double d, const char *goal)
 
 int main(int argc, char **argv)
 {
-	char root[4096], dfile[4096], sql[1024];
+	char root[4096], dfile[4096], sql[16384];
 	unsigned long long rows;
 	int repeat;
 	udr_db *db = NULL;
@@ -186,6 +210,72 @@ int main(int argc, char **argv)
 	printf("\n%-44s %12s %12s\n", "", "with DVs", "compacted");
 	row("full scan after the 1% UPDATE (best)", best(tu, repeat), best(td, repeat), "<= 1.2x");
 	row("full scan after the 1% UPDATE (median)", median(tu, repeat), median(td, repeat), "<= 1.2x");
+
+	/* 4. the first rows of SELECT * ... LIMIT 10, against DuckDB over the same Parquet files */
+	{
+		char files[8192];
+		udr_stream *st;
+		const udr_result *r;
+		parts_list(files, sizeof(files), db, "t2");
+		for (int i = 0; i < repeat; i++) {
+			t0 = now();
+			if (udr_query_sql_stream(&st, q, "SELECT * FROM t2 LIMIT 10", NULL, 0) < 0 ||
+			    udr_stream_next(&r, st) < 0 || !r)
+				die("stream");
+			tu[i] = now() - t0;
+			udr_stream_free(st);
+			snprintf(sql, sizeof(sql), "SELECT * FROM read_parquet(%s) LIMIT 10", files);
+			t0 = now();
+			duck(con, sql);
+			td[i] = now() - t0;
+		}
+		printf("\n%-44s %12s %12s\n", "", "udr", "duckdb");
+		row("SELECT * LIMIT 10, first rows (best)", best(tu, repeat), best(td, repeat), "<= 1.5x");
+		row("SELECT * LIMIT 10, first rows (median)", median(tu, repeat), median(td, repeat), "<= 1.5x");
+	}
+	/* 5. re-import of a nightly dump with 1% of the rows changed, matched on id */
+	{
+		char dump[4096], files[8192];
+		const char *keys[] = {"id"}, *paths[1];
+		udr_import_options ko = UDR_IMPORT_OPTIONS_INIT;
+		uint64_t v = 0;
+		snprintf(dump, sizeof(dump), "%s/dump.csv", argv[1]);
+		parts_list(files, sizeof(files), db, "t2");
+		snprintf(sql, sizeof(sql),
+		         "COPY (SELECT id, g, CASE WHEN id %% 100 = 3 THEN x + 1 ELSE x END AS x, s FROM read_parquet(%s) "
+		         "ORDER BY id) TO '%s' (HEADER)",
+		         files, dump);
+		duck(con, sql);
+		paths[0] = dump;
+		ko.keys = keys;
+		ko.nkeys = 1;
+		udr_query_set_compaction(q, NULL);
+		before = store_bytes(root);
+		t0 = now();
+		if (udr_query_import(&v, q, "t2", paths, 1, &ko) < 0)
+			die("import --key");
+		tu[0] = now() - t0;
+		added100 = store_bytes(root) - before;
+		/* DuckDB reading the dump: every column (an aggregate of each),
+		 * and loaded into a table (what any import of it does first) */
+		snprintf(sql, sizeof(sql), "SELECT count(*), sum(id), sum(g), sum(x), max(s) FROM read_csv('%s')", dump);
+		duck(con, sql); /* warm the page cache */
+		t0 = now();
+		duck(con, sql);
+		td[0] = now() - t0;
+		snprintf(sql, sizeof(sql), "CREATE OR REPLACE TEMP TABLE dump AS SELECT * FROM read_csv('%s')", dump);
+		t0 = now();
+		duck(con, sql);
+		td[1] = now() - t0;
+		duck(con, "DROP TABLE dump");
+		printf("\n%-44s %12s %12s\n", "", "udr", "duckdb read");
+		row("re-import, 1% changed, --key id", tu[0], td[0], "<= 1.5x");
+		row("  against DuckDB loading the dump", tu[0], td[1], "info");
+		printf("%-44s %10" PRIu64 " B = %.3f%% of the table   goal <= 3%%\n", "  bytes added", added100,
+		       100.0 * (double)added100 / (double)table);
+		unlink(dump);
+	}
+
 	udr_query_close(q);
 	udr_db_close(db);
 	duckdb_disconnect(&con);

@@ -1076,17 +1076,48 @@ static int schema_text(char **out, const colset *c)
  * (0.0 = -0.0; INTERVAL '1 month' = INTERVAL '30 days'), also inside lists
  * and structs: compared as text, or such a change would be taken for none.
  */
+/* Types whose values are compared as text: "0.0 = -0.0" and "INTERVAL '1
+ * month' = INTERVAL '30 days'" hold, but the values differ. */
 static bool text_compared(const char *type)
 {
 	return strcasestr(type, "DOUBLE") || strcasestr(type, "FLOAT") || strcasestr(type, "REAL") ||
 	       strcasestr(type, "INTERVAL");
 }
 
-/* "a.c IS NOT DISTINCT FROM b.c", as text for the types above. */
+/* A floating-point column (not a list or struct of them). */
+static bool float_col(const char *type)
+{
+	return strcasecmp(type, "DOUBLE") == 0 || strcasecmp(type, "FLOAT") == 0;
+}
+
+/*
+ * "a.c IS NOT DISTINCT FROM b.c", as text for the types above.  A DOUBLE or
+ * FLOAT column compares its values and their sign bits instead, which says
+ * the same as the text (equal values have equal bits but for the sign of 0
+ * and NaN's payload, and the text shows the sign of 0 and of NaN but not the
+ * payload) at a fraction of the cost (no formatting of every value).
+ */
 static int same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type)
 {
 	bool txt = text_compared(type);
-	int rc = udr__buf_printf(b, txt ? "CAST(%s." : "%s.", a);
+	int rc;
+	if (float_col(type)) {
+		for (int k = 0; k < 2; k++) {
+			rc = udr__buf_printf(b, k ? " AND signbit(%s." : "(%s.", a);
+			if (rc == 0)
+				rc = udr__sql_ident(b, name);
+			if (rc == 0)
+				rc = udr__buf_printf(b, k ? ") IS NOT DISTINCT FROM signbit(%s." : " IS NOT DISTINCT FROM %s.", bb);
+			if (rc == 0)
+				rc = udr__sql_ident(b, name);
+			if (rc == 0)
+				rc = udr__buf_puts(b, k ? "))" : "");
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	rc = udr__buf_printf(b, txt ? "CAST(%s." : "%s.", a);
 	if (rc == 0)
 		rc = udr__sql_ident(b, name);
 	if (rc == 0)
@@ -1098,19 +1129,25 @@ static int same_col(udr__buf *b, const char *a, const char *bb, const char *name
 	return rc;
 }
 
-/* "NOT (o.c IS NOT DISTINCT FROM s.c AND ...)": the row changed. */
-static int changed_expr(udr__buf *b, const colset *c)
+/* "NOT (a.c IS NOT DISTINCT FROM b.c AND ...)": the row changed. */
+static int changed_expr_as(udr__buf *b, const char *a, const char *bb, const colset *c)
 {
 	int rc = udr__buf_puts(b, "NOT (");
 	for (size_t i = 0; rc == 0 && i < c->n; i++) {
 		if (i)
 			rc = udr__buf_puts(b, " AND ");
 		if (rc == 0)
-			rc = same_col(b, "o", "s", c->names[i], c->types[i]);
+			rc = same_col(b, a, bb, c->names[i], c->types[i]);
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(b, c->n ? ")" : "false)");
 	return rc;
+}
+
+/* "NOT (o.c IS NOT DISTINCT FROM s.c AND ...)" */
+static int changed_expr(udr__buf *b, const colset *c)
+{
+	return changed_expr_as(b, "o", "s", c);
 }
 
 /* Rows of each part of the base (udr.parts, else the Parquet footers). */
@@ -2595,13 +2632,135 @@ static int key_updates(uint64_t *out, udr_query *q, const char *nm, const char *
 	return rc;
 }
 
+static int shadow_from_rows(udr_query *q, wtab *t, const char *rows_sql);
+
+/* "y.k IS NOT DISTINCT FROM o.k AND ..." */
+static int keys_match(udr__buf *b, const char *const *keys, size_t nkeys)
+{
+	int rc = 0;
+	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+		rc = udr__buf_puts(b, k ? " AND y." : "y.");
+		if (rc == 0)
+			rc = udr__sql_ident(b, keys[k]);
+		if (rc == 0)
+			rc = udr__buf_puts(b, " IS NOT DISTINCT FROM o.");
+		if (rc == 0)
+			rc = udr__sql_ident(b, keys[k]);
+	}
+	return rc;
+}
+
+/* One BIGINT of a query's first row. */
+static int query_count(uint64_t *out, udr_query *q, const char *sql)
+{
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = udr__q_run(&r, q, sql, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
+		rc = udr__error_set(UDR_ERROR, "cannot count the rows of: %.200s", sql);
+	if (rc == 0)
+		*out = (uint64_t)x.i64;
+	udr_result_free(r);
+	return rc;
+}
+
+/*
+ * import --key of a table of Parquet parts: the rows that differ, found in
+ * one pass, and only they copied.  A full outer join of the table's rows
+ * (with their positions) and the new copy (temp.main.__udr_new, with its row
+ * ids) on the key keeps the pairs that are not equal column for column, and
+ * the rows of either side without a partner: temp.main.__udr_kd holds
+ * (__udr_opart, __udr_orow: the position of a row of the table to delete,
+ * NULL for none; __udr_nr: the row id in the copy of a row to insert, NULL
+ * for none; the copy's columns).  The shadow then starts from the rows to
+ * delete (their positions; their columns are never read), loses them all,
+ * and gains the rows to insert in the copy's order, so the commit stores
+ * exactly the difference (deletion vectors, new parts).  Both sides' keys
+ * were checked unique, so each row has at most one partner.
+ */
+static int keyed_diff(udr_query *q, wtab *t, const char *nm, const char *const *keys, size_t nkeys,
+                      const colset *cols)
+{
+	udr__buf b = {0}, rows = {0};
+	udr__view *vw;
+	int rc = udr__q_view_get(&vw, q, t->base);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_kd AS SELECT o.__udr_part AS __udr_opart, "
+		                       "o.__udr_row AS __udr_orow, y.__udr_nr");
+	for (size_t i = 0; rc == 0 && i < cols->n; i++) {
+		rc = udr__buf_puts(&b, ", y.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, cols->names[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " FROM (");
+	if (rc == 0)
+		rc = udr__dv_scan_sql(&b, q, vw, true);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ") o FULL OUTER JOIN (SELECT rowid AS __udr_nr, * FROM temp.main.__udr_new) y ON ");
+	if (rc == 0)
+		rc = keys_match(&b, keys, nkeys);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " WHERE o.__udr_row IS NULL OR y.__udr_nr IS NULL OR ");
+	if (rc == 0)
+		rc = changed_expr_as(&b, "o", "y", cols);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	udr__q_cache_release(q);
+	if (rc < 0)
+		return rc;
+	/* a key in both whose row changed: one update */
+	rc = query_count(&t->key_updates, q,
+	                 "SELECT count(*)::BIGINT FROM temp.main.__udr_kd WHERE __udr_orow IS NOT NULL AND __udr_nr IS NOT NULL");
+	if (rc == 0)
+		rc = udr__buf_puts(&rows, "SELECT __udr_opart, __udr_orow");
+	for (size_t i = 0; rc == 0 && i < cols->n; i++)
+		rc = udr__buf_puts(&rows, ", NULL");
+	if (rc == 0)
+		rc = udr__buf_puts(&rows, " FROM temp.main.__udr_kd WHERE __udr_orow IS NOT NULL");
+	if (rc == 0)
+		rc = shadow_from_rows(q, t, rows.ptr);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "DELETE FROM temp.main.%s", nm);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, "INSERT INTO temp.main.%s SELECT * EXCLUDE (__udr_opart, __udr_orow, __udr_nr) "
+		                         "FROM temp.main.__udr_kd WHERE __udr_nr IS NOT NULL ORDER BY __udr_nr",
+		                     nm);
+	if (rc == 0)
+		rc = udr__q_exec(q, b.ptr);
+	udr__buf_free(&b);
+	udr__buf_free(&rows);
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_kd");
+	return rc;
+}
+
+/* The table's rows as a relation: "(SELECT ... FROM read_parquet(...))"
+ * when fast (its parts held until udr__q_cache_release), else the shadow. */
+static int table_rows_sql(udr__buf *b, udr_query *q, wtab *t, const char *nm, bool fast)
+{
+	udr__view *vw;
+	int rc;
+	if (!fast)
+		return udr__buf_printf(b, "temp.main.%s", nm);
+	if ((rc = udr__q_view_get(&vw, q, t->base)) < 0)
+		return rc;
+	rc = udr__buf_puts(b, "(");
+	if (rc == 0)
+		rc = udr__dv_scan_sql(b, q, vw, false);
+	return rc == 0 ? udr__buf_puts(b, ")") : rc;
+}
+
 int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, const char *select_sql,
                         const char *const *keys, size_t nkeys, const char *message, const char *branch)
 {
 	udr__buf b = {0}, nm = {0};
 	colset have = {0}, got = {0};
 	wtab *t = NULL;
-	bool rep = false;
+	bool rep = false, fast;
 	int rc;
 	if (q->wtx)
 		return udr__error_set(UDR_EINVAL, "a SQL transaction is open in this session (COMMIT or ROLLBACK it first)");
@@ -2620,7 +2779,10 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 		wtx_end(q);
 		return 1;
 	}
-	if ((rc = make_shadow(q, t, NULL, NULL, NULL, 0)) < 0 || (rc = udr__sql_ident(&nm, table)) < 0)
+	/* Parquet parts: only the rows that differ are copied (keyed_diff);
+	 * else the shadow holds every row, compared below */
+	fast = delta_capable(t->base);
+	if ((!fast && (rc = make_shadow(q, t, NULL, NULL, NULL, 0)) < 0) || (rc = udr__sql_ident(&nm, table)) < 0)
 		goto fail;
 	/* the new copy, and both sides' columns: the same names, types, order */
 	rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_new AS %s", select_sql);
@@ -2629,9 +2791,13 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	udr__buf_free(&b);
 	if (rc < 0)
 		goto fail;
-	rc = udr__buf_printf(&b, "SELECT * FROM temp.main.%s", nm.ptr);
-	if (rc == 0)
-		rc = udr__q_describe(&have.names, &have.types, &have.n, q, b.ptr);
+	if ((rc = table_rows_sql(&b, q, t, nm.ptr, fast)) == 0) {
+		udr__buf sel = {0};
+		rc = udr__buf_printf(&sel, "SELECT * FROM %s", b.ptr);
+		if (rc == 0)
+			rc = udr__q_describe(&have.names, &have.types, &have.n, q, sel.ptr);
+		udr__buf_free(&sel);
+	}
 	if (rc == 0)
 		rc = udr__q_describe(&got.names, &got.types, &got.n, q, "SELECT * FROM temp.main.__udr_new");
 	udr__buf_free(&b);
@@ -2663,15 +2829,21 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in the new copy of table %s", table);
 		goto fail;
 	}
-	rc = udr__buf_printf(&b, "temp.main.%s", nm.ptr);
+	rc = table_rows_sql(&b, q, t, nm.ptr, fast);
 	if (rc == 0)
 		rc = keys_repeat(&rep, q, b.ptr, keys, nkeys);
 	udr__buf_free(&b);
+	udr__q_cache_release(q);
 	if (rc < 0)
 		goto fail;
 	if (rep) {
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
 		goto fail;
+	}
+	if (fast) {
+		if ((rc = keyed_diff(q, t, nm.ptr, keys, nkeys, &have)) < 0)
+			goto fail;
+		goto commit;
 	}
 	/* rows that go and come back with their key are updates (udr.changes) */
 	if ((rc = key_updates(&t->key_updates, q, nm.ptr, keys, nkeys, &have)) < 0)
@@ -2699,6 +2871,7 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	udr__buf_free(&b);
 	if (rc < 0)
 		goto fail;
+commit:
 	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_new");
 	colset_free(&have);
 	colset_free(&got);
