@@ -1419,11 +1419,15 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		if (!threaded)
 			dv_put_worker(&dj);
 	}
-	/* 3. changed and new rows, in row id order, as new parts */
+	/* 3. changed rows in their old order (by position: the shadow may hold
+	 * them in another, as DuckDB does not keep the files' order through a
+	 * filter of a scan of several parts), then new rows in row id order
+	 * (the order they were inserted in), as new parts */
 	udr__buf_free(&b);
 	rc = udr__buf_printf(&b,
 	                     "SELECT s.* EXCLUDE (__udr_r) FROM (SELECT rowid AS __udr_r, * FROM temp.main.%s) s "
-	                     "LEFT JOIN __udr_o_%lu o ON o.rowid = s.__udr_r WHERE o.rowid IS NULL OR %s ORDER BY s.__udr_r",
+	                     "LEFT JOIN __udr_o_%lu o ON o.rowid = s.__udr_r WHERE o.rowid IS NULL OR %s "
+	                     "ORDER BY o.__udr_part NULLS LAST, o.__udr_row, s.__udr_r",
 	                     nm.ptr, t->id, cmp.ptr);
 	if (rc == 0)
 		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
@@ -2435,20 +2439,30 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 	if (rc < 0)
 		goto out;
 	if (delta_capable(base) && nsel < ps.n) {
+		/* the selected parts only, in order: DuckDB does not keep the
+		 * files' order through a filter that skips whole files (a
+		 * "WHERE __udr_part IN (...)" gave the rows of the parts kept by
+		 * the geometric choice in a different order from run to run) */
 		udr__view *vw;
+		size_t *idx = malloc(nsel * sizeof(*idx)), k = 0;
 		udr__buf_free(&b);
-		if ((rc = udr__q_view_get(&vw, q, base)) < 0)
+		if (!idx) {
+			rc = udr__error_oom();
 			goto out;
-		rc = udr__buf_puts(&b, "SELECT * EXCLUDE (__udr_part, __udr_row) FROM (");
-		if (rc == 0)
-			rc = udr__dv_scan_sql(&b, q, vw, true);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ") WHERE __udr_part IN (");
-		for (size_t i = 0, k = 0; rc == 0 && i < ps.n; i++)
+		}
+		for (size_t i = 0; i < ps.n; i++)
 			if (sel[i])
-				rc = udr__buf_printf(&b, "%s%zu", k++ ? ", " : "", i);
+				idx[k++] = i;
+		rc = udr__q_view_get(&vw, q, base);
 		if (rc == 0)
-			rc = udr__buf_puts(&b, ")");
+			rc = udr__buf_puts(&b, "SELECT * EXCLUDE (__udr_part, __udr_row) FROM (");
+		if (rc == 0)
+			rc = udr__dv_scan_sql_parts(&b, q, vw, true, idx, nsel);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") ORDER BY __udr_part, __udr_row");
+		free(idx);
+		if (rc < 0)
+			goto out;
 	}
 	if (rc == 0)
 		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
@@ -2604,9 +2618,9 @@ static int key_updates(uint64_t *out, udr_query *q, const char *nm, const char *
 	udr_value x;
 	int rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM temp.main.%s x WHERE ", nm);
 	if (rc == 0)
-		rc = no_equal_row(&b, "temp.main.__udr_new", "x", cols);
+		rc = no_equal_row(&b, "temp.main.\"__udr new\"", "x", cols);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, " AND EXISTS (SELECT 1 FROM temp.main.__udr_new y WHERE ");
+		rc = udr__buf_puts(&b, " AND EXISTS (SELECT 1 FROM temp.main.\"__udr new\" y WHERE ");
 	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
 		if (k)
 			rc = udr__buf_puts(&b, " AND ");
@@ -2667,9 +2681,9 @@ static int query_count(uint64_t *out, udr_query *q, const char *sql)
 /*
  * import --key of a table of Parquet parts: the rows that differ, found in
  * one pass, and only they copied.  A full outer join of the table's rows
- * (with their positions) and the new copy (temp.main.__udr_new, with its row
+ * (with their positions) and the new copy (temp.main."__udr new", with its row
  * ids) on the key keeps the pairs that are not equal column for column, and
- * the rows of either side without a partner: temp.main.__udr_kd holds
+ * the rows of either side without a partner: temp.main."__udr kd" holds
  * (__udr_opart, __udr_orow: the position of a row of the table to delete,
  * NULL for none; __udr_nr: the row id in the copy of a row to insert, NULL
  * for none; the copy's columns).  The shadow then starts from the rows to
@@ -2685,7 +2699,7 @@ static int keyed_diff(udr_query *q, wtab *t, const char *nm, const char *const *
 	udr__view *vw;
 	int rc = udr__q_view_get(&vw, q, t->base);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_kd AS SELECT o.__udr_part AS __udr_opart, "
+		rc = udr__buf_puts(&b, "CREATE TEMP TABLE \"__udr kd\" AS SELECT o.__udr_part AS __udr_opart, "
 		                       "o.__udr_row AS __udr_orow, y.__udr_nr");
 	for (size_t i = 0; rc == 0 && i < cols->n; i++) {
 		rc = udr__buf_puts(&b, ", y.");
@@ -2697,7 +2711,7 @@ static int keyed_diff(udr_query *q, wtab *t, const char *nm, const char *const *
 	if (rc == 0)
 		rc = udr__dv_scan_sql(&b, q, vw, true);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, ") o FULL OUTER JOIN (SELECT rowid AS __udr_nr, * FROM temp.main.__udr_new) y ON ");
+		rc = udr__buf_puts(&b, ") o FULL OUTER JOIN (SELECT rowid AS __udr_nr, * FROM temp.main.\"__udr new\") y ON ");
 	if (rc == 0)
 		rc = keys_match(&b, keys, nkeys);
 	if (rc == 0)
@@ -2712,13 +2726,13 @@ static int keyed_diff(udr_query *q, wtab *t, const char *nm, const char *const *
 		return rc;
 	/* a key in both whose row changed: one update */
 	rc = query_count(&t->key_updates, q,
-	                 "SELECT count(*)::BIGINT FROM temp.main.__udr_kd WHERE __udr_orow IS NOT NULL AND __udr_nr IS NOT NULL");
+	                 "SELECT count(*)::BIGINT FROM temp.main.\"__udr kd\" WHERE __udr_orow IS NOT NULL AND __udr_nr IS NOT NULL");
 	if (rc == 0)
 		rc = udr__buf_puts(&rows, "SELECT __udr_opart, __udr_orow");
 	for (size_t i = 0; rc == 0 && i < cols->n; i++)
 		rc = udr__buf_puts(&rows, ", NULL");
 	if (rc == 0)
-		rc = udr__buf_puts(&rows, " FROM temp.main.__udr_kd WHERE __udr_orow IS NOT NULL");
+		rc = udr__buf_puts(&rows, " FROM temp.main.\"__udr kd\" WHERE __udr_orow IS NOT NULL");
 	if (rc == 0)
 		rc = shadow_from_rows(q, t, rows.ptr);
 	if (rc == 0)
@@ -2728,13 +2742,13 @@ static int keyed_diff(udr_query *q, wtab *t, const char *nm, const char *const *
 	udr__buf_free(&b);
 	if (rc == 0)
 		rc = udr__buf_printf(&b, "INSERT INTO temp.main.%s SELECT * EXCLUDE (__udr_opart, __udr_orow, __udr_nr) "
-		                         "FROM temp.main.__udr_kd WHERE __udr_nr IS NOT NULL ORDER BY __udr_nr",
+		                         "FROM temp.main.\"__udr kd\" WHERE __udr_nr IS NOT NULL ORDER BY __udr_nr",
 		                     nm);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
 	udr__buf_free(&b);
 	udr__buf_free(&rows);
-	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_kd");
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr kd\"");
 	return rc;
 }
 
@@ -2785,7 +2799,7 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	if ((!fast && (rc = make_shadow(q, t, NULL, NULL, NULL, 0)) < 0) || (rc = udr__sql_ident(&nm, table)) < 0)
 		goto fail;
 	/* the new copy, and both sides' columns: the same names, types, order */
-	rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_new AS %s", select_sql);
+	rc = udr__buf_printf(&b, "CREATE TEMP TABLE \"__udr new\" AS %s", select_sql);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
 	udr__buf_free(&b);
@@ -2799,7 +2813,7 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 		udr__buf_free(&sel);
 	}
 	if (rc == 0)
-		rc = udr__q_describe(&got.names, &got.types, &got.n, q, "SELECT * FROM temp.main.__udr_new");
+		rc = udr__q_describe(&got.names, &got.types, &got.n, q, "SELECT * FROM temp.main.\"__udr new\"");
 	udr__buf_free(&b);
 	if (rc < 0)
 		goto fail;
@@ -2823,7 +2837,7 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	if (rc < 0)
 		goto fail;
 	/* matched on keys: unique on both sides, or rows would be lost or doubled */
-	if ((rc = keys_repeat(&rep, q, "temp.main.__udr_new", keys, nkeys)) < 0)
+	if ((rc = keys_repeat(&rep, q, "temp.main.\"__udr new\"", keys, nkeys)) < 0)
 		goto fail;
 	if (rep) {
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in the new copy of table %s", table);
@@ -2852,13 +2866,13 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	 * rows without an equal row left come: only they are stored */
 	rc = udr__buf_printf(&b, "DELETE FROM temp.main.%s x WHERE ", nm.ptr);
 	if (rc == 0)
-		rc = no_equal_row(&b, "temp.main.__udr_new", "x", &have);
+		rc = no_equal_row(&b, "temp.main.\"__udr new\"", "x", &have);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
 	udr__buf_free(&b);
 	if (rc < 0)
 		goto fail;
-	rc = udr__buf_printf(&b, "INSERT INTO temp.main.%s SELECT * FROM temp.main.__udr_new x WHERE ", nm.ptr);
+	rc = udr__buf_printf(&b, "INSERT INTO temp.main.%s SELECT * FROM temp.main.\"__udr new\" x WHERE ", nm.ptr);
 	if (rc == 0) {
 		udr__buf other = {0};
 		rc = udr__buf_printf(&other, "temp.main.%s", nm.ptr);
@@ -2872,7 +2886,7 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	if (rc < 0)
 		goto fail;
 commit:
-	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_new");
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr new\"");
 	colset_free(&have);
 	colset_free(&got);
 	udr__buf_free(&nm);
@@ -2893,7 +2907,7 @@ fail:
 	{
 		char msg[2048];
 		snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
-		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_new");
+		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr new\"");
 		udr__error_set(rc, "%s", msg);
 	}
 	colset_free(&have);
