@@ -1097,36 +1097,35 @@ static bool float_col(const char *type)
  * and NaN's payload, and the text shows the sign of 0 and of NaN but not the
  * payload) at a fraction of the cost (no formatting of every value).
  */
+/* "OPEN a.c CLOSE IS NOT DISTINCT FROM OPEN bb.c CLOSE" */
+static int cmp_wrapped(udr__buf *b, const char *open, const char *close, const char *a, const char *bb,
+                       const char *name)
+{
+	int rc = udr__buf_printf(b, "%s%s.", open, a);
+	if (rc == 0)
+		rc = udr__sql_ident(b, name);
+	if (rc == 0)
+		rc = udr__buf_printf(b, "%s IS NOT DISTINCT FROM %s%s.", close, open, bb);
+	if (rc == 0)
+		rc = udr__sql_ident(b, name);
+	return rc == 0 ? udr__buf_puts(b, close) : rc;
+}
+
 static int same_col(udr__buf *b, const char *a, const char *bb, const char *name, const char *type)
 {
-	bool txt = text_compared(type);
 	int rc;
 	if (float_col(type)) {
-		for (int k = 0; k < 2; k++) {
-			rc = udr__buf_printf(b, k ? " AND signbit(%s." : "(%s.", a);
-			if (rc == 0)
-				rc = udr__sql_ident(b, name);
-			if (rc == 0)
-				rc = udr__buf_printf(b, k ? ") IS NOT DISTINCT FROM signbit(%s." : " IS NOT DISTINCT FROM %s.", bb);
-			if (rc == 0)
-				rc = udr__sql_ident(b, name);
-			if (rc == 0)
-				rc = udr__buf_puts(b, k ? "))" : "");
-			if (rc < 0)
-				return rc;
-		}
-		return 0;
+		rc = udr__buf_puts(b, "(");
+		if (rc == 0)
+			rc = cmp_wrapped(b, "", "", a, bb, name);
+		if (rc == 0)
+			rc = udr__buf_puts(b, " AND ");
+		if (rc == 0)
+			rc = cmp_wrapped(b, "signbit(", ")", a, bb, name);
+		return rc == 0 ? udr__buf_puts(b, ")") : rc;
 	}
-	rc = udr__buf_printf(b, txt ? "CAST(%s." : "%s.", a);
-	if (rc == 0)
-		rc = udr__sql_ident(b, name);
-	if (rc == 0)
-		rc = udr__buf_printf(b, txt ? " AS VARCHAR) IS NOT DISTINCT FROM CAST(%s." : " IS NOT DISTINCT FROM %s.", bb);
-	if (rc == 0)
-		rc = udr__sql_ident(b, name);
-	if (rc == 0 && txt)
-		rc = udr__buf_puts(b, " AS VARCHAR)");
-	return rc;
+	return text_compared(type) ? cmp_wrapped(b, "CAST(", " AS VARCHAR)", a, bb, name)
+	                           : cmp_wrapped(b, "", "", a, bb, name);
 }
 
 /* "NOT (a.c IS NOT DISTINCT FROM b.c AND ...)": the row changed. */
