@@ -2567,12 +2567,25 @@ static void compact_after(udr_query *q, const char *branch, char **tables, size_
 
 /* ---- import of a full copy matched on keys ------------------------------------------------------------ */
 
+/* One BIGINT of a query's first row. */
+static int query_count(uint64_t *out, udr_query *q, const char *sql)
+{
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = udr__q_run(&r, q, sql, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
+		rc = udr__error_set(UDR_ERROR, "cannot count the rows of: %.200s", sql);
+	if (rc == 0)
+		*out = (uint64_t)x.i64;
+	udr_result_free(r);
+	return rc;
+}
+
 /* 1 when the columns of relation (SQL) repeat a key value. */
 static int keys_repeat(bool *out, udr_query *q, const char *relation, const char *const *keys, size_t nkeys)
 {
 	udr__buf b = {0}, k = {0};
-	udr_result *r = NULL;
-	udr_value x;
+	uint64_t n = 0;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < nkeys; i++) {
 		if (i)
@@ -2584,9 +2597,8 @@ static int keys_repeat(bool *out, udr_query *q, const char *relation, const char
 		rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1)",
 		                     relation, k.ptr);
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-	*out = rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64 && x.i64 > 0;
-	udr_result_free(r);
+		rc = query_count(&n, q, b.ptr);
+	*out = rc == 0 && n > 0;
 	udr__buf_free(&b);
 	udr__buf_free(&k);
 	return rc;
@@ -2613,8 +2625,6 @@ static int key_updates(uint64_t *out, udr_query *q, const char *nm, const char *
                        const colset *cols)
 {
 	udr__buf b = {0};
-	udr_result *r = NULL;
-	udr_value x;
 	int rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM temp.main.%s x WHERE ", nm);
 	if (rc == 0)
 		rc = no_equal_row(&b, "temp.main.\"__udr new\"", "x", cols);
@@ -2635,12 +2645,7 @@ static int key_updates(uint64_t *out, udr_query *q, const char *nm, const char *
 	if (rc == 0)
 		rc = udr__buf_puts(&b, ")");
 	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
-	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
-		rc = udr__error_set(UDR_ERROR, "cannot count the rows a key import updates");
-	if (rc == 0)
-		*out = (uint64_t)x.i64;
-	udr_result_free(r);
+		rc = query_count(out, q, b.ptr);
 	udr__buf_free(&b);
 	return rc;
 }
@@ -2660,20 +2665,6 @@ static int keys_match(udr__buf *b, const char *const *keys, size_t nkeys)
 		if (rc == 0)
 			rc = udr__sql_ident(b, keys[k]);
 	}
-	return rc;
-}
-
-/* One BIGINT of a query's first row. */
-static int query_count(uint64_t *out, udr_query *q, const char *sql)
-{
-	udr_result *r = NULL;
-	udr_value x;
-	int rc = udr__q_run(&r, q, sql, NULL, 0, UDR__RUN_ANY);
-	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_INT64 || x.i64 < 0))
-		rc = udr__error_set(UDR_ERROR, "cannot count the rows of: %.200s", sql);
-	if (rc == 0)
-		*out = (uint64_t)x.i64;
-	udr_result_free(r);
 	return rc;
 }
 
