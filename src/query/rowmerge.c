@@ -17,7 +17,7 @@
 #include "query/query_internal.h"
 #include "catalog/catalog_internal.h"
 
-/* What a row did, in __udr_rm.__udr_act. */
+/* What a row did, in "__udr rm".__udr_act. */
 #define ACT_THEIRS 1   /* changed on their side only: take it */
 #define ACT_SAME 2     /* changed the same way on both sides */
 #define ACT_CELLS 3    /* different columns changed on each side (cell strictness) */
@@ -260,7 +260,7 @@ static int check_key_nulls(udr_query *q, const char *table, const uint64_t *vers
  * The key must be unique, where it matters: a key no side changed keeps
  * ours' rows as they are, but a changed key is applied, recorded or kept by
  * key, so it must name one row in each version (else a row would be lost
- * or doubled).  The changed keys (__udr_rm, small) once each there, and in
+ * or doubled).  The changed keys ("__udr rm", small) once each there, and in
  * each version: a semi join of its key column against them, no aggregate
  * over the whole table.
  */
@@ -272,7 +272,7 @@ static int check_key_dups(udr_query *q, const char *table, const uint64_t *versi
 		rc = key_list(&xk, "x", key);
 	if (rc == 0)
 		rc = udr__buf_printf(&b,
-		                     "SELECT (SELECT count(*)::BIGINT FROM (SELECT 1 FROM temp.main.__udr_rm GROUP BY %s "
+		                     "SELECT (SELECT count(*)::BIGINT FROM (SELECT 1 FROM temp.main.\"__udr rm\" GROUP BY %s "
 		                     "HAVING count(*) > 1))",
 		                     k.ptr);
 	for (size_t v = 0; rc == 0 && v < nv; v++) {
@@ -282,7 +282,7 @@ static int check_key_dups(udr_query *q, const char *table, const uint64_t *versi
 		if (rc == 0)
 			rc = vref(&b, table, versions[v]);
 		if (rc == 0)
-			rc = udr__buf_puts(&b, " x SEMI JOIN temp.main.__udr_rm __udr_m ON ");
+			rc = udr__buf_puts(&b, " x SEMI JOIN temp.main.\"__udr rm\" __udr_m ON ");
 		if (rc == 0)
 			rc = keys_equal(&b, "__udr_m", "x", key, false);
 		if (rc == 0)
@@ -432,7 +432,7 @@ static int coalesced_keys(udr__buf *b, const cols *key)
 }
 
 /*
- * temp.main.__udr_rm: one row per key changed on either side, with the
+ * temp.main."__udr rm": one row per key changed on either side, with the
  * key columns, the three sides' rows as structs (__udr_b, __udr_o, __udr_t;
  * NULL where absent) and what the row did (__udr_act).
  */
@@ -473,7 +473,7 @@ static int classify(udr_query *q, const udr_merge_table *mt, const cols *c, cons
 	if (rc < 0)
 		goto out;
 	/* the changed rows, classified: what each side did to each key */
-	rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_rm AS SELECT ");
+	rc = udr__buf_puts(&b, "CREATE TEMP TABLE \"__udr rm\" AS SELECT ");
 	for (size_t i = 0; rc == 0 && i < key->n; i++) {
 		rc = udr__sql_ident(&b, key->names[i]);
 		if (rc == 0)
@@ -652,14 +652,14 @@ static int row_struct(udr__buf *b, const char *x, const cols *c)
 	return rc == 0 ? udr__buf_puts(b, ")") : rc;
 }
 
-/* temp.main.__udr_rows: the stored rows at the positions __udr_need lists,
+/* temp.main."__udr rows": the stored rows at the positions "__udr need" lists,
  * read from the parts that hold them only. */
 static int fetch_rows(udr_query *q, const pdict *d, const udr_merge_table *mt, const cols *c)
 {
 	udr_result *r = NULL;
 	udr__buf b = {0}, ids = {0}, paths = {0};
 	size_t n = 0;
-	int rc = udr__q_run(&r, q, "SELECT DISTINCT (p >> 32)::BIGINT FROM temp.main.__udr_need ORDER BY 1", NULL, 0,
+	int rc = udr__q_run(&r, q, "SELECT DISTINCT (p >> 32)::BIGINT FROM temp.main.\"__udr need\" ORDER BY 1", NULL, 0,
 	                    UDR__RUN_ANY);
 	for (size_t i = 0; rc == 0 && i < udr_result_row_count(r); i++) {
 		udr_value x;
@@ -678,7 +678,7 @@ static int fetch_rows(udr_query *q, const pdict *d, const udr_merge_table *mt, c
 	}
 	udr_result_free(r);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_rows AS SELECT ");
+		rc = udr__buf_puts(&b, "CREATE TEMP TABLE \"__udr rows\" AS SELECT ");
 	if (rc == 0 && n == 0) {
 		rc = udr__buf_puts(&b, "0::BIGINT AS __udr_p, ");
 		if (rc == 0)
@@ -697,7 +697,7 @@ static int fetch_rows(udr_query *q, const pdict *d, const udr_merge_table *mt, c
 			rc = udr__buf_printf(&b,
 			                     " AS __udr_r FROM (SELECT (list_extract([%s], (file_index + 1)::BIGINT)::BIGINT << 32) + "
 			                     "file_row_number::BIGINT AS __udr_p, * FROM read_parquet([%s])) __udr_y WHERE __udr_p "
-			                     "IN (SELECT p FROM temp.main.__udr_need)",
+			                     "IN (SELECT p FROM temp.main.\"__udr need\")",
 			                     ids.ptr, paths.ptr);
 	}
 	if (rc == 0)
@@ -710,9 +710,9 @@ static int fetch_rows(udr_query *q, const pdict *d, const udr_merge_table *mt, c
 
 static void drop_fast(udr_query *q)
 {
-	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_ck");
-	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_need");
-	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rows");
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr ck\"");
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr need\"");
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr rows\"");
 }
 
 /*
@@ -746,7 +746,7 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 		goto out;
 	drop_fast(q);
 	/* 1. the keys a side moved */
-	rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_ck AS SELECT ");
+	rc = udr__buf_puts(&b, "CREATE TEMP TABLE \"__udr ck\" AS SELECT ");
 	if (rc == 0)
 		rc = coalesced_keys(&b, key);
 	if (rc == 0)
@@ -775,7 +775,7 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 			rc = udr__buf_printf(&nsql,
 			                     "SELECT count(*) FILTER (WHERE (%s) AND __udr_po IS NOT NULL)::BIGINT, count(*) FILTER "
 			                     "(WHERE (%s) AND __udr_pt IS NOT NULL)::BIGINT, count(*) FILTER (WHERE (%s) AND "
-			                     "__udr_pb IS NOT NULL)::BIGINT FROM temp.main.__udr_ck",
+			                     "__udr_pb IS NOT NULL)::BIGINT FROM temp.main.\"__udr ck\"",
 			                     nb.ptr, nb.ptr, nb.ptr);
 		if (rc == 0)
 			rc = per_version(q, nsql.ptr, mt->table, vers, 3, key);
@@ -793,7 +793,7 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 		udr_value x;
 		uint64_t rows = 0, moved = 0;
 		udr_version *v = NULL;
-		if ((rc = udr__q_run(&r, q, "SELECT count(*)::BIGINT FROM temp.main.__udr_ck", NULL, 0, UDR__RUN_ANY)) == 0 &&
+		if ((rc = udr__q_run(&r, q, "SELECT count(*)::BIGINT FROM temp.main.\"__udr ck\"", NULL, 0, UDR__RUN_ANY)) == 0 &&
 		    udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64)
 			moved = (uint64_t)x.i64;
 		udr_result_free(r);
@@ -810,12 +810,12 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 	}
 	/* 2. the rows to read: theirs' where theirs moved; all where both did */
 	if (rc == 0)
-		rc = udr__q_exec(q, "CREATE TEMP TABLE __udr_need AS "
-		                    "SELECT __udr_pt AS p FROM temp.main.__udr_ck WHERE __udr_pt IS NOT NULL AND __udr_pt IS "
+		rc = udr__q_exec(q, "CREATE TEMP TABLE \"__udr need\" AS "
+		                    "SELECT __udr_pt AS p FROM temp.main.\"__udr ck\" WHERE __udr_pt IS NOT NULL AND __udr_pt IS "
 		                    "DISTINCT FROM __udr_pb UNION "
-		                    "SELECT __udr_po FROM temp.main.__udr_ck WHERE __udr_po IS NOT NULL AND __udr_po IS "
+		                    "SELECT __udr_po FROM temp.main.\"__udr ck\" WHERE __udr_po IS NOT NULL AND __udr_po IS "
 		                    "DISTINCT FROM __udr_pb AND __udr_pt IS DISTINCT FROM __udr_pb UNION "
-		                    "SELECT __udr_pb FROM temp.main.__udr_ck WHERE __udr_pb IS NOT NULL AND __udr_po IS "
+		                    "SELECT __udr_pb FROM temp.main.\"__udr ck\" WHERE __udr_pb IS NOT NULL AND __udr_po IS "
 		                    "DISTINCT FROM __udr_pb AND __udr_pt IS DISTINCT FROM __udr_pb");
 	if (rc == 0)
 		rc = fetch_rows(q, &d, mt, c);
@@ -830,7 +830,7 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 		rc = cell_expr(&cell, c, key, strict);
 	udr__buf_free(&b);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, "CREATE TEMP TABLE __udr_rm AS SELECT ");
+		rc = udr__buf_puts(&b, "CREATE TEMP TABLE \"__udr rm\" AS SELECT ");
 	for (size_t i = 0; rc == 0 && i < key->n; i++) {
 		rc = udr__sql_ident(&b, key->names[i]);
 		if (rc == 0)
@@ -853,10 +853,10 @@ static int classify_fast(udr_query *q, const udr_merge_table *mt, const cols *c,
 		                     "NOT (__udr_ht = __udr_hb AND (NOT __udr_ht OR %s)) AS __udr_tc FROM "
 		                     "(SELECT ck.*, ck.__udr_pb IS NOT NULL AS __udr_hb, ck.__udr_po IS NOT NULL AS __udr_ho, "
 		                     "ck.__udr_pt IS NOT NULL AS __udr_ht, rb.__udr_r AS __udr_b, ro.__udr_r AS __udr_o, "
-		                     "rt.__udr_r AS __udr_t FROM temp.main.__udr_ck ck "
-		                     "LEFT JOIN temp.main.__udr_rows rb ON rb.__udr_p = ck.__udr_pb "
-		                     "LEFT JOIN temp.main.__udr_rows ro ON ro.__udr_p = ck.__udr_po "
-		                     "LEFT JOIN temp.main.__udr_rows rt ON rt.__udr_p = ck.__udr_pt))) WHERE __udr_act IS NOT NULL",
+		                     "rt.__udr_r AS __udr_t FROM temp.main.\"__udr ck\" ck "
+		                     "LEFT JOIN temp.main.\"__udr rows\" rb ON rb.__udr_p = ck.__udr_pb "
+		                     "LEFT JOIN temp.main.\"__udr rows\" ro ON ro.__udr_p = ck.__udr_po "
+		                     "LEFT JOIN temp.main.\"__udr rows\" rt ON rt.__udr_p = ck.__udr_pt))) WHERE __udr_act IS NOT NULL",
 		                     oids.ptr, ACT_OURS, ACT_THEIRS, ACT_OURS, ACT_THEIRS, ot.ptr, ACT_SAME, cell.ptr, ACT_CELLS,
 		                     ACT_CONFLICT, oob.ptr, ttb.ptr);
 	if (rc == 0)
@@ -880,7 +880,7 @@ out:
 static int count_acts(udr_merge_table *mt, udr_query *q)
 {
 	udr_result *r = NULL;
-	int rc = udr__q_run(&r, q, "SELECT __udr_act::BIGINT, count(*)::BIGINT FROM temp.main.__udr_rm GROUP BY ALL",
+	int rc = udr__q_run(&r, q, "SELECT __udr_act::BIGINT, count(*)::BIGINT FROM temp.main.\"__udr rm\" GROUP BY ALL",
 	                    NULL, 0, UDR__RUN_ANY);
 	for (size_t i = 0; rc == 0 && i < udr_result_row_count(r); i++) {
 		udr_value a, n;
@@ -898,11 +898,11 @@ static int count_acts(udr_merge_table *mt, udr_query *q)
 	return rc;
 }
 
-/* "EXISTS (rows of __udr_rm to replace whose key is x's)" */
+/* "EXISTS (rows of "__udr rm" to replace whose key is x's)" */
 static int replaced_cond(udr__buf *b, const cols *key)
 {
 	int rc = udr__buf_printf(b,
-	                         "EXISTS (SELECT 1 FROM temp.main.__udr_rm __udr_m WHERE __udr_m.__udr_act IN (%d, %d) "
+	                         "EXISTS (SELECT 1 FROM temp.main.\"__udr rm\" __udr_m WHERE __udr_m.__udr_act IN (%d, %d) "
 	                         "AND __udr_m.__udr_ho AND ",
 	                         ACT_THEIRS, ACT_CELLS);
 	if (rc == 0)
@@ -933,7 +933,7 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 		                : udr__buf_printf(&del, "DELETE FROM %s x WHERE %s", nm.ptr, cond.ptr);
 	if (rc == 0)
 		rc = udr__buf_printf(&ins,
-		                     "INSERT INTO %s SELECT UNNEST(__udr_t) FROM temp.main.__udr_rm WHERE __udr_act = %d AND "
+		                     "INSERT INTO %s SELECT UNNEST(__udr_t) FROM temp.main.\"__udr rm\" WHERE __udr_act = %d AND "
 		                     "__udr_ht",
 		                     nm.ptr, ACT_THEIRS);
 	if (rc == 0)
@@ -954,7 +954,7 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 			rc = udr__buf_puts(&cells, " END");
 	}
 	if (rc == 0)
-		rc = udr__buf_printf(&cells, " FROM temp.main.__udr_rm WHERE __udr_act = %d", ACT_CELLS);
+		rc = udr__buf_printf(&cells, " FROM temp.main.\"__udr rm\" WHERE __udr_act = %d", ACT_CELLS);
 	/* by place (the fast path): ours' rows to replace, their columns unread
 	 * (NULL: they are deleted, never compared) */
 	if (rc == 0 && positional) {
@@ -962,7 +962,7 @@ static int stage_merged(udr_version **out, udr_query *q, const udr_merge_table *
 		for (size_t i = 0; rc == 0 && i < c->n; i++)
 			rc = udr__buf_puts(&rows, ", NULL");
 		if (rc == 0)
-			rc = udr__buf_printf(&rows, " FROM temp.main.__udr_rm WHERE __udr_act IN (%d, %d) AND __udr_ho",
+			rc = udr__buf_printf(&rows, " FROM temp.main.\"__udr rm\" WHERE __udr_act IN (%d, %d) AND __udr_ho",
 			                     ACT_THEIRS, ACT_CELLS);
 	}
 	if (rc == 0) {
@@ -1074,7 +1074,7 @@ static int apply_row_sides(udr_query *q, const udr__mtable *rt, const cols *key)
 		return 0;
 	rc = key_text(&kt, key);
 	if (rc == 0)
-		rc = udr__buf_printf(&b, "UPDATE temp.main.__udr_rm SET __udr_act = CASE %s", kt.ptr);
+		rc = udr__buf_printf(&b, "UPDATE temp.main.\"__udr rm\" SET __udr_act = CASE %s", kt.ptr);
 	for (size_t i = 0; rc == 0 && i < rt->nr; i++) {
 		rc = udr__buf_puts(&b, " WHEN ");
 		if (rc == 0)
@@ -1109,7 +1109,7 @@ static int write_conflicts(udr__parts *out, udr_query *q, const cols *key)
 	if (rc == 0)
 		rc = udr__buf_printf(&b,
 		                     " AS key_text, to_json(__udr_b)::VARCHAR AS base, to_json(__udr_o)::VARCHAR AS ours, "
-		                     "to_json(__udr_t)::VARCHAR AS theirs FROM temp.main.__udr_rm WHERE __udr_act = %d "
+		                     "to_json(__udr_t)::VARCHAR AS theirs FROM temp.main.\"__udr rm\" WHERE __udr_act = %d "
 		                     "ORDER BY key_text",
 		                     ACT_CONFLICT);
 	if (rc == 0)
@@ -1180,7 +1180,7 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 		mt->rowlevel = 0;
 		goto out;
 	}
-	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr rm\"");
 	/* by place in the store; else (and with UDR_ROWMERGE_SLOW set, for the
 	 * tests of both paths) by content over every row */
 	rc = getenv("UDR_ROWMERGE_SLOW") ? 1 : classify_fast(q, mt, &co, &key, strict);
@@ -1484,7 +1484,7 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 			vt[nv++] = i;
 		}
 	}
-	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
+	(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr rm\"");
 	udr__q_cache_release(q);
 	m->nconflicts = 0;
 	for (size_t i = 0; i < m->ntables; i++)
@@ -1583,7 +1583,7 @@ fail:
 	{
 		char msg[2048];
 		snprintf(msg, sizeof(msg), "%s", udr_error_last()->message);
-		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.__udr_rm");
+		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr rm\"");
 		udr__error_set(rc, "%s", msg);
 	}
 	udr__q_cache_release(q);

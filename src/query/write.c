@@ -473,8 +473,8 @@ typedef struct wtab {
 	bool shadow;        /* temp table "name" holds its rows */
 	bool dropped;
 	bool full;          /* store every row anew (created, replaced, base not Parquet) */
-	unsigned long id;   /* __udr_o_<id>: the rows the shadow started from, with positions */
-	bool orig;          /* __udr_o_<id> exists */
+	unsigned long id;   /* "__udr o <id>": the rows the shadow started from, with positions */
+	bool orig;          /* "__udr o <id>" exists */
 	bool partial;       /* the shadow holds only some of the base's rows */
 	uint64_t key_updates; /* import --key: rows deleted and inserted again with their key */
 } wtab;
@@ -510,13 +510,13 @@ bool udr__w_dropped(udr_query *q, const char *table)
 	return t && t->dropped && !t->shadow;
 }
 
-/* DROP TABLE [IF EXISTS] temp.main."name" (a shadow), or __udr_o_<id> when name is NULL. */
+/* DROP TABLE [IF EXISTS] temp.main."name" (a shadow), or "__udr o <id>" when name is NULL. */
 static int drop_temp(udr_query *q, const char *name, unsigned long id, bool if_exists)
 {
 	udr__buf b = {0};
 	int rc = udr__buf_puts(&b, if_exists ? "DROP TABLE IF EXISTS temp.main." : "DROP TABLE temp.main.");
 	if (rc == 0)
-		rc = name ? udr__sql_ident(&b, name) : udr__buf_printf(&b, "__udr_o_%lu", id);
+		rc = name ? udr__sql_ident(&b, name) : udr__buf_printf(&b, "\"__udr o %lu\"", id);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
 	udr__buf_free(&b);
@@ -534,7 +534,7 @@ static void wtx_end(udr_query *q)
 		if (t->shadow && t->orig) { /* both in one call */
 			udr__buf b = {0};
 			if (udr__buf_puts(&b, "DROP TABLE IF EXISTS temp.main.") == 0 && udr__sql_ident(&b, t->name) == 0 &&
-			    udr__buf_printf(&b, "; DROP TABLE IF EXISTS temp.main.__udr_o_%lu", t->id) == 0)
+			    udr__buf_printf(&b, "; DROP TABLE IF EXISTS temp.main.\"__udr o %lu\"", t->id) == 0)
 				(void)udr__q_exec(q, b.ptr);
 			udr__buf_free(&b);
 		} else if (t->shadow) {
@@ -961,7 +961,7 @@ out:
 }
 
 /*
- * Make the shadow of t: __udr_o_<id> holds the base's rows with their
+ * Make the shadow of t: "__udr o <id>" holds the base's rows with their
  * positions (part, row in the part), and the temp table "name" the same rows
  * in the same order, so that row id k of both is the same row until the
  * statements change it.  A base that is not Parquet parts is copied whole and
@@ -1013,7 +1013,7 @@ static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alia
 			free(idx);
 			goto out;
 		}
-		rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS SELECT * FROM (", t->id);
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE \"__udr o %lu\" AS SELECT * FROM (", t->id);
 		if (rc == 0)
 			rc = udr__dv_scan_sql_parts(&b, q, vw, true, idx, nidx);
 		free(idx);
@@ -1028,7 +1028,7 @@ static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alia
 	} else {
 		/* every row, or none (an INSERT: the first part binds the columns) */
 		size_t first = 0;
-		rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS ", t->id);
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE \"__udr o %lu\" AS ", t->id);
 		if (rc == 0)
 			rc = udr__dv_scan_sql_parts(&b, q, vw, true, cond && vw->nparts ? &first : NULL, 1);
 		if (rc == 0 && cond)
@@ -1040,7 +1040,7 @@ static int make_shadow(udr_query *q, wtab *t, const char *cond, const char *alia
 	if (rc < 0)
 		goto out;
 	t->orig = true;
-	rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM __udr_o_%lu",
+	rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM \"__udr o %lu\"",
 	                     nm.ptr, t->id);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
@@ -1347,7 +1347,7 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		goto out;
 	/* 1. positions of rows gone or changed */
 	rc = udr__buf_printf(&b,
-	                     "SELECT o.__udr_part::UBIGINT, o.__udr_row::UBIGINT, s.__udr_r IS NOT NULL FROM __udr_o_%lu o "
+	                     "SELECT o.__udr_part::UBIGINT, o.__udr_row::UBIGINT, s.__udr_r IS NOT NULL FROM \"__udr o %lu\" o "
 	                     "LEFT JOIN (SELECT rowid AS __udr_r, * FROM temp.main.%s) s ON o.rowid = s.__udr_r "
 	                     "WHERE s.__udr_r IS NULL OR %s",
 	                     t->id, nm.ptr, cmp.ptr);
@@ -1425,7 +1425,7 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	udr__buf_free(&b);
 	rc = udr__buf_printf(&b,
 	                     "SELECT s.* EXCLUDE (__udr_r) FROM (SELECT rowid AS __udr_r, * FROM temp.main.%s) s "
-	                     "LEFT JOIN __udr_o_%lu o ON o.rowid = s.__udr_r WHERE o.rowid IS NULL OR %s "
+	                     "LEFT JOIN \"__udr o %lu\" o ON o.rowid = s.__udr_r WHERE o.rowid IS NULL OR %s "
 	                     "ORDER BY o.__udr_part NULLS LAST, o.__udr_row, s.__udr_r",
 	                     nm.ptr, t->id, cmp.ptr);
 	if (rc == 0)
@@ -2918,7 +2918,7 @@ static int shadow_from_rows(udr_query *q, wtab *t, const char *rows_sql)
 	int rc = udr__q_view_get(&vw, q, t->base);
 	t->id = ++q->wtx->ids;
 	if (rc == 0)
-		rc = udr__buf_printf(&b, "CREATE TEMP TABLE __udr_o_%lu AS ", t->id);
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE \"__udr o %lu\" AS ", t->id);
 	if (rc == 0)
 		rc = udr__dv_scan_sql(&b, q, vw, true);
 	if (rc == 0)
@@ -2929,14 +2929,14 @@ static int shadow_from_rows(udr_query *q, wtab *t, const char *rows_sql)
 	t->orig = rc == 0;
 	t->partial = true;
 	if (rc == 0)
-		rc = udr__buf_printf(&b, "INSERT INTO __udr_o_%lu %s", t->id, rows_sql);
+		rc = udr__buf_printf(&b, "INSERT INTO \"__udr o %lu\" %s", t->id, rows_sql);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);
 	udr__buf_free(&b);
 	if (rc == 0)
 		rc = udr__sql_ident(&nm, t->name);
 	if (rc == 0)
-		rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM __udr_o_%lu",
+		rc = udr__buf_printf(&b, "CREATE TEMP TABLE %s AS SELECT * EXCLUDE (__udr_part, __udr_row) FROM \"__udr o %lu\"",
 		                     nm.ptr, t->id);
 	if (rc == 0)
 		rc = udr__q_exec(q, b.ptr);

@@ -71,6 +71,17 @@ def test_clean_three_way_adds_deletes_updates_on_both_sides(udr, tmp_path):
     udr.ok("fsck")
 
 
+@pytest.mark.parametrize("table", ["__udr_rm"])
+def test_tables_named_like_the_temporary_ones_merge(udr, tmp_path, table):
+    """A merge of a table named like one of the merge's temporary tables
+    (it failed: 'Table with name "__udr_rm" already exists', exit 2)."""
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS, table=table)
+    m = merge_json(udr, "--key", "%s=id" % table)
+    assert m["conflicts"] == 0 and m["tables"][0]["rows"]["ours"] == 3
+    assert rows(udr, table) == MERGED
+    udr.ok("fsck")
+
+
 def test_merged_rows_equal_sql_reference(udr, tmp_path):
     """The merge against the same three-way rule written in plain SQL over many rows."""
     import random

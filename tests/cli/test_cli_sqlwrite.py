@@ -568,3 +568,20 @@ def test_import_key_into_tables_named_like_the_temporary_ones(udr, tmp_path):
         udr.ok("import", t, str(a))
         assert udr.ok("import", t, str(b), "--key", "id").out.strip() == "2"
         assert rows(udr, 'SELECT id, v FROM "%s" ORDER BY id' % t) == [(1, "a"), (2, "c"), (3, "d")]
+
+
+def test_writes_to_tables_named_like_the_temporary_ones(udr, tmp_path):
+    """UPDATE, DELETE and a two-table transaction on tables named like the
+    shadows' row tables (__udr_o_<n>: the second table written in a session
+    failed, 'Table with name "__udr_o_1" already exists', exit 2)."""
+    a = tmp_path / "a.csv"
+    a.write_text("id,v\n1,a\n2,b\n3,c\n")
+    for t in ("__udr_o_0", "__udr_o_1", "__udr_o_2", "t"):
+        udr.ok("import", t, str(a))
+    for t in ("__udr_o_0", "__udr_o_1", "__udr_o_2", "t"):
+        udr.ok("sql", 'UPDATE "%s" SET v = \'x\' WHERE id = 1' % t)
+        udr.ok("sql", 'DELETE FROM "%s" WHERE id = 3' % t)
+        assert rows(udr, 'SELECT id, v FROM "%s" ORDER BY id' % t) == [(1, "x"), (2, "b")]
+    udr.ok("sql", "BEGIN; UPDATE t SET v = 'y' WHERE id = 2; UPDATE __udr_o_1 SET v = 'z' WHERE id = 2; COMMIT")
+    assert rows(udr, "SELECT id, v FROM t ORDER BY id") == [(1, "x"), (2, "y")]
+    assert rows(udr, "SELECT id, v FROM __udr_o_1 ORDER BY id") == [(1, "x"), (2, "z")]
