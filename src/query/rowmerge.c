@@ -310,28 +310,12 @@ static int check_key_dups(udr_query *q, const char *table, const uint64_t *versi
 	return rc;
 }
 
-/* "x.c IS NOT DISTINCT FROM y.c" as SQL writes compare (write.c), but for a
- * plain floating point column without its cast to text (the cost of a
- * merge's classification): equal and, at zero, of the same sign. */
+/* "x.c IS NOT DISTINCT FROM y.c" exactly as SQL writes compare (write.c):
+ * a float's sign counts, at zero and for NaN alike (a merge that saw NaN
+ * and -NaN as the same dropped a side's change to it). */
 static int col_same(udr__buf *b, const char *x, const char *y, const char *name, const char *type)
 {
-	udr__buf cx = {0}, cy = {0};
-	int rc;
-	if (strcmp(type, "DOUBLE") != 0 && strcmp(type, "FLOAT") != 0 && strcmp(type, "REAL") != 0)
-		return udr__w_same_col(b, x, y, name, type);
-	rc = udr__buf_printf(&cx, "%s.", x);
-	if (rc == 0)
-		rc = udr__sql_ident(&cx, name);
-	if (rc == 0)
-		rc = udr__buf_printf(&cy, "%s.", y);
-	if (rc == 0)
-		rc = udr__sql_ident(&cy, name);
-	if (rc == 0)
-		rc = udr__buf_printf(b, "(%s IS NOT DISTINCT FROM %s AND (%s IS NULL OR %s <> 0 OR signbit(%s) = signbit(%s)))",
-		                     cx.ptr, cy.ptr, cx.ptr, cx.ptr, cx.ptr, cy.ptr);
-	udr__buf_free(&cx);
-	udr__buf_free(&cy);
-	return rc;
+	return udr__w_same_col(b, x, y, name, type);
 }
 
 /* "A.c IS NOT DISTINCT FROM B.c AND ..." over the non-key columns ("true" when none). */

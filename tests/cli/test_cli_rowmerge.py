@@ -82,6 +82,23 @@ def test_tables_named_like_the_temporary_ones_merge(udr, tmp_path, table):
     udr.ok("fsck")
 
 
+def test_a_sign_change_of_nan_on_their_side_is_merged(udr, tmp_path):
+    """NaN -> -NaN on their side is a change, as an SQL write's commit sees
+    it (the merge compared doubles so that NaN and -NaN were the same, and
+    dropped their change with exit 0)."""
+    udr.ok("import", "t", csv(tmp_path, "base.csv", [(1, "nan"), (2, "1.5"), (3, "0.0")], "id,x"))
+    udr.ok("sql", "UPDATE t SET x = 'nan'::DOUBLE WHERE id = 1")  # a DOUBLE column whatever the import chose
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "UPDATE t SET x = -x WHERE id = 1", "--branch", "dev")
+    udr.ok("sql", "UPDATE t SET x = 2.5 WHERE id = 2")
+    m = merge_json(udr, "--key", "t=id")
+    assert m["conflicts"] == 0
+    got = json.loads(udr.ok("sql", "SELECT id, signbit(x) AS neg, isnan(x) AS nan, x::VARCHAR AS x FROM t ORDER BY id",
+                            "--json").out)
+    assert [(r["id"], r["neg"], r["nan"]) for r in got] == [(1, True, True), (2, False, False), (3, False, False)]
+    assert got[1]["x"] == "2.5"
+
+
 def test_merged_rows_equal_sql_reference(udr, tmp_path):
     """The merge against the same three-way rule written in plain SQL over many rows."""
     import random
