@@ -124,6 +124,18 @@ static int catalog_lease(udr__lease **out, udr_catalog *c)
 	return rc;
 }
 
+/* A reader's statement (udr__catalog_statement_begin): the visible head
+ * found by its first look, kept until the statement ends or this thread
+ * commits (tl_commits moves on; the head it made is looked up again). */
+static _Thread_local udr__statement tl_stmt;
+static _Thread_local uint64_t tl_commits;
+
+static void statement_forget(const udr_catalog *c)
+{
+	if (tl_stmt.c == c)
+		tl_stmt.known = false;
+}
+
 /* The pinner's side of the expire handshake (GC.md 2.2), once the pin line
  * is written: wait while an expire step is in progress. */
 static int pinned(udr_catalog *c, uint64_t *pin, int rc)
@@ -458,9 +470,11 @@ static _Thread_local uint64_t tl_head;
 
 /* Records read while the writer lock is held: the lock holder reads the
  * head record several times (its own checks, the table state, the latest
- * version's commit), and a linked record never changes.  Two entries, kept
- * only until the view is cleared. */
-#define WCACHE 2
+ * version's commit), and a linked record never changes.  Kept only until
+ * the view is cleared.  A reader's statement keeps the records it read
+ * within its horizon the same way (the head record and the commits of
+ * the versions it binds, read again for each bind), until it ends. */
+#define WCACHE 4
 static _Thread_local struct {
 	uint64_t seq;
 	char *text;
@@ -477,9 +491,14 @@ static void wcache_drop(void)
 	}
 }
 
+static bool wcache_on(const udr_catalog *c)
+{
+	return c->format >= 2 && (tl_writer_view ? tl_writer_view == c : tl_stmt.c == c);
+}
+
 bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size_t *len)
 {
-	if (tl_writer_view != c || c->format < 2)
+	if (!wcache_on(c))
 		return false;
 	for (int i = 0; i < WCACHE; i++)
 		if (tl_wcache[i].text && tl_wcache[i].seq == seq) {
@@ -495,7 +514,7 @@ bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size
 void udr__writer_cache_put(const udr_catalog *c, uint64_t seq, const char *text, size_t len)
 {
 	unsigned i = tl_wcache_next++ % WCACHE;
-	if (tl_writer_view != c || c->format < 2)
+	if (!wcache_on(c))
 		return;
 	free(tl_wcache[i].text);
 	tl_wcache[i].seq = 0;
@@ -560,8 +579,26 @@ const udr__record *udr__writer_record(const udr_catalog *c, uint64_t seq)
 	return r && tl_writer_view == c && r->cm && r->cm->seq == seq ? r : NULL;
 }
 
+udr__statement udr__catalog_statement_begin(udr_catalog *c)
+{
+	udr__statement was = tl_stmt;
+	if (!tl_writer_view)
+		wcache_drop();
+	tl_stmt.c = c;
+	tl_stmt.known = false;
+	return was;
+}
+
+void udr__catalog_statement_end(udr__statement was)
+{
+	if (!tl_writer_view)
+		wcache_drop();
+	tl_stmt = was;
+}
+
 void udr__writer_view_set(udr_catalog *c)
 {
+	tl_commits++;
 	tl_head_record = NULL;
 	wcache_drop();
 	tl_writer_view = c;
@@ -570,6 +607,7 @@ void udr__writer_view_set(udr_catalog *c)
 
 void udr__writer_view_clear(void)
 {
+	tl_commits++;
 	tl_head_record = NULL;
 	wcache_drop();
 	tl_writer_view = NULL;
@@ -814,6 +852,10 @@ int udr__expiring_wait(udr_catalog *c)
 	if (fd >= 0)
 		UDR_IO->close(fd);
 	free(path);
+	/* what follows a pin (the expiry check) looks at the head as it is
+	 * now, not as the running statement first saw it: an expiry linked
+	 * before the wait ended is seen (GC.md 2.2) */
+	statement_forget(c);
 	return rc;
 }
 
@@ -1048,6 +1090,19 @@ int udr__catalog_true_head(uint64_t *out, udr_catalog *c)
 	}
 	if (udr__writer_view(c))
 		return strict_head(out, NULL, c);
+	if (tl_stmt.c == c) {
+		int rc;
+		if (tl_stmt.known && tl_stmt.commits == tl_commits) {
+			*out = tl_stmt.head;
+			return 0;
+		}
+		if ((rc = visible_head(out, c)) == 0) {
+			tl_stmt.head = *out;
+			tl_stmt.commits = tl_commits;
+			tl_stmt.known = true;
+		}
+		return rc;
+	}
 	return visible_head(out, c);
 }
 
@@ -1085,7 +1140,7 @@ int udr__catalog_recover(uint64_t *out, udr_catalog *c, uint64_t *removed)
 	udr__record r;
 	udr_hash prev;
 	bool have_prev = false;
-	uint64_t h, from, keep, s;
+	uint64_t h, from, keep = 0, s;
 	int rc, dfd;
 	const udr__record *was_rec = tl_head_record;
 	wcache_drop();

@@ -138,6 +138,21 @@ void udr__catalog_unlock(int fd);
 /* Write a cache file holding one number (no fsync, errors ignored). */
 void udr__write_number_file(udr_catalog *c, const char *path, uint64_t n);
 
+/* One statement of a reader (the query layer binds a statement's tables
+ * several times, each asking for the head): between begin and end, the
+ * calling thread's first look at c's visible head is kept and answered
+ * again, so that the statement reads one state and probes the log once; a
+ * commit by this thread ends the reuse (its head is looked up anew).  The
+ * writer lock's own view is unaffected.  A statement begun inside another
+ * looks afresh; begin returns the outer one's state, which end restores. */
+typedef struct udr__statement {
+	const udr_catalog *c;
+	bool known;
+	uint64_t head, commits;
+} udr__statement;
+udr__statement udr__catalog_statement_begin(udr_catalog *c);
+void udr__catalog_statement_end(udr__statement was);
+
 /* The true last commit sequence number: HEAD cache, then probing forward;
  * UDR_ECORRUPT when HEAD names a missing record or the log has a gap. */
 int udr__catalog_true_head(uint64_t *out, udr_catalog *c);

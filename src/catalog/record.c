@@ -353,8 +353,8 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 			}
 		}
 	}
-	if (rc == 0 && (rc = record_from_json(r, text, len, path, seq)) == 0)
-		udr__writer_cache_put(c, seq, text, len); /* only under the writer lock */
+	if (rc == 0)
+		rc = record_from_json(r, text, len, path, seq);
 	if (rc == 0 && !udr__writer_view(c) && seq > c->horizon_seen) {
 		/* format 2: a record past the durable horizon is not committed
 		 * yet for readers (its writer is still making it durable) */
@@ -362,6 +362,8 @@ int udr__record_read(udr__record *r, udr_catalog *c, uint64_t seq)
 		if ((rc = udr__catalog_true_head(&head, c)) == 0 && seq > head)
 			rc = udr__error_set(UDR_ENOTFOUND, "commit %llu not found", (unsigned long long)seq);
 	}
+	if (rc == 0) /* under the writer lock, or a reader's statement within its horizon */
+		udr__writer_cache_put(c, seq, text, len);
 out:
 	if (rc < 0)
 		udr__record_free(r);

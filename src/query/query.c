@@ -2094,6 +2094,7 @@ out:
 int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
 {
 	char *rewritten = NULL;
+	udr__statement was;
 	int rc;
 	if (out)
 		*out = NULL;
@@ -2105,12 +2106,14 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 	/* BEGIN; ...; COMMIT in one call: statement by statement (write.c) */
 	if ((rc = udr__w_script(out, q, sql, params, nparams)) != 1)
 		return rc;
-	if ((rc = udr__q_rewrite(&rewritten, q, sql)) < 0)
-		return rc;
-	/* writes to UDR tables and transaction statements: write.c */
-	if ((rc = udr__w_sql(out, q, rewritten, params, nparams)) == 1)
-		rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
-	free(rewritten);
+	was = udr__catalog_statement_begin(q->cat); /* one look at the head */
+	if ((rc = udr__q_rewrite(&rewritten, q, sql)) == 0) {
+		/* writes to UDR tables and transaction statements: write.c */
+		if ((rc = udr__w_sql(out, q, rewritten, params, nparams)) == 1)
+			rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
+		free(rewritten);
+	}
+	udr__catalog_statement_end(was);
 	return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/catalog_internal.h"
 #include "query/query_internal.h"
 
 struct udr_stream {
@@ -144,8 +145,7 @@ static int stream_of_result(udr_stream **out, udr_result *r)
 	return 0;
 }
 
-int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql, const udr_value *params,
-                         size_t nparams)
+static int sql_stream(udr_stream **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
 {
 	duckdb_pending_result pending = NULL;
 	char *rewritten = NULL;
@@ -213,6 +213,19 @@ fail:
 	q->scan_rc = 0;
 	udr_stream_free(s);
 	udr__q_cache_release(q);
+	return rc;
+}
+
+int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql, const udr_value *params,
+                         size_t nparams)
+{
+	udr__statement was;
+	int rc;
+	if (!q)
+		return sql_stream(out, q, sql, params, nparams);
+	was = udr__catalog_statement_begin(q->cat); /* one look at the head */
+	rc = sql_stream(out, q, sql, params, nparams);
+	udr__catalog_statement_end(was);
 	return rc;
 }
 

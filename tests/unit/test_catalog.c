@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <udr/sys/io.h>
 #include <udr/txn.h>
+
+#include "catalog/catalog_internal.h"
 
 typedef struct fx {
 	char *dir;
@@ -85,6 +88,13 @@ static void expect_latest(fx *f, const char *table, uint64_t want)
 		print_error("latest(%s): %d %s\n", table, rc, udr_error_last()->message);
 		fail();
 	}
+	assert_int_equal(l, want);
+}
+
+static void expect_latest_on(udr_catalog *c, const char *table, uint64_t want)
+{
+	uint64_t l = 0;
+	assert_int_equal(udr_catalog_latest(&l, c, table), 0);
 	assert_int_equal(l, want);
 }
 
@@ -1045,6 +1055,149 @@ static void catalog_commit_unnamed_and_named_temp_files(void **state)
 	commit_files_either_way(f, 1);
 }
 
+/* A reader's statement (udr__catalog_statement_begin) looks at the head
+ * once: another handle's commits are not seen until it ends, its own
+ * commits and the pin handshake's wait look again, statements nest, and a
+ * thread of its own is unaffected. */
+static void *head_of_other_thread(void *arg)
+{
+	fx *f = arg;
+	uint64_t h = 0;
+	if (udr_catalog_head(&h, f->cat) != 0)
+		return NULL;
+	return (void *)(uintptr_t)h;
+}
+
+typedef struct committer {
+	fx *f;
+	udr_catalog *c;
+	uint64_t num;
+	const char *text;
+	int rc;
+} committer;
+
+static void *commit_thread(void *arg)
+{
+	committer *k = arg;
+	udr_hash x;
+	udr_version *v = NULL;
+	if ((k->rc = udr_store_put(&x, k->f->st, k->text, strlen(k->text))) == 0 &&
+	    (k->rc = udr_version_new(&v, "t", k->num)) == 0 && (k->rc = udr_version_add_chunk(v, &x)) == 0)
+		k->rc = udr_catalog_commit(k->c, v);
+	udr_version_free(v);
+	return NULL;
+}
+
+static void commit_in_thread(fx *f, udr_catalog *c, uint64_t num, const char *text)
+{
+	committer k = {f, c, num, text, -1};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, commit_thread, &k), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(k.rc, 0);
+}
+
+static void catalog_statement_keeps_one_head(void **state)
+{
+	fx *f = *state;
+	udr_catalog *c2 = NULL;
+	udr__statement outer, inner;
+	uint64_t h = 0, l = 0;
+	pthread_t th;
+	void *seen = NULL;
+	commit_one(f, "t", 1, "one", NULL);
+	assert_int_equal(udr_catalog_open(&c2, f->cdir, f->st, 0), 0);
+	outer = udr__catalog_statement_begin(f->cat);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 1);
+	/* another handle commits in another thread (another process, as far
+	 * as this handle knows; a commit in this thread ends the reuse) */
+	commit_in_thread(f, c2, 2, "two");
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 1); /* the statement's state */
+	assert_int_equal(udr_catalog_latest(&l, f->cat, "t"), 0);
+	assert_int_equal(l, 1);
+	/* the other handle, and another thread on this one, are unaffected */
+	assert_int_equal(udr_catalog_head(&h, c2), 0);
+	assert_int_equal(h, 2);
+	assert_int_equal(pthread_create(&th, NULL, head_of_other_thread, f), 0);
+	assert_int_equal(pthread_join(th, &seen), 0);
+	assert_int_equal((uintptr_t)seen, 2);
+	/* a statement begun inside looks afresh; the outer one is restored */
+	inner = udr__catalog_statement_begin(f->cat);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 2);
+	udr__catalog_statement_end(inner);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 1);
+	/* the pin handshake's wait looks again (GC.md 2.2) */
+	assert_int_equal(udr__expiring_wait(f->cat), 0);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 2);
+	/* this thread's own commit is seen at once, then kept again */
+	assert_int_equal(commit_one(f, "t", 3, "three", NULL), 3);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 3);
+	expect_latest(f, "t", 3);
+	commit_in_thread(f, c2, 4, "four");
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 3);
+	/* a commit from the statement's stale view is still checked against
+	 * the true head under the writer lock: version 4 exists */
+	assert_int_equal(commit_one(f, "t", 4, "four again", NULL), UDR_ECONFLICT);
+	udr__catalog_statement_end(outer);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 4);
+	expect_latest(f, "t", 4);
+	udr_catalog_close(c2);
+}
+
+/* A statement keeps the records it read, but only within its horizon: a
+ * record linked past HEAD by a writer still in flight stays invisible
+ * however often it is asked for. */
+static void catalog_statement_keeps_no_record_past_the_horizon(void **state)
+{
+	fx *f = *state;
+	udr_catalog *c2 = NULL;
+	udr__statement was;
+	udr_commit *cm = NULL;
+	uint64_t h = 0;
+	char *head = th_fmt("%s/HEAD", f->cdir), *inflight = th_fmt("%s/inflight", f->cdir);
+	int fd;
+	commit_one(f, "t", 1, "one", NULL);
+	commit_one(f, "t", 2, "two", NULL);
+	/* record 2 is linked, HEAD still says 1, its writer holds inflight */
+	th_write_file(head, "1\n", 2);
+	fd = open(inflight, O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_SH), 0);
+	assert_int_equal(udr_catalog_open(&c2, f->cdir, f->st, 0), 0);
+	was = udr__catalog_statement_begin(c2);
+	assert_int_equal(udr_catalog_head(&h, c2), 0);
+	assert_int_equal(h, 1);
+	assert_int_equal(udr__commit_read(&cm, c2, 1), 0);
+	udr_commit_free(cm);
+	cm = NULL;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(udr__commit_read(&cm, c2, 2), UDR_ENOTFOUND);
+		assert_null(cm);
+		expect_latest_on(c2, "t", 1);
+	}
+	udr__catalog_statement_end(was);
+	/* the writer finishes: HEAD moves, the record is seen */
+	th_write_file(head, "2\n", 2);
+	close(fd);
+	was = udr__catalog_statement_begin(c2);
+	assert_int_equal(udr__commit_read(&cm, c2, 2), 0);
+	assert_int_equal(cm->seq, 2);
+	udr_commit_free(cm);
+	expect_latest_on(c2, "t", 2);
+	udr__catalog_statement_end(was);
+	udr_catalog_close(c2);
+	free(head);
+	free(inflight);
+}
+
 int main(int argc, char **argv)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1073,6 +1226,8 @@ int main(int argc, char **argv)
 		T(catalog_corrupt_commit_record),
 		T(catalog_two_handles_see_each_other),
 		T(catalog_threads_commit_next),
+		T(catalog_statement_keeps_one_head),
+		T(catalog_statement_keeps_no_record_past_the_horizon),
 		T(catalog_commit_unnamed_and_named_temp_files),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
