@@ -136,12 +136,22 @@ static void statement_forget(const udr_catalog *c)
 		tl_stmt.known = false;
 }
 
+/* No pin (a store this process cannot write): what follows (the expiry
+ * check) still looks at the head as it is now, not as the statement first
+ * saw it, so that the window for an expiry it misses stays as narrow as
+ * without statements. */
+static int unpinned(const udr_catalog *c, int rc)
+{
+	statement_forget(c);
+	return rc;
+}
+
 /* The pinner's side of the expire handshake (GC.md 2.2), once the pin line
  * is written: wait while an expire step is in progress. */
 static int pinned(udr_catalog *c, uint64_t *pin, int rc)
 {
 	if (rc < 0 || *pin == 0)
-		return rc;
+		return unpinned(c, rc);
 	udr__test_pause("pin-written");
 	if ((rc = udr__expiring_wait(c)) < 0) {
 		udr__catalog_unpin(c, *pin);
@@ -156,7 +166,7 @@ int udr__catalog_pin_snapshot(uint64_t *pin, udr_catalog *c, uint64_t seq, const
 	int rc;
 	*pin = 0;
 	if ((rc = catalog_lease(&l, c)) < 0 || !l)
-		return rc;
+		return unpinned(c, rc);
 	return pinned(c, pin, udr__lease_pin_snapshot(pin, l, seq, branch, what));
 }
 
@@ -166,7 +176,7 @@ int udr__catalog_pin_version(uint64_t *pin, udr_catalog *c, const char *table, u
 	int rc;
 	*pin = 0;
 	if ((rc = catalog_lease(&l, c)) < 0 || !l)
-		return rc;
+		return unpinned(c, rc);
 	return pinned(c, pin, udr__lease_pin_version(pin, l, table, version, what));
 }
 
@@ -176,7 +186,7 @@ int udr__catalog_pin_after(uint64_t *pin, udr_catalog *c, uint64_t after, const 
 	int rc;
 	*pin = 0;
 	if ((rc = catalog_lease(&l, c)) < 0 || !l)
-		return rc;
+		return unpinned(c, rc);
 	return pinned(c, pin, udr__lease_pin_after(pin, l, after, what));
 }
 
@@ -476,6 +486,7 @@ static _Thread_local uint64_t tl_head;
  * the versions it binds, read again for each bind), until it ends. */
 #define WCACHE 4
 static _Thread_local struct {
+	const udr_catalog *c;
 	uint64_t seq;
 	char *text;
 	size_t len;
@@ -488,6 +499,7 @@ static void wcache_drop(void)
 		free(tl_wcache[i].text);
 		tl_wcache[i].text = NULL;
 		tl_wcache[i].seq = 0;
+		tl_wcache[i].c = NULL;
 	}
 }
 
@@ -501,7 +513,7 @@ bool udr__writer_cache_get(const udr_catalog *c, uint64_t seq, char **text, size
 	if (!wcache_on(c))
 		return false;
 	for (int i = 0; i < WCACHE; i++)
-		if (tl_wcache[i].text && tl_wcache[i].seq == seq) {
+		if (tl_wcache[i].text && tl_wcache[i].seq == seq && tl_wcache[i].c == c) {
 			if (!(*text = malloc(tl_wcache[i].len + 1)))
 				return false;
 			memcpy(*text, tl_wcache[i].text, tl_wcache[i].len + 1);
@@ -523,6 +535,7 @@ void udr__writer_cache_put(const udr_catalog *c, uint64_t seq, const char *text,
 		tl_wcache[i].text[len] = 0;
 		tl_wcache[i].len = len;
 		tl_wcache[i].seq = seq;
+		tl_wcache[i].c = c;
 	}
 }
 
@@ -593,6 +606,10 @@ void udr__catalog_statement_end(udr__statement was)
 {
 	if (!tl_writer_view)
 		wcache_drop();
+	/* an inner statement on the same catalog may have looked again (a
+	 * pin's wait): the outer one looks again too, never back in time */
+	if (was.c == tl_stmt.c)
+		was.known = false;
 	tl_stmt = was;
 }
 

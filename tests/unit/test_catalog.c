@@ -1123,32 +1123,36 @@ static void catalog_statement_keeps_one_head(void **state)
 	assert_int_equal(pthread_create(&th, NULL, head_of_other_thread, f), 0);
 	assert_int_equal(pthread_join(th, &seen), 0);
 	assert_int_equal((uintptr_t)seen, 2);
-	/* a statement begun inside looks afresh; the outer one is restored */
-	inner = udr__catalog_statement_begin(f->cat);
-	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
-	assert_int_equal(h, 2);
-	udr__catalog_statement_end(inner);
-	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
-	assert_int_equal(h, 1);
 	/* the pin handshake's wait looks again (GC.md 2.2) */
 	assert_int_equal(udr__expiring_wait(f->cat), 0);
 	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
 	assert_int_equal(h, 2);
+	/* a statement begun inside looks afresh, and after it the outer one
+	 * looks again too: never back in time */
+	commit_in_thread(f, c2, 3, "three");
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 2);
+	inner = udr__catalog_statement_begin(f->cat);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 3);
+	udr__catalog_statement_end(inner);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 3);
 	/* this thread's own commit is seen at once, then kept again */
-	assert_int_equal(commit_one(f, "t", 3, "three", NULL), 3);
-	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
-	assert_int_equal(h, 3);
-	expect_latest(f, "t", 3);
-	commit_in_thread(f, c2, 4, "four");
-	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
-	assert_int_equal(h, 3);
-	/* a commit from the statement's stale view is still checked against
-	 * the true head under the writer lock: version 4 exists */
-	assert_int_equal(commit_one(f, "t", 4, "four again", NULL), UDR_ECONFLICT);
-	udr__catalog_statement_end(outer);
+	assert_int_equal(commit_one(f, "t", 4, "four", NULL), 4);
 	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
 	assert_int_equal(h, 4);
 	expect_latest(f, "t", 4);
+	commit_in_thread(f, c2, 5, "five");
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 4);
+	/* a commit from the statement's stale view is still checked against
+	 * the true head under the writer lock: version 5 exists */
+	assert_int_equal(commit_one(f, "t", 5, "five again", NULL), UDR_ECONFLICT);
+	udr__catalog_statement_end(outer);
+	assert_int_equal(udr_catalog_head(&h, f->cat), 0);
+	assert_int_equal(h, 5);
+	expect_latest(f, "t", 5);
 	udr_catalog_close(c2);
 }
 
