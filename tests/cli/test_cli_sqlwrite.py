@@ -585,3 +585,20 @@ def test_writes_to_tables_named_like_the_temporary_ones(udr, tmp_path):
     udr.ok("sql", "BEGIN; UPDATE t SET v = 'y' WHERE id = 2; UPDATE __udr_o_1 SET v = 'z' WHERE id = 2; COMMIT")
     assert rows(udr, "SELECT id, v FROM t ORDER BY id") == [(1, "x"), (2, "y")]
     assert rows(udr, "SELECT id, v FROM __udr_o_1 ORDER BY id") == [(1, "x"), (2, "z")]
+
+
+def test_deletion_vectors_filter_exactly_at_byte_and_chunk_edges(udr):
+    """The merge-on-read filter keeps a byte of the bitmap with no deletion
+    as 8 rows at once: deletions at the first and last row of a byte, at
+    DuckDB's 2048-row chunk edges, runs of deleted rows and rows past the
+    last whole byte are each filtered exactly, in two parts."""
+    w(udr, "CREATE TABLE t AS SELECT range AS id, range * 3 AS v FROM range(10000)")
+    w(udr, "INSERT INTO t SELECT range AS id, range * 3 AS v FROM range(10000, 10021)")
+    gone = {0, 7, 8, 15, 16, 23, 2047, 2048, 2049, 4095, 4096, 6143, 8191, 8192, 9999, 10000, 10016, 10020}
+    gone |= set(range(100, 141)) | set(range(3000, 3064))
+    w(udr, "DELETE FROM t WHERE id IN (%s)" % ", ".join(str(i) for i in sorted(gone)))
+    assert show(udr, "t")["metadata"]["udr.format"] == "parquet-dv"
+    kept = [r[0] for r in rows(udr, "SELECT id FROM t")]
+    assert kept == [i for i in range(10021) if i not in gone]  # and in their order
+    assert rows(udr, "SELECT count(*), sum(v) FROM t") == [
+        (10021 - len(gone), sum(3 * i for i in range(10021) if i not in gone))]
