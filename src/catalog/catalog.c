@@ -592,6 +592,11 @@ const udr__record *udr__writer_record(const udr_catalog *c, uint64_t seq)
 	return r && tl_writer_view == c && r->cm && r->cm->seq == seq ? r : NULL;
 }
 
+void udr__catalog_statement_forget(const udr_catalog *c)
+{
+	statement_forget(c);
+}
+
 udr__statement udr__catalog_statement_begin(udr_catalog *c)
 {
 	udr__statement was = tl_stmt;

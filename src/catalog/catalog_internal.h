@@ -152,6 +152,8 @@ typedef struct udr__statement {
 } udr__statement;
 udr__statement udr__catalog_statement_begin(udr_catalog *c);
 void udr__catalog_statement_end(udr__statement was);
+/* The running statement's next look at c's head looks again. */
+void udr__catalog_statement_forget(const udr_catalog *c);
 
 /* The true last commit sequence number: HEAD cache, then probing forward;
  * UDR_ECORRUPT when HEAD names a missing record or the log has a gap. */

@@ -418,7 +418,8 @@ int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v)
 			break;
 		}
 		vw->dvrows[i] = ps.p[i].rows;
-		rc = udr__dv_load(&vw->dv[i], q->store, &ps.p[i], v);
+		if ((rc = udr__dv_load(&vw->dv[i], q->store, &ps.p[i], v)) < 0)
+			rc = udr__q_data_error(q, v, rc);
 	}
 	if (rc == 0) {
 		/* a format that hides deletion vectors would return deleted rows */

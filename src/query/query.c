@@ -271,6 +271,33 @@ static char *cache_path(udr_query *q, const udr_hash *h)
 	return udr__path_join(q->cache_dir, name);
 }
 
+/*
+ * rc (< 0) is what reading version v's data found: a part or deletion
+ * vector missing or damaged (UDR_ECORRUPT).  A reader that could not pin v
+ * (a store it cannot write, GC.md 2.4) may have had it expired and swept
+ * under it: the head is read again and expiry checked, so that it gets
+ * UDR_EEXPIRED and never a false integrity error (GC.md 1.5).  Else rc,
+ * with its message.
+ */
+int udr__q_data_error(udr_query *q, const udr_version *v, int rc)
+{
+	char *msg;
+	int x;
+	if (rc != UDR_ECORRUPT || !v || !v->table || udr__version_dropped(v))
+		return rc;
+	if (!(msg = strdup(udr_error_last()->message)))
+		return rc;
+	udr__catalog_statement_forget(q->cat);
+	x = udr__version_check(q->cat, v->table, v->version, NULL);
+	if (x == UDR_EEXPIRED) {
+		free(msg);
+		return x;
+	}
+	rc = udr__error_set(rc, "%s", msg);
+	free(msg);
+	return rc;
+}
+
 /* Materialize a part into the cache (verified while written). */
 static int materialize(udr_query *q, const udr_hash *h, const char *path, const udr_version *v)
 {
@@ -312,8 +339,8 @@ static int part_path(char **out, bool *cached, udr_query *q, const udr_hash *h, 
 	}
 	if (rc == UDR_ENOTFOUND) {
 		udr_hash_tohex(hex, h);
-		return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is missing from the store",
-		                      v->table, v->version, hex);
+		return udr__q_data_error(q, v, udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is "
+		                                              "missing from the store", v->table, v->version, hex));
 	}
 	if (rc < 0)
 		return rc;
@@ -339,7 +366,7 @@ static int part_path(char **out, bool *cached, udr_query *q, const udr_hash *h, 
 	}
 	if ((rc = materialize(q, h, p, v)) < 0) {
 		free(p);
-		return rc;
+		return udr__q_data_error(q, v, rc);
 	}
 	*out = p;
 	return 0;
@@ -1173,6 +1200,7 @@ static int ensure_view(udr__view **out, udr_query *q, const udr_version *v)
 	 * statement (GC.md 2.3) */
 	if (!udr__version_dropped(v) && (rc = q_pin(q, v->table, v->version)) < 0)
 		return rc;
+	udr__test_pause("sql-pinned"); /* tests: gc runs meanwhile */
 	vw = view_find(q, name);
 	if (vw && vw->version == v->version) {
 		if ((rc = view_refresh(q, vw, v)) < 0)

@@ -628,6 +628,65 @@ def test_sql_on_read_only_store(udr, tmp_path):
         shutil.rmtree(top)
 
 
+def test_unpinned_reader_of_a_version_gc_sweeps_gets_expired_not_damage(udr, tmp_path):
+    """GC.md 1.5: a reader that cannot pin (a store it may not write) and
+    finds the part of the version it resolved gone, because gc expired and
+    swept it meanwhile, reports "expired by retention" (exit 6), never an
+    integrity error (exit 4)."""
+    import stat
+    import subprocess
+    import tempfile
+    import time
+    from conftest import FAULT_INJECTION, UDR_BIN, base_env
+    if not FAULT_INJECTION:
+        pytest.skip("UDR_PAUSE needs a UDR_FAULT_INJECTION build")
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv: the reader runs as another user")
+    top = tempfile.mkdtemp(prefix="udr-unpinned-")
+    try:
+        os.chmod(top, 0o755)
+        root = os.path.join(top, "store")
+        assert run_udr("--store", root, "init").code == 0
+        for i in range(3):  # three versions, each of a part of its own
+            data = "id\n" + "".join("%d\n" % (i * 1000 + k) for k in range(50))
+            r = run_udr("--store", root, "import", "t", write(tmp_path / ("d%d.csv" % i), data))
+            assert r.code == 0, r.stderr
+        for dirpath, dirs, files in os.walk(root):  # readable by others, writable by root only
+            for n in dirs + files:
+                p = os.path.join(dirpath, n)
+                os.chmod(p, os.stat(p).st_mode | stat.S_IROTH | (stat.S_IXOTH if n in dirs else 0))
+        os.chmod(root, 0o755)
+        pause = os.path.join(top, "pause")
+        os.mkdir(pause)
+        os.chmod(pause, 0o777)
+        rd = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", UDR_BIN,
+                               "--store", root, "sql", "SELECT sum(id) AS s FROM t@2", "--csv"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=base_env({"UDR_PAUSE": "sql-pinned:%s" % pause}))
+        try:
+            end = time.time() + 60
+            while not os.path.exists(os.path.join(pause, "sql-pinned.reached")):
+                assert rd.poll() is None, rd.communicate()
+                assert time.time() < end, "the reader did not reach the pause"
+                time.sleep(0.01)
+            # the reader resolved t@2 and checked it unexpired, unpinned; gc
+            # expires and sweeps it
+            g = run_udr("--store", root, "gc", "--keep-last", "1", "--grace", "0s", "--json")
+            assert g.code == 0, g.stderr
+            assert json.loads(g.out)["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}
+            open(os.path.join(pause, "sql-pinned.go"), "w").close()
+            out, err = rd.communicate(timeout=120)
+        finally:
+            if rd.poll() is None:
+                rd.kill()
+                rd.wait(60)
+        assert rd.returncode == 6, (out, err)
+        assert b"expired by retention" in err
+        assert out == b""
+    finally:
+        shutil.rmtree(top)
+
+
 def test_stale_import_temp_dirs_are_removed(udr, tmp_path):
     """12. Part directories of killed imports are removed by the next import
     and by fsck; a live import's directory (locked) is kept."""
