@@ -419,7 +419,7 @@ int udr__dv_view_load(udr_query *q, udr__view *vw, const udr_version *v)
 		}
 		vw->dvrows[i] = ps.p[i].rows;
 		if ((rc = udr__dv_load(&vw->dv[i], q->store, &ps.p[i], v)) < 0)
-			rc = udr__q_data_error(q, v, rc);
+			rc = udr__q_data_error(q, v->table, v->version, rc);
 	}
 	if (rc == 0) {
 		/* a format that hides deletion vectors would return deleted rows */

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "catalog/catalog_internal.h"
+#include <udr/gc.h>
 #include <udr/refs.h>
 
 #include "query/query_internal.h"
@@ -272,26 +273,27 @@ static char *cache_path(udr_query *q, const udr_hash *h)
 }
 
 /*
- * rc (< 0) is what reading version v's data found: a part or deletion
- * vector missing or damaged (UDR_ECORRUPT).  A reader that could not pin v
- * (a store it cannot write, GC.md 2.4) may have had it expired and swept
- * under it: the head is read again and expiry checked, so that it gets
- * UDR_EEXPIRED and never a false integrity error (GC.md 1.5).  Else rc,
- * with its message.
+ * rc (< 0) is what reading version version of table found: a part or
+ * deletion vector missing or damaged (UDR_ECORRUPT).  A reader that could
+ * not pin it (a store it cannot write, GC.md 2.4) may have had it expired
+ * and swept under it: the head is read again, and a version that expired
+ * and that a gc sweep covers gives UDR_EEXPIRED, never a false integrity
+ * error (GC.md 1.5).  Else rc with its message: damage of a version that
+ * expired but was not swept is damage (its data should still be there).
  */
-int udr__q_data_error(udr_query *q, const udr_version *v, int rc)
+int udr__q_data_error(udr_query *q, const char *table, uint64_t version, int rc)
 {
+	udr_expiry x;
 	char *msg;
-	int x;
-	if (rc != UDR_ECORRUPT || !v || !v->table || udr__version_dropped(v))
+	if (rc != UDR_ECORRUPT || !table || version == 0)
 		return rc;
 	if (!(msg = strdup(udr_error_last()->message)))
 		return rc;
 	udr__catalog_statement_forget(q->cat);
-	x = udr__version_check(q->cat, v->table, v->version, NULL);
-	if (x == UDR_EEXPIRED) {
+	if (udr_version_expiry(&x, q->cat, table, version) == 0 && x.expired && x.swept &&
+	    udr__version_check(q->cat, table, version, NULL) == UDR_EEXPIRED) {
 		free(msg);
-		return x;
+		return UDR_EEXPIRED;
 	}
 	rc = udr__error_set(rc, "%s", msg);
 	free(msg);
@@ -311,12 +313,12 @@ static int materialize(udr_query *q, const udr_hash *h, const char *path, const 
 	if (rc < 0) {
 		udr_hash_tohex(hex, h);
 		if (rc == UDR_ENOTFOUND)
-			return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is missing from the store",
-			                      v->table, v->version, hex);
-		if (rc == UDR_ECORRUPT)
-			return udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is damaged: %s",
-			                      v->table, v->version, hex, udr_error_last()->message);
-		return rc;
+			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is missing from the store",
+			                    v->table, v->version, hex);
+		else if (rc == UDR_ECORRUPT)
+			rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is damaged: %s",
+			                    v->table, v->version, hex, udr_error_last()->message);
+		return udr__q_data_error(q, v->table, v->version, rc);
 	}
 	if (stat(path, &st) == 0)
 		vent_add(h, &st);
@@ -339,8 +341,9 @@ static int part_path(char **out, bool *cached, udr_query *q, const udr_hash *h, 
 	}
 	if (rc == UDR_ENOTFOUND) {
 		udr_hash_tohex(hex, h);
-		return udr__q_data_error(q, v, udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is "
-		                                              "missing from the store", v->table, v->version, hex));
+		return udr__q_data_error(q, v->table, v->version,
+		                         udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": part %s is "
+		                                        "missing from the store", v->table, v->version, hex));
 	}
 	if (rc < 0)
 		return rc;
@@ -366,7 +369,7 @@ static int part_path(char **out, bool *cached, udr_query *q, const udr_hash *h, 
 	}
 	if ((rc = materialize(q, h, p, v)) < 0) {
 		free(p);
-		return udr__q_data_error(q, v, rc);
+		return rc;
 	}
 	*out = p;
 	return 0;
@@ -421,6 +424,16 @@ int udr__q_error(udr_query *q, const char *msg)
 		for (size_t i = 0; i < q->nviews; i++)
 			for (size_t k = 0; k < q->views[i].nparts; k++)
 				if (udr_hash_equal(&q->views[i].parts[k], &h)) {
+					const udr__view *vw = &q->views[i];
+					/* gone since it was verified (gc swept an expired
+					 * version under an unpinned reader, or damage) */
+					if (vw->paths && vw->paths[k] && !(vw->cached && vw->cached[k]) &&
+					    access(vw->paths[k], F_OK) != 0 && errno == ENOENT)
+						return udr__q_data_error(
+						    q, vw->table, vw->version,
+						    udr__error_set(UDR_ECORRUPT,
+						                   "table %s version %" PRIu64 ": part %s is missing from the store",
+						                   vw->table, vw->version, hex));
 					/* verified: the part is what was committed, so this is
 					 * its content, not damage (fsck finds nothing) */
 					if (q->verify && q->views[i].fmt && q->views[i].fmt[k])
@@ -1463,6 +1476,8 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 	}
 	rc = scan_of(info, q, v);
 	udr_version_free(v);
+	if (rc == 0)
+		udr__test_pause("sql-bound"); /* tests: gc runs before DuckDB reads */
 	return rc;
 }
 

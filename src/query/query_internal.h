@@ -160,9 +160,10 @@ struct udr_query {
 /* Take / drop the session's shared lock on <cache_dir> (query.c): held from
  * the first cached part a statement needs to the statement's end. */
 int udr__q_cache_hold(udr_query *q);
-/* A missing or damaged part or deletion vector of v (rc UDR_ECORRUPT) that
- * gc swept after v expired under an unpinned reader: UDR_EEXPIRED; else rc. */
-int udr__q_data_error(udr_query *q, const udr_version *v, int rc);
+/* A missing or damaged part or deletion vector of table@version (rc
+ * UDR_ECORRUPT) that a gc sweep covers after it expired under an unpinned
+ * reader: UDR_EEXPIRED; else rc. */
+int udr__q_data_error(udr_query *q, const char *table, uint64_t version, int rc);
 void udr__q_cache_release(udr_query *q);
 /* <cache_dir> of a session (NULL: <root>/cache/query), malloc'd. */
 char *udr__q_cache_dir(udr_db *db, const char *cache_dir);

@@ -628,63 +628,133 @@ def test_sql_on_read_only_store(udr, tmp_path):
         shutil.rmtree(top)
 
 
-def test_unpinned_reader_of_a_version_gc_sweeps_gets_expired_not_damage(udr, tmp_path):
-    """GC.md 1.5: a reader that cannot pin (a store it may not write) and
-    finds the part of the version it resolved gone, because gc expired and
-    swept it meanwhile, reports "expired by retention" (exit 6), never an
-    integrity error (exit 4)."""
+def _unpinned_store(tmp_path):
+    """A store of table t, versions 1-3 each of a part of its own, that only
+    root may write, in a directory others can reach; a pause directory
+    anyone may write.  Returns (top, root, pause, {version: part file})."""
     import stat
-    import subprocess
     import tempfile
-    import time
-    from conftest import FAULT_INJECTION, UDR_BIN, base_env
+    from conftest import FAULT_INJECTION
     if not FAULT_INJECTION:
         pytest.skip("UDR_PAUSE needs a UDR_FAULT_INJECTION build")
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv: the reader runs as another user")
+
+    def chunk_files():
+        return {os.path.join(d, f) for d, _, fs in os.walk(os.path.join(root, "chunks"))
+                for f in fs if len(f) == 64}
     top = tempfile.mkdtemp(prefix="udr-unpinned-")
+    os.chmod(top, 0o755)
+    root = os.path.join(top, "store")
+    assert run_udr("--store", root, "init").code == 0
+    part = {}
+    for i in range(3):
+        before = chunk_files()
+        data = "id\n" + "".join("%d\n" % (i * 1000 + k) for k in range(50))
+        r = run_udr("--store", root, "import", "t", write(tmp_path / ("d%d.csv" % i), data))
+        assert r.code == 0, r.stderr
+        new = chunk_files() - before
+        assert len(new) == 1
+        part[i + 1] = new.pop()
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(dirpath, n)
+            os.chmod(p, os.stat(p).st_mode | stat.S_IROTH | (stat.S_IXOTH if n in dirs else 0))
+    os.chmod(root, 0o755)
+    pause = os.path.join(top, "pause")
+    os.mkdir(pause)
+    os.chmod(pause, 0o777)
+    return top, root, pause, part
+
+
+def _unpinned_read(root, pause, point, query, meanwhile):
+    """Run query as another user (no lease: unpinned), held at the UDR_PAUSE
+    point while meanwhile() runs; returns (exit code, stdout, stderr)."""
+    import subprocess
+    import time
+    from conftest import UDR_BIN, base_env
+    rd = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", UDR_BIN,
+                           "--store", root, "sql", query, "--csv"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=base_env({"UDR_PAUSE": "%s:%s" % (point, pause)}))
     try:
-        os.chmod(top, 0o755)
-        root = os.path.join(top, "store")
-        assert run_udr("--store", root, "init").code == 0
-        for i in range(3):  # three versions, each of a part of its own
-            data = "id\n" + "".join("%d\n" % (i * 1000 + k) for k in range(50))
-            r = run_udr("--store", root, "import", "t", write(tmp_path / ("d%d.csv" % i), data))
-            assert r.code == 0, r.stderr
-        for dirpath, dirs, files in os.walk(root):  # readable by others, writable by root only
-            for n in dirs + files:
-                p = os.path.join(dirpath, n)
-                os.chmod(p, os.stat(p).st_mode | stat.S_IROTH | (stat.S_IXOTH if n in dirs else 0))
-        os.chmod(root, 0o755)
-        pause = os.path.join(top, "pause")
-        os.mkdir(pause)
-        os.chmod(pause, 0o777)
-        rd = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", UDR_BIN,
-                               "--store", root, "sql", "SELECT sum(id) AS s FROM t@2", "--csv"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=base_env({"UDR_PAUSE": "sql-pinned:%s" % pause}))
-        try:
-            end = time.time() + 60
-            while not os.path.exists(os.path.join(pause, "sql-pinned.reached")):
-                assert rd.poll() is None, rd.communicate()
-                assert time.time() < end, "the reader did not reach the pause"
-                time.sleep(0.01)
-            # the reader resolved t@2 and checked it unexpired, unpinned; gc
-            # expires and sweeps it
-            g = run_udr("--store", root, "gc", "--keep-last", "1", "--grace", "0s", "--json")
-            assert g.code == 0, g.stderr
-            assert json.loads(g.out)["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}
-            open(os.path.join(pause, "sql-pinned.go"), "w").close()
-            out, err = rd.communicate(timeout=120)
-        finally:
-            if rd.poll() is None:
-                rd.kill()
-                rd.wait(60)
-        assert rd.returncode == 6, (out, err)
+        end = time.time() + 60
+        while not os.path.exists(os.path.join(pause, point + ".reached")):
+            assert rd.poll() is None, rd.communicate()
+            assert time.time() < end, "the reader did not reach the pause"
+            time.sleep(0.01)
+        meanwhile()
+        open(os.path.join(pause, point + ".go"), "w").close()
+        out, err = rd.communicate(timeout=120)
+    finally:
+        if rd.poll() is None:
+            rd.kill()
+            rd.wait(60)
+    return rd.returncode, out, err
+
+
+def _gc_sweeps_t2(root):
+    g = run_udr("--store", root, "gc", "--keep-last", "1", "--grace", "0s", "--json")
+    assert g.code == 0, g.stderr
+    assert json.loads(g.out)["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}
+
+
+@pytest.mark.parametrize("point", ["sql-pinned", "sql-bound"])
+def test_unpinned_reader_of_a_version_gc_sweeps_gets_expired_not_damage(udr, tmp_path, point):
+    """GC.md 1.5: a reader that cannot pin (a store it may not write) and
+    finds the part of the version it resolved gone, because gc expired and
+    swept it after the reader checked it, reports "expired by retention"
+    (exit 6), never an integrity error (exit 4) or a part "stored intact but
+    not readable" (exit 2): gc runs after the version was checked
+    (sql-pinned) or after its parts were found and verified, before DuckDB
+    reads them (sql-bound)."""
+    top, root, pause, part = _unpinned_store(tmp_path)
+    try:
+        code, out, err = _unpinned_read(root, pause, point, "SELECT sum(id) AS s FROM t@2",
+                                        lambda: _gc_sweeps_t2(root))
+        assert not os.path.exists(part[2])
+        assert code == 6, (code, out, err)
         assert b"expired by retention" in err
         assert out == b""
     finally:
         shutil.rmtree(top)
+
+
+def test_lost_part_of_an_expired_unswept_version_is_damage(udr, tmp_path):
+    """An expired version that no gc swept should still have its data: a
+    part of it lost meanwhile is damage (exit 4, naming the part), not
+    "expired ... its data is still stored", which would send the user to a
+    restore that then fails."""
+    top, root, pause, part = _unpinned_store(tmp_path)
+
+    def expire_and_lose():
+        g = run_udr("--store", root, "retention", "expire", "--keep-last", "1", "--json")
+        assert g.code == 0, g.stderr
+        assert os.path.exists(part[2]), "expiry alone swept data"
+        os.unlink(part[2])
+    try:
+        code, out, err = _unpinned_read(root, pause, "sql-pinned", "SELECT sum(id) AS s FROM t@2", expire_and_lose)
+        assert code == 4, (code, out, err)
+        assert b"is missing from the store" in err
+        assert os.path.basename(part[2]).encode() in err
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_damaged_dv_of_a_live_version_beside_swept_ones_is_damage(udr, how):
+    """With t@1..2 expired and swept, damage to the deletion vector of the
+    live latest version stays an integrity error (exit 4) naming it: the
+    expiry re-check does not mask damage of a version that is kept."""
+    for s in ("CREATE TABLE t AS SELECT range AS id FROM range(100)", "DELETE FROM t WHERE id < 3",
+              "DELETE FROM t WHERE id = 50", "DELETE FROM t WHERE id = 60"):
+        udr.ok("sql", s, "--no-compact")
+    udr.ok("gc", "--keep-last", "2", "--grace", "0s")
+    dv = json.loads(show(udr, "t")["metadata"]["udr.parts"])[0]["dv"]
+    udr.damage(dv, how)
+    r = udr("sql", "SELECT count(*) FROM t")
+    assert r.code == 4, r
+    assert "deletion vector %s" % dv in r.stderr
 
 
 def test_stale_import_temp_dirs_are_removed(udr, tmp_path):
