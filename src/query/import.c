@@ -1834,20 +1834,6 @@ static int flag_name(char *out, size_t cap, const char *base, const schema *s1, 
 	}
 }
 
-static int key_list(udr__buf *b, const char *alias, const char *const *keys, size_t nkeys)
-{
-	int rc = 0;
-	for (size_t k = 0; rc == 0 && k < nkeys; k++) {
-		if (k)
-			rc = udr__buf_puts(b, ", ");
-		if (rc == 0 && alias)
-			rc = udr__buf_printf(b, "%s.", alias);
-		if (rc == 0)
-			rc = udr__sql_ident(b, keys[k]);
-	}
-	return rc;
-}
-
 /* Fails with UDR_EINVAL when a key value occurs twice in view. */
 static int check_unique(udr_query *q, const char *view, uint64_t version, const char *const *keys,
                         size_t nkeys, const char *table)
@@ -1856,7 +1842,7 @@ static int check_unique(udr_query *q, const char *view, uint64_t version, const 
 	udr_result *r = NULL;
 	int rc = udr__buf_puts(&b, "SELECT ");
 	if (rc == 0)
-		rc = key_list(&b, NULL, keys, nkeys);
+		rc = udr__sql_idents(&b, NULL, keys, nkeys);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, " FROM ");
 	if (rc == 0)

@@ -72,6 +72,8 @@ int udr__sql_scan(udr__sqlref **out, size_t *count, const char *sql, udr__table_
 
 /* Append name as a double-quoted SQL identifier / single-quoted literal. */
 int udr__sql_ident(udr__buf *b, const char *name);
+/* "alias.n1, alias.n2", quoted (no alias: NULL) */
+int udr__sql_idents(udr__buf *b, const char *alias, const char *const *names, size_t n);
 int udr__sql_literal(udr__buf *b, const char *text);
 
 /* ---- sessions (query.c) ---------------------------------------------------- */

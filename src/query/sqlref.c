@@ -466,6 +466,20 @@ int udr__sql_ident(udr__buf *b, const char *name)
 	return rc ? rc : udr__buf_put(b, "\"", 1);
 }
 
+int udr__sql_idents(udr__buf *b, const char *alias, const char *const *names, size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (i)
+			rc = udr__buf_puts(b, ", ");
+		if (rc == 0 && alias)
+			rc = udr__buf_printf(b, "%s.", alias);
+		if (rc == 0)
+			rc = udr__sql_ident(b, names[i]);
+	}
+	return rc;
+}
+
 int udr__sql_literal(udr__buf *b, const char *text)
 {
 	int rc = udr__buf_put(b, "'", 1);

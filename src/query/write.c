@@ -2581,18 +2581,50 @@ static int query_count(uint64_t *out, udr_query *q, const char *sql)
 	return rc;
 }
 
+/*
+ * 1 when relation's keys are proven unique by one ordered pass: in the
+ * order a window sees the rows, each key is greater than the one before it,
+ * all but the first (which has none before it).  A strictly increasing
+ * sequence repeats no value, whatever order it was in: DuckDB's ">" is a
+ * strict order under which no value is greater than an equal one (for
+ * every type: 0.0 = -0.0, NaN = NaN, INTERVAL '1 month' = '30 days', the
+ * same for rows of several keys), and a NULL key is greater than nothing,
+ * nor anything than it.  A copy sorted on its key (a dump, usually) costs
+ * a scan instead of a hash of every key.  0 when that does not hold: the
+ * caller hashes.
+ */
+static int keys_increase(int *out, udr_query *q, const char *relation, const char *const *keys, size_t nkeys)
+{
+	udr__buf b = {0}, k = {0};
+	const char *open = nkeys > 1 ? "row(" : "", *close = nkeys > 1 ? ")" : "";
+	uint64_t n = 0;
+	int rc;
+	*out = 0;
+	rc = udr__sql_idents(&k, NULL, keys, nkeys);
+	if (rc == 0)
+		rc = udr__buf_printf(&b,
+		                     "SELECT count(*) FILTER (WHERE (\"__udr k\" > \"__udr p\") IS NOT TRUE)::BIGINT "
+		                     "FROM (SELECT %s%s%s, lag(%s%s%s) OVER () FROM %s) AS \"__udr s\"(\"__udr k\", \"__udr p\")",
+		                     open, k.ptr, close, open, k.ptr, close, relation);
+	if (rc == 0)
+		rc = query_count(&n, q, b.ptr);
+	if (rc == 0)
+		*out = n <= 1;
+	udr__buf_free(&b);
+	udr__buf_free(&k);
+	return rc;
+}
+
 /* 1 when the columns of relation (SQL) repeat a key value. */
 static int keys_repeat(bool *out, udr_query *q, const char *relation, const char *const *keys, size_t nkeys)
 {
 	udr__buf b = {0}, k = {0};
 	uint64_t n = 0;
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < nkeys; i++) {
-		if (i)
-			rc = udr__buf_puts(&k, ", ");
-		if (rc == 0)
-			rc = udr__sql_ident(&k, keys[i]);
-	}
+	int inc, rc = keys_increase(&inc, q, relation, keys, nkeys);
+	*out = false;
+	if (rc < 0 || inc)
+		return rc;
+	rc = udr__sql_idents(&k, NULL, keys, nkeys);
 	if (rc == 0)
 		rc = udr__buf_printf(&b, "SELECT count(*)::BIGINT FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1)",
 		                     relation, k.ptr);
@@ -2679,14 +2711,23 @@ static int keys_match(udr__buf *b, const char *const *keys, size_t nkeys)
  * for none; the copy's columns).  The shadow then starts from the rows to
  * delete (their positions; their columns are never read), loses them all,
  * and gains the rows to insert in the copy's order, so the commit stores
- * exactly the difference (deletion vectors, new parts).  Both sides' keys
- * were checked unique, so each row has at most one partner.
+ * exactly the difference (deletion vectors, new parts).
+ *
+ * The copy's keys were checked unique, so each row of the table has at
+ * most one partner.  The table's are checked here by counting instead of
+ * hashing every key: with m(y) the partners of the copy's row y, the rows
+ * left (the table's rows, less those to delete, plus those to insert)
+ * number the copy's rows plus the sum of m(y) - 1 over the copy's rows
+ * with a partner, so they equal the copy's exactly when no row of the copy
+ * has two partners.  A key repeated in the table but absent from the copy
+ * loses both rows, as the copy asks.
  */
-static int keyed_diff(udr_query *q, wtab *t, const char *nm, const char *const *keys, size_t nkeys,
-                      const colset *cols)
+static int keyed_diff(udr_query *q, wtab *t, const char *table, const char *nm, const char *const *keys,
+                      size_t nkeys, const colset *cols)
 {
 	udr__buf b = {0}, rows = {0};
 	udr__view *vw;
+	uint64_t nold = 0, nnew = 0, ndel = 0, nins = 0;
 	int rc = udr__q_view_get(&vw, q, t->base);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, "CREATE TEMP TABLE \"__udr kd\" AS SELECT o.__udr_part AS __udr_opart, "
@@ -2712,8 +2753,25 @@ static int keyed_diff(udr_query *q, wtab *t, const char *nm, const char *const *
 		rc = udr__q_exec(q, b.ptr);
 	udr__buf_free(&b);
 	udr__q_cache_release(q);
-	if (rc < 0)
+	/* the table's side: a key repeated there pairs two of its rows with
+	 * one of the copy's, which would leave more rows than the copy has */
+	if (rc == 0 && (rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM (")) == 0 &&
+	    (rc = udr__dv_scan_sql(&b, q, vw, false)) == 0 && (rc = udr__buf_puts(&b, ")")) == 0)
+		rc = query_count(&nold, q, b.ptr);
+	udr__buf_free(&b);
+	udr__q_cache_release(q);
+	if (rc == 0)
+		rc = query_count(&nnew, q, "SELECT count(*)::BIGINT FROM temp.main.\"__udr new\"");
+	if (rc == 0)
+		rc = query_count(&ndel, q, "SELECT count(*)::BIGINT FROM temp.main.\"__udr kd\" WHERE __udr_orow IS NOT NULL");
+	if (rc == 0)
+		rc = query_count(&nins, q, "SELECT count(*)::BIGINT FROM temp.main.\"__udr kd\" WHERE __udr_nr IS NOT NULL");
+	if (rc == 0 && (ndel > nold || nold - ndel + nins != nnew))
+		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
+	if (rc < 0) {
+		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr kd\"");
 		return rc;
+	}
 	/* a key in both whose row changed: one update */
 	rc = query_count(&t->key_updates, q,
 	                 "SELECT count(*)::BIGINT FROM temp.main.\"__udr kd\" WHERE __udr_orow IS NOT NULL AND __udr_nr IS NOT NULL");
@@ -2826,28 +2884,27 @@ int udr__w_import_keyed(uint64_t *version, udr_query *q, const char *table, cons
 	}
 	if (rc < 0)
 		goto fail;
-	/* matched on keys: unique on both sides, or rows would be lost or doubled */
+	/* matched on keys: unique on both sides, or rows would be lost or
+	 * doubled (the table's side: checked by keyed_diff's count when fast) */
 	if ((rc = keys_repeat(&rep, q, "temp.main.\"__udr new\"", keys, nkeys)) < 0)
 		goto fail;
 	if (rep) {
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in the new copy of table %s", table);
 		goto fail;
 	}
-	rc = table_rows_sql(&b, q, t, nm.ptr, fast);
-	if (rc == 0)
+	if (fast) {
+		if ((rc = keyed_diff(q, t, table, nm.ptr, keys, nkeys, &have)) < 0)
+			goto fail;
+		goto commit;
+	}
+	if ((rc = table_rows_sql(&b, q, t, nm.ptr, false)) == 0)
 		rc = keys_repeat(&rep, q, b.ptr, keys, nkeys);
 	udr__buf_free(&b);
-	udr__q_cache_release(q);
 	if (rc < 0)
 		goto fail;
 	if (rep) {
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
 		goto fail;
-	}
-	if (fast) {
-		if ((rc = keyed_diff(q, t, nm.ptr, keys, nkeys, &have)) < 0)
-			goto fail;
-		goto commit;
 	}
 	/* rows that go and come back with their key are updates (udr.changes) */
 	if ((rc = key_updates(&t->key_updates, q, nm.ptr, keys, nkeys, &have)) < 0)
