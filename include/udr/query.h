@@ -208,7 +208,9 @@ typedef struct udr_import_options {
 	const char *ref;       /**< the branch to commit on (NAME or branch:NAME); NULL: main */
 	const char *const *keys; /**< (version 2) with UDR_IMPORT_OVERWRITE: the files are a
 	                              full new copy of the table whose rows are matched on
-	                              these columns (unique in both): the new version keeps
+	                              these columns (unique in the copy; in the table, the
+	                              copy's keys must not repeat, and a repeated key the
+	                              copy lacks is deleted): the new version keeps
 	                              the rows that did not change and stores only the others
 	                              (deletion vectors, new parts); NULL: store every row */
 	size_t nkeys;          /**< (version 2) number of keys */
