@@ -1428,6 +1428,25 @@ static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_ve
 	return 0;
 }
 
+/* The rows of an open transaction's temp table "table". */
+static int scan_shadow(duckdb_replacement_scan_info info, const char *table)
+{
+	udr__buf b = {0};
+	duckdb_value text = NULL;
+	int rc = udr__buf_puts(&b, "SELECT * FROM temp.main.");
+	if (rc == 0)
+		rc = udr__sql_ident(&b, table);
+	if (rc == 0 && !(text = duckdb_create_varchar(b.ptr)))
+		rc = udr__error_oom();
+	udr__buf_free(&b);
+	if (rc < 0)
+		return rc;
+	duckdb_replacement_scan_set_function_name(info, "query");
+	duckdb_replacement_scan_add_parameter(info, text);
+	duckdb_destroy_value(&text);
+	return 0;
+}
+
 /* Resolve a table name DuckDB is binding: NAME or NAME@REF. */
 static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const char *name)
 {
@@ -1465,6 +1484,16 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 		ref.kind = UDR__REF_LATEST;
 	} else if ((rc = udr__ref_parse(&ref, at + 1, strlen(at + 1))) < 0) {
 		return rc;
+	}
+	/* the session's branch as an open transaction left it: its writes
+	 * (the bare name reads them too), or nothing when it dropped the table */
+	if (at && (ref.kind == UDR__REF_LATEST ||
+	           (ref.kind == UDR__REF_BRANCH && strcmp(ref.text, udr__q_branch(q)) == 0))) {
+		int w = udr__w_working(q, table);
+		if (w == UDR__W_DROPPED)
+			return 0;
+		if (w == UDR__W_SHADOW)
+			return scan_shadow(info, table);
 	}
 	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0) {
 		if (rc == UDR_ENOTFOUND && ((!at && q->dropped_hit) || not_on_main)) {
@@ -2044,7 +2073,8 @@ static int exists_cb(const char *name, void *payload)
 	rc = udr_catalog_latest(&latest, m->q->cat, name);
 	if (rc == UDR_ENOTFOUND || rc == UDR_EINVAL) {
 		udr_error_clear();
-		rc = 0;
+		/* made by the session's open transaction: NAME@latest reads it */
+		rc = udr__w_working(m->q, name) == UDR__W_SHADOW;
 	} else if (rc == 0) {
 		rc = 1;
 	} else {

@@ -342,6 +342,12 @@ int udr__conflicts_ensure(udr_query *q);
 uint64_t udr__w_snapshot(udr_query *q);
 /* table was dropped by the open transaction (a bare name must not bind). */
 bool udr__w_dropped(udr_query *q, const char *table);
+/* What an explicit transaction of the session made of table, as its
+ * branch's head reads it (NAME@latest, NAME@BRANCH): UDR__W_SHADOW (its
+ * rows are temp table "table"), UDR__W_DROPPED, or 0 (not written: the
+ * snapshot's version). */
+enum { UDR__W_SHADOW = 1, UDR__W_DROPPED = 2 };
+int udr__w_working(udr_query *q, const char *table);
 /* Free the session's write state (rolling back an open transaction). */
 void udr__w_close(udr_query *q);
 /* The view bound for v (parts ready to read), borrowed from q. */

@@ -510,6 +510,16 @@ bool udr__w_dropped(udr_query *q, const char *table)
 	return t && t->dropped && !t->shadow;
 }
 
+int udr__w_working(udr_query *q, const char *table)
+{
+	wtab *t = q && q->wtx && q->wtx->explicit_txn ? wt_find(q->wtx, table) : NULL;
+	if (!t)
+		return 0;
+	if (t->shadow && !t->partial)
+		return UDR__W_SHADOW;
+	return t->dropped && !t->shadow ? UDR__W_DROPPED : 0;
+}
+
 /* DROP TABLE [IF EXISTS] temp.main."name" (a shadow), or "__udr o <id>" when name is NULL. */
 static int drop_temp(udr_query *q, const char *name, unsigned long id, bool if_exists)
 {

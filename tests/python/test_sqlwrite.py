@@ -27,6 +27,46 @@ def test_writes_commit_versions_with_messages(users):
     assert log == [(1, "create"), (2, "zero"), (3, None)]
 
 
+def test_a_transaction_reads_its_writes_through_its_branch_head(users):
+    """Inside a transaction, NAME@latest and NAME@main (the session's branch,
+    as its head stands for the transaction) read the transaction's writes,
+    as the bare name does and as a write through NAME@main changes them; a
+    version number and another writer's commits do not move (snapshot); a
+    table the transaction made is found, one it dropped is not."""
+    other = udr.open(users.path)
+    try:
+        users.sql("BEGIN")
+        users.sql("INSERT INTO users VALUES (6, 60)")
+        for ref in ("users", "users@latest", "users@main", '"users@branch:main"'):
+            assert users.sql("SELECT count(*) FROM " + ref).fetchone() == (6,), ref
+        assert users.sql("SELECT count(*) FROM users@1").fetchone() == (5,)
+        users.sql("UPDATE users@main SET score = -6 WHERE id = 6")
+        assert users.sql("SELECT score FROM users@main WHERE id = 6").fetchone() == (-6,)
+        # a row's old and new values side by side: the snapshot's version and the transaction's
+        assert users.sql("SELECT a.score, b.score FROM users@1 a JOIN users@latest b USING (id) "
+                         "WHERE id = 1").fetchone() == (10, 10)
+        other.sql("INSERT INTO users VALUES (7, 70)")  # commits: users@latest keeps the snapshot
+        assert users.sql("SELECT count(*) FROM users@latest").fetchone() == (6,)
+        users.sql("CREATE TABLE made AS SELECT 7 AS y")
+        assert users.sql("SELECT y FROM made@latest").fetchone() == (7,)
+        users.sql("DROP TABLE made")
+        with pytest.raises(udr.NotFoundError):
+            users.sql("SELECT * FROM made@latest")
+        users.sql("ROLLBACK")
+    finally:
+        other.close()
+    assert users.sql("SELECT count(*) FROM users@latest").fetchone() == (6,)  # the other writer's row
+
+
+def test_a_statement_alone_reads_the_committed_rows_through_latest(users):
+    """A statement alone copies only the rows it can change (a partial copy):
+    NAME@latest in it still reads every committed row, not that copy."""
+    users.sql("UPDATE users SET score = (SELECT max(score) FROM users@latest) WHERE id = 1")
+    assert scores(users)[0] == (1, 50)
+    users.sql("DELETE FROM users WHERE id = (SELECT min(id) FROM users@main WHERE score < 50)")
+    assert [r[0] for r in scores(users)] == [1, 3, 4, 5]
+
+
 def test_transaction_over_several_calls(users):
     users.sql("BEGIN", message="batch")
     users.sql("INSERT INTO users VALUES (6, 60)")

@@ -66,3 +66,15 @@ def test_a_transaction_keeps_its_branch(dev):
         dev.sql("DELETE FROM users WHERE id = 4", branch="main_other")
     dev.sql("COMMIT", branch="dev")
     assert len(scores(dev, "dev")) == 4 and len(scores(dev)) == 5
+
+
+def test_a_transaction_on_a_branch_reads_its_writes_through_that_branch_only(dev):
+    """In a transaction on dev, users@dev, users@branch:dev and users@latest
+    read its writes; users@main reads main's committed rows."""
+    dev.sql("BEGIN", branch="dev")
+    dev.sql("DELETE FROM users WHERE id > 2", branch="dev")
+    for ref in ("users", "users@dev", '"users@branch:dev"', "users@latest"):
+        assert dev.sql("SELECT count(*) FROM " + ref, branch="dev").fetchone() == (2,), ref
+    assert dev.sql("SELECT count(*) FROM users@main", branch="dev").fetchone() == (5,)
+    dev.sql("COMMIT", branch="dev")
+    assert len(scores(dev, "dev")) == 2 and len(scores(dev)) == 5
