@@ -1368,6 +1368,21 @@ static int mixed_select(udr__buf *b, const udr__view *vw)
 	return rc;
 }
 
+/* Replace the table by query(b's text); b is freed.  rc: b's making. */
+static int scan_query(duckdb_replacement_scan_info info, udr__buf *b, int rc)
+{
+	duckdb_value text = NULL;
+	if (rc == 0 && !(text = duckdb_create_varchar(b->ptr)))
+		rc = udr__error_oom();
+	udr__buf_free(b);
+	if (rc < 0)
+		return rc;
+	duckdb_replacement_scan_set_function_name(info, "query");
+	duckdb_replacement_scan_add_parameter(info, text);
+	duckdb_destroy_value(&text);
+	return 0;
+}
+
 /* The table function and its parameters that read version v. */
 static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_version *v)
 {
@@ -1382,17 +1397,7 @@ static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_ve
 		return rc;
 	if (vw->nparts > 0 && fmt && strcmp(fmt, "parquet-dv") == 0) {
 		/* deletion vectors: merge-on-read through a query over the parts */
-		duckdb_value text;
-		rc = udr__dv_scan_sql(&b, q, vw, false);
-		if (rc == 0 && !(text = duckdb_create_varchar(b.ptr)))
-			rc = udr__error_oom();
-		udr__buf_free(&b);
-		if (rc < 0)
-			return rc;
-		duckdb_replacement_scan_set_function_name(info, "query");
-		duckdb_replacement_scan_add_parameter(info, text);
-		duckdb_destroy_value(&text);
-		return 0;
+		return scan_query(info, &b, udr__dv_scan_sql(&b, q, vw, false));
 	}
 	if (fmt && strcmp(fmt, "parquet") != 0 && strcmp(fmt, "csv") != 0 && strcmp(fmt, "json") != 0) {
 		char qf[64];
@@ -1407,19 +1412,8 @@ static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_ve
 			mixed = true;
 		one = vw->fmt[i];
 	}
-	if (!one || mixed) {
-		duckdb_value text;
-		rc = one ? mixed_select(&b, vw) : empty_select(&b, v);
-		if (rc == 0 && !(text = duckdb_create_varchar(b.ptr)))
-			rc = udr__error_oom();
-		udr__buf_free(&b);
-		if (rc < 0)
-			return rc;
-		duckdb_replacement_scan_set_function_name(info, "query");
-		duckdb_replacement_scan_add_parameter(info, text);
-		duckdb_destroy_value(&text);
-		return 0;
-	}
+	if (!one || mixed)
+		return scan_query(info, &b, one ? mixed_select(&b, vw) : empty_select(&b, v));
 	if ((rc = paths_value(&list, vw, 0, vw->nparts, one)) < 0)
 		return rc;
 	duckdb_replacement_scan_set_function_name(info, part_reader(one));
@@ -1432,19 +1426,10 @@ static int scan_of(duckdb_replacement_scan_info info, udr_query *q, const udr_ve
 static int scan_shadow(duckdb_replacement_scan_info info, const char *table)
 {
 	udr__buf b = {0};
-	duckdb_value text = NULL;
 	int rc = udr__buf_puts(&b, "SELECT * FROM temp.main.");
 	if (rc == 0)
 		rc = udr__sql_ident(&b, table);
-	if (rc == 0 && !(text = duckdb_create_varchar(b.ptr)))
-		rc = udr__error_oom();
-	udr__buf_free(&b);
-	if (rc < 0)
-		return rc;
-	duckdb_replacement_scan_set_function_name(info, "query");
-	duckdb_replacement_scan_add_parameter(info, text);
-	duckdb_destroy_value(&text);
-	return 0;
+	return scan_query(info, &b, rc);
 }
 
 /* Resolve a table name DuckDB is binding: NAME or NAME@REF. */
