@@ -1472,20 +1472,18 @@ static int csv_ragged_line(const char *path, char delim)
  * A CSV file whose lines have different numbers of fields is read by
  * DuckDB's sniffer as one column named after the whole header ("a,b"):
  * when the files read as one such column, find the first ragged line.
+ * *out: the columns DuckDB detects in the files (reader).
  */
-static int check_ragged(udr_query *q, const char *reader, const char *const *files, size_t nfiles)
+static int check_ragged(schema *out, udr_query *q, const char *reader, const char *const *files, size_t nfiles)
 {
-	char **names = NULL, **types = NULL, delim = 0;
-	size_t n = 0;
-	int rc = udr__q_describe(&names, &types, &n, q, reader);
+	char delim = 0;
+	int rc = udr__q_describe(&out->names, &out->types, &out->n, q, reader);
 	if (rc < 0)
 		return rc;
-	if (n == 1)
+	if (out->n == 1)
 		for (const char *d = ",;\t|"; *d && !delim; d++)
-			if (strchr(names[0], *d))
+			if (strchr(out->names[0], *d))
 				delim = *d;
-	udr_strarray_free(names, n);
-	udr_strarray_free(types, n);
 	for (size_t i = 0; delim && rc == 0 && i < nfiles; i++)
 		rc = csv_ragged_line(files[i], delim);
 	return rc;
@@ -1527,7 +1525,7 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 {
 	udr_import_options o;
 	udr__buf b = {0};
-	schema old = {0}, forced = {0};
+	schema old = {0}, forced = {0}, detected = {0};
 	udr_version *prev = NULL;
 	import_src src;
 	bool keyed;
@@ -1571,7 +1569,7 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	if (format == UDR_FORMAT_CSV) {
 		if ((rc = reader_sql(&b, format, files, nfiles, NULL)) < 0)
 			goto out;
-		rc = check_ragged(q, b.ptr, files, nfiles);
+		rc = check_ragged(&detected, q, b.ptr, files, nfiles);
 		udr__buf_free(&b);
 		if (rc < 0)
 			goto out;
@@ -1581,18 +1579,17 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 		 * the table's types instead, after checking the column names. */
 		uint64_t next;
 		if ((rc = previous_version(&prev, &next, q, table, import_branch(opts))) < 0)
-			return rc;
+			goto out;
 		if (prev && format != UDR_FORMAT_PARQUET) {
-			schema neu = {0};
 			if ((rc = version_schema(&old, q, prev)) < 0)
 				goto out;
-			if ((rc = reader_sql(&b, format, files, nfiles, NULL)) < 0)
-				goto out;
-			rc = udr__q_describe(&neu.names, &neu.types, &neu.n, q, b.ptr);
-			udr__buf_free(&b);
+			/* the columns detected (CSV: already, by check_ragged) */
+			if (!detected.n && (rc = reader_sql(&b, format, files, nfiles, NULL)) == 0) {
+				rc = udr__q_describe(&detected.names, &detected.types, &detected.n, q, b.ptr);
+				udr__buf_free(&b);
+			}
 			if (rc == 0)
-				rc = schema_match(&old, &neu, table, false);
-			schema_free(&neu);
+				rc = schema_match(&old, &detected, table, false);
 			if (rc < 0)
 				goto out;
 		}
@@ -1621,6 +1618,7 @@ out:
 	udr__buf_free(&b);
 	schema_free(&old);
 	schema_free(&forced);
+	schema_free(&detected);
 	udr_version_free(prev);
 	return rc;
 }
