@@ -14,6 +14,7 @@
 #include <datetime.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifdef UDRPY_HAVE_QUERY
@@ -1036,6 +1037,19 @@ static int keyword_at(const char *s, size_t i, const char *kw)
  * reference to name, column qualifiers included, reads version N.  Names
  * are checked table names and N a number, so nothing can be injected.
  * Returns a PyMem_Malloc'd string, or NULL with an exception set. */
+/* ref (NULL: latest) is the head of the call's branch (NULL: main). */
+static int names_head(const char *ref, const char *branch)
+{
+	const char *b = branch ? branch : "main";
+	if (strncmp(b, "branch:", 7) == 0)
+		b += 7;
+	if (ref == NULL || strcasecmp(ref, "latest") == 0)
+		return 1;
+	if (strncasecmp(ref, "branch:", 7) == 0)
+		return strcmp(ref + 7, b) == 0;
+	return strcmp(ref, b) == 0;
+}
+
 static char *pin_versions(const char *sql, char *const *names, const uint64_t *nums,
                           size_t n)
 {
@@ -1070,10 +1084,12 @@ static char *pin_versions(const char *sql, char *const *names, const uint64_t *n
 	memcpy(out, sql, at);
 	len = at;
 	len += (size_t)snprintf(out + len, cap - len, with ? " " : "WITH ");
-	for (size_t k = 0; k < n; k++)
-		len += (size_t)snprintf(out + len, cap - len, "%s\"%s\" AS (SELECT * FROM \"%s@%llu\")",
-		                        k ? ", " : "", names[k], names[k],
-		                        (unsigned long long)nums[k]);
+	for (size_t k = 0; k < n; k++) {
+		len += (size_t)snprintf(out + len, cap - len, "%s\"%s\" AS (SELECT * FROM \"%s@", k ? ", " : "",
+		                        names[k], names[k]);
+		len += (size_t)(nums[k] ? snprintf(out + len, cap - len, "%llu\")", (unsigned long long)nums[k])
+		                        : snprintf(out + len, cap - len, "latest\")"));
+	}
 	len += (size_t)snprintf(out + len, cap - len, with ? ", " : " ");
 	memcpy(out + len, sql + at, strlen(sql + at) + 1);
 	return out;
@@ -1173,7 +1189,7 @@ PyDoc_STRVAR(sql_doc,
 "bytes, or datetime/date/time/Decimal (passed as text, cast by DuckDB).\n"
 "versions={'users': 3} pins the unqualified references to a table in a\n"
 "query (values: a version number, a reference string, or an aware\n"
-"datetime).  Raises InvalidArgumentError for a SQL error (DuckDB's message),\n"
+"datetime; 'latest' or the branch, in an open transaction, its writes).  Raises InvalidArgumentError for a SQL error (DuckDB's message),\n"
 "NotFoundError for an unknown table or version, IntegrityError for a\n"
 "damaged part.  INSERT, UPDATE, DELETE, MERGE INTO, CREATE TABLE and DROP\n"
 "TABLE on tables commit new versions (with message); BEGIN ... COMMIT over\n"
@@ -1214,8 +1230,13 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (rc == 0 && p.n > 0) {
 		Py_BEGIN_ALLOW_THREADS
-		for (size_t i = 0; rc == 0 && i < p.n; i++)
+		for (size_t i = 0; rc == 0 && i < p.n; i++) {
 			rc = udr_query_resolve(&p.nums[i], q, p.names[i], p.refs[i]);
+			/* the branch's head: NAME@latest, which in an open
+			 * transaction reads its writes (docs/QUERY.md) */
+			if (rc == 0 && names_head(p.refs[i], branch))
+				p.nums[i] = 0;
+		}
 		Py_END_ALLOW_THREADS
 		if (rc == 0 && (pinned = pin_versions(sql, p.names, p.nums, p.n)) == NULL)
 			rc = 1; /* exception set */

@@ -2171,6 +2171,8 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 			rc = udr__q_run(out, q, rewritten, params, nparams, UDR__RUN_USER);
 		free(rewritten);
 	}
+	if (rc < 0)
+		udr__w_statement_failed(q, sql);
 	udr__catalog_statement_end(was);
 	return rc;
 }

@@ -347,6 +347,10 @@ bool udr__w_dropped(udr_query *q, const char *table);
  * rows are temp table "table"), UDR__W_DROPPED, or 0 (not written: the
  * snapshot's version). */
 enum { UDR__W_SHADOW = 1, UDR__W_DROPPED = 2 };
+/* A statement (sql, not BEGIN/COMMIT/ROLLBACK) of the session's open
+ * transaction failed, wherever (its references, DuckDB, a write): the
+ * transaction is failed (later statements refused, COMMIT rolls back). */
+void udr__w_statement_failed(udr_query *q, const char *sql);
 int udr__w_working(udr_query *q, const char *table);
 /* Free the session's write state (rolling back an open transaction). */
 void udr__w_close(udr_query *q);

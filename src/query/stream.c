@@ -225,6 +225,8 @@ int udr_query_sql_stream(udr_stream **out, udr_query *q, const char *sql, const 
 		return sql_stream(out, q, sql, params, nparams);
 	was = udr__catalog_statement_begin(q->cat); /* one look at the head */
 	rc = sql_stream(out, q, sql, params, nparams);
+	if (rc < 0)
+		udr__w_statement_failed(q, sql);
 	udr__catalog_statement_end(was);
 	return rc;
 }

@@ -510,6 +510,16 @@ bool udr__w_dropped(udr_query *q, const char *table)
 	return t && t->dropped && !t->shadow;
 }
 
+void udr__w_statement_failed(udr_query *q, const char *sql)
+{
+	wstmt st;
+	if (!q || !q->wtx || !q->wtx->explicit_txn || !sql)
+		return;
+	classify(&st, sql);
+	if (st.kind != WK_BEGIN && st.kind != WK_COMMIT && st.kind != WK_ROLLBACK)
+		q->wtx->failed = true;
+}
+
 int udr__w_working(udr_query *q, const char *table)
 {
 	wtab *t = q && q->wtx && q->wtx->explicit_txn ? wt_find(q->wtx, table) : NULL;
@@ -2010,6 +2020,8 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		q->user_objects = true;
 	switch (st.kind) {
 	case WK_NONE:
+		if (q->wtx && q->wtx->failed)
+			return refuse_failed();
 		return q->wtx && (rc = refuse_case_clash(q, &st, sql)) < 0 ? rc : 1;
 	case WK_BEGIN:
 		if (q->wtx)

@@ -58,6 +58,46 @@ def test_a_transaction_reads_its_writes_through_its_branch_head(users):
     assert users.sql("SELECT count(*) FROM users@latest").fetchone() == (6,)  # the other writer's row
 
 
+def test_versions_pin_of_the_head_reads_as_name_at_latest(users):
+    """versions={'users': 'latest'} (or None, or the call's branch) reads what
+    users@latest reads: in a transaction, its writes; a number, that version
+    (review s29: the pin read the committed rows while users@latest read the
+    transaction's)."""
+    users.sql("BEGIN")
+    try:
+        users.sql("DELETE FROM users WHERE id > 2")
+        for pin in ("latest", None, "main", "branch:main"):
+            got = users.sql("SELECT count(*) FROM users", versions={"users": pin}).fetchone()
+            assert got == (2,), pin
+        assert users.sql("SELECT count(*) FROM users", versions={"users": 1}).fetchone() == (5,)
+    finally:
+        users.sql("ROLLBACK")
+    assert users.sql("SELECT count(*) FROM users", versions={"users": "latest"}).fetchone() == (5,)
+
+
+@pytest.mark.parametrize("bad", ["INSERT INTO nosuch VALUES (1)",
+                                 "INSERT INTO users SELECT * FROM nosuch@latest",
+                                 "SELECT * FROM nosuch",
+                                 "SELECT * FROM users@99"])
+def test_a_failed_statement_fails_the_transaction(users, bad):
+    """A statement of a transaction that fails, wherever (its references
+    before it runs, DuckDB, a write; review s29: a missing table did not),
+    fails the transaction: later statements are refused, COMMIT rolls back
+    with an error, nothing is committed."""
+    users.sql("BEGIN")
+    users.sql("INSERT INTO users VALUES (100, 1000)")
+    with pytest.raises(udr.Error):
+        users.sql(bad)
+    with pytest.raises(udr.InvalidArgumentError, match="failed"):
+        users.sql("INSERT INTO users VALUES (101, 1010)")
+    with pytest.raises(udr.InvalidArgumentError, match="failed"):
+        users.sql("SELECT count(*) FROM users")
+    with pytest.raises(udr.Error):
+        users.sql("COMMIT")
+    assert users.sql("SELECT count(*) FROM users").fetchone() == (5,)
+    assert users.sql("SELECT count(*) FROM udr_log").fetchone() == (1,)
+
+
 def test_a_statement_alone_reads_the_committed_rows_through_latest(users):
     """A statement alone copies only the rows it can change (a partial copy):
     NAME@latest in it still reads every committed row, not that copy."""
