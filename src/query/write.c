@@ -2776,8 +2776,10 @@ static int keyed_diff(udr_query *q, wtab *t, const char *table, const char *nm, 
 	udr__buf_free(&b);
 	udr__q_cache_release(q);
 	/* the table's side: a key repeated there pairs two of its rows with
-	 * one of the copy's, which would leave more rows than the copy has */
-	if (rc == 0 && (rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM (")) == 0 &&
+	 * one of the copy's, which would leave more rows than the copy has
+	 * (its parts held again: the release above let them go) */
+	if (rc == 0 && (rc = udr__q_view_get(&vw, q, t->base)) == 0 &&
+	    (rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM (")) == 0 &&
 	    (rc = udr__dv_scan_sql(&b, q, vw, false)) == 0 && (rc = udr__buf_puts(&b, ")")) == 0)
 		rc = query_count(&nold, q, b.ptr);
 	udr__buf_free(&b);
