@@ -2749,7 +2749,7 @@ static int keyed_diff(udr_query *q, wtab *t, const char *table, const char *nm, 
 {
 	udr__buf b = {0}, rows = {0};
 	udr__view *vw;
-	uint64_t nold = 0, nnew = 0, ndel = 0, nins = 0;
+	uint64_t nold = 0, same = 0;
 	int rc = udr__q_view_get(&vw, q, t->base);
 	if (rc == 0)
 		rc = udr__buf_puts(&b, "CREATE TEMP TABLE \"__udr kd\" AS SELECT o.__udr_part AS __udr_opart, "
@@ -2784,13 +2784,16 @@ static int keyed_diff(udr_query *q, wtab *t, const char *table, const char *nm, 
 		rc = query_count(&nold, q, b.ptr);
 	udr__buf_free(&b);
 	udr__q_cache_release(q);
+	/* 1 when the rows left (every row of kd deletes or inserts one) are the copy's */
 	if (rc == 0)
-		rc = query_count(&nnew, q, "SELECT count(*)::BIGINT FROM temp.main.\"__udr new\"");
+		rc = udr__buf_printf(&b,
+		                     "SELECT (%" PRIu64 " - count(__udr_orow) + count(__udr_nr) = "
+		                     "(SELECT count(*) FROM temp.main.\"__udr new\"))::BIGINT FROM temp.main.\"__udr kd\"",
+		                     nold);
 	if (rc == 0)
-		rc = query_count(&ndel, q, "SELECT count(*)::BIGINT FROM temp.main.\"__udr kd\" WHERE __udr_orow IS NOT NULL");
-	if (rc == 0)
-		rc = query_count(&nins, q, "SELECT count(*)::BIGINT FROM temp.main.\"__udr kd\" WHERE __udr_nr IS NOT NULL");
-	if (rc == 0 && (ndel > nold || nold - ndel + nins != nnew))
+		rc = query_count(&same, q, b.ptr);
+	udr__buf_free(&b);
+	if (rc == 0 && same != 1)
 		rc = udr__error_set(UDR_EINVAL, "the key is not unique in table %s", table);
 	if (rc < 0) {
 		(void)udr__q_exec(q, "DROP TABLE IF EXISTS temp.main.\"__udr kd\"");
