@@ -1232,11 +1232,14 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 	if (rc == 0 && p.n > 0) {
 		Py_BEGIN_ALLOW_THREADS
 		for (size_t i = 0; rc == 0 && i < p.n; i++) {
-			rc = udr_query_resolve(&p.nums[i], q, p.names[i], p.refs[i]);
 			/* the branch's head: NAME@latest, which in an open
-			 * transaction reads its writes (docs/QUERY.md) */
-			if (rc == 0 && names_head(p.refs[i], branch))
+			 * transaction reads its writes, a table it made
+			 * included (docs/QUERY.md); the statement finds it or
+			 * fails.  The name was checked (pins_from_obj). */
+			if (names_head(p.refs[i], branch))
 				p.nums[i] = 0;
+			else
+				rc = udr_query_resolve(&p.nums[i], q, p.names[i], p.refs[i]);
 		}
 		Py_END_ALLOW_THREADS
 		if (rc == 0 && (pinned = pin_versions(sql, p.names, p.nums, p.n)) == NULL)

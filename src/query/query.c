@@ -1481,11 +1481,13 @@ static int bind_table(duckdb_replacement_scan_info info, udr_query *q, const cha
 			return scan_shadow(info, table);
 	}
 	if ((rc = resolve_ref(&v, q, table, &ref, q->snap_head)) < 0) {
-		if (rc == UDR_ENOTFOUND && ((!at && q->dropped_hit) || not_on_main)) {
+		if (rc == UDR_ENOTFOUND && !at && (q->dropped_hit || not_on_main)) {
 			q->dropped_hit = false;
 			udr_error_clear();
 			return 0; /* dropped, or nowhere: DuckDB says it does not exist */
 		}
+		/* NAME@REF quoted (as Python's versions= writes it) says what
+		 * the unquoted form says: no such table, not DuckDB's guess */
 		return rc;
 	}
 	rc = scan_of(info, q, v);

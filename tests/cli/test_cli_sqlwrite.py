@@ -185,6 +185,10 @@ def test_create_drop_and_create_again(users):
     assert r.code == 1 and "does not exist" in r.stderr
     assert "t" not in [x["name"] for x in sql(users, "SELECT name FROM udr_tables")]
     assert rows(users, "SELECT count(*) FROM t@1") == [(3,)]   # still readable
+    # quoted NAME@REF of a dropped or unknown table: udr's answer, as unquoted
+    for q in ('SELECT * FROM "t@latest"', 'SELECT * FROM "nosuch@latest"', 'SELECT * FROM "nosuch@2"'):
+        r = users("sql", q)
+        assert r.code == 1 and "not found" in r.stderr and "Catalog Error" not in r.stderr, (q, r)
     assert users("sql", "DROP TABLE t").code == 1
     w(users, "DROP TABLE IF EXISTS t")
     w(users, "CREATE TABLE t AS SELECT 'again' AS s")

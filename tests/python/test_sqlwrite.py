@@ -70,9 +70,18 @@ def test_versions_pin_of_the_head_reads_as_name_at_latest(users):
             got = users.sql("SELECT count(*) FROM users", versions={"users": pin}).fetchone()
             assert got == (2,), pin
         assert users.sql("SELECT count(*) FROM users", versions={"users": 1}).fetchone() == (5,)
+        # a table the transaction made (stop 30: the pin looked for it in
+        # the committed catalog and raised NotFoundError)
+        users.sql("CREATE TABLE made AS SELECT 7 AS y")
+        for pin in ("latest", None, "main"):
+            assert users.sql("SELECT y FROM made", versions={"made": pin}).fetchone() == (7,), pin
     finally:
         users.sql("ROLLBACK")
     assert users.sql("SELECT count(*) FROM users", versions={"users": "latest"}).fetchone() == (5,)
+    # made is gone with the rollback: the pin says so in udr's words
+    for pin in ("latest", None, 1):
+        with pytest.raises(udr.NotFoundError, match="table 'made' not found"):
+            users.sql("SELECT y FROM made", versions={"made": pin})
 
 
 @pytest.mark.parametrize("bad", ["INSERT INTO nosuch VALUES (1)",
