@@ -11,7 +11,8 @@
  *   bench_commit writers DIR NPROC SECONDS
  *       (2) NPROC processes, each committing to its own table as fast as it
  *       can for SECONDS -> "commits <total> seconds <wall> per_s <rate>
- *       syncs <syncfs calls made>"
+ *       syncs <syncfs calls made>"; with UDR_BENCH_FLUSH_US=N every syncfs
+ *       is followed by a sleep of N us (a disk whose flush is slower)
  *   bench_commit buildlog DIR N TABLES
  *       builds (or extends) a catalog to N commits round-robin over TABLES
  *       tables, through the library with an I/O table whose fsync is a no-op
@@ -176,15 +177,26 @@ static int durable(const char *dir, long n)
 static long nsyncs;
 static int (*real_syncfs)(int);
 
+static long flush_us; /* UDR_BENCH_FLUSH_US: a slower disk's flush, simulated */
+
 static int counting_syncfs(int fd)
 {
+	int rc;
 	nsyncs++;
-	return real_syncfs(fd);
+	rc = real_syncfs(fd);
+	if (flush_us > 0) {
+		struct timespec d = {flush_us / 1000000, (flush_us % 1000000) * 1000};
+		while (nanosleep(&d, &d) < 0 && errno == EINTR)
+			;
+	}
+	return rc;
 }
 
 static void count_syncs(void)
 {
 	static udr_io_methods m;
+	const char *env = getenv("UDR_BENCH_FLUSH_US");
+	flush_us = env ? atol(env) : 0;
 	m = *udr_io_default();
 	real_syncfs = m.syncfs;
 	m.syncfs = counting_syncfs;

@@ -10,6 +10,9 @@
 #     writer; goals >= 3x and >= 4x (group commit).
 # (4) readers while 4 writers commit: median latency of `show T` and
 #     `log --limit 10` (library calls) with and without the writers.
+# (2b) (2) again with every syncfs followed by a sleep of UDR_BENCH_FLUSH_US
+#     (default 3000): a disk whose flush takes milliseconds, where group
+#     commit, not CPU, decides the ratios (for information).
 # (3) udr_catalog_log(newest_first, limit 10) - what `udr log --limit 10`
 #     does - on a 1,000,000-commit log vs a 1,000-commit log; goal <= 2.
 #     The long log is built through the library with an I/O table whose
@@ -61,9 +64,9 @@ while [ "$i" -lt "$secs" ]; do
 	# journal, inodes freed in the last 30 s (dirty_expire) are skipped one
 	# by one when allocating, so removing a turn's thousands of files would
 	# slow the next turns' file creation (the benchmark's own deletions)
-	o=$("$bin" writers "$scratch/w1.$i" 1 1); c1=$(add "$c1" "$(field "$o" commits)"); s1=$(add "$s1" "$(field "$o" seconds)"); y1=$(add "$y1" "$(field "$o" syncs)")
-	o=$("$bin" writers "$scratch/w4.$i" 4 1); c4=$(add "$c4" "$(field "$o" commits)"); s4=$(add "$s4" "$(field "$o" seconds)"); y4=$(add "$y4" "$(field "$o" syncs)")
-	o=$("$bin" writers "$scratch/w8.$i" 8 1); c8=$(add "$c8" "$(field "$o" commits)"); s8=$(add "$s8" "$(field "$o" seconds)"); y8=$(add "$y8" "$(field "$o" syncs)")
+	o=$(UDR_BENCH_FLUSH_US=0 "$bin" writers "$scratch/w1.$i" 1 1); c1=$(add "$c1" "$(field "$o" commits)"); s1=$(add "$s1" "$(field "$o" seconds)"); y1=$(add "$y1" "$(field "$o" syncs)")
+	o=$(UDR_BENCH_FLUSH_US=0 "$bin" writers "$scratch/w4.$i" 4 1); c4=$(add "$c4" "$(field "$o" commits)"); s4=$(add "$s4" "$(field "$o" seconds)"); y4=$(add "$y4" "$(field "$o" syncs)")
+	o=$(UDR_BENCH_FLUSH_US=0 "$bin" writers "$scratch/w8.$i" 8 1); c8=$(add "$c8" "$(field "$o" commits)"); s8=$(add "$s8" "$(field "$o" seconds)"); y8=$(add "$y8" "$(field "$o" syncs)")
 	i=$((i + 1))
 done
 rm -rf "$scratch"/w1.* "$scratch"/w4.* "$scratch"/w8.*
@@ -72,6 +75,21 @@ echo "   1 writer: $r1 commits/s; 4 writers: $r4; 8 writers: $r8 commits/s aggre
 echo "   syncfs calls per second: $(ratio "$y1" "$s1"), $(ratio "$y4" "$s4"), $(ratio "$y8" "$s8"); commits per syncfs: $(ratio "$c1" "$y1"), $(ratio "$c4" "$y4"), $(ratio "$c8" "$y8")"
 echo "   RATIO 4 writers / 1 writer = $(ratio "$r4" "$r1")   (goal >= 3)"
 echo "   RATIO 8 writers / 1 writer = $(ratio "$r8" "$r1")   (goal >= 4)"
+
+flush=${UDR_BENCH_FLUSH_US:-3000}
+echo "-- (2b) the same with a slower disk simulated: every syncfs then sleeps ${flush} us (UDR_BENCH_FLUSH_US),"
+echo "   so the flush, not the 2 cores, bounds the single writer (for information: how well groups form)"
+c1=0; c4=0; c8=0; y4=0; y8=0
+i=0
+while [ "$i" -lt 3 ]; do
+	o=$(UDR_BENCH_FLUSH_US=$flush "$bin" writers "$scratch/f1.$i" 1 1); c1=$(add "$c1" "$(field "$o" commits)")
+	o=$(UDR_BENCH_FLUSH_US=$flush "$bin" writers "$scratch/f4.$i" 4 1); c4=$(add "$c4" "$(field "$o" commits)"); y4=$(add "$y4" "$(field "$o" syncs)")
+	o=$(UDR_BENCH_FLUSH_US=$flush "$bin" writers "$scratch/f8.$i" 8 1); c8=$(add "$c8" "$(field "$o" commits)"); y8=$(add "$y8" "$(field "$o" syncs)")
+	i=$((i + 1))
+done
+rm -rf "$scratch"/f1.* "$scratch"/f4.* "$scratch"/f8.*
+echo "   commits per syncfs: 4 writers $(ratio "$c4" "$y4"), 8 writers $(ratio "$c8" "$y8")"
+echo "   RATIO (simulated ${flush} us flush) 4 writers / 1 writer = $(ratio "$c4" "$c1"); 8 writers / 1 writer = $(ratio "$c8" "$c1")   (information)"
 
 echo "-- (4) readers while 4 writers commit ($secs s)"
 o=$("$bin" readers "$scratch/rd" 4 "$secs")
