@@ -1356,9 +1356,13 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 		}
 	}
 	/* Become the leader (the exclusive lock), or wait for the leader in
-	 * office with a shared lock and look at HEAD again: a writer its
-	 * syncfs covered returns then, instead of queueing behind the next
-	 * leader's whole sync. */
+	 * office and look at HEAD again: a writer its syncfs covered returns
+	 * then, instead of queueing behind the next leader's whole sync.  The
+	 * wait naps and looks, a few times per sync: blocked in flock for a
+	 * shared lock, a covered writer could not return before it got the
+	 * lock, and a writer that took it exclusively the instant the leader
+	 * let go kept it for its own whole sync, so covered writers often
+	 * waited two syncs.  After 64 looks it queues for the lock. */
 	for (;;) {
 		if (tries > 0 && head_covers(c, seq, &d))
 			goto out;
@@ -1371,11 +1375,11 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 			goto out;
 		}
 		tries++;
-		if (UDR_IO->flock(fd, LOCK_SH) < 0) {
-			rc = udr__error_io(errno, "cannot lock %s", c->syncpath);
-			goto out;
+		{
+			int64_t us = last_us / 4 < 50 ? 50 : last_us / 4 > 2000 ? 2000 : (int64_t)(last_us / 4);
+			struct timespec nap = {0, (long)us * 1000};
+			nanosleep(&nap, NULL);
 		}
-		UDR_IO->flock(fd, LOCK_UN);
 	}
 	/* the leader: HEAD once more, under the lock (a leader may have
 	 * finished between the last look and the lock) */
