@@ -1401,6 +1401,11 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 	 * is then read as one column and refused (check_ragged) */
 	if (rc == 0 && format == UDR_FORMAT_CSV)
 		rc = udr__buf_puts(b, ", skip = 0");
+	/* a quoted empty field ("") is an empty string, an empty field NULL:
+	 * what `udr export` writes for '' and NULL, so an exported table
+	 * imports back unchanged (DuckDB's default reads both as NULL) */
+	if (rc == 0 && format == UDR_FORMAT_CSV)
+		rc = udr__buf_puts(b, ", allow_quoted_nulls = false");
 	if (rc == 0 && types && types->n && format != UDR_FORMAT_PARQUET) {
 		rc = udr__buf_puts(b, format == UDR_FORMAT_CSV ? ", types = {" : ", columns = {");
 		for (size_t i = 0; rc == 0 && i < types->n; i++) {
