@@ -260,7 +260,9 @@ static void rmtree_flat(const char *dir)
 /*
  * A fresh directory for an import's parts, under <cache_dir>/tmp, held
  * under flock for the import's whole life: a directory whose lock can be
- * taken belongs to a dead import (udr_query_clean_temp removes it).
+ * taken belongs to a dead import (udr_query_clean_temp removes it).  Made
+ * and then locked, it looks dead for a moment: a cleaner may remove it
+ * before our open or while we wait for the lock, and another is made.
  */
 static int make_import_dir(char **out, int *lockfd, udr_query *q)
 {
@@ -276,6 +278,12 @@ static int make_import_dir(char **out, int *lockfd, udr_query *q)
 			return rc;
 		}
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT) {
+			/* a cleaner found it before our lock, took it for a dead
+			 * import's and removed it: make another */
+			free(dir);
+			continue;
+		}
 		if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 			int rc = udr__error_io(errno, "cannot lock the import directory %s", dir);
 			if (fd >= 0)

@@ -24,6 +24,7 @@ int main(void)
 #include <sys/stat.h>
 #include <errno.h>
 #include <signal.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <udr/query.h>
@@ -1064,6 +1065,54 @@ static void test_query__import_types(void **state)
 	free(p);
 }
 
+/* A cleaner of dead imports' directories (fsck, gc's cache trim) running
+ * while imports start: a directory made but not yet locked looked dead, was
+ * removed, and the import failed with "cannot lock the import directory ...:
+ * No such file or directory" (CI, stop 30, test_gc_concurrent). */
+typedef struct cleaner_arg {
+	udr_db *db;
+	volatile int stop;
+	uint64_t removed;
+	int failed;
+} cleaner_arg;
+
+static void *cleaner_main(void *p)
+{
+	cleaner_arg *a = p;
+	while (!a->stop) {
+		uint64_t n = 0;
+		if (udr_query_clean_temp(&n, a->db, NULL) != 0)
+			a->failed = 1;
+		a->removed += n;
+	}
+	return NULL;
+}
+
+static void test_query__imports_survive_a_concurrent_temp_cleaner(void **state)
+{
+	fx *f = *state;
+	cleaner_arg a = {f->db, 0, 0, 0};
+	pthread_t t;
+	int fails = 0;
+	assert_int_equal(pthread_create(&t, NULL, cleaner_main, &a), 0);
+	for (int i = 0; i < 600; i++) {
+		uint64_t v = 0;
+		char sql[64];
+		snprintf(sql, sizeof(sql), "SELECT %d AS n", i);
+		if (udr_query_import_sql(&v, f->q, "race", sql, NULL, 0, NULL) != 0) {
+			print_error("import %d: %s\n", i, udr_error_last()->message);
+			fails++;
+		}
+	}
+	a.stop = 1;
+	pthread_join(t, NULL);
+	assert_int_equal(fails, 0);
+	assert_int_equal(a.failed, 0);
+	/* every import finished (a directory taken for dead is made again) */
+	print_message("cleaner removed %llu directories\n", (unsigned long long)a.removed);
+	assert_scalar(f, "SELECT n FROM race", "599");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1085,6 +1134,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__branch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__imports_survive_a_concurrent_temp_cleaner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__time_travel_ten_versions, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__export_round_trip, setup_raw, teardown),
