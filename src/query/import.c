@@ -786,9 +786,22 @@ static int file_rows(uint64_t *out, udr_query *q, const char *path)
 	return 0;
 }
 
-/* COPY (query) TO path as one Parquet file, in the query's row order. */
-static int copy_one(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
-                    size_t nparams, int kind, const char *path)
+/* tmpl with each '@' replaced by the column name col, quoted. */
+static int put_col_expr(udr__buf *b, const char *tmpl, const char *col)
+{
+	int rc = 0;
+	for (const char *at; rc == 0 && (at = strchr(tmpl, '@')) != NULL; tmpl = at + 1) {
+		rc = udr__buf_put(b, tmpl, (size_t)(at - tmpl));
+		if (rc == 0)
+			rc = udr__sql_ident(b, col);
+	}
+	return rc == 0 ? udr__buf_puts(b, tmpl) : rc;
+}
+
+/* COPY (query) TO path (options); with no_dict, no column chunk is
+ * dictionary-encoded. */
+static int copy_raw(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
+                    size_t nparams, int kind, const char *path, const char *options, bool no_dict)
 {
 	udr__buf b = {0};
 	int rc = udr__buf_puts(&b, "COPY (\n");
@@ -799,10 +812,328 @@ static int copy_one(udr_result **count, udr_query *q, const char *select_sql, co
 	if (rc == 0)
 		rc = udr__sql_literal(&b, path);
 	if (rc == 0)
-		rc = udr__buf_puts(&b, " (" PART_COPY_OPTIONS ")");
+		rc = udr__buf_printf(&b, " (%s%s)", options, no_dict ? ", DICTIONARY_SIZE_LIMIT 0" : "");
 	if (rc == 0)
 		rc = udr__q_run(count, q, b.ptr, params, nparams, kind);
 	udr__buf_free(&b);
+	return rc;
+}
+
+/* *found: a negative zero or a NaN with its sign bit set in one of the
+ * FLOAT/DOUBLE columns cols of the query's rows (one pass, the columns
+ * alone). */
+static int negative_zero_or_nan(bool *found, udr_query *q, const char *select_sql, const udr_value *params,
+                                size_t nparams, int kind, char *const *cols, size_t ncols)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	int rc = udr__buf_puts(&b, "SELECT coalesce(");
+	for (size_t i = 0; rc == 0 && i < ncols; i++)
+		rc = put_col_expr(&b, i ? " OR bool_or((@ = 0 OR isnan(@)) AND signbit(@))"
+		                        : "bool_or((@ = 0 OR isnan(@)) AND signbit(@))", cols[i]);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ", false) FROM (\n");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "\n)");
+	/* a user's query is checked as one (a SELECT, not our COPY) */
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, params, nparams, kind == UDR__RUN_COPY ? UDR__RUN_SELECT : kind);
+	if (rc == 0 && (udr_result_get(&x, r, 0, 0) < 0 || x.type != UDR_TYPE_BOOL))
+		rc = udr__error_set(UDR_ERROR, "DuckDB did not say whether the rows hold negative zeros");
+	if (rc == 0)
+		*found = x.i64 != 0;
+	udr_result_free(r);
+	udr__buf_free(&b);
+	return rc;
+}
+
+/*
+ * What the Parquet file at path may have merged.  DuckDB's Parquet writer
+ * (1.4, and 1.5: duckdb#25781) builds a column chunk's dictionary with
+ * SQL equality, so values that compare equal but differ are stored as the
+ * first of them: 0.0 and -0.0, NaN and -NaN (FLOAT, DOUBLE), INTERVAL
+ * '1 month' and '30 days'.  Chunks written plain keep every value.
+ * *wrap: the top-level FLOAT/DOUBLE columns with a dictionary-encoded chunk
+ * and a zero or NaN in the file (whether a negative one was merged into it
+ * only the query's rows can tell: copy_one asks them); *no_dict:
+ * an INTERVAL or a nested FLOAT/DOUBLE column is dictionary-encoded
+ * somewhere (the file is written again without dictionaries).
+ */
+static int merge_risk(char ***wrap, size_t *nwrap, bool *no_dict, udr_query *q, const char *path)
+{
+	udr_result *r = NULL;
+	udr__buf b = {0};
+	char **cols = NULL;
+	size_t n = 0, ncols = 0;
+	int rc;
+	*wrap = NULL;
+	*nwrap = 0;
+	*no_dict = false;
+	rc = udr__q_run_path(&r, q,
+	                     "SELECT DISTINCT path_in_schema, type = 'FIXED_LEN_BYTE_ARRAY' FROM parquet_metadata(", path,
+	                     ") WHERE dictionary_page_offset IS NOT NULL AND type IN ('FLOAT', 'DOUBLE', "
+	                     "'FIXED_LEN_BYTE_ARRAY') ORDER BY 1");
+	if (rc < 0 || (n = udr_result_row_count(r)) == 0)
+		goto out;
+	if (!(cols = calloc(n, sizeof(*cols)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc == 0 && !*no_dict; i++) {
+		udr_value name, flba;
+		if (udr_result_get(&name, r, i, 0) < 0 || udr_result_get(&flba, r, i, 1) < 0 ||
+		    name.type != UDR_TYPE_TEXT || flba.type != UDR_TYPE_BOOL) {
+			rc = udr__error_set(UDR_ERROR, "DuckDB did not report the column chunks of a file it wrote");
+			break;
+		}
+		if (flba.i64)
+			continue; /* UUID, DECIMAL: equal is identical; INTERVAL: below */
+		if (memchr(name.str, ',', name.len)) /* "s, a", "l, list, element": nested */
+			*no_dict = true;
+		else if (!(cols[ncols++] = strndup(name.str, name.len)))
+			rc = udr__error_oom();
+	}
+	udr_result_free(r);
+	r = NULL;
+	if (rc == 0 && !*no_dict) {
+		rc = udr__q_run_path(&r, q, "SELECT count(*)::BIGINT FROM parquet_schema(", path,
+		                     ") WHERE converted_type = 'INTERVAL'");
+		if (rc == 0)
+			*no_dict = result_count(r) > 0;
+		udr_result_free(r);
+		r = NULL;
+	}
+	if (rc < 0 || *no_dict || ncols == 0)
+		goto out;
+	/* which of them hold a zero or a NaN */
+	rc = udr__buf_puts(&b, "SELECT ");
+	for (size_t i = 0; rc == 0 && i < ncols; i++)
+		rc = put_col_expr(&b, i ? ", coalesce(bool_or(@ = 0 OR isnan(@)), false)"
+		                        : "coalesce(bool_or(@ = 0 OR isnan(@)), false)", cols[i]);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, " FROM read_parquet(");
+	if (rc == 0)
+		rc = udr__sql_read_path(&b, path);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ")");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	if (rc == 0) {
+		size_t k = 0; /* keep those, in order */
+		for (size_t i = 0; i < ncols; i++) {
+			udr_value x;
+			char *c = cols[i];
+			cols[i] = NULL;
+			if (rc == 0 && (udr_result_get(&x, r, 0, i) < 0 || x.type != UDR_TYPE_BOOL))
+				rc = udr__error_set(UDR_ERROR, "DuckDB did not say which columns of a file hold zeros");
+			if (rc == 0 && x.i64)
+				cols[k++] = c;
+			else
+				free(c);
+		}
+		ncols = k;
+	}
+out:
+	udr__buf_free(&b);
+	udr_result_free(r);
+	if (rc == 0 && ncols) {
+		*wrap = cols;
+		*nwrap = ncols;
+	} else {
+		for (size_t i = 0; i < ncols; i++)
+			free(cols[i]);
+		free(cols);
+	}
+	return rc;
+}
+
+/* What copy_one learned of a query's rows, for the copies of parts of the
+ * file it wrote: columns that hold no negative zero or NaN, and whether it
+ * wrote without dictionaries. */
+typedef struct copy_memo {
+	char **clean;
+	size_t nclean;
+	bool no_dict;
+} copy_memo;
+
+static void memo_free(copy_memo *m)
+{
+	udr_strarray_free(m->clean, m->nclean);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * COPY (query) TO path as one Parquet file, in the query's row order, with
+ * every value as the query gave it.  Written with dictionaries (smaller,
+ * faster to scan); when merge_risk finds that the file may have merged
+ * values, written again without dictionaries if the rows hold a negative
+ * zero or NaN (a pass over those columns alone tells), or at once for an
+ * INTERVAL or nested float column.  memo (may be NULL): columns known clean
+ * are not asked again; what was learned is added.
+ */
+static int copy_one(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
+                    size_t nparams, int kind, const char *path, const char *options, copy_memo *memo)
+{
+	char **wrap = NULL;
+	size_t nwrap = 0, k = 0;
+	bool no_dict = false;
+	int rc = copy_raw(count, q, select_sql, params, nparams, kind, path, options, false);
+	if (rc == 0)
+		rc = merge_risk(&wrap, &nwrap, &no_dict, q, path);
+	/* the columns not known clean */
+	for (size_t i = 0; i < nwrap; i++) {
+		char *c = wrap[i];
+		bool known = false;
+		wrap[i] = NULL;
+		for (size_t j = 0; memo && j < memo->nclean && !known; j++)
+			known = strcmp(memo->clean[j], c) == 0;
+		if (known)
+			free(c);
+		else
+			wrap[k++] = c;
+	}
+	nwrap = k;
+	if (rc == 0 && !no_dict && nwrap)
+		rc = negative_zero_or_nan(&no_dict, q, select_sql, params, nparams, kind, wrap, nwrap);
+	if (rc == 0 && no_dict) {
+		if (count) {
+			udr_result_free(*count);
+			*count = NULL;
+		}
+		unlink(path);
+		rc = copy_raw(count, q, select_sql, params, nparams, kind, path, options, true);
+	}
+	if (rc == 0 && memo && no_dict) {
+		memo->no_dict = true;
+	} else if (rc == 0 && memo && nwrap) { /* the columns asked are clean */
+		char **m = realloc(memo->clean, (memo->nclean + nwrap) * sizeof(*m));
+		if (!m) {
+			rc = udr__error_oom();
+		} else {
+			memo->clean = m;
+			for (size_t i = 0; i < nwrap; i++) {
+				m[memo->nclean++] = wrap[i];
+				wrap[i] = NULL;
+			}
+		}
+	}
+	for (size_t i = 0; i < nwrap; i++)
+		free(wrap[i]);
+	free(wrap);
+	return rc;
+}
+
+/* Top-level types whose values lossless_select checks: INTERVAL (Parquet
+ * keeps milliseconds), TIME WITH TIME ZONE (DuckDB writes the local time
+ * and drops the offset: 12:34:56+05:30 read back as 12:34:56+00). */
+static bool checked_type(const char *t)
+{
+	return strcmp(t, "INTERVAL") == 0 || strcmp(t, "TIME WITH TIME ZONE") == 0;
+}
+
+/*
+ * Types a Parquet part cannot hold, which DuckDB's writer converts with no
+ * error: HUGEINT and UHUGEINT become DOUBLE (CREATE TABLE ... AS SELECT
+ * sum(bigint_col) is HUGEINT: a sum above 2^53 lost its last digits), a
+ * UNION a STRUCT, an INTERVAL loses what is below a millisecond.  *out:
+ * select_sql with top-level HUGEINT and UHUGEINT columns as DECIMAL(38,0)
+ * (exact; a value beyond 38 digits is DuckDB's conversion error), or NULL
+ * when the rows are written as they are.  Refused, nothing written: such
+ * types nested, a UNION, an INTERVAL value below a millisecond, a TIME
+ * WITH TIME ZONE value whose offset is not 0.  A query
+ * with parameters is not described (DESCRIBE takes none).
+ */
+static int lossless_select(char **out, udr_query *q, const char *select_sql, const udr_value *params,
+                           size_t nparams, int kind)
+{
+	char **names = NULL, **types = NULL;
+	size_t n = 0, nconv = 0, niv = 0;
+	udr__buf b = {0}, iv = {0};
+	udr_result *r = NULL;
+	int rc;
+	*out = NULL;
+	if (nparams)
+		return 0;
+	rc = udr__buf_puts(&b, "SELECT * FROM (\n");
+	if (rc == 0)
+		rc = udr__buf_puts(&b, select_sql);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "\n)");
+	if (rc == 0)
+		rc = udr__q_describe(&names, &types, &n, q, b.ptr);
+	udr__buf_free(&b);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const char *t = types[i];
+		char qn[200];
+		bool top = strcmp(t, "HUGEINT") == 0 || strcmp(t, "UHUGEINT") == 0;
+		udr__quote(qn, sizeof(qn), names[i]);
+		if (!top && (strstr(t, "HUGEINT") || strstr(t, "UNION(") ||
+		             (strstr(t, "TIME WITH TIME ZONE") && !checked_type(t)))) {
+			rc = udr__error_set(UDR_EINVAL,
+			                    "column '%s' is %s, which a Parquet part cannot hold (it would be converted): "
+			                    "cast it (e.g. to DECIMAL(38,0), BIGINT or VARCHAR)", qn, t);
+			break;
+		}
+		if (top) {
+			rc = udr__buf_puts(&b, nconv++ ? ", " : "SELECT * REPLACE (");
+			if (rc == 0)
+				rc = put_col_expr(&b, "CAST(@ AS DECIMAL(38,0)) AS @", names[i]);
+		} else if (checked_type(t)) {
+			rc = udr__buf_puts(&iv, niv++ ? ", " : "SELECT ");
+			if (rc == 0)
+				rc = put_col_expr(&iv, strcmp(t, "INTERVAL") == 0
+				                           ? "coalesce(bool_or(datepart('microseconds', @) % 1000 <> 0), false)"
+				                           : "coalesce(bool_or(datepart('timezone', @) <> 0), false)",
+				                  names[i]);
+		}
+	}
+	if (rc == 0 && niv) { /* one pass over the INTERVAL columns */
+		rc = udr__buf_puts(&iv, " FROM (\n");
+		if (rc == 0)
+			rc = udr__buf_puts(&iv, select_sql);
+		if (rc == 0)
+			rc = udr__buf_puts(&iv, "\n)");
+		if (rc == 0)
+			rc = udr__q_run(&r, q, iv.ptr, params, nparams, kind == UDR__RUN_COPY ? UDR__RUN_SELECT : kind);
+		for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
+			udr_value x;
+			char qn[200];
+			if (!checked_type(types[i]))
+				continue;
+			udr__quote(qn, sizeof(qn), names[i]);
+			if (udr_result_get(&x, r, 0, k++) < 0 || x.type != UDR_TYPE_BOOL)
+				rc = udr__error_set(UDR_ERROR, "DuckDB did not check the values of column '%s'", qn);
+			else if (x.i64 && strcmp(types[i], "INTERVAL") == 0)
+				rc = udr__error_set(UDR_EINVAL,
+				                    "column '%s' holds INTERVAL values with microseconds, which a Parquet "
+				                    "part cannot hold (it keeps milliseconds): round them, or cast the "
+				                    "column (e.g. to VARCHAR)", qn);
+			else if (x.i64)
+				rc = udr__error_set(UDR_EINVAL,
+				                    "column '%s' holds TIME WITH TIME ZONE values with an offset, which a "
+				                    "Parquet part cannot hold (it keeps the time, not the offset): cast "
+				                    "the column (e.g. to VARCHAR), or give UTC times", qn);
+		}
+	}
+	if (rc == 0 && nconv) {
+		rc = udr__buf_puts(&b, ") FROM (\n");
+		if (rc == 0)
+			rc = udr__buf_puts(&b, select_sql);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, "\n)");
+		if (rc == 0) {
+			*out = b.ptr;
+			b.ptr = NULL;
+		}
+	}
+	udr_result_free(r);
+	udr__buf_free(&b);
+	udr__buf_free(&iv);
+	udr_strarray_free(names, n);
+	udr_strarray_free(types, n);
 	return rc;
 }
 
@@ -831,18 +1162,24 @@ static int whole_part(const char *dir, const char *all)
  * order).  *count: COPY's result (the rows written).
  */
 static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
-                      size_t nparams, int kind, const char *dir)
+                      size_t nparams, int kind, const char *dir, bool typed)
 {
+	char *lossless = NULL;
 	char *all = udr__path_join(dir, "all.parquet"), *part = NULL;
 	udr__buf b = {0};
 	udr_result *r = NULL;
 	size_t ngroups = 0, nparts = 0;
 	uint64_t first = 0, in_part = 0, bytes = 0, groups = 0;
+	copy_memo memo = {NULL, 0, false};
 	bool by_offset = false;
 	int rc;
 	if (!all)
 		return udr__error_oom();
-	if ((rc = copy_one(count, q, select_sql, params, nparams, kind, all)) < 0)
+	/* rows of any type (ours, a user's query): as Parquet holds them */
+	if (typed && (rc = lossless_select(&lossless, q, select_sql, params, nparams, kind)) < 0)
+		goto out;
+	if ((rc = copy_one(count, q, lossless ? lossless : select_sql, params, nparams, kind, all, PART_COPY_OPTIONS,
+	                   &memo)) < 0)
 		goto out;
 	{ /* at most a part's rows and bytes (a SQL write's few rows): one part */
 		struct stat st;
@@ -920,8 +1257,12 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 				                     ") WHERE file_row_number >= %" PRIu64 " AND file_row_number < %" PRIu64
 				                     " ORDER BY file_row_number",
 				                     first, first + in_part);
-			if (rc == 0)
-				rc = copy_one(NULL, q, b.ptr, NULL, 0, UDR__RUN_ANY, part);
+			/* rows of the file all, which keeps every value: written
+			 * without dictionaries as it was, else checked as it was */
+			if (rc == 0 && memo.no_dict)
+				rc = copy_raw(NULL, q, b.ptr, NULL, 0, UDR__RUN_ANY, part, PART_COPY_OPTIONS, true);
+			else if (rc == 0)
+				rc = copy_one(NULL, q, b.ptr, NULL, 0, UDR__RUN_ANY, part, PART_COPY_OPTIONS, &memo);
 			udr__buf_free(&b);
 			first += in_part;
 			in_part = bytes = groups = 0;
@@ -935,6 +1276,8 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 	if (rc == 0 && unlink(all) < 0)
 		rc = udr__error_io(errno, "cannot remove %s", all);
 out:
+	free(lossless);
+	memo_free(&memo);
 	udr_result_free(r);
 	free(part);
 	free(all);
@@ -1098,7 +1441,8 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
 	/* 1. DuckDB writes the rows as Parquet parts into a fresh directory */
-	if ((rc = copy_parts(&r, q, src->select_sql, src->params, src->nparams, src->kind, dir)) < 0)
+	if ((rc = copy_parts(&r, q, src->select_sql, src->params, src->nparams, src->kind, dir,
+	                      src->kind == UDR__RUN_COPY || opts->ntypes > 0)) < 0)
 		goto out;
 	rows = result_count(r);
 	udr_result_free(r);
@@ -1303,7 +1647,7 @@ int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query 
 	*n = 0;
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
-	if ((rc = copy_parts(&r, q, select_sql, NULL, 0, UDR__RUN_ANY, dir)) < 0)
+	if ((rc = copy_parts(&r, q, select_sql, NULL, 0, UDR__RUN_ANY, dir, true)) < 0)
 		goto out;
 	total = result_count(r);
 	udr_result_free(r);
@@ -1385,7 +1729,8 @@ static int check_import_args(udr_query *q, const char *table, const udr_import_o
 }
 
 /* read_csv([...]) etc. over files; types forces column types (append). */
-static int reader_sql(udr__buf *b, int format, const char *const *files, size_t nfiles, const schema *types)
+static int reader_sql(udr__buf *b, int format, const char *const *files, size_t nfiles, const schema *types,
+                      bool header)
 {
 	const char *fn = format == UDR_FORMAT_PARQUET ? "read_parquet"
 	                 : format == UDR_FORMAT_CSV   ? "read_csv"
@@ -1414,6 +1759,9 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 	 * imports back unchanged (DuckDB's default reads both as NULL) */
 	if (rc == 0 && format == UDR_FORMAT_CSV)
 		rc = udr__buf_puts(b, ", allow_quoted_nulls = false");
+	/* files of one line: a header (the sniffer takes it for data) */
+	if (rc == 0 && format == UDR_FORMAT_CSV && header)
+		rc = udr__buf_puts(b, ", header = true");
 	if (rc == 0 && types && types->n && format != UDR_FORMAT_PARQUET) {
 		rc = udr__buf_puts(b, format == UDR_FORMAT_CSV ? ", types = {" : ", columns = {");
 		for (size_t i = 0; rc == 0 && i < types->n; i++) {
@@ -1482,6 +1830,39 @@ static int csv_ragged_line(const char *path, char delim)
 }
 
 /*
+ * A plain CSV file of exactly one record (its header: what `udr export`
+ * writes for a table without rows), blank lines aside.  DuckDB's sniffer
+ * cannot tell a header without rows under it and reads it as a row of
+ * columns column0, column1, ...  Compressed files are not looked into.
+ */
+static bool csv_header_only(const char *path)
+{
+	size_t n = strlen(path);
+	FILE *f;
+	uint64_t records = 0;
+	bool quoted = false, empty = true;
+	int c;
+	if (ends_with_ci(path, n, ".gz") || ends_with_ci(path, n, ".zst") || ends_with_ci(path, n, ".zstd") ||
+	    !(f = fopen(path, "rb")))
+		return false;
+	while (records < 2) {
+		c = getc(f);
+		if (c == '"')
+			quoted = !quoted;
+		if (c == EOF || (!quoted && (c == '\n' || c == '\r'))) {
+			records += !empty;
+			empty = true;
+			if (c == EOF)
+				break;
+			continue;
+		}
+		empty = false;
+	}
+	fclose(f);
+	return records == 1;
+}
+
+/*
  * A CSV file whose lines have different numbers of fields is read by
  * DuckDB's sniffer as one column named after the whole header ("a,b"):
  * when the files read as one such column, find the first ragged line.
@@ -1508,10 +1889,10 @@ static int check_ragged(schema *out, udr_query *q, const char *reader, const cha
  * detected ones are listed too (read_csv's types would take some).
  */
 static int forced_types(schema *out, udr_query *q, int format, const char *const *files, size_t nfiles,
-                        const udr_import_options *opts)
+                        bool header_only, const udr_import_options *opts)
 {
 	udr__buf b = {0};
-	int rc = reader_sql(&b, format, files, nfiles, NULL);
+	int rc = reader_sql(&b, format, files, nfiles, NULL, header_only);
 	if (rc == 0)
 		rc = udr__q_describe(&out->names, &out->types, &out->n, q, b.ptr);
 	udr__buf_free(&b);
@@ -1541,7 +1922,7 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	schema old = {0}, forced = {0}, detected = {0};
 	udr_version *prev = NULL;
 	import_src src;
-	bool keyed;
+	bool keyed, header_only = false;
 	int rc, format;
 	if ((rc = import_opts(&o, opts)) < 0)
 		return rc;
@@ -1580,16 +1961,22 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 		                      q0, format_name(format), qi, format_name(f));
 	}
 	if (format == UDR_FORMAT_CSV) {
-		if ((rc = reader_sql(&b, format, files, nfiles, NULL)) < 0)
+		header_only = true;
+		for (size_t i = 0; i < nfiles && header_only; i++)
+			header_only = csv_header_only(files[i]);
+		if ((rc = reader_sql(&b, format, files, nfiles, NULL, header_only)) < 0)
 			goto out;
 		rc = check_ragged(&detected, q, b.ptr, files, nfiles);
 		udr__buf_free(&b);
 		if (rc < 0)
 			goto out;
 	}
-	if (opts->mode == UDR_IMPORT_APPEND || keyed) {
+	if (opts->mode == UDR_IMPORT_APPEND || keyed || header_only) {
 		/* CSV and JSON types are guessed from the data: read new data with
-		 * the table's types instead, after checking the column names. */
+		 * the table's types instead, after checking the column names.  A
+		 * header without rows replacing a table (its types cannot be
+		 * guessed: VARCHAR) keeps the types when the names are the same. */
+		bool replace = opts->mode != UDR_IMPORT_APPEND && !keyed;
 		uint64_t next;
 		if ((rc = previous_version(&prev, &next, q, table, import_branch(opts))) < 0)
 			goto out;
@@ -1597,20 +1984,25 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 			if ((rc = version_schema(&old, q, prev)) < 0)
 				goto out;
 			/* the columns detected (CSV: already, by check_ragged) */
-			if (!detected.n && (rc = reader_sql(&b, format, files, nfiles, NULL)) == 0) {
+			if (!detected.n && (rc = reader_sql(&b, format, files, nfiles, NULL, header_only)) == 0) {
 				rc = udr__q_describe(&detected.names, &detected.types, &detected.n, q, b.ptr);
 				udr__buf_free(&b);
 			}
 			if (rc == 0)
 				rc = schema_match(&old, &detected, table, false);
+			if (rc < 0 && replace && udr_error_last()->code == UDR_EINVAL) {
+				udr_error_clear(); /* other columns: a new schema */
+				schema_free(&old);
+				rc = 0;
+			}
 			if (rc < 0)
 				goto out;
 		}
 	}
 	if (!old.n && opts->ntypes && format != UDR_FORMAT_PARQUET &&
-	    (rc = forced_types(&forced, q, format, files, nfiles, opts)) < 0)
+	    (rc = forced_types(&forced, q, format, files, nfiles, header_only, opts)) < 0)
 		goto out;
-	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL)) < 0)
+	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL, header_only)) < 0)
 		goto out;
 	src.select_sql = b.ptr;
 	src.params = NULL;
@@ -1718,7 +2110,6 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
                         size_t nparams, const char *path, int format, int kind)
 {
 	char *tmp = NULL, suffix[96];
-	udr__buf b = {0};
 	udr_result *r = NULL;
 	int64_t n;
 	int rc;
@@ -1733,18 +2124,12 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
 		return udr__error_oom();
 	strcpy(tmp, path);
 	strcat(tmp, suffix);
-	rc = udr__buf_puts(&b, "COPY (\n");
-	if (rc == 0)
-		rc = udr__buf_puts(&b, select_sql);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, "\n) TO ");
-	if (rc == 0)
-		rc = udr__sql_literal(&b, tmp); /* COPY TO takes its path literally */
-	if (rc == 0)
-		rc = udr__buf_printf(&b, " (%s)", copy_options(format));
-	if (rc == 0)
-		rc = udr__q_run(&r, q, b.ptr, params, nparams, kind);
-	udr__buf_free(&b);
+	/* COPY TO takes its path literally; Parquet as parts are written
+	 * (no value merged by the writer's dictionaries) */
+	if (format == UDR_FORMAT_PARQUET)
+		rc = copy_one(&r, q, select_sql, params, nparams, kind, tmp, copy_options(format), NULL);
+	else
+		rc = copy_raw(&r, q, select_sql, params, nparams, kind, tmp, copy_options(format), false);
 	if (rc == 0) {
 		n = result_count(r);
 		if (rename(tmp, path) < 0)

@@ -714,3 +714,42 @@ def test_exported_csv_imports_back_unchanged_empty_strings_and_nulls(udr, tmp_pa
     assert rows(udr, q % "u") == want
     udr.ok("import", "u", out, "--append")
     assert rows(udr, "SELECT count(*) FILTER (WHERE s = ''), count(*) FILTER (WHERE s IS NULL) FROM u") == [(2, 2)]
+
+
+def test_a_csv_of_only_its_header_is_a_table_without_rows(udr, tmp_path):
+    """A CSV file of one line is its header (what `udr export` writes for a
+    table without rows).  DuckDB's sniffer read it as one row of columns
+    column0, column1: import --key was refused ("schema mismatch ...
+    column0", found by the stop-30 fuzz), and a new table got one row of
+    the names, the 'f' as false."""
+    w(udr, "CREATE TABLE q (id BIGINT, f DOUBLE)")
+    w(udr, "INSERT INTO q VALUES (1, 1.5), (2, 2.5)")
+    hdr = tmp_path / "hdr.csv"
+    hdr.write_text("id,f\r\n\r\n")
+    udr.ok("import", "q", str(hdr), "--key", "id")
+    assert rows(udr, "SELECT count(*) FROM q") == [(0,)]
+    assert rows(udr, "SELECT inserted, updated, deleted FROM udr_log WHERE \"table\" = 'q' "
+                     "ORDER BY new_version DESC LIMIT 1") == [(0, 0, 2)]
+    assert rows(udr, "SELECT column_name, column_type FROM (DESCRIBE q)") == [("id", "BIGINT"), ("f", "DOUBLE")]
+    # a new table: the columns, no rows
+    udr.ok("import", "n", str(hdr))
+    assert rows(udr, "SELECT count(*) FROM n") == [(0,)]
+    assert [r[0] for r in rows(udr, "SELECT column_name FROM (DESCRIBE n)")] == ["id", "f"]
+    # an exported empty table replaces a table's rows and keeps its types
+    w(udr, "CREATE TABLE e AS SELECT 1::INTEGER AS a, 'x' AS b")
+    w(udr, "CREATE TABLE e0 AS SELECT 1::INTEGER AS a, 'x' AS b WHERE false")
+    out = str(tmp_path / "e0.csv")
+    udr.ok("export", "e0", out)
+    udr.ok("import", "e", out)
+    assert rows(udr, "SELECT count(*) FROM e") == [(0,)]
+    assert rows(udr, "SELECT column_name, column_type FROM (DESCRIBE e)") == [("a", "INTEGER"), ("b", "VARCHAR")]
+    # other names: a new schema, as for any file replacing a table
+    other = tmp_path / "cd.csv"
+    other.write_text("c,d\n")
+    udr.ok("import", "e", str(other))
+    assert [r[0] for r in rows(udr, "SELECT column_name FROM (DESCRIBE e)")] == ["c", "d"]
+    # one line, then rows: read as before (a header is detected)
+    full = tmp_path / "full.csv"
+    full.write_text("id,f\n3,1.0\n")
+    udr.ok("import", "q", str(full), "--key", "id")
+    assert rows(udr, "SELECT id, f FROM q") == [(3, 1.0)]

@@ -1,0 +1,163 @@
+"""Values that compare equal but differ survive every write path.
+
+DuckDB's Parquet writer (1.4 and 1.5, duckdb/duckdb#25781) builds a column
+chunk's dictionary with SQL equality, so 0.0 and -0.0, NaN and -NaN, and
+INTERVAL '1 month' and '30 days' were stored as whichever came first, with
+exit 0 (found by the differential fuzz of stop 30, tests/sqlfuzz).  Parts,
+rewrites, compaction and Parquet exports are now written so that every
+value is kept (import.c copy_one).  Each test fails on the old code."""
+import json
+
+import pytest
+
+from conftest import run_udr
+
+_help = run_udr("sql", "--help")
+if _help.code != 0 or "without the query module" in _help.out + _help.stderr:
+    pytest.skip("udr was built without the query module", allow_module_level=True)
+
+# x: 0.0 / -0.0 / NaN / -NaN, ten rows of each, interleaved (dictionary-encoded)
+MIXED = ("SELECT i AS id, CASE i % 4 WHEN 0 THEN 0.0::DOUBLE WHEN 1 THEN '-0.0'::DOUBLE "
+         "WHEN 2 THEN 'nan'::DOUBLE ELSE -('nan'::DOUBLE) END AS x, "
+         "CASE i % 4 WHEN 0 THEN 0.0::FLOAT WHEN 1 THEN '-0.0'::FLOAT "
+         "WHEN 2 THEN 'nan'::FLOAT ELSE -('nan'::FLOAT) END AS f FROM range(40) r(i)")
+WANT = [("-0.0", 10), ("-nan", 10), ("0.0", 10), ("nan", 10)]
+
+
+def rows(udr, query):
+    return [tuple(r.values()) for r in json.loads(udr.ok("sql", query, "--json").out or "[]")]
+
+
+def kinds(udr, table, col="x"):
+    """(text, count) per distinct bit pattern: signbit tells -0.0 and -NaN."""
+    return rows(udr, "SELECT CASE WHEN isnan(%s) THEN (CASE WHEN signbit(%s) THEN '-nan' ELSE 'nan' END) "
+                     "ELSE CAST(%s AS VARCHAR) END AS k, count(*)::INTEGER FROM %s GROUP BY 1 ORDER BY 1"
+                % (col, col, col, table))
+
+
+def test_create_table_as_keeps_signed_zeros_and_nans(udr):
+    udr.ok("sql", "CREATE TABLE t AS " + MIXED)
+    assert kinds(udr, "t") == WANT
+    assert kinds(udr, "t", "f") == WANT
+
+
+def test_update_and_insert_keep_signed_zeros(udr):
+    udr.ok("sql", "CREATE TABLE w AS SELECT i AS id, (CASE WHEN i % 2 = 0 THEN 1.0 ELSE -1.0 END)::DOUBLE AS x "
+                  "FROM range(200) r(i)")
+    udr.ok("sql", "UPDATE w SET x = x * 0 WHERE id < 100", "--no-compact")
+    assert kinds(udr, "w") == [("-0.0", 50), ("-1.0", 50), ("0.0", 50), ("1.0", 50)]
+    udr.ok("sql", "INSERT INTO w SELECT 1000 + i, CASE WHEN i % 2 = 0 THEN 0.0::DOUBLE ELSE '-0.0'::DOUBLE END FROM range(50) r(i)")
+    assert kinds(udr, "w") == [("-0.0", 75), ("-1.0", 50), ("0.0", 75), ("1.0", 50)]
+    # compaction and optimize rewrite the parts: still every value
+    udr.ok("optimize", "w", "--full")
+    assert kinds(udr, "w") == [("-0.0", 75), ("-1.0", 50), ("0.0", 75), ("1.0", 50)]
+    assert rows(udr, "SELECT id FROM w WHERE signbit(x) AND x = 0 AND id < 6 ORDER BY id") == [(1,), (3,), (5,)]
+
+
+def test_intervals_one_month_and_thirty_days_stay_apart(udr):
+    udr.ok("sql", "CREATE TABLE iv AS SELECT i AS id, CASE WHEN i % 2 = 0 THEN INTERVAL '1 month' "
+                  "ELSE INTERVAL '30 days' END AS v FROM range(100) r(i)")
+    q = "SELECT CAST(v AS VARCHAR), count(*)::INTEGER FROM iv GROUP BY 1 ORDER BY 1"
+    want = [("1 month", 50), ("30 days", 50)]
+    assert rows(udr, q) == want
+    udr.ok("sql", "INSERT INTO iv SELECT 100 + i, INTERVAL '30 days' FROM range(10) r(i)")
+    udr.ok("optimize", "iv", "--full")
+    assert rows(udr, q) == [("1 month", 50), ("30 days", 60)]
+
+
+def test_nested_floats_keep_signed_zeros(udr):
+    udr.ok("sql", "CREATE TABLE n AS SELECT i AS id, [0.0::DOUBLE, -0.0::DOUBLE, (i % 3)::DOUBLE] AS l, "
+                  "{'a': CASE WHEN i % 2 = 0 THEN 0.0::FLOAT ELSE -0.0::FLOAT END} AS s FROM range(100) r(i)")
+    assert rows(udr, "SELECT count(*) FILTER (WHERE signbit(l[2])), count(*) FILTER (WHERE signbit(l[1])), "
+                     "count(*) FILTER (WHERE signbit(s.a)) FROM n") == [(100, 0, 50)]
+
+
+def test_imports_keep_signed_zeros_and_nans(udr, tmp_path):
+    csv = tmp_path / "z.csv"
+    csv.write_text("id,x\n" + "".join("%d,%s\n" % (i, ["0.0", "-0.0", "nan", "-nan"][i % 4]) for i in range(40)))
+    udr.ok("import", "c", str(csv))
+    assert kinds(udr, "c") == WANT
+    pq = tmp_path / "z.parquet"
+    udr.ok("sql", MIXED, "-o", str(pq))  # an export written like a part: every value kept
+    udr.ok("import", "p", str(pq))
+    assert kinds(udr, "p") == WANT
+    assert kinds(udr, "p", "f") == WANT
+    udr.ok("import", "c", "--append", "--sql", "SELECT id, x FROM read_parquet('%s')" % pq)
+    assert kinds(udr, "c") == [(k, 2 * n) for k, n in WANT]
+    udr.ok("import", "s", "--sql", MIXED)
+    assert kinds(udr, "s") == WANT
+
+
+def test_parquet_export_keeps_every_value(udr, tmp_path):
+    udr.ok("sql", "CREATE TABLE t AS " + MIXED)
+    out = tmp_path / "t.parquet"
+    udr.ok("export", "t", str(out))
+    udr.ok("import", "back", str(out))
+    assert kinds(udr, "back") == WANT
+
+
+def test_zeros_alone_are_written_once(udr):
+    """Positive zeros and NaNs only: nothing to merge, the part is written
+    with its dictionaries and the answer is the query's."""
+    udr.ok("sql", "CREATE TABLE pz AS SELECT i AS id, (i % 3)::DOUBLE AS x, "
+                  "CASE WHEN i % 5 = 0 THEN 'nan'::DOUBLE ELSE 1.5 END AS y FROM range(300) r(i)")
+    assert kinds(udr, "pz") == [("0.0", 100), ("1.0", 100), ("2.0", 100)]
+    assert kinds(udr, "pz", "y") == [("1.5", 240), ("nan", 60)]
+
+
+def test_a_table_of_several_parts_keeps_them(udr):
+    """More rows than a part holds (983,040): the rows are written to one
+    file, then cut into parts; a -0.0 in the last row and a -NaN in the
+    first survive both steps."""
+    udr.ok("sql", "CREATE TABLE big AS SELECT i AS id, CASE WHEN i = 1099999 THEN '-0.0'::DOUBLE "
+                  "WHEN i = 0 THEN -('nan'::DOUBLE) ELSE (i % 3)::DOUBLE END AS x FROM range(1100000) r(i)")
+    v = json.loads(udr.ok("show", "big", "--json").out)
+    assert "udr.parts" in v["metadata"] and len(json.loads(v["metadata"]["udr.parts"])) == 2
+    assert rows(udr, "SELECT id FROM big WHERE signbit(x) ORDER BY id") == [(0,), (1099999,)]
+    udr.ok("sql", "UPDATE big SET x = 7 WHERE id = 5")
+    udr.ok("optimize", "big", "--full")
+    assert rows(udr, "SELECT id FROM big WHERE signbit(x) ORDER BY id") == [(0,), (1099999,)]
+
+
+def head(udr):
+    return rows(udr, "SELECT count(*) FROM udr_log")[0][0]
+
+
+def test_hugeint_is_stored_exactly_as_decimal(udr, tmp_path):
+    """sum() of a BIGINT is HUGEINT, which Parquet cannot hold: DuckDB's
+    writer made it a DOUBLE (9007199254740993 read back ...992).  Stored
+    as DECIMAL(38,0): exact."""
+    udr.ok("sql", "CREATE TABLE s AS SELECT sum(x) AS total, 170141183460469231731687303715884105727::HUGEINT // "
+                  "10000000000 AS h FROM (VALUES (9007199254740992::BIGINT), (1::BIGINT)) v(x)")
+    assert rows(udr, "SELECT total::VARCHAR, typeof(total), h::VARCHAR FROM s") == [
+        ("9007199254740993", "DECIMAL(38,0)", "17014118346046923173168730371")]
+    udr.ok("import", "u", "--sql", "SELECT 12345678901234567891::UHUGEINT AS v")
+    assert rows(udr, "SELECT v::VARCHAR FROM u") == [("12345678901234567891",)]
+    udr.ok("sql", "INSERT INTO s SELECT 5::HUGEINT, 6::HUGEINT")
+    assert rows(udr, "SELECT sum(total)::VARCHAR FROM s") == [("9007199254740998",)]
+    # beyond 38 digits: DuckDB's conversion error, nothing committed
+    h = head(udr)
+    r = udr("sql", "CREATE TABLE big AS SELECT 340282366920938463463374607431768211455::UHUGEINT AS v")
+    assert r.code != 0 and "DECIMAL" in r.stderr, r
+    assert head(udr) == h
+
+
+@pytest.mark.parametrize("query, needle", [
+    ("SELECT INTERVAL '1 month 2 days 3 microseconds' AS c", "microseconds"),
+    ("SELECT '12:34:56+05:30'::TIMETZ AS c", "offset"),
+    ("SELECT union_value(i := 1) AS c", "UNION"),
+    ("SELECT [1::HUGEINT] AS c", "HUGEINT"),
+])
+def test_values_parquet_cannot_hold_are_refused(udr, query, needle):
+    h = head(udr)
+    for args in (("sql", "CREATE TABLE z AS " + query), ("import", "z", "--sql", query)):
+        r = udr(*args)
+        assert r.code == 2 and needle in r.stderr and "column 'c'" in r.stderr, r
+    assert head(udr) == h
+    assert udr("sql", "SELECT * FROM z").code != 0
+
+
+def test_values_parquet_holds_of_those_types_are_kept(udr):
+    udr.ok("sql", "CREATE TABLE k AS SELECT INTERVAL '1 month 2 days 00:00:00.003' AS i, "
+                  "'12:34:56+00'::TIMETZ AS t")
+    assert rows(udr, "SELECT i::VARCHAR, t::VARCHAR FROM k") == [("1 month 2 days 00:00:00.003", "12:34:56+00")]
