@@ -17,7 +17,7 @@ BASE = os.environ.get('UDR_FUZZ_DIR', '/tmp/udr-sqlfuzz')
 STRS = ["''", "'a'", "'b'", "'a,b'", "'say \"hi\"'", "'it''s'", "'line1\nline2'", "' '", "'NULL'", "'null'",
         "'\\N'", "'ü€'", "'x,\"y\",\nz'", "'\r\n'", "repeat('z', 300)", "'where'", "'returning'", "'t'", "'--c'",
         "'/*'", "'1'", "';'"]
-DBLS = ["0.0", "1.5", "-2.25", "'nan'::DOUBLE", "'inf'::DOUBLE", "'-inf'::DOUBLE", "1e308",
+DBLS = ["0.0", "'-0.0'::DOUBLE", "-('nan'::DOUBLE)", "1.5", "-2.25", "'nan'::DOUBLE", "'inf'::DOUBLE", "'-inf'::DOUBLE", "1e308",
         "5e-324", "0.1", "123456789.125", "-7", "3", "1e-10", "2.5e15"]
 EXTRAS = [('b', 'BOOLEAN'), ('f', 'FLOAT'), ('dec', 'DECIMAL(9,2)'), ('ts', 'TIMESTAMP')]
 
@@ -96,7 +96,7 @@ class Fuzz:
         if name == 'd': return self.v_d()
         if self.r.random() < 0.15: return 'NULL'
         if ty == 'BOOLEAN': return self.r.choice(['true', 'false'])
-        if ty == 'FLOAT': return self.r.choice(["1.5::FLOAT", "'nan'::FLOAT", "0.1::FLOAT", "3.25::FLOAT", "-1e30::FLOAT"])
+        if ty == 'FLOAT': return self.r.choice(["1.5::FLOAT", "'nan'::FLOAT", "'-0.0'::FLOAT", "-('nan'::FLOAT)", "0.1::FLOAT", "3.25::FLOAT", "-1e30::FLOAT"])
         if ty.startswith('DECIMAL'): return f"{self.r.randint(-99999, 99999)/100:.2f}"
         if ty == 'TIMESTAMP': return f"TIMESTAMP '2021-03-04 05:06:07' + INTERVAL {self.r.randint(0, 10**6)} SECOND"
         raise AssertionError(ty)
@@ -274,8 +274,8 @@ class Fuzz:
     # ---------------------------------------------------------------- state
     def sel(self, tb):
         def e(c):
-            if c[1] in ('DOUBLE', 'FLOAT'):  # sign of 0 and NaN: see FINDINGS (DuckDB parquet dictionary)
-                return f"CAST(CASE WHEN isnan({c[0]}) THEN 'nan'::{c[1]} ELSE {c[0]} + 0 END AS VARCHAR)"
+            if c[1] in ('DOUBLE', 'FLOAT'):  # the sign of 0 and NaN too (DuckDB's writer merged them)
+                return f"CASE WHEN isnan({c[0]}) THEN (CASE WHEN signbit({c[0]}) THEN '-nan' ELSE 'nan' END) ELSE CAST({c[0]} AS VARCHAR) END"
             return f'CAST({c[0]} AS VARCHAR)'
         return 'SELECT ' + ', '.join(f'{e(c)} AS "{c[0]}"' for c in self.cols) + f' FROM {tb}'
 
