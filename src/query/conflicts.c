@@ -656,7 +656,7 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 		if (rc == 0 && ncol == 0)
 			rc = udr__error_set(UDR_EINVAL, "the resolved rows of table %s have no columns", table);
 		if (rc == 0)
-			rc = udr__q_write_parts(&h, &rows, &n, q, rw);
+			rc = udr__q_write_parts(&h, &rows, &n, q, rw, names, types, ncol);
 		if (rc == 0) {
 			udr__parts_free(&t->version);
 			free(t->vschema);

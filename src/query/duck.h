@@ -132,6 +132,9 @@
 	X(duckdb_pending_prepared_streaming) \
 	X(duckdb_prepare_error) \
 	X(duckdb_prepare_extracted_statement) \
+	X(duckdb_prepared_statement_column_count) \
+	X(duckdb_prepared_statement_column_logical_type) \
+	X(duckdb_prepared_statement_column_name) \
 	X(duckdb_prepared_statement_type) \
 	X(duckdb_query) \
 	X(duckdb_register_scalar_function) \
@@ -306,6 +309,9 @@ int udr__duck_load(void);
 #define duckdb_pending_prepared_streaming (udr__duck.duckdb_pending_prepared_streaming)
 #define duckdb_prepare_error (udr__duck.duckdb_prepare_error)
 #define duckdb_prepare_extracted_statement (udr__duck.duckdb_prepare_extracted_statement)
+#define duckdb_prepared_statement_column_count (udr__duck.duckdb_prepared_statement_column_count)
+#define duckdb_prepared_statement_column_logical_type (udr__duck.duckdb_prepared_statement_column_logical_type)
+#define duckdb_prepared_statement_column_name (udr__duck.duckdb_prepared_statement_column_name)
 #define duckdb_prepared_statement_type (udr__duck.duckdb_prepared_statement_type)
 #define duckdb_query (udr__duck.duckdb_query)
 #define duckdb_register_scalar_function (udr__duck.duckdb_register_scalar_function)

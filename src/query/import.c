@@ -798,6 +798,8 @@ static int put_col_expr(udr__buf *b, const char *tmpl, const char *col)
 	return rc == 0 ? udr__buf_puts(b, tmpl) : rc;
 }
 
+#define SIGNED_MARK "udr: a negative zero or NaN in a column the Parquet writer dictionary-encodes"
+
 /* COPY (query) TO path (options); with no_dict, no column chunk is
  * dictionary-encoded. */
 static int copy_raw(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
@@ -868,14 +870,16 @@ static int merge_risk(char ***wrap, size_t *nwrap, bool *no_dict, udr_query *q, 
 	udr__buf b = {0};
 	char **cols = NULL;
 	size_t n = 0, ncols = 0;
+	bool flba = false;
 	int rc;
 	*wrap = NULL;
 	*nwrap = 0;
 	*no_dict = false;
+	/* every column chunk (a plain scan of the footer: cheaper than
+	 * asking DuckDB to filter and sort a few rows) */
 	rc = udr__q_run_path(&r, q,
-	                     "SELECT DISTINCT path_in_schema, type = 'FIXED_LEN_BYTE_ARRAY' FROM parquet_metadata(", path,
-	                     ") WHERE dictionary_page_offset IS NOT NULL AND type IN ('FLOAT', 'DOUBLE', "
-	                     "'FIXED_LEN_BYTE_ARRAY') ORDER BY 1");
+	                     "SELECT path_in_schema, type, dictionary_page_offset IS NOT NULL FROM parquet_metadata(",
+	                     path, ")");
 	if (rc < 0 || (n = udr_result_row_count(r)) == 0)
 		goto out;
 	if (!(cols = calloc(n, sizeof(*cols)))) {
@@ -883,22 +887,34 @@ static int merge_risk(char ***wrap, size_t *nwrap, bool *no_dict, udr_query *q, 
 		goto out;
 	}
 	for (size_t i = 0; i < n && rc == 0 && !*no_dict; i++) {
-		udr_value name, flba;
-		if (udr_result_get(&name, r, i, 0) < 0 || udr_result_get(&flba, r, i, 1) < 0 ||
-		    name.type != UDR_TYPE_TEXT || flba.type != UDR_TYPE_BOOL) {
+		udr_value name, type, dict;
+		bool seen = false;
+		if (udr_result_get(&name, r, i, 0) < 0 || udr_result_get(&type, r, i, 1) < 0 ||
+		    udr_result_get(&dict, r, i, 2) < 0 || name.type != UDR_TYPE_TEXT || type.type != UDR_TYPE_TEXT ||
+		    dict.type != UDR_TYPE_BOOL) {
 			rc = udr__error_set(UDR_ERROR, "DuckDB did not report the column chunks of a file it wrote");
 			break;
 		}
-		if (flba.i64)
-			continue; /* UUID, DECIMAL: equal is identical; INTERVAL: below */
-		if (memchr(name.str, ',', name.len)) /* "s, a", "l, list, element": nested */
+		if (!dict.i64)
+			continue;
+		if (strcmp(type.str, "FIXED_LEN_BYTE_ARRAY") == 0) {
+			flba = true; /* UUID, DECIMAL: equal is identical; INTERVAL: below */
+			continue;
+		}
+		if (strcmp(type.str, "FLOAT") != 0 && strcmp(type.str, "DOUBLE") != 0)
+			continue;
+		if (memchr(name.str, ',', name.len)) { /* "s, a", "l, list, element": nested */
 			*no_dict = true;
-		else if (!(cols[ncols++] = strndup(name.str, name.len)))
+			break;
+		}
+		for (size_t j = 0; j < ncols && !seen; j++) /* a column per row group */
+			seen = strlen(cols[j]) == name.len && memcmp(cols[j], name.str, name.len) == 0;
+		if (!seen && !(cols[ncols++] = strndup(name.str, name.len)))
 			rc = udr__error_oom();
 	}
 	udr_result_free(r);
 	r = NULL;
-	if (rc == 0 && !*no_dict) {
+	if (rc == 0 && !*no_dict && flba) {
 		rc = udr__q_run_path(&r, q, "SELECT count(*)::BIGINT FROM parquet_schema(", path,
 		                     ") WHERE converted_type = 'INTERVAL'");
 		if (rc == 0)
@@ -950,6 +966,46 @@ out:
 	return rc;
 }
 
+/* Columns of a query its caller knows (names and DuckDB types). */
+typedef struct colinfo {
+	char *const *names;
+	char *const *types;
+	size_t n;
+} colinfo;
+
+/* A refusal raised inside a COPY (error() in the query): copy_one makes it
+ * UDR_EINVAL with what follows the mark. */
+#define REFUSE_MARK "udr-refused: "
+
+/* The query as lossless_select made it (plain: NULL if the same as
+ * checked; checked: NULL if the caller's query as it is), and the top-level
+ * FLOAT/DOUBLE columns whose signs checked looks at in the pass. */
+typedef struct typed_sql {
+	char *checked;
+	char *plain;
+	char **floats;
+	size_t nfloats;
+} typed_sql;
+
+static void typed_sql_free(typed_sql *t)
+{
+	free(t->checked);
+	free(t->plain);
+	udr_strarray_free(t->floats, t->nfloats);
+	memset(t, 0, sizeof(*t));
+}
+
+/* The query without the float sign checks (the rows written without
+ * dictionaries when one stopped the pass). */
+static const char *plain_sql(const typed_sql *ts, const char *select_sql)
+{
+	if (!ts)
+		return select_sql;
+	if (ts->nfloats)
+		return ts->plain ? ts->plain : select_sql;
+	return ts->checked ? ts->checked : select_sql;
+}
+
 /* What copy_one learned of a query's rows, for the copies of parts of the
  * file it wrote: columns that hold no negative zero or NaN, and whether it
  * wrote without dictionaries. */
@@ -957,6 +1013,7 @@ typedef struct copy_memo {
 	char **clean;
 	size_t nclean;
 	bool no_dict;
+	bool safe; /* no FLOAT, DOUBLE or INTERVAL column: nothing to merge */
 } copy_memo;
 
 static void memo_free(copy_memo *m)
@@ -965,32 +1022,98 @@ static void memo_free(copy_memo *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* A refusal raised inside a COPY (error() in the query) as UDR_EINVAL with
+ * what follows the mark; any other error as it is. */
+static int refusal(int rc)
+{
+	const char *m = udr_error_last()->message, *at = m ? strstr(m, REFUSE_MARK) : NULL;
+	char *why;
+	if (rc >= 0 || !at)
+		return rc;
+	if (!(why = strdup(at + strlen(REFUSE_MARK))))
+		return udr__error_oom();
+	rc = udr__error_set(UDR_EINVAL, "%s", why);
+	free(why);
+	return rc;
+}
+
+static int memo_add_clean(copy_memo *m, char **cols, size_t n)
+{
+	char **c;
+	if (!n)
+		return 0;
+	if (!(c = realloc(m->clean, (m->nclean + n) * sizeof(*c))))
+		return udr__error_oom();
+	m->clean = c;
+	for (size_t i = 0; i < n; i++) {
+		c[m->nclean++] = cols[i];
+		cols[i] = NULL;
+	}
+	return 0;
+}
+
 /*
  * COPY (query) TO path as one Parquet file, in the query's row order, with
  * every value as the query gave it.  Written with dictionaries (smaller,
- * faster to scan); when merge_risk finds that the file may have merged
- * values, written again without dictionaries if the rows hold a negative
- * zero or NaN (a pass over those columns alone tells), or at once for an
- * INTERVAL or nested float column.  memo (may be NULL): columns known clean
- * are not asked again; what was learned is added.
+ * faster to scan).  ts (typed rows, may be NULL): its checked query runs
+ * instead, which stops at a negative zero or NaN of a top-level float
+ * column: then its plain query is written without dictionaries (the rows of
+ * that run, all of them as given).  Then, when merge_risk finds that the
+ * file may have merged values in columns not known clean (memo->clean),
+ * written again without dictionaries if the rows hold a negative zero or
+ * NaN (a pass over those columns alone tells; only for sources read again
+ * alike: files, our own queries), or at once for an INTERVAL or nested
+ * float column.  What was learned is added to memo.
  */
 static int copy_one(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
-                    size_t nparams, int kind, const char *path, const char *options, copy_memo *memo)
+                    size_t nparams, int kind, const char *path, const char *options, const typed_sql *ts,
+                    copy_memo *memo)
 {
 	char **wrap = NULL;
 	size_t nwrap = 0, k = 0;
 	bool no_dict = false;
-	int rc = copy_raw(count, q, select_sql, params, nparams, kind, path, options, false);
-	if (rc == 0)
+	int rc = copy_raw(count, q, ts && ts->checked ? ts->checked : select_sql, params, nparams, kind, path,
+	                  options, false);
+	if (rc < 0 && ts && ts->nfloats && strstr(udr_error_last()->message, SIGNED_MARK)) {
+		/* a negative zero or NaN where a dictionary would merge it */
+		udr_error_clear();
+		unlink(path);
+		rc = copy_raw(count, q, plain_sql(ts, select_sql), params, nparams, kind, path, options, true);
+		if (rc == 0)
+			memo->no_dict = true;
+		else
+			unlink(path);
+		return refusal(rc);
+	}
+	if (rc < 0) {
+		unlink(path);
+		return refusal(rc);
+	}
+	if (ts && ts->nfloats) { /* checked in the pass: clean */
+		char **c = calloc(ts->nfloats, sizeof(*c));
+		for (size_t i = 0; c && i < ts->nfloats; i++)
+			if (!(c[i] = strdup(ts->floats[i])))
+				rc = udr__error_oom();
+		if (!c)
+			rc = udr__error_oom();
+		if (rc == 0)
+			rc = memo_add_clean(memo, c, ts->nfloats);
+		if (c)
+			udr_strarray_free(c, ts->nfloats);
+		if (rc < 0)
+			return rc;
+	}
+	/* one row (a SQL write's usual part) has nothing to merge with */
+	if (!memo->safe && !(count && result_count(*count) >= 0 && result_count(*count) <= 1))
 		rc = merge_risk(&wrap, &nwrap, &no_dict, q, path);
 	/* the columns not known clean */
 	for (size_t i = 0; i < nwrap; i++) {
 		char *c = wrap[i];
-		bool known = false;
+		bool clean = false;
 		wrap[i] = NULL;
-		for (size_t j = 0; memo && j < memo->nclean && !known; j++)
-			known = strcmp(memo->clean[j], c) == 0;
-		if (known)
+		for (size_t j = 0; j < memo->nclean && !clean; j++)
+			clean = strcmp(memo->clean[j], c) == 0;
+		if (clean)
 			free(c);
 		else
 			wrap[k++] = c;
@@ -1004,136 +1127,161 @@ static int copy_one(udr_result **count, udr_query *q, const char *select_sql, co
 			*count = NULL;
 		}
 		unlink(path);
-		rc = copy_raw(count, q, select_sql, params, nparams, kind, path, options, true);
+		rc = refusal(copy_raw(count, q, plain_sql(ts, select_sql), params, nparams, kind, path, options, true));
 	}
-	if (rc == 0 && memo && no_dict) {
+	if (rc == 0 && no_dict)
 		memo->no_dict = true;
-	} else if (rc == 0 && memo && nwrap) { /* the columns asked are clean */
-		char **m = realloc(memo->clean, (memo->nclean + nwrap) * sizeof(*m));
-		if (!m) {
-			rc = udr__error_oom();
-		} else {
-			memo->clean = m;
-			for (size_t i = 0; i < nwrap; i++) {
-				m[memo->nclean++] = wrap[i];
-				wrap[i] = NULL;
-			}
-		}
-	}
-	for (size_t i = 0; i < nwrap; i++)
-		free(wrap[i]);
-	free(wrap);
+	else if (rc == 0) /* the columns asked are clean */
+		rc = memo_add_clean(memo, wrap, nwrap);
+	udr_strarray_free(wrap, nwrap);
 	return rc;
 }
 
-/* Top-level types whose values lossless_select checks: INTERVAL (Parquet
- * keeps milliseconds), TIME WITH TIME ZONE (DuckDB writes the local time
- * and drops the offset: 12:34:56+05:30 read back as 12:34:56+00). */
-static bool checked_type(const char *t)
+/* A type whose values SQL equality may take for equal when they differ
+ * (0.0/-0.0, NaN/-NaN, '1 month'/'30 days'), nested or not. */
+static bool text_compared_type(const char *t)
 {
-	return strcmp(t, "INTERVAL") == 0 || strcmp(t, "TIME WITH TIME ZONE") == 0;
+	return strstr(t, "DOUBLE") || strstr(t, "FLOAT") || strstr(t, "REAL") || strstr(t, "INTERVAL");
+}
+
+/* "CASE WHEN cond THEN error('<REFUSE_MARK>column '<name>' why') ELSE @ END AS @" */
+static int refusing_case(udr__buf *b, const char *cond, const char *name, const char *why)
+{
+	udr__buf msg = {0};
+	char qn[200];
+	int rc = udr__buf_puts(b, "CASE WHEN ");
+	udr__quote(qn, sizeof(qn), name);
+	if (rc == 0)
+		rc = put_col_expr(b, cond, name);
+	if (rc == 0)
+		rc = udr__buf_printf(&msg, REFUSE_MARK "column '%s' %s", qn, why);
+	if (rc == 0)
+		rc = udr__buf_puts(b, " THEN error(");
+	if (rc == 0)
+		rc = udr__sql_literal(b, msg.ptr);
+	if (rc == 0)
+		rc = put_col_expr(b, ") ELSE @ END AS @", name);
+	udr__buf_free(&msg);
+	return rc;
 }
 
 /*
- * Types a Parquet part cannot hold, which DuckDB's writer converts with no
- * error: HUGEINT and UHUGEINT become DOUBLE (CREATE TABLE ... AS SELECT
- * sum(bigint_col) is HUGEINT: a sum above 2^53 lost its last digits), a
- * UNION a STRUCT, an INTERVAL loses what is below a millisecond.  *out:
- * select_sql with top-level HUGEINT and UHUGEINT columns as DECIMAL(38,0)
- * (exact; a value beyond 38 digits is DuckDB's conversion error), or NULL
- * when the rows are written as they are.  Refused, nothing written: such
- * types nested, a UNION, an INTERVAL value below a millisecond, a TIME
- * WITH TIME ZONE value whose offset is not 0.  A query
- * with parameters is not described (DESCRIBE takes none).
+ * Rows of any type as a Parquet part holds them exactly.  DuckDB's writer
+ * converts with no error: HUGEINT and UHUGEINT to DOUBLE (CREATE TABLE ...
+ * AS SELECT sum(bigint_col) is HUGEINT: a sum above 2^53 lost its last
+ * digits), a UNION to a STRUCT, an INTERVAL to milliseconds (and a time
+ * part of 2^32 ms or more wraps), a TIME WITH TIME ZONE to its local time
+ * without the offset.  The columns (the caller's, else bound from the
+ * query with its parameters) give out->checked: top-level HUGEINT and
+ * UHUGEINT as DECIMAL(38,0) (exact; beyond 38 digits DuckDB's conversion
+ * error); an INTERVAL value with microseconds or a time part too large, a
+ * TIME WITH TIME ZONE value whose offset is not 0, refused in the pass
+ * that writes them (error(): a query is run once, what it gives is what is
+ * checked); a FLOAT/DOUBLE negative zero or NaN stops the pass with
+ * SIGNED_MARK (copy_one writes out->plain, the same without that check,
+ * without dictionaries).  Refused before anything is run: a UNION, and a
+ * HUGEINT, TIME WITH TIME ZONE or INTERVAL inside a list, struct or map.
  */
-static int lossless_select(char **out, udr_query *q, const char *select_sql, const udr_value *params,
-                           size_t nparams, int kind)
+static int lossless_select(typed_sql *out, udr_query *q, const char *select_sql, const udr_value *params,
+                           size_t nparams, int kind, const colinfo *known)
 {
-	char **names = NULL, **types = NULL;
-	size_t n = 0, nconv = 0, niv = 0;
-	udr__buf b = {0}, iv = {0};
-	udr_result *r = NULL;
-	int rc;
-	*out = NULL;
-	if (nparams)
-		return 0;
-	rc = udr__buf_puts(&b, "SELECT * FROM (\n");
-	if (rc == 0)
-		rc = udr__buf_puts(&b, select_sql);
-	if (rc == 0)
-		rc = udr__buf_puts(&b, "\n)");
-	if (rc == 0)
-		rc = udr__q_describe(&names, &types, &n, q, b.ptr);
-	udr__buf_free(&b);
+	char **dnames = NULL, **dtypes = NULL, *const *names, *const *types;
+	size_t n = 0, nrep = 0, npl = 0, nfl = 0;
+	udr__buf chk = {0}, pl = {0};
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	if (known) { /* the caller's columns: no bind of the query */
+		names = known->names;
+		types = known->types;
+		n = known->n;
+	} else {
+		rc = udr__q_columns(&dnames, &dtypes, &n, q, select_sql, params, nparams,
+		                    kind == UDR__RUN_COPY ? UDR__RUN_SELECT : kind);
+		names = dnames;
+		types = dtypes;
+	}
+	if (rc == 0 && n && !(out->floats = calloc(n, sizeof(*out->floats))))
+		rc = udr__error_oom();
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		const char *t = types[i];
+		const char *t = types[i], *nm = names[i];
 		char qn[200];
-		bool top = strcmp(t, "HUGEINT") == 0 || strcmp(t, "UHUGEINT") == 0;
-		udr__quote(qn, sizeof(qn), names[i]);
-		if (!top && (strstr(t, "HUGEINT") || strstr(t, "UNION(") ||
-		             (strstr(t, "TIME WITH TIME ZONE") && !checked_type(t)))) {
+		bool huge = strcmp(t, "HUGEINT") == 0 || strcmp(t, "UHUGEINT") == 0;
+		bool fl = strcmp(t, "DOUBLE") == 0 || strcmp(t, "FLOAT") == 0;
+		bool iv = strcmp(t, "INTERVAL") == 0, tz = strcmp(t, "TIME WITH TIME ZONE") == 0;
+		udr__quote(qn, sizeof(qn), nm);
+		if (!huge && !iv && !tz &&
+		    (strstr(t, "HUGEINT") || strstr(t, "UNION(") || strstr(t, "TIME WITH TIME ZONE") || strstr(t, "INTERVAL"))) {
 			rc = udr__error_set(UDR_EINVAL,
-			                    "column '%s' is %s, which a Parquet part cannot hold (it would be converted): "
-			                    "cast it (e.g. to DECIMAL(38,0), BIGINT or VARCHAR)", qn, t);
+			                    "column '%s' is %s, which a Parquet part cannot hold exactly (it would be "
+			                    "converted): cast it (e.g. to DECIMAL(38,0), BIGINT or VARCHAR)", qn, t);
 			break;
 		}
-		if (top) {
-			rc = udr__buf_puts(&b, nconv++ ? ", " : "SELECT * REPLACE (");
+		if (!huge && !fl && !iv && !tz)
+			continue;
+		rc = udr__buf_puts(&chk, nrep++ ? ", " : "SELECT * REPLACE (");
+		if (rc == 0 && !fl)
+			rc = udr__buf_puts(&pl, npl++ ? ", " : "SELECT * REPLACE (");
+		if (rc == 0 && huge) {
+			rc = put_col_expr(&chk, "CAST(@ AS DECIMAL(38,0)) AS @", nm);
 			if (rc == 0)
-				rc = put_col_expr(&b, "CAST(@ AS DECIMAL(38,0)) AS @", names[i]);
-		} else if (checked_type(t)) {
-			rc = udr__buf_puts(&iv, niv++ ? ", " : "SELECT ");
+				rc = put_col_expr(&pl, "CAST(@ AS DECIMAL(38,0)) AS @", nm);
+		} else if (rc == 0 && fl) {
+			rc = put_col_expr(&chk,
+			                  "CASE WHEN (@ = 0 OR isnan(@)) AND signbit(@) THEN error('" SIGNED_MARK
+			                  "') ELSE @ END AS @",
+			                  nm);
+			if (rc == 0 && !(out->floats[nfl++] = strdup(nm)))
+				rc = udr__error_oom();
+		} else if (rc == 0) {
+			/* the time part of an INTERVAL in microseconds: hours,
+			 * minutes, and seconds with microseconds */
+			const char *cond = iv ? "(datepart('microseconds', @) % 1000 <> 0 OR datepart('hour', @)::BIGINT * "
+			                        "3600000000 + datepart('minute', @)::BIGINT * 60000000 + "
+			                        "datepart('microseconds', @) >= 4294967296000)"
+			                      : "datepart('timezone', @) <> 0";
+			const char *why = iv ? "holds an INTERVAL with microseconds, or with a time part of 1193 hours "
+			                       "or more, which a Parquet part cannot hold (it keeps 32-bit milliseconds): "
+			                       "round it, or cast the column (e.g. to VARCHAR)"
+			                     : "holds a TIME WITH TIME ZONE whose offset is not 0, which a Parquet part "
+			                       "cannot hold (it keeps the time, not the offset): cast the column (e.g. "
+			                       "to VARCHAR), or give UTC times";
+			rc = refusing_case(&chk, cond, nm, why);
 			if (rc == 0)
-				rc = put_col_expr(&iv, strcmp(t, "INTERVAL") == 0
-				                           ? "coalesce(bool_or(datepart('microseconds', @) % 1000 <> 0), false)"
-				                           : "coalesce(bool_or(datepart('timezone', @) <> 0), false)",
-				                  names[i]);
+				rc = refusing_case(&pl, cond, nm, why);
 		}
 	}
-	if (rc == 0 && niv) { /* one pass over the INTERVAL columns */
-		rc = udr__buf_puts(&iv, " FROM (\n");
+	out->nfloats = nfl;
+	/* the caller's query, inside */
+	if (rc == 0 && nrep) {
+		rc = udr__buf_puts(&chk, ") FROM (\n");
 		if (rc == 0)
-			rc = udr__buf_puts(&iv, select_sql);
+			rc = udr__buf_puts(&chk, select_sql);
 		if (rc == 0)
-			rc = udr__buf_puts(&iv, "\n)");
-		if (rc == 0)
-			rc = udr__q_run(&r, q, iv.ptr, params, nparams, kind == UDR__RUN_COPY ? UDR__RUN_SELECT : kind);
-		for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
-			udr_value x;
-			char qn[200];
-			if (!checked_type(types[i]))
-				continue;
-			udr__quote(qn, sizeof(qn), names[i]);
-			if (udr_result_get(&x, r, 0, k++) < 0 || x.type != UDR_TYPE_BOOL)
-				rc = udr__error_set(UDR_ERROR, "DuckDB did not check the values of column '%s'", qn);
-			else if (x.i64 && strcmp(types[i], "INTERVAL") == 0)
-				rc = udr__error_set(UDR_EINVAL,
-				                    "column '%s' holds INTERVAL values with microseconds, which a Parquet "
-				                    "part cannot hold (it keeps milliseconds): round them, or cast the "
-				                    "column (e.g. to VARCHAR)", qn);
-			else if (x.i64)
-				rc = udr__error_set(UDR_EINVAL,
-				                    "column '%s' holds TIME WITH TIME ZONE values with an offset, which a "
-				                    "Parquet part cannot hold (it keeps the time, not the offset): cast "
-				                    "the column (e.g. to VARCHAR), or give UTC times", qn);
-		}
-	}
-	if (rc == 0 && nconv) {
-		rc = udr__buf_puts(&b, ") FROM (\n");
-		if (rc == 0)
-			rc = udr__buf_puts(&b, select_sql);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, "\n)");
+			rc = udr__buf_puts(&chk, "\n)");
 		if (rc == 0) {
-			*out = b.ptr;
-			b.ptr = NULL;
+			out->checked = chk.ptr;
+			chk.ptr = NULL;
 		}
 	}
-	udr_result_free(r);
-	udr__buf_free(&b);
-	udr__buf_free(&iv);
-	udr_strarray_free(names, n);
-	udr_strarray_free(types, n);
+	if (rc == 0 && nfl && npl) {
+		rc = udr__buf_puts(&pl, ") FROM (\n");
+		if (rc == 0)
+			rc = udr__buf_puts(&pl, select_sql);
+		if (rc == 0)
+			rc = udr__buf_puts(&pl, "\n)");
+		if (rc == 0) {
+			out->plain = pl.ptr;
+			pl.ptr = NULL;
+		}
+	}
+	udr__buf_free(&chk);
+	udr__buf_free(&pl);
+	if (dnames)
+		udr_strarray_free(dnames, n);
+	if (dtypes)
+		udr_strarray_free(dtypes, n);
+	if (rc < 0)
+		typed_sql_free(out);
 	return rc;
 }
 
@@ -1162,23 +1310,28 @@ static int whole_part(const char *dir, const char *all)
  * order).  *count: COPY's result (the rows written).
  */
 static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
-                      size_t nparams, int kind, const char *dir, bool typed)
+                      size_t nparams, int kind, const char *dir, bool typed, const colinfo *known)
 {
-	char *lossless = NULL;
+	typed_sql ts = {NULL, NULL, NULL, 0};
 	char *all = udr__path_join(dir, "all.parquet"), *part = NULL;
 	udr__buf b = {0};
 	udr_result *r = NULL;
 	size_t ngroups = 0, nparts = 0;
 	uint64_t first = 0, in_part = 0, bytes = 0, groups = 0;
-	copy_memo memo = {NULL, 0, false};
+	copy_memo memo = {NULL, 0, false, false};
 	bool by_offset = false;
 	int rc;
 	if (!all)
 		return udr__error_oom();
 	/* rows of any type (ours, a user's query): as Parquet holds them */
-	if (typed && (rc = lossless_select(&lossless, q, select_sql, params, nparams, kind)) < 0)
+	if (typed && (rc = lossless_select(&ts, q, select_sql, params, nparams, kind, known)) < 0)
 		goto out;
-	if ((rc = copy_one(count, q, lossless ? lossless : select_sql, params, nparams, kind, all, PART_COPY_OPTIONS,
+	if (known) { /* columns of no type whose values a dictionary merges */
+		memo.safe = true;
+		for (size_t i = 0; i < known->n && memo.safe; i++)
+			memo.safe = !text_compared_type(known->types[i]);
+	}
+	if ((rc = copy_one(count, q, select_sql, params, nparams, kind, all, PART_COPY_OPTIONS, typed ? &ts : NULL,
 	                   &memo)) < 0)
 		goto out;
 	{ /* at most a part's rows and bytes (a SQL write's few rows): one part */
@@ -1262,7 +1415,7 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 			if (rc == 0 && memo.no_dict)
 				rc = copy_raw(NULL, q, b.ptr, NULL, 0, UDR__RUN_ANY, part, PART_COPY_OPTIONS, true);
 			else if (rc == 0)
-				rc = copy_one(NULL, q, b.ptr, NULL, 0, UDR__RUN_ANY, part, PART_COPY_OPTIONS, &memo);
+				rc = copy_one(NULL, q, b.ptr, NULL, 0, UDR__RUN_ANY, part, PART_COPY_OPTIONS, NULL, &memo);
 			udr__buf_free(&b);
 			first += in_part;
 			in_part = bytes = groups = 0;
@@ -1276,7 +1429,7 @@ static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, 
 	if (rc == 0 && unlink(all) < 0)
 		rc = udr__error_io(errno, "cannot remove %s", all);
 out:
-	free(lossless);
+	typed_sql_free(&ts);
 	memo_free(&memo);
 	udr_result_free(r);
 	free(part);
@@ -1290,6 +1443,7 @@ typedef struct import_src {
 	size_t nparams;
 	const char *source;       /* udr.source: csv, parquet, json, sql */
 	int kind;                 /* UDR__RUN_ANY (ours) or UDR__RUN_COPY (a user's query) */
+	const colinfo *cols;      /* the columns' types when given (a table's, --types), else NULL */
 } import_src;
 
 static int64_t result_count(const udr_result *r)
@@ -1441,8 +1595,11 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
 	/* 1. DuckDB writes the rows as Parquet parts into a fresh directory */
+	/* rows whose types were given (a table's, --types) or are a query's
+	 * (any type) are written as Parquet holds them (lossless_select);
+	 * types detected in CSV, JSON and Parquet files need nothing */
 	if ((rc = copy_parts(&r, q, src->select_sql, src->params, src->nparams, src->kind, dir,
-	                      src->kind == UDR__RUN_COPY || opts->ntypes > 0)) < 0)
+	                      src->kind == UDR__RUN_COPY || src->cols, src->cols)) < 0)
 		goto out;
 	rows = result_count(r);
 	udr_result_free(r);
@@ -1632,8 +1789,10 @@ out:
  * way imports write them, and stored whole: their hashes and row counts, in
  * order (*n 0 when the query has no rows).  What SQL writes store.
  */
-int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql)
+int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql,
+                       char *const *names, char *const *types, size_t ncols)
 {
+	colinfo known = {names, types, ncols};
 	char *dir = NULL;
 	udr_result *r = NULL;
 	part_file *files = NULL;
@@ -1647,7 +1806,7 @@ int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query 
 	*n = 0;
 	if ((rc = make_import_dir(&dir, &lockfd, q)) < 0)
 		return rc;
-	if ((rc = copy_parts(&r, q, select_sql, NULL, 0, UDR__RUN_ANY, dir, true)) < 0)
+	if ((rc = copy_parts(&r, q, select_sql, NULL, 0, UDR__RUN_ANY, dir, true, names ? &known : NULL)) < 0)
 		goto out;
 	total = result_count(r);
 	udr_result_free(r);
@@ -1829,37 +1988,86 @@ static int csv_ragged_line(const char *path, char delim)
 	                      qp, start_line, fields, fields == 1 ? "" : "s", header);
 }
 
+/* A field of digits, signs, '.', 'e' alone (a number: data, not a name). */
+static bool numeric_field(const char *f, size_t n)
+{
+	size_t digits = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (f[i] >= '0' && f[i] <= '9')
+			digits++;
+		else if (!strchr("+-.eE ", f[i]))
+			return false;
+	}
+	return digits > 0;
+}
+
 /*
- * A plain CSV file of exactly one record (its header: what `udr export`
- * writes for a table without rows), blank lines aside.  DuckDB's sniffer
- * cannot tell a header without rows under it and reads it as a row of
- * columns column0, column1, ...  Compressed files are not looked into.
+ * A plain CSV file of exactly one record (blank lines aside) that is a
+ * header: what `udr export` writes for a table without rows.  DuckDB's
+ * sniffer cannot tell a header without rows under it and reads it as a row
+ * of columns column0, column1, ...  A record whose fields are all numbers
+ * is data (a header names its columns).  Quotes as RFC 4180 has them: one
+ * opens a quoted field only at the start of a field ("" inside is a quote);
+ * elsewhere it is a character (12" pipe).  The delimiter is one of , ; tab |.
+ * Compressed files are not looked into.
  */
 static bool csv_header_only(const char *path)
 {
-	size_t n = strlen(path);
+	size_t n = strlen(path), flen = 0;
 	FILE *f;
 	uint64_t records = 0;
-	bool quoted = false, empty = true;
+	bool quoted = false, empty = true, at_start = true, all_numeric = true;
+	char field[64];
 	int c;
 	if (ends_with_ci(path, n, ".gz") || ends_with_ci(path, n, ".zst") || ends_with_ci(path, n, ".zstd") ||
 	    !(f = fopen(path, "rb")))
 		return false;
 	while (records < 2) {
 		c = getc(f);
-		if (c == '"')
-			quoted = !quoted;
-		if (c == EOF || (!quoted && (c == '\n' || c == '\r'))) {
+		if (quoted) {
+			if (c == EOF)
+				break;
+			if (c == '"') {
+				int d = getc(f);
+				if (d != '"') { /* the closing quote */
+					quoted = false;
+					if (d != EOF)
+						ungetc(d, f);
+					continue;
+				}
+			}
+			all_numeric = false; /* a quoted field is a name */
+			continue;
+		}
+		if (c == '"' && at_start) {
+			quoted = true;
+			at_start = false;
+			empty = false;
+			continue;
+		}
+		if (c == EOF || c == '\n' || c == '\r' || strchr(",;\t|", c)) {
+			/* the end of a field */
+			if (!at_start || flen)
+				all_numeric = all_numeric && numeric_field(field, flen);
+			flen = 0;
+			at_start = true;
+			if (c != EOF && c != '\n' && c != '\r')
+				continue;
 			records += !empty;
 			empty = true;
 			if (c == EOF)
 				break;
 			continue;
 		}
+		if (flen < sizeof(field))
+			field[flen++] = (char)c;
+		else
+			all_numeric = false;
+		at_start = false;
 		empty = false;
 	}
 	fclose(f);
-	return records == 1;
+	return records == 1 && !quoted && !all_numeric;
 }
 
 /*
@@ -1920,6 +2128,7 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	udr_import_options o;
 	udr__buf b = {0};
 	schema old = {0}, forced = {0}, detected = {0};
+	colinfo given;
 	udr_version *prev = NULL;
 	import_src src;
 	bool keyed, header_only = false;
@@ -2009,6 +2218,10 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	src.nparams = 0;
 	src.source = format == UDR_FORMAT_NDJSON ? "json" : format_name(format);
 	src.kind = UDR__RUN_ANY;
+	given.names = old.n ? old.names : forced.names;
+	given.types = old.n ? old.types : forced.types;
+	given.n = old.n ? old.n : forced.n;
+	src.cols = given.n ? &given : NULL;
 	/* a full copy matched on keys: only the rows that differ are stored
 	 * (write.c); a table that does not exist yet is imported whole */
 	if (keyed && prev && (rc = udr__w_import_keyed(version, q, table, b.ptr, opts->keys, opts->nkeys,
@@ -2068,6 +2281,7 @@ static int import_sql_unheld(uint64_t *version, udr_query *q, const char *table,
 	src.nparams = nparams;
 	src.source = "sql";
 	src.kind = UDR__RUN_COPY;
+	src.cols = NULL;
 	rc = do_import(version, q, table, &src, opts, NULL);
 	free(rewritten);
 	return rc;
@@ -2126,9 +2340,15 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
 	strcat(tmp, suffix);
 	/* COPY TO takes its path literally; Parquet as parts are written
 	 * (no value merged by the writer's dictionaries) */
-	if (format == UDR_FORMAT_PARQUET)
-		rc = copy_one(&r, q, select_sql, params, nparams, kind, tmp, copy_options(format), NULL);
-	else
+	if (format == UDR_FORMAT_PARQUET) {
+		typed_sql ts = {NULL, NULL, NULL, 0};
+		copy_memo memo = {NULL, 0, false, false};
+		rc = lossless_select(&ts, q, select_sql, params, nparams, kind, NULL);
+		if (rc == 0)
+			rc = copy_one(&r, q, select_sql, params, nparams, kind, tmp, copy_options(format), &ts, &memo);
+		typed_sql_free(&ts);
+		memo_free(&memo);
+	} else
 		rc = copy_raw(&r, q, select_sql, params, nparams, kind, tmp, copy_options(format), false);
 	if (rc == 0) {
 		n = result_count(r);

@@ -203,6 +203,10 @@ int udr__q_view(const char **name, udr_query *q, const udr_version *v);
 char *udr__q_tmp_path(udr_query *q, const char *what);
 /* DESCRIBE a relation: column names and DuckDB type names (strarrays). */
 int udr__q_describe(char ***names, char ***types, size_t *n, udr_query *q, const char *relation_sql);
+/* The columns of sql's result (names, DuckDB type names as DESCRIBE
+ * gives them), from binding it with its parameters (result.c). */
+int udr__q_columns(char ***names, char ***types, size_t *n, udr_query *q, const char *sql, const udr_value *params,
+                   size_t nparams, int kind);
 
 /* Skip blanks and comments (--, nested block comments) from s (query.c). */
 const char *udr__q_skip_blank(const char *s);
@@ -357,8 +361,11 @@ void udr__w_close(udr_query *q);
 /* The view bound for v (parts ready to read), borrowed from q. */
 int udr__q_view_get(udr__view **out, udr_query *q, const udr_version *v);
 /* Import helpers (import.c) shared with SQL writes: a locked temp
- * directory for parts, COPY of a query into parts, storing them whole. */
-int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql);
+ * directory for parts, COPY of a query into parts, storing them whole.
+ * names/types (ncols): the query's columns when the caller knows them
+ * (else NULL: they are described), to write them as Parquet holds them. */
+int udr__q_write_parts(udr_hash **hashes, uint64_t **rows, size_t *n, udr_query *q, const char *select_sql,
+                       char *const *names, char *const *types, size_t ncols);
 
 /* ---- results (result.c) ---------------------------------------------------- */
 

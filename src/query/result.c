@@ -556,6 +556,59 @@ void udr__result_clear(udr_result *r)
 		r->cols[c].arena.len = 0;
 }
 
+int udr__q_columns(char ***names, char ***types, size_t *n, udr_query *q, const char *sql, const udr_value *params,
+                   size_t nparams, int kind)
+{
+	duckdb_prepared_statement st = NULL;
+	char **nm = NULL, **ty = NULL;
+	idx_t cols = 0;
+	int rc;
+	*names = *types = NULL;
+	*n = 0;
+	udr__q_settle(q);
+	if ((rc = udr__q_prepare(&st, q, sql, params, nparams, kind)) < 0) {
+		q->scan_rc = 0;
+		udr__q_cache_release(q);
+		return rc;
+	}
+	cols = duckdb_prepared_statement_column_count(st);
+	if (!(nm = calloc(cols ? cols : 1, sizeof(*nm))) || !(ty = calloc(cols ? cols : 1, sizeof(*ty))))
+		rc = udr__error_oom();
+	for (idx_t i = 0; rc == 0 && i < cols; i++) {
+		const char *name = duckdb_prepared_statement_column_name(st, i);
+		duckdb_logical_type t = duckdb_prepared_statement_column_logical_type(st, i);
+		udr__buf b = {0};
+		if (!t)
+			rc = udr__error_set(UDR_ERROR, "DuckDB did not give the type of column %llu", (unsigned long long)i);
+		if (rc == 0)
+			rc = type_name(&b, t);
+		if (rc == 0 && (!(nm[i] = strdup(name ? name : "")) || !b.ptr)) {
+			rc = udr__error_oom();
+		} else if (rc == 0) {
+			ty[i] = b.ptr;
+			b.ptr = NULL;
+		}
+		udr__buf_free(&b);
+		duckdb_free((void *)name);
+		if (t)
+			duckdb_destroy_logical_type(&t);
+	}
+	duckdb_destroy_prepare(&st);
+	q->scan_rc = 0;
+	udr__q_cache_release(q); /* bound, not run: no part is read now */
+	if (rc == 0) {
+		*names = nm;
+		*types = ty;
+		*n = (size_t)cols;
+	} else {
+		if (nm)
+			udr_strarray_free(nm, cols);
+		if (ty)
+			udr_strarray_free(ty, cols);
+	}
+	return rc;
+}
+
 int udr__result_from_duckdb(udr_result **out, void *ptr)
 {
 	duckdb_result *res = ptr;

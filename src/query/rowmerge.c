@@ -1097,7 +1097,7 @@ static int write_conflicts(udr__parts *out, udr_query *q, const cols *key)
 		                     "ORDER BY key_text",
 		                     ACT_CONFLICT);
 	if (rc == 0)
-		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr, NULL, NULL, 0);
 	udr__buf_free(&b);
 	memset(out, 0, sizeof(*out));
 	if (rc == 0 && !(out->p = calloc(n + 1, sizeof(*out->p))))

@@ -1274,7 +1274,7 @@ static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *co
 	if (rc == 0)
 		rc = udr__sql_ident(&b, t->name);
 	if (rc == 0)
-		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr, cols->names, cols->types, cols->n);
 	udr__buf_free(&b);
 	if (rc < 0)
 		return rc;
@@ -1449,7 +1449,7 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	                     "ORDER BY o.__udr_part NULLS LAST, o.__udr_row, s.__udr_r",
 	                     nm.ptr, t->id, cmp.ptr);
 	if (rc == 0)
-		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr, cols->names, cols->types, cols->n);
 	if (threaded) {
 		pthread_join(dt, NULL);
 		threaded = false;
@@ -1642,13 +1642,42 @@ static int full_changes(udr_query *q, wtab *t, const colset *cols, udr_version *
 		if (rc < 0)
 			goto out;
 	}
-	if (same)
-		rc = udr__buf_printf(&b,
-		                     "SELECT (SELECT count(*) FROM (SELECT * FROM temp.main.%s EXCEPT ALL SELECT * FROM %s))"
-		                     "::BIGINT, (SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM "
-		                     "temp.main.%s))::BIGINT",
-		                     nm.ptr, rf.ptr, rf.ptr, nm.ptr);
-	else
+	if (same) {
+		/* compared as SQL writes compare (same_col): a float with its
+		 * sign bit, an INTERVAL or nested float as text */
+		udr__buf p = {0};
+		for (size_t i = 0; rc == 0 && i < cols->n; i++) {
+			const char *c = cols->names[i], *ty = cols->types[i];
+			if (i)
+				rc = udr__buf_puts(&p, ", ");
+			if (rc == 0 && float_col(ty)) {
+				rc = udr__sql_ident(&p, c);
+				if (rc == 0)
+					rc = udr__buf_puts(&p, ", signbit(");
+				if (rc == 0)
+					rc = udr__sql_ident(&p, c);
+				if (rc == 0)
+					rc = udr__buf_puts(&p, ")");
+			} else if (rc == 0 && text_compared(ty)) {
+				rc = udr__buf_puts(&p, "CAST(");
+				if (rc == 0)
+					rc = udr__sql_ident(&p, c);
+				if (rc == 0)
+					rc = udr__buf_puts(&p, " AS VARCHAR)");
+			} else if (rc == 0) {
+				rc = udr__sql_ident(&p, c);
+			}
+		}
+		if (rc == 0 && !cols->n)
+			rc = udr__buf_puts(&p, "*");
+		if (rc == 0)
+			rc = udr__buf_printf(&b,
+			                     "SELECT (SELECT count(*) FROM (SELECT %s FROM temp.main.%s EXCEPT ALL SELECT %s "
+			                     "FROM %s))::BIGINT, (SELECT count(*) FROM (SELECT %s FROM %s EXCEPT ALL SELECT %s "
+			                     "FROM temp.main.%s))::BIGINT",
+			                     p.ptr, nm.ptr, p.ptr, rf.ptr, p.ptr, rf.ptr, p.ptr, nm.ptr);
+		udr__buf_free(&p);
+	} else
 		rc = udr__buf_printf(&b, "SELECT %" PRIu64 "::BIGINT, (SELECT count(*) FROM %s)::BIGINT", n, rf.ptr);
 	if (rc == 0)
 		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
@@ -2486,7 +2515,7 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 			goto out;
 	}
 	if (rc == 0)
-		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr);
+		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr, cols.names, cols.types, cols.n);
 	if (rc < 0)
 		goto out;
 	/* the parts kept, then the new ones */

@@ -146,7 +146,7 @@ class Fuzz:
             lambda: f"s = {p}s || ','", lambda: f"s = NULL", lambda: f"s = {self.v_s()}", lambda: f"s = upper({p}s)",
             lambda: f"s = {p}s", lambda: f"d = {p}d + 1", lambda: f"id = {p}id", lambda: f"id = {p}id + 1000",
             lambda: f"s = CASE WHEN {p}s IS NULL THEN '' ELSE NULL END",
-            lambda: f"x = (SELECT max(x) FROM {r.choice([self.cur, self.cur + '@latest', chr(34) + self.cur + chr(34), self.other])})",
+            lambda: f"x = (SELECT max(x) FILTER (WHERE NOT isnan(x)) FROM {r.choice([self.cur, self.cur + '@latest', chr(34) + self.cur + chr(34), self.other])})",
             lambda: f"g = (SELECT count(*) FROM {self.cur} WHERE g IS NOT NULL)",
         ]
         for c in self.cols[5:]:
