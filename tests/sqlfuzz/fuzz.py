@@ -17,6 +17,7 @@ BASE = os.environ.get('UDR_FUZZ_DIR', '/tmp/udr-sqlfuzz')
 STRS = ["''", "'a'", "'b'", "'a,b'", "'say \"hi\"'", "'it''s'", "'line1\nline2'", "' '", "'NULL'", "'null'",
         "'\\N'", "'ü€'", "'x,\"y\",\nz'", "'\r\n'", "repeat('z', 300)", "'where'", "'returning'", "'t'", "'--c'",
         "'/*'", "'1'", "';'"]
+SIGNED = ("'-0.0'::DOUBLE", "-('nan'::DOUBLE)")
 DBLS = ["0.0", "'-0.0'::DOUBLE", "-('nan'::DOUBLE)", "1.5", "-2.25", "'nan'::DOUBLE", "'inf'::DOUBLE", "'-inf'::DOUBLE", "1e308",
         "5e-324", "0.1", "123456789.125", "-7", "3", "1e-10", "2.5e15"]
 EXTRAS = [('b', 'BOOLEAN'), ('f', 'FLOAT'), ('dec', 'DECIMAL(9,2)'), ('ts', 'TIMESTAMP')]
@@ -73,12 +74,15 @@ class Fuzz:
     def v_g(self):
         return 'NULL' if self.r.random() < 0.15 else str(self.r.randint(-3, 10))
 
-    def v_x(self):
+    def v_x(self, assign=False):
         r = self.r.random()
         if r < 0.12:
             return 'NULL'
         if r < 0.6:
-            return self.r.choice(DBLS)
+            # DuckDB's own UPDATE may keep 0.0 where -0.0 is set (and NaN
+            # for -NaN), depending on its storage (QUERY.md, "A DuckDB
+            # behaviour to know"): assignments avoid the signed ones
+            return self.r.choice([v for v in DBLS if not (assign and v in SIGNED)])
         return repr(round(self.r.uniform(-100, 100), self.r.randint(0, 6)))
 
     def v_s(self):
@@ -142,7 +146,7 @@ class Fuzz:
         r = self.r
         opts = [
             lambda: f"g = {p}g", lambda: f"g = {p}g + 1", lambda: f"g = NULL", lambda: f"g = {self.v_g()}",
-            lambda: f"x = CASE WHEN {p}x = 0 OR isnan({p}x) THEN {p}x ELSE -{p}x END", lambda: f"x = {p}x * 2", lambda: f"x = {self.v_x()}", lambda: f"x = {p}x",
+            lambda: f"x = CASE WHEN {p}x = 0 OR isnan({p}x) THEN {p}x ELSE -{p}x END", lambda: f"x = {p}x * 2", lambda: f"x = {self.v_x(assign=True)}", lambda: f"x = {p}x",
             lambda: f"s = {p}s || ','", lambda: f"s = NULL", lambda: f"s = {self.v_s()}", lambda: f"s = upper({p}s)",
             lambda: f"s = {p}s", lambda: f"d = {p}d + 1", lambda: f"id = {p}id", lambda: f"id = {p}id + 1000",
             lambda: f"s = CASE WHEN {p}s IS NULL THEN '' ELSE NULL END",

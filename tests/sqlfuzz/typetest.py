@@ -76,7 +76,7 @@ for k in range(40):
 ref.q("UPDATE w SET \"my id\" = \"my id\" WHERE false")
 rc, o, e = udr('sql', '--csv', 'SELECT count(*) - count(DISTINCT "my id") FROM w')
 if o.split()[-1] == '0':
-    ref.q(f"COPY (SELECT * FROM w WHERE \"my id\" % 5 <> 0) TO BASE + '/types_{seed}.parquet' (FORMAT parquet)")
+    ref.q(f"COPY (SELECT * FROM w WHERE \"my id\" % 5 <> 0) TO '{BASE}/types_{seed}.parquet' (FORMAT parquet)")
     ref.q(f"DELETE FROM w WHERE \"my id\" % 5 = 0")
     rc, o, e = udr('import', 'w', f'{BASE}/types_{seed}.parquet', '--key', 'my id')
     if rc: print('IMPORT FAIL', e); sys.exit(1)
