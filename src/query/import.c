@@ -2218,9 +2218,15 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	src.nparams = 0;
 	src.source = format == UDR_FORMAT_NDJSON ? "json" : format_name(format);
 	src.kind = UDR__RUN_ANY;
-	given.names = old.n ? old.names : forced.names;
-	given.types = old.n ? old.types : forced.types;
-	given.n = old.n ? old.n : forced.n;
+	/* the columns' types, where known without another bind: the table's,
+	 * --types, or a CSV's as detected (check_ragged): their floats are
+	 * checked in the pass that writes them (no second read of the file) */
+	{
+		const schema *k = old.n ? &old : forced.n ? &forced : &detected;
+		given.names = k->names;
+		given.types = k->types;
+		given.n = k->n;
+	}
 	src.cols = given.n ? &given : NULL;
 	/* a full copy matched on keys: only the rows that differ are stored
 	 * (write.c); a table that does not exist yet is imported whole */
