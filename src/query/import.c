@@ -131,7 +131,12 @@ int udr__q_schema_json(char **out, char *const *names, char *const *types, size_
 	if (!arr)
 		return udr__error_oom();
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		json_t *o = json_pack("{s:s, s:s}", "name", names[i], "type", types[i]);
+		/* HUGEINT and UHUGEINT are written as DECIMAL(38,0) (Parquet has
+		 * no 128-bit integer; lossless_select): the schema says what the
+		 * parts hold and reads give */
+		const char *t = strcmp(types[i], "HUGEINT") == 0 || strcmp(types[i], "UHUGEINT") == 0 ? "DECIMAL(38,0)"
+		                                                                                     : types[i];
+		json_t *o = json_pack("{s:s, s:s}", "name", names[i], "type", t);
 		if (!o || json_array_append_new(arr, o) < 0)
 			rc = udr__error_oom();
 	}

@@ -123,14 +123,24 @@ def head(udr):
     return rows(udr, "SELECT count(*) FROM udr_log")[0][0]
 
 
+SUMS = ("SELECT sum(x) AS total, 170141183460469231731687303715884105727::HUGEINT // "
+        "10000000000 AS h FROM (VALUES (9007199254740992::BIGINT), (1::BIGINT)) v(x)")
+
+
 def test_hugeint_is_stored_exactly_as_decimal(udr, tmp_path):
     """sum() of a BIGINT is HUGEINT, which Parquet cannot hold: DuckDB's
     writer made it a DOUBLE (9007199254740993 read back ...992).  Stored
     as DECIMAL(38,0): exact."""
-    udr.ok("sql", "CREATE TABLE s AS SELECT sum(x) AS total, 170141183460469231731687303715884105727::HUGEINT // "
-                  "10000000000 AS h FROM (VALUES (9007199254740992::BIGINT), (1::BIGINT)) v(x)")
+    udr.ok("sql", "CREATE TABLE s AS " + SUMS)
     assert rows(udr, "SELECT total::VARCHAR, typeof(total), h::VARCHAR FROM s") == [
         ("9007199254740993", "DECIMAL(38,0)", "17014118346046923173168730371")]
+    # the schema says what the parts hold (it said HUGEINT over DECIMAL parts)
+    v = json.loads(udr.ok("show", "s", "--json").out)
+    assert json.loads(v["metadata"]["udr.schema"]) == [{"name": "total", "type": "DECIMAL(38,0)"},
+                                                       {"name": "h", "type": "DECIMAL(38,0)"}]
+    n = head(udr)
+    udr.ok("sql", "CREATE OR REPLACE TABLE s AS " + SUMS)  # the same rows: nothing committed
+    assert head(udr) == n
     udr.ok("import", "u", "--sql", "SELECT 12345678901234567891::UHUGEINT AS v")
     assert rows(udr, "SELECT v::VARCHAR FROM u") == [("12345678901234567891",)]
     udr.ok("sql", "INSERT INTO s SELECT 5::HUGEINT, 6::HUGEINT")
