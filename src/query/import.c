@@ -990,6 +990,7 @@ typedef struct typed_sql {
 	char *plain;
 	char **floats;
 	size_t nfloats;
+	bool no_dict; /* written without dictionaries (columns of one name) */
 } typed_sql;
 
 static void typed_sql_free(typed_sql *t)
@@ -1077,8 +1078,17 @@ static int copy_one(udr_result **count, udr_query *q, const char *select_sql, co
 	char **wrap = NULL;
 	size_t nwrap = 0, k = 0;
 	bool no_dict = false;
-	int rc = copy_raw(count, q, ts && ts->checked ? ts->checked : select_sql, params, nparams, kind, path,
-	                  options, false);
+	int rc;
+	if (ts && ts->no_dict) { /* nothing checked by name: no dictionaries */
+		rc = copy_raw(count, q, ts->checked ? ts->checked : select_sql, params, nparams, kind, path, options, true);
+		if (rc == 0)
+			memo->no_dict = true;
+		else
+			unlink(path);
+		return refusal(rc);
+	}
+	rc = copy_raw(count, q, ts && ts->checked ? ts->checked : select_sql, params, nparams, kind, path, options,
+	              false);
 	if (rc < 0 && ts && ts->nfloats && strstr(udr_error_last()->message, SIGNED_MARK)) {
 		/* a negative zero or NaN where a dictionary would merge it */
 		udr_error_clear();
@@ -1149,15 +1159,16 @@ static bool text_compared_type(const char *t)
 	return strstr(t, "DOUBLE") || strstr(t, "FLOAT") || strstr(t, "REAL") || strstr(t, "INTERVAL");
 }
 
-/* "CASE WHEN cond THEN error('<REFUSE_MARK>column '<name>' why') ELSE @ END AS @" */
-static int refusing_case(udr__buf *b, const char *cond, const char *name, const char *why)
+/* "CASE WHEN cond THEN error('<REFUSE_MARK>column '<name>' why') ELSE ref END"
+ * ('@' in cond: ref, the column as the query names it) */
+static int refusing_case(udr__buf *b, const char *cond, const char *ref, const char *name, const char *why)
 {
 	udr__buf msg = {0};
 	char qn[200];
 	int rc = udr__buf_puts(b, "CASE WHEN ");
 	udr__quote(qn, sizeof(qn), name);
 	if (rc == 0)
-		rc = put_col_expr(b, cond, name);
+		rc = put_col_expr(b, cond, ref);
 	if (rc == 0)
 		rc = udr__buf_printf(&msg, REFUSE_MARK "column '%s' %s", qn, why);
 	if (rc == 0)
@@ -1165,9 +1176,19 @@ static int refusing_case(udr__buf *b, const char *cond, const char *name, const 
 	if (rc == 0)
 		rc = udr__sql_literal(b, msg.ptr);
 	if (rc == 0)
-		rc = put_col_expr(b, ") ELSE @ END AS @", name);
+		rc = put_col_expr(b, ") ELSE @ END", ref);
 	udr__buf_free(&msg);
 	return rc;
+}
+
+/* Two columns of one name (case aside): "a JOIN b" with an "x" in both. */
+static bool names_repeat(char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (strcasecmp(names[i], names[j]) == 0)
+				return true;
+	return false;
 }
 
 /*
@@ -1193,6 +1214,7 @@ static int lossless_select(typed_sql *out, udr_query *q, const char *select_sql,
 	char **dnames = NULL, **dtypes = NULL, *const *names, *const *types;
 	size_t n = 0, nrep = 0, npl = 0, nfl = 0;
 	udr__buf chk = {0}, pl = {0};
+	bool dup;
 	int rc = 0;
 	memset(out, 0, sizeof(*out));
 	if (known) { /* the caller's columns: no bind of the query */
@@ -1205,13 +1227,18 @@ static int lossless_select(typed_sql *out, udr_query *q, const char *select_sql,
 		names = dnames;
 		types = dtypes;
 	}
+	/* columns of one name cannot be told apart by name (REPLACE takes the
+	 * first): every column is projected by position, and floats are not
+	 * checked in the pass (the rows are written without dictionaries) */
+	dup = rc == 0 && names_repeat(names, n);
 	if (rc == 0 && n && !(out->floats = calloc(n, sizeof(*out->floats))))
 		rc = udr__error_oom();
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const char *t = types[i], *nm = names[i];
-		char qn[200];
+		char qn[200], pos[32];
+		const char *ref = nm;
 		bool huge = strcmp(t, "HUGEINT") == 0 || strcmp(t, "UHUGEINT") == 0;
-		bool fl = strcmp(t, "DOUBLE") == 0 || strcmp(t, "FLOAT") == 0;
+		bool fl = !dup && (strcmp(t, "DOUBLE") == 0 || strcmp(t, "FLOAT") == 0);
 		bool iv = strcmp(t, "INTERVAL") == 0, tz = strcmp(t, "TIME WITH TIME ZONE") == 0;
 		udr__quote(qn, sizeof(qn), nm);
 		if (!huge && !iv && !tz &&
@@ -1221,23 +1248,27 @@ static int lossless_select(typed_sql *out, udr_query *q, const char *select_sql,
 			                    "converted): cast it (e.g. to DECIMAL(38,0), BIGINT or VARCHAR)", qn, t);
 			break;
 		}
-		if (!huge && !fl && !iv && !tz)
+		if (dup) {
+			snprintf(pos, sizeof(pos), "__udr_c%zu", i);
+			ref = pos;
+			out->no_dict |= text_compared_type(t);
+		} else if (!huge && !fl && !iv && !tz) {
 			continue;
-		rc = udr__buf_puts(&chk, nrep++ ? ", " : "SELECT * REPLACE (");
+		}
+		rc = udr__buf_puts(&chk, nrep++ ? ", " : dup ? "SELECT " : "SELECT * REPLACE (");
 		if (rc == 0 && !fl)
-			rc = udr__buf_puts(&pl, npl++ ? ", " : "SELECT * REPLACE (");
+			rc = udr__buf_puts(&pl, npl++ ? ", " : dup ? "SELECT " : "SELECT * REPLACE (");
 		if (rc == 0 && huge) {
-			rc = put_col_expr(&chk, "CAST(@ AS DECIMAL(38,0)) AS @", nm);
+			rc = put_col_expr(&chk, "CAST(@ AS DECIMAL(38,0))", ref);
 			if (rc == 0)
-				rc = put_col_expr(&pl, "CAST(@ AS DECIMAL(38,0)) AS @", nm);
+				rc = put_col_expr(&pl, "CAST(@ AS DECIMAL(38,0))", ref);
 		} else if (rc == 0 && fl) {
-			rc = put_col_expr(&chk,
-			                  "CASE WHEN (@ = 0 OR isnan(@)) AND signbit(@) THEN error('" SIGNED_MARK
-			                  "') ELSE @ END AS @",
-			                  nm);
+			rc = put_col_expr(&chk, "CASE WHEN (@ = 0 OR isnan(@)) AND signbit(@) THEN error('" SIGNED_MARK
+			                        "') ELSE @ END",
+			                  ref);
 			if (rc == 0 && !(out->floats[nfl++] = strdup(nm)))
 				rc = udr__error_oom();
-		} else if (rc == 0) {
+		} else if (rc == 0 && (iv || tz)) {
 			/* the time part of an INTERVAL in microseconds: hours,
 			 * minutes, and seconds with microseconds */
 			const char *cond = iv ? "(datepart('microseconds', @) % 1000 <> 0 OR datepart('hour', @)::BIGINT * "
@@ -1250,10 +1281,44 @@ static int lossless_select(typed_sql *out, udr_query *q, const char *select_sql,
 			                     : "holds a TIME WITH TIME ZONE whose offset is not 0, which a Parquet part "
 			                       "cannot hold (it keeps the time, not the offset): cast the column (e.g. "
 			                       "to VARCHAR), or give UTC times";
-			rc = refusing_case(&chk, cond, nm, why);
+			rc = refusing_case(&chk, cond, ref, nm, why);
 			if (rc == 0)
-				rc = refusing_case(&pl, cond, nm, why);
+				rc = refusing_case(&pl, cond, ref, nm, why);
+		} else if (rc == 0) { /* by position, as it is */
+			rc = put_col_expr(&chk, "@", ref);
+			if (rc == 0)
+				rc = put_col_expr(&pl, "@", ref);
 		}
+		if (rc == 0)
+			rc = udr__buf_puts(&chk, " AS ");
+		if (rc == 0)
+			rc = udr__sql_ident(&chk, nm);
+		if (rc == 0 && !fl)
+			rc = udr__buf_puts(&pl, " AS ");
+		if (rc == 0 && !fl)
+			rc = udr__sql_ident(&pl, nm);
+	}
+	/* by position: the inner query's columns renamed __udr_c0, ... */
+	if (rc == 0 && dup && nrep) {
+		udr__buf tail = {0};
+		rc = udr__buf_puts(&tail, "\n) AS __udr_l(");
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = udr__buf_printf(&tail, i ? ", __udr_c%zu" : "__udr_c%zu", i);
+		if (rc == 0)
+			rc = udr__buf_puts(&tail, ")");
+		if (rc == 0)
+			rc = udr__buf_puts(&chk, " FROM (\n");
+		if (rc == 0)
+			rc = udr__buf_puts(&chk, select_sql);
+		if (rc == 0)
+			rc = udr__buf_puts(&chk, tail.ptr);
+		udr__buf_free(&tail);
+		if (rc == 0) {
+			out->checked = chk.ptr;
+			chk.ptr = NULL;
+		}
+		nrep = 0; /* done */
+		npl = 0;
 	}
 	out->nfloats = nfl;
 	/* the caller's query, inside */
@@ -1317,7 +1382,7 @@ static int whole_part(const char *dir, const char *all)
 static int copy_parts(udr_result **count, udr_query *q, const char *select_sql, const udr_value *params,
                       size_t nparams, int kind, const char *dir, bool typed, const colinfo *known)
 {
-	typed_sql ts = {NULL, NULL, NULL, 0};
+	typed_sql ts = {NULL, NULL, NULL, 0, false};
 	char *all = udr__path_join(dir, "all.parquet"), *part = NULL;
 	udr__buf b = {0};
 	udr_result *r = NULL;
@@ -1993,11 +2058,31 @@ static int csv_ragged_line(const char *path, char delim)
 	                      qp, start_line, fields, fields == 1 ? "" : "s", header);
 }
 
-/* A field of digits, signs, '.', 'e' alone (a number: data, not a name). */
+/* A field DuckDB reads as a number (data, not a name): digits with signs,
+ * '.', 'e', spaces; nan, inf, infinity; 0x and hex digits. */
 static bool numeric_field(const char *f, size_t n)
 {
-	size_t digits = 0;
-	for (size_t i = 0; i < n; i++) {
+	static const char *const words[] = {"nan", "inf", "infinity"};
+	size_t digits = 0, i = 0;
+	while (i < n && (f[i] == ' ' || f[i] == '+' || f[i] == '-'))
+		i++;
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+		size_t l = strlen(words[w]);
+		if (n - i >= l && strncasecmp(f + i, words[w], l) == 0) {
+			size_t j = i + l;
+			while (j < n && f[j] == ' ')
+				j++;
+			if (j == n)
+				return true;
+		}
+	}
+	if (n - i > 2 && f[i] == '0' && (f[i + 1] == 'x' || f[i + 1] == 'X')) {
+		for (i += 2; i < n; i++)
+			if (!isxdigit((unsigned char)f[i]))
+				return false;
+		return true;
+	}
+	for (; i < n; i++) {
 		if (f[i] >= '0' && f[i] <= '9')
 			digits++;
 		else if (!strchr("+-.eE ", f[i]))
@@ -2027,6 +2112,9 @@ static bool csv_header_only(const char *path)
 	if (ends_with_ci(path, n, ".gz") || ends_with_ci(path, n, ".zst") || ends_with_ci(path, n, ".zstd") ||
 	    !(f = fopen(path, "rb")))
 		return false;
+	/* a UTF-8 byte order mark is not part of the first field */
+	if (!(getc(f) == 0xEF && getc(f) == 0xBB && getc(f) == 0xBF))
+		rewind(f);
 	while (records < 2) {
 		c = getc(f);
 		if (quoted) {
@@ -2041,7 +2129,10 @@ static bool csv_header_only(const char *path)
 					continue;
 				}
 			}
-			all_numeric = false; /* a quoted field is a name */
+			if (flen < sizeof(field)) /* "1" is a number, quoted or not */
+				field[flen++] = (char)c;
+			else
+				all_numeric = false;
 			continue;
 		}
 		if (c == '"' && at_start) {
@@ -2352,7 +2443,7 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
 	/* COPY TO takes its path literally; Parquet as parts are written
 	 * (no value merged by the writer's dictionaries) */
 	if (format == UDR_FORMAT_PARQUET) {
-		typed_sql ts = {NULL, NULL, NULL, 0};
+		typed_sql ts = {NULL, NULL, NULL, 0, false};
 		copy_memo memo = {NULL, 0, false, false};
 		rc = lossless_select(&ts, q, select_sql, params, nparams, kind, NULL);
 		if (rc == 0)
