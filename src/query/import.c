@@ -857,6 +857,31 @@ static int negative_zero_or_nan(bool *found, udr_query *q, const char *select_sq
 	return rc;
 }
 
+/* What copy_one learned of a query's rows, for the copies of parts of the
+ * file it wrote: columns that hold no negative zero or NaN, and whether it
+ * wrote without dictionaries. */
+typedef struct copy_memo {
+	char **clean;
+	size_t nclean;
+	bool no_dict;
+	bool safe; /* no FLOAT, DOUBLE or INTERVAL column: nothing to merge */
+} copy_memo;
+
+static void memo_free(copy_memo *m)
+{
+	udr_strarray_free(m->clean, m->nclean);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Column name (len bytes) known to hold no negative zero or NaN. */
+static bool memo_clean(const copy_memo *m, const char *name, size_t len)
+{
+	for (size_t i = 0; i < m->nclean; i++)
+		if (strlen(m->clean[i]) == len && memcmp(m->clean[i], name, len) == 0)
+			return true;
+	return false;
+}
+
 /*
  * What the Parquet file at path may have merged.  DuckDB's Parquet writer
  * (1.4, and 1.5: duckdb#25781) builds a column chunk's dictionary with
@@ -864,12 +889,14 @@ static int negative_zero_or_nan(bool *found, udr_query *q, const char *select_sq
  * first of them: 0.0 and -0.0, NaN and -NaN (FLOAT, DOUBLE), INTERVAL
  * '1 month' and '30 days'.  Chunks written plain keep every value.
  * *wrap: the top-level FLOAT/DOUBLE columns with a dictionary-encoded chunk
- * and a zero or NaN in the file (whether a negative one was merged into it
- * only the query's rows can tell: copy_one asks them); *no_dict:
+ * and a zero or NaN in the file, but for those memo knows clean (whether a
+ * negative one was merged into it only the query's rows can tell: copy_one
+ * asks them); *no_dict:
  * an INTERVAL or a nested FLOAT/DOUBLE column is dictionary-encoded
  * somewhere (the file is written again without dictionaries).
  */
-static int merge_risk(char ***wrap, size_t *nwrap, bool *no_dict, udr_query *q, const char *path)
+static int merge_risk(char ***wrap, size_t *nwrap, bool *no_dict, udr_query *q, const char *path,
+                      const copy_memo *memo)
 {
 	udr_result *r = NULL;
 	udr__buf b = {0};
@@ -912,7 +939,9 @@ static int merge_risk(char ***wrap, size_t *nwrap, bool *no_dict, udr_query *q, 
 			*no_dict = true;
 			break;
 		}
-		for (size_t j = 0; j < ncols && !seen; j++) /* a column per row group */
+		/* a column per row group; one known clean is not asked again */
+		seen = memo_clean(memo, name.str, name.len);
+		for (size_t j = 0; j < ncols && !seen; j++)
 			seen = strlen(cols[j]) == name.len && memcmp(cols[j], name.str, name.len) == 0;
 		if (!seen && !(cols[ncols++] = strndup(name.str, name.len)))
 			rc = udr__error_oom();
@@ -1012,21 +1041,6 @@ static const char *plain_sql(const typed_sql *ts, const char *select_sql)
 	return ts->checked ? ts->checked : select_sql;
 }
 
-/* What copy_one learned of a query's rows, for the copies of parts of the
- * file it wrote: columns that hold no negative zero or NaN, and whether it
- * wrote without dictionaries. */
-typedef struct copy_memo {
-	char **clean;
-	size_t nclean;
-	bool no_dict;
-	bool safe; /* no FLOAT, DOUBLE or INTERVAL column: nothing to merge */
-} copy_memo;
-
-static void memo_free(copy_memo *m)
-{
-	udr_strarray_free(m->clean, m->nclean);
-	memset(m, 0, sizeof(*m));
-}
 
 /* A refusal raised inside a COPY (error() in the query) as UDR_EINVAL with
  * what follows the mark; any other error as it is. */
@@ -1076,7 +1090,7 @@ static int copy_one(udr_result **count, udr_query *q, const char *select_sql, co
                     copy_memo *memo)
 {
 	char **wrap = NULL;
-	size_t nwrap = 0, k = 0;
+	size_t nwrap = 0;
 	bool no_dict = false;
 	int rc;
 	if (ts && ts->no_dict) { /* nothing checked by name: no dictionaries */
@@ -1120,20 +1134,7 @@ static int copy_one(udr_result **count, udr_query *q, const char *select_sql, co
 	}
 	/* one row (a SQL write's usual part) has nothing to merge with */
 	if (!memo->safe && !(count && result_count(*count) >= 0 && result_count(*count) <= 1))
-		rc = merge_risk(&wrap, &nwrap, &no_dict, q, path);
-	/* the columns not known clean */
-	for (size_t i = 0; i < nwrap; i++) {
-		char *c = wrap[i];
-		bool clean = false;
-		wrap[i] = NULL;
-		for (size_t j = 0; j < memo->nclean && !clean; j++)
-			clean = strcmp(memo->clean[j], c) == 0;
-		if (clean)
-			free(c);
-		else
-			wrap[k++] = c;
-	}
-	nwrap = k;
+		rc = merge_risk(&wrap, &nwrap, &no_dict, q, path, memo);
 	if (rc == 0 && !no_dict && nwrap)
 		rc = negative_zero_or_nan(&no_dict, q, select_sql, params, nparams, kind, wrap, nwrap);
 	if (rc == 0 && no_dict) {
