@@ -265,50 +265,54 @@ static void rmtree_flat(const char *dir)
 /*
  * A fresh directory for an import's parts, under <cache_dir>/tmp, held
  * under flock for the import's whole life: a directory whose lock can be
- * taken belongs to a dead import (udr_query_clean_temp removes it).  Made
- * and then locked, it looks dead for a moment: a cleaner may remove it
- * before our open or while we wait for the lock, and another is made.
+ * taken belongs to a dead import (udr_query_clean_temp removes it).  It is
+ * made as new-import-*, which cleaners leave alone while it is young,
+ * locked, and only then renamed import-*: no cleaner ever sees it unlocked
+ * (made and locked under its final name, a cleaner in between took it for
+ * dead and removed it: stop 30's CI).
  */
 static int make_import_dir(char **out, int *lockfd, udr_query *q)
 {
 	for (int attempt = 0; attempt < 8; attempt++) {
-		struct stat a, b;
-		char *dir = udr__q_tmp_path(q, "import");
-		int fd;
-		if (!dir)
+		char *staging = udr__q_tmp_path(q, "new-import"), *dir = NULL;
+		const char *base;
+		int fd, rc;
+		if (!staging)
 			return udr_error_last()->code ? udr_error_last()->code : udr__error_oom();
-		if (mkdir(dir, 0777) < 0) {
-			int rc = udr__error_io(errno, "cannot create the import directory %s", dir);
-			free(dir);
-			return rc;
+		base = strrchr(staging, '/');
+		if (!base || !(dir = udr__path_join(q->tmp_dir, base + 1 + 4))) { /* "new-" dropped */
+			free(staging);
+			return udr__error_oom();
 		}
-		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT) {
-			/* a cleaner found it before our lock, took it for a dead
-			 * import's and removed it: make another */
+		if (mkdir(staging, 0777) < 0) {
+			rc = errno == EEXIST ? 0 : udr__error_io(errno, "cannot create the import directory %s", staging);
+			free(staging);
 			free(dir);
+			if (rc < 0)
+				return rc;
 			continue;
 		}
-		if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-			int rc = udr__error_io(errno, "cannot lock the import directory %s", dir);
+		fd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0 || rename(staging, dir) < 0) {
+			rc = udr__error_io(errno, "cannot make the import directory %s", dir);
 			if (fd >= 0)
 				close(fd);
-			rmdir(dir);
+			rmdir(staging);
+			free(staging);
 			free(dir);
 			return rc;
 		}
-		/* a cleaner that took the lock first has removed it: make another */
-		if (fstat(fd, &a) == 0 && a.st_nlink > 0 && stat(dir, &b) == 0 && a.st_ino == b.st_ino &&
-		    a.st_dev == b.st_dev) {
-			*out = dir;
-			*lockfd = fd;
-			return 0;
-		}
-		close(fd);
-		free(dir);
+		free(staging);
+		*out = dir;
+		*lockfd = fd;
+		return 0;
 	}
 	return udr__error_set(UDR_EIO, "cannot create an import directory in %s", q->tmp_dir);
 }
+
+/* An import killed between making its directory and naming it leaves a
+ * new-import-* directory: removed once this old (it lives microseconds). */
+#define STAGING_STALE_S 3600
 
 static int clean_temp_dir(uint64_t *removed, const char *tmp_dir)
 {
@@ -320,13 +324,21 @@ static int clean_temp_dir(uint64_t *removed, const char *tmp_dir)
 		return udr__error_io(errno, "cannot list %s", tmp_dir);
 	}
 	while ((e = readdir(d)) != NULL) {
+		bool staging = strncmp(e->d_name, "new-import-", 11) == 0;
+		struct stat st;
 		char *p;
 		int fd;
-		if (strncmp(e->d_name, "import-", 7) != 0 || !(p = udr__path_join(tmp_dir, e->d_name)))
+		if ((!staging && strncmp(e->d_name, "import-", 7) != 0) || !(p = udr__path_join(tmp_dir, e->d_name)))
 			continue;
+		if (staging && (lstat(p, &st) < 0 || time(NULL) - st.st_mtime < STAGING_STALE_S)) {
+			free(p);
+			continue;
+		}
 		fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			/* its import is gone (the kernel dropped the lock) */
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
+			/* its import is gone (the kernel dropped the lock), and
+			 * the directory is still there (not removed by its import
+			 * on the way out) */
 			rmtree_flat(p);
 			if (access(p, F_OK) != 0)
 				(*removed)++;
