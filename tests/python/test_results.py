@@ -51,8 +51,10 @@ def test_iteration_reads_batch_by_batch(db):
         if n % 50000 == 0:
             peak = max(peak, rss_kib() - before)
     assert n == 400000
-    # materialized, the strings alone are 80 MB
-    assert peak < 40 * 1024, peak
+    # materialized, the strings alone are 80 MB; streamed, the peak is a
+    # batch plus DuckDB's own buffers and thread arenas (measured 20-41 MB
+    # on a loaded 2-core machine: 40 MB failed once, stop 31)
+    assert peak < 56 * 1024, peak
     # fetchmany, then the rest
     r = db.sql(q)
     assert [x[0] for x in r.fetchmany(3000)] == list(range(3000))
