@@ -2,10 +2,12 @@
 leaves behind must stay readable through later puts, repacks and fsck."""
 import json
 import random
+import subprocess
+import time
 
 import pytest
 
-from conftest import FAULT_INJECTION
+from conftest import FAULT_INJECTION, UDR_BIN, base_env
 
 # unchaining runs only when it saves space (GC.md 3.3); these stores are
 # made to show what an unchained store must survive, whatever it costs
@@ -15,6 +17,20 @@ needs_faults = pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_GC_UNCHAIN ne
 
 def packs(udr):
     return sorted(p.stat().st_size for p in (udr.root / "chunks" / "packs").glob("*.pack"))
+
+
+def edited_twice(udr, tmp_path, rng):
+    """t@1: 3 MB of random bytes; t@2: one byte in 8 KiB flipped, so its
+    pieces are deltas on t@1's.  Returns t@2's bytes."""
+    data = bytearray(rng.randbytes(3_000_000))
+    f = tmp_path / "in"
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    for i in range(0, len(data), 8192):
+        data[i] ^= 0xff
+    f.write_bytes(data)
+    udr.ok("commit", "t", "--next", "--file", f)
+    return bytes(data)
 
 
 def read_version(udr, tmp_path, table, v):
@@ -67,19 +83,13 @@ def test_fsck_clean_after_gc_that_kept_a_pack_holding_dead_manifests(udr, tmp_pa
     reported 'corrupt chunk ... piece 1 of 24 not found' on a healthy store
     (exit 4, no version named)."""
     rng = random.Random(2)
-    data = bytearray(rng.randbytes(3_000_000))
-    f = tmp_path / "in"
-    f.write_bytes(data)
-    udr.ok("commit", "t", "--next", "--file", f)
-    for i in range(0, len(data), 8192):
-        data[i] ^= 0xff
-    f.write_bytes(data)
-    udr.ok("commit", "t", "--next", "--file", f)
+    v2 = edited_twice(udr, tmp_path, rng)
     udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--max-repack", "1", "--json")
     r = udr("fsck")
     assert r.code == 0, r
-    assert read_version(udr, tmp_path, "t", 2) == bytes(data)
+    assert read_version(udr, tmp_path, "t", 2) == v2
     # the same without unchaining: t@3 shares nothing with t@2
+    f = tmp_path / "in"
     f.write_bytes(rng.randbytes(1_000_000))
     udr.ok("commit", "t", "--next", "--file", f)
     udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--max-repack", "1", "--json")
@@ -215,3 +225,51 @@ def test_fsck_names_exactly_the_versions_that_cannot_be_read(tmp_path):
     assert r.code == 4, r
     named = {x.split()[2].rstrip(":") for x in r.out.splitlines() if x.startswith("damaged version ")}
     assert named == bad, (named, bad, r.out)
+
+
+@needs_faults
+def test_unchaining_is_done_before_writers_stop_while_a_writer_repacks(udr, tmp_path):
+    """gc decides and writes its unchaining on a mark made while writers run
+    (GC.md 4.7).  A writer's put in that window merged small packs
+    (geometric repack), so the mark's packs were gone when unchaining read
+    them ("pack ... is gone"): the whole unchaining then ran while writers
+    were stopped, and on bench_gc.sh's store every commit that met it
+    waited ~300 ms (a writer's latency while gc runs 2.3-3x alone).  Now
+    the unlocked mark holds packs/lock: writers' puts go on, their
+    repacks wait for the next put."""
+    rng = random.Random(7)
+    v2 = edited_twice(udr, tmp_path, rng)
+    before = packs(udr)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--keep-last", "1", "--grace", "0s", "--json"],
+                         env=base_env({"UDR_PAUSE": "gc-premark:%s" % pause, **ALWAYS}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    go = pause / "gc-premark.go"
+    try:
+        t = time.monotonic() + 60
+        while not (pause / "gc-premark.reached").exists():
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < t
+            time.sleep(0.01)
+        # puts of every size around the store's packs: each publishes a
+        # pack, and some leave a run of packs a geometric repack merges
+        for size in (20_000, 40_000, 80_000, 160_000, 30_000, 60_000):
+            g = tmp_path / "w"
+            g.write_bytes(rng.randbytes(size))
+            udr.ok("put", g)
+        assert len(packs(udr)) == len(before) + 6, (before, packs(udr))  # no repack under the mark
+    finally:
+        go.touch()
+        out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    rep = json.loads(out)
+    assert rep["written"]["unchained"] > 0, rep
+    assert rep["writers_stopped"]["unchained"] == 0, rep
+    assert read_version(udr, tmp_path, "t", 2) == v2
+    assert udr("fsck").code == 0
+    # the next put merges the small packs again
+    g = tmp_path / "w"
+    g.write_bytes(rng.randbytes(50_000))
+    udr.ok("put", g)
+    assert udr("fsck").code == 0
