@@ -555,6 +555,10 @@ static int repair_step(json_t **out, udr_db *db, bool json)
 		const char *phase = json_string_value(json_object_get(r, "gc_phase"));
 		uint64_t n;
 
+		if (json_is_true(json_object_get(r, "gc_state_rebuilt")))
+			printf("repair: chunks/gc/STATE was damaged and no gc runs: written anew, idle at epoch %" PRIu64
+			       " (the newest gc record: %" PRIu64 "); a run it named is abandoned\n",
+			       jint(r, "gc_epoch"), jint(r, "gc_seq"));
 		if (json_is_true(json_object_get(r, "gc_finished")))
 			printf("repair: gc run of epoch %" PRIu64 " was killed while deleting: finished (its plan's packs "
 			       "removed)\n", jint(r, "gc_epoch"));
@@ -734,10 +738,10 @@ static int dry_repair_step(json_t **out, udr_db *db, bool json)
 	if (!json_is_null(json_object_get(st, "running"))) {
 		WOULD("refuse: a gc runs (pid %" PRIu64 "); fsck --repair does not run while gc does", jint(st, "running"));
 		code = cli_exit_code(UDR_ELOCKED);
-	} else if (phase && strcmp(phase, "damaged") == 0) {
-		WOULD("refuse: chunks/gc/STATE is damaged and not derivable");
-		code = CLI_EXIT_CORRUPT;
 	} else {
+		if (phase && strcmp(phase, "damaged") == 0)
+			WOULD("write chunks/gc/STATE anew (it is damaged): idle, a run it named abandoned (nothing "
+			      "deleted), the newest gc record of the log as its floor");
 		if (phase && strcmp(phase, "deleting") == 0)
 			WOULD("finish the gc run of epoch %" PRIu64 " killed while deleting (its plan's packs removed)", epoch);
 		else if (phase && (strcmp(phase, "planned") == 0 || strcmp(phase, "rewritten") == 0))
@@ -923,11 +927,19 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 
 			/* what a crash leaves and --repair removes (GC.md 6): said,
 			 * not counted; no data is at risk */
-			if (phase && strcmp(phase, "damaged") == 0)
-				snprintf(msg[nm++], sizeof(msg[0]), "chunks/gc/STATE is damaged (%.400s): gc and writers stop "
-				         "until it is dealt with; fsck --repair does not rebuild it",
-				         json_string_value(json_object_get(r, "damage")) ? json_string_value(json_object_get(r, "damage")) : "?");
-			else if (phase && strcmp(phase, "idle") != 0 && strcmp(phase, "aborted") != 0 &&
+			if (phase && strcmp(phase, "damaged") == 0) {
+				/* a problem: puts, commits of chunks and gc stop */
+				char pm[900], sp[4200];
+				const char *dm = json_string_value(json_object_get(r, "damage"));
+
+				snprintf(pm, sizeof(pm), "%.800s", dm ? dm : "chunks/gc/STATE is damaged");
+				snprintf(sp, sizeof(sp), "%s/chunks/gc/STATE", udr_db_path(db));
+				if (repairs.json)
+					json_problem(last.list, "corrupt", "gc", "STATE", sp, pm);
+				else
+					printf("corrupt gc STATE: %s\n", pm);
+				last.problems++;
+			} else if (phase && strcmp(phase, "idle") != 0 && strcmp(phase, "aborted") != 0 &&
 			         json_is_null(json_object_get(r, "running")))
 				snprintf(msg[nm++], sizeof(msg[0]), "gc epoch %" PRIu64 " was interrupted (%s); the next udr gc "
 				         "or udr fsck --repair finishes it", jint(r, "epoch"), phase);

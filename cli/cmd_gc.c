@@ -246,8 +246,8 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 			printf("running: pid %.0f\n", field(out, NULL, "running"));
 		if (strcmp(phase, "damaged") == 0)
 			printf("chunks/gc/STATE is damaged: puts, commits of chunks and gc stop until it is repaired; %s\n",
-			       strstr(out, "\"running\":null") ? "no gc runs, so removing it is safe (the next udr gc starts afresh)"
-			                                      : "wait for the running gc, then remove it");
+			       strstr(out, "\"running\":null") ? "no gc runs: udr fsck --repair writes it anew"
+			                                      : "wait for the running gc, then run udr fsck --repair");
 		{
 			/* open readers' pins (GC.md 2.4: a hung owner's pins hold) */
 			json_t *r = json_loads(out, 0, NULL);

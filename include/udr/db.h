@@ -89,7 +89,9 @@ UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
  * The repairs of `udr fsck --repair` that are not part of the check
  * (docs/GC.md 6): under chunks/gc/lock and the locks a gc run takes, finish
  * a gc run killed while deleting, abandon one killed before (STATE idle) and
- * remove earlier runs' plan-/doomed-/dead-/journal- files, cut torn tails of
+ * remove earlier runs' plan-/doomed-/dead-/journal- files, write a damaged
+ * STATE anew (idle, any run it named abandoned; "gc_state_rebuilt" and
+ * "gc_seq" in the report), cut torn tails of
  * chunks/gc/fresh.*; remove leases of dead owners; index packs without an
  * index from their bytes, rewrite damaged indexes (failing their trailer or
  * order) from their packs when these hash to their names, then rebuild a

@@ -609,9 +609,10 @@ int udr_db_repair(char **report_json, udr_db *db)
 		udr__lease_set_free(&ls);
 		return rc;
 	}
-	o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
-	              udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch", (json_int_t)g.epoch,
-	              "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_files", (json_int_t)g.run_files,
+	o = json_pack("{s:s, s:I, s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
+	              g.rebuilt ? "damaged" : udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch",
+	              (json_int_t)g.epoch, "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_state_rebuilt",
+	              g.rebuilt, "gc_seq", (json_int_t)g.gc_seq, "gc_files", (json_int_t)g.run_files,
 	              "fresh_cut_bytes", (json_int_t)(g.fresh_cut[0] + g.fresh_cut[1]), "leases",
 	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "pack_indexes_rewritten",
 	              (json_int_t)rewritten, "midx", midx);

@@ -79,13 +79,16 @@ int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex);
  * ... pid N"), the fence and packs/lock, as a run takes them: finish a run
  * killed while deleting (finish_deleting), abandon one killed before
  * (STATE idle) and remove the run files of earlier runs (abandon_leftovers),
- * cut torn tails of fresh.0 and fresh.1.  Nothing else is touched.
+ * write a damaged STATE anew (rebuild_state), cut torn tails of fresh.0 and
+ * fresh.1.  Nothing else is touched.
  */
 typedef struct udr__gc_repair_out {
 	int phase;            /* STATE's phase found (enum udr__gc_phase) */
 	uint64_t epoch;       /* STATE's epoch found */
 	bool finished;        /* a run killed while deleting was finished */
 	bool abandoned;       /* a run killed before deleting was abandoned (STATE idle) */
+	bool rebuilt;         /* STATE was damaged: written anew, idle (epoch, gc_seq below) */
+	uint64_t gc_seq;      /* with rebuilt: the newest gc record found in the log (0: none) */
 	uint64_t run_files;   /* plan-/doomed-/dead-/journal- files removed */
 	uint64_t fresh_cut[2]; /* bytes cut off fresh.0, fresh.1 */
 } udr__gc_repair_out;

@@ -1381,6 +1381,69 @@ done:
 
 /* ---- fsck --repair (GC.md 6) ------------------------------------------------------------- */
 
+/* The highest epoch in the names of run files (plan-E.json, doomed-E-R,
+ * dead-E, journal-E): 0 when there are none. */
+static uint64_t run_files_epoch(run *r)
+{
+	char dir[4200];
+	DIR *d;
+	struct dirent *e;
+	uint64_t top = 0;
+	snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, r->s->path);
+	if (!(d = opendir(dir)))
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		const char *dash = strchr(e->d_name, '-');
+		char *end = NULL;
+		unsigned long long v;
+		if (!dash || (strncmp(e->d_name, "plan-", 5) != 0 && strncmp(e->d_name, "doomed-", 7) != 0 &&
+		              strncmp(e->d_name, "dead-", 5) != 0 && strncmp(e->d_name, "journal-", 8) != 0))
+			continue;
+		v = strtoull(dash + 1, &end, 10);
+		if (end != dash + 1 && v > top)
+			top = v;
+	}
+	closedir(d);
+	return top;
+}
+
+/*
+ * fsck --repair of a damaged STATE (GC.md 6), under gc/lock, both active
+ * files and packs/lock: no run is alive and no writer is in flight.  A run
+ * that was killed with it is abandoned, never finished: the phase it had
+ * reached is unknown, and abandoning deletes nothing (the run files go
+ * with abandon_leftovers; a pack a deleting run had not removed yet is
+ * visible again, holding only dead and duplicate copies, for the next gc).
+ * The new STATE is idle, at the highest epoch its run files name, with
+ * the newest gc record of the log as fsck --reset-head's floor (the log is
+ * read back from its head to that record).
+ */
+static int rebuild_state(run *r, udr__gc_repair_out *out)
+{
+	uint64_t head = 0;
+	int rc;
+	r->st.epoch = r->st.drained = run_files_epoch(r);
+	if (udr__catalog_true_head(&head, r->c) < 0)
+		udr_error_clear(); /* a damaged log: fsck reports it; no floor found */
+	for (uint64_t seq = head; seq > 0 && r->st.gc_seq == 0; seq--) {
+		udr__record rec;
+		rc = udr__record_read(&rec, r->c, seq);
+		if (rc == 0 && rec.has_gc)
+			r->st.gc_seq = seq;
+		udr__record_free(&rec);
+		if (rc < 0 && rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND)
+			return rc;
+		udr_error_clear(); /* a damaged record is fsck's to report */
+	}
+	free(r->st.last);
+	r->st.last = strdup("{\"rebuilt\":\"chunks/gc/STATE was damaged; fsck --repair wrote it anew\"}");
+	if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
+		return rc;
+	out->epoch = r->st.epoch;
+	out->gc_seq = r->st.gc_seq;
+	return 0;
+}
+
 int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c)
 {
 	udr__gc_collect_opts def = UDR__GC_COLLECT_OPTS_INIT;
@@ -1401,7 +1464,15 @@ int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c)
 			                    udr_error_last()->message);
 		goto done;
 	}
-	if ((rc = udr__gcstate_load(&r.st, s->path)) < 0)
+	if ((rc = udr__gcstate_load(&r.st, s->path)) == UDR_ECORRUPT) {
+		/* damaged, and no run is alive (gc/lock is ours): nothing a run
+		 * needs is in it any more, so it is written anew below (GC.md 6) */
+		udr_error_clear();
+		udr__gcstate_init(&r.st);
+		out->rebuilt = true;
+		rc = 0;
+	}
+	if (rc < 0)
 		goto done;
 	out->phase = r.st.phase;
 	out->epoch = r.st.epoch;
@@ -1410,6 +1481,8 @@ int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c)
 	if ((rc = udr__gc_exclusive_begin(r.act, r.s, true)) < 0)
 		goto done;
 	if (s->packs && (rc = udr__packs_lock(&r.packsfd, s, true)) < 0)
+		goto done;
+	if (out->rebuilt && (rc = rebuild_state(&r, out)) < 0)
 		goto done;
 	if ((rc = finish_deleting(&r)) < 0)
 		goto done;

@@ -215,8 +215,8 @@ static int damaged(int rc)
 	if (rc != UDR_ECORRUPT)
 		return rc;
 	snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "corrupt gc state");
-	return udr__error_set(rc, "%s; puts, commits of chunks and gc stop until it is repaired: when `udr gc --status` "
-	                      "shows no run, remove the file (the next udr gc starts afresh)", msg);
+	return udr__error_set(rc, "%s; puts, commits of chunks and gc stop until it is repaired: `udr fsck --repair` "
+	                      "writes it anew once no gc runs", msg);
 }
 
 int udr__gcstate_load(udr__gcstate *out, const char *storepath)

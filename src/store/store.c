@@ -1113,7 +1113,16 @@ static int fsck_pack(struct fsck_ctx *c, const char *dir, const char *hex)
 	 * back; the next run removes it (docs/GC.md 5.2) */
 	{
 		bool gone;
-		if ((rc = udr__gc_plan_removes(&gone, c->s->path, hex)) < 0)
+		rc = udr__gc_plan_removes(&gone, c->s->path, hex);
+		if (rc == UDR_ECORRUPT) {
+			/* a damaged STATE names no plan: the pack is checked as
+			 * readers see it (visible); the STATE is reported once, as
+			 * a problem of its own (cmd_fsck, fsck --repair rebuilds it) */
+			udr_error_clear();
+			rc = 0;
+			gone = false;
+		}
+		if (rc < 0)
 			return report(c, rc, hex, pp, "%s", udr_error_last()->message);
 		if (gone)
 			return 0;

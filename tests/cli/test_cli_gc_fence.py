@@ -224,15 +224,21 @@ def test_a_damaged_state_stops_writers_not_readers(udr, tmp_path):
     assert "corrupt gc state" in r.stderr
     r = udr("commit", "t", "--next", h)
     assert r.code != 0 and "corrupt gc state" in r.stderr
-    assert "remove the file" in r.stderr  # says how to go on
+    assert "udr fsck --repair" in r.stderr  # says how to go on
     assert udr.ok("get", h).out == "kept"
     assert udr("gc", "--grace", "0s").code == 4
     # the way out: the status still answers, and says no run holds the lock
     st_json = json.loads(udr.ok("gc", "--status", "--json").out)
     assert st_json["phase"] == "damaged" and st_json["running"] is None
     assert "corrupt gc state" in st_json["damage"]
-    assert "removing it is safe" in udr.ok("gc", "--status").out
-    (gcdir(udr) / "STATE").unlink()
+    assert "udr fsck --repair writes it anew" in udr.ok("gc", "--status").out
+    # fsck names the STATE, once, and no pack (it blamed every pack:
+    # "corrupt chunk <pack>"), and exits 4; --repair writes it anew
+    r = udr("fsck")
+    assert r.code == 4 and "corrupt gc STATE" in r.out and "corrupt chunk" not in r.out, r
+    assert "1 problem" in r.out, r
+    r = udr("fsck", "--repair")
+    assert r.code == 0 and "chunks/gc/STATE was damaged" in r.out, r
     udr.put(b"works again")
     udr.ok("commit", "t", "--next", h)
     udr.ok("gc", "--grace", "0s")

@@ -51,6 +51,24 @@ def read_back(udr, tmp_path, got):
         assert b"".join(udr.ok("get", h).stdout for h in hs) == data, (t, v)
 
 
+def killed_gc(udr, tmp_path):
+    """A gc run killed at its guard: STATE planned or rewritten, its plan
+    and doomed set in chunks/gc."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
+                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        t = time.monotonic() + 60
+        while not (pause / "gc-guard.reached").exists():
+            assert p.poll() is None and time.monotonic() < t, p.communicate()
+            time.sleep(0.01)
+        p.kill()
+    finally:
+        p.communicate(timeout=60)
+
+
 def repair(udr, *args, env=None):
     return udr("fsck", "--repair", *args, env=env)
 
@@ -138,19 +156,7 @@ def test_torn_fresh_record_cut(udr, tmp_path):
 def test_gc_killed_before_deleting_is_abandoned(udr, tmp_path):
     got = build(udr, tmp_path)
     udr.put(rnd(200_000, 77))  # garbage for gc to plan on
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
-                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        t = time.monotonic() + 60
-        while not (pause / "gc-guard.reached").exists():
-            assert p.poll() is None and time.monotonic() < t, p.communicate()
-            time.sleep(0.01)
-        p.kill()
-    finally:
-        p.communicate(timeout=60)
+    killed_gc(udr, tmp_path)
     st = json.loads(udr.ok("gc", "--status", "--json").out)
     assert st["phase"] in ("planned", "rewritten"), st
     plans = list((udr.root / "chunks" / "gc").glob("plan-*"))
@@ -208,6 +214,73 @@ def test_gc_killed_while_deleting_is_finished(udr, tmp_path):
         read_back(u, tmp_path, got)
         return
     pytest.fail("no gc run died while deleting")
+
+
+def damage_state(root):
+    st = root / "chunks" / "gc" / "STATE"
+    b = bytearray(st.read_bytes())
+    b[len(b) // 2] ^= 1
+    st.write_bytes(bytes(b))
+
+
+@needs_faults
+@pytest.mark.parametrize("when", ["idle", "planned", "deleting"])
+def test_damaged_state_written_anew(udr, tmp_path, when):
+    """chunks/gc/STATE damaged (after a clean run; or with a run killed
+    before or while deleting): fsck reported every pack as a corrupt chunk,
+    and --repair refused it (writers and gc stayed stopped until the file
+    was removed by hand).  Now fsck names the STATE once (exit 4) and
+    --repair writes it anew, idle, with the newest gc record of the log as
+    its floor, abandoning any run it named (nothing deleted); every version
+    reads back and gc runs again."""
+    import shutil
+    got = build(udr, tmp_path, n=3)
+    for i in range(4):  # x@1 shares nothing: expiring it sweeps data, so a gc record is linked
+        data = rnd(100_000, 40 + i)
+        got[("x", commit(udr, tmp_path, "x", data))] = data
+    first = json.loads(udr.ok("gc", "--keep-last", "3", "--grace", "0s", "--json").out)
+    del got[("x", 1)]
+    assert first["gc_seq"] > 0, first
+    for i in range(3):
+        udr.put(rnd(200_000, 60 + i))  # garbage, in packs of its own
+    s = udr.root
+    if when == "planned":
+        killed_gc(udr, tmp_path)
+    elif when == "deleting":
+        for n in range(1, 12):
+            s = tmp_path / ("s%d" % n)
+            shutil.copytree(udr.root, s)
+            if Udr(s)("gc", "--grace", "0s", env={"UDR_FAULT": "unlink:%d:crash" % n}).code == 0:
+                pytest.fail("no gc run died while deleting")
+            if json.loads(Udr(s).ok("gc", "--status", "--json").out)["phase"] == "deleting":
+                break
+        else:
+            pytest.fail("no gc run died while deleting")
+    u = Udr(s)
+    st = json.loads(u.ok("gc", "--status", "--json").out)
+    assert st["phase"] == {"idle": "idle", "planned": st["phase"] if st["phase"] in ("planned", "rewritten")
+                           else "planned", "deleting": "deleting"}[when], st
+    damage_state(s)
+    assert u("put", "-", input=b"refused").code != 0
+    r = u("fsck")
+    assert r.code == 4 and "corrupt gc STATE" in r.out and "corrupt chunk" not in r.out, r
+    assert " 1 problem" in r.out, r
+    j = json.loads(u("fsck", "--json").out)
+    assert [(x["kind"], x["what"]) for x in j["problems"]] == [("corrupt", "gc")], j
+    r = u("fsck", "--repair", "--dry-run")
+    assert r.code == 4 and "would: write chunks/gc/STATE anew" in r.out, r
+    r = u("fsck", "--repair", "--json")
+    assert r.code == 0, r
+    rep = json.loads(r.out)
+    assert rep["repair"]["gc_state_rebuilt"] is True, rep
+    assert rep["repair"]["gc_seq"] == first["gc_seq"], rep  # the floor, from the log
+    assert not list((s / "chunks" / "gc").glob("plan-*")) and not list((s / "chunks" / "gc").glob("doomed-*"))
+    assert json.loads(u.ok("gc", "--status", "--json").out)["phase"] == "idle"
+    read_back(u, tmp_path, got)
+    u.put(b"works again")
+    assert u("gc", "--grace", "0s").code == 0
+    clean(u)
+    read_back(u, tmp_path, got)
 
 
 # ---- derived files rebuilt ------------------------------------------------------------------

@@ -14,13 +14,12 @@ import hashlib
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from conftest import FAULT_INJECTION, UDR_BIN, Udr, base_env
+from conftest import FAULT_INJECTION, Udr
 
-from test_fsck_repair import build, chunks, clean, commit, read_back, repair, rnd
+from test_fsck_repair import build, chunks, clean, commit, killed_gc, read_back, repair, rnd
 
 needs_faults = pytest.mark.skipif(not FAULT_INJECTION, reason="needs a build with UDR_FAULT_INJECTION")
 
@@ -196,24 +195,6 @@ def test_unrecoverable_lists_every_damaged_chunk_bounded(udr, tmp_path):
 
 
 # ---- 4. a gc run's files left without a STATE -----------------------------------------------
-
-def killed_gc(udr, tmp_path):
-    """A gc run killed at its guard: STATE planned or rewritten, its plan
-    and doomed set in chunks/gc."""
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
-                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        t = time.monotonic() + 60
-        while not (pause / "gc-guard.reached").exists():
-            assert p.poll() is None and time.monotonic() < t, p.communicate()
-            time.sleep(0.01)
-        p.kill()
-    finally:
-        p.communicate(timeout=60)
-
 
 def test_run_files_without_state_are_a_problem(udr, tmp_path):
     """Before: STATE removed by hand with the run's plan and doomed set left
