@@ -169,6 +169,71 @@ int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex)
 	return rc;
 }
 
+/* The sealed text of plan file `name` under storepath/gc (*out NULL when
+ * missing or damaged: never trusted then). */
+static char *plan_text(const char *storepath, const char *name)
+{
+	char path[4200], *text = NULL;
+	size_t len;
+	if (snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, name) >= (int)sizeof(path) ||
+	    udr__read_file(&text, &len, path, (size_t)1 << 30) < 0 || udr__unseal(text, len, path, "gc plan") < 0) {
+		udr_error_clear();
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Has the run of plan text begun deleting?  Some pack it names is there
+ * without its index (delete_all removes every index before any pack, and
+ * runs only after the guard and the gc record). */
+static bool plan_begun(const char *storepath, const char *text)
+{
+	for (const char *q = text; (q = strchr(q, '"')) != NULL;) {
+		const char *e = strchr(q + 1, '"');
+		if (!e)
+			break;
+		if (e - q - 1 == UDR_HASH_HEXSIZE) {
+			char pp[4300], ip[4300];
+			struct stat st;
+			snprintf(pp, sizeof(pp), "%s/packs/%.*s.pack", storepath, UDR_HASH_HEXSIZE, q + 1);
+			snprintf(ip, sizeof(ip), "%s/packs/%.*s.idx", storepath, UDR_HASH_HEXSIZE, q + 1);
+			if (UDR_IO->stat(pp, &st) == 0 && UDR_IO->stat(ip, &st) < 0 && errno == ENOENT)
+				return true;
+		}
+		q = e + 1;
+	}
+	return false;
+}
+
+int udr__gc_begun_plans(char **out, const char *storepath)
+{
+	char dir[4200];
+	DIR *d;
+	struct dirent *e;
+	udr__buf b = {NULL, 0, 0};
+	int rc = 0;
+	*out = NULL;
+	snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, storepath);
+	if (!(d = opendir(dir)))
+		return 0;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char *text;
+		if (strncmp(e->d_name, "plan-", 5) != 0 || !(text = plan_text(storepath, e->d_name)))
+			continue;
+		if (plan_begun(storepath, text))
+			rc = udr__buf_puts(&b, text);
+		free(text);
+	}
+	closedir(d);
+	if (rc < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	*out = b.ptr; /* NULL when nothing was appended */
+	return 0;
+}
+
 static int state_save(run *r, enum udr__gc_phase ph);
 
 /* A run killed while deleting (STATE deleting): its guard had passed, and
@@ -1410,13 +1475,17 @@ static uint64_t run_files_epoch(run *r)
 /*
  * fsck --repair of a damaged STATE (GC.md 6), under gc/lock, both active
  * files and packs/lock: no run is alive and no writer is in flight.  A run
- * that was killed with it is abandoned, never finished: the phase it had
- * reached is unknown, and abandoning deletes nothing (the run files go
- * with abandon_leftovers; a pack a deleting run had not removed yet is
- * visible again, holding only dead and duplicate copies, for the next gc).
- * The new STATE is idle, at the highest epoch its run files name, with
- * the newest gc record of the log as fsck --reset-head's floor (the log is
- * read back from its head to that record).
+ * whose plan file is left and which had begun deleting (plan_begun: a
+ * plan pack without its index) is finished, as from STATE deleting: its
+ * guard had passed and its gc record was linked, and the packs it left
+ * would bring back deltas whose bases it removed (found by review: fsck
+ * then reported them corrupt).  Any other run is abandoned, which deletes
+ * nothing (its outputs were published before STATE named them; its plan
+ * packs stay visible, index and all, for the next gc to judge).  The new
+ * STATE is idle (or deleting, until finish_deleting makes it idle), at
+ * the highest epoch its run files name, with the newest gc record of the
+ * log as fsck --reset-head's floor (read back from the head to it: a
+ * record lost with STATE lowers the floor).
  */
 static int rebuild_state(run *r, udr__gc_repair_out *out)
 {
@@ -1437,8 +1506,35 @@ static int rebuild_state(run *r, udr__gc_repair_out *out)
 	}
 	free(r->st.last);
 	r->st.last = strdup("{\"rebuilt\":\"chunks/gc/STATE was damaged; fsck --repair wrote it anew\"}");
-	if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
+	{
+		/* a run that had begun deleting: the newest such plan */
+		char dir[4200];
+		DIR *d;
+		struct dirent *e;
+		uint64_t best = 0;
+		snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, r->s->path);
+		if ((d = opendir(dir)) != NULL) {
+			while ((e = readdir(d)) != NULL) {
+				char *text, *end = NULL;
+				unsigned long long ep;
+				if (strncmp(e->d_name, "plan-", 5) != 0)
+					continue;
+				ep = strtoull(e->d_name + 5, &end, 10);
+				if (end == e->d_name + 5 || strcmp(end, ".json") != 0 || ep < best ||
+				    strlen(e->d_name) > UDR__GC_NAME_MAX || !(text = plan_text(r->s->path, e->d_name)))
+					continue;
+				if (plan_begun(r->s->path, text)) {
+					best = ep;
+					snprintf(r->st.plan, sizeof(r->st.plan), "%.*s", UDR__GC_NAME_MAX, e->d_name);
+				}
+				free(text);
+			}
+			closedir(d);
+		}
+	}
+	if ((rc = state_save(r, r->st.plan[0] ? UDR__GC_DELETING : UDR__GC_IDLE)) < 0)
 		return rc;
+	out->phase = r->st.phase;
 	out->epoch = r->st.epoch;
 	out->gc_seq = r->st.gc_seq;
 	return 0;

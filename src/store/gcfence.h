@@ -55,7 +55,9 @@ void udr__gc_hold_end(udr__gc_hold *h);
  * writer holding either, or with wait false failing with UDR_ELOCKED when
  * one is held (nothing then held).  fds[2] receive the descriptors; the
  * lock stays until udr__gc_exclusive_end.  Take it before any catalog lock
- * (lock order: active, inflight, lock, packs/lock).  Errors: UDR_ELOCKED,
+ * (lock order: active, inflight, lock, packs/lock; gc's unlocked first
+ * mark holds packs/lock and may then wait on inflight, to read the head:
+ * no holder of inflight waits on packs/lock).  Errors: UDR_ELOCKED,
  * UDR_EIO, UDR_ENOMEM.
  */
 int udr__gc_exclusive_begin(int fds[2], udr_store *s, bool wait);

@@ -226,13 +226,15 @@ def damage_state(root):
 @needs_faults
 @pytest.mark.parametrize("when", ["idle", "planned", "deleting"])
 def test_damaged_state_written_anew(udr, tmp_path, when):
-    """chunks/gc/STATE damaged (after a clean run; or with a run killed
-    before or while deleting): fsck reported every pack as a corrupt chunk,
-    and --repair refused it (writers and gc stayed stopped until the file
-    was removed by hand).  Now fsck names the STATE once (exit 4) and
-    --repair writes it anew, idle, with the newest gc record of the log as
-    its floor, abandoning any run it named (nothing deleted); every version
-    reads back and gc runs again."""
+    """chunks/gc/STATE damaged (after a clean run; or with a run killed at
+    its guard, or at each unlink while deleting): fsck reported every pack
+    as a corrupt chunk, and --repair refused it (writers and gc stayed
+    stopped until the file was removed by hand).  Now fsck names the STATE
+    once (exit 4), never a pack a deleting run had begun to remove (its
+    deltas' bases are gone: review), and --repair writes STATE anew with the
+    newest gc record of the log as its floor: a run that had begun
+    deleting is finished, any other abandoned (nothing deleted); every
+    version reads back and gc runs again."""
     import shutil
     got = build(udr, tmp_path, n=3)
     for i in range(4):  # x@1 shares nothing: expiring it sweeps data, so a gc record is linked
@@ -241,46 +243,65 @@ def test_damaged_state_written_anew(udr, tmp_path, when):
     first = json.loads(udr.ok("gc", "--keep-last", "3", "--grace", "0s", "--json").out)
     del got[("x", 1)]
     assert first["gc_seq"] > 0, first
-    for i in range(3):
-        udr.put(rnd(200_000, 60 + i))  # garbage, in packs of its own
-    s = udr.root
+    # garbage for the next run: plain pieces, and deltas on them in a pack
+    # of their own (a run killed between packs leaves those without bases)
+    base = bytearray(rnd(600_000, 60))
+    hb = udr.put(bytes(base))
+    for i in range(0, len(base), 4096):
+        base[i] ^= 0xff
+    f = tmp_path / "y"
+    f.write_bytes(bytes(base))
+    udr.ok("put", "--base", hb, f)
+    udr.put(rnd(200_000, 61))
+    stores = [udr.root]
     if when == "planned":
         killed_gc(udr, tmp_path)
     elif when == "deleting":
-        for n in range(1, 12):
+        stores = []
+        for n in range(1, 16):
             s = tmp_path / ("s%d" % n)
             shutil.copytree(udr.root, s)
             if Udr(s)("gc", "--grace", "0s", env={"UDR_FAULT": "unlink:%d:crash" % n}).code == 0:
-                pytest.fail("no gc run died while deleting")
-            if json.loads(Udr(s).ok("gc", "--status", "--json").out)["phase"] == "deleting":
                 break
-        else:
-            pytest.fail("no gc run died while deleting")
-    u = Udr(s)
-    st = json.loads(u.ok("gc", "--status", "--json").out)
-    assert st["phase"] == {"idle": "idle", "planned": st["phase"] if st["phase"] in ("planned", "rewritten")
-                           else "planned", "deleting": "deleting"}[when], st
-    damage_state(s)
-    assert u("put", "-", input=b"refused").code != 0
-    r = u("fsck")
-    assert r.code == 4 and "corrupt gc STATE" in r.out and "corrupt chunk" not in r.out, r
-    assert " 1 problem" in r.out, r
-    j = json.loads(u("fsck", "--json").out)
-    assert [(x["kind"], x["what"]) for x in j["problems"]] == [("corrupt", "gc")], j
-    r = u("fsck", "--repair", "--dry-run")
-    assert r.code == 4 and "would: write chunks/gc/STATE anew" in r.out, r
-    r = u("fsck", "--repair", "--json")
-    assert r.code == 0, r
-    rep = json.loads(r.out)
-    assert rep["repair"]["gc_state_rebuilt"] is True, rep
-    assert rep["repair"]["gc_seq"] == first["gc_seq"], rep  # the floor, from the log
-    assert not list((s / "chunks" / "gc").glob("plan-*")) and not list((s / "chunks" / "gc").glob("doomed-*"))
-    assert json.loads(u.ok("gc", "--status", "--json").out)["phase"] == "idle"
-    read_back(u, tmp_path, got)
-    u.put(b"works again")
-    assert u("gc", "--grace", "0s").code == 0
-    clean(u)
-    read_back(u, tmp_path, got)
+            if json.loads(Udr(s).ok("gc", "--status", "--json").out)["phase"] == "deleting":
+                stores.append(s)
+        assert len(stores) >= 3, stores
+    begun_seen = []
+    for s in stores:
+        u = Udr(s)
+        st = json.loads(u.ok("gc", "--status", "--json").out)
+        assert st["phase"] == when or (when == "planned" and st["phase"] == "rewritten"), st
+        begun = False
+        if st["phase"] == "deleting":
+            plan = json.loads((s / "chunks" / "gc" / st["plan"]).read_text())
+            pk = s / "chunks" / "packs"
+            begun = any((pk / (n + ".pack")).exists() and not (pk / (n + ".idx")).exists()
+                        for n in plan["drop"] + plan["rewrite"])
+            begun_seen.append(begun)
+        damage_state(s)
+        assert u("put", "-", input=b"refused").code != 0
+        r = u("fsck")
+        assert r.code == 4 and "corrupt gc STATE" in r.out and "corrupt chunk" not in r.out, (s, r)
+        assert " 1 problem" in r.out, (s, r)
+        j = json.loads(u("fsck", "--json").out)
+        assert [(x["kind"], x["what"]) for x in j["problems"]] == [("corrupt", "gc")], j
+        r = u("fsck", "--repair", "--dry-run")
+        assert r.code == 4 and "would: write chunks/gc/STATE anew" in r.out, r
+        r = u("fsck", "--repair")
+        assert r.code == 0, (s, r)
+        assert "chunks/gc/STATE was damaged" in r.out, r
+        assert ("killed while deleting: finished" in r.out) == begun, r.out
+        assert "(the newest gc record: %d)" % first["gc_seq"] in r.out, r.out  # the floor, from the log
+        assert not list((s / "chunks" / "gc").glob("plan-*")) and not list((s / "chunks" / "gc").glob("doomed-*"))
+        assert json.loads(u.ok("gc", "--status", "--json").out)["phase"] == "idle"
+        clean(u)
+        read_back(u, tmp_path, got)
+        u.put(b"works again")
+        assert u("gc", "--grace", "0s").code == 0
+        clean(u)
+        read_back(u, tmp_path, got)
+    if when == "deleting":  # both kinds of kill: before and after the packs' indexes went
+        assert True in begun_seen and False in begun_seen, begun_seen
 
 
 # ---- derived files rebuilt ------------------------------------------------------------------
