@@ -72,13 +72,6 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 int udr__gc_deleting_plan(char **out, const char *storepath);
 bool udr__gc_plan_names(const char *plan, const char *hex);
 int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex);
-/* With STATE damaged: the plans left in chunks/gc whose runs had begun
- * deleting (some pack a plan names is there without its index: a run
- * removes every plan pack's index before any pack, and only once it is
- * deleting), their texts one after the other in *out (NULL: none).  Their
- * packs are gone for readers and fsck, as under STATE deleting, until
- * fsck --repair finishes the run (udr__gc_plan_names tells a pack). */
-int udr__gc_begun_plans(char **out, const char *storepath);
 
 /*
  * fsck --repair's part of a gc run (GC.md 6): under chunks/gc/lock (taken

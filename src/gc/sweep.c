@@ -7,6 +7,7 @@
  * guard, deletion, STATE, and the report.
  */
 #include <dirent.h>
+#include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -167,71 +168,6 @@ int udr__gc_plan_removes(bool *out, const char *storepath, const char *hex)
 	*out = rc == 0 && udr__gc_plan_names(plan, hex);
 	free(plan);
 	return rc;
-}
-
-/* The sealed text of plan file `name` under storepath/gc (*out NULL when
- * missing or damaged: never trusted then). */
-static char *plan_text(const char *storepath, const char *name)
-{
-	char path[4200], *text = NULL;
-	size_t len;
-	if (snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, name) >= (int)sizeof(path) ||
-	    udr__read_file(&text, &len, path, (size_t)1 << 30) < 0 || udr__unseal(text, len, path, "gc plan") < 0) {
-		udr_error_clear();
-		free(text);
-		return NULL;
-	}
-	return text;
-}
-
-/* Has the run of plan text begun deleting?  Some pack it names is there
- * without its index (delete_all removes every index before any pack, and
- * runs only after the guard and the gc record). */
-static bool plan_begun(const char *storepath, const char *text)
-{
-	for (const char *q = text; (q = strchr(q, '"')) != NULL;) {
-		const char *e = strchr(q + 1, '"');
-		if (!e)
-			break;
-		if (e - q - 1 == UDR_HASH_HEXSIZE) {
-			char pp[4300], ip[4300];
-			struct stat st;
-			snprintf(pp, sizeof(pp), "%s/packs/%.*s.pack", storepath, UDR_HASH_HEXSIZE, q + 1);
-			snprintf(ip, sizeof(ip), "%s/packs/%.*s.idx", storepath, UDR_HASH_HEXSIZE, q + 1);
-			if (UDR_IO->stat(pp, &st) == 0 && UDR_IO->stat(ip, &st) < 0 && errno == ENOENT)
-				return true;
-		}
-		q = e + 1;
-	}
-	return false;
-}
-
-int udr__gc_begun_plans(char **out, const char *storepath)
-{
-	char dir[4200];
-	DIR *d;
-	struct dirent *e;
-	udr__buf b = {NULL, 0, 0};
-	int rc = 0;
-	*out = NULL;
-	snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, storepath);
-	if (!(d = opendir(dir)))
-		return 0;
-	while (rc == 0 && (e = readdir(d)) != NULL) {
-		char *text;
-		if (strncmp(e->d_name, "plan-", 5) != 0 || !(text = plan_text(storepath, e->d_name)))
-			continue;
-		if (plan_begun(storepath, text))
-			rc = udr__buf_puts(&b, text);
-		free(text);
-	}
-	closedir(d);
-	if (rc < 0) {
-		udr__buf_free(&b);
-		return rc;
-	}
-	*out = b.ptr; /* NULL when nothing was appended */
-	return 0;
 }
 
 static int state_save(run *r, enum udr__gc_phase ph);
@@ -1472,20 +1408,46 @@ static uint64_t run_files_epoch(run *r)
 	return top;
 }
 
+/* The epoch and mark of a sealed plan file left in gc/ (false: missing,
+ * unsealed, damaged or not a plan: never trusted then). */
+static bool plan_id(const char *storepath, const char *name, uint64_t *epoch, uint64_t *mark)
+{
+	char path[4200], *text = NULL;
+	size_t len;
+	json_t *o = NULL;
+	bool ok = false;
+	if (snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, name) < (int)sizeof(path) &&
+	    udr__read_file(&text, &len, path, (size_t)1 << 30) == 0 && udr__unseal(text, len, path, "gc plan") == 1 &&
+	    (o = json_loads(text, 0, NULL)) != NULL) {
+		json_t *k = json_object_get(o, "kind"), *e = json_object_get(o, "epoch"), *m = json_object_get(o, "mark");
+		ok = json_is_string(k) && strcmp(json_string_value(k), "udr-gc-plan") == 0 && json_is_integer(e) &&
+		     json_is_integer(m) && json_integer_value(e) >= 0 && json_integer_value(m) >= 0;
+		if (ok) {
+			*epoch = (uint64_t)json_integer_value(e);
+			*mark = (uint64_t)json_integer_value(m);
+		}
+	}
+	udr_error_clear();
+	json_decref(o);
+	free(text);
+	return ok;
+}
+
 /*
  * fsck --repair of a damaged STATE (GC.md 6), under gc/lock, both active
  * files and packs/lock: no run is alive and no writer is in flight.  A run
- * whose plan file is left and which had begun deleting (plan_begun: a
- * plan pack without its index) is finished, as from STATE deleting: its
- * guard had passed and its gc record was linked, and the packs it left
- * would bring back deltas whose bases it removed (found by review: fsck
- * then reported them corrupt).  Any other run is abandoned, which deletes
+ * whose plan file is left and whose gc record (same epoch and mark) is in
+ * the log had passed its guard: it is finished, as from STATE deleting
+ * (the packs it left may hold deltas and manifests whose bases and pieces
+ * it removed already: review).  Nothing weaker is taken for proof: a plan
+ * pack without its index may only have lost it (review: finishing then
+ * deleted the only copies).  Any other run is abandoned, which deletes
  * nothing (its outputs were published before STATE named them; its plan
- * packs stay visible, index and all, for the next gc to judge).  The new
- * STATE is idle (or deleting, until finish_deleting makes it idle), at
- * the highest epoch its run files name, with the newest gc record of the
- * log as fsck --reset-head's floor (read back from the head to it: a
- * record lost with STATE lowers the floor).
+ * packs stay, for the next gc to judge).  The new STATE is idle (or
+ * deleting, until finish_deleting makes it idle), at the highest epoch its
+ * run files name, with the newest gc record of the log as fsck
+ * --reset-head's floor (read back from the head to it: a record lost with
+ * STATE lowers the floor).
  */
 static int rebuild_state(run *r, udr__gc_repair_out *out)
 {
@@ -1494,11 +1456,40 @@ static int rebuild_state(run *r, udr__gc_repair_out *out)
 	r->st.epoch = r->st.drained = run_files_epoch(r);
 	if (udr__catalog_true_head(&head, r->c) < 0)
 		udr_error_clear(); /* a damaged log: fsck reports it; no floor found */
-	for (uint64_t seq = head; seq > 0 && r->st.gc_seq == 0; seq--) {
+	/* plans left: their (epoch, mark), to be matched with gc records */
+	char names[8][UDR__GC_NAME_MAX + 1];
+	uint64_t pe[8], pm[8], low = UINT64_MAX;
+	size_t np = 0;
+	{
+		char dir[4200];
+		DIR *d;
+		struct dirent *e;
+		snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, r->s->path);
+		if ((d = opendir(dir)) != NULL) {
+			while (np < 8 && (e = readdir(d)) != NULL) {
+				if (strncmp(e->d_name, "plan-", 5) != 0 || strlen(e->d_name) > UDR__GC_NAME_MAX ||
+				    !plan_id(r->s->path, e->d_name, &pe[np], &pm[np]))
+					continue;
+				snprintf(names[np], sizeof(names[np]), "%.*s", UDR__GC_NAME_MAX, e->d_name);
+				if (pm[np] < low)
+					low = pm[np];
+				np++;
+			}
+			closedir(d);
+		}
+	}
+	/* back from the head: the newest gc record (the floor), and the
+	 * records of left plans (linked after their marks) */
+	for (uint64_t seq = head; seq > 0 && (r->st.gc_seq == 0 || (np && seq > low)); seq--) {
 		udr__record rec;
 		rc = udr__record_read(&rec, r->c, seq);
-		if (rc == 0 && rec.has_gc)
-			r->st.gc_seq = seq;
+		if (rc == 0 && rec.has_gc) {
+			if (r->st.gc_seq == 0)
+				r->st.gc_seq = seq;
+			for (size_t i = 0; i < np; i++)
+				if (!r->st.plan[0] && rec.gc_epoch == pe[i] && rec.gc_mark == pm[i] && seq > pm[i])
+					snprintf(r->st.plan, sizeof(r->st.plan), "%.*s", UDR__GC_NAME_MAX, names[i]);
+		}
 		udr__record_free(&rec);
 		if (rc < 0 && rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND)
 			return rc;
@@ -1506,32 +1497,6 @@ static int rebuild_state(run *r, udr__gc_repair_out *out)
 	}
 	free(r->st.last);
 	r->st.last = strdup("{\"rebuilt\":\"chunks/gc/STATE was damaged; fsck --repair wrote it anew\"}");
-	{
-		/* a run that had begun deleting: the newest such plan */
-		char dir[4200];
-		DIR *d;
-		struct dirent *e;
-		uint64_t best = 0;
-		snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, r->s->path);
-		if ((d = opendir(dir)) != NULL) {
-			while ((e = readdir(d)) != NULL) {
-				char *text, *end = NULL;
-				unsigned long long ep;
-				if (strncmp(e->d_name, "plan-", 5) != 0)
-					continue;
-				ep = strtoull(e->d_name + 5, &end, 10);
-				if (end == e->d_name + 5 || strcmp(end, ".json") != 0 || ep < best ||
-				    strlen(e->d_name) > UDR__GC_NAME_MAX || !(text = plan_text(r->s->path, e->d_name)))
-					continue;
-				if (plan_begun(r->s->path, text)) {
-					best = ep;
-					snprintf(r->st.plan, sizeof(r->st.plan), "%.*s", UDR__GC_NAME_MAX, e->d_name);
-				}
-				free(text);
-			}
-			closedir(d);
-		}
-	}
 	if ((rc = state_save(r, r->st.plan[0] ? UDR__GC_DELETING : UDR__GC_IDLE)) < 0)
 		return rc;
 	out->phase = r->st.phase;

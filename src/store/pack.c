@@ -1213,18 +1213,15 @@ static int packset_add(udr__packset *ps, udr__pack *p)
 }
 
 /* The plan of a gc run that is deleting (NULL: none), as readers see it:
- * a damaged STATE stops writers and gc, not reads, so the packs of a run it
- * named stay visible (they hold only dead or duplicate copies; docs/GC.md
- * 5), unless that run had begun deleting. */
+ * a damaged STATE stops writers and gc, not reads, so its packs stay
+ * visible (they hold only dead or duplicate copies; docs/GC.md 5). */
 static int plan_for_reads(char **plan, udr_store *s)
 {
 	int rc = udr__gc_deleting_plan(plan, s->path);
 	if (rc == UDR_ECORRUPT) {
-		/* damaged: a run whose plan is left and that had begun
-		 * deleting is hidden as STATE deleting would (fsck --repair
-		 * finishes it); every other pack stays visible */
 		udr_error_clear();
-		rc = udr__gc_begun_plans(plan, s->path);
+		*plan = NULL;
+		rc = 0;
 	}
 	return rc;
 }

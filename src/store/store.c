@@ -1116,16 +1116,11 @@ static int fsck_pack(struct fsck_ctx *c, const char *dir, const char *hex)
 		rc = udr__gc_plan_removes(&gone, c->s->path, hex);
 		if (rc == UDR_ECORRUPT) {
 			/* a damaged STATE names no plan: the pack is checked as
-			 * readers see it (udr__gc_begun_plans: gone if a left plan
-			 * whose run had begun deleting names it, and its index must
-			 * not come back); the STATE is reported once, as a problem
-			 * of its own (cmd_fsck; fsck --repair writes it anew and
-			 * finishes that run) */
-			char *plan = NULL;
+			 * readers see it (visible); the STATE is reported once, as
+			 * a problem of its own (cmd_fsck, fsck --repair rebuilds it) */
 			udr_error_clear();
-			rc = udr__gc_begun_plans(&plan, c->s->path);
-			gone = rc == 0 && udr__gc_plan_names(plan, hex);
-			free(plan);
+			rc = 0;
+			gone = false;
 		}
 		if (rc < 0)
 			return report(c, rc, hex, pp, "%s", udr_error_last()->message);

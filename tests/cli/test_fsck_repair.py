@@ -51,17 +51,18 @@ def read_back(udr, tmp_path, got):
         assert b"".join(udr.ok("get", h).stdout for h in hs) == data, (t, v)
 
 
-def killed_gc(udr, tmp_path):
-    """A gc run killed at its guard: STATE planned or rewritten, its plan
-    and doomed set in chunks/gc."""
+def killed_gc(udr, tmp_path, point="gc-guard"):
+    """A gc run killed at its guard (or at point: gc-doomed, before its
+    rewrite): STATE planned or rewritten, its plan and doomed set in
+    chunks/gc."""
     pause = tmp_path / "pause"
     pause.mkdir()
     p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
-                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
+                         env=base_env({"UDR_PAUSE": "%s:%s" % (point, pause)}),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         t = time.monotonic() + 60
-        while not (pause / "gc-guard.reached").exists():
+        while not (pause / ("%s.reached" % point)).exists():
             assert p.poll() is None and time.monotonic() < t, p.communicate()
             time.sleep(0.01)
         p.kill()
@@ -224,16 +225,18 @@ def damage_state(root):
 
 
 @needs_faults
-@pytest.mark.parametrize("when", ["idle", "planned", "deleting"])
+@pytest.mark.parametrize("when", ["idle", "planned", "planned_lost_index", "deleting"])
 def test_damaged_state_written_anew(udr, tmp_path, when):
-    """chunks/gc/STATE damaged (after a clean run; or with a run killed at
-    its guard, or at each unlink while deleting): fsck reported every pack
-    as a corrupt chunk, and --repair refused it (writers and gc stayed
-    stopped until the file was removed by hand).  Now fsck names the STATE
-    once (exit 4), never a pack a deleting run had begun to remove (its
-    deltas' bases are gone: review), and --repair writes STATE anew with the
-    newest gc record of the log as its floor: a run that had begun
-    deleting is finished, any other abandoned (nothing deleted); every
+    """chunks/gc/STATE damaged (after a clean run; with a run killed at its
+    guard, also with a plan pack's index lost; or at each unlink while
+    deleting): fsck reported every pack as a corrupt chunk, and --repair
+    refused it (writers and gc stayed stopped until the file was removed by
+    hand).  Now fsck names the STATE (exit 4), and --repair writes it anew
+    with the newest gc record of the log as its floor: a run whose gc
+    record is in the log (it passed its guard) is finished, any other
+    abandoned, deleting nothing.  A review found an earlier rule ("a plan
+    pack without its index means deleting had begun") deleting the only
+    copies when an index was merely lost (planned_lost_index).  Every
     version reads back and gc runs again."""
     import shutil
     got = build(udr, tmp_path, n=3)
@@ -254,44 +257,58 @@ def test_damaged_state_written_anew(udr, tmp_path, when):
     udr.ok("put", "--base", hb, f)
     udr.put(rnd(200_000, 61))
     stores = [udr.root]
-    if when == "planned":
-        killed_gc(udr, tmp_path)
+    if when.startswith("planned"):
+        # before its rewrite: the plan's packs hold the only copies
+        killed_gc(udr, tmp_path, "gc-doomed" if when == "planned_lost_index" else "gc-guard")
+        if when == "planned_lost_index":
+            st = json.loads(udr.ok("gc", "--status", "--json").out)
+            plan = json.loads((udr.root / "chunks" / "gc" / st["plan"]).read_text())
+            assert plan["rewrite"] or plan["drop"], plan
+            for n in plan["rewrite"] + plan["drop"]:
+                (udr.root / "chunks" / "packs" / (n + ".idx")).unlink()
     elif when == "deleting":
         stores = []
         for n in range(1, 16):
             s = tmp_path / ("s%d" % n)
             shutil.copytree(udr.root, s)
-            if Udr(s)("gc", "--grace", "0s", env={"UDR_FAULT": "unlink:%d:crash" % n}).code == 0:
+            # --keep-last 2 expires x@2: the run links a gc record
+            if Udr(s)("gc", "--keep-last", "2", "--grace", "0s", env={"UDR_FAULT": "unlink:%d:crash" % n}).code == 0:
                 break
             if json.loads(Udr(s).ok("gc", "--status", "--json").out)["phase"] == "deleting":
                 stores.append(s)
         assert len(stores) >= 3, stores
+        del got[("x", 2)], got[("t", 1)]
     begun_seen = []
     for s in stores:
         u = Udr(s)
         st = json.loads(u.ok("gc", "--status", "--json").out)
-        assert st["phase"] == when or (when == "planned" and st["phase"] == "rewritten"), st
+        assert st["phase"] == when.split("_")[0] or (when.startswith("planned") and st["phase"] == "rewritten"), st
         begun = False
         if st["phase"] == "deleting":
             plan = json.loads((s / "chunks" / "gc" / st["plan"]).read_text())
             pk = s / "chunks" / "packs"
-            begun = any((pk / (n + ".pack")).exists() and not (pk / (n + ".idx")).exists()
-                        for n in plan["drop"] + plan["rewrite"])
+            begun = any(not (pk / (n + ".idx")).exists() for n in plan["drop"] + plan["rewrite"])
             begun_seen.append(begun)
         damage_state(s)
         assert u("put", "-", input=b"refused").code != 0
         r = u("fsck")
-        assert r.code == 4 and "corrupt gc STATE" in r.out and "corrupt chunk" not in r.out, (s, r)
-        assert " 1 problem" in r.out, (s, r)
-        j = json.loads(u("fsck", "--json").out)
-        assert [(x["kind"], x["what"]) for x in j["problems"]] == [("corrupt", "gc")], j
+        assert r.code == 4 and "corrupt gc STATE" in r.out, (s, r)
+        if not begun and when != "planned_lost_index":
+            # nothing of the run gone: the STATE is the one problem (fsck
+            # named every pack a corrupt chunk before)
+            assert "corrupt chunk" not in r.out and " 1 problem" in r.out, (s, r)
+            j = json.loads(u("fsck", "--json").out)
+            assert [(x["kind"], x["what"]) for x in j["problems"]] == [("corrupt", "gc")], j
         r = u("fsck", "--repair", "--dry-run")
         assert r.code == 4 and "would: write chunks/gc/STATE anew" in r.out, r
         r = u("fsck", "--repair")
         assert r.code == 0, (s, r)
         assert "chunks/gc/STATE was damaged" in r.out, r
-        assert ("killed while deleting: finished" in r.out) == begun, r.out
-        assert "(the newest gc record: %d)" % first["gc_seq"] in r.out, r.out  # the floor, from the log
+        # finished exactly when the run's gc record is in the log: phase
+        # deleting is written after it
+        assert ("killed while deleting: finished" in r.out) == (when == "deleting"), r.out
+        if when != "deleting":  # the floor, from the log (the deleting run linked a newer one)
+            assert "(the newest gc record: %d)" % first["gc_seq"] in r.out, r.out
         assert not list((s / "chunks" / "gc").glob("plan-*")) and not list((s / "chunks" / "gc").glob("doomed-*"))
         assert json.loads(u.ok("gc", "--status", "--json").out)["phase"] == "idle"
         clean(u)
