@@ -8,6 +8,8 @@
  */
 #include "udrpy.h"
 
+#include <udr/query.h>
+
 #include <stddef.h>
 
 static void db_pin_close(udrpy_pin *pin)
@@ -750,7 +752,8 @@ static PyObject *db_gc(udrpy_db *d, PyObject *args, PyObject *kwds)
 	int dry = 0, nkeys = 0;
 	PyObject *grace = Py_None, *max_repack = Py_None, *json = NULL, *r = NULL;
 	PyObject *counts[6] = {NULL}, *within = NULL;
-	int threshold = 10, max_unused = 5;
+	int threshold = 10, max_unused = 5, skipped = 0;
+	udr_query_cache_info ci = {0, 0, 0};
 	udr_gc_options o = UDR_GC_OPTIONS_INIT;
 	udr_retention_rule rule = UDR_RETENTION_RULE_INIT;
 	char *report = NULL;
@@ -796,6 +799,16 @@ static PyObject *db_gc(udrpy_db *d, PyObject *args, PyObject *kwds)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rc = udr_db_gc(&report, h, &o);
+	if (rc == 0 && !dry) {
+		/* the query cache after a sweep, as `udr gc` does (docs/GC.md
+		 * 5.4): parts whose content is gone; skipped while a statement
+		 * of any process reads the cache */
+		rc = udr_query_cache_trim(&ci, &skipped, h, NULL);
+		if (rc < 0) {
+			udr_free(report);
+			report = NULL;
+		}
+	}
 	Py_END_ALLOW_THREADS
 	udrpy_db_leave(d);
 	if (rc < 0)
@@ -804,6 +817,16 @@ static PyObject *db_gc(udrpy_db *d, PyObject *args, PyObject *kwds)
 		r = PyObject_CallMethod(json, "loads", "s", report);
 	Py_XDECREF(json);
 	udr_free(report);
+	if (r && PyDict_Check(r)) {
+		PyObject *c = Py_BuildValue("{s:K,s:K,s:O}", "files", (unsigned long long)ci.parts, "bytes",
+		                            (unsigned long long)ci.part_bytes, "skipped", skipped ? Py_True : Py_False);
+		if (!c || PyDict_SetItemString(r, "cache", c) < 0) {
+			Py_XDECREF(c);
+			Py_DECREF(r);
+			return NULL;
+		}
+		Py_DECREF(c);
+	}
 	return r;
 }
 

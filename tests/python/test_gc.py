@@ -32,3 +32,25 @@ def test_gc_bad_options(db, kw):
     with pytest.raises((ValueError, TypeError)):
         db.gc(grace=0, **{k: v for k, v in kw.items() if k != "grace"}) if "grace" not in kw else db.gc(**kw)
     assert db.store.exists(h)
+
+
+def test_gc_trims_the_query_cache(db):
+    """db.gc() trims the query cache as `udr gc` does (docs/GC.md 5.4):
+    the cached parts of versions it swept go; it did not before (the CLI
+    alone called udr_query_cache_trim).  CSV chunks committed by hand are
+    stored compressed, so SQL reads them through cached copies."""
+    for i in range(3):
+        csv = "id,s\n" + "".join("%d,v%d-%d-%s\n" % (j, i, j, "x" * 200) for j in range(2000))
+        h = db.store.put(csv.encode())
+        db.catalog.commit_next(udr.TableVersion("t", 0, [h]))
+    for v in (1, 2, 3):
+        assert db.sql('SELECT count(*) FROM "t@%d"' % v).fetchall() == [(2000,)]
+    cache = os.path.join(db.path, "cache", "query")
+    before = [f for f in os.listdir(cache) if f.endswith(".parquet")]
+    assert len(before) >= 3, before
+    rep = db.gc(grace=0, keep_last=1)
+    assert rep["cache"]["skipped"] is False and rep["cache"]["files"] >= 2, rep["cache"]
+    after = [f for f in os.listdir(cache) if f.endswith(".parquet")]
+    assert len(after) == len(before) - rep["cache"]["files"], (before, after)
+    assert db.sql('SELECT count(*) FROM "t@3"').fetchall() == [(2000,)]
+    assert db.gc(grace=0, dry_run=True)["cache"] == {"files": 0, "bytes": 0, "skipped": False}
