@@ -557,7 +557,7 @@ static int repair_step(json_t **out, udr_db *db, bool json)
 
 		if (json_is_true(json_object_get(r, "gc_state_rebuilt")))
 			printf("repair: chunks/gc/STATE was damaged and no gc runs: written anew at epoch %" PRIu64
-			       " (the newest gc record: %" PRIu64 "); a run whose gc record is in the log is finished, any "
+			       " (the newest gc record: %" PRIu64 "); a run whose gc record is the log's head is finished, any "
 			       "other abandoned\n",
 			       jint(r, "gc_epoch"), jint(r, "gc_seq"));
 		if (json_is_true(json_object_get(r, "gc_finished")))
@@ -742,8 +742,8 @@ static int dry_repair_step(json_t **out, udr_db *db, bool json)
 	} else {
 		if (phase && strcmp(phase, "damaged") == 0)
 			WOULD("write chunks/gc/STATE anew (it is damaged): a run whose plan is left finished if its gc "
-			      "record is in the log, else abandoned (nothing deleted); the newest gc record of the log as "
-			      "its floor");
+			      "record is the log's head, else abandoned (nothing deleted); the newest gc record of the log "
+			      "as its floor");
 		if (phase && strcmp(phase, "deleting") == 0)
 			WOULD("finish the gc run of epoch %" PRIu64 " killed while deleting (its plan's packs removed)", epoch);
 		else if (phase && (strcmp(phase, "planned") == 0 || strcmp(phase, "rewritten") == 0))

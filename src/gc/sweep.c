@@ -1436,16 +1436,19 @@ static bool plan_id(const char *storepath, const char *name, uint64_t *epoch, ui
 /*
  * fsck --repair of a damaged STATE (GC.md 6), under gc/lock, both active
  * files and packs/lock: no run is alive and no writer is in flight.  A run
- * whose plan file is left and whose gc record (same epoch and mark) is in
- * the log had passed its guard: it is finished, as from STATE deleting
- * (the packs it left may hold deltas and manifests whose bases and pieces
- * it removed already: review).  Nothing weaker is taken for proof: a plan
- * pack without its index may only have lost it (review: finishing then
- * deleted the only copies).  Any other run is abandoned, which deletes
- * nothing (its outputs were published before STATE named them; its plan
- * packs stay, for the next gc to judge).  The new STATE is idle (or
- * deleting, until finish_deleting makes it idle), at the highest epoch its
- * run files name, with the newest gc record of the log as fsck
+ * whose sealed plan file is left is finished, as from STATE deleting, only
+ * when the log's head is that run's gc record (same epoch and mark): the
+ * record is linked after its rewrite and guard, and nothing committed
+ * since can rely on a copy only its plan's packs hold.  Weaker proofs
+ * failed review: "a plan pack without its index" (an index may just be
+ * lost: finishing deleted the only copies), and "its record is in the
+ * log" (killed between its record and STATE deleting, the run counts as
+ * dead, writers stop avoiding its doomed set, and a later commit used a
+ * copy the finish then deleted).  Any other run is abandoned, which
+ * deletes nothing (its outputs were published before STATE named them;
+ * its plan packs stay, for the next gc to judge).  The new STATE is idle
+ * (or deleting, until finish_deleting makes it idle), at the highest epoch
+ * its run files name, with the newest gc record of the log as fsck
  * --reset-head's floor (read back from the head to it: a record lost with
  * STATE lowers the floor).
  */
@@ -1458,7 +1461,7 @@ static int rebuild_state(run *r, udr__gc_repair_out *out)
 		udr_error_clear(); /* a damaged log: fsck reports it; no floor found */
 	/* plans left: their (epoch, mark), to be matched with gc records */
 	char names[8][UDR__GC_NAME_MAX + 1];
-	uint64_t pe[8], pm[8], low = UINT64_MAX;
+	uint64_t pe[8], pm[8];
 	size_t np = 0;
 	{
 		char dir[4200];
@@ -1471,22 +1474,23 @@ static int rebuild_state(run *r, udr__gc_repair_out *out)
 				    !plan_id(r->s->path, e->d_name, &pe[np], &pm[np]))
 					continue;
 				snprintf(names[np], sizeof(names[np]), "%.*s", UDR__GC_NAME_MAX, e->d_name);
-				if (pm[np] < low)
-					low = pm[np];
 				np++;
 			}
 			closedir(d);
 		}
 	}
-	/* back from the head: the newest gc record (the floor), and the
-	 * records of left plans (linked after their marks) */
-	for (uint64_t seq = head; seq > 0 && (r->st.gc_seq == 0 || (np && seq > low)); seq--) {
+	/* back from the head: the newest gc record (the floor); a left plan
+	 * is finished only when the head itself is its run's record (linked
+	 * after its mark): a commit after it may rely on a copy only the
+	 * plan's packs hold (a run killed between its record and STATE
+	 * deleting counts as dead, so writers stop avoiding its doomed set;
+	 * review) */
+	for (uint64_t seq = head; seq > 0 && r->st.gc_seq == 0; seq--) {
 		udr__record rec;
 		rc = udr__record_read(&rec, r->c, seq);
 		if (rc == 0 && rec.has_gc) {
-			if (r->st.gc_seq == 0)
-				r->st.gc_seq = seq;
-			for (size_t i = 0; i < np; i++)
+			r->st.gc_seq = seq;
+			for (size_t i = 0; i < np && seq == head; i++)
 				if (!r->st.plan[0] && rec.gc_epoch == pe[i] && rec.gc_mark == pm[i] && seq > pm[i])
 					snprintf(r->st.plan, sizeof(r->st.plan), "%.*s", UDR__GC_NAME_MAX, names[i]);
 		}

@@ -225,7 +225,7 @@ def damage_state(root):
 
 
 @needs_faults
-@pytest.mark.parametrize("when", ["idle", "planned", "planned_lost_index", "deleting"])
+@pytest.mark.parametrize("when", ["idle", "planned", "planned_lost_index", "deleting", "recorded_then_committed"])
 def test_damaged_state_written_anew(udr, tmp_path, when):
     """chunks/gc/STATE damaged (after a clean run; with a run killed at its
     guard, also with a plan pack's index lost; or at each unlink while
@@ -233,11 +233,14 @@ def test_damaged_state_written_anew(udr, tmp_path, when):
     refused it (writers and gc stayed stopped until the file was removed by
     hand).  Now fsck names the STATE (exit 4), and --repair writes it anew
     with the newest gc record of the log as its floor: a run whose gc
-    record is in the log (it passed its guard) is finished, any other
+    record is the log's head (it passed its guard) is finished, any other
     abandoned, deleting nothing.  A review found an earlier rule ("a plan
     pack without its index means deleting had begun") deleting the only
-    copies when an index was merely lost (planned_lost_index).  Every
-    version reads back and gc runs again."""
+    copies when an index was merely lost (planned_lost_index), and a second
+    ("its record is in the log") deleted the only copy of a version
+    committed after a run killed between its record and STATE deleting
+    (recorded_then_committed): now only a record at the log's head counts.
+    Every version reads back and gc runs again."""
     import shutil
     got = build(udr, tmp_path, n=3)
     for i in range(4):  # x@1 shares nothing: expiring it sweeps data, so a gc record is linked
@@ -255,7 +258,8 @@ def test_damaged_state_written_anew(udr, tmp_path, when):
     f = tmp_path / "y"
     f.write_bytes(bytes(base))
     udr.ok("put", "--base", hb, f)
-    udr.put(rnd(200_000, 61))
+    garbage = rnd(200_000, 61)
+    udr.put(garbage)
     stores = [udr.root]
     if when.startswith("planned"):
         # before its rewrite: the plan's packs hold the only copies
@@ -278,11 +282,30 @@ def test_damaged_state_written_anew(udr, tmp_path, when):
                 stores.append(s)
         assert len(stores) >= 3, stores
         del got[("x", 2)], got[("t", 1)]
+    elif when == "recorded_then_committed":
+        head = json.loads(udr.ok("log", "--limit", "1", "--json").out)[0]["seq"]
+        for n in range(1, 30):
+            s = tmp_path / ("s%d" % n)
+            shutil.copytree(udr.root, s)
+            if Udr(s)("gc", "--keep-last", "2", "--grace", "0s", env={"UDR_FAULT": "rename:%d:crash" % n}).code == 0:
+                pytest.fail("no gc run died between its record and STATE deleting")
+            st = json.loads(Udr(s).ok("gc", "--status", "--json").out)
+            if st["phase"] == "rewritten" and json.loads(Udr(s).ok("log", "--limit", "1", "--json").out)[0]["seq"] > head:
+                break
+            shutil.rmtree(s)
+        else:
+            pytest.fail("no gc run died between its record and STATE deleting")
+        stores = [s]
+        del got[("x", 2)], got[("t", 1)]
+        # the run counts as dead: a commit now reuses the garbage's copy,
+        # which only the run's plan packs hold
+        got[("z", commit(Udr(s), tmp_path, "z", garbage))] = garbage
     begun_seen = []
     for s in stores:
         u = Udr(s)
         st = json.loads(u.ok("gc", "--status", "--json").out)
-        assert st["phase"] == when.split("_")[0] or (when.startswith("planned") and st["phase"] == "rewritten"), st
+        assert st["phase"] == {"recorded_then_committed": "rewritten"}.get(when, when.split("_")[0]) or (
+            when.startswith("planned") and st["phase"] == "rewritten"), st
         begun = False
         if st["phase"] == "deleting":
             plan = json.loads((s / "chunks" / "gc" / st["plan"]).read_text())
@@ -293,7 +316,7 @@ def test_damaged_state_written_anew(udr, tmp_path, when):
         assert u("put", "-", input=b"refused").code != 0
         r = u("fsck")
         assert r.code == 4 and "corrupt gc STATE" in r.out, (s, r)
-        if not begun and when != "planned_lost_index":
+        if not begun and when not in ("planned_lost_index", "recorded_then_committed"):
             # nothing of the run gone: the STATE is the one problem (fsck
             # named every pack a corrupt chunk before)
             assert "corrupt chunk" not in r.out and " 1 problem" in r.out, (s, r)
@@ -304,10 +327,10 @@ def test_damaged_state_written_anew(udr, tmp_path, when):
         r = u("fsck", "--repair")
         assert r.code == 0, (s, r)
         assert "chunks/gc/STATE was damaged" in r.out, r
-        # finished exactly when the run's gc record is in the log: phase
-        # deleting is written after it
+        # finished exactly when the run's gc record is the log's head:
+        # phase deleting is written after it
         assert ("killed while deleting: finished" in r.out) == (when == "deleting"), r.out
-        if when != "deleting":  # the floor, from the log (the deleting run linked a newer one)
+        if when not in ("deleting", "recorded_then_committed"):  # the floor, from the log (those runs linked a newer one)
             assert "(the newest gc record: %d)" % first["gc_seq"] in r.out, r.out
         assert not list((s / "chunks" / "gc").glob("plan-*")) and not list((s / "chunks" / "gc").glob("doomed-*"))
         assert json.loads(u.ok("gc", "--status", "--json").out)["phase"] == "idle"
