@@ -557,8 +557,8 @@ static int repair_step(json_t **out, udr_db *db, bool json)
 
 		if (json_is_true(json_object_get(r, "gc_state_rebuilt")))
 			printf("repair: chunks/gc/STATE was damaged and no gc runs: written anew at epoch %" PRIu64
-			       " (the newest gc record: %" PRIu64 "); a run whose gc record is the log's head is finished, any "
-			       "other abandoned\n",
+			       " (the newest gc record: %" PRIu64 "); a gc run it named is abandoned, nothing deleted (the next "
+			       "udr gc collects what it left)\n",
 			       jint(r, "gc_epoch"), jint(r, "gc_seq"));
 		if (json_is_true(json_object_get(r, "gc_finished")))
 			printf("repair: gc run of epoch %" PRIu64 " was killed while deleting: finished (its plan's packs "
@@ -741,9 +741,8 @@ static int dry_repair_step(json_t **out, udr_db *db, bool json)
 		code = cli_exit_code(UDR_ELOCKED);
 	} else {
 		if (phase && strcmp(phase, "damaged") == 0)
-			WOULD("write chunks/gc/STATE anew (it is damaged): a run whose plan is left finished if its gc "
-			      "record is the log's head, else abandoned (nothing deleted); the newest gc record of the log "
-			      "as its floor");
+			WOULD("write chunks/gc/STATE anew (it is damaged): idle, a gc run it named abandoned (nothing "
+			      "deleted), the newest gc record of the log as its floor");
 		if (phase && strcmp(phase, "deleting") == 0)
 			WOULD("finish the gc run of epoch %" PRIu64 " killed while deleting (its plan's packs removed)", epoch);
 		else if (phase && (strcmp(phase, "planned") == 0 || strcmp(phase, "rewritten") == 0))

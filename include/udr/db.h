@@ -90,7 +90,7 @@ UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
  * (docs/GC.md 6): under chunks/gc/lock and the locks a gc run takes, finish
  * a gc run killed while deleting, abandon one killed before (STATE idle) and
  * remove earlier runs' plan-/doomed-/dead-/journal- files, write a damaged
- * STATE anew (a run whose gc record is the log's head finished, any other abandoned;
+ * STATE anew (idle, a run it named abandoned: nothing deleted;
  * "gc_state_rebuilt" and
  * "gc_seq" in the report), cut torn tails of
  * chunks/gc/fresh.*; remove leases of dead owners; index packs without an

@@ -7,7 +7,6 @@
  * guard, deletion, STATE, and the report.
  */
 #include <dirent.h>
-#include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1408,46 +1407,21 @@ static uint64_t run_files_epoch(run *r)
 	return top;
 }
 
-/* The epoch and mark of a sealed plan file left in gc/ (false: missing,
- * unsealed, damaged or not a plan: never trusted then). */
-static bool plan_id(const char *storepath, const char *name, uint64_t *epoch, uint64_t *mark)
-{
-	char path[4200], *text = NULL;
-	size_t len;
-	json_t *o = NULL;
-	bool ok = false;
-	if (snprintf(path, sizeof(path), "%s/" UDR__GC_DIR "/%s", storepath, name) < (int)sizeof(path) &&
-	    udr__read_file(&text, &len, path, (size_t)1 << 30) == 0 && udr__unseal(text, len, path, "gc plan") == 1 &&
-	    (o = json_loads(text, 0, NULL)) != NULL) {
-		json_t *k = json_object_get(o, "kind"), *e = json_object_get(o, "epoch"), *m = json_object_get(o, "mark");
-		ok = json_is_string(k) && strcmp(json_string_value(k), "udr-gc-plan") == 0 && json_is_integer(e) &&
-		     json_is_integer(m) && json_integer_value(e) >= 0 && json_integer_value(m) >= 0;
-		if (ok) {
-			*epoch = (uint64_t)json_integer_value(e);
-			*mark = (uint64_t)json_integer_value(m);
-		}
-	}
-	udr_error_clear();
-	json_decref(o);
-	free(text);
-	return ok;
-}
-
 /*
  * fsck --repair of a damaged STATE (GC.md 6), under gc/lock, both active
- * files and packs/lock: no run is alive and no writer is in flight.  A run
- * whose sealed plan file is left is finished, as from STATE deleting, only
- * when the log's head is that run's gc record (same epoch and mark): the
- * record is linked after its rewrite and guard, and nothing committed
- * since can rely on a copy only its plan's packs hold.  Weaker proofs
- * failed review: "a plan pack without its index" (an index may just be
- * lost: finishing deleted the only copies), and "its record is in the
- * log" (killed between its record and STATE deleting, the run counts as
- * dead, writers stop avoiding its doomed set, and a later commit used a
- * copy the finish then deleted).  Any other run is abandoned, which
- * deletes nothing (its outputs were published before STATE named them;
- * its plan packs stay, for the next gc to judge).  The new STATE is idle
- * (or deleting, until finish_deleting makes it idle), at the highest epoch
+ * files and packs/lock: no run is alive.  A run it named is abandoned,
+ * never finished, which deletes nothing: its outputs were published before
+ * STATE named them, and its plan's packs stay for the next gc to judge.
+ * Three rules for finishing such a run failed review, each deleting a copy
+ * that a committed version needed: "a plan pack without its index" (an
+ * index may just be lost), "its gc record is in the log" (killed between
+ * its record and STATE deleting, the run counts as dead and writers reuse
+ * its copies), "its gc record is the log's head" (a writer's record linked
+ * past HEAD, still in its syncfs, is not seen).  Abandoning a run killed
+ * while deleting leaves what it had not removed yet, which may include
+ * dead deltas and manifests whose bases and pieces it removed: fsck names
+ * them until the next gc drops them, and a commit that deduplicated onto
+ * one fails its chunk check.  The new STATE is idle, at the highest epoch
  * its run files name, with the newest gc record of the log as fsck
  * --reset-head's floor (read back from the head to it: a record lost with
  * STATE lowers the floor).
@@ -1459,41 +1433,11 @@ static int rebuild_state(run *r, udr__gc_repair_out *out)
 	r->st.epoch = r->st.drained = run_files_epoch(r);
 	if (udr__catalog_true_head(&head, r->c) < 0)
 		udr_error_clear(); /* a damaged log: fsck reports it; no floor found */
-	/* plans left: their (epoch, mark), to be matched with gc records */
-	char names[8][UDR__GC_NAME_MAX + 1];
-	uint64_t pe[8], pm[8];
-	size_t np = 0;
-	{
-		char dir[4200];
-		DIR *d;
-		struct dirent *e;
-		snprintf(dir, sizeof(dir), "%s/" UDR__GC_DIR, r->s->path);
-		if ((d = opendir(dir)) != NULL) {
-			while (np < 8 && (e = readdir(d)) != NULL) {
-				if (strncmp(e->d_name, "plan-", 5) != 0 || strlen(e->d_name) > UDR__GC_NAME_MAX ||
-				    !plan_id(r->s->path, e->d_name, &pe[np], &pm[np]))
-					continue;
-				snprintf(names[np], sizeof(names[np]), "%.*s", UDR__GC_NAME_MAX, e->d_name);
-				np++;
-			}
-			closedir(d);
-		}
-	}
-	/* back from the head: the newest gc record (the floor); a left plan
-	 * is finished only when the head itself is its run's record (linked
-	 * after its mark): a commit after it may rely on a copy only the
-	 * plan's packs hold (a run killed between its record and STATE
-	 * deleting counts as dead, so writers stop avoiding its doomed set;
-	 * review) */
 	for (uint64_t seq = head; seq > 0 && r->st.gc_seq == 0; seq--) {
 		udr__record rec;
 		rc = udr__record_read(&rec, r->c, seq);
-		if (rc == 0 && rec.has_gc) {
+		if (rc == 0 && rec.has_gc)
 			r->st.gc_seq = seq;
-			for (size_t i = 0; i < np && seq == head; i++)
-				if (!r->st.plan[0] && rec.gc_epoch == pe[i] && rec.gc_mark == pm[i] && seq > pm[i])
-					snprintf(r->st.plan, sizeof(r->st.plan), "%.*s", UDR__GC_NAME_MAX, names[i]);
-		}
 		udr__record_free(&rec);
 		if (rc < 0 && rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND)
 			return rc;
@@ -1501,7 +1445,7 @@ static int rebuild_state(run *r, udr__gc_repair_out *out)
 	}
 	free(r->st.last);
 	r->st.last = strdup("{\"rebuilt\":\"chunks/gc/STATE was damaged; fsck --repair wrote it anew\"}");
-	if ((rc = state_save(r, r->st.plan[0] ? UDR__GC_DELETING : UDR__GC_IDLE)) < 0)
+	if ((rc = state_save(r, UDR__GC_IDLE)) < 0)
 		return rc;
 	out->phase = r->st.phase;
 	out->epoch = r->st.epoch;
