@@ -132,15 +132,9 @@ def test_a_kept_pack_whose_dead_entries_need_only_what_stays_is_not_rewritten(ud
     pack name only what stays: t@2's dead deltas and their dead bases (t@1's
     pieces) share one pack, which --max-repack keeps whole."""
     rng = random.Random(5)
-    data = bytearray(rng.randbytes(3_000_000))
-    f = tmp_path / "in"
-    f.write_bytes(data)
-    udr.ok("commit", "t", "--next", "--file", f)
-    for i in range(0, len(data), 8192):
-        data[i] ^= 0xff
-    f.write_bytes(data)
-    udr.ok("commit", "t", "--next", "--file", f)
+    edited_twice(udr, tmp_path, rng)
     new = rng.randbytes(4_000_000)
+    f = tmp_path / "in"
     f.write_bytes(new)
     udr.ok("commit", "t", "--next", "--file", f)   # its repack merges the data packs
     big = [s for s in packs(udr) if s > 1_000_000]
