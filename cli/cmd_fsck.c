@@ -926,8 +926,9 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			int nm = 0;
 			json_t *rf = json_object_get(r, "run_files");
 
-			/* what a crash leaves and --repair removes (GC.md 6): said,
-			 * not counted; no data is at risk */
+			/* a damaged STATE is a problem (writers and gc stop); what
+			 * a crash leaves and --repair removes (GC.md 6) is said, not
+			 * counted: no data is at risk */
 			if (phase && strcmp(phase, "damaged") == 0) {
 				/* a problem: puts, commits of chunks and gc stop */
 				char pm[900], sp[4200];
