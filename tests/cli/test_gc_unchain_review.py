@@ -19,15 +19,17 @@ def packs(udr):
     return sorted(p.stat().st_size for p in (udr.root / "chunks" / "packs").glob("*.pack"))
 
 
-def edited_twice(udr, tmp_path, rng):
+def edited_twice(udr, tmp_path, rng, append=0):
     """t@1: 3 MB of random bytes; t@2: one byte in 8 KiB flipped, so its
-    pieces are deltas on t@1's.  Returns t@2's bytes."""
+    pieces are deltas on t@1's (and append new random bytes after them:
+    new pieces in the deltas' pack).  Returns t@2's bytes."""
     data = bytearray(rng.randbytes(3_000_000))
     f = tmp_path / "in"
     f.write_bytes(data)
     udr.ok("commit", "t", "--next", "--file", f)
     for i in range(0, len(data), 8192):
         data[i] ^= 0xff
+    data += rng.randbytes(append)
     f.write_bytes(data)
     udr.ok("commit", "t", "--next", "--file", f)
     return bytes(data)
@@ -52,16 +54,8 @@ def test_shunned_deltas_in_a_kept_pack_never_outlive_their_full_copy(udr, tmp_pa
     repack merged that pack first and kept one copy per hash, the base-less
     delta, dropping the full copy: the head version t@2 was lost."""
     rng = random.Random(1)
-    data = bytearray(rng.randbytes(3_000_000))
+    v2 = edited_twice(udr, tmp_path, rng, append=1_000_000)  # new pieces, live, in the deltas' pack
     f = tmp_path / "in"
-    f.write_bytes(data)
-    udr.ok("commit", "t", "--next", "--file", f)
-    for i in range(0, len(data), 8192):
-        data[i] ^= 0xff
-    data += rng.randbytes(1_000_000)  # new pieces, live, in the deltas' pack
-    f.write_bytes(data)
-    udr.ok("commit", "t", "--next", "--file", f)
-    v2 = bytes(data)
     rep = json.loads(udr.ok("gc", "--keep-last", "1", "--grace", "0s", "--max-repack", "1", "--json", env=ALWAYS).out)
     assert rep["written"]["unchained"] > 0, rep
     assert read_version(udr, tmp_path, "t", 2) == v2
