@@ -66,17 +66,25 @@ static const cli_command commands[] = {
 	  "                           1: every delta's base is stored in full)\n"
 	  "Sizes take the suffixes K, M, G (powers of 1024).\n",
 	  cli_cmd_init },
-	{ "upgrade", "upgrade a format-1 chunk store to format 2 in place",
+	{ "upgrade", "move an older store to the newest formats in place",
 	  "usage: udr upgrade [--chunk-min N] [--chunk-avg N] [--chunk-max N]\n"
 	  "                   [--compression-level N] [--delta-depth N]\n"
 	  "\n"
-	  "Switch the store's chunks from format 1 (one plain file per content) to\n"
-	  "format 2 (pieces, compression, deltas) with the settings given (as for\n"
-	  "init; defaults otherwise).  Every object a format-1 store holds is\n"
-	  "valid in format 2, so only the config changes, atomically; existing\n"
-	  "content stays as it is and new content is stored the new way.  On a\n"
-	  "store already at format 2 it does nothing (exit 0), or refuses settings\n"
-	  "(exit 2): they are fixed at creation.\n",
+	  "Move the chunk store to format 3 (pieces in pack files with indexes)\n"
+	  "and a format-1 catalog to format 2 (group commit), in place; later\n"
+	  "catalog formats begin with the first command that needs them (the\n"
+	  "first branch, expiry or retention policy).  The chunk store's\n"
+	  "config changes first, atomically; then every intact loose object\n"
+	  "except Parquet parts (which SQL reads in place) is packed, batch by\n"
+	  "batch, each pack durable before the loose files it replaces are\n"
+	  "removed: a killed upgrade loses nothing and running it again resumes.\n"
+	  "Damaged objects stay loose for udr fsck to report.  Progress is shown\n"
+	  "on a terminal.  The settings apply to a format-1 store (one plain file\n"
+	  "per content), which gains pieces, compression and deltas (defaults as\n"
+	  "for init); a format-2 store keeps its own, and settings given for it\n"
+	  "are refused (exit 2): they are fixed at creation.  On a store already\n"
+	  "current it does nothing (exit 0).  Older udr versions refuse an\n"
+	  "upgraded store.\n",
 	  cli_cmd_upgrade },
 	{ "hash", "print the BLAKE3 hash of a file without storing it",
 	  "usage: udr hash [FILE|-]\n"
