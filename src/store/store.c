@@ -400,6 +400,18 @@ int udr__check_config(const char *dir, const char *kind, int max_format)
 	return rc;
 }
 
+/* The optional gc block of config root (any format): the grace of
+ * uncommitted puts (docs/GC.md 4.3). */
+static int load_gc(udr_store *s, json_t *root, const char *cfg)
+{
+	json_t *gc = json_object_get(root, "gc"), *g = json_object_get(gc, "grace_ms");
+	if (gc && (!json_is_object(gc) || (g && (!json_is_integer(g) || json_integer_value(g) < 0))))
+		return udr__error_set(UDR_ECORRUPT, "corrupt config %s: gc.grace_ms is not a non-negative integer", cfg);
+	if (g)
+		s->gc_grace_ms = (int64_t)json_integer_value(g);
+	return 0;
+}
+
 /* Read the store's settings from its config (format already checked). */
 static int load_settings(udr_store *s, int format)
 {
@@ -411,13 +423,13 @@ static int load_settings(udr_store *s, int format)
 		return UDR_ENOMEM;
 	s->format = format;
 	s->gc_grace_ms = UDR__GC_GRACE_MS_DEFAULT;
-	if (format == 1) {
-		free(cfg);
-		return 0;
-	}
 	if ((rc = udr__read_file(&text, NULL, cfg, 1 << 16)) < 0)
 		goto done;
 	root = json_loads(text, 0, NULL);
+	if (format == 1) {
+		rc = load_gc(s, root, cfg);
+		goto done;
+	}
 	ch = json_object_get(root, "chunking");
 	co = json_object_get(root, "compression");
 	de = json_object_get(root, "delta");
@@ -448,17 +460,8 @@ static int load_settings(udr_store *s, int format)
 		s->pack_target = (uint64_t)json_integer_value(t);
 		s->pack_max = (uint64_t)json_integer_value(mx);
 	}
-	{
-		/* optional: the grace of uncommitted puts (docs/GC.md 4.3) */
-		json_t *gc = json_object_get(root, "gc"), *g = json_object_get(gc, "grace_ms");
-		if (gc && (!json_is_object(gc) || (g && (!json_is_integer(g) || json_integer_value(g) < 0)))) {
-			rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: gc.grace_ms is not a non-negative integer",
-			                    cfg);
-			goto done;
-		}
-		if (g)
-			s->gc_grace_ms = (int64_t)json_integer_value(g);
-	}
+	if ((rc = load_gc(s, root, cfg)) < 0)
+		goto done;
 	udr__cdc_init(&s->cdc, c.chunk_min, c.chunk_avg, c.chunk_max);
 	s->threshold = c.chunk_max;
 	s->level = c.compression_level;

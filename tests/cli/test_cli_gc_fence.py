@@ -280,6 +280,24 @@ def test_fresh_records_for_copies_made_before_the_put(udr, tmp_path):
     assert r.code != 0 and "grace_ms" in r.stderr
 
 
+def test_format_1_store_takes_the_gc_grace_of_its_config(udr1, tmp_path):
+    """A format-1 store read no gc block: a bad grace_ms was accepted and a
+    good one ignored (the default 24 h applied)."""
+    udr = udr1
+    cfg = udr.root / "chunks" / "config.json"
+    text = cfg.read_text()
+    body = text[:text.index(',"check"')] + "}"
+    h = udr.put(b"an uncommitted put")
+    udr.ok("gc")  # the default grace keeps it
+    assert udr("exists", h).code == 0
+    cfg.write_text(sealed(udr, tmp_path, body.replace(',"sealed"', ',"gc":{"grace_ms":-1},"sealed"')))
+    r = udr("put", "-", input=b"x")
+    assert r.code == 4 and "grace_ms" in r.stderr, r
+    cfg.write_text(sealed(udr, tmp_path, body.replace(',"sealed"', ',"gc":{"grace_ms":0},"sealed"')))
+    udr.ok("gc")
+    assert udr("exists", h).code == 1
+
+
 def test_fresh_record_goes_to_the_epochs_parity(udr, tmp_path):
     cfg = udr.root / "chunks" / "config.json"
     text = cfg.read_text()
