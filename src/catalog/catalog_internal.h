@@ -277,15 +277,21 @@ int udr__table_latest(uint64_t *out, udr_catalog *c, const char *table);
  * true each version number is assigned as latest + 1; otherwise each must be
  * latest + 1 (else UDR_ECONFLICT).  With use_snapshot, a table whose
  * latest commit is newer than snapshot also conflicts (first committer
- * wins); check_tables/ncheck list extra tables that must be unchanged since
- * snapshot (serializable reads).  On success the versions are filled in
- * (created_ms, parent, commit_seq) and *seq_out has the commit's number.
+ * wins), and so does one whose version on the branch is no longer the
+ * version's parent (the version the writer read at snapshot: a branch
+ * reset or deleted and created again since moved it to another version,
+ * made by an older commit); check_tables/ncheck list extra tables that must
+ * be unchanged since snapshot (serializable reads), check_versions their
+ * versions on the branch at snapshot (NULL: only the commits are checked).
+ * On success the versions are filled in (created_ms, parent, commit_seq)
+ * and *seq_out has the commit's number.
  */
 typedef struct udr__commit_opts {
 	bool assign;
 	bool use_snapshot; /* check conflicts against snapshot */
 	uint64_t snapshot;
 	const char *const *check_tables;
+	const uint64_t *check_versions;
 	size_t ncheck;
 	const char *message;
 	const char *branch;

@@ -588,6 +588,18 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 				                    vs[i]->table, (unsigned long long)lseq, (unsigned long long)o->snapshot);
 				goto done;
 			}
+			/* a reset (or a branch deleted and made again) moves the
+			 * branch to versions of older commits: the seq check
+			 * passes, the version read is gone all the same */
+			if (old != vs[i]->parent) {
+				rc = udr__error_set(UDR_ECONFLICT,
+				                    "conflict on table %s: its version on the branch is %llu, not version %llu "
+				                    "this transaction read at its snapshot (commit %llu): the branch was reset "
+				                    "or made again since",
+				                    vs[i]->table, (unsigned long long)old, (unsigned long long)vs[i]->parent,
+				                    (unsigned long long)o->snapshot);
+				goto done;
+			}
 		}
 		if (o->assign) {
 			vs[i]->version = latest + 1;
@@ -621,6 +633,15 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 			                    "conflict: table %s, read by this transaction, was changed by commit %llu after "
 			                    "its snapshot (commit %llu)",
 			                    o->check_tables[i], (unsigned long long)lseq, (unsigned long long)o->snapshot);
+			goto done;
+		}
+		if (o->check_versions && latest != o->check_versions[i]) {
+			rc = udr__error_set(UDR_ECONFLICT,
+			                    "conflict: table %s, read by this transaction at version %llu (its snapshot, "
+			                    "commit %llu), is at version %llu on the branch now: the branch was reset or made "
+			                    "again since",
+			                    o->check_tables[i], (unsigned long long)o->check_versions[i],
+			                    (unsigned long long)o->snapshot, (unsigned long long)latest);
 			goto done;
 		}
 	}

@@ -313,6 +313,7 @@ int udr_txn_write(udr_txn *t, const udr_version *v)
 int udr_txn_commit(udr_txn *t, uint64_t *seq_out)
 {
 	udr__commit_opts o;
+	uint64_t *reads = NULL;
 	int rc;
 	if (seq_out)
 		*seq_out = 0;
@@ -329,11 +330,30 @@ int udr_txn_commit(udr_txn *t, uint64_t *seq_out)
 	o.snapshot = t->snapshot;
 	o.message = t->message;
 	o.branch = t->branch;
-	if (t->isolation == UDR_TXN_SERIALIZABLE) {
+	if (t->isolation == UDR_TXN_SERIALIZABLE && t->nreads) {
+		/* what each read table was on the branch at the snapshot (0:
+		 * absent): a reset since can bring back an older commit's
+		 * version, which the commits' seqs alone do not show */
+		if (!(reads = calloc(t->nreads, sizeof(*reads)))) {
+			unpin(t);
+			return udr__error_oom();
+		}
+		for (size_t i = 0; i < t->nreads; i++) {
+			if ((rc = snapshot_latest(&reads[i], t, t->reads[i])) == UDR_ENOTFOUND) {
+				reads[i] = 0;
+				udr_error_clear();
+			} else if (rc < 0) {
+				free(reads);
+				unpin(t);
+				return rc;
+			}
+		}
 		o.check_tables = (const char *const *)t->reads;
+		o.check_versions = reads;
 		o.ncheck = t->nreads;
 	}
 	rc = udr__catalog_commit_versions(seq_out, t->c, t->staged, t->nstaged, &o);
+	free(reads);
 	unpin(t);
 	return rc;
 }
