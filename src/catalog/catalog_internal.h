@@ -354,6 +354,7 @@ typedef struct udr__refplan {
 	uint64_t parent;
 	uint64_t snap_from;
 	uint64_t ref_prev;
+	int format; /* the catalog format the record needs (config raised by the commit step once every check passed) */
 } udr__refplan;
 int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uint64_t head,
                    const udr__commit_opts *o);

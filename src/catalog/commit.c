@@ -710,6 +710,11 @@ int udr__catalog_commit_versions(uint64_t *seq_out, udr_catalog *c, udr_version 
 			goto done;
 		}
 	}
+	/* every check passed: the config says the format the record needs
+	 * before the record exists (older udr versions then refuse the
+	 * catalog); a refused command never raised it */
+	if (plan.format && (rc = udr__catalog_config_format(c, plan.format)) < 0)
+		goto done;
 	cm.author = author;
 	cm.message = (char *)(o->message ? o->message : (n == 1 ? vs[0]->message : NULL));
 	cm.nchanges = n;

@@ -414,7 +414,8 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 		 * linked head; the catalog becomes format 4 (then also 3) */
 		if (!prev)
 			return udr__error_set(UDR_ENOTFOUND, "the store has no commits yet");
-		return udr__catalog_config_format(c, strcmp(op, "retention") == 0 ? 5 : 4);
+		p->format = strcmp(op, "retention") == 0 ? 5 : 4;
+		return 0;
 	}
 	if (!prev)
 		return op && (strcmp(op, "create") == 0 || tag)
@@ -458,8 +459,8 @@ int udr__refs_plan(udr__refplan *p, udr_catalog *c, const udr__record *prev, uin
 		}
 		p->parent = p->snap_from = o->target;
 	}
-	if (!prev->branched && (rc = udr__catalog_config_format(c, 3)) < 0)
-		return rc;
+	if (!prev->branched)
+		p->format = 3;
 	return 0;
 }
 

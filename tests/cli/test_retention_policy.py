@@ -174,6 +174,26 @@ def test_unset_bad_flags(udr):
     assert tree_snapshot(udr.root) == before
 
 
+@pytest.mark.parametrize("args,code", [
+    (["retention", "restore", "t@1"], 1),            # not expired
+    (["retention", "restore", "nope@1"], 1),
+    (["retention", "expire", "--keep-last", "99"], 0),  # expires nothing
+    (["tag", "create", "v1", "commit:99"], 1),       # no such commit
+    (["branch", "create", "dev", "--from", "commit:99"], 1),
+])
+def test_refused_first_ref_or_expiry_leaves_the_catalog_format(udr, args, code):
+    """The first ref or expiry record raises the catalog's format (older
+    udr versions then refuse it): a command that wrote no record raised it
+    all the same (a helper's review: restore of a version not expired made
+    a format-2 catalog format 4)."""
+    commit_n(udr, "t", 2)
+    before = tree_snapshot(udr.catalog)
+    r = udr(*args)
+    assert r.code == code, r
+    assert json.loads((udr.catalog / "config.json").read_text().split(',"check"')[0] + "}")["format"] == 2
+    assert tree_snapshot(udr.catalog) == before
+
+
 def test_empty_store_refused(udr):
     r = udr("retention", "set", "--keep-last", "1")
     assert r.code == 1 and "no commits" in r.stderr
