@@ -163,8 +163,12 @@ static void print_commit_text(udr_catalog *cat, const udr_commit *c)
 	size_t i;
 
 	cli_format_time(when, c->time_ms);
-	printf("commit %" PRIu64 " (%s) %s %s\n", c->seq, c->branch ? c->branch : "?", when,
-	       c->author ? c->author : "?");
+	printf("commit %" PRIu64 " (%s) %s ", c->seq, c->branch ? c->branch : "?", when);
+	/* control characters as '?': an author with a newline (stored by an
+	 * older udr, which kept UDR_AUTHOR as it was) would forge lines */
+	for (const char *a = c->author ? c->author : "?"; *a; a++)
+		putchar((unsigned char)*a < 0x20 || *a == 0x7f ? '?' : *a);
+	putchar('\n');
 	if (c->op && c->source) /* cherry-pick, revert */
 		printf("  %s of commit %" PRIu64 "\n", c->op, c->source);
 	else if (c->op && (strcmp(c->op, "expire") == 0 || strcmp(c->op, "unexpire") == 0)) /* GC.md 1.4 */

@@ -23,6 +23,24 @@
 #include "catalog/catalog_internal.h"
 #include "store/gcfence.h"
 
+/* src copied to out as an author: control characters (a newline would let
+ * UDR_AUTHOR forge lines of `udr log`) become '?', and a cut falls between
+ * UTF-8 characters. */
+static void author_copy(char *out, size_t outsz, const char *src)
+{
+	size_t n = 0;
+	for (; src[n] && n + 1 < outsz; n++)
+		out[n] = ((unsigned char)src[n] < 0x20 || src[n] == 0x7f) ? '?' : src[n];
+	if (((unsigned char)src[n] & 0xc0) == 0x80) {
+		/* cut inside a character: drop its copied bytes and lead byte */
+		while (n > 0 && ((unsigned char)out[n - 1] & 0xc0) == 0x80)
+			n--;
+		if (n > 0)
+			n--;
+	}
+	out[n] = 0;
+}
+
 static void author_name(char *out, size_t outsz)
 {
 	/* the user's name, looked up once per thread and uid (a lookup reads
@@ -34,7 +52,7 @@ static void author_name(char *out, size_t outsz)
 	struct passwd pw, *res = NULL;
 	char buf[1024];
 	if (env && *env) {
-		snprintf(out, outsz, "%s", env);
+		author_copy(out, outsz, env);
 		return;
 	}
 	if (pw_known && pw_uid == getuid()) {
@@ -42,14 +60,14 @@ static void author_name(char *out, size_t outsz)
 		return;
 	}
 	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_name) {
-		snprintf(pw_name, sizeof(pw_name), "%s", res->pw_name);
+		author_copy(pw_name, sizeof(pw_name), res->pw_name);
 		pw_uid = getuid();
 		pw_known = true;
-		snprintf(out, outsz, "%s", res->pw_name);
+		snprintf(out, outsz, "%s", pw_name);
 		return;
 	}
 	env = getenv("USER");
-	snprintf(out, outsz, "%s", env && *env ? env : "unknown");
+	author_copy(out, outsz, env && *env ? env : "unknown");
 }
 
 /* Saved caller-visible fields, restored when a commit fails. */

@@ -81,6 +81,21 @@ def test_log_author(udr):
     assert " alice" in udr.ok("log").out
 
 
+def test_log_author_cannot_forge_lines(udr):
+    """UDR_AUTHOR was stored and printed as it was: a newline in it printed
+    a commit that does not exist (a helper's review)."""
+    forged = "mallory\ncommit 998 (main) 2026-01-01T00:00:00.000Z root\n  t: 1 -> 998"
+    udr.ok("commit", "t", "--next", "--allow-empty", env={"UDR_AUTHOR": forged})
+    assert log(udr)[0]["author"] == forged.replace("\n", "?")
+    out = udr.ok("log").out
+    assert "998" in out and len(out.splitlines()) == 2, out
+    assert not any(line.startswith("commit 998") for line in out.splitlines())
+    # a long author is cut between characters, never inside one
+    udr.ok("commit", "t", "--next", "--allow-empty", env={"UDR_AUTHOR": "a" + "\u00e9" * 200})
+    author = log(udr)[0]["author"]
+    assert author == "a" + "\u00e9" * 127, len(author.encode())
+
+
 def test_log_filters(history):
     udr = history
     assert seqs(udr, "--table", "a") == [3, 1]
