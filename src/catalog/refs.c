@@ -923,9 +923,17 @@ int udr_branch_reflog(udr_reflog_entry **out, size_t *count, udr_catalog *c, con
 		s = x.ref_prev;
 		udr__record_free(&x);
 	}
-	/* each move's old head is the head the move before left */
+	/* each move's old head is the head the move before left; the last
+	 * one listed (a limit) reads the move before it */
 	for (size_t i = 0; i + 1 < n; i++)
 		a[i].old = a[i + 1].head;
+	if (rc >= 0 && n > 0 && s > 0) {
+		udr__record x;
+		if ((rc = udr__record_read(&x, c, s)) >= 0) {
+			a[n - 1].old = x.cm->op && strcmp(x.cm->op, "delete") == 0 ? 0 : s;
+			udr__record_free(&x);
+		}
+	}
 	if (rc < 0) {
 		udr_reflog_free(a, n);
 		return rc;

@@ -130,6 +130,11 @@ def test_tags_reset_reflog(udr):
     assert version_on(udr, "t", "main") == 2
     assert commit(udr, "t", b"3") == 3  # never a reused number
     assert len(udr.ok("reflog", "main", "--limit", "2").out.splitlines()) == 2
+    # the last move a limit lists has its old head too (it said 0: a
+    # reset to it would have gone nowhere; a helper's review)
+    full = json.loads(udr.ok("reflog", "main", "--json").out)
+    for k in range(1, len(full) + 1):
+        assert json.loads(udr.ok("reflog", "main", "--limit", str(k), "--json").out) == full[:k], k
     udr.ok("tag", "delete", "v1")
     assert json.loads(udr.ok("tag", "--json").out) == []
     assert udr.ok("fsck").code == 0
