@@ -1594,6 +1594,17 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 		return rc;
 	case UDR__REF_VERSION:
 		rc = udr_catalog_get_version(out, q->cat, table, ref->num);
+		if (rc == 0 && head && (*out)->commit_seq > head) {
+			/* committed after the statement's (or transaction's)
+			 * snapshot: not there yet, as for t@commit:N */
+			rc = udr__error_set(UDR_ENOTFOUND,
+			                    "table '%s' has no version %" PRIu64 " at this snapshot (commit %" PRIu64
+			                    "; commit %" PRIu64 " made it later)",
+			                    qt, ref->num, head, (*out)->commit_seq);
+			udr_version_free(*out);
+			*out = NULL;
+			return rc;
+		}
 		if (rc == UDR_ENOTFOUND) {
 			uint64_t latest = 0;
 			if (udr_catalog_latest(&latest, q->cat, table) < 0)
@@ -1604,6 +1615,12 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 		return rc;
 	case UDR__REF_TIME:
 		rc = udr_catalog_get_version_at_time(out, q->cat, table, ref->time_ms);
+		if (rc == 0 && head && (*out)->commit_seq > head) {
+			/* the time is past the snapshot: what the snapshot holds */
+			udr_version_free(*out);
+			*out = NULL;
+			rc = udr_catalog_get_version_at_seq(out, q->cat, table, head);
+		}
 		if (rc == UDR_ENOTFOUND)
 			return udr__error_set(UDR_ENOTFOUND, "table '%s' had no version at %s", qt, qr);
 		return rc;

@@ -58,6 +58,31 @@ def test_a_transaction_reads_its_writes_through_its_branch_head(users):
     assert users.sql("SELECT count(*) FROM users@latest").fetchone() == (6,)  # the other writer's row
 
 
+def test_a_transaction_reads_versions_and_times_at_its_snapshot(users):
+    """t@N and t@TIME read versions committed after the transaction's
+    snapshot (another session's commit), and a write could store what the
+    snapshot never saw (a helper's review); t@commit:N was refused."""
+    import datetime as dt
+    other = udr.open(users.path)
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    users.sql("CREATE TABLE audit AS SELECT 0 AS score WHERE false")
+    users.sql("BEGIN")
+    scores(users)
+    other.sql("UPDATE users SET score = score + 1000")         # users@2, after the snapshot
+    with pytest.raises(udr.NotFoundError, match="no version 2 at this snapshot"):
+        users.sql("SELECT * FROM users@2").fetchall()
+    users.sql("ROLLBACK")
+    users.sql("BEGIN")
+    before = scores(users)
+    other.sql("UPDATE users SET score = score + 1000")         # users@3, after the snapshot
+    assert users.sql(f"SELECT id, score FROM users@{today} ORDER BY id").fetchall() == before
+    users.sql(f"INSERT INTO audit SELECT score FROM users@{today} WHERE id = 1")
+    users.sql("COMMIT")
+    assert users.sql("SELECT score FROM audit").fetchall() == [(1010,)]
+    assert users.sql("SELECT score FROM users@3 WHERE id = 1").fetchall() == [(2010,)]
+    other.close()
+
+
 def test_versions_pin_of_the_head_reads_as_name_at_latest(users):
     """versions={'users': 'latest'} (or None, or the call's branch) reads what
     users@latest reads: in a transaction, its writes; a number, that version
