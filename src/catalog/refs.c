@@ -1002,6 +1002,21 @@ void udr_table_diff_free(udr_table_diff *d, size_t count)
 	free(d);
 }
 
+/* *v set to 0 when version *v of table records a drop (udr.dropped). */
+static int absent_if_dropped(uint64_t *v, udr_catalog *c, const char *table)
+{
+	udr_version *ver = NULL;
+	int rc;
+	if (*v == 0)
+		return 0;
+	if ((rc = udr_catalog_get_version(&ver, c, table, *v)) < 0)
+		return rc;
+	if (udr_version_is_dropped(ver))
+		*v = 0;
+	udr_version_free(ver);
+	return 0;
+}
+
 int udr_catalog_diff(udr_table_diff **out, size_t *count, udr_catalog *c, const char *ra, const char *rb)
 {
 	udr_table_ref *a = NULL, *b = NULL;
@@ -1025,6 +1040,11 @@ int udr_catalog_diff(udr_table_diff **out, size_t *count, udr_catalog *c, const 
 		uint64_t va = cmp <= 0 ? a[i].version : 0, vb = cmp >= 0 ? b[j].version : 0;
 		i += cmp <= 0;
 		j += cmp >= 0;
+		if (va == vb)
+			continue;
+		/* a version that records a drop is no table: absent (0) */
+		if ((rc = absent_if_dropped(&va, c, t)) < 0 || (rc = absent_if_dropped(&vb, c, t)) < 0)
+			goto done;
 		if (va == vb)
 			continue;
 		if (!(d[n].table = strdup(t))) {

@@ -312,3 +312,17 @@ def test_diff_rows_counts_rows_per_table(udr):
     # only diff takes it
     r = udr("branch", "create", "x", "--rows")
     assert r.code == 2 and "takes no --rows" in r.stderr
+
+
+def test_diff_of_a_dropped_table(udr):
+    """A drop is a version that records the drop: diff took its number for a
+    table's ("changed d: 1 -> 2"; dropped on both sides: "changed d: 3 ->
+    2"; a helper's review)."""
+    udr.ok("sql", "CREATE TABLE d AS SELECT 1 AS x")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "--branch", "dev", "DROP TABLE d")
+    assert udr.ok("diff", "main", "dev", "--rows").out == "removed d: 1 -> 0  rows 1 -> 0 (+0 -1)\n"
+    assert json.loads(udr.ok("diff", "dev", "main", "--json").out) == [
+        {"table": "d", "change": "added", "old": 0, "new": 1}]
+    udr.ok("sql", "DROP TABLE d")
+    assert udr.ok("diff", "main", "dev").out == ""
