@@ -58,12 +58,29 @@ udr__mtable *udr__mrec_table(udr__mrec *r, const char *table)
 }
 
 /* catalog/merges/<target><suffix>, '/' in the branch name written %2F. */
+/* A record's file name: the branch name with '/' as %2F, or, when that
+ * with ".lock" would pass NAME_MAX (255 bytes; a valid branch name may),
+ * "%h" and the BLAKE3 of the name in hex ('%' is in no branch name). */
+#define MREC_HASHED "%h"
 static char *rec_path(udr_query *q, const char *target, const char *suffix)
 {
 	udr__buf b = {0};
+	size_t enc = 0;
 	int rc = udr__buf_printf(&b, "%s/merges/", q->cat->path);
-	for (const char *s = target; rc == 0 && *s; s++)
-		rc = *s == '/' ? udr__buf_puts(&b, "%2F") : udr__buf_put(&b, s, 1);
+	for (const char *s = target; *s; s++)
+		enc += *s == '/' ? 3 : 1;
+	if (rc == 0 && enc + sizeof(".lock") - 1 > 255) {
+		udr_hash h;
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_buf(&h, target, strlen(target));
+		udr_hash_tohex(hex, &h);
+		rc = udr__buf_puts(&b, MREC_HASHED);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, hex);
+	} else {
+		for (const char *s = target; rc == 0 && *s; s++)
+			rc = *s == '/' ? udr__buf_puts(&b, "%2F") : udr__buf_put(&b, s, 1);
+	}
 	if (rc == 0)
 		rc = udr__buf_puts(&b, suffix);
 	if (rc < 0) {
@@ -283,19 +300,29 @@ static uint64_t u64_of(json_t *o, const char *k)
 	return json_is_integer(v) && json_integer_value(v) >= 0 ? (uint64_t)json_integer_value(v) : 0;
 }
 
+static int mrec_load_path(udr__mrec *out, char *path, const char *target);
+
 int udr__mrec_load(udr__mrec *out, udr_query *q, const char *target)
 {
-	char *path = rec_path(q, target, ".json"), *text = NULL;
+	char *path = rec_path(q, target, ".json");
+	memset(out, 0, sizeof(*out));
+	if (!path)
+		return udr__error_oom();
+	return mrec_load_path(out, path, target);
+}
+
+/* The record in path (freed here); target NULL: whichever it names. */
+static int mrec_load_path(udr__mrec *out, char *path, const char *target)
+{
+	char *text = NULL;
 	size_t len = 0, i;
 	json_error_t jerr;
 	json_t *o = NULL, *tables, *x;
 	int rc;
 	memset(out, 0, sizeof(*out));
-	if (!path)
-		return udr__error_oom();
 	rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE);
 	if (rc < 0) {
-		if (errno == ENOENT || rc == UDR_ENOTFOUND)
+		if (target && (errno == ENOENT || rc == UDR_ENOTFOUND))
 			rc = no_record(target);
 		free(path);
 		return rc;
@@ -309,6 +336,10 @@ int udr__mrec_load(udr__mrec *out, udr_query *q, const char *target)
 	if (!o || u64_of(o, "format") != 1 || !json_string_value(json_object_get(o, "target")) ||
 	    !json_string_value(json_object_get(o, "source"))) {
 		rc = bad_record(path);
+		goto out;
+	}
+	if (target && strcmp(json_string_value(json_object_get(o, "target")), target) != 0) {
+		rc = bad_record(path); /* the file of another branch's record */
 		goto out;
 	}
 	if (!(out->target = strdup(json_string_value(json_object_get(o, "target")))) ||
@@ -539,6 +570,19 @@ int udr__conflicts_ensure(udr_query *q)
 		size_t n = strlen(e->d_name);
 		if (n <= 5 || strcmp(e->d_name + n - 5, ".json") != 0 || e->d_name[0] == '.')
 			continue;
+		if (strncmp(e->d_name, MREC_HASHED, strlen(MREC_HASHED)) == 0) {
+			/* a long name's record: the name is in it */
+			char *path = udr__path_join(dir, e->d_name);
+			if (!path) {
+				rc = udr__error_oom();
+				break;
+			}
+			if ((rc = mrec_load_path(&r, path, NULL)) == 0) {
+				rc = append_record_rows(q, &r);
+				udr__mrec_free(&r);
+			}
+			continue;
+		}
 		/* the file name back to the branch name */
 		for (size_t i = 0; rc == 0 && i < n - 5; i++) {
 			if (strncmp(e->d_name + i, "%2F", 3) == 0) {

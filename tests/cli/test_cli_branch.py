@@ -326,3 +326,26 @@ def test_diff_of_a_dropped_table(udr):
         {"table": "d", "change": "added", "old": 0, "new": 1}]
     udr.ok("sql", "DROP TABLE d")
     assert udr.ok("diff", "main", "dev").out == ""
+
+
+@pytest.mark.parametrize("name", ["b" * 251, "/".join(["a"] * 100)])
+def test_conflicts_of_a_branch_with_a_long_name(udr, name):
+    """A valid branch name of up to 255 bytes ('/' written %2F) made a merge
+    record's lock file name longer than a file name may be: a merge into it
+    committed and then exited 5, and its conflicts could not be recorded (a
+    helper's review)."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS x")
+    udr.ok("branch", "create", name)
+    udr.ok("branch", "create", "src")
+    udr.ok("sql", "--branch", name, "UPDATE t SET x = 2")
+    udr.ok("sql", "--branch", "src", "UPDATE t SET x = 3")
+    r = udr("merge", "src", "--into", name)
+    assert r.code == 3 and "conflict t" in r.out + r.stderr, r
+    rows = json.loads(udr.ok("conflicts", "--into", name, "--json").out)
+    assert [x["table"] for x in rows] == ["t"], rows
+    assert udr.ok("sql", "SELECT DISTINCT target FROM udr_conflicts", "--csv").out.split() == ["target", name]
+    udr.ok("resolve", "t", "--into", name, "--theirs")
+    udr.ok("merge", "--continue", "--into", name)
+    assert udr.ok("sql", "--branch", name, "SELECT x FROM t", "--csv").out.split() == ["x", "3"]
+    assert udr.ok("fsck").code == 0
+
