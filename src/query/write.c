@@ -2428,6 +2428,7 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 	uint64_t *rows = NULL, total = 0;
 	size_t n = 0, nsel = 0, nsmall = 0;
 	char ref[UDR_TABLE_NAME_MAX + 32], qt[UDR_TABLE_NAME_MAX * 4 + 8];
+	uint64_t snap_head = q->snap_head;
 	int rc;
 	*version = 0;
 	udr__quote(qt, sizeof(qt), table);
@@ -2435,6 +2436,10 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 	to.branch = branch;
 	if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
 		return rc;
+	/* its statements read at its own snapshot: after a write, the
+	 * statement's was taken before the write's commit (t@N of the
+	 * version the write made would not be found) */
+	q->snap_head = udr_txn_snapshot(txn);
 	rc = udr_txn_get_version(&base, txn, table, 0);
 	if (rc == 0 && udr__version_dropped(base)) {
 		udr_version_free(base);
@@ -2557,6 +2562,7 @@ out:
 	udr_version_free(v);
 	udr_version_free(base);
 	udr_txn_free(txn);
+	q->snap_head = snap_head;
 	return rc;
 }
 
