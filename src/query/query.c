@@ -1614,6 +1614,23 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 		}
 		return rc;
 	case UDR__REF_TIME:
+		if (q->branch && strcmp(q->branch, "main") != 0) {
+			/* a session on a branch: that branch's history (as udr show
+			 * --branch B --at T); a time past the snapshot: its head there */
+			char spec[UDR_REF_NAME_MAX + 16], cr[40];
+			uint64_t commit = 0;
+			snprintf(spec, sizeof(spec), "branch:%s", q->branch);
+			rc = udr_catalog_resolve_at(&commit, q->cat, spec, ref->time_ms);
+			if (rc == 0 && head && commit > head)
+				rc = udr__resolve_at_seq(&commit, q->cat, spec, head);
+			snprintf(cr, sizeof(cr), "commit:%" PRIu64, commit);
+			if (rc == 0)
+				rc = commit ? udr_catalog_get_version_on(out, q->cat, table, 0, cr) : UDR_ENOTFOUND;
+			if (rc == UDR_ENOTFOUND)
+				return udr__error_set(UDR_ENOTFOUND, "table '%s' had no version on branch %s at %s", qt,
+				                      q->branch, qr);
+			return rc;
+		}
 		rc = udr_catalog_get_version_at_time(out, q->cat, table, ref->time_ms);
 		if (rc == 0 && head && (*out)->commit_seq > head) {
 			/* the time is past the snapshot: what the snapshot holds */

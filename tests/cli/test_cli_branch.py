@@ -349,3 +349,25 @@ def test_conflicts_of_a_branch_with_a_long_name(udr, name):
     assert udr.ok("sql", "--branch", name, "SELECT x FROM t", "--csv").out.split() == ["x", "3"]
     assert udr.ok("fsck").code == 0
 
+
+def test_time_travel_in_a_branch_session_reads_the_branch(udr):
+    """In a --branch dev session t@TIME read main's history (another answer
+    than udr show t --branch dev --at TIME, exit 0; a helper's review)."""
+    import time
+    udr.ok("sql", "CREATE TABLE t AS SELECT 'main-v1' AS v")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'dev-v2'")
+    udr.ok("sql", "--branch", "dev", "CREATE TABLE d AS SELECT 1 AS x")
+    time.sleep(0.05)
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".%03dZ" % (int(time.time() * 1000) % 1000)
+    time.sleep(0.05)
+    udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'dev-v3'")
+    q = 'SELECT v FROM "t@%s"' % at
+    assert udr.ok("sql", "--branch", "dev", q, "--csv").out.split() == ["v", "dev-v2"]
+    assert udr.ok("sql", q, "--csv").out.split() == ["v", "main-v1"]
+    shown = json.loads(udr.ok("show", "t", "--branch", "dev", "--at", at).out)["version"]
+    assert udr.ok("sql", "--branch", "dev", "SELECT v FROM t@%d" % shown, "--csv").out.split() == ["v", "dev-v2"]
+    assert udr.ok("sql", "--branch", "dev", 'SELECT x FROM "d@%s"' % at, "--csv").out.split() == ["x", "1"]
+    r = udr("sql", 'SELECT x FROM "d@%s"' % at)
+    assert r.code == 1, r
+
