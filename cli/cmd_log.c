@@ -57,6 +57,12 @@ static int log_opt(int opt, const char *arg, void *payload)
 		o->tables[o->q.ntables++] = arg;
 		break;
 	case OPT_BRANCH:
+		/* a name no branch can have lists nothing: say so (a deleted
+		 * branch's commits are still listed by its name) */
+		if (udr_ref_name_check(arg) != 0) {
+			cli_errorf("%s", udr_error_last()->message);
+			return CLI_EXIT_USAGE;
+		}
 		o->q.branch = arg;
 		break;
 	case OPT_LIMIT:

@@ -96,6 +96,16 @@ def test_log_author_cannot_forge_lines(udr):
     assert author == "a" + "\u00e9" * 127, len(author.encode())
 
 
+@pytest.mark.parametrize("cmd", ["log", "watch"])
+def test_log_branch_name_that_no_branch_can_have(udr, cmd):
+    """log --branch '' (or 'a b', 'x..y') listed nothing with exit 0, as if
+    the branch had no commits (a helper's review)."""
+    udr.ok("commit", "t", "--next", "--allow-empty")
+    for bad in ("", "a b", "x..y", "-x"):
+        r = udr(cmd, "--branch", bad)
+        assert r.code == 2 and "invalid branch or tag name" in r.stderr, (bad, r)
+
+
 def test_log_filters(history):
     udr = history
     assert seqs(udr, "--table", "a") == [3, 1]
