@@ -1683,7 +1683,10 @@ int udr__q_resolve(udr_version **out, udr_query *q, const char *table, const cha
 	name[at ? (size_t)(at - table) : strlen(table)] = '\0';
 	if ((rc = udr_table_name_check(name)) < 0)
 		return rc;
-	if (!ref || !*ref) {
+	if (ref && !*ref) /* as SQL's "t@": not the latest by accident */
+		return udr__error_set(UDR_EINVAL, "an empty version reference for table %s (a version, time, commit, "
+		                                  "branch or tag; none for the latest)", name);
+	if (!ref) {
 		memset(&r, 0, sizeof(r));
 		r.kind = UDR__REF_LATEST;
 	} else if ((rc = udr__ref_parse(&r, ref, strlen(ref))) < 0) {

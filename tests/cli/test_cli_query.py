@@ -989,3 +989,18 @@ def test_sql_table_output_aligns_per_batch(udr):
     # small results align as a whole
     out = udr.ok("sql", "SELECT * FROM (VALUES (1, 'a'), (100, 'bbbb')) t(n, s)").out
     assert out == "n   | s\n----+-----\n  1 | a\n100 | bbbb\n(2 rows)\n"
+
+
+def test_an_empty_version_reference_is_refused(udr, tmp_path):
+    """export 't@', diff-rows t '' 1 (and Python version='') read the latest
+    version with exit 0, while SQL's "t@" is malformed (a helper's review)."""
+    write(tmp_path / "a.csv", "id,v\n1,a\n")
+    write(tmp_path / "b.csv", "id,v\n1,b\n")
+    imp(udr, "t", tmp_path / "a.csv")
+    imp(udr, "t", tmp_path / "b.csv")
+    r = udr("export", "t@", tmp_path / "out.csv")
+    assert r.code == 2 and "empty version reference" in r.stderr, r
+    assert not (tmp_path / "out.csv").exists()
+    r = udr("diff-rows", "t", "", "1", "--key", "id")
+    assert r.code == 2 and "empty version reference" in r.stderr, r
+    assert udr("diff-rows", "t", "1", "2", "--key", "id").code == 0
