@@ -2102,6 +2102,12 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		udr_error_clear();
 		return 1;
 	}
+	if (strcasecmp(st.target, "udr_log") == 0 || strcasecmp(st.target, "udr_tables") == 0 ||
+	    strcasecmp(st.target, "udr_conflicts") == 0)
+		/* DuckDB wrote the session's view or table of that name: a
+		 * count, exit 0, nothing committed */
+		return udr__error_set(UDR_EINVAL, "%s is one of UDR's read-only views (udr_log, udr_tables, "
+		                                  "udr_conflicts): SQL cannot write a table of that name", qt);
 	if ((rc = session_object(&sess, q, st.target)) < 0)
 		return rc;
 	if (sess)

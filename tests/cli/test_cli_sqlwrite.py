@@ -753,3 +753,16 @@ def test_a_csv_of_only_its_header_is_a_table_without_rows(udr, tmp_path):
     full.write_text("id,f\n3,1.0\n")
     udr.ok("import", "q", str(full), "--key", "id")
     assert rows(udr, "SELECT id, f FROM q") == [(3, 1.0)]
+
+
+@pytest.mark.parametrize("stmt", ["CREATE TABLE udr_log AS SELECT 1 AS x", "CREATE TABLE UDR_TABLES AS SELECT 1 AS x",
+                                  "INSERT INTO udr_log SELECT * FROM udr_log", "DROP TABLE udr_conflicts"])
+def test_writes_to_the_changelog_views_are_refused(udr, stmt):
+    """CREATE TABLE udr_log AS ... printed a count and exited 0, and nothing
+    was committed: DuckDB wrote the session's view of that name (a helper's
+    review)."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS x")
+    before = udr.ok("log", "--json").out
+    r = udr("sql", stmt)
+    assert r.code == 2 and "read-only views" in r.stderr, r
+    assert udr.ok("log", "--json").out == before
