@@ -2025,10 +2025,10 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 /*
  * The fields of each line of a CSV file split by delim (RFC 4180 quotes:
  * a quoted field may hold delim and line breaks).  0 when every line has
- * as many fields as the first; UDR_EINVAL naming the file and the first
- * line that differs.
+ * as many fields as the first; UDR_EINVAL naming the file (shown: the
+ * user's name for it) and the first line that differs.
  */
-static int csv_ragged_line(const char *path, char delim)
+static int csv_ragged_line(const char *path, const char *shown, char delim)
 {
 	FILE *f = fopen(path, "rb");
 	uint64_t line = 1, start_line = 1, fields = 1, header = 0;
@@ -2064,7 +2064,7 @@ static int csv_ragged_line(const char *path, char delim)
 	fclose(f);
 	if (!bad)
 		return 0;
-	udr__quote(qp, sizeof(qp), path);
+	udr__quote(qp, sizeof(qp), shown);
 	return udr__error_set(UDR_EINVAL,
 	                      "cannot import '%s': line %" PRIu64 " has %" PRIu64 " field%s, the header "
 	                      "(line 1) has %" PRIu64 " (every line of a CSV file must have as many fields)",
@@ -2179,26 +2179,218 @@ static bool csv_header_only(const char *path)
 	return records == 1 && !quoted && !all_numeric;
 }
 
+/* The delimiter in the name of the one column s has (0: none, or not one
+ * column): a ragged file as DuckDB's sniffer reads it. */
+static char one_column_delim(const schema *s)
+{
+	if (s->n != 1)
+		return 0;
+	for (const char *d = ",;\t|"; *d; d++)
+		if (strchr(s->names[0], *d))
+			return *d;
+	return 0;
+}
+
 /*
  * A CSV file whose lines have different numbers of fields is read by
  * DuckDB's sniffer as one column named after the whole header ("a,b"):
  * when the files read as one such column, find the first ragged line.
- * *out: the columns DuckDB detects in the files (reader).
+ * Several files are read by name (union_by_name), where a ragged file's
+ * one column sits among the others' columns and took its lines as values:
+ * each file is checked as if imported alone.  shown: the user's names of
+ * files.  *out: the columns DuckDB detects in the files (reader).
  */
-static int check_ragged(schema *out, udr_query *q, const char *reader, const char *const *files, size_t nfiles)
+static int check_ragged(schema *out, udr_query *q, const char *reader, const char *const *files,
+                        const char *const *shown, size_t nfiles)
 {
-	char delim = 0;
+	char delim;
 	int rc = udr__q_describe(&out->names, &out->types, &out->n, q, reader);
 	if (rc < 0)
 		return rc;
-	if (out->n == 1)
-		for (const char *d = ",;\t|"; *d && !delim; d++)
-			if (strchr(out->names[0], *d))
-				delim = *d;
-	for (size_t i = 0; delim && rc == 0 && i < nfiles; i++)
-		rc = csv_ragged_line(files[i], delim);
+	if ((delim = one_column_delim(out)) != 0)
+		for (size_t i = 0; rc == 0 && i < nfiles; i++)
+			rc = csv_ragged_line(files[i], shown[i], delim);
+	for (size_t i = 0; rc == 0 && nfiles > 1 && i < nfiles; i++) {
+		schema one = {0};
+		udr__buf b = {0};
+		rc = reader_sql(&b, UDR_FORMAT_CSV, &files[i], 1, NULL, csv_header_only(files[i]));
+		if (rc == 0)
+			rc = udr__q_describe(&one.names, &one.types, &one.n, q, b.ptr);
+		udr__buf_free(&b);
+		if (rc == 0 && (delim = one_column_delim(&one)) != 0)
+			rc = csv_ragged_line(files[i], shown[i], delim);
+		schema_free(&one);
+	}
 	return rc;
 }
+
+/*
+ * A CSV or JSON file of nothing but white space (and a UTF-8 byte order
+ * mark) has no header and no value: DuckDB reads it as one made-up column
+ * (column0, json) without rows, which replaced the table.  Refused,
+ * naming shown (the user's name).  Compressed files are not looked into;
+ * an empty Parquet file DuckDB refuses itself.
+ */
+static int check_not_empty(const char *path, const char *shown, int format)
+{
+	size_t n = strlen(path);
+	FILE *f;
+	int c;
+	char qp[300];
+	if (format == UDR_FORMAT_PARQUET || ends_with_ci(path, n, ".gz") || ends_with_ci(path, n, ".zst") ||
+	    ends_with_ci(path, n, ".zstd") || !(f = fopen(path, "rb")))
+		return 0; /* DuckDB reads or reports it */
+	if (!(getc(f) == 0xEF && getc(f) == 0xBB && getc(f) == 0xBF))
+		rewind(f);
+	while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
+		;
+	fclose(f);
+	if (c != EOF)
+		return 0;
+	udr__quote(qp, sizeof(qp), shown);
+	if (format == UDR_FORMAT_CSV)
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot import '%s': the file is empty: no header (a CSV file needs its "
+		                      "header line; a table without rows is its header alone)",
+		                      qp);
+	return udr__error_set(UDR_EINVAL, "cannot import '%s': the file is empty: no JSON value", qp);
+}
+
+/*
+ * Inputs read once: the import reads each file several times (the checks
+ * above, DuckDB's sniffer, the copy), so a pipe (/dev/stdin, <(...)), a
+ * FIFO or a character device gave its bytes to the first read and DuckDB
+ * found nothing (a FIFO whose writer was gone blocked it forever).  Each
+ * input that is not a regular file is copied first into a directory of
+ * its own under <cache_dir>/tmp, made and held like an import's parts
+ * (make_import_dir: a cleaner removes it once its import is dead), and
+ * read from there.  paths[i]: files[i], or its copy.
+ */
+typedef struct staged_inputs {
+	const char **paths;
+	char **copies; /* copies[i]: files[i]'s copy (absolute), or NULL */
+	size_t n;
+	char *dir;
+	int lockfd;
+} staged_inputs;
+
+static void staged_free(staged_inputs *s)
+{
+	if (s->dir) {
+		rmtree_flat(s->dir);
+		free(s->dir);
+		close(s->lockfd);
+	}
+	for (size_t i = 0; s->copies && i < s->n; i++)
+		free(s->copies[i]);
+	free(s->copies);
+	free(s->paths);
+	memset(s, 0, sizeof(*s));
+	s->lockfd = -1;
+}
+
+/* The name of files[i]'s copy: input-N and the extension of the
+ * original's name (.csv, .csv.gz: DuckDB detects compression by it). */
+static char *copy_name(const char *dir, const char *file, size_t i)
+{
+	const char *base = strrchr(file, '/'), *ext, *prev;
+	char name[96];
+	base = base ? base + 1 : file;
+	ext = strrchr(base, '.');
+	if (ext && ext > base) {
+		size_t n = strlen(ext);
+		if (ends_with_ci(ext, n, ".gz") || ends_with_ci(ext, n, ".zst") || ends_with_ci(ext, n, ".zstd")) {
+			for (prev = ext - 1; prev > base && *prev != '.'; prev--)
+				;
+			if (prev > base)
+				ext = prev;
+		}
+	} else {
+		ext = "";
+	}
+	for (const char *p = ext; *p; p++)
+		if (*p != '.' && !isalnum((unsigned char)*p))
+			ext = "";
+	if (strlen(ext) > 40)
+		ext = "";
+	snprintf(name, sizeof(name), "input-%zu%s", i + 1, ext);
+	return udr__path_join(dir, name);
+}
+
+/* Copy the bytes of file (shown: the user's name) to the new file to. */
+static int copy_input(const char *file, const char *shown, const char *to)
+{
+	enum { COPY_BUF = 1 << 20 };
+	char qp[300], *buf = malloc(COPY_BUF);
+	int in = -1, out = -1, rc = 0;
+	size_t got = 0;
+	udr__quote(qp, sizeof(qp), shown);
+	if (!buf)
+		return udr__error_oom();
+	if ((in = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = udr__error_os(errno, "cannot import '%s'", qp);
+		goto out;
+	}
+	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		rc = udr__error_io(errno, "cannot create %s (the copy of '%s')", to, qp);
+		goto out;
+	}
+	do {
+		if ((rc = udr__read_full(in, buf, COPY_BUF, &got, shown)) == 0)
+			rc = udr__write_all(out, buf, got, to);
+	} while (rc == 0 && got == COPY_BUF);
+	if (rc == 0 && close(out) < 0)
+		rc = udr__error_io(errno, "cannot write %s (the copy of '%s')", to, qp);
+	out = -1;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	free(buf);
+	return rc;
+}
+
+static int stage_inputs(staged_inputs *s, udr_query *q, const char *const *files, size_t nfiles)
+{
+	int rc = 0;
+	memset(s, 0, sizeof(*s));
+	s->lockfd = -1;
+	if (!(s->paths = calloc(nfiles, sizeof(*s->paths))) || !(s->copies = calloc(nfiles, sizeof(*s->copies))))
+		return udr__error_oom();
+	s->n = nfiles;
+	for (size_t i = 0; rc == 0 && i < nfiles; i++) {
+		struct stat st;
+		s->paths[i] = files[i];
+		if (stat(files[i], &st) == 0 && S_ISREG(st.st_mode))
+			continue;
+		if (!s->dir) {
+			char *dir = NULL, *abs;
+			if ((rc = make_import_dir(&dir, &s->lockfd, q)) < 0)
+				break;
+			/* absolute, as DuckDB names it in its messages (name_output) */
+			if (!(abs = realpath(dir, NULL))) {
+				rc = udr__error_io(errno, "cannot resolve %s", dir);
+				rmtree_flat(dir);
+				free(dir);
+				close(s->lockfd);
+				s->lockfd = -1;
+				break;
+			}
+			free(dir);
+			s->dir = abs;
+		}
+		if (!(s->copies[i] = copy_name(s->dir, files[i], i))) {
+			rc = udr__error_oom();
+			break;
+		}
+		if ((rc = copy_input(files[i], files[i], s->copies[i])) == 0)
+			s->paths[i] = s->copies[i];
+	}
+	return rc;
+}
+
+static int name_output(int rc, const char *tmp, const char *path);
 
 /*
  * The columns of CSV/JSON files with the types opts->types names, the
@@ -2240,6 +2432,8 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	colinfo given;
 	udr_version *prev = NULL;
 	import_src src;
+	staged_inputs staged = {.lockfd = -1};
+	const char *const *shown = files; /* the user's names of the files */
 	bool keyed, header_only = false;
 	int rc, format;
 	if ((rc = import_opts(&o, opts)) < 0)
@@ -2278,13 +2472,22 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 		                      "them one at a time, the next ones with --append)",
 		                      q0, format_name(format), qi, format_name(f));
 	}
+	/* from here on, files are read from where they can be read again */
+	if ((rc = stage_inputs(&staged, q, files, nfiles)) < 0) {
+		staged_free(&staged); /* a failed copy is named as it is */
+		goto out;
+	}
+	files = staged.paths;
+	for (size_t i = 0; i < nfiles; i++)
+		if ((rc = check_not_empty(files[i], shown[i], format)) < 0)
+			goto out;
 	if (format == UDR_FORMAT_CSV) {
 		header_only = true;
 		for (size_t i = 0; i < nfiles && header_only; i++)
 			header_only = csv_header_only(files[i]);
 		if ((rc = reader_sql(&b, format, files, nfiles, NULL, header_only)) < 0)
 			goto out;
-		rc = check_ragged(&detected, q, b.ptr, files, nfiles);
+		rc = check_ragged(&detected, q, b.ptr, files, shown, nfiles);
 		udr__buf_free(&b);
 		if (rc < 0)
 			goto out;
@@ -2348,6 +2551,12 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
 out:
+	/* DuckDB's messages name the copies: the user's names instead (the
+	 * last first: input-1 is the start of input-10) */
+	for (size_t i = nfiles; rc < 0 && staged.copies && i-- > 0;)
+		if (staged.copies[i])
+			rc = name_output(rc, staged.copies[i], shown[i]);
+	staged_free(&staged);
 	udr__buf_free(&b);
 	schema_free(&old);
 	schema_free(&forced);
