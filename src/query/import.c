@@ -2927,9 +2927,18 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 		if (rc == 0)
 			rc = udr__buf_printf(&b, " WHERE o.\"%s\" IS NULL OR n.\"%s\" IS NULL", fo, fn);
 		for (size_t i = 0; rc == 0 && i < ncols; i++) {
-			bool in1 = schema_index(&s1, cols[i]) >= 0, in2 = schema_index(&s2, cols[i]) >= 0;
+			int i1 = schema_index(&s1, cols[i]), i2 = schema_index(&s2, cols[i]);
+			bool in1 = i1 >= 0, in2 = i2 >= 0;
 			rc = udr__buf_puts(&b, " OR ");
-			if (rc == 0 && in1 && in2) {
+			if (rc == 0 && in1 && in2 && strcmp(s1.types[i1], s2.types[i2]) == 0) {
+				/* as SQL writes compare: 0.0 -> -0.0 and NaN -> -NaN are
+				 * changes (IS DISTINCT FROM said equal) */
+				rc = udr__buf_puts(&b, "NOT (");
+				if (rc == 0)
+					rc = udr__w_same_col(&b, "o", "n", cols[i], s1.types[i1]);
+				if (rc == 0)
+					rc = udr__buf_puts(&b, ")");
+			} else if (rc == 0 && in1 && in2) {
 				rc = udr__buf_puts(&b, "o.");
 				if (rc == 0)
 					rc = udr__sql_ident(&b, cols[i]);

@@ -1004,3 +1004,16 @@ def test_an_empty_version_reference_is_refused(udr, tmp_path):
     r = udr("diff-rows", "t", "", "1", "--key", "id")
     assert r.code == 2 and "empty version reference" in r.stderr, r
     assert udr("diff-rows", "t", "1", "2", "--key", "id").code == 0
+
+
+def test_diff_rows_sees_signed_zero_and_nan_sign(udr):
+    """0.0 -> -0.0 and NaN -> -NaN are changes to SQL writes, keyed imports
+    and merges; diff-rows compared with IS DISTINCT FROM and listed nothing
+    (both reviews of this stop)."""
+    udr.ok("sql", "CREATE TABLE f AS SELECT * FROM (VALUES (1, 0.0::DOUBLE), (2, 'NaN'::DOUBLE), "
+                  "(3, 1.0::DOUBLE), (4, 2.5::REAL)) x(id, v)")
+    udr.ok("sql", "BEGIN; DELETE FROM f WHERE id < 3; "
+                  "INSERT INTO f VALUES (1, '-0.0'::DOUBLE), (2, '-NaN'::DOUBLE); COMMIT")
+    got = json.loads(udr.ok("diff-rows", "f", "1", "2", "--key", "id", "--json").out)
+    assert sorted((r["change"], r["id"]) for r in got) == [("changed", 1), ("changed", 2)], got
+    assert udr.ok("diff-rows", "f", "1", "1", "--key", "id", "--csv").out.splitlines()[1:] == []
