@@ -662,11 +662,17 @@ static int64_t first_int(udr_result *r, size_t col)
  * order); 0: they do not; < 0: an error.  EXCEPT ALL alone would compare
  * rows by position with implicit casts (a renamed column, or INTEGER made
  * VARCHAR, counted as no change). */
-static int same_columns(udr_query *q, const char *a, const char *b)
+/* 1 when a and b have the same columns (names, types, order), 0 when not,
+ * or an error.  With 1, *signs (malloc'd) holds ", signbit(\"c\")" for each
+ * float column c (or is ""): EXCEPT takes 0.0 and -0.0, NaN and -NaN for
+ * the same, while SQL writes, keyed imports and diff-rows do not. */
+static int same_columns(udr_query *q, const char *a, const char *b, char **signs)
 {
 	char sql[4 * UDR_TABLE_NAME_MAX + 128];
 	udr_result *ra = NULL, *rb = NULL;
+	size_t len = 0, cap = 1;
 	int rc, same;
+	*signs = NULL;
 	snprintf(sql, sizeof(sql), "SELECT * FROM %s LIMIT 0", a);
 	if ((rc = udr_query_sql(&ra, q, sql, NULL, 0)) != 0)
 		return rc;
@@ -680,9 +686,36 @@ static int same_columns(udr_query *q, const char *a, const char *b)
 		const char *na = udr_result_column_name(ra, i), *nb = udr_result_column_name(rb, i);
 		const char *ta = udr_result_column_type_name(ra, i), *tb = udr_result_column_type_name(rb, i);
 		same = na && nb && ta && tb && strcmp(na, nb) == 0 && strcmp(ta, tb) == 0;
+		if (same && (strcmp(ta, "DOUBLE") == 0 || strcmp(ta, "FLOAT") == 0)) {
+			size_t need = len + 2 * strlen(na) + 16;
+			char *p = need > cap ? realloc(*signs, need) : *signs;
+			if (!p) {
+				same = -1;
+				break;
+			}
+			*signs = p;
+			cap = need > cap ? need : cap;
+			len += (size_t)sprintf(p + len, ", signbit(\"");
+			for (const char *c = na; *c; c++) {
+				if (*c == '"')
+					p[len++] = '"';
+				p[len++] = *c;
+			}
+			len += (size_t)sprintf(p + len, "\")");
+		}
 	}
 	udr_result_free(ra);
 	udr_result_free(rb);
+	if (same == 1 && !*signs && !(*signs = calloc(1, 1)))
+		same = -1;
+	if (same != 1) {
+		free(*signs);
+		*signs = NULL;
+	}
+	if (same < 0) {
+		cli_errorf("out of memory");
+		return UDR_ENOMEM;
+	}
 	return same;
 }
 
@@ -706,6 +739,7 @@ static int count_rows(struct row_counts *c, udr_query *q, udr_catalog *cat, cons
 	char a[2 * UDR_TABLE_NAME_MAX + 48], b[2 * UDR_TABLE_NAME_MAX + 48], sql[16 * UDR_TABLE_NAME_MAX + 512];
 	udr_result *r = NULL;
 	uint64_t vold = d->old_version, vnew = d->new_version;
+	char *signs = NULL;
 	int rc;
 	memset(c, 0, sizeof(*c));
 	/* a side where the table is dropped holds no rows (reading it is "not found") */
@@ -733,14 +767,28 @@ static int count_rows(struct row_counts *c, udr_query *q, udr_catalog *cat, cons
 		udr_result_free(r);
 		return 0;
 	}
-	if ((rc = same_columns(q, a, b)) < 0)
+	if ((rc = same_columns(q, a, b, &signs)) < 0)
 		return rc; /* damage (exit 4), I/O: never a partial answer */
-	snprintf(sql, sizeof(sql),
-	         "SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), "
-	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s)), "
-	         "(SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s))",
-	         a, b, b, a, a, b);
-	if (rc == 1 && (rc = udr_query_sql(&r, q, sql, NULL, 0)) == 0) {
+	if (rc == 1) {
+		size_t n = 4 * strlen(signs) + 6 * sizeof(a) + 256;
+		char *big = malloc(n);
+		if (!big) {
+			free(signs);
+			cli_errorf("out of memory");
+			return UDR_ENOMEM;
+		}
+		snprintf(big, n,
+		         "SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), "
+		         "(SELECT count(*) FROM (SELECT *%s FROM %s EXCEPT ALL SELECT *%s FROM %s)), "
+		         "(SELECT count(*) FROM (SELECT *%s FROM %s EXCEPT ALL SELECT *%s FROM %s))",
+		         a, b, signs, b, signs, a, signs, a, signs, b);
+		free(signs);
+		rc = udr_query_sql(&r, q, big, NULL, 0);
+		free(big);
+		if (rc == 0)
+			rc = 1;
+	}
+	if (rc == 1) {
 		c->old_rows = first_int(r, 0);
 		c->new_rows = first_int(r, 1);
 		c->added = first_int(r, 2);

@@ -371,3 +371,15 @@ def test_time_travel_in_a_branch_session_reads_the_branch(udr):
     r = udr("sql", 'SELECT x FROM "d@%s"' % at)
     assert r.code == 1, r
 
+
+
+def test_diff_rows_counts_see_signed_zero_and_nan_sign(udr):
+    """udr diff --rows counted 0 changed rows for 0.0 -> -0.0 and NaN ->
+    -NaN (EXCEPT ALL takes them for equal) while merges store them as
+    changes (a helper's review)."""
+    udr.ok("sql", "CREATE TABLE f AS SELECT * FROM (VALUES (1, 0.0::DOUBLE, 1.5::FLOAT), "
+                  "(2, 'NaN'::DOUBLE, 0.0::FLOAT), (3, 1.0::DOUBLE, 2.0::FLOAT)) x(id, v, \"w\"\"q\")")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "--branch", "dev", "BEGIN; DELETE FROM f WHERE id < 3; INSERT INTO f VALUES "
+                  "(1, '-0.0'::DOUBLE, 1.5::FLOAT), (2, 'NaN'::DOUBLE, '-0.0'::FLOAT); COMMIT")
+    assert udr.ok("diff", "main", "dev", "--rows").out == "changed f: 1 -> 2  rows 3 -> 3 (+2 -2)\n"
