@@ -2647,14 +2647,23 @@ static int name_output(int rc, const char *tmp, const char *path)
 static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, const udr_value *params,
                         size_t nparams, const char *path, int format, int kind)
 {
-	char *tmp = NULL, suffix[96];
+	char *tmp = NULL, suffix[96], opts[128];
 	udr_result *r = NULL;
+	size_t pl;
 	int64_t n;
 	int rc;
 	if (!path || !*path)
 		return udr__error_set(UDR_EINVAL, "no output path");
 	if ((format = resolve_format(format, path)) < 0)
 		return format;
+	/* DuckDB takes the compression from the name it writes, the temp
+	 * name here: out.csv.gz was written as plain text */
+	pl = strlen(path);
+	snprintf(opts, sizeof(opts), "%s%s", copy_options(format),
+	         format == UDR_FORMAT_PARQUET ? ""
+	         : ends_with_ci(path, pl, ".gz") ? ", COMPRESSION gzip"
+	         : ends_with_ci(path, pl, ".zst") || ends_with_ci(path, pl, ".zstd") ? ", COMPRESSION zstd"
+	                                                                             : "");
 	if ((rc = udr__q_check_output(q, path)) < 0)
 		return rc;
 	snprintf(suffix, sizeof(suffix), ".udr-tmp-%ld-%lu", (long)getpid(), ++q->counter);
@@ -2673,7 +2682,7 @@ static int copy_to_file(uint64_t *rows, udr_query *q, const char *select_sql, co
 		typed_sql_free(&ts);
 		memo_free(&memo);
 	} else
-		rc = copy_raw(&r, q, select_sql, params, nparams, kind, tmp, copy_options(format), false);
+		rc = copy_raw(&r, q, select_sql, params, nparams, kind, tmp, opts, false);
 	if (rc == 0) {
 		n = result_count(r);
 		if (rename(tmp, path) < 0)

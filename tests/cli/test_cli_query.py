@@ -1017,3 +1017,22 @@ def test_diff_rows_sees_signed_zero_and_nan_sign(udr):
     got = json.loads(udr.ok("diff-rows", "f", "1", "2", "--key", "id", "--json").out)
     assert sorted((r["change"], r["id"]) for r in got) == [("changed", 1), ("changed", 2)], got
     assert udr.ok("diff-rows", "f", "1", "1", "--key", "id", "--csv").out.splitlines()[1:] == []
+
+
+@pytest.mark.parametrize("name,magic", [("out.csv.gz", b"\x1f\x8b"), ("out.ndjson.zst", b"\x28\xb5\x2f\xfd"),
+                                        ("out.json.gz", b"\x1f\x8b")])
+def test_export_compresses_by_the_name(udr, tmp_path, name, magic):
+    """export to out.csv.gz wrote plain text (DuckDB took the compression
+    from the temp file's name), which import then refused (a helper's
+    review)."""
+    write(tmp_path / "a.csv", "id,v\n1,a\n2,b\n")
+    imp(udr, "t", tmp_path / "a.csv")
+    out = tmp_path / name
+    udr.ok("export", "t", out)
+    assert out.read_bytes()[:len(magic)] == magic
+    imp(udr, "u", out)
+    assert udr.ok("sql", "SELECT * FROM u EXCEPT SELECT * FROM t", "--csv").out.split() == ["id,v"]
+    assert udr.ok("sql", "SELECT count(*) AS n FROM u", "--csv").out.split() == ["n", "2"]
+    out2 = tmp_path / ("q-" + name)
+    udr.ok("sql", "SELECT * FROM t", "-o", out2)
+    assert out2.read_bytes()[:len(magic)] == magic
