@@ -117,6 +117,11 @@ def _check_float(value):
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("cannot write the non-finite float %r (NDJSON has no NaN/inf)"
                          % value)
+    # DuckDB reads a JSON integer past BIGINT as an inexact DOUBLE (2**64 + 1
+    # came back as 1.8446744073709552e+19) or fails on it
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        raise ValueError("cannot write the int %d: it does not fit BIGINT (-2**63 .. 2**63 - 1); "
+                         "pass a decimal.Decimal (DECIMAL, up to 38 digits) or a str" % value)
 
 
 def _is_dataframe(data):
