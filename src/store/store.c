@@ -384,6 +384,17 @@ int udr__check_config(const char *dir, const char *kind, int max_format)
 	free(text);
 	if (root && !sealed && json_object_get(root, "sealed")) {
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: its check is missing or damaged", cfg);
+	} else if (root && json_is_object(root) && json_is_string(json_object_get(root, "kind")) &&
+	           strcmp(json_string_value(json_object_get(root, "kind")), kind) != 0 &&
+	           (strcmp(json_string_value(json_object_get(root, "kind")), "udr-store") == 0 ||
+	            strcmp(json_string_value(json_object_get(root, "kind")), "udr-chunk-store") == 0 ||
+	            strcmp(json_string_value(json_object_get(root, "kind")), "udr-catalog") == 0)) {
+		/* another part of a store (--store DIR/chunks): not damage */
+		const char *k = json_string_value(json_object_get(root, "kind"));
+		rc = udr__error_set(UDR_EINVAL, "%s is not a %s but a %s: give %s", dir, kind, k,
+		                    strcmp(kind, "udr-store") == 0 ? "the store's root (which holds chunks/ and catalog/)"
+		                    : strcmp(kind, "udr-catalog") == 0 ? "the store's catalog/ directory"
+		                                                        : "the store's chunks/ directory");
 	} else if (!root || !json_is_object(root) || !json_is_integer(json_object_get(root, "format")) ||
 	    !json_is_string(json_object_get(root, "kind")) ||
 	    strcmp(json_string_value(json_object_get(root, "kind")), kind) != 0) {

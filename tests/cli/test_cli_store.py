@@ -737,3 +737,12 @@ def test_pack_without_index_is_read_once_old_enough(udr, tmp_path):
     assert r.code in (1, 4) and r.stdout == b"", r
     assert udr("fsck", env=old).code == 4
     assert not idx.exists()  # a damaged pack is never indexed anew
+
+
+def test_store_option_at_a_part_of_a_store_is_a_usage_error(udr):
+    """--store DIR/chunks (or DIR/catalog) said "corrupt config", exit 4,
+    on a healthy store (a helper's review)."""
+    for part in ("chunks", "catalog"):
+        r = run_udr("--store", udr.root / part, "log")
+        assert r.code == 2 and "give the store's root" in r.stderr, r
+    assert udr("fsck").code == 0
