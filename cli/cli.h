@@ -174,6 +174,63 @@ int cli_open_db(udr_db **out, const cli_ctx *ctx);
 int cli_put_input(udr_hash *out, const cli_ctx *ctx, udr_store *store, const char *path,
                   const udr_hash *base);
 
+/* Output operands: get -o, export OUT, sql -o (output.c). */
+
+/** How an output operand is written. */
+enum {
+	CLI_OUT_FILE,    /**< a new or regular file: temp file renamed over it */
+	CLI_OUT_STDOUT,  /**< "-": standard output */
+	CLI_OUT_THROUGH  /**< an existing device, FIFO, socket or symlink: opened
+	                      and written through (O_TRUNC), never replaced */
+};
+
+/**
+ * Classify the output operand path (lstat: a symlink is written through).
+ * A directory, or a written-through target that resolves inside the store
+ * of db (may be NULL: no check), is reported (exit 2).
+ * @return 0 with *kind set, or an exit code (reported).
+ */
+int cli_output_classify(int *kind, const char *path, udr_db *db);
+
+/** Open a CLI_OUT_THROUGH target for writing; 0 or an exit code (reported). */
+int cli_output_open(int *fd, const char *path);
+
+/**
+ * Write all of buf to fd (name for the message).
+ * @return 0; -1 when the reader went away (EPIPE, not reported: a quiet
+ *         end, SIGPIPE being ignored); CLI_EXIT_IO (reported).
+ */
+int cli_output_write(int fd, const void *buf, size_t len, const char *name);
+
+/** Whether fd is standard output or the same file (a count printed on
+ *  stdout would then mix with the data). */
+int cli_output_is_stdout(int fd);
+
+/** A private temp directory ($TMPDIR or /tmp) and the file in it that the
+ *  library writes for an output that is not a plain file. */
+typedef struct cli_output_tmp {
+	char *dir;
+	char *file; /**< dir/ + the operand's base name (its extension gives
+	                 the format), "stdout" for "-" */
+} cli_output_tmp;
+
+/** Make t (released by cli_output_tmp_release); 0 or an exit code (reported). */
+int cli_output_tmp_init(cli_output_tmp *t, const char *path);
+
+/** Remove t's file and directory and free t (accepts a zeroed t). */
+void cli_output_tmp_release(cli_output_tmp *t);
+
+/** As cli_fail, with the temp file in the library's message named shown. */
+int cli_output_fail(int udr_code, const cli_output_tmp *t, const char *shown);
+
+/**
+ * Copy t's file to standard output (kind CLI_OUT_STDOUT) or through path
+ * (CLI_OUT_THROUGH).  SIGPIPE is ignored; a reader going away ends the copy
+ * quietly.  *to_stdout: whether the target was standard output.
+ * @return 0 or an exit code (reported).
+ */
+int cli_output_deliver(int *to_stdout, const cli_output_tmp *t, const char *path, int kind);
+
 /* Output (util.c). */
 
 /** Write s as a JSON string literal (quoted, escaped) to f. */

@@ -487,6 +487,63 @@ out:
 	return rc;
 }
 
+/* ---- output files (export, sql -o) ---- */
+
+/* What export or sql -o writes: a table version, or a query's result. */
+struct out_job {
+	const char *table, *ref;  /* export */
+	const char *sql;          /* sql -o (then table is NULL) */
+	const udr_value *params;
+	size_t nparams;
+};
+
+static int run_job(uint64_t *rows, udr_query *q, const struct out_job *j, const char *path,
+                   int format)
+{
+	if (j->sql)
+		return udr_query_sql_to_file(rows, q, j->sql, j->params, j->nparams, path, format);
+	return udr_query_export(rows, q, j->table, j->ref, path, format);
+}
+
+/*
+ * Write job's output to path and print the number of rows.  A new or
+ * regular file is made atomically by the library (temp file, rename).
+ * "-" (standard output) and an existing device, FIFO or symlink must not
+ * be renamed over: the library writes a private temp file, complete before
+ * any byte reaches the target, which is then copied through (the row count
+ * goes to stderr when the data went to stdout).
+ */
+static int write_output(const cli_ctx *ctx, const cli_command *self, udr_db *db, udr_query *q,
+                        const struct out_job *j, const char *path, int format)
+{
+	cli_output_tmp t;
+	uint64_t rows = 0;
+	int kind, to_stdout = 0, rc;
+
+	if ((rc = cli_output_classify(&kind, path, db)) != 0)
+		return rc;
+	if (kind == CLI_OUT_FILE) {
+		if ((rc = run_job(&rows, q, j, path, format)) != 0)
+			return cli_fail(rc);
+		printf("%" PRIu64 " rows\n", rows);
+		return CLI_EXIT_OK;
+	}
+	if (kind == CLI_OUT_STDOUT && !format)
+		return cli_usage_error(self, "standard output (-) needs --format");
+	if ((rc = cli_output_tmp_init(&t, path)) != 0)
+		return rc;
+	if ((rc = run_job(&rows, q, j, t.file, format)) != 0)
+		rc = cli_output_fail(rc, &t, kind == CLI_OUT_STDOUT ? "standard output" : path);
+	else
+		rc = cli_output_deliver(&to_stdout, &t, path, kind);
+	cli_output_tmp_release(&t);
+	if (rc == 0 && !to_stdout)
+		printf("%" PRIu64 " rows\n", rows);
+	else if (rc == 0 && !ctx->quiet)
+		fprintf(stderr, "%" PRIu64 " rows\n", rows);
+	return rc;
+}
+
 /* ---- export ---- */
 
 int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
@@ -501,7 +558,7 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 	struct query_opts o;
 	udr_db *db = NULL;
 	udr_query *q = NULL;
-	uint64_t rows = 0;
+	struct out_job job = { NULL, NULL, NULL, NULL, 0 };
 	int rc = query_parse(&o, ctx, self, argc, argv, NULL, longopts);
 
 	if (rc >= 0)
@@ -513,11 +570,9 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
-	rc = udr_query_export(&rows, q, argv[optind], o.branch, argv[optind + 1], o.format);
-	if (rc == 0)
-		printf("%" PRIu64 " rows\n", rows);
-	else
-		rc = cli_fail(rc);
+	job.table = argv[optind];
+	job.ref = o.branch;
+	rc = write_output(ctx, self, db, q, &job, argv[optind + 1], o.format);
 out:
 	query_close(db, q);
 	query_opts_release(&o);
@@ -568,14 +623,9 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (o.out) {
-		uint64_t rows = 0;
+		struct out_job job = { NULL, NULL, argv[optind], o.params, o.nparams };
 
-		rc = udr_query_sql_to_file(&rows, q, argv[optind], o.params, o.nparams, o.out,
-		                           o.format);
-		if (rc == 0)
-			printf("%" PRIu64 " rows\n", rows);
-		else
-			rc = cli_fail(rc);
+		rc = write_output(ctx, self, db, q, &job, o.out, o.format);
 	} else {
 		rc = stream_result(q, argv[optind], &o);
 	}

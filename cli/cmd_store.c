@@ -408,48 +408,69 @@ int cli_cmd_put(cli_ctx *ctx, int argc, char **argv)
 #define VERIFY_IN_MEMORY_MAX ((uint64_t)64 << 20)
 
 /*
- * `get --verify` to standard output.  Every get verifies (the library
- * rehashes each piece before writing it, and a raw object of up to 64 MiB
- * before writing anything), but a larger raw object, or the pieces before a
- * damaged one, would reach stdout before the damage is known (exit 4 then).
- * Bytes written to a pipe cannot be taken back, so with --verify no byte of
- * damaged content reaches stdout:
+ * `get --verify` to standard output, or through path (an output that is not
+ * a plain file: a device, a FIFO, a symlink; NULL: standard output).  Every
+ * get verifies (the library rehashes each piece before writing it, and a raw
+ * object of up to 64 MiB before writing anything), but a larger raw object,
+ * or the pieces before a damaged one, would reach the output before the
+ * damage is known (exit 4 then).  Bytes written to a pipe cannot be taken
+ * back, so with --verify no byte of damaged content reaches it (and path is
+ * opened, truncating it, only once the content is known to be good):
  *  - a chunk up to 64 MiB is read into memory and verified
  *    (udr_store_get_verified); exactly the verified bytes are written;
  *  - a larger chunk is first streamed through the hash into /dev/null
- *    (bounded memory), then streamed to stdout, verifying again.  Chunks are
- *    immutable, so the second pass sees the same bytes unless the medium
+ *    (bounded memory), then streamed to the output, verifying again.  Chunks
+ *    are immutable, so the second pass sees the same bytes unless the medium
  *    changes under us - and then its own verification still exits 4.
+ * Returns an exit code (reported).
  */
-static int get_verified_stdout(udr_store *store, const udr_hash *h)
+static int get_verified(udr_store *store, const udr_hash *h, const char *path)
 {
 	uint64_t size;
 	size_t len;
 	void *buf;
-	int rc, null_fd;
+	int rc, null_fd, fd = STDOUT_FILENO;
 
 	if ((rc = udr_store_size(&size, store, h)) != 0)
-		return rc;
+		return cli_fail(rc);
 	if (size <= VERIFY_IN_MEMORY_MAX) {
 		if ((rc = udr_store_get_verified(&buf, &len, store, h)) != 0)
-			return rc;
-		/* A short write sets the stream's error flag: cli_finish_stdout
-		 * reports it and exits 5. */
-		(void)fwrite(buf, 1, len, stdout);
+			return cli_fail(rc);
+		if (!path) {
+			/* A short write sets the stream's error flag: cli_finish_stdout
+			 * reports it and exits 5. */
+			(void)fwrite(buf, 1, len, stdout);
+		} else if ((rc = cli_output_open(&fd, path)) == 0) {
+			/* a reader that went away (a FIFO) ends the output quietly */
+			if ((rc = cli_output_write(fd, buf, len, path)) < 0)
+				rc = CLI_EXIT_OK;
+			if (close(fd) != 0 && rc == 0) {
+				cli_errorf("cannot write %s: %s", path, strerror(errno));
+				rc = CLI_EXIT_IO;
+			}
+		}
 		udr_free(buf);
-		return 0;
+		return rc;
 	}
 	null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (null_fd < 0) {
 		cli_errorf("cannot open /dev/null: %s", strerror(errno));
-		return UDR_EIO;
+		return CLI_EXIT_IO;
 	}
 	rc = udr_store_get_fd(store, h, null_fd, UDR_GET_VERIFY);
 	close(null_fd);
 	if (rc)
-		return rc;
+		return cli_fail(rc);
 	fflush(stdout);
-	return udr_store_get_fd(store, h, STDOUT_FILENO, UDR_GET_VERIFY);
+	if (path && (rc = cli_output_open(&fd, path)) != 0)
+		return rc;
+	rc = udr_store_get_fd(store, h, fd, UDR_GET_VERIFY);
+	rc = rc ? cli_fail(rc) : CLI_EXIT_OK;
+	if (path && close(fd) != 0 && rc == 0) {
+		cli_errorf("cannot write %s: %s", path, strerror(errno));
+		rc = CLI_EXIT_IO;
+	}
+	return rc;
 }
 
 static int progress_wanted(const cli_ctx *ctx)
@@ -461,6 +482,7 @@ static int progress_wanted(const cli_ctx *ctx)
  * `get -o FILE` with a progress display: as udr_store_get_file (a temp file
  * next to FILE, renamed over it only when complete and verified), but into
  * a descriptor of ours, whose offset a thread samples for the display.
+ * FILE is a new or regular file (CLI_OUT_FILE).
  */
 static int get_file_progress(const cli_ctx *ctx, udr_store *store, const udr_hash *h,
                              const char *path, unsigned flags)
@@ -471,13 +493,6 @@ static int get_file_progress(const cli_ctx *ctx, udr_store *store, const udr_has
 	char *tmp;
 	int fd, rc;
 
-	{
-		/* only regular files take the temp-and-rename route: renaming over
-		 * a device such as /dev/null would replace it */
-		struct stat st;
-		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-			return udr_store_get_file(store, h, path, flags) ? cli_fail(udr_error_last()->code) : CLI_EXIT_OK;
-	}
 	if ((rc = udr_store_size(&total, store, h)) != 0)
 		return cli_fail(rc);
 	if (!(tmp = malloc(n))) {
@@ -506,6 +521,48 @@ static int get_file_progress(const cli_ctx *ctx, udr_store *store, const udr_has
 	if (rc)
 		unlink(tmp);
 	free(tmp);
+	return rc;
+}
+
+/*
+ * `get -o PATH` where PATH is a device, a FIFO or a symlink (CLI_OUT_THROUGH):
+ * written through, never replaced by a renamed temp file (a symlink such as
+ * /dev/stdout would be replaced, not followed).  Not atomic: a missing chunk
+ * leaves PATH untouched, damage found while writing may leave part of the
+ * content (--verify: nothing).  Returns an exit code (reported).
+ */
+static int get_through(const cli_ctx *ctx, udr_store *store, const udr_hash *h, const char *path,
+                       unsigned flags, int verify)
+{
+	cli_progress *prog = NULL;
+	uint64_t total = 0;
+	struct stat st;
+	int fd, rc;
+
+	if ((rc = udr_store_exists(store, h)) <= 0) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+
+		if (rc < 0)
+			return cli_fail(rc);
+		udr_hash_tohex(hex, h);
+		cli_errorf("chunk %s not found", hex);
+		return CLI_EXIT_NOTFOUND;
+	}
+	if (verify)
+		return get_verified(store, h, path);
+	if ((rc = cli_output_open(&fd, path)) != 0)
+		return rc;
+	/* a regular file behind a symlink has an offset to show progress by */
+	if (progress_wanted(ctx) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    udr_store_size(&total, store, h) == 0)
+		prog = cli_progress_start(ctx, "get", total, fd);
+	rc = udr_store_get_fd(store, h, fd, flags);
+	cli_progress_finish(prog);
+	rc = rc ? cli_fail(rc) : CLI_EXIT_OK;
+	if (close(fd) != 0 && rc == 0) {
+		cli_errorf("cannot write %s: %s", path, strerror(errno));
+		rc = CLI_EXIT_IO;
+	}
 	return rc;
 }
 
@@ -552,11 +609,23 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (o.output && !o.output[0])
 		return cli_usage_error(self, "-o needs a file name");
+	if (o.output && strcmp(o.output, "-") == 0)
+		o.output = NULL; /* standard output, as without -o */
 	if (o.verify && o.no_verify)
 		return cli_usage_error(self, "--verify and --no-verify exclude each other");
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		return rc;
 	flags = o.no_verify ? UDR_GET_NOVERIFY : 0; /* verified by default */
+	if (o.output) {
+		int kind = CLI_OUT_FILE;
+
+		if ((rc = cli_output_classify(&kind, o.output, db)) == 0 && kind == CLI_OUT_THROUGH)
+			rc = get_through(ctx, udr_db_store(db), &h, o.output, flags, o.verify);
+		if (rc || kind == CLI_OUT_THROUGH) {
+			udr_db_close(db);
+			return rc;
+		}
+	}
 	if (o.output && progress_wanted(ctx)) {
 		rc = get_file_progress(ctx, udr_db_store(db), &h, o.output, flags);
 		udr_db_close(db);
@@ -565,7 +634,9 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
 	if (o.output) {
 		rc = udr_store_get_file(udr_db_store(db), &h, o.output, flags);
 	} else if (o.verify) {
-		rc = get_verified_stdout(udr_db_store(db), &h);
+		rc = get_verified(udr_db_store(db), &h, NULL);
+		udr_db_close(db);
+		return rc;
 	} else {
 		cli_progress *prog;
 		uint64_t total = 0;
