@@ -77,7 +77,9 @@ int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
 /* The name of the option getopt just rejected, for the message. */
 static const char *rejected_option(char **argv, char *buf, size_t size)
 {
-	if (optopt) {
+	/* a long option's optopt is its value (OPT_... codes, not letters):
+	 * its name is the word getopt stopped at */
+	if (optopt > ' ' && optopt < 127 && (optind < 1 || strncmp(argv[optind - 1], "--", 2) != 0)) {
 		snprintf(buf, size, "-%c", optopt);
 		return buf;
 	}

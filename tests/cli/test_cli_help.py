@@ -94,7 +94,13 @@ def test_missing_option_argument(run, tmp_path):
     assert "requires an argument" in r.stderr
     r = run("--store", tmp_path, "get", "0" * 64, "-o")
     assert r.code == 2
-    assert "requires an argument" in r.stderr
+    assert "option -o requires an argument" in r.stderr
+    # a long option's name, not its code as a byte ("option -^E"; a
+    # helper's review)
+    for args, name in ((["log", "--limit"], "--limit"), (["gc", "--keep-last"], "--keep-last"),
+                       (["commit", "t", "--next", "--message"], "--message")):
+        r = run("--store", tmp_path, *args)
+        assert r.code == 2 and "option %s requires an argument" % name in r.stderr, r
 
 
 @pytest.mark.parametrize("args", [
