@@ -147,8 +147,8 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		int conflict = 0, s;
 		if (revert && to == 0) {
 			rc = udr__error_set(UDR_EINVAL,
-			                    "commit %llu created table %s: a revert cannot remove a table (tables cannot be "
-			                    "dropped); nothing written",
+			                    "commit %llu created table %s: a revert drops no table (udr sql "
+			                    "'DROP TABLE ...' does); nothing written",
 			                    (unsigned long long)src->seq, ch->table);
 			goto done;
 		}

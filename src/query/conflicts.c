@@ -657,8 +657,8 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 		udr__buf_free(&b);
 		udr__q_cache_release(q);
 		if (rc == 0 && !found)
-			rc = udr__error_set(UDR_ENOTFOUND, "table %s has no conflicting row with key %s (see udr_conflicts: "
-			                                   "its key_text)",
+			rc = udr__error_set(UDR_ENOTFOUND, "table %s has no conflicting row with key %s (see the key column "
+			                                   "of udr_conflicts)",
 			                    table, key);
 		if (rc < 0)
 			goto out;
