@@ -82,6 +82,15 @@ static uint64_t snap_version(const udr_table_ref *s, size_t n, const char *table
 	return 0;
 }
 
+/* The record that put table's version in a ref's snapshot (0: absent). */
+static uint64_t snap_commit(const udr_table_ref *s, size_t n, const char *table)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s[i].table, table) == 0)
+			return s[i].commit;
+	return 0;
+}
+
 typedef struct refsnap {
 	udr_table_ref *s;
 	size_t n;
@@ -89,12 +98,25 @@ typedef struct refsnap {
 } refsnap;
 
 /* Walk table's chain from v0 (newest first) and apply the rule. */
+/*
+ * A version another branch made came onto this one by a merge, later than
+ * the time the chain takes for it (its making): the version before it on
+ * this branch was current until that merge.  The head's own merge is known
+ * (put_seq, the record that put v0 there); older ones are not, so a version
+ * older than one made elsewhere counts as current until the branch's head
+ * record (head_seq), which is no earlier than any merge into it: keep_within
+ * keeps it while that is in the window (more than the design keeps, never
+ * less; after a merge, time travel into the window read a version that
+ * --keep-within had expired and gc then removed; a helper's review).
+ */
 static int plan_chain(unsigned char *st, uint64_t nv, udr_catalog *c, tcache *tc, const char *table, uint64_t v0,
-                      const udr_retention_rule *rule, int64_t now, bool covered)
+                      const udr_retention_rule *rule, int64_t now, bool covered, const char *branch,
+                      uint64_t put_seq, uint64_t head_seq)
 {
-	int64_t *t = NULL;
+	int64_t *t = NULL, head_ms = 0;
 	uint64_t *vs = NULL;
 	unsigned *keep = NULL;
+	bool *after_foreign = NULL, foreign = false;
 	size_t n = 0, cap = 0;
 	uint64_t v = v0;
 	int rc = 0;
@@ -132,9 +154,26 @@ static int plan_chain(unsigned char *st, uint64_t nv, udr_catalog *c, tcache *tc
 				goto out;
 			}
 			vs = nvs;
+			bool *na = realloc(after_foreign, cap * sizeof *after_foreign);
+			if (!na) {
+				rc = udr__error_oom();
+				goto out;
+			}
+			after_foreign = na;
 		}
 		if ((rc = commit_time(&t[n], tc, c, seq)) < 0)
 			goto out;
+		/* the head: current here since the record that put it here */
+		if (n == 0 && put_seq > seq && (rc = commit_time(&t[0], tc, c, put_seq)) < 0)
+			goto out;
+		after_foreign[n] = foreign;
+		if (rule->keep_within_ms >= 0 && branch && !foreign && seq > 0) {
+			udr_commit *cm = NULL;
+			if ((rc = udr_catalog_get_commit(&cm, c, seq)) < 0)
+				goto out;
+			foreign = cm->branch && strcmp(cm->branch, branch) != 0;
+			udr_commit_free(cm);
+		}
 		/* the log's time never decreases; a version file claiming a newer
 		 * commit than its child's would make the chain's intervals wrong */
 		if (n > 0 && t[n] > t[n - 1]) {
@@ -159,12 +198,19 @@ static int plan_chain(unsigned char *st, uint64_t nv, udr_catalog *c, tcache *tc
 	}
 	if ((rc = udr_retention_keep(keep, t, n, rule, now)) < 0)
 		goto out;
+	if (rule->keep_within_ms >= 0 && head_seq > 0 && (rc = commit_time(&head_ms, tc, c, head_seq)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (after_foreign[i] && rule->keep_within_ms >= 0 &&
+		    (now < INT64_MIN + rule->keep_within_ms || now - rule->keep_within_ms <= head_ms))
+			keep[i] |= UDR_KEEP_WITHIN;
 	for (size_t i = 0; i < n; i++)
 		mark(st, nv, vs[i], keep[i] ? V_POLICY : V_EXPIRE);
 out:
 	free(t);
 	free(vs);
 	free(keep);
+	free(after_foreign);
 	return rc;
 }
 
@@ -506,7 +552,8 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 			udr_retention_rule crule;
 			if ((rc = chain_rule(&crule, R, T, refs[i].name)) < 0)
 				break;
-			rc = plan_chain(st, nv, c, tc, T, v0, &crule, now_ms, snaps[i].covered);
+			rc = plan_chain(st, nv, c, tc, T, v0, &crule, now_ms, snaps[i].covered, refs[i].name,
+			                snap_commit(snaps[i].s, snaps[i].n, T), refs[i].commit);
 		}
 		if (rc < 0) {
 			free(st);

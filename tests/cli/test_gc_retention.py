@@ -845,3 +845,27 @@ def test_recorded_merge_keeps_its_versions(udr, tmp_path):
     udr.ok("merge", "--continue")
     assert (1, "DEV") in table_rows(udr, "t")
     udr.ok("fsck")
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_GC_NOW needs a test build")
+@pytest.mark.parametrize("dev_commits", [1, 2])
+def test_keep_within_keeps_the_version_a_merge_replaced(udr, dev_commits):
+    """A merge (fast-forward) put dev's version on main later than dev made
+    it; --keep-within took main's version before it as current only until
+    dev's commit, expired it, and time travel into the window then read an
+    expired version (exit 6; gc would remove its data; a helper's review)."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 'v1' AS v")
+    udr.ok("branch", "create", "dev")
+    for i in range(dev_commits):
+        udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'dev%d'" % i)
+    time.sleep(0.7)
+    udr.ok("merge", "dev")
+    merge = json.loads(udr.ok("log", "--limit", "1", "--json").out)[0]
+    inside = merge["time_ms"] - 200   # main's t was still v1 here
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(inside / 1000)) + ".%03dZ" % (inside % 1000)
+    assert udr.ok("sql", 'SELECT v FROM "t@%s"' % at, "--csv").out.split() == ["v", "v1"]
+    udr.ok("retention", "expire", "--keep-within", "1s", env={"UDR_GC_NOW": str(merge["time_ms"] + 500)})
+    assert udr.ok("sql", 'SELECT v FROM "t@%s"' % at, "--csv").out.split() == ["v", "v1"]
+    # past the window the old version goes as before
+    udr.ok("retention", "expire", "--keep-within", "1s", env={"UDR_GC_NOW": str(merge["time_ms"] + 5000)})
+    assert udr("sql", 'SELECT v FROM "t@%s"' % at).code == 6
