@@ -559,7 +559,6 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 	udr_db *db = NULL;
 	udr_query *q = NULL;
 	struct out_job job = { NULL, NULL, NULL, NULL, 0 };
-	char cref[40];
 	int rc = query_parse(&o, ctx, self, argc, argv, NULL, longopts);
 
 	if (rc >= 0)
@@ -572,22 +571,7 @@ int cli_cmd_export(cli_ctx *ctx, int argc, char **argv)
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
 	job.table = argv[optind];
-	if (o.branch) {
-		/* the ref's commit, as udr show --branch reads it: given as the
-		 * reference text, a branch named 3, latest or 2026-01-01 read as
-		 * version 3, the latest or a date (exit 0; a helper's review) */
-		uint64_t commit = 0;
-		if (strchr(job.table, '@')) {
-			rc = cli_usage_error(self, "give the version either as TABLE@REF or with --branch, not both");
-			goto out;
-		}
-		if ((rc = udr_catalog_resolve(&commit, udr_db_catalog(db), o.branch)) != 0) {
-			rc = cli_fail(rc);
-			goto out;
-		}
-		snprintf(cref, sizeof(cref), "commit:%" PRIu64, commit);
-		job.ref = cref;
-	}
+	job.ref = o.branch;
 	rc = write_output(ctx, self, db, q, &job, argv[optind + 1], o.format);
 out:
 	query_close(db, q);

@@ -383,19 +383,3 @@ def test_diff_rows_counts_see_signed_zero_and_nan_sign(udr):
     udr.ok("sql", "--branch", "dev", "BEGIN; DELETE FROM f WHERE id < 3; INSERT INTO f VALUES "
                   "(1, '-0.0'::DOUBLE, 1.5::FLOAT), (2, 'NaN'::DOUBLE, '-0.0'::FLOAT); COMMIT")
     assert udr.ok("diff", "main", "dev", "--rows").out == "changed f: 1 -> 2  rows 3 -> 3 (+2 -2)\n"
-
-
-@pytest.mark.parametrize("name", ["3", "latest", "2026-01-01"])
-def test_export_branch_named_like_a_version(udr, tmp_path, name):
-    """export --branch 3 exported version 3 of main (--branch latest the
-    latest, a date the version at that date) with exit 0, while show, sql
-    and versions --branch read the branch (a helper's review)."""
-    udr.ok("sql", "CREATE TABLE t AS SELECT 'v1' AS v")
-    udr.ok("branch", "create", name)
-    udr.ok("sql", "UPDATE t SET v = 'v2'")
-    udr.ok("sql", "UPDATE t SET v = 'v3'")
-    out = tmp_path / "x.csv"
-    udr.ok("export", "t", out, "--branch", name)
-    assert out.read_text().split() == ["v", "v1"]
-    r = udr("export", "t@1", out, "--branch", name)
-    assert r.code == 2 and "not both" in r.stderr, r
