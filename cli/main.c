@@ -688,7 +688,8 @@ static const cli_command commands[] = {
 	  "version current then; users@2026-11-01: at the end of that day, UTC),\n"
 	  "commit:SEQ (the tables of that commit), branch:NAME, tag:NAME, or a\n"
 	  "bare branch or tag name (users@dev).\n"
-	  "  --branch REF  the same as TABLE@REF\n",
+	  "  --branch REF  the same as TABLE@REF (a branch named like a version,\n"
+	  "                latest or a time is read as one: write branch:NAME)\n",
 	  cli_cmd_export },
 	{ "sql", "run a SQL query over table versions",
 	  "usage: udr sql QUERY [-p VALUE]... [-m MESSAGE] [--branch NAME] [--no-compact]\n"
