@@ -1621,6 +1621,12 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 			uint64_t commit = 0;
 			snprintf(spec, sizeof(spec), "branch:%s", q->branch);
 			rc = udr_catalog_resolve_at(&commit, q->cat, spec, ref->time_ms);
+			if (rc == UDR_ENOTFOUND || (rc == 0 && commit == 0)) {
+				/* a time before the branch was made: what it was made
+				 * from holds that history (main's, as before) */
+				udr_error_clear();
+				goto main_history;
+			}
 			if (rc == 0 && head && commit > head)
 				rc = udr__resolve_at_seq(&commit, q->cat, spec, head);
 			snprintf(cr, sizeof(cr), "commit:%" PRIu64, commit);
@@ -1631,6 +1637,7 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 				                      q->branch, qr);
 			return rc;
 		}
+	main_history:
 		rc = udr_catalog_get_version_at_time(out, q->cat, table, ref->time_ms);
 		if (rc == 0 && head && (*out)->commit_seq > head) {
 			/* the time is past the snapshot: what the snapshot holds */
@@ -1692,7 +1699,8 @@ int udr__q_resolve(udr_version **out, udr_query *q, const char *table, const cha
 	} else if ((rc = udr__ref_parse(&r, ref, strlen(ref))) < 0) {
 		return rc;
 	}
-	if ((rc = udr_catalog_head(&head, q->cat)) < 0)
+	/* an open transaction reads at its snapshot (db.read inside one) */
+	if (!(head = udr__w_snapshot(q)) && (rc = udr_catalog_head(&head, q->cat)) < 0)
 		return rc;
 	return resolve_ref(out, q, name, &r, head);
 }

@@ -355,7 +355,13 @@ def test_time_travel_in_a_branch_session_reads_the_branch(udr):
     than udr show t --branch dev --at TIME, exit 0; a helper's review)."""
     import time
     udr.ok("sql", "CREATE TABLE t AS SELECT 'main-v1' AS v")
+    time.sleep(0.05)
+    before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".%03dZ" % (int(time.time() * 1000) % 1000)
+    time.sleep(0.05)
     udr.ok("branch", "create", "dev")
+    # before the branch was made: what it was made from (it said "no version")
+    q0 = 'SELECT v FROM "t@%s"' % before
+    assert udr.ok("sql", "--branch", "dev", q0, "--csv").out.split() == ["v", "main-v1"]
     udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'dev-v2'")
     udr.ok("sql", "--branch", "dev", "CREATE TABLE d AS SELECT 1 AS x")
     time.sleep(0.05)
@@ -383,3 +389,16 @@ def test_diff_rows_counts_see_signed_zero_and_nan_sign(udr):
     udr.ok("sql", "--branch", "dev", "BEGIN; DELETE FROM f WHERE id < 3; INSERT INTO f VALUES "
                   "(1, '-0.0'::DOUBLE, 1.5::FLOAT), (2, 'NaN'::DOUBLE, '-0.0'::FLOAT); COMMIT")
     assert udr.ok("diff", "main", "dev", "--rows").out == "changed f: 1 -> 2  rows 3 -> 3 (+2 -2)\n"
+
+
+def test_diff_rows_counts_see_signed_zero_inside_lists_and_structs(udr):
+    """udr diff --rows compared floats inside lists, structs and maps with
+    EXCEPT ALL's equality: [0.0] -> [-0.0] was no change (a review of this
+    stop)."""
+    udr.ok("sql", "CREATE TABLE f AS SELECT * FROM (VALUES (1, [0.0::DOUBLE], {'a': 0.0::FLOAT}), "
+                  "(2, [1.0::DOUBLE], {'a': 1.0::FLOAT})) x(id, l, s)")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "--branch", "dev", "BEGIN; DELETE FROM f; INSERT INTO f VALUES "
+                  "(1, [-0.0::DOUBLE], {'a': 0.0::FLOAT}), (2, [1.0::DOUBLE], {'a': -0.0::FLOAT}); COMMIT")
+    assert udr.ok("diff", "main", "dev", "--rows").out == "changed f: 1 -> 2  rows 2 -> 2 (+2 -2)\n"
+

@@ -70,6 +70,8 @@ def test_a_transaction_reads_versions_and_times_at_its_snapshot(users):
     scores(users)
     other.sql("UPDATE users SET score = score + 1000")         # users@2, after the snapshot
     with pytest.raises(udr.NotFoundError, match="no version 2 at this snapshot"):
+        users.read("users", 2).fetchall()   # db.read resolved at the head (a review of this stop)
+    with pytest.raises(udr.NotFoundError, match="no version 2 at this snapshot"):
         users.sql("SELECT * FROM users@2").fetchall()
     users.sql("ROLLBACK")
     users.sql("BEGIN")
