@@ -686,8 +686,11 @@ static int same_columns(udr_query *q, const char *a, const char *b, char **signs
 		const char *na = udr_result_column_name(ra, i), *nb = udr_result_column_name(rb, i);
 		const char *ta = udr_result_column_type_name(ra, i), *tb = udr_result_column_type_name(rb, i);
 		same = na && nb && ta && tb && strcmp(na, nb) == 0 && strcmp(ta, tb) == 0;
-		if (same && (strcmp(ta, "DOUBLE") == 0 || strcmp(ta, "FLOAT") == 0)) {
-			size_t need = len + 2 * strlen(na) + 16;
+		if (same && (strstr(ta, "DOUBLE") || strstr(ta, "FLOAT"))) {
+			/* a float: its sign bit; floats inside lists, structs and
+			 * maps: the text of the value ("-0.0", "-nan") */
+			bool top = strcmp(ta, "DOUBLE") == 0 || strcmp(ta, "FLOAT") == 0;
+			size_t need = len + 2 * strlen(na) + 32;
 			char *p = need > cap ? realloc(*signs, need) : *signs;
 			if (!p) {
 				same = -1;
@@ -695,13 +698,13 @@ static int same_columns(udr_query *q, const char *a, const char *b, char **signs
 			}
 			*signs = p;
 			cap = need > cap ? need : cap;
-			len += (size_t)sprintf(p + len, ", signbit(\"");
+			len += (size_t)sprintf(p + len, top ? ", signbit(\"" : ", CAST(\"");
 			for (const char *c = na; *c; c++) {
 				if (*c == '"')
 					p[len++] = '"';
 				p[len++] = *c;
 			}
-			len += (size_t)sprintf(p + len, "\")");
+			len += (size_t)sprintf(p + len, top ? "\")" : "\" AS VARCHAR)");
 		}
 	}
 	udr_result_free(ra);
