@@ -1594,9 +1594,11 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 		return rc;
 	case UDR__REF_VERSION:
 		rc = udr_catalog_get_version(out, q->cat, table, ref->num);
-		if (rc == 0 && head && (*out)->commit_seq > head) {
-			/* committed after the statement's (or transaction's)
-			 * snapshot: not there yet, as for t@commit:N */
+		if (rc == 0 && head && q->wtx && (*out)->commit_seq > head) {
+			/* committed after the open transaction's snapshot: not
+			 * there yet, as for t@commit:N (only in a transaction:
+			 * between statements the session's head is not kept
+			 * current for the API's own reads) */
 			rc = udr__error_set(UDR_ENOTFOUND,
 			                    "table '%s' has no version %" PRIu64 " at this snapshot (commit %" PRIu64
 			                    "; commit %" PRIu64 " made it later)",
@@ -1627,7 +1629,7 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 				udr_error_clear();
 				goto main_history;
 			}
-			if (rc == 0 && head && commit > head)
+			if (rc == 0 && head && q->wtx && commit > head)
 				rc = udr__resolve_at_seq(&commit, q->cat, spec, head);
 			snprintf(cr, sizeof(cr), "commit:%" PRIu64, commit);
 			if (rc == 0)
@@ -1639,7 +1641,7 @@ static int resolve_ref_any(udr_version **out, udr_query *q, const char *table, c
 		}
 	main_history:
 		rc = udr_catalog_get_version_at_time(out, q->cat, table, ref->time_ms);
-		if (rc == 0 && head && (*out)->commit_seq > head) {
+		if (rc == 0 && head && q->wtx && (*out)->commit_seq > head) {
 			/* the time is past the snapshot: what the snapshot holds */
 			udr_version_free(*out);
 			*out = NULL;
