@@ -73,22 +73,20 @@ static int commit_time(int64_t *out, tcache *tc, udr_catalog *c, uint64_t seq)
 	return 0;
 }
 
+/* Table's entry in a ref's snapshot (NULL: absent). */
+static const udr_table_ref *snap_entry(const udr_table_ref *s, size_t n, const char *table)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s[i].table, table) == 0)
+			return &s[i];
+	return NULL;
+}
+
 /* Version of table in a ref's snapshot (0: absent). */
 static uint64_t snap_version(const udr_table_ref *s, size_t n, const char *table)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s[i].table, table) == 0)
-			return s[i].version;
-	return 0;
-}
-
-/* The record that put table's version in a ref's snapshot (0: absent). */
-static uint64_t snap_commit(const udr_table_ref *s, size_t n, const char *table)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s[i].table, table) == 0)
-			return s[i].commit;
-	return 0;
+	const udr_table_ref *e = snap_entry(s, n, table);
+	return e ? e->version : 0;
 }
 
 typedef struct refsnap {
@@ -97,8 +95,9 @@ typedef struct refsnap {
 	bool covered; /* branches: the plan applies the rule on this branch */
 } refsnap;
 
-/* Walk table's chain from v0 (newest first) and apply the rule. */
 /*
+ * Walk table's chain from v0 (newest first) and apply the rule.
+ *
  * A version another branch made came onto this one by a merge, later than
  * the time the chain takes for it (its making): the version before it on
  * this branch was current until that merge.  The head's own merge is known
@@ -553,7 +552,7 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 			if ((rc = chain_rule(&crule, R, T, refs[i].name)) < 0)
 				break;
 			rc = plan_chain(st, nv, c, tc, T, v0, &crule, now_ms, snaps[i].covered, refs[i].name,
-			                snap_commit(snaps[i].s, snaps[i].n, T), refs[i].commit);
+			                snap_entry(snaps[i].s, snaps[i].n, T)->commit, refs[i].commit);
 		}
 		if (rc < 0) {
 			free(st);

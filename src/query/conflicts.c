@@ -57,8 +57,7 @@ udr__mtable *udr__mrec_table(udr__mrec *r, const char *table)
 	return NULL;
 }
 
-/* catalog/merges/<target><suffix>, '/' in the branch name written %2F. */
-/* A record's file name: the branch name with '/' as %2F, or, when that
+/* catalog/merges/<name><suffix>, name the branch name with '/' as %2F, or, when that
  * with ".lock" would pass NAME_MAX (255 bytes; a valid branch name may),
  * "%h" and the BLAKE3 of the name in hex ('%' is in no branch name). */
 #define MREC_HASHED "%h"

@@ -2443,8 +2443,7 @@ static int optimize_table(uint64_t *version, udr_query *q, const char *table, co
 	if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
 		return rc;
 	/* its statements read at its own snapshot: after a write, the
-	 * statement's was taken before the write's commit (t@N of the
-	 * version the write made would not be found) */
+	 * statement's was taken before the write's commit */
 	q->snap_head = udr_txn_snapshot(txn);
 	rc = udr_txn_get_version(&base, txn, table, 0);
 	if (rc == 0 && udr__version_dropped(base)) {

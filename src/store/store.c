@@ -361,6 +361,7 @@ int udr__check_config(const char *dir, const char *kind, int max_format)
 	char *cfg = udr__path_join(dir, "config.json");
 	char *text = NULL;
 	json_t *root;
+	const char *found;
 	json_error_t jerr;
 	size_t len;
 	int rc, sealed;
@@ -384,14 +385,11 @@ int udr__check_config(const char *dir, const char *kind, int max_format)
 	free(text);
 	if (root && !sealed && json_object_get(root, "sealed")) {
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt config %s: its check is missing or damaged", cfg);
-	} else if (root && json_is_object(root) && json_is_string(json_object_get(root, "kind")) &&
-	           strcmp(json_string_value(json_object_get(root, "kind")), kind) != 0 &&
-	           (strcmp(json_string_value(json_object_get(root, "kind")), "udr-store") == 0 ||
-	            strcmp(json_string_value(json_object_get(root, "kind")), "udr-chunk-store") == 0 ||
-	            strcmp(json_string_value(json_object_get(root, "kind")), "udr-catalog") == 0)) {
+	} else if ((found = json_string_value(json_object_get(root, "kind"))) && strcmp(found, kind) != 0 &&
+	           (strcmp(found, "udr-store") == 0 || strcmp(found, "udr-chunk-store") == 0 ||
+	            strcmp(found, "udr-catalog") == 0)) {
 		/* another part of a store (--store DIR/chunks): not damage */
-		const char *k = json_string_value(json_object_get(root, "kind"));
-		rc = udr__error_set(UDR_EINVAL, "%s is not a %s but a %s: give %s", dir, kind, k,
+		rc = udr__error_set(UDR_EINVAL, "%s is not a %s but a %s: give %s", dir, kind, found,
 		                    strcmp(kind, "udr-store") == 0 ? "the store's root (which holds chunks/ and catalog/)"
 		                    : strcmp(kind, "udr-catalog") == 0 ? "the store's catalog/ directory"
 		                                                        : "the store's chunks/ directory");
