@@ -227,8 +227,10 @@ static const cli_command commands[] = {
 	  "  --since SEQ         only commits after commit SEQ\n"
 	  "  --since-time TIME   only commits made at or after TIME (RFC 3339, as\n"
 	  "                      --at of show; a date: from the start of that day, UTC)\n"
-	  "  --table TABLE       only commits that changed TABLE (repeatable: any;\n"
-	  "                      a table never committed is not found, exit 1)\n"
+	  "  --table TABLE       only commits that changed TABLE: made a version of\n"
+	  "                      it, or merges that took one into their branch\n"
+	  "                      (repeatable: any; a table never committed is not\n"
+	  "                      found, exit 1; branch resets are in udr reflog)\n"
 	  "  --branch BRANCH     only commits on BRANCH\n"
 	  "  --limit N           at most N commits\n"
 	  "  --graph             draw the commit graph as git log --graph does\n"
@@ -252,7 +254,8 @@ static const cli_command commands[] = {
 	  "of `udr log` (--json: one JSON object per line), flushing after each.\n"
 	  "Runs until interrupted (SIGINT, SIGTERM: exit 0).\n"
 	  "  --since SEQ      first replay the commits after commit SEQ (0: all)\n"
-	  "  --table TABLE    only commits that changed TABLE (repeatable: any)\n"
+	  "  --table TABLE    only commits that changed TABLE, as in udr log\n"
+	  "                   (repeatable: any)\n"
 	  "  --branch BRANCH  only commits on BRANCH\n"
 	  "  --json           one JSON object per commit and line\n",
 	  cli_cmd_watch },

@@ -18,7 +18,8 @@ typedef struct udr_log_query {
 	unsigned int version;       /**< UDR_LOG_QUERY_VERSION */
 	uint64_t since_seq;         /**< only commits with seq > since_seq (0: from the start) */
 	int64_t since_ms;           /**< only commits at or after this time (0: no bound) */
-	const char *const *tables;  /**< only commits touching one of these tables (NULL: all) */
+	const char *const *tables;  /**< only commits that made a version of one of these tables, or
+	                                 merges that took one into their branch (NULL: all) */
 	size_t ntables;
 	const char *branch;         /**< only this branch (NULL: all) */
 	size_t limit;               /**< at most this many (0: no limit) */
@@ -29,7 +30,10 @@ typedef struct udr_log_query {
 /**
  * Query the commit log.  The cost is proportional to the commits returned
  * (plus a logarithmic search for since_ms), not to the log's size: a table
- * filter walks the tables' own versions, which name their commits.
+ * filter walks the tables' own versions, which name their commits.  In a
+ * store that has branched it also reads the records down to the last one
+ * it returns (or the range's end), for merges that took a table's version
+ * and so made none.
  * @param[out] out array of commits, freed with udr_commit_array_free
  * @return 0; UDR_EINVAL (bad table name, unknown query version); UDR_ECORRUPT;
  *         UDR_EIO; UDR_ENOMEM.

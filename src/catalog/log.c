@@ -241,9 +241,56 @@ static int cursor_load(struct cursor *k, udr_catalog *c, uint64_t lo, uint64_t h
 	return 0;
 }
 
+/*
+ * A merge that takes a table's version from its source makes no version of
+ * its own, so the version walk cannot see it, yet it changes the table on
+ * its branch: its window then names the table with the merge's own seq
+ * (FORMAT.md, window).  Only stores that branched have merges; there the
+ * log is scanned for them, one record at a time, no further than the
+ * version walk's next answer (or the range's end when it has none).
+ */
+struct merge_scan {
+	bool on;
+	uint64_t pos;   /* the next record to look at */
+	uint64_t found; /* a merge that took one of the tables (0: none yet) */
+};
+
+static bool merge_takes(const udr__record *r, const udr_log_query *q)
+{
+	if (r->legacy || !r->cm->op || strcmp(r->cm->op, "merge") != 0 ||
+	    (q->branch && strcmp(r->cm->branch, q->branch) != 0))
+		return false;
+	for (size_t i = 0; i < q->ntables; i++) {
+		const udr__tentry *e = udr__tstate_find(&r->window, q->tables[i]);
+		if (e && e->seq == r->cm->seq)
+			return true;
+	}
+	return false;
+}
+
+/* Scan records strictly beyond bound (newest first: above it; else below
+ * it) for the next merge that took one of q's tables. */
+static int merge_scan_to(struct merge_scan *m, udr_catalog *c, const udr_log_query *q, uint64_t lo, uint64_t hi,
+                         uint64_t bound)
+{
+	while (m->on && !m->found && m->pos >= lo && m->pos <= hi &&
+	       (q->newest_first ? m->pos > bound : m->pos < bound)) {
+		udr__record r;
+		int rc = udr__record_read(&r, c, m->pos);
+		if (rc < 0)
+			return rc;
+		if (merge_takes(&r, q))
+			m->found = m->pos;
+		udr__record_free(&r);
+		m->pos = q->newest_first ? m->pos - 1 : m->pos + 1;
+	}
+	return 0;
+}
+
 static int query_tables(struct out_list *l, udr_catalog *c, const udr_log_query *q, uint64_t lo, uint64_t hi)
 {
 	struct cursor *ks = calloc(q->ntables, sizeof(*ks));
+	struct merge_scan ms = {udr__catalog_branched(c), q->newest_first ? hi : lo, 0};
 	uint64_t last_emitted = 0;
 	int rc = 0;
 	if (!ks)
@@ -270,25 +317,33 @@ static int query_tables(struct out_list *l, udr_catalog *c, const udr_log_query 
 	}
 	while (!q->limit || l->n < q->limit) {
 		size_t best = q->ntables;
+		uint64_t seq;
 		for (size_t i = 0; i < q->ntables; i++) {
 			if (!ks[i].version)
 				continue;
 			if (best == q->ntables || (q->newest_first ? ks[i].seq > ks[best].seq : ks[i].seq < ks[best].seq))
 				best = i;
 		}
-		if (best == q->ntables)
+		if (best < q->ntables)
+			seq = ks[best].seq;
+		else
+			seq = q->newest_first ? lo - 1 : hi + 1; /* the scan's bound: the range's end */
+		if ((rc = merge_scan_to(&ms, c, q, lo, hi, seq)) < 0)
+			goto done;
+		if (ms.found && (best == q->ntables || (q->newest_first ? ms.found > seq : ms.found < seq)))
+			seq = ms.found;
+		else if (best == q->ntables)
 			break;
-		{
-			uint64_t seq = ks[best].seq;
-			if (seq != last_emitted && (rc = take(l, c, seq, q)) < 0)
-				goto done;
-			last_emitted = seq;
-			for (size_t i = 0; i < q->ntables; i++) {
-				if (ks[i].version && ks[i].seq == seq) {
-					ks[i].version = q->newest_first ? ks[i].version - 1 : ks[i].version + 1;
-					if ((rc = cursor_load(&ks[i], c, lo, hi)) < 0)
-						goto done;
-				}
+		if (seq != last_emitted && (rc = take(l, c, seq, q)) < 0)
+			goto done;
+		last_emitted = seq;
+		if (ms.found == seq)
+			ms.found = 0;
+		for (size_t i = 0; i < q->ntables; i++) {
+			if (ks[i].version && ks[i].seq == seq) {
+				ks[i].version = q->newest_first ? ks[i].version - 1 : ks[i].version + 1;
+				if ((rc = cursor_load(&ks[i], c, lo, hi)) < 0)
+					goto done;
 			}
 		}
 	}

@@ -474,3 +474,40 @@ def test_spec_excludes_other_commit_options(udr):
         r = udr("commit", *args, input=b'{"tables": [{"table": "t"}]}')
         assert r.code == 2, (args, r)
     assert log(udr) == []
+
+
+# ---- merges that take a table's version ----
+
+def test_table_filter_lists_merges_that_take_the_table(udr, watches):
+    """A merge that takes a table's version from its source makes no version
+    of its own; `log --table` and `watch --table` (on that branch) listed
+    nothing, so a pipeline watching main's table never saw the change that
+    reached main through a merge."""
+    udr.ok("commit", "t", "--next", udr.put(b"one"))                       # 1
+    udr.ok("branch", "create", "dev")                                      # 2
+    w = Watch(udr, "--json", "--since", "2", "--table", "t", "--branch", "main")
+    watches.append(w)
+    udr.ok("commit", "t", "--next", udr.put(b"two"), "--branch", "dev")    # 3
+    udr.ok("commit", "u", "--next", udr.put(b"u1"), "--branch", "dev")    # 4
+    udr.ok("merge", "dev")                                                 # 5: fast-forward
+    udr.ok("commit", "t", "--next", udr.put(b"three"), "--branch", "dev")  # 6
+    udr.ok("commit", "v", "--next", udr.put(b"v1"))                       # 7: v on main only
+    udr.ok("merge", "dev")                                                 # 8: three-way, takes t
+    udr.ok("commit", "w", "--next", udr.put(b"w1"))                       # 9
+
+    def seqs(*args):
+        return [c["seq"] for c in json.loads(udr.ok("log", "--json", *args).out)]
+
+    assert seqs("--table", "t", "--branch", "main") == [8, 5, 1]
+    assert seqs("--table", "t") == [8, 6, 5, 3, 1]
+    assert seqs("--table", "t", "--reverse") == [1, 3, 5, 6, 8]
+    assert seqs("--table", "u", "--branch", "main") == [5]
+    assert seqs("--table", "u", "--table", "t", "--branch", "main", "--limit", "2") == [8, 5]
+    assert seqs("--table", "v") == [7]      # the second merge took nothing of v
+    assert seqs("--table", "w") == [9]
+    assert seqs("--table", "t", "--since", "5", "--reverse") == [6, 8]
+    assert seqs("--table", "t", "--branch", "dev") == [6, 3]
+    # watch, on main, saw both merges, oldest first, and nothing else
+    assert [w.event()["seq"] for _ in range(2)] == [5, 8]
+    assert w.line(0.3) is None
+    assert w.stop() == 0

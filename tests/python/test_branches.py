@@ -138,3 +138,18 @@ def test_cherry_pick_and_revert(db):
         db.revert(db.resolve("dev"), branch="main", strategy="mine")
     with pytest.raises(udr.NotFoundError):
         db.revert(1, branch="nosuch")
+
+
+def test_subscription_sees_merges_that_take_its_table(db):
+    """A fast-forward merge makes no version of the tables it takes: a
+    subscription to main's table missed it (and db.changes(tables=...))."""
+    put(db, "a", b"a1")
+    db.create_branch("dev")
+    sub = db.subscribe(tables=["a"], branch="main")
+    put(db, "a", b"a dev", branch="dev")
+    assert sub.poll(timeout=0.3) is None          # dev's commit is not main's
+    seq = db.merge("dev")["commit"]
+    e = sub.poll(timeout=5.0)
+    assert e is not None and e.seq == seq and e.branch == "main"
+    sub.close()
+    assert [c.seq for c in db.changes(tables=["a"], branch="main")] == [1, seq]
