@@ -929,6 +929,24 @@ int cli_cmd_conflicts(cli_ctx *ctx, int argc, char **argv)
 		udr_value p = udr_value_text(o.into ? o.into : "main");
 		if ((rc = cli_open_db(&db, ctx)) != 0)
 			goto out;
+		if (o.into) {
+			/* an unknown branch is an error, not "no conflicts" */
+			char *ref = malloc(strlen(o.into) + 8);
+			uint64_t at;
+			if (!ref) {
+				udr_db_close(db);
+				rc = cli_fail(UDR_ENOMEM);
+				goto out;
+			}
+			sprintf(ref, "branch:%s", o.into);
+			rc = udr_catalog_resolve(&at, udr_db_catalog(db), ref);
+			free(ref);
+			if (rc != 0) {
+				udr_db_close(db);
+				rc = cli_fail(rc);
+				goto out;
+			}
+		}
 		if ((rc = udr_query_open(&q, db, NULL)) == 0)
 			rc = udr_query_sql(&r, q,
 			                   "SELECT \"table\", key, base, ours, theirs, resolved FROM udr_conflicts "

@@ -402,3 +402,17 @@ def test_diff_rows_counts_see_signed_zero_inside_lists_and_structs(udr):
                   "(1, [-0.0::DOUBLE], {'a': 0.0::FLOAT}), (2, [1.0::DOUBLE], {'a': -0.0::FLOAT}); COMMIT")
     assert udr.ok("diff", "main", "dev", "--rows").out == "changed f: 1 -> 2  rows 2 -> 2 (+2 -2)\n"
 
+
+
+def test_conflicts_into_an_unknown_branch_is_an_error(udr):
+    """`udr conflicts --into nosuch` printed an empty table with exit 0, as
+    if a branch that does not exist had merged cleanly."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS x")
+    udr.ok("branch", "create", "dev")
+    assert json.loads(udr.ok("conflicts", "--into", "dev", "--json").out) == []
+    r = udr("conflicts", "--into", "nosuch")
+    assert r.code == 1 and "nosuch" in r.stderr and r.out == "", r
+    r = udr("conflicts", "--into", "a b")
+    assert r.code == 2 and "invalid branch or tag name" in r.stderr, r
+    udr.ok("tag", "create", "v1")
+    assert udr("conflicts", "--into", "v1").code == 1    # a tag is no merge target
