@@ -437,7 +437,9 @@ UDR_EXTERN int udr_result_text(char **out, size_t *len, const udr_result *r, siz
 #define UDR_OUTPUT_TABLE 0 /**< aligned text table with a header and a row count */
 #define UDR_OUTPUT_CSV   1 /**< RFC 4180 CSV with a header line */
 #define UDR_OUTPUT_JSON  2 /**< a JSON array of objects (numbers and booleans
-                                as JSON values, everything else as strings) */
+                                as JSON values, NaN and infinite doubles as
+                                NaN, Infinity, -Infinity, everything else as
+                                strings) */
 #define UDR_OUTPUT_NDJSON 3 /**< one JSON object per line */
 
 /**

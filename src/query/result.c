@@ -1057,8 +1057,12 @@ static int json_rows(sink *s, renderer *g, const udr_result *r)
 			else if (col->kind == UDR_TYPE_BOOL || col->kind == UDR_TYPE_INT64 || numeric_other(col))
 				rc = udr__buf_put(&s->buf, cell->ptr, cell->len);
 			else if (col->kind == UDR_TYPE_DOUBLE)
+				/* NaN and infinities as Python's json module and
+				 * DuckDB's JSON writer (udr export) spell them: null
+				 * would read back as SQL NULL, another value */
 				rc = isfinite(col->f64[row]) ? udr__buf_put(&s->buf, cell->ptr, cell->len)
-				                             : udr__buf_puts(&s->buf, "null");
+				     : udr__buf_puts(&s->buf, isnan(col->f64[row]) ? "NaN"
+				                              : col->f64[row] > 0 ? "Infinity" : "-Infinity");
 			else
 				rc = json_string(&s->buf, cell->ptr, cell->len);
 		}

@@ -7,6 +7,7 @@ exit 0 (found by the differential fuzz of stop 30, tests/sqlfuzz).  Parts,
 rewrites, compaction and Parquet exports are now written so that every
 value is kept (import.c copy_one).  Each test fails on the old code."""
 import json
+import math
 
 import pytest
 
@@ -296,3 +297,21 @@ def test_one_line_csvs_of_numbers_are_data(udr, tmp_path, line, n):
     f.write_text(line, encoding="utf-8")
     udr.ok("import", "one", str(f))
     assert rows(udr, "SELECT count(*) FROM one") == [(n,)]
+
+
+def test_json_output_keeps_nan_and_infinities(udr, tmp_path):
+    """`udr sql --json` printed NaN and +-inf doubles as null, which reads
+    back as SQL NULL: another value, with exit 0. They are NaN, Infinity
+    and -Infinity now, as Python's json module and `udr export` write them."""
+    udr.ok("sql", "CREATE TABLE f AS SELECT * FROM (VALUES (1, 'nan'::DOUBLE), (2, 'inf'::DOUBLE), "
+                  "(3, '-inf'::DOUBLE), (4, NULL), (5, -0.0::DOUBLE), (6, 'nan'::FLOAT)) v(id, d)")
+    q = "SELECT * FROM f ORDER BY id"
+    for flag in ("--json", "--ndjson"):
+        out = udr.ok("sql", flag, q).out
+        rows = json.loads(out) if flag == "--json" else [json.loads(x) for x in out.splitlines()]
+        d = [r["d"] for r in rows]
+        assert math.isnan(d[0]) and d[1] == math.inf and d[2] == -math.inf, out
+        assert d[3] is None and d[4] == 0.0 and math.copysign(1, d[4]) == -1 and math.isnan(d[5]), out
+    udr.ok("export", "f", str(tmp_path / "f.json"))
+    exported = json.loads((tmp_path / "f.json").read_text())
+    assert [str(r["d"]) for r in exported] == [str(x) for x in d]
