@@ -237,8 +237,8 @@ static int conv_of(const char *type)
 		return CONV_NONE;
 	if (strcmp(type, "HUGEINT") == 0 || strcmp(type, "UHUGEINT") == 0 || strcmp(type, "UBIGINT") == 0)
 		return CONV_INT;
-	if (strncmp(type, "DECIMAL(", 8) == 0)
-		return CONV_DECIMAL;
+	if (strncmp(type, "DECIMAL(", 8) == 0 && type[strlen(type) - 1] == ')')
+		return CONV_DECIMAL; /* not DECIMAL(3,1)[], a list: text */
 	if (strcmp(type, "DATE") == 0)
 		return CONV_DATE;
 	if (strcmp(type, "TIMESTAMP") == 0 || strcmp(type, "TIMESTAMP_S") == 0 ||

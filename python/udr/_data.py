@@ -14,7 +14,10 @@ type (the column types returned with the file):
     date -> DATE, time -> TIME, uuid.UUID -> UUID,
     decimal.Decimal -> DECIMAL(p, s) wide enough for every value (p <= 38)
 
-A column that mixes kinds keeps the text (VARCHAR).  bytes cannot be
+A column of str is VARCHAR whatever the strings look like (DuckDB would
+guess dates, times and UUIDs in them, and change them).  A column that
+mixes kinds is VARCHAR: each value's text (a number's digits, true or
+false, an ISO date; nested values as JSON).  bytes cannot be
 written (DuckDB's JSON reader takes a BLOB's text as its bytes, escapes
 and all): write a Parquet file.  In a DataFrame, NaN/NaT/None are NULL.
 """
@@ -86,7 +89,7 @@ class _Columns:
             self.kinds.setdefault(name, set())
             return None
         k = _kind(v)
-        self.kinds.setdefault(name, set()).add(k)
+        self.kinds.setdefault(name, set()).add(k or _json_kind(v))
         if k == "decimal":
             w, s = _decimal_digits(v)
             d = self.dec.setdefault(name, [0, 0])
@@ -98,9 +101,19 @@ class _Columns:
         for name, kinds in self.kinds.items():
             if kinds == {"naive", "naive_ns"}:
                 kinds = {"naive_ns"}
+            if kinds == {"int", "float"}:
+                continue  # JSON numbers: DOUBLE, as detected
+            if len(kinds) > 1:
+                # mixed kinds: their text (DuckDB would make it JSON and
+                # quote the strings); nested values among them as JSON
+                out.append((name, "VARCHAR"))
+                continue
             if len(kinds) != 1:
                 continue
             k = next(iter(kinds))
+            if k == "str":
+                out.append((name, "VARCHAR"))  # never a guessed DATE, TIME, UUID ...
+                continue
             t = {"tz": "TIMESTAMP WITH TIME ZONE", "naive": "TIMESTAMP",
                  "naive_ns": "TIMESTAMP_NS", "date": "DATE", "time": "TIME",
                  "uuid": "UUID"}.get(k)
@@ -111,6 +124,19 @@ class _Columns:
             if t:
                 out.append((name, t))
         return out
+
+
+def _json_kind(v):
+    """The kind of a value of JSON's own types."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    return "nested"
 
 
 def _check_float(value):
@@ -135,6 +161,10 @@ def _frame_rows(df):
     for name in df.columns:
         if not isinstance(name, str):
             raise TypeError("column names must be str, not %s" % type(name).__name__)
+    dup = sorted({n for n in df.columns if list(df.columns).count(n) > 1})
+    if dup:
+        # to_dict would keep one of them and drop the others
+        raise ValueError("the DataFrame has duplicate column names: %s" % ", ".join(map(repr, dup)))
     for row in df.to_dict("records"):
         out = {}
         for k, v in row.items():

@@ -49,6 +49,7 @@
 	X(duckdb_connect) \
 	X(duckdb_create_array_value) \
 	X(duckdb_create_blob) \
+	X(duckdb_create_bit) \
 	X(duckdb_create_bool) \
 	X(duckdb_create_config) \
 	X(duckdb_create_date) \
@@ -226,6 +227,7 @@ int udr__duck_load(void);
 #define duckdb_connect (udr__duck.duckdb_connect)
 #define duckdb_create_array_value (udr__duck.duckdb_create_array_value)
 #define duckdb_create_blob (udr__duck.duckdb_create_blob)
+#define duckdb_create_bit (udr__duck.duckdb_create_bit)
 #define duckdb_create_bool (udr__duck.duckdb_create_bool)
 #define duckdb_create_config (udr__duck.duckdb_create_config)
 #define duckdb_create_date (udr__duck.duckdb_create_date)

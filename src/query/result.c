@@ -306,8 +306,54 @@ static duckdb_value vec_value(duckdb_vector v, duckdb_logical_type t, idx_t row)
 		duckdb_destroy_logical_type(&mt);
 		return r;
 	}
-	default: /* BIT, BIGNUM: rare; shown as a marker rather than guessed */
-		return duckdb_create_varchar("(unsupported type)");
+	case DUCKDB_TYPE_BIT: {
+		/* its bytes are duckdb_bit's: the padding count, then the bits */
+		duckdb_string_t *s = &((duckdb_string_t *)data)[row];
+		duckdb_bit b = {(uint8_t *)duckdb_string_t_data(s), duckdb_string_t_length(*s)};
+		return duckdb_create_bit(b);
+	}
+	default: /* BIGNUM: refused before (has_unsupported) */
+		return NULL;
+	}
+}
+
+/* A type udr cannot turn into text (BIGNUM, alone or nested): the caller
+ * refuses the column rather than show something else. */
+static bool has_unsupported(duckdb_logical_type t)
+{
+	duckdb_type id = duckdb_get_type_id(t);
+	duckdb_logical_type c;
+	bool bad = false;
+	switch (id) {
+	case DUCKDB_TYPE_BIGNUM:
+		return true;
+	case DUCKDB_TYPE_LIST:
+	case DUCKDB_TYPE_ARRAY:
+		c = id == DUCKDB_TYPE_LIST ? duckdb_list_type_child_type(t) : duckdb_array_type_child_type(t);
+		bad = has_unsupported(c);
+		duckdb_destroy_logical_type(&c);
+		return bad;
+	case DUCKDB_TYPE_MAP:
+		c = duckdb_map_type_key_type(t);
+		bad = has_unsupported(c);
+		duckdb_destroy_logical_type(&c);
+		if (!bad) {
+			c = duckdb_map_type_value_type(t);
+			bad = has_unsupported(c);
+			duckdb_destroy_logical_type(&c);
+		}
+		return bad;
+	case DUCKDB_TYPE_STRUCT:
+	case DUCKDB_TYPE_UNION:
+		for (idx_t i = 0; !bad && i < (id == DUCKDB_TYPE_STRUCT ? duckdb_struct_type_child_count(t)
+		                                                          : duckdb_union_type_member_count(t)); i++) {
+			c = id == DUCKDB_TYPE_STRUCT ? duckdb_struct_type_child_type(t, i) : duckdb_union_type_member_type(t, i);
+			bad = has_unsupported(c);
+			duckdb_destroy_logical_type(&c);
+		}
+		return bad;
+	default:
+		return false;
 	}
 }
 
@@ -442,8 +488,15 @@ static int fill_column(rcol *col, duckdb_vector v, duckdb_logical_type t, size_t
 			}
 			/* fall through */
 		default: {
-			duckdb_value val = vec_value(v, t, i);
-			char *text = val ? duckdb_get_varchar(val) : NULL;
+			duckdb_value val;
+			char *text;
+			if (has_unsupported(t)) {
+				rc = udr__error_set(UDR_EINVAL, "column '%s' is of a type udr cannot show (BIGNUM): "
+				                    "CAST it to VARCHAR in the query", col->name);
+				break;
+			}
+			val = vec_value(v, t, i);
+			text = val ? duckdb_get_varchar(val) : NULL;
 			if (!val || !text)
 				rc = udr__error_set(UDR_ENOMEM, "cannot convert a value of column '%s' to text",
 				                    col->name);

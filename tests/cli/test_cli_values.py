@@ -315,3 +315,15 @@ def test_json_output_keeps_nan_and_infinities(udr, tmp_path):
     udr.ok("export", "f", str(tmp_path / "f.json"))
     exported = json.loads((tmp_path / "f.json").read_text())
     assert [str(r["d"]) for r in exported] == [str(x) for x in d]
+
+
+def test_bit_is_shown_and_bignum_refused(udr):
+    """A BIT printed '(unsupported type)' with exit 0, a list of BITs failed
+    as out of memory; a BIGNUM, which udr cannot show, is refused by name
+    (CAST it to VARCHAR) instead of printing the marker."""
+    r = udr.ok("sql", "--json", "SELECT '101'::BIT b, ['1'::BIT, '0011'::BIT] l, {'x': '000000001'::BIT} s")
+    assert json.loads(r.out) == [{"b": "101", "l": "[1, 0011]", "s": "{'x': 000000001}"}]
+    for q in ("SELECT 1::VARINT v", "SELECT [1::VARINT] v"):
+        r = udr("sql", q)
+        assert r.code == 2 and "BIGNUM" in r.stderr and "unsupported" not in r.out, r
+    assert udr.ok("sql", "--csv", "SELECT 1::VARINT::VARCHAR v").out.split() == ["v", "1"]

@@ -171,3 +171,42 @@ def test_write_dataframe_keeps_types_and_microseconds(db):
         db.write("ns2", pd.DataFrame({"t": [pd.Timestamp("2026-01-01 00:00:00.000000001",
                                                           tz="UTC")]}))
     assert db.sql("SELECT count(*) FROM udr_tables WHERE name = 'ns2'").fetchone() == (0,)
+
+
+def test_bit_lists_of_decimals_and_bignum(db):
+    """A BIT came back as the text '(unsupported type)' and a list of
+    DECIMALs raised decimal.InvalidOperation (its type name starts with
+    'DECIMAL('); a BIGNUM, which udr cannot show, is refused by name."""
+    r = db.sql("SELECT '101'::BIT b, ['1'::BIT, '0011'::BIT] bl, [1.5::DECIMAL(3,1), NULL] dl, "
+               "[[2.25::DECIMAL(4,2)]] dll, 1.5::DECIMAL(3,1) d")
+    assert r.fetchall() == [("101", "[1, 0011]", "[1.5, NULL]", "[[2.25]]", decimal.Decimal("1.5"))]
+    for q in ("SELECT 1::VARINT v", "SELECT [1::VARINT] v", "SELECT {'a': 1::VARINT} v"):
+        with pytest.raises(udr.InvalidArgumentError, match="BIGNUM"):
+            db.sql(q).fetchall()
+
+
+def test_write_str_columns_stay_text(db):
+    """Strings that looked like dates, times or UUIDs were read by DuckDB's
+    guess and changed: '0000-01-01' came back as 0001-01-01 (BC), a 7-digit
+    fraction lost a digit, a trailing space and a 'Z' were dropped.  A
+    column mixing kinds came back as JSON, its strings quoted."""
+    vals = ["0000-01-01", "12:30:00.1234567", "2020-01-01 10:00:00 ", "2020-01-01T10:00:00Z",
+            "ABCDEF00-0000-0000-0000-000000000000", "2020-1-1", None]
+    db.write("s", [{"v": v} for v in vals])
+    r = db.read("s")
+    assert r.types == ["VARCHAR"] and [x[0] for x in r.fetchall()] == vals
+    db.write("m", [{"v": 1}, {"v": "x"}, {"v": True}, {"v": 1.5}, {"v": [1, 2]},
+                   {"v": datetime.date(2020, 1, 2)}, {"v": decimal.Decimal("1.10")}, {"v": None}])
+    r = db.read("m")
+    assert r.types == ["VARCHAR"]
+    assert [x[0] for x in r.fetchall()] == ["1", "x", "true", "1.5", "[1,2]", "2020-01-02", "1.10", None]
+    db.write("n", [{"v": 1}, {"v": 2.5}])
+    assert db.read("n").types == ["DOUBLE"]
+
+
+def test_write_dataframe_with_duplicate_columns_is_refused(db):
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="duplicate column names: 'a'"):
+        db.write("d", pd.DataFrame([[1, 2]], columns=["a", "a"]))
+    with pytest.raises(udr.NotFoundError):
+        db.read("d")
