@@ -1181,7 +1181,8 @@ fail:
 }
 
 PyDoc_STRVAR(sql_doc,
-"sql(query, params=None, versions=None, message=None, branch=None) -> Result\n\n"
+"sql(query, params=None, versions=None, message=None, branch=None, *,\n"
+"    read_only=False) -> Result\n\n"
 "Run one SQL statement over the tables (docs/QUERY.md): a bare table name\n"
 "is its latest version (one snapshot for the whole statement); NAME@REF\n"
 "picks one ('users@3', 'users@2026-11-01T12:00:00Z', 'users@commit:12').\n"
@@ -1197,13 +1198,16 @@ PyDoc_STRVAR(sql_doc,
 "several calls commits them together (ConflictError when another writer\n"
 "changed a written table first).  branch='dev' reads bare names on branch\n"
 "dev and commits writes there (None: main); every call of a transaction\n"
-"names the same branch.  The GIL is released while the query runs.");
+"names the same branch.  read_only=True refuses (InvalidArgumentError,\n"
+"'read-only session: ...') any statement that would commit, before it\n"
+"writes.  The GIL is released while the query runs.");
 
 static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = {"query", "params", "versions", "message", "branch", NULL};
+	static char *kwlist[] = {"query", "params", "versions", "message", "branch", "read_only", NULL};
 	PyObject *qobj, *pobj = Py_None, *vobj = Py_None, *keep = NULL;
 	const char *sql, *message = NULL, *branch = NULL;
+	int read_only = 0;
 	char *pinned = NULL;
 	udr_value *vals = NULL;
 	size_t nvals = 0;
@@ -1212,8 +1216,8 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 	pins p;
 	int rc = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOzz:sql", kwlist, &qobj, &pobj, &vobj, &message,
-	                                 &branch))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOzz$p:sql", kwlist, &qobj, &pobj, &vobj, &message,
+	                                 &branch, &read_only))
 		return NULL;
 	if ((sql = udrpy_cstr(qobj, "query")) == NULL)
 		return NULL;
@@ -1251,8 +1255,12 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 		Py_BEGIN_ALLOW_THREADS
 		/* the message of what this call commits (a write, or BEGIN) */
 		rc = udr_query_set_message(q, message);
+		if (rc == 0 && read_only)
+			rc = udr_query_set_read_only(q, 1);
 		if (rc == 0)
 			rc = udr_query_sql_stream(&r, q, text, vals, nvals);
+		if (read_only)
+			(void)udr_query_set_read_only(q, 0);
 		Py_END_ALLOW_THREADS
 	}
 	if (branch) {

@@ -171,6 +171,16 @@ UDR_EXTERN int udr_query_set_message(udr_query *q, const char *message);
  */
 UDR_EXTERN int udr_query_set_branch(udr_query *q, const char *branch);
 
+/**
+ * A read-only session (on nonzero) refuses every statement that would
+ * commit: INSERT, UPDATE, DELETE, MERGE, CREATE TABLE, DROP TABLE on UDR
+ * tables and BEGIN/COMMIT/ROLLBACK, with UDR_EINVAL ("read-only session:
+ * ..."), before anything is written; the session's own temporary objects
+ * stay writable.  It cannot be set while a SQL transaction is open.
+ * @return 0; UDR_EINVAL (NULL session, or a transaction open).
+ */
+UDR_EXTERN int udr_query_set_read_only(udr_query *q, int on);
+
 /** File formats for import, export and udr_query_sql_to_file. */
 #define UDR_FORMAT_AUTO    0 /**< from the file name's extension */
 #define UDR_FORMAT_PARQUET 1 /**< .parquet, .pq */

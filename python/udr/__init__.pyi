@@ -539,8 +539,10 @@ class Database:
         versions: Optional[Mapping[str, _Ref]] = None,
         message: Optional[str] = None,
         branch: Optional[str] = None,
+        *,
+        read_only: bool = False,
     ) -> Result:
-        """Run one SQL statement (query module)."""
+        """Run one SQL statement (query module); read_only refuses what would commit."""
     def read(
         self, table: str, version: Optional[_Ref] = None, branch: Optional[str] = None
     ) -> Result:

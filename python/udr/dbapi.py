@@ -366,7 +366,18 @@ class Cursor:
         m = _CREATE_TABLE.match(rest)
         if m:
             operation = rest[:m.end(1)] + " TEMP" + rest[m.end(1):]
-        res = con._db.sql(operation, parameters, versions=versions)
+        try:
+            # read_only: the query layer refuses what would commit (the
+            # checks above only word the common cases; comments between
+            # keywords or a table made since would pass them)
+            res = con._db.sql(operation, parameters, versions=versions, read_only=True)
+        except InvalidArgumentError as e:
+            if str(e).startswith("read-only session"):
+                raise NotSupportedError(
+                    "UDR tables are read-only in SQL through a DB-API connection (%s): "
+                    "con.database.sql() commits SQL writes, con.database.write() stores a new "
+                    "version" % e) from None
+            raise
         if kind in _NO_ROWS:
             # DuckDB answers a changed-row count ("Count") for DML, nothing for DDL.
             rows = res.fetchall()

@@ -2226,6 +2226,16 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 	return rc;
 }
 
+int udr_query_set_read_only(udr_query *q, int on)
+{
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_read_only");
+	if (on && udr__w_snapshot(q))
+		return udr__error_set(UDR_EINVAL, "a SQL transaction of the session is open: it cannot become read-only");
+	q->read_only = on != 0;
+	return 0;
+}
+
 int udr_query_set_message(udr_query *q, const char *message)
 {
 	char *m = NULL;

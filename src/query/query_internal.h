@@ -135,6 +135,7 @@ struct udr_query {
 	char *branch;       /* the session's branch (udr_query_set_branch); NULL: main */
 	bool dropped_hit;   /* the last resolve found a drop (not found) */
 	bool user_objects;  /* a user's CREATE ran (views, macros, temp tables may exist) */
+	bool read_only;     /* udr_query_set_read_only: writes to UDR tables refused */
 	udr_optimize_options compact; /* compaction after SQL writes (udr_query_set_compaction) */
 	bool compact_custom;          /* compact is set (else the defaults) */
 	bool compact_off;             /* no compaction after SQL writes */

@@ -2034,6 +2034,12 @@ static int write_at(udr_result **out, udr_query *q, const wstmt *st, const char 
 	return rc;
 }
 
+static int refuse_read_only(const char *quoted_table)
+{
+	return udr__error_set(UDR_EINVAL, "read-only session: the statement would change UDR table '%s' (nothing "
+	                                  "was written)", quoted_table);
+}
+
 int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value *params, size_t nparams)
 {
 	char qt[UDR_TABLE_NAME_MAX * 4 + 8];
@@ -2047,6 +2053,9 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	 * macro, temporary table ...): from then on they are looked for */
 	if (!(st.kind == WK_CREATE && !st.temp && !st.qualified) && word_at(sql, "create"))
 		q->user_objects = true;
+	if (q->read_only && (st.kind == WK_BEGIN || st.kind == WK_COMMIT || st.kind == WK_ROLLBACK))
+		return udr__error_set(UDR_EINVAL, "read-only session: transaction statements (BEGIN, COMMIT, "
+		                                  "ROLLBACK) are not run");
 	switch (st.kind) {
 	case WK_NONE:
 		if (q->wtx && q->wtx->failed)
@@ -2094,6 +2103,8 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (!st.has_target || st.qualified || (st.kind == WK_CREATE && st.temp))
 		return 1; /* the session's own objects: DuckDB's business */
 	udr__quote(qt, sizeof(qt), st.target);
+	if (q->read_only && strchr(st.target, '@'))
+		return refuse_read_only(qt);
 	if (strchr(st.target, '@'))
 		return write_at(out, q, &st, sql, params, nparams);
 	if (udr_table_name_check(st.target) < 0) {
@@ -2112,6 +2123,8 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		return rc;
 	if (sess)
 		return 1;
+	if (q->read_only)
+		return refuse_read_only(qt);
 	autoc = !q->wtx;
 	if (autoc && (rc = wtx_begin(q, false, q->branch)) < 0)
 		return rc;

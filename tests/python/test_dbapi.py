@@ -176,3 +176,36 @@ def test_pandas_read_sql(root):
     assert df["id"].tolist() == [1, 3]
     assert df["name"].tolist() == ["ann", "cy"]
     assert df["score"].tolist() == [1.5, 2.25]
+
+
+def test_writes_hidden_by_comments_or_new_tables_are_refused(root):
+    """The connection's own word checks let `DELETE/**/FROM users` and a
+    DELETE on a table made after its first statement through, and they were
+    committed.  The query layer now refuses, in a read-only session, any
+    statement that would commit."""
+    with udr.open(root) as db:
+        con = udr.connect(db)
+        cur = con.cursor()
+        cur.execute("SELECT count(*) FROM users")
+        db.write("later", [{"a": 1}])
+        for q in ("DELETE/**/FROM users WHERE id = 1", "INSERT /* c */ INTO users VALUES (9, 'x', 0.5)",
+                  "UPDATE/**/users SET score = 0", "DROP/**/TABLE users", "DELETE FROM later",
+                  "MERGE/**/INTO users USING (SELECT 1 AS id) s ON users.id = s.id WHEN MATCHED THEN DELETE",
+                  "WITH x AS (SELECT 1) DELETE/**/FROM users", "CREATE/**/TABLE made AS SELECT 1"):
+            with pytest.raises(udr.NotSupportedError, match="read-only"):
+                cur.execute(q)
+        assert db.catalog.latest("users") == 1 and db.catalog.latest("later") == 1
+        assert sorted(db.catalog.list_tables()) == ["later", "users"]
+        # the session's scratch tables stay writable
+        cur.execute("CREATE TABLE scratch AS SELECT 1 AS x")
+        cur.execute("INSERT INTO scratch VALUES (2)")
+        assert cur.execute("SELECT sum(x) FROM scratch").fetchone() == (3,)
+        con.close()
+        # Database.sql(read_only=True) refuses the same, and reads
+        with pytest.raises(udr.InvalidArgumentError, match="read-only session"):
+            db.sql("DELETE FROM users", read_only=True)
+        with pytest.raises(udr.InvalidArgumentError, match="read-only session"):
+            db.sql("BEGIN", read_only=True)
+        assert db.sql("SELECT count(*) FROM users", read_only=True).fetchone() == (3,)
+        db.sql("DELETE FROM users WHERE id = 1")     # not read-only: commits
+        assert db.catalog.latest("users") == 2

@@ -778,6 +778,41 @@ static void test_query__sql_writes(void **state)
 	free(p);
 }
 
+/* udr_query_set_read_only: what would commit is refused before it writes,
+ * comments between keywords included; reads and temporary tables work. */
+static void test_query__read_only(void **state)
+{
+	fx *f = *state;
+	udr_catalog *cat = udr_db_catalog(f->db);
+	uint64_t head = 0, after = 0;
+	udr_stream *st = NULL;
+	const char *refused[] = {"DELETE/**/FROM r", "INSERT /* c */ INTO r VALUES (9)", "UPDATE r SET id = 0",
+	                         "DROP TABLE r", "CREATE TABLE r2 AS SELECT 1", "BEGIN", "INSERT INTO r@main VALUES (1)",
+	                         "MERGE INTO r USING (SELECT 1 AS id) s ON r.id = s.id WHEN MATCHED THEN DELETE"};
+	assert_int_equal(udr_query_sql(NULL, f->q, "CREATE TABLE r AS SELECT range AS id FROM range(3)", NULL, 0), 0);
+	assert_int_equal(udr_catalog_head(&head, cat), 0);
+	assert_int_equal(udr_query_set_read_only(NULL, 1), UDR_EINVAL);
+	assert_int_equal(udr_query_set_read_only(f->q, 1), 0);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(udr_query_sql(NULL, f->q, refused[i], NULL, 0), UDR_EINVAL);
+		assert_non_null(strstr(udr_error_last()->message, "read-only session"));
+	}
+	assert_int_equal(udr_query_sql_stream(&st, f->q, "DELETE FROM r", NULL, 0), UDR_EINVAL);
+	assert_null(st);
+	assert_scalar(f, "SELECT count(*) FROM r", "3");
+	assert_int_equal(udr_query_sql(NULL, f->q, "CREATE TEMP TABLE s AS SELECT 1 AS x", NULL, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "INSERT INTO s VALUES (2)", NULL, 0), 0);
+	assert_scalar(f, "SELECT sum(x) FROM s", "3");
+	assert_int_equal(udr_catalog_head(&after, cat), 0);
+	assert_int_equal(after, head); /* nothing committed */
+	assert_int_equal(udr_query_set_read_only(f->q, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "BEGIN", NULL, 0), 0);
+	assert_int_equal(udr_query_set_read_only(f->q, 1), UDR_EINVAL); /* a transaction is open */
+	assert_int_equal(udr_query_sql(NULL, f->q, "DELETE FROM r WHERE id = 0", NULL, 0), 0);
+	assert_int_equal(udr_query_sql(NULL, f->q, "COMMIT", NULL, 0), 0);
+	assert_scalar(f, "SELECT count(*) FROM r", "2");
+}
+
 /* SQL writes through the stream API (what `udr sql` and Python call):
  * written and committed as by udr_query_sql, with the message; the
  * statement's result is a stream too.  Reads still stream. */
@@ -1153,6 +1188,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__branch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__imports_survive_a_concurrent_temp_cleaner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__time_travel_ten_versions, setup_raw, teardown),
