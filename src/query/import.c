@@ -2423,6 +2423,214 @@ static int forced_types(schema *out, udr_query *q, int format, const char *const
 	return rc;
 }
 
+/* A JSON value's own type, which its number or boolean is parsed into before
+ * any cast: BOOLEAN, an integer, a float or a DECIMAL. */
+static bool json_scalar_type(const char *t)
+{
+	static const char *const k[] = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+	                                "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"};
+	for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+		if (strcmp(t, k[i]) == 0)
+			return true;
+	return strncmp(t, "DECIMAL(", 8) == 0;
+}
+
+static const char *schema_type(const schema *s, const char *name)
+{
+	for (size_t i = 0; s && i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return s->types[i];
+	return NULL;
+}
+
+/* cond gets "the cast of col from d to t would change it" */
+static int lossy_cast_cond(udr__buf *cond, const char *col, const char *d, const char *t)
+{
+	int rc = put_col_expr(cond, "TRY_CAST(@ AS ", col);
+	if (rc == 0)
+		rc = udr__buf_printf(cond, "%s) IS NULL OR CAST(TRY_CAST(", t);
+	if (rc == 0)
+		rc = put_col_expr(cond, "@ AS ", col);
+	if (rc == 0)
+		rc = udr__buf_printf(cond, "%s) AS %s) IS DISTINCT FROM ", t, d);
+	if (rc == 0)
+		rc = put_col_expr(cond, "@", col);
+	if (rc == 0 && strncmp(t, "DECIMAL(", 8) == 0 && (strcmp(d, "DOUBLE") == 0 || strcmp(d, "FLOAT") == 0)) {
+		/* the JSON number was parsed into a double: beyond 15
+		 * significant digits its decimal digits are gone */
+		const char *comma = strchr(t, ',');
+		int scale = comma ? atoi(comma + 1) : 0;
+		rc = put_col_expr(cond, " OR abs(@) >= ", col);
+		if (rc == 0)
+			rc = udr__buf_printf(cond, "1e%d", 15 - scale);
+	}
+	return rc;
+}
+
+/* Text the parse into type t would change, as a condition on column col
+ * (read as VARCHAR): a fraction in an integer column (the CSV reader reads
+ * "5.7" into BIGINT as 6), more fractional digits than a DECIMAL's scale
+ * ("2.25" into DECIMAL(2,1) is 2.3), a nonzero UTC offset in a TIMESTAMP
+ * (dropped: "01:00+05:00" was 01:00), a time of day in a DATE.  0 and no
+ * condition for other types. */
+static int text_loss_cond(udr__buf *cond, const char *col, const char *t)
+{
+	static const char *const ints[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+	                                   "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		if (strcmp(t, ints[i]) == 0)
+			return put_col_expr(cond, "regexp_matches(@, '^\\s*[+-]?[0-9]*\\.[0-9]*[1-9]')", col);
+	if (strncmp(t, "DECIMAL(", 8) == 0) {
+		const char *comma = strchr(t, ',');
+		int rc = put_col_expr(cond, "NOT regexp_matches(@, '[eE]') AND "
+		                            "length(rtrim(regexp_extract(@, '\\.([0-9]+)', 1), '0')) > ", col);
+		return rc ? rc : udr__buf_printf(cond, "%d", comma ? atoi(comma + 1) : 0);
+	}
+	if (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0)
+		return put_col_expr(cond, "regexp_matches(trim(@), '[0-9]:[0-9]{2}(:[0-9]{2}(\\.[0-9]*)?)?\\s*"
+		                          "[+-][0-9]{2}(:?[0-9]{2})?$') AND NOT regexp_matches(trim(@), '[+-]00(:?00)?$')",
+		                    col);
+	if (strcmp(t, "DATE") == 0)
+		return put_col_expr(cond, "regexp_matches(trim(@), '^[^T ]+[T ][0-9]') AND NOT regexp_matches(trim(@), "
+		                          "'[T ]0?0:00(:00(\\.0*)?)?(Z|[+-]00(:?00)?)?$')",
+		                    col);
+	return 0;
+}
+
+static bool text_checked(const char *t)
+{
+	udr__buf b = {0};
+	bool yes = text_loss_cond(&b, "x", t) == 0 && b.len > 0;
+	udr__buf_free(&b);
+	return yes;
+}
+
+/*
+ * New data into a table that exists (append, --key, a replacement with its
+ * columns) is read with the table's types, and a reader's cast changes a
+ * value with no error: the CSV reader reads "5.7" into BIGINT as 6 and
+ * "2.25" into DECIMAL(2,1) as 2.3; a JSON number is parsed first (5.7 is a
+ * DOUBLE, so a DECIMAL of 18 digits has lost some), a declared TIMESTAMP
+ * WITH TIME ZONE would lose its offset in TIMESTAMP, a TIMESTAMP its time
+ * in DATE.  So, before anything is written, one scan checks the data:
+ *  - text read straight into its column's type (CSV, JSON strings): the
+ *    text a parse would change (text_loss_cond), the column read as text;
+ *  - a JSON number or boolean, or a type the caller declared, that differs
+ *    from the table's: read as that type and cast in SQL; a value whose
+ *    round trip does not give it back, or a double with more digits than a
+ *    double keeps going into a DECIMAL, is refused;
+ *  - an instant into a wall time or back (TIMESTAMP WITH TIME ZONE against
+ *    another type): refused, the zone would be the machine's.
+ * 1: read with the table's types (*out untouched); 0: *out is the SELECT.
+ */
+static int checked_select(udr__buf *out, udr_query *q, int format, const char *const *files, size_t nfiles,
+                          bool header, const schema *old, const schema *detected, const udr_import_options *opts)
+{
+	schema src = {0}, chk_types = {0};
+	udr__buf rd = {0}, crd = {0}, chk = {0}, cond = {0};
+	udr_result *r = NULL;
+	bool differ = false, json = format == UDR_FORMAT_JSON || format == UDR_FORMAT_NDJSON;
+	int rc = 0;
+	if (format == UDR_FORMAT_PARQUET)
+		return 1;
+	if (!(src.names = calloc(old->n, sizeof(char *))) || !(src.types = calloc(old->n, sizeof(char *))) ||
+	    !(chk_types.types = calloc(old->n, sizeof(char *)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	src.n = chk_types.n = old->n;
+	chk_types.names = src.names;
+	for (size_t i = 0; i < old->n; i++) {
+		const char *t = old->types[i], *d = NULL;
+		for (size_t k = 0; json && k < opts->ntypes; k++)
+			if (strcmp(opts->types[2 * k], old->names[i]) == 0)
+				d = opts->types[2 * k + 1];
+		if (json && !d && (d = schema_type(detected, old->names[i])) && !json_scalar_type(d))
+			d = NULL;
+		if (!d || strcmp(d, "VARCHAR") == 0 || strcmp(t, "VARCHAR") == 0)
+			d = t; /* text: parsed into the table's type */
+		src.names[i] = old->names[i];
+		src.types[i] = (char *)d;
+		chk_types.types[i] = strcmp(d, t) == 0 && text_checked(t) ? "VARCHAR" : (char *)d;
+		differ |= strcmp(d, t) != 0;
+	}
+	/* the check: the first value the import would change */
+	for (size_t i = 0; rc == 0 && i < old->n; i++) {
+		const char *t = old->types[i], *d = src.types[i];
+		size_t at = cond.len;
+		if (strcmp(d, t) == 0 && !text_checked(t))
+			continue;
+		rc = udr__buf_puts(&cond, at ? " WHEN " : "CASE WHEN ");
+		if (rc == 0)
+			rc = put_col_expr(&cond, "@ IS NOT NULL AND (", old->names[i]);
+		if (rc == 0 && strcmp(d, t) == 0)
+			rc = text_loss_cond(&cond, old->names[i], t);
+		else if (rc == 0 &&
+		         (strcmp(d, "TIMESTAMP WITH TIME ZONE") == 0) != (strcmp(t, "TIMESTAMP WITH TIME ZONE") == 0))
+			/* an instant and a wall time: the zone would be the
+			 * machine's (the session's TimeZone), so neither is taken */
+			rc = udr__buf_puts(&cond, "true");
+		else if (rc == 0)
+			rc = lossy_cast_cond(&cond, old->names[i], d, t);
+		if (rc == 0)
+			rc = udr__buf_puts(&cond, ") THEN ");
+		if (rc == 0)
+			rc = udr__sql_literal(&cond, old->names[i]);
+		if (rc == 0)
+			rc = put_col_expr(&cond, " || ': ' || CAST(@ AS VARCHAR)", old->names[i]);
+		if (rc == 0)
+			rc = udr__buf_printf(&cond, " || ' (%s in the data) does not fit %s, the table''s type'",
+			                     strcmp(d, t) == 0 ? "text" : d, t);
+	}
+	if (rc == 0 && cond.len) {
+		rc = reader_sql(&crd, format, files, nfiles, &chk_types, header);
+		if (rc == 0)
+			rc = udr__buf_printf(&chk, "SELECT * FROM (SELECT %s END AS why FROM (%s)) WHERE why IS NOT NULL LIMIT 1",
+			                     cond.ptr, crd.ptr);
+		if (rc == 0)
+			rc = udr__q_run(&r, q, chk.ptr, NULL, 0, UDR__RUN_ANY);
+		if (rc == 0 && udr_result_row_count(r) > 0) {
+			char *why = NULL;
+			udr_result_text(&why, NULL, r, 0, 0);
+			rc = udr__error_set(UDR_EINVAL,
+			                    "column %s: the import would change the value (nothing was imported; give values "
+			                    "the column's type holds exactly, a JSON DECIMAL as a string, or replace the table)",
+			                    why ? why : "?");
+			udr_free(why);
+		}
+	}
+	if (rc == 0 && !differ) {
+		rc = 1;
+		goto out;
+	}
+	/* the import: each column whose data is of another type cast to the
+	 * table's */
+	if (rc == 0)
+		rc = reader_sql(&rd, format, files, nfiles, &src, header);
+	for (size_t i = 0; rc == 0 && i < old->n; i++) {
+		rc = udr__buf_puts(out, i ? ", " : "SELECT ");
+		if (rc == 0 && strcmp(src.types[i], old->types[i]) != 0) {
+			rc = put_col_expr(out, "CAST(@ AS ", old->names[i]);
+			if (rc == 0)
+				rc = udr__buf_printf(out, "%s) AS ", old->types[i]);
+		}
+		if (rc == 0)
+			rc = udr__sql_ident(out, old->names[i]);
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(out, " FROM (%s)", rd.ptr);
+out:
+	udr_result_free(r);
+	free(src.names);
+	free(src.types);
+	free(chk_types.types);
+	udr__buf_free(&rd);
+	udr__buf_free(&crd);
+	udr__buf_free(&chk);
+	udr__buf_free(&cond);
+	return rc;
+}
+
 static int import_files_unheld(uint64_t *version, udr_query *q, const char *table, const char *const *files,
                      size_t nfiles, const udr_import_options *opts)
 {
@@ -2523,7 +2731,10 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	if (!old.n && opts->ntypes && format != UDR_FORMAT_PARQUET &&
 	    (rc = forced_types(&forced, q, format, files, nfiles, header_only, opts)) < 0)
 		goto out;
-	if ((rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL, header_only)) < 0)
+	if (old.n && (rc = checked_select(&b, q, format, files, nfiles, header_only, &old, &detected, opts)) < 0)
+		goto out;
+	if ((old.n ? rc == 1 : true) &&
+	    (rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL, header_only)) < 0)
 		goto out;
 	src.select_sql = b.ptr;
 	src.params = NULL;

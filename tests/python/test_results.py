@@ -210,3 +210,30 @@ def test_write_dataframe_with_duplicate_columns_is_refused(db):
         db.write("d", pd.DataFrame([[1, 2]], columns=["a", "a"]))
     with pytest.raises(udr.NotFoundError):
         db.read("d")
+
+
+def test_append_refuses_values_the_column_would_change(db):
+    """mode='append' read the new rows with the table's types: 5.7 into a
+    BIGINT column was 6, Decimal('2.25') into DECIMAL(2,1) 2.3, 5 into a
+    BOOLEAN true, a datetime at 23:59 into a DATE lost its time, and an
+    aware datetime into a TIMESTAMP its offset, all committed (a helper's
+    review).  Each is refused now; values the column holds go in."""
+    tz5 = datetime.timezone(datetime.timedelta(hours=5))
+    db.write("i", [{"x": 1}])
+    db.write("dc", [{"x": decimal.Decimal("1.5")}])
+    db.write("b", [{"x": True}])
+    db.write("dt", [{"x": datetime.date(2020, 1, 1)}])
+    db.write("ts", [{"x": datetime.datetime(2020, 1, 1)}])
+    db.write("tz", [{"x": datetime.datetime(2020, 1, 1, tzinfo=UTC)}])
+    refused = [("i", 5.7), ("dc", decimal.Decimal("2.25")), ("b", 5), ("dt", datetime.datetime(2020, 1, 1, 23, 59)),
+               ("ts", datetime.datetime(2020, 1, 1, 1, tzinfo=tz5)), ("tz", datetime.datetime(2020, 1, 1, 1))]
+    for table, value in refused:
+        with pytest.raises(udr.InvalidArgumentError, match="would change the value"):
+            db.write(table, [{"x": value}], mode="append")
+        assert db.catalog.latest(table) == 1, table
+    fine = [("i", 6, 6), ("i", True, 1), ("dc", decimal.Decimal("3.1"), decimal.Decimal("3.1")),
+            ("dt", datetime.datetime(2020, 1, 2), datetime.date(2020, 1, 2)),
+            ("tz", datetime.datetime(2020, 1, 1, 1, tzinfo=tz5), datetime.datetime(2019, 12, 31, 20, tzinfo=UTC))]
+    for table, value, want in fine:
+        db.write(table, [{"x": value}], mode="append")
+        assert db.read(table).fetchall()[-1] == (want,), table
