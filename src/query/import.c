@@ -2467,6 +2467,9 @@ static int lossy_cast_cond(udr__buf *cond, const char *col, const char *d, const
 	return rc;
 }
 
+#define LOSS_TAIL "the import would change the value (nothing was imported; give values the column''s type " \
+                  "holds exactly, a JSON DECIMAL as a string, or replace the table)"
+
 /* Text the parse into type t would change, as a condition on column col
  * (read as VARCHAR): a fraction in an integer column (the CSV reader reads
  * "5.7" into BIGINT as 6), more fractional digits than a DECIMAL's scale
@@ -2479,140 +2482,181 @@ static int text_loss_cond(udr__buf *cond, const char *col, const char *t)
 	                                   "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
 		if (strcmp(t, ints[i]) == 0)
-			return put_col_expr(cond, "regexp_matches(@, '^\\s*[+-]?[0-9]*\\.[0-9]*[1-9]')", col);
+			return put_col_expr(cond, "contains(@, '.') AND regexp_matches(@, '^\\s*[+-]?[0-9]*\\.[0-9]*[1-9]')",
+			                    col);
 	if (strncmp(t, "DECIMAL(", 8) == 0) {
 		const char *comma = strchr(t, ',');
-		int rc = put_col_expr(cond, "NOT regexp_matches(@, '[eE]') AND "
+		int rc = put_col_expr(cond, "contains(@, '.') AND NOT regexp_matches(@, '[eE]') AND "
 		                            "length(rtrim(regexp_extract(@, '\\.([0-9]+)', 1), '0')) > ", col);
 		return rc ? rc : udr__buf_printf(cond, "%d", comma ? atoi(comma + 1) : 0);
 	}
-	if (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0)
-		return put_col_expr(cond, "regexp_matches(trim(@), '[0-9]:[0-9]{2}(:[0-9]{2}(\\.[0-9]*)?)?\\s*"
-		                          "[+-][0-9]{2}(:?[0-9]{2})?$') AND NOT regexp_matches(trim(@), '[+-]00(:?00)?$')",
-		                    col);
+	if (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0) {
+		/* and digits of a second's fraction the type does not keep */
+		int digits = strcmp(t, "TIMESTAMP_S") == 0 ? 0 : strcmp(t, "TIMESTAMP_MS") == 0 ? 3
+		             : strcmp(t, "TIMESTAMP_NS") == 0 ? 9 : 6;
+		int rc = put_col_expr(cond, "(((contains(substr(@, 11), '+') OR contains(substr(@, 11), '-')) AND "
+		                            "regexp_matches(trim(@), '[0-9]:[0-9]{2}(:[0-9]{2}(\\.[0-9]*)?)?\\s*"
+		                            "[+-][0-9]{2}(:?[0-9]{2})?$') AND NOT regexp_matches(trim(@), '[+-]00(:?00)?$')) "
+		                            "OR (contains(@, '.') AND regexp_matches(@, ':[0-9]{2}\\.[0-9]{", col);
+		return rc ? rc : udr__buf_printf(cond, "%d}[0-9]*[1-9]')))", digits);
+	}
 	if (strcmp(t, "DATE") == 0)
-		return put_col_expr(cond, "regexp_matches(trim(@), '^[^T ]+[T ][0-9]') AND NOT regexp_matches(trim(@), "
+		return put_col_expr(cond, "length(@) > 10 AND regexp_matches(trim(@), '^[^T ]+[T ][0-9]') AND "
+		                          "NOT regexp_matches(trim(@), "
 		                          "'[T ]0?0:00(:00(\\.0*)?)?(Z|[+-]00(:?00)?)?$')",
 		                    col);
 	return 0;
 }
 
-static bool text_checked(const char *t)
+/* What a column's data is checked and read as (checked_select). */
+enum {
+	RD_PLAIN,    /* read as the table's type, unchecked */
+	RD_TYPED,    /* read as its own type, cast in SQL; a changed value refused */
+	RD_TZ,       /* an instant into a wall time or back: refused */
+	RD_TEXTNUM,  /* text into a number: read as text, checked, cast in SQL */
+	RD_TEXTTIME, /* text into a TIMESTAMP or DATE: read as the table's type, checked by a scan of the text */
+};
+
+static bool int_or_decimal(const char *t)
 {
-	udr__buf b = {0};
-	bool yes = text_loss_cond(&b, "x", t) == 0 && b.len > 0;
-	udr__buf_free(&b);
-	return yes;
+	static const char *const ints[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+	                                   "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		if (strcmp(t, ints[i]) == 0)
+			return true;
+	return strncmp(t, "DECIMAL(", 8) == 0;
+}
+
+static bool wall_time(const char *t)
+{
+	return strcmp(t, "DATE") == 0 || (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0);
+}
+
+/* "CASE WHEN col IS NOT NULL AND (" cond-of-kind ") THEN <message> END":
+ * the message naming the column and the value, NULL when it fits */
+static int loss_case(udr__buf *b, const char *col, int kind, const char *d, const char *t)
+{
+	int rc = put_col_expr(b, "CASE WHEN @ IS NOT NULL AND (", col);
+	if (rc == 0 && kind == RD_TZ)
+		/* the zone would be the machine's (the session's TimeZone) */
+		rc = udr__buf_puts(b, "true");
+	else if (rc == 0 && kind == RD_TYPED)
+		rc = lossy_cast_cond(b, col, d, t);
+	else if (rc == 0)
+		rc = text_loss_cond(b, col, t);
+	if (rc == 0)
+		rc = udr__buf_puts(b, ") THEN 'column ' || ");
+	if (rc == 0)
+		rc = udr__sql_literal(b, col);
+	if (rc == 0)
+		rc = put_col_expr(b, " || ': ' || CAST(@ AS VARCHAR)", col);
+	if (rc == 0)
+		rc = udr__buf_printf(b, " || ' (%s in the data) does not fit %s, the table''s type: " LOSS_TAIL "' END",
+		                     kind == RD_TYPED || kind == RD_TZ ? d : "text", t);
+	return rc;
 }
 
 /*
  * New data into a table that exists (append, --key, a replacement with its
  * columns) is read with the table's types, and a reader's cast changes a
- * value with no error: the CSV reader reads "5.7" into BIGINT as 6 and
- * "2.25" into DECIMAL(2,1) as 2.3; a JSON number is parsed first (5.7 is a
- * DOUBLE, so a DECIMAL of 18 digits has lost some), a declared TIMESTAMP
- * WITH TIME ZONE would lose its offset in TIMESTAMP, a TIMESTAMP its time
- * in DATE.  So, before anything is written, one scan checks the data:
- *  - text read straight into its column's type (CSV, JSON strings): the
- *    text a parse would change (text_loss_cond), the column read as text;
- *  - a JSON number or boolean, or a type the caller declared, that differs
- *    from the table's: read as that type and cast in SQL; a value whose
- *    round trip does not give it back, or a double with more digits than a
- *    double keeps going into a DECIMAL, is refused;
- *  - an instant into a wall time or back (TIMESTAMP WITH TIME ZONE against
- *    another type): refused, the zone would be the machine's.
- * 1: read with the table's types (*out untouched); 0: *out is the SELECT.
+ * value with no error: the CSV reader (and CAST) reads "5.7" into BIGINT as
+ * 6 and "2.25" into DECIMAL(2,1) as 2.3, drops a UTC offset from a
+ * TIMESTAMP, a time of day from a DATE, and a second's digits beyond the
+ * type's; a JSON number is parsed first (5.7 is a DOUBLE; a DECIMAL of 18
+ * digits has lost some in it); a declared TIMESTAMP WITH TIME ZONE would
+ * lose its offset in TIMESTAMP.  So each column is read and checked as
+ * what its data is (RD_*): numbers in text and typed JSON values in the
+ * import's own scan (error() stops it before anything is committed), text
+ * into a TIMESTAMP or DATE by one scan of the text first (those keep the
+ * readers' parsing of the data).  1: read with the table's types, nothing
+ * to check in the scan (*out untouched); 0: *out is the SELECT to import.
  */
 static int checked_select(udr__buf *out, udr_query *q, int format, const char *const *files, size_t nfiles,
                           bool header, const schema *old, const schema *detected, const udr_import_options *opts)
 {
 	schema src = {0}, chk_types = {0};
-	udr__buf rd = {0}, crd = {0}, chk = {0}, cond = {0};
+	udr__buf rd = {0}, crd = {0}, chk = {0};
 	udr_result *r = NULL;
-	bool differ = false, json = format == UDR_FORMAT_JSON || format == UDR_FORMAT_NDJSON;
-	int rc = 0;
+	bool json = format == UDR_FORMAT_JSON || format == UDR_FORMAT_NDJSON, in_scan = false, text_time = false;
+	int *kind = NULL, rc = 0;
 	if (format == UDR_FORMAT_PARQUET)
 		return 1;
 	if (!(src.names = calloc(old->n, sizeof(char *))) || !(src.types = calloc(old->n, sizeof(char *))) ||
-	    !(chk_types.types = calloc(old->n, sizeof(char *)))) {
+	    !(chk_types.types = calloc(old->n, sizeof(char *))) || !(kind = calloc(old->n, sizeof(int)))) {
 		rc = udr__error_oom();
 		goto out;
 	}
 	src.n = chk_types.n = old->n;
 	chk_types.names = src.names;
 	for (size_t i = 0; i < old->n; i++) {
-		const char *t = old->types[i], *d = NULL;
+		const char *t = old->types[i], *d = json ? NULL : "VARCHAR"; /* CSV: text */
 		for (size_t k = 0; json && k < opts->ntypes; k++)
 			if (strcmp(opts->types[2 * k], old->names[i]) == 0)
 				d = opts->types[2 * k + 1];
-		if (json && !d && (d = schema_type(detected, old->names[i])) && !json_scalar_type(d))
-			d = NULL;
-		if (!d || strcmp(d, "VARCHAR") == 0 || strcmp(t, "VARCHAR") == 0)
-			d = t; /* text: parsed into the table's type */
+		if (json && !d && (d = schema_type(detected, old->names[i])) && strcmp(d, "VARCHAR") != 0 &&
+		    !json_scalar_type(d))
+			d = NULL; /* nested, or dates the detector found in strings: as before */
+		if (!d || strcmp(t, "VARCHAR") == 0 || strcmp(d, t) == 0)
+			kind[i] = RD_PLAIN;
+		else if (strcmp(d, "VARCHAR") == 0)
+			kind[i] = int_or_decimal(t) ? RD_TEXTNUM : wall_time(t) ? RD_TEXTTIME : RD_PLAIN;
+		else if ((strcmp(d, "TIMESTAMP WITH TIME ZONE") == 0) != (strcmp(t, "TIMESTAMP WITH TIME ZONE") == 0))
+			kind[i] = RD_TZ;
+		else
+			kind[i] = RD_TYPED;
 		src.names[i] = old->names[i];
-		src.types[i] = (char *)d;
-		chk_types.types[i] = strcmp(d, t) == 0 && text_checked(t) ? "VARCHAR" : (char *)d;
-		differ |= strcmp(d, t) != 0;
+		src.types[i] = (char *)(kind[i] == RD_PLAIN || kind[i] == RD_TEXTTIME ? t : d);
+		chk_types.types[i] = kind[i] == RD_TEXTTIME ? "VARCHAR" : old->types[i];
+		in_scan |= kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM;
+		text_time |= kind[i] == RD_TEXTTIME;
 	}
-	/* the check: the first value the import would change */
-	for (size_t i = 0; rc == 0 && i < old->n; i++) {
-		const char *t = old->types[i], *d = src.types[i];
-		size_t at = cond.len;
-		if (strcmp(d, t) == 0 && !text_checked(t))
-			continue;
-		rc = udr__buf_puts(&cond, at ? " WHEN " : "CASE WHEN ");
+	if (text_time) {
+		/* text into a TIMESTAMP or DATE: the first value its parse would
+		 * change, in one scan of the text */
+		rc = udr__buf_puts(&chk, "SELECT * FROM (SELECT coalesce(");
+		for (size_t i = 0, n = 0; rc == 0 && i < old->n; i++) {
+			if (kind[i] != RD_TEXTTIME)
+				continue;
+			if (n++)
+				rc = udr__buf_puts(&chk, ", ");
+			if (rc == 0)
+				rc = loss_case(&chk, old->names[i], kind[i], NULL, old->types[i]);
+		}
 		if (rc == 0)
-			rc = put_col_expr(&cond, "@ IS NOT NULL AND (", old->names[i]);
-		if (rc == 0 && strcmp(d, t) == 0)
-			rc = text_loss_cond(&cond, old->names[i], t);
-		else if (rc == 0 &&
-		         (strcmp(d, "TIMESTAMP WITH TIME ZONE") == 0) != (strcmp(t, "TIMESTAMP WITH TIME ZONE") == 0))
-			/* an instant and a wall time: the zone would be the
-			 * machine's (the session's TimeZone), so neither is taken */
-			rc = udr__buf_puts(&cond, "true");
-		else if (rc == 0)
-			rc = lossy_cast_cond(&cond, old->names[i], d, t);
+			rc = reader_sql(&crd, format, files, nfiles, &chk_types, header);
 		if (rc == 0)
-			rc = udr__buf_puts(&cond, ") THEN ");
-		if (rc == 0)
-			rc = udr__sql_literal(&cond, old->names[i]);
-		if (rc == 0)
-			rc = put_col_expr(&cond, " || ': ' || CAST(@ AS VARCHAR)", old->names[i]);
-		if (rc == 0)
-			rc = udr__buf_printf(&cond, " || ' (%s in the data) does not fit %s, the table''s type'",
-			                     strcmp(d, t) == 0 ? "text" : d, t);
-	}
-	if (rc == 0 && cond.len) {
-		rc = reader_sql(&crd, format, files, nfiles, &chk_types, header);
-		if (rc == 0)
-			rc = udr__buf_printf(&chk, "SELECT * FROM (SELECT %s END AS why FROM (%s)) WHERE why IS NOT NULL LIMIT 1",
-			                     cond.ptr, crd.ptr);
+			rc = udr__buf_printf(&chk, ") AS why FROM (%s)) WHERE why IS NOT NULL LIMIT 1", crd.ptr);
 		if (rc == 0)
 			rc = udr__q_run(&r, q, chk.ptr, NULL, 0, UDR__RUN_ANY);
 		if (rc == 0 && udr_result_row_count(r) > 0) {
 			char *why = NULL;
 			udr_result_text(&why, NULL, r, 0, 0);
-			rc = udr__error_set(UDR_EINVAL,
-			                    "column %s: the import would change the value (nothing was imported; give values "
-			                    "the column's type holds exactly, a JSON DECIMAL as a string, or replace the table)",
-			                    why ? why : "?");
+			rc = udr__error_set(UDR_EINVAL, "%s", why ? why : "a value does not fit its column");
 			udr_free(why);
 		}
 	}
-	if (rc == 0 && !differ) {
+	if (rc == 0 && !in_scan) {
 		rc = 1;
 		goto out;
 	}
-	/* the import: each column whose data is of another type cast to the
-	 * table's */
+	/* the import: a column whose data is of another type (or text into a
+	 * number) cast in SQL, error() at the first value the cast changes */
 	if (rc == 0)
 		rc = reader_sql(&rd, format, files, nfiles, &src, header);
 	for (size_t i = 0; rc == 0 && i < old->n; i++) {
 		rc = udr__buf_puts(out, i ? ", " : "SELECT ");
-		if (rc == 0 && strcmp(src.types[i], old->types[i]) != 0) {
-			rc = put_col_expr(out, "CAST(@ AS ", old->names[i]);
+		if (rc == 0 && (kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM)) {
+			rc = udr__buf_puts(out, "CASE WHEN (");
 			if (rc == 0)
-				rc = udr__buf_printf(out, "%s) AS ", old->types[i]);
+				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(out, ") IS NOT NULL THEN error(");
+			if (rc == 0)
+				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i]);
+			if (rc == 0)
+				rc = put_col_expr(out, ") ELSE CAST(@ AS ", old->names[i]);
+			if (rc == 0)
+				rc = udr__buf_printf(out, "%s) END AS ", old->types[i]);
 		}
 		if (rc == 0)
 			rc = udr__sql_ident(out, old->names[i]);
@@ -2621,13 +2665,13 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 		rc = udr__buf_printf(out, " FROM (%s)", rd.ptr);
 out:
 	udr_result_free(r);
+	free(kind);
 	free(src.names);
 	free(src.types);
 	free(chk_types.types);
 	udr__buf_free(&rd);
 	udr__buf_free(&crd);
 	udr__buf_free(&chk);
-	udr__buf_free(&cond);
 	return rc;
 }
 

@@ -2,7 +2,7 @@
 with the same columns) is read with the table's types, and the readers cast
 with no error when the cast changes a value: "5.7" into BIGINT was 6,
 "2.25" into DECIMAL(2,1) 2.3, an offset was dropped from a TIMESTAMP, a
-time of day from a DATE, and a JSON number went through a double, so a
+time of day from a DATE, digits of a second beyond the type's, and a JSON number went through a double, so a
 DECIMAL(18,3) lost its last digits (a helper's review).  Each such value is
 now refused before anything is written; values the column holds exactly
 go in as before."""
@@ -39,7 +39,7 @@ def table(udr):
 @pytest.mark.parametrize("col,text", [
     ("i", "5.7"), ("i", "-0.5"), ("s", "2.25"), ("n", "1.0001"),
     ("ts", "2020-01-01 01:00:00+05:00"), ("ts", "2020-01-01T01:00:00-03:30"),
-    ("dt", "2020-01-01 23:59"), ("dt", "2020-01-01T00:00:01"),
+    ("dt", "2020-01-01 23:59"), ("dt", "2020-01-01T00:00:01"), ("ts", "2020-01-01 00:00:00.1234567"),
 ])
 @pytest.mark.parametrize("how", ["append", "key"])
 def test_csv_values_the_column_would_change_are_refused(table, tmp_path, col, text, how):
@@ -55,6 +55,7 @@ def test_csv_values_the_column_would_change_are_refused(table, tmp_path, col, te
     ("i", "5.0", 5), ("i", "007", 7), ("s", "2.50", "2.5"), ("n", "1e3", "1000.000"),
     ("ts", "2020-01-01T10:00:00Z", "2020-01-01 10:00:00"), ("ts", "2020-01-01 10:00:00+00:00", "2020-01-01 10:00:00"),
     ("dt", "2020-01-02 00:00:00", "2020-01-02"), ("dt", "2020-01-02T00:00", "2020-01-02"),
+    ("ts", "2020-01-01 10:00:00.1234560", "2020-01-01 10:00:00.123456"),
 ])
 def test_csv_values_the_column_holds_go_in(table, tmp_path, col, text, want):
     f = tmp_path / "a.csv"
