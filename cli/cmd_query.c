@@ -424,6 +424,16 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 	io.ref = o.branch;
 	io.keys = keys;
 	io.nkeys = nkeys;
+	/* - is standard input (read once, as any pipe): it needs --format */
+	for (int i = optind + 1; !o.sql && i < argc; i++) {
+		if (strcmp(argv[i], "-") != 0)
+			continue;
+		if (o.format == UDR_FORMAT_AUTO) {
+			rc = cli_usage_error(self, "- (standard input) needs --format");
+			goto out;
+		}
+		argv[i] = "/dev/stdin";
+	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)
 		goto out;
 	if (o.sql)

@@ -62,6 +62,20 @@ def test_import_from_stdin_pipe(udr):
     assert tmp_entries(udr) == []
 
 
+def test_import_dash_is_stdin(udr):
+    """`udr import t -` looked for a file named "-" (exit 1)."""
+    r = udr("import", "t", "-", "--format", "csv", input=ROWS)
+    assert r.code == 0 and r.out.strip() == "1", r
+    assert table_csv(udr, "t") == (["a", "b"], [["1", "x"], ["2", "y"], ["3", "z"]])
+    r = udr("import", "t", "-", "--format", "ndjson", "--append", input='{"a":4,"b":"w"}\n')
+    assert r.code == 0 and r.out.strip() == "2", r
+    before = tree_snapshot(udr.root)
+    r = udr("import", "u", "-", input=ROWS)
+    assert r.code == 2 and "needs --format" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    assert tmp_entries(udr) == []
+
+
 def test_import_from_process_substitution(udr):
     """<(cat f.csv): a pipe read as /dev/fd/N, here written by a thread."""
     rfd, wfd = os.pipe()
