@@ -3134,10 +3134,22 @@ int udr_query_diff_rows(udr_result **out, udr_query *q, const char *table, const
 		rc = flag_name(fo, sizeof(fo), "__udr_old", &s1, &s2);
 		if (rc == 0)
 			rc = flag_name(fn, sizeof(fn), "__udr_new", &s1, &s2);
-		if (rc == 0)
-			rc = udr__buf_printf(&b, "SELECT CASE WHEN o.\"%s\" IS NULL THEN 'added' "
-			                         "WHEN n.\"%s\" IS NULL THEN 'removed' ELSE 'changed' END AS change",
-			                     fo, fn);
+		/* the kind of change: "change", "_change", ... whichever no key
+		 * column is named (a key named change gave two columns "change") */
+		{
+			size_t under = 0;
+			for (size_t k = 0; k < nkeys; k++)
+				for (size_t u = 0; u <= nkeys; u++) {
+					size_t len = strlen(keys[k]);
+					if (len == u + 6 && strspn(keys[k], "_") >= u && strcasecmp(keys[k] + u, "change") == 0 &&
+					    u >= under)
+						under = u + 1;
+				}
+			if (rc == 0)
+				rc = udr__buf_printf(&b, "SELECT CASE WHEN o.\"%s\" IS NULL THEN 'added' "
+				                         "WHEN n.\"%s\" IS NULL THEN 'removed' ELSE 'changed' END AS \"%.*schange\"",
+				                     fo, fn, (int)under, "________________________________");
+		}
 		for (size_t k = 0; rc == 0 && k < nkeys; k++) {
 			rc = udr__buf_puts(&b, ", COALESCE(o.");
 			if (rc == 0)

@@ -182,3 +182,16 @@ def test_first_keyed_import_checks_its_key(udr, tmp_path, text, key, needle):
     f.write_text("id,a\n1,x\n2,y\n")
     udr.ok("import", "t", f, "--key", "id,a")
     assert json.loads(udr.ok("show", "t").out)["metadata"]["udr.key"] == '["id","a"]'
+
+
+def test_diff_rows_key_named_change(udr):
+    """A key column named change gave two columns "change" (the JSON object
+    kept one: the kind of change was lost)."""
+    udr.ok("sql", "CREATE TABLE k AS SELECT 'a' AS change, 1 AS v")
+    udr.ok("sql", "UPDATE k SET v = 2")
+    assert json.loads(udr.ok("diff-rows", "k", "1", "2", "--key", "change", "--json").out) == [
+        {"_change": "changed", "change": "a", "old.v": 1, "new.v": 2}]
+    udr.ok("sql", "CREATE TABLE c AS SELECT 1 AS id, 'a' AS change")
+    udr.ok("sql", "UPDATE c SET change = 'b'")
+    assert json.loads(udr.ok("diff-rows", "c", "1", "2", "--key", "id", "--json").out) == [
+        {"change": "changed", "id": 1, "old.change": "a", "new.change": "b"}]
