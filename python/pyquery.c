@@ -127,6 +127,39 @@ static void session_leave(udrpy_db *d)
 /* ---- values ------------------------------------------------------------- */
 
 /* Parameters as udr_values; strings point into objects kept in *keep. */
+/* UDR_OTHER_HUGEINT for an int within HUGEINT, else UDR_OTHER_TEXT. */
+static int64_t other_kind_of_int(PyObject *o)
+{
+	PyObject *lo = PyLong_FromString("-170141183460469231731687303715884105728", NULL, 10);
+	PyObject *hi = PyLong_FromString("170141183460469231731687303715884105727", NULL, 10);
+	int64_t k = UDR_OTHER_TEXT;
+	if (lo && hi && PyObject_RichCompareBool(o, lo, Py_GE) == 1 && PyObject_RichCompareBool(o, hi, Py_LE) == 1)
+		k = UDR_OTHER_HUGEINT;
+	Py_XDECREF(lo);
+	Py_XDECREF(hi);
+	PyErr_Clear();
+	return k;
+}
+
+/* A date, time, datetime, Decimal or UUID parameter: *conv its text as
+ * UDR_OTHER_* *kind says (days, microseconds, digits; a UUID or a value
+ * with no such form: its text, UDR_OTHER_TEXT).  0, or -1 with an
+ * exception. */
+static int other_param(PyObject **conv, int64_t *kind, PyObject *o)
+{
+	PyObject *mod, *r;
+	if ((mod = PyImport_ImportModule("udr._data")) == NULL)
+		return -1;
+	r = PyObject_CallMethod(mod, "param_form", "O", o);
+	Py_DECREF(mod);
+	if (r == NULL)
+		return -1;
+	*kind = PyLong_AsLongLong(PyTuple_GET_ITEM(r, 0));
+	*conv = Py_NewRef(PyTuple_GET_ITEM(r, 1));
+	Py_DECREF(r);
+	return 0;
+}
+
 static int params_from_obj(udr_value **out, size_t *n, PyObject **keep, PyObject *params)
 {
 	PyObject *seq;
@@ -169,9 +202,12 @@ static int params_from_obj(udr_value **out, size_t *n, PyObject **keep, PyObject
 			if (x == -1 && PyErr_Occurred())
 				goto fail;
 			if (overflow) {
-				/* Beyond int64: DuckDB casts the text (HUGEINT, ...). */
+				/* Beyond int64: a HUGEINT (beyond it: text, cast by
+				 * DuckDB where a type is expected) */
 				conv = PyObject_Str(o);
 				v->type = UDR_TYPE_OTHER;
+				if (conv && PyUnicode_GET_LENGTH(conv) <= 39)
+					v->i64 = other_kind_of_int(o);
 			} else {
 				*v = udr_value_int64(x);
 			}
@@ -186,9 +222,11 @@ static int params_from_obj(udr_value **out, size_t *n, PyObject **keep, PyObject
 		} else if (PyDateTime_Check(o) || PyDate_Check(o) || PyTime_Check(o) ||
 		           PyObject_HasAttrString(o, "as_tuple") /* Decimal */ ||
 		           strcmp(Py_TYPE(o)->tp_name, "UUID") == 0) {
-			/* DuckDB casts the text to the expected type. */
-			conv = PyObject_Str(o);
+			/* bound as a value of its type (UDR_OTHER_*): as text, a
+			 * Decimal compared with a Decimal compared strings */
 			v->type = UDR_TYPE_OTHER;
+			if (other_param(&conv, &v->i64, o) < 0)
+				goto fail;
 		} else {
 			PyErr_Format(PyExc_TypeError,
 			             "parameter %zd: unsupported type %.100s (use None, bool, int, "
@@ -1187,7 +1225,8 @@ PyDoc_STRVAR(sql_doc,
 "is its latest version (one snapshot for the whole statement); NAME@REF\n"
 "picks one ('users@3', 'users@2026-11-01T12:00:00Z', 'users@commit:12').\n"
 "params fill ? (or $1, ...) placeholders: None, bool, int, float, str,\n"
-"bytes, or datetime/date/time/Decimal (passed as text, cast by DuckDB).\n"
+"bytes, or datetime/date/time/Decimal (bound as TIMESTAMP [WITH TIME ZONE],\n"
+"DATE, TIME, DECIMAL; an int past BIGINT as HUGEINT; a UUID as text).\n"
 "versions={'users': 3} pins the unqualified references to a table in a\n"
 "query (values: a version number, a reference string, or an aware\n"
 "datetime; 'latest' or the branch, in an open transaction, its writes).\n"

@@ -47,7 +47,21 @@ typedef struct udr_result udr_result;
 #define UDR_TYPE_OTHER  6 /**< any other DuckDB type (DECIMAL, DATE, TIMESTAMP,
                                HUGEINT, UBIGINT, LIST, STRUCT, ...): str/len
                                hold DuckDB's text form (CAST(x AS VARCHAR)).
-                               As a parameter: the text, cast by DuckDB. */
+                               As a parameter: the text, cast by DuckDB to
+                               the type the statement expects there (a
+                               VARCHAR where it expects none), unless i64
+                               names its type (UDR_OTHER_*). */
+
+/** What an UDR_TYPE_OTHER parameter's text is (its i64), so that it is bound
+ * as a value of that type (`SELECT ? < ?` of two DECIMALs compares numbers,
+ * `CREATE TABLE t AS SELECT ?` makes a DECIMAL column). */
+#define UDR_OTHER_TEXT        0 /**< text, cast by DuckDB as above */
+#define UDR_OTHER_DECIMAL     1 /**< "[-]DIGITS[.DIGITS]", at most 38 digits: DECIMAL(digits, fraction digits) */
+#define UDR_OTHER_DATE        2 /**< days since 1970-01-01, a decimal integer: DATE */
+#define UDR_OTHER_TIMESTAMP   3 /**< microseconds since 1970-01-01 00:00: TIMESTAMP */
+#define UDR_OTHER_TIMESTAMPTZ 4 /**< microseconds since 1970-01-01 00:00 UTC: TIMESTAMP WITH TIME ZONE */
+#define UDR_OTHER_TIME        5 /**< microseconds since midnight: TIME */
+#define UDR_OTHER_HUGEINT     6 /**< "[-]DIGITS" within -2^127 .. 2^127-1: HUGEINT */
 
 /**
  * One value: a bound parameter, or a cell of a result.  For results, str

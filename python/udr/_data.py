@@ -31,7 +31,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping
 
-__all__ = ["write_temp"]
+__all__ = ["write_temp", "param_form"]
 
 
 def _nanos(v):
@@ -246,3 +246,31 @@ def write_temp(data):
             os.close(fd)
         os.unlink(path)
         raise
+
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+_US = datetime.timedelta(microseconds=1)
+
+
+def param_form(v):
+    """How Database.sql binds a date, time, datetime, Decimal or UUID
+    parameter: (UDR_OTHER_* kind, text).  Days or microseconds since the
+    epoch, or a Decimal's digits, bound as a value of that type (as text a
+    Decimal compared with a Decimal as strings: '10' < '9'); a UUID, an
+    aware time or a Decimal of more than 38 digits as text (kind 0), cast
+    by DuckDB where the statement expects a type."""
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None and v.utcoffset() is not None:
+            return 4, str((v.replace(tzinfo=None) - v.utcoffset() - _EPOCH) // _US)
+        return 3, str((v.replace(tzinfo=None) - _EPOCH) // _US)
+    if isinstance(v, datetime.date):
+        return 2, str((v - _EPOCH.date()).days)
+    if isinstance(v, datetime.time):
+        if v.tzinfo is not None:
+            return 0, str(v)
+        return 5, str(((v.hour * 60 + v.minute) * 60 + v.second) * 1000000 + v.microsecond)
+    if isinstance(v, decimal.Decimal) and v.is_finite():
+        whole, scale = _decimal_digits(v)
+        if whole + scale <= 38:
+            return 1, format(v, "f")
+    return 0, str(v)

@@ -37,6 +37,12 @@
 	X(duckdb_array_vector_get_child) \
 	X(duckdb_bind_add_result_column) \
 	X(duckdb_bind_blob) \
+	X(duckdb_bind_date) \
+	X(duckdb_bind_decimal) \
+	X(duckdb_bind_hugeint) \
+	X(duckdb_bind_time) \
+	X(duckdb_bind_timestamp) \
+	X(duckdb_bind_timestamp_tz) \
 	X(duckdb_bind_boolean) \
 	X(duckdb_bind_double) \
 	X(duckdb_bind_int64) \
@@ -215,6 +221,12 @@ int udr__duck_load(void);
 #define duckdb_array_vector_get_child (udr__duck.duckdb_array_vector_get_child)
 #define duckdb_bind_add_result_column (udr__duck.duckdb_bind_add_result_column)
 #define duckdb_bind_blob (udr__duck.duckdb_bind_blob)
+#define duckdb_bind_date (udr__duck.duckdb_bind_date)
+#define duckdb_bind_decimal (udr__duck.duckdb_bind_decimal)
+#define duckdb_bind_hugeint (udr__duck.duckdb_bind_hugeint)
+#define duckdb_bind_time (udr__duck.duckdb_bind_time)
+#define duckdb_bind_timestamp (udr__duck.duckdb_bind_timestamp)
+#define duckdb_bind_timestamp_tz (udr__duck.duckdb_bind_timestamp_tz)
 #define duckdb_bind_boolean (udr__duck.duckdb_bind_boolean)
 #define duckdb_bind_double (udr__duck.duckdb_bind_double)
 #define duckdb_bind_int64 (udr__duck.duckdb_bind_int64)

@@ -476,6 +476,100 @@ int udr__q_exec(udr_query *q, const char *sql)
 	return rc;
 }
 
+/* "[-]DIGITS[.DIGITS]" (decimal: at most 38 digits, *scale the fraction's)
+ * or "[-]DIGITS" (integer): the digits as an __int128; -1 if not one. */
+static int parse_i128(__int128 *out, int *digits, int *scale, const char *s, size_t len, bool decimal)
+{
+	size_t i = 0;
+	bool neg = false, point = false;
+	unsigned __int128 v = 0;
+	*digits = *scale = 0;
+	if (i < len && (s[i] == '-' || s[i] == '+'))
+		neg = s[i++] == '-';
+	for (; i < len; i++) {
+		if (s[i] == '.' && decimal && !point) {
+			point = true;
+			continue;
+		}
+		if (s[i] < '0' || s[i] > '9' || *digits >= 39)
+			return -1;
+		if (*digits > 0 || s[i] != '0' || point)
+			(*digits)++;
+		if (point)
+			(*scale)++;
+		/* at most 2^127 - 1, or 2^127 for a negative number */
+		if (v > ((((unsigned __int128)1 << 127) - (neg ? 0 : 1)) - (unsigned)(s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (i == 0 || (len == 1 && (s[0] == '-' || s[0] == '+')) || (decimal && *digits > 38))
+		return -1;
+	*out = neg ? (__int128)(~v + 1) : (__int128)v; /* -v, 2^127 included */
+	return 0;
+}
+
+static duckdb_hugeint i128_hugeint(__int128 x)
+{
+	duckdb_hugeint h;
+	h.lower = (uint64_t)x;
+	h.upper = (int64_t)(x >> 64);
+	return h;
+}
+
+/* An UDR_TYPE_OTHER parameter whose i64 names its type (UDR_OTHER_*). */
+static int bind_other(duckdb_state *s, duckdb_prepared_statement st, idx_t at, const udr_value *v, size_t i)
+{
+	char num[64], *end;
+	long long x = 0;
+	__int128 big;
+	int digits, scale;
+	if (v->i64 == UDR_OTHER_DECIMAL || v->i64 == UDR_OTHER_HUGEINT) {
+		bool dec = v->i64 == UDR_OTHER_DECIMAL;
+		duckdb_decimal d;
+		if (!v->str || parse_i128(&big, &digits, &scale, v->str, v->len, dec) < 0)
+			return udr__error_set(UDR_EINVAL, "parameter %zu: not %s: '%.*s'", i + 1,
+			                      dec ? "a decimal of at most 38 digits" : "an integer within HUGEINT",
+			                      (int)(v->len > 60 ? 60 : v->len), v->str ? v->str : "");
+		if (!dec) {
+			*s = duckdb_bind_hugeint(st, at, i128_hugeint(big));
+			return 0;
+		}
+		d.width = (uint8_t)(digits > scale ? digits : scale + 1);
+		d.scale = (uint8_t)scale;
+		d.value = i128_hugeint(big);
+		*s = duckdb_bind_decimal(st, at, d);
+		return 0;
+	}
+	if (!v->str || v->len == 0 || v->len >= sizeof(num))
+		return udr__error_set(UDR_EINVAL, "parameter %zu: not an integer", i + 1);
+	memcpy(num, v->str, v->len);
+	num[v->len] = '\0';
+	errno = 0;
+	x = strtoll(num, &end, 10);
+	if (errno || *end)
+		return udr__error_set(UDR_EINVAL, "parameter %zu: not an integer: '%s'", i + 1, num);
+	switch (v->i64) {
+	case UDR_OTHER_DATE:
+		if (x < INT32_MIN || x > INT32_MAX)
+			return udr__error_set(UDR_EINVAL, "parameter %zu: date out of range", i + 1);
+		*s = duckdb_bind_date(st, at, (duckdb_date){(int32_t)x});
+		return 0;
+	case UDR_OTHER_TIMESTAMP:
+		*s = duckdb_bind_timestamp(st, at, (duckdb_timestamp){x});
+		return 0;
+	case UDR_OTHER_TIMESTAMPTZ:
+		*s = duckdb_bind_timestamp_tz(st, at, (duckdb_timestamp){x});
+		return 0;
+	case UDR_OTHER_TIME:
+		if (x < 0 || x > INT64_C(86400000000))
+			return udr__error_set(UDR_EINVAL, "parameter %zu: time out of range", i + 1);
+		*s = duckdb_bind_time(st, at, (duckdb_time){x});
+		return 0;
+	default:
+		return udr__error_set(UDR_EINVAL, "parameter %zu: unknown UDR_OTHER kind %lld", i + 1, (long long)v->i64);
+	}
+}
+
 static int bind_params(udr_query *q, duckdb_prepared_statement st, const udr_value *params, size_t n)
 {
 	idx_t want = duckdb_nparams(st);
@@ -485,14 +579,21 @@ static int bind_params(udr_query *q, duckdb_prepared_statement st, const udr_val
 	for (size_t i = 0; i < n; i++) {
 		const udr_value *v = &params[i];
 		idx_t at = (idx_t)i + 1;
-		duckdb_state s;
+		duckdb_state s = DuckDBSuccess;
 		switch (v->type) {
 		case UDR_TYPE_NULL: s = duckdb_bind_null(st, at); break;
 		case UDR_TYPE_BOOL: s = duckdb_bind_boolean(st, at, v->i64 != 0); break;
 		case UDR_TYPE_INT64: s = duckdb_bind_int64(st, at, v->i64); break;
 		case UDR_TYPE_DOUBLE: s = duckdb_bind_double(st, at, v->f64); break;
-		case UDR_TYPE_TEXT:
 		case UDR_TYPE_OTHER:
+			if (v->i64 != UDR_OTHER_TEXT) {
+				int rc = bind_other(&s, st, at, v, i);
+				if (rc < 0)
+					return rc;
+				break;
+			}
+			/* fall through */
+		case UDR_TYPE_TEXT:
 			if (!v->str && v->len)
 				return udr__error_set(UDR_EINVAL, "parameter %zu: NULL text", i + 1);
 			s = duckdb_bind_varchar_length(st, at, v->str ? v->str : "", v->len);

@@ -357,3 +357,30 @@ def test_every_sql_method_raises_without_duckdb(tmp_path):
     assert not (tmp_path / "out.csv").exists()
     with udr.open(str(root)) as db:
         assert db.sql("SELECT count(*) FROM users").fetchall() == [(2,)]
+
+
+def test_parameters_are_bound_as_their_types(db):
+    """Decimal, date and big-int parameters were bound as text: ? < ? of
+    Decimal('9') and Decimal('10') was False (strings), and CREATE TABLE AS
+    SELECT ? stored VARCHAR columns (a helper's review)."""
+    import datetime
+    import decimal
+    D = decimal.Decimal
+    tz5 = datetime.timezone(datetime.timedelta(hours=5))
+    r = db.sql("SELECT ? < ?, ? < ?, ? < ?, ? < ?, ? = ?",
+               [D("9"), D("10"), 2 ** 63 + 9, 2 ** 64, datetime.date(2020, 1, 9), datetime.date(2020, 1, 10),
+                datetime.datetime(2020, 1, 1, 9), datetime.datetime(2020, 1, 1, 10),
+                datetime.datetime(2020, 1, 1, 5, tzinfo=tz5), datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)])
+    assert r.fetchall() == [(True, True, True, True, True)]
+    vals = [D("-12.50"), datetime.date(1969, 12, 31), datetime.datetime(2020, 1, 2, 3, 4, 5, 6),
+            datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=tz5), datetime.time(23, 59, 59, 999999), -2 ** 100,
+            D("0.05"), D("-0")]
+    db.sql("CREATE TABLE p AS SELECT ? AS d, ? AS dt, ? AS ts, ? AS tz, ? AS t, ? AS h, ? AS f, ? AS z", vals)
+    r = db.read("p")
+    assert r.types == ["DECIMAL(4,2)", "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIME", "DECIMAL(38,0)",
+                       "DECIMAL(3,2)", "DECIMAL(1,0)"]
+    row = r.fetchone()
+    assert row[:3] == tuple(vals[:3]) and row[3] == vals[3] and row[4] == vals[4]
+    assert row[5] == D(-2 ** 100) and row[6] == D("0.05") and row[7] == 0
+    # beyond DECIMAL(38) and HUGEINT: text, cast where a type is expected
+    assert db.sql("SELECT ?::VARCHAR, ?::VARCHAR", [D("1E-40"), 2 ** 130]).fetchone() == ("1E-40", str(2 ** 130))

@@ -778,6 +778,43 @@ static void test_query__sql_writes(void **state)
 	free(p);
 }
 
+/* UDR_TYPE_OTHER parameters whose i64 names their type (UDR_OTHER_*) are
+ * bound as values of it: two DECIMALs compare as numbers, not strings. */
+static void test_query__typed_other_params(void **state)
+{
+	fx *f = *state;
+	udr_result *r = NULL;
+	char *t = NULL;
+	udr_value p[10] = {
+		{UDR_TYPE_OTHER, UDR_OTHER_DECIMAL, 0, "9", 1},      {UDR_TYPE_OTHER, UDR_OTHER_DECIMAL, 0, "10.50", 5},
+		{UDR_TYPE_OTHER, UDR_OTHER_DATE, 0, "-1", 2},        {UDR_TYPE_OTHER, UDR_OTHER_TIMESTAMP, 0, "86400000001", 11},
+		{UDR_TYPE_OTHER, UDR_OTHER_TIMESTAMPTZ, 0, "0", 1},  {UDR_TYPE_OTHER, UDR_OTHER_TIME, 0, "3600000000", 10},
+		{UDR_TYPE_OTHER, UDR_OTHER_HUGEINT, 0, "-170141183460469231731687303715884105728", 40},
+		{UDR_TYPE_OTHER, UDR_OTHER_TEXT, 0, "10", 2},        {UDR_TYPE_OTHER, UDR_OTHER_TEXT, 0, "9", 1},
+		{UDR_TYPE_OTHER, UDR_OTHER_DECIMAL, 0, "-0.05", 5},
+	};
+	assert_int_equal(udr_query_sql(&r, f->q,
+	                               "SELECT (? < ?)::VARCHAR || ' ' || ?::VARCHAR || ' ' || ?::VARCHAR || ' ' || "
+	                               "(?::TIMESTAMPTZ = TIMESTAMPTZ '1970-01-01 00:00:00+00')::VARCHAR || ' ' || ?::VARCHAR "
+	                               "|| ' ' || ?::VARCHAR || ' ' || (? < ?)::VARCHAR || ' ' || typeof(?)",
+	                               p, 10),
+	                 0);
+	assert_int_equal(udr_result_text(&t, NULL, r, 0, 0), 0);
+	assert_string_equal(t, "true 1969-12-31 1970-01-02 00:00:00.000001 true 01:00:00 "
+	                       "-170141183460469231731687303715884105728 true DECIMAL(3,2)");
+	udr_free(t);
+	udr_result_free(r);
+	/* text that is not of its kind: refused, nothing run */
+	p[0].str = "9x";
+	p[0].len = 2;
+	assert_int_equal(udr_query_sql(NULL, f->q, "SELECT ?", p, 1), UDR_EINVAL);
+	p[6].str = "170141183460469231731687303715884105728"; /* 2^127: past HUGEINT */
+	p[6].len = strlen(p[6].str);
+	assert_int_equal(udr_query_sql(NULL, f->q, "SELECT ?", p + 6, 1), UDR_EINVAL);
+	p[2].i64 = 99;
+	assert_int_equal(udr_query_sql(NULL, f->q, "SELECT ?", p + 2, 1), UDR_EINVAL);
+}
+
 /* udr_query_set_read_only: what would commit is refused before it writes,
  * comments between keywords included; reads and temporary tables work. */
 static void test_query__read_only(void **state)
@@ -1189,6 +1226,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_query__sql_writes_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__branch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query__typed_other_params, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__imports_survive_a_concurrent_temp_cleaner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query__sql_writes, setup_raw, teardown),
 		cmocka_unit_test_setup_teardown(test_query__time_travel_ten_versions, setup_raw, teardown),
