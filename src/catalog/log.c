@@ -271,10 +271,9 @@ static bool merge_takes(const udr__record *r, const udr_log_query *q)
 /* Might record seq be a merge?  Its bytes are looked at before they are
  * parsed (a record of a store with many tables is a large window: the scan
  * of 20,000 such records took 1.25 s parsed, 0.11 s looked at): a merge
- * record holds the JSON string "merge" (its op), however it is spaced (or a
- * \\u escape); a
- * message "merge" only costs a parse.  A record that cannot be read is
- * "maybe", for udr__record_read to report. */
+ * record holds the JSON string "merge" (its op), however it is spaced, or
+ * a \u escape that could spell it; a message "merge" only costs a parse.
+ * A record that cannot be read is "maybe", for udr__record_read to report. */
 static bool maybe_merge(udr_catalog *c, uint64_t seq)
 {
 	char *path = udr__commit_path(c, seq), *text = NULL;
