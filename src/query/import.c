@@ -2538,7 +2538,7 @@ static int loss_case(udr__buf *b, const char *col, int kind, const char *d, cons
 {
 	int rc = put_col_expr(b, "CASE WHEN @ IS NOT NULL AND (", col);
 	if (rc == 0 && kind == RD_TZ)
-		/* the zone would be the machine's (the session's TimeZone) */
+		/* an instant and a wall time: UDR does not guess a zone */
 		rc = udr__buf_puts(b, "true");
 	else if (rc == 0 && kind == RD_TYPED)
 		rc = lossy_cast_cond(b, col, d, t);

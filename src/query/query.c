@@ -917,7 +917,15 @@ static int q_start(udr_query *q)
 	/* Parts are immutable (content-addressed): their Parquet footers can be
 	 * cached for the life of the session.  Then the configuration is locked:
 	 * SQL cannot change settings (temp_directory, profiling_output ...). */
-	if ((rc = udr__q_exec(q, "SET parquet_metadata_cache = true")) < 0 ||
+	/* The session's zone is UTC, never the machine's: text or a naive
+	 * timestamp made a TIMESTAMP WITH TIME ZONE (an import, a cast, a
+	 * parameter) is the same instant on every machine, TIMESTAMPTZ is cast
+	 * to TIMESTAMP, DATE and text in UTC (as udr_log.time is), and now()
+	 * ::TIMESTAMP is UTC's wall time.  Under TZ=Asia/Kolkata an import of
+	 * "2026-01-01 00:00:00" into such a column stored an instant 5.5 h
+	 * earlier (a helper's review). */
+	if ((rc = udr__q_exec(q, "SET TimeZone = 'UTC'")) < 0 ||
+	    (rc = udr__q_exec(q, "SET parquet_metadata_cache = true")) < 0 ||
 	    (rc = udr__q_exec(q, "SET lock_configuration = true")) < 0)
 		goto fail;
 	/* table names are resolved where DuckDB binds a table, and only there */

@@ -327,3 +327,29 @@ def test_bit_is_shown_and_bignum_refused(udr):
         r = udr("sql", q)
         assert r.code == 2 and "BIGNUM" in r.stderr and "unsupported" not in r.out, r
     assert udr.ok("sql", "--csv", "SELECT 1::VARINT::VARCHAR v").out.split() == ["v", "1"]
+
+
+@pytest.mark.parametrize("tz", ["Asia/Kolkata", "America/St_Johns", "UTC"])
+def test_sessions_run_in_utc_whatever_the_machine_zone(udr, tmp_path, tz):
+    """DuckDB's session zone followed TZ: under Asia/Kolkata text without an
+    offset imported, appended or inserted into a TIMESTAMP WITH TIME ZONE
+    column was stored 5.5 hours earlier than under UTC, exports wrote
+    +05:30, and now()::TIMESTAMP was local time while udr_log.time is UTC
+    (a helper's review)."""
+    env = {"TZ": tz}
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,ts\n1,2026-01-01 00:00:00+00\n")
+    b.write_text("id,ts\n2,2026-01-01 00:00:00\n")
+    udr.ok("import", "t", str(a), env=env)
+    udr.ok("import", "t", str(b), "--append", env=env)
+    udr.ok("sql", "INSERT INTO t VALUES (3, '2026-01-01 00:00:00')", env=env)
+    udr.ok("sql", "INSERT INTO t VALUES (4, TIMESTAMP '2026-01-01 00:00:00'::TIMESTAMPTZ)", env=env)
+    out = udr.ok("sql", "--csv", "SELECT id, epoch_ms(ts) AS ms, ts::DATE AS d, strftime(ts, '%H') AS h FROM t "
+                 "ORDER BY id", env=env).out
+    assert out.split() == ["id,ms,d,h"] + ["%d,1767225600000,2026-01-01,00" % i for i in (1, 2, 3, 4)]
+    udr.ok("export", "t", str(tmp_path / "t.csv"), env=env)
+    assert (tmp_path / "t.csv").read_text().split("\n")[1] == "1,2026-01-01 00:00:00+00"
+    # udr_log.time is UTC: the commit just made is not in the future
+    assert udr.ok("sql", "--csv", "SELECT count(*) FROM udr_log WHERE time > now()::TIMESTAMP", env=env).out.split() \
+        == ["count_star()", "0"]
+    assert udr("sql", "SET TimeZone = 'Asia/Kolkata'", env=env).code == 2
