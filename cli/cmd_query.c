@@ -424,12 +424,14 @@ int cli_cmd_import(cli_ctx *ctx, int argc, char **argv)
 	io.ref = o.branch;
 	io.keys = keys;
 	io.nkeys = nkeys;
-	/* - is standard input (read once, as any pipe): it needs --format */
-	for (int i = optind + 1; !o.sql && i < argc; i++) {
+	/* - is standard input (read once, as any pipe): it needs --format,
+	 * and can be given once (twice, a file on stdin was imported twice) */
+	for (int i = optind + 1, dash = 0; !o.sql && i < argc; i++) {
 		if (strcmp(argv[i], "-") != 0)
 			continue;
-		if (o.format == UDR_FORMAT_AUTO) {
-			rc = cli_usage_error(self, "- (standard input) needs --format");
+		if (o.format == UDR_FORMAT_AUTO || dash++) {
+			rc = cli_usage_error(self, dash > 1 ? "- (standard input) can be given once"
+			                                    : "- (standard input) needs --format");
 			goto out;
 		}
 		argv[i] = "/dev/stdin";

@@ -190,8 +190,9 @@ UDR_EXTERN int udr_query_set_branch(udr_query *q, const char *branch);
  * commit: INSERT, UPDATE, DELETE, MERGE, CREATE TABLE, DROP TABLE on UDR
  * tables and BEGIN/COMMIT/ROLLBACK, with UDR_EINVAL ("read-only session:
  * ..."), before anything is written; the session's own temporary objects
- * stay writable.  It cannot be set while a SQL transaction is open.
- * @return 0; UDR_EINVAL (NULL session, or a transaction open).
+ * stay writable.  In an open SQL transaction, reads go on at its snapshot
+ * and a refused write fails the transaction, as any failed statement does.
+ * @return 0; UDR_EINVAL (NULL session).
  */
 UDR_EXTERN int udr_query_set_read_only(udr_query *q, int on);
 

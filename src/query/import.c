@@ -2423,26 +2423,6 @@ static int forced_types(schema *out, udr_query *q, int format, const char *const
 	return rc;
 }
 
-/* A JSON value's own type, which its number or boolean is parsed into before
- * any cast: BOOLEAN, an integer, a float or a DECIMAL. */
-static bool json_scalar_type(const char *t)
-{
-	static const char *const k[] = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
-	                                "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"};
-	for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
-		if (strcmp(t, k[i]) == 0)
-			return true;
-	return strncmp(t, "DECIMAL(", 8) == 0;
-}
-
-static const char *schema_type(const schema *s, const char *name)
-{
-	for (size_t i = 0; s && i < s->n; i++)
-		if (strcmp(s->names[i], name) == 0)
-			return s->types[i];
-	return NULL;
-}
-
 /* cond gets "the cast of col from d to t would change it" */
 static int lossy_cast_cond(udr__buf *cond, const char *col, const char *d, const char *t)
 {
@@ -2467,56 +2447,6 @@ static int lossy_cast_cond(udr__buf *cond, const char *col, const char *d, const
 	return rc;
 }
 
-#define LOSS_TAIL "the import would change the value (nothing was imported; give values the column''s type " \
-                  "holds exactly, a JSON DECIMAL as a string, or replace the table)"
-
-/* Text the parse into type t would change, as a condition on column col
- * (read as VARCHAR): a fraction in an integer column (the CSV reader reads
- * "5.7" into BIGINT as 6), more fractional digits than a DECIMAL's scale
- * ("2.25" into DECIMAL(2,1) is 2.3), a nonzero UTC offset in a TIMESTAMP
- * (dropped: "01:00+05:00" was 01:00), a time of day in a DATE.  0 and no
- * condition for other types. */
-static int text_loss_cond(udr__buf *cond, const char *col, const char *t)
-{
-	static const char *const ints[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
-	                                   "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
-		if (strcmp(t, ints[i]) == 0)
-			return put_col_expr(cond, "contains(@, '.') AND regexp_matches(@, '^\\s*[+-]?[0-9]*\\.[0-9]*[1-9]')",
-			                    col);
-	if (strncmp(t, "DECIMAL(", 8) == 0) {
-		const char *comma = strchr(t, ',');
-		int rc = put_col_expr(cond, "contains(@, '.') AND NOT regexp_matches(@, '[eE]') AND "
-		                            "length(rtrim(regexp_extract(@, '\\.([0-9]+)', 1), '0')) > ", col);
-		return rc ? rc : udr__buf_printf(cond, "%d", comma ? atoi(comma + 1) : 0);
-	}
-	if (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0) {
-		/* and digits of a second's fraction the type does not keep */
-		int digits = strcmp(t, "TIMESTAMP_S") == 0 ? 0 : strcmp(t, "TIMESTAMP_MS") == 0 ? 3
-		             : strcmp(t, "TIMESTAMP_NS") == 0 ? 9 : 6;
-		int rc = put_col_expr(cond, "(((contains(substr(@, 11), '+') OR contains(substr(@, 11), '-')) AND "
-		                            "regexp_matches(trim(@), '[0-9]:[0-9]{2}(:[0-9]{2}(\\.[0-9]*)?)?\\s*"
-		                            "[+-][0-9]{2}(:?[0-9]{2})?$') AND NOT regexp_matches(trim(@), '[+-]00(:?00)?$')) "
-		                            "OR (contains(@, '.') AND regexp_matches(@, ':[0-9]{2}\\.[0-9]{", col);
-		return rc ? rc : udr__buf_printf(cond, "%d}[0-9]*[1-9]')))", digits);
-	}
-	if (strcmp(t, "DATE") == 0)
-		return put_col_expr(cond, "length(@) > 10 AND regexp_matches(trim(@), '^[^T ]+[T ][0-9]') AND "
-		                          "NOT regexp_matches(trim(@), "
-		                          "'[T ]0?0:00(:00(\\.0*)?)?(Z|[+-]00(:?00)?)?$')",
-		                    col);
-	return 0;
-}
-
-/* What a column's data is checked and read as (checked_select). */
-enum {
-	RD_PLAIN,    /* read as the table's type, unchecked */
-	RD_TYPED,    /* read as its own type, cast in SQL; a changed value refused */
-	RD_TZ,       /* an instant into a wall time or back: refused */
-	RD_TEXTNUM,  /* text into a number: read as text, checked, cast in SQL */
-	RD_TEXTTIME, /* text into a TIMESTAMP or DATE: read as the table's type, checked by a scan of the text */
-};
-
 static bool int_or_decimal(const char *t)
 {
 	static const char *const ints[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
@@ -2532,9 +2462,90 @@ static bool wall_time(const char *t)
 	return strcmp(t, "DATE") == 0 || (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0);
 }
 
+#define LOSS_TAIL "the import would change the value (nothing was imported; give values the column''s type " \
+                  "holds exactly, a JSON DECIMAL as a string, or replace the table)"
+
+/* Text the parse into type t would change, as a condition on column col
+ * (read as VARCHAR): a fraction in an integer column (the CSV reader reads
+ * "5.7" into BIGINT as 6), more fractional digits than a DECIMAL's scale
+ * ("2.25" into DECIMAL(2,1) is 2.3), a nonzero UTC offset in a TIMESTAMP
+ * (dropped: "01:00+05:00" was 01:00), a time of day in a DATE.  0 and no
+ * condition for other types. */
+static int text_loss_cond(udr__buf *cond, const char *col, const char *t, const char *jt)
+{
+	int rc;
+	if (jt && strcmp(t, "BOOLEAN") == 0) {
+		/* a JSON number other than 0 or 1 (5 was true) */
+		rc = udr__sql_ident(cond, jt);
+		return rc ? rc : put_col_expr(cond, " IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND @ NOT IN ('0', '1')", col);
+	}
+	if (int_or_decimal(t)) {
+		/* with an exponent ("15e-1", "2.25e0"): the double's value against
+		 * the cast's; without: a nonzero fraction (an integer), more
+		 * fractional digits than the scale (a DECIMAL) */
+		rc = put_col_expr(cond, "(CASE WHEN regexp_matches(@, '[eE]') THEN TRY_CAST(@ AS DOUBLE) IS DISTINCT "
+		                        "FROM TRY_CAST(TRY_CAST(@ AS ", col);
+		if (rc == 0)
+			rc = udr__buf_printf(cond, "%s) AS DOUBLE) ELSE ", t);
+		if (rc == 0 && strncmp(t, "DECIMAL(", 8) != 0) {
+			rc = put_col_expr(cond, "contains(@, '.') AND regexp_matches(@, '^\\s*[+-]?[0-9]*\\.[0-9]*[1-9]')",
+			                  col);
+		} else if (rc == 0) {
+			const char *comma = strchr(t, ',');
+			rc = put_col_expr(cond, "contains(@, '.') AND length(rtrim(regexp_extract(@, '\\.([0-9]+)', 1), "
+			                        "'0')) > ", col);
+			if (rc == 0)
+				rc = udr__buf_printf(cond, "%d", comma ? atoi(comma + 1) : 0);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(cond, " END)");
+		/* a JSON number with a fraction or an exponent was a double (its
+		 * text here, the double's shortest): 16 significant digits or
+		 * more, and the number's own digits may be gone (a JSON string's
+		 * are not, nor a big integer's, kept as written) */
+		if (rc == 0 && jt) {
+			rc = udr__buf_puts(cond, " OR (");
+			if (rc == 0)
+				rc = udr__sql_ident(cond, jt);
+			if (rc == 0)
+				rc = put_col_expr(cond, " = 'DOUBLE' AND regexp_matches(@, '[.eE]') AND length(ltrim(regexp_replace("
+				                        "regexp_replace(@, '[eE].*$', ''), '[^0-9]', '', 'g'), '0')) >= 16)", col);
+		}
+		return rc;
+	}
+	if (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0) {
+		/* a nonzero UTC offset (dropped), and digits of a second's
+		 * fraction the type does not keep */
+		int digits = strcmp(t, "TIMESTAMP_S") == 0 ? 0 : strcmp(t, "TIMESTAMP_MS") == 0 ? 3
+		             : strcmp(t, "TIMESTAMP_NS") == 0 ? 9 : 6;
+		rc = put_col_expr(cond, "(((contains(substr(@, 11), '+') OR contains(substr(@, 11), '-')) AND "
+		                        "regexp_matches(trim(@), '[0-9]:[0-9]{2}(:[0-9]{2}(\\.[0-9]*)?)?\\s*"
+		                        "[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2})?)?$') AND "
+		                        "NOT regexp_matches(trim(@), '[+-]00(:?00(:?00)?)?$')) "
+		                        "OR (contains(@, '.') AND regexp_matches(@, ':[0-9]{2}\\.[0-9]{", col);
+		return rc ? rc : udr__buf_printf(cond, "%d}[0-9]*[1-9]')))", digits);
+	}
+	if (strcmp(t, "DATE") == 0)
+		return put_col_expr(cond, "length(@) > 10 AND regexp_matches(trim(@), '^[^T ]+[T ][0-9]') AND "
+		                          "NOT regexp_matches(trim(@), "
+		                          "'[T ]0?0:00(:00(\\.0*)?)?(Z|[+-]00(:?00(:?00)?)?)?$')",
+		                    col);
+	return 0;
+}
+
+/* What a column's data is checked and read as (checked_select). */
+enum {
+	RD_PLAIN,   /* read as the table's type, unchecked */
+	RD_TYPED,   /* a declared type: read as it, cast in SQL; a changed value refused */
+	RD_TZ,      /* a declared instant into a wall time or back: refused */
+	RD_TEXTNUM, /* CSV text into a number: read as text, checked, cast in SQL */
+	RD_CHECKED, /* read as the table's type, checked first by a scan of its text: CSV text into
+	               a TIMESTAMP or DATE, any JSON value into a number, TIMESTAMP or DATE */
+};
+
 /* "CASE WHEN col IS NOT NULL AND (" cond-of-kind ") THEN <message> END":
  * the message naming the column and the value, NULL when it fits */
-static int loss_case(udr__buf *b, const char *col, int kind, const char *d, const char *t)
+static int loss_case(udr__buf *b, const char *col, int kind, const char *d, const char *t, const char *jt)
 {
 	int rc = put_col_expr(b, "CASE WHEN @ IS NOT NULL AND (", col);
 	if (rc == 0 && kind == RD_TZ)
@@ -2543,7 +2554,7 @@ static int loss_case(udr__buf *b, const char *col, int kind, const char *d, cons
 	else if (rc == 0 && kind == RD_TYPED)
 		rc = lossy_cast_cond(b, col, d, t);
 	else if (rc == 0)
-		rc = text_loss_cond(b, col, t);
+		rc = text_loss_cond(b, col, t, jt);
 	if (rc == 0)
 		rc = udr__buf_puts(b, ") THEN 'column ' || ");
 	if (rc == 0)
@@ -2552,7 +2563,24 @@ static int loss_case(udr__buf *b, const char *col, int kind, const char *d, cons
 		rc = put_col_expr(b, " || ': ' || CAST(@ AS VARCHAR)", col);
 	if (rc == 0)
 		rc = udr__buf_printf(b, " || ' (%s in the data) does not fit %s, the table''s type: " LOSS_TAIL "' END",
-		                     kind == RD_TYPED || kind == RD_TZ ? d : "text", t);
+		                     kind == RD_TYPED || kind == RD_TZ ? d : jt ? "JSON" : "text", t);
+	return rc;
+}
+
+/* "WHEN text IS NOT NULL AND TRY_CAST(text AS t) IS NULL THEN error(...)":
+ * a CSV value that is not a t at all, named (the failed cast in SQL would
+ * print the statement instead) */
+static int not_a_case(udr__buf *b, const char *col, const char *t)
+{
+	int rc = put_col_expr(b, "WHEN @ IS NOT NULL AND TRY_CAST(@ AS ", col);
+	if (rc == 0)
+		rc = udr__buf_printf(b, "%s) IS NULL THEN error('column ' || ", t);
+	if (rc == 0)
+		rc = udr__sql_literal(b, col);
+	if (rc == 0)
+		rc = put_col_expr(b, " || ': ''' || @ || ''' is not a valid ", col);
+	if (rc == 0)
+		rc = udr__buf_printf(b, "%s (nothing was imported)') ", t);
 	return rc;
 }
 
@@ -2562,22 +2590,25 @@ static int loss_case(udr__buf *b, const char *col, int kind, const char *d, cons
  * value with no error: the CSV reader (and CAST) reads "5.7" into BIGINT as
  * 6 and "2.25" into DECIMAL(2,1) as 2.3, drops a UTC offset from a
  * TIMESTAMP, a time of day from a DATE, and a second's digits beyond the
- * type's; a JSON number is parsed first (5.7 is a DOUBLE; a DECIMAL of 18
- * digits has lost some in it); a declared TIMESTAMP WITH TIME ZONE would
- * lose its offset in TIMESTAMP.  So each column is read and checked as
- * what its data is (RD_*): numbers in text and typed JSON values in the
- * import's own scan (error() stops it before anything is committed), text
- * into a TIMESTAMP or DATE by one scan of the text first (those keep the
- * readers' parsing of the data).  1: read with the table's types, nothing
- * to check in the scan (*out untouched); 0: *out is the SELECT to import.
+ * type's; a JSON number with a fraction is parsed as a double first (an
+ * 18-digit DECIMAL has lost digits in it); a declared TIMESTAMP WITH TIME
+ * ZONE would lose its offset in TIMESTAMP.  So each column is checked as
+ * what its data is (RD_*): CSV numbers and declared types in the import's
+ * own scan (error() stops it before anything is committed); CSV text into
+ * a TIMESTAMP or DATE, and JSON into a number, TIMESTAMP or DATE, by one
+ * scan of the values as text first, the import then reading them as before
+ * (a JSON column's type must not come from DuckDB's detection, which looks
+ * at the first rows only: 30,000 integers then 2.25 were read as BIGINT).
+ * 1: read with the table's types, nothing to check in the scan (*out
+ * untouched); 0: *out is the SELECT to import.
  */
 static int checked_select(udr__buf *out, udr_query *q, int format, const char *const *files, size_t nfiles,
-                          bool header, const schema *old, const schema *detected, const udr_import_options *opts)
+                          bool header, const schema *old, const udr_import_options *opts)
 {
 	schema src = {0}, chk_types = {0};
 	udr__buf rd = {0}, crd = {0}, chk = {0};
 	udr_result *r = NULL;
-	bool json = format == UDR_FORMAT_JSON || format == UDR_FORMAT_NDJSON, in_scan = false, text_time = false;
+	bool json = format == UDR_FORMAT_JSON || format == UDR_FORMAT_NDJSON, in_scan = false, text_scan = false;
 	int *kind = NULL, rc = 0;
 	if (format == UDR_FORMAT_PARQUET)
 		return 1;
@@ -2589,43 +2620,61 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 	src.n = chk_types.n = old->n;
 	chk_types.names = src.names;
 	for (size_t i = 0; i < old->n; i++) {
-		const char *t = old->types[i], *d = json ? NULL : "VARCHAR"; /* CSV: text */
+		const char *t = old->types[i], *d = NULL;
 		for (size_t k = 0; json && k < opts->ntypes; k++)
 			if (strcmp(opts->types[2 * k], old->names[i]) == 0)
-				d = opts->types[2 * k + 1];
-		if (json && !d && (d = schema_type(detected, old->names[i])) && strcmp(d, "VARCHAR") != 0 &&
-		    !json_scalar_type(d))
-			d = NULL; /* nested, or dates the detector found in strings: as before */
-		if (!d || strcmp(t, "VARCHAR") == 0 || strcmp(d, t) == 0)
+				d = opts->types[2 * k + 1]; /* the caller's (Python's) types */
+		if (strcmp(t, "VARCHAR") == 0 || (d && strcmp(d, t) == 0))
 			kind[i] = RD_PLAIN;
-		else if (strcmp(d, "VARCHAR") == 0)
-			kind[i] = int_or_decimal(t) ? RD_TEXTNUM : wall_time(t) ? RD_TEXTTIME : RD_PLAIN;
-		else if ((strcmp(d, "TIMESTAMP WITH TIME ZONE") == 0) != (strcmp(t, "TIMESTAMP WITH TIME ZONE") == 0))
-			kind[i] = RD_TZ;
+		else if (d && strcmp(d, "VARCHAR") != 0)
+			kind[i] = (strcmp(d, "TIMESTAMP WITH TIME ZONE") == 0) != (strcmp(t, "TIMESTAMP WITH TIME ZONE") == 0)
+			              ? RD_TZ
+			              : RD_TYPED;
+		else if (!json && int_or_decimal(t))
+			kind[i] = RD_TEXTNUM;
+		else if (int_or_decimal(t) || wall_time(t) || (json && strcmp(t, "BOOLEAN") == 0))
+			kind[i] = RD_CHECKED;
 		else
-			kind[i] = RD_TYPED;
+			kind[i] = RD_PLAIN;
 		src.names[i] = old->names[i];
-		src.types[i] = (char *)(kind[i] == RD_PLAIN || kind[i] == RD_TEXTTIME ? t : d);
-		chk_types.types[i] = kind[i] == RD_TEXTTIME ? "VARCHAR" : old->types[i];
+		src.types[i] = (char *)(kind[i] == RD_TYPED || kind[i] == RD_TZ ? d : kind[i] == RD_TEXTNUM ? "VARCHAR" : t);
+		chk_types.types[i] = kind[i] != RD_CHECKED ? old->types[i] : json ? "JSON" : "VARCHAR";
 		in_scan |= kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM;
-		text_time |= kind[i] == RD_TEXTTIME;
+		text_scan |= kind[i] == RD_CHECKED;
 	}
-	if (text_time) {
-		/* text into a TIMESTAMP or DATE: the first value its parse would
-		 * change, in one scan of the text */
+	if (text_scan) {
+		/* the first value whose reading would change it, in one scan of
+		 * the values as text */
+		udr__buf proj = {0};
+		char jt[32];
 		rc = udr__buf_puts(&chk, "SELECT * FROM (SELECT coalesce(");
 		for (size_t i = 0, n = 0; rc == 0 && i < old->n; i++) {
-			if (kind[i] != RD_TEXTTIME)
+			if (kind[i] != RD_CHECKED)
 				continue;
+			snprintf(jt, sizeof(jt), "__udr_jt%zu", i);
 			if (n++)
 				rc = udr__buf_puts(&chk, ", ");
 			if (rc == 0)
-				rc = loss_case(&chk, old->names[i], kind[i], NULL, old->types[i]);
+				rc = loss_case(&chk, old->names[i], kind[i], NULL, old->types[i], json ? jt : NULL);
+			/* JSON read as JSON: a string's text unquoted, a number's
+			 * as DuckDB parsed it, and which it was */
+			if (rc == 0)
+				rc = udr__buf_puts(&proj, proj.len ? ", " : "SELECT ");
+			if (rc == 0 && json) {
+				rc = put_col_expr(&proj, "CASE json_type(@) WHEN 'NULL' THEN NULL WHEN 'VARCHAR' THEN @->>'$' "
+				                         "ELSE @::VARCHAR END AS @, json_type(@) AS ", old->names[i]);
+				if (rc == 0)
+					rc = udr__sql_ident(&proj, jt);
+			} else if (rc == 0) {
+				rc = udr__sql_ident(&proj, old->names[i]);
+			}
 		}
 		if (rc == 0)
 			rc = reader_sql(&crd, format, files, nfiles, &chk_types, header);
 		if (rc == 0)
-			rc = udr__buf_printf(&chk, ") AS why FROM (%s)) WHERE why IS NOT NULL LIMIT 1", crd.ptr);
+			rc = udr__buf_printf(&chk, ") AS why FROM (%s FROM (%s))) WHERE why IS NOT NULL LIMIT 1", proj.ptr,
+			                     crd.ptr);
+		udr__buf_free(&proj);
 		if (rc == 0)
 			rc = udr__q_run(&r, q, chk.ptr, NULL, 0, UDR__RUN_ANY);
 		if (rc == 0 && udr_result_row_count(r) > 0) {
@@ -2648,13 +2697,17 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 		if (rc == 0 && (kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM)) {
 			rc = udr__buf_puts(out, "CASE WHEN (");
 			if (rc == 0)
-				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i]);
+				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i], NULL);
 			if (rc == 0)
 				rc = udr__buf_puts(out, ") IS NOT NULL THEN error(");
 			if (rc == 0)
-				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i]);
+				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i], NULL);
 			if (rc == 0)
-				rc = put_col_expr(out, ") ELSE CAST(@ AS ", old->names[i]);
+				rc = udr__buf_puts(out, ") ");
+			if (rc == 0 && kind[i] == RD_TEXTNUM)
+				rc = not_a_case(out, old->names[i], old->types[i]);
+			if (rc == 0)
+				rc = put_col_expr(out, "ELSE CAST(@ AS ", old->names[i]);
 			if (rc == 0)
 				rc = udr__buf_printf(out, "%s) END AS ", old->types[i]);
 		}
@@ -2775,7 +2828,7 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	if (!old.n && opts->ntypes && format != UDR_FORMAT_PARQUET &&
 	    (rc = forced_types(&forced, q, format, files, nfiles, header_only, opts)) < 0)
 		goto out;
-	if (old.n && (rc = checked_select(&b, q, format, files, nfiles, header_only, &old, &detected, opts)) < 0)
+	if (old.n && (rc = checked_select(&b, q, format, files, nfiles, header_only, &old, opts)) < 0)
 		goto out;
 	if ((old.n ? rc == 1 : true) &&
 	    (rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL, header_only)) < 0)

@@ -2339,8 +2339,6 @@ int udr_query_set_read_only(udr_query *q, int on)
 {
 	if (!q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_read_only");
-	if (on && udr__w_snapshot(q))
-		return udr__error_set(UDR_EINVAL, "a SQL transaction of the session is open: it cannot become read-only");
 	q->read_only = on != 0;
 	return 0;
 }

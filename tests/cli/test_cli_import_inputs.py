@@ -72,6 +72,8 @@ def test_import_dash_is_stdin(udr):
     before = tree_snapshot(udr.root)
     r = udr("import", "u", "-", input=ROWS)
     assert r.code == 2 and "needs --format" in r.stderr, r
+    r = udr("import", "u", "-", "-", "--format", "csv", input=ROWS)
+    assert r.code == 2 and "once" in r.stderr, r
     assert tree_snapshot(udr.root) == before
     assert tmp_entries(udr) == []
 

@@ -209,3 +209,9 @@ def test_writes_hidden_by_comments_or_new_tables_are_refused(root):
         assert db.sql("SELECT count(*) FROM users", read_only=True).fetchone() == (3,)
         db.sql("DELETE FROM users WHERE id = 1")     # not read-only: commits
         assert db.catalog.latest("users") == 2
+        # a connection over a Database with an open SQL transaction reads
+        # (every SELECT was refused: "cannot become read-only")
+        db.sql("BEGIN")
+        cur = udr.connect(db).cursor()
+        assert cur.execute("SELECT count(*) FROM users").fetchone() == (2,)
+        db.sql("ROLLBACK")
