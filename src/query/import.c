@@ -2423,7 +2423,8 @@ static int forced_types(schema *out, udr_query *q, int format, const char *const
 	return rc;
 }
 
-/* cond gets "the cast of col from d to t would change it" */
+/* cond gets "the cast of col from d (a type the caller declared) to t
+ * would change it" */
 static int lossy_cast_cond(udr__buf *cond, const char *col, const char *d, const char *t)
 {
 	int rc = put_col_expr(cond, "TRY_CAST(@ AS ", col);
@@ -2435,15 +2436,6 @@ static int lossy_cast_cond(udr__buf *cond, const char *col, const char *d, const
 		rc = udr__buf_printf(cond, "%s) AS %s) IS DISTINCT FROM ", t, d);
 	if (rc == 0)
 		rc = put_col_expr(cond, "@", col);
-	if (rc == 0 && strncmp(t, "DECIMAL(", 8) == 0 && (strcmp(d, "DOUBLE") == 0 || strcmp(d, "FLOAT") == 0)) {
-		/* the JSON number was parsed into a double: beyond 15
-		 * significant digits its decimal digits are gone */
-		const char *comma = strchr(t, ',');
-		int scale = comma ? atoi(comma + 1) : 0;
-		rc = put_col_expr(cond, " OR abs(@) >= ", col);
-		if (rc == 0)
-			rc = udr__buf_printf(cond, "1e%d", 15 - scale);
-	}
 	return rc;
 }
 

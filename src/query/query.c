@@ -534,7 +534,8 @@ static int bind_other(duckdb_state *s, duckdb_prepared_statement st, idx_t at, c
 			*s = duckdb_bind_hugeint(st, at, i128_hugeint(big));
 			return 0;
 		}
-		d.width = (uint8_t)(digits > scale ? digits : scale + 1);
+		/* DECIMAL(38,38) holds 0.xxx: no digit before the point */
+		d.width = (uint8_t)(digits > scale ? digits : scale < 38 ? scale + 1 : 38);
 		d.scale = (uint8_t)scale;
 		d.value = i128_hugeint(big);
 		*s = duckdb_bind_decimal(st, at, d);

@@ -443,6 +443,7 @@ static int fill_column(rcol *col, duckdb_vector v, duckdb_logical_type t, size_t
 {
 	uint64_t *validity = duckdb_vector_get_validity(v);
 	void *data = duckdb_vector_get_data(v);
+	int unsupported = -1; /* has_unsupported(t), looked at once */
 	for (idx_t i = 0; i < n; i++) {
 		size_t row = base + i;
 		int rc = 0;
@@ -490,7 +491,9 @@ static int fill_column(rcol *col, duckdb_vector v, duckdb_logical_type t, size_t
 		default: {
 			duckdb_value val;
 			char *text;
-			if (has_unsupported(t)) {
+			if (unsupported < 0)
+				unsupported = has_unsupported(t);
+			if (unsupported) {
 				rc = udr__error_set(UDR_EINVAL, "column '%s' is of a type udr cannot show (BIGNUM): "
 				                    "CAST it to VARCHAR in the query", col->name);
 				break;

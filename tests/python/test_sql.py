@@ -382,5 +382,7 @@ def test_parameters_are_bound_as_their_types(db):
     row = r.fetchone()
     assert row[:3] == tuple(vals[:3]) and row[3] == vals[3] and row[4] == vals[4]
     assert row[5] == D(-2 ** 100) and row[6] == D("0.05") and row[7] == 0
+    # 38 digits after the point: DECIMAL(38,38)
+    assert db.sql("SELECT typeof(?)", [D("0." + "1" * 38)]).fetchone() == ("DECIMAL(38,38)",)
     # beyond DECIMAL(38) and HUGEINT: text, cast where a type is expected
     assert db.sql("SELECT ?::VARCHAR, ?::VARCHAR", [D("1E-40"), 2 ** 130]).fetchone() == ("1E-40", str(2 ** 130))
