@@ -2244,6 +2244,27 @@ static int check_not_empty(const char *path, const char *shown, int format)
 		rewind(f);
 	while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
 		;
+	if (c == '[' && format != UDR_FORMAT_CSV) {
+		/* "[]": an array of no rows (how an empty table is exported to
+		 * .json) has no columns either: DuckDB read it as one column
+		 * "json" of no rows, which replaced the table */
+		while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
+			;
+		if (c == ']') {
+			while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
+				;
+			if (c == EOF) {
+				fclose(f);
+				udr__quote(qp, sizeof(qp), shown);
+				return udr__error_set(UDR_EINVAL,
+				                      "cannot import '%s': the file is an empty JSON array: no rows and no "
+				                      "columns (a table without rows is exported and imported as CSV or "
+				                      "Parquet, which keep its columns)",
+				                      qp);
+			}
+		}
+		c = 0; /* not whitespace alone */
+	}
 	fclose(f);
 	if (c != EOF)
 		return 0;
@@ -2528,7 +2549,22 @@ enum {
 	RD_TEXTNUM, /* CSV text into a number: read as text, checked, cast in SQL */
 	RD_CHECKED, /* read as the table's type, checked first by a scan of its text: CSV text into
 	               a TIMESTAMP or DATE, any JSON value into a number, TIMESTAMP or DATE */
+	RD_BLOB,    /* a JSON string into a BLOB: read as text, cast in SQL (which decodes the \xNN
+	               escapes a BLOB is written with; the JSON reader took the escapes as bytes) */
 };
+
+/* A BLOB inside a nested type ("BLOB[]", "STRUCT(b BLOB)"): the JSON
+ * reader would take its text as the bytes, and no cast in SQL reaches it. */
+static bool nested_blob(const char *t)
+{
+	if (strcmp(t, "BLOB") == 0)
+		return false;
+	for (const char *p = strstr(t, "BLOB"); p; p = strstr(p + 4, "BLOB"))
+		if ((p == t || p[-1] == ' ' || p[-1] == '(') &&
+		    (p[4] == '\0' || p[4] == '[' || p[4] == ',' || p[4] == ')' || p[4] == ' '))
+			return true;
+	return false;
+}
 
 /* "CASE WHEN col IS NOT NULL AND (" cond-of-kind ") THEN <message> END":
  * the message naming the column and the value, NULL when it fits */
@@ -2624,12 +2660,25 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 			kind[i] = RD_TEXTNUM;
 		else if (int_or_decimal(t) || wall_time(t) || (json && strcmp(t, "BOOLEAN") == 0))
 			kind[i] = RD_CHECKED;
+		else if (json && strcmp(t, "BLOB") == 0)
+			kind[i] = RD_BLOB;
 		else
 			kind[i] = RD_PLAIN;
+		if (json && kind[i] == RD_PLAIN && nested_blob(t)) {
+			char qc[UDR_TABLE_NAME_MAX * 4 + 8];
+			udr__quote(qc, sizeof(qc), old->names[i]);
+			rc = udr__error_set(UDR_EINVAL,
+			                    "column '%s' is %s: a BLOB inside a list or struct cannot be read back "
+			                    "exactly from JSON (nothing was imported; import Parquet)",
+			                    qc, t);
+			goto out;
+		}
 		src.names[i] = old->names[i];
-		src.types[i] = (char *)(kind[i] == RD_TYPED || kind[i] == RD_TZ ? d : kind[i] == RD_TEXTNUM ? "VARCHAR" : t);
+		src.types[i] = (char *)(kind[i] == RD_TYPED || kind[i] == RD_TZ ? d
+		                        : kind[i] == RD_TEXTNUM || kind[i] == RD_BLOB ? "VARCHAR"
+		                                                                       : t);
 		chk_types.types[i] = kind[i] != RD_CHECKED ? old->types[i] : json ? "JSON" : "VARCHAR";
-		in_scan |= kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM;
+		in_scan |= kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM || kind[i] == RD_BLOB;
 		text_scan |= kind[i] == RD_CHECKED;
 	}
 	if (text_scan) {
@@ -2684,6 +2733,13 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 		rc = reader_sql(&rd, format, files, nfiles, &src, header);
 	for (size_t i = 0; rc == 0 && i < old->n; i++) {
 		rc = udr__buf_puts(out, i ? ", " : "SELECT ");
+		if (rc == 0 && kind[i] == RD_BLOB) {
+			rc = udr__buf_puts(out, "CASE WHEN false THEN NULL ");
+			if (rc == 0)
+				rc = not_a_number(out, old->names[i], "BLOB");
+			if (rc == 0)
+				rc = udr__buf_puts(out, ") END AS ");
+		}
 		if (rc == 0 && (kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM)) {
 			rc = udr__buf_puts(out, "CASE WHEN (");
 			if (rc == 0)
