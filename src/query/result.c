@@ -147,6 +147,10 @@ static int type_name(udr__buf *b, duckdb_logical_type t)
 
 static duckdb_value vec_value(duckdb_vector v, duckdb_logical_type t, idx_t row);
 
+/* Set by vec_value when a text inside the value holds a NUL: DuckDB's text
+ * of a nested value is a C string, cut at it ("[a" for ['a\0b', 'c']). */
+static _Thread_local bool g_nul_inside;
+
 static duckdb_hugeint to_hugeint(int64_t x)
 {
 	duckdb_hugeint h;
@@ -207,6 +211,8 @@ static duckdb_value vec_value(duckdb_vector v, duckdb_logical_type t, idx_t row)
 	case DUCKDB_TYPE_INTERVAL: return duckdb_create_interval(((duckdb_interval *)data)[row]);
 	case DUCKDB_TYPE_VARCHAR: {
 		duckdb_string_t *s = &((duckdb_string_t *)data)[row];
+		if (memchr(duckdb_string_t_data(s), '\0', duckdb_string_t_length(*s)))
+			g_nul_inside = true;
 		return duckdb_create_varchar_length(duckdb_string_t_data(s), duckdb_string_t_length(*s));
 	}
 	case DUCKDB_TYPE_BLOB: {
@@ -498,10 +504,17 @@ static int fill_column(rcol *col, duckdb_vector v, duckdb_logical_type t, size_t
 				                    "CAST it to VARCHAR in the query", col->name);
 				break;
 			}
+			g_nul_inside = false;
 			val = vec_value(v, t, i);
 			text = val ? duckdb_get_varchar(val) : NULL;
 			if (!val || !text)
 				rc = udr__error_set(UDR_ENOMEM, "cannot convert a value of column '%s' to text",
+				                    col->name);
+			else if (g_nul_inside)
+				rc = udr__error_set(UDR_EINVAL,
+				                    "column '%s': a text inside a value of it holds a NUL character, "
+				                    "which its text would cut off: replace it in the query "
+				                    "(a list: list_transform(col, x -> replace(x, chr(0), ' ')))",
 				                    col->name);
 			else
 				rc = put_str(col, row, text, strlen(text));

@@ -58,3 +58,23 @@ def test_an_empty_json_array_is_refused(udr, tmp_path, text, how):
     r = udr("import", "t", str(f), *how)
     assert r.code == 2 and "empty JSON array" in r.stderr, r
     assert tree_snapshot(udr.root) == before
+
+
+@pytest.mark.parametrize("fmt", [[], ["--json"], ["--ndjson"], ["--csv"]])
+@pytest.mark.parametrize("expr", ["['a' || chr(0) || 'b', 'c']", "{'k': 'x' || chr(0) || 'y'}",
+                                  "MAP {'k': 'v' || chr(0)}"])
+def test_a_nul_inside_a_nested_value_is_refused_not_cut(udr, fmt, expr):
+    # DuckDB's text of a nested value is a C string: ['a\0b', 'c'] showed
+    # as "[a" with exit 0, in every output and in diff-rows
+    r = udr("sql", *fmt, "SELECT %s AS l" % expr)
+    assert r.code == 2 and "NUL character" in r.stderr and "[a" not in r.out, r
+    # a top-level text keeps its NUL (escaped in JSON), as before
+    if fmt == ["--json"]:
+        assert json.loads(udr.ok("sql", "--json", "SELECT 'p' || chr(0) || 'q' AS s").out) == [{"s": "p\x00q"}]
+
+
+def test_diff_rows_of_a_list_with_a_nul_is_refused(udr):
+    udr.ok("sql", "CREATE TABLE q AS SELECT 1 AS id, ['a' || chr(0) || 'b'] AS l")
+    udr.ok("sql", "UPDATE q SET l = ['a' || chr(0) || 'c']")
+    r = udr("diff-rows", "q", "1", "2", "--key", "id")
+    assert r.code == 2 and "NUL character" in r.stderr, r
