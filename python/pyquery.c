@@ -859,7 +859,59 @@ static PyObject *result_to_dicts(udrpy_result *o, PyObject *unused)
 PyDoc_STRVAR(df_doc,
 "df() -> pandas.DataFrame\n\n"
 "Every row (regardless of the cursor) as a pandas DataFrame with the\n"
-"result's column names (needs pandas; ImportError otherwise).");
+"result's column names (needs pandas; ImportError otherwise).  An integer\n"
+"column with a NULL is nullable Int64/UInt64 (HUGEINT: object), exact.");
+
+/*
+ * pandas makes an integer column with a None float64 (9007199254740993
+ * became 9007199254740992.0, 2^64-1 2^64): such a column is made a
+ * nullable Int64/UInt64 column instead, HUGEINT and UHUGEINT an object
+ * column of Python ints.  -1 with an exception set.
+ */
+static int df_exact_ints(PyObject *df, PyObject *pandas, PyObject *rows, udrpy_result *o)
+{
+	static const char *const sig[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"};
+	static const char *const uns[] = {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"};
+	Py_ssize_t n = PyList_GET_SIZE(rows);
+
+	for (size_t c = 0; c < o->ncols; c++) {
+		const char *t = udr_result_column_type_name(o->cols, c), *dtype = NULL;
+		PyObject *vals, *arr, *res;
+		int has_none = 0;
+
+		for (size_t k = 0; t && !dtype && k < 4; k++)
+			dtype = strcmp(t, sig[k]) == 0 ? "Int64" : strcmp(t, uns[k]) == 0 ? "UInt64" : NULL;
+		if (t && !dtype && (strcmp(t, "HUGEINT") == 0 || strcmp(t, "UHUGEINT") == 0))
+			dtype = "object";
+		if (!dtype)
+			continue;
+		if ((vals = PyList_New(n)) == NULL)
+			return -1;
+		for (Py_ssize_t i = 0; i < n; i++) {
+			PyObject *x = PyTuple_GET_ITEM(PyList_GET_ITEM(rows, i), (Py_ssize_t)c);
+			has_none |= x == Py_None;
+			Py_INCREF(x);
+			PyList_SET_ITEM(vals, i, x);
+		}
+		if (!has_none) {
+			Py_DECREF(vals);
+			continue;
+		}
+		arr = strcmp(dtype, "object") == 0
+		          ? PyObject_CallMethod(pandas, "array", "Os", vals, "object")
+		          : PyObject_CallMethod(pandas, "array", "Os", vals, dtype);
+		Py_DECREF(vals);
+		if (arr == NULL)
+			return -1;
+		/* by position: result columns may share a name */
+		res = PyObject_CallMethod(df, "isetitem", "nO", (Py_ssize_t)c, arr);
+		Py_DECREF(arr);
+		if (res == NULL)
+			return -1;
+		Py_DECREF(res);
+	}
+	return 0;
+}
 
 static PyObject *result_df(udrpy_result *o, PyObject *unused)
 {
@@ -890,6 +942,8 @@ static PyObject *result_df(udrpy_result *o, PyObject *unused)
 		Py_XDECREF(meth);
 		Py_XDECREF(cls);
 	}
+	if (r != NULL && df_exact_ints(r, pandas, rows, o) < 0)
+		Py_CLEAR(r);
 	Py_DECREF(rows);
 	Py_DECREF(cols);
 	Py_DECREF(pandas);

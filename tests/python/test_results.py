@@ -105,6 +105,20 @@ def test_df_types(db):
     assert df["d"][0] == decimal.Decimal("1.5")
 
 
+def test_df_integers_with_nulls_stay_exact(db):
+    # pandas made an integer column with a NULL float64: 2^53+1 became
+    # 2^53, 2^64-1 became 2^64 (a review); nullable Int64/UInt64 instead
+    pd = pytest.importorskip("pandas")
+    df = db.sql("SELECT * FROM (VALUES (9007199254740993::BIGINT, 18446744073709551615::UBIGINT, "
+                "170141183460469231731687303715884105727::HUGEINT, 7::INTEGER, 5, -1::TINYINT), "
+                "(NULL, NULL, NULL, NULL, 6, NULL)) t(a, b, h, i, n, a)").df()
+    assert [str(t) for t in df.dtypes] == ["Int64", "UInt64", "object", "Int64", "int64", "Int64"]
+    assert df.iloc[0, 0] == 9007199254740993 and df.iloc[0, 1] == 18446744073709551615
+    assert df.iloc[0, 2] == 170141183460469231731687303715884105727 and df.iloc[0, 5] == -1
+    assert pd.isna(df.iloc[1, 0]) and pd.isna(df.iloc[1, 1]) and df.iloc[1, 2] is None
+    assert df.iloc[1, 4] == 6
+
+
 # ---- writes: Python's types become DuckDB's ----
 
 def test_write_rows_with_dates_times_decimals_uuids(db):
