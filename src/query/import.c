@@ -1286,11 +1286,14 @@ static int lossless_select(typed_sql *out, udr_query *q, const char *select_sql,
 			 * minutes, and seconds with microseconds */
 			const char *cond = iv ? "(datepart('microseconds', @) % 1000 <> 0 OR datepart('hour', @)::BIGINT * "
 			                        "3600000000 + datepart('minute', @)::BIGINT * 60000000 + "
-			                        "datepart('microseconds', @) >= 4294967296000)"
+			                        "datepart('microseconds', @) NOT BETWEEN 0 AND 4294967295999 OR "
+			                        "datepart('year', @)::BIGINT * 12 + datepart('month', @) < 0 OR "
+			                        "datepart('day', @) < 0)"
 			                      : "datepart('timezone', @) <> 0";
-			const char *why = iv ? "holds an INTERVAL with microseconds, or with a time part of 1193 hours "
-			                       "or more, which a Parquet part cannot hold (it keeps 32-bit milliseconds): "
-			                       "round it, or cast the column (e.g. to VARCHAR)"
+			const char *why = iv ? "holds an INTERVAL with microseconds, with a negative part, or with a time "
+			                       "part of 1193 hours or more, which a Parquet part cannot hold (it keeps "
+			                       "unsigned months, days and 32-bit milliseconds): round it, or cast the "
+			                       "column (e.g. to VARCHAR)"
 			                     : "holds a TIME WITH TIME ZONE whose offset is not 0, which a Parquet part "
 			                       "cannot hold (it keeps the time, not the offset): cast the column (e.g. "
 			                       "to VARCHAR), or give UTC times";
@@ -2568,7 +2571,10 @@ static bool nested_blob(const char *t)
 
 /* "CASE WHEN col IS NOT NULL AND (" cond-of-kind ") THEN <message> END":
  * the message naming the column and the value, NULL when it fits */
-static int loss_case(udr__buf *b, const char *col, int kind, const char *d, const char *t, const char *jt)
+#define DETECTED_TYPE "the type detected from the file"
+
+static int loss_case(udr__buf *b, const char *col, int kind, const char *d, const char *t, const char *jt,
+                     bool detected)
 {
 	int rc = put_col_expr(b, "CASE WHEN @ IS NOT NULL AND (", col);
 	if (rc == 0 && kind == RD_TZ)
@@ -2585,8 +2591,13 @@ static int loss_case(udr__buf *b, const char *col, int kind, const char *d, cons
 	if (rc == 0)
 		rc = put_col_expr(b, " || ': ' || CAST(@ AS VARCHAR)", col);
 	if (rc == 0)
-		rc = udr__buf_printf(b, " || ' (%s in the data) does not fit %s, the table''s type: " LOSS_TAIL "' END",
-		                     kind == RD_TYPED || kind == RD_TZ ? d : jt ? "JSON" : "text", t);
+		rc = udr__buf_printf(b, " || ' (%s in the data) does not fit %s, %s: %s' END",
+		                     kind == RD_TYPED || kind == RD_TZ ? d : jt ? "JSON" : "text", t,
+		                     detected ? DETECTED_TYPE : "the table''s type",
+		                     detected ? "it would change the value (nothing was imported; give the column''s "
+		                                "type with --sql: SELECT ... FROM read_csv(''FILE'', all_varchar = "
+		                                "true) with a cast)"
+		                              : LOSS_TAIL);
 	return rc;
 }
 
@@ -2629,7 +2640,7 @@ static int not_a_number(udr__buf *b, const char *col, const char *t)
  * untouched); 0: *out is the SELECT to import.
  */
 static int checked_select(udr__buf *out, udr_query *q, int format, const char *const *files, size_t nfiles,
-                          bool header, const schema *old, const udr_import_options *opts)
+                          bool header, const schema *old, const udr_import_options *opts, bool detected)
 {
 	schema src = {0}, chk_types = {0};
 	udr__buf rd = {0}, crd = {0}, chk = {0};
@@ -2694,7 +2705,7 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 			if (n++)
 				rc = udr__buf_puts(&chk, ", ");
 			if (rc == 0)
-				rc = loss_case(&chk, old->names[i], kind[i], NULL, old->types[i], json ? jt : NULL);
+				rc = loss_case(&chk, old->names[i], kind[i], NULL, old->types[i], json ? jt : NULL, detected);
 			/* JSON read as JSON: a string's text unquoted, a number's
 			 * as DuckDB parsed it, and which it was */
 			if (rc == 0)
@@ -2743,11 +2754,11 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 		if (rc == 0 && (kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM)) {
 			rc = udr__buf_puts(out, "CASE WHEN (");
 			if (rc == 0)
-				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i], NULL);
+				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i], NULL, detected);
 			if (rc == 0)
 				rc = udr__buf_puts(out, ") IS NOT NULL THEN error(");
 			if (rc == 0)
-				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i], NULL);
+				rc = loss_case(out, old->names[i], kind[i], src.types[i], old->types[i], NULL, detected);
 			if (rc == 0)
 				rc = udr__buf_puts(out, ") ");
 			if (rc == 0 && kind[i] == RD_TEXTNUM) {
@@ -2788,7 +2799,7 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	import_src src;
 	staged_inputs staged = {.lockfd = -1};
 	const char *const *shown = files; /* the user's names of the files */
-	bool keyed, header_only = false;
+	bool keyed, header_only = false, checked_new = false, full_sample = false;
 	int rc, format;
 	if ((rc = import_opts(&o, opts)) < 0)
 		return rc;
@@ -2835,12 +2846,19 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	for (size_t i = 0; i < nfiles; i++)
 		if ((rc = check_not_empty(files[i], shown[i], format)) < 0)
 			goto out;
+again:
 	if (format == UDR_FORMAT_CSV) {
 		header_only = true;
 		for (size_t i = 0; i < nfiles && header_only; i++)
 			header_only = csv_header_only(files[i]);
 		if ((rc = reader_sql(&b, format, files, nfiles, NULL, header_only)) < 0)
 			goto out;
+		/* every row read to detect the types (a later value did not fit) */
+		if (full_sample && b.len && b.ptr[b.len - 1] == ')') {
+			b.len--;
+			if ((rc = udr__buf_puts(&b, ", sample_size = -1)")) < 0)
+				goto out;
+		}
 		rc = check_ragged(&detected, q, b.ptr, files, shown, nfiles);
 		udr__buf_free(&b);
 		if (rc < 0)
@@ -2877,9 +2895,20 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	if (!old.n && opts->ntypes && format != UDR_FORMAT_PARQUET &&
 	    (rc = forced_types(&forced, q, format, files, nfiles, header_only, opts)) < 0)
 		goto out;
-	if (old.n && (rc = checked_select(&b, q, format, files, nfiles, header_only, &old, opts)) < 0)
+	if (old.n && (rc = checked_select(&b, q, format, files, nfiles, header_only, &old, opts, false)) < 0)
 		goto out;
-	if ((old.n ? rc == 1 : true) &&
+	/* a new table from CSV: the types were detected from the first rows,
+	 * and the reader casts the later ones (2.25 in a column detected as
+	 * BIGINT was 2, nanoseconds in a TIMESTAMP were dropped): checked
+	 * the same way, and on such a value detected again from every row */
+	checked_new = false;
+	if (!old.n && !forced.n && format == UDR_FORMAT_CSV && detected.n) {
+		if ((rc = checked_select(&b, q, format, files, nfiles, header_only, &detected, opts, true)) < 0)
+			goto retry;
+		checked_new = rc == 0;
+		rc = checked_new ? 0 : 1;
+	}
+	if ((old.n || checked_new ? rc == 1 : true) &&
 	    (rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL, header_only)) < 0)
 		goto out;
 	src.select_sql = b.ptr;
@@ -2907,6 +2936,17 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	if (keyed && (rc = check_new_key(q, table, b.ptr, opts->keys, opts->nkeys)) < 0)
 		goto out;
 	rc = do_import(version, q, table, &src, opts, NULL);
+retry:
+	if (rc == UDR_EINVAL && !full_sample && format == UDR_FORMAT_CSV && !old.n && !forced.n &&
+	    strstr(udr_error_last()->message, DETECTED_TYPE)) {
+		udr_error_clear();
+		full_sample = true;
+		udr__buf_free(&b);
+		schema_free(&detected);
+		udr_version_free(prev);
+		prev = NULL;
+		goto again;
+	}
 out:
 	/* DuckDB's messages name the copies: the user's names instead (the
 	 * last first: input-1 is the start of input-10) */
