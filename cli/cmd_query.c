@@ -65,6 +65,7 @@ int cli_cmd_diff_rows(cli_ctx *ctx, int argc, char **argv)
 #else /* UDR_HAVE_QUERY */
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <udr/query.h>
 
@@ -133,7 +134,9 @@ static int parse_param(udr_value *out, const char *arg)
 
 		errno = 0;
 		d = strtod(arg + 6, &end);
-		if (!arg[6] || *end || errno == ERANGE)
+		/* ERANGE: too large, or too small for a double; a subnormal
+		 * (1e-320) is a value, what underflows to 0 is not */
+		if (!arg[6] || *end || (errno == ERANGE && (d == 0 || isinf(d))))
 			goto bad;
 		*out = udr_value_double(d);
 	} else if (strncmp(arg, "bool:", 5) == 0) {

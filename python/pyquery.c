@@ -833,6 +833,23 @@ static PyObject *result_to_dicts(udrpy_result *o, PyObject *unused)
 	(void)unused;
 	if (cols == NULL)
 		return NULL;
+	/* two columns of one name would leave one value in each dict */
+	for (Py_ssize_t a = 0; a < PyList_GET_SIZE(cols); a++)
+		for (Py_ssize_t b = a + 1; b < PyList_GET_SIZE(cols); b++) {
+			int eq = PyObject_RichCompareBool(PyList_GET_ITEM(cols, a), PyList_GET_ITEM(cols, b), Py_EQ);
+
+			if (eq != 0) {
+				PyObject *nm = PyList_GET_ITEM(cols, a);
+
+				Py_DECREF(cols);
+				if (eq < 0)
+					return NULL;
+				return udrpy_raise_msg(udrpy_InterfaceError, UDR_EINVAL,
+				                       "to_dicts(): two columns are named '%s' (a dict keeps one): "
+				                       "name them apart with AS, or use fetchall()",
+				                       PyUnicode_AsUTF8(nm) ? PyUnicode_AsUTF8(nm) : "?");
+			}
+		}
 	if ((rows = all_rows(o)) == NULL) {
 		Py_DECREF(cols);
 		return NULL;

@@ -251,3 +251,10 @@ def test_append_refuses_values_the_column_would_change(db):
     for table, value, want in fine:
         db.write(table, [{"x": value}], mode="append")
         assert db.read(table).fetchall()[-1] == (want,), table
+
+
+def test_to_dicts_refuses_two_columns_of_one_name(db):
+    # one value of the two was kept in each dict (a review)
+    with pytest.raises(udr.InterfaceError, match="two columns are named 'a'"):
+        db.sql("SELECT 1 AS a, 2 AS a").to_dicts()
+    assert db.sql("SELECT 1 AS a, 2 AS a").fetchall() == [(1, 2)]
