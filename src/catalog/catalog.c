@@ -1313,7 +1313,7 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 	uint64_t d = 0, hp = seq, last = 0, last_us = 0;
 	unsigned writers = 1;
 	int64_t t0;
-	int fd = -1, dfd, rc, tries = 0;
+	int fd = -1, dfd, rc = 0, tries = 0;
 	char hint[48] = "", *end;
 	/* group commit: one leader at a time syncs for everybody linked before
 	 * its syncfs began; the others find HEAD past their record and return */
@@ -1321,8 +1321,14 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 		d = seq - 1;
 	else if (d >= seq)
 		return 0;
-	if ((rc = open_lock_file(&fd, c->syncpath)) < 0)
-		return rc;
+	/* catalog/sync holds hints and the leader's lock: the record is
+	 * linked already, so a failure to open it (EIO, EMFILE, ENOSPC ...)
+	 * must not fail a commit that is made: this writer syncs alone (a
+	 * commit reported failed but present was retried, and applied twice) */
+	if (open_lock_file(&fd, c->syncpath) < 0) {
+		udr_error_clear();
+		fd = -1;
+	}
 	if (fd >= 0) {
 		writers = note_writer(fd);
 		if (UDR_IO->pread(fd, hint, sizeof(hint) - 1, 0) > 0) {
@@ -1371,8 +1377,10 @@ int udr__catalog_make_durable(udr_catalog *c, uint64_t seq)
 		if (UDR_IO->flock(fd, LOCK_EX | (tries < 64 ? LOCK_NB : 0)) == 0)
 			break;
 		if (errno != EWOULDBLOCK) {
-			rc = udr__error_io(errno, "cannot lock %s", c->syncpath);
-			goto out;
+			/* no lock: sync alone (as above, the commit is made) */
+			UDR_IO->close(fd);
+			fd = -1;
+			break;
 		}
 		tries++;
 		{

@@ -2,10 +2,11 @@
 export writes must come back as it was, or be refused, never changed with
 exit 0."""
 import json
+import shutil
 
 import pytest
 
-from conftest import run_udr, tree_snapshot
+from conftest import FAULT_INJECTION, Udr, next_fault_step, run_udr, tree_snapshot
 
 _help = run_udr("sql", "--help")
 if _help.code != 0 or "without the query module" in _help.out + _help.stderr:
@@ -139,3 +140,39 @@ def test_a_subnormal_float_parameter_is_a_value(udr):
     for bad in ("float:1e-400", "float:1e400"):
         r = udr("sql", "SELECT ?::DOUBLE", "-p", bad)
         assert r.code == 2, r
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="needs a -DUDR_FAULT_INJECTION=ON build")
+@pytest.mark.parametrize("op", ["open", "write", "fsync", "link", "rename", "unlink", "mkdir", "syncfs"])
+@pytest.mark.parametrize("how", ["append", "txn"])
+def test_a_failed_commit_is_not_made_or_says_it_is_linked(udr, tmp_path, op, how):
+    # an open() of the group-commit hint file failing after the record was
+    # linked made the command exit 5 with "cannot open lock .../sync", the
+    # commit made: a caller retrying on the error appended the rows twice
+    # (a review).  Every failure is either nothing committed, or says the
+    # commit is linked (its durability unknown: do not simply retry)
+    a1 = tmp_path / "a1.csv"
+    a1.write_text("id,w\n2,b\n")
+    udr.ok("sql", "CREATE TABLE a AS SELECT 1 AS id, 'a' AS w")
+    udr.ok("sql", "CREATE TABLE k AS SELECT 1 AS id")
+    n = 1
+    while True:
+        c = Udr(tmp_path / ("c%d" % n))
+        shutil.copytree(udr.root, c.root, symlinks=True)
+        env = {"UDR_FAULT": "%s:%d:eio" % (op, n)}
+        if how == "append":
+            r = c("import", "a", str(a1), "--append", env=env)
+        else:
+            r = c("sql", "BEGIN; INSERT INTO a VALUES (2, 'b'); INSERT INTO k VALUES (2); COMMIT", env=env)
+        rows = c.ok("sql", "--csv", "SELECT (SELECT count(*) FROM a) || '/' || (SELECT count(*) FROM k) AS n").out
+        made = rows.split()[1] == ("2/1" if how == "append" else "2/2")
+        if r.code == 0:
+            assert made, (op, n, r)
+        elif made:
+            assert "is linked" in r.stderr, (op, n, r)
+        else:
+            assert rows.split()[1] == "1/1", (op, n, r, rows)
+        shutil.rmtree(c.root)
+        if r.code == 0:
+            break
+        n = next_fault_step(n)
