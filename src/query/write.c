@@ -1262,6 +1262,58 @@ static bool same_as_base(const udr_version *v, const udr_version *base)
 	return a && b && strcmp(a, b) == 0;
 }
 
+/* A type a Parquet part holds as itself (DuckDB reads it back with that
+ * name); the others (TIMESTAMP_MS, INTEGER[3], BIT, HUGEINT, ENUM, nested
+ * types ...) may come back as another (TIMESTAMP, INTEGER[], ...). */
+static bool parquet_keeps_type(const char *t)
+{
+	static const char *const same[] = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT",
+	                                   "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "VARCHAR",
+	                                   "BLOB", "DATE", "TIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE",
+	                                   "UUID", "INTERVAL"};
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		if (strcmp(t, same[i]) == 0)
+			return true;
+	return strncmp(t, "DECIMAL(", 8) == 0;
+}
+
+/*
+ * udr.schema is the types as DuckDB reads the parts back (what appends,
+ * keyed imports and later writes compare with): CREATE TABLE ... AS with a
+ * TIMESTAMP_MS column recorded TIMESTAMP_MS while its part reads back as
+ * TIMESTAMP, so every later append or --key import of the table's own
+ * export was refused.  When a column's type may change, the first part
+ * says; *cols gets those types (the caller frees them).
+ */
+static int readback_types(colset *rb, udr_query *q, const colset *cols, const udr_hash *part)
+{
+	bool same = true;
+	char *path = NULL;
+	udr__buf b = {0};
+	int rc;
+	memset(rb, 0, sizeof(*rb));
+	for (size_t i = 0; i < cols->n && same; i++)
+		same = parquet_keeps_type(cols->types[i]);
+	if (same)
+		return 0;
+	if ((rc = udr_store_local_path(&path, q->store, part)) < 0)
+		return rc;
+	rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
+	if (rc == 0)
+		rc = udr__sql_read_path(&b, path);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ")");
+	if (rc == 0)
+		rc = udr__q_describe(&rb->names, &rb->types, &rb->n, q, b.ptr);
+	udr__buf_free(&b);
+	free(path);
+	if (rc == 0 && rb->n != cols->n) {
+		colset_free(rb);
+		rc = udr__error_set(UDR_ERROR, "a part written has %zu columns, its rows %zu", rb->n, cols->n);
+	}
+	return rc;
+}
+
 /* Store the shadow's rows anew (created or replaced tables). */
 static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *cols)
 {
@@ -1287,8 +1339,14 @@ static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *co
 	}
 	ps.n = n;
 	ps.typed = true;
-	if (rc == 0)
-		rc = new_version(out, t->name, &ps, cols, total);
+	{
+		colset rb = {0};
+		if (rc == 0 && n > 0)
+			rc = readback_types(&rb, q, cols, &h[0]);
+		if (rc == 0)
+			rc = new_version(out, t->name, &ps, rb.n ? &rb : cols, total);
+		colset_free(&rb);
+	}
 	udr__parts_free(&ps);
 	free(h);
 	free(rows);
