@@ -1391,6 +1391,16 @@ static void *dv_put_worker(void *arg)
 	return NULL;
 }
 
+/* A column of a nested type (DuckDB updates it by delete and insert). */
+static bool nested_cols(const colset *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strchr(c->types[i], '[') || strncmp(c->types[i], "STRUCT(", 7) == 0 ||
+		    strncmp(c->types[i], "MAP(", 4) == 0 || strncmp(c->types[i], "UNION(", 6) == 0)
+			return true;
+	return false;
+}
+
 /*
  * The change of a shadow against the rows it started from: rows gone or
  * changed become deletion vectors of their parts (merged with the base's),
@@ -1406,7 +1416,8 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	uint64_t *rows = NULL, *del = NULL, ndel = 0, nupd = 0, nnew = 0;
 	size_t n = 0, kept = 0, nbase = 0;
 	duckdb_result res;
-	bool have_res = false, threaded = false;
+	bool have_res = false, threaded = false, paired = false;
+	char gone_x[128] = "", new_x[128] = "";
 	dv_job dj;
 	pthread_t dt;
 	int rc;
@@ -1423,12 +1434,45 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	}
 	if ((rc = udr__sql_ident(&nm, t->name)) < 0 || (rc = changed_expr(&cmp, cols)) < 0)
 		goto out;
-	/* 1. positions of rows gone or changed */
+	/* 0. DuckDB updates a nested column (LIST, STRUCT, MAP ...) by
+	 * deleting the row and inserting it anew, with a new row id: every
+	 * such row looked deleted and inserted, so UPDATE q SET l = l
+	 * committed a version and moved the rows to the end.  A gone row and
+	 * a new row with the same values are paired (in row id order among
+	 * equal rows) and are no change; the others are as before. */
+	if (nested_cols(cols)) {
+		udr__buf m = {0}, part = {0};
+		rc = udr__sql_idents(&part, NULL, (const char *const *)cols->names, cols->n);
+		if (rc == 0)
+			rc = udr__buf_printf(&m,
+			                     "CREATE TEMP TABLE \"__udr m %lu\" AS SELECT g.__udr_g AS gr, n.__udr_n AS nr FROM "
+			                     "(SELECT rowid AS __udr_g, row_number() OVER (PARTITION BY %s ORDER BY rowid) AS "
+			                     "__udr_k, * EXCLUDE (__udr_part, __udr_row) FROM \"__udr o %lu\" o WHERE NOT EXISTS "
+			                     "(SELECT 1 FROM temp.main.%s x WHERE x.rowid = o.rowid)) g JOIN "
+			                     "(SELECT rowid AS __udr_n, row_number() OVER (PARTITION BY %s ORDER BY rowid) AS "
+			                     "__udr_k, * FROM temp.main.%s s WHERE NOT EXISTS (SELECT 1 FROM \"__udr o %lu\" x "
+			                     "WHERE x.rowid = s.rowid)) n ON g.__udr_k = n.__udr_k AND NOT ",
+			                     t->id, part.ptr, t->id, nm.ptr, part.ptr, nm.ptr, t->id);
+		if (rc == 0)
+			rc = changed_expr_as(&m, "g", "n", cols);
+		if (rc == 0)
+			rc = udr__q_exec(q, m.ptr);
+		udr__buf_free(&m);
+		udr__buf_free(&part);
+		if (rc < 0)
+			goto out;
+		paired = true;
+	}
+	/* 1. positions of rows gone or changed (a paired row is neither) */
+	if (paired) {
+		snprintf(gone_x, sizeof(gone_x), " AND o.rowid NOT IN (SELECT gr FROM \"__udr m %lu\")) OR (s.__udr_r IS NOT NULL AND ", t->id);
+		snprintf(new_x, sizeof(new_x), " AND s.__udr_r NOT IN (SELECT nr FROM \"__udr m %lu\")) OR (o.rowid IS NOT NULL AND ", t->id);
+	}
 	rc = udr__buf_printf(&b,
 	                     "SELECT o.__udr_part::UBIGINT, o.__udr_row::UBIGINT, s.__udr_r IS NOT NULL FROM \"__udr o %lu\" o "
 	                     "LEFT JOIN (SELECT rowid AS __udr_r, * FROM temp.main.%s) s ON o.rowid = s.__udr_r "
-	                     "WHERE s.__udr_r IS NULL OR %s",
-	                     t->id, nm.ptr, cmp.ptr);
+	                     "WHERE (s.__udr_r IS NULL%s%s)",
+	                     t->id, nm.ptr, gone_x[0] ? gone_x : ") OR (", cmp.ptr);
 	if (rc < 0)
 		goto out;
 	if (duckdb_query(q->con, b.ptr, &res) == DuckDBError) {
@@ -1503,9 +1547,9 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 	udr__buf_free(&b);
 	rc = udr__buf_printf(&b,
 	                     "SELECT s.* EXCLUDE (__udr_r) FROM (SELECT rowid AS __udr_r, * FROM temp.main.%s) s "
-	                     "LEFT JOIN \"__udr o %lu\" o ON o.rowid = s.__udr_r WHERE o.rowid IS NULL OR %s "
+	                     "LEFT JOIN \"__udr o %lu\" o ON o.rowid = s.__udr_r WHERE (o.rowid IS NULL%s%s) "
 	                     "ORDER BY o.__udr_part NULLS LAST, o.__udr_row, s.__udr_r",
-	                     nm.ptr, t->id, cmp.ptr);
+	                     nm.ptr, t->id, new_x[0] ? new_x : ") OR (", cmp.ptr);
 	if (rc == 0)
 		rc = udr__q_write_parts(&h, &rows, &n, q, b.ptr, cols->names, cols->types, cols->n);
 	if (threaded) {
@@ -1572,6 +1616,12 @@ out:
 		pthread_join(dt, NULL);
 	if (have_res)
 		duckdb_destroy_result(&res);
+	if (paired) {
+		char drop[64];
+		snprintf(drop, sizeof(drop), "DROP TABLE IF EXISTS temp.main.\"__udr m %lu\"", t->id);
+		if (udr__q_exec(q, drop) < 0 && rc == 0)
+			rc = udr_error_last()->code;
+	}
 	for (size_t i = 0; i < nbase; i++) {
 		if (bits)
 			free(bits[i]);

@@ -196,3 +196,30 @@ def test_udr_schema_is_the_types_the_parts_read_back_as(udr, tmp_path, col, want
         assert udr.ok("import", "m", str(f), "--key", "id").out.strip() == "1", ext  # nothing differs
     udr.ok("import", "m", "--sql", "SELECT * FROM m", "--append")
     assert udr.ok("sql", "--csv", "SELECT DISTINCT x::VARCHAR AS x FROM m").out == before
+
+
+@pytest.mark.parametrize("stmt", ["UPDATE q SET l = l WHERE id < 2", "UPDATE q SET l = l",
+                                  "UPDATE q SET m = {'a': m.a} WHERE id = 3",
+                                  "MERGE INTO q USING (SELECT id, l FROM q) AS src ON q.id = src.id "
+                                  "WHEN MATCHED THEN UPDATE SET l = src.l"])
+def test_a_nested_update_to_the_same_values_commits_nothing(udr, stmt):
+    # DuckDB updates a nested column by delete and insert (new row ids):
+    # UPDATE q SET l = l committed a version and moved the rows to the end
+    udr.ok("sql", "CREATE TABLE q AS SELECT i AS id, [i, i]::DOUBLE[] AS l, {'a': i} AS m, 'x' AS s "
+                  "FROM range(4) r(i)")
+    udr.ok("sql", stmt)
+    assert json.loads(udr.ok("versions", "q", "--json").out) == [1]
+    assert udr.ok("sql", "--csv", "SELECT id FROM q").out.split() == ["id", "0", "1", "2", "3"]
+
+
+def test_a_nested_update_that_changes_stores_the_change(udr):
+    udr.ok("sql", "CREATE TABLE q AS SELECT i AS id, [i, i] AS l FROM range(4) r(i)")
+    udr.ok("sql", "UPDATE q SET l = CASE WHEN id = 1 THEN [7] ELSE l END")
+    got = json.loads(udr.ok("sql", "--json", "SELECT id, l::VARCHAR AS l FROM q ORDER BY id").out)
+    assert got == [{"id": 0, "l": "[0, 0]"}, {"id": 1, "l": "[7]"}, {"id": 2, "l": "[2, 2]"},
+                   {"id": 3, "l": "[3, 3]"}]
+    log = json.loads(udr.ok("sql", "--json", "SELECT inserted, deleted FROM udr_log WHERE new_version = 2").out)
+    assert log == [{"inserted": 1, "deleted": 1}]
+    # a row deleted and the same row inserted again in one transaction: no change either
+    udr.ok("sql", "BEGIN; DELETE FROM q WHERE id = 0; INSERT INTO q VALUES (0, [0, 0]); COMMIT")
+    assert len(json.loads(udr.ok("versions", "q", "--json").out)) == 2
