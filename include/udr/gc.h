@@ -426,8 +426,9 @@ UDR_EXTERN int udr_expire_record_json(char **out, struct udr_catalog *catalog, u
  * itself; between the two, content not yet named by any version is kept
  * only for the grace (`udr gc --grace`), so an operation that puts and
  * then commits holds this across both: a `udr gc` that starts meanwhile
- * waits until it ends, and a hold begun while a gc runs waits for it.
- * Holds nest.  0; UDR_EIO (the store's gc/ files cannot be made: a
+ * waits until it ends, and a hold begun while a gc runs waits for it
+ * (a gc started by the thread holding one is UDR_ELOCKED: it would wait
+ * for itself).  Holds nest.  0; UDR_EIO (the store's gc/ files cannot be made: a
  * read-only store); UDR_ECORRUPT (a damaged chunks/gc/STATE).
  */
 typedef struct udr_gc_hold udr_gc_hold;

@@ -488,7 +488,7 @@ typedef struct udr__wtx {
 	unsigned long ids;
 	char *message;      /* the session's message when the transaction began */
 	char *branch;       /* the branch it commits on (NULL: main) */
-	udr_gc_hold *hold;  /* parts are put before the commit names them (udr/gc.h) */
+	udr_gc_hold *hold;  /* at COMMIT: parts are put before the commit names them (udr/gc.h) */
 } udr__wtx;
 
 uint64_t udr__w_snapshot(udr_query *q)
@@ -602,8 +602,11 @@ static int wtx_begin(udr_query *q, bool explicit_txn, const char *branch)
 		free(w);
 		return udr__error_oom();
 	}
-	if ((rc = udr_gc_hold_begin(&w->hold, q->store)) < 0 || (rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
-		udr_gc_hold_end(w->hold);
+	/* no gc hold yet: the parts are put at COMMIT (wtx_commit), and a
+	 * hold for the transaction's whole life kept every gc waiting behind
+	 * an idle BEGIN, and deadlocked a gc called by this process meanwhile
+	 * (the versions it reads are pinned by its snapshot, not the hold) */
+	if ((rc = udr_txn_begin(&w->txn, q->cat, &o)) < 0) {
 		free(w->message);
 		free(w->branch);
 		free(w);
@@ -1886,6 +1889,9 @@ static int wtx_commit(udr_query *q)
 	size_t nchanged = 0;
 	int rc = 0;
 	w->branch = NULL;
+	/* the parts put here and the commit naming them, with no gc between */
+	if (!w->hold)
+		rc = udr_gc_hold_begin(&w->hold, q->store);
 	for (size_t i = 0; i < w->n && rc == 0; i++) {
 		udr_version *v = NULL;
 		if ((rc = stage_table(&v, q, &w->t[i])) < 0)
@@ -2743,8 +2749,10 @@ static void compact_after(udr_query *q, const char *branch, char **tables, size_
 	oo.message = "compaction after a SQL write";
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v = 0;
-		if (optimize_table(&v, q, tables[i], &oo, true, branch) < 0)
+		udr_gc_hold *hold = NULL; /* its parts put, then committed */
+		if (udr_gc_hold_begin(&hold, q->store) < 0 || optimize_table(&v, q, tables[i], &oo, true, branch) < 0)
 			udr_error_clear();
+		udr_gc_hold_end(hold);
 	}
 }
 

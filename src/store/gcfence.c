@@ -140,6 +140,7 @@ int udr__gc_hold_begin(udr__gc_hold *h, udr_store *s)
 	h->fd = -1;
 	h->prev = h->next = NULL;
 	h->pid = (int)getpid();
+	h->owner = pthread_self();
 	pthread_once(&holds_once, holds_init);
 	for (int attempt = 0;; attempt++) {
 		uint64_t e, e2;
@@ -181,6 +182,24 @@ void udr__gc_hold_end(udr__gc_hold *h)
 	h->fd = -1;
 }
 
+/* The calling thread holds fd's file (a hold of its own, on another
+ * descriptor: flock locks of two descriptors exclude each other in one
+ * process too).  Another thread's hold ends by itself: waited for. */
+static bool held_here(int fd)
+{
+	struct stat a, b;
+	bool held = false;
+	if (fstat(fd, &a) < 0)
+		return false;
+	pthread_once(&holds_once, holds_init);
+	pthread_mutex_lock(&holds_mu);
+	for (udr__gc_hold *h = holds; h && !held; h = h->next)
+		held = h->fd >= 0 && pthread_equal(h->owner, pthread_self()) && fstat(h->fd, &b) == 0 &&
+		       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	pthread_mutex_unlock(&holds_mu);
+	return held;
+}
+
 int udr__gc_exclusive_begin(int fds[2], udr_store *s, bool wait)
 {
 	int rc = 0;
@@ -188,6 +207,12 @@ int udr__gc_exclusive_begin(int fds[2], udr_store *s, bool wait)
 	for (unsigned p = 0; p < 2 && rc == 0; p++) {
 		if ((rc = open_active(&fds[p], s, p)) < 0)
 			break;
+		if (wait && held_here(fds[p])) {
+			/* waiting would be for ourselves, forever */
+			rc = udr__error_set(UDR_ELOCKED, "this thread holds garbage collection out of %s (an open "
+			                    "udr_gc_hold, put or commit): end it first", s->path);
+			break;
+		}
 		if (UDR_IO->flock(fds[p], LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 			int err = errno;
 			rc = err == EWOULDBLOCK ? udr__error_set(UDR_ELOCKED, "a writer holds %s/" UDR__GC_DIR "/active.%u",

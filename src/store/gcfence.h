@@ -8,6 +8,7 @@
 #define UDR_GCFENCE_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <udr/store.h>
@@ -33,8 +34,11 @@ typedef struct udr__gc_hold {
 	 * ends as a no-op (pid says whose it is) */
 	struct udr__gc_hold *prev, *next;
 	int pid;
+	/* the thread that took it: a gc that thread runs would wait for
+	 * itself (udr__gc_exclusive_begin refuses) */
+	pthread_t owner;
 } udr__gc_hold;
-#define UDR__GC_HOLD_INIT {-1, 0, UDR__GC_IDLE, NULL, NULL, 0}
+#define UDR__GC_HOLD_INIT {-1, 0, UDR__GC_IDLE, NULL, NULL, 0, 0}
 
 /*
  * Steps 1-3: read STATE's epoch e (cached: one stat), open

@@ -54,3 +54,24 @@ def test_gc_trims_the_query_cache(db):
     assert len(after) == len(before) - rep["cache"]["files"], (before, after)
     assert db.sql('SELECT count(*) FROM "t@3"').fetchall() == [(2000,)]
     assert db.gc(grace=0, dry_run=True)["cache"] == {"files": 0, "bytes": 0, "skipped": False}
+
+
+def test_gc_while_this_session_has_a_transaction_open(tmp_path):
+    # an open SQL BEGIN (even one that only read) took the gc hold for the
+    # transaction's life: db.gc() in the same process waited for itself
+    # forever, and every gc elsewhere waited behind an idle BEGIN (a review)
+    if not udr.HAVE_QUERY:
+        pytest.skip("built without the query module")
+    import subprocess
+    import sys
+    code = (
+        "import sys, udr\n"
+        "db = udr.Database(sys.argv[1])\n"
+        "db.sql('CREATE TABLE t AS SELECT 1 AS id')\n"
+        "db.sql('BEGIN'); db.sql('SELECT count(*) FROM t').fetchall()\n"
+        "rep = db.gc(grace=0)\n"
+        "db.sql('INSERT INTO t VALUES (2)'); db.sql('COMMIT')\n"
+        "print(rep['dry_run'], db.sql('SELECT count(*) FROM t').fetchall())\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["False", "[(2,)]"], r

@@ -215,6 +215,39 @@ static void test_gcfence__exclusive_waits_for_writers_and_stops_them(void **stat
 	assert_true(try_ex(f->gc, 0));
 }
 
+/* A gc run by the thread that holds the fence would wait for itself
+ * forever (flock locks of two descriptors exclude each other in one
+ * process): refused at once; another thread's hold is waited for. */
+static void *hold_for_a_while(void *arg)
+{
+	fx *f = arg;
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	if (udr__gc_hold_begin(&h, f->st) == 0) {
+		usleep(300000);
+		udr__gc_hold_end(&h);
+	}
+	return NULL;
+}
+
+static void test_gcfence__a_gc_of_the_holding_thread_is_refused_not_deadlocked(void **state)
+{
+	fx *f = *state;
+	udr__gc_hold h = UDR__GC_HOLD_INIT;
+	pthread_t t;
+	int fds[2];
+	assert_int_equal(udr__gc_hold_begin(&h, f->st), 0);
+	assert_int_equal(udr__gc_exclusive_begin(fds, f->st, true), UDR_ELOCKED);
+	th_assert_error(UDR_ELOCKED, "this thread holds garbage collection out");
+	assert_int_equal(fds[0], -1);
+	assert_int_equal(fds[1], -1);
+	udr__gc_hold_end(&h);
+	assert_int_equal(pthread_create(&t, NULL, hold_for_a_while, f), 0);
+	usleep(100000);
+	assert_int_equal(udr__gc_exclusive_begin(fds, f->st, true), 0); /* waited */
+	udr__gc_exclusive_end(fds);
+	pthread_join(t, NULL);
+}
+
 static void test_gcfence__fresh_only_for_old_copies_made_before_the_put(void **state)
 {
 	fx *f = *state;
@@ -514,6 +547,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_gcfence__hold_takes_the_epochs_parity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__an_exclusive_holder_blocks_puts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__exclusive_waits_for_writers_and_stops_them, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcfence__a_gc_of_the_holding_thread_is_refused_not_deadlocked, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__fresh_only_for_old_copies_made_before_the_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_record_after_a_torn_one_is_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gcfence__a_forked_child_does_not_keep_the_hold, setup, teardown),
