@@ -188,7 +188,9 @@ UDR_EXTERN int udr_query_set_branch(udr_query *q, const char *branch);
 /**
  * A read-only session (on nonzero) refuses every statement that would
  * commit: INSERT, UPDATE, DELETE, MERGE, CREATE TABLE, DROP TABLE on UDR
- * tables and BEGIN/COMMIT/ROLLBACK, with UDR_EINVAL ("read-only session:
+ * tables and BEGIN/COMMIT/ROLLBACK, and the calls that commit
+ * (udr_query_import, _import_sql, _optimize, _merge, _merge_continue,
+ * _merge_resolve, _merge_abort), with UDR_EINVAL ("read-only session:
  * ..."), before anything is written; the session's own temporary objects
  * stay writable.  In an open SQL transaction, reads go on at its snapshot
  * and a refused write fails the transaction, as any failed statement does.
@@ -257,15 +259,15 @@ typedef struct udr_import_options {
  * udr.format = "parquet", udr.schema (JSON array of {"name","type"}),
  * udr.rows, and udr.source.  With UDR_IMPORT_APPEND the columns must match
  * the previous version's by name and order (CSV and JSON are read with its
- * types; Parquet types must be equal), else UDR_EINVAL naming the column.
+ * types; Parquet types must be equal), else UDR_EINVAL naming the column;
+ * an append to a table that does not exist creates it (version 1).
  * @param[out] version the committed version number (may be NULL)
  * @param files nfiles >= 1 paths
  * @param opts NULL for defaults (overwrite, format from the extension)
  * @return 0; UDR_EINVAL (bad table name, unknown format, unreadable content
  *         with DuckDB's message, schema mismatch, a column of opts->types
  *         not in the data, a type DuckDB does not know or a value that does
- *         not cast to it); UDR_ENOTFOUND (a file, or
- *         the previous version of an append: no such table); UDR_ECORRUPT;
+ *         not cast to it); UDR_ENOTFOUND (a file); UDR_ECORRUPT;
  *         UDR_EIO; UDR_ENOMEM.  Nothing is committed on error.
  */
 UDR_EXTERN int udr_query_import(uint64_t *version, udr_query *q, const char *table,

@@ -611,6 +611,8 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 	udr__mrec r;
 	udr__mtable *t;
 	int lock = -1, rc;
+	if (udr__q_refuse_read_only(q, "udr_query_merge_resolve") < 0)
+		return UDR_EINVAL;
 	if (!q || !table || (side != 0 && side != UDR_MERGE_OURS && side != UDR_MERGE_THEIRS) || (!side == !sql) ||
 	    (key && !side))
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge_resolve: a side (per table or per row) "
@@ -739,6 +741,8 @@ int udr_query_merge_abort(udr_query *q, const char *into)
 {
 	udr__mrec r;
 	int lock = -1, rc;
+	if (udr__q_refuse_read_only(q, "udr_query_merge_abort") < 0)
+		return UDR_EINVAL;
 	if (!q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_merge_abort");
 	if (!into)

@@ -2968,6 +2968,8 @@ int udr_query_import(uint64_t *version, udr_query *q, const char *table, const c
 {
 	udr_gc_hold *hold = NULL;
 	int rc;
+	if (udr__q_refuse_read_only(q, "udr_query_import") < 0)
+		return UDR_EINVAL;
 	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
 		return rc;
 	rc = import_files_unheld(version, q, table, files, nfiles, opts);
@@ -3014,6 +3016,8 @@ int udr_query_import_sql(uint64_t *version, udr_query *q, const char *table, con
 {
 	udr_gc_hold *hold = NULL;
 	int rc;
+	if (udr__q_refuse_read_only(q, "udr_query_import_sql") < 0)
+		return UDR_EINVAL;
 	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
 		return rc;
 	rc = import_sql_unheld(version, q, table, sql, params, nparams, opts);

@@ -2336,6 +2336,13 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 	return rc;
 }
 
+int udr__q_refuse_read_only(const udr_query *q, const char *call)
+{
+	if (!q || !q->read_only)
+		return 0;
+	return udr__error_set(UDR_EINVAL, "read-only session: %s commits, and was not run", call);
+}
+
 int udr_query_set_read_only(udr_query *q, int on)
 {
 	if (!q)

@@ -1615,6 +1615,8 @@ int udr_query_merge(udr_merge_result **out, udr_query *q, const char *source, co
 {
 	udr_gc_hold *hold = NULL;
 	int rc;
+	if (udr__q_refuse_read_only(q, "udr_query_merge") < 0)
+		return UDR_EINVAL;
 	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
 		return rc;
 	rc = merge_unheld(out, q, source, into, opts);
@@ -1682,6 +1684,8 @@ int udr_query_merge_continue(udr_merge_result **out, udr_query *q, const char *i
 {
 	udr_gc_hold *hold = NULL;
 	int rc;
+	if (udr__q_refuse_read_only(q, "udr_query_merge_continue") < 0)
+		return UDR_EINVAL;
 	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
 		return rc;
 	rc = merge_continue_unheld(out, q, into);

@@ -836,6 +836,19 @@ static void test_query__read_only(void **state)
 	}
 	assert_int_equal(udr_query_sql_stream(&st, f->q, "DELETE FROM r", NULL, 0), UDR_EINVAL);
 	assert_null(st);
+	/* the calls that commit are refused too (an import committed) */
+	{
+		uint64_t v = 0;
+		udr_import_options io = UDR_IMPORT_OPTIONS_INIT;
+		const char *files[] = {"/nonexistent.csv"};
+		io.mode = UDR_IMPORT_APPEND;
+		assert_int_equal(udr_query_import_sql(&v, f->q, "r", "SELECT 99 AS id", NULL, 0, &io), UDR_EINVAL);
+		assert_non_null(strstr(udr_error_last()->message, "read-only session: udr_query_import_sql"));
+		assert_int_equal(udr_query_import(&v, f->q, "r", files, 1, NULL), UDR_EINVAL);
+		assert_int_equal(udr_query_optimize(&v, f->q, "r", NULL), UDR_EINVAL);
+		assert_int_equal(udr_query_merge_abort(f->q, NULL), UDR_EINVAL);
+		assert_non_null(strstr(udr_error_last()->message, "read-only session"));
+	}
 	assert_scalar(f, "SELECT count(*) FROM r", "3");
 	assert_int_equal(udr_query_sql(NULL, f->q, "CREATE TEMP TABLE s AS SELECT 1 AS x", NULL, 0), 0);
 	assert_int_equal(udr_query_sql(NULL, f->q, "INSERT INTO s VALUES (2)", NULL, 0), 0);
