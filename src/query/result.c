@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -833,13 +835,43 @@ typedef struct sink {
 	bool epipe;       /* the reader of the pipe went away */
 } sink;
 
+/*
+ * write() with SIGPIPE blocked in this thread: a pipe whose reader went
+ * away is EPIPE (the caller stops quietly), not a signal that kills the
+ * program (a library must not: query.h promises UDR_EIO with EPIPE).  A
+ * SIGPIPE this write raised is taken from the pending set; one pending
+ * before it is left for the program.
+ */
+static ssize_t write_nosigpipe(int fd, const void *p, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	bool was_pending;
+	ssize_t w;
+	int err;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	w = write(fd, p, n);
+	err = errno;
+	if (w < 0 && err == EPIPE && !was_pending) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return w;
+}
+
 static int sink_flush(sink *s, bool force)
 {
 	size_t done = 0;
 	if (s->fd < 0 || (!force && s->buf.len < (64u << 10)))
 		return 0;
 	while (done < s->buf.len) {
-		ssize_t w = write(s->fd, s->buf.ptr + done, s->buf.len - done);
+		ssize_t w = write_nosigpipe(s->fd, s->buf.ptr + done, s->buf.len - done);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
