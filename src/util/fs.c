@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -354,10 +355,21 @@ int64_t udr__now_ms(void)
 
 void udr__format_time(char *out, size_t outsz, int64_t ms)
 {
-	time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	int frac = (int)(ms - (int64_t)s * 1000);
+	/* floor division with no overflow ((ms - 999) / 1000 overflowed near
+	 * INT64_MIN, and printed a year 292278994 for a time before all) */
+	int64_t sec = ms / 1000;
+	int frac = (int)(ms % 1000);
+	time_t s;
 	struct tm tm;
-	gmtime_r(&s, &tm);
+	if (frac < 0) {
+		frac += 1000;
+		sec--;
+	}
+	s = (time_t)sec;
+	if (!gmtime_r(&s, &tm)) {
+		snprintf(out, outsz, "%" PRId64 " ms", ms);
+		return;
+	}
 	snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }

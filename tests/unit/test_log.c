@@ -772,6 +772,16 @@ static void log_time_parse_good(void **state)
 	char buf[40];
 	udr_time_format(buf, sizeof(buf), 1793534400123LL);
 	assert_string_equal(buf, "2026-11-01T12:00:00.123Z");
+	/* before 1970, and the ends of int64 (near INT64_MIN the floor
+	 * division overflowed: a year 292278994 for a time before all) */
+	udr_time_format(buf, sizeof(buf), -1);
+	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+	udr_time_format(buf, sizeof(buf), -1000);
+	assert_string_equal(buf, "1969-12-31T23:59:59.000Z");
+	udr_time_format(buf, sizeof(buf), INT64_MIN);
+	assert_true(buf[0] == '-' && strstr(buf, ".192Z") != NULL);
+	udr_time_format(buf, sizeof(buf), INT64_MAX);
+	assert_true(buf[0] != '-' && strstr(buf, ".807Z") != NULL);
 }
 
 static void log_time_parse_bad(void **state)
