@@ -480,7 +480,7 @@ int udr__q_exec(udr_query *q, const char *sql)
  * or "[-]DIGITS" (integer): the digits as an __int128; -1 if not one. */
 static int parse_i128(__int128 *out, int *digits, int *scale, const char *s, size_t len, bool decimal)
 {
-	size_t i = 0;
+	size_t i = 0, before = 0, after = 0;
 	bool neg = false, point = false;
 	unsigned __int128 v = 0;
 	*digits = *scale = 0;
@@ -491,6 +491,10 @@ static int parse_i128(__int128 *out, int *digits, int *scale, const char *s, siz
 			point = true;
 			continue;
 		}
+		if (s[i] >= '0' && s[i] <= '9' && point)
+			after++;
+		else if (s[i] >= '0' && s[i] <= '9')
+			before++;
 		if (s[i] < '0' || s[i] > '9' || *digits >= 39)
 			return -1;
 		if (*digits > 0 || s[i] != '0' || point)
@@ -502,7 +506,8 @@ static int parse_i128(__int128 *out, int *digits, int *scale, const char *s, siz
 			return -1;
 		v = v * 10 + (unsigned)(s[i] - '0');
 	}
-	if (i == 0 || (len == 1 && (s[0] == '-' || s[0] == '+')) || (decimal && *digits > 38))
+	/* DIGITS[.DIGITS]: "." and "-." were 0, "1." and ".5" are refused */
+	if (before == 0 || (point && after == 0) || (decimal && *digits > 38))
 		return -1;
 	*out = neg ? (__int128)(~v + 1) : (__int128)v; /* -v, 2^127 included */
 	return 0;

@@ -808,6 +808,14 @@ static void test_query__typed_other_params(void **state)
 	p[0].str = "9x";
 	p[0].len = 2;
 	assert_int_equal(udr_query_sql(NULL, f->q, "SELECT ?", p, 1), UDR_EINVAL);
+	{ /* DIGITS[.DIGITS]: "." was bound as 0 */
+		const char *bad[] = {".", "-.", "1.", ".5", "-", "", "1.2.3"};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			p[0].str = bad[i];
+			p[0].len = strlen(bad[i]);
+			assert_int_equal(udr_query_sql(NULL, f->q, "SELECT ?", p, 1), UDR_EINVAL);
+		}
+	}
 	p[6].str = "170141183460469231731687303715884105728"; /* 2^127: past HUGEINT */
 	p[6].len = strlen(p[6].str);
 	assert_int_equal(udr_query_sql(NULL, f->q, "SELECT ?", p + 6, 1), UDR_EINVAL);
