@@ -388,6 +388,24 @@ int udr_catalog_log(udr_commit ***out, size_t *count, udr_catalog *c, const udr_
 	for (size_t i = 0; i < q->ntables; i++)
 		if ((rc = udr_table_name_check(q->tables[i])) < 0)
 			return rc;
+	/* a branch: one that exists, or existed (its commits stay in the log);
+	 * a mistyped name was an empty log, exit 0 */
+	if (q->branch && strcmp(q->branch, "main") != 0) {
+		uint64_t bh = 0;
+		if ((rc = udr_ref_name_check(q->branch)) < 0)
+			return rc;
+		if ((rc = udr__branch_head(&bh, c, q->branch, 0)) == UDR_ENOTFOUND) {
+			udr_reflog_entry *e = NULL;
+			size_t ne = 0;
+			udr_error_clear();
+			rc = udr_branch_reflog(&e, &ne, c, q->branch, 1);
+			udr_reflog_free(e, ne);
+			if (rc == UDR_ENOTFOUND)
+				return udr__error_set(UDR_ENOTFOUND, "no branch '%s' (it never existed)", q->branch);
+		}
+		if (rc < 0)
+			return rc;
+	}
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		return rc;
 	lo = q->since_seq + 1;
