@@ -31,6 +31,18 @@ struct log_opts {
 	int graph;
 };
 
+
+/* A branch that does not exist and never did (udr_catalog_log says
+ * UDR_ENOTFOUND for it): `watch --branch` waits for it to be made. */
+static int branch_never_existed(udr_catalog *cat, const char *branch)
+{
+	udr_reflog_entry *e = NULL;
+	size_t n = 0;
+	int rc = udr_branch_reflog(&e, &n, cat, branch, 1);
+	udr_reflog_free(e, n);
+	return rc == UDR_ENOTFOUND;
+}
+
 static int log_opt(int opt, const char *arg, void *payload)
 {
 	struct log_opts *o = payload;
@@ -413,6 +425,10 @@ int cli_cmd_watch(cli_ctx *ctx, int argc, char **argv)
 			o.q.since_seq = cursor;
 			if ((rc = udr_catalog_head(&head, cat)) == 0)
 				rc = udr_catalog_log(&commits, &n, cat, &o.q);
+			if (rc == UDR_ENOTFOUND && o.q.branch && branch_never_existed(cat, o.q.branch)) {
+				udr_error_clear(); /* watching a branch to come: nothing yet */
+				rc = 0;
+			}
 			if (rc) {
 				rc = cli_fail(rc);
 				goto out;

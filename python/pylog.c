@@ -396,6 +396,17 @@ static PyObject *sub_next_event(udrpy_sub *s, int64_t timeout_ms)
 		rc = udr_catalog_head(&head, cat);
 		if (rc == 0)
 			rc = udr_catalog_log(&commits, &n, cat, &q);
+		if (rc == UDR_ENOTFOUND && q.branch) {
+			/* a branch to come (it never existed): no events yet */
+			udr_reflog_entry *e = NULL;
+			size_t ne = 0;
+			if (udr_branch_reflog(&e, &ne, cat, q.branch, 1) == UDR_ENOTFOUND) {
+				udr_error_clear();
+				rc = 0;
+				n = 0;
+			}
+			udr_reflog_free(e, ne);
+		}
 		Py_END_ALLOW_THREADS
 		if (rc < 0)
 			udrpy_raise(rc);

@@ -354,7 +354,9 @@ UDR_EXTERN int udr_query_diff_rows(udr_result **out, udr_query *q, const char *t
 /**
  * Resolve a table reference to a committed version number without running
  * a query ("users", "users@3", "users@2026-11-01", or table + ref).
- * @return 0; UDR_EINVAL (malformed); UDR_ENOTFOUND naming what is missing.
+ * @return 0; UDR_EINVAL (malformed); UDR_ENOTFOUND naming what is missing;
+ *         UDR_EEXPIRED (the version was expired by retention).  *version is
+ *         set only on success.
  */
 UDR_EXTERN int udr_query_resolve(uint64_t *version, udr_query *q, const char *table, const char *ref);
 

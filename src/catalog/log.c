@@ -18,7 +18,9 @@
 int udr_time_parse(int64_t *out, const char *text)
 {
 	char q[100];
-	if (!out || !text || udr__parse_time(out, text) < 0) {
+	if (!out || !text)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_time_parse");
+	if (udr__parse_time(out, text) < 0) {
 		udr__quote(q, sizeof(q), text);
 		return udr__error_set(UDR_EINVAL,
 		                      "invalid time '%s': expected RFC 3339 like 2026-11-01T12:00:00Z or "

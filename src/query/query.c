@@ -612,6 +612,10 @@ static int bind_params(udr_query *q, duckdb_prepared_statement st, const udr_val
 		default:
 			return udr__error_set(UDR_EINVAL, "parameter %zu: unknown type %d", i + 1, v->type);
 		}
+		if (s == DuckDBError && (v->type == UDR_TYPE_TEXT || (v->type == UDR_TYPE_OTHER && v->i64 == UDR_OTHER_TEXT)))
+			/* DuckDB's VARCHAR is UTF-8: other bytes are a BLOB */
+			return udr__error_set(UDR_EINVAL, "parameter %zu is not valid UTF-8 text (bind bytes as a BLOB)",
+			                      i + 1);
 		if (s == DuckDBError)
 			return udr__error_set(UDR_EINVAL, "parameter %zu cannot be bound: %s", i + 1,
 			                      duckdb_prepare_error(st) ? duckdb_prepare_error(st) : "type mismatch");
@@ -2343,7 +2347,9 @@ int udr_query_sql(udr_result **out, udr_query *q, const char *sql, const udr_val
 
 int udr__q_refuse_read_only(const udr_query *q, const char *call)
 {
-	if (!q || !q->read_only)
+	if (!q)
+		return udr__error_set(UDR_EINVAL, "invalid argument to %s: NULL session", call);
+	if (!q->read_only)
 		return 0;
 	return udr__error_set(UDR_EINVAL, "read-only session: %s commits, and was not run", call);
 }

@@ -392,8 +392,8 @@ int udr__q_prepare(duckdb_prepared_statement *st, udr_query *q, const char *sql,
  * into memory (the stream keeps any error for its reader). */
 void udr__q_settle(udr_query *q);
 
-/* UDR_EINVAL when q is a read-only session (call: the API call that
- * would commit); 0 otherwise (NULL q too: the call says so itself). */
+/* UDR_EINVAL when q is NULL or a read-only session (call: the API call
+ * that would commit, named in the message); 0 otherwise. */
 int udr__q_refuse_read_only(const udr_query *q, const char *call);
 
 #endif

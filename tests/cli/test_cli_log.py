@@ -305,6 +305,19 @@ def test_watch_sees_commit_of_other_process(udr, watches):
     assert w.stop() == 0
 
 
+def test_watch_waits_for_a_branch_yet_to_be_made(history, watches):
+    # log --branch of a branch that never existed is an error (a typo
+    # printed nothing, exit 0); watch --branch waits for it to be made
+    w = Watch(history, "--json", "--since", "0", "--branch", "feat")
+    watches.append(w)
+    time.sleep(0.3)
+    assert w.line(0.2) is None and w.proc.poll() is None
+    history.ok("branch", "create", "feat")
+    ev = w.event(timeout=5.0)
+    assert ev is not None and ev["branch"] == "feat"
+    assert w.stop() == 0
+
+
 def test_watch_replays_since(history, watches):
     w = Watch(history, "--json", "--since", "2")
     watches.append(w)

@@ -153,3 +153,25 @@ def test_subscription_sees_merges_that_take_its_table(db):
     assert e is not None and e.seq == seq and e.branch == "main"
     sub.close()
     assert [c.seq for c in db.changes(tables=["a"], branch="main")] == [1, seq]
+
+
+def test_subscription_to_a_branch_yet_to_be_made(db):
+    # db.changes(branch=...) of a branch that never existed is NotFoundError
+    # (a typo was an empty list); a subscription to it waits for it
+    put(db, "a", b"a1")
+    with pytest.raises(udr.NotFoundError, match="no branch 'feat'"):
+        db.changes(branch="feat")
+    sub = db.subscribe(branch="feat")
+    assert sub.poll(timeout=0.2) is None
+    db.create_branch("feat")
+    put(db, "a", b"a feat", branch="feat")
+    seen = []
+    while True:
+        e = sub.poll(timeout=5.0)
+        if e is None:
+            break
+        seen.append(e.branch)
+        if len(seen) == 2:
+            break
+    sub.close()
+    assert seen == ["feat", "feat"]
