@@ -2470,12 +2470,58 @@ static bool int_or_decimal(const char *t)
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
 		if (strcmp(t, ints[i]) == 0)
 			return true;
-	return strncmp(t, "DECIMAL(", 8) == 0;
+	return strncmp(t, "DECIMAL(", 8) == 0 && t[strlen(t) - 1] == ')';
 }
 
 static bool wall_time(const char *t)
 {
-	return strcmp(t, "DATE") == 0 || (strncmp(t, "TIMESTAMP", 9) == 0 && strcmp(t, "TIMESTAMP WITH TIME ZONE") != 0);
+	static const char *const w[] = {"DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		if (strcmp(t, w[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The element type of a list of a scalar ("DECIMAL(10,2)[]": its base in
+ * out), else false. */
+static bool list_of(char *out, size_t outsz, const char *t)
+{
+	size_t n = strlen(t);
+	if (n < 3 || n - 2 >= outsz || strcmp(t + n - 2, "[]") != 0)
+		return false;
+	memcpy(out, t, n - 2);
+	out[n - 2] = '\0';
+	return !strchr(out, '[') && (!strchr(out, '(') || int_or_decimal(out));
+}
+
+/* A DECIMAL or a time inside a nested type the checks do not reach (a
+ * list of lists, a struct, a map, an array; from JSON, a list of DECIMALs,
+ * whose numbers are parsed as doubles): a reader's cast may change it, so
+ * refused. */
+static bool nested_checkable(const char *t)
+{
+	if (!strchr(t, '[') && !strchr(t, '('))
+		return false;
+	if (int_or_decimal(t))
+		return false; /* DECIMAL(p,s) itself */
+	/* type names only: a token followed by what ends a type (a struct's
+	 * field names are followed by a space) */
+	for (const char *p = t; *p;) {
+		const char *e = p;
+		char tok[24];
+		while ((*e >= 'A' && *e <= 'Z') || (*e >= '0' && *e <= '9') || *e == '_')
+			e++;
+		if (e > p && (size_t)(e - p) < sizeof(tok) && (p == t || !isalnum((unsigned char)p[-1])) &&
+		    (*e == '\0' || *e == ',' || *e == ')' || *e == '[' || *e == '(')) {
+			memcpy(tok, p, (size_t)(e - p));
+			tok[e - p] = '\0';
+			/* integers deeper than a list are read as they were */
+			if (wall_time(tok) || strcmp(tok, "DECIMAL") == 0)
+				return true;
+		}
+		p = e > p ? e : p + 1;
+	}
+	return false;
 }
 
 #define LOSS_TAIL "the import would change the value (nothing was imported; give values the column''s type " \
@@ -2489,7 +2535,17 @@ static bool wall_time(const char *t)
  * condition for other types. */
 static int text_loss_cond(udr__buf *cond, const char *col, const char *t, const char *jt)
 {
+	char base[64];
 	int rc;
+	if (list_of(base, sizeof(base), t) && (int_or_decimal(base) || wall_time(base))) {
+		/* a list's text (CSV, or a JSON array's as written): each element
+		 * checked as a value of base */
+		rc = put_col_expr(cond, "coalesce(list_bool_or(list_transform(TRY_CAST(@ AS VARCHAR[]), \"__udr_x\" -> (",
+		                  col);
+		if (rc == 0)
+			rc = text_loss_cond(cond, "__udr_x", base, NULL);
+		return rc ? rc : udr__buf_puts(cond, "))), false)");
+	}
 	if (jt && strcmp(t, "BOOLEAN") == 0) {
 		/* a JSON number other than 0 or 1 (5 was true) */
 		rc = udr__sql_ident(cond, jt);
@@ -2658,6 +2714,7 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 	chk_types.names = src.names;
 	for (size_t i = 0; i < old->n; i++) {
 		const char *t = old->types[i], *d = NULL;
+		char base[64];
 		for (size_t k = 0; json && k < opts->ntypes; k++)
 			if (strcmp(opts->types[2 * k], old->names[i]) == 0)
 				d = opts->types[2 * k + 1]; /* the caller's (Python's) types */
@@ -2667,14 +2724,26 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 			kind[i] = (strcmp(d, "TIMESTAMP WITH TIME ZONE") == 0) != (strcmp(t, "TIMESTAMP WITH TIME ZONE") == 0)
 			              ? RD_TZ
 			              : RD_TYPED;
-		else if (!json && int_or_decimal(t))
+		else if (!json && (int_or_decimal(t) || (list_of(base, sizeof(base), t) && int_or_decimal(base))))
 			kind[i] = RD_TEXTNUM;
-		else if (int_or_decimal(t) || wall_time(t) || (json && strcmp(t, "BOOLEAN") == 0))
+		else if (int_or_decimal(t) || wall_time(t) || (json && strcmp(t, "BOOLEAN") == 0) ||
+		         (list_of(base, sizeof(base), t) && (wall_time(base) || (json && int_or_decimal(base) &&
+		                                                                 strncmp(base, "DECIMAL(", 8) != 0))))
 			kind[i] = RD_CHECKED;
 		else if (json && strcmp(t, "BLOB") == 0)
 			kind[i] = RD_BLOB;
 		else
 			kind[i] = RD_PLAIN;
+		if (kind[i] == RD_PLAIN && !d && nested_checkable(t)) {
+			char qc[UDR_TABLE_NAME_MAX * 4 + 8];
+			udr__quote(qc, sizeof(qc), old->names[i]);
+			rc = udr__error_set(UDR_EINVAL,
+			                    "column '%s' is %s: numbers and times inside it cannot be checked when read "
+			                    "from %s (a reader's cast may change them; nothing was imported; import "
+			                    "Parquet%s)",
+			                    qc, t, json ? "JSON" : "CSV", json ? ", or CSV for a list" : "");
+			goto out;
+		}
 		if (json && kind[i] == RD_PLAIN && nested_blob(t)) {
 			char qc[UDR_TABLE_NAME_MAX * 4 + 8];
 			udr__quote(qc, sizeof(qc), old->names[i]);

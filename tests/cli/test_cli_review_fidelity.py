@@ -251,3 +251,52 @@ def test_a_nested_update_of_a_signed_zero_is_a_change(udr):
     assert got == [{"id": 0, "l": "[-0.0]", "m": "{'a': 0.0}"}, {"id": 1, "l": "[0.0]", "m": "{'a': 0.0}"},
                    {"id": 2, "l": "[-0.0]", "m": "{'a': 0.0}"}]
     assert json.loads(udr.ok("versions", "q", "--json").out) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("how", [["--append"], ["--key", "id"]])
+def test_csv_lists_of_decimals_and_times_are_checked_element_by_element(udr, tmp_path, how):
+    # a list's text was checked as one scalar: [1.50] into DECIMAL(10,2)[]
+    # and nanoseconds into TIMESTAMP_NS[] were refused as not fitting
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS id, [1.50]::DECIMAL(10,2)[] AS l, "
+                  "['2020-01-01 00:00:00.123456789'::TIMESTAMP_NS] AS ns, [1, 2]::INTEGER[] AS i")
+    f = tmp_path / "t.csv"
+    udr.ok("export", "t", str(f))
+    before = udr.ok("sql", "--csv", "SELECT * FROM t").out
+    udr.ok("import", "t", str(f), *how)
+    if how[0] == "--key":
+        assert udr.ok("sql", "--csv", "SELECT * FROM t").out == before
+    bad = [("l", '"[1.505]"'), ("l", '"[1.5, 2.001]"'), ("i", '"[1, 2.5]"'),
+           ("ns", "\"['2020-01-01 00:00:00.1234567891']\"")]
+    for col, text in bad:
+        vals = {"id": "2", "l": '"[1.5]"', "ns": "\"['2020-01-01 00:00:00']\"", "i": '"[1]"'}
+        vals[col] = text
+        g = tmp_path / "bad.csv"
+        g.write_text("id,l,ns,i\n" + ",".join(vals[k] for k in ("id", "l", "ns", "i")) + "\n")
+        snap = tree_snapshot(udr.root)
+        r = udr("import", "t", str(g), *how)
+        assert r.code == 2 and ("column %s: " % col) in r.stderr, (col, r)
+        assert tree_snapshot(udr.root) == snap
+
+
+def test_decimals_inside_nested_values_from_json_are_refused_clearly(udr, tmp_path):
+    udr.ok("sql", "CREATE TABLE u AS SELECT 1 AS id, [1.50]::DECIMAL(10,2)[] AS l")
+    f = tmp_path / "u.ndjson"
+    udr.ok("export", "u", str(f))
+    r = udr("import", "u", str(f), "--append")
+    assert r.code == 2 and "cannot be checked when read from JSON" in r.stderr, r
+
+
+@pytest.mark.parametrize("text,ok", [('[1, 2]', True), ('[1, 2.5]', False), ('[2.5e-1]', False)])
+def test_json_lists_of_integers_are_checked_element_by_element(udr, tmp_path, text, ok):
+    udr.ok("sql", "CREATE TABLE j AS SELECT 1 AS id, [1, 2]::INTEGER[] AS l, {'a': 1} AS s")
+    f = tmp_path / "j.ndjson"
+    f.write_text('{"id": 2, "l": %s, "s": {"a": 3}}\n' % text)
+    snap = tree_snapshot(udr.root)
+    r = udr("import", "j", str(f), "--append")
+    if ok:
+        assert r.code == 0, r
+        assert udr.ok("sql", "--csv", "SELECT l::VARCHAR AS l, s.a AS a FROM j WHERE id = 2").out.splitlines() == \
+            ["l,a", '"[1, 2]",3']
+    else:
+        assert r.code == 2 and "column l: " in r.stderr, r
+        assert tree_snapshot(udr.root) == snap
