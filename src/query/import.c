@@ -2857,6 +2857,43 @@ out:
 	return rc;
 }
 
+/* *out: the first line of every file, read as data, holds exactly the
+ * names of old's columns (a header DuckDB's sniffer did not see; a file
+ * without it would lose its first row to header = true). */
+static int first_row_is(bool *out, udr_query *q, const char *const *files, size_t nfiles, const schema *old)
+{
+	*out = nfiles > 0;
+	for (size_t f = 0; f < nfiles && *out; f++) {
+		udr__buf b = {0};
+		udr_result *r = NULL;
+		bool same = false;
+		int rc = udr__buf_puts(&b, "SELECT * FROM read_csv(");
+		if (rc == 0)
+			rc = udr__sql_read_path(&b, files[f]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ", header = false, all_varchar = true, skip = 0) LIMIT 1");
+		if (rc == 0)
+			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+		udr__buf_free(&b);
+		if (rc < 0) {
+			udr_error_clear(); /* not readable so: not a header */
+			*out = false;
+			break;
+		}
+		if (udr_result_row_count(r) == 1 && udr_result_column_count(r) == old->n) {
+			same = true;
+			for (size_t i = 0; i < old->n && same; i++) {
+				udr_value v;
+				same = udr_result_get(&v, r, 0, i) == 0 && v.type == UDR_TYPE_TEXT &&
+				       v.len == strlen(old->names[i]) && memcmp(v.str, old->names[i], v.len) == 0;
+			}
+		}
+		udr_result_free(r);
+		*out = same;
+	}
+	return 0;
+}
+
 static int import_files_unheld(uint64_t *version, udr_query *q, const char *table, const char *const *files,
                      size_t nfiles, const udr_import_options *opts)
 {
@@ -2952,6 +2989,25 @@ again:
 			}
 			if (rc == 0)
 				rc = schema_match(&old, &detected, table, false);
+			/* a header the sniffer took for data: the table's column names
+			 * read as values ("2024", "false") made columns column0, ... */
+			if (rc == UDR_EINVAL && format == UDR_FORMAT_CSV && !header_only) {
+				bool names = false;
+				char *msg = strdup(udr_error_last()->message);
+				if (first_row_is(&names, q, files, nfiles, &old) == 0 && names) {
+					schema_free(&detected);
+					header_only = true; /* read with header = true from here on */
+					rc = reader_sql(&b, format, files, nfiles, NULL, true);
+					if (rc == 0)
+						rc = check_ragged(&detected, q, b.ptr, files, shown, nfiles);
+					udr__buf_free(&b);
+					if (rc == 0)
+						rc = schema_match(&old, &detected, table, false);
+				} else {
+					rc = udr__error_set(UDR_EINVAL, "%s", msg ? msg : "schema mismatch");
+				}
+				free(msg);
+			}
 			if (rc < 0 && replace && udr_error_last()->code == UDR_EINVAL) {
 				udr_error_clear(); /* other columns: a new schema */
 				schema_free(&old);
