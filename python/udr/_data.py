@@ -18,8 +18,8 @@ A column of str is VARCHAR whatever the strings look like (DuckDB would
 guess dates, times and UUIDs in them, and change them).  A column that
 mixes kinds is VARCHAR: each value's text (a number's digits, true or
 false, an ISO date; nested values as JSON).  bytes cannot be
-written (DuckDB's JSON reader takes a BLOB's text as its bytes, escapes
-and all): write a Parquet file.  In a DataFrame, NaN/NaT/None are NULL.
+written (rows go through NDJSON, where a BLOB is text): write a Parquet
+file.  In a DataFrame, NaN/NaT/None are NULL.
 """
 
 import datetime

@@ -2544,6 +2544,11 @@ static int text_loss_cond(udr__buf *cond, const char *col, const char *t, const 
 		                  col);
 		if (rc == 0)
 			rc = text_loss_cond(cond, "__udr_x", base, NULL);
+		/* from JSON, a number with a fraction or an exponent went through
+		 * a double: 16 significant digits or more may not be its own */
+		if (rc == 0 && jt && int_or_decimal(base))
+			rc = udr__buf_puts(cond, ") OR (regexp_matches(\"__udr_x\", '[.eE]') AND length(ltrim(regexp_replace("
+			                         "regexp_replace(\"__udr_x\", '[eE].*$', ''), '[^0-9]', '', 'g'), '0')) >= 16");
 		return rc ? rc : udr__buf_puts(cond, "))), false)");
 	}
 	if (jt && strcmp(t, "BOOLEAN") == 0) {
@@ -2814,11 +2819,10 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 	for (size_t i = 0; rc == 0 && i < old->n; i++) {
 		rc = udr__buf_puts(out, i ? ", " : "SELECT ");
 		if (rc == 0 && kind[i] == RD_BLOB) {
-			rc = udr__buf_puts(out, "CASE WHEN false THEN NULL ");
-			if (rc == 0)
-				rc = not_a_number(out, old->names[i], "BLOB");
-			if (rc == 0)
-				rc = udr__buf_puts(out, ") END AS ");
+			/* a BLOB's text (\xNN escapes, what an export writes) as its
+			 * bytes; other text (non-ASCII, a lone backslash), which no
+			 * export writes, as its UTF-8 bytes, as before */
+			rc = put_col_expr(out, "coalesce(TRY_CAST(@ AS BLOB), encode(@)) AS ", old->names[i]);
 		}
 		if (rc == 0 && (kind[i] == RD_TYPED || kind[i] == RD_TZ || kind[i] == RD_TEXTNUM)) {
 			rc = udr__buf_puts(out, "CASE WHEN (");
@@ -3034,7 +3038,14 @@ again:
 		rc = checked_new ? 0 : 1;
 	}
 	if ((old.n || checked_new ? rc == 1 : true) &&
-	    (rc = reader_sql(&b, format, files, nfiles, old.n ? &old : forced.n ? &forced : NULL, header_only)) < 0)
+	    (rc = reader_sql(&b, format, files, nfiles,
+	                     old.n      ? &old
+	                     : forced.n ? &forced
+	                     /* detected again from every row: read as such
+	                      * (not sampled again, which gave BIGINT back) */
+	                     : full_sample && detected.n ? &detected
+	                                                 : NULL,
+	                     header_only)) < 0)
 		goto out;
 	src.select_sql = b.ptr;
 	src.params = NULL;
