@@ -1421,13 +1421,24 @@ static int any_pair(bool *out, udr_query *q, const wtab *t, const colset *cols, 
 	                         "\"__udr o %lu\" \"__udr a\" WHERE NOT EXISTS (SELECT 1 FROM temp.main.%s \"__udr b\" "
 	                         "WHERE \"__udr b\".rowid = \"__udr a\".rowid)) \"__udr g\" SEMI JOIN (SELECT * FROM "
 	                         "temp.main.%s \"__udr a\" WHERE NOT EXISTS (SELECT 1 FROM \"__udr o %lu\" \"__udr b\" "
-	                         "WHERE \"__udr b\".rowid = \"__udr a\".rowid)) \"__udr n\" ON true",
+	                         "WHERE \"__udr b\".rowid = \"__udr a\".rowid)) \"__udr n\" ON ",
 	                         t->id, nm, nm, t->id);
 	*out = false;
+	/* on the values' hashes: integers, a hash join (nested values
+	 * compared as such made it a nested loop join, 1M x 1M rows) */
 	for (size_t i = 0; rc == 0 && i < cols->n; i++) {
-		rc = udr__buf_puts(&b, " AND ");
+		if (i)
+			rc = udr__buf_puts(&b, " AND ");
 		if (rc == 0)
-			rc = cmp_wrapped(&b, "", "", "\"__udr g\"", "\"__udr n\"", cols->names[i]);
+			rc = udr__buf_puts(&b, "hash(\"__udr g\".");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, cols->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") = hash(\"__udr n\".");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, cols->names[i]);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ")");
 	}
 	if (rc == 0)
 		rc = udr__buf_puts(&b, ")");
