@@ -914,9 +914,7 @@ static int df_exact_ints(PyObject *df, PyObject *pandas, PyObject *rows, udrpy_r
 			Py_DECREF(vals);
 			continue;
 		}
-		arr = strcmp(dtype, "object") == 0
-		          ? PyObject_CallMethod(pandas, "array", "Os", vals, "object")
-		          : PyObject_CallMethod(pandas, "array", "Os", vals, dtype);
+		arr = PyObject_CallMethod(pandas, "array", "Os", vals, dtype);
 		Py_DECREF(vals);
 		if (arr == NULL)
 			return -1;

@@ -2234,6 +2234,15 @@ static int check_ragged(schema *out, udr_query *q, const char *reader, const cha
  * naming shown (the user's name).  Compressed files are not looked into;
  * an empty Parquet file DuckDB refuses itself.
  */
+/* The next character of f that is not a space, tab or line break. */
+static int next_nonspace(FILE *f)
+{
+	int c;
+	while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
+		;
+	return c;
+}
+
 static int check_not_empty(const char *path, const char *shown, int format)
 {
 	size_t n = strlen(path);
@@ -2245,26 +2254,19 @@ static int check_not_empty(const char *path, const char *shown, int format)
 		return 0; /* DuckDB reads or reports it */
 	if (!(getc(f) == 0xEF && getc(f) == 0xBB && getc(f) == 0xBF))
 		rewind(f);
-	while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
-		;
+	c = next_nonspace(f);
 	if (c == '[' && format != UDR_FORMAT_CSV) {
 		/* "[]": an array of no rows (how an empty table is exported to
 		 * .json) has no columns either: DuckDB read it as one column
 		 * "json" of no rows, which replaced the table */
-		while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
-			;
-		if (c == ']') {
-			while ((c = getc(f)) == ' ' || c == '\t' || c == '\r' || c == '\n')
-				;
-			if (c == EOF) {
-				fclose(f);
-				udr__quote(qp, sizeof(qp), shown);
-				return udr__error_set(UDR_EINVAL,
-				                      "cannot import '%s': the file is an empty JSON array: no rows and no "
-				                      "columns (a table without rows is exported and imported as CSV or "
-				                      "Parquet, which keep its columns)",
-				                      qp);
-			}
+		if (next_nonspace(f) == ']' && next_nonspace(f) == EOF) {
+			fclose(f);
+			udr__quote(qp, sizeof(qp), shown);
+			return udr__error_set(UDR_EINVAL,
+			                      "cannot import '%s': the file is an empty JSON array: no rows and no "
+			                      "columns (a table without rows is exported and imported as CSV or "
+			                      "Parquet, which keep its columns)",
+			                      qp);
 		}
 		c = 0; /* not whitespace alone */
 	}

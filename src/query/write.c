@@ -1546,7 +1546,6 @@ static int stage_delta(udr_version **out, udr_query *q, wtab *t, const colset *c
 		udr__buf_free(&part);
 		if (rc < 0)
 			goto out;
-		paired = true;
 	}
 	/* 1. positions of rows gone or changed (a paired row is neither) */
 	if (paired) {
