@@ -310,6 +310,56 @@ static int check_key_dups(udr_query *q, const char *table, const uint64_t *versi
 	return rc;
 }
 
+/*
+ * The slow path joins the versions on the key, so a key no side changed is
+ * one whose rows are the same everywhere they meet: a key twice in theirs
+ * and once in the base and ours (an identical row added) met as two equal
+ * pairs and was no change, and the merge dropped theirs' second row with
+ * exit 0.  A key that repeats in some version must repeat as often in each
+ * (then its rows are identical and ours' are kept), else it is refused as
+ * check_key_dups refuses a changed key that repeats: one aggregate over the
+ * key columns of the versions.  (The fast path sees such a row by its place:
+ * a row no version had there.)
+ */
+static int check_key_counts(udr_query *q, const char *table, const uint64_t *versions, size_t nv, const cols *key)
+{
+	udr__buf b = {0}, k = {0}, n = {0}, same = {0};
+	size_t m = 0, prev = 0;
+	int rc = key_list(&k, NULL, key);
+	for (size_t v = 0; rc == 0 && v < nv; v++) {
+		if (!versions[v])
+			continue;
+		rc = udr__buf_printf(&n, "%scount(*) FILTER (WHERE __udr_s = %zu) AS __udr_n%zu", m ? ", " : "", v, v);
+		if (rc == 0 && m)
+			rc = udr__buf_printf(&same, "%s__udr_n%zu = __udr_n%zu", m > 1 ? " AND " : "", v, prev);
+		prev = v;
+		m++;
+	}
+	if (rc == 0)
+		rc = udr__buf_puts(&b, "SELECT ");
+	for (size_t v = 0, i = 0; rc == 0 && v < nv; v++)
+		if (versions[v])
+			rc = udr__buf_printf(&b, "%scount(*) FILTER (WHERE __udr_n%zu > 1)::BIGINT", i++ ? ", " : "", v);
+	if (rc == 0)
+		rc = udr__buf_printf(&b, " FROM (SELECT %s FROM (", n.ptr);
+	for (size_t v = 0, i = 0; rc == 0 && v < nv; v++) {
+		if (!versions[v])
+			continue;
+		rc = udr__buf_printf(&b, "%sSELECT %s, %zu AS __udr_s FROM ", i++ ? " UNION ALL " : "", k.ptr, v);
+		if (rc == 0)
+			rc = vref(&b, table, versions[v]);
+	}
+	if (rc == 0)
+		rc = udr__buf_printf(&b, ") GROUP BY %s) WHERE NOT (%s)", k.ptr, m > 1 ? same.ptr : "true");
+	if (rc == 0)
+		rc = per_version(q, b.ptr, table, versions, nv, key);
+	udr__buf_free(&b);
+	udr__buf_free(&k);
+	udr__buf_free(&n);
+	udr__buf_free(&same);
+	return rc;
+}
+
 /* "x.c IS NOT DISTINCT FROM y.c" exactly as SQL writes compare (write.c):
  * a float's sign counts, at zero and for NaN alike (a merge that saw NaN
  * and -NaN as the same dropped a side's change to it). */
@@ -1169,7 +1219,8 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 	 * tests of both paths) by content over every row */
 	rc = getenv("UDR_ROWMERGE_SLOW") ? 1 : classify_fast(q, mt, &co, &key, strict);
 	positional = rc == 0;
-	if (rc == 1 && (rc = check_key_nulls(q, mt->table, vers, 3, &key)) == 0)
+	if (rc == 1 && (rc = check_key_nulls(q, mt->table, vers, 3, &key)) == 0 &&
+	    (rc = check_key_counts(q, mt->table, vers, 3, &key)) == 0)
 		rc = classify(q, mt, &co, &key, strict);
 	if (rc < 0 || (rc = check_key_dups(q, mt->table, vers, 3, &key)) < 0 ||
 	    (rc = apply_row_sides(q, rt, &key)) < 0 || (rc = count_acts(mt, q)) < 0)

@@ -576,6 +576,36 @@ def test_a_null_key_on_the_fast_path_is_refused(udr, tmp_path, side):
     assert tree_snapshot(udr.root) == before
 
 
+DUP = "INSERT INTO t SELECT * FROM t WHERE id = 3"
+DUP_SCENARIOS = {
+    # name: (the table has row 3 twice from the start, theirs', ours')
+    "theirs adds an identical row": (False, [DUP], ["UPDATE t SET s = 'o' WHERE id = 5"]),
+    "ours adds an identical row": (False, ["UPDATE t SET s = 't' WHERE id = 6"], [DUP]),
+    "both add an identical row": (False, [DUP], ["BEGIN; %s; UPDATE t SET s = 'o' WHERE id = 5; COMMIT" % DUP]),
+    "theirs makes two identical rows one": (
+        True, ["BEGIN; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (3, 3, 1.0, 'n3'); COMMIT"],
+        ["UPDATE t SET s = 'o' WHERE id = 5"]),
+}
+
+
+@pytest.mark.parametrize("env", [{}, {"UDR_ROWMERGE_SLOW": "1"}], ids=["fast", "slow"])
+@pytest.mark.parametrize("name", sorted(DUP_SCENARIOS))
+def test_a_key_repeated_unequally_is_refused(udr, tmp_path, name, env):
+    """A key with identical rows, repeated more often in one version than in
+    another: the slow path joined the rows on the key, saw only equal pairs
+    and merged with exit 0, dropping theirs' added row (or keeping two rows
+    where theirs had made them one)."""
+    twice, theirs, ours = DUP_SCENARIOS[name]
+    sql_sides(udr, theirs, ours, create=None if not twice else
+              "CREATE TABLE t AS SELECT range AS id, range % 7 AS g, CASE WHEN range = 0 THEN 0.0 ELSE range / 3.0 "
+              "END AS x, 'n' || (range % 10) AS s FROM range(1000) UNION ALL SELECT 3, 3, 1.0, 'n3'")
+    assert udr.ok("sql", "SELECT count(*) FROM t@base WHERE id = 3", "--csv").out.split()[-1] == ("2" if twice else "1")
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", "--key", "t=id", env=env)
+    assert r.code == 2 and "not unique" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+
+
 def test_a_table_added_on_both_sides(udr, tmp_path):
     udr.ok("import", "other", csv(tmp_path, "o.csv", [(1, "a", 1)]))
     udr.ok("branch", "create", "dev")
