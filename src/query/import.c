@@ -2496,34 +2496,77 @@ static bool list_of(char *out, size_t outsz, const char *t)
 	return !strchr(out, '[') && (!strchr(out, '(') || int_or_decimal(out));
 }
 
+/* The next type name in the type text *p (a token followed by what ends
+ * a type: a struct's field names are followed by a space; quoted field
+ * names and ENUM strings skipped): true with it in tok, [*start, *p) its
+ * place; false at the end. */
+static bool next_type_name(const char **p, const char **start, char *tok, size_t toksz, const char *t)
+{
+	while (**p) {
+		const char *e = *p;
+		if (*e == '"' || *e == '\'') {
+			char qc = *e++;
+			while (*e && !(*e == qc && e[1] != qc))
+				e += *e == qc ? 2 : 1; /* "" and '' are the quote itself */
+			*p = *e ? e + 1 : e;
+			continue;
+		}
+		while ((*e >= 'A' && *e <= 'Z') || (*e >= '0' && *e <= '9') || *e == '_')
+			e++;
+		if (e > *p && (size_t)(e - *p) < toksz && (*p == t || !isalnum((unsigned char)(*p)[-1])) &&
+		    (*e == '\0' || *e == ',' || *e == ')' || *e == '[' || *e == '(')) {
+			memcpy(tok, *p, (size_t)(e - *p));
+			tok[e - *p] = '\0';
+			*start = *p;
+			*p = e;
+			return true;
+		}
+		*p = e > *p ? e : *p + 1;
+	}
+	return false;
+}
+
 /* A DECIMAL or a time inside a nested type the checks do not reach (a
  * list of lists, a struct, a map, an array; from JSON, a list of DECIMALs,
  * whose numbers are parsed as doubles): a reader's cast may change it, so
  * refused. */
 static bool nested_checkable(const char *t)
 {
+	const char *p = t, *at;
+	char tok[24];
 	if (!strchr(t, '[') && !strchr(t, '('))
 		return false;
 	if (int_or_decimal(t))
 		return false; /* DECIMAL(p,s) itself */
-	/* type names only: a token followed by what ends a type (a struct's
-	 * field names are followed by a space) */
-	for (const char *p = t; *p;) {
-		const char *e = p;
-		char tok[24];
-		while ((*e >= 'A' && *e <= 'Z') || (*e >= '0' && *e <= '9') || *e == '_')
-			e++;
-		if (e > p && (size_t)(e - p) < sizeof(tok) && (p == t || !isalnum((unsigned char)p[-1])) &&
-		    (*e == '\0' || *e == ',' || *e == ')' || *e == '[' || *e == '(')) {
-			memcpy(tok, p, (size_t)(e - p));
-			tok[e - p] = '\0';
-			/* integers deeper than a list are read as they were */
-			if (wall_time(tok) || strcmp(tok, "DECIMAL") == 0)
-				return true;
-		}
-		p = e > p ? e : p + 1;
-	}
+	while (next_type_name(&p, &at, tok, sizeof(tok), t))
+		if (wall_time(tok) || strcmp(tok, "DECIMAL") == 0)
+			return true;
 	return false;
+}
+
+/* An integer inside a nested type that the list check does not reach (a
+ * struct's field, a map's key or value, a list of lists, an array): when
+ * shadow is given, the type with every integer VARCHAR (its values' text as
+ * read), which the checks compare with the integers read. */
+static int nested_ints(udr__buf *shadow, const char *t)
+{
+	const char *p = t, *at, *from = t;
+	char tok[24], base[64];
+	bool any = false;
+	int rc = 0;
+	if ((!strchr(t, '[') && !strchr(t, '(')) || int_or_decimal(t) ||
+	    (list_of(base, sizeof(base), t) && int_or_decimal(base)))
+		return 0;
+	while (rc == 0 && next_type_name(&p, &at, tok, sizeof(tok), t)) {
+		if (!int_or_decimal(tok))
+			continue;
+		any = true;
+		if (shadow && (rc = udr__buf_printf(shadow, "%.*sVARCHAR", (int)(at - from), from)) == 0)
+			from = p;
+	}
+	if (rc == 0 && shadow && any)
+		rc = udr__buf_puts(shadow, from);
+	return rc < 0 ? rc : any;
 }
 
 #define LOSS_TAIL "the import would change the value (nothing was imported; give values the column''s type " \
@@ -2538,7 +2581,30 @@ static bool nested_checkable(const char *t)
 static int text_loss_cond(udr__buf *cond, const char *col, const char *t, const char *jt)
 {
 	char base[64];
-	int rc;
+	udr__buf sh = {0};
+	int rc = nested_ints(&sh, t);
+	if (rc > 0) {
+		/* integers deeper inside: the value read as t, its integers as
+		 * text, against the same value read with every integer as text
+		 * ({a: 2.5} read as STRUCT(a INTEGER) was {a: 3}, from JSON
+		 * {a: 2}).  From JSON, a number with a fraction or an exponent
+		 * is a double's text ("2.0"), never an integer's: refused. */
+		const char *x = jt ? "TRY_CAST(@ AS JSON)" : "@";
+		rc = udr__buf_puts(cond, "TRY_CAST(TRY_CAST(");
+		if (rc == 0)
+			rc = put_col_expr(cond, x, col);
+		if (rc == 0)
+			rc = udr__buf_printf(cond, " AS %s) AS %s) IS DISTINCT FROM TRY_CAST(", t, sh.ptr);
+		if (rc == 0)
+			rc = put_col_expr(cond, x, col);
+		if (rc == 0)
+			rc = udr__buf_printf(cond, " AS %s)", sh.ptr);
+		udr__buf_free(&sh);
+		return rc;
+	}
+	udr__buf_free(&sh);
+	if (rc < 0)
+		return rc;
 	if (list_of(base, sizeof(base), t) && (int_or_decimal(base) || wall_time(base))) {
 		/* a list's text (CSV, or a JSON array's as written): each element
 		 * checked as a value of base */
@@ -2739,8 +2805,13 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 			kind[i] = RD_CHECKED;
 		else if (json && strcmp(t, "BLOB") == 0)
 			kind[i] = RD_BLOB;
+		else if (!nested_checkable(t) && (rc = nested_ints(NULL, t)) != 0)
+			kind[i] = RD_CHECKED; /* rc < 0: out of memory, below */
 		else
 			kind[i] = RD_PLAIN;
+		if (rc < 0)
+			goto out;
+		rc = 0;
 		if (kind[i] == RD_PLAIN && !d && nested_checkable(t)) {
 			char qc[UDR_TABLE_NAME_MAX * 4 + 8];
 			udr__quote(qc, sizeof(qc), old->names[i]);

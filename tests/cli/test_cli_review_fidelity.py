@@ -345,3 +345,56 @@ def test_json_list_numbers_through_a_double_are_refused(udr, tmp_path):
     f.write_text('{"id": 1, "l": [9007199254740993.0]}\n')
     r = udr("import", "j", str(f), "--append")
     assert r.code == 2 and "column l: " in r.stderr, r
+
+
+NESTED_TABLE = ("CREATE TABLE n AS SELECT 1 AS id, {'a': 1, 'b': 'x'} AS s, [{'a': 1}] AS ls, MAP {1: 2} AS m, "
+                "[[1]] AS ll, [1, 2]::INTEGER[2] AS ar")
+NESTED_OK = {"s": ('{"a": 2, "b": "y"}', "{a: 2, b: y}"), "ls": ('[{"a": 3}]', "[{a: 3}]"),
+             "m": ('{"1": 5}', "{1=5}"), "ll": ("[[1, 7]]", "[[1, 7]]"), "ar": ("[4, 5]", "[4, 5]")}
+NESTED_BAD = {"s": ('{"a": 2.5, "b": "y"}', "{a: 2.5, b: y}"), "ls": ('[{"a": 3.5}]', "[{a: 3.5}]"),
+              "m": ('{"1": 5.5}', "{1=5.5}"), "ll": ("[[1, 7.5]]", "[[1, 7.5]]"), "ar": ("[4, 5.5]", "[4, 5.5]")}
+
+
+def _nested_file(tmp_path, fmt, bad_col):
+    vals = {c: (NESTED_BAD if c == bad_col else NESTED_OK)[c] for c in NESTED_OK}
+    if fmt == "ndjson":
+        f = tmp_path / "n.ndjson"
+        f.write_text('{"id": 2, %s}\n' % ", ".join('"%s": %s' % (c, v[0]) for c, v in vals.items()))
+    else:
+        f = tmp_path / "n.csv"
+        f.write_text("id,%s\n2,%s\n" % (",".join(vals), ",".join('"%s"' % v[1] for v in vals.values())))
+    return f
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+@pytest.mark.parametrize("how", [["--append"], ["--key", "id"]])
+@pytest.mark.parametrize("bad", [None] + sorted(NESTED_OK))
+def test_integers_inside_structs_maps_and_nested_lists_are_checked(udr, tmp_path, fmt, how, bad):
+    """{"a": 2.5} into STRUCT(a INTEGER) was stored as {a: 2} (JSON) or
+    {a: 3} (CSV) with exit 0, and so were numbers in a map, a list of lists
+    and an array."""
+    udr.ok("sql", NESTED_TABLE)
+    f = _nested_file(tmp_path, fmt, bad)
+    snap = tree_snapshot(udr.root)
+    r = udr("import", "n", str(f), *how)
+    if bad is None:
+        assert r.code == 0, r
+        got = udr.ok("sql", "--csv", "SELECT s::VARCHAR, ls::VARCHAR, m::VARCHAR, ll::VARCHAR, ar::VARCHAR FROM n "
+                     "WHERE id = 2").out.splitlines()[1]
+        assert got == '"{\'a\': 2, \'b\': y}",[{\'a\': 3}],{1=5},"[[1, 7]]","[4, 5]"', got
+    else:
+        assert r.code == 2 and "column %s: " % bad in r.stderr and "does not fit" in r.stderr, r
+        assert tree_snapshot(udr.root) == snap
+
+
+def test_a_json_integer_written_with_a_fraction_inside_a_struct_is_refused(udr, tmp_path):
+    """a JSON number with a fraction is parsed as a double, whose digits may
+    not be the number's (9007199254740993.5 is 9007199254740994.0): inside
+    a struct no integer is taken from one, even 2.0."""
+    udr.ok("sql", "CREATE TABLE n AS SELECT 1 AS id, {'a': 1::BIGINT} AS s")
+    for text in ("2.0", "9007199254740993.5", "9.007199254740993e15"):
+        f = tmp_path / "n.ndjson"
+        f.write_text('{"id": 2, "s": {"a": %s}}\n' % text)
+        r = udr("import", "n", str(f), "--append")
+        assert r.code == 2 and "column s: " in r.stderr, (text, r)
+    assert udr.ok("sql", "--csv", "SELECT count(*) FROM n").out.split()[-1] == "1"
