@@ -973,6 +973,18 @@ static int renderer_init(renderer *g, const udr_result *cols, int format)
 		return udr__error_set(UDR_EINVAL, "unknown output format %d", format);
 	g->format = format;
 	g->cols = cols;
+	/* a JSON object's keys are the column names: one named twice would be
+	 * a key twice, and a reader keeps one of the two values */
+	for (size_t c = 0; (format == UDR_OUTPUT_JSON || format == UDR_OUTPUT_NDJSON) && c < cols->ncols; c++)
+		for (size_t k = 0; k < c; k++)
+			if (strcmp(cols->cols[k].name, cols->cols[c].name) == 0) {
+				char qn[256];
+				udr__quote(qn, sizeof(qn), cols->cols[c].name);
+				return udr__error_set(UDR_EINVAL,
+				                      "the result has two columns named '%s': JSON needs distinct names "
+				                      "(name them apart with AS)",
+				                      qn);
+			}
 	if (format == UDR_OUTPUT_TABLE) {
 		if (!(g->width = calloc(cols->ncols ? cols->ncols : 1, sizeof(*g->width))))
 			return udr__error_oom();

@@ -398,3 +398,13 @@ def test_a_json_integer_written_with_a_fraction_inside_a_struct_is_refused(udr, 
         r = udr("import", "n", str(f), "--append")
         assert r.code == 2 and "column s: " in r.stderr, (text, r)
     assert udr.ok("sql", "--csv", "SELECT count(*) FROM n").out.split()[-1] == "1"
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--ndjson"])
+def test_json_output_of_two_columns_of_one_name_is_refused(udr, fmt):
+    """{"a": 1, "a": 2}: a JSON reader keeps one of the two values."""
+    r = udr("sql", fmt, "SELECT 1 AS a, 2 AS a")
+    assert r.code == 2 and "two columns named 'a'" in r.stderr and r.out == "", r
+    # names that differ (JSON keys are case-sensitive) are kept as they are
+    assert json.loads(udr.ok("sql", "--ndjson", "SELECT 1 AS a, 2 AS A").out) == {"a": 1, "A": 2}
+    assert udr.ok("sql", "--csv", "SELECT 1 AS a, 2 AS a").out.splitlines() == ["a,a", "1,2"]
