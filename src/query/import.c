@@ -2243,34 +2243,80 @@ static int next_nonspace(FILE *f)
 	return c;
 }
 
-static int check_not_empty(const char *path, const char *shown, int format)
+/* A compressed file's first bytes as text, whitespace left out, in *out
+ * (DuckDB decompresses: its CSV reader, one column per line): 1 when
+ * there is more than whitespace and "[]" could be, or it cannot be read
+ * so (DuckDB reads or reports it later). */
+static int compressed_start(char **out, udr_query *q, const char *path)
+{
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	udr_value n;
+	int rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT, coalesce(string_agg(regexp_replace(coalesce(l, ''), "
+	                           "'\\s', '', 'g'), ''), '') FROM (SELECT l FROM read_csv(");
+	*out = NULL;
+	if (rc == 0)
+		rc = udr__sql_read_path(&b, path);
+	if (rc == 0)
+		rc = udr__buf_puts(&b, ", columns = {'l': 'VARCHAR'}, header = false, auto_detect = false, delim = "
+		                       "'\\x01', quote = '', escape = '', compression = 'auto') LIMIT 65)");
+	if (rc == 0)
+		rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+	udr__buf_free(&b);
+	if (rc < 0) {
+		if (rc == UDR_ENOMEM)
+			return rc;
+		udr_error_clear();
+		return 1;
+	}
+	rc = 1;
+	if (udr_result_get(&n, r, 0, 0) == 0 && n.type == UDR_TYPE_INT64 && n.i64 < 65 &&
+	    udr_result_text(out, NULL, r, 0, 1) == 0 && *out && strlen(*out) <= 5)
+		rc = 0; /* whitespace, "[]", a BOM: at most 5 bytes */
+	udr_result_free(r);
+	if (rc) {
+		udr_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int check_not_empty(udr_query *q, const char *path, const char *shown, int format)
 {
 	size_t n = strlen(path);
-	FILE *f;
+	FILE *f = NULL;
 	int c;
-	char qp[300];
-	if (format == UDR_FORMAT_PARQUET || ends_with_ci(path, n, ".gz") || ends_with_ci(path, n, ".zst") ||
-	    ends_with_ci(path, n, ".zstd") || !(f = fopen(path, "rb")))
+	char qp[300], *start = NULL;
+	if (format == UDR_FORMAT_PARQUET)
 		return 0; /* DuckDB reads or reports it */
-	if (!(getc(f) == 0xEF && getc(f) == 0xBB && getc(f) == 0xBF))
-		rewind(f);
-	c = next_nonspace(f);
+	if (ends_with_ci(path, n, ".gz") || ends_with_ci(path, n, ".zst") || ends_with_ci(path, n, ".zstd")) {
+		int rc = compressed_start(&start, q, path);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		c = strncmp(start, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a BOM */
+		c = strcmp(start + c, "[]") == 0 ? '[' : start[c] ? 0 : EOF;
+		udr_free(start);
+	} else if (!(f = fopen(path, "rb"))) {
+		return 0;
+	} else {
+		if (!(getc(f) == 0xEF && getc(f) == 0xBB && getc(f) == 0xBF))
+			rewind(f);
+		c = next_nonspace(f);
+		if (c == '[')
+			c = next_nonspace(f) == ']' && next_nonspace(f) == EOF ? '[' : 0;
+		fclose(f);
+	}
 	if (c == '[' && format != UDR_FORMAT_CSV) {
 		/* "[]": an array of no rows (how an empty table is exported to
 		 * .json) has no columns either: DuckDB read it as one column
 		 * "json" of no rows, which replaced the table */
-		if (next_nonspace(f) == ']' && next_nonspace(f) == EOF) {
-			fclose(f);
-			udr__quote(qp, sizeof(qp), shown);
-			return udr__error_set(UDR_EINVAL,
-			                      "cannot import '%s': the file is an empty JSON array: no rows and no "
-			                      "columns (a table without rows is exported and imported as CSV or "
-			                      "Parquet, which keep its columns)",
-			                      qp);
-		}
-		c = 0; /* not whitespace alone */
+		udr__quote(qp, sizeof(qp), shown);
+		return udr__error_set(UDR_EINVAL,
+		                      "cannot import '%s': the file is an empty JSON array: no rows and no "
+		                      "columns (a table without rows is exported and imported as CSV or "
+		                      "Parquet, which keep its columns)",
+		                      qp);
 	}
-	fclose(f);
 	if (c != EOF)
 		return 0;
 	udr__quote(qp, sizeof(qp), shown);
@@ -3027,7 +3073,7 @@ static int import_files_unheld(uint64_t *version, udr_query *q, const char *tabl
 	}
 	files = staged.paths;
 	for (size_t i = 0; i < nfiles; i++)
-		if ((rc = check_not_empty(files[i], shown[i], format)) < 0)
+		if ((rc = check_not_empty(q, files[i], shown[i], format)) < 0)
 			goto out;
 again:
 	if (format == UDR_FORMAT_CSV) {

@@ -62,6 +62,33 @@ def test_an_empty_json_array_is_refused(udr, tmp_path, text, how):
     assert tree_snapshot(udr.root) == before
 
 
+@pytest.mark.parametrize("comp", ["gz", "zst"])
+@pytest.mark.parametrize("text,why", [("[\n\t\n]\n", "empty JSON array"), ("\ufeff[]", "empty JSON array"),
+                                      ("", "the file is empty"), (" \n\n", "the file is empty")])
+def test_an_empty_compressed_json_file_is_refused(udr, tmp_path, comp, text, why):
+    """an empty table exported to .json.gz is "[]" compressed: the check
+    read the compressed bytes, and the import replaced the table with one
+    column "json" of no rows, exit 0."""
+    import gzip
+    import subprocess
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS id, 'a' AS s")
+    f = tmp_path / ("t.json." + comp)
+    if comp == "gz":
+        f.write_bytes(gzip.compress(text.encode()))
+    else:
+        f.write_bytes(subprocess.run(["zstd", "-q", "-c"], input=text.encode(), stdout=subprocess.PIPE,
+                                     check=True).stdout)
+    before = tree_snapshot(udr.root)
+    r = udr("import", "t", str(f))
+    assert r.code == 2 and why in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    # the same file with a row in it imports
+    f.write_bytes(gzip.compress(b'[{"id": 2, "s": "b"}]') if comp == "gz" else subprocess.run(
+        ["zstd", "-q", "-c"], input=b'[{"id": 2, "s": "b"}]', stdout=subprocess.PIPE, check=True).stdout)
+    udr.ok("import", "t", str(f), "--append")
+    assert udr.ok("sql", "--csv", "SELECT count(*) FROM t").out.split()[-1] == "2"
+
+
 @pytest.mark.parametrize("fmt", [[], ["--json"], ["--ndjson"], ["--csv"]])
 @pytest.mark.parametrize("expr", ["['a' || chr(0) || 'b', 'c']", "{'k': 'x' || chr(0) || 'y'}",
                                   "MAP {'k': 'v' || chr(0)}"])
