@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <pthread.h>
@@ -1288,7 +1289,7 @@ static bool parquet_keeps_type(const char *t)
  * export was refused.  When a column's type may change, the first part
  * says; *cols gets those types (the caller frees them).
  */
-static int readback_types(colset *rb, udr_query *q, const colset *cols, const udr_hash *part)
+static int readback_types(colset *rb, udr_query *q, const colset *cols, const udr_hash *part, const char *table)
 {
 	bool same = true;
 	char *path = NULL;
@@ -1299,8 +1300,34 @@ static int readback_types(colset *rb, udr_query *q, const colset *cols, const ud
 		same = parquet_keeps_type(cols->types[i]);
 	if (same)
 		return 0;
-	if ((rc = udr_store_local_path(&path, q->store, part)) < 0)
-		return rc;
+	if (part) {
+		if ((rc = udr_store_local_path(&path, q->store, part)) < 0)
+			return rc;
+	} else {
+		/* no rows, no part: a Parquet file of none, written aside, says
+		 * what the first part will read back as (CREATE TABLE e AS ...
+		 * WHERE false kept TIMESTAMP_MS, and its first INSERT made it
+		 * TIMESTAMP: a schema change no statement asked for) */
+		if (!(path = udr__q_tmp_path(q, "schema")))
+			return udr__error_oom();
+		rc = udr__buf_puts(&b, "COPY (SELECT * FROM temp.main.");
+		if (rc == 0)
+			rc = udr__sql_ident(&b, table);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " LIMIT 0) TO ");
+		if (rc == 0)
+			rc = udr__sql_literal(&b, path);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " (FORMAT parquet)");
+		if (rc == 0)
+			rc = udr__q_exec(q, b.ptr);
+		udr__buf_free(&b);
+		if (rc < 0) {
+			unlink(path);
+			free(path);
+			return rc;
+		}
+	}
 	rc = udr__buf_puts(&b, "SELECT * FROM read_parquet(");
 	if (rc == 0)
 		rc = udr__sql_read_path(&b, path);
@@ -1309,6 +1336,8 @@ static int readback_types(colset *rb, udr_query *q, const colset *cols, const ud
 	if (rc == 0)
 		rc = udr__q_describe(&rb->names, &rb->types, &rb->n, q, b.ptr);
 	udr__buf_free(&b);
+	if (!part)
+		unlink(path);
 	free(path);
 	if (rc == 0 && rb->n != cols->n) {
 		colset_free(rb);
@@ -1344,8 +1373,8 @@ static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *co
 	ps.typed = true;
 	{
 		colset rb = {0};
-		if (rc == 0 && n > 0)
-			rc = readback_types(&rb, q, cols, &h[0]);
+		if (rc == 0)
+			rc = readback_types(&rb, q, cols, n > 0 ? &h[0] : NULL, t->name);
 		if (rc == 0)
 			rc = new_version(out, t->name, &ps, rb.n ? &rb : cols, total);
 		colset_free(&rb);

@@ -226,6 +226,20 @@ def test_udr_schema_is_the_types_the_parts_read_back_as(udr, tmp_path, col, want
     assert udr.ok("sql", "--csv", "SELECT DISTINCT x::VARCHAR AS x FROM m").out == before
 
 
+@pytest.mark.parametrize("col,want", [("'2020-01-01 00:00:01.123'::TIMESTAMP_MS", "TIMESTAMP"),
+                                      ("[1, 2, 3]::INTEGER[3]", "INTEGER[]")])
+def test_udr_schema_of_a_table_created_empty_is_what_its_parts_will_read_back_as(udr, col, want):
+    """CREATE TABLE ... AS ... WHERE false has no part to read back: it kept
+    TIMESTAMP_MS, and its first INSERT changed the table's type."""
+    udr.ok("sql", "CREATE TABLE m AS SELECT 1 AS id, %s AS x WHERE false" % col)
+    schemas = [json.loads(json.loads(udr.ok("show", "m").out)["metadata"]["udr.schema"])]
+    assert json.loads(udr.ok("sql", "--json", "DESCRIBE m").out)[1]["column_type"] == want
+    udr.ok("sql", "INSERT INTO m SELECT 1, %s" % col)
+    schemas.append(json.loads(json.loads(udr.ok("show", "m").out)["metadata"]["udr.schema"]))
+    assert schemas[0] == schemas[1] and schemas[0][1]["type"] == want, schemas
+    assert not list((udr.root / "cache" / "tmp").glob("*")) if (udr.root / "cache" / "tmp").exists() else True
+
+
 @pytest.mark.parametrize("stmt", ["UPDATE q SET l = l WHERE id < 2", "UPDATE q SET l = l",
                                   "UPDATE q SET m = {'a': m.a} WHERE id = 3",
                                   "MERGE INTO q USING (SELECT id, l FROM q) AS src ON q.id = src.id "
