@@ -777,6 +777,13 @@ static int extract_one(duckdb_extracted_statements *ext, udr_query *q, const cha
 		rc = udr__q_error(q, e);
 	else if (n == 0)
 		rc = udr__error_set(UDR_EINVAL, "no SQL statement given");
+	else if (strcasestr(sql, "pivot") && !strchr(sql, ';'))
+		/* DuckDB runs a PIVOT whose values it must find as two
+		 * statements: one to find them, one to pivot */
+		rc = udr__error_set(UDR_EINVAL, "a PIVOT that finds its values runs as %llu statements, and one "
+		                                "SQL statement may be run at a time: list the values (PIVOT t ON "
+		                                "col IN ('a', 'b') USING ...)",
+		                    (unsigned long long)n);
 	else
 		rc = udr__error_set(UDR_EINVAL, "only one SQL statement may be run at a time (%llu given)",
 		                    (unsigned long long)n);

@@ -449,3 +449,15 @@ def test_json_output_of_two_columns_of_one_name_is_refused(udr, fmt):
     # names that differ (JSON keys are case-sensitive) are kept as they are
     assert json.loads(udr.ok("sql", "--ndjson", "SELECT 1 AS a, 2 AS A").out) == {"a": 1, "A": 2}
     assert udr.ok("sql", "--csv", "SELECT 1 AS a, 2 AS a").out.splitlines() == ["a,a", "1,2"]
+
+
+def test_a_pivot_that_finds_its_values_says_how_to_run_it(udr):
+    """DuckDB runs such a PIVOT as two statements: the error said "2 given"
+    of a query with one."""
+    udr.ok("sql", "CREATE TABLE p AS SELECT * FROM (VALUES (1, 'a', 10), (1, 'b', 20), (2, 'a', 30)) v(id, k, y)")
+    r = udr("sql", "PIVOT p ON k USING sum(y)")
+    assert r.code == 2 and "list the values" in r.stderr, r
+    got = udr.ok("sql", "--csv", "SELECT * FROM (PIVOT p ON k IN ('a', 'b') USING sum(y)) ORDER BY id").out
+    assert got.splitlines() == ["id,a,b", "1,10,20", "2,30,"]
+    r = udr("sql", "SELECT 1; SELECT 2")
+    assert r.code == 2 and "only one SQL statement may be run at a time (2 given)" in r.stderr, r
