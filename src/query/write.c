@@ -1310,7 +1310,23 @@ static int readback_types(colset *rb, udr_query *q, const colset *cols, const ud
 		 * TIMESTAMP: a schema change no statement asked for) */
 		if (!(path = udr__q_tmp_path(q, "schema")))
 			return udr__error_oom();
-		rc = udr__buf_puts(&b, "COPY (SELECT * FROM temp.main.");
+		/* written as the parts are (lossless_select): HUGEINT and
+		 * UHUGEINT as DECIMAL(38,0), not the writer's DOUBLE */
+		size_t nh = 0;
+		rc = udr__buf_puts(&b, "COPY (SELECT *");
+		for (size_t i = 0; rc == 0 && i < cols->n; i++) {
+			if (strcmp(cols->types[i], "HUGEINT") != 0 && strcmp(cols->types[i], "UHUGEINT") != 0)
+				continue;
+			rc = udr__buf_puts(&b, nh++ ? ", CAST(" : " REPLACE (CAST(");
+			if (rc == 0)
+				rc = udr__sql_ident(&b, cols->names[i]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, " AS DECIMAL(38,0)) AS ");
+			if (rc == 0)
+				rc = udr__sql_ident(&b, cols->names[i]);
+		}
+		if (rc == 0)
+			rc = udr__buf_puts(&b, nh ? ") FROM temp.main." : " FROM temp.main.");
 		if (rc == 0)
 			rc = udr__sql_ident(&b, table);
 		if (rc == 0)

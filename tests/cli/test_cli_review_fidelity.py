@@ -227,7 +227,10 @@ def test_udr_schema_is_the_types_the_parts_read_back_as(udr, tmp_path, col, want
 
 
 @pytest.mark.parametrize("col,want", [("'2020-01-01 00:00:01.123'::TIMESTAMP_MS", "TIMESTAMP"),
-                                      ("[1, 2, 3]::INTEGER[3]", "INTEGER[]")])
+                                      ("[1, 2, 3]::INTEGER[3]", "INTEGER[]"),
+                                      # written as parts are: not the Parquet writer's DOUBLE
+                                      ("12345678901234567890123::HUGEINT", "DECIMAL(38,0)"),
+                                      ("1::UHUGEINT", "DECIMAL(38,0)")])
 def test_udr_schema_of_a_table_created_empty_is_what_its_parts_will_read_back_as(udr, col, want):
     """CREATE TABLE ... AS ... WHERE false has no part to read back: it kept
     TIMESTAMP_MS, and its first INSERT changed the table's type."""
@@ -237,6 +240,7 @@ def test_udr_schema_of_a_table_created_empty_is_what_its_parts_will_read_back_as
     udr.ok("sql", "INSERT INTO m SELECT 1, %s" % col)
     schemas.append(json.loads(json.loads(udr.ok("show", "m").out)["metadata"]["udr.schema"]))
     assert schemas[0] == schemas[1] and schemas[0][1]["type"] == want, schemas
+    assert udr.ok("sql", "--csv", "SELECT x::VARCHAR = (%s)::VARCHAR AS same FROM m" % col).out.split()[-1] == "true"
     assert not list((udr.root / "cache" / "tmp").glob("*")) if (udr.root / "cache" / "tmp").exists() else True
 
 
