@@ -20,9 +20,23 @@
  * output file there: writing through a symlink must not bypass that. */
 static int check_outside_store(const char *path, udr_db *db)
 {
-	char *real = realpath(path, NULL), *root = db ? realpath(udr_db_path(db), NULL) : NULL;
-	int rc = CLI_EXIT_OK;
+	char *real = realpath(path, NULL), *root;
+	int rc = CLI_EXIT_OK, err = errno;
 	size_t n;
+
+	root = db ? realpath(udr_db_path(db), NULL) : NULL;
+	if (!real && err == ENOENT) {
+		/* a file to be made: where its directory is */
+		char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+		if (dir && slash && slash != dir)
+			*slash = '\0';
+		else if (dir && slash)
+			strcpy(dir, "/");
+		else if (dir)
+			strcpy(dir, ".");
+		real = dir ? realpath(dir, NULL) : NULL;
+		free(dir);
+	}
 
 	/* /proc/self/fd/1 of a pipe resolves to no path: nothing to check */
 	if (real && root) {
@@ -48,8 +62,9 @@ int cli_output_classify(int *kind, const char *path, udr_db *db)
 	}
 	/* lstat: a symlink (/dev/stdout) must not be renamed over either */
 	if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) {
+		/* get -o S/catalog/HEAD replaced the store's HEAD (exit 0) */
 		*kind = CLI_OUT_FILE;
-		return CLI_EXIT_OK;
+		return check_outside_store(path, db);
 	}
 	if (S_ISDIR(st.st_mode) || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
 		cli_errorf("output %s is a directory", path);

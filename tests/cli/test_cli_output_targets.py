@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from conftest import run_udr
+from conftest import tree_snapshot, run_udr
 
 _help = run_udr("sql", "--help")
 HAVE_QUERY = _help.code == 0 and "without the query module" not in _help.out + _help.stderr
@@ -153,6 +153,24 @@ def test_a_symlink_into_the_store_is_refused(store, tmp_path, env):
         assert r.code == 2 and "inside the store" in r.stderr, (name, r)
         assert os.path.islink(link) and config.read_bytes() == before, name
     assert udr.ok("fsck").code == 0
+
+
+def test_a_file_inside_the_store_is_refused(store, tmp_path, env):
+    """get -o S/catalog/HEAD replaced the store's HEAD with the content's
+    bytes (exit 0), and -o S/chunks/config.json corrupted the store."""
+    udr, cmds = store
+    targets = [udr.root / "config.json", udr.root / "chunks" / "config.json", udr.root / "catalog" / "HEAD",
+               udr.root / "catalog" / "new-file", udr.root / "out.csv"]
+    before = tree_snapshot(udr.root)
+    for name, args in cmds.items():
+        for t in targets:
+            r = udr(*args(t), env=env)
+            assert r.code == 2 and "inside the store" in r.stderr, (name, t, r)
+        # a relative name, from inside the store
+        r = udr(*args("rel.csv"), env=env, cwd=str(udr.root / "catalog"))
+        assert r.code == 2 and "inside the store" in r.stderr, (name, r)
+    assert tree_snapshot(udr.root) == before
+    udr.ok("fsck")
 
 
 def test_a_fifo_is_written_through(store, tmp_path, env):
