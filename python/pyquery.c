@@ -202,12 +202,19 @@ static int params_from_obj(udr_value **out, size_t *n, PyObject **keep, PyObject
 			if (x == -1 && PyErr_Occurred())
 				goto fail;
 			if (overflow) {
-				/* Beyond int64: a HUGEINT (beyond it: text, cast by
-				 * DuckDB where a type is expected) */
+				/* Beyond int64: a HUGEINT.  Beyond it no number type
+				 * holds it: bound as text it compared as a string
+				 * (10**40 < 9 * 10**39 was true), so refused */
 				conv = PyObject_Str(o);
 				v->type = UDR_TYPE_OTHER;
-				if (conv && PyUnicode_GET_LENGTH(conv) <= 39)
-					v->i64 = other_kind_of_int(o);
+				if (conv && (v->i64 = other_kind_of_int(o)) != UDR_OTHER_HUGEINT) {
+					PyErr_Format(PyExc_ValueError,
+					             "parameter %zd: the int %S does not fit HUGEINT (128 bits); pass it as a "
+					             "str and cast it in the statement",
+					             i + 1, o);
+					Py_DECREF(conv);
+					goto fail;
+				}
 			} else {
 				*v = udr_value_int64(x);
 			}
@@ -1295,7 +1302,8 @@ PyDoc_STRVAR(sql_doc,
 "picks one ('users@3', 'users@2026-11-01T12:00:00Z', 'users@commit:12').\n"
 "params fill ? (or $1, ...) placeholders: None, bool, int, float, str,\n"
 "bytes, or datetime/date/time/Decimal (bound as TIMESTAMP [WITH TIME ZONE],\n"
-"DATE, TIME, DECIMAL; an int past BIGINT as HUGEINT; a UUID as text).\n"
+"DATE, TIME, DECIMAL; an int past BIGINT as HUGEINT; a UUID as text;\n"
+"a value none of these holds exactly raises ValueError: pass a str).\n"
 "versions={'users': 3} pins the unqualified references to a table in a\n"
 "query (values: a version number, a reference string, or an aware\n"
 "datetime; 'latest' or the branch, in an open transaction, its writes).\n"

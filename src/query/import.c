@@ -2489,6 +2489,26 @@ static int forced_types(schema *out, udr_query *q, int format, const char *const
 			break;
 		}
 		free(out->types[k]);
+		out->types[k] = NULL;
+		if (strchr(type, '(')) {
+			/* as DuckDB writes the type (STRUCT("k" VARCHAR) is
+			 * STRUCT(k VARCHAR)): udr.schema is compared as text with
+			 * what later reads describe */
+			udr__buf t = {0};
+			udr_result *r = NULL;
+			rc = udr__buf_printf(&t, "SELECT typeof(CAST(NULL AS %s))", type);
+			if (rc == 0)
+				rc = udr__q_run(&r, q, t.ptr, NULL, 0, UDR__RUN_ANY);
+			if (rc == 0)
+				rc = udr_result_text(&out->types[k], NULL, r, 0, 0);
+			udr_result_free(r);
+			udr__buf_free(&t);
+			if (rc == 0 && !out->types[k])
+				rc = udr__error_set(UDR_ERROR, "no name for the type %s", type);
+			if (rc < 0)
+				break;
+			continue;
+		}
 		if (!(out->types[k] = strdup(type)))
 			rc = udr__error_oom();
 	}
