@@ -2635,6 +2635,138 @@ static int nested_ints(udr__buf *shadow, const char *t)
 	return rc < 0 ? rc : any;
 }
 
+/* The end of the type that starts at p: the first ',' or ')' outside
+ * parentheses, brackets and quotes (or the end). */
+static const char *type_end(const char *p)
+{
+	int depth = 0;
+	for (; *p; p++) {
+		if (*p == '"' || *p == '\'') {
+			char qc = *p++;
+			while (*p && !(*p == qc && p[1] != qc))
+				p += *p == qc ? 2 : 1;
+			if (!*p)
+				break;
+		} else if (*p == '(' || *p == '[') {
+			depth++;
+		} else if ((*p == ')' || *p == ']') && depth > 0) {
+			depth--;
+		} else if ((*p == ',' || *p == ')') && depth == 0) {
+			break;
+		}
+	}
+	return p;
+}
+
+/*
+ * cond gets "a key of the JSON value e (an expression) that the type t
+ * (the n bytes at t) has no field for": the JSON reader drops a key its
+ * STRUCT does not have ({"x": 2, "y": 3} appended to STRUCT(x BIGINT) was
+ * {x: 2}, exit 0).  Walks t: a STRUCT's keys against its fields, then each
+ * field's value; a list's or array's elements; a map's values.  "false"
+ * where no STRUCT is left.
+ */
+static int struct_keys_cond(udr__buf *cond, const char *e, const char *t, size_t n, int depth)
+{
+	udr__buf sub = {0}, var = {0};
+	int rc;
+	while (n && t[n - 1] == ' ')
+		n--;
+	while (n && *t == ' ')
+		t++, n--;
+	{
+		/* no STRUCT in it: nothing dropped */
+		bool any = false;
+		for (size_t i = 0; i + 7 <= n && !any; i++)
+			any = memcmp(t + i, "STRUCT(", 7) == 0;
+		if (!any || depth > 32)
+			return udr__buf_puts(cond, depth > 32 ? "true" : "false");
+	}
+	rc = udr__buf_printf(&var, "\"__udr_k%d\"", depth);
+	if (rc == 0 && n >= 2 && t[n - 1] == ']') {
+		/* T[] or T[N]: the elements */
+		size_t open = n - 1;
+		while (open > 0 && t[open] != '[')
+			open--;
+		rc = udr__buf_printf(cond, "coalesce(list_bool_or(list_transform(CASE WHEN json_type(%s) = 'ARRAY' THEN "
+		                           "json_extract(%s, '$[*]') END, %s -> (",
+		                     e, e, var.ptr);
+		if (rc == 0)
+			rc = struct_keys_cond(cond, var.ptr, t, open, depth + 1);
+		if (rc == 0)
+			rc = udr__buf_puts(cond, "))), false)");
+	} else if (rc == 0 && n > 7 && memcmp(t, "STRUCT(", 7) == 0 && t[n - 1] == ')') {
+		const char *p = t + 7, *end = t + n - 1;
+		udr__buf names = {0};
+		rc = udr__buf_printf(cond, "(json_type(%s) = 'OBJECT' AND (", e);
+		while (rc == 0 && p < end) {
+			const char *f, *fe, *ty, *te;
+			udr__buf nm = {0};
+			while (p < end && (*p == ' ' || *p == ','))
+				p++;
+			if (p >= end)
+				break;
+			/* the field's name: "quoted" ("" a quote) or up to a space */
+			if (*p == '"') {
+				for (f = ++p; p < end && !(*p == '"' && p[1] != '"'); p += *p == '"' ? 2 : 1)
+					;
+				fe = p;
+				for (const char *c = f; rc == 0 && c < fe; c += *c == '"' ? 2 : 1)
+					rc = udr__buf_put(&nm, c, 1);
+				p = p < end ? p + 1 : p;
+			} else {
+				for (f = p; p < end && *p != ' '; p++)
+					;
+				fe = p;
+				rc = udr__buf_put(&nm, f, (size_t)(fe - f));
+			}
+			ty = p;
+			te = type_end(ty);
+			if (te > end)
+				te = end;
+			if (rc == 0)
+				rc = udr__buf_puts(&names, names.len ? ", " : "");
+			if (rc == 0)
+				rc = udr__sql_literal(&names, nm.ptr ? nm.ptr : "");
+			/* the field's value, walked */
+			if (rc == 0) {
+				udr__buf fx = {0};
+				rc = udr__buf_printf(&fx, "json_extract(%s, ", e);
+				if (rc == 0)
+					rc = udr__sql_literal(&fx, nm.ptr ? nm.ptr : "");
+				if (rc == 0)
+					rc = udr__buf_puts(&fx, ")");
+				if (rc == 0)
+					rc = udr__buf_puts(&sub, " OR ");
+				if (rc == 0)
+					rc = struct_keys_cond(&sub, fx.ptr, ty, (size_t)(te - ty), depth + 1);
+				udr__buf_free(&fx);
+			}
+			udr__buf_free(&nm);
+			p = te;
+		}
+		if (rc == 0)
+			rc = udr__buf_printf(cond, "NOT list_has_all([%s]::VARCHAR[], json_keys(%s))%s))",
+			                     names.len ? names.ptr : "", e, sub.len ? sub.ptr : "");
+		udr__buf_free(&names);
+	} else if (rc == 0 && n > 4 && memcmp(t, "MAP(", 4) == 0 && t[n - 1] == ')') {
+		/* the values (a key is no STRUCT a JSON object can give) */
+		const char *k = t + 4, *ke = type_end(k), *v = *ke == ',' ? ke + 1 : ke;
+		rc = udr__buf_printf(cond, "coalesce(list_bool_or(list_transform(CASE WHEN json_type(%s) = 'OBJECT' THEN "
+		                           "map_values(TRY_CAST(%s AS MAP(VARCHAR, JSON))) END, %s -> (",
+		                     e, e, var.ptr);
+		if (rc == 0)
+			rc = struct_keys_cond(cond, var.ptr, v, (size_t)(t + n - 1 - v), depth + 1);
+		if (rc == 0)
+			rc = udr__buf_puts(cond, "))), false)");
+	} else if (rc == 0) {
+		rc = udr__buf_puts(cond, "false"); /* a UNION: its members are not walked */
+	}
+	udr__buf_free(&sub);
+	udr__buf_free(&var);
+	return rc;
+}
+
 #define LOSS_TAIL "the import would change the value (nothing was imported; give values the column''s type " \
                   "holds exactly, a JSON DECIMAL as a string, or replace the table)"
 
@@ -2648,7 +2780,24 @@ static int text_loss_cond(udr__buf *cond, const char *col, const char *t, const 
 {
 	char base[64];
 	udr__buf sh = {0};
-	int rc = nested_ints(&sh, t);
+	int rc;
+	if (jt && strstr(t, "STRUCT(")) {
+		/* a key the STRUCT has no field for, then what follows */
+		udr__buf e = {0};
+		rc = put_col_expr(&e, "TRY_CAST(@ AS JSON)", col);
+		if (rc == 0)
+			rc = udr__buf_puts(cond, "(");
+		if (rc == 0)
+			rc = struct_keys_cond(cond, e.ptr, t, strlen(t), 0);
+		udr__buf_free(&e);
+		if (rc == 0)
+			rc = udr__buf_puts(cond, ") OR ");
+		if (rc < 0)
+			return rc;
+		if ((rc = nested_ints(NULL, t)) == 0)
+			return udr__buf_puts(cond, "false");
+	}
+	rc = nested_ints(&sh, t);
 	if (rc > 0) {
 		/* integers deeper inside: the value read as t, its integers as
 		 * text, against the same value read with every integer as text
@@ -2873,6 +3022,8 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 			kind[i] = RD_BLOB;
 		else if (!nested_checkable(t) && (rc = nested_ints(NULL, t)) != 0)
 			kind[i] = RD_CHECKED; /* rc < 0: out of memory, below */
+		else if (json && !d && strstr(t, "STRUCT(") && !nested_checkable(t) && !nested_blob(t))
+			kind[i] = RD_CHECKED; /* keys the STRUCT does not have */
 		else
 			kind[i] = RD_PLAIN;
 		if (rc < 0)

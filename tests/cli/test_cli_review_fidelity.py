@@ -465,3 +465,36 @@ def test_a_pivot_that_finds_its_values_says_how_to_run_it(udr):
     assert got.splitlines() == ["id,a,b", "1,10,20", "2,30,"]
     r = udr("sql", "SELECT 1; SELECT 2")
     assert r.code == 2 and "only one SQL statement may be run at a time (2 given)" in r.stderr, r
+
+
+STRUCT_TABLE = ("CREATE TABLE n AS SELECT 1 AS id, [{'a': 'x', 'b': {'c': 'y'}}] AS l, "
+                "{'Odd \"name\"': {'q': 'v'}, 'k2': ['s']} AS s, MAP {'m': {'z': 'w'}} AS m")
+STRUCT_OK = '{"id":2,"l":[{"a":"x","b":{"c":"y"}}],"s":{"Odd \\"name\\"":{"q":"v"},"k2":["s"]},"m":{"m":{"z":"w"}}}'
+
+
+@pytest.mark.parametrize("how", [["--append"], ["--key", "id"]])
+@pytest.mark.parametrize("col,row", [
+    ("l", STRUCT_OK.replace('{"c":"y"}', '{"c":"y","d":1}')),
+    ("l", STRUCT_OK.replace('"b":{"c":"y"}', '"e":1')),
+    ("s", STRUCT_OK.replace('{"q":"v"}', '{"q":"v","r":1}')),
+    ("s", STRUCT_OK.replace('"k2"', '"k3"')),
+    ("m", STRUCT_OK.replace('{"z":"w"}', '{"z":"w","y":2}')),
+    (None, STRUCT_OK),
+    (None, '{"id":2,"l":null,"s":{"k2":null},"m":{}}'),
+])
+def test_a_json_key_a_struct_has_no_field_for_is_refused(udr, tmp_path, how, col, row):
+    """{"x": 2, "y": 3} appended to STRUCT(x BIGINT) was stored as {x: 2}
+    (and {"z": 1} as {x: NULL}), exit 0: the JSON reader drops such keys."""
+    udr.ok("sql", STRUCT_TABLE)
+    f = tmp_path / "r.ndjson"
+    f.write_text(row + "\n")
+    snap = tree_snapshot(udr.root)
+    r = udr("import", "n", str(f), *how)
+    if col is None:
+        assert r.code == 0, r
+        # --key: a new copy of the table, its one row
+        want = "2" if how == ["--append"] else "1"
+        assert udr.ok("sql", "--csv", "SELECT count(*) FROM n").out.split()[-1] == want
+    else:
+        assert r.code == 2 and "column %s: " % col in r.stderr and "does not fit" in r.stderr, r
+        assert tree_snapshot(udr.root) == snap

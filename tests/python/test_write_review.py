@@ -80,3 +80,13 @@ def test_an_aware_datetime_near_year_one_binds(db):
     assert db.sql("SELECT ? = ?::TIMESTAMPTZ", [v, "0001-01-01 00:00:00+05"]).fetchone() == (True,)
     assert db.sql("SELECT ?", [pd.Timestamp("2024-01-01 00:00:00.000001")]).fetchone()[0] == \
         datetime.datetime(2024, 1, 1, 0, 0, 0, 1)
+
+
+def test_an_append_with_a_key_the_struct_lacks_is_refused(db):
+    # {'x': 2, 'y': 3} was stored as {'x': 2}; {'z': 'lost'} as {'x': NULL}
+    db.write("t", [{"id": 1, "a": {"x": 1}}])
+    for extra in ({"x": 2, "y": 3}, {"z": "lost"}):
+        with pytest.raises(udr.InvalidArgumentError):
+            db.write("t", [{"id": 2, "a": extra}], mode="append")
+    db.write("t", [{"id": 2, "a": {"x": 2}}], mode="append")
+    assert db.sql("SELECT id, a.x FROM t ORDER BY id").fetchall() == [(1, 1), (2, 2)]
