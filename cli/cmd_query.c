@@ -79,6 +79,7 @@ enum { OPT_FORMAT = CLI_OPT_FIRST, OPT_APPEND, OPT_SQL, OPT_CSV, OPT_JSON, OPT_N
 struct query_opts {
 	int format;           /* --format: UDR_FORMAT_* */
 	int output;           /* UDR_OUTPUT_* for results on standard output */
+	int output_set;       /* --csv, --json, --ndjson or --table given */
 	int append;           /* import --append */
 	const char *message;  /* import -m */
 	const char *sql;      /* import --sql */
@@ -189,15 +190,19 @@ static int query_opt(int opt, const char *arg, void *payload)
 		break;
 	case OPT_CSV:
 		o->output = UDR_OUTPUT_CSV;
+		o->output_set = 1;
 		break;
 	case OPT_JSON:
 		o->output = UDR_OUTPUT_JSON;
+		o->output_set = 1;
 		break;
 	case OPT_NDJSON:
 		o->output = UDR_OUTPUT_NDJSON;
+		o->output_set = 1;
 		break;
 	case OPT_TABLE:
 		o->output = UDR_OUTPUT_TABLE;
+		o->output_set = 1;
 		break;
 	case OPT_KEY:
 		o->keys[o->nkeys++] = (char *)arg;
@@ -627,6 +632,12 @@ int cli_cmd_sql(cli_ctx *ctx, int argc, char **argv)
 	}
 	if (o.format && !o.out) {
 		rc = cli_usage_error(self, "--format applies to -o FILE");
+		goto out;
+	}
+	if (o.out && o.output_set) {
+		/* --json -o x.csv wrote CSV, exit 0 */
+		rc = cli_usage_error(self, "--csv, --json, --ndjson and --table are for standard output; -o FILE "
+		                           "takes its format from the file's name or --format");
 		goto out;
 	}
 	if ((rc = query_open(&db, &q, ctx, &o)) != 0)

@@ -2434,7 +2434,10 @@ static int stage_inputs(staged_inputs *s, udr_query *q, const char *const *files
 	for (size_t i = 0; rc == 0 && i < nfiles; i++) {
 		struct stat st;
 		s->paths[i] = files[i];
-		if (stat(files[i], &st) == 0 && S_ISREG(st.st_mode))
+		/* a regular file of size 0 may have content all the same
+		 * (/proc/self/status): DuckDB read it as empty, and the import
+		 * committed a table of no rows (exit 0); copied like a pipe */
+		if (stat(files[i], &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
 			continue;
 		if (!s->dir) {
 			char *dir = NULL, *abs;

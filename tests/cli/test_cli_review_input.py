@@ -1,0 +1,62 @@
+"""Bad input on every command (a helper's review, stop 36): each case
+wrote into the store, or did something else than asked, with exit 0 or
+after failing."""
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import run_udr, tree_snapshot
+
+_help = run_udr("sql", "--help")
+HAVE_QUERY = _help.code == 0 and "without the query module" not in _help.out + _help.stderr
+needs_query = pytest.mark.skipif(not HAVE_QUERY, reason="udr was built without the query module")
+
+
+def catalog_format(udr):
+    return json.loads((udr.root / "catalog" / "config.json").read_text())["format"]
+
+
+def test_a_bad_message_upgrades_nothing(udr, tmp_path):
+    """retention set -m <not UTF-8> failed (exit 2) after upgrading the
+    catalog's format, which older udr versions then refuse."""
+    f = tmp_path / "t.bin"
+    f.write_bytes(b"x" * 100)
+    udr.ok("commit", "t", "--next", "--file", str(f))
+    before, fmt = tree_snapshot(udr.root), catalog_format(udr)
+    bad = os.fsdecode(b"\xff")  # passed to the command as the byte 0xFF
+    for args in (["retention", "set", "--keep-last", "1", "-m", bad],
+                 ["commit", "t", "--next", "--file", str(f), "-m", bad]):
+        r = udr(*args)
+        assert r.code == 2 and "UTF-8" in r.stderr, (args, r)
+        assert catalog_format(udr) == fmt
+    assert {k: v for k, v in tree_snapshot(udr.root).items() if k.startswith("catalog/")} == \
+        {k: v for k, v in before.items() if k.startswith("catalog/")}
+
+
+@needs_query
+@pytest.mark.parametrize("flag", ["--csv", "--json", "--ndjson", "--table"])
+def test_sql_output_flags_with_a_file_are_refused(udr, tmp_path, flag):
+    """--json -o x.csv wrote CSV with exit 0."""
+    out = tmp_path / "x.csv"
+    r = udr("sql", "SELECT 1 AS a", flag, "-o", str(out))
+    assert r.code == 2 and "standard output" in r.stderr and not out.exists(), r
+    udr.ok("sql", "SELECT 1 AS a", "-o", str(tmp_path / "y.ndjson"))
+    assert (tmp_path / "y.ndjson").read_text() == '{"a":1}\n'
+
+
+@needs_query
+def test_a_file_that_says_size_0_is_read_for_what_it_holds(udr, tmp_path):
+    """/proc/self/status (st_size 0) was read as empty: exit 0 and a table
+    of no rows, where a copy of the same bytes is refused (ragged lines)."""
+    r = udr("import", "p", "/proc/self/status", "--format", "csv")
+    assert r.code == 2 and "fields" in r.stderr, r
+    shutil.copy("/proc/self/status", tmp_path / "st.txt")
+    r2 = udr("import", "p", str(tmp_path / "st.txt"), "--format", "csv")
+    assert r2.code == 2 and "fields" in r2.stderr, r2
+    # one line: a header alone, as the same bytes in a file
+    udr.ok("import", "h", "/proc/sys/kernel/ostype", "--format", "csv")
+    assert udr.ok("sql", "--csv", "SELECT count(*) FROM h").out.split()[-1] == "0"
+    assert json.loads(udr.ok("sql", "--json", "DESCRIBE h").out)[0]["column_name"] == \
+        open("/proc/sys/kernel/ostype").read().strip()
