@@ -997,29 +997,14 @@ int cli_cmd_resolve(cli_ctx *ctx, int argc, char **argv)
 		udr_query *q = NULL;
 		char *sql = NULL;
 		int side = o.side == OPT_OURS ? UDR_MERGE_OURS : o.side == OPT_THEIRS ? UDR_MERGE_THEIRS : 0;
-		if (o.with) {
-			/* the file as a query: a SQL literal of its path */
-			size_t n = strlen(o.with), k = 0, extra = 0;
-			const char *reader = n > 8 && strcmp(o.with + n - 8, ".parquet") == 0 ? "read_parquet"
-			                     : n > 5 && strcmp(o.with + n - 5, ".json") == 0 ? "read_json_auto"
-			                                                                        : "read_csv";
-			for (size_t i = 0; i < n; i++)
-				extra += o.with[i] == '\'';
-			if (!(sql = malloc(n + extra + 64))) {
-				cli_errorf("out of memory");
-				rc = CLI_EXIT_IO;
-				goto out;
-			}
-			k = (size_t)sprintf(sql, "SELECT * FROM %s('", reader);
-			for (size_t i = 0; i < n; i++) {
-				if (o.with[i] == '\'')
-					sql[k++] = '\'';
-				sql[k++] = o.with[i];
-			}
-			strcpy(sql + k, "')");
+		if (o.with && (rc = udr_query_file_select(&sql, o.with, UDR_FORMAT_AUTO)) != 0) {
+			/* the file read as import reads it ('g/b[1].csv' was a glob,
+			 * an .ndjson file was read as CSV) */
+			rc = cli_fail(rc);
+			goto out;
 		}
 		if ((rc = cli_open_db(&db, ctx)) != 0) {
-			free(sql);
+			udr_free(sql);
 			goto out;
 		}
 		if ((rc = udr_query_open(&q, db, NULL)) == 0)
@@ -1027,7 +1012,7 @@ int cli_cmd_resolve(cli_ctx *ctx, int argc, char **argv)
 		if (rc == 0)
 			printf("resolved %s%s%s: %s\n", argv[optind], key ? " key " : "", key ? key : "",
 			       side == UDR_MERGE_OURS ? "ours" : side == UDR_MERGE_THEIRS ? "theirs" : "a resolved version");
-		free(sql);
+		udr_free(sql);
 		udr_query_close(q);
 		udr_db_close(db);
 		rc = rc ? cli_fail(rc) : 0;

@@ -380,7 +380,9 @@ static const cli_command commands[] = {
 	  "committed until udr merge --continue.\n"
 	  "  --ours, --theirs   the side to take\n"
 	  "  --key VALUE        one conflicting row only\n"
-	  "  --with FILE        the resolved rows from FILE\n"
+	  "  --with FILE        the resolved rows from FILE, read as `udr import`\n"
+	  "                     reads it (format from its name; the path as it\n"
+	  "                     is, no glob)\n"
 	  "  --sql QUERY        the resolved rows of QUERY\n"
 	  "  --into BRANCH      the merge's target (default main)\n",
 	  cli_cmd_resolve },

@@ -612,6 +612,16 @@ UDR_EXTERN int udr_query_merge_resolve(udr_query *q, const char *into, const cha
                                  const char *sql);
 
 /**
+ * *out gets a query that reads the file at path as udr_query_import reads
+ * it: its format from its name (.parquet, .csv, .json, .ndjson, each
+ * optionally .gz or .zst) unless format is one of UDR_FORMAT_*, and the
+ * path as it is (no glob: "b[1].csv" is that file).  Free it with udr_free.
+ * @return 0; UDR_ENOTFOUND (no such file); UDR_EINVAL (a directory, no
+ *         format to tell); UDR_EIO.
+ */
+UDR_EXTERN int udr_query_file_select(char **out, const char *path, int format);
+
+/**
  * Commit the recorded merge into `into` with its resolutions, if the
  * target's head is still the one it was planned on (else UDR_ECONFLICT,
  * nothing written: abort and merge again).  Conflicts left unresolved:

@@ -2025,6 +2025,32 @@ static int reader_sql(udr__buf *b, int format, const char *const *files, size_t 
 	return rc ? rc : udr__buf_puts(b, ")");
 }
 
+int udr_query_file_select(char **out, const char *path, int format)
+{
+	udr__buf b = {0};
+	struct stat st;
+	char qp[300];
+	int rc;
+	if (!out || !path || !*path)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_file_select");
+	*out = NULL;
+	if ((rc = resolve_format(format, path)) < 0)
+		return rc;
+	format = rc;
+	udr__quote(qp, sizeof(qp), path);
+	if (stat(path, &st) != 0)
+		return udr__error_set(errno == ENOENT ? UDR_ENOTFOUND : UDR_EIO, "cannot read '%s': %s", qp,
+		                      strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return udr__error_set(UDR_EINVAL, "'%s' is a directory, not a file", qp);
+	if ((rc = reader_sql(&b, format, &path, 1, NULL, false)) < 0) {
+		udr__buf_free(&b);
+		return rc;
+	}
+	*out = b.ptr;
+	return 0;
+}
+
 /*
  * The fields of each line of a CSV file split by delim (RFC 4180 quotes:
  * a quoted field may hold delim and line breaks).  0 when every line has

@@ -409,6 +409,31 @@ def test_resolve_with_a_version_then_continue(udr, tmp_path, how):
     udr.ok("fsck")
 
 
+def test_resolve_with_a_file_reads_that_file_as_import_does(udr, tmp_path):
+    """--with 'g/b[1].csv' read the glob's b1.csv, 'g/*.csv' every file,
+    and an .ndjson file was read as CSV (one column per key, no rows), each
+    resolved and committed with exit 0."""
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    g = tmp_path / "g"
+    g.mkdir()
+    csv(g, "b1.csv", [(1, "b1", 1)])
+    br = csv(g, "b[1].csv", [(2, "bracket", 2)])
+    csv(g, "c*.csv", [(3, "star", 3)])
+    nd = tmp_path / "r.ndjson"
+    nd.write_text('{"id": 7, "a": "ndjson", "b": 7}\n')
+    before = tree_snapshot(udr.root)
+    for bad, why in ((str(tmp_path / "nofile.csv"), "cannot read"), (str(g), "cannot tell the format"),
+                     (str(tmp_path / "x.unknown"), "cannot tell the format")):
+        r = udr("resolve", "t", "--with", bad)
+        assert r.code != 0 and why in r.stderr, (bad, r)
+    assert tree_snapshot(udr.root) == before
+    udr.ok("resolve", "t", "--with", str(nd))
+    udr.ok("resolve", "t", "--with", br)
+    udr.ok("merge", "--continue")
+    assert rows(udr) == [(2, "bracket", 2)]
+
+
 def test_continue_after_the_target_moved_is_refused(udr, tmp_path):
     three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
     assert udr("merge", "dev", "--key", "t=id").code == 3
