@@ -9,6 +9,7 @@
 
 #include <udr/gc.h>
 
+#include <udr/refs.h>
 #include "cli.h"
 
 #define NOPERANDS(argc) ((argc) - optind)
@@ -199,6 +200,17 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
+	if (o.file && o.branch) {
+		/* the branch before the file is stored (it was, then the commit
+		 * said not found) */
+		uint64_t head = 0;
+		char ref[512];
+		snprintf(ref, sizeof(ref), "%s%s", strncmp(o.branch, "branch:", 7) == 0 ? "" : "branch:", o.branch);
+		if ((rc = udr_catalog_resolve(&head, udr_db_catalog(db), ref)) != 0) {
+			rc = cli_fail(rc);
+			goto out;
+		}
+	}
 	/* the put and the commit naming it, with no gc in between (udr/gc.h) */
 	if (o.file && (rc = udr_gc_hold_begin(&hold, udr_db_store(db))) < 0) {
 		rc = cli_fail(rc);

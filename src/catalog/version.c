@@ -95,6 +95,14 @@ int udr_version_set_message(udr_version *v, const char *message)
 	char *m = NULL;
 	if (!v)
 		return udr__error_set(UDR_EINVAL, "invalid argument: version is NULL");
+	if (message) {
+		/* refused here, before a caller stores the version's data (the
+		 * commit found it only when it wrote the record) */
+		json_t *j = json_string(message);
+		if (!j)
+			return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
+		json_decref(j);
+	}
 	if (message && !(m = strdup(message)))
 		return udr__error_oom();
 	free(v->message);

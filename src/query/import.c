@@ -1966,7 +1966,14 @@ static int check_import_args(udr_query *q, const char *table, const udr_import_o
 	if (opts->mode != UDR_IMPORT_OVERWRITE && opts->mode != UDR_IMPORT_APPEND)
 		return udr__error_set(UDR_EINVAL, "unknown import mode %d", opts->mode);
 	if (import_branch(opts)) {
-		int rc = udr_ref_name_check(import_branch(opts));
+		/* the branch must exist before the parts are stored (they were,
+		 * then the commit said not found) */
+		int rc = udr__q_check_branch(q, import_branch(opts));
+		if (rc < 0)
+			return rc;
+	}
+	{
+		int rc = udr__q_check_message(opts->message);
 		if (rc < 0)
 			return rc;
 	}

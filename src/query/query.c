@@ -2369,11 +2369,36 @@ int udr_query_set_read_only(udr_query *q, int on)
 	return 0;
 }
 
+int udr__q_check_message(const char *message)
+{
+	json_t *m;
+	if (!message)
+		return 0;
+	/* before anything is stored (a write found it only at its commit,
+	 * its parts already put) */
+	if (!(m = json_string(message)))
+		return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
+	json_decref(m);
+	return 0;
+}
+
+int udr__q_check_branch(udr_query *q, const char *branch)
+{
+	uint64_t head = 0, bh = 0;
+	int rc = udr_ref_name_check(branch);
+	if (rc == 0 && (rc = udr_catalog_head(&head, q->cat)) == 0)
+		rc = udr__branch_head(&bh, q->cat, branch, head);
+	return rc;
+}
+
 int udr_query_set_message(udr_query *q, const char *message)
 {
 	char *m = NULL;
+	int rc;
 	if (!q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_message");
+	if ((rc = udr__q_check_message(message)) < 0)
+		return rc;
 	if (message && !(m = strdup(message)))
 		return udr__error_oom();
 	free(q->message);
@@ -2389,7 +2414,6 @@ const char *udr__q_branch(const udr_query *q)
 int udr_query_set_branch(udr_query *q, const char *branch)
 {
 	char *b = NULL, qb[UDR_REF_NAME_MAX * 4 + 8];
-	uint64_t head = 0, bh = 0;
 	int rc;
 	if (!q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_branch");
@@ -2407,12 +2431,9 @@ int udr_query_set_branch(udr_query *q, const char *branch)
 		                      qb);
 	}
 	if (branch) {
-		if ((rc = udr_ref_name_check(branch)) < 0)
-			return rc;
 		/* the branch must exist now (a later statement finds it deleted:
 		 * not found then) */
-		if ((rc = udr_catalog_head(&head, q->cat)) < 0 ||
-		    (rc = udr__branch_head(&bh, q->cat, branch, head)) < 0)
+		if ((rc = udr__q_check_branch(q, branch)) < 0)
 			return rc;
 		if (!(b = strdup(branch)))
 			return udr__error_oom();

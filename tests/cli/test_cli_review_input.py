@@ -60,3 +60,33 @@ def test_a_file_that_says_size_0_is_read_for_what_it_holds(udr, tmp_path):
     assert udr.ok("sql", "--csv", "SELECT count(*) FROM h").out.split()[-1] == "0"
     assert json.loads(udr.ok("sql", "--json", "DESCRIBE h").out)[0]["column_name"] == \
         open("/proc/sys/kernel/ostype").read().strip()
+
+
+@pytest.mark.parametrize("case", ["import-branch", "import-msg", "sql-msg", "optimize-msg", "commit-branch",
+                                  "commit-msg"])
+def test_arguments_are_checked_before_anything_is_stored(udr, tmp_path, case):
+    """A branch that does not exist or a message that is not UTF-8 was
+    found at the commit, after the data had been stored (garbage until a
+    gc): refused first now, nothing written."""
+    if case in ("import-branch", "import-msg", "sql-msg", "optimize-msg") and not HAVE_QUERY:
+        pytest.skip("needs the query module")
+    bad = os.fsdecode(b"\xff")
+    data = tmp_path / "d.csv"
+    data.write_text("id,v\n1,2\n3,4\n")
+    blob = tmp_path / "b.bin"
+    blob.write_bytes(os.urandom(5000))
+    if HAVE_QUERY:
+        udr.ok("import", "t", str(data))
+        udr.ok("sql", "DELETE FROM t WHERE id = 1", "--no-compact")
+    else:
+        udr.ok("commit", "t", "--next", "--file", str(data))
+    before = tree_snapshot(udr.root)
+    args = {"import-branch": ["import", "t", str(data), "--branch", "nosuch"],
+            "import-msg": ["import", "t", str(data), "-m", bad],
+            "sql-msg": ["sql", "INSERT INTO t VALUES (5, 6)", "-m", bad],
+            "optimize-msg": ["optimize", "t", "--full", "-m", bad],
+            "commit-branch": ["commit", "t", "--next", "--file", str(blob), "--branch", "nosuch"],
+            "commit-msg": ["commit", "u", "--next", "--file", str(blob), "-m", bad]}[case]
+    r = udr(*args)
+    assert r.code in (1, 2) and ("not found" in r.stderr or "UTF-8" in r.stderr), r
+    assert tree_snapshot(udr.root) == before
