@@ -42,6 +42,10 @@ static int commit_opt(int opt, const char *arg, void *payload)
 		o->meta[o->nmeta++] = (char *)arg;
 		break;
 	case OPT_FILE:
+		/* --file A --file B committed B alone, exit 0 */
+		if (o->file)
+			return cli_usage_error(cli_find_command("commit"), "--file can be given once (commit one "
+			                                                  "file a version; several: --spec)");
 		o->file = arg;
 		break;
 	case OPT_SPEC:
@@ -77,8 +81,13 @@ static int commit_apply_meta(udr_version *v, const struct commit_opts *o)
 			return CLI_EXIT_USAGE;
 		}
 		*eq = '\0';
-		rc = udr_version_set_meta(v, o->meta[i], eq + 1);
+		/* --meta k=v --meta k=w kept w alone, exit 0 */
+		rc = udr_version_get_meta(v, o->meta[i]) ? -2 : udr_version_set_meta(v, o->meta[i], eq + 1);
+		if (rc == -2)
+			cli_errorf("--meta %s given twice", o->meta[i]);
 		*eq = '=';
+		if (rc == -2)
+			return CLI_EXIT_USAGE;
 		if (rc)
 			return cli_fail(rc);
 	}

@@ -1411,6 +1411,15 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 	if ((rc = snapshot_state(&sb, c, m->base)) < 0 || (rc = snapshot_state(&so, c, m->ours)) < 0 ||
 	    (rc = snapshot_state(&st, c, m->theirs)) < 0)
 		goto done;
+	/* a strategy for a table no side has (a typo) was ignored, and the
+	 * table it meant merged (or conflicted) without it */
+	for (size_t x = 0; x < opts->ntables; x++)
+		if (!version_in(&sb, opts->tables[x]) && !version_in(&so, opts->tables[x]) &&
+		    !version_in(&st, opts->tables[x])) {
+			rc = udr__error_set(UDR_EINVAL, "--table names table %s, which neither side has; nothing merged",
+			                    opts->tables[x]);
+			goto done;
+		}
 	/* every table of the three snapshots, in name order */
 	for (;;) {
 		const char *names[3] = {i < sb.n ? sb.e[i].table : NULL, j < so.n ? so.e[j].table : NULL,

@@ -90,3 +90,28 @@ def test_arguments_are_checked_before_anything_is_stored(udr, tmp_path, case):
     r = udr(*args)
     assert r.code in (1, 2) and ("not found" in r.stderr or "UTF-8" in r.stderr), r
     assert tree_snapshot(udr.root) == before
+
+
+def test_an_option_that_would_be_ignored_is_refused(udr, tmp_path):
+    """commit --file A --file B committed B alone; --meta k=v --meta k=w
+    kept w; merge --table nosuch=ours was ignored (all exit 0, or the
+    merge's own outcome)."""
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"a" * 100)
+    b.write_bytes(b"b" * 100)
+    before = tree_snapshot(udr.root)
+    r = udr("commit", "t", "--next", "--file", str(a), "--file", str(b))
+    assert r.code == 2 and "--file can be given once" in r.stderr, r
+    r = udr("commit", "t", "--next", "--file", str(a), "--meta", "k=v", "--meta", "k=w")
+    assert r.code == 2 and "--meta k given twice" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    udr.ok("commit", "t", "--next", "--file", str(a), "--meta", "k=v", "--meta", "j=w")
+    udr.ok("branch", "create", "dev")
+    udr.ok("commit", "t", "--next", "--file", str(b), "--branch", "dev")
+    udr.ok("commit", "t", "--next", "--file", str(b))
+    udr.ok("commit", "t", "--next", "--file", str(a))
+    before = tree_snapshot(udr.root)
+    r = udr("merge", "dev", "--table", "nosuch=ours")
+    assert r.code == 2 and "--table names table nosuch, which neither side has" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    udr.ok("merge", "dev", "--table", "t=ours")
