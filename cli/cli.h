@@ -153,6 +153,9 @@ int cli_check_table(const char *name);
  * multiply by 1024, 1024^2, 1024^3.  On error reports "invalid WHAT" quoting
  * text and returns CLI_EXIT_USAGE.
  */
+/** --limit N: an integer >= 1 (a message naming --limit otherwise); exit code. */
+int cli_parse_limit(uint64_t *out, const char *text);
+
 int cli_parse_uint(uint64_t *out, const char *text, uint64_t max, int suffixes, const char *what);
 /** --keep-last/--keep-within/--keep-hourly...--keep-yearly (name with its dashes) into rule; 0 or an exit code (reported). */
 int cli_keep_opt(udr_retention_rule *rule, const char *name, const char *arg);

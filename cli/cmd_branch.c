@@ -346,7 +346,7 @@ int cli_cmd_reflog(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_usage_error(self, "too many arguments");
 		goto out;
 	}
-	if (o.limit && (rc = cli_parse_version(&limit, o.limit)) != 0)
+	if (o.limit && (rc = cli_parse_limit(&limit, o.limit)) != 0)
 		goto out;
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;

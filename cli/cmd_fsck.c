@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -848,6 +849,16 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 		if (udr_io_set(&ro_methods) != 0) {
 			free(repairs.files);
 			return cli_fail(UDR_EINVAL);
+		}
+	}
+	for (size_t i = 0; i < repairs.n; i++) {
+		/* before the check of the whole store, not after it */
+		struct stat st;
+		int failed = stat(repairs.files[i], &st) != 0, e = errno;
+		if (failed || S_ISDIR(st.st_mode)) {
+			cli_errorf("--repair-from %s: %s", repairs.files[i], failed ? strerror(e) : "is a directory");
+			free(repairs.files);
+			return failed && e == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_USAGE;
 		}
 	}
 	if ((rc = open_db(&db, ctx, repairs.json)) != 0) {

@@ -78,12 +78,8 @@ static int log_opt(int opt, const char *arg, void *payload)
 		o->q.branch = arg;
 		break;
 	case OPT_LIMIT:
-		if ((rc = cli_parse_uint(&n, arg, SIZE_MAX, 0, "--limit")) != 0)
+		if ((rc = cli_parse_limit(&n, arg)) != 0)
 			return rc;
-		if (n == 0) {
-			cli_errorf("invalid --limit \"%s\" (expected an integer >= 1)", arg);
-			return CLI_EXIT_USAGE;
-		}
 		o->q.limit = (size_t)n;
 		break;
 	case OPT_REVERSE:

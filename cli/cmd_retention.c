@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -352,6 +353,14 @@ static int read_policy_file(char **out, const char *path)
 	if (!f) {
 		cli_errorf("cannot open %s: %s", path, strerror(errno));
 		return CLI_EXIT_NOTFOUND;
+	}
+	{
+		struct stat st;
+		if (f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+			fclose(f); /* it said "read error" */
+			cli_errorf("%s is a directory, not a policy file", path);
+			return CLI_EXIT_USAGE;
+		}
 	}
 	if (!(buf = malloc(cap + 1))) {
 		if (f != stdin)

@@ -181,6 +181,14 @@ static int spec_load(struct spec *sp, const char *path)
 		cli_errorf("cannot open spec %s: %s", path, strerror(errno));
 		return errno == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_IO;
 	}
+	{
+		struct stat st;
+		if (f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+			fclose(f); /* a directory opens, and reads as an empty file */
+			cli_errorf("invalid spec %s: it is a directory", path);
+			return CLI_EXIT_USAGE;
+		}
+	}
 	sp->doc = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
 	if (f != stdin)
 		fclose(f);

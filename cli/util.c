@@ -110,9 +110,14 @@ int cli_parse_options(cli_ctx *ctx, const cli_command *cmd, int argc, char **arg
 		case ':':
 			return cli_usage_error(cmd, "option %s requires an argument",
 			                       rejected_option(argv, name, sizeof(name)));
-		case '?':
-			return cli_usage_error(cmd, "unknown option %s",
-			                       rejected_option(argv, name, sizeof(name)));
+		case '?': {
+			/* "udr sql '-- a comment\nSELECT 1'": an operand, not an option */
+			const char *w = rejected_option(argv, name, sizeof(name));
+			return cli_usage_error(cmd, "unknown option %s%s", w,
+			                       strpbrk(w, " \t\n") ? " (an operand that starts with - goes after --: "
+			                                             "udr COMMAND [OPTIONS] -- OPERAND)"
+			                                           : "");
+		}
 		default:
 			rc = on_opt ? on_opt(opt, optarg, payload) : CLI_EXIT_USAGE;
 			if (rc >= 0)
@@ -144,6 +149,21 @@ int cli_parse_version(uint64_t *out, const char *text)
 	}
 	if (p == text || *p || v == 0) {
 		cli_errorf("invalid version number \"%s\" (expected an integer >= 1)", text);
+		return CLI_EXIT_USAGE;
+	}
+	*out = v;
+	return CLI_EXIT_OK;
+}
+
+int cli_parse_limit(uint64_t *out, const char *text)
+{
+	uint64_t v = 0;
+	const char *p;
+
+	for (p = text; *p >= '0' && *p <= '9' && v <= (UINT64_MAX - 9) / 10; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (p == text || *p || v == 0) {
+		cli_errorf("invalid --limit \"%s\" (expected an integer >= 1)", text);
 		return CLI_EXIT_USAGE;
 	}
 	*out = v;

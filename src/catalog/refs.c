@@ -603,7 +603,12 @@ static int resolve_in(uint64_t *commit, udr_catalog *c, const udr__record *r, ui
 	if (strncmp(ref, "commit:", 7) == 0) {
 		uint64_t n;
 		if (parse_u64(&n, ref + 7) < 0 || n == 0) {
+			/* digits past 2^64: a number, of a commit the log has not */
+			size_t d = strspn(ref + 7, "0123456789");
 			udr__quote(q, sizeof(q), ref);
+			if (d > 0 && !ref[7 + d] && strspn(ref + 7, "0") != d)
+				return udr__error_set(UDR_ENOTFOUND, "commit %s not found (the log has %llu commits)",
+				                      q + 7, (unsigned long long)head);
 			return udr__error_set(UDR_EINVAL, "invalid ref '%s': commit:N needs a number >= 1", q);
 		}
 		if (n > head)

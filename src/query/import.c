@@ -218,7 +218,7 @@ static int schema_match(const schema *old, const schema *neu, const char *table,
 	char a[200], b[200];
 	if (old->n != neu->n) {
 		return udr__error_set(UDR_EINVAL,
-		                      "schema mismatch appending to table %s: it has %zu columns, the new data %zu",
+		                      "schema mismatch between table %s and the new data: it has %zu columns, the new data %zu",
 		                      table, old->n, neu->n);
 	}
 	for (size_t i = 0; i < old->n; i++) {
@@ -226,14 +226,14 @@ static int schema_match(const schema *old, const schema *neu, const char *table,
 			udr__quote(a, sizeof(a), old->names[i]);
 			udr__quote(b, sizeof(b), neu->names[i]);
 			return udr__error_set(UDR_EINVAL,
-			                      "schema mismatch appending to table %s: column %zu is '%s' in the "
+			                      "schema mismatch between table %s and the new data: column %zu is '%s' in the "
 			                      "table but '%s' in the new data",
 			                      table, i + 1, a, b);
 		}
 		if (check_types && strcmp(old->types[i], neu->types[i]) != 0) {
 			udr__quote(a, sizeof(a), old->names[i]);
 			return udr__error_set(UDR_EINVAL,
-			                      "schema mismatch appending to table %s: column '%s' is %s in the "
+			                      "schema mismatch between table %s and the new data: column '%s' is %s in the "
 			                      "table but %s in the new data",
 			                      table, a, old->types[i], neu->types[i]);
 		}

@@ -60,8 +60,11 @@ static int resolve_config(udr_store_config *c, const udr_store_config *in)
 	if (c->format >= 2 && (c->chunk_max > UDR__PIECE_HARD_MAX ||
 	                       udr__cdc_init(&probe, c->chunk_min, c->chunk_avg, c->chunk_max) < 0))
 		return udr__error_set(UDR_EINVAL,
-		                      "invalid chunk sizes min %u avg %u max %u: need 64 <= min <= avg <= max <= 64 MiB, "
-		                      "avg a power of two", c->chunk_min, c->chunk_avg, c->chunk_max);
+		                      "invalid chunk sizes min %u avg %u max %u%s: need 64 <= min <= avg <= max <= 64 MiB, "
+		                      "avg a power of two", c->chunk_min, c->chunk_avg, c->chunk_max,
+		                      in && (!in->chunk_min || !in->chunk_max)
+		                          ? " (min, max not given: avg / 4 up to 32K, avg x 4)"
+		                          : "");
 	return 0;
 }
 

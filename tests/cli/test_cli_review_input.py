@@ -115,3 +115,36 @@ def test_an_option_that_would_be_ignored_is_refused(udr, tmp_path):
     assert r.code == 2 and "--table names table nosuch, which neither side has" in r.stderr, r
     assert tree_snapshot(udr.root) == before
     udr.ok("merge", "dev", "--table", "t=ours")
+
+
+def test_messages_say_what_is_wrong(udr, tmp_path):
+    """Each said something else: reflog --limit 0 'invalid version number';
+    commit:<20 digits> 'needs a number >= 1'; a directory as a spec or
+    policy 'line 1 column 0' / 'read error'; fsck --repair-from a missing
+    file checked the whole store first, then failed."""
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"a" * 100)
+    udr.ok("commit", "t", "--next", "--file", str(f))
+    for cmd in (["reflog"], ["log"]):
+        for bad in ("0", "-1", "abc"):
+            r = udr(*cmd, "--limit", bad)
+            assert r.code == 2 and 'invalid --limit "%s" (expected an integer >= 1)' % bad in r.stderr, (cmd, r)
+    r = udr("branch", "create", "x", "--from", "commit:99999999999999999999")
+    assert r.code == 1 and "not found" in r.stderr, r
+    d = tmp_path / "dir"
+    d.mkdir()
+    r = udr("commit", "--spec", str(d))
+    assert r.code == 2 and "is a directory" in r.stderr, r
+    r = udr("retention", "set", str(d))
+    assert r.code == 2 and "is a directory" in r.stderr, r
+    r = udr("fsck", "--repair-from", str(tmp_path / "nofile"))
+    assert r.code == 1 and "nofile" in r.stderr and r.out == "", r
+    r = run_udr("--store", str(tmp_path / "new"), "init", "--chunk-avg", "3")
+    assert r.code == 2 and "not given" in r.stderr, r
+
+
+@needs_query
+def test_a_query_that_looks_like_an_option_gets_a_hint(udr):
+    r = udr("sql", "-- a comment\nSELECT 1")
+    assert r.code == 2 and "goes after --" in r.stderr, r
+    assert udr.ok("sql", "--csv", "--", "-- a comment\nSELECT 1 AS x").out.splitlines() == ["x", "1"]
