@@ -663,7 +663,16 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 			                    table, key);
 		if (rc < 0)
 			goto out;
-		{
+		/* a row resolved again: its choice replaced (a second entry was
+		 * added, and the merge took the first while udr_conflicts showed
+		 * the last) */
+		for (size_t i = 0; i < t->nr; i++)
+			if (strcmp(t->rkeys[i], key) == 0) {
+				t->rsides[i] = side;
+				found = 0;
+				break;
+			}
+		if (found) {
 			char **nk = realloc(t->rkeys, (t->nr + 1) * sizeof(*nk));
 			int *ns;
 			if (nk)

@@ -1109,7 +1109,10 @@ static int apply_row_sides(udr_query *q, const udr__mtable *rt, const cols *key)
 	rc = key_text(&kt, key);
 	if (rc == 0)
 		rc = udr__buf_printf(&b, "UPDATE temp.main.\"__udr rm\" SET __udr_act = CASE %s", kt.ptr);
-	for (size_t i = 0; rc == 0 && i < rt->nr; i++) {
+	/* the last resolution of a key first: CASE takes the first match (a
+	 * record written before resolutions replaced each other may hold a
+	 * key twice; udr_conflicts shows the last) */
+	for (size_t i = rt->nr; rc == 0 && i-- > 0;) {
 		rc = udr__buf_puts(&b, " WHEN ");
 		if (rc == 0)
 			rc = udr__sql_literal(&b, rt->rkeys[i]);

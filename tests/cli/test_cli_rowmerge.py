@@ -434,6 +434,26 @@ def test_resolve_with_a_file_reads_that_file_as_import_does(udr, tmp_path):
     assert rows(udr) == [(2, "bracket", 2)]
 
 
+@pytest.mark.parametrize("first,last", [("--theirs", "--ours"), ("--ours", "--theirs")])
+def test_a_row_resolved_again_takes_the_last_choice(udr, tmp_path, first, last):
+    """resolve --theirs then --ours of one row: udr conflicts showed ours,
+    the merge committed theirs (the first choice), exit 0."""
+    three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
+    assert udr("merge", "dev", "--key", "t=id").code == 3
+    keys = [str(json.loads(x["key"])["id"]) for x in conflicts(udr)]
+    for k in keys:
+        udr.ok("resolve", "t", "--key", k, first)
+        udr.ok("resolve", "t", "--key", k, last)
+    assert {x["resolved"] for x in conflicts(udr)} == {last[2:]}
+    rec = json.loads((udr.root / "catalog" / "merges" / "main.json").read_text())
+    assert len(rec["tables"][0]["rows_resolved"]) == len(keys)  # one entry a row
+    udr.ok("merge", "--continue")
+    want = dict((r[0], r) for r in (C_OURS if last == "--ours" else C_THEIRS))
+    got = dict((r[0], r) for r in rows(udr))
+    for k in keys:
+        assert got.get(int(k)) == want.get(int(k)), (k, got, want)
+
+
 def test_continue_after_the_target_moved_is_refused(udr, tmp_path):
     three_sides(udr, tmp_path, C_BASE, C_OURS, C_THEIRS)
     assert udr("merge", "dev", "--key", "t=id").code == 3
