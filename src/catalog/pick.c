@@ -145,6 +145,18 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		uint64_t to = revert ? ch->old_version : ch->new_version, ours;
 		udr__tentry e;
 		int conflict = 0, s;
+		if (revert && to != 0) {
+			/* created again after a drop: its old version is the drop
+			 * (the revert dropped the table, exit 0) */
+			udr_version *tv = NULL;
+			int d;
+			if ((rc = udr_catalog_get_version(&tv, c, ch->table, to)) < 0)
+				goto done;
+			d = udr_version_is_dropped(tv);
+			udr_version_free(tv);
+			if (d)
+				to = 0;
+		}
 		if (revert && to == 0) {
 			rc = udr__error_set(UDR_EINVAL,
 			                    "commit %llu created table %s: a revert drops no table (udr sql "

@@ -171,3 +171,20 @@ def test_bad_input_writes_nothing(udr):
         assert r.code == code, (args, r)
         assert needle in r.stderr, (args, r)
     assert tree_snapshot(udr.root) == before
+
+
+def test_a_revert_of_a_table_created_again_after_a_drop_drops_nothing(udr):
+    """revert of the commit that created t again after DROP TABLE dropped
+    t (exit 0); a commit that created a table cannot be reverted."""
+    import pytest
+    r = udr("sql", "SELECT 1")
+    if r.code != 0:
+        pytest.skip("needs the query module")
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS id")
+    udr.ok("sql", "DROP TABLE t")
+    udr.ok("sql", "CREATE TABLE t AS SELECT 9 AS id")
+    before = tree_snapshot(udr.root)
+    r = udr("revert", str(head(udr)["seq"]))
+    assert r.code == 2 and "created table t" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    assert udr.ok("sql", "--csv", "SELECT id FROM t").out.split()[-1] == "9"
