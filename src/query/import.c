@@ -1739,7 +1739,10 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 		prev = NULL;
 		udr_txn_free(txn);
 		txn = NULL;
-		if (branch) {
+		if (branch || opts->mode == UDR_IMPORT_APPEND) {
+			/* an append on main too: its number is the table's next
+			 * across branches (main's latest + 1 conflicted, on every
+			 * retry, once another branch held the table's newest) */
 			udr_txn_options to = UDR_TXN_OPTIONS_INIT;
 			to.branch = branch;
 			if ((rc = udr_txn_begin(&txn, q->cat, &to)) < 0)
@@ -1837,7 +1840,7 @@ static int do_import(uint64_t *version, udr_query *q, const char *table, const i
 			uint64_t seq;
 			if ((rc = udr_txn_write(txn, v)) == 0 && (rc = udr_txn_commit(txn, &seq)) == 0) {
 				udr_version *got_v = NULL; /* the number the commit gave it */
-				if ((rc = branch_version_after(&got_v, q->cat, table, branch)) == 0) {
+				if ((rc = branch_version_after(&got_v, q->cat, table, branch ? branch : "main")) == 0) {
 					v->version = got_v->version;
 					udr_version_free(got_v);
 				}

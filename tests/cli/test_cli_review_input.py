@@ -148,3 +148,24 @@ def test_a_query_that_looks_like_an_option_gets_a_hint(udr):
     r = udr("sql", "-- a comment\nSELECT 1")
     assert r.code == 2 and "goes after --" in r.stderr, r
     assert udr.ok("sql", "--csv", "--", "-- a comment\nSELECT 1 AS x").out.splitlines() == ["x", "1"]
+
+
+@needs_query
+def test_an_append_on_main_after_a_branch_made_the_newest_version(udr, tmp_path):
+    """import --append on main conflicted on every retry (exit 3) once
+    another branch held the table's newest version: it asked for main's
+    latest + 1, a number the branch had taken."""
+    files = {}
+    for n, row in (("a", "1,a"), ("b", "2,b"), ("c", "3,c")):
+        files[n] = tmp_path / (n + ".csv")
+        files[n].write_text("id,x\n%s\n" % row)
+    udr.ok("import", "t", str(files["a"]))
+    udr.ok("branch", "create", "dev")
+    udr.ok("import", "t", str(files["b"]), "--append", "--branch", "dev")
+    v = udr.ok("import", "t", str(files["c"]), "--append").out.strip()
+    assert v == "3"
+    udr.ok("import", "t", str(files["c"]), "--append", "--branch", "main")
+    assert udr.ok("sql", "--csv", "SELECT * FROM t ORDER BY ALL").out.splitlines() == ["id,x", "1,a", "3,c", "3,c"]
+    assert udr.ok("sql", "--csv", "--branch", "dev", "SELECT * FROM t ORDER BY ALL").out.splitlines() == \
+        ["id,x", "1,a", "2,b"]
+    udr.ok("fsck")
