@@ -160,6 +160,42 @@ int udr__merge_bases(uint64_t **out, size_t *count, udr_catalog *c, uint64_t a, 
 	}
 done:
 	frontier_free(&f);
+	/* a branch's create record holds the tables of the commit it was made
+	 * at (its parent): as a base it is that commit.  Then a base that is
+	 * an ancestor of another says nothing the other does not.  (rel made
+	 * from main, x from rel: rel's create record and a later main commit
+	 * were two bases, and the merge was refused as a criss-cross.) */
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		for (;;) {
+			udr_commit *cm = NULL;
+			bool create;
+			if ((rc = udr__commit_read(&cm, c, res[i])) < 0)
+				break;
+			create = cm->op && strcmp(cm->op, "create") == 0 && cm->nchanges == 0 && cm->nparents == 1 &&
+			         cm->parents[0] > 0;
+			if (create)
+				res[i] = cm->parents[0];
+			udr_commit_free(cm);
+			if (!create)
+				break;
+		}
+	for (size_t i = 0; rc == 0 && n > 1 && i < n;) {
+		bool redundant = false;
+		for (size_t j = 0; rc == 0 && j < n && !redundant; j++) {
+			if (j == i)
+				continue;
+			if (res[j] == res[i])
+				redundant = j < i; /* the same commit twice: the first kept */
+			else
+				rc = udr__is_ancestor(&redundant, c, res[i], res[j]);
+		}
+		if (rc == 0 && redundant) {
+			memmove(res + i, res + i + 1, (n - i - 1) * sizeof(*res));
+			n--;
+		} else {
+			i++;
+		}
+	}
 	if (rc < 0) {
 		free(res);
 		return rc;

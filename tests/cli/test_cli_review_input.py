@@ -169,3 +169,24 @@ def test_an_append_on_main_after_a_branch_made_the_newest_version(udr, tmp_path)
     assert udr.ok("sql", "--csv", "--branch", "dev", "SELECT * FROM t ORDER BY ALL").out.splitlines() == \
         ["id,x", "1,a", "2,b"]
     udr.ok("fsck")
+
+
+@needs_query
+def test_a_branch_made_from_a_fresh_branch_is_no_second_merge_base(udr):
+    """rel made at main, x made from rel (no commit of its own yet): rel's
+    create record and a later main commit were both merge bases of main and
+    x, and the merge was refused as a criss-cross (exit 3)."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS id")
+    udr.ok("sql", "CREATE TABLE u AS SELECT 1 AS id")
+    udr.ok("branch", "create", "rel")
+    udr.ok("branch", "create", "x", "--from", "rel")
+    udr.ok("sql", "INSERT INTO t VALUES (2)")
+    udr.ok("merge", "main", "--into", "x")
+    udr.ok("sql", "--branch", "rel", "INSERT INTO u VALUES (5)")
+    udr.ok("merge", "rel", "--into", "main")
+    udr.ok("sql", "--branch", "x", "INSERT INTO t VALUES (3)")
+    udr.ok("merge", "x", "--into", "main")
+    got = udr.ok("sql", "--csv", "SELECT (SELECT list(id ORDER BY id) FROM t)::VARCHAR AS t, "
+                 "(SELECT list(id ORDER BY id) FROM u)::VARCHAR AS u").out.splitlines()
+    assert got == ["t,u", '"[1, 2, 3]","[1, 5]"'], got
+    udr.ok("fsck")
