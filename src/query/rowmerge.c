@@ -1478,7 +1478,9 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 		udr_merge_result_free(m);
 		return rc;
 	}
-	if ((rc = check_keys_given(q, m, opts)) < 0)
+	/* up to date: no table merges, and a table the source has but the
+	 * target dropped since was "neither side has" (exit 2) */
+	if (!m->up_to_date && (rc = check_keys_given(q, m, opts)) < 0)
 		goto fail;
 	if (m->up_to_date || (m->nconflicts == 0 && !prev)) {
 		/* nothing to merge row by row: as udr_merge (a continued merge

@@ -190,3 +190,13 @@ def test_a_branch_made_from_a_fresh_branch_is_no_second_merge_base(udr):
                  "(SELECT list(id ORDER BY id) FROM u)::VARCHAR AS u").out.splitlines()
     assert got == ["t,u", '"[1, 2, 3]","[1, 5]"'], got
     udr.ok("fsck")
+
+
+@needs_query
+def test_key_of_an_up_to_date_merge(udr):
+    """merge tag:v1 --key t=id said "--key names table t, which neither
+    side has" (exit 2) when main had dropped t since v1: nothing merges."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS id")
+    udr.ok("tag", "create", "v1")
+    udr.ok("sql", "DROP TABLE t")
+    assert "already up to date" in udr.ok("merge", "tag:v1", "--key", "t=id").out
