@@ -3068,6 +3068,29 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 		if (rc < 0)
 			goto out;
 		rc = 0;
+		if (kind[i] == RD_TYPED) {
+			/* a declared type with no cast to the column's and back
+			 * (datetime into TIME): DuckDB's binder error on the
+			 * check's own SQL was the message */
+			udr__buf p = {0};
+			int prc = udr__buf_printf(&p,
+			                          "SELECT CAST(TRY_CAST(x AS %s) AS %s) FROM (SELECT coalesce(TRY_CAST("
+			                          "'2000-01-01 00:00:00' AS %s), TRY_CAST('1' AS %s), TRY_CAST('true' AS "
+			                          "%s), TRY_CAST('a' AS %s)) AS x)",
+			                          t, d, d, d, d, d);
+			if (prc == 0 && (prc = udr__q_exec(q, p.ptr)) < 0 && prc != UDR_ENOMEM) {
+				char qc[UDR_TABLE_NAME_MAX * 4 + 8];
+				udr_error_clear();
+				udr__quote(qc, sizeof(qc), old->names[i]);
+				prc = udr__error_set(UDR_EINVAL,
+				                     "column '%s' is %s: the data's %s values cannot be stored in it "
+				                     "(nothing was imported)",
+				                     qc, t, d);
+			}
+			udr__buf_free(&p);
+			if ((rc = prc) < 0)
+				goto out;
+		}
 		if (kind[i] == RD_PLAIN && !d && nested_checkable(t)) {
 			char qc[UDR_TABLE_NAME_MAX * 4 + 8];
 			udr__quote(qc, sizeof(qc), old->names[i]);

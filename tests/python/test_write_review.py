@@ -90,3 +90,12 @@ def test_an_append_with_a_key_the_struct_lacks_is_refused(db):
             db.write("t", [{"id": 2, "a": extra}], mode="append")
     db.write("t", [{"id": 2, "a": {"x": 2}}], mode="append")
     assert db.sql("SELECT id, a.x FROM t ORDER BY id").fetchall() == [(1, 1), (2, 2)]
+
+
+def test_values_of_a_type_with_no_way_into_the_column_are_named(db):
+    # the message was DuckDB's binder error on the import's own check SQL
+    db.sql("CREATE TABLE t (a TIME, c DATE)")
+    with pytest.raises(udr.InvalidArgumentError, match="column 'a' is TIME: the data's TIMESTAMP values"):
+        db.write("t", [{"a": datetime.datetime(2024, 1, 1, 3), "c": datetime.date(2020, 1, 1)}], mode="append")
+    db.write("t", [{"a": datetime.time(3), "c": datetime.datetime(2020, 1, 1)}], mode="append")
+    assert db.sql("SELECT * FROM t").fetchall() == [(datetime.time(3), datetime.date(2020, 1, 1))]
