@@ -209,7 +209,7 @@ int cli_cmd_commit(cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = cli_open_db(&db, ctx)) != 0)
 		goto out;
-	if (o.file && o.branch) {
+	if (o.file && o.branch && strcmp(o.branch, "main") != 0 && strcmp(o.branch, "branch:main") != 0) {
 		/* the branch before the file is stored (it was, then the commit
 		 * said not found) */
 		uint64_t head = 0;

@@ -141,6 +141,19 @@ static int64_t other_kind_of_int(PyObject *o)
 	return k;
 }
 
+/* 2^127 .. 2^128 - 1: a UHUGEINT (as a UHUGEINT column gives it), bound as
+ * its text, which the statement casts. */
+static int fits_uhugeint(PyObject *o)
+{
+	PyObject *lo = PyLong_FromString("170141183460469231731687303715884105728", NULL, 10);
+	PyObject *hi = PyLong_FromString("340282366920938463463374607431768211455", NULL, 10);
+	int ok = lo && hi && PyObject_RichCompareBool(o, lo, Py_GE) == 1 && PyObject_RichCompareBool(o, hi, Py_LE) == 1;
+	Py_XDECREF(lo);
+	Py_XDECREF(hi);
+	PyErr_Clear();
+	return ok;
+}
+
 /* A date, time, datetime, Decimal or UUID parameter: *conv its text as
  * UDR_OTHER_* *kind says (days, microseconds, digits; a UUID or a value
  * with no such form: its text, UDR_OTHER_TEXT).  0, or -1 with an
@@ -207,7 +220,7 @@ static int params_from_obj(udr_value **out, size_t *n, PyObject **keep, PyObject
 				 * (10**40 < 9 * 10**39 was true), so refused */
 				conv = PyObject_Str(o);
 				v->type = UDR_TYPE_OTHER;
-				if (conv && (v->i64 = other_kind_of_int(o)) != UDR_OTHER_HUGEINT) {
+				if (conv && (v->i64 = other_kind_of_int(o)) != UDR_OTHER_HUGEINT && !fits_uhugeint(o)) {
 					PyErr_Format(PyExc_ValueError,
 					             "parameter %zd: the int %S does not fit HUGEINT (128 bits); pass it as a "
 					             "str and cast it in the statement",
@@ -1658,7 +1671,9 @@ static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 
 		if (mod == NULL)
 			return NULL;
-		ret = PyObject_CallMethod(mod, "write_temp", "O", data);
+		/* an append reads the rows with the table's types: the checks
+		 * of a new table's types are not for it */
+		ret = PyObject_CallMethod(mod, "write_temp", "Oi", data, io.mode == UDR_IMPORT_APPEND);
 		Py_DECREF(mod);
 		if (ret == NULL)
 			return NULL;

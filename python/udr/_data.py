@@ -366,7 +366,7 @@ def _default(value):
     raise TypeError("cannot write a value of type %s" % type(value).__name__)
 
 
-def write_temp(data):
+def write_temp(data, append=False):
     """Write data to a new temporary .ndjson file; return its path (the
     caller removes it) and the column types to read it with, a list of
     (column, DuckDB type).  Raises TypeError / ValueError for data that
@@ -397,7 +397,9 @@ def write_temp(data):
         if n == 0:
             raise ValueError("no rows to write (no types to infer)")
         for place, (floats, big) in numbers.items():
-            if floats and big is not None:
+            # a new table's column (or list) of both is DOUBLE; an append
+            # reads them with the table's type (DECIMAL, VARCHAR: exact)
+            if floats and big is not None and not append:
                 raise ValueError("cannot write the int %d in column %r: floats there make it DOUBLE, which "
                                  "does not hold it exactly; pass the numbers as decimal.Decimal or str"
                                  % (big, place[0]))
@@ -448,6 +450,12 @@ def param_form(v):
             raise ValueError("cannot bind %r: DECIMAL has no NaN or infinity (pass a float)" % (v,))
         whole, scale = _decimal_digits(v)
         if whole + scale > 38:
+            # trailing zeros (1.000...0, -0E-50) are no digits of the value
+            n = v.normalize()
+            if n.is_zero():
+                n = decimal.Decimal(0)
+            if sum(_decimal_digits(n)) <= 38:
+                return 1, format(n, "f")
             raise ValueError("cannot bind %r: it has more than the 38 digits a DECIMAL holds (pass it as a "
                              "str and cast it in the statement)" % (v,))
         return 1, format(v, "f")

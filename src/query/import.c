@@ -2973,9 +2973,18 @@ static int loss_case(udr__buf *b, const char *col, int kind, const char *d, cons
 		rc = udr__sql_literal(b, col);
 	if (rc == 0)
 		rc = put_col_expr(b, " || ': ' || CAST(@ AS VARCHAR)", col);
+	/* the types as SQL literals: a field name may hold a quote
+	 * (STRUCT("it's" VARCHAR) broke the statement) */
 	if (rc == 0)
-		rc = udr__buf_printf(b, " || ' (%s in the data) does not fit %s, %s: %s' END",
-		                     kind == RD_TYPED || kind == RD_TZ ? d : jt ? "JSON" : "text", t,
+		rc = udr__buf_puts(b, " || ' (' || ");
+	if (rc == 0)
+		rc = udr__sql_literal(b, kind == RD_TYPED || kind == RD_TZ ? d : jt ? "JSON" : "text");
+	if (rc == 0)
+		rc = udr__buf_puts(b, " || ' in the data) does not fit ' || ");
+	if (rc == 0)
+		rc = udr__sql_literal(b, t);
+	if (rc == 0)
+		rc = udr__buf_printf(b, " || ', %s: %s' END",
 		                     detected ? DETECTED_TYPE : "the table''s type",
 		                     detected ? "it would change the value (nothing was imported; give the column''s "
 		                                "type with --sql: SELECT ... FROM read_csv(''FILE'', all_varchar = "
@@ -3045,6 +3054,11 @@ static int checked_select(udr__buf *out, udr_query *q, int format, const char *c
 		for (size_t k = 0; json && k < opts->ntypes; k++)
 			if (strcmp(opts->types[2 * k], old->names[i]) == 0)
 				d = opts->types[2 * k + 1]; /* the caller's (Python's) types */
+		/* a nested type declared (Python's dicts are STRUCTs): a new
+		 * table's; the rows go into this one's type as JSON does (a
+		 * dict into a MAP column: no cast from STRUCT to MAP) */
+		if (d && (strstr(d, "STRUCT(") || strstr(d, "MAP(") || strchr(d, '[')))
+			d = NULL;
 		if (strcmp(t, "VARCHAR") == 0 || (d && strcmp(d, t) == 0))
 			kind[i] = RD_PLAIN;
 		else if (d && strcmp(d, "VARCHAR") != 0)

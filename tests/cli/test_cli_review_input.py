@@ -200,3 +200,22 @@ def test_key_of_an_up_to_date_merge(udr):
     udr.ok("tag", "create", "v1")
     udr.ok("sql", "DROP TABLE t")
     assert "already up to date" in udr.ok("merge", "tag:v1", "--key", "t=id").out
+
+
+@needs_query
+@pytest.mark.parametrize("ext", ["ndjson", "json", "csv"])
+def test_a_field_name_with_a_quote_imports_back(udr, tmp_path, ext):
+    """The checks' message spliced the column's type into a SQL string: a
+    STRUCT field named it's broke the statement (Parser Error, exit 2)."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS id, {'it''s': 'a'} AS v, {'it''s': 1} AS w")
+    f = tmp_path / ("t." + ext)
+    udr.ok("export", "t", str(f))
+    udr.ok("import", "t", str(f), "--key", "id")
+    udr.ok("import", "t", str(f), "--append")
+    assert udr.ok("sql", "--csv", "SELECT count(*) FROM t").out.split()[-1] == "2"
+
+
+def test_commit_file_on_main_of_a_fresh_store(udr, tmp_path):
+    f = tmp_path / "e.csv"
+    f.write_text("id\n1\n")
+    assert udr.ok("commit", "t", "--next", "--file", str(f), "--branch", "main").out.strip() == "1"

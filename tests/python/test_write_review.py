@@ -99,3 +99,20 @@ def test_values_of_a_type_with_no_way_into_the_column_are_named(db):
         db.write("t", [{"a": datetime.datetime(2024, 1, 1, 3), "c": datetime.date(2020, 1, 1)}], mode="append")
     db.write("t", [{"a": datetime.time(3), "c": datetime.datetime(2020, 1, 1)}], mode="append")
     assert db.sql("SELECT * FROM t").fetchall() == [(datetime.time(3), datetime.date(2020, 1, 1))]
+
+
+def test_a_review_of_this_change(db):
+    """What the first version of these checks refused that had worked:
+    dicts appended to MAP columns (declared STRUCT, no cast to MAP), ints
+    beside floats appended to a DECIMAL column (read as DECIMAL: exact),
+    a UHUGEINT parameter, Decimals longer than 38 digits only by zeros."""
+    db.sql("CREATE TABLE t AS SELECT 1 AS id, MAP {'a': 1} AS m, [MAP {'x': 'y'}] AS lm, {'m': MAP {'q': 1}} AS sm")
+    db.write("t", [{"id": 2, "m": {"k": 2}, "lm": [{"z": "w"}], "sm": {"m": {"r": 3}}}], mode="append")
+    assert db.sql("SELECT m::VARCHAR, lm::VARCHAR, sm.m::VARCHAR FROM t WHERE id = 2").fetchall() == \
+        [("{k=2}", "[{z=w}]", "{r=3}")]
+    db.sql("CREATE TABLE dd AS SELECT 1.5::DECIMAL(20,1) AS a")
+    db.write("dd", [{"a": 9007199254740993}, {"a": 0.5}], mode="append")
+    assert db.sql("SELECT a::VARCHAR FROM dd ORDER BY a").fetchall() == [("0.5",), ("1.5",), ("9007199254740993.0",)]
+    assert db.sql("SELECT ?::UHUGEINT = 170141183460469231731687303715884105728::UHUGEINT", [2 ** 127]).fetchall() \
+        == [(True,)]
+    assert db.sql("SELECT ?, ?", [D("-0E-50"), D("1." + "0" * 40)]).fetchall() == [(D(0), D(1))]
