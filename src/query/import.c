@@ -2767,12 +2767,21 @@ static int struct_keys_cond(udr__buf *cond, const char *e, const char *t, size_t
 				rc = udr__buf_puts(&names, names.len ? ", " : "");
 			if (rc == 0)
 				rc = udr__sql_literal(&names, nm.ptr ? nm.ptr : "");
-			/* the field's value, walked */
-			if (rc == 0) {
-				udr__buf fx = {0};
-				rc = udr__buf_printf(&fx, "json_extract(%s, ", e);
+			/* the field's value, walked: json_extract takes a plain key,
+			 * except one that starts as a path does ($, /), which is
+			 * quoted in a path; with a quote in it too, not walked */
+			if (rc == 0 && nm.ptr && (nm.ptr[0] == '$' || nm.ptr[0] == '/') && strchr(nm.ptr, '"')) {
+				/* its own keys are checked above */
+			} else if (rc == 0) {
+				udr__buf fx = {0}, path = {0};
+				const char *k = nm.ptr ? nm.ptr : "";
+				if (*k == '$' || *k == '/')
+					rc = udr__buf_printf(&path, "$.\"%s\"", k);
 				if (rc == 0)
-					rc = udr__sql_literal(&fx, nm.ptr ? nm.ptr : "");
+					rc = udr__buf_printf(&fx, "json_extract(%s, ", e);
+				if (rc == 0)
+					rc = udr__sql_literal(&fx, path.len ? path.ptr : k);
+				udr__buf_free(&path);
 				if (rc == 0)
 					rc = udr__buf_puts(&fx, ")");
 				if (rc == 0)

@@ -219,3 +219,20 @@ def test_commit_file_on_main_of_a_fresh_store(udr, tmp_path):
     f = tmp_path / "e.csv"
     f.write_text("id\n1\n")
     assert udr.ok("commit", "t", "--next", "--file", str(f), "--branch", "main").out.strip() == "1"
+
+
+@needs_query
+def test_struct_fields_named_like_json_paths(udr, tmp_path):
+    """A field named $x or /y was given to json_extract as a path (a
+    binder error on every append of the table's own export)."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS id, {'$x': {'a': 1}, '/y': {'b': 'q'}, 'a.b': {'c': 1}} AS v")
+    f = tmp_path / "t.ndjson"
+    udr.ok("export", "t", str(f))
+    udr.ok("import", "t", str(f), "--append")
+    ok = '{"id":2,"v":{"$x":{"a":1},"/y":{"b":"q"},"a.b":{"c":1}}}'
+    for bad in (ok.replace('{"a":1}', '{"a":1,"zz":2}'), ok.replace('{"b":"q"}', '{"b":"q","zz":1}'),
+                ok.replace('{"c":1}', '{"c":1,"zz":1}')):
+        f.write_text(bad + "\n")
+        r = udr("import", "t", str(f), "--append")
+        assert r.code == 2 and "column v: " in r.stderr, (bad, r)
+    assert udr.ok("sql", "--csv", "SELECT count(*) FROM t").out.split()[-1] == "2"
