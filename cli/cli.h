@@ -153,6 +153,10 @@ int cli_check_table(const char *name);
  * multiply by 1024, 1024^2, 1024^3.  On error reports "invalid WHAT" quoting
  * text and returns CLI_EXIT_USAGE.
  */
+/** Print n bytes of text to stdout, control characters as \xNN (a
+ * commit message cannot move the cursor or color the terminal). */
+void cli_put_text(const char *s, size_t n);
+
 /** --limit N: an integer >= 1 (a message naming --limit otherwise); exit code. */
 int cli_parse_limit(uint64_t *out, const char *text);
 

@@ -107,7 +107,8 @@ static void print_node_text(const udr_commit *cm, const char *deco)
 		printf(" (%s)", deco);
 	if (cm->message) {
 		size_t n = strcspn(cm->message, "\n");
-		printf(" %.*s", (int)n, cm->message);
+		putchar(' ');
+		cli_put_text(cm->message, n);
 	} else if (cm->op && strcmp(cm->op, "merge") == 0 && cm->nparents == 2) {
 		printf(" merge of commit %" PRIu64 " into %s", cm->parents[1], cm->branch ? cm->branch : "?");
 	} else {

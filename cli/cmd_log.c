@@ -200,7 +200,9 @@ static void print_commit_text(udr_catalog *cat, const udr_commit *c)
 		for (m = c->message; *m;) {
 			size_t n = strcspn(m, "\n");
 
-			printf("    %.*s\n", (int)n, m);
+			fputs("    ", stdout);
+			cli_put_text(m, n);
+			putchar('\n');
 			m += n + (m[n] == '\n');
 		}
 	}

@@ -155,6 +155,19 @@ int cli_parse_version(uint64_t *out, const char *text)
 	return CLI_EXIT_OK;
 }
 
+void cli_put_text(const char *s, size_t n)
+{
+	/* a commit message is anyone's text: a terminal's control sequences
+	 * (ESC, CR, backspace) in it are shown, not obeyed */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			printf("\\x%02x", c);
+		else
+			putchar(c);
+	}
+}
+
 int cli_parse_limit(uint64_t *out, const char *text)
 {
 	uint64_t v = 0;

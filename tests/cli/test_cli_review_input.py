@@ -236,3 +236,17 @@ def test_struct_fields_named_like_json_paths(udr, tmp_path):
         r = udr("import", "t", str(f), "--append")
         assert r.code == 2 and "column v: " in r.stderr, (bad, r)
     assert udr.ok("sql", "--csv", "SELECT count(*) FROM t").out.split()[-1] == "2"
+
+
+def test_log_shows_control_characters_in_a_message(udr, tmp_path):
+    """log printed messages raw: an ESC sequence colored the terminal and a
+    CR let a message overwrite its own line with a fake one."""
+    f = tmp_path / "a"
+    f.write_bytes(b"x")
+    udr.ok("commit", "t", "--next", "--file", str(f), "-m", "hi\x1b[31mRED\rcommit 99\ttab\nsecond")
+    out = udr.ok("log").out
+    assert "\x1b" not in out and "\r" not in out, out
+    assert "    hi\\x1b[31mRED\\x0dcommit 99\ttab\n    second\n" in out, out
+    graph = udr.ok("log", "--graph").out
+    assert "\x1b" not in graph and "hi\\x1b[31mRED" in graph, graph
+    assert json.loads(udr.ok("log", "--json").out)[0]["message"] == "hi\x1b[31mRED\rcommit 99\ttab\nsecond"
