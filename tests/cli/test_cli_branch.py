@@ -350,13 +350,22 @@ def test_conflicts_of_a_branch_with_a_long_name(udr, name):
     assert udr.ok("fsck").code == 0
 
 
+def utc_ms(t):
+    """t as UTC text with milliseconds, from one reading of the clock (the
+    seconds and the milliseconds read apart were a second off at a second's
+    turn, and the test failed)."""
+    import time
+    ms = int(t * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
 def test_time_travel_in_a_branch_session_reads_the_branch(udr):
     """In a --branch dev session t@TIME read main's history (another answer
     than udr show t --branch dev --at TIME, exit 0; a helper's review)."""
     import time
     udr.ok("sql", "CREATE TABLE t AS SELECT 'main-v1' AS v")
     time.sleep(0.05)
-    before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".%03dZ" % (int(time.time() * 1000) % 1000)
+    before = utc_ms(time.time())
     time.sleep(0.05)
     udr.ok("branch", "create", "dev")
     # before the branch was made: what it was made from (it said "no version")
@@ -365,7 +374,7 @@ def test_time_travel_in_a_branch_session_reads_the_branch(udr):
     udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'dev-v2'")
     udr.ok("sql", "--branch", "dev", "CREATE TABLE d AS SELECT 1 AS x")
     time.sleep(0.05)
-    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".%03dZ" % (int(time.time() * 1000) % 1000)
+    at = utc_ms(time.time())
     time.sleep(0.05)
     udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'dev-v3'")
     q = 'SELECT v FROM "t@%s"' % at
