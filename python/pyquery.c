@@ -127,31 +127,30 @@ static void session_leave(udrpy_db *d)
 /* ---- values ------------------------------------------------------------- */
 
 /* Parameters as udr_values; strings point into objects kept in *keep. */
-/* UDR_OTHER_HUGEINT for an int within HUGEINT, else UDR_OTHER_TEXT. */
-static int64_t other_kind_of_int(PyObject *o)
+/* lo <= o <= hi, the bounds as decimal text. */
+static int int_between(PyObject *o, const char *lo_text, const char *hi_text)
 {
-	PyObject *lo = PyLong_FromString("-170141183460469231731687303715884105728", NULL, 10);
-	PyObject *hi = PyLong_FromString("170141183460469231731687303715884105727", NULL, 10);
-	int64_t k = UDR_OTHER_TEXT;
-	if (lo && hi && PyObject_RichCompareBool(o, lo, Py_GE) == 1 && PyObject_RichCompareBool(o, hi, Py_LE) == 1)
-		k = UDR_OTHER_HUGEINT;
+	PyObject *lo = PyLong_FromString(lo_text, NULL, 10), *hi = PyLong_FromString(hi_text, NULL, 10);
+	int in = lo && hi && PyObject_RichCompareBool(o, lo, Py_GE) == 1 && PyObject_RichCompareBool(o, hi, Py_LE) == 1;
 	Py_XDECREF(lo);
 	Py_XDECREF(hi);
 	PyErr_Clear();
-	return k;
+	return in;
+}
+
+/* UDR_OTHER_HUGEINT for an int within HUGEINT, else UDR_OTHER_TEXT. */
+static int64_t other_kind_of_int(PyObject *o)
+{
+	return int_between(o, "-170141183460469231731687303715884105728", "170141183460469231731687303715884105727")
+	           ? UDR_OTHER_HUGEINT
+	           : UDR_OTHER_TEXT;
 }
 
 /* 2^127 .. 2^128 - 1: a UHUGEINT (as a UHUGEINT column gives it), bound as
  * its text, which the statement casts. */
 static int fits_uhugeint(PyObject *o)
 {
-	PyObject *lo = PyLong_FromString("170141183460469231731687303715884105728", NULL, 10);
-	PyObject *hi = PyLong_FromString("340282366920938463463374607431768211455", NULL, 10);
-	int ok = lo && hi && PyObject_RichCompareBool(o, lo, Py_GE) == 1 && PyObject_RichCompareBool(o, hi, Py_LE) == 1;
-	Py_XDECREF(lo);
-	Py_XDECREF(hi);
-	PyErr_Clear();
-	return ok;
+	return int_between(o, "170141183460469231731687303715884105728", "340282366920938463463374607431768211455");
 }
 
 /* A date, time, datetime, Decimal or UUID parameter: *conv its text as

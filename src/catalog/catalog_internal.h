@@ -371,6 +371,10 @@ int udr__snapshot_table(uint64_t *version, uint64_t *seq, udr_catalog *c, uint64
 /* Readers: the head record of branch (NULL: main) as of global seq at
  * (0: the visible head).  UDR_ENOTFOUND when it does not exist. */
 int udr__branch_head(uint64_t *out, udr_catalog *c, const char *branch, uint64_t at);
+
+/* 0, or UDR_EINVAL when message (NULL: none) is not valid UTF-8: checked
+ * before anything a commit needs is stored. */
+int udr__message_check(const char *message);
 void udr__refs_cache_free(udr_catalog *c);
 /* Has the store branched (a ref record exists, or the config says 3)? */
 bool udr__catalog_branched(udr_catalog *c);

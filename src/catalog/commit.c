@@ -221,14 +221,10 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 	int rc;
 	if (!c || ((!vs || n == 0) && !o->op))
 		return udr__error_set(UDR_EINVAL, "invalid argument: nothing to commit");
-	if (o->message) {
-		/* before anything is written (the record's serialization found
-		 * it only after a retention change had upgraded the catalog) */
-		json_t *m = json_string(o->message);
-		if (!m)
-			return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
-		json_decref(m);
-	}
+	/* before anything is written (the record's serialization found it
+	 * only after a retention change had upgraded the catalog) */
+	if ((rc = udr__message_check(o->message)) < 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		if (!vs[i])
 			return udr__error_set(UDR_EINVAL, "invalid argument: version %zu is NULL", i);

@@ -90,19 +90,26 @@ int udr_version_add_chunk(udr_version *v, const udr_hash *h)
 	return 0;
 }
 
+int udr__message_check(const char *message)
+{
+	json_t *j;
+	if (!message)
+		return 0;
+	if (!(j = json_string(message))) /* jansson takes valid UTF-8 only */
+		return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
+	json_decref(j);
+	return 0;
+}
+
 int udr_version_set_message(udr_version *v, const char *message)
 {
 	char *m = NULL;
 	if (!v)
 		return udr__error_set(UDR_EINVAL, "invalid argument: version is NULL");
-	if (message) {
-		/* refused here, before a caller stores the version's data (the
-		 * commit found it only when it wrote the record) */
-		json_t *j = json_string(message);
-		if (!j)
-			return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
-		json_decref(j);
-	}
+	/* refused here, before a caller stores the version's data (the commit
+	 * found it only when it wrote the record) */
+	if (udr__message_check(message) < 0)
+		return UDR_EINVAL;
 	if (message && !(m = strdup(message)))
 		return udr__error_oom();
 	free(v->message);

@@ -23,6 +23,7 @@
 #include <udr/refs.h>
 #include <udr/txn.h>
 
+#include "catalog/catalog_internal.h"
 #include "query/query_internal.h"
 
 /*
@@ -1976,7 +1977,7 @@ static int check_import_args(udr_query *q, const char *table, const udr_import_o
 			return rc;
 	}
 	{
-		int rc = udr__q_check_message(opts->message);
+		int rc = udr__message_check(opts->message);
 		if (rc < 0)
 			return rc;
 	}

@@ -2369,19 +2369,6 @@ int udr_query_set_read_only(udr_query *q, int on)
 	return 0;
 }
 
-int udr__q_check_message(const char *message)
-{
-	json_t *m;
-	if (!message)
-		return 0;
-	/* before anything is stored (a write found it only at its commit,
-	 * its parts already put) */
-	if (!(m = json_string(message)))
-		return udr__error_set(UDR_EINVAL, "commit message is not valid UTF-8");
-	json_decref(m);
-	return 0;
-}
-
 int udr__q_check_branch(udr_query *q, const char *branch)
 {
 	uint64_t head = 0, bh = 0;
@@ -2397,7 +2384,9 @@ int udr_query_set_message(udr_query *q, const char *message)
 	int rc;
 	if (!q)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_query_set_message");
-	if ((rc = udr__q_check_message(message)) < 0)
+	/* before anything is stored (a write found it only at its commit,
+	 * its parts already put) */
+	if ((rc = udr__message_check(message)) < 0)
 		return rc;
 	if (message && !(m = strdup(message)))
 		return udr__error_oom();

@@ -200,10 +200,6 @@ int udr__q_resolve(udr_version **out, udr_query *q, const char *table, const cha
 /* Make sure the parts of v are ready to read; *name ("table@N", which
  * SQL can name as "table@N") borrowed from q. */
 int udr__q_view(const char **name, udr_query *q, const udr_version *v);
-/* UDR_EINVAL when message is not valid UTF-8 (checked before a write
- * stores anything). */
-int udr__q_check_message(const char *message);
-
 /* 0 when branch (a name) exists now, else its error (UDR_ENOTFOUND). */
 int udr__q_check_branch(udr_query *q, const char *branch);
 

@@ -2855,7 +2855,7 @@ int udr_query_optimize(uint64_t *version, udr_query *q, const char *table, const
 	int rc;
 	if (udr__q_refuse_read_only(q, "udr_query_optimize") < 0)
 		return UDR_EINVAL;
-	if (opts && (rc = udr__q_check_message(opts->message)) < 0)
+	if (opts && (rc = udr__message_check(opts->message)) < 0)
 		return rc;
 	if ((rc = udr_gc_hold_begin(&hold, q ? q->store : NULL)) < 0)
 		return rc;
