@@ -586,7 +586,8 @@ static int drain(udr__gc_mark *m, bool comm)
 
 /* ---- roots ------------------------------------------------------------------------------- */
 
-static int version_root(udr__gc_mark *m, const char *path, udr__gc_expired_fn expired, void *payload)
+static int version_root(udr__gc_mark *m, const char *path, const char *table, uint64_t number,
+                        udr__gc_expired_fn expired, void *payload)
 {
 	char *text = NULL;
 	size_t len;
@@ -600,6 +601,14 @@ static int version_root(udr__gc_mark *m, const char *path, udr__gc_expired_fn ex
 		                      "unknown; nothing was removed (run udr fsck)", path);
 	}
 	free(text);
+	if (v->version != number || strcmp(v->table, table) != 0) {
+		/* another version's file in its place: the chunks of the one
+		 * the log committed there are unknown */
+		udr_version_free(v);
+		return udr__error_set(UDR_ECORRUPT, "gc: version file %s holds another version, so the chunks of version "
+		                      "%llu of table %s are unknown; nothing was removed (run udr fsck)",
+		                      path, (unsigned long long)number, table);
+	}
 	if (expired && (rc = expired(&exp, v->table, v->version, payload)) < 0) {
 		udr_version_free(v);
 		return rc;
@@ -623,33 +632,132 @@ static int version_root(udr__gc_mark *m, const char *path, udr__gc_expired_fn ex
 	return rc;
 }
 
+/*
+ * Every table's latest version as the log allocated it (on any branch):
+ * its version files 1..latest must all be there, or the chunks of the
+ * missing ones are unknown and would be removed (FORMAT.md: a missing
+ * version file is an integrity error, never a smaller latest).  Versions
+ * committed after this read only add files.  Keys of refs ("@...") are
+ * dropped.
+ */
+static int log_latest(udr__tstate *out, udr_catalog *c)
+{
+	uint64_t head = 0;
+	udr__record r;
+	bool known = true;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = udr__catalog_true_head(&head, c)) < 0 || head == 0)
+		return rc;
+	if ((rc = udr__record_read(&r, c, head)) < 0)
+		return rc;
+	rc = r.branched ? udr__global_state(out, c, &r) : udr__state_at(out, &known, c, head);
+	udr__record_free(&r);
+	if (rc < 0)
+		udr__tstate_free(out);
+	return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The log's versions 1..latest of table (the version numbers of its files
+ * in seen, n of them): the first missing one's error, else 0. */
+static int versions_complete(udr__gc_mark *m, const char *table, uint64_t *seen, size_t n, uint64_t latest)
+{
+	uint64_t want = 1;
+	qsort(seen, n, sizeof(*seen), cmp_u64);
+	for (size_t i = 0; i < n && want <= latest; i++)
+		if (seen[i] == want)
+			want++;
+	if (want > latest)
+		return 0;
+	{
+		char *p = udr__version_path(m->c, table, want);
+		int rc = udr__error_set(UDR_ECORRUPT, "gc: version %llu of table %s is in the log but its version file%s%s "
+		                        "is missing, so the chunks it names are unknown; nothing was removed (run udr fsck)",
+		                        (unsigned long long)want, table, p ? " " : "", p ? p : "");
+		free(p);
+		return rc;
+	}
+}
+
 static int version_roots(udr__gc_mark *m, udr__gc_expired_fn expired, void *payload)
 {
-	DIR *d = opendir(m->c->tablesdir), *td;
+	DIR *d, *td;
 	struct dirent *e, *f;
-	int rc = 0;
-	if (!d)
-		return errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", m->c->tablesdir);
+	udr__tstate latest;
+	size_t checked = 0;
+	int rc;
+	if ((rc = log_latest(&latest, m->c)) < 0)
+		return rc;
+	if (!(d = opendir(m->c->tablesdir))) {
+		rc = errno == ENOENT ? 0 : udr__error_io(errno, "cannot list %s", m->c->tablesdir);
+		goto tables_gone;
+	}
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		char *dir;
+		uint64_t *seen = NULL;
+		size_t nseen = 0, capseen = 0;
+		const udr__tentry *te;
 		if (e->d_name[0] == '.' || !(dir = udr__path_join(m->c->tablesdir, e->d_name)))
 			continue;
 		if ((td = opendir(dir)) != NULL) {
 			while (rc == 0 && (f = readdir(td)) != NULL) {
 				char *p;
+				uint64_t num = 0;
 				if (strlen(f->d_name) != SEQ_DIGITS + 5 || strcmp(f->d_name + SEQ_DIGITS, ".json") != 0 ||
-				    !(p = udr__path_join(dir, f->d_name)))
+				    udr__parse_u64(&num, f->d_name, SEQ_DIGITS) < 0 || !(p = udr__path_join(dir, f->d_name))) {
+					udr_error_clear();
 					continue;
-				rc = version_root(m, p, expired, payload);
+				}
+				if (nseen == capseen) {
+					size_t nc = capseen ? 2 * capseen : 64;
+					uint64_t *q = realloc(seen, nc * sizeof(*q));
+					if (!q) {
+						free(p);
+						rc = udr__error_oom();
+						break;
+					}
+					seen = q;
+					capseen = nc;
+				}
+				seen[nseen++] = num;
+				rc = version_root(m, p, e->d_name, num, expired, payload);
 				free(p);
 			}
 			closedir(td);
 		} else if (errno != ENOTDIR) {
 			rc = udr__error_io(errno, "cannot list %s", dir);
 		}
+		if (rc == 0 && (te = udr__tstate_find(&latest, e->d_name)) != NULL) {
+			checked++;
+			rc = versions_complete(m, e->d_name, seen, nseen, te->version);
+		}
+		free(seen);
 		free(dir);
 	}
 	closedir(d);
+tables_gone:
+	/* a table of the log with no directory at all */
+	for (size_t i = 0; rc == 0 && checked < latest.n && i < latest.n; i++) {
+		const char *t = latest.e[i].table;
+		char *dir;
+		struct stat st;
+		if (t[0] == '@' || latest.e[i].version == 0)
+			continue;
+		if (!(dir = udr__path_join(m->c->tablesdir, t))) {
+			rc = udr__error_oom();
+			break;
+		}
+		if (UDR_IO->stat(dir, &st) < 0)
+			rc = versions_complete(m, t, NULL, 0, latest.e[i].version);
+		free(dir);
+	}
+	udr__tstate_free(&latest);
 	return rc;
 }
 

@@ -442,6 +442,9 @@ static int cache_parts(udr_query_cache_info *out, const char *cache, bool do_rem
 				free(p);
 				break;
 			}
+		} else if (do_remove && (rc = udr__cache_entry_regular(p)) < 0) {
+			free(p); /* not a part: whatever it is, it goes */
+			break;
 		}
 		free(p);
 	}
@@ -581,6 +584,13 @@ static int cache_sweep(udr_query_cache_info *removed, int *skipped, udr_db *db, 
 				rc = udr__error_oom();
 				break;
 			}
+			if ((rc = udr__cache_entry_regular(p)) <= 0) {
+				free(p); /* not a regular file: removed (never a part) */
+				if (rc < 0)
+					break;
+				continue;
+			}
+			rc = 0;
 			if (ex && lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
 				/* verify: the content is there; the part is kept when it
 				 * hashes to its name */

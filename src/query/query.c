@@ -29,13 +29,17 @@
 /* ---- verified parts (process-wide) -------------------------------------------- */
 
 /* A part is verified once per process: keyed by its hash and the identity of
- * the file that was hashed, so a replaced or rewritten file is hashed again. */
+ * the file that was hashed, so a replaced or rewritten file is hashed again
+ * (the change time too: a write that puts the old size and modification
+ * time back still moves it).  Damage below the file system (media bit rot)
+ * changes none of them: a new process, or fsck, hashes the part again, and
+ * a part DuckDB then cannot read is hashed again at once (udr__q_error). */
 typedef struct vent {
 	udr_hash h;
 	dev_t dev;
 	ino_t ino;
 	off_t size;
-	int64_t mtime_ns;
+	int64_t mtime_ns, ctime_ns;
 } vent;
 
 static pthread_mutex_t g_vmu = PTHREAD_MUTEX_INITIALIZER;
@@ -55,6 +59,8 @@ static int vent_cmp(const vent *a, const vent *b)
 		return a->size < b->size ? -1 : 1;
 	if (a->mtime_ns != b->mtime_ns)
 		return a->mtime_ns < b->mtime_ns ? -1 : 1;
+	if (a->ctime_ns != b->ctime_ns)
+		return a->ctime_ns < b->ctime_ns ? -1 : 1;
 	return 0;
 }
 
@@ -86,6 +92,7 @@ static void vent_of(vent *e, const udr_hash *h, const struct stat *st)
 	e->ino = st->st_ino;
 	e->size = st->st_size;
 	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	e->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
 static bool vent_known(const udr_hash *h, const struct stat *st)
@@ -122,6 +129,46 @@ static void vent_add(const udr_hash *h, const struct stat *st)
 	}
 out:
 	pthread_mutex_unlock(&g_vmu);
+}
+
+/* Forget that the file h at st was verified: it changed in place since. */
+static void vent_forget(const udr_hash *h, const struct stat *st)
+{
+	vent e;
+	bool found;
+	size_t at;
+	vent_of(&e, h, st);
+	pthread_mutex_lock(&g_vmu);
+	at = vent_find(&e, &found);
+	if (found) {
+		memmove(&g_vents[at], &g_vents[at + 1], (g_nvents - at - 1) * sizeof(*g_vents));
+		g_nvents--;
+	}
+	pthread_mutex_unlock(&g_vmu);
+}
+
+/* Does the file at path still hash to h (read now, whatever was verified
+ * before)?  1 yes, 0 no (forgotten as verified), < 0 when unreadable. */
+static int still_intact(const char *path, const udr_hash *h)
+{
+	struct stat st;
+	udr_hash got;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), rc;
+	if (fd < 0)
+		return udr__error_io(errno, "cannot open %s", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = udr__error_io(S_ISREG(st.st_mode) ? errno : EINVAL, "cannot read %s", path);
+		close(fd);
+		return rc;
+	}
+	rc = udr_hash_fd(&got, fd);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (udr_hash_equal(&got, h))
+		return 1;
+	vent_forget(h, &st);
+	return 0;
 }
 
 /* Hash the file at path once per process; a mismatch is UDR_ECORRUPT. */
@@ -356,7 +403,12 @@ static int part_path(char **out, bool *cached, udr_query *q, const udr_hash *h, 
 		free(p);
 		return rc;
 	}
-	if (access(p, F_OK) == 0) {
+	/* a FIFO there would hang the read, and the write through it */
+	if ((rc = udr__cache_entry_regular(p)) < 0) {
+		free(p);
+		return rc;
+	}
+	if (rc == 1) {
 		if (!q->verify || (rc = verify_file(p, h, v)) == 0) {
 			*out = p;
 			return 0;
@@ -434,8 +486,19 @@ int udr__q_error(udr_query *q, const char *msg)
 						    udr__error_set(UDR_ECORRUPT,
 						                   "table %s version %" PRIu64 ": part %s is missing from the store",
 						                   vw->table, vw->version, hex));
-					/* verified: the part is what was committed, so this is
-					 * its content, not damage (fsck finds nothing) */
+					/* verified when the session first read it, and read
+					 * again now: still what was committed, so this is its
+					 * content, not damage (fsck finds nothing); else it
+					 * changed in place since (bit rot keeps size and time) */
+					if (q->verify && vw->paths && vw->paths[k] &&
+					    still_intact(vw->paths[k], &h) == 0)
+						return udr__q_data_error(
+						    q, vw->table, vw->version,
+						    udr__error_set(UDR_ECORRUPT,
+						                   "table %s version %" PRIu64 ": part %s is damaged (its content "
+						                   "no longer matches its hash; file %s): %s",
+						                   vw->table, vw->version, hex, vw->paths[k], msg));
+					udr_error_clear();
 					if (q->verify && q->views[i].fmt && q->views[i].fmt[k])
 						return udr__error_set(
 						    UDR_EINVAL,
@@ -1309,17 +1372,27 @@ static int part_format(unsigned char *out, udr_query *q, const char *path, const
 	return 0;
 }
 
-/* Cached parts may have been trimmed since the version was bound: bring them back. */
+/* A view bound by an earlier statement: its parts verified again (a file
+ * rewritten since is hashed again: verify_file), and cached parts trimmed
+ * (or damaged) since brought back. */
 static int view_refresh(udr_query *q, udr__view *vw, const udr_version *v)
 {
 	for (size_t i = 0; i < vw->nparts; i++) {
 		int rc;
-		if (!vw->cached[i])
+		if (!vw->cached[i]) {
+			if (q->verify && (rc = verify_file(vw->paths[i], &vw->parts[i], v)) < 0)
+				return udr__q_data_error(q, v->table, v->version, rc);
 			continue;
-		if ((rc = udr__q_cache_hold(q)) < 0)
+		}
+		if ((rc = udr__q_cache_hold(q)) < 0 || (rc = udr__cache_entry_regular(vw->paths[i])) < 0)
 			return rc;
-		if (access(vw->paths[i], F_OK) == 0)
-			continue;
+		if (rc == 1) {
+			if (!q->verify || (rc = verify_file(vw->paths[i], &vw->parts[i], v)) == 0)
+				continue;
+			if (rc != UDR_ECORRUPT)
+				return rc;
+			udr_error_clear(); /* a damaged cache file is just rewritten */
+		}
 		if ((rc = materialize(q, &vw->parts[i], vw->paths[i], v)) < 0)
 			return rc;
 	}

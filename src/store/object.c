@@ -1187,14 +1187,15 @@ done:
 	return rc;
 }
 
-int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
+static int content_stream_copy(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload,
+                               unsigned copy)
 {
 	udr__loc loc;
 	char hex[UDR_HASH_HEXSIZE + 1];
 	unsigned char *d = NULL;
 	size_t dl;
 	int rc;
-	if ((rc = udr__obj_find(&loc, s, h, 0, true)) < 0)
+	if ((rc = udr__obj_find(&loc, s, h, copy, true)) < 0)
 		return rc;
 	udr_hash_tohex(hex, h);
 	if (loc.kind == UDR__K_NONE) {
@@ -1211,6 +1212,40 @@ int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink 
 	}
 	udr__loc_free(&loc);
 	return rc;
+}
+
+struct counted {
+	udr__sink sink;
+	void *payload;
+	uint64_t n;
+};
+
+static int counted_sink(const void *d, size_t n, void *payload)
+{
+	struct counted *c = payload;
+	c->n += n;
+	return c->sink(d, n, c->payload);
+}
+
+/* Streamed from the first copy, and when it is damaged before a byte went
+ * out, from the next ones: a damaged index record that names another kind
+ * (or place) must not hide a good copy (FORMAT.md, multi-pack index). */
+int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
+{
+	char first[512];
+	struct counted c = {sink, payload, 0};
+	int rc = content_stream_copy(s, h, verify, counted_sink, &c, 0);
+	if (rc != UDR_ECORRUPT || c.n > 0)
+		return rc;
+	snprintf(first, sizeof(first), "%s", udr_error_last()->message);
+	for (unsigned copy = 1; copy < 64 && c.n == 0; copy++) {
+		udr_error_clear();
+		if ((rc = content_stream_copy(s, h, verify, counted_sink, &c, copy)) == 0)
+			return 0;
+		if (rc != UDR_ECORRUPT)
+			break; /* no such copy (not found), or an I/O error */
+	}
+	return udr__error_set(UDR_ECORRUPT, "%s", first);
 }
 
 struct cmp_state {
@@ -1243,7 +1278,7 @@ int udr__content_check(udr_store *s, const udr_hash *h, const void *data, size_t
 	return 0;
 }
 
-int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
+static int content_size_copy(uint64_t *out, udr_store *s, const udr_hash *h, unsigned copy)
 {
 	enum udr__kind kind;
 	udr__loc loc;
@@ -1251,7 +1286,7 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 	unsigned char hdr[MANIFEST_HDR];
 	size_t got = 0;
 	int fd, rc;
-	if ((rc = udr__obj_find(&loc, s, h, 0, true)) < 0)
+	if ((rc = udr__obj_find(&loc, s, h, copy, true)) < 0)
 		return rc;
 	udr_hash_tohex(hex, h);
 	if (loc.kind == UDR__K_NONE)
@@ -1271,13 +1306,13 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 		     attempt++) {
 			udr__loc_free(&loc);
 			udr_error_clear();
-			if ((rc = udr__obj_find(&loc, s, h, 0, true)) < 0)
+			if ((rc = udr__obj_find(&loc, s, h, copy, true)) < 0)
 				return rc;
 			if (loc.kind == UDR__K_NONE)
 				return udr__error_set(UDR_ENOTFOUND, "chunk %s not found", hex);
 			if (!loc.pack || loc.kind == UDR__K_MANIFEST) {
 				udr__loc_free(&loc);
-				return udr__content_size(out, s, h);
+				return content_size_copy(out, s, h, copy);
 			}
 		}
 		udr__loc_free(&loc);
@@ -1309,4 +1344,24 @@ int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 		*out = n;
 	}
 	return 0;
+}
+
+/* The size from the first copy whose header is intact: a damaged index
+ * record (or entry) must not hide a good copy (FORMAT.md, multi-pack
+ * index).  The first copy's error when none is. */
+int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
+{
+	char first[512];
+	int rc = content_size_copy(out, s, h, 0);
+	if (rc != UDR_ECORRUPT)
+		return rc;
+	snprintf(first, sizeof(first), "%s", udr_error_last()->message);
+	for (unsigned copy = 1; copy < 64; copy++) {
+		udr_error_clear();
+		if ((rc = content_size_copy(out, s, h, copy)) == 0)
+			return 0;
+		if (rc != UDR_ECORRUPT)
+			break; /* no such copy (not found), or an I/O error */
+	}
+	return udr__error_set(UDR_ECORRUPT, "%s", first);
 }

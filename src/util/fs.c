@@ -4,6 +4,7 @@
  * rename, directory fsync), small-file reads, paths, time and buffers.
  */
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -286,6 +288,27 @@ static bool owner_alive(const char *name)
 	if (end == name || *end != '-' || pid <= 0)
 		return false;
 	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+static int remove_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int udr__cache_entry_regular(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : udr__error_io(errno, "cannot stat %s", path);
+	if (S_ISREG(st.st_mode))
+		return 1;
+	if (S_ISDIR(st.st_mode) ? nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0
+	                        : unlink(path) < 0 && errno != ENOENT)
+		return udr__error_io(errno, "cannot remove %s (not a regular file, in the query cache)", path);
+	return 0;
 }
 
 int udr__tmp_clean(const char *tmpdir, uint64_t *removed)

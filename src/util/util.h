@@ -82,6 +82,12 @@ int udr__tmp_create(udr__tmp *t, const char *tmpdir);
 void udr__tmp_discard(udr__tmp *t);
 /* Close without unlinking (after it was published). */
 void udr__tmp_close(udr__tmp *t);
+/* A cache entry at path that is not a regular file (a directory, FIFO,
+ * device or symlink put there) is removed, a directory with what it holds:
+ * 1 a regular file is there, 0 nothing is (now), < 0 on errors.  Derived
+ * data only: never call it on the store's own files. */
+int udr__cache_entry_regular(const char *path);
+
 /* Remove abandoned temp files in tmpdir; counts them into *removed. */
 int udr__tmp_clean(const char *tmpdir, uint64_t *removed);
 
