@@ -204,10 +204,13 @@ static void target(wstmt *st, const char **p, const char *sql)
 	if (!ident(&s, st->target, sizeof(st->target), &quoted))
 		return;
 	st->has_target = true;
-	if (*s == '.') { /* schema.table: a session object */
+	/* schema.table, catalog.schema.table: a session object, named by its
+	 * last part (temp.main.t is the shadow t as much as temp.t is) */
+	while (*s == '.') {
 		st->qualified = true;
 		s++;
-		(void)ident(&s, st->target, sizeof(st->target), &quoted);
+		if (!ident(&s, st->target, sizeof(st->target), &quoted))
+			break;
 	}
 	*p = s;
 	st->after = s;
@@ -1362,6 +1365,69 @@ static int readback_types(colset *rb, udr_query *q, const colset *cols, const ud
 	return rc;
 }
 
+/*
+ * CREATE TABLE name (columns ...): what a udr table cannot keep is refused
+ * rather than dropped at commit.  A version holds rows and their types
+ * only: constraints (NOT NULL, CHECK, keys), DEFAULT and generated columns
+ * vanished with the session's temporary table (the next INSERT stored
+ * NULL where DuckDB stored the default, and broke every constraint, exit
+ * 0).  A declared type its Parquet parts read back as another (ENUM,
+ * TIMESTAMP_S, VARINT, BIT, INTEGER[2] ...) became that type, so later
+ * writes took values the declared type refuses or rounds.  HUGEINT and
+ * UHUGEINT are kept as DECIMAL(38,0) (QUERY.md).
+ */
+static int declared_check(udr_query *q, const char *name, const char *qt)
+{
+	udr__buf b = {0}, lit = {0}, rel = {0};
+	colset cols = {0}, rb = {0};
+	int rc = udr__sql_literal(&lit, name);
+	if (rc == 0)
+		rc = udr__buf_printf(&b,
+		                     "SELECT error(first(m ORDER BY o)) FROM ("
+		                     "SELECT 1 AS o, 'constraint ' || constraint_text AS m FROM duckdb_constraints() "
+		                     "WHERE database_name = 'temp' AND schema_name = 'main' AND table_name = %s AND "
+		                     "constraint_type <> 'NOT NULL' "
+		                     "UNION ALL SELECT CASE WHEN column_default IS NOT NULL THEN 2 ELSE 3 END, "
+		                     "'column ' || column_name || CASE WHEN column_default IS NOT NULL THEN "
+		                     "': a DEFAULT or generated value' ELSE ': NOT NULL' END "
+		                     "FROM duckdb_columns() WHERE database_name = 'temp' AND schema_name = 'main' AND "
+		                     "table_name = %s AND (column_default IS NOT NULL OR NOT is_nullable)) HAVING count(*) > 0",
+		                     lit.ptr, lit.ptr);
+	if (rc == 0 && (rc = udr__q_exec(q, b.ptr)) < 0) {
+		char msg[512];
+		const char *m = udr_error_last()->message, *at = strstr(m, "Error: ");
+		snprintf(msg, sizeof(msg), "%s", at ? at + 7 : m);
+		rc = udr__error_set(UDR_EINVAL,
+		                    "table '%s': %s is not kept: a udr table keeps its rows and their types, no "
+		                    "constraints (NOT NULL, CHECK, keys), defaults or generated columns (nothing was "
+		                    "created; declare the columns without them)",
+		                    qt, msg);
+		goto out;
+	}
+	if ((rc = udr__buf_puts(&rel, "SELECT * FROM temp.main.")) < 0 || (rc = udr__sql_ident(&rel, name)) < 0 ||
+	    (rc = udr__q_describe(&cols.names, &cols.types, &cols.n, q, rel.ptr)) < 0 ||
+	    (rc = readback_types(&rb, q, &cols, NULL, name)) < 0)
+		goto out;
+	for (size_t i = 0; i < rb.n && i < cols.n; i++) {
+		if (strcmp(rb.types[i], cols.types[i]) == 0 ||
+		    ((strcmp(cols.types[i], "HUGEINT") == 0 || strcmp(cols.types[i], "UHUGEINT") == 0) &&
+		     strcmp(rb.types[i], "DECIMAL(38,0)") == 0))
+			continue;
+		rc = udr__error_set(UDR_EINVAL,
+		                    "table '%s': column %s is declared %s, which udr stores as %s (its parts are "
+		                    "Parquet); nothing was created: declare it %s",
+		                    qt, cols.names[i], cols.types[i], rb.types[i], rb.types[i]);
+		break;
+	}
+out:
+	colset_free(&cols);
+	colset_free(&rb);
+	udr__buf_free(&b);
+	udr__buf_free(&lit);
+	udr__buf_free(&rel);
+	return rc;
+}
+
 /* Store the shadow's rows anew (created or replaced tables). */
 static int stage_full(udr_version **out, udr_query *q, wtab *t, const colset *cols)
 {
@@ -2329,6 +2395,16 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		return refuse_failed();
 	if ((rc = refuse_case_clash(q, &st, sql)) < 0)
 		return rc;
+	/* the session's own tables (make_shadow): rows and positions that COMMIT
+	 * turns into the version; a write there would lose or double rows */
+	if (st.has_target && strncmp(st.target, "__udr ", 6) == 0) {
+		udr__quote(qt, sizeof(qt), st.target);
+		if (q->wtx)
+			q->wtx->failed = true;
+		return udr__error_set(UDR_EINVAL, "'%s' is one of udr's internal tables of this session: SQL does not "
+		                                  "write it",
+		                      qt);
+	}
 	/* the shadow of a table being written is a temporary table of its name:
 	 * a session statement on that name would change what is committed */
 	for (size_t i = 0; q->wtx && st.has_target && (st.qualified || (st.kind == WK_CREATE && st.temp)) &&
@@ -2418,6 +2494,13 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		if (rc == 0)
 			rc = udr__q_run(out, q, b.ptr, params, nparams, UDR__RUN_USER);
 		udr__buf_free(&b);
+		if (rc == 0 && *skip_ws(st.after) == '(' && (rc = declared_check(q, t->name, qt)) < 0) {
+			/* the session's table goes; the table it replaced stays */
+			char *msg = strdup(udr_error_last()->message);
+			(void)drop_temp(q, t->name, 0, true);
+			rc = msg ? udr__error_set(rc, "%s", msg) : udr__error_oom();
+			free(msg);
+		}
 		if (rc == 0) {
 			t->shadow = true;
 			t->full = true;
