@@ -669,7 +669,8 @@ static int cmp_u64(const void *a, const void *b)
 static int versions_complete(udr__gc_mark *m, const char *table, uint64_t *seen, size_t n, uint64_t latest)
 {
 	uint64_t want = 1;
-	qsort(seen, n, sizeof(*seen), cmp_u64);
+	if (n > 1)
+		qsort(seen, n, sizeof(*seen), cmp_u64);
 	for (size_t i = 0; i < n && want <= latest; i++)
 		if (seen[i] == want)
 			want++;
