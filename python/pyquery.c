@@ -1158,6 +1158,72 @@ static int keyword_at(const char *s, size_t i, const char *kw)
 	return strncasecmp(s + i, kw, n) == 0 && !is_ident_char(s[i + n]);
 }
 
+/* Past a quoted text starting at s[i] (' or ") or a parenthesized text
+ * starting at s[i] == '(' (quotes, comments and nesting skipped): the
+ * index after it, or the end of s. */
+static size_t skip_group(const char *s, size_t i)
+{
+	int depth = 0;
+	do {
+		i = skip_blank(s, i);
+		if (s[i] == '\0')
+			return i;
+		if (s[i] == '\'' || s[i] == '"') {
+			char q = s[i++];
+			while (s[i] != '\0' && !(s[i] == q && s[i + 1] != q))
+				i += s[i] == q ? 2 : 1;
+			if (s[i] != '\0')
+				i++;
+			continue;
+		}
+		if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')')
+			depth--;
+		i++;
+	} while (depth > 0);
+	return i;
+}
+
+/* The statement after WITH [RECURSIVE] name [(cols)] AS [[NOT] MATERIALIZED]
+ * (...), ...: its index (what the CTEs are for), or the end of s when the
+ * list does not parse. */
+static size_t after_ctes(const char *s, size_t i)
+{
+	for (;;) {
+		i = skip_blank(s, i);
+		if (s[i] == '"') {
+			i = skip_group(s, i);
+		} else {
+			while (is_ident_char(s[i]))
+				i++;
+		}
+		i = skip_blank(s, i);
+		if (s[i] == '(')
+			i = skip_group(s, i);
+		i = skip_blank(s, i);
+		if (!keyword_at(s, i, "as"))
+			return strlen(s);
+		i = skip_blank(s, i + 2);
+		if (keyword_at(s, i, "not"))
+			i = skip_blank(s, i + 3);
+		if (keyword_at(s, i, "materialized"))
+			i = skip_blank(s, i + 12);
+		if (s[i] != '(')
+			return strlen(s);
+		i = skip_blank(s, skip_group(s, i));
+		if (s[i] != ',')
+			return i;
+		i++;
+	}
+}
+
+static int query_at(const char *s, size_t i)
+{
+	return keyword_at(s, i, "select") || keyword_at(s, i, "from") || keyword_at(s, i, "values") ||
+	       keyword_at(s, i, "table") || s[i] == '(';
+}
+
 /* Pin table versions in a query: prepend CTEs `"name" AS (SELECT * FROM
  * "name@N")` (merged into a leading WITH), so that every unqualified
  * reference to name, column qualifiers included, reads version N.  Names
@@ -1183,6 +1249,7 @@ static char *pin_versions(const char *sql, char *const *names, const uint64_t *n
 	int with = 0;
 	char *out;
 
+	at = i;
 	if (keyword_at(sql, i, "with")) {
 		with = 1;
 		at = skip_blank(sql, i + 4);
@@ -1190,10 +1257,10 @@ static char *pin_versions(const char *sql, char *const *names, const uint64_t *n
 			at += 9;
 		else
 			at = i + 4;
-	} else if (keyword_at(sql, i, "select") || keyword_at(sql, i, "from") ||
-	           keyword_at(sql, i, "values") || keyword_at(sql, i, "table") || sql[i] == '(') {
-		at = i;
-	} else {
+	}
+	/* WITH ...: a query too (WITH x AS (...) INSERT INTO t ... wrote, from
+	 * the pinned version, what the same INSERT alone is refused) */
+	if (with ? !query_at(sql, after_ctes(sql, at)) : !query_at(sql, i)) {
 		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL,
 		                "versions= needs a query (SELECT, WITH, FROM, VALUES or TABLE "
 		                "statement); pin versions in other statements with NAME@VERSION");
