@@ -370,7 +370,14 @@ class Cursor:
             # read_only: the query layer refuses what would commit (the
             # checks above only word the common cases; comments between
             # keywords or a table made since would pass them)
-            res = con._db.sql(operation, parameters, versions=versions, read_only=True)
+            try:
+                res = con._db.sql(operation, parameters, versions=versions, read_only=True)
+            except InvalidArgumentError as e:
+                # WITH ... DELETE: not a query, so not pinned; the read-only
+                # session says what it is
+                if not (versions and str(e).startswith("versions= needs a query")):
+                    raise
+                res = con._db.sql(operation, parameters, read_only=True)
         except InvalidArgumentError as e:
             if str(e).startswith("read-only session"):
                 raise NotSupportedError(
