@@ -586,7 +586,28 @@ static int drain(udr__gc_mark *m, bool comm)
 
 /* ---- roots ------------------------------------------------------------------------------- */
 
-static int version_root(udr__gc_mark *m, const char *path, const char *table, uint64_t number,
+/* Is text (v's file, a version the log has committed) the version file its
+ * commit record made (the digest the record keeps of it)?  0 yes, 1 no,
+ * < 0 when the record is unreadable. */
+static int committed_as(udr__gc_mark *m, const udr_version *v, const char *text, size_t len)
+{
+	udr_commit *cm = NULL;
+	udr_hash d;
+	int rc;
+	if (v->commit_seq == 0)
+		return 1;
+	if ((rc = udr_catalog_get_commit(&cm, m->c, v->commit_seq)) < 0)
+		return rc == UDR_ENOTFOUND ? 1 : rc;
+	udr_hash_buf(&d, text, len);
+	rc = 1;
+	for (size_t i = 0; i < cm->nchanges; i++)
+		if (strcmp(cm->changes[i].table, v->table) == 0 && cm->changes[i].new_version == v->version)
+			rc = udr_hash_equal(&cm->changes[i].digest, &d) ? 0 : 1;
+	udr_commit_free(cm);
+	return rc;
+}
+
+static int version_root(udr__gc_mark *m, const char *path, const char *table, uint64_t number, uint64_t latest,
                         udr__gc_expired_fn expired, void *payload)
 {
 	char *text = NULL;
@@ -600,15 +621,24 @@ static int version_root(udr__gc_mark *m, const char *path, const char *table, ui
 		return udr__error_set(UDR_ECORRUPT, "gc: version file %s is unreadable, so the chunks it names are "
 		                      "unknown; nothing was removed (run udr fsck)", path);
 	}
-	free(text);
-	if (v->version != number || strcmp(v->table, table) != 0) {
-		/* another version's file in its place: the chunks of the one
-		 * the log committed there are unknown */
+	/* versions the log has committed (beyond it: a commit in flight, or
+	 * a dead one's leftover for fsck, walked as before) */
+	if (number <= latest &&
+	    (v->version != number || strcmp(v->table, table) != 0 || (rc = committed_as(m, v, text, len)) != 0)) {
+		/* another version's file in its place, or not the bytes its
+		 * commit recorded: the chunks of the one the log committed there
+		 * are unknown */
+		free(text);
 		udr_version_free(v);
-		return udr__error_set(UDR_ECORRUPT, "gc: version file %s holds another version, so the chunks of version "
-		                      "%llu of table %s are unknown; nothing was removed (run udr fsck)",
+		if (rc < 0 && rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND)
+			return rc;
+		udr_error_clear();
+		return udr__error_set(UDR_ECORRUPT, "gc: version file %s is not the one commit records made (another "
+		                      "version, or other bytes), so the chunks of version %llu of table %s are "
+		                      "unknown; nothing was removed (run udr fsck)",
 		                      path, (unsigned long long)number, table);
 	}
+	free(text);
 	if (expired && (rc = expired(&exp, v->table, v->version, payload)) < 0) {
 		udr_version_free(v);
 		return rc;
@@ -706,6 +736,7 @@ static int version_roots(udr__gc_mark *m, udr__gc_expired_fn expired, void *payl
 		const udr__tentry *te;
 		if (e->d_name[0] == '.' || !(dir = udr__path_join(m->c->tablesdir, e->d_name)))
 			continue;
+		te = udr__tstate_find(&latest, e->d_name);
 		if ((td = opendir(dir)) != NULL) {
 			while (rc == 0 && (f = readdir(td)) != NULL) {
 				char *p;
@@ -727,14 +758,14 @@ static int version_roots(udr__gc_mark *m, udr__gc_expired_fn expired, void *payl
 					capseen = nc;
 				}
 				seen[nseen++] = num;
-				rc = version_root(m, p, e->d_name, num, expired, payload);
+				rc = version_root(m, p, e->d_name, num, te ? te->version : 0, expired, payload);
 				free(p);
 			}
 			closedir(td);
 		} else if (errno != ENOTDIR) {
 			rc = udr__error_io(errno, "cannot list %s", dir);
 		}
-		if (rc == 0 && (te = udr__tstate_find(&latest, e->d_name)) != NULL) {
+		if (rc == 0 && te) {
 			checked++;
 			rc = versions_complete(m, e->d_name, seen, nseen, te->version);
 		}

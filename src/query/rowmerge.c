@@ -1596,6 +1596,22 @@ static int merge_run(udr_merge_result **out, udr_query *q, const char *source, c
 			    head != prev->ours) {
 				rc = moved_error(into, name, head, prev->ours);
 				moved = true;
+			} else if (rc == UDR_EEXPIRED) {
+				/* the source moved on while this merge ran, and retention
+				 * expired the version it took from the old head: a race,
+				 * not an expired version the user asked for */
+				char keep[1024];
+				snprintf(keep, sizeof(keep), "%s", udr_error_last()->message);
+				if (udr__branch_head(&head, q->cat, name, 0) == 0 && head != m->theirs) {
+					rc = udr__error_set(UDR_ECONFLICT,
+					                    "branch %s moved while it was merged (its head is commit %" PRIu64
+					                    ", the merge read %" PRIu64 ", whose versions retention has "
+					                    "expired since): nothing merged; merge again",
+					                    name, head, m->theirs);
+					moved = true;
+				} else {
+					rc = udr__error_set(UDR_EEXPIRED, "%s", keep);
+				}
 			}
 			goto fail;
 		}

@@ -38,7 +38,8 @@ typedef enum wkind {
 	WK_MERGE,
 	WK_CREATE,   /* CREATE [OR REPLACE] TABLE (not TEMP) */
 	WK_DROP,
-	WK_ALTER
+	WK_ALTER,
+	WK_INDEX     /* CREATE [UNIQUE] INDEX ... ON target */
 } wkind;
 
 typedef struct wstmt {
@@ -273,6 +274,20 @@ static void classify(wstmt *st, const char *sql)
 		st->splice = (size_t)(skip_ws(p) - sql);
 		if (word(&p, "temp") || word(&p, "temporary"))
 			st->temp = true;
+		if (!st->temp && (word(&p, "unique"), word(&p, "index"))) {
+			/* CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON target */
+			char skip[UDR_TABLE_NAME_MAX * 2 + 64];
+			bool quoted;
+			if (word(&p, "if") && !(word(&p, "not") && word(&p, "exists")))
+				return;
+			if (!word(&p, "on")) {
+				if (!ident(&p, skip, sizeof(skip), &quoted) || !word(&p, "on"))
+					return;
+			}
+			st->kind = WK_INDEX;
+			target(st, &p, sql);
+			return;
+		}
 		if (!word(&p, "table"))
 			return; /* views, macros, sequences ...: session objects */
 		if (word(&p, "if")) {
@@ -1391,16 +1406,19 @@ static int declared_check(udr_query *q, const char *name, const char *qt)
 		                     "'column ' || column_name || CASE WHEN column_default IS NOT NULL THEN "
 		                     "': a DEFAULT or generated value' ELSE ': NOT NULL' END "
 		                     "FROM duckdb_columns() WHERE database_name = 'temp' AND schema_name = 'main' AND "
-		                     "table_name = %s AND (column_default IS NOT NULL OR NOT is_nullable)) HAVING count(*) > 0",
-		                     lit.ptr, lit.ptr);
+		                     "table_name = %s AND (column_default IS NOT NULL OR NOT is_nullable) "
+		                     "UNION ALL SELECT 4, 'a COLLATE clause' FROM duckdb_tables() WHERE database_name = "
+		                     "'temp' AND schema_name = 'main' AND table_name = %s AND "
+		                     "regexp_matches(sql, '\\sCOLLATE\\s', 'i')) HAVING count(*) > 0",
+		                     lit.ptr, lit.ptr, lit.ptr);
 	if (rc == 0 && (rc = udr__q_exec(q, b.ptr)) < 0) {
 		char msg[512];
 		const char *m = udr_error_last()->message, *at = strstr(m, "Error: ");
 		snprintf(msg, sizeof(msg), "%s", at ? at + 7 : m);
 		rc = udr__error_set(UDR_EINVAL,
 		                    "table '%s': %s is not kept: a udr table keeps its rows and their types, no "
-		                    "constraints (NOT NULL, CHECK, keys), defaults or generated columns (nothing was "
-		                    "created; declare the columns without them)",
+		                    "constraints (NOT NULL, CHECK, keys), defaults, generated columns or collations "
+		                    "(nothing was created; declare the columns without them)",
 		                    qt, msg);
 		goto out;
 	}
@@ -2397,7 +2415,7 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 		return rc;
 	/* the session's own tables (make_shadow): rows and positions that COMMIT
 	 * turns into the version; a write there would lose or double rows */
-	if (st.has_target && strncmp(st.target, "__udr ", 6) == 0) {
+	if (st.has_target && strncasecmp(st.target, "__udr ", 6) == 0) {
 		udr__quote(qt, sizeof(qt), st.target);
 		if (q->wtx)
 			q->wtx->failed = true;
@@ -2461,6 +2479,17 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 			return 1; /* DuckDB: the table does not exist */
 		}
 		rc = run_write(out, q, t, &st, sql, params, nparams, autoc);
+		break;
+	case WK_INDEX:
+		if (!wt_exists(t)) {
+			if (autoc)
+				wtx_end(q);
+			return 1; /* DuckDB's: a session table, or no such table */
+		}
+		rc = udr__error_set(UDR_EINVAL,
+		                    "CREATE INDEX is not supported on udr tables (table '%s'): a version keeps rows "
+		                    "and their types, no index or uniqueness",
+		                    qt);
 		break;
 	case WK_ALTER:
 		if (!wt_exists(t)) {
