@@ -586,27 +586,6 @@ static int drain(udr__gc_mark *m, bool comm)
 
 /* ---- roots ------------------------------------------------------------------------------- */
 
-/* Is text (v's file, a version the log has committed) the version file its
- * commit record made (the digest the record keeps of it)?  0 yes, 1 no,
- * < 0 when the record is unreadable. */
-static int committed_as(udr__gc_mark *m, const udr_version *v, const char *text, size_t len)
-{
-	udr_commit *cm = NULL;
-	udr_hash d;
-	int rc;
-	if (v->commit_seq == 0)
-		return 1;
-	if ((rc = udr_catalog_get_commit(&cm, m->c, v->commit_seq)) < 0)
-		return rc == UDR_ENOTFOUND ? 1 : rc;
-	udr_hash_buf(&d, text, len);
-	rc = 1;
-	for (size_t i = 0; i < cm->nchanges; i++)
-		if (strcmp(cm->changes[i].table, v->table) == 0 && cm->changes[i].new_version == v->version)
-			rc = udr_hash_equal(&cm->changes[i].digest, &d) ? 0 : 1;
-	udr_commit_free(cm);
-	return rc;
-}
-
 static int version_root(udr__gc_mark *m, const char *path, const char *table, uint64_t number, uint64_t latest,
                         udr__gc_expired_fn expired, void *payload)
 {
@@ -614,31 +593,34 @@ static int version_root(udr__gc_mark *m, const char *path, const char *table, ui
 	size_t len;
 	udr_version *v = NULL;
 	int rc, exp = 0;
+	if (number <= latest) {
+		/* committed, as the log says: the file must be the one its commit
+		 * record made (digest, table, version, parent), or the chunks of
+		 * the version committed there are unknown */
+		if ((rc = udr__version_load(&v, m->c, table, number)) == 1)
+			goto walk;
+		if (rc < 0 && rc != UDR_ECORRUPT)
+			return rc;
+		{
+			char why[600];
+			snprintf(why, sizeof(why), "%s", rc < 0 ? udr_error_last()->message : "no commit record lists it");
+			udr_error_clear();
+			return udr__error_set(UDR_ECORRUPT, "gc: version file %s is not the one the log committed (%s), so the "
+			                      "chunks of version %llu of table %s are unknown; nothing was removed (run udr "
+			                      "fsck)",
+			                      path, why, (unsigned long long)number, table);
+		}
+	}
+	/* beyond the log: a commit in flight, or a dead one's leftover for fsck */
 	if ((rc = udr__read_file(&text, &len, path, UDR__MAX_META_FILE)) < 0)
 		return rc == UDR_ENOTFOUND ? 0 : rc;
-	if ((rc = udr__version_from_json(&v, text, len, path)) < 0) {
-		free(text);
+	rc = udr__version_from_json(&v, text, len, path);
+	free(text);
+	if (rc < 0)
 		return udr__error_set(UDR_ECORRUPT, "gc: version file %s is unreadable, so the chunks it names are "
 		                      "unknown; nothing was removed (run udr fsck)", path);
-	}
-	/* versions the log has committed (beyond it: a commit in flight, or
-	 * a dead one's leftover for fsck, walked as before) */
-	if (number <= latest &&
-	    (v->version != number || strcmp(v->table, table) != 0 || (rc = committed_as(m, v, text, len)) != 0)) {
-		/* another version's file in its place, or not the bytes its
-		 * commit recorded: the chunks of the one the log committed there
-		 * are unknown */
-		free(text);
-		udr_version_free(v);
-		if (rc < 0 && rc != UDR_ECORRUPT && rc != UDR_ENOTFOUND)
-			return rc;
-		udr_error_clear();
-		return udr__error_set(UDR_ECORRUPT, "gc: version file %s is not the one commit records made (another "
-		                      "version, or other bytes), so the chunks of version %llu of table %s are "
-		                      "unknown; nothing was removed (run udr fsck)",
-		                      path, (unsigned long long)number, table);
-	}
-	free(text);
+walk:
+	rc = 0;
 	if (expired && (rc = expired(&exp, v->table, v->version, payload)) < 0) {
 		udr_version_free(v);
 		return rc;
