@@ -1227,25 +1227,44 @@ static int counted_sink(const void *d, size_t n, void *payload)
 	return c->sink(d, n, c->payload);
 }
 
-/* Streamed from the first copy, and when it is damaged before a byte went
- * out, from the next ones: a damaged index record that names another kind
- * (or place) must not hide a good copy (FORMAT.md, multi-pack index). */
-int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
+/* fn on copy 0, and while a copy is damaged (UDR_ECORRUPT) and nothing went
+ * out yet (*emitted, NULL: nothing goes out), on the next ones: a damaged
+ * index record that names another kind or place must not hide a good copy
+ * (FORMAT.md, multi-pack index).  The first copy's error when none serves. */
+static int first_intact(int (*fn)(void *arg, unsigned copy), void *arg, const uint64_t *emitted)
 {
 	char first[512];
-	struct counted c = {sink, payload, 0};
-	int rc = content_stream_copy(s, h, verify, counted_sink, &c, 0);
-	if (rc != UDR_ECORRUPT || c.n > 0)
+	int rc = fn(arg, 0);
+	if (rc != UDR_ECORRUPT || (emitted && *emitted > 0))
 		return rc;
 	snprintf(first, sizeof(first), "%s", udr_error_last()->message);
-	for (unsigned copy = 1; copy < 64 && c.n == 0; copy++) {
+	for (unsigned copy = 1; copy < 64 && !(emitted && *emitted > 0); copy++) {
 		udr_error_clear();
-		if ((rc = content_stream_copy(s, h, verify, counted_sink, &c, copy)) == 0)
+		if ((rc = fn(arg, copy)) == 0)
 			return 0;
 		if (rc != UDR_ECORRUPT)
 			break; /* no such copy (not found), or an I/O error */
 	}
 	return udr__error_set(UDR_ECORRUPT, "%s", first);
+}
+
+struct stream_args {
+	udr_store *s;
+	const udr_hash *h;
+	bool verify;
+	struct counted c;
+};
+
+static int stream_one(void *arg, unsigned copy)
+{
+	struct stream_args *a = arg;
+	return content_stream_copy(a->s, a->h, a->verify, counted_sink, &a->c, copy);
+}
+
+int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload)
+{
+	struct stream_args a = {s, h, verify, {sink, payload, 0}};
+	return first_intact(stream_one, &a, &a.c.n);
 }
 
 struct cmp_state {
@@ -1346,22 +1365,21 @@ static int content_size_copy(uint64_t *out, udr_store *s, const udr_hash *h, uns
 	return 0;
 }
 
-/* The size from the first copy whose header is intact: a damaged index
- * record (or entry) must not hide a good copy (FORMAT.md, multi-pack
- * index).  The first copy's error when none is. */
+struct size_args {
+	uint64_t *out;
+	udr_store *s;
+	const udr_hash *h;
+};
+
+static int size_one(void *arg, unsigned copy)
+{
+	struct size_args *a = arg;
+	return content_size_copy(a->out, a->s, a->h, copy);
+}
+
+/* The size from the first copy whose header is intact. */
 int udr__content_size(uint64_t *out, udr_store *s, const udr_hash *h)
 {
-	char first[512];
-	int rc = content_size_copy(out, s, h, 0);
-	if (rc != UDR_ECORRUPT)
-		return rc;
-	snprintf(first, sizeof(first), "%s", udr_error_last()->message);
-	for (unsigned copy = 1; copy < 64; copy++) {
-		udr_error_clear();
-		if ((rc = content_size_copy(out, s, h, copy)) == 0)
-			return 0;
-		if (rc != UDR_ECORRUPT)
-			break; /* no such copy (not found), or an I/O error */
-	}
-	return udr__error_set(UDR_ECORRUPT, "%s", first);
+	struct size_args a = {out, s, h};
+	return first_intact(size_one, &a, NULL);
 }
