@@ -397,6 +397,74 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
 	return printed;
 }
 
+#ifdef UDR_HAVE_QUERY
+/*
+ * Every version file's row-level metadata as SQL reads it
+ * (udr_query_check_version: udr.parts, each deletion vector decoded
+ * against its part, udr.format): a version SQL would refuse as damaged
+ * while every file hashes right (a hand-written udr.parts committed by a
+ * program, a writer's bug) is a problem here, not only on read.  Versions
+ * swept by gc and files the catalog check could not read are skipped (the
+ * catalog check reported those).  Problems go through print_problem as the
+ * catalog's; with unrec, each such version is unrecoverable.
+ */
+static void check_row_meta(udr_db *db, struct fsck_state *st, json_t *unrec)
+{
+	udr_catalog *c = udr_db_catalog(db);
+	char **tables = NULL, tdir[4200];
+	size_t ntables = 0;
+
+	if (snprintf(tdir, sizeof(tdir), "%s/catalog/tables", udr_db_path(db)) >= (int)sizeof(tdir) ||
+	    list_dir(&tables, &ntables, NULL, NULL, tdir) != 0)
+		return;
+	for (size_t t = 0; t < ntables; t++) {
+		uint64_t *vs = NULL;
+		size_t nv = 0;
+		char vdir[4500];
+
+		if (snprintf(vdir, sizeof(vdir), "%s/%s", tdir, tables[t]) >= (int)sizeof(vdir) ||
+		    list_dir(NULL, NULL, &vs, &nv, vdir) != 0)
+			continue;
+		for (size_t i = 0; i < nv; i++) {
+			udr_version *v = NULL;
+			udr_expiry x;
+
+			if (udr_version_expiry(&x, c, tables[t], vs[i]) == 0 && x.swept) {
+				udr_error_clear();
+				continue;
+			}
+			udr_error_clear();
+			if (udr_catalog_get_version(&v, c, tables[t], vs[i]) != 0) {
+				udr_error_clear();
+				continue;
+			}
+			if (udr_query_check_version(udr_db_store(db), v) != 0) {
+				char obj[UDR_TABLE_NAME_MAX + 32], msg[700];
+				udr_problem pr;
+
+				snprintf(obj, sizeof(obj), "%s@%" PRIu64, tables[t], vs[i]);
+				snprintf(msg, sizeof(msg), "SQL cannot read it: %.600s",
+				         udr_error_last()->message ? udr_error_last()->message : "bad row-level metadata");
+				udr_error_clear();
+				pr.code = UDR_ECORRUPT;
+				pr.object = obj;
+				pr.path = NULL;
+				pr.message = msg;
+				print_problem(&pr, st);
+				if (unrec)
+					add_unrecoverable(unrec, c, v->table, v->version, v->commit_seq, json_array(), 0,
+					                  "row-level metadata damaged");
+			}
+			udr_version_free(v);
+		}
+		free(vs);
+	}
+	for (size_t t = 0; t < ntables; t++)
+		free(tables[t]);
+	free(tables);
+}
+#endif
+
 /* Run one check; returns its UDR code after reporting an aborted check. */
 static int run_check(int rc, const char *what)
 {
@@ -487,6 +555,7 @@ static void run_pass(struct pass *p, udr_db *db)
 	p->rc_store = run_check(udr_store_fsck(&p->cs, udr_db_store(db), print_problem, &chunk_state), "chunk store");
 	p->rc_cat = run_check(udr_catalog_fsck(&p->ms, udr_db_catalog(db), print_problem, &cat_state), "catalog");
 #ifdef UDR_HAVE_QUERY
+	check_row_meta(db, &cat_state, p->unrec);
 	/* part directories of killed imports (<root>/cache/query/tmp/import-*) */
 	{
 		uint64_t stale = 0;

@@ -371,6 +371,25 @@ UDR_EXTERN int udr_query_resolve(uint64_t *version, udr_query *q, const char *ta
  */
 UDR_EXTERN int udr_query_clean_temp(uint64_t *removed, udr_db *db, const char *cache_dir);
 
+/**
+ * Check a version's row-level metadata (docs/FORMAT.md, "Typed parts and
+ * deletion vectors") as SQL reads it: udr.parts, every deletion vector it
+ * names (decoded against its part's rows, when store is given and holds
+ * it intact: a missing or damaged one is the store's and the catalog's
+ * checks' to name), and that udr.format is "parquet-dv" exactly when a
+ * part has one.  A version without udr.parts and without that format
+ * passes.  `udr fsck` runs it on every version file; `udr commit`, Python's
+ * Catalog.commit and transactions run it on what they are given, so a
+ * hand-written udr.parts that SQL would refuse as damage is refused as bad
+ * input instead.  Needs no session; reads only deletion vectors.
+ * @param store the store holding the version's chunks (NULL: the metadata
+ *        only)
+ * @return 0; UDR_ECORRUPT naming the table, version and what is wrong
+ *         ("table T: ..." for a version not yet numbered); UDR_EINVAL;
+ *         UDR_ENOMEM.
+ */
+UDR_EXTERN int udr_query_check_version(udr_store *store, const udr_version *v);
+
 /** What the query cache holds (udr_query_cache_stats, udr_query_cache_clear). */
 typedef struct udr_query_cache_info {
 	uint64_t parts;      /**< materialized parts: <cache_dir>/<hash>.parquet */

@@ -216,6 +216,27 @@ static int verify_chunks(udr_catalog *c, udr_version *const *vs, size_t n, const
 	return rc;
 }
 
+int (*udr__row_meta_check)(struct udr_store *store, const struct udr_version *v);
+
+/* A version whose row-level metadata SQL would refuse as damaged: bad
+ * input, refused before anything is written (after verify_chunks, so a
+ * missing chunk is said as such). */
+static int check_row_meta(udr_catalog *c, udr_version *const *vs, size_t n)
+{
+	for (size_t i = 0; i < n && udr__row_meta_check; i++) {
+		int rc = udr__row_meta_check(c->store, vs[i]);
+		if (rc == UDR_ECORRUPT) {
+			char why[700];
+			snprintf(why, sizeof(why), "%s", udr_error_last()->message);
+			return udr__error_set(UDR_EINVAL, "refused: the metadata is not a row-level version SQL can read: "
+			                      "%s; nothing committed", why);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const udr__commit_opts *o)
 {
 	int rc;
@@ -251,7 +272,9 @@ static int check_inputs(udr_catalog *c, udr_version *const *vs, size_t n, const 
 			}
 		free(names);
 	}
-	return c->store && n > 0 ? verify_chunks(c, vs, n, o->branch) : 0;
+	if (c->store && n > 0 && (rc = verify_chunks(c, vs, n, o->branch)) < 0)
+		return rc;
+	return check_row_meta(c, vs, n);
 }
 
 /*

@@ -531,3 +531,68 @@ int udr__version_added_bytes(uint64_t *out, udr_catalog *cat, udr_store *store, 
 	free(old);
 	return rc;
 }
+
+/* ---- the check of a version's row-level metadata (fsck, raw commits) ------------------------------ */
+
+/* A message naming "table T version 0" (a draft of `commit --next`) names
+ * the table only. */
+static int check_failed(int rc, const udr_version *v)
+{
+	char prefix[UDR_TABLE_NAME_MAX + 32], *msg;
+	const char *m = udr_error_last()->message;
+	size_t n;
+	if (v->version != 0 || !m)
+		return rc;
+	n = (size_t)snprintf(prefix, sizeof(prefix), "table %s version 0: ", v->table);
+	if (strncmp(m, prefix, n) != 0 || !(msg = strdup(m + n)))
+		return rc;
+	rc = udr__error_set(rc, "table %s: %s", v->table, msg);
+	free(msg);
+	return rc;
+}
+
+int udr_query_check_version(udr_store *store, const udr_version *v)
+{
+	udr__parts ps;
+	const char *f;
+	bool any_dv = false;
+	int rc;
+	if (!v)
+		return udr__error_set(UDR_EINVAL, "udr_query_check_version: no version");
+	f = udr_version_get_meta(v, "udr.format");
+	if (!udr_version_get_meta(v, "udr.parts") && !(f && strcmp(f, "parquet-dv") == 0))
+		return 0; /* no row-level metadata: every chunk is a part */
+	if ((rc = udr__parts_of(&ps, v)) < 0)
+		return check_failed(rc, v);
+	for (size_t i = 0; i < ps.n && rc == 0; i++) {
+		uint8_t *bits = NULL;
+		void *data = NULL;
+		size_t len = 0;
+		any_dv |= ps.p[i].has_dv;
+		if (!ps.p[i].has_dv || !store)
+			continue;
+		/* missing or damaged in the store: the store's and the catalog's
+		 * checks name it, and a commit refuses a missing chunk.  A
+		 * deletion vector named by several parts is decoded against each
+		 * one's rows. */
+		if (udr_store_get(&data, &len, store, &ps.p[i].dv) < 0) {
+			udr_error_clear();
+			continue;
+		}
+		if ((rc = dv_decode(&bits, data, len, &ps.p[i], v)) == 0)
+			free(bits);
+		udr_free(data);
+	}
+	if (rc == 0 && any_dv != (f && strcmp(f, "parquet-dv") == 0))
+		rc = udr__error_set(UDR_ECORRUPT, "table %s version %" PRIu64 ": udr.format is %s but %s", v->table,
+		                    v->version, f ? f : "missing",
+		                    any_dv ? "its parts have deletion vectors" : "no part has a deletion vector");
+	udr__parts_free(&ps);
+	return rc < 0 ? check_failed(rc, v) : 0;
+}
+
+/* installed for every commit (util.h); the module's objects come with it */
+__attribute__((constructor)) static void dv_install_check(void)
+{
+	udr__row_meta_check = udr_query_check_version;
+}

@@ -88,6 +88,17 @@ void udr__tmp_close(udr__tmp *t);
  * data only: never call it on the store's own files. */
 int udr__cache_entry_regular(const char *path);
 
+/*
+ * The query module's check of a version's row-level metadata
+ * (udr_query_check_version, src/query/dv.c), which that module installs
+ * here when it is loaded; NULL in a libudr without it.  Every commit runs
+ * it on its versions before the writer lock (src/catalog/commit.c), so a
+ * version SQL would refuse as damaged is never committed, whoever built it.
+ */
+struct udr_store;
+struct udr_version;
+extern int (*udr__row_meta_check)(struct udr_store *store, const struct udr_version *v);
+
 /* Remove abandoned temp files in tmpdir; counts them into *removed. */
 int udr__tmp_clean(const char *tmpdir, uint64_t *removed);
 

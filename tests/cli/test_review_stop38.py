@@ -1,0 +1,178 @@
+"""Stop 38: a version whose row-level metadata SQL refuses as damage.
+
+`udr commit --meta udr.parts=...` (or --spec, Python, the C library)
+committed a version that every SQL read then refused with exit 4
+("deletion vector ... is damaged") while `udr fsck` said 0 problems: an
+integrity error that fsck could not see, for input that was simply bad.
+Every commit now checks the metadata as SQL reads it (exit 2, nothing
+committed), and fsck checks every version file, for versions committed
+through a libudr without the query module (or by older builds)."""
+import ctypes
+import json
+import os
+import pathlib
+
+import pytest
+
+from conftest import SANITIZE, run_udr, tree_snapshot
+
+_help = run_udr("sql", "--help")
+HAVE_QUERY = _help.code == 0 and "without the query module" not in _help.out + _help.stderr
+needs_query = pytest.mark.skipif(not HAVE_QUERY, reason="udr was built without the query module")
+
+BUILD = pathlib.Path(os.environ.get("UDR_BUILD_DIR", pathlib.Path(__file__).resolve().parents[2] / "build"))
+
+
+def row_table(udr):
+    """t@1 typed, t@2 with a deletion vector; returns (part, dv)."""
+    udr.ok("import", "t", "--sql", "SELECT range AS id FROM range(3)")
+    udr.ok("sql", "DELETE FROM t WHERE id = 1")
+    v = json.loads(udr.ok("show", "t").out)
+    return v["chunks"][0], v["chunks"][1]
+
+
+def bad_metas(udr, part, dv):
+    junk = udr.put(b"UDRVjunk")
+    return {
+        "not a deletion vector": ([part, junk], {"udr.format": "parquet-dv",
+                                                 "udr.parts": json.dumps([{"rows": 3, "deleted": 1, "dv": junk}])}),
+        "rows not the part's": ([part, dv], {"udr.format": "parquet-dv",
+                                             "udr.parts": json.dumps([{"rows": 5, "deleted": 1, "dv": dv}])}),
+        "deleted count": ([part, dv], {"udr.format": "parquet-dv",
+                                       "udr.parts": json.dumps([{"rows": 3, "deleted": 2, "dv": dv}])}),
+        "format without a dv": ([part], {"udr.format": "parquet-dv", "udr.parts": json.dumps([{"rows": 3}])}),
+        "dv under plain format": ([part, dv], {"udr.format": "parquet",
+                                               "udr.parts": json.dumps([{"rows": 3, "deleted": 1, "dv": dv}])}),
+        "not json": ([part], {"udr.format": "parquet", "udr.parts": "[{\"rows\":3}"}),
+        "dv not after the parts": ([dv, part], {"udr.format": "parquet-dv",
+                                                "udr.parts": json.dumps([{"rows": 3, "deleted": 1, "dv": dv}])}),
+    }
+
+
+def catalog_files(udr):
+    return {k: v for k, v in tree_snapshot(udr.root).items() if k.startswith("catalog/")}
+
+
+@needs_query
+def test_commit_refuses_row_metadata_sql_would_call_damaged(udr):
+    part, dv = row_table(udr)
+    for name, (chunks, meta) in bad_metas(udr, part, dv).items():
+        before = catalog_files(udr)
+        args = ["commit", "t", "--next", *chunks]
+        for k, v in meta.items():
+            args += ["--meta", "%s=%s" % (k, v)]
+        r = udr(*args)
+        assert r.code == 2, (name, r)
+        assert "refused" in r.stderr and "nothing committed" in r.stderr, (name, r)
+        assert "version 0" not in r.stderr, r
+        spec = {"tables": [{"table": "t", "chunks": chunks, "metadata": meta}]}
+        r = udr("commit", "--spec", "-", input=json.dumps(spec))
+        assert r.code == 2 and "refused" in r.stderr, (name, r)
+        assert catalog_files(udr) == before, name
+    # what is right passes: a copy of t@2 as t@3, and a version without
+    # row-level metadata
+    v2 = json.loads(udr.ok("show", "t", "2").out)
+    args = ["commit", "t", "--next", *v2["chunks"]]
+    for k, v in v2["metadata"].items():
+        args += ["--meta", "%s=%s" % (k, v)]
+    assert udr.ok(*args).out.strip() == "3"
+    assert udr.ok("sql", "--csv", "SELECT count(*), sum(id) FROM t").out.split()[-1] == "2,2"
+    udr.ok("commit", "t", "--next", udr.put(b"id\n7\n"))
+    assert udr.ok("sql", "--csv", "SELECT sum(id) FROM t").out.split()[-1] == "7"
+    assert udr.ok("fsck").code == 0
+
+
+@needs_query
+@pytest.mark.skipif(not (BUILD / "python" / "lib").is_dir(), reason="the Python binding is not built")
+def test_python_commit_and_transaction_refuse_it(udr):
+    import subprocess
+    import sys
+    part, dv = row_table(udr)
+    chunks, meta = bad_metas(udr, part, dv)["deleted count"]
+    prog = r"""
+import json, sys, udr
+db = udr.open(sys.argv[1])
+chunks, meta = json.loads(sys.argv[2])
+for how in ("commit", "txn"):
+    try:
+        if how == "commit":
+            db.catalog.commit_next(udr.TableVersion("t", 0, chunks, metadata=meta))
+        else:
+            with db.transaction() as tx:
+                tx.write("t", chunks, metadata=meta)
+        print(how, "committed")
+    except udr.InvalidArgumentError as e:
+        print(how, "refused", "nothing committed" in str(e))
+"""
+    env = dict(os.environ, PYTHONPATH=str(BUILD / "python" / "lib"))
+    before = catalog_files(udr)
+    r = subprocess.run([sys.executable, "-c", prog, str(udr.root), json.dumps([chunks, meta])],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["commit refused True", "txn refused True"], r.stdout
+    assert catalog_files(udr) == before
+
+
+@needs_query
+@pytest.mark.skipif(SANITIZE, reason="ctypes loads libudr.so into a Python without the sanitizer runtime")
+@pytest.mark.skipif(not (BUILD / "libudr.so").exists(), reason="libudr.so is not built")
+def test_fsck_names_a_version_sql_cannot_read(udr):
+    """libudr without the query module commits what it cannot check; fsck
+    must then say what SQL will say (exit 4 both, not 0 and 4)."""
+    part, dv = row_table(udr)
+    lib = ctypes.CDLL(str(BUILD / "libudr.so"))
+    lib.udr_db_catalog.restype = ctypes.c_void_p
+    lib.udr_db_catalog.argtypes = [ctypes.c_void_p]
+    lib.udr_version_add_chunk.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.udr_version_set_meta.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    lib.udr_catalog_commit_next.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.udr_version_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint64]
+    lib.udr_version_free.argtypes = [ctypes.c_void_p]
+    lib.udr_db_close.argtypes = [ctypes.c_void_p]
+    db = ctypes.c_void_p()
+    assert lib.udr_db_open(ctypes.byref(db), str(udr.root).encode(), 0) == 0
+    cat = lib.udr_db_catalog(db)
+    cases = bad_metas(udr, part, dv)
+    for name in ("not a deletion vector", "rows not the part's", "format without a dv"):
+        chunks, meta = cases[name]
+        v = ctypes.c_void_p()
+        assert lib.udr_version_new(ctypes.byref(v), b"t", 0) == 0
+        for h in chunks:
+            assert lib.udr_version_add_chunk(v, bytes.fromhex(h)) == 0
+        for k, val in meta.items():
+            assert lib.udr_version_set_meta(v, k.encode(), val.encode()) == 0
+        assert lib.udr_catalog_commit_next(cat, v) == 0, name
+        lib.udr_version_free(v)
+    lib.udr_db_close(db)
+    for ver in (3, 4, 5):
+        r = udr("sql", "SELECT count(*) FROM t@%d" % ver)
+        assert r.code == 4, (ver, r)
+    r = udr("fsck")
+    assert r.code == 4, r
+    for ver in (3, 4, 5):
+        assert "t@%d: SQL cannot read it" % ver in r.out, r.out
+    assert "t@2" not in r.out and "t@1" not in r.out
+    j = json.loads(udr("fsck", "--json").out)
+    assert sorted(p["object"] for p in j["problems"]) == ["t@3", "t@4", "t@5"], j
+    r = udr("fsck", "--repair")
+    assert r.code == 4 and "unrecoverable t@3" in r.out, r.out
+    # the versions before stay readable
+    assert udr.ok("sql", "--csv", "SELECT sum(id) FROM t@2").out.split()[-1] == "2"
+
+
+@needs_query
+def test_rowid_in_a_write_is_the_rows_position_as_in_duckdb(udr):
+    """A lone UPDATE/DELETE with a WHERE copied only the rows it selects,
+    numbered from 0: rowid there was not the row's position."""
+    udr.ok("import", "t", "--sql", "SELECT range AS id FROM range(5)")
+    udr.ok("sql", "UPDATE t SET id = 100 + rowid WHERE id >= 3")
+    assert udr.ok("sql", "--csv", "SELECT id FROM t").out.split()[1:] == ["0", "1", "2", "103", "104"]
+    udr.ok("sql", "DELETE FROM t WHERE rowid = 1")
+    assert udr.ok("sql", "--csv", "SELECT id FROM t").out.split()[1:] == ["0", "2", "103", "104"]
+    udr.ok("sql", "UPDATE t SET id = rowid WHERE id = 103")
+    assert udr.ok("sql", "--csv", "SELECT id FROM t ORDER BY id").out.split()[1:] == ["0", "2", "2", "104"]
+    # the same in a transaction (every row copied there already)
+    pos = udr.ok("sql", "--csv", "SELECT id FROM t").out.split()[1:].index("104")
+    udr.ok("sql", "BEGIN; UPDATE t SET id = -rowid WHERE id = 104; COMMIT")
+    assert sorted(udr.ok("sql", "--csv", "SELECT id FROM t").out.split()[1:]) == sorted(["0", "2", "2", str(-pos)])
+    assert udr.ok("fsck").code == 0
