@@ -2201,6 +2201,14 @@ static int run_write(udr_result **out, udr_query *q, wtab *t, const wstmt *st, c
 	count_refs(sql, "query", &fn, &qm);
 	if (fn)
 		goto whole;
+	/* rowid is the row's position in the shadow: the version's position
+	 * only when the shadow holds every row in order (a partial shadow
+	 * numbered the rows it holds from 0: `SET x = rowid WHERE ...` wrote
+	 * other numbers than DuckDB's own table would, and `WHERE rowid = 0`
+	 * did not bind) */
+	count_refs(sql, "rowid", &fn, &qm);
+	if (fn)
+		goto whole;
 	{
 		int rc = session_readers(&hidden, q);
 		if (rc < 0)
