@@ -77,36 +77,43 @@ def test_commit_with_conflicts_from_threads(store, catalog):
     assert sorted(wins) == list(range(1, 21))
 
 
-def _put_all(store, chunks, nthreads):
-    def work(t):
-        for c in chunks[t::nthreads]:
-            store.put(c)
+def _longest_stall(work):
+    """Run work() in a thread while this one spins: (seconds work took,
+    the longest this thread went without running).  With the GIL held
+    through work, the stall is the whole of it."""
+    done = threading.Event()
+    took = [0.0]
 
-    start = time.perf_counter()
-    run_threads(nthreads, work)
-    return time.perf_counter() - start
+    def run():
+        t0 = time.perf_counter()
+        work()
+        took[0] = time.perf_counter() - t0
+        done.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    last = time.perf_counter()
+    max_gap = 0.0
+    while not done.is_set():
+        now = time.perf_counter()
+        max_gap = max(max_gap, now - last)
+        last = now
+    t.join()
+    return took[0], max_gap
 
 
-def test_gil_released_parallel_puts(tmp_path):
-    """4 threads putting 64 KiB chunks beat 1 thread (2-core machine)."""
-    n = 1200
-    block = os.urandom(64 * 1024)
-    chunks1 = [i.to_bytes(8, "little") + block[8:] for i in range(n)]
-    chunks4 = [(i + n).to_bytes(8, "little") + block[8:] for i in range(n)]
-    best1 = best4 = None
-    # Alternate the two so that disk-cache state does not favour either side.
-    for rnd in range(2):
-        s1 = udr.ChunkStore(str(tmp_path / ("one%d" % rnd)))
-        s4 = udr.ChunkStore(str(tmp_path / ("four%d" % rnd)))
-        t1 = _put_all(s1, chunks1, 1)
-        t4 = _put_all(s4, chunks4, 4)
-        best1 = t1 if best1 is None else min(best1, t1)
-        best4 = t4 if best4 is None else min(best4, t4)
-        s1.close()
-        s4.close()
-    ratio = best1 / best4
-    print("GIL ratio: 1 thread %.3fs, 4 threads %.3fs, speed-up %.2fx" % (best1, best4, ratio))
-    assert ratio > 1.2, "4 threads only %.2fx faster than 1" % ratio
+def test_gil_released_during_put(tmp_path):
+    """While another thread puts a large content (chunking, hashing,
+    compressing, writing), this thread keeps running.  (It compared the
+    wall time of 4 putting threads with 1: a timing that failed on a
+    loaded machine, not a property of the binding.)"""
+    s = udr.ChunkStore(str(tmp_path / "s"))
+    data = os.urandom(48 << 20)
+    took, gap = _longest_stall(lambda: s.put(data))
+    print("put %.1f ms, longest stall of the other thread %.1f ms" % (took * 1e3, gap * 1e3))
+    assert s.get(udr.hash(data)) == data
+    s.close()
+    assert gap < took / 2
 
 
 def test_gil_released_during_hashing():
