@@ -35,10 +35,11 @@ typedef struct udr_log_query {
  * it returns (or the range's end), for merges that took a table's version
  * and so made none.
  * @param[out] out array of commits, freed with udr_commit_array_free
+ * A table that has no versions gives no commits (not an error: a watcher
+ * may wait for it; `udr log --table` says "not found" itself).
  * @return 0; UDR_EINVAL (bad table or branch name, unknown query version);
- *         UDR_ENOTFOUND (a table not found; a branch that never existed: a
- *         deleted branch's commits are listed); UDR_ECORRUPT; UDR_EIO;
- *         UDR_ENOMEM.
+ *         UDR_ENOTFOUND (a branch that never existed: a deleted branch's
+ *         commits are listed); UDR_ECORRUPT; UDR_EIO; UDR_ENOMEM.
  */
 UDR_EXTERN int udr_catalog_log(udr_commit ***out, size_t *count, udr_catalog *catalog,
                                const udr_log_query *query);

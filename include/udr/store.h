@@ -77,8 +77,10 @@ UDR_EXTERN int udr_store_put_file(udr_hash *out, udr_store *store, const char *p
 UDR_EXTERN int udr_store_exists(udr_store *store, const udr_hash *hash);
 
 /**
- * The stored size of a chunk in bytes.
- * @return 0; UDR_ENOTFOUND; UDR_EIO.
+ * The size of a chunk's content in bytes: a chunked content's from its
+ * manifest (checked), a one-piece content's by decoding and rehashing the
+ * piece (a damaged header cannot give another size).
+ * @return 0; UDR_ENOTFOUND; UDR_ECORRUPT (damaged, no intact copy); UDR_EIO.
  */
 UDR_EXTERN int udr_store_size(uint64_t *out, udr_store *store, const udr_hash *hash);
 

@@ -1234,6 +1234,8 @@ int udr_expire_record_json(char **out, udr_catalog *c, uint64_t seq)
 	if (!out || !c)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_expire_record_json");
 	*out = NULL;
+	if (seq == 0) /* no record 0: read, it was "missing", an integrity error */
+		return udr__error_set(UDR_EINVAL, "invalid commit 0: commits start at 1");
 	if ((rc = udr__record_read(&r, c, seq)) < 0)
 		return rc;
 	if (!r.xrec) {

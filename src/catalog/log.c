@@ -387,7 +387,7 @@ int udr_catalog_log(udr_commit ***out, size_t *count, udr_catalog *c, const udr_
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_catalog_log");
 	if (q->version != UDR_LOG_QUERY_VERSION)
 		return udr__error_set(UDR_EINVAL, "unknown log query version %u", q->version);
-	for (size_t i = 0; i < q->ntables; i++)
+	for (size_t i = 0; q->tables && i < q->ntables; i++)
 		if ((rc = udr_table_name_check(q->tables[i])) < 0)
 			return rc;
 	/* a branch: one that exists, or existed (its commits stay in the log);
@@ -410,9 +410,12 @@ int udr_catalog_log(udr_commit ***out, size_t *count, udr_catalog *c, const udr_
 	}
 	if ((rc = udr__catalog_true_head(&head, c)) < 0)
 		return rc;
-	lo = q->since_seq + 1;
+	/* since_seq at or past the head: nothing (UINT64_MAX + 1 was commit 0,
+	 * "missing": an integrity error on a sound store); since_ms at the
+	 * first millisecond: no bound (INT64_MIN - 1 was the last one) */
+	lo = q->since_seq >= head ? head + 1 : q->since_seq + 1;
 	hi = head;
-	if (q->since_ms) {
+	if (q->since_ms && q->since_ms != INT64_MIN && lo <= hi) {
 		uint64_t s;
 		if ((rc = udr_catalog_seq_at_time(&s, c, q->since_ms - 1)) < 0)
 			return rc;

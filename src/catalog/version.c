@@ -221,9 +221,13 @@ int udr__version_to_json(char **out, size_t *out_len, const udr_version *v)
 	fail |= json_object_set_new(o, "message", v->message ? json_string(v->message) : json_null());
 	for (size_t i = 0; i < v->nmeta && !fail; i++) {
 		json_t *s = json_string(v->meta[i].value);
-		if (!s)
+		if (!s) {
+			json_decref(o);
+			json_decref(chunks);
+			json_decref(meta);
 			return udr__error_set(UDR_EINVAL, "metadata value of key '%s' is not valid UTF-8",
 			                      v->meta[i].key);
+		}
 		fail |= json_object_set_new(meta, v->meta[i].key, s);
 	}
 	for (size_t i = 0; i < v->nchunks && !fail; i++) {
