@@ -24,6 +24,7 @@ struct spec_table {
 	const char *message; /* NULL: the spec's message */
 	json_t *metadata;    /* object of strings, or NULL */
 	uint64_t version;    /* expected new version; 0: the next one */
+	bool allow_empty;    /* no chunks and no files is what is meant */
 	udr_hash *stored;    /* the hashes of files, stored before the transaction */
 };
 
@@ -70,7 +71,7 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *where
 static int parse_table(struct spec_table *t, json_t *obj, size_t idx)
 {
 	static const char *const keys[] = { "table", "chunks", "files", "message", "metadata",
-	                                    "version", NULL };
+	                                    "version", "allow_empty", NULL };
 	char where[64];
 	json_t *v, *item;
 	const char *key;
@@ -163,6 +164,12 @@ static int parse_table(struct spec_table *t, json_t *obj, size_t idx)
 		return CLI_EXIT_USAGE;
 	}
 	t->version = v ? (uint64_t)json_integer_value(v) : 0;
+	v = json_object_get(obj, "allow_empty");
+	if (v && !json_is_boolean(v)) {
+		cli_errorf("invalid spec: %s: \"allow_empty\" must be true or false", where);
+		return CLI_EXIT_USAGE;
+	}
+	t->allow_empty = json_is_true(v);
 	return CLI_EXIT_OK;
 }
 
@@ -242,6 +249,16 @@ static int spec_load(struct spec *sp, const char *path)
 				           "tables[%zu])", sp->tables[i].table, j, i);
 				return CLI_EXIT_USAGE;
 			}
+		}
+	}
+	/* as `udr commit` without HASH: usually forgotten chunks, and SQL has
+	 * no columns to read from such a version (after every other check) */
+	for (i = 0; i < sp->ntables; i++) {
+		const struct spec_table *t = &sp->tables[i];
+		if (t->nchunks == 0 && json_array_size(t->files) == 0 && !t->allow_empty) {
+			cli_errorf("invalid spec: tables[%zu]: nothing to commit for table %s: no \"chunks\" or "
+			           "\"files\" (\"allow_empty\": true commits a version without data)", i, t->table);
+			return CLI_EXIT_USAGE;
 		}
 	}
 	return CLI_EXIT_OK;

@@ -352,7 +352,7 @@ def test_watch_table_filter_and_text(history, watches):
 def test_watch_spec_commit_is_one_event(udr, watches, tmp_path):
     w = Watch(udr, "--json", "--since", "0")
     watches.append(w)
-    spec = {"message": "both", "tables": [{"table": "x"}, {"table": "y"}]}
+    spec = {"message": "both", "tables": [{"table": "x", "allow_empty": True}, {"table": "y", "allow_empty": True}]}
     udr.ok("commit", "--spec", "-", input=json.dumps(spec))
     ev = w.event()
     assert ev["message"] == "both"
@@ -381,7 +381,7 @@ def test_spec_commits_all_tables_at_once(udr, tmp_path):
     spec = {"message": "nightly", "isolation": "serializable", "tables": [
         {"table": "orders", "chunks": [b, a], "metadata": {"src": "erp"}},
         {"table": "customers", "chunks": [a], "files": [str(f)], "message": "own"},
-        {"table": "empty"},
+        {"table": "empty", "allow_empty": True},
     ]}
     r = spec_commit(udr, spec)
     assert r.code == 0, r
@@ -473,11 +473,11 @@ def test_spec_missing_file(udr, tmp_path):
 def test_spec_version_conflict(udr):
     udr.ok("commit", "t", "--next", "--allow-empty")
     snap = tree_snapshot(udr.catalog)
-    r = spec_commit(udr, {"tables": [{"table": "u"}, {"table": "t", "version": 1}]})
+    r = spec_commit(udr, {"tables": [{"table": "u", "allow_empty": True}, {"table": "t", "version": 1, "allow_empty": True}]})
     assert r.code == 3, r
     assert "t" in r.stderr and "2" in r.stderr
     assert tree_snapshot(udr.catalog) == snap
-    r = spec_commit(udr, {"tables": [{"table": "u"}, {"table": "t", "version": 2}]})
+    r = spec_commit(udr, {"tables": [{"table": "u", "allow_empty": True}, {"table": "t", "version": 2, "allow_empty": True}]})
     assert r.code == 0, r
     assert r.out == "commit 2\nu@1\nt@2\n"
 

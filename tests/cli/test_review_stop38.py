@@ -176,3 +176,23 @@ def test_rowid_in_a_write_is_the_rows_position_as_in_duckdb(udr):
     udr.ok("sql", "BEGIN; UPDATE t SET id = -rowid WHERE id = 104; COMMIT")
     assert sorted(udr.ok("sql", "--csv", "SELECT id FROM t").out.split()[1:]) == sorted(["0", "2", "2", str(-pos)])
     assert udr.ok("fsck").code == 0
+
+
+def test_spec_refuses_a_table_without_data_unless_allow_empty(udr):
+    """`commit --spec` committed a version without chunks that `commit`
+    refuses (issue 13: an empty version breaks SQL on the table)."""
+    h = udr.put(b"id\n1\n")
+    before = catalog_files(udr)
+    for spec in ({"tables": [{"table": "e"}]},
+                 {"tables": [{"table": "a", "chunks": [h]}, {"table": "e", "chunks": []}]},
+                 {"tables": [{"table": "e", "files": []}]},
+                 {"tables": [{"table": "e", "allow_empty": False}]},
+                 {"tables": [{"table": "e", "allow_empty": "yes"}]}):
+        r = udr("commit", "--spec", "-", input=json.dumps(spec))
+        assert r.code == 2, (spec, r)
+        assert "allow_empty" in r.stderr, (spec, r)
+        assert catalog_files(udr) == before, spec
+    r = udr.ok("commit", "--spec", "-", input=json.dumps(
+        {"tables": [{"table": "a", "chunks": [h]}, {"table": "e", "allow_empty": True}]}))
+    assert r.out.split()[2:] == ["a@1", "e@1"], r
+    assert json.loads(udr.ok("show", "e").out)["chunks"] == []
