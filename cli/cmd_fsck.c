@@ -230,6 +230,37 @@ static int list_dir(char ***names, size_t *nn, uint64_t **vers, size_t *nv, cons
 }
 
 /*
+ * Call fn for every version file under catalog/tables/T/ (those of main,
+ * of other branches and of deleted ones alike, as gc's mark looks at
+ * them), tables by name, versions in order.
+ */
+typedef void (*version_file_fn)(const char *table, uint64_t version, void *payload);
+
+static void each_version_file(udr_db *db, version_file_fn fn, void *payload)
+{
+	char **tables = NULL, tdir[4200];
+	size_t ntables = 0;
+
+	if (snprintf(tdir, sizeof(tdir), "%s/catalog/tables", udr_db_path(db)) >= (int)sizeof(tdir) ||
+	    list_dir(&tables, &ntables, NULL, NULL, tdir) != 0)
+		return;
+	for (size_t t = 0; t < ntables; t++) {
+		uint64_t *vs = NULL;
+		size_t nv = 0;
+		char vdir[4500];
+
+		if (snprintf(vdir, sizeof(vdir), "%s/%s", tdir, tables[t]) < (int)sizeof(vdir) &&
+		    list_dir(NULL, NULL, &vs, &nv, vdir) == 0)
+			for (size_t i = 0; i < nv; i++)
+				fn(tables[t], vs[i], payload);
+		free(vs);
+	}
+	for (size_t t = 0; t < ntables; t++)
+		free(tables[t]);
+	free(tables);
+}
+
+/*
  * After the chunk store reported damage: name the table versions it
  * damages.  Each version (not swept by gc) whose chunks are all stored is
  * read back in full (udr_store_verify: every piece and delta base); one
@@ -287,114 +318,108 @@ static void unrec_chunk(json_t *list, uint64_t *n, const char *hex)
 	(*n)++;
 }
 
+struct name_damaged {
+	udr_db *db;
+	const hash_set *reported;
+	json_t *list, *unrec;
+	hash_set good; /* contents read back intact */
+	uint64_t printed;
+};
+
+static void name_damaged_one(const char *table, uint64_t version, void *payload)
+{
+	struct name_damaged *n = payload;
+	udr_catalog *c = udr_db_catalog(n->db);
+	udr_store *s = udr_db_store(n->db);
+	udr_version *v = NULL;
+	udr_expiry x;
+	if (udr_version_expiry(&x, c, table, version) == 0 && x.swept)
+		return; /* its data may be gone by design */
+	udr_error_clear();
+	if (udr_catalog_get_version(&v, c, table, version) != 0) {
+		/* the catalog check reported the file; its chunks are
+		 * not known, so its data cannot be read back */
+		int code = udr_error_last()->code;
+		udr_error_clear();
+		if (n->unrec && code != UDR_ENOTFOUND)
+			add_unrecoverable(n->unrec, c, table, version, 0, json_array(), 0, "version file damaged");
+		return;
+	}
+	json_t *missing = n->unrec ? json_array() : NULL, *damaged = n->unrec ? json_array() : NULL;
+	uint64_t nmissing = 0, ndamaged = 0;
+	bool named = false;
+	for (size_t k = 0; k < v->nchunks; k++) {
+		char hex[UDR_HASH_HEXSIZE + 1];
+		udr_hash_tohex(hex, &v->chunks[k]);
+		if (missing && !hset_has(&n->good, &v->chunks[k]) && udr_store_exists(s, &v->chunks[k]) != 1) {
+			udr_error_clear(); /* reported as broken by the catalog check */
+			unrec_chunk(missing, &nmissing, hex);
+			continue;
+		}
+		if (hset_has(&n->good, &v->chunks[k]) || (n->reported && !hset_has(n->reported, &v->chunks[k])))
+			continue; /* read back intact already, here or by the store check */
+		if (udr_store_exists(s, &v->chunks[k]) != 1) {
+			udr_error_clear(); /* missing: reported as broken */
+			continue;
+		}
+		if (udr_store_verify(s, &v->chunks[k]) == 0) {
+			hset_add(&n->good, &v->chunks[k]);
+			continue;
+		}
+		/* one problem line per version (its first damaged
+		 * chunk); every damaged chunk goes to unrecoverable */
+		if (named) {
+			udr_error_clear();
+			if (damaged)
+				unrec_chunk(damaged, &ndamaged, hex);
+			continue;
+		}
+		if (n->list) {
+			char obj[UDR_TABLE_NAME_MAX + 32], msg[600];
+			snprintf(obj, sizeof(obj), "%s@%" PRIu64, table, version);
+			snprintf(msg, sizeof(msg), "chunk %s cannot be read back: %.400s", hex,
+			         udr_error_last()->message ? udr_error_last()->message : "damaged");
+			json_problem(n->list, "damaged", "version", obj, NULL, msg);
+		} else {
+			printf("%sdamaged version %s@%" PRIu64 ": chunk %s cannot be read back: %s\n", line_prefix,
+			       table, version, hex,
+			       udr_error_last()->message ? udr_error_last()->message : "damaged");
+		}
+		udr_error_clear();
+		n->printed++;
+		named = true;
+		if (damaged)
+			unrec_chunk(damaged, &ndamaged, hex);
+		if (!n->unrec)
+			break; /* the line is all plain fsck says */
+	}
+	if (n->unrec && nmissing + ndamaged > 0) {
+		/* missing chunks first, then damaged ones, at most
+		 * UNREC_CHUNKS_MAX listed */
+		size_t j;
+		json_t *h;
+		json_array_foreach(damaged, j, h) {
+			if (json_array_size(missing) >= UNREC_CHUNKS_MAX)
+				break;
+			json_array_append(missing, h);
+		}
+		add_unrecoverable(n->unrec, c, v->table, v->version, v->commit_seq, missing, nmissing + ndamaged,
+		                  nmissing && ndamaged ? "missing and damaged" : nmissing ? "missing" : "damaged");
+	} else {
+		json_decref(missing);
+	}
+	json_decref(damaged);
+	udr_version_free(v);
+}
+
 static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json_t *list, json_t *unrec)
 {
-	udr_catalog *c = udr_db_catalog(db);
-	udr_store *s = udr_db_store(db);
-	char **tables = NULL, tdir[4200];
-	size_t ntables = 0;
-	uint64_t printed = 0;
-	hash_set good = {NULL, NULL, 0, 0};
+	struct name_damaged n = { db, reported, list, unrec, { NULL, NULL, 0, 0 }, 0 };
 
-	if (snprintf(tdir, sizeof(tdir), "%s/catalog/tables", udr_db_path(db)) >= (int)sizeof(tdir) ||
-	    list_dir(&tables, &ntables, NULL, NULL, tdir) != 0)
-		return 0;
-	for (size_t t = 0; t < ntables; t++) {
-		uint64_t *vs = NULL;
-		size_t nv = 0;
-		char vdir[4500];
-		if (snprintf(vdir, sizeof(vdir), "%s/%s", tdir, tables[t]) >= (int)sizeof(vdir) ||
-		    list_dir(NULL, NULL, &vs, &nv, vdir) != 0)
-			continue;
-		for (size_t i = 0; i < nv; i++) {
-			udr_version *v = NULL;
-			udr_expiry x;
-			if (udr_version_expiry(&x, c, tables[t], vs[i]) == 0 && x.swept)
-				continue; /* its data may be gone by design */
-			udr_error_clear();
-			if (udr_catalog_get_version(&v, c, tables[t], vs[i]) != 0) {
-				/* the catalog check reported the file; its chunks are
-				 * not known, so its data cannot be read back */
-				int code = udr_error_last()->code;
-				udr_error_clear();
-				if (unrec && code != UDR_ENOTFOUND)
-					add_unrecoverable(unrec, c, tables[t], vs[i], 0, json_array(), 0, "version file damaged");
-				continue;
-			}
-			json_t *missing = unrec ? json_array() : NULL, *damaged = unrec ? json_array() : NULL;
-			uint64_t nmissing = 0, ndamaged = 0;
-			bool named = false;
-			for (size_t k = 0; k < v->nchunks; k++) {
-				char hex[UDR_HASH_HEXSIZE + 1];
-				udr_hash_tohex(hex, &v->chunks[k]);
-				if (missing && !hset_has(&good, &v->chunks[k]) && udr_store_exists(s, &v->chunks[k]) != 1) {
-					udr_error_clear(); /* reported as broken by the catalog check */
-					unrec_chunk(missing, &nmissing, hex);
-					continue;
-				}
-				if (hset_has(&good, &v->chunks[k]) || (reported && !hset_has(reported, &v->chunks[k])))
-					continue; /* read back intact already, here or by the store check */
-				if (udr_store_exists(s, &v->chunks[k]) != 1) {
-					udr_error_clear(); /* missing: reported as broken */
-					continue;
-				}
-				if (udr_store_verify(s, &v->chunks[k]) == 0) {
-					hset_add(&good, &v->chunks[k]);
-					continue;
-				}
-				/* one problem line per version (its first damaged
-				 * chunk); every damaged chunk goes to unrecoverable */
-				if (named) {
-					udr_error_clear();
-					if (damaged)
-						unrec_chunk(damaged, &ndamaged, hex);
-					continue;
-				}
-				if (list) {
-					char obj[UDR_TABLE_NAME_MAX + 32], msg[600];
-					snprintf(obj, sizeof(obj), "%s@%" PRIu64, tables[t], vs[i]);
-					snprintf(msg, sizeof(msg), "chunk %s cannot be read back: %.400s", hex,
-					         udr_error_last()->message ? udr_error_last()->message : "damaged");
-					json_problem(list, "damaged", "version", obj, NULL, msg);
-				} else {
-					printf("%sdamaged version %s@%" PRIu64 ": chunk %s cannot be read back: %s\n", line_prefix,
-					       tables[t], vs[i], hex,
-					       udr_error_last()->message ? udr_error_last()->message : "damaged");
-				}
-				udr_error_clear();
-				printed++;
-				named = true;
-				if (damaged)
-					unrec_chunk(damaged, &ndamaged, hex);
-				if (!unrec)
-					break; /* the line is all plain fsck says */
-			}
-			if (unrec && nmissing + ndamaged > 0) {
-				/* missing chunks first, then damaged ones, at most
-				 * UNREC_CHUNKS_MAX listed */
-				size_t j;
-				json_t *h;
-				json_array_foreach(damaged, j, h) {
-					if (json_array_size(missing) >= UNREC_CHUNKS_MAX)
-						break;
-					json_array_append(missing, h);
-				}
-				add_unrecoverable(unrec, c, v->table, v->version, v->commit_seq, missing, nmissing + ndamaged,
-				                  nmissing && ndamaged ? "missing and damaged" : nmissing ? "missing" : "damaged");
-			} else {
-				json_decref(missing);
-			}
-			json_decref(damaged);
-			udr_version_free(v);
-		}
-		free(vs);
-	}
-	for (size_t t = 0; t < ntables; t++)
-		free(tables[t]);
-	free(tables);
-	free(good.v);
-	free(good.used);
-	return printed;
+	each_version_file(db, name_damaged_one, &n);
+	free(n.good.v);
+	free(n.good.used);
+	return n.printed;
 }
 
 #ifdef UDR_HAVE_QUERY
@@ -408,60 +433,53 @@ static uint64_t name_damaged_versions(udr_db *db, const hash_set *reported, json
  * catalog check reported those).  Problems go through print_problem as the
  * catalog's; with unrec, each such version is unrecoverable.
  */
+struct row_meta {
+	udr_db *db;
+	struct fsck_state *st;
+	json_t *unrec;
+};
+
+static void check_row_meta_one(const char *table, uint64_t version, void *payload)
+{
+	struct row_meta *m = payload;
+	udr_catalog *c = udr_db_catalog(m->db);
+	udr_version *v = NULL;
+	udr_expiry x;
+
+	if (udr_version_expiry(&x, c, table, version) == 0 && x.swept) {
+		udr_error_clear();
+		return;
+	}
+	udr_error_clear();
+	if (udr_catalog_get_version(&v, c, table, version) != 0) {
+		udr_error_clear();
+		return;
+	}
+	if (udr_query_check_version(udr_db_store(m->db), v) != 0) {
+		char obj[UDR_TABLE_NAME_MAX + 32], msg[700];
+		udr_problem pr;
+
+		snprintf(obj, sizeof(obj), "%s@%" PRIu64, table, version);
+		snprintf(msg, sizeof(msg), "SQL cannot read it: %.600s",
+		         udr_error_last()->message ? udr_error_last()->message : "bad row-level metadata");
+		udr_error_clear();
+		pr.code = UDR_ECORRUPT;
+		pr.object = obj;
+		pr.path = NULL;
+		pr.message = msg;
+		print_problem(&pr, m->st);
+		if (m->unrec)
+			add_unrecoverable(m->unrec, c, v->table, v->version, v->commit_seq, json_array(), 0,
+			                  "row-level metadata damaged");
+	}
+	udr_version_free(v);
+}
+
 static void check_row_meta(udr_db *db, struct fsck_state *st, json_t *unrec)
 {
-	udr_catalog *c = udr_db_catalog(db);
-	char **tables = NULL, tdir[4200];
-	size_t ntables = 0;
+	struct row_meta m = { db, st, unrec };
 
-	if (snprintf(tdir, sizeof(tdir), "%s/catalog/tables", udr_db_path(db)) >= (int)sizeof(tdir) ||
-	    list_dir(&tables, &ntables, NULL, NULL, tdir) != 0)
-		return;
-	for (size_t t = 0; t < ntables; t++) {
-		uint64_t *vs = NULL;
-		size_t nv = 0;
-		char vdir[4500];
-
-		if (snprintf(vdir, sizeof(vdir), "%s/%s", tdir, tables[t]) >= (int)sizeof(vdir) ||
-		    list_dir(NULL, NULL, &vs, &nv, vdir) != 0)
-			continue;
-		for (size_t i = 0; i < nv; i++) {
-			udr_version *v = NULL;
-			udr_expiry x;
-
-			if (udr_version_expiry(&x, c, tables[t], vs[i]) == 0 && x.swept) {
-				udr_error_clear();
-				continue;
-			}
-			udr_error_clear();
-			if (udr_catalog_get_version(&v, c, tables[t], vs[i]) != 0) {
-				udr_error_clear();
-				continue;
-			}
-			if (udr_query_check_version(udr_db_store(db), v) != 0) {
-				char obj[UDR_TABLE_NAME_MAX + 32], msg[700];
-				udr_problem pr;
-
-				snprintf(obj, sizeof(obj), "%s@%" PRIu64, tables[t], vs[i]);
-				snprintf(msg, sizeof(msg), "SQL cannot read it: %.600s",
-				         udr_error_last()->message ? udr_error_last()->message : "bad row-level metadata");
-				udr_error_clear();
-				pr.code = UDR_ECORRUPT;
-				pr.object = obj;
-				pr.path = NULL;
-				pr.message = msg;
-				print_problem(&pr, st);
-				if (unrec)
-					add_unrecoverable(unrec, c, v->table, v->version, v->commit_seq, json_array(), 0,
-					                  "row-level metadata damaged");
-			}
-			udr_version_free(v);
-		}
-		free(vs);
-	}
-	for (size_t t = 0; t < ntables; t++)
-		free(tables[t]);
-	free(tables);
+	each_version_file(db, check_row_meta_one, &m);
 }
 #endif
 
