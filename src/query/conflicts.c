@@ -506,6 +506,8 @@ static int append_record_rows(udr_query *q, const udr__mrec *r)
 		const udr__mtable *t = &r->t[i];
 		udr__buf b = {0};
 		const char *res = t->version.n || t->vschema ? "version" : side_name(t->side);
+		if (t->rowlevel && t->rows_conflict == 0 && !t->conflicts.n)
+			continue; /* merges row by row, nothing in conflict */
 		rc = udr__buf_puts(&b, "INSERT INTO temp.main.udr_conflicts SELECT ");
 		if (rc == 0)
 			rc = udr__sql_literal(&b, r->target);
@@ -630,6 +632,13 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 	}
 	if (!(t = udr__mrec_table(&r, table))) {
 		rc = udr__error_set(UDR_ENOTFOUND, "table %s has no conflict in the merge into %s", table, into);
+		goto out;
+	}
+	if (t->rowlevel && t->rows_conflict == 0 && !t->conflicts.n) {
+		rc = udr__error_set(UDR_EINVAL, "table %s has no conflict in the merge into %s: it merges row by row "
+		                                "(udr merge --continue merges it; to take one side for the whole table, "
+		                                "merge again with --table %s=ours|theirs)",
+		                    table, into, table);
 		goto out;
 	}
 	if (key) {

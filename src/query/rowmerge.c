@@ -1382,7 +1382,11 @@ static int record_of(udr__mrec *r, const udr_merge_result *m, const char *source
 		x->base = t->base;
 		x->ours = t->ours;
 		x->theirs = t->theirs;
-		x->rowlevel = t->rowlevel && t->conflict;
+		/* a table that merges row by row without a conflict is "rows": 0
+		 * (redone by --continue, listed by no udr_conflicts row): as a
+		 * table-level conflict ("rows": null) it was listed, and resolving
+		 * it with a side dropped the other side's row changes */
+		x->rowlevel = t->rowlevel;
 		x->rows_conflict = t->conflict ? t->rows_conflict : 0;
 		if ((rc = strdup_to(&x->note, t->note)) < 0)
 			return rc;

@@ -196,3 +196,27 @@ def test_spec_refuses_a_table_without_data_unless_allow_empty(udr):
         {"tables": [{"table": "a", "chunks": [h]}, {"table": "e", "allow_empty": True}]}))
     assert r.out.split()[2:] == ["a@1", "e@1"], r
     assert json.loads(udr.ok("show", "e").out)["chunks"] == []
+
+
+@needs_query
+def test_conflicts_lists_no_table_that_merges_row_by_row(udr, tmp_path):
+    """When one table conflicted, a table the same merge merges row by row
+    without a conflict was listed as a whole-table conflict; resolving it
+    with a side (as the listing invited) dropped the other side's rows."""
+    (tmp_path / "base.csv").write_text("id,v\n1,a\n2,b\n3,c\n")
+    udr.ok("import", "r", str(tmp_path / "base.csv"), "--key", "id")
+    udr.ok("commit", "blob", "--next", udr.put(b"base"))
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "UPDATE r SET v = 'main' WHERE id = 1")
+    udr.ok("sql", "UPDATE r SET v = 'dev' WHERE id = 3", "--branch", "dev")
+    udr.ok("commit", "blob", "--next", udr.put(b"m"))
+    udr.ok("commit", "blob", "--next", udr.put(b"d"), "--branch", "dev")
+    r = udr("merge", "dev")
+    assert r.code == 3, r
+    listed = [row["table"] for row in json.loads(udr.ok("conflicts", "--json").out)]
+    assert listed == ["blob"], listed
+    r = udr("resolve", "r", "--ours")
+    assert r.code == 2 and "merges row by row" in r.stderr, r
+    udr.ok("resolve", "blob", "--ours")
+    udr.ok("merge", "--continue")
+    assert udr.ok("sql", "--csv", "SELECT * FROM r ORDER BY id").out.split() == ["id,v", "1,main", "2,b", "3,dev"]
