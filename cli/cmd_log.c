@@ -183,8 +183,13 @@ static void print_commit_text(udr_catalog *cat, const udr_commit *c)
 	for (const char *a = c->author ? c->author : "?"; *a; a++)
 		putchar((unsigned char)*a < 0x20 || *a == 0x7f ? '?' : *a);
 	putchar('\n');
-	if (c->op && c->source) /* cherry-pick, revert */
-		printf("  %s of commit %" PRIu64 "\n", c->op, c->source);
+	if (c->op && c->source) { /* cherry-pick, revert (not twice: it is the default message) */
+		char what[128];
+
+		snprintf(what, sizeof(what), "%s of commit %" PRIu64, c->op, c->source);
+		if (!c->message || strcmp(c->message, what) != 0)
+			printf("  %s\n", what);
+	}
 	else if (c->op && (strcmp(c->op, "expire") == 0 || strcmp(c->op, "unexpire") == 0)) /* GC.md 1.4 */
 		print_expire(cat, c->seq);
 	else if (c->op && strcmp(c->op, "retention") == 0) /* GC.md 1.1 */

@@ -220,3 +220,15 @@ def test_conflicts_lists_no_table_that_merges_row_by_row(udr, tmp_path):
     udr.ok("resolve", "blob", "--ours")
     udr.ok("merge", "--continue")
     assert udr.ok("sql", "--csv", "SELECT * FROM r ORDER BY id").out.split() == ["id,v", "1,main", "2,b", "3,dev"]
+
+
+def test_log_says_a_revert_once(udr):
+    udr.ok("commit", "t", "--next", udr.put(b"a"))
+    udr.ok("commit", "t", "--next", udr.put(b"b"))
+    udr.ok("revert", "commit:2")
+    out = udr.ok("log", "--limit", "1").out
+    assert out.count("revert of commit 2") == 1, out
+    udr.ok("commit", "t", "--next", udr.put(b"c"))
+    udr.ok("revert", "commit:4", "-m", "undo c")
+    out = udr.ok("log", "--limit", "1").out
+    assert "revert of commit 4" in out and "undo c" in out, out
