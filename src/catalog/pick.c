@@ -170,7 +170,9 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		if (rc == 2 && (rc = udr__table_latest(&ours, c, ch->table)) < 0) /* a format-1 head: only main */
 			goto done;
 		rc = 0;
-		if (ours != to && ours != from && (rc = same_content(c, ch->table, ours, to)) < 0)
+		/* ours may be from and still hold to's content: a commit that
+		 * changed no content (a second commit of the same chunks) */
+		if (ours != to && (rc = same_content(c, ch->table, ours, to)) < 0)
 			goto done;
 		if (ours == to || rc == 1) {
 			/* already there: nothing for this table */

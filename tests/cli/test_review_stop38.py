@@ -232,3 +232,20 @@ def test_log_says_a_revert_once(udr):
     udr.ok("revert", "commit:4", "-m", "undo c")
     out = udr.ok("log", "--limit", "1").out
     assert "revert of commit 4" in out and "undo c" in out, out
+
+
+def test_pick_and_revert_of_a_commit_that_changed_no_content_write_nothing(udr):
+    """A commit of the same chunks again (v2 = v1's content): its revert on
+    main, and its cherry-pick onto a branch holding v1, wrote a commit and a
+    version with the content already there."""
+    h = udr.put(b"A")
+    udr.ok("commit", "t", "--next", h)
+    udr.ok("commit", "t", "--next", h)
+    before = catalog_files(udr)
+    r = json.loads(udr.ok("revert", "commit:2", "--json").out)
+    assert r["commit"] == 0 and r["up_to_date"], r
+    assert catalog_files(udr) == before
+    udr.ok("branch", "create", "dev", "--from", "commit:1")
+    r = json.loads(udr.ok("cherry-pick", "commit:2", "--branch", "dev", "--json").out)
+    assert r["commit"] == 0 and r["up_to_date"], r
+    assert udr.ok("versions", "t", "--branch", "dev").out.split() == ["1"]
