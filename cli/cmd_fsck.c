@@ -455,7 +455,9 @@ static void check_row_meta_one(const char *table, uint64_t version, void *payloa
 		udr_error_clear();
 		return;
 	}
-	if (udr_query_check_version(udr_db_store(m->db), v) != 0) {
+	/* damage only: a version SQL refuses as bad input (an unknown
+	 * udr.format, which commits refuse now) is no problem of the store */
+	if (udr_query_check_version(udr_db_store(m->db), v) == UDR_ECORRUPT) {
 		char obj[UDR_TABLE_NAME_MAX + 32], msg[700];
 		udr_problem pr;
 
@@ -472,6 +474,7 @@ static void check_row_meta_one(const char *table, uint64_t version, void *payloa
 			add_unrecoverable(m->unrec, c, v->table, v->version, v->commit_seq, json_array(), 0,
 			                  "row-level metadata damaged");
 	}
+	udr_error_clear();
 	udr_version_free(v);
 }
 

@@ -431,7 +431,7 @@ static int get_verified(udr_store *store, const udr_hash *h, const char *path)
 	void *buf;
 	int rc, null_fd, fd = STDOUT_FILENO;
 
-	if ((rc = udr_store_size(&size, store, h)) != 0)
+	if ((rc = udr_store_size_recorded(&size, store, h)) != 0)
 		return cli_fail(rc);
 	if (size <= VERIFY_IN_MEMORY_MAX) {
 		if ((rc = udr_store_get_verified(&buf, &len, store, h)) != 0)
@@ -493,7 +493,7 @@ static int get_file_progress(const cli_ctx *ctx, udr_store *store, const udr_has
 	char *tmp;
 	int fd, rc;
 
-	if ((rc = udr_store_size(&total, store, h)) != 0)
+	if ((rc = udr_store_size_recorded(&total, store, h)) != 0)
 		return cli_fail(rc);
 	if (!(tmp = malloc(n))) {
 		cli_errorf("out of memory");
@@ -554,7 +554,7 @@ static int get_through(const cli_ctx *ctx, udr_store *store, const udr_hash *h, 
 		return rc;
 	/* a regular file behind a symlink has an offset to show progress by */
 	if (progress_wanted(ctx) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    udr_store_size(&total, store, h) == 0)
+	    udr_store_size_recorded(&total, store, h) == 0)
 		prog = cli_progress_start(ctx, "get", total, fd);
 	rc = udr_store_get_fd(store, h, fd, flags);
 	cli_progress_finish(prog);
@@ -643,7 +643,7 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
 
 		fflush(stdout); /* the library writes to the descriptor directly */
 		/* Progress when stdout is a file (its offset can be sampled). */
-		prog = progress_wanted(ctx) && udr_store_size(&total, udr_db_store(db), &h) == 0
+		prog = progress_wanted(ctx) && udr_store_size_recorded(&total, udr_db_store(db), &h) == 0
 		       ? cli_progress_start(ctx, "get", total, STDOUT_FILENO) : NULL;
 		rc = udr_store_get_fd(udr_db_store(db), &h, STDOUT_FILENO, flags);
 		cli_progress_finish(prog);

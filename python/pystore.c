@@ -371,7 +371,9 @@ static int store_contains(PyObject *self, PyObject *arg)
 
 PyDoc_STRVAR(size_doc,
 "size(hash) -> int\n\n"
-"The size in bytes of the chunk named by hash.  Raises NotFoundError.");
+"The size in bytes of the chunk named by hash, as its bytes decode (a chunk\n"
+"stored as one piece is read and checked to answer).  Raises NotFoundError,\n"
+"IntegrityError when no intact copy is left.");
 
 static PyObject *store_size(udrpy_store *s, PyObject *arg)
 {

@@ -79,10 +79,20 @@ UDR_EXTERN int udr_store_exists(udr_store *store, const udr_hash *hash);
 /**
  * The size of a chunk's content in bytes: a chunked content's from its
  * manifest (checked), a one-piece content's by decoding and rehashing the
- * piece (a damaged header cannot give another size).
+ * piece, which costs a read of it (a damaged header cannot give another
+ * size; a piece stored whole, UDR_PUT_WHOLE or format 1, may be large).
  * @return 0; UDR_ENOTFOUND; UDR_ECORRUPT (damaged, no intact copy); UDR_EIO.
  */
 UDR_EXTERN int udr_store_size(uint64_t *out, udr_store *store, const udr_hash *hash);
+
+/**
+ * The size a chunk's first readable copy records (a manifest's total, a
+ * piece's header, a raw file's length), without reading its data: for
+ * sizing a buffer or counting bytes.  Damage can make it wrong; a read that
+ * verifies (udr_store_get, udr_store_size) finds it.
+ * @return 0; UDR_ENOTFOUND; UDR_ECORRUPT; UDR_EIO.
+ */
+UDR_EXTERN int udr_store_size_recorded(uint64_t *out, udr_store *store, const udr_hash *hash);
 
 /**
  * Read a whole chunk into memory, verified: each piece is rehashed before it

@@ -225,7 +225,7 @@ static int check_row_meta(udr_catalog *c, udr_version *const *vs, size_t n)
 {
 	for (size_t i = 0; i < n && udr__row_meta_check; i++) {
 		int rc = udr__row_meta_check(c->store, vs[i]);
-		if (rc == UDR_ECORRUPT) {
+		if (rc == UDR_ECORRUPT || rc == UDR_EINVAL) {
 			char why[700];
 			snprintf(why, sizeof(why), "%s", udr_error_last()->message);
 			return udr__error_set(UDR_EINVAL, "refused: the metadata is not a row-level version SQL can read: "

@@ -525,7 +525,7 @@ int udr__version_added_bytes(uint64_t *out, udr_catalog *cat, udr_store *store, 
 			again = udr_hash_equal(&v->chunks[k], &v->chunks[i]);
 		if (again)
 			continue;
-		if ((rc = udr_store_size(&sz, store, &v->chunks[i])) == 0)
+		if ((rc = udr_store_size_recorded(&sz, store, &v->chunks[i])) == 0)
 			*out += sz;
 	}
 	free(old);
@@ -560,6 +560,15 @@ int udr_query_check_version(udr_store *store, const udr_version *v)
 	if (!v)
 		return udr__error_set(UDR_EINVAL, "udr_query_check_version: no version");
 	f = udr_version_get_meta(v, "udr.format");
+	if (f && strcmp(f, "parquet") != 0 && strcmp(f, "parquet-dv") != 0 && strcmp(f, "csv") != 0 &&
+	    strcmp(f, "json") != 0) {
+		char qf[64];
+		udr__quote(qf, sizeof(qf), f);
+		return check_failed(udr__error_set(UDR_EINVAL, "table %s version %" PRIu64 ": unsupported udr.format "
+		                                               "'%s' (parquet, parquet-dv, csv or json)",
+		                                   v->table, v->version, qf),
+		                    v);
+	}
 	if (!udr_version_get_meta(v, "udr.parts") && !(f && strcmp(f, "parquet-dv") == 0))
 		return 0; /* no row-level metadata: every chunk is a part */
 	if ((rc = udr__parts_of(&ps, v)) < 0)
@@ -568,8 +577,17 @@ int udr_query_check_version(udr_store *store, const udr_version *v)
 		uint8_t *bits = NULL;
 		void *data = NULL;
 		size_t len = 0;
+		bool seen = false;
 		any_dv |= ps.p[i].has_dv;
 		if (!ps.p[i].has_dv || !store)
+			continue;
+		/* one that an earlier part of as many rows and deletions named
+		 * decodes the same (a shared vector of 98k runs was decoded per
+		 * part: 35 ms a commit) */
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = ps.p[k].has_dv && udr_hash_equal(&ps.p[k].dv, &ps.p[i].dv) && ps.p[k].rows == ps.p[i].rows &&
+			       ps.p[k].deleted == ps.p[i].deleted;
+		if (seen)
 			continue;
 		/* missing or damaged in the store: the store's and the catalog's
 		 * checks name it, and a commit refuses a missing chunk.  A

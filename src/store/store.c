@@ -912,14 +912,14 @@ static int size_sink(const void *d, size_t n, void *payload)
  * its pieces).  One piece's size comes from a zstd frame's header, a pack
  * entry's header (outside its CRC's check here) or a file's length, which
  * damage changes without failing anything (a review: 23016 for a 1000-byte
- * chunk, rc 0): the piece is decoded and rehashed (one piece, bounded), and
- * its size is what it decodes to.
+ * chunk, rc 0): the piece is decoded and rehashed, and its size is what it
+ * decodes to (a piece stored whole may be large: callers that only size a
+ * buffer or count take udr_store_size_recorded).
  */
 int udr_store_size(uint64_t *out, udr_store *s, const udr_hash *h)
 {
 	enum udr__kind kind = UDR__K_NONE;
 	uint64_t size = 0, got = 0;
-	char hex[UDR_HASH_HEXSIZE + 1];
 	int rc;
 	if (!out || !s || !h)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_size");
@@ -928,16 +928,21 @@ int udr_store_size(uint64_t *out, udr_store *s, const udr_hash *h)
 	if ((rc = udr__obj_exists(&kind, s, h, true)) < 0)
 		return rc;
 	if (rc == 1 && kind != UDR__K_MANIFEST) {
+		/* the first intact copy's bytes: the header read above may be a
+		 * damaged copy's while another copy is intact */
 		if ((rc = udr__content_stream(s, h, true, size_sink, &got)) < 0)
 			return rc;
-		if (got != size) {
-			udr_hash_tohex(hex, h);
-			return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its header says %llu bytes, it decodes "
-			                      "to %llu", hex, (unsigned long long)size, (unsigned long long)got);
-		}
+		size = got;
 	}
 	*out = size;
 	return 0;
+}
+
+int udr_store_size_recorded(uint64_t *out, udr_store *s, const udr_hash *h)
+{
+	if (!out || !s || !h)
+		return udr__error_set(UDR_EINVAL, "invalid argument to udr_store_size_recorded");
+	return udr__content_size(out, s, h);
 }
 
 int udr_store_local_path(char **out, udr_store *s, const udr_hash *h)

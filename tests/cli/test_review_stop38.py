@@ -46,6 +46,10 @@ def bad_metas(udr, part, dv):
         "not json": ([part], {"udr.format": "parquet", "udr.parts": "[{\"rows\":3}"}),
         "dv not after the parts": ([dv, part], {"udr.format": "parquet-dv",
                                                 "udr.parts": json.dumps([{"rows": 3, "deleted": 1, "dv": dv}])}),
+        # SQL refuses these as bad input (exit 2 on every read), the diff
+        # review found them committed
+        "unknown format": ([part], {"udr.format": "xml"}),
+        "format in capitals": ([part], {"udr.format": "Parquet-DV"}),
     }
 
 

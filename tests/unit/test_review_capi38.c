@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct fx {
@@ -164,13 +165,56 @@ static void capi_size_of_a_damaged_piece(void **state)
 		udr_error_clear();
 		assert_int_equal(udr_store_verify(s, &h), UDR_ECORRUPT);
 		udr_error_clear();
-		/* a good copy again: the right size */
+		/* a good copy again: the right size, whichever copy's header is
+		 * read first (the damaged one made it "corrupt") */
 		assert_int_equal(udr_store_put(&h, s, data, sizeof(data)), 0);
 		assert_int_equal(udr_store_size(&size, s, &h), 0);
 		assert_int_equal(size, 1000);
+
 		udr_store_close(s);
 		free(dir);
 	}
+}
+
+/* A damaged pack entry first found, an intact loose copy beside it: the
+ * size is the intact copy's (it said "corrupt": the header of one copy
+ * compared with the bytes of the other). */
+static void capi_size_with_one_copy_intact(void **state)
+{
+	fx *f = *state;
+	udr_store *s = NULL;
+	char *dir = th_join(f->dir, "two"), *loc = NULL, *loose, file[4200];
+	unsigned char data[1000];
+	udr_hash h;
+	uint64_t size = 0;
+	long off = 0;
+	th_fill(data, sizeof(data), 38); /* incompressible: a raw entry */
+	assert_int_equal(udr_store_open(&s, dir, UDR_OPEN_CREATE), 0);
+	assert_int_equal(udr_store_put(&h, s, data, sizeof(data)), 0);
+	assert_int_equal(udr_store_debug_locate(&loc, s, &h), 0);
+	assert_int_equal(sscanf(loc, "pack %4199s %ld", file, &off), 2);
+	free(loc);
+	udr_store_close(s);
+	flip(file, off + 9); /* the entry's raw size */
+	loose = th_chunk_path(dir, &h);
+	{
+		char *d1 = strdup(loose);
+		*strrchr(d1, '/') = '\0';
+		*strrchr(d1, '/') = '\0';
+		(void)mkdir(d1, 0755);
+		free(d1);
+		d1 = strdup(loose);
+		*strrchr(d1, '/') = '\0';
+		(void)mkdir(d1, 0755);
+		free(d1);
+	}
+	th_write_file(loose, data, sizeof(data));
+	assert_int_equal(udr_store_open(&s, dir, 0), 0);
+	assert_int_equal(udr_store_size(&size, s, &h), 0);
+	assert_int_equal(size, 1000);
+	udr_store_close(s);
+	free(loose);
+	free(dir);
 }
 
 static void capi_commit_refusals_leak_nothing(void **state)
@@ -227,6 +271,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(capi_log_query_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(capi_size_of_a_damaged_piece, setup, teardown),
+		cmocka_unit_test_setup_teardown(capi_size_with_one_copy_intact, setup, teardown),
 		cmocka_unit_test_setup_teardown(capi_commit_refusals_leak_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(capi_settings_out_of_range, setup, teardown),
 	};
