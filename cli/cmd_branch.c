@@ -162,6 +162,20 @@ static int parse(struct ref_opts *o, cli_ctx *ctx, const cli_command *self, int 
 	return rc;
 }
 
+/* The commit ref record seq names (its parent: a tag, untag or delete
+ * record given as the target stands for its own parent), else fallback. */
+static uint64_t record_parent(udr_catalog *c, uint64_t seq, uint64_t fallback)
+{
+	udr_commit *cm = NULL;
+	uint64_t p = fallback;
+	if (udr_catalog_get_commit(&cm, c, seq) == 0)
+		p = cm->parent;
+	else
+		udr_error_clear();
+	udr_commit_free(cm);
+	return p;
+}
+
 /* The commit ref names (now, or at --at). */
 static int resolve(uint64_t *out, udr_catalog *c, const char *ref, const char *at)
 {
@@ -269,7 +283,8 @@ int cli_cmd_branch(cli_ctx *ctx, int argc, char **argv)
 		printf("deleted branch %s (commit %" PRIu64 ")\n", name, seq);
 	else
 		printf("%s branch %s at commit %" PRIu64 " (commit %" PRIu64 ")\n",
-		       strcmp(sub, "create") == 0 ? "created" : "reset", name, target, seq);
+		       strcmp(sub, "create") == 0 ? "created" : "reset", name, record_parent(udr_db_catalog(db), seq, target),
+		       seq);
 out:
 	udr_db_close(db);
 	ref_opts_free(&o);
@@ -320,7 +335,8 @@ int cli_cmd_tag(cli_ctx *ctx, int argc, char **argv)
 				goto out;
 			}
 			if ((rc = udr_tag_create(&seq, udr_db_catalog(db), name, ref)) == 0)
-				printf("tagged commit %" PRIu64 " as %s (commit %" PRIu64 ")\n", target, name, seq);
+				printf("tagged commit %" PRIu64 " as %s (commit %" PRIu64 ")\n",
+				       record_parent(udr_db_catalog(db), seq, target), name, seq);
 		}
 	}
 	if (rc < 0)

@@ -206,7 +206,7 @@ typedef struct udr_merge_table {
 /** The outcome of udr_merge. */
 typedef struct udr_merge_result {
 	uint64_t seq;          /**< the merge record (0: nothing written) */
-	uint64_t base;         /**< the merge base (0: none) */
+	uint64_t base;         /**< the merge base (0: none; the newest of a criss-cross history's) */
 	uint64_t ours, theirs; /**< the target's head and the source commit */
 	int up_to_date;        /**< the source is already in the target */
 	int fast_forward;      /**< the target had nothing of its own */
@@ -222,12 +222,16 @@ UDR_EXTERN void udr_merge_result_free(udr_merge_result *r);
  * Merge the commit source names into branch into (NULL: main): nothing when
  * the source is already in the target; fast-forward when the target has
  * nothing of its own; else three-way against the merge base at table level.
+ * A criss-cross history (several merge bases): a table's base version is
+ * the one every base has, else (two bases) what a three-way merge of the
+ * two over their own merge base gives; else none, and a table both sides
+ * changed conflicts (note says so) unless a strategy picks a side.
  * One record with two parents; with conflicts (or dry_run) nothing is
  * written and *out lists them.
  * @param[out] out the result (also on UDR_ECONFLICT), freed with
  *        udr_merge_result_free
- * @return 0; UDR_ECONFLICT (conflicts, the target moved meanwhile, or two
- *         merge bases: a criss-cross history); UDR_EINVAL; UDR_ENOTFOUND;
+ * @return 0; UDR_ECONFLICT (conflicts, the target moved meanwhile, or
+ *         more than 16 merge bases); UDR_EINVAL; UDR_ENOTFOUND;
  *         UDR_ECORRUPT; UDR_EIO.
  */
 UDR_EXTERN int udr_merge(udr_merge_result **out, udr_catalog *catalog, const char *source, const char *into,

@@ -371,6 +371,9 @@ int udr__snapshot_table(uint64_t *version, uint64_t *seq, udr_catalog *c, uint64
 /* Readers: the head record of branch (NULL: main) as of global seq at
  * (0: the visible head).  UDR_ENOTFOUND when it does not exist. */
 int udr__branch_head(uint64_t *out, udr_catalog *c, const char *branch, uint64_t at);
+/* 1 when versions a and b of table hold the same chunks and metadata (0
+ * when either is 0); UDR_ECORRUPT when one is not committed. */
+int udr__same_content(udr_catalog *c, const char *table, uint64_t a, uint64_t b);
 
 /* 0, or UDR_EINVAL when message (NULL: none) is not valid UTF-8: checked
  * before anything a commit needs is stored. */

@@ -64,7 +64,7 @@ static int pick_source(udr_commit **out, udr_catalog *c, const char *ref, const 
 
 /* 1 when versions a and b of table hold the same chunks and metadata (a
  * commit picked before, or a revert already made, under another number). */
-static int same_content(udr_catalog *c, const char *table, uint64_t a, uint64_t b)
+int udr__same_content(udr_catalog *c, const char *table, uint64_t a, uint64_t b)
 {
 	udr_version *va = NULL, *vb = NULL;
 	int rc = 0, same = 0;
@@ -172,7 +172,7 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 		rc = 0;
 		/* ours may be from and still hold to's content: a commit that
 		 * changed no content (a second commit of the same chunks) */
-		if (ours != to && (rc = same_content(c, ch->table, ours, to)) < 0)
+		if (ours != to && (rc = udr__same_content(c, ch->table, ours, to)) < 0)
 			goto done;
 		if (ours == to || rc == 1) {
 			/* already there: nothing for this table */
@@ -181,7 +181,7 @@ static int pick(udr_merge_result **out, udr_catalog *c, const char *commit, cons
 			continue;
 		}
 		/* the version the commit expects, or one with its content */
-		if (ours != from && (rc = same_content(c, ch->table, ours, from)) < 0)
+		if (ours != from && (rc = udr__same_content(c, ch->table, ours, from)) < 0)
 			goto done;
 		s = ours == from || rc == 1 ? UDR_MERGE_THEIRS : udr__merge_strategy_for(opts, ch->table);
 		rc = 0;

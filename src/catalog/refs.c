@@ -798,9 +798,36 @@ static int ref_record(uint64_t *seq_out, udr_catalog *c, const char *op, const c
 	return udr__catalog_commit_versions(seq_out, c, NULL, 0, &o);
 }
 
+/*
+ * A tag, untag or delete record (commit:N can name one) stands for its
+ * parent: the tagged commit, the tag's commit, the deleted branch's head
+ * (FORMAT.md "Ref records"); reads already see its parent's snapshot.  A
+ * branch, tag or merge made from it names that commit instead, so no
+ * record of the history has such a record as a parent.
+ */
+static int stands_for(uint64_t *s, udr_catalog *c)
+{
+	for (int i = 0; i < 64 && *s > 0; i++) {
+		udr_commit *cm = NULL;
+		int rc = udr__commit_read(&cm, c, *s);
+		bool through;
+		if (rc < 0)
+			return rc;
+		through = cm->op && (strcmp(cm->op, "tag") == 0 || strcmp(cm->op, "untag") == 0 ||
+		                     strcmp(cm->op, "delete") == 0);
+		if (through)
+			*s = cm->parent;
+		udr_commit_free(cm);
+		if (!through)
+			break;
+	}
+	return 0;
+}
+
 static int resolve_or_main(uint64_t *commit, udr_catalog *c, const char *ref)
 {
-	return udr_catalog_resolve(commit, c, ref ? ref : "branch:main");
+	int rc = udr_catalog_resolve(commit, c, ref ? ref : "branch:main");
+	return rc < 0 ? rc : stands_for(commit, c);
 }
 
 int udr_branch_create(uint64_t *seq_out, udr_catalog *c, const char *name, const char *from)
@@ -822,7 +849,7 @@ int udr_branch_reset(uint64_t *seq_out, udr_catalog *c, const char *name, const 
 	int rc;
 	if (!c || !to)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_branch_reset");
-	if ((rc = udr_ref_name_check(name)) < 0 || (rc = udr_catalog_resolve(&target, c, to)) < 0)
+	if ((rc = udr_ref_name_check(name)) < 0 || (rc = resolve_or_main(&target, c, to)) < 0)
 		return rc;
 	return ref_record(seq_out, c, "reset", name, name, target);
 }
@@ -1239,33 +1266,23 @@ static int effective(uint64_t *out, udr_catalog *c, uint64_t s)
 	return 0;
 }
 
-/* The merge base of a and b: their one newest common ancestor (two: a
- * criss-cross history, refused).  mbase.c reads the records between the
- * commits and their bases, not the history. */
-static int merge_base(uint64_t *out, bool *ff, bool *utd, udr_catalog *c, uint64_t ours, uint64_t theirs)
+/* The merge bases of a and b: their newest common ancestors (*n of them in
+ * *out, newest first; more than one: a criss-cross history).  mbase.c reads
+ * the records between the commits and their bases, not the history. */
+static int merge_base(uint64_t **out, size_t *n, bool *ff, bool *utd, udr_catalog *c, uint64_t ours,
+                      uint64_t theirs)
 {
-	uint64_t *bases = NULL;
-	size_t n = 0;
 	int rc;
-	*out = 0;
 	*ff = *utd = false;
-	if ((rc = udr__merge_bases(&bases, &n, c, ours, theirs)) < 0)
+	if ((rc = udr__merge_bases(out, n, c, ours, theirs)) < 0)
 		return rc;
-	if (n > 0) {
-		*out = bases[0];
-		if (bases[0] == theirs)
+	if (*n > 0) {
+		if ((*out)[0] == theirs)
 			*utd = true;
-		else if (bases[0] == ours)
+		else if ((*out)[0] == ours)
 			*ff = true;
-		else if (n > 1)
-			rc = udr__error_set(UDR_ECONFLICT,
-			                    "commits %llu and %llu have more than one merge base (%llu and %llu: a criss-cross "
-			                    "history); nothing merged: merge one of them into the other first",
-			                    (unsigned long long)ours, (unsigned long long)theirs, (unsigned long long)bases[0],
-			                    (unsigned long long)bases[1]);
 	}
-	free(bases);
-	return rc;
+	return 0;
 }
 
 void udr_merge_result_free(udr_merge_result *r)
@@ -1298,6 +1315,82 @@ static uint64_t version_in(const udr__tstate *s, const char *t)
 {
 	const udr__tentry *e = udr__tstate_find(s, t);
 	return e ? e->version : 0;
+}
+
+/*
+ * The bases of a merge: the snapshots of its merge bases (more than one in
+ * a criss-cross history) and, for two, of their own merge base when they
+ * have exactly one.
+ */
+typedef struct mbases {
+	udr__tstate *s;
+	size_t n;
+	udr__tstate s0; /* the bases' own merge base (have0) */
+	bool have0;
+} mbases;
+
+static void mbases_free(mbases *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		udr__tstate_free(&b->s[i]);
+	free(b->s);
+	udr__tstate_free(&b->s0);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Most merge bases a criss-cross merge reads (each is one snapshot). */
+#define MBASES_MAX 16
+
+static int mbases_load(mbases *b, udr_catalog *c, const uint64_t *bases, size_t n)
+{
+	uint64_t *under = NULL;
+	size_t nu = 0;
+	int rc = 0;
+	memset(b, 0, sizeof(*b));
+	if (n == 0)
+		n = 1, bases = NULL; /* no common ancestor: the empty snapshot */
+	if (n > MBASES_MAX)
+		return udr__error_set(UDR_ECONFLICT,
+		                      "the commits have %zu merge bases (a criss-cross history), more than %d: "
+		                      "nothing merged",
+		                      n, MBASES_MAX);
+	if (!(b->s = calloc(n, sizeof(*b->s))))
+		return udr__error_oom();
+	for (; b->n < n && rc == 0; b->n++)
+		rc = snapshot_state(&b->s[b->n], c, bases ? bases[b->n] : 0);
+	if (rc == 0 && n == 2 && (rc = udr__merge_bases(&under, &nu, c, bases[0], bases[1])) == 0 && nu == 1) {
+		rc = snapshot_state(&b->s0, c, under[0]);
+		b->have0 = rc == 0;
+	}
+	free(under);
+	return rc;
+}
+
+/*
+ * Table t's version in the merge base: the one every base has; else, for
+ * two bases, what a three-way merge of theirs over their own merge base
+ * gives (git's recursive merge, one level, table by table).  Else *known
+ * false: the bases disagree and no base version stands for them.
+ */
+static uint64_t mbases_version(bool *known, const mbases *b, const char *t)
+{
+	uint64_t v = version_in(&b->s[0], t), v0;
+	bool agree = true;
+	*known = true;
+	for (size_t i = 1; i < b->n && agree; i++)
+		agree = version_in(&b->s[i], t) == v;
+	if (agree)
+		return v;
+	if (b->n == 2 && b->have0) {
+		uint64_t v2 = version_in(&b->s[1], t);
+		v0 = version_in(&b->s0, t);
+		if (v == v0)
+			return v2; /* changed in the second base only */
+		if (v2 == v0)
+			return v;
+	}
+	*known = false;
+	return 0;
 }
 
 int udr__merge_opts_check(const udr_merge_options *opts)
@@ -1376,7 +1469,10 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 {
 	udr_merge_options def = UDR_MERGE_OPTIONS_INIT;
 	udr_merge_result *m;
-	udr__tstate sb, so, st, adopt;
+	udr__tstate so, st, adopt;
+	mbases sb;
+	uint64_t *bases = NULL;
+	size_t nbases = 0;
 	bool ff, utd;
 	size_t cap = 0, i = 0, j = 0, k = 0;
 	int rc;
@@ -1397,7 +1493,7 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 	memset(&so, 0, sizeof(so));
 	memset(&st, 0, sizeof(st));
 	memset(&adopt, 0, sizeof(adopt));
-	if ((rc = udr_catalog_resolve(&m->theirs, c, source)) < 0 || (rc = udr__branch_head(&m->ours, c, into, 0)) < 0)
+	if ((rc = resolve_or_main(&m->theirs, c, source)) < 0 || (rc = udr__branch_head(&m->ours, c, into, 0)) < 0)
 		goto done;
 	if (m->ours == 0) {
 		rc = udr__error_set(UDR_ENOTFOUND, "branch %s has no commits yet", into);
@@ -1406,38 +1502,42 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 	{
 		uint64_t eo, et;
 		if ((rc = effective(&eo, c, m->ours)) < 0 || (rc = effective(&et, c, m->theirs)) < 0 ||
-		    (rc = merge_base(&m->base, &ff, &utd, c, eo, et)) < 0)
+		    (rc = merge_base(&bases, &nbases, &ff, &utd, c, eo, et)) < 0)
 			goto done;
+		m->base = nbases ? bases[0] : 0;
 	}
 	m->up_to_date = utd;
 	m->fast_forward = ff;
 	if (utd)
 		goto done;
-	if ((rc = snapshot_state(&sb, c, m->base)) < 0 || (rc = snapshot_state(&so, c, m->ours)) < 0 ||
+	if ((rc = mbases_load(&sb, c, bases, nbases)) < 0 || (rc = snapshot_state(&so, c, m->ours)) < 0 ||
 	    (rc = snapshot_state(&st, c, m->theirs)) < 0)
 		goto done;
 	/* a strategy for a table no side has (a typo) was ignored, and the
 	 * table it meant merged (or conflicted) without it */
 	for (size_t x = 0; x < opts->ntables; x++)
-		if (!version_in(&sb, opts->tables[x]) && !version_in(&so, opts->tables[x]) &&
+		if (!version_in(&sb.s[0], opts->tables[x]) && !version_in(&so, opts->tables[x]) &&
 		    !version_in(&st, opts->tables[x])) {
 			rc = udr__error_set(UDR_EINVAL, "--table names table %s, which neither side has; nothing merged",
 			                    opts->tables[x]);
 			goto done;
 		}
-	/* every table of the three snapshots, in name order */
+	/* every table of the three snapshots, in name order (a table only
+	 * another base of a criss-cross has changed on both sides: the side
+	 * that kept it has it) */
 	for (;;) {
-		const char *names[3] = {i < sb.n ? sb.e[i].table : NULL, j < so.n ? so.e[j].table : NULL,
+		const char *names[3] = {i < sb.s[0].n ? sb.s[0].e[i].table : NULL, j < so.n ? so.e[j].table : NULL,
 		                        k < st.n ? st.e[k].table : NULL};
 		const char *t = NULL;
 		uint64_t b, o, th, res;
 		int conflict = 0;
+		bool known;
 		for (int x = 0; x < 3; x++)
 			if (names[x] && (!t || strcmp(names[x], t) < 0))
 				t = names[x];
 		if (!t)
 			break;
-		b = version_in(&sb, t);
+		b = mbases_version(&known, &sb, t);
 		o = version_in(&so, t);
 		th = version_in(&st, t);
 		if (names[0] && strcmp(names[0], t) == 0)
@@ -1448,15 +1548,15 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 			k++;
 		if (o == th)
 			continue;
-		if (th == b) {
+		if (known && th == b) {
 			res = o; /* changed on our side only */
-		} else if (o == b) {
+		} else if (known && o == b) {
 			res = th; /* changed on theirs only */
-		} else if ((rc = both_dropped(c, t, o, th)) != 0) {
+		} else if ((rc = both_dropped(c, t, o, th)) != 0 || (!known && (rc = udr__same_content(c, t, o, th)) != 0)) {
 			if (rc < 0)
 				goto done;
 			rc = 0;
-			continue; /* dropped on both sides: the same change, ours kept */
+			continue; /* dropped on both sides, or (a criss-cross) the same content: ours kept */
 		} else {
 			int s = udr__merge_strategy_for(opts, t);
 			res = s == UDR_MERGE_OURS ? o : s == UDR_MERGE_THEIRS ? th : o;
@@ -1464,6 +1564,13 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 		}
 		if ((rc = udr__merge_add_table(m, &cap, t, b, o, th, res, conflict)) < 0)
 			goto done;
+		if (!known) {
+			udr_merge_table *x = &m->tables[m->ntables - 1];
+			if (!(x->note = strdup("the merge bases disagree on it (a criss-cross history): pick a side"))) {
+				rc = udr__error_oom();
+				goto done;
+			}
+		}
 		if (res != o && !conflict) {
 			if (res == 0) {
 				/* deleting a table is not a thing yet: tables only appear */
@@ -1500,7 +1607,8 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 		rc = udr__catalog_commit_versions(&m->seq, c, NULL, 0, &o);
 	}
 done:
-	udr__tstate_free(&sb);
+	free(bases);
+	mbases_free(&sb);
 	udr__tstate_free(&so);
 	udr__tstate_free(&st);
 	udr__tstate_free(&adopt);

@@ -554,6 +554,19 @@ static int append_record_rows(udr_query *q, const udr__mrec *r)
 	return rc;
 }
 
+/* The rows of a record whose target still has the head the merge was
+ * planned on; a stale record (the branch moved or was deleted and made
+ * again since) lists nothing: resolve and --continue refuse it. */
+static int append_current_rows(udr_query *q, const udr__mrec *r)
+{
+	int rc = udr__mrec_current(q, r, "stale");
+	if (rc == UDR_ECONFLICT) {
+		udr_error_clear();
+		return 0;
+	}
+	return rc < 0 ? rc : append_record_rows(q, r);
+}
+
 int udr__conflicts_ensure(udr_query *q)
 {
 	char *dir = udr__path_join(q->cat->path, "merges");
@@ -579,7 +592,7 @@ int udr__conflicts_ensure(udr_query *q)
 				break;
 			}
 			if ((rc = mrec_load_path(&r, path, NULL)) == 0) {
-				rc = append_record_rows(q, &r);
+				rc = append_current_rows(q, &r);
 				udr__mrec_free(&r);
 			}
 			continue;
@@ -594,7 +607,7 @@ int udr__conflicts_ensure(udr_query *q)
 			}
 		}
 		if (rc == 0 && (rc = udr__mrec_load(&r, q, name.ptr)) == 0) {
-			rc = append_record_rows(q, &r);
+			rc = append_current_rows(q, &r);
 			udr__mrec_free(&r);
 		}
 		udr__buf_free(&name);
@@ -606,12 +619,32 @@ int udr__conflicts_ensure(udr_query *q)
 	return rc;
 }
 
+int udr__mrec_current(udr_query *q, const udr__mrec *r, const char *what)
+{
+	uint64_t head = 0;
+	int rc = udr__branch_head(&head, q->cat, r->target, 0);
+	if (rc == UDR_ENOTFOUND)
+		return udr__error_set(UDR_ECONFLICT,
+		                      "branch %s was deleted since the merge of %s into it was recorded: %s; "
+		                      "udr merge --abort --into %s drops the record",
+		                      r->target, r->source, what, r->target);
+	if (rc < 0)
+		return rc;
+	if (head != r->ours)
+		return udr__error_set(UDR_ECONFLICT,
+		                      "branch %s moved since the merge of %s was recorded (its head is commit %" PRIu64
+		                      ", the merge was planned on %" PRIu64 "): %s; udr merge --abort, then merge again",
+		                      r->target, r->source, head, r->ours, what);
+	return 0;
+}
+
 /* Resolve a table of the merge into `into`: a side (key NULL: the table;
  * else the conflict row whose key is key), or the rows of sql. */
 int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, int side, const char *key, const char *sql)
 {
 	udr__mrec r;
 	udr__mtable *t;
+	char *canon = NULL; /* the row's key_text, for key */
 	int lock = -1, rc;
 	if (udr__q_refuse_read_only(q, "udr_query_merge_resolve") < 0)
 		return UDR_EINVAL;
@@ -630,6 +663,8 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 		udr__mrec_unlock(lock);
 		return rc;
 	}
+	if ((rc = udr__mrec_current(q, &r, "nothing resolved")) < 0)
+		goto out;
 	if (!(t = udr__mrec_table(&r, table))) {
 		rc = udr__error_set(UDR_ENOTFOUND, "table %s has no conflict in the merge into %s", table, into);
 		goto out;
@@ -652,26 +687,34 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 			                    table, t->note ? t->note : "no row-level merge");
 			goto out;
 		}
-		rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM ");
+		/* the key as udr_conflicts shows it, or the same JSON spelled
+		 * otherwise ({"r": "eu", "id": 1} for {"r":"eu","id":1}): the
+		 * resolution is kept under the row's own key_text */
+		rc = udr__buf_puts(&b, "SELECT min(key_text), count(*)::BIGINT FROM ");
 		if (rc == 0)
 			rc = parts_reader(&b, q, &t->conflicts);
 		if (rc == 0)
-			rc = udr__buf_puts(&b, " WHERE key_text = ?");
+			rc = udr__buf_puts(&b, " WHERE key_text = ?1 OR key_text = (CASE WHEN json_valid(?1) AND "
+			                       "json_type(?1::JSON) = 'OBJECT' THEN json(?1)::VARCHAR END)");
 		if (rc == 0) {
 			udr_value p = udr_value_text(key);
 			rc = udr__q_run(&res, q, b.ptr, &p, 1, UDR__RUN_ANY);
 		}
-		if (rc == 0 && udr_result_get(&x, res, 0, 0) == 0 && x.type == UDR_TYPE_INT64)
+		if (rc == 0 && udr_result_get(&x, res, 0, 1) == 0 && x.type == UDR_TYPE_INT64)
 			found = (uint64_t)x.i64;
+		if (rc == 0 && found && udr_result_get(&x, res, 0, 0) == 0 && x.type == UDR_TYPE_TEXT &&
+		    !(canon = strdup(x.str)))
+			rc = udr__error_oom();
 		udr_result_free(res);
 		udr__buf_free(&b);
 		udr__q_cache_release(q);
-		if (rc == 0 && !found)
+		if (rc == 0 && (!found || !canon))
 			rc = udr__error_set(UDR_ENOTFOUND, "table %s has no conflicting row with key %s (see the key column "
 			                                   "of udr_conflicts)",
 			                    table, key);
 		if (rc < 0)
 			goto out;
+		key = canon;
 		/* a row resolved again: its choice replaced (a second entry was
 		 * added, and the merge took the first while udr_conflicts showed
 		 * the last) */
@@ -750,6 +793,7 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 	udr__test_pause("merge-resolve");
 	rc = udr__mrec_save(q, &r);
 out:
+	free(canon);
 	udr__mrec_free(&r);
 	udr__mrec_unlock(lock);
 	return rc;

@@ -334,6 +334,10 @@ typedef struct udr__mrec {
 int udr__mrec_load(udr__mrec *out, udr_query *q, const char *target);
 int udr__mrec_save(udr_query *q, const udr__mrec *r);
 int udr__mrec_remove(udr_query *q, const char *target);
+/* 0 when r's target branch still has the head the merge was planned on;
+ * else UDR_ECONFLICT saying it moved (or was deleted) and `what` (say,
+ * "nothing resolved"). */
+int udr__mrec_current(udr_query *q, const udr__mrec *r, const char *what);
 /* catalog/merges/<target>.lock, taken (flock, exclusive, waiting) around
  * every read-modify-write of the target's record (--continue, resolve,
  * --abort: need_record, UDR_ENOTFOUND as udr__mrec_load when there is

@@ -1166,6 +1166,81 @@ static int write_conflicts(udr__parts *out, udr_query *q, const cols *key)
 	return rc;
 }
 
+/* Column types whose SQL equality is sameness (no -0.0 = 0.0, NaN, or
+ * INTERVAL '1 month' = INTERVAL '30 days'). */
+static bool exact_type(const char *t)
+{
+	static const char *const ok[] = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+	                                 "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "VARCHAR", "DATE", "TIME",
+	                                 "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BLOB", "UUID"};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(t, ok[i]) == 0)
+			return true;
+	return strncmp(t, "DECIMAL(", 8) == 0;
+}
+
+/*
+ * A table udr_merge left at table level because the merge bases of a
+ * criss-cross history disagree on it (mt->note set): when both sides hold
+ * the same rows (each merged the crossing alike, into versions of their
+ * own), the merge keeps ours and it is no conflict.  Else (or when the
+ * rows cannot be compared exactly) the conflict and its note stay.
+ */
+static int criss_same_rows(udr_query *q, udr_merge_table *mt)
+{
+	cols co = {0}, ct = {0};
+	udr__buf b = {0};
+	udr_result *r = NULL;
+	udr_value x;
+	bool exact;
+	int rc;
+	if (!mt->ours || !mt->theirs)
+		return 0;
+	if ((rc = describe(&co, q, mt->table, mt->ours)) < 0 || (rc = describe(&ct, q, mt->table, mt->theirs)) < 0) {
+		/* not rows SQL reads (a chunk-level table): the conflict stays */
+		cols_free(&co);
+		cols_free(&ct);
+		udr_error_clear();
+		return 0;
+	}
+	exact = same_cols(&co, &ct);
+	for (size_t i = 0; exact && i < co.n; i++)
+		exact = exact_type(co.types[i]);
+	if (exact) {
+		rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM ((SELECT * FROM ");
+		if (rc == 0)
+			rc = vref(&b, mt->table, mt->ours);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " EXCEPT ALL SELECT * FROM ");
+		if (rc == 0)
+			rc = vref(&b, mt->table, mt->theirs);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, ") UNION ALL (SELECT * FROM ");
+		if (rc == 0)
+			rc = vref(&b, mt->table, mt->theirs);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, " EXCEPT ALL SELECT * FROM ");
+		if (rc == 0)
+			rc = vref(&b, mt->table, mt->ours);
+		if (rc == 0)
+			rc = udr__buf_puts(&b, "))");
+		if (rc == 0)
+			rc = udr__q_run(&r, q, b.ptr, NULL, 0, UDR__RUN_ANY);
+		if (rc == 0 && udr_result_get(&x, r, 0, 0) == 0 && x.type == UDR_TYPE_INT64 && x.i64 == 0) {
+			mt->conflict = 0;
+			mt->result = mt->ours;
+			free(mt->note);
+			mt->note = NULL;
+		}
+	}
+	udr_result_free(r);
+	udr__buf_free(&b);
+	cols_free(&co);
+	cols_free(&ct);
+	udr__q_cache_release(q);
+	return rc;
+}
+
 /* Merge one table changed on both sides row by row; mt->conflict cleared
  * when its rows merge; *out the new version (NULL: ours is the result). */
 static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, const udr_rowmerge_options *o,
@@ -1177,6 +1252,8 @@ static int merge_table(udr_version **out, udr_query *q, udr_merge_table *mt, con
 	uint64_t vers[3] = {mt->ours, mt->theirs, mt->base};
 	bool positional = false;
 	*out = NULL;
+	if (mt->note)
+		return criss_same_rows(q, mt);
 	if ((rc = key_of(&key, &have, q, mt, key_given(o, mt->table))) < 0)
 		goto out;
 	if (!have) {

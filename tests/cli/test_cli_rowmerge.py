@@ -223,7 +223,12 @@ def test_merging_again_is_up_to_date_and_the_key_is_remembered(udr, tmp_path):
     assert rows(udr) == [(1, "X", 10), (2, "y", 22), (3, "zz", 30), (5, "n", 50), (6, "m", 66)]
 
 
-def test_criss_cross_is_refused_with_a_clear_error(udr, tmp_path):
+def test_criss_cross_merges_over_the_bases_merge(udr, tmp_path):
+    """main and dev merged each other's old heads (two merge bases): was
+    refused as a criss-cross (exit 3) with advice that failed the same way.
+    Both sides merged the crossing alike (t's rows the same on both, in
+    versions of their own): t is no conflict; u and v take each side's own
+    change since."""
     three_sides(udr, tmp_path, BASE, OURS, THEIRS)
     udr.ok("import", "u", csv(tmp_path, "u.csv", [(1, "a", 1)]))
     udr.ok("import", "v", csv(tmp_path, "v.csv", [(1, "a", 1)]), "--branch", "dev")
@@ -232,10 +237,33 @@ def test_criss_cross_is_refused_with_a_clear_error(udr, tmp_path):
     udr.ok("merge", "m0", "--into", "dev", "--key", "t=id")  # dev gets main's old head
     udr.ok("import", "u", csv(tmp_path, "u2.csv", [(1, "b", 2)]))
     udr.ok("import", "v", csv(tmp_path, "v2.csv", [(1, "c", 3)]), "--branch", "dev")
+    m = merge_json(udr, "--key", "t=id")
+    assert m["conflicts"] == 0, m
+    merged = [(1, "X", 10), (2, "y", 22), (3, "z", 30), (5, "n", 50), (6, "m", 60)]
+    assert rows(udr) == merged == rows(udr, "t@dev")
+    assert rows(udr, "u") == [(1, "b", 2)]
+    assert rows(udr, "v") == [(1, "c", 3)]
+    udr.ok("fsck")
+
+
+def test_criss_cross_bases_that_disagree_conflict(udr, tmp_path):
+    """The crossing merged differently on each side (ours kept its row,
+    theirs took the other): no base stands for t, so it conflicts with a
+    note, writes nothing, and a side resolves it."""
+    three_sides(udr, tmp_path, BASE, OURS, THEIRS)
+    udr.ok("branch", "create", "m0")
+    udr.ok("merge", "dev", "--table", "t=ours")
+    udr.ok("merge", "m0", "--into", "dev", "--table", "t=ours")
+    assert rows(udr) == sorted(OURS) and rows(udr, "t@dev") == sorted(THEIRS)
     before = tree_snapshot(udr.root)
     r = udr("merge", "dev", "--key", "t=id")
     assert r.code == 3 and "criss-cross" in r.stderr, r
-    assert tree_snapshot(udr.root) == before
+    only_the_record(udr, before)
+    assert rows(udr) == sorted(OURS)
+    udr.ok("resolve", "t", "--theirs")
+    udr.ok("merge", "--continue")
+    assert rows(udr) == sorted(THEIRS)
+    udr.ok("fsck")
 
 
 @pytest.mark.parametrize("which", ["theirs", "ours"])

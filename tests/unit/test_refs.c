@@ -4,7 +4,7 @@
  * version numbers unique across branches, tags, reset and the reflog,
  * deletion, transactions on a branch, every table-level merge case (up to
  * date, fast-forward, clean three-way, conflict writing nothing, ours and
- * theirs, criss-cross refused, a moved target), a model check across
+ * theirs, criss-cross bases, a moved target), a model check across
  * checkpoints, a second handle, and fsck after all of it.  Merge bases and
  * ancestry (src/catalog/mbase.c) against a brute-force model (every
  * ancestor set walked in full) over random histories of three branches with
@@ -516,34 +516,72 @@ static void test_refs__merge(void **state)
 	fsck_clean(f);
 }
 
+/*
+ * A criss-cross history (main and dev merged each other's old heads: two
+ * merge bases).  A table's base is the version both bases have, else what
+ * the two bases merge to over their own base; a table the bases still
+ * disagree on conflicts when both sides changed it (a strategy picks).
+ */
 static void test_refs__criss_cross(void **state)
 {
 	fx *f = *state;
 	udr_merge_result *m = NULL;
 	udr_merge_options mo = UDR_MERGE_OPTIONS_INIT;
-	uint64_t x, y, h;
+	uint64_t x, y, h, a_main2, b_dev2, c_main, c_dev;
 	char rx[40], ry[40];
 	put(f, NULL, "a", "1");
+	put(f, NULL, "c", "c 1");
 	ok(udr_branch_create(NULL, f->cat, "dev", NULL), "create");
 	put(f, NULL, "a", "main 1");
+	put(f, NULL, "c", "c main");
 	x = head(f);
 	put(f, "dev", "b", "dev 1");
+	put(f, "dev", "c", "c dev");
 	y = head(f);
 	snprintf(rx, sizeof(rx), "commit:%llu", (unsigned long long)x);
 	snprintf(ry, sizeof(ry), "commit:%llu", (unsigned long long)y);
-	/* merge each into the other from the heads before: two merge bases */
-	ok(udr_merge(&m, f->cat, ry, "main", NULL), "y into main");
+	/* merge each into the other from the heads before: two merge bases;
+	 * c changed on both sides, each keeping its own */
+	mo.strategy = UDR_MERGE_OURS;
+	ok(udr_merge(&m, f->cat, ry, "main", &mo), "y into main");
 	udr_merge_result_free(m);
-	ok(udr_merge(&m, f->cat, rx, "dev", NULL), "x into dev");
+	ok(udr_merge(&m, f->cat, rx, "dev", &mo), "x into dev");
 	udr_merge_result_free(m);
-	put(f, NULL, "a", "main 2");
-	put(f, "dev", "b", "dev 2");
+	c_main = on(f, NULL, "c");
+	c_dev = on(f, "dev", "c");
+	assert_true(c_main != c_dev);
+	a_main2 = put(f, NULL, "a", "main 2");
+	b_dev2 = put(f, "dev", "b", "dev 2");
 	h = head(f);
-	mo.strategy = UDR_MERGE_THEIRS;
-	assert_int_equal(udr_merge(&m, f->cat, "dev", "main", &mo), UDR_ECONFLICT);
-	th_assert_error(UDR_ECONFLICT, "criss-cross");
+	/* a: main's own change since; b: dev's; c: the bases disagree (each
+	 * side resolved the crossing differently), a conflict with a note */
+	assert_int_equal(udr_merge(&m, f->cat, "dev", "main", NULL), UDR_ECONFLICT);
+	assert_int_equal(m->nconflicts, 1);
+	for (size_t i = 0; i < m->ntables; i++) {
+		const udr_merge_table *t = &m->tables[i];
+		if (strcmp(t->table, "c") == 0) {
+			assert_true(t->conflict);
+			assert_non_null(t->note);
+			assert_non_null(strstr(t->note, "criss-cross"));
+		} else {
+			assert_false(t->conflict);
+			assert_null(t->note);
+			if (strcmp(t->table, "a") == 0)
+				assert_int_equal(t->result, a_main2);
+			else if (strcmp(t->table, "b") == 0)
+				assert_int_equal(t->result, b_dev2);
+		}
+	}
 	udr_merge_result_free(m);
 	assert_int_equal(head(f), h);
+	/* a side for c: the rest merges as before */
+	mo.strategy = UDR_MERGE_THEIRS;
+	ok(udr_merge(&m, f->cat, "dev", "main", &mo), "dev into main");
+	assert_int_equal(m->nconflicts, 0);
+	udr_merge_result_free(m);
+	assert_int_equal(on(f, NULL, "a"), a_main2);
+	assert_int_equal(on(f, NULL, "b"), b_dev2);
+	assert_int_equal(on(f, NULL, "c"), c_dev);
 	fsck_clean(f);
 }
 
@@ -704,7 +742,7 @@ static void test_refs__merge_base_model(void **state)
 			int rc;
 			mo.strategy = UDR_MERGE_THEIRS;
 			rc = udr_merge(&m, f->cat, br[o], br[b], &mo);
-			assert_true(rc == 0 || rc == UDR_ECONFLICT); /* criss-cross: refused */
+			assert_true(rc == 0 || rc == UDR_ECONFLICT); /* a criss-cross may conflict */
 			udr_merge_result_free(m);
 		} else {
 			snprintf(table, sizeof(table), "t%d", b);

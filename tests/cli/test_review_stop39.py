@@ -1,0 +1,137 @@
+"""Stop 39: ref records given as commits, and conflict records of a branch
+that moved.
+
+- `udr merge commit:N` where N is a tag record merged into a branch that
+  already had the tagged commit wrote an empty two-parent merge commit
+  ("fast-forward", exit 0) where `merge tag:v1` said "already up to date";
+  a merge, branch or tag made at a tag, untag or delete record named that
+  record as a parent.  Such a record stands for its parent, as reads
+  already showed.
+- A merge conflict record outlived `branch delete`: a branch made again
+  with the name listed the old conflicts and `resolve` accepted answers
+  for them, which only `--continue` refused.
+"""
+import json
+
+from conftest import tree_snapshot
+
+
+def log(udr, n=1):
+    return json.loads(udr.ok("log", "--json", "--limit", str(n)).out)
+
+
+def two_branches(udr, tmp_path):
+    """t@1 on main (commit 1), tag v1 at it, dev with t@2."""
+    udr.ok("commit", "t", "--next", udr.put(b"one"))
+    udr.ok("tag", "create", "v1")
+    udr.ok("branch", "create", "dev")
+    udr.ok("commit", "t", "--next", udr.put(b"two"), "--branch", "dev")
+
+
+def test_merge_of_a_tag_record_already_in_the_branch_writes_nothing(udr, tmp_path):
+    two_branches(udr, tmp_path)
+    tag_rec = log(udr, 3)[2]
+    assert tag_rec["op"] == "tag", tag_rec
+    before = tree_snapshot(udr.root)
+    r = udr.ok("merge", "commit:%d" % tag_rec["seq"])
+    assert "already up to date" in r.out, r
+    assert tree_snapshot(udr.root) == before
+
+
+def test_merge_of_a_delete_record_names_the_deleted_head(udr, tmp_path):
+    two_branches(udr, tmp_path)
+    dev_head = log(udr)[0]["seq"]
+    udr.ok("branch", "delete", "dev")
+    rec = log(udr)[0]
+    assert rec["op"] == "delete" and rec["parent"] == dev_head, rec
+    udr.ok("merge", "commit:%d" % rec["seq"])
+    m = log(udr)[0]
+    assert m["op"] == "merge" and m["parents"][1] == dev_head, m
+    assert udr.ok("get", json.loads(udr.ok("show", "t").out)["chunks"][0]).stdout == b"two"
+    udr.ok("fsck")
+
+
+def test_branch_and_tag_made_at_a_ref_record_name_its_commit(udr, tmp_path):
+    two_branches(udr, tmp_path)
+    tag_rec = log(udr, 3)[2]
+    target = tag_rec["parent"]
+    r = udr.ok("branch", "create", "x", "--from", "commit:%d" % tag_rec["seq"])
+    assert "at commit %d " % target in r.out, r
+    assert log(udr)[0]["parent"] == target
+    r = udr.ok("tag", "create", "v2", "commit:%d" % tag_rec["seq"])
+    assert "tagged commit %d " % target in r.out, r
+    assert log(udr)[0]["parent"] == target
+    r = udr.ok("branch", "reset", "dev", "--to", "commit:%d" % tag_rec["seq"])
+    assert "at commit %d " % target in r.out, r
+    assert log(udr)[0]["parent"] == target
+    udr.ok("fsck")
+
+
+def conflicting_merge_into_dev(udr, tmp_path):
+    udr.ok("commit", "t", "--next", udr.put(b"base"))
+    udr.ok("branch", "create", "dev")
+    udr.ok("commit", "t", "--next", udr.put(b"dev side"), "--branch", "dev")
+    udr.ok("commit", "t", "--next", udr.put(b"main side"))
+    r = udr("merge", "main", "--into", "dev")
+    assert r.code == 3, r
+    got = json.loads(udr.ok("conflicts", "--into", "dev", "--json").out)
+    assert [c["table"] for c in got] == ["t"], got
+
+
+def test_conflicts_of_a_deleted_and_remade_branch_are_stale(udr, tmp_path):
+    conflicting_merge_into_dev(udr, tmp_path)
+    udr.ok("branch", "delete", "dev")
+    udr.ok("branch", "create", "dev")
+    assert json.loads(udr.ok("conflicts", "--into", "dev", "--json").out) == []
+    before = tree_snapshot(udr.root)
+    r = udr("resolve", "t", "--ours", "--into", "dev")
+    assert r.code == 3 and "moved since the merge" in r.stderr and "nothing resolved" in r.stderr, r
+    r = udr("merge", "--continue", "--into", "dev")
+    assert r.code == 3 and "moved since the merge" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    udr.ok("merge", "--abort", "--into", "dev")
+    udr.ok("fsck")
+
+
+def test_conflicts_of_a_deleted_branch_are_refused(udr, tmp_path):
+    conflicting_merge_into_dev(udr, tmp_path)
+    udr.ok("branch", "delete", "dev")
+    before = tree_snapshot(udr.root)
+    r = udr("resolve", "t", "--theirs", "--into", "dev")
+    assert r.code == 3 and "was deleted since the merge" in r.stderr, r
+    assert tree_snapshot(udr.root) == before
+    assert json.loads(udr.ok("conflicts", "--json").out) == []
+    udr.ok("merge", "--abort", "--into", "dev")
+
+
+def test_conflicts_of_a_branch_that_moved_are_stale(udr, tmp_path):
+    conflicting_merge_into_dev(udr, tmp_path)
+    udr.ok("commit", "t", "--next", udr.put(b"dev again"), "--branch", "dev")
+    assert json.loads(udr.ok("conflicts", "--into", "dev", "--json").out) == []
+    r = udr("resolve", "t", "--ours", "--into", "dev")
+    assert r.code == 3 and "moved since the merge" in r.stderr, r
+    # merging again records the new conflicts, which resolve then takes
+    r = udr("merge", "main", "--into", "dev")
+    assert r.code == 3, r
+    udr.ok("resolve", "t", "--ours", "--into", "dev")
+    udr.ok("merge", "--continue", "--into", "dev")
+    udr.ok("fsck")
+
+
+def test_resolve_takes_a_key_json_spelled_otherwise(udr, tmp_path):
+    """resolve --key took only udr_conflicts' own spelling of a
+    several-column key ({"r":"eu","id":1}); the same JSON with spaces was
+    "no conflicting row"."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 'eu' AS r, 1 AS id, 'base' AS v")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "UPDATE t SET v = 'main'")
+    udr.ok("sql", "--branch", "dev", "UPDATE t SET v = 'dev'")
+    r = udr("merge", "dev", "--key", "t=r,id")
+    assert r.code == 3, r
+    r = udr("resolve", "t", "--theirs", "--key", '{"r": "eu", "id": 2}')
+    assert r.code == 1 and "no conflicting row" in r.stderr, r
+    udr.ok("resolve", "t", "--theirs", "--key", '{ "r" : "eu",  "id" : 1 }')
+    got = json.loads(udr.ok("conflicts", "--json").out)
+    assert [c["resolved"] for c in got] == ["theirs"], got
+    udr.ok("merge", "--continue")
+    assert udr.ok("sql", "--csv", "SELECT v FROM t").out.splitlines() == ["v", "dev"]
