@@ -200,6 +200,10 @@ static int commit_common(udrpy_catalog *c, PyObject *arg, int next)
 		udrpy_raise(rc);
 		return -1;
 	}
+	/* a committed version committed again (a restore:
+	 * commit_next(get_version(t, 1))) is made now, not when it was */
+	if (copy->commit_seq != 0)
+		copy->created_ms = 0;
 	cat = udrpy_catalog_enter(c);
 	if (cat == NULL) {
 		udr_version_free(copy);
@@ -225,7 +229,8 @@ PyDoc_STRVAR(commit_doc,
 "Commit a TableVersion as version.version of version.table_name.  Accepted\n"
 "only when that number is the table's latest + 1 (1 for a new table); else\n"
 "ConflictError stating the expected number.  On success the object gets its\n"
-"created_at (when unset), parent_version and commit_seq.  With a store, a\n"
+"created_at (when unset, or when the object was committed before: a\n"
+"restore is made now), parent_version and commit_seq.  With a store, a\n"
 "chunk missing from it raises NotFoundError and nothing is committed.");
 
 static PyObject *catalog_commit(udrpy_catalog *c, PyObject *arg)
@@ -253,7 +258,18 @@ PyDoc_STRVAR(get_version_doc,
 "get_version(table, version=None) -> TableVersion\n\n"
 "Read version number `version` (>= 1) of a table, or its latest version when\n"
 "version is None.  Raises NotFoundError naming the table or version,\n"
-"InvalidArgumentError for a bad table name or version number.");
+"ExpiredError when retention has expired it, InvalidArgumentError for a bad\n"
+"table name or version number.");
+
+int udrpy_version_check_readable(udr_catalog *cat, udr_version **v)
+{
+	int rc = udr_version_is_dropped(*v) ? 0 : udr_version_readable(cat, (*v)->table, (*v)->version);
+	if (rc < 0) {
+		udr_version_free(*v);
+		*v = NULL;
+	}
+	return rc;
+}
 
 static PyObject *catalog_get_version(udrpy_catalog *c, PyObject *args, PyObject *kwds)
 {
@@ -277,6 +293,8 @@ static PyObject *catalog_get_version(udrpy_catalog *c, PyObject *args, PyObject 
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rc = udr_catalog_get_version(&v, cat, table, num);
+	if (rc == 0)
+		rc = udrpy_version_check_readable(cat, &v);
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		udrpy_raise(rc);

@@ -258,6 +258,8 @@ PyObject *udrpy_catalog_get_version_at(PyObject *self, PyObject *args, PyObject 
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rc = udr_catalog_get_version_at_time(&v, cat, table, ms);
+	if (rc == 0)
+		rc = udrpy_version_check_readable(cat, &v);
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		udrpy_raise(rc);
@@ -292,6 +294,8 @@ PyObject *udrpy_catalog_get_version_at_seq(PyObject *self, PyObject *args, PyObj
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rc = udr_catalog_get_version_at_seq(&v, cat, table, seq);
+	if (rc == 0)
+		rc = udrpy_version_check_readable(cat, &v);
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		udrpy_raise(rc);

@@ -503,6 +503,7 @@ typedef struct {
 	size_t apos;
 	int ended;              /* no rows after batch and ahead */
 	PyObject *columns;      /* list of str, cached */
+	int busy;               /* a call is reading rows (it may let other threads run) */
 } udrpy_result;
 
 static PyObject *result_new(udr_result *owned, udr_stream *s, udrpy_db *db)
@@ -529,6 +530,7 @@ static PyObject *result_new(udr_result *owned, udr_stream *s, udrpy_db *db)
 	o->ended = s == NULL;
 	o->columns = NULL;
 	o->ahead = NULL;
+	o->busy = 0;
 	o->kept = PyList_New(0);
 	o->conv = PyMem_Calloc(o->ncols + 1, sizeof *o->conv);
 	if (o->kept == NULL || o->conv == NULL) {
@@ -1013,23 +1015,79 @@ static PyObject *result_repr(udrpy_result *o)
 	return r;
 }
 
+/*
+ * A Result is one cursor.  A call that reads rows lets other threads run
+ * (it waits for the session and reads a batch without the GIL, and makes
+ * values with Python code), and a batch is only valid until the next is
+ * read: a second thread reading rows meanwhile is refused, never left to
+ * read a batch the first is converting (rows lost or mixed).
+ */
+static int result_enter(udrpy_result *o)
+{
+	if (o->busy) {
+		udrpy_raise_msg(udrpy_Error, UDR_ERROR, "the result is in use by another thread");
+		return -1;
+	}
+	o->busy = 1;
+	return 0;
+}
+
+#define RESULT_GUARDED(name, call)                                                                                     \
+	static PyObject *name##_guarded(udrpy_result *o, PyObject *arg)                                                   \
+	{                                                                                                                  \
+		PyObject *r;                                                                                               \
+		if (result_enter(o) < 0)                                                                                   \
+			return NULL;                                                                                       \
+		r = call;                                                                                                  \
+		o->busy = 0;                                                                                               \
+		return r;                                                                                                  \
+	}
+RESULT_GUARDED(result_fetchone, result_fetchone(o, arg))
+RESULT_GUARDED(result_fetchall, result_fetchall(o, arg))
+RESULT_GUARDED(result_fetchmany, result_fetchmany(o, arg))
+RESULT_GUARDED(result_to_dicts, result_to_dicts(o, arg))
+RESULT_GUARDED(result_df, result_df(o, arg))
+RESULT_GUARDED(result_rowcount, result_get_rowcount(o, NULL))
+RESULT_GUARDED(result_iternext, result_iternext(o))
+
+static PyObject *result_get_rowcount_guarded(udrpy_result *o, void *closure)
+{
+	(void)closure;
+	return result_rowcount_guarded(o, NULL);
+}
+
+static PyObject *result_iternext_one(udrpy_result *o)
+{
+	return result_iternext_guarded(o, NULL);
+}
+
+static Py_ssize_t result_len_guarded(udrpy_result *o)
+{
+	Py_ssize_t n;
+	if (result_enter(o) < 0)
+		return -1;
+	n = result_len(o);
+	o->busy = 0;
+	return n;
+}
+
 static PySequenceMethods result_as_sequence = {
-	.sq_length = (lenfunc)result_len,
+	.sq_length = (lenfunc)result_len_guarded,
 };
 
 static PyMethodDef result_methods[] = {
-	{"fetchone", (PyCFunction)result_fetchone, METH_NOARGS, fetchone_doc},
-	{"fetchall", (PyCFunction)result_fetchall, METH_NOARGS, fetchall_doc},
-	{"fetchmany", (PyCFunction)result_fetchmany, METH_VARARGS, fetchmany_doc},
-	{"to_dicts", (PyCFunction)result_to_dicts, METH_NOARGS, to_dicts_doc},
-	{"df", (PyCFunction)result_df, METH_NOARGS, df_doc},
+	{"fetchone", (PyCFunction)result_fetchone_guarded, METH_NOARGS, fetchone_doc},
+	{"fetchall", (PyCFunction)result_fetchall_guarded, METH_NOARGS, fetchall_doc},
+	{"fetchmany", (PyCFunction)result_fetchmany_guarded, METH_VARARGS, fetchmany_doc},
+	{"to_dicts", (PyCFunction)result_to_dicts_guarded, METH_NOARGS, to_dicts_doc},
+	{"df", (PyCFunction)result_df_guarded, METH_NOARGS, df_doc},
 	{NULL, NULL, 0, NULL}};
 
 static PyGetSetDef result_getset[] = {
 	{"columns", (getter)result_get_columns, NULL, "The column names (list of str).", NULL},
 	{"types", (getter)result_get_types, NULL,
 	 "DuckDB's type name of each column ('BIGINT', 'DECIMAL(10,2)', ...).", NULL},
-	{"rowcount", (getter)result_get_rowcount, NULL, "The number of rows.", NULL},
+	{"rowcount", (getter)result_get_rowcount_guarded, NULL, "The number of rows.", NULL},
 	{NULL, NULL, NULL, NULL, NULL}};
 
 PyDoc_STRVAR(result_doc,
@@ -1060,7 +1118,7 @@ PyTypeObject udrpy_ResultType = {
 	.tp_flags = Py_TPFLAGS_DEFAULT,
 	.tp_doc = result_doc,
 	.tp_iter = PyObject_SelfIter,
-	.tp_iternext = (iternextfunc)result_iternext,
+	.tp_iternext = (iternextfunc)result_iternext_one,
 	.tp_methods = result_methods,
 	.tp_getset = result_getset,
 };
@@ -2071,8 +2129,21 @@ static PyObject *db_resolve_conflict(PyObject *self, PyObject *args, PyObject *k
 	    udrpy_opt_str(&into, iobj, "into") < 0)
 		return NULL;
 	if (kobj != Py_None) {
-		/* a key value: as text (what key_text holds) */
-		if ((kstr = PyObject_Str(kobj)) == NULL || (key = udrpy_cstr(kstr, "key")) == NULL) {
+		/* a key value: as text (what key_text holds); a several-column
+		 * key as conflicts() gives it (a dict) as its JSON */
+		if (PyDict_Check(kobj)) {
+			PyObject *json = PyImport_ImportModule("json"), *dumps = NULL, *a = NULL, *kwd = NULL;
+			if (json && (dumps = PyObject_GetAttrString(json, "dumps")) && (a = PyTuple_Pack(1, kobj)) &&
+			    (kwd = Py_BuildValue("{s:O}", "ensure_ascii", Py_False)))
+				kstr = PyObject_Call(dumps, a, kwd);
+			Py_XDECREF(json);
+			Py_XDECREF(dumps);
+			Py_XDECREF(a);
+			Py_XDECREF(kwd);
+		} else {
+			kstr = PyObject_Str(kobj);
+		}
+		if (kstr == NULL || (key = udrpy_cstr(kstr, "key")) == NULL) {
 			Py_XDECREF(kstr);
 			return NULL;
 		}

@@ -143,6 +143,10 @@ PyObject *udrpy_catalog_from_db(udrpy_db *db, PyObject *store);
 
 /* A new TableVersion taking ownership of v (freed on failure). */
 PyObject *udrpy_version_wrap(udr_version *v);
+/* For a version read to be handed out: UDR_EEXPIRED when retention has
+ * expired it (its chunks may be gone; udr_version_readable), *v freed and
+ * NULLed then.  Call without the GIL. */
+int udrpy_version_check_readable(udr_catalog *cat, udr_version **v);
 /* Add the chunk hashes of an iterable of str / set metadata from a mapping
  * of str to str (pyversion.c): 0, or -1 with an exception set. */
 int udrpy_version_add_chunks(udr_version *v, PyObject *hashes);

@@ -611,7 +611,8 @@ class Database:
         sql: Optional[str] = None,
         into: Optional[str] = None,
     ) -> None:
-        """Resolve a table (or one row by its key) of the recorded merge."""
+        """Resolve a table (or one row by its key: the value for a one-column
+        key, else the dict conflicts() gives or its JSON) of the recorded merge."""
     def merge_continue(self, into: Optional[str] = None) -> dict[str, Any]:
         """Commit the recorded merge (MergeConflictError while conflicts are left)."""
     def merge_abort(self, into: Optional[str] = None) -> None:
