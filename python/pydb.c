@@ -97,6 +97,36 @@ static int db_clear(udrpy_db *d)
 	return 0;
 }
 
+int udrpy_db_txn_add(udrpy_db *d, unsigned long owner)
+{
+	unsigned long *n = PyMem_Realloc(d->txn_owners, (d->ntxn + 1) * sizeof(*n));
+	if (n == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	d->txn_owners = n;
+	d->txn_owners[d->ntxn++] = owner;
+	return 0;
+}
+
+void udrpy_db_txn_remove(udrpy_db *d, unsigned long owner)
+{
+	for (size_t i = 0; i < d->ntxn; i++)
+		if (d->txn_owners[i] == owner) {
+			d->txn_owners[i] = d->txn_owners[--d->ntxn];
+			return;
+		}
+}
+
+int udrpy_db_txn_here(const udrpy_db *d)
+{
+	unsigned long me = PyThread_get_thread_ident();
+	for (size_t i = 0; i < d->ntxn; i++)
+		if (d->txn_owners[i] == me)
+			return 1;
+	return 0;
+}
+
 static void db_dealloc(udrpy_db *d)
 {
 	PyObject_GC_UnTrack(d);
@@ -107,6 +137,7 @@ static void db_dealloc(udrpy_db *d)
 		db_pin_close(&d->pin);
 	udrpy_query_teardown(d);
 	Py_CLEAR(d->path);
+	PyMem_Free(d->txn_owners);
 	Py_TYPE(d)->tp_free((PyObject *)d);
 }
 

@@ -1455,12 +1455,18 @@ PyDoc_STRVAR(sql_doc,
 "'read-only session: ...') any statement that would commit, before it\n"
 "writes.  The GIL is released while the query runs.");
 
+/* A call that commits on its own, made inside a transaction of the same
+ * database (this thread's): it would escape the transaction. */
+#define IN_TXN(what)                                                                                                   \
+	what " would commit on its own, outside the transaction this thread has open on the database "                \
+	     "(db.transaction() stages tx.write only): nothing written; write before or after the transaction"
+
 static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = {"query", "params", "versions", "message", "branch", "read_only", NULL};
 	PyObject *qobj, *pobj = Py_None, *vobj = Py_None, *keep = NULL;
 	const char *sql, *message = NULL, *branch = NULL;
-	int read_only = 0;
+	int read_only = 0, in_txn;
 	char *pinned = NULL;
 	udr_value *vals = NULL;
 	size_t nvals = 0;
@@ -1474,6 +1480,9 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 		return NULL;
 	if ((sql = udrpy_cstr(qobj, "query")) == NULL)
 		return NULL;
+	/* in this thread's transaction a write would commit on its own */
+	in_txn = !read_only && udrpy_db_txn_here(d);
+	read_only |= in_txn;
 	if (pins_from_obj(&p, vobj) < 0)
 		return NULL;
 	if (params_from_obj(&vals, &nvals, &keep, pobj) < 0) {
@@ -1523,7 +1532,9 @@ static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 		if (rc == 0)
 			udr_error_clear();
 	}
-	if (rc < 0)
+	if (rc < 0 && in_txn && rc == UDR_EINVAL && strncmp(udr_error_last()->message, "read-only session", 17) == 0)
+		udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "%s", IN_TXN("a write statement of db.sql"));
+	else if (rc < 0)
 		udrpy_raise(rc);
 	session_leave(d);
 done:
@@ -1764,6 +1775,8 @@ static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|s$OOO:write", kwlist, &tobj, &data, &mode,
 	                                 &fobj, &mobj, &bobj))
 		return NULL;
+	if (udrpy_db_txn_here(d))
+		return udrpy_raise_msg(udrpy_InvalidArgumentError, UDR_EINVAL, "%s", IN_TXN("db.write"));
 	if (bobj != Py_None && (io.ref = udrpy_cstr(bobj, "branch")) == NULL)
 		return NULL;
 	if ((table = udrpy_cstr(tobj, "table name")) == NULL)

@@ -27,6 +27,8 @@ typedef struct {
 	uint64_t seq;          /* commit sequence number once committed */
 	PyObject *message;     /* str or None */
 	PyObject *weakreflist;
+	udrpy_db *db;          /* counted in db's transactions (borrowed: cat holds it) */
+	unsigned long owner;   /* the thread that began it */
 } udrpy_txn;
 
 /* Free the library handle and unpin the catalog (GIL held). */
@@ -36,6 +38,10 @@ static void txn_finish(udrpy_txn *t, int state)
 		udr_txn_free(t->txn);
 		t->txn = NULL;
 		udrpy_catalog_leave(t->cat);
+	}
+	if (t->db != NULL) {
+		udrpy_db_txn_remove(t->db, t->owner);
+		t->db = NULL;
 	}
 	t->state = state;
 }
@@ -81,6 +87,8 @@ PyObject *udrpy_txn_begin(PyObject *catobj, PyObject *args, PyObject *kwds)
 	t->seq = 0;
 	t->message = Py_NewRef(mobj);
 	t->weakreflist = NULL;
+	t->db = NULL;
+	t->owner = PyThread_get_thread_ident();
 	PyObject_GC_Track(t);
 	cat = udrpy_catalog_enter(c);
 	if (cat == NULL) {
@@ -98,6 +106,13 @@ PyObject *udrpy_txn_begin(PyObject *catobj, PyObject *args, PyObject *kwds)
 	}
 	t->txn = txn;
 	t->state = TXN_ACTIVE;
+	if (c->db != NULL) {
+		if (udrpy_db_txn_add(c->db, t->owner) < 0) {
+			Py_DECREF(t);
+			return NULL;
+		}
+		t->db = c->db;
+	}
 	t->snapshot = udr_txn_snapshot(txn);
 	return (PyObject *)t;
 }

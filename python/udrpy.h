@@ -125,7 +125,17 @@ struct udrpy_db {
 	PyObject *catalog;        /* cached udrpy_catalog sharing the handle */
 	PyObject *path;           /* str */
 	PyObject *weakreflist;
+	unsigned long *txn_owners; /* threads of its unfinished transactions (PyMem) */
+	size_t ntxn;
 };
+
+/* Transactions begun through a database's catalog: counted per thread, so
+ * that its own calls that commit on their own (write, SQL writes) refuse
+ * to run inside one, which they would escape.  add: 0 or -1 (MemoryError). */
+int udrpy_db_txn_add(udrpy_db *d, unsigned long owner);
+void udrpy_db_txn_remove(udrpy_db *d, unsigned long owner);
+/* 1 when the calling thread has an unfinished transaction of d. */
+int udrpy_db_txn_here(const udrpy_db *d);
 
 /* Enter/leave a call on a store/catalog/database: the returned handle stays
  * valid until the matching leave.  Enter returns NULL with an exception set

@@ -92,3 +92,34 @@ def test_resolve_takes_the_key_conflicts_gives(db):
         db.resolve_conflict("t", "theirs", key={"r": "eu", "id": 3})
     db.merge_continue()
     assert sorted(db.sql("SELECT id, v FROM t").fetchall()) == [(1, "dev"), (2, "dev")]
+
+
+def test_writes_that_would_escape_a_transaction_are_refused(db):
+    """db.write and db.sql writes inside `with db.transaction()` committed at
+    once and survived the exception that aborted the transaction."""
+    db.write("base", [{"x": 1}])
+    with pytest.raises(RuntimeError):
+        with db.transaction(message="load") as tx:
+            with pytest.raises(udr.InvalidArgumentError, match="would commit on its own"):
+                db.write("users", [{"id": 1}])
+            with pytest.raises(udr.InvalidArgumentError, match="would commit on its own"):
+                db.sql("CREATE TABLE audit AS SELECT 1 AS x")
+            with pytest.raises(udr.InvalidArgumentError, match="would commit on its own"):
+                db.sql("INSERT INTO base VALUES (2)")
+            assert db.sql("SELECT x FROM base").fetchall() == [(1,)]  # reads go on
+            # another thread's writes are its own
+            errors = []
+            t = threading.Thread(target=lambda: errors.append(db.write("other", [{"y": 1}])))
+            t.start()
+            t.join()
+            tx.write("raw", [db.store.put(b"blob")])
+            raise RuntimeError("load failed")
+    assert sorted(db.tables()) == ["base", "other"]
+    assert db.sql("SELECT x FROM base").fetchall() == [(1,)]
+    db.write("users", [{"id": 1}])  # the transaction is over
+    tx = db.transaction()
+    with pytest.raises(udr.InvalidArgumentError):
+        db.write("users", [{"id": 2}])
+    tx.abort()
+    db.write("users", [{"id": 2}], mode="append")
+    assert sorted(db.sql("SELECT id FROM users").fetchall()) == [(1,), (2,)]
