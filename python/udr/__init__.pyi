@@ -137,7 +137,13 @@ class Cursor:
                  tb: Optional[TracebackType]) -> bool: ...
 
 class Connection:
-    """A PEP 249 connection: read-only snapshot transactions over udr SQL."""
+    """A PEP 249 connection: read-only snapshot transactions over udr SQL.
+
+    A query of an open transaction reads each bare table name at the
+    snapshot; a table made after it raises NotFoundError.  CREATE [TEMP]
+    TABLE/VIEW (or ALTER ... RENAME TO) with a UDR table's name, of any
+    branch, raises NotSupportedError: the scratch table would hide the UDR
+    table from the Database's session."""
 
     @property
     def database(self) -> Database: ...
@@ -557,7 +563,16 @@ class Database:
         message: Optional[str] = None,
         branch: Optional[str] = None,
     ) -> int:
-        """Import a file, rows, columns or a DataFrame as the next version."""
+        """Import a file, rows, columns or a DataFrame as the next version.
+
+        In-memory data (udr._data): None, pandas.NaT/NA and numpy NaT are
+        NULL; a column with no other value is VARCHAR (a DataFrame's: its
+        dtype's type); a numpy array in a cell is a list.  A dict of
+        columns maps names to sequences (a str, bytes, dict or set: TypeError).
+        A DataFrame's unnamed RangeIndex is dropped, a named index (all
+        MultiIndex levels named) kept as the first columns, another index
+        refused (ValueError).  An append declares a column's ints past 2**53
+        as BIGINT (beside floats a DECIMAL), so a DOUBLE column refuses them."""
     def export(
         self,
         table: str,

@@ -17,11 +17,38 @@ type (the column types returned with the file):
 A column of str is VARCHAR whatever the strings look like (DuckDB would
 guess dates, times and UUIDs in them, and change them); so are strings
 inside lists and dicts (a column of them is declared as its LIST/STRUCT
-type), and a DataFrame column with no value has its dtype's type.  A column that
-mixes kinds is VARCHAR: each value's text (a number's digits, true or
-false, an ISO date; nested values as JSON).  bytes cannot be
-written (rows go through NDJSON, where a BLOB is text): write a Parquet
-file.  In a DataFrame, NaN/NaT/None are NULL.
+type), and a DataFrame column with no value has its dtype's type.  A column
+(or a list's elements, a dict's field) with no value but None has no type
+to take from its values: it is VARCHAR (it was JSON, and a str appended to
+it read back quoted), a DataFrame column its dtype's type when the dtype
+has one.  A column that mixes kinds is VARCHAR: each value's text (a
+number's digits, true or false, an ISO date; nested values as JSON).  bytes
+cannot be written (rows go through NDJSON, where a BLOB is text): write a
+Parquet file.
+
+Missing values: None, pandas.NaT, pandas.NA and numpy's datetime64('NaT') /
+timedelta64('NaT') are NULL wherever they are (rows, columns, DataFrames,
+inside lists and dicts); in a DataFrame NaN is NULL too (a float NaN in
+rows or columns is refused: NDJSON has no NaN).  A numpy array is a list
+(a one-element array is a list of one, never its element); numpy numbers
+are Python numbers; an array or scalar of numpy datetimes that would not
+come back as a datetime (nanoseconds) is refused.
+
+A dict of columns maps each name to a sequence of values (a list, tuple,
+numpy array, pandas Series ...); a str, bytes, dict or set in its place is
+refused (a str was split into one row per character).
+
+A DataFrame's index: a RangeIndex without a name is dropped (it only
+numbers the rows); a named index, or a MultiIndex whose levels all have
+names, is kept as columns before the others, as pandas' to_parquet does (a
+level named like a column is refused); any other index (unnamed, not a
+RangeIndex: after a filter or a concat, say) is refused: name it to keep
+it (df.rename_axis("id")) or drop it (df.reset_index(drop=True)).
+
+An append reads the rows with the table's types, checked by the import; an
+int a DOUBLE does not hold exactly (2**53 + 1) is declared as what it is
+(BIGINT, or beside floats a DECIMAL wide enough for them), so that a DOUBLE
+column refuses it rather than rounding it.
 """
 
 import datetime
@@ -38,6 +65,56 @@ __all__ = ["write_temp", "param_form"]
 
 def _nanos(v):
     return getattr(v, "nanosecond", 0)
+
+
+_PLAIN = frozenset((str, int, float, bool))
+
+
+def _array(v):
+    """A numpy array as a list (nested for more dimensions): a cell of
+    one-element arrays was unwrapped into a scalar column, longer ones
+    failed with numpy's "truth value ... is ambiguous"."""
+    kind = v.dtype.kind
+    if kind in "biufUS":
+        return v.tolist()
+    if kind == "O":
+        return [_norm(x) for x in v.tolist()] if v.ndim else _norm(v.item())
+    raise TypeError("cannot write a numpy array of dtype %s (a list of %s): pass a list of Python "
+                    "values (datetime, pandas Timestamp ...)" % (v.dtype, v.dtype))
+
+
+def _norm(v):
+    """v as written: pandas/numpy missing values (NaT, NA, datetime64('NaT'))
+    None, numpy arrays lists, numpy numbers Python ones; inside lists and
+    dicts too."""
+    t = type(v)
+    if v is None or t in _PLAIN:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    mod = t.__module__ or ""
+    if mod.startswith("pandas"):
+        # NaT is a datetime whose text is 'NaT' (a column of aware
+        # timestamps with one NaT was VARCHAR)
+        return None if t.__name__ in ("NaTType", "NAType") else v
+    if mod == "numpy":
+        import numpy
+        if isinstance(v, numpy.ndarray):
+            return _array(v)
+        if isinstance(v, (numpy.datetime64, numpy.timedelta64)):
+            if numpy.isnat(v):
+                return None
+            x = v.item()
+            if isinstance(x, int):
+                # nanoseconds: item() is a count of them
+                raise TypeError("cannot write %r: a numpy %s in nanoseconds has no Python value (pass a "
+                                "pandas Timestamp)" % (v, t.__name__))
+            return x
+        if isinstance(v, (numpy.bool_, numpy.integer, numpy.floating)):
+            return v.item()
+    return v
 
 
 def _kind(v):
@@ -131,11 +208,15 @@ class _Shape:
             self.leaves.add(_json_kind(v))
 
     def type(self):
-        """The DuckDB type, or None (no shape, or nothing but NULLs)."""
-        if not self.ok or self.kind is None:
+        """The DuckDB type, or None (no shape).  Nothing but NULLs (a list's
+        elements, a dict's field) is VARCHAR: detected, it was JSON, and
+        strings appended later read back quoted."""
+        if not self.ok:
             return None
+        if self.kind is None:
+            return "VARCHAR"
         if self.kind == "list":
-            t = self.elem.type() if self.elem is not None else None
+            t = self.elem.type() if self.elem is not None else "VARCHAR"
             return t + "[]" if t else None
         if self.kind == "dict":
             if not self.fields or len({k.lower() for k in self.fields}) != len(self.fields):
@@ -175,9 +256,16 @@ class _Columns:
             d[0], d[1] = max(d[0], w), max(d[1], s)
         return k
 
-    def types(self):
+    def types(self, empty=None):
+        """(column, type) of the columns that need one; a column with no
+        value but None takes empty[column] (a DataFrame's dtype), else
+        VARCHAR (detected, it was JSON: a str appended later read back
+        quoted, '"hello"')."""
         out = []
         for name, kinds in self.kinds.items():
+            if not kinds:
+                out.append((name, (empty or {}).get(name, "VARCHAR")))
+                continue
             if kinds == {"naive", "naive_ns"}:
                 kinds = {"naive_ns"}
             if kinds == {"int", "float"}:
@@ -186,8 +274,6 @@ class _Columns:
                 # mixed kinds: their text (DuckDB would make it JSON and
                 # quote the strings); nested values among them as JSON
                 out.append((name, "VARCHAR"))
-                continue
-            if len(kinds) != 1:
                 continue
             k = next(iter(kinds))
             if k in ("str", "other"):
@@ -284,7 +370,9 @@ _DTYPE_TYPES = {"f": "DOUBLE", "i": "BIGINT", "b": "BOOLEAN"}
 
 
 def _missing_types(df, cols):
-    out = []
+    """{column: type} of the DataFrame's columns with no value whose dtype
+    names a type."""
+    out = {}
     for name in df.columns:
         if cols.kinds.get(name):
             continue
@@ -297,13 +385,43 @@ def _missing_types(df, cols):
         elif str(dt) == "string":
             t = "VARCHAR"
         if t:
-            out.append((name, t))
+            out[name] = t
     return out
 
 
 def _is_dataframe(data):
     mod = type(data).__module__ or ""
     return mod.startswith("pandas.") and hasattr(data, "to_json") and hasattr(data, "columns")
+
+
+def _with_index(df):
+    """The DataFrame with its index as pandas' to_parquet keeps it: a
+    RangeIndex without a name dropped (it only numbers the rows), named
+    levels as the first columns; another index refused (it was dropped
+    with no word, a named one or a MultiIndex's levels included)."""
+    import pandas as pd
+    idx = df.index
+    names = list(idx.names)
+    if isinstance(idx, pd.RangeIndex) and idx.name is None:
+        return df
+    if any(n is None for n in names):
+        raise ValueError("the DataFrame's index (%s) %s, and it is not the default RangeIndex: it "
+                         "would be lost; name it to keep it as %s (df.rename_axis(%s)) or drop it "
+                         "(df.reset_index(drop=True))"
+                         % (type(idx).__name__,
+                            "has a level without a name" if len(names) > 1 else "has no name",
+                            "columns" if len(names) > 1 else "a column",
+                            "['a', 'b', ...]" if len(names) > 1 else "'id'"))
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError("index names (kept as columns) must be str, not %s" % type(n).__name__)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    clash = sorted({n for n in names if n in df.columns})
+    if dup or clash:
+        raise ValueError("the DataFrame's index level %s is also the name of %s: an index is kept as "
+                         "columns, and a table cannot have two columns of one name (rename one)"
+                         % (", ".join(map(repr, dup or clash)), "another level" if dup else "a column"))
+    return df.reset_index()
 
 
 def _frame_rows(df):
@@ -319,12 +437,30 @@ def _frame_rows(df):
     for row in df.to_dict("records"):
         out = {}
         for k, v in row.items():
-            if not isinstance(v, (list, tuple, dict)) and pd.isna(v):
-                v = None
-            elif hasattr(v, "item") and type(v).__module__ == "numpy":
-                v = v.item()
+            if not isinstance(v, (str, list, tuple, dict)):
+                # an array's pd.isna is an array (numpy's "truth value ...
+                # ambiguous"): arrays (and numpy numbers) are _norm's
+                na = pd.isna(v)
+                if na is True or (getattr(na, "shape", None) == () and bool(na)):
+                    v = None
             out[k] = v
         yield out
+
+
+def _column(name, col):
+    """A dict of columns' column as a list: a str was split into one row
+    per character, a dict into its keys."""
+    if isinstance(col, (str, bytes, bytearray, memoryview, Mapping, set, frozenset)):
+        raise TypeError("column %r is a %s: a column must be a sequence of values (a list, a tuple, "
+                        "an array ...), one per row (for one row: {%r: [value]})"
+                        % (name, type(col).__name__, name))
+    if _is_dataframe(col):
+        raise TypeError("column %r is a DataFrame: a column must be a sequence of values" % (name,))
+    try:
+        return list(col)
+    except TypeError:
+        raise TypeError("column %r is a %s: a column must be a sequence of values (a list, a tuple, "
+                        "an array ...), one per row" % (name, type(col).__name__)) from None
 
 
 def _rows(data):
@@ -334,10 +470,10 @@ def _rows(data):
         return
     if isinstance(data, Mapping):
         names = list(data)
-        cols = [list(data[n]) for n in names]
         for n in names:
             if not isinstance(n, str):
                 raise TypeError("column names must be str, not %s" % type(n).__name__)
+        cols = [_column(n, data[n]) for n in names]
         lengths = {len(c) for c in cols}
         if len(lengths) > 1:
             raise ValueError("the columns have different lengths: %s"
@@ -366,6 +502,42 @@ def _default(value):
     raise TypeError("cannot write a value of type %s" % type(value).__name__)
 
 
+def _int_type(path, name):
+    """BIGINT, the type of column name's ints in the NDJSON file at path;
+    HUGEINT when one of them is a double past BIGINT (2**63 - 1 is the
+    double 2**63): a DOUBLE column's check casts it back to the declared
+    type, which failed with DuckDB's conversion error in place of naming
+    the value."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            v = json.loads(line).get(name)
+            if isinstance(v, int) and not isinstance(v, bool) and float(v) >= 2.0 ** 63:
+                return "HUGEINT"
+    return "BIGINT"
+
+
+def _exact_decimal(path, name, big):
+    """The DECIMAL(p, s) that holds every number of column name in the
+    NDJSON file at path exactly (its ints and its floats' shortest text);
+    ValueError when none does (more than 38 digits)."""
+    whole = scale = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            v = json.loads(line, parse_float=decimal.Decimal).get(name)
+            if isinstance(v, bool) or v is None:
+                continue
+            if isinstance(v, int):
+                whole = max(whole, len(str(abs(v))))
+            else:
+                w, sc = _decimal_digits(v)
+                whole, scale = max(whole, w), max(scale, sc)
+    if whole + scale > 38:
+        raise ValueError("cannot append the int %d in column %r beside its floats: a DOUBLE column would "
+                         "round it, and no DECIMAL holds all of them (more than 38 digits) to check it; "
+                         "pass the numbers as decimal.Decimal or str" % (big, name))
+    return "DECIMAL(%d,%d)" % (max(whole + scale, 1), scale)
+
+
 def write_temp(data, append=False):
     """Write data to a new temporary .ndjson file; return its path (the
     caller removes it) and the column types to read it with, a list of
@@ -377,8 +549,10 @@ def write_temp(data, append=False):
     names = {}   # lower-case name -> name
     numbers = {}
     try:
-        if _is_dataframe(data) and len(data) == 0:
-            raise ValueError("the DataFrame has no rows (no types to infer)")
+        if _is_dataframe(data):
+            if len(data) == 0:
+                raise ValueError("the DataFrame has no rows (no types to infer)")
+            data = _with_index(data)
         n = 0
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             fd = -1
@@ -387,6 +561,7 @@ def write_temp(data, append=False):
                 for k, v in row.items():
                     if k not in cols.kinds:
                         _check_name(k, names)
+                    v = _norm(v)
                     _check_float(v)
                     _numbers(v, (k,), numbers)
                     kind = cols.see(k, v)
@@ -396,16 +571,30 @@ def write_temp(data, append=False):
                 n += 1
         if n == 0:
             raise ValueError("no rows to write (no types to infer)")
+        declared = {}
         for place, (floats, big) in numbers.items():
-            # a new table's column (or list) of both is DOUBLE; an append
-            # reads them with the table's type (DECIMAL, VARCHAR: exact)
-            if floats and big is not None and not append:
+            if big is None:
+                continue
+            # a new table's column (or list) of both is DOUBLE, which
+            # rounds the int.  An append reads them with the table's type,
+            # which may hold them (DECIMAL, VARCHAR): a column's ints are
+            # declared as what they are, and the import refuses what its
+            # type would change (a DOUBLE column rounded 2**53 + 1 with no
+            # word); inside lists no declared type reaches the import's
+            # checks, so ints beside floats there are refused as for a new
+            # table
+            if floats and (not append or len(place) > 1):
                 raise ValueError("cannot write the int %d in column %r: floats there make it DOUBLE, which "
                                  "does not hold it exactly; pass the numbers as decimal.Decimal or str"
                                  % (big, place[0]))
-        types = cols.types()
-        if _is_dataframe(data):
-            types += _missing_types(data, cols)
+            if not append:
+                continue   # a new table's column of ints: BIGINT, as detected
+            if len(place) == 1 and cols.kinds.get(place[0]) == {"int"}:
+                declared[place[0]] = _int_type(path, place[0])
+            elif len(place) == 1 and cols.kinds.get(place[0]) == {"int", "float"}:
+                declared[place[0]] = _exact_decimal(path, place[0], big)
+        types = cols.types(_missing_types(data, cols) if _is_dataframe(data) else None)
+        types += sorted(declared.items())
         return path, types
     except BaseException:
         if fd >= 0:
@@ -426,6 +615,9 @@ def param_form(v):
     aware time as text (kind 0), cast by DuckDB where the statement
     expects a type.  A Decimal of more than 38 digits or not finite, and a
     datetime with nanoseconds, have no such type: ValueError."""
+    if type(v).__name__ == "NaTType" and (type(v).__module__ or "").startswith("pandas"):
+        # NaT is a datetime: it was refused as one with nanoseconds
+        raise ValueError("cannot bind pandas.NaT: pass None for a NULL parameter")
     if isinstance(v, datetime.datetime):
         if _nanos(v):
             # bound as microseconds, the nanoseconds were dropped

@@ -13,8 +13,11 @@ snapshot of the catalog (the head when the transaction's first statement
 ran): bare table names in queries (statements starting with SELECT, WITH,
 FROM, VALUES, TABLE or a parenthesis) are pinned to the version they had
 then, so commits by other connections or processes become visible only
-after commit() or rollback().  Explicit references (``users@3``,
-``users@latest``) and the views udr_log and udr_tables are not pinned.
+after commit() or rollback().  A table made after the snapshot is not
+there for the transaction: a query reading it by its bare name raises
+NotFoundError, as it would have at the snapshot (it was read at its
+latest version).  Explicit references (``users@3``, ``users@latest``) and
+the views udr_log and udr_tables are not pinned.
 
 Writes: a connection does not change UDR tables (INSERT, UPDATE, DELETE,
 MERGE, DROP or ALTER naming one, and BEGIN/COMMIT/ROLLBACK statements,
@@ -22,8 +25,14 @@ raise NotSupportedError; Database.sql
 commits SQL writes, Database.write stores a new version); CREATE TABLE and
 the other statements on tables of the connection's own DuckDB session work
 on scratch in-memory tables (CREATE TABLE is run as CREATE TEMP TABLE) that
-are neither stored nor undone by rollback(), and vanish on close().
+are neither stored nor undone by rollback(), and vanish on close().  A
+scratch table or view cannot take the name of a UDR table (of any branch):
+in the Database's SQL session it would hide that table from every
+statement, Database.sql's included, so CREATE [TEMP] TABLE/VIEW or ALTER
+... RENAME TO that name raises NotSupportedError and creates nothing.
 """
+
+import json
 
 import datetime
 import re
@@ -114,6 +123,19 @@ _WRITE_TARGET = re.compile(
     r"|alter\s+table|truncate(?:\s+table)?|merge\s+into)\s+(\"(?:[^\"]|\"\")+\"|[\w.-]+)", re.I)
 # CREATE [OR REPLACE] TABLE: a scratch table of the connection (TEMP), not a UDR table
 _CREATE_TABLE = re.compile(r"(create(?:\s+or\s+replace)?)\s+table\b", re.I)
+# What names a scratch table or view (comments count as blanks): CREATE
+# [OR REPLACE] [TEMP] TABLE|VIEW [IF NOT EXISTS] name, ALTER TABLE|VIEW x
+# RENAME TO name
+_SP = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)+"
+_SP0 = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+_IDENT = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
+_QNAME = _IDENT + r"(?:" + _SP0 + r"\." + _SP0 + _IDENT + r")*"
+_SCRATCH_NAME = re.compile(
+    r"(?:create(?:" + _SP + r"or" + _SP + r"replace)?(?:" + _SP + r"(?:temp|temporary))?" + _SP
+    + r"(?:table|view)\b" + _SP0 + r"(?:if" + _SP + r"not" + _SP + r"exists\b" + _SP0 + r")?"
+    + r"|alter" + _SP + r"(?:table|view)\b" + _SP0 + r"(?:if" + _SP + r"exists\b" + _SP0 + r")?"
+    + _QNAME + _SP + r"rename" + _SP + r"to\b" + _SP0 + r")(" + _QNAME + r")", re.I | re.S)
+_UDR_VIEWS = ("udr_log", "udr_tables", "udr_conflicts")
 _NO_ROWS = ("insert", "update", "delete", "create", "drop", "alter", "truncate")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)", re.I)
 
@@ -131,6 +153,40 @@ def _unquote(name):
     if name.startswith('"'):
         return name[1:-1].replace('""', '"')
     return name
+
+
+def _scratch_name(rest):
+    """The name a statement gives a scratch table or view (its last
+    dotted part, unquoted), or None."""
+    m = _SCRATCH_NAME.match(rest)
+    if not m:
+        return None
+    return _unquote(re.findall(_IDENT, m.group(1))[-1])
+
+
+# NAME@REF (users@3, users@commit:12, users@2026-11-01T12:00:00Z), which
+# DuckDB's parser does not know: quoted, a name that is no bare table's
+_AT_REF = re.compile(r'(?<![\w$"])([^\W\d][\w$]*)@(\d[\d:.+\-TtZz]*|[^\W\d][\w/]*(?::[\w.\-/]*)?)')
+
+
+def _table_refs(tree):
+    """The lower-case names a statement serialized by DuckDB's
+    json_serialize_sql reads as tables (BASE_TABLE), CTE names left out."""
+    refs, ctes, todo = set(), set(), [tree]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, list):
+            todo.extend(x)
+        elif isinstance(x, dict):
+            if x.get("type") == "BASE_TABLE" and isinstance(x.get("table_name"), str):
+                refs.add(x["table_name"].lower())
+            cte = x.get("cte_map")
+            if isinstance(cte, dict):
+                for item in cte.get("map") or ():
+                    if isinstance(item, dict) and isinstance(item.get("key"), str):
+                        ctes.add(item["key"].lower())
+            todo.extend(x.values())
+    return refs - ctes
 
 
 # ---- connection and cursor ----------------------------------------------------------------
@@ -164,7 +220,8 @@ class Connection:
         self._closed = False
         self._snapshot = None     # commit seq of the open transaction, None: none open
         self._pins = {}           # table -> version number at the snapshot (None: absent)
-        self._table_list = None   # the tables' names, listed once per transaction
+        self._table_list = None   # the tables' names, listed in the transaction
+        self._listed_at = None    # the head they were last listed at
 
     @property
     def database(self):
@@ -213,6 +270,7 @@ class Connection:
         self._snapshot = None
         self._pins = {}
         self._table_list = None
+        self._listed_at = None
 
     def close(self):
         """Close the connection (and its database when connect() opened it);
@@ -252,7 +310,8 @@ class Connection:
             return None
         low = sql.lower()
         pins = {}
-        for name in self._tables():
+        later = []
+        for name in self._tables(current=True):
             if name.lower() not in low or name in ("udr_log", "udr_tables"):
                 continue
             if not re.search(r"(?<![\w.$-])" + re.escape(name.lower()) + r"(?![\w.$-])", low):
@@ -264,12 +323,58 @@ class Connection:
                     self._pins[name] = None   # made after the snapshot
             if self._pins[name] is not None:
                 pins[name] = self._pins[name]
+            else:
+                later.append(name)
+        if later:
+            self._refuse_later(sql, later)
         return pins or None
 
-    def _tables(self):
-        if self._table_list is None:
-            self._table_list = self._db.catalog.list_tables()
+    def _refuse_later(self, sql, later):
+        """NotFoundError when the query reads a table of later (made after
+        the snapshot) by its bare name: read at its latest version, it was
+        joined with the snapshot's data.  A pin cannot say it (versions= is
+        resolved for every table it names, read or not), so the statement
+        is parsed (DuckDB's json_serialize_sql) for the tables it reads; a
+        statement DuckDB cannot parse alone (NAME@REF) is taken to read
+        each such table its text names."""
+        refs = None
+        try:
+            quoted = _AT_REF.sub(r'"\1@\2"', sql)
+            text = self._db.sql("SELECT json_serialize_sql('%s')" % quoted.replace("'", "''"),
+                                read_only=True).fetchone()[0]
+            tree = json.loads(text)
+            if isinstance(tree, dict) and not tree.get("error"):
+                refs = _table_refs(tree)
+        except (Error, ValueError, TypeError):
+            refs = None
+        for name in later:
+            if refs is None or name.lower() in refs:
+                raise NotFoundError(
+                    "table '%s' not found at this transaction's snapshot (commit %d): it was made "
+                    "after it; commit() or rollback() ends the transaction, and the next one reads "
+                    "it" % (name, self._snapshot))
+
+    def _tables(self, current=False):
+        """The tables' names, listed in this transaction; current: the
+        list brought up to the catalog's head (names only added: a table
+        dropped since is still read at the snapshot)."""
+        cat = self._db.catalog
+        head = cat.head() if current or self._table_list is None else self._listed_at
+        if self._table_list is None or head != self._listed_at:
+            listed = cat.list_tables()
+            known = set(self._table_list or ())
+            self._table_list = list(self._table_list or ()) + [t for t in listed if t not in known]
+            self._listed_at = head
         return self._table_list
+
+    def _udr_names(self):
+        """The lower-case names of every branch's tables, and of UDR's
+        views."""
+        db = self._db
+        names = set(db.catalog.list_tables())
+        for branch in db.branches():
+            names.update(db.tables(branch))
+        return {n.lower() for n in names} | set(_UDR_VIEWS)
 
 
 class Cursor:
@@ -363,6 +468,15 @@ class Cursor:
                 "UDR tables are read-only in SQL through a DB-API connection (%s): "
                 "con.database.sql() commits SQL writes, con.database.write() stores a new "
                 "version" % _unquote(m.group(1)))
+        name = _scratch_name(rest)
+        if name is not None and name.lower() in con._udr_names():
+            # a TEMP table (or a view) of that name hid the UDR table from
+            # every statement of the Database's session: db.sql read the
+            # scratch rows, an INSERT "succeeded" into them
+            raise NotSupportedError(
+                "%s: '%s' is the name of a UDR table; a scratch table or view of the connection "
+                "would hide it from every SQL statement of the Database (Database.sql's too) until "
+                "closed; nothing was created (pick another name)" % (kind.upper(), name))
         m = _CREATE_TABLE.match(rest)
         if m:
             operation = rest[:m.end(1)] + " TEMP" + rest[m.end(1):]
