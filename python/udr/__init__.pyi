@@ -569,9 +569,9 @@ class Database:
         NULL; a column with no other value is VARCHAR (a DataFrame's: its
         dtype's type); a numpy array in a cell is a list.  A dict of
         columns maps names to sequences (a str, bytes, dict or set: TypeError).
-        A DataFrame's unnamed RangeIndex is dropped, a named index (all
-        MultiIndex levels named) kept as the first columns, another index
-        refused (ValueError).  An append declares a column's ints past 2**53
+        A DataFrame's unnamed index is dropped (row labels), a named index
+        (all MultiIndex levels named) kept as the first columns, a
+        MultiIndex with an unnamed level refused (ValueError).  An append declares a column's ints past 2**53
         as BIGINT (beside floats a DECIMAL), so a DOUBLE column refuses them."""
     def export(
         self,

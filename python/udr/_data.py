@@ -38,12 +38,12 @@ A dict of columns maps each name to a sequence of values (a list, tuple,
 numpy array, pandas Series ...); a str, bytes, dict or set in its place is
 refused (a str was split into one row per character).
 
-A DataFrame's index: a RangeIndex without a name is dropped (it only
-numbers the rows); a named index, or a MultiIndex whose levels all have
-names, is kept as columns before the others, as pandas' to_parquet does (a
-level named like a column is refused); any other index (unnamed, not a
-RangeIndex: after a filter or a concat, say) is refused: name it to keep
-it (df.rename_axis("id")) or drop it (df.reset_index(drop=True)).
+A DataFrame's index: an index without a name is row labels and dropped
+(a RangeIndex, or a filtered or concatenated frame's); a named index, or a
+MultiIndex whose levels all have names, is kept as columns before the
+others, as pandas' to_parquet does (a level named like a column is
+refused); a MultiIndex with an unnamed level is refused: name its levels
+(df.rename_axis([...])) or drop it (df.reset_index(drop=True)).
 
 An append reads the rows with the table's types, checked by the import; an
 int a DOUBLE does not hold exactly (2**53 + 1) is declared as what it is
@@ -395,23 +395,19 @@ def _is_dataframe(data):
 
 
 def _with_index(df):
-    """The DataFrame with its index as pandas' to_parquet keeps it: a
-    RangeIndex without a name dropped (it only numbers the rows), named
-    levels as the first columns; another index refused (it was dropped
-    with no word, a named one or a MultiIndex's levels included)."""
+    """The DataFrame with its named index levels as the first columns (as
+    pandas' to_parquet keeps them; they were dropped with no word); an
+    unnamed index is row labels, dropped (a filtered or concatenated frame's
+    included); a MultiIndex with an unnamed level is refused."""
     import pandas as pd
     idx = df.index
     names = list(idx.names)
-    if isinstance(idx, pd.RangeIndex) and idx.name is None:
-        return df
+    if len(names) == 1 and names[0] is None:
+        return df  # unnamed: row labels (a filtered or concatenated frame's too)
     if any(n is None for n in names):
-        raise ValueError("the DataFrame's index (%s) %s, and it is not the default RangeIndex: it "
-                         "would be lost; name it to keep it as %s (df.rename_axis(%s)) or drop it "
-                         "(df.reset_index(drop=True))"
-                         % (type(idx).__name__,
-                            "has a level without a name" if len(names) > 1 else "has no name",
-                            "columns" if len(names) > 1 else "a column",
-                            "['a', 'b', ...]" if len(names) > 1 else "'id'"))
+        raise ValueError("the DataFrame's index (%s) has a level without a name: name its levels to "
+                         "keep them as columns (df.rename_axis(['a', 'b', ...])) or drop it "
+                         "(df.reset_index(drop=True))" % type(idx).__name__)
     for n in names:
         if not isinstance(n, str):
             raise TypeError("index names (kept as columns) must be str, not %s" % type(n).__name__)

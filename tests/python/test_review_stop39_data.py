@@ -104,7 +104,7 @@ def test_a_str_or_mapping_in_place_of_a_column_is_refused(db, col):
 
 # ---- 5. a DataFrame's index ---------------------------------------------------------------
 
-def test_a_dataframe_index_is_kept_when_named_and_refused_when_unnamed(db):
+def test_a_dataframe_index_is_kept_when_named(db):
     # the index was dropped, a named one and a MultiIndex's levels too
     df = pd.DataFrame({"user_id": [10, 20], "score": [1.5, 2.5]}).set_index("user_id")
     db.write("scores", df)
@@ -118,11 +118,14 @@ def test_a_dataframe_index_is_kept_when_named_and_refused_when_unnamed(db):
     db.write("plain", pd.DataFrame({"a": [1, 2]}))
     db.write("plain", pd.DataFrame({"a": [3, 4]}, index=pd.RangeIndex(2, 4)), mode="append")
     assert db.read("plain").columns == ["a"] and len(db.read("plain")) == 4
-    # an unnamed index that is not a RangeIndex, a partly named MultiIndex,
-    # a level named like a column: refused, nothing committed
-    for bad in (pd.DataFrame({"a": [1, 2]}, index=[7, 9]),
-                pd.concat([pd.DataFrame({"a": [1]}), pd.DataFrame({"a": [2]})]),
-                pd.DataFrame({"a": [1]}, index=pd.MultiIndex.from_tuples([(1, "x")], names=["k", None])),
+    # an unnamed index is row labels: dropped (a filtered or concatenated frame's)
+    f = pd.DataFrame({"a": [1, 2, 3]})
+    db.write("filtered", f[f.a != 2])
+    db.write("filtered", pd.concat([pd.DataFrame({"a": [4]}), pd.DataFrame({"a": [5]})]), mode="append")
+    assert db.read("filtered").columns == ["a"] and db.read("filtered").fetchall() == [(1,), (3,), (4,), (5,)]
+    # a partly named MultiIndex, a level named like a column: refused,
+    # nothing committed
+    for bad in (pd.DataFrame({"a": [1]}, index=pd.MultiIndex.from_tuples([(1, "x")], names=["k", None])),
                 pd.DataFrame({"a": [1]}, index=pd.Index([5], name="a"))):
         with pytest.raises(ValueError, match="index"):
             db.write("bad", bad)
