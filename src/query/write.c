@@ -54,6 +54,7 @@ typedef struct wstmt {
 	bool more_targets;   /* DROP TABLE a, b */
 	bool with;           /* WITH ... before the statement */
 	const char *after;   /* the text after the target */
+	char view[UDR_TABLE_NAME_MAX * 2 + 64]; /* CREATE [TEMP] VIEW of this unqualified name ("": none) */
 } wstmt;
 
 static bool id_start(unsigned char c)
@@ -288,8 +289,24 @@ static void classify(wstmt *st, const char *sql)
 			target(st, &p, sql);
 			return;
 		}
+		if (word(&p, "view")) {
+			/* CREATE [OR REPLACE] [TEMP] VIEW [IF NOT EXISTS] name: a
+			 * session object, which may hide a UDR table (the name) */
+			char v[sizeof(st->view)];
+			bool quoted;
+			if (word(&p, "if") && !(word(&p, "not") && word(&p, "exists")))
+				return;
+			/* schema.name hides it as well: named by its last part */
+			while (ident(&p, v, sizeof(v), &quoted)) {
+				memcpy(st->view, v, sizeof(v));
+				if (*p != '.')
+					break;
+				p++;
+			}
+			return;
+		}
 		if (!word(&p, "table"))
-			return; /* views, macros, sequences ...: session objects */
+			return; /* macros, sequences ...: session objects */
 		if (word(&p, "if")) {
 			if (!word(&p, "not") || !word(&p, "exists"))
 				return;
@@ -2368,6 +2385,42 @@ static int write_at(udr_result **out, udr_query *q, const wstmt *st, const char 
 	return rc;
 }
 
+/*
+ * A temporary table or view of a UDR table's name (on the session's branch)
+ * would hide the table from every later statement of the session: reads
+ * would see its rows and writes go to it, committing nothing (DuckDB finds
+ * the session's object before udr's tables).  Refused; 0 otherwise.
+ */
+static int refuse_hiding(udr_query *q, const char *name, const char *what)
+{
+	char ref[UDR_REF_NAME_MAX + 8], qt[UDR_TABLE_NAME_MAX * 2 + 72];
+	udr_version *v = NULL;
+	bool live;
+	int rc;
+	if (udr_table_name_check(name) < 0) {
+		udr_error_clear();
+		return 0; /* no UDR table has such a name */
+	}
+	snprintf(ref, sizeof(ref), "branch:%s", q->branch ? q->branch : "main");
+	rc = udr_catalog_get_version_on(&v, q->cat, name, 0, ref);
+	live = rc == 0 && !udr_version_is_dropped(v);
+	udr_version_free(v);
+	if (rc == UDR_ENOTFOUND || (rc == 0 && !live)) {
+		udr_error_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (q->wtx)
+		q->wtx->failed = true;
+	udr__quote(qt, sizeof(qt), name);
+	return udr__error_set(UDR_EINVAL,
+	                      "'%s' is a UDR table: a %s of its name would hide it from this session's statements "
+	                      "(reads would see the %s's rows, writes would go to it and commit nothing); name it "
+	                      "otherwise",
+	                      qt, what, what);
+}
+
 static int refuse_read_only(const char *quoted_table)
 {
 	return udr__error_set(UDR_EINVAL, "read-only session: the statement would change UDR table '%s' (nothing "
@@ -2390,6 +2443,10 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (q->read_only && (st.kind == WK_BEGIN || st.kind == WK_COMMIT || st.kind == WK_ROLLBACK))
 		return udr__error_set(UDR_EINVAL, "read-only session: transaction statements (BEGIN, COMMIT, "
 		                                  "ROLLBACK) are not run");
+	if (st.view[0] || (st.kind == WK_CREATE && (st.temp || st.qualified) && st.has_target)) {
+		if ((rc = refuse_hiding(q, st.view[0] ? st.view : st.target, st.view[0] ? "view" : "temporary table")) < 0)
+			return rc;
+	}
 	switch (st.kind) {
 	case WK_NONE:
 		if (q->wtx && q->wtx->failed)

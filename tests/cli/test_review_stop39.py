@@ -135,3 +135,34 @@ def test_resolve_takes_a_key_json_spelled_otherwise(udr, tmp_path):
     assert [c["resolved"] for c in got] == ["theirs"], got
     udr.ok("merge", "--continue")
     assert udr.ok("sql", "--csv", "SELECT v FROM t").out.splitlines() == ["v", "dev"]
+
+
+def test_a_session_object_may_not_hide_a_udr_table(udr, tmp_path):
+    """CREATE TEMP TABLE t (or a view, or a schema-qualified table) named
+    like UDR table t hid it from the session's later statements: reads saw
+    the scratch rows, and an INSERT "succeeded" into them, committing
+    nothing (found through Python's DB-API, which runs CREATE TABLE as
+    CREATE TEMP TABLE)."""
+    udr.ok("sql", "CREATE TABLE t AS SELECT 1 AS v")
+    udr.ok("sql", "--branch", "main", "CREATE TABLE gone AS SELECT 1 AS v")
+    udr.ok("sql", "DROP TABLE gone")
+    udr.ok("branch", "create", "dev")
+    udr.ok("sql", "--branch", "dev", "CREATE TABLE devonly AS SELECT 1 AS v")
+    before = tree_snapshot(udr.root)
+    for stmt in ("CREATE TEMP TABLE t AS SELECT 42 AS v",
+                 "CREATE OR REPLACE TEMPORARY TABLE \"t\" (v INT)",
+                 "CREATE TEMP TABLE temp.t AS SELECT 42 AS v",
+                 "CREATE TABLE memory.main.t AS SELECT 42 AS v",
+                 "CREATE VIEW t AS SELECT 42 AS v",
+                 "CREATE OR REPLACE TEMP VIEW main.t AS SELECT 42 AS v",
+                 "CREATE VIEW IF NOT EXISTS t AS SELECT 42 AS v"):
+        r = udr("sql", stmt)
+        assert r.code == 2 and "is a UDR table" in r.stderr, (stmt, r)
+    assert tree_snapshot(udr.root) == before
+    # names of no live table on the session's branch are the session's own
+    udr.ok("sql", "CREATE TEMP TABLE gone AS SELECT 2 AS v")
+    udr.ok("sql", "CREATE VIEW devonly AS SELECT 2 AS v")
+    r = udr("sql", "--branch", "dev", "CREATE VIEW devonly AS SELECT 2 AS v")
+    assert r.code == 2 and "is a UDR table" in r.stderr, r
+    udr.ok("sql", "CREATE TEMP TABLE scratch AS SELECT 2 AS v")
+    assert udr.ok("sql", "--csv", "SELECT v FROM t").out.splitlines() == ["v", "1"]

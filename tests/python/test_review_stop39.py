@@ -123,3 +123,27 @@ def test_writes_that_would_escape_a_transaction_are_refused(db):
     tx.abort()
     db.write("users", [{"id": 2}], mode="append")
     assert sorted(db.sql("SELECT id FROM users").fetchall()) == [(1,), (2,)]
+
+
+def test_a_session_object_may_not_hide_a_udr_table(db):
+    """db.sql("CREATE VIEW t ...") (or a TEMP TABLE) named like UDR table t
+    hid it for the session's later statements: reads saw the view's rows and
+    an INSERT "succeeded" into a scratch table, committing nothing."""
+    db.write("t", [{"v": 1}])
+    for stmt in ("CREATE VIEW t AS SELECT 42 AS v", "CREATE TEMP TABLE t AS SELECT 42 AS v",
+                 "CREATE TEMP TABLE temp.main.t AS SELECT 42 AS v"):
+        with pytest.raises(udr.InvalidArgumentError, match="is a UDR table"):
+            db.sql(stmt)
+    db.sql("INSERT INTO t VALUES (5)")
+    assert sorted(db.sql("SELECT v FROM t").fetchall()) == [(1,), (5,)]
+    assert len(db.catalog.list_versions("t")) == 2
+    # in a SQL transaction the refusal fails it: nothing is committed
+    db.sql("BEGIN")
+    db.sql("INSERT INTO t VALUES (6)")
+    with pytest.raises(udr.InvalidArgumentError, match="is a UDR table"):
+        db.sql("CREATE TEMP TABLE t AS SELECT 42 AS v")
+    with pytest.raises(udr.Error):
+        db.sql("COMMIT")  # refused, and the transaction is over
+    assert len(db.catalog.list_versions("t")) == 2
+    db.sql("CREATE VIEW scratch AS SELECT 7 AS v")
+    assert db.sql("SELECT v FROM scratch").fetchall() == [(7,)]
