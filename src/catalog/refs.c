@@ -1372,24 +1372,37 @@ static int mbases_load(mbases *b, udr_catalog *c, const uint64_t *bases, size_t 
  * gives (git's recursive merge, one level, table by table).  Else *known
  * false: the bases disagree and no base version stands for them.
  */
-static uint64_t mbases_version(bool *known, const mbases *b, const char *t)
+/* Versions a and b of t are one content (the same number, or the same
+ * chunks and metadata under two numbers: both sides imported the same
+ * rows).  < 0 on a read error. */
+static int same_version(udr_catalog *c, const char *t, uint64_t a, uint64_t b)
 {
-	uint64_t v = version_in(&b->s[0], t), v0;
-	bool agree = true;
+	return a == b ? 1 : udr__same_content(c, t, a, b);
+}
+
+static int mbases_version(uint64_t *out, bool *known, udr_catalog *c, const mbases *b, const char *t)
+{
+	uint64_t v = version_in(&b->s[0], t), v0, v2;
+	int agree = 1;
 	*known = true;
-	for (size_t i = 1; i < b->n && agree; i++)
-		agree = version_in(&b->s[i], t) == v;
-	if (agree)
-		return v;
+	*out = v;
+	for (size_t i = 1; i < b->n && agree == 1; i++)
+		agree = same_version(c, t, version_in(&b->s[i], t), v);
+	if (agree != 0)
+		return agree < 0 ? agree : 0;
 	if (b->n == 2 && b->have0) {
-		uint64_t v2 = version_in(&b->s[1], t);
+		int r;
+		v2 = version_in(&b->s[1], t);
 		v0 = version_in(&b->s0, t);
-		if (v == v0)
-			return v2; /* changed in the second base only */
-		if (v2 == v0)
-			return v;
+		if ((r = same_version(c, t, v, v0)) != 0) {
+			*out = v2; /* changed in the second base only */
+			return r < 0 ? r : 0;
+		}
+		if ((r = same_version(c, t, v2, v0)) != 0)
+			return r < 0 ? r : 0;
 	}
 	*known = false;
+	*out = 0;
 	return 0;
 }
 
@@ -1408,6 +1421,15 @@ int udr__merge_opts_check(const udr_merge_options *opts)
 			                                                    opts->tables[x]))
 			                    : udr__error_set(UDR_EINVAL, "invalid argument: merge table names missing");
 	return 0;
+}
+
+/* The side named for table itself (--table t=ours|theirs), else FAIL. */
+static int table_side(const udr_merge_options *o, const char *table)
+{
+	for (size_t i = 0; i < o->ntables; i++)
+		if (o->tables && o->tables[i] && strcmp(o->tables[i], table) == 0 && o->table_strategies)
+			return o->table_strategies[i];
+	return UDR_MERGE_FAIL;
 }
 
 int udr__merge_strategy_for(const udr_merge_options *o, const char *table)
@@ -1531,13 +1553,14 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 		const char *t = NULL;
 		uint64_t b, o, th, res;
 		int conflict = 0;
-		bool known;
+		bool known, o2b = false, th2b = false;
 		for (int x = 0; x < 3; x++)
 			if (names[x] && (!t || strcmp(names[x], t) < 0))
 				t = names[x];
 		if (!t)
 			break;
-		b = mbases_version(&known, &sb, t);
+		if ((rc = mbases_version(&b, &known, c, &sb, t)) < 0)
+			goto done;
 		o = version_in(&so, t);
 		th = version_in(&st, t);
 		if (names[0] && strcmp(names[0], t) == 0)
@@ -1548,17 +1571,41 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 			k++;
 		if (o == th)
 			continue;
-		if (known && th == b) {
-			res = o; /* changed on our side only */
-		} else if (known && o == b) {
-			res = th; /* changed on theirs only */
-		} else if ((rc = both_dropped(c, t, o, th)) != 0 || (!known && (rc = udr__same_content(c, t, o, th)) != 0)) {
+		/* in a criss-cross history a side and a base (or the two sides)
+		 * often hold one content under two numbers: each merged the
+		 * crossing into a version of its own */
+		if (sb.n > 1 && (rc = same_version(c, t, o, th)) != 0) {
 			if (rc < 0)
 				goto done;
 			rc = 0;
-			continue; /* dropped on both sides, or (a criss-cross) the same content: ours kept */
+			continue; /* the same content: ours kept */
+		}
+		if (known && sb.n > 1 && th != b && (rc = same_version(c, t, th, b)) != 0) {
+			if (rc < 0)
+				goto done;
+			rc = 0;
+			th2b = true; /* theirs holds the base's content */
+		}
+		if (known && sb.n > 1 && o != b && th != b && !th2b && (rc = same_version(c, t, o, b)) != 0) {
+			if (rc < 0)
+				goto done;
+			rc = 0;
+			o2b = true; /* ours holds the base's content */
+		}
+		if (known && (th == b || th2b)) {
+			res = o; /* changed on our side only */
+		} else if (known && (o == b || o2b)) {
+			res = th; /* changed on theirs only */
+		} else if ((rc = both_dropped(c, t, o, th)) != 0) {
+			if (rc < 0)
+				goto done;
+			rc = 0;
+			continue; /* dropped on both sides: the same change, ours kept */
 		} else {
-			int s = udr__merge_strategy_for(opts, t);
+			/* no base stands for t (the bases of a criss-cross disagree):
+			 * maybe one side alone changed it, so only a side named for t
+			 * (--table t=...) decides, not the strategy for every table */
+			int s = known ? udr__merge_strategy_for(opts, t) : table_side(opts, t);
 			res = s == UDR_MERGE_OURS ? o : s == UDR_MERGE_THEIRS ? th : o;
 			conflict = s == UDR_MERGE_FAIL;
 		}
@@ -1566,7 +1613,7 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 			goto done;
 		if (!known) {
 			udr_merge_table *x = &m->tables[m->ntables - 1];
-			if (!(x->note = strdup("the merge bases disagree on it (a criss-cross history): pick a side"))) {
+			if (!(x->note = strdup("the merge bases disagree on it (a criss-cross history): pick its side (--table T=ours|theirs)"))) {
 				rc = udr__error_oom();
 				goto done;
 			}

@@ -529,6 +529,8 @@ static void test_refs__criss_cross(void **state)
 	udr_merge_options mo = UDR_MERGE_OPTIONS_INIT;
 	uint64_t x, y, h, a_main2, b_dev2, c_main, c_dev;
 	char rx[40], ry[40];
+	const char *only[] = {"c"};
+	const int side[] = {UDR_MERGE_THEIRS};
 	put(f, NULL, "a", "1");
 	put(f, NULL, "c", "c 1");
 	ok(udr_branch_create(NULL, f->cat, "dev", NULL), "create");
@@ -574,8 +576,16 @@ static void test_refs__criss_cross(void **state)
 	}
 	udr_merge_result_free(m);
 	assert_int_equal(head(f), h);
-	/* a side for c: the rest merges as before */
+	/* a strategy for every table does not decide c (the bases disagree:
+	 * maybe one side alone changed it); a side named for c does */
 	mo.strategy = UDR_MERGE_THEIRS;
+	assert_int_equal(udr_merge(&m, f->cat, "dev", "main", &mo), UDR_ECONFLICT);
+	assert_int_equal(m->nconflicts, 1);
+	udr_merge_result_free(m);
+	mo.strategy = UDR_MERGE_FAIL;
+	mo.tables = only;
+	mo.table_strategies = side;
+	mo.ntables = 1;
 	ok(udr_merge(&m, f->cat, "dev", "main", &mo), "dev into main");
 	assert_int_equal(m->nconflicts, 0);
 	udr_merge_result_free(m);
