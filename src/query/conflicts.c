@@ -690,24 +690,37 @@ int udr_query_merge_resolve(udr_query *q, const char *into, const char *table, i
 		/* the key as udr_conflicts shows it, or the same JSON spelled
 		 * otherwise ({"r": "eu", "id": 1} for {"r":"eu","id":1}): the
 		 * resolution is kept under the row's own key_text */
-		rc = udr__buf_puts(&b, "SELECT min(key_text), count(*)::BIGINT FROM ");
-		if (rc == 0)
-			rc = parts_reader(&b, q, &t->conflicts);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, " WHERE key_text = ?1 OR key_text = (CASE WHEN json_valid(?1) AND "
-			                       "json_type(?1::JSON) = 'OBJECT' THEN json(?1)::VARCHAR END)");
-		if (rc == 0) {
-			udr_value p = udr_value_text(key);
-			rc = udr__q_run(&res, q, b.ptr, &p, 1, UDR__RUN_ANY);
+		/* the exact text first; else, for a key of several columns (its
+		 * key_text the key's JSON object), the one row whose key is that
+		 * JSON spelled otherwise */
+		for (int pass = 0; pass < 2 && rc == 0 && !found; pass++) {
+			rc = udr__buf_puts(&b, "SELECT min(key_text), count(*)::BIGINT FROM ");
+			if (rc == 0)
+				rc = parts_reader(&b, q, &t->conflicts);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, pass == 0 ? " WHERE key_text = ?1"
+				                                 : " WHERE key_text = CAST(key AS VARCHAR) AND key_text = (CASE WHEN "
+				                                   "json_valid(?1) AND json_type(?1::JSON) = 'OBJECT' THEN "
+				                                   "json(?1)::VARCHAR END)");
+			if (rc == 0) {
+				udr_value p = udr_value_text(key);
+				rc = udr__q_run(&res, q, b.ptr, &p, 1, UDR__RUN_ANY);
+			}
+			if (rc == 0 && udr_result_get(&x, res, 0, 1) == 0 && x.type == UDR_TYPE_INT64)
+				found = (uint64_t)x.i64;
+			if (rc == 0 && found == 1 && udr_result_get(&x, res, 0, 0) == 0 && x.type == UDR_TYPE_TEXT &&
+			    !(canon = strdup(x.str)))
+				rc = udr__error_oom();
+			if (found > 1) {
+				found = 0; /* never a guess between rows */
+				free(canon);
+				canon = NULL;
+			}
+			udr_result_free(res);
+			res = NULL;
+			udr__buf_free(&b);
+			udr__q_cache_release(q);
 		}
-		if (rc == 0 && udr_result_get(&x, res, 0, 1) == 0 && x.type == UDR_TYPE_INT64)
-			found = (uint64_t)x.i64;
-		if (rc == 0 && found && udr_result_get(&x, res, 0, 0) == 0 && x.type == UDR_TYPE_TEXT &&
-		    !(canon = strdup(x.str)))
-			rc = udr__error_oom();
-		udr_result_free(res);
-		udr__buf_free(&b);
-		udr__q_cache_release(q);
 		if (rc == 0 && (!found || !canon))
 			rc = udr__error_set(UDR_ENOTFOUND, "table %s has no conflicting row with key %s (see the key column "
 			                                   "of udr_conflicts)",
