@@ -54,7 +54,11 @@ typedef struct wstmt {
 	bool more_targets;   /* DROP TABLE a, b */
 	bool with;           /* WITH ... before the statement */
 	const char *after;   /* the text after the target */
-	char view[UDR_TABLE_NAME_MAX * 2 + 64]; /* CREATE [TEMP] VIEW of this unqualified name ("": none) */
+	char qual[UDR_TABLE_NAME_MAX * 2 + 64]; /* the target's qualifier ("temp.main" of temp.main.t) */
+	char hides[UDR_TABLE_NAME_MAX * 2 + 64]; /* the name a session object takes: CREATE [TEMP] VIEW, ALTER
+	                                            TABLE|VIEW ... RENAME TO ("": none) */
+	char hides_qual[UDR_TABLE_NAME_MAX * 2 + 64];
+	const char *hides_what;
 } wstmt;
 
 static bool id_start(unsigned char c)
@@ -209,13 +213,34 @@ static void target(wstmt *st, const char **p, const char *sql)
 	/* schema.table, catalog.schema.table: a session object, named by its
 	 * last part (temp.main.t is the shadow t as much as temp.t is) */
 	while (*s == '.') {
+		size_t ql = strlen(st->qual);
 		st->qualified = true;
+		snprintf(st->qual + ql, sizeof(st->qual) - ql, "%s%s", ql ? "." : "", st->target);
 		s++;
 		if (!ident(&s, st->target, sizeof(st->target), &quoted))
 			break;
 	}
 	*p = s;
 	st->after = s;
+}
+
+/* A possibly qualified name at *p into name (its last part) and qual (the
+ * parts before it, dotted); false when there is none. */
+static bool qualified_name(const char **p, char *name, char *qual, size_t sz)
+{
+	bool quoted, any = false;
+	qual[0] = '\0';
+	while (ident(p, name, sz, &quoted)) {
+		any = true;
+		if (**p != '.')
+			break;
+		(*p)++;
+		{
+			size_t ql = strlen(qual);
+			snprintf(qual + ql, sz - ql, "%s%s", ql ? "." : "", name);
+		}
+	}
+	return any;
 }
 
 static void classify(wstmt *st, const char *sql)
@@ -292,17 +317,10 @@ static void classify(wstmt *st, const char *sql)
 		if (word(&p, "view")) {
 			/* CREATE [OR REPLACE] [TEMP] VIEW [IF NOT EXISTS] name: a
 			 * session object, which may hide a UDR table (the name) */
-			char v[sizeof(st->view)];
-			bool quoted;
 			if (word(&p, "if") && !(word(&p, "not") && word(&p, "exists")))
 				return;
-			/* schema.name hides it as well: named by its last part */
-			while (ident(&p, v, sizeof(v), &quoted)) {
-				memcpy(st->view, v, sizeof(v));
-				if (*p != '.')
-					break;
-				p++;
-			}
+			if (qualified_name(&p, st->hides, st->hides_qual, sizeof(st->hides)))
+				st->hides_what = "view";
 			return;
 		}
 		if (!word(&p, "table"))
@@ -326,12 +344,22 @@ static void classify(wstmt *st, const char *sql)
 		target(st, &p, sql);
 		st->more_targets = *skip_ws(p) == ',';
 	} else if (word(&p, "alter")) {
-		if (!word(&p, "table"))
+		bool view = false;
+		if (!word(&p, "table") && !(view = word(&p, "view")))
 			return;
 		if (word(&p, "if") && !(word(&p, "exists")))
 			return;
-		st->kind = WK_ALTER;
+		if (!view)
+			st->kind = WK_ALTER;
 		target(st, &p, sql);
+		/* ALTER TABLE|VIEW x RENAME TO name: the session object takes name */
+		if (word(&p, "rename") && word(&p, "to") &&
+		    qualified_name(&p, st->hides, st->hides_qual, sizeof(st->hides)))
+			st->hides_what = view ? "view" : "table";
+		if (view) {
+			st->has_target = false;
+			st->target[0] = '\0';
+		}
 	}
 }
 
@@ -2391,34 +2419,53 @@ static int write_at(udr_result **out, udr_query *q, const wstmt *st, const char 
  * would see its rows and writes go to it, committing nothing (DuckDB finds
  * the session's object before udr's tables).  Refused; 0 otherwise.
  */
-static int refuse_hiding(udr_query *q, const char *name, const char *what)
+static int refuse_hiding(udr_query *q, const char *name, const char *qual, const char *what)
 {
+	static const char *const searched[] = {"", "main", "temp", "memory", "temp.main", "memory.main"};
 	char ref[UDR_REF_NAME_MAX + 8], qt[UDR_TABLE_NAME_MAX * 2 + 72];
-	udr_version *v = NULL;
-	bool live;
-	int rc;
-	if (udr_table_name_check(name) < 0) {
-		udr_error_clear();
-		return 0; /* no UDR table has such a name */
-	}
+	char **names = NULL;
+	size_t n = 0;
+	bool in_path = false;
+	int rc = 0, hit = -1;
+	/* an object of another schema (CREATE SCHEMA s; CREATE TABLE s.t) is
+	 * not where DuckDB looks for a bare name */
+	for (size_t i = 0; i < sizeof(searched) / sizeof(searched[0]) && !in_path; i++)
+		in_path = strcasecmp(qual, searched[i]) == 0;
+	if (!in_path)
+		return 0;
 	snprintf(ref, sizeof(ref), "branch:%s", q->branch ? q->branch : "main");
-	rc = udr_catalog_get_version_on(&v, q->cat, name, 0, ref);
-	live = rc == 0 && !udr_version_is_dropped(v);
-	udr_version_free(v);
-	if (rc == UDR_ENOTFOUND || (rc == 0 && !live)) {
+	if ((rc = udr_catalog_list_tables_on(&names, &n, q->cat, ref)) < 0) {
+		if (rc != UDR_ENOTFOUND)
+			return rc;
 		udr_error_clear();
 		return 0;
 	}
-	if (rc < 0)
-		return rc;
-	if (q->wtx)
-		q->wtx->failed = true;
-	udr__quote(qt, sizeof(qt), name);
-	return udr__error_set(UDR_EINVAL,
-	                      "'%s' is a UDR table: a %s of its name would hide it from this session's statements "
-	                      "(reads would see the %s's rows, writes would go to it and commit nothing); name it "
-	                      "otherwise",
-	                      qt, what, what);
+	/* identifiers are case-insensitive: T hides t */
+	for (size_t i = 0; i < n && hit < 0 && rc == 0; i++) {
+		udr_version *v = NULL;
+		if (strcasecmp(names[i], name) != 0)
+			continue;
+		rc = udr_catalog_get_version_on(&v, q->cat, names[i], 0, ref);
+		if (rc == 0 && !udr_version_is_dropped(v))
+			hit = (int)i;
+		udr_version_free(v);
+		if (rc == UDR_ENOTFOUND) {
+			udr_error_clear();
+			rc = 0;
+		}
+	}
+	if (rc == 0 && hit >= 0) {
+		if (q->wtx)
+			q->wtx->failed = true;
+		udr__quote(qt, sizeof(qt), names[hit]);
+		rc = udr__error_set(UDR_EINVAL,
+		                    "'%s' is a UDR table: a %s of its name would hide it from this session's statements "
+		                    "(reads would see the %s's rows, writes would go to it and commit nothing); name it "
+		                    "otherwise",
+		                    qt, what, what);
+	}
+	udr_strarray_free(names, n);
+	return rc;
 }
 
 static int refuse_read_only(const char *quoted_table)
@@ -2443,10 +2490,11 @@ int udr__w_sql(udr_result **out, udr_query *q, const char *sql, const udr_value 
 	if (q->read_only && (st.kind == WK_BEGIN || st.kind == WK_COMMIT || st.kind == WK_ROLLBACK))
 		return udr__error_set(UDR_EINVAL, "read-only session: transaction statements (BEGIN, COMMIT, "
 		                                  "ROLLBACK) are not run");
-	if (st.view[0] || (st.kind == WK_CREATE && (st.temp || st.qualified) && st.has_target)) {
-		if ((rc = refuse_hiding(q, st.view[0] ? st.view : st.target, st.view[0] ? "view" : "temporary table")) < 0)
-			return rc;
-	}
+	if (st.hides_what && (rc = refuse_hiding(q, st.hides, st.hides_qual, st.hides_what)) < 0)
+		return rc;
+	if (st.kind == WK_CREATE && (st.temp || st.qualified) && st.has_target &&
+	    (rc = refuse_hiding(q, st.target, st.qual, st.temp ? "temporary table" : "table")) < 0)
+		return rc;
 	switch (st.kind) {
 	case WK_NONE:
 		if (q->wtx && q->wtx->failed)
