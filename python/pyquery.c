@@ -1458,8 +1458,8 @@ PyDoc_STRVAR(sql_doc,
 /* A call that commits on its own, made inside a transaction of the same
  * database (this thread's): it would escape the transaction. */
 #define IN_TXN(what)                                                                                                   \
-	what " would commit on its own, outside the transaction this thread has open on the database "                \
-	     "(db.transaction() stages tx.write only): nothing written; write before or after the transaction"
+	what " would commit on its own, outside the `with db.transaction()` block this thread runs "                 \
+	     "(a transaction stages tx.write only): nothing written; write before or after the block"
 
 static PyObject *db_sql(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
@@ -1760,6 +1760,33 @@ PyDoc_STRVAR(write_doc,
 "schema mismatch, NotFoundError for a missing file; nothing is committed\n"
 "on error.");
 
+/* The udr.schema text of table's latest version on ref (NULL: main), or
+ * None when it has none (no such table, or not one SQL wrote). */
+static PyObject *table_schema(udrpy_db *d, const char *table, const char *ref)
+{
+	char r[UDR_REF_NAME_MAX + 8];
+	udr_version *v = NULL;
+	udr_db *h;
+	PyObject *out = NULL;
+	const char *sch;
+	int rc;
+	if ((h = udrpy_db_enter(d)) == NULL)
+		return NULL;
+	snprintf(r, sizeof(r), "%s%s", ref && strchr(ref, ':') ? "" : "branch:", ref ? ref : "main");
+	Py_BEGIN_ALLOW_THREADS
+	rc = udr_catalog_get_version_on(&v, udr_db_catalog(h), table, 0, r);
+	Py_END_ALLOW_THREADS
+	udrpy_db_leave(d);
+	if (rc < 0 || udr_version_is_dropped(v) || !(sch = udr_version_get_meta(v, "udr.schema"))) {
+		udr_error_clear();
+		udr_version_free(v);
+		Py_RETURN_NONE;
+	}
+	out = PyUnicode_FromString(sch);
+	udr_version_free(v);
+	return out;
+}
+
 static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = {"table", "data", "mode", "format", "message", "branch", NULL};
@@ -1809,8 +1836,16 @@ static PyObject *db_write(udrpy_db *d, PyObject *args, PyObject *kwds)
 		if (mod == NULL)
 			return NULL;
 		/* an append reads the rows with the table's types: the checks
-		 * of a new table's types are not for it */
-		ret = PyObject_CallMethod(mod, "write_temp", "Oi", data, io.mode == UDR_IMPORT_APPEND);
+		 * of a new table's types are not for it; a DataFrame's index is
+		 * kept there only when the table has its columns */
+		PyObject *schema = NULL;
+		if (io.mode == UDR_IMPORT_APPEND && (schema = table_schema(d, table, io.ref)) == NULL) {
+			Py_DECREF(mod);
+			return NULL;
+		}
+		ret = PyObject_CallMethod(mod, "write_temp", "OiO", data, io.mode == UDR_IMPORT_APPEND,
+		                          schema ? schema : Py_None);
+		Py_XDECREF(schema);
 		Py_DECREF(mod);
 		if (ret == NULL)
 			return NULL;

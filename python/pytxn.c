@@ -27,8 +27,8 @@ typedef struct {
 	uint64_t seq;          /* commit sequence number once committed */
 	PyObject *message;     /* str or None */
 	PyObject *weakreflist;
-	udrpy_db *db;          /* counted in db's transactions (borrowed: cat holds it) */
-	unsigned long owner;   /* the thread that began it */
+	udrpy_db *db;          /* strong ref while its `with` block runs: counted in db's */
+	unsigned long owner;   /* the thread that entered that block */
 } udrpy_txn;
 
 /* Free the library handle and unpin the catalog (GIL held). */
@@ -41,7 +41,7 @@ static void txn_finish(udrpy_txn *t, int state)
 	}
 	if (t->db != NULL) {
 		udrpy_db_txn_remove(t->db, t->owner);
-		t->db = NULL;
+		Py_CLEAR(t->db);
 	}
 	t->state = state;
 }
@@ -88,7 +88,7 @@ PyObject *udrpy_txn_begin(PyObject *catobj, PyObject *args, PyObject *kwds)
 	t->message = Py_NewRef(mobj);
 	t->weakreflist = NULL;
 	t->db = NULL;
-	t->owner = PyThread_get_thread_ident();
+	t->owner = 0;
 	PyObject_GC_Track(t);
 	cat = udrpy_catalog_enter(c);
 	if (cat == NULL) {
@@ -106,13 +106,6 @@ PyObject *udrpy_txn_begin(PyObject *catobj, PyObject *args, PyObject *kwds)
 	}
 	t->txn = txn;
 	t->state = TXN_ACTIVE;
-	if (c->db != NULL) {
-		if (udrpy_db_txn_add(c->db, t->owner) < 0) {
-			Py_DECREF(t);
-			return NULL;
-		}
-		t->db = c->db;
-	}
 	t->snapshot = udr_txn_snapshot(txn);
 	return (PyObject *)t;
 }
@@ -138,7 +131,24 @@ static udr_txn *txn_enter(udrpy_txn *t)
 static int txn_traverse(udrpy_txn *t, visitproc visit, void *arg)
 {
 	Py_VISIT(t->cat);
+	Py_VISIT(t->db);
 	return 0;
+}
+
+/* `with db.transaction() as tx:` - while the block runs, the database's
+ * own calls that commit on their own refuse to run in this thread (they
+ * would escape the transaction: pyquery.c). */
+static PyObject *txn_enter_ctx(udrpy_txn *t, PyObject *unused)
+{
+	(void)unused;
+	if (t->txn != NULL && t->db == NULL && t->cat->db != NULL) {
+		unsigned long me = PyThread_get_thread_ident();
+		if (udrpy_db_txn_add(t->cat->db, me) < 0)
+			return NULL;
+		t->db = (udrpy_db *)Py_NewRef((PyObject *)t->cat->db);
+		t->owner = me;
+	}
+	return Py_NewRef((PyObject *)t);
 }
 
 static void txn_dealloc(udrpy_txn *t)
@@ -425,8 +435,10 @@ static PyMethodDef txn_methods[] = {
 	{"latest", (PyCFunction)txn_latest, METH_O, latest_doc},
 	{"commit", (PyCFunction)txn_commit, METH_NOARGS, commit_doc},
 	{"abort", (PyCFunction)txn_abort, METH_NOARGS, abort_doc},
-	{"__enter__", (PyCFunction)udrpy_enter_self, METH_NOARGS,
-	 "Return self (context-manager support)."},
+	{"__enter__", (PyCFunction)txn_enter_ctx, METH_NOARGS,
+	 "Return self (context-manager support); until __exit__, the database's\n"
+	 "write and SQL writes refuse to run in this thread (they would commit\n"
+	 "on their own, outside the transaction)."},
 	{"__exit__", (PyCFunction)txn_exit, METH_VARARGS,
 	 "Commit when the block ended normally (a conflict raises ConflictError\n"
 	 "from the with statement), abort when it raised; exceptions propagate."},

@@ -394,29 +394,46 @@ def _is_dataframe(data):
     return mod.startswith("pandas.") and hasattr(data, "to_json") and hasattr(data, "columns")
 
 
-def _with_index(df):
+def _with_index(df, table_columns=None):
     """The DataFrame with its named index levels as the first columns (as
-    pandas' to_parquet keeps them; they were dropped with no word); an
-    unnamed index is row labels, dropped (a filtered or concatenated frame's
-    included); a MultiIndex with an unnamed level is refused."""
-    import pandas as pd
-    idx = df.index
-    names = list(idx.names)
-    if len(names) == 1 and names[0] is None:
-        return df  # unnamed: row labels (a filtered or concatenated frame's too)
+    pandas' to_parquet keeps them; they were dropped with no word).  Left
+    out, as before: an unnamed index (row labels: a filtered or
+    concatenated frame's), an index named by something other than a str, a
+    level that repeats a column of the same values (set_index(...,
+    drop=False)), and, in an append (table_columns: the table's column
+    names), levels the table has no column for.  A MultiIndex with an
+    unnamed level is refused, as is a level named like a column of other
+    values."""
+    names = list(df.index.names)
+    if len(names) == 1 and (names[0] is None or not isinstance(names[0], str)):
+        return df
     if any(n is None for n in names):
         raise ValueError("the DataFrame's index (%s) has a level without a name: name its levels to "
                          "keep them as columns (df.rename_axis(['a', 'b', ...])) or drop it "
-                         "(df.reset_index(drop=True))" % type(idx).__name__)
+                         "(df.reset_index(drop=True))" % type(df.index).__name__)
     for n in names:
         if not isinstance(n, str):
             raise TypeError("index names (kept as columns) must be str, not %s" % type(n).__name__)
+    if table_columns is not None and not all(n in table_columns for n in names):
+        return df  # appended to a table that never stored them
     dup = sorted({n for n in names if names.count(n) > 1})
-    clash = sorted({n for n in names if n in df.columns})
-    if dup or clash:
-        raise ValueError("the DataFrame's index level %s is also the name of %s: an index is kept as "
-                         "columns, and a table cannot have two columns of one name (rename one)"
-                         % (", ".join(map(repr, dup or clash)), "another level" if dup else "a column"))
+    if dup:
+        raise ValueError("the DataFrame's index level %s is also the name of another level: an index is "
+                         "kept as columns, and a table cannot have two columns of one name (rename one)"
+                         % ", ".join(map(repr, dup)))
+    same = []
+    for n in names:
+        if n in df.columns:
+            if not df.index.get_level_values(n).equals(df[n]) and not (
+                    list(df.index.get_level_values(n)) == list(df[n])):
+                raise ValueError("the DataFrame's index level %r is also the name of a column holding "
+                                 "other values: an index is kept as a column, and a table cannot have "
+                                 "two columns of one name (rename one)" % n)
+            same.append(n)
+    if same:
+        if len(same) == len(names):
+            return df.reset_index(drop=True)
+        df = df.reset_index(level=same, drop=True)
     return df.reset_index()
 
 
@@ -534,10 +551,11 @@ def _exact_decimal(path, name, big):
     return "DECIMAL(%d,%d)" % (max(whole + scale, 1), scale)
 
 
-def write_temp(data, append=False):
+def write_temp(data, append=False, table_columns=None):
     """Write data to a new temporary .ndjson file; return its path (the
     caller removes it) and the column types to read it with, a list of
-    (column, DuckDB type).  Raises TypeError / ValueError for data that
+    (column, DuckDB type).  table_columns: in an append, the table's
+    udr.schema (JSON text), or None.  Raises TypeError / ValueError for data that
     cannot be written; an empty input raises ValueError (no columns to
     infer)."""
     fd, path = tempfile.mkstemp(prefix="udr-write-", suffix=".ndjson")
@@ -548,7 +566,10 @@ def write_temp(data, append=False):
         if _is_dataframe(data):
             if len(data) == 0:
                 raise ValueError("the DataFrame has no rows (no types to infer)")
-            data = _with_index(data)
+            tcols = None
+            if append and table_columns:
+                tcols = [c.get("name") for c in json.loads(table_columns)]
+            data = _with_index(data, tcols)
         n = 0
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             fd = -1

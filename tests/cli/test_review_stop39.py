@@ -13,7 +13,7 @@ that moved.
 """
 import json
 
-from conftest import tree_snapshot
+from conftest import csv, tree_snapshot, table_rows as rows
 
 
 def log(udr, n=1):
@@ -155,7 +155,11 @@ def test_a_session_object_may_not_hide_a_udr_table(udr, tmp_path):
                  "CREATE TABLE memory.main.t AS SELECT 42 AS v",
                  "CREATE VIEW t AS SELECT 42 AS v",
                  "CREATE OR REPLACE TEMP VIEW main.t AS SELECT 42 AS v",
-                 "CREATE VIEW IF NOT EXISTS t AS SELECT 42 AS v"):
+                 "CREATE VIEW IF NOT EXISTS t AS SELECT 42 AS v",
+                 "CREATE TEMP TABLE T AS SELECT 42 AS v",  # identifiers are case-insensitive
+                 "CREATE TABLE memory.t AS SELECT 42 AS v",
+                 "ALTER TABLE nosuch RENAME TO t",
+                 "ALTER VIEW nosuch RENAME TO T"):
         r = udr("sql", stmt)
         assert r.code == 2 and "is a UDR table" in r.stderr, (stmt, r)
     assert tree_snapshot(udr.root) == before
@@ -166,3 +170,70 @@ def test_a_session_object_may_not_hide_a_udr_table(udr, tmp_path):
     assert r.code == 2 and "is a UDR table" in r.stderr, r
     udr.ok("sql", "CREATE TEMP TABLE scratch AS SELECT 2 AS v")
     assert udr.ok("sql", "--csv", "SELECT v FROM t").out.splitlines() == ["v", "1"]
+
+
+def test_criss_cross_bases_of_one_content_and_a_blanket_strategy(udr, tmp_path):
+    """Both branches imported the same rows (one content, two version
+    numbers) and merged each other's old heads; then only dev changed t.
+    The bases were compared by number, found to disagree, and
+    `--strategy ours` silently dropped dev's change (exit 0). Bases and
+    sides are now compared by content in a criss-cross, and a blanket
+    strategy never decides a table whose bases disagree."""
+    def imp(rows, *args):
+        udr.ok("import", "t", csv(tmp_path, "t.csv", rows, "id,a"), *args)
+    imp([(1, "a")])
+    udr.ok("branch", "create", "dev")
+    imp([(1, "a"), (2, "b")])
+    a = json.loads(udr.ok("log", "--json", "--limit", "1").out)[0]["seq"]
+    imp([(1, "a"), (2, "b")], "--branch", "dev")
+    b = json.loads(udr.ok("log", "--json", "--limit", "1").out)[0]["seq"]
+    udr.ok("merge", "commit:%d" % b, "--key", "t=id")
+    udr.ok("merge", "commit:%d" % a, "--into", "dev", "--key", "t=id")
+    imp([(1, "a"), (2, "b"), (3, "dev only")], "--branch", "dev")
+    udr.ok("merge", "dev", "--strategy", "ours")
+    assert rows(udr) == [(1, "a"), (2, "b"), (3, "dev only")]
+    udr.ok("fsck")
+
+
+def test_criss_cross_table_the_bases_disagree_on_needs_its_own_side(udr, tmp_path):
+    """Each side resolved the crossing differently: --strategy (for every
+    table) does not decide t, --table t=SIDE does."""
+    udr.ok("commit", "t", "--next", udr.put(b"base"))
+    udr.ok("branch", "create", "dev")
+    heads = {}
+    for b, text in (("main", b"m1"), ("dev", b"d1")):
+        udr.ok("commit", "t", "--next", udr.put(text), "--branch", b)
+        heads[b] = json.loads(udr.ok("log", "--json", "--limit", "1").out)[0]["seq"]
+    udr.ok("merge", "commit:%d" % heads["dev"], "--table", "t=ours")
+    udr.ok("merge", "commit:%d" % heads["main"], "--into", "dev", "--table", "t=ours")
+    udr.ok("commit", "u", "--next", udr.put(b"u"), "--branch", "dev")
+    before = udr.ok("log", "--json").out
+    r = udr("merge", "dev", "--strategy", "theirs")
+    assert r.code == 3 and "criss-cross" in r.stderr, r
+    assert udr.ok("log", "--json").out == before
+    udr.ok("merge", "--abort")
+    udr.ok("merge", "dev", "--table", "t=theirs")
+    t = json.loads(udr.ok("show", "t").out)["chunks"][0]
+    assert udr.ok("get", t).stdout == b"d1"
+    assert json.loads(udr.ok("show", "u").out)["version"] == 1
+
+
+def test_resolve_key_exact_text_wins(udr, tmp_path):
+    """A one-column VARCHAR key holding JSON-object text: resolve --key
+    '{"a":1e2}' resolved the row keyed '{"a":100.0}' (the JSON spelling
+    fallback matched both, and the smaller text won), exit 0."""
+    p = tmp_path / "t.ndjson"
+    def imp(v, *args):
+        p.write_text("".join(json.dumps({"k": k, "v": v}) + "\n" for k in ('{"a":1e2}', '{"a":100.0}')))
+        udr.ok("import", "t", str(p), *args)
+    imp("base")
+    udr.ok("branch", "create", "dev")
+    imp("main")
+    imp("dev", "--branch", "dev")
+    assert udr("merge", "dev", "--key", "t=k").code == 3
+    udr.ok("resolve", "t", "--theirs", "--key", '{"a":1e2}')
+    got = {json.loads(c["key"])["k"] if isinstance(c["key"], str) else c["key"]["k"]: c["resolved"]
+           for c in json.loads(udr.ok("conflicts", "--json").out)}
+    assert got == {'{"a":1e2}': "theirs", '{"a":100.0}': None}, got
+    r = udr("resolve", "t", "--ours", "--key", '{"a": 1e2}')  # another spelling: no such key text
+    assert r.code == 1, r

@@ -117,11 +117,9 @@ def test_writes_that_would_escape_a_transaction_are_refused(db):
     assert sorted(db.tables()) == ["base", "other"]
     assert db.sql("SELECT x FROM base").fetchall() == [(1,)]
     db.write("users", [{"id": 1}])  # the transaction is over
-    tx = db.transaction()
-    with pytest.raises(udr.InvalidArgumentError):
-        db.write("users", [{"id": 2}])
-    tx.abort()
+    tx = db.transaction()  # managed by hand, outside a with block: the caller's business
     db.write("users", [{"id": 2}], mode="append")
+    tx.abort()
     assert sorted(db.sql("SELECT id FROM users").fetchall()) == [(1,), (2,)]
 
 
@@ -147,3 +145,49 @@ def test_a_session_object_may_not_hide_a_udr_table(db):
     assert len(db.catalog.list_versions("t")) == 2
     db.sql("CREATE VIEW scratch AS SELECT 7 AS v")
     assert db.sql("SELECT v FROM scratch").fetchall() == [(7,)]
+    # T is t to SQL; renaming a scratch table onto t hides it as well
+    for stmt in ("CREATE TEMP TABLE T AS SELECT 42 AS v", "ALTER TABLE scratch2 RENAME TO t",
+                 "ALTER VIEW scratch RENAME TO T"):
+        if "scratch2" in stmt:
+            db.sql("CREATE TEMP TABLE scratch2 AS SELECT 42 AS v")
+        with pytest.raises(udr.InvalidArgumentError, match="is a UDR table"):
+            db.sql(stmt)
+    # an object in a schema of the session's own hides nothing
+    db.sql("CREATE SCHEMA s1")
+    db.sql("CREATE TABLE s1.t AS SELECT 42 AS v")
+    db.sql("CREATE VIEW s1.v2 AS SELECT 1")
+    assert db.sql("SELECT v FROM s1.t").fetchall() == [(42,)]
+    assert sorted(db.sql("SELECT v FROM t").fetchall()) == [(1,), (5,)]
+
+
+def test_a_transaction_collected_with_its_database_is_safe(tmp_path):
+    """A transaction and its Database in one reference cycle: the collector
+    could free the Database first, and the transaction's end then read its
+    freed list of open transactions (a crash under PYTHONMALLOC=debug, which
+    the child process runs with)."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import gc, sys, udr
+path = sys.argv[1]
+udr.open(path, create=True).close()
+for entered in (False, True, False, True):
+    db = udr.open(path)
+    tx = db.transaction()
+    if entered:
+        tx.__enter__()
+    holder = {"db": db, "tx": tx}
+    holder["self"] = holder
+    del db, tx, holder
+    gc.collect()
+with udr.open(path) as db:
+    db.write("t", [{"x": 1}])
+    assert db.sql("SELECT x FROM t").fetchall() == [(1,)]
+print("ok")
+"""
+    env = dict(os.environ, PYTHONMALLOC="debug", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "c")], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])

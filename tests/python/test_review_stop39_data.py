@@ -212,3 +212,26 @@ def test_dbapi_a_table_made_after_the_snapshot_is_not_found(tmp_path):
         con.commit()
         assert cur.execute("SELECT count(*) FROM orders JOIN refunds USING (id)").fetchall() == [(1,)]
         con.close()
+
+
+def test_dataframes_that_wrote_before_the_index_rule_still_write(db):
+    """From the review of the index rule: set_index(..., drop=False), an
+    index named by an int, and a groupby result appended to the table it
+    was always appended to (whose index was never stored) were refused."""
+    df = pd.DataFrame({"id": [1, 2], "a": [1.5, 2.5]})
+    db.write("t1", df.set_index("id", drop=False))
+    assert db.read("t1").columns == ["id", "a"] and db.read("t1").fetchall() == [(1, 1.5), (2, 2.5)]
+    db.write("t2", df.rename_axis(0))
+    assert db.read("t2").columns == ["id", "a"]
+    db.write("t3", [{"a": 0.5}])
+    db.write("t3", df.groupby("id")[["a"]].sum(), mode="append")
+    assert sorted(db.read("t3").fetchall()) == [(0.5,), (1.5,), (2.5,)]
+    # a table that has the index's column gets it on append
+    db.write("t4", df.set_index("id"))
+    db.write("t4", pd.DataFrame({"id": [3], "a": [3.5]}).set_index("id"), mode="append")
+    assert sorted(db.read("t4").fetchall()) == [(1, 1.5), (2, 2.5), (3, 3.5)]
+    # a level named like a column of other values: refused
+    bad = df.set_index("id", drop=False)
+    bad["id"] = [7, 8]
+    with pytest.raises(ValueError, match="other values"):
+        db.write("t5", bad)
