@@ -1207,21 +1207,18 @@ static int criss_same_rows(udr_query *q, udr_merge_table *mt)
 	for (size_t i = 0; exact && i < co.n; i++)
 		exact = exact_type(co.types[i]);
 	if (exact) {
-		rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM ((SELECT * FROM ");
-		if (rc == 0)
-			rc = vref(&b, mt->table, mt->ours);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, " EXCEPT ALL SELECT * FROM ");
-		if (rc == 0)
-			rc = vref(&b, mt->table, mt->theirs);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, ") UNION ALL (SELECT * FROM ");
-		if (rc == 0)
-			rc = vref(&b, mt->table, mt->theirs);
-		if (rc == 0)
-			rc = udr__buf_puts(&b, " EXCEPT ALL SELECT * FROM ");
-		if (rc == 0)
-			rc = vref(&b, mt->table, mt->ours);
+		/* rows of each side the other lacks, both ways */
+		const uint64_t side[2][2] = {{mt->ours, mt->theirs}, {mt->theirs, mt->ours}};
+		rc = udr__buf_puts(&b, "SELECT count(*)::BIGINT FROM (");
+		for (int k = 0; k < 2 && rc == 0; k++) {
+			rc = udr__buf_puts(&b, k ? ") UNION ALL (SELECT * FROM " : "(SELECT * FROM ");
+			if (rc == 0)
+				rc = vref(&b, mt->table, side[k][0]);
+			if (rc == 0)
+				rc = udr__buf_puts(&b, " EXCEPT ALL SELECT * FROM ");
+			if (rc == 0)
+				rc = vref(&b, mt->table, side[k][1]);
+		}
 		if (rc == 0)
 			rc = udr__buf_puts(&b, "))");
 		if (rc == 0)
