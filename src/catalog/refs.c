@@ -1611,7 +1611,7 @@ int udr_merge(udr_merge_result **out, udr_catalog *c, const char *source, const 
 		}
 		if ((rc = udr__merge_add_table(m, &cap, t, b, o, th, res, conflict)) < 0)
 			goto done;
-		if (!known) {
+		if (!known && conflict) {
 			udr_merge_table *x = &m->tables[m->ntables - 1];
 			if (!(x->note = strdup("the merge bases disagree on it (a criss-cross history): pick its side (--table T=ours|theirs)"))) {
 				rc = udr__error_oom();
