@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,13 +54,6 @@ typedef struct run {
 	int64_t stopped_from_ms, stopped_until_ms;
 	uint64_t unchained_stopped;
 	struct udr__bcache *cache; /* decoded pieces of unchaining's chains */
-	/* unchaining's estimate, when it may write: the sampled candidates'
-	 * full copies, appended to spec (published only if the run unchains),
-	 * their hashes in sampled (ascending) */
-	bool spec_ok;
-	udr__packw *spec;
-	udr_hash *sampled;
-	size_t nsampled;
 } run;
 
 static void progress(run *r, const char *phase, uint64_t done, uint64_t total)
@@ -635,35 +629,17 @@ static int rewrite(run *r)
 
 /* ---- unchain -------------------------------------------------------------------------------- */
 
-/*
- * Live objects whose kept copy is a delta with a base that no live object
- * needs (kept only as a base: a piece of expired versions) can be written
- * in full (decoded and verified, zstd when smaller); the caller then marks
- * again, and the mark shuns the deltas of objects with an intact full copy
- * (mark.c shun_deltas), so the bases only they needed die (GC.md 3.3,
- * "unchaining").  With write false nothing is written: *n the candidates
- * and *cost the bytes their full copies would add over their deltas
- * (estimated on at most UNCHAIN_SAMPLE of them, evenly spread); with write
- * true the copies go to a new pack and *cost is exact.
- * Only adds copies: a kill at any point leaves duplicates that the next
- * run's mark resolves the same way.  Pack stores only.  A candidate that
- * does not decode is left chained (the guard and fsck speak of damage;
- * unchaining is not a repair).
- */
 /* What a full copy of delta h (raw size raw, stored in e.length bytes)
  * adds over the delta: the zstd frame when smaller, else the raw bytes.
  * *full and *z (either may stay NULL) receive the bytes when asked.  1 when
- * h does not decode (left chained). */
-static int full_copy(run *r, const udr_hash *h, uint64_t raw, unsigned char **full, size_t *flen, unsigned char **z,
-                     size_t *zlen)
+ * h does not decode (left chained).  Decodes through cache (shared by the
+ * threads of fc_make, which sets its budget). */
+static int full_copy(run *r, udr__bcache *cache, const udr_hash *h, uint64_t raw, unsigned char **full, size_t *flen,
+                     unsigned char **z, size_t *zlen)
 {
 	int rc;
 	*full = *z = NULL;
 	*flen = *zlen = 0;
-	/* one cache for the run's decodes: candidates share their chains */
-	if (!r->cache && !(r->cache = udr__bcache_new(udr__bcache_cap(r->s), 0)))
-		return udr__error_oom();
-	udr__bcache_budget(r->cache, udr__decode_budget(r->s, raw));
 	{
 		/* its bytes checked against h; the levels of its chain, shared
 		 * with other candidates through the cache, are not rehashed one by
@@ -671,7 +647,7 @@ static int full_copy(run *r, const udr_hash *h, uint64_t raw, unsigned char **fu
 		const udr__bref *ref = NULL;
 		const unsigned char *d;
 		int depth;
-		if ((rc = udr__base_load(&ref, &depth, r->s, h, r->cache)) < 0) {
+		if ((rc = udr__base_load(&ref, &depth, r->s, h, cache)) < 0) {
 			if (rc == UDR_ECORRUPT || rc == UDR_ENOTFOUND) {
 				udr_error_clear();
 				return 1;
@@ -680,16 +656,16 @@ static int full_copy(run *r, const udr_hash *h, uint64_t raw, unsigned char **fu
 		}
 		d = udr__bref_data(ref, flen);
 		if (*flen != raw) {
-			udr__bref_release(r->cache, ref);
+			udr__bref_release(cache, ref);
 			*flen = 0;
 			return 1;
 		}
 		if (!(*full = malloc(*flen ? *flen : 1))) {
-			udr__bref_release(r->cache, ref);
+			udr__bref_release(cache, ref);
 			return udr__error_oom();
 		}
 		memcpy(*full, d, *flen);
-		udr__bref_release(r->cache, ref);
+		udr__bref_release(cache, ref);
 	}
 	if (r->s->level > 0 && (rc = udr__zstd_compress(z, zlen, *full, *flen, r->s->level, NULL, 0)) < 0) {
 		free(*full);
@@ -704,38 +680,118 @@ static int full_copy(run *r, const udr_hash *h, uint64_t raw, unsigned char **fu
 	return 0;
 }
 
-static int cmp_hash_bytes_gc(const void *a, const void *b)
+/* A candidate for unchaining: a live object whose kept copy is a delta
+ * (stored bytes) on a base only dead versions need; its full copy once
+ * made (fc_make). */
+typedef struct uc_cand {
+	udr_hash h;
+	size_t run;   /* its first copy in the mark (m->v) */
+	size_t group; /* unchain_groups: its group's root */
+	uint64_t raw, stored;
+	int64_t cost; /* what its full copy adds over its delta: exact when sampled */
+	bool sampled, chosen;
+	unsigned char *full, *z;
+	size_t flen, zlen;
+	int rc; /* fc_make: 0 made, 1 left chained (does not decode), < 0 error */
+	char msg[256];
+} uc_cand;
+
+typedef struct fc_pool {
+	run *r;
+	uc_cand **c;
+	size_t n, next;
+} fc_pool;
+
+static void *fc_worker(void *arg)
 {
-	return memcmp(a, b, UDR_HASH_SIZE);
+	fc_pool *p = arg;
+	for (;;) {
+		size_t k = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+		uc_cand *c;
+		if (k >= p->n)
+			break;
+		c = p->c[k];
+		c->rc = full_copy(p->r, p->r->cache, &c->h, c->raw, &c->full, &c->flen, &c->z, &c->zlen);
+		if (c->rc < 0) {
+			snprintf(c->msg, sizeof(c->msg), "%s", udr_error_last()->message);
+			udr_error_clear();
+			__atomic_store_n(&p->next, p->n, __ATOMIC_RELAXED); /* the others stop too */
+		}
+	}
+	return NULL;
 }
 
-/* The unchaining cost is estimated on at most this many candidates, evenly
- * spread (each is decoded through its chain and compressed): the estimate
- * only weighs space against time, never safety. */
-#define UNCHAIN_SAMPLE 64
+/* Make the full copies of the n candidates c[] (decoded through one
+ * shared cache, compressed), on the store's worker threads: decoding
+ * chains is most of a run's time.  The cache's decode budget is their
+ * budgets' sum, so damage still cannot make the batch decode without
+ * bound.  The first error of any candidate is returned (a candidate that
+ * does not decode is not an error: rc 1). */
+static int fc_make(run *r, uc_cand **c, size_t n)
+{
+	fc_pool p = {r, c, n, 0};
+	pthread_t t[16];
+	int nt = r->s->threads > 1 ? r->s->threads : 1, started = 0;
+	uint64_t budget = 0;
+	if (nt > 16)
+		nt = 16;
+	if ((size_t)nt > n)
+		nt = (int)n;
+	/* one cache for the run's decodes: candidates share their chains */
+	if (!r->cache && !(r->cache = udr__bcache_new(udr__bcache_cap(r->s), 0)))
+		return udr__error_oom();
+	for (size_t k = 0; k < n; k++) {
+		uint64_t b = udr__decode_budget(r->s, c[k]->raw);
+		budget = budget > UINT64_MAX - b ? UINT64_MAX : budget + b;
+	}
+	udr__bcache_budget(r->cache, budget);
+	for (int i = 1; i < nt; i++)
+		if (pthread_create(&t[started], NULL, fc_worker, &p) == 0)
+			started++;
+	fc_worker(&p);
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	for (size_t k = 0; k < n; k++)
+		if (c[k]->rc < 0)
+			return udr__error_set(c[k]->rc, "%s", c[k]->msg);
+	return 0;
+}
 
-static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
+static void cand_drop(uc_cand *c)
+{
+	free(c->full);
+	free(c->z);
+	c->full = c->z = NULL;
+}
+
+/* Append c's full copy to *w (made when NULL). */
+static int cand_append(run *r, udr__packw **w, uc_cand *c)
+{
+	int rc;
+	if (!*w && (rc = udr__packw_new(w, r->s, UDR__PACK_CLASS_DATA)) < 0)
+		return rc;
+	if (c->z)
+		return udr__packw_append(*w, &c->h, UDR__K_ZST, c->flen, c->z, (uint32_t)c->zlen);
+	return udr__packw_append(*w, &c->h, UDR__K_RAW, c->flen, c->full, (uint32_t)c->flen);
+}
+
+/* The live objects whose kept copy is a delta naming a base no live object
+ * needs, in the mark's order; a delta entry that does not parse is left
+ * chained (the guard and fsck speak of damage). */
+static int unchain_candidates(run *r, uc_cand **out, size_t *nout)
 {
 	udr__gc_mark *m = &r->m;
-	udr__packw *w = NULL;
-	struct cand {
-		udr_hash h;
-		uint64_t raw, stored;
-	} *cands = NULL;
+	uc_cand *cands = NULL;
 	size_t ncand = 0, capcand = 0;
 	int rc = 0;
-	*n = 0;
-	*cost = 0;
-	if (!r->s->packs)
-		return 0;
 	for (size_t i = 0; i < m->n && rc == 0; i++) {
 		size_t kept = SIZE_MAX, j = i, p;
 		uint64_t rec;
 		udr__pack_entry e;
 		udr__loc l;
 		udr__delta_hdr dh;
-		unsigned char *buf = NULL, *full = NULL, *z = NULL;
-		size_t len = 0, flen = 0, zlen = 0;
+		unsigned char *buf = NULL;
+		size_t len = 0;
 		char hex[UDR_HASH_HEXSIZE + 1];
 		bool dead_base = false;
 		udr_hash h;
@@ -781,119 +837,30 @@ static int unchain(run *r, uint64_t *n, int64_t *cost, bool write)
 		}
 		if (rc < 0 || !dead_base)
 			continue;
-		if (write && r->nsampled &&
-		    bsearch(&h, r->sampled, r->nsampled, sizeof(udr_hash), cmp_hash_bytes_gc)) {
-			(*n)++; /* written by the estimate (r->spec) */
-			continue;
-		}
-		if (!write) {
-			/* the cost is estimated on a sample, below */
-			if (ncand == capcand) {
-				size_t c2 = capcand ? 2 * capcand : 256;
-				struct cand *q = realloc(cands, c2 * sizeof(*cands));
-				if (!q) {
-					rc = udr__error_oom();
-					break;
-				}
-				cands = q;
-				capcand = c2;
+		if (ncand == capcand) {
+			size_t c2 = capcand ? 2 * capcand : 256;
+			uc_cand *q = realloc(cands, c2 * sizeof(*cands));
+			if (!q) {
+				rc = udr__error_oom();
+				break;
 			}
-			cands[ncand].h = h;
-			cands[ncand].raw = dh.raw_size;
-			cands[ncand].stored = e.length;
-			ncand++;
-			continue;
+			cands = q;
+			capcand = c2;
 		}
-		if ((rc = full_copy(r, &h, dh.raw_size, &full, &flen, &z, &zlen)) != 0) {
-			rc = rc > 0 ? 0 : rc;
-			continue;
-		}
-		*cost += (int64_t)(z ? zlen : flen) - (int64_t)e.length;
-		if (!w && r->spec) {
-			w = r->spec; /* after the estimate's copies */
-			r->spec = NULL;
-		}
-		if (!w && (rc = udr__packw_new(&w, r->s, UDR__PACK_CLASS_DATA)) < 0) {
-			free(full);
-			free(z);
-			break;
-		}
-		if (z)
-			rc = udr__packw_append(w, &h, UDR__K_ZST, flen, z, (uint32_t)zlen);
-		else
-			rc = udr__packw_append(w, &h, UDR__K_RAW, flen, full, (uint32_t)flen);
-		free(full);
-		free(z);
-		if (rc == 0)
-			(*n)++;
+		memset(&cands[ncand], 0, sizeof(cands[ncand]));
+		cands[ncand].h = h;
+		cands[ncand].run = i;
+		cands[ncand].raw = dh.raw_size;
+		cands[ncand].stored = e.length;
+		ncand++;
 	}
-	if (!write && rc == 0 && ncand > 0) {
-		size_t step = ncand > UNCHAIN_SAMPLE ? ncand / UNCHAIN_SAMPLE : 1, sampled = 0, decoded = 0;
-		int64_t sum = 0;
-		if (r->spec_ok && !r->sampled && !(r->sampled = malloc(UNCHAIN_SAMPLE * sizeof(udr_hash))))
-			rc = udr__error_oom();
-		for (size_t k = 0; k < ncand && sampled < UNCHAIN_SAMPLE && rc == 0; k += step, sampled++) {
-			unsigned char *full = NULL, *z = NULL;
-			size_t flen = 0, zlen = 0;
-			if ((rc = full_copy(r, &cands[k].h, cands[k].raw, &full, &flen, &z, &zlen)) == 0) {
-				sum += (int64_t)(z ? zlen : flen) - (int64_t)cands[k].stored;
-				decoded++;
-				/* kept for the write, should the run unchain: decoded once */
-				if (r->spec_ok && !r->spec && (rc = udr__packw_new(&r->spec, r->s, UDR__PACK_CLASS_DATA)) < 0)
-					r->spec = NULL;
-				else if (r->spec_ok)
-					rc = udr__packw_append(r->spec, &cands[k].h, z ? UDR__K_ZST : UDR__K_RAW, flen,
-					                       z ? z : full, (uint32_t)(z ? zlen : flen));
-				if (rc == 0 && r->spec_ok)
-					r->sampled[r->nsampled++] = cands[k].h;
-			}
-			rc = rc > 0 ? 0 : rc;
-			free(full);
-			free(z);
-		}
-		if (rc == 0 && decoded > 0) {
-			*n = ncand;
-			*cost = (int64_t)((double)sum * (double)ncand / (double)decoded);
-		}
+	if (rc < 0) {
+		free(cands);
+		return rc;
 	}
-	free(cands);
-	if (write && !w && r->spec) {
-		w = r->spec; /* every candidate was in the estimate */
-		r->spec = NULL;
-	}
-	if (w) {
-		if (rc == 0)
-			rc = udr__packw_flush(w);
-		r->written_packs += udr__packw_published(w);
-		udr__packw_free(w);
-	}
-	return rc;
-}
-
-static uint64_t base_only_bytes(const run *r)
-{
-	const udr__gc_mark *m = &r->m;
-	uint64_t total = 0;
-	for (size_t i = 0; i < m->n; i++) {
-		uint64_t rec;
-		size_t p;
-		if (!(m->v[i].flags & UDR__GC_KEPT))
-			continue;
-		/* the object's flags are on the first copy of its run */
-		size_t f = i;
-		while (f > 0 && !(m->v[f].flags & UDR__GC_FIRST))
-			f--;
-		if (!(m->v[f].flags & UDR__GC_BASE) || (m->v[f].flags & UDR__GC_LIVE))
-			continue;
-		if ((p = udr__gc_copy_pack(m, m->v[i].id, &rec)) != SIZE_MAX) {
-			udr__pack_entry e;
-			udr__idx_record(&e, &m->packs[p].p->idx, rec);
-			total += e.length;
-		} else {
-			total += m->loose[m->v[i].id - m->base[m->npacks]].size;
-		}
-	}
-	return total;
+	*out = cands;
+	*nout = ncand;
+	return 0;
 }
 
 /* ---- guard ---------------------------------------------------------------------------------- */
@@ -1124,59 +1091,265 @@ static uint64_t packs_bytes(udr_store *s)
 	return ps.pack_bytes; /* as bytes_before and the removed packs count: .pack files only */
 }
 
+/* The unchaining cost is estimated on at most this many candidates, evenly
+ * spread (each is decoded through its chain and compressed), the others
+ * from the sample's compression ratio: the estimate only weighs space
+ * against time, never safety. */
+#define UNCHAIN_SAMPLE 64
+
+/* Full copies are made and appended in batches of at most this many
+ * candidates (their decoded and compressed bytes are held until appended). */
+#define UNCHAIN_BATCH 64
+
+/* Copy id's kind and bytes (a pack entry, or a loose file). */
+static enum udr__kind copy_entry(const udr__gc_mark *m, uint32_t id, uint64_t *bytes)
+{
+	uint64_t rec;
+	size_t p = udr__gc_copy_pack(m, id, &rec);
+	if (p != SIZE_MAX) {
+		udr__pack_entry e;
+		udr__idx_record(&e, &m->packs[p].p->idx, rec);
+		*bytes = e.length;
+		return (enum udr__kind)e.kind;
+	}
+	*bytes = m->loose[id - m->base[m->npacks]].size;
+	return (enum udr__kind)m->loose[id - m->base[m->npacks]].kind;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static size_t uf_find(size_t *par, size_t x)
+{
+	while (par[x] != x) {
+		par[x] = par[par[x]];
+		x = par[x];
+	}
+	return x;
+}
+
 /*
- * Decide on unchaining over the mark in r->m and, unless dry, write the
- * full copies; with remark, mark again (the deltas of what now has a full
- * copy are shunned, the bases only they needed die).  The store before
- * the run is without the packs it wrote (r->unchain_bytes).
+ * Decide which candidates to unchain, group by group (GC.md 3.3): a group
+ * is a set of dying objects (base_only: kept only as bases) joined by the
+ * delta edges between them, with the candidates naming them.  Unchaining a
+ * group's candidates lets all of its objects die; it pays when their bytes
+ * (the saving) exceed 1.25x what the candidates' full copies add over
+ * their deltas (the cost: exact for sampled candidates, else raw size x
+ * ratio - stored).  A chain whose dead part is a few small deltas over a
+ * restart keeps it; one that reaches back through many levels unchains.
+ * When the bases of some dying delta are not known from the mark (not
+ * read), everything is one group (the store-wide rule).  *nchosen the
+ * candidates chosen.
+ */
+static int unchain_groups(run *r, uc_cand *c, size_t n, double ratio, bool force, uint64_t *nchosen)
+{
+	const udr__gc_mark *m = &r->m;
+	size_t *obj = NULL, *par = NULL, nobj = 0, cap = n + 64;
+	uint64_t *saving = NULL;
+	int64_t *cost = NULL;
+	bool whole = m->dref == NULL;
+	int rc = 0;
+	*nchosen = 0;
+	if (!(obj = malloc(cap * sizeof(*obj))))
+		return udr__error_oom();
+	for (size_t k = 0; k < n; k++)
+		obj[nobj++] = c[k].run;
+	for (size_t i = 0; i < m->n; i++) {
+		if (!(m->v[i].flags & UDR__GC_FIRST) || !(m->v[i].flags & UDR__GC_BASE) || (m->v[i].flags & UDR__GC_LIVE))
+			continue;
+		if (nobj == cap) {
+			size_t *q = realloc(obj, 2 * cap * sizeof(*obj));
+			if (!q) {
+				free(obj);
+				return udr__error_oom();
+			}
+			obj = q;
+			cap *= 2;
+		}
+		obj[nobj++] = i;
+	}
+	qsort(obj, nobj, sizeof(*obj), cmp_size);
+	if (!(par = malloc(nobj * sizeof(*par))) || !(saving = calloc(nobj, sizeof(*saving))) ||
+	    !(cost = calloc(nobj, sizeof(*cost)))) {
+		rc = udr__error_oom();
+		goto out;
+	}
+	for (size_t x = 0; x < nobj; x++)
+		par[x] = x;
+	for (size_t x = 0; x < nobj; x++) {
+		size_t i = obj[x], j = i;
+		bool dying = !(m->v[i].flags & UDR__GC_LIVE);
+		do {
+			const udr__gc_copy *cp = &m->v[j];
+			uint64_t bytes;
+			enum udr__kind kind = copy_entry(m, cp->id, &bytes);
+			if (dying && (cp->flags & UDR__GC_KEPT))
+				saving[x] += bytes;
+			if (!(cp->flags & UDR__GC_SHUNNED) && !(cp->flags & UDR__GC_DAMAGED) && kind == UDR__K_DELTA) {
+				if (!m->dref || !m->dref[cp->id]) {
+					whole = true; /* its bases are unknown here */
+				} else {
+					const uint32_t *d = m->dpool + m->dref[cp->id] - 1;
+					for (uint32_t k = 0; k < d[0]; k++) {
+						size_t b = d[1 + k], *y;
+						if (m->v[b].flags & UDR__GC_LIVE)
+							continue;
+						if (!(y = bsearch(&b, obj, nobj, sizeof(*obj), cmp_size))) {
+							whole = true;
+							continue;
+						}
+						size_t ra = uf_find(par, x), rb = uf_find(par, (size_t)(y - obj));
+						if (ra != rb)
+							par[ra] = rb;
+					}
+				}
+			}
+			j++;
+		} while (j < m->n && !(m->v[j].flags & UDR__GC_FIRST));
+	}
+	if (whole)
+		for (size_t x = 1; x < nobj; x++) {
+			size_t ra = uf_find(par, x), rb = uf_find(par, 0);
+			if (ra != rb)
+				par[ra] = rb;
+		}
+	for (size_t x = 0; x < nobj; x++) {
+		size_t root = uf_find(par, x);
+		if (root != x) {
+			saving[root] += saving[x];
+			saving[x] = 0;
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		const size_t *y = bsearch(&c[k].run, obj, nobj, sizeof(*obj), cmp_size); /* there: added above */
+		c[k].group = uf_find(par, (size_t)(y - obj));
+		if (!c[k].sampled)
+			c[k].cost = (int64_t)((double)c[k].raw * ratio) - (int64_t)c[k].stored;
+		cost[c[k].group] += c[k].cost;
+	}
+	for (size_t k = 0; k < n; k++) {
+		size_t g = c[k].group;
+		c[k].chosen = c[k].rc == 0 && (force || (saving[g] > 0 && (double)saving[g] > 1.25 * (double)(cost[g] > 0 ? cost[g] : 0)));
+		*nchosen += c[k].chosen;
+	}
+out:
+	free(obj);
+	free(par);
+	free(saving);
+	free(cost);
+	return rc;
+}
+
+/*
+ * Unchaining (GC.md 3.3): live objects whose kept copy is a delta with a
+ * base that no live object needs (kept only as a base: a piece of expired
+ * versions) can be written in full (decoded and verified, zstd when
+ * smaller); the mark then runs again (with remark), and it shuns the
+ * deltas of objects with an intact full copy (mark.c shun_deltas), so the
+ * bases only they needed die.  Decided per group of dying objects
+ * (unchain_groups) on a cost estimated from at most UNCHAIN_SAMPLE
+ * candidates; a dry run only counts what it would unchain
+ * (r->unchained).  Only adds copies: a kill at any point leaves duplicates
+ * that the next run's mark resolves the same way.  Pack stores only.  A
+ * candidate that does not decode is left chained (the guard and fsck speak
+ * of damage; unchaining is not a repair).  The store before the run is
+ * without the packs it wrote (r->unchain_bytes).
  */
 static int unchain_step(run *r, bool dry, bool remark)
 {
 	udr_store *s = r->s;
 	const udr__gc_collect_opts *o = r->o;
-	int rc = 0;
-	{
-		/* unchain when what dies saves more than 1.25x what the full
-		 * copies add (GC.md 3.3); a dry run only says whether it would */
-		uint64_t cand = 0, saving = base_only_bytes(r);
-		int64_t cost = 0;
-		r->spec_ok = !dry;
-		if (saving > 0 && (rc = unchain(r, &cand, &cost, false)) < 0)
-			return rc;
-		bool force = false;
-#ifdef UDR_FAULT_INJECTION
-		/* tests: UDR_GC_UNCHAIN=always unchains whatever it costs */
-		force = getenv("UDR_GC_UNCHAIN") && strcmp(getenv("UDR_GC_UNCHAIN"), "always") == 0;
-#endif
-		if (cand > 0 && (force || (double)saving > 1.25 * (double)(cost > 0 ? cost : 0)))
-			r->unchained = cand;
-	}
-	if (dry || r->unchained == 0) {
-		udr__packw_free(r->spec); /* the estimate's copies: never published */
-		r->spec = NULL;
-		r->nsampled = 0;
-	}
-	if (!dry && r->unchained > 0) {
-		uint64_t pb0 = packs_bytes(s), after;
-		int64_t cost = 0, t0;
-		rc = unchain(r, &r->unchained, &cost, true);
-		udr__packw_free(r->spec); /* flushed by unchain, or discarded on error */
-		r->spec = NULL;
-		r->nsampled = 0;
-		if (rc < 0)
-			return rc;
-		after = packs_bytes(s);
-		r->unchain_bytes = after > pb0 ? after - pb0 : 0;
-		if (r->unchained > 0 && remark) {
-			udr__gc_mark_free(&r->m);
-			if ((rc = udr__packset_scan(s)) < 0)
-				return rc;
-			t0 = udr__now_ms();
-			rc = udr__gc_mark_run(&r->m, s, r->c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
-			                      o->expired_payload);
-			r->mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+	uc_cand *c = NULL, *batch[UNCHAIN_BATCH];
+	udr__packw *w = NULL;
+	size_t n = 0, nb = 0, step;
+	uint64_t chosen = 0, pb0, after, out_bytes = 0, raw_bytes = 0;
+	bool force = false;
+	int rc;
+	if (!s->packs)
+		return 0;
+	if ((rc = unchain_candidates(r, &c, &n)) < 0 || n == 0)
+		goto out;
+	/* the sample: its full copies are made once, kept for the write */
+	step = n > UNCHAIN_SAMPLE ? n / UNCHAIN_SAMPLE : 1;
+	for (size_t k = 0; k < n && nb < UNCHAIN_SAMPLE; k += step)
+		batch[nb++] = &c[k];
+	if ((rc = fc_make(r, batch, nb)) < 0)
+		goto out;
+	for (size_t k = 0; k < nb; k++) {
+		uc_cand *x = batch[k];
+		if (x->rc != 0)
+			continue;
+		x->sampled = true;
+		x->cost = (int64_t)(x->z ? x->zlen : x->flen) - (int64_t)x->stored;
+		out_bytes += x->z ? x->zlen : x->flen;
+		raw_bytes += x->flen;
+		if (x->z) { /* only what is appended is kept */
+			free(x->full);
+			x->full = NULL;
 		}
 	}
+	if (raw_bytes == 0)
+		goto out; /* nothing sampled decodes: leave the chains */
+#ifdef UDR_FAULT_INJECTION
+	/* tests: UDR_GC_UNCHAIN=always unchains whatever it costs */
+	force = getenv("UDR_GC_UNCHAIN") && strcmp(getenv("UDR_GC_UNCHAIN"), "always") == 0;
+#endif
+	if ((rc = unchain_groups(r, c, n, (double)out_bytes / (double)raw_bytes, force, &chosen)) < 0)
+		goto out;
+	r->unchained = chosen;
+	if (dry || chosen == 0)
+		goto out;
+	pb0 = packs_bytes(s);
+	r->unchained = 0;
+	for (size_t k = 0; k < n && rc == 0;) {
+		nb = 0;
+		for (; k < n && nb < UNCHAIN_BATCH; k++)
+			if (c[k].chosen)
+				batch[nb++] = &c[k];
+		/* the sampled ones are made already */
+		for (size_t b = 0; b < nb; b++)
+			if (batch[b]->sampled) {
+				uc_cand *t = batch[b];
+				batch[b--] = batch[--nb];
+				if ((rc = cand_append(r, &w, t)) == 0)
+					r->unchained++;
+				cand_drop(t);
+				if (rc < 0)
+					break;
+			}
+		if (rc == 0)
+			rc = fc_make(r, batch, nb);
+		for (size_t b = 0; b < nb; b++) {
+			if (rc == 0 && batch[b]->rc == 0 && (rc = cand_append(r, &w, batch[b])) == 0)
+				r->unchained++;
+			cand_drop(batch[b]);
+		}
+	}
+	if (w) {
+		if (rc == 0)
+			rc = udr__packw_flush(w);
+		r->written_packs += udr__packw_published(w);
+		udr__packw_free(w);
+	}
+	after = packs_bytes(s);
+	r->unchain_bytes = after > pb0 ? after - pb0 : 0;
+	if (rc == 0 && r->unchained > 0 && remark) {
+		int64_t t0;
+		udr__gc_mark_free(&r->m);
+		if ((rc = udr__packset_scan(s)) < 0)
+			goto out;
+		t0 = udr__now_ms();
+		rc = udr__gc_mark_run(&r->m, s, r->c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
+		                      o->expired_payload);
+		r->mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+	}
+out:
+	for (size_t k = 0; k < n; k++)
+		cand_drop(&c[k]);
+	free(c);
 	return rc;
 }
 
@@ -1238,9 +1411,6 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		if (rc < 0) {
 			udr_error_clear();
 			r.unchained = r.unchain_bytes = 0;
-			udr__packw_free(r.spec); /* the estimate's copies, unpublished */
-			r.spec = NULL;
-			r.nsampled = 0;
 		}
 		rc = udr__packset_scan(s);
 		UDR_IO->close(pfd);
@@ -1372,8 +1542,6 @@ done:
 	udr__gc_mark_free(&r.m);
 	free(r.dead_loose);
 	udr__bcache_free(r.cache);
-	udr__packw_free(r.spec);
-	free(r.sampled);
 	release_all(&r);
 	udr__gcstate_release(&r.st);
 	return rc < 0 ? rc : 0;
