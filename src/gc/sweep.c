@@ -690,6 +690,7 @@ typedef struct uc_cand {
 	uint64_t raw, stored;
 	int64_t cost; /* what its full copy adds over its delta: exact when sampled */
 	bool sampled, chosen;
+	bool made; /* its full copy is held (full, or z when smaller) */
 	unsigned char *full, *z;
 	size_t flen, zlen;
 	int rc; /* fc_make: 0 made, 1 left chained (does not decode), < 0 error */
@@ -733,6 +734,8 @@ static int fc_make(run *r, uc_cand **c, size_t n)
 	pthread_t t[16];
 	int nt = r->s->threads > 1 ? r->s->threads : 1, started = 0;
 	uint64_t budget = 0;
+	if (n == 0)
+		return 0;
 	if (nt > 16)
 		nt = 16;
 	if ((size_t)nt > n)
@@ -762,6 +765,7 @@ static void cand_drop(uc_cand *c)
 	free(c->full);
 	free(c->z);
 	c->full = c->z = NULL;
+	c->made = false;
 }
 
 /* Append c's full copy to *w (made when NULL). */
@@ -1097,9 +1101,23 @@ static uint64_t packs_bytes(udr_store *s)
  * against time, never safety. */
 #define UNCHAIN_SAMPLE 64
 
-/* Full copies are made and appended in batches of at most this many
- * candidates (their decoded and compressed bytes are held until appended). */
+/* Full copies are made in batches of at most this many candidates and
+ * this many raw bytes (a batch's decoded and compressed bytes are held
+ * until appended; pieces may be up to 64 MiB); the sample's copies are
+ * kept for the write up to the same bytes. */
 #define UNCHAIN_BATCH 64
+#define UNCHAIN_BATCH_BYTES ((uint64_t)64 << 20)
+
+static uint64_t unchain_batch_bytes(void)
+{
+#ifdef UDR_FAULT_INJECTION
+	/* tests: small batches, and sampled copies made again for the write */
+	const char *e = getenv("UDR_GC_UNCHAIN_BYTES");
+	if (e && *e)
+		return strtoull(e, NULL, 10);
+#endif
+	return UNCHAIN_BATCH_BYTES;
+}
 
 /* Copy id's kind and bytes (a pack entry, or a loose file). */
 static enum udr__kind copy_entry(const udr__gc_mark *m, uint32_t id, uint64_t *bytes)
@@ -1265,30 +1283,45 @@ static int unchain_step(run *r, bool dry, bool remark)
 	uc_cand *c = NULL, *batch[UNCHAIN_BATCH];
 	udr__packw *w = NULL;
 	size_t n = 0, nb = 0, step;
-	uint64_t chosen = 0, pb0, after, out_bytes = 0, raw_bytes = 0;
+	uint64_t chosen = 0, pb0, after, out_bytes = 0, raw_bytes = 0, held = 0;
+	const uint64_t maxbytes = unchain_batch_bytes();
 	bool force = false;
 	int rc;
 	if (!s->packs)
 		return 0;
 	if ((rc = unchain_candidates(r, &c, &n)) < 0 || n == 0)
 		goto out;
-	/* the sample: its full copies are made once, kept for the write */
+	/* the sample: its full copies are made once, kept for the write
+	 * within UNCHAIN_BATCH_BYTES */
 	step = n > UNCHAIN_SAMPLE ? n / UNCHAIN_SAMPLE : 1;
-	for (size_t k = 0; k < n && nb < UNCHAIN_SAMPLE; k += step)
-		batch[nb++] = &c[k];
-	if ((rc = fc_make(r, batch, nb)) < 0)
-		goto out;
-	for (size_t k = 0; k < nb; k++) {
-		uc_cand *x = batch[k];
-		if (x->rc != 0)
-			continue;
-		x->sampled = true;
-		x->cost = (int64_t)(x->z ? x->zlen : x->flen) - (int64_t)x->stored;
-		out_bytes += x->z ? x->zlen : x->flen;
-		raw_bytes += x->flen;
-		if (x->z) { /* only what is appended is kept */
-			free(x->full);
-			x->full = NULL;
+	for (size_t k = 0, done = 0; k < n && done < UNCHAIN_SAMPLE && rc == 0;) {
+		uint64_t bytes = 0;
+		nb = 0;
+		for (; k < n && done < UNCHAIN_SAMPLE && nb < UNCHAIN_BATCH && (nb == 0 || bytes + c[k].raw <= maxbytes);
+		     k += step, done++) {
+			batch[nb++] = &c[k];
+			bytes += c[k].raw;
+		}
+		if ((rc = fc_make(r, batch, nb)) < 0)
+			goto out;
+		for (size_t b = 0; b < nb; b++) {
+			uc_cand *x = batch[b];
+			if (x->rc != 0)
+				continue;
+			x->sampled = true;
+			x->cost = (int64_t)(x->z ? x->zlen : x->flen) - (int64_t)x->stored;
+			out_bytes += x->z ? x->zlen : x->flen;
+			raw_bytes += x->flen;
+			if (x->z) { /* only what is appended is kept */
+				free(x->full);
+				x->full = NULL;
+			}
+			if (held + (x->z ? x->zlen : x->flen) <= maxbytes) {
+				x->made = true;
+				held += x->z ? x->zlen : x->flen;
+			} else {
+				cand_drop(x); /* made again for the write */
+			}
 		}
 	}
 	if (raw_bytes == 0)
@@ -1305,21 +1338,22 @@ static int unchain_step(run *r, bool dry, bool remark)
 	pb0 = packs_bytes(s);
 	r->unchained = 0;
 	for (size_t k = 0; k < n && rc == 0;) {
+		uint64_t bytes = 0;
 		nb = 0;
-		for (; k < n && nb < UNCHAIN_BATCH; k++)
-			if (c[k].chosen)
-				batch[nb++] = &c[k];
-		/* the sampled ones are made already */
-		for (size_t b = 0; b < nb; b++)
-			if (batch[b]->sampled) {
-				uc_cand *t = batch[b];
-				batch[b--] = batch[--nb];
-				if ((rc = cand_append(r, &w, t)) == 0)
+		for (; k < n && nb < UNCHAIN_BATCH && rc == 0; k++) {
+			if (!c[k].chosen)
+				continue;
+			if (c[k].made) { /* the sample's */
+				if ((rc = cand_append(r, &w, &c[k])) == 0)
 					r->unchained++;
-				cand_drop(t);
-				if (rc < 0)
-					break;
+				cand_drop(&c[k]);
+				continue;
 			}
+			if (nb > 0 && bytes + c[k].raw > maxbytes)
+				break;
+			batch[nb++] = &c[k];
+			bytes += c[k].raw;
+		}
 		if (rc == 0)
 			rc = fc_make(r, batch, nb);
 		for (size_t b = 0; b < nb; b++) {
