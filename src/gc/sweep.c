@@ -696,13 +696,15 @@ typedef struct uc_cand {
 	unsigned char *full, *z;
 	size_t flen, zlen;
 	int rc; /* fc_make: 0 made, 1 left chained (does not decode), < 0 error */
-	char msg[256];
 } uc_cand;
 
 typedef struct fc_pool {
 	run *r;
 	uc_cand **c;
 	size_t n, next;
+	pthread_mutex_t mu; /* the first error: */
+	int err;
+	char *msg; /* its message, whole (malloc'd; NULL: out of memory) */
 } fc_pool;
 
 static void *fc_worker(void *arg)
@@ -715,8 +717,17 @@ static void *fc_worker(void *arg)
 			break;
 		c = p->c[k];
 		c->rc = full_copy(p->r, p->r->cache, &c->h, c->raw, &c->full, &c->flen, &c->z, &c->zlen);
+		if (c->rc == 0 && c->z) { /* only what is appended is held */
+			free(c->full);
+			c->full = NULL;
+		}
 		if (c->rc < 0) {
-			snprintf(c->msg, sizeof(c->msg), "%s", udr_error_last()->message);
+			pthread_mutex_lock(&p->mu);
+			if (!p->err) {
+				p->err = c->rc;
+				p->msg = strdup(udr_error_last()->message);
+			}
+			pthread_mutex_unlock(&p->mu);
 			udr_error_clear();
 			__atomic_store_n(&p->next, p->n, __ATOMIC_RELAXED); /* the others stop too */
 		}
@@ -748,8 +759,9 @@ static void *fc_helper(void *arg)
  * does not decode is not an error: rc 1). */
 static int fc_make(run *r, uc_cand **c, size_t n)
 {
-	fc_pool p = {r, c, n, 0};
+	fc_pool p = {r, c, n, 0, PTHREAD_MUTEX_INITIALIZER, 0, NULL};
 	pthread_t t[16];
+	int rc;
 	int nt = r->s->threads > 1 ? r->s->threads : 1, started = 0;
 	uint64_t budget = 0;
 	if (n == 0)
@@ -772,10 +784,12 @@ static int fc_make(run *r, uc_cand **c, size_t n)
 	fc_worker(&p);
 	for (int i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
-	for (size_t k = 0; k < n; k++)
-		if (c[k]->rc < 0)
-			return udr__error_set(c[k]->rc, "%s", c[k]->msg);
-	return 0;
+	pthread_mutex_destroy(&p.mu);
+	if (!p.err)
+		return 0;
+	rc = p.msg ? udr__error_set(p.err, "%s", p.msg) : udr__error_oom();
+	free(p.msg);
+	return rc;
 }
 
 static void cand_drop(uc_cand *c)
@@ -1330,10 +1344,6 @@ static int unchain_step(run *r, bool dry, bool remark)
 			x->cost = (int64_t)(x->z ? x->zlen : x->flen) - (int64_t)x->stored;
 			out_bytes += x->z ? x->zlen : x->flen;
 			raw_bytes += x->flen;
-			if (x->z) { /* only what is appended is kept */
-				free(x->full);
-				x->full = NULL;
-			}
 			if (held + (x->z ? x->zlen : x->flen) <= maxbytes) {
 				x->made = true;
 				held += x->z ? x->zlen : x->flen;
