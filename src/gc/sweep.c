@@ -1181,6 +1181,13 @@ static size_t uf_find(size_t *par, size_t x)
 	return x;
 }
 
+static void uf_union(size_t *par, size_t a, size_t b)
+{
+	size_t ra = uf_find(par, a), rb = uf_find(par, b);
+	if (ra != rb)
+		par[ra] = rb;
+}
+
 /*
  * Decide which candidates to unchain, group by group (GC.md 3.3): a group
  * is a set of dying objects (base_only: kept only as bases) joined by the
@@ -1251,9 +1258,7 @@ static int unchain_groups(run *r, uc_cand *c, size_t n, double ratio, bool force
 							whole = true;
 							continue;
 						}
-						size_t ra = uf_find(par, x), rb = uf_find(par, (size_t)(y - obj));
-						if (ra != rb)
-							par[ra] = rb;
+						uf_union(par, x, (size_t)(y - obj));
 					}
 				}
 			}
@@ -1261,11 +1266,8 @@ static int unchain_groups(run *r, uc_cand *c, size_t n, double ratio, bool force
 		} while (j < m->n && !(m->v[j].flags & UDR__GC_FIRST));
 	}
 	if (whole)
-		for (size_t x = 1; x < nobj; x++) {
-			size_t ra = uf_find(par, x), rb = uf_find(par, 0);
-			if (ra != rb)
-				par[ra] = rb;
-		}
+		for (size_t x = 1; x < nobj; x++)
+			uf_union(par, x, 0);
 	for (size_t x = 0; x < nobj; x++) {
 		size_t root = uf_find(par, x);
 		if (root != x) {
