@@ -1020,9 +1020,12 @@ done:
 }
 
 /*
- * Read-ahead: up to `window` pieces after the one being emitted are decoded
- * by worker threads; the caller's thread emits them in order.  Memory stays
- * bounded by window x piece size.
+ * Read-ahead: up to `window` pieces after the oldest one not yet consumed are
+ * decoded by worker threads; the caller's thread emits them in order.  When
+ * the read is verified, a hasher thread hashes the whole content in order
+ * beside the emitting thread (the sink's writes and the content hash overlap
+ * instead of taking turns on one thread).  A slot is freed by the last of the
+ * two to consume it.  Memory stays bounded by window x piece size.
  */
 struct ra_slot {
 	uint64_t index;  /* piece held, UINT64_MAX when free */
@@ -1031,6 +1034,8 @@ struct ra_slot {
 	int rc;
 	char msg[512];
 	bool ready;
+	bool emitted; /* the emitting thread is done with it */
+	bool hashed;  /* the hasher is done with it (or there is no hasher) */
 };
 
 struct readahead {
@@ -1040,13 +1045,17 @@ struct readahead {
 	udr__bcache *cache; /* decoded delta bases, shared by the whole read */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_ready;  /* the piece the emitting thread waits for is decoded */
+	pthread_cond_t cv_hready; /* the piece the hasher waits for is decoded */
 	pthread_cond_t cv_window; /* the window moved: a worker may take the next piece */
-	uint64_t waiting; /* the piece the emitting thread waits for, UINT64_MAX: none */
-	size_t idle;      /* workers waiting for the window */
-	uint64_t next;    /* next piece to hand to a worker */
-	uint64_t emitted; /* pieces emitted so far */
+	uint64_t waiting;  /* the piece the emitting thread waits for, UINT64_MAX: none */
+	uint64_t hwaiting; /* the piece the hasher waits for, UINT64_MAX: none */
+	size_t idle;       /* workers waiting for the window */
+	uint64_t next;     /* next piece to hand to a worker */
+	uint64_t emitted;  /* pieces emitted so far */
+	uint64_t hashed;   /* pieces hashed so far (= emitted without a hasher) */
 	size_t window;
 	struct ra_slot *slots;
+	udr_hasher *hs; /* the hasher thread's; NULL: no hasher thread */
 	bool stop;
 };
 
@@ -1060,7 +1069,8 @@ static void *ra_worker(void *arg)
 		unsigned char *d = NULL;
 		size_t dl = 0;
 		int rc;
-		while (!r->stop && r->next < r->m->npieces && r->next >= r->emitted + r->window) {
+		while (!r->stop && r->next < r->m->npieces &&
+		       r->next >= (r->emitted < r->hashed ? r->emitted : r->hashed) + r->window) {
 			r->idle++;
 			pthread_cond_wait(&r->cv_window, &r->mu);
 			r->idle--;
@@ -1080,9 +1090,61 @@ static void *ra_worker(void *arg)
 		if (rc < 0)
 			snprintf(sl->msg, sizeof(sl->msg), "%s", udr_error_last()->message);
 		sl->ready = true;
-		/* wake the emitting thread only for the piece it waits for */
+		sl->emitted = false;
+		sl->hashed = r->hs == NULL;
+		/* wake a consumer only for the piece it waits for */
 		if (r->waiting == i)
 			pthread_cond_signal(&r->cv_ready);
+		if (r->hwaiting == i)
+			pthread_cond_signal(&r->cv_hready);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* One consumer is done with piece i (under r->mu): the last one frees its
+ * slot and moves the window. */
+static void ra_consumed(struct readahead *r, struct ra_slot *sl, bool hasher)
+{
+	uint64_t before = r->emitted < r->hashed ? r->emitted : r->hashed;
+	if (hasher) {
+		sl->hashed = true;
+		r->hashed = sl->index + 1;
+	} else {
+		sl->emitted = true;
+		r->emitted = sl->index + 1;
+		if (!r->hs)
+			r->hashed = r->emitted;
+	}
+	if (sl->emitted && sl->hashed) {
+		free(sl->data);
+		sl->data = NULL;
+		sl->ready = false;
+		sl->index = UINT64_MAX;
+	}
+	if ((r->emitted < r->hashed ? r->emitted : r->hashed) != before && r->idle)
+		pthread_cond_signal(&r->cv_window); /* the window moved by one piece: one worker */
+}
+
+/* Hashes the whole content in order; stops at the first piece that failed
+ * to load (the emitting thread reports it) or when told to stop. */
+static void *ra_hasher(void *arg)
+{
+	struct readahead *r = arg;
+	pthread_mutex_lock(&r->mu);
+	for (uint64_t i = 0; i < r->m->npieces; i++) {
+		struct ra_slot *sl = &r->slots[i % r->window];
+		while (!r->stop && !(sl->ready && sl->index == i)) {
+			r->hwaiting = i;
+			pthread_cond_wait(&r->cv_hready, &r->mu);
+		}
+		r->hwaiting = UINT64_MAX;
+		if (r->stop || sl->rc < 0)
+			break;
+		pthread_mutex_unlock(&r->mu);
+		udr_hasher_update(r->hs, sl->data, sl->len);
+		pthread_mutex_lock(&r->mu);
+		ra_consumed(r, sl, true);
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
@@ -1094,8 +1156,9 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 	udr__manifest m;
 	udr_hasher *hs = NULL;
 	struct readahead r;
-	pthread_t tids[16];
+	pthread_t tids[16], htid;
 	int nthreads = 0, rc;
+	bool hasher = false;
 	udr_hash_tohex(hex, h);
 	if ((rc = udr__manifest_load(&m, s, h)) < 0)
 		return rc;
@@ -1116,17 +1179,36 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 	}
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv_ready, NULL);
+	pthread_cond_init(&r.cv_hready, NULL);
 	pthread_cond_init(&r.cv_window, NULL);
 	r.waiting = UINT64_MAX;
-	if (s->threads > 1 && m.npieces > 1)
+	r.hwaiting = UINT64_MAX;
+	if (s->threads > 1 && m.npieces > 1) {
+		/* the hasher first: the workers read r.hs */
+		r.hs = hs;
+		if (hs && pthread_create(&htid, NULL, ra_hasher, &r) == 0)
+			hasher = true;
+		else
+			r.hs = NULL;
 		for (int i = 0; i < s->threads && i < 16; i++)
 			if (pthread_create(&tids[nthreads], NULL, ra_worker, &r) == 0)
 				nthreads++;
+		if (!nthreads && hasher) { /* nothing will decode: no pieces to hash either */
+			pthread_mutex_lock(&r.mu);
+			r.stop = true;
+			pthread_cond_broadcast(&r.cv_hready);
+			pthread_mutex_unlock(&r.mu);
+			pthread_join(htid, NULL);
+			r.hs = NULL;
+			hasher = false;
+		}
+	}
 	for (uint64_t i = 0; i < m.npieces; i++) {
+		struct ra_slot *sl = NULL;
 		unsigned char *d = NULL;
 		size_t dl = 0;
 		if (nthreads) {
-			struct ra_slot *sl = &r.slots[i % r.window];
+			sl = &r.slots[i % r.window];
 			pthread_mutex_lock(&r.mu);
 			while (!(sl->ready && sl->index == i)) {
 				r.waiting = i;
@@ -1138,11 +1220,6 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 			rc = sl->rc;
 			if (rc < 0)
 				udr__error_set(rc, "%s", sl->msg);
-			sl->ready = false;
-			sl->data = NULL;
-			r.emitted = i + 1;
-			if (r.idle) /* the window moved by one piece: one worker */
-				pthread_cond_signal(&r.cv_window);
 			pthread_mutex_unlock(&r.mu);
 		} else {
 			rc = udr__piece_load_c(&d, &dl, NULL, s, &m.pieces[i].hash, m.pieces[i].size, verify, r.cache);
@@ -1150,17 +1227,31 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 		if (rc < 0) {
 			rc = udr__error_set(rc == UDR_ENOTFOUND ? UDR_ECORRUPT : rc, "content %s, piece %llu of %llu: %s", hex,
 			                    (unsigned long long)i + 1, (unsigned long long)m.npieces, udr_error_last()->message);
-			free(d);
+			if (!sl)
+				free(d);
 			break;
 		}
-		if (hs)
+		if (hs && !hasher)
 			udr_hasher_update(hs, d, dl);
 		rc = sink(d, dl, payload);
-		free(d);
+		if (sl) {
+			pthread_mutex_lock(&r.mu);
+			ra_consumed(&r, sl, false);
+			pthread_mutex_unlock(&r.mu);
+		} else {
+			free(d);
+		}
 		if (rc < 0)
 			break;
 	}
 	if (nthreads) {
+		pthread_mutex_lock(&r.mu);
+		if (rc < 0) /* the hasher stops too; otherwise it hashes every piece */
+			r.stop = true;
+		pthread_cond_broadcast(&r.cv_hready);
+		pthread_mutex_unlock(&r.mu);
+		if (hasher)
+			pthread_join(htid, NULL);
 		pthread_mutex_lock(&r.mu);
 		r.stop = true;
 		pthread_cond_broadcast(&r.cv_window);
@@ -1172,6 +1263,7 @@ static int stream_manifest(udr_store *s, const udr_hash *h, bool verify, udr__si
 	}
 	pthread_mutex_destroy(&r.mu);
 	pthread_cond_destroy(&r.cv_ready);
+	pthread_cond_destroy(&r.cv_hready);
 	pthread_cond_destroy(&r.cv_window);
 	if (rc == 0 && hs) {
 		udr_hash a;

@@ -1037,6 +1037,67 @@ static void store_get_verifies_every_kind(void **state)
 	udr_store_close(st);
 }
 
+/* A manifest rewritten with a valid trailer but two pieces swapped: every
+ * piece verifies, only the whole content's hash can tell.  Read with one
+ * thread and with several (the content is hashed by a thread of its own
+ * beside the one writing the output); a sink that fails part way stops the
+ * read without hanging. */
+static void store_get_detects_forged_manifest(void **state)
+{
+	fx *f = *state;
+	static const char *const threads[] = {"1", "4"};
+	for (size_t t = 0; t < 2; t++) {
+		char name[32], *p, *mf, *out;
+		unsigned char *data = malloc(KINDS_SIZE);
+		udr_hash h;
+		udr_hasher *hs;
+		udr_hash tr;
+		size_t ml = 0;
+		uint64_t n;
+		unsigned char tmp[36];
+		int fd;
+		udr_store *st;
+		setenv("UDR_THREADS", threads[t], 1);
+		snprintf(name, sizeof(name), "forged%s", threads[t]);
+		st = small_store(f, name);
+		unsetenv("UDR_THREADS");
+		th_fill(data, KINDS_SIZE, 7 + (unsigned)t);
+		assert_int_equal(udr_store_put(&h, st, data, KINDS_SIZE), 0);
+		assert_reads_ok(f, st, &h, data, KINDS_SIZE);
+		/* a sink that fails at once: an error, not a hang */
+		out = th_join(f->dir, "ro-out");
+		th_write_file(out, "", 0);
+		fd = open(out, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_true(udr_store_get_fd(st, &h, fd, 0) < 0);
+		close(fd);
+		unlink(out);
+		free(out);
+		p = th_object_path(udr_store_path(st), &h);
+		assert_int_equal(strcmp(p + strlen(p) - 2, ".m"), 0);
+		mf = th_read_file(p, &ml);
+		assert_non_null(mf);
+		memcpy(&n, mf + 16, 8); /* little-endian hosts only, like the store */
+		assert_true(n >= 3);
+		assert_int_equal(ml, 64 + 36 * n + 32);
+		memcpy(tmp, mf + 64, 36);
+		memcpy(mf + 64, mf + 64 + 36, 36);
+		memcpy(mf + 64 + 36, tmp, 36);
+		assert_int_equal(udr_hasher_new(&hs), 0);
+		udr_hasher_update(hs, mf, 64 + 36 * n);
+		udr_hasher_final(hs, &tr);
+		memcpy(mf + 64 + 36 * n, tr.bytes, sizeof(tr.bytes));
+		udr_hasher_free(hs);
+		unlink(p);
+		th_write_file(p, mf, ml);
+		assert_reads_fail(f, st, &h);
+		free(mf);
+		free(p);
+		free(data);
+		udr_store_close(st);
+	}
+}
+
 /* The bug: putting content whose stored object was damaged was a dedup hit
  * that kept the damage.  Single objects, raw and compressed. */
 static void store_reput_repairs_damaged_object(void **state)
@@ -1225,6 +1286,7 @@ int main(int argc, char **argv)
 		T(store_threads_put_same_and_different),
 		T(store_get_verifies_raw_by_default),
 		T(store_get_verifies_every_kind),
+		T(store_get_detects_forged_manifest),
 		T(store_reput_repairs_damaged_object),
 		T(store_reput_repairs_pieces_and_manifest),
 		T(store_reput_repairs_raw_stream),
