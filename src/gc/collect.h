@@ -141,6 +141,19 @@ typedef struct udr__gc_mark {
 	size_t nloose, caploose;
 	udr__gc_copy *v;     /* sorted by (prefix, hash, id) */
 	size_t n;
+	/* fan[b]: the first index in v whose prefix's top fanbits bits are >=
+	 * b ([1 << fanbits] + 1 entries, about two copies a bucket): a find
+	 * searches one bucket, not all of v (a binary search of v was a tenth
+	 * of a gc run at 1,000 versions) */
+	uint32_t *fan;
+	unsigned fanbits;
+	/* the read window of the walk's delta and manifest reads (most are a
+	 * few hundred bytes to a few KiB, read in about pack order): one
+	 * pread per window, not per entry */
+	struct udr__readwin *win;
+	/* drain's expansions in pack order: (pack, offset) keys */
+	struct udr__gc_xkey *xkeys;
+	size_t capxkeys;
 	uint32_t *stack;     /* object runs (index in v) to expand */
 	size_t nstack, capstack;
 	/* a delta copy's bases, resolved once per mark (an object is expanded

@@ -333,21 +333,74 @@ static bool pack_reopened(udr_store *s, udr__pack *p)
 }
 
 static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
-                         size_t max, bool *vanished);
+                         size_t max, bool *vanished, udr__readwin *w);
 
-int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
-                  size_t max, bool *vanished)
+int udr__loc_read_win(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                      size_t max, bool *vanished, udr__readwin *w)
 {
-	int rc = loc_read_once(out, out_len, s, l, h, max, vanished);
+	int rc = loc_read_once(out, out_len, s, l, h, max, vanished, w);
 	if (rc == UDR_ECORRUPT && l->pack && pack_reopened(s, l->pack)) {
 		udr_error_clear();
-		rc = loc_read_once(out, out_len, s, l, h, max, vanished);
+		if (w)
+			w->len = 0; /* read from the file as it is now */
+		rc = loc_read_once(out, out_len, s, l, h, max, vanished, w);
 	}
 	return rc;
 }
 
+int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                  size_t max, bool *vanished)
+{
+	return udr__loc_read_win(out, out_len, s, l, h, max, vanished, NULL);
+}
+
+void udr__readwin_free(udr__readwin *w)
+{
+	if (w) {
+		free(w->buf);
+		memset(w, 0, sizeof(*w));
+	}
+}
+
+/* Make [l->offset, + need) lie in w: 0, or -1 to read it the plain way
+ * (which names any error: a short file, an I/O error, no memory).  A new
+ * window reaches the caller's hint (the end of the entries it reads next
+ * in this pack) or only this entry: never more than is wanted. */
+static int win_fill(udr__readwin *w, int fd, const udr__loc *l, size_t need)
+{
+	size_t got = 0, want = need, cap;
+	if (!w->cap)
+		w->cap = UDR__READWIN_SIZE;
+	cap = w->cap;
+	if (w->len && w->pack == l->pack && l->offset >= w->off && l->offset - w->off <= w->len &&
+	    need <= w->len - (size_t)(l->offset - w->off)) {
+		w->hits++;
+		return 0;
+	}
+	w->len = 0;
+	if (w->hint_pack == l->pack && w->hint_end > l->offset + need)
+		want = w->hint_end - l->offset > cap ? cap : (size_t)(w->hint_end - l->offset);
+	if (want <= need || (!w->buf && !(w->buf = malloc(cap))))
+		return -1;
+	while (got < want) {
+		ssize_t n = UDR_IO->pread(fd, w->buf + got, want - got, (off_t)(l->offset + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < need)
+		return -1;
+	w->pack = l->pack;
+	w->off = l->offset;
+	w->len = got;
+	w->fills++;
+	return 0;
+}
+
 static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
-                         size_t max, bool *vanished)
+                         size_t max, bool *vanished, udr__readwin *w)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	unsigned char hdr[UDR__PACK_ENTRY_HDR], *buf;
@@ -389,7 +442,12 @@ static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, con
 		return udr__error_oom();
 	}
 	if (n <= SMALL_ENTRY) {
-		rc = pread_all(fd, buf, UDR__PACK_ENTRY_HDR + n, l->offset, hex, l->pack);
+		if (w && win_fill(w, fd, l, UDR__PACK_ENTRY_HDR + n) == 0) {
+			memcpy(buf, w->buf + (l->offset - w->off), UDR__PACK_ENTRY_HDR + n);
+			rc = 0;
+		} else {
+			rc = pread_all(fd, buf, UDR__PACK_ENTRY_HDR + n, l->offset, hex, l->pack);
+		}
 		if (rc == 0 && (rc = header_check(buf, l, h, hex)) == 0) {
 			memcpy(hdr, buf, UDR__PACK_ENTRY_HDR);
 			memmove(buf, buf + UDR__PACK_ENTRY_HDR, n);

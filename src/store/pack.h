@@ -71,6 +71,16 @@ typedef struct udr__idx {
 int udr__idx_parse(udr__idx *x, const unsigned char *p, size_t len, bool full, const char *what);
 /* Record i of the index (i < n). */
 void udr__idx_record(udr__pack_entry *e, const udr__idx *x, uint64_t i);
+/* Parts of record i, each from its own area of the index (a caller that
+ * needs one part touches one cache line, not two). */
+static inline const unsigned char *udr__idx_hash_at(const udr__idx *x, uint64_t i)
+{
+	return x->p + UDR__IDX_HDR + UDR__IDX_FANOUT + i * UDR_HASH_SIZE;
+}
+static inline const unsigned char *udr__idx_rec_at(const udr__idx *x, uint64_t i)
+{
+	return x->p + UDR__IDX_HDR + UDR__IDX_FANOUT + x->n * UDR_HASH_SIZE + i * UDR__IDX_REC;
+}
 /* Index of h in x, or UINT64_MAX. */
 uint64_t udr__idx_find(const udr__idx *x, const udr_hash *h);
 /* Is the 256-entry fan-out table fan monotone, ending at n?  With the n

@@ -115,6 +115,29 @@ const char *udr__loc_where(char *buf, size_t n, const udr__loc *l);
  */
 int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
                   size_t max, bool *vanished);
+/*
+ * A read window over one pack for a caller that reads many small entries
+ * in offset order (a gc mark's walk): an entry inside the window is copied
+ * from it; one outside it starts a new window when the caller's hint says
+ * it reads on past this entry in the same pack (one pread reaching the
+ * hint, at most cap bytes), else it is read alone.  The checks are
+ * udr__loc_read's.  Start zeroed; one thread at a time; udr__readwin_free
+ * releases the buffer.
+ */
+typedef struct udr__readwin {
+	const struct udr__pack *pack;
+	uint64_t off;
+	size_t len;
+	size_t cap;                /* the window's size: 0 is UDR__READWIN_SIZE */
+	unsigned char *buf;        /* cap bytes once used */
+	const struct udr__pack *hint_pack; /* the caller's hint: it reads entries */
+	uint64_t hint_end;                 /* of hint_pack up to this offset next */
+	uint64_t hits, fills; /* entries served from a window, windows read */
+} udr__readwin;
+#define UDR__READWIN_SIZE ((size_t)256 << 10)
+int udr__loc_read_win(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                      size_t max, bool *vanished, udr__readwin *w);
+void udr__readwin_free(udr__readwin *w);
 /* Find copy `copy` of h and read it (a vanished pack: rescan and retry).
  * UDR_ENOTFOUND naming h when there is no such copy; *kind its kind. */
 int udr__obj_read(unsigned char **out, size_t *out_len, enum udr__kind *kind, udr_store *s, const udr_hash *h,

@@ -744,6 +744,130 @@ static void pack_truncated_pack(void **state)
 	udr_store_close(s2);
 }
 
+/* ---- the read window (gc's mark) ----------------------------------------------- */
+
+struct wentry {
+	udr_hash h;
+	udr__loc l;
+	uint32_t seed;
+	size_t n;
+};
+
+static int cmp_wentry(const void *a, const void *b)
+{
+	const struct wentry *x = a, *y = b;
+	int c = strcmp(x->l.pack->hex, y->l.pack->hex);
+	if (c)
+		return c;
+	return x->l.offset < y->l.offset ? -1 : x->l.offset > y->l.offset;
+}
+
+/* Reads of many small entries in pack order through one window, with the
+ * hint reaching the next ones: the same bytes as plain reads, most from the
+ * window; a damaged entry inside a window fails its CRC (the others read
+ * fine); a pack cut short inside a window is cut short, not read past. */
+static void pack_read_window(void **state)
+{
+	fx *f = *state;
+	enum { N = 120 };
+	struct wentry *e = calloc(N, sizeof(*e));
+	udr__readwin w;
+	size_t cap[] = {0, 4096};
+	udr_store *s2 = NULL;
+	for (int i = 0; i < N; i++) {
+		e[i].seed = 500 + (uint32_t)i;
+		e[i].n = 200 + (size_t)(i * 37) % 2000;
+		e[i].h = put_bytes(f->st, e[i].seed, e[i].n);
+	}
+	assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(udr__obj_find(&e[i].l, s2, &e[i].h, 0, true), 0);
+		assert_non_null(e[i].l.pack);
+	}
+	qsort(e, N, sizeof(*e), cmp_wentry);
+	for (size_t c = 0; c < 2; c++) {
+		memset(&w, 0, sizeof(w));
+		w.cap = cap[c];
+		for (int i = 0; i < N; i++) {
+			unsigned char *a = NULL, *b = NULL;
+			size_t al = 0, bl = 0;
+			/* the hint: the rest of this pack */
+			w.hint_pack = e[i].l.pack;
+			w.hint_end = e[i].l.offset;
+			for (int j = i; j < N && e[j].l.pack == e[i].l.pack; j++)
+				w.hint_end = e[j].l.offset + UDR__PACK_ENTRY_HDR + e[j].l.length + UDR__PACK_ENTRY_CRC;
+			assert_int_equal(udr__loc_read_win(&a, &al, s2, &e[i].l, &e[i].h, 1 << 20, NULL, &w), 0);
+			assert_int_equal(udr__loc_read(&b, &bl, s2, &e[i].l, &e[i].h, 1 << 20, NULL), 0);
+			assert_int_equal(al, bl);
+			assert_memory_equal(a, b, al);
+			free(a);
+			free(b);
+		}
+		/* all in a few windows; in 4 KiB ones, one to three entries each */
+		assert_true(w.hits > (c == 0 ? (uint64_t)N / 2 : 0));
+		assert_true(w.fills > 0 && w.fills < (c == 0 ? (uint64_t)N / 4 : (uint64_t)N));
+		udr__readwin_free(&w);
+	}
+	/* a hint naming another pack, or none: each entry read alone */
+	memset(&w, 0, sizeof(w));
+	for (int i = 0; i < N; i++) {
+		unsigned char *a = NULL;
+		size_t al = 0;
+		assert_int_equal(udr__loc_read_win(&a, &al, s2, &e[i].l, &e[i].h, 1 << 20, NULL, &w), 0);
+		free(a);
+	}
+	assert_int_equal(w.hits + w.fills, 0);
+	udr__readwin_free(&w);
+	/* one byte flipped in the payload of an entry in the middle of a pack */
+	{
+		int k = N / 2, bad = 0;
+		char *path = th_fmt("%s/packs/%s.pack", f->sdir, e[k].l.pack->hex);
+		th_flip_bit(path, (off_t)(e[k].l.offset + UDR__PACK_ENTRY_HDR + e[k].l.length / 2));
+		memset(&w, 0, sizeof(w));
+		for (int i = 0; i < N; i++) {
+			unsigned char *a = NULL;
+			size_t al = 0;
+			w.hint_pack = e[i].l.pack;
+			w.hint_end = e[i].l.offset + 65536;
+			int rc = udr__loc_read_win(&a, &al, s2, &e[i].l, &e[i].h, 1 << 20, NULL, &w);
+			if (i == k) {
+				assert_int_equal(rc, UDR_ECORRUPT);
+				th_assert_error(UDR_ECORRUPT, "CRC");
+				bad++;
+			} else {
+				assert_int_equal(rc, 0);
+			}
+			free(a);
+		}
+		assert_int_equal(bad, 1);
+		assert_true(w.hits > 0);
+		udr__readwin_free(&w);
+		th_flip_bit(path, (off_t)(e[k].l.offset + UDR__PACK_ENTRY_HDR + e[k].l.length / 2));
+		/* cut short in the middle of entry k: k and the rest of its pack
+		 * fail, the window reads up to the cut and no further */
+		th_truncate(path, (off_t)(e[k].l.offset + UDR__PACK_ENTRY_HDR + e[k].l.length / 2));
+		memset(&w, 0, sizeof(w));
+		for (int i = 0; i < N; i++) {
+			unsigned char *a = NULL;
+			size_t al = 0;
+			bool cut = e[i].l.pack == e[k].l.pack && e[i].l.offset >= e[k].l.offset;
+			w.hint_pack = e[i].l.pack;
+			w.hint_end = e[i].l.offset + 65536;
+			int rc = udr__loc_read_win(&a, &al, s2, &e[i].l, &e[i].h, 1 << 20, NULL, &w);
+			assert_int_equal(rc, cut ? UDR_ECORRUPT : 0);
+			if (cut)
+				th_assert_error(UDR_ECORRUPT, "cut short");
+			free(a);
+		}
+		udr__readwin_free(&w);
+		free(path);
+	}
+	for (int i = 0; i < N; i++)
+		udr__loc_free(&e[i].l);
+	free(e);
+	udr_store_close(s2);
+}
+
 /* Progress reports of an upgrade: start at 0, never go back, end at total. */
 struct upg_seen {
 	uint64_t calls, last, total;
@@ -858,6 +982,7 @@ int main(int argc, char **argv)
 		T(pack_index_wrong_offsets),
 		T(pack_duplicate_copies_and_repair),
 		T(pack_truncated_pack),
+		T(pack_read_window),
 		T(pack_upgrade_from_format2),
 	};
 	return th_run(argc, argv, tests, NULL, NULL);
