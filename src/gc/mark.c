@@ -619,13 +619,15 @@ static int cmp_xkey(const void *a, const void *b)
 #define XKEY_PACK(k) ((size_t)((k) >> 40))
 #define XKEY_OFF(k) ((k) & (((uint64_t)1 << 40) - 1))
 #define XKEY_GAP ((uint64_t)4096)
+#define XKEY_BATCH ((size_t)1 << 16)
 
-/* Expand everything on the stack, generation by generation: each
- * generation sorted by where its objects' first copies lie, so the reads
- * of the deltas and manifests go through the packs in offset order and the
- * read window serves most of them (popped from the stack, a version's new
- * deltas came in reverse: one pread each, a tenth of a run at 1,000
- * versions).  The mark is a closure: the order changes nothing else. */
+/* Expand everything on the stack, generation by generation (at most
+ * XKEY_BATCH at a time, 1 MiB of keys): each sorted by where its objects'
+ * first copies lie, so the reads of the deltas and manifests go through
+ * the packs in offset order and the read window serves most of them
+ * (popped from the stack, a version's new deltas came in reverse: one
+ * pread each, a tenth of a run at 1,000 versions).  The mark is a
+ * closure: the order changes nothing else. */
 static int drain(udr__gc_mark *m, bool comm)
 {
 	int rc = 0;
@@ -640,7 +642,9 @@ static int drain(udr__gc_mark *m, bool comm)
 		account(m, (int64_t)(sizeof(*m->win) + m->win->cap));
 	}
 	while (rc == 0 && m->nstack > 0) {
-		size_t n = m->nstack;
+		/* the top XKEY_BATCH of the stack: the keys' memory stays bounded
+		 * (a content of a million pieces is one generation) */
+		size_t n = m->nstack < XKEY_BATCH ? m->nstack : XKEY_BATCH, top = m->nstack - n;
 		if (n == 1) {
 			rc = expand(m, m->stack[--m->nstack], comm);
 			continue;
@@ -656,11 +660,24 @@ static int drain(udr__gc_mark *m, bool comm)
 			m->xkeys = q;
 			m->capxkeys = nc;
 		}
+		size_t nx = 0;
 		for (size_t k = 0; k < n; k++) {
-			struct udr__gc_xkey *x = &m->xkeys[k];
+			struct udr__gc_xkey *x = &m->xkeys[nx];
 			uint64_t rec;
-			size_t p = udr__gc_copy_pack(m, m->v[m->stack[k]].id, &rec);
-			x->i = m->stack[k];
+			size_t p, run = m->stack[top + k], end = run_end(m, run);
+			bool reads = false;
+			uint32_t len;
+			/* a run of plain pieces only: expand would read nothing and
+			 * reach nothing (no manifest, no delta to shun); skipped */
+			for (size_t j = run; j < end && !reads; j++) {
+				int kind = copy_kind(m, m->v[j].id, &len);
+				reads = kind == UDR__K_MANIFEST || kind == UDR__K_DELTA;
+			}
+			if (!reads)
+				continue;
+			nx++;
+			p = udr__gc_copy_pack(m, m->v[run].id, &rec);
+			x->i = (uint32_t)run;
 			x->key = UINT64_MAX;
 			x->len = 0;
 			if (p != SIZE_MAX && p < ((size_t)1 << 23)) {
@@ -672,7 +689,8 @@ static int drain(udr__gc_mark *m, bool comm)
 				}
 			}
 		}
-		m->nstack = 0;
+		m->nstack = top;
+		n = nx;
 		qsort(m->xkeys, n, sizeof(*m->xkeys), cmp_xkey);
 		for (size_t k = 0; k < n && rc == 0; k++) {
 			const struct udr__gc_xkey *x = &m->xkeys[k];
