@@ -324,6 +324,7 @@ static bool pack_reopened(udr_store *s, udr__pack *p)
 	if (p->fd == old && p->readers == 0) {
 		UDR_IO->close(old);
 		p->fd = fd;
+		p->reopens++; /* read windows filled from the old file are stale */
 	} else {
 		UDR_IO->close(fd); /* in use: the next failed read tries again */
 		fd = -1;
@@ -372,8 +373,10 @@ static int win_fill(udr__readwin *w, int fd, const udr__loc *l, size_t need)
 	if (!w->cap)
 		w->cap = UDR__READWIN_SIZE;
 	cap = w->cap;
-	if (w->len && w->pack == l->pack && l->offset >= w->off && l->offset - w->off <= w->len &&
-	    need <= w->len - (size_t)(l->offset - w->off)) {
+	/* l->pack->reopens is stable while this read holds the pack (a
+	 * reopen waits for no readers) */
+	if (w->len && w->pack == l->pack && w->reopens == l->pack->reopens && l->offset >= w->off &&
+	    l->offset - w->off <= w->len && need <= w->len - (size_t)(l->offset - w->off)) {
 		w->hits++;
 		return 0;
 	}
@@ -393,6 +396,7 @@ static int win_fill(udr__readwin *w, int fd, const udr__loc *l, size_t need)
 	if (got < need)
 		return -1;
 	w->pack = l->pack;
+	w->reopens = l->pack->reopens;
 	w->off = l->offset;
 	w->len = got;
 	w->fills++;

@@ -206,6 +206,7 @@ typedef struct udr__pack {
 	udr__idx idx;   /* mmap'd */
 	int fd;         /* the pack, opened on first read; -1 before (and once released) */
 	int readers;    /* reads in flight on fd (under the set's mutex) */
+	uint64_t reopens; /* times fd was replaced by a reopen (under the mutex, only with no readers) */
 	int holds;      /* users of idx outside the set's mutex (under it) */
 	uint64_t size;  /* of the pack file, when opened */
 	int64_t mtime;  /* of its index, seconds */

@@ -126,6 +126,7 @@ int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr_
  */
 typedef struct udr__readwin {
 	const struct udr__pack *pack;
+	uint64_t reopens; /* the pack's reopens when filled: another is stale */
 	uint64_t off;
 	size_t len;
 	size_t cap;                /* the window's size: 0 is UDR__READWIN_SIZE */

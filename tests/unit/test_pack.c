@@ -862,6 +862,54 @@ static void pack_read_window(void **state)
 		udr__readwin_free(&w);
 		free(path);
 	}
+	udr_store_close(s2);
+	/* A window filled from a damaged file that the store then reopens (a
+	 * good copy renamed over it, found by a plain read failing its CRC)
+	 * is stale: the next entry comes from the good file, not the window. */
+	{
+		int k = -1, mm = -1;
+		char *path, *good;
+		size_t plen;
+		char *bytes;
+		for (int i = 1; i + 2 < N && k < 0; i++)
+			if (e[i - 1].l.pack == e[i].l.pack && e[i + 2].l.pack == e[i].l.pack)
+				k = i, mm = i + 2;
+		assert_true(k > 0 && mm < N / 2); /* before the cut made above */
+		for (int i = 0; i < N; i++)
+			udr__loc_free(&e[i].l);
+		assert_int_equal(udr_store_open(&s2, f->sdir, 0), 0);
+		for (int i = 0; i < N; i++)
+			assert_int_equal(udr__obj_find(&e[i].l, s2, &e[i].h, 0, true), 0);
+		qsort(e, N, sizeof(*e), cmp_wentry);
+		path = th_fmt("%s/packs/%s.pack", f->sdir, e[k].l.pack->hex);
+		good = th_fmt("%s.good", path);
+		bytes = th_read_file(path, &plen);
+		th_write_file(good, bytes, plen);
+		free(bytes);
+		assert_int_equal(udr_store_verify(s2, &e[mm].h), 0); /* the store's descriptor is on the file */
+		th_flip_bit(path, (off_t)(e[k].l.offset + UDR__PACK_ENTRY_HDR + e[k].l.length / 2));
+		th_flip_bit(path, (off_t)(e[mm].l.offset + UDR__PACK_ENTRY_HDR + e[mm].l.length / 2));
+		assert_int_equal(rename(good, path), 0);
+		memset(&w, 0, sizeof(w));
+		{
+			unsigned char *a = NULL;
+			size_t al = 0;
+			w.hint_pack = e[k - 1].l.pack;
+			w.hint_end = e[k].l.offset + UDR__PACK_ENTRY_HDR + e[k].l.length + UDR__PACK_ENTRY_CRC;
+			assert_int_equal(udr__loc_read_win(&a, &al, s2, &e[k - 1].l, &e[k - 1].h, 1 << 20, NULL, &w), 0);
+			free(a);
+			assert_int_equal(w.fills, 1); /* k is in the window, damaged */
+			a = NULL;
+			assert_int_equal(udr__loc_read(&a, &al, s2, &e[mm].l, &e[mm].h, 1 << 20, NULL), 0); /* reopened */
+			free(a);
+			a = NULL;
+			assert_int_equal(udr__loc_read_win(&a, &al, s2, &e[k].l, &e[k].h, 1 << 20, NULL, &w), 0);
+			free(a);
+		}
+		udr__readwin_free(&w);
+		free(path);
+		free(good);
+	}
 	for (int i = 0; i < N; i++)
 		udr__loc_free(&e[i].l);
 	free(e);
