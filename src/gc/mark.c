@@ -252,7 +252,7 @@ static int cmp_copy(const void *a, const void *b)
 
 static int build_fan(udr__gc_mark *m)
 {
-	unsigned bits = 8;
+	unsigned bits = 4;
 	size_t nb, k = 0;
 	while (bits < 24 && ((size_t)1 << (bits + 2)) <= m->n)
 		bits++;
@@ -632,13 +632,13 @@ static int drain(udr__gc_mark *m, bool comm)
 {
 	int rc = 0;
 	if (!m->win && m->npacks) {
-		/* 16 bytes a copy, 4-256 KiB: within the mark's budget of a
+		/* 16 bytes a copy, 1-256 KiB: within the mark's budget of a
 		 * small store too */
 		if (!(m->win = calloc(1, sizeof(*m->win))))
 			return udr__error_oom();
 		m->win->cap = m->n > UDR__READWIN_SIZE / 16 ? UDR__READWIN_SIZE : m->n * 16;
-		if (m->win->cap < (size_t)4 << 10)
-			m->win->cap = (size_t)4 << 10;
+		if (m->win->cap < (size_t)1 << 10)
+			m->win->cap = (size_t)1 << 10;
 		account(m, (int64_t)(sizeof(*m->win) + m->win->cap));
 	}
 	while (rc == 0 && m->nstack > 0) {
@@ -650,7 +650,7 @@ static int drain(udr__gc_mark *m, bool comm)
 			continue;
 		}
 		if (n > m->capxkeys) {
-			size_t nc = m->capxkeys ? m->capxkeys : 256;
+			size_t nc = m->capxkeys ? m->capxkeys : 16;
 			struct udr__gc_xkey *q;
 			while (nc < n)
 				nc *= 2;
