@@ -168,6 +168,10 @@ typedef struct udr__gc_mark {
 	const char *root_what; /* the root being walked, for messages */
 	char root_buf[300];
 	bool missing_once;   /* a live object was missing: rescan and retry once */
+	/* the unlocked mark before unchaining: objects no copy of which it
+	 * listed are passed over (counted), not an error (mark.c, not_found) */
+	bool lenient;
+	uint64_t passed_over;
 } udr__gc_mark;
 
 /* The full hash of copy id (pack record or loose entry). */
@@ -186,5 +190,9 @@ size_t udr__gc_copy_pack(const udr__gc_mark *m, uint32_t id, uint64_t *record);
 int udr__gc_mark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_ms, int64_t grace_ms,
                      udr__gc_expired_fn expired, void *payload);
 void udr__gc_mark_free(udr__gc_mark *m);
+/* The same, lenient: for the unlocked mark that only chooses what to
+ * unchain (adding copies, removing nothing) while writers commit. */
+int udr__gc_premark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_ms, int64_t grace_ms,
+                        udr__gc_expired_fn expired, void *payload);
 
 #endif

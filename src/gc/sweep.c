@@ -55,6 +55,7 @@ typedef struct run {
 	 * mark could decide it, the usual case) */
 	int64_t stopped_from_ms, stopped_until_ms;
 	uint64_t unchained_stopped;
+	uint64_t premark_passed_over; /* objects the unlocked mark did not find (commits made meanwhile) */
 	struct udr__bcache *cache; /* decoded pieces of unchaining's chains */
 } run;
 
@@ -1097,7 +1098,7 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        ",\"manifests\":%" PRIu64 ",\"loose\":%zu,\"packs_dropped\":%" PRIu64 ",\"packs_rewritten\":%" PRIu64
 	        ",\"bytes\":%" PRIu64 "},"
 	        "\"written\":{\"packs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"unchained\":%" PRIu64 "},"
-	        "\"writers_stopped\":{\"seconds\":%.3f,\"unchained\":%" PRIu64 "},"
+	        "\"writers_stopped\":{\"seconds\":%.3f,\"unchained\":%" PRIu64 ",\"premark_passed_over\":%" PRIu64 "},"
 	        "\"store\":{\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64 ",\"unused_after_pct\":%.2f},"
 	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
 	        dry ? "true" : "false", r->st.epoch, r->resumed ? "true" : "false", when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
@@ -1105,7 +1106,7 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        r->mark_seconds, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
 	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes, r->unchained,
 	        r->stopped_from_ms ? (double)((r->stopped_until_ms ? r->stopped_until_ms : udr__now_ms()) - r->stopped_from_ms) / 1000.0 : 0.0,
-	        r->unchained_stopped,
+	        r->unchained_stopped, r->premark_passed_over,
 	        r->bytes_before, after, after ? 100.0 * (double)r->unused_after / (double)after : 0.0, r->temp_files, r->gc_seq);
 	if (rc < 0) {
 		udr__buf_free(&b);
@@ -1463,10 +1464,11 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		if ((rc = udr__packs_lock(&pfd, s, true)) < 0)
 			goto done;
 		t0 = udr__now_ms();
-		rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
-		                      o->expired_payload);
+		rc = udr__gc_premark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
+		                         o->expired_payload);
 		r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
 		udr__test_pause("gc-premark"); /* tests: writers put between the unlocked mark and its unchaining */
+		r.premark_passed_over = r.m.passed_over;
 		if (rc == 0)
 			rc = unchain_step(&r, false, false);
 		udr__gc_mark_free(&r.m);
