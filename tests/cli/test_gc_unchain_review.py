@@ -44,6 +44,28 @@ def read_version(udr, tmp_path, table, v):
     return got
 
 
+def gc_paused(udr, tmp_path, point, during):
+    """`udr gc --keep-last 1 --grace 0s --json` (unchaining forced) paused
+    at UDR_PAUSE point while during() runs; its report."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--keep-last", "1", "--grace", "0s", "--json"],
+                         env=base_env({"UDR_PAUSE": "%s:%s" % (point, pause), **ALWAYS}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        t = time.monotonic() + 60
+        while not (pause / (point + ".reached")).exists():
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < t
+            time.sleep(0.01)
+        during()
+    finally:
+        (pause / (point + ".go")).touch()
+        out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    return json.loads(out)
+
+
 @needs_faults
 def test_shunned_deltas_in_a_kept_pack_never_outlive_their_full_copy(udr, tmp_path):
     """v2's pieces are deltas on v1's, in a pack that also holds new pieces;
@@ -228,18 +250,8 @@ def test_unchaining_is_done_before_writers_stop_while_a_writer_repacks(udr, tmp_
     rng = random.Random(7)
     v2 = edited_twice(udr, tmp_path, rng)
     before = packs(udr)
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--keep-last", "1", "--grace", "0s", "--json"],
-                         env=base_env({"UDR_PAUSE": "gc-premark:%s" % pause, **ALWAYS}),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    go = pause / "gc-premark.go"
-    try:
-        t = time.monotonic() + 60
-        while not (pause / "gc-premark.reached").exists():
-            assert p.poll() is None, p.communicate()
-            assert time.monotonic() < t
-            time.sleep(0.01)
+
+    def puts():
         # puts of every size around the store's packs: each publishes a
         # pack, and some leave a run of packs a geometric repack merges
         for size in (20_000, 40_000, 80_000, 160_000, 30_000, 60_000):
@@ -247,11 +259,8 @@ def test_unchaining_is_done_before_writers_stop_while_a_writer_repacks(udr, tmp_
             g.write_bytes(rng.randbytes(size))
             udr.ok("put", g)
         assert len(packs(udr)) == len(before) + 6, (before, packs(udr))  # no repack under the mark
-    finally:
-        go.touch()
-        out, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
-    rep = json.loads(out)
+
+    rep = gc_paused(udr, tmp_path, "gc-premark", puts)
     assert rep["written"]["unchained"] > 0, rep
     assert rep["writers_stopped"]["unchained"] == 0, rep
     assert read_version(udr, tmp_path, "t", 2) == v2
@@ -275,27 +284,14 @@ def test_unchaining_stays_before_writers_stop_when_a_commit_lands_during_its_mar
     mark, which decides what goes, stays strict."""
     rng = random.Random(11)
     v2 = edited_twice(udr, tmp_path, rng)
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--keep-last", "1", "--grace", "0s", "--json"],
-                         env=base_env({"UDR_PAUSE": "gc-premark-listed:%s" % pause, **ALWAYS}),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    go = pause / "gc-premark-listed.go"
     w = rng.randbytes(300_000)
-    try:
-        t = time.monotonic() + 60
-        while not (pause / "gc-premark-listed.reached").exists():
-            assert p.poll() is None, p.communicate()
-            assert time.monotonic() < t
-            time.sleep(0.01)
+
+    def commit():
         g = tmp_path / "w"
         g.write_bytes(w)
         udr.ok("commit", "w", "--next", "--file", g)  # a new pack, not in the mark's listing
-    finally:
-        go.touch()
-        out, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
-    rep = json.loads(out)
+
+    rep = gc_paused(udr, tmp_path, "gc-premark-listed", commit)
     assert rep["written"]["unchained"] > 0, rep
     assert rep["writers_stopped"]["unchained"] == 0, rep
     assert rep["writers_stopped"]["premark_passed_over"] >= 1, rep
