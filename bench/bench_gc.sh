@@ -19,6 +19,14 @@
 # (goal <= 1.5). Environment: SCALE (default 1), VERSIONS, SIZE, KEEP,
 # BENCH_DIR (default build-bench/gcdata), BUILD_DIR (default build-bench,
 # reconfigured Release with tests off).
+#
+# The full size ingests about 120 GB (an hour). udr's commits and restic's
+# backups of a version run side by side, each timed on its own (the ingest
+# times are for information; no goal depends on them). KEEP_DATA=1 keeps the
+# ingested stores in BENCH_DIR and measures on copies of them; REUSE=1 then
+# skips the ingest when BENCH_DIR holds one of the same VERSIONS, SIZE and
+# KEEP (so the measuring part can be repeated on a quiet machine, or with
+# another build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,41 +51,75 @@ mkdir -p "$BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DUDR_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j2 >"$BUILD/bench-build.log" 2>&1 || { echo "bench: build failed, see $BUILD/bench-build.log" >&2; exit 1; }
 
-rm -rf "$WORK"
-mkdir -p "$WORK/gen" "$WORK/stage" "$WORK/home"
+PARAMS="$VERSIONS $SIZE $KEEP"
+mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
-trap 'rm -rf "$WORK"' EXIT
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/home/restic
+if [ "${REUSE:-0}" = 1 ] && [ "$(cat "$WORK/ingested" 2>/dev/null)" = "$PARAMS" ]; then
+	REUSED=1
+else
+	REUSED=0
+	rm -rf "$WORK"
+	mkdir -p "$WORK/gen" "$WORK/stage" "$WORK/home"
+fi
+if [ "${KEEP_DATA:-0}" = 1 ]; then
+	trap 'rm -rf "$WORK/run"' EXIT
+else
+	trap 'rm -rf "$WORK"' EXIT
+fi
 U=$WORK/udr F=$WORK/fresh R=$WORK/restic
-"$UDR" --store "$U" init >/dev/null
-"$UDR" --store "$F" init >/dev/null
-restic init -q -r "$R" >/dev/null
 
 echo "== UDR gc benchmark (SCALE=$SCALE): $VERSIONS versions of a $(mb "$SIZE") MB table, keep the last $KEEP =="
 echo "machine: nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg); udr $(git -C "$ROOT" rev-parse --short HEAD); $(restic version | cut -d' ' -f1-2)"
 
-# Stream the versions: the generator keeps at most 3 files on disk.
-tu=0 tr=0 v=0 logical=0
-: >"$WORK/digests"
-while read -r path; do
-	v=$((v + 1))
-	logical=$((logical + $(stat -c %s "$path")))
+timed() { # file to add the seconds to, command...
+	local f=$1 t0
+	shift
 	t0=$(now)
-	"$UDR" --store "$U" commit t --next --file "$path" >/dev/null
-	tu=$(awk -v a="$tu" -v b="$(since "$t0")" 'BEGIN { print a + b }')
-	ln -f "$path" "$WORK/stage/table.csv"
-	t0=$(now)
-	restic -q -r "$R" backup --host bench "$WORK/stage/table.csv" >/dev/null
-	tr=$(awk -v a="$tr" -v b="$(since "$t0")" 'BEGIN { print a + b }')
-	if [ "$v" -gt $((VERSIONS - KEEP)) ]; then
-		"$UDR" --store "$F" commit t --next --file "$path" >/dev/null
-		echo "$v $(b3sum --no-names "$path")" >>"$WORK/digests"
-	fi
-	rm -f "$path" "$WORK/stage/table.csv"
-done < <(python3 "$HERE/gen_data.py" table "$WORK/gen" --size "$SIZE" --versions "$VERSIONS" --linear --window 3 --seed 5)
-[ "$v" = "$VERSIONS" ] || { echo "bench: generator stopped after $v versions" >&2; exit 1; }
-sync
-echo "ingest: $(mb "$logical") MB in all; udr commits ${tu}s, restic backups ${tr}s"
+	"$@" >/dev/null
+	since "$t0" >>"$f"
+}
+if [ "$REUSED" = 1 ]; then
+	echo "ingest: reused from $WORK ($(cat "$WORK/ingest.txt"))"
+else
+	"$UDR" --store "$U" init >/dev/null
+	"$UDR" --store "$F" init >/dev/null
+	restic init -q -r "$R" >/dev/null
+	# Stream the versions: the generator keeps at most 3 files on disk.
+	v=0 logical=0
+	: >"$WORK/digests"
+	: >"$WORK/t.udr"
+	: >"$WORK/t.restic"
+	while read -r path; do
+		v=$((v + 1))
+		logical=$((logical + $(stat -c %s "$path")))
+		ln -f "$path" "$WORK/stage/table.csv"
+		timed "$WORK/t.udr" "$UDR" --store "$U" commit t --next --file "$path" &
+		p1=$!
+		timed "$WORK/t.restic" restic -q -r "$R" backup --host bench "$WORK/stage/table.csv" &
+		p2=$!
+		if [ "$v" -gt $((VERSIONS - KEEP)) ]; then
+			"$UDR" --store "$F" commit t --next --file "$path" >/dev/null
+			echo "$v $(b3sum --no-names "$path")" >>"$WORK/digests"
+		fi
+		wait $p1
+		wait $p2
+		rm -f "$path" "$WORK/stage/table.csv"
+	done < <(python3 "$HERE/gen_data.py" table "$WORK/gen" --size "$SIZE" --versions "$VERSIONS" --linear --window 3 --seed 5)
+	[ "$v" = "$VERSIONS" ] || { echo "bench: generator stopped after $v versions" >&2; exit 1; }
+	sync
+	sum() { awk '{ s += $1 } END { printf "%.1f", s }' "$1"; }
+	echo "$(mb "$logical") MB in all; udr commits $(sum "$WORK/t.udr")s, restic backups $(sum "$WORK/t.restic")s, side by side" >"$WORK/ingest.txt"
+	echo "$PARAMS" >"$WORK/ingested"
+	echo "ingest: $(cat "$WORK/ingest.txt")"
+fi
+if [ "${KEEP_DATA:-0}" = 1 ]; then
+	# measure on copies: the kept stores stay as ingested
+	rm -rf "$WORK/run"
+	mkdir -p "$WORK/run"
+	cp -a "$U" "$R" "$WORK/run/"
+	U=$WORK/run/udr R=$WORK/run/restic
+fi
 su0=$(size "$U") sr0=$(size "$R") sf=$(size "$F")
 
 # A writer's commit latency while gc runs (goal <= 1.5x alone): new 64 KB
@@ -87,6 +129,7 @@ su0=$(size "$U") sr0=$(size "$R") sf=$(size "$F")
 # LAT_UDR overrides the binary of this part (to compare builds).
 LU=${LAT_UDR:-$UDR}
 L=$WORK/lat
+rm -rf "$L" "$WORK/w"
 cp -a "$U" "$L"
 mkdir -p "$WORK/w"
 for i in $(seq 1 400); do head -c 65536 /dev/urandom >"$WORK/w/$i"; done
