@@ -77,7 +77,7 @@ timed() { # file to add the seconds to, command...
 	shift
 	t0=$(now)
 	"$@" >/dev/null
-	since "$t0" >>"$f"
+	echo "$(since "$t0")" >>"$f"
 }
 if [ "$REUSED" = 1 ]; then
 	echo "ingest: reused from $WORK ($(cat "$WORK/ingest.txt"))"
