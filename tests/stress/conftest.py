@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -41,6 +42,25 @@ def base_env():
     if SANITIZE and _started[0] % LEAK_EVERY != 0:
         env["ASAN_OPTIONS"] = env["ASAN_OPTIONS"].replace("detect_leaks=1", "detect_leaks=0")
     return env
+
+
+def python_libdir():
+    """The udr extension: $UDR_PYTHON_LIB, the one ctest's `python` target
+    builds (BUILD_DIR/python/lib, as scripts/test-python.sh does), else built
+    here into a directory of our own (no race with that target)."""
+    cands = [os.environ.get("UDR_PYTHON_LIB"), os.path.join(BUILD_DIR, "python", "lib"),
+             os.path.join(BUILD_DIR, "python-sweep", "lib")]
+    for c in cands:
+        if c and os.path.isdir(os.path.join(c, "udr")) and any(
+                n.startswith("_udr") for n in os.listdir(os.path.join(c, "udr"))):
+            return c
+    out = os.path.join(BUILD_DIR, "python-sweep")
+    p = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", out + "/lib",
+                        "build_ext", "--build-lib", out + "/lib", "--build-temp", out + "/tmp"],
+                       cwd=SRC, capture_output=True, text=True)
+    if p.returncode != 0:
+        return None
+    return out + "/lib"
 
 
 class Udr:

@@ -41,7 +41,7 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR, SANITIZE, SRC, UDR_BIN, base_env
+from conftest import SANITIZE, UDR_BIN, base_env, python_libdir
 
 # ---------------------------------------------------------------------------
 # The matrix.
@@ -237,25 +237,6 @@ for line in sys.stdin:
             self.proc.stdin.close()
             self.proc.wait()
             self.proc = None
-
-
-def python_libdir():
-    """The udr extension: $UDR_PYTHON_LIB, the one ctest's `python` target
-    builds (BUILD_DIR/python/lib, as scripts/test-python.sh does), else built
-    here into a directory of our own (no race with that target)."""
-    cands = [os.environ.get("UDR_PYTHON_LIB"), os.path.join(BUILD_DIR, "python", "lib"),
-             os.path.join(BUILD_DIR, "python-sweep", "lib")]
-    for c in cands:
-        if c and os.path.isdir(os.path.join(c, "udr")) and any(
-                n.startswith("_udr") for n in os.listdir(os.path.join(c, "udr"))):
-            return c
-    out = os.path.join(BUILD_DIR, "python-sweep")
-    p = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", out + "/lib",
-                        "build_ext", "--build-lib", out + "/lib", "--build-temp", out + "/tmp"],
-                       cwd=SRC, capture_output=True, text=True)
-    if p.returncode != 0:
-        return None
-    return out + "/lib"
 
 
 # ---------------------------------------------------------------------------
