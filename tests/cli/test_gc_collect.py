@@ -329,30 +329,146 @@ def test_crash_at_every_step_of_an_expiring_gc(udr, tmp_path, op):
     assert not reached, "more than 400 %s calls" % op
 
 
+def kill_phase(udr):
+    """Where a run killed by SIGKILL was, from what it left in a store no
+    run had collected before: "start" (nothing written yet: starting, or
+    planning its expiry), "expiring" (expired-set checkpoints written: its
+    expire record is being linked or is), "marking" (gc/lock taken:
+    marking, unchaining, planning; STATE names nothing yet), the phase STATE
+    names ("planned": doomed set and plan published, the rewrite under
+    way; "rewritten"; "deleting"), "finishing" (STATE idle at a new epoch,
+    its plan file not removed yet) or "ending" (its work done: temp files,
+    the query cache and the exit were left)."""
+    st = json.loads(udr.ok("gc", "--status", "--json").out)
+    assert st["phase"] != "aborted" and st["running"] is None, st
+    gcdir = udr.root / "chunks" / "gc"
+    if st["phase"] != "idle":
+        return st["phase"]
+    if st["epoch"] > 0:
+        return "finishing" if list(gcdir.glob("plan-*")) else "ending"
+    if (gcdir / "lock").exists():
+        return "marking"
+    return "expiring" if (udr.root / "catalog" / "expired").exists() else "start"
+
+
+def read_table(udr, table):
+    """The bytes of a table's latest version (show, then get each chunk)."""
+    return b"".join(udr.ok("get", h).stdout for h in json.loads(udr.ok("show", table).out)["chunks"])
+
+
 @needs_faults
 def test_kill_at_random_moments(udr, tmp_path):
+    """kill -9 of `udr gc` at random moments of its run, then the store is
+    consistent and a final run reaches an uninterrupted run's result.  The
+    rounds go through three kinds: a plain run; `--keep-last 1` (the expire
+    record, the gc record, the sweep of expired data); and that with a
+    writer committing an expiring version's content meanwhile.  A run is
+    killed at a random delay from its start or, every other round, from
+    the moment it holds every lock (UDR_PAUSE gc-locked: surely under
+    way), within the time an uninterrupted run took to get through its
+    collection.  A round counts only if the run was still going when
+    SIGKILL was sent (exit -9); one that had finished first is repeated
+    with a shorter delay.  What each kill interrupted is read from the
+    store (kill_phase) and counted: at least half the rounds must have
+    caught the run with work left on disk, and a long run (`make torture`)
+    every phase."""
+    import collections
+    import datetime
     import shutil
     committed, uncommitted, rows = build_store(udr, tmp_path)
-    ref = type(udr)(tmp_path / "ref")
-    shutil.copytree(udr.root, ref.root, symlinks=True)
-    assert gc(ref, "--grace", "0s")[0].code == 0
-    want = final_state(ref)
+    latest = {t: json.loads(udr.ok("show", t).out)["chunks"] for t in ("series", "small")}
+    reused = tmp_path / "series0"  # series@1's content, which --keep-last 1 expires
+    assert reused.read_bytes() in committed.values()
+    kinds = {"plain": (), "keep": ("--keep-last", "1"), "writer": ("--keep-last", "1")}
+    want, until, collecting = {}, {}, {}
+    for kind in ("plain", "keep"):
+        ref = type(udr)(tmp_path / ("ref-" + kind))
+        shutil.copytree(udr.root, ref.root, symlinks=True)
+        t0 = time.time()
+        r, rep = gc(ref, "--grace", "0s", *kinds[kind])
+        assert r.code == 0, r
+        # when its collection (after the expiry) started, and how long it took
+        started = datetime.datetime.strptime(rep["started"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        started = started.replace(tzinfo=datetime.timezone.utc).timestamp()
+        collecting[kind] = rep["seconds"]
+        until[kind] = max(0.0, started - t0) + rep["seconds"]
+        want[kind] = final_state(ref)
+    # the writer's commit then a run: the state it ends in whichever came first
+    ref.ok("commit", "w", "--next", "--file", reused)
+    assert gc(ref, "--grace", "0s", *kinds["writer"])[0].code == 0
+    want["writer"], until["writer"], collecting["writer"] = final_state(ref), until["keep"], collecting["keep"]
+
+    def check(work, kind, done):
+        if kind == "plain":
+            check_all(work, committed, rows)
+        else:
+            check_expiring(work, committed, latest, rows, done)
+        if kind == "writer":
+            assert read_table(work, "w") == reused.read_bytes()
+
     rng = random.Random(int(os.environ.get("UDR_TORTURE_SEED", "5")))
-    # 6 kills in the suite; `make torture` runs UDR_TORTURE_ROUNDS (200)
-    for i in range(int(os.environ.get("UDR_TORTURE_ROUNDS", "0")) or 6):
-        work = type(udr)(tmp_path / ("k%d" % i))
-        shutil.copytree(udr.root, work.root, symlinks=True)
-        p = subprocess.Popen([UDR_BIN, "--store", str(work.root), "gc", "--grace", "0s"], env=base_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.0, 0.06))
-        p.kill()
-        p.communicate()
-        check_all(work, committed, rows)
-        assert gc(work, "--grace", "0s")[0].code == 0
-        check_all(work, committed, rows)
+    rounds = int(os.environ.get("UDR_TORTURE_ROUNDS", "0")) or 6  # `make torture` runs 200
+    # delays are drawn up to the reference's time times scale, which drops
+    # when a run finished before its kill and grows back as kills land
+    scale = 1.0
+    phases, by_kind, late = collections.Counter(), collections.defaultdict(collections.Counter), 0
+    for i in range(rounds):
+        kind = ("plain", "keep", "writer")[i // 2 % 3]
+        paused = i % 2 == 1
+        window = collecting[kind] if paused else until[kind]
+        for attempt in range(8):
+            work = type(udr)(tmp_path / ("k%d" % i))
+            shutil.copytree(udr.root, work.root, symlinks=True)
+            pause = tmp_path / ("pause%d" % i)
+            pause.mkdir()
+            p = subprocess.Popen([UDR_BIN, "--store", str(work.root), "gc", "--grace", "0s", *kinds[kind]],
+                                 env=base_env({"UDR_PAUSE": "gc-locked:%s" % pause} if paused else None),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            if kind == "writer":
+                w = subprocess.Popen([UDR_BIN, "--store", str(work.root), "commit", "w", "--next", "--file",
+                                      str(reused)], env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            if paused:
+                t = time.monotonic() + 60
+                while not (pause / "gc-locked.reached").exists():
+                    assert p.poll() is None and time.monotonic() < t, p.communicate()
+                    time.sleep(0.002)
+                (pause / "gc-locked.go").touch()
+            delay = rng.uniform(0.0, window * scale)
+            time.sleep(delay)
+            running = p.poll() is None
+            p.kill()
+            out, err = p.communicate(timeout=60)
+            if kind == "writer":
+                wout, werr = w.communicate(timeout=120)
+                assert w.returncode == 0, werr
+            shutil.rmtree(pause)
+            if running and p.returncode == -9:
+                scale = min(1.0, scale * 1.05)
+                break
+            # the run ended before the kill: it interrupted nothing
+            assert p.returncode == 0, (p.returncode, err)
+            late += 1
+            scale = min(scale, delay / window) * 0.8
+            shutil.rmtree(work.root)
+        else:
+            assert False, "round %d: %d runs all finished before their kill (scale %.3f)" % (i, attempt + 1, scale)
+        phase = kill_phase(work)
+        phases[phase] += 1
+        by_kind[kind + (" from gc-locked" if paused else "")][phase] += 1
+        check(work, kind, False)
+        r, rep = gc(work, "--grace", "0s", *kinds[kind])
+        assert r.code == 0, (i, phase, r)
+        assert rep["resumed"] == (phase in ("planned", "rewritten", "deleting")), (i, phase, rep)
+        check(work, kind, True)
         got = final_state(work)
-        assert got[0] == want[0] and abs(got[1] - want[1]) <= want[1] // 100 + 4096, (got, want)
+        assert got[0] == want[kind][0] and abs(got[1] - want[kind][1]) <= want[kind][1] // 100 + 4096, \
+            (i, kind, phase, got, want[kind])
         shutil.rmtree(work.root)
+    print("kills by phase: %s (%s); %d runs finished before their kill" %
+          (dict(phases), "; ".join("%s %s" % (k, dict(c)) for k, c in by_kind.items()), late))
+    assert phases["start"] + phases["ending"] <= rounds // 2, (phases, late)
+    if rounds >= 100:
+        assert all(phases[k] > 0 for k in ("expiring", "marking", "planned", "rewritten", "deleting")), phases
 
 
 @pytest.mark.parametrize("fmt", ["1", "2"])
