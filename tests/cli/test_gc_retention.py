@@ -11,6 +11,7 @@ yet (GC.md 1, "Built:").
 """
 import json
 import os
+import random
 import subprocess
 import time
 
@@ -869,3 +870,57 @@ def test_keep_within_keeps_the_version_a_merge_replaced(udr, dev_commits):
     # past the window the old version goes as before
     udr.ok("retention", "expire", "--keep-within", "1s", env={"UDR_GC_NOW": str(merge["time_ms"] + 5000)})
     assert udr("sql", 'SELECT v FROM "t@%s"' % at).code == 6
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_GC_NOW needs a test build")
+def test_gc_keep_within_keeps_a_branch_head_older_than_the_window(udr, tmp_path):
+    """GC.md 1.3, 8.3 "heads older than the window": dev's last commit is
+    older than --keep-within's window; `udr gc --keep-within` keeps dev's
+    head and each table's version there, which read back byte for byte
+    (by number and on dev), while dev's older versions, outside the window
+    and no head, expire and their data goes (exit 6), as main's do."""
+    rng = random.Random(37)
+    data = {}
+
+    def commit(table, branch=None):
+        d = rng.randbytes(40_000)
+        f = tmp_path / ("in%d" % len(data))
+        f.write_bytes(d)
+        args = ["--branch", branch] if branch else []
+        v = int(udr.ok("commit", table, "--next", "--file", f, *args).out.split()[-1])
+        data[table, v] = d
+        return v
+
+    def read(table, *args):
+        r = udr("show", table, *args)
+        if r.code != 0:
+            return r.code, r.stderr
+        return 0, b"".join(udr.ok("get", h).stdout for h in json.loads(r.out)["chunks"])
+
+    base = {"t": commit("t"), "u": commit("u")}         # commits 1-2
+    udr.ok("branch", "create", "dev")                   # commit 3: their merge base
+    old = commit("t", "dev")                            # dev: t, u, then t: its head has
+    head = {"u": commit("u", "dev"), "t": commit("t", "dev")}  # u's older version, t's newest
+    dev_ms = json.loads(udr.ok("log", "--limit", "1", "--json").out)[0]["time_ms"]
+    main_old = {"t": commit("t"), "u": commit("u")}
+    main_head = {"t": commit("t"), "u": commit("u")}    # main moves on: dev's are no table's latest
+    now = json.loads(udr.ok("log", "--limit", "1", "--json").out)[0]["time_ms"] + 3600 * 1000
+    assert dev_ms < now - 600 * 1000                    # dev's head is older than the window
+    r = udr("gc", "--keep-within", "10min", "--grace", "0s", "--json", env={"UDR_GC_NOW": str(now)})
+    assert r.code == 0, r
+    rep = json.loads(r.out)
+    assert rep["retention"]["expired"]["ranges"] == {"t": [[old, old], [main_old["t"]] * 2],
+                                                     "u": [[main_old["u"]] * 2]}, rep["retention"]
+    assert rep["removed"]["objects"] > 0, rep
+    by = rep["retention"]["kept"]["by_reason"]
+    assert (by["head"], by["merge_base"], by["policy"]) == (4, 2, 0), by  # dev's t and u among the heads
+    for table in ("t", "u"):
+        assert read(table, "--branch", "dev") == (0, data[table, head[table]]), table
+        for v in (base[table], head[table], main_head[table]):
+            assert read(table, str(v)) == (0, data[table, v]), (table, v)
+        for v in {old, main_old["t"]} if table == "t" else {main_old["u"]}:
+            code, err = read(table, str(v))
+            assert code == 6 and "%s@%d expired by retention on " % (table, v) in err, (table, v, err)
+            assert "its data was removed by gc" in err, err
+    assert udr("fsck").code == 0
+
