@@ -343,9 +343,10 @@ int cli_cmd_show(cli_ctx *ctx, int argc, char **argv)
 		rc = udr_catalog_get_version_at_time(&v, udr_db_catalog(db), argv[optind], at_ms);
 	else
 		rc = udr_catalog_get_version(&v, udr_db_catalog(db), argv[optind], number);
-	/* an expired version's chunks may be gone (GC.md 1.5): exit 6 */
+	/* an expired version's chunks may be gone (GC.md 1.5): exit 6, naming
+	 * the time --at resolved to it as SQL's t@TIME does */
 	if (rc == 0 && !udr_version_is_dropped(v))
-		rc = udr_version_readable(udr_db_catalog(db), v->table, v->version);
+		rc = udr_version_readable_at(udr_db_catalog(db), v->table, v->version, o.at);
 	if (rc == 0)
 		print_version_json(v);
 	else

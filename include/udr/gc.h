@@ -316,6 +316,18 @@ UDR_EXTERN int udr_version_expiry(udr_expiry *out, struct udr_catalog *catalog, 
 UDR_EXTERN int udr_version_readable(struct udr_catalog *catalog, const char *table, uint64_t version);
 
 /**
+ * As udr_version_readable, for the version that time travel to `at`
+ * resolved to: the message says which time was which version, as SQL's
+ * t@TIME does ("t at TIME was version 3, which expired by retention on
+ * DATE (commit S, RULE); ...").
+ * @param at the time as the caller was given it (quoted into the message);
+ *        NULL: as udr_version_readable
+ * @return as udr_version_readable.
+ */
+UDR_EXTERN int udr_version_readable_at(struct udr_catalog *catalog, const char *table, uint64_t version,
+                                       const char *at);
+
+/**
  * Pins (GC.md 2.1-2.3): keep versions from expiring, and so from being
  * swept, while the pin lives, for callers that read chunks themselves.  A
  * pin owns a lease file of its own in catalog/leases/ (so it does not

@@ -1143,11 +1143,14 @@ static int expired_error(udr_catalog *c, const char *table, uint64_t version, co
 		snprintf(tail, sizeof(tail), "its data is still stored: 'udr retention restore %s@%" PRIu64 "' brings it back",
 		         qt, version);
 	}
-	if (at)
+	if (at) {
+		char qa[200];
+		udr__quote(qa, sizeof(qa), at); /* a caller's text (udr_version_readable_at) */
 		return udr__error_set(UDR_EEXPIRED,
 		                      "%s at %s was version %" PRIu64 ", which expired by retention on %s (commit %" PRIu64
 		                      "%s); %s",
-		                      qt, at, version, when, x->expired_seq, rule, tail);
+		                      qt, qa, version, when, x->expired_seq, rule, tail);
+	}
 	return udr__error_set(UDR_EEXPIRED, "%s@%" PRIu64 " expired by retention on %s (commit %" PRIu64 "%s); %s", qt,
 	                      version, when, x->expired_seq, rule, tail);
 }
@@ -1174,14 +1177,19 @@ int udr__version_check_at(udr_catalog *c, const udr__record *r, const char *tabl
 	return expired_error(c, table, version, &x, NULL);
 }
 
-int udr_version_readable(udr_catalog *c, const char *table, uint64_t version)
+int udr_version_readable_at(udr_catalog *c, const char *table, uint64_t version, const char *at)
 {
 	int rc;
 	if (!c || !table || version == 0)
 		return udr__error_set(UDR_EINVAL, "invalid argument to udr_version_readable");
 	if ((rc = udr_table_name_check(table)) < 0)
 		return rc;
-	return udr__version_check(c, table, version, NULL);
+	return udr__version_check(c, table, version, at);
+}
+
+int udr_version_readable(udr_catalog *c, const char *table, uint64_t version)
+{
+	return udr_version_readable_at(c, table, version, NULL);
 }
 
 /* Ops that make a ref name a commit's snapshot as it is. */

@@ -502,6 +502,10 @@ def test_every_read_path_exits_6(udr, tmp_path):
     iso = json.loads(rec(udr, 2).read_text())["time"]
     r = udr("sql", 'SELECT * FROM "t@%s"' % iso)
     assert r.code == 6 and "t at %s was version 2, which expired by retention" % iso in r.stderr, r.stderr
+    # show --at says the same (and --branch with it)
+    for args in (["--at", iso], ["--at", iso, "--branch", "main"]):
+        s = udr("show", "t", *args)
+        assert (s.code, s.stdout, s.stderr) == (6, b"", r.stderr), (args, s, r)
     # kept versions read as before
     assert table_rows(udr, "t@3") == [(3, "r3")]
     assert table_rows(udr, "t") == [(4, "r4")]
@@ -511,6 +515,28 @@ def test_every_read_path_exits_6(udr, tmp_path):
     udr.ok("versions", "t")
     assert "expire 2 versions of 1 table (keep_last=2)" in udr.ok("log").out
     assert "t: 1-2 expired" in udr.ok("log").out
+
+
+def test_show_at_a_time_whose_version_expired_names_both(udr):
+    """udr show --at TIME (with --branch too) landing on an expired version:
+    exit 6 saying which version the time was (GC.md 1.5), before the sweep
+    and after it; a time landing on a kept version, or a version number,
+    reads as before."""
+    commit_n(udr, "t", 4)                               # t@1..4, commits 1-4
+    expire(udr, "--keep-last", "2")                     # t@1, t@2 (commit 5)
+    iso = record(udr, 2)["time"]
+    for args in (["--at", iso], ["--at", iso, "--branch", "main"]):
+        r = udr("show", "t", *args)
+        assert r.code == 6 and r.stdout == b"", (args, r)
+        assert r.stderr.startswith("udr: t at %s was version 2, which expired by retention on " % iso), r.stderr
+        assert "(commit 5, keep_last=2); its data is still stored: 'udr retention restore t@2'" in r.stderr, r.stderr
+    assert json.loads(udr.ok("show", "t", "--at", record(udr, 3)["time"]).out)["version"] == 3
+    r = udr("show", "t", "2")
+    assert r.code == 6 and r.stderr.startswith("udr: t@2 expired by retention on "), r.stderr
+    udr.ok("gc", "--grace", "0s")                       # the gc record (commit 6) sweeps t@1, t@2's data
+    r = udr("show", "t", "--at", iso)
+    assert r.code == 6 and r.stderr.startswith("udr: t at %s was version 2, which expired" % iso), r.stderr
+    assert "its data was removed by gc on " in r.stderr and "(commit 6)" in r.stderr, r.stderr
 
 
 def test_ref_ops_naming_expired_versions_refused(udr, tmp_path):

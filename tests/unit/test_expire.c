@@ -63,6 +63,13 @@ static void test_expire__api(void **state)
 	assert_non_null(strstr(udr_error_last()->message, "t@2 expired by retention on "));
 	assert_non_null(strstr(udr_error_last()->message, "(commit 7, keep_last=2)"));
 	assert_non_null(strstr(udr_error_last()->message, "'udr retention restore t@2' brings it back"));
+	/* time travel's: which time was which version (the time quoted as text) */
+	assert_int_equal(udr_version_readable_at(f->cat, "t", 2, "2026-11-01\n"), UDR_EEXPIRED);
+	assert_non_null(strstr(udr_error_last()->message, "t at 2026-11-01\\x0a was version 2, which expired by retention on "));
+	assert_non_null(strstr(udr_error_last()->message, "(commit 7, keep_last=2)"));
+	assert_int_equal(udr_version_readable_at(f->cat, "t", 5, "2026-11-01"), 0);
+	assert_int_equal(udr_version_readable_at(f->cat, "t", 2, NULL), UDR_EEXPIRED);
+	assert_non_null(strstr(udr_error_last()->message, "t@2 expired by retention on "));
 	assert_int_equal(udr_expiry_last(name, sizeof name, &v, &e), 1);
 	assert_string_equal(name, "t");
 	assert_int_equal(v, 2);
