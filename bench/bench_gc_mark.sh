@@ -10,8 +10,9 @@
 # `udr gc --dry-run --json` marks every piece.  Reported: the report's
 # mark.peak_bytes (gc's own allocations: the sorted copy table, the walk's
 # stack, delta references) per piece, against the goal, and the process's
-# maxrss per piece (for information: it also holds the mapped pack indexes
-# and the manifests' parsed hashes).  Environment: SCALE, BENCH_DIR
+# maxrss per piece (for information: it also holds the mapped pack indexes'
+# pages, which are the page cache's) and the peak of the process's own
+# memory (RssAnon, sampled) per piece.  Environment: SCALE, BENCH_DIR
 # (default build-bench/gcmark), BUILD_DIR (default build-bench).
 set -euo pipefail
 
@@ -43,11 +44,27 @@ rm "$WORK/a"
 head -c "$B" /dev/urandom >"$WORK/b"
 "$UDR" --store "$S" commit b --next --file "$WORK/b" >/dev/null
 rm "$WORK/b"
-/usr/bin/time -f "%M" -o "$WORK/rss" "$UDR" --store "$S" gc --dry-run --grace 0s --json >"$WORK/gc.json"
+# RssAnon (the process's own memory, without the mapped files the page
+# cache holds) is sampled every 5 ms while the run lasts; its peak is the
+# run's memory as a user's `top` would show it, less shared file pages
+/usr/bin/time -f "%M" -o "$WORK/rss" "$UDR" --store "$S" gc --dry-run --grace 0s --json >"$WORK/gc.json" &
+tpid=$!
+anon=0
+while kill -0 "$tpid" 2>/dev/null; do
+	gpid=$(pgrep -P "$tpid" || true)
+	if [ -n "$gpid" ]; then
+		a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$gpid/status" 2>/dev/null || true)
+		[ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+	fi
+	sleep 0.005
+done
+wait "$tpid"
+anon=$((anon * 1024))
 read -r pieces peak secs < <(python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))["mark"]; print(m["objects"], m["peak_bytes"], m["seconds"])' "$WORK/gc.json")
 rss=$(($(cat "$WORK/rss") * 1024))
 echo "  pieces marked: $pieces; mark ${secs} s; mark.peak_bytes $peak; maxrss $rss"
-echo "  maxrss per piece: $(awk -v a="$rss" -v b="$pieces" 'BEGIN { printf "%.1f", a / b }') bytes (information: mapped indexes and manifests included)"
+echo "  maxrss per piece: $(awk -v a="$rss" -v b="$pieces" 'BEGIN { printf "%.1f", a / b }') bytes (information: the mapped pack indexes' pages included)"
+echo "  peak RssAnon per piece (sampled): $(awk -v a="$anon" -v b="$pieces" 'BEGIN { printf "%.1f", a / b }') bytes (the whole process's own memory: gc's tables, buffers, the C library's heap)"
 r=$(awk -v a="$peak" -v b="$pieces" 'BEGIN { printf "%.1f", a / b }')
 echo
 echo "RESULT mark memory: mark.peak_bytes per piece = $r (goal <= 64) $(awk -v r="$r" 'BEGIN { print (r <= 64) ? "ok" : "MISS" }')"

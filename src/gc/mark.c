@@ -577,15 +577,14 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 		bad = rc == UDR_ECORRUPT;
 		if (rc == 0) {
 			if (kind == UDR__K_MANIFEST) {
-				udr__manifest mf;
-				bad = (rc = udr__manifest_parse(&mf, buf, blen, &h, what)) == UDR_ECORRUPT;
-				if (rc == 0) {
+				uint64_t np = 0;
+				udr_hash ph;
+				bad = (rc = udr__manifest_check(buf, blen, &h, what, &np)) == UDR_ECORRUPT;
+				if (rc == 0)
 					readable = true;
-					for (uint64_t k = 0; k < mf.npieces && rc == 0; k++)
-						rc = visit(m, &mf.pieces[k].hash,
-						           comm ? C_COMM
-						                : (m->v[i].flags & UDR__GC_LIVE) ? C_LIVE : C_BASE);
-					udr__manifest_free(&mf);
+				for (uint64_t k = 0; k < np && rc == 0; k++) {
+					udr__manifest_entry(buf, k, &ph, NULL);
+					rc = visit(m, &ph, comm ? C_COMM : (m->v[i].flags & UDR__GC_LIVE) ? C_LIVE : C_BASE);
 				}
 			} else {
 				udr__delta_hdr dh;

@@ -70,11 +70,10 @@ int udr__manifest_encode(unsigned char **out, size_t *out_len, const udr__manife
 	return 0;
 }
 
-int udr__manifest_parse(udr__manifest *m, const unsigned char *d, size_t len, const udr_hash *h, const char *what)
+int udr__manifest_check(const unsigned char *d, size_t len, const udr_hash *h, const char *what, uint64_t *npieces)
 {
 	uint64_t n, sum = 0;
 	udr_hash tail;
-	memset(m, 0, sizeof(*m));
 	if (len < MANIFEST_HDR + UDR_HASH_SIZE || memcmp(d, "UDRM", 4) != 0 || d[4] != 1)
 		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: bad header", what);
 	n = udr__get_le64(d + 16);
@@ -87,26 +86,41 @@ int udr__manifest_parse(udr__manifest *m, const unsigned char *d, size_t len, co
 		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: checksum mismatch", what);
 	if (h && memcmp(d + 24, h->bytes, UDR_HASH_SIZE) != 0)
 		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: it describes other content", what);
-	if (!(m->pieces = malloc((size_t)n * sizeof(udr__piece))))
-		return udr__error_oom();
 	for (uint64_t i = 0; i < n; i++) {
-		const unsigned char *e = d + MANIFEST_HDR + i * MANIFEST_ENTRY;
-		memcpy(m->pieces[i].hash.bytes, e, UDR_HASH_SIZE);
-		m->pieces[i].size = udr__get_le32(e + 32);
-		if (m->pieces[i].size == 0 || m->pieces[i].size > UDR__PIECE_HARD_MAX) {
-			udr__manifest_free(m);
+		uint32_t size = udr__get_le32(d + MANIFEST_HDR + i * MANIFEST_ENTRY + UDR_HASH_SIZE);
+		if (size == 0 || size > UDR__PIECE_HARD_MAX)
 			return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: piece %llu has size %u", what,
-			                      (unsigned long long)i, (unsigned)udr__get_le32(e + 32));
-		}
-		sum += m->pieces[i].size;
+			                      (unsigned long long)i, (unsigned)size);
+		sum += size;
 	}
-	m->total = udr__get_le64(d + 8);
-	m->npieces = n;
-	if (sum != m->total) {
-		udr__manifest_free(m);
+	if (sum != udr__get_le64(d + 8))
 		return udr__error_set(UDR_ECORRUPT, "corrupt manifest %s: pieces add up to %llu bytes, not %llu", what,
 		                      (unsigned long long)sum, (unsigned long long)udr__get_le64(d + 8));
-	}
+	*npieces = n;
+	return 0;
+}
+
+void udr__manifest_entry(const unsigned char *d, uint64_t i, udr_hash *hash, uint32_t *size)
+{
+	const unsigned char *e = d + MANIFEST_HDR + i * MANIFEST_ENTRY;
+	memcpy(hash->bytes, e, UDR_HASH_SIZE);
+	if (size)
+		*size = udr__get_le32(e + UDR_HASH_SIZE);
+}
+
+int udr__manifest_parse(udr__manifest *m, const unsigned char *d, size_t len, const udr_hash *h, const char *what)
+{
+	uint64_t n;
+	int rc;
+	memset(m, 0, sizeof(*m));
+	if ((rc = udr__manifest_check(d, len, h, what, &n)) < 0)
+		return rc;
+	if (!(m->pieces = malloc((size_t)n * sizeof(udr__piece))))
+		return udr__error_oom();
+	for (uint64_t i = 0; i < n; i++)
+		udr__manifest_entry(d, i, &m->pieces[i].hash, &m->pieces[i].size);
+	m->total = udr__get_le64(d + 8);
+	m->npieces = n;
 	return 0;
 }
 

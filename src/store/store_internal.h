@@ -178,6 +178,13 @@ typedef struct udr__manifest {
  * check). UDR_ECORRUPT naming `what` on any inconsistency. */
 int udr__manifest_parse(udr__manifest *m, const unsigned char *data, size_t len, const udr_hash *h,
                         const char *what);
+/* The same checks without a copy of the pieces: on success *npieces is set
+ * and udr__manifest_entry reads entry i (0 <= i < *npieces) from `data`
+ * (size may be NULL).  For walks that only visit the pieces (gc's mark: a
+ * manifest of a million pieces is 36 MB, its parsed copy as much again). */
+int udr__manifest_check(const unsigned char *data, size_t len, const udr_hash *h, const char *what,
+                        uint64_t *npieces);
+void udr__manifest_entry(const unsigned char *data, uint64_t i, udr_hash *hash, uint32_t *size);
 int udr__manifest_encode(unsigned char **out, size_t *out_len, const udr__manifest *m, const udr_hash *h);
 void udr__manifest_free(udr__manifest *m);
 int udr__manifest_load(udr__manifest *m, udr_store *s, const udr_hash *h);
