@@ -497,6 +497,14 @@ void udr__xset_free(udr__xset *s);
 int udr__xset_at(udr__xset *out, uint64_t *from, udr_catalog *c, const udr__record *r, const char *table);
 /* The range holding version v, or NULL. */
 const udr__xrange *udr__xset_find(const udr__xset *s, uint64_t v);
+/* The versions of table that the live pins reach at head, as the expire
+ * step keeps them (GC.md 2.3; table's highest allocated version is
+ * latest): *out (*n of them, unsorted, repeats possible; free()).  1 when
+ * a pin cannot be resolved: the step then keeps the whole table.  For the
+ * plan's report; the step itself decides under the writer lock. */
+struct udr__lease_set;
+int udr__expire_pinned(uint64_t **out, size_t *n, udr_catalog *c, const struct udr__lease_set *pins, uint64_t head,
+                       const char *table, uint64_t latest);
 
 /* Reads (GC.md 1.5): 0 when table@version (0: none) is not expired at the
  * head (the linked head under the writer lock), else UDR_EEXPIRED with the

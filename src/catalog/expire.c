@@ -759,6 +759,28 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+int udr__expire_pinned(uint64_t **out, size_t *n, udr_catalog *c, const udr__lease_set *pins, uint64_t head,
+                       const char *table, uint64_t latest)
+{
+	tvlist after = {0};
+	vlist keep = {0};
+	int rc;
+	*out = NULL;
+	*n = 0;
+	if (!pins || pins->n == 0)
+		return 0;
+	if ((rc = after_pins(&after, c, pins, head)) == 0)
+		rc = lease_pins(&keep, c, pins, &after, table, latest);
+	tvlist_free(&after);
+	if (rc != 0) {
+		free(keep.v);
+		return rc;
+	}
+	*out = keep.v;
+	*n = keep.n;
+	return 0;
+}
+
 /* Remove [a, b] from the sorted disjoint ranges r[0..*n) (room for one more). */
 static void ranges_cut(uint64_t (*r)[2], size_t *n, uint64_t a, uint64_t b)
 {

@@ -29,6 +29,7 @@ enum {
 	V_UNREACHED = 0, /* on no live branch's chain: kept when its commit is in a live ref's history
 	                  * (a merge took the other side's version), or when the orphan rule keeps it */
 	V_EXPIRE,        /* on a chain, not kept by its rule (yet) */
+	V_PINNED,        /* would expire, but a live pin reaches it (GC.md 2.3): the expire step keeps it */
 	V_POLICY,        /* kept by the rule on some chain */
 	V_OTHER_BRANCH,  /* on a chain of a branch the plan does not cover */
 	V_MERGE_BASE,    /* in the snapshot of a merge base of two live branches (1.3 (3)) */
@@ -37,6 +38,8 @@ enum {
 	V_HEAD,          /* in a branch head's snapshot (1.3 (1)) */
 	V_GONE,          /* expired already (an earlier expire record) */
 };
+
+static int report_pins(json_t *rep, const udr__lease_set *pins);
 
 /* Raise version v's state to s when stronger. */
 static void mark(unsigned char *st, uint64_t n, uint64_t v, unsigned char s)
@@ -419,6 +422,7 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 	bool branch_found = branch == NULL;
 	reach rch = { NULL, 0, false };
 	char text[320]; /* "policy S, default " and a rule (< 256) */
+	udr__lease_set pins;
 	int rc;
 
 	if (!out_json || !c)
@@ -431,9 +435,15 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 	if (now_ms == UDR_RETENTION_NOW && (rc = gc_now(&now_ms)) < 0)
 		return rc;
 	memset(&hr, 0, sizeof hr);
+	memset(&pins, 0, sizeof pins);
 	if (!(tc = calloc(1, sizeof *tc)))
 		return udr__error_oom();
 	if ((rc = udr_catalog_head(&head, c)) < 0)
+		goto out;
+	/* the live pins, for the report: the expire step reads them again
+	 * after its handshake and keeps what they reach then (a pin taken
+	 * between the two is kept, not counted here) */
+	if ((rc = udr__leases_list(&pins, c->path)) < 0)
 		goto out;
 	if (head > 0) {
 		if ((rc = commit_time(&head_ms, tc, c, head)) < 0 || (rc = udr__record_read(&hr, c, head)) < 0)
@@ -573,6 +583,26 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 			free(st);
 			goto out;
 		}
+		/* what the live pins reach is kept (a pin that cannot be
+		 * resolved: the whole table, as the expire step does; a damaged
+		 * lease of a live process stops the step, which says so) */
+		if (pins.n > 0) {
+			uint64_t *pv = NULL;
+			size_t np = 0;
+			int pr = udr__expire_pinned(&pv, &np, c, &pins, head, T, nv);
+			if (pr < 0) {
+				free(st);
+				rc = pr;
+				goto out;
+			}
+			for (uint64_t v = 1; pr == 1 && v <= nv; v++)
+				if (st[v] == V_EXPIRE)
+					st[v] = V_PINNED;
+			for (size_t k = 0; k < np; k++)
+				if (pv[k] >= 1 && pv[k] <= nv && st[pv[k]] == V_EXPIRE)
+					st[pv[k]] = V_PINNED;
+			free(pv);
+		}
 		/* versions an earlier expire record took: neither expired now
 		 * nor kept (a head never is one: the commit step refuses both) */
 		if (head > 0) {
@@ -640,7 +670,7 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 		udr_time_format(when, sizeof when, now_ms);
 		by = json_pack("{sIsIsIsIsIsIsIsI}", "policy", (json_int_t)kept[V_POLICY], "head",
 		               (json_int_t)kept[V_HEAD], "tag", (json_int_t)kept[V_TAG], "merge_base", (json_int_t)kept[V_MERGE_BASE],
-		               "pinned", (json_int_t)0, "latest", (json_int_t)kept[V_LATEST], "orphan",
+		               "pinned", (json_int_t)kept[V_PINNED], "latest", (json_int_t)kept[V_LATEST], "orphan",
 		               (json_int_t)kept[V_UNREACHED], "other_branch", (json_int_t)kept[V_OTHER_BRANCH]);
 		expired = json_pack("{sIsOsO}", "versions", (json_int_t)total_exp, "tables", exp_tables, "ranges", ranges);
 		k = json_pack("{sIso}", "versions", (json_int_t)kept_total, "by_reason", by);
@@ -658,12 +688,15 @@ static int plan_run(char **out_json, udr_catalog *c, rules *R, const char *table
 			goto out;
 		}
 	}
+	if ((rc = report_pins(rep, &pins)) < 0)
+		goto out;
 	if (!(*out_json = json_dumps(rep, JSON_COMPACT | JSON_PRESERVE_ORDER)))
 		rc = udr__error_oom();
 out:
 	json_decref(rep);
 	json_decref(exp_tables);
 	json_decref(ranges);
+	udr__lease_set_free(&pins);
 	for (size_t i = 0; snaps && i < nrefs; i++)
 		udr_table_ref_array_free(snaps[i].s, snaps[i].n);
 	free(snaps);

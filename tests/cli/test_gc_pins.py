@@ -455,9 +455,18 @@ def test_hand_written_pins_are_kept_and_an_unresolvable_snapshot_keeps_its_table
                           {"pin": 2, "snapshot": 3, "branch": "main", "what": "txn", "ms": 1},
                           {"pin": 3, "after": head + 100, "what": "subscription", "ms": 1},
                           {"pin": 4, "version": ["t", 1], "ms": 1}, {"unpin": 4}])
+    # a dry run says what the pins keep: the same ranges as the run, t@2
+    # and t@3 counted as pinned (it said 0 and listed them as expiring)
+    d = udr("gc", "--keep-last", "1", "--grace", "0s", "--dry-run", "--json")
+    assert d.code == 0, d
+    dr = json.loads(d.out)["retention"]
+    assert dr["expired"]["ranges"] == {"t": [[1, 1], [4, 4]], "u": [[1, 2]]}, dr
+    assert dr["expired"]["versions"] == 4 and dr["kept"]["by_reason"]["pinned"] == 2, dr
+    assert dr["kept"]["versions"] == 4 and dr["pins"]["pins"] == 3, dr
     r = gc_keep_last_1(udr)
     assert r.code == 0, r
     assert json.loads(r.out)["retention"]["expired"]["ranges"] == {"t": [[1, 1], [4, 4]], "u": [[1, 2]]}
+    assert json.loads(r.out)["retention"]["kept"]["by_reason"]["pinned"] == 2
     assert json.loads(r.out)["retention"]["pins"] == {"pins": 3, "pids": [os.getpid()],
                                                       "kinds": {"sql": 1, "txn": 1, "subscription": 1}}
     f1.close()  # the owner "exits": its lock is free, gc removes the file
@@ -467,6 +476,7 @@ def test_hand_written_pins_are_kept_and_an_unresolvable_snapshot_keeps_its_table
     r = gc_keep_last_1(udr)
     assert r.code == 0, r
     assert json.loads(r.out)["retention"]["expired"]["ranges"] == {}
+    assert json.loads(r.out)["retention"]["kept"]["by_reason"]["pinned"] == 2  # t@2, t@3
     f2.close()
     r = gc_keep_last_1(udr)
     assert r.code == 0, r
