@@ -172,6 +172,11 @@ typedef struct udr__gc_mark {
 	 * listed are passed over (counted), not an error (mark.c, not_found) */
 	bool lenient;
 	uint64_t passed_over;
+	/* some copy is younger than the grace: versions are walked COMMITTED
+	 * too (that colour only tells young_roots which young objects a
+	 * version names; with no young copy, as with --grace 0s, the walk of
+	 * every version, expired ones included, is skipped) */
+	bool comm_walk;
 } udr__gc_mark;
 
 /* The full hash of copy id (pack record or loose entry). */

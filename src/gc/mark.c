@@ -781,10 +781,11 @@ walk:
 	}
 	snprintf(m->root_buf, sizeof(m->root_buf), "version %.200s@%llu", v->table, (unsigned long long)v->version);
 	m->root_what = m->root_buf;
-	/* every version's objects are committed; unexpired ones are live */
-	for (size_t k = 0; k < v->nchunks && rc == 0; k++)
+	/* every version's objects are committed (walked only when some copy
+	 * is young: mark_once); unexpired ones are live */
+	for (size_t k = 0; k < v->nchunks && rc == 0 && m->comm_walk; k++)
 		rc = visit(m, &v->chunks[k], C_COMM);
-	if (rc == 0)
+	if (rc == 0 && m->comm_walk)
 		rc = drain(m, true);
 	if (exp)
 		m->expired_versions++;
@@ -1305,6 +1306,13 @@ static int mark_once(udr__gc_mark *m, udr__gc_expired_fn expired, void *payload)
 	int rc;
 	if ((rc = list_packs(m)) < 0 || (rc = list_loose(m)) < 0 || (rc = build_table(m)) < 0)
 		return rc;
+	/* COMMITTED is read by young_roots only, for objects with a young
+	 * copy: none, no walk (a copy's age is its file's, listed above) */
+	m->comm_walk = false;
+	for (size_t p = 0; p < m->npacks && !m->comm_walk; p++)
+		m->comm_walk = m->packs[p].ctime_ms >= m->now_ms - m->grace_ms;
+	for (size_t i = 0; i < m->nloose && !m->comm_walk; i++)
+		m->comm_walk = m->loose[i].ctime_ms >= m->now_ms - m->grace_ms;
 	if (m->lenient)
 		udr__test_pause("gc-premark-listed"); /* tests: a commit between the listing and the roots */
 	if ((rc = version_roots(m, expired, payload)) != 0)

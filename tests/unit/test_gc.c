@@ -159,6 +159,36 @@ static int expire_v1(int *out, const char *table, uint64_t version, void *payloa
 	return 0;
 }
 
+/* An expired version's objects in a young pack are committed, not young
+ * roots: the COMMITTED walk runs while a copy is young, and is skipped
+ * (no flag set, same outcome) when none is, as with --grace 0s */
+static void test_gc__committed_walk_only_with_young_copies(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark m;
+	udr_hash a, b;
+	unsigned char *da = rnd(300000, 11), *db = rnd(300000, 12);
+	put_ext(&a, f, da, 300000, NULL);
+	commit(f, "t", &a);
+	put_ext(&b, f, db, 300000, NULL);
+	commit(f, "t", &b);
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, udr__now_ms(), 3600000, expire_v1, NULL), 0);
+	assert_true(m.comm_walk);
+	assert_true(flags_of(&m, &a) & UDR__GC_COMM);
+	assert_false(live(&m, &a)); /* young, but named by t@1: not a young root */
+	assert_true(live(&m, &b));
+	assert_int_equal(m.young, 0);
+	udr__gc_mark_free(&m);
+	assert_int_equal(udr__gc_mark_run(&m, f->s, f->c, udr__now_ms(), 0, expire_v1, NULL), 0);
+	assert_false(m.comm_walk);
+	assert_false(flags_of(&m, &a) & UDR__GC_COMM);
+	assert_false(live(&m, &a));
+	assert_true(live(&m, &b));
+	udr__gc_mark_free(&m);
+	free(da);
+	free(db);
+}
+
 /* v1 = X, v2 = X changed, stored as deltas against X: X's pieces that v2's
  * deltas name stay (BASE only) when v1 expires; the others of X go. */
 static void test_gc__delta_bases_only_through_live_deltas(void **state)
@@ -566,6 +596,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_gc__uncommitted_young_then_dead_committed_live, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__committed_walk_only_with_young_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__delta_bases_only_through_live_deltas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__duplicates_across_packs_keep_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__missing_live_object_is_corrupt_nothing_removed, setup, teardown),
