@@ -281,11 +281,26 @@ static int pread_all(int fd, unsigned char *buf, size_t len, uint64_t off, const
 }
 
 /* Check the entry header of a packed copy against its index record. */
+bool udr__loc_header_matches(const unsigned char *hdr, const udr__loc *l, const udr_hash *h)
+{
+	return memcmp(hdr + 16, h->bytes, UDR_HASH_SIZE) == 0 && hdr[0] == (unsigned char)l->kind &&
+	       (hdr[4] | hdr[5] << 8 | hdr[6] << 16 | (uint32_t)hdr[7] << 24) == l->length;
+}
+
+int udr__pack_read_at(udr_store *s, udr__pack *p, unsigned char *buf, size_t len, uint64_t off)
+{
+	int fd, rc;
+	if ((fd = pack_get(s, p)) < 0)
+		return fd == UDR_ENOTFOUND ? udr__error_set(UDR_ENOTFOUND, "pack %s is gone", p->hex) : fd;
+	rc = pread_all(fd, buf, len, off, "entries", p);
+	pack_put(s, p);
+	return rc;
+}
+
 static int header_check(const unsigned char hdr[UDR__PACK_ENTRY_HDR], const udr__loc *l, const udr_hash *h,
                         const char *hex)
 {
-	if (memcmp(hdr + 16, h->bytes, UDR_HASH_SIZE) != 0 || hdr[0] != (unsigned char)l->kind ||
-	    (hdr[4] | hdr[5] << 8 | hdr[6] << 16 | (uint32_t)hdr[7] << 24) != l->length)
+	if (!udr__loc_header_matches(hdr, l, h))
 		return udr__error_set(UDR_ECORRUPT, "chunk %s: pack %s has another entry at offset %llu (damaged index?)",
 		                      hex, l->pack->hex, (unsigned long long)l->offset);
 	return 0;

@@ -104,6 +104,12 @@ typedef struct udr__loc {
  * process may have published a pack or repacked). */
 int udr__obj_find(udr__loc *out, udr_store *s, const udr_hash *h, unsigned copy, bool rescan);
 void udr__loc_free(udr__loc *l);
+/* Does hdr, the UDR__PACK_ENTRY_HDR bytes at l->offset of l->pack, head
+ * h's copy l (hash, kind, payload length: what every read checks)? */
+bool udr__loc_header_matches(const unsigned char *hdr, const udr__loc *l, const udr_hash *h);
+/* len bytes at off of pack p (opened on first use): UDR_ENOTFOUND when the
+ * pack is gone, UDR_ECORRUPT when it ends before off + len. */
+int udr__pack_read_at(udr_store *s, struct udr__pack *p, unsigned char *buf, size_t len, uint64_t off);
 /* Where a copy is, for messages: the loose path or "pack <name> at offset N". */
 const char *udr__loc_where(char *buf, size_t n, const udr__loc *l);
 /*

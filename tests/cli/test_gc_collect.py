@@ -596,6 +596,60 @@ def test_guard_failure_aborts_nothing_deleted(udr, tmp_path):
     assert udr("fsck").code == 0
 
 
+@needs_faults
+def test_guard_checks_every_live_header_in_pack_order(udr, tmp_path):
+    """The guard reads the headers of live entries in packs that stay in
+    pack order, many to a read: one damaged after the mark (its hash) fails
+    the run naming that chunk, exit 4, nothing deleted; the same store
+    without the damage passes."""
+    live = []
+    for i in range(4):
+        data = rnd(200_000, 80 + i)
+        h = udr.put(data)
+        udr.ok("commit", "t", "--next", h)
+        live.append((h, data))
+    junk = udr.put(rnd(60_000, 90))  # dead: its own small pack, dropped
+    kept = {c[1] for h, _ in live for c in udr.locate(h)}
+    assert all(c[0] == "pack" for h, _ in live for c in udr.locate(h))
+    assert {c[1] for c in udr.locate(junk)}.isdisjoint(kept)  # the live packs stay as they are
+    victim = live[2][0]
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
+                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t = time.monotonic() + 60
+    while not (pause / "gc-guard.reached").exists():
+        assert p.poll() is None and time.monotonic() < t, p.communicate()
+        time.sleep(0.01)
+    (where, path, off, length, kind), = udr.locate(victim)
+    assert where == "pack" and path in kept
+    hash_byte = off - 48 + 16  # the entry header's hash, 16 bytes in
+    with open(path, "r+b") as f:
+        f.seek(hash_byte)
+        b = f.read(1)
+        f.seek(hash_byte)
+        f.write(bytes([b[0] ^ 0xFF]))
+    before = {q for q in (udr.root / "chunks").rglob("*") if q.is_file() and "gc" not in q.parts}
+    (pause / "gc-guard.go").touch()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 4, (out, err)
+    assert b"guard" in err and victim.encode() in err, err
+    assert not any(h.encode() in err for h, _ in live if h != victim), err
+    assert before <= {q for q in (udr.root / "chunks").rglob("*") if q.is_file() and "gc" not in q.parts}
+    # undamaged, the run passes its guard and reads every version back
+    with open(path, "r+b") as f:
+        f.seek(hash_byte)
+        f.write(b)
+    r = udr("fsck")
+    assert r.code == 0, r
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert rep["removed"]["packs_dropped"] == 1 and rep["removed"]["packs_rewritten"] == 0, rep
+    for h, data in live:
+        assert udr.ok("get", h).stdout == data
+
+
 def test_gc_racing_writers_never_loses_committed_data(udr, tmp_path):
     """Runs of `gc --grace 0s` while other processes commit files (put and
     commit): a commit may fail (its put was collected before it committed:
