@@ -830,16 +830,20 @@ static PyObject *db_gc(udrpy_db *d, PyObject *args, PyObject *kwds)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rc = udr_db_gc(&report, h, &o);
+#ifdef UDRPY_HAVE_QUERY
 	if (rc == 0 && !dry) {
 		/* the query cache after a sweep, as `udr gc` does (docs/GC.md
 		 * 5.4): parts whose content is gone; skipped while a statement
-		 * of any process reads the cache */
+		 * of any process reads the cache.  Without the query module
+		 * there is no cache (and no udr_query_cache_trim to link): the
+		 * report says 0 files, as the CLI's does */
 		rc = udr_query_cache_trim(&ci, &skipped, h, NULL);
 		if (rc < 0) {
 			udr_free(report);
 			report = NULL;
 		}
 	}
+#endif
 	Py_END_ALLOW_THREADS
 	udrpy_db_leave(d);
 	if (rc < 0)
