@@ -41,6 +41,33 @@ int udr__retention_check(const char *text)
 	return rc;
 }
 
+/* The record after pr (r itself, or read) names pr's bytes as its
+ * predecessor.  A record's own seal does not tell it from another store's
+ * valid record of the same number and history (a file copied over it):
+ * its successor's "prev" does, and a policy taken from such a record
+ * would expire what the store's own policy keeps (the gc files sweep,
+ * tests/stress/test_sweep_gc.py). */
+static int chained(udr_catalog *c, const udr__record *pr, const udr__record *r)
+{
+	udr__record nx;
+	const udr__record *n = r;
+	uint64_t s = pr->cm->seq + 1;
+	int rc = 0;
+	if (s != r->cm->seq) {
+		if ((rc = udr__record_read(&nx, c, s)) < 0)
+			return rc;
+		n = &nx;
+	}
+	if (!n->legacy && (!n->has_prev || !udr_hash_equal(&n->prev, &pr->digest)))
+		rc = udr__error_set(UDR_ECORRUPT, "retention record %" PRIu64 " (%s/%020" PRIu64 ".json) is not the one "
+		                    "the log chains: record %" PRIu64 " names another predecessor (the file was "
+		                    "replaced or damaged); the policy is not applied", pr->cm->seq, c->logdir,
+		                    pr->cm->seq, s);
+	if (n != r)
+		udr__record_free(&nx);
+	return rc;
+}
+
 int udr__retention_at(uint64_t *seq, char **json, udr_catalog *c, const udr__record *r)
 {
 	udr__tentry e;
@@ -61,10 +88,13 @@ int udr__retention_at(uint64_t *seq, char **json, udr_catalog *c, const udr__rec
 	} else if ((rc = udr__record_read(&pr, c, e.version)) < 0) {
 		return rc;
 	}
+	rc = 0;
 	if (!pr.retention)
 		rc = udr__error_set(UDR_ECORRUPT, "global state: \"@retention\" names commit %" PRIu64
 		                                  ", which is not a retention record", e.version);
-	else if (json && !(*json = strdup(pr.retention)))
+	else if (e.version < r->cm->seq && !pr.legacy)
+		rc = chained(c, &pr, r);
+	if (rc == 0 && json && !(*json = strdup(pr.retention)))
 		rc = udr__error_oom();
 	if (e.version != r->cm->seq)
 		udr__record_free(&pr);

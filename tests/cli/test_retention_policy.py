@@ -360,6 +360,36 @@ def test_fsck_flags_damaged_retention_records(udr):
     udr.ok("fsck")
 
 
+def test_replaced_retention_record_is_not_applied(udr, tmp_path):
+    """A retention record replaced by another store's valid one of the same
+    number and history (its own seal and prev pass) and another policy: the
+    next record's prev tells it is not the one the log chains.  gc applied it
+    and swept versions the store's own policy keeps (exit 0); now gc and
+    `retention expire` refuse (exit 4 naming the record) and nothing is
+    written.  Found by tests/stress/test_sweep_gc.py (policy-record replace)."""
+    import shutil
+    commit_n(udr, "t", 4)
+    other = type(udr)(tmp_path / "other")
+    shutil.copytree(udr.root, other.root, symlinks=True)
+    udr.ok("retention", "set", "--keep-last", "3")      # commit 5
+    other.ok("retention", "set", "--keep-last", "1")    # commit 5 of the copy
+    commit_n(udr, "t", 1, tag="y")                       # commit 6: not the head
+    good = rec(udr, 5).read_bytes()
+    rec(udr, 5).write_bytes(rec(other, 5).read_bytes())
+    n = udr.ok("log", "--json").out
+    for args in (["gc"], ["gc", "--dry-run"], ["retention", "expire"]):
+        r = udr(*args)
+        assert r.code == 4 and "retention record 5" in r.stderr and "00000000000000000005.json" in r.stderr, r
+    assert udr.ok("log", "--json").out == n
+    for v in (2, 3, 4, 5):
+        assert udr("show", "t", str(v)).code == 0
+    assert udr("fsck").code == 4
+    rec(udr, 5).write_bytes(good)
+    r = json.loads(udr.ok("gc", "--json").out)
+    assert r["retention"]["expired"]["ranges"] == {"t": [[1, 2]]}, r
+    udr.ok("fsck")
+
+
 def test_gc_takes_the_policy_grace(udr):
     commit_n(udr, "t", 1)
     h = udr.put(b"never committed\n")
