@@ -654,6 +654,10 @@ static int repair_step(json_t **out, udr_db *db, bool json)
 		if (json_is_true(json_object_get(r, "gc_finished")))
 			printf("repair: gc run of epoch %" PRIu64 " was killed while deleting: finished (its plan's packs "
 			       "removed)\n", jint(r, "gc_epoch"));
+		if (json_is_true(json_object_get(r, "gc_plan_damaged")))
+			printf("repair: gc run of epoch %" PRIu64 " was killed while deleting and its plan is damaged: "
+			       "abandoned, gc state idle, nothing more deleted (the next udr gc collects what it left)\n",
+			       jint(r, "gc_epoch"));
 		if (json_is_true(json_object_get(r, "gc_abandoned")))
 			printf("repair: gc run of epoch %" PRIu64 " was killed before deleting (%s): abandoned, gc state "
 			       "idle\n", jint(r, "gc_epoch"), phase ? phase : "?");
@@ -834,7 +838,10 @@ static int dry_repair_step(json_t **out, udr_db *db, bool json)
 		if (phase && strcmp(phase, "damaged") == 0)
 			WOULD("write chunks/gc/STATE anew (it is damaged): idle, a gc run it named abandoned (nothing "
 			      "deleted), the newest gc record of the log as its floor");
-		if (phase && strcmp(phase, "deleting") == 0)
+		if (phase && strcmp(phase, "deleting") == 0 && json_string_value(json_object_get(st, "plan_damage")))
+			WOULD("abandon the gc run of epoch %" PRIu64 " killed while deleting: its plan is damaged (gc state "
+			      "idle, nothing more deleted)", epoch);
+		else if (phase && strcmp(phase, "deleting") == 0)
 			WOULD("finish the gc run of epoch %" PRIu64 " killed while deleting (its plan's packs removed)", epoch);
 		else if (phase && (strcmp(phase, "planned") == 0 || strcmp(phase, "rewritten") == 0))
 			WOULD("abandon the gc run of epoch %" PRIu64 " killed before deleting (%s): gc state idle", epoch, phase);
@@ -1041,6 +1048,20 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 					json_problem(last.list, "corrupt", "gc", "STATE", sp, pm);
 				else
 					printf("corrupt gc STATE: %s\n", pm);
+				last.problems++;
+			} else if (json_string_value(json_object_get(r, "plan_damage")) &&
+			           json_is_null(json_object_get(r, "running"))) {
+				/* a problem: no gc run and no --repair finishes that run
+				 * (--repair abandons it) */
+				char pm[900], sp[4200];
+				const char *pname = json_string_value(json_object_get(r, "plan"));
+
+				snprintf(pm, sizeof(pm), "%.800s", json_string_value(json_object_get(r, "plan_damage")));
+				snprintf(sp, sizeof(sp), "%s/chunks/gc/%s", udr_db_path(db), pname ? pname : "");
+				if (repairs.json)
+					json_problem(last.list, "corrupt", "gc", pname ? pname : "plan", sp, pm);
+				else
+					printf("corrupt gc plan: %s\n", pm);
 				last.problems++;
 			} else if (phase && strcmp(phase, "idle") != 0 && strcmp(phase, "aborted") != 0 &&
 			         json_is_null(json_object_get(r, "running")))

@@ -73,7 +73,10 @@ UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *o
  * bytes of torn records at the end of chunks/gc/fresh.*, "state_missing":
  * chunks/gc exists without its STATE, "run_files": the names of the
  * plan-/doomed-/dead-/journal- files in chunks/gc that STATE does not name
- * (none listed when STATE is damaged)}); freed with udr_free.
+ * (none listed when STATE is damaged), "plan_damage": present only while
+ * STATE says deleting and the plan it names is damaged or unsealed: the
+ * message (no run can finish it; udr fsck --repair abandons it)}); freed
+ * with udr_free.
  */
 UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
 

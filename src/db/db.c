@@ -507,6 +507,22 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 		rc = udr__buf_puts(&b, ",\"plan\":");
 	if (rc == 0)
 		rc = st.plan[0] ? udr__buf_printf(&b, "\"%s\"", st.plan) : udr__buf_puts(&b, "null");
+	if (rc == 0 && !damaged && st.phase == UDR__GC_DELETING && st.plan[0]) {
+		/* ,"plan_damage":"...": the plan a run killed while deleting
+		 * left is damaged (no gc or --repair can finish it; fsck counts
+		 * it a problem, --repair abandons the run) */
+		int prc = udr__gc_plan_check(db->store, st.plan);
+		if (prc == UDR_ECORRUPT) {
+			json_t *m = json_string(udr_error_last()->message ? udr_error_last()->message : "damaged");
+			char *q = m ? json_dumps(m, JSON_ENCODE_ANY) : NULL;
+			udr_error_clear();
+			rc = q ? udr__buf_printf(&b, ",\"plan_damage\":%s", q) : udr__error_oom();
+			free(q);
+			json_decref(m);
+		} else if (prc < 0) {
+			rc = prc;
+		}
+	}
 	if (rc == 0)
 		rc = udr__buf_printf(&b, ",\"last\":%s", st.last ? st.last : "null");
 	if (rc == 0)
@@ -609,9 +625,10 @@ int udr_db_repair(char **report_json, udr_db *db)
 		udr__lease_set_free(&ls);
 		return rc;
 	}
-	o = json_pack("{s:s, s:I, s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
+	o = json_pack("{s:s, s:I, s:b, s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
 	              g.rebuilt ? "damaged" : udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch",
-	              (json_int_t)g.epoch, "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_state_rebuilt",
+	              (json_int_t)g.epoch, "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_plan_damaged",
+	              g.plan_damaged, "gc_state_rebuilt",
 	              g.rebuilt, "gc_seq", (json_int_t)g.gc_seq, "gc_files", (json_int_t)g.run_files,
 	              "fresh_cut_bytes", (json_int_t)(g.fresh_cut[0] + g.fresh_cut[1]), "leases",
 	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "pack_indexes_rewritten",

@@ -88,11 +88,16 @@ typedef struct udr__gc_repair_out {
 	bool finished;        /* a run killed while deleting was finished */
 	bool abandoned;       /* a run killed before deleting was abandoned (STATE idle) */
 	bool rebuilt;         /* STATE was damaged: written anew, idle (epoch, gc_seq below) */
+	bool plan_damaged;    /* a run killed while deleting had a damaged plan: abandoned (STATE idle) */
 	uint64_t gc_seq;      /* with rebuilt: the newest gc record found in the log (0: none) */
 	uint64_t run_files;   /* plan-/doomed-/dead-/journal- files removed */
 	uint64_t fresh_cut[2]; /* bytes cut off fresh.0, fresh.1 */
 } udr__gc_repair_out;
 int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c);
+/* The plan file name (in chunks/gc) of a run killed while deleting:
+ * 0 when it is sealed and intact, or gone; UDR_ECORRUPT (message naming
+ * it and the way out) when damaged or without its seal. */
+int udr__gc_plan_check(const udr_store *s, const char *name);
 
 /* ---- mark (mark.c) ---------------------------------------------------------- */
 

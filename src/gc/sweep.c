@@ -172,6 +172,43 @@ static int state_save(run *r, enum udr__gc_phase ph);
  * since STATE said deleting the plan's packs have been invisible to readers
  * and fsck (udr__gc_plan_removes): remove them (index, then bytes).  Its
  * loose files stay visible until deleted, so the new mark judges those. */
+/* The plan of a run killed while deleting: read into *text (NULL when it
+ * is gone: nothing left to delete) and checked.  It is always written
+ * sealed, so one without its seal (cut short, emptied) is damaged like one
+ * whose check fails: UDR_ECORRUPT naming it, and the way out (udr fsck
+ * --repair abandons such a run, GC.md 6). */
+static int read_plan(char **text, size_t *len, const udr_store *s, const char *name)
+{
+	char path[4200];
+	int rc;
+	*text = NULL;
+	if ((rc = gc_path(path, sizeof(path), s, name)) < 0)
+		return rc;
+	if ((rc = udr__read_file(text, len, path, (size_t)1 << 30)) < 0)
+		return rc == UDR_ENOTFOUND ? (udr_error_clear(), 0) : rc;
+	rc = udr__unseal(*text, *len, path, "gc plan");
+	if (rc == 0)
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt gc plan %s: it has no seal (cut short or damaged)", path);
+	if (rc < 0) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "");
+		free(*text);
+		*text = NULL;
+		return udr__error_set(UDR_ECORRUPT, "%s; the gc run it belongs to was killed while deleting and cannot "
+		                      "be finished: udr fsck --repair abandons it (nothing more is deleted)", msg);
+	}
+	return 0;
+}
+
+int udr__gc_plan_check(const udr_store *s, const char *name)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = read_plan(&text, &len, s, name);
+	free(text);
+	return rc;
+}
+
 static int finish_deleting(run *r)
 {
 	char path[4200], packs[4200], *text = NULL;
@@ -182,12 +219,8 @@ static int finish_deleting(run *r)
 	r->resumed = true;
 	if ((rc = gc_path(path, sizeof(path), r->s, r->st.plan)) < 0)
 		return rc;
-	if ((rc = udr__read_file(&text, &len, path, (size_t)1 << 30)) < 0)
-		return rc == UDR_ENOTFOUND ? (udr_error_clear(), 0) : rc;
-	if ((rc = udr__unseal(text, len, path, "gc plan")) < 0) {
-		free(text);
+	if ((rc = read_plan(&text, &len, r->s, r->st.plan)) < 0 || !text)
 		return rc;
-	}
 	snprintf(packs, sizeof(packs), "%s/packs", r->s->path);
 	udr__phase_enter(UDR__PHASE_GC_RETIRE);
 	rc = 0;
@@ -1868,6 +1901,18 @@ int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c)
 		goto done;
 	if (out->rebuilt && (rc = rebuild_state(&r, out)) < 0)
 		goto done;
+	if (r.st.phase == UDR__GC_DELETING && r.st.plan[0] && udr__gc_plan_check(s, r.st.plan) == UDR_ECORRUPT) {
+		/* its plan damaged: which packs it removes is not known for
+		 * sure, so none more goes.  STATE idle: the plan's packs are
+		 * visible again (dead copies and duplicates the guard checked;
+		 * udr__store_repair_packs indexes those whose index went), as
+		 * when a damaged STATE is written anew */
+		udr_error_clear();
+		out->plan_damaged = true;
+		r.st.plan[0] = r.st.doomed[0] = 0;
+		if ((rc = state_save(&r, UDR__GC_IDLE)) < 0)
+			goto done;
+	}
 	if ((rc = finish_deleting(&r)) < 0)
 		goto done;
 	out->finished = out->phase == UDR__GC_DELETING && r.resumed;

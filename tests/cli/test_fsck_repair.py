@@ -217,6 +217,58 @@ def test_gc_killed_while_deleting_is_finished(udr, tmp_path):
     pytest.fail("no gc run died while deleting")
 
 
+@needs_faults
+@pytest.mark.parametrize("how", ["flip", "cut"])
+def test_gc_killed_while_deleting_with_damaged_plan_is_abandoned(udr, tmp_path, how):
+    """A run killed while deleting whose plan is then damaged (a flipped
+    byte; cut in half, which lost its seal and was taken as an unsealed
+    file): gc and --repair both refused it (exit 4) while fsck said 0
+    problems, so nothing could get the store out; a cut plan was carried
+    out as far as its text went.  Now fsck counts it a problem naming the
+    plan, gc refuses naming it and the way out, and --repair abandons the
+    run (STATE idle, nothing more deleted; a pack whose index the run had
+    removed is indexed again).  Found by tests/stress/test_sweep_gc.py."""
+    got = build(udr, tmp_path)
+    for i in range(3):
+        udr.put(rnd(200_000, 50 + i))
+    import shutil
+    for n in range(1, 12):
+        s = tmp_path / ("s%d" % n)
+        shutil.copytree(udr.root, s)
+        u = Udr(s)
+        r = u("gc", "--grace", "0s", env={"UDR_FAULT": "unlink:%d:crash" % n})
+        assert r.code != 0, "no gc run died while deleting"
+        st = json.loads(u.ok("gc", "--status", "--json").out)
+        if st["phase"] == "deleting":
+            break
+    else:
+        pytest.fail("no gc run died while deleting")
+    plan = s / "chunks" / "gc" / st["plan"]
+    raw = bytearray(plan.read_bytes())
+    if how == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+    else:
+        del raw[len(raw) // 2:]
+    plan.write_bytes(bytes(raw))
+    r = u("fsck")
+    assert r.code == 4 and "corrupt gc plan" in r.out and st["plan"] in r.out, r
+    r = u("gc", "--grace", "0s")
+    assert r.code == 4 and st["plan"] in r.stderr and "fsck --repair" in r.stderr, r
+    r = u("fsck", "--repair", "--dry-run")
+    assert "would: abandon the gc run of epoch %d killed while deleting: its plan is damaged" % st["epoch"] in r.out, r
+    r = repair(u)
+    assert r.code == 0, r
+    assert "repair: gc run of epoch %d was killed while deleting and its plan is damaged: abandoned" % st["epoch"] \
+        in r.out, r.out
+    assert "finished" not in r.out
+    assert not plan.exists()
+    assert json.loads(u.ok("gc", "--status", "--json").out)["phase"] == "idle"
+    read_back(u, tmp_path, got)
+    assert u("gc", "--grace", "0s").code == 0
+    clean(u)
+    read_back(u, tmp_path, got)
+
+
 def damage_state(root):
     st = root / "chunks" / "gc" / "STATE"
     b = bytearray(st.read_bytes())
