@@ -511,7 +511,7 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 		/* ,"plan_damage":"...": the plan a run killed while deleting
 		 * left is damaged (no gc or --repair can finish it; fsck counts
 		 * it a problem, --repair abandons the run) */
-		int prc = udr__gc_plan_check(db->store, st.plan);
+		int prc = udr__gc_plan_check(db->store, st.plan, st.epoch, st.mark);
 		if (prc == UDR_ECORRUPT) {
 			json_t *m = json_string(udr_error_last()->message ? udr_error_last()->message : "damaged");
 			char *q = m ? json_dumps(m, JSON_ENCODE_ANY) : NULL;

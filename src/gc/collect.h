@@ -94,10 +94,11 @@ typedef struct udr__gc_repair_out {
 	uint64_t fresh_cut[2]; /* bytes cut off fresh.0, fresh.1 */
 } udr__gc_repair_out;
 int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c);
-/* The plan file name (in chunks/gc) of a run killed while deleting:
- * 0 when it is sealed and intact, or gone; UDR_ECORRUPT (message naming
- * it and the way out) when damaged or without its seal. */
-int udr__gc_plan_check(const udr_store *s, const char *name);
+/* The plan file name (in chunks/gc) of a run killed while deleting, of
+ * STATE's epoch and mark: 0 when it is sealed, intact and that run's, or
+ * gone; UDR_ECORRUPT (message naming it and the way out) when damaged,
+ * without its seal or another run's. */
+int udr__gc_plan_check(const udr_store *s, const char *name, uint64_t epoch, uint64_t mark);
 
 /* ---- mark (mark.c) ---------------------------------------------------------- */
 

@@ -177,9 +177,9 @@ static int state_save(run *r, enum udr__gc_phase ph);
  * sealed, so one without its seal (cut short, emptied) is damaged like one
  * whose check fails: UDR_ECORRUPT naming it, and the way out (udr fsck
  * --repair abandons such a run, GC.md 6). */
-static int read_plan(char **text, size_t *len, const udr_store *s, const char *name)
+static int read_plan(char **text, size_t *len, const udr_store *s, const char *name, uint64_t epoch, uint64_t mark)
 {
-	char path[4200];
+	char path[4200], head[160];
 	int rc;
 	*text = NULL;
 	if ((rc = gc_path(path, sizeof(path), s, name)) < 0)
@@ -189,6 +189,14 @@ static int read_plan(char **text, size_t *len, const udr_store *s, const char *n
 	rc = udr__unseal(*text, *len, path, "gc plan");
 	if (rc == 0)
 		rc = udr__error_set(UDR_ECORRUPT, "corrupt gc plan %s: it has no seal (cut short or damaged)", path);
+	/* written by write_plan with the run's epoch and mark first: a sealed
+	 * plan of another run (another store's, another epoch's) put in its
+	 * place would delete the packs it names */
+	snprintf(head, sizeof(head), "{\"format\":1,\"kind\":\"udr-gc-plan\",\"epoch\":%" PRIu64 ",\"mark\":%" PRIu64 ",",
+	         epoch, mark);
+	if (rc > 0 && (*len < strlen(head) || memcmp(*text, head, strlen(head)) != 0))
+		rc = udr__error_set(UDR_ECORRUPT, "corrupt gc plan %s: not the plan of the run chunks/gc/STATE names "
+		                    "(epoch %" PRIu64 ", mark %" PRIu64 "): another run's", path, epoch, mark);
 	if (rc < 0) {
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "%s", udr_error_last()->message ? udr_error_last()->message : "");
@@ -200,11 +208,11 @@ static int read_plan(char **text, size_t *len, const udr_store *s, const char *n
 	return 0;
 }
 
-int udr__gc_plan_check(const udr_store *s, const char *name)
+int udr__gc_plan_check(const udr_store *s, const char *name, uint64_t epoch, uint64_t mark)
 {
 	char *text = NULL;
 	size_t len = 0;
-	int rc = read_plan(&text, &len, s, name);
+	int rc = read_plan(&text, &len, s, name, epoch, mark);
 	free(text);
 	return rc;
 }
@@ -219,7 +227,7 @@ static int finish_deleting(run *r)
 	r->resumed = true;
 	if ((rc = gc_path(path, sizeof(path), r->s, r->st.plan)) < 0)
 		return rc;
-	if ((rc = read_plan(&text, &len, r->s, r->st.plan)) < 0 || !text)
+	if ((rc = read_plan(&text, &len, r->s, r->st.plan, r->st.epoch, r->st.mark)) < 0 || !text)
 		return rc;
 	snprintf(packs, sizeof(packs), "%s/packs", r->s->path);
 	udr__phase_enter(UDR__PHASE_GC_RETIRE);
@@ -1901,7 +1909,7 @@ int udr__gc_repair(udr__gc_repair_out *out, udr_store *s, udr_catalog *c)
 		goto done;
 	if (out->rebuilt && (rc = rebuild_state(&r, out)) < 0)
 		goto done;
-	if (r.st.phase == UDR__GC_DELETING && r.st.plan[0] && udr__gc_plan_check(s, r.st.plan) == UDR_ECORRUPT) {
+	if (r.st.phase == UDR__GC_DELETING && r.st.plan[0] && udr__gc_plan_check(s, r.st.plan, r.st.epoch, r.st.mark) == UDR_ECORRUPT) {
 		/* its plan damaged: which packs it removes is not known for
 		 * sure, so none more goes.  STATE idle: the plan's packs are
 		 * visible again (dead copies and duplicates the guard checked;

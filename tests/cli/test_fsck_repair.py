@@ -218,13 +218,14 @@ def test_gc_killed_while_deleting_is_finished(udr, tmp_path):
 
 
 @needs_faults
-@pytest.mark.parametrize("how", ["flip", "cut"])
+@pytest.mark.parametrize("how", ["flip", "cut", "another-run"])
 def test_gc_killed_while_deleting_with_damaged_plan_is_abandoned(udr, tmp_path, how):
     """A run killed while deleting whose plan is then damaged (a flipped
     byte; cut in half, which lost its seal and was taken as an unsealed
-    file): gc and --repair both refused it (exit 4) while fsck said 0
-    problems, so nothing could get the store out; a cut plan was carried
-    out as far as its text went.  Now fsck counts it a problem naming the
+    file; a sealed plan of another run): gc and --repair both refused it
+    (exit 4) while fsck said 0 problems, so nothing could get the store
+    out; a cut plan was carried out as far as its text went, another run's
+    whole.  Now fsck counts it a problem naming the
     plan, gc refuses naming it and the way out, and --repair abandons the
     run (STATE idle, nothing more deleted; a pack whose index the run had
     removed is indexed again).  Found by tests/stress/test_sweep_gc.py."""
@@ -247,8 +248,15 @@ def test_gc_killed_while_deleting_with_damaged_plan_is_abandoned(udr, tmp_path, 
     raw = bytearray(plan.read_bytes())
     if how == "flip":
         raw[len(raw) // 2] ^= 0xFF
-    else:
+    elif how == "cut":
         del raw[len(raw) // 2:]
+    else:
+        # a sealed plan of another run (another mark): its seal passes;
+        # carried out, it would delete the packs it names
+        body = bytes(raw[:raw.rindex(b',"check":"')]).replace(b'"mark":', b'"mark":1', 1)
+        check = subprocess.run(["b3sum", "--no-names", "-"], input=body, check=True,
+                               capture_output=True).stdout.decode().strip()
+        raw = bytearray(body + b',"check":"' + check.encode() + b'"}\n')
     plan.write_bytes(bytes(raw))
     r = u("fsck")
     assert r.code == 4 and "corrupt gc plan" in r.out and st["plan"] in r.out, r

@@ -93,9 +93,6 @@ UNNOTICED_OK = {
     # a run killed while deleting whose plan is gone has nothing left to
     # delete that anyone can name (finish_deleting: ENOENT is done)
     ("plan-deleting", "delete"): "nothing left to delete",
-    # a sealed plan of another run of the same epoch: indistinguishable,
-    # and carried out (here it names the same packs; see the report)
-    ("plan-deleting", "replace"): "a valid plan of another run",
     # the doomed set is read only by writers while its run holds its lock
     # (FORMAT.md); a dead run's is removed unread
     ("doomed-planned", "byte-mid"): "read only while the run lives",
