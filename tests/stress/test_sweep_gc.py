@@ -4,41 +4,42 @@ of gc file x every kind of damage x every command that reads it.  The
 sweep of the other files of a store is test_sweep.py (its `damage` is
 reused here).
 
-One small store is built once, with a retention policy (t: keep the last
-3) and a finished gc run (STATE idle, epoch 1), then garbage and two more
-versions of t (t@4 and t@5 expire at the next run).  From it: three
+One small store is built once: tables t, k and u, a retention policy in
+the log (t keeps its last 3, grace 0), a finished gc run (STATE idle,
+epoch 1, a gc record), then t@7-8, u@1-2 and an uncommitted put (t@4 and
+t@5 expire at the next run), and a dead pinner's lease.  From it: three
 stores of a run of epoch 2 killed with SIGKILL (at UDR_PAUSE gc-doomed:
-STATE planned; at gc-guard: rewritten; at the n-th unlink: deleting) and
-a sibling with another policy (keep the last 1 of every table), whose run
-files and policy record are the "valid file of the same kind from another
-store".  Each (kind, damage) damages fresh copies of the store of its
-phase, and each command runs on a copy of its own: `udr show` + `udr get`
-of the kept versions, `udr gc --dry-run` and `udr fsck` (one copy), a put
-+ commit, `udr gc`, and `udr fsck --repair` followed, when it exits 0, by
-`udr gc` and `udr fsck`.
+STATE planned; at gc-guard: rewritten; at an unlink after a plan pack's
+index went: deleting), and a sibling with another policy (every table
+keeps its last 1) whose run files, STATE and policy record are the
+"valid file of the same kind from another store".  Each (kind, damage)
+damages three copies of the store of its phase: on the first `udr show`
+of every version + `udr get` of the kept ones, `udr gc --dry-run`, `udr
+fsck`, then a put + commit; on the second `udr gc`; on the third `udr
+fsck --repair` followed, when it exits 0, by `udr gc` and `udr fsck`.
+lease-live runs a Python transaction that pins t@4 in each copy and
+damages its lease.  The tests of one case share one xdist group (run with
+--dist loadgroup, as scripts/run-pytest.sh does).
 
-The rules (each its own test id):
-  * no command crashes, hangs or exits other than 0-6;
-  * after every command each kept version (k@1-3, t@6-8; t@4 too while a
-    live transaction pins it) reads back byte for byte, chunk by chunk
-    (`udr get` of the hashes the pristine store named: the chunk store
-    alone, so a damaged catalog file cannot hide a lost chunk); `udr show`
-    of a version exits 0 with the pristine answer, 6 (expired: t@4, t@5)
-    or 4, never 0 with another answer; a put + commit that exits 0 reads
-    back;
-  * damage is named: a command that exits non-zero says why, naming the
-    damaged file (its name, or its kind where the file is gone); and some
-    command (fsck, gc) notices every damage that matters (the exceptions
-    are listed in `unnoticed_ok` with the reason);
-  * after `udr fsck --repair` exits 0, `udr gc` exits 0 and `udr fsck` is
-    clean ("0 problems").
+The rules:
+  * test_command (per command): no crash, hang or exit other than 0-6;
+    after the command every kept version (k@1-3, t@6-8, u@1-2; t@4 too
+    while the live transaction's lease still says it pins it) reads back
+    byte for byte (`udr get` of the chunk hashes the pristine store named:
+    the chunk store alone, so a damaged catalog file cannot hide a lost
+    chunk); `udr show` exits 0 with the pristine answer, 6 (t@4, t@5) or
+    4, never 0 with another; a commit that exits 0 reads back; the pinning
+    transaction reads t@4 whole or gets an error, never other bytes; a
+    command that exits non-zero (but 6) names the damaged file; after
+    `fsck --repair` exits 0, `gc` exits 0 and `fsck` says 0 problems.
+  * test_noticed (per case): some command names the damage (a failure, a
+    `note:` or `found:` line), unless UNNOTICED_OK says why it need not.
 """
 import hashlib
 import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -301,9 +302,13 @@ def build(base, libdir):
     ok(idle, "put", f)
     S.chunks = {}
     S.show = {}
+    S.chunk_sha = {}
     for tv in KEPT + EXPIRING:
         S.show[tv] = ok(idle, "show", tv[0], str(tv[1]))
         S.chunks[tv] = json.loads(S.show[tv])["chunks"]
+        parts = [run_udr(idle, ["get", h]).out for h in S.chunks[tv]]
+        assert b"".join(parts) == S.data[tv], tv
+        S.chunk_sha.update((h, sha(b)) for h, b in zip(S.chunks[tv], parts))
     # a dead pinner's lease (the process killed: its lock went with it)
     S.libdir = libdir
     S.stale_lease = None
@@ -413,10 +418,63 @@ class Case:
         self.rel = None
 
 
-def read_kept(S, root, extra=()):
+# Reads chunks through the library (store.get, which verifies them) in one
+# long-lived process: the read-back after every command, without a `udr
+# get` process per chunk (the `show` path reads them with `udr get`).
+READER = r"""
+import hashlib, json, sys, udr
+for line in sys.stdin:
+    req = json.loads(line)
+    out = {}
+    try:
+        with udr.open(req["root"], create=False) as db:
+            for h in req["hashes"]:
+                try:
+                    out[h] = ["ok", hashlib.sha256(db.store.get(h)).hexdigest()]
+                except udr.Error as e:
+                    out[h] = [type(e).__name__, str(e)]
+    except udr.Error as e:
+        out = {h: [type(e).__name__, str(e)] for h in req["hashes"]}
+    print(json.dumps(out), flush=True)
+"""
+
+
+class Reader:
+    def __init__(self, libdir):
+        env = base_env()
+        env["PYTHONPATH"] = libdir
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        self.p = subprocess.Popen([sys.executable, "-c", READER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  env=env, text=True)
+
+    def get(self, root, hashes):
+        self.p.stdin.write(json.dumps({"root": root, "hashes": hashes}) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        assert line, "the reader died (exit %s)" % self.p.wait()
+        return json.loads(line)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def read_kept(S, root, extra=(), reader=None):
     """Every kept version's chunks, byte for byte: a list of problems."""
     bad = []
-    for tv in list(KEPT) + list(extra):
+    tvs = list(KEPT) + list(extra)
+    if reader:
+        got = reader.get(root, sorted({h for tv in tvs for h in S.chunks[tv]}))
+        for tv in tvs:
+            for h in S.chunks[tv]:
+                if got[h][0] != "ok":
+                    bad.append("%s@%d: chunk %s: store.get raised %s" % (tv[0], tv[1], h[:12], got[h]))
+                    break
+                if got[h][1] != S.chunk_sha[h]:
+                    bad.append("%s@%d: chunk %s: store.get returned other bytes" % (tv[0], tv[1], h[:12]))
+                    break
+        return bad
+    for tv in tvs:
         data = b""
         for h in S.chunks[tv]:
             r = run_udr(root, ["get", h])
@@ -436,6 +494,7 @@ class Sweep:
         self.work = work
         self.results = {}
         self.n = 0
+        self.reader = Reader(S.libdir) if S.libdir else None
 
     def copy(self, kind, how):
         S = self.S
@@ -542,7 +601,7 @@ class Sweep:
                     bad.append("fsck --repair exit 0, gc, then fsck not clean: %r\nrepair: %r" % (f, r))
         # after `show` too: the `udr get` of every kept version's chunks is
         # the read path of the chunk store
-        bad.extend(read_kept(S, root, extra))
+        bad.extend(read_kept(S, root, extra, None if path == "show" else self.reader))
         if holder and path in ("gc", "repair", "gc_dry"):
             got = holder.read()
             if "ok" in got and got["ok"] != sha(S.data[PINNED]):
@@ -556,7 +615,10 @@ def sweep(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("sweepgc"))
     libdir = None if SANITIZE else python_libdir()
     S = build(base, libdir)
-    yield Sweep(S, os.path.join(base, "work"))
+    sw = Sweep(S, os.path.join(base, "work"))
+    yield sw
+    if sw.reader:
+        sw.reader.close()
     shutil.rmtree(base, ignore_errors=True)
 
 
