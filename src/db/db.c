@@ -340,6 +340,8 @@ int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *opts)
 	}
 	if (expire && !opts->dry_run && (rc = gc_precheck(db)) < 0)
 		return rc;
+	if (expire && opts->progress) /* the plan reads every version file, the step may wait for writers */
+		opts->progress("expire", 0, 0, opts->progress_payload);
 	if (expire && (rc = udr_retention_apply(&xjson, db->catalog, opts->rule, NULL,
 	                                        UDR_RETENTION_POLICY | (opts->dry_run ? UDR_RETENTION_DRY_RUN : 0))) < 0)
 		return rc;

@@ -1092,7 +1092,9 @@ static int guard(run *r)
 		}
 		if (rc < 0)
 			break;
-		if (slow && (rc = guard_one(r, &h, &ok)) == 0 && !ok)
+		if (!slow)
+			continue; /* counted when its header is read below */
+		if ((rc = guard_one(r, &h, &ok)) == 0 && !ok)
 			rc = guard_lost(&h);
 		if ((++done & 1023) == 0)
 			progress(r, "verify", done, m->live);
@@ -1135,6 +1137,8 @@ static int guard(run *r)
 		}
 		a = b;
 	}
+	if (rc == 0) /* the line ends at its total, as mark's and rewrite's do */
+		progress(r, "verify", done, m->live);
 	free(buf);
 	free(q);
 	free(pk);
@@ -1630,6 +1634,9 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		                    "udr fsck: once it finds no problem in %s it lets gc run again", r.st.epoch, r.st.last ? r.st.last : "no reason recorded", s->path);
 		goto done;
 	}
+	/* the unlocked mark below is most of a run's marking: its line from
+	 * the start, not once it is over */
+	progress(&r, "mark", 0, 0);
 	/* unchaining only adds copies: decided on a mark made without
 	 * stopping writers, and written before the world stops (a failure
 	 * here, e.g. a pack a writer's repack removed under the mark, leaves

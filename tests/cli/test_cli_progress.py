@@ -1,11 +1,14 @@
 """The progress display of put, commit --file and get: on a terminal only."""
+import json
 import os
 import pty
 import subprocess
 import threading
 import time
 
-from conftest import UDR_BIN, base_env
+import pytest
+
+from conftest import FAULT_INJECTION, UDR_BIN, base_env, tree_snapshot
 
 MiB = 1 << 20
 
@@ -151,3 +154,139 @@ def test_upgrade_progress_on_terminal(udr2):
     code, out, tty = run_with_tty_stderr(["--store", udr2.root, "upgrade"])
     assert code == 0 and tty == "" and "already format 3" in out.decode()
     assert udr2("fsck").code == 0
+
+
+# ---- udr gc (docs/GC.md 7.1: one progress line per phase on a terminal) ----
+
+def gc_store(udr, tmp_path, n=4):
+    """n versions of t (one pack of n 300 KB pieces) and an uncommitted put."""
+    for i in range(n):
+        f = tmp_path / ("v%d" % i)
+        f.write_bytes(os.urandom(300_000))
+        udr.ok("commit", "t", "--next", "--file", f)
+    udr.put(os.urandom(200_000))
+
+
+def gc_frames(tty):
+    """The gc lines drawn: [(phase, done, total)], total None when not given."""
+    out = []
+    for f in tty.split("\r"):
+        f = f.replace("\x1b[K", "")
+        if not f:
+            continue
+        assert f.startswith("gc: "), repr(tty)
+        words = f[4:].split()
+        if len(words) == 1:
+            out.append((words[0], None, None))
+        else:
+            assert len(words) == 2, repr(tty)
+            done, total = map(int, words[1].split("/"))
+            out.append((words[0], done, total))
+    return out
+
+
+def phases(frames):
+    seen = []
+    for p, _, _ in frames:
+        if not seen or seen[-1] != p:
+            seen.append(p)
+    return seen
+
+
+def test_gc_progress_on_terminal_json_on_stdout(udr, tmp_path):
+    gc_store(udr, tmp_path)
+    code, out, tty = run_with_tty_stderr(["--store", udr.root, "gc", "--keep-last", "1", "--grace", "0s",
+                                          "--json"])
+    assert code == 0, tty
+    rep = json.loads(out)  # stdout is the report alone
+    assert b"\r" not in out and b"\x1b" not in out and b"gc:" not in out
+    assert rep["removed"]["objects"] == 4 and rep["removed"]["packs_rewritten"] == 1, rep
+    fr = gc_frames(tty)
+    # each phase shown, in order; the expire step first (it may wait for writers)
+    assert phases(fr) == ["expire", "mark", "rewrite", "verify", "delete"], fr
+    for p, done, total in fr:
+        assert total is None or done <= total, fr
+    # a counted phase ends at its total: never short, never past it
+    for p in ("mark", "rewrite", "verify", "delete"):
+        last = [f for f in fr if f[0] == p][-1]
+        assert last[1] == last[2], (p, fr)
+    assert [f for f in fr if f[0] == "mark"][-1][2] == rep["mark"]["objects"]
+    assert [f for f in fr if f[0] == "verify"][-1][2] == rep["mark"]["live"]
+    # cleared at the end: nothing but progress on the terminal, no newline
+    assert tty.endswith("\r\x1b[K") and "\n" not in tty, repr(tty)
+    assert udr.ok("fsck").code == 0
+
+
+def test_gc_dry_run_progress_on_terminal(udr, tmp_path):
+    gc_store(udr, tmp_path)
+    before = tree_snapshot(udr.root / "chunks" / "packs")
+    code, out, tty = run_with_tty_stderr(["--store", udr.root, "gc", "--dry-run", "--keep-last", "1",
+                                          "--grace", "0s"])
+    assert code == 0, tty
+    assert out.decode().startswith("would expire 3 versions") and "dry run:" in out.decode(), out
+    fr = gc_frames(tty)
+    # marks, removes nothing: no rewrite, verify or delete line
+    assert phases(fr) == ["expire", "mark"], fr
+    assert fr[-1][1] == fr[-1][2] > 0
+    assert tty.endswith("\r\x1b[K") and "\n" not in tty, repr(tty)
+    assert tree_snapshot(udr.root / "chunks" / "packs") == before
+    for v in (1, 2, 3, 4):
+        assert udr("show", "t", str(v)).code == 0
+
+
+def test_gc_nothing_to_remove_shows_mark_only(udr, tmp_path):
+    gc_store(udr, tmp_path, n=1)
+    code, out, tty = run_with_tty_stderr(["--store", udr.root, "gc", "--json"])  # the put is young
+    assert code == 0, tty
+    assert json.loads(out)["removed"]["objects"] == 0
+    assert phases(gc_frames(tty)) == ["mark"], repr(tty)
+
+
+def test_gc_no_progress_off_a_terminal_or_quiet(udr, tmp_path):
+    gc_store(udr, tmp_path)
+    r = udr("gc", "--keep-last", "3", "--grace", "0s", "--json")
+    assert r.code == 0, r
+    assert r.stderr == "" and json.loads(r.out)["removed"]["objects"] == 2
+    code, out, tty = run_with_tty_stderr(["--store", udr.root, "gc", "-q", "--keep-last", "1", "--grace", "0s"])
+    assert code == 0 and tty == "" and out == b"", repr(tty)
+    assert [udr("show", "t", str(v)).code for v in (1, 2, 3, 4)] == [6, 6, 6, 0]
+
+
+@pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE needs a UDR_FAULT_INJECTION build")
+def test_gc_mark_line_shown_while_the_unlocked_mark_runs(udr, tmp_path):
+    """A run marks twice: first without stopping writers (most of the
+    work on a big store), then under the locks.  The mark line is on the
+    terminal from the start, not only once the first mark is over."""
+    gc_store(udr, tmp_path)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s", "--json"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                            env=base_env({"UDR_PAUSE": "gc-premark:%s" % pause}))
+    os.close(slave)
+    seen = []
+    t = threading.Thread(target=lambda: seen.extend(iter(lambda: _read(master), b"")))
+    t.start()
+    try:
+        end = time.time() + 30
+        while not (pause / "gc-premark.reached").exists():
+            assert time.time() < end and proc.poll() is None
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert phases(gc_frames(b"".join(seen).decode())) == ["mark"], seen
+    finally:
+        (pause / "gc-premark.go").touch()
+        out = proc.stdout.read()
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 0
+        t.join()
+        os.close(master)
+    assert json.loads(out)["removed"]["objects"] == 1
+
+
+def _read(fd):
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other side is closed
+        return b""
