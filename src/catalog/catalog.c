@@ -849,12 +849,11 @@ int udr__expiring_wait(udr_catalog *c)
 		struct timespec ts = {0, 1000000};
 		if (r == 0 && g % 2 == 0)
 			break; /* no expire step in progress */
-		if (r == -2) {
-			sched_yield(); /* being written: read again */
-			continue;
-		}
-		/* odd, or unreadable (missing, or being created): is an expirer
-		 * alive?  If the lock is free, none is (or it just ended) */
+		/* odd, unreadable (missing, or being created) or a check that
+		 * does not match (being written, or damaged for good): is an
+		 * expirer alive?  If the lock is free, none is (or it just
+		 * ended); only a live one writes it, so a torn value with the
+		 * lock free is damage, not a write to wait for */
 		if (fd < 0 && (fd = UDR_IO->open(path, O_RDONLY | O_CLOEXEC, 0)) < 0) {
 			if (errno == ENOENT)
 				break; /* no expirer ever ran */
