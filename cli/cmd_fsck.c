@@ -675,6 +675,17 @@ static int repair_step(json_t **out, udr_db *db, bool json)
 			       n == 1 ? "its" : "their", PLURAL(n));
 		if (json_is_true(json_object_get(r, "midx")))
 			printf("repair: rebuilt the multi-pack index\n");
+		{
+			json_t *x = json_object_get(r, "expiring");
+			const char *was = json_string_value(json_object_get(x, "was"));
+
+			if (was && strcmp(was, "odd") == 0)
+				printf("repair: catalog/expiring was left odd (%" PRIu64 ") by an expire step whose process "
+				       "died: made even (%" PRIu64 ")\n", jint(x, "generation"), jint(x, "generation") + 1);
+			else if (was)
+				printf("repair: catalog/expiring was damaged (%s): written anew, even (0)\n",
+				       json_string_value(json_object_get(x, "damage")));
+		}
 		if ((n = jint(r, "query_cache_removed")) > 0)
 			printf("repair: removed %" PRIu64 " query cache file%s failing verification\n", n, PLURAL(n));
 		if (json_is_true(json_object_get(r, "query_cache_busy")))
@@ -852,6 +863,17 @@ static int dry_repair_step(json_t **out, udr_db *db, bool json)
 			WOULD("cut a torn record (%" PRIu64 " byte%s) off chunks/gc/fresh", n, PLURAL(n));
 		if ((n = jint(st, "stale_leases")) > 0)
 			WOULD("remove %" PRIu64 " stale lease%s of dead processes", n, PLURAL(n));
+		{
+			json_t *x = json_object_get(st, "expiring");
+			const char *xs = json_string_value(json_object_get(x, "state"));
+
+			if (xs && strcmp(xs, "odd") == 0)
+				WOULD("make catalog/expiring even (%" PRIu64 "): an expire step whose process died left it odd",
+				      jint(x, "generation") + 1);
+			else if (xs && strcmp(xs, "damaged") == 0)
+				WOULD("write catalog/expiring anew, even (0): it is damaged (%s)",
+				      json_string_value(json_object_get(x, "damage")));
+		}
 		WOULD("rebuild what the check below finds damaged and derivable (pack indexes, the multi-pack index, "
 		      "checkpoints) and remove temp files of dead writers; verify the query cache");
 	}
@@ -1030,7 +1052,7 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			json_t *d = json_object_get(json_object_get(r, "leases"), "damaged");
 			const char *phase = json_string_value(json_object_get(r, "phase"));
 
-			char msg[4][600];
+			char msg[5][600];
 			int nm = 0;
 			json_t *rf = json_object_get(r, "run_files");
 
@@ -1067,6 +1089,31 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 			         json_is_null(json_object_get(r, "running")))
 				snprintf(msg[nm++], sizeof(msg[0]), "gc epoch %" PRIu64 " was interrupted (%s); the next udr gc "
 				         "or udr fsck --repair finishes it", jint(r, "epoch"), phase);
+			{
+				/* the expire handshake's file (GC.md 2.2, 6): damaged
+				 * is a problem, odd with its lock free a crash's
+				 * leftover that nobody waits on */
+				json_t *x = json_object_get(r, "expiring");
+				const char *xs = json_string_value(json_object_get(x, "state"));
+				const char *xp = json_string_value(json_object_get(x, "path"));
+
+				if (xs && strcmp(xs, "damaged") == 0) {
+					char pm[900];
+
+					snprintf(pm, sizeof(pm), "%.200s is damaged: %.200s; readers and pinners go on (they wait "
+					         "only while its lock is held), udr fsck --repair writes it anew", xp ? xp : "expiring",
+					         json_string_value(json_object_get(x, "damage")));
+					if (repairs.json)
+						json_problem(last.list, "corrupt", "catalog", "expiring", xp, pm);
+					else
+						printf("corrupt catalog/expiring: %s\n", pm);
+					last.problems++;
+				} else if (xs && strcmp(xs, "odd") == 0) {
+					snprintf(msg[nm++], sizeof(msg[0]), "catalog/expiring is odd (%" PRIu64 "): an expire step "
+					         "was interrupted (its process died, nothing waits on it); udr fsck --repair makes "
+					         "it even", jint(x, "generation"));
+				}
+			}
 			if (jint(r, "stale_leases") > 0)
 				snprintf(msg[nm++], sizeof(msg[0]), "%" PRIu64 " lease file%s of dead processes; udr fsck "
 				         "--repair or udr gc removes them", jint(r, "stale_leases"),

@@ -75,8 +75,11 @@ UDR_EXTERN int udr_db_gc(char **report_json, udr_db *db, const udr_gc_options *o
  * plan-/doomed-/dead-/journal- files in chunks/gc that STATE does not name
  * (none listed when STATE is damaged), "plan_damage": present only while
  * STATE says deleting and the plan it names is damaged or unsealed: the
- * message (no run can finish it; udr fsck --repair abandons it)}); freed
- * with udr_free.
+ * message (no run can finish it; udr fsck --repair abandons it),
+ * "expiring": catalog/expiring
+ * {"state":"missing"|"even"|"odd"|"busy"|"damaged","generation":N|null,
+ * "damage":why|null,"path"} (odd: an expirer died mid-step; busy: an
+ * expire step runs)}); freed with udr_free.
  */
 UDR_EXTERN int udr_db_gc_status(char **state_json, udr_db *db);
 
@@ -106,7 +109,9 @@ UDR_EXTERN int udr_db_gc_reset(int *was_aborted, udr_db *db);
  * @param[out] report_json what was done, freed with udr_free:
  *   {"gc_phase":"idle"|"planned"|...,"gc_epoch":N,"gc_finished":bool,
  *    "gc_abandoned":bool,"gc_files":N,"fresh_cut_bytes":N,"leases":N,
- *    "pack_indexes":N,"pack_indexes_rewritten":N,"midx":bool}
+ *    "pack_indexes":N,"pack_indexes_rewritten":N,"midx":bool,
+ *    "expiring":null or {"was":"odd"|"damaged","generation":N|null,"damage"}:
+ *    catalog/expiring made even when no expirer held it}
  * @return 0; UDR_EINVAL; UDR_ELOCKED (a gc runs: its pid named; nothing
  *         done); UDR_ECORRUPT (STATE or a plan damaged); UDR_EIO; UDR_ENOMEM.
  */

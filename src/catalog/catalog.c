@@ -837,6 +837,151 @@ void udr__expiring_end(int fd, udr_catalog *c)
 	UDR_IO->close(fd); /* the lock goes with the descriptor */
 }
 
+/* The strict form: 20 digits, a space, the 16 hex of the check, "\n".
+ * 0 and *g; else -1 with why[] said. */
+static int expiring_parse(uint64_t *g, const char *text, size_t len, char *why, size_t whysz)
+{
+	uint64_t chk = 0;
+	if (len == 0) {
+		snprintf(why, whysz, "empty");
+		return -1;
+	}
+	if (len < HEAD_TEXT_LEN) {
+		/* the start of one (digits, then the space, then hex) cut short */
+		bool prefix = true;
+		for (size_t i = 0; i < len && prefix; i++) {
+			char ch = text[i];
+			prefix = i < SEQ_DIGITS ? ch >= '0' && ch <= '9'
+			         : i == SEQ_DIGITS ? ch == ' '
+			                           : (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+		}
+		if (prefix)
+			snprintf(why, whysz, "truncated (%zu bytes of %d)", len, HEAD_TEXT_LEN);
+		else
+			snprintf(why, whysz, "not a generation in HEAD's format (%zu bytes)", len);
+		return -1;
+	}
+	if (len > HEAD_TEXT_LEN || text[SEQ_DIGITS] != ' ' || text[HEAD_TEXT_LEN - 1] != '\n' ||
+	    udr__parse_u64(g, text, SEQ_DIGITS) < 0) {
+		snprintf(why, whysz, "not a generation in HEAD's format (%zu bytes)", len);
+		return -1;
+	}
+	for (size_t i = SEQ_DIGITS + 1; i < HEAD_TEXT_LEN - 1; i++) {
+		char ch = text[i];
+		int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+		if (d < 0) {
+			snprintf(why, whysz, "not a generation in HEAD's format (bad check digits)");
+			return -1;
+		}
+		chk = chk << 4 | (uint64_t)d;
+	}
+	if (chk != head_check(*g)) {
+		snprintf(why, whysz, "its check does not match its generation %llu", (unsigned long long)*g);
+		return -1;
+	}
+	return 0;
+}
+
+/* Read the open file fd whole (at most 64 bytes) and judge it. */
+static void expiring_judge(udr__expiring_info *out, int fd)
+{
+	char text[65];
+	ssize_t n = UDR_IO->pread(fd, text, sizeof(text), 0);
+	if (n < 0) {
+		out->state = UDR__EXPIRING_DAMAGED;
+		snprintf(out->damage, sizeof(out->damage), "cannot be read: %s", strerror(errno));
+		return;
+	}
+	if (expiring_parse(&out->gen, text, (size_t)n, out->damage, sizeof(out->damage)) < 0) {
+		out->state = UDR__EXPIRING_DAMAGED;
+		out->gen = 0;
+		return;
+	}
+	out->state = out->gen % 2 ? UDR__EXPIRING_ODD : UDR__EXPIRING_EVEN;
+}
+
+/* Open catalog/expiring and take lock_op (LOCK_NB) on it: 0 with *fd; 1
+ * when out says all (missing, busy, not a file); < 0 an error. */
+static int expiring_take(int *fd, udr__expiring_info *out, udr_catalog *c, int flags, int lock_op)
+{
+	char *path = expiring_path(c);
+	struct stat st;
+	int rc = 0;
+	*fd = -1;
+	memset(out, 0, sizeof(*out));
+	if (!path)
+		return udr__error_oom();
+	snprintf(out->path, sizeof(out->path), "%s", path);
+	if (UDR_IO->stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			out->state = UDR__EXPIRING_MISSING;
+		else
+			rc = udr__error_io(errno, "cannot stat %s", path);
+		free(path);
+		return rc < 0 ? rc : 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		out->state = UDR__EXPIRING_DAMAGED;
+		snprintf(out->damage, sizeof(out->damage), "not a regular file");
+		free(path);
+		return 1;
+	}
+	if ((*fd = UDR_IO->open(path, flags | O_CLOEXEC, 0)) < 0) {
+		rc = errno == ENOENT ? (out->state = UDR__EXPIRING_MISSING, 1)
+		                     : udr__error_io(errno, "cannot open %s", path);
+		free(path);
+		return rc;
+	}
+	free(path);
+	while (UDR_IO->flock(*fd, lock_op | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		rc = errno == EWOULDBLOCK ? (out->state = UDR__EXPIRING_BUSY, 1)
+		                          : udr__error_io(errno, "cannot lock %s", out->path);
+		UDR_IO->close(*fd);
+		*fd = -1;
+		return rc;
+	}
+	return 0;
+}
+
+int udr__expiring_check(udr__expiring_info *out, udr_catalog *c)
+{
+	int fd, rc = expiring_take(&fd, out, c, O_RDONLY, LOCK_SH);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	/* under LOCK_SH no expirer writes it: what is read is what stays */
+	expiring_judge(out, fd);
+	UDR_IO->close(fd);
+	return 0;
+}
+
+int udr__expiring_repair(udr__expiring_info *was, int *fixed, udr_catalog *c)
+{
+	char text[64];
+	uint64_t g;
+	int len, fd, rc = expiring_take(&fd, was, c, O_RDWR, LOCK_EX);
+	*fixed = 0;
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	expiring_judge(was, fd);
+	if (was->state == UDR__EXPIRING_ODD || was->state == UDR__EXPIRING_DAMAGED) {
+		/* in place, on the inode a pinner probes, under LOCK_EX as an
+		 * expirer writes it: even, so no pinner takes it for a step in
+		 * progress; a damaged value starts over at 0 (only its parity
+		 * is read) */
+		g = was->state == UDR__EXPIRING_ODD ? was->gen + 1 : 0;
+		len = head_text(text, sizeof(text), g);
+		errno = 0;
+		if (pwrite(fd, text, (size_t)len, 0) != len || ftruncate(fd, len) < 0)
+			rc = udr__error_io(errno ? errno : ENOSPC, "cannot write %s", was->path);
+		else
+			*fixed = 1;
+	}
+	UDR_IO->close(fd);
+	return rc;
+}
+
 int udr__expiring_wait(udr_catalog *c)
 {
 	char *path = expiring_path(c);

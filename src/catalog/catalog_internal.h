@@ -78,6 +78,25 @@ int udr__catalog_pin_after(uint64_t *pin, udr_catalog *c, uint64_t after, const 
 int udr__expiring_begin(int *fd, udr_catalog *c);
 void udr__expiring_end(int fd, udr_catalog *c);
 int udr__expiring_wait(udr_catalog *c);
+/* What catalog/expiring says, for fsck (GC.md 6): missing (no expire ever
+ * ran: fine), even, odd with its lock free (an expirer died mid-step:
+ * pinners do not wait for it), busy (an expire step runs now), damaged
+ * (not exactly 20 digits, a space, the check, a newline; damage[] says
+ * how).  Strict where the handshake's readers are lenient. */
+enum { UDR__EXPIRING_MISSING, UDR__EXPIRING_EVEN, UDR__EXPIRING_ODD, UDR__EXPIRING_BUSY, UDR__EXPIRING_DAMAGED };
+typedef struct udr__expiring_info {
+	int state;
+	uint64_t gen;      /* EVEN, ODD: the generation */
+	char damage[96];   /* DAMAGED: why */
+	char path[4200];
+} udr__expiring_info;
+/* Read without waiting (LOCK_SH|LOCK_NB: a running step is BUSY, not read).
+ * 0, or UDR_EIO/UDR_ENOMEM. */
+int udr__expiring_check(udr__expiring_info *out, udr_catalog *c);
+/* fsck --repair: under LOCK_EX|LOCK_NB (never while an expirer runs), an
+ * odd value made even (g + 1), a damaged one written anew as 0, in place.
+ * *was: what it found; *fixed: 1 when it wrote.  0, or UDR_EIO/UDR_ENOMEM. */
+int udr__expiring_repair(udr__expiring_info *was, int *fixed, udr_catalog *c);
 
 /* The calling thread holds the writer lock (or recovery's locks) of c and
  * sees linked records past the durable horizon.  Readers see the log up to

@@ -454,6 +454,33 @@ static int status_run_files(udr__buf *b, udr_db *db, const udr__gcstate *st, boo
 	return rc == 0 ? udr__buf_puts(b, "]") : rc;
 }
 
+static const char *const expiring_states[] = {"missing", "even", "odd", "busy", "damaged"};
+
+/* ,"expiring":{"state":"missing|even|odd|busy|damaged","generation":N|null,
+ * "damage":TEXT|null,"path":PATH}: the expire handshake's file (GC.md 2.2,
+ * 6); odd means an expirer died mid-step (its lock is free). */
+static int status_expiring(udr__buf *b, udr_db *db)
+{
+	udr__expiring_info x;
+	json_t *o;
+	char *text;
+	int rc = udr__expiring_check(&x, db->catalog);
+	if (rc < 0)
+		return rc;
+	o = json_pack("{s:s, s:o, s:o, s:s}", "state", expiring_states[x.state], "generation",
+	              x.state == UDR__EXPIRING_EVEN || x.state == UDR__EXPIRING_ODD ? json_integer((json_int_t)x.gen)
+	                                                                           : json_null(),
+	              "damage", x.state == UDR__EXPIRING_DAMAGED ? json_string(x.damage) : json_null(), "path", x.path);
+	if (!o || !(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+		json_decref(o);
+		return udr__error_oom();
+	}
+	json_decref(o);
+	rc = udr__buf_printf(b, ",\"expiring\":%s", text);
+	free(text);
+	return rc;
+}
+
 int udr_db_gc_status(char **state_json, udr_db *db)
 {
 	udr__gcstate st;
@@ -547,6 +574,8 @@ int udr_db_gc_status(char **state_json, udr_db *db)
 	if (rc == 0)
 		rc = status_run_files(&b, db, &st, damaged);
 	if (rc == 0)
+		rc = status_expiring(&b, db);
+	if (rc == 0)
 		rc = udr__buf_puts(&b, "}");
 	udr__gcstate_release(&st);
 	if (rc < 0) {
@@ -606,6 +635,8 @@ int udr_db_repair(char **report_json, udr_db *db)
 {
 	udr__gc_repair_out g;
 	udr__lease_set ls;
+	udr__expiring_info xw;
+	int xfixed = 0;
 	uint64_t indexes = 0, rewritten = 0;
 	bool midx = false;
 	json_t *o;
@@ -623,18 +654,28 @@ int udr_db_repair(char **report_json, udr_db *db)
 	memset(&ls, 0, sizeof(ls));
 	if ((rc = udr__leases_collect(&ls, db->catalog->path)) < 0)
 		return rc;
+	/* catalog/expiring left odd by a dead expirer, or damaged: made even
+	 * in place when no expirer holds it (GC.md 6) */
+	if ((rc = udr__expiring_repair(&xw, &xfixed, db->catalog)) < 0) {
+		udr__lease_set_free(&ls);
+		return rc;
+	}
 	if ((rc = udr__store_repair_packs(db->store, &indexes, &rewritten, &midx)) < 0) {
 		udr__lease_set_free(&ls);
 		return rc;
 	}
-	o = json_pack("{s:s, s:I, s:b, s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "gc_phase",
+	o = json_pack("{s:s, s:I, s:b, s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "gc_phase",
 	              g.rebuilt ? "damaged" : udr__gc_phase_name((enum udr__gc_phase)g.phase), "gc_epoch",
 	              (json_int_t)g.epoch, "gc_finished", g.finished, "gc_abandoned", g.abandoned, "gc_plan_damaged",
 	              g.plan_damaged, "gc_state_rebuilt",
 	              g.rebuilt, "gc_seq", (json_int_t)g.gc_seq, "gc_files", (json_int_t)g.run_files,
 	              "fresh_cut_bytes", (json_int_t)(g.fresh_cut[0] + g.fresh_cut[1]), "leases",
 	              (json_int_t)ls.removed, "pack_indexes", (json_int_t)indexes, "pack_indexes_rewritten",
-	              (json_int_t)rewritten, "midx", midx);
+	              (json_int_t)rewritten, "midx", midx, "expiring",
+	              !xfixed ? json_null()
+	                      : json_pack("{s:s, s:o, s:s}", "was", expiring_states[xw.state], "generation",
+	                                  xw.state == UDR__EXPIRING_ODD ? json_integer((json_int_t)xw.gen) : json_null(),
+	                                  "damage", xw.state == UDR__EXPIRING_DAMAGED ? xw.damage : ""));
 	udr__lease_set_free(&ls);
 	if (!o)
 		return udr__error_oom();

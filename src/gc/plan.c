@@ -916,6 +916,7 @@ int udr_retention_apply(char **report_json, struct udr_catalog *c, const udr_ret
 		/* pinners read the head after we say even: it must show E */
 		while (rc == 0 && seq > 0 && (rc = udr__catalog_true_head(&h, c)) == 0 && h < seq)
 			sched_yield();
+		udr__test_pause("expire-linked"); /* tests: E linked, expiring still odd */
 		udr__expiring_end(xfd, c);
 		if (rc < 0)
 			goto out;
