@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -76,9 +77,24 @@ static int gc_opt(int opt, const char *arg, void *payload)
 	return CLI_EXIT_USAGE;
 }
 
+/* At most one redraw each PROGRESS_MS within a phase (a rewrite reports
+ * every entry: thousands of lines a second on a terminal otherwise); a new
+ * phase and a phase's last step are always drawn. */
+#define PROGRESS_MS 100
+
 static void progress_cb(const char *phase, uint64_t done, uint64_t total, void *payload)
 {
+	static char last[32];
+	static int64_t last_ms;
+	struct timespec ts;
+	int64_t now;
 	(void)payload;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (strcmp(last, phase) == 0 && !(total && done >= total) && now - last_ms < PROGRESS_MS)
+		return;
+	snprintf(last, sizeof(last), "%s", phase);
+	last_ms = now;
 	if (total)
 		fprintf(stderr, "\r\033[Kgc: %s %" PRIu64 "/%" PRIu64, phase, done, total);
 	else
