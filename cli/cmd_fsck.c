@@ -811,6 +811,13 @@ static const udr_io_methods ro_methods = {
 	ro_path2, ro_path2, ro_unlink, ro_mkdir, ro_stat, ro_fstat, ro_flock, ro_link_fd, ro_fd,
 };
 
+/* catalog/expiring damaged in its bytes (--repair rewrites it), not a
+ * directory or other non-file in its place, nor unreadable (left to a person) */
+static bool expiring_rewritable(const char *damage)
+{
+	return damage && strncmp(damage, "not a regular file", 18) != 0 && strncmp(damage, "cannot", 6) != 0;
+}
+
 /*
  * --repair --dry-run's own step: what udr_db_repair would do, read from the
  * gc status (nothing taken, nothing written), one "would: ..." line each
@@ -870,7 +877,7 @@ static int dry_repair_step(json_t **out, udr_db *db, bool json)
 			if (xs && strcmp(xs, "odd") == 0)
 				WOULD("make catalog/expiring even (%" PRIu64 "): an expire step whose process died left it odd",
 				      jint(x, "generation") + 1);
-			else if (xs && strcmp(xs, "damaged") == 0)
+			else if (xs && strcmp(xs, "damaged") == 0 && expiring_rewritable(json_string_value(json_object_get(x, "damage"))))
 				WOULD("write catalog/expiring anew, even (0): it is damaged (%s)",
 				      json_string_value(json_object_get(x, "damage")));
 		}
@@ -1099,10 +1106,12 @@ int cli_cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 
 				if (xs && strcmp(xs, "damaged") == 0) {
 					char pm[900];
+					const char *dm = json_string_value(json_object_get(x, "damage"));
 
 					snprintf(pm, sizeof(pm), "%.200s is damaged: %.200s; readers and pinners go on (they wait "
-					         "only while its lock is held), udr fsck --repair writes it anew", xp ? xp : "expiring",
-					         json_string_value(json_object_get(x, "damage")));
+					         "only while its lock is held), %s", xp ? xp : "expiring", dm ? dm : "?",
+					         expiring_rewritable(dm) ? "udr fsck --repair writes it anew"
+					                                 : "expire steps fail until it is moved away by hand");
 					if (repairs.json)
 						json_problem(last.list, "corrupt", "catalog", "expiring", xp, pm);
 					else

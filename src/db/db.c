@@ -465,8 +465,13 @@ static int status_expiring(udr__buf *b, udr_db *db)
 	json_t *o;
 	char *text;
 	int rc = udr__expiring_check(&x, db->catalog);
-	if (rc < 0)
-		return rc;
+	if (rc < 0) {
+		/* said, not fatal: the rest of the status stays readable */
+		x.state = UDR__EXPIRING_DAMAGED;
+		snprintf(x.damage, sizeof(x.damage), "cannot be checked: %s",
+		         udr_error_last()->message ? udr_error_last()->message : "error");
+		udr_error_clear();
+	}
 	o = json_pack("{s:s, s:o, s:o, s:s}", "state", expiring_states[x.state], "generation",
 	              x.state == UDR__EXPIRING_EVEN || x.state == UDR__EXPIRING_ODD ? json_integer((json_int_t)x.gen)
 	                                                                           : json_null(),

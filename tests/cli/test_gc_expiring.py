@@ -248,3 +248,20 @@ def test_repair_leaves_a_running_expirer_alone(udr, tmp_path):
     assert ex.returncode == 0, err
     assert generation(udr) == 4
     check_everything_reads(udr, data, expired=(1, 2, 3))
+
+
+def test_a_directory_in_its_place_is_named_and_left_to_a_person(udr, tmp_path):
+    data = make_store(udr, tmp_path)
+    expiring(udr).unlink()
+    expiring(udr).mkdir()
+    pinner(udr, tmp_path)
+    r = udr("gc", "--keep-last", "1", "--grace", "0s")  # the expirer cannot open it: nothing expired
+    assert r.code == 5 and "expiring" in r.stderr, r
+    check_everything_reads(udr, data)
+    r = udr("fsck", "--repair")
+    assert r.code == 4, r
+    assert "corrupt catalog/expiring: %s is damaged: not a regular file" % expiring(udr) in r.out, r.out
+    assert "moved away by hand" in r.out and "repair: catalog/expiring" not in r.out, r.out
+    assert expiring(udr).is_dir()
+    expiring(udr).rmdir()
+    assert udr("fsck").code == 0
