@@ -546,6 +546,21 @@ def test_query_cache_parts_of_gone_content_go(udr):
     assert not (cache / (dead + ".parquet")).exists() and not (cache / ("ab" * 32 + ".parquet")).exists()
 
 
+def gc_at_guard(udr, tmp_path):
+    """`udr gc --grace 0s` held at its guard (UDR_PAUSE gc-guard): the
+    process and the pause directory (touch gc-guard.go to let it on)."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
+                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t = time.monotonic() + 60
+    while not (pause / "gc-guard.reached").exists():
+        assert p.poll() is None and time.monotonic() < t, p.communicate()
+        time.sleep(0.01)
+    return p, pause
+
+
 @needs_faults
 def test_guard_failure_aborts_nothing_deleted(udr, tmp_path):
     """5.3: a live copy lost between mark and the guard (its pack removed
@@ -556,15 +571,7 @@ def test_guard_failure_aborts_nothing_deleted(udr, tmp_path):
     h = udr.put(data)
     udr.ok("commit", "t", "--next", h)
     junk = udr.put(rnd(200_000, 42))
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
-                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    t = time.monotonic() + 60
-    while not (pause / "gc-guard.reached").exists():
-        assert p.poll() is None and time.monotonic() < t, p.communicate()
-        time.sleep(0.01)
+    p, pause = gc_at_guard(udr, tmp_path)
     copies = udr.locate(h)  # the old pack, and the rewrite's output if any
     assert copies and all(c[0] == "pack" for c in copies)
     for c in copies:
@@ -613,15 +620,7 @@ def test_guard_checks_every_live_header_in_pack_order(udr, tmp_path):
     assert all(c[0] == "pack" for h, _ in live for c in udr.locate(h))
     assert {c[1] for c in udr.locate(junk)}.isdisjoint(kept)  # the live packs stay as they are
     victim = live[2][0]
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    p = subprocess.Popen([UDR_BIN, "--store", str(udr.root), "gc", "--grace", "0s"],
-                         env=base_env({"UDR_PAUSE": "gc-guard:%s" % pause}),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    t = time.monotonic() + 60
-    while not (pause / "gc-guard.reached").exists():
-        assert p.poll() is None and time.monotonic() < t, p.communicate()
-        time.sleep(0.01)
+    p, pause = gc_at_guard(udr, tmp_path)
     (where, path, off, length, kind), = udr.locate(victim)
     assert where == "pack" and path in kept
     hash_byte = off - 48 + 16  # the entry header's hash, 16 bytes in
