@@ -280,6 +280,19 @@ int cli_cmd_gc(cli_ctx *ctx, int argc, char **argv)
 			if (json_is_string(json_object_get(ls, "damaged")))
 				printf("damaged lease (a live owner's; expiry waits until it is gone): %s\n",
 				       json_string_value(json_object_get(ls, "damaged")));
+			/* the expire handshake's file, when not at rest (GC.md 2.2) */
+			{
+				json_t *x = json_object_get(r, "expiring");
+				const char *xs = json_string_value(json_object_get(x, "state"));
+				const char *xd = json_string_value(json_object_get(x, "damage"));
+				if (xs && strcmp(xs, "odd") == 0)
+					printf("catalog/expiring: odd, left by an expire step that died (nothing waits on it; "
+					       "udr fsck --repair makes it even)\n");
+				else if (xs && strcmp(xs, "busy") == 0)
+					printf("catalog/expiring: an expire step is running\n");
+				else if (xs && strcmp(xs, "damaged") == 0)
+					printf("catalog/expiring: damaged (%s); udr fsck --repair rewrites it\n", xd ? xd : "?");
+			}
 			json_decref(r);
 		}
 		if (last) {

@@ -129,6 +129,7 @@ def test_left_odd_by_a_killed_expirer(udr, tmp_path, point):
         gc.wait(60)
     assert generation(udr) == 3  # odd, its lock free
     assert status(udr)["state"] == "odd"
+    assert "catalog/expiring: odd, left by an expire step that died" in udr.ok("gc", "--status").out
     # the expire record is in the log only once it was linked
     expired = (1, 2, 3) if point == "expire-linked" else ()
     check_everything_reads(udr, data, expired)
@@ -177,6 +178,7 @@ def test_damaged_never_holds_anyone_fsck_names_it_repair_rewrites_it(udr, tmp_pa
     expiring(udr).write_bytes(bad)
     path = str(expiring(udr))
     assert status(udr)["state"] == "damaged"
+    assert "catalog/expiring: damaged (" in udr.ok("gc", "--status").out
     pinner(udr, tmp_path)
     check_everything_reads(udr, data)
     # fsck names the file: a problem, exit 4
@@ -236,6 +238,7 @@ def test_repair_leaves_a_running_expirer_alone(udr, tmp_path):
             time.sleep(0.01)
         before = expiring(udr).read_bytes()
         assert generation(udr) == 3 and status(udr)["state"] == "busy"
+        assert "catalog/expiring: an expire step is running" in udr.ok("gc", "--status").out
         # a step in progress: neither a problem nor a leftover
         r = udr("fsck")
         assert r.code == 0 and "expiring" not in r.out, r
