@@ -1034,6 +1034,7 @@ struct fsck_ctx {
 	udr_problem_cb cb;
 	void *payload;
 	uint64_t *written; /* fsck --repair: indexes written (NULL: not counted) */
+	udr__verified *verified; /* contents and pieces udr__verify_contents checked */
 };
 
 #define report(c, code, object, path, ...) \
@@ -1069,12 +1070,14 @@ static int fsck_visit(const udr_hash *h, const udr__loc *l, void *payload)
 		if (!same)
 			return report(c, UDR_ECORRUPT, hex, where, "chunk %s is stored twice, in different forms", hex);
 	}
-	if (kind == UDR__K_RAW || kind == UDR__K_MANIFEST) {
-		rc = udr__content_stream(c->s, h, true, count_sink, &n);
+	udr__bcache_budget(c->cache, udr__decode_budget(c->s, 0));
+	if (udr__verified_has(c->verified, h)) {
+		rc = 0; /* checked already, as a content or one of its pieces */
+	} else if (kind == UDR__K_RAW || kind == UDR__K_MANIFEST) {
+		rc = udr__content_stream_c(c->s, h, true, count_sink, &n, c->cache);
 	} else {
 		unsigned char *d = NULL;
 		size_t dl;
-		udr__bcache_budget(c->cache, udr__decode_budget(c->s, 0));
 		rc = udr__piece_load_c(&d, &dl, NULL, c->s, h, UINT64_MAX, true, c->cache);
 		free(d);
 	}
@@ -1312,6 +1315,7 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 	c.cb = cb;
 	c.payload = payload;
 	c.written = NULL;
+	c.verified = NULL;
 	if ((rc = udr__tmp_clean(s->tmpdir, &c.stats->temp_removed)) < 0)
 		return rc;
 	if (!(c.cache = udr__bcache_new(UDR__BCACHE_MAX, 0)))
@@ -1320,7 +1324,17 @@ int udr_store_fsck(udr_check_stats *stats, udr_store *s, udr_problem_cb cb, void
 		udr__bcache_free(c.cache);
 		return rc;
 	}
+	/* the contents first, in delta order through one large cache; then
+	 * every object, skipping what that pass checked (fsckwalk.c) */
+	udr__bcache_free(c.cache);
+	if ((rc = udr__verify_contents(&c.verified, &c.cache, s)) < 0) {
+		/* (out of memory, or the listing failed) the walk checks all */
+		udr_error_clear();
+		if (!(c.cache = udr__bcache_new(UDR__BCACHE_MAX, 0)))
+			return UDR_ENOMEM;
+	}
 	rc = udr__obj_foreach(s, false, fsck_visit, fsck_stray, &c);
+	udr__verified_free(c.verified);
 	udr__bcache_free(c.cache);
 	if (rc < 0)
 		return rc;
@@ -1342,8 +1356,8 @@ static int repair_quiet(const udr_problem *p, void *payload)
 int udr__store_repair_packs(udr_store *s, uint64_t *indexes, uint64_t *rewritten, bool *midx)
 {
 	udr_check_stats st = {0, 0, 0, 0};
-	struct fsck_ctx c = {s, NULL, &st, repair_quiet, NULL, indexes};
-	struct fsck_ctx cr = {s, NULL, &st, repair_quiet, NULL, rewritten};
+	struct fsck_ctx c = {s, NULL, &st, repair_quiet, NULL, indexes, NULL};
+	struct fsck_ctx cr = {s, NULL, &st, repair_quiet, NULL, rewritten, NULL};
 	char *dir, mp[4200];
 	DIR *d;
 	struct dirent *e;

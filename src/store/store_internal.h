@@ -216,6 +216,13 @@ void udr__bcache_free(udr__bcache *c);
 void udr__bcache_handoff(udr__bcache *c, udr__bcache *to);
 /* Start a new budget (a cache shared by several reads, such as fsck's). */
 void udr__bcache_budget(udr__bcache *c, uint64_t budget);
+/* The cache also keeps (a copy of) every piece a verified load through it
+ * returns, not only delta bases: fsck's walk in delta order, where each
+ * content's pieces are the next one's bases. */
+void udr__bcache_finals(udr__bcache *c);
+/* Such a cache's reader begins the next content (what the one before the
+ * last did not use may go first). */
+void udr__bcache_next_content(udr__bcache *c);
 /* The decode budget of a read of `size` bytes (docs/FORMAT.md, "Reading"). */
 uint64_t udr__decode_budget(const udr_store *s, uint64_t size);
 /* Debug counter: piece objects decoded (raw, zst or delta), process-wide. */
@@ -257,6 +264,23 @@ int udr__raw_load(unsigned char **out, size_t *out_len, udr_store *s, const udr_
  * to the sink, and the whole content at the end. */
 typedef int (*udr__sink)(const void *data, size_t len, void *payload);
 int udr__content_stream(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload);
+/* The same through the caller's cache of decoded pieces (kept after; its
+ * budget is the caller's to set): fsck's walk over every content, in an
+ * order where one content's pieces are the next one's delta bases. */
+int udr__content_stream_c(udr_store *s, const udr_hash *h, bool verify, udr__sink sink, void *payload,
+                          udr__bcache *cache);
+/* fsck's pass over every chunked content (fsckwalk.c): each one checked
+ * through *cache (made here, sized for two of the largest contents, the
+ * caller's to free), in an order where one content's pieces are the next
+ * one's delta bases.  *out: the contents that checked out and each of their
+ * pieces (rehashed on the way); what failed is not in it and is left to the
+ * caller's own check, which reports it. */
+typedef struct udr__verified udr__verified;
+int udr__verify_contents(udr__verified **out, udr__bcache **cache, udr_store *s);
+bool udr__verified_has(const udr__verified *v, const udr_hash *h);
+void udr__verified_free(udr__verified *v);
+/* Test hook: the least size of that cache (UDR__BCACHE_MAX). */
+extern size_t udr__fsck_cache_min;
 /* Does the stored content h decode to exactly data?  0 when it does,
  * UDR_ECORRUPT naming h when it does not (or cannot be decoded), UDR_ENOTFOUND,
  * UDR_EIO.  Cheaper than rehashing: the bytes are compared. */
