@@ -348,20 +348,34 @@ static bool pack_reopened(udr_store *s, udr__pack *p)
 	return fd >= 0;
 }
 
-static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
-                         size_t max, bool *vanished, udr__readwin *w);
+static int loc_read_once(unsigned char **out, size_t *out_len, uint64_t *raw, udr_store *s, const udr__loc *l,
+                         const udr_hash *h, size_t max, bool *vanished, udr__readwin *w);
 
-int udr__loc_read_win(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
-                      size_t max, bool *vanished, udr__readwin *w)
+static int loc_read_retry(unsigned char **out, size_t *out_len, uint64_t *raw, udr_store *s, const udr__loc *l,
+                          const udr_hash *h, size_t max, bool *vanished, udr__readwin *w)
 {
-	int rc = loc_read_once(out, out_len, s, l, h, max, vanished, w);
+	int rc = loc_read_once(out, out_len, raw, s, l, h, max, vanished, w);
 	if (rc == UDR_ECORRUPT && l->pack && pack_reopened(s, l->pack)) {
 		udr_error_clear();
 		if (w)
 			w->len = 0; /* read from the file as it is now */
-		rc = loc_read_once(out, out_len, s, l, h, max, vanished, w);
+		rc = loc_read_once(out, out_len, raw, s, l, h, max, vanished, w);
 	}
 	return rc;
+}
+
+int udr__loc_read_win(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
+                      size_t max, bool *vanished, udr__readwin *w)
+{
+	return loc_read_retry(out, out_len, NULL, s, l, h, max, vanished, w);
+}
+
+int udr__loc_read_entry(unsigned char **out, size_t *out_len, uint64_t *raw, udr_store *s, const udr__loc *l,
+                        const udr_hash *h, size_t max, bool *vanished, udr__readwin *w)
+{
+	if (!l->pack)
+		return udr__error_set(UDR_EINVAL, "udr__loc_read_entry: not a packed copy");
+	return loc_read_retry(out, out_len, raw, s, l, h, max, vanished, w);
 }
 
 int udr__loc_read(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
@@ -418,8 +432,8 @@ static int win_fill(udr__readwin *w, int fd, const udr__loc *l, size_t need)
 	return 0;
 }
 
-static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
-                         size_t max, bool *vanished, udr__readwin *w)
+static int loc_read_once(unsigned char **out, size_t *out_len, uint64_t *raw, udr_store *s, const udr__loc *l,
+                         const udr_hash *h, size_t max, bool *vanished, udr__readwin *w)
 {
 	char hex[UDR_HASH_HEXSIZE + 1];
 	unsigned char hdr[UDR__PACK_ENTRY_HDR], *buf;
@@ -489,6 +503,11 @@ static int loc_read_once(unsigned char **out, size_t *out_len, udr_store *s, con
 			return udr__error_set(UDR_ECORRUPT, "chunk %s is corrupt: its entry in pack %s (offset %llu) fails "
 			                      "its CRC", hex, l->pack->hex, (unsigned long long)l->offset);
 		}
+	}
+	if (raw) { /* from the header the CRC just covered */
+		*raw = 0;
+		for (int i = 7; i >= 0; i--)
+			*raw = *raw << 8 | hdr[8 + i];
 	}
 	*out = buf;
 	*out_len = l->length;

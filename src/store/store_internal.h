@@ -144,6 +144,11 @@ typedef struct udr__readwin {
 #define UDR__READWIN_SIZE ((size_t)256 << 10)
 int udr__loc_read_win(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,
                       size_t max, bool *vanished, udr__readwin *w);
+/* The same for a packed copy (a loose one: UDR_EINVAL), with *raw the
+ * decoded size from the entry header that read checked (the CRC covers
+ * it): a caller copying entries (gc's rewrite) reads each header once. */
+int udr__loc_read_entry(unsigned char **out, size_t *out_len, uint64_t *raw, udr_store *s, const udr__loc *l,
+                        const udr_hash *h, size_t max, bool *vanished, udr__readwin *w);
 void udr__readwin_free(udr__readwin *w);
 /* Find copy `copy` of h and read it (a vanished pack: rescan and retry).
  * UDR_ENOTFOUND naming h when there is no such copy; *kind its kind. */
