@@ -620,10 +620,84 @@ static int write_doomed(run *r, uint64_t epoch)
 
 /* ---- rewrite ------------------------------------------------------------------------------- */
 
+#define REWRITE_WINDOW ((size_t)1 << 20) /* one read covers kept entries within 1 MiB */
+#define REWRITE_GAP ((uint64_t)16 << 10) /* and skips at most 16 KiB of dead ones between two */
+
+/* qsort_r: copy ids of one pack (its index, its first id) by their
+ * entries' offsets */
+struct id_order {
+	const udr__idx *idx;
+	uint64_t base;
+};
+
+static int cmp_id_offset(const void *a, const void *b, void *arg)
+{
+	const struct id_order *o = arg;
+	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+	uint64_t x = udr__get_le64(udr__idx_rec_at(o->idx, i - o->base));
+	uint64_t y = udr__get_le64(udr__idx_rec_at(o->idx, j - o->base));
+	if (x != y) /* equal only in a damaged index: then by id, never by chance */
+		return x < y ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* The kept copies in packs this run rewrites, as copy ids (*out): pack by
+ * pack (m->packs order), each pack's in offset order; pack p's are
+ * (*starts)[p] up to (*starts)[p + 1] (npacks + 1 entries, malloc'd). */
+static int rewrite_order(uint32_t **out, size_t **starts, const udr__gc_mark *m)
+{
+	uint32_t *ids = NULL;
+	size_t *st = calloc(m->npacks + 1, sizeof(*st)), *fill, total;
+	if (!st)
+		return udr__error_oom();
+	for (size_t i = 0; i < m->n; i++) {
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, NULL);
+		if (p != SIZE_MAX && m->packs[p].action == A_REWRITE && (m->v[i].flags & UDR__GC_KEPT))
+			st[p + 1]++;
+	}
+	for (size_t p = 0; p < m->npacks; p++)
+		st[p + 1] += st[p];
+	total = st[m->npacks];
+	ids = malloc((total ? total : 1) * sizeof(*ids));
+	fill = malloc((m->npacks + 1) * sizeof(*fill));
+	if (!ids || !fill) {
+		free(ids);
+		free(fill);
+		free(st);
+		return udr__error_oom();
+	}
+	memcpy(fill, st, (m->npacks + 1) * sizeof(*fill));
+	for (size_t i = 0; i < m->n; i++) {
+		size_t p = udr__gc_copy_pack(m, m->v[i].id, NULL);
+		if (p != SIZE_MAX && m->packs[p].action == A_REWRITE && (m->v[i].flags & UDR__GC_KEPT))
+			ids[fill[p]++] = m->v[i].id;
+	}
+	free(fill);
+	for (size_t p = 0; p < m->npacks; p++)
+		if (st[p + 1] - st[p] > 1) {
+			struct id_order o = {&m->packs[p].p->idx, m->base[p]};
+			qsort_r(ids + st[p], st[p + 1] - st[p], sizeof(*ids), cmp_id_offset, &o);
+		}
+	*out = ids;
+	*starts = st;
+	return 0;
+}
+
+/*
+ * S1: the kept entries of the rewritten packs into new packs (the writer
+ * sorts each output's index itself).  Read in pack order through a read
+ * window, one pread serving neighbouring kept entries (skipping short
+ * runs of dead ones), each entry's header, CRC and decoded size from the
+ * one read (udr__loc_read_entry: the checks of udr__loc_read).  Hash order
+ * with a second read for the size was two scattered preads an entry.
+ */
 static int rewrite(run *r)
 {
 	udr__gc_mark *m = &r->m;
 	udr__packw *w[2] = {NULL, NULL};
+	udr__readwin win;
+	uint32_t *ids = NULL;
+	size_t *starts = NULL;
 	uint64_t done = 0, total = 0;
 	int rc = 0;
 	for (size_t i = 0; i < m->npacks; i++)
@@ -631,35 +705,56 @@ static int rewrite(run *r)
 			total += m->packs[i].live_bytes;
 	if (total == 0)
 		return 0;
+	if ((rc = rewrite_order(&ids, &starts, m)) < 0)
+		return rc;
+	memset(&win, 0, sizeof(win));
+	win.cap = REWRITE_WINDOW;
 	udr__phase_enter(UDR__PHASE_GC_REWRITE);
-	for (size_t i = 0; i < m->n && rc == 0; i++) {
-		uint64_t rec, raw = 0;
-		size_t p = udr__gc_copy_pack(m, m->v[i].id, &rec);
-		udr__pack_entry e;
-		udr__loc l;
-		unsigned char *buf = NULL;
-		size_t len = 0;
-		int cls;
-		if (p == SIZE_MAX || m->packs[p].action != A_REWRITE || !(m->v[i].flags & UDR__GC_KEPT))
-			continue;
-		udr__idx_record(&e, &m->packs[p].p->idx, rec);
-		cls = m->packs[p].p->idx.cls == UDR__PACK_CLASS_META ? 1 : 0;
-		if (!w[cls] && (rc = udr__packw_new(&w[cls], r->s, cls == 1 ? UDR__PACK_CLASS_META : UDR__PACK_CLASS_DATA)) < 0)
-			break;
-		memset(&l, 0, sizeof(l));
-		l.kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
-		l.pack = m->packs[p].p;
-		l.offset = e.offset;
-		l.length = e.length;
-		/* CRC and header checked by the read: a damaged entry stops the run */
-		if ((rc = udr__loc_read(&buf, &len, r->s, &l, &e.hash, e.length, NULL)) < 0)
-			break;
-		if ((rc = udr__loc_raw_size(&raw, r->s, &l, &e.hash)) == 0)
-			rc = udr__packw_append(w[cls], &e.hash, l.kind, raw, buf, (uint32_t)len);
-		free(buf);
-		done += (uint64_t)UDR__PACK_ENTRY_HDR + e.length + UDR__PACK_ENTRY_CRC;
-		progress(r, "rewrite", done, total);
+	for (size_t p = 0; p < m->npacks && rc == 0; p++) {
+		const udr__idx *idx = &m->packs[p].p->idx;
+		int cls = idx->cls == UDR__PACK_CLASS_META ? 1 : 0;
+		for (size_t k = starts[p]; k < starts[p + 1] && rc == 0; k++) {
+			udr__pack_entry e;
+			udr__loc l;
+			unsigned char *buf = NULL;
+			size_t len = 0;
+			uint64_t raw = 0, end;
+			udr__idx_record(&e, idx, ids[k] - m->base[p]);
+			if (!w[cls] &&
+			    (rc = udr__packw_new(&w[cls], r->s, cls == 1 ? UDR__PACK_CLASS_META : UDR__PACK_CLASS_DATA)) < 0)
+				break;
+			memset(&l, 0, sizeof(l));
+			l.kind = e.kind >= 1 && e.kind <= 4 ? (enum udr__kind)e.kind : UDR__K_RAW;
+			l.pack = m->packs[p].p;
+			l.offset = e.offset;
+			l.length = e.length;
+			end = e.offset + UDR__PACK_ENTRY_HDR + e.length + UDR__PACK_ENTRY_CRC;
+			if (!(win.len && win.pack == l.pack && e.offset >= win.off && end <= win.off + win.len)) {
+				/* the hint: the kept entries that follow in this
+				 * pack, as far as one window reaches */
+				for (size_t j = k + 1; j < starts[p + 1]; j++) {
+					const unsigned char *rec = udr__idx_rec_at(idx, ids[j] - m->base[p]);
+					uint64_t b = udr__get_le64(rec),
+					         x = b + UDR__PACK_ENTRY_HDR + udr__get_le32(rec + 8) + UDR__PACK_ENTRY_CRC;
+					if (b < end || x - e.offset > win.cap || b - end > REWRITE_GAP)
+						break;
+					end = x;
+				}
+				win.hint_pack = l.pack;
+				win.hint_end = end;
+			}
+			/* CRC and header checked by the read: a damaged entry stops the run */
+			rc = udr__loc_read_entry(&buf, &len, &raw, r->s, &l, &e.hash, e.length, NULL, &win);
+			if (rc == 0)
+				rc = udr__packw_append(w[cls], &e.hash, l.kind, raw, buf, (uint32_t)len);
+			free(buf);
+			done += (uint64_t)UDR__PACK_ENTRY_HDR + e.length + UDR__PACK_ENTRY_CRC;
+			progress(r, "rewrite", done, total);
+		}
 	}
+	udr__readwin_free(&win);
+	free(ids);
+	free(starts);
 	for (int k = 0; k < 2; k++) {
 		if (rc == 0 && w[k])
 			rc = udr__packw_flush(w[k]);
