@@ -221,6 +221,130 @@ def test_missing_live_object_is_corrupt_and_nothing_removed(udr, tmp_path):
         {k: v for k, v in before.items() if not k.startswith("chunks/gc")}
 
 
+def mixed_packs(udr, n=72):
+    """Puts of many sizes, a third never committed, merged by the
+    writers' repacks into a few packs of live entries among dead ones (dead
+    runs shorter and longer than the rewrite's read skips; entries over 64
+    KiB; compressible ones, stored shorter than their size; two contents
+    of several pieces and a manifest).  The live ones committed as t@1.
+    Returns (live: hash -> bytes, dead hashes)."""
+    live, dead = {}, []
+    for i in range(n):
+        kind = i % 6
+        if kind == 0:
+            data = rnd(150 + 37 * i, 300 + i)                 # a few hundred bytes
+        elif kind == 1:
+            data = (b"row %d, " % i) * (400 + 90 * i)         # compressible (zst)
+        elif kind == 2:
+            data = rnd(3_000 + 111 * i, 300 + i)                # a dead one: skipped over
+        elif kind == 3:
+            data = rnd(24_000 + 500 * i, 300 + i)             # a dead one: past the skip
+        elif kind == 4:
+            data = rnd(70_000 + 1_000 * i, 300 + i)           # over 64 KiB
+        else:
+            data = rnd(800 + 13 * i, 300 + i)
+        h = udr.put(data)
+        if kind in (2, 3):
+            dead.append(h)
+        else:
+            live[h] = data
+    for k in range(2):  # several pieces and a manifest: one live, one dead
+        data = rnd(1_300_000, 900 + k)
+        h = udr.put(data)
+        (live.__setitem__(h, data) if k == 0 else dead.append(h))
+    udr.ok("commit", "t", "--next", *live)
+    return live, dead
+
+
+def entry_header(path, payload_off):
+    """kind, payload length, decoded size and hash of the pack entry whose
+    payload starts at payload_off."""
+    with open(path, "rb") as f:
+        f.seek(payload_off - 48)
+        hdr = f.read(48)
+    return hdr[0], int.from_bytes(hdr[4:8], "little"), int.from_bytes(hdr[8:16], "little"), hdr[16:].hex()
+
+
+def test_rewrite_copies_every_live_entry_of_mixed_packs_once(udr, tmp_path):
+    """5.2 S1: the rewrite copies the live entries of several mixed packs
+    (read in pack order, many to a read): none dropped, none copied twice,
+    each with its header (kind, length, decoded size, hash) as before;
+    every live content reads back byte for byte, the dead are gone, fsck
+    is clean."""
+    live, dead = mixed_packs(udr)
+    packs = {c[1] for h in live for c in udr.locate(h)}
+    mixed = packs & {c[1] for h in dead for c in udr.locate(h)}
+    assert len(mixed) >= 2, packs
+    pieces = {}  # the pieces and manifests of the live contents, and their headers
+    for h in live:
+        for c in udr.locate(h):
+            pieces[h] = entry_header(c[1], c[2])
+    for h, data in live.items():
+        if len(data) < 1_000_000:  # one object: its decoded size is the content's
+            assert pieces[h][2] == len(data) and pieces[h][3] == h, (h, pieces[h])
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    assert rep["removed"]["packs_rewritten"] >= 2, rep
+    assert not any(p.exists() for p in mixed)
+    for h, data in live.items():
+        copies = udr.locate(h)
+        assert len(copies) == 1, (h, copies)  # copied once
+        (where, path, off, length, kind), = copies
+        assert where == "pack" and path not in packs
+        assert entry_header(path, off) == pieces[h], h
+        assert udr.ok("get", h).stdout == data
+    for h in dead:
+        assert not exists(udr, h)
+    r = udr("fsck")
+    assert r.code == 0, r
+    r, rep = gc(udr, "--grace", "0s")  # nothing left to do
+    assert r.code == 0 and rep["removed"]["objects"] == 0, r
+
+
+@pytest.mark.parametrize("where", ["payload", "decoded_size", "crc"])
+def test_damaged_live_entry_of_a_mixed_pack_fails_the_rewrite(udr, tmp_path, where):
+    """A live entry of a pack the rewrite copies, damaged (its payload, the
+    decoded size in its header, its CRC) among good neighbours read with
+    it: gc exits 4 naming that chunk and its CRC, deletes nothing, every
+    other content reads back; repaired, the next run completes."""
+    live, dead = mixed_packs(udr, 36)
+    victim = [h for h, d in live.items() if 150 <= len(d) < 10_000][3]
+    (_, path, off, length, _), = udr.locate(victim)
+    assert any(c[1] == path for h in dead for c in udr.locate(h))  # a mixed pack
+    pos = {"payload": off + length // 2, "decoded_size": off - 48 + 8, "crc": off + length}[where]
+    with open(path, "r+b") as f:
+        f.seek(pos)
+        b = f.read(1)
+        f.seek(pos)
+        f.write(bytes([b[0] ^ 0x01]))
+    def files():
+        return {q: q.stat().st_size for q in (udr.root / "chunks").rglob("*")
+                if q.is_file() and "gc" not in q.parts and "tmp" not in q.parts}
+    before = files()
+    r = udr("gc", "--grace", "0s")
+    assert r.code == 4, r
+    assert victim in r.stderr and "CRC" in r.stderr, r.stderr
+    assert not any(h in r.stderr for h in live if h != victim), r.stderr
+    after = files()
+    assert {q: n for q, n in after.items() if q in before} == before  # nothing removed or cut
+    for h, data in live.items():
+        if h != victim:
+            assert udr.ok("get", h).stdout == data
+    assert udr("get", victim).code == 4
+    for h in dead:
+        assert exists(udr, h)
+    with open(path, "r+b") as f:
+        f.seek(pos)
+        f.write(b)
+    r, rep = gc(udr, "--grace", "0s")
+    assert r.code == 0, r
+    for h, data in live.items():
+        assert udr.ok("get", h).stdout == data
+    for h in dead:
+        assert not exists(udr, h)
+    assert udr("fsck").code == 0
+
+
 def final_state(udr):
     s = stats(udr)
     return s["objects"], s["stored_bytes"]
