@@ -159,7 +159,9 @@ static int no_stray(const char *path, void *payload)
  * order[0..n): the contents, each after the one holding the first base of
  * its first delta piece (depth first from contents that have none; a cycle,
  * which only damage could make, is broken where it is met).  *largest: the
- * largest content's size.  A content whose manifest cannot be read has no
+ * size of the largest content another one follows (0: none does, no
+ * content's pieces are another's bases).  A content whose manifest cannot
+ * be read has no
  * parent and no children: fsck's walk reports it.
  */
 static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, const struct contents *cs)
@@ -167,6 +169,7 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 	struct udr__verified owner = {NULL, NULL, 0, 0};
 	udr_hash(*probe)[PARENT_PROBES] = NULL;
 	uint32_t *parent = NULL, *nprobe = NULL, *first = NULL, *next = NULL, *stack = NULL;
+	uint64_t *total = NULL;
 	bool *seen = NULL;
 	size_t n = cs->n, k = 0;
 	int rc = 0;
@@ -174,7 +177,7 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 	if (!(probe = calloc(n ? n : 1, sizeof(*probe))) || !(parent = malloc((n ? n : 1) * sizeof(*parent))) ||
 	    !(nprobe = calloc(n ? n : 1, sizeof(*nprobe))) || !(first = malloc((n ? n : 1) * sizeof(*first))) ||
 	    !(next = malloc((n ? n : 1) * sizeof(*next))) || !(stack = malloc((n ? n : 1) * sizeof(*stack))) ||
-	    !(seen = calloc(n ? n : 1, sizeof(*seen)))) {
+	    !(seen = calloc(n ? n : 1, sizeof(*seen))) || !(total = calloc(n ? n : 1, sizeof(*total)))) {
 		rc = udr__error_oom();
 		goto done;
 	}
@@ -185,8 +188,7 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 			udr_error_clear();
 			continue;
 		}
-		if (m.total > *largest)
-			*largest = m.total;
+		total[i] = m.total;
 		for (uint64_t j = 0; j < m.npieces && rc == 0; j++) {
 			if (j < PARENT_PROBES)
 				probe[i][nprobe[i]++] = m.pieces[j].hash;
@@ -223,6 +225,8 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 		if (parent[i] != UINT32_MAX) {
 			next[i] = first[parent[i]];
 			first[parent[i]] = (uint32_t)i;
+			if (total[parent[i]] > *largest)
+				*largest = total[parent[i]];
 		}
 	}
 	/* depth first from each root, then from whatever a cycle left */
@@ -262,6 +266,7 @@ done:
 	free(next);
 	free(stack);
 	free(seen);
+	free(total);
 	return rc;
 }
 
@@ -314,7 +319,10 @@ int udr__verify_contents(udr__verified **out, udr__bcache **cache, udr_store *s)
 		rc = UDR_ENOMEM;
 		goto done;
 	}
-	udr__bcache_finals(*cache);
+	/* keeping what each read returns pays only when a content follows
+	 * another (a store of unrelated files would fill the cache for none) */
+	if (largest)
+		udr__bcache_finals(*cache);
 	for (size_t i = 0; i < cs.n && rc == 0; i++) {
 		const udr_hash *h = &cs.h[order[i]];
 		udr__manifest m;
