@@ -9,13 +9,16 @@
 - run files of a gc run (plan, doomed set) left without a STATE are a
   problem, and --repair removes them without losing a committed version;
 - a damaged expired-set checkpoint is reported as a problem;
-- --repair --dry-run changes nothing, byte for byte."""
+- --repair --dry-run changes nothing, byte for byte;
+- fsck in delta order: a content that checks out vouches only for its own
+  pieces (a damaged piece another content lists is still found and named)."""
 import hashlib
 import json
 import os
 import subprocess
 
 import pytest
+import random
 
 from conftest import FAULT_INJECTION, Udr
 
@@ -353,3 +356,49 @@ def test_damaged_expired_checkpoint_is_reported_and_rewritten_sealed(udr, tmp_pa
     assert j["exit"] == 0 and j["problem_count"] == 0, j
     assert any(str(ck) in p["message"] for p in j["repair"]["found"]), j
     assert ck.read_bytes() == good
+
+
+# ---- fsck in delta order: what the pass over the contents vouches for ------------------------
+
+def test_a_content_vouches_only_for_its_own_pieces(udr, tmp_path):
+    """t@1 and t@2 share most pieces; t@2 has pieces of its own (deltas on
+    t@1's).  The pass in delta order checks t@1 whole and the object walk
+    then skips t@1's pieces: a damaged piece that only t@2 lists is still
+    found, t@2 is named, and so is a damaged piece shared by both."""
+    rng = random.Random(11)
+    a = bytearray(rng.randbytes(600_000))
+    commit(udr, tmp_path, "t", bytes(a))
+    a[300_000:300_016] = rng.randbytes(16)
+    commit(udr, tmp_path, "t", bytes(a))
+    c1, c2 = chunks(udr, "t", 1)[0], chunks(udr, "t", 2)[0]
+
+    def pieces(h):
+        """The piece hashes its manifest lists (FORMAT.md, "Manifest")."""
+        (where, path, off, length, kind), = udr.locate(h)[:1]
+        with open(path, "rb") as f:
+            f.seek(off)
+            m = f.read(length)
+        assert m[:4] == b"UDRM", (where, kind)
+        n = int.from_bytes(m[16:24], "little")
+        return [m[64 + 36 * i: 96 + 36 * i].hex() for i in range(n)]
+
+    p1, p2 = pieces(c1), pieces(c2)
+    only2 = [p for p in p2 if p not in p1]
+    shared = [p for p in p2 if p in p1]
+    assert only2 and shared
+    clean(udr)
+    for bad, named in ((only2[0], {c2}), (shared[len(shared) // 2], {c1, c2})):
+        saved = tmp_path / "saved"
+        if saved.exists():
+            subprocess.run(["rm", "-rf", str(udr.root)], check=True)
+            subprocess.run(["cp", "-a", str(saved), str(udr.root)], check=True)
+        else:
+            subprocess.run(["cp", "-a", str(udr.root), str(saved)], check=True)
+        udr.damage(bad, "flip")
+        r = udr("fsck")
+        assert r.code == 4, r
+        assert any(bad in x for x in r.out.splitlines() if x.startswith("corrupt chunk " + bad)), r.out
+        for c in named:
+            assert any(x.startswith("corrupt chunk " + c) for x in r.out.splitlines()), (c, r.out)
+        for c in {c1, c2} - named:
+            assert not any(x.startswith("corrupt chunk " + c) for x in r.out.splitlines()), (c, r.out)
