@@ -18,6 +18,7 @@
  * does not decode again.  A content that fails is left to that walk, which
  * checks and reports it as before.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,15 +168,13 @@ static int no_stray(const char *path, void *payload)
 static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, const struct contents *cs)
 {
 	struct udr__verified owner = {NULL, NULL, 0, 0};
-	udr_hash(*probe)[PARENT_PROBES] = NULL;
-	uint32_t *parent = NULL, *nprobe = NULL, *first = NULL, *next = NULL, *stack = NULL;
+	uint32_t *parent = NULL, *first = NULL, *next = NULL, *stack = NULL;
 	uint64_t *total = NULL;
 	bool *seen = NULL;
 	size_t n = cs->n, k = 0;
 	int rc = 0;
 	*largest = 0;
-	if (!(probe = calloc(n ? n : 1, sizeof(*probe))) || !(parent = malloc((n ? n : 1) * sizeof(*parent))) ||
-	    !(nprobe = calloc(n ? n : 1, sizeof(*nprobe))) || !(first = malloc((n ? n : 1) * sizeof(*first))) ||
+	if (!(parent = malloc((n ? n : 1) * sizeof(*parent))) || !(first = malloc((n ? n : 1) * sizeof(*first))) ||
 	    !(next = malloc((n ? n : 1) * sizeof(*next))) || !(stack = malloc((n ? n : 1) * sizeof(*stack))) ||
 	    !(seen = calloc(n ? n : 1, sizeof(*seen))) || !(total = calloc(n ? n : 1, sizeof(*total)))) {
 		rc = udr__error_oom();
@@ -189,11 +188,8 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 			continue;
 		}
 		total[i] = m.total;
-		for (uint64_t j = 0; j < m.npieces && rc == 0; j++) {
-			if (j < PARENT_PROBES)
-				probe[i][nprobe[i]++] = m.pieces[j].hash;
+		for (uint64_t j = 0; j < m.npieces && rc == 0; j++)
 			rc = set_add(&owner, &m.pieces[j].hash, (uint32_t)i);
-		}
 		udr__manifest_free(&m);
 	}
 	if (rc < 0)
@@ -202,11 +198,18 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 		parent[i] = UINT32_MAX;
 		first[i] = UINT32_MAX;
 	}
+	/* (each manifest read again: a few leading pieces of every content
+	 * kept from the first pass cost 1 KiB a content) */
 	for (size_t i = 0; i < n; i++) {
-		for (uint32_t j = 0; j < nprobe[i]; j++) {
+		udr__manifest m;
+		if (udr__manifest_load(&m, s, &cs->h[i]) < 0) {
+			udr_error_clear();
+			continue;
+		}
+		for (uint64_t j = 0; j < m.npieces && j < PARENT_PROBES; j++) {
 			udr__delta_hdr dh;
 			uint32_t p;
-			if (udr__delta_peek(&dh, s, &probe[i][j]) < 0) {
+			if (udr__delta_peek(&dh, s, &m.pieces[j].hash) < 0) {
 				udr_error_clear();
 				continue;
 			}
@@ -219,6 +222,7 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 			if (!(dh.flags & UDR__DELTA_STEP))
 				break;
 		}
+		udr__manifest_free(&m);
 	}
 	/* children lists, in the order the contents were listed */
 	for (size_t i = n; i-- > 0;) {
@@ -259,9 +263,7 @@ static int order_contents(uint32_t *order, uint64_t *largest, udr_store *s, cons
 done:
 	free(owner.h);
 	free(owner.val);
-	free(probe);
 	free(parent);
-	free(nprobe);
 	free(first);
 	free(next);
 	free(stack);
@@ -285,7 +287,18 @@ size_t udr__fsck_cache_min = UDR__BCACHE_MAX;
 static size_t cache_size(uint64_t largest)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-	uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : (uint64_t)1 << 32;
+	uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : (uint64_t)1 << 32, lim;
+	/* a container's limit, when lower (cgroup v2, then v1) */
+	const char *files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE *f = fopen(files[i], "r");
+		unsigned long long v;
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu", &v) == 1 && (lim = (uint64_t)v) > 0 && lim < mem)
+			mem = lim;
+		fclose(f);
+	}
 	uint64_t want = largest * 5 / 2, cap = mem / 8;
 	if (want > cap)
 		want = cap;
