@@ -518,6 +518,31 @@ static int shun_deltas(udr__gc_mark *m, size_t i, size_t end, const udr_hash *h)
 	return 0;
 }
 
+/* The bases of delta copy id from the seed's resolved header: 1 when the
+ * seed listed its pack and read it, 0 when not (read it). */
+static int seed_bases(const udr__gc_mark *m, uint32_t id, udr__delta_hdr *dh)
+{
+	const udr__gc_mark *sd = m->seed;
+	uint64_t rec, sid;
+	size_t p;
+	const uint32_t *d;
+	if (!sd || !m->seedpack || !sd->dref)
+		return 0;
+	if ((p = udr__gc_copy_pack(m, id, &rec)) == SIZE_MAX || m->seedpack[p] == UINT32_MAX)
+		return 0;
+	sid = sd->base[m->seedpack[p]] + rec;
+	if (sid >= sd->base[sd->npacks] || !sd->dref[sid])
+		return 0;
+	d = sd->dpool + sd->dref[sid] - 1;
+	if (d[0] < 1 || d[0] > UDR__DELTA_BASES_MAX)
+		return 0;
+	memset(dh, 0, sizeof(*dh));
+	dh->nbases = (int)d[0];
+	for (uint32_t k = 0; k < d[0]; k++) /* (a seed's runs are copy ids: udr__gc_mark_seed_trim) */
+		udr__gc_copy_hash(&dh->bases[k], sd, d[1 + k]);
+	return 1;
+}
+
 /* Expand object run i: read every manifest and delta copy (a damaged one
  * is flagged and skipped); manifest pieces get the run's colour, delta
  * bases BASE (COMM in the committed pass).  Delta copies of an object with
@@ -557,6 +582,19 @@ static int expand(udr__gc_mark *m, size_t i, bool comm)
 			for (uint32_t k = 0; k < d[0] && rc == 0; k++)
 				rc = visit_run(m, d[1 + k], comm ? C_COMM : C_BASE);
 			continue;
+		}
+		if (kind == UDR__K_DELTA) {
+			udr__delta_hdr dh;
+			if (seed_bases(m, m->v[j].id, &dh) == 1) {
+				/* read, checked and parsed by the unlocked mark */
+				m->seeded++;
+				if ((rc = dref_keep(m, m->v[j].id, &dh)) == 0) {
+					readable = true;
+					for (int k = 0; k < dh.nbases && rc == 0; k++)
+						rc = visit(m, &dh.bases[k], comm ? C_COMM : C_BASE);
+				}
+				continue;
+			}
 		}
 		memset(&l, 0, sizeof(l));
 		l.kind = (enum udr__kind)kind;
@@ -1280,6 +1318,9 @@ static void mark_reset(udr__gc_mark *m)
 	m->xkeys = NULL;
 	m->capxkeys = 0;
 	free(m->stack);
+	free(m->seedpack);
+	m->seedpack = NULL;
+	m->seeded = 0;
 	free(m->dref);
 	free(m->dpool);
 	m->dref = m->dpool = NULL;
@@ -1301,10 +1342,36 @@ void udr__gc_mark_free(udr__gc_mark *m)
 		mark_reset(m);
 }
 
+/* Which of the listed packs the seed listed too (by name: a pack's bytes,
+ * so its records, are the same; the entry counts must agree). */
+static int seed_packs(udr__gc_mark *m)
+{
+	const udr__gc_mark *sd = m->seed;
+	if (!sd || !m->npacks || !sd->npacks || !sd->dref)
+		return 0;
+	if (!(m->seedpack = malloc(m->npacks * sizeof(*m->seedpack))))
+		return udr__error_oom();
+	account(m, (int64_t)(m->npacks * sizeof(*m->seedpack)));
+	for (size_t p = 0; p < m->npacks; p++) {
+		m->seedpack[p] = UINT32_MAX;
+		for (size_t q = 0; q < sd->npacks && q < UINT32_MAX; q++) {
+			if (strcmp(sd->packs[q].p->hex, m->packs[p].p->hex) == 0) {
+				if (sd->packs[q].entries == m->packs[p].entries &&
+				    sd->base[q + 1] - sd->base[q] == m->packs[p].entries)
+					m->seedpack[p] = (uint32_t)q;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 static int mark_once(udr__gc_mark *m, udr__gc_expired_fn expired, void *payload)
 {
 	int rc;
 	if ((rc = list_packs(m)) < 0 || (rc = list_loose(m)) < 0 || (rc = build_table(m)) < 0)
+		return rc;
+	if ((rc = seed_packs(m)) < 0)
 		return rc;
 	/* COMMITTED is read by young_roots only, for objects with a young
 	 * copy: none, no walk (a copy's age is its file's, listed above) */
@@ -1328,11 +1395,52 @@ static int mark_once(udr__gc_mark *m, udr__gc_expired_fn expired, void *payload)
 	return choose_kept(m);
 }
 
-static int mark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_ms, int64_t grace_ms,
-                    udr__gc_expired_fn expired, void *payload, bool lenient)
+/* The bytes a mark trimmed to a seed still holds. */
+static uint64_t seed_bytes(const udr__gc_mark *sd)
+{
+	return (uint64_t)(sd->n * sizeof(*sd->dref) + sd->capdpool * sizeof(*sd->dpool) +
+	                  sd->npacks * sizeof(*sd->packs) + (sd->npacks + 1) * sizeof(*sd->base) +
+	                  sd->caploose * sizeof(*sd->loose));
+}
+
+void udr__gc_mark_seed_trim(udr__gc_mark *m)
+{
+	/* the bases' runs become copy ids (any copy names the object's hash),
+	 * and the copy table goes: a seed then holds 4 bytes a copy and its
+	 * resolved headers */
+	for (size_t pos = 0; m->v && pos < m->ndpool;) {
+		uint32_t cnt = m->dpool[pos];
+		for (uint32_t k = 0; k < cnt; k++)
+			m->dpool[pos + 1 + k] = m->v[m->dpool[pos + 1 + k]].id;
+		pos += 1 + (size_t)cnt;
+	}
+	free(m->v);
+	m->v = NULL;
+	udr__readwin_free(m->win);
+	free(m->win);
+	m->win = NULL;
+	free(m->xkeys);
+	m->xkeys = NULL;
+	m->capxkeys = 0;
+	free(m->stack);
+	m->stack = NULL;
+	m->nstack = m->capstack = 0;
+	free(m->fan);
+	m->fan = NULL;
+	free(m->seedpack);
+	m->seedpack = NULL;
+	m->seed = NULL;
+}
+
+static int mark_run(udr__gc_mark *m, const udr__gc_mark *seed, udr_store *s, udr_catalog *c, int64_t now_ms,
+                    int64_t grace_ms, udr__gc_expired_fn expired, void *payload, bool lenient)
 {
 	int rc;
 	memset(m, 0, sizeof(*m));
+	m->seed = seed;
+	/* the seed's memory is this mark's too while it runs */
+	if (seed)
+		account(m, (int64_t)seed_bytes(seed));
 	m->lenient = lenient;
 	m->s = s;
 	m->c = c;
@@ -1343,8 +1451,11 @@ static int mark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_m
 		/* a live object was missing: a repack may have moved it; list again */
 		mark_reset(m);
 		m->missing_once = true;
+		if (seed)
+			account(m, (int64_t)seed_bytes(seed));
 		rc = mark_once(m, expired, payload);
 	}
+	m->seed = NULL; /* the caller frees it */
 	if (rc > 0)
 		rc = udr__error_set(UDR_ECORRUPT, "gc: a live chunk is missing");
 	if (rc < 0)
@@ -1355,11 +1466,17 @@ static int mark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_m
 int udr__gc_mark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_ms, int64_t grace_ms,
                      udr__gc_expired_fn expired, void *payload)
 {
-	return mark_run(m, s, c, now_ms, grace_ms, expired, payload, false);
+	return mark_run(m, NULL, s, c, now_ms, grace_ms, expired, payload, false);
+}
+
+int udr__gc_mark_run_seeded(udr__gc_mark *m, const udr__gc_mark *seed, udr_store *s, udr_catalog *c,
+                            int64_t now_ms, int64_t grace_ms, udr__gc_expired_fn expired, void *payload)
+{
+	return mark_run(m, seed, s, c, now_ms, grace_ms, expired, payload, false);
 }
 
 int udr__gc_premark_run(udr__gc_mark *m, udr_store *s, udr_catalog *c, int64_t now_ms, int64_t grace_ms,
                         udr__gc_expired_fn expired, void *payload)
 {
-	return mark_run(m, s, c, now_ms, grace_ms, expired, payload, true);
+	return mark_run(m, NULL, s, c, now_ms, grace_ms, expired, payload, true);
 }

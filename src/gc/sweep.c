@@ -56,6 +56,7 @@ typedef struct run {
 	int64_t stopped_from_ms, stopped_until_ms;
 	uint64_t unchained_stopped;
 	uint64_t premark_passed_over; /* objects the unlocked mark did not find (commits made meanwhile) */
+	uint64_t seeded;              /* delta copies the locked mark took from the unlocked one's reads */
 	struct udr__bcache *cache; /* decoded pieces of unchaining's chains */
 } run;
 
@@ -1374,7 +1375,7 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        "{\"dry_run\":%s,\"epoch\":%" PRIu64 ",\"resumed\":%s,\"started\":\"%s\",\"seconds\":%.3f,"
 	        "\"mark\":{\"objects\":%" PRIu64 ",\"live\":%" PRIu64 ",\"young\":%" PRIu64 ",\"fresh\":%" PRIu64
 	        ",\"base_only\":%" PRIu64 ",\"versions\":%" PRIu64 ",\"expired_versions\":%" PRIu64
-	        ",\"copies\":%zu,\"peak_bytes\":%" PRIu64 ",\"seconds\":%.3f},"
+	        ",\"copies\":%zu,\"peak_bytes\":%" PRIu64 ",\"seconds\":%.3f,\"seeded\":%" PRIu64 "},"
 	        "\"removed\":{\"objects\":%" PRIu64 ",\"copies\":%" PRIu64 ",\"pieces\":%" PRIu64
 	        ",\"manifests\":%" PRIu64 ",\"loose\":%zu,\"packs_dropped\":%" PRIu64 ",\"packs_rewritten\":%" PRIu64
 	        ",\"bytes\":%" PRIu64 "},"
@@ -1384,7 +1385,7 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
 	        dry ? "true" : "false", r->st.epoch, r->resumed ? "true" : "false", when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
 	        m->live, m->young, m->fresh, m->base_only, m->versions, m->expired_versions, m->n, m->peak_bytes,
-	        r->mark_seconds, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
+	        r->mark_seconds, r->seeded, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
 	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes, r->unchained,
 	        r->stopped_from_ms ? (double)((r->stopped_until_ms ? r->stopped_until_ms : udr__now_ms()) - r->stopped_from_ms) / 1000.0 : 0.0,
 	        r->unchained_stopped, r->premark_passed_over,
@@ -1703,6 +1704,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 {
 	udr__gc_collect_opts def = UDR__GC_COLLECT_OPTS_INIT;
 	run r;
+	udr__gc_mark seed; /* the unlocked mark, for the locked one's delta headers */
 	int64_t started = udr__now_ms(), t0;
 	int rc;
 	bool pre = false; /* unchaining was decided (and done) before the lock */
@@ -1715,6 +1717,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if (o->grace_ms < 0 || o->threshold_pct > 100 || o->max_unused_pct > 100)
 		return udr__error_set(UDR_EINVAL, "gc: grace must be >= 0, threshold and max-unused 0..100");
 	memset(&r, 0, sizeof(r));
+	memset(&seed, 0, sizeof(seed));
 	r.s = s;
 	r.c = c;
 	r.o = o;
@@ -1755,9 +1758,16 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		r.premark_passed_over = r.m.passed_over;
 		if (rc == 0)
 			rc = unchain_step(&r, false, false);
-		udr__gc_mark_free(&r.m);
-		memset(&r.m, 0, sizeof(r.m));
 		pre = rc == 0;
+		if (pre && !o->no_seed && r.m.dref) {
+			/* its resolved delta headers serve the locked mark (a
+			 * delta copy in a pack both list has the same bytes) */
+			seed = r.m;
+			udr__gc_mark_seed_trim(&seed);
+		} else {
+			udr__gc_mark_free(&r.m);
+		}
+		memset(&r.m, 0, sizeof(r.m));
 		if (rc < 0) {
 			udr_error_clear();
 			r.unchained = r.unchain_bytes = 0;
@@ -1788,9 +1798,12 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if ((rc = udr_catalog_head(&r.st.mark, c)) < 0)
 		goto done;
 	t0 = udr__now_ms();
-	rc = udr__gc_mark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
-	                      o->expired_payload);
+	rc = udr__gc_mark_run_seeded(&r.m, pre && seed.dref ? &seed : NULL, s, c, o->now_ms ? o->now_ms : udr__now_ms(),
+	                             o->grace_ms, o->expired, o->expired_payload);
 	r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+	r.seeded = r.m.seeded;
+	udr__gc_mark_free(&seed);
+	memset(&seed, 0, sizeof(seed));
 	if (rc < 0)
 		goto done;
 	if (!pre && (rc = unchain_step(&r, o->dry_run, true)) < 0)
@@ -1889,6 +1902,7 @@ done:
 		free(*report_json);
 		*report_json = NULL;
 	}
+	udr__gc_mark_free(&seed);
 	udr__gc_mark_free(&r.m);
 	free(r.dead_loose);
 	udr__bcache_free(r.cache);

@@ -247,6 +247,58 @@ static void test_gc__delta_bases_only_through_live_deltas(void **state)
 	free(dy);
 }
 
+/* The locked mark seeded with the unlocked mark's resolved delta headers
+ * reaches exactly what a mark reading every header reaches: the same copy
+ * table, flags and counts, also with a version committed between the two
+ * marks (a pack the seed never listed) and after all data packs were
+ * merged into one (no pack in common: nothing seeded, all read). */
+static void test_gc__seeded_mark_equals_a_full_mark(void **state)
+{
+	fx *f = *state;
+	udr__gc_mark pm, ms, mp;
+	udr_hash h[8];
+	unsigned char *d = rnd(2000000, 11);
+	for (int v = 0; v < 8; v++) {
+		for (size_t i = (size_t)v * 977; i < 2000000; i += 60000)
+			d[i] ^= (unsigned char)(0x11 * (v + 1)); /* every piece changes: deltas */
+		put_ext(&h[v], f, d, 2000000, v ? &h[v - 1] : NULL);
+		if (v < 6)
+			commit(f, "t", &h[v]);
+	}
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(udr__gc_premark_run(&pm, f->s, f->c, far_future(), 0, expire_v1, NULL), 0);
+		assert_non_null(pm.dref);
+		udr__gc_mark_seed_trim(&pm);
+		/* a commit between the marks: its pack is new to the seed */
+		commit(f, "t", &h[6 + round]);
+		if (round == 1) /* every data pack merged: none in common */
+			assert_true(udr__pack_repack_all(f->s, 0) >= 0);
+		assert_int_equal(udr__gc_mark_run_seeded(&ms, &pm, f->s, f->c, far_future(), 0, expire_v1, NULL), 0);
+		udr__gc_mark_free(&pm);
+		assert_int_equal(udr__gc_mark_run(&mp, f->s, f->c, far_future(), 0, expire_v1, NULL), 0);
+		print_message("round %d: %llu delta copies seeded, %zu copies\n", round, (unsigned long long)ms.seeded,
+		              ms.n);
+		if (round == 0)
+			assert_true(ms.seeded > 0);
+		assert_int_equal(mp.seeded, 0);
+		assert_int_equal(ms.n, mp.n);
+		for (size_t i = 0; i < ms.n; i++) {
+			assert_int_equal(ms.v[i].id, mp.v[i].id);
+			assert_int_equal(ms.v[i].flags, mp.v[i].flags);
+		}
+		assert_int_equal(ms.live, mp.live);
+		assert_int_equal(ms.base_only, mp.base_only);
+		assert_int_equal(ms.objects, mp.objects);
+		for (size_t p = 0; p < ms.npacks; p++) {
+			assert_int_equal(ms.packs[p].live_bytes, mp.packs[p].live_bytes);
+			assert_int_equal(ms.packs[p].dead_bytes, mp.packs[p].dead_bytes);
+		}
+		udr__gc_mark_free(&ms);
+		udr__gc_mark_free(&mp);
+	}
+	free(d);
+}
+
 /* the same content put twice lands in two packs: one copy is kept */
 static void test_gc__duplicates_across_packs_keep_one(void **state)
 {
@@ -598,6 +650,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc__uncommitted_young_then_dead_committed_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__committed_walk_only_with_young_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__delta_bases_only_through_live_deltas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__seeded_mark_equals_a_full_mark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__duplicates_across_packs_keep_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__missing_live_object_is_corrupt_nothing_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__plan_threshold, setup, teardown),
