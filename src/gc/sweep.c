@@ -32,6 +32,10 @@
 
 enum { A_KEEP = 0, A_DROP = 1, A_REWRITE = 2 };
 
+/* The phases of a run, in order (report "phases", seconds each). */
+enum { PH_PREMARK, PH_UNCHAIN, PH_WAIT, PH_MARK, PH_PLAN, PH_REWRITE, PH_GUARD, PH_DELETE, PH_N };
+static const char *const ph_name[PH_N] = {"premark", "unchain", "wait", "mark", "plan", "rewrite", "guard", "delete"};
+
 typedef struct run {
 	udr_store *s;
 	udr_catalog *c;
@@ -57,6 +61,9 @@ typedef struct run {
 	uint64_t unchained_stopped;
 	uint64_t premark_passed_over; /* objects the unlocked mark did not find (commits made meanwhile) */
 	uint64_t seeded;              /* delta copies the locked mark took from the unlocked one's reads */
+	/* where the run's time went (report "phases"): the clock at the end of
+	 * each phase, 0 when it did not run */
+	int64_t ph[PH_N];
 	struct udr__bcache *cache; /* decoded pieces of unchaining's chains */
 } run;
 
@@ -1327,7 +1334,18 @@ static int report(char **out, run *r, int64_t started, bool dry)
 {
 	udr__gc_mark *m = &r->m;
 	udr__buf b = {0};
-	char when[40];
+	char when[40], phases[400];
+	size_t pl = 0;
+	int64_t prev = started;
+	/* each phase's seconds: from the end of the last phase that ran */
+	pl += (size_t)snprintf(phases + pl, sizeof(phases) - pl, "{");
+	for (int k = 0; k < PH_N; k++) {
+		double sec = r->ph[k] ? (double)(r->ph[k] - prev) / 1000.0 : 0.0;
+		if (r->ph[k])
+			prev = r->ph[k];
+		pl += (size_t)snprintf(phases + pl, sizeof(phases) - pl, "%s\"%s\":%.3f", k ? "," : "", ph_name[k], sec);
+	}
+	snprintf(phases + pl, sizeof(phases) - pl, "}");
 	uint64_t dead_copies = 0, after;
 	int rc;
 	for (size_t i = 0; i < m->n; i++)
@@ -1382,14 +1400,15 @@ static int report(char **out, run *r, int64_t started, bool dry)
 	        "\"written\":{\"packs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"unchained\":%" PRIu64 "},"
 	        "\"writers_stopped\":{\"seconds\":%.3f,\"unchained\":%" PRIu64 ",\"premark_passed_over\":%" PRIu64 "},"
 	        "\"store\":{\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64 ",\"unused_after_pct\":%.2f},"
-	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"warnings\":[]}",
+	        "\"temp\":{\"files\":%" PRIu64 "},\"gc_seq\":%" PRIu64 ",\"phases\":%s,\"warnings\":[]}",
 	        dry ? "true" : "false", r->st.epoch, r->resumed ? "true" : "false", when, (double)(udr__now_ms() - started) / 1000.0, m->objects,
 	        m->live, m->young, m->fresh, m->base_only, m->versions, m->expired_versions, m->n, m->peak_bytes,
 	        r->mark_seconds, r->seeded, r->dead_objects, dead_copies, r->removed_pieces, r->removed_manifests,
 	        r->ndead_loose, r->dropped, r->rewritten, r->removed_bytes, r->written_packs, r->written_bytes, r->unchained,
 	        r->stopped_from_ms ? (double)((r->stopped_until_ms ? r->stopped_until_ms : udr__now_ms()) - r->stopped_from_ms) / 1000.0 : 0.0,
 	        r->unchained_stopped, r->premark_passed_over,
-	        r->bytes_before, after, after ? 100.0 * (double)r->unused_after / (double)after : 0.0, r->temp_files, r->gc_seq);
+	        r->bytes_before, after, after ? 100.0 * (double)r->unused_after / (double)after : 0.0, r->temp_files, r->gc_seq,
+	        phases);
 	if (rc < 0) {
 		udr__buf_free(&b);
 		return rc;
@@ -1754,10 +1773,12 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		rc = udr__gc_premark_run(&r.m, s, c, o->now_ms ? o->now_ms : udr__now_ms(), o->grace_ms, o->expired,
 		                         o->expired_payload);
 		r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+		r.ph[PH_PREMARK] = udr__now_ms();
 		udr__test_pause("gc-premark"); /* tests: writers put between the unlocked mark and its unchaining */
 		r.premark_passed_over = r.m.passed_over;
 		if (rc == 0)
 			rc = unchain_step(&r, false, false);
+		r.ph[PH_UNCHAIN] = udr__now_ms();
 		pre = rc == 0;
 		if (pre && !o->no_seed && r.m.dref) {
 			/* its resolved delta headers serve the locked mark (a
@@ -1788,7 +1809,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	 * marking again from scratch finds what it left (GC.md 5.2, "Built") */
 	if ((rc = udr__gc_exclusive_begin(r.act, r.s, true)) < 0)
 		goto done;
-	r.stopped_from_ms = udr__now_ms();
+	r.stopped_from_ms = r.ph[PH_WAIT] = udr__now_ms();
 	if (s->packs && (rc = udr__packs_lock(&r.packsfd, s, true)) < 0)
 		goto done;
 	if (!o->dry_run && ((rc = finish_deleting(&r)) < 0 || (rc = abandon_leftovers(&r)) < 0))
@@ -1810,6 +1831,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		goto done;
 	if (!pre && !o->dry_run)
 		r.unchained_stopped = r.unchained;
+	r.ph[PH_MARK] = udr__now_ms();
 	progress(&r, "mark", r.m.objects, r.m.objects);
 	if ((rc = plan(&r)) < 0)
 		goto done;
@@ -1833,10 +1855,11 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if ((rc = fresh_trim(&r, o->now_ms ? o->now_ms : udr__now_ms())) < 0)
 		goto done;
 	udr__gc_exclusive_end(r.act);
-	r.stopped_until_ms = udr__now_ms();
+	r.stopped_until_ms = r.ph[PH_PLAN] = udr__now_ms();
 	udr__test_pause("gc-doomed"); /* tests: writers run while the run goes on */
 	if ((rc = rewrite(&r)) < 0)
 		goto done;
+	r.ph[PH_REWRITE] = udr__now_ms();
 	if ((rc = state_save(&r, UDR__GC_REWRITTEN)) < 0)
 		goto done;
 	progress(&r, "verify", 0, r.m.live);
@@ -1856,6 +1879,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		}
 		goto done;
 	}
+	r.ph[PH_GUARD] = udr__now_ms();
 	if (o->record && (rc = o->record(&r.gc_seq, c, r.st.epoch, r.st.mark, o->record_through, o->record_payload)) < 0)
 		goto done;
 	if (r.gc_seq > r.st.gc_seq) /* the newest gc record any run linked: fsck --reset-head's floor */
@@ -1864,6 +1888,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		goto done;
 	if ((rc = delete_all(&r)) < 0)
 		goto done;
+	r.ph[PH_DELETE] = udr__now_ms();
 	{
 		/* written bytes: what the packs grew by net of what left them */
 		uint64_t after = packs_bytes(s), removed_pack_bytes = 0;
