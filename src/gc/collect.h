@@ -59,6 +59,10 @@ typedef struct udr__gc_collect_opts {
  * further runs until fsck resets it.
  */
 int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr__gc_collect_opts *o);
+/* Test hooks: the size of unchaining's decode cache (0: computed), and its
+ * candidates decoded in the mark's (hash) order instead of as written. */
+extern size_t udr__gc_unchain_cache_test;
+extern bool udr__gc_unchain_hash_order;
 
 /*
  * Packs of a run that is deleting (STATE deleting, after its guard passed)

@@ -18,7 +18,6 @@
  * does not decode again.  A content that fails is left to that walk, which
  * checks and reports it as before.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -286,19 +285,7 @@ size_t udr__fsck_cache_min = UDR__BCACHE_MAX;
  * eighth of the memory, at least udr__fsck_cache_min. */
 static size_t cache_size(uint64_t largest)
 {
-	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-	uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : (uint64_t)1 << 32, lim;
-	/* a container's limit, when lower (cgroup v2, then v1) */
-	const char *files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		FILE *f = fopen(files[i], "r");
-		unsigned long long v;
-		if (!f)
-			continue;
-		if (fscanf(f, "%llu", &v) == 1 && (lim = (uint64_t)v) > 0 && lim < mem)
-			mem = lim;
-		fclose(f);
-	}
+	uint64_t mem = udr__mem_limit();
 	uint64_t want = largest * 5 / 2, cap = mem / 8;
 	if (want > cap)
 		want = cap;

@@ -376,6 +376,24 @@ int64_t udr__now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+uint64_t udr__mem_limit(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : (uint64_t)4 << 30;
+	const char *files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE *f = fopen(files[i], "r");
+		unsigned long long v;
+		if (!f)
+			continue;
+		/* "max" (no limit) does not parse */
+		if (fscanf(f, "%llu", &v) == 1 && v > 0 && (uint64_t)v < mem)
+			mem = (uint64_t)v;
+		fclose(f);
+	}
+	return mem;
+}
+
 void udr__format_time(char *out, size_t outsz, int64_t ms)
 {
 	/* floor division with no overflow ((ms - 999) / 1000 overflowed near

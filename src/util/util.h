@@ -144,6 +144,10 @@ int udr__config_write(const char *tmpdir, const char *path, const char *json, en
 /* ---- misc -------------------------------------------------------------- */
 
 int64_t udr__now_ms(void);
+/* The memory this process may use: the machine's, or its cgroup's limit
+ * when lower (v2, then v1); 4 GiB when neither can be read.  For sizing
+ * caches of a run (fsck's contents, gc's unchaining). */
+uint64_t udr__mem_limit(void);
 /* ISO-8601 UTC with milliseconds: 2026-11-28T20:18:03.123Z (out >= 32). */
 void udr__format_time(char *out, size_t outsz, int64_t ms);
 /* Parse RFC 3339 (zone Z, +hh:mm or -hh:mm; none: UTC; seconds and
