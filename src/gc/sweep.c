@@ -1762,6 +1762,37 @@ out:
 	return rc;
 }
 
+#ifdef UDR_FAULT_INJECTION
+/* A full mark of the same store and clock as seeded mark ms: UDR_ECORRUPT
+ * naming the first copy whose flags differ (tests: UDR_GC_SEED_CHECK). */
+static int seed_check(const udr__gc_mark *ms, udr_store *s, udr_catalog *c, int64_t now, const udr__gc_collect_opts *o)
+{
+	udr__gc_mark mp;
+	int rc = udr__gc_mark_run(&mp, s, c, now, o->grace_ms, o->expired, o->expired_payload);
+	if (rc < 0)
+		return rc;
+	if (mp.n != ms->n || mp.npacks != ms->npacks || mp.live != ms->live || mp.base_only != ms->base_only)
+		rc = udr__error_set(UDR_ECORRUPT, "gc: seeded mark differs from a full mark (%zu/%zu copies, %llu/%llu live)",
+		                    ms->n, mp.n, (unsigned long long)ms->live, (unsigned long long)mp.live);
+	for (size_t i = 0; rc == 0 && i < mp.n; i++) {
+		if (mp.v[i].id != ms->v[i].id || mp.v[i].flags != ms->v[i].flags) {
+			char hex[UDR_HASH_HEXSIZE + 1];
+			udr_hash h;
+			udr__gc_copy_hash(&h, &mp, mp.v[i].id);
+			udr_hash_tohex(hex, &h);
+			rc = udr__error_set(UDR_ECORRUPT, "gc: seeded mark differs from a full mark at copy %zu of %s: "
+			                    "flags %u, full %u", i, hex, ms->v[i].flags, mp.v[i].flags);
+		}
+	}
+	for (size_t p = 0; rc == 0 && p < mp.npacks; p++)
+		if (mp.packs[p].live_bytes != ms->packs[p].live_bytes || mp.packs[p].dead_bytes != ms->packs[p].dead_bytes)
+			rc = udr__error_set(UDR_ECORRUPT, "gc: seeded mark differs from a full mark in pack %s's bytes",
+			                    mp.packs[p].p->hex);
+	udr__gc_mark_free(&mp);
+	return rc;
+}
+#endif
+
 int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr__gc_collect_opts *o)
 {
 	udr__gc_collect_opts def = UDR__GC_COLLECT_OPTS_INIT;
@@ -1840,6 +1871,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 		UDR_IO->close(pfd);
 		if (rc < 0)
 			goto done;
+		udr__test_pause("gc-seeded"); /* tests: writers commit and repack between the two marks */
 		/* the expiry seen by that mark may be older than the locked one's
 		 * head (an unexpire between them): asked again from scratch */
 		if (o->expired) {
@@ -1862,10 +1894,20 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
 	if ((rc = udr_catalog_head(&r.st.mark, c)) < 0)
 		goto done;
 	t0 = udr__now_ms();
-	rc = udr__gc_mark_run_seeded(&r.m, pre && seed.dref ? &seed : NULL, s, c, o->now_ms ? o->now_ms : udr__now_ms(),
-	                             o->grace_ms, o->expired, o->expired_payload);
-	r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
-	r.seeded = r.m.seeded;
+	{
+		int64_t now = o->now_ms ? o->now_ms : udr__now_ms();
+		rc = udr__gc_mark_run_seeded(&r.m, pre && seed.dref ? &seed : NULL, s, c, now, o->grace_ms, o->expired,
+		                             o->expired_payload);
+		r.mark_seconds += (double)(udr__now_ms() - t0) / 1000.0;
+		r.seeded = r.m.seeded;
+#ifdef UDR_FAULT_INJECTION
+		/* tests: UDR_GC_SEED_CHECK=1 marks again without the seed, under
+		 * the same locks and clock, and fails the run (nothing removed)
+		 * unless both marks agree copy by copy */
+		if (rc == 0 && pre && seed.dref && getenv("UDR_GC_SEED_CHECK") && strcmp(getenv("UDR_GC_SEED_CHECK"), "1") == 0)
+			rc = seed_check(&r.m, s, c, now, o);
+#endif
+	}
 	udr__gc_mark_free(&seed);
 	memset(&seed, 0, sizeof(seed));
 	if (rc < 0)
