@@ -1301,6 +1301,20 @@ static int choose_kept(udr__gc_mark *m)
 
 /* ---- the run ----------------------------------------------------------------------------- */
 
+/* The walk's own memory: read window, keys, stack. */
+static void free_walk(udr__gc_mark *m)
+{
+	udr__readwin_free(m->win);
+	free(m->win);
+	m->win = NULL;
+	free(m->xkeys);
+	m->xkeys = NULL;
+	m->capxkeys = 0;
+	free(m->stack);
+	m->stack = NULL;
+	m->nstack = m->capstack = 0;
+}
+
 static void mark_reset(udr__gc_mark *m)
 {
 	if (m->packs && m->s && m->s->packs)
@@ -1311,13 +1325,7 @@ static void mark_reset(udr__gc_mark *m)
 	free(m->loose);
 	free(m->v);
 	free(m->fan);
-	udr__readwin_free(m->win);
-	free(m->win);
-	m->win = NULL;
-	free(m->xkeys);
-	m->xkeys = NULL;
-	m->capxkeys = 0;
-	free(m->stack);
+	free_walk(m);
 	free(m->seedpack);
 	m->seedpack = NULL;
 	m->seeded = 0;
@@ -1416,15 +1424,7 @@ void udr__gc_mark_seed_trim(udr__gc_mark *m)
 	}
 	free(m->v);
 	m->v = NULL;
-	udr__readwin_free(m->win);
-	free(m->win);
-	m->win = NULL;
-	free(m->xkeys);
-	m->xkeys = NULL;
-	m->capxkeys = 0;
-	free(m->stack);
-	m->stack = NULL;
-	m->nstack = m->capstack = 0;
+	free_walk(m);
 	free(m->fan);
 	m->fan = NULL;
 	free(m->seedpack);
