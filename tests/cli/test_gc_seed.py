@@ -11,6 +11,8 @@ import time
 import pytest
 
 from conftest import FAULT_INJECTION, UDR_BIN, base_env
+from test_gc_unchain_review import read_version
+from test_review_r7 import table_versions
 
 needs_faults = pytest.mark.skipif(not FAULT_INJECTION, reason="UDR_PAUSE and UDR_GC_SEED_CHECK need a test build")
 
@@ -20,32 +22,10 @@ def init(udr, depth):
     udr.ok("init", "--chunk-min", "2K", "--chunk-avg", "4K", "--chunk-max", "16K", "--delta-depth", str(depth))
 
 
-def versions(rng, n, rows=3000):
-    """n versions of an edited table: 1% of rows rewritten, 1% appended."""
-    val = [rng.randrange(10 ** 8) for _ in range(rows)]
-    out = []
-    for v in range(n):
-        if v:
-            for _ in range(rows // 100):
-                val[rng.randrange(rows)] = rng.randrange(10 ** 8)
-            val.extend(rng.randrange(10 ** 8) for _ in range(rows // 100))
-        out.append("".join("%06d,%08d\n" % (i, x) for i, x in enumerate(val)).encode())
-    return out
-
-
 def commit(udr, tmp_path, table, data):
     f = tmp_path / "in"
     f.write_bytes(data)
     udr.ok("commit", table, "--next", "--file", f)
-
-
-def read_version(udr, tmp_path, table, v):
-    got = b""
-    for h in json.loads(udr.ok("show", table, str(v)).out)["chunks"]:
-        f = tmp_path / "got"
-        udr.ok("get", h, "-o", f)
-        got += f.read_bytes()
-    return got
 
 
 def pack_names(udr):
@@ -90,7 +70,7 @@ def test_seeded_mark_equals_a_full_mark_with_writers_between_the_marks(udr, tmp_
     seed, and every kept version reads back; fsck is clean."""
     rng = random.Random(seed)
     init(udr, rng.choice([3, 8, 50]))
-    tables = {t: versions(random.Random(seed * 10 + k), 14) for k, t in enumerate("abc")}
+    tables = {t: table_versions(14, seed=seed * 10 + k) for k, t in enumerate("abc")}
     made = {t: 0 for t in tables}
 
     def write_some(n):
