@@ -63,6 +63,7 @@ int udr__gc_collect(char **report_json, udr_store *s, udr_catalog *c, const udr_
  * candidates decoded in the mark's (hash) order instead of as written. */
 extern size_t udr__gc_unchain_cache_test;
 extern bool udr__gc_unchain_hash_order;
+extern bool udr__gc_mark_per_root; /* tests: the mark drains after each version root */
 
 /*
  * Packs of a run that is deleting (STATE deleting, after its guard passed)
@@ -110,7 +111,7 @@ int udr__gc_plan_check(const udr_store *s, const char *name, uint64_t epoch, uin
 /* Flags of a copy in the copy table.  Object flags live on the first copy
  * of the object's run; copy flags on each copy. */
 #define UDR__GC_LIVE 1u      /* object: reached from a root as LIVE */
-#define UDR__GC_BASE 2u      /* object: reached (also) as a delta base */
+#define UDR__GC_BASE 2u      /* object: reached as a delta base (with LIVE: whichever came first) */
 #define UDR__GC_COMM 4u      /* object: named by some version, expired or not */
 #define UDR__GC_YOUNG 8u     /* copy: its file is younger than the grace */
 #define UDR__GC_KEPT 16u     /* copy: the one copy a live object keeps */
@@ -188,6 +189,9 @@ typedef struct udr__gc_mark {
 	 * version names; with no young copy, as with --grace 0s, the walk of
 	 * every version, expired ones included, is skipped) */
 	bool comm_walk;
+	/* version_roots pushes every kept version's contents and drains once
+	 * at the end (mark_once) */
+	bool defer;
 	/* the unlocked mark of the same run, kept for the locked one
 	 * (udr__gc_mark_run_seeded): a delta copy in a pack both listed has
 	 * the same bytes (packs are named by them), so its bases come from

@@ -412,8 +412,10 @@ static int win_fill(udr__readwin *w, int fd, const udr__loc *l, size_t need)
 	w->len = 0;
 	if (w->hint_pack == l->pack && w->hint_end > l->offset + need)
 		want = w->hint_end - l->offset > cap ? cap : (size_t)(w->hint_end - l->offset);
-	if (want <= need || (!w->buf && !(w->buf = malloc(cap))))
+	if (want <= need || (!w->buf && !(w->buf = malloc(cap)))) {
+		w->alone++;
 		return -1;
+	}
 	while (got < want) {
 		ssize_t n = UDR_IO->pread(fd, w->buf + got, want - got, (off_t)(l->offset + got));
 		if (n < 0 && errno == EINTR)

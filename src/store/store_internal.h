@@ -139,7 +139,7 @@ typedef struct udr__readwin {
 	unsigned char *buf;        /* cap bytes once used */
 	const struct udr__pack *hint_pack; /* the caller's hint: it reads entries */
 	uint64_t hint_end;                 /* of hint_pack up to this offset next */
-	uint64_t hits, fills; /* entries served from a window, windows read */
+	uint64_t hits, fills, alone; /* entries served from a window, windows read, entries read alone */
 } udr__readwin;
 #define UDR__READWIN_SIZE ((size_t)256 << 10)
 int udr__loc_read_win(unsigned char **out, size_t *out_len, udr_store *s, const udr__loc *l, const udr_hash *h,

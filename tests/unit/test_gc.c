@@ -363,6 +363,51 @@ static int expire_half(int *out, const char *table, uint64_t version, void *payl
 	return 0;
 }
 
+/* The mark pushes every kept version's contents before it drains (one
+ * generation for all versions, read in pack order); drained after each
+ * version, as before, it reaches exactly the same copies, with more reads
+ * (each version's pieces lie in the regions of the older versions it
+ * shares them with).  History of 60 versions, the first half expired. */
+static void test_gc__mark_drains_all_versions_at_once(void **state)
+{
+	fx *f = *state;
+	char *dir = th_fmt("%s/h", f->dir);
+	udr_db *db = history_db(dir);
+	udr__gc_mark m[2];
+	uint64_t reads[2];
+	for (int k = 0; k < 2; k++) {
+		udr__gc_mark_per_root = k == 1;
+		assert_int_equal(udr__gc_mark_run(&m[k], udr_db_store(db), udr_db_catalog(db), far_future(), 0, expire_half,
+		                                  NULL),
+		                 0);
+		udr__gc_mark_per_root = false;
+		assert_non_null(m[k].win);
+		reads[k] = m[k].win->fills + m[k].win->alone;
+	}
+	print_message("mark: %llu reads draining once, %llu draining per version (%zu copies, %llu live)\n",
+	              (unsigned long long)reads[0], (unsigned long long)reads[1], m[0].n, (unsigned long long)m[0].live);
+	assert_true(m[0].versions == UVERSIONS / 2 && m[0].expired_versions == UVERSIONS / 2);
+	assert_true(m[0].base_only > 0); /* the expired half's chains reach below the kept versions */
+	assert_int_equal(m[0].n, m[1].n);
+	for (size_t i = 0; i < m[0].n; i++) {
+		/* BASE on a LIVE object only says which way the walk came first */
+		uint32_t a = m[0].v[i].flags, b = m[1].v[i].flags;
+		assert_int_equal(m[0].v[i].id, m[1].v[i].id);
+		assert_int_equal(a & UDR__GC_LIVE ? a & ~UDR__GC_BASE : a, b & UDR__GC_LIVE ? b & ~UDR__GC_BASE : b);
+	}
+	assert_int_equal(m[0].live, m[1].live);
+	assert_int_equal(m[0].base_only, m[1].base_only);
+	for (size_t p = 0; p < m[0].npacks; p++) {
+		assert_int_equal(m[0].packs[p].live_bytes, m[1].packs[p].live_bytes);
+		assert_int_equal(m[0].packs[p].dead_bytes, m[1].packs[p].dead_bytes);
+	}
+	assert_true(reads[0] < reads[1]);
+	udr__gc_mark_free(&m[0]);
+	udr__gc_mark_free(&m[1]);
+	udr_db_close(db);
+	free(dir);
+}
+
 /* Unchaining decodes its candidates in the order they were written (their
  * contents' order), so each one's chains share bases with the next one's
  * through the cache; in the mark's (hash) order fewer are shared (on
@@ -771,6 +816,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc__committed_walk_only_with_young_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__delta_bases_only_through_live_deltas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__seeded_mark_equals_a_full_mark, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc__mark_drains_all_versions_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__unchaining_decodes_in_written_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__duplicates_across_packs_keep_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc__missing_live_object_is_corrupt_nothing_removed, setup, teardown),
